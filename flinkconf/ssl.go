@@ -1,0 +1,107 @@
+// Package flinkconf generates, merges and lints Flink configuration for
+// internal and REST TLS.
+//
+// Everything here follows the facts in PRODUCT.md: Flink's default cipher
+// suites accept RSA keys only and current JDKs disable TLS_RSA_*, so the
+// protocol and the cipher suites are always written, matched to the key type.
+package flinkconf
+
+import (
+	"crypto/x509"
+	"fmt"
+	"strings"
+)
+
+// Protocol is the TLS protocol Flink is told to use. TLSv1.2 is what every
+// Flink version (1.x and 2.x) and every JDK 11+ supports on all internal
+// paths (Netty, the blob server and Pekko/Akka).
+const Protocol = "TLSv1.2"
+
+// Algorithms returns the value for security.ssl.algorithms that matches a
+// key algorithm: forward-secret AEAD suites only, never TLS_RSA_*.
+func Algorithms(alg x509.PublicKeyAlgorithm) (string, error) {
+	switch alg {
+	case x509.ECDSA:
+		return "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", nil
+	case x509.RSA:
+		return "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", nil
+	default:
+		return "", fmt.Errorf("no Flink cipher suites for key algorithm %v: use an ECDSA or RSA key", alg)
+	}
+}
+
+// KV is one Flink configuration key and its value. Order matters for
+// readable, deterministic output, so configuration is passed as []KV.
+type KV struct {
+	Key   string
+	Value string
+}
+
+// StoreType returns Flink's name of a store format ("PKCS12" or "JKS").
+func StoreType(format string) (string, error) {
+	switch strings.ToLower(format) {
+	case "pkcs12", "p12":
+		return "PKCS12", nil
+	case "jks":
+		return "JKS", nil
+	}
+	return "", fmt.Errorf("unknown store format %q: use jks or pkcs12", format)
+}
+
+// InternalSSL describes one process's internal TLS material on disk.
+type InternalSSL struct {
+	Keystore           string // absolute path
+	KeystorePassword   string
+	KeyPassword        string
+	KeystoreType       string // "PKCS12" or "JKS"
+	Truststore         string // absolute path
+	TruststorePassword string
+	TruststoreType     string
+	KeyAlgorithm       x509.PublicKeyAlgorithm
+	// LegacyStoreTypes omits the *-type keys, which Flink < 1.20 does not know.
+	LegacyStoreTypes bool
+}
+
+// Keys returns the security.ssl.* keys for the internal connectivity, in a
+// fixed order.
+func (s InternalSSL) Keys() ([]KV, error) {
+	algs, err := Algorithms(s.KeyAlgorithm)
+	if err != nil {
+		return nil, err
+	}
+	kvs := []KV{
+		{"security.ssl.internal.enabled", "true"},
+		{"security.ssl.internal.keystore", s.Keystore},
+		{"security.ssl.internal.keystore-password", s.KeystorePassword},
+		{"security.ssl.internal.key-password", s.KeyPassword},
+	}
+	if !s.LegacyStoreTypes {
+		kvs = append(kvs, KV{"security.ssl.internal.keystore-type", s.KeystoreType})
+	}
+	kvs = append(kvs,
+		KV{"security.ssl.internal.truststore", s.Truststore},
+		KV{"security.ssl.internal.truststore-password", s.TruststorePassword},
+	)
+	if !s.LegacyStoreTypes {
+		kvs = append(kvs, KV{"security.ssl.internal.truststore-type", s.TruststoreType})
+	}
+	kvs = append(kvs,
+		KV{"security.ssl.protocol", Protocol},
+		KV{"security.ssl.algorithms", algs},
+	)
+	return kvs, nil
+}
+
+// RenderFlat renders keys as flat "key: value" lines, the format of
+// flink-ssl.yaml and of a legacy flink-conf.yaml. Values are written plain:
+// the generated ones (paths, ASCII passwords, suite names) never need quoting.
+func RenderFlat(kvs []KV) []byte {
+	var b strings.Builder
+	for _, kv := range kvs {
+		b.WriteString(kv.Key)
+		b.WriteString(": ")
+		b.WriteString(kv.Value)
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
