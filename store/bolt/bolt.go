@@ -1,0 +1,190 @@
+// Package bolt is the embedded default store backend, on bbolt.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// Backend implements store.Backend on one bbolt file.
+type Backend struct {
+	db *bbolt.DB
+}
+
+// Options tunes the backend. Zero values pick defaults.
+type Options struct {
+	// ReadOnly opens the file without write access (offline inspection).
+	ReadOnly bool
+	// Timeout bounds the wait for the file lock held by another process.
+	Timeout time.Duration
+	// MaxBatchDelay and MaxBatchSize tune group commit.
+	MaxBatchDelay time.Duration
+	MaxBatchSize  int
+}
+
+// Open opens or creates the database file at path.
+func Open(path string, o Options) (*Backend, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if !o.ReadOnly {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			// Create the buckets only in a new file, so opening an existing
+			// store never writes before the caller has checked it.
+			db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.Timeout})
+			if err != nil {
+				return nil, openErr(path, err)
+			}
+			err = db.Update(func(tx *bbolt.Tx) error {
+				for _, b := range store.Buckets {
+					if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return nil, openErr(path, err)
+			}
+		}
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
+	if err != nil {
+		return nil, openErr(path, err)
+	}
+	if err := db.View(func(tx *bbolt.Tx) error {
+		for _, b := range store.Buckets {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%w: %s has no bucket %q: not a flinkpki store", store.ErrSchema, path, b)
+			}
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if o.MaxBatchDelay > 0 {
+		db.MaxBatchDelay = o.MaxBatchDelay
+	}
+	if o.MaxBatchSize > 0 {
+		db.MaxBatchSize = o.MaxBatchSize
+	}
+	return &Backend{db: db}, nil
+}
+
+func openErr(path string, err error) error {
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return fmt.Errorf("open store %s: the file is locked by another flinkpki process: stop it first", path)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch):
+		return fmt.Errorf("%w: open store %s: %v: restore it from a backup (flinkpki admin restore)", store.ErrCorrupt, path, err)
+	}
+	return fmt.Errorf("open store %s: %w", path, err)
+}
+
+// Path returns the database file's path.
+func (b *Backend) Path() string { return b.db.Path() }
+
+// View implements store.Backend.
+func (b *Backend) View(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.db.View(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+// Update implements store.Backend.
+func (b *Backend) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.db.Update(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+// Batch implements store.Backend with bbolt's group commit.
+func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.db.Batch(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+}
+
+// Backup implements store.Backend with a consistent online snapshot.
+func (b *Backend) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	var n int64
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// Close implements store.Backend.
+func (b *Backend) Close() error { return b.db.Close() }
+
+type boltTx struct{ tx *bbolt.Tx }
+
+func (t boltTx) bucket(name []byte) (*bbolt.Bucket, error) {
+	bk := t.tx.Bucket(name)
+	if bk == nil {
+		return nil, fmt.Errorf("%w: missing bucket %q", store.ErrCorrupt, name)
+	}
+	return bk, nil
+}
+
+func (t boltTx) Get(bucket, key []byte) []byte {
+	bk := t.tx.Bucket(bucket)
+	if bk == nil {
+		return nil
+	}
+	return bk.Get(key)
+}
+
+func (t boltTx) Put(bucket, key, value []byte) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return bk.Put(key, value)
+}
+
+func (t boltTx) Delete(bucket, key []byte) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return bk.Delete(key)
+}
+
+func (t boltTx) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	c := bk.Cursor()
+	seek := prefix
+	if start != nil && bytes.Compare(start, prefix) > 0 {
+		seek = start
+	}
+	for k, v := c.Seek(seek); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		more, err := fn(k, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}

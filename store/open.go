@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// SchemaVersion is the version of the record layout this code writes.
+const SchemaVersion = 1
+
+var (
+	bMeta        = []byte("meta")
+	bClusters    = []byte("clusters")
+	bCAs         = []byte("cas")
+	bHolders     = []byte("holders")
+	bTokens      = []byte("tokens")
+	bAdminTokens = []byte("admin_tokens")
+	bAudit       = []byte("audit")
+
+	// Buckets lists every bucket; backends create them on first open.
+	Buckets = [][]byte{bMeta, bClusters, bCAs, bHolders, bTokens, bAdminTokens, bAudit}
+
+	kSchema    = []byte("schema")
+	kKEKCheck  = []byte("kek_check")
+	kAuditHead = []byte("audit_head")
+)
+
+const kekCheckPlaintext = "flinkpki key-encryption key check"
+
+// Store is the typed view of a Backend.
+type Store struct {
+	b    Backend
+	seal *Sealer
+}
+
+// Open checks the schema version and the key-encryption key, and records
+// both on a new store. A wrong key fails with ErrWrongKEK before anything
+// is written.
+func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
+	s := &Store{b: b, seal: seal}
+	var fresh bool
+	err := b.View(ctx, func(tx Tx) error {
+		v := tx.Get(bMeta, kSchema)
+		if v == nil {
+			fresh = true
+			return nil
+		}
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n != SchemaVersion {
+			return fmt.Errorf("%w: store has schema %q, this flinkpki reads %d", ErrSchema, v, SchemaVersion)
+		}
+		if _, err := seal.Open(tx.Get(bMeta, kKEKCheck), "kek-check"); err != nil {
+			return fmt.Errorf("%w: start the server with the key-encryption key this store was created with (--kek-file)", ErrWrongKEK)
+		}
+		return nil
+	})
+	if err != nil || !fresh {
+		return s, err
+	}
+	check, err := seal.Seal([]byte(kekCheckPlaintext), "kek-check")
+	if err != nil {
+		return nil, err
+	}
+	err = b.Update(ctx, func(tx Tx) error {
+		if tx.Get(bMeta, kSchema) != nil {
+			return nil // another replica initialised it first
+		}
+		if err := tx.Put(bMeta, kSchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+			return err
+		}
+		return tx.Put(bMeta, kKEKCheck, check)
+	})
+	return s, err
+}
+
+// Close closes the backend.
+func (s *Store) Close() error { return s.b.Close() }
+
+// Backup writes a consistent snapshot to w.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) { return s.b.Backup(ctx, w) }
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(ctx context.Context, fn func(*Txn) error) error {
+	return s.b.View(ctx, func(tx Tx) error { return fn(&Txn{tx: tx, s: s}) })
+}
+
+// Update runs fn as one logical change: all of it is committed or none.
+func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
+	return s.b.Update(ctx, func(tx Tx) error { return fn(&Txn{tx: tx, s: s}) })
+}
+
+// Batch is Update with group commit, for the issuance hot path. fn may run
+// more than once and must not change state outside the transaction.
+func (s *Store) Batch(ctx context.Context, fn func(*Txn) error) error {
+	return s.b.Batch(ctx, func(tx Tx) error { return fn(&Txn{tx: tx, s: s}) })
+}
+
+// RotateKEK re-encrypts every CA key and the key check under next, in one
+// transaction. The caller must use a Store opened with next afterwards.
+func (s *Store) RotateKEK(ctx context.Context, next *Sealer) (int, error) {
+	n := 0
+	err := s.b.Update(ctx, func(tx Tx) error {
+		n = 0
+		type kv struct{ k, v []byte }
+		var all []kv
+		err := tx.Scan(bCAs, nil, nil, func(k, v []byte) (bool, error) {
+			var ca CA
+			if err := json.Unmarshal(v, &ca); err != nil {
+				return false, fmt.Errorf("%w: CA %s: %v", ErrCorrupt, k, err)
+			}
+			key, err := s.seal.Open(ca.SealedKey, caAAD(ca.Cluster, ca.ID))
+			if err != nil {
+				return false, fmt.Errorf("open CA key %s: %w", k, err)
+			}
+			if ca.SealedKey, err = next.Seal(key, caAAD(ca.Cluster, ca.ID)); err != nil {
+				return false, err
+			}
+			out, err := json.Marshal(&ca)
+			if err != nil {
+				return false, err
+			}
+			all = append(all, kv{append([]byte(nil), k...), out})
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range all {
+			if err := tx.Put(bCAs, e.k, e.v); err != nil {
+				return err
+			}
+			n++
+		}
+		check, err := next.Seal([]byte(kekCheckPlaintext), "kek-check")
+		if err != nil {
+			return err
+		}
+		return tx.Put(bMeta, kKEKCheck, check)
+	})
+	if err == nil {
+		s.seal = next
+	}
+	return n, err
+}
+
+func caAAD(cluster, id string) string { return "ca-key/" + cluster + "/" + id }
+
+// Txn is one transaction with typed accessors.
+type Txn struct {
+	tx Tx
+	s  *Store
+}
+
+func (t *Txn) get(bucket []byte, key string, v any) error {
+	raw := t.tx.Get(bucket, []byte(key))
+	if raw == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: %s/%s: %v", ErrCorrupt, bucket, key, err)
+	}
+	return nil
+}
+
+func (t *Txn) put(bucket []byte, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return t.tx.Put(bucket, []byte(key), raw)
+}
+
+func scanJSON[T any](t *Txn, bucket []byte, prefix, start string, fn func(*T) (bool, error)) error {
+	var st []byte
+	if start != "" {
+		st = []byte(start)
+	}
+	return t.tx.Scan(bucket, []byte(prefix), st, func(k, v []byte) (bool, error) {
+		var rec T
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return false, fmt.Errorf("%w: %s/%s: %v", ErrCorrupt, bucket, k, err)
+		}
+		return fn(&rec)
+	})
+}

@@ -1,0 +1,87 @@
+package store
+
+import "time"
+
+// Cluster is one Flink cluster and its CA policy.
+type Cluster struct {
+	Name         string        `json:"name"`
+	KeyType      string        `json:"key_type"`
+	CAValidity   time.Duration `json:"ca_validity"`
+	LeafValidity time.Duration `json:"leaf_validity"`
+	K8sBindings  []K8sBinding  `json:"k8s_bindings,omitempty"`
+	AutoRotate   bool          `json:"auto_rotate"`
+	Created      time.Time     `json:"created"`
+	// Generations counts the CAs ever created per purpose, so a new CA's
+	// generation never repeats one that was retired.
+	Generations map[string]int `json:"generations"`
+}
+
+// K8sBinding allows pods running as ServiceAccount in Namespace to enroll.
+type K8sBinding struct {
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"service_account"`
+}
+
+// CA is one CA of a cluster's lineage. Key holds the PKCS#8 private key in
+// memory only; the store seals it with the key-encryption key before it is
+// written and opens it when read.
+type CA struct {
+	Cluster    string    `json:"cluster"`
+	ID         string    `json:"id"`
+	Purpose    string    `json:"purpose"`
+	Generation int       `json:"generation"`
+	State      string    `json:"state"`
+	CertDER    []byte    `json:"cert"`
+	Key        []byte    `json:"-"`
+	SealedKey  []byte    `json:"sealed_key"`
+	Created    time.Time `json:"created"`
+	Activated  time.Time `json:"activated,omitzero"`
+	Retiring   time.Time `json:"retiring,omitzero"`
+}
+
+// Holder is the latest issuance to one process (a pod) for one purpose.
+type Holder struct {
+	Cluster  string    `json:"cluster"`
+	Purpose  string    `json:"purpose"`
+	Name     string    `json:"name"`
+	Role     string    `json:"role"`
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+	SignedBy string    `json:"signed_by"`
+	Trusts   []string  `json:"trusts"`
+	Issued   time.Time `json:"issued"`
+	Actor    string    `json:"actor,omitempty"`
+}
+
+// Token is an enrollment token. Only the hash of its secret is stored.
+type Token struct {
+	ID       string    `json:"id"`
+	Hash     []byte    `json:"hash"`
+	Cluster  string    `json:"cluster"`
+	Role     string    `json:"role"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+	UsesLeft int       `json:"uses_left"`
+}
+
+// AdminToken is an administrator token. Only the hash of its secret is stored.
+type AdminToken struct {
+	ID      string    `json:"id"`
+	Hash    []byte    `json:"hash"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// AuditEntry is one link of the append-only, hash-chained audit trail.
+type AuditEntry struct {
+	Seq     uint64            `json:"seq"`
+	Time    time.Time         `json:"time"`
+	Actor   string            `json:"actor"`
+	Cluster string            `json:"cluster,omitempty"`
+	Action  string            `json:"action"`
+	Outcome string            `json:"outcome"`
+	Reason  string            `json:"reason,omitempty"`
+	Details map[string]string `json:"details,omitempty"`
+	Prev    string            `json:"prev"`
+	Hash    string            `json:"hash"`
+}

@@ -1,0 +1,60 @@
+// Package store persists flinkpki's state: clusters, CA lineages, holders,
+// enrollment and administrator tokens, and the audit trail.
+//
+// The package owns the database. Backends (bbolt today, etcd for HA later)
+// implement the small Backend and Tx interfaces: a transactional
+// bucket/key/value store. Typed records, their encoding, the sealing of CA
+// private keys and the audit chain live here once, so every backend stores
+// the same bytes and callers never change when the backend does.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrNotFound means the record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists means a record with the same key already exists.
+	ErrExists = errors.New("already exists")
+	// ErrWrongKEK means the key-encryption key does not open this store.
+	ErrWrongKEK = errors.New("the key-encryption key does not match this store")
+	// ErrSchema means the store was written by an incompatible version.
+	ErrSchema = errors.New("unsupported store schema version")
+	// ErrCorrupt means a record could not be decoded.
+	ErrCorrupt = errors.New("store record is corrupt")
+	// ErrUnavailable means the backend cannot be reached right now; retry.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Tx is one backend transaction over named buckets. Values returned by Get
+// and passed to Scan callbacks are only valid inside the transaction; the
+// typed layer copies what it keeps.
+type Tx interface {
+	Get(bucket, key []byte) []byte
+	Put(bucket, key, value []byte) error
+	Delete(bucket, key []byte) error
+	// Scan calls fn for each key with the given prefix, in key order,
+	// starting at start (inclusive) when start is not nil, until fn returns
+	// false or an error.
+	Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, error)) error
+}
+
+// Backend is a transactional key/value engine.
+type Backend interface {
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Update runs fn in a read-write transaction, committed when fn
+	// returns nil and rolled back on error or panic.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// Batch is Update with group commit: many concurrent callers share one
+	// commit. fn may run more than once, so it must not change state
+	// outside the transaction.
+	Batch(ctx context.Context, fn func(Tx) error) error
+	// Backup writes a consistent snapshot of the whole database to w.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+	Close() error
+}

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Cluster returns the named cluster, or ErrNotFound.
+func (t *Txn) Cluster(name string) (*Cluster, error) {
+	var c Cluster
+	if err := t.get(bClusters, name, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// PutCluster writes a cluster record.
+func (t *Txn) PutCluster(c *Cluster) error { return t.put(bClusters, c.Name, c) }
+
+// ListClusters returns up to limit clusters whose names sort after after,
+// and the name to pass as after for the next page ("" when done).
+func (t *Txn) ListClusters(after string, limit int) ([]*Cluster, string, error) {
+	var out []*Cluster
+	next := ""
+	start := ""
+	if after != "" {
+		start = after + "\x00"
+	}
+	err := scanJSON(t, bClusters, "", start, func(c *Cluster) (bool, error) {
+		if limit > 0 && len(out) == limit {
+			next = out[len(out)-1].Name
+			return false, nil
+		}
+		out = append(out, c)
+		return true, nil
+	})
+	return out, next, err
+}
+
+// DeleteCluster removes a cluster with its CAs, holders and tokens.
+func (t *Txn) DeleteCluster(name string) error {
+	if t.tx.Get(bClusters, []byte(name)) == nil {
+		return ErrNotFound
+	}
+	for _, b := range [][]byte{bCAs, bHolders} {
+		if err := t.deletePrefix(b, []byte(name+"/")); err != nil {
+			return err
+		}
+	}
+	var tokens []string
+	err := scanJSON(t, bTokens, "", "", func(tok *Token) (bool, error) {
+		if tok.Cluster == name {
+			tokens = append(tokens, tok.ID)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range tokens {
+		if err := t.tx.Delete(bTokens, []byte(id)); err != nil {
+			return err
+		}
+	}
+	return t.tx.Delete(bClusters, []byte(name))
+}
+
+func (t *Txn) deletePrefix(bucket, prefix []byte) error {
+	var keys [][]byte
+	err := t.tx.Scan(bucket, prefix, nil, func(k, _ []byte) (bool, error) {
+		keys = append(keys, append([]byte(nil), k...))
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := t.tx.Delete(bucket, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CAs returns every CA of a cluster, of all purposes, with keys opened.
+func (t *Txn) CAs(cluster string) ([]*CA, error) {
+	var out []*CA
+	err := scanJSON(t, bCAs, cluster+"/", "", func(ca *CA) (bool, error) {
+		key, err := t.s.seal.Open(ca.SealedKey, caAAD(ca.Cluster, ca.ID))
+		if err != nil {
+			return false, fmt.Errorf("open key of CA %s/%s: %w", ca.Cluster, ca.ID, err)
+		}
+		ca.Key, ca.SealedKey = key, nil
+		out = append(out, ca)
+		return true, nil
+	})
+	return out, err
+}
+
+// PutCA writes a CA, sealing its private key.
+func (t *Txn) PutCA(ca *CA) error {
+	if len(ca.Key) == 0 {
+		return errors.New("refusing to store a CA without its private key")
+	}
+	sealed, err := t.s.seal.Seal(ca.Key, caAAD(ca.Cluster, ca.ID))
+	if err != nil {
+		return err
+	}
+	rec := *ca
+	rec.Key, rec.SealedKey = nil, sealed
+	return t.put(bCAs, ca.Cluster+"/"+ca.ID, &rec)
+}
+
+// DeleteCA removes one CA from a cluster's lineage.
+func (t *Txn) DeleteCA(cluster, id string) error {
+	return t.tx.Delete(bCAs, []byte(cluster+"/"+id))
+}
+
+func holderKey(cluster, purpose, name string) string { return cluster + "/" + purpose + "/" + name }
+
+// Holder returns a holder record, or ErrNotFound.
+func (t *Txn) Holder(cluster, purpose, name string) (*Holder, error) {
+	var h Holder
+	if err := t.get(bHolders, holderKey(cluster, purpose, name), &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// PutHolder writes a holder record, superseding an earlier one.
+func (t *Txn) PutHolder(h *Holder) error {
+	return t.put(bHolders, holderKey(h.Cluster, h.Purpose, h.Name), h)
+}
+
+// DeleteHolder removes a holder record.
+func (t *Txn) DeleteHolder(cluster, purpose, name string) error {
+	return t.tx.Delete(bHolders, []byte(holderKey(cluster, purpose, name)))
+}
+
+// ForEachHolder calls fn for every holder of a cluster ("" purpose: all).
+func (t *Txn) ForEachHolder(cluster, purpose string, fn func(*Holder) (bool, error)) error {
+	prefix := cluster + "/"
+	if purpose != "" {
+		prefix += purpose + "/"
+	}
+	return scanJSON(t, bHolders, prefix, "", fn)
+}
+
+// Token returns an enrollment token record, or ErrNotFound.
+func (t *Txn) Token(id string) (*Token, error) {
+	var tok Token
+	if err := t.get(bTokens, id, &tok); err != nil {
+		return nil, err
+	}
+	return &tok, nil
+}
+
+// PutToken writes an enrollment token record.
+func (t *Txn) PutToken(tok *Token) error { return t.put(bTokens, tok.ID, tok) }
+
+// DeleteToken removes an enrollment token.
+func (t *Txn) DeleteToken(id string) error { return t.tx.Delete(bTokens, []byte(id)) }
+
+// ForEachToken calls fn for every enrollment token.
+func (t *Txn) ForEachToken(fn func(*Token) (bool, error)) error {
+	return scanJSON(t, bTokens, "", "", fn)
+}
+
+// AdminToken returns an administrator token record, or ErrNotFound.
+func (t *Txn) AdminToken(id string) (*AdminToken, error) {
+	var tok AdminToken
+	if err := t.get(bAdminTokens, id, &tok); err != nil {
+		return nil, err
+	}
+	return &tok, nil
+}
+
+// PutAdminToken writes an administrator token record.
+func (t *Txn) PutAdminToken(tok *AdminToken) error { return t.put(bAdminTokens, tok.ID, tok) }
+
+type auditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// AuditHead returns the sequence number and hash of the newest audit entry.
+func (t *Txn) AuditHead() (uint64, string, error) {
+	var h auditHead
+	if raw := t.tx.Get(bMeta, kAuditHead); raw != nil {
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return 0, "", fmt.Errorf("%w: audit head: %v", ErrCorrupt, err)
+		}
+	}
+	return h.Seq, h.Hash, nil
+}
+
+// AppendAudit links e to the chain (setting Seq, Prev and Hash) and writes it.
+func (t *Txn) AppendAudit(e *AuditEntry) error {
+	seq, prev, err := t.AuditHead()
+	if err != nil {
+		return err
+	}
+	e.Seq, e.Prev = seq+1, prev
+	e.Hash = AuditHash(e)
+	if err := t.put(bAudit, string(seqKey(e.Seq)), e); err != nil {
+		return err
+	}
+	return t.put(bMeta, string(kAuditHead), auditHead{Seq: e.Seq, Hash: e.Hash})
+}
+
+// ForEachAudit calls fn for every audit entry from sequence number from on.
+func (t *Txn) ForEachAudit(from uint64, fn func(*AuditEntry) (bool, error)) error {
+	return scanJSON(t, bAudit, "", string(seqKey(from)), fn)
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// AuditHash is the SHA-256 over the entry's content and the previous hash.
+// It is computed over the JSON of the entry with Hash cleared, so any edit
+// of any field breaks the chain from that entry on.
+func AuditHash(e *AuditEntry) string {
+	c := *e
+	c.Hash = ""
+	raw, _ := json.Marshal(&c)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
