@@ -86,19 +86,24 @@ func (t *Txn) deletePrefix(bucket, prefix []byte) error {
 	return nil
 }
 
-// CAs returns every CA of a cluster, of all purposes, with keys opened.
+// CAs returns every CA of a cluster, of all purposes. Keys stay sealed:
+// open one with Store.OpenCAKey when it must sign.
 func (t *Txn) CAs(cluster string) ([]*CA, error) {
 	var out []*CA
 	err := scanJSON(t, bCAs, cluster+"/", "", func(ca *CA) (bool, error) {
-		key, err := t.s.seal.Open(ca.SealedKey, caAAD(ca.Cluster, ca.ID))
-		if err != nil {
-			return false, fmt.Errorf("open key of CA %s/%s: %w", ca.Cluster, ca.ID, err)
-		}
-		ca.Key, ca.SealedKey = key, nil
 		out = append(out, ca)
 		return true, nil
 	})
 	return out, err
+}
+
+// OpenCAKey decrypts the private key of a CA record read from the store.
+func (s *Store) OpenCAKey(ca *CA) ([]byte, error) {
+	key, err := s.seal.Open(ca.SealedKey, caAAD(ca.Cluster, ca.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open key of CA %s/%s: %w", ca.Cluster, ca.ID, err)
+	}
+	return key, nil
 }
 
 // PutCA writes a CA, sealing its private key.
@@ -112,6 +117,17 @@ func (t *Txn) PutCA(ca *CA) error {
 	}
 	rec := *ca
 	rec.Key, rec.SealedKey = nil, sealed
+	return t.put(bCAs, ca.Cluster+"/"+ca.ID, &rec)
+}
+
+// UpdateCA rewrites a CA record read from the store (its state and times),
+// keeping its sealed key as it is.
+func (t *Txn) UpdateCA(ca *CA) error {
+	if len(ca.SealedKey) == 0 {
+		return errors.New("refusing to rewrite a CA record without its sealed key")
+	}
+	rec := *ca
+	rec.Key = nil
 	return t.put(bCAs, ca.Cluster+"/"+ca.ID, &rec)
 }
 

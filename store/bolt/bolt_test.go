@@ -89,8 +89,11 @@ func TestDataSurvivesReopenAndKeysAreSealed(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(cas) != 1 || !bytes.Equal(cas[0].Key, secretKey) {
-			t.Errorf("CA key did not round-trip: %+v", cas)
+		if len(cas) != 1 {
+			t.Fatalf("CAs = %+v", cas)
+		}
+		if key, err := s.OpenCAKey(cas[0]); err != nil || !bytes.Equal(key, secretKey) {
+			t.Errorf("CA key did not round-trip: %q %v", key, err)
 		}
 		seq, hash, err := tx.AuditHead()
 		if err != nil {
@@ -200,8 +203,11 @@ func TestRotateKEKReencryptsEveryKey(t *testing.T) {
 	defer s.Close()
 	s.View(ctx, func(tx *store.Txn) error {
 		cas, err := tx.CAs("c")
-		if err != nil || len(cas) != 2 || string(cas[0].Key) != "key-internal-1" {
+		if err != nil || len(cas) != 2 {
 			t.Fatalf("after rotation: %v %v", cas, err)
+		}
+		if key, err := s.OpenCAKey(cas[0]); err != nil || string(key) != "key-internal-1" {
+			t.Fatalf("after rotation: %q %v", key, err)
 		}
 		return nil
 	})

@@ -1,0 +1,182 @@
+// Package authority is flinkpki's application core: it ties the domain
+// packages (ca, issuer) to the store. It creates clusters, signs and records
+// issuances, applies the CA lifecycle's safety rules, runs the automatic
+// rotation schedule and writes the audit trail. It knows nothing of gRPC: the
+// api package authenticates callers and maps errors to status codes.
+package authority
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// Sentinel errors; api maps them (and those of ca, issuer and store) to
+// gRPC codes in one place.
+var (
+	// ErrInvalid reports a request that can never succeed as written.
+	ErrInvalid = errors.New("invalid request")
+	// ErrNotFound reports a cluster, holder or token that does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists reports a cluster that already exists.
+	ErrExists = errors.New("already exists")
+	// ErrDenied reports a caller that is authenticated but not allowed.
+	ErrDenied = errors.New("permission denied")
+	// ErrUnauthenticated reports a missing, unknown, expired or spent credential.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrConflict reports a concurrent change; the caller may retry.
+	ErrConflict = errors.New("concurrent change, retry")
+)
+
+// Observer receives the events metrics are made of. All methods must be
+// cheap and safe for concurrent use. A nil Observer in Config is a no-op.
+type Observer interface {
+	Issued(cluster, role string)
+	Denied(reason string)
+	RotationWaiting(cluster, purpose, step string, blocked bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Issued(string, string)                      {}
+func (nopObserver) Denied(string)                              {}
+func (nopObserver) RotationWaiting(string, string, string, bool) {}
+
+// Config wires an Authority. Nil fields get defaults.
+type Config struct {
+	Store    *store.Store
+	Now      func() time.Time
+	Rand     io.Reader
+	Logger   *slog.Logger
+	Observer Observer
+	// KeyPool supplies server-side keys for bake; nil generates on demand.
+	KeyPool KeySource
+}
+
+// Authority is safe for concurrent use.
+type Authority struct {
+	st     *store.Store
+	now    func() time.Time
+	rand   io.Reader
+	log    *slog.Logger
+	obs    Observer
+	keys   KeySource
+	cache  signerCache
+	lockMu sync.Mutex
+	locks  map[string]*sync.Mutex
+}
+
+// New returns an Authority.
+func New(cfg Config) (*Authority, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("authority: a store is required")
+	}
+	a := &Authority{st: cfg.Store, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, obs: cfg.Observer, keys: cfg.KeyPool}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.rand == nil {
+		a.rand = rand.Reader
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.obs == nil {
+		a.obs = nopObserver{}
+	}
+	if a.keys == nil {
+		a.keys = onDemandKeys{rand: a.rand}
+	}
+	a.cache.entries = map[[32]byte]*cachedSigner{}
+	a.locks = map[string]*sync.Mutex{}
+	return a, nil
+}
+
+// clusterLock serialises lifecycle changes of one cluster in this process,
+// so CA creation (slow, outside the transaction) is not done twice. The
+// transaction still re-checks the stored state, which is what protects
+// several replicas.
+func (a *Authority) clusterLock(name string) func() {
+	a.lockMu.Lock()
+	m, ok := a.locks[name]
+	if !ok {
+		m = &sync.Mutex{}
+		a.locks[name] = m
+	}
+	a.lockMu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// Actor is who asked: an administrator, an enrollment token or a Kubernetes
+// workload. Its String form is what the audit trail records.
+type Actor struct {
+	Kind           ActorKind
+	ID             string // administrator or enrollment token id
+	Namespace      string
+	ServiceAccount string
+	Pod            string
+	// TokenCluster and TokenRole scope an enrollment token.
+	TokenCluster string
+	TokenRole    string
+}
+
+// ActorKind tells how the actor authenticated.
+type ActorKind string
+
+// The actor kinds.
+const (
+	ActorAnonymous  ActorKind = "anonymous"
+	ActorAdmin      ActorKind = "admin"
+	ActorEnrollment ActorKind = "enrollment-token"
+	ActorK8s        ActorKind = "k8s"
+	ActorSystem     ActorKind = "system"
+)
+
+// String is the audit form of the actor.
+func (a Actor) String() string {
+	switch a.Kind {
+	case ActorAdmin:
+		return "admin:" + a.ID
+	case ActorEnrollment:
+		return "enrollment-token:" + a.ID
+	case ActorK8s:
+		return fmt.Sprintf("k8s:%s/%s/pod=%s", a.Namespace, a.ServiceAccount, a.Pod)
+	case ActorSystem:
+		return "system:" + a.ID
+	}
+	return "anonymous"
+}
+
+// System is the actor of the automatic rotation schedule.
+var System = Actor{Kind: ActorSystem, ID: "scheduler"}
+
+// audit appends one entry in tx.
+func (a *Authority) audit(tx *store.Txn, actor Actor, cluster, action, outcome, reason string, details map[string]string) error {
+	return tx.AppendAudit(&store.AuditEntry{
+		Time: a.now().UTC(), Actor: actor.String(), Cluster: cluster,
+		Action: action, Outcome: outcome, Reason: reason, Details: details,
+	})
+}
+
+// Deny records a refused request in the audit trail and returns err. The
+// refusal itself changes no other state.
+func (a *Authority) Deny(ctx context.Context, actor Actor, cluster, action, reason string, err error) error {
+	a.obs.Denied(reason)
+	a.log.LogAttrs(ctx, slog.LevelWarn, "request refused", slog.String("actor", actor.String()),
+		slog.String("cluster", cluster), slog.String("action", action), slog.String("reason", reason), slog.String("error", err.Error()))
+	werr := a.st.Batch(ctx, func(tx *store.Txn) error {
+		return a.audit(tx, actor, cluster, action, "denied", err.Error(), map[string]string{"reason": reason})
+	})
+	if werr != nil {
+		a.log.Error("could not audit a refusal", slog.String("error", werr.Error()))
+	}
+	return err
+}

@@ -1,0 +1,321 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/issuer"
+	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/token"
+)
+
+// CreateClusterRequest describes a new cluster.
+type CreateClusterRequest struct {
+	Name         string
+	KeyType      string
+	CAValidity   time.Duration // 0: ca.DefaultCAValidity
+	LeafValidity time.Duration // 0: issuer.DefaultLeafValidity
+	K8sBindings  []store.K8sBinding
+	NoAutoRotate bool
+}
+
+// ClusterView is a cluster with its CA lineages.
+type ClusterView struct {
+	Cluster *store.Cluster
+	CAs     []*ca.CA // internal then rest, by generation
+}
+
+// CreateCluster creates a cluster with its own internal CA and its own REST
+// CA, neither of which signs anything else.
+func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateClusterRequest) (*ClusterView, error) {
+	c, err := a.newCluster(req)
+	if err != nil {
+		return nil, a.Deny(ctx, actor, req.Name, "cluster.create", "invalid", err)
+	}
+	unlock := a.clusterLock(c.Name)
+	defer unlock()
+	if err := a.st.View(ctx, func(tx *store.Txn) error {
+		if _, err := tx.Cluster(c.Name); err == nil {
+			return fmt.Errorf("%w: cluster %q already exists", ErrExists, c.Name)
+		}
+		return nil
+	}); err != nil {
+		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", "exists", err)
+	}
+	var recs []*store.CA
+	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+		rec, err := a.createCA(ctx, c, p, 1)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+		c.Generations[string(p)] = 1
+	}
+	err = a.st.Update(ctx, func(tx *store.Txn) error {
+		if _, err := tx.Cluster(c.Name); err == nil {
+			return fmt.Errorf("%w: cluster %q already exists", ErrExists, c.Name)
+		}
+		if err := tx.PutCluster(c); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := tx.PutCA(r); err != nil {
+				return err
+			}
+		}
+		return a.audit(tx, actor, c.Name, "cluster.create", "ok", "", map[string]string{
+			"key_type": c.KeyType, "internal_ca": recs[0].ID, "rest_ca": recs[1].ID})
+	})
+	if errors.Is(err, ErrExists) {
+		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", "exists", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.log.InfoContext(ctx, "cluster created", "cluster", c.Name, "key_type", c.KeyType, "actor", actor.String())
+	return a.GetCluster(ctx, c.Name)
+}
+
+func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error) {
+	if err := issuer.ValidateCluster(req.Name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	kt, err := ca.ParseKeyType(req.KeyType)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	c := &store.Cluster{
+		Name: req.Name, KeyType: string(kt), CAValidity: req.CAValidity, LeafValidity: req.LeafValidity,
+		AutoRotate: !req.NoAutoRotate, Created: a.now().UTC(), Generations: map[string]int{},
+	}
+	if c.CAValidity == 0 {
+		c.CAValidity = ca.DefaultCAValidity
+	}
+	if c.LeafValidity == 0 {
+		c.LeafValidity = issuer.DefaultLeafValidity
+	}
+	if err := ca.ValidateValidity(c.CAValidity, c.LeafValidity, ca.DefaultMargin(c.LeafValidity)); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	for _, b := range req.K8sBindings {
+		if b.Namespace == "" || b.ServiceAccount == "" {
+			return nil, fmt.Errorf("%w: a Kubernetes binding needs both a namespace and a service account (--k8s-namespace NS --k8s-service-account SA)", ErrInvalid)
+		}
+		if b.ServiceAccount == "default" {
+			return nil, fmt.Errorf("%w: binding the %q service account of namespace %q would let every pod there enroll: create a dedicated service account for the Flink pods", ErrInvalid, b.ServiceAccount, b.Namespace)
+		}
+		c.K8sBindings = append(c.K8sBindings, b)
+	}
+	return c, nil
+}
+
+// createCA makes one CA of a lineage; the first generation is active.
+func (a *Authority) createCA(ctx context.Context, c *store.Cluster, p ca.Purpose, gen int) (*store.CA, error) {
+	dom, key, err := ca.Create(ctx, ca.Config{Now: a.now, Rand: a.rand}, ca.CreateRequest{
+		Cluster: c.Name, Purpose: p, Generation: gen, KeyType: ca.KeyType(c.KeyType), Validity: c.CAValidity,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create %s CA for cluster %q: %w", p, c.Name, err)
+	}
+	der, err := ca.MarshalKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &store.CA{
+		Cluster: c.Name, ID: dom.ID, Purpose: string(p), Generation: gen, State: string(dom.State),
+		CertDER: dom.Cert.Raw, Key: der, Created: dom.Created, Activated: dom.Activated,
+	}, nil
+}
+
+// GetCluster returns a cluster and its CAs.
+func (a *Authority) GetCluster(ctx context.Context, name string) (*ClusterView, error) {
+	var v *ClusterView
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		var err error
+		v, err = a.clusterView(tx, name)
+		return err
+	})
+	return v, err
+}
+
+func (a *Authority) clusterView(tx *store.Txn, name string) (*ClusterView, error) {
+	c, err := tx.Cluster(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	recs, err := tx.CAs(name)
+	if err != nil {
+		return nil, err
+	}
+	v := &ClusterView{Cluster: c}
+	for _, r := range recs {
+		d, err := a.domainCA(r)
+		if err != nil {
+			return nil, err
+		}
+		v.CAs = append(v.CAs, d)
+	}
+	slices.SortFunc(v.CAs, func(x, y *ca.CA) int {
+		if x.Purpose != y.Purpose {
+			if x.Purpose == ca.PurposeInternal {
+				return -1
+			}
+			return 1
+		}
+		return x.Generation - y.Generation
+	})
+	return v, nil
+}
+
+// Lineage returns the CAs of one purpose.
+func (v *ClusterView) Lineage(p ca.Purpose) ca.Lineage {
+	var l ca.Lineage
+	for _, c := range v.CAs {
+		if c.Purpose == p {
+			l = append(l, c)
+		}
+	}
+	return l
+}
+
+func (a *Authority) domainCA(r *store.CA) (*ca.CA, error) {
+	cert, err := a.cache.cert(r.CertDER)
+	if err != nil {
+		return nil, err
+	}
+	return &ca.CA{
+		ID: r.ID, Cluster: r.Cluster, Purpose: ca.Purpose(r.Purpose), Generation: r.Generation,
+		State: ca.State(r.State), Cert: cert, Created: r.Created, Activated: r.Activated, Retiring: r.Retiring,
+	}, nil
+}
+
+// ListClusters returns one page of clusters, in name order.
+func (a *Authority) ListClusters(ctx context.Context, after string, limit int) ([]*ClusterView, string, error) {
+	var out []*ClusterView
+	var next string
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		cs, n, err := tx.ListClusters(after, limit)
+		if err != nil {
+			return err
+		}
+		next = n
+		for _, c := range cs {
+			v, err := a.clusterView(tx, c.Name)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// DeleteCluster removes a cluster with its CAs, holders and tokens. The audit
+// trail keeps its history.
+func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string) error {
+	unlock := a.clusterLock(name)
+	defer unlock()
+	err := a.st.Update(ctx, func(tx *store.Txn) error {
+		if err := tx.DeleteCluster(name); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
+			}
+			return err
+		}
+		return a.audit(tx, actor, name, "cluster.delete", "ok", "", nil)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return a.Deny(ctx, actor, name, "cluster.delete", "not_found", err)
+	}
+	return err
+}
+
+// Maximum enrollment token lifetime and use count: tokens are for pod start
+// and image builds, not standing credentials.
+const (
+	DefaultTokenTTL  = 15 * time.Minute
+	MaxTokenTTL      = 30 * 24 * time.Hour
+	DefaultTokenUses = 1
+	MaxTokenUses     = 100000
+)
+
+// CreateToken makes an enrollment token for one cluster and role. It returns
+// the bearer string, which is shown once: only a hash is stored.
+func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role string, ttl time.Duration, uses int) (string, *store.Token, error) {
+	if ttl == 0 {
+		ttl = DefaultTokenTTL
+	}
+	if uses == 0 {
+		uses = DefaultTokenUses
+	}
+	r, err := issuer.ParseRole(role)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("%w: %v", ErrInvalid, err)
+	case ttl < 0 || ttl > MaxTokenTTL:
+		err = fmt.Errorf("%w: token TTL %s is out of range: use a value between 1s and %s", ErrInvalid, ttl, MaxTokenTTL)
+	case uses < 0 || uses > MaxTokenUses:
+		err = fmt.Errorf("%w: token use count %d is out of range: use 1 to %d", ErrInvalid, uses, MaxTokenUses)
+	}
+	if err != nil {
+		return "", nil, a.Deny(ctx, actor, cluster, "token.create", "invalid", err)
+	}
+	tok, err := token.New(token.KindEnrollment, a.rand)
+	if err != nil {
+		return "", nil, err
+	}
+	now := a.now().UTC()
+	rec := &store.Token{ID: tok.ID, Hash: token.Hash(tok.Secret), Cluster: cluster, Role: string(r),
+		Created: now, Expires: now.Add(ttl), UsesLeft: uses}
+	err = a.st.Update(ctx, func(tx *store.Txn) error {
+		if _, err := tx.Cluster(cluster); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("%w: cluster %q not found", ErrNotFound, cluster)
+			}
+			return err
+		}
+		if err := a.pruneTokens(tx, now); err != nil {
+			return err
+		}
+		if err := tx.PutToken(rec); err != nil {
+			return err
+		}
+		return a.audit(tx, actor, cluster, "token.create", "ok", "", map[string]string{
+			"token_id": rec.ID, "role": rec.Role, "uses": fmt.Sprint(uses), "expires": rec.Expires.Format(time.RFC3339)})
+	})
+	if errors.Is(err, ErrNotFound) {
+		return "", nil, a.Deny(ctx, actor, cluster, "token.create", "not_found", err)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return tok.String(), rec, nil
+}
+
+// pruneTokens deletes expired tokens, so the token bucket stays small.
+func (a *Authority) pruneTokens(tx *store.Txn, now time.Time) error {
+	var dead []string
+	err := tx.ForEachToken(func(t *store.Token) (bool, error) {
+		if !t.Expires.After(now) || t.UsesLeft <= 0 {
+			dead = append(dead, t.ID)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range dead {
+		if err := tx.DeleteToken(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

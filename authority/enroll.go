@@ -1,0 +1,362 @@
+package authority
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/issuer"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// MaxCSRSize bounds a CSR: an RSA-4096 CSR with a few SANs is under 2 KiB.
+const MaxCSRSize = 8 << 10
+
+// EnrollRequest asks for one leaf. Exactly one of CSR (init: the key was
+// made in the pod) and a server-generated key (bake) is used.
+type EnrollRequest struct {
+	Cluster  string
+	Role     string
+	Holder   string
+	CSR      []byte
+	DNSNames []string
+	IPs      []string
+}
+
+// Issued is what a holder receives.
+type Issued struct {
+	Key      crypto.Signer // bake only; never stored
+	Chain    []*x509.Certificate
+	Trusted  []*x509.Certificate
+	Holder   string
+	KeyType  string
+	NotAfter time.Time
+}
+
+// authorize decides whether actor may obtain credentials for cluster and
+// role, and which holder name they are recorded under.
+func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (string, error) {
+	switch actor.Kind {
+	case ActorAdmin:
+	case ActorEnrollment:
+		if actor.TokenCluster != c.Name {
+			return "", fmt.Errorf("%w: token is for cluster %q, not %q", ErrDenied, actor.TokenCluster, c.Name)
+		}
+		if actor.TokenRole != string(role) {
+			return "", fmt.Errorf("%w: token is for role %s, not %s", ErrDenied, actor.TokenRole, role)
+		}
+	case ActorK8s:
+		if !slices.Contains(c.K8sBindings, store.K8sBinding{Namespace: actor.Namespace, ServiceAccount: actor.ServiceAccount}) {
+			return "", fmt.Errorf("%w: service account %s/%s is not bound to cluster %q (cluster create --k8s-namespace %s --k8s-service-account %s)",
+				ErrDenied, actor.Namespace, actor.ServiceAccount, c.Name, actor.Namespace, actor.ServiceAccount)
+		}
+		if actor.Pod == "" {
+			return "", fmt.Errorf("%w: the service-account token is not bound to a pod: use a projected token volume", ErrDenied)
+		}
+		holder = actor.Pod // a pod can only ever speak for itself
+	default:
+		return "", fmt.Errorf("%w: a token is required", ErrUnauthenticated)
+	}
+	if err := issuer.ValidateHolder(holder); err != nil {
+		if holder == "" {
+			return "", fmt.Errorf("%w: a holder name is required (--holder, the pod name)", ErrInvalid)
+		}
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return holder, nil
+}
+
+// lineageState is what an issuance was signed against; the commit checks it
+// is still current, so a leaf is never recorded against a lineage that moved
+// on while it was being signed.
+type lineageState struct {
+	signer  *ca.Signer
+	trusted []*x509.Certificate
+	trustID []string
+	keyType ca.KeyType
+	leafTTL time.Duration
+}
+
+func (a *Authority) loadLineage(tx *store.Txn, cluster string, p ca.Purpose) (*lineageState, error) {
+	v, err := a.clusterView(tx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	l := v.Lineage(p)
+	active := l.Active()
+	if active == nil {
+		return nil, fmt.Errorf("%w: cluster %q has no active %s CA", ca.ErrNoActiveCA, cluster, p)
+	}
+	var der []byte
+	var rec *store.CA
+	recs, err := tx.CAs(cluster)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.ID == active.ID {
+			rec, der = r, r.CertDER
+		}
+	}
+	signer, err := a.cache.signer(active, der, func() ([]byte, error) { return a.st.OpenCAKey(rec) })
+	if err != nil {
+		return nil, err
+	}
+	ls := &lineageState{signer: signer, trustID: l.TrustIDs(), keyType: ca.KeyType(v.Cluster.KeyType), leafTTL: v.Cluster.LeafValidity}
+	for _, c := range l.TrustBundle() {
+		ls.trusted = append(ls.trusted, c.Cert)
+	}
+	return ls, nil
+}
+
+// KeyType authorises a request without spending anything and returns the
+// key type the holder must generate. init calls it before making its key.
+func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, holder string) (string, error) {
+	r, err := issuer.ParseRole(role)
+	if err != nil {
+		return "", a.Deny(ctx, actor, cluster, "enroll.keytype", "invalid", fmt.Errorf("%w: %v", ErrInvalid, err))
+	}
+	var kt string
+	err = a.st.View(ctx, func(tx *store.Txn) error {
+		c, err := a.getCluster(tx, cluster)
+		if err != nil {
+			return err
+		}
+		if _, err := authorize(actor, c, r, holder); err != nil {
+			return err
+		}
+		kt = c.KeyType
+		return nil
+	})
+	if err != nil {
+		return "", a.Deny(ctx, actor, cluster, "enroll.keytype", reasonOf(err), err)
+	}
+	return kt, nil
+}
+
+func (a *Authority) getCluster(tx *store.Txn, name string) (*store.Cluster, error) {
+	c, err := tx.Cluster(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
+	}
+	return c, err
+}
+
+// Enroll signs a CSR made where its key lives and records the issuance
+// against its holder.
+func (a *Authority) Enroll(ctx context.Context, actor Actor, req EnrollRequest) (*Issued, error) {
+	iss, err := a.issue(ctx, actor, req, nil)
+	if err != nil {
+		return nil, a.Deny(ctx, actor, req.Cluster, "enroll", reasonOf(err), err)
+	}
+	return iss, nil
+}
+
+// Bake generates the key on the server (for image builds), signs it and
+// returns it once. The key is never stored.
+func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*Issued, error) {
+	var kt string
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		c, err := a.getCluster(tx, req.Cluster)
+		if err == nil {
+			kt = c.KeyType
+		}
+		return err
+	})
+	if err == nil {
+		var key crypto.Signer
+		if key, err = a.keys.Key(ctx, ca.KeyType(kt)); err == nil {
+			var iss *Issued
+			if iss, err = a.issue(ctx, actor, req, key); err == nil {
+				iss.Key = key
+				return iss, nil
+			}
+		}
+	}
+	return nil, a.Deny(ctx, actor, req.Cluster, "bake", reasonOf(err), err)
+}
+
+// issue is the shared path of Enroll and Bake: authorise, sign outside any
+// transaction, then commit the holder record, the token use and the audit
+// entry together.
+func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, key crypto.Signer) (*Issued, error) {
+	role, err := issuer.ParseRole(req.Role)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	ips, err := parseIPs(req.IPs)
+	if err != nil {
+		return nil, err
+	}
+	var pub crypto.PublicKey
+	if key != nil {
+		pub = key.Public()
+	} else {
+		csr, err := issuer.CheckCSR(req.CSR, MaxCSRSize)
+		if err != nil {
+			return nil, err
+		}
+		if err := issuer.MatchCSR(csr, req.DNSNames, ips); err != nil {
+			return nil, err
+		}
+		pub = csr.PublicKey
+	}
+	for attempt := 0; ; attempt++ {
+		iss, err := a.issueOnce(ctx, actor, req, role, ips, pub)
+		if errors.Is(err, ErrConflict) && attempt < 3 {
+			continue
+		}
+		return iss, err
+	}
+}
+
+func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollRequest, role issuer.Role, ips []net.IP, pub crypto.PublicKey) (*Issued, error) {
+	var ls *lineageState
+	var holder string
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		c, err := a.getCluster(tx, req.Cluster)
+		if err != nil {
+			return err
+		}
+		if holder, err = authorize(actor, c, role, req.Holder); err != nil {
+			return err
+		}
+		ls, err = a.loadLineage(tx, req.Cluster, role.Purpose())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if kt, err := ca.KeyTypeOf(pub); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	} else if kt != ls.keyType {
+		return nil, fmt.Errorf("%w: the key is %s but cluster %q uses %s: every process of a cluster must use the same key type, or their TLS cipher suites do not match",
+			ErrInvalid, kt, req.Cluster, ls.keyType)
+	}
+	leaf, chain, err := issuer.Issue(ctx, issuer.Config{Now: a.now, Rand: a.rand}, ls.signer, issuer.Request{
+		Cluster: req.Cluster, Holder: holder, Role: role, PublicKey: pub,
+		DNSNames: req.DNSNames, IPAddresses: ips, Validity: ls.leafTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := a.now().UTC()
+	h := &store.Holder{
+		Cluster: req.Cluster, Purpose: string(role.Purpose()), Name: holder, Role: string(role),
+		Serial: leaf.SerialNumber.Text(16), NotAfter: leaf.NotAfter, SignedBy: ls.signer.CA().ID,
+		Trusts: ls.trustID, Issued: now, Actor: actor.String(),
+	}
+	err = a.st.Batch(ctx, func(tx *store.Txn) error {
+		if err := a.spendToken(tx, actor, now); err != nil {
+			return err
+		}
+		if err := a.checkLineageCurrent(tx, req.Cluster, role.Purpose(), ls); err != nil {
+			return err
+		}
+		if err := tx.PutHolder(h); err != nil {
+			return err
+		}
+		return a.audit(tx, actor, req.Cluster, "enroll", "ok", "", map[string]string{
+			"holder": holder, "role": string(role), "serial": h.Serial, "signed_by": h.SignedBy})
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.obs.Issued(req.Cluster, string(role))
+	return &Issued{Chain: chain, Trusted: ls.trusted, Holder: holder, KeyType: string(ls.keyType), NotAfter: leaf.NotAfter}, nil
+}
+
+// spendToken takes one use of an enrollment token, in the transaction that
+// records the issuance it pays for.
+func (a *Authority) spendToken(tx *store.Txn, actor Actor, now time.Time) error {
+	if actor.Kind != ActorEnrollment {
+		return nil
+	}
+	t, err := tx.Token(actor.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: enrollment token %s was used up or deleted", ErrUnauthenticated, actor.ID)
+	}
+	if err != nil {
+		return err
+	}
+	if !t.Expires.After(now) {
+		return fmt.Errorf("%w: enrollment token %s expired at %s", ErrUnauthenticated, t.ID, t.Expires.Format(time.RFC3339))
+	}
+	if t.UsesLeft <= 0 {
+		return fmt.Errorf("%w: enrollment token %s was used up", ErrUnauthenticated, t.ID)
+	}
+	t.UsesLeft--
+	if t.UsesLeft == 0 {
+		return tx.DeleteToken(t.ID)
+	}
+	return tx.PutToken(t)
+}
+
+func (a *Authority) checkLineageCurrent(tx *store.Txn, cluster string, p ca.Purpose, ls *lineageState) error {
+	recs, err := tx.CAs(cluster)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	active := ""
+	for _, r := range recs {
+		if r.Purpose != string(p) {
+			continue
+		}
+		ids = append(ids, r.ID)
+		if r.State == string(ca.StateActive) {
+			active = r.ID
+		}
+	}
+	want := slices.Clone(ls.trustID)
+	slices.Sort(ids)
+	slices.Sort(want)
+	if len(recs) == 0 {
+		return fmt.Errorf("%w: cluster %q was deleted", ErrNotFound, cluster)
+	}
+	if active != ls.signer.CA().ID || !slices.Equal(ids, want) {
+		return ErrConflict
+	}
+	return nil
+}
+
+func parseIPs(in []string) ([]net.IP, error) {
+	var out []net.IP
+	for _, s := range in {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, fmt.Errorf("%w: %q is not an IP address", ErrInvalid, s)
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
+// reasonOf gives a refusal a short, bounded label for metrics.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return "unauthenticated"
+	case errors.Is(err, ErrDenied):
+		return "permission_denied"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrExists):
+		return "exists"
+	case errors.Is(err, issuer.ErrBadCSR), errors.Is(err, issuer.ErrWeakKey), errors.Is(err, issuer.ErrUnsupportedKey):
+		return "bad_csr"
+	case errors.Is(err, ca.ErrBlocked):
+		return "blocked"
+	case errors.Is(err, ErrInvalid), errors.Is(err, issuer.ErrInvalidRequest), errors.Is(err, issuer.ErrUnknownRole):
+		return "invalid"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return "error"
+}

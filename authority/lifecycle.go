@@ -1,0 +1,248 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// holderViews reads the holders of one purpose as the ca package sees them.
+func holderViews(tx *store.Txn, cluster string, p ca.Purpose) ([]ca.HolderView, error) {
+	var out []ca.HolderView
+	err := tx.ForEachHolder(cluster, string(p), func(h *store.Holder) (bool, error) {
+		out = append(out, ca.HolderView{Name: h.Name, SignedBy: h.SignedBy, Trusts: h.Trusts, NotAfter: h.NotAfter})
+		return true, nil
+	})
+	return out, err
+}
+
+func parsePurpose(s string) (ca.Purpose, error) {
+	if s == "" {
+		return ca.PurposeInternal, nil
+	}
+	p, err := ca.ParsePurpose(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return p, nil
+}
+
+// Prepare creates the next CA of a lineage. From now on every truststore
+// issued for the purpose trusts it, while the active CA keeps signing.
+func (a *Authority) Prepare(ctx context.Context, actor Actor, cluster, purpose string) error {
+	err := a.prepare(ctx, actor, cluster, purpose)
+	if err != nil && !isInternal(err) {
+		return a.Deny(ctx, actor, cluster, "ca.prepare", reasonOf(err), err)
+	}
+	return err
+}
+
+func (a *Authority) prepare(ctx context.Context, actor Actor, cluster, purpose string) error {
+	p, err := parsePurpose(purpose)
+	if err != nil {
+		return err
+	}
+	unlock := a.clusterLock(cluster)
+	defer unlock()
+	var c *store.Cluster
+	var gen int
+	err = a.st.View(ctx, func(tx *store.Txn) error {
+		v, err := a.clusterView(tx, cluster)
+		if err != nil {
+			return err
+		}
+		c = v.Cluster
+		if gen, err = ca.PlanPrepare(v.Lineage(p), a.now()); err != nil {
+			return err
+		}
+		gen = max(gen, c.Generations[string(p)]+1)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rec, err := a.createCA(ctx, c, p, gen)
+	if err != nil {
+		return err
+	}
+	rec.State = string(ca.StatePrepared)
+	rec.Activated = time.Time{}
+	return a.st.Update(ctx, func(tx *store.Txn) error {
+		v, err := a.clusterView(tx, cluster)
+		if err != nil {
+			return err
+		}
+		if _, err := ca.PlanPrepare(v.Lineage(p), a.now()); err != nil {
+			return err
+		}
+		if v.Cluster.Generations[string(p)] >= gen {
+			return ErrConflict
+		}
+		v.Cluster.Generations[string(p)] = gen
+		if err := tx.PutCluster(v.Cluster); err != nil {
+			return err
+		}
+		if err := tx.PutCA(rec); err != nil {
+			return err
+		}
+		return a.audit(tx, actor, cluster, "ca.prepare", "ok", "", map[string]string{"ca": rec.ID, "purpose": string(p)})
+	})
+}
+
+// Activate makes the prepared CA sign; the active one starts retiring. It is
+// refused, naming the holders, while a live holder does not trust the
+// prepared CA, unless force is set.
+func (a *Authority) Activate(ctx context.Context, actor Actor, cluster, purpose string, force bool) error {
+	return a.transition(ctx, actor, cluster, purpose, "ca.activate", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
+		return ca.PlanActivate(l, hs, now, force)
+	})
+}
+
+// Retire drops the retiring CA from trust. It is refused, naming the
+// holders, while a live holder's leaf was signed by it, unless force is set.
+func (a *Authority) Retire(ctx context.Context, actor Actor, cluster, purpose string, force bool) error {
+	return a.transition(ctx, actor, cluster, purpose, "ca.retire", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
+		return ca.PlanRetire(l, hs, now, force)
+	})
+}
+
+type planFunc func(ca.Lineage, []ca.HolderView, time.Time) (ca.Plan, error)
+
+// transition decides and persists one activate or retire in a single
+// transaction, so the decision is made on exactly the state it changes.
+func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpose, action string, plan planFunc) error {
+	p, err := parsePurpose(purpose)
+	if err == nil {
+		unlock := a.clusterLock(cluster)
+		err = a.st.Update(ctx, func(tx *store.Txn) error {
+			return a.applyPlan(tx, actor, cluster, p, action, plan)
+		})
+		unlock()
+	}
+	if err != nil && !isInternal(err) {
+		return a.Deny(ctx, actor, cluster, action, reasonOf(err), err)
+	}
+	return err
+}
+
+func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.Purpose, action string, plan planFunc) error {
+	v, err := a.clusterView(tx, cluster)
+	if err != nil {
+		return err
+	}
+	hs, err := holderViews(tx, cluster, p)
+	if err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	pl, err := plan(v.Lineage(p), hs, now)
+	if err != nil {
+		return err
+	}
+	recs, err := tx.CAs(cluster)
+	if err != nil {
+		return err
+	}
+	byID := map[string]*store.CA{}
+	for _, r := range recs {
+		if r.Purpose == string(p) {
+			byID[r.ID] = r
+		}
+	}
+	details := map[string]string{"purpose": string(p)}
+	for _, ch := range pl.Changes {
+		r := byID[ch.CAID]
+		if r == nil {
+			return fmt.Errorf("CA %s vanished during %s", ch.CAID, action)
+		}
+		details[ch.CAID] = fmt.Sprintf("%s->%s", ch.From, orRetired(ch.To))
+		if ch.To == "" {
+			if err := tx.DeleteCA(cluster, r.ID); err != nil {
+				return err
+			}
+			continue
+		}
+		r.State = string(ch.To)
+		switch ch.To {
+		case ca.StateActive:
+			r.Activated = now
+		case ca.StateRetiring:
+			r.Retiring = now
+		}
+		if err := tx.UpdateCA(r); err != nil {
+			return err
+		}
+	}
+	outcome := "ok"
+	if pl.Forced {
+		outcome = "forced"
+		details["overridden_blockers"] = strings.Join(pl.Blockers, ",")
+	}
+	return a.audit(tx, actor, cluster, action, outcome, "", details)
+}
+
+func orRetired(s ca.State) string {
+	if s == "" {
+		return "retired"
+	}
+	return string(s)
+}
+
+// isInternal tells server faults (not audited as refusals) from refusals.
+func isInternal(err error) bool {
+	return reasonOf(err) == "error" && !errors.Is(err, ca.ErrRotationInProgress) &&
+		!errors.Is(err, ca.ErrNoPreparedCA) && !errors.Is(err, ca.ErrNoRetiringCA) && !errors.Is(err, ca.ErrNoActiveCA)
+}
+
+// ReleaseHolder declares a holder gone, so it no longer blocks rotation.
+func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, holder, purpose string) (int, error) {
+	n := 0
+	err := a.st.Update(ctx, func(tx *store.Txn) error {
+		n = 0
+		if _, err := a.getCluster(tx, cluster); err != nil {
+			return err
+		}
+		for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+			if purpose != "" && string(p) != purpose {
+				continue
+			}
+			if _, err := tx.Holder(cluster, string(p), holder); err == nil {
+				if err := tx.DeleteHolder(cluster, string(p), holder); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: holder %q of cluster %q not found (flinkpki holder list --cluster %s)", ErrNotFound, holder, cluster, cluster)
+		}
+		return a.audit(tx, actor, cluster, "holder.release", "ok", "", map[string]string{"holder": holder})
+	})
+	if err != nil {
+		return 0, a.Deny(ctx, actor, cluster, "holder.release", reasonOf(err), err)
+	}
+	return n, nil
+}
+
+// ListHolders returns the holders of a cluster; expired ones only when asked.
+func (a *Authority) ListHolders(ctx context.Context, cluster string, includeExpired bool) ([]*store.Holder, error) {
+	var out []*store.Holder
+	now := a.now()
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		if _, err := a.getCluster(tx, cluster); err != nil {
+			return err
+		}
+		return tx.ForEachHolder(cluster, "", func(h *store.Holder) (bool, error) {
+			if includeExpired || h.NotAfter.After(now) {
+				out = append(out, h)
+			}
+			return true, nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,93 @@
+package authority
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// CAInfo is one CA with the live holders that depend on it.
+type CAInfo struct {
+	CA           *ca.CA
+	LiveSigned   int // live holders whose leaf it signed
+	LiveTrusting int // live holders whose truststore holds it
+}
+
+// LineageStatus is one lineage with its next automatic step.
+type LineageStatus struct {
+	Purpose  ca.Purpose
+	CAs      []CAInfo
+	Next     ca.Step
+	Blockers []string // live holders that block Next
+}
+
+// Status is the lifecycle view of one cluster (ca status).
+type Status struct {
+	Cluster        *store.Cluster
+	Lineages       []LineageStatus
+	LiveHolders    int
+	EarliestExpiry time.Time // earliest live leaf expiry, zero when none
+}
+
+// Status reports every CA of a cluster, its live holders, and the next step.
+func (a *Authority) Status(ctx context.Context, cluster string) (*Status, error) {
+	var st *Status
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		var err error
+		st, err = a.status(tx, cluster)
+		return err
+	})
+	return st, err
+}
+
+func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
+	v, err := a.clusterView(tx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	st := &Status{Cluster: v.Cluster}
+	L := v.Cluster.LeafValidity
+	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+		l := v.Lineage(p)
+		hs, err := holderViews(tx, cluster, p)
+		if err != nil {
+			return nil, err
+		}
+		ls := LineageStatus{Purpose: p, Next: ca.NextStep(l, L, ca.DefaultMargin(L), now)}
+		idx := map[string]int{}
+		for i, c := range l {
+			idx[c.ID] = i
+			ls.CAs = append(ls.CAs, CAInfo{CA: c})
+		}
+		for _, h := range hs {
+			if !h.Live(now) {
+				continue
+			}
+			st.LiveHolders++
+			if st.EarliestExpiry.IsZero() || h.NotAfter.Before(st.EarliestExpiry) {
+				st.EarliestExpiry = h.NotAfter
+			}
+			if i, ok := idx[h.SignedBy]; ok {
+				ls.CAs[i].LiveSigned++
+			}
+			for _, t := range h.Trusts {
+				if i, ok := idx[t]; ok {
+					ls.CAs[i].LiveTrusting++
+				}
+			}
+		}
+		switch ls.Next.Kind {
+		case ca.StepActivate:
+			ls.Blockers = ca.ActivateBlockers(l, hs, now)
+		case ca.StepRetire:
+			ls.Blockers = ca.RetireBlockers(l, hs, now)
+		}
+		slices.Sort(ls.Blockers)
+		st.Lineages = append(st.Lineages, ls)
+	}
+	return st, nil
+}
