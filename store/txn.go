@@ -249,3 +249,31 @@ func AuditHash(e *AuditEntry) string {
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
 }
+
+var kServerCA = []byte("server_ca")
+
+// ServerCA returns the server's own serving CA (kept apart from every
+// cluster CA) with its key opened, or ErrNotFound on a new store.
+func (t *Txn) ServerCA() (*CA, error) {
+	var rec CA
+	if err := t.get(bMeta, string(kServerCA), &rec); err != nil {
+		return nil, err
+	}
+	key, err := t.s.seal.Open(rec.SealedKey, "server-ca")
+	if err != nil {
+		return nil, fmt.Errorf("open key of the serving CA: %w", err)
+	}
+	rec.Key, rec.SealedKey = key, nil
+	return &rec, nil
+}
+
+// PutServerCA writes the serving CA, sealing its key.
+func (t *Txn) PutServerCA(ca *CA) error {
+	sealed, err := t.s.seal.Seal(ca.Key, "server-ca")
+	if err != nil {
+		return err
+	}
+	rec := *ca
+	rec.Key, rec.SealedKey = nil, sealed
+	return t.put(bMeta, string(kServerCA), &rec)
+}

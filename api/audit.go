@@ -1,0 +1,65 @@
+package api
+
+import (
+	"context"
+	"io"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// ListAudit implements AuditService.
+func (s *Server) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.ListAuditResponse, error) {
+	es, err := s.auth.ListAudit(ctx, req.GetCluster(), req.GetAfterSeq(), int(req.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListAuditResponse{}
+	for _, e := range es {
+		out.Entries = append(out.Entries, &pb.AuditEntry{
+			Seq: e.Seq, Time: timestamppb.New(e.Time), Actor: e.Actor, Cluster: e.Cluster, Action: e.Action,
+			Outcome: e.Outcome, Reason: e.Reason, Details: e.Details, PrevHash: e.Prev, Hash: e.Hash,
+		})
+	}
+	return out, nil
+}
+
+// VerifyAudit implements AuditService.
+func (s *Server) VerifyAudit(ctx context.Context, _ *pb.VerifyAuditRequest) (*pb.VerifyAuditResponse, error) {
+	r, err := s.auth.VerifyAudit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.VerifyAuditResponse{Ok: r.FirstBad == 0, Entries: r.Entries, FirstBadSeq: r.FirstBad, Message: r.Message}, nil
+}
+
+// Backup implements AdminService: a consistent online snapshot, streamed.
+func (s *Server) Backup(_ *pb.BackupRequest, stream pb.AdminService_BackupServer) error {
+	w := &chunkWriter{stream: stream}
+	if _, err := s.backup(stream.Context(), w); err != nil {
+		return err
+	}
+	return nil
+}
+
+type chunkWriter struct {
+	stream pb.AdminService_BackupServer
+}
+
+const chunkSize = 256 << 10
+
+func (c *chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), chunkSize)
+		if err := c.stream.Send(&pb.BackupChunk{Data: p[:k]}); err != nil {
+			return n, err
+		}
+		n += k
+		p = p[k:]
+	}
+	return n, nil
+}
+
+var _ io.Writer = (*chunkWriter)(nil)

@@ -1,0 +1,141 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/k8sauth"
+	"github.com/flinkpki/flinkpki/token"
+)
+
+// MaxBearerSize bounds the authorization header: a projected
+// service-account token is about 1 KiB, a flinkpki token under 100 bytes.
+const MaxBearerSize = 8 << 10
+
+type actorKey struct{}
+
+// actorFrom returns the authenticated actor of a request.
+func actorFrom(ctx context.Context) authority.Actor {
+	a, _ := ctx.Value(actorKey{}).(authority.Actor)
+	return a
+}
+
+// Authenticator turns bearer credentials into actors.
+type Authenticator struct {
+	auth *authority.Authority
+	k8s  *k8sauth.Verifier // nil when Kubernetes tokens are not configured
+}
+
+// bearer extracts the bearer string from the request metadata.
+func bearer(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return "", fmt.Errorf("%w: no token: pass --token-file or set FLINKPKI_TOKEN_FILE", authority.ErrUnauthenticated)
+	}
+	if len(vals) > 1 {
+		return "", fmt.Errorf("%w: more than one authorization header", authority.ErrUnauthenticated)
+	}
+	v := vals[0]
+	if len(v) > MaxBearerSize {
+		return "", fmt.Errorf("%w: authorization header is %d bytes, over the %d-byte limit", authority.ErrUnauthenticated, len(v), MaxBearerSize)
+	}
+	scheme, cred, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(cred) == "" {
+		return "", fmt.Errorf("%w: authorization header must be \"Bearer <token>\"", authority.ErrUnauthenticated)
+	}
+	return strings.TrimSpace(cred), nil
+}
+
+// Authenticate resolves the request's credentials to an actor.
+func (a *Authenticator) Authenticate(ctx context.Context) (authority.Actor, error) {
+	raw, err := bearer(ctx)
+	if err != nil {
+		return authority.Actor{}, err
+	}
+	if token.LooksLikeJWT(raw) {
+		if a.k8s == nil {
+			return authority.Actor{}, fmt.Errorf("%w: Kubernetes service-account tokens are not enabled on this server (serve --k8s-issuer --k8s-jwks-file)", authority.ErrUnauthenticated)
+		}
+		id, err := a.k8s.Verify(ctx, raw)
+		if err != nil {
+			return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
+		}
+		return authority.Actor{Kind: authority.ActorK8s, Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Pod: id.Pod}, nil
+	}
+	t, err := token.Parse(raw)
+	if err != nil {
+		return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
+	}
+	return a.auth.Authenticate(ctx, t)
+}
+
+// adminOnly lists the services every method of which needs an administrator.
+var adminOnly = map[string]bool{
+	"flinkpki.v1.ClusterService":   true,
+	"flinkpki.v1.AuthorityService": true,
+	"flinkpki.v1.AuditService":     true,
+	"flinkpki.v1.AdminService":     true,
+}
+
+// public lists services that need no token (health and reflection).
+var public = map[string]bool{
+	"grpc.health.v1.Health":                    true,
+	"grpc.reflection.v1.ServerReflection":      true,
+	"grpc.reflection.v1alpha.ServerReflection": true,
+}
+
+func serviceOf(fullMethod string) string {
+	s := strings.TrimPrefix(fullMethod, "/")
+	if i := strings.LastIndex(s, "/"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// authorize authenticates a call and enforces the administrator-only
+// services; finer checks (cluster and role scope) happen in the authority.
+func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
+	svc := serviceOf(fullMethod)
+	if public[svc] {
+		return ctx, nil
+	}
+	actor, err := s.authn.Authenticate(ctx)
+	if err != nil {
+		return ctx, s.auth.Deny(ctx, authority.Actor{Kind: authority.ActorAnonymous}, "", fullMethod, "unauthenticated", err)
+	}
+	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
+		err := fmt.Errorf("%w: %s needs an administrator token; %s tokens may only enroll", authority.ErrDenied, fullMethod, actor.Kind)
+		return ctx, s.auth.Deny(ctx, actor, "", fullMethod, "permission_denied", err)
+	}
+	return context.WithValue(ctx, actorKey{}, actor), nil
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := s.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := handler(ctx, req)
+	return resp, toStatus(err)
+}
+
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w wrappedStream) Context() context.Context { return w.ctx }
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := s.authorize(ss.Context(), info.FullMethod)
+	if err != nil {
+		return toStatus(err)
+	}
+	return toStatus(handler(srv, wrappedStream{ss, ctx}))
+}

@@ -1,0 +1,119 @@
+package api
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/ca"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// CreateCluster implements ClusterService.
+func (s *Server) CreateCluster(ctx context.Context, req *pb.CreateClusterRequest) (*pb.Cluster, error) {
+	r := authority.CreateClusterRequest{
+		Name: req.GetName(), KeyType: req.GetKeyType(), NoAutoRotate: req.GetDisableAutoRotate(),
+		CAValidity: req.GetCaValidity().AsDuration(), LeafValidity: req.GetLeafValidity().AsDuration(),
+	}
+	if req.GetCaValidity() != nil && r.CAValidity <= 0 {
+		return nil, s.auth.Deny(ctx, actorFrom(ctx), req.GetName(), "cluster.create", "invalid", fmt.Errorf("%w: CA validity must be positive, got %s", authority.ErrInvalid, r.CAValidity))
+	}
+	if req.GetLeafValidity() != nil && r.LeafValidity <= 0 {
+		return nil, s.auth.Deny(ctx, actorFrom(ctx), req.GetName(), "cluster.create", "invalid", fmt.Errorf("%w: leaf validity must be positive, got %s", authority.ErrInvalid, r.LeafValidity))
+	}
+	for _, b := range req.GetK8SBindings() {
+		r.K8sBindings = append(r.K8sBindings, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
+	}
+	v, err := s.auth.CreateCluster(ctx, actorFrom(ctx), r)
+	if err != nil {
+		return nil, err
+	}
+	return clusterPB(v, nil), nil
+}
+
+// GetCluster implements ClusterService.
+func (s *Server) GetCluster(ctx context.Context, req *pb.GetClusterRequest) (*pb.Cluster, error) {
+	v, err := s.auth.GetCluster(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.auth.Status(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return clusterPB(v, st), nil
+}
+
+// ListClusters implements ClusterService.
+func (s *Server) ListClusters(ctx context.Context, req *pb.ListClustersRequest) (*pb.ListClustersResponse, error) {
+	n := int(req.GetPageSize())
+	if n <= 0 {
+		n = defaultPageSize
+	}
+	n = min(n, maxPageSize)
+	vs, next, err := s.auth.ListClusters(ctx, req.GetPageToken(), n)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListClustersResponse{NextPageToken: next}
+	for _, v := range vs {
+		out.Clusters = append(out.Clusters, clusterPB(v, nil))
+	}
+	return out, nil
+}
+
+// DeleteCluster implements ClusterService.
+func (s *Server) DeleteCluster(ctx context.Context, req *pb.DeleteClusterRequest) (*pb.DeleteClusterResponse, error) {
+	return &pb.DeleteClusterResponse{}, s.auth.DeleteCluster(ctx, actorFrom(ctx), req.GetName())
+}
+
+// CreateToken implements ClusterService.
+func (s *Server) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*pb.CreateTokenResponse, error) {
+	tok, rec, err := s.auth.CreateToken(ctx, actorFrom(ctx), req.GetCluster(), req.GetRole(), req.GetTtl().AsDuration(), int(req.GetUses()))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CreateTokenResponse{Token: tok, Id: rec.ID, ExpireTime: timestamppb.New(rec.Expires), Uses: int32(rec.UsesLeft)}, nil
+}
+
+func clusterPB(v *authority.ClusterView, st *authority.Status) *pb.Cluster {
+	c := v.Cluster
+	out := &pb.Cluster{
+		Name: c.Name, KeyType: c.KeyType, CaValidity: durationpb.New(c.CAValidity), LeafValidity: durationpb.New(c.LeafValidity),
+		AutoRotate: c.AutoRotate, CreateTime: timestamppb.New(c.Created),
+	}
+	for _, b := range c.K8sBindings {
+		out.K8SBindings = append(out.K8SBindings, &pb.K8SBinding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount})
+	}
+	counts := map[string]authority.CAInfo{}
+	if st != nil {
+		for _, l := range st.Lineages {
+			for _, i := range l.CAs {
+				counts[i.CA.ID] = i
+			}
+		}
+	}
+	for _, d := range v.CAs {
+		out.Cas = append(out.Cas, caPB(authority.CAInfo{CA: d, LiveSigned: counts[d.ID].LiveSigned, LiveTrusting: counts[d.ID].LiveTrusting}))
+	}
+	return out
+}
+
+func caPB(i authority.CAInfo) *pb.CertificateAuthority {
+	d := i.CA
+	return &pb.CertificateAuthority{
+		Id: d.ID, Purpose: string(d.Purpose), Generation: int32(d.Generation), State: string(d.State),
+		Sha256Fingerprint: ca.Fingerprint(d.Cert), NotBefore: timestamppb.New(d.Cert.NotBefore), NotAfter: timestamppb.New(d.Cert.NotAfter),
+		Subject: d.Cert.Subject.String(), Certificate: d.Cert.Raw,
+		LiveHoldersSigned: int32(i.LiveSigned), LiveHoldersTrusting: int32(i.LiveTrusting),
+	}
+}

@@ -1,0 +1,61 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/issuer"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// toStatus maps domain errors to gRPC status codes. It is the only place
+// that does, so the domain stays free of transport. The message is the
+// domain's own sentence; internal faults get a generic one, since their
+// detail may name server internals.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codeOf(err)
+	if code == codes.Internal {
+		return status.Error(code, "internal error; the server log has the details")
+	}
+	return status.Error(code, err.Error())
+}
+
+func codeOf(err error) codes.Code {
+	switch {
+	case errors.Is(err, authority.ErrUnauthenticated):
+		return codes.Unauthenticated
+	case errors.Is(err, authority.ErrDenied):
+		return codes.PermissionDenied
+	case errors.Is(err, authority.ErrNotFound), errors.Is(err, store.ErrNotFound):
+		return codes.NotFound
+	case errors.Is(err, authority.ErrExists), errors.Is(err, store.ErrExists):
+		return codes.AlreadyExists
+	case errors.Is(err, ca.ErrBlocked), errors.Is(err, ca.ErrRotationInProgress), errors.Is(err, ca.ErrNoPreparedCA),
+		errors.Is(err, ca.ErrNoRetiringCA), errors.Is(err, ca.ErrNoActiveCA):
+		return codes.FailedPrecondition
+	case errors.Is(err, authority.ErrInvalid), errors.Is(err, issuer.ErrBadCSR), errors.Is(err, issuer.ErrWeakKey),
+		errors.Is(err, issuer.ErrUnsupportedKey), errors.Is(err, issuer.ErrInvalidRequest), errors.Is(err, issuer.ErrUnknownRole),
+		errors.Is(err, ca.ErrUnknownKeyType), errors.Is(err, ca.ErrInvalidValidity), errors.Is(err, ca.ErrUnknownPurpose):
+		return codes.InvalidArgument
+	case errors.Is(err, authority.ErrConflict):
+		return codes.Aborted
+	case errors.Is(err, store.ErrUnavailable):
+		return codes.Unavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	}
+	return codes.Internal
+}

@@ -1,0 +1,70 @@
+// Package api is flinkpki's gRPC surface: where a request enters, is
+// authenticated and authorised, and where domain errors become status
+// codes. The work itself is done by the authority package.
+package api
+
+import (
+	"context"
+	"io"
+
+	"google.golang.org/grpc"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/k8sauth"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// Config wires a Server.
+type Config struct {
+	Authority *authority.Authority
+	// K8s verifies projected service-account tokens; nil disables them.
+	K8s *k8sauth.Verifier
+	// Backup writes a consistent snapshot of the store.
+	Backup func(ctx context.Context, w io.Writer) (int64, error)
+}
+
+// Server implements every flinkpki.v1 service.
+type Server struct {
+	pb.UnimplementedClusterServiceServer
+	pb.UnimplementedAuthorityServiceServer
+	pb.UnimplementedEnrollmentServiceServer
+	pb.UnimplementedAuditServiceServer
+	pb.UnimplementedAdminServiceServer
+
+	auth   *authority.Authority
+	authn  *Authenticator
+	backup func(ctx context.Context, w io.Writer) (int64, error)
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	return &Server{
+		auth:   cfg.Authority,
+		authn:  &Authenticator{auth: cfg.Authority, k8s: cfg.K8s},
+		backup: cfg.Backup,
+	}
+}
+
+// ServiceNames lists the flinkpki services, for health reporting.
+var ServiceNames = []string{
+	pb.ClusterService_ServiceDesc.ServiceName,
+	pb.AuthorityService_ServiceDesc.ServiceName,
+	pb.EnrollmentService_ServiceDesc.ServiceName,
+	pb.AuditService_ServiceDesc.ServiceName,
+	pb.AdminService_ServiceDesc.ServiceName,
+}
+
+// Register adds every flinkpki service to g.
+func (s *Server) Register(g *grpc.Server) {
+	pb.RegisterClusterServiceServer(g, s)
+	pb.RegisterAuthorityServiceServer(g, s)
+	pb.RegisterEnrollmentServiceServer(g, s)
+	pb.RegisterAuditServiceServer(g, s)
+	pb.RegisterAdminServiceServer(g, s)
+}
+
+// Interceptors returns the authentication interceptors; put them after
+// logging and metrics so refusals are counted and logged too.
+func (s *Server) Interceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	return s.unaryAuth, s.streamAuth
+}

@@ -1,0 +1,69 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/token"
+)
+
+// Authenticate resolves a flinkpki bearer token (administrator or
+// enrollment) to its actor. The secret is compared in constant time against
+// the stored hash. An enrollment token's use is spent later, in the
+// transaction of the issuance it pays for.
+func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, error) {
+	var actor Actor
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		switch t.Kind {
+		case token.KindAdmin:
+			rec, err := tx.AdminToken(t.ID)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && !token.Verify(rec.Hash, t.Secret)) {
+				return fmt.Errorf("%w: unknown administrator token %s", ErrUnauthenticated, t.Redacted())
+			}
+			if err != nil {
+				return err
+			}
+			actor = Actor{Kind: ActorAdmin, ID: rec.ID}
+		case token.KindEnrollment:
+			rec, err := tx.Token(t.ID)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && !token.Verify(rec.Hash, t.Secret)) {
+				return fmt.Errorf("%w: unknown, used-up or expired enrollment token %s: create a new one with flinkpki token create", ErrUnauthenticated, t.Redacted())
+			}
+			if err != nil {
+				return err
+			}
+			if !rec.Expires.After(a.now()) {
+				return fmt.Errorf("%w: enrollment token %s expired at %s: create a new one with flinkpki token create", ErrUnauthenticated, t.Redacted(), rec.Expires.Format("2006-01-02T15:04:05Z07:00"))
+			}
+			if rec.UsesLeft <= 0 {
+				return fmt.Errorf("%w: enrollment token %s was used up", ErrUnauthenticated, t.Redacted())
+			}
+			actor = Actor{Kind: ActorEnrollment, ID: rec.ID, TokenCluster: rec.Cluster, TokenRole: rec.Role}
+		default:
+			return fmt.Errorf("%w: unknown token kind", ErrUnauthenticated)
+		}
+		return nil
+	})
+	return actor, err
+}
+
+// CreateAdminToken makes a new administrator token and stores its hash. The
+// returned bearer string is shown once.
+func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name string) (string, error) {
+	t, err := token.New(token.KindAdmin, a.rand)
+	if err != nil {
+		return "", err
+	}
+	err = a.st.Update(ctx, func(tx *store.Txn) error {
+		if err := tx.PutAdminToken(&store.AdminToken{ID: t.ID, Hash: token.Hash(t.Secret), Name: name, Created: a.now().UTC()}); err != nil {
+			return err
+		}
+		return a.audit(tx, actor, "", "admin_token.create", "ok", "", map[string]string{"token_id": t.ID, "name": name})
+	})
+	if err != nil {
+		return "", err
+	}
+	return t.String(), nil
+}

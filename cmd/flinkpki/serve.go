@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/flinkpki/flinkpki/api"
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/k8sauth"
+	"github.com/flinkpki/flinkpki/metrics"
+	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/bolt"
+)
+
+type serveOptions struct {
+	dataDir          string
+	listen           string
+	metricsListen    string
+	healthListen     string
+	dev              bool
+	configFile       string
+	sans             []string
+	kekFile          string
+	k8sIssuer        string
+	k8sJWKSFile      string
+	k8sAudience      string
+	logFormat        string
+	logLevel         string
+	rotationInterval time.Duration
+	shutdownTimeout  time.Duration
+	rpcTimeout       time.Duration
+}
+
+const (
+	devListen       = "127.0.0.1:7443"
+	prodListen      = "0.0.0.0:7443"
+	maxRequestBytes = 64 << 10
+)
+
+func newServeCmd() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the flinkpki server (gRPC over TLS, on an embedded bbolt store)",
+		Long: `Run the flinkpki server. It keeps one CA lineage per Flink cluster in an
+embedded bbolt database at DIR/flinkpki.db and serves gRPC over TLS only.
+
+On first start it creates its own serving CA (kept apart from every Flink
+cluster CA) and writes the trust anchor for clients to DIR/server-ca.crt.
+CA private keys are encrypted at rest with the key-encryption key from
+--kek-file (32 random bytes: head -c 32 /dev/urandom > kek); keep that file
+outside the data directory and back it up separately.
+
+--dev is for trying flinkpki out: it listens on 127.0.0.1 only, creates DIR and
+DIR/kek if missing, and writes an administrator token to DIR/admin.token.
+Production mode never writes a token file: bootstrap the first administrator
+token with 'flinkpki admin bootstrap' while the server is stopped.
+
+Every flag may also be set in a YAML file given with --config (keys are flag
+names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line win.`,
+		Example: `  # local development
+  flinkpki serve --dev --data-dir ./flinkpki-data
+
+  # production, with Kubernetes projected service-account tokens
+  flinkpki serve --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek/kek \
+    --listen 0.0.0.0:7443 --metrics-listen 0.0.0.0:9090 --health-listen 0.0.0.0:7444 \
+    --san flinkpki.flinkpki.svc --k8s-issuer https://kubernetes.default.svc.cluster.local \
+    --k8s-jwks-file /etc/flinkpki/jwks/jwks.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfigFile(cmd, o.configFile); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", "./flinkpki-data", "data directory (bbolt store at DIR/flinkpki.db, DIR/server-ca.crt)")
+	f.StringVar(&o.listen, "listen", "", "gRPC listen address (default "+devListen+" with --dev, else "+prodListen+")")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (off when empty)")
+	f.StringVar(&o.healthListen, "health-listen", "", "serve only grpc.health.v1 in plaintext on ADDR, for kubelet gRPC probes (off when empty)")
+	f.BoolVar(&o.dev, "dev", false, "development mode: loopback only, creates DIR, DIR/kek and DIR/admin.token")
+	f.StringVar(&o.configFile, "config", "", "YAML file with flag values")
+	f.StringSliceVar(&o.sans, "san", nil, "extra DNS name or IP address for the serving certificate (repeatable)")
+	f.StringVar(&o.kekFile, "kek-file", "", "key-encryption key file for CA keys at rest (env FLINKPKI_KEK_FILE; --dev default DIR/kek)")
+	f.StringVar(&o.k8sIssuer, "k8s-issuer", "", "issuer (iss) of the cluster's service-account tokens; enables Kubernetes tokens")
+	f.StringVar(&o.k8sJWKSFile, "k8s-jwks-file", "", "the cluster's JWKS (kubectl get --raw /openid/v1/jwks)")
+	f.StringVar(&o.k8sAudience, "k8s-audience", k8sauth.DefaultAudience, "audience projected service-account tokens must carry")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&o.rotationInterval, "rotation-interval", time.Minute, "how often the automatic rotation schedule is checked (0 disables it)")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
+	f.DurationVar(&o.rpcTimeout, "rpc-timeout", 30*time.Second, "deadline applied to every request that has none shorter")
+	return cmd
+}
+
+func newLogger(o *serveOptions, w *os.File) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, usagef("--log-level %q: use debug, info, warn or error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, usagef("--log-format %q: use text or json", o.logFormat)
+}
+
+func (o *serveOptions) resolve() error {
+	if o.listen == "" {
+		o.listen = prodListen
+		if o.dev {
+			o.listen = devListen
+		}
+	}
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return usagef("--listen %q: want HOST:PORT", o.listen)
+	}
+	if o.dev && !isLoopback(host) {
+		return usagef("--dev refuses --listen %s: development mode listens on loopback only (127.0.0.1 or ::1)", o.listen)
+	}
+	if o.kekFile == "" {
+		o.kekFile = os.Getenv("FLINKPKI_KEK_FILE")
+	}
+	if (o.k8sIssuer == "") != (o.k8sJWKSFile == "") {
+		return usagef("--k8s-issuer and --k8s-jwks-file go together")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// prepareDataDir checks or creates the data directory and finds the KEK.
+func (o *serveOptions) prepareDataDir() ([]byte, error) {
+	fi, err := os.Stat(o.dataDir)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && o.dev:
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("data directory %s does not exist: create it (mode 0700) or pass --dev", o.dataDir)
+	case err != nil:
+		return nil, err
+	case !fi.IsDir():
+		return nil, fmt.Errorf("--data-dir %s is not a directory", o.dataDir)
+	}
+	if o.kekFile == "" {
+		if !o.dev {
+			return nil, errors.New("no key-encryption key: pass --kek-file FILE or set FLINKPKI_KEK_FILE (create one with: head -c 32 /dev/urandom > kek)")
+		}
+		o.kekFile = filepath.Join(o.dataDir, "kek")
+		if _, err := os.Stat(o.kekFile); errors.Is(err, os.ErrNotExist) {
+			k := make([]byte, store.KEKSize)
+			if _, err := rand.Read(k); err != nil {
+				return nil, err
+			}
+			if err := writeFileAtomic(o.kekFile, k, 0o600); err != nil {
+				return nil, fmt.Errorf("create dev key-encryption key: %w", err)
+			}
+		}
+	}
+	raw, err := os.ReadFile(o.kekFile)
+	if err != nil {
+		return nil, fmt.Errorf("read key-encryption key: %w", err)
+	}
+	return store.ParseKEK(raw)
+}
+
+func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
+	if err := o.resolve(); err != nil {
+		return err
+	}
+	log, err := newLogger(o, os.Stderr)
+	if err != nil {
+		return err
+	}
+	kek, err := o.prepareDataDir()
+	if err != nil {
+		return err
+	}
+	seal, err := store.NewSealer(kek, nil)
+	if err != nil {
+		return err
+	}
+	backend, err := bolt.Open(filepath.Join(o.dataDir, "flinkpki.db"), bolt.Options{})
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, backend, seal)
+	if err != nil {
+		backend.Close()
+		if errors.Is(err, store.ErrWrongKEK) {
+			return fmt.Errorf("the key-encryption key %s does not open %s: start with the key this store was created with; nothing was changed", o.kekFile, filepath.Join(o.dataDir, "flinkpki.db"))
+		}
+		return err
+	}
+	defer st.Close()
+
+	var k8s *k8sauth.Verifier
+	if o.k8sIssuer != "" {
+		jwks, err := os.ReadFile(o.k8sJWKSFile)
+		if err != nil {
+			return fmt.Errorf("read --k8s-jwks-file: %w", err)
+		}
+		if k8s, err = k8sauth.New(k8sauth.Config{Issuer: o.k8sIssuer, Audience: o.k8sAudience, JWKS: jwks}); err != nil {
+			return err
+		}
+	}
+	m := metrics.New()
+	auth, err := authority.New(authority.Config{Store: st, Logger: log, Observer: m})
+	if err != nil {
+		return err
+	}
+	cert, _, err := serverIdentity(ctx, st, o.dataDir, o.sans, time.Now())
+	if err != nil {
+		return err
+	}
+	if o.dev {
+		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
+			return err
+		}
+	}
+	srv := api.New(api.Config{Authority: auth, K8s: k8s, Backup: st.Backup})
+	authUnary, authStream := srv.Interceptors()
+	rl := &requestLog{log: log, timeout: o.rpcTimeout}
+	g := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})),
+		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
+		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
+		grpc.MaxRecvMsgSize(maxRequestBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
+	)
+	srv.Register(g)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range api.ServiceNames {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(g, hs)
+	reflection.Register(g)
+
+	lis, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- g.Serve(lis) }()
+	var extra []func(context.Context)
+	if o.metricsListen != "" {
+		stop, err := serveMetrics(o.metricsListen, m, auth, errc)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, stop)
+	}
+	if o.healthListen != "" {
+		hg := grpc.NewServer()
+		healthpb.RegisterHealthServer(hg, hs)
+		hl, err := net.Listen("tcp", o.healthListen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", o.healthListen, err)
+		}
+		go func() { errc <- hg.Serve(hl) }()
+		extra = append(extra, func(context.Context) { hg.Stop() })
+	}
+	if o.rotationInterval > 0 {
+		go auth.RunScheduler(ctx, o.rotationInterval)
+	}
+	log.Info("flinkpki serving", "listen", lis.Addr().String(), "data_dir", o.dataDir, "dev", o.dev)
+	if o.dev {
+		abs, _ := filepath.Abs(o.dataDir)
+		fmt.Fprintf(cmd.ErrOrStderr(), "\nflinkpki dev server on %s. Point the CLI at it with:\n  export FLINKPKI_SERVER=%s FLINKPKI_CA_FILE=%s FLINKPKI_TOKEN_FILE=%s\n  flinkpki cluster create orders\n\n",
+			lis.Addr(), lis.Addr(), filepath.Join(abs, "server-ca.crt"), filepath.Join(abs, "admin.token"))
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return err
+		}
+	}
+	log.Info("shutting down: no new requests; finishing in-flight ones", "timeout", o.shutdownTimeout.String())
+	hs.Shutdown()
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(o.shutdownTimeout):
+		log.Warn("in-flight requests did not finish in time; closing them")
+		g.Stop()
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	for _, stop := range extra {
+		stop(sctx)
+	}
+	log.Info("store closed; bye")
+	return nil
+}
+
+func serveMetrics(addr string, m *metrics.Metrics, auth *authority.Authority, errc chan<- error) (func(context.Context), error) {
+	mux := http.NewServeMux()
+	h := m.Handler()
+	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refreshGauges(r.Context(), auth, m)
+		h.ServeHTTP(w, r)
+	}))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	return func(ctx context.Context) { hs.Shutdown(ctx) }, nil
+}
+
+// ensureDevAdminToken writes DIR/admin.token unless it already holds a
+// token this store knows.
+func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path string) error {
+	if raw, err := os.ReadFile(path); err == nil {
+		if t, err := parseToken(strings.TrimSpace(string(raw))); err == nil {
+			if a, err := auth.Authenticate(ctx, t); err == nil && a.Kind == authority.ActorAdmin {
+				return nil
+			}
+		}
+	}
+	tok, err := auth.CreateAdminToken(ctx, authority.Actor{Kind: authority.ActorSystem, ID: "dev"}, "dev")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, []byte(tok), 0o600)
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// The server's own identity is a serving CA of its own, never a cluster CA:
+// a Flink cluster's CA must sign nothing but that cluster's internal leaves.
+const (
+	servingCAValidity   = 10 * 365 * 24 * time.Hour
+	servingCertValidity = 365 * 24 * time.Hour
+)
+
+// serverIdentity loads the serving CA from the store, creating it on first
+// start, writes its certificate to dataDir/server-ca.crt for clients, and
+// makes a fresh serving certificate for this process. The serving key lives
+// in memory only. P-256 keeps handshakes cheap for init containers.
+func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans []string, now time.Time) (*tls.Certificate, *x509.Certificate, error) {
+	var rec *store.CA
+	err := st.View(ctx, func(tx *store.Txn) error {
+		var err error
+		rec, err = tx.ServerCA()
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		rec, err = newServingCA(now)
+		if err == nil {
+			err = st.Update(ctx, func(tx *store.Txn) error {
+				if existing, err := tx.ServerCA(); err == nil {
+					rec = existing // another process won the race
+					return nil
+				}
+				return tx.PutServerCA(rec)
+			})
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("serving CA: %w", err)
+	}
+	caCert, err := x509.ParseCertificate(rec.CertDER)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serving CA certificate: %w", err)
+	}
+	caKeyAny, err := x509.ParsePKCS8PrivateKey(rec.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serving CA key: %w", err)
+	}
+	caKey, ok := caKeyAny.(crypto.Signer)
+	if !ok {
+		return nil, nil, errors.New("serving CA key cannot sign")
+	}
+	if err := writeFileAtomic(filepath.Join(dataDir, "server-ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o644); err != nil {
+		return nil, nil, err
+	}
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randomSerial(),
+		Subject:      pkix.Name{Organization: []string{"flinkpki"}, CommonName: "flinkpki server"},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     minTime(now.Add(servingCertValidity), caCert.NotAfter),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	for _, s := range sans {
+		if ip := net.ParseIP(s); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, s)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, leafKey.Public(), caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der, caCert.Raw}, PrivateKey: leafKey}, caCert, nil
+}
+
+func newServingCA(now time.Time) (*store.CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          randomSerial(),
+		Subject:               pkix.Name{Organization: []string{"flinkpki"}, CommonName: "flinkpki serving CA"},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(servingCAValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &store.CA{ID: "server", Purpose: "serving", State: "active", CertDER: der, Key: keyDER, Created: now}, nil
+}
+
+func randomSerial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return n
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// writeFileAtomic writes data to path through a temporary file and a rename.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/metrics"
+	"github.com/flinkpki/flinkpki/token"
+)
+
+func parseToken(s string) (token.Parsed, error) { return token.Parse(s) }
+
+// applyConfigFile sets every flag named in a YAML file that was not given on
+// the command line.
+func applyConfigFile(cmd *cobra.Command, path string) error {
+	if path == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read --config: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("--config %s is not a YAML mapping: %w", path, err)
+	}
+	for k, v := range m {
+		f := cmd.Flags().Lookup(k)
+		if f == nil || k == "config" {
+			return usagef("--config %s: unknown setting %q (settings are serve's flag names)", path, k)
+		}
+		if f.Changed {
+			continue
+		}
+		vals := []any{v}
+		if list, ok := v.([]any); ok {
+			vals = list
+		}
+		for _, item := range vals {
+			if err := f.Value.Set(fmt.Sprint(item)); err != nil {
+				return usagef("--config %s: %s: %v", path, k, err)
+			}
+		}
+	}
+	return nil
+}
+
+
+// requestLog gives every request an id, a deadline and one log line.
+// It never logs request bodies or metadata, which carry tokens and keys.
+type requestLog struct {
+	log     *slog.Logger
+	timeout time.Duration
+}
+
+func requestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (r *requestLog) begin(ctx context.Context) (context.Context, context.CancelFunc, string) {
+	id := requestID()
+	grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+	if r.timeout > 0 {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > r.timeout {
+			c, cancel := context.WithTimeout(ctx, r.timeout)
+			return c, cancel, id
+		}
+	}
+	return ctx, func() {}, id
+}
+
+func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, cancel, id := r.begin(ctx)
+	defer cancel()
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	r.done(ctx, id, info.FullMethod, start, err)
+	return resp, err
+}
+
+func (r *requestLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	id := requestID()
+	ss.SetHeader(metadata.Pairs("x-request-id", id))
+	start := time.Now()
+	err := handler(srv, ss)
+	r.done(ss.Context(), id, info.FullMethod, start, err)
+	return err
+}
+
+func (r *requestLog) done(ctx context.Context, id, method string, start time.Time, err error) {
+	if strings.HasPrefix(method, "/grpc.health") || strings.HasPrefix(method, "/grpc.reflection") {
+		return
+	}
+	lvl := slog.LevelDebug
+	attrs := []slog.Attr{slog.String("request_id", id), slog.String("method", method), slog.Duration("duration", time.Since(start))}
+	if err != nil {
+		lvl = slog.LevelInfo
+		st := status.Convert(err)
+		attrs = append(attrs, slog.String("code", st.Code().String()), slog.String("error", st.Message()))
+	}
+	r.log.LogAttrs(ctx, lvl, "request", attrs...)
+}
+
+// refreshGauges recomputes the CA expiry and live-leaf gauges from the
+// store. It runs at each scrape, so /metrics is never stale.
+func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Metrics) {
+	var cas []metrics.CA
+	earliest := map[string]time.Time{}
+	after := ""
+	for {
+		vs, next, err := auth.ListClusters(ctx, after, 500)
+		if err != nil {
+			return
+		}
+		for _, v := range vs {
+			for _, c := range v.CAs {
+				cas = append(cas, metrics.CA{Cluster: v.Cluster.Name, ID: c.ID, State: string(c.State), NotAfter: c.Cert.NotAfter})
+			}
+			if st, err := auth.Status(ctx, v.Cluster.Name); err == nil && !st.EarliestExpiry.IsZero() {
+				earliest[v.Cluster.Name] = st.EarliestExpiry
+			}
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	m.SetCAs(cas, earliest)
+}
