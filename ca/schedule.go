@@ -1,0 +1,123 @@
+package ca
+
+import (
+	"fmt"
+	"time"
+)
+
+// StepKind names a lifecycle step.
+type StepKind string
+
+// The lifecycle steps, in the order a rotation runs them.
+const (
+	StepNone     StepKind = "none"
+	StepPrepare  StepKind = "prepare"
+	StepActivate StepKind = "activate"
+	StepRetire   StepKind = "retire"
+)
+
+// MinMargin is the smallest default rotation margin: a week gives an operator
+// time to notice and clear a blocked step before the active CA expires.
+const MinMargin = 7 * 24 * time.Hour
+
+// DefaultMargin is the slack kept between the end of a rotation and the
+// expiry of the old CA: a quarter of the leaf validity, and never less than
+// MinMargin. It grows with L because longer-lived leaves mean pods that
+// restart less often, so a blocked rotation takes longer to clear.
+func DefaultMargin(leafValidity time.Duration) time.Duration {
+	return max(MinMargin, leafValidity/4)
+}
+
+// Step is the next automatic lifecycle step of a lineage.
+type Step struct {
+	Kind StepKind
+	// At is when the step becomes safe to take automatically.
+	At time.Time
+	// CAID is the CA the step acts on; for prepare, the ID the new CA will get.
+	CAID string
+	// Due reports whether At has been reached.
+	Due bool
+}
+
+// PrepareAt is when the CA after active should be prepared: 2L plus the
+// margin before active expires, leaving L for the prepared CA to reach every
+// truststore, L for the old CA's leaves to expire, and the margin to spare.
+func PrepareAt(active *CA, leafValidity, margin time.Duration) time.Time {
+	return active.NotAfter().Add(-(2*leafValidity + margin))
+}
+
+// ActivateAt is when a prepared CA has been in every issued truststore for L,
+// so no live holder can lack it: every leaf issued before it was prepared has
+// expired by then.
+func ActivateAt(prepared *CA, leafValidity time.Duration) time.Time {
+	return prepared.Created.Add(leafValidity)
+}
+
+// RetireAt is when a retiring CA has signed nothing for L, so every leaf it
+// signed has expired.
+func RetireAt(retiring *CA, leafValidity time.Duration) time.Time {
+	return retiring.Retiring.Add(leafValidity)
+}
+
+// NextStep tells which automatic step comes next for a lineage and when it is
+// due, for the rotation loop and for ca status. Finishing a rotation comes
+// before starting one: a retiring CA is retired first, then a prepared one
+// activated, and only then is the next CA prepared.
+func NextStep(l Lineage, leafValidity, margin time.Duration, now time.Time) Step {
+	var s Step
+	switch r, p, a := l.Retiring(), l.Prepared(), l.Active(); {
+	case r != nil:
+		s = Step{Kind: StepRetire, At: RetireAt(r, leafValidity), CAID: r.ID}
+	case p != nil:
+		s = Step{Kind: StepActivate, At: ActivateAt(p, leafValidity), CAID: p.ID}
+	case a != nil:
+		s = Step{Kind: StepPrepare, At: PrepareAt(a, leafValidity, margin), CAID: IDFor(a.Purpose, a.Generation+1)}
+	default:
+		return Step{Kind: StepNone}
+	}
+	s.Due = !now.Before(s.At)
+	return s
+}
+
+// ValidateValidity refuses CA and leaf lifetimes that cannot rotate safely.
+// A CA must live at least 3L plus the margin, not just 2L plus the margin:
+// every CA after the first spends L prepared before it signs, and its
+// successor cannot be prepared until its predecessor retired (2L after it was
+// created), so the successor activates 3L after it at the earliest, and that
+// must still leave the margin before it expires.
+func ValidateValidity(caValidity, leafValidity, margin time.Duration) error {
+	switch {
+	case caValidity <= 0:
+		return fmt.Errorf("%w: CA validity must be positive, got %s", ErrInvalidValidity, caValidity)
+	case leafValidity <= 0:
+		return fmt.Errorf("%w: leaf validity must be positive, got %s", ErrInvalidValidity, leafValidity)
+	case margin <= 0:
+		return fmt.Errorf("%w: rotation margin must be positive, got %s", ErrInvalidValidity, margin)
+	case leafValidity > maxLeafValidity || margin > maxLeafValidity:
+		return fmt.Errorf("%w: leaf validity %s or margin %s is absurdly long", ErrInvalidValidity, leafValidity, margin)
+	}
+	if need := MinCAValidity(leafValidity, margin); caValidity < need {
+		return fmt.Errorf("%w: CA validity %s is shorter than three leaf validities of %s plus the rotation margin of %s (%s); lengthen the CA validity or shorten the leaf validity",
+			ErrInvalidValidity, days(caValidity), days(leafValidity), days(margin), days(need))
+	}
+	return nil
+}
+
+// maxLeafValidity keeps 3L plus the margin far from overflowing a Duration.
+const maxLeafValidity = 100 * 365 * 24 * time.Hour
+
+// MinCAValidity is the shortest CA validity that rotates safely with the
+// given leaf validity and margin; see ValidateValidity.
+func MinCAValidity(leafValidity, margin time.Duration) time.Duration {
+	return 3*leafValidity + margin
+}
+
+// days prints a duration in days when it is a whole number of them, as
+// operators give validities, and as a Go duration otherwise.
+func days(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	return d.String()
+}

@@ -1,0 +1,104 @@
+package ca
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+const day = 24 * time.Hour
+
+func TestDefaultMargin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		leaf time.Duration
+		want time.Duration
+	}{
+		{"short leaves get the one-week floor", 24 * time.Hour, MinMargin},
+		{"28-day leaves sit exactly on the floor", 28 * day, 7 * day},
+		{"90-day leaves get a quarter", 90 * day, 90 * day / 4},
+	}
+	for _, tt := range tests {
+		if got := DefaultMargin(tt.leaf); got != tt.want {
+			t.Errorf("%s: DefaultMargin(%s) = %s, want %s", tt.name, tt.leaf, got, tt.want)
+		}
+	}
+}
+
+func TestNextStepAtEveryThreshold(t *testing.T) {
+	t.Parallel()
+	const leaf, margin, validity = 90 * day, 30 * day, 3 * 365 * day
+	active := fakeCA(1, StateActive, t0, validity)
+	prepared := fakeCA(2, StatePrepared, t0.Add(100*day), validity)
+	retiringAt := t0.Add(200 * day)
+	retiring := fakeCA(1, StateRetiring, t0, validity)
+	retiring.Retiring = retiringAt
+	newActive := fakeCA(2, StateActive, t0.Add(100*day), validity)
+
+	prepareAt := t0.Add(validity - 2*leaf - margin)
+	activateAt := t0.Add(100*day + leaf)
+	retireAt := retiringAt.Add(leaf)
+	tests := []struct {
+		name    string
+		lineage Lineage
+		now     time.Time
+		want    Step
+	}{
+		{"an empty lineage has no step", nil, t0, Step{Kind: StepNone}},
+		{"prepare is not due one nanosecond early", Lineage{active}, prepareAt.Add(-time.Nanosecond), Step{StepPrepare, prepareAt, "internal-2", false}},
+		{"prepare is due at 2L plus margin before expiry", Lineage{active}, prepareAt, Step{StepPrepare, prepareAt, "internal-2", true}},
+		{"prepare stays due after the threshold", Lineage{active}, prepareAt.Add(time.Nanosecond), Step{StepPrepare, prepareAt, "internal-2", true}},
+		{"activate is not due one nanosecond early", Lineage{active, prepared}, activateAt.Add(-time.Nanosecond), Step{StepActivate, activateAt, "internal-2", false}},
+		{"activate is due L after prepare", Lineage{active, prepared}, activateAt, Step{StepActivate, activateAt, "internal-2", true}},
+		{"activate stays due after the threshold", Lineage{active, prepared}, activateAt.Add(time.Nanosecond), Step{StepActivate, activateAt, "internal-2", true}},
+		{"retire is not due one nanosecond early", Lineage{retiring, newActive}, retireAt.Add(-time.Nanosecond), Step{StepRetire, retireAt, "internal-1", false}},
+		{"retire is due L after the CA stopped signing", Lineage{retiring, newActive}, retireAt, Step{StepRetire, retireAt, "internal-1", true}},
+		{"retire stays due after the threshold", Lineage{retiring, newActive}, retireAt.Add(time.Nanosecond), Step{StepRetire, retireAt, "internal-1", true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := NextStep(tt.lineage, leaf, margin, tt.now)
+			if got.Kind != tt.want.Kind || !got.At.Equal(tt.want.At) || got.CAID != tt.want.CAID || got.Due != tt.want.Due {
+				t.Fatalf("NextStep = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateValidity(t *testing.T) {
+	t.Parallel()
+	const leaf, margin = 90 * day, 30 * day
+	need := 3*leaf + margin
+	tests := []struct {
+		name             string
+		ca, leaf, margin time.Duration
+		wantErr          bool
+	}{
+		{"the defaults are valid", DefaultCAValidity, 90 * day, DefaultMargin(90 * day), false},
+		{"a CA one nanosecond short of 3L plus margin is refused", need - time.Nanosecond, leaf, margin, true},
+		{"a CA of exactly 3L plus margin is accepted", need, leaf, margin, false},
+		{"a CA one nanosecond longer is accepted", need + time.Nanosecond, leaf, margin, false},
+		{"a zero CA validity is refused", 0, leaf, margin, true},
+		{"a negative leaf validity is refused", DefaultCAValidity, -time.Hour, margin, true},
+		{"a zero leaf validity is refused", DefaultCAValidity, 0, margin, true},
+		{"a zero margin is refused", DefaultCAValidity, leaf, 0, true},
+		{"an absurd leaf validity is refused instead of overflowing", DefaultCAValidity, 1 << 62, margin, true},
+	}
+	for _, tt := range tests {
+		err := ValidateValidity(tt.ca, tt.leaf, tt.margin)
+		if tt.wantErr != errors.Is(err, ErrInvalidValidity) || tt.wantErr != (err != nil) {
+			t.Errorf("%s: ValidateValidity error = %v, want error %v", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+func TestValidateValidityExplainsTheShortfallInDays(t *testing.T) {
+	t.Parallel()
+	err := ValidateValidity(200*day, 90*day, 30*day)
+	want := "invalid validity: CA validity 200d is shorter than three leaf validities of 90d plus the rotation margin of 30d (300d); lengthen the CA validity or shorten the leaf validity"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v\nwant %s", err, want)
+	}
+}

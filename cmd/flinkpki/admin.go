@@ -1,0 +1,207 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"github.com/flinkpki/flinkpki/store/bolt"
+)
+
+// dbFileName is the store file inside a data directory.
+const dbFileName = "flinkpki.db"
+
+func (a *app) newAdminCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Back up and restore the server's database (administrator)",
+	}
+	backup := a.newAdminBackupCmd()
+	a.addConnFlags(backup)
+	cmd.AddCommand(backup, a.newAdminRestoreCmd())
+	return cmd
+}
+
+func (a *app) newAdminBackupCmd() *cobra.Command {
+	var (
+		out   string
+		force bool
+	)
+	cmd := &cobra.Command{
+		Use:   "backup --out FILE",
+		Short: "Download a consistent snapshot of the server's database",
+		Long: `Download a consistent snapshot of the running server's database into FILE.
+The snapshot holds the CA keys encrypted with the server's key-encryption key
+(KEK), which is not in it: keep the KEK, separately, to restore. The file
+appears only once complete and checked.`,
+		Example: `  flinkpki admin backup --out flinkpki-$(date +%F).db`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("out", out); err != nil {
+				return err
+			}
+			if _, err := os.Lstat(out); err == nil && !force {
+				return fmt.Errorf("%s already exists: choose another --out or pass --force to replace it", out)
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			stream, err := flinkpkiv1.NewAdminServiceClient(conn).Backup(cmd.Context(), &flinkpkiv1.BackupRequest{})
+			if err != nil {
+				return err
+			}
+			n, err := writeAtomically(out, func(w io.Writer) error {
+				for {
+					chunk, err := stream.Recv()
+					if errors.Is(err, io.EOF) {
+						return nil
+					}
+					if err != nil {
+						return err
+					}
+					if _, err := w.Write(chunk.GetData()); err != nil {
+						return err
+					}
+				}
+			}, checkStoreFile)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "backup written to %s (%d bytes); keep the server's KEK separately: a restore needs it\n", out, n)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "file to write the snapshot to (required)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
+	return cmd
+}
+
+func (a *app) newAdminRestoreCmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "restore FILE --data-dir DIR",
+		Short: "Restore a backup into an empty data directory (offline)",
+		Long: `Restore a backup made by admin backup into an empty data directory, for a
+server that is not running. The restored server signs with the same CAs once
+it is started with the same key-encryption key (KEK) as the backed-up one.
+Nothing but the database is written: the KEK is yours to supply.`,
+		Example: `  flinkpki admin restore flinkpki-2025-01-31.db --data-dir /var/lib/flinkpki
+  flinkpki serve --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := requireFlag("data-dir", dataDir); err != nil {
+				return err
+			}
+			if err := checkStoreFile(args[0]); err != nil {
+				return err
+			}
+			if err := ensureEmptyDir(dataDir); err != nil {
+				return err
+			}
+			src, err := os.Open(args[0])
+			if err != nil {
+				return fmt.Errorf("open backup: %w", err)
+			}
+			defer src.Close()
+			dst := filepath.Join(dataDir, dbFileName)
+			n, err := writeAtomically(dst, func(w io.Writer) error {
+				_, err := io.Copy(w, src)
+				return err
+			}, checkStoreFile)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "restored %s (%d bytes) to %s\n", args[0], n, dst)
+			fmt.Fprintf(a.stderr, "next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir)
+			fmt.Fprintf(a.stderr, "then publish its server-ca.crt to clients again and check: flinkpki audit verify\n")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "empty data directory to restore into (required; created 0700 if missing)")
+	return cmd
+}
+
+// checkStoreFile opens path read-only as a flinkpki store, so a wrong or
+// truncated file is refused before it replaces anything.
+func checkStoreFile(path string) error {
+	b, err := bolt.Open(path, bolt.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, err)
+	}
+	return b.Close()
+}
+
+// ensureEmptyDir creates dir (0700) or accepts it only when empty, so a
+// restore never mixes with or overwrites a live data directory.
+func ensureEmptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("read data directory: %w", err)
+	case len(entries) > 0:
+		return fmt.Errorf("data directory %s is not empty (%d entries): restore only into an empty directory, so no live data is overwritten", dir, len(entries))
+	}
+	return nil
+}
+
+// writeAtomically fills a temporary file next to path (mode 0600) through
+// fill, syncs it, runs check on it, and renames it to path. On any failure
+// the temporary file is removed and path is untouched.
+func writeAtomically(path string, fill func(io.Writer) error, check func(string) error) (n int64, err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return 0, fmt.Errorf("create temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return 0, err
+	}
+	cw := &countingWriter{w: tmp}
+	if err := fill(cw); err != nil {
+		return 0, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	if check != nil {
+		if err := check(tmp.Name()); err != nil {
+			return 0, err
+		}
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, fmt.Errorf("move %s into place: %w", path, err)
+	}
+	return cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// errAuditBroken means audit verify found the hash chain broken.
+var errAuditBroken = errors.New("the audit trail is broken")
+
+func (a *app) newAuditCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Read and verify the append-only audit trail (administrator)",
+		Long: `Every issuance, refusal and CA lifecycle step is recorded in a hash-chained,
+append-only audit trail. list reads it; verify recomputes the chain.`,
+	}
+	a.addConnFlags(cmd)
+	cmd.AddCommand(a.newAuditListCmd(), a.newAuditVerifyCmd())
+	return cmd
+}
+
+// auditJSON is the stable JSON shape of an audit entry.
+type auditJSON struct {
+	Seq      uint64            `json:"seq"`
+	Time     string            `json:"time"`
+	Actor    string            `json:"actor"`
+	Cluster  string            `json:"cluster"`
+	Action   string            `json:"action"`
+	Outcome  string            `json:"outcome"`
+	Reason   string            `json:"reason"`
+	Details  map[string]string `json:"details"`
+	PrevHash string            `json:"prev_hash"`
+	Hash     string            `json:"hash"`
+}
+
+func (a *app) newAuditListCmd() *cobra.Command {
+	var (
+		cluster string
+		after   uint64
+		limit   int32
+		out     outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List audit entries",
+		Example: `  flinkpki audit list --cluster orders
+  flinkpki audit list --after 1200 --limit 50 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cluster != "" {
+				if err := checkClusterName(cluster); err != nil {
+					return err
+				}
+			}
+			if limit < 0 {
+				return usagef("--limit must not be negative")
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			resp, err := flinkpkiv1.NewAuditServiceClient(conn).ListAudit(cmd.Context(), &flinkpkiv1.ListAuditRequest{Cluster: cluster, AfterSeq: after, Limit: limit})
+			if err != nil {
+				return err
+			}
+			return a.printAudit(resp.GetEntries(), out)
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only entries of this cluster")
+	cmd.Flags().Uint64Var(&after, "after", 0, "only entries with a sequence number above this")
+	cmd.Flags().Int32Var(&limit, "limit", 0, "at most this many entries (server default applies when 0)")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) printAudit(entries []*flinkpkiv1.AuditEntry, out outputFormat) error {
+	if out == "json" {
+		list := struct {
+			Entries []auditJSON `json:"entries"`
+		}{Entries: []auditJSON{}}
+		for _, e := range entries {
+			details := e.GetDetails()
+			if details == nil {
+				details = map[string]string{}
+			}
+			list.Entries = append(list.Entries, auditJSON{
+				Seq: e.GetSeq(), Time: rfc3339(e.GetTime()), Actor: e.GetActor(), Cluster: e.GetCluster(),
+				Action: e.GetAction(), Outcome: e.GetOutcome(), Reason: e.GetReason(), Details: details,
+				PrevHash: e.GetPrevHash(), Hash: e.GetHash(),
+			})
+		}
+		return writeJSON(a.stdout, list)
+	}
+	w := newTable(a.stdout)
+	fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tCLUSTER\tACTION\tOUTCOME\tDETAILS")
+	for _, e := range entries {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetSeq(), rfc3339(e.GetTime()), e.GetActor(), orDash(e.GetCluster()),
+			e.GetAction(), outcome(e), orDash(details(e.GetDetails())))
+	}
+	return w.Flush()
+}
+
+func outcome(e *flinkpkiv1.AuditEntry) string {
+	if e.GetReason() != "" {
+		return e.GetOutcome() + ": " + e.GetReason()
+	}
+	return e.GetOutcome()
+}
+
+func details(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func (a *app) newAuditVerifyCmd() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute the audit hash chain; exit 1 when it is broken",
+		Long: `Recompute the audit trail's hash chain on the server. Exit 0 when every entry
+links to the one before; exit 1, naming the first bad entry, when not.`,
+		Example: `  flinkpki audit verify`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			resp, err := flinkpkiv1.NewAuditServiceClient(conn).VerifyAudit(cmd.Context(), &flinkpkiv1.VerifyAuditRequest{})
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				if err := writeJSON(a.stdout, map[string]any{
+					"ok": resp.GetOk(), "entries": resp.GetEntries(), "first_bad_seq": resp.GetFirstBadSeq(), "message": resp.GetMessage(),
+				}); err != nil {
+					return err
+				}
+			} else if resp.GetOk() {
+				fmt.Fprintf(a.stdout, "audit trail intact: %d entries verified\n", resp.GetEntries())
+			}
+			if !resp.GetOk() {
+				msg := resp.GetMessage()
+				if msg == "" {
+					msg = "hash mismatch"
+				}
+				return fmt.Errorf("%w at entry %d: %s", errAuditBroken, resp.GetFirstBadSeq(), msg)
+			}
+			return nil
+		},
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/flinkpki/flinkpki/credentials"
+	"github.com/flinkpki/flinkpki/enroll"
+)
+
+func (a *app) newBakeCmd() *cobra.Command {
+	var f issueFlags
+	cmd := &cobra.Command{
+		Use:   "bake --cluster NAME --role ROLE --holder ID --out DIR",
+		Short: "Write a credential file set with a server-made key (image builds)",
+		Long: `Write the credential file set (keystore, truststore, passwords, PEM copies and
+flink-ssl.yaml) into --out, with a key the server generates for this call and
+never stores. For image builds and anything run by an administrator; pods
+should use init, which keeps the key where it is used.
+
+Takes an administrator token, or an enrollment token for that cluster and
+role. The files appear atomically: a failed bake leaves nothing behind.`,
+		Example: `  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls
+  flinkpki bake --cluster orders --role rest-server --holder orders-rest \
+      --dns orders-rest.flink.svc --ip 10.0.0.7 --out ./rest-tls --format jks`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := clusterFlag(f.cluster); err != nil {
+				return err
+			}
+			if _, err := roleFlag(f.role); err != nil {
+				return err
+			}
+			if err := requireFlag("holder", f.holder); err != nil {
+				return err
+			}
+			dir, err := checkOut(f.out)
+			if err != nil {
+				return err
+			}
+			start := a.now()
+			opts, err := f.buildOptions(dir, start)
+			if err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			res, err := enroll.NewClient(conn, a.target).Bake(cmd.Context(), enroll.Request{
+				Cluster: f.cluster, Role: f.role, Holder: f.holder, DNS: f.dns, IPs: f.ips,
+			})
+			if err != nil {
+				return err
+			}
+			set, err := credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted}, opts)
+			if err != nil {
+				return err
+			}
+			if err := set.Write(dir); err != nil {
+				return err
+			}
+			return a.report(&f, opts, res, set, "", a.now().Sub(start))
+		},
+	}
+	f.register(cmd)
+	a.addConnFlags(cmd)
+	return cmd
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/credentials"
+	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/keystore"
+)
+
+// workersPerConn is how many keep-alive workers share one connection: HTTP/2
+// multiplexes them, and a few connections spread the load over the
+// server's cores.
+const workersPerConn = 16
+
+type benchFlags struct {
+	cluster, role, format string
+	requests, concurrency int
+	fresh                 bool
+	timeout               durationFlag
+	out                   outputFormat
+}
+
+func (a *app) newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a running server",
+	}
+	enrollCmd := a.newBenchEnrollCmd()
+	a.addConnFlags(enrollCmd)
+	cmd.AddCommand(enrollCmd)
+	return cmd
+}
+
+func (a *app) newBenchEnrollCmd() *cobra.Command {
+	f := benchFlags{timeout: durationFlag{d: 30 * time.Second}}
+	cmd := &cobra.Command{
+		Use:   "enroll --cluster NAME --role ROLE --token-file F",
+		Short: "Drive Enroll the way init containers do and report throughput and latency",
+		Long: `Send --requests enrollments with --concurrency workers, each doing what an init
+container does: make a P-256 key on the client, send a CSR with the token, get
+the signed chain back and assemble the file set in memory (not written). The
+latency of a request covers all of it.
+
+The token must allow that many uses: a multi-use enrollment token
+(token create --uses N) or an administrator token. Each request enrolls a new
+holder, so run it against a cluster made for benchmarking.
+
+By default the workers share keep-alive connections (one per 16 workers);
+--fresh-connections opens a new TLS connection per request, as a starting pod
+does. Exit 1 when any request failed.`,
+		Example: `  flinkpki token create --cluster bench --role taskmanager --uses 10000 --ttl 1h > bench.token
+  flinkpki bench enroll --cluster bench --role taskmanager --token-file bench.token \
+      --requests 5000 --concurrency 64 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd.Context(), &f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "", "cluster name (required)")
+	fl.StringVar(&f.role, "role", "", "role to enroll as (required)")
+	fl.IntVar(&f.requests, "requests", 1000, "number of enrollments")
+	fl.IntVar(&f.concurrency, "concurrency", 16, "concurrent workers")
+	fl.BoolVar(&f.fresh, "fresh-connections", false, "a new TLS connection per request")
+	fl.StringVar(&f.format, "format", "pkcs12", "store format assembled per request: pkcs12 or jks")
+	fl.Var(&f.timeout, "request-timeout", "deadline of one request")
+	addOutputFlag(cmd, &f.out)
+	return cmd
+}
+
+func (a *app) runBench(ctx context.Context, f *benchFlags) error {
+	if err := clusterFlag(f.cluster); err != nil {
+		return err
+	}
+	if _, err := roleFlag(f.role); err != nil {
+		return err
+	}
+	format, err := formatFlag(f.format)
+	if err != nil {
+		return err
+	}
+	if f.requests < 1 || f.concurrency < 1 {
+		return usagef("--requests and --concurrency must be at least 1")
+	}
+	f.concurrency = min(f.concurrency, f.requests)
+	pool, dial, err := a.benchPool(f)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range pool {
+			c.Close()
+		}
+	}()
+	runID := make([]byte, 4)
+	_, _ = rand.Read(runID)
+	prefix := "bench-" + hex.EncodeToString(runID)
+	fmt.Fprintf(a.stderr, "bench: %d enrollments for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
+
+	var (
+		next      atomic.Int64
+		mu        sync.Mutex
+		latencies = make([]time.Duration, 0, f.requests)
+		errs      int
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	for w := 0; w < f.concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= f.requests || ctx.Err() != nil {
+					return
+				}
+				var conn *grpc.ClientConn
+				if !f.fresh {
+					conn = pool[w/workersPerConn]
+				}
+				t0 := time.Now()
+				err := a.benchOne(ctx, f, conn, dial, format, fmt.Sprintf("%s-%d", prefix, i))
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					errs++
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else {
+					latencies = append(latencies, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res := summarize(benchResult{
+		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: f.fresh,
+		Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
+	}, latencies, time.Since(start))
+	if done := len(latencies) + errs; done < f.requests {
+		res.Errors += f.requests - done // interrupted: never sent
+	}
+	if firstErr != nil {
+		res.FirstError = oneLine(a.humanize(firstErr))
+	}
+	if f.out == "json" {
+		err = writeJSON(a.stdout, res)
+	} else {
+		err = printBenchTable(a.stdout, res)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Errors > 0 {
+		return fmt.Errorf("%d of %d enrollments failed; first: %s", res.Errors, res.Requests, orDash(res.FirstError))
+	}
+	return nil
+}
+
+// benchPool opens the shared keep-alive connections (none in fresh mode)
+// and returns the dialer fresh mode uses per request.
+func (a *app) benchPool(f *benchFlags) ([]*grpc.ClientConn, func() (*grpc.ClientConn, error), error) {
+	tok, err := a.token()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := a.settings()
+	a.target = c.server
+	dial := func() (*grpc.ClientConn, error) { return enroll.Dial(c.server, c.caFile, tok) }
+	if f.fresh {
+		return nil, dial, nil
+	}
+	n := (f.concurrency + workersPerConn - 1) / workersPerConn
+	pool := make([]*grpc.ClientConn, 0, n)
+	for range n {
+		conn, err := dial()
+		if err != nil {
+			for _, p := range pool {
+				p.Close()
+			}
+			return nil, nil, err
+		}
+		pool = append(pool, conn)
+	}
+	return pool, dial, nil
+}
+
+// benchOne is one init container's work: key, CSR, Enroll, file set in
+// memory. With a nil conn it opens (and closes) a connection of its own.
+func (a *app) benchOne(ctx context.Context, f *benchFlags, conn *grpc.ClientConn, dial func() (*grpc.ClientConn, error), format keystore.Format, holder string) error {
+	if conn == nil {
+		c, err := dial()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		conn = c
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout.d)
+	defer cancel()
+	res, err := enroll.NewClient(conn, a.target).Enroll(ctx, enroll.Request{
+		Cluster: f.cluster, Role: f.role, Holder: holder, KeyType: ca.KeyTypeECDSAP256,
+	})
+	if err != nil {
+		return err
+	}
+	_, err = credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted},
+		credentials.Options{Format: format, Dir: "/flink-tls", Created: time.Now()})
+	return err
+}

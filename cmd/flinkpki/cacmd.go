@@ -1,0 +1,195 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+func (a *app) newCACmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ca",
+		Short: "Show and drive a cluster's CA lifecycle (administrator)",
+		Long: `Each cluster has a lineage of CAs per purpose (internal, rest), each prepared,
+active or retiring. A rotation is prepare, then activate, then retire:
+
+  prepare   creates the next CA; every truststore issued from now on trusts it
+  activate  the prepared CA starts signing; refused while a live holder's
+            truststore lacks it
+  retire    drops the retiring CA from trust; refused while a live holder's
+            leaf was signed by it
+
+--force overrides a refusal and is audited. With auto-rotate on, the server
+runs these steps itself; ca status shows the next step and what blocks it.`,
+	}
+	a.addConnFlags(cmd)
+	cmd.AddCommand(
+		a.newCAStatusCmd(),
+		a.newCAStepCmd("prepare", "Create the next CA, trusted from now on but not yet signing", false),
+		a.newCAStepCmd("activate", "Make the prepared CA sign; the active one becomes retiring", true),
+		a.newCAStepCmd("retire", "Drop the retiring CA from trust", true),
+	)
+	return cmd
+}
+
+func (a *app) newCAStatusCmd() *cobra.Command {
+	var (
+		cluster string
+		out     outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "status --cluster NAME",
+		Short: "Show every CA of a cluster, the next rotation step and its blockers",
+		Example: `  flinkpki ca status --cluster orders
+  flinkpki ca status --cluster orders -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := clusterFlag(cluster); err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			st, err := flinkpkiv1.NewAuthorityServiceClient(conn).GetStatus(cmd.Context(), &flinkpkiv1.GetStatusRequest{Cluster: cluster})
+			if err != nil {
+				return err
+			}
+			return a.printCAStatus(st, out)
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newCAStepCmd(step, short string, forcible bool) *cobra.Command {
+	var (
+		cluster, purpose string
+		force            bool
+		out              outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   step + " --cluster NAME",
+		Short: short,
+		Example: fmt.Sprintf(`  flinkpki ca %s --cluster orders
+  flinkpki ca %s --cluster orders --purpose rest`, step, step),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := clusterFlag(cluster); err != nil {
+				return err
+			}
+			p, err := purposeFlag(purpose, false)
+			if err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			client := flinkpkiv1.NewAuthorityServiceClient(conn)
+			var st *flinkpkiv1.CAStatus
+			switch step {
+			case "prepare":
+				st, err = client.Prepare(cmd.Context(), &flinkpkiv1.PrepareRequest{Cluster: cluster, Purpose: p})
+			case "activate":
+				st, err = client.Activate(cmd.Context(), &flinkpkiv1.ActivateRequest{Cluster: cluster, Purpose: p, Force: force})
+			default:
+				st, err = client.Retire(cmd.Context(), &flinkpkiv1.RetireRequest{Cluster: cluster, Purpose: p, Force: force})
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "%s: done for cluster %q (%s)\n", step, cluster, p)
+			return a.printCAStatus(st, out)
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
+	cmd.Flags().StringVar(&purpose, "purpose", "internal", "CA lineage: internal or rest")
+	if forcible {
+		cmd.Flags().BoolVar(&force, "force", false, "override the safety refusal (audited): live holders may break")
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+// caStatusJSON is the stable JSON shape of a cluster's CA status.
+type caStatusJSON struct {
+	Cluster                string        `json:"cluster"`
+	AutoRotate             bool          `json:"auto_rotate"`
+	LiveHolders            int32         `json:"live_holders"`
+	EarliestLiveLeafExpiry string        `json:"earliest_live_leaf_expiry"`
+	Lineages               []lineageJSON `json:"lineages"`
+}
+
+type lineageJSON struct {
+	Purpose  string   `json:"purpose"`
+	CAs      []caJSON `json:"cas"`
+	NextStep stepJSON `json:"next_step"`
+}
+
+type stepJSON struct {
+	Kind     string   `json:"kind"`
+	CAID     string   `json:"ca_id"`
+	Time     string   `json:"time"`
+	Blockers []string `json:"blockers"`
+}
+
+func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
+	if out == "json" {
+		j := caStatusJSON{
+			Cluster: st.GetCluster(), AutoRotate: st.GetAutoRotate(), LiveHolders: st.GetLiveHolders(),
+			EarliestLiveLeafExpiry: rfc3339(st.GetEarliestLiveLeafExpiry()), Lineages: []lineageJSON{},
+		}
+		for _, l := range st.GetLineages() {
+			lj := lineageJSON{Purpose: l.GetPurpose(), CAs: []caJSON{}, NextStep: stepJSON{
+				Kind: l.GetNextStep().GetKind(), CAID: l.GetNextStep().GetCaId(), Time: rfc3339(l.GetNextStep().GetTime()),
+				Blockers: append([]string{}, l.GetNextStep().GetBlockers()...),
+			}}
+			for _, ca := range l.GetCas() {
+				lj.CAs = append(lj.CAs, toCAJSON(ca))
+			}
+			j.Lineages = append(j.Lineages, lj)
+		}
+		return writeJSON(a.stdout, j)
+	}
+	fmt.Fprintf(a.stdout, "Cluster %s: %d live holder(s), earliest leaf expiry %s, auto-rotate %t\n",
+		st.GetCluster(), st.GetLiveHolders(), orDash(rfc3339(st.GetEarliestLiveLeafExpiry())), st.GetAutoRotate())
+	for _, l := range st.GetLineages() {
+		fmt.Fprintf(a.stdout, "\n%s CAs:\n", l.GetPurpose())
+		w := newTable(a.stdout)
+		fmt.Fprintln(w, "  ID\tSTATE\tNOT AFTER\tSIGNED\tTRUSTING\tSHA-256 FINGERPRINT")
+		for _, ca := range l.GetCas() {
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%d\t%s\n", ca.GetId(), ca.GetState(), orDash(rfc3339(ca.GetNotAfter())),
+				ca.GetLiveHoldersSigned(), ca.GetLiveHoldersTrusting(), ca.GetSha256Fingerprint())
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "  next step: %s\n", describeStep(l.GetNextStep()))
+	}
+	return nil
+}
+
+func describeStep(s *flinkpkiv1.RotationStep) string {
+	kind := s.GetKind()
+	if kind == "" || kind == "none" {
+		return "none"
+	}
+	d := kind
+	if s.GetCaId() != "" {
+		d += " " + s.GetCaId()
+	}
+	if t := rfc3339(s.GetTime()); t != "" {
+		d += " at " + t
+	}
+	if b := s.GetBlockers(); len(b) > 0 {
+		d += fmt.Sprintf("; blocked by %d holder(s): %s", len(b), strings.Join(b, ", "))
+	}
+	return d
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"google.golang.org/grpc"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flinkpki/flinkpki/enroll"
+)
+
+// Environment variables read when the matching flag is not given.
+const (
+	envServer    = "FLINKPKI_SERVER"
+	envCAFile    = "FLINKPKI_CA_FILE"
+	envTokenFile = "FLINKPKI_TOKEN_FILE"
+)
+
+// connFlags are the connection flags every client command takes.
+type connFlags struct {
+	server, caFile, tokenFile string
+}
+
+// addConnFlags registers --server, --ca-file and --token-file on cmd and
+// its subcommands.
+func (a *app) addConnFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&a.conn.server, "server", "", "flinkpki server HOST:PORT (env "+envServer+", default "+enroll.DefaultServer+")")
+	f.StringVar(&a.conn.caFile, "ca-file", "", "PEM trust anchor of the server, its server-ca.crt (env "+envCAFile+"; default: system roots)")
+	f.StringVar(&a.conn.tokenFile, "token-file", "", "file holding the bearer token (env "+envTokenFile+")")
+}
+
+// settings resolves the connection settings: flags win over the
+// environment, which wins over the defaults.
+func (a *app) settings() connFlags {
+	c := a.conn
+	if c.server == "" {
+		c.server = a.getenv(envServer)
+	}
+	if c.server == "" {
+		c.server = enroll.DefaultServer
+	}
+	if c.caFile == "" {
+		c.caFile = a.getenv(envCAFile)
+	}
+	if c.tokenFile == "" {
+		c.tokenFile = a.getenv(envTokenFile)
+	}
+	return c
+}
+
+// token reads the token named by the settings; no token file at all is a
+// usage error.
+func (a *app) token() (string, error) {
+	c := a.settings()
+	if c.tokenFile == "" {
+		return "", usagef("no token: pass --token-file FILE or set %s", envTokenFile)
+	}
+	return enroll.ReadToken(c.tokenFile)
+}
+
+// dial connects to the server named by the settings.
+func (a *app) dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	tok, err := a.token()
+	if err != nil {
+		return nil, err
+	}
+	c := a.settings()
+	a.target = c.server
+	return enroll.Dial(c.server, c.caFile, tok, opts...)
+}

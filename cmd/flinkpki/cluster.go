@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+func (a *app) newClusterCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Create, list, inspect and delete Flink clusters (administrator)",
+		Long: `A cluster is one Flink deployment with its own CAs: an internal CA used for
+nothing but that cluster's mutual TLS, and a separate REST CA. Every command
+here needs an administrator token.`,
+	}
+	a.addConnFlags(cmd)
+	cmd.AddCommand(a.newClusterCreateCmd(), a.newClusterListCmd(), a.newClusterGetCmd(), a.newClusterDeleteCmd())
+	return cmd
+}
+
+func (a *app) newClusterCreateCmd() *cobra.Command {
+	var (
+		keyType               string
+		caValidity, leafValid durationFlag
+		namespaces, accounts  []string
+		noAutoRotate          bool
+		out                   outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a cluster and its own root CAs",
+		Long: `Create a cluster. flinkpki makes the cluster's own root CA for internal mTLS
+and a second one for REST material; neither signs anything for another cluster.
+
+NAME: lower-case letters, digits and '-', 1 to 63 characters, starting and
+ending with a letter or digit. Durations take Go syntax plus d (days) and y
+(365 days). --k8s-namespace and --k8s-service-account come in pairs: pods
+running as that service account may enroll for this cluster with their
+projected Kubernetes token.`,
+		Example: `  flinkpki cluster create orders
+  flinkpki cluster create payments --key-type rsa-3072 --ca-validity 5y --leaf-validity 120d
+  flinkpki cluster create orders --k8s-namespace flink --k8s-service-account orders-flink`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kt, err := keyTypeFlag(keyType)
+			if err != nil {
+				return err
+			}
+			if len(namespaces) != len(accounts) {
+				return usagef("--k8s-namespace and --k8s-service-account come in pairs: got %d namespaces and %d service accounts", len(namespaces), len(accounts))
+			}
+			if err := checkClusterName(args[0]); err != nil {
+				return err
+			}
+			req := &flinkpkiv1.CreateClusterRequest{Name: args[0], KeyType: string(kt), DisableAutoRotate: noAutoRotate}
+			if caValidity.set {
+				req.CaValidity = durationpb.New(caValidity.d)
+			}
+			if leafValid.set {
+				req.LeafValidity = durationpb.New(leafValid.d)
+			}
+			for i := range namespaces {
+				req.K8SBindings = append(req.K8SBindings, &flinkpkiv1.K8SBinding{Namespace: namespaces[i], ServiceAccount: accounts[i]})
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			c, err := flinkpkiv1.NewClusterServiceClient(conn).CreateCluster(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "created cluster %q (%s)\n", c.GetName(), c.GetKeyType())
+			return a.printCluster(c, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&keyType, "key-type", "", "key type of the CAs and leaves: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
+	f.Var(&caValidity, "ca-validity", "validity of each CA (server default 3y)")
+	f.Var(&leafValid, "leaf-validity", "validity of each leaf (server default 90d)")
+	f.StringArrayVar(&namespaces, "k8s-namespace", nil, "Kubernetes namespace whose service account may enroll (repeat, paired with --k8s-service-account)")
+	f.StringArrayVar(&accounts, "k8s-service-account", nil, "Kubernetes service account that may enroll (repeat, paired with --k8s-namespace)")
+	f.BoolVar(&noAutoRotate, "no-auto-rotate", false, "do not rotate the CAs automatically; run ca prepare/activate/retire yourself")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newClusterListCmd() *cobra.Command {
+	var (
+		pageSize  int32
+		pageToken string
+		limit     int
+		out       outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List clusters",
+		Long: `List clusters. All pages are fetched unless --page-token or --limit is given;
+with --page-token one page is fetched and the next token is reported.`,
+		Example: `  flinkpki cluster list
+  flinkpki cluster list -o json | jq -r '.clusters[].name'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pageSize < 0 || limit < 0 {
+				return usagef("--page-size and --limit must not be negative")
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			client := flinkpkiv1.NewClusterServiceClient(conn)
+			var clusters []*flinkpkiv1.Cluster
+			token := pageToken
+			for {
+				resp, err := client.ListClusters(cmd.Context(), &flinkpkiv1.ListClustersRequest{PageSize: pageSize, PageToken: token})
+				if err != nil {
+					return err
+				}
+				clusters = append(clusters, resp.GetClusters()...)
+				token = resp.GetNextPageToken()
+				if limit > 0 && len(clusters) >= limit {
+					clusters = clusters[:limit]
+					break
+				}
+				if token == "" || pageToken != "" {
+					break
+				}
+			}
+			if limit > 0 && len(clusters) == limit {
+				token = "" // a limit asks for a prefix, not a page
+			}
+			return a.printClusters(clusters, token, out)
+		},
+	}
+	f := cmd.Flags()
+	f.Int32Var(&pageSize, "page-size", 0, "clusters per request (server default 100, max 1000)")
+	f.StringVar(&pageToken, "page-token", "", "fetch only the page starting at this token")
+	f.IntVar(&limit, "limit", 0, "stop after this many clusters")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newClusterGetCmd() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:     "get NAME",
+		Short:   "Show one cluster and its CAs",
+		Example: `  flinkpki cluster get orders -o json`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkClusterName(args[0]); err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			c, err := flinkpkiv1.NewClusterServiceClient(conn).GetCluster(cmd.Context(), &flinkpkiv1.GetClusterRequest{Name: args[0]})
+			if err != nil {
+				return err
+			}
+			return a.printCluster(c, out)
+		},
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newClusterDeleteCmd() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME --yes",
+		Short: "Delete a cluster and its CAs",
+		Long: `Delete a cluster with its CAs and holders. Credentials already issued keep
+working until they expire, but nothing new can be issued for the cluster.
+--yes is required, as this cannot be undone.`,
+		Example: `  flinkpki cluster delete orders --yes`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !yes {
+				return usagef("refusing to delete cluster %q without --yes", args[0])
+			}
+			if err := checkClusterName(args[0]); err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if _, err := flinkpkiv1.NewClusterServiceClient(conn).DeleteCluster(cmd.Context(), &flinkpkiv1.DeleteClusterRequest{Name: args[0]}); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "deleted cluster %q\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the deletion")
+	return cmd
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"time"
+
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// clusterJSON is the stable JSON shape of a cluster.
+type clusterJSON struct {
+	Name                string        `json:"name"`
+	KeyType             string        `json:"key_type"`
+	CAValiditySeconds   int64         `json:"ca_validity_seconds"`
+	LeafValiditySeconds int64         `json:"leaf_validity_seconds"`
+	K8sBindings         []bindingJSON `json:"k8s_bindings"`
+	AutoRotate          bool          `json:"auto_rotate"`
+	CreateTime          string        `json:"create_time"`
+	CAs                 []caJSON      `json:"cas"`
+}
+
+type bindingJSON struct {
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"service_account"`
+}
+
+// caJSON is the stable JSON shape of one CA.
+type caJSON struct {
+	ID                  string `json:"id"`
+	Purpose             string `json:"purpose"`
+	Generation          int32  `json:"generation"`
+	State               string `json:"state"`
+	SHA256Fingerprint   string `json:"sha256_fingerprint"`
+	NotBefore           string `json:"not_before"`
+	NotAfter            string `json:"not_after"`
+	Subject             string `json:"subject"`
+	LiveHoldersSigned   int32  `json:"live_holders_signed"`
+	LiveHoldersTrusting int32  `json:"live_holders_trusting"`
+	CertificatePEM      string `json:"certificate_pem,omitempty"`
+}
+
+func toClusterJSON(c *flinkpkiv1.Cluster) clusterJSON {
+	j := clusterJSON{
+		Name:                c.GetName(),
+		KeyType:             c.GetKeyType(),
+		CAValiditySeconds:   int64(c.GetCaValidity().AsDuration() / time.Second),
+		LeafValiditySeconds: int64(c.GetLeafValidity().AsDuration() / time.Second),
+		K8sBindings:         []bindingJSON{},
+		AutoRotate:          c.GetAutoRotate(),
+		CreateTime:          rfc3339(c.GetCreateTime()),
+		CAs:                 []caJSON{},
+	}
+	for _, b := range c.GetK8SBindings() {
+		j.K8sBindings = append(j.K8sBindings, bindingJSON{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
+	}
+	for _, ca := range c.GetCas() {
+		j.CAs = append(j.CAs, toCAJSON(ca))
+	}
+	return j
+}
+
+func toCAJSON(ca *flinkpkiv1.CertificateAuthority) caJSON {
+	j := caJSON{
+		ID:                  ca.GetId(),
+		Purpose:             ca.GetPurpose(),
+		Generation:          ca.GetGeneration(),
+		State:               ca.GetState(),
+		SHA256Fingerprint:   ca.GetSha256Fingerprint(),
+		NotBefore:           rfc3339(ca.GetNotBefore()),
+		NotAfter:            rfc3339(ca.GetNotAfter()),
+		Subject:             ca.GetSubject(),
+		LiveHoldersSigned:   ca.GetLiveHoldersSigned(),
+		LiveHoldersTrusting: ca.GetLiveHoldersTrusting(),
+	}
+	if der := ca.GetCertificate(); len(der) > 0 {
+		j.CertificatePEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	return j
+}
+
+func (a *app) printCluster(c *flinkpkiv1.Cluster, out outputFormat) error {
+	if out == "json" {
+		return writeJSON(a.stdout, toClusterJSON(c))
+	}
+	w := newTable(a.stdout)
+	fmt.Fprintf(w, "Name:\t%s\n", c.GetName())
+	fmt.Fprintf(w, "Key type:\t%s\n", c.GetKeyType())
+	fmt.Fprintf(w, "CA validity:\t%s\n", formatDuration(c.GetCaValidity().AsDuration()))
+	fmt.Fprintf(w, "Leaf validity:\t%s\n", formatDuration(c.GetLeafValidity().AsDuration()))
+	fmt.Fprintf(w, "Auto-rotate:\t%t\n", c.GetAutoRotate())
+	fmt.Fprintf(w, "Created:\t%s\n", orDash(rfc3339(c.GetCreateTime())))
+	var bindings []string
+	for _, b := range c.GetK8SBindings() {
+		bindings = append(bindings, b.GetNamespace()+"/"+b.GetServiceAccount())
+	}
+	fmt.Fprintf(w, "Kubernetes bindings:\t%s\n", orDash(strings.Join(bindings, ", ")))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(c.GetCas()) == 0 {
+		return nil
+	}
+	fmt.Fprintln(a.stdout)
+	return a.printCATable(c.GetCas())
+}
+
+// printCATable lists CAs one per row.
+func (a *app) printCATable(cas []*flinkpkiv1.CertificateAuthority) error {
+	w := newTable(a.stdout)
+	fmt.Fprintln(w, "PURPOSE\tGEN\tSTATE\tID\tNOT AFTER\tSIGNED\tTRUSTING\tSHA-256 FINGERPRINT")
+	for _, ca := range cas {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\n", ca.GetPurpose(), ca.GetGeneration(), ca.GetState(), ca.GetId(),
+			orDash(rfc3339(ca.GetNotAfter())), ca.GetLiveHoldersSigned(), ca.GetLiveHoldersTrusting(), ca.GetSha256Fingerprint())
+	}
+	return w.Flush()
+}
+
+func (a *app) printClusters(clusters []*flinkpkiv1.Cluster, next string, out outputFormat) error {
+	if out == "json" {
+		list := struct {
+			Clusters      []clusterJSON `json:"clusters"`
+			NextPageToken string        `json:"next_page_token,omitempty"`
+		}{Clusters: []clusterJSON{}, NextPageToken: next}
+		for _, c := range clusters {
+			list.Clusters = append(list.Clusters, toClusterJSON(c))
+		}
+		return writeJSON(a.stdout, list)
+	}
+	w := newTable(a.stdout)
+	fmt.Fprintln(w, "NAME\tKEY TYPE\tLEAF VALIDITY\tAUTO-ROTATE\tACTIVE CA EXPIRES\tCREATED")
+	for _, c := range clusters {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%t\t%s\t%s\n", c.GetName(), c.GetKeyType(), formatDuration(c.GetLeafValidity().AsDuration()),
+			c.GetAutoRotate(), orDash(activeExpiry(c)), orDash(rfc3339(c.GetCreateTime())))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if next != "" {
+		fmt.Fprintf(a.stderr, "more clusters: --page-token %s\n", next)
+	}
+	return nil
+}
+
+// activeExpiry is the expiry of the active internal CA, the date that
+// matters most for a cluster.
+func activeExpiry(c *flinkpkiv1.Cluster) string {
+	for _, ca := range c.GetCas() {
+		if ca.GetState() == "active" && ca.GetPurpose() == "internal" {
+			return rfc3339(ca.GetNotAfter())
+		}
+	}
+	return ""
+}

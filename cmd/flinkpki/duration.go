@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	day  = 24 * time.Hour
+	year = 365 * day
+)
+
+var durationPart = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h|d|y)`)
+
+// parseDuration reads Go duration syntax extended with the units d (24h)
+// and y (365d), as certificate lifetimes are spoken of in days and years:
+// "90d", "3y", "1y180d", "36h30m". Negative durations are refused; the
+// server decides which lifetimes it accepts.
+func parseDuration(s string) (time.Duration, error) {
+	in := strings.TrimSpace(s)
+	if in == "" {
+		return 0, fmt.Errorf("empty duration: use e.g. 90d, 3y or 36h")
+	}
+	if in == "0" {
+		return 0, nil
+	}
+	var total time.Duration
+	for rest := in; rest != ""; {
+		m := durationPart.FindStringSubmatch(rest)
+		if m == nil {
+			return 0, fmt.Errorf("invalid duration %q: use a number and a unit (ms, s, m, h, d, y), e.g. 90d, 3y or 36h", s)
+		}
+		rest = rest[len(m[0]):]
+		var part time.Duration
+		switch m[2] {
+		case "d", "y":
+			n, err := strconv.ParseFloat(m[1], 64)
+			if err != nil {
+				return 0, fmt.Errorf("invalid duration %q: %v", s, err)
+			}
+			unit := day
+			if m[2] == "y" {
+				unit = year
+			}
+			if n*float64(unit) >= math.MaxInt64 {
+				return 0, fmt.Errorf("duration %q is too long", s)
+			}
+			part = time.Duration(n * float64(unit))
+		default:
+			d, err := time.ParseDuration(m[0])
+			if err != nil {
+				return 0, fmt.Errorf("invalid duration %q: %v", s, err)
+			}
+			part = d
+		}
+		if part < 0 || total+part < total {
+			return 0, fmt.Errorf("duration %q is too long", s)
+		}
+		total += part
+	}
+	return total, nil
+}
+
+// durationFlag is a pflag value using parseDuration, so a malformed
+// duration is a usage error at parse time.
+type durationFlag struct {
+	d   time.Duration
+	set bool
+}
+
+func (f *durationFlag) String() string {
+	if !f.set {
+		return ""
+	}
+	return formatDuration(f.d)
+}
+func (f *durationFlag) Type() string { return "duration" }
+func (f *durationFlag) Set(s string) error {
+	d, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	f.d, f.set = d, true
+	return nil
+}
+
+// formatDuration prints whole days as "90d" and anything else in Go syntax.
+func formatDuration(d time.Duration) string {
+	if d >= day && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
+}

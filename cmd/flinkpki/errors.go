@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/enroll"
+)
+
+// usageError marks a command line that cannot be run as given: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usagef returns a usage error with a formatted message.
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// operationError marks an error returned by a command's own work: exit code
+// 1. Errors that carry neither mark come from cobra's parsing (unknown
+// command, bad arguments) and are usage errors.
+type operationError struct{ err error }
+
+func (e operationError) Error() string { return e.err.Error() }
+func (e operationError) Unwrap() error { return e.err }
+
+func markOperation(err error) error {
+	var u usageError
+	if errors.As(err, &u) {
+		return err
+	}
+	return operationError{err}
+}
+
+// exitCode maps an error from Execute to the process exit code.
+func exitCode(err error) int {
+	var u usageError
+	var op operationError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &u):
+		return 2
+	case errors.As(err, &op):
+		return 1
+	default:
+		return 2
+	}
+}
+
+// humanize turns an error into the sentence printed after "flinkpki: ".
+// gRPC errors carry the server's own sentence in their message; transport
+// failures are reduced to the cause and the address tried.
+func (a *app) humanize(err error) string {
+	if errors.Is(err, enroll.ErrTimeout) {
+		return err.Error()
+	}
+	var grpcErr interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &grpcErr) {
+		return err.Error()
+	}
+	st := grpcErr.GRPCStatus()
+	target := a.target
+	if target == "" {
+		target = "the server"
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		return fmt.Sprintf("cannot reach flinkpki at %s: %s", target, enroll.Reason(err))
+	case codes.DeadlineExceeded:
+		return fmt.Sprintf("flinkpki at %s did not answer in time", target)
+	case codes.Unauthenticated:
+		return fmt.Sprintf("%s (check --token-file)", st.Message())
+	case codes.Unimplemented:
+		return fmt.Sprintf("flinkpki at %s does not offer this call: %s (is it an older version?)", target, st.Message())
+	}
+	return st.Message()
+}
+
+// oneLine keeps the printed error on one line, whatever it wraps.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

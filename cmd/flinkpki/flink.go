@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/flinkconf"
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+func (a *app) newFlinkCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "flink",
+		Short: "Generate and check Flink configuration",
+	}
+	config := a.newFlinkConfigCmd()
+	a.addConnFlags(config)
+	cmd.AddCommand(config, a.newFlinkLintCmd())
+	return cmd
+}
+
+func (a *app) newFlinkConfigCmd() *cobra.Command {
+	var (
+		cluster, role, tlsDir, format, keyType string
+		legacy                                 bool
+		out                                    outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "config --cluster NAME --role ROLE",
+		Short: "Print the flinkConfiguration block for a FlinkDeployment",
+		Long: `Print the flinkConfiguration keys for a FlinkDeployment whose pods enroll with
+the flinkpki init container: store paths under --tls-dir (the init
+container's --out), store types, and the TLS protocol and cipher suites that
+match the cluster's key type. It never prints passwords: the init container
+merges each pod's own passwords into its private copy of the configuration.
+
+The cluster's key type is fetched from the server (administrator token)
+unless --key-type is given.`,
+		Example: `  flinkpki flink config --cluster orders --role taskmanager
+  flinkpki flink config --cluster orders --role jobmanager --key-type rsa-2048 --flink-before-1-20`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := clusterFlag(cluster); err != nil {
+				return err
+			}
+			if _, err := roleFlag(role); err != nil {
+				return err
+			}
+			if _, err := formatFlag(format); err != nil {
+				return err
+			}
+			kt := ca.KeyType(keyType)
+			if keyType != "" {
+				var err error
+				if kt, err = keyTypeFlag(keyType); err != nil {
+					return err
+				}
+			} else {
+				conn, err := a.dial()
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				c, err := flinkpkiv1.NewClusterServiceClient(conn).GetCluster(cmd.Context(), &flinkpkiv1.GetClusterRequest{Name: cluster})
+				if err != nil {
+					return err
+				}
+				if kt, err = ca.ParseKeyType(c.GetKeyType()); err != nil {
+					return err
+				}
+			}
+			kvs, err := flinkconf.FlinkConfiguration(flinkconf.ConfigParams{
+				TLSDir: tlsDir, Format: format, KeyAlgorithm: kt.Algorithm(), LegacyStoreTypes: legacy,
+			})
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				m := make(map[string]string, len(kvs))
+				for _, kv := range kvs {
+					m[kv.Key] = kv.Value
+				}
+				return writeJSON(a.stdout, m)
+			}
+			data, err := flinkconf.RenderYAML(kvs)
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(data)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cluster, "cluster", "", "cluster name (required)")
+	f.StringVar(&role, "role", "", "role of the pods: jobmanager or taskmanager (required)")
+	f.StringVar(&tlsDir, "tls-dir", flinkconf.DefaultTLSDir, "absolute directory the init container writes the stores to (its --out)")
+	f.StringVar(&format, "format", "pkcs12", "store format: pkcs12 or jks")
+	f.StringVar(&keyType, "key-type", "", "the cluster's key type, to work without a server")
+	f.BoolVar(&legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 rejects")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newFlinkLintCmd() *cobra.Command {
+	var keyType string
+	cmd := &cobra.Command{
+		Use:   "lint FILE",
+		Short: "Check a Flink configuration or FlinkDeployment against the security recommendations",
+		Long: `Check a FlinkDeployment manifest, a Flink config.yaml or a legacy
+flink-conf.yaml against flinkpki's security recommendations: internal SSL on,
+REST authenticated, standalone mode, no passwords in the configuration,
+forward-secret cipher suites matched to the key type, TLSv1.2 or later, a
+dedicated service account, no hostNetwork. Works offline.
+
+Prints one finding per line on stdout. Exit 1 when any finding is an error,
+0 when there are only warnings or none.`,
+		Example: `  flinkpki flink lint deploy/orders-flinkdeployment.yaml
+  flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var opts flinkconf.LintOptions
+			if keyType != "" {
+				kt, err := keyTypeFlag(keyType)
+				if err != nil {
+					return err
+				}
+				opts.KeyAlgorithm = kt.Algorithm()
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("read %s: %w", args[0], err)
+			}
+			findings, err := flinkconf.LintWith(data, filepath.Base(args[0]), opts)
+			if err != nil {
+				return err
+			}
+			for _, f := range findings {
+				fmt.Fprintln(a.stdout, f.String())
+			}
+			if flinkconf.HasErrors(findings) {
+				errs := 0
+				for _, f := range findings {
+					if f.Severity == flinkconf.SeverityError {
+						errs++
+					}
+				}
+				return fmt.Errorf("%s fails %d security recommendation(s); see the findings above", args[0], errs)
+			}
+			fmt.Fprintf(a.stderr, "%s: no errors (%d warning(s))\n", args[0], len(findings))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyType, "key-type", "", "the cluster's key type, to check the cipher suites against it")
+	return cmd
+}

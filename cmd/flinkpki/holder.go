@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+func (a *app) newHolderCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "holder",
+		Short: "List and release credential holders (administrator)",
+		Long: `A holder is the process that holds credentials, usually a pod. The CA
+lifecycle safety rules look at live holders: a holder is live until its leaf
+expires, a newer issuance for the same name supersedes it, or it is released.`,
+	}
+	a.addConnFlags(cmd)
+	cmd.AddCommand(a.newHolderListCmd(), a.newHolderReleaseCmd())
+	return cmd
+}
+
+// holderJSON is the stable JSON shape of a holder.
+type holderJSON struct {
+	Name      string   `json:"name"`
+	Role      string   `json:"role"`
+	Purpose   string   `json:"purpose"`
+	Serial    string   `json:"serial"`
+	SignedBy  string   `json:"signed_by"`
+	Trusts    []string `json:"trusts"`
+	IssueTime string   `json:"issue_time"`
+	NotAfter  string   `json:"not_after"`
+}
+
+func (a *app) newHolderListCmd() *cobra.Command {
+	var (
+		cluster string
+		all     bool
+		out     outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "list --cluster NAME",
+		Short: "List the live holders of a cluster",
+		Example: `  flinkpki holder list --cluster orders
+  flinkpki holder list --cluster orders --all -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := clusterFlag(cluster); err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			resp, err := flinkpkiv1.NewAuthorityServiceClient(conn).ListHolders(cmd.Context(), &flinkpkiv1.ListHoldersRequest{Cluster: cluster, IncludeExpired: all})
+			if err != nil {
+				return err
+			}
+			return a.printHolders(resp.GetHolders(), out)
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
+	cmd.Flags().BoolVar(&all, "all", false, "include holders whose leaf has expired")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) printHolders(holders []*flinkpkiv1.Holder, out outputFormat) error {
+	if out == "json" {
+		list := struct {
+			Holders []holderJSON `json:"holders"`
+		}{Holders: []holderJSON{}}
+		for _, h := range holders {
+			trusts := append([]string{}, h.GetTrusts()...)
+			list.Holders = append(list.Holders, holderJSON{
+				Name: h.GetName(), Role: h.GetRole(), Purpose: h.GetPurpose(), Serial: h.GetSerial(),
+				SignedBy: h.GetSignedBy(), Trusts: trusts, IssueTime: rfc3339(h.GetIssueTime()), NotAfter: rfc3339(h.GetNotAfter()),
+			})
+		}
+		return writeJSON(a.stdout, list)
+	}
+	w := newTable(a.stdout)
+	fmt.Fprintln(w, "HOLDER\tROLE\tPURPOSE\tSIGNED BY\tTRUSTS\tISSUED\tNOT AFTER")
+	for _, h := range holders {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.GetName(), h.GetRole(), h.GetPurpose(), h.GetSignedBy(),
+			orDash(strings.Join(h.GetTrusts(), ",")), orDash(rfc3339(h.GetIssueTime())), orDash(rfc3339(h.GetNotAfter())))
+	}
+	return w.Flush()
+}
+
+func (a *app) newHolderReleaseCmd() *cobra.Command {
+	var cluster, purpose string
+	cmd := &cobra.Command{
+		Use:   "release --cluster NAME HOLDER",
+		Short: "Declare a holder gone",
+		Long: `Declare a holder gone, so it no longer blocks CA activation or retirement.
+Use it for pods that were deleted before their leaf expired. Without --purpose
+every purpose (internal and rest) of the holder is released.`,
+		Example: `  flinkpki holder release --cluster orders orders-taskmanager-1-3`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := clusterFlag(cluster); err != nil {
+				return err
+			}
+			p, err := purposeFlag(purpose, true)
+			if err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			resp, err := flinkpkiv1.NewAuthorityServiceClient(conn).ReleaseHolder(cmd.Context(), &flinkpkiv1.ReleaseHolderRequest{Cluster: cluster, Holder: args[0], Purpose: p})
+			if err != nil {
+				return err
+			}
+			if resp.GetReleased() == 0 {
+				// Releasing is idempotent, so preStop hooks may run it twice.
+				fmt.Fprintf(a.stderr, "cluster %q has no live holder %q; nothing to release\n", cluster, args[0])
+				return nil
+			}
+			fmt.Fprintf(a.stderr, "released %d credential record(s) of holder %q\n", resp.GetReleased(), args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
+	cmd.Flags().StringVar(&purpose, "purpose", "", "release only this purpose: internal or rest")
+	return cmd
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/credentials"
+	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/flinkconf"
+	"github.com/flinkpki/flinkpki/token"
+)
+
+// Environment fallbacks of init's flags, for pod templates.
+const (
+	envCluster = "FLINKPKI_CLUSTER"
+	envRole    = "FLINKPKI_ROLE"
+	envHolder  = "FLINKPKI_HOLDER"
+)
+
+// initFlags are init's own flags on top of issueFlags.
+type initFlags struct {
+	issueFlags
+	keyType          string
+	confSrc, confOut string
+	timeout          durationFlag
+}
+
+func (a *app) newInitCmd() *cobra.Command {
+	f := initFlags{timeout: durationFlag{d: 2 * time.Minute}}
+	cmd := &cobra.Command{
+		Use:   "init --cluster NAME --role ROLE --out DIR",
+		Short: "Enroll as an init container: local key, CSR, file set",
+		Long: `Enroll the way an init container does: generate the private key locally (of
+the cluster's key type), send only a CSR, and write the credential file set
+into --out atomically. The key never leaves the pod.
+
+--token-file holds an enrollment token or a Kubernetes projected
+service-account token. The holder defaults to the pod name when the
+Kubernetes token carries one, else to the host name. While the server is not
+reachable yet (normal at pod start) init retries with backoff until --timeout
+passes; refusals (bad token, wrong cluster) fail at once.
+
+With --flink-conf-src and --flink-conf-out it copies the Flink configuration
+directory (the operator's read-only ConfigMap) and merges the security.ssl.*
+keys, with this pod's own passwords, into its config.yaml (or legacy
+flink-conf.yaml), so the Flink container can set FLINK_CONF_DIR to the copy.
+
+Flags may come from the environment: FLINKPKI_CLUSTER, FLINKPKI_ROLE,
+FLINKPKI_HOLDER, FLINKPKI_SERVER, FLINKPKI_CA_FILE, FLINKPKI_TOKEN_FILE.`,
+		Example: `  flinkpki init --cluster orders --role taskmanager --out /flink-tls \
+      --server flinkpki.flinkpki.svc:7443 --ca-file /etc/flinkpki/server-ca.crt \
+      --token-file /var/run/secrets/flinkpki/token \
+      --flink-conf-src /opt/flink/conf --flink-conf-out /flink-conf`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runInit(cmd, &f) },
+	}
+	f.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.keyType, "key-type", "", "the cluster's key type, to skip asking the server (normally left out)")
+	fl.StringVar(&f.confSrc, "flink-conf-src", "", "Flink configuration directory to copy (with --flink-conf-out)")
+	fl.StringVar(&f.confOut, "flink-conf-out", "", "where to write the merged Flink configuration (with --flink-conf-src)")
+	fl.Var(&f.timeout, "timeout", "give up when the server has not answered within this time")
+	a.addConnFlags(cmd)
+	return cmd
+}
+
+// resolve fills flags from the environment and checks them.
+func (a *app) resolveInit(f *initFlags) (ca.KeyType, error) {
+	fallback := func(v *string, env string) {
+		if *v == "" {
+			*v = a.getenv(env)
+		}
+	}
+	fallback(&f.cluster, envCluster)
+	fallback(&f.role, envRole)
+	fallback(&f.holder, envHolder)
+	if err := clusterFlag(f.cluster); err != nil {
+		return "", err
+	}
+	if _, err := roleFlag(f.role); err != nil {
+		return "", err
+	}
+	if (f.confSrc == "") != (f.confOut == "") {
+		return "", usagef("--flink-conf-src and --flink-conf-out go together: give both or neither")
+	}
+	if f.timeout.d <= 0 {
+		return "", usagef("--timeout must be positive")
+	}
+	if f.keyType == "" {
+		return "", nil
+	}
+	return keyTypeFlag(f.keyType)
+}
+
+func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
+	keyType, err := a.resolveInit(f)
+	if err != nil {
+		return err
+	}
+	dir, err := checkOut(f.out)
+	if err != nil {
+		return err
+	}
+	start := a.now()
+	opts, err := f.buildOptions(dir, start)
+	if err != nil {
+		return err
+	}
+	tok, err := a.token()
+	if err != nil {
+		return err
+	}
+	if f.holder == "" && !token.LooksLikeJWT(tok) {
+		// A Kubernetes token names the pod itself; otherwise the host name
+		// is the pod name in Kubernetes and a fair name elsewhere.
+		if f.holder, err = os.Hostname(); err != nil {
+			return fmt.Errorf("no --holder given and the host name is unknown: %w", err)
+		}
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := enroll.NewClient(conn, a.target)
+	client.Timeout = f.timeout.d
+	client.Logf = func(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
+	res, err := client.Enroll(cmd.Context(), enroll.Request{
+		Cluster: f.cluster, Role: f.role, Holder: f.holder, KeyType: keyType, DNS: f.dns, IPs: f.ips,
+	})
+	if err != nil {
+		return err
+	}
+	set, err := credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted}, opts)
+	if err != nil {
+		return err
+	}
+	if err := set.Write(dir); err != nil {
+		return err
+	}
+	if f.confSrc != "" {
+		if err := flinkconf.CopyAndMerge(f.confSrc, f.confOut, set.SSL); err != nil {
+			return err
+		}
+	}
+	return a.report(&f.issueFlags, opts, res, set, f.confOut, a.now().Sub(start))
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flinkpki/flinkpki/credentials"
+	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/keystore"
+)
+
+// issueFlags are the flags bake and init share.
+type issueFlags struct {
+	cluster, role, holder, out string
+	format, profile            string
+	dns, ips                   []string
+	legacyStoreTypes           bool
+	output                     outputFormat
+}
+
+func (f *issueFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "", "cluster name")
+	fl.StringVar(&f.role, "role", "", "role: jobmanager, taskmanager, rest-server or rest-client")
+	fl.StringVar(&f.holder, "holder", "", "holder name, usually the pod name")
+	fl.StringVar(&f.out, "out", "", "directory to write the file set into (created 0700 if missing)")
+	fl.StringVar(&f.format, "format", "pkcs12", "store format: pkcs12 or jks")
+	fl.StringVar(&f.profile, "pkcs12-profile", "modern2023", "PKCS#12 encryption: modern2023 or legacy-des (for old readers)")
+	fl.StringArrayVar(&f.dns, "dns", nil, "DNS name for the leaf (repeat; rest-server)")
+	fl.StringArrayVar(&f.ips, "ip", nil, "IP address for the leaf (repeat; rest-server)")
+	fl.BoolVar(&f.legacyStoreTypes, "legacy-store-types", false, "leave out keystore-type/truststore-type, which Flink before 1.20 rejects")
+	addOutputFlag(cmd, &f.output)
+}
+
+// checkOut resolves --out to an absolute path and refuses an existing
+// non-directory before anything is requested from the server, so a typo
+// costs neither a token use nor an issuance.
+func checkOut(out string) (string, error) {
+	if err := requireFlag("out", out); err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return "", fmt.Errorf("resolve --out %s: %w", out, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return abs, nil
+	case err != nil:
+		return "", fmt.Errorf("check --out %s: %w", out, err)
+	case !fi.IsDir():
+		return "", fmt.Errorf("--out %s is an existing file, not a directory: choose a directory for the file set", out)
+	}
+	return abs, nil
+}
+
+// buildOptions checks the store flags.
+func (f *issueFlags) buildOptions(dir string, now time.Time) (credentials.Options, error) {
+	format, err := formatFlag(f.format)
+	if err != nil {
+		return credentials.Options{}, err
+	}
+	profile, err := keystore.ParseProfile(f.profile)
+	if err != nil {
+		return credentials.Options{}, usageError{err}
+	}
+	return credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes}, nil
+}
+
+// issueJSON is the stable JSON summary of a written file set.
+type issueJSON struct {
+	Cluster       string   `json:"cluster"`
+	Role          string   `json:"role"`
+	Holder        string   `json:"holder"`
+	KeyType       string   `json:"key_type"`
+	Format        string   `json:"format"`
+	Dir           string   `json:"dir"`
+	Files         []string `json:"files"`
+	Serial        string   `json:"serial"`
+	LeafSHA256    string   `json:"leaf_sha256"`
+	NotAfter      string   `json:"not_after"`
+	TrustedCAs    int      `json:"trusted_cas"`
+	FlinkConfDir  string   `json:"flink_conf_dir,omitempty"`
+	ElapsedMillis int64    `json:"elapsed_ms"`
+}
+
+// report prints what was written: a short summary on stderr, or one JSON
+// object on stdout with -o json.
+func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result, set *credentials.FileSet, confOut string, elapsed time.Duration) error {
+	leaf := res.Chain[0]
+	sum := sha256.Sum256(leaf.Raw)
+	j := issueJSON{
+		Cluster: f.cluster, Role: f.role, Holder: res.Holder, KeyType: string(res.KeyType), Format: string(opts.Format),
+		Dir: opts.Dir, Files: []string{}, Serial: leaf.SerialNumber.Text(16), LeafSHA256: hex.EncodeToString(sum[:]),
+		NotAfter: leaf.NotAfter.UTC().Format(time.RFC3339), TrustedCAs: len(res.Trusted), FlinkConfDir: confOut,
+		ElapsedMillis: elapsed.Milliseconds(),
+	}
+	for _, file := range set.Files {
+		j.Files = append(j.Files, file.Name)
+	}
+	if f.output == "json" {
+		return writeJSON(a.stdout, j)
+	}
+	fmt.Fprintf(a.stderr, "wrote %s credentials for holder %q of cluster %q (%s, %s) to %s\n",
+		f.role, j.Holder, f.cluster, j.KeyType, j.Format, j.Dir)
+	fmt.Fprintf(a.stderr, "leaf serial %s valid until %s; truststore holds %d CA(s)\n", j.Serial, j.NotAfter, j.TrustedCAs)
+	if confOut != "" {
+		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: set FLINK_CONF_DIR=%s\n", confOut, confOut)
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// app holds what every command shares: its output streams and its view of
+// the environment, injected so tests can run the CLI in-process.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	now            func() time.Time
+
+	conn connFlags
+	// target is the server address of the last connection made, for error
+	// messages.
+	target string
+}
+
+// run executes the CLI with args and returns the process exit code: 0 on
+// success, 1 when the operation failed or was refused, 2 on a usage error.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now}
+	return a.run(ctx, args)
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	root := a.newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(a.stderr, "flinkpki: %s\n", oneLine(a.humanize(err)))
+	return exitCode(err)
+}
+
+func (a *app) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "flinkpki",
+		Short: "A PKI for Apache Flink: one CA per cluster, keystores for every pod",
+		Long: `flinkpki keeps one dedicated CA per Flink cluster, used for nothing but that
+cluster's internal mutual TLS, and issues JKS/PKCS#12 keystores and truststores
+to JobManagers and TaskManagers. It also rotates those CAs without breaking
+running clusters.
+
+Client commands talk to a flinkpki server over TLS. Tell them where it is with
+--server HOST:PORT (default 127.0.0.1:7443), which CA to trust with --ca-file
+(the server's server-ca.crt) and which token to use with --token-file, or set
+FLINKPKI_SERVER, FLINKPKI_CA_FILE and FLINKPKI_TOKEN_FILE. Flags win.
+
+Exit codes: 0 success, 1 the operation failed or was refused, 2 usage error.`,
+		Example: `  # a local server for trying things out
+  flinkpki serve --dev --data-dir ./flinkpki-data
+  export FLINKPKI_CA_FILE=./flinkpki-data/server-ca.crt FLINKPKI_TOKEN_FILE=./flinkpki-data/admin.token
+
+  flinkpki cluster create orders
+  flinkpki bake --cluster orders --role jobmanager --holder jm-0 --out ./tls
+  flinkpki ca status --cluster orders`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.AddCommand(
+		newServeCmd(),
+		a.newClusterCmd(),
+		a.newTokenCmd(),
+		a.newBakeCmd(),
+		a.newInitCmd(),
+		a.newHolderCmd(),
+		a.newCACmd(),
+		a.newAuditCmd(),
+		a.newAdminCmd(),
+		a.newFlinkCmd(),
+		a.newServerCACmd(),
+		a.newBenchCmd(),
+	)
+	prepareTree(root)
+	return root
+}
+
+// prepareTree applies the exit-code conventions to every command: flag
+// errors and argument errors become usage errors, and errors returned by a
+// command's RunE are operation errors unless already marked as usage.
+func prepareTree(c *cobra.Command) {
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	if c.Args != nil {
+		validate := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := validate(cmd, args); err != nil {
+				return usageError{fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())}
+			}
+			return nil
+		}
+	}
+	if c.RunE != nil {
+		runE := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if err := runE(cmd, args); err != nil {
+				return markOperation(err)
+			}
+			return nil
+		}
+	} else if c.Run == nil && c.HasSubCommands() && c.HasParent() {
+		// A command group: "flinkpki cluster" shows its help, and an
+		// unknown subcommand is a usage error instead of silent help.
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
+			}
+			return nil
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		prepareTree(sub)
+	}
+}

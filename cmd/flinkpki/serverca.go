@@ -1,0 +1,54 @@
+package main
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+// serverCAFileName is where the server writes its trust anchor.
+const serverCAFileName = "server-ca.crt"
+
+func (a *app) newServerCACmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "server-ca",
+		Short: "Print the server's trust anchor (offline)",
+		Long: `Print the server's own serving CA certificate (DATA_DIR/server-ca.crt), the
+trust anchor clients pass as --ca-file, so it can be published, for example
+into a ConfigMap. Reads the data directory only; no server call. Its SHA-256
+fingerprint goes to stderr for comparing out of band.`,
+		Example: `  flinkpki server-ca --data-dir /var/lib/flinkpki > server-ca.crt
+  kubectl create configmap flinkpki-ca --from-file=server-ca.crt=<(flinkpki server-ca)`,
+		Args: cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			path := filepath.Join(dataDir, serverCAFileName)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("read the server's trust anchor: %w (start the server once to create it, or pass --data-dir)", err)
+			}
+			block, _ := pem.Decode(data)
+			if block == nil || block.Type != "CERTIFICATE" {
+				return fmt.Errorf("%s holds no PEM certificate", path)
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return fmt.Errorf("%s holds an unreadable certificate: %w", path, err)
+			}
+			if _, err := a.stdout.Write(data); err != nil {
+				return err
+			}
+			sum := sha256.Sum256(cert.Raw)
+			fmt.Fprintf(a.stderr, "%s: %s, SHA-256 %s, valid until %s\n", path, cert.Subject, hex.EncodeToString(sum[:]), cert.NotAfter.UTC().Format("2006-01-02"))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "./flinkpki-data", "the server's data directory")
+	return cmd
+}

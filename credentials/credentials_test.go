@@ -1,0 +1,187 @@
+package credentials_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flinkpki/flinkpki/credentials"
+	"github.com/flinkpki/flinkpki/flinkconf"
+	"github.com/flinkpki/flinkpki/keystore"
+)
+
+func TestBuildProducesTheContractFileSet(t *testing.T) {
+	c := newCluster(t, "orders", "ecdsa-p256", 10)
+	m := c.material(t, "jobmanager", "ecdsa-p256", 0)
+	for _, f := range []keystore.Format{keystore.PKCS12, keystore.JKS} {
+		t.Run(string(f), func(t *testing.T) {
+			dir := "/var/run/flinkpki"
+			fs := build(t, m, f, dir)
+			wantModes := map[string]os.FileMode{
+				"keystore." + f.Ext(): 0o600, "truststore." + f.Ext(): 0o600,
+				"keystore.password": 0o600, "truststore.password": 0o600,
+				"tls.crt": 0o644, "tls.key": 0o600, "ca.crt": 0o644, "flink-ssl.yaml": 0o600,
+			}
+			if len(fs.Files) != len(wantModes) {
+				t.Fatalf("set has %d files, want %d", len(fs.Files), len(wantModes))
+			}
+			for _, file := range fs.Files {
+				if want, ok := wantModes[file.Name]; !ok || file.Mode != want {
+					t.Errorf("file %s has mode %v (expected: %v, listed: %v)", file.Name, file.Mode, want, ok)
+				}
+			}
+			ksPass := string(fs.File("keystore.password").Data)
+			tsPass := string(fs.File("truststore.password").Data)
+			for _, p := range []string{ksPass, tsPass} {
+				if len(p) < 32 || strings.Trim(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != "" {
+					t.Errorf("password %q is not at least 32 ASCII letters and digits without a newline", p)
+				}
+			}
+			if ksPass == tsPass {
+				t.Errorf("keystore and truststore share a password")
+			}
+			ks, err := keystore.DecodeKeyStore(f, fs.File("keystore."+f.Ext()).Data, ksPass, ksPass)
+			if err != nil {
+				t.Fatalf("decode keystore: %v", err)
+			}
+			if ks.Alias != "flink" || len(ks.Chain) != 2 || !ks.Chain[0].Equal(m.Chain[0]) || !ks.Chain[1].Equal(c.ca.Cert) {
+				t.Errorf("keystore has alias %q and %d certificates, want flink with leaf then CA", ks.Alias, len(ks.Chain))
+			}
+			cas, err := keystore.DecodeTrustStore(f, fs.File("truststore."+f.Ext()).Data, tsPass)
+			if err != nil || len(cas) != 1 || !cas[0].Equal(c.ca.Cert) {
+				t.Errorf("truststore = %d certificates, %v; want the cluster CA", len(cas), err)
+			}
+			checkPEM(t, fs, m)
+			checkFlinkSSL(t, fs, f, dir, ksPass, tsPass)
+		})
+	}
+}
+
+func checkPEM(t *testing.T, fs *credentials.FileSet, m credentials.Material) {
+	t.Helper()
+	chain := parseCerts(t, fs.File("tls.crt").Data)
+	if len(chain) != 2 || !chain[0].Equal(m.Chain[0]) || !chain[1].Equal(m.Chain[1]) {
+		t.Errorf("tls.crt holds %d certificates, want leaf then CA", len(chain))
+	}
+	if cas := parseCerts(t, fs.File("ca.crt").Data); len(cas) != 1 || !cas[0].Equal(m.Trusted[0]) {
+		t.Errorf("ca.crt holds %d certificates, want the trusted CA", len(cas))
+	}
+	block, rest := pem.Decode(fs.File("tls.key").Data)
+	if block == nil || block.Type != "PRIVATE KEY" || len(rest) != 0 {
+		t.Fatalf("tls.key is not a single PKCS#8 PEM block")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatalf("tls.key: %v", err)
+	}
+	if !m.Chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.(crypto.Signer).Public()) {
+		t.Errorf("tls.key does not match the leaf")
+	}
+}
+
+func parseCerts(t *testing.T, data []byte) []*x509.Certificate {
+	t.Helper()
+	var certs []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return certs
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+}
+
+func checkFlinkSSL(t *testing.T, fs *credentials.FileSet, f keystore.Format, dir, ksPass, tsPass string) {
+	t.Helper()
+	algs, _ := flinkconf.Algorithms(x509.ECDSA)
+	want := []flinkconf.KV{
+		{Key: "security.ssl.internal.enabled", Value: "true"},
+		{Key: "security.ssl.internal.keystore", Value: filepath.Join(dir, "keystore."+f.Ext())},
+		{Key: "security.ssl.internal.keystore-password", Value: ksPass},
+		{Key: "security.ssl.internal.key-password", Value: ksPass},
+		{Key: "security.ssl.internal.keystore-type", Value: f.StoreType()},
+		{Key: "security.ssl.internal.truststore", Value: filepath.Join(dir, "truststore."+f.Ext())},
+		{Key: "security.ssl.internal.truststore-password", Value: tsPass},
+		{Key: "security.ssl.internal.truststore-type", Value: f.StoreType()},
+		{Key: "security.ssl.protocol", Value: "TLSv1.2"},
+		{Key: "security.ssl.algorithms", Value: algs},
+	}
+	if len(fs.SSL) != len(want) {
+		t.Fatalf("SSL has %d keys, want %d: %v", len(fs.SSL), len(want), fs.SSL)
+	}
+	for i := range want {
+		if fs.SSL[i] != want[i] {
+			t.Errorf("SSL[%d] = %v, want %v", i, fs.SSL[i], want[i])
+		}
+	}
+	if got := fs.File("flink-ssl.yaml").Data; !bytes.Equal(got, flinkconf.RenderFlat(want)) {
+		t.Errorf("flink-ssl.yaml =\n%s\nwant\n%s", got, flinkconf.RenderFlat(want))
+	}
+}
+
+func TestBuildWithLegacyStoreTypesLeavesOutTheTypeKeys(t *testing.T) {
+	c := newCluster(t, "legacy", "rsa-2048", 10)
+	fs := build(t, c.material(t, "taskmanager", "rsa-2048", 0), keystore.JKS, "/creds",
+		func(o *credentials.Options) { o.LegacyStoreTypes = true })
+	yaml := string(fs.File("flink-ssl.yaml").Data)
+	if strings.Contains(yaml, "-type:") {
+		t.Errorf("flink-ssl.yaml names store types although LegacyStoreTypes is set:\n%s", yaml)
+	}
+	algs, _ := flinkconf.Algorithms(x509.RSA)
+	if !strings.Contains(yaml, "security.ssl.algorithms: "+algs+"\n") {
+		t.Errorf("flink-ssl.yaml lacks the RSA cipher suites:\n%s", yaml)
+	}
+}
+
+func TestBuildRefusesBadInput(t *testing.T) {
+	c := newCluster(t, "refuse", "ecdsa-p256", 10)
+	good := c.material(t, "jobmanager", "ecdsa-p256", 0)
+	tests := []struct {
+		name string
+		m    func() credentials.Material
+		o    func(*credentials.Options)
+		want error
+	}{
+		{"a relative directory is refused", nil, func(o *credentials.Options) { o.Dir = "creds" }, credentials.ErrInvalidOptions},
+		{"a directory with a space is refused", nil, func(o *credentials.Options) { o.Dir = "/my creds" }, credentials.ErrInvalidOptions},
+		{"a directory with a colon is refused", nil, func(o *credentials.Options) { o.Dir = "/a: b" }, credentials.ErrInvalidOptions},
+		{"a zero creation time is refused", nil, func(o *credentials.Options) { o.Created = time.Time{} }, credentials.ErrInvalidOptions},
+		{"an unknown format is refused", nil, func(o *credentials.Options) { o.Format = "pem" }, keystore.ErrUnknownFormat},
+		{"an unknown profile is refused", nil, func(o *credentials.Options) { o.Profile = "modern2026" }, keystore.ErrUnknownProfile},
+		{"an empty chain is refused", func() credentials.Material { m := good; m.Chain = nil; return m }, nil, keystore.ErrInvalidChain},
+		{"an empty trust list is refused", func() credentials.Material { m := good; m.Trusted = nil; return m }, nil, keystore.ErrNoCertificates},
+		{"a key of another leaf is refused", func() credentials.Material {
+			m := good
+			m.Key = c.material(t, "other", "ecdsa-p256", 1).Key
+			return m
+		}, nil, keystore.ErrInvalidKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := good
+			if tt.m != nil {
+				m = tt.m()
+			}
+			o := credentials.Options{Dir: "/creds", Created: created}
+			if tt.o != nil {
+				tt.o(&o)
+			}
+			fs, err := credentials.Build(m, o)
+			if !errors.Is(err, tt.want) || fs != nil {
+				t.Fatalf("Build = %v, %v; want error %v", fs, err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,204 @@
+package credentials_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flinkpki/flinkpki/credentials"
+	"github.com/flinkpki/flinkpki/keystore"
+)
+
+// dataDirs lists the hidden timestamped data directories in dir.
+func dataDirs(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "..") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// checkWritten compares every file of fs with what dir shows, following
+// the symlinks as a reader would.
+func checkWritten(t testing.TB, fs *credentials.FileSet, dir string) {
+	t.Helper()
+	for _, f := range fs.Files {
+		p := filepath.Join(dir, f.Name)
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("stat %s: %v", p, err)
+		}
+		if st.Mode().Perm() != f.Mode {
+			t.Errorf("%s has mode %v, want %v", f.Name, st.Mode().Perm(), f.Mode)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, f.Data) {
+			t.Errorf("%s on disk differs from the built set", f.Name)
+		}
+	}
+}
+
+func TestWriteCreatesTheDirectoryAndTheFiles(t *testing.T) {
+	c := newCluster(t, "write", "ecdsa-p256", 10)
+	dir := filepath.Join(t.TempDir(), "nested", "out")
+	fs := buildAndWrite(t, c.material(t, "jm", "ecdsa-p256", 0), keystore.PKCS12, dir)
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("created directory has mode %v, want 0700", st.Mode().Perm())
+	}
+	checkWritten(t, fs, dir)
+	if d := dataDirs(t, dir); len(d) != 1 {
+		t.Errorf("data directories = %v, want exactly one", d)
+	}
+}
+
+func TestWriteAgainSwapsTheSetAndRemovesTheOldOne(t *testing.T) {
+	c := newCluster(t, "rewrite", "ecdsa-p256", 10)
+	m := c.material(t, "tm", "ecdsa-p256", 0)
+	dir := t.TempDir()
+	first := buildAndWrite(t, m, keystore.PKCS12, dir)
+	oldData := dataDirs(t, dir)
+	second := buildAndWrite(t, m, keystore.PKCS12, dir)
+	if bytes.Equal(first.File("keystore.password").Data, second.File("keystore.password").Data) {
+		t.Fatal("two builds produced the same password")
+	}
+	checkWritten(t, second, dir)
+	newData := dataDirs(t, dir)
+	if len(newData) != 1 || newData[0] == oldData[0] {
+		t.Errorf("data directories after rewrite = %v (before: %v), want one new directory", newData, oldData)
+	}
+
+	// A format change replaces keystore.p12 by keystore.jks.
+	third := buildAndWrite(t, m, keystore.JKS, dir)
+	checkWritten(t, third, dir)
+	for _, gone := range []string{"keystore.p12", "truststore.p12"} {
+		if _, err := os.Lstat(filepath.Join(dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s still exists after switching to JKS: %v", gone, err)
+		}
+	}
+}
+
+func TestWriteRefusesAndChangesNothing(t *testing.T) {
+	c := newCluster(t, "refuse-write", "ecdsa-p256", 10)
+	m := c.material(t, "jm", "ecdsa-p256", 0)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, base string) string // returns the --out dir
+		want  string
+	}{
+		{"an output path that is a regular file is refused", func(t *testing.T, base string) string {
+			p := filepath.Join(base, "file")
+			writeTestFile(t, p, "keep me")
+			return p
+		}, "is not a directory"},
+		// Tests run as root, which ignores permission bits; a path below a
+		// regular file is unwritable for everyone.
+		{"an output path below a regular file cannot be created", func(t *testing.T, base string) string {
+			writeTestFile(t, filepath.Join(base, "file"), "keep me")
+			return filepath.Join(base, "file", "out")
+		}, "cannot"},
+		{"a visible name that is a regular file is not clobbered", func(t *testing.T, base string) string {
+			dir := filepath.Join(base, "out")
+			writeTestFile(t, filepath.Join(dir, "tls.crt"), "keep me")
+			return dir
+		}, "not written by flinkpki"},
+		{"a visible name that is a foreign symlink is not clobbered", func(t *testing.T, base string) string {
+			dir := filepath.Join(base, "out")
+			writeTestFile(t, filepath.Join(dir, "elsewhere"), "keep me")
+			if err := os.Symlink("elsewhere", filepath.Join(dir, "ca.crt")); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, "not written by flinkpki"},
+		{"a ..data that is not our symlink is refused", func(t *testing.T, base string) string {
+			dir := filepath.Join(base, "out")
+			writeTestFile(t, filepath.Join(dir, "..data", "x"), "keep me")
+			return dir
+		}, "not a flinkpki symlink"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			dir := tt.setup(t, base)
+			before := snapshot(t, base)
+			fs := build(t, m, keystore.PKCS12, "/out")
+			err := fs.Write(dir)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Write error = %v, want one mentioning %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			if after := snapshot(t, base); after != before {
+				t.Errorf("a refused write changed the tree:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+func TestWriteFailureRemovesTheDirectoryItCreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	fs := &credentials.FileSet{Files: []credentials.File{
+		{Name: "good", Data: []byte("x"), Mode: 0o600},
+		{Name: "../escape", Data: []byte("x"), Mode: 0o600},
+	}}
+	if err := fs.Write(dir); err == nil {
+		t.Fatal("Write accepted a file name with a path separator")
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("failed Write left %s behind: %v", dir, err)
+	}
+}
+
+func writeTestFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot describes a tree (names, link targets, file contents) so that
+// "nothing changed" can be asserted.
+func snapshot(t testing.TB, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		b.WriteString(rel + " " + info.Mode().String())
+		switch {
+		case info.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			b.WriteString(" -> " + target)
+		case info.Mode().IsRegular():
+			data, _ := os.ReadFile(p)
+			b.WriteString(" " + string(data))
+		}
+		b.WriteString("; ")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}

@@ -1,0 +1,315 @@
+package deploy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// example is one FlinkDeployment example with its decoded pod templates.
+type example struct {
+	path, name, mode, serviceAccount string
+	conf                             map[string]any
+	top, jobManager                  corev1.PodTemplateSpec
+}
+
+var exampleFiles = map[string]string{
+	"standalone": "examples/standalone/flinkdeployment.yaml",
+	"native":     "examples/native/flinkdeployment.yaml",
+}
+
+// podTemplateAt decodes the pod template at spec.<path...> strictly into a
+// PodTemplateSpec, on top of the CRD schema check.
+func podTemplateAt(fd flinkDeployment, path ...string) (corev1.PodTemplateSpec, error) {
+	var cur any = map[string]any(fd)
+	for _, p := range append([]string{"spec"}, path...) {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return corev1.PodTemplateSpec{}, fmt.Errorf("spec.%s: not an object", strings.Join(path, "."))
+		}
+		cur = m[p]
+	}
+	if cur == nil {
+		return corev1.PodTemplateSpec{}, fmt.Errorf("spec.%s is missing", strings.Join(path, "."))
+	}
+	j, err := json.Marshal(cur)
+	if err != nil {
+		return corev1.PodTemplateSpec{}, err
+	}
+	var pts corev1.PodTemplateSpec
+	strictErrs, err := kjson.UnmarshalStrict(j, &pts, kjson.DisallowUnknownFields)
+	return pts, errors.Join(append(strictErrs, err)...)
+}
+
+func loadExample(t testing.TB, mode string) example {
+	t.Helper()
+	path := exampleFiles[mode]
+	fd := only[flinkDeployment](t, mustDecodeFile(t, path))
+	spec := fd["spec"].(map[string]any)
+	ex := example{path: path, mode: fmt.Sprint(spec["mode"]), serviceAccount: fmt.Sprint(spec["serviceAccount"])}
+	ex.name = fd["metadata"].(map[string]any)["name"].(string)
+	ex.conf, _ = spec["flinkConfiguration"].(map[string]any)
+	var err error
+	if ex.top, err = podTemplateAt(fd, "podTemplate"); err != nil {
+		t.Fatalf("%s: podTemplate: %v", path, err)
+	}
+	if ex.jobManager, err = podTemplateAt(fd, "jobManager", "podTemplate"); err != nil {
+		t.Fatalf("%s: jobManager.podTemplate: %v", path, err)
+	}
+	return ex
+}
+
+func container(t testing.TB, cs []corev1.Container, name string) *corev1.Container {
+	t.Helper()
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	t.Fatalf("no container %q", name)
+	return nil
+}
+
+func volume(t testing.TB, vs []corev1.Volume, name string) *corev1.Volume {
+	t.Helper()
+	for i := range vs {
+		if vs[i].Name == name {
+			return &vs[i]
+		}
+	}
+	t.Fatalf("no volume %q", name)
+	return nil
+}
+
+func TestExamplesUseTheirIntendedMode(t *testing.T) {
+	for mode := range exampleFiles {
+		t.Run(mode, func(t *testing.T) {
+			ex := loadExample(t, mode)
+			if ex.mode != mode {
+				t.Fatalf("spec.mode = %q, want %q", ex.mode, mode)
+			}
+			if ex.serviceAccount == "" || ex.serviceAccount == "default" || ex.serviceAccount == "flink" {
+				t.Fatalf("serviceAccount = %q, want one dedicated to this cluster", ex.serviceAccount)
+			}
+			auto := ex.top.Spec.AutomountServiceAccountToken
+			if auto == nil || *auto {
+				t.Error("TaskManagers (the top-level pod template) must not mount API credentials")
+			}
+			jmAuto := ex.jobManager.Spec.AutomountServiceAccountToken
+			if mode == "standalone" && jmAuto != nil && *jmAuto {
+				t.Error("a standalone JobManager must not mount API credentials")
+			}
+		})
+	}
+}
+
+func TestExampleFlinkConfigurationEnablesInternalTLSWithoutPasswords(t *testing.T) {
+	want := map[string]string{
+		"kubernetes.operator.pod-template.merge-arrays-by-name": "true",
+		"security.ssl.internal.enabled":                         "true",
+		"security.ssl.internal.keystore":                        "/flink-tls/keystore.p12",
+		"security.ssl.internal.keystore-type":                   "PKCS12",
+		"security.ssl.internal.truststore":                      "/flink-tls/truststore.p12",
+		"security.ssl.internal.truststore-type":                 "PKCS12",
+		"security.ssl.protocol":                                 "TLSv1.2",
+		"security.ssl.algorithms":                               "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+		"rest.bind-address":                                     "127.0.0.1",
+	}
+	for mode := range exampleFiles {
+		t.Run(mode, func(t *testing.T) {
+			ex := loadExample(t, mode)
+			for k, v := range want {
+				if got, ok := ex.conf[k].(string); !ok || got != v {
+					t.Errorf("flinkConfiguration[%q] = %v, want the string %q", k, ex.conf[k], v)
+				}
+			}
+			for k := range ex.conf {
+				if strings.Contains(strings.ToLower(k), "password") {
+					t.Errorf("flinkConfiguration carries %q: passwords belong to the pod, not the manifest", k)
+				}
+			}
+		})
+	}
+}
+
+func TestExampleInitContainerEnrollsAndRewritesTheConfiguration(t *testing.T) {
+	for mode := range exampleFiles {
+		t.Run(mode, func(t *testing.T) {
+			ex := loadExample(t, mode)
+			spec := ex.top.Spec
+			initC := container(t, spec.InitContainers, "flinkpki-init")
+			wantArgs := []string{"init", "--cluster", ex.name, "--role", "$(FLINKPKI_ROLE)", "--holder", "$(POD_NAME)",
+				"--out", "/flink-tls", "--token-file", "/var/run/secrets/flinkpki/token",
+				"--flink-conf-src", "/flink-conf-src", "--flink-conf-out", "/flink-conf", "--timeout", "5m"}
+			if !slices.Equal(initC.Args, wantArgs) {
+				t.Errorf("init args = %q, want %q", initC.Args, wantArgs)
+			}
+			env := map[string]corev1.EnvVar{}
+			for _, e := range initC.Env {
+				env[e.Name] = e
+			}
+			if env["FLINKPKI_SERVER"].Value != "flinkpki.flinkpki.svc:7443" || env["FLINKPKI_CA_FILE"].Value != "/etc/flinkpki-ca/server-ca.crt" {
+				t.Errorf("init env = %+v, want the flinkpki Service and the server CA file", initC.Env)
+			}
+			if r := env["FLINKPKI_ROLE"].ValueFrom; r == nil || r.FieldRef == nil || r.FieldRef.FieldPath != "metadata.labels['component']" {
+				t.Errorf("FLINKPKI_ROLE must come from the operator's component label, got %+v", env["FLINKPKI_ROLE"])
+			}
+			checkRestricted(t, &spec, initC, true)
+
+			token := volume(t, spec.Volumes, "flinkpki-token")
+			if token.Projected == nil || len(token.Projected.Sources) != 1 || token.Projected.Sources[0].ServiceAccountToken == nil {
+				t.Fatalf("flinkpki-token must be a projected service-account token, got %+v", token.VolumeSource)
+			}
+			sat := token.Projected.Sources[0].ServiceAccountToken
+			if sat.Audience != "flinkpki" || sat.ExpirationSeconds == nil || *sat.ExpirationSeconds != 600 || sat.Path != "token" {
+				t.Errorf("token projection = %+v, want audience flinkpki, 600 s, path token", sat)
+			}
+			if cm := volume(t, spec.Volumes, "flinkpki-conf-src").ConfigMap; cm == nil || cm.Name != "flink-config-"+ex.name {
+				t.Errorf("flinkpki-conf-src must be the operator's ConfigMap flink-config-%s, got %+v", ex.name, cm)
+			}
+			if cm := volume(t, spec.Volumes, "flinkpki-server-ca").ConfigMap; cm == nil || cm.Name != "flinkpki-server-ca" {
+				t.Errorf("flinkpki-server-ca must be the ConfigMap flinkpki-server-ca, got %+v", cm)
+			}
+			if ed := volume(t, spec.Volumes, "flink-tls").EmptyDir; ed == nil || ed.Medium != corev1.StorageMediumMemory {
+				t.Errorf("flink-tls must be an in-memory emptyDir, got %+v", ed)
+			}
+			if ed := volume(t, spec.Volumes, "flink-conf").EmptyDir; ed == nil {
+				t.Error("flink-conf must be an emptyDir")
+			}
+			if spec.HostNetwork || ex.jobManager.Spec.HostNetwork {
+				t.Error("hostNetwork is set")
+			}
+		})
+	}
+}
+
+func TestExampleMainContainerReadsTheRewrittenConfigurationOnly(t *testing.T) {
+	for mode := range exampleFiles {
+		t.Run(mode, func(t *testing.T) {
+			ex := loadExample(t, mode)
+			main := container(t, ex.top.Spec.Containers, "flink-main-container")
+			if !slices.ContainsFunc(main.Env, func(e corev1.EnvVar) bool { return e.Name == "FLINK_CONF_DIR" && e.Value == "/flink-conf" }) {
+				t.Errorf("main container env %+v lacks FLINK_CONF_DIR=/flink-conf", main.Env)
+			}
+			mounts := map[string]string{}
+			for _, m := range main.VolumeMounts {
+				mounts[m.Name] = m.MountPath
+			}
+			if mounts["flink-conf"] != "/flink-conf" || mounts["flink-tls"] != "/flink-tls" {
+				t.Errorf("main container mounts = %v, want flink-conf and flink-tls", mounts)
+			}
+			if _, ok := mounts["flinkpki-token"]; ok {
+				t.Error("the main container mounts the enrollment token: job code could enroll with it")
+			}
+		})
+	}
+}
+
+func TestExampleRESTSidecarGetsMaterialFromTheRESTCA(t *testing.T) {
+	for mode := range exampleFiles {
+		t.Run(mode, func(t *testing.T) {
+			ex := loadExample(t, mode)
+			spec := ex.jobManager.Spec
+			restInit := container(t, spec.InitContainers, "flinkpki-rest-init")
+			args := strings.Join(restInit.Args, " ")
+			for _, want := range []string{"init --cluster " + ex.name + " --role rest-server", "--out /rest-tls", "--dns " + ex.name + "-rest-tls"} {
+				if !strings.Contains(args, want) {
+					t.Errorf("rest init args %q lack %q", args, want)
+				}
+			}
+			if strings.Contains(args, "--flink-conf") {
+				t.Error("the REST init container must not rewrite Flink's configuration")
+			}
+			checkRestricted(t, &ex.top.Spec, restInit, true)
+			proxy := container(t, spec.Containers, "rest-proxy")
+			checkRestricted(t, &ex.top.Spec, proxy, true)
+			if ed := volume(t, spec.Volumes, "rest-tls").EmptyDir; ed == nil || ed.Medium != corev1.StorageMediumMemory {
+				t.Errorf("rest-tls must be an in-memory emptyDir, got %+v", ed)
+			}
+		})
+	}
+}
+
+// secretLooking matches keys and values that carry credentials: passwords,
+// PEM private keys, and Envoy's inline key material (file references such as
+// private_key.filename are fine).
+var secretLooking = regexp.MustCompile(`(?i)(password|passwd|-----BEGIN [A-Z ]*PRIVATE KEY-----|inline_(string|bytes))`)
+
+// findSecrets walks a decoded manifest and returns the paths of keys or
+// string values that look like credentials.
+func findSecrets(path string, v any) []string {
+	var found []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, child := range v {
+			if secretLooking.MatchString(k) {
+				found = append(found, path+"."+k)
+			}
+			found = append(found, findSecrets(path+"."+k, child)...)
+		}
+	case []any:
+		for i, child := range v {
+			found = append(found, findSecrets(fmt.Sprintf("%s[%d]", path, i), child)...)
+		}
+	case string:
+		if secretLooking.MatchString(v) {
+			found = append(found, path)
+		}
+	}
+	return found
+}
+
+func TestNoManifestShipsCredentials(t *testing.T) {
+	planted := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  config.yaml: \"security.ssl.internal.keystore-password: hunter2\"\n"
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(planted), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(findSecrets("", doc)) == 0 {
+		t.Fatal("the credential detector missed a planted keystore password")
+	}
+	if !secretLooking.MatchString("-----BEGIN EC PRIVATE KEY-----") {
+		t.Fatal("the credential detector missed a PEM private key")
+	}
+	for _, dir := range kustomizationDirs(t) {
+		if strings.HasSuffix(dir, "tokenreview") {
+			continue // a Component cannot be rendered alone; its objects are plain files below
+		}
+		for _, o := range rendered(t, dir) {
+			switch o.Kind {
+			case "Secret":
+				t.Errorf("%s renders the Secret %q: Secrets are created by the operator of flinkpki, never shipped", dir, o.Name)
+			case "ConfigMap", "FlinkDeployment":
+				j, err := json.Marshal(o.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var generic map[string]any
+				if err := json.Unmarshal(j, &generic); err != nil {
+					t.Fatal(err)
+				}
+				if found := findSecrets(o.Kind+"/"+o.Name, generic); len(found) > 0 {
+					t.Errorf("%s: credential-looking entries: %v", dir, found)
+				}
+			}
+		}
+	}
+	for _, f := range []string{"examples/nginx/nginx.conf", "examples/envoy/envoy.yaml", "kubernetes/jwks.json"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secretLooking.Match(data) {
+			t.Errorf("%s contains credential-looking text", f)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+// Package enroll is the client side of flinkpki's enrollment: it makes the
+// leaf key where it will be used, sends only a CSR, and retries while the
+// server is not reachable yet, as it is normal at pod start. The `init`,
+// `bake` and `bench enroll` commands build on it.
+package enroll
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc"
+	grpccreds "google.golang.org/grpc/credentials"
+)
+
+// DefaultServer is the address clients use when none is given: where
+// `flinkpki serve --dev` listens.
+const DefaultServer = "127.0.0.1:7443"
+
+// ErrNoToken means a token file is empty, so no request could be
+// authenticated.
+var ErrNoToken = errors.New("no token")
+
+// Dial returns a client connection to a flinkpki server. The connection
+// always speaks TLS (1.2 or later), verifying the server against caFile (or
+// the system roots when caFile is empty), and every call carries token as a
+// bearer credential. grpc.NewClient connects lazily, so an unreachable
+// server shows up on the first call, where Retry can handle it.
+func Dial(server, caFile, token string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	tlsConf, err := TLSConfig(caFile)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(token) == "" {
+		return nil, fmt.Errorf("%w: the token is empty; pass --token-file with an administrator, enrollment or Kubernetes token", ErrNoToken)
+	}
+	all := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(grpccreds.NewTLS(tlsConf)),
+		grpc.WithPerRPCCredentials(Bearer(token)),
+		grpc.WithUserAgent("flinkpki-client"),
+	}, opts...)
+	conn, err := grpc.NewClient(server, all...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to flinkpki at %s: %w", server, err)
+	}
+	return conn, nil
+}
+
+// TLSConfig returns the client TLS configuration that trusts the PEM
+// certificates in caFile, or the system roots when caFile is empty.
+func TLSConfig(caFile string) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return conf, nil
+	}
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read server CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("server CA file %s holds no PEM certificate: pass the server's server-ca.crt", caFile)
+	}
+	conf.RootCAs = pool
+	return conf, nil
+}
+
+// ReadToken reads a token file and trims surrounding whitespace, so files
+// written by `echo` or editors work.
+func ReadToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", fmt.Errorf("%w: token file %s is empty", ErrNoToken, path)
+	}
+	return tok, nil
+}
+
+// Bearer is a per-RPC credential that sends "authorization: Bearer <token>".
+// It refuses to travel over a connection without transport security.
+type Bearer string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials: a
+// token must never be sent in clear text.
+func (b Bearer) RequireTransportSecurity() bool { return true }

@@ -1,0 +1,243 @@
+package enroll
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/ca"
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// ErrBadResponse means the server answered with material the client cannot
+// use (unparsable certificates, a chain that does not match the key).
+var ErrBadResponse = errors.New("unusable answer from flinkpki")
+
+// Request names what to enroll for.
+type Request struct {
+	Cluster string
+	Role    string
+	// Holder names the process (pod); ignored by the server for Kubernetes
+	// tokens, which name the pod themselves.
+	Holder string
+	// KeyType is the cluster's key type when the caller knows it; empty
+	// makes Enroll ask the server first.
+	KeyType ca.KeyType
+	DNS     []string
+	IPs     []string
+}
+
+// Result is the material for one holder, ready for credentials.Build.
+type Result struct {
+	Key      crypto.Signer
+	Chain    []*x509.Certificate // leaf first
+	Trusted  []*x509.Certificate // every CA the cluster trusts for the role's purpose
+	Holder   string              // as recorded by the server
+	KeyType  ca.KeyType
+	NotAfter time.Time
+}
+
+// Client enrolls over one gRPC connection.
+type Client struct {
+	rpc    flinkpkiv1.EnrollmentServiceClient
+	target string
+
+	// Timeout > 0 makes Enroll retry retryable failures until it passes,
+	// one deadline for all of its calls; zero means a single try.
+	Timeout time.Duration
+	// Backoff tunes the retries (clock, sleep, delays).
+	Backoff Backoff
+	// Logf receives one line per failed attempt; nil discards them.
+	Logf func(format string, args ...any)
+	// Rand is the randomness for keys and CSRs; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// NewClient returns a Client on conn; target names the server in messages.
+func NewClient(conn grpc.ClientConnInterface, target string) *Client {
+	return &Client{rpc: flinkpkiv1.NewEnrollmentServiceClient(conn), target: target}
+}
+
+// Enroll makes a key of the cluster's type locally, sends a CSR for it and
+// returns the signed chain with the trusted CAs. Without req.KeyType it
+// first asks the server for the key type with an Enroll carrying no CSR,
+// which checks the token without spending a use.
+func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
+	ips, err := parseIPs(req.IPs)
+	if err != nil {
+		return nil, err
+	}
+	deadline := c.now().Add(c.Timeout)
+	keyType := req.KeyType
+	if keyType == "" {
+		var resp *flinkpkiv1.EnrollResponse
+		err := c.call(ctx, deadline, func(ctx context.Context) (err error) {
+			resp, err = c.rpc.Enroll(ctx, c.pbRequest(req, nil))
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if keyType, err = ca.ParseKeyType(resp.GetKeyType()); err != nil || resp.GetKeyType() == "" {
+			return nil, fmt.Errorf("%w: the server named key type %q; is it older than this client?", ErrBadResponse, resp.GetKeyType())
+		}
+	}
+	key, err := keyType.GenerateKey(c.Rand)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(c.rand(), &x509.CertificateRequest{
+		Subject:     pkix.Name{CommonName: req.Holder},
+		DNSNames:    req.DNS,
+		IPAddresses: ips,
+	}, key)
+	if err != nil {
+		return nil, fmt.Errorf("create the CSR: %w", err)
+	}
+	var resp *flinkpkiv1.EnrollResponse
+	err = c.call(ctx, deadline, func(ctx context.Context) (err error) {
+		resp, err = c.rpc.Enroll(ctx, c.pbRequest(req, csr))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newResult(key, resp.GetChain(), resp.GetTrustedCas(), resp.GetHolder(), resp.GetNotAfter().AsTime())
+}
+
+// Bake asks the server to generate the key (for image builds) and returns
+// it with its chain. The key is made on the server and returned only once.
+func (c *Client) Bake(ctx context.Context, req Request) (*Result, error) {
+	var resp *flinkpkiv1.BakeResponse
+	err := c.call(ctx, c.now().Add(c.Timeout), func(ctx context.Context) (err error) {
+		resp, err = c.rpc.Bake(ctx, &flinkpkiv1.BakeRequest{
+			Cluster: req.Cluster, Role: req.Role, Holder: req.Holder,
+			DnsNames: req.DNS, IpAddresses: req.IPs,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	k, err := x509.ParsePKCS8PrivateKey(resp.GetPrivateKey())
+	if err != nil {
+		return nil, fmt.Errorf("%w: the private key is not PKCS#8: %v", ErrBadResponse, err)
+	}
+	key, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%w: a %T key cannot sign", ErrBadResponse, k)
+	}
+	return newResult(key, resp.GetChain(), resp.GetTrustedCas(), resp.GetHolder(), resp.GetNotAfter().AsTime())
+}
+
+// call runs one RPC, retrying until deadline when Timeout is set.
+func (c *Client) call(ctx context.Context, deadline time.Time, fn func(ctx context.Context) error) error {
+	if c.Timeout <= 0 {
+		return fn(ctx)
+	}
+	b := c.Backoff
+	if b.Describe == nil {
+		b.Describe = c.describe
+	}
+	if b.Now == nil {
+		b.Now = time.Now
+	}
+	return b.Retry(ctx, deadline.Sub(b.Now()), c.Logf, fn)
+}
+
+// describe phrases a retryable failure for the per-attempt log line.
+func (c *Client) describe(err error) string {
+	switch status.Code(err) {
+	case codes.DeadlineExceeded:
+		return fmt.Sprintf("flinkpki at %s did not answer in time", c.target)
+	case codes.ResourceExhausted:
+		return fmt.Sprintf("flinkpki at %s is overloaded (%s)", c.target, Reason(err))
+	}
+	return fmt.Sprintf("flinkpki at %s not reachable yet (%s)", c.target, Reason(err))
+}
+
+func (c *Client) now() time.Time {
+	if c.Backoff.Now != nil {
+		return c.Backoff.Now()
+	}
+	return time.Now()
+}
+
+func (c *Client) rand() io.Reader {
+	if c.Rand != nil {
+		return c.Rand
+	}
+	return rand.Reader
+}
+
+func (c *Client) pbRequest(req Request, csr []byte) *flinkpkiv1.EnrollRequest {
+	return &flinkpkiv1.EnrollRequest{
+		Cluster: req.Cluster, Role: req.Role, Holder: req.Holder, Csr: csr,
+		DnsNames: req.DNS, IpAddresses: req.IPs,
+	}
+}
+
+func parseIPs(ss []string) ([]net.IP, error) {
+	ips := make([]net.IP, 0, len(ss))
+	for _, s := range ss {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, fmt.Errorf("%q is not an IP address: pass --ip as e.g. 10.0.0.7 or fd00::7", s)
+		}
+		ips = append(ips, ip)
+	}
+	return ips, nil
+}
+
+// newResult parses the answer's certificates and checks that the leaf
+// belongs to key, so a confused server can never produce a keystore Flink
+// would reject at start.
+func newResult(key crypto.Signer, chainDER, trustedDER [][]byte, holder string, notAfter time.Time) (*Result, error) {
+	chain, err := parseCerts("chain", chainDER)
+	if err != nil {
+		return nil, err
+	}
+	trusted, err := parseCerts("trusted CAs", trustedDER)
+	if err != nil {
+		return nil, err
+	}
+	if len(chain) == 0 || len(trusted) == 0 {
+		return nil, fmt.Errorf("%w: it holds %d chain and %d trusted certificates; both must be non-empty", ErrBadResponse, len(chain), len(trusted))
+	}
+	if !publicKeysEqual(chain[0].PublicKey, key.Public()) {
+		return nil, fmt.Errorf("%w: the leaf certificate does not belong to the private key", ErrBadResponse)
+	}
+	kt, err := ca.KeyTypeOf(key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
+	}
+	return &Result{Key: key, Chain: chain, Trusted: trusted, Holder: holder, KeyType: kt, NotAfter: notAfter}, nil
+}
+
+func parseCerts(what string, ders [][]byte) ([]*x509.Certificate, error) {
+	certs := make([]*x509.Certificate, 0, len(ders))
+	for i, der := range ders {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s certificate %d does not parse: %v", ErrBadResponse, what, i, err)
+		}
+		certs = append(certs, c)
+	}
+	return certs, nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && e.Equal(b)
+}

@@ -1,0 +1,201 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// fakeClock is a Backoff clock whose Sleep advances time instead of waiting.
+type fakeClock struct {
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
+	c.sleeps = append(c.sleeps, d)
+	c.now = c.now.Add(d)
+	return nil
+}
+
+func newFakeBackoff() (Backoff, *fakeClock) {
+	c := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	return Backoff{Now: c.Now, Sleep: c.Sleep, Jitter: func(d time.Duration) time.Duration { return d }}, c
+}
+
+// failing returns an fn that fails with errs in turn, then succeeds.
+func failing(errs ...error) (func(context.Context) error, *int) {
+	calls := 0
+	return func(context.Context) error {
+		calls++
+		if calls <= len(errs) {
+			return errs[calls-1]
+		}
+		return nil
+	}, &calls
+}
+
+func TestRetry(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`)
+	refused := status.Error(codes.PermissionDenied, "token is for cluster a, not b")
+	tests := []struct {
+		name       string
+		max        time.Duration
+		timeout    time.Duration
+		errs       []error
+		wantCalls  int
+		wantSleeps []time.Duration
+		wantErr    error
+		wantCode   codes.Code
+	}{
+		{
+			name: "a refusal fails at once without retrying", timeout: time.Minute,
+			errs: []error{refused}, wantCalls: 1, wantErr: refused, wantCode: codes.PermissionDenied,
+		},
+		{
+			name: "an unreachable server is retried until it answers", timeout: time.Minute,
+			errs:       []error{unavailable, unavailable, unavailable},
+			wantCalls:  4,
+			wantSleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
+		},
+		{
+			name: "overload and slow answers are retried too", timeout: time.Minute,
+			errs:       []error{status.Error(codes.ResourceExhausted, "busy"), status.Error(codes.DeadlineExceeded, "slow")},
+			wantCalls:  3,
+			wantSleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
+		},
+		{
+			name: "delays double up to the cap", timeout: time.Minute, max: 600 * time.Millisecond,
+			errs:       []error{unavailable, unavailable, unavailable, unavailable},
+			wantCalls:  5,
+			wantSleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond},
+		},
+		{
+			name: "the last wait is shortened to try once more just before the deadline", timeout: time.Second,
+			errs:       []error{unavailable, unavailable, unavailable, unavailable},
+			wantCalls:  3,
+			wantSleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
+			wantErr:    ErrTimeout, wantCode: codes.Unavailable,
+		},
+		{
+			name: "a refused connection outside gRPC counts as unreachable", timeout: time.Minute,
+			errs:       []error{fmt.Errorf("dial: %w", &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED})},
+			wantCalls:  2,
+			wantSleeps: []time.Duration{250 * time.Millisecond},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b, clock := newFakeBackoff()
+			b.Max = tt.max
+			fn, calls := failing(tt.errs...)
+			var logs []string
+			err := b.Retry(context.Background(), tt.timeout, func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }, fn)
+			if tt.wantErr == nil && err != nil {
+				t.Fatalf("Retry() = %v, want success", err)
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Retry() = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr != nil && status.Code(err) != tt.wantCode {
+				t.Errorf("status.Code(err) = %v, want %v", status.Code(err), tt.wantCode)
+			}
+			if *calls != tt.wantCalls {
+				t.Errorf("fn called %d times, want %d", *calls, tt.wantCalls)
+			}
+			if fmt.Sprint(clock.sleeps) != fmt.Sprint(tt.wantSleeps) {
+				t.Errorf("slept %v, want %v", clock.sleeps, tt.wantSleeps)
+			}
+			if len(logs) != len(tt.wantSleeps) {
+				t.Errorf("logged %d lines, want one per wait (%d): %q", len(logs), len(tt.wantSleeps), logs)
+			}
+		})
+	}
+}
+
+func TestRetryLogLineNamesAttemptReasonAndWait(t *testing.T) {
+	t.Parallel()
+	b, _ := newFakeBackoff()
+	fn, _ := failing(status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 10.0.0.1:7443: connect: connection refused"`))
+	var logs []string
+	if err := b.Retry(context.Background(), time.Minute, func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }, fn); err != nil {
+		t.Fatal(err)
+	}
+	want := "attempt 1: connection refused; retrying in 300ms"
+	if len(logs) != 1 || logs[0] != want {
+		t.Errorf("log = %q, want [%q]", logs, want)
+	}
+}
+
+func TestRetryGiveUpMessageIsOneSentence(t *testing.T) {
+	t.Parallel()
+	b, _ := newFakeBackoff()
+	b.Describe = func(error) string { return "flinkpki at h:1 not reachable yet (connection refused)" }
+	err := b.Retry(context.Background(), 100*time.Millisecond, nil, func(context.Context) error {
+		return status.Error(codes.Unavailable, "down")
+	})
+	want := "gave up after 1 attempts in 0s: flinkpki at h:1 not reachable yet (connection refused)"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+func TestRetryStopsWhenTheCallerCancels(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, _ := newFakeBackoff()
+	b.Sleep = func(ctx context.Context, _ time.Duration) error { cancel(); return ctx.Err() }
+	fn, calls := failing(status.Error(codes.Unavailable, "down"), status.Error(codes.Unavailable, "down"))
+	err := b.Retry(ctx, time.Minute, nil, fn)
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want ErrTimeout wrapping context.Canceled", err)
+	}
+	if *calls != 1 {
+		t.Errorf("fn called %d times after cancel, want 1", *calls)
+	}
+}
+
+func TestReason(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a refused dial reads as connection refused",
+			status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`),
+			"connection refused"},
+		{"an untrusted server certificate points at --ca-file",
+			status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`),
+			"the server's certificate is not signed by --ca-file's CA (use the server's server-ca.crt)"},
+		{"other handshake failures say TLS",
+			status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: bad record"`),
+			"TLS handshake failed: tls: bad record"},
+		{"a server sentence is kept as is",
+			status.Error(codes.Unavailable, "the server is shutting down"),
+			"the server is shutting down"},
+		{"a plain error is kept as is", errors.New("boom"), "boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Reason(tt.err); got != tt.want {
+				t.Errorf("Reason() = %q, want %q", got, tt.want)
+			}
+			if strings.Contains(Reason(tt.err), "\n") {
+				t.Error("Reason() spans lines")
+			}
+		})
+	}
+}

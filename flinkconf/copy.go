@@ -1,0 +1,230 @@
+package flinkconf
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// File names Flink looks for in FLINK_CONF_DIR.
+const (
+	ConfigYAML = "config.yaml"     // Flink 1.19+ standard YAML
+	LegacyYAML = "flink-conf.yaml" // Flink before 1.19, line based
+)
+
+// ErrConfDir is returned when the source or output directory given to
+// CopyAndMerge cannot be used.
+var ErrConfDir = errors.New("unusable Flink configuration directory")
+
+// maxDirDepth bounds recursion into sub-directories, which also stops
+// symlink loops.
+const maxDirDepth = 8
+
+// confFile is one file of the configuration directory, held in memory so
+// that nothing is written before every file has been read and merged.
+type confFile struct {
+	rel  string // slash-separated path below the directory
+	data []byte
+	perm fs.FileMode
+}
+
+// CopyAndMerge copies the Flink configuration directory src (typically the
+// operator's read-only ConfigMap mount) into out and merges kvs into its
+// configuration, so that FLINK_CONF_DIR can point at out. Symlinks are
+// followed, and the kubelet's "..data" and "..<timestamp>" entries are
+// skipped, so out holds plain files under the names a user sees.
+//
+// config.yaml is merged when it exists, and a legacy flink-conf.yaml when
+// it exists; if neither does, config.yaml is created. Merged files hold
+// passwords and are written 0600; other files 0644; out is created 0700.
+// Every file is read and merged before the first is written, and each is
+// written to a temporary file and renamed, so a failure never leaves a
+// half-written configuration.
+func CopyAndMerge(src, out string, kvs []KV) error {
+	if err := checkDirs(src, out); err != nil {
+		return err
+	}
+	files, err := readConfDir(src, "", 0)
+	if err != nil {
+		return err
+	}
+	files, err = mergeFiles(files, kvs)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return fmt.Errorf("create Flink configuration output %s: %w", out, err)
+	}
+	for _, f := range files {
+		dst := filepath.Join(out, filepath.FromSlash(f.rel))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
+		}
+		if err := writeFileAtomic(dst, f.data, f.perm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDirs refuses a missing source, an output that is a file, and an
+// output equal to or inside the source (which would copy into itself).
+func checkDirs(src, out string) error {
+	info, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("%w: source %s cannot be read: %v", ErrConfDir, src, err)
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%w: source %s is not a directory: pass the directory holding config.yaml", ErrConfDir, src)
+	}
+	if oi, err := os.Stat(out); err == nil {
+		if !oi.IsDir() {
+			return fmt.Errorf("%w: output %s is an existing file: pass a directory", ErrConfDir, out)
+		}
+		if os.SameFile(info, oi) {
+			return fmt.Errorf("%w: output %s is the source directory: pass an empty directory such as an emptyDir mount", ErrConfDir, out)
+		}
+	}
+	realSrc, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return fmt.Errorf("%w: source %s cannot be resolved: %v", ErrConfDir, src, err)
+	}
+	absSrc, err1 := filepath.Abs(realSrc)
+	absOut, err2 := filepath.Abs(resolveExisting(out))
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfDir, err)
+	}
+	if absOut == absSrc || strings.HasPrefix(absOut, absSrc+string(filepath.Separator)) {
+		return fmt.Errorf("%w: output %s lies inside the source %s: pass a directory outside it", ErrConfDir, out, src)
+	}
+	return nil
+}
+
+// resolveExisting resolves symlinks in the longest existing prefix of p.
+func resolveExisting(p string) string {
+	p = filepath.Clean(p)
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	parent := filepath.Dir(p)
+	if parent == p {
+		return p
+	}
+	return filepath.Join(resolveExisting(parent), filepath.Base(p))
+}
+
+// readConfDir reads the regular files of dir (following symlinks) into
+// memory. Names starting with ".." are the kubelet's atomic-update
+// bookkeeping and are skipped.
+func readConfDir(dir, rel string, depth int) ([]confFile, error) {
+	if depth > maxDirDepth {
+		return nil, fmt.Errorf("%w: %s nests more than %d directories deep (a symlink loop?)", ErrConfDir, dir, maxDirDepth)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v", ErrConfDir, dir, err)
+	}
+	var files []confFile
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, "..") {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s cannot be read (a dangling symlink?): %v", ErrConfDir, p, err)
+		}
+		r := joinRel(rel, name)
+		switch {
+		case info.IsDir():
+			sub, err := readConfDir(p, r, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, sub...)
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("%w: read %s: %v", ErrConfDir, p, err)
+			}
+			files = append(files, confFile{rel: r, data: data, perm: 0o644})
+		}
+	}
+	return files, nil
+}
+
+func joinRel(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
+}
+
+// mergeFiles merges kvs into config.yaml and flink-conf.yaml where present
+// (both, when both exist, so the keys hold whichever one the Flink version
+// reads), or adds a new config.yaml.
+func mergeFiles(files []confFile, kvs []KV) ([]confFile, error) {
+	merged := false
+	for i := range files {
+		var (
+			data []byte
+			err  error
+		)
+		switch files[i].rel {
+		case ConfigYAML:
+			data, err = MergeConfigYAML(files[i].data, kvs)
+		case LegacyYAML:
+			data, err = MergeLegacy(files[i].data, kvs)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("merge %s: %w", files[i].rel, err)
+		}
+		files[i].data, files[i].perm, merged = data, 0o600, true
+	}
+	if !merged {
+		data, err := MergeConfigYAML(nil, kvs)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", ConfigYAML, err)
+		}
+		files = append(files, confFile{rel: ConfigYAML, data: data, perm: 0o600})
+	}
+	return files, nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames it
+// into place, so readers see the old file or the whole new one.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	fail := func(err error) error {
+		_ = tmp.Close()
+		_ = os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		_ = os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

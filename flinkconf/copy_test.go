@@ -1,0 +1,277 @@
+package flinkconf
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeTree writes files (slash-separated relative path -> content) below dir.
+func writeTree(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for rel, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// makeReadOnly removes write bits below dir, as a ConfigMap mount has none,
+// and restores them on cleanup so t.TempDir can remove the tree.
+func makeReadOnly(t testing.TB, dir string) {
+	t.Helper()
+	chmodTree(t, dir, 0o444, 0o555)
+	t.Cleanup(func() { chmodTree(t, dir, 0o644, 0o755) })
+}
+
+func chmodTree(t testing.TB, dir string, filePerm, dirPerm fs.FileMode) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		if d.IsDir() {
+			return os.Chmod(p, dirPerm)
+		}
+		return os.Chmod(p, filePerm)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kubeletMount lays out files the way the kubelet mounts a ConfigMap: the
+// content in a "..<timestamp>" directory, "..data" pointing at it, and each
+// user-visible name a symlink through "..data".
+func kubeletMount(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	ts := "..2026_01_02_03_04_05.123456789"
+	writeTree(t, filepath.Join(dir, ts), files)
+	if err := os.Symlink(ts, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for rel := range files {
+		top := strings.SplitN(rel, "/", 2)[0]
+		link := filepath.Join(dir, top)
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join("..data", top), link); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func readFile(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func assertMode(t testing.TB, p string, want fs.FileMode) {
+	t.Helper()
+	info, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode().Perm(); got != want {
+		t.Errorf("mode of %s = %o, want %o", p, got, want)
+	}
+}
+
+const nestedConfig = `# operator-rendered configuration
+jobmanager:
+  rpc:
+    address: orders-jm
+security:
+  ssl:
+    internal:
+      enabled: false
+taskmanager.numberOfTaskSlots: 2
+`
+
+func TestCopyAndMergeCopiesTheWholeDirectory(t *testing.T) {
+	tests := []struct {
+		name   string
+		layout func(t testing.TB, dir string, files map[string]string)
+	}{
+		{"a read-only plain directory is copied whole", func(t testing.TB, dir string, files map[string]string) {
+			writeTree(t, dir, files)
+			makeReadOnly(t, dir)
+		}},
+		{"a kubelet-style symlinked ConfigMap mount is copied under the visible names", func(t testing.TB, dir string, files map[string]string) {
+			kubeletMount(t, dir, files)
+			makeReadOnly(t, dir)
+		}},
+	}
+	files := map[string]string{
+		"config.yaml":              nestedConfig,
+		"log4j-console.properties": "rootLogger.level = INFO\n",
+		"logback-console.xml":      "<configuration/>\n",
+		"extra/notes.txt":          "nested file\n",
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "conf")
+			out := filepath.Join(t.TempDir(), "flink-conf")
+			tt.layout(t, src, files)
+			kvs := testKeys(t, "/flink-tls")
+
+			if err := CopyAndMerge(src, out, kvs); err != nil {
+				t.Fatalf("CopyAndMerge: %v", err)
+			}
+
+			got := flattenYAML(t, readFile(t, filepath.Join(out, ConfigYAML)))
+			assertMerged(t, got, kvs)
+			if vs := got["jobmanager.rpc.address"]; len(vs) != 1 || vs[0] != "orders-jm" {
+				t.Errorf("jobmanager.rpc.address = %q, want [orders-jm]", vs)
+			}
+			for _, kv := range kvs {
+				if strings.HasSuffix(kv.Key, "store") && !filepath.IsAbs(got[kv.Key][0]) {
+					t.Errorf("%s = %q, want an absolute path", kv.Key, got[kv.Key][0])
+				}
+			}
+			for rel, content := range files {
+				if rel == ConfigYAML {
+					continue
+				}
+				p := filepath.Join(out, filepath.FromSlash(rel))
+				if string(readFile(t, p)) != content {
+					t.Errorf("%s was not copied verbatim", rel)
+				}
+				if info, err := os.Lstat(p); err != nil || !info.Mode().IsRegular() {
+					t.Errorf("%s is not a regular file in the copy", rel)
+				}
+				assertMode(t, p, 0o644)
+			}
+			assertMode(t, filepath.Join(out, ConfigYAML), 0o600)
+			assertMode(t, out, 0o700)
+			entries, err := os.ReadDir(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), ".") {
+					t.Errorf("the copy holds %s; kubelet bookkeeping and temp files must not appear", e.Name())
+				}
+			}
+			if string(readFile(t, filepath.Join(src, ConfigYAML))) != nestedConfig {
+				t.Error("the source config.yaml was modified")
+			}
+		})
+	}
+}
+
+func TestCopyAndMergePicksTheConfigFile(t *testing.T) {
+	tests := []struct {
+		name   string
+		files  map[string]string
+		merged []string // files that must hold our keys
+	}{
+		{"a legacy flink-conf.yaml alone is merged line by line", map[string]string{LegacyYAML: "jobmanager.rpc.address: jm\nenv.java.opts: -Da=b: c\n"}, []string{LegacyYAML}},
+		{"a directory without configuration gets a new config.yaml", map[string]string{"log4j.properties": "x=y\n"}, []string{ConfigYAML}},
+		{"both files are merged when both exist", map[string]string{ConfigYAML: "a: 1\n", LegacyYAML: "a: 1\n"}, []string{ConfigYAML, LegacyYAML}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+			writeTree(t, src, tt.files)
+			kvs := testKeys(t, "/flink-tls")
+			if err := CopyAndMerge(src, out, kvs); err != nil {
+				t.Fatalf("CopyAndMerge: %v", err)
+			}
+			for _, name := range tt.merged {
+				data := readFile(t, filepath.Join(out, name))
+				got := map[string][]string{}
+				if name == LegacyYAML {
+					for _, kv := range ParseLegacy(data) {
+						got[kv.Key] = append(got[kv.Key], kv.Value)
+					}
+					if vs := got["env.java.opts"]; len(tt.files) == 1 && (len(vs) != 1 || vs[0] != "-Da=b: c") {
+						t.Errorf("env.java.opts = %q, want it kept", vs)
+					}
+				} else {
+					got = flattenYAML(t, data)
+				}
+				assertMerged(t, got, kvs)
+				assertMode(t, filepath.Join(out, name), 0o600)
+			}
+			if _, err := os.Stat(filepath.Join(out, ConfigYAML)); tt.merged[0] == LegacyYAML && err == nil {
+				t.Error("a config.yaml was created beside the legacy flink-conf.yaml")
+			}
+		})
+	}
+}
+
+func TestCopyAndMergeRefusesBadDirectories(t *testing.T) {
+	tests := []struct {
+		name    string
+		dirs    func(t testing.TB) (src, out string)
+		wantErr error
+	}{
+		{"a missing source is refused", func(t testing.TB) (string, string) {
+			return filepath.Join(t.TempDir(), "missing"), t.TempDir()
+		}, ErrConfDir},
+		{"a source that is a file is refused", func(t testing.TB) (string, string) {
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{"config.yaml": "a: 1\n"})
+			return filepath.Join(dir, "config.yaml"), t.TempDir()
+		}, ErrConfDir},
+		{"an output that is an existing file is refused", func(t testing.TB) (string, string) {
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{"file": "x"})
+			return t.TempDir(), filepath.Join(dir, "file")
+		}, ErrConfDir},
+		{"an output equal to the source is refused", func(t testing.TB) (string, string) {
+			dir := t.TempDir()
+			return dir, dir + "/."
+		}, ErrConfDir},
+		{"an output inside the source is refused", func(t testing.TB) (string, string) {
+			dir := t.TempDir()
+			return dir, filepath.Join(dir, "copy")
+		}, ErrConfDir},
+		{"a broken config.yaml is refused before anything is written", func(t testing.TB) (string, string) {
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{"config.yaml": "a: [1\n", "log4j.properties": "x=y\n"})
+			return dir, filepath.Join(t.TempDir(), "out")
+		}, ErrUnmergeable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, out := tt.dirs(t)
+			err := CopyAndMerge(src, out, testKeys(t, "/flink-tls"))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("CopyAndMerge error = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr == ErrUnmergeable {
+				if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("the output %s exists after a failed merge", out)
+				}
+			}
+		})
+	}
+}
+
+func TestCopyAndMergeReplacesAnEarlierCopy(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n"})
+	first := testKeys(t, "/first")
+	second := testKeys(t, "/second")
+	for _, kvs := range [][]KV{first, second} {
+		if err := CopyAndMerge(src, out, kvs); err != nil {
+			t.Fatalf("CopyAndMerge: %v", err)
+		}
+	}
+	got := flattenYAML(t, readFile(t, filepath.Join(out, ConfigYAML)))
+	assertMerged(t, got, second)
+}

@@ -1,0 +1,194 @@
+package flinkconf
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// rule checks one recommendation and returns at most one finding per subject.
+type rule func(s *subject, opts LintOptions) []Finding
+
+// rules run in id order, so output is stable.
+var rules = []rule{
+	checkInternalSSL,
+	checkRESTAuth,
+	checkNativeMode,
+	checkInlinePasswords,
+	checkCipherSuites,
+	checkProtocol,
+	checkServiceAccount,
+	checkHostNetwork,
+}
+
+const fixConfig = "`flinkpki flink config --cluster NAME --role ROLE` prints the block"
+
+func one(id, severity, message, fix string) []Finding {
+	return []Finding{{Rule: id, Severity: severity, Message: message, Fix: fix}}
+}
+
+func checkInternalSSL(s *subject, _ LintOptions) []Finding {
+	v, set := s.get("security.ssl.internal.enabled", "security.ssl.enabled")
+	if set && strings.EqualFold(strings.TrimSpace(v), "true") {
+		return nil
+	}
+	msg := fmt.Sprintf("%s does not enable internal SSL (security.ssl.internal.enabled is not set, and Flink's default is false)", s.label)
+	if set {
+		msg = fmt.Sprintf("%s disables internal SSL (security.ssl.internal.enabled: %s): any pod that reaches the cluster can join it", s.label, v)
+	}
+	return one(RuleInternalSSL, SeverityError, msg,
+		"set security.ssl.internal.enabled: true with stores from flinkpki; "+fixConfig)
+}
+
+// proxyImages are names that mark a container as a reverse proxy able to
+// terminate TLS and authenticate REST clients in front of Flink.
+var proxyImages = []string{"nginx", "envoy", "haproxy", "ghostunnel", "stunnel", "oauth2-proxy", "traefik", "caddy"}
+
+// proxySidecar returns the name of a proxy sidecar in the pod templates that
+// reach the JobManager (the top-level and the JobManager one), or "".
+// Kubernetes-native sidecars (init containers with restartPolicy Always)
+// count too.
+func proxySidecar(d *deploymentInfo) string {
+	if d == nil {
+		return ""
+	}
+	for _, t := range d.templates {
+		if t.field == "spec.taskManager.podTemplate" {
+			continue
+		}
+		candidates := t.spec.Spec.Containers
+		for _, c := range t.spec.Spec.InitContainers {
+			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				candidates = append(candidates, c)
+			}
+		}
+		for _, c := range candidates {
+			id := strings.ToLower(c.Name + " " + c.Image)
+			for _, p := range proxyImages {
+				if strings.Contains(id, p) {
+					return c.Name
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func isLoopback(addr string) bool {
+	addr = strings.TrimSpace(addr)
+	if strings.EqualFold(addr, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(addr, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func checkRESTAuth(s *subject, _ LintOptions) []Finding {
+	bind, set := s.get("rest.bind-address")
+	if set && isLoopback(bind) {
+		return nil
+	}
+	if s.isTrue("security.ssl.rest.enabled", "security.ssl.enabled") && s.isTrue("security.ssl.rest.authentication-enabled") {
+		return nil
+	}
+	where := "rest.bind-address: " + bind
+	if !set {
+		where = "rest.bind-address is not set, so it binds to every interface"
+	}
+	const fix = "set rest.bind-address: 127.0.0.1 and front it with an nginx or envoy sidecar that requires client certificates, or enable security.ssl.rest.enabled and security.ssl.rest.authentication-enabled"
+	if proxy := proxySidecar(s.deployment); proxy != "" {
+		return one(RuleRESTUnauthenticated, SeverityError,
+			fmt.Sprintf("%s: the REST endpoint is reachable without authentication past the %q sidecar (%s, REST mutual TLS off): anyone reaching the pod IP bypasses the proxy", s.label, proxy, where),
+			"set rest.bind-address: 127.0.0.1 so only the sidecar reaches Flink's REST port")
+	}
+	return one(RuleRESTUnauthenticated, SeverityError,
+		fmt.Sprintf("%s: the REST endpoint, which accepts job submissions, is reachable without authentication (%s, REST mutual TLS off, no proxy sidecar)", s.label, where),
+		fix)
+}
+
+func checkNativeMode(s *subject, _ LintOptions) []Finding {
+	if s.deployment == nil {
+		return nil
+	}
+	mode := s.deployment.mode
+	if mode != "" && mode != "native" {
+		return nil
+	}
+	return one(RuleNativeMode, SeverityWarning,
+		fmt.Sprintf("%s runs in native mode: the JobManager holds rights to create pods and ConfigMaps, which deployed job code can use", s.label),
+		"set spec.mode: standalone for clusters that run code you do not fully trust")
+}
+
+func checkInlinePasswords(s *subject, _ LintOptions) []Finding {
+	var keys []string
+	for k, v := range s.conf {
+		if strings.HasPrefix(k, "security.ssl.") && strings.HasSuffix(k, "-password") && v != "" {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Strings(keys)
+	const fix = "remove the passwords and let the flinkpki init container merge pod-local ones (init --flink-conf-src/--flink-conf-out)"
+	if s.deployment != nil {
+		return one(RuleInlinePassword, SeverityError,
+			fmt.Sprintf("%s writes store passwords into flinkConfiguration, which is stored in plain text and audit-logged: %s", s.label, strings.Join(keys, ", ")),
+			fix)
+	}
+	return one(RuleInlinePassword, SeverityWarning,
+		fmt.Sprintf("%s holds store passwords (%s); that is right only for the pod-local copy the flinkpki init container writes", s.label, strings.Join(keys, ", ")),
+		"keep passwords out of shared or committed configuration; "+fix)
+}
+
+// checkServiceAccount warns about the namespace's default service account:
+// its token is shared with every pod that does not choose another, so any
+// RBAC given to Flink is given to them too.
+func checkServiceAccount(s *subject, _ LintOptions) []Finding {
+	if s.deployment == nil {
+		return nil
+	}
+	sa := s.deployment.serviceAccount
+	if sa != "" && sa != "default" {
+		return nil
+	}
+	msg := fmt.Sprintf("%s does not set spec.serviceAccount, so its pods use the namespace's default service account", s.label)
+	if sa == "default" {
+		msg = fmt.Sprintf("%s uses the namespace's default service account, shared with every other pod there", s.label)
+	}
+	return one(RuleServiceAccount, SeverityWarning, msg,
+		"create a dedicated service account for this cluster (with no RBAC in standalone mode) and set spec.serviceAccount")
+}
+
+func checkHostNetwork(s *subject, _ LintOptions) []Finding {
+	if s.deployment == nil {
+		return nil
+	}
+	var fields []string
+	for _, t := range s.deployment.templates {
+		if t.spec.Spec.HostNetwork {
+			fields = append(fields, t.field)
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return one(RuleHostNetwork, SeverityError,
+		fmt.Sprintf("%s sets hostNetwork: true in %s: Flink's ports open on the node and job code sees the node's network", s.label, strings.Join(fields, ", ")),
+		"remove hostNetwork from the pod templates")
+}
+
+// keyAlgorithmName names a key algorithm the way people write it.
+func keyAlgorithmName(a x509.PublicKeyAlgorithm) string {
+	switch a {
+	case x509.ECDSA:
+		return "ECDSA"
+	case x509.RSA:
+		return "RSA"
+	}
+	return a.String()
+}

@@ -1,0 +1,239 @@
+package flinkconf
+
+import (
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func lintFile(t testing.TB, path string) []Finding {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	findings, err := Lint(data, filepath.Base(path))
+	if err != nil {
+		t.Fatalf("Lint(%s): %v", path, err)
+	}
+	return findings
+}
+
+// ruleSet returns "RULE severity" for each finding, sorted.
+func ruleSet(findings []Finding) []string {
+	out := make([]string, 0, len(findings))
+	for _, f := range findings {
+		out = append(out, f.Rule+" "+f.Severity)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestLintFlagsTheOperatorTLSExamplePasswords(t *testing.T) {
+	for _, name := range []string{"basic-secure.yaml", "basic-secure-deployment-only.yaml"} {
+		t.Run("the operator's "+name+" fails with inline passwords", func(t *testing.T) {
+			findings := lintFile(t, filepath.Join("testdata", "operator", name))
+			if !slices.Contains(ruleSet(findings), RuleInlinePassword+" error") {
+				t.Errorf("findings %v lack %s error", ruleSet(findings), RuleInlinePassword)
+			}
+			if !HasErrors(findings) {
+				t.Error("HasErrors = false, want true")
+			}
+			for _, f := range findings {
+				if strings.Contains(f.String(), "password1234") {
+					t.Errorf("a finding prints the password: %s", f)
+				}
+				if f.Rule == RuleInternalSSL {
+					t.Errorf("internal SSL is enabled in %s (directly or through security.ssl.enabled), got %s", name, f)
+				}
+			}
+		})
+	}
+}
+
+func TestLintInsecureDeploymentBreaksEveryRule(t *testing.T) {
+	findings := lintFile(t, filepath.Join("testdata", "lint", "insecure-deployment.yaml"))
+	want := []string{
+		RuleInternalSSL + " error",
+		RuleRESTUnauthenticated + " error",
+		RuleNativeMode + " warning",
+		RuleInlinePassword + " error",
+		RuleCipherSuites + " error",
+		RuleProtocol + " error",
+		RuleServiceAccount + " warning",
+		RuleHostNetwork + " error",
+	}
+	sort.Strings(want)
+	if got := ruleSet(findings); !slices.Equal(got, want) {
+		t.Errorf("findings = %v, want %v", got, want)
+	}
+	for _, f := range findings {
+		if !strings.Contains(f.Message, `FlinkDeployment "wide-open"`) {
+			t.Errorf("finding does not name the deployment: %s", f)
+		}
+	}
+}
+
+func TestLintSecureDeploymentPasses(t *testing.T) {
+	findings := lintFile(t, filepath.Join("testdata", "lint", "secure-deployment.yaml"))
+	if len(findings) != 0 {
+		t.Errorf("findings for the secure deployment: %v", findings)
+	}
+}
+
+// secureFlat is the flinkConfiguration of the secure deployment as flat keys.
+const secureFlat = `    security.ssl.internal.enabled: "true"
+    security.ssl.protocol: TLSv1.2
+    security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    rest.bind-address: 127.0.0.1
+`
+
+func deployment(flinkConfiguration, extraSpec string) string {
+	return "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: t\nspec:\n  mode: standalone\n  serviceAccount: flink-t\n" +
+		extraSpec + "  flinkConfiguration:\n" + flinkConfiguration
+}
+
+func TestLintRules(t *testing.T) {
+	tests := []struct {
+		name     string
+		filename string
+		input    string
+		opts     LintOptions
+		want     []string
+	}{
+		{"a secure deployment with flat keys has no findings", "d.yaml", deployment(secureFlat, ""), LintOptions{}, nil},
+		{"a secure deployment with nested keys has no findings", "d.yaml", deployment(`    security:
+      ssl:
+        internal: {enabled: true}
+        protocol: TLSv1.2
+        algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    rest.bind-address: 127.0.0.1
+`, ""), LintOptions{}, nil},
+		{"nested keys that disable SSL are read", "d.yaml", deployment(`    security.ssl:
+      internal:
+        enabled: false
+      protocol: TLSv1.2
+      algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    rest:
+      bind-address: localhost
+`, ""), LintOptions{}, []string{"FP001 error"}},
+		{"explicit native mode is warned about", "d.yaml", deployment(secureFlat, "  mode: native\n"), LintOptions{}, []string{"FP003 warning"}},
+		{"the default service account is warned about", "d.yaml", strings.Replace(deployment(secureFlat, ""), "flink-t", "default", 1), LintOptions{}, []string{"FP007 warning"}},
+		{"an open REST port behind a sidecar is still open", "d.yaml",
+			deployment(strings.Replace(secureFlat, "127.0.0.1", "0.0.0.0", 1), "  podTemplate:\n    spec:\n      containers:\n        - name: proxy\n          image: envoyproxy/envoy:v1.31\n"),
+			LintOptions{}, []string{"FP002 error"}},
+		{"REST mutual TLS protects an open REST port", "d.yaml",
+			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.rest.enabled: true\n    security.ssl.rest.authentication-enabled: true", 1), ""),
+			LintOptions{}, nil},
+		{"hostNetwork in the task manager template is an error", "d.yaml",
+			deployment(secureFlat, "  taskManager:\n    podTemplate:\n      spec:\n        hostNetwork: true\n"), LintOptions{}, []string{"FP008 error"}},
+		{"ECDSA suites with a known RSA key are an error", "d.yaml", deployment(secureFlat, ""), LintOptions{KeyAlgorithm: x509.RSA}, []string{"FP005 error"}},
+		{"ECDSA suites with a known ECDSA key pass", "d.yaml", deployment(secureFlat, ""), LintOptions{KeyAlgorithm: x509.ECDSA}, nil},
+		{"mixed ECDSA and RSA suites are warned about", "d.yaml",
+			deployment(strings.Replace(secureFlat, "SHA384\n", "SHA384,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n", 1), ""), LintOptions{}, []string{"FP005 warning"}},
+		{"a flat config.yaml with passwords only warns about them", "config.yaml",
+			"security.ssl.internal.enabled: true\nsecurity.ssl.internal.keystore-password: s3cret\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			LintOptions{}, []string{"FP004 warning"}},
+		{"an empty config.yaml lacks SSL, suites and a safe REST binding", "config.yaml", "", LintOptions{}, []string{"FP001 error", "FP002 error", "FP005 error"}},
+		{"SSLv3 among the protocols is an error", "config.yaml",
+			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.2,SSLv3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: ::1\n",
+			LintOptions{}, []string{"FP006 error"}},
+		{"TLSv1.3 passes and an unknown protocol warns", "config.yaml",
+			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.3,TLS\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			LintOptions{}, []string{"FP006 warning"}},
+		{"a legacy flink-conf.yaml that is not YAML is read line by line", "flink-conf.yaml",
+			"# legacy\nsecurity.ssl.enabled: true\nenv.java.opts: -Dx=a: b\nsecurity.ssl.algorithms: TLS_RSA_WITH_AES_128_CBC_SHA\n\tbad line\nrest.bind-address: 0.0.0.0\n",
+			LintOptions{}, []string{"FP002 error", "FP005 error"}},
+		{"legacy lines under another name fall back to the legacy parser", "my.conf",
+			"security.ssl.internal.enabled: true\nenv.java.opts: -Dx=a: b\nsecurity.ssl.algorithms: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			LintOptions{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			findings, err := LintWith([]byte(tt.input), tt.filename, tt.opts)
+			if err != nil {
+				t.Fatalf("Lint: %v", err)
+			}
+			want := slices.Clone(tt.want)
+			sort.Strings(want)
+			if got := ruleSet(findings); !slices.Equal(got, want) {
+				t.Errorf("findings = %v, want %v\n%v", got, want, findings)
+			}
+		})
+	}
+}
+
+func TestLintDetectsProxySidecars(t *testing.T) {
+	tests := []struct {
+		name     string
+		template string
+		want     string
+	}{
+		{"an nginx image in the top-level template is a proxy", "  podTemplate:\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27\n", "web"},
+		{"an envoy-named container in the JobManager template is a proxy", "  jobManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: envoy-rest\n            image: example/proxy\n", "envoy-rest"},
+		{"a native sidecar init container is a proxy", "  podTemplate:\n    spec:\n      initContainers:\n        - name: tls\n          image: ghostunnel/ghostunnel\n          restartPolicy: Always\n", "tls"},
+		{"an ordinary init container is not a proxy", "  podTemplate:\n    spec:\n      initContainers:\n        - name: tls\n          image: nginx\n", ""},
+		{"a proxy only in the TaskManager template does not front REST", "  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: nginx\n", ""},
+		{"a log forwarder is not a proxy", "  podTemplate:\n    spec:\n      containers:\n        - name: fluentbit\n          image: fluent/fluent-bit:1.9.6\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			subjects, err := readSubjects([]byte(deployment(secureFlat, tt.template)), "d.yaml")
+			if err != nil {
+				t.Fatalf("readSubjects: %v", err)
+			}
+			if got := proxySidecar(subjects[0].deployment); got != tt.want {
+				t.Errorf("proxySidecar = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLintReadsEveryDeploymentOfAManifest(t *testing.T) {
+	manifest := "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: flink-t\n---\n" +
+		deployment(secureFlat, "") + "---\n" +
+		strings.Replace(deployment(secureFlat, ""), "name: t\n", "name: second\n", 1) +
+		"  podTemplate:\n    spec:\n      hostNetwork: true\n"
+	findings, err := Lint([]byte(manifest), "all.yaml")
+	if err != nil {
+		t.Fatalf("Lint: %v", err)
+	}
+	if len(findings) != 1 || findings[0].Rule != RuleHostNetwork || !strings.Contains(findings[0].Message, `"second"`) {
+		t.Errorf("findings = %v, want one %s naming \"second\"", findings, RuleHostNetwork)
+	}
+}
+
+func TestLintRefusesUnreadableInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+	}{
+		{"a manifest without a FlinkDeployment is refused", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n"},
+		{"a broken FlinkDeployment manifest is refused", "kind: FlinkDeployment\nspec: [\n"},
+		{"a pod template of the wrong type is refused", deployment(secureFlat, "  podTemplate:\n    spec:\n      hostNetwork: [yes]\n")},
+		{"a flinkConfiguration that is a list is refused", "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nspec:\n  flinkConfiguration: [a, b]\n"},
+		{"text that is neither YAML nor configuration lines is refused", "{{{ not yaml"},
+		{"several plain YAML documents are refused", "a: 1\n---\nb: 2\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Lint([]byte(tt.input), "input.yaml")
+			if !errors.Is(err, ErrLintInput) {
+				t.Fatalf("Lint error = %v, want ErrLintInput", err)
+			}
+		})
+	}
+}
+
+func TestFindingString(t *testing.T) {
+	f := Finding{Rule: "FP006", Severity: SeverityError, Message: "config.yaml allows TLSv1", Fix: "set security.ssl.protocol: TLSv1.2"}
+	want := "FP006 error: config.yaml allows TLSv1 (fix: set security.ssl.protocol: TLSv1.2)"
+	if got := f.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}

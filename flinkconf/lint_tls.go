@@ -1,0 +1,106 @@
+package flinkconf
+
+import (
+	"crypto/x509"
+	"fmt"
+	"strings"
+)
+
+// splitList splits a comma-separated option value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// suiteKeyTypes reports which certificate key types a suite list can serve.
+// TLS 1.3 suites (TLS_AES_*, TLS_CHACHA20_*) work with any key and count
+// for neither.
+func suiteKeyTypes(suites []string) (ecdsa, rsa bool) {
+	for _, s := range suites {
+		u := strings.ToUpper(s)
+		switch {
+		case strings.Contains(u, "_ECDSA_"):
+			ecdsa = true
+		case strings.HasPrefix(u, "TLS_RSA_"), strings.Contains(u, "_RSA_"):
+			rsa = true
+		}
+	}
+	return ecdsa, rsa
+}
+
+func checkCipherSuites(s *subject, opts LintOptions) []Finding {
+	ecdsaExample, _ := Algorithms(x509.ECDSA)
+	v, set := s.get("security.ssl.algorithms")
+	suites := splitList(v)
+	if !set || len(suites) == 0 {
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s does not set security.ssl.algorithms, so Flink's default applies: it accepts RSA keys only, and up to Flink 2.2 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable", s.label),
+			"set security.ssl.algorithms to forward-secret suites for the cluster's key type, e.g. "+ecdsaExample+"; "+fixConfig)
+	}
+	var rsaKex []string
+	for _, suite := range suites {
+		if strings.HasPrefix(strings.ToUpper(suite), "TLS_RSA_") {
+			rsaKex = append(rsaKex, suite)
+		}
+	}
+	if len(rsaKex) > 0 {
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s lists RSA key-exchange suites without forward secrecy, which JDK 17.0.18+, 21.0.10+ and 24 disable: %s", s.label, strings.Join(rsaKex, ", ")),
+			"use TLS_ECDHE_* GCM suites matched to the key type; "+fixConfig)
+	}
+	hasECDSA, hasRSA := suiteKeyTypes(suites)
+	if alg := opts.KeyAlgorithm; alg == x509.ECDSA || alg == x509.RSA {
+		if (alg == x509.ECDSA && !hasECDSA) || (alg == x509.RSA && !hasRSA) {
+			want, _ := Algorithms(alg)
+			return one(RuleCipherSuites, SeverityError,
+				fmt.Sprintf("%s lists no cipher suite for the cluster's %s key (%s): handshakes fail with \"no cipher suites in common\"", s.label, keyAlgorithmName(alg), v),
+				"set security.ssl.algorithms: "+want)
+		}
+		return nil
+	}
+	if hasECDSA && hasRSA {
+		return one(RuleCipherSuites, SeverityWarning,
+			fmt.Sprintf("%s mixes ECDSA and RSA cipher suites; only those matching the cluster's key type can ever be used", s.label),
+			"list only the suites for the cluster's key type; "+fixConfig)
+	}
+	return nil
+}
+
+// weakProtocols are the protocol names below TLSv1.2.
+var weakProtocols = map[string]bool{
+	"SSLV2": true, "SSLV2HELLO": true, "SSLV3": true, "TLSV1": true, "TLSV1.0": true, "TLSV1.1": true,
+}
+
+func checkProtocol(s *subject, _ LintOptions) []Finding {
+	v, set := s.get("security.ssl.protocol")
+	if !set {
+		return nil // Flink's default is TLSv1.2
+	}
+	var weak, unknown []string
+	for _, p := range splitList(v) {
+		switch u := strings.ToUpper(p); {
+		case weakProtocols[u]:
+			weak = append(weak, p)
+		case u != "TLSV1.2" && u != "TLSV1.3":
+			unknown = append(unknown, p)
+		}
+	}
+	fix := "set security.ssl.protocol: " + Protocol
+	switch {
+	case len(weak) > 0:
+		return one(RuleProtocol, SeverityError,
+			fmt.Sprintf("%s allows TLS protocols below TLSv1.2 (%s)", s.label, strings.Join(weak, ", ")), fix)
+	case len(unknown) > 0:
+		return one(RuleProtocol, SeverityWarning,
+			fmt.Sprintf("%s sets security.ssl.protocol to unrecognised values (%s); the JDK may refuse them or allow old versions", s.label, strings.Join(unknown, ", ")), fix)
+	case len(splitList(v)) == 0:
+		return one(RuleProtocol, SeverityError,
+			fmt.Sprintf("%s sets security.ssl.protocol to an empty value", s.label), fix)
+	}
+	return nil
+}

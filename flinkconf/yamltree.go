@@ -1,0 +1,258 @@
+package flinkconf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxFlattenNodes bounds how many nodes Flatten visits, so that a document
+// whose aliases expand exponentially ("billion laughs") is refused quickly
+// instead of exhausting memory.
+const maxFlattenNodes = 200_000
+
+// maxFlattenDepth bounds nesting. Flink configuration is a few levels deep;
+// anything deeper is refused rather than building ever longer keys.
+const maxFlattenDepth = 64
+
+var (
+	// errTooLarge is returned when a document expands past maxFlattenNodes.
+	errTooLarge = errors.New("the YAML document expands to too many entries (aliases nested too deeply): write the configuration out plainly")
+	// errTooDeep is returned past maxFlattenDepth levels of nesting.
+	errTooDeep = fmt.Errorf("the YAML document nests more than %d levels deep: write the configuration out plainly", maxFlattenDepth)
+	// errAliasCycle is returned when an alias refers to a node containing it.
+	errAliasCycle = errors.New("a YAML alias refers to a node that contains it: write the configuration out plainly")
+)
+
+// parseSingleDocument parses data as exactly one YAML document and returns
+// its root, which is nil for an empty document. Flink's standard YAML loader
+// reads one document, so a second one would be silently ignored by Flink and
+// is refused here.
+func parseSingleDocument(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("it holds more than one YAML document; Flink reads only one")
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+// resolveAlias follows alias nodes to the node they name. Cycles end at the
+// first repeated alias, which keeps cyclic documents from looping forever.
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 64; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// scalarKey returns a mapping key's text, and false for keys that are not
+// scalars (Flink only understands string keys).
+func scalarKey(n *yaml.Node) (string, bool) {
+	n = resolveAlias(n)
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return "", false
+	}
+	return n.Value, true
+}
+
+// isMergeKey reports whether a mapping key is YAML's "<<" merge key.
+func isMergeKey(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Value == "<<" && (n.Tag == "!!merge" || n.Tag == "" || n.Tag == "tag:yaml.org,2002:merge")
+}
+
+// Flatten turns a YAML mapping into Flink's flat keys the way Flink's
+// standard YAML loader (1.19+) and the Kubernetes operator do: nested
+// mappings are joined with ".". Entries come back in document order and may
+// repeat a key; the last one wins in Flink. Aliases and "<<" merge keys are
+// followed, with a bound on the total work.
+func Flatten(root *yaml.Node) ([]KV, error) {
+	f := flattener{active: map[*yaml.Node]bool{}}
+	root = resolveAlias(root)
+	if root == nil {
+		return nil, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("the top level is a YAML %s, not a mapping of keys", kindName(root.Kind))
+	}
+	if err := f.mapping(root, ""); err != nil {
+		return nil, err
+	}
+	return f.out, nil
+}
+
+type flattener struct {
+	out     []KV
+	visited int
+	depth   int
+	// active holds the collections being walked, to detect alias cycles.
+	active map[*yaml.Node]bool
+}
+
+// enter accounts for one more node on the current path; the returned
+// function leaves it again.
+func (f *flattener) enter(n *yaml.Node) (func(), error) {
+	f.visited++
+	switch {
+	case f.visited > maxFlattenNodes:
+		return nil, errTooLarge
+	case f.depth >= maxFlattenDepth:
+		return nil, errTooDeep
+	case f.active[n]:
+		return nil, errAliasCycle
+	}
+	f.depth++
+	f.active[n] = true
+	return func() { f.depth--; delete(f.active, n) }, nil
+}
+
+func (f *flattener) mapping(m *yaml.Node, prefix string) error {
+	leave, err := f.enter(m)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], resolveAlias(m.Content[i+1])
+		if v == nil {
+			continue
+		}
+		if isMergeKey(k) {
+			if err := f.merge(v, prefix); err != nil {
+				return err
+			}
+			continue
+		}
+		key, ok := scalarKey(k)
+		if !ok {
+			continue
+		}
+		full := joinKey(prefix, key)
+		if v.Kind == yaml.MappingNode {
+			if err := f.mapping(v, full); err != nil {
+				return err
+			}
+			continue
+		}
+		s, err := f.leaf(v)
+		if err != nil {
+			return err
+		}
+		f.out = append(f.out, KV{Key: full, Value: s})
+	}
+	return nil
+}
+
+// merge applies a "<<" value: one mapping or a sequence of mappings.
+func (f *flattener) merge(v *yaml.Node, prefix string) error {
+	switch v.Kind {
+	case yaml.MappingNode:
+		return f.mapping(v, prefix)
+	case yaml.SequenceNode:
+		for _, item := range v.Content {
+			if item = resolveAlias(item); item != nil && item.Kind == yaml.MappingNode {
+				if err := f.mapping(item, prefix); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// leaf renders a scalar or a sequence as Flink's string form; sequences are
+// joined with "," which is how list-valued options are usually written.
+func (f *flattener) leaf(v *yaml.Node) (string, error) {
+	leave, err := f.enter(v)
+	if err != nil {
+		return "", err
+	}
+	defer leave()
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if v.ShortTag() == "!!null" {
+			return "", nil
+		}
+		return v.Value, nil
+	case yaml.SequenceNode:
+		parts := make([]string, 0, len(v.Content))
+		for _, item := range v.Content {
+			item = resolveAlias(item)
+			if item == nil {
+				continue
+			}
+			s, err := f.leaf(item)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", nil
+}
+
+func joinKey(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.SequenceNode:
+		return "sequence"
+	case yaml.ScalarNode:
+		return "scalar"
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.DocumentNode:
+		return "document"
+	}
+	return "node"
+}
+
+// stringNode returns a scalar that always reads back as the string s: the
+// encoder quotes it when the plain form would resolve to a bool, number or
+// null (a numeric password must not turn into an integer).
+func stringNode(s string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+}
+
+// encodeYAML renders a node with two-space indentation, as Flink's own
+// config.yaml is written.
+func encodeYAML(n *yaml.Node) (out []byte, err error) {
+	defer func() {
+		// The encoder panics on some node shapes it cannot represent; turn
+		// that into an error so a strange input never crashes an init
+		// container.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the YAML encoder failed: %v", r)
+		}
+	}()
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,157 @@
+package issuer
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"testing"
+
+	"github.com/flinkpki/flinkpki/ca"
+)
+
+func basicConstraints(tb testing.TB, isCA bool) pkix.Extension {
+	tb.Helper()
+	v, err := asn1.Marshal(struct {
+		IsCA bool `asn1:"optional"`
+	}{isCA})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pkix.Extension{Id: oidBasicConstraints, Critical: true, Value: v}
+}
+
+func TestCheckCSRAcceptsTheOfferedKeys(t *testing.T) {
+	t.Parallel()
+	for _, kt := range []ca.KeyType{ca.KeyTypeECDSAP256, ca.KeyTypeECDSAP384, ca.KeyTypeRSA2048} {
+		der := newCSR(t, newKey(t, kt), &x509.CertificateRequest{
+			Subject:         pkix.Name{CommonName: "tm-0"},
+			DNSNames:        []string{"tm-0.orders"},
+			ExtraExtensions: []pkix.Extension{basicConstraints(t, false)},
+		})
+		csr, err := CheckCSR(der, 0)
+		if err != nil {
+			t.Errorf("%s: CheckCSR refused a good CSR: %v", kt, err)
+			continue
+		}
+		if got, _ := ca.KeyTypeOf(csr.PublicKey); got != kt {
+			t.Errorf("%s: CSR key type is %s", kt, got)
+		}
+	}
+}
+
+func TestCheckCSRRefusals(t *testing.T) {
+	t.Parallel()
+	p256 := newKey(t, ca.KeyTypeECDSAP256)
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := newCSR(t, p256, nil)
+	badSig := append([]byte(nil), good...)
+	badSig[len(badSig)-3] ^= 0xff
+	tooMany := make([]string, MaxSANs+1)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprintf("h%d.orders", i)
+	}
+	tests := []struct {
+		name    string
+		der     []byte
+		maxSize int
+		wantErr error
+	}{
+		{"an empty CSR is refused", nil, 0, ErrBadCSR},
+		{"a CSR over the size limit is refused", good, len(good) - 1, ErrBadCSR},
+		{"garbage is refused as malformed", []byte("-----BEGIN CERTIFICATE REQUEST-----"), 0, ErrBadCSR},
+		{"a CSR with a broken signature is refused", badSig, 0, ErrBadCSR},
+		{"an RSA-1024 key is refused as weak", newCSR(t, rsa1024, nil), 0, ErrWeakKey},
+		{"a P-224 key is refused as weak", newCSR(t, p224, nil), 0, ErrWeakKey},
+		{"a P-521 key is refused as unsupported", newCSR(t, p521, nil), 0, ErrUnsupportedKey},
+		{"an Ed25519 key is refused as unsupported", newCSR(t, ed, nil), 0, ErrUnsupportedKey},
+		{"a CSR asking for a CA is refused", newCSR(t, p256, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{basicConstraints(t, true)}}), 0, ErrBadCSR},
+		{"a CSR asking for an unknown extension is refused", newCSR(t, p256, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Value: []byte{5, 0}}}}), 0, ErrBadCSR},
+		{"a CSR asking for an e-mail SAN is refused", newCSR(t, p256, &x509.CertificateRequest{EmailAddresses: []string{"a@b.c"}}), 0, ErrBadCSR},
+		{"a CSR asking for a URI SAN is refused", newCSR(t, p256, &x509.CertificateRequest{URIs: []*url.URL{{Scheme: "spiffe", Host: "flinkpki", Path: "/cluster/other"}}}), 0, ErrBadCSR},
+		{"a CSR asking for 17 SANs is refused", newCSR(t, p256, &x509.CertificateRequest{DNSNames: tooMany}), 0, ErrBadCSR},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := CheckCSR(tt.der, tt.maxSize)
+			if !errors.Is(err, tt.wantErr) || !errors.Is(err, ErrBadCSR) {
+				t.Fatalf("CheckCSR error = %v, want %v (wrapping ErrBadCSR)", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckPublicKeyRefusesHugeRSAKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		bits    uint
+		wantErr error
+	}{
+		{"8192 bits are accepted", 8192, nil},
+		{"8193 bits are refused", 8193, ErrUnsupportedKey},
+		{"2047 bits are refused as weak", 2047, ErrWeakKey},
+		{"2048 bits are accepted", 2048, nil},
+	}
+	for _, tt := range tests {
+		n := new(big.Int).Lsh(big.NewInt(1), tt.bits-1)
+		if err := CheckPublicKey(&rsa.PublicKey{N: n, E: 65537}); !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: CheckPublicKey error = %v, want %v", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+func TestMatchCSR(t *testing.T) {
+	t.Parallel()
+	key := newKey(t, ca.KeyTypeECDSAP256)
+	csr := func(dns []string, ips []net.IP) *x509.CertificateRequest {
+		c, err := CheckCSR(newCSR(t, key, &x509.CertificateRequest{DNSNames: dns, IPAddresses: ips}), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	reqDNS := []string{"rest.orders", "rest.orders.svc"}
+	reqIPs := []net.IP{net.ParseIP("10.1.2.3")}
+	tests := []struct {
+		name    string
+		csr     *x509.CertificateRequest
+		wantErr error
+	}{
+		{"a CSR without names matches any request", csr(nil, nil), nil},
+		{"a CSR naming a subset of the request matches", csr([]string{"rest.orders"}, []net.IP{net.ParseIP("10.1.2.3").To4()}), nil},
+		{"a CSR naming a request host in upper case matches", csr([]string{"REST.orders"}, nil), nil},
+		{"a CSR naming an extra host is refused", csr([]string{"evil.example"}, nil), ErrBadCSR},
+		{"a CSR naming an extra IP is refused", csr(nil, []net.IP{net.ParseIP("10.9.9.9")}), ErrBadCSR},
+	}
+	for _, tt := range tests {
+		if err := MatchCSR(tt.csr, reqDNS, reqIPs); !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: MatchCSR error = %v, want %v", tt.name, err, tt.wantErr)
+		}
+	}
+}
