@@ -121,6 +121,51 @@ func Build(m Material, o Options) (*FileSet, error) {
 	if len(m.Chain) == 0 || m.Chain[0] == nil {
 		return nil, fmt.Errorf("%w: it is empty; give the leaf certificate first", keystore.ErrInvalidChain)
 	}
+	st, err := encodeStores(m, format, profile, o)
+	if err != nil {
+		return nil, err
+	}
+	ksPass, tsPass := st.ksPass, st.tsPass
+	keyPEM, err := x509.MarshalPKCS8PrivateKey(m.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", keystore.ErrInvalidKey, err)
+	}
+	ssl, err := flinkconf.InternalSSL{
+		Keystore:           filepath.Join(o.Dir, KeystoreFile(format)),
+		KeystorePassword:   ksPass,
+		KeyPassword:        ksPass,
+		KeystoreType:       format.StoreType(),
+		Truststore:         filepath.Join(o.Dir, TruststoreFile(format)),
+		TruststorePassword: tsPass,
+		TruststoreType:     format.StoreType(),
+		KeyAlgorithm:       m.Chain[0].PublicKeyAlgorithm,
+		LegacyStoreTypes:   o.LegacyStoreTypes,
+	}.Keys()
+	if err != nil {
+		return nil, err
+	}
+	return &FileSet{
+		Files: []File{
+			{KeystoreFile(format), st.keystore, 0o600},
+			{TruststoreFile(format), st.truststore, 0o600},
+			{KeystorePasswordFile, []byte(ksPass), 0o600},
+			{TruststorePasswordFile, []byte(tsPass), 0o600},
+			{CertFile, certsPEM(m.Chain), 0o644},
+			{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyPEM}), 0o600},
+			{CAFile, certsPEM(m.Trusted), 0o644},
+			{FlinkSSLFile, flinkconf.RenderFlat(ssl), 0o600},
+		},
+		SSL: ssl,
+	}, nil
+}
+
+type stores struct {
+	keystore, truststore []byte
+	ksPass, tsPass       string
+}
+
+// encodeStores generates the two passwords and encodes both stores.
+func encodeStores(m Material, format keystore.Format, profile keystore.Profile, o Options) (*stores, error) {
 	ksPass, err := keystore.GeneratePassword(o.Rand)
 	if err != nil {
 		return nil, err
@@ -143,37 +188,7 @@ func Build(m Material, o Options) (*FileSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := x509.MarshalPKCS8PrivateKey(m.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", keystore.ErrInvalidKey, err)
-	}
-	ssl, err := flinkconf.InternalSSL{
-		Keystore:           filepath.Join(o.Dir, KeystoreFile(format)),
-		KeystorePassword:   ksPass,
-		KeyPassword:        ksPass,
-		KeystoreType:       format.StoreType(),
-		Truststore:         filepath.Join(o.Dir, TruststoreFile(format)),
-		TruststorePassword: tsPass,
-		TruststoreType:     format.StoreType(),
-		KeyAlgorithm:       m.Chain[0].PublicKeyAlgorithm,
-		LegacyStoreTypes:   o.LegacyStoreTypes,
-	}.Keys()
-	if err != nil {
-		return nil, err
-	}
-	return &FileSet{
-		Files: []File{
-			{KeystoreFile(format), ks, 0o600},
-			{TruststoreFile(format), ts, 0o600},
-			{KeystorePasswordFile, []byte(ksPass), 0o600},
-			{TruststorePasswordFile, []byte(tsPass), 0o600},
-			{CertFile, certsPEM(m.Chain), 0o644},
-			{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyPEM}), 0o600},
-			{CAFile, certsPEM(m.Trusted), 0o644},
-			{FlinkSSLFile, flinkconf.RenderFlat(ssl), 0o600},
-		},
-		SSL: ssl,
-	}, nil
+	return &stores{keystore: ks, truststore: ts, ksPass: ksPass, tsPass: tsPass}, nil
 }
 
 func certsPEM(certs []*x509.Certificate) []byte {

@@ -130,7 +130,11 @@ type timeoutError struct {
 }
 
 func (e *timeoutError) Error() string {
-	return fmt.Sprintf("gave up after %d attempts in %s: %s", e.attempts, e.timeout.Round(time.Second), e.desc)
+	attempts := "attempts"
+	if e.attempts == 1 {
+		attempts = "attempt"
+	}
+	return fmt.Sprintf("gave up after %d %s in %s: %s", e.attempts, attempts, e.timeout.Round(time.Second), e.desc)
 }
 
 func (e *timeoutError) Unwrap() []error { return []error{ErrTimeout, e.last} }

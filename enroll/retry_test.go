@@ -145,7 +145,7 @@ func TestRetryGiveUpMessageIsOneSentence(t *testing.T) {
 	err := b.Retry(context.Background(), 100*time.Millisecond, nil, func(context.Context) error {
 		return status.Error(codes.Unavailable, "down")
 	})
-	want := "gave up after 1 attempts in 0s: flinkpki at h:1 not reachable yet (connection refused)"
+	want := "gave up after 1 attempt in 0s: flinkpki at h:1 not reachable yet (connection refused)"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
 	}

@@ -226,8 +226,14 @@ func TestDecodeRefusesWrongPasswordsAndWrongStores(t *testing.T) {
 		{"a JKS keystore read as a truststore", func() error { _, err := keystore.DecodeTrustStore(keystore.JKS, jksKS, pw); return err }, keystore.ErrMalformed},
 		{"a PKCS#12 keystore read as a truststore", func() error { _, err := keystore.DecodeTrustStore(keystore.PKCS12, p12KS, pw); return err }, keystore.ErrMalformed},
 		{"a PKCS#12 file read as JKS", func() error { _, err := keystore.DecodeKeyStore(keystore.JKS, p12KS, pw, ""); return err }, keystore.ErrMalformed},
-		{"a truncated JKS file", func() error { _, err := keystore.DecodeKeyStore(keystore.JKS, jksKS[:len(jksKS)-30], pw, ""); return err }, keystore.ErrMalformed},
-		{"a truncated PKCS#12 file", func() error { _, err := keystore.DecodeKeyStore(keystore.PKCS12, p12KS[:len(p12KS)/2], pw, ""); return err }, keystore.ErrMalformed},
+		{"a truncated JKS file", func() error {
+			_, err := keystore.DecodeKeyStore(keystore.JKS, jksKS[:len(jksKS)-30], pw, "")
+			return err
+		}, keystore.ErrMalformed},
+		{"a truncated PKCS#12 file", func() error {
+			_, err := keystore.DecodeKeyStore(keystore.PKCS12, p12KS[:len(p12KS)/2], pw, "")
+			return err
+		}, keystore.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" is refused", func(t *testing.T) {

@@ -56,10 +56,16 @@ func freeAddr(t testing.TB) string {
 // and waits until it accepts connections.
 func startServer(t testing.TB, dir string, extra ...string) *testServer {
 	t.Helper()
+	return startServerAt(t, dir, freeAddr(t), extra...)
+}
+
+// startServerAt is startServer on a given address.
+func startServerAt(t testing.TB, dir, addr string, extra ...string) *testServer {
+	t.Helper()
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "data")
 	}
-	s := &testServer{dir: dir, addr: freeAddr(t), done: make(chan int, 1), stderr: newSyncBuffer()}
+	s := &testServer{dir: dir, addr: addr, done: make(chan int, 1), stderr: newSyncBuffer()}
 	s.caFile = filepath.Join(dir, "server-ca.crt")
 	s.admin = filepath.Join(dir, "admin.token")
 	ctx, cancel := context.WithCancel(context.Background())

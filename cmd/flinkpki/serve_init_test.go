@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func TestInitMergesTheFlinkConfigurationFromAReadOnlyDirectory(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	src := filepath.Join(t.TempDir(), "conf")
+	os.MkdirAll(src, 0o755)
+	nested := "# operator-rendered\njobmanager:\n  rpc:\n    address: orders\n  memory:\n    process:\n      size: 1600m\ntaskmanager:\n  numberOfTaskSlots: 2\nsecurity:\n  ssl:\n    internal:\n      enabled: false\n"
+	os.WriteFile(filepath.Join(src, "config.yaml"), []byte(nested), 0o444)
+	os.WriteFile(filepath.Join(src, "log4j-console.properties"), []byte("rootLogger.level = INFO\n"), 0o444)
+	os.Chmod(src, 0o555)
+	t.Cleanup(func() { os.Chmod(src, 0o755) })
+
+	tls := filepath.Join(t.TempDir(), "tls")
+	confOut := filepath.Join(t.TempDir(), "conf-out")
+	s.cli(t, "", "init", "--cluster", "orders", "--role", "jobmanager", "--holder", "jm-0", "--out", tls,
+		"--token-file", s.tokenFor(t, "orders", "jobmanager"), "--flink-conf-src", src, "--flink-conf-out", confOut).ok(t)
+
+	if b, _ := os.ReadFile(filepath.Join(src, "config.yaml")); string(b) != nested {
+		t.Fatal("the source configuration was modified")
+	}
+	if b, err := os.ReadFile(filepath.Join(confOut, "log4j-console.properties")); err != nil || string(b) != "rootLogger.level = INFO\n" {
+		t.Fatalf("other files were not copied whole: %q %v", b, err)
+	}
+	raw, err := os.ReadFile(filepath.Join(confOut, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("merged config.yaml does not parse: %v\n%s", err, raw)
+	}
+	flat := map[string]string{}
+	flatten("", doc, flat)
+	for k, want := range map[string]string{
+		"jobmanager.rpc.address":              "orders",
+		"jobmanager.memory.process.size":      "1600m",
+		"taskmanager.numberOfTaskSlots":       "2",
+		"security.ssl.internal.enabled":       "true",
+		"security.ssl.internal.keystore":      filepath.Join(tls, "keystore.p12"),
+		"security.ssl.internal.truststore":    filepath.Join(tls, "truststore.p12"),
+		"security.ssl.internal.keystore-type": "PKCS12",
+		"security.ssl.protocol":               "TLSv1.2",
+		"security.ssl.algorithms":             "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+	} {
+		if flat[k] != want {
+			t.Errorf("%s = %q, want %q", k, flat[k], want)
+		}
+	}
+	pw, _ := os.ReadFile(filepath.Join(tls, "keystore.password"))
+	if flat["security.ssl.internal.keystore-password"] != string(pw) || len(pw) < 32 {
+		t.Errorf("keystore password in the config does not match keystore.password")
+	}
+	if !filepath.IsAbs(flat["security.ssl.internal.keystore"]) {
+		t.Errorf("keystore path is not absolute")
+	}
+}
+
+func flatten(prefix string, v any, out map[string]string) {
+	switch m := v.(type) {
+	case map[string]any:
+		for k, vv := range m {
+			key := k
+			if prefix != "" {
+				key = prefix + "." + k
+			}
+			flatten(key, vv, out)
+		}
+	default:
+		out[prefix] = fmt.Sprint(v)
+	}
+}
+
+
+func TestInitStartedBeforeTheServerSucceedsWithinItsTimeout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	s.cli(t, s.admin, "cluster", "create", "late").ok(t)
+	tok := s.tokenFor(t, "late", "taskmanager")
+	addr := s.addr
+	s.stop(t)
+
+	out := filepath.Join(t.TempDir(), "tls")
+	done := make(chan result, 1)
+	go func() {
+		done <- runCLI(t, map[string]string{"FLINKPKI_SERVER": addr, "FLINKPKI_CA_FILE": s.caFile},
+			"init", "--cluster", "late", "--role", "taskmanager", "--holder", "tm-0", "--out", out, "--token-file", tok, "--timeout", "30s")
+	}()
+	time.Sleep(2 * time.Second)
+	select {
+	case r := <-done:
+		t.Fatalf("init gave up before the server started: %+v", r)
+	default:
+	}
+	restarted := &testServer{}
+	*restarted = *startServerAt(t, dir, addr)
+	r := <-done
+	r.ok(t)
+	if !strings.Contains(r.stderr, "attempt") {
+		t.Errorf("init did not log its attempts:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "keystore.p12")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRealGRPCClientsSeeHealthAndReflection(t *testing.T) {
+	s := startServer(t, "")
+	bin := toolPath(t, "grpc-health-probe")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-addr", s.addr, "-tls", "-tls-ca-cert", s.caFile).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SERVING") {
+		t.Fatalf("grpc-health-probe: %v\n%s", err, out)
+	}
+	out, err = exec.CommandContext(ctx, bin, "-addr", s.addr, "-tls", "-tls-ca-cert", s.caFile, "-service", "flinkpki.v1.EnrollmentService").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SERVING") {
+		t.Fatalf("grpc-health-probe for the enrollment service: %v\n%s", err, out)
+	}
+	grpcurl := toolPath(t, "grpcurl")
+	out, err = exec.CommandContext(ctx, grpcurl, "-cacert", s.caFile, s.addr, "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "flinkpki.v1.EnrollmentService") {
+		t.Fatalf("grpcurl list: %v\n%s", err, out)
+	}
+	out, err = exec.CommandContext(ctx, grpcurl, "-cacert", s.caFile, s.addr, "describe", "flinkpki.v1.EnrollmentService").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rpc Enroll") {
+		t.Fatalf("grpcurl describe: %v\n%s", err, out)
+	}
+	// Without the trust anchor the server is not trusted.
+	if out, err := exec.CommandContext(ctx, grpcurl, s.addr, "list").CombinedOutput(); err == nil {
+		t.Fatalf("grpcurl trusted the server without its CA:\n%s", out)
+	}
+}
+
+// toolPath finds a test tool installed by 'make tools' into .tools/bin.
+func toolPath(t testing.TB, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", ".tools", "bin", name))
+	if err == nil {
+		if _, err = os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	t.Fatalf("%s is not installed: run 'make tools' (make test does it)", name)
+	return ""
+}
