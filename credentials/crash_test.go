@@ -17,9 +17,21 @@ import (
 // TestWriteSurvivesKillAtAnyInstant to kill.
 const childEnv = "FLINKPKI_CREDENTIALS_WRITE_CHILD"
 
+// writeOnceEnv makes the test binary write one set into the named
+// directory and print the error, for TestWriteIntoAnUnwritableDirectory.
+const writeOnceEnv = "FLINKPKI_CREDENTIALS_WRITE_ONCE"
+
 var crashNames = []string{"a.p12", "b.password", "c.yaml", "d.crt"}
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(writeOnceEnv); dir != "" {
+		fs := &credentials.FileSet{Files: []credentials.File{{Name: "a.p12", Data: []byte("x"), Mode: 0o600}}}
+		if err := fs.Write(dir); err != nil {
+			fmt.Print(err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv(childEnv); dir != "" {
 		for gen := time.Now().UnixNano(); ; gen++ {
 			fs := &credentials.FileSet{}

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	grpccreds "google.golang.org/grpc/credentials"
 )
 
@@ -42,6 +44,13 @@ func Dial(server, caFile, token string, opts ...grpc.DialOption) (*grpc.ClientCo
 		grpc.WithTransportCredentials(grpccreds.NewTLS(tlsConf)),
 		grpc.WithPerRPCCredentials(Bearer(token)),
 		grpc.WithUserAgent("flinkpki-client"),
+		// Reconnect as eagerly as Retry retries: with gRPC's default
+		// reconnect backoff (up to 120s) a server that comes up late would
+		// be noticed long after it is ready.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: DefaultInitialDelay, Multiplier: 1.6, Jitter: 0.2, MaxDelay: DefaultMaxDelay},
+			MinConnectTimeout: 5 * time.Second,
+		}),
 	}, opts...)
 	conn, err := grpc.NewClient(server, all...)
 	if err != nil {

@@ -3,9 +3,13 @@ package enroll
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,7 +44,7 @@ func TestEnroll(t *testing.T) {
 			if res.KeyType != tt.wantKeyType {
 				t.Errorf("key type = %s, want %s", res.KeyType, tt.wantKeyType)
 			}
-			if !res.Chain[0].PublicKey.(interface{ Equal(any) bool }).Equal(res.Key.Public()) {
+			if !publicKeysEqual(res.Chain[0].PublicKey, res.Key.Public()) {
 				t.Error("the leaf does not carry the client's key")
 			}
 			if res.Holder != "tm-0" || len(res.Trusted) != 1 || len(res.Chain) != 2 {
@@ -100,24 +104,61 @@ func TestBakeReturnsTheServerMadeKeyWithItsChain(t *testing.T) {
 
 func TestClientRetriesUntilTheServerIsUp(t *testing.T) {
 	t.Parallel()
-	// Nothing listens on the address at first; a fake sleep starts the
-	// server during the first wait, as a server coming up at pod start.
+	// Nothing listens at first; the server starts during the second wait,
+	// as a server coming up while a pod starts.
 	srv := &enrollServer{t: t, signer: newTestCA(t, "cluster CA"), keyType: ca.KeyTypeECDSAP256}
-	addr, caFile := startServer(t, srv)
-	c := NewClient(dialTest(t, "127.0.0.1:1", caFile, "tok"), "127.0.0.1:1")
-	c.Timeout = 30 * 1e9
+	g, caFile := newTLSServer(t, srv)
+	addr := freeAddr(t)
+	c := NewClient(dialTest(t, addr, caFile, "tok"), addr)
+	c.Timeout = time.Minute
 	b, clock := newFakeBackoff()
+	b.Sleep = func(ctx context.Context, d time.Duration) error {
+		if len(clock.sleeps) == 1 {
+			lis, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			go func() { _ = g.Serve(lis) }()
+		}
+		// Give gRPC's own reconnect (250ms base) a real moment; the
+		// deadline runs on the fake clock.
+		time.Sleep(100 * time.Millisecond)
+		return clock.Sleep(ctx, d)
+	}
 	c.Backoff = b
 	var logs []string
-	c.Logf = func(f string, a ...any) { logs = append(logs, f) }
+	c.Logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
+	res, err := c.Enroll(context.Background(), Request{Cluster: "a", Role: "jobmanager", Holder: "jm-0"})
+	if err != nil {
+		t.Fatalf("Enroll() = %v after %d attempts, want success once the server is up", err, len(logs)+1)
+	}
+	if res.Holder != "jm-0" {
+		t.Errorf("holder = %q, want jm-0", res.Holder)
+	}
+	if len(logs) < 2 || !strings.Contains(logs[0], "attempt 1: flinkpki at "+addr+" not reachable yet (connection refused); retrying in ") {
+		t.Errorf("logs = %q, want at least two lines, the first naming the address and the refused connection", logs)
+	}
+}
+
+func TestClientGivesUpAtTheTimeout(t *testing.T) {
+	t.Parallel()
+	srv := &enrollServer{t: t, signer: newTestCA(t, "cluster CA"), keyType: ca.KeyTypeECDSAP256}
+	_, caFile := newTLSServer(t, srv)
+	addr := freeAddr(t)
+	c := NewClient(dialTest(t, addr, caFile, "tok"), addr)
+	c.Timeout = 5 * time.Second
+	b, clock := newFakeBackoff()
+	c.Backoff = b
 	_, err := c.Enroll(context.Background(), Request{Cluster: "a", Role: "jobmanager"})
 	if !errors.Is(err, ErrTimeout) || status.Code(err) != codes.Unavailable {
 		t.Fatalf("Enroll() to a closed port = %v, want ErrTimeout wrapping Unavailable", err)
 	}
-	if len(clock.sleeps) < 3 || len(logs) != len(clock.sleeps) {
-		t.Errorf("slept %d times and logged %d lines, want several and one line per wait", len(clock.sleeps), len(logs))
+	if elapsed := clock.now.Sub(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)); elapsed > c.Timeout {
+		t.Errorf("waited %s on the clock, more than the %s timeout", elapsed, c.Timeout)
 	}
-	_ = addr
+	if len(clock.sleeps) < 3 {
+		t.Errorf("slept %d times, want several retries within 5s", len(clock.sleeps))
+	}
 }
 
 func TestRefusalsAreNotRetried(t *testing.T) {
@@ -125,7 +166,7 @@ func TestRefusalsAreNotRetried(t *testing.T) {
 	srv := &enrollServer{t: t, signer: newTestCA(t, "cluster CA"), keyType: ca.KeyTypeECDSAP256}
 	addr, caFile := startServer(t, srv)
 	c := NewClient(dialTest(t, addr, caFile, "tok"), addr)
-	c.Timeout = 30 * 1e9
+	c.Timeout = 30 * time.Second
 	b, clock := newFakeBackoff()
 	c.Backoff = b
 	// The server refuses a CSR of another key type with InvalidArgument.

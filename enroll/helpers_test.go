@@ -139,6 +139,19 @@ func (s *enrollServer) Bake(ctx context.Context, req *flinkpkiv1.BakeRequest) (*
 // the path of a PEM file holding the CA that signed its certificate.
 func startServer(t testing.TB, srv flinkpkiv1.EnrollmentServiceServer) (addr, caFile string) {
 	t.Helper()
+	g, caFile := newTLSServer(t, srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(lis) }()
+	return lis.Addr().String(), caFile
+}
+
+// newTLSServer returns a gRPC server for srv with a TLS certificate for
+// 127.0.0.1, not yet serving, and the CA file that verifies it.
+func newTLSServer(t testing.TB, srv flinkpkiv1.EnrollmentServiceServer) (*grpc.Server, string) {
+	t.Helper()
 	tlsCA := newTestCA(t, "test serving CA")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -147,17 +160,26 @@ func startServer(t testing.TB, srv flinkpkiv1.EnrollmentServiceServer) (addr, ca
 	cert := tls.Certificate{Certificate: [][]byte{tlsCA.sign(t, key.Public(), 2, true)}, PrivateKey: key}
 	g := grpc.NewServer(grpc.Creds(grpccreds.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
 	flinkpkiv1.RegisterEnrollmentServiceServer(g, srv)
+	t.Cleanup(g.Stop)
+	caFile := filepath.Join(t.TempDir(), "server-ca.crt")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsCA.cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return g, caFile
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	caFile = filepath.Join(t.TempDir(), "server-ca.crt")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsCA.cert.Raw}), 0o644); err != nil {
+	addr := lis.Addr().String()
+	if err := lis.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return lis.Addr().String(), caFile
+	return addr
 }
 
 // dialTest connects to addr trusting caFile with token.

@@ -84,7 +84,6 @@ func flatten(prefix string, v any, out map[string]string) {
 	}
 }
 
-
 func TestInitStartedBeforeTheServerSucceedsWithinItsTimeout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	s := startServer(t, dir)

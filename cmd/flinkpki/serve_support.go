@@ -58,7 +58,6 @@ func applyConfigFile(cmd *cobra.Command, path string) error {
 	return nil
 }
 
-
 // requestLog gives every request an id, a deadline and one log line.
 // It never logs request bodies or metadata, which carry tokens and keys.
 type requestLog struct {

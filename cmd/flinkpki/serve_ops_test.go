@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/flinkpki/flinkpki/internal/jdktest"
+)
+
+func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	s := startServer(t, "", "--metrics-listen", metricsAddr)
+	s.cli(t, s.admin, "cluster", "create", "metered").ok(t)
+	s.cli(t, "", "init", "--cluster", "metered", "--role", "taskmanager", "--holder", "tm-0",
+		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", s.tokenFor(t, "metered", "taskmanager")).ok(t)
+	s.cli(t, "", "init", "--cluster", "metered", "--role", "jobmanager", "--holder", "jm-0", "--timeout", "3s",
+		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", s.tokenFor(t, "metered", "taskmanager")).refused(t, "token is for role")
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	for _, want := range []string{
+		`flinkpki_certificates_issued_total{cluster="metered",role="taskmanager"} 1`,
+		`flinkpki_requests_denied_total{reason="permission_denied"}`,
+		`flinkpki_ca_expiry_timestamp_seconds{ca="internal-1",cluster="metered",state="active"}`,
+		`flinkpki_live_leaf_earliest_expiry_timestamp_seconds{cluster="metered"}`,
+		`flinkpki_grpc_request_duration_seconds_bucket`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(text, "tm-0") {
+		t.Error("/metrics carries a holder name: label cardinality must stay bounded")
+	}
+}
+
+type auditEntry struct {
+	Seq     uint64 `json:"seq"`
+	Actor   string `json:"actor"`
+	Action  string `json:"action"`
+	Outcome string `json:"outcome"`
+	Cluster string `json:"cluster"`
+}
+
+func TestAuditTrailRecordsActorsAndDetectsAnEditedEntry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	s.cli(t, s.admin, "cluster", "create", "audited").ok(t)
+	s.cli(t, "", "init", "--cluster", "audited", "--role", "taskmanager", "--holder", "tm-0",
+		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", s.tokenFor(t, "audited", "taskmanager")).ok(t)
+	s.cli(t, "", "init", "--cluster", "audited", "--role", "jobmanager", "--holder", "jm-0", "--timeout", "3s",
+		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", s.tokenFor(t, "audited", "taskmanager")).refused(t, "token is for role")
+
+	raw := s.cli(t, s.admin, "audit", "list", "--cluster", "audited", "-o", "json").ok(t).stdout
+	var es []auditEntry
+	if err := json.Unmarshal([]byte(raw), &es); err != nil {
+		var wrapped struct{ Entries []auditEntry }
+		if err2 := json.Unmarshal([]byte(raw), &wrapped); err2 != nil {
+			t.Fatalf("audit list -o json: %v\n%s", err, raw)
+		}
+		es = wrapped.Entries
+	}
+	found := map[string]string{}
+	for _, e := range es {
+		found[e.Action+"/"+e.Outcome] = e.Actor
+	}
+	if a := found["cluster.create/ok"]; !strings.HasPrefix(a, "admin:") {
+		t.Errorf("create not audited with its administrator actor: %v", found)
+	}
+	if a := found["enroll/ok"]; !strings.HasPrefix(a, "enrollment-token:") {
+		t.Errorf("issuance not audited with its token actor: %v", found)
+	}
+	if a := found["enroll.keytype/denied"] + found["enroll/denied"]; !strings.Contains(a, "enrollment-token:") {
+		t.Errorf("refusal not audited with its actor: %v", found)
+	}
+	s.cli(t, s.admin, "audit", "verify").ok(t)
+	s.stop(t)
+
+	// Edit one entry in a copy of the database; verify must name it.
+	copyDir := filepath.Join(t.TempDir(), "copy")
+	os.MkdirAll(copyDir, 0o700)
+	for _, f := range []string{"flinkpki.db", "kek", "admin.token"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(copyDir, f), b, 0o600)
+	}
+	db, err := bbolt.Open(filepath.Join(copyDir, "flinkpki.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var edited uint64
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		c := b.Cursor()
+		k, v := c.First()
+		k, v = c.Next() // the second entry
+		var e map[string]any
+		json.Unmarshal(v, &e)
+		e["outcome"] = "denied"
+		edited = uint64(e["seq"].(float64))
+		nv, _ := json.Marshal(e)
+		return b.Put(append([]byte(nil), k...), nv)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startServer(t, copyDir)
+	r := c.cli(t, c.admin, "audit", "verify")
+	r.refused(t, "audit entry")
+	if !strings.Contains(r.stderr, " "+itoa(edited)+" ") && !strings.Contains(r.stderr, " "+itoa(edited)+":") {
+		t.Errorf("verify does not name entry %d: %s", edited, r.stderr)
+	}
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func TestBackupTakenDuringEnrollmentsRestoresAndSignsWithTheSameCAs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	s.cli(t, s.admin, "cluster", "create", "backed").ok(t)
+	before := filepath.Join(t.TempDir(), "before")
+	s.cli(t, s.admin, "bake", "--cluster", "backed", "--role", "jobmanager", "--holder", "jm-0", "--out", before).ok(t)
+
+	tok := s.tokenFor(t, "backed", "taskmanager", "--uses", "1000")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	issued := 0
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil && i < 200; i++ {
+				r := s.cli(t, "", "init", "--cluster", "backed", "--role", "taskmanager", "--holder", "tm-"+itoa(uint64(w)),
+					"--out", filepath.Join(t.TempDir(), "load"), "--token-file", tok, "--timeout", "5s")
+				if r.code == 0 {
+					mu.Lock()
+					issued++
+					mu.Unlock()
+				}
+			}
+		}(w)
+	}
+	time.Sleep(300 * time.Millisecond)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	s.cli(t, s.admin, "admin", "backup", "--out", backup).ok(t)
+	cancel()
+	wg.Wait()
+	if issued == 0 {
+		t.Fatal("no enrollment ran during the backup")
+	}
+	s.stop(t)
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	runCLI(t, nil, "admin", "restore", backup, "--data-dir", restored).ok(t)
+	nonEmpty := t.TempDir()
+	os.WriteFile(filepath.Join(nonEmpty, "x"), []byte("x"), 0o600)
+	runCLI(t, nil, "admin", "restore", backup, "--data-dir", nonEmpty).refused(t, "not empty")
+
+	// The restored server needs the same key-encryption key.
+	kek, _ := os.ReadFile(filepath.Join(dir, "kek"))
+	os.WriteFile(filepath.Join(restored, "kek"), kek, 0o600)
+	r := startServer(t, restored)
+	after := filepath.Join(t.TempDir(), "after")
+	r.cli(t, r.admin, "bake", "--cluster", "backed", "--role", "taskmanager", "--holder", "tm-new", "--out", after).ok(t)
+	for i, err := range jdktest.HandshakeAll(t, [][2]string{{before, after}, {after, before}}) {
+		if err != nil {
+			t.Errorf("pair %d: credentials from before the backup and after the restore do not talk: %v", i, err)
+		}
+	}
+	r.cli(t, r.admin, "audit", "verify").ok(t)
+}
