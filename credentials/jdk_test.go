@@ -58,6 +58,8 @@ func TestFlinkProcessesHandshakeOnlyWithinTheirCluster(t *testing.T) {
 		server, client string
 		wantOK         bool
 	}
+	// Keys are reused across processes (slots 0 and 1) to keep RSA key
+	// generation cheap; what separates the clusters is their CA.
 	var pairs []pair
 	for _, kt := range jdktest.KeyTypes {
 		a := newCluster(t, "orders-"+kt, kt, 10)
@@ -66,11 +68,11 @@ func TestFlinkProcessesHandshakeOnlyWithinTheirCluster(t *testing.T) {
 		dir := func(n string) string { return filepath.Join(base, n) }
 		buildAndWrite(t, a.material(t, "jobmanager", kt, 0), keystore.PKCS12, dir("jm-a"))
 		buildAndWrite(t, a.material(t, "taskmanager", kt, 1), keystore.JKS, dir("tm-a"))
-		buildAndWrite(t, a.material(t, "taskmanager-2", kt, 2), keystore.PKCS12, dir("tm2-a"),
+		buildAndWrite(t, a.material(t, "taskmanager-2", kt, 1), keystore.PKCS12, dir("tm2-a"),
 			func(o *credentials.Options) { o.Profile = keystore.LegacyDES })
-		buildAndWrite(t, a.material(t, "taskmanager-3", kt, 3), keystore.JKS, dir("tm3-a"),
+		buildAndWrite(t, a.material(t, "taskmanager-3", kt, 1), keystore.JKS, dir("tm3-a"),
 			func(o *credentials.Options) { o.LegacyStoreTypes = true })
-		buildAndWrite(t, b.material(t, "jobmanager", kt, 4), keystore.PKCS12, dir("jm-b"))
+		buildAndWrite(t, b.material(t, "jobmanager", kt, 0), keystore.PKCS12, dir("jm-b"))
 		pairs = append(pairs,
 			pair{kt + ": PKCS#12 JobManager accepts JKS TaskManager", dir("jm-a"), dir("tm-a"), true},
 			pair{kt + ": JKS TaskManager accepts PKCS#12 JobManager", dir("tm-a"), dir("jm-a"), true},
@@ -95,6 +97,8 @@ func TestFlinkProcessesHandshakeOnlyWithinTheirCluster(t *testing.T) {
 			t.Errorf("%s: the handshake succeeded", p.name)
 		case !p.wantOK && !isTrustFailure(err):
 			t.Errorf("%s: failed for a reason other than trust: %v", p.name, err)
+		case !p.wantOK && i == len(pairs)-1:
+			t.Logf("%s, as expected: %v", p.name, err)
 		}
 	}
 	t.Logf("%d handshakes checked", len(pairs))

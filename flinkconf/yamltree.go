@@ -15,6 +15,10 @@ import (
 // instead of exhausting memory.
 const maxFlattenNodes = 200_000
 
+// maxFlattenBytes bounds the total size of the flattened keys and values,
+// which aliases could otherwise multiply far beyond the input's size.
+const maxFlattenBytes = 16 << 20
+
 // maxFlattenDepth bounds nesting. Flink configuration is a few levels deep;
 // anything deeper is refused rather than building ever longer keys.
 const maxFlattenDepth = 64
@@ -98,6 +102,7 @@ func Flatten(root *yaml.Node) ([]KV, error) {
 type flattener struct {
 	out     []KV
 	visited int
+	bytes   int
 	depth   int
 	// active holds the collections being walked, to detect alias cycles.
 	active map[*yaml.Node]bool
@@ -142,6 +147,9 @@ func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 			continue
 		}
 		full := joinKey(prefix, key)
+		if f.bytes += len(full); f.bytes > maxFlattenBytes {
+			return errTooLarge
+		}
 		if v.Kind == yaml.MappingNode {
 			if err := f.mapping(v, full); err != nil {
 				return err
@@ -151,6 +159,9 @@ func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 		s, err := f.leaf(v)
 		if err != nil {
 			return err
+		}
+		if f.bytes += len(s); f.bytes > maxFlattenBytes {
+			return errTooLarge
 		}
 		f.out = append(f.out, KV{Key: full, Value: s})
 	}
@@ -198,6 +209,9 @@ func (f *flattener) leaf(v *yaml.Node) (string, error) {
 			s, err := f.leaf(item)
 			if err != nil {
 				return "", err
+			}
+			if f.bytes += len(s); f.bytes > maxFlattenBytes {
+				return "", errTooLarge
 			}
 			parts = append(parts, s)
 		}

@@ -38,15 +38,17 @@ func encodeJKSKeyStore(ks KeyStore) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
 	}
 	chain := make([]jks.Certificate, len(ks.Chain))
+	size := 128 + len(ks.Alias) + 2*len(pkcs8)
 	for i, c := range ks.Chain {
 		chain[i] = jks.Certificate{Type: jksCertType, Content: c.Raw}
+		size += len(c.Raw) + 16
 	}
 	store := newJKS(jksSalt(ks.KeyPassword, pkcs8))
 	entry := jks.PrivateKeyEntry{CreationTime: ks.Created, PrivateKey: pkcs8, CertificateChain: chain}
 	if err := store.SetPrivateKeyEntry(ks.Alias, entry, []byte(ks.KeyPassword)); err != nil {
 		return nil, fmt.Errorf("encode JKS key entry: %w", err)
 	}
-	return storeJKS(store, ks.StorePassword, 2048+len(pkcs8))
+	return storeJKS(store, ks.StorePassword, size)
 }
 
 func encodeJKSTrustStore(entries []trustEntry, ts TrustStore) ([]byte, error) {

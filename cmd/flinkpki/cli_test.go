@@ -1,0 +1,219 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// writeFile writes data into a new file under t.TempDir and returns its path.
+func writeFile(t testing.TB, name, data string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// countingListener accepts and drops connections, counting them, so a test
+// can prove no network call was made.
+func countingListener(t testing.TB) (string, *atomic.Int64) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { lis.Close() })
+	return lis.Addr().String(), &n
+}
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	tok := writeFile(t, "token", "fpa_x\n")
+	down := freeAddr(t)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"help succeeds", []string{"--help"}, 0, ""},
+		{"a command group without subcommand shows its help", []string{"cluster"}, 0, ""},
+		{"an unknown command is a usage error", []string{"clusterz"}, 2, `unknown command "clusterz"`},
+		{"an unknown subcommand is a usage error", []string{"cluster", "frobnicate"}, 2, `unknown command "frobnicate" for "flinkpki cluster"`},
+		{"an unknown flag is a usage error", []string{"cluster", "list", "--bogus"}, 2, "unknown flag: --bogus"},
+		{"a missing argument is a usage error", []string{"cluster", "get"}, 2, "accepts 1 arg(s), received 0"},
+		{"an extra argument is a usage error", []string{"cluster", "get", "a", "b"}, 2, "accepts 1 arg(s), received 2"},
+		{"a missing --cluster is a usage error", []string{"holder", "list"}, 2, "--cluster is required"},
+		{"an unknown role is a usage error", []string{"token", "create", "--cluster", "a", "--role", "admin"}, 2, `unknown role "admin"`},
+		{"an unknown output format is a usage error", []string{"cluster", "list", "-o", "yaml"}, 2, `unknown output format "yaml"`},
+		{"a malformed duration is a usage error", []string{"cluster", "create", "a", "--ca-validity", "3 years"}, 2, `invalid duration "3 years"`},
+		{"an unknown key type is a usage error", []string{"cluster", "create", "a", "--key-type", "ed25519"}, 2, "ed25519"},
+		{"unpaired Kubernetes bindings are a usage error", []string{"cluster", "create", "a", "--k8s-namespace", "ns"}, 2, "come in pairs"},
+		{"delete without --yes is refused as a usage error", []string{"cluster", "delete", "orders"}, 2, `refusing to delete cluster "orders" without --yes`},
+		{"no token at all is a usage error", []string{"cluster", "list"}, 2, "no token: pass --token-file FILE or set FLINKPKI_TOKEN_FILE"},
+		{"only one of the Flink conf flags is a usage error", []string{"init", "--cluster", "a", "--role", "jobmanager", "--out", "x", "--flink-conf-src", "d"}, 2, "go together"},
+		{"an invalid cluster name fails the operation", []string{"cluster", "create", "Orders_1", "--token-file", tok}, 1, `invalid cluster name "Orders_1"`},
+		{"an unreachable server fails the operation", []string{"cluster", "list", "--token-file", tok, "--server", down}, 1, "cannot reach flinkpki at " + down + ": connection refused"},
+		{"a missing token file fails the operation", []string{"cluster", "list", "--token-file", filepath.Join(t.TempDir(), "nope")}, 1, "read token file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, nil, tt.args...)
+			if r.code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d (stderr %q)", r.code, tt.wantCode, r.stderr)
+			}
+			if tt.wantErr != "" {
+				if !strings.HasPrefix(r.stderr, "flinkpki: ") || !strings.Contains(r.stderr, tt.wantErr) {
+					t.Errorf("stderr = %q, want a flinkpki: line containing %q", r.stderr, tt.wantErr)
+				}
+				if strings.Count(r.stderr, "\n") != 1 {
+					t.Errorf("stderr = %q, want exactly one line", r.stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestConnectionSettingsPrecedence(t *testing.T) {
+	t.Parallel()
+	tok := writeFile(t, "token", "fpa_x")
+	flagAddr, envAddr := freeAddr(t), freeAddr(t)
+	missing := filepath.Join(t.TempDir(), "missing.token")
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"the server flag wins over the environment",
+			map[string]string{envServer: envAddr, envTokenFile: tok}, []string{"--server", flagAddr},
+			"cannot reach flinkpki at " + flagAddr},
+		{"the environment names the server when no flag does",
+			map[string]string{envServer: envAddr, envTokenFile: tok}, nil,
+			"cannot reach flinkpki at " + envAddr},
+		{"the token file flag wins over the environment",
+			map[string]string{envServer: envAddr, envTokenFile: tok}, []string{"--token-file", missing},
+			"missing.token"},
+		{"the CA file comes from the environment",
+			map[string]string{envServer: envAddr, envTokenFile: tok, envCAFile: missing}, nil,
+			"read server CA file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, tt.env, append([]string{"cluster", "list"}, tt.args...)...)
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit 1 mentioning %q", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestSettingsDefaultServer(t *testing.T) {
+	t.Parallel()
+	a := &app{getenv: func(string) string { return "" }}
+	if got := a.settings().server; got != "127.0.0.1:7443" {
+		t.Errorf("default server = %q, want 127.0.0.1:7443", got)
+	}
+}
+
+func TestInitTakesItsFlagsFromTheEnvironment(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{envCluster: "Bad_Env_Name", envRole: "taskmanager"}
+	r := runCLI(t, env, "init", "--out", t.TempDir())
+	if r.code != 1 || !strings.Contains(r.stderr, `"Bad_Env_Name"`) {
+		t.Errorf("without --cluster: exit %d, stderr %q; want exit 1 naming the cluster from %s", r.code, r.stderr, envCluster)
+	}
+	r = runCLI(t, env, "init", "--cluster", "orders")
+	if r.code != 2 || !strings.Contains(r.stderr, "--out is required") {
+		t.Errorf("with --cluster: exit %d, stderr %q; want the flag to win and init to stop at the missing --out", r.code, r.stderr)
+	}
+}
+
+func TestOutPointingAtAFileIsRefusedBeforeAnyNetworkCall(t *testing.T) {
+	t.Parallel()
+	tok := writeFile(t, "token", "fpe_x")
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"bake", []string{"bake", "--cluster", "orders", "--role", "jobmanager", "--holder", "jm-0"}},
+		{"init", []string{"init", "--cluster", "orders", "--role", "jobmanager", "--timeout", "5s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" refuses an existing file as --out", func(t *testing.T) {
+			t.Parallel()
+			addr, accepted := countingListener(t)
+			out := writeFile(t, "not-a-dir", "keep me")
+			r := runCLI(t, nil, append(tt.args, "--out", out, "--server", addr, "--token-file", tok)...)
+			if r.code != 1 || !strings.Contains(r.stderr, "is an existing file, not a directory") {
+				t.Errorf("exit %d, stderr %q; want exit 1 about the existing file", r.code, r.stderr)
+			}
+			if n := accepted.Load(); n != 0 {
+				t.Errorf("the server saw %d connections, want none", n)
+			}
+			if data, err := os.ReadFile(out); err != nil || string(data) != "keep me" {
+				t.Errorf("the file now holds %q (%v), want it untouched", data, err)
+			}
+		})
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"Go syntax is accepted", "36h30m", 36*time.Hour + 30*time.Minute, false},
+		{"days are 24 hours", "90d", 90 * 24 * time.Hour, false},
+		{"years are 365 days", "3y", 3 * 365 * 24 * time.Hour, false},
+		{"units combine", "1y30d12h", (365+30)*24*time.Hour + 12*time.Hour, false},
+		{"fractions are accepted", "1.5d", 36 * time.Hour, false},
+		{"zero alone is accepted", "0", 0, false},
+		{"a number without a unit is refused", "90", 0, true},
+		{"an unknown unit is refused", "3w", 0, true},
+		{"a negative duration is refused", "-1h", 0, true},
+		{"an empty string is refused", "", 0, true},
+		{"trailing garbage is refused", "90dx", 0, true},
+		{"an overflowing duration is refused", "999999y", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseDuration(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseDuration(%q) = %v, %v; want %v, error %t", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{90 * day: "90d", 36 * time.Hour: "36h0m0s", 15 * time.Minute: "15m0s"} {
+		if got := formatDuration(d); got != want {
+			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/store/bolt"
+)
+
+const secureDeployment = `apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: orders
+spec:
+  mode: standalone
+  serviceAccount: flink-orders
+  flinkConfiguration:
+    security.ssl.internal.enabled: "true"
+    security.ssl.protocol: TLSv1.2
+    security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    rest.bind-address: 127.0.0.1
+`
+
+func TestFlinkLintExitCodes(t *testing.T) {
+	t.Parallel()
+	insecure := strings.Replace(secureDeployment, `security.ssl.internal.enabled: "true"`, `security.ssl.internal.enabled: "false"`, 1)
+	tests := []struct {
+		name       string
+		file       string
+		data       string
+		wantCode   int
+		wantStdout string
+	}{
+		{"a secure deployment passes", "orders.yaml", secureDeployment, 0, ""},
+		{"disabled internal SSL fails with its finding on stdout", "orders.yaml", insecure, 1, "FP001 error:"},
+		{"a file that is no Flink configuration fails", "notes.yaml", "- just\n- a list\n", 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, nil, "flink", "lint", writeFile(t, tt.file, tt.data))
+			if r.code != tt.wantCode {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			if tt.wantStdout != "" && !strings.Contains(r.stdout, tt.wantStdout) {
+				t.Errorf("stdout = %q, want a finding line with %q", r.stdout, tt.wantStdout)
+			}
+			if tt.wantCode == 0 && r.stdout != "" {
+				t.Errorf("stdout = %q, want no finding", r.stdout)
+			}
+		})
+	}
+	r := runCLI(t, nil, "flink", "lint", filepath.Join(t.TempDir(), "missing.yaml"))
+	if r.code != 1 {
+		t.Errorf("lint of a missing file: exit %d, want 1", r.code)
+	}
+}
+
+// newStoreFile creates an empty flinkpki bbolt store and returns its path.
+func newStoreFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "backup.db")
+	b, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestAdminRestore(t *testing.T) {
+	t.Parallel()
+	backup := newStoreFile(t)
+	t.Run("restores into a missing directory with mode 0600", func(t *testing.T) {
+		t.Parallel()
+		dir := filepath.Join(t.TempDir(), "data")
+		r := runCLI(t, nil, "admin", "restore", backup, "--data-dir", dir)
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "flinkpki.db"))
+		want, _ := os.ReadFile(backup)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("restored file differs from the backup (%v)", err)
+		}
+		fi, err := os.Stat(filepath.Join(dir, "flinkpki.db"))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("restored file mode = %v (%v), want 0600", fi.Mode().Perm(), err)
+		}
+		if names := entriesOf(t, dir); len(names) != 1 {
+			t.Errorf("data dir holds %v, want only flinkpki.db", names)
+		}
+	})
+	t.Run("refuses a non-empty directory and changes nothing", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "kek"), []byte("k"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runCLI(t, nil, "admin", "restore", backup, "--data-dir", dir)
+		if r.code != 1 || !strings.Contains(r.stderr, "is not empty") {
+			t.Errorf("exit %d, stderr %q; want exit 1 about the non-empty directory", r.code, r.stderr)
+		}
+		if names := entriesOf(t, dir); len(names) != 1 || names[0] != "kek" {
+			t.Errorf("data dir now holds %v, want only kek", names)
+		}
+	})
+	t.Run("refuses a file that is no flinkpki database and writes nothing", func(t *testing.T) {
+		t.Parallel()
+		dir := filepath.Join(t.TempDir(), "data")
+		r := runCLI(t, nil, "admin", "restore", writeFile(t, "junk.db", strings.Repeat("junk", 2000)), "--data-dir", dir)
+		if r.code != 1 || !strings.Contains(r.stderr, "not a usable flinkpki database") {
+			t.Errorf("exit %d, stderr %q; want exit 1 about the file", r.code, r.stderr)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("data dir was created (%v), want nothing written", err)
+		}
+	})
+	t.Run("needs --data-dir", func(t *testing.T) {
+		t.Parallel()
+		if r := runCLI(t, nil, "admin", "restore", backup); r.code != 2 {
+			t.Errorf("exit %d, want 2", r.code)
+		}
+	})
+}
+
+func entriesOf(t testing.TB, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestAdminBackupRefusesAnExistingFileBeforeConnecting(t *testing.T) {
+	t.Parallel()
+	addr, accepted := countingListener(t)
+	out := writeFile(t, "old.db", "old")
+	r := runCLI(t, nil, "admin", "backup", "--out", out, "--server", addr, "--token-file", writeFile(t, "t", "fpa_x"))
+	if r.code != 1 || !strings.Contains(r.stderr, "already exists") || accepted.Load() != 0 {
+		t.Errorf("exit %d, stderr %q, %d connections; want exit 1 about the existing file and none", r.code, r.stderr, accepted.Load())
+	}
+}
+
+func TestServerCAPrintsTheTrustAnchorOffline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pemData := selfSignedPEM(t)
+	if err := os.WriteFile(filepath.Join(dir, "server-ca.crt"), pemData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, nil, "server-ca", "--data-dir", dir)
+	if r.code != 0 || r.stdout != string(pemData) {
+		t.Errorf("exit %d, stdout %q; want 0 and the file's PEM", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "SHA-256") {
+		t.Errorf("stderr = %q, want the fingerprint", r.stderr)
+	}
+	if r := runCLI(t, nil, "server-ca", "--data-dir", t.TempDir()); r.code != 1 {
+		t.Errorf("without server-ca.crt: exit %d, want 1", r.code)
+	}
+}
+
+func selfSignedPEM(t testing.TB) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test serving CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestSummarize(t *testing.T) {
+	t.Parallel()
+	lat := make([]time.Duration, 0, 100)
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	r := summarize(benchResult{Requests: 100}, lat, 2*time.Second)
+	want := benchResult{Requests: 100, DurationS: 2, CertsPerSecond: 50, MeanMS: 50.5, P50MS: 50, P90MS: 90, P99MS: 99, MaxMS: 100}
+	if r != want {
+		t.Errorf("summarize() = %+v, want %+v", r, want)
+	}
+	if lat[0] != 100*time.Millisecond {
+		t.Error("summarize() reordered the caller's slice")
+	}
+	if r := summarize(benchResult{Requests: 3, Errors: 3}, nil, time.Second); r.CertsPerSecond != 0 || r.P99MS != 0 {
+		t.Errorf("summarize() of only errors = %+v, want zero throughput and latency", r)
+	}
+	if got := percentile([]time.Duration{7}, 99); got != 7 {
+		t.Errorf("percentile of one sample = %v, want that sample", got)
+	}
+}
+
+func TestHumanize(t *testing.T) {
+	t.Parallel()
+	a := &app{target: "pki:7443"}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"an unreachable server names the address and the cause",
+			status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 10.0.0.1:7443: connect: connection refused"`),
+			"cannot reach flinkpki at pki:7443: connection refused"},
+		{"a refusal keeps the server's sentence",
+			status.Error(codes.FailedPrecondition, "CA activation refused: 2 live holders do not trust the prepared CA yet: jm-0, tm-3"),
+			"CA activation refused: 2 live holders do not trust the prepared CA yet: jm-0, tm-3"},
+		{"a bad token points at --token-file",
+			status.Error(codes.Unauthenticated, "unknown or expired token"),
+			"unknown or expired token (check --token-file)"},
+		{"a slow server is named",
+			status.Error(codes.DeadlineExceeded, "context deadline exceeded"),
+			"flinkpki at pki:7443 did not answer in time"},
+		{"a wrapped status error still reads as the server's sentence",
+			fmt.Errorf("list: %w", status.Error(codes.NotFound, `cluster "orders" not found`)),
+			`cluster "orders" not found`},
+		{"a local error is kept", errors.New("read token file: permission denied"), "read token file: permission denied"},
+		{"giving up keeps the retry sentence",
+			fmt.Errorf("%w after 3 attempts in 2m0s: flinkpki at pki:7443 not reachable yet (connection refused)", enroll.ErrTimeout),
+			"gave up after 3 attempts in 2m0s: flinkpki at pki:7443 not reachable yet (connection refused)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := a.humanize(tt.err); got != tt.want {
+				t.Errorf("humanize() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
