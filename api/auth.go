@@ -113,6 +113,16 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		err := fmt.Errorf("%w: %s needs an administrator token; %s tokens may only enroll", authority.ErrDenied, fullMethod, actor.Kind)
 		return ctx, s.auth.Deny(ctx, actor, "", fullMethod, "permission_denied", err)
 	}
+	if svc == "flinkpki.v1.EnrollmentService" {
+		id := actor.String()
+		if actor.Kind == authority.ActorK8s {
+			id = "k8s:" + actor.Namespace + "/" + actor.ServiceAccount
+		}
+		if err := s.limit.allow(id); err != nil {
+			s.auth.Deny(ctx, actor, "", fullMethod, "rate_limited", err)
+			return ctx, err
+		}
+	}
 	return context.WithValue(ctx, actorKey{}, actor), nil
 }
 

@@ -48,6 +48,8 @@ func codeOf(err error) codes.Code {
 		errors.Is(err, issuer.ErrUnsupportedKey), errors.Is(err, issuer.ErrInvalidRequest), errors.Is(err, issuer.ErrUnknownRole),
 		errors.Is(err, ca.ErrUnknownKeyType), errors.Is(err, ca.ErrInvalidValidity), errors.Is(err, ca.ErrUnknownPurpose):
 		return codes.InvalidArgument
+	case errors.Is(err, authority.ErrBusy):
+		return codes.ResourceExhausted
 	case errors.Is(err, authority.ErrConflict):
 		return codes.Aborted
 	case errors.Is(err, store.ErrUnavailable):

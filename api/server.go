@@ -21,6 +21,10 @@ type Config struct {
 	K8s *k8sauth.Verifier
 	// Backup writes a consistent snapshot of the store.
 	Backup func(ctx context.Context, w io.Writer) (int64, error)
+	// EnrollRate and EnrollBurst limit enrollment requests per identity
+	// (token, service account, administrator); EnrollRate 0 disables it.
+	EnrollRate  float64
+	EnrollBurst int
 }
 
 // Server implements every flinkpki.v1 service.
@@ -34,6 +38,7 @@ type Server struct {
 	auth   *authority.Authority
 	authn  *Authenticator
 	backup func(ctx context.Context, w io.Writer) (int64, error)
+	limit  *limiter
 }
 
 // New returns a Server.
@@ -42,6 +47,7 @@ func New(cfg Config) *Server {
 		auth:   cfg.Authority,
 		authn:  &Authenticator{auth: cfg.Authority, k8s: cfg.K8s},
 		backup: cfg.Backup,
+		limit:  newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
 	}
 }
 

@@ -106,6 +106,35 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 	prefix := "bench-" + hex.EncodeToString(runID)
 	fmt.Fprintf(a.stderr, "bench: %d enrollments for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
 
+	start := time.Now()
+	latencies, errs, firstErr := a.benchWorkers(ctx, f, pool, dial, format, prefix)
+	res := summarize(benchResult{
+		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: f.fresh,
+		Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
+	}, latencies, time.Since(start))
+	if done := len(latencies) + errs; done < f.requests {
+		res.Errors += f.requests - done // interrupted: never sent
+	}
+	if firstErr != nil {
+		res.FirstError = oneLine(a.humanize(firstErr))
+	}
+	if f.out == "json" {
+		err = writeJSON(a.stdout, res)
+	} else {
+		err = printBenchTable(a.stdout, res)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Errors > 0 {
+		return fmt.Errorf("%d of %d enrollments failed; first: %s", res.Errors, res.Requests, orDash(res.FirstError))
+	}
+	return nil
+}
+
+// benchWorkers runs the requests on f.concurrency workers and returns the
+// latencies of the successful ones, the error count and the first error.
+func (a *app) benchWorkers(ctx context.Context, f *benchFlags, pool []*grpc.ClientConn, dial func() (*grpc.ClientConn, error), format keystore.Format, prefix string) ([]time.Duration, int, error) {
 	var (
 		next      atomic.Int64
 		mu        sync.Mutex
@@ -114,7 +143,6 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		firstErr  error
 		wg        sync.WaitGroup
 	)
-	start := time.Now()
 	for w := 0; w < f.concurrency; w++ {
 		wg.Add(1)
 		go func() {
@@ -145,28 +173,7 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}()
 	}
 	wg.Wait()
-	res := summarize(benchResult{
-		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: f.fresh,
-		Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
-	}, latencies, time.Since(start))
-	if done := len(latencies) + errs; done < f.requests {
-		res.Errors += f.requests - done // interrupted: never sent
-	}
-	if firstErr != nil {
-		res.FirstError = oneLine(a.humanize(firstErr))
-	}
-	if f.out == "json" {
-		err = writeJSON(a.stdout, res)
-	} else {
-		err = printBenchTable(a.stdout, res)
-	}
-	if err != nil {
-		return err
-	}
-	if res.Errors > 0 {
-		return fmt.Errorf("%d of %d enrollments failed; first: %s", res.Errors, res.Requests, orDash(res.FirstError))
-	}
-	return nil
+	return latencies, errs, firstErr
 }
 
 // benchPool opens the shared keep-alive connections (none in fresh mode)

@@ -57,15 +57,7 @@ projected Kubernetes token.`,
 				return err
 			}
 			req := &flinkpkiv1.CreateClusterRequest{Name: args[0], KeyType: string(kt), DisableAutoRotate: noAutoRotate}
-			if caValidity.set {
-				req.CaValidity = durationpb.New(caValidity.d)
-			}
-			if leafValid.set {
-				req.LeafValidity = durationpb.New(leafValid.d)
-			}
-			for i := range namespaces {
-				req.K8SBindings = append(req.K8SBindings, &flinkpkiv1.K8SBinding{Namespace: namespaces[i], ServiceAccount: accounts[i]})
-			}
+			setCreateOptions(req, caValidity, leafValid, namespaces, accounts)
 			conn, err := a.dial()
 			if err != nil {
 				return err
@@ -88,6 +80,20 @@ projected Kubernetes token.`,
 	f.BoolVar(&noAutoRotate, "no-auto-rotate", false, "do not rotate the CAs automatically; run ca prepare/activate/retire yourself")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// setCreateOptions copies the optional flags into req; unset durations
+// stay nil so the server applies its defaults.
+func setCreateOptions(req *flinkpkiv1.CreateClusterRequest, caValidity, leafValid durationFlag, namespaces, accounts []string) {
+	if caValidity.set {
+		req.CaValidity = durationpb.New(caValidity.d)
+	}
+	if leafValid.set {
+		req.LeafValidity = durationpb.New(leafValid.d)
+	}
+	for i := range namespaces {
+		req.K8SBindings = append(req.K8SBindings, &flinkpkiv1.K8SBinding{Namespace: namespaces[i], ServiceAccount: accounts[i]})
+	}
 }
 
 func (a *app) newClusterListCmd() *cobra.Command {

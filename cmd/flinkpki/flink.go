@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,25 +54,9 @@ unless --key-type is given.`,
 			if _, err := formatFlag(format); err != nil {
 				return err
 			}
-			kt := ca.KeyType(keyType)
-			if keyType != "" {
-				var err error
-				if kt, err = keyTypeFlag(keyType); err != nil {
-					return err
-				}
-			} else {
-				conn, err := a.dial()
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				c, err := flinkpkiv1.NewClusterServiceClient(conn).GetCluster(cmd.Context(), &flinkpkiv1.GetClusterRequest{Name: cluster})
-				if err != nil {
-					return err
-				}
-				if kt, err = ca.ParseKeyType(c.GetKeyType()); err != nil {
-					return err
-				}
+			kt, err := a.clusterKeyType(cmd.Context(), cluster, keyType)
+			if err != nil {
+				return err
 			}
 			kvs, err := flinkconf.FlinkConfiguration(flinkconf.ConfigParams{
 				TLSDir: tlsDir, Format: format, KeyAlgorithm: kt.Algorithm(), LegacyStoreTypes: legacy,
@@ -103,6 +88,24 @@ unless --key-type is given.`,
 	f.BoolVar(&legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 rejects")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// clusterKeyType returns the key type given as a flag, or else the
+// cluster's, fetched with an administrator token.
+func (a *app) clusterKeyType(ctx context.Context, cluster, flag string) (ca.KeyType, error) {
+	if flag != "" {
+		return keyTypeFlag(flag)
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	c, err := flinkpkiv1.NewClusterServiceClient(conn).GetCluster(ctx, &flinkpkiv1.GetClusterRequest{Name: cluster})
+	if err != nil {
+		return "", err
+	}
+	return ca.ParseKeyType(c.GetKeyType())
 }
 
 func (a *app) newFlinkLintCmd() *cobra.Command {

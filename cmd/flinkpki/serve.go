@@ -47,6 +47,10 @@ type serveOptions struct {
 	rotationInterval time.Duration
 	shutdownTimeout  time.Duration
 	rpcTimeout       time.Duration
+	enrollRate       float64
+	enrollBurst      int
+	keyPool          int
+	maxKeygen        int
 }
 
 const (
@@ -109,6 +113,10 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.DurationVar(&o.rotationInterval, "rotation-interval", time.Minute, "how often the automatic rotation schedule is checked (0 disables it)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
 	f.DurationVar(&o.rpcTimeout, "rpc-timeout", 30*time.Second, "deadline applied to every request that has none shorter")
+	f.Float64Var(&o.enrollRate, "enroll-rate", 200, "enrollment requests per second allowed per identity (token, service account); 0 disables the limit")
+	f.IntVar(&o.enrollBurst, "enroll-burst", 2000, "enrollment burst allowed per identity, e.g. a whole cluster starting at once")
+	f.IntVar(&o.keyPool, "bake-key-pool", 200, "RSA keys kept ready in memory per key type for bake bursts (0 disables the pool)")
+	f.IntVar(&o.maxKeygen, "max-keygen", 0, "concurrent server-side key generations for bake (default: number of CPUs)")
 	return cmd
 }
 
@@ -236,7 +244,13 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		}
 	}
 	m := metrics.New()
-	auth, err := authority.New(authority.Config{Store: st, Logger: log, Observer: m})
+	var pool *authority.KeyPool
+	acfg := authority.Config{Store: st, Logger: log, Observer: m}
+	if o.keyPool > 0 || o.maxKeygen > 0 {
+		pool = authority.NewKeyPool(authority.KeyPoolConfig{Size: o.keyPool, Workers: o.maxKeygen, Prewarm: rsaKeyTypesInUse(ctx, st)})
+		acfg.KeyPool = pool
+	}
+	auth, err := authority.New(acfg)
 	if err != nil {
 		return err
 	}
@@ -249,7 +263,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 			return err
 		}
 	}
-	srv := api.New(api.Config{Authority: auth, K8s: k8s, Backup: st.Backup})
+	srv := api.New(api.Config{Authority: auth, K8s: k8s, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
 	authUnary, authStream := srv.Interceptors()
 	rl := &requestLog{log: log, timeout: o.rpcTimeout}
 	g := grpc.NewServer(
@@ -297,6 +311,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	}
 	if o.rotationInterval > 0 {
 		go auth.RunScheduler(ctx, o.rotationInterval)
+	}
+	if pool != nil && o.keyPool > 0 {
+		go pool.Run(ctx)
 	}
 	log.Info("flinkpki serving", "listen", lis.Addr().String(), "data_dir", o.dataDir, "dev", o.dev)
 	if o.dev {

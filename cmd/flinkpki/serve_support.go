@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/metrics"
+	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/token"
 )
 
@@ -140,4 +143,23 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 		after = next
 	}
 	m.SetCAs(cas, earliest)
+}
+
+// rsaKeyTypesInUse lists the RSA key types of existing clusters, so the bake
+// key pool can fill before the first burst.
+func rsaKeyTypesInUse(ctx context.Context, st *store.Store) []ca.KeyType {
+	seen := map[ca.KeyType]bool{}
+	var out []ca.KeyType
+	st.View(ctx, func(tx *store.Txn) error {
+		cs, _, err := tx.ListClusters("", 10000)
+		for _, c := range cs {
+			kt := ca.KeyType(c.KeyType)
+			if !seen[kt] && kt.Algorithm() == x509.RSA {
+				seen[kt] = true
+				out = append(out, kt)
+			}
+		}
+		return err
+	})
+	return out
 }
