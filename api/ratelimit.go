@@ -76,4 +76,3 @@ func (l *limiter) prune(now time.Time) {
 	}
 	l.pruned = now
 }
-
