@@ -20,11 +20,11 @@ const dbFileName = "flinkpki.db"
 func (a *app) newAdminCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Back up and restore the server's database (administrator)",
+		Short: "Back up, restore, bootstrap and re-key the server's database (administrator)",
 	}
 	backup := a.newAdminBackupCmd()
 	a.addConnFlags(backup)
-	cmd.AddCommand(backup, a.newAdminRestoreCmd())
+	cmd.AddCommand(backup, a.newAdminRestoreCmd(), newAdminBootstrapCmd(), newAdminRotateKEKCmd())
 	return cmd
 }
 

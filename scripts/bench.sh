@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# make bench: Go micro-benchmarks, then the bench enroll matrix and a bake
+# burst against servers this script starts on loopback. Prints rows as
+# measured; compare ratios within one run (these machines are noisy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin/flinkpki}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "# machine: $(nproc) cores, $(go version | cut -d' ' -f3), $(date -u +%FT%TZ)"
+echo "# Go micro-benchmarks (ops/s = b.N / elapsed)"
+go test -run '^$' -bench 'BenchmarkCreateCA|BenchmarkIssueP256|BenchmarkEncodeJKS$|BenchmarkEncodePKCS12' -benchtime "${BENCHTIME:-2s}" \
+  ./ca ./issuer ./keystore 2>&1 | grep -E '^(Benchmark|ok|FAIL)' || true
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+start_server() { # dir port extra-args...
+  local dir=$1 port=$2; shift 2
+  "$BIN" serve --dev --data-dir "$dir" --listen "127.0.0.1:$port" --log-level error "$@" 2>"$dir.log" &
+  pids+=($!)
+  for _ in $(seq 1 200); do [ -s "$dir/admin.token" ] && nc -z 127.0.0.1 "$port" 2>/dev/null && break; sleep 0.05; done
+  echo $!
+}
+rss() { awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} END{printf "rss=%.1fMB peak=%.1fMB", r/1024, h/1024}' "/proc/$1/status"; }
+
+port=$(free_port)
+pid=$(start_server "$work/enroll" "$port" --enroll-rate 0)
+export FLINKPKI_SERVER=127.0.0.1:$port FLINKPKI_CA_FILE=$work/enroll/server-ca.crt FLINKPKI_TOKEN_FILE=$work/enroll/admin.token
+sleep 2
+echo "# idle server: $(rss "$pid")"
+"$BIN" cluster create bench >/dev/null
+"$BIN" token create --cluster bench --role taskmanager --uses 100000 --ttl 2h >"$work/bench.token" 2>/dev/null
+echo "# bench enroll: P-256 key made per request on the client, CSR, enrollment token, persisted issuance, JKS file set assembled in memory"
+for mode in keepalive fresh; do
+  for c in 1 8 64; do
+    n=$(( c == 1 ? 300 : (c == 8 ? 2000 : 6000) ))
+    flag=""; [ "$mode" = fresh ] && flag="--fresh-connections"
+    printf '%-9s c=%-3s ' "$mode" "$c"
+    "$BIN" bench enroll --cluster bench --role taskmanager --token-file "$work/bench.token" \
+      --requests "$n" --concurrency "$c" --format jks $flag -o json
+  done
+done
+echo "# server after the runs: $(rss "$pid")"
+
+echo "# bake burst: 200 RSA-2048 bakes (concurrency 8) after idle time, with and without the key pool"
+bake_burst() { # label port
+  local t0 t1
+  t0=$(date +%s.%N)
+  seq 1 200 | xargs -P 8 -I{} "$BIN" bake --cluster rsa --role taskmanager --holder "b-{}" --out "$work/bake-$1-{}" >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  python3 -c "import sys; d=$t1-$t0; print(f'{sys.argv[1]:<8} 200 bakes in {d:.2f}s = {200/d:.1f}/s')" "$1"
+}
+"$BIN" cluster create rsa --key-type rsa-2048 >/dev/null
+kill "$pid"; wait "$pid" 2>/dev/null || true
+pid=$(start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 200)
+"$BIN" bake --cluster rsa --role taskmanager --holder warm --out "$work/warm" >/dev/null 2>&1
+sleep "${POOL_FILL_WAIT:-15}"   # idle: the pool refills
+bake_burst pool
+kill "$pid"; wait "$pid" 2>/dev/null || true
+pid=$(start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 0)
+bake_burst nopool
