@@ -1,9 +1,6 @@
 package flinkconf
 
 import (
-	"os"
-	"fmt"
-	"time"
 	"strings"
 	"testing"
 )
@@ -16,12 +13,6 @@ func FuzzMerge(f *testing.F) {
 	f.Add([]byte(nestedConfig))
 	kvs := testKeys(f, "/flink-tls")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		start := time.Now()
-		defer func() {
-			if time.Since(start) > 300*time.Millisecond {
-				os.WriteFile(fmt.Sprintf("/tmp/fcdemo/slow-%d", time.Now().UnixNano()), data, 0o644)
-			}
-		}()
 		if out, err := MergeConfigYAML(data, kvs); err == nil {
 			assertMerged(t, flattenYAML(t, out), kvs)
 		}

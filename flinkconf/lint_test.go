@@ -219,6 +219,7 @@ func TestLintRefusesUnreadableInput(t *testing.T) {
 		{"a flinkConfiguration that is a list is refused", "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nspec:\n  flinkConfiguration: [a, b]\n"},
 		{"text that is neither YAML nor configuration lines is refused", "{{{ not yaml"},
 		{"several plain YAML documents are refused", "a: 1\n---\nb: 2\n"},
+		{"an alias bomb is refused instead of expanded", aliasBomb()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package flinkconf
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -179,6 +180,8 @@ func TestMergeConfigYAMLRefusesUnsafeDocuments(t *testing.T) {
 		{"two documents are refused", "a: 1\n---\nb: 2\n"},
 		{"an alias on the way to our keys is refused", "base: &b\n  ssl:\n    protocol: TLSv1\nsecurity: *b\n"},
 		{"a merge key at the top level is refused", "base: &b\n  x: 1\n<<: *b\n"},
+		{"an alias that contains itself is refused", "base: &b\n  x:\n    y: *b\n"},
+		{"an alias bomb is refused instead of expanded", aliasBomb()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +191,21 @@ func TestMergeConfigYAMLRefusesUnsafeDocuments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// aliasBomb returns a small document whose aliases expand to 9^7 entries
+// with long keys: gigabytes if flattened naively.
+func aliasBomb() string {
+	var b strings.Builder
+	b.WriteString("l0: &l0 {" + strings.Repeat("k", 200) + ": v}\n")
+	for level := 1; level <= 7; level++ {
+		fmt.Fprintf(&b, "l%d: &l%d {", level, level)
+		for i := 0; i < 9; i++ {
+			fmt.Fprintf(&b, "%s%d: *l%d, ", strings.Repeat("x", 100), i, level-1)
+		}
+		b.WriteString("}\n")
+	}
+	return b.String()
 }
 
 func TestMergeConfigYAMLRefusesBadKeys(t *testing.T) {

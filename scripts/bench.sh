@@ -12,22 +12,22 @@ trap cleanup EXIT
 
 echo "# machine: $(nproc) cores, $(go version | cut -d' ' -f3), $(date -u +%FT%TZ)"
 echo "# Go micro-benchmarks (ops/s = b.N / elapsed)"
-go test -run '^$' -bench 'BenchmarkCreateCA|BenchmarkIssueP256|BenchmarkEncodeJKS$|BenchmarkEncodePKCS12' -benchtime "${BENCHTIME:-2s}" \
+[ -n "${SKIP_MICRO:-}" ] || go test -run '^$' -bench 'BenchmarkCreateCA|BenchmarkIssueP256|BenchmarkEncodeJKS$|BenchmarkEncodePKCS12' -benchtime "${BENCHTIME:-2s}" \
   ./ca ./issuer ./keystore 2>&1 | grep -E '^(Benchmark|ok|FAIL)' || true
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-start_server() { # dir port extra-args...
+start_server() { # dir port extra-args...; sets pid
   local dir=$1 port=$2; shift 2
-  "$BIN" serve --dev --data-dir "$dir" --listen "127.0.0.1:$port" --log-level error "$@" 2>"$dir.log" &
-  pids+=($!)
+  "$BIN" serve --dev --data-dir "$dir" --listen "127.0.0.1:$port" --log-level error "$@" >"$dir.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
   for _ in $(seq 1 200); do [ -s "$dir/admin.token" ] && nc -z 127.0.0.1 "$port" 2>/dev/null && break; sleep 0.05; done
-  echo $!
 }
 rss() { awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} END{printf "rss=%.1fMB peak=%.1fMB", r/1024, h/1024}' "/proc/$1/status"; }
 
 port=$(free_port)
-pid=$(start_server "$work/enroll" "$port" --enroll-rate 0)
+start_server "$work/enroll" "$port" --enroll-rate 0
 export FLINKPKI_SERVER=127.0.0.1:$port FLINKPKI_CA_FILE=$work/enroll/server-ca.crt FLINKPKI_TOKEN_FILE=$work/enroll/admin.token
 sleep 2
 echo "# idle server: $(rss "$pid")"
@@ -55,10 +55,10 @@ bake_burst() { # label port
 }
 "$BIN" cluster create rsa --key-type rsa-2048 >/dev/null
 kill "$pid"; wait "$pid" 2>/dev/null || true
-pid=$(start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 200)
+start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 200
 "$BIN" bake --cluster rsa --role taskmanager --holder warm --out "$work/warm" >/dev/null 2>&1
 sleep "${POOL_FILL_WAIT:-15}"   # idle: the pool refills
 bake_burst pool
 kill "$pid"; wait "$pid" 2>/dev/null || true
-pid=$(start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 0)
+start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 0
 bake_burst nopool

@@ -98,8 +98,9 @@ func (s *Store) Batch(ctx context.Context, fn func(*Txn) error) error {
 	return s.b.Batch(ctx, func(tx Tx) error { return fn(&Txn{tx: tx, s: s}) })
 }
 
-// RotateKEK re-encrypts every CA key and the key check under next, in one
-// transaction. The caller must use a Store opened with next afterwards.
+// RotateKEK re-encrypts every CA key (the serving CA's too) and the key
+// check under next, in one transaction, and returns how many keys it
+// re-encrypted. The caller must use a Store opened with next afterwards.
 func (s *Store) RotateKEK(ctx context.Context, next *Sealer) (int, error) {
 	n := 0
 	err := s.b.Update(ctx, func(tx Tx) error {
@@ -134,6 +135,11 @@ func (s *Store) RotateKEK(ctx context.Context, next *Sealer) (int, error) {
 			}
 			n++
 		}
+		if resealed, err := s.resealServerCA(tx, next); err != nil {
+			return err
+		} else if resealed {
+			n++
+		}
 		check, err := next.Seal([]byte(kekCheckPlaintext), "kek-check")
 		if err != nil {
 			return err
@@ -144,6 +150,32 @@ func (s *Store) RotateKEK(ctx context.Context, next *Sealer) (int, error) {
 		s.seal = next
 	}
 	return n, err
+}
+
+// resealServerCA re-encrypts the serving CA's key under next, when the
+// store has one yet. Without it a rotated store would refuse to start: the
+// serving CA is sealed like every cluster CA but lives in the meta bucket.
+func (s *Store) resealServerCA(tx Tx, next *Sealer) (bool, error) {
+	raw := tx.Get(bMeta, kServerCA)
+	if raw == nil {
+		return false, nil
+	}
+	var rec CA
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return false, fmt.Errorf("%w: serving CA: %v", ErrCorrupt, err)
+	}
+	key, err := s.seal.Open(rec.SealedKey, "server-ca")
+	if err != nil {
+		return false, fmt.Errorf("open the serving CA key: %w", err)
+	}
+	if rec.SealedKey, err = next.Seal(key, "server-ca"); err != nil {
+		return false, err
+	}
+	out, err := json.Marshal(&rec)
+	if err != nil {
+		return false, err
+	}
+	return true, tx.Put(bMeta, kServerCA, out)
 }
 
 func caAAD(cluster, id string) string { return "ca-key/" + cluster + "/" + id }

@@ -96,10 +96,12 @@ func verifyPeer(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) 
 // then b serving a) over in-memory pipes and exchanges a byte each way. It
 // returns nil only when all four verifications succeeded.
 func Handshake(a, b *Creds) error {
-	return errors.Join(handshakeOnce(a, b), handshakeOnce(b, a))
+	return errors.Join(HandshakeOnce(a, b), HandshakeOnce(b, a))
 }
 
-func handshakeOnce(server, client *Creds) error {
+// HandshakeOnce runs one mutual-TLS handshake with server serving client:
+// each side verifies the other's chain against its own truststore.
+func HandshakeOnce(server, client *Creds) error {
 	sconf, _ := server.configs()
 	_, cconf := client.configs()
 	sc, cc := net.Pipe()

@@ -61,6 +61,9 @@ func Open(path string, o Options) (*Backend, error) {
 			}
 		}
 	}
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
 	if err != nil {
 		return nil, openErr(path, err)

@@ -1,0 +1,106 @@
+package authority_test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
+)
+
+// TestTheAuditTrailRecordsWhoDidWhatAndVerifies checks the trail of a
+// short history: creation, an issuance and a refusal are there with their
+// actors, and the hash chain verifies.
+func TestTheAuditTrailRecordsWhoDidWhatAndVerifies(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "a1"})
+	e.Enroll("a1", "jobmanager", "jm-0")
+	intruder := authority.Actor{Kind: authority.ActorEnrollment, ID: "tok1", TokenCluster: "a2", TokenRole: "jobmanager"}
+	if _, err := e.EnrollAs(intruder, "a1", "jobmanager", "jm-1"); !errors.Is(err, authority.ErrDenied) {
+		t.Fatalf("enroll with another cluster's token: got %v, want ErrDenied", err)
+	}
+
+	want := []struct{ action, outcome, actor string }{
+		{"cluster.create", "ok", "admin:test"},
+		{"enroll", "ok", "admin:test"},
+		{"enroll", "denied", "enrollment-token:tok1"},
+	}
+	got := e.Audit("a1")
+	if len(got) != len(want) {
+		t.Fatalf("cluster a1 has %d audit entries, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Action != w.action || g.Outcome != w.outcome || g.Actor != w.actor || g.Cluster != "a1" {
+			t.Errorf("entry %d is %s/%s by %s for %q, want %s/%s by %s", i, g.Action, g.Outcome, g.Actor, g.Cluster, w.action, w.outcome, w.actor)
+		}
+		if g.Time.IsZero() || !g.Time.Equal(e.Clock.Now()) {
+			t.Errorf("entry %d is dated %s, want the fake clock's %s", i, g.Time, e.Clock.Now())
+		}
+	}
+	if got[1].Details["holder"] != "jm-0" || got[1].Details["signed_by"] != "internal-1" {
+		t.Errorf("issuance details %v should name holder jm-0 and signer internal-1", got[1].Details)
+	}
+	if got[2].Reason == "" {
+		t.Errorf("the refusal carries no reason")
+	}
+	r, err := e.Authority.VerifyAudit(e.Ctx)
+	if err != nil || r.FirstBad != 0 || r.Entries != 3 {
+		t.Errorf("verify an intact trail: %+v, %v; want 3 entries and none bad", r, err)
+	}
+}
+
+// TestVerifyAuditNamesTheFirstTamperedEntry edits one stored entry behind
+// the Authority's back, in the bbolt file itself, and expects VerifyAudit
+// to name it.
+func TestVerifyAuditNamesTheFirstTamperedEntry(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	for _, name := range []string{"t1", "t2", "t3"} {
+		e.CreateCluster(authority.CreateClusterRequest{Name: name})
+	}
+	if err := e.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, e.Path, 2, func(m map[string]any) { m["actor"] = "admin:someone-else" })
+	e.Reopen()
+	r, err := e.Authority.VerifyAudit(e.Ctx)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if r.FirstBad != 2 || r.Entries != 1 {
+		t.Errorf("verify a trail with entry 2 edited: %+v, want entry 2 named and 1 good entry before it", r)
+	}
+}
+
+// tamper rewrites audit entry seq in the bbolt file at path.
+func tamper(t *testing.T, path string, seq uint64, edit func(map[string]any)) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatalf("open %s with bbolt: %v", path, err)
+	}
+	defer db.Close()
+	key := binary.BigEndian.AppendUint64(nil, seq)
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		var m map[string]any
+		if err := json.Unmarshal(b.Get(key), &m); err != nil {
+			return err
+		}
+		edit(m)
+		raw, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return b.Put(key, raw)
+	})
+	if err != nil {
+		t.Fatalf("tamper with audit entry %d: %v", seq, err)
+	}
+}

@@ -1,0 +1,97 @@
+package authority_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/issuer"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// TestCreateClusterRefusesRequestsThatCanNeverWork checks every kind of bad
+// input: ErrInvalid, nothing stored, and a denied audit entry.
+func TestCreateClusterRefusesRequestsThatCanNeverWork(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		req  authority.CreateClusterRequest
+	}{
+		{"an empty name is refused", authority.CreateClusterRequest{}},
+		{"a name longer than 63 characters is refused", authority.CreateClusterRequest{Name: strings.Repeat("a", 64)}},
+		{"an upper-case name is refused", authority.CreateClusterRequest{Name: "Orders"}},
+		{"a path in the name is refused", authority.CreateClusterRequest{Name: "../orders"}},
+		{"a name ending in a dash is refused", authority.CreateClusterRequest{Name: "orders-"}},
+		{"an unknown key type is refused", authority.CreateClusterRequest{Name: "orders", KeyType: "dsa-1024"}},
+		{"a negative CA validity is refused", authority.CreateClusterRequest{Name: "orders", CAValidity: -day}},
+		{"a negative leaf validity is refused", authority.CreateClusterRequest{Name: "orders", LeafValidity: -day}},
+		{"a leaf validity longer than the CA's is refused", authority.CreateClusterRequest{Name: "orders", CAValidity: 30 * day, LeafValidity: 60 * day}},
+		{"a CA too short for a rotation schedule is refused", authority.CreateClusterRequest{Name: "orders", CAValidity: 90 * day, LeafValidity: 30 * day}},
+		{"a CA too short for the default leaf validity is refused", authority.CreateClusterRequest{Name: "orders", CAValidity: 200 * day}},
+		{"binding the default service account is refused", authority.CreateClusterRequest{Name: "orders",
+			K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "default"}}}},
+		{"a binding without a namespace is refused", authority.CreateClusterRequest{Name: "orders",
+			K8sBindings: []store.K8sBinding{{ServiceAccount: "flink"}}}},
+	}
+	e := authoritytest.New(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.Authority.CreateCluster(e.Ctx, admin, tt.req)
+			if !errors.Is(err, authority.ErrInvalid) {
+				t.Fatalf("got %v, want ErrInvalid", err)
+			}
+			cs, _, lerr := e.Authority.ListClusters(e.Ctx, "", 0)
+			if lerr != nil || len(cs) != 0 {
+				t.Errorf("a refused request left %d clusters (%v)", len(cs), lerr)
+			}
+			got := lastAudit(t, e, "")
+			if got.Action != "cluster.create" || got.Outcome != "denied" || got.Reason != err.Error() {
+				t.Errorf("refusal audited as %s/%s (%q), want cluster.create/denied with the error", got.Action, got.Outcome, got.Reason)
+			}
+		})
+	}
+}
+
+// TestCreateClusterFillsDefaultsAndRefusesDuplicates covers the good path:
+// zero validities mean the defaults, both lineages start with one active
+// CA of the chosen key type, and a second cluster of the same name is
+// refused without touching the first.
+func TestCreateClusterFillsDefaultsAndRefusesDuplicates(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	v := e.CreateCluster(authority.CreateClusterRequest{Name: "orders", KeyType: "ecdsa-p384"})
+	c := v.Cluster
+	if c.CAValidity != ca.DefaultCAValidity || c.LeafValidity != issuer.DefaultLeafValidity || !c.AutoRotate || c.KeyType != "ecdsa-p384" {
+		t.Errorf("cluster created as %+v, want default validities, auto-rotation and ecdsa-p384", c)
+	}
+	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+		a := v.Lineage(p).Active()
+		if a == nil || len(v.Lineage(p)) != 1 || a.Generation != 1 {
+			t.Fatalf("%s lineage %v, want one active generation-1 CA", p, v.Lineage(p).TrustIDs())
+		}
+		if kt, err := ca.KeyTypeOf(a.Cert.PublicKey); err != nil || kt != ca.KeyTypeECDSAP384 {
+			t.Errorf("%s CA key is %s (%v), want ecdsa-p384", p, kt, err)
+		}
+		if got := a.Cert.NotAfter.Sub(e.Clock.Now()); got != ca.DefaultCAValidity {
+			t.Errorf("%s CA is valid for %s, want %s", p, got, ca.DefaultCAValidity)
+		}
+	}
+	if v.Lineage(ca.PurposeInternal).Active().Cert.Equal(v.Lineage(ca.PurposeREST).Active().Cert) {
+		t.Errorf("the internal and REST CAs are the same certificate")
+	}
+
+	e.Clock.Add(time.Hour)
+	_, err := e.Authority.CreateCluster(e.Ctx, admin, authority.CreateClusterRequest{Name: "orders"})
+	if !errors.Is(err, authority.ErrExists) {
+		t.Fatalf("create a duplicate: got %v, want ErrExists", err)
+	}
+	again, err := e.Authority.GetCluster(e.Ctx, "orders")
+	if err != nil || again.Cluster.KeyType != "ecdsa-p384" || !again.Cluster.Created.Equal(c.Created) {
+		t.Errorf("the duplicate request changed the cluster: %+v, %v", again, err)
+	}
+	wantAudit(t, e, "orders", "cluster.create", "denied", "admin:test")
+}

@@ -1,0 +1,172 @@
+package authority_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/token"
+)
+
+// newToken makes an enrollment token and authenticates it, as the api
+// package does for each request.
+func newToken(t testing.TB, e *authoritytest.Env, cluster, role string, ttl time.Duration, uses int) (string, authority.Actor) {
+	t.Helper()
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, admin, cluster, role, ttl, uses)
+	if err != nil {
+		t.Fatalf("create token for %s/%s: %v", cluster, role, err)
+	}
+	actor, err := authenticate(e, bearer)
+	if err != nil {
+		t.Fatalf("authenticate a new token: %v", err)
+	}
+	return bearer, actor
+}
+
+func authenticate(e *authoritytest.Env, bearer string) (authority.Actor, error) {
+	p, err := token.Parse(bearer)
+	if err != nil {
+		return authority.Actor{}, err
+	}
+	return e.Authority.Authenticate(e.Ctx, p)
+}
+
+func holderCount(t testing.TB, e *authoritytest.Env, cluster string) int {
+	t.Helper()
+	hs, err := e.Authority.ListHolders(e.Ctx, cluster, true)
+	if err != nil {
+		t.Fatalf("list holders of %q: %v", cluster, err)
+	}
+	return len(hs)
+}
+
+func twoClusters(t testing.TB) *authoritytest.Env {
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "e1"})
+	e.CreateCluster(authority.CreateClusterRequest{Name: "e2"})
+	return e
+}
+
+// TestEnrollmentTokensAreScopedToTheirClusterAndRole covers refusals of a
+// valid token used out of scope: each names the scope, writes no holder,
+// spends no use, and is audited as denied with the token as actor.
+func TestEnrollmentTokensAreScopedToTheirClusterAndRole(t *testing.T) {
+	t.Parallel()
+	e := twoClusters(t)
+	_, actor := newToken(t, e, "e2", "taskmanager", 0, 1)
+	tests := []struct {
+		name, cluster, role string
+		want                string
+	}{
+		{"a token of another cluster is refused", "e1", "taskmanager", `token is for cluster "e2", not "e1"`},
+		{"a token of another role is refused", "e2", "jobmanager", "token is for role taskmanager, not jobmanager"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.EnrollAs(actor, tt.cluster, tt.role, "pod-1")
+			if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want ErrDenied saying %q", err, tt.want)
+			}
+			if n := holderCount(t, e, tt.cluster); n != 0 {
+				t.Errorf("a refused enrollment wrote %d holders", n)
+			}
+			wantAudit(t, e, tt.cluster, "enroll", "denied", "enrollment-token:"+actor.ID)
+		})
+	}
+	// The refusals spent nothing: the token still works, in scope.
+	if _, err := e.EnrollAs(actor, "e2", "taskmanager", "pod-1"); err != nil {
+		t.Fatalf("enroll in scope after refusals: %v", err)
+	}
+	wantAudit(t, e, "e2", "enroll", "ok", "enrollment-token:"+actor.ID)
+}
+
+// TestAOneUseTokenWorksOnce covers spending: the second use fails at
+// authentication, and a request authenticated before the use was spent
+// fails when it tries to spend it again.
+func TestAOneUseTokenWorksOnce(t *testing.T) {
+	t.Parallel()
+	e := twoClusters(t)
+	bearer, actor := newToken(t, e, "e1", "jobmanager", 0, 1)
+	if _, err := e.EnrollAs(actor, "e1", "jobmanager", "jm-0"); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if _, err := authenticate(e, bearer); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Errorf("authenticate a spent token: got %v, want ErrUnauthenticated", err)
+	}
+	if _, err := e.EnrollAs(actor, "e1", "jobmanager", "jm-1"); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Errorf("second use with a stale actor: got %v, want ErrUnauthenticated", err)
+	}
+	if n := holderCount(t, e, "e1"); n != 1 {
+		t.Errorf("%d holders after one good and one spent use, want 1", n)
+	}
+}
+
+// TestAnExpiredTokenIsRefused advances the fake clock past a token's TTL:
+// authentication fails, and so does an issuance authenticated just before.
+func TestAnExpiredTokenIsRefused(t *testing.T) {
+	t.Parallel()
+	e := twoClusters(t)
+	bearer, actor := newToken(t, e, "e1", "taskmanager", time.Minute, 5)
+	e.Clock.Add(time.Minute)
+	_, err := authenticate(e, bearer)
+	if !errors.Is(err, authority.ErrUnauthenticated) || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("authenticate an expired token: got %v, want ErrUnauthenticated saying it expired", err)
+	}
+	if _, err := e.EnrollAs(actor, "e1", "taskmanager", "tm-0"); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Errorf("enroll with a token that expired after authentication: got %v, want ErrUnauthenticated", err)
+	}
+	if n := holderCount(t, e, "e1"); n != 0 {
+		t.Errorf("a refused enrollment wrote %d holders", n)
+	}
+}
+
+// TestConcurrentUsesOfAOneUseTokenYieldExactlyOneIssuance races twenty
+// enrollments on one single-use token: exactly one wins, the rest are
+// refused as unauthenticated and audited, and only the winner is recorded.
+func TestConcurrentUsesOfAOneUseTokenYieldExactlyOneIssuance(t *testing.T) {
+	t.Parallel()
+	e := twoClusters(t)
+	bearer, _ := newToken(t, e, "e1", "taskmanager", 0, 1)
+	const n = 20
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			actor, err := authenticate(e, bearer)
+			if err == nil {
+				_, err = e.EnrollAs(actor, "e1", "taskmanager", fmt.Sprintf("tm-%d", i))
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, authority.ErrUnauthenticated):
+			t.Errorf("use %d: got %v, want success or ErrUnauthenticated", i, err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of %d concurrent uses of a one-use token succeeded, want exactly 1", ok, n)
+	}
+	if got := holderCount(t, e, "e1"); got != 1 {
+		t.Errorf("%d holders recorded, want 1", got)
+	}
+	issued := 0
+	for _, a := range e.Audit("e1") {
+		if a.Action == "enroll" && a.Outcome == "ok" {
+			issued++
+		}
+	}
+	if issued != 1 {
+		t.Errorf("%d successful enrollments audited, want 1", issued)
+	}
+}

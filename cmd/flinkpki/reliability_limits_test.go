@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// TestARequestOverTheMessageLimitIsRefusedAsResourceExhausted sends an
+// Enroll carrying a 100 KiB CSR: gRPC refuses it before any handler runs.
+func TestARequestOverTheMessageLimitIsRefusedAsResourceExhausted(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "big").ok(t)
+	client := enrollClient(t, s.addr, s.caFile, s.tokenFor(t, "big", "taskmanager"))
+	_, err := client.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "big", Role: "taskmanager", Holder: "tm-0", Csr: make([]byte, 100<<10)})
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "larger than max") {
+		t.Fatalf("a 100 KiB request got %s %q, want ResourceExhausted", st.Code(), st.Message())
+	}
+	t.Logf("refused: %s: %s", st.Code(), st.Message())
+}
+
+// TestThePerIdentityRateLimitRefusesABurstWithAClearMessage fires five
+// quick enrollments with one token at a server allowing 1/s, burst 2: two
+// pass, three are refused with ResourceExhausted and no holder record.
+func TestThePerIdentityRateLimitRefusesABurstWithAClearMessage(t *testing.T) {
+	s := startServer(t, "", "--enroll-rate", "1", "--enroll-burst", "2")
+	s.cli(t, s.admin, "cluster", "create", "rl").ok(t)
+	tokFile := s.tokenFor(t, "rl", "taskmanager", "--uses", "10")
+	client := enrollClient(t, s.addr, s.caFile, tokFile)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := csrFor(t, key, nil)
+	var codesSeen []codes.Code
+	var msg string
+	for i := range 5 {
+		_, err := client.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "rl", Role: "taskmanager", Holder: fmt.Sprintf("tm-%d", i), Csr: csr})
+		st := status.Convert(err)
+		codesSeen = append(codesSeen, st.Code())
+		if st.Code() == codes.ResourceExhausted {
+			msg = st.Message()
+		}
+	}
+	want := []codes.Code{codes.OK, codes.OK, codes.ResourceExhausted, codes.ResourceExhausted, codes.ResourceExhausted}
+	if fmt.Sprint(codesSeen) != fmt.Sprint(want) {
+		t.Fatalf("five quick enrollments got %v, want %v", codesSeen, want)
+	}
+	if !strings.Contains(msg, "enrollment rate limit of 1/s (burst 2) reached") || !strings.Contains(msg, "retry in") {
+		t.Errorf("the refusal %q does not say which limit was hit and when to retry", msg)
+	}
+	if strings.Contains(msg, tokenSecret(t, tokFile)) {
+		t.Errorf("the refusal echoes the token secret: %q", msg)
+	}
+	t.Logf("refused: %s", msg)
+	if n := len(holderSerials(t, s.cli(t, s.admin, "holder", "list", "--cluster", "rl", "-o", "json"))); n != 2 {
+		t.Errorf("%d holders recorded, want the 2 that passed the limit", n)
+	}
+}
+
+// TestDevModeRefusesANonLoopbackListenAddress: --dev writes an
+// administrator token to disk, so it must never listen beyond loopback.
+func TestDevModeRefusesANonLoopbackListenAddress(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:7443", "10.1.2.3:7443", "[::]:7443", "example.com:7443"} {
+		dir := filepath.Join(t.TempDir(), "data")
+		r := runCLI(t, nil, "serve", "--dev", "--data-dir", dir, "--listen", addr)
+		if r.code != 2 || !strings.Contains(r.stderr, "--dev refuses --listen "+addr+": development mode listens on loopback only") {
+			t.Errorf("serve --dev --listen %s: exit %d, %q; want exit 2 naming the loopback rule", addr, r.code, r.stderr)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("serve --dev --listen %s created the data directory before refusing", addr)
+		}
+	}
+}
+
+func serverRoots(t testing.TB, caFile string) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	raw, err := os.ReadFile(caFile)
+	if err != nil || !pool.AppendCertsFromPEM(raw) {
+		t.Fatalf("read %s: %v", caFile, err)
+	}
+	return pool
+}
+
+// TestTheServerSpeaksOnlyTLS12AndLater completes handshakes with TLS 1.2
+// and 1.3 clients and refuses TLS 1.0 and 1.1.
+func TestTheServerSpeaksOnlyTLS12AndLater(t *testing.T) {
+	s := startServer(t, "")
+	roots := serverRoots(t, s.caFile)
+	cases := []struct {
+		name     string
+		min, max uint16
+		ok       bool
+	}{
+		{"a TLS 1.0 client", tls.VersionTLS10, tls.VersionTLS10, false},
+		{"a TLS 1.1 client", tls.VersionTLS10, tls.VersionTLS11, false},
+		{"a TLS 1.2 client", tls.VersionTLS12, tls.VersionTLS12, true},
+		{"a TLS 1.3 client", tls.VersionTLS13, tls.VersionTLS13, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: roots, MinVersion: c.min, MaxVersion: c.max, NextProtos: []string{"h2"}})
+			if !c.ok {
+				if err == nil {
+					conn.Close()
+					t.Fatal("the handshake succeeded")
+				}
+				t.Logf("refused: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatalf("handshake: %v", err)
+			}
+			defer conn.Close()
+			if v := conn.ConnectionState().Version; v != c.max {
+				t.Errorf("negotiated %s", tls.VersionName(v))
+			}
+		})
+	}
+}
+
+// TestAClientThatPingsTooOftenIsSentAwayWithTooManyPings speaks raw HTTP/2
+// to the server and pings every 50 ms, far more often than the 10 s the
+// keepalive policy allows: the server must answer with GOAWAY
+// ENHANCE_YOUR_CALM "too_many_pings".
+func TestAClientThatPingsTooOftenIsSentAwayWithTooManyPings(t *testing.T) {
+	s := startServer(t, "")
+	conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: serverRoots(t, s.caFile), NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	var wbuf bytes.Buffer
+	fw := http2.NewFramer(&wbuf, nil)
+	fw.WriteSettings()
+	for i := range 5 {
+		fw.WritePing(false, [8]byte{byte(i)})
+		if _, err := conn.Write(wbuf.Bytes()); err != nil {
+			break // the server may already have hung up
+		}
+		wbuf.Reset()
+		time.Sleep(50 * time.Millisecond)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	fr := http2.NewFramer(nil, conn)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY before the connection ended: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeEnhanceYourCalm || string(g.DebugData()) != "too_many_pings" {
+				t.Errorf("GOAWAY %s %q, want ENHANCE_YOUR_CALM too_many_pings", g.ErrCode, g.DebugData())
+			}
+			return
+		}
+	}
+}

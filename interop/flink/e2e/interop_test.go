@@ -1,0 +1,255 @@
+//go:build flinke2e
+
+// Package e2e proves flinkpki against real Apache Flink processes: a
+// JobManager and TaskManagers started from the configuration `flinkpki init`
+// writes, a job whose shuffle crosses the TaskManagers' TLS data plane, a
+// stranger from another cluster kept out, a CA rotation on the live cluster,
+// and REST with mutual TLS from the cluster's REST CA. run.sh prepares the
+// Flink classpaths with Maven and runs this with -tags flinke2e.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// phases records the wall time of each phase, printed at the end.
+type phases struct {
+	t     testing.TB
+	name  string
+	start time.Time
+	lines []string
+}
+
+// next closes the running phase and opens another.
+func (p *phases) next(name string) {
+	p.done()
+	p.name, p.start = name, time.Now()
+	p.t.Logf("=== phase %s", name)
+}
+
+func (p *phases) done() {
+	if p.name == "" {
+		return
+	}
+	line := fmt.Sprintf("%-28s %6.1fs", p.name, time.Since(p.start).Seconds())
+	p.lines = append(p.lines, line)
+	p.t.Logf("phase %s", line)
+	p.name = ""
+}
+
+// env returns a required environment variable set by run.sh.
+func env(t testing.TB, key string) string {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		t.Fatalf("%s is not set; run this through interop/flink/run.sh", key)
+	}
+	return v
+}
+
+// TestFlinkInterop runs every scenario once per Flink version named in
+// FLINK_E2E_VERSIONS ("VERSION=KEYTYPE ..."), against one flinkpki server.
+func TestFlinkInterop(t *testing.T) {
+	bin, target, work := env(t, "FLINKPKI_BIN"), env(t, "FLINK_E2E_TARGET"), env(t, "FLINK_E2E_WORK")
+	p := startPKI(t, bin, work)
+	var summary []string
+	for _, spec := range strings.Fields(env(t, "FLINK_E2E_VERSIONS")) {
+		version, keyType, _ := strings.Cut(spec, "=")
+		t.Run("flink-"+version, func(t *testing.T) {
+			start := time.Now()
+			lines := runVersion(t, p, target, work, version, keyType)
+			summary = append(summary, fmt.Sprintf("Flink %s (%s):", version, keyType))
+			summary = append(summary, lines...)
+			summary = append(summary, fmt.Sprintf("%-28s %6.1fs", "total", time.Since(start).Seconds()))
+		})
+	}
+	t.Logf("phase timings:\n  %s", strings.Join(summary, "\n  "))
+}
+
+// runVersion runs all scenarios on one Flink version and returns the timings.
+func runVersion(t *testing.T, p *pki, target, work, version, keyType string) []string {
+	cp, err := os.ReadFile(filepath.Join(target, version, "classpath.txt"))
+	if err != nil {
+		t.Fatalf("Flink %s classpath: %v (run.sh builds it with Maven)", version, err)
+	}
+	dist := &flinkDist{version: version, classpath: strings.TrimSpace(string(cp)),
+		jobJar: filepath.Join(target, version, "job.jar"), log4j: env(t, "FLINK_E2E_LOG4J"),
+		work: filepath.Join(work, "flink-"+version)}
+	if err := os.MkdirAll(dist.work, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ph := &phases{t: t}
+	defer ph.done()
+	id := "f" + strings.ReplaceAll(version, ".", "")
+
+	ph.next("start JM + 2 TMs")
+	c := newFlinkCluster(t, dist, p, id+"-a", keyType)
+	c.startJM(t, "jm-0")
+	c.startTM(t, "tm-1")
+	c.startTM(t, "tm-2")
+	tms := c.waitTMs(t, "tm-1", "tm-2")
+
+	ph.next("job over 2 TMs")
+	c.runJob(t, 4)
+
+	ph.next("links are TLS")
+	checkInternalTLS(t, c, tms)
+
+	ph.next("REST mutual TLS")
+	checkRESTTLS(t, c)
+
+	ph.next("stranger TM refused")
+	checkStranger(t, dist, p, c, id+"-b", keyType)
+
+	rotate(t, ph, c)
+	ph.done()
+	return ph.lines
+}
+
+// checkInternalTLS proves that the RPC, blob and data ports speak only TLS
+// with client authentication against the cluster's own CA.
+func checkInternalTLS(t *testing.T, c *flinkCluster, tms map[string]taskManager) {
+	own, err := loadMaterial(c.tlsDir("tm-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]int{"JobManager RPC": c.rpcPort, "blob server": c.blobPort}
+	for id, tm := range tms {
+		ports["data port of "+id] = tm.DataPort
+	}
+	for what, port := range ports {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		answer, err := probeCleartext(addr)
+		if err != nil {
+			t.Errorf("%s (%s) is not TLS-only: %v", what, addr, err)
+		} else {
+			t.Logf("%s (%s), cleartext probe: %s", what, addr, answer)
+		}
+		if err := handshake(addr, own.cert, own.roots); err != nil {
+			t.Errorf("%s (%s) refused a TaskManager certificate of its own cluster: %v", what, addr, err)
+		}
+		if err := handshake(addr, nil, own.roots); err == nil {
+			t.Errorf("%s (%s) accepted a TLS client without a certificate", what, addr)
+		} else {
+			t.Logf("%s without a client certificate: %v", what, err)
+		}
+	}
+}
+
+// checkRESTTLS proves the REST endpoint wants a client certificate from the
+// cluster's REST CA: none, or an internal one, is refused.
+func checkRESTTLS(t *testing.T, c *flinkCluster) {
+	restCA, err := loadMaterial(filepath.Join(c.work, "rest-client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal, err := loadMaterial(c.tlsDir("tm-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var overview map[string]any
+	if err := c.rest.get("/overview", &overview); err != nil {
+		t.Fatalf("REST with the rest-client certificate: %v", err)
+	}
+	if overview["taskmanagers"] != float64(2) {
+		t.Errorf("REST /overview says %v TaskManagers, want 2", overview["taskmanagers"])
+	}
+	refused := map[string]flinkREST{
+		"no client certificate":               {client: restClient(restCA.roots, nil), base: c.rest.base},
+		"an internal TaskManager certificate": {client: restClient(restCA.roots, internal.cert), base: c.rest.base},
+	}
+	for what, r := range refused {
+		if err := r.get("/overview", &overview); err == nil {
+			t.Errorf("REST answered a client presenting %s", what)
+		} else {
+			t.Logf("REST with %s: refused: %v", what, err)
+		}
+	}
+	if answer, err := probeRESTCleartext(fmt.Sprintf("127.0.0.1:%d", c.restPort)); err != nil {
+		t.Errorf("REST port is not TLS-only: %v", err)
+	} else {
+		t.Logf("REST port, cleartext probe: %s", answer)
+	}
+}
+
+// handshakeFailure is how a refused TLS peer shows in the logs of the
+// JobManager or the stranger (Pekko/Akka and Netty word it differently).
+var handshakeFailure = regexp.MustCompile(`SSLHandshakeException|PKIX path|certificate_unknown|bad_certificate|unknown_ca|Empty client certificate chain`)
+
+// checkStranger starts a TaskManager enrolled in another flinkpki cluster
+// and proves it never registers and that the logs show the handshake failure.
+func checkStranger(t *testing.T, dist *flinkDist, p *pki, c *flinkCluster, other, keyType string) {
+	o := newFlinkCluster(t, dist, p, other, keyType)
+	holder := "tm-stranger"
+	p.initHolder(t, other, "taskmanager", holder, o.tmToken, c.tmBase, o.tlsDir(holder), o.confDir(holder))
+	stranger := dist.startTaskManager(t, other+"-"+holder, holder, o.confDir(holder))
+	defer stranger.stop(t)
+	jmLog := filepath.Join(dist.work, c.name+"-jm-0.log")
+	strangerLog := filepath.Join(dist.work, other+"-"+holder+".log")
+	// Both ends must show the refused handshake: the stranger cannot verify
+	// the JobManager (unknown CA), and the JobManager gets no acceptable
+	// client certificate from it.
+	logs := []string{strangerLog, jmLog}
+	evidence := make([]string, len(logs))
+	err := waitFor(60*time.Second, 500*time.Millisecond, func() error {
+		missing := 0
+		for i, f := range logs {
+			b, _ := os.ReadFile(f)
+			if loc := handshakeFailure.FindIndex(b); loc != nil {
+				evidence[i] = lineAround(b, loc[0])
+			} else {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if !stranger.alive() {
+			return fmt.Errorf("the stranger TaskManager exited: %v", stranger.err)
+		}
+		return fmt.Errorf("%w: %d of the logs show no handshake failure", errNotYet, missing)
+	})
+	if err != nil {
+		t.Fatalf("no TLS handshake failure in both %s and %s: %v", strangerLog, jmLog, err)
+	}
+	for i, f := range logs {
+		t.Logf("handshake failure in %s: %s", filepath.Base(f), evidence[i])
+	}
+	time.Sleep(3 * time.Second) // give a wrongly accepted registration time to show
+	got, err := c.rest.taskManagers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, in := got[holder]; in || len(got) != 2 {
+		t.Fatalf("the JobManager lists %d TaskManagers (%v) after the stranger started; want only tm-1 and tm-2", len(got), keys(got))
+	}
+}
+
+// lineAround returns the log line holding offset i.
+func lineAround(b []byte, i int) string {
+	s := string(b)
+	start := strings.LastIndex(s[:i], "\n") + 1
+	end := strings.Index(s[i:], "\n")
+	if end < 0 {
+		end = len(s) - i
+	}
+	line := s[start : i+end]
+	if len(line) > 300 {
+		line = line[:300] + "…"
+	}
+	return line
+}
+
+func keys(m map[string]taskManager) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// bbolt's on-disk meta page (file format version 2, fixed since 2014): a
+// 16-byte page header, then magic, version, page size, flags, the root
+// bucket (root page, sequence), the freelist page, the high-water mark, the
+// transaction id and an FNV-64a checksum of everything before it.
+const (
+	boltMagic      = 0xED0CDAED
+	boltVersion    = 2
+	pageHeaderSize = 16
+	metaSize       = 64
+	metaSumOffset  = 56
+)
+
+type meta struct {
+	pageSize uint32
+	pgid     uint64
+	txid     uint64
+}
+
+func parseMeta(b []byte) (meta, bool) {
+	if len(b) < pageHeaderSize+metaSize {
+		return meta{}, false
+	}
+	m := b[pageHeaderSize : pageHeaderSize+metaSize]
+	le := binary.LittleEndian
+	h := fnv.New64a()
+	h.Write(m[:metaSumOffset])
+	if le.Uint32(m[0:]) != boltMagic || le.Uint32(m[4:]) != boltVersion || le.Uint64(m[metaSumOffset:]) != h.Sum64() {
+		return meta{}, false
+	}
+	return meta{pageSize: le.Uint32(m[8:]), pgid: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, true
+}
+
+// checkFile refuses, before bbolt maps it, a store file that is empty,
+// truncated or has a damaged meta page. bbolt itself would initialise an
+// empty file (writing to it), panic or fault on pages past the end of a
+// truncated one, and silently fall back to the older meta page when one is
+// damaged, which may drop the last committed change: for a CA that change
+// can be the holder record that keeps a CA from being retired too early.
+func checkFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	defer f.Close()
+	// A live store is locked by its server, which may be writing a meta
+	// page right now: leave that file to bbolt's lock wait and its clear
+	// "locked by another process" error.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	size := fi.Size()
+	damaged := func(what string) error {
+		return fmt.Errorf("%w: store %s %s: restore it from a backup (flinkpki admin restore); it was not changed", store.ErrCorrupt, path, what)
+	}
+	if size == 0 {
+		return damaged("is empty")
+	}
+	head := make([]byte, pageHeaderSize+metaSize)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return damaged(fmt.Sprintf("is %d bytes, too short to be a store", size))
+	}
+	m0, ok := parseMeta(head)
+	if !ok {
+		return damaged("has a damaged first meta page (page 0)")
+	}
+	if m0.pageSize < 512 || m0.pageSize&(m0.pageSize-1) != 0 {
+		return damaged(fmt.Sprintf("names an impossible page size %d", m0.pageSize))
+	}
+	if _, err := f.ReadAt(head, int64(m0.pageSize)); err != nil {
+		return damaged(fmt.Sprintf("is %d bytes, too short to be a store", size))
+	}
+	m1, ok := parseMeta(head)
+	if !ok {
+		return damaged("has a damaged second meta page (page 1)")
+	}
+	cur := m0
+	if m1.txid > m0.txid {
+		cur = m1
+	}
+	hwm := cur.pgid * uint64(m0.pageSize)
+	if uint64(size) < hwm {
+		return damaged(fmt.Sprintf("is truncated: it holds %d bytes of the %d its pages need", size, hwm))
+	}
+	return nil
+}

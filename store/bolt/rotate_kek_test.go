@@ -1,0 +1,54 @@
+package bolt_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// TestRotateKEKReencryptsTheServingCA: the serving CA's key is sealed like
+// a cluster CA's but lives apart from them; a rotation that missed it left
+// a store whose server could no longer start.
+func TestRotateKEKReencryptsTheServingCA(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "flinkpki.db")
+	oldKEK, newK := newKEK(t), newKEK(t)
+	s, err := openStore(t, path, oldKEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *store.Txn) error {
+		if err := tx.PutServerCA(&store.CA{ID: "server", Purpose: "serving", Key: []byte("serving-key")}); err != nil {
+			return err
+		}
+		return tx.PutCA(&store.CA{Cluster: "c", ID: "internal-1", Key: []byte("key-internal-1")})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := store.NewSealer(newK, nil)
+	if n, err := s.RotateKEK(ctx, next); err != nil || n != 2 {
+		t.Fatalf("RotateKEK = %d, %v; want 2 keys (one cluster CA, the serving CA)", n, err)
+	}
+	s.Close()
+	s, err = openStore(t, path, newK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.View(ctx, func(tx *store.Txn) error {
+		rec, err := tx.ServerCA()
+		if err != nil {
+			return err
+		}
+		if string(rec.Key) != "serving-key" {
+			t.Errorf("serving CA key after rotation = %q", rec.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the serving CA does not open under the new key: %v", err)
+	}
+}

@@ -1,0 +1,294 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// scanPage is how many keys one range request fetches while scanning.
+const scanPage = 256
+
+// txn is one store.Tx on etcd. Its first read fixes the snapshot revision
+// and every later read uses it. It records what it read (the keys with
+// their ModRevision, and the scanned ranges), buffers its writes, and
+// commits them in one etcd transaction guarded by that read set.
+type txn struct {
+	b        *Backend
+	ctx      context.Context
+	readOnly bool
+	rev      int64            // snapshot revision; 0 until the first read
+	reads    map[string]int64 // key → ModRevision seen (0: absent)
+	ranges   map[keyRange]bool
+	guards   map[string]bool   // buckets scanned: their delete guard is compared
+	writes   map[string]*write // key → buffered write
+	err      error             // first failed read; fails the transaction
+}
+
+type keyRange struct{ lo, hi string }
+
+type write struct {
+	bucket string
+	val    []byte
+	del    bool
+}
+
+func (b *Backend) newTxn(ctx context.Context, readOnly bool) *txn {
+	return &txn{
+		b: b, ctx: ctx, readOnly: readOnly,
+		reads:  map[string]int64{},
+		ranges: map[keyRange]bool{},
+		guards: map[string]bool{},
+		writes: map[string]*write{},
+	}
+}
+
+func (b *Backend) bucketPrefix(bucket string) string { return b.cfg.Prefix + bucket + "/" }
+
+// deleteGuard is the key every commit that deletes from bucket rewrites.
+// A range comparison only sees keys that still exist, so scanners compare
+// this key to notice a deletion in the range they read. The leading "."
+// keeps it outside every bucket's range.
+func (b *Backend) deleteGuard(bucket string) string { return b.cfg.Prefix + ".deleted/" + bucket }
+
+func (t *txn) checkBucket(bucket []byte) error {
+	if !t.b.buckets[string(bucket)] {
+		return fmt.Errorf("%w: missing bucket %q", store.ErrCorrupt, bucket)
+	}
+	return nil
+}
+
+// get reads opts-shaped ranges at the snapshot revision, fixing it on the
+// first read.
+func (t *txn) get(what, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	if t.rev > 0 {
+		opts = append(opts, clientv3.WithRev(t.rev))
+	}
+	ctx, cancel := t.b.opCtx(t.ctx)
+	defer cancel()
+	resp, err := t.b.cli.Get(ctx, key, opts...)
+	if err != nil {
+		return nil, t.b.wrap(t.ctx, what, err)
+	}
+	if t.rev == 0 {
+		t.rev = resp.Header.Revision
+	}
+	return resp, nil
+}
+
+// Get implements store.Tx. A failed read returns nil and fails the whole
+// transaction, since the interface has no error to return here.
+func (t *txn) Get(bucket, key []byte) []byte {
+	if t.err != nil || !t.b.buckets[string(bucket)] {
+		return nil
+	}
+	k := t.b.bucketPrefix(string(bucket)) + string(key)
+	if w, ok := t.writes[k]; ok {
+		if w.del {
+			return nil
+		}
+		return w.val
+	}
+	resp, err := t.get("read "+string(bucket)+"/"+printable(key), k)
+	if err != nil {
+		t.err = err
+		return nil
+	}
+	if len(resp.Kvs) == 0 {
+		t.reads[k] = 0
+		return nil
+	}
+	t.reads[k] = resp.Kvs[0].ModRevision
+	return resp.Kvs[0].Value
+}
+
+// Put implements store.Tx: the write is buffered until commit.
+func (t *txn) Put(bucket, key, value []byte) error {
+	return t.buffer(bucket, key, &write{bucket: string(bucket), val: bytes.Clone(value)})
+}
+
+// Delete implements store.Tx: the delete is buffered until commit.
+func (t *txn) Delete(bucket, key []byte) error {
+	return t.buffer(bucket, key, &write{bucket: string(bucket), del: true})
+}
+
+func (t *txn) buffer(bucket, key []byte, w *write) error {
+	if t.readOnly {
+		return errors.New("write in a read-only transaction: use Update")
+	}
+	if err := t.checkBucket(bucket); err != nil {
+		return err
+	}
+	if len(key) == 0 {
+		return errors.New("empty store key")
+	}
+	if w.val == nil && !w.del {
+		w.val = []byte{}
+	}
+	t.writes[t.b.bucketPrefix(w.bucket)+string(key)] = w
+	return nil
+}
+
+// Scan implements store.Tx. It reads the range page by page at the
+// snapshot revision, merged with this transaction's buffered writes, and
+// records the whole prefix range in the read set.
+func (t *txn) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
+	if t.err != nil {
+		return t.err
+	}
+	if err := t.checkBucket(bucket); err != nil {
+		return err
+	}
+	bp := t.b.bucketPrefix(string(bucket))
+	lo := bp + string(prefix)
+	hi := clientv3.GetPrefixRangeEnd(lo)
+	t.ranges[keyRange{lo, hi}] = true
+	t.guards[string(bucket)] = true
+	from := lo
+	if start != nil && bytes.Compare(start, prefix) > 0 {
+		from = bp + string(start)
+	}
+	overlay := t.pending(from, hi)
+	for {
+		resp, err := t.get("scan "+string(bucket), from, clientv3.WithRange(hi), clientv3.WithLimit(scanPage))
+		if err != nil {
+			t.err = err
+			return err
+		}
+		pageHi := hi
+		if resp.More && len(resp.Kvs) > 0 {
+			pageHi = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		}
+		more, err := t.emit(bp, resp.Kvs, &overlay, pageHi, fn)
+		if err != nil || !more || pageHi == hi {
+			return err
+		}
+		from = pageHi
+	}
+}
+
+// emit merges one page of stored keys with the buffered writes below
+// pageHi and hands the live ones to fn, in key order.
+func (t *txn) emit(bp string, kvs []*mvccpb.KeyValue, overlay *[]string, pageHi string, fn func(k, v []byte) (bool, error)) (bool, error) {
+	ov := *overlay
+	defer func() { *overlay = ov }()
+	call := func(k string, v []byte) (bool, error) {
+		return fn([]byte(k[len(bp):]), v)
+	}
+	i := 0
+	for i < len(kvs) || (len(ov) > 0 && ov[0] < pageHi) {
+		var k string
+		var v []byte
+		switch {
+		case i < len(kvs) && (len(ov) == 0 || ov[0] >= pageHi || string(kvs[i].Key) < ov[0]):
+			k, v = string(kvs[i].Key), kvs[i].Value
+			i++
+		default:
+			k = ov[0]
+			ov = ov[1:]
+			if i < len(kvs) && string(kvs[i].Key) == k {
+				i++ // the buffered write shadows the stored value
+			}
+		}
+		if w, ok := t.writes[k]; ok {
+			if w.del {
+				continue
+			}
+			v = w.val
+		}
+		more, err := call(k, v)
+		if err != nil || !more {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// pending returns the buffered keys in [lo, hi), sorted.
+func (t *txn) pending(lo, hi string) []string {
+	var out []string
+	for k := range t.writes {
+		if k >= lo && k < hi {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// commit applies the buffered writes if the read set is unchanged, or
+// returns errConflict.
+func (t *txn) commit() error {
+	if len(t.writes) == 0 {
+		return nil
+	}
+	var cmps []clientv3.Cmp
+	for r := range t.ranges {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.lo), "<", t.rev+1).WithRange(r.hi))
+	}
+	for bk := range t.guards {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(t.b.deleteGuard(bk)), "<", t.rev+1))
+	}
+	for k, mr := range t.reads {
+		if !t.covered(k) {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mr))
+		}
+	}
+	keys := make([]string, 0, len(t.writes))
+	for k := range t.writes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	deleted := map[string]bool{}
+	ops := make([]clientv3.Op, 0, len(keys)+1)
+	for _, k := range keys {
+		w := t.writes[k]
+		if w.del {
+			ops = append(ops, clientv3.OpDelete(k))
+			deleted[w.bucket] = true
+			continue
+		}
+		ops = append(ops, clientv3.OpPut(k, string(w.val)))
+	}
+	for bk := range deleted {
+		ops = append(ops, clientv3.OpPut(t.b.deleteGuard(bk), ""))
+	}
+	ctx, cancel := t.b.opCtx(t.ctx)
+	defer cancel()
+	resp, err := t.b.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return t.b.wrap(t.ctx, "commit", err)
+	}
+	if !resp.Succeeded {
+		return errConflict
+	}
+	return nil
+}
+
+// covered reports whether a scanned range already guards key k.
+func (t *txn) covered(k string) bool {
+	for r := range t.ranges {
+		if k >= r.lo && k < r.hi {
+			return true
+		}
+	}
+	return false
+}
+
+// printable shows a key in error messages: text as is, binary keys (the
+// audit sequence numbers) in hex.
+func printable(k []byte) string {
+	s := string(k)
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0xfffd }) >= 0 {
+		return fmt.Sprintf("%x", k)
+	}
+	return s
+}
