@@ -84,4 +84,3 @@ func (s *Server) ReleaseHolder(ctx context.Context, req *pb.ReleaseHolderRequest
 	}
 	return &pb.ReleaseHolderResponse{Released: int32(n)}, nil
 }
-

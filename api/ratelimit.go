@@ -61,7 +61,7 @@ func (l *limiter) allow(identity string) error {
 	r := a.l.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return status.Errorf(codes.ResourceExhausted, "enrollment rate limit of %.0f/s (burst %d) reached for %s: retry in %s", float64(l.rate), l.burst, identity, d.Round(time.Millisecond))
+		return status.Errorf(codes.ResourceExhausted, "enrollment rate limit of %g/s (burst %d) reached for %s: retry in %s", float64(l.rate), l.burst, identity, d.Round(time.Millisecond))
 	}
 	return nil
 }

@@ -50,19 +50,26 @@ func TestThePerIdentityRateLimitRefusesABurstWithAClearMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	csr := csrFor(t, key, nil)
-	var codesSeen []codes.Code
-	var msg string
+	// Concurrent, so all five land well within the one second that would
+	// refill a token, however slow the machine.
+	results := make(chan *status.Status, 5)
 	for i := range 5 {
-		_, err := client.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "rl", Role: "taskmanager", Holder: fmt.Sprintf("tm-%d", i), Csr: csr})
-		st := status.Convert(err)
-		codesSeen = append(codesSeen, st.Code())
+		go func() {
+			_, err := client.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "rl", Role: "taskmanager", Holder: fmt.Sprintf("tm-%d", i), Csr: csr})
+			results <- status.Convert(err)
+		}()
+	}
+	n := map[codes.Code]int{}
+	var msg string
+	for range 5 {
+		st := <-results
+		n[st.Code()]++
 		if st.Code() == codes.ResourceExhausted {
 			msg = st.Message()
 		}
 	}
-	want := []codes.Code{codes.OK, codes.OK, codes.ResourceExhausted, codes.ResourceExhausted, codes.ResourceExhausted}
-	if fmt.Sprint(codesSeen) != fmt.Sprint(want) {
-		t.Fatalf("five quick enrollments got %v, want %v", codesSeen, want)
+	if n[codes.OK] != 2 || n[codes.ResourceExhausted] != 3 {
+		t.Fatalf("five quick enrollments got %v, want 2 OK and 3 ResourceExhausted", n)
 	}
 	if !strings.Contains(msg, "enrollment rate limit of 1/s (burst 2) reached") || !strings.Contains(msg, "retry in") {
 		t.Errorf("the refusal %q does not say which limit was hit and when to retry", msg)

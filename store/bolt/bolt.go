@@ -18,7 +18,8 @@ import (
 
 // Backend implements store.Backend on one bbolt file.
 type Backend struct {
-	db *bbolt.DB
+	db     *bbolt.DB
+	commit *committer
 }
 
 // Options tunes the backend. Zero values pick defaults.
@@ -27,9 +28,8 @@ type Options struct {
 	ReadOnly bool
 	// Timeout bounds the wait for the file lock held by another process.
 	Timeout time.Duration
-	// MaxBatchDelay and MaxBatchSize tune group commit.
-	MaxBatchDelay time.Duration
-	MaxBatchSize  int
+	// MaxBatchSize bounds how many calls share one group commit.
+	MaxBatchSize int
 }
 
 // Open opens or creates the database file at path.
@@ -79,13 +79,10 @@ func Open(path string, o Options) (*Backend, error) {
 		db.Close()
 		return nil, err
 	}
-	if o.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = o.MaxBatchDelay
+	if o.MaxBatchSize <= 0 {
+		o.MaxBatchSize = 1000
 	}
-	if o.MaxBatchSize > 0 {
-		db.MaxBatchSize = o.MaxBatchSize
-	}
-	return &Backend{db: db}, nil
+	return &Backend{db: db, commit: &committer{db: db, maxSize: o.MaxBatchSize}}, nil
 }
 
 func openErr(path string, err error) error {
@@ -117,12 +114,12 @@ func (b *Backend) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return b.db.Update(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
 }
 
-// Batch implements store.Backend with bbolt's group commit.
+// Batch implements store.Backend with group commit (see committer).
 func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.Batch(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+	return b.commit.batch(ctx, fn)
 }
 
 // Backup implements store.Backend with a consistent online snapshot.

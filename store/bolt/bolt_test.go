@@ -223,3 +223,40 @@ func TestCorruptFileIsRefusedClearly(t *testing.T) {
 		t.Fatal("a corrupt file opened")
 	}
 }
+
+func TestBatchCommitsEachCallerOnceAndIsolatesFailures(t *testing.T) {
+	ctx := context.Background()
+	s, err := openStore(t, filepath.Join(t.TempDir(), "db"), newKEK(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 200
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			errs <- s.Batch(ctx, func(tx *store.Txn) error {
+				if i%10 == 0 {
+					return errors.New("refused")
+				}
+				return tx.AppendAudit(&store.AuditEntry{Action: "test", Outcome: "ok"})
+			})
+		}(i)
+	}
+	refused := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			refused++
+		}
+	}
+	if refused != n/10 {
+		t.Fatalf("%d calls refused, want %d", refused, n/10)
+	}
+	s.View(ctx, func(tx *store.Txn) error {
+		seq, _, _ := tx.AuditHead()
+		if seq != n-n/10 {
+			t.Errorf("audit head = %d, want %d: a refused call undid or doubled others", seq, n-n/10)
+		}
+		return nil
+	})
+}

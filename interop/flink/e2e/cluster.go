@@ -23,6 +23,7 @@ type flinkCluster struct {
 	client   string // Flink client conf dir: REST address and rest-client TLS
 	jmToken  string
 	tmToken  string
+	tmSANs   []string // extra init flags naming the host a TaskManager is reached by
 	restPort int
 	rpcPort  int
 	blobPort int
@@ -153,7 +154,7 @@ func (c *flinkCluster) startJM(t testing.TB, holder string) {
 // startTM enrolls a TaskManager holder and starts it from its own conf.
 func (c *flinkCluster) startTM(t testing.TB, holder string) {
 	t.Helper()
-	c.pki.initHolder(t, c.name, "taskmanager", holder, c.tmToken, c.tmBase, c.tlsDir(holder), c.confDir(holder))
+	c.pki.initHolder(t, c.name, "taskmanager", holder, c.tmToken, c.tmBase, c.tlsDir(holder), c.confDir(holder), c.tmSANs...)
 	c.procs[holder] = c.dist.startTaskManager(t, c.name+"-"+holder, holder, c.confDir(holder))
 }
 

@@ -81,9 +81,10 @@ func (p *pki) token(t testing.TB, cluster, role string) string {
 // initHolder runs `flinkpki init` the way an init container does: a fresh
 // key, the TLS file set in tlsDir and the merged Flink configuration in
 // confDir, copied from baseConf. Re-running it for the same holder supersedes.
-func (p *pki) initHolder(t testing.TB, cluster, role, holder, tokenFile, baseConf, tlsDir, confDir string) {
+func (p *pki) initHolder(t testing.TB, cluster, role, holder, tokenFile, baseConf, tlsDir, confDir string, extra ...string) {
 	t.Helper()
 	_ = os.RemoveAll(confDir)
-	p.must(t, "init", "--cluster", cluster, "--role", role, "--holder", holder, "--out", tlsDir,
-		"--token-file", tokenFile, "--flink-conf-src", baseConf, "--flink-conf-out", confDir)
+	args := []string{"init", "--cluster", cluster, "--role", role, "--holder", holder, "--out", tlsDir,
+		"--token-file", tokenFile, "--flink-conf-src", baseConf, "--flink-conf-out", confDir}
+	p.must(t, append(args, extra...)...)
 }

@@ -54,17 +54,21 @@ func env(t testing.TB, key string) string {
 }
 
 // TestFlinkInterop runs every scenario once per Flink version named in
-// FLINK_E2E_VERSIONS ("VERSION=KEYTYPE ..."), against one flinkpki server.
+// FLINK_E2E_VERSIONS ("VERSION=KEYTYPE[,tm-san] ..."), against one flinkpki
+// server. With tm-san, TaskManager leaves also name the loopback host
+// (init --dns localhost --ip 127.0.0.1): Flink 2.3's Netty 4.2 shuffle
+// client verifies the peer TaskManager's host name.
 func TestFlinkInterop(t *testing.T) {
 	bin, target, work := env(t, "FLINKPKI_BIN"), env(t, "FLINK_E2E_TARGET"), env(t, "FLINK_E2E_WORK")
 	p := startPKI(t, bin, work)
 	var summary []string
 	for _, spec := range strings.Fields(env(t, "FLINK_E2E_VERSIONS")) {
-		version, keyType, _ := strings.Cut(spec, "=")
+		version, opts, _ := strings.Cut(spec, "=")
+		keyType, tmSAN, _ := strings.Cut(opts, ",")
 		t.Run("flink-"+version, func(t *testing.T) {
 			start := time.Now()
-			lines := runVersion(t, p, target, work, version, keyType)
-			summary = append(summary, fmt.Sprintf("Flink %s (%s):", version, keyType))
+			lines := runVersion(t, p, target, work, version, keyType, tmSAN == "tm-san")
+			summary = append(summary, fmt.Sprintf("Flink %s (%s):", version, opts))
 			summary = append(summary, lines...)
 			summary = append(summary, fmt.Sprintf("%-28s %6.1fs", "total", time.Since(start).Seconds()))
 		})
@@ -73,7 +77,7 @@ func TestFlinkInterop(t *testing.T) {
 }
 
 // runVersion runs all scenarios on one Flink version and returns the timings.
-func runVersion(t *testing.T, p *pki, target, work, version, keyType string) []string {
+func runVersion(t *testing.T, p *pki, target, work, version, keyType string, tmSAN bool) []string {
 	cp, err := os.ReadFile(filepath.Join(target, version, "classpath.txt"))
 	if err != nil {
 		t.Fatalf("Flink %s classpath: %v (run.sh builds it with Maven)", version, err)
@@ -90,6 +94,9 @@ func runVersion(t *testing.T, p *pki, target, work, version, keyType string) []s
 
 	ph.next("start JM + 2 TMs")
 	c := newFlinkCluster(t, dist, p, id+"-a", keyType)
+	if tmSAN {
+		c.tmSANs = []string{"--dns", "localhost", "--ip", "127.0.0.1"}
+	}
 	c.startJM(t, "jm-0")
 	c.startTM(t, "tm-1")
 	c.startTM(t, "tm-2")
