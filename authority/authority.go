@@ -45,8 +45,8 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Issued(string, string)                      {}
-func (nopObserver) Denied(string)                              {}
+func (nopObserver) Issued(string, string)                        {}
+func (nopObserver) Denied(string)                                {}
 func (nopObserver) RotationWaiting(string, string, string, bool) {}
 
 // Config wires an Authority. Nil fields get defaults.

@@ -98,13 +98,16 @@ func (a *Authority) tickLineage(ctx context.Context, cluster string, p ca.Purpos
 	return step, nil
 }
 
-// RunScheduler calls Tick every interval until ctx ends. tick lets tests
-// drive it; nil uses a time.Ticker.
-func (a *Authority) RunScheduler(ctx context.Context, interval time.Duration) {
+// RunScheduler calls Tick every interval until ctx ends, while leader
+// reports true (with several replicas, only the elected one applies steps;
+// nil means this process always leads).
+func (a *Authority) RunScheduler(ctx context.Context, interval time.Duration, leader func() bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := a.Tick(ctx); err != nil && ctx.Err() == nil {
+		if leader != nil && !leader() {
+			// not the leader: the stored state is the only hand-over needed
+		} else if _, err := a.Tick(ctx); err != nil && ctx.Err() == nil {
 			a.log.ErrorContext(ctx, "rotation scheduler tick failed", slog.String("error", err.Error()))
 		}
 		select {

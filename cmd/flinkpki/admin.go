@@ -24,7 +24,7 @@ func (a *app) newAdminCmd() *cobra.Command {
 	}
 	backup := a.newAdminBackupCmd()
 	a.addConnFlags(backup)
-	cmd.AddCommand(backup, a.newAdminRestoreCmd(), newAdminBootstrapCmd(), newAdminRotateKEKCmd())
+	cmd.AddCommand(backup, a.newAdminRestoreCmd(), newAdminBootstrapCmd(), newAdminRotateKEKCmd(), newAdminMigrateCmd())
 	return cmd
 }
 

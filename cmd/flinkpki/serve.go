@@ -28,6 +28,7 @@ import (
 	"github.com/flinkpki/flinkpki/metrics"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
+	etcdstore "github.com/flinkpki/flinkpki/store/etcd"
 )
 
 type serveOptions struct {
@@ -47,6 +48,12 @@ type serveOptions struct {
 	rotationInterval time.Duration
 	shutdownTimeout  time.Duration
 	rpcTimeout       time.Duration
+	storeKind        string
+	etcdEndpoints    []string
+	etcdCAFile       string
+	etcdCertFile     string
+	etcdKeyFile      string
+	etcdPrefix       string
 	enrollRate       float64
 	enrollBurst      int
 	keyPool          int
@@ -113,6 +120,12 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.DurationVar(&o.rotationInterval, "rotation-interval", time.Minute, "how often the automatic rotation schedule is checked (0 disables it)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
 	f.DurationVar(&o.rpcTimeout, "rpc-timeout", 30*time.Second, "deadline applied to every request that has none shorter")
+	f.StringVar(&o.storeKind, "store", "bolt", "store: bolt (embedded, DIR/flinkpki.db) or etcd (several replicas, one consistent store)")
+	f.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated (with --store etcd)")
+	f.StringVar(&o.etcdCAFile, "etcd-ca-file", "", "CA that signed etcd's serving certificates")
+	f.StringVar(&o.etcdCertFile, "etcd-cert-file", "", "client certificate for mutual TLS to etcd")
+	f.StringVar(&o.etcdKeyFile, "etcd-key-file", "", "client key for mutual TLS to etcd")
+	f.StringVar(&o.etcdPrefix, "etcd-prefix", "/flinkpki/", "key prefix, so several installations can share one etcd")
 	f.Float64Var(&o.enrollRate, "enroll-rate", 200, "enrollment requests per second allowed per identity (token, service account); 0 disables the limit")
 	f.IntVar(&o.enrollBurst, "enroll-burst", 2000, "enrollment burst allowed per identity, e.g. a whole cluster starting at once")
 	f.IntVar(&o.keyPool, "bake-key-pool", 200, "RSA keys kept ready in memory per key type for bake bursts (0 disables the pool)")
@@ -219,7 +232,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	backend, err := bolt.Open(filepath.Join(o.dataDir, "flinkpki.db"), bolt.Options{})
+	backend, where, err := o.openBackend(ctx)
 	if err != nil {
 		return err
 	}
@@ -227,7 +240,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err != nil {
 		backend.Close()
 		if errors.Is(err, store.ErrWrongKEK) {
-			return fmt.Errorf("the key-encryption key %s does not open %s: start with the key this store was created with; nothing was changed", o.kekFile, filepath.Join(o.dataDir, "flinkpki.db"))
+			return fmt.Errorf("the key-encryption key %s does not open %s: start with the key this store was created with; nothing was changed", o.kekFile, where)
 		}
 		return err
 	}
@@ -310,7 +323,19 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		extra = append(extra, func(context.Context) { hg.Stop() })
 	}
 	if o.rotationInterval > 0 {
-		go auth.RunScheduler(ctx, o.rotationInterval)
+		leader := func() bool { return true }
+		if eb, ok := backend.(*etcdstore.Backend); ok {
+			l, err := eb.Elect(ctx, "rotation-scheduler")
+			if err != nil {
+				return fmt.Errorf("join the rotation scheduler election: %w", err)
+			}
+			defer l.Close()
+			leader = l.IsLeader
+		}
+		go auth.RunScheduler(ctx, o.rotationInterval, leader)
+	}
+	if eb, ok := backend.(*etcdstore.Backend); ok {
+		go watchStoreHealth(ctx, eb, hs, log)
 	}
 	if pool != nil && o.keyPool > 0 {
 		go pool.Run(ctx)
@@ -382,4 +407,57 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 		return err
 	}
 	return writeFileAtomic(path, []byte(tok), 0o600)
+}
+
+// openBackend opens the configured store backend and says where it is.
+func (o *serveOptions) openBackend(ctx context.Context) (store.Backend, string, error) {
+	switch o.storeKind {
+	case "bolt":
+		path := filepath.Join(o.dataDir, "flinkpki.db")
+		b, err := bolt.Open(path, bolt.Options{})
+		return b, path, err
+	case "etcd":
+		if len(o.etcdEndpoints) == 0 {
+			return nil, "", usagef("--store etcd needs --etcd-endpoints URL,...")
+		}
+		tlsCfg, err := etcdstore.TLSConfig(o.etcdCAFile, o.etcdCertFile, o.etcdKeyFile)
+		if err != nil {
+			return nil, "", err
+		}
+		b, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: o.etcdEndpoints, Prefix: o.etcdPrefix, TLS: tlsCfg})
+		return b, "etcd " + strings.Join(o.etcdEndpoints, ",") + o.etcdPrefix, err
+	}
+	return nil, "", usagef("--store %q: use bolt or etcd", o.storeKind)
+}
+
+// watchStoreHealth turns the health service NOT_SERVING while etcd cannot
+// be reached, and SERVING again when it returns.
+func watchStoreHealth(ctx context.Context, b *etcdstore.Backend, hs *health.Server, log *slog.Logger) {
+	serving := true
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := b.Healthy(c)
+		cancel()
+		if ok := err == nil; ok != serving {
+			serving = ok
+			st := healthpb.HealthCheckResponse_SERVING
+			if !ok {
+				st = healthpb.HealthCheckResponse_NOT_SERVING
+				log.Error("store unreachable: health is NOT_SERVING", "error", err.Error())
+			} else {
+				log.Info("store reachable again: health is SERVING")
+			}
+			hs.SetServingStatus("", st)
+			for _, name := range api.ServiceNames {
+				hs.SetServingStatus(name, st)
+			}
+		}
+	}
 }

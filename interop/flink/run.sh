@@ -7,14 +7,15 @@
 # e2e/ (build tag flinke2e) starts flinkpki and the Flink JVMs and runs the
 # scenarios. Every process it starts is killed on exit, pass or fail.
 #
-# FLINK_E2E_VERSIONS="VERSION=KEYTYPE ..." picks the matrix (default below).
+# FLINK_E2E_VERSIONS="VERSION=KEYTYPE[,tm-san] ..." picks the matrix (default
+# below; tm-san: see README.md, "Flink 2.3").
 # FLINK_E2E_KEEP=1 keeps the work directory (logs) even on success.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-versions="${FLINK_E2E_VERSIONS:-1.20.3=ecdsa-p256 2.2.1=rsa-2048}"
+versions="${FLINK_E2E_VERSIONS:-1.20.3=ecdsa-p256 2.2.1=rsa-2048 2.3.0=ecdsa-p256,tm-san}"
 [ -n "${FLINK_E2E_EXTRA_JVM_OPTS:-}" ] && echo "e2e-flink: WARNING: extra JVM options for every Flink process: $FLINK_E2E_EXTRA_JVM_OPTS" >&2
 for tool in java mvn go; do
   command -v "$tool" >/dev/null 2>&1 || { echo "e2e-flink: $tool is not installed (apt-get install openjdk-17-jdk-headless maven)" >&2; exit 1; }
@@ -69,11 +70,17 @@ for spec in $versions; do
   end "maven flink $v"
 done
 
+begin "Go driver: compile"
+go test -c -tags flinke2e -o "$work/e2e.test" ./interop/flink/e2e/
+end "go test -c"
+
+# The test binary runs as our direct child so that the trap can stop it; its
+# Flink JVMs also die with it (Pdeathsig) and are listed in $work/pids.
 begin "Go driver: ${versions}"
 set +e
 FLINKPKI_BIN="$bin" FLINK_E2E_TARGET="$target" FLINK_E2E_WORK="$work" FLINK_E2E_PID_DIR="$work/pids" \
 FLINK_E2E_LOG4J="$here/log4j2.properties" FLINK_E2E_VERSIONS="$versions" \
-  go test -tags flinke2e -count=1 -v -timeout 40m ./interop/flink/e2e/ &
+  "$work/e2e.test" -test.v -test.count=1 -test.timeout=40m > >(tee "$work/driver.log") 2>&1 &
 go_pid=$!
 wait "$go_pid"
 status=$?
@@ -81,7 +88,11 @@ go_pid=""
 set -e
 end "go driver (all versions)"
 
+passed=$(grep -c -- '--- PASS: TestFlinkInterop/' "$work/driver.log" || true)
+failed=$(grep -c -- '--- FAIL: TestFlinkInterop/' "$work/driver.log" || true)
 echo "e2e-flink: Flink versions run: $versions" >&2
 echo "e2e-flink: wall time per phase:" >&2
 printf '  %s\n' "${timings[@]}" >&2
+[ "$status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "e2e-flink: $passed passed, $failed failed"
 exit "$status"
