@@ -69,6 +69,8 @@ type Authority struct {
 	obs    Observer
 	keys   KeySource
 	cache  signerCache
+	lineMu sync.RWMutex
+	lines  map[string]*lineageState // cluster/purpose -> signing state, by epoch
 	lockMu sync.Mutex
 	locks  map[string]*sync.Mutex
 }
@@ -96,6 +98,7 @@ func New(cfg Config) (*Authority, error) {
 	}
 	a.cache.entries = map[[32]byte]*cachedSigner{}
 	a.locks = map[string]*sync.Mutex{}
+	a.lines = map[string]*lineageState{}
 	return a, nil
 }
 

@@ -90,7 +90,7 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 	}
 	c := &store.Cluster{
 		Name: req.Name, KeyType: string(kt), CAValidity: req.CAValidity, LeafValidity: req.LeafValidity,
-		AutoRotate: !req.NoAutoRotate, Created: a.now().UTC(), Generations: map[string]int{},
+		AutoRotate: !req.NoAutoRotate, Created: a.now().UTC(), Generations: map[string]int{}, Epoch: 1,
 	}
 	if c.CAValidity == 0 {
 		c.CAValidity = ca.DefaultCAValidity

@@ -72,10 +72,12 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 	return holder, nil
 }
 
-// lineageState is what an issuance was signed against; the commit checks it
-// is still current, so a leaf is never recorded against a lineage that moved
-// on while it was being signed.
+// lineageState is what an issuance was signed against; the commit checks
+// the cluster's epoch is unchanged, so a leaf is never recorded against a
+// lineage that moved on while it was being signed.
 type lineageState struct {
+	created time.Time
+	epoch   int64
 	signer  *ca.Signer
 	trusted []*x509.Certificate
 	trustID []string
@@ -83,35 +85,51 @@ type lineageState struct {
 	leafTTL time.Duration
 }
 
-func (a *Authority) loadLineage(tx *store.Txn, cluster string, p ca.Purpose) (*lineageState, error) {
-	v, err := a.clusterView(tx, cluster)
+func (ls *lineageState) current(c *store.Cluster) bool {
+	return ls.epoch == c.Epoch && ls.created.Equal(c.Created)
+}
+
+// loadLineage returns the signing state of one lineage of c. It is cached
+// per cluster epoch, so the hot path decodes no CA records.
+func (a *Authority) loadLineage(tx *store.Txn, c *store.Cluster, p ca.Purpose) (*lineageState, error) {
+	key := c.Name + "/" + string(p)
+	a.lineMu.RLock()
+	ls := a.lines[key]
+	a.lineMu.RUnlock()
+	if ls != nil && ls.current(c) {
+		return ls, nil
+	}
+	v, err := a.clusterView(tx, c.Name)
 	if err != nil {
 		return nil, err
 	}
 	l := v.Lineage(p)
 	active := l.Active()
 	if active == nil {
-		return nil, fmt.Errorf("%w: cluster %q has no active %s CA", ca.ErrNoActiveCA, cluster, p)
+		return nil, fmt.Errorf("%w: cluster %q has no active %s CA", ca.ErrNoActiveCA, c.Name, p)
 	}
-	var der []byte
-	var rec *store.CA
-	recs, err := tx.CAs(cluster)
+	recs, err := tx.CAs(c.Name)
 	if err != nil {
 		return nil, err
 	}
+	var rec *store.CA
 	for _, r := range recs {
 		if r.ID == active.ID {
-			rec, der = r, r.CertDER
+			rec = r
 		}
 	}
-	signer, err := a.cache.signer(active, der, func() ([]byte, error) { return a.st.OpenCAKey(rec) })
+	signer, err := a.cache.signer(active, rec.CertDER, func() ([]byte, error) { return a.st.OpenCAKey(rec) })
 	if err != nil {
 		return nil, err
 	}
-	ls := &lineageState{signer: signer, trustID: l.TrustIDs(), keyType: ca.KeyType(v.Cluster.KeyType), leafTTL: v.Cluster.LeafValidity}
-	for _, c := range l.TrustBundle() {
-		ls.trusted = append(ls.trusted, c.Cert)
+	ls = &lineageState{created: v.Cluster.Created, epoch: v.Cluster.Epoch, signer: signer, trustID: l.TrustIDs(),
+		keyType: ca.KeyType(v.Cluster.KeyType), leafTTL: v.Cluster.LeafValidity}
+	for _, cc := range l.TrustBundle() {
+		ls.trusted = append(ls.trusted, cc.Cert)
 	}
+	a.lineMu.Lock()
+	a.lines[key] = ls
+	a.lineMu.Unlock()
 	return ls, nil
 }
 
@@ -230,7 +248,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		if holder, err = authorize(actor, c, role, req.Holder); err != nil {
 			return err
 		}
-		ls, err = a.loadLineage(tx, req.Cluster, role.Purpose())
+		ls, err = a.loadLineage(tx, c, role.Purpose())
 		return err
 	})
 	if err != nil {
@@ -259,8 +277,12 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		if err := a.spendToken(tx, actor, now); err != nil {
 			return err
 		}
-		if err := a.checkLineageCurrent(tx, req.Cluster, role.Purpose(), ls); err != nil {
+		c, err := a.getCluster(tx, req.Cluster)
+		if err != nil {
 			return err
+		}
+		if !ls.current(c) {
+			return ErrConflict
 		}
 		if err := tx.PutHolder(h); err != nil {
 			return err
@@ -299,34 +321,6 @@ func (a *Authority) spendToken(tx *store.Txn, actor Actor, now time.Time) error 
 		return tx.DeleteToken(t.ID)
 	}
 	return tx.PutToken(t)
-}
-
-func (a *Authority) checkLineageCurrent(tx *store.Txn, cluster string, p ca.Purpose, ls *lineageState) error {
-	recs, err := tx.CAs(cluster)
-	if err != nil {
-		return err
-	}
-	var ids []string
-	active := ""
-	for _, r := range recs {
-		if r.Purpose != string(p) {
-			continue
-		}
-		ids = append(ids, r.ID)
-		if r.State == string(ca.StateActive) {
-			active = r.ID
-		}
-	}
-	want := slices.Clone(ls.trustID)
-	slices.Sort(ids)
-	slices.Sort(want)
-	if len(recs) == 0 {
-		return fmt.Errorf("%w: cluster %q was deleted", ErrNotFound, cluster)
-	}
-	if active != ls.signer.CA().ID || !slices.Equal(ids, want) {
-		return ErrConflict
-	}
-	return nil
 }
 
 func parseIPs(in []string) ([]net.IP, error) {

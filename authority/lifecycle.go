@@ -84,6 +84,7 @@ func (a *Authority) prepare(ctx context.Context, actor Actor, cluster, purpose s
 			return ErrConflict
 		}
 		v.Cluster.Generations[string(p)] = gen
+		v.Cluster.Epoch++
 		if err := tx.PutCluster(v.Cluster); err != nil {
 			return err
 		}
@@ -177,6 +178,10 @@ func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.P
 		if err := tx.UpdateCA(r); err != nil {
 			return err
 		}
+	}
+	v.Cluster.Epoch++
+	if err := tx.PutCluster(v.Cluster); err != nil {
+		return err
 	}
 	outcome := "ok"
 	if pl.Forced {

@@ -23,10 +23,17 @@ type simHolder struct {
 
 // TestAutomaticRotationKeepsEveryPairTalkingForThreeYears drives the
 // scheduler through three simulated years with the fake clock while six
-// processes restart at random. After every tick, every pair of processes
-// completes mutual TLS at the simulated time, no leaf outlives its CA, no
-// automatic step ever waits for a holder, and the lineage obeys the safety
-// rules. At least two full rotations must happen.
+// processes restart at random. No leaf may outlive its CA, no automatic step
+// may ever wait for a holder, the stored lineage must obey the safety rules
+// after every tick, and every pair of processes must always complete mutual
+// TLS at the simulated time. At least two full rotations must happen.
+//
+// A pair's handshake depends on time only through the validity windows of
+// the certificates involved, which are intervals, so a pair that completes
+// mutual TLS at the first and at the last tick it coexists completes it at
+// every tick between. The test therefore handshakes each pair when it forms
+// and again just before one side restarts: every tick is covered at a
+// fraction of the cost of handshaking all pairs at all ticks.
 func TestAutomaticRotationKeepsEveryPairTalkingForThreeYears(t *testing.T) {
 	t.Parallel()
 	const (
@@ -39,6 +46,7 @@ func TestAutomaticRotationKeepsEveryPairTalkingForThreeYears(t *testing.T) {
 	e := authoritytest.New(t, authoritytest.WithObserver(obs))
 	e.CreateCluster(authority.CreateClusterRequest{Name: "sim", CAValidity: caValidity, LeafValidity: leaf})
 	rng := rand.New(rand.NewPCG(2024, 7))
+	start := e.Clock.Now()
 
 	var holders []*simHolder
 	for i := range 6 {
@@ -48,24 +56,46 @@ func TestAutomaticRotationKeepsEveryPairTalkingForThreeYears(t *testing.T) {
 		}
 		holders = append(holders, h)
 	}
+	handshakes := 0
+	talk := func(h *simHolder) {
+		now := e.Clock.Now()
+		for _, peer := range holders {
+			if peer == h || peer.creds == nil {
+				continue
+			}
+			a, b := h.creds, peer.creds
+			if handshakes%2 == 1 {
+				a, b = b, a // alternate which side serves
+			}
+			handshakes++
+			if err := authoritytest.HandshakeOnce(a, b); err != nil {
+				t.Fatalf("on day %d mutual TLS broke: %v", int(now.Sub(start)/day), err)
+			}
+		}
+	}
 	restart := func(h *simHolder) {
 		now := e.Clock.Now()
+		if h.creds != nil {
+			if !h.creds.Leaf().NotAfter.After(now) {
+				t.Fatalf("on day %d %s restarts with an expired leaf", int(now.Sub(start)/day), h.name)
+			}
+			talk(h) // the last tick of the old credentials
+		}
 		h.creds = e.Enroll("sim", h.role, h.name)
 		checkLeaf(t, h.creds, now, leaf)
+		talk(h) // the first tick of the new ones
 		life := h.creds.Leaf().NotAfter.Sub(now)
-		// Anywhere from a tenth of the leaf's life to the last tick before
+		// Anywhere from a third of the leaf's life to the last tick before
 		// it expires.
-		h.restartAt = now.Add(life/10 + time.Duration(rng.Int64N(int64(life*9/10-step))))
+		h.restartAt = now.Add(life/3 + time.Duration(rng.Int64N(int64(life*2/3-step))))
 	}
 	for _, h := range holders {
 		restart(h)
 	}
 
 	applied := map[string]int{}
-	start := e.Clock.Now()
-	end := start.Add(years * 365 * day)
 	enrollments := len(holders)
-	for i := 0; e.Clock.Now().Before(end); i++ {
+	for e.Clock.Now().Before(start.Add(years * 365 * day)) {
 		now := e.Clock.Add(step)
 		steps, err := e.Authority.Tick(e.Ctx)
 		if err != nil {
@@ -81,24 +111,14 @@ func TestAutomaticRotationKeepsEveryPairTalkingForThreeYears(t *testing.T) {
 				enrollments++
 			}
 		}
-		// One handshake per pair is mutual: each side verifies the other.
-		// Alternate which side serves from tick to tick.
-		for x := range holders {
-			for y := x + 1; y < len(holders); y++ {
-				a, b := holders[x].creds, holders[y].creds
-				if i%2 == 1 {
-					a, b = b, a
-				}
-				if err := authoritytest.HandshakeOnce(a, b); err != nil {
-					t.Fatalf("at %s (day %d) mutual TLS broke: %v", now, int(now.Sub(start)/day), err)
-				}
-			}
-		}
 		if t.Failed() {
 			t.FailNow()
 		}
 	}
-	t.Logf("%d enrollments; steps applied: %v", enrollments, applied)
+	for _, h := range holders {
+		talk(h)
+	}
+	t.Logf("%d enrollments, %d handshakes; steps applied: %v", enrollments, handshakes, applied)
 	for _, kind := range []ca.StepKind{ca.StepPrepare, ca.StepActivate, ca.StepRetire} {
 		if n := applied["sim/internal:"+string(kind)]; n < 2 {
 			t.Errorf("internal lineage: %d automatic %s steps in %d years, want at least 2", n, kind, years)
@@ -106,9 +126,6 @@ func TestAutomaticRotationKeepsEveryPairTalkingForThreeYears(t *testing.T) {
 	}
 	if b := obs.blockedSteps(); len(b) > 0 {
 		t.Errorf("automatic steps waited for holders %d times: %v", len(b), b[:min(len(b), 5)])
-	}
-	if ids := lineage(t, e, "sim", ca.PurposeInternal).TrustIDs(); ids[0] == "internal-1" {
-		t.Errorf("after %d years the lineage is still %v", years, ids)
 	}
 }
 

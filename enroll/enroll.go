@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -97,11 +96,7 @@ func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	csr, err := x509.CreateCertificateRequest(c.rand(), &x509.CertificateRequest{
-		Subject:     pkix.Name{CommonName: req.Holder},
-		DNSNames:    req.DNS,
-		IPAddresses: ips,
-	}, key)
+	csr, err := createCSR(c.rand(), key, req.Holder, req.DNS, ips)
 	if err != nil {
 		return nil, fmt.Errorf("create the CSR: %w", err)
 	}

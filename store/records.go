@@ -14,6 +14,10 @@ type Cluster struct {
 	// Generations counts the CAs ever created per purpose, so a new CA's
 	// generation never repeats one that was retired.
 	Generations map[string]int `json:"generations"`
+	// Epoch changes with every change of the cluster's CA lineages, so a
+	// reader can tell a cached lineage is still current from this record
+	// alone.
+	Epoch int64 `json:"epoch"`
 }
 
 // K8sBinding allows pods running as ServiceAccount in Namespace to enroll.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,7 @@ type serveOptions struct {
 	rotationInterval time.Duration
 	shutdownTimeout  time.Duration
 	rpcTimeout       time.Duration
+	pprofListen      string
 	storeKind        string
 	etcdEndpoints    []string
 	etcdCAFile       string
@@ -120,6 +122,7 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.DurationVar(&o.rotationInterval, "rotation-interval", time.Minute, "how often the automatic rotation schedule is checked (0 disables it)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
 	f.DurationVar(&o.rpcTimeout, "rpc-timeout", 30*time.Second, "deadline applied to every request that has none shorter")
+	f.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go's pprof profiles at http://ADDR/debug/pprof/ (debugging; keep it on loopback)")
 	f.StringVar(&o.storeKind, "store", "bolt", "store: bolt (embedded, DIR/flinkpki.db) or etcd (several replicas, one consistent store)")
 	f.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated (with --store etcd)")
 	f.StringVar(&o.etcdCAFile, "etcd-ca-file", "", "CA that signed etcd's serving certificates")
@@ -312,6 +315,13 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		}
 		extra = append(extra, stop)
 	}
+	if o.pprofListen != "" {
+		stop, err := servePprof(o.pprofListen, errc)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, stop)
+	}
 	if o.healthListen != "" {
 		hg := grpc.NewServer()
 		healthpb.RegisterHealthServer(hg, hs)
@@ -460,4 +470,24 @@ func watchStoreHealth(ctx context.Context, b *etcdstore.Backend, hs *health.Serv
 			}
 		}
 	}
+}
+
+func servePprof(addr string, errc chan<- error) (func(context.Context), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	return func(ctx context.Context) { hs.Shutdown(ctx) }, nil
 }

@@ -80,11 +80,14 @@ begin "Go driver: ${versions}"
 set +e
 FLINKPKI_BIN="$bin" FLINK_E2E_TARGET="$target" FLINK_E2E_WORK="$work" FLINK_E2E_PID_DIR="$work/pids" \
 FLINK_E2E_LOG4J="$here/log4j2.properties" FLINK_E2E_VERSIONS="$versions" \
-  "$work/e2e.test" -test.v -test.count=1 -test.timeout=40m > >(tee "$work/driver.log") 2>&1 &
+  "$work/e2e.test" -test.v -test.count=1 -test.timeout=40m > "$work/driver.log" 2>&1 &
 go_pid=$!
+tail -n +1 -f --pid="$go_pid" "$work/driver.log" &
+tail_pid=$!
 wait "$go_pid"
 status=$?
 go_pid=""
+wait "$tail_pid" || true
 set -e
 end "go driver (all versions)"
 

@@ -13,7 +13,7 @@ import (
 // three-member cluster.
 func BenchmarkUpdate(b *testing.B) {
 	ctx := context.Background()
-	be := newBackend(b, shared.endpoints(), testPrefix(b))
+	be := newBackend(b, shared.Endpoints(), testPrefix(b))
 	i := 0
 	for b.Loop() {
 		i++
@@ -31,7 +31,7 @@ func BenchmarkUpdate(b *testing.B) {
 // on distinct keys from many goroutines.
 func BenchmarkUpdateParallel(b *testing.B) {
 	ctx := context.Background()
-	be := newBackend(b, shared.endpoints(), testPrefix(b))
+	be := newBackend(b, shared.Endpoints(), testPrefix(b))
 	b.SetParallelism(4)
 	b.RunParallel(func(pb *testing.PB) {
 		var id [8]byte

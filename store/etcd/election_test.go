@@ -49,7 +49,7 @@ func TestElectionHasExactlyOneLeaderAndHandsOver(t *testing.T) {
 	prefix := testPrefix(t)
 	var cands [2]*etcd.Leader
 	for i := range cands {
-		l, err := newBackend(t, shared.endpoints(), prefix).Elect(ctx, "rotation")
+		l, err := newBackend(t, shared.Endpoints(), prefix).Elect(ctx, "rotation")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
 )
@@ -16,9 +17,9 @@ import (
 // either succeed or fail with store.ErrUnavailable, and the same Backend
 // succeeds again once the remaining members elect a new leader.
 func TestUpdatesSurviveTheLossOfTheEtcdLeader(t *testing.T) {
-	c := newCluster(t, 3)
+	c := etcdtest.New(t, 3)
 	ctx := context.Background()
-	b := newBackend(t, c.endpoints(), "/failover/")
+	b := newBackend(t, c.Endpoints(), "/failover/")
 	put := func(i int) error {
 		return b.Update(ctx, func(tx store.Tx) error {
 			return tx.Put([]byte("audit"), fmt.Appendf(nil, "%04d", i), []byte("v"))
@@ -29,11 +30,11 @@ func TestUpdatesSurviveTheLossOfTheEtcdLeader(t *testing.T) {
 			t.Fatalf("write %d before the failover: %v", i, err)
 		}
 	}
-	old, err := c.leader(ctx)
+	old, err := c.Leader(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.kill(old)
+	c.Kill(old)
 	killed := time.Now()
 	unavailable := 0
 	deadline := time.Now().Add(20 * time.Second)
@@ -55,7 +56,7 @@ func TestUpdatesSurviveTheLossOfTheEtcdLeader(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes failed with store.ErrUnavailable during the failover; writes resumed within %s", unavailable, time.Since(killed).Round(time.Millisecond))
-	now, err := c.leader(ctx)
+	now, err := c.Leader(ctx)
 	if err != nil || now == old {
 		t.Fatalf("leader after the failover = m%d (%v), the killed one was m%d", now, err, old)
 	}
@@ -74,9 +75,9 @@ func TestUpdatesSurviveTheLossOfTheEtcdLeader(t *testing.T) {
 // TestHealthyFailsWithoutQuorum leaves one member of three: the cluster
 // has no leader, so Healthy and writes report store.ErrUnavailable.
 func TestHealthyFailsWithoutQuorum(t *testing.T) {
-	c := newCluster(t, 3)
+	c := etcdtest.New(t, 3)
 	ctx := context.Background()
-	b, err := etcd.Open(ctx, etcd.Config{Endpoints: c.endpoints(), Prefix: "/quorum/", OpTimeout: 500 * time.Millisecond})
+	b, err := etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/quorum/", OpTimeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +85,8 @@ func TestHealthyFailsWithoutQuorum(t *testing.T) {
 	if err := b.Healthy(ctx); err != nil {
 		t.Fatalf("Healthy with all members up: %v", err)
 	}
-	c.kill(0)
-	c.kill(1)
+	c.Kill(0)
+	c.Kill(1)
 	if err := b.Healthy(ctx); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Healthy without quorum = %v, want store.ErrUnavailable", err)
 	}

@@ -9,28 +9,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
 // shared is the three-member cluster most tests use, each under its own
 // key prefix.
-var shared *testCluster
+var shared *etcdtest.Cluster
 
 func TestMain(m *testing.M) {
-	root, err := dataRoot()
+	root, err := etcdtest.DataRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	shared, err = startCluster(3, root)
+	shared, err = etcdtest.Start(3, root)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "store/etcd tests:", err)
 		os.RemoveAll(root)
 		os.Exit(1)
 	}
 	code := m.Run()
-	shared.stop()
+	shared.Stop()
 	os.RemoveAll(root)
 	os.Exit(code)
 }

@@ -94,7 +94,7 @@ func TestMigrationFromBoltToEtcdAndBackKeepsEveryByte(t *testing.T) {
 	kek := newKEK(t)
 	src := newBolt(t)
 	fill(t, src, kek)
-	mid := newBackend(t, shared.endpoints(), testPrefix(t))
+	mid := newBackend(t, shared.Endpoints(), testPrefix(t))
 	counts, err := etcd.Copy(ctx, src, mid)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestMigrationRefusesATargetThatHoldsData(t *testing.T) {
 	ctx := context.Background()
 	src := newBolt(t)
 	fill(t, src, newKEK(t))
-	dst := newBackend(t, shared.endpoints(), testPrefix(t))
+	dst := newBackend(t, shared.Endpoints(), testPrefix(t))
 	mustOpenStore(t, dst, newKEK(t))
 	before := dump(t, dst)
 	if _, err := etcd.Copy(ctx, src, dst); !errors.Is(err, store.ErrExists) {
@@ -150,7 +150,7 @@ func TestMigrationRefusesATargetThatHoldsData(t *testing.T) {
 
 func TestVerifyNamesTheFirstDifference(t *testing.T) {
 	ctx := context.Background()
-	a, b := newBolt(t), newBackend(t, shared.endpoints(), testPrefix(t))
+	a, b := newBolt(t), newBackend(t, shared.Endpoints(), testPrefix(t))
 	put := func(s store.Backend, k, v string) {
 		if err := s.Update(ctx, func(tx store.Tx) error { return tx.Put([]byte("tokens"), []byte(k), []byte(v)) }); err != nil {
 			t.Fatal(err)
@@ -175,7 +175,7 @@ func TestVerifyNamesTheFirstDifference(t *testing.T) {
 func TestBackupIsABoltFileTheBoltBackendOpens(t *testing.T) {
 	ctx := context.Background()
 	kek := newKEK(t)
-	b := newBackend(t, shared.endpoints(), testPrefix(t))
+	b := newBackend(t, shared.Endpoints(), testPrefix(t))
 	fill(t, b, kek)
 	path := filepath.Join(t.TempDir(), "backup.db")
 	f, err := os.Create(path)

@@ -73,7 +73,7 @@ func TestAConcurrentChangeToWhatWasReadRerunsTheTransaction(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := testPrefix(t)
-			a, b := newBackend(t, shared.endpoints(), prefix), newBackend(t, shared.endpoints(), prefix)
+			a, b := newBackend(t, shared.Endpoints(), prefix), newBackend(t, shared.Endpoints(), prefix)
 			err := a.Update(ctx, func(tx store.Tx) error {
 				tx.Put(holders, []byte("orders/jm-0"), []byte("v1"))
 				return tx.Put(tokens, []byte("t1"), []byte("v1"))
@@ -136,8 +136,8 @@ func TestTwoReplicasNeverBothSpendAOneUseToken(t *testing.T) {
 	ctx := context.Background()
 	prefix := testPrefix(t)
 	kek := newKEK(t)
-	r1 := mustOpenStore(t, newBackend(t, shared.endpoints(), prefix), kek)
-	r2 := mustOpenStore(t, newBackend(t, shared.endpoints(), prefix), kek)
+	r1 := mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), kek)
+	r2 := mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), kek)
 	spend := func(s *store.Store, id string) func() error {
 		return func() error {
 			return s.Update(ctx, func(tx *store.Txn) error {
@@ -184,8 +184,8 @@ func TestConcurrentAuditAppendsFromTwoReplicasNeverForkTheChain(t *testing.T) {
 	prefix := testPrefix(t)
 	kek := newKEK(t)
 	replicas := []*store.Store{
-		mustOpenStore(t, newBackend(t, shared.endpoints(), prefix), kek),
-		mustOpenStore(t, newBackend(t, shared.endpoints(), prefix), kek),
+		mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), kek),
+		mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), kek),
 	}
 	const writers, each = 4, 15
 	var fns []func() error
@@ -251,8 +251,8 @@ func TestTwoReplicasNeverBothActivateTheSameCA(t *testing.T) {
 	ctx := context.Background()
 	prefix := testPrefix(t)
 	kek := newKEK(t)
-	r1 := mustOpenStore(t, newBackend(t, shared.endpoints(), prefix), kek)
-	r2 := mustOpenStore(t, newBackend(t, shared.endpoints(), prefix), kek)
+	r1 := mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), kek)
+	r2 := mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), kek)
 	activate := func(s *store.Store, id, by string) func() error {
 		return func() error {
 			return s.Update(ctx, func(tx *store.Txn) error {

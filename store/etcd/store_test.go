@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
 )
@@ -20,7 +21,7 @@ func TestDataSurvivesReopenAndKeysAreSealed(t *testing.T) {
 	ctx := context.Background()
 	prefix := testPrefix(t)
 	kek := newKEK(t)
-	s := mustOpenStore(t, newBackend(t, shared.endpoints(), prefix), kek)
+	s := mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), kek)
 	secretKey := []byte("-----BEGIN PRIVATE KEY----- pretend PKCS#8 bytes")
 	err := s.Update(ctx, func(tx *store.Txn) error {
 		if err := tx.PutCluster(&store.Cluster{Name: "orders", KeyType: "ecdsa-p256", Created: time.Now()}); err != nil {
@@ -35,7 +36,7 @@ func TestDataSurvivesReopenAndKeysAreSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b2 := newBackend(t, shared.endpoints(), prefix)
+	b2 := newBackend(t, shared.Endpoints(), prefix)
 	resp, err := b2.Client().Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestDataSurvivesReopenAndKeysAreSealed(t *testing.T) {
 func TestWrongKEKIsRefusedAndLeavesTheStoreUnchanged(t *testing.T) {
 	ctx := context.Background()
 	prefix := testPrefix(t)
-	b := newBackend(t, shared.endpoints(), prefix)
+	b := newBackend(t, shared.Endpoints(), prefix)
 	mustOpenStore(t, b, newKEK(t))
 	snapshot := func() string {
 		resp, err := b.Client().Get(ctx, prefix, clientv3.WithPrefix())
@@ -105,7 +106,7 @@ func TestWrongKEKIsRefusedAndLeavesTheStoreUnchanged(t *testing.T) {
 
 func TestListClustersPaginates(t *testing.T) {
 	ctx := context.Background()
-	s := mustOpenStore(t, newBackend(t, shared.endpoints(), testPrefix(t)), newKEK(t))
+	s := mustOpenStore(t, newBackend(t, shared.Endpoints(), testPrefix(t)), newKEK(t))
 	names := []string{"a", "b", "c", "d", "e"}
 	err := s.Update(ctx, func(tx *store.Txn) error {
 		for _, n := range names {
@@ -151,7 +152,7 @@ func TestListClustersPaginates(t *testing.T) {
 func TestRotateKEKReencryptsEveryKey(t *testing.T) {
 	ctx := context.Background()
 	prefix := testPrefix(t)
-	b := newBackend(t, shared.endpoints(), prefix)
+	b := newBackend(t, shared.Endpoints(), prefix)
 	oldKEK, newK := newKEK(t), newKEK(t)
 	s := mustOpenStore(t, b, oldKEK)
 	err := s.Update(ctx, func(tx *store.Txn) error {
@@ -173,7 +174,7 @@ func TestRotateKEKReencryptsEveryKey(t *testing.T) {
 	if _, err := openStore(t, b, oldKEK); !errors.Is(err, store.ErrWrongKEK) {
 		t.Fatalf("old KEK still opens the store: %v", err)
 	}
-	s = mustOpenStore(t, newBackend(t, shared.endpoints(), prefix), newK)
+	s = mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), newK)
 	err = s.View(ctx, func(tx *store.Txn) error {
 		cas, err := tx.CAs("c")
 		if err != nil || len(cas) != 2 {
@@ -191,7 +192,7 @@ func TestRotateKEKReencryptsEveryKey(t *testing.T) {
 
 func TestDeleteClusterRemovesItsRecords(t *testing.T) {
 	ctx := context.Background()
-	s := mustOpenStore(t, newBackend(t, shared.endpoints(), testPrefix(t)), newKEK(t))
+	s := mustOpenStore(t, newBackend(t, shared.Endpoints(), testPrefix(t)), newKEK(t))
 	err := s.Update(ctx, func(tx *store.Txn) error {
 		for _, c := range []string{"orders", "payments"} {
 			if err := tx.PutCluster(&store.Cluster{Name: c}); err != nil {
@@ -238,7 +239,7 @@ func TestDeleteClusterRemovesItsRecords(t *testing.T) {
 
 func TestScanSeesTheTransactionsOwnWritesInKeyOrder(t *testing.T) {
 	ctx := context.Background()
-	b := newBackend(t, shared.endpoints(), testPrefix(t))
+	b := newBackend(t, shared.Endpoints(), testPrefix(t))
 	audit := []byte("audit")
 	seq := func(n byte) []byte { return []byte{0, 0, 0, 0, 0, 0, 1, n} }
 	err := b.Update(ctx, func(tx store.Tx) error {
@@ -295,7 +296,7 @@ func TestScanSeesTheTransactionsOwnWritesInKeyOrder(t *testing.T) {
 
 func TestAFailedUpdateWritesNothingAndViewRefusesWrites(t *testing.T) {
 	ctx := context.Background()
-	b := newBackend(t, shared.endpoints(), testPrefix(t))
+	b := newBackend(t, shared.Endpoints(), testPrefix(t))
 	boom := errors.New("boom")
 	err := b.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Put([]byte("clusters"), []byte("x"), []byte("1")); err != nil {
@@ -325,7 +326,7 @@ func TestAFailedUpdateWritesNothingAndViewRefusesWrites(t *testing.T) {
 
 func TestAnUnreachableClusterFailsWithErrUnavailable(t *testing.T) {
 	ctx := context.Background()
-	ports, err := freePorts(1)
+	ports, err := etcdtest.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}

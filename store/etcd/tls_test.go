@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
 )
@@ -73,22 +74,22 @@ func TestMutualTLSConnectsWithTheClientCertificateOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := dataRoot()
+	root, err := etcdtest.DataRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: withCert}}
-	c, err := startTLSCluster(1, root, []string{
+	c, err := etcdtest.StartTLS(1, root, []string{
 		"--cert-file", p.serverCert, "--key-file", p.serverKey,
 		"--trusted-ca-file", p.ca, "--client-cert-auth",
 	}, hc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.stop)
+	t.Cleanup(c.Stop)
 
-	b, err := etcd.Open(ctx, etcd.Config{Endpoints: c.endpoints(), TLS: withCert})
+	b, err := etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), TLS: withCert})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestMutualTLSConnectsWithTheClientCertificateOnly(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := etcd.Open(ctx, etcd.Config{Endpoints: c.endpoints(), TLS: tc.tls, OpTimeout: time.Second, DialTimeout: time.Second})
+			b, err := etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), TLS: tc.tls, OpTimeout: time.Second, DialTimeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
