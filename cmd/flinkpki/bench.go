@@ -38,7 +38,7 @@ func (a *app) newBenchCmd() *cobra.Command {
 	}
 	enrollCmd := a.newBenchEnrollCmd()
 	a.addConnFlags(enrollCmd)
-	cmd.AddCommand(enrollCmd)
+	cmd.AddCommand(enrollCmd, newBenchPopulateCmd())
 	return cmd
 }
 

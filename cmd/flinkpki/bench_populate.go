@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// newBenchPopulateCmd fills a stopped server's store with many clusters and
+// holder records, to measure listing and status at scale.
+func newBenchPopulateCmd() *cobra.Command {
+	var (
+		dataDir, kekFile string
+		clusters         int
+		holders          int
+		bigCluster       int
+	)
+	cmd := &cobra.Command{
+		Use:   "populate --data-dir DIR --kek-file F [--clusters N] [--holders M]",
+		Short: "Fill a stopped server's store with clusters and holders, for scale tests",
+		Long: `Create --clusters clusters (each with its own internal and REST CA, made the
+normal way) and --holders live holder records spread over them, directly in a
+stopped server's store. The first cluster, "scale-00000", gets --big-cluster
+of the holders, so 'ca status' can be timed on a cluster with that many live
+holders. Holder records are synthetic: they name serials that were never
+issued. Use a data directory made for benchmarking.`,
+		Example: `  flinkpki serve --dev --data-dir ./scale &   # once, to create the store; then stop it
+  flinkpki bench populate --data-dir ./scale --kek-file ./scale/kek --clusters 10000 --holders 1000000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := openOffline(ctx, dataDir, kekFile)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := populate(ctx, cmd, st, clusters, holders, bigCluster); err != nil {
+				return err
+			}
+			st.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "database size: %s\n", dbSize(dataDir))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", "./flinkpki-data", "data directory of a stopped server")
+	f.StringVar(&kekFile, "kek-file", "", "the store's key-encryption key (env FLINKPKI_KEK_FILE)")
+	f.IntVar(&clusters, "clusters", 10000, "clusters to create")
+	f.IntVar(&holders, "holders", 1000000, "holder records to create in all")
+	f.IntVar(&bigCluster, "big-cluster", 10000, "holders of the first cluster")
+	return cmd
+}
+
+func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters, holders, big int) error {
+	auth, err := authority.New(authority.Config{Store: st})
+	if err != nil {
+		return err
+	}
+	actor := authority.Actor{Kind: authority.ActorSystem, ID: "bench-populate"}
+	start := time.Now()
+	for i := 0; i < clusters; i++ {
+		name := fmt.Sprintf("scale-%05d", i)
+		if _, err := auth.CreateCluster(ctx, actor, authority.CreateClusterRequest{Name: name}); err != nil {
+			return fmt.Errorf("create %s: %w", name, err)
+		}
+		if i%1000 == 999 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "populate: %d clusters (%s)\n", i+1, time.Since(start).Round(time.Second))
+		}
+	}
+	now := time.Now().UTC()
+	const perTx = 20000
+	for done := 0; done < holders; {
+		n := min(perTx, holders-done)
+		err := st.Update(ctx, func(tx *store.Txn) error {
+			for j := 0; j < n; j++ {
+				k := done + j
+				cl := 0
+				if k >= big && clusters > 1 {
+					cl = 1 + (k-big)%(clusters-1)
+				}
+				h := &store.Holder{
+					Cluster: fmt.Sprintf("scale-%05d", cl), Purpose: "internal", Name: fmt.Sprintf("tm-%07d", k),
+					Role: "taskmanager", Serial: fmt.Sprintf("%032x", k), NotAfter: now.Add(90 * 24 * time.Hour),
+					SignedBy: "internal-1", Trusts: []string{"internal-1"}, Issued: now, Actor: "system:bench-populate",
+				}
+				if err := tx.PutHolder(h); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		done += n
+		fmt.Fprintf(cmd.ErrOrStderr(), "populate: %d holders (%s)\n", done, time.Since(start).Round(time.Second))
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "populated %d clusters and %d holders in %s\n", clusters, holders, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// dbSize reports the size of a data directory's database file.
+func dbSize(dataDir string) string {
+	fi, err := os.Stat(filepath.Join(dataDir, "flinkpki.db"))
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1f MB", float64(fi.Size())/(1<<20))
+}
