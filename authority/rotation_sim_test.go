@@ -39,7 +39,7 @@ func TestAutomaticRotationKeepsEveryPairTalkingForThreeYears(t *testing.T) {
 	const (
 		caValidity = 400 * day
 		leaf       = 30 * day
-		step       = 12 * time.Hour
+		step       = 24 * time.Hour
 		years      = 3
 	)
 	obs := &recorder{}

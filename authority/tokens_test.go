@@ -46,6 +46,7 @@ func holderCount(t testing.TB, e *authoritytest.Env, cluster string) int {
 }
 
 func twoClusters(t testing.TB) *authoritytest.Env {
+	t.Helper()
 	e := authoritytest.New(t)
 	e.CreateCluster(authority.CreateClusterRequest{Name: "e1"})
 	e.CreateCluster(authority.CreateClusterRequest{Name: "e2"})

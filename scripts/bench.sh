@@ -62,3 +62,22 @@ bake_burst pool
 kill "$pid"; wait "$pid" 2>/dev/null || true
 start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 0
 bake_burst nopool
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+if [ -z "${SKIP_SCALE:-}" ]; then
+  echo "# scale: ${SCALE_CLUSTERS:=10000} clusters, ${SCALE_HOLDERS:=1000000} holder records (10,000 live holders in scale-00000)"
+  start_server "$work/scale" "$port" --enroll-rate 0 --rotation-interval 0
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  "$BIN" bench populate --data-dir "$work/scale" --kek-file "$work/scale/kek" --clusters "$SCALE_CLUSTERS" --holders "$SCALE_HOLDERS" 2>/dev/null
+  start_server "$work/scale" "$port" --enroll-rate 0 --rotation-interval 0
+  export FLINKPKI_CA_FILE=$work/scale/server-ca.crt FLINKPKI_TOKEN_FILE=$work/scale/admin.token
+  median_ms() { # command...; wall time of 7 runs, median
+    for _ in 1 2 3 4 5 6 7; do
+      local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 ))
+    done | sort -n | sed -n 4p
+  }
+  echo "cluster list, one page of 100 (CLI wall time incl. process start and TLS): $(median_ms "$BIN" cluster list --page-size 100 --page-token scale-05000 -o json) ms median"
+  echo "ca status for a cluster with 10,000 live holders (CLI wall time):           $(median_ms "$BIN" ca status --cluster scale-00000 -o json) ms median"
+  echo "CLI floor (server-ca, offline):                                             $(median_ms "$BIN" server-ca --data-dir "$work/scale") ms median"
+  echo "server: $(rss "$pid")"
+fi

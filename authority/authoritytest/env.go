@@ -64,9 +64,6 @@ type Option func(*Env)
 // WithObserver makes the Authority report its events to o.
 func WithObserver(o authority.Observer) Option { return func(e *Env) { e.observer = o } }
 
-// WithStart starts the fake clock at t instead of the current time.
-func WithStart(t time.Time) Option { return func(e *Env) { e.Clock = NewClock(t) } }
-
 // New opens a fresh store in t.TempDir() and an Authority on it. The clock
 // starts at the current time (to the second), so certificates it issues
 // are also valid for tools that read the real clock, such as the JDK.

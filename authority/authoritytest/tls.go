@@ -42,16 +42,6 @@ func (c *Creds) Leaf() *x509.Certificate { return c.Chain[0] }
 // Issuer is the CA certificate that signed the leaf.
 func (c *Creds) Issuer() *x509.Certificate { return c.Chain[len(c.Chain)-1] }
 
-// Trusts reports whether the truststore holds cert.
-func (c *Creds) Trusts(cert *x509.Certificate) bool {
-	for _, t := range c.Trusted {
-		if t.Equal(cert) {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *Creds) configs() (server, client *tls.Config) {
 	c.once.Do(func() {
 		pool := x509.NewCertPool()
