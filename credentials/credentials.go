@@ -70,6 +70,9 @@ type Options struct {
 	// Flink before 1.20 does not know (it then uses the JVM default type,
 	// and the JDK reads either format under either type).
 	LegacyStoreTypes bool
+	// REST writes flink-ssl.yaml with Flink's security.ssl.rest.* keys (REST
+	// mutual TLS), for rest-server and rest-client material.
+	REST bool
 }
 
 // File is one file of the set.
@@ -130,7 +133,11 @@ func Build(m Material, o Options) (*FileSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", keystore.ErrInvalidKey, err)
 	}
-	ssl, err := flinkconf.InternalSSL{
+	scoped := flinkconf.InternalSSL.Keys
+	if o.REST {
+		scoped = flinkconf.InternalSSL.RESTKeys
+	}
+	ssl, err := scoped(flinkconf.InternalSSL{
 		Keystore:           filepath.Join(o.Dir, KeystoreFile(format)),
 		KeystorePassword:   ksPass,
 		KeyPassword:        ksPass,
@@ -140,7 +147,7 @@ func Build(m Material, o Options) (*FileSet, error) {
 		TruststoreType:     format.StoreType(),
 		KeyAlgorithm:       m.Chain[0].PublicKeyAlgorithm,
 		LegacyStoreTypes:   o.LegacyStoreTypes,
-	}.Keys()
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
@@ -106,6 +107,10 @@ func decodeObject(doc []byte) (object, error) {
 		v = &corev1.Secret{}
 	case "apps/v1/StatefulSet":
 		v = &appsv1.StatefulSet{}
+	case "apps/v1/Deployment":
+		v = &appsv1.Deployment{}
+	case "policy/v1/PodDisruptionBudget":
+		v = &policyv1.PodDisruptionBudget{}
 	case "networking.k8s.io/v1/NetworkPolicy":
 		v = &networkingv1.NetworkPolicy{}
 	case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":

@@ -64,26 +64,37 @@ type InternalSSL struct {
 
 // Keys returns the security.ssl.* keys for the internal connectivity, in a
 // fixed order.
-func (s InternalSSL) Keys() ([]KV, error) {
+func (s InternalSSL) Keys() ([]KV, error) { return s.keys("internal") }
+
+// RESTKeys returns the security.ssl.rest.* keys for the same material, for
+// Flink's REST endpoint with mutual authentication (rest-server material)
+// and for Flink's REST client (rest-client material).
+func (s InternalSSL) RESTKeys() ([]KV, error) { return s.keys("rest") }
+
+func (s InternalSSL) keys(scope string) ([]KV, error) {
 	algs, err := Algorithms(s.KeyAlgorithm)
 	if err != nil {
 		return nil, err
 	}
-	kvs := []KV{
-		{"security.ssl.internal.enabled", "true"},
-		{"security.ssl.internal.keystore", s.Keystore},
-		{"security.ssl.internal.keystore-password", s.KeystorePassword},
-		{"security.ssl.internal.key-password", s.KeyPassword},
-	}
-	if !s.LegacyStoreTypes {
-		kvs = append(kvs, KV{"security.ssl.internal.keystore-type", s.KeystoreType})
+	p := "security.ssl." + scope + "."
+	kvs := []KV{{p + "enabled", "true"}}
+	if scope == "rest" {
+		kvs = append(kvs, KV{p + "authentication-enabled", "true"})
 	}
 	kvs = append(kvs,
-		KV{"security.ssl.internal.truststore", s.Truststore},
-		KV{"security.ssl.internal.truststore-password", s.TruststorePassword},
+		KV{p + "keystore", s.Keystore},
+		KV{p + "keystore-password", s.KeystorePassword},
+		KV{p + "key-password", s.KeyPassword},
 	)
 	if !s.LegacyStoreTypes {
-		kvs = append(kvs, KV{"security.ssl.internal.truststore-type", s.TruststoreType})
+		kvs = append(kvs, KV{p + "keystore-type", s.KeystoreType})
+	}
+	kvs = append(kvs,
+		KV{p + "truststore", s.Truststore},
+		KV{p + "truststore-password", s.TruststorePassword},
+	)
+	if !s.LegacyStoreTypes {
+		kvs = append(kvs, KV{p + "truststore-type", s.TruststoreType})
 	}
 	kvs = append(kvs,
 		KV{"security.ssl.protocol", Protocol},

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,6 +29,7 @@ type initFlags struct {
 	keyType          string
 	confSrc, confOut string
 	timeout          durationFlag
+	noAutoSANs       bool
 }
 
 func (a *app) newInitCmd() *cobra.Command {
@@ -64,6 +67,7 @@ FLINKPKI_HOLDER, FLINKPKI_SERVER, FLINKPKI_CA_FILE, FLINKPKI_TOKEN_FILE.`,
 	fl.StringVar(&f.confSrc, "flink-conf-src", "", "Flink configuration directory to copy (with --flink-conf-out)")
 	fl.StringVar(&f.confOut, "flink-conf-out", "", "where to write the merged Flink configuration (with --flink-conf-src)")
 	fl.Var(&f.timeout, "timeout", "give up when the server has not answered within this time")
+	fl.BoolVar(&f.noAutoSANs, "no-auto-sans", false, "for jobmanager/taskmanager, do not add this pod's host name and IP addresses as SANs (Flink 2.3+ checks them on the TaskManager data plane)")
 	a.addConnFlags(cmd)
 	return cmd
 }
@@ -121,6 +125,9 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 			return fmt.Errorf("no --holder given and the host name is unknown: %w", err)
 		}
 	}
+	if !f.noAutoSANs && (f.role == "jobmanager" || f.role == "taskmanager") {
+		f.dns, f.ips = withLocalNames(f.dns, f.ips)
+	}
 	conn, err := a.dial()
 	if err != nil {
 		return err
@@ -148,4 +155,50 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 		}
 	}
 	return a.report(&f.issueFlags, opts, res, set, f.confOut, a.now().Sub(start))
+}
+
+// withLocalNames adds the names peers reach this pod by: its host name, its
+// non-loopback unicast addresses, and localhost. Flink up to 2.2 never checks
+// host names on internal links, but Flink 2.3's Netty 4.2 does on the
+// TaskManager data plane, so an internal leaf must name its pod. The names
+// grant nothing beyond the cluster: only this cluster's CA signs them.
+func withLocalNames(dns, ips []string) ([]string, []string) {
+	add := func(list []string, v string) []string {
+		if v == "" || slices.Contains(list, v) {
+			return list
+		}
+		return append(list, v)
+	}
+	if h, err := os.Hostname(); err == nil && issuerDNSName(h) {
+		dns = add(dns, h)
+	}
+	dns = add(dns, "localhost")
+	ips = add(ips, "127.0.0.1")
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsMulticast() {
+				continue
+			}
+			if len(ips) >= 8 {
+				break
+			}
+			ips = add(ips, ipn.IP.String())
+		}
+	}
+	return dns, ips
+}
+
+// issuerDNSName reports whether a host name is a plain DNS name the issuer
+// accepts (letters, digits, '-' and '.').
+func issuerDNSName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,8 +35,8 @@ func (f *issueFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.out, "out", "", "directory to write the file set into (created 0700 if missing)")
 	fl.StringVar(&f.format, "format", "pkcs12", "store format: pkcs12 or jks")
 	fl.StringVar(&f.profile, "pkcs12-profile", "modern2023", "PKCS#12 encryption: modern2023 or legacy-des (for old readers)")
-	fl.StringArrayVar(&f.dns, "dns", nil, "DNS name for the leaf (repeat; rest-server)")
-	fl.StringArrayVar(&f.ips, "ip", nil, "IP address for the leaf (repeat; rest-server)")
+	fl.StringArrayVar(&f.dns, "dns", nil, "DNS name for the leaf (repeat; required for rest-server; for jobmanager/taskmanager, names peers reach this process by — Flink 2.3+ checks them)")
+	fl.StringArrayVar(&f.ips, "ip", nil, "IP address for the leaf (repeat; as --dns)")
 	fl.BoolVar(&f.legacyStoreTypes, "legacy-store-types", false, "leave out keystore-type/truststore-type, which Flink before 1.20 rejects")
 	addOutputFlag(cmd, &f.output)
 }
@@ -73,7 +74,8 @@ func (f *issueFlags) buildOptions(dir string, now time.Time) (credentials.Option
 	if err != nil {
 		return credentials.Options{}, usageError{err}
 	}
-	return credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes}, nil
+	rest := strings.HasPrefix(f.role, "rest-")
+	return credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes, REST: rest}, nil
 }
 
 // issueJSON is the stable JSON summary of a written file set.
