@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -27,8 +28,9 @@ func actorFrom(ctx context.Context) authority.Actor {
 
 // Authenticator turns bearer credentials into actors.
 type Authenticator struct {
-	auth *authority.Authority
-	k8s  *k8sauth.Verifier // nil when Kubernetes tokens are not configured
+	auth   *authority.Authority
+	k8s    *k8sauth.Verifier // nil when offline verification is not configured
+	review *k8sauth.Reviewer // nil when TokenReview is not enabled
 }
 
 // bearer extracts the bearer string from the request metadata.
@@ -59,10 +61,7 @@ func (a *Authenticator) Authenticate(ctx context.Context) (authority.Actor, erro
 		return authority.Actor{}, err
 	}
 	if token.LooksLikeJWT(raw) {
-		if a.k8s == nil {
-			return authority.Actor{}, fmt.Errorf("%w: Kubernetes service-account tokens are not enabled on this server (serve --k8s-issuer --k8s-jwks-file)", authority.ErrUnauthenticated)
-		}
-		id, err := a.k8s.Verify(ctx, raw)
+		id, err := a.verifyK8s(ctx, raw)
 		if err != nil {
 			return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
 		}
@@ -148,4 +147,33 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 		return toStatus(err)
 	}
 	return toStatus(handler(srv, wrappedStream{ss, ctx}))
+}
+
+// verifyK8s checks a service-account token offline against the JWKS and,
+// when enabled, with a TokenReview as well, which also catches tokens of
+// deleted pods. Both must agree on who the token is for.
+func (a *Authenticator) verifyK8s(ctx context.Context, raw string) (*k8sauth.Identity, error) {
+	if a.k8s == nil && a.review == nil {
+		return nil, errors.New("Kubernetes service-account tokens are not enabled on this server (serve --k8s-issuer --k8s-jwks-file, or --k8s-tokenreview)")
+	}
+	var id *k8sauth.Identity
+	if a.k8s != nil {
+		var err error
+		if id, err = a.k8s.Verify(ctx, raw); err != nil {
+			return nil, err
+		}
+	}
+	if a.review != nil {
+		rid, err := a.review.Review(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		if id != nil && (rid.Namespace != id.Namespace || rid.ServiceAccount != id.ServiceAccount || (rid.Pod != "" && rid.Pod != id.Pod)) {
+			return nil, fmt.Errorf("%w: the API server vouches for %s (pod %q), the token says %s (pod %q)", k8sauth.ErrReview, rid.Subject, rid.Pod, id.Subject, id.Pod)
+		}
+		if id == nil {
+			id = rid
+		}
+	}
+	return id, nil
 }

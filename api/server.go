@@ -19,6 +19,8 @@ type Config struct {
 	Authority *authority.Authority
 	// K8s verifies projected service-account tokens; nil disables them.
 	K8s *k8sauth.Verifier
+	// Review asks the API server about service-account tokens; nil disables it.
+	Review *k8sauth.Reviewer
 	// Backup writes a consistent snapshot of the store.
 	Backup func(ctx context.Context, w io.Writer) (int64, error)
 	// EnrollRate and EnrollBurst limit enrollment requests per identity
@@ -45,7 +47,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	return &Server{
 		auth:   cfg.Authority,
-		authn:  &Authenticator{auth: cfg.Authority, k8s: cfg.K8s},
+		authn:  &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review},
 		backup: cfg.Backup,
 		limit:  newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
 	}

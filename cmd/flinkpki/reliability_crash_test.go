@@ -174,6 +174,11 @@ func TestAServerKilledUnderIssuanceLoadLosesNothingAndRecordsOnlyReturnedLeaves(
 			t.Errorf("holder %s is recorded with serial %s, but its client holds the leaf %s", holder, serial, got)
 		}
 	}
+	for _, holder := range entries(t, outs) {
+		if _, recorded := serials[holder]; !wholeOrNothing(t, filepath.Join(outs, holder)) && recorded {
+			t.Errorf("out dir of recorded holder %s is empty", holder)
+		}
+	}
 	if code := p.term(t); code != 0 {
 		t.Errorf("server exited %d on SIGTERM:\n%s", code, p.log.String())
 	}

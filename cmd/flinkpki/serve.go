@@ -44,6 +44,10 @@ type serveOptions struct {
 	k8sIssuer        string
 	k8sJWKSFile      string
 	k8sAudience      string
+	k8sTokenReview   bool
+	k8sAPIServer     string
+	k8sAPICAFile     string
+	k8sAPITokenFile  string
 	logFormat        string
 	logLevel         string
 	rotationInterval time.Duration
@@ -117,6 +121,10 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.StringVar(&o.k8sIssuer, "k8s-issuer", "", "issuer (iss) of the cluster's service-account tokens; enables Kubernetes tokens")
 	f.StringVar(&o.k8sJWKSFile, "k8s-jwks-file", "", "the cluster's JWKS (kubectl get --raw /openid/v1/jwks)")
 	f.StringVar(&o.k8sAudience, "k8s-audience", k8sauth.DefaultAudience, "audience projected service-account tokens must carry")
+	f.BoolVar(&o.k8sTokenReview, "k8s-tokenreview", false, "also ask the API server (TokenReview) about each service-account token; needs system:auth-delegator")
+	f.StringVar(&o.k8sAPIServer, "k8s-api-server", "", "API server URL for TokenReview (default: in-cluster)")
+	f.StringVar(&o.k8sAPICAFile, "k8s-api-ca-file", "", "CA of the API server (default: the in-cluster service-account ca.crt)")
+	f.StringVar(&o.k8sAPITokenFile, "k8s-api-token-file", "", "the server's own token for TokenReview (default: the in-cluster service-account token)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&o.rotationInterval, "rotation-interval", time.Minute, "how often the automatic rotation schedule is checked (0 disables it)")
@@ -259,6 +267,12 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 			return err
 		}
 	}
+	var review *k8sauth.Reviewer
+	if o.k8sTokenReview {
+		if review, err = k8sauth.NewReviewer(k8sauth.ReviewerConfig{APIServer: o.k8sAPIServer, CAFile: o.k8sAPICAFile, TokenFile: o.k8sAPITokenFile, Audience: o.k8sAudience}); err != nil {
+			return err
+		}
+	}
 	m := metrics.New()
 	var pool *authority.KeyPool
 	acfg := authority.Config{Store: st, Logger: log, Observer: m}
@@ -279,7 +293,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 			return err
 		}
 	}
-	srv := api.New(api.Config{Authority: auth, K8s: k8s, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
+	srv := api.New(api.Config{Authority: auth, K8s: k8s, Review: review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
 	authUnary, authStream := srv.Interceptors()
 	rl := &requestLog{log: log, timeout: o.rpcTimeout}
 	g := grpc.NewServer(

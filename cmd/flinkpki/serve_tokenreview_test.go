@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	authnv1 "k8s.io/api/authentication/v1"
+
+	"github.com/flinkpki/flinkpki/k8sauth"
+	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
+)
+
+// apiServer stands in for the Kubernetes API server's TokenReview endpoint
+// (no cluster runs on these machines). It decodes requests strictly into
+// the real k8s.io/api types, checks the caller's own token, and vouches for
+// tokens its issuer signed whose pod has not been deleted.
+type apiServer struct {
+	verifier  *k8sauth.Verifier
+	callerTok string
+	mu        sync.Mutex
+	deleted   map[string]bool
+	calls     int
+}
+
+func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/apis/authentication.k8s.io/v1/tokenreviews" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+a.callerTok {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	var tr authnv1.TokenReview
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&tr); err != nil || tr.Kind != "TokenReview" {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	a.mu.Lock()
+	a.calls++
+	a.mu.Unlock()
+	id, err := a.verifier.Verify(r.Context(), tr.Spec.Token)
+	a.mu.Lock()
+	gone := err == nil && a.deleted[id.Pod]
+	a.mu.Unlock()
+	switch {
+	case err != nil:
+		tr.Status = authnv1.TokenReviewStatus{Error: "invalid bearer token"}
+	case gone:
+		tr.Status = authnv1.TokenReviewStatus{Error: "pod " + id.Pod + " does not exist"}
+	default:
+		tr.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: tr.Spec.Audiences, User: authnv1.UserInfo{
+			Username: id.Subject, UID: id.ServiceAccountUID,
+			Extra: map[string]authnv1.ExtraValue{"authentication.kubernetes.io/pod-name": {id.Pod}},
+		}}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(&tr)
+}
+
+func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
+	const issuerURL = "https://kubernetes.default.svc.cluster.local"
+	iss := k8stest.NewECIssuer(t, issuerURL)
+	v, err := k8sauth.New(k8sauth.Config{Issuer: issuerURL, JWKS: iss.JWKS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &apiServer{verifier: v, callerTok: "server-own-token", deleted: map[string]bool{}}
+	ts := httptest.NewTLSServer(api)
+	defer ts.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "api-ca.crt")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644)
+	tokFile := filepath.Join(dir, "own-token")
+	os.WriteFile(tokFile, []byte(api.callerTok+"\n"), 0o600)
+
+	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss),
+		"--k8s-tokenreview", "--k8s-api-server", ts.URL, "--k8s-api-ca-file", caFile, "--k8s-api-token-file", tokFile)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	claims := k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"}
+	tok := iss.MintFile(claims)
+	initArgs := func(out string) []string {
+		return []string{"init", "--cluster", "orders", "--role", "taskmanager", "--out", out, "--token-file", tok, "--timeout", "5s"}
+	}
+	s.cli(t, "", initArgs(filepath.Join(t.TempDir(), "ok"))...).ok(t)
+	api.mu.Lock()
+	calls := api.calls
+	api.mu.Unlock()
+	if calls == 0 {
+		t.Fatal("the server never asked the API server")
+	}
+
+	api.mu.Lock()
+	api.deleted["orders-tm-1"] = true
+	api.mu.Unlock()
+	out := filepath.Join(t.TempDir(), "gone")
+	r := s.cli(t, "", initArgs(out)...)
+	r.refused(t, "does not exist")
+	if strings.Contains(r.stderr, "eyJ") {
+		t.Error("the error echoes the token")
+	}
+	if got := entries(t, out); len(got) != 0 {
+		t.Errorf("a refused init wrote %v", got)
+	}
+}

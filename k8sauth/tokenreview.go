@@ -1,0 +1,163 @@
+package k8sauth
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ErrReview reports a token the API server's TokenReview did not accept,
+// or a TokenReview that could not be made.
+var ErrReview = errors.New("TokenReview refused the service-account token")
+
+// In-cluster locations of the server's own credentials.
+const (
+	inClusterTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	inClusterCAFile    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+	podNameExtra       = "authentication.kubernetes.io/pod-name"
+	podUIDExtra        = "authentication.kubernetes.io/pod-uid"
+)
+
+// Reviewer asks the Kubernetes API server whether a service-account token
+// is still valid (TokenReview). It complements offline JWKS verification:
+// the API server also knows that a pod, and so its bound token, is gone.
+// The server's service account needs system:auth-delegator.
+type Reviewer struct {
+	url       string
+	client    *http.Client
+	tokenFile string
+	audience  string
+}
+
+// ReviewerConfig points a Reviewer at an API server. Empty fields take the
+// in-cluster values (KUBERNETES_SERVICE_HOST/PORT and the mounted service
+// account).
+type ReviewerConfig struct {
+	APIServer string // https://host:port
+	CAFile    string
+	TokenFile string
+	Audience  string // default DefaultAudience
+	Timeout   time.Duration
+}
+
+// NewReviewer returns a Reviewer.
+func NewReviewer(cfg ReviewerConfig) (*Reviewer, error) {
+	if cfg.APIServer == "" {
+		host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+		if host == "" || port == "" {
+			return nil, fmt.Errorf("%w: TokenReview needs the in-cluster API server (KUBERNETES_SERVICE_HOST is unset): run in Kubernetes or give the API server URL", ErrConfig)
+		}
+		cfg.APIServer = "https://" + net.JoinHostPort(host, port)
+	}
+	if cfg.CAFile == "" {
+		cfg.CAFile = inClusterCAFile
+	}
+	if cfg.TokenFile == "" {
+		cfg.TokenFile = inClusterTokenFile
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = DefaultAudience
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	caPEM, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read the API server CA: %v", ErrConfig, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%w: %s holds no PEM certificate", ErrConfig, cfg.CAFile)
+	}
+	if _, err := os.Stat(cfg.TokenFile); err != nil {
+		return nil, fmt.Errorf("%w: the server's own service-account token: %v", ErrConfig, err)
+	}
+	return &Reviewer{
+		url:       strings.TrimRight(cfg.APIServer, "/") + "/apis/authentication.k8s.io/v1/tokenreviews",
+		client:    &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}},
+		tokenFile: cfg.TokenFile,
+		audience:  cfg.Audience,
+	}, nil
+}
+
+// Review asks the API server about raw and returns the identity it vouches
+// for. The server's own token is re-read every time, since the kubelet
+// rotates it.
+func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
+	own, err := os.ReadFile(r.tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read the server's own token: %v", ErrReview, err)
+	}
+	body, err := json.Marshal(&authnv1.TokenReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "TokenReview"},
+		Spec:     authnv1.TokenReviewSpec{Token: raw, Audiences: []string{r.audience}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(own)))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the API server could not be asked: %v", ErrReview, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: the API server answered HTTP %d (does the server's service account have system:auth-delegator?)", ErrReview, resp.StatusCode)
+	}
+	var tr authnv1.TokenReview
+	if err := json.Unmarshal(data, &tr); err != nil {
+		return nil, fmt.Errorf("%w: unreadable TokenReview answer: %v", ErrReview, err)
+	}
+	st := tr.Status
+	if !st.Authenticated {
+		reason := st.Error
+		if reason == "" {
+			reason = "not authenticated"
+		}
+		return nil, fmt.Errorf("%w: %s", ErrReview, reason)
+	}
+	if len(st.Audiences) > 0 && !slices.Contains(st.Audiences, r.audience) {
+		return nil, fmt.Errorf("%w: the token is for audiences %q, expected %q", ErrReview, st.Audiences, r.audience)
+	}
+	ns, sa, ok := parseSubject(st.User.Username)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not a service account", ErrReview, st.User.Username)
+	}
+	id := &Identity{Namespace: ns, ServiceAccount: sa, ServiceAccountUID: st.User.UID, Subject: st.User.Username}
+	if v := st.User.Extra[podNameExtra]; len(v) == 1 {
+		id.Pod = v[0]
+	}
+	if v := st.User.Extra[podUIDExtra]; len(v) == 1 {
+		id.PodUID = v[0]
+	}
+	return id, nil
+}
+
+func parseSubject(s string) (ns, sa string, ok bool) {
+	rest, found := strings.CutPrefix(s, "system:serviceaccount:")
+	if !found {
+		return "", "", false
+	}
+	ns, sa, ok = strings.Cut(rest, ":")
+	return ns, sa, ok && ns != "" && sa != ""
+}
