@@ -92,6 +92,19 @@ func Handshake(a, b *Creds) error {
 // HandshakeOnce runs one mutual-TLS handshake with server serving client:
 // each side verifies the other's chain against its own truststore.
 func HandshakeOnce(server, client *Creds) error {
+	// A watchdog turns a stuck handshake into a failure instead of a hung
+	// test run; the I/O deadlines below should always fire first.
+	done := make(chan error, 1)
+	go func() { done <- handshakeOnce(server, client) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("%s serving %s: handshake did not finish within 30s", server.Holder, client.Holder)
+	}
+}
+
+func handshakeOnce(server, client *Creds) error {
 	sconf, _ := server.configs()
 	_, cconf := client.configs()
 	sc, cc := net.Pipe()
