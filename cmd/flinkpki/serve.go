@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -144,7 +145,7 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	return cmd
 }
 
-func newLogger(o *serveOptions, w *os.File) (*slog.Logger, error) {
+func newLogger(o *serveOptions, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return nil, usagef("--log-level %q: use debug, info, warn or error", o.logLevel)
@@ -231,7 +232,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err := o.resolve(); err != nil {
 		return err
 	}
-	log, err := newLogger(o, os.Stderr)
+	log, err := newLogger(o, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -70,7 +72,9 @@ func startServerAt(t testing.TB, dir, addr string, extra ...string) *testServer 
 	s.admin = filepath.Join(dir, "admin.token")
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	args := append([]string{"serve", "--dev", "--data-dir", dir, "--listen", s.addr, "--log-level", "warn"}, extra...)
+	// Debug logging, so the secret scan at cleanup sees every line the
+	// server can write.
+	args := append([]string{"serve", "--dev", "--data-dir", dir, "--listen", s.addr, "--log-level", "debug"}, extra...)
 	go func() {
 		a := &app{stdout: s.stderr, stderr: s.stderr, getenv: func(string) string { return "" }, now: time.Now}
 		s.done <- a.run(ctx, args)
@@ -93,7 +97,10 @@ func startServerAt(t testing.TB, dir, addr string, extra ...string) *testServer 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Cleanup(func() { s.stop(t) })
+	t.Cleanup(func() {
+		s.stop(t)
+		assertNoSecretsInLogs(t, s.stderr.String(), s.admin)
+	})
 	return s
 }
 
@@ -167,6 +174,7 @@ func lastLine(s string) string {
 func (s *testServer) tokenFor(t testing.TB, cluster, role string, extra ...string) string {
 	t.Helper()
 	r := s.cli(t, s.admin, append([]string{"token", "create", "--cluster", cluster, "--role", role}, extra...)...).ok(t)
+	rememberSecret(strings.TrimSpace(r.stdout))
 	p := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(p, []byte(r.stdout), 0o600); err != nil {
 		t.Fatal(err)
@@ -189,4 +197,87 @@ func entries(t testing.TB, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// secrets handed out during the test run; no server log may contain one.
+var (
+	secretsMu sync.Mutex
+	secrets   []string
+)
+
+func rememberSecret(s string) {
+	if s == "" {
+		return
+	}
+	secretsMu.Lock()
+	secrets = append(secrets, s)
+	secretsMu.Unlock()
+}
+
+// secretShapes match what must never reach a log, whoever made it: full
+// flinkpki tokens, JWTs, PEM blocks and PKCS#8 in base64.
+var secretShapes = []*regexp.Regexp{
+	regexp.MustCompile(`fp[ae]_[a-z2-7]{26}_[A-Za-z0-9_-]{43}`),
+	regexp.MustCompile(`eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.`),
+	regexp.MustCompile(`-----BEGIN`),
+	regexp.MustCompile(`MIG[HT]AgEAMBMGByqGSM49`),                     // base64 of a PKCS#8 EC key
+	regexp.MustCompile(`MII[A-Za-z0-9+/]{2}AgEAMA0GCSqGSIb3DQEBAQUA`), // base64 of a PKCS#8 RSA key
+}
+
+// assertNoSecretsInLogs scans a server's whole log for tokens, passwords
+// and key material.
+func assertNoSecretsInLogs(t testing.TB, logs, adminTokenFile string) {
+	t.Helper()
+	if b, err := os.ReadFile(adminTokenFile); err == nil {
+		rememberSecret(strings.TrimSpace(string(b)))
+	}
+	for _, re := range secretShapes {
+		if m := re.FindString(logs); m != "" {
+			t.Errorf("the server log holds secret material matching %s", re)
+		}
+	}
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	for _, sec := range secrets {
+		if strings.Contains(logs, sec) {
+			t.Errorf("the server log holds a secret handed out in this test")
+		}
+		// The secret half of a flinkpki token alone must not appear either.
+		if i := strings.LastIndexByte(sec, '_'); i > 0 && len(sec)-i > 20 && strings.Contains(logs, sec[i+1:]) {
+			t.Errorf("the server log holds a token secret")
+		}
+	}
+	if !strings.Contains(logs, "level=") {
+		t.Errorf("the server wrote no log at all; the scan proved nothing")
+	}
+}
+
+type recordTB struct {
+	testing.TB
+	errors int
+}
+
+func (r *recordTB) Errorf(string, ...any) { r.errors++ }
+func (r *recordTB) Helper()               {}
+
+func TestTheLogScanCatchesPlantedSecrets(t *testing.T) {
+	tok := "fpe_" + strings.Repeat("a", 26) + "_" + strings.Repeat("B", 43)
+	for name, logs := range map[string]string{
+		"a flinkpki token":   "level=INFO msg=x token=" + tok,
+		"a PEM block":        "level=INFO msg=x key=-----BEGIN PRIVATE KEY-----",
+		"a JWT":              "level=INFO msg=x jwt=eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJrOHMifQ.sig",
+		"a PKCS#8 EC key":    "level=INFO msg=x der=MIGHAgEAMBMGByqGSM49AgEGCCqGSM49",
+		"no log line at all": "",
+	} {
+		r := &recordTB{TB: t}
+		assertNoSecretsInLogs(r, logs, filepath.Join(t.TempDir(), "none"))
+		if r.errors == 0 {
+			t.Errorf("the scan missed %s", name)
+		}
+	}
+	clean := &recordTB{TB: t}
+	assertNoSecretsInLogs(clean, "level=INFO msg=\"request refused\" actor=enrollment-token:abc", filepath.Join(t.TempDir(), "none"))
+	if clean.errors != 0 {
+		t.Errorf("the scan flagged a clean log")
+	}
 }
