@@ -15,7 +15,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-versions="${FLINK_E2E_VERSIONS:-1.20.3=ecdsa-p256 2.2.1=rsa-2048 2.3.0=ecdsa-p256,tm-san}"
+versions="${FLINK_E2E_VERSIONS:-1.20.3=ecdsa-p256 2.2.1=rsa-2048 2.3.0=ecdsa-p256}"
 [ -n "${FLINK_E2E_EXTRA_JVM_OPTS:-}" ] && echo "e2e-flink: WARNING: extra JVM options for every Flink process: $FLINK_E2E_EXTRA_JVM_OPTS" >&2
 for tool in java mvn go; do
   command -v "$tool" >/dev/null 2>&1 || { echo "e2e-flink: $tool is not installed (apt-get install openjdk-17-jdk-headless maven)" >&2; exit 1; }
