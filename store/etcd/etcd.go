@@ -75,6 +75,7 @@ type Backend struct {
 	cfg     Config
 	where   string // endpoints, for error messages
 	buckets map[string]bool
+	batch   batcher
 }
 
 // Open connects to etcd. It does not wait for the cluster: the first
@@ -197,13 +198,6 @@ func (b *Backend) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return err
 		}
 	}
-}
-
-// Batch implements store.Backend. It is Update: each call commits its own
-// etcd transaction. Concurrent callers that touch different keys do not
-// conflict; those that do are retried like Update.
-func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
-	return b.Update(ctx, fn)
 }
 
 // errConflict marks a failed revision comparison or a compacted snapshot:
