@@ -7,7 +7,13 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/flinkpki}
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { # servers first (newest first), then etcd; never an unbounded wait
+  local i
+  for ((i=${#pids[@]}-1; i>=0; i--)); do [ -n "${pids[i]}" ] && kill "${pids[i]}" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 echo "# machine: $(nproc) cores, $(go version | cut -d' ' -f3), $(date -u +%FT%TZ)"
@@ -45,14 +51,14 @@ for mode in keepalive fresh; do
 done
 echo "# server after the runs: $(rss "$pid")"
 
-echo "# bake burst: 200 RSA-2048 bakes (16 at a time) after idle time, with and without the key pool"
+echo "# bake burst: 200 RSA-2048 bakes (8 at a time) after idle time, with and without the key pool"
 # Bake outputs go to memory when possible: the burst measures the server,
 # not this disk's fsync latency.
-shm=$work; [ -d /dev/shm ] && shm=$(mktemp -d -p /dev/shm flinkpki-bench.XXXX) && pids+=("") && trap 'cleanup; rm -rf "$shm"' EXIT
+shm=$work; [ -d /dev/shm ] && shm=$(mktemp -d -p /dev/shm flinkpki-bench.XXXX) && trap 'cleanup; rm -rf "$shm"' EXIT
 bake_burst() { # label
   local t0 t1
   t0=$(date +%s.%N)
-  seq 1 200 | xargs -P 16 -I{} "$BIN" bake --cluster rsa --role taskmanager --holder "b-{}" --out "$shm/bake-$1-{}" >/dev/null 2>&1
+  seq 1 200 | xargs -P 8 -I{} "$BIN" bake --cluster rsa --role taskmanager --holder "b-{}" --out "$shm/bake-$1-{}" >/dev/null 2>&1
   t1=$(date +%s.%N)
   python3 -c "import sys; d=$t1-$t0; print(f'{sys.argv[1]:<8} 200 bakes in {d:.2f}s = {200/d:.1f}/s')" "$1"
 }
@@ -69,8 +75,11 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
 
 if [ -z "${SKIP_ETCD:-}" ] && command -v etcd >/dev/null 2>&1; then
   echo "# HA: bench enroll c=64 keep-alive against one and two replicas on a 3-member etcd (loopback), beside bbolt"
-  cluster=""; ports=()
-  for i in 1 2 3; do ports+=("$(free_port)" "$(free_port)"); done
+  cluster=""
+  read -r -a ports <<<"$(python3 -c 'import socket
+ss=[socket.socket() for _ in range(8)]
+[s.bind(("127.0.0.1",0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))')"
   for i in 0 1 2; do cluster+="${cluster:+,}m$i=http://127.0.0.1:${ports[$((2*i+1))]}"; done
   for i in 0 1 2; do
     etcd --name "m$i" --data-dir "$work/etcd-m$i" --listen-client-urls "http://127.0.0.1:${ports[$((2*i))]}" \
@@ -82,9 +91,9 @@ if [ -z "${SKIP_ETCD:-}" ] && command -v etcd >/dev/null 2>&1; then
   endpoints="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[2]},http://127.0.0.1:${ports[4]}"
   sleep 3
   head -c 32 /dev/urandom >"$work/ha.kek"
-  p1=$(free_port); p2=$(free_port)
-  start_server "$work/ha1" "$p1" --enroll-rate 0 --store etcd --etcd-endpoints "$endpoints" --kek-file "$work/ha.kek"
-  start_server "$work/ha2" "$p2" --enroll-rate 0 --store etcd --etcd-endpoints "$endpoints" --kek-file "$work/ha.kek"
+  p1=${ports[6]}; p2=${ports[7]}
+  start_server "$work/ha1" "$p1" --enroll-rate 0 --store etcd --etcd-endpoints "$endpoints" --etcd-batch 150 --kek-file "$work/ha.kek"
+  start_server "$work/ha2" "$p2" --enroll-rate 0 --store etcd --etcd-endpoints "$endpoints" --etcd-batch 150 --kek-file "$work/ha.kek"
   export FLINKPKI_CA_FILE=$work/ha1/server-ca.crt FLINKPKI_TOKEN_FILE=$work/ha1/admin.token FLINKPKI_SERVER=127.0.0.1:$p1
   "$BIN" cluster create habench >/dev/null 2>&1
   "$BIN" token create --cluster habench --role taskmanager --uses 100000 --ttl 2h >"$work/ha.token" 2>/dev/null

@@ -61,6 +61,7 @@ type serveOptions struct {
 	etcdCertFile     string
 	etcdKeyFile      string
 	etcdPrefix       string
+	etcdBatch        int
 	enrollRate       float64
 	enrollBurst      int
 	keyPool          int
@@ -138,6 +139,7 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.StringVar(&o.etcdCertFile, "etcd-cert-file", "", "client certificate for mutual TLS to etcd")
 	f.StringVar(&o.etcdKeyFile, "etcd-key-file", "", "client key for mutual TLS to etcd")
 	f.StringVar(&o.etcdPrefix, "etcd-prefix", "/flinkpki/", "key prefix, so several installations can share one etcd")
+	f.IntVar(&o.etcdBatch, "etcd-batch", 20, "issuances per etcd transaction (group commit); above 20 needs etcd's --max-txn-ops raised (e.g. 150 with 1024)")
 	f.Float64Var(&o.enrollRate, "enroll-rate", 200, "enrollment requests per second allowed per identity (token, service account); 0 disables the limit")
 	f.IntVar(&o.enrollBurst, "enroll-burst", 2000, "enrollment burst allowed per identity, e.g. a whole cluster starting at once")
 	f.IntVar(&o.keyPool, "bake-key-pool", 200, "RSA keys kept ready in memory per key type for bake bursts (0 disables the pool)")
@@ -449,7 +451,7 @@ func (o *serveOptions) openBackend(ctx context.Context) (store.Backend, string, 
 		if err != nil {
 			return nil, "", err
 		}
-		b, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: o.etcdEndpoints, Prefix: o.etcdPrefix, TLS: tlsCfg})
+		b, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: o.etcdEndpoints, Prefix: o.etcdPrefix, TLS: tlsCfg, MaxBatch: o.etcdBatch})
 		return b, "etcd " + strings.Join(o.etcdEndpoints, ",") + o.etcdPrefix, err
 	}
 	return nil, "", usagef("--store %q: use bolt or etcd", o.storeKind)

@@ -9,10 +9,10 @@ import (
 	"github.com/flinkpki/flinkpki/store"
 )
 
-// maxBatch bounds the calls that share one etcd transaction: every call
-// adds a few compares and writes, and etcd refuses a transaction with more
-// than --max-txn-ops (128 by default) of either.
-const maxBatch = 20
+// defaultMaxBatch bounds the calls that share one etcd transaction: every
+// call adds a few compares and writes, and etcd refuses a transaction with
+// more than --max-txn-ops (128 by default) of either.
+const defaultMaxBatch = 20
 
 // batcher is a group commit over etcd, like the bbolt backend's: callers
 // that arrive while a transaction is in flight share the next one. Without
@@ -60,7 +60,7 @@ func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
 func (bt *batcher) loop() {
 	for {
 		bt.mu.Lock()
-		n := min(len(bt.pending), maxBatch)
+		n := min(len(bt.pending), bt.b.cfg.MaxBatch)
 		calls := bt.pending[:n:n]
 		bt.pending = bt.pending[n:]
 		if n == 0 {

@@ -62,6 +62,11 @@ type Config struct {
 	// MaxRetries bounds how often Update reruns fn after a conflict.
 	// Default 20.
 	MaxRetries int
+	// MaxBatch bounds the issuances that share one etcd transaction (group
+	// commit). Each adds a few compares and writes, and etcd refuses more
+	// than --max-txn-ops (128 by default) of either: the default of 20 fits
+	// that; raise both together for throughput.
+	MaxBatch int
 	// ElectionTTL is the lease time of a leader elected with Elect: how
 	// long a crashed leader blocks the others. Default 10s.
 	ElectionTTL time.Duration
@@ -96,6 +101,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = defaultMaxBatch
 	}
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 20
