@@ -42,7 +42,6 @@ func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
 	c := &batchCall{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	bt := &b.batch
 	bt.mu.Lock()
-	bt.b = b
 	bt.pending = append(bt.pending, c)
 	if !bt.running {
 		bt.running = true

@@ -129,6 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	b := &Backend{cli: cli, cfg: cfg, where: strings.Join(cfg.Endpoints, ","), buckets: map[string]bool{}}
+	b.batch.b = b
 	for _, bk := range store.Buckets {
 		b.buckets[string(bk)] = true
 	}
