@@ -15,6 +15,7 @@ cleanup() { # servers first (newest first), then etcd; never an unbounded wait
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 echo "# machine: $(nproc) cores, $(go version | cut -d' ' -f3), $(date -u +%FT%TZ)"
 echo "# Go micro-benchmarks (ops/s = b.N / elapsed)"
