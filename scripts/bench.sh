@@ -21,6 +21,7 @@ echo "# machine: $(nproc) cores, $(go version | cut -d' ' -f3), $(date -u +%FT%T
 echo "# Go micro-benchmarks (ops/s = b.N / elapsed)"
 [ -n "${SKIP_MICRO:-}" ] || go test -run '^$' -bench 'BenchmarkCreateCA|BenchmarkIssueP256|BenchmarkEncodeJKS$|BenchmarkEncodePKCS12' -benchtime "${BENCHTIME:-2s}" \
   ./ca ./issuer ./keystore 2>&1 | grep -E '^(Benchmark|ok|FAIL)' || true
+[ -n "${SKIP_MICRO:-}" ] || go test -run '^$' -bench BakeBurst -benchtime 1x ./authority 2>&1 | grep -E '^(Benchmark|ok|FAIL)' || true
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -59,7 +60,7 @@ shm=$work; [ -d /dev/shm ] && shm=$(mktemp -d -p /dev/shm flinkpki-bench.XXXX) &
 bake_burst() { # label
   local t0 t1
   t0=$(date +%s.%N)
-  seq 1 200 | xargs -P 8 -I{} "$BIN" bake --cluster rsa --role taskmanager --holder "b-{}" --out "$shm/bake-$1-{}" >/dev/null 2>&1
+  seq 1 200 | xargs -P 8 -I{} "$BIN" bake --cluster rsa --role taskmanager --holder "b-{}" --format jks --out "$shm/bake-$1-{}" >/dev/null 2>&1
   t1=$(date +%s.%N)
   python3 -c "import sys; d=$t1-$t0; print(f'{sys.argv[1]:<8} 200 bakes in {d:.2f}s = {200/d:.1f}/s')" "$1"
 }

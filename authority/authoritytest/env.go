@@ -56,6 +56,7 @@ type Env struct {
 	Store     *store.Store
 	Authority *authority.Authority
 	observer  authority.Observer
+	keys      authority.KeySource
 }
 
 // Option adjusts a new Env.
@@ -63,6 +64,9 @@ type Option func(*Env)
 
 // WithObserver makes the Authority report its events to o.
 func WithObserver(o authority.Observer) Option { return func(e *Env) { e.observer = o } }
+
+// WithKeyPool makes bake take its keys from p.
+func WithKeyPool(p authority.KeySource) Option { return func(e *Env) { e.keys = p } }
 
 // New opens a fresh store in t.TempDir() and an Authority on it. The clock
 // starts at the current time (to the second), so certificates it issues
@@ -106,7 +110,7 @@ func (e *Env) open() {
 	if err != nil {
 		e.TB.Fatalf("open store: %v", err)
 	}
-	a, err := authority.New(authority.Config{Store: st, Now: e.Clock.Now, Observer: e.observer})
+	a, err := authority.New(authority.Config{Store: st, Now: e.Clock.Now, Observer: e.observer, KeyPool: e.keys})
 	if err != nil {
 		e.TB.Fatalf("new authority: %v", err)
 	}
