@@ -27,18 +27,7 @@ func openOffline(ctx context.Context, dataDir, kekFile string) (*store.Store, er
 	if kekFile == "" {
 		kekFile = os.Getenv("FLINKPKI_KEK_FILE")
 	}
-	if kekFile == "" {
-		return nil, usagef("--kek-file is required (or set FLINKPKI_KEK_FILE)")
-	}
-	raw, err := os.ReadFile(kekFile)
-	if err != nil {
-		return nil, fmt.Errorf("read key-encryption key: %w", err)
-	}
-	kek, err := store.ParseKEK(raw)
-	if err != nil {
-		return nil, err
-	}
-	seal, err := store.NewSealer(kek, nil)
+	seal, err := sealerFromFile(kekFile)
 	if err != nil {
 		return nil, err
 	}
