@@ -104,7 +104,10 @@ func (bt *batcher) commit(calls []*batchCall) {
 			}
 			return
 		}
-		if attempt+1 >= b.cfg.MaxRetries {
+		// A group stands for many callers, and its conflicts come from other
+		// replicas' groups, which back off too: it gets more tries than one
+		// Update before its callers see an error.
+		if attempt+1 >= 3*b.cfg.MaxRetries {
 			err := fmt.Errorf("%w after %d attempts: %w: retry the request", ErrTooManyConflicts, attempt+1, store.ErrUnavailable)
 			for _, c := range calls {
 				c.done <- err
