@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/smallstep/certificates/cas/apiv1"
-	"github.com/smallstep/certificates/cas/softcas"
 )
 
 // Signer is a loaded CA that is ready to sign: its record plus the signing
@@ -40,8 +39,7 @@ func NewSigner(c *CA, key crypto.Signer) (*Signer, error) {
 	if !ok || !pub.Equal(key.Public()) {
 		return nil, fmt.Errorf("%w: the key loaded for CA %s belongs to another certificate", ErrKeyMismatch, c.ID)
 	}
-	svc := &softcas.SoftCAS{CertificateChain: []*x509.Certificate{c.Cert}, Signer: key}
-	return &Signer{ca: c, service: svc}, nil
+	return &Signer{ca: c, service: newLeanCAS(c.Cert, key)}, nil
 }
 
 // CA returns the record of the loaded CA.
