@@ -267,4 +267,3 @@ func bitLength(b []byte) int {
 	}
 	return 0
 }
-

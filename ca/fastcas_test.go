@@ -32,7 +32,7 @@ func TestLeanSigningEncodesExactlyWhatCryptoX509Encodes(t *testing.T) {
 	templates := map[string]func() *x509.Certificate{
 		"a taskmanager leaf": func() *x509.Certificate {
 			return &x509.Certificate{
-				Subject: pkix.Name{CommonName: "tm-0", Organization: []string{"flinkpki"}, OrganizationalUnit: []string{"cluster:orders", "role:taskmanager"}},
+				Subject:  pkix.Name{CommonName: "tm-0", Organization: []string{"flinkpki"}, OrganizationalUnit: []string{"cluster:orders", "role:taskmanager"}},
 				KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 				BasicConstraintsValid: true, URIs: []*url.URL{uri}, PublicKey: p256Leaf.Public(),
 				DNSNames: []string{"tm-0", "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP("fd00::2")},
