@@ -67,7 +67,13 @@ func (l *Leader) IsLeader() bool { return l.leader.Load() }
 // candidate takes over at once instead of after the TTL.
 func (l *Leader) Close() error {
 	l.cancel()
-	<-l.done
+	// etcd's Campaign resigns with the client's own context when its
+	// context ends, which waits for etcd however long it is gone; closing
+	// the client ends that. So shutdown waits a bounded time here.
+	select {
+	case <-l.done:
+	case <-time.After(2 * l.b.cfg.OpTimeout):
+	}
 	return nil
 }
 
