@@ -49,7 +49,7 @@ func refusedWithin(addr string, d time.Duration) (time.Time, bool) {
 // leave a store that opens.
 func TestSIGTERMStopsAcceptingFinishesInFlightRequestsAndExitsCleanly(t *testing.T) {
 	p := startProcServer(t, "--bake-key-pool", "0", "--max-keygen", "1", "--shutdown-timeout", "60s")
-	p.cli(t, p.admin, "cluster", "create", "slow", "--key-type", "rsa-3072").ok(t)
+	p.cli(t, p.admin, "cluster", "create", "slow", "--key-type", "rsa-4096").ok(t)
 	const n = 4
 	done := startSlowBakes(t, p, "slow", n)
 	time.Sleep(300 * time.Millisecond) // every bake has reached the server
@@ -93,8 +93,10 @@ func TestSIGTERMStopsAcceptingFinishesInFlightRequestsAndExitsCleanly(t *testing
 // process exits 0 in time and the store opens.
 func TestSIGTERMGivesUpOnInFlightRequestsAfterTheShutdownTimeout(t *testing.T) {
 	p := startProcServer(t, "--bake-key-pool", "0", "--max-keygen", "1", "--shutdown-timeout", "200ms")
-	p.cli(t, p.admin, "cluster", "create", "slow", "--key-type", "rsa-3072").ok(t)
-	const n = 4
+	// RSA-4096 keys take about a second each here, one at a time: eight of
+	// them cannot all finish within the 300 ms wait plus the 200 ms timeout.
+	p.cli(t, p.admin, "cluster", "create", "slow", "--key-type", "rsa-4096").ok(t)
+	const n = 8
 	done := startSlowBakes(t, p, "slow", n)
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
