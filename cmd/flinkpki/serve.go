@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,6 +70,8 @@ type serveOptions struct {
 }
 
 const (
+	// gaugeRefresh bounds how often /metrics recomputes the expiry gauges.
+	gaugeRefresh    = 15 * time.Second
 	devListen       = "127.0.0.1:7443"
 	prodListen      = "0.0.0.0:7443"
 	maxRequestBytes = 64 << 10
@@ -402,8 +405,17 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 func serveMetrics(addr string, m *metrics.Metrics, auth *authority.Authority, errc chan<- error) (func(context.Context), error) {
 	mux := http.NewServeMux()
 	h := m.Handler()
+	var mu sync.Mutex
+	var last time.Time
 	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		refreshGauges(r.Context(), auth, m)
+		// The expiry gauges read every cluster's holders: at most once per
+		// gaugeRefresh, however often Prometheus scrapes.
+		mu.Lock()
+		if time.Since(last) >= gaugeRefresh {
+			refreshGauges(r.Context(), auth, m)
+			last = time.Now()
+		}
+		mu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
 	l, err := net.Listen("tcp", addr)
