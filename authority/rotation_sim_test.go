@@ -36,6 +36,12 @@ type simHolder struct {
 // fraction of the cost of handshaking all pairs at all ticks.
 func TestAutomaticRotationKeepsEveryPairTalkingForThreeYears(t *testing.T) {
 	t.Parallel()
+	simulateThreeYears(t)
+}
+
+// simulateThreeYears drives the automatic schedule through three simulated
+// years on the store the options pick (a bbolt file by default).
+func simulateThreeYears(t *testing.T, opts ...authoritytest.Option) {
 	const (
 		caValidity = 400 * day
 		leaf       = 30 * day
@@ -43,7 +49,7 @@ func TestAutomaticRotationKeepsEveryPairTalkingForThreeYears(t *testing.T) {
 		years      = 3
 	)
 	obs := &recorder{}
-	e := authoritytest.New(t, authoritytest.WithObserver(obs))
+	e := authoritytest.New(t, append(opts, authoritytest.WithObserver(obs))...)
 	e.CreateCluster(authority.CreateClusterRequest{Name: "sim", CAValidity: caValidity, LeafValidity: leaf})
 	rng := rand.New(rand.NewPCG(2024, 7))
 	start := e.Clock.Now()

@@ -57,6 +57,7 @@ type Env struct {
 	Authority *authority.Authority
 	observer  authority.Observer
 	keys      authority.KeySource
+	backend   func(ctx context.Context) (store.Backend, error)
 }
 
 // Option adjusts a new Env.
@@ -64,6 +65,12 @@ type Option func(*Env)
 
 // WithObserver makes the Authority report its events to o.
 func WithObserver(o authority.Observer) Option { return func(e *Env) { e.observer = o } }
+
+// WithBackend stores on the backend open returns (etcd, say) instead of a
+// bbolt file; Reopen calls open again.
+func WithBackend(open func(ctx context.Context) (store.Backend, error)) Option {
+	return func(e *Env) { e.backend = open }
+}
 
 // WithKeyPool makes bake take its keys from p.
 func WithKeyPool(p authority.KeySource) Option { return func(e *Env) { e.keys = p } }
@@ -106,7 +113,13 @@ func (e *Env) Reopen() {
 
 func (e *Env) open() {
 	e.TB.Helper()
-	st, err := OpenStore(e.Ctx, e.Path, e.KEK)
+	var st *store.Store
+	var err error
+	if e.backend != nil {
+		st, err = openOn(e.Ctx, e.backend, e.KEK)
+	} else {
+		st, err = OpenStore(e.Ctx, e.Path, e.KEK)
+	}
 	if err != nil {
 		e.TB.Fatalf("open store: %v", err)
 	}
@@ -155,4 +168,21 @@ func (e *Env) Audit(cluster string) []*store.AuditEntry {
 		e.TB.Fatalf("list audit: %v", err)
 	}
 	return es
+}
+
+func openOn(ctx context.Context, open func(ctx context.Context) (store.Backend, error), kek []byte) (*store.Store, error) {
+	b, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seal, err := store.NewSealer(kek, nil)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	st, err := store.Open(ctx, b, seal)
+	if err != nil {
+		b.Close()
+	}
+	return st, err
 }
