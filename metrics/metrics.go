@@ -103,13 +103,6 @@ func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time) {
 	}
 }
 
-// ForgetCluster drops a deleted cluster's series.
-func (m *Metrics) ForgetCluster(cluster string) {
-	m.issued.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
-	m.phase.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
-	m.blocked.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
-}
-
 // UnaryInterceptor records request latency.
 func (m *Metrics) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()

@@ -418,11 +418,17 @@ func serveMetrics(addr string, m *metrics.Metrics, auth *authority.Authority, er
 		mu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
+	return serveHTTP(addr, mux, errc)
+}
+
+// serveHTTP serves handler on addr in the background and returns its
+// graceful stop. Serving errors other than the stop itself go to errc.
+func serveHTTP(addr string, handler http.Handler, errc chan<- error) (func(context.Context), error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
@@ -508,15 +514,5 @@ func servePprof(addr string, errc chan<- error) (func(context.Context), error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
-	return func(ctx context.Context) { hs.Shutdown(ctx) }, nil
+	return serveHTTP(addr, mux, errc)
 }
