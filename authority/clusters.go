@@ -27,6 +27,9 @@ type CreateClusterRequest struct {
 type ClusterView struct {
 	Cluster *store.Cluster
 	CAs     []*ca.CA // internal then rest, by generation
+	// records are the stored CAs by ID, for changing a state or opening a
+	// key without reading the lineage a second time.
+	records map[string]*store.CA
 }
 
 // CreateCluster creates a cluster with its own internal CA and its own REST
@@ -154,13 +157,14 @@ func (a *Authority) clusterView(tx *store.Txn, name string) (*ClusterView, error
 	if err != nil {
 		return nil, err
 	}
-	v := &ClusterView{Cluster: c}
+	v := &ClusterView{Cluster: c, records: make(map[string]*store.CA, len(recs))}
 	for _, r := range recs {
 		d, err := a.domainCA(r)
 		if err != nil {
 			return nil, err
 		}
 		v.CAs = append(v.CAs, d)
+		v.records[r.ID] = r
 	}
 	slices.SortFunc(v.CAs, func(x, y *ca.CA) int {
 		if x.Purpose != y.Purpose {

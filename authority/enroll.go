@@ -108,16 +108,7 @@ func (a *Authority) loadLineage(tx *store.Txn, c *store.Cluster, p ca.Purpose) (
 	if active == nil {
 		return nil, fmt.Errorf("%w: cluster %q has no active %s CA", ca.ErrNoActiveCA, c.Name, p)
 	}
-	recs, err := tx.CAs(c.Name)
-	if err != nil {
-		return nil, err
-	}
-	var rec *store.CA
-	for _, r := range recs {
-		if r.ID == active.ID {
-			rec = r
-		}
-	}
+	rec := v.records[active.ID]
 	signer, err := a.cache.signer(active, rec.CertDER, func() ([]byte, error) { return a.st.OpenCAKey(rec) })
 	if err != nil {
 		return nil, err

@@ -145,19 +145,9 @@ func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.P
 	if err != nil {
 		return err
 	}
-	recs, err := tx.CAs(cluster)
-	if err != nil {
-		return err
-	}
-	byID := map[string]*store.CA{}
-	for _, r := range recs {
-		if r.Purpose == string(p) {
-			byID[r.ID] = r
-		}
-	}
 	details := map[string]string{"purpose": string(p)}
 	for _, ch := range pl.Changes {
-		r := byID[ch.CAID]
+		r := v.records[ch.CAID]
 		if r == nil {
 			return fmt.Errorf("CA %s vanished during %s", ch.CAID, action)
 		}
