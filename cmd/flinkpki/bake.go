@@ -33,12 +33,8 @@ role. The files appear atomically: a failed bake leaves nothing behind.`,
 			if err := requireFlag("holder", f.holder); err != nil {
 				return err
 			}
-			dir, err := checkOut(f.out)
-			if err != nil {
-				return err
-			}
 			start := a.now()
-			opts, err := f.buildOptions(dir, start)
+			opts, err := f.buildOptions(start)
 			if err != nil {
 				return err
 			}
@@ -57,7 +53,7 @@ role. The files appear atomically: a failed bake leaves nothing behind.`,
 			if err != nil {
 				return err
 			}
-			if err := set.Write(dir); err != nil {
+			if err := set.Write(opts.Dir); err != nil {
 				return err
 			}
 			return a.report(&f, opts, res, set, "", a.now().Sub(start))

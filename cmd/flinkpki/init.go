@@ -105,12 +105,8 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err != nil {
 		return err
 	}
-	dir, err := checkOut(f.out)
-	if err != nil {
-		return err
-	}
 	start := a.now()
-	opts, err := f.buildOptions(dir, start)
+	opts, err := f.buildOptions(start)
 	if err != nil {
 		return err
 	}
@@ -146,7 +142,7 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := set.Write(dir); err != nil {
+	if err := set.Write(opts.Dir); err != nil {
 		return err
 	}
 	if f.confSrc != "" {

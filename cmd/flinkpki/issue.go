@@ -64,8 +64,13 @@ func checkOut(out string) (string, error) {
 	return abs, nil
 }
 
-// buildOptions checks the store flags.
-func (f *issueFlags) buildOptions(dir string, now time.Time) (credentials.Options, error) {
+// buildOptions checks --out and the store flags, before anything is asked
+// of the server; the options' Dir is the absolute output directory.
+func (f *issueFlags) buildOptions(now time.Time) (credentials.Options, error) {
+	dir, err := checkOut(f.out)
+	if err != nil {
+		return credentials.Options{}, err
+	}
 	format, err := formatFlag(f.format)
 	if err != nil {
 		return credentials.Options{}, err
