@@ -42,13 +42,16 @@ func (s *Server) CreateCluster(ctx context.Context, req *pb.CreateClusterRequest
 
 // GetCluster implements ClusterService.
 func (s *Server) GetCluster(ctx context.Context, req *pb.GetClusterRequest) (*pb.Cluster, error) {
-	v, err := s.auth.GetCluster(ctx, req.GetName())
-	if err != nil {
-		return nil, err
-	}
+	// Status holds the cluster and its lineages already; one read suffices.
 	st, err := s.auth.Status(ctx, req.GetName())
 	if err != nil {
 		return nil, err
+	}
+	v := &authority.ClusterView{Cluster: st.Cluster}
+	for _, l := range st.Lineages {
+		for _, i := range l.CAs {
+			v.CAs = append(v.CAs, i.CA)
+		}
 	}
 	return clusterPB(v, st), nil
 }
