@@ -52,11 +52,14 @@ func (c *signerCache) cert(der []byte) (*x509.Certificate, error) {
 // because dom's state changes over the CA's life while its key does not.
 func (c *signerCache) signer(dom *ca.CA, der []byte, openKey func() ([]byte, error)) (*ca.Signer, error) {
 	sum := sha256.Sum256(der)
+	var cached crypto.Signer
 	c.mu.RLock()
-	e := c.entries[sum]
+	if e := c.entries[sum]; e != nil {
+		cached = e.key // read under the lock: a first use may be storing it
+	}
 	c.mu.RUnlock()
-	if e != nil && e.key != nil {
-		return ca.NewSigner(dom, e.key)
+	if cached != nil {
+		return ca.NewSigner(dom, cached)
 	}
 	keyDER, err := openKey()
 	if err != nil {
@@ -71,7 +74,8 @@ func (c *signerCache) signer(dom *ca.CA, der []byte, openKey func() ([]byte, err
 		return nil, err
 	}
 	c.mu.Lock()
-	if e = c.entries[sum]; e == nil {
+	e := c.entries[sum]
+	if e == nil {
 		e = &cachedSigner{cert: dom.Cert}
 		c.entries[sum] = e
 	}
