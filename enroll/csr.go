@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"fmt"
 	"io"
 	"net"
 
@@ -21,15 +22,16 @@ var (
 	oidECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
 )
 
-// createCSR makes the PKCS#10 request of an init container. For the common
-// case, an ECDSA key and no SANs, it encodes the request itself: the
-// standard library's CreateCertificateRequest verifies its own signature
-// after signing, which costs more than the signature and buys nothing for a
-// key made a moment ago in this process. The encoding is byte-for-byte the
-// standard library's (the tests compare them); anything else goes to it.
-func createCSR(r io.Reader, key crypto.Signer, cn string, dns []string, ips []net.IP) ([]byte, error) {
+// CreateCSR makes the PKCS#10 request of an init container: subject CN
+// cn, and the DNS names and IP addresses as a subjectAltName extension
+// request. For ECDSA keys it encodes the request itself: the standard
+// library's CreateCertificateRequest verifies its own signature after
+// signing, which costs more than the signature and buys nothing for a key
+// made a moment ago in this process. The encoding is byte-for-byte the
+// standard library's (the tests compare them); other keys go to it.
+func CreateCSR(r io.Reader, key crypto.Signer, cn string, dns []string, ips []net.IP) ([]byte, error) {
 	ec, ok := key.(*ecdsa.PrivateKey)
-	if !ok || len(dns) > 0 || len(ips) > 0 || (ec.Curve != elliptic.P256() && ec.Curve != elliptic.P384()) {
+	if !ok || (ec.Curve != elliptic.P256() && ec.Curve != elliptic.P384()) {
 		return x509.CreateCertificateRequest(r, &x509.CertificateRequest{
 			Subject: pkix.Name{CommonName: cn}, DNSNames: dns, IPAddresses: ips,
 		}, key)
@@ -47,7 +49,11 @@ func createCSR(r io.Reader, key crypto.Signer, cn string, dns []string, ips []ne
 		b.AddASN1Int64(0)
 		b.AddBytes(subject)
 		b.AddBytes(spki)
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(*cryptobyte.Builder) {})
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+			if len(dns) > 0 || len(ips) > 0 {
+				addSANRequest(b, dns, ips)
+			}
+		})
 	})
 	tbs, err := info.Bytes()
 	if err != nil {
@@ -68,4 +74,44 @@ func createCSR(r io.Reader, key crypto.Signer, cn string, dns []string, ips []ne
 		b.AddASN1BitString(sig)
 	})
 	return out.Bytes()
+}
+
+var (
+	oidExtensionRequest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 14}
+	oidSubjectAltName   = asn1.ObjectIdentifier{2, 5, 29, 17}
+)
+
+// addSANRequest adds the PKCS#9 extensionRequest attribute holding one
+// non-critical subjectAltName extension, as crypto/x509 encodes it: DNS
+// names first, then IP addresses, IPv4 in 4 bytes.
+func addSANRequest(b *cryptobyte.Builder, dns []string, ips []net.IP) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oidExtensionRequest)
+		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // Extensions
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // Extension
+					b.AddASN1ObjectIdentifier(oidSubjectAltName)
+					b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							for _, name := range dns {
+								for i := 0; i < len(name); i++ {
+									if name[i] > 127 { // IA5String, as crypto/x509 requires
+										b.SetError(fmt.Errorf("DNS name %q is not ASCII", name))
+										return
+									}
+								}
+								b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(name)) })
+							}
+							for _, ip := range ips {
+								if v4 := ip.To4(); v4 != nil {
+									ip = v4
+								}
+								b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(ip) })
+							}
+						})
+					})
+				})
+			})
+		})
+	})
 }

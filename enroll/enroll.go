@@ -96,7 +96,7 @@ func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	csr, err := createCSR(c.rand(), key, req.Holder, req.DNS, ips)
+	csr, err := CreateCSR(c.rand(), key, req.Holder, req.DNS, ips)
 	if err != nil {
 		return nil, fmt.Errorf("create the CSR: %w", err)
 	}

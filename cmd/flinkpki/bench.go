@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"sync"
-	"sync/atomic"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +15,7 @@ import (
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/credentials"
 	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/internal/loadgen"
 	"github.com/flinkpki/flinkpki/keystore"
 )
 
@@ -27,6 +28,7 @@ type benchFlags struct {
 	cluster, role, format string
 	requests, concurrency int
 	fresh                 bool
+	cpuProfile            string
 	timeout               durationFlag
 	out                   outputFormat
 }
@@ -73,6 +75,8 @@ does. Exit 1 when any request failed.`,
 	fl.BoolVar(&f.fresh, "fresh-connections", false, "a new TLS connection per request")
 	fl.StringVar(&f.format, "format", "pkcs12", "store format assembled per request: pkcs12 or jks")
 	fl.Var(&f.timeout, "request-timeout", "deadline of one request")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file (go tool pprof)")
+	_ = fl.MarkHidden("cpuprofile")
 	addOutputFlag(cmd, &f.out)
 	return cmd
 }
@@ -106,22 +110,35 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 	prefix := "bench-" + hex.EncodeToString(runID)
 	fmt.Fprintf(a.stderr, "bench: %d enrollments for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
 
-	start := time.Now()
-	latencies, errs, firstErr := a.benchWorkers(ctx, f, pool, dial, format, prefix)
-	res := summarize(benchResult{
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	latencies, errs, firstErr, elapsed := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, w, i int) error {
+		var conn *grpc.ClientConn
+		if !f.fresh {
+			conn = pool[w/workersPerConn]
+		}
+		return a.benchOne(ctx, f, conn, dial, format, fmt.Sprintf("%s-%d", prefix, i))
+	})
+	res := loadgen.Summarize(loadgen.Result{
 		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: f.fresh,
 		Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
-	}, latencies, time.Since(start))
-	if done := len(latencies) + errs; done < f.requests {
-		res.Errors += f.requests - done // interrupted: never sent
-	}
+	}, latencies, elapsed)
 	if firstErr != nil {
 		res.FirstError = oneLine(a.humanize(firstErr))
 	}
 	if f.out == "json" {
 		err = writeJSON(a.stdout, res)
 	} else {
-		err = printBenchTable(a.stdout, res)
+		err = loadgen.PrintTable(a.stdout, res)
 	}
 	if err != nil {
 		return err
@@ -130,50 +147,6 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		return fmt.Errorf("%d of %d enrollments failed; first: %s", res.Errors, res.Requests, orDash(res.FirstError))
 	}
 	return nil
-}
-
-// benchWorkers runs the requests on f.concurrency workers and returns the
-// latencies of the successful ones, the error count and the first error.
-func (a *app) benchWorkers(ctx context.Context, f *benchFlags, pool []*grpc.ClientConn, dial func() (*grpc.ClientConn, error), format keystore.Format, prefix string) ([]time.Duration, int, error) {
-	var (
-		next      atomic.Int64
-		mu        sync.Mutex
-		latencies = make([]time.Duration, 0, f.requests)
-		errs      int
-		firstErr  error
-		wg        sync.WaitGroup
-	)
-	for w := 0; w < f.concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= f.requests || ctx.Err() != nil {
-					return
-				}
-				var conn *grpc.ClientConn
-				if !f.fresh {
-					conn = pool[w/workersPerConn]
-				}
-				t0 := time.Now()
-				err := a.benchOne(ctx, f, conn, dial, format, fmt.Sprintf("%s-%d", prefix, i))
-				d := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					errs++
-					if firstErr == nil {
-						firstErr = err
-					}
-				} else {
-					latencies = append(latencies, d)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return latencies, errs, firstErr
 }
 
 // benchPool opens the shared keep-alive connections (none in fresh mode)

@@ -199,28 +199,6 @@ func selfSignedPEM(t testing.TB) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func TestSummarize(t *testing.T) {
-	t.Parallel()
-	lat := make([]time.Duration, 0, 100)
-	for i := 100; i >= 1; i-- { // unsorted on purpose
-		lat = append(lat, time.Duration(i)*time.Millisecond)
-	}
-	r := summarize(benchResult{Requests: 100}, lat, 2*time.Second)
-	want := benchResult{Requests: 100, DurationS: 2, CertsPerSecond: 50, MeanMS: 50.5, P50MS: 50, P90MS: 90, P99MS: 99, MaxMS: 100}
-	if r != want {
-		t.Errorf("summarize() = %+v, want %+v", r, want)
-	}
-	if lat[0] != 100*time.Millisecond {
-		t.Error("summarize() reordered the caller's slice")
-	}
-	if r := summarize(benchResult{Requests: 3, Errors: 3}, nil, time.Second); r.CertsPerSecond != 0 || r.P99MS != 0 {
-		t.Errorf("summarize() of only errors = %+v, want zero throughput and latency", r)
-	}
-	if got := percentile([]time.Duration{7}, 99); got != 7 {
-		t.Errorf("percentile of one sample = %v, want that sample", got)
-	}
-}
-
 func TestHumanize(t *testing.T) {
 	t.Parallel()
 	a := &app{target: "pki:7443"}

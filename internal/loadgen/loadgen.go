@@ -1,0 +1,139 @@
+// Package loadgen runs a closed-loop load (a fixed number of requests on a
+// fixed number of workers) and summarizes it: throughput, latency
+// percentiles by nearest rank, errors. flinkpki bench enroll and the step-ca
+// comparison in interop/stepca both use it, so their rows mean the same.
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is the stable JSON shape of one run (flinkpki bench enroll -o json).
+type Result struct {
+	Target           string  `json:"target,omitempty"`
+	Requests         int     `json:"requests"`
+	Concurrency      int     `json:"concurrency"`
+	Errors           int     `json:"errors"`
+	FreshConnections bool    `json:"fresh_connections"`
+	Connections      int     `json:"connections"`
+	KeyType          string  `json:"key_type"`
+	Format           string  `json:"format"`
+	DurationS        float64 `json:"duration_s"`
+	CertsPerSecond   float64 `json:"certs_per_second"`
+	MeanMS           float64 `json:"mean_ms"`
+	P50MS            float64 `json:"p50_ms"`
+	P90MS            float64 `json:"p90_ms"`
+	P99MS            float64 `json:"p99_ms"`
+	MaxMS            float64 `json:"max_ms"`
+	FirstError       string  `json:"first_error,omitempty"`
+}
+
+// Run sends requests on concurrency workers; do(ctx, worker, i) is request i
+// on worker w. It returns the latencies of the successful requests, the
+// failures, the first error and the wall time. Requests not sent because ctx
+// ended count as failures.
+func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Context, worker, i int) error) (latencies []time.Duration, errs int, firstErr error, elapsed time.Duration) {
+	concurrency = max(1, min(concurrency, requests))
+	var (
+		next atomic.Int64
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+	)
+	latencies = make([]time.Duration, 0, requests)
+	start := time.Now()
+	for w := range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= requests || ctx.Err() != nil {
+					return
+				}
+				t0 := time.Now()
+				err := do(ctx, w, i)
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					errs++
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else {
+					latencies = append(latencies, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed = time.Since(start)
+	if done := len(latencies) + errs; done < requests {
+		errs += requests - done
+		if firstErr == nil {
+			firstErr = ctx.Err()
+		}
+	}
+	return latencies, errs, firstErr, elapsed
+}
+
+// Summarize fills in throughput and latency percentiles of the successful
+// requests. Percentiles use the nearest-rank method, so they are always a
+// latency that was measured. The caller's slice is not reordered.
+func Summarize(r Result, latencies []time.Duration, elapsed time.Duration) Result {
+	r.DurationS = elapsed.Seconds()
+	if elapsed > 0 {
+		r.CertsPerSecond = float64(len(latencies)) / elapsed.Seconds()
+	}
+	if len(latencies) == 0 {
+		return r
+	}
+	sorted := slices.Clone(latencies)
+	slices.Sort(sorted)
+	var total time.Duration
+	for _, l := range sorted {
+		total += l
+	}
+	r.MeanMS = ms(total / time.Duration(len(sorted)))
+	r.P50MS = ms(Percentile(sorted, 50))
+	r.P90MS = ms(Percentile(sorted, 90))
+	r.P99MS = ms(Percentile(sorted, 99))
+	r.MaxMS = ms(sorted[len(sorted)-1])
+	return r
+}
+
+// Percentile returns the nearest-rank p-th percentile of sorted latencies.
+func Percentile(sorted []time.Duration, p int) time.Duration {
+	rank := max((p*len(sorted)+99)/100, 1) // ceil(p/100 * n)
+	return sorted[rank-1]
+}
+
+func ms(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}
+
+// PrintTable writes the result for people.
+func PrintTable(w io.Writer, r Result) error {
+	conns := fmt.Sprintf("keep-alive (%d connections)", r.Connections)
+	if r.FreshConnections {
+		conns = "fresh TLS connection per request"
+	}
+	t := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if r.Target != "" {
+		fmt.Fprintf(t, "target\t%s\n", r.Target)
+	}
+	fmt.Fprintf(t, "requests\t%d (%d errors)\n", r.Requests, r.Errors)
+	fmt.Fprintf(t, "concurrency\t%d, %s\n", r.Concurrency, conns)
+	fmt.Fprintf(t, "key, format\t%s, %s\n", r.KeyType, r.Format)
+	fmt.Fprintf(t, "duration\t%.2fs\n", r.DurationS)
+	fmt.Fprintf(t, "throughput\t%.1f certs/s\n", r.CertsPerSecond)
+	fmt.Fprintf(t, "latency\tmean %.1fms  p50 %.1fms  p90 %.1fms  p99 %.1fms  max %.1fms\n", r.MeanMS, r.P50MS, r.P90MS, r.P99MS, r.MaxMS)
+	return t.Flush()
+}
