@@ -9,16 +9,14 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
-	"math/big"
-	"net"
-	"net/url"
 	"time"
 
 	"github.com/smallstep/certificates/cas/apiv1"
 	"github.com/smallstep/certificates/cas/softcas"
 	"go.step.sm/crypto/x509util"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // leanCAS is softcas with a cheaper CreateCertificate for the leaves
@@ -56,33 +54,6 @@ var (
 	oidEKUServerAuth      = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
 	oidEKUClientAuth      = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
 )
-
-// The shapes of RFC 5280's structures, as crypto/x509 marshals them.
-type leanTBS struct {
-	Version            int `asn1:"optional,explicit,default:0,tag:0"`
-	SerialNumber       *big.Int
-	SignatureAlgorithm pkix.AlgorithmIdentifier
-	Issuer             asn1.RawValue
-	Validity           struct{ NotBefore, NotAfter time.Time }
-	Subject            asn1.RawValue
-	PublicKey          asn1.RawValue
-	Extensions         []pkix.Extension `asn1:"omitempty,optional,explicit,tag:3"`
-}
-
-type leanCert struct {
-	TBS                asn1.RawValue
-	SignatureAlgorithm pkix.AlgorithmIdentifier
-	SignatureValue     asn1.BitString
-}
-
-type leanBasicConstraints struct {
-	IsCA       bool `asn1:"optional"`
-	MaxPathLen int  `asn1:"optional,default:-1"`
-}
-
-type leanAuthKeyID struct {
-	ID []byte `asn1:"optional,tag:0"`
-}
 
 // CreateCertificate signs a leaf, on the lean path when it covers the
 // template and through softcas otherwise.
@@ -149,23 +120,34 @@ func (l *leanCAS) sign(t *x509.Certificate) ([]byte, error) {
 	if !bytes.Equal(l.cert.RawSubject, subject) && len(l.cert.SubjectKeyId) > 0 {
 		aki = l.cert.SubjectKeyId
 	}
-	exts, err := leanExtensions(t, bytes.Equal(subject, []byte{0x30, 0}), aki, ski)
-	if err != nil {
-		return nil, err
-	}
-	alg := pkix.AlgorithmIdentifier{Algorithm: oidSigECDSAWithSHA256}
+	alg := oidSigECDSAWithSHA256
 	digest := func(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 	if l.key.Curve == elliptic.P384() {
-		alg = pkix.AlgorithmIdentifier{Algorithm: oidSigECDSAWithSHA384}
+		alg = oidSigECDSAWithSHA384
 		digest = func(b []byte) []byte { s := sha512.Sum384(b); return s[:] }
 	}
-	tbs, err := asn1.Marshal(leanTBS{
-		Version: 2, SerialNumber: t.SerialNumber, SignatureAlgorithm: alg,
-		Issuer:    asn1.RawValue{FullBytes: l.cert.RawSubject},
-		Validity:  struct{ NotBefore, NotAfter time.Time }{t.NotBefore.UTC(), t.NotAfter.UTC()},
-		Subject:   asn1.RawValue{FullBytes: subject},
-		PublicKey: asn1.RawValue{FullBytes: spki}, Extensions: exts,
+	addAlg := func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(alg) })
+	}
+	var tb cryptobyte.Builder
+	tb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
+		b.AddASN1BigInt(t.SerialNumber)
+		addAlg(b)
+		b.AddBytes(l.cert.RawSubject)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			addTime(b, t.NotBefore.UTC())
+			addTime(b, t.NotAfter.UTC())
+		})
+		b.AddBytes(subject)
+		b.AddBytes(spki)
+		b.AddASN1(cbasn1.Tag(3).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				addLeanExtensions(b, t, bytes.Equal(subject, []byte{0x30, 0}), aki, ski)
+			})
+		})
 	})
+	tbs, err := tb.Bytes()
 	if err != nil {
 		return nil, err
 	}
@@ -173,21 +155,35 @@ func (l *leanCAS) sign(t *x509.Certificate) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return asn1.Marshal(leanCert{
-		TBS: asn1.RawValue{FullBytes: tbs}, SignatureAlgorithm: alg,
-		SignatureValue: asn1.BitString{Bytes: sig, BitLength: len(sig) * 8},
+	var cb cryptobyte.Builder
+	cb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbs)
+		addAlg(b)
+		b.AddASN1BitString(sig)
 	})
+	return cb.Bytes()
 }
 
-// leanExtensions builds the extensions in crypto/x509's order.
-func leanExtensions(t *x509.Certificate, subjectEmpty bool, aki, ski []byte) ([]pkix.Extension, error) {
-	var exts []pkix.Extension
-	add := func(id asn1.ObjectIdentifier, critical bool, v any) error {
-		b, err := asn1.Marshal(v)
-		if err == nil {
-			exts = append(exts, pkix.Extension{Id: id, Critical: critical, Value: b})
-		}
-		return err
+// addTime encodes a time as encoding/asn1 does: UTCTime from 1950 to 2049,
+// GeneralizedTime otherwise.
+func addTime(b *cryptobyte.Builder, t time.Time) {
+	if y := t.Year(); y >= 1950 && y < 2050 {
+		b.AddASN1UTCTime(t)
+	} else {
+		b.AddASN1GeneralizedTime(t)
+	}
+}
+
+// addLeanExtensions adds the extensions in crypto/x509's order and encoding.
+func addLeanExtensions(b *cryptobyte.Builder, t *x509.Certificate, subjectEmpty bool, aki, ski []byte) {
+	add := func(id asn1.ObjectIdentifier, critical bool, value func(*cryptobyte.Builder)) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(id)
+			if critical {
+				b.AddASN1Boolean(true)
+			}
+			b.AddASN1(cbasn1.OCTET_STRING, value)
+		})
 	}
 	if t.KeyUsage != 0 {
 		a := [2]byte{reverseBits(byte(t.KeyUsage)), reverseBits(byte(t.KeyUsage >> 8))}
@@ -195,57 +191,55 @@ func leanExtensions(t *x509.Certificate, subjectEmpty bool, aki, ski []byte) ([]
 		if a[1] != 0 {
 			bits = a[:2]
 		}
-		if err := add(oidExtKeyUsage, true, asn1.BitString{Bytes: bits, BitLength: bitLength(bits)}); err != nil {
-			return nil, err
-		}
+		add(oidExtKeyUsage, true, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.BIT_STRING, func(b *cryptobyte.Builder) {
+				b.AddUint8(uint8(len(bits)*8 - bitLength(bits))) // unused bits
+				b.AddBytes(bits)
+			})
+		})
 	}
 	if len(t.ExtKeyUsage) > 0 {
-		oids := make([]asn1.ObjectIdentifier, len(t.ExtKeyUsage))
-		for i, u := range t.ExtKeyUsage {
-			oids[i] = oidEKUServerAuth
-			if u == x509.ExtKeyUsageClientAuth {
-				oids[i] = oidEKUClientAuth
-			}
-		}
-		if err := add(oidExtExtKeyUsage, false, oids); err != nil {
-			return nil, err
-		}
+		add(oidExtExtKeyUsage, false, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, u := range t.ExtKeyUsage {
+					if u == x509.ExtKeyUsageClientAuth {
+						b.AddASN1ObjectIdentifier(oidEKUClientAuth)
+					} else {
+						b.AddASN1ObjectIdentifier(oidEKUServerAuth)
+					}
+				}
+			})
+		})
 	}
-	if err := add(oidExtBasicConstr, true, leanBasicConstraints{MaxPathLen: -1}); err != nil {
-		return nil, err
-	}
-	if err := add(oidExtSubjectKeyID, false, ski); err != nil {
-		return nil, err
-	}
+	// A leaf's basicConstraints: cA false and no path length, both defaults,
+	// so the SEQUENCE is empty.
+	add(oidExtBasicConstr, true, func(b *cryptobyte.Builder) { b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {}) })
+	add(oidExtSubjectKeyID, false, func(b *cryptobyte.Builder) { b.AddASN1OctetString(ski) })
 	if len(aki) > 0 {
-		if err := add(oidExtAuthorityKeyID, false, leanAuthKeyID{aki}); err != nil {
-			return nil, err
-		}
+		add(oidExtAuthorityKeyID, false, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(aki) })
+			})
+		})
 	}
 	if len(t.DNSNames) > 0 || len(t.IPAddresses) > 0 || len(t.URIs) > 0 {
-		if err := add(oidExtSAN, subjectEmpty, sanValues(t.DNSNames, t.IPAddresses, t.URIs)); err != nil {
-			return nil, err
-		}
+		add(oidExtSAN, subjectEmpty, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, d := range t.DNSNames {
+					b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(d)) })
+				}
+				for _, ip := range t.IPAddresses {
+					if v4 := ip.To4(); v4 != nil {
+						ip = v4
+					}
+					b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(ip) })
+				}
+				for _, u := range t.URIs {
+					b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
+				}
+			})
+		})
 	}
-	return exts, nil
-}
-
-func sanValues(dns []string, ips []net.IP, uris []*url.URL) []asn1.RawValue {
-	var raw []asn1.RawValue
-	for _, d := range dns {
-		raw = append(raw, asn1.RawValue{Tag: 2, Class: 2, Bytes: []byte(d)})
-	}
-	for _, ip := range ips {
-		b := ip.To4()
-		if b == nil {
-			b = ip
-		}
-		raw = append(raw, asn1.RawValue{Tag: 7, Class: 2, Bytes: b})
-	}
-	for _, u := range uris {
-		raw = append(raw, asn1.RawValue{Tag: 6, Class: 2, Bytes: []byte(u.String())})
-	}
-	return raw
 }
 
 func reverseBits(in byte) byte {
