@@ -46,6 +46,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/credentials"
 	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/internal/gctune"
 	"github.com/flinkpki/flinkpki/internal/loadgen"
 	"github.com/flinkpki/flinkpki/keystore"
 )
@@ -207,6 +208,9 @@ func enrollCmd(args []string) error {
 		return err
 	}
 	f.concurrency = min(f.concurrency, f.requests)
+	// The same collector setting as flinkpki bench enroll, so both load
+	// generators cost the machine the same.
+	gctune.Start(context.Background(), 64<<20, time.Second)
 	// Keep-alive: like flinkpki bench enroll, one HTTP/2 connection per 16
 	// workers; with --http1, one connection per worker.
 	perConn := 16
