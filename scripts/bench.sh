@@ -51,6 +51,68 @@ for mode in keepalive fresh; do
       --requests "$n" --concurrency "$c" --format jks $flag -o json || true
   done
 done
+if [ -z "${SKIP_STEPCA:-}" ]; then
+  # The issue's targets are ratios to step-ca in the same run: step-ca v0.30.2
+  # with its default badger store, a JWK provisioner and one-time tokens, on
+  # this machine beside this server, driven by interop/stepca, which does per
+  # request what bench enroll does (P-256 key, CSR, token, chain, JKS set).
+  STEPCA=${STEPCA:-$(command -v step-ca || true)}
+  if [ -z "$STEPCA" ]; then
+    STEPCA=$PWD/.cache/bin/step-ca
+    if [ ! -x "$STEPCA" ]; then
+      echo "# installing step-ca v0.30.2 into .cache/bin (go install, CGO_ENABLED=0; about 2 minutes on 2 cores)"
+      CGO_ENABLED=0 GOBIN=$PWD/.cache/bin go install github.com/smallstep/certificates/cmd/step-ca@v0.30.2 >"$work/stepca-install.log" 2>&1 ||
+        { echo "# step-ca could not be installed (see below); no same-run ratio this time"; tail -3 "$work/stepca-install.log"; STEPCA=""; }
+    fi
+  fi
+  if [ -n "$STEPCA" ]; then
+    go build -o "$work/stepca-bench" ./interop/stepca
+    sport=$(free_port)
+    "$work/stepca-bench" setup "$work/stepca" --address "127.0.0.1:$sport" >/dev/null
+    "$STEPCA" "$work/stepca/ca.json" >"$work/stepca.log" 2>&1 &
+    spid=$!
+    pids+=("$spid")
+    for _ in $(seq 1 200); do nc -z 127.0.0.1 "$sport" 2>/dev/null && break; sleep 0.05; done
+    sleep 1
+    echo "# same run, step-ca $("$STEPCA" version 2>/dev/null | head -1 | sed 's/^Smallstep CA\/*//;s/ (.*//') beside flinkpki: c=64, ${ROUNDS:=3} interleaved rounds, medians; step-ca gets the better of HTTP/1.1 (a connection per worker) and HTTP/2 (one per 16 workers)"
+    : >"$work/cmp.jsonl"
+    for round in $(seq 1 "$ROUNDS"); do
+      for mode in keepalive fresh; do
+        n=$([ "$mode" = keepalive ] && echo 6000 || echo 3000)
+        flag=""; [ "$mode" = fresh ] && flag="--fresh-connections"
+        "$BIN" bench enroll --cluster bench --role taskmanager --token-file "$work/bench.token" --requests "$n" --concurrency 64 --format jks $flag -o json 2>/dev/null |
+          python3 -c "import json,sys; d=json.load(sys.stdin); d.update(target='flinkpki', mode='$mode', round=$round); print(json.dumps(d))" >>"$work/cmp.jsonl" || true
+        for proto in http1 http2; do
+          pflag=""; [ "$proto" = http1 ] && pflag="--http1"
+          "$work/stepca-bench" enroll --dir "$work/stepca" --requests "$n" --concurrency 64 $flag $pflag -o json 2>/dev/null |
+            python3 -c "import json,sys; d=json.load(sys.stdin); d.update(target='step-ca', proto='$proto', mode='$mode', round=$round); print(json.dumps(d))" >>"$work/cmp.jsonl" || true
+        done
+      done
+    done
+    python3 - "$work/cmp.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def med(xs): return statistics.median(xs) if xs else float("nan")
+for mode in ("keepalive", "fresh"):
+    f = [r for r in rows if r["target"] == "flinkpki" and r["mode"] == mode and r["errors"] == 0]
+    best = None
+    for proto in ("http1", "http2"):
+        s = [r for r in rows if r["target"] == "step-ca" and r.get("proto") == proto and r["mode"] == mode and r["errors"] == 0]
+        if s and (best is None or med([r["certs_per_second"] for r in s]) > med([r["certs_per_second"] for r in best[1]])):
+            best = (proto, s)
+    errs = sum(r["errors"] for r in rows if r["mode"] == mode)
+    if not f or best is None:
+        print(f"{mode:9} c=64  incomplete: {errs} errors"); continue
+    fr, sr = med([r["certs_per_second"] for r in f]), med([r["certs_per_second"] for r in best[1]])
+    print(f"{mode:9} c=64  flinkpki {fr:6.0f} certs/s p99 {med([r['p99_ms'] for r in f]):6.1f} ms | "
+          f"step-ca {sr:6.0f} certs/s p99 {med([r['p99_ms'] for r in best[1]]):6.1f} ms ({best[0]}) | "
+          f"ratio {fr/sr:.2f}x  (rounds: flinkpki {', '.join('%.0f' % r['certs_per_second'] for r in f)}; "
+          f"step-ca {', '.join('%.0f' % r['certs_per_second'] for r in best[1])}; errors {errs})")
+PY
+    echo "# step-ca after the runs: $(rss "$spid")"
+    kill "$spid" 2>/dev/null || true
+  fi
+fi
 echo "# server after the runs: $(rss "$pid")"
 
 echo "# bake burst: 200 RSA-2048 bakes (8 at a time) after idle time, with and without the key pool"
