@@ -22,6 +22,8 @@ echo "# Go micro-benchmarks (ops/s = b.N / elapsed)"
 [ -n "${SKIP_MICRO:-}" ] || go test -run '^$' -bench 'BenchmarkCreateCA|BenchmarkIssueP256|BenchmarkEncodeJKS$|BenchmarkEncodePKCS12' -benchtime "${BENCHTIME:-2s}" \
   ./ca ./issuer ./keystore 2>&1 | grep -E '^(Benchmark|ok|FAIL)' || true
 [ -n "${SKIP_MICRO:-}" ] || go test -run '^$' -bench BakeBurst -benchtime 1x ./authority 2>&1 | grep -E '^(Benchmark|ok|FAIL)' || true
+echo "# the floor under --fresh-connections: full TLS 1.3 handshakes alone, client and server on these cores (default = X25519MLKEM768, what flinkpki negotiates)"
+[ -n "${SKIP_MICRO:-}" ] || go test -run '^$' -bench TLSHandshake -benchtime "${BENCHTIME:-2s}" ./internal/loadgen 2>&1 | grep -E '^(Benchmark|ok|FAIL)' || true
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -42,7 +44,8 @@ echo "# idle server: $(rss "$pid")"
 "$BIN" cluster create bench >/dev/null
 "$BIN" token create --cluster bench --role taskmanager --uses 100000 --ttl 2h >"$work/bench.token" 2>/dev/null
 echo "# bench enroll: P-256 key made per request on the client, CSR, enrollment token, persisted issuance, JKS file set assembled in memory"
-for mode in keepalive fresh; do
+for mode in ${SKIP_MATRIX:+none} keepalive fresh; do
+  [ "$mode" = none ] && break
   for c in 1 8 64; do
     n=$(( c == 1 ? 300 : (c == 8 ? 2000 : 6000) ))
     flag=""; [ "$mode" = fresh ] && flag="--fresh-connections"
@@ -74,18 +77,32 @@ if [ -z "${SKIP_STEPCA:-}" ]; then
     pids+=("$spid")
     for _ in $(seq 1 200); do nc -z 127.0.0.1 "$sport" 2>/dev/null && break; sleep 0.05; done
     sleep 1
-    echo "# same run, step-ca $("$STEPCA" version 2>/dev/null | head -1 | sed 's/^Smallstep CA\/*//;s/ (.*//') beside flinkpki: c=64, ${ROUNDS:=3} interleaved rounds, medians; step-ca gets the better of HTTP/1.1 (a connection per worker) and HTTP/2 (one per 16 workers)"
+    echo "# same run, step-ca ${STEPCA_VERSION:-v0.30.2} beside flinkpki: c=64, ${ROUNDS:=3} interleaved rounds, medians; step-ca gets the better of HTTP/1.1 (a connection per worker) and HTTP/2 (one per 16 workers)"
     : >"$work/cmp.jsonl"
+    cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
+    row() { # json-file target proto mode round server-ticks: one JSON line in cmp.jsonl
+      python3 - "$@" >>"$work/cmp.jsonl" <<'PY' || true
+import json, os, sys
+f, target, proto, mode, rnd, ticks = sys.argv[1:]
+d = json.load(open(f))
+ok = d["requests"] - d["errors"]
+d.update(target=target, proto=proto, mode=mode, round=int(rnd),
+         server_cpu_us=(int(ticks) / os.sysconf("SC_CLK_TCK") * 1e6 / ok) if ok else None)
+print(json.dumps(d))
+PY
+    }
     for round in $(seq 1 "$ROUNDS"); do
       for mode in keepalive fresh; do
         n=$([ "$mode" = keepalive ] && echo 6000 || echo 3000)
         flag=""; [ "$mode" = fresh ] && flag="--fresh-connections"
-        "$BIN" bench enroll --cluster bench --role taskmanager --token-file "$work/bench.token" --requests "$n" --concurrency 64 --format jks $flag -o json 2>/dev/null |
-          python3 -c "import json,sys; d=json.load(sys.stdin); d.update(target='flinkpki', mode='$mode', round=$round); print(json.dumps(d))" >>"$work/cmp.jsonl" || true
+        t0=$(cpu_ticks "$pid")
+        "$BIN" bench enroll --cluster bench --role taskmanager --token-file "$work/bench.token" --requests "$n" --concurrency 64 --format jks $flag -o json 2>/dev/null >"$work/one.json" || true
+        row "$work/one.json" flinkpki "" "$mode" "$round" "$(( $(cpu_ticks "$pid") - t0 ))"
         for proto in http1 http2; do
           pflag=""; [ "$proto" = http1 ] && pflag="--http1"
-          "$work/stepca-bench" enroll --dir "$work/stepca" --requests "$n" --concurrency 64 $flag $pflag -o json 2>/dev/null |
-            python3 -c "import json,sys; d=json.load(sys.stdin); d.update(target='step-ca', proto='$proto', mode='$mode', round=$round); print(json.dumps(d))" >>"$work/cmp.jsonl" || true
+          t0=$(cpu_ticks "$spid")
+          "$work/stepca-bench" enroll --dir "$work/stepca" --requests "$n" --concurrency 64 $flag $pflag -o json 2>/dev/null >"$work/one.json" || true
+          row "$work/one.json" step-ca "$proto" "$mode" "$round" "$(( $(cpu_ticks "$spid") - t0 ))"
         done
       done
     done
@@ -104,10 +121,12 @@ for mode in ("keepalive", "fresh"):
     if not f or best is None:
         print(f"{mode:9} c=64  incomplete: {errs} errors"); continue
     fr, sr = med([r["certs_per_second"] for r in f]), med([r["certs_per_second"] for r in best[1]])
+    fc, sc = med([r["server_cpu_us"] for r in f]), med([r["server_cpu_us"] for r in best[1]])
     print(f"{mode:9} c=64  flinkpki {fr:6.0f} certs/s p99 {med([r['p99_ms'] for r in f]):6.1f} ms | "
           f"step-ca {sr:6.0f} certs/s p99 {med([r['p99_ms'] for r in best[1]]):6.1f} ms ({best[0]}) | "
           f"ratio {fr/sr:.2f}x  (rounds: flinkpki {', '.join('%.0f' % r['certs_per_second'] for r in f)}; "
           f"step-ca {', '.join('%.0f' % r['certs_per_second'] for r in best[1])}; errors {errs})")
+    print(f"{'':9}       server CPU per certificate: flinkpki {fc:5.0f} us | step-ca {sc:5.0f} us | step-ca needs {sc/fc:.2f}x the CPU")
 PY
     echo "# step-ca after the runs: $(rss "$spid")"
     kill "$spid" 2>/dev/null || true

@@ -312,6 +312,14 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
 		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
+		// Enrollments are a few KiB each way. A large fixed window turns
+		// off gRPC's bandwidth-delay probing, which costs a PING round trip
+		// on every new connection, and small buffers keep a burst of new
+		// connections from allocating 64 KiB each.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(1<<20),
+		grpc.ReadBufferSize(8<<10),
+		grpc.WriteBufferSize(8<<10),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
 	)
