@@ -47,10 +47,10 @@ func Dial(server, caFile, token string, opts ...grpc.DialOption) (*grpc.ClientCo
 		// Requests and answers are a few KiB: a fixed window skips the
 		// bandwidth-delay probe on each new connection, and small buffers
 		// keep a connection cheap.
-		grpc.WithInitialWindowSize(1<<20),
-		grpc.WithInitialConnWindowSize(1<<20),
-		grpc.WithReadBufferSize(8<<10),
-		grpc.WithWriteBufferSize(8<<10),
+		grpc.WithInitialWindowSize(1 << 20),
+		grpc.WithInitialConnWindowSize(1 << 20),
+		grpc.WithReadBufferSize(8 << 10),
+		grpc.WithWriteBufferSize(8 << 10),
 		// Reconnect as eagerly as Retry retries: with gRPC's default
 		// reconnect backoff (up to 120s) a server that comes up late would
 		// be noticed long after it is ready.
