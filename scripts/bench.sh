@@ -134,7 +134,7 @@ PY
 fi
 echo "# server after the runs: $(rss "$pid")"
 
-echo "# bake burst: 200 RSA-2048 bakes (8 at a time) after idle time, with and without the key pool"
+echo "# bake burst: 200 RSA-2048 bakes (8 at a time) after idle time, with and without the key pool: as Bake calls (bench bake), then as 200 flinkpki bake processes"
 # Bake outputs go to memory when possible: the burst measures the server,
 # not this disk's fsync latency.
 shm=$work; [ -d /dev/shm ] && shm=$(mktemp -d -p /dev/shm flinkpki-bench.XXXX) && trap 'cleanup; rm -rf "$shm"' EXIT
@@ -150,9 +150,17 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
 start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 200
 "$BIN" bake --cluster rsa --role taskmanager --holder warm --out "$work/warm" >/dev/null 2>&1
 sleep "${POOL_FILL_WAIT:-15}"   # idle: the pool refills
+bake_rpc() { # label: 200 Bake calls over gRPC, 8 at a time, a new connection each (no process start)
+  printf '%-8s Bake RPCs: ' "$1"
+  "$BIN" bench bake --cluster rsa --role taskmanager --requests 200 --concurrency 8 -o json 2>/dev/null |
+    python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"200 in {d['duration_s']:.2f}s = {d['certs_per_second']:.1f}/s  p50 {d['p50_ms']:.0f} ms  p99 {d['p99_ms']:.0f} ms  errors {d['errors']}\")" || echo failed
+}
+bake_rpc pool
+sleep "${POOL_FILL_WAIT:-15}"   # idle again: the pool refills for the CLI burst
 bake_burst pool
 kill "$pid"; wait "$pid" 2>/dev/null || true
 start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 0
+bake_rpc nopool
 bake_burst nopool
 kill "$pid"; wait "$pid" 2>/dev/null || true
 

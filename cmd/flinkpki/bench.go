@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,7 +50,9 @@ func (a *app) newBenchCmd() *cobra.Command {
 	}
 	enrollCmd := a.newBenchEnrollCmd()
 	a.addConnFlags(enrollCmd)
-	cmd.AddCommand(enrollCmd, newBenchPopulateCmd())
+	bakeCmd := a.newBenchBakeCmd()
+	a.addConnFlags(bakeCmd)
+	cmd.AddCommand(enrollCmd, bakeCmd, newBenchPopulateCmd())
 	return cmd
 }
 
@@ -211,4 +214,97 @@ func (a *app) benchOne(ctx context.Context, f *benchFlags, conn *grpc.ClientConn
 	_, err = credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted},
 		credentials.Options{Format: format, Dir: "/flink-tls", Created: time.Now()})
 	return err
+}
+
+type benchBakeFlags struct {
+	cluster, role         string
+	requests, concurrency int
+	timeout               durationFlag
+	out                   outputFormat
+}
+
+func (a *app) newBenchBakeCmd() *cobra.Command {
+	f := benchBakeFlags{timeout: durationFlag{d: 2 * time.Minute}}
+	cmd := &cobra.Command{
+		Use:   "bake --cluster NAME --role ROLE",
+		Short: "Send a burst of Bake calls the way image builds do and report throughput and latency",
+		Long: `Send --requests Bake calls with --concurrency workers, each on a new TLS
+connection, as separate flinkpki bake processes in an image build would. The
+server makes every key; with an RSA cluster that is where the time goes, and
+where the key pool (serve --bake-key-pool) helps: run it once right after the
+server has been idle and once against a server started with
+--bake-key-pool 0 to see the pool's effect. Each call bakes a new holder, so
+use a cluster made for benchmarking. Needs an administrator token.`,
+		Example: `  flinkpki cluster create bench-rsa --key-type rsa-2048
+  flinkpki bench bake --cluster bench-rsa --role taskmanager --requests 200 --concurrency 8`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBenchBake(cmd.Context(), &f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "", "cluster name (required)")
+	fl.StringVar(&f.role, "role", "taskmanager", "role to bake")
+	fl.IntVar(&f.requests, "requests", 200, "number of Bake calls")
+	fl.IntVar(&f.concurrency, "concurrency", 8, "concurrent workers")
+	fl.Var(&f.timeout, "request-timeout", "deadline of one call")
+	addOutputFlag(cmd, &f.out)
+	return cmd
+}
+
+func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
+	if err := clusterFlag(f.cluster); err != nil {
+		return err
+	}
+	if _, err := roleFlag(f.role); err != nil {
+		return err
+	}
+	if f.requests < 1 || f.concurrency < 1 {
+		return usagef("--requests and --concurrency must be at least 1")
+	}
+	f.concurrency = min(f.concurrency, f.requests)
+	tok, err := a.token()
+	if err != nil {
+		return err
+	}
+	c := a.settings()
+	a.target = c.server
+	runID := make([]byte, 4)
+	_, _ = rand.Read(runID)
+	prefix := "bake-" + hex.EncodeToString(runID)
+	fmt.Fprintf(a.stderr, "bench: %d bakes for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
+	var keyType atomic.Value
+	latencies, errs, firstErr, elapsed := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, _, i int) error {
+		conn, err := enroll.Dial(c.server, c.caFile, tok)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(ctx, f.timeout.d)
+		defer cancel()
+		res, err := enroll.NewClient(conn, a.target).Bake(ctx, enroll.Request{
+			Cluster: f.cluster, Role: f.role, Holder: fmt.Sprintf("%s-%d", prefix, i),
+		})
+		if err == nil {
+			keyType.Store(string(res.KeyType))
+		}
+		return err
+	})
+	kt, _ := keyType.Load().(string)
+	res := loadgen.Summarize(loadgen.Result{
+		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: true, KeyType: kt, Format: "none",
+	}, latencies, elapsed)
+	if firstErr != nil {
+		res.FirstError = oneLine(a.humanize(firstErr))
+	}
+	if f.out == "json" {
+		err = writeJSON(a.stdout, res)
+	} else {
+		err = loadgen.PrintTable(a.stdout, res)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Errors > 0 {
+		return fmt.Errorf("%d of %d bakes failed; first: %s", res.Errors, res.Requests, orDash(res.FirstError))
+	}
+	return nil
 }
