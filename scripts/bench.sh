@@ -34,6 +34,9 @@ start_server() { # dir port extra-args...; sets pid
   pids+=("$pid")
   for _ in $(seq 1 200); do [ -s "$dir/admin.token" ] && nc -z 127.0.0.1 "$port" 2>/dev/null && break; sleep 0.05; done
 }
+one_row() { # bench enroll -o json on stdin -> one line
+  python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"{d['certs_per_second']:6.0f} certs/s  p50 {d['p50_ms']:6.1f} ms  p99 {d['p99_ms']:6.1f} ms  errors {d['errors']}\")"
+}
 rss() { awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} END{printf "rss=%.1fMB peak=%.1fMB", r/1024, h/1024}' "/proc/$1/status"; }
 
 port=$(free_port)
@@ -51,7 +54,7 @@ for mode in ${SKIP_MATRIX:+none} keepalive fresh; do
     flag=""; [ "$mode" = fresh ] && flag="--fresh-connections"
     printf '%-9s c=%-3s ' "$mode" "$c"
     "$BIN" bench enroll --cluster bench --role taskmanager --token-file "$work/bench.token" \
-      --requests "$n" --concurrency "$c" --format jks $flag -o json || true
+      --requests "$n" --concurrency "$c" --format jks $flag -o json 2>/dev/null | one_row || echo failed
   done
 done
 if [ -z "${SKIP_STEPCA:-}" ]; then
@@ -189,12 +192,14 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
   "$BIN" cluster create habench >/dev/null 2>&1
   "$BIN" token create --cluster habench --role taskmanager --uses 100000 --ttl 2h >"$work/ha.token" 2>/dev/null
   printf 'etcd, 1 replica   '
-  "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 3000 --concurrency 64 --format jks -o json | tr -d '\n ' || true; echo
+  "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 3000 --concurrency 64 --format jks -o json 2>/dev/null | one_row || echo failed
   echo 'etcd, 2 replicas (two load generators at once, c=32 each):'
-  "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 1500 --concurrency 32 --format jks -o json >"$work/ha-a.json" &
+  "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 1500 --concurrency 32 --format jks -o json 2>/dev/null >"$work/ha-a.json" &
   bp=$!
-  FLINKPKI_SERVER=127.0.0.1:$p2 FLINKPKI_CA_FILE=$work/ha2/server-ca.crt "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 1500 --concurrency 32 --format jks -o json | tr -d '\n '
-  wait "$bp" || true; echo; tr -d '\n ' <"$work/ha-a.json"; echo
+  FLINKPKI_SERVER=127.0.0.1:$p2 FLINKPKI_CA_FILE=$work/ha2/server-ca.crt "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 1500 --concurrency 32 --format jks -o json 2>/dev/null >"$work/ha-b.json"
+  wait "$bp" || true
+  printf '  replica 1: '; one_row <"$work/ha-a.json" || echo failed
+  printf '  replica 2: '; one_row <"$work/ha-b.json" || echo failed
   export FLINKPKI_SERVER=127.0.0.1:$port
 fi
 
@@ -207,7 +212,7 @@ if [ -z "${SKIP_SCALE:-}" ]; then
   export FLINKPKI_CA_FILE=$work/scale/server-ca.crt FLINKPKI_TOKEN_FILE=$work/scale/admin.token
   median_ms() { # command...; wall time of 7 runs, median
     for _ in 1 2 3 4 5 6 7; do
-      local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 ))
+      local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 ))
     done | sort -n | sed -n 4p
   }
   echo "cluster list, one page of 100 (CLI wall time incl. process start and TLS): $(median_ms "$BIN" cluster list --page-size 100 --page-token scale-05000 -o json) ms median"

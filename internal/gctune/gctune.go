@@ -17,13 +17,15 @@ import (
 )
 
 // Percent is the GOGC that puts the heap target at floor for a live heap of
-// live bytes: never below 100 (the Go default) and never above 1000.
+// live bytes: never below 100 (the Go default) and never above 300, so that
+// a live heap that jumps between two ticks can overshoot the floor by at
+// most 4 x its new size.
 func Percent(live, floor uint64) int {
 	if live == 0 || live*2 >= floor {
 		return 100
 	}
 	p := int((floor - live) * 100 / live)
-	return min(max(p, 100), 1000)
+	return min(max(p, 100), 300)
 }
 
 // Start tunes GOGC every interval until ctx ends, and returns at once. It

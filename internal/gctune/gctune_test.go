@@ -14,9 +14,9 @@ func TestPercentPutsTheTargetAtTheFloorAndNeverBelowTheDefault(t *testing.T) {
 		live, floor uint64
 		want        int
 	}{
-		{8 * mib, 40 * mib, 400},  // target 8*(1+4) = 40
-		{4 * mib, 40 * mib, 900},  // target 40
-		{1 * mib, 40 * mib, 1000}, // capped
+		{16 * mib, 40 * mib, 150}, // target 16*(1+1.5) = 40
+		{10 * mib, 40 * mib, 300}, // target 40
+		{1 * mib, 40 * mib, 300},  // capped
 		{20 * mib, 40 * mib, 100}, // 2 x live reaches the floor: the default
 		{200 * mib, 40 * mib, 100},
 		{0, 40 * mib, 100}, // nothing measured yet
