@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 )
 
 // File names Flink looks for in FLINK_CONF_DIR.
@@ -63,8 +65,8 @@ func CopyAndMerge(src, out string, kvs []KV) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
 		}
-		if err := writeFileAtomic(dst, f.data, f.perm); err != nil {
-			return err
+		if err := atomicfile.Write(dst, f.data, f.perm); err != nil {
+			return fmt.Errorf("write %s: %w", dst, err)
 		}
 	}
 	return nil
@@ -195,36 +197,4 @@ func mergeFiles(files []confFile, kvs []KV) ([]confFile, error) {
 		files = append(files, confFile{rel: ConfigYAML, data: data, perm: 0o600})
 	}
 	return files, nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it
-// into place, so readers see the old file or the whole new one.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	fail := func(err error) error {
-		_ = tmp.Close()
-		_ = os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		_ = os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 	"github.com/flinkpki/flinkpki/store/bolt"
 )
@@ -58,7 +59,7 @@ appears only once complete and checked.`,
 			if err != nil {
 				return err
 			}
-			n, err := writeAtomically(out, func(w io.Writer) error {
+			n, err := atomicfile.WriteFrom(out, 0o600, func(w io.Writer) error {
 				for {
 					chunk, err := stream.Recv()
 					if errors.Is(err, io.EOF) {
@@ -112,7 +113,7 @@ Nothing but the database is written: the KEK is yours to supply.`,
 			}
 			defer src.Close()
 			dst := filepath.Join(dataDir, dbFileName)
-			n, err := writeAtomically(dst, func(w io.Writer) error {
+			n, err := atomicfile.WriteFrom(dst, 0o600, func(w io.Writer) error {
 				_, err := io.Copy(w, src)
 				return err
 			}, checkStoreFile)
@@ -155,53 +156,4 @@ func ensureEmptyDir(dir string) error {
 		return fmt.Errorf("data directory %s is not empty (%d entries): restore only into an empty directory, so no live data is overwritten", dir, len(entries))
 	}
 	return nil
-}
-
-// writeAtomically fills a temporary file next to path (mode 0600) through
-// fill, syncs it, runs check on it, and renames it to path. On any failure
-// the temporary file is removed and path is untouched.
-func writeAtomically(path string, fill func(io.Writer) error, check func(string) error) (n int64, err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return 0, fmt.Errorf("create temporary file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return 0, err
-	}
-	cw := &countingWriter{w: tmp}
-	if err := fill(cw); err != nil {
-		return 0, err
-	}
-	if err := tmp.Sync(); err != nil {
-		return 0, fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return 0, err
-	}
-	if check != nil {
-		if err := check(tmp.Name()); err != nil {
-			return 0, err
-		}
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return 0, fmt.Errorf("move %s into place: %w", path, err)
-	}
-	return cw.n, nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

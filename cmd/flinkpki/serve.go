@@ -27,6 +27,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/api"
 	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/internal/gctune"
 	"github.com/flinkpki/flinkpki/k8sauth"
 	"github.com/flinkpki/flinkpki/metrics"
@@ -222,7 +223,7 @@ func (o *serveOptions) prepareDataDir() ([]byte, error) {
 			if _, err := rand.Read(k); err != nil {
 				return nil, err
 			}
-			if err := writeFileAtomic(o.kekFile, k, 0o600); err != nil {
+			if err := atomicfile.Write(o.kekFile, k, 0o600); err != nil {
 				return nil, fmt.Errorf("create dev key-encryption key: %w", err)
 			}
 		}
@@ -464,7 +465,7 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, []byte(tok), 0o600)
+	return atomicfile.Write(path, []byte(tok), 0o600)
 }
 
 // openBackend opens the configured store backend and says where it is.

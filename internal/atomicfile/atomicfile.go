@@ -1,0 +1,74 @@
+// Package atomicfile replaces a file whole or not at all: the content goes
+// to a temporary file beside the target, is synced, and is renamed over it,
+// so a reader (or a restart after a crash) sees the old file or the complete
+// new one. The credential file set has its own, directory-level swap in
+// package credentials; this is for single files.
+package atomicfile
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Write replaces path with data, with mode perm.
+func Write(path string, data []byte, perm fs.FileMode) error {
+	_, err := WriteFrom(path, perm, func(w io.Writer) error {
+		_, err := io.Copy(w, bytes.NewReader(data))
+		return err
+	}, nil)
+	return err
+}
+
+// WriteFrom replaces path with what fill writes, with mode perm, and
+// returns the number of bytes written. check, when not nil, runs on the
+// synced temporary file before it is moved into place; an error from it
+// leaves path untouched. On any failure the temporary file is removed.
+func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check func(tmpPath string) error) (n int64, err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return 0, fmt.Errorf("create temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(perm); err != nil {
+		return 0, err
+	}
+	cw := &countingWriter{w: tmp}
+	if err := fill(cw); err != nil {
+		return 0, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	if check != nil {
+		if err := check(tmp.Name()); err != nil {
+			return 0, err
+		}
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, fmt.Errorf("move %s into place: %w", path, err)
+	}
+	return cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

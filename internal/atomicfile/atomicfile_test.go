@@ -1,0 +1,63 @@
+package atomicfile
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteReplacesWholeWithTheModeAndLeavesNoTemporaryFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(p, []byte("new content"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || string(got) != "new content" {
+		t.Fatalf("content = %q, %v", got, err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("directory holds %d entries, want only the file", len(es))
+	}
+}
+
+func TestAFailedFillOrCheckLeavesTheOldFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	fill := func(w io.Writer) error { _, err := w.Write([]byte("half")); return err }
+	for name, run := range map[string]func() (int64, error){
+		"fill":  func() (int64, error) { return WriteFrom(p, 0o600, func(io.Writer) error { return boom }, nil) },
+		"check": func() (int64, error) { return WriteFrom(p, 0o600, fill, func(string) error { return boom }) },
+	} {
+		if _, err := run(); !errors.Is(err, boom) {
+			t.Fatalf("%s: err = %v, want boom", name, err)
+		}
+		if got, _ := os.ReadFile(p); string(got) != "old" {
+			t.Fatalf("%s: the file became %q", name, got)
+		}
+		if es, _ := os.ReadDir(dir); len(es) != 1 {
+			t.Fatalf("%s: a temporary file was left behind (%d entries)", name, len(es))
+		}
+	}
+	n, err := WriteFrom(p, 0o600, fill, func(tmp string) error {
+		if b, _ := os.ReadFile(tmp); string(b) != "half" {
+			return errors.New("check did not see the synced content")
+		}
+		return nil
+	})
+	if err != nil || n != 4 {
+		t.Fatalf("WriteFrom = %d, %v; want 4 bytes", n, err)
+	}
+}
