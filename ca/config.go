@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// Config carries the clock and the randomness used when creating CAs. The zero
-// value is ready to use: a nil Now means time.Now and a nil Rand means
-// crypto/rand.Reader. Tests pass a fixed clock instead of patching globals.
+// Config carries the clock and the randomness used when creating CAs and
+// issuing leaves (issuer.Config is this type). The zero value is ready to
+// use: a nil Now means time.Now and a nil Rand means crypto/rand.Reader.
+// Tests pass a fixed clock instead of patching globals.
 type Config struct {
 	// Now returns the current time.
 	Now func() time.Time
@@ -19,14 +20,16 @@ type Config struct {
 	Rand io.Reader
 }
 
-func (c Config) now() time.Time {
+// Time is Now(), or the wall clock when Now is nil.
+func (c Config) Time() time.Time {
 	if c.Now == nil {
 		return time.Now()
 	}
 	return c.Now()
 }
 
-func (c Config) rand() io.Reader {
+// Reader is Rand, or crypto/rand.Reader when Rand is nil.
+func (c Config) Reader() io.Reader {
 	if c.Rand == nil {
 		return rand.Reader
 	}

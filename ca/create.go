@@ -54,11 +54,11 @@ func Create(ctx context.Context, cfg Config, req CreateRequest) (*CA, crypto.Sig
 	if err != nil {
 		return nil, nil, err
 	}
-	serial, err := NewSerial(cfg.rand())
+	serial, err := NewSerial(cfg.Reader())
 	if err != nil {
 		return nil, nil, err
 	}
-	now := cfg.now()
+	now := cfg.Time()
 	tmpl := rootTemplate(req, serial, now)
 
 	kms, err := softkms.New(ctx, kmsapi.Options{Type: kmsapi.SoftKMS})

@@ -3,12 +3,10 @@ package issuer
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"time"
@@ -27,26 +25,9 @@ const DefaultLeafValidity = 90 * 24 * time.Hour
 // between the server and the pods that check the leaf.
 const Backdate = time.Minute
 
-// Config carries the clock and randomness of issuance. The zero value is
-// ready to use: nil Now means time.Now, nil Rand means crypto/rand.Reader.
-type Config struct {
-	Now  func() time.Time
-	Rand io.Reader
-}
-
-func (c Config) now() time.Time {
-	if c.Now == nil {
-		return time.Now()
-	}
-	return c.Now()
-}
-
-func (c Config) rand() io.Reader {
-	if c.Rand == nil {
-		return rand.Reader
-	}
-	return c.Rand
-}
+// Config carries the clock and randomness of issuance; it is ca.Config, so
+// one value serves CA creation and issuance alike.
+type Config = ca.Config
 
 // Request is an authorised request for one leaf. The caller has already
 // checked who may ask for it; PublicKey comes from a CSR (see CheckCSR) or
@@ -72,7 +53,7 @@ func Issue(ctx context.Context, cfg Config, signer *ca.Signer, req Request) (*x5
 	if err := req.check(); err != nil {
 		return nil, nil, err
 	}
-	now := cfg.now()
+	now := cfg.Time()
 	if err := checkSigner(signer, req, now); err != nil {
 		return nil, nil, err
 	}
@@ -148,7 +129,7 @@ func checkSigner(s *ca.Signer, req Request, now time.Time) error {
 // leafTemplate builds the leaf directly as an x509.Certificate, without
 // rendering x509util text templates: this is the hot path of every pod start.
 func leafTemplate(cfg Config, caCert *x509.Certificate, req Request, now time.Time) (*x509.Certificate, error) {
-	serial, err := ca.NewSerial(cfg.rand())
+	serial, err := ca.NewSerial(cfg.Reader())
 	if err != nil {
 		return nil, err
 	}
