@@ -26,13 +26,9 @@ import (
 // server's cores.
 const workersPerConn = 16
 
-// Heap sizes below which serve and bench enroll do not collect (see
-// internal/gctune). The server's stays small enough for its RSS to stay
-// under 64 MB after a benchmark; the load generator is not constrained.
-const (
-	serveGCFloor = 20 << 20
-	benchGCFloor = 64 << 20
-)
+// benchGCFloor is the heap size below which bench enroll does not collect
+// (see internal/gctune): the load generator's memory is not constrained.
+const benchGCFloor = 64 << 20
 
 type benchFlags struct {
 	cluster, role, format string
@@ -94,20 +90,13 @@ does. Exit 1 when any request failed.`,
 }
 
 func (a *app) runBench(ctx context.Context, f *benchFlags) error {
-	if err := clusterFlag(f.cluster); err != nil {
-		return err
-	}
-	if _, err := roleFlag(f.role); err != nil {
+	if err := benchArgs(f.cluster, f.role, f.requests, &f.concurrency); err != nil {
 		return err
 	}
 	format, err := formatFlag(f.format)
 	if err != nil {
 		return err
 	}
-	if f.requests < 1 || f.concurrency < 1 {
-		return usagef("--requests and --concurrency must be at least 1")
-	}
-	f.concurrency = min(f.concurrency, f.requests)
 	pool, dial, err := a.benchPool(f)
 	if err != nil {
 		return err
@@ -117,9 +106,7 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 			c.Close()
 		}
 	}()
-	runID := make([]byte, 4)
-	_, _ = rand.Read(runID)
-	prefix := "bench-" + hex.EncodeToString(runID)
+	prefix := holderPrefix("bench")
 	fmt.Fprintf(a.stderr, "bench: %d enrollments for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
 
 	// The load generator shares the machine with the server: it should
@@ -143,14 +130,54 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}
 		return a.benchOne(ctx, f, conn, dial, format, fmt.Sprintf("%s-%d", prefix, i))
 	})
-	res := loadgen.Summarize(loadgen.Result{
+	return a.benchReport(f.out, "enrollments", firstErr, loadgen.Summarize(loadgen.Result{
 		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: f.fresh,
 		Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
-	}, latencies, elapsed)
+	}, latencies, elapsed))
+}
+
+// benchArgs checks what bench enroll and bench bake share, and caps the
+// concurrency at the number of requests.
+func benchArgs(cluster, role string, requests int, concurrency *int) error {
+	if err := clusterFlag(cluster); err != nil {
+		return err
+	}
+	if _, err := roleFlag(role); err != nil {
+		return err
+	}
+	if requests < 1 || *concurrency < 1 {
+		return usagef("--requests and --concurrency must be at least 1")
+	}
+	*concurrency = min(*concurrency, requests)
+	return nil
+}
+
+// holderPrefix names the holders of one run, so runs never collide.
+func holderPrefix(kind string) string {
+	runID := make([]byte, 4)
+	_, _ = rand.Read(runID)
+	return kind + "-" + hex.EncodeToString(runID)
+}
+
+// benchDialer returns what opens one connection to the server with the
+// CLI's settings and token, as each init container or bake process does.
+func (a *app) benchDialer() (func() (*grpc.ClientConn, error), error) {
+	tok, err := a.token()
+	if err != nil {
+		return nil, err
+	}
+	c := a.settings()
+	a.target = c.server
+	return func() (*grpc.ClientConn, error) { return enroll.Dial(c.server, c.caFile, tok) }, nil
+}
+
+// benchReport prints a run and fails it when any request failed.
+func (a *app) benchReport(out outputFormat, what string, firstErr error, res loadgen.Result) error {
 	if firstErr != nil {
 		res.FirstError = oneLine(a.humanize(firstErr))
 	}
-	if f.out == "json" {
+	var err error
+	if out == "json" {
 		err = writeJSON(a.stdout, res)
 	} else {
 		err = loadgen.PrintTable(a.stdout, res)
@@ -159,7 +186,7 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		return err
 	}
 	if res.Errors > 0 {
-		return fmt.Errorf("%d of %d enrollments failed; first: %s", res.Errors, res.Requests, orDash(res.FirstError))
+		return fmt.Errorf("%d of %d %s failed; first: %s", res.Errors, res.Requests, what, orDash(res.FirstError))
 	}
 	return nil
 }
@@ -167,13 +194,10 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 // benchPool opens the shared keep-alive connections (none in fresh mode)
 // and returns the dialer fresh mode uses per request.
 func (a *app) benchPool(f *benchFlags) ([]*grpc.ClientConn, func() (*grpc.ClientConn, error), error) {
-	tok, err := a.token()
+	dial, err := a.benchDialer()
 	if err != nil {
 		return nil, nil, err
 	}
-	c := a.settings()
-	a.target = c.server
-	dial := func() (*grpc.ClientConn, error) { return enroll.Dial(c.server, c.caFile, tok) }
 	if f.fresh {
 		return nil, dial, nil
 	}
@@ -251,29 +275,18 @@ use a cluster made for benchmarking. Needs an administrator token.`,
 }
 
 func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
-	if err := clusterFlag(f.cluster); err != nil {
+	if err := benchArgs(f.cluster, f.role, f.requests, &f.concurrency); err != nil {
 		return err
 	}
-	if _, err := roleFlag(f.role); err != nil {
-		return err
-	}
-	if f.requests < 1 || f.concurrency < 1 {
-		return usagef("--requests and --concurrency must be at least 1")
-	}
-	f.concurrency = min(f.concurrency, f.requests)
-	tok, err := a.token()
+	dial, err := a.benchDialer()
 	if err != nil {
 		return err
 	}
-	c := a.settings()
-	a.target = c.server
-	runID := make([]byte, 4)
-	_, _ = rand.Read(runID)
-	prefix := "bake-" + hex.EncodeToString(runID)
+	prefix := holderPrefix("bake")
 	fmt.Fprintf(a.stderr, "bench: %d bakes for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
 	var keyType atomic.Value
 	latencies, errs, firstErr, elapsed := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, _, i int) error {
-		conn, err := enroll.Dial(c.server, c.caFile, tok)
+		conn, err := dial()
 		if err != nil {
 			return err
 		}
@@ -289,22 +302,7 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 		return err
 	})
 	kt, _ := keyType.Load().(string)
-	res := loadgen.Summarize(loadgen.Result{
+	return a.benchReport(f.out, "bakes", firstErr, loadgen.Summarize(loadgen.Result{
 		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: true, KeyType: kt, Format: "none",
-	}, latencies, elapsed)
-	if firstErr != nil {
-		res.FirstError = oneLine(a.humanize(firstErr))
-	}
-	if f.out == "json" {
-		err = writeJSON(a.stdout, res)
-	} else {
-		err = loadgen.PrintTable(a.stdout, res)
-	}
-	if err != nil {
-		return err
-	}
-	if res.Errors > 0 {
-		return fmt.Errorf("%d of %d bakes failed; first: %s", res.Errors, res.Requests, orDash(res.FirstError))
-	}
-	return nil
+	}, latencies, elapsed))
 }
