@@ -60,7 +60,7 @@ done
 if [ -z "${SKIP_STEPCA:-}" ]; then
   # The targets are ratios to step-ca in the same run: step-ca v0.30.2
   # with its default badger store, a JWK provisioner and one-time tokens, on
-  # this machine beside this server, driven by interop/stepca, which does per
+  # this machine beside this server, driven by bench/stepca, which does per
   # request what bench enroll does (P-256 key, CSR, token, chain, JKS set).
   STEPCA=${STEPCA:-$(command -v step-ca || true)}
   if [ -z "$STEPCA" ]; then
@@ -72,7 +72,7 @@ if [ -z "${SKIP_STEPCA:-}" ]; then
     fi
   fi
   if [ -n "$STEPCA" ]; then
-    go build -o "$work/stepca-bench" ./interop/stepca
+    go build -o "$work/stepca-bench" ./bench/stepca
     sport=$(free_port)
     "$work/stepca-bench" setup "$work/stepca" --address "127.0.0.1:$sport" >/dev/null
     "$STEPCA" "$work/stepca/ca.json" >"$work/stepca.log" 2>&1 &

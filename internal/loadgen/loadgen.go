@@ -1,7 +1,7 @@
 // Package loadgen runs a closed-loop load (a fixed number of requests on a
 // fixed number of workers) and summarizes it: throughput, latency
 // percentiles by nearest rank, errors. flinkpki bench enroll and the step-ca
-// comparison in interop/stepca both use it, so their rows mean the same.
+// comparison in bench/stepca both use it, so their rows mean the same.
 package loadgen
 
 import (
