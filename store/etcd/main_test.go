@@ -12,6 +12,7 @@ import (
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
+	"github.com/flinkpki/flinkpki/store/storetest"
 )
 
 // shared is the three-member cluster most tests use, each under its own
@@ -55,13 +56,7 @@ func newBackend(t testing.TB, endpoints []string, prefix string) *etcd.Backend {
 	return b
 }
 
-func newKEK(t testing.TB) []byte {
-	k := make([]byte, store.KEKSize)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKEK(t testing.TB) []byte { return storetest.NewKEK(t) }
 
 func openStore(t testing.TB, b store.Backend, kek []byte) (*store.Store, error) {
 	t.Helper()

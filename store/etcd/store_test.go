@@ -15,179 +15,30 @@ import (
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
+	"github.com/flinkpki/flinkpki/store/storetest"
 )
 
-func TestDataSurvivesReopenAndKeysAreSealed(t *testing.T) {
-	ctx := context.Background()
-	prefix := testPrefix(t)
-	kek := newKEK(t)
-	s := mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), kek)
-	secretKey := []byte("-----BEGIN PRIVATE KEY----- pretend PKCS#8 bytes")
-	err := s.Update(ctx, func(tx *store.Txn) error {
-		if err := tx.PutCluster(&store.Cluster{Name: "orders", KeyType: "ecdsa-p256", Created: time.Now()}); err != nil {
-			return err
+// TestConformance runs the suite every backend passes on a key prefix of a
+// real 3-member etcd; each Open is another replica on the same prefix.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		prefix := testPrefix(t)
+		return storetest.Harness{
+			Open: func(t testing.TB) store.Backend { return newBackend(t, shared.Endpoints(), prefix) },
+			Raw: func(t testing.TB) []byte {
+				b := newBackend(t, shared.Endpoints(), prefix)
+				resp, err := b.Client().Get(context.Background(), prefix, clientv3.WithPrefix())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out bytes.Buffer
+				for _, kv := range resp.Kvs {
+					fmt.Fprintf(&out, "%s=%s@%d\n", kv.Key, kv.Value, kv.ModRevision)
+				}
+				return out.Bytes()
+			},
 		}
-		if err := tx.PutCA(&store.CA{Cluster: "orders", ID: "internal-1", Purpose: "internal", State: "active", CertDER: []byte{1, 2}, Key: secretKey}); err != nil {
-			return err
-		}
-		return tx.AppendAudit(&store.AuditEntry{Action: "cluster.create", Outcome: "ok", Cluster: "orders"})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	b2 := newBackend(t, shared.Endpoints(), prefix)
-	resp, err := b2.Client().Get(ctx, prefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range resp.Kvs {
-		if bytes.Contains(kv.Value, secretKey) || bytes.Contains(kv.Value, []byte("BEGIN PRIVATE KEY")) {
-			t.Fatalf("etcd key %s holds the CA key in clear text", kv.Key)
-		}
-	}
-	s2 := mustOpenStore(t, b2, kek)
-	err = s2.View(ctx, func(tx *store.Txn) error {
-		c, err := tx.Cluster("orders")
-		if err != nil {
-			return err
-		}
-		if c.KeyType != "ecdsa-p256" {
-			t.Errorf("key type = %q after reopen", c.KeyType)
-		}
-		cas, err := tx.CAs("orders")
-		if err != nil {
-			return err
-		}
-		if len(cas) != 1 {
-			t.Fatalf("CAs = %+v", cas)
-		}
-		if key, err := s2.OpenCAKey(cas[0]); err != nil || !bytes.Equal(key, secretKey) {
-			t.Errorf("CA key did not round-trip: %q %v", key, err)
-		}
-		seq, hash, err := tx.AuditHead()
-		if err != nil {
-			return err
-		}
-		if seq != 1 || hash == "" {
-			t.Errorf("audit head = %d %q", seq, hash)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestWrongKEKIsRefusedAndLeavesTheStoreUnchanged(t *testing.T) {
-	ctx := context.Background()
-	prefix := testPrefix(t)
-	b := newBackend(t, shared.Endpoints(), prefix)
-	mustOpenStore(t, b, newKEK(t))
-	snapshot := func() string {
-		resp, err := b.Client().Get(ctx, prefix, clientv3.WithPrefix())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		for _, kv := range resp.Kvs {
-			fmt.Fprintf(&out, "%s=%x@%d\n", kv.Key, kv.Value, kv.ModRevision)
-		}
-		return out.String()
-	}
-	before := snapshot()
-	if _, err := openStore(t, b, newKEK(t)); !errors.Is(err, store.ErrWrongKEK) {
-		t.Fatalf("err = %v, want ErrWrongKEK", err)
-	}
-	if after := snapshot(); after != before {
-		t.Fatalf("opening with a wrong key changed etcd:\nbefore %s\nafter %s", before, after)
-	}
-}
-
-func TestListClustersPaginates(t *testing.T) {
-	ctx := context.Background()
-	s := mustOpenStore(t, newBackend(t, shared.Endpoints(), testPrefix(t)), newKEK(t))
-	names := []string{"a", "b", "c", "d", "e"}
-	err := s.Update(ctx, func(tx *store.Txn) error {
-		for _, n := range names {
-			if err := tx.PutCluster(&store.Cluster{Name: n}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	after := ""
-	for pages := 0; pages < 10; pages++ {
-		var page []*store.Cluster
-		var next string
-		if err := s.View(ctx, func(tx *store.Txn) error {
-			var err error
-			page, next, err = tx.ListClusters(after, 2)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range page {
-			got = append(got, c.Name)
-		}
-		if next == "" {
-			break
-		}
-		after = next
-	}
-	if len(got) != len(names) {
-		t.Fatalf("paged listing = %v, want %v", got, names)
-	}
-	for i := range names {
-		if got[i] != names[i] {
-			t.Fatalf("paged listing = %v, want %v", got, names)
-		}
-	}
-}
-
-func TestRotateKEKReencryptsEveryKey(t *testing.T) {
-	ctx := context.Background()
-	prefix := testPrefix(t)
-	b := newBackend(t, shared.Endpoints(), prefix)
-	oldKEK, newK := newKEK(t), newKEK(t)
-	s := mustOpenStore(t, b, oldKEK)
-	err := s.Update(ctx, func(tx *store.Txn) error {
-		for _, id := range []string{"internal-1", "rest-1"} {
-			if err := tx.PutCA(&store.CA{Cluster: "c", ID: id, Key: []byte("key-" + id)}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	next, _ := store.NewSealer(newK, nil)
-	n, err := s.RotateKEK(ctx, next)
-	if err != nil || n != 2 {
-		t.Fatalf("RotateKEK = %d, %v", n, err)
-	}
-	if _, err := openStore(t, b, oldKEK); !errors.Is(err, store.ErrWrongKEK) {
-		t.Fatalf("old KEK still opens the store: %v", err)
-	}
-	s = mustOpenStore(t, newBackend(t, shared.Endpoints(), prefix), newK)
-	err = s.View(ctx, func(tx *store.Txn) error {
-		cas, err := tx.CAs("c")
-		if err != nil || len(cas) != 2 {
-			t.Fatalf("after rotation: %v %v", cas, err)
-		}
-		if key, err := s.OpenCAKey(cas[0]); err != nil || string(key) != "key-internal-1" {
-			t.Fatalf("after rotation: %q %v", key, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestDeleteClusterRemovesItsRecords(t *testing.T) {

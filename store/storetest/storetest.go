@@ -1,0 +1,227 @@
+// Package storetest is the conformance suite every store backend passes:
+// data survives a reopen with CA keys sealed, a wrong key-encryption key is
+// refused without a change, listings paginate, and a KEK rotation re-seals
+// every key. Each backend's tests call Run with a Harness for its kind of
+// storage.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// Harness is one backend's storage under test.
+type Harness struct {
+	// Open opens a backend on the storage. Each call opens the same data
+	// again, as a restart or another replica would; the suite closes it.
+	Open func(t testing.TB) store.Backend
+	// Raw returns everything the backend has persisted, for the clear-text
+	// and nothing-changed checks.
+	Raw func(t testing.TB) []byte
+}
+
+// Run runs the suite; fresh returns a harness on empty storage for each
+// test.
+func Run(t *testing.T, fresh func(t *testing.T) Harness) {
+	t.Run("DataSurvivesReopenAndKeysAreSealed", func(t *testing.T) { dataSurvivesReopen(t, fresh(t)) })
+	t.Run("WrongKEKIsRefusedAndLeavesTheStoreUnchanged", func(t *testing.T) { wrongKEKIsRefused(t, fresh(t)) })
+	t.Run("ListClustersPaginates", func(t *testing.T) { listClustersPaginates(t, fresh(t)) })
+	t.Run("RotateKEKReencryptsEveryKey", func(t *testing.T) { rotateKEK(t, fresh(t)) })
+}
+
+// NewKEK returns a random key-encryption key.
+func NewKEK(t testing.TB) []byte {
+	k := make([]byte, store.KEKSize)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// open opens a store on a new backend of h; on failure the backend is
+// closed again.
+func open(t testing.TB, h Harness, kek []byte) (*store.Store, error) {
+	t.Helper()
+	seal, err := store.NewSealer(kek, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := h.Open(t)
+	s, err := store.Open(context.Background(), b, seal)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func mustOpen(t testing.TB, h Harness, kek []byte) *store.Store {
+	t.Helper()
+	s, err := open(t, h, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func dataSurvivesReopen(t *testing.T, h Harness) {
+	ctx := context.Background()
+	kek := NewKEK(t)
+	s := mustOpen(t, h, kek)
+	secretKey := []byte("-----BEGIN PRIVATE KEY----- pretend PKCS#8 bytes")
+	err := s.Update(ctx, func(tx *store.Txn) error {
+		if err := tx.PutCluster(&store.Cluster{Name: "orders", KeyType: "ecdsa-p256", Created: time.Now()}); err != nil {
+			return err
+		}
+		if err := tx.PutCA(&store.CA{Cluster: "orders", ID: "internal-1", Purpose: "internal", State: "active", CertDER: []byte{1, 2}, Key: secretKey}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(&store.AuditEntry{Action: "cluster.create", Outcome: "ok", Cluster: "orders"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if raw := h.Raw(t); bytes.Contains(raw, secretKey) || bytes.Contains(raw, []byte("BEGIN PRIVATE KEY")) {
+		t.Fatal("the stored data holds the CA key in clear text")
+	}
+
+	s = mustOpen(t, h, kek)
+	defer s.Close()
+	err = s.View(ctx, func(tx *store.Txn) error {
+		c, err := tx.Cluster("orders")
+		if err != nil {
+			return err
+		}
+		if c.KeyType != "ecdsa-p256" {
+			t.Errorf("key type = %q after reopen", c.KeyType)
+		}
+		cas, err := tx.CAs("orders")
+		if err != nil {
+			return err
+		}
+		if len(cas) != 1 {
+			t.Fatalf("CAs = %+v", cas)
+		}
+		if key, err := s.OpenCAKey(cas[0]); err != nil || !bytes.Equal(key, secretKey) {
+			t.Errorf("CA key did not round-trip: %q %v", key, err)
+		}
+		seq, hash, err := tx.AuditHead()
+		if err != nil {
+			return err
+		}
+		if seq != 1 || hash == "" {
+			t.Errorf("audit head = %d %q", seq, hash)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wrongKEKIsRefused(t *testing.T, h Harness) {
+	mustOpen(t, h, NewKEK(t)).Close()
+	before := h.Raw(t)
+	if _, err := open(t, h, NewKEK(t)); !errors.Is(err, store.ErrWrongKEK) {
+		t.Fatalf("err = %v, want ErrWrongKEK", err)
+	}
+	if after := h.Raw(t); !bytes.Equal(before, after) {
+		t.Fatal("opening with a wrong key changed the stored data")
+	}
+}
+
+func listClustersPaginates(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := mustOpen(t, h, NewKEK(t))
+	defer s.Close()
+	names := []string{"a", "b", "c", "d", "e"}
+	err := s.Update(ctx, func(tx *store.Txn) error {
+		for _, n := range names {
+			if err := tx.PutCluster(&store.Cluster{Name: n}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	after := ""
+	for pages := 0; pages < 10; pages++ {
+		var page []*store.Cluster
+		var next string
+		if err := s.View(ctx, func(tx *store.Txn) error {
+			var err error
+			page, next, err = tx.ListClusters(after, 2)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page {
+			got = append(got, c.Name)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(got) != len(names) {
+		t.Fatalf("paged listing = %v, want %v", got, names)
+	}
+	for i := range names {
+		if got[i] != names[i] {
+			t.Fatalf("paged listing = %v, want %v", got, names)
+		}
+	}
+}
+
+func rotateKEK(t *testing.T, h Harness) {
+	ctx := context.Background()
+	oldKEK, newK := NewKEK(t), NewKEK(t)
+	s := mustOpen(t, h, oldKEK)
+	err := s.Update(ctx, func(tx *store.Txn) error {
+		for _, id := range []string{"internal-1", "rest-1"} {
+			if err := tx.PutCA(&store.CA{Cluster: "c", ID: id, Key: []byte("key-" + id)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := store.NewSealer(newK, nil)
+	n, err := s.RotateKEK(ctx, next)
+	if err != nil || n != 2 {
+		t.Fatalf("RotateKEK = %d, %v", n, err)
+	}
+	s.Close()
+	if _, err := open(t, h, oldKEK); !errors.Is(err, store.ErrWrongKEK) {
+		t.Fatalf("old KEK still opens the store: %v", err)
+	}
+	s = mustOpen(t, h, newK)
+	defer s.Close()
+	err = s.View(ctx, func(tx *store.Txn) error {
+		cas, err := tx.CAs("c")
+		if err != nil || len(cas) != 2 {
+			t.Fatalf("after rotation: %v %v", cas, err)
+		}
+		if key, err := s.OpenCAKey(cas[0]); err != nil || string(key) != "key-internal-1" {
+			t.Fatalf("after rotation: %q %v", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
