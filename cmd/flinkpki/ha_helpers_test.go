@@ -61,16 +61,7 @@ func (h *haStore) replica(t testing.TB, extra ...string) *testServer {
 // procReplica runs one more replica as a real process, for kill -9.
 func (h *haStore) procReplica(t testing.TB, extra ...string) *procServer {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "data")
-	p := &procServer{bin: flinkpkiBin(t), dir: dir, addr: freeAddr(t), extra: append(h.flags(), extra...),
-		caFile: filepath.Join(dir, "server-ca.crt"), admin: filepath.Join(dir, "admin.token")}
-	p.start(t)
-	t.Cleanup(func() {
-		if p.running() {
-			p.kill(t)
-		}
-	})
-	return p
+	return startProcServer(t, append(h.flags(), extra...)...)
 }
 
 // enroller is a raw enrollment client of one replica with one token: one

@@ -105,7 +105,7 @@ func TestAdminRestore(t *testing.T) {
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("restored file mode = %v (%v), want 0600", fi.Mode().Perm(), err)
 		}
-		if names := entriesOf(t, dir); len(names) != 1 {
+		if names := entries(t, dir); len(names) != 1 {
 			t.Errorf("data dir holds %v, want only flinkpki.db", names)
 		}
 	})
@@ -119,7 +119,7 @@ func TestAdminRestore(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, "is not empty") {
 			t.Errorf("exit %d, stderr %q; want exit 1 about the non-empty directory", r.code, r.stderr)
 		}
-		if names := entriesOf(t, dir); len(names) != 1 || names[0] != "kek" {
+		if names := entries(t, dir); len(names) != 1 || names[0] != "kek" {
 			t.Errorf("data dir now holds %v, want only kek", names)
 		}
 	})
@@ -140,19 +140,6 @@ func TestAdminRestore(t *testing.T) {
 			t.Errorf("exit %d, want 2", r.code)
 		}
 	})
-}
-
-func entriesOf(t testing.TB, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 func TestAdminBackupRefusesAnExistingFileBeforeConnecting(t *testing.T) {
