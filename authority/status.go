@@ -43,6 +43,29 @@ func (a *Authority) Status(ctx context.Context, cluster string) (*Status, error)
 	return st, err
 }
 
+// Statuses returns the status of one page of clusters, in name order, read
+// in one transaction: what the metrics refresh walks.
+func (a *Authority) Statuses(ctx context.Context, after string, limit int) ([]*Status, string, error) {
+	var out []*Status
+	var next string
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		cs, n, err := tx.ListClusters(after, limit)
+		if err != nil {
+			return err
+		}
+		next = n
+		for _, c := range cs {
+			st, err := a.status(tx, c.Name)
+			if err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
 func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 	v, err := a.clusterView(tx, cluster)
 	if err != nil {

@@ -119,22 +119,25 @@ func (r *requestLog) done(ctx context.Context, id, method string, start time.Tim
 }
 
 // refreshGauges recomputes the CA expiry and live-leaf gauges from the
-// store. It runs at each scrape, so /metrics is never stale.
+// store, one page of cluster statuses per read transaction. /metrics calls
+// it at most once per gaugeRefresh.
 func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Metrics) {
 	var cas []metrics.CA
 	earliest := map[string]time.Time{}
 	after := ""
 	for {
-		vs, next, err := auth.ListClusters(ctx, after, 500)
+		sts, next, err := auth.Statuses(ctx, after, 500)
 		if err != nil {
 			return
 		}
-		for _, v := range vs {
-			for _, c := range v.CAs {
-				cas = append(cas, metrics.CA{Cluster: v.Cluster.Name, ID: c.ID, State: string(c.State), NotAfter: c.Cert.NotAfter})
+		for _, st := range sts {
+			for _, l := range st.Lineages {
+				for _, c := range l.CAs {
+					cas = append(cas, metrics.CA{Cluster: st.Cluster.Name, ID: c.CA.ID, State: string(c.CA.State), NotAfter: c.CA.Cert.NotAfter})
+				}
 			}
-			if st, err := auth.Status(ctx, v.Cluster.Name); err == nil && !st.EarliestExpiry.IsZero() {
-				earliest[v.Cluster.Name] = st.EarliestExpiry
+			if !st.EarliestExpiry.IsZero() {
+				earliest[st.Cluster.Name] = st.EarliestExpiry
 			}
 		}
 		if next == "" {
