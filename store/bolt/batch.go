@@ -1,77 +1,33 @@
 package bolt
 
 import (
-	"context"
-	"sync"
-
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/flinkpki/flinkpki/store"
 )
 
-// committer is a group commit without a fixed delay: a caller that finds no
-// commit running commits at once, and callers that arrive while a commit is
-// in flight share the next one. bbolt's own Batch waits MaxBatchDelay
-// (10 ms) before every batch, which is the whole latency of a lone request.
+// committer is bbolt's side of a store.GroupCommit. bbolt's own Batch
+// waits MaxBatchDelay (10 ms) before every batch, which is the whole latency
+// of a lone request; the group commit has no delay.
 type committer struct {
-	db      *bbolt.DB
-	maxSize int
-
-	mu      sync.Mutex
-	pending []*call
-	running bool
+	db *bbolt.DB
+	store.GroupCommit
 }
 
-type call struct {
-	fn   func(store.Tx) error
-	done chan error
-}
-
-func (c *committer) batch(ctx context.Context, fn func(store.Tx) error) error {
-	cl := &call{fn: fn, done: make(chan error, 1)}
-	c.mu.Lock()
-	c.pending = append(c.pending, cl)
-	if !c.running {
-		c.running = true
-		go c.loop()
-	}
-	c.mu.Unlock()
-	select {
-	case err := <-cl.done:
-		return err
-	case <-ctx.Done():
-		// The call may still commit; its outcome is unknown to the caller,
-		// exactly as with a lost response. The transaction itself stays
-		// atomic.
-		return ctx.Err()
-	}
-}
-
-func (c *committer) loop() {
-	for {
-		c.mu.Lock()
-		n := min(len(c.pending), c.maxSize)
-		calls := c.pending[:n:n]
-		c.pending = c.pending[n:]
-		if n == 0 {
-			c.pending = nil
-			c.running = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-		c.commit(calls)
-	}
+func newCommitter(db *bbolt.DB, maxSize int) *committer {
+	c := &committer{db: db}
+	c.GroupCommit = store.GroupCommit{Max: maxSize, Commit: c.commit}
+	return c
 }
 
 // commit runs every call in one transaction. When one fails, the
 // transaction is rolled back and each call runs in its own transaction, so
 // one caller's refusal never undoes another's change.
-func (c *committer) commit(calls []*call) {
+func (c *committer) commit(calls []*store.Call) {
 	failed := -1
 	err := c.db.Update(func(tx *bbolt.Tx) error {
 		for i, cl := range calls {
-			if err := safeRun(cl.fn, boltTx{tx}); err != nil {
+			if err := safeRun(cl.Fn, boltTx{tx}); err != nil {
 				failed = i
 				return err
 			}
@@ -80,18 +36,18 @@ func (c *committer) commit(calls []*call) {
 	})
 	if err == nil {
 		for _, cl := range calls {
-			cl.done <- nil
+			cl.Done <- nil
 		}
 		return
 	}
 	if failed < 0 { // the commit itself failed
 		for _, cl := range calls {
-			cl.done <- err
+			cl.Done <- err
 		}
 		return
 	}
 	for _, cl := range calls {
-		cl.done <- c.db.Update(func(tx *bbolt.Tx) error { return safeRun(cl.fn, boltTx{tx}) })
+		cl.Done <- c.db.Update(func(tx *bbolt.Tx) error { return safeRun(cl.Fn, boltTx{tx}) })
 	}
 }
 

@@ -82,7 +82,7 @@ func Open(path string, o Options) (*Backend, error) {
 	if o.MaxBatchSize <= 0 {
 		o.MaxBatchSize = 1000
 	}
-	return &Backend{db: db, commit: &committer{db: db, maxSize: o.MaxBatchSize}}, nil
+	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize)}, nil
 }
 
 func openErr(path string, err error) error {
@@ -119,7 +119,7 @@ func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.commit.batch(ctx, fn)
+	return b.commit.Do(ctx, fn)
 }
 
 // Backup implements store.Backend with a consistent online snapshot.

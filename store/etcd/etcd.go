@@ -80,7 +80,7 @@ type Backend struct {
 	cfg     Config
 	where   string // endpoints, for error messages
 	buckets map[string]bool
-	batch   batcher
+	batch   store.GroupCommit
 }
 
 // Open connects to etcd. It does not wait for the cluster: the first
@@ -129,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	b := &Backend{cli: cli, cfg: cfg, where: strings.Join(cfg.Endpoints, ","), buckets: map[string]bool{}}
-	b.batch.b = b
+	b.batch = store.GroupCommit{Max: cfg.MaxBatch, Commit: b.commitGroup}
 	for _, bk := range store.Buckets {
 		b.buckets[string(bk)] = true
 	}

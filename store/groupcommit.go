@@ -1,0 +1,64 @@
+package store
+
+import (
+	"context"
+	"sync"
+)
+
+// GroupCommit is the queue of a group commit without a fixed delay: a call
+// that finds no commit running starts one at once, and calls that arrive
+// while a commit is in flight share the next one, up to Max per commit.
+// Each backend brings its own Commit, which must answer every call it is
+// given exactly once through Call.Done.
+type GroupCommit struct {
+	Max    int
+	Commit func(calls []*Call)
+
+	mu      sync.Mutex
+	pending []*Call
+	running bool
+}
+
+// Call is one caller's transaction function in a group commit.
+type Call struct {
+	Ctx  context.Context
+	Fn   func(Tx) error
+	Done chan error
+}
+
+// Do queues fn and waits for its group's outcome or for ctx. When ctx ends
+// first the call may still commit; its outcome is unknown to the caller,
+// exactly as with a lost response, and the transaction stays atomic.
+func (g *GroupCommit) Do(ctx context.Context, fn func(Tx) error) error {
+	c := &Call{Ctx: ctx, Fn: fn, Done: make(chan error, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, c)
+	if !g.running {
+		g.running = true
+		go g.loop()
+	}
+	g.mu.Unlock()
+	select {
+	case err := <-c.Done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *GroupCommit) loop() {
+	for {
+		g.mu.Lock()
+		n := min(len(g.pending), max(g.Max, 1))
+		calls := g.pending[:n:n]
+		g.pending = g.pending[n:]
+		if n == 0 {
+			g.pending = nil
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		g.Commit(calls)
+	}
+}
