@@ -1,16 +1,13 @@
 package loadgen
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"testing"
 	"time"
+
+	"github.com/flinkpki/flinkpki/internal/jdktest"
 )
 
 // BenchmarkTLSHandshake is the floor under bench enroll --fresh-connections:
@@ -70,25 +67,12 @@ func BenchmarkTLSHandshake(b *testing.B) {
 	}
 }
 
+// handshakeFixture is a P-256 serving leaf for "localhost" under a P-256 CA.
 func handshakeFixture(b *testing.B) (*tls.Config, *x509.CertPool) {
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, leafKey.Public(), caKey)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ca := jdktest.NewCA(b, "bench CA", jdktest.NewKey(b, "ecdsa-p256"))
+	key := jdktest.NewKey(b, "ecdsa-p256")
+	chain := ca.Issue(b, "localhost", key)
 	roots := x509.NewCertPool()
-	roots.AddCert(caCert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}, MinVersion: tls.VersionTLS12}, roots
+	roots.AddCert(ca.Cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{chain[0].Raw}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, roots
 }
