@@ -226,9 +226,7 @@ func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, k
 }
 
 func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollRequest, role issuer.Role, ips []net.IP, pub crypto.PublicKey) (*Issued, error) {
-	if t, ok := a.keys.(interface{ Touch() }); ok {
-		t.Touch() // the key pool refills only while nothing is being issued
-	}
+	a.keys.Touch()
 	var ls *lineageState
 	var holder string
 	err := a.st.View(ctx, func(tx *store.Txn) error {

@@ -78,7 +78,7 @@ func (p *KeyPool) pool(kt ca.KeyType) chan crypto.Signer {
 	return c
 }
 
-// Touch marks activity, which postpones refilling.
+// Touch implements KeySource: it marks activity, which postpones refilling.
 func (p *KeyPool) Touch() { p.lastUse.Store(time.Now().UnixNano()) }
 
 // Key implements KeySource.
