@@ -227,7 +227,7 @@ func enrollCmd(args []string) error {
 	_, _ = rand.Read(runID)
 	prefix := "bench-" + hex.EncodeToString(runID)
 	fmt.Fprintf(os.Stderr, "stepca-bench: %d enrollments at %s, concurrency %d\n", f.requests, c.url, f.concurrency)
-	lat, errs, firstErr, elapsed := loadgen.Run(context.Background(), f.requests, f.concurrency, func(ctx context.Context, w, i int) error {
+	o := loadgen.Run(context.Background(), f.requests, f.concurrency, func(ctx context.Context, w, i int) error {
 		var hc *http.Client
 		if f.fresh {
 			hc = c.httpClient(f.http1, true)
@@ -237,12 +237,11 @@ func enrollCmd(args []string) error {
 		}
 		return c.enrollOne(ctx, hc, fmt.Sprintf("%s-%d", prefix, i))
 	})
-	res := loadgen.Summarize(loadgen.Result{
-		Target: "step-ca", Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: f.fresh,
-		Connections: len(pool), KeyType: "ecdsa-p256", Format: string(keystore.JKS),
-	}, lat, elapsed)
-	if firstErr != nil {
-		res.FirstError = firstErr.Error()
+	res := o.Result(loadgen.Result{
+		Target: "step-ca", FreshConnections: f.fresh, Connections: len(pool), KeyType: "ecdsa-p256", Format: string(keystore.JKS),
+	})
+	if o.FirstErr != nil {
+		res.FirstError = o.FirstErr.Error()
 	}
 	if f.output == "json" {
 		err = json.NewEncoder(os.Stdout).Encode(res)

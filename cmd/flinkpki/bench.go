@@ -123,17 +123,16 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	latencies, errs, firstErr, elapsed := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, w, i int) error {
+	o := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, w, i int) error {
 		var conn *grpc.ClientConn
 		if !f.fresh {
 			conn = pool[w/workersPerConn]
 		}
 		return a.benchOne(ctx, f, conn, dial, format, fmt.Sprintf("%s-%d", prefix, i))
 	})
-	return a.benchReport(f.out, "enrollments", firstErr, loadgen.Summarize(loadgen.Result{
-		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: f.fresh,
-		Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
-	}, latencies, elapsed))
+	return a.benchReport(f.out, "enrollments", o.FirstErr, o.Result(loadgen.Result{
+		FreshConnections: f.fresh, Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
+	}))
 }
 
 // benchArgs checks what bench enroll and bench bake share, and caps the
@@ -285,7 +284,7 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 	prefix := holderPrefix("bake")
 	fmt.Fprintf(a.stderr, "bench: %d bakes for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
 	var keyType atomic.Value
-	latencies, errs, firstErr, elapsed := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, _, i int) error {
+	o := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, _, i int) error {
 		conn, err := dial()
 		if err != nil {
 			return err
@@ -302,7 +301,5 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 		return err
 	})
 	kt, _ := keyType.Load().(string)
-	return a.benchReport(f.out, "bakes", firstErr, loadgen.Summarize(loadgen.Result{
-		Requests: f.requests, Concurrency: f.concurrency, Errors: errs, FreshConnections: true, KeyType: kt, Format: "none",
-	}, latencies, elapsed))
+	return a.benchReport(f.out, "bakes", o.FirstErr, o.Result(loadgen.Result{FreshConnections: true, KeyType: kt, Format: "none"}))
 }

@@ -35,20 +35,37 @@ type Result struct {
 	FirstError       string  `json:"first_error,omitempty"`
 }
 
-// Run sends requests on concurrency workers; do(ctx, worker, i) is request i
-// on worker w. It returns the latencies of the successful requests, the
-// failures, the first error and the wall time. Requests not sent because ctx
-// ended count as failures.
-func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Context, worker, i int) error) (latencies []time.Duration, errs int, firstErr error, elapsed time.Duration) {
-	concurrency = max(1, min(concurrency, requests))
+// Outcome is what Run measured.
+type Outcome struct {
+	Requests, Concurrency int
+	// Latencies of the successful requests, in completion order.
+	Latencies []time.Duration
+	// Errors counts failed requests and those never sent because ctx ended.
+	Errors   int
+	FirstErr error
+	Elapsed  time.Duration
+}
+
+// Result fills r's counts, throughput and latency percentiles from o; the
+// caller adds what only it knows (target, key type, format, connections,
+// how to word FirstErr).
+func (o Outcome) Result(r Result) Result {
+	r.Requests, r.Concurrency, r.Errors = o.Requests, o.Concurrency, o.Errors
+	return Summarize(r, o.Latencies, o.Elapsed)
+}
+
+// Run sends requests on concurrency workers (at most one per request);
+// do(ctx, worker, i) is request i on worker w.
+func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Context, worker, i int) error) Outcome {
+	o := Outcome{Requests: requests, Concurrency: max(1, min(concurrency, requests))}
 	var (
 		next atomic.Int64
 		mu   sync.Mutex
 		wg   sync.WaitGroup
 	)
-	latencies = make([]time.Duration, 0, requests)
+	o.Latencies = make([]time.Duration, 0, requests)
 	start := time.Now()
-	for w := range concurrency {
+	for w := range o.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -62,26 +79,26 @@ func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Con
 				d := time.Since(t0)
 				mu.Lock()
 				if err != nil {
-					errs++
-					if firstErr == nil {
-						firstErr = err
+					o.Errors++
+					if o.FirstErr == nil {
+						o.FirstErr = err
 					}
 				} else {
-					latencies = append(latencies, d)
+					o.Latencies = append(o.Latencies, d)
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	elapsed = time.Since(start)
-	if done := len(latencies) + errs; done < requests {
-		errs += requests - done
-		if firstErr == nil {
-			firstErr = ctx.Err()
+	o.Elapsed = time.Since(start)
+	if done := len(o.Latencies) + o.Errors; done < requests {
+		o.Errors += requests - done
+		if o.FirstErr == nil {
+			o.FirstErr = ctx.Err()
 		}
 	}
-	return latencies, errs, firstErr, elapsed
+	return o
 }
 
 // Summarize fills in throughput and latency percentiles of the successful

@@ -36,7 +36,7 @@ func TestRunSendsEachRequestOnceAndCountsFailures(t *testing.T) {
 	seen := map[int]int{}
 	workers := map[int]bool{}
 	boom := errors.New("boom")
-	lat, errs, first, elapsed := Run(context.Background(), 100, 8, func(_ context.Context, w, i int) error {
+	o := Run(context.Background(), 100, 8, func(_ context.Context, w, i int) error {
 		mu.Lock()
 		seen[i]++
 		workers[w] = true
@@ -57,19 +57,19 @@ func TestRunSendsEachRequestOnceAndCountsFailures(t *testing.T) {
 	if len(workers) > 8 {
 		t.Errorf("Run used %d workers, want at most 8", len(workers))
 	}
-	if errs != 10 || len(lat) != 90 || !errors.Is(first, boom) || elapsed <= 0 {
-		t.Errorf("Run() = %d latencies, %d errors, first %v, elapsed %v; want 90, 10, boom, >0", len(lat), errs, first, elapsed)
+	if o.Errors != 10 || len(o.Latencies) != 90 || !errors.Is(o.FirstErr, boom) || o.Elapsed <= 0 {
+		t.Errorf("Run() = %d latencies, %d errors, first %v, elapsed %v; want 90, 10, boom, >0", len(o.Latencies), o.Errors, o.FirstErr, o.Elapsed)
 	}
 }
 
 func TestRunCountsUnsentRequestsAsFailures(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	lat, errs, first, _ := Run(ctx, 50, 1, func(context.Context, int, int) error {
+	o := Run(ctx, 50, 1, func(context.Context, int, int) error {
 		cancel()
 		return nil
 	})
-	if len(lat) != 1 || errs != 49 || !errors.Is(first, context.Canceled) {
-		t.Errorf("Run() after cancel = %d ok, %d errors, first %v; want 1, 49, context canceled", len(lat), errs, first)
+	if len(o.Latencies) != 1 || o.Errors != 49 || !errors.Is(o.FirstErr, context.Canceled) {
+		t.Errorf("Run() after cancel = %d ok, %d errors, first %v; want 1, 49, context canceled", len(o.Latencies), o.Errors, o.FirstErr)
 	}
 }
