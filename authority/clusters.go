@@ -203,6 +203,19 @@ func (a *Authority) domainCA(r *store.CA) (*ca.CA, error) {
 // ListClusters returns one page of clusters, in name order.
 func (a *Authority) ListClusters(ctx context.Context, after string, limit int) ([]*ClusterView, string, error) {
 	var out []*ClusterView
+	next, err := a.clusterPage(ctx, after, limit, func(tx *store.Txn, name string) error {
+		v, err := a.clusterView(tx, name)
+		if err == nil {
+			out = append(out, v)
+		}
+		return err
+	})
+	return out, next, err
+}
+
+// clusterPage runs fn for each cluster of one page, in name order, in one
+// read transaction, and returns the next page's token.
+func (a *Authority) clusterPage(ctx context.Context, after string, limit int, fn func(tx *store.Txn, name string) error) (string, error) {
 	var next string
 	err := a.st.View(ctx, func(tx *store.Txn) error {
 		cs, n, err := tx.ListClusters(after, limit)
@@ -211,15 +224,13 @@ func (a *Authority) ListClusters(ctx context.Context, after string, limit int) (
 		}
 		next = n
 		for _, c := range cs {
-			v, err := a.clusterView(tx, c.Name)
-			if err != nil {
+			if err := fn(tx, c.Name); err != nil {
 				return err
 			}
-			out = append(out, v)
 		}
 		return nil
 	})
-	return out, next, err
+	return next, err
 }
 
 // DeleteCluster removes a cluster with its CAs, holders and tokens. The audit

@@ -47,21 +47,12 @@ func (a *Authority) Status(ctx context.Context, cluster string) (*Status, error)
 // in one transaction: what the metrics refresh walks.
 func (a *Authority) Statuses(ctx context.Context, after string, limit int) ([]*Status, string, error) {
 	var out []*Status
-	var next string
-	err := a.st.View(ctx, func(tx *store.Txn) error {
-		cs, n, err := tx.ListClusters(after, limit)
-		if err != nil {
-			return err
-		}
-		next = n
-		for _, c := range cs {
-			st, err := a.status(tx, c.Name)
-			if err != nil {
-				return err
-			}
+	next, err := a.clusterPage(ctx, after, limit, func(tx *store.Txn, name string) error {
+		st, err := a.status(tx, name)
+		if err == nil {
 			out = append(out, st)
 		}
-		return nil
+		return err
 	})
 	return out, next, err
 }
