@@ -34,13 +34,16 @@ const kekCheckPlaintext = "flinkpki key-encryption key check"
 type Store struct {
 	b    Backend
 	seal *Sealer
+
+	tokens   *decodeCache[Token]
+	clusters *decodeCache[Cluster]
 }
 
 // Open checks the schema version and the key-encryption key, and records
 // both on a new store. A wrong key fails with ErrWrongKEK before anything
 // is written.
 func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
-	s := &Store{b: b, seal: seal}
+	s := &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
 	var fresh bool
 	err := b.View(ctx, func(tx Tx) error {
 		v := tx.Get(bMeta, kSchema)

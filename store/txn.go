@@ -11,15 +11,11 @@ import (
 
 // Cluster returns the named cluster, or ErrNotFound.
 func (t *Txn) Cluster(name string) (*Cluster, error) {
-	var c Cluster
-	if err := t.get(bClusters, name, &c); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return getCached(t, t.s.clusters, bClusters, name)
 }
 
 // PutCluster writes a cluster record.
-func (t *Txn) PutCluster(c *Cluster) error { return t.put(bClusters, c.Name, c) }
+func (t *Txn) PutCluster(c *Cluster) error { return putCached(t, t.s.clusters, bClusters, c.Name, c) }
 
 // ListClusters returns up to limit clusters whose names sort after after,
 // and the name to pass as after for the next page ("" when done).
@@ -168,15 +164,11 @@ func (t *Txn) ForEachHolder(cluster, purpose string, fn func(*Holder) (bool, err
 
 // Token returns an enrollment token record, or ErrNotFound.
 func (t *Txn) Token(id string) (*Token, error) {
-	var tok Token
-	if err := t.get(bTokens, id, &tok); err != nil {
-		return nil, err
-	}
-	return &tok, nil
+	return getCached(t, t.s.tokens, bTokens, id)
 }
 
 // PutToken writes an enrollment token record.
-func (t *Txn) PutToken(tok *Token) error { return t.put(bTokens, tok.ID, tok) }
+func (t *Txn) PutToken(tok *Token) error { return putCached(t, t.s.tokens, bTokens, tok.ID, tok) }
 
 // DeleteToken removes an enrollment token.
 func (t *Txn) DeleteToken(id string) error { return t.tx.Delete(bTokens, []byte(id)) }

@@ -33,6 +33,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("WrongKEKIsRefusedAndLeavesTheStoreUnchanged", func(t *testing.T) { wrongKEKIsRefused(t, fresh(t)) })
 	t.Run("ListClustersPaginates", func(t *testing.T) { listClustersPaginates(t, fresh(t)) })
 	t.Run("RotateKEKReencryptsEveryKey", func(t *testing.T) { rotateKEK(t, fresh(t)) })
+	t.Run("ReadsAreCopiesOfWhatIsStored", func(t *testing.T) { readsAreCopies(t, fresh(t)) })
 }
 
 // NewKEK returns a random key-encryption key.
@@ -182,6 +183,78 @@ func listClustersPaginates(t *testing.T, h Harness) {
 		if got[i] != names[i] {
 			t.Fatalf("paged listing = %v, want %v", got, names)
 		}
+	}
+}
+
+// readsAreCopies checks the decode cache behind Token and Cluster: a
+// caller's change to what it read never shows in the next read, a write
+// that is rolled back is never read, and a committed write is.
+func readsAreCopies(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := mustOpen(t, h, NewKEK(t))
+	defer s.Close()
+	cl := &store.Cluster{Name: "orders", Generations: map[string]int{"internal": 1},
+		K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders"}}, Epoch: 1}
+	tok := &store.Token{ID: "t1", Hash: []byte{1, 2, 3}, Cluster: "orders", Role: "taskmanager", UsesLeft: 5}
+	put := func(c *store.Cluster, tk *store.Token) func(*store.Txn) error {
+		return func(tx *store.Txn) error {
+			if err := tx.PutCluster(c); err != nil {
+				return err
+			}
+			return tx.PutToken(tk)
+		}
+	}
+	if err := s.Update(ctx, put(cl, tok)); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (c *store.Cluster, tk *store.Token) {
+		t.Helper()
+		err := s.View(ctx, func(tx *store.Txn) error {
+			var err error
+			if c, err = tx.Cluster("orders"); err != nil {
+				return err
+			}
+			tk, err = tx.Token("t1")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, tk
+	}
+	for range 2 { // the second round reads what the first one decoded
+		c, tk := read()
+		if c.Generations["internal"] != 1 || c.K8sBindings[0].ServiceAccount != "orders" || c.Epoch != 1 ||
+			tk.Hash[0] != 1 || tk.UsesLeft != 5 {
+			t.Fatalf("read cluster %+v token %+v, want what was written", c, tk)
+		}
+		c.Generations["internal"] = 9
+		c.K8sBindings[0].ServiceAccount = "changed"
+		c.Epoch = 9
+		tk.Hash[0] = 9
+		tk.UsesLeft = 9
+	}
+
+	changedCl := &store.Cluster{Name: "orders", Generations: map[string]int{"internal": 2}, Epoch: 2}
+	changedTok := &store.Token{ID: "t1", Hash: []byte{1, 2, 3}, Cluster: "orders", Role: "taskmanager", UsesLeft: 4}
+	rollback := errors.New("roll back")
+	if err := s.Update(ctx, func(tx *store.Txn) error {
+		if err := put(changedCl, changedTok)(tx); err != nil {
+			return err
+		}
+		return rollback
+	}); !errors.Is(err, rollback) {
+		t.Fatalf("update = %v, want the rollback", err)
+	}
+	if c, tk := read(); c.Epoch != 1 || tk.UsesLeft != 5 {
+		t.Fatalf("after a rolled-back write: epoch %d, uses left %d; want 1 and 5", c.Epoch, tk.UsesLeft)
+	}
+	if err := s.Update(ctx, put(changedCl, changedTok)); err != nil {
+		t.Fatal(err)
+	}
+	changedCl.Epoch, changedTok.UsesLeft = 7, 7 // the writer's copy is not the store's
+	if c, tk := read(); c.Epoch != 2 || c.Generations["internal"] != 2 || len(c.K8sBindings) != 0 || tk.UsesLeft != 4 {
+		t.Fatalf("after a committed write: cluster %+v token %+v", c, tk)
 	}
 }
 
