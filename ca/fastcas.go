@@ -129,7 +129,8 @@ func (l *leanCAS) sign(t *x509.Certificate) ([]byte, error) {
 	addAlg := func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(alg) })
 	}
-	var tb cryptobyte.Builder
+	// A leaf is well under 1 KiB: one buffer, no regrowth.
+	tb := cryptobyte.NewBuilder(make([]byte, 0, 1024))
 	tb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
 		b.AddASN1BigInt(t.SerialNumber)
@@ -155,7 +156,7 @@ func (l *leanCAS) sign(t *x509.Certificate) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cb cryptobyte.Builder
+	cb := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+128))
 	cb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddBytes(tbs)
 		addAlg(b)

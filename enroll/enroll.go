@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -203,7 +205,7 @@ func newResult(key crypto.Signer, chainDER, trustedDER [][]byte, holder string, 
 	if err != nil {
 		return nil, err
 	}
-	trusted, err := parseCerts("trusted CAs", trustedDER)
+	trusted, err := parseCerts("trusted CAs", trustedDER, chain...)
 	if err != nil {
 		return nil, err
 	}
@@ -220,9 +222,15 @@ func newResult(key crypto.Signer, chainDER, trustedDER [][]byte, holder string, 
 	return &Result{Key: key, Chain: chain, Trusted: trusted, Holder: holder, KeyType: kt, NotAfter: notAfter}, nil
 }
 
-func parseCerts(what string, ders [][]byte) ([]*x509.Certificate, error) {
+// parseCerts parses ders; a certificate already in parsed (the issuing CA
+// is usually in the chain and among the trusted CAs) is not parsed again.
+func parseCerts(what string, ders [][]byte, parsed ...*x509.Certificate) ([]*x509.Certificate, error) {
 	certs := make([]*x509.Certificate, 0, len(ders))
 	for i, der := range ders {
+		if j := slices.IndexFunc(parsed, func(c *x509.Certificate) bool { return bytes.Equal(c.Raw, der) }); j >= 0 {
+			certs = append(certs, parsed[j])
+			continue
+		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s certificate %d does not parse: %v", ErrBadResponse, what, i, err)
