@@ -181,3 +181,39 @@ func TestHAOpensEgressToEtcdAndDNSOnly(t *testing.T) {
 		t.Errorf("the etcd egress policy also governs ingress: %+v", np.Spec)
 	}
 }
+
+// TestTokenReviewCombinesWithHA renders both components, ha first as the
+// tokenreview component's comment says: the HA Deployment, not the deleted
+// StatefulSet, must carry the TokenReview settings, and the API-server
+// egress policy must select its pods.
+func TestTokenReviewCombinesWithHA(t *testing.T) {
+	objs := rendered(t, overlay(t, []string{"kubernetes"}, []string{"kubernetes/ha", "kubernetes/tokenreview"}))
+	for _, o := range objs {
+		if o.Kind == "StatefulSet" {
+			t.Fatal("the StatefulSet survived the ha component")
+		}
+	}
+	d, c := haDeployment(t, objs)
+	if a := d.Spec.Template.Spec.AutomountServiceAccountToken; a == nil || !*a {
+		t.Error("with TokenReview the HA replicas need their own token mounted")
+	}
+	if !slices.Contains(c.Args, "--k8s-tokenreview") {
+		t.Errorf("args %v lack --k8s-tokenreview", c.Args)
+	}
+	found := false
+	for _, o := range objs {
+		np, ok := o.Value.(*networkingv1.NetworkPolicy)
+		if !ok || np.Name != "flinkpki-apiserver-egress" {
+			continue
+		}
+		found = true
+		for k, v := range np.Spec.PodSelector.MatchLabels {
+			if d.Spec.Template.Labels[k] != v {
+				t.Errorf("the API-server egress policy selects %s=%s, which the HA pods lack", k, v)
+			}
+		}
+	}
+	if !found {
+		t.Error("no API-server egress policy")
+	}
+}
