@@ -11,7 +11,7 @@ cleanup() { # servers first (newest first), then etcd; never an unbounded wait
   local i
   for ((i=${#pids[@]}-1; i>=0; i--)); do [ -n "${pids[i]}" ] && kill "${pids[i]}" 2>/dev/null || true; done
   sleep 1
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && { kill -9 "$p" 2>/dev/null; wait "$p"; } 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
