@@ -77,6 +77,9 @@ const (
 	devListen       = "127.0.0.1:7443"
 	prodListen      = "0.0.0.0:7443"
 	maxRequestBytes = 64 << 10
+	// streamWorkers is how many RPCs run on reused goroutines: a starting
+	// cluster's burst of enrollments, each waiting for its group commit.
+	streamWorkers = 64
 )
 
 func newServeCmd() *cobra.Command {
@@ -321,6 +324,11 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		grpc.InitialConnWindowSize(1<<20),
 		grpc.ReadBufferSize(8<<10),
 		grpc.WriteBufferSize(8<<10),
+		// A new goroutine per RPC grows its stack from 8 KiB through the
+		// crypto and the commit on every enrollment (about 5% of the
+		// server's CPU at c=64). Long-lived workers keep their grown
+		// stacks; RPCs beyond them still get a goroutine of their own.
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
 	)
