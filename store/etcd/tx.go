@@ -25,8 +25,9 @@ type txn struct {
 	b        *Backend
 	ctx      context.Context
 	readOnly bool
-	rev      int64            // snapshot revision; 0 until the first read
-	reads    map[string]int64 // key → ModRevision seen (0: absent)
+	rev      int64             // snapshot revision; 0 until the first read
+	reads    map[string]int64  // key → ModRevision seen (0: absent)
+	vals     map[string][]byte // key → value read (nil: absent)
 	ranges   map[keyRange]bool
 	guards   map[string]bool   // buckets scanned: their delete guard is compared
 	writes   map[string]*write // key → buffered write
@@ -45,6 +46,7 @@ func (b *Backend) newTxn(ctx context.Context, readOnly bool) *txn {
 	return &txn{
 		b: b, ctx: ctx, readOnly: readOnly,
 		reads:  map[string]int64{},
+		vals:   map[string][]byte{},
 		ranges: map[keyRange]bool{},
 		guards: map[string]bool{},
 		writes: map[string]*write{},
@@ -97,17 +99,28 @@ func (t *txn) Get(bucket, key []byte) []byte {
 		}
 		return w.val
 	}
+	// Every read after the first is at the snapshot revision, so a key
+	// read before reads the same again: one round trip per key, however
+	// many calls of a group commit read it (the cluster record, the token).
+	// Without this a group's read window grew with its size, and a large
+	// group never won the race against another replica's small ones.
+	if v, ok := t.vals[k]; ok {
+		return v
+	}
 	resp, err := t.get("read "+string(bucket)+"/"+printable(key), k)
 	if err != nil {
 		t.err = err
 		return nil
 	}
-	if len(resp.Kvs) == 0 {
+	var v []byte
+	if len(resp.Kvs) > 0 {
+		t.reads[k] = resp.Kvs[0].ModRevision
+		v = resp.Kvs[0].Value
+	} else {
 		t.reads[k] = 0
-		return nil
 	}
-	t.reads[k] = resp.Kvs[0].ModRevision
-	return resp.Kvs[0].Value
+	t.vals[k] = v
+	return v
 }
 
 // Put implements store.Tx: the write is buffered until commit.
