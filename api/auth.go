@@ -106,7 +106,8 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 	}
 	actor, err := s.authn.Authenticate(ctx)
 	if err != nil {
-		return ctx, s.auth.Deny(ctx, authority.Actor{Kind: authority.ActorAnonymous}, "", fullMethod, "unauthenticated", err)
+		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
+		return ctx, s.refuse(ctx, "peer:"+anon.ID, anon, fullMethod, "unauthenticated", err)
 	}
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
 		err := fmt.Errorf("%w: %s needs an administrator token; %s tokens may only enroll", authority.ErrDenied, fullMethod, actor.Kind)
@@ -118,7 +119,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 			id = "k8s:" + actor.Namespace + "/" + actor.ServiceAccount
 		}
 		if err := s.limit.allow(id); err != nil {
-			s.auth.Deny(ctx, actor, "", fullMethod, "rate_limited", err)
+			s.refuse(ctx, id, actor, fullMethod, "rate_limited", err)
 			return ctx, err
 		}
 	}

@@ -37,19 +37,21 @@ type Server struct {
 	pb.UnimplementedAuditServiceServer
 	pb.UnimplementedAdminServiceServer
 
-	auth   *authority.Authority
-	authn  *Authenticator
-	backup func(ctx context.Context, w io.Writer) (int64, error)
-	limit  *limiter
+	auth     *authority.Authority
+	authn    *Authenticator
+	backup   func(ctx context.Context, w io.Writer) (int64, error)
+	limit    *limiter
+	refusals *refusalGate
 }
 
 // New returns a Server.
 func New(cfg Config) *Server {
 	return &Server{
-		auth:   cfg.Authority,
-		authn:  &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review},
-		backup: cfg.Backup,
-		limit:  newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
+		auth:     cfg.Authority,
+		authn:    &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review},
+		backup:   cfg.Backup,
+		limit:    newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
+		refusals: newRefusalGate(),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -122,7 +123,7 @@ func (a *Authority) clusterLock(name string) func() {
 // workload. Its String form is what the audit trail records.
 type Actor struct {
 	Kind           ActorKind
-	ID             string // administrator or enrollment token id
+	ID             string // administrator or enrollment token id; an anonymous request's address
 	Namespace      string
 	ServiceAccount string
 	Pod            string
@@ -155,6 +156,9 @@ func (a Actor) String() string {
 	case ActorSystem:
 		return "system:" + a.ID
 	}
+	if a.ID != "" {
+		return "anonymous:" + a.ID // the address the request came from
+	}
 	return "anonymous"
 }
 
@@ -180,6 +184,30 @@ func (a *Authority) Deny(ctx context.Context, actor Actor, cluster, action, reas
 	})
 	if werr != nil {
 		a.log.Error("could not audit a refusal", slog.String("error", werr.Error()))
+	}
+	return err
+}
+
+// DenyUnaudited refuses like Deny and counts the refusal in the metrics,
+// but writes no audit entry of its own: the caller audits it later in a
+// summary (AuditRefusals). It is for floods of refusals from one source,
+// where an entry each would fill the disk and crowd the commit queue that
+// issuances share.
+func (a *Authority) DenyUnaudited(reason string, err error) error {
+	a.obs.Denied(reason)
+	return err
+}
+
+// AuditRefusals records n refusals of one kind that were refused with
+// DenyUnaudited, with the latest one's error.
+func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, action, reason string, n int, lastErr string) error {
+	a.log.LogAttrs(ctx, slog.LevelWarn, "requests refused", slog.String("actor", actor.String()),
+		slog.String("action", action), slog.String("reason", reason), slog.Int("count", n), slog.String("error", lastErr))
+	err := a.st.Batch(ctx, func(tx *store.Txn) error {
+		return a.audit(tx, actor, "", action, "denied", lastErr, map[string]string{"reason": reason, "count": strconv.Itoa(n)})
+	})
+	if err != nil {
+		a.log.Error("could not audit a summary of refusals; it is kept for the next one", slog.String("error", err.Error()))
 	}
 	return err
 }

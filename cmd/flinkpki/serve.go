@@ -392,6 +392,12 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if pool != nil && o.keyPool > 0 {
 		go pool.Run(ctx)
 	}
+	// Summaries of refusals that floods kept from being audited one by
+	// one; the last is written after the gRPC server has stopped.
+	sumCtx, sumCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer sumCancel()
+	sumDone := make(chan struct{})
+	go func() { srv.RunRefusalSummaries(sumCtx); close(sumDone) }()
 	log.Info("flinkpki serving", "listen", lis.Addr().String(), "data_dir", o.dataDir, "dev", o.dev)
 	if o.dev {
 		abs, _ := filepath.Abs(o.dataDir)
@@ -417,6 +423,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
+	sumCancel()
+	<-sumDone
+	_ = srv.FlushRefusals(sctx) // a failure is logged
 	for _, stop := range extra {
 		stop(sctx)
 	}

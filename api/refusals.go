@@ -1,0 +1,216 @@
+package api
+
+import (
+	"context"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/peer"
+
+	"github.com/flinkpki/flinkpki/authority"
+)
+
+// Every refusal is audited. A flood of them from one source (a scanner
+// without a token, a looping client past its rate limit) would, with an
+// entry each, fill the disk and crowd the commit queue that issuances
+// share. So each source gets refusalAuditRate entries of its own per
+// second (burst refusalAuditBurst); past that its refusals are still
+// refused and counted in the metrics, and they are audited as one summary
+// entry per source and kind every refusalSummaryEvery, with their count.
+const (
+	refusalAuditRate    = 10
+	refusalAuditBurst   = 50
+	refusalSummaryEvery = 10 * time.Second
+	// maxRefusalSources bounds the gate's memory. Sources beyond it share
+	// one bucket, overflowSource.
+	maxRefusalSources = 10000
+	overflowSource    = "*"
+)
+
+// refusalGate decides which refusals are audited one by one and keeps the
+// count of the others until they are summarised.
+type refusalGate struct {
+	mu      sync.Mutex
+	sources map[string]*refusalSource
+	pruned  time.Time
+}
+
+type refusalSource struct {
+	lim     *rate.Limiter
+	seen    time.Time
+	pending map[refusalKind]*refusalCount
+}
+
+// refusalKind is what one summary entry counts.
+type refusalKind struct {
+	actor          authority.Actor
+	action, reason string
+}
+
+type refusalCount struct {
+	n       int
+	lastErr string
+}
+
+// refusalSummary is one summary entry to write.
+type refusalSummary struct {
+	source string
+	kind   refusalKind
+	refusalCount
+}
+
+func newRefusalGate() *refusalGate { return &refusalGate{sources: map[string]*refusalSource{}} }
+
+// admit reports whether a refusal from source gets an audit entry of its
+// own; when it does not, it is counted for the next summary.
+func (g *refusalGate) admit(source string, actor authority.Actor, action, reason string, err error, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.sources[source]
+	if !ok {
+		if len(g.sources) >= maxRefusalSources && now.Sub(g.pruned) > time.Second {
+			g.prune(now)
+		}
+		if len(g.sources) >= maxRefusalSources {
+			// One shared bucket, and one actor for its summaries, so
+			// that many sources cannot grow the gate either.
+			source = overflowSource
+			s = g.sources[source]
+			actor = authority.Actor{Kind: actor.Kind, ID: overflowSource}
+		}
+		if s == nil {
+			s = &refusalSource{lim: rate.NewLimiter(refusalAuditRate, refusalAuditBurst)}
+			g.sources[source] = s
+		}
+	}
+	s.seen = now
+	if s.lim.AllowN(now, 1) {
+		return true
+	}
+	if s.pending == nil {
+		s.pending = map[refusalKind]*refusalCount{}
+	}
+	k := refusalKind{actor: actor, action: action, reason: reason}
+	c := s.pending[k]
+	if c == nil {
+		c = &refusalCount{}
+		s.pending[k] = c
+	}
+	c.n++
+	c.lastErr = err.Error()
+	return false
+}
+
+// prune drops sources with nothing pending whose bucket has refilled.
+func (g *refusalGate) prune(now time.Time) {
+	full := time.Duration(float64(refusalAuditBurst)/refusalAuditRate*float64(time.Second)) + time.Second
+	for k, s := range g.sources {
+		if len(s.pending) == 0 && now.Sub(s.seen) > full {
+			delete(g.sources, k)
+		}
+	}
+	g.pruned = now
+}
+
+// drain takes every pending count, in a stable order.
+func (g *refusalGate) drain() []refusalSummary {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []refusalSummary
+	for src, s := range g.sources {
+		for k, c := range s.pending {
+			out = append(out, refusalSummary{source: src, kind: k, refusalCount: *c})
+		}
+		s.pending = nil
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.source != b.source {
+			return a.source < b.source
+		}
+		if a.kind.action != b.kind.action {
+			return a.kind.action < b.kind.action
+		}
+		return a.kind.reason < b.kind.reason
+	})
+	return out
+}
+
+// restore puts back counts whose summary could not be written.
+func (g *refusalGate) restore(sums []refusalSummary) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, sum := range sums {
+		s := g.sources[sum.source]
+		if s == nil {
+			s = &refusalSource{lim: rate.NewLimiter(refusalAuditRate, refusalAuditBurst), seen: time.Now()}
+			g.sources[sum.source] = s
+		}
+		if s.pending == nil {
+			s.pending = map[refusalKind]*refusalCount{}
+		}
+		c := s.pending[sum.kind]
+		if c == nil {
+			c = &refusalCount{lastErr: sum.lastErr}
+			s.pending[sum.kind] = c
+		}
+		c.n += sum.n
+	}
+}
+
+// refuse refuses a request: audited on its own while its source stays
+// under the gate's rate, counted for the next summary past it.
+func (s *Server) refuse(ctx context.Context, source string, actor authority.Actor, action, reason string, err error) error {
+	if s.refusals.admit(source, actor, action, reason, err, time.Now()) {
+		return s.auth.Deny(ctx, actor, "", action, reason, err)
+	}
+	return s.auth.DenyUnaudited(reason, err)
+}
+
+// RunRefusalSummaries writes the summary entries every
+// refusalSummaryEvery until ctx ends. Call FlushRefusals after it has
+// returned and the gRPC server has stopped, so no count is lost.
+func (s *Server) RunRefusalSummaries(ctx context.Context) {
+	t := time.NewTicker(refusalSummaryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// A failure is logged by the authority; the counts wait for
+			// the next tick.
+			_ = s.FlushRefusals(ctx)
+		}
+	}
+}
+
+// FlushRefusals writes a summary entry for every source and kind of
+// refusal counted since the last one. What cannot be written is kept for
+// the next flush.
+func (s *Server) FlushRefusals(ctx context.Context) error {
+	sums := s.refusals.drain()
+	for i, sum := range sums {
+		if err := s.auth.AuditRefusals(ctx, sum.kind.actor, sum.kind.action, sum.kind.reason, sum.n, sum.lastErr); err != nil {
+			s.refusals.restore(sums[i:])
+			return err
+		}
+	}
+	return nil
+}
+
+// peerHost is the address a request came from, without its port: the
+// source of an unauthenticated refusal.
+func peerHost(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return "unknown"
+	}
+	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return host
+	}
+	return p.Addr.String()
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// TestAFloodOfRefusalsIsAuditedInSummaries sends a burst of requests with
+// a token the server never issued, as a scanner would. Every one is
+// refused and counted in the metrics; the audit trail accounts for every
+// one, but after a burst per source in summary entries with a count, so a
+// flood cannot grow the trail (and the commit queue) an entry per request.
+func TestAFloodOfRefusalsIsAuditedInSummaries(t *testing.T) {
+	const flood = 300
+	metricsAddr := freeAddr(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir, "--metrics-listen", metricsAddr)
+	c := enrollClientWithToken(t, s.addr, s.caFile, "fpe_0000000000000000_notissuedbythisserver")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range flood {
+		_, err := c.Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "tm-0", Csr: []byte{0x30}})
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("request %d: %v, want Unauthenticated", i+1, err)
+		}
+	}
+	if n := deniedMetric(t, metricsAddr, "unauthenticated"); n != flood {
+		t.Errorf("flinkpki_requests_denied_total{reason=\"unauthenticated\"} = %d, want %d", n, flood)
+	}
+	s.cli(t, s.admin, "cluster", "create", "after-the-flood").ok(t)
+
+	s.stop(t) // writes the last summary
+	s = startServer(t, dir)
+	individual, summarised, summaries := 0, 0, 0
+	created := false
+	for _, e := range auditEntries(t, s, "") {
+		if e.Action == "cluster.create" && e.Cluster == "after-the-flood" && e.Outcome == "ok" {
+			created = true
+		}
+		if e.Outcome != "denied" || e.Details["reason"] != "unauthenticated" {
+			continue
+		}
+		if e.Actor != "anonymous:127.0.0.1" {
+			t.Errorf("refusal audited with actor %q, want the address it came from", e.Actor)
+		}
+		if v, ok := e.Details["count"]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				t.Fatalf("summary count %q", v)
+			}
+			summaries++
+			summarised += n
+			continue
+		}
+		individual++
+	}
+	t.Logf("%d refusals audited one by one, %d in %d summaries", individual, summarised, summaries)
+	if individual+summarised != flood {
+		t.Fatalf("audit accounts for %d one by one + %d in %d summaries = %d refusals, want %d",
+			individual, summarised, summaries, individual+summarised, flood)
+	}
+	if individual >= flood/2 || summaries == 0 {
+		t.Errorf("%d of %d refusals from one address got an entry each (%d summaries): the flood was not summarised", individual, flood, summaries)
+	}
+	if !created {
+		t.Error("the administrator's change during the flood is not in the audit trail")
+	}
+	s.cli(t, s.admin, "audit", "verify").ok(t)
+}
+
+// deniedMetric reads flinkpki_requests_denied_total for reason.
+func deniedMetric(t testing.TB, addr, reason string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^flinkpki_requests_denied_total\{reason="` + regexp.QuoteMeta(reason) + `"\} (\d+)`).FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatalf("/metrics has no denied count for %s:\n%s", reason, firstLines(string(body), 20))
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
