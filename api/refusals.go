@@ -181,9 +181,13 @@ func (s *Server) RunRefusalSummaries(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			// A failure is logged by the authority; the counts wait for
-			// the next tick.
-			_ = s.FlushRefusals(ctx)
+			// Not under ctx: ending the loop must not cancel a summary
+			// in flight, whose counts would then be written again by the
+			// final flush. A failure is logged by the authority, and the
+			// counts wait for the next tick.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalSummaryEvery)
+			_ = s.FlushRefusals(fctx)
+			cancel()
 		}
 	}
 }
