@@ -174,7 +174,7 @@ func (s *Server) refuse(ctx context.Context, source string, actor authority.Acto
 // refusalSummaryEvery until ctx ends. Call FlushRefusals after it has
 // returned and the gRPC server has stopped, so no count is lost.
 func (s *Server) RunRefusalSummaries(ctx context.Context) {
-	t := time.NewTicker(refusalSummaryEvery)
+	t := time.NewTicker(s.summaryEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -185,7 +185,7 @@ func (s *Server) RunRefusalSummaries(ctx context.Context) {
 			// in flight, whose counts would then be written again by the
 			// final flush. A failure is logged by the authority, and the
 			// counts wait for the next tick.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalSummaryEvery)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(s.summaryEvery, 5*time.Second))
 			_ = s.FlushRefusals(fctx)
 			cancel()
 		}

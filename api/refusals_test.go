@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
 )
 
 func TestTheRefusalGateAuditsABurstPerSourceAndCountsTheRest(t *testing.T) {
@@ -72,5 +75,68 @@ func TestTheRefusalGateStaysBoundedUnderManySources(t *testing.T) {
 	}
 	if total == 0 {
 		t.Error("no refusal was counted for a summary")
+	}
+}
+
+// TestRefusalSummariesAreWrittenPeriodicallyAndOnce drives the summary loop
+// against a real authority and store: the counted refusals show up as
+// summary entries while the loop runs, and the final flush after it ends
+// neither loses nor repeats a count.
+func TestRefusalSummariesAreWrittenPeriodicallyAndOnce(t *testing.T) {
+	env := authoritytest.New(t)
+	s := New(Config{Authority: env.Authority})
+	s.summaryEvery = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.RunRefusalSummaries(ctx); close(done) }()
+
+	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: "10.0.0.9"}
+	refuseN := func(n int) {
+		for i := range n {
+			_ = s.refuse(context.Background(), "peer:10.0.0.9", anon, "/flinkpki.v1.EnrollmentService/Enroll", "unauthenticated", fmt.Errorf("bad token %d", i))
+		}
+	}
+	counted := func() (individual, summarised int) {
+		for _, e := range env.Audit("") {
+			if e.Outcome != "denied" || e.Details["reason"] != "unauthenticated" {
+				continue
+			}
+			if e.Actor != anon.String() {
+				t.Fatalf("refusal audited as %q, want %q", e.Actor, anon.String())
+			}
+			if c, ok := e.Details["count"]; ok {
+				n, _ := strconv.Atoi(c)
+				summarised += n
+			} else {
+				individual++
+			}
+		}
+		return
+	}
+
+	refuseN(refusalAuditBurst + 70)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ind, sum := counted(); ind == refusalAuditBurst && sum == 70 {
+			break
+		}
+		if time.Now().After(deadline) {
+			ind, sum := counted()
+			t.Fatalf("after the loop had time to run: %d one by one, %d summarised; want %d and 70", ind, sum, refusalAuditBurst)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	refuseN(30) // the bucket has barely refilled: these wait for the final flush
+	cancel()
+	<-done
+	if err := s.FlushRefusals(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FlushRefusals(context.Background()); err != nil { // nothing left: no entry
+		t.Fatal(err)
+	}
+	if ind, sum := counted(); ind+sum != refusalAuditBurst+100 {
+		t.Fatalf("%d one by one + %d summarised = %d refusals audited, want %d", ind, sum, ind+sum, refusalAuditBurst+100)
 	}
 }

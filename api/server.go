@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -42,16 +43,19 @@ type Server struct {
 	backup   func(ctx context.Context, w io.Writer) (int64, error)
 	limit    *limiter
 	refusals *refusalGate
+	// summaryEvery is how often RunRefusalSummaries writes (tests shorten it).
+	summaryEvery time.Duration
 }
 
 // New returns a Server.
 func New(cfg Config) *Server {
 	return &Server{
-		auth:     cfg.Authority,
-		authn:    &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review},
-		backup:   cfg.Backup,
-		limit:    newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
-		refusals: newRefusalGate(),
+		auth:         cfg.Authority,
+		authn:        &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review},
+		backup:       cfg.Backup,
+		limit:        newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
+		refusals:     newRefusalGate(),
+		summaryEvery: refusalSummaryEvery,
 	}
 }
 
