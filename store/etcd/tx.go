@@ -25,9 +25,8 @@ type txn struct {
 	b        *Backend
 	ctx      context.Context
 	readOnly bool
-	rev      int64             // snapshot revision; 0 until the first read
-	reads    map[string]int64  // key → ModRevision seen (0: absent)
-	vals     map[string][]byte // key → value read (nil: absent)
+	rev      int64              // snapshot revision; 0 until the first read
+	reads    map[string]readKey // key → what was read there
 	ranges   map[keyRange]bool
 	guards   map[string]bool   // buckets scanned: their delete guard is compared
 	writes   map[string]*write // key → buffered write
@@ -35,6 +34,13 @@ type txn struct {
 }
 
 type keyRange struct{ lo, hi string }
+
+// readKey is one key of the read set: the ModRevision the commit compares
+// (0: absent) and the value, which later reads of the key return.
+type readKey struct {
+	modRev int64
+	val    []byte // nil: absent
+}
 
 type write struct {
 	bucket string
@@ -45,8 +51,7 @@ type write struct {
 func (b *Backend) newTxn(ctx context.Context, readOnly bool) *txn {
 	return &txn{
 		b: b, ctx: ctx, readOnly: readOnly,
-		reads:  map[string]int64{},
-		vals:   map[string][]byte{},
+		reads:  map[string]readKey{},
 		ranges: map[keyRange]bool{},
 		guards: map[string]bool{},
 		writes: map[string]*write{},
@@ -104,23 +109,20 @@ func (t *txn) Get(bucket, key []byte) []byte {
 	// many calls of a group commit read it (the cluster record, the token).
 	// Without this a group's read window grew with its size, and a large
 	// group never won the race against another replica's small ones.
-	if v, ok := t.vals[k]; ok {
-		return v
+	if r, ok := t.reads[k]; ok {
+		return r.val
 	}
 	resp, err := t.get("read "+string(bucket)+"/"+printable(key), k)
 	if err != nil {
 		t.err = err
 		return nil
 	}
-	var v []byte
+	var r readKey
 	if len(resp.Kvs) > 0 {
-		t.reads[k] = resp.Kvs[0].ModRevision
-		v = resp.Kvs[0].Value
-	} else {
-		t.reads[k] = 0
+		r = readKey{modRev: resp.Kvs[0].ModRevision, val: resp.Kvs[0].Value}
 	}
-	t.vals[k] = v
-	return v
+	t.reads[k] = r
+	return r.val
 }
 
 // Put implements store.Tx: the write is buffered until commit.
@@ -250,9 +252,9 @@ func (t *txn) commit() error {
 	for bk := range t.guards {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(t.b.deleteGuard(bk)), "<", t.rev+1))
 	}
-	for k, mr := range t.reads {
+	for k, r := range t.reads {
 		if !t.covered(k) {
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mr))
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", r.modRev))
 		}
 	}
 	keys := make([]string, 0, len(t.writes))
