@@ -2,8 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -73,8 +71,8 @@ func getCached[T any](t *Txn, c *decodeCache[T], bucket []byte, key string) (*T,
 		return v, nil
 	}
 	v := new(T)
-	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, fmt.Errorf("%w: %s/%s: %v", ErrCorrupt, bucket, key, err)
+	if err := decode(bucket, key, raw, v); err != nil {
+		return nil, err
 	}
 	// raw belongs to the transaction; the cache keeps its own copy.
 	c.remember(key, bytes.Clone(raw), c.clone(v))
@@ -83,11 +81,8 @@ func getCached[T any](t *Txn, c *decodeCache[T], bucket []byte, key string) (*T,
 
 // putCached encodes and writes one record and remembers it in c.
 func putCached[T any](t *Txn, c *decodeCache[T], bucket []byte, key string, v *T) error {
-	raw, err := json.Marshal(v)
+	raw, err := t.write(bucket, key, v)
 	if err != nil {
-		return err
-	}
-	if err := t.tx.Put(bucket, []byte(key), raw); err != nil {
 		return err
 	}
 	c.remember(key, raw, c.clone(v))

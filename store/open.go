@@ -194,6 +194,12 @@ func (t *Txn) get(bucket []byte, key string, v any) error {
 	if raw == nil {
 		return ErrNotFound
 	}
+	return decode(bucket, key, raw, v)
+}
+
+// decode decodes one stored record; a record that does not decode is
+// ErrCorrupt.
+func decode(bucket []byte, key string, raw []byte, v any) error {
 	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("%w: %s/%s: %v", ErrCorrupt, bucket, key, err)
 	}
@@ -201,11 +207,17 @@ func (t *Txn) get(bucket []byte, key string, v any) error {
 }
 
 func (t *Txn) put(bucket []byte, key string, v any) error {
+	_, err := t.write(bucket, key, v)
+	return err
+}
+
+// write encodes and writes one record and returns the bytes written.
+func (t *Txn) write(bucket []byte, key string, v any) ([]byte, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return t.tx.Put(bucket, []byte(key), raw)
+	return raw, t.tx.Put(bucket, []byte(key), raw)
 }
 
 func scanJSON[T any](t *Txn, bucket []byte, prefix, start string, fn func(*T) (bool, error)) error {
@@ -215,8 +227,8 @@ func scanJSON[T any](t *Txn, bucket []byte, prefix, start string, fn func(*T) (b
 	}
 	return t.tx.Scan(bucket, []byte(prefix), st, func(k, v []byte) (bool, error) {
 		var rec T
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return false, fmt.Errorf("%w: %s/%s: %v", ErrCorrupt, bucket, k, err)
+		if err := decode(bucket, string(k), v, &rec); err != nil {
+			return false, err
 		}
 		return fn(&rec)
 	})
