@@ -133,21 +133,7 @@ func (e *Env) open() {
 // OpenStore opens (or creates) the bbolt store at path sealed with kek.
 // The caller closes it.
 func OpenStore(ctx context.Context, path string, kek []byte) (*store.Store, error) {
-	b, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		return nil, err
-	}
-	sealer, err := store.NewSealer(kek, nil)
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	st, err := store.Open(ctx, b, sealer)
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	return st, nil
+	return openOn(ctx, func(context.Context) (store.Backend, error) { return bolt.Open(path, bolt.Options{}) }, kek)
 }
 
 // CreateCluster creates a cluster as Admin, failing the test on error.
@@ -170,6 +156,8 @@ func (e *Env) Audit(cluster string) []*store.AuditEntry {
 	return es
 }
 
+// openOn opens a store sealed with kek on the backend open returns; the
+// backend is closed again when that fails.
 func openOn(ctx context.Context, open func(ctx context.Context) (store.Backend, error), kek []byte) (*store.Store, error) {
 	b, err := open(ctx)
 	if err != nil {
@@ -183,6 +171,7 @@ func openOn(ctx context.Context, open func(ctx context.Context) (store.Backend, 
 	st, err := store.Open(ctx, b, seal)
 	if err != nil {
 		b.Close()
+		return nil, err
 	}
-	return st, err
+	return st, nil
 }
