@@ -202,20 +202,13 @@ func (a *Authority) domainCA(r *store.CA) (*ca.CA, error) {
 
 // ListClusters returns one page of clusters, in name order.
 func (a *Authority) ListClusters(ctx context.Context, after string, limit int) ([]*ClusterView, string, error) {
-	var out []*ClusterView
-	next, err := a.clusterPage(ctx, after, limit, func(tx *store.Txn, name string) error {
-		v, err := a.clusterView(tx, name)
-		if err == nil {
-			out = append(out, v)
-		}
-		return err
-	})
-	return out, next, err
+	return clusterPage(ctx, a, after, limit, a.clusterView)
 }
 
-// clusterPage runs fn for each cluster of one page, in name order, in one
-// read transaction, and returns the next page's token.
-func (a *Authority) clusterPage(ctx context.Context, after string, limit int, fn func(tx *store.Txn, name string) error) (string, error) {
+// clusterPage reads get of each cluster of one page, in name order, in one
+// read transaction, and returns them with the next page's token.
+func clusterPage[T any](ctx context.Context, a *Authority, after string, limit int, get func(tx *store.Txn, name string) (T, error)) ([]T, string, error) {
+	var out []T
 	var next string
 	err := a.st.View(ctx, func(tx *store.Txn) error {
 		cs, n, err := tx.ListClusters(after, limit)
@@ -224,13 +217,15 @@ func (a *Authority) clusterPage(ctx context.Context, after string, limit int, fn
 		}
 		next = n
 		for _, c := range cs {
-			if err := fn(tx, c.Name); err != nil {
+			v, err := get(tx, c.Name)
+			if err != nil {
 				return err
 			}
+			out = append(out, v)
 		}
 		return nil
 	})
-	return next, err
+	return out, next, err
 }
 
 // DeleteCluster removes a cluster with its CAs, holders and tokens. The audit

@@ -46,15 +46,7 @@ func (a *Authority) Status(ctx context.Context, cluster string) (*Status, error)
 // Statuses returns the status of one page of clusters, in name order, read
 // in one transaction: what the metrics refresh walks.
 func (a *Authority) Statuses(ctx context.Context, after string, limit int) ([]*Status, string, error) {
-	var out []*Status
-	next, err := a.clusterPage(ctx, after, limit, func(tx *store.Txn, name string) error {
-		st, err := a.status(tx, name)
-		if err == nil {
-			out = append(out, st)
-		}
-		return err
-	})
-	return out, next, err
+	return clusterPage(ctx, a, after, limit, a.status)
 }
 
 func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
