@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/asn1"
 	"time"
@@ -17,6 +14,8 @@ import (
 	"go.step.sm/crypto/x509util"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/flinkpki/flinkpki/internal/x509der"
 )
 
 // leanCAS is softcas with a cheaper CreateCertificate for the leaves
@@ -29,30 +28,24 @@ import (
 // softcas unchanged, so the apiv1 seam stays what callers see.
 type leanCAS struct {
 	*softcas.SoftCAS
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	cert   *x509.Certificate
+	signer *x509der.Signer
 }
 
 func newLeanCAS(cert *x509.Certificate, key crypto.Signer) apiv1.CertificateAuthorityService {
 	soft := &softcas.SoftCAS{CertificateChain: []*x509.Certificate{cert}, Signer: key}
-	ec, ok := key.(*ecdsa.PrivateKey)
-	if !ok || (ec.Curve != elliptic.P256() && ec.Curve != elliptic.P384()) {
+	s, ok := x509der.NewSigner(key)
+	if !ok {
 		return soft
 	}
-	return &leanCAS{SoftCAS: soft, cert: cert, key: ec}
+	return &leanCAS{SoftCAS: soft, cert: cert, signer: s}
 }
 
 var (
-	oidSigECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
-	oidSigECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
-	oidExtKeyUsage        = asn1.ObjectIdentifier{2, 5, 29, 15}
-	oidExtExtKeyUsage     = asn1.ObjectIdentifier{2, 5, 29, 37}
-	oidExtBasicConstr     = asn1.ObjectIdentifier{2, 5, 29, 19}
-	oidExtSubjectKeyID    = asn1.ObjectIdentifier{2, 5, 29, 14}
-	oidExtAuthorityKeyID  = asn1.ObjectIdentifier{2, 5, 29, 35}
-	oidExtSAN             = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidEKUServerAuth      = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
-	oidEKUClientAuth      = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
+	oidExtSubjectKeyID   = asn1.ObjectIdentifier{2, 5, 29, 14}
+	oidExtAuthorityKeyID = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidEKUServerAuth     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+	oidEKUClientAuth     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
 )
 
 // CreateCertificate signs a leaf, on the lean path when it covers the
@@ -120,21 +113,12 @@ func (l *leanCAS) sign(t *x509.Certificate) ([]byte, error) {
 	if !bytes.Equal(l.cert.RawSubject, subject) && len(l.cert.SubjectKeyId) > 0 {
 		aki = l.cert.SubjectKeyId
 	}
-	alg := oidSigECDSAWithSHA256
-	digest := func(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
-	if l.key.Curve == elliptic.P384() {
-		alg = oidSigECDSAWithSHA384
-		digest = func(b []byte) []byte { s := sha512.Sum384(b); return s[:] }
-	}
-	addAlg := func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(alg) })
-	}
 	// A leaf is well under 1 KiB: one buffer, no regrowth.
 	tb := cryptobyte.NewBuilder(make([]byte, 0, 1024))
 	tb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
 		b.AddASN1BigInt(t.SerialNumber)
-		addAlg(b)
+		l.signer.AddAlgorithm(b)
 		b.AddBytes(l.cert.RawSubject)
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			addTime(b, t.NotBefore.UTC())
@@ -152,17 +136,7 @@ func (l *leanCAS) sign(t *x509.Certificate) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := ecdsa.SignASN1(rand.Reader, l.key, digest(tbs))
-	if err != nil {
-		return nil, err
-	}
-	cb := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+128))
-	cb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(tbs)
-		addAlg(b)
-		b.AddASN1BitString(sig)
-	})
-	return cb.Bytes()
+	return l.signer.Sign(rand.Reader, tbs)
 }
 
 // addTime encodes a time as encoding/asn1 does: UTCTime from 1950 to 2049,
@@ -192,7 +166,7 @@ func addLeanExtensions(b *cryptobyte.Builder, t *x509.Certificate, subjectEmpty 
 		if a[1] != 0 {
 			bits = a[:2]
 		}
-		add(oidExtKeyUsage, true, func(b *cryptobyte.Builder) {
+		add(x509der.OIDKeyUsage, true, func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.BIT_STRING, func(b *cryptobyte.Builder) {
 				b.AddUint8(uint8(len(bits)*8 - bitLength(bits))) // unused bits
 				b.AddBytes(bits)
@@ -200,7 +174,7 @@ func addLeanExtensions(b *cryptobyte.Builder, t *x509.Certificate, subjectEmpty 
 		})
 	}
 	if len(t.ExtKeyUsage) > 0 {
-		add(oidExtExtKeyUsage, false, func(b *cryptobyte.Builder) {
+		add(x509der.OIDExtKeyUsage, false, func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				for _, u := range t.ExtKeyUsage {
 					if u == x509.ExtKeyUsageClientAuth {
@@ -214,7 +188,7 @@ func addLeanExtensions(b *cryptobyte.Builder, t *x509.Certificate, subjectEmpty 
 	}
 	// A leaf's basicConstraints: cA false and no path length, both defaults,
 	// so the SEQUENCE is empty.
-	add(oidExtBasicConstr, true, func(b *cryptobyte.Builder) { b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {}) })
+	add(x509der.OIDBasicConstraints, true, func(b *cryptobyte.Builder) { b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {}) })
 	add(oidExtSubjectKeyID, false, func(b *cryptobyte.Builder) { b.AddASN1OctetString(ski) })
 	if len(aki) > 0 {
 		add(oidExtAuthorityKeyID, false, func(b *cryptobyte.Builder) {
@@ -224,21 +198,8 @@ func addLeanExtensions(b *cryptobyte.Builder, t *x509.Certificate, subjectEmpty 
 		})
 	}
 	if len(t.DNSNames) > 0 || len(t.IPAddresses) > 0 || len(t.URIs) > 0 {
-		add(oidExtSAN, subjectEmpty, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				for _, d := range t.DNSNames {
-					b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(d)) })
-				}
-				for _, ip := range t.IPAddresses {
-					if v4 := ip.To4(); v4 != nil {
-						ip = v4
-					}
-					b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(ip) })
-				}
-				for _, u := range t.URIs {
-					b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
-				}
-			})
+		add(x509der.OIDSubjectAltName, subjectEmpty, func(b *cryptobyte.Builder) {
+			x509der.AddGeneralNames(b, t.DNSNames, t.IPAddresses, t.URIs)
 		})
 	}
 }

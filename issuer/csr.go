@@ -7,6 +7,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/flinkpki/flinkpki/internal/x509der"
 )
 
 // MaxSANs caps the subject alternative names of one leaf. Sixteen covers a
@@ -16,13 +18,6 @@ const MaxSANs = 16
 // DefaultMaxCSRSize is a generous bound for a CSR in DER: an RSA-8192 CSR with
 // MaxSANs long names stays well below it.
 const DefaultMaxCSRSize = 16 << 10
-
-var (
-	oidSubjectAltName   = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
-	oidKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
-	oidExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
-)
 
 // CheckCSR parses a DER CSR and refuses anything flinkpki will not sign. The
 // server, not the CSR, decides the leaf's subject, usages and SANs, so a CSR
@@ -64,7 +59,7 @@ func CheckCSR(der []byte, maxSize int) (*x509.CertificateRequest, error) {
 func checkCSRExtensions(csr *x509.CertificateRequest) error {
 	for _, ext := range csr.Extensions {
 		switch {
-		case ext.Id.Equal(oidBasicConstraints):
+		case ext.Id.Equal(x509der.OIDBasicConstraints):
 			var bc struct {
 				IsCA       bool `asn1:"optional"`
 				MaxPathLen int  `asn1:"optional,default:-1"`
@@ -76,7 +71,7 @@ func checkCSRExtensions(csr *x509.CertificateRequest) error {
 			if bc.IsCA {
 				return fmt.Errorf("%w: the CSR asks for a CA certificate; flinkpki issues leaves only", ErrBadCSR)
 			}
-		case ext.Id.Equal(oidSubjectAltName), ext.Id.Equal(oidKeyUsage), ext.Id.Equal(oidExtKeyUsage):
+		case ext.Id.Equal(x509der.OIDSubjectAltName), ext.Id.Equal(x509der.OIDKeyUsage), ext.Id.Equal(x509der.OIDExtKeyUsage):
 		default:
 			return fmt.Errorf("%w: the CSR asks for extension %s, which flinkpki does not grant", ErrBadCSR, ext.Id)
 		}

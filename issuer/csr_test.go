@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/internal/x509der"
 )
 
 func basicConstraints(tb testing.TB, isCA bool) pkix.Extension {
@@ -27,7 +28,7 @@ func basicConstraints(tb testing.TB, isCA bool) pkix.Extension {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return pkix.Extension{Id: oidBasicConstraints, Critical: true, Value: v}
+	return pkix.Extension{Id: x509der.OIDBasicConstraints, Critical: true, Value: v}
 }
 
 func TestCheckCSRAcceptsTheOfferedKeys(t *testing.T) {
