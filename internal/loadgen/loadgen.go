@@ -51,7 +51,7 @@ type Outcome struct {
 // how to word FirstErr).
 func (o Outcome) Result(r Result) Result {
 	r.Requests, r.Concurrency, r.Errors = o.Requests, o.Concurrency, o.Errors
-	return Summarize(r, o.Latencies, o.Elapsed)
+	return summarize(r, o.Latencies, o.Elapsed)
 }
 
 // Run sends requests on concurrency workers (at most one per request);
@@ -101,10 +101,10 @@ func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Con
 	return o
 }
 
-// Summarize fills in throughput and latency percentiles of the successful
+// summarize fills in throughput and latency percentiles of the successful
 // requests. Percentiles use the nearest-rank method, so they are always a
 // latency that was measured. The caller's slice is not reordered.
-func Summarize(r Result, latencies []time.Duration, elapsed time.Duration) Result {
+func summarize(r Result, latencies []time.Duration, elapsed time.Duration) Result {
 	r.DurationS = elapsed.Seconds()
 	if elapsed > 0 {
 		r.CertsPerSecond = float64(len(latencies)) / elapsed.Seconds()
@@ -119,15 +119,15 @@ func Summarize(r Result, latencies []time.Duration, elapsed time.Duration) Resul
 		total += l
 	}
 	r.MeanMS = ms(total / time.Duration(len(sorted)))
-	r.P50MS = ms(Percentile(sorted, 50))
-	r.P90MS = ms(Percentile(sorted, 90))
-	r.P99MS = ms(Percentile(sorted, 99))
+	r.P50MS = ms(percentile(sorted, 50))
+	r.P90MS = ms(percentile(sorted, 90))
+	r.P99MS = ms(percentile(sorted, 99))
 	r.MaxMS = ms(sorted[len(sorted)-1])
 	return r
 }
 
-// Percentile returns the nearest-rank p-th percentile of sorted latencies.
-func Percentile(sorted []time.Duration, p int) time.Duration {
+// percentile returns the nearest-rank p-th percentile of sorted latencies.
+func percentile(sorted []time.Duration, p int) time.Duration {
 	rank := max((p*len(sorted)+99)/100, 1) // ceil(p/100 * n)
 	return sorted[rank-1]
 }

@@ -14,18 +14,18 @@ func TestSummarize(t *testing.T) {
 	for i := 100; i >= 1; i-- { // unsorted on purpose
 		lat = append(lat, time.Duration(i)*time.Millisecond)
 	}
-	r := Summarize(Result{Requests: 100}, lat, 2*time.Second)
+	r := summarize(Result{Requests: 100}, lat, 2*time.Second)
 	want := Result{Requests: 100, DurationS: 2, CertsPerSecond: 50, MeanMS: 50.5, P50MS: 50, P90MS: 90, P99MS: 99, MaxMS: 100}
 	if r != want {
-		t.Errorf("Summarize() = %+v, want %+v", r, want)
+		t.Errorf("summarize() = %+v, want %+v", r, want)
 	}
 	if lat[0] != 100*time.Millisecond {
-		t.Error("Summarize() reordered the caller's slice")
+		t.Error("summarize() reordered the caller's slice")
 	}
-	if r := Summarize(Result{Requests: 3, Errors: 3}, nil, time.Second); r.CertsPerSecond != 0 || r.P99MS != 0 {
-		t.Errorf("Summarize() of only errors = %+v, want zero throughput and latency", r)
+	if r := summarize(Result{Requests: 3, Errors: 3}, nil, time.Second); r.CertsPerSecond != 0 || r.P99MS != 0 {
+		t.Errorf("summarize() of only errors = %+v, want zero throughput and latency", r)
 	}
-	if got := Percentile([]time.Duration{7}, 99); got != 7 {
+	if got := percentile([]time.Duration{7}, 99); got != 7 {
 		t.Errorf("Percentile of one sample = %v, want that sample", got)
 	}
 }
