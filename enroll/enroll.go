@@ -201,25 +201,35 @@ func parseIPs(ss []string) ([]net.IP, error) {
 // belongs to key, so a confused server can never produce a keystore Flink
 // would reject at start.
 func newResult(key crypto.Signer, chainDER, trustedDER [][]byte, holder string, notAfter time.Time) (*Result, error) {
-	chain, err := parseCerts("chain", chainDER)
+	chain, trusted, err := ParseAnswer(key, chainDER, trustedDER)
 	if err != nil {
 		return nil, err
-	}
-	trusted, err := parseCerts("trusted CAs", trustedDER, chain...)
-	if err != nil {
-		return nil, err
-	}
-	if len(chain) == 0 || len(trusted) == 0 {
-		return nil, fmt.Errorf("%w: it holds %d chain and %d trusted certificates; both must be non-empty", ErrBadResponse, len(chain), len(trusted))
-	}
-	if !publicKeysEqual(chain[0].PublicKey, key.Public()) {
-		return nil, fmt.Errorf("%w: the leaf certificate does not belong to the private key", ErrBadResponse)
 	}
 	kt, err := ca.KeyTypeOf(key.Public())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
 	return &Result{Key: key, Chain: chain, Trusted: trusted, Holder: holder, KeyType: kt, NotAfter: notAfter}, nil
+}
+
+// ParseAnswer parses a signed chain and the trusted CAs that came with it
+// and checks that both are there and that the leaf belongs to key. A CA in
+// both lists is parsed once. bench/stepca parses step-ca's answers with it,
+// so both load generators of make bench do the same client work.
+func ParseAnswer(key crypto.Signer, chainDER, trustedDER [][]byte) (chain, trusted []*x509.Certificate, err error) {
+	if chain, err = parseCerts("chain", chainDER); err != nil {
+		return nil, nil, err
+	}
+	if trusted, err = parseCerts("trusted CAs", trustedDER, chain...); err != nil {
+		return nil, nil, err
+	}
+	if len(chain) == 0 || len(trusted) == 0 {
+		return nil, nil, fmt.Errorf("%w: it holds %d chain and %d trusted certificates; both must be non-empty", ErrBadResponse, len(chain), len(trusted))
+	}
+	if !publicKeysEqual(chain[0].PublicKey, key.Public()) {
+		return nil, nil, fmt.Errorf("%w: the leaf certificate does not belong to the private key", ErrBadResponse)
+	}
+	return chain, trusted, nil
 }
 
 // parseCerts parses ders; a certificate already in parsed (the issuing CA

@@ -353,16 +353,9 @@ func (c *client) enrollOne(ctx context.Context, hc *http.Client, name string) er
 	if err := json.Unmarshal(raw, &sr); err != nil {
 		return err
 	}
-	chain, err := parsePEMs(sr.CertChain)
+	chain, trusted, err := enroll.ParseAnswer(key, pemDERs(sr.CertChain), pemDERs([]string{sr.CA}))
 	if err != nil {
 		return err
-	}
-	trusted, err := parsePEMs([]string{sr.CA})
-	if err != nil {
-		return err
-	}
-	if len(chain) == 0 || !key.PublicKey.Equal(chain[0].PublicKey) {
-		return errors.New("step-ca returned a chain whose leaf is not for this key")
 	}
 	_, err = credentials.Build(credentials.Material{Key: key, Chain: chain, Trusted: trusted},
 		credentials.Options{Format: keystore.JKS, Dir: "/flink-tls", Created: time.Now()})
@@ -391,22 +384,18 @@ func (c *client) token(name string) (string, error) {
 	return jwt.Signed(c.signer).Claims(claims).Serialize()
 }
 
-func parsePEMs(in []string) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
+// pemDERs returns the DER of every PEM block in in.
+func pemDERs(in []string) [][]byte {
+	var out [][]byte
 	for _, s := range in {
 		rest := []byte(s)
 		for {
 			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
+			if b, rest = pem.Decode(rest); b == nil {
 				break
 			}
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, c)
+			out = append(out, b.Bytes)
 		}
 	}
-	return out, nil
+	return out
 }
