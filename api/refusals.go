@@ -41,7 +41,19 @@ type refusalGate struct {
 type refusalSource struct {
 	lim     *rate.Limiter
 	seen    time.Time
-	pending map[refusalKind]*refusalCount
+	pending map[refusalKind]refusalCount
+}
+
+func newRefusalSource(now time.Time) *refusalSource {
+	return &refusalSource{lim: rate.NewLimiter(refusalAuditRate, refusalAuditBurst), seen: now}
+}
+
+// count adds n refusals of kind k, the latest of which failed with lastErr.
+func (s *refusalSource) count(k refusalKind, n int, lastErr string) {
+	if s.pending == nil {
+		s.pending = map[refusalKind]refusalCount{}
+	}
+	s.pending[k] = refusalCount{n: s.pending[k].n + n, lastErr: lastErr}
 }
 
 // refusalKind is what one summary entry counts.
@@ -82,7 +94,7 @@ func (g *refusalGate) admit(source string, actor authority.Actor, action, reason
 			actor = authority.Actor{Kind: actor.Kind, ID: overflowSource}
 		}
 		if s == nil {
-			s = &refusalSource{lim: rate.NewLimiter(refusalAuditRate, refusalAuditBurst)}
+			s = newRefusalSource(now)
 			g.sources[source] = s
 		}
 	}
@@ -90,17 +102,7 @@ func (g *refusalGate) admit(source string, actor authority.Actor, action, reason
 	if s.lim.AllowN(now, 1) {
 		return true
 	}
-	if s.pending == nil {
-		s.pending = map[refusalKind]*refusalCount{}
-	}
-	k := refusalKind{actor: actor, action: action, reason: reason}
-	c := s.pending[k]
-	if c == nil {
-		c = &refusalCount{}
-		s.pending[k] = c
-	}
-	c.n++
-	c.lastErr = err.Error()
+	s.count(refusalKind{actor: actor, action: action, reason: reason}, 1, err.Error())
 	return false
 }
 
@@ -122,7 +124,7 @@ func (g *refusalGate) drain() []refusalSummary {
 	var out []refusalSummary
 	for src, s := range g.sources {
 		for k, c := range s.pending {
-			out = append(out, refusalSummary{source: src, kind: k, refusalCount: *c})
+			out = append(out, refusalSummary{source: src, kind: k, refusalCount: c})
 		}
 		s.pending = nil
 	}
@@ -146,18 +148,14 @@ func (g *refusalGate) restore(sums []refusalSummary) {
 	for _, sum := range sums {
 		s := g.sources[sum.source]
 		if s == nil {
-			s = &refusalSource{lim: rate.NewLimiter(refusalAuditRate, refusalAuditBurst), seen: time.Now()}
+			s = newRefusalSource(time.Now())
 			g.sources[sum.source] = s
 		}
-		if s.pending == nil {
-			s.pending = map[refusalKind]*refusalCount{}
+		lastErr := sum.lastErr
+		if c, ok := s.pending[sum.kind]; ok {
+			lastErr = c.lastErr // counted since the drain: newer
 		}
-		c := s.pending[sum.kind]
-		if c == nil {
-			c = &refusalCount{lastErr: sum.lastErr}
-			s.pending[sum.kind] = c
-		}
-		c.n += sum.n
+		s.count(sum.kind, sum.n, lastErr)
 	}
 }
 
