@@ -37,7 +37,7 @@ func (s *Server) CreateCluster(ctx context.Context, req *pb.CreateClusterRequest
 	if err != nil {
 		return nil, err
 	}
-	return clusterPB(v, nil), nil
+	return viewPB(v), nil
 }
 
 // GetCluster implements ClusterService.
@@ -47,13 +47,11 @@ func (s *Server) GetCluster(ctx context.Context, req *pb.GetClusterRequest) (*pb
 	if err != nil {
 		return nil, err
 	}
-	v := &authority.ClusterView{Cluster: st.Cluster}
+	var cas []authority.CAInfo
 	for _, l := range st.Lineages {
-		for _, i := range l.CAs {
-			v.CAs = append(v.CAs, i.CA)
-		}
+		cas = append(cas, l.CAs...)
 	}
-	return clusterPB(v, st), nil
+	return clusterPB(st.Cluster, cas), nil
 }
 
 // ListClusters implements ClusterService.
@@ -69,7 +67,7 @@ func (s *Server) ListClusters(ctx context.Context, req *pb.ListClustersRequest) 
 	}
 	out := &pb.ListClustersResponse{NextPageToken: next}
 	for _, v := range vs {
-		out.Clusters = append(out.Clusters, clusterPB(v, nil))
+		out.Clusters = append(out.Clusters, viewPB(v))
 	}
 	return out, nil
 }
@@ -88,8 +86,16 @@ func (s *Server) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*
 	return &pb.CreateTokenResponse{Token: tok, Id: rec.ID, ExpireTime: timestamppb.New(rec.Expires), Uses: int32(rec.UsesLeft)}, nil
 }
 
-func clusterPB(v *authority.ClusterView, st *authority.Status) *pb.Cluster {
-	c := v.Cluster
+// viewPB is a cluster without live-holder counts (create and list).
+func viewPB(v *authority.ClusterView) *pb.Cluster {
+	cas := make([]authority.CAInfo, 0, len(v.CAs))
+	for _, d := range v.CAs {
+		cas = append(cas, authority.CAInfo{CA: d})
+	}
+	return clusterPB(v.Cluster, cas)
+}
+
+func clusterPB(c *store.Cluster, cas []authority.CAInfo) *pb.Cluster {
 	out := &pb.Cluster{
 		Name: c.Name, KeyType: c.KeyType, CaValidity: durationpb.New(c.CAValidity), LeafValidity: durationpb.New(c.LeafValidity),
 		AutoRotate: c.AutoRotate, CreateTime: timestamppb.New(c.Created),
@@ -97,16 +103,8 @@ func clusterPB(v *authority.ClusterView, st *authority.Status) *pb.Cluster {
 	for _, b := range c.K8sBindings {
 		out.K8SBindings = append(out.K8SBindings, &pb.K8SBinding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount})
 	}
-	counts := map[string]authority.CAInfo{}
-	if st != nil {
-		for _, l := range st.Lineages {
-			for _, i := range l.CAs {
-				counts[i.CA.ID] = i
-			}
-		}
-	}
-	for _, d := range v.CAs {
-		out.Cas = append(out.Cas, caPB(authority.CAInfo{CA: d, LiveSigned: counts[d.ID].LiveSigned, LiveTrusting: counts[d.ID].LiveTrusting}))
+	for _, i := range cas {
+		out.Cas = append(out.Cas, caPB(i))
 	}
 	return out
 }
