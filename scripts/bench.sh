@@ -34,6 +34,10 @@ start_server() { # dir port extra-args...; sets pid
   pids+=("$pid")
   for _ in $(seq 1 200); do [ -s "$dir/admin.token" ] && nc -z 127.0.0.1 "$port" 2>/dev/null && break; sleep 0.05; done
 }
+bench_enroll() { # cluster token-file requests concurrency [flags...]: one bench enroll -o json, JKS sets, on stdout
+  local cluster=$1 tok=$2 n=$3 c=$4; shift 4
+  "$BIN" bench enroll --cluster "$cluster" --role taskmanager --token-file "$tok" --requests "$n" --concurrency "$c" --format jks -o json "$@" 2>/dev/null
+}
 one_row() { # bench enroll -o json on stdin -> one line
   python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"{d['certs_per_second']:6.0f} certs/s  p50 {d['p50_ms']:6.1f} ms  p99 {d['p99_ms']:6.1f} ms  errors {d['errors']}\")"
 }
@@ -53,8 +57,7 @@ for mode in ${SKIP_MATRIX:+none} keepalive fresh; do
     n=$(( c == 1 ? 300 : (c == 8 ? 2000 : 6000) ))
     flag=""; [ "$mode" = fresh ] && flag="--fresh-connections"
     printf '%-9s c=%-3s ' "$mode" "$c"
-    "$BIN" bench enroll --cluster bench --role taskmanager --token-file "$work/bench.token" \
-      --requests "$n" --concurrency "$c" --format jks $flag -o json 2>/dev/null | one_row || echo failed
+    bench_enroll bench "$work/bench.token" "$n" "$c" $flag | one_row || echo failed
   done
 done
 if [ -z "${SKIP_STEPCA:-}" ]; then
@@ -99,7 +102,7 @@ PY
         n=$([ "$mode" = keepalive ] && echo 6000 || echo 3000)
         flag=""; [ "$mode" = fresh ] && flag="--fresh-connections"
         t0=$(cpu_ticks "$pid")
-        "$BIN" bench enroll --cluster bench --role taskmanager --token-file "$work/bench.token" --requests "$n" --concurrency 64 --format jks $flag -o json 2>/dev/null >"$work/one.json" || true
+        bench_enroll bench "$work/bench.token" "$n" 64 $flag >"$work/one.json" || true
         row "$work/one.json" flinkpki "" "$mode" "$round" "$(( $(cpu_ticks "$pid") - t0 ))"
         for proto in http1 http2; do
           pflag=""; [ "$proto" = http1 ] && pflag="--http1"
@@ -192,11 +195,11 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
   "$BIN" cluster create habench >/dev/null 2>&1
   "$BIN" token create --cluster habench --role taskmanager --uses 100000 --ttl 2h >"$work/ha.token" 2>/dev/null
   printf 'etcd, 1 replica   '
-  "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 3000 --concurrency 64 --format jks -o json 2>/dev/null | one_row || echo failed
+  bench_enroll habench "$work/ha.token" 3000 64 | one_row || echo failed
   echo 'etcd, 2 replicas (two load generators at once, c=32 each):'
-  "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 1500 --concurrency 32 --format jks -o json 2>/dev/null >"$work/ha-a.json" &
+  bench_enroll habench "$work/ha.token" 1500 32 >"$work/ha-a.json" &
   bp=$!
-  FLINKPKI_SERVER=127.0.0.1:$p2 FLINKPKI_CA_FILE=$work/ha2/server-ca.crt "$BIN" bench enroll --cluster habench --role taskmanager --token-file "$work/ha.token" --requests 1500 --concurrency 32 --format jks -o json 2>/dev/null >"$work/ha-b.json"
+  FLINKPKI_SERVER=127.0.0.1:$p2 FLINKPKI_CA_FILE=$work/ha2/server-ca.crt bench_enroll habench "$work/ha.token" 1500 32 >"$work/ha-b.json"
   wait "$bp" || true
   printf '  replica 1: '; one_row <"$work/ha-a.json" || echo failed
   printf '  replica 2: '; one_row <"$work/ha-b.json" || echo failed
