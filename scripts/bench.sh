@@ -41,7 +41,8 @@ bench_enroll() { # cluster token-file requests concurrency [flags...]: one bench
 one_row() { # bench enroll -o json on stdin -> one line
   python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"{d['certs_per_second']:6.0f} certs/s  p50 {d['p50_ms']:6.1f} ms  p99 {d['p99_ms']:6.1f} ms  errors {d['errors']}\")"
 }
-rss() { awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} END{printf "rss=%.1fMB peak=%.1fMB", r/1024, h/1024}' "/proc/$1/status"; }
+rss() { # RSS now and at its peak; now split into anonymous memory (the Go heap) and file pages (the binary, bbolt's mmap)
+  awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2} END{printf "rss=%.1fMB peak=%.1fMB (anon %.1fMB, file %.1fMB)", r/1024, h/1024, a/1024, f/1024}' "/proc/$1/status"; }
 
 port=$(free_port)
 start_server "$work/enroll" "$port" --enroll-rate 0

@@ -22,6 +22,11 @@ var (
 
 	// Buckets lists every bucket; backends create them on first open.
 	Buckets = [][]byte{bMeta, bClusters, bCAs, bHolders, bTokens, bAdminTokens, bAudit}
+	// AppendOnly lists the buckets whose keys only ever grow (the audit
+	// trail's sequence numbers). A B+tree backend can fill their pages
+	// before it splits them: half-full pages are room for inserts that
+	// never come.
+	AppendOnly = [][]byte{bAudit}
 
 	kSchema    = []byte("schema")
 	kKEKCheck  = []byte("kek_check")

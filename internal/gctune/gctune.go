@@ -6,6 +6,12 @@
 // but makes the collector spin once the live heap passes it; this tuner only
 // ever raises GOGC, and falls back to the default as the live heap grows, so
 // the heap target is max(floor, 2 x live).
+//
+// GOGC is set once a tick, so a live heap that jumps between two ticks (a
+// burst of new TLS connections) would let the heap grow to 4 x its new size
+// and keep that memory after the burst. A soft memory limit that follows the
+// live heap (Limit) caps that overshoot, and the runtime returns what is
+// above it to the operating system.
 package gctune
 
 import (
@@ -28,11 +34,23 @@ func Percent(live, floor uint64) int {
 	return min(max(p, 100), 300)
 }
 
-// Start tunes GOGC every interval until ctx ends, and returns at once. It
-// does nothing when GOGC is set in the environment: the operator decided.
+// Limit is the soft memory limit (all of the Go runtime's memory, not just
+// the heap) for a live heap of live bytes: 1.5 x floor while the live heap is
+// small, which leaves room for the heap target of floor plus stacks and the
+// runtime's own use, and 2 x live + floor/2 beyond that, so it never binds
+// before GOGC=100 would.
+func Limit(live, floor uint64) int64 {
+	return int64(max(floor+floor/2, 2*live+floor/2))
+}
+
+// Start tunes GOGC and the soft memory limit every interval until ctx ends,
+// and returns at once. It does nothing when GOGC or GOMEMLIMIT is set in the
+// environment: the operator decided.
 func Start(ctx context.Context, floor uint64, interval time.Duration) bool {
-	if _, set := os.LookupEnv("GOGC"); set {
-		return false
+	for _, env := range []string{"GOGC", "GOMEMLIMIT"} {
+		if _, set := os.LookupEnv(env); set {
+			return false
+		}
 	}
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	apply := func(last int) int {
@@ -40,7 +58,9 @@ func Start(ctx context.Context, floor uint64, interval time.Duration) bool {
 		if sample[0].Value.Kind() != metrics.KindUint64 {
 			return last
 		}
-		p := Percent(sample[0].Value.Uint64(), floor)
+		live := sample[0].Value.Uint64()
+		debug.SetMemoryLimit(Limit(live, floor))
+		p := Percent(live, floor)
 		if p != last {
 			debug.SetGCPercent(p)
 		}

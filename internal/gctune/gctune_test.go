@@ -44,3 +44,43 @@ func TestStartRaisesGOGCForASmallHeapUnlessTheEnvironmentSetsIt(t *testing.T) {
 		t.Error("Start tuned GOGC although GOGC is set in the environment")
 	}
 }
+
+func TestLimitCapsTheOvershootAndNeverBindsBeforeTheDefault(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		live, floor uint64
+		want        int64
+	}{
+		{1 * mib, 20 * mib, 30 * mib},    // small heap: room for the floor, stacks and the runtime
+		{5 * mib, 20 * mib, 30 * mib},    // a jump to 15 MiB live is collected at 30 MiB, not at 60
+		{15 * mib, 20 * mib, 40 * mib},   // 2 x live + floor/2
+		{200 * mib, 20 * mib, 410 * mib}, // a big heap is never squeezed below GOGC=100
+	} {
+		if got := Limit(c.live, c.floor); got != c.want {
+			t.Errorf("Limit(%d MiB, %d MiB) = %d MiB, want %d MiB", c.live/mib, c.floor/mib, got/mib, c.want/mib)
+		}
+		if got := Limit(c.live, c.floor); got < int64(2*c.live) {
+			t.Errorf("Limit(%d MiB, %d MiB) = %d MiB is below 2 x live", c.live/mib, c.floor/mib, got/mib)
+		}
+	}
+}
+
+func TestStartSetsTheMemoryLimitUnlessTheEnvironmentSetsOne(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(old)
+	oldPct := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(oldPct)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runtime.GC()
+	if !Start(ctx, 1<<30, time.Hour) {
+		t.Fatal("Start did nothing with GOGC and GOMEMLIMIT unset")
+	}
+	if got := debug.SetMemoryLimit(-1); got != 3<<29 { // a test heap is far below 512 MiB
+		t.Errorf("memory limit after Start = %d, want 1.5 x the 1 GiB floor", got)
+	}
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	if Start(ctx, 1<<30, time.Hour) {
+		t.Error("Start tuned the collector although GOMEMLIMIT is set in the environment")
+	}
+}

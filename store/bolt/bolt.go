@@ -154,10 +154,19 @@ func (t boltTx) Get(bucket, key []byte) []byte {
 	return bk.Get(key)
 }
 
+// appendFill is the fill of a page of an append-only bucket before bbolt
+// splits it (its default, 0.5, suits random inserts).
+const appendFill = 0.95
+
 func (t boltTx) Put(bucket, key, value []byte) error {
 	bk, err := t.bucket(bucket)
 	if err != nil {
 		return err
+	}
+	for _, b := range store.AppendOnly {
+		if bytes.Equal(b, bucket) {
+			bk.FillPercent = appendFill
+		}
 	}
 	return bk.Put(key, value)
 }
