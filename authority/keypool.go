@@ -25,15 +25,17 @@ var ErrBusy = fmt.Errorf("server busy")
 // server is idle. Keys are handed out once and never stored. Generation on
 // demand is bounded to Workers at a time.
 type KeyPool struct {
-	size    int
-	rand    io.Reader
-	sem     chan struct{}
-	idle    time.Duration
-	lastUse atomic.Int64 // unix nanos of the last issuance of any kind
+	size      int
+	rand      io.Reader
+	sem       chan struct{}
+	idle      time.Duration
+	refillers int
+	lastUse   atomic.Int64 // unix nanos of the last issuance of any kind
 
-	mu    sync.Mutex
-	pools map[ca.KeyType]chan crypto.Signer
-	wake  chan struct{}
+	mu      sync.Mutex
+	pools   map[ca.KeyType]chan crypto.Signer
+	filling map[ca.KeyType]int // keys being generated for each pool
+	wake    chan struct{}
 }
 
 // KeyPoolConfig sizes a KeyPool. Zero values pick defaults.
@@ -41,7 +43,11 @@ type KeyPoolConfig struct {
 	Size    int           // ready keys per pooled key type (default 200)
 	Workers int           // concurrent generations on demand (default GOMAXPROCS)
 	Idle    time.Duration // quiet time before refilling (default 1s)
-	Rand    io.Reader
+	// Refillers is how many keys are generated at once while refilling
+	// (default GOMAXPROCS: an idle server has its cores to spare, and a
+	// request that arrives meanwhile waits for at most one generation).
+	Refillers int
+	Rand      io.Reader
 	// Prewarm lists key types to fill from the start.
 	Prewarm []ca.KeyType
 }
@@ -57,8 +63,11 @@ func NewKeyPool(cfg KeyPoolConfig) *KeyPool {
 	if cfg.Idle <= 0 {
 		cfg.Idle = time.Second
 	}
-	p := &KeyPool{size: cfg.Size, rand: cfg.Rand, sem: make(chan struct{}, cfg.Workers), idle: cfg.Idle,
-		pools: map[ca.KeyType]chan crypto.Signer{}, wake: make(chan struct{}, 1)}
+	if cfg.Refillers <= 0 {
+		cfg.Refillers = runtime.GOMAXPROCS(0)
+	}
+	p := &KeyPool{size: cfg.Size, rand: cfg.Rand, sem: make(chan struct{}, cfg.Workers), idle: cfg.Idle, refillers: cfg.Refillers,
+		pools: map[ca.KeyType]chan crypto.Signer{}, filling: map[ca.KeyType]int{}, wake: make(chan struct{}, 1)}
 	for _, kt := range cfg.Prewarm {
 		p.pool(kt)
 	}
@@ -109,7 +118,8 @@ func (p *KeyPool) signal() {
 	}
 }
 
-// Run refills the pools whenever the server has been idle, until ctx ends.
+// Run refills the pools whenever the server has been idle, with Refillers
+// generations at once, until ctx ends.
 func (p *KeyPool) Run(ctx context.Context) {
 	p.signal()
 	for {
@@ -118,8 +128,14 @@ func (p *KeyPool) Run(ctx context.Context) {
 			return
 		case <-p.wake:
 		}
-		for p.refillOne(ctx) {
+		var wg sync.WaitGroup
+		for range p.refillers {
+			wg.Go(func() {
+				for p.refillOne(ctx) {
+				}
+			})
 		}
+		wg.Wait()
 	}
 }
 
@@ -140,8 +156,9 @@ func (p *KeyPool) refillOne(ctx context.Context) bool {
 	var kt ca.KeyType
 	var c chan crypto.Signer
 	for t, ch := range p.pools {
-		if len(ch) < cap(ch) {
+		if len(ch)+p.filling[t] < cap(ch) { // a slot no other refiller is filling
 			kt, c = t, ch
+			p.filling[t]++
 			break
 		}
 	}
@@ -150,6 +167,9 @@ func (p *KeyPool) refillOne(ctx context.Context) bool {
 		return false
 	}
 	k, err := kt.GenerateKey(p.rand)
+	p.mu.Lock()
+	p.filling[kt]--
+	p.mu.Unlock()
 	if err != nil {
 		return false
 	}

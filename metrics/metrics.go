@@ -103,6 +103,26 @@ func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time) {
 	}
 }
 
+// WatchKeyPool reports ready(), the keys the bake key pool holds ready per
+// key type, as flinkpki_bake_key_pool_ready, read at every scrape.
+func (m *Metrics) WatchKeyPool(ready func() map[string]int) {
+	m.reg.MustRegister(keyPoolCollector{ready: ready, desc: prometheus.NewDesc("flinkpki_bake_key_pool_ready",
+		"Pre-generated keys held ready in memory for bake, by key type.", []string{"key_type"}, nil)})
+}
+
+type keyPoolCollector struct {
+	desc  *prometheus.Desc
+	ready func() map[string]int
+}
+
+func (c keyPoolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c keyPoolCollector) Collect(ch chan<- prometheus.Metric) {
+	for kt, n := range c.ready() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), kt)
+	}
+}
+
 // UnaryInterceptor records request latency.
 func (m *Metrics) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()

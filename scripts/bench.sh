@@ -154,16 +154,25 @@ bake_burst() { # label
 }
 "$BIN" cluster create rsa --key-type rsa-2048 >/dev/null
 kill "$pid"; wait "$pid" 2>/dev/null || true
-start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 200
+mport=$(free_port)
+start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 200 --metrics-listen "127.0.0.1:$mport"
 "$BIN" bake --cluster rsa --role taskmanager --holder warm --out "$work/warm" >/dev/null 2>&1
-sleep "${POOL_FILL_WAIT:-15}"   # idle: the pool refills
+pool_full() { # idle until the server reports 200 ready RSA-2048 keys (at most 120 s), and say how long it took
+  local t0=$SECONDS
+  until curl -s "http://127.0.0.1:$mport/metrics" | grep -q '^flinkpki_bake_key_pool_ready{key_type="rsa-2048"} 200$'; do
+    (( SECONDS - t0 < 120 )) || { echo "# the key pool did not fill within 120 s"; return; }
+    sleep 0.5
+  done
+  echo "# idle: the key pool refilled to 200 RSA-2048 keys in about $(( SECONDS - t0 )) s"
+}
+pool_full
 bake_rpc() { # label: 200 Bake calls over gRPC, 8 at a time, a new connection each (no process start)
   printf '%-8s Bake RPCs: ' "$1"
   "$BIN" bench bake --cluster rsa --role taskmanager --requests 200 --concurrency 8 -o json 2>/dev/null |
     python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"200 in {d['duration_s']:.2f}s = {d['certs_per_second']:.1f}/s  p50 {d['p50_ms']:.0f} ms  p99 {d['p99_ms']:.0f} ms  errors {d['errors']}\")" || echo failed
 }
 bake_rpc pool
-sleep "${POOL_FILL_WAIT:-15}"   # idle again: the pool refills for the CLI burst
+pool_full
 bake_burst pool
 kill "$pid"; wait "$pid" 2>/dev/null || true
 start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 0

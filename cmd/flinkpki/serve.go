@@ -390,6 +390,13 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		go watchStoreHealth(ctx, eb, hs, log)
 	}
 	if pool != nil && o.keyPool > 0 {
+		m.WatchKeyPool(func() map[string]int {
+			out := map[string]int{}
+			for kt, n := range pool.Ready() {
+				out[string(kt)] = n
+			}
+			return out
+		})
 		go pool.Run(ctx)
 	}
 	// Summaries of refusals that floods kept from being audited one by

@@ -52,6 +52,36 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 	}
 }
 
+// TestTheBakeKeyPoolRefillsWhenIdleAndShowsInMetrics: after a bake of an
+// RSA cluster the pool for its key type fills up to --bake-key-pool while
+// the server is idle, and /metrics says how many keys are ready, so an
+// operator (and make bench) can tell a burst will be served from it.
+func TestTheBakeKeyPoolRefillsWhenIdleAndShowsInMetrics(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	s := startServer(t, "", "--metrics-listen", metricsAddr, "--bake-key-pool", "3")
+	s.cli(t, s.admin, "cluster", "create", "images", "--key-type", "rsa-2048").ok(t)
+	s.cli(t, s.admin, "bake", "--cluster", "images", "--role", "taskmanager", "--holder", "image-1",
+		"--out", filepath.Join(t.TempDir(), "tls")).ok(t)
+	want := `flinkpki_bake_key_pool_ready{key_type="rsa-2048"} 3`
+	deadline := time.Now().Add(2 * time.Minute) // RSA generation under -race is slow
+	for {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			i := strings.Index(string(body), "flinkpki_bake_key_pool_ready")
+			t.Fatalf("/metrics never showed %s; it shows:\n%s", want, string(body)[max(i, 0):min(max(i, 0)+300, len(body))])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 type auditEntry struct {
 	Seq     uint64 `json:"seq"`
 	Actor   string `json:"actor"`

@@ -1,0 +1,73 @@
+package authority_test
+
+import (
+	"context"
+	"crypto/rsa"
+	"testing"
+	"time"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/ca"
+)
+
+// TestKeyPoolHandsOutEachKeyOnceAndRefillsOnlyWhenIdle: the pool fills to
+// its size and no further, every key leaves it once, nothing is generated
+// for it while requests keep arriving, and it fills again once they stop.
+func TestKeyPoolHandsOutEachKeyOnceAndRefillsOnlyWhenIdle(t *testing.T) {
+	const size, idle = 3, 200 * time.Millisecond
+	rsa2048 := ca.KeyType("rsa-2048")
+	pool := authority.NewKeyPool(authority.KeyPoolConfig{Size: size, Idle: idle, Refillers: 2, Prewarm: []ca.KeyType{rsa2048}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go pool.Run(ctx)
+
+	waitReady := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute) // RSA generation under -race is slow
+		for pool.Ready()[rsa2048] != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("pool holds %d ready keys, want %d", pool.Ready()[rsa2048], want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitReady(size)
+	time.Sleep(3 * idle) // two refillers, still idle: nothing beyond the size
+	if n := pool.Ready()[rsa2048]; n != size {
+		t.Fatalf("an idle full pool holds %d keys, want %d", n, size)
+	}
+
+	seen := map[string]bool{}
+	for range size {
+		k, err := pool.Key(ctx, rsa2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := k.Public().(*rsa.PublicKey).N.String()
+		if seen[n] {
+			t.Fatal("the pool handed out the same key twice")
+		}
+		seen[n] = true
+	}
+	if n := pool.Ready()[rsa2048]; n != 0 {
+		t.Fatalf("after taking %d keys the pool holds %d, want 0", size, n)
+	}
+
+	// Busy: activity at a tenth of the idle time keeps the refill waiting.
+	for range 15 {
+		pool.Touch()
+		time.Sleep(idle / 10)
+		if n := pool.Ready()[rsa2048]; n != 0 {
+			t.Fatalf("the pool refilled to %d while requests kept arriving", n)
+		}
+	}
+	waitReady(size) // quiet again: it refills
+
+	// Other key types are made on demand and never kept.
+	if _, err := pool.Key(ctx, ca.KeyTypeECDSAP256); err != nil {
+		t.Fatal(err)
+	}
+	if _, kept := pool.Ready()[ca.KeyTypeECDSAP256]; kept {
+		t.Error("the pool keeps ECDSA keys; only RSA generation is slow enough to pool")
+	}
+}
