@@ -50,25 +50,19 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 }
 
 func (a *Authority) tickLineage(ctx context.Context, cluster string, p ca.Purpose) (string, error) {
-	st, err := a.Status(ctx, cluster)
+	next, err := a.nextStep(ctx, cluster, p)
 	if err != nil {
 		return "", err
 	}
-	var ls *LineageStatus
-	for i := range st.Lineages {
-		if st.Lineages[i].Purpose == p {
-			ls = &st.Lineages[i]
-		}
-	}
-	if ls == nil || ls.Next.Kind == ca.StepNone {
+	if next.Kind == ca.StepNone {
 		return "", nil
 	}
-	step := string(ls.Next.Kind)
-	if !ls.Next.Due {
+	step := string(next.Kind)
+	if !next.Due {
 		a.obs.RotationWaiting(cluster, string(p), step, false)
 		return "", nil
 	}
-	switch ls.Next.Kind {
+	switch next.Kind {
 	case ca.StepPrepare:
 		err = a.prepare(ctx, System, cluster, string(p))
 	case ca.StepActivate:
@@ -96,6 +90,24 @@ func (a *Authority) tickLineage(ctx context.Context, cluster string, p ca.Purpos
 	a.obs.RotationWaiting(cluster, string(p), step, false)
 	a.log.InfoContext(ctx, "automatic rotation step applied", slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.String("step", step))
 	return step, nil
+}
+
+// nextStep is a lineage's next rotation step. Whether a step is due depends
+// on the CAs alone, so the holders are not read: a tick of a store with a
+// million holders reads clusters and CAs, and only a due step reads the
+// holders of its lineage, when applyPlan checks what it would break.
+func (a *Authority) nextStep(ctx context.Context, cluster string, p ca.Purpose) (ca.Step, error) {
+	var next ca.Step
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		v, err := a.clusterView(tx, cluster)
+		if err != nil {
+			return err
+		}
+		L := v.Cluster.LeafValidity
+		next = ca.NextStep(v.Lineage(p), L, ca.DefaultMargin(L), a.now())
+		return nil
+	})
+	return next, err
 }
 
 // RunScheduler calls Tick every interval until ctx ends, while leader
