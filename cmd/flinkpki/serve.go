@@ -254,8 +254,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		return err
 	}
 	// A small live heap may grow to 20 MiB before it is collected: fewer
-	// collections on the issuance path, and RSS stays under 64 MB after a
-	// benchmark. GOGC in the environment turns this off.
+	// collections on the issuance path. A soft memory limit that follows the
+	// live heap caps bursts. GOGC or GOMEMLIMIT in the environment turns
+	// this off.
 	gctune.Start(ctx, 20<<20, time.Second)
 	seal, err := store.NewSealer(kek, nil)
 	if err != nil {
