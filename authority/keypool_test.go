@@ -14,7 +14,9 @@ import (
 // its size and no further, every key leaves it once, nothing is generated
 // for it while requests keep arriving, and it fills again once they stop.
 func TestKeyPoolHandsOutEachKeyOnceAndRefillsOnlyWhenIdle(t *testing.T) {
-	const size, idle = 3, 200 * time.Millisecond
+	// The idle time is long against the 25 ms between touches below, so a
+	// loaded CI machine would have to stall a sleep 40-fold to break it.
+	const size, idle = 3, time.Second
 	rsa2048 := ca.KeyType("rsa-2048")
 	pool := authority.NewKeyPool(authority.KeyPoolConfig{Size: size, Idle: idle, Refillers: 2, Prewarm: []ca.KeyType{rsa2048}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -32,7 +34,7 @@ func TestKeyPoolHandsOutEachKeyOnceAndRefillsOnlyWhenIdle(t *testing.T) {
 		}
 	}
 	waitReady(size)
-	time.Sleep(3 * idle) // two refillers, still idle: nothing beyond the size
+	time.Sleep(idle + idle/2) // two refillers, still idle: nothing beyond the size
 	if n := pool.Ready()[rsa2048]; n != size {
 		t.Fatalf("an idle full pool holds %d keys, want %d", n, size)
 	}
@@ -53,10 +55,11 @@ func TestKeyPoolHandsOutEachKeyOnceAndRefillsOnlyWhenIdle(t *testing.T) {
 		t.Fatalf("after taking %d keys the pool holds %d, want 0", size, n)
 	}
 
-	// Busy: activity at a tenth of the idle time keeps the refill waiting.
-	for range 15 {
+	// Busy: activity every 25 ms, for twice the idle time, keeps the refill
+	// waiting.
+	for range 80 {
 		pool.Touch()
-		time.Sleep(idle / 10)
+		time.Sleep(idle / 40)
 		if n := pool.Ready()[rsa2048]; n != 0 {
 			t.Fatalf("the pool refilled to %d while requests kept arriving", n)
 		}
