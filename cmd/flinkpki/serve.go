@@ -255,8 +255,8 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	}
 	// A small live heap may grow to 20 MiB before it is collected: fewer
 	// collections on the issuance path. A soft memory limit that follows the
-	// live heap caps bursts. GOGC or GOMEMLIMIT in the environment turns
-	// this off.
+	// live heap caps bursts, and an idle server gives the free heap back.
+	// GOGC or GOMEMLIMIT in the environment turns this off.
 	gctune.Start(ctx, 20<<20, time.Second)
 	seal, err := store.NewSealer(kek, nil)
 	if err != nil {

@@ -43,41 +43,62 @@ func Limit(live, floor uint64) int64 {
 	return int64(max(floor+floor/2, 2*live+floor/2))
 }
 
+// IdleAlloc is how little a process may allocate in one tick and still
+// count as idle.
+const IdleAlloc = 1 << 20
+
 // Start tunes GOGC and the soft memory limit every interval until ctx ends,
-// and returns at once. It does nothing when GOGC or GOMEMLIMIT is set in the
-// environment: the operator decided.
+// and returns at once. On the first idle tick after a busy one it collects
+// and returns the free heap to the operating system (debug.FreeOSMemory):
+// an idle server holds what it uses, not what its last burst needed until
+// the next burst or the runtime's two-minute collection. It does nothing
+// when GOGC or GOMEMLIMIT is set in the environment: the operator decided.
 func Start(ctx context.Context, floor uint64, interval time.Duration) bool {
 	for _, env := range []string{"GOGC", "GOMEMLIMIT"} {
 		if _, set := os.LookupEnv(env); set {
 			return false
 		}
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	apply := func(last int) int {
-		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return last
-		}
-		live := sample[0].Value.Uint64()
-		debug.SetMemoryLimit(Limit(live, floor))
-		p := Percent(live, floor)
-		if p != last {
-			debug.SetGCPercent(p)
-		}
-		return p
-	}
-	last := apply(100)
+	t := &tuner{floor: floor, percent: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}}
+	t.tick()
 	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
-				last = apply(last)
+			case <-tk.C:
+				t.tick()
 			}
 		}
 	}()
 	return true
+}
+
+type tuner struct {
+	floor   uint64
+	percent int    // the GOGC set last
+	allocs  uint64 // bytes allocated up to the last tick
+	busy    bool   // the last tick saw at least IdleAlloc allocated
+	sample  []metrics.Sample
+}
+
+func (t *tuner) tick() {
+	metrics.Read(t.sample)
+	if t.sample[0].Value.Kind() != metrics.KindUint64 || t.sample[1].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	live, allocs := t.sample[0].Value.Uint64(), t.sample[1].Value.Uint64()
+	busy := allocs-t.allocs >= IdleAlloc
+	t.allocs = allocs
+	if t.busy && !busy {
+		debug.FreeOSMemory()
+	}
+	t.busy = busy
+	debug.SetMemoryLimit(Limit(live, t.floor))
+	if p := Percent(live, t.floor); p != t.percent {
+		debug.SetGCPercent(p)
+		t.percent = p
+	}
 }

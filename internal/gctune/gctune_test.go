@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -82,5 +83,51 @@ func TestStartSetsTheMemoryLimitUnlessTheEnvironmentSetsOne(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "1GiB")
 	if Start(ctx, 1<<30, time.Hour) {
 		t.Error("Start tuned the collector although GOMEMLIMIT is set in the environment")
+	}
+}
+
+// TestAnIdleTickGivesTheBurstsMemoryBack: after a burst of allocation, the
+// first tick without allocation returns the free heap to the operating
+// system. Without it, a heap tuned for a 1 GiB floor keeps the burst's
+// memory (free, but not released) until the next burst.
+func TestAnIdleTickGivesTheBurstsMemoryBack(t *testing.T) {
+	oldLimit := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(oldLimit)
+	oldPct := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(oldPct)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const tick = 50 * time.Millisecond
+	runtime.GC()
+	if !Start(ctx, 1<<30, tick) {
+		t.Fatal("Start did nothing with GOGC and GOMEMLIMIT unset")
+	}
+	free := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}} // free, not released
+	var keep [][]byte
+	for i := range 400 { // a burst: 400 MiB allocated, 64 MiB of it live at the end
+		keep = append(keep, make([]byte, 1<<20))
+		if len(keep) > 64 {
+			keep = keep[1:]
+		}
+		if i%50 == 0 {
+			runtime.GC() // so the burst leaves free heap behind, as collections during it would
+		}
+	}
+	keep = nil
+	runtime.GC() // the burst's memory is now free heap
+	metrics.Read(free)
+	if before := free[0].Value.Uint64(); before < 32<<20 {
+		t.Fatalf("the burst left only %d MiB of free heap; the test needs more to tell", before>>20)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		metrics.Read(free)
+		if free[0].Value.Uint64() < 8<<20 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d MiB of free heap still held %v after the burst ended", free[0].Value.Uint64()>>20, 10*time.Second)
+		}
+		time.Sleep(tick)
 	}
 }
