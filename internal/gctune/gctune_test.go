@@ -89,20 +89,19 @@ func TestStartSetsTheMemoryLimitUnlessTheEnvironmentSetsOne(t *testing.T) {
 // TestAnIdleTickGivesTheBurstsMemoryBack: after a burst of allocation, the
 // first tick without allocation returns the free heap to the operating
 // system. Without it, a heap tuned for a 1 GiB floor keeps the burst's
-// memory (free, but not released) until the next burst.
+// memory (free, but not released) until the next burst. The test drives the
+// ticks itself, so no tick can fall between the burst and its measurements.
 func TestAnIdleTickGivesTheBurstsMemoryBack(t *testing.T) {
 	oldLimit := debug.SetMemoryLimit(-1)
 	defer debug.SetMemoryLimit(oldLimit)
 	oldPct := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(oldPct)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	const tick = 50 * time.Millisecond
-	runtime.GC()
-	if !Start(ctx, 1<<30, tick) {
-		t.Fatal("Start did nothing with GOGC and GOMEMLIMIT unset")
+	tu := &tuner{floor: 1 << 30, percent: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}}
+	tu.tick()
+	mem := []metrics.Sample{
+		{Name: "/memory/classes/heap/free:bytes"},     // free, still held
+		{Name: "/memory/classes/heap/released:bytes"}, // free, given back to the OS
 	}
-	free := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}} // free, not released
 	var keep [][]byte
 	for i := range 400 { // a burst: 400 MiB allocated, 64 MiB of it live at the end
 		keep = append(keep, make([]byte, 1<<20))
@@ -113,21 +112,21 @@ func TestAnIdleTickGivesTheBurstsMemoryBack(t *testing.T) {
 			runtime.GC() // so the burst leaves free heap behind, as collections during it would
 		}
 	}
+	tu.tick() // busy: nothing is given back
 	keep = nil
 	runtime.GC() // the burst's memory is now free heap
-	metrics.Read(free)
-	if before := free[0].Value.Uint64(); before < 32<<20 {
-		t.Fatalf("the burst left only %d MiB of free heap; the test needs more to tell", before>>20)
+	metrics.Read(mem)
+	freeBefore, releasedBefore := mem[0].Value.Uint64(), mem[1].Value.Uint64()
+	if freeBefore < 32<<20 {
+		t.Fatalf("the burst left only %d MiB of free heap; the test needs more to tell", freeBefore>>20)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		metrics.Read(free)
-		if free[0].Value.Uint64() < 8<<20 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d MiB of free heap still held %v after the burst ended", free[0].Value.Uint64()>>20, 10*time.Second)
-		}
-		time.Sleep(tick)
+
+	tu.tick() // idle
+	metrics.Read(mem)
+	if free := mem[0].Value.Uint64(); free > 8<<20 {
+		t.Errorf("%d MiB of free heap still held after an idle tick (%d MiB before it)", free>>20, freeBefore>>20)
+	}
+	if gave := mem[1].Value.Uint64() - releasedBefore; gave < 32<<20 {
+		t.Errorf("only %d MiB went back to the operating system at the idle tick", gave>>20)
 	}
 }
