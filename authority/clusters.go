@@ -189,6 +189,14 @@ func (v *ClusterView) Lineage(p ca.Purpose) ca.Lineage {
 	return l
 }
 
+// NextStep is the next rotation step of one lineage at now. It depends on
+// the CAs and the leaf validity alone; whether a due step is blocked is for
+// the holders to say, when the step is planned.
+func (v *ClusterView) NextStep(p ca.Purpose, now time.Time) ca.Step {
+	L := v.Cluster.LeafValidity
+	return ca.NextStep(v.Lineage(p), L, ca.DefaultMargin(L), now)
+}
+
 func (a *Authority) domainCA(r *store.CA) (*ca.CA, error) {
 	cert, err := a.cache.cert(r.CertDER)
 	if err != nil {

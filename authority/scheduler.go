@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/flinkpki/flinkpki/ca"
@@ -13,33 +14,26 @@ import (
 // Tick applies every automatic rotation step that is due, for every cluster
 // with automatic rotation on. It never breaks the safety rules: a blocked
 // step waits, visibly, for the next tick. It returns the steps it applied.
+//
+// Each page of clusters is read in one transaction, CAs only: whether a
+// step is due depends on them alone, and the step itself re-reads the
+// lineage and its holders before it changes anything, so a tick over a
+// million holders reads none unless a step is due.
 func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 	var applied []string
-	after := ""
-	for {
-		var page []*store.Cluster
-		var next string
-		err := a.st.View(ctx, func(tx *store.Txn) error {
-			var err error
-			page, next, err = tx.ListClusters(after, 500)
-			return err
-		})
+	for after := ""; ; {
+		page, next, err := clusterPage(ctx, a, after, 500, a.autoRotateSteps)
 		if err != nil {
 			return applied, err
 		}
-		for _, c := range page {
-			if !c.AutoRotate {
+		for _, ls := range slices.Concat(page...) {
+			step, err := a.tickLineage(ctx, ls)
+			if err != nil {
+				a.log.ErrorContext(ctx, "automatic rotation failed", slog.String("cluster", ls.cluster), slog.String("purpose", string(ls.purpose)), slog.String("error", err.Error()))
 				continue
 			}
-			for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
-				step, err := a.tickLineage(ctx, c.Name, p)
-				if err != nil {
-					a.log.ErrorContext(ctx, "automatic rotation failed", slog.String("cluster", c.Name), slog.String("purpose", string(p)), slog.String("error", err.Error()))
-					continue
-				}
-				if step != "" {
-					applied = append(applied, c.Name+"/"+string(p)+":"+step)
-				}
+			if step != "" {
+				applied = append(applied, ls.cluster+"/"+string(ls.purpose)+":"+step)
 			}
 		}
 		if next == "" {
@@ -49,10 +43,43 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 	}
 }
 
-func (a *Authority) tickLineage(ctx context.Context, cluster string, p ca.Purpose) (string, error) {
-	next, err := a.nextStep(ctx, cluster, p)
-	if err != nil {
-		return "", err
+// lineageStep is one lineage's next step as a tick read it, or why it
+// could not be read.
+type lineageStep struct {
+	cluster string
+	purpose ca.Purpose
+	next    ca.Step
+	err     error
+}
+
+// autoRotateSteps reads the next step of each lineage of a cluster with
+// automatic rotation on (none when it is off). A cluster that cannot be
+// read fails its own lineages, not the tick's other clusters.
+func (a *Authority) autoRotateSteps(tx *store.Txn, cluster string) ([]lineageStep, error) {
+	c, err := tx.Cluster(cluster)
+	if err == nil && !c.AutoRotate {
+		return nil, nil
+	}
+	var v *ClusterView
+	if err == nil {
+		v, err = a.clusterView(tx, cluster)
+	}
+	now := a.now()
+	out := make([]lineageStep, 0, 2)
+	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+		ls := lineageStep{cluster: cluster, purpose: p, err: err}
+		if err == nil {
+			ls.next = v.NextStep(p, now)
+		}
+		out = append(out, ls)
+	}
+	return out, nil
+}
+
+func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, error) {
+	cluster, p, next := ls.cluster, ls.purpose, ls.next
+	if ls.err != nil {
+		return "", ls.err
 	}
 	if next.Kind == ca.StepNone {
 		return "", nil
@@ -62,6 +89,7 @@ func (a *Authority) tickLineage(ctx context.Context, cluster string, p ca.Purpos
 		a.obs.RotationWaiting(cluster, string(p), step, false)
 		return "", nil
 	}
+	var err error
 	switch next.Kind {
 	case ca.StepPrepare:
 		err = a.prepare(ctx, System, cluster, string(p))
@@ -90,24 +118,6 @@ func (a *Authority) tickLineage(ctx context.Context, cluster string, p ca.Purpos
 	a.obs.RotationWaiting(cluster, string(p), step, false)
 	a.log.InfoContext(ctx, "automatic rotation step applied", slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.String("step", step))
 	return step, nil
-}
-
-// nextStep is a lineage's next rotation step. Whether a step is due depends
-// on the CAs alone, so the holders are not read: a tick of a store with a
-// million holders reads clusters and CAs, and only a due step reads the
-// holders of its lineage, when applyPlan checks what it would break.
-func (a *Authority) nextStep(ctx context.Context, cluster string, p ca.Purpose) (ca.Step, error) {
-	var next ca.Step
-	err := a.st.View(ctx, func(tx *store.Txn) error {
-		v, err := a.clusterView(tx, cluster)
-		if err != nil {
-			return err
-		}
-		L := v.Cluster.LeafValidity
-		next = ca.NextStep(v.Lineage(p), L, ca.DefaultMargin(L), a.now())
-		return nil
-	})
-	return next, err
 }
 
 // RunScheduler calls Tick every interval until ctx ends, while leader

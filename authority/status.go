@@ -56,14 +56,13 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 	}
 	now := a.now()
 	st := &Status{Cluster: v.Cluster}
-	L := v.Cluster.LeafValidity
 	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
 		l := v.Lineage(p)
 		hs, err := holderViews(tx, cluster, p)
 		if err != nil {
 			return nil, err
 		}
-		ls := LineageStatus{Purpose: p, Next: ca.NextStep(l, L, ca.DefaultMargin(L), now)}
+		ls := LineageStatus{Purpose: p, Next: v.NextStep(p, now)}
 		idx := map[string]int{}
 		for i, c := range l {
 			idx[c.ID] = i
