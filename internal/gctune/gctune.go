@@ -2,16 +2,16 @@
 // collected. With GOGC=100 a server whose live heap is 8 MiB collects every
 // 8 MiB of allocation, which on the issuance path is every few hundred
 // requests; raising GOGC while the live heap is small trades a few MiB of
-// memory for a fifth of the server's CPU. A memory limit would do the same
-// but makes the collector spin once the live heap passes it; this tuner only
-// ever raises GOGC, and falls back to the default as the live heap grows, so
-// the heap target is max(floor, 2 x live).
+// memory for a fifth of the server's CPU. A fixed memory limit would do the
+// same but makes the collector spin once the live heap passes it; this tuner
+// only ever raises GOGC, and falls back to the default as the live heap
+// grows, so the heap target is max(floor, 2 x live).
 //
 // GOGC is set once a tick, so a live heap that jumps between two ticks (a
-// burst of new TLS connections) would let the heap grow to 4 x its new size
-// and keep that memory after the burst. A soft memory limit that follows the
-// live heap (Limit) caps that overshoot, and the runtime returns what is
-// above it to the operating system.
+// burst of new TLS connections) would let the heap grow to 4 x its new size.
+// A soft memory limit that follows the live heap (Limit) caps that
+// overshoot. When a burst ends, the first idle tick gives the free heap back
+// to the operating system.
 package gctune
 
 import (
@@ -59,7 +59,7 @@ func Start(ctx context.Context, floor uint64, interval time.Duration) bool {
 			return false
 		}
 	}
-	t := &tuner{floor: floor, percent: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}}
+	t := newTuner(floor)
 	t.tick()
 	go func() {
 		tk := time.NewTicker(interval)
@@ -74,6 +74,10 @@ func Start(ctx context.Context, floor uint64, interval time.Duration) bool {
 		}
 	}()
 	return true
+}
+
+func newTuner(floor uint64) *tuner {
+	return &tuner{floor: floor, percent: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}}
 }
 
 type tuner struct {

@@ -96,7 +96,7 @@ func TestAnIdleTickGivesTheBurstsMemoryBack(t *testing.T) {
 	defer debug.SetMemoryLimit(oldLimit)
 	oldPct := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(oldPct)
-	tu := &tuner{floor: 1 << 30, percent: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}}
+	tu := newTuner(1 << 30)
 	tu.tick()
 	mem := []metrics.Sample{
 		{Name: "/memory/classes/heap/free:bytes"},     // free, still held
