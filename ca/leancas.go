@@ -3,7 +3,6 @@ package ca
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/asn1"
@@ -42,10 +41,8 @@ func newLeanCAS(cert *x509.Certificate, key crypto.Signer) apiv1.CertificateAuth
 }
 
 var (
-	oidExtSubjectKeyID   = asn1.ObjectIdentifier{2, 5, 29, 14}
-	oidExtAuthorityKeyID = asn1.ObjectIdentifier{2, 5, 29, 35}
-	oidEKUServerAuth     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
-	oidEKUClientAuth     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
+	oidEKUServerAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+	oidEKUClientAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
 )
 
 // CreateCertificate signs a leaf, on the lean path when it covers the
@@ -76,18 +73,11 @@ func leanCovers(t *x509.Certificate) bool {
 		len(t.CRLDistributionPoints) > 0, len(t.PolicyIdentifiers) > 0, len(t.Policies) > 0,
 		len(t.PermittedDNSDomains) > 0, len(t.ExcludedDNSDomains) > 0, len(t.PermittedIPRanges) > 0,
 		len(t.ExcludedIPRanges) > 0, len(t.PermittedURIDomains) > 0, len(t.ExcludedURIDomains) > 0,
-		len(t.PermittedEmailAddresses) > 0, len(t.ExcludedEmailAddresses) > 0:
+		len(t.PermittedEmailAddresses) > 0, len(t.ExcludedEmailAddresses) > 0, t.PublicKey == nil:
 		return false
 	}
 	for _, u := range t.ExtKeyUsage {
 		if u != x509.ExtKeyUsageServerAuth && u != x509.ExtKeyUsageClientAuth {
-			return false
-		}
-	}
-	switch t.PublicKey.(type) {
-	case *ecdsa.PublicKey:
-	default:
-		if t.PublicKey == nil {
 			return false
 		}
 	}
@@ -189,9 +179,9 @@ func addLeanExtensions(b *cryptobyte.Builder, t *x509.Certificate, subjectEmpty 
 	// A leaf's basicConstraints: cA false and no path length, both defaults,
 	// so the SEQUENCE is empty.
 	add(x509der.OIDBasicConstraints, true, func(b *cryptobyte.Builder) { b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {}) })
-	add(oidExtSubjectKeyID, false, func(b *cryptobyte.Builder) { b.AddASN1OctetString(ski) })
+	add(x509der.OIDSubjectKeyID, false, func(b *cryptobyte.Builder) { b.AddASN1OctetString(ski) })
 	if len(aki) > 0 {
-		add(oidExtAuthorityKeyID, false, func(b *cryptobyte.Builder) {
+		add(x509der.OIDAuthorityKeyID, false, func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(aki) })
 			})

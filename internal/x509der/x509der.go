@@ -27,9 +27,11 @@ var (
 	oidECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
 
 	// The extensions of flinkpki's leaves and CSRs, named as in RFC 5280.
+	OIDSubjectKeyID     = asn1.ObjectIdentifier{2, 5, 29, 14}
 	OIDKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
 	OIDSubjectAltName   = asn1.ObjectIdentifier{2, 5, 29, 17}
 	OIDBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+	OIDAuthorityKeyID   = asn1.ObjectIdentifier{2, 5, 29, 35}
 	OIDExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
 )
 
