@@ -80,18 +80,28 @@ func TestAFloodOfRefusalsIsAuditedInSummaries(t *testing.T) {
 	s.cli(t, s.admin, "audit", "verify").ok(t)
 }
 
-// deniedMetric reads flinkpki_requests_denied_total for reason.
-func deniedMetric(t testing.TB, addr, reason string) int {
+// scrapeMetrics returns what the server's /metrics at addr serves.
+func scrapeMetrics(t testing.TB, addr string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^flinkpki_requests_denied_total\{reason="` + regexp.QuoteMeta(reason) + `"\} (\d+)`).FindStringSubmatch(string(body))
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// deniedMetric reads flinkpki_requests_denied_total for reason.
+func deniedMetric(t testing.TB, addr, reason string) int {
+	t.Helper()
+	body := scrapeMetrics(t, addr)
+	m := regexp.MustCompile(`(?m)^flinkpki_requests_denied_total\{reason="` + regexp.QuoteMeta(reason) + `"\} (\d+)`).FindStringSubmatch(body)
 	if m == nil {
-		t.Fatalf("/metrics has no denied count for %s:\n%s", reason, firstLines(string(body), 20))
+		t.Fatalf("/metrics has no denied count for %s:\n%s", reason, firstLines(body, 20))
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n

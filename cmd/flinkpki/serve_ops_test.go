@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,13 +25,7 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 	s.cli(t, "", "init", "--cluster", "metered", "--role", "jobmanager", "--holder", "jm-0", "--timeout", "3s",
 		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", s.tokenFor(t, "metered", "taskmanager")).refused(t, "token is for role")
 
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	text := string(body)
+	text := scrapeMetrics(t, metricsAddr)
 	for _, want := range []string{
 		`flinkpki_certificates_issued_total{cluster="metered",role="taskmanager"} 1`,
 		`flinkpki_requests_denied_total{reason="permission_denied"}`,
@@ -65,18 +57,13 @@ func TestTheBakeKeyPoolRefillsWhenIdleAndShowsInMetrics(t *testing.T) {
 	want := `flinkpki_bake_key_pool_ready{key_type="rsa-2048"} 3`
 	deadline := time.Now().Add(2 * time.Minute) // RSA generation under -race is slow
 	for {
-		resp, err := http.Get("http://" + metricsAddr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.Contains(string(body), want) {
+		body := scrapeMetrics(t, metricsAddr)
+		if strings.Contains(body, want) {
 			break
 		}
 		if time.Now().After(deadline) {
-			i := strings.Index(string(body), "flinkpki_bake_key_pool_ready")
-			t.Fatalf("/metrics never showed %s; it shows:\n%s", want, string(body)[max(i, 0):min(max(i, 0)+300, len(body))])
+			i := strings.Index(body, "flinkpki_bake_key_pool_ready")
+			t.Fatalf("/metrics never showed %s; it shows:\n%s", want, body[max(i, 0):min(max(i, 0)+300, len(body))])
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
