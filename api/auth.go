@@ -35,8 +35,9 @@ type Authenticator struct {
 
 // bearer extracts the bearer string from the request metadata.
 func bearer(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	// ValueFromIncomingContext reads the one key without copying the
+	// request's whole metadata map, which FromIncomingContext does.
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		return "", fmt.Errorf("%w: no token: pass --token-file or set FLINKPKI_TOKEN_FILE", authority.ErrUnauthenticated)
 	}
