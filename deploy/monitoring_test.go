@@ -66,10 +66,11 @@ func TestPrometheusRulesWatchTheRightMetrics(t *testing.T) {
 		expr    string
 		for_    string
 	}{
-		"FlinkpkiCAExpiringSoon":   {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `flinkpki_ca_expiry_timestamp_seconds - time() < 30 * 86400`, ""},
-		"FlinkpkiLeafExpiringSoon": {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `flinkpki_live_leaf_earliest_expiry_timestamp_seconds - time() < 7 * 86400`, ""},
-		"FlinkpkiRotationBlocked":  {[]string{"flinkpki_rotation_blocked"}, `flinkpki_rotation_blocked > 0`, "1d"},
-		"FlinkpkiDenialsSpike":     {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, ""},
+		"FlinkpkiCAExpiringSoon":    {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `flinkpki_ca_expiry_timestamp_seconds - time() < 30 * 86400`, ""},
+		"FlinkpkiLeafExpiringSoon":  {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `flinkpki_live_leaf_earliest_expiry_timestamp_seconds - time() < 7 * 86400`, ""},
+		"FlinkpkiRotationBlocked":   {[]string{"flinkpki_rotation_blocked"}, `flinkpki_rotation_blocked > 0`, "1d"},
+		"FlinkpkiDenialsSpike":      {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, ""},
+		"FlinkpkiExpiryGaugesStale": {[]string{"flinkpki_expiry_gauges_refresh_timestamp_seconds"}, `time() - flinkpki_expiry_gauges_refresh_timestamp_seconds > 3600`, "15m"},
 	}
 	seen := map[string]bool{}
 	for _, g := range rule.Spec.Groups {

@@ -5,6 +5,8 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,14 +18,16 @@ import (
 
 // Metrics holds flinkpki's collectors in their own registry.
 type Metrics struct {
-	reg      *prometheus.Registry
-	issued   *prometheus.CounterVec
-	denied   *prometheus.CounterVec
-	caExpiry *prometheus.GaugeVec
-	leafExp  *prometheus.GaugeVec
-	phase    *prometheus.GaugeVec
-	blocked  *prometheus.GaugeVec
-	latency  *prometheus.HistogramVec
+	reg     *prometheus.Registry
+	issued  *prometheus.CounterVec
+	denied  *prometheus.CounterVec
+	expiry  expiryCollector
+	phase   *prometheus.GaugeVec
+	blocked *prometheus.GaugeVec
+	latency *prometheus.HistogramVec
+
+	refreshedAt  prometheus.Gauge
+	refreshTakes prometheus.Gauge
 }
 
 // New registers every collector, with the Go and process collectors.
@@ -36,12 +40,13 @@ func New() *Metrics {
 		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flinkpki_requests_denied_total", Help: "Requests refused, by reason.",
 		}, []string{"reason"}),
-		caExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "flinkpki_ca_expiry_timestamp_seconds", Help: "NotAfter of each CA of each cluster, as a Unix time.",
-		}, []string{"cluster", "ca", "state"}),
-		leafExp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "flinkpki_live_leaf_earliest_expiry_timestamp_seconds", Help: "Earliest NotAfter among a cluster's live leaves, as a Unix time.",
-		}, []string{"cluster"}),
+		expiry: expiryCollector{
+			ca: prometheus.NewDesc("flinkpki_ca_expiry_timestamp_seconds",
+				"NotAfter of each CA of each cluster, as a Unix time.", []string{"cluster", "ca", "state"}, nil),
+			leaf: prometheus.NewDesc("flinkpki_live_leaf_earliest_expiry_timestamp_seconds",
+				"Earliest NotAfter among a cluster's live leaves, as a Unix time.", []string{"cluster"}, nil),
+			view: new(atomic.Pointer[expiryView]),
+		},
 		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "flinkpki_rotation_phase", Help: "1 for the next rotation step a lineage waits for (prepare, activate or retire).",
 		}, []string{"cluster", "purpose", "step"}),
@@ -52,8 +57,16 @@ func New() *Metrics {
 			Name: "flinkpki_grpc_request_duration_seconds", Help: "gRPC request latency by method and status code.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"method", "code"}),
+		refreshedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flinkpki_expiry_gauges_refresh_timestamp_seconds",
+			Help: "When the CA and live-leaf expiry gauges were last recomputed from the store, as a Unix time (0 before the first time).",
+		}),
+		refreshTakes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flinkpki_expiry_gauges_refresh_duration_seconds",
+			Help: "How long the last recomputation of the expiry gauges took; it reads every holder of every cluster.",
+		}),
 	}
-	m.reg.MustRegister(m.issued, m.denied, m.caExpiry, m.leafExp, m.phase, m.blocked, m.latency,
+	m.reg.MustRegister(m.issued, m.denied, m.expiry, m.phase, m.blocked, m.latency, m.refreshedAt, m.refreshTakes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,16 +104,108 @@ type CA struct {
 	NotAfter           time.Time
 }
 
-// SetCAs replaces the CA expiry and live-leaf gauges with a fresh view.
+// SetCAs replaces the CA expiry and live-leaf gauges with a fresh view, in
+// one step: a scrape sees the whole old view or the whole new one, never a
+// half-written one whose missing series would resolve an expiry alert.
 func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time) {
-	m.caExpiry.Reset()
-	for _, c := range cas {
-		m.caExpiry.WithLabelValues(c.Cluster, c.ID, c.State).Set(float64(c.NotAfter.Unix()))
+	m.expiry.view.Store(&expiryView{cas: cas, leaf: earliestLeaf})
+}
+
+type expiryView struct {
+	cas  []CA
+	leaf map[string]time.Time
+}
+
+// expiryCollector serves the last view SetCAs stored.
+type expiryCollector struct {
+	ca, leaf *prometheus.Desc
+	view     *atomic.Pointer[expiryView]
+}
+
+func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.ca; ch <- c.leaf }
+
+func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.view.Load()
+	if v == nil {
+		return
 	}
-	m.leafExp.Reset()
-	for cl, t := range earliestLeaf {
-		m.leafExp.WithLabelValues(cl).Set(float64(t.Unix()))
+	for _, e := range v.cas {
+		ch <- prometheus.MustNewConstMetric(c.ca, prometheus.GaugeValue, float64(e.NotAfter.Unix()), e.Cluster, e.ID, e.State)
 	}
+	for cl, t := range v.leaf {
+		ch <- prometheus.MustNewConstMetric(c.leaf, prometheus.GaugeValue, float64(t.Unix()), cl)
+	}
+}
+
+// RefreshingHandler serves /metrics and keeps the expiry gauges at most
+// every old. Computing them reads every holder of every cluster (seconds
+// at a million holders), so no scrape waits for it but the first:
+//   - the first scrape waits for the first refresh (or for its own end), so
+//     the gauges are there from the start;
+//   - later, a scrape that finds the last refresh older than every starts the
+//     next one in the background and answers at once with the last values;
+//   - one refresh runs at a time, under ctx, whatever the number of scrapers
+//     (two Prometheus replicas, say);
+//   - a refresh that fails is handed to onErr and retried at the next scrape.
+//
+// flinkpki_expiry_gauges_refresh_timestamp_seconds says how old the values
+// are, so an alert can tell gauges that stopped moving.
+func (m *Metrics) RefreshingHandler(ctx context.Context, every time.Duration, refresh func(context.Context) error, onErr func(error)) http.Handler {
+	r := &refresher{ctx: ctx, every: every, refresh: refresh, onErr: onErr, m: m, now: time.Now, first: make(chan struct{})}
+	h := m.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.scrape(req.Context())
+		h.ServeHTTP(w, req)
+	})
+}
+
+type refresher struct {
+	ctx     context.Context
+	every   time.Duration
+	refresh func(context.Context) error
+	onErr   func(error)
+	m       *Metrics
+	now     func() time.Time
+
+	mu      sync.Mutex
+	last    time.Time // start of the last successful refresh; zero before one
+	running bool
+	first   chan struct{} // closed when the first refresh ends
+	once    sync.Once
+}
+
+// scrape starts a refresh when one is due and none runs, and waits only
+// until the first refresh has ended.
+func (r *refresher) scrape(ctx context.Context) {
+	r.mu.Lock()
+	if !r.running && (r.last.IsZero() || r.now().Sub(r.last) >= r.every) {
+		r.running = true
+		go r.run()
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.first:
+	case <-ctx.Done():
+	}
+}
+
+func (r *refresher) run() {
+	start := r.now()
+	err := r.refresh(r.ctx)
+	took := r.now().Sub(start)
+	r.mu.Lock()
+	r.running = false
+	if err == nil {
+		r.last = start
+	}
+	r.mu.Unlock()
+	if err == nil {
+		r.m.refreshedAt.Set(float64(start.Add(took).UnixNano()) / 1e9)
+		r.m.refreshTakes.Set(took.Seconds())
+	} else if r.onErr != nil {
+		r.onErr(err)
+	}
+	r.once.Do(func() { close(r.first) })
 }
 
 // WatchKeyPool reports ready(), the keys the bake key pool holds ready per

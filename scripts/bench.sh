@@ -232,9 +232,9 @@ if [ -z "${SKIP_SCALE:-}" ]; then
   echo "cluster list, one page of 100 (CLI wall time incl. process start and TLS): $(median_ms "$BIN" cluster list --page-size 100 --page-token scale-05000 -o json) ms median"
   echo "ca status for a cluster with 10,000 live holders (CLI wall time):           $(median_ms "$BIN" ca status --cluster scale-00000 -o json) ms median"
   echo "CLI floor (server-ca, offline):                                             $(median_ms "$BIN" server-ca --data-dir "$work/scale") ms median"
-  # The first scrape recomputes the expiry gauges of every cluster from all its holders; later
-  # scrapes within a minute serve the last values.
+  # The first scrape waits for the expiry gauges of every cluster, computed from all its holders;
+  # later scrapes answer with the last values and recompute them in the background once a minute.
   t0=$(date +%s%N); curl -s -o /dev/null "http://127.0.0.1:$mport/metrics"; t1=$(date +%s%N)
-  echo "/metrics scrape that refreshes the expiry gauges (all holders read):       $(( (t1 - t0) / 1000000 )) ms; then $(median_ms curl -s "http://127.0.0.1:$mport/metrics") ms median"
+  echo "first /metrics scrape, which waits for the expiry gauges (all holders read): $(( (t1 - t0) / 1000000 )) ms; then $(median_ms curl -s "http://127.0.0.1:$mport/metrics") ms median"
   echo "server: $(rss "$pid")"
 fi

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,9 +72,9 @@ type serveOptions struct {
 
 const (
 	// gaugeRefresh bounds how often /metrics recomputes the expiry gauges,
-	// which reads every holder of every cluster. The expiries they show are
-	// days away and their alerts' windows are days long, so a minute is
-	// fresh enough.
+	// which reads every holder of every cluster, in the background (see
+	// metrics.RefreshingHandler). The expiries they show are days away and
+	// their alerts' windows are days long, so a minute is fresh enough.
 	gaugeRefresh    = time.Minute
 	devListen       = "127.0.0.1:7443"
 	prodListen      = "0.0.0.0:7443"
@@ -355,7 +354,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	go func() { errc <- g.Serve(lis) }()
 	var extra []func(context.Context)
 	if o.metricsListen != "" {
-		stop, err := serveMetrics(o.metricsListen, m, auth, errc)
+		stop, err := serveMetrics(ctx, o.metricsListen, m, auth, log, errc)
 		if err != nil {
 			return err
 		}
@@ -444,22 +443,11 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	return nil
 }
 
-func serveMetrics(addr string, m *metrics.Metrics, auth *authority.Authority, errc chan<- error) (func(context.Context), error) {
+func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, auth *authority.Authority, log *slog.Logger, errc chan<- error) (func(context.Context), error) {
 	mux := http.NewServeMux()
-	h := m.Handler()
-	var mu sync.Mutex
-	var last time.Time
-	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The expiry gauges read every cluster's holders: at most once per
-		// gaugeRefresh, however often Prometheus scrapes.
-		mu.Lock()
-		if time.Since(last) >= gaugeRefresh {
-			refreshGauges(r.Context(), auth, m)
-			last = time.Now()
-		}
-		mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
+	mux.Handle("/metrics", m.RefreshingHandler(ctx, gaugeRefresh,
+		func(ctx context.Context) error { return refreshGauges(ctx, auth, m) },
+		func(err error) { log.Warn("the expiry gauges were not refreshed; /metrics serves the last values", "err", err) }))
 	return serveHTTP(addr, mux, errc)
 }
 

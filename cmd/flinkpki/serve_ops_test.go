@@ -31,6 +31,8 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 		`flinkpki_requests_denied_total{reason="permission_denied"}`,
 		`flinkpki_ca_expiry_timestamp_seconds{ca="internal-1",cluster="metered",state="active"}`,
 		`flinkpki_live_leaf_earliest_expiry_timestamp_seconds{cluster="metered"}`,
+		`flinkpki_expiry_gauges_refresh_timestamp_seconds 1.`, // a Unix time: the first scrape waited for the first refresh
+		`flinkpki_expiry_gauges_refresh_duration_seconds`,
 		`flinkpki_grpc_request_duration_seconds_bucket`,
 		`go_goroutines`,
 		`process_resident_memory_bytes`,

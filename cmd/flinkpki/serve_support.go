@@ -119,16 +119,17 @@ func (r *requestLog) done(ctx context.Context, id, method string, start time.Tim
 }
 
 // refreshGauges recomputes the CA expiry and live-leaf gauges from the
-// store, one page of cluster statuses per read transaction. /metrics calls
-// it at most once per gaugeRefresh.
-func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Metrics) {
+// store, one page of cluster statuses per read transaction, and replaces
+// them only when every page was read. /metrics calls it at most once per
+// gaugeRefresh.
+func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Metrics) error {
 	var cas []metrics.CA
 	earliest := map[string]time.Time{}
 	after := ""
 	for {
 		sts, next, err := auth.Statuses(ctx, after, 500)
 		if err != nil {
-			return
+			return err
 		}
 		for _, st := range sts {
 			for _, l := range st.Lineages {
@@ -146,6 +147,7 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 		after = next
 	}
 	m.SetCAs(cas, earliest)
+	return nil
 }
 
 // rsaKeyTypesInUse lists the RSA key types of existing clusters, so the bake

@@ -1,0 +1,201 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("scrape: %v (a scrape must not wait for a refresh after the first)", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+func oneCA(cluster string) []CA {
+	return []CA{{Cluster: cluster, ID: "internal-1", State: "active", NotAfter: time.Unix(2000000000, 0)}}
+}
+
+// TestOnlyTheFirstScrapeWaitsForTheExpiryGauges: the first scrape shows
+// the gauges of the first refresh; a later scrape that finds them stale
+// starts one refresh in the background and answers with the last values
+// meanwhile, however many scrapes come; a failed refresh keeps the last
+// values and is retried at the next scrape.
+func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
+	m := New()
+	var calls atomic.Int32
+	release := make(chan struct{})
+	fail := make(chan bool, 1)
+	var errs []error
+	var errMu sync.Mutex
+	refresh := func(ctx context.Context) error {
+		switch calls.Add(1) {
+		case 1:
+			m.SetCAs(oneCA("first"), map[string]time.Time{"first": time.Unix(1900000000, 0)})
+		case 2:
+			<-release
+			m.SetCAs(oneCA("second"), nil)
+		default:
+			if <-fail {
+				return errors.New("store unavailable")
+			}
+			m.SetCAs(oneCA("third"), nil)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const every = 20 * time.Millisecond
+	srv := httptest.NewServer(m.RefreshingHandler(ctx, every, refresh, func(err error) {
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+	}))
+	defer srv.Close()
+
+	body := scrape(t, srv.URL)
+	for _, want := range []string{
+		`flinkpki_ca_expiry_timestamp_seconds{ca="internal-1",cluster="first",state="active"} 2e+09`,
+		`flinkpki_live_leaf_earliest_expiry_timestamp_seconds{cluster="first"} 1.9e+09`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("the first scrape lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "flinkpki_expiry_gauges_refresh_timestamp_seconds 0") {
+		t.Fatal("the refresh timestamp is still 0 after the first refresh")
+	}
+
+	// The second refresh blocks until released: scrapes meanwhile answer
+	// with the first view, and start no other refresh.
+	time.Sleep(2 * every)
+	for range 5 {
+		body = scrape(t, srv.URL)
+		if !strings.Contains(body, `cluster="first"`) || strings.Contains(body, `cluster="second"`) {
+			t.Fatalf("while a refresh runs, a scrape must show the last whole view; it shows:\n%s", expiryLines(body))
+		}
+		time.Sleep(every)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d refreshes started; want 2 (one at a time)", n)
+	}
+	close(release)
+	waitFor(t, srv.URL, `cluster="second"`)
+
+	// A failing refresh keeps the last values, is reported, and is retried
+	// at the next scrape.
+	time.Sleep(2 * every)
+	fail <- true
+	scrape(t, srv.URL)
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < 3 || len(snapshot(&errMu, &errs)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed refresh was not reported")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if body := scrape(t, srv.URL); !strings.Contains(body, `cluster="second"`) {
+		t.Fatalf("after a failed refresh the last values must stay; /metrics shows:\n%s", expiryLines(body))
+	}
+	fail <- false
+	waitFor(t, srv.URL, `cluster="third"`)
+	if got := snapshot(&errMu, &errs); len(got) != 1 || got[0].Error() != "store unavailable" {
+		t.Fatalf("errors reported: %v", got)
+	}
+}
+
+// TestAScrapeNeverSeesAHalfWrittenExpiryView: SetCAs swaps the whole view,
+// so a scrape during a refresh never misses a series (a missing series
+// would resolve a firing expiry alert).
+func TestAScrapeNeverSeesAHalfWrittenExpiryView(t *testing.T) {
+	m := New()
+	view := func(gen int) ([]CA, map[string]time.Time) {
+		var cas []CA
+		leaf := map[string]time.Time{}
+		for i := range 200 {
+			cl := fmt.Sprintf("c%03d", i)
+			cas = append(cas, CA{Cluster: cl, ID: "internal-1", State: "active", NotAfter: time.Unix(int64(2e9+gen), 0)})
+			leaf[cl] = time.Unix(int64(1.9e9+gen), 0)
+		}
+		return cas, leaf
+	}
+	m.SetCAs(view(0))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for gen := 1; ; gen++ {
+			select {
+			case <-stop:
+				return
+			default:
+				m.SetCAs(view(gen))
+			}
+		}
+	}()
+	for range 200 {
+		mfs, err := m.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts := map[string]int{}
+		for _, mf := range mfs {
+			counts[mf.GetName()] = len(mf.GetMetric())
+		}
+		if counts["flinkpki_ca_expiry_timestamp_seconds"] != 200 || counts["flinkpki_live_leaf_earliest_expiry_timestamp_seconds"] != 200 {
+			close(stop)
+			<-done
+			t.Fatalf("a scrape saw %d CA and %d leaf series, want 200 of each", counts["flinkpki_ca_expiry_timestamp_seconds"], counts["flinkpki_live_leaf_earliest_expiry_timestamp_seconds"])
+		}
+	}
+	close(stop)
+	<-done
+}
+
+func waitFor(t *testing.T, url, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := scrape(t, url)
+		if strings.Contains(body, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %s; it shows:\n%s", want, expiryLines(body))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func expiryLines(body string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, "expiry") && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func snapshot(mu *sync.Mutex, errs *[]error) []error {
+	mu.Lock()
+	defer mu.Unlock()
+	return append([]error(nil), *errs...)
+}
