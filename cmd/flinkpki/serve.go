@@ -447,7 +447,9 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, auth *au
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.RefreshingHandler(ctx, gaugeRefresh,
 		func(ctx context.Context) error { return refreshGauges(ctx, auth, m) },
-		func(err error) { log.Warn("the expiry gauges were not refreshed; /metrics serves the last values", "err", err) }))
+		func(err error) {
+			log.Warn("the expiry gauges were not refreshed; /metrics serves the last values", "err", err)
+		}))
 	return serveHTTP(addr, mux, errc)
 }
 
