@@ -138,8 +138,10 @@ func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // RefreshingHandler serves /metrics and keeps the expiry gauges at most
-// every old. Computing them reads every holder of every cluster (seconds
-// at a million holders), so no scrape waits for it but the first:
+// every old, or 20 times as long as the last refresh took when that is
+// longer, so that refreshing never costs more than a twentieth of a core.
+// Computing them reads every holder of every cluster (seconds at a million
+// holders), so no scrape waits for it but the first:
 //   - the first scrape waits for the first refresh (or for its own end), so
 //     the gauges are there from the start;
 //   - later, a scrape that finds the last refresh older than every starts the
@@ -168,7 +170,8 @@ type refresher struct {
 	now     func() time.Time
 
 	mu      sync.Mutex
-	last    time.Time // start of the last successful refresh; zero before one
+	last    time.Time     // start of the last successful refresh; zero before one
+	took    time.Duration // how long it took
 	running bool
 	first   chan struct{} // closed when the first refresh ends
 	once    sync.Once
@@ -178,7 +181,7 @@ type refresher struct {
 // until the first refresh has ended.
 func (r *refresher) scrape(ctx context.Context) {
 	r.mu.Lock()
-	if !r.running && (r.last.IsZero() || r.now().Sub(r.last) >= r.every) {
+	if !r.running && (r.last.IsZero() || r.now().Sub(r.last) >= max(r.every, 20*r.took)) {
 		r.running = true
 		go r.run()
 	}
@@ -196,7 +199,7 @@ func (r *refresher) run() {
 	r.mu.Lock()
 	r.running = false
 	if err == nil {
-		r.last = start
+		r.last, r.took = start, took
 	}
 	r.mu.Unlock()
 	if err == nil {

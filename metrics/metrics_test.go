@@ -100,16 +100,16 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 	waitFor(t, srv.URL, `cluster="second"`)
 
 	// A failing refresh keeps the last values, is reported, and is retried
-	// at the next scrape.
-	time.Sleep(2 * every)
+	// at the next scrape. (The blocked refresh took long, so the next one is
+	// due only after 20 times as long: scrape until it starts.)
 	fail <- true
-	scrape(t, srv.URL)
 	deadline := time.Now().Add(10 * time.Second)
 	for calls.Load() < 3 || len(snapshot(&errMu, &errs)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the failed refresh was not reported")
 		}
-		time.Sleep(time.Millisecond)
+		scrape(t, srv.URL)
+		time.Sleep(5 * time.Millisecond)
 	}
 	if body := scrape(t, srv.URL); !strings.Contains(body, `cluster="second"`) {
 		t.Fatalf("after a failed refresh the last values must stay; /metrics shows:\n%s", expiryLines(body))
@@ -198,4 +198,56 @@ func snapshot(mu *sync.Mutex, errs *[]error) []error {
 	mu.Lock()
 	defer mu.Unlock()
 	return append([]error(nil), *errs...)
+}
+
+// TestASlowRefreshIsRepeatedLessOften: a refresh that takes 10 s (a
+// million holders) is repeated every 200 s, not every minute, so the
+// gauges never cost more than a twentieth of a core.
+func TestASlowRefreshIsRepeatedLessOften(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	var calls atomic.Int32
+	done := make(chan struct{}, 10)
+	r := &refresher{ctx: context.Background(), every: time.Minute, m: New(), now: clock, first: make(chan struct{}),
+		refresh: func(context.Context) error {
+			calls.Add(1)
+			advance(10 * time.Second) // the refresh takes 10 s of the clock
+			done <- struct{}{}
+			return nil
+		}}
+	scrapeAt := func(d time.Duration) {
+		advance(d)
+		r.scrape(context.Background())
+	}
+	waitRefresh := func() {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no refresh ran")
+		}
+		// wait for run to record the refresh as over
+		for {
+			r.mu.Lock()
+			running := r.running
+			r.mu.Unlock()
+			if !running {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	scrapeAt(0)
+	waitRefresh()               // the first; it started at T and ended at T+10s
+	scrapeAt(60 * time.Second)  // T+70s: a minute is over, 200 s are not
+	scrapeAt(100 * time.Second) // T+170s
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d refreshes within 200 s of a 10 s refresh; want 1", n)
+	}
+	scrapeAt(31 * time.Second) // T+201s
+	waitRefresh()
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d refreshes after 200 s; want 2", n)
+	}
 }
