@@ -162,6 +162,17 @@ func (t *Txn) ForEachHolder(cluster, purpose string, fn func(*Holder) (bool, err
 	return scanJSON(t, bHolders, prefix, "", fn)
 }
 
+// ForEachHolderAfter calls fn for the holders of a cluster that come after
+// (purpose, name) in key order, or for all of them when purpose is "": a
+// scan that resumes where an earlier one stopped.
+func (t *Txn) ForEachHolderAfter(cluster, purpose, name string, fn func(*Holder) (bool, error)) error {
+	start := ""
+	if purpose != "" {
+		start = holderKey(cluster, purpose, name) + "\x00"
+	}
+	return scanJSON(t, bHolders, cluster+"/", start, fn)
+}
+
 // Token returns an enrollment token record, or ErrNotFound.
 func (t *Txn) Token(id string) (*Token, error) {
 	return getCached(t, t.s.tokens, bTokens, id)

@@ -63,7 +63,7 @@ func (a *app) newHolderListCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
-	cmd.Flags().BoolVar(&all, "all", false, "include holders whose leaf has expired")
+	cmd.Flags().BoolVar(&all, "all", false, "include holders whose leaf has expired (kept for serve's --holder-retention, 30 days by default)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

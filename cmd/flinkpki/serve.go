@@ -54,6 +54,7 @@ type serveOptions struct {
 	logFormat        string
 	logLevel         string
 	rotationInterval time.Duration
+	holderRetention  time.Duration
 	shutdownTimeout  time.Duration
 	rpcTimeout       time.Duration
 	pprofListen      string
@@ -75,10 +76,16 @@ const (
 	// which reads every holder of every cluster, in the background (see
 	// metrics.RefreshingHandler). The expiries they show are days away and
 	// their alerts' windows are days long, so a minute is fresh enough.
-	gaugeRefresh    = time.Minute
-	devListen       = "127.0.0.1:7443"
-	prodListen      = "0.0.0.0:7443"
-	maxRequestBytes = 64 << 10
+	gaugeRefresh = time.Minute
+	// Expired holder records are kept for defaultHolderRetention, and
+	// pruned every pruneEvery, the first time pruneFirst after start (not
+	// at once: a restart has enough to do).
+	defaultHolderRetention = 30 * 24 * time.Hour
+	pruneEvery             = time.Hour
+	pruneFirst             = 5 * time.Minute
+	devListen              = "127.0.0.1:7443"
+	prodListen             = "0.0.0.0:7443"
+	maxRequestBytes        = 64 << 10
 	// streamWorkers is how many RPCs run on reused goroutines: a starting
 	// cluster's burst of enrollments, each waiting for its group commit.
 	streamWorkers = 64
@@ -140,6 +147,7 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&o.rotationInterval, "rotation-interval", time.Minute, "how often the automatic rotation schedule is checked (0 disables it)")
+	f.DurationVar(&o.holderRetention, "holder-retention", defaultHolderRetention, "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it; 0 keeps them forever")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
 	f.DurationVar(&o.rpcTimeout, "rpc-timeout", 30*time.Second, "deadline applied to every request that has none shorter")
 	f.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go's pprof profiles at http://ADDR/debug/pprof/ (debugging; keep it on loopback)")
@@ -191,6 +199,9 @@ func (o *serveOptions) resolve() error {
 	}
 	if (o.k8sIssuer == "") != (o.k8sJWKSFile == "") {
 		return usagef("--k8s-issuer and --k8s-jwks-file go together")
+	}
+	if o.holderRetention < 0 {
+		return usagef("--holder-retention %s is negative: give how long expired holders are kept (e.g. 720h), or 0 to keep them forever", o.holderRetention)
 	}
 	return nil
 }
@@ -377,17 +388,22 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		go func() { errc <- hg.Serve(hl) }()
 		extra = append(extra, func(context.Context) { hg.Stop() })
 	}
-	if o.rotationInterval > 0 {
-		leader := func() bool { return true }
-		if eb, ok := backend.(*etcdstore.Backend); ok {
-			l, err := eb.Elect(ctx, "rotation-scheduler")
-			if err != nil {
-				return fmt.Errorf("join the rotation scheduler election: %w", err)
-			}
-			defer l.Close()
-			leader = l.IsLeader
+	// One replica rotates and prunes: the leader of one election (its name
+	// predates pruning, and replicas of both versions must agree on it).
+	leader := func() bool { return true }
+	if eb, ok := backend.(*etcdstore.Backend); ok && (o.rotationInterval > 0 || o.holderRetention > 0) {
+		l, err := eb.Elect(ctx, "rotation-scheduler")
+		if err != nil {
+			return fmt.Errorf("join the rotation scheduler election: %w", err)
 		}
+		defer l.Close()
+		leader = l.IsLeader
+	}
+	if o.rotationInterval > 0 {
 		go auth.RunScheduler(ctx, o.rotationInterval, leader)
+	}
+	if o.holderRetention > 0 {
+		go auth.RunPruner(ctx, min(pruneFirst, pruneEvery), pruneEvery, o.holderRetention, leader)
 	}
 	if eb, ok := backend.(*etcdstore.Backend); ok {
 		go watchStoreHealth(ctx, eb, hs, log)
