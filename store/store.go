@@ -37,6 +37,11 @@ type Tx interface {
 	Get(bucket, key []byte) []byte
 	Put(bucket, key, value []byte) error
 	Delete(bucket, key []byte) error
+	// DeletePrefix deletes every key of bucket that starts with prefix: on
+	// etcd one range operation, however many keys (a cluster's holders can
+	// be thousands, beyond any --max-txn-ops). Later in the same
+	// transaction, etcd refuses a Put into that range.
+	DeletePrefix(bucket, prefix []byte) error
 	// Scan calls fn for each key with the given prefix, in key order,
 	// starting at start (inclusive) when start is not nil, until fn returns
 	// false or an error.

@@ -65,22 +65,7 @@ func (t *Txn) DeleteCluster(name string) error {
 	return t.tx.Delete(bClusters, []byte(name))
 }
 
-func (t *Txn) deletePrefix(bucket, prefix []byte) error {
-	var keys [][]byte
-	err := t.tx.Scan(bucket, prefix, nil, func(k, _ []byte) (bool, error) {
-		keys = append(keys, append([]byte(nil), k...))
-		return true, nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := t.tx.Delete(bucket, k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (t *Txn) deletePrefix(bucket, prefix []byte) error { return t.tx.DeletePrefix(bucket, prefix) }
 
 // CAs returns every CA of a cluster, of all purposes. Keys stay sealed:
 // open one with Store.OpenCAKey when it must sign.

@@ -179,6 +179,26 @@ func (t boltTx) Delete(bucket, key []byte) error {
 	return bk.Delete(key)
 }
 
+// DeletePrefix collects the keys first: bbolt's Cursor.Delete followed by
+// Next can skip a key.
+func (t boltTx) DeletePrefix(bucket, prefix []byte) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	var keys [][]byte
+	c := bk.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := bk.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t boltTx) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
 	bk, err := t.bucket(bucket)
 	if err != nil {

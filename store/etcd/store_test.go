@@ -207,3 +207,62 @@ func TestAnUnreachableClusterFailsWithErrUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletePrefixIsOneRangeDeleteWithReadYourWrites: a DeletePrefix drops
+// what the transaction buffered in the range, hides the stored keys from
+// later reads and scans of the same transaction, treats a later Delete
+// there as done, and refuses a later Put there (etcd would refuse the
+// whole commit); keys outside the range are untouched.
+func TestDeletePrefixIsOneRangeDeleteWithReadYourWrites(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t, shared.Endpoints(), testPrefix(t))
+	mustOpenStore(t, b, newKEK(t)) // creates the buckets
+	bk := []byte("holders")
+	if err := b.Update(ctx, func(tx store.Tx) error {
+		for _, k := range []string{"a/1", "a/2", "a/3", "b/1"} {
+			if err := tx.Put(bk, []byte(k), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Put(bk, []byte("a/9"), []byte("buffered")); err != nil {
+			return err
+		}
+		if err := tx.DeletePrefix(bk, []byte("a/")); err != nil {
+			return err
+		}
+		if v := tx.Get(bk, []byte("a/2")); v != nil {
+			t.Errorf("a/2 reads %q after DeletePrefix in the same transaction", v)
+		}
+		var seen []string
+		if err := tx.Scan(bk, nil, nil, func(k, _ []byte) (bool, error) { seen = append(seen, string(k)); return true, nil }); err != nil {
+			return err
+		}
+		if strings.Join(seen, ",") != "b/1" {
+			t.Errorf("the scan after DeletePrefix sees %v, want only b/1", seen)
+		}
+		if err := tx.Delete(bk, []byte("a/1")); err != nil {
+			t.Errorf("a Delete inside the deleted range: %v, want nil (already deleted)", err)
+		}
+		if err := tx.Put(bk, []byte("a/5"), []byte("v")); err == nil || !strings.Contains(err.Error(), "deleted earlier in this transaction") {
+			t.Errorf("a Put inside the deleted range: %v, want a refusal", err)
+		}
+		return tx.Put(bk, []byte("c/1"), []byte("v"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	if err := b.View(ctx, func(tx store.Tx) error {
+		return tx.Scan(bk, nil, nil, func(k, _ []byte) (bool, error) { left = append(left, string(k)); return true, nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(left, ",") != "b/1,c/1" {
+		t.Fatalf("after the commit the bucket holds %v, want b/1 and c/1", left)
+	}
+}

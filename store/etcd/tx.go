@@ -30,7 +30,24 @@ type txn struct {
 	ranges   map[keyRange]bool
 	guards   map[string]bool   // buckets scanned: their delete guard is compared
 	writes   map[string]*write // key → buffered write
+	dels     []rangeDel        // DeletePrefix ranges, applied at commit
 	err      error             // first failed read; fails the transaction
+}
+
+// rangeDel is one DeletePrefix: the keys in [lo, hi) of bucket.
+type rangeDel struct {
+	bucket string
+	keyRange
+}
+
+// deletedByRange reports whether a DeletePrefix of this transaction covers k.
+func (t *txn) deletedByRange(k string) bool {
+	for _, d := range t.dels {
+		if k >= d.lo && k < d.hi {
+			return true
+		}
+	}
+	return false
 }
 
 type keyRange struct{ lo, hi string }
@@ -104,6 +121,9 @@ func (t *txn) Get(bucket, key []byte) []byte {
 		}
 		return w.val
 	}
+	if t.deletedByRange(k) {
+		return nil
+	}
 	// Every read after the first is at the snapshot revision, so a key
 	// read before reads the same again: one round trip per key, however
 	// many calls of a group commit read it (the cluster record, the token).
@@ -148,7 +168,35 @@ func (t *txn) buffer(bucket, key []byte, w *write) error {
 	if w.val == nil && !w.del {
 		w.val = []byte{}
 	}
-	t.writes[t.b.bucketPrefix(w.bucket)+string(key)] = w
+	k := t.b.bucketPrefix(w.bucket) + string(key)
+	if t.deletedByRange(k) {
+		if w.del {
+			return nil // already deleted
+		}
+		// etcd refuses a transaction that puts a key inside a range it deletes.
+		return fmt.Errorf("put %s/%s: the key's range was deleted earlier in this transaction", w.bucket, printable(key))
+	}
+	t.writes[k] = w
+	return nil
+}
+
+// DeletePrefix implements store.Tx: one range delete at commit, whatever
+// the number of keys. It drops the buffered writes in the range.
+func (t *txn) DeletePrefix(bucket, prefix []byte) error {
+	if t.readOnly {
+		return errors.New("write in a read-only transaction: use Update")
+	}
+	if err := t.checkBucket(bucket); err != nil {
+		return err
+	}
+	lo := t.b.bucketPrefix(string(bucket)) + string(prefix)
+	hi := clientv3.GetPrefixRangeEnd(lo)
+	for k := range t.writes {
+		if k >= lo && k < hi {
+			delete(t.writes, k)
+		}
+	}
+	t.dels = append(t.dels, rangeDel{string(bucket), keyRange{lo, hi}})
 	return nil
 }
 
@@ -218,6 +266,8 @@ func (t *txn) emit(bp string, kvs []*mvccpb.KeyValue, overlay *[]string, pageHi 
 				continue
 			}
 			v = w.val
+		} else if t.deletedByRange(k) {
+			continue
 		}
 		more, err := call(k, v)
 		if err != nil || !more {
@@ -242,7 +292,7 @@ func (t *txn) pending(lo, hi string) []string {
 // commit applies the buffered writes if the read set is unchanged, or
 // returns errConflict.
 func (t *txn) commit() error {
-	if len(t.writes) == 0 {
+	if len(t.writes) == 0 && len(t.dels) == 0 {
 		return nil
 	}
 	var cmps []clientv3.Cmp
@@ -263,7 +313,11 @@ func (t *txn) commit() error {
 	}
 	sort.Strings(keys)
 	deleted := map[string]bool{}
-	ops := make([]clientv3.Op, 0, len(keys)+1)
+	ops := make([]clientv3.Op, 0, len(keys)+len(t.dels)+1)
+	for _, d := range t.dels {
+		ops = append(ops, clientv3.OpDelete(d.lo, clientv3.WithRange(d.hi)))
+		deleted[d.bucket] = true
+	}
 	for _, k := range keys {
 		w := t.writes[k]
 		if w.del {

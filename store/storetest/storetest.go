@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("ListClustersPaginates", func(t *testing.T) { listClustersPaginates(t, fresh(t)) })
 	t.Run("RotateKEKReencryptsEveryKey", func(t *testing.T) { rotateKEK(t, fresh(t)) })
 	t.Run("ReadsAreCopiesOfWhatIsStored", func(t *testing.T) { readsAreCopies(t, fresh(t)) })
+	t.Run("DeleteClusterRemovesThousandsOfHoldersAtOnce", func(t *testing.T) { deleteBigCluster(t, fresh(t)) })
 }
 
 // NewKEK returns a random key-encryption key.
@@ -297,4 +299,98 @@ func rotateKEK(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// deleteBigCluster deletes a cluster with 1,500 holders in one transaction:
+// more keys than etcd's --max-txn-ops allows one transaction to touch, so
+// the backend deletes them as a range. Within the transaction the records
+// are gone at once; afterwards, and after a reopen, nothing of the cluster
+// is left and the other cluster is untouched.
+func deleteBigCluster(t *testing.T, h Harness) {
+	ctx := context.Background()
+	kek := NewKEK(t)
+	s := mustOpen(t, h, kek)
+	const many = 1500
+	put := func(fn func(tx *store.Txn) error) {
+		t.Helper()
+		if err := s.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(func(tx *store.Txn) error {
+		for _, c := range []string{"big", "small"} {
+			if err := tx.PutCluster(&store.Cluster{Name: c}); err != nil {
+				return err
+			}
+			if err := tx.PutToken(&store.Token{ID: "tok-" + c, Cluster: c, Role: "taskmanager"}); err != nil {
+				return err
+			}
+		}
+		for i := range 2 {
+			if err := tx.PutHolder(&store.Holder{Cluster: "small", Purpose: "internal", Name: fmt.Sprintf("jm-%d", i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for lo := 0; lo < many; lo += 100 { // etcd's default --max-txn-ops is 128
+		put(func(tx *store.Txn) error {
+			for i := lo; i < lo+100; i++ {
+				if err := tx.PutHolder(&store.Holder{Cluster: "big", Purpose: "internal", Name: fmt.Sprintf("tm-%04d", i)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	count := func(tx *store.Txn, cluster string) int {
+		n := 0
+		if err := tx.ForEachHolder(cluster, "", func(*store.Holder) (bool, error) { n++; return true, nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	put(func(tx *store.Txn) error {
+		if n := count(tx, "big"); n != many {
+			t.Fatalf("cluster big has %d holders before the delete, want %d", n, many)
+		}
+		if err := tx.DeleteCluster("big"); err != nil {
+			return err
+		}
+		if n := count(tx, "big"); n != 0 {
+			t.Errorf("within the deleting transaction, %d holders of big are still read", n)
+		}
+		if _, err := tx.Holder("big", "internal", "tm-0007"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("within the deleting transaction, a holder of big reads as %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	check := func(s *store.Store, when string) {
+		t.Helper()
+		if err := s.View(ctx, func(tx *store.Txn) error {
+			if _, err := tx.Cluster("big"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s: cluster big reads as %v, want ErrNotFound", when, err)
+			}
+			if n := count(tx, "big"); n != 0 {
+				t.Errorf("%s: %d holders of big are left", when, n)
+			}
+			if n := count(tx, "small"); n != 2 {
+				t.Errorf("%s: cluster small has %d holders, want 2", when, n)
+			}
+			if _, err := tx.Token("tok-big"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s: big's token reads as %v, want ErrNotFound", when, err)
+			}
+			if _, err := tx.Token("tok-small"); err != nil {
+				t.Errorf("%s: small's token: %v", when, err)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(s, "after the delete")
+	s.Close()
+	s = mustOpen(t, h, kek)
+	defer s.Close()
+	check(s, "after a reopen")
 }
