@@ -318,6 +318,11 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 	return tok.String(), rec, nil
 }
 
+// pruneTokensPerCreate bounds the expired tokens one token create deletes,
+// so its transaction stays under etcd's --max-txn-ops however many expired
+// since the last create; the next creates delete the rest.
+const pruneTokensPerCreate = 64
+
 // pruneTokens deletes expired tokens, so the token bucket stays small.
 func (a *Authority) pruneTokens(tx *store.Txn, now time.Time) error {
 	var dead []string
@@ -325,7 +330,7 @@ func (a *Authority) pruneTokens(tx *store.Txn, now time.Time) error {
 		if !t.Expires.After(now) || t.UsesLeft <= 0 {
 			dead = append(dead, t.ID)
 		}
-		return true, nil
+		return len(dead) < pruneTokensPerCreate, nil
 	})
 	if err != nil {
 		return err

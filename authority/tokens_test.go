@@ -10,6 +10,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/token"
 )
 
@@ -169,5 +170,41 @@ func TestConcurrentUsesOfAOneUseTokenYieldExactlyOneIssuance(t *testing.T) {
 	}
 	if issued != 1 {
 		t.Errorf("%d successful enrollments audited, want 1", issued)
+	}
+}
+
+// TestATokenCreatePrunesABoundedNumberOfExpiredTokens: expired tokens are
+// deleted when tokens are created, at most 64 per create, so that a create
+// after many expirations stays one small transaction (etcd's --max-txn-ops
+// is 128 by default); the following creates delete the rest.
+func TestATokenCreatePrunesABoundedNumberOfExpiredTokens(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "e1"})
+	for range 150 {
+		if _, _, err := e.Authority.CreateToken(e.Ctx, admin, "e1", "taskmanager", time.Minute, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Clock.Add(2 * time.Minute)
+	stored := func() int {
+		n := 0
+		if err := e.Store.View(e.Ctx, func(tx *store.Txn) error {
+			return tx.ForEachToken(func(*store.Token) (bool, error) { n++; return true, nil })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var got []int
+	for range 4 {
+		if _, _, err := e.Authority.CreateToken(e.Ctx, admin, "e1", "taskmanager", time.Hour, 1); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, stored())
+	}
+	// 150 expired: 86 left and 1 new, 22 and 2, 0 and 3, 0 and 4.
+	if fmt.Sprint(got) != "[87 24 3 4]" {
+		t.Fatalf("tokens stored after each create: %v, want [87 24 3 4]", got)
 	}
 }
