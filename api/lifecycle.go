@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/ca"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
@@ -62,11 +64,15 @@ func (s *Server) status(ctx context.Context, cluster string) (*pb.CAStatus, erro
 
 // ListHolders implements AuthorityService.
 func (s *Server) ListHolders(ctx context.Context, req *pb.ListHoldersRequest) (*pb.ListHoldersResponse, error) {
-	hs, err := s.auth.ListHolders(ctx, req.GetCluster(), req.GetIncludeExpired())
+	n := int(req.GetPageSize()) // 0: every holder, as before pages
+	if n < 0 {
+		return nil, fmt.Errorf("%w: page size %d is negative: use 1 to %d, or 0 for every holder", authority.ErrInvalid, n, maxPageSize)
+	}
+	hs, next, err := s.auth.ListHoldersPage(ctx, req.GetCluster(), req.GetIncludeExpired(), req.GetPageToken(), min(n, maxPageSize))
 	if err != nil {
 		return nil, err
 	}
-	out := &pb.ListHoldersResponse{}
+	out := &pb.ListHoldersResponse{NextPageToken: next}
 	for _, h := range hs {
 		out.Holders = append(out.Holders, &pb.Holder{
 			Name: h.Name, Role: h.Role, Purpose: h.Purpose, Serial: h.Serial, SignedBy: h.SignedBy, Trusts: h.Trusts,

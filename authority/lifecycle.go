@@ -226,18 +226,42 @@ func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, hol
 
 // ListHolders returns the holders of a cluster; expired ones only when asked.
 func (a *Authority) ListHolders(ctx context.Context, cluster string, includeExpired bool) ([]*store.Holder, error) {
+	hs, _, err := a.ListHoldersPage(ctx, cluster, includeExpired, "", 0)
+	return hs, err
+}
+
+// ListHoldersPage returns up to limit holders of a cluster (all when limit
+// is 0) in purpose and name order, after the page token a previous page
+// returned, and the token of the next page ("" after the last).
+func (a *Authority) ListHoldersPage(ctx context.Context, cluster string, includeExpired bool, after string, limit int) ([]*store.Holder, string, error) {
+	var afterPurpose, afterName string
+	if after != "" {
+		p, n, ok := strings.Cut(after, "/")
+		if _, err := ca.ParsePurpose(p); !ok || err != nil || n == "" {
+			return nil, "", fmt.Errorf("%w: page token %q is not one this server returned: start again without it", ErrInvalid, after)
+		}
+		afterPurpose, afterName = p, n
+	}
 	var out []*store.Holder
+	next := ""
 	now := a.now()
 	err := a.st.View(ctx, func(tx *store.Txn) error {
+		out, next = nil, ""
 		if _, err := a.getCluster(tx, cluster); err != nil {
 			return err
 		}
-		return tx.ForEachHolder(cluster, "", func(h *store.Holder) (bool, error) {
-			if includeExpired || h.NotAfter.After(now) {
-				out = append(out, h)
+		return tx.ForEachHolderAfter(cluster, afterPurpose, afterName, func(h *store.Holder) (bool, error) {
+			if !includeExpired && !h.NotAfter.After(now) {
+				return true, nil
 			}
+			if limit > 0 && len(out) == limit {
+				last := out[len(out)-1]
+				next = last.Purpose + "/" + last.Name
+				return false, nil
+			}
+			out = append(out, h)
 			return true, nil
 		})
 	})
-	return out, err
+	return out, next, err
 }

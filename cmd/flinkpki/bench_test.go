@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -61,4 +62,60 @@ func TestBenchEnrollAndBakeIssueRealCertificates(t *testing.T) {
 		t.Errorf("holder list shows %d baked holders, want 4", n)
 	}
 	s.cli(t, s.admin, "bench", "bake", "--cluster", "nope", "--requests", "1").refused(t, "1 of 1 bakes failed")
+}
+
+// TestAPopulatedStoreIsServedAtScale: bench populate fills a stopped
+// server's store, and the restarted server serves it: clusters page, ca
+// status counts the big cluster's live holders, and holder list returns
+// all 36,000 of them, page by page (in one answer they would be about
+// 4.4 MB, past gRPC's 4 MiB message limit).
+func TestAPopulatedStoreIsServedAtScale(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	startServer(t, dir).stop(t)
+	r := runCLI(t, nil, "bench", "populate", "--data-dir", dir, "--kek-file", filepath.Join(dir, "kek"),
+		"--clusters", "3", "--holders", "40000", "--big-cluster", "36000").ok(t)
+	if !strings.Contains(r.stdout, "populated 3 clusters and 40000 holders") || !strings.Contains(r.stdout, "database size:") {
+		t.Fatalf("bench populate said:\n%s", r.stdout)
+	}
+	s := startServer(t, dir, "--rotation-interval", "0")
+
+	var page struct {
+		Clusters []struct {
+			Name string `json:"name"`
+		} `json:"clusters"`
+		Next string `json:"next_page_token"`
+	}
+	out := s.cli(t, s.admin, "cluster", "list", "--page-size", "2", "-o", "json").ok(t).stdout
+	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.Clusters) != 3 || page.Next != "" {
+		t.Fatalf("cluster list --page-size 2 = %s (err %v), want all 3 clusters, fetched in two pages", out, err)
+	}
+	out = s.cli(t, s.admin, "cluster", "list", "--page-size", "2", "--page-token", page.Clusters[0].Name, "-o", "json").ok(t).stdout
+	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.Clusters) != 2 || page.Clusters[0].Name != "scale-00001" {
+		t.Fatalf("cluster list --page-token scale-00000 = %s (err %v), want the 2 clusters after it", out, err)
+	}
+
+	var st struct {
+		LiveHolders int `json:"live_holders"`
+	}
+	out = s.cli(t, s.admin, "ca", "status", "--cluster", "scale-00000", "-o", "json").ok(t).stdout
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.LiveHolders != 36000 {
+		t.Fatalf("ca status of the big cluster = %s (err %v), want 36000 live holders", out, err)
+	}
+
+	var hl struct {
+		Holders []struct {
+			Name string `json:"name"`
+		} `json:"holders"`
+	}
+	out = s.cli(t, s.admin, "holder", "list", "--cluster", "scale-00000", "-o", "json").ok(t).stdout
+	if err := json.Unmarshal([]byte(out), &hl); err != nil {
+		t.Fatalf("holder list -o json: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, h := range hl.Holders {
+		seen[h.Name] = true
+	}
+	if len(hl.Holders) != 36000 || len(seen) != 36000 {
+		t.Fatalf("holder list of the big cluster: %d holders, %d distinct; want 36000 of each", len(hl.Holders), len(seen))
+	}
 }

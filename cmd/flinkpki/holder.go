@@ -34,6 +34,10 @@ type holderJSON struct {
 	NotAfter  string   `json:"not_after"`
 }
 
+// holderPage is how many holders one ListHolders call of holder list asks
+// for: the server's maximum page.
+const holderPage = 1000
+
 func (a *app) newHolderListCmd() *cobra.Command {
 	var (
 		cluster string
@@ -55,11 +59,22 @@ func (a *app) newHolderListCmd() *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			resp, err := flinkpkiv1.NewAuthorityServiceClient(conn).ListHolders(cmd.Context(), &flinkpkiv1.ListHoldersRequest{Cluster: cluster, IncludeExpired: all})
-			if err != nil {
-				return err
+			// Page by page: a cluster whose pods restart often has tens of
+			// thousands of holders, more than one gRPC message carries.
+			client := flinkpkiv1.NewAuthorityServiceClient(conn)
+			var holders []*flinkpkiv1.Holder
+			for token := ""; ; {
+				resp, err := client.ListHolders(cmd.Context(), &flinkpkiv1.ListHoldersRequest{
+					Cluster: cluster, IncludeExpired: all, PageSize: holderPage, PageToken: token})
+				if err != nil {
+					return err
+				}
+				holders = append(holders, resp.GetHolders()...)
+				if token = resp.GetNextPageToken(); token == "" {
+					break
+				}
 			}
-			return a.printHolders(resp.GetHolders(), out)
+			return a.printHolders(holders, out)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")

@@ -1275,8 +1275,13 @@ type ListHoldersRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Cluster        string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	IncludeExpired bool                   `protobuf:"varint,2,opt,name=include_expired,json=includeExpired,proto3" json:"include_expired,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// 0 returns every holder in one answer, as before pagination, which
+	// fails past gRPC's 4 MiB message limit (about 30,000 holders); else at
+	// most 1000 per page, in purpose and name order.
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListHoldersRequest) Reset() {
@@ -1323,9 +1328,24 @@ func (x *ListHoldersRequest) GetIncludeExpired() bool {
 	return false
 }
 
+func (x *ListHoldersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListHoldersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListHoldersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Holders       []*Holder              `protobuf:"bytes,1,rep,name=holders,proto3" json:"holders,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"` // empty on the last page
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1365,6 +1385,13 @@ func (x *ListHoldersResponse) GetHolders() []*Holder {
 		return x.Holders
 	}
 	return nil
+}
+
+func (x *ListHoldersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type ReleaseHolderRequest struct {
@@ -2301,12 +2328,16 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x06trusts\x18\x06 \x03(\tR\x06trusts\x129\n" +
 	"\n" +
 	"issue_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tissueTime\x127\n" +
-	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"W\n" +
+	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x93\x01\n" +
 	"\x12ListHoldersRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12'\n" +
-	"\x0finclude_expired\x18\x02 \x01(\bR\x0eincludeExpired\"D\n" +
+	"\x0finclude_expired\x18\x02 \x01(\bR\x0eincludeExpired\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"l\n" +
 	"\x13ListHoldersResponse\x12-\n" +
-	"\aholders\x18\x01 \x03(\v2\x13.flinkpki.v1.HolderR\aholders\"b\n" +
+	"\aholders\x18\x01 \x03(\v2\x13.flinkpki.v1.HolderR\aholders\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"b\n" +
 	"\x14ReleaseHolderRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x12\x18\n" +
