@@ -2,16 +2,25 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/flinkpki/flinkpki/authority"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 // ListAudit implements AuditService.
 func (s *Server) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.ListAuditResponse, error) {
-	es, err := s.auth.ListAudit(ctx, req.GetCluster(), req.GetAfterSeq(), int(req.GetLimit()))
+	n := int(req.GetLimit())
+	if n < 0 {
+		return nil, fmt.Errorf("%w: limit %d is negative: use 1 to %d, or 0 for %d", authority.ErrInvalid, n, maxPageSize, maxPageSize)
+	}
+	if n == 0 || n > maxPageSize {
+		n = maxPageSize // one answer stays far below gRPC's 4 MiB message limit
+	}
+	es, err := s.auth.ListAudit(ctx, req.GetCluster(), req.GetAfterSeq(), n)
 	if err != nil {
 		return nil, err
 	}

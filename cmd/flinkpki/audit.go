@@ -41,6 +41,10 @@ type auditJSON struct {
 	Hash     string            `json:"hash"`
 }
 
+// auditPage is how many entries one ListAudit call of audit list asks for:
+// the server's maximum.
+const auditPage = 1000
+
 func (a *app) newAuditListCmd() *cobra.Command {
 	var (
 		cluster string
@@ -68,16 +72,38 @@ func (a *app) newAuditListCmd() *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			resp, err := flinkpkiv1.NewAuditServiceClient(conn).ListAudit(cmd.Context(), &flinkpkiv1.ListAuditRequest{Cluster: cluster, AfterSeq: after, Limit: limit})
-			if err != nil {
-				return err
+			// Page by page (the server answers at most auditPage entries
+			// at a time): the trail of a busy server holds millions.
+			client := flinkpkiv1.NewAuditServiceClient(conn)
+			var entries []*flinkpkiv1.AuditEntry
+			for {
+				ask := int32(auditPage)
+				if limit > 0 {
+					ask = min(ask, limit-int32(len(entries)))
+				}
+				resp, err := client.ListAudit(cmd.Context(), &flinkpkiv1.ListAuditRequest{Cluster: cluster, AfterSeq: after, Limit: ask})
+				if err != nil {
+					return err
+				}
+				page := resp.GetEntries()
+				entries = append(entries, page...)
+				if len(page) > 0 {
+					after = page[len(page)-1].GetSeq()
+				}
+				if len(page) < int(ask) {
+					break // the end of the trail
+				}
+				if limit > 0 && len(entries) >= int(limit) {
+					defer fmt.Fprintf(a.stderr, "more entries may follow: --after %d\n", after)
+					break
+				}
 			}
-			return a.printAudit(resp.GetEntries(), out)
+			return a.printAudit(entries, out)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only entries of this cluster")
 	cmd.Flags().Uint64Var(&after, "after", 0, "only entries with a sequence number above this")
-	cmd.Flags().Int32Var(&limit, "limit", 0, "at most this many entries (server default applies when 0)")
+	cmd.Flags().Int32Var(&limit, "limit", 0, "at most this many entries (0: all, fetched 1000 at a time)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
