@@ -37,6 +37,13 @@ func Dial(server, caFile, token string, opts ...grpc.DialOption) (*grpc.ClientCo
 	if err != nil {
 		return nil, err
 	}
+	return DialTLS(server, tlsConf, token, opts...)
+}
+
+// DialTLS is Dial with a client TLS configuration already made by
+// TLSConfig, for a caller that opens many connections (bench enroll
+// --fresh-connections reads its CA file once, as each pod does).
+func DialTLS(server string, tlsConf *tls.Config, token string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	if strings.TrimSpace(token) == "" {
 		return nil, fmt.Errorf("%w: the token is empty; pass --token-file with an administrator, enrollment or Kubernetes token", ErrNoToken)
 	}
