@@ -45,11 +45,42 @@ rss() { # RSS now and at its peak; now split into anonymous memory (the Go heap)
   awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2} END{printf "rss=%.1fMB peak=%.1fMB (anon %.1fMB, file %.1fMB)", r/1024, h/1024, a/1024, f/1024}' "/proc/$1/status"; }
 
 port=$(free_port)
-start_server "$work/enroll" "$port" --enroll-rate 0
+eport=$(free_port)
+start_server "$work/enroll" "$port" --enroll-rate 0 --metrics-listen "127.0.0.1:$eport"
 export FLINKPKI_SERVER=127.0.0.1:$port FLINKPKI_CA_FILE=$work/enroll/server-ca.crt FLINKPKI_TOKEN_FILE=$work/enroll/admin.token
 sleep 2
 echo "# idle server: $(rss "$pid")"
-"$BIN" cluster create bench >/dev/null
+"$BIN" cluster create bench >/dev/null 2>&1
+# server_side FILE: the Enroll latency the server itself measured since FILE, a
+# /metrics scrape taken before (flinkpki_grpc_request_duration_seconds: from
+# the interceptor's start to its end, so the queue for the cores outside the
+# handler is not in it).
+server_side() {
+  curl -s "http://127.0.0.1:$eport/metrics" >"$1.after"
+  python3 - "$1" "$1.after" <<'PY'
+import re, sys
+def read(path):
+    b, s, n = {}, 0.0, 0
+    for line in open(path):
+        if 'EnrollmentService/Enroll' not in line or 'code="OK"' not in line:
+            continue
+        v = float(line.split()[-1])
+        m = re.search(r'le="([^"]+)"', line)
+        if line.startswith('flinkpki_grpc_request_duration_seconds_bucket') and m:
+            b[m.group(1)] = v
+        elif line.startswith('flinkpki_grpc_request_duration_seconds_sum'):
+            s = v
+        elif line.startswith('flinkpki_grpc_request_duration_seconds_count'):
+            n = v
+    return b, s, n
+b0, s0, n0 = read(sys.argv[1]); b1, s1, n1 = read(sys.argv[2])
+n = n1 - n0
+if n <= 0:
+    print("server-side: no requests seen"); sys.exit()
+within = (b1.get("0.025", 0) - b0.get("0.025", 0)) / n
+print(f"server-side: mean {1000 * (s1 - s0) / n:.1f} ms, {100 * within:.1f}% within 25 ms (the server's own histogram)")
+PY
+}
 "$BIN" token create --cluster bench --role taskmanager --uses 100000 --ttl 2h >"$work/bench.token" 2>/dev/null
 echo "# bench enroll: P-256 key made per request on the client, CSR, enrollment token, persisted issuance, JKS file set assembled in memory"
 for mode in ${SKIP_MATRIX:+none} keepalive fresh; do
@@ -58,7 +89,9 @@ for mode in ${SKIP_MATRIX:+none} keepalive fresh; do
     n=$(( c == 1 ? 300 : (c == 8 ? 2000 : 6000) ))
     flag=""; [ "$mode" = fresh ] && flag="--fresh-connections"
     printf '%-9s c=%-3s ' "$mode" "$c"
+    curl -s "http://127.0.0.1:$eport/metrics" >"$work/hist"
     bench_enroll bench "$work/bench.token" "$n" "$c" $flag | one_row || echo failed
+    [ "$c" = 64 ] && printf '                 %s\n' "$(server_side "$work/hist")"
   done
 done
 if [ -z "${SKIP_STEPCA:-}" ]; then
@@ -152,7 +185,7 @@ bake_burst() { # label
   t1=$(date +%s.%N)
   python3 -c "import sys; d=$t1-$t0; print(f'{sys.argv[1]:<8} 200 bakes in {d:.2f}s = {200/d:.1f}/s')" "$1"
 }
-"$BIN" cluster create rsa --key-type rsa-2048 >/dev/null
+"$BIN" cluster create rsa --key-type rsa-2048 >/dev/null 2>&1
 kill "$pid"; wait "$pid" 2>/dev/null || true
 mport=$(free_port)
 start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 200 --metrics-listen "127.0.0.1:$mport"
