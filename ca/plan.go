@@ -52,7 +52,7 @@ func (e *BlockedError) Error() string {
 	default:
 		what = fmt.Sprintf("CA retirement refused: %s still %s leaves signed by the retiring CA", subject, plural(n, "holds", "hold"))
 	}
-	return what + ": " + nameList(e.Holders)
+	return what + ": " + NameList(e.Holders)
 }
 
 // Unwrap makes errors.Is(err, ErrBlocked) hold.
@@ -65,7 +65,10 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-func nameList(names []string) string {
+// NameList joins names for a person to read: all of them up to ten, else
+// the first ten and how many more. Refusals and `ca status` name blocking
+// holders with it (a cluster can have thousands).
+func NameList(names []string) string {
 	if len(names) <= maxNamedBlockers {
 		return strings.Join(names, ", ")
 	}

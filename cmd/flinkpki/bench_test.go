@@ -118,4 +118,18 @@ func TestAPopulatedStoreIsServedAtScale(t *testing.T) {
 	if len(hl.Holders) != 36000 || len(seen) != 36000 {
 		t.Fatalf("holder list of the big cluster: %d holders, %d distinct; want 36000 of each", len(hl.Holders), len(seen))
 	}
+
+	// A prepared CA is trusted by none of them yet: status and the refused
+	// activation name ten and count the rest, on lines a person can read.
+	s.cli(t, s.admin, "ca", "prepare", "--cluster", "scale-00000").ok(t)
+	out = s.cli(t, s.admin, "ca", "status", "--cluster", "scale-00000").ok(t).stdout
+	if !strings.Contains(out, "blocked by 36000 holder(s): ") || !strings.Contains(out, " and 35990 more") {
+		t.Fatalf("ca status does not count the 36000 blockers:\n%.2000s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if len(line) > 1000 {
+			t.Fatalf("ca status prints a line of %d bytes", len(line))
+		}
+	}
+	s.cli(t, s.admin, "ca", "activate", "--cluster", "scale-00000").refused(t, "36000 live holders do not trust the prepared CA yet")
 }

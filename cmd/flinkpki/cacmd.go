@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/flinkpki/flinkpki/ca"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -189,7 +189,7 @@ func describeStep(s *flinkpkiv1.RotationStep) string {
 		d += " at " + t
 	}
 	if b := s.GetBlockers(); len(b) > 0 {
-		d += fmt.Sprintf("; blocked by %d holder(s): %s", len(b), strings.Join(b, ", "))
+		d += fmt.Sprintf("; blocked by %d holder(s): %s", len(b), ca.NameList(b))
 	}
 	return d
 }
