@@ -403,7 +403,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		go auth.RunScheduler(ctx, o.rotationInterval, leader)
 	}
 	if o.holderRetention > 0 {
-		go auth.RunPruner(ctx, min(pruneFirst, pruneEvery), pruneEvery, o.holderRetention, leader)
+		go auth.RunPruner(ctx, pruneFirst, pruneEvery, o.holderRetention, leader)
 	}
 	if eb, ok := backend.(*etcdstore.Backend); ok {
 		go watchStoreHealth(ctx, eb, hs, log)
