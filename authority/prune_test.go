@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
@@ -176,5 +178,34 @@ func TestHoldersComeInPagesThatResumeWhereTheLastEnded(t *testing.T) {
 	}
 	if _, _, err := e.Authority.ListHoldersPage(e.Ctx, "orders", false, "bogus", 4); !errors.Is(err, authority.ErrInvalid) {
 		t.Fatalf("a forged page token: %v, want ErrInvalid", err)
+	}
+}
+
+// TestOnlyTheLeaderPrunes: the pruning loop deletes nothing while its
+// replica is not the leader, and prunes once it is.
+func TestOnlyTheLeaderPrunes(t *testing.T) {
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders", CAValidity: 400 * day, LeafValidity: 30 * day})
+	e.Enroll("orders", "taskmanager", "tm-0")
+	e.Clock.Add(40 * day) // expired 10 days ago
+	var leading atomic.Bool
+	ctx, cancel := context.WithCancel(e.Ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Authority.RunPruner(ctx, 0, 5*time.Millisecond, 7*day, leading.Load)
+	}()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // twenty passes
+	if n := holderCount(t, e, "orders"); n != 1 {
+		t.Fatalf("a replica that is not the leader pruned: %d holders left, want 1", n)
+	}
+	leading.Store(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for holderCount(t, e, "orders") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the leader never pruned the expired holder")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
