@@ -35,12 +35,16 @@ func (s *Server) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.L
 }
 
 // VerifyAudit implements AuditService.
-func (s *Server) VerifyAudit(ctx context.Context, _ *pb.VerifyAuditRequest) (*pb.VerifyAuditResponse, error) {
-	r, err := s.auth.VerifyAudit(ctx)
+func (s *Server) VerifyAudit(ctx context.Context, req *pb.VerifyAuditRequest) (*pb.VerifyAuditResponse, error) {
+	if req.GetMaxEntries() < 0 {
+		return nil, fmt.Errorf("%w: max_entries %d is negative: use 0 for the whole trail", authority.ErrInvalid, req.GetMaxEntries())
+	}
+	r, err := s.auth.VerifyAuditPart(ctx, req.GetAfterSeq(), req.GetPrevHash(), int(req.GetMaxEntries()))
 	if err != nil {
 		return nil, err
 	}
-	return &pb.VerifyAuditResponse{Ok: r.FirstBad == 0, Entries: r.Entries, FirstBadSeq: r.FirstBad, Message: r.Message}, nil
+	return &pb.VerifyAuditResponse{Ok: r.FirstBad == 0, Entries: r.Entries, FirstBadSeq: r.FirstBad, Message: r.Message,
+		LastSeq: r.LastSeq, LastHash: r.LastHash, Done: r.Done}, nil
 }
 
 // Backup implements AdminService: a consistent online snapshot, streamed.

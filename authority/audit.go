@@ -22,31 +22,51 @@ func (a *Authority) ListAudit(ctx context.Context, cluster string, after uint64,
 	return out, err
 }
 
-// AuditReport is the outcome of recomputing the audit chain.
+// AuditReport is the outcome of recomputing the audit chain, or a part of it.
 type AuditReport struct {
-	Entries  uint64
+	Entries  uint64 // entries verified
 	FirstBad uint64 // 0 when the chain is intact
 	Message  string
+	// LastSeq and LastHash are the last entry verified: where the next part
+	// goes on. Done means the part reached the head of the trail.
+	LastSeq  uint64
+	LastHash string
+	Done     bool
 }
 
-// VerifyAudit recomputes the hash chain and names the first entry that does
-// not match.
+// VerifyAudit recomputes the whole hash chain in one read transaction.
 func (a *Authority) VerifyAudit(ctx context.Context) (*AuditReport, error) {
+	return a.VerifyAuditPart(ctx, 0, "", 0)
+}
+
+// VerifyAuditPart recomputes at most limit entries of the chain (all when limit
+// is 0), after entry afterSeq, whose hash the caller got as LastHash of the
+// part before ("" before entry 1). A trail of millions takes longer than one
+// request may, so audit verify walks it part by part: the trail is
+// append-only, so parts read in different transactions still make one
+// chain, and the last part checks the head in its own transaction.
+func (a *Authority) VerifyAuditPart(ctx context.Context, afterSeq uint64, prevHash string, limit int) (*AuditReport, error) {
 	r := &AuditReport{}
 	err := a.st.View(ctx, func(tx *store.Txn) error {
-		r2, err := VerifyChain(tx)
+		r2, err := verifyChain(tx, afterSeq, prevHash, limit)
 		*r = *r2
 		return err
 	})
 	return r, err
 }
 
-// VerifyChain checks the audit chain in tx: sequence numbers, links and hashes.
-func VerifyChain(tx *store.Txn) (*AuditReport, error) {
-	r := &AuditReport{}
-	prev := ""
-	var want uint64 = 1
-	err := tx.ForEachAudit(1, func(e *store.AuditEntry) (bool, error) {
+// VerifyChain checks the whole audit chain in tx: sequence numbers, links
+// and hashes, and that the head records the last entry.
+func VerifyChain(tx *store.Txn) (*AuditReport, error) { return verifyChain(tx, 0, "", 0) }
+
+func verifyChain(tx *store.Txn, afterSeq uint64, prev string, limit int) (*AuditReport, error) {
+	r := &AuditReport{LastSeq: afterSeq, LastHash: prev, Done: true}
+	want := afterSeq + 1
+	err := tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
+		if limit > 0 && r.Entries == uint64(limit) {
+			r.Done = false
+			return false, nil
+		}
 		switch {
 		case e.Seq != want:
 			r.FirstBad, r.Message = want, fmt.Sprintf("audit entry %d is missing (found %d next)", want, e.Seq)
@@ -60,21 +80,24 @@ func VerifyChain(tx *store.Txn) (*AuditReport, error) {
 		}
 		r.Entries++
 		prev, want = e.Hash, want+1
+		r.LastSeq, r.LastHash = e.Seq, e.Hash
 		return true, nil
 	})
+	if err != nil || r.FirstBad != 0 {
+		return r, err
+	}
+	if !r.Done {
+		r.Message = fmt.Sprintf("audit entries %d to %d intact", afterSeq+1, r.LastSeq)
+		return r, nil
+	}
+	seq, head, err := tx.AuditHead()
 	if err != nil {
 		return r, err
 	}
-	if r.FirstBad == 0 {
-		seq, head, err := tx.AuditHead()
-		if err != nil {
-			return r, err
-		}
-		if seq != r.Entries || head != prev {
-			r.FirstBad, r.Message = r.Entries+1, fmt.Sprintf("audit trail ends at entry %d but its head records entry %d: entries were removed", r.Entries, seq)
-		} else {
-			r.Message = fmt.Sprintf("audit trail intact: %d entries", r.Entries)
-		}
+	if seq != r.LastSeq || head != prev {
+		r.FirstBad, r.Message = r.LastSeq+1, fmt.Sprintf("audit trail ends at entry %d but its head records entry %d: entries were removed", r.LastSeq, seq)
+	} else {
+		r.Message = fmt.Sprintf("audit trail intact: %d entries", r.LastSeq)
 	}
 	return r, nil
 }

@@ -104,3 +104,55 @@ func tamper(t *testing.T, path string, seq uint64, edit func(map[string]any)) {
 		t.Fatalf("tamper with audit entry %d: %v", seq, err)
 	}
 }
+
+// TestVerifyingTheAuditTrailInPartsIsVerifyingItWhole: parts of 4 entries,
+// each after the last entry and hash of the part before, verify the trail
+// to its head; a tampered entry in a later part is named; and a part that
+// starts from a hash other than the real one is refused at its first entry.
+func TestVerifyingTheAuditTrailInPartsIsVerifyingItWhole(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	for _, name := range []string{"p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10"} {
+		e.CreateCluster(authority.CreateClusterRequest{Name: name})
+	}
+	walk := func() (parts int, last *authority.AuditReport) {
+		t.Helper()
+		var after uint64
+		prev := ""
+		for {
+			r, err := e.Authority.VerifyAuditPart(e.Ctx, after, prev, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts++
+			if r.Done || r.FirstBad != 0 {
+				return parts, r
+			}
+			if r.Entries != 4 || r.LastSeq != after+4 {
+				t.Fatalf("a part of 4 after entry %d verified %d entries up to %d", after, r.Entries, r.LastSeq)
+			}
+			after, prev = r.LastSeq, r.LastHash
+		}
+	}
+	parts, r := walk()
+	if parts != 3 || r.FirstBad != 0 || r.LastSeq != 10 || r.Message != "audit trail intact: 10 entries" {
+		t.Fatalf("10 entries in parts of 4: %d parts, last %+v; want 3 parts ending intact at entry 10", parts, r)
+	}
+	whole, err := e.Authority.VerifyAudit(e.Ctx)
+	if err != nil || !whole.Done || whole.LastSeq != 10 || whole.LastHash != r.LastHash {
+		t.Fatalf("the whole trail at once: %+v, %v; want the same end as the parts", whole, err)
+	}
+
+	if r, err := e.Authority.VerifyAuditPart(e.Ctx, 4, "forged", 4); err != nil || r.FirstBad != 5 {
+		t.Fatalf("a part from a forged hash: %+v, %v; want entry 5 named", r, err)
+	}
+
+	if err := e.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, e.Path, 7, func(m map[string]any) { m["cluster"] = "elsewhere" })
+	e.Reopen()
+	if _, r := walk(); r.FirstBad != 7 {
+		t.Fatalf("parts over a trail with entry 7 edited: %+v, want entry 7 named", r)
+	}
+}

@@ -2041,8 +2041,15 @@ func (x *ListAuditResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
+// Without fields, the whole chain is verified in one answer. A trail of
+// millions takes longer than one request may, so a client can verify it in
+// parts: max_entries per call, each after the last_seq and last_hash the
+// call before returned, until done.
 type VerifyAuditRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	AfterSeq      uint64                 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	PrevHash      string                 `protobuf:"bytes,2,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`        // last_hash of the part before; empty before entry 1
+	MaxEntries    int32                  `protobuf:"varint,3,opt,name=max_entries,json=maxEntries,proto3" json:"max_entries,omitempty"` // 0: to the head of the trail
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2077,12 +2084,36 @@ func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
 	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{30}
 }
 
+func (x *VerifyAuditRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditRequest) GetPrevHash() string {
+	if x != nil {
+		return x.PrevHash
+	}
+	return ""
+}
+
+func (x *VerifyAuditRequest) GetMaxEntries() int32 {
+	if x != nil {
+		return x.MaxEntries
+	}
+	return 0
+}
+
 type VerifyAuditResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	Entries       uint64                 `protobuf:"varint,2,opt,name=entries,proto3" json:"entries,omitempty"`
+	Entries       uint64                 `protobuf:"varint,2,opt,name=entries,proto3" json:"entries,omitempty"` // entries verified by this call
 	FirstBadSeq   uint64                 `protobuf:"varint,3,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
 	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	LastSeq       uint64                 `protobuf:"varint,5,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"` // the last entry verified
+	LastHash      string                 `protobuf:"bytes,6,opt,name=last_hash,json=lastHash,proto3" json:"last_hash,omitempty"`
+	Done          bool                   `protobuf:"varint,7,opt,name=done,proto3" json:"done,omitempty"` // this part reached the head of the trail
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2143,6 +2174,27 @@ func (x *VerifyAuditResponse) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *VerifyAuditResponse) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetLastHash() string {
+	if x != nil {
+		return x.LastHash
+	}
+	return ""
+}
+
+func (x *VerifyAuditResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
 }
 
 type BackupRequest struct {
@@ -2397,13 +2449,20 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\"F\n" +
 	"\x11ListAuditResponse\x121\n" +
-	"\aentries\x18\x01 \x03(\v2\x17.flinkpki.v1.AuditEntryR\aentries\"\x14\n" +
-	"\x12VerifyAuditRequest\"}\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.flinkpki.v1.AuditEntryR\aentries\"o\n" +
+	"\x12VerifyAuditRequest\x12\x1b\n" +
+	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x1b\n" +
+	"\tprev_hash\x18\x02 \x01(\tR\bprevHash\x12\x1f\n" +
+	"\vmax_entries\x18\x03 \x01(\x05R\n" +
+	"maxEntries\"\xc9\x01\n" +
 	"\x13VerifyAuditResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\aentries\x18\x02 \x01(\x04R\aentries\x12\"\n" +
 	"\rfirst_bad_seq\x18\x03 \x01(\x04R\vfirstBadSeq\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\x0f\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x19\n" +
+	"\blast_seq\x18\x05 \x01(\x04R\alastSeq\x12\x1b\n" +
+	"\tlast_hash\x18\x06 \x01(\tR\blastHash\x12\x12\n" +
+	"\x04done\x18\a \x01(\bR\x04done\"\x0f\n" +
 	"\rBackupRequest\"!\n" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data2\x9d\x03\n" +
