@@ -20,11 +20,11 @@ func (s *Server) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.L
 	if n == 0 || n > maxPageSize {
 		n = maxPageSize // one answer stays far below gRPC's 4 MiB message limit
 	}
-	es, err := s.auth.ListAudit(ctx, req.GetCluster(), req.GetAfterSeq(), n)
+	es, next, err := s.auth.ListAudit(ctx, req.GetCluster(), req.GetAfterSeq(), n)
 	if err != nil {
 		return nil, err
 	}
-	out := &pb.ListAuditResponse{}
+	out := &pb.ListAuditResponse{NextAfterSeq: next}
 	for _, e := range es {
 		out.Entries = append(out.Entries, &pb.AuditEntry{
 			Seq: e.Seq, Time: timestamppb.New(e.Time), Actor: e.Actor, Cluster: e.Cluster, Action: e.Action,

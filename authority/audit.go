@@ -7,19 +7,36 @@ import (
 	"github.com/flinkpki/flinkpki/store"
 )
 
+// AuditScanLimit bounds the entries one ListAudit call reads, matching or
+// not: a cluster's few entries in a trail of millions must not take one
+// request past its deadline.
+const AuditScanLimit = 100_000
+
 // ListAudit returns audit entries after a sequence number, optionally for
-// one cluster, up to limit (0: all).
-func (a *Authority) ListAudit(ctx context.Context, cluster string, after uint64, limit int) ([]*store.AuditEntry, error) {
-	var out []*store.AuditEntry
-	err := a.st.View(ctx, func(tx *store.Txn) error {
+// one cluster, up to limit (0: all). It reads at most AuditScanLimit
+// entries; next is the sequence number to go on after when the trail may
+// go on (it stopped at limit or at the scan bound), 0 when it ended.
+func (a *Authority) ListAudit(ctx context.Context, cluster string, after uint64, limit int) ([]*store.AuditEntry, uint64, error) {
+	return a.listAudit(ctx, cluster, after, limit, AuditScanLimit)
+}
+
+func (a *Authority) listAudit(ctx context.Context, cluster string, after uint64, limit, scanLimit int) (out []*store.AuditEntry, next uint64, err error) {
+	err = a.st.View(ctx, func(tx *store.Txn) error {
+		out, next = nil, 0
+		scanned, last := 0, after
 		return tx.ForEachAudit(after+1, func(e *store.AuditEntry) (bool, error) {
+			if (limit > 0 && len(out) == limit) || scanned == scanLimit {
+				next = last // an entry follows: go on after the last one read
+				return false, nil
+			}
+			scanned, last = scanned+1, e.Seq
 			if cluster == "" || e.Cluster == cluster {
 				out = append(out, e)
 			}
-			return limit <= 0 || len(out) < limit, nil
+			return true, nil
 		})
 	})
-	return out, err
+	return out, next, err
 }
 
 // AuditReport is the outcome of recomputing the audit chain, or a part of it.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	bbolt "go.etcd.io/bbolt"
@@ -154,5 +155,41 @@ func TestVerifyingTheAuditTrailInPartsIsVerifyingItWhole(t *testing.T) {
 	e.Reopen()
 	if _, r := walk(); r.FirstBad != 7 {
 		t.Fatalf("parts over a trail with entry 7 edited: %+v, want entry 7 named", r)
+	}
+}
+
+// TestAFilteredAuditListingStopsScanningAndSaysWhereToGoOn: one call reads
+// a bounded number of entries, matching or not, and says where to go on,
+// so a cluster's few entries in a long trail come in several short calls
+// (some of them empty) instead of one that outlives its deadline.
+func TestAFilteredAuditListingStopsScanningAndSaysWhereToGoOn(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "needle"}) // entry 1
+	for i := range 25 {
+		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("hay-%d", i)}) // entries 2 to 26
+	}
+	e.Enroll("needle", "taskmanager", "tm-0") // entry 27
+	var seqs, nexts []uint64
+	for after := uint64(0); ; {
+		es, next, err := e.Authority.ListAuditScanning(e.Ctx, "needle", after, 1000, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range es {
+			seqs = append(seqs, x.Seq)
+		}
+		nexts = append(nexts, next)
+		if next == 0 {
+			break
+		}
+		after = next
+	}
+	if fmt.Sprint(seqs) != "[1 27]" || fmt.Sprint(nexts) != "[10 20 0]" {
+		t.Fatalf("needle's entries %v over calls that went on after %v; want [1 27] after [10 20 0]", seqs, nexts)
+	}
+	es, next, err := e.Authority.ListAuditScanning(e.Ctx, "", 0, 5, 10)
+	if err != nil || len(es) != 5 || next != 5 {
+		t.Fatalf("5 entries of the whole trail: %d entries, next %d (err %v); want 5 and next 5", len(es), next, err)
 	}
 }

@@ -149,11 +149,18 @@ func (e *Env) CreateCluster(req authority.CreateClusterRequest) *authority.Clust
 // Audit returns the whole audit trail of cluster ("" for all).
 func (e *Env) Audit(cluster string) []*store.AuditEntry {
 	e.TB.Helper()
-	es, err := e.Authority.ListAudit(e.Ctx, cluster, 0, 0)
-	if err != nil {
-		e.TB.Fatalf("list audit: %v", err)
+	var all []*store.AuditEntry
+	for after := uint64(0); ; {
+		es, next, err := e.Authority.ListAudit(e.Ctx, cluster, after, 0)
+		if err != nil {
+			e.TB.Fatalf("list audit: %v", err)
+		}
+		all = append(all, es...)
+		if next == 0 {
+			return all
+		}
+		after = next
 	}
-	return es
 }
 
 // openOn opens a store sealed with kek on the backend open returns; the

@@ -87,12 +87,14 @@ func (a *app) newAuditListCmd() *cobra.Command {
 				}
 				page := resp.GetEntries()
 				entries = append(entries, page...)
-				if len(page) > 0 {
-					after = page[len(page)-1].GetSeq()
+				next := resp.GetNextAfterSeq()
+				if next == 0 && len(page) == int(ask) {
+					next = page[len(page)-1].GetSeq() // an older server says nothing: go on
 				}
-				if len(page) < int(ask) {
+				if next == 0 {
 					break // the end of the trail
 				}
+				after = next
 				if limit > 0 && len(entries) >= int(limit) {
 					defer fmt.Fprintf(a.stderr, "more entries may follow: --after %d\n", after)
 					break
