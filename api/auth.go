@@ -108,7 +108,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 	actor, err := s.authn.Authenticate(ctx)
 	if err != nil {
 		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
-		return ctx, s.refuse(ctx, "peer:"+anon.ID, anon, fullMethod, "unauthenticated", err)
+		return ctx, s.refuse(ctx, "peer:"+anon.ID, anon, "", fullMethod, "unauthenticated", err)
 	}
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
 		err := fmt.Errorf("%w: %s needs an administrator token; %s tokens may only enroll", authority.ErrDenied, fullMethod, actor.Kind)
@@ -120,7 +120,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 			id = "k8s:" + actor.Namespace + "/" + actor.ServiceAccount
 		}
 		if err := s.limit.allow(id); err != nil {
-			s.refuse(ctx, id, actor, fullMethod, "rate_limited", err)
+			s.refuse(ctx, id, actor, "", fullMethod, "rate_limited", err)
 			return ctx, err
 		}
 	}
@@ -133,6 +133,9 @@ func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 		return nil, toStatus(err)
 	}
 	resp, err := handler(ctx, req)
+	if action, ok := reads[info.FullMethod]; ok && err != nil {
+		err = s.refuseRead(ctx, action, req, err)
+	}
 	return resp, toStatus(err)
 }
 

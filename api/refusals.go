@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/flinkpki/flinkpki/authority"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 // Every refusal is audited. A flood of them from one source (a scanner
@@ -161,11 +162,43 @@ func (g *refusalGate) restore(sums []refusalSummary) {
 
 // refuse refuses a request: audited on its own while its source stays
 // under the gate's rate, counted for the next summary past it.
-func (s *Server) refuse(ctx context.Context, source string, actor authority.Actor, action, reason string, err error) error {
+func (s *Server) refuse(ctx context.Context, source string, actor authority.Actor, cluster, action, reason string, err error) error {
 	if s.refusals.admit(source, actor, action, reason, err, time.Now()) {
-		return s.auth.Deny(ctx, actor, "", action, reason, err)
+		return s.auth.Deny(ctx, actor, cluster, action, reason, err)
 	}
 	return s.auth.DenyUnaudited(reason, err)
+}
+
+// reads are the calls that change nothing, with their audit action. Every
+// other call's refusals are audited by the authority itself.
+var reads = map[string]string{
+	pb.ClusterService_GetCluster_FullMethodName:    "cluster.get",
+	pb.ClusterService_ListClusters_FullMethodName:  "cluster.list",
+	pb.AuthorityService_GetStatus_FullMethodName:   "ca.status",
+	pb.AuthorityService_ListHolders_FullMethodName: "holder.list",
+	pb.AuditService_ListAudit_FullMethodName:       "audit.list",
+	pb.AuditService_VerifyAudit_FullMethodName:     "audit.verify",
+}
+
+// refuseRead audits a read's refusal (a cluster that does not exist, a bad
+// page token), through the same gate as other floods: a script that polls
+// a deleted cluster gets its first entries and then a summary, not an
+// entry per poll. Faults that are no refusal (the store is down, the
+// caller went away) are not audited.
+func (s *Server) refuseRead(ctx context.Context, action string, req any, err error) error {
+	reason := authority.ReasonOf(err)
+	if reason == "error" || reason == "canceled" {
+		return err
+	}
+	actor := actorFrom(ctx)
+	cluster := ""
+	switch r := req.(type) {
+	case interface{ GetCluster() string }:
+		cluster = r.GetCluster()
+	case *pb.GetClusterRequest:
+		cluster = r.GetName()
+	}
+	return s.refuse(ctx, "read:"+actor.String(), actor, cluster, action, reason, err)
 }
 
 // RunRefusalSummaries writes the summary entries every

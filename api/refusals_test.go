@@ -93,7 +93,7 @@ func TestRefusalSummariesAreWrittenPeriodicallyAndOnce(t *testing.T) {
 	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: "10.0.0.9"}
 	refuseN := func(n int) {
 		for i := range n {
-			_ = s.refuse(context.Background(), "peer:10.0.0.9", anon, "/flinkpki.v1.EnrollmentService/Enroll", "unauthenticated", fmt.Errorf("bad token %d", i))
+			_ = s.refuse(context.Background(), "peer:10.0.0.9", anon, "", "/flinkpki.v1.EnrollmentService/Enroll", "unauthenticated", fmt.Errorf("bad token %d", i))
 		}
 	}
 	counted := func() (individual, summarised int) {

@@ -144,7 +144,7 @@ func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, hol
 		return nil
 	})
 	if err != nil {
-		return "", a.Deny(ctx, actor, cluster, "enroll.keytype", reasonOf(err), err)
+		return "", a.Deny(ctx, actor, cluster, "enroll.keytype", ReasonOf(err), err)
 	}
 	return kt, nil
 }
@@ -162,7 +162,7 @@ func (a *Authority) getCluster(tx *store.Txn, name string) (*store.Cluster, erro
 func (a *Authority) Enroll(ctx context.Context, actor Actor, req EnrollRequest) (*Issued, error) {
 	iss, err := a.issue(ctx, actor, req, nil)
 	if err != nil {
-		return nil, a.Deny(ctx, actor, req.Cluster, "enroll", reasonOf(err), err)
+		return nil, a.Deny(ctx, actor, req.Cluster, "enroll", ReasonOf(err), err)
 	}
 	return iss, nil
 }
@@ -188,7 +188,7 @@ func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*
 			}
 		}
 	}
-	return nil, a.Deny(ctx, actor, req.Cluster, "bake", reasonOf(err), err)
+	return nil, a.Deny(ctx, actor, req.Cluster, "bake", ReasonOf(err), err)
 }
 
 // issue is the shared path of Enroll and Bake: authorise, sign outside any
@@ -324,8 +324,10 @@ func parseIPs(in []string) ([]net.IP, error) {
 	return out, nil
 }
 
-// reasonOf gives a refusal a short, bounded label for metrics.
-func reasonOf(err error) string {
+// ReasonOf gives a refusal a short, bounded label for metrics and the
+// audit trail: "error" for a fault that is not a refusal (the store is down,
+// say), "canceled" when the caller went away.
+func ReasonOf(err error) string {
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		return "unauthenticated"

@@ -37,7 +37,7 @@ func parsePurpose(s string) (ca.Purpose, error) {
 func (a *Authority) Prepare(ctx context.Context, actor Actor, cluster, purpose string) error {
 	err := a.prepare(ctx, actor, cluster, purpose)
 	if err != nil && !isInternal(err) {
-		return a.Deny(ctx, actor, cluster, "ca.prepare", reasonOf(err), err)
+		return a.Deny(ctx, actor, cluster, "ca.prepare", ReasonOf(err), err)
 	}
 	return err
 }
@@ -126,7 +126,7 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 		unlock()
 	}
 	if err != nil && !isInternal(err) {
-		return a.Deny(ctx, actor, cluster, action, reasonOf(err), err)
+		return a.Deny(ctx, actor, cluster, action, ReasonOf(err), err)
 	}
 	return err
 }
@@ -190,7 +190,7 @@ func orRetired(s ca.State) string {
 
 // isInternal tells server faults (not audited as refusals) from refusals.
 func isInternal(err error) bool {
-	return reasonOf(err) == "error" && !errors.Is(err, ca.ErrRotationInProgress) &&
+	return ReasonOf(err) == "error" && !errors.Is(err, ca.ErrRotationInProgress) &&
 		!errors.Is(err, ca.ErrNoPreparedCA) && !errors.Is(err, ca.ErrNoRetiringCA) && !errors.Is(err, ca.ErrNoActiveCA)
 }
 
@@ -219,7 +219,7 @@ func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, hol
 		return a.audit(tx, actor, cluster, "holder.release", "ok", "", map[string]string{"holder": holder})
 	})
 	if err != nil {
-		return 0, a.Deny(ctx, actor, cluster, "holder.release", reasonOf(err), err)
+		return 0, a.Deny(ctx, actor, cluster, "holder.release", ReasonOf(err), err)
 	}
 	return n, nil
 }
