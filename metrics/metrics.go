@@ -205,7 +205,7 @@ func (r *refresher) run() {
 	if err == nil {
 		r.m.refreshedAt.Set(float64(start.Add(took).UnixNano()) / 1e9)
 		r.m.refreshTakes.Set(took.Seconds())
-	} else if r.onErr != nil {
+	} else if r.onErr != nil && r.ctx.Err() == nil { // not at shutdown
 		r.onErr(err)
 	}
 	r.once.Do(func() { close(r.first) })
