@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/flinkpki/flinkpki/ca"
@@ -241,19 +242,83 @@ func clusterPage[T any](ctx context.Context, a *Authority, after string, limit i
 func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string) error {
 	unlock := a.clusterLock(name)
 	defer unlock()
-	err := a.st.Update(ctx, func(tx *store.Txn) error {
-		if err := tx.DeleteCluster(name); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
-			}
-			return err
-		}
-		return a.audit(tx, actor, name, "cluster.delete", "ok", "", nil)
+	// A refusal changes nothing: no token goes before the cluster is known.
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		_, err := tx.Cluster(name)
+		return err
 	})
+	if err == nil {
+		err = a.revokeClusterTokens(ctx, actor, name)
+	}
+	if err == nil {
+		err = a.st.Update(ctx, func(tx *store.Txn) error {
+			if err := tx.DeleteCluster(name); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
+				}
+				return err
+			}
+			return a.audit(tx, actor, name, "cluster.delete", "ok", "", nil)
+		})
+	}
+	if errors.Is(err, store.ErrNotFound) && !errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return a.Deny(ctx, actor, name, "cluster.delete", "not_found", err)
 	}
 	return err
+}
+
+// revokeClusterTokens deletes a cluster's enrollment tokens before the
+// cluster itself, at most pruneChunk per transaction, each batch audited as
+// token.delete. Unlike its CAs and holders they are not under the cluster's
+// key prefix, so they cannot go as one range, and in the cluster's own
+// transaction thousands of them would pass etcd's --max-txn-ops. Revoking
+// them first is safe: the cluster is going, and if its deletion then fails
+// it merely has no tokens left.
+func (a *Authority) revokeClusterTokens(ctx context.Context, actor Actor, name string) error {
+	for {
+		var ids []string
+		err := a.st.View(ctx, func(tx *store.Txn) error {
+			ids = ids[:0]
+			return tx.ForEachToken(func(t *store.Token) (bool, error) {
+				if t.Cluster == name {
+					ids = append(ids, t.ID)
+				}
+				return len(ids) < pruneChunk, nil
+			})
+		})
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		err = a.st.Update(ctx, func(tx *store.Txn) error {
+			n := 0
+			for _, id := range ids {
+				t, err := tx.Token(id)
+				if errors.Is(err, store.ErrNotFound) {
+					continue // spent or pruned since the scan
+				}
+				if err != nil {
+					return err
+				}
+				if t.Cluster != name {
+					continue
+				}
+				if err := tx.DeleteToken(id); err != nil {
+					return err
+				}
+				n++
+			}
+			if n == 0 {
+				return nil
+			}
+			return a.audit(tx, actor, name, "token.delete", "ok", "", map[string]string{"count": strconv.Itoa(n), "because": "cluster.delete"})
+		})
+		if err != nil || len(ids) < pruneChunk {
+			return err
+		}
+	}
 }
 
 // Maximum enrollment token lifetime and use count: tokens are for pod start
