@@ -237,6 +237,24 @@ func clusterPage[T any](ctx context.Context, a *Authority, after string, limit i
 	return out, next, err
 }
 
+// forClusterPages calls fn with get of every cluster, a page of 500 at a
+// time, each page read in one transaction, until the last page or an error.
+func forClusterPages[T any](ctx context.Context, a *Authority, get func(tx *store.Txn, name string) (T, error), fn func(page []T) error) error {
+	for after := ""; ; {
+		page, next, err := clusterPage(ctx, a, after, 500, get)
+		if err != nil {
+			return err
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		after = next
+	}
+}
+
 // DeleteCluster removes a cluster with its CAs, holders and tokens. The audit
 // trail keeps its history.
 func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string) error {
@@ -271,54 +289,38 @@ func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string)
 }
 
 // revokeClusterTokens deletes a cluster's enrollment tokens before the
-// cluster itself, at most pruneChunk per transaction, each batch audited as
-// token.delete. Unlike its CAs and holders they are not under the cluster's
-// key prefix, so they cannot go as one range, and in the cluster's own
-// transaction thousands of them would pass etcd's --max-txn-ops. Revoking
-// them first is safe: the cluster is going, and if its deletion then fails
-// it merely has no tokens left.
+// cluster itself, in chunks (deleteInChunks), each audited as token.delete.
+// Unlike its CAs and holders they are not under the cluster's key prefix,
+// so they cannot go as one range, and in the cluster's own transaction
+// thousands of them would pass etcd's --max-txn-ops. Revoking them first is
+// safe: the cluster is going, and if its deletion then fails it merely has
+// no tokens left.
 func (a *Authority) revokeClusterTokens(ctx context.Context, actor Actor, name string) error {
-	for {
-		var ids []string
-		err := a.st.View(ctx, func(tx *store.Txn) error {
-			ids = ids[:0]
-			return tx.ForEachToken(func(t *store.Token) (bool, error) {
-				if t.Cluster == name {
-					ids = append(ids, t.ID)
-				}
-				return len(ids) < pruneChunk, nil
-			})
-		})
-		if err != nil || len(ids) == 0 {
-			return err
-		}
-		err = a.st.Update(ctx, func(tx *store.Txn) error {
-			n := 0
-			for _, id := range ids {
-				t, err := tx.Token(id)
-				if errors.Is(err, store.ErrNotFound) {
-					continue // spent or pruned since the scan
-				}
-				if err != nil {
-					return err
-				}
-				if t.Cluster != name {
-					continue
-				}
-				if err := tx.DeleteToken(id); err != nil {
-					return err
-				}
-				n++
+	find := func(tx *store.Txn, after string, emit func(string) bool) error {
+		return tx.ForEachToken(func(t *store.Token) (bool, error) {
+			if t.Cluster == name && t.ID > after { // tokens come in ID order
+				return emit(t.ID), nil
 			}
-			if n == 0 {
-				return nil
-			}
-			return a.audit(tx, actor, name, "token.delete", "ok", "", map[string]string{"count": strconv.Itoa(n), "because": "cluster.delete"})
+			return true, nil
 		})
-		if err != nil || len(ids) < pruneChunk {
-			return err
-		}
 	}
+	remove := func(tx *store.Txn, id string) (bool, error) {
+		t, err := tx.Token(id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return false, nil // spent or pruned since the scan
+		case err != nil:
+			return false, err
+		case t.Cluster != name:
+			return false, nil
+		}
+		return true, tx.DeleteToken(id)
+	}
+	audit := func(tx *store.Txn, n int) error {
+		return a.audit(tx, actor, name, "token.delete", "ok", "", map[string]string{"count": strconv.Itoa(n), "because": "cluster.delete"})
+	}
+	_, err := deleteInChunks(ctx, a, find, remove, audit)
+	return err
 }
 
 // Maximum enrollment token lifetime and use count: tokens are for pod start

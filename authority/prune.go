@@ -37,85 +37,99 @@ func (a *Authority) PruneHolders(ctx context.Context, retention time.Duration) (
 	}
 	cutoff := a.now().Add(-retention)
 	total := 0
-	for after := ""; ; {
-		var names []string
-		next := ""
-		err := a.st.View(ctx, func(tx *store.Txn) error {
-			names = names[:0]
-			cs, n, err := tx.ListClusters(after, 500)
-			for _, c := range cs {
-				names = append(names, c.Name)
-			}
-			next = n
-			return err
-		})
-		if err != nil {
-			return total, err
-		}
-		for _, cl := range names {
+	name := func(_ *store.Txn, cluster string) (string, error) { return cluster, nil }
+	err := forClusterPages(ctx, a, name, func(clusters []string) error {
+		for _, cl := range clusters {
 			n, err := a.pruneCluster(ctx, cl, cutoff)
 			total += n
 			if err != nil {
-				return total, err
+				return err
 			}
 		}
-		if next == "" {
-			return total, nil
-		}
-		after = next
-	}
+		return nil
+	})
+	return total, err
 }
 
 func (a *Authority) pruneCluster(ctx context.Context, cluster string, cutoff time.Time) (int, error) {
+	find := func(tx *store.Txn, after holderRef, emit func(holderRef) bool) error {
+		return tx.ForEachHolderAfter(cluster, after.purpose, after.name, func(h *store.Holder) (bool, error) {
+			if h.NotAfter.Before(cutoff) {
+				return emit(holderRef{h.Purpose, h.Name}), nil
+			}
+			return true, nil
+		})
+	}
+	remove := func(tx *store.Txn, r holderRef) (bool, error) {
+		h, err := tx.Holder(cluster, r.purpose, r.name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return false, nil // released, or its cluster deleted, since the scan
+		case err != nil:
+			return false, err
+		case !h.NotAfter.Before(cutoff):
+			return false, nil // enrolled again since the scan
+		}
+		return true, tx.DeleteHolder(cluster, r.purpose, r.name)
+	}
+	audit := func(tx *store.Txn, n int) error {
+		return a.audit(tx, Retention, cluster, "holder.prune", "ok", "",
+			map[string]string{"count": strconv.Itoa(n), "expired_before": cutoff.UTC().Format(time.RFC3339)})
+	}
+	return deleteInChunks(ctx, a, find, remove, audit)
+}
+
+// deleteInChunks deletes records pruneChunk per write transaction, so each
+// stays under etcd's --max-txn-ops, and audits each chunk as one entry.
+// find reads, in a read transaction, the candidates after the last one of
+// the chunk before (the zero K at first), handing each to emit until emit
+// says the chunk is full. remove re-checks one candidate inside the write
+// transaction and deletes it, saying whether it did: one that changed since
+// the scan is kept. audit records a chunk's n deletions. It returns how
+// many it deleted; after a failure, what was deleted stays deleted.
+func deleteInChunks[K any](ctx context.Context, a *Authority,
+	find func(tx *store.Txn, after K, emit func(K) bool) error,
+	remove func(tx *store.Txn, k K) (bool, error),
+	audit func(tx *store.Txn, n int) error) (int, error) {
 	total := 0
-	var last holderRef
+	var last K
 	for {
-		var refs []holderRef
+		var ks []K
 		err := a.st.View(ctx, func(tx *store.Txn) error {
-			refs = refs[:0]
-			return tx.ForEachHolderAfter(cluster, last.purpose, last.name, func(h *store.Holder) (bool, error) {
-				if h.NotAfter.Before(cutoff) {
-					refs = append(refs, holderRef{h.Purpose, h.Name})
-				}
-				return len(refs) < pruneChunk, nil
+			ks = ks[:0]
+			return find(tx, last, func(k K) bool {
+				ks = append(ks, k)
+				return len(ks) < pruneChunk
 			})
 		})
-		if err != nil || len(refs) == 0 {
+		if err != nil || len(ks) == 0 {
 			return total, err
 		}
 		n := 0
 		err = a.st.Update(ctx, func(tx *store.Txn) error {
 			n = 0
-			for _, r := range refs {
-				h, err := tx.Holder(cluster, r.purpose, r.name)
-				if errors.Is(err, store.ErrNotFound) {
-					continue // released, or its cluster deleted, since the scan
-				}
+			for _, k := range ks {
+				gone, err := remove(tx, k)
 				if err != nil {
 					return err
 				}
-				if !h.NotAfter.Before(cutoff) {
-					continue // enrolled again since the scan
+				if gone {
+					n++
 				}
-				if err := tx.DeleteHolder(cluster, r.purpose, r.name); err != nil {
-					return err
-				}
-				n++
 			}
 			if n == 0 {
 				return nil
 			}
-			return a.audit(tx, Retention, cluster, "holder.prune", "ok", "",
-				map[string]string{"count": strconv.Itoa(n), "expired_before": cutoff.UTC().Format(time.RFC3339)})
+			return audit(tx, n)
 		})
 		if err != nil {
 			return total, err
 		}
 		total += n
-		if len(refs) < pruneChunk {
+		if len(ks) < pruneChunk {
 			return total, nil
 		}
-		last = refs[len(refs)-1]
+		last = ks[len(ks)-1]
 	}
 }
 

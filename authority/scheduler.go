@@ -21,11 +21,7 @@ import (
 // million holders reads none unless a step is due.
 func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 	var applied []string
-	for after := ""; ; {
-		page, next, err := clusterPage(ctx, a, after, 500, a.autoRotateSteps)
-		if err != nil {
-			return applied, err
-		}
+	err := forClusterPages(ctx, a, a.autoRotateSteps, func(page [][]lineageStep) error {
 		for _, ls := range slices.Concat(page...) {
 			step, err := a.tickLineage(ctx, ls)
 			if err != nil {
@@ -36,11 +32,9 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 				applied = append(applied, ls.cluster+"/"+string(ls.purpose)+":"+step)
 			}
 		}
-		if next == "" {
-			return applied, nil
-		}
-		after = next
-	}
+		return nil
+	})
+	return applied, err
 }
 
 // lineageStep is one lineage's next step as a tick read it, or why it
