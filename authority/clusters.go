@@ -271,18 +271,13 @@ func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string)
 	if err == nil {
 		err = a.st.Update(ctx, func(tx *store.Txn) error {
 			if err := tx.DeleteCluster(name); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
-				}
 				return err
 			}
 			return a.audit(tx, actor, name, "cluster.delete", "ok", "", nil)
 		})
 	}
-	if errors.Is(err, store.ErrNotFound) && !errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) { // before the tokens, or deleted meanwhile
 		err = fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
-	}
-	if errors.Is(err, ErrNotFound) {
 		return a.Deny(ctx, actor, name, "cluster.delete", "not_found", err)
 	}
 	return err
