@@ -43,7 +43,7 @@ func (t *Txn) DeleteCluster(name string) error {
 		return ErrNotFound
 	}
 	for _, b := range [][]byte{bCAs, bHolders} {
-		if err := t.deletePrefix(b, []byte(name+"/")); err != nil {
+		if err := t.tx.DeletePrefix(b, []byte(name+"/")); err != nil {
 			return err
 		}
 	}
@@ -64,8 +64,6 @@ func (t *Txn) DeleteCluster(name string) error {
 	}
 	return t.tx.Delete(bClusters, []byte(name))
 }
-
-func (t *Txn) deletePrefix(bucket, prefix []byte) error { return t.tx.DeletePrefix(bucket, prefix) }
 
 // CAs returns every CA of a cluster, of all purposes. Keys stay sealed:
 // open one with Store.OpenCAKey when it must sign.
