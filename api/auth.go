@@ -133,8 +133,10 @@ func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 		return nil, toStatus(err)
 	}
 	resp, err := handler(ctx, req)
-	if action, ok := reads[info.FullMethod]; ok && err != nil {
-		err = s.refuseRead(ctx, action, req, err)
+	if err != nil {
+		if action, ok := reads[info.FullMethod]; ok {
+			err = s.refuseRead(ctx, action, req, err)
+		}
 	}
 	return resp, toStatus(err)
 }
