@@ -195,16 +195,16 @@ func (r *refresher) scrape(ctx context.Context) {
 func (r *refresher) run() {
 	start := r.now()
 	err := r.refresh(r.ctx)
-	took := r.now().Sub(start)
+	end := r.now()
 	r.mu.Lock()
 	r.running = false
 	if err == nil {
-		r.last, r.took = start, took
+		r.last, r.took = start, end.Sub(start)
 	}
 	r.mu.Unlock()
 	if err == nil {
-		r.m.refreshedAt.Set(float64(start.Add(took).UnixNano()) / 1e9)
-		r.m.refreshTakes.Set(took.Seconds())
+		r.m.refreshedAt.Set(float64(end.UnixNano()) / 1e9)
+		r.m.refreshTakes.Set(end.Sub(start).Seconds())
 	} else if r.onErr != nil && r.ctx.Err() == nil { // not at shutdown
 		r.onErr(err)
 	}
