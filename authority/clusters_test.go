@@ -1,7 +1,10 @@
 package authority_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -9,8 +12,10 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
 // TestCreateClusterRefusesRequestsThatCanNeverWork checks every kind of bad
@@ -94,4 +99,63 @@ func TestCreateClusterFillsDefaultsAndRefusesDuplicates(t *testing.T) {
 		t.Errorf("the duplicate request changed the cluster: %+v, %v", again, err)
 	}
 	wantAudit(t, e, "orders", "cluster.create", "denied", "admin:test")
+}
+
+// TestDeletingAClusterWithThousandsOfTokensWorksOnEtcd: a cluster's tokens
+// are not under its key prefix, so they go first, 100 per transaction, each
+// batch audited; in the cluster's own transaction 1,100 of them would pass
+// etcd's --max-txn-ops (1024 in this test's etcd, 128 by default).
+func TestDeletingAClusterWithThousandsOfTokensWorksOnEtcd(t *testing.T) {
+	c := etcdtest.New(t, 1)
+	e := authoritytest.New(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
+		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/tokens/"})
+	}))
+	e.CreateCluster(authority.CreateClusterRequest{Name: "big"})
+	e.CreateCluster(authority.CreateClusterRequest{Name: "small"})
+	expires := e.Clock.Now().Add(time.Hour)
+	for lo := 0; lo < 1100; lo += 100 {
+		if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
+			for i := lo; i < lo+100; i++ {
+				if err := tx.PutToken(&store.Token{ID: fmt.Sprintf("big-%04d", i), Cluster: "big", Role: "taskmanager", Expires: expires, UsesLeft: 1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
+		return tx.PutToken(&store.Token{ID: "small-0", Cluster: "small", Role: "taskmanager", Expires: expires, UsesLeft: 1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Authority.DeleteCluster(e.Ctx, admin, "big"); err != nil {
+		t.Fatalf("delete a cluster with 1,100 tokens: %v", err)
+	}
+	left := map[string]int{}
+	if err := e.Store.View(e.Ctx, func(tx *store.Txn) error {
+		return tx.ForEachToken(func(tok *store.Token) (bool, error) { left[tok.Cluster]++; return true, nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if left["big"] != 0 || left["small"] != 1 {
+		t.Fatalf("tokens left after the delete: %v; want none of big and small's one", left)
+	}
+	revoked, deleted := 0, 0
+	for _, a := range e.Audit("big") {
+		switch a.Action {
+		case "token.delete":
+			n, _ := strconv.Atoi(a.Details["count"])
+			revoked += n
+		case "cluster.delete":
+			deleted++
+		}
+	}
+	if revoked != 1100 || deleted != 1 {
+		t.Fatalf("audited %d revoked tokens and %d cluster deletions; want 1100 and 1", revoked, deleted)
+	}
+	if err := e.Authority.DeleteCluster(e.Ctx, admin, "big"); !errors.Is(err, authority.ErrNotFound) {
+		t.Fatalf("delete it again: %v, want ErrNotFound", err)
+	}
 }

@@ -2,7 +2,6 @@ package authority_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -130,57 +129,6 @@ func pruneScenario(t *testing.T, opts ...authoritytest.Option) {
 	}
 }
 
-// TestHoldersComeInPagesThatResumeWhereTheLastEnded: paging through a
-// cluster's holders returns each once, in order, skips the expired ones
-// unless asked for them, and refuses a page token this server did not
-// return.
-func TestHoldersComeInPagesThatResumeWhereTheLastEnded(t *testing.T) {
-	e := authoritytest.New(t)
-	e.CreateCluster(authority.CreateClusterRequest{Name: "orders", CAValidity: 400 * day, LeafValidity: 30 * day})
-	for i := range 10 {
-		e.Enroll("orders", "taskmanager", fmt.Sprintf("old-%02d", i))
-	}
-	e.Clock.Add(20 * day)
-	for i := range 13 {
-		e.Enroll("orders", "taskmanager", fmt.Sprintf("tm-%02d", i))
-	}
-	e.Clock.Add(15 * day) // the old-* leaves have expired
-	pages := func(includeExpired bool) (names []string, calls int) {
-		t.Helper()
-		for token := ""; ; {
-			hs, next, err := e.Authority.ListHoldersPage(e.Ctx, "orders", includeExpired, token, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(hs) > 4 {
-				t.Fatalf("a page of 4 holds %d holders", len(hs))
-			}
-			for _, h := range hs {
-				names = append(names, h.Name)
-			}
-			calls++
-			if token = next; token == "" {
-				return names, calls
-			}
-		}
-	}
-	live, calls := pages(false)
-	if len(live) != 13 || live[0] != "tm-00" || live[12] != "tm-12" || calls != 4 {
-		t.Fatalf("live holders in pages of 4: %v in %d calls; want tm-00 to tm-12 in 4", live, calls)
-	}
-	for i := 1; i < len(live); i++ {
-		if live[i-1] >= live[i] {
-			t.Fatalf("pages are out of order or repeat: %v", live)
-		}
-	}
-	if all, _ := pages(true); len(all) != 23 || all[0] != "old-00" {
-		t.Fatalf("all holders in pages of 4: %v; want the 10 expired and the 13 live", all)
-	}
-	if _, _, err := e.Authority.ListHoldersPage(e.Ctx, "orders", false, "bogus", 4); !errors.Is(err, authority.ErrInvalid) {
-		t.Fatalf("a forged page token: %v, want ErrInvalid", err)
-	}
-}
-
 // TestOnlyTheLeaderPrunes: the pruning loop deletes nothing while its
 // replica is not the leader, and prunes once it is.
 func TestOnlyTheLeaderPrunes(t *testing.T) {
@@ -207,64 +155,5 @@ func TestOnlyTheLeaderPrunes(t *testing.T) {
 			t.Fatal("the leader never pruned the expired holder")
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// TestDeletingAClusterWithThousandsOfTokensWorksOnEtcd: a cluster's tokens
-// are not under its key prefix, so they go first, 100 per transaction, each
-// batch audited; in the cluster's own transaction 1,100 of them would pass
-// etcd's --max-txn-ops (1024 in this test's etcd, 128 by default).
-func TestDeletingAClusterWithThousandsOfTokensWorksOnEtcd(t *testing.T) {
-	c := etcdtest.New(t, 1)
-	e := authoritytest.New(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
-		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/tokens/"})
-	}))
-	e.CreateCluster(authority.CreateClusterRequest{Name: "big"})
-	e.CreateCluster(authority.CreateClusterRequest{Name: "small"})
-	expires := e.Clock.Now().Add(time.Hour)
-	for lo := 0; lo < 1100; lo += 100 {
-		if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
-			for i := lo; i < lo+100; i++ {
-				if err := tx.PutToken(&store.Token{ID: fmt.Sprintf("big-%04d", i), Cluster: "big", Role: "taskmanager", Expires: expires, UsesLeft: 1}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
-		return tx.PutToken(&store.Token{ID: "small-0", Cluster: "small", Role: "taskmanager", Expires: expires, UsesLeft: 1})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Authority.DeleteCluster(e.Ctx, admin, "big"); err != nil {
-		t.Fatalf("delete a cluster with 1,100 tokens: %v", err)
-	}
-	left := map[string]int{}
-	if err := e.Store.View(e.Ctx, func(tx *store.Txn) error {
-		return tx.ForEachToken(func(tok *store.Token) (bool, error) { left[tok.Cluster]++; return true, nil })
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if left["big"] != 0 || left["small"] != 1 {
-		t.Fatalf("tokens left after the delete: %v; want none of big and small's one", left)
-	}
-	revoked, deleted := 0, 0
-	for _, a := range e.Audit("big") {
-		switch a.Action {
-		case "token.delete":
-			n, _ := strconv.Atoi(a.Details["count"])
-			revoked += n
-		case "cluster.delete":
-			deleted++
-		}
-	}
-	if revoked != 1100 || deleted != 1 {
-		t.Fatalf("audited %d revoked tokens and %d cluster deletions; want 1100 and 1", revoked, deleted)
-	}
-	if err := e.Authority.DeleteCluster(e.Ctx, admin, "big"); !errors.Is(err, authority.ErrNotFound) {
-		t.Fatalf("delete it again: %v, want ErrNotFound", err)
 	}
 }

@@ -224,3 +224,49 @@ func TestBackupTakenDuringEnrollmentsRestoresAndSignsWithTheSameCAs(t *testing.T
 	}
 	r.cli(t, r.admin, "audit", "verify").ok(t)
 }
+
+// TestRefusedReadsAreAuditedAndGoodOnesAreNot: a read that is refused (a
+// cluster that does not exist) leaves a denied entry with its actor and
+// reason, like any refusal; a read that succeeds leaves none.
+func TestRefusedReadsAreAuditedAndGoodOnesAreNot(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "here").ok(t)
+	count := func() int {
+		t.Helper()
+		var es struct {
+			Entries []json.RawMessage `json:"entries"`
+		}
+		json.Unmarshal([]byte(s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout), &es)
+		return len(es.Entries)
+	}
+	before := count()
+	s.cli(t, s.admin, "ca", "status", "--cluster", "here").ok(t)
+	s.cli(t, s.admin, "holder", "list", "--cluster", "here").ok(t)
+	s.cli(t, s.admin, "cluster", "get", "here").ok(t)
+	if n := count(); n != before {
+		t.Fatalf("successful reads wrote %d audit entries", n-before)
+	}
+
+	s.cli(t, s.admin, "ca", "status", "--cluster", "gone").refused(t, `cluster "gone" not found`)
+	s.cli(t, s.admin, "holder", "list", "--cluster", "gone").refused(t, `cluster "gone" not found`)
+	s.cli(t, s.admin, "cluster", "get", "gone").refused(t, `cluster "gone" not found`)
+	var es struct {
+		Entries []struct {
+			Actor   string            `json:"actor"`
+			Action  string            `json:"action"`
+			Outcome string            `json:"outcome"`
+			Details map[string]string `json:"details"`
+		} `json:"entries"`
+	}
+	json.Unmarshal([]byte(s.cli(t, s.admin, "audit", "list", "--cluster", "gone", "-o", "json").ok(t).stdout), &es)
+	var got []string
+	for _, e := range es.Entries {
+		if e.Outcome != "denied" || e.Details["reason"] != "not_found" || !strings.HasPrefix(e.Actor, "admin:") {
+			t.Errorf("refused read audited as %+v", e)
+		}
+		got = append(got, e.Action)
+	}
+	if strings.Join(got, ",") != "ca.status,holder.list,cluster.get" {
+		t.Fatalf("refused reads audited as %v; want ca.status, holder.list and cluster.get", got)
+	}
+}
