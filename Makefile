@@ -6,6 +6,9 @@ TOOLS_BIN     := $(CURDIR)/.tools/bin
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 GOVULNCHECK        := golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# Renders the deploy/ kustomizations when there is no kubectl (the version
+# built into kubectl 1.32; deploy/kustomize_test.go names it too).
+KUSTOMIZE          := sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
 TEST_FLAGS    ?= -race -timeout 20m
 
 export PATH := $(TOOLS_BIN):$(PATH)
@@ -34,6 +37,7 @@ tools:
 	@test -x $(TOOLS_BIN)/protoc-gen-go-grpc || GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_GO_GRPC)
 	@test -x $(TOOLS_BIN)/grpcurl || GOBIN=$(TOOLS_BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
 	@test -x $(TOOLS_BIN)/grpc-health-probe || GOBIN=$(TOOLS_BIN) $(GO) install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
+	@command -v kubectl >/dev/null 2>&1 || test -x $(TOOLS_BIN)/kustomize || GOBIN=$(TOOLS_BIN) $(GO) install $(KUSTOMIZE)
 
 ## proto: regenerate the committed gRPC code (needs protoc: apt-get install protobuf-compiler).
 proto: tools

@@ -146,29 +146,39 @@ func TestKustomizationsListExactlyTheirFiles(t *testing.T) {
 // not change while the tests run, and each render starts a process.
 var renders sync.Map
 
-// kustomize renders a kustomization with the kustomize built into kubectl.
+// kustomize renders a kustomization with the kustomize built into kubectl,
+// or with the standalone kustomize when there is no kubectl (make tools
+// installs it from the Go module proxy then).
 func kustomize(t testing.TB, dir string) []byte {
 	t.Helper()
 	if out, ok := renders.Load(dir); ok {
 		return out.([]byte)
 	}
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Fatalf("kubectl is needed to render the kustomizations (kubectl kustomize): install it, e.g. apt-get install kubectl: %v", err)
+	var args []string
+	if kubectl, err := exec.LookPath("kubectl"); err == nil {
+		args = []string{kubectl, "kustomize", dir}
+	} else if kz, err := exec.LookPath("kustomize"); err == nil {
+		args = []string{kz, "build", dir}
+	} else {
+		t.Fatalf("kubectl or kustomize is needed to render the kustomizations: run make tools (it installs kustomize), or go install sigs.k8s.io/kustomize/kustomize/v5@%s", kustomizeVersion)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, kubectl, "kustomize", dir).Output()
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			t.Fatalf("kubectl kustomize %s: %v: %s", dir, err, ee.Stderr)
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, ee.Stderr)
 		}
-		t.Fatalf("kubectl kustomize %s: %v", dir, err)
+		t.Fatalf("%s: %v", strings.Join(args, " "), err)
 	}
 	renders.Store(dir, out)
 	return out
 }
+
+// kustomizeVersion is the kustomize that make tools installs when there is
+// no kubectl: the one built into kubectl 1.32.
+const kustomizeVersion = "v5.5.0"
 
 // overlay writes a kustomization in a temporary directory that uses the
 // given resources and components, and returns its directory.
