@@ -3,7 +3,7 @@
 // flink-ssl.yaml) and writes it atomically.
 //
 // Build is pure and works in memory, so `bake`, `init` and the enrollment
-// benchmark share it; Write is the only part that touches the disk.
+// benchmark share it; Check and Write are the parts that touch the disk.
 package credentials
 
 import (
@@ -133,21 +133,7 @@ func Build(m Material, o Options) (*FileSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", keystore.ErrInvalidKey, err)
 	}
-	scoped := flinkconf.InternalSSL.Keys
-	if o.REST {
-		scoped = flinkconf.InternalSSL.RESTKeys
-	}
-	ssl, err := scoped(flinkconf.InternalSSL{
-		Keystore:           filepath.Join(o.Dir, KeystoreFile(format)),
-		KeystorePassword:   ksPass,
-		KeyPassword:        ksPass,
-		KeystoreType:       format.StoreType(),
-		Truststore:         filepath.Join(o.Dir, TruststoreFile(format)),
-		TruststorePassword: tsPass,
-		TruststoreType:     format.StoreType(),
-		KeyAlgorithm:       m.Chain[0].PublicKeyAlgorithm,
-		LegacyStoreTypes:   o.LegacyStoreTypes,
-	})
+	ssl, err := sslKVs(o, format, m.Chain[0].PublicKeyAlgorithm, ksPass, tsPass)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +150,44 @@ func Build(m Material, o Options) (*FileSet, error) {
 		},
 		SSL: ssl,
 	}, nil
+}
+
+// fileNames are the names of a set's files, in Build's order.
+func fileNames(format keystore.Format) []string {
+	return []string{KeystoreFile(format), TruststoreFile(format), KeystorePasswordFile, TruststorePasswordFile,
+		CertFile, KeyFile, CAFile, FlinkSSLFile}
+}
+
+// sslKVs are the security.ssl.* keys of a set: the internal ones, or the
+// REST ones for REST material.
+func sslKVs(o Options, format keystore.Format, alg x509.PublicKeyAlgorithm, ksPass, tsPass string) ([]flinkconf.KV, error) {
+	scoped := flinkconf.InternalSSL.Keys
+	if o.REST {
+		scoped = flinkconf.InternalSSL.RESTKeys
+	}
+	return scoped(flinkconf.InternalSSL{
+		Keystore:           filepath.Join(o.Dir, KeystoreFile(format)),
+		KeystorePassword:   ksPass,
+		KeyPassword:        ksPass,
+		KeystoreType:       format.StoreType(),
+		Truststore:         filepath.Join(o.Dir, TruststoreFile(format)),
+		TruststorePassword: tsPass,
+		TruststoreType:     format.StoreType(),
+		KeyAlgorithm:       alg,
+		LegacyStoreTypes:   o.LegacyStoreTypes,
+	})
+}
+
+// PreviewSSL returns the security.ssl.* keys a set built with o would
+// carry, with placeholder passwords and the cipher suites of an ECDSA key:
+// enough to try merging them into a Flink configuration before anything is
+// issued.
+func PreviewSSL(o Options) ([]flinkconf.KV, error) {
+	format, err := keystore.ParseFormat(string(o.Format))
+	if err != nil {
+		return nil, err
+	}
+	return sslKVs(o, format, x509.ECDSA, "preview", "preview")
 }
 
 type stores struct {

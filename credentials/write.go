@@ -7,7 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
+	"github.com/flinkpki/flinkpki/keystore"
 )
 
 // Names used inside an output directory, as in the kubelet's AtomicWriter:
@@ -56,6 +60,41 @@ func (fs *FileSet) Write(dir string) (err error) {
 	return nil
 }
 
+// Check refuses, writing nothing, what Build or Write would refuse later
+// for o: a bad format or profile, a directory Flink cannot name unquoted,
+// one that cannot be created or written, and visible names in it that
+// flinkpki did not write. A caller runs it before asking the server for
+// anything, so that a refusal costs no issuance and no token use.
+func Check(o Options) error {
+	format, err := keystore.ParseFormat(string(o.Format))
+	if err != nil {
+		return err
+	}
+	if _, err := keystore.ParseProfile(string(o.Profile)); err != nil {
+		return err
+	}
+	if err := checkDir(o.Dir); err != nil {
+		return err
+	}
+	st, err := os.Stat(o.Dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("output %s exists and is not a directory; choose another --out", o.Dir)
+	case err == nil:
+		set := &FileSet{}
+		for _, name := range fileNames(format) {
+			set.Files = append(set.Files, File{Name: name})
+		}
+		if err := (&writer{dir: o.Dir, set: set}).checkNames(); err != nil {
+			return err
+		}
+	}
+	if err := atomicfile.CheckDir(o.Dir); err != nil {
+		return fmt.Errorf("cannot write the file set: %w", err)
+	}
+	return nil
+}
+
 // ensureDir creates dir when missing and reports whether it did.
 func ensureDir(dir string) (bool, error) {
 	st, err := os.Stat(dir)
@@ -96,8 +135,10 @@ func (w *writer) checkNames() error {
 		}
 		w.oldData = target
 	case errors.Is(err, fs.ErrNotExist):
-	default:
+	case errors.Is(err, syscall.EINVAL):
 		return fmt.Errorf("%s exists and is not a flinkpki symlink; remove it or choose another --out", w.path(dataLink))
+	default:
+		return fmt.Errorf("cannot use output directory %s: %v", w.dir, err)
 	}
 	for _, f := range w.set.Files {
 		if err := checkName(f.Name); err != nil {
@@ -106,6 +147,9 @@ func (w *writer) checkNames() error {
 		target, err := os.Readlink(w.path(f.Name))
 		if errors.Is(err, fs.ErrNotExist) || (err == nil && target == linkTarget(f.Name)) {
 			continue
+		}
+		if err != nil && !errors.Is(err, syscall.EINVAL) {
+			return fmt.Errorf("cannot use output directory %s: %v", w.dir, err)
 		}
 		return fmt.Errorf("%s already exists and was not written by flinkpki; move it away or choose another --out", w.path(f.Name))
 	}

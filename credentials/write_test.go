@@ -136,6 +136,10 @@ func TestWriteRefusesAndChangesNothing(t *testing.T) {
 			base := t.TempDir()
 			dir := tt.setup(t, base)
 			before := snapshot(t, base)
+			// Check, run before anything is issued, refuses the same.
+			if err := credentials.Check(credentials.Options{Format: keystore.PKCS12, Dir: dir}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Check error = %v, want one mentioning %q", err, tt.want)
+			}
 			fs := build(t, m, keystore.PKCS12, "/out")
 			err := fs.Write(dir)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -148,6 +152,42 @@ func TestWriteRefusesAndChangesNothing(t *testing.T) {
 				t.Errorf("a refused write changed the tree:\nbefore %s\nafter  %s", before, after)
 			}
 		})
+	}
+}
+
+func TestCheckCoversEveryNameOfTheSetAndWritesNothing(t *testing.T) {
+	c := newCluster(t, "check", "ecdsa-p256", 10)
+	m := c.material(t, "tm", "ecdsa-p256", 0)
+	for _, f := range []keystore.Format{keystore.PKCS12, keystore.JKS} {
+		for _, rest := range []bool{false, true} {
+			base := t.TempDir()
+			o := credentials.Options{Format: f, Dir: filepath.Join(base, "out"), REST: rest}
+			before := snapshot(t, base)
+			if err := credentials.Check(o); err != nil {
+				t.Fatalf("Check(missing dir) = %v", err)
+			}
+			if after := snapshot(t, base); after != before {
+				t.Fatalf("Check wrote into the tree:\nbefore %s\nafter  %s", before, after)
+			}
+			// A set written before may be replaced.
+			fs := buildAndWrite(t, m, f, o.Dir, func(x *credentials.Options) { x.REST = rest })
+			if err := credentials.Check(o); err != nil {
+				t.Fatalf("Check(dir of an earlier set) = %v", err)
+			}
+			// Any name the set writes, held by someone else, is refused.
+			for _, file := range fs.Files {
+				dir := filepath.Join(t.TempDir(), "out")
+				writeTestFile(t, filepath.Join(dir, file.Name), "keep me")
+				o.Dir = dir
+				if err := credentials.Check(o); err == nil || !strings.Contains(err.Error(), "not written by flinkpki") {
+					t.Errorf("%s %v: Check with a foreign %s = %v, want a refusal", f, rest, file.Name, err)
+				}
+			}
+		}
+	}
+	o := credentials.Options{Dir: filepath.Join(t.TempDir(), "my tls")}
+	if err := credentials.Check(o); err == nil || !strings.Contains(err.Error(), "unquoted") {
+		t.Errorf("Check(a directory with a space) = %v, want a refusal", err)
 	}
 }
 

@@ -183,7 +183,7 @@ func Reason(err error) string {
 	case strings.Contains(msg, "no such host"):
 		return "no such host"
 	case strings.Contains(msg, "certificate signed by unknown authority"):
-		return "the server's certificate is not signed by --ca-file's CA (use the server's server-ca.crt)"
+		return "the server's certificate is not signed by a CA this client trusts: pass the server's server-ca.crt with --ca-file (or FLINKPKI_CA_FILE)"
 	case strings.HasPrefix(msg, "authentication handshake failed: "):
 		return "TLS handshake failed: " + strings.TrimPrefix(msg, "authentication handshake failed: ")
 	}

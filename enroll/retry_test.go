@@ -178,7 +178,7 @@ func TestReason(t *testing.T) {
 			"connection refused"},
 		{"an untrusted server certificate points at --ca-file",
 			status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`),
-			"the server's certificate is not signed by --ca-file's CA (use the server's server-ca.crt)"},
+			"the server's certificate is not signed by a CA this client trusts: pass the server's server-ca.crt with --ca-file (or FLINKPKI_CA_FILE)"},
 		{"other handshake failures say TLS",
 			status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: bad record"`),
 			"TLS handshake failed: tls: bad record"},

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
@@ -46,22 +47,54 @@ type confFile struct {
 // written to a temporary file and renamed, so a failure never leaves a
 // half-written configuration.
 func CopyAndMerge(src, out string, kvs []KV) error {
-	if err := checkDirs(src, out); err != nil {
+	c, err := ReadConf(src, out)
+	if err != nil {
 		return err
+	}
+	return c.Write(kvs)
+}
+
+// Conf is a Flink configuration directory read into memory, to be merged
+// and written into its output directory (CopyAndMerge in two steps).
+type Conf struct {
+	out   string
+	files []confFile
+}
+
+// ReadConf checks src and out and reads src, writing nothing, so that a
+// caller can refuse an unusable directory before it asks for anything.
+func ReadConf(src, out string) (*Conf, error) {
+	if err := checkDirs(src, out); err != nil {
+		return nil, err
 	}
 	files, err := readConfDir(src, "", 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	files, err = mergeFiles(files, kvs)
+	if err := atomicfile.CheckDir(out); err != nil {
+		return nil, fmt.Errorf("%w: output: %v", ErrConfDir, err)
+	}
+	return &Conf{out: out, files: files}, nil
+}
+
+// Check merges kvs in memory only: an error says Write would fail to merge
+// keys of the same names.
+func (c *Conf) Check(kvs []KV) error {
+	_, err := mergeFiles(slices.Clone(c.files), kvs)
+	return err
+}
+
+// Write merges kvs and writes the configuration into the output directory.
+func (c *Conf) Write(kvs []KV) error {
+	files, err := mergeFiles(slices.Clone(c.files), kvs)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return fmt.Errorf("create Flink configuration output %s: %w", out, err)
+	if err := os.MkdirAll(c.out, 0o700); err != nil {
+		return fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
 	}
 	for _, f := range files {
-		dst := filepath.Join(out, filepath.FromSlash(f.rel))
+		dst := filepath.Join(c.out, filepath.FromSlash(f.rel))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
 		}

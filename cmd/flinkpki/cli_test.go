@@ -69,6 +69,7 @@ func TestExitCodes(t *testing.T) {
 		{"delete without --yes is refused as a usage error", []string{"cluster", "delete", "orders"}, 2, `refusing to delete cluster "orders" without --yes`},
 		{"no token at all is a usage error", []string{"cluster", "list"}, 2, "no token: pass --token-file FILE or set FLINKPKI_TOKEN_FILE"},
 		{"only one of the Flink conf flags is a usage error", []string{"init", "--cluster", "a", "--role", "jobmanager", "--out", "x", "--flink-conf-src", "d"}, 2, "go together"},
+		{"flink config for a REST role is a usage error", []string{"flink", "config", "--cluster", "a", "--role", "rest-server", "--key-type", "ecdsa-p256"}, 2, "--role rest-server: flink config prints the internal TLS keys"},
 		{"a negative holder retention is a usage error", []string{"serve", "--dev", "--data-dir", filepath.Join(t.TempDir(), "never"), "--holder-retention", "-1h"}, 2, "--holder-retention -1h0m0s is negative"},
 		{"an invalid cluster name fails the operation", []string{"cluster", "create", "Orders_1", "--token-file", tok}, 1, `invalid cluster name "Orders_1"`},
 		{"an unreachable server fails the operation", []string{"cluster", "list", "--token-file", tok, "--server", down}, 1, "cannot reach flinkpki at " + down + ": connection refused"},

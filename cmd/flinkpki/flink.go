@@ -51,6 +51,9 @@ unless --key-type is given.`,
 			if _, err := roleFlag(role); err != nil {
 				return err
 			}
+			if role != "jobmanager" && role != "taskmanager" {
+				return usagef("--role %s: flink config prints the internal TLS keys of jobmanager and taskmanager pods; the REST keys come with the file set (flink-ssl.yaml of bake or init)", role)
+			}
 			if _, err := formatFlag(format); err != nil {
 				return err
 			}

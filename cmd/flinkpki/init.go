@@ -124,6 +124,21 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if !f.noAutoSANs && (f.role == "jobmanager" || f.role == "taskmanager") {
 		f.dns, f.ips = withLocalNames(f.dns, f.ips)
 	}
+	// The Flink configuration is read and trial-merged before enrolling, so
+	// a wrong --flink-conf-src spends no token use and leaves no file set.
+	var conf *flinkconf.Conf
+	if f.confSrc != "" {
+		if conf, err = flinkconf.ReadConf(f.confSrc, f.confOut); err != nil {
+			return err
+		}
+		preview, err := credentials.PreviewSSL(opts)
+		if err != nil {
+			return err
+		}
+		if err := conf.Check(preview); err != nil {
+			return fmt.Errorf("%w: %v", flinkconf.ErrConfDir, err)
+		}
+	}
 	conn, err := a.dial()
 	if err != nil {
 		return err
@@ -145,8 +160,8 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err := set.Write(opts.Dir); err != nil {
 		return err
 	}
-	if f.confSrc != "" {
-		if err := flinkconf.CopyAndMerge(f.confSrc, f.confOut, set.SSL); err != nil {
+	if conf != nil {
+		if err := conf.Write(set.SSL); err != nil {
 			return err
 		}
 	}

@@ -80,7 +80,15 @@ func (f *issueFlags) buildOptions(now time.Time) (credentials.Options, error) {
 		return credentials.Options{}, usageError{err}
 	}
 	rest := strings.HasPrefix(f.role, "rest-")
-	return credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes, REST: rest}, nil
+	opts := credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes, REST: rest}
+	// What Build or Write would refuse after the server has issued (a
+	// foreign file in --out, a path Flink cannot name, a read-only mount)
+	// is refused now: a failed command must leave no holder record and
+	// spend no token use.
+	if err := credentials.Check(opts); err != nil {
+		return credentials.Options{}, err
+	}
+	return opts, nil
 }
 
 // issueJSON is the stable JSON summary of a written file set.
@@ -113,6 +121,11 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 	}
 	for _, file := range set.Files {
 		j.Files = append(j.Files, file.Name)
+	}
+	if f.holder != "" && res.Holder != f.holder {
+		// A pod's Kubernetes token speaks for that pod only: the server
+		// records the pod, whatever --holder said.
+		fmt.Fprintf(a.stderr, "note: the server recorded the holder as %q, not --holder %q: a pod's Kubernetes token speaks for that pod only\n", res.Holder, f.holder)
 	}
 	if f.output == "json" {
 		return writeJSON(a.stdout, j)

@@ -87,6 +87,17 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		return []string{"bake", "--cluster", "bad", "--role", "jobmanager", "--holder", holder, "--out", out}
 	}
 	out := filepath.Join(t.TempDir(), "out")
+	// A directory holding someone else's keystore.p12, which Write would
+	// refuse only after the server had issued.
+	foreign := filepath.Join(t.TempDir(), "foreign")
+	os.MkdirAll(foreign, 0o700)
+	os.WriteFile(filepath.Join(foreign, "keystore.p12"), []byte("not ours"), 0o600)
+	spaced := filepath.Join(t.TempDir(), "my tls")
+	confSrc := t.TempDir()
+	os.WriteFile(filepath.Join(confSrc, "config.yaml"), []byte("security: [unclosed\n"), 0o644)
+	withConf := func(src string) []string {
+		return append(initWith(good, out), "--flink-conf-src", src, "--flink-conf-out", filepath.Join(t.TempDir(), "conf"))
+	}
 	cases := []struct {
 		name   string
 		args   []string
@@ -110,6 +121,11 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		{"an authorization header over 8 KiB", initWith(huge, out), 1, "over the 8192-byte limit", strings.Repeat("B", 32)},
 		{"a one-use token used again", initWith(spent, out), 1, "enrollment token", tokenSecret(t, spent)},
 		{"a token for another cluster", initWith(otherTok, out), 1, `token is for cluster "other", not "bad"`, tokenSecret(t, otherTok)},
+		{"bake into a directory with a foreign keystore", bakeTo("jm-1", foreign), 1, "not written by flinkpki", ""},
+		{"init into a directory with a foreign keystore", initWith(good, foreign), 1, "not written by flinkpki", tokenSecret(t, good)},
+		{"bake into a path Flink cannot name unquoted", bakeTo("jm-1", spaced), 1, "unquoted", ""},
+		{"init with a missing --flink-conf-src", withConf(filepath.Join(confSrc, "missing")), 1, "cannot be read", tokenSecret(t, good)},
+		{"init with a config.yaml that cannot be merged", withConf(confSrc), 1, "unusable Flink configuration directory", tokenSecret(t, good)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -136,6 +152,12 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 			}
 			if b, _ := os.ReadFile(aFile); string(b) != "keep me" {
 				t.Errorf("a refused request changed %s", aFile)
+			}
+			if got := entries(t, foreign); len(got) != 1 {
+				t.Errorf("a refused request wrote into %s: %v", foreign, got)
+			}
+			if _, err := os.Stat(spaced); err == nil {
+				t.Errorf("a refused request created %s", spaced)
 			}
 		})
 	}

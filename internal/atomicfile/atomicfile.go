@@ -7,6 +7,7 @@ package atomicfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -71,4 +72,32 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// CheckDir reports, writing nothing that stays, whether files can be made
+// in dir or, when dir does not exist yet, in its nearest existing ancestor
+// (where os.MkdirAll would begin). It creates and removes an empty
+// temporary directory there, so a read-only file system or a missing
+// permission shows before the caller asks anyone for anything.
+func CheckDir(dir string) error {
+	p := filepath.Clean(dir)
+	for {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("%s is not a directory", p)
+			}
+			break
+		}
+		parent := filepath.Dir(p)
+		if !errors.Is(err, fs.ErrNotExist) || parent == p {
+			return fmt.Errorf("cannot use %s: %w", p, err)
+		}
+		p = parent
+	}
+	probe, err := os.MkdirTemp(p, ".flinkpki-probe-")
+	if err != nil {
+		return fmt.Errorf("cannot create files in %s: %w", p, err)
+	}
+	return os.Remove(probe)
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -59,5 +60,28 @@ func TestAFailedFillOrCheckLeavesTheOldFile(t *testing.T) {
 	})
 	if err != nil || n != 4 {
 		t.Fatalf("WriteFrom = %d, %v; want 4 bytes", n, err)
+	}
+}
+
+func TestCheckDirLeavesNothingAndRefusesAPathUnderAFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := CheckDir(dir); err != nil {
+		t.Fatalf("CheckDir(existing dir) = %v", err)
+	}
+	missing := filepath.Join(dir, "a", "b")
+	if err := CheckDir(missing); err != nil {
+		t.Fatalf("CheckDir(missing dir under a writable one) = %v", err)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 0 {
+		t.Errorf("CheckDir left %v behind", es)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, filepath.Join(file, "sub")} {
+		if err := CheckDir(p); err == nil || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("CheckDir(%s) = %v, want a refusal naming a non-directory", p, err)
+		}
 	}
 }
