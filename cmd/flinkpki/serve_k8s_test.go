@@ -61,6 +61,16 @@ func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
 	if after != holders {
 		t.Errorf("refused tokens changed the holders:\n%s\n%s", holders, after)
 	}
+	// An explicit --holder cannot make a pod speak for another: the server
+	// records the pod, and init says so instead of staying silent.
+	r = s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--holder", "other-pod",
+		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", iss.MintFile(good), "--timeout", "5s").ok(t)
+	if want := `note: the server recorded the holder as "orders-taskmanager-1-1", not --holder "other-pod"`; !strings.Contains(r.stderr, want) {
+		t.Errorf("init with another --holder says %q, want %q", r.stderr, want)
+	}
+	if hs := s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "-o", "json").ok(t).stdout; strings.Contains(hs, "other-pod") {
+		t.Errorf("a pod's token enrolled another holder:\n%s", hs)
+	}
 	// A service-account token never opens administrator RPCs.
 	s.cli(t, iss.MintFile(good), "cluster", "list").refused(t, "administrator")
 }
