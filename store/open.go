@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -49,23 +50,8 @@ type Store struct {
 // is written.
 func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
 	s := &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
-	var fresh bool
-	err := b.View(ctx, func(tx Tx) error {
-		v := tx.Get(bMeta, kSchema)
-		if v == nil {
-			fresh = true
-			return nil
-		}
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n != SchemaVersion {
-			return fmt.Errorf("%w: store has schema %q, this flinkpki reads %d", ErrSchema, v, SchemaVersion)
-		}
-		if _, err := seal.Open(tx.Get(bMeta, kKEKCheck), "kek-check"); err != nil {
-			return fmt.Errorf("%w: start the server with the key-encryption key this store was created with (--kek-file)", ErrWrongKEK)
-		}
-		return nil
-	})
-	if err != nil || !fresh {
+	err := Check(ctx, b, seal)
+	if !errors.Is(err, ErrNoStore) {
 		return s, err
 	}
 	check, err := seal.Seal([]byte(kekCheckPlaintext), "kek-check")
@@ -82,6 +68,30 @@ func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
 		return tx.Put(bMeta, kKEKCheck, check)
 	})
 	return s, err
+}
+
+// Check runs Open's checks and writes nothing: ErrNoStore when no server
+// ever opened b, ErrSchema for another schema version, and ErrWrongKEK when
+// seal does not open the store (a nil seal skips that check), so that an
+// offline tool can refuse a wrong source before it copies anything.
+func Check(ctx context.Context, b Backend, seal *Sealer) error {
+	return b.View(ctx, func(tx Tx) error {
+		v := tx.Get(bMeta, kSchema)
+		if v == nil {
+			return ErrNoStore
+		}
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n != SchemaVersion {
+			return fmt.Errorf("%w: store has schema %q, this flinkpki reads %d", ErrSchema, v, SchemaVersion)
+		}
+		if seal == nil {
+			return nil
+		}
+		if _, err := seal.Open(tx.Get(bMeta, kKEKCheck), "kek-check"); err != nil {
+			return fmt.Errorf("%w: start the server with the key-encryption key this store was created with (--kek-file)", ErrWrongKEK)
+		}
+		return nil
+	})
 }
 
 // Close closes the backend.

@@ -22,6 +22,9 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrWrongKEK means the key-encryption key does not open this store.
 	ErrWrongKEK = errors.New("the key-encryption key does not match this store")
+	// ErrNoStore means a backend holds no flinkpki store: no server ever
+	// opened it.
+	ErrNoStore = errors.New("no flinkpki store")
 	// ErrSchema means the store was written by an incompatible version.
 	ErrSchema = errors.New("unsupported store schema version")
 	// ErrCorrupt means a record could not be decoded.

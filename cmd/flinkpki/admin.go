@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
 )
 
@@ -47,6 +49,9 @@ appears only once complete and checked.`,
 			if err := requireFlag("out", out); err != nil {
 				return err
 			}
+			if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+				return usagef("--out %s is a directory: name the backup file, for example --out %s", out, filepath.Join(out, "flinkpki-backup.db"))
+			}
 			if _, err := os.Lstat(out); err == nil && !force {
 				return fmt.Errorf("%s already exists: choose another --out or pass --force to replace it", out)
 			}
@@ -72,7 +77,7 @@ appears only once complete and checked.`,
 						return err
 					}
 				}
-			}, checkStoreFile)
+			}, func(tmp string) error { return checkStoreFile(cmd.Context(), tmp) })
 			if err != nil {
 				return err
 			}
@@ -97,11 +102,12 @@ Nothing but the database is written: the KEK is yours to supply.`,
 		Example: `  flinkpki admin restore flinkpki-2025-01-31.db --data-dir /var/lib/flinkpki
   flinkpki serve --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			if err := requireFlag("data-dir", dataDir); err != nil {
 				return err
 			}
-			if err := checkStoreFile(args[0]); err != nil {
+			if err := checkStoreFile(ctx, args[0]); err != nil {
 				return err
 			}
 			if err := ensureEmptyDir(dataDir); err != nil {
@@ -116,7 +122,7 @@ Nothing but the database is written: the KEK is yours to supply.`,
 			n, err := atomicfile.WriteFrom(dst, 0o600, func(w io.Writer) error {
 				_, err := io.Copy(w, src)
 				return err
-			}, checkStoreFile)
+			}, func(tmp string) error { return checkStoreFile(ctx, tmp) })
 			if err != nil {
 				return err
 			}
@@ -131,13 +137,22 @@ Nothing but the database is written: the KEK is yours to supply.`,
 }
 
 // checkStoreFile opens path read-only as a flinkpki store, so a wrong or
-// truncated file is refused before it replaces anything.
-func checkStoreFile(path string) error {
+// truncated file, or a database no flinkpki server ever opened, is refused
+// before it replaces anything.
+func checkStoreFile(ctx context.Context, path string) error {
 	b, err := bolt.Open(path, bolt.Options{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, err)
 	}
-	return b.Close()
+	defer b.Close()
+	err = store.Check(ctx, b, nil)
+	if errors.Is(err, store.ErrNoStore) {
+		return fmt.Errorf("%s is not a usable flinkpki database: it holds no flinkpki store (no server has ever opened it): use a file written by flinkpki admin backup", path)
+	}
+	if err != nil {
+		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, err)
+	}
+	return nil
 }
 
 // ensureEmptyDir creates dir (0700) or accepts it only when empty, so a

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/enroll"
-	"github.com/flinkpki/flinkpki/store/bolt"
 )
 
 const secureDeployment = `apiVersion: flink.apache.org/v1beta1
@@ -72,17 +71,13 @@ func TestFlinkLintExitCodes(t *testing.T) {
 	}
 }
 
-// newStoreFile creates an empty flinkpki bbolt store and returns its path.
+// newStoreFile creates a flinkpki bbolt store, as a server leaves it, and
+// returns its path.
 func newStoreFile(t testing.TB) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "backup.db")
-	b, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "backup.db")
+	newStoreAt(t, path, writeKEK(t, dir, "kek"))
 	return path
 }
 

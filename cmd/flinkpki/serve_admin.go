@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -126,21 +127,53 @@ server with --kek-file NEW; the old key no longer opens the store.`,
 }
 
 // openMigrationEnd opens "bolt:PATH" or "etcd:URL,URL" for admin migrate.
-func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstore.Config) (store.Backend, error) {
+// A bbolt source is opened read-only, so a mistyped path is refused instead
+// of created.
+func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstore.Config, source bool) (store.Backend, error) {
+	flag := "to"
+	if source {
+		flag = "from"
+	}
 	kind, rest, ok := strings.Cut(spec, ":")
 	if !ok || rest == "" {
-		return nil, usagef("%q: want bolt:PATH or etcd:URL[,URL...]", spec)
+		return nil, usagef("--%s %q: want bolt:PATH or etcd:URL[,URL...]", flag, spec)
 	}
 	switch kind {
 	case "bolt":
-		return bolt.Open(rest, bolt.Options{})
+		if !source {
+			return bolt.Open(rest, bolt.Options{})
+		}
+		if _, err := os.Stat(rest); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("migration source %s does not exist: check --from (a bbolt source is the flinkpki.db of a stopped server)", rest)
+		}
+		b, err := bolt.Open(rest, bolt.Options{ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("migration source: %w", err)
+		}
+		return b, nil
 	case "etcd":
 		cfg := *tlsCfg
 		cfg.Endpoints = strings.Split(rest, ",")
 		cfg.Prefix = prefix
 		return etcdstore.Open(ctx, cfg)
 	}
-	return nil, usagef("%q: the store kind must be bolt or etcd", spec)
+	return nil, usagef("--%s %q: the store kind must be bolt or etcd", flag, spec)
+}
+
+// checkMigrationSource runs store.Open's schema and key-encryption key
+// checks on the source, writing nothing, so a wrong KEK or an empty source
+// is refused before the target is opened.
+func checkMigrationSource(ctx context.Context, src store.Backend, seal *store.Sealer, from string) error {
+	err := store.Check(ctx, src, seal)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNoStore):
+		return fmt.Errorf("migration source %s holds no flinkpki store (no server has ever opened it): check --from and --etcd-prefix; nothing was copied", from)
+	case errors.Is(err, store.ErrWrongKEK):
+		return fmt.Errorf("the key-encryption key does not open the migration source %s: pass the --kek-file its server runs with; nothing was copied", from)
+	}
+	return fmt.Errorf("migration source %s: %w; nothing was copied", from, err)
 }
 
 func newAdminMigrateCmd() *cobra.Command {
@@ -150,7 +183,9 @@ func newAdminMigrateCmd() *cobra.Command {
 		Short: "Copy the whole store between bbolt and etcd, offline, and verify it",
 		Long: `Copy every record from one store to another while no server uses either, then
 verify: every bucket's count and every value must match, and the audit chain
-must verify on the target. The target must be empty. Works in both directions.`,
+must verify on the target. The source is checked with the key-encryption key
+before anything is copied, and the target must be empty. Works in both
+directions.`,
 		Example: `  flinkpki admin migrate --from bolt:/var/lib/flinkpki/flinkpki.db --to etcd:https://etcd-0:2379,https://etcd-1:2379 \
     --kek-file /etc/flinkpki/kek --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key`,
 		Args: cobra.NoArgs,
@@ -159,17 +194,24 @@ must verify on the target. The target must be empty. Works in both directions.`,
 			if from == "" || to == "" {
 				return usagef("--from and --to are required")
 			}
+			seal, err := sealerFromFile(kekFile)
+			if err != nil {
+				return err
+			}
 			tlsCfg, err := etcdstore.TLSConfig(caFile, certFile, keyFile)
 			if err != nil {
 				return err
 			}
 			base := &etcdstore.Config{TLS: tlsCfg}
-			src, err := openMigrationEnd(ctx, from, prefix, base)
+			src, err := openMigrationEnd(ctx, from, prefix, base, true)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			dst, err := openMigrationEnd(ctx, to, prefix, base)
+			if err := checkMigrationSource(ctx, src, seal, from); err != nil {
+				return err
+			}
+			dst, err := openMigrationEnd(ctx, to, prefix, base, false)
 			if err != nil {
 				return err
 			}
@@ -177,10 +219,6 @@ must verify on the target. The target must be empty. Works in both directions.`,
 			counts, err := etcdstore.Copy(ctx, src, dst)
 			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
-			}
-			seal, err := sealerFromFile(kekFile)
-			if err != nil {
-				return err
 			}
 			st, err := store.Open(ctx, dst, seal)
 			if err != nil {
@@ -212,7 +250,7 @@ must verify on the target. The target must be empty. Works in both directions.`,
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", "source store: bolt:PATH or etcd:URL[,URL...]")
 	f.StringVar(&to, "to", "", "target store (must be empty): bolt:PATH or etcd:URL[,URL...]")
-	f.StringVar(&kekFile, "kek-file", "", "the store's key-encryption key, to verify the target (env FLINKPKI_KEK_FILE)")
+	f.StringVar(&kekFile, "kek-file", "", "the store's key-encryption key, checked on the source before copying (env FLINKPKI_KEK_FILE)")
 	f.StringVar(&prefix, "etcd-prefix", etcdstore.DefaultPrefix, "etcd key prefix")
 	f.StringVar(&caFile, "etcd-ca-file", "", "CA of etcd's serving certificates")
 	f.StringVar(&certFile, "etcd-cert-file", "", "client certificate for etcd")

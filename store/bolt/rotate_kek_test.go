@@ -2,10 +2,12 @@ package bolt_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 
 	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/bolt"
 )
 
 // TestRotateKEKReencryptsTheServingCA: the serving CA's key is sealed like
@@ -50,5 +52,45 @@ func TestRotateKEKReencryptsTheServingCA(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("the serving CA does not open under the new key: %v", err)
+	}
+}
+
+// TestCheckWritesNothingAndTellsAnEmptyStoreFromAWrongKey: offline tools
+// (admin migrate, restore) refuse a wrong source with it before copying.
+func TestCheckWritesNothingAndTellsAnEmptyStoreFromAWrongKey(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "flinkpki.db")
+	kek := newKEK(t)
+	seal, _ := store.NewSealer(kek, nil)
+	b, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Check(ctx, b, seal); !errors.Is(err, store.ErrNoStore) {
+		t.Fatalf("Check(never opened) = %v, want ErrNoStore", err)
+	}
+	if err := store.Check(ctx, b, seal); !errors.Is(err, store.ErrNoStore) {
+		t.Fatalf("a second Check = %v: the first one initialised the store", err)
+	}
+	b.Close()
+	s, err := openStore(t, path, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	b, err = bolt.Open(path, bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	other, _ := store.NewSealer(newKEK(t), nil)
+	for _, c := range []struct {
+		name string
+		seal *store.Sealer
+		want error
+	}{{"its key", seal, nil}, {"no key", nil, nil}, {"another key", other, store.ErrWrongKEK}} {
+		if err := store.Check(ctx, b, c.seal); !errors.Is(err, c.want) {
+			t.Errorf("Check(opened store, %s) = %v, want %v", c.name, err, c.want)
+		}
 	}
 }

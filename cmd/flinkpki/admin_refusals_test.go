@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
+	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/bolt"
+)
+
+// treeOf lists everything under root as path -> mode and content hash, so
+// a test can show a refused command changed nothing on disk.
+func treeOf(t testing.TB, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		entry := fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			entry += " " + hex.EncodeToString(sum[:])
+		}
+		out[p] = entry
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// assertUnchanged fails when root's tree differs from before.
+func assertUnchanged(t testing.TB, root string, before map[string]string) {
+	t.Helper()
+	if after := treeOf(t, root); !maps.Equal(before, after) {
+		t.Errorf("the refused command changed %s:\nbefore: %v\nafter:  %v", root, before, after)
+	}
+}
+
+// refusedInOneLine checks the exit code and that stderr is one "flinkpki: "
+// line containing want.
+func refusedInOneLine(t testing.TB, r result, code int, want string) {
+	t.Helper()
+	msg := strings.TrimRight(r.stderr, "\n")
+	if r.code != code || strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "flinkpki: ") || !strings.Contains(msg, want) {
+		t.Errorf("exit %d, stderr %q; want exit %d and one line saying %q", r.code, r.stderr, code, want)
+	}
+}
+
+// writeKEK writes a new random key-encryption key file into dir.
+func writeKEK(t testing.TB, dir, name string) string {
+	t.Helper()
+	kek := make([]byte, store.KEKSize)
+	if _, err := rand.Read(kek); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, kek, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// newUnopenedBolt creates a bbolt file with flinkpki's buckets that no
+// server has opened: what a mistyped "migrate --from" used to create.
+func newUnopenedBolt(t testing.TB, path string) {
+	t.Helper()
+	b, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newStoreAt creates a flinkpki store at path, sealed with kekFile, holding
+// one cluster, as a server would leave it.
+func newStoreAt(t testing.TB, path, kekFile string) {
+	t.Helper()
+	ctx := context.Background()
+	seal, err := sealerFromFile(kekFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, b, seal)
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Update(ctx, func(tx *store.Txn) error {
+		return tx.PutCluster(&store.Cluster{Name: "orders", KeyType: "ecdsa-p256", Created: time.Unix(1700000000, 0)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAdminMigrateRefusesASourceWithoutAStoreAndWritesNothing(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		create func(t testing.TB, path string)
+		want   string
+	}{
+		{"a source path that does not exist is not created", func(testing.TB, string) {}, "does not exist: check --from"},
+		{"a bbolt file no server has opened is no store", newUnopenedBolt, "holds no flinkpki store"},
+		{"an empty file is no store", func(t testing.TB, path string) {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			kek := writeKEK(t, dir, "kek")
+			src := filepath.Join(dir, "source.db")
+			tt.create(t, src)
+			before := treeOf(t, dir)
+			r := runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+filepath.Join(dir, "target.db"), "--kek-file", kek)
+			refusedInOneLine(t, r, 1, tt.want)
+			assertUnchanged(t, dir, before)
+		})
+	}
+}
+
+func TestAdminMigrateRefusesAnEtcdPrefixWithoutFlinkpkiData(t *testing.T) {
+	c := etcdtest.New(t, 1)
+	dir := t.TempDir()
+	kek := writeKEK(t, dir, "kek")
+	before := treeOf(t, dir)
+	r := runCLI(t, nil, "admin", "migrate", "--from", "etcd:"+strings.Join(c.Endpoints(), ","), "--etcd-prefix", "/nothing-here/",
+		"--to", "bolt:"+filepath.Join(dir, "target.db"), "--kek-file", kek)
+	refusedInOneLine(t, r, 1, "holds no flinkpki store")
+	assertUnchanged(t, dir, before)
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Count != 0 {
+		t.Errorf("etcd holds %d keys after the refused migration, want 0", resp.Count)
+	}
+}
+
+func TestAdminMigrateChecksTheKEKOnTheSourceBeforeCopyingAnything(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kek := writeKEK(t, dir, "kek")
+	wrong := writeKEK(t, dir, "wrong-kek")
+	src := filepath.Join(dir, "source.db")
+	newStoreAt(t, src, kek)
+	dst := filepath.Join(dir, "target.db")
+	before := treeOf(t, dir)
+
+	r := runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+dst, "--kek-file", wrong)
+	refusedInOneLine(t, r, 1, "does not open the migration source")
+	assertUnchanged(t, dir, before)
+
+	// The retry with the right key is not blocked by the failed attempt.
+	runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+dst, "--kek-file", kek).ok(t)
+	if got := boltContents(t, dst)["clusters"]; len(got) != 1 {
+		t.Errorf("the target holds %d clusters after the retry, want 1", len(got))
+	}
+}
+
+func TestAdminRestoreRefusesADatabaseNoServerOpened(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	backup := filepath.Join(dir, "backup.db")
+	newUnopenedBolt(t, backup)
+	before := treeOf(t, dir)
+	r := runCLI(t, nil, "admin", "restore", backup, "--data-dir", filepath.Join(dir, "data"))
+	refusedInOneLine(t, r, 1, "holds no flinkpki store")
+	assertUnchanged(t, dir, before)
+}
+
+func TestAdminBackupRefusesADirectoryOutBeforeConnecting(t *testing.T) {
+	t.Parallel()
+	for _, force := range []bool{false, true} {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "backups")
+		if err := os.Mkdir(out, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		before := treeOf(t, dir)
+		addr, accepted := countingListener(t)
+		args := []string{"admin", "backup", "--out", out, "--server", addr, "--token-file", writeFile(t, "t", "fpa_x")}
+		if force {
+			args = append(args, "--force")
+		}
+		r := runCLI(t, nil, args...)
+		refusedInOneLine(t, r, 2, "is a directory")
+		if accepted.Load() != 0 {
+			t.Errorf("force=%v: %d connections to the server, want none", force, accepted.Load())
+		}
+		assertUnchanged(t, dir, before)
+	}
+}
