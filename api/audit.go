@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -19,6 +20,9 @@ func (s *Server) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.L
 	}
 	if n == 0 || n > maxPageSize {
 		n = maxPageSize // one answer stays far below gRPC's 4 MiB message limit
+	}
+	if err := checkAfterSeq(req.GetAfterSeq()); err != nil {
+		return nil, err
 	}
 	es, next, err := s.auth.ListAudit(ctx, req.GetCluster(), req.GetAfterSeq(), n)
 	if err != nil {
@@ -39,12 +43,27 @@ func (s *Server) VerifyAudit(ctx context.Context, req *pb.VerifyAuditRequest) (*
 	if req.GetMaxEntries() < 0 {
 		return nil, fmt.Errorf("%w: max_entries %d is negative: use 0 for the whole trail", authority.ErrInvalid, req.GetMaxEntries())
 	}
+	if err := checkAfterSeq(req.GetAfterSeq()); err != nil {
+		return nil, err
+	}
 	r, err := s.auth.VerifyAuditPart(ctx, req.GetAfterSeq(), req.GetPrevHash(), int(req.GetMaxEntries()))
 	if err != nil {
 		return nil, err
 	}
 	return &pb.VerifyAuditResponse{Ok: r.FirstBad == 0, Entries: r.Entries, FirstBadSeq: r.FirstBad, Message: r.Message,
 		LastSeq: r.LastSeq, LastHash: r.LastHash, Done: r.Done}, nil
+}
+
+// MaxAfterSeq is the largest after_seq ListAudit and VerifyAudit accept:
+// above it "after" would wrap around to the start of the trail, and no
+// trail grows that long.
+const MaxAfterSeq = math.MaxInt64
+
+func checkAfterSeq(after uint64) error {
+	if after > MaxAfterSeq {
+		return fmt.Errorf("%w: after_seq %d is out of range: use 0 to %d", authority.ErrInvalid, after, uint64(MaxAfterSeq))
+	}
+	return nil
 }
 
 // Backup implements AdminService: a consistent online snapshot, streamed.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/issuer"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -61,6 +62,12 @@ func (s *Server) ListClusters(ctx context.Context, req *pb.ListClustersRequest) 
 		n = defaultPageSize
 	}
 	n = min(n, maxPageSize)
+	// A page token is the name of the last cluster of the page before. A
+	// token this server never gave out must not silently list from
+	// wherever it happens to sort.
+	if tok := req.GetPageToken(); tok != "" && issuer.ValidateCluster(tok) != nil {
+		return nil, fmt.Errorf("%w: page token %q is not one this server gave out: pass the next_page_token of the page before, or none for the first page", authority.ErrInvalid, tok)
+	}
 	vs, next, err := s.auth.ListClusters(ctx, req.GetPageToken(), n)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -21,6 +22,9 @@ func (a *Authority) ListAudit(ctx context.Context, cluster string, after uint64,
 }
 
 func (a *Authority) listAudit(ctx context.Context, cluster string, after uint64, limit, scanLimit int) (out []*store.AuditEntry, next uint64, err error) {
+	if after == math.MaxUint64 {
+		return nil, 0, nil // nothing follows; after+1 would wrap to the start
+	}
 	err = a.st.View(ctx, func(tx *store.Txn) error {
 		out, next = nil, 0
 		scanned, last := 0, after
@@ -63,6 +67,9 @@ func (a *Authority) VerifyAudit(ctx context.Context) (*AuditReport, error) {
 // append-only, so parts read in different transactions still make one
 // chain, and the last part checks the head in its own transaction.
 func (a *Authority) VerifyAuditPart(ctx context.Context, afterSeq uint64, prevHash string, limit int) (*AuditReport, error) {
+	if afterSeq == math.MaxUint64 {
+		return nil, fmt.Errorf("%w: no audit entry follows entry %d", ErrInvalid, afterSeq)
+	}
 	r := &AuditReport{}
 	err := a.st.View(ctx, func(tx *store.Txn) error {
 		r2, err := verifyChain(tx, afterSeq, prevHash, limit)

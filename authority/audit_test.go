@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 
 	bbolt "go.etcd.io/bbolt"
@@ -191,5 +192,20 @@ func TestAFilteredAuditListingStopsScanningAndSaysWhereToGoOn(t *testing.T) {
 	es, next, err := e.Authority.ListAuditScanning(e.Ctx, "", 0, 5, 10)
 	if err != nil || len(es) != 5 || next != 5 {
 		t.Fatalf("5 entries of the whole trail: %d entries, next %d (err %v); want 5 and next 5", len(es), next, err)
+	}
+}
+
+// TestNothingFollowsTheLastPossibleSequenceNumber: "after the largest
+// uint64" must not wrap around to "after 0" and list the whole trail.
+func TestNothingFollowsTheLastPossibleSequenceNumber(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	es, next, err := e.Authority.ListAudit(e.Ctx, "", math.MaxUint64, 0)
+	if err != nil || len(es) != 0 || next != 0 {
+		t.Errorf("entries after seq %d: %d entries, next %d, err %v; want none", uint64(math.MaxUint64), len(es), next, err)
+	}
+	if _, err := e.Authority.VerifyAuditPart(e.Ctx, math.MaxUint64, "", 0); !errors.Is(err, authority.ErrInvalid) {
+		t.Errorf("verify after seq %d: %v, want ErrInvalid", uint64(math.MaxUint64), err)
 	}
 }

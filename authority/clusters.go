@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/store"
@@ -33,6 +35,11 @@ type ClusterView struct {
 	records map[string]*store.CA
 }
 
+// MinLeafValidity is the shortest leaf validity a cluster may have. It only
+// keeps out nonsense such as 1ns, a leaf expired before its pod reads it:
+// flinkpki's own tests run the rotation schedule on one-second leaves.
+const MinLeafValidity = time.Second
+
 // CreateCluster creates a cluster with its own internal CA and its own REST
 // CA, neither of which signs anything else.
 func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateClusterRequest) (*ClusterView, error) {
@@ -44,7 +51,7 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 	defer unlock()
 	if err := a.st.View(ctx, func(tx *store.Txn) error {
 		if _, err := tx.Cluster(c.Name); err == nil {
-			return fmt.Errorf("%w: cluster %q already exists", ErrExists, c.Name)
+			return fmt.Errorf("cluster %q %w", c.Name, ErrExists)
 		}
 		return nil
 	}); err != nil {
@@ -61,7 +68,7 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 	}
 	err = a.st.Update(ctx, func(tx *store.Txn) error {
 		if _, err := tx.Cluster(c.Name); err == nil {
-			return fmt.Errorf("%w: cluster %q already exists", ErrExists, c.Name)
+			return fmt.Errorf("cluster %q %w", c.Name, ErrExists)
 		}
 		if err := tx.PutCluster(c); err != nil {
 			return err
@@ -85,8 +92,9 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 }
 
 func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error) {
-	if err := issuer.ValidateCluster(req.Name); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	if issuer.ValidateCluster(req.Name) != nil {
+		// issuer's own words are about a certificate request, not this one.
+		return nil, fmt.Errorf("%w: cluster name %q must be 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", ErrInvalid, req.Name)
 	}
 	kt, err := ca.ParseKeyType(req.KeyType)
 	if err != nil {
@@ -102,12 +110,19 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 	if c.LeafValidity == 0 {
 		c.LeafValidity = issuer.DefaultLeafValidity
 	}
+	if c.LeafValidity > 0 && c.LeafValidity < MinLeafValidity {
+		return nil, fmt.Errorf("%w: leaf validity %s is too short: use at least %s; a leaf must outlive the pod that holds it (default %dd)",
+			ErrInvalid, c.LeafValidity, MinLeafValidity, issuer.DefaultLeafValidity/(24*time.Hour))
+	}
 	if err := ca.ValidateValidity(c.CAValidity, c.LeafValidity, ca.DefaultMargin(c.LeafValidity)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	for _, b := range req.K8sBindings {
 		if b.Namespace == "" || b.ServiceAccount == "" {
 			return nil, fmt.Errorf("%w: a Kubernetes binding needs both a namespace and a service account (--k8s-namespace NS --k8s-service-account SA)", ErrInvalid)
+		}
+		if err := checkK8sBinding(b); err != nil {
+			return nil, err
 		}
 		if b.ServiceAccount == "default" {
 			return nil, fmt.Errorf("%w: binding the %q service account of namespace %q would let every pod there enroll: create a dedicated service account for the Flink pods", ErrInvalid, b.ServiceAccount, b.Namespace)
@@ -149,7 +164,7 @@ func (a *Authority) GetCluster(ctx context.Context, name string) (*ClusterView, 
 func (a *Authority) clusterView(tx *store.Txn, name string) (*ClusterView, error) {
 	c, err := tx.Cluster(name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
+		return nil, fmt.Errorf("cluster %q %w", name, ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
@@ -277,7 +292,7 @@ func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string)
 		})
 	}
 	if errors.Is(err, store.ErrNotFound) { // before the tokens, or deleted meanwhile
-		err = fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
+		err = fmt.Errorf("cluster %q %w", name, ErrNotFound)
 		return a.Deny(ctx, actor, name, "cluster.delete", "not_found", err)
 	}
 	return err
@@ -318,10 +333,12 @@ func (a *Authority) revokeClusterTokens(ctx context.Context, actor Actor, name s
 	return err
 }
 
-// Maximum enrollment token lifetime and use count: tokens are for pod start
-// and image builds, not standing credentials.
+// Bounds of an enrollment token's lifetime and use count: tokens are for pod
+// start and image builds, not standing credentials, and a token must not
+// have expired by the time its maker reads it.
 const (
 	DefaultTokenTTL  = 15 * time.Minute
+	MinTokenTTL      = time.Second
 	MaxTokenTTL      = 30 * 24 * time.Hour
 	DefaultTokenUses = 1
 	MaxTokenUses     = 100000
@@ -340,8 +357,8 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 	switch {
 	case err != nil:
 		err = fmt.Errorf("%w: %v", ErrInvalid, err)
-	case ttl < 0 || ttl > MaxTokenTTL:
-		err = fmt.Errorf("%w: token TTL %s is out of range: use a value between 1s and %s", ErrInvalid, ttl, MaxTokenTTL)
+	case ttl < MinTokenTTL || ttl > MaxTokenTTL:
+		err = fmt.Errorf("%w: token TTL %s is out of range: use a value between %s and %s", ErrInvalid, ttl, MinTokenTTL, MaxTokenTTL)
 	case uses < 0 || uses > MaxTokenUses:
 		err = fmt.Errorf("%w: token use count %d is out of range: use 1 to %d", ErrInvalid, uses, MaxTokenUses)
 	}
@@ -358,7 +375,7 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 	err = a.st.Update(ctx, func(tx *store.Txn) error {
 		if _, err := tx.Cluster(cluster); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("%w: cluster %q not found", ErrNotFound, cluster)
+				return fmt.Errorf("cluster %q %w", cluster, ErrNotFound)
 			}
 			return err
 		}
@@ -401,6 +418,19 @@ func (a *Authority) pruneTokens(tx *store.Txn, now time.Time) error {
 		if err := tx.DeleteToken(id); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkK8sBinding refuses a binding no Kubernetes token can carry: the
+// namespace must be a DNS-1123 label and the service account a DNS-1123
+// subdomain, as the API server requires of them.
+func checkK8sBinding(b store.K8sBinding) error {
+	if errs := validation.IsDNS1123Label(b.Namespace); len(errs) > 0 {
+		return fmt.Errorf("%w: Kubernetes namespace %q is not a valid namespace name: %s", ErrInvalid, b.Namespace, errs[0])
+	}
+	if errs := validation.IsDNS1123Subdomain(b.ServiceAccount); len(errs) > 0 {
+		return fmt.Errorf("%w: Kubernetes service account %q is not a valid service account name: %s", ErrInvalid, b.ServiceAccount, errs[0])
 	}
 	return nil
 }

@@ -41,6 +41,20 @@ func TestCreateClusterRefusesRequestsThatCanNeverWork(t *testing.T) {
 			K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "default"}}}},
 		{"a binding without a namespace is refused", authority.CreateClusterRequest{Name: "orders",
 			K8sBindings: []store.K8sBinding{{ServiceAccount: "flink"}}}},
+		{"a leaf validity of a nanosecond is refused", authority.CreateClusterRequest{Name: "orders", LeafValidity: time.Nanosecond}},
+		{"a leaf validity just under the minimum is refused", authority.CreateClusterRequest{Name: "orders", LeafValidity: authority.MinLeafValidity - 1}},
+		{"a path as the namespace is refused", authority.CreateClusterRequest{Name: "orders",
+			K8sBindings: []store.K8sBinding{{Namespace: "../x", ServiceAccount: "orders-flink"}}}},
+		{"an upper-case namespace is refused", authority.CreateClusterRequest{Name: "orders",
+			K8sBindings: []store.K8sBinding{{Namespace: "Flink", ServiceAccount: "orders-flink"}}}},
+		{"a dotted namespace is refused, as namespaces are labels", authority.CreateClusterRequest{Name: "orders",
+			K8sBindings: []store.K8sBinding{{Namespace: "flink.prod", ServiceAccount: "orders-flink"}}}},
+		{"a service account with a space is refused", authority.CreateClusterRequest{Name: "orders",
+			K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "a b"}}}},
+		{"a service account with a slash is refused", authority.CreateClusterRequest{Name: "orders",
+			K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "a/b"}}}},
+		{"a second binding that is bad is refused too", authority.CreateClusterRequest{Name: "orders",
+			K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders-flink"}, {Namespace: "flink", ServiceAccount: "x\ny"}}}},
 	}
 	e := authoritytest.New(t)
 	for _, tt := range tests {
@@ -48,6 +62,9 @@ func TestCreateClusterRefusesRequestsThatCanNeverWork(t *testing.T) {
 			_, err := e.Authority.CreateCluster(e.Ctx, admin, tt.req)
 			if !errors.Is(err, authority.ErrInvalid) {
 				t.Fatalf("got %v, want ErrInvalid", err)
+			}
+			if strings.Contains(err.Error(), "certificate request") {
+				t.Errorf("a refused cluster creation speaks of a certificate request: %v", err)
 			}
 			cs, _, lerr := e.Authority.ListClusters(e.Ctx, "", 0)
 			if lerr != nil || len(cs) != 0 {
@@ -94,11 +111,51 @@ func TestCreateClusterFillsDefaultsAndRefusesDuplicates(t *testing.T) {
 	if !errors.Is(err, authority.ErrExists) {
 		t.Fatalf("create a duplicate: got %v, want ErrExists", err)
 	}
+	if want := `cluster "orders" already exists`; err.Error() != want {
+		t.Errorf("create a duplicate: the error says %q, want %q", err, want)
+	}
 	again, err := e.Authority.GetCluster(e.Ctx, "orders")
 	if err != nil || again.Cluster.KeyType != "ecdsa-p384" || !again.Cluster.Created.Equal(c.Created) {
 		t.Errorf("the duplicate request changed the cluster: %+v, %v", again, err)
 	}
 	wantAudit(t, e, "orders", "cluster.create", "denied", "admin:test")
+}
+
+// TestCreateClusterAcceptsTheShortestLeafAndKubernetesNames checks the
+// boundaries the refusals above sit just outside of: the minimum leaf
+// validity, a namespace label and a dotted service-account subdomain.
+func TestCreateClusterAcceptsTheShortestLeafAndKubernetesNames(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	b := []store.K8sBinding{{Namespace: "flink-prod", ServiceAccount: "orders.flink-sa"}, {Namespace: "a", ServiceAccount: "b"}}
+	v := e.CreateCluster(authority.CreateClusterRequest{Name: "orders", CAValidity: 8 * day, LeafValidity: authority.MinLeafValidity, K8sBindings: b})
+	if v.Cluster.LeafValidity != authority.MinLeafValidity || len(v.Cluster.K8sBindings) != 2 || v.Cluster.K8sBindings[0] != b[0] {
+		t.Errorf("cluster created as %+v, want leaf validity %s and bindings %v", v.Cluster, authority.MinLeafValidity, b)
+	}
+}
+
+// TestNotFoundSaysSoOnce: the sentinel's words end the sentence instead of
+// prefixing one that repeats them ("not found: cluster "x" not found").
+func TestNotFoundSaysSoOnce(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	_, err := e.Authority.GetCluster(e.Ctx, "nope")
+	if want := `cluster "nope" not found`; !errors.Is(err, authority.ErrNotFound) || err.Error() != want {
+		t.Errorf("get a missing cluster: %v, want %q", err, want)
+	}
+	err = e.Authority.DeleteCluster(e.Ctx, admin, "nope")
+	if want := `cluster "nope" not found`; !errors.Is(err, authority.ErrNotFound) || err.Error() != want {
+		t.Errorf("delete a missing cluster: %v, want %q", err, want)
+	}
+	_, _, err = e.Authority.CreateToken(e.Ctx, admin, "nope", "taskmanager", 0, 0)
+	if want := `cluster "nope" not found`; !errors.Is(err, authority.ErrNotFound) || err.Error() != want {
+		t.Errorf("a token for a missing cluster: %v, want %q", err, want)
+	}
+	_, err = e.Authority.ReleaseHolder(e.Ctx, admin, "orders", "tm-0", "")
+	if want := `holder "tm-0" of cluster "orders" not found (flinkpki holder list --cluster orders)`; !errors.Is(err, authority.ErrNotFound) || err.Error() != want {
+		t.Errorf("release a missing holder: %v, want %q", err, want)
+	}
 }
 
 // TestDeletingAClusterWithThousandsOfTokensWorksOnEtcd: a cluster's tokens

@@ -152,7 +152,7 @@ func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, hol
 func (a *Authority) getCluster(tx *store.Txn, name string) (*store.Cluster, error) {
 	c, err := tx.Cluster(name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: cluster %q not found", ErrNotFound, name)
+		return nil, fmt.Errorf("cluster %q %w", name, ErrNotFound)
 	}
 	return c, err
 }

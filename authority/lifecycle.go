@@ -214,7 +214,7 @@ func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, hol
 			}
 		}
 		if n == 0 {
-			return fmt.Errorf("%w: holder %q of cluster %q not found (flinkpki holder list --cluster %s)", ErrNotFound, holder, cluster, cluster)
+			return fmt.Errorf("holder %q of cluster %q %w (flinkpki holder list --cluster %s)", holder, cluster, ErrNotFound, cluster)
 		}
 		return a.audit(tx, actor, cluster, "holder.release", "ok", "", map[string]string{"holder": holder})
 	})

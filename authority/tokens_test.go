@@ -54,6 +54,49 @@ func twoClusters(t testing.TB) *authoritytest.Env {
 	return e
 }
 
+// TestTokenTTLsOutsideTheStatedRangeAreRefused: the server's own message
+// says 1s to 30 days, so a token that would expire on creation (1ns) is
+// refused like one that would outlive 30 days; zero means the default.
+func TestTokenTTLsOutsideTheStatedRangeAreRefused(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	tests := []struct {
+		name string
+		ttl  time.Duration
+		ok   bool
+		want time.Duration // the lifetime of an accepted token
+	}{
+		{"a nanosecond is refused", time.Nanosecond, false, 0},
+		{"just under a second is refused", authority.MinTokenTTL - 1, false, 0},
+		{"a negative TTL is refused", -time.Second, false, 0},
+		{"just over the maximum is refused", authority.MaxTokenTTL + 1, false, 0},
+		{"the minimum is accepted", authority.MinTokenTTL, true, authority.MinTokenTTL},
+		{"the maximum is accepted", authority.MaxTokenTTL, true, authority.MaxTokenTTL},
+		{"zero means the default", 0, true, authority.DefaultTokenTTL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rec, err := e.Authority.CreateToken(e.Ctx, admin, "orders", "taskmanager", tt.ttl, 1)
+			if !tt.ok {
+				if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "use a value between 1s and") {
+					t.Fatalf("TTL %s: got %v, want ErrInvalid naming the range", tt.ttl, err)
+				}
+				if got := lastAudit(t, e, "orders"); got.Action != "token.create" || got.Outcome != "denied" {
+					t.Errorf("refusal audited as %s/%s, want token.create/denied", got.Action, got.Outcome)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("TTL %s: %v", tt.ttl, err)
+			}
+			if got := rec.Expires.Sub(rec.Created); got != tt.want {
+				t.Errorf("TTL %s: token lives %s, want %s", tt.ttl, got, tt.want)
+			}
+		})
+	}
+}
+
 // TestEnrollmentTokensAreScopedToTheirClusterAndRole covers refusals of a
 // valid token used out of scope: each names the scope, writes no holder,
 // spends no use, and is audited as denied with the token as actor.

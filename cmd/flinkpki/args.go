@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/issuer"
@@ -78,4 +80,29 @@ func purposeFlag(value string, allowEmpty bool) (string, error) {
 		return "internal", nil
 	}
 	return "", usagef("unknown purpose %q: use internal or rest", value)
+}
+
+// intFlag is an integer flag with an allowed range, so a value that does not
+// parse, or parses out of range, is one usage error naming the flag and the
+// range instead of strconv's message.
+type intFlag[T int | int32 | uint64] struct {
+	v        *T
+	min, max int64
+}
+
+// newIntFlag sets *v to def and returns the flag value that parses into it.
+func newIntFlag[T int | int32 | uint64](v *T, def T, minimum, maximum int64) *intFlag[T] {
+	*v = def
+	return &intFlag[T]{v: v, min: minimum, max: maximum}
+}
+
+func (f *intFlag[T]) String() string { return strconv.FormatInt(int64(*f.v), 10) }
+func (f *intFlag[T]) Type() string   { return "int" }
+func (f *intFlag[T]) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < f.min || n > f.max {
+		return fmt.Errorf("use a whole number from %d to %d", f.min, f.max)
+	}
+	*f.v = T(n)
+	return nil
 }

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/flinkpki/flinkpki/api"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -64,9 +66,6 @@ func (a *app) newAuditListCmd() *cobra.Command {
 					return err
 				}
 			}
-			if limit < 0 {
-				return usagef("--limit must not be negative")
-			}
 			conn, err := a.dial()
 			if err != nil {
 				return err
@@ -104,8 +103,8 @@ func (a *app) newAuditListCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only entries of this cluster")
-	cmd.Flags().Uint64Var(&after, "after", 0, "only entries with a sequence number above this")
-	cmd.Flags().Int32Var(&limit, "limit", 0, "at most this many entries (0: all, fetched 1000 at a time)")
+	cmd.Flags().Var(newIntFlag(&after, 0, 0, api.MaxAfterSeq), "after", "only entries with a sequence number above this")
+	cmd.Flags().Var(newIntFlag(&limit, 0, 0, math.MaxInt32), "limit", "at most this many entries (0: all, fetched 1000 at a time)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -129,9 +128,9 @@ func (a *app) printAudit(entries []*flinkpkiv1.AuditEntry, out outputFormat) err
 		return writeJSON(a.stdout, list)
 	}
 	w := newTable(a.stdout)
-	fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tCLUSTER\tACTION\tOUTCOME\tDETAILS")
+	w.row("SEQ", "TIME", "ACTOR", "CLUSTER", "ACTION", "OUTCOME", "DETAILS")
 	for _, e := range entries {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetSeq(), rfc3339(e.GetTime()), e.GetActor(), orDash(e.GetCluster()),
+		w.row(e.GetSeq(), rfc3339(e.GetTime()), e.GetActor(), orDash(e.GetCluster()),
 			e.GetAction(), outcome(e), orDash(details(e.GetDetails())))
 	}
 	return w.Flush()

@@ -264,7 +264,9 @@ server makes every key; with an RSA cluster that is where the time goes, and
 where the key pool (serve --bake-key-pool) helps: run it once right after the
 server has been idle and once against a server started with
 --bake-key-pool 0 to see the pool's effect. Each call bakes a new holder, so
-use a cluster made for benchmarking. Needs an administrator token.`,
+use a cluster made for benchmarking. Takes an administrator token, or an
+enrollment token for the cluster and role that allows that many uses
+(token create --uses N).`,
 		Example: `  flinkpki cluster create bench-rsa --key-type rsa-2048
   flinkpki bench bake --cluster bench-rsa --role taskmanager --requests 200 --concurrency 8`,
 		Args: cobra.NoArgs,

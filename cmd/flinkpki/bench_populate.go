@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -35,6 +36,9 @@ issued. Use a data directory made for benchmarking.`,
   flinkpki bench populate --data-dir ./scale --kek-file ./scale/kek --clusters 10000 --holders 1000000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if holders > 0 && clusters == 0 {
+				return usagef("--holders %d needs at least one cluster to hold them: pass --clusters 1 or more", holders)
+			}
 			ctx := cmd.Context()
 			st, err := openOffline(ctx, dataDir, kekFile)
 			if err != nil {
@@ -52,9 +56,9 @@ issued. Use a data directory made for benchmarking.`,
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", "./flinkpki-data", "data directory of a stopped server")
 	f.StringVar(&kekFile, "kek-file", "", "the store's key-encryption key (env FLINKPKI_KEK_FILE)")
-	f.IntVar(&clusters, "clusters", 10000, "clusters to create")
-	f.IntVar(&holders, "holders", 1000000, "holder records to create in all")
-	f.IntVar(&bigCluster, "big-cluster", 10000, "holders of the first cluster")
+	f.Var(newIntFlag(&clusters, 10000, 0, math.MaxInt32), "clusters", "clusters to create")
+	f.Var(newIntFlag(&holders, 1000000, 0, math.MaxInt32), "holders", "holder records to create in all")
+	f.Var(newIntFlag(&bigCluster, 10000, 0, math.MaxInt32), "big-cluster", "holders of the first cluster")
 	return cmd
 }
 

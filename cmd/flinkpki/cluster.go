@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/flinkpki/flinkpki/authority"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -74,7 +76,7 @@ projected Kubernetes token.`,
 	f := cmd.Flags()
 	f.StringVar(&keyType, "key-type", "", "key type of the CAs and leaves: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
 	f.Var(&caValidity, "ca-validity", "validity of each CA (server default 3y)")
-	f.Var(&leafValid, "leaf-validity", "validity of each leaf (server default 90d)")
+	f.Var(&leafValid, "leaf-validity", "validity of each leaf, at least "+formatDuration(authority.MinLeafValidity)+" (server default 90d)")
 	f.StringArrayVar(&namespaces, "k8s-namespace", nil, "Kubernetes namespace whose service account may enroll (repeat, paired with --k8s-service-account)")
 	f.StringArrayVar(&accounts, "k8s-service-account", nil, "Kubernetes service account that may enroll (repeat, paired with --k8s-namespace)")
 	f.BoolVar(&noAutoRotate, "no-auto-rotate", false, "do not rotate the CAs automatically; run ca prepare/activate/retire yourself")
@@ -96,6 +98,9 @@ func setCreateOptions(req *flinkpkiv1.CreateClusterRequest, caValidity, leafVali
 	}
 }
 
+// clusterPageMax is the largest page the server answers with.
+const clusterPageMax = 1000
+
 func (a *app) newClusterListCmd() *cobra.Command {
 	var (
 		pageSize  int32
@@ -112,9 +117,6 @@ with --page-token one page is fetched and the next token is reported.`,
   flinkpki cluster list -o json | jq -r '.clusters[].name'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if pageSize < 0 || limit < 0 {
-				return usagef("--page-size and --limit must not be negative")
-			}
 			conn, err := a.dial()
 			if err != nil {
 				return err
@@ -145,9 +147,9 @@ with --page-token one page is fetched and the next token is reported.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Int32Var(&pageSize, "page-size", 0, "clusters per request (server default 100, max 1000)")
+	f.Var(newIntFlag(&pageSize, 0, 0, clusterPageMax), "page-size", "clusters per request (server default 100, max 1000)")
 	f.StringVar(&pageToken, "page-token", "", "fetch only the page starting at this token")
-	f.IntVar(&limit, "limit", 0, "stop after this many clusters")
+	f.Var(newIntFlag(&limit, 0, 0, math.MaxInt32), "limit", "stop after this many clusters")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

@@ -85,17 +85,17 @@ func (a *app) printCluster(c *flinkpkiv1.Cluster, out outputFormat) error {
 		return writeJSON(a.stdout, toClusterJSON(c))
 	}
 	w := newTable(a.stdout)
-	fmt.Fprintf(w, "Name:\t%s\n", c.GetName())
-	fmt.Fprintf(w, "Key type:\t%s\n", c.GetKeyType())
-	fmt.Fprintf(w, "CA validity:\t%s\n", formatDuration(c.GetCaValidity().AsDuration()))
-	fmt.Fprintf(w, "Leaf validity:\t%s\n", formatDuration(c.GetLeafValidity().AsDuration()))
-	fmt.Fprintf(w, "Auto-rotate:\t%t\n", c.GetAutoRotate())
-	fmt.Fprintf(w, "Created:\t%s\n", orDash(rfc3339(c.GetCreateTime())))
+	w.row("Name:", c.GetName())
+	w.row("Key type:", c.GetKeyType())
+	w.row("CA validity:", formatDuration(c.GetCaValidity().AsDuration()))
+	w.row("Leaf validity:", formatDuration(c.GetLeafValidity().AsDuration()))
+	w.row("Auto-rotate:", c.GetAutoRotate())
+	w.row("Created:", orDash(rfc3339(c.GetCreateTime())))
 	var bindings []string
 	for _, b := range c.GetK8SBindings() {
 		bindings = append(bindings, b.GetNamespace()+"/"+b.GetServiceAccount())
 	}
-	fmt.Fprintf(w, "Kubernetes bindings:\t%s\n", orDash(strings.Join(bindings, ", ")))
+	w.row("Kubernetes bindings:", orDash(strings.Join(bindings, ", ")))
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -109,9 +109,9 @@ func (a *app) printCluster(c *flinkpkiv1.Cluster, out outputFormat) error {
 // printCATable lists CAs one per row.
 func (a *app) printCATable(cas []*flinkpkiv1.CertificateAuthority) error {
 	w := newTable(a.stdout)
-	fmt.Fprintln(w, "PURPOSE\tGEN\tSTATE\tID\tNOT AFTER\tSIGNED\tTRUSTING\tSHA-256 FINGERPRINT")
+	w.row("PURPOSE", "GEN", "STATE", "ID", "NOT AFTER", "SIGNED", "TRUSTING", "SHA-256 FINGERPRINT")
 	for _, ca := range cas {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\n", ca.GetPurpose(), ca.GetGeneration(), ca.GetState(), ca.GetId(),
+		w.row(ca.GetPurpose(), ca.GetGeneration(), ca.GetState(), ca.GetId(),
 			orDash(rfc3339(ca.GetNotAfter())), ca.GetLiveHoldersSigned(), ca.GetLiveHoldersTrusting(), ca.GetSha256Fingerprint())
 	}
 	return w.Flush()
@@ -129,16 +129,16 @@ func (a *app) printClusters(clusters []*flinkpkiv1.Cluster, next string, out out
 		return writeJSON(a.stdout, list)
 	}
 	w := newTable(a.stdout)
-	fmt.Fprintln(w, "NAME\tKEY TYPE\tLEAF VALIDITY\tAUTO-ROTATE\tACTIVE CA EXPIRES\tCREATED")
+	w.row("NAME", "KEY TYPE", "LEAF VALIDITY", "AUTO-ROTATE", "ACTIVE CA EXPIRES", "CREATED")
 	for _, c := range clusters {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%t\t%s\t%s\n", c.GetName(), c.GetKeyType(), formatDuration(c.GetLeafValidity().AsDuration()),
+		w.row(c.GetName(), c.GetKeyType(), formatDuration(c.GetLeafValidity().AsDuration()),
 			c.GetAutoRotate(), orDash(activeExpiry(c)), orDash(rfc3339(c.GetCreateTime())))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	if next != "" {
-		fmt.Fprintf(a.stderr, "more clusters: --page-token %s\n", next)
+		fmt.Fprintf(a.stderr, "more clusters: --page-token %s\n", cellText(next))
 	}
 	return nil
 }

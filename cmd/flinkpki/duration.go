@@ -47,33 +47,42 @@ func parseDuration(s string) (time.Duration, error) {
 				unit = year
 			}
 			if n*float64(unit) >= math.MaxInt64 {
-				return 0, fmt.Errorf("duration %q is too long", s)
+				return 0, errTooLong(s)
 			}
 			part = time.Duration(n * float64(unit))
 		default:
+			// The pattern has checked the syntax: the one way left for
+			// time.ParseDuration to fail is a number too big for it.
 			d, err := time.ParseDuration(m[0])
 			if err != nil {
-				return 0, fmt.Errorf("invalid duration %q: %v", s, err)
+				return 0, errTooLong(s)
 			}
 			part = d
 		}
 		if part < 0 || total+part < total {
-			return 0, fmt.Errorf("duration %q is too long", s)
+			return 0, errTooLong(s)
 		}
 		total += part
 	}
 	return total, nil
 }
 
+// errTooLong is the error for a duration past what a time.Duration holds.
+func errTooLong(s string) error {
+	return fmt.Errorf("duration %q is too long: the longest is %s", s, formatDuration(math.MaxInt64/day*day))
+}
+
 // durationFlag is a pflag value using parseDuration, so a malformed
-// duration is a usage error at parse time.
+// duration is a usage error at parse time. d is the default, shown in
+// --help when not zero; min and max, when not zero, bound the value.
 type durationFlag struct {
-	d   time.Duration
-	set bool
+	d        time.Duration
+	set      bool
+	min, max time.Duration
 }
 
 func (f *durationFlag) String() string {
-	if !f.set {
+	if !f.set && f.d == 0 {
 		return ""
 	}
 	return formatDuration(f.d)
@@ -83,6 +92,12 @@ func (f *durationFlag) Set(s string) error {
 	d, err := parseDuration(s)
 	if err != nil {
 		return err
+	}
+	switch {
+	case f.max == 0 && d < f.min:
+		return fmt.Errorf("use a duration of at least %s", formatDuration(f.min))
+	case f.max != 0 && (d < f.min || d > f.max):
+		return fmt.Errorf("use a duration from %s to %s", formatDuration(f.min), formatDuration(f.max))
 	}
 	f.d, f.set = d, true
 	return nil

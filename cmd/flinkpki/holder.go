@@ -98,9 +98,9 @@ func (a *app) printHolders(holders []*flinkpkiv1.Holder, out outputFormat) error
 		return writeJSON(a.stdout, list)
 	}
 	w := newTable(a.stdout)
-	fmt.Fprintln(w, "HOLDER\tROLE\tPURPOSE\tSIGNED BY\tTRUSTS\tISSUED\tNOT AFTER")
+	w.row("HOLDER", "ROLE", "PURPOSE", "SIGNED BY", "TRUSTS", "ISSUED", "NOT AFTER")
 	for _, h := range holders {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.GetName(), h.GetRole(), h.GetPurpose(), h.GetSignedBy(),
+		w.row(h.GetName(), h.GetRole(), h.GetPurpose(), h.GetSignedBy(),
 			orDash(strings.Join(h.GetTrusts(), ",")), orDash(rfc3339(h.GetIssueTime())), orDash(rfc3339(h.GetNotAfter())))
 	}
 	return w.Flush()

@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -38,9 +42,66 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// newTable returns a tab-aligned writer; call Flush when done.
-func newTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+// table writes tab-aligned columns for people. Its cells are escaped
+// (cellText): much of what a table shows was chosen by a caller, a refused
+// cluster name in the audit trail included, and a raw newline or terminal
+// escape sequence in one would let anyone with any token forge rows, or
+// rewrite lines, in an operator's terminal. Call flush when done.
+type table struct{ tw *tabwriter.Writer }
+
+// newTable returns a table writing to w.
+func newTable(w io.Writer) *table {
+	return &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+}
+
+// row writes one row, each cell printed with fmt.Sprint and escaped.
+func (t *table) row(cells ...any) {
+	var b strings.Builder
+	for i, c := range cells {
+		if i > 0 {
+			b.WriteByte('\t')
+		}
+		b.WriteString(cellText(fmt.Sprint(c)))
+	}
+	b.WriteByte('\n')
+	_, _ = t.tw.Write([]byte(b.String())) // a write error resurfaces in Flush
+}
+
+// Write takes whole lines with tabs between the cells, for callers that
+// format rows themselves: each cell is escaped as row escapes it, but a
+// value that may hold a tab or newline of its own must go through row.
+func (t *table) Write(p []byte) (int, error) {
+	var b strings.Builder
+	start := 0
+	for i, c := range p {
+		if c == '\t' || c == '\n' {
+			b.WriteString(cellText(string(p[start:i])))
+			b.WriteByte(c)
+			start = i + 1
+		}
+	}
+	b.WriteString(cellText(string(p[start:])))
+	if _, err := t.tw.Write([]byte(b.String())); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes the aligned table.
+func (t *table) Flush() error { return t.tw.Flush() }
+
+// cellText returns s unchanged when every rune of it prints as itself, and
+// as a Go-quoted string (strconv.Quote: \n, \x1b, \u202e) when not.
+func cellText(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // rfc3339 formats a protobuf timestamp for JSON and tables; unset is "".

@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/flinkpki/flinkpki/authority"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -23,7 +23,7 @@ func (a *app) newTokenCmd() *cobra.Command {
 func (a *app) newTokenCreateCmd() *cobra.Command {
 	var (
 		cluster, role string
-		ttl           = durationFlag{d: 15 * time.Minute}
+		ttl           = durationFlag{d: authority.DefaultTokenTTL, min: authority.MinTokenTTL, max: authority.MaxTokenTTL}
 		uses          int32
 	)
 	cmd := &cobra.Command{
@@ -42,12 +42,6 @@ to stderr. The server stores only its hash: it cannot be shown again.`,
 			}
 			if _, err := roleFlag(role); err != nil {
 				return err
-			}
-			if uses < 1 {
-				return usagef("--uses must be at least 1")
-			}
-			if ttl.d <= 0 {
-				return usagef("--ttl must be positive")
 			}
 			conn, err := a.dial()
 			if err != nil {
@@ -69,7 +63,7 @@ to stderr. The server stores only its hash: it cannot be shown again.`,
 	f := cmd.Flags()
 	f.StringVar(&cluster, "cluster", "", "cluster the token enrolls for (required)")
 	f.StringVar(&role, "role", "", "role: jobmanager, taskmanager, rest-server or rest-client (required)")
-	f.Var(&ttl, "ttl", "how long the token is valid")
-	f.Int32Var(&uses, "uses", 1, "how many enrollments the token allows")
+	f.Var(&ttl, "ttl", "how long the token is valid, 1s to "+formatDuration(authority.MaxTokenTTL))
+	f.Var(newIntFlag(&uses, authority.DefaultTokenUses, 1, authority.MaxTokenUses), "uses", "how many enrollments the token allows")
 	return cmd
 }

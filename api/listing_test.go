@@ -1,0 +1,60 @@
+package api
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// TestAPageTokenTheServerNeverGaveOutIsRefused: a cluster page token is
+// the name of the page's last cluster, so anything that is not a cluster
+// name is refused instead of listing from wherever it happens to sort.
+func TestAPageTokenTheServerNeverGaveOutIsRefused(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	for _, n := range []string{"a", "b", "c"} {
+		e.CreateCluster(authority.CreateClusterRequest{Name: n})
+	}
+	s := New(Config{Authority: e.Authority})
+	for _, tok := range []string{"garbage!!", "A", "../b", "a\n"} {
+		_, err := s.ListClusters(e.Ctx, &pb.ListClustersRequest{PageToken: tok})
+		if !errors.Is(err, authority.ErrInvalid) || codeOf(err) != codes.InvalidArgument {
+			t.Errorf("page token %q: %v, want InvalidArgument", tok, err)
+		}
+	}
+	first, err := s.ListClusters(e.Ctx, &pb.ListClustersRequest{PageSize: 1})
+	if err != nil || first.GetNextPageToken() != "a" {
+		t.Fatalf("first page: next token %q, %v; want \"a\"", first.GetNextPageToken(), err)
+	}
+	rest, err := s.ListClusters(e.Ctx, &pb.ListClustersRequest{PageToken: first.GetNextPageToken()})
+	if err != nil || len(rest.GetClusters()) != 2 || rest.GetClusters()[0].GetName() != "b" {
+		t.Fatalf("the page after \"a\": %v, %v; want b and c", rest.GetClusters(), err)
+	}
+}
+
+// TestAnAfterSeqPastTheLargestIsRefused: after_seq is a uint64 on the
+// wire, but above MaxAfterSeq "after" would wrap around to the start.
+func TestAnAfterSeqPastTheLargestIsRefused(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	s := New(Config{Authority: e.Authority})
+	for _, after := range []uint64{MaxAfterSeq + 1, math.MaxUint64} {
+		if _, err := s.ListAudit(e.Ctx, &pb.ListAuditRequest{AfterSeq: after}); codeOf(err) != codes.InvalidArgument {
+			t.Errorf("list after %d: %v, want InvalidArgument", after, err)
+		}
+		if _, err := s.VerifyAudit(e.Ctx, &pb.VerifyAuditRequest{AfterSeq: after}); codeOf(err) != codes.InvalidArgument {
+			t.Errorf("verify after %d: %v, want InvalidArgument", after, err)
+		}
+	}
+	resp, err := s.ListAudit(e.Ctx, &pb.ListAuditRequest{AfterSeq: MaxAfterSeq})
+	if err != nil || len(resp.GetEntries()) != 0 {
+		t.Errorf("list after %d: %d entries, %v; want none", uint64(MaxAfterSeq), len(resp.GetEntries()), err)
+	}
+}
