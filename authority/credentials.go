@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/token"
@@ -52,6 +54,9 @@ func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, er
 // CreateAdminToken makes a new administrator token and stores its hash. The
 // returned bearer string is shown once.
 func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name string) (string, error) {
+	if err := checkTokenName(name); err != nil {
+		return "", err
+	}
 	t, err := token.New(token.KindAdmin, a.rand)
 	if err != nil {
 		return "", err
@@ -66,4 +71,22 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 		return "", err
 	}
 	return t.String(), nil
+}
+
+// MaxTokenNameLen bounds an administrator token's label.
+const MaxTokenNameLen = 64
+
+// checkTokenName refuses a label that would not read as one in the audit
+// trail: empty, longer than MaxTokenNameLen, or holding spaces or characters
+// that do not print.
+func checkTokenName(name string) error {
+	if name == "" || utf8.RuneCountInString(name) > MaxTokenNameLen {
+		return fmt.Errorf("%w: token name %q must be 1 to %d characters", ErrInvalid, name, MaxTokenNameLen)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("%w: token name %q holds a space or a character that does not print: use letters, digits and punctuation", ErrInvalid, name)
+		}
+	}
+	return nil
 }

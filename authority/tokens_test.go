@@ -251,3 +251,21 @@ func TestATokenCreatePrunesABoundedNumberOfExpiredTokens(t *testing.T) {
 		t.Fatalf("tokens stored after each create: %v, want [87 24 3 4]", got)
 	}
 }
+
+// TestAdministratorTokenNamesMustReadAsOneLabel: the name is shown in the
+// audit trail, so an empty one, a long one, or one with a newline, a space
+// or a terminal escape is refused and no token is made.
+func TestAdministratorTokenNamesMustReadAsOneLabel(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	for _, name := range []string{"", strings.Repeat("a", authority.MaxTokenNameLen+1), "ops\nadmin:root", "ops team", "ops\x1b[2K"} {
+		if tok, err := e.Authority.CreateAdminToken(e.Ctx, admin, name); !errors.Is(err, authority.ErrInvalid) || tok != "" {
+			t.Errorf("CreateAdminToken(%q) = %q, %v; want ErrInvalid and no token", name, tok, err)
+		}
+	}
+	for _, name := range []string{"admin", "ops-team@example.com", strings.Repeat("b", authority.MaxTokenNameLen)} {
+		if _, err := e.Authority.CreateAdminToken(e.Ctx, admin, name); err != nil {
+			t.Errorf("CreateAdminToken(%q) = %v", name, err)
+		}
+	}
+}

@@ -55,3 +55,17 @@ func TestATableKeepsOneLinePerRowWhateverItsCellsHold(t *testing.T) {
 		t.Errorf("the forged cell is not shown quoted:\n%s", out)
 	}
 }
+
+func TestOneLineEscapesWhatDoesNotPrint(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"cluster \"orders\" not found", "cluster \"orders\" not found"},
+		{"two\nlines\tand  spaces", "two lines and spaces"},
+		{"denied: \"x\x1b[2Kforged\"", `denied: "x\x1b[2Kforged"`},
+		{"abc\u202edef zürich", `abc\u202edef zürich`},
+	}
+	for _, tt := range tests {
+		if got := oneLine(tt.in); got != tt.want {
+			t.Errorf("oneLine(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

@@ -34,7 +34,7 @@ func openOffline(ctx context.Context, dataDir, kekFile string) (*store.Store, er
 	}
 	b, err := bolt.Open(db, bolt.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("%w (is the server still running? stop it first)", err)
+		return nil, err // names the lock ("stop it first") or the corruption
 	}
 	st, err := store.Open(ctx, b, seal)
 	if err != nil {
