@@ -62,9 +62,9 @@ func HolderURI(cluster string, role Role, holder string) *url.URL {
 	}
 }
 
-// validateDNSName accepts a host name of letter/digit/hyphen labels, at most
+// ValidateDNSName accepts a host name of letter/digit/hyphen labels, at most
 // 253 characters. Wildcards are refused: a leaf names the hosts it serves.
-func validateDNSName(d string) error {
+func ValidateDNSName(d string) error {
 	if d == "" || len(d) > 253 {
 		return fmt.Errorf("%w: DNS name %q must be 1 to 253 characters", ErrInvalidRequest, d)
 	}
@@ -100,7 +100,7 @@ func checkSANs(role Role, dns []string, ips []net.IP) error {
 		return fmt.Errorf("%w: a rest-client certificate carries no DNS names or IP addresses", ErrInvalidRequest)
 	}
 	for _, d := range dns {
-		if err := validateDNSName(d); err != nil {
+		if err := ValidateDNSName(d); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/flinkpki/flinkpki/credentials"
 	"github.com/flinkpki/flinkpki/enroll"
 	"github.com/flinkpki/flinkpki/flinkconf"
+	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/token"
 )
 
@@ -180,7 +181,7 @@ func withLocalNames(dns, ips []string) ([]string, []string) {
 		}
 		return append(list, v)
 	}
-	if h, err := os.Hostname(); err == nil && issuerDNSName(h) {
+	if h, err := os.Hostname(); err == nil && issuer.ValidateDNSName(h) == nil {
 		dns = add(dns, h)
 	}
 	dns = add(dns, "localhost")
@@ -198,18 +199,4 @@ func withLocalNames(dns, ips []string) ([]string, []string) {
 		}
 	}
 	return dns, ips
-}
-
-// issuerDNSName reports whether a host name is a plain DNS name the issuer
-// accepts (letters, digits, '-' and '.').
-func issuerDNSName(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, c := range h {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }

@@ -113,9 +113,14 @@ func (p *procServer) start(t testing.TB) {
 		if !p.running() {
 			t.Fatalf("server exited with %v before serving:\n%s", p.cmd.ProcessState, p.log.String())
 		}
+		// serve binds its port before it opens the store, so an accepted
+		// connection alone does not mean the first start has written
+		// DIR/admin.token yet.
 		if c, err := net.DialTimeout("tcp", p.addr, 100*time.Millisecond); err == nil {
 			c.Close()
-			return
+			if _, err := os.Stat(p.admin); err == nil {
+				return
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not start within 20s:\n%s", p.log.String())

@@ -149,7 +149,7 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.DurationVar(&o.rotationInterval, "rotation-interval", time.Minute, "how often the automatic rotation schedule is checked (0 disables it)")
 	f.DurationVar(&o.holderRetention, "holder-retention", defaultHolderRetention, "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it; 0 keeps them forever")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
-	f.DurationVar(&o.rpcTimeout, "rpc-timeout", 30*time.Second, "deadline applied to every request that has none shorter")
+	f.DurationVar(&o.rpcTimeout, "rpc-timeout", 30*time.Second, "deadline applied to every request that has none shorter (above 0)")
 	f.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go's pprof profiles at http://ADDR/debug/pprof/ (debugging; keep it on loopback)")
 	f.StringVar(&o.storeKind, "store", "bolt", "store: bolt (embedded, DIR/flinkpki.db) or etcd (several replicas, one consistent store)")
 	f.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated (with --store etcd)")
@@ -157,10 +157,10 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.StringVar(&o.etcdCertFile, "etcd-cert-file", "", "client certificate for mutual TLS to etcd")
 	f.StringVar(&o.etcdKeyFile, "etcd-key-file", "", "client key for mutual TLS to etcd")
 	f.StringVar(&o.etcdPrefix, "etcd-prefix", "/flinkpki/", "key prefix, so several installations can share one etcd")
-	f.IntVar(&o.etcdBatch, "etcd-batch", 20, "issuances per etcd transaction (group commit); above 20 needs etcd's --max-txn-ops raised (e.g. 150 with 1024)")
+	f.IntVar(&o.etcdBatch, "etcd-batch", 20, "issuances per etcd transaction (group commit), 1 or more; above 20 needs etcd's --max-txn-ops raised (e.g. 150 with 1024)")
 	f.Float64Var(&o.enrollRate, "enroll-rate", 200, "enrollment requests per second allowed per identity (token, service account); 0 disables the limit")
 	f.IntVar(&o.enrollBurst, "enroll-burst", 2000, "enrollment burst allowed per identity, e.g. a whole cluster starting at once")
-	f.IntVar(&o.keyPool, "bake-key-pool", 200, "RSA keys kept ready in memory per key type for bake bursts (0 disables the pool)")
+	f.IntVar(&o.keyPool, "bake-key-pool", 200, "RSA keys kept ready in memory per key type for bake bursts, 0 to 10000 (0 disables the pool)")
 	f.IntVar(&o.maxKeygen, "max-keygen", 0, "concurrent server-side key generations for bake (default: number of CPUs)")
 	return cmd
 }
@@ -194,16 +194,30 @@ func (o *serveOptions) resolve() error {
 	if o.dev && !isLoopback(host) {
 		return usagef("--dev refuses --listen %s: development mode listens on loopback only (127.0.0.1 or ::1)", o.listen)
 	}
+	for _, a := range []struct{ flag, addr string }{{"--metrics-listen", o.metricsListen}, {"--pprof-listen", o.pprofListen}, {"--health-listen", o.healthListen}} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr != "" && err != nil {
+			return usagef("%s %q: want HOST:PORT", a.flag, a.addr)
+		}
+	}
 	if o.kekFile == "" {
 		o.kekFile = os.Getenv("FLINKPKI_KEK_FILE")
 	}
 	if (o.k8sIssuer == "") != (o.k8sJWKSFile == "") {
 		return usagef("--k8s-issuer and --k8s-jwks-file go together")
 	}
-	if o.holderRetention < 0 {
-		return usagef("--holder-retention %s is negative: give how long expired holders are kept (e.g. 720h), or 0 to keep them forever", o.holderRetention)
+	switch o.storeKind {
+	case "bolt":
+	case "etcd":
+		if len(o.etcdEndpoints) == 0 {
+			return usagef("--store etcd needs --etcd-endpoints URL,...")
+		}
+	default:
+		return usagef("--store %q: use bolt or etcd", o.storeKind)
 	}
-	return nil
+	if err := o.checkRanges(); err != nil {
+		return err
+	}
+	return checkServingSANs(o.sans)
 }
 
 func isLoopback(host string) bool {
@@ -214,41 +228,189 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// prepareDataDir checks or creates the data directory and finds the KEK.
-func (o *serveOptions) prepareDataDir() ([]byte, error) {
+// serveInputs is what serve's flags name outside the data directory, read
+// and checked before a port is bound or anything is written.
+type serveInputs struct {
+	kek     []byte // nil: --dev keeps it in DIR/kek
+	k8s     *k8sauth.Verifier
+	review  *k8sauth.Reviewer
+	etcdTLS *tls.Config
+}
+
+func (o *serveOptions) readInputs() (*serveInputs, error) {
+	in := &serveInputs{}
+	if o.kekFile != "" {
+		raw, err := os.ReadFile(o.kekFile)
+		if err != nil {
+			return nil, fmt.Errorf("read key-encryption key: %w", err)
+		}
+		if in.kek, err = store.ParseKEK(raw); err != nil {
+			return nil, err
+		}
+	} else if !o.dev {
+		return nil, errors.New("no key-encryption key: pass --kek-file FILE or set FLINKPKI_KEK_FILE (create one with: head -c 32 /dev/urandom > kek)")
+	}
+	if o.k8sIssuer != "" {
+		jwks, err := os.ReadFile(o.k8sJWKSFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --k8s-jwks-file: %w", err)
+		}
+		if in.k8s, err = k8sauth.New(k8sauth.Config{Issuer: o.k8sIssuer, Audience: o.k8sAudience, JWKS: jwks}); err != nil {
+			return nil, err
+		}
+	}
+	if o.k8sTokenReview {
+		var err error
+		if in.review, err = k8sauth.NewReviewer(k8sauth.ReviewerConfig{APIServer: o.k8sAPIServer, CAFile: o.k8sAPICAFile, TokenFile: o.k8sAPITokenFile, Audience: o.k8sAudience}); err != nil {
+			return nil, err
+		}
+	}
+	if o.storeKind == "etcd" {
+		var err error
+		if in.etcdTLS, err = etcdstore.TLSConfig(o.etcdCAFile, o.etcdCertFile, o.etcdKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// serveListeners are serve's ports, bound before anything is written, so
+// that a port in use refuses the start with the data directory as it was.
+type serveListeners struct {
+	grpc, metrics, pprof, health net.Listener
+}
+
+func (o *serveOptions) bind() (*serveListeners, error) {
+	ls := &serveListeners{}
+	for _, b := range []struct {
+		flag, addr string
+		l          *net.Listener
+	}{{"--listen", o.listen, &ls.grpc}, {"--metrics-listen", o.metricsListen, &ls.metrics}, {"--pprof-listen", o.pprofListen, &ls.pprof}, {"--health-listen", o.healthListen, &ls.health}} {
+		if b.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", b.addr)
+		if err != nil {
+			ls.close()
+			return nil, fmt.Errorf("%s %s: %w", b.flag, b.addr, err)
+		}
+		*b.l = l
+	}
+	return ls, nil
+}
+
+// close closes every listener. Those a server has served are closed
+// already, which does no harm.
+func (ls *serveListeners) close() {
+	for _, l := range []net.Listener{ls.grpc, ls.metrics, ls.pprof, ls.health} {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+// prepareDataDir checks or creates the data directory and, with --dev and
+// no --kek-file, finds or creates DIR/kek. undo takes back what it created
+// (the directories, a new key), for a start refused before the store has
+// taken that key; it never removes anything that was there before.
+func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ error) {
+	var created []string // in the order made; undo removes them in reverse
+	undo = func() {
+		for i := len(created) - 1; i >= 0; i-- {
+			os.Remove(created[i])
+		}
+	}
 	fi, err := os.Stat(o.dataDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && o.dev:
+		created = missingDirs(o.dataDir)
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("create data directory: %w", err)
+			undo()
+			return nil, nil, fmt.Errorf("create data directory: %w", err)
 		}
 	case errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("data directory %s does not exist: create it (mode 0700) or pass --dev", o.dataDir)
+		return nil, nil, fmt.Errorf("data directory %s does not exist: create it (mode 0700) or pass --dev", o.dataDir)
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	case !fi.IsDir():
-		return nil, fmt.Errorf("--data-dir %s is not a directory", o.dataDir)
+		return nil, nil, fmt.Errorf("--data-dir %s is not a directory", o.dataDir)
 	}
-	if o.kekFile == "" {
-		if !o.dev {
-			return nil, errors.New("no key-encryption key: pass --kek-file FILE or set FLINKPKI_KEK_FILE (create one with: head -c 32 /dev/urandom > kek)")
-		}
-		o.kekFile = filepath.Join(o.dataDir, "kek")
-		if _, err := os.Stat(o.kekFile); errors.Is(err, os.ErrNotExist) {
-			k := make([]byte, store.KEKSize)
-			if _, err := rand.Read(k); err != nil {
-				return nil, err
-			}
-			if err := atomicfile.Write(o.kekFile, k, 0o600); err != nil {
-				return nil, fmt.Errorf("create dev key-encryption key: %w", err)
-			}
-		}
+	if kek != nil {
+		return kek, undo, nil
 	}
+	o.kekFile = filepath.Join(o.dataDir, "kek")
 	raw, err := os.ReadFile(o.kekFile)
-	if err != nil {
-		return nil, fmt.Errorf("read key-encryption key: %w", err)
+	if errors.Is(err, os.ErrNotExist) {
+		db := filepath.Join(o.dataDir, "flinkpki.db")
+		if _, err := os.Stat(db); o.storeKind == "bolt" && err == nil {
+			return nil, nil, fmt.Errorf("the database %s exists but %s does not: restore the key-encryption key to %s, or pass --kek-file FILE; nothing was changed", db, o.kekFile, o.kekFile)
+		}
+		raw = make([]byte, store.KEKSize)
+		if _, err = rand.Read(raw); err == nil {
+			err = atomicfile.Write(o.kekFile, raw, 0o600)
+		}
+		if err != nil {
+			undo()
+			return nil, nil, fmt.Errorf("create dev key-encryption key: %w", err)
+		}
+		created = append(created, o.kekFile)
 	}
-	return store.ParseKEK(raw)
+	if err != nil {
+		undo()
+		return nil, nil, fmt.Errorf("read key-encryption key: %w", err)
+	}
+	if kek, err = store.ParseKEK(raw); err != nil {
+		undo()
+		return nil, nil, err
+	}
+	return kek, undo, nil
+}
+
+// missingDirs lists dir and its parents that do not exist yet, outermost
+// first: what MkdirAll(dir) is about to create.
+func missingDirs(dir string) []string {
+	var out []string
+	for p := filepath.Clean(dir); ; {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		out = append([]string{p}, out...)
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	return out
+}
+
+// openStore opens the configured store with kek. A start refused before
+// the store has taken kek undoes what prepareDataDir created; any other
+// failure may come after a new store recorded kek, which must then stay.
+func (o *serveOptions) openStore(ctx context.Context, kek []byte, etcdTLS *tls.Config, undo func()) (*store.Store, store.Backend, error) {
+	seal, err := store.NewSealer(kek, nil)
+	if err != nil {
+		undo()
+		return nil, nil, err
+	}
+	backend, where, err := o.openBackend(ctx, etcdTLS)
+	if err != nil {
+		undo()
+		return nil, nil, err
+	}
+	st, err := store.Open(ctx, backend, seal)
+	if err != nil {
+		backend.Close()
+		if errors.Is(err, store.ErrWrongKEK) {
+			undo()
+			return nil, nil, fmt.Errorf("the key-encryption key %s does not open %s: start with the key this store was created with; nothing was changed", o.kekFile, where)
+		}
+		if errors.Is(err, store.ErrSchema) {
+			undo()
+		}
+		return nil, nil, err
+	}
+	return st, backend, nil
 }
 
 func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
@@ -259,49 +421,30 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	kek, err := o.prepareDataDir()
+	in, err := o.readInputs()
 	if err != nil {
 		return err
 	}
+	ls, err := o.bind()
+	if err != nil {
+		return err
+	}
+	defer ls.close()
+	kek, undo, err := o.prepareDataDir(in.kek)
+	if err != nil {
+		return err
+	}
+	st, backend, err := o.openStore(ctx, kek, in.etcdTLS, undo)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	// A small live heap may grow to 20 MiB before it is collected: fewer
 	// collections on the issuance path. A soft memory limit that follows the
 	// live heap caps bursts, and an idle server gives the free heap back.
 	// GOGC or GOMEMLIMIT in the environment turns this off.
 	gctune.Start(ctx, 20<<20, time.Second)
-	seal, err := store.NewSealer(kek, nil)
-	if err != nil {
-		return err
-	}
-	backend, where, err := o.openBackend(ctx)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, backend, seal)
-	if err != nil {
-		backend.Close()
-		if errors.Is(err, store.ErrWrongKEK) {
-			return fmt.Errorf("the key-encryption key %s does not open %s: start with the key this store was created with; nothing was changed", o.kekFile, where)
-		}
-		return err
-	}
-	defer st.Close()
 
-	var k8s *k8sauth.Verifier
-	if o.k8sIssuer != "" {
-		jwks, err := os.ReadFile(o.k8sJWKSFile)
-		if err != nil {
-			return fmt.Errorf("read --k8s-jwks-file: %w", err)
-		}
-		if k8s, err = k8sauth.New(k8sauth.Config{Issuer: o.k8sIssuer, Audience: o.k8sAudience, JWKS: jwks}); err != nil {
-			return err
-		}
-	}
-	var review *k8sauth.Reviewer
-	if o.k8sTokenReview {
-		if review, err = k8sauth.NewReviewer(k8sauth.ReviewerConfig{APIServer: o.k8sAPIServer, CAFile: o.k8sAPICAFile, TokenFile: o.k8sAPITokenFile, Audience: o.k8sAudience}); err != nil {
-			return err
-		}
-	}
 	m := metrics.New()
 	var pool *authority.KeyPool
 	acfg := authority.Config{Store: st, Logger: log, Observer: m}
@@ -322,31 +465,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 			return err
 		}
 	}
-	srv := api.New(api.Config{Authority: auth, K8s: k8s, Review: review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
-	authUnary, authStream := srv.Interceptors()
+	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
 	rl := &requestLog{log: log, timeout: o.rpcTimeout}
-	g := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})),
-		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
-		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
-		grpc.MaxRecvMsgSize(maxRequestBytes),
-		// Enrollments are a few KiB each way. A large fixed window turns
-		// off gRPC's bandwidth-delay probing, which costs a PING round trip
-		// on every new connection, and small buffers keep a burst of new
-		// connections from allocating 64 KiB each.
-		grpc.InitialWindowSize(1<<20),
-		grpc.InitialConnWindowSize(1<<20),
-		grpc.ReadBufferSize(8<<10),
-		grpc.WriteBufferSize(8<<10),
-		// A new goroutine per RPC grows its stack from 8 KiB through the
-		// crypto and the commit on every enrollment (about 5% of the
-		// server's CPU at c=64). Long-lived workers keep their grown
-		// stacks; RPCs beyond them still get a goroutine of their own.
-		grpc.NumStreamWorkers(streamWorkers),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
-	)
-	srv.Register(g)
+	g := newGRPCServer(cert, rl, m, srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, name := range api.ServiceNames {
@@ -355,39 +476,8 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
 
-	lis, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.listen, err)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
-	go func() { errc <- g.Serve(lis) }()
-	var extra []func(context.Context)
-	if o.metricsListen != "" {
-		stop, err := serveMetrics(ctx, o.metricsListen, m, auth, log, errc)
-		if err != nil {
-			return err
-		}
-		extra = append(extra, stop)
-	}
-	if o.pprofListen != "" {
-		stop, err := servePprof(o.pprofListen, errc)
-		if err != nil {
-			return err
-		}
-		extra = append(extra, stop)
-	}
-	if o.healthListen != "" {
-		hg := grpc.NewServer()
-		healthpb.RegisterHealthServer(hg, hs)
-		hl, err := net.Listen("tcp", o.healthListen)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", o.healthListen, err)
-		}
-		go func() { errc <- hg.Serve(hl) }()
-		extra = append(extra, func(context.Context) { hg.Stop() })
-	}
 	// One replica rotates and prunes: the leader of one election (its name
 	// predates pruning, and replicas of both versions must agree on it).
 	leader := func() bool { return true }
@@ -398,6 +488,21 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		}
 		defer l.Close()
 		leader = l.IsLeader
+	}
+	errc := make(chan error, 4)
+	go func() { errc <- g.Serve(ls.grpc) }()
+	var extra []func(context.Context)
+	if ls.metrics != nil {
+		extra = append(extra, serveMetrics(ctx, ls.metrics, m, auth, log, errc))
+	}
+	if ls.pprof != nil {
+		extra = append(extra, servePprof(ls.pprof, errc))
+	}
+	if ls.health != nil {
+		hg := grpc.NewServer()
+		healthpb.RegisterHealthServer(hg, hs)
+		go func() { errc <- hg.Serve(ls.health) }()
+		extra = append(extra, func(context.Context) { hg.Stop() })
 	}
 	if o.rotationInterval > 0 {
 		go auth.RunScheduler(ctx, o.rotationInterval, leader)
@@ -424,11 +529,12 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	defer sumCancel()
 	sumDone := make(chan struct{})
 	go func() { srv.RunRefusalSummaries(sumCtx); close(sumDone) }()
-	log.Info("flinkpki serving", "listen", lis.Addr().String(), "data_dir", o.dataDir, "dev", o.dev)
+	log.Info("flinkpki serving", "listen", ls.grpc.Addr().String(), "data_dir", o.dataDir, "dev", o.dev)
 	if o.dev {
 		abs, _ := filepath.Abs(o.dataDir)
+		addr := ls.grpc.Addr()
 		fmt.Fprintf(cmd.ErrOrStderr(), "\nflinkpki dev server on %s. Point the CLI at it with:\n  export FLINKPKI_SERVER=%s FLINKPKI_CA_FILE=%s FLINKPKI_TOKEN_FILE=%s\n  flinkpki cluster create orders\n\n",
-			lis.Addr(), lis.Addr(), filepath.Join(abs, "server-ca.crt"), filepath.Join(abs, "admin.token"))
+			addr, addr, filepath.Join(abs, "server-ca.crt"), filepath.Join(abs, "admin.token"))
 	}
 	select {
 	case <-ctx.Done():
@@ -459,30 +565,55 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	return nil
 }
 
-func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, auth *authority.Authority, log *slog.Logger, errc chan<- error) (func(context.Context), error) {
+// newGRPCServer makes the TLS gRPC server with serve's interceptors and
+// transport settings, and registers the flinkpki services on it.
+func newGRPCServer(cert *tls.Certificate, rl *requestLog, m *metrics.Metrics, srv *api.Server) *grpc.Server {
+	authUnary, authStream := srv.Interceptors()
+	g := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})),
+		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
+		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
+		grpc.MaxRecvMsgSize(maxRequestBytes),
+		// Enrollments are a few KiB each way. A large fixed window turns
+		// off gRPC's bandwidth-delay probing, which costs a PING round trip
+		// on every new connection, and small buffers keep a burst of new
+		// connections from allocating 64 KiB each.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(1<<20),
+		grpc.ReadBufferSize(8<<10),
+		grpc.WriteBufferSize(8<<10),
+		// A new goroutine per RPC grows its stack from 8 KiB through the
+		// crypto and the commit on every enrollment (about 5% of the
+		// server's CPU at c=64). Long-lived workers keep their grown
+		// stacks; RPCs beyond them still get a goroutine of their own.
+		grpc.NumStreamWorkers(streamWorkers),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
+	)
+	srv.Register(g)
+	return g
+}
+
+func serveMetrics(ctx context.Context, l net.Listener, m *metrics.Metrics, auth *authority.Authority, log *slog.Logger, errc chan<- error) func(context.Context) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.RefreshingHandler(ctx, gaugeRefresh,
 		func(ctx context.Context) error { return refreshGauges(ctx, auth, m) },
 		func(err error) {
 			log.Warn("the expiry gauges were not refreshed; /metrics serves the last values", "err", err)
 		}))
-	return serveHTTP(addr, mux, errc)
+	return serveHTTP(l, mux, errc)
 }
 
-// serveHTTP serves handler on addr in the background and returns its
+// serveHTTP serves handler on l in the background and returns its
 // graceful stop. Serving errors other than the stop itself go to errc.
-func serveHTTP(addr string, handler http.Handler, errc chan<- error) (func(context.Context), error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
+func serveHTTP(l net.Listener, handler http.Handler, errc chan<- error) func(context.Context) {
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
-	return func(ctx context.Context) { hs.Shutdown(ctx) }, nil
+	return func(ctx context.Context) { hs.Shutdown(ctx) }
 }
 
 // ensureDevAdminToken writes DIR/admin.token unless it already holds a
@@ -503,21 +634,15 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 }
 
 // openBackend opens the configured store backend and says where it is.
-func (o *serveOptions) openBackend(ctx context.Context) (store.Backend, string, error) {
+// The flags were checked by resolve, and etcd's TLS files read by readInputs.
+func (o *serveOptions) openBackend(ctx context.Context, etcdTLS *tls.Config) (store.Backend, string, error) {
 	switch o.storeKind {
 	case "bolt":
 		path := filepath.Join(o.dataDir, "flinkpki.db")
 		b, err := bolt.Open(path, bolt.Options{})
 		return b, path, err
 	case "etcd":
-		if len(o.etcdEndpoints) == 0 {
-			return nil, "", usagef("--store etcd needs --etcd-endpoints URL,...")
-		}
-		tlsCfg, err := etcdstore.TLSConfig(o.etcdCAFile, o.etcdCertFile, o.etcdKeyFile)
-		if err != nil {
-			return nil, "", err
-		}
-		b, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: o.etcdEndpoints, Prefix: o.etcdPrefix, TLS: tlsCfg, MaxBatch: o.etcdBatch})
+		b, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: o.etcdEndpoints, Prefix: o.etcdPrefix, TLS: etcdTLS, MaxBatch: o.etcdBatch})
 		return b, "etcd " + strings.Join(o.etcdEndpoints, ",") + o.etcdPrefix, err
 	}
 	return nil, "", usagef("--store %q: use bolt or etcd", o.storeKind)
@@ -555,12 +680,12 @@ func watchStoreHealth(ctx context.Context, b *etcdstore.Backend, hs *health.Serv
 	}
 }
 
-func servePprof(addr string, errc chan<- error) (func(context.Context), error) {
+func servePprof(l net.Listener, errc chan<- error) func(context.Context) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	return serveHTTP(addr, mux, errc)
+	return serveHTTP(l, mux, errc)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
+	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -99,6 +100,19 @@ func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans [
 	// along, the client also parses it and checks it as an intermediate:
 	// about 9% of a full handshake, client and server together (A/B).
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: leafKey}, caCert, nil
+}
+
+// checkServingSANs refuses a --san the serving certificate must not carry.
+// A name is a host name as the issuer accepts one in a leaf
+// (issuer.ValidateDNSName). Wildcards are refused: the server names the hosts clients
+// reach it by, and a wildcard would vouch for every other host too.
+func checkServingSANs(sans []string) error {
+	for _, s := range sans {
+		if net.ParseIP(s) == nil && issuer.ValidateDNSName(s) != nil {
+			return usagef("--san %q is neither an IP address nor a DNS host name: give labels of letters, digits and '-' (1 to 63 characters each, 253 in all), no wildcards", s)
+		}
+	}
+	return nil
 }
 
 func newServingCA(now time.Time) (*store.CA, error) {

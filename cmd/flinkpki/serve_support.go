@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -57,6 +58,40 @@ func applyConfigFile(cmd *cobra.Command, path string) error {
 				return usagef("--config %s: %s: %v", path, k, err)
 			}
 		}
+	}
+	return nil
+}
+
+// maxKeyPool bounds --bake-key-pool. Every ready key stays in memory, per
+// RSA key type in use, and the pool refills at CPU speed: 10000 RSA-4096
+// keys are tens of MiB and hours of key generation.
+const maxKeyPool = 10000
+
+// checkRanges refuses numbers serve cannot run with sensibly, before a
+// port is bound or anything is written. Each error names the flag, the
+// value and what is allowed.
+func (o *serveOptions) checkRanges() error {
+	switch {
+	case o.holderRetention < 0:
+		return usagef("--holder-retention %s is negative: give how long expired holders are kept (e.g. 720h), or 0 to keep them forever", o.holderRetention)
+	case o.rotationInterval < 0:
+		return usagef("--rotation-interval %s is negative: give how often the rotation schedule is checked (e.g. 1m), or 0 to turn it off", o.rotationInterval)
+	case o.shutdownTimeout < 0:
+		return usagef("--shutdown-timeout %s is negative: give how long in-flight requests may finish (e.g. 15s), or 0 to cut them off at once", o.shutdownTimeout)
+	case o.rpcTimeout <= 0:
+		return usagef("--rpc-timeout %s is not above 0: give the longest a request may take (e.g. 30s)", o.rpcTimeout)
+	case math.IsNaN(o.enrollRate) || math.IsInf(o.enrollRate, 0) || o.enrollRate < 0:
+		return usagef("--enroll-rate %v: give enrollment requests per second per identity, a number of 0 or more (0 turns the limit off)", o.enrollRate)
+	case o.enrollBurst < 0:
+		return usagef("--enroll-burst %d is negative: give 1 or more requests, or 0 for one second's worth of --enroll-rate", o.enrollBurst)
+	case o.enrollRate > 0 && o.enrollRate < 1 && o.enrollBurst == 0:
+		return usagef("--enroll-burst 0 with --enroll-rate %v allows no enrollment at all: give --enroll-burst 1 or more", o.enrollRate)
+	case o.keyPool < 0 || o.keyPool > maxKeyPool:
+		return usagef("--bake-key-pool %d is out of range: give 0 (no pool) to %d ready keys per key type", o.keyPool, maxKeyPool)
+	case o.maxKeygen < 0:
+		return usagef("--max-keygen %d is negative: give 1 or more concurrent key generations, or 0 for the number of CPUs", o.maxKeygen)
+	case o.etcdBatch < 1:
+		return usagef("--etcd-batch %d is out of range: give 1 or more issuances per etcd transaction (above 20 needs etcd's --max-txn-ops raised)", o.etcdBatch)
 	}
 	return nil
 }
