@@ -30,9 +30,6 @@ type ConfigParams struct {
 	KeyAlgorithm x509.PublicKeyAlgorithm
 	// LegacyStoreTypes omits the *-type keys, which Flink < 1.20 rejects.
 	LegacyStoreTypes bool
-	// RESTBindAddress, when set, is written as rest.bind-address, e.g.
-	// "127.0.0.1" when a sidecar proxy fronts the REST endpoint.
-	RESTBindAddress string
 }
 
 // FlinkConfiguration returns the flinkConfiguration keys for a
@@ -78,9 +75,6 @@ func FlinkConfiguration(p ConfigParams) ([]KV, error) {
 		KV{"security.ssl.protocol", Protocol},
 		KV{"security.ssl.algorithms", algs},
 	)
-	if p.RESTBindAddress != "" {
-		kvs = append(kvs, KV{"rest.bind-address", p.RESTBindAddress})
-	}
 	kvs = append(kvs, KV{MergeArraysByNameKey, "true"})
 	return kvs, nil
 }

@@ -42,12 +42,11 @@ func TestFlinkConfiguration(t *testing.T) {
 		},
 		{
 			name:   "JKS stores with an RSA key get .jks paths and RSA suites",
-			params: ConfigParams{TLSDir: "/tls", Format: "jks", KeyAlgorithm: x509.RSA, RESTBindAddress: "127.0.0.1"},
+			params: ConfigParams{TLSDir: "/tls", Format: "jks", KeyAlgorithm: x509.RSA},
 			want: map[string]string{
 				"security.ssl.internal.keystore":      "/tls/keystore.jks",
 				"security.ssl.internal.keystore-type": "JKS",
 				"security.ssl.algorithms":             rsaSuites,
-				"rest.bind-address":                   "127.0.0.1",
 			},
 		},
 		{
@@ -130,10 +129,10 @@ func TestRenderYAMLRoundTripsAsStrings(t *testing.T) {
 }
 
 // TestFlinkConfigurationPassesLint ties the generator to the linter: the
-// block `flink config` prints, pasted into a standalone deployment, raises
-// no configuration finding.
+// block `flink config` prints, pasted into a standalone deployment whose
+// JobManager init container keeps REST on loopback, raises no finding.
 func TestFlinkConfigurationPassesLint(t *testing.T) {
-	kvs, err := FlinkConfiguration(ConfigParams{KeyAlgorithm: x509.RSA, RESTBindAddress: "127.0.0.1"})
+	kvs, err := FlinkConfiguration(ConfigParams{KeyAlgorithm: x509.RSA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +140,9 @@ func TestFlinkConfigurationPassesLint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest := "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: gen\nspec:\n  mode: standalone\n  serviceAccount: flink-gen\n  flinkConfiguration:\n" +
-		indent(string(block), "    ")
+	manifest := "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: gen\nspec:\n  mode: standalone\n  serviceAccount: flink-gen\n" +
+		"  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            args: [init, --flink-conf-set, rest.bind-address=127.0.0.1]\n" +
+		"  flinkConfiguration:\n" + indent(string(block), "    ")
 	findings, err := LintWith([]byte(manifest), "gen.yaml", LintOptions{KeyAlgorithm: x509.RSA})
 	if err != nil {
 		t.Fatalf("Lint: %v", err)

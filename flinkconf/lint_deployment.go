@@ -34,6 +34,35 @@ var podTemplateFields = [][]string{
 	{"spec", "taskManager", "podTemplate"},
 }
 
+// ConfSetFlag is the flinkpki init flag that merges KEY=VALUE into the
+// pod-local copy of the configuration.
+const ConfSetFlag = "--flink-conf-set"
+
+// jobManagerConfSet returns the value an init container in a pod template
+// that reaches the JobManager (the top-level one or the JobManager's) merges
+// for key with --flink-conf-set.
+func (d *deploymentInfo) jobManagerConfSet(key string) (string, bool) {
+	value, found := "", false
+	for _, t := range d.templates {
+		if t.field == "spec.taskManager.podTemplate" {
+			continue
+		}
+		for _, c := range t.spec.Spec.InitContainers {
+			args := append(append([]string(nil), c.Command...), c.Args...)
+			for i, a := range args {
+				kv, ok := strings.CutPrefix(a, ConfSetFlag+"=")
+				if a == ConfSetFlag && i+1 < len(args) {
+					kv, ok = args[i+1], true
+				}
+				if k, v, cut := strings.Cut(kv, "="); ok && cut && strings.TrimSpace(k) == key {
+					value, found = strings.TrimSpace(v), true
+				}
+			}
+		}
+	}
+	return value, found
+}
+
 // parseDocuments parses every YAML document of data, skipping empty ones.
 func parseDocuments(data []byte) ([]*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))

@@ -87,23 +87,43 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// restBindFix is how a FlinkDeployment keeps REST on loopback: the
+// operator removes rest.bind-address from the configuration it writes, so
+// the flinkpki init container merges it into the pod-local copy, and the
+// operator's startup probe, which reaches REST over the pod IP, must be off.
+const restBindFix = `add "--flink-conf-set", "rest.bind-address=127.0.0.1" to the flinkpki init container of the JobManager (it merges the key into the pod-local copy of the configuration), set kubernetes.operator.jm-deployment.startup.probe.enabled: "false", and front REST with an nginx or envoy sidecar that requires client certificates`
+
 func checkRESTAuth(s *subject, _ LintOptions) []Finding {
 	bind, set := s.get("rest.bind-address")
+	inConf := set && s.deployment != nil
+	if s.deployment != nil {
+		// The operator removes rest.bind-address from the configuration it
+		// writes for the pods: only an init container's copy can carry it.
+		bind, set = s.deployment.jobManagerConfSet("rest.bind-address")
+	}
 	if set && isLoopback(bind) {
 		return nil
 	}
 	if s.isTrue("security.ssl.rest.enabled", "security.ssl.enabled") && s.isTrue("security.ssl.rest.authentication-enabled") {
 		return nil
 	}
+	if inConf && !set {
+		return one(RuleRESTUnauthenticated, SeverityError,
+			fmt.Sprintf("%s: rest.bind-address in spec.flinkConfiguration has no effect: the operator removes it from the configuration it writes, so the REST endpoint, which accepts job submissions, binds to every interface without authentication", s.label),
+			restBindFix)
+	}
 	where := "rest.bind-address: " + bind
 	if !set {
 		where = "rest.bind-address is not set, so it binds to every interface"
 	}
-	const fix = "set rest.bind-address: 127.0.0.1 and front it with an nginx or envoy sidecar that requires client certificates, or enable security.ssl.rest.enabled and security.ssl.rest.authentication-enabled"
+	fix := "set rest.bind-address: 127.0.0.1 and front it with an nginx or envoy sidecar that requires client certificates, or enable security.ssl.rest.enabled and security.ssl.rest.authentication-enabled"
+	if s.deployment != nil {
+		fix = restBindFix + ", or enable security.ssl.rest.enabled and security.ssl.rest.authentication-enabled"
+	}
 	if proxy := proxySidecar(s.deployment); proxy != "" {
 		return one(RuleRESTUnauthenticated, SeverityError,
 			fmt.Sprintf("%s: the REST endpoint is reachable without authentication past the %q sidecar (%s, REST mutual TLS off): anyone reaching the pod IP bypasses the proxy", s.label, proxy, where),
-			"set rest.bind-address: 127.0.0.1 so only the sidecar reaches Flink's REST port")
+			restBindFix)
 	}
 	return one(RuleRESTUnauthenticated, SeverityError,
 		fmt.Sprintf("%s: the REST endpoint, which accepts job submissions, is reachable without authentication (%s, REST mutual TLS off, no proxy sidecar)", s.label, where),

@@ -93,7 +93,17 @@ const secureFlat = `    security.ssl.internal.enabled: "true"
     rest.bind-address: 127.0.0.1
 `
 
+// loopbackJobManager is a JobManager pod template whose flinkpki init
+// container keeps REST on loopback in the pod-local configuration.
+const loopbackJobManager = "  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            image: flinkpki/flinkpki:v1\n            args: [init, --flink-conf-set, rest.bind-address=127.0.0.1]\n"
+
+// deployment is a FlinkDeployment with the given configuration and extra
+// spec fields; without a jobManager field of its own it gets
+// loopbackJobManager.
 func deployment(flinkConfiguration, extraSpec string) string {
+	if !strings.Contains(extraSpec, "  jobManager:") {
+		extraSpec = loopbackJobManager + extraSpec
+	}
 	return "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: t\nspec:\n  mode: standalone\n  serviceAccount: flink-t\n" +
 		extraSpec + "  flinkConfiguration:\n" + flinkConfiguration
 }
@@ -125,10 +135,20 @@ func TestLintRules(t *testing.T) {
 		{"explicit native mode is warned about", "d.yaml", deployment(secureFlat, "  mode: native\n"), LintOptions{}, []string{"FP003 warning"}},
 		{"the default service account is warned about", "d.yaml", strings.Replace(deployment(secureFlat, ""), "flink-t", "default", 1), LintOptions{}, []string{"FP007 warning"}},
 		{"an open REST port behind a sidecar is still open", "d.yaml",
-			deployment(strings.Replace(secureFlat, "127.0.0.1", "0.0.0.0", 1), "  podTemplate:\n    spec:\n      containers:\n        - name: proxy\n          image: envoyproxy/envoy:v1.31\n"),
+			deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)+"  podTemplate:\n    spec:\n      containers:\n        - name: proxy\n          image: envoyproxy/envoy:v1.31\n"),
 			LintOptions{}, []string{"FP002 error"}},
+		{"rest.bind-address in flinkConfiguration alone has no effect", "d.yaml",
+			deployment(secureFlat, "  jobManager:\n    replicas: 1\n"), LintOptions{}, []string{"FP002 error"}},
+		{"--flink-conf-set=KEY=VALUE in the top-level template keeps REST on loopback", "d.yaml",
+			deployment(secureFlat, "  jobManager:\n    replicas: 1\n  podTemplate:\n    spec:\n      initContainers:\n        - name: flinkpki-init\n          args: [init, --flink-conf-set=rest.bind-address=::1]\n"),
+			LintOptions{}, nil},
+		{"--flink-conf-set in the TaskManager template does not reach the JobManager", "d.yaml",
+			deployment(secureFlat, "  jobManager:\n    replicas: 1\n  taskManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            args: [init, --flink-conf-set, rest.bind-address=127.0.0.1]\n"),
+			LintOptions{}, []string{"FP002 error"}},
+		{"--flink-conf-set to every interface is open", "d.yaml",
+			deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)), LintOptions{}, []string{"FP002 error"}},
 		{"REST mutual TLS protects an open REST port", "d.yaml",
-			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.rest.enabled: true\n    security.ssl.rest.authentication-enabled: true", 1), ""),
+			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.rest.enabled: true\n    security.ssl.rest.authentication-enabled: true", 1), "  jobManager:\n    replicas: 1\n"),
 			LintOptions{}, nil},
 		{"hostNetwork in the task manager template is an error", "d.yaml",
 			deployment(secureFlat, "  taskManager:\n    podTemplate:\n      spec:\n        hostNetwork: true\n"), LintOptions{}, []string{"FP008 error"}},

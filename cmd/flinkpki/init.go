@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +31,8 @@ type initFlags struct {
 	issueFlags
 	keyType          string
 	confSrc, confOut string
+	confSet          []string
+	extra            []flinkconf.KV // confSet, parsed
 	timeout          durationFlag
 	noAutoSANs       bool
 }
@@ -52,6 +56,10 @@ With --flink-conf-src and --flink-conf-out it copies the Flink configuration
 directory (the operator's read-only ConfigMap) and merges the security.ssl.*
 keys, with this pod's own passwords, into its config.yaml (or legacy
 flink-conf.yaml), so the Flink container can set FLINK_CONF_DIR to the copy.
+--flink-conf-set KEY=VALUE merges further keys into the copy. The Kubernetes
+operator removes rest.bind-address from the ConfigMap it writes, so a
+JobManager whose plain-HTTP REST endpoint must stay on loopback (behind a
+mutual-TLS sidecar) needs --flink-conf-set rest.bind-address=127.0.0.1.
 
 Flags may come from the environment: FLINKPKI_CLUSTER, FLINKPKI_ROLE,
 FLINKPKI_HOLDER, FLINKPKI_SERVER, FLINKPKI_CA_FILE, FLINKPKI_TOKEN_FILE.`,
@@ -67,6 +75,7 @@ FLINKPKI_HOLDER, FLINKPKI_SERVER, FLINKPKI_CA_FILE, FLINKPKI_TOKEN_FILE.`,
 	fl.StringVar(&f.keyType, "key-type", "", "the cluster's key type, to skip asking the server (normally left out)")
 	fl.StringVar(&f.confSrc, "flink-conf-src", "", "Flink configuration directory to copy (with --flink-conf-out)")
 	fl.StringVar(&f.confOut, "flink-conf-out", "", "where to write the merged Flink configuration (with --flink-conf-src)")
+	fl.StringArrayVar(&f.confSet, "flink-conf-set", nil, "KEY=VALUE merged into the copy too (repeat; with --flink-conf-out): for keys the operator leaves out of the ConfigMap it writes, above all rest.bind-address=127.0.0.1")
 	fl.Var(&f.timeout, "timeout", "give up when the server has not answered within this time")
 	fl.BoolVar(&f.noAutoSANs, "no-auto-sans", false, "for jobmanager/taskmanager, do not add this pod's host name and IP addresses as SANs (Flink 2.3+ checks them on the TaskManager data plane)")
 	a.addConnFlags(cmd)
@@ -92,6 +101,14 @@ func (a *app) resolveInit(f *initFlags) (ca.KeyType, error) {
 	if (f.confSrc == "") != (f.confOut == "") {
 		return "", usagef("--flink-conf-src and --flink-conf-out go together: give both or neither")
 	}
+	if len(f.confSet) > 0 && f.confOut == "" {
+		return "", usagef("--flink-conf-set needs --flink-conf-src and --flink-conf-out: it merges into the copy of the configuration")
+	}
+	extra, err := confSetFlag(f.confSet)
+	if err != nil {
+		return "", err
+	}
+	f.extra = extra
 	if f.timeout.d <= 0 {
 		return "", usagef("--timeout must be positive")
 	}
@@ -136,7 +153,7 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 		if err != nil {
 			return err
 		}
-		if err := conf.Check(preview); err != nil {
+		if err := conf.Check(append(preview, f.extra...)); err != nil {
 			return fmt.Errorf("%w: %v", flinkconf.ErrConfDir, err)
 		}
 	}
@@ -162,11 +179,37 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 		return err
 	}
 	if conf != nil {
-		if err := conf.Write(set.SSL); err != nil {
+		if err := conf.Write(append(set.SSL, f.extra...)); err != nil {
 			return err
 		}
 	}
 	return a.report(&f.issueFlags, opts, res, set, f.confOut, a.now().Sub(start))
+}
+
+// confKeyPattern is a Flink configuration key: dotted words of letters,
+// digits, '-' and '_'.
+var confKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)*$`)
+
+// confSetFlag parses --flink-conf-set KEY=VALUE values. The security.ssl.*
+// keys are flinkpki's own (with this pod's passwords) and cannot be set.
+func confSetFlag(values []string) ([]flinkconf.KV, error) {
+	var out []flinkconf.KV
+	seen := map[string]bool{}
+	for _, v := range values {
+		k, val, ok := strings.Cut(v, "=")
+		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+		switch {
+		case !ok || !confKeyPattern.MatchString(k) || val == "" || strings.ContainsAny(val, "\r\n"):
+			return nil, usagef("--flink-conf-set %q: want KEY=VALUE on one line, e.g. rest.bind-address=127.0.0.1", v)
+		case strings.HasPrefix(k, "security.ssl."):
+			return nil, usagef("--flink-conf-set %s: the security.ssl.* keys come from the file set, with this pod's own passwords; set the others in the FlinkDeployment", k)
+		case seen[k]:
+			return nil, usagef("--flink-conf-set %s is given twice", k)
+		}
+		seen[k] = true
+		out = append(out, flinkconf.KV{Key: k, Value: val})
+	}
+	return out, nil
 }
 
 // withLocalNames adds the names peers reach this pod by: its host name, its

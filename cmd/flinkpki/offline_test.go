@@ -29,11 +29,16 @@ metadata:
 spec:
   mode: standalone
   serviceAccount: flink-orders
+  jobManager:
+    podTemplate:
+      spec:
+        initContainers:
+          - name: flinkpki-init
+            args: [init, --flink-conf-set, rest.bind-address=127.0.0.1]
   flinkConfiguration:
     security.ssl.internal.enabled: "true"
     security.ssl.protocol: TLSv1.2
     security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
-    rest.bind-address: 127.0.0.1
 `
 
 func TestFlinkLintExitCodes(t *testing.T) {

@@ -27,7 +27,8 @@ func TestInitMergesTheFlinkConfigurationFromAReadOnlyDirectory(t *testing.T) {
 	tls := filepath.Join(t.TempDir(), "tls")
 	confOut := filepath.Join(t.TempDir(), "conf-out")
 	s.cli(t, "", "init", "--cluster", "orders", "--role", "jobmanager", "--holder", "jm-0", "--out", tls,
-		"--token-file", s.tokenFor(t, "orders", "jobmanager"), "--flink-conf-src", src, "--flink-conf-out", confOut).ok(t)
+		"--token-file", s.tokenFor(t, "orders", "jobmanager"), "--flink-conf-src", src, "--flink-conf-out", confOut,
+		"--flink-conf-set", "rest.bind-address=127.0.0.1").ok(t)
 
 	if b, _ := os.ReadFile(filepath.Join(src, "config.yaml")); string(b) != nested {
 		t.Fatal("the source configuration was modified")
@@ -47,6 +48,7 @@ func TestInitMergesTheFlinkConfigurationFromAReadOnlyDirectory(t *testing.T) {
 	flatten("", doc, flat)
 	for k, want := range map[string]string{
 		"jobmanager.rpc.address":              "orders",
+		"rest.bind-address":                   "127.0.0.1", // --flink-conf-set: the operator removes it
 		"jobmanager.memory.process.size":      "1600m",
 		"taskmanager.numberOfTaskSlots":       "2",
 		"security.ssl.internal.enabled":       "true",
