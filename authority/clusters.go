@@ -41,7 +41,9 @@ type ClusterView struct {
 const MinLeafValidity = time.Second
 
 // CreateCluster creates a cluster with its own internal CA and its own REST
-// CA, neither of which signs anything else.
+// CA, neither of which signs anything else. It refuses a Kubernetes binding
+// another cluster holds: one service account's token would enroll into
+// both, so the clusters would no longer be isolated from each other.
 func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateClusterRequest) (*ClusterView, error) {
 	c, err := a.newCluster(req)
 	if err != nil {
@@ -53,9 +55,9 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 		if _, err := tx.Cluster(c.Name); err == nil {
 			return fmt.Errorf("cluster %q %w", c.Name, ErrExists)
 		}
-		return nil
+		return checkBindingsFree(tx, c.K8sBindings)
 	}); err != nil {
-		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", "exists", err)
+		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", createRefusal(err), err)
 	}
 	var recs []*store.CA
 	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
@@ -70,6 +72,9 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 		if _, err := tx.Cluster(c.Name); err == nil {
 			return fmt.Errorf("cluster %q %w", c.Name, ErrExists)
 		}
+		if err := checkBindingsFree(tx, c.K8sBindings); err != nil {
+			return err
+		}
 		if err := tx.PutCluster(c); err != nil {
 			return err
 		}
@@ -81,14 +86,46 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 		return a.audit(tx, actor, c.Name, "cluster.create", "ok", "", map[string]string{
 			"key_type": c.KeyType, "internal_ca": recs[0].ID, "rest_ca": recs[1].ID})
 	})
-	if errors.Is(err, ErrExists) {
-		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", "exists", err)
+	if errors.Is(err, ErrExists) || errors.Is(err, ErrInvalid) {
+		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", createRefusal(err), err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	a.log.InfoContext(ctx, "cluster created", "cluster", c.Name, "key_type", c.KeyType, "actor", actor.String())
 	return a.GetCluster(ctx, c.Name)
+}
+
+// createRefusal is the audit reason of a create refused by what is stored:
+// a binding another cluster holds is invalid, anything else the name taken.
+func createRefusal(err error) string {
+	if errors.Is(err, ErrInvalid) {
+		return "invalid"
+	}
+	return "exists"
+}
+
+// checkBindingsFree refuses bindings another cluster already holds. It reads
+// every cluster record, so a create with bindings costs one scan of the
+// clusters; inside an Update that scan also guards against a concurrent
+// create taking the same binding.
+func checkBindingsFree(tx *store.Txn, bindings []store.K8sBinding) error {
+	if len(bindings) == 0 {
+		return nil
+	}
+	cs, _, err := tx.ListClusters("", 0)
+	if err != nil {
+		return err
+	}
+	for _, b := range bindings {
+		for _, other := range cs {
+			if slices.Contains(other.K8sBindings, b) {
+				return fmt.Errorf("%w: Kubernetes service account %s/%s is already bound to cluster %q: give each Flink cluster its own service account",
+					ErrInvalid, b.Namespace, b.ServiceAccount, other.Name)
+			}
+		}
+	}
+	return nil
 }
 
 func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error) {

@@ -168,17 +168,26 @@ func checkInlinePasswords(s *subject, _ LintOptions) []Finding {
 // checkServiceAccount warns about the namespace's default service account:
 // its token is shared with every pod that does not choose another, so any
 // RBAC given to Flink is given to them too.
+// operatorChartServiceAccount is the service account the Flink Kubernetes
+// operator's Helm chart creates, and its examples use, for every Flink
+// deployment of a namespace.
+const operatorChartServiceAccount = "flink"
+
 func checkServiceAccount(s *subject, _ LintOptions) []Finding {
 	if s.deployment == nil {
 		return nil
 	}
 	sa := s.deployment.serviceAccount
-	if sa != "" && sa != "default" {
-		return nil
-	}
-	msg := fmt.Sprintf("%s does not set spec.serviceAccount, so its pods use the namespace's default service account", s.label)
-	if sa == "default" {
+	var msg string
+	switch sa {
+	case "":
+		msg = fmt.Sprintf("%s does not set spec.serviceAccount, so its pods use the namespace's default service account", s.label)
+	case "default":
 		msg = fmt.Sprintf("%s uses the namespace's default service account, shared with every other pod there", s.label)
+	case operatorChartServiceAccount:
+		msg = fmt.Sprintf("%s uses the %q service account that the operator's Helm chart creates for every Flink deployment of the namespace; flinkpki binds one service account to one cluster", s.label, sa)
+	default:
+		return nil
 	}
 	return one(RuleServiceAccount, SeverityWarning, msg,
 		"create a dedicated service account for this cluster (with no RBAC in standalone mode) and set spec.serviceAccount")

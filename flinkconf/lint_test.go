@@ -134,6 +134,7 @@ func TestLintRules(t *testing.T) {
 `, ""), LintOptions{}, []string{"FP001 error"}},
 		{"explicit native mode is warned about", "d.yaml", deployment(secureFlat, "  mode: native\n"), LintOptions{}, []string{"FP003 warning"}},
 		{"the default service account is warned about", "d.yaml", strings.Replace(deployment(secureFlat, ""), "flink-t", "default", 1), LintOptions{}, []string{"FP007 warning"}},
+		{"the operator chart's shared service account is warned about", "d.yaml", strings.Replace(deployment(secureFlat, ""), "flink-t", "flink", 1), LintOptions{}, []string{"FP007 warning"}},
 		{"an open REST port behind a sidecar is still open", "d.yaml",
 			deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)+"  podTemplate:\n    spec:\n      containers:\n        - name: proxy\n          image: envoyproxy/envoy:v1.31\n"),
 			LintOptions{}, []string{"FP002 error"}},

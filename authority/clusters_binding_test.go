@@ -1,0 +1,173 @@
+package authority_test
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// flinkSA is the service account the Flink operator's Helm chart ships,
+// the one many users would bind to every cluster.
+var flinkSA = store.K8sBinding{Namespace: "flink", ServiceAccount: "flink"}
+
+const flinkSATaken = `invalid request: Kubernetes service account flink/flink is already bound to cluster "a1": give each Flink cluster its own service account`
+
+// TestCreateClusterRefusesABindingAnotherClusterHolds: one service
+// account's token would enroll into both clusters, so the second create is
+// refused, audited, and stores nothing.
+func TestCreateClusterRefusesABindingAnotherClusterHolds(t *testing.T) {
+	t.Parallel()
+	other := store.K8sBinding{Namespace: "flink", ServiceAccount: "a2-flink"}
+	tests := []struct {
+		name     string
+		bindings []store.K8sBinding
+	}{
+		{"the same binding alone is refused", []store.K8sBinding{flinkSA}},
+		{"the same binding after a free one is refused", []store.K8sBinding{other, flinkSA}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := authoritytest.New(t)
+			e.CreateCluster(authority.CreateClusterRequest{Name: "a1", K8sBindings: []store.K8sBinding{flinkSA}})
+			_, err := e.Authority.CreateCluster(e.Ctx, admin, authority.CreateClusterRequest{Name: "a2", K8sBindings: tt.bindings})
+			if !errors.Is(err, authority.ErrInvalid) {
+				t.Fatalf("create a2 with a1's binding: got %v, want ErrInvalid", err)
+			}
+			if err.Error() != flinkSATaken {
+				t.Errorf("the refusal says %q, want %q", err, flinkSATaken)
+			}
+			if _, gerr := e.Authority.GetCluster(e.Ctx, "a2"); !errors.Is(gerr, authority.ErrNotFound) {
+				t.Errorf("the refused create left cluster a2: %v", gerr)
+			}
+			if cs, _, lerr := e.Authority.ListClusters(e.Ctx, "", 0); lerr != nil || len(cs) != 1 {
+				t.Errorf("%d clusters after the refusal (%v), want only a1", len(cs), lerr)
+			}
+			got := wantAudit(t, e, "a2", "cluster.create", "denied", "admin:test")
+			if got.Reason != err.Error() || got.Details["reason"] != "invalid" {
+				t.Errorf("refusal audited with %q (%s), want the error and reason invalid", got.Reason, got.Details["reason"])
+			}
+		})
+	}
+}
+
+// TestCreateClusterAcceptsBindingsNoOtherClusterHolds: only the pair of
+// namespace and service account is exclusive, not either half of it.
+func TestCreateClusterAcceptsBindingsNoOtherClusterHolds(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		binding store.K8sBinding
+	}{
+		{"another service account in the same namespace is accepted", store.K8sBinding{Namespace: "flink", ServiceAccount: "a2-flink"}},
+		{"the same service account name in another namespace is accepted", store.K8sBinding{Namespace: "flink-prod", ServiceAccount: "flink"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := authoritytest.New(t)
+			e.CreateCluster(authority.CreateClusterRequest{Name: "a1", K8sBindings: []store.K8sBinding{flinkSA}})
+			v := e.CreateCluster(authority.CreateClusterRequest{Name: "a2", K8sBindings: []store.K8sBinding{tt.binding}})
+			if len(v.Cluster.K8sBindings) != 1 || v.Cluster.K8sBindings[0] != tt.binding {
+				t.Errorf("a2 bound to %v, want %v", v.Cluster.K8sBindings, tt.binding)
+			}
+		})
+	}
+}
+
+// TestDeletingAClusterFreesItsBinding: the binding belongs to a cluster
+// only while it exists.
+func TestDeletingAClusterFreesItsBinding(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "a1", K8sBindings: []store.K8sBinding{flinkSA}})
+	req := authority.CreateClusterRequest{Name: "a2", K8sBindings: []store.K8sBinding{flinkSA}}
+	if _, err := e.Authority.CreateCluster(e.Ctx, admin, req); !errors.Is(err, authority.ErrInvalid) {
+		t.Fatalf("create a2 while a1 holds the binding: got %v, want ErrInvalid", err)
+	}
+	if err := e.Authority.DeleteCluster(e.Ctx, admin, "a1"); err != nil {
+		t.Fatalf("delete a1: %v", err)
+	}
+	v := e.CreateCluster(req)
+	if len(v.Cluster.K8sBindings) != 1 || v.Cluster.K8sBindings[0] != flinkSA {
+		t.Errorf("a2 bound to %v, want %v", v.Cluster.K8sBindings, flinkSA)
+	}
+}
+
+// TestConcurrentCreatesCannotBothTakeABinding holds one create between its
+// first check and its commit (while it makes its CAs) and lets another
+// create with the same binding commit meanwhile: the check inside the
+// commit must then refuse the first.
+func TestConcurrentCreatesCannotBothTakeABinding(t *testing.T) {
+	t.Parallel()
+	st, err := authoritytest.OpenStore(t.Context(), filepath.Join(t.TempDir(), "flinkpki.db"), make([]byte, store.KEKSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	g := &gatedRand{entered: make(chan struct{}), release: make(chan struct{})}
+	a, err := authority.New(authority.Config{Store: st, Rand: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(name string) authority.CreateClusterRequest {
+		return authority.CreateClusterRequest{Name: name, K8sBindings: []store.K8sBinding{flinkSA}}
+	}
+
+	g.arm()
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.CreateCluster(t.Context(), admin, req("a2"))
+		first <- err
+	}()
+	select {
+	case <-g.entered: // a2 passed its first check and is making its CAs
+	case err := <-first:
+		t.Fatalf("create a2 ended before making its CAs: %v", err)
+	}
+	if _, err := a.CreateCluster(t.Context(), admin, req("a1")); err != nil {
+		t.Fatalf("create a1 while a2 is held: %v", err)
+	}
+	close(g.release)
+	err = <-first
+	if !errors.Is(err, authority.ErrInvalid) || err.Error() != flinkSATaken {
+		t.Fatalf("a2, committed after a1 took the binding: got %v, want %q", err, flinkSATaken)
+	}
+	if _, err := a.GetCluster(t.Context(), "a2"); !errors.Is(err, authority.ErrNotFound) {
+		t.Errorf("the refused create left cluster a2: %v", err)
+	}
+}
+
+// gatedRand is crypto/rand, except that once armed its next Read waits
+// for release, so a test can hold one create while it makes its CAs.
+type gatedRand struct {
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedRand) arm() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed = true
+}
+
+func (g *gatedRand) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	hold := g.armed
+	g.armed = false
+	g.mu.Unlock()
+	if hold {
+		close(g.entered)
+		<-g.release
+	}
+	return io.ReadFull(rand.Reader, p)
+}
