@@ -25,7 +25,7 @@ trust anchor clients pass as --ca-file, so it can be published, for example
 into a ConfigMap. Reads the data directory only; no server call. Its SHA-256
 fingerprint goes to stderr for comparing out of band.`,
 		Example: `  flinkpki server-ca --data-dir /var/lib/flinkpki > server-ca.crt
-  kubectl create configmap flinkpki-ca --from-file=server-ca.crt=<(flinkpki server-ca)`,
+  kubectl -n flink create configmap flinkpki-server-ca --from-file=server-ca.crt=<(flinkpki server-ca)`,
 		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			path := filepath.Join(dataDir, serverCAFileName)
