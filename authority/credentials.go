@@ -73,6 +73,43 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 	return t.String(), nil
 }
 
+// AdminTokens lists the administrator tokens (IDs, names, creation times;
+// only hashes of their secrets are stored).
+func (a *Authority) AdminTokens(ctx context.Context) ([]*store.AdminToken, error) {
+	var out []*store.AdminToken
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		out = nil
+		return tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
+			t.Hash = nil
+			out = append(out, t)
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// RevokeAdminToken deletes an administrator token, so it authenticates no
+// further request, and audits it; a refusal (an unknown ID) changes nothing.
+func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string) error {
+	err := a.st.Update(ctx, func(tx *store.Txn) error {
+		t, err := tx.AdminToken(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("administrator token %q %w (flinkpki admin list-tokens)", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteAdminToken(id); err != nil {
+			return err
+		}
+		return a.audit(tx, actor, "", "admin_token.revoke", "ok", "", map[string]string{"token_id": id, "name": t.Name})
+	})
+	if err != nil {
+		return a.Deny(ctx, actor, "", "admin_token.revoke", ReasonOf(err), err)
+	}
+	return nil
+}
+
 // MaxTokenNameLen bounds an administrator token's label.
 const MaxTokenNameLen = 64
 

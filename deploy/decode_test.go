@@ -105,6 +105,8 @@ func decodeObject(doc []byte) (object, error) {
 		v = &corev1.ConfigMap{}
 	case "v1/Secret":
 		v = &corev1.Secret{}
+	case "v1/Pod":
+		v = &corev1.Pod{}
 	case "apps/v1/StatefulSet":
 		v = &appsv1.StatefulSet{}
 	case "apps/v1/Deployment":

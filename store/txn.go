@@ -184,6 +184,14 @@ func (t *Txn) AdminToken(id string) (*AdminToken, error) {
 // PutAdminToken writes an administrator token record.
 func (t *Txn) PutAdminToken(tok *AdminToken) error { return t.put(bAdminTokens, tok.ID, tok) }
 
+// DeleteAdminToken removes an administrator token record.
+func (t *Txn) DeleteAdminToken(id string) error { return t.tx.Delete(bAdminTokens, []byte(id)) }
+
+// ForEachAdminToken calls fn for every administrator token, in ID order.
+func (t *Txn) ForEachAdminToken(fn func(*AdminToken) (bool, error)) error {
+	return scanJSON(t, bAdminTokens, "", "", fn)
+}
+
 type auditHead struct {
 	Seq  uint64 `json:"seq"`
 	Hash string `json:"hash"`

@@ -27,7 +27,7 @@ func (a *app) newAdminCmd() *cobra.Command {
 	}
 	backup := a.newAdminBackupCmd()
 	a.addConnFlags(backup)
-	cmd.AddCommand(backup, a.newAdminRestoreCmd(), newAdminBootstrapCmd(), newAdminRotateKEKCmd(), newAdminMigrateCmd())
+	cmd.AddCommand(backup, a.newAdminRestoreCmd(), newAdminBootstrapCmd(), newAdminListTokensCmd(), newAdminRevokeTokenCmd(), newAdminRotateKEKCmd(), newAdminMigrateCmd())
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -47,18 +48,181 @@ func openOffline(ctx context.Context, dataDir, kekFile string) (*store.Store, er
 	return st, nil
 }
 
+// etcdFlags are the flags that name an HA installation's etcd store.
+type etcdFlags struct {
+	endpoints                 []string
+	prefix                    string
+	caFile, certFile, keyFile string
+}
+
+func (e *etcdFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringSliceVar(&e.endpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated: the store of an HA installation instead of --data-dir")
+	f.StringVar(&e.prefix, "etcd-prefix", etcdstore.DefaultPrefix, "etcd key prefix of the installation")
+	f.StringVar(&e.caFile, "etcd-ca-file", "", "CA of etcd's serving certificates")
+	f.StringVar(&e.certFile, "etcd-cert-file", "", "client certificate for etcd")
+	f.StringVar(&e.keyFile, "etcd-key-file", "", "client key for etcd")
+}
+
+// openEtcdStore opens an HA installation's store, which its replicas may be
+// using meanwhile, with its key-encryption key. A prefix no server has
+// opened is refused, not initialised: a typo must not start a new store.
+func openEtcdStore(ctx context.Context, e *etcdFlags, kekFile string) (*store.Store, error) {
+	if kekFile == "" {
+		kekFile = os.Getenv("FLINKPKI_KEK_FILE")
+	}
+	seal, err := sealerFromFile(kekFile)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := etcdstore.TLSConfig(e.caFile, e.certFile, e.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	b, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: e.endpoints, Prefix: e.prefix, TLS: tlsCfg})
+	if err != nil {
+		return nil, err
+	}
+	where := "etcd " + strings.Join(e.endpoints, ",") + e.prefix
+	switch err := store.Check(ctx, b, seal); {
+	case errors.Is(err, store.ErrNoStore):
+		b.Close()
+		return nil, fmt.Errorf("%s holds no flinkpki store: start the servers first, or check --etcd-prefix; nothing was changed", where)
+	case errors.Is(err, store.ErrWrongKEK):
+		b.Close()
+		return nil, fmt.Errorf("the key-encryption key %s does not open %s; nothing was changed", kekFile, where)
+	case err != nil:
+		b.Close()
+		return nil, err
+	}
+	return store.Open(ctx, b, seal)
+}
+
+// openAdminStore opens the store an admin command names: a stopped
+// server's bbolt store (--data-dir) or an HA installation's etcd store
+// (--etcd-endpoints), with the key-encryption key.
+func openAdminStore(cmd *cobra.Command, dataDir, kekFile string, etcd *etcdFlags) (*store.Store, error) {
+	if len(etcd.endpoints) == 0 {
+		return openOffline(cmd.Context(), dataDir, kekFile)
+	}
+	if cmd.Flags().Changed("data-dir") {
+		return nil, usagef("--data-dir and --etcd-endpoints name two stores: give one")
+	}
+	return openEtcdStore(cmd.Context(), etcd, kekFile)
+}
+
+// addStoreFlags registers the flags openAdminStore reads.
+func addStoreFlags(cmd *cobra.Command, dataDir, kekFile *string, etcd *etcdFlags) {
+	cmd.Flags().StringVar(dataDir, "data-dir", "./flinkpki-data", "data directory of the stopped server")
+	cmd.Flags().StringVar(kekFile, "kek-file", "", "the store's key-encryption key (env FLINKPKI_KEK_FILE)")
+	etcd.register(cmd)
+}
+
+func newAdminListTokensCmd() *cobra.Command {
+	var dataDir, kekFile string
+	var etcd etcdFlags
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:   "list-tokens (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
+		Short: "List the administrator tokens: IDs, names and when they were made",
+		Long: `List the administrator tokens in the store. Only hashes of their secrets are
+stored, so this shows each token's ID (the part of the token between its
+prefix and its secret), its name and its creation time: what admin
+revoke-token needs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openAdminStore(cmd, dataDir, kekFile, &etcd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			auth, err := authority.New(authority.Config{Store: st})
+			if err != nil {
+				return err
+			}
+			toks, err := auth.AdminTokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			type tokenJSON struct {
+				ID      string `json:"id"`
+				Name    string `json:"name"`
+				Created string `json:"created"`
+			}
+			rows := []tokenJSON{}
+			for _, t := range toks {
+				rows = append(rows, tokenJSON{ID: t.ID, Name: t.Name, Created: t.Created.UTC().Format(time.RFC3339)})
+			}
+			if out == "json" {
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			tw.row("ID", "NAME", "CREATED")
+			for _, r := range rows {
+				tw.row(r.ID, r.Name, r.Created)
+			}
+			return tw.Flush()
+		},
+	}
+	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func newAdminRevokeTokenCmd() *cobra.Command {
+	var dataDir, kekFile string
+	var etcd etcdFlags
+	cmd := &cobra.Command{
+		Use:   "revoke-token ID (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
+		Short: "Revoke an administrator token, so it opens nothing from now on",
+		Long: `Delete an administrator token from the store and audit it
+(admin_token.revoke). On etcd the replicas refuse the token from their next
+request on; a bbolt store is changed while its server is stopped. IDs come
+from admin list-tokens, or from the audit trail of the token's creation.`,
+		Example: `  flinkpki admin list-tokens --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
+  flinkpki admin revoke-token mv4qmyah6uefiqnnhstwfdajdy --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openAdminStore(cmd, dataDir, kekFile, &etcd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			auth, err := authority.New(authority.Config{Store: st})
+			if err != nil {
+				return err
+			}
+			if err := auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %s revoked\n", args[0])
+			return nil
+		},
+	}
+	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
+	return cmd
+}
+
 func newAdminBootstrapCmd() *cobra.Command {
 	var dataDir, kekFile, name string
+	var etcd etcdFlags
 	cmd := &cobra.Command{
-		Use:   "bootstrap --data-dir DIR --kek-file FILE",
-		Short: "Create an administrator token offline, while the server is stopped",
-		Long: `Create an administrator token directly in a stopped server's store and print it
-on stdout (only its hash is stored). This is how production installations get
-their first administrator: the server never writes token files outside --dev.`,
-		Example: `  flinkpki admin bootstrap --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > admin.token`,
-		Args:    cobra.NoArgs,
+		Use:   "bootstrap (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
+		Short: "Create an administrator token directly in the store",
+		Long: `Create an administrator token directly in the store and print it on stdout (only
+its hash is stored). This is how production installations get their first
+administrator: the server never writes token files outside --dev.
+
+With --data-dir it opens a stopped server's bbolt store (the running server
+holds its lock). With --etcd-endpoints it opens an HA installation's etcd
+store, whose replicas may keep running; they must have started once, so that
+the store exists.`,
+		Example: `  flinkpki admin bootstrap --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > admin.token
+  flinkpki admin bootstrap --etcd-endpoints https://etcd-0:2379,https://etcd-1:2379 --kek-file kek \
+      --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key > admin.token`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openOffline(cmd.Context(), dataDir, kekFile)
+			st, err := openAdminStore(cmd, dataDir, kekFile, &etcd)
 			if err != nil {
 				return err
 			}
@@ -76,8 +240,7 @@ their first administrator: the server never writes token files outside --dev.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", "./flinkpki-data", "data directory of the stopped server")
-	cmd.Flags().StringVar(&kekFile, "kek-file", "", "the store's key-encryption key (env FLINKPKI_KEK_FILE)")
+	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
 	cmd.Flags().StringVar(&name, "name", "admin", "a label for the token, recorded in the audit trail")
 	return cmd
 }

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// TestBootstrapMakesTheFirstAdministratorOfARunningHAInstallation: an HA
+// installation has no data directory to bootstrap offline, so bootstrap
+// opens its etcd store while the replicas run. It refuses a prefix no
+// server has opened (a typo must not start a new store) and a wrong key,
+// changing nothing in etcd either time.
+func TestBootstrapMakesTheFirstAdministratorOfARunningHAInstallation(t *testing.T) {
+	h := newHAStore(t)
+	r := h.replica(t)
+	endpoints := strings.Join(h.etcd.Endpoints(), ",")
+	bootstrap := func(prefix, kek string) result {
+		return runCLI(t, nil, "admin", "bootstrap", "--etcd-endpoints", endpoints, "--etcd-prefix", prefix, "--kek-file", kek, "--name", "ops")
+	}
+
+	keys := func(prefix string) int64 {
+		c, err := clientv3.New(clientv3.Config{Endpoints: h.etcd.Endpoints(), DialTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		resp, err := c.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Count
+	}
+	oneLineError(t, bootstrap("/typo/", h.kek), 1, "holds no flinkpki store: start the servers first, or check --etcd-prefix")
+	if n := keys("/typo/"); n != 0 {
+		t.Errorf("a refused bootstrap wrote %d keys under /typo/", n)
+	}
+	before := keys(h.prefix)
+	other := filepath.Join(t.TempDir(), "other.kek")
+	if err := os.WriteFile(other, make([]byte, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oneLineError(t, bootstrap(h.prefix, other), 1, "does not open etcd")
+	if n := keys(h.prefix); n != before {
+		t.Errorf("a bootstrap with the wrong key changed the store: %d keys, then %d", before, n)
+	}
+	oneLineError(t, runCLI(t, nil, "admin", "bootstrap", "--etcd-endpoints", endpoints, "--data-dir", t.TempDir(), "--kek-file", h.kek), 2, "--data-dir and --etcd-endpoints name two stores")
+
+	res := bootstrap(h.prefix, h.kek)
+	if res.code != 0 {
+		t.Fatalf("bootstrap: exit %d: %s", res.code, res.stderr)
+	}
+	tok := filepath.Join(t.TempDir(), "ops.token")
+	if err := os.WriteFile(tok, []byte(res.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cli(t, tok, "cluster", "create", "orders").ok(t)
+	audit := r.cli(t, tok, "audit", "list", "-o", "json").ok(t).stdout
+	if !strings.Contains(audit, `"admin_token.create"`) || !strings.Contains(audit, `"system:bootstrap"`) {
+		t.Errorf("the bootstrap is not in the audit trail:\n%s", audit)
+	}
+
+	// A leaked administrator token is revoked while the replicas run: listed
+	// by ID and name, then refused from the next request on.
+	store := []string{"--etcd-endpoints", endpoints, "--etcd-prefix", h.prefix, "--kek-file", h.kek}
+	list := runCLI(t, nil, append([]string{"admin", "list-tokens", "-o", "json"}, store...)...)
+	if list.code != 0 {
+		t.Fatalf("list-tokens: exit %d: %s", list.code, list.stderr)
+	}
+	id := strings.SplitN(strings.TrimPrefix(strings.TrimSpace(res.stdout), "fpa_"), "_", 2)[0]
+	if !strings.Contains(list.stdout, `"id": "`+id+`"`) || !strings.Contains(list.stdout, `"name": "ops"`) || strings.Contains(list.stdout, strings.TrimSpace(res.stdout)) {
+		t.Fatalf("list-tokens shows neither the ID %s and name of the token, or shows its secret:\n%s", id, list.stdout)
+	}
+	oneLineError(t, runCLI(t, nil, append([]string{"admin", "revoke-token", "nosuchid"}, store...)...), 1, `administrator token "nosuchid" not found`)
+	if r := runCLI(t, nil, append([]string{"admin", "revoke-token", id}, store...)...); r.code != 0 {
+		t.Fatalf("revoke-token: exit %d: %s", r.code, r.stderr)
+	}
+	r.cli(t, tok, "cluster", "list").refused(t, "unauthenticated")
+	audit = r.cli(t, r.admin, "audit", "list", "-o", "json").ok(t).stdout
+	if !strings.Contains(audit, `"admin_token.revoke"`) || !strings.Contains(audit, `nosuchid`) {
+		t.Errorf("the revocation and the refused one are not in the audit trail:\n%s", audit)
+	}
+}
+
+// TestTheBootstrapPodsArgsAreOnesThisCLITakes runs the args of the one-off
+// bootstrap pods under deploy/bootstrap through the real command line (with
+// --help, so nothing is opened): a renamed flag would fail here, not on a
+// cluster.
+func TestTheBootstrapPodsArgsAreOnesThisCLITakes(t *testing.T) {
+	for _, file := range []string{"pod-bolt.yaml", "pod-etcd.yaml"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "bootstrap", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pod corev1.Pod
+		if err := yaml.UnmarshalStrict(raw, &pod); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		// The kubelet expands $(VAR) from the container's env.
+		args := slices.Clone(pod.Spec.Containers[0].Args)
+		for i, a := range args {
+			args[i] = regexp.MustCompile(`\$\([A-Z_]+\)`).ReplaceAllString(a, "x")
+		}
+		if r := runCLI(t, nil, append(args, "--help")...); r.code != 0 {
+			t.Errorf("%s: %v: exit %d: %s", file, args, r.code, r.stderr)
+		}
+	}
+}
