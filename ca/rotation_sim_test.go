@@ -54,7 +54,7 @@ func simulateRotations(t *testing.T, rng *rand.Rand) {
 		if !now.Before(active.NotAfter()) {
 			t.Fatalf("at %s the active CA %s has expired (%s)", now, active.ID, active.NotAfter())
 		}
-		churn(rng, holders, l, now, leaf)
+		churn(t, rng, holders, l, now, leaf)
 		checkMutualTrust(t, holders, l, now)
 	}
 	if rotations < 2 {
@@ -87,14 +87,19 @@ func takeStep(l Lineage, s Step, hs []HolderView, now time.Time, caValidity time
 }
 
 // churn restarts some pods (a new issuance supersedes the old one), starts
-// new ones and lets some vanish without release.
-func churn(rng *rand.Rand, holders map[string]HolderView, l Lineage, now time.Time, leaf time.Duration) {
+// new ones and lets some vanish without release. Every new leaf must get the
+// full leaf validity: Flink reads its keystore once, so a pod started with a
+// leaf the issuer had to cut short at its CA's expiry loses TLS early.
+func churn(t *testing.T, rng *rand.Rand, holders map[string]HolderView, l Lineage, now time.Time, leaf time.Duration) {
+	t.Helper()
 	active := l.Active()
 	for i := 0; i < 1+rng.IntN(4); i++ {
 		name := fmt.Sprintf("tm-%d", rng.IntN(12))
 		notAfter := now.Add(leaf)
 		if notAfter.After(active.NotAfter()) {
 			notAfter = active.NotAfter() // as the issuer clamps leaves
+			t.Fatalf("at %s a new leaf from %s lasts %s, not the full %s: the active CA expires at %s",
+				now, active.ID, notAfter.Sub(now), leaf, active.NotAfter())
 		}
 		holders[name] = HolderView{Name: name, SignedBy: active.ID, Trusts: l.TrustIDs(), NotAfter: notAfter}
 	}

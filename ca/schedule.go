@@ -80,11 +80,15 @@ func NextStep(l Lineage, leafValidity, margin time.Duration, now time.Time) Step
 }
 
 // ValidateValidity refuses CA and leaf lifetimes that cannot rotate safely.
-// A CA must live at least 3L plus the margin, not just 2L plus the margin:
-// every CA after the first spends L prepared before it signs, and its
-// successor cannot be prepared until its predecessor retired (2L after it was
-// created), so the successor activates 3L after it at the earliest, and that
-// must still leave the margin before it expires.
+// A CA must live at least 4L plus the margin. Every CA after the first is
+// created when its predecessor retires, which is 2L after the predecessor
+// was created, so its own successor cannot be prepared before 2L after it
+// was created either. PrepareAt puts that preparation 2L plus the margin
+// before the CA expires, so the CA must live 4L plus the margin for the
+// schedule to keep it. With less, the successor is prepared late, the CA
+// signs until less than L before it expires, and the issuer cuts the leaves
+// of pods started then short at its expiry: Flink reads its keystore once,
+// so such a pod loses TLS before its full leaf validity.
 func ValidateValidity(caValidity, leafValidity, margin time.Duration) error {
 	switch {
 	case caValidity <= 0:
@@ -97,19 +101,19 @@ func ValidateValidity(caValidity, leafValidity, margin time.Duration) error {
 		return fmt.Errorf("%w: leaf validity %s or margin %s is absurdly long", ErrInvalidValidity, leafValidity, margin)
 	}
 	if need := MinCAValidity(leafValidity, margin); caValidity < need {
-		return fmt.Errorf("%w: CA validity %s is shorter than three leaf validities of %s plus the rotation margin of %s (%s); lengthen the CA validity or shorten the leaf validity",
+		return fmt.Errorf("%w: CA validity %s is shorter than four leaf validities of %s plus the rotation margin of %s (%s); lengthen the CA validity or shorten the leaf validity",
 			ErrInvalidValidity, days(caValidity), days(leafValidity), days(margin), days(need))
 	}
 	return nil
 }
 
-// maxLeafValidity keeps 3L plus the margin far from overflowing a Duration.
+// maxLeafValidity keeps 4L plus the margin far from overflowing a Duration.
 const maxLeafValidity = 100 * 365 * 24 * time.Hour
 
 // MinCAValidity is the shortest CA validity that rotates safely with the
 // given leaf validity and margin; see ValidateValidity.
 func MinCAValidity(leafValidity, margin time.Duration) time.Duration {
-	return 3*leafValidity + margin
+	return 4*leafValidity + margin
 }
 
 // days prints a duration in days when it is a whole number of them, as

@@ -70,15 +70,16 @@ func TestNextStepAtEveryThreshold(t *testing.T) {
 func TestValidateValidity(t *testing.T) {
 	t.Parallel()
 	const leaf, margin = 90 * day, 30 * day
-	need := 3*leaf + margin
+	need := 4*leaf + margin
 	tests := []struct {
 		name             string
 		ca, leaf, margin time.Duration
 		wantErr          bool
 	}{
 		{"the defaults are valid", DefaultCAValidity, 90 * day, DefaultMargin(90 * day), false},
-		{"a CA one nanosecond short of 3L plus margin is refused", need - time.Nanosecond, leaf, margin, true},
-		{"a CA of exactly 3L plus margin is accepted", need, leaf, margin, false},
+		{"a CA one nanosecond short of 4L plus margin is refused", need - time.Nanosecond, leaf, margin, true},
+		{"a CA of 3L plus margin is refused: its successor would be prepared late and leaves cut short", 3*leaf + margin, leaf, margin, true},
+		{"a CA of exactly 4L plus margin is accepted", need, leaf, margin, false},
 		{"a CA one nanosecond longer is accepted", need + time.Nanosecond, leaf, margin, false},
 		{"a zero CA validity is refused", 0, leaf, margin, true},
 		{"a negative leaf validity is refused", DefaultCAValidity, -time.Hour, margin, true},
@@ -97,7 +98,7 @@ func TestValidateValidity(t *testing.T) {
 func TestValidateValidityExplainsTheShortfallInDays(t *testing.T) {
 	t.Parallel()
 	err := ValidateValidity(200*day, 90*day, 30*day)
-	want := "invalid validity: CA validity 200d is shorter than three leaf validities of 90d plus the rotation margin of 30d (300d); lengthen the CA validity or shorten the leaf validity"
+	want := "invalid validity: CA validity 200d is shorter than four leaf validities of 90d plus the rotation margin of 30d (390d); lengthen the CA validity or shorten the leaf validity"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant %s", err, want)
 	}

@@ -46,8 +46,8 @@ func waitForSteps(t testing.TB, s *testServer, cluster string, after uint64, wit
 // TestOnlyTheElectedReplicaRotatesAndAnotherTakesOverWhenItDies runs two
 // real replicas with a 200ms scheduler interval on a cluster whose leaves
 // live one second, so a rotation step falls due every second: prepare is
-// due at NotAfter - (2L + margin), and a CA validity of exactly 3L plus
-// the 7-day margin puts that at creation + L. Only the replica elected in
+// due at NotAfter - (2L + margin), and a CA validity of exactly 4L plus
+// the 7-day margin puts that at creation + 2L. Only the replica elected in
 // etcd may apply steps; after it is killed with SIGKILL, the other one
 // wins the election once the dead one's lease expires, and carries on.
 func TestOnlyTheElectedReplicaRotatesAndAnotherTakesOverWhenItDies(t *testing.T) {
@@ -55,7 +55,7 @@ func TestOnlyTheElectedReplicaRotatesAndAnotherTakesOverWhenItDies(t *testing.T)
 	flags := []string{"--rotation-interval", "200ms", "--log-level", "info"}
 	replicas := []*procServer{h.procReplica(t, flags...), h.procReplica(t, flags...)}
 	a := replicas[0].asServer()
-	a.cli(t, a.admin, "cluster", "create", "sched", "--key-type", "ecdsa-p256", "--leaf-validity", "1s", "--ca-validity", "7d3s").ok(t)
+	a.cli(t, a.admin, "cluster", "create", "sched", "--key-type", "ecdsa-p256", "--leaf-validity", "1s", "--ca-validity", "7d4s").ok(t)
 
 	first := waitForSteps(t, a, "sched", 0, 15*time.Second)
 	t.Logf("first automatic step: %s %s", first[0].Action, first[0].Time)
