@@ -273,6 +273,9 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		if !ls.current(c) {
 			return ErrConflict
 		}
+		if err := checkHolderRole(tx, h, now); err != nil {
+			return err
+		}
 		if err := tx.PutHolder(h); err != nil {
 			return err
 		}
@@ -284,6 +287,27 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 	}
 	a.obs.Issued(req.Cluster, string(role))
 	return &Issued{Chain: chain, Trusted: ls.trusted, Holder: holder, KeyType: string(ls.keyType), NotAfter: leaf.NotAfter}, nil
+}
+
+// checkHolderRole refuses an issuance that would supersede a live holder of
+// another role under the same name, such as a JobManager and a TaskManager
+// both named after their host. The record of the first would be replaced
+// while its leaf is still in use, and the rotation checks, which read the
+// records, would no longer see what that process trusts. The same role
+// supersedes itself: that is a process starting again.
+func checkHolderRole(tx *store.Txn, h *store.Holder, now time.Time) error {
+	old, err := tx.Holder(h.Cluster, h.Purpose, h.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if old.Role == h.Role || !old.NotAfter.After(now) {
+		return nil
+	}
+	return fmt.Errorf("%w: holder %q of cluster %q is a live %s (leaf valid until %s): give the %s a holder name of its own (--holder), or release the %s first (flinkpki holder release --cluster %s %s)",
+		ErrInvalid, h.Name, h.Cluster, old.Role, old.NotAfter.UTC().Format(time.RFC3339), h.Role, old.Role, h.Cluster, h.Name)
 }
 
 // spendToken takes one use of an enrollment token, in the transaction that
@@ -341,7 +365,9 @@ func ReasonOf(err error) string {
 		return "bad_csr"
 	case errors.Is(err, ca.ErrBlocked):
 		return "blocked"
-	case errors.Is(err, ErrInvalid), errors.Is(err, issuer.ErrInvalidRequest), errors.Is(err, issuer.ErrUnknownRole):
+	case errors.Is(err, ca.ErrRotationInProgress), errors.Is(err, ca.ErrNoActiveCA), errors.Is(err, ca.ErrNoPreparedCA), errors.Is(err, ca.ErrNoRetiringCA):
+		return "failed_precondition" // a lifecycle step out of order
+	case errors.Is(err, ErrInvalid), errors.Is(err, issuer.ErrInvalidRequest), errors.Is(err, issuer.ErrUnknownRole), errors.Is(err, ca.ErrInvalidValidity):
 		return "invalid"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "canceled"

@@ -3,7 +3,10 @@ package authority_test
 import (
 	"crypto"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
@@ -83,5 +86,85 @@ func TestEnrollRefusesRequestsThatCannotBeSigned(t *testing.T) {
 	}
 	if _, err := e.Authority.Enroll(e.Ctx, admin, authority.EnrollRequest{Cluster: "v1", Role: "jobmanager", Holder: "jm-0", CSR: goodCSR}); err != nil {
 		t.Errorf("the same request with a good CSR and holder fails: %v", err)
+	}
+}
+
+// TestALiveHolderNameIsNotTakenOverByAnotherRole: a JobManager and a
+// TaskManager that both default to their host's name would share one holder
+// record, the second replacing the first while its leaf is still in use,
+// and the rotation checks would no longer see what the first trusts. The
+// second is refused and nothing changes; the same role may enroll again (a
+// restart), and the name is free once the first leaf expired or it was
+// released.
+func TestALiveHolderNameIsNotTakenOverByAnotherRole(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "h1", CAValidity: 400 * day, LeafValidity: 30 * day})
+	e.CreateCluster(authority.CreateClusterRequest{Name: "h2", CAValidity: 400 * day, LeafValidity: 30 * day})
+	e.Enroll("h1", "jobmanager", "vm")
+	before := holderSummary(t, e, "h1")
+	_, err := e.EnrollAs(admin, "h1", "taskmanager", "vm")
+	if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), `holder "vm" of cluster "h1" is a live jobmanager`) {
+		t.Fatalf("a taskmanager named like a live jobmanager: %v, want a refusal naming the jobmanager", err)
+	}
+	if got := lastAudit(t, e, "h1"); got.Action != "enroll" || got.Outcome != "denied" {
+		t.Errorf("the refusal is audited as %s/%s, want enroll/denied", got.Action, got.Outcome)
+	}
+	if after := holderSummary(t, e, "h1"); after != before {
+		t.Errorf("a refused enrollment changed the holders:\n%s\n%s", before, after)
+	}
+	e.Enroll("h1", "jobmanager", "vm")  // a restart of the same process
+	e.Enroll("h1", "rest-client", "vm") // another purpose is another record
+
+	if _, err := e.Authority.ReleaseHolder(e.Ctx, admin, "h1", "vm", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	e.Enroll("h1", "taskmanager", "vm")
+
+	e.Enroll("h2", "jobmanager", "vm")
+	e.Clock.Add(30*day + time.Second)
+	e.Enroll("h2", "taskmanager", "vm") // the jobmanager's leaf has expired
+}
+
+func holderSummary(t *testing.T, e *authoritytest.Env, cluster string) string {
+	t.Helper()
+	hs, err := e.Authority.ListHolders(e.Ctx, cluster, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, h := range hs {
+		fmt.Fprintf(&b, "%s %s %s %s %s; ", h.Purpose, h.Name, h.Role, h.Serial, h.NotAfter)
+	}
+	return b.String()
+}
+
+// TestLifecycleStepsOutOfOrderAreAuditedAsSuch: activating with nothing
+// prepared, retiring with nothing retiring, or preparing during a rotation
+// are ordinary refusals, not server faults ("error").
+func TestLifecycleStepsOutOfOrderAreAuditedAsSuch(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "o1"})
+	steps := []func() error{
+		func() error { return e.Authority.Activate(e.Ctx, admin, "o1", "internal", false) },
+		func() error { return e.Authority.Retire(e.Ctx, admin, "o1", "internal", false) },
+		func() error { return e.Authority.Prepare(e.Ctx, admin, "o1", "internal") },
+		func() error { return e.Authority.Prepare(e.Ctx, admin, "o1", "internal") },
+	}
+	for i, step := range steps {
+		err := step()
+		if i == 2 {
+			if err != nil {
+				t.Fatalf("prepare: %v", err)
+			}
+			continue
+		}
+		if got := authority.ReasonOf(err); got != "failed_precondition" {
+			t.Errorf("step %d: %v has reason %q, want failed_precondition", i, err, got)
+		}
+		if a := lastAudit(t, e, "o1"); a.Outcome != "denied" || a.Details["reason"] != "failed_precondition" {
+			t.Errorf("step %d audited as %s/%v, want denied/failed_precondition", i, a.Outcome, a.Details)
+		}
 	}
 }

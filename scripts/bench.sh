@@ -32,7 +32,9 @@ start_server() { # dir port extra-args...; sets pid
   "$BIN" serve --dev --data-dir "$dir" --listen "127.0.0.1:$port" --log-level error "$@" >"$dir.log" 2>&1 &
   pid=$!
   pids+=("$pid")
-  for _ in $(seq 1 200); do [ -s "$dir/admin.token" ] && nc -z 127.0.0.1 "$port" 2>/dev/null && break; sleep 0.05; done
+  # serve binds its port before it opens the store, and a restart finds the
+  # old admin.token: the line --dev prints once it serves says it is ready.
+  for _ in $(seq 1 400); do grep -q 'flinkpki dev server on' "$dir.log" 2>/dev/null && break; sleep 0.05; done
 }
 bench_enroll() { # cluster token-file requests concurrency [flags...]: one bench enroll -o json, JKS sets, on stdout
   local cluster=$1 tok=$2 n=$3 c=$4; shift 4

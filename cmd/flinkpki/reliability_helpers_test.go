@@ -114,11 +114,11 @@ func (p *procServer) start(t testing.TB) {
 			t.Fatalf("server exited with %v before serving:\n%s", p.cmd.ProcessState, p.log.String())
 		}
 		// serve binds its port before it opens the store, so an accepted
-		// connection alone does not mean the first start has written
-		// DIR/admin.token yet.
-		if c, err := net.DialTimeout("tcp", p.addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			if _, err := os.Stat(p.admin); err == nil {
+		// connection alone does not mean it serves; the line --dev prints
+		// then does.
+		if strings.Contains(p.log.String(), servingLine) {
+			if c, err := net.DialTimeout("tcp", p.addr, 100*time.Millisecond); err == nil {
+				c.Close()
 				return
 			}
 		}

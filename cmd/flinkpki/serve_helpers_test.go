@@ -86,9 +86,12 @@ func startServerAt(t testing.TB, dir, addr string, extra ...string) *testServer 
 			t.Fatalf("server exited with %d before serving:\n%s", code, s.stderr.String())
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			if _, err := os.Stat(s.admin); err == nil {
+		// serve binds its port before it opens the store, and a restarted
+		// server finds DIR/admin.token from before, so neither says it is
+		// ready; the line --dev prints once it serves does.
+		if strings.Contains(s.stderr.String(), servingLine) {
+			if c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond); err == nil {
+				c.Close()
 				break
 			}
 		}
@@ -103,6 +106,10 @@ func startServerAt(t testing.TB, dir, addr string, extra ...string) *testServer 
 	})
 	return s
 }
+
+// servingLine is what serve --dev prints on stderr once it serves, at any
+// --log-level.
+const servingLine = "flinkpki dev server on"
 
 // stop shuts the server down like SIGTERM does and checks it exits 0.
 func (s *testServer) stop(t testing.TB) {
