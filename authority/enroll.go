@@ -237,6 +237,11 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		if holder, err = authorize(actor, c, role, req.Holder); err != nil {
 			return err
 		}
+		// Read before the commit, not in it: on etcd every read in the
+		// group commit is a round trip that the whole group waits for.
+		if err := checkHolderRole(tx, req.Cluster, string(role.Purpose()), holder, string(role), a.now()); err != nil {
+			return err
+		}
 		ls, err = a.loadLineage(tx, c, role.Purpose())
 		return err
 	})
@@ -273,9 +278,6 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		if !ls.current(c) {
 			return ErrConflict
 		}
-		if err := checkHolderRole(tx, h, now); err != nil {
-			return err
-		}
 		if err := tx.PutHolder(h); err != nil {
 			return err
 		}
@@ -294,20 +296,23 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 // both named after their host. The record of the first would be replaced
 // while its leaf is still in use, and the rotation checks, which read the
 // records, would no longer see what that process trusts. The same role
-// supersedes itself: that is a process starting again.
-func checkHolderRole(tx *store.Txn, h *store.Holder, now time.Time) error {
-	old, err := tx.Holder(h.Cluster, h.Purpose, h.Name)
+// supersedes itself: that is a process starting again. It guards against a
+// misconfiguration, so it runs in the read before the signing: two
+// processes of different roles enrolling under one name at the same instant
+// can still pass it.
+func checkHolderRole(tx *store.Txn, cluster, purpose, name, role string, now time.Time) error {
+	old, err := tx.Holder(cluster, purpose, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if old.Role == h.Role || !old.NotAfter.After(now) {
+	if old.Role == role || !old.NotAfter.After(now) {
 		return nil
 	}
 	return fmt.Errorf("%w: holder %q of cluster %q is a live %s (leaf valid until %s): give the %s a holder name of its own (--holder), or release the %s first (flinkpki holder release --cluster %s %s)",
-		ErrInvalid, h.Name, h.Cluster, old.Role, old.NotAfter.UTC().Format(time.RFC3339), h.Role, old.Role, h.Cluster, h.Name)
+		ErrInvalid, name, cluster, old.Role, old.NotAfter.UTC().Format(time.RFC3339), role, old.Role, cluster, name)
 }
 
 // spendToken takes one use of an enrollment token, in the transaction that
