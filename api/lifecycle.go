@@ -50,7 +50,7 @@ func (s *Server) status(ctx context.Context, cluster string) (*pb.CAStatus, erro
 		out.EarliestLiveLeafExpiry = timestamppb.New(st.EarliestExpiry)
 	}
 	for _, l := range st.Lineages {
-		ls := &pb.LineageStatus{Purpose: string(l.Purpose), NextStep: &pb.RotationStep{Kind: string(l.Next.Kind), CaId: l.Next.CAID, Blockers: l.Blockers}}
+		ls := &pb.LineageStatus{Purpose: string(l.Purpose), NextStep: &pb.RotationStep{Kind: string(l.Next.Kind), CaId: l.Next.CAID, Blockers: l.Blockers}, Stranded: l.Stranded}
 		if l.Next.Kind != ca.StepNone {
 			ls.NextStep.Time = timestamppb.New(l.Next.At)
 		}

@@ -140,21 +140,35 @@ func TestForcedStepsOverrideBlockersAndAreAuditedAsForced(t *testing.T) {
 	if err := e.Authority.Prepare(e.Ctx, admin, "f1", ""); err != nil {
 		t.Fatalf("prepare: %v", err)
 	}
+	e.Enroll("f1", "taskmanager", "tm-1") // signed by internal-1, trusts internal-1 and internal-2
+	stranded := func() string {
+		st, err := e.Authority.Status(e.Ctx, "f1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(st.Lineages[0].Stranded, ",")
+	}
+	if got := stranded(); got != "" {
+		t.Errorf("before any forced step %q are cut off, want none", got)
+	}
 	steps := []struct {
-		action string
-		run    func() error
-		want   string // resulting internal lineage
+		action   string
+		run      func() error
+		want     string // resulting internal lineage
+		stranded string // live holders cut off after it
 	}{
-		{"ca.activate", func() error { return e.Authority.Activate(e.Ctx, admin, "f1", "internal", true) }, "internal-1:retiring,internal-2:active"},
-		{"ca.retire", func() error { return e.Authority.Retire(e.Ctx, admin, "f1", "internal", true) }, "internal-2:active"},
+		// jm-0 does not trust the new active CA; after the retirement both
+		// leaves come from a CA nobody trusts any more.
+		{"ca.activate", func() error { return e.Authority.Activate(e.Ctx, admin, "f1", "internal", true) }, "internal-1:retiring,internal-2:active", "jm-0"},
+		{"ca.retire", func() error { return e.Authority.Retire(e.Ctx, admin, "f1", "internal", true) }, "internal-2:active", "jm-0,tm-1"},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {
 			t.Fatalf("forced %s: %v", s.action, err)
 		}
 		got := wantAudit(t, e, "f1", s.action, "forced", "admin:test")
-		if got.Details["overridden_blockers"] != "jm-0" {
-			t.Errorf("forced %s audited overridden blockers %q, want jm-0", s.action, got.Details["overridden_blockers"])
+		if want := map[string]string{"ca.activate": "jm-0", "ca.retire": "jm-0,tm-1"}[s.action]; got.Details["overridden_blockers"] != want {
+			t.Errorf("forced %s audited overridden blockers %q, want %s", s.action, got.Details["overridden_blockers"], want)
 		}
 		var states []string
 		for _, c := range lineage(t, e, "f1", ca.PurposeInternal) {
@@ -162,6 +176,9 @@ func TestForcedStepsOverrideBlockersAndAreAuditedAsForced(t *testing.T) {
 		}
 		if strings.Join(states, ",") != s.want {
 			t.Errorf("after forced %s the lineage is %v, want %s", s.action, states, s.want)
+		}
+		if got := stranded(); got != s.stranded {
+			t.Errorf("after forced %s ca status shows %q cut off, want %q", s.action, got, s.stranded)
 		}
 	}
 }

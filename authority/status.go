@@ -22,6 +22,10 @@ type LineageStatus struct {
 	CAs      []CAInfo
 	Next     ca.Step
 	Blockers []string // live holders that block Next
+	// Stranded are live holders cut off from the others, which only a
+	// forced step leaves behind: their leaf comes from a CA no longer in
+	// the lineage, or their truststore lacks the active CA.
+	Stranded []string
 }
 
 // Status is the lifecycle view of one cluster (ca status).
@@ -76,8 +80,12 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 			if st.EarliestExpiry.IsZero() || h.NotAfter.Before(st.EarliestExpiry) {
 				st.EarliestExpiry = h.NotAfter
 			}
-			if i, ok := idx[h.SignedBy]; ok {
+			i, ok := idx[h.SignedBy]
+			if ok {
 				ls.CAs[i].LiveSigned++
+			}
+			if active := l.Active(); !ok || (active != nil && !slices.Contains(h.Trusts, active.ID)) {
+				ls.Stranded = append(ls.Stranded, h.Name)
 			}
 			for _, t := range h.Trusts {
 				if i, ok := idx[t]; ok {
@@ -92,6 +100,7 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 			ls.Blockers = ca.RetireBlockers(l, hs, now)
 		}
 		slices.Sort(ls.Blockers)
+		slices.Sort(ls.Stranded)
 		st.Lineages = append(st.Lineages, ls)
 	}
 	return st, nil

@@ -131,6 +131,7 @@ type lineageJSON struct {
 	Purpose  string   `json:"purpose"`
 	CAs      []caJSON `json:"cas"`
 	NextStep stepJSON `json:"next_step"`
+	Stranded []string `json:"stranded"`
 }
 
 type stepJSON struct {
@@ -150,7 +151,7 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 			lj := lineageJSON{Purpose: l.GetPurpose(), CAs: []caJSON{}, NextStep: stepJSON{
 				Kind: l.GetNextStep().GetKind(), CAID: l.GetNextStep().GetCaId(), Time: rfc3339(l.GetNextStep().GetTime()),
 				Blockers: append([]string{}, l.GetNextStep().GetBlockers()...),
-			}}
+			}, Stranded: append([]string{}, l.GetStranded()...)}
 			for _, ca := range l.GetCas() {
 				lj.CAs = append(lj.CAs, toCAJSON(ca))
 			}
@@ -172,6 +173,10 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "  next step: %s\n", describeStep(l.GetNextStep()))
+		if s := l.GetStranded(); len(s) > 0 {
+			fmt.Fprintf(a.stdout, "  cut off after a forced step: %d live holder(s) whose leaf or truststore no longer matches the lineage: %s; restart them (a new leaf)\n",
+				len(s), cellText(ca.NameList(s)))
+		}
 	}
 	return nil
 }

@@ -1036,10 +1036,14 @@ func (x *RotationStep) GetBlockers() []string {
 }
 
 type LineageStatus struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Purpose       string                  `protobuf:"bytes,1,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	Cas           []*CertificateAuthority `protobuf:"bytes,2,rep,name=cas,proto3" json:"cas,omitempty"`
-	NextStep      *RotationStep           `protobuf:"bytes,3,opt,name=next_step,json=nextStep,proto3" json:"next_step,omitempty"`
+	state    protoimpl.MessageState  `protogen:"open.v1"`
+	Purpose  string                  `protobuf:"bytes,1,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Cas      []*CertificateAuthority `protobuf:"bytes,2,rep,name=cas,proto3" json:"cas,omitempty"`
+	NextStep *RotationStep           `protobuf:"bytes,3,opt,name=next_step,json=nextStep,proto3" json:"next_step,omitempty"`
+	// Live holders cut off from the others, which only a forced step leaves
+	// behind: their leaf comes from a CA no longer in the lineage, or their
+	// truststore lacks the active CA. They must start again (new leaf).
+	Stranded      []string `protobuf:"bytes,4,rep,name=stranded,proto3" json:"stranded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1091,6 +1095,13 @@ func (x *LineageStatus) GetCas() []*CertificateAuthority {
 func (x *LineageStatus) GetNextStep() *RotationStep {
 	if x != nil {
 		return x.NextStep
+	}
+	return nil
+}
+
+func (x *LineageStatus) GetStranded() []string {
+	if x != nil {
+		return x.Stranded
 	}
 	return nil
 }
@@ -2371,11 +2382,12 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x13\n" +
 	"\x05ca_id\x18\x02 \x01(\tR\x04caId\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
-	"\bblockers\x18\x04 \x03(\tR\bblockers\"\x96\x01\n" +
+	"\bblockers\x18\x04 \x03(\tR\bblockers\"\xb2\x01\n" +
 	"\rLineageStatus\x12\x18\n" +
 	"\apurpose\x18\x01 \x01(\tR\apurpose\x123\n" +
 	"\x03cas\x18\x02 \x03(\v2!.flinkpki.v1.CertificateAuthorityR\x03cas\x126\n" +
-	"\tnext_step\x18\x03 \x01(\v2\x19.flinkpki.v1.RotationStepR\bnextStep\"\xf7\x01\n" +
+	"\tnext_step\x18\x03 \x01(\v2\x19.flinkpki.v1.RotationStepR\bnextStep\x12\x1a\n" +
+	"\bstranded\x18\x04 \x03(\tR\bstranded\"\xf7\x01\n" +
 	"\bCAStatus\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x126\n" +
 	"\blineages\x18\x02 \x03(\v2\x1a.flinkpki.v1.LineageStatusR\blineages\x12!\n" +
