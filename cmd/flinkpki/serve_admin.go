@@ -111,6 +111,21 @@ func openAdminStore(cmd *cobra.Command, dataDir, kekFile string, etcd *etcdFlags
 	return openEtcdStore(cmd.Context(), etcd, kekFile)
 }
 
+// withAdminAuthority runs fn on an Authority over the store an admin
+// command names (openAdminStore), and closes the store after.
+func withAdminAuthority(cmd *cobra.Command, dataDir, kekFile string, etcd *etcdFlags, fn func(*authority.Authority) error) error {
+	st, err := openAdminStore(cmd, dataDir, kekFile, etcd)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	auth, err := authority.New(authority.Config{Store: st})
+	if err != nil {
+		return err
+	}
+	return fn(auth)
+}
+
 // addStoreFlags registers the flags openAdminStore reads.
 func addStoreFlags(cmd *cobra.Command, dataDir, kekFile *string, etcd *etcdFlags) {
 	cmd.Flags().StringVar(dataDir, "data-dir", "./flinkpki-data", "data directory of the stopped server")
@@ -131,16 +146,11 @@ prefix and its secret), its name and its creation time: what admin
 revoke-token needs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openAdminStore(cmd, dataDir, kekFile, &etcd)
-			if err != nil {
+			var toks []*store.AdminToken
+			err := withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) (err error) {
+				toks, err = auth.AdminTokens(cmd.Context())
 				return err
-			}
-			defer st.Close()
-			auth, err := authority.New(authority.Config{Store: st})
-			if err != nil {
-				return err
-			}
-			toks, err := auth.AdminTokens(cmd.Context())
+			})
 			if err != nil {
 				return err
 			}
@@ -183,16 +193,10 @@ from admin list-tokens, or from the audit trail of the token's creation.`,
   flinkpki admin revoke-token mv4qmyah6uefiqnnhstwfdajdy --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openAdminStore(cmd, dataDir, kekFile, &etcd)
+			err := withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) error {
+				return auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, args[0])
+			})
 			if err != nil {
-				return err
-			}
-			defer st.Close()
-			auth, err := authority.New(authority.Config{Store: st})
-			if err != nil {
-				return err
-			}
-			if err := auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %s revoked\n", args[0])
@@ -222,16 +226,11 @@ the store exists.`,
       --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key > admin.token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openAdminStore(cmd, dataDir, kekFile, &etcd)
-			if err != nil {
+			var tok string
+			err := withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) (err error) {
+				tok, err = auth.CreateAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "bootstrap"}, name)
 				return err
-			}
-			defer st.Close()
-			auth, err := authority.New(authority.Config{Store: st})
-			if err != nil {
-				return err
-			}
-			tok, err := auth.CreateAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "bootstrap"}, name)
+			})
 			if err != nil {
 				return err
 			}
