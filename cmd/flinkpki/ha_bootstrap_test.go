@@ -115,3 +115,39 @@ func TestTheBootstrapPodsArgsAreOnesThisCLITakes(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapListAndRevokeOnAStoppedBboltServer: the single-replica path.
+// While the server runs its store is locked and bootstrap says to stop it;
+// stopped, bootstrap makes a token the restarted server accepts, and after
+// an offline revoke-token the next start refuses it.
+func TestBootstrapListAndRevokeOnAStoppedBboltServer(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	kek := filepath.Join(dir, "kek")
+	store := []string{"--data-dir", dir, "--kek-file", kek}
+	oneLineError(t, runCLI(t, nil, append([]string{"admin", "bootstrap"}, store...)...), 1, "stop it first")
+	s.stop(t)
+
+	res := runCLI(t, nil, append([]string{"admin", "bootstrap", "--name", "ops"}, store...)...)
+	if res.code != 0 {
+		t.Fatalf("bootstrap: exit %d: %s", res.code, res.stderr)
+	}
+	tok := filepath.Join(t.TempDir(), "ops.token")
+	if err := os.WriteFile(tok, []byte(res.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list := runCLI(t, nil, append([]string{"admin", "list-tokens"}, store...)...)
+	if list.code != 0 || !strings.Contains(list.stdout, "ops") || !strings.Contains(list.stdout, "dev") {
+		t.Fatalf("list-tokens: exit %d, want the dev and ops tokens:\n%s%s", list.code, list.stdout, list.stderr)
+	}
+	s2 := startServerAt(t, dir, freeAddr(t))
+	s2.cli(t, tok, "cluster", "list").ok(t)
+	s2.stop(t)
+
+	id := strings.SplitN(strings.TrimPrefix(strings.TrimSpace(res.stdout), "fpa_"), "_", 2)[0]
+	if r := runCLI(t, nil, append([]string{"admin", "revoke-token", id}, store...)...); r.code != 0 {
+		t.Fatalf("revoke-token: exit %d: %s", r.code, r.stderr)
+	}
+	s3 := startServerAt(t, dir, freeAddr(t))
+	s3.cli(t, tok, "cluster", "list").refused(t, "unauthenticated")
+}
