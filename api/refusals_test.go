@@ -115,14 +115,18 @@ func TestRefusalSummariesAreWrittenPeriodicallyAndOnce(t *testing.T) {
 	}
 
 	refuseN(refusalAuditBurst + 70)
+	// The first burst goes one by one; the bucket refills at
+	// refusalAuditRate a second while the 120 refusals are written, so on a
+	// slow machine a few more do too. The rest must arrive as summaries
+	// while the loop runs, none lost and none twice.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if ind, sum := counted(); ind == refusalAuditBurst && sum == 70 {
+		ind, sum := counted()
+		if ind >= refusalAuditBurst && sum > 0 && ind+sum == refusalAuditBurst+70 {
 			break
 		}
 		if time.Now().After(deadline) {
-			ind, sum := counted()
-			t.Fatalf("after the loop had time to run: %d one by one, %d summarised; want %d and 70", ind, sum, refusalAuditBurst)
+			t.Fatalf("after the loop had time to run: %d one by one, %d summarised; want at least %d one by one, the rest of %d summarised", ind, sum, refusalAuditBurst, refusalAuditBurst+70)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
