@@ -28,7 +28,8 @@ type ConfigParams struct {
 	Format string
 	// KeyAlgorithm is the cluster's key type; it picks the cipher suites.
 	KeyAlgorithm x509.PublicKeyAlgorithm
-	// LegacyStoreTypes omits the *-type keys, which Flink < 1.20 rejects.
+	// LegacyStoreTypes omits the *-type keys, which Flink < 1.20 does not know
+	// (it uses the JVM default type, which reads either store format).
 	LegacyStoreTypes bool
 }
 

@@ -88,7 +88,7 @@ unless --key-type is given.`,
 	f.StringVar(&tlsDir, "tls-dir", flinkconf.DefaultTLSDir, "absolute directory the init container writes the stores to (its --out)")
 	f.StringVar(&format, "format", "pkcs12", "store format: pkcs12 or jks")
 	f.StringVar(&keyType, "key-type", "", "the cluster's key type, to work without a server")
-	f.BoolVar(&legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 rejects")
+	f.BoolVar(&legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 does not know (it uses the JVM default type, which reads either store format)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

@@ -37,7 +37,7 @@ func (f *issueFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.profile, "pkcs12-profile", "modern2023", "PKCS#12 encryption: modern2023 or legacy-des (for old readers)")
 	fl.StringArrayVar(&f.dns, "dns", nil, "DNS name for the leaf (repeat; required for rest-server; for jobmanager/taskmanager, names peers reach this process by — Flink 2.3+ checks them)")
 	fl.StringArrayVar(&f.ips, "ip", nil, "IP address for the leaf (repeat; as --dns)")
-	fl.BoolVar(&f.legacyStoreTypes, "legacy-store-types", false, "leave out keystore-type/truststore-type, which Flink before 1.20 rejects")
+	fl.BoolVar(&f.legacyStoreTypes, "legacy-store-types", false, "leave out keystore-type/truststore-type, which Flink before 1.20 does not know (it uses the JVM default type, which reads either store format)")
 	addOutputFlag(cmd, &f.output)
 }
 
@@ -78,6 +78,9 @@ func (f *issueFlags) buildOptions(now time.Time) (credentials.Options, error) {
 	profile, err := keystore.ParseProfile(f.profile)
 	if err != nil {
 		return credentials.Options{}, usageError{err}
+	}
+	if format != keystore.PKCS12 && f.profile != "" && f.profile != string(keystore.Modern2023) {
+		return credentials.Options{}, usagef("--pkcs12-profile %s applies to PKCS#12 stores, not --format %s: leave it out", f.profile, format)
 	}
 	rest := strings.HasPrefix(f.role, "rest-")
 	opts := credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes, REST: rest}
