@@ -24,6 +24,7 @@ const (
 	RuleProtocol            = "FP006" // TLS protocol below TLSv1.2
 	RuleServiceAccount      = "FP007" // default or missing service account
 	RuleHostNetwork         = "FP008" // hostNetwork in a pod template
+	RuleStoresFromSecrets   = "FP009" // keystores mounted from a Kubernetes Secret
 )
 
 // ErrLintInput is returned when the file given to Lint is neither a

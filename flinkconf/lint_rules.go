@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -23,6 +24,7 @@ var rules = []rule{
 	checkProtocol,
 	checkServiceAccount,
 	checkHostNetwork,
+	checkStoresFromSecrets,
 }
 
 const fixConfig = "`flinkpki flink config --cluster NAME --role ROLE` prints the block"
@@ -143,6 +145,11 @@ func checkNativeMode(s *subject, _ LintOptions) []Finding {
 		"set spec.mode: standalone for clusters that run code you do not fully trust")
 }
 
+// envPassword matches a store password set in an environment variable's
+// value, as FLINK_PROPERTIES carries configuration lines into the image's
+// entrypoint.
+var envPassword = regexp.MustCompile(`(?m)^\s*(security\.ssl\.[A-Za-z0-9._-]*-password)\s*[:=]\s*\S`)
+
 func checkInlinePasswords(s *subject, _ LintOptions) []Finding {
 	var keys []string
 	for k, v := range s.conf {
@@ -150,15 +157,33 @@ func checkInlinePasswords(s *subject, _ LintOptions) []Finding {
 			keys = append(keys, k)
 		}
 	}
+	const fix = "remove the passwords and let the flinkpki init container merge pod-local ones (init --flink-conf-src/--flink-conf-out)"
+	var out []Finding
+	if s.deployment != nil {
+		var inEnv []string
+		for _, t := range s.deployment.templates {
+			for _, c := range append(append([]corev1.Container(nil), t.spec.Spec.InitContainers...), t.spec.Spec.Containers...) {
+				for _, e := range c.Env {
+					for _, m := range envPassword.FindAllStringSubmatch(e.Value, -1) {
+						inEnv = append(inEnv, fmt.Sprintf("%s in env %s of container %q in %s", m[1], e.Name, c.Name, t.field))
+					}
+				}
+			}
+		}
+		if len(inEnv) > 0 {
+			out = append(out, Finding{Rule: RuleInlinePassword, Severity: SeverityError,
+				Message: fmt.Sprintf("%s writes store passwords into a pod template, which is stored in plain text: %s", s.label, strings.Join(inEnv, "; ")),
+				Fix:     fix})
+		}
+	}
 	if len(keys) == 0 {
-		return nil
+		return out
 	}
 	sort.Strings(keys)
-	const fix = "remove the passwords and let the flinkpki init container merge pod-local ones (init --flink-conf-src/--flink-conf-out)"
 	if s.deployment != nil {
-		return one(RuleInlinePassword, SeverityError,
+		return append(out, one(RuleInlinePassword, SeverityError,
 			fmt.Sprintf("%s writes store passwords into flinkConfiguration, which is stored in plain text and audit-logged: %s", s.label, strings.Join(keys, ", ")),
-			fix)
+			fix)...)
 	}
 	return one(RuleInlinePassword, SeverityWarning,
 		fmt.Sprintf("%s holds store passwords (%s); that is right only for the pod-local copy the flinkpki init container writes", s.label, strings.Join(keys, ", ")),
@@ -220,4 +245,34 @@ func keyAlgorithmName(a x509.PublicKeyAlgorithm) string {
 		return "RSA"
 	}
 	return a.String()
+}
+
+// checkStoresFromSecrets finds keystores read from a Kubernetes Secret that
+// kubernetes.secrets mounts (SECRET:PATH, comma-separated): the private key
+// then sits in the API server's storage, readable by whoever may read
+// Secrets there, instead of being made in the pod that uses it.
+func checkStoresFromSecrets(s *subject, _ LintOptions) []Finding {
+	if s.deployment == nil {
+		return nil
+	}
+	mounts, _ := s.get("kubernetes.secrets")
+	var found []string
+	for _, m := range strings.Split(mounts, ",") {
+		secret, dir, ok := strings.Cut(strings.TrimSpace(m), ":")
+		dir = strings.TrimRight(strings.TrimSpace(dir), "/")
+		if !ok || dir == "" {
+			continue
+		}
+		for _, key := range []string{"security.ssl.internal.keystore", "security.ssl.rest.keystore", "security.ssl.keystore"} {
+			if p, set := s.get(key); set && strings.HasPrefix(strings.TrimSpace(p), dir+"/") {
+				found = append(found, fmt.Sprintf("%s from Secret %s", key, strings.TrimSpace(secret)))
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return one(RuleStoresFromSecrets, SeverityError,
+		fmt.Sprintf("%s reads private keys from a Kubernetes Secret (%s): they are stored by the API server and readable by whoever may read Secrets in the namespace", s.label, strings.Join(found, "; ")),
+		"let the flinkpki init container make the key in the pod (init --out into an emptyDir) and point the keystore there")
 }

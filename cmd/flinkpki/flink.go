@@ -118,9 +118,12 @@ func (a *app) newFlinkLintCmd() *cobra.Command {
 		Short: "Check a Flink configuration or FlinkDeployment against the security recommendations",
 		Long: `Check a FlinkDeployment manifest, a Flink config.yaml or a legacy
 flink-conf.yaml against flinkpki's security recommendations: internal SSL on,
-REST authenticated, standalone mode, no passwords in the configuration,
+REST authenticated (in a FlinkDeployment: kept on loopback by the init
+container's --flink-conf-set, since the operator drops rest.bind-address),
+standalone mode, no passwords in the configuration or the pod templates' env,
 forward-secret cipher suites matched to the key type, TLSv1.2 or later, a
-dedicated service account, no hostNetwork. Works offline.
+dedicated service account, no hostNetwork, no keystore from a Kubernetes
+Secret. Works offline.
 
 Prints one finding per line on stdout. Exit 1 when any finding is an error,
 0 when there are only warnings or none.`,
