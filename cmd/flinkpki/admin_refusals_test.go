@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,55 +15,6 @@ import (
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
 )
-
-// treeOf lists everything under root as path -> mode and content hash, so
-// a test can show a refused command changed nothing on disk.
-func treeOf(t testing.TB, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		entry := fi.Mode().String()
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(b)
-			entry += " " + hex.EncodeToString(sum[:])
-		}
-		out[p] = entry
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// assertUnchanged fails when root's tree differs from before.
-func assertUnchanged(t testing.TB, root string, before map[string]string) {
-	t.Helper()
-	if after := treeOf(t, root); !maps.Equal(before, after) {
-		t.Errorf("the refused command changed %s:\nbefore: %v\nafter:  %v", root, before, after)
-	}
-}
-
-// refusedInOneLine checks the exit code and that stderr is one "flinkpki: "
-// line containing want.
-func refusedInOneLine(t testing.TB, r result, code int, want string) {
-	t.Helper()
-	msg := strings.TrimRight(r.stderr, "\n")
-	if r.code != code || strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "flinkpki: ") || !strings.Contains(msg, want) {
-		t.Errorf("exit %d, stderr %q; want exit %d and one line saying %q", r.code, r.stderr, code, want)
-	}
-}
 
 // writeKEK writes a new random key-encryption key file into dir.
 func writeKEK(t testing.TB, dir, name string) string {
@@ -147,7 +94,7 @@ func TestAdminMigrateRefusesASourceWithoutAStoreAndWritesNothing(t *testing.T) {
 			tt.create(t, src)
 			before := treeOf(t, dir)
 			r := runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+filepath.Join(dir, "target.db"), "--kek-file", kek)
-			refusedInOneLine(t, r, 1, tt.want)
+			oneLineError(t, r, 1, tt.want)
 			assertUnchanged(t, dir, before)
 		})
 	}
@@ -160,7 +107,7 @@ func TestAdminMigrateRefusesAnEtcdPrefixWithoutFlinkpkiData(t *testing.T) {
 	before := treeOf(t, dir)
 	r := runCLI(t, nil, "admin", "migrate", "--from", "etcd:"+strings.Join(c.Endpoints(), ","), "--etcd-prefix", "/nothing-here/",
 		"--to", "bolt:"+filepath.Join(dir, "target.db"), "--kek-file", kek)
-	refusedInOneLine(t, r, 1, "holds no flinkpki store")
+	oneLineError(t, r, 1, "holds no flinkpki store")
 	assertUnchanged(t, dir, before)
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
@@ -190,7 +137,7 @@ func TestAdminMigrateChecksTheKEKOnTheSourceBeforeCopyingAnything(t *testing.T) 
 	before := treeOf(t, dir)
 
 	r := runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+dst, "--kek-file", wrong)
-	refusedInOneLine(t, r, 1, "does not open the migration source")
+	oneLineError(t, r, 1, "does not open the migration source")
 	assertUnchanged(t, dir, before)
 
 	// The retry with the right key is not blocked by the failed attempt.
@@ -207,7 +154,7 @@ func TestAdminRestoreRefusesADatabaseNoServerOpened(t *testing.T) {
 	newUnopenedBolt(t, backup)
 	before := treeOf(t, dir)
 	r := runCLI(t, nil, "admin", "restore", backup, "--data-dir", filepath.Join(dir, "data"))
-	refusedInOneLine(t, r, 1, "holds no flinkpki store")
+	oneLineError(t, r, 1, "holds no flinkpki store")
 	assertUnchanged(t, dir, before)
 }
 
@@ -226,7 +173,7 @@ func TestAdminBackupRefusesADirectoryOutBeforeConnecting(t *testing.T) {
 			args = append(args, "--force")
 		}
 		r := runCLI(t, nil, args...)
-		refusedInOneLine(t, r, 2, "is a directory")
+		oneLineError(t, r, 2, "is a directory")
 		if accepted.Load() != 0 {
 			t.Errorf("force=%v: %d connections to the server, want none", force, accepted.Load())
 		}

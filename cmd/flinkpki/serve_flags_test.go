@@ -3,59 +3,12 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"io/fs"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
-
-// snapshot reads every file under dir (path relative to dir → content,
-// directories with a trailing slash), for "nothing was changed" checks. It
-// is nil when dir does not exist.
-func snapshot(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			out[rel+"/"] = ""
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		out[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// oneLineError checks that r failed with code and a single "flinkpki: "
-// line containing want.
-func oneLineError(t testing.TB, r result, code int, want string) {
-	t.Helper()
-	if r.code != code {
-		t.Errorf("exit code = %d, want %d (stderr %q)", r.code, code, r.stderr)
-	}
-	if !strings.HasPrefix(r.stderr, "flinkpki: ") || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("stderr = %q, want one flinkpki: line containing %q", r.stderr, want)
-	}
-}
 
 // busyAddr returns a loopback address the test keeps bound.
 func busyAddr(t testing.TB) string {
@@ -193,14 +146,12 @@ func TestADevStartWithoutTheKEKOfAnExistingDatabaseIsRefusedAndChangesNothing(t 
 	if err := os.Remove(kekPath); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, dir)
+	before := treeOf(t, dir)
 	addr := freeAddr(t)
 	for range 2 {
 		r := runCLI(t, nil, "serve", "--dev", "--data-dir", dir, "--listen", addr)
 		oneLineError(t, r, 1, "the database "+filepath.Join(dir, "flinkpki.db")+" exists but "+kekPath+" does not: restore the key-encryption key to "+kekPath+", or pass --kek-file FILE; nothing was changed")
-		if after := snapshot(t, dir); !maps.Equal(before, after) {
-			t.Fatalf("the refused start changed the data directory:\nbefore %v\nafter  %v", slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)))
-		}
+		assertUnchanged(t, dir, before)
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatalf("the refused start left %s bound: %v", addr, err)

@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -286,5 +290,56 @@ func TestTheLogScanCatchesPlantedSecrets(t *testing.T) {
 	assertNoSecretsInLogs(clean, "level=INFO msg=\"request refused\" actor=enrollment-token:abc", filepath.Join(t.TempDir(), "none"))
 	if clean.errors != 0 {
 		t.Errorf("the scan flagged a clean log")
+	}
+}
+
+// treeOf lists everything under root as path -> mode and content hash, so
+// a test can show a refused command changed nothing on disk.
+func treeOf(t testing.TB, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		entry := fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			entry += " " + hex.EncodeToString(sum[:])
+		}
+		out[p] = entry
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// assertUnchanged fails when root's tree differs from before.
+func assertUnchanged(t testing.TB, root string, before map[string]string) {
+	t.Helper()
+	if after := treeOf(t, root); !maps.Equal(before, after) {
+		t.Errorf("the refused command changed %s:\nbefore: %v\nafter:  %v", root, before, after)
+	}
+}
+
+// oneLineError checks that r failed with code and a single "flinkpki: "
+// line containing want.
+func oneLineError(t testing.TB, r result, code int, want string) {
+	t.Helper()
+	if r.code != code {
+		t.Errorf("exit code = %d, want %d (stderr %q)", r.code, code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stderr, "flinkpki: ") || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("stderr = %q, want one flinkpki: line containing %q", r.stderr, want)
 	}
 }
