@@ -57,7 +57,7 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 		}
 		return checkBindingsFree(tx, c.K8sBindings)
 	}); err != nil {
-		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", createRefusal(err), err)
+		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", ReasonOf(err), err)
 	}
 	var recs []*store.CA
 	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
@@ -87,22 +87,13 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 			"key_type": c.KeyType, "internal_ca": recs[0].ID, "rest_ca": recs[1].ID})
 	})
 	if errors.Is(err, ErrExists) || errors.Is(err, ErrInvalid) {
-		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", createRefusal(err), err)
+		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", ReasonOf(err), err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	a.log.InfoContext(ctx, "cluster created", "cluster", c.Name, "key_type", c.KeyType, "actor", actor.String())
 	return a.GetCluster(ctx, c.Name)
-}
-
-// createRefusal is the audit reason of a create refused by what is stored:
-// a binding another cluster holds is invalid, anything else the name taken.
-func createRefusal(err error) string {
-	if errors.Is(err, ErrInvalid) {
-		return "invalid"
-	}
-	return "exists"
 }
 
 // checkBindingsFree refuses bindings another cluster already holds. It reads
