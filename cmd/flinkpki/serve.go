@@ -196,9 +196,7 @@ func (o *serveOptions) resolve() error {
 			return usagef("%s %q: want HOST:PORT", a.flag, a.addr)
 		}
 	}
-	if o.kekFile == "" {
-		o.kekFile = os.Getenv("FLINKPKI_KEK_FILE")
-	}
+	o.kekFile = kekFileOrEnv(o.kekFile)
 	if (o.k8sIssuer == "") != (o.k8sJWKSFile == "") {
 		return usagef("--k8s-issuer and --k8s-jwks-file go together")
 	}

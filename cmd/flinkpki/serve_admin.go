@@ -26,9 +26,7 @@ func openOffline(ctx context.Context, dataDir, kekFile string) (*store.Store, er
 	if _, err := os.Stat(db); err != nil {
 		return nil, fmt.Errorf("no store at %s: %w", db, err)
 	}
-	if kekFile == "" {
-		kekFile = os.Getenv("FLINKPKI_KEK_FILE")
-	}
+	kekFile = kekFileOrEnv(kekFile)
 	seal, err := sealerFromFile(kekFile)
 	if err != nil {
 		return nil, err
@@ -40,12 +38,22 @@ func openOffline(ctx context.Context, dataDir, kekFile string) (*store.Store, er
 	st, err := store.Open(ctx, b, seal)
 	if err != nil {
 		b.Close()
-		if errors.Is(err, store.ErrWrongKEK) {
-			return nil, fmt.Errorf("the key-encryption key %s does not open %s; nothing was changed", kekFile, db)
-		}
-		return nil, err
+		return nil, storeRefusal(err, db, kekFile, "")
 	}
 	return st, nil
+}
+
+// storeRefusal words store.Check's (or Open's) refusals of the store at
+// where for an offline command, on one line: no store there (noStore says
+// what to check) or a key that does not open it. Other errors pass through.
+func storeRefusal(err error, where, kekFile, noStore string) error {
+	switch {
+	case errors.Is(err, store.ErrNoStore):
+		return fmt.Errorf("%s holds no flinkpki store: %s; nothing was changed", where, noStore)
+	case errors.Is(err, store.ErrWrongKEK):
+		return fmt.Errorf("the key-encryption key %s does not open %s: pass the key its server runs with; nothing was changed", kekFile, where)
+	}
+	return err
 }
 
 // etcdFlags are the flags that name an HA installation's etcd store.
@@ -68,9 +76,7 @@ func (e *etcdFlags) register(cmd *cobra.Command) {
 // using meanwhile, with its key-encryption key. A prefix no server has
 // opened is refused, not initialised: a typo must not start a new store.
 func openEtcdStore(ctx context.Context, e *etcdFlags, kekFile string) (*store.Store, error) {
-	if kekFile == "" {
-		kekFile = os.Getenv("FLINKPKI_KEK_FILE")
-	}
+	kekFile = kekFileOrEnv(kekFile)
 	seal, err := sealerFromFile(kekFile)
 	if err != nil {
 		return nil, err
@@ -84,16 +90,9 @@ func openEtcdStore(ctx context.Context, e *etcdFlags, kekFile string) (*store.St
 		return nil, err
 	}
 	where := "etcd " + strings.Join(e.endpoints, ",") + e.prefix
-	switch err := store.Check(ctx, b, seal); {
-	case errors.Is(err, store.ErrNoStore):
+	if err := store.Check(ctx, b, seal); err != nil {
 		b.Close()
-		return nil, fmt.Errorf("%s holds no flinkpki store: start the servers first, or check --etcd-prefix; nothing was changed", where)
-	case errors.Is(err, store.ErrWrongKEK):
-		b.Close()
-		return nil, fmt.Errorf("the key-encryption key %s does not open %s; nothing was changed", kekFile, where)
-	case err != nil:
-		b.Close()
-		return nil, err
+		return nil, storeRefusal(err, where, kekFile, "start the servers first, or check --etcd-prefix")
 	}
 	return store.Open(ctx, b, seal)
 }
@@ -325,17 +324,11 @@ func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstor
 // checkMigrationSource runs store.Open's schema and key-encryption key
 // checks on the source, writing nothing, so a wrong KEK or an empty source
 // is refused before the target is opened.
-func checkMigrationSource(ctx context.Context, src store.Backend, seal *store.Sealer, from string) error {
-	err := store.Check(ctx, src, seal)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrNoStore):
-		return fmt.Errorf("migration source %s holds no flinkpki store (no server has ever opened it): check --from and --etcd-prefix; nothing was copied", from)
-	case errors.Is(err, store.ErrWrongKEK):
-		return fmt.Errorf("the key-encryption key does not open the migration source %s: pass the --kek-file its server runs with; nothing was copied", from)
+func checkMigrationSource(ctx context.Context, src store.Backend, seal *store.Sealer, from, kekFile string) error {
+	if err := store.Check(ctx, src, seal); err != nil {
+		return storeRefusal(err, "the migration source "+from, kekFile, "no server has ever opened it; check --from and --etcd-prefix")
 	}
-	return fmt.Errorf("migration source %s: %w; nothing was copied", from, err)
+	return nil
 }
 
 func newAdminMigrateCmd() *cobra.Command {
@@ -370,7 +363,7 @@ directions.`,
 				return err
 			}
 			defer src.Close()
-			if err := checkMigrationSource(ctx, src, seal, from); err != nil {
+			if err := checkMigrationSource(ctx, src, seal, from, kekFileOrEnv(kekFile)); err != nil {
 				return err
 			}
 			dst, err := openMigrationEnd(ctx, to, prefix, base, false)
@@ -420,10 +413,16 @@ directions.`,
 	return cmd
 }
 
-func sealerFromFile(kekFile string) (*store.Sealer, error) {
+// kekFileOrEnv is --kek-file, or FLINKPKI_KEK_FILE when it is not given.
+func kekFileOrEnv(kekFile string) string {
 	if kekFile == "" {
-		kekFile = os.Getenv("FLINKPKI_KEK_FILE")
+		return os.Getenv("FLINKPKI_KEK_FILE")
 	}
+	return kekFile
+}
+
+func sealerFromFile(kekFile string) (*store.Sealer, error) {
+	kekFile = kekFileOrEnv(kekFile)
 	if kekFile == "" {
 		return nil, usagef("--kek-file is required (or set FLINKPKI_KEK_FILE)")
 	}
