@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flinkpki/flinkpki/enroll"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -67,11 +66,7 @@ func TestAuditListPagesThroughALongTrail(t *testing.T) {
 		t.Fatalf("audit list --after %d does not go on after it", some.Entries[1099].Seq)
 	}
 
-	conn, err := enroll.Dial(s.addr, s.caFile, strings.TrimSpace(readFile(t, s.admin)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.adminConn(t)
 	for _, limit := range []int32{0, 5000} {
 		resp, err := pb.NewAuditServiceClient(conn).ListAudit(context.Background(), &pb.ListAuditRequest{Limit: limit})
 		if err != nil {

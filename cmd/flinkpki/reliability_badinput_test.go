@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/flinkpki/flinkpki/enroll"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -162,11 +161,7 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		})
 	}
 	// The server refuses bad names itself, not only the CLI.
-	conn, err := enroll.Dial(s.addr, s.caFile, strings.TrimSpace(readFile(t, s.admin)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.adminConn(t)
 	clusters := pb.NewClusterServiceClient(conn)
 	for _, name := range []string{"", strings.Repeat("a", 64), "Orders", "../etc"} {
 		before := stateOf(t, s, "bad")

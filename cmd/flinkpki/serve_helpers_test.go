@@ -15,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flinkpki/flinkpki/enroll"
+	"google.golang.org/grpc"
 )
 
 // testServer is a real flinkpki server, run in-process on loopback with a
@@ -179,6 +182,22 @@ func (r result) refused(t testing.TB, want string) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
+}
+
+// adminConn is a gRPC connection to s with its administrator token, for
+// requests the CLI would refuse to send; it closes when the test ends.
+func (s *testServer) adminConn(t testing.TB) *grpc.ClientConn {
+	t.Helper()
+	tok, err := enroll.ReadToken(s.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := enroll.Dial(s.addr, s.caFile, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // tokenFor creates an enrollment token and writes it to a file.

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/flinkpki/flinkpki/enroll"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -47,15 +46,7 @@ func TestTheServerRefusesWhatCanNeverBeUsed(t *testing.T) {
 		t.Errorf("a missing cluster: exit %d, %q; want exit 1 and `cluster \"nope\" not found` said once", r.code, r.stderr)
 	}
 
-	admin, err := enroll.ReadToken(s.admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := enroll.Dial(s.addr, s.caFile, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.adminConn(t)
 	client := pb.NewClusterServiceClient(conn)
 	ctx := context.Background()
 	raw := []struct {

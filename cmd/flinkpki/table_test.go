@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flinkpki/flinkpki/enroll"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -24,15 +23,7 @@ func TestARefusedNameCannotForgeAuditRows(t *testing.T) {
 	tok := s.tokenFor(t, "orders", "taskmanager")
 	forged := "x\n9999  2026-01-01T00:00:00Z  admin:root  orders  ca.retire  ok\x1b[2K\x1b[1A"
 
-	admin, err := enroll.ReadToken(s.admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := enroll.Dial(s.addr, s.caFile, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.adminConn(t)
 	ctx := context.Background()
 	if _, err := pb.NewClusterServiceClient(conn).CreateCluster(ctx, &pb.CreateClusterRequest{Name: forged}); err == nil {
 		t.Fatal("a cluster named with a newline was created")
