@@ -64,8 +64,14 @@ type etcdFlags struct {
 }
 
 func (e *etcdFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringSliceVar(&e.endpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated: the store of an HA installation instead of --data-dir")
+	e.registerConn(cmd)
+}
+
+// registerConn registers the prefix and TLS flags alone, for commands that
+// name the endpoints another way (admin migrate's --from and --to).
+func (e *etcdFlags) registerConn(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringSliceVar(&e.endpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated: the store of an HA installation instead of --data-dir")
 	f.StringVar(&e.prefix, "etcd-prefix", etcdstore.DefaultPrefix, "etcd key prefix of the installation")
 	f.StringVar(&e.caFile, "etcd-ca-file", "", "CA of etcd's serving certificates")
 	f.StringVar(&e.certFile, "etcd-cert-file", "", "client certificate for etcd")
@@ -332,7 +338,8 @@ func checkMigrationSource(ctx context.Context, src store.Backend, seal *store.Se
 }
 
 func newAdminMigrateCmd() *cobra.Command {
-	var from, to, kekFile, prefix, caFile, certFile, keyFile string
+	var from, to, kekFile string
+	var etcd etcdFlags
 	cmd := &cobra.Command{
 		Use:   "migrate --from bolt:PATH --to etcd:ENDPOINTS --kek-file FILE",
 		Short: "Copy the whole store between bbolt and etcd, offline, and verify it",
@@ -353,12 +360,12 @@ directions.`,
 			if err != nil {
 				return err
 			}
-			tlsCfg, err := etcdstore.TLSConfig(caFile, certFile, keyFile)
+			tlsCfg, err := etcdstore.TLSConfig(etcd.caFile, etcd.certFile, etcd.keyFile)
 			if err != nil {
 				return err
 			}
 			base := &etcdstore.Config{TLS: tlsCfg}
-			src, err := openMigrationEnd(ctx, from, prefix, base, true)
+			src, err := openMigrationEnd(ctx, from, etcd.prefix, base, true)
 			if err != nil {
 				return err
 			}
@@ -366,7 +373,7 @@ directions.`,
 			if err := checkMigrationSource(ctx, src, seal, from, kekFileOrEnv(kekFile)); err != nil {
 				return err
 			}
-			dst, err := openMigrationEnd(ctx, to, prefix, base, false)
+			dst, err := openMigrationEnd(ctx, to, etcd.prefix, base, false)
 			if err != nil {
 				return err
 			}
@@ -406,10 +413,7 @@ directions.`,
 	f.StringVar(&from, "from", "", "source store: bolt:PATH or etcd:URL[,URL...]")
 	f.StringVar(&to, "to", "", "target store (must be empty): bolt:PATH or etcd:URL[,URL...]")
 	f.StringVar(&kekFile, "kek-file", "", "the store's key-encryption key, checked on the source before copying (env FLINKPKI_KEK_FILE)")
-	f.StringVar(&prefix, "etcd-prefix", etcdstore.DefaultPrefix, "etcd key prefix")
-	f.StringVar(&caFile, "etcd-ca-file", "", "CA of etcd's serving certificates")
-	f.StringVar(&certFile, "etcd-cert-file", "", "client certificate for etcd")
-	f.StringVar(&keyFile, "etcd-key-file", "", "client key for etcd")
+	etcd.registerConn(cmd)
 	return cmd
 }
 
