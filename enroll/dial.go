@@ -103,7 +103,26 @@ func ReadToken(path string) (string, error) {
 	if tok == "" {
 		return "", fmt.Errorf("%w: token file %s is empty", ErrNoToken, path)
 	}
+	if err := checkTokenText(tok); err != nil {
+		return "", fmt.Errorf("token file %s must hold the token alone on one line: %w", path, err)
+	}
 	return tok, nil
+}
+
+// checkTokenText refuses what no token holds and gRPC would refuse to send,
+// with a reason that never quotes the token: every token flinkpki accepts
+// (its own, a Kubernetes service-account token) is printable ASCII
+// without spaces.
+func checkTokenText(tok string) error {
+	if strings.ContainsAny(tok, "\r\n") {
+		return fmt.Errorf("it has %d lines", len(strings.FieldsFunc(tok, func(r rune) bool { return r == '\n' || r == '\r' })))
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("byte %d is not a printable ASCII character", i+1)
+		}
+	}
+	return nil
 }
 
 // Bearer is a per-RPC credential that sends "authorization: Bearer <token>".

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"strings"
-
 	"google.golang.org/grpc"
 
 	"github.com/spf13/cobra"
@@ -58,30 +55,7 @@ func (a *app) token() (string, error) {
 	if c.tokenFile == "" {
 		return "", usagef("no token: pass --token-file FILE or set %s", envTokenFile)
 	}
-	tok, err := enroll.ReadToken(c.tokenFile)
-	if err != nil {
-		return "", err
-	}
-	if err := checkTokenText(tok); err != nil {
-		return "", fmt.Errorf("token file %s must hold the token alone on one line: %w", c.tokenFile, err)
-	}
-	return tok, nil
-}
-
-// checkTokenText refuses what no token holds and gRPC would refuse to send,
-// with a reason that never quotes the token: every token flinkpki accepts
-// (its own, a Kubernetes service-account token) is printable ASCII
-// without spaces.
-func checkTokenText(tok string) error {
-	if strings.ContainsAny(tok, "\r\n") {
-		return fmt.Errorf("it has %d lines", len(strings.FieldsFunc(tok, func(r rune) bool { return r == '\n' || r == '\r' })))
-	}
-	for i := 0; i < len(tok); i++ {
-		if c := tok[i]; c <= ' ' || c > '~' {
-			return fmt.Errorf("byte %d is not a printable ASCII character", i+1)
-		}
-	}
-	return nil
+	return enroll.ReadToken(c.tokenFile)
 }
 
 // dial connects to the server named by the settings.
