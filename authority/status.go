@@ -67,6 +67,7 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 			return nil, err
 		}
 		ls := LineageStatus{Purpose: p, Next: v.NextStep(p, now)}
+		active := l.Active()
 		idx := map[string]int{}
 		for i, c := range l {
 			idx[c.ID] = i
@@ -84,7 +85,7 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 			if ok {
 				ls.CAs[i].LiveSigned++
 			}
-			if active := l.Active(); !ok || (active != nil && !slices.Contains(h.Trusts, active.ID)) {
+			if !ok || (active != nil && !slices.Contains(h.Trusts, active.ID)) {
 				ls.Stranded = append(ls.Stranded, h.Name)
 			}
 			for _, t := range h.Trusts {
