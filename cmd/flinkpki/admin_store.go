@@ -2,6 +2,7 @@
 // stopped server's bbolt file or an HA installation's etcd store, with the
 // key-encryption key (bootstrap, list-tokens, revoke-token, rotate-kek,
 // migrate). admin.go holds the group and the online backup and restore.
+
 package main
 
 import (
