@@ -60,6 +60,39 @@ type LintOptions struct {
 	// KeyAlgorithm is the cluster's key type when known (x509.ECDSA or
 	// x509.RSA); cipher suites are then checked against it.
 	KeyAlgorithm x509.PublicKeyAlgorithm
+	// FlinkMajor is the Flink major version (1 or 2) the configuration is
+	// for, when the input does not say: a FlinkDeployment's
+	// spec.flinkVersion does, and a legacy flink-conf.yaml is read by Flink
+	// 1.x only. 0 means unknown: the configuration is then held to what
+	// every supported version reads (see LegacySSLSwitch).
+	FlinkMajor int
+}
+
+// LegacySSLSwitch reports whether Flink of the given major version reads
+// security.ssl.enabled as the fallback of security.ssl.internal.enabled and
+// security.ssl.rest.enabled. Flink 1.x does (SecurityOptions.
+// isInternalSSLEnabled); Flink 2.0 removed the key, so a configuration that
+// sets only it runs without internal SSL. The Flink interop suite checks
+// this against each version's own SecurityOptions.
+func LegacySSLSwitch(major int) bool { return major == 1 }
+
+// ReadsLegacyConf reports whether Flink of the given major version reads a
+// legacy flink-conf.yaml. Flink 2.0 reads config.yaml only.
+func ReadsLegacyConf(major int) bool { return major == 1 }
+
+// ParseFlinkVersion returns the major version of a Flink version written
+// as Flink does (1.20, 2.2.1) or as the operator's spec.flinkVersion does
+// (v1_20, v2_2).
+func ParseFlinkVersion(v string) (int, error) {
+	s := strings.TrimPrefix(strings.TrimSpace(v), "v")
+	head, _, _ := strings.Cut(strings.ReplaceAll(s, "_", "."), ".")
+	switch head {
+	case "1":
+		return 1, nil
+	case "2":
+		return 2, nil
+	}
+	return 0, fmt.Errorf("flink version %q: want a Flink 1.x or 2.x version such as 1.20 or 2.2 (or the operator's v2_2)", v)
 }
 
 // Lint checks a FlinkDeployment manifest (one or more YAML documents), a
@@ -79,6 +112,9 @@ func LintWith(data []byte, filename string, opts LintOptions) ([]Finding, error)
 	}
 	var findings []Finding
 	for i := range subjects {
+		if s := &subjects[i]; s.major == 0 || (s.legacy && opts.FlinkMajor != 0) {
+			s.major = opts.FlinkMajor
+		}
 		for _, r := range rules {
 			findings = append(findings, r(&subjects[i], opts)...)
 		}
@@ -91,10 +127,14 @@ type subject struct {
 	label      string            // names it in messages
 	conf       map[string]string // flattened configuration, last value wins
 	deployment *deploymentInfo   // nil for plain configuration files
+	// major is the Flink major version the subject is for, 0 when unknown.
+	major int
+	// legacy marks a flink-conf.yaml read line by line.
+	legacy bool
 }
 
 // get returns the first of keys that is set, which models Flink's fallback
-// keys (e.g. security.ssl.enabled behind security.ssl.internal.enabled).
+// keys (e.g. security.ssl.keystore behind security.ssl.internal.keystore).
 func (s *subject) get(keys ...string) (string, bool) {
 	for _, k := range keys {
 		if v, ok := s.conf[k]; ok {
@@ -106,7 +146,20 @@ func (s *subject) get(keys ...string) (string, bool) {
 
 func (s *subject) isTrue(keys ...string) bool {
 	v, _ := s.get(keys...)
-	return strings.EqualFold(strings.TrimSpace(v), "true")
+	return isTrueValue(v)
+}
+
+func isTrueValue(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }
+
+// restSSL reports whether the subject turns REST SSL on for its Flink
+// version: through security.ssl.rest.enabled, or on Flink 1.x through its
+// fallback security.ssl.enabled. With the version unknown only the key
+// every version reads counts.
+func (s *subject) restSSL() bool {
+	if LegacySSLSwitch(s.major) {
+		return s.isTrue("security.ssl.rest.enabled", "security.ssl.enabled")
+	}
+	return s.isTrue("security.ssl.rest.enabled")
 }
 
 func confMap(kvs []KV) map[string]string {
@@ -154,5 +207,5 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 }
 
 func legacySubject(data []byte, base string) subject {
-	return subject{label: base, conf: confMap(ParseLegacy(data))}
+	return subject{label: base, conf: confMap(ParseLegacy(data)), major: 1, legacy: true}
 }

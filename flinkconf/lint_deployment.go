@@ -159,7 +159,10 @@ func readDeployment(doc *yaml.Node) (subject, error) {
 		}
 		info.templates = append(info.templates, podTemplate{field: field, spec: spec})
 	}
-	return subject{label: label, conf: confMap(kvs), deployment: info}, nil
+	// The CRD holds spec.flinkVersion to its enum; a value this lint does
+	// not know leaves the version unknown.
+	major, _ := ParseFlinkVersion(scalarAt(doc, "spec", "flinkVersion"))
+	return subject{label: label, conf: confMap(kvs), deployment: info, major: major}, nil
 }
 
 // decodePodTemplate decodes a pod template node into the Kubernetes type,

@@ -34,16 +34,37 @@ func one(id, severity, message, fix string) []Finding {
 }
 
 func checkInternalSSL(s *subject, _ LintOptions) []Finding {
-	v, set := s.get("security.ssl.internal.enabled", "security.ssl.enabled")
-	if set && strings.EqualFold(strings.TrimSpace(v), "true") {
+	const fix = "set security.ssl.internal.enabled: true with stores from flinkpki; " + fixConfig
+	if s.legacy && !ReadsLegacyConf(s.major) {
+		return one(RuleInternalSSL, SeverityError,
+			fmt.Sprintf("%s is a legacy flink-conf.yaml, which Flink 2 does not read (it reads config.yaml, in standard YAML): none of its settings apply, internal SSL included", s.label),
+			"move the settings to config.yaml (Flink 1.19 and later ship bin/migrate-config-file.sh for that); "+fix)
+	}
+	v, set := s.get("security.ssl.internal.enabled")
+	legacy, legacySet := s.get("security.ssl.enabled")
+	switch {
+	case set && isTrueValue(v):
 		return nil
+	case set:
+		return one(RuleInternalSSL, SeverityError,
+			fmt.Sprintf("%s disables internal SSL (security.ssl.internal.enabled: %s): any pod that reaches the cluster can join it", s.label, v), fix)
+	case legacySet && LegacySSLSwitch(s.major) && isTrueValue(legacy):
+		return one(RuleInternalSSL, SeverityWarning,
+			fmt.Sprintf("%s turns internal SSL on only through security.ssl.enabled, which Flink 1.x reads as a fallback but Flink 2.0 removed: after an upgrade to Flink 2 internal SSL is silently off", s.label),
+			"set security.ssl.internal.enabled: true, and security.ssl.rest.enabled: true where REST uses TLS")
+	case legacySet && LegacySSLSwitch(s.major):
+		return one(RuleInternalSSL, SeverityError,
+			fmt.Sprintf("%s disables internal SSL (security.ssl.enabled: %s, and security.ssl.internal.enabled is not set): any pod that reaches the cluster can join it", s.label, legacy), fix)
+	case legacySet && isTrueValue(legacy) && s.major == 2:
+		return one(RuleInternalSSL, SeverityError,
+			fmt.Sprintf("%s is for Flink 2, which no longer reads security.ssl.enabled: internal SSL is off (security.ssl.internal.enabled is not set, and Flink's default is false), so any pod that reaches the cluster can join it", s.label), fix)
+	case legacySet && isTrueValue(legacy):
+		return one(RuleInternalSSL, SeverityError,
+			fmt.Sprintf("%s turns internal SSL on only through security.ssl.enabled, which Flink 2 no longer reads: there internal SSL is off, so any pod that reaches the cluster can join it", s.label),
+			"set security.ssl.internal.enabled: true; for a configuration that only Flink 1.x runs, lint with --flink-version 1.20, which makes this a warning")
 	}
-	msg := fmt.Sprintf("%s does not enable internal SSL (security.ssl.internal.enabled is not set, and Flink's default is false)", s.label)
-	if set {
-		msg = fmt.Sprintf("%s disables internal SSL (security.ssl.internal.enabled: %s): any pod that reaches the cluster can join it", s.label, v)
-	}
-	return one(RuleInternalSSL, SeverityError, msg,
-		"set security.ssl.internal.enabled: true with stores from flinkpki; "+fixConfig)
+	return one(RuleInternalSSL, SeverityError,
+		fmt.Sprintf("%s does not enable internal SSL (security.ssl.internal.enabled is not set, and Flink's default is false)", s.label), fix)
 }
 
 // proxyImages are names that mark a container as a reverse proxy able to
@@ -106,7 +127,7 @@ func checkRESTAuth(s *subject, _ LintOptions) []Finding {
 	if set && isLoopback(bind) {
 		return nil
 	}
-	if s.isTrue("security.ssl.rest.enabled", "security.ssl.enabled") && s.isTrue("security.ssl.rest.authentication-enabled") {
+	if s.restSSL() && s.isTrue("security.ssl.rest.authentication-enabled") {
 		return nil
 	}
 	if inConf && !set {

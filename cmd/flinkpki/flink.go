@@ -112,7 +112,7 @@ func (a *app) clusterKeyType(ctx context.Context, cluster, flag string) (ca.KeyT
 }
 
 func (a *app) newFlinkLintCmd() *cobra.Command {
-	var keyType string
+	var keyType, flinkVersion string
 	cmd := &cobra.Command{
 		Use:   "lint FILE",
 		Short: "Check a Flink configuration or FlinkDeployment against the security recommendations",
@@ -125,10 +125,16 @@ forward-secret cipher suites matched to the key type, TLSv1.2 or later, a
 dedicated service account, no hostNetwork, no keystore from a Kubernetes
 Secret. Works offline.
 
+Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
+security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy
+flink-conf.yaml. A FlinkDeployment names its version in spec.flinkVersion and
+a flink-conf.yaml is Flink 1.x; for a config.yaml give --flink-version, or the
+lint holds it to what every version reads.
+
 Prints one finding per line on stdout. Exit 1 when any finding is an error,
 0 when there are only warnings or none.`,
 		Example: `  flinkpki flink lint deploy/orders-flinkdeployment.yaml
-  flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048`,
+  flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048 --flink-version 1.20`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var opts flinkconf.LintOptions
@@ -138,6 +144,13 @@ Prints one finding per line on stdout. Exit 1 when any finding is an error,
 					return err
 				}
 				opts.KeyAlgorithm = kt.Algorithm()
+			}
+			if flinkVersion != "" {
+				major, err := flinkconf.ParseFlinkVersion(flinkVersion)
+				if err != nil {
+					return usagef("--flink-version: %v", err)
+				}
+				opts.FlinkMajor = major
 			}
 			data, err := os.ReadFile(args[0])
 			if err != nil {
@@ -164,5 +177,6 @@ Prints one finding per line on stdout. Exit 1 when any finding is an error,
 		},
 	}
 	cmd.Flags().StringVar(&keyType, "key-type", "", "the cluster's key type, to check the cipher suites against it")
+	cmd.Flags().StringVar(&flinkVersion, "flink-version", "", "the Flink version the file is for (1.20, 2.2, v2_2), when it does not say (a FlinkDeployment's spec.flinkVersion wins)")
 	return cmd
 }

@@ -76,6 +76,34 @@ func TestFlinkLintExitCodes(t *testing.T) {
 	}
 }
 
+// flink lint --flink-version decides what security.ssl.enabled alone means
+// in a config.yaml: Flink 1.x reads it, Flink 2 does not.
+func TestFlinkLintVersion(t *testing.T) {
+	t.Parallel()
+	conf := writeFile(t, "config.yaml", "security.ssl.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n")
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{"without a version it is an error", nil, 1, "FP001 error: config.yaml turns internal SSL on only through security.ssl.enabled, which Flink 2 no longer reads", ""},
+		{"on Flink 1.20 it is a warning", []string{"--flink-version", "1.20"}, 0, "FP001 warning:", "no errors (1 warning(s))"},
+		{"on Flink 2.2 it is an error", []string{"--flink-version", "v2_2"}, 1, "FP001 error: config.yaml is for Flink 2", ""},
+		{"an unknown version is a usage error", []string{"--flink-version", "3.0"}, 2, "", `--flink-version: flink version "3.0": want a Flink 1.x or 2.x version`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, nil, append([]string{"flink", "lint", conf}, tt.args...)...)
+			if r.code != tt.wantCode || !strings.Contains(r.stdout, tt.wantStdout) || !strings.Contains(r.stderr, tt.wantStderr) {
+				t.Errorf("exit %d, want %d\nstdout: %s (want %q)\nstderr: %s (want %q)", r.code, tt.wantCode, r.stdout, tt.wantStdout, r.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
 // newStoreFile creates a flinkpki bbolt store, as a server leaves it, and
 // returns its path.
 func newStoreFile(t testing.TB) string {

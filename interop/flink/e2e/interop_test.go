@@ -92,6 +92,9 @@ func runVersion(t *testing.T, p *pki, target, work, version, keyType string, tmS
 	defer ph.done()
 	id := "f" + strings.ReplaceAll(version, ".", "")
 
+	ph.next("lint reads as Flink does")
+	checkLintFacts(t, dist, p)
+
 	ph.next("start JM + 2 TMs")
 	c := newFlinkCluster(t, dist, p, id+"-a", keyType)
 	if tmSAN {
