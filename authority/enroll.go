@@ -229,6 +229,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 	a.keys.Touch()
 	var ls *lineageState
 	var holder string
+	var seen store.HolderMark
 	err := a.st.View(ctx, func(tx *store.Txn) error {
 		c, err := a.getCluster(tx, req.Cluster)
 		if err != nil {
@@ -238,8 +239,9 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 			return err
 		}
 		// Read before the commit, not in it: on etcd every read in the
-		// group commit is a round trip that the whole group waits for.
-		if err := checkHolderRole(tx, req.Cluster, string(role.Purpose()), holder, string(role), a.now()); err != nil {
+		// group commit is a round trip that the whole group waits for. The
+		// commit expects the record to be as read here (ExpectHolder).
+		if seen, err = checkHolderRole(tx, req.Cluster, string(role.Purpose()), holder, string(role), a.now()); err != nil {
 			return err
 		}
 		ls, err = a.loadLineage(tx, c, role.Purpose())
@@ -278,6 +280,14 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		if !ls.current(c) {
 			return ErrConflict
 		}
+		// Another process took or renewed the name since the check: check
+		// again (the retry reads it anew), so that two processes of
+		// different roles enrolling under one name at once cannot both pass.
+		if err := tx.ExpectHolder(seen); errors.Is(err, store.ErrChanged) {
+			return ErrConflict
+		} else if err != nil {
+			return err
+		}
 		if err := tx.PutHolder(h); err != nil {
 			return err
 		}
@@ -296,22 +306,20 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 // both named after their host. The record of the first would be replaced
 // while its leaf is still in use, and the rotation checks, which read the
 // records, would no longer see what that process trusts. The same role
-// supersedes itself: that is a process starting again. It guards against a
-// misconfiguration, so it runs in the read before the signing: two
-// processes of different roles enrolling under one name at the same instant
-// can still pass it.
-func checkHolderRole(tx *store.Txn, cluster, purpose, name, role string, now time.Time) error {
-	old, err := tx.Holder(cluster, purpose, name)
+// supersedes itself: that is a process starting again. It returns the mark
+// of what it read, which the commit expects unchanged.
+func checkHolderRole(tx *store.Txn, cluster, purpose, name, role string, now time.Time) (store.HolderMark, error) {
+	old, mark, err := tx.MarkHolder(cluster, purpose, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return mark, nil
 	}
 	if err != nil {
-		return err
+		return mark, err
 	}
 	if old.Role == role || !old.NotAfter.After(now) {
-		return nil
+		return mark, nil
 	}
-	return fmt.Errorf("%w: holder %q of cluster %q is a live %s (leaf valid until %s): give the %s a holder name of its own (--holder), or release the %s first (flinkpki holder release --cluster %s %s)",
+	return mark, fmt.Errorf("%w: holder %q of cluster %q is a live %s (leaf valid until %s): give the %s a holder name of its own (--holder), or release the %s first (flinkpki holder release --cluster %s %s)",
 		ErrInvalid, name, cluster, old.Role, old.NotAfter.UTC().Format(time.RFC3339), role, old.Role, cluster, name)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,6 +125,65 @@ func TestALiveHolderNameIsNotTakenOverByAnotherRole(t *testing.T) {
 	e.Enroll("h2", "jobmanager", "vm")
 	e.Clock.Add(30*day + time.Second)
 	e.Enroll("h2", "taskmanager", "vm") // the jobmanager's leaf has expired
+}
+
+// TestDifferentRolesEnrollingUnderOneNameAtOnceNeverBothPass: a JobManager
+// and a TaskManager that start together on one host enroll under its name
+// at the same instant, each reading "no live holder" before either
+// commits. The commit expects the record as read, so one of them is
+// refused and the record keeps the other's role.
+func TestDifferentRolesEnrollingUnderOneNameAtOnceNeverBothPass(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "race", CAValidity: 400 * day, LeafValidity: 30 * day})
+	const names = 40
+	type outcome struct {
+		name, role string
+		err        error
+	}
+	out := make(chan outcome, 2*names)
+	var start sync.WaitGroup
+	start.Add(1)
+	for i := range names {
+		for _, role := range []string{"jobmanager", "taskmanager"} {
+			go func() {
+				name := fmt.Sprintf("host-%d", i)
+				_, csr, err := authoritytest.NewCSR(string(ca.DefaultKeyType), name)
+				if err == nil {
+					start.Wait()
+					_, err = e.Authority.Enroll(e.Ctx, admin, authority.EnrollRequest{Cluster: "race", Role: role, Holder: name, CSR: csr})
+				}
+				out <- outcome{name, role, err}
+			}()
+		}
+	}
+	start.Done()
+	passed := map[string][]string{}
+	for range 2 * names {
+		o := <-out
+		switch {
+		case o.err == nil:
+			passed[o.name] = append(passed[o.name], o.role)
+		case !errors.Is(o.err, authority.ErrInvalid) || !strings.Contains(o.err.Error(), "is a live"):
+			t.Errorf("%s %s: %v, want success or the live-holder refusal", o.role, o.name, o.err)
+		}
+	}
+	hs, err := e.Authority.ListHolders(e.Ctx, "race", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := map[string]string{}
+	for _, h := range hs {
+		recorded[h.Name] = h.Role
+	}
+	for i := range names {
+		name := fmt.Sprintf("host-%d", i)
+		if roles := passed[name]; len(roles) != 1 {
+			t.Errorf("%s: %d enrollments passed (%v), want exactly one", name, len(roles), roles)
+		} else if recorded[name] != roles[0] {
+			t.Errorf("%s: the %s passed but the record says %q", name, roles[0], recorded[name])
+		}
+	}
 }
 
 func holderSummary(t *testing.T, e *authoritytest.Env, cluster string) string {

@@ -31,6 +31,9 @@ var (
 	ErrCorrupt = errors.New("store record is corrupt")
 	// ErrUnavailable means the backend cannot be reached right now; retry.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrChanged reports that a record is no longer what an earlier read
+	// saw (Tx.Expect); the caller reads again and decides again.
+	ErrChanged = errors.New("the record changed since it was read")
 )
 
 // Tx is one backend transaction over named buckets. Values returned by Get
@@ -49,6 +52,13 @@ type Tx interface {
 	// starting at start (inclusive) when start is not nil, until fn returns
 	// false or an error.
 	Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, error)) error
+	// Expect fails with ErrChanged unless key holds want (nil: absent) at
+	// this point of the transaction, and so at its commit. It lets
+	// a check made in an earlier read-only transaction hold at the commit
+	// without reading again: on etcd, the first attempt of a group commit
+	// sends it as a comparison in the commit (no round trip), and only a
+	// failed commit reads.
+	Expect(bucket, key, want []byte) error
 }
 
 // Backend is a transactional key/value engine.

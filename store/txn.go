@@ -126,6 +126,36 @@ func (t *Txn) Holder(cluster, purpose, name string) (*Holder, error) {
 	return &h, nil
 }
 
+// HolderMark is what one read of a holder record saw, for ExpectHolder.
+type HolderMark struct {
+	key string
+	raw []byte // nil: absent
+}
+
+// MarkHolder is Holder that also returns a mark of what it read: nil and
+// ErrNotFound's mark when there is no such holder.
+func (t *Txn) MarkHolder(cluster, purpose, name string) (*Holder, HolderMark, error) {
+	key := holderKey(cluster, purpose, name)
+	m := HolderMark{key: key}
+	raw := t.tx.Get(bHolders, []byte(key))
+	if raw == nil {
+		return nil, m, ErrNotFound
+	}
+	m.raw = append([]byte(nil), raw...)
+	var h Holder
+	if err := decode(bHolders, key, raw, &h); err != nil {
+		return nil, m, err
+	}
+	return &h, m, nil
+}
+
+// ExpectHolder fails with ErrChanged when the holder record m was read
+// from is no longer what m saw: a check made on it in an earlier read
+// holds at this transaction's commit.
+func (t *Txn) ExpectHolder(m HolderMark) error {
+	return t.tx.Expect(bHolders, []byte(m.key), m.raw)
+}
+
 // PutHolder writes a holder record, superseding an earlier one.
 func (t *Txn) PutHolder(h *Holder) error {
 	return t.put(bHolders, holderKey(h.Cluster, h.Purpose, h.Name), h)

@@ -179,6 +179,15 @@ func (t boltTx) Delete(bucket, key []byte) error {
 	return bk.Delete(key)
 }
 
+// Expect implements store.Tx: bbolt has one writer at a time, so a read
+// in the transaction is the commit's state.
+func (t boltTx) Expect(bucket, key, want []byte) error {
+	if got := t.Get(bucket, key); (got == nil) != (want == nil) || !bytes.Equal(got, want) {
+		return store.ErrChanged
+	}
+	return nil
+}
+
 // DeletePrefix collects the keys first: bbolt's Cursor.Delete followed by
 // Next can skip a key.
 func (t boltTx) DeletePrefix(bucket, prefix []byte) error {

@@ -33,6 +33,7 @@ func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
 func (b *Backend) commitGroup(calls []*store.Call) {
 	for attempt := 0; ; attempt++ {
 		t := b.newTxn(context.Background(), false)
+		t.optimistic = attempt == 0
 		failed := false
 		for _, c := range calls {
 			err := c.Fn(t)

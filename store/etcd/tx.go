@@ -32,6 +32,12 @@ type txn struct {
 	writes   map[string]*write // key → buffered write
 	dels     []rangeDel        // DeletePrefix ranges, applied at commit
 	err      error             // first failed read; fails the transaction
+	// optimistic: Expect on a key this transaction has not touched
+	// becomes a comparison in the commit instead of a read. Only the first
+	// attempt of a group commit is optimistic: when its commit fails, the
+	// next attempt reads, so a stale expectation fails its own call alone.
+	optimistic bool
+	expects    map[string][]byte // key → expected value (nil: absent)
 }
 
 // rangeDel is one DeletePrefix: the keys in [lo, hi) of bucket.
@@ -143,6 +149,41 @@ func (t *txn) Get(bucket, key []byte) []byte {
 	}
 	t.reads[k] = r
 	return r.val
+}
+
+// Expect implements store.Tx.
+func (t *txn) Expect(bucket, key, want []byte) error {
+	if t.err != nil {
+		return t.err
+	}
+	if err := t.checkBucket(bucket); err != nil {
+		return err
+	}
+	k := t.b.bucketPrefix(string(bucket)) + string(key)
+	_, written := t.writes[k]
+	_, read := t.reads[k]
+	prior, expected := t.expects[k]
+	switch {
+	case expected:
+		if (prior == nil) != (want == nil) || !bytes.Equal(prior, want) {
+			return store.ErrChanged
+		}
+		return nil
+	case t.optimistic && !written && !read && !t.deletedByRange(k):
+		if t.expects == nil {
+			t.expects = map[string][]byte{}
+		}
+		t.expects[k] = bytes.Clone(want) // Clone keeps nil apart from empty
+		return nil
+	}
+	got := t.Get(bucket, key)
+	if t.err != nil {
+		return t.err
+	}
+	if (got == nil) != (want == nil) || !bytes.Equal(got, want) {
+		return store.ErrChanged
+	}
+	return nil
 }
 
 // Put implements store.Tx: the write is buffered until commit.
@@ -305,6 +346,13 @@ func (t *txn) commit() error {
 	for k, r := range t.reads {
 		if !t.covered(k) {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", r.modRev))
+		}
+	}
+	for k, want := range t.expects {
+		if want == nil {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+		} else {
+			cmps = append(cmps, clientv3.Compare(clientv3.Value(k), "=", string(want)))
 		}
 	}
 	keys := make([]string, 0, len(t.writes))

@@ -36,6 +36,110 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("RotateKEKReencryptsEveryKey", func(t *testing.T) { rotateKEK(t, fresh(t)) })
 	t.Run("ReadsAreCopiesOfWhatIsStored", func(t *testing.T) { readsAreCopies(t, fresh(t)) })
 	t.Run("DeleteClusterRemovesThousandsOfHoldersAtOnce", func(t *testing.T) { deleteBigCluster(t, fresh(t)) })
+	t.Run("ExpectHolderFailsOnlyTheStaleCall", func(t *testing.T) { expectHolder(t, fresh(t)) })
+}
+
+// expectHolder checks Tx.Expect through ExpectHolder: a mark taken in a
+// View holds at the commit unless the record changed in between, and in a
+// group commit a stale expectation fails its own call only.
+func expectHolder(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := mustOpen(t, h, NewKEK(t))
+	defer s.Close()
+	holder := func(name, role string) *store.Holder {
+		return &store.Holder{Cluster: "c", Purpose: "internal", Name: name, Role: role, Serial: "1", NotAfter: time.Now().Add(time.Hour)}
+	}
+	mark := func(name string) store.HolderMark {
+		t.Helper()
+		var m store.HolderMark
+		if err := s.View(ctx, func(tx *store.Txn) error {
+			_, mk, err := tx.MarkHolder("c", "internal", name)
+			m = mk
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	putIf := func(m store.HolderMark, hd *store.Holder) func(*store.Txn) error {
+		return func(tx *store.Txn) error {
+			if err := tx.ExpectHolder(m); err != nil {
+				return err
+			}
+			return tx.PutHolder(hd)
+		}
+	}
+	role := func(name string) string {
+		t.Helper()
+		var r string
+		if err := s.View(ctx, func(tx *store.Txn) error {
+			hd, err := tx.Holder("c", "internal", name)
+			if err == nil {
+				r = hd.Role
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	// Absent, then written by another: the mark of absence is stale.
+	absent := mark("a")
+	if err := s.Update(ctx, putIf(absent, holder("a", "jobmanager"))); err != nil {
+		t.Fatalf("a fresh mark of absence: %v", err)
+	}
+	if err := s.Update(ctx, putIf(absent, holder("a", "taskmanager"))); !errors.Is(err, store.ErrChanged) {
+		t.Fatalf("a stale mark of absence: err = %v, want ErrChanged", err)
+	}
+	if got := role("a"); got != "jobmanager" {
+		t.Fatalf("role = %q after the refused write, want jobmanager", got)
+	}
+	// Present and unchanged: holds, in Update and in Batch.
+	if err := s.Batch(ctx, putIf(mark("a"), holder("a", "jobmanager"))); err != nil {
+		t.Fatalf("a fresh mark of a record in Batch: %v", err)
+	}
+
+	// A group commit where one of many calls is stale: only that call fails.
+	stale := mark("a")
+	if err := s.Update(ctx, func(tx *store.Txn) error { return tx.PutHolder(holder("a", "taskmanager")) }); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			if i == 0 {
+				errs <- s.Batch(ctx, putIf(stale, holder("a", "jobmanager")))
+				return
+			}
+			name := fmt.Sprintf("g%d", i)
+			errs <- s.Batch(ctx, putIf(mark(name), holder(name, "taskmanager")))
+		}()
+	}
+	changed := 0
+	for range n {
+		switch err := <-errs; {
+		case errors.Is(err, store.ErrChanged):
+			changed++
+		case err != nil:
+			t.Errorf("a call with a fresh mark failed: %v", err)
+		}
+	}
+	if changed != 1 {
+		t.Errorf("%d calls failed with ErrChanged, want exactly the stale one", changed)
+	}
+	if got := role("a"); got != "taskmanager" {
+		t.Errorf("role = %q: the stale call overwrote the record", got)
+	}
+	for i := 1; i < n; i++ {
+		if got := role(fmt.Sprintf("g%d", i)); got != "taskmanager" {
+			t.Errorf("holder g%d: role %q, want taskmanager", i, got)
+		}
+	}
 }
 
 // NewKEK returns a random key-encryption key.
