@@ -39,7 +39,7 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 	suites := splitList(v)
 	if !set || len(suites) == 0 {
 		return one(RuleCipherSuites, SeverityError,
-			fmt.Sprintf("%s does not set security.ssl.algorithms, so Flink's default applies: it accepts RSA keys only, and up to Flink 2.2 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable", s.label),
+			fmt.Sprintf("%s does not set security.ssl.algorithms, so Flink's default applies: it accepts RSA keys only (up to Flink 2.2.0 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable; from 2.2.1 the TLS_ECDHE_RSA GCM suites)", s.label),
 			"set security.ssl.algorithms to forward-secret suites for the cluster's key type, e.g. "+ecdsaExample+"; "+fixConfig)
 	}
 	var rsaKex []string
