@@ -52,13 +52,17 @@ type Tx interface {
 	// starting at start (inclusive) when start is not nil, until fn returns
 	// false or an error.
 	Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, error)) error
-	// Expect fails with ErrChanged unless key holds want (nil: absent) at
-	// this point of the transaction, and so at its commit. It lets
-	// a check made in an earlier read-only transaction hold at the commit
-	// without reading again: on etcd, the first attempt of a group commit
-	// sends it as a comparison in the commit (no round trip), and only a
-	// failed commit reads.
-	Expect(bucket, key, want []byte) error
+	// Mark returns an opaque mark of key's state (absent included), read
+	// in a read-only transaction, for Expect in a later one: the value on
+	// bbolt, the key's revision on etcd.
+	Mark(bucket, key []byte) []byte
+	// Expect fails with ErrChanged unless key is still as mark says at
+	// this point of the transaction, and so at its commit. It lets a check
+	// made in an earlier read-only transaction hold at the commit without
+	// reading again: in an etcd group commit it is a comparison in the
+	// commit itself (no round trip), and a failed commit learns in the same
+	// round trip which expectations no longer hold.
+	Expect(bucket, key, mark []byte) error
 }
 
 // Backend is a transactional key/value engine.

@@ -128,22 +128,18 @@ func (t *Txn) Holder(cluster, purpose, name string) (*Holder, error) {
 
 // HolderMark is what one read of a holder record saw, for ExpectHolder.
 type HolderMark struct {
-	key string
-	raw []byte // nil: absent
+	key  string
+	mark []byte
 }
 
-// MarkHolder is Holder that also returns a mark of what it read: nil and
-// ErrNotFound's mark when there is no such holder.
+// MarkHolder is Holder that also returns a mark of what it read (a
+// record or its absence, with ErrNotFound), for ExpectHolder in a later
+// transaction.
 func (t *Txn) MarkHolder(cluster, purpose, name string) (*Holder, HolderMark, error) {
 	key := holderKey(cluster, purpose, name)
-	m := HolderMark{key: key}
-	raw := t.tx.Get(bHolders, []byte(key))
-	if raw == nil {
-		return nil, m, ErrNotFound
-	}
-	m.raw = append([]byte(nil), raw...)
+	m := HolderMark{key: key, mark: t.tx.Mark(bHolders, []byte(key))}
 	var h Holder
-	if err := decode(bHolders, key, raw, &h); err != nil {
+	if err := t.get(bHolders, key, &h); err != nil {
 		return nil, m, err
 	}
 	return &h, m, nil
@@ -153,7 +149,7 @@ func (t *Txn) MarkHolder(cluster, purpose, name string) (*Holder, HolderMark, er
 // from is no longer what m saw: a check made on it in an earlier read
 // holds at this transaction's commit.
 func (t *Txn) ExpectHolder(m HolderMark) error {
-	return t.tx.Expect(bHolders, []byte(m.key), m.raw)
+	return t.tx.Expect(bHolders, []byte(m.key), m.mark)
 }
 
 // PutHolder writes a holder record, superseding an earlier one.

@@ -179,10 +179,13 @@ func (t boltTx) Delete(bucket, key []byte) error {
 	return bk.Delete(key)
 }
 
+// Mark implements store.Tx: the value itself (nil: absent).
+func (t boltTx) Mark(bucket, key []byte) []byte { return bytes.Clone(t.Get(bucket, key)) }
+
 // Expect implements store.Tx: bbolt has one writer at a time, so a read
 // in the transaction is the commit's state.
-func (t boltTx) Expect(bucket, key, want []byte) error {
-	if got := t.Get(bucket, key); (got == nil) != (want == nil) || !bytes.Equal(got, want) {
+func (t boltTx) Expect(bucket, key, mark []byte) error {
+	if got := t.Get(bucket, key); (got == nil) != (mark == nil) || !bytes.Equal(got, mark) {
 		return store.ErrChanged
 	}
 	return nil

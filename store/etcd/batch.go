@@ -31,9 +31,13 @@ func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
 // call fails, each call runs on its own (Update), so one caller's refusal
 // never undoes another's change.
 func (b *Backend) commitGroup(calls []*store.Call) {
+	var stale map[string]readKey // expected keys the last attempt found changed
 	for attempt := 0; ; attempt++ {
 		t := b.newTxn(context.Background(), false)
-		t.optimistic = attempt == 0
+		t.optimistic = true
+		for k, r := range stale {
+			t.reads[k] = r
+		}
 		failed := false
 		for _, c := range calls {
 			err := c.Fn(t)
@@ -52,6 +56,7 @@ func (b *Backend) commitGroup(calls []*store.Call) {
 			return
 		}
 		err := t.commit()
+		stale = t.stale
 		if !errors.Is(err, errConflict) {
 			for _, c := range calls {
 				c.Done <- err

@@ -3,6 +3,7 @@ package etcd
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -33,11 +34,15 @@ type txn struct {
 	dels     []rangeDel        // DeletePrefix ranges, applied at commit
 	err      error             // first failed read; fails the transaction
 	// optimistic: Expect on a key this transaction has not touched
-	// becomes a comparison in the commit instead of a read. Only the first
-	// attempt of a group commit is optimistic: when its commit fails, the
-	// next attempt reads, so a stale expectation fails its own call alone.
+	// becomes a comparison in the commit instead of a read (group commits
+	// only). A failed commit reads the expected keys in its else branch, in
+	// the same round trip, and stale records what no longer holds; the
+	// group's next attempt starts with those values in its read set, so a
+	// stale expectation fails its own call alone, and the others keep
+	// their comparisons without a read.
 	optimistic bool
-	expects    map[string][]byte // key → expected value (nil: absent)
+	expects    map[string]int64   // key → expected ModRevision (0: absent)
+	stale      map[string]readKey // after a failed commit: expected keys that changed, as they are now
 }
 
 // rangeDel is one DeletePrefix: the keys in [lo, hi) of bucket.
@@ -151,36 +156,49 @@ func (t *txn) Get(bucket, key []byte) []byte {
 	return r.val
 }
 
+// Mark implements store.Tx: the key's ModRevision at the snapshot
+// revision (0: absent), as 8 bytes.
+func (t *txn) Mark(bucket, key []byte) []byte {
+	_ = t.Get(bucket, key)
+	m := make([]byte, 8)
+	binary.BigEndian.PutUint64(m, uint64(t.reads[t.b.bucketPrefix(string(bucket))+string(key)].modRev))
+	return m
+}
+
 // Expect implements store.Tx.
-func (t *txn) Expect(bucket, key, want []byte) error {
+func (t *txn) Expect(bucket, key, mark []byte) error {
 	if t.err != nil {
 		return t.err
 	}
 	if err := t.checkBucket(bucket); err != nil {
 		return err
 	}
+	if len(mark) != 8 {
+		return fmt.Errorf("%w: a mark of %d bytes is not an etcd mark", store.ErrChanged, len(mark))
+	}
+	rev := int64(binary.BigEndian.Uint64(mark))
 	k := t.b.bucketPrefix(string(bucket)) + string(key)
-	_, written := t.writes[k]
-	_, read := t.reads[k]
-	prior, expected := t.expects[k]
-	switch {
-	case expected:
-		if (prior == nil) != (want == nil) || !bytes.Equal(prior, want) {
+	if _, written := t.writes[k]; written || t.deletedByRange(k) {
+		return store.ErrChanged // this transaction changed it since the mark
+	}
+	if prior, expected := t.expects[k]; expected {
+		if prior != rev {
 			return store.ErrChanged
 		}
 		return nil
-	case t.optimistic && !written && !read && !t.deletedByRange(k):
+	}
+	if _, read := t.reads[k]; !read && t.optimistic {
 		if t.expects == nil {
-			t.expects = map[string][]byte{}
+			t.expects = map[string]int64{}
 		}
-		t.expects[k] = bytes.Clone(want) // Clone keeps nil apart from empty
+		t.expects[k] = rev
 		return nil
 	}
-	got := t.Get(bucket, key)
+	_ = t.Get(bucket, key)
 	if t.err != nil {
 		return t.err
 	}
-	if (got == nil) != (want == nil) || !bytes.Equal(got, want) {
+	if t.reads[k].modRev != rev {
 		return store.ErrChanged
 	}
 	return nil
@@ -348,12 +366,15 @@ func (t *txn) commit() error {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", r.modRev))
 		}
 	}
-	for k, want := range t.expects {
-		if want == nil {
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
-		} else {
-			cmps = append(cmps, clientv3.Compare(clientv3.Value(k), "=", string(want)))
-		}
+	expected := make([]string, 0, len(t.expects))
+	for k := range t.expects {
+		expected = append(expected, k)
+	}
+	sort.Strings(expected)
+	var orElse []clientv3.Op
+	for _, k := range expected {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", t.expects[k]))
+		orElse = append(orElse, clientv3.OpGet(k))
 	}
 	keys := make([]string, 0, len(t.writes))
 	for k := range t.writes {
@@ -380,11 +401,23 @@ func (t *txn) commit() error {
 	}
 	ctx, cancel := t.b.opCtx(t.ctx)
 	defer cancel()
-	resp, err := t.b.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := t.b.cli.Txn(ctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
 	if err != nil {
 		return t.b.wrap(t.ctx, "commit", err)
 	}
 	if !resp.Succeeded {
+		t.stale = map[string]readKey{}
+		for i, k := range expected {
+			var now readKey
+			if i < len(resp.Responses) {
+				if kvs := resp.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
+					now = readKey{modRev: kvs[0].ModRevision, val: kvs[0].Value}
+				}
+			}
+			if now.modRev != t.expects[k] {
+				t.stale[k] = now
+			}
+		}
 		return errConflict
 	}
 	return nil
