@@ -22,15 +22,6 @@ import (
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
-func readFile(t testing.TB, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // stateOf renders what a refused request must not change: the clusters
 // with their CAs, the holders and the CA status of cluster.
 func stateOf(t testing.TB, s *testServer, cluster string) string {
