@@ -84,6 +84,38 @@ func (s *Server) DeleteCluster(ctx context.Context, req *pb.DeleteClusterRequest
 	return &pb.DeleteClusterResponse{}, s.auth.DeleteCluster(ctx, actorFrom(ctx), req.GetName())
 }
 
+// ListTokens implements ClusterService.
+func (s *Server) ListTokens(ctx context.Context, req *pb.ListTokensRequest) (*pb.ListTokensResponse, error) {
+	n := int(req.GetPageSize())
+	switch {
+	case n < 0:
+		return nil, fmt.Errorf("%w: page size %d is negative: use 1 to %d", authority.ErrInvalid, n, maxPageSize)
+	case n == 0:
+		n = defaultPageSize
+	}
+	toks, next, err := s.auth.ListTokens(ctx, req.GetCluster(), req.GetPageToken(), min(n, maxPageSize))
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListTokensResponse{NextPageToken: next}
+	for _, t := range toks {
+		out.Tokens = append(out.Tokens, &pb.EnrollmentToken{
+			Id: t.ID, Cluster: t.Cluster, Role: t.Role, UsesLeft: int32(t.UsesLeft),
+			CreateTime: timestamppb.New(t.Created), ExpireTime: timestamppb.New(t.Expires),
+		})
+	}
+	return out, nil
+}
+
+// RevokeToken implements ClusterService.
+func (s *Server) RevokeToken(ctx context.Context, req *pb.RevokeTokenRequest) (*pb.RevokeTokenResponse, error) {
+	cluster, err := s.auth.RevokeToken(ctx, actorFrom(ctx), req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RevokeTokenResponse{Cluster: cluster}, nil
+}
+
 // CreateToken implements ClusterService.
 func (s *Server) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*pb.CreateTokenResponse, error) {
 	tok, rec, err := s.auth.CreateToken(ctx, actorFrom(ctx), req.GetCluster(), req.GetRole(), req.GetTtl().AsDuration(), int(req.GetUses()))

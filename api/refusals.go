@@ -174,6 +174,7 @@ func (s *Server) refuse(ctx context.Context, source string, actor authority.Acto
 var reads = map[string]string{
 	pb.ClusterService_GetCluster_FullMethodName:    "cluster.get",
 	pb.ClusterService_ListClusters_FullMethodName:  "cluster.list",
+	pb.ClusterService_ListTokens_FullMethodName:    "token.list",
 	pb.AuthorityService_GetStatus_FullMethodName:   "ca.status",
 	pb.AuthorityService_ListHolders_FullMethodName: "holder.list",
 	pb.AuditService_ListAudit_FullMethodName:       "audit.list",

@@ -425,6 +425,68 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 	return tok.String(), rec, nil
 }
 
+// ListTokens returns up to limit live enrollment tokens (all when limit is
+// 0) of cluster, or of every cluster when cluster is "", in ID order after
+// the ID after, and the ID to pass as after for the next page ("" on the
+// last). Expired and used-up tokens are left out: they open nothing and
+// the next token create prunes them. Only hashes of the secrets are
+// stored, and they are not returned.
+func (a *Authority) ListTokens(ctx context.Context, cluster, after string, limit int) ([]*store.Token, string, error) {
+	now := a.now()
+	var out []*store.Token
+	next := ""
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		out, next = nil, ""
+		if cluster != "" {
+			if _, err := tx.Cluster(cluster); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("cluster %q %w", cluster, ErrNotFound)
+			} else if err != nil {
+				return err
+			}
+		}
+		return tx.ForEachTokenAfter(after, func(t *store.Token) (bool, error) {
+			if (cluster != "" && t.Cluster != cluster) || !t.Expires.After(now) || t.UsesLeft <= 0 {
+				return true, nil
+			}
+			if limit > 0 && len(out) == limit {
+				next = out[len(out)-1].ID
+				return false, nil
+			}
+			c := *t
+			c.Hash = nil
+			out = append(out, &c)
+			return true, nil
+		})
+	})
+	return out, next, err
+}
+
+// RevokeToken deletes an enrollment token, so it enrolls nothing from now
+// on, and audits it (token.revoke); a refusal (an unknown or already spent
+// ID) changes nothing. Credentials it already paid for stay valid: their
+// holders are live until their leaves expire or are released.
+func (a *Authority) RevokeToken(ctx context.Context, actor Actor, id string) (cluster string, err error) {
+	err = a.st.Update(ctx, func(tx *store.Txn) error {
+		t, err := tx.Token(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("enrollment token %q %w: it never existed, was used up, expired and was pruned, or was revoked (flinkpki token list)", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		cluster = t.Cluster
+		if err := tx.DeleteToken(id); err != nil {
+			return err
+		}
+		return a.audit(tx, actor, t.Cluster, "token.revoke", "ok", "", map[string]string{
+			"token_id": id, "role": t.Role, "uses_left": strconv.Itoa(t.UsesLeft), "expires": t.Expires.UTC().Format(time.RFC3339)})
+	})
+	if err != nil {
+		return "", a.Deny(ctx, actor, cluster, "token.revoke", ReasonOf(err), err)
+	}
+	return cluster, nil
+}
+
 // pruneTokensPerCreate bounds the expired tokens one token create deletes,
 // so its transaction stays under etcd's --max-txn-ops however many expired
 // since the last create; the next creates delete the rest.

@@ -31,7 +31,7 @@ func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, er
 		case token.KindEnrollment:
 			rec, err := tx.Token(t.ID)
 			if errors.Is(err, store.ErrNotFound) || (err == nil && !token.Verify(rec.Hash, t.Secret)) {
-				return fmt.Errorf("%w: unknown, used-up or expired enrollment token %s: create a new one with flinkpki token create", ErrUnauthenticated, t.Redacted())
+				return fmt.Errorf("%w: unknown, used-up, expired or revoked enrollment token %s: create a new one with flinkpki token create", ErrUnauthenticated, t.Redacted())
 			}
 			if err != nil {
 				return err

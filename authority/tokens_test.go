@@ -269,3 +269,78 @@ func TestAdministratorTokenNamesMustReadAsOneLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestListTokensPagesLiveTokensWithoutSecrets: token list shows what can
+// still enroll, page by page in ID order, filtered by cluster, with no
+// hash; expired and used-up tokens are left out.
+func TestListTokensPagesLiveTokensWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "lt1"})
+	e.CreateCluster(authority.CreateClusterRequest{Name: "lt2"})
+	live := map[string]string{} // ID → cluster
+	for i := range 5 {
+		cluster := []string{"lt1", "lt2"}[i%2]
+		_, rec, err := e.Authority.CreateToken(e.Ctx, admin, cluster, "taskmanager", time.Hour, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live[rec.ID] = cluster
+	}
+	_, short, err := e.Authority.CreateToken(e.Ctx, admin, "lt1", "taskmanager", time.Minute, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, spent := newToken(t, e, "lt2", "jobmanager", time.Hour, 1)
+	if _, err := e.EnrollAs(spent, "lt2", "jobmanager", "jm-0"); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(2 * time.Minute) // short expires
+
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		toks, next, err := e.Authority.ListTokens(e.Ctx, "", after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pages > 5 || len(toks) > 2 {
+			t.Fatalf("page %d has %d tokens (limit 2)", pages, len(toks))
+		}
+		for _, tk := range toks {
+			if len(tk.Hash) != 0 {
+				t.Errorf("token %s is listed with its hash", tk.ID)
+			}
+			got = append(got, tk.ID)
+		}
+		if after = next; after == "" {
+			break
+		}
+	}
+	if len(got) != len(live) {
+		t.Fatalf("listed %v, want the %d live tokens %v (not %s, expired, nor the used-up one)", got, len(live), live, short.ID)
+	}
+	for i, id := range got {
+		if _, ok := live[id]; !ok {
+			t.Errorf("listed %s, which cannot enroll", id)
+		}
+		if i > 0 && got[i-1] >= id {
+			t.Errorf("not in ID order: %v", got)
+		}
+	}
+	lt1, _, err := e.Authority.ListTokens(e.Ctx, "lt1", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range lt1 {
+		if tk.Cluster != "lt1" {
+			t.Errorf("--cluster lt1 lists a token of %s", tk.Cluster)
+		}
+	}
+	if len(lt1) != 3 {
+		t.Errorf("lt1 has %d live tokens listed, want 3", len(lt1))
+	}
+	if _, _, err := e.Authority.ListTokens(e.Ctx, "nope", "", 0); !errors.Is(err, authority.ErrNotFound) {
+		t.Errorf("an unknown cluster: %v, want ErrNotFound", err)
+	}
+}

@@ -198,6 +198,16 @@ func (t *Txn) ForEachToken(fn func(*Token) (bool, error)) error {
 	return scanJSON(t, bTokens, "", "", fn)
 }
 
+// ForEachTokenAfter calls fn for every enrollment token whose ID sorts
+// after after ("" : from the first), in ID order.
+func (t *Txn) ForEachTokenAfter(after string, fn func(*Token) (bool, error)) error {
+	start := ""
+	if after != "" {
+		start = after + "\x00"
+	}
+	return scanJSON(t, bTokens, "", start, fn)
+}
+
 // AdminToken returns an administrator token record, or ErrNotFound.
 func (t *Txn) AdminToken(id string) (*AdminToken, error) {
 	var tok AdminToken

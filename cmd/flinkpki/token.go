@@ -13,11 +13,111 @@ import (
 func (a *app) newTokenCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
-		Short: "Make enrollment tokens (administrator)",
+		Short: "Make, list and revoke enrollment tokens (administrator)",
 	}
 	a.addConnFlags(cmd)
-	cmd.AddCommand(a.newTokenCreateCmd())
+	cmd.AddCommand(a.newTokenCreateCmd(), a.newTokenListCmd(), a.newTokenRevokeCmd())
 	return cmd
+}
+
+// tokenPage is how many enrollment tokens token list asks for at a time.
+const tokenPage = 1000
+
+func (a *app) newTokenListCmd() *cobra.Command {
+	var (
+		cluster string
+		out     outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "list [--cluster NAME]",
+		Short: "List the live enrollment tokens: IDs, roles, uses left, expiry",
+		Long: `List the enrollment tokens that can still enroll (not expired, uses left),
+of one cluster or of all. The server stores only hashes of their secrets, so
+this shows IDs: what token revoke needs. An ID is the part of a token between
+its prefix and its secret, and the audit trail of its creation names it.`,
+		Example: `  flinkpki token list --cluster orders
+  flinkpki token list -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cluster != "" {
+				if err := clusterFlag(cluster); err != nil {
+					return err
+				}
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			client := flinkpkiv1.NewClusterServiceClient(conn)
+			var toks []*flinkpkiv1.EnrollmentToken
+			for page := ""; ; {
+				resp, err := client.ListTokens(cmd.Context(), &flinkpkiv1.ListTokensRequest{Cluster: cluster, PageSize: tokenPage, PageToken: page})
+				if err != nil {
+					return err
+				}
+				toks = append(toks, resp.GetTokens()...)
+				if page = resp.GetNextPageToken(); page == "" {
+					break
+				}
+			}
+			type tokenJSON struct {
+				ID       string `json:"id"`
+				Cluster  string `json:"cluster"`
+				Role     string `json:"role"`
+				UsesLeft int32  `json:"uses_left"`
+				Created  string `json:"create_time"`
+				Expires  string `json:"expire_time"`
+			}
+			rows := []tokenJSON{}
+			for _, t := range toks {
+				rows = append(rows, tokenJSON{ID: t.GetId(), Cluster: t.GetCluster(), Role: t.GetRole(), UsesLeft: t.GetUsesLeft(),
+					Created: rfc3339(t.GetCreateTime()), Expires: rfc3339(t.GetExpireTime())})
+			}
+			if out == "json" {
+				return writeJSON(a.stdout, struct {
+					Tokens []tokenJSON `json:"tokens"`
+				}{rows})
+			}
+			w := newTable(a.stdout)
+			w.row("ID", "CLUSTER", "ROLE", "USES LEFT", "CREATED", "EXPIRES")
+			for _, r := range rows {
+				w.row(r.ID, r.Cluster, r.Role, fmt.Sprint(r.UsesLeft), r.Created, r.Expires)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster's tokens")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newTokenRevokeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an enrollment token, so it enrolls nothing from now on",
+		Long: `Delete an enrollment token at once and audit it (token.revoke): a token that
+leaked (a CI log, an image layer) stops enrolling with the next request.
+Credentials it already paid for stay valid until their leaves expire; list
+them with holder list, and release or rotate as needed. IDs come from token
+list, or from the audit trail of the token's creation.`,
+		Example: `  flinkpki token list --cluster orders
+  flinkpki token revoke 7k2x9q4m1c3v5b8n6z0w2e4r6t`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			resp, err := flinkpkiv1.NewClusterServiceClient(conn).RevokeToken(cmd.Context(), &flinkpkiv1.RevokeTokenRequest{Id: args[0]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "revoked enrollment token %s of cluster %q\n", args[0], resp.GetCluster())
+			return nil
+		},
+	}
 }
 
 func (a *app) newTokenCreateCmd() *cobra.Command {

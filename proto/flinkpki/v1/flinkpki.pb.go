@@ -751,6 +751,290 @@ func (x *CreateTokenResponse) GetUses() int32 {
 	return 0
 }
 
+type ListTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`                    // empty: every cluster
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"` // default 100, max 1000
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListTokensRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *ListTokensRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTokensRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type EnrollmentToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Cluster       string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	UsesLeft      int32                  `protobuf:"varint,6,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollmentToken) Reset() {
+	*x = EnrollmentToken{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollmentToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollmentToken) ProtoMessage() {}
+
+func (x *EnrollmentToken) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollmentToken.ProtoReflect.Descriptor instead.
+func (*EnrollmentToken) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EnrollmentToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnrollmentToken) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *EnrollmentToken) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *EnrollmentToken) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *EnrollmentToken) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *EnrollmentToken) GetUsesLeft() int32 {
+	if x != nil {
+		return x.UsesLeft
+	}
+	return 0
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*EnrollmentToken     `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"` // empty on the last page
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListTokensResponse) GetTokens() []*EnrollmentToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *ListTokensResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RevokeTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RevokeTokenResponse) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -760,7 +1044,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +1056,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +1069,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{11}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetStatusRequest) GetCluster() string {
@@ -805,7 +1089,7 @@ type PrepareRequest struct {
 
 func (x *PrepareRequest) Reset() {
 	*x = PrepareRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +1101,7 @@ func (x *PrepareRequest) String() string {
 func (*PrepareRequest) ProtoMessage() {}
 
 func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +1114,7 @@ func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{12}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PrepareRequest) GetCluster() string {
@@ -858,7 +1142,7 @@ type ActivateRequest struct {
 
 func (x *ActivateRequest) Reset() {
 	*x = ActivateRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1154,7 @@ func (x *ActivateRequest) String() string {
 func (*ActivateRequest) ProtoMessage() {}
 
 func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1167,7 @@ func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{13}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ActivateRequest) GetCluster() string {
@@ -918,7 +1202,7 @@ type RetireRequest struct {
 
 func (x *RetireRequest) Reset() {
 	*x = RetireRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1214,7 @@ func (x *RetireRequest) String() string {
 func (*RetireRequest) ProtoMessage() {}
 
 func (x *RetireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1227,7 @@ func (x *RetireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireRequest.ProtoReflect.Descriptor instead.
 func (*RetireRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{14}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RetireRequest) GetCluster() string {
@@ -979,7 +1263,7 @@ type RotationStep struct {
 
 func (x *RotationStep) Reset() {
 	*x = RotationStep{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1275,7 @@ func (x *RotationStep) String() string {
 func (*RotationStep) ProtoMessage() {}
 
 func (x *RotationStep) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1288,7 @@ func (x *RotationStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotationStep.ProtoReflect.Descriptor instead.
 func (*RotationStep) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{15}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RotationStep) GetKind() string {
@@ -1050,7 +1334,7 @@ type LineageStatus struct {
 
 func (x *LineageStatus) Reset() {
 	*x = LineageStatus{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1346,7 @@ func (x *LineageStatus) String() string {
 func (*LineageStatus) ProtoMessage() {}
 
 func (x *LineageStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1359,7 @@ func (x *LineageStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineageStatus.ProtoReflect.Descriptor instead.
 func (*LineageStatus) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{16}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LineageStatus) GetPurpose() string {
@@ -1119,7 +1403,7 @@ type CAStatus struct {
 
 func (x *CAStatus) Reset() {
 	*x = CAStatus{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1415,7 @@ func (x *CAStatus) String() string {
 func (*CAStatus) ProtoMessage() {}
 
 func (x *CAStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1428,7 @@ func (x *CAStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatus.ProtoReflect.Descriptor instead.
 func (*CAStatus) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{17}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CAStatus) GetCluster() string {
@@ -1198,7 +1482,7 @@ type Holder struct {
 
 func (x *Holder) Reset() {
 	*x = Holder{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1494,7 @@ func (x *Holder) String() string {
 func (*Holder) ProtoMessage() {}
 
 func (x *Holder) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1507,7 @@ func (x *Holder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Holder.ProtoReflect.Descriptor instead.
 func (*Holder) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{18}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Holder) GetName() string {
@@ -1297,7 +1581,7 @@ type ListHoldersRequest struct {
 
 func (x *ListHoldersRequest) Reset() {
 	*x = ListHoldersRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1593,7 @@ func (x *ListHoldersRequest) String() string {
 func (*ListHoldersRequest) ProtoMessage() {}
 
 func (x *ListHoldersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1606,7 @@ func (x *ListHoldersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHoldersRequest.ProtoReflect.Descriptor instead.
 func (*ListHoldersRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{19}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListHoldersRequest) GetCluster() string {
@@ -1363,7 +1647,7 @@ type ListHoldersResponse struct {
 
 func (x *ListHoldersResponse) Reset() {
 	*x = ListHoldersResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1659,7 @@ func (x *ListHoldersResponse) String() string {
 func (*ListHoldersResponse) ProtoMessage() {}
 
 func (x *ListHoldersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1672,7 @@ func (x *ListHoldersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHoldersResponse.ProtoReflect.Descriptor instead.
 func (*ListHoldersResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{20}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListHoldersResponse) GetHolders() []*Holder {
@@ -1416,7 +1700,7 @@ type ReleaseHolderRequest struct {
 
 func (x *ReleaseHolderRequest) Reset() {
 	*x = ReleaseHolderRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1712,7 @@ func (x *ReleaseHolderRequest) String() string {
 func (*ReleaseHolderRequest) ProtoMessage() {}
 
 func (x *ReleaseHolderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1725,7 @@ func (x *ReleaseHolderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHolderRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseHolderRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{21}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReleaseHolderRequest) GetCluster() string {
@@ -1474,7 +1758,7 @@ type ReleaseHolderResponse struct {
 
 func (x *ReleaseHolderResponse) Reset() {
 	*x = ReleaseHolderResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1770,7 @@ func (x *ReleaseHolderResponse) String() string {
 func (*ReleaseHolderResponse) ProtoMessage() {}
 
 func (x *ReleaseHolderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1783,7 @@ func (x *ReleaseHolderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHolderResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseHolderResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{22}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReleaseHolderResponse) GetReleased() int32 {
@@ -1523,7 +1807,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1819,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1832,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{23}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EnrollRequest) GetCluster() string {
@@ -1606,7 +1890,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1902,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1915,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{24}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EnrollResponse) GetChain() [][]byte {
@@ -1682,7 +1966,7 @@ type BakeRequest struct {
 
 func (x *BakeRequest) Reset() {
 	*x = BakeRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1978,7 @@ func (x *BakeRequest) String() string {
 func (*BakeRequest) ProtoMessage() {}
 
 func (x *BakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1991,7 @@ func (x *BakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BakeRequest.ProtoReflect.Descriptor instead.
 func (*BakeRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{25}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BakeRequest) GetCluster() string {
@@ -1759,7 +2043,7 @@ type BakeResponse struct {
 
 func (x *BakeResponse) Reset() {
 	*x = BakeResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +2055,7 @@ func (x *BakeResponse) String() string {
 func (*BakeResponse) ProtoMessage() {}
 
 func (x *BakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +2068,7 @@ func (x *BakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BakeResponse.ProtoReflect.Descriptor instead.
 func (*BakeResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{26}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BakeResponse) GetPrivateKey() []byte {
@@ -1847,7 +2131,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +2143,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +2156,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{27}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -1956,7 +2240,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2252,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2265,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{28}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListAuditRequest) GetCluster() string {
@@ -2019,7 +2303,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2315,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2328,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{29}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -2076,7 +2360,7 @@ type VerifyAuditRequest struct {
 
 func (x *VerifyAuditRequest) Reset() {
 	*x = VerifyAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2372,7 @@ func (x *VerifyAuditRequest) String() string {
 func (*VerifyAuditRequest) ProtoMessage() {}
 
 func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2385,7 @@ func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{30}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *VerifyAuditRequest) GetAfterSeq() uint64 {
@@ -2140,7 +2424,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2436,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2449,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{31}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -2225,7 +2509,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2521,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2534,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{32}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{37}
 }
 
 type BackupChunk struct {
@@ -2262,7 +2546,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2558,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2571,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{33}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -2364,7 +2648,28 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x12\n" +
-	"\x04uses\x18\x04 \x01(\x05R\x04uses\",\n" +
+	"\x04uses\x18\x04 \x01(\x05R\x04uses\"i\n" +
+	"\x11ListTokensRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xe6\x01\n" +
+	"\x0fEnrollmentToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x1b\n" +
+	"\tuses_left\x18\x06 \x01(\x05R\busesLeft\"r\n" +
+	"\x12ListTokensResponse\x124\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x1c.flinkpki.v1.EnrollmentTokenR\x06tokens\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"$\n" +
+	"\x12RevokeTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"/\n" +
+	"\x13RevokeTokenResponse\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\",\n" +
 	"\x10GetStatusRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\"D\n" +
 	"\x0ePrepareRequest\x12\x18\n" +
@@ -2487,14 +2792,17 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x04done\x18\a \x01(\bR\x04done\"\x0f\n" +
 	"\rBackupRequest\"!\n" +
 	"\vBackupChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\x9d\x03\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\xbe\x04\n" +
 	"\x0eClusterService\x12H\n" +
 	"\rCreateCluster\x12!.flinkpki.v1.CreateClusterRequest\x1a\x14.flinkpki.v1.Cluster\x12B\n" +
 	"\n" +
 	"GetCluster\x12\x1e.flinkpki.v1.GetClusterRequest\x1a\x14.flinkpki.v1.Cluster\x12S\n" +
 	"\fListClusters\x12 .flinkpki.v1.ListClustersRequest\x1a!.flinkpki.v1.ListClustersResponse\x12V\n" +
 	"\rDeleteCluster\x12!.flinkpki.v1.DeleteClusterRequest\x1a\".flinkpki.v1.DeleteClusterResponse\x12P\n" +
-	"\vCreateToken\x12\x1f.flinkpki.v1.CreateTokenRequest\x1a .flinkpki.v1.CreateTokenResponse2\xbc\x03\n" +
+	"\vCreateToken\x12\x1f.flinkpki.v1.CreateTokenRequest\x1a .flinkpki.v1.CreateTokenResponse\x12M\n" +
+	"\n" +
+	"ListTokens\x12\x1e.flinkpki.v1.ListTokensRequest\x1a\x1f.flinkpki.v1.ListTokensResponse\x12P\n" +
+	"\vRevokeToken\x12\x1f.flinkpki.v1.RevokeTokenRequest\x1a .flinkpki.v1.RevokeTokenResponse2\xbc\x03\n" +
 	"\x10AuthorityService\x12A\n" +
 	"\tGetStatus\x12\x1d.flinkpki.v1.GetStatusRequest\x1a\x15.flinkpki.v1.CAStatus\x12=\n" +
 	"\aPrepare\x12\x1b.flinkpki.v1.PrepareRequest\x1a\x15.flinkpki.v1.CAStatus\x12?\n" +
@@ -2523,7 +2831,7 @@ func file_flinkpki_v1_flinkpki_proto_rawDescGZIP() []byte {
 	return file_flinkpki_v1_flinkpki_proto_rawDescData
 }
 
-var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
 	(*K8SBinding)(nil),            // 0: flinkpki.v1.K8sBinding
 	(*CreateClusterRequest)(nil),  // 1: flinkpki.v1.CreateClusterRequest
@@ -2536,97 +2844,109 @@ var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
 	(*DeleteClusterResponse)(nil), // 8: flinkpki.v1.DeleteClusterResponse
 	(*CreateTokenRequest)(nil),    // 9: flinkpki.v1.CreateTokenRequest
 	(*CreateTokenResponse)(nil),   // 10: flinkpki.v1.CreateTokenResponse
-	(*GetStatusRequest)(nil),      // 11: flinkpki.v1.GetStatusRequest
-	(*PrepareRequest)(nil),        // 12: flinkpki.v1.PrepareRequest
-	(*ActivateRequest)(nil),       // 13: flinkpki.v1.ActivateRequest
-	(*RetireRequest)(nil),         // 14: flinkpki.v1.RetireRequest
-	(*RotationStep)(nil),          // 15: flinkpki.v1.RotationStep
-	(*LineageStatus)(nil),         // 16: flinkpki.v1.LineageStatus
-	(*CAStatus)(nil),              // 17: flinkpki.v1.CAStatus
-	(*Holder)(nil),                // 18: flinkpki.v1.Holder
-	(*ListHoldersRequest)(nil),    // 19: flinkpki.v1.ListHoldersRequest
-	(*ListHoldersResponse)(nil),   // 20: flinkpki.v1.ListHoldersResponse
-	(*ReleaseHolderRequest)(nil),  // 21: flinkpki.v1.ReleaseHolderRequest
-	(*ReleaseHolderResponse)(nil), // 22: flinkpki.v1.ReleaseHolderResponse
-	(*EnrollRequest)(nil),         // 23: flinkpki.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 24: flinkpki.v1.EnrollResponse
-	(*BakeRequest)(nil),           // 25: flinkpki.v1.BakeRequest
-	(*BakeResponse)(nil),          // 26: flinkpki.v1.BakeResponse
-	(*AuditEntry)(nil),            // 27: flinkpki.v1.AuditEntry
-	(*ListAuditRequest)(nil),      // 28: flinkpki.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),     // 29: flinkpki.v1.ListAuditResponse
-	(*VerifyAuditRequest)(nil),    // 30: flinkpki.v1.VerifyAuditRequest
-	(*VerifyAuditResponse)(nil),   // 31: flinkpki.v1.VerifyAuditResponse
-	(*BackupRequest)(nil),         // 32: flinkpki.v1.BackupRequest
-	(*BackupChunk)(nil),           // 33: flinkpki.v1.BackupChunk
-	nil,                           // 34: flinkpki.v1.AuditEntry.DetailsEntry
-	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
+	(*ListTokensRequest)(nil),     // 11: flinkpki.v1.ListTokensRequest
+	(*EnrollmentToken)(nil),       // 12: flinkpki.v1.EnrollmentToken
+	(*ListTokensResponse)(nil),    // 13: flinkpki.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),    // 14: flinkpki.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),   // 15: flinkpki.v1.RevokeTokenResponse
+	(*GetStatusRequest)(nil),      // 16: flinkpki.v1.GetStatusRequest
+	(*PrepareRequest)(nil),        // 17: flinkpki.v1.PrepareRequest
+	(*ActivateRequest)(nil),       // 18: flinkpki.v1.ActivateRequest
+	(*RetireRequest)(nil),         // 19: flinkpki.v1.RetireRequest
+	(*RotationStep)(nil),          // 20: flinkpki.v1.RotationStep
+	(*LineageStatus)(nil),         // 21: flinkpki.v1.LineageStatus
+	(*CAStatus)(nil),              // 22: flinkpki.v1.CAStatus
+	(*Holder)(nil),                // 23: flinkpki.v1.Holder
+	(*ListHoldersRequest)(nil),    // 24: flinkpki.v1.ListHoldersRequest
+	(*ListHoldersResponse)(nil),   // 25: flinkpki.v1.ListHoldersResponse
+	(*ReleaseHolderRequest)(nil),  // 26: flinkpki.v1.ReleaseHolderRequest
+	(*ReleaseHolderResponse)(nil), // 27: flinkpki.v1.ReleaseHolderResponse
+	(*EnrollRequest)(nil),         // 28: flinkpki.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 29: flinkpki.v1.EnrollResponse
+	(*BakeRequest)(nil),           // 30: flinkpki.v1.BakeRequest
+	(*BakeResponse)(nil),          // 31: flinkpki.v1.BakeResponse
+	(*AuditEntry)(nil),            // 32: flinkpki.v1.AuditEntry
+	(*ListAuditRequest)(nil),      // 33: flinkpki.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),     // 34: flinkpki.v1.ListAuditResponse
+	(*VerifyAuditRequest)(nil),    // 35: flinkpki.v1.VerifyAuditRequest
+	(*VerifyAuditResponse)(nil),   // 36: flinkpki.v1.VerifyAuditResponse
+	(*BackupRequest)(nil),         // 37: flinkpki.v1.BackupRequest
+	(*BackupChunk)(nil),           // 38: flinkpki.v1.BackupChunk
+	nil,                           // 39: flinkpki.v1.AuditEntry.DetailsEntry
+	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
 }
 var file_flinkpki_v1_flinkpki_proto_depIdxs = []int32{
-	35, // 0: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
-	35, // 1: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
+	40, // 0: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
+	40, // 1: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
 	0,  // 2: flinkpki.v1.CreateClusterRequest.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	35, // 3: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
-	35, // 4: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
+	40, // 3: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
+	40, // 4: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
 	0,  // 5: flinkpki.v1.Cluster.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	36, // 6: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	41, // 6: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 7: flinkpki.v1.Cluster.cas:type_name -> flinkpki.v1.CertificateAuthority
-	36, // 8: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
-	36, // 9: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
+	41, // 8: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
+	41, // 9: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
 	2,  // 10: flinkpki.v1.ListClustersResponse.clusters:type_name -> flinkpki.v1.Cluster
-	35, // 11: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	36, // 12: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	36, // 13: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
-	3,  // 14: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
-	15, // 15: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
-	16, // 16: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
-	36, // 17: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
-	36, // 18: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
-	36, // 19: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
-	18, // 20: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
-	36, // 21: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	36, // 22: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
-	36, // 23: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	34, // 24: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
-	27, // 25: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
-	1,  // 26: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
-	4,  // 27: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
-	5,  // 28: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
-	7,  // 29: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
-	9,  // 30: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
-	11, // 31: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
-	12, // 32: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
-	13, // 33: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
-	14, // 34: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
-	19, // 35: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
-	21, // 36: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
-	23, // 37: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
-	25, // 38: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
-	28, // 39: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
-	30, // 40: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
-	32, // 41: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
-	2,  // 42: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
-	2,  // 43: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
-	6,  // 44: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
-	8,  // 45: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
-	10, // 46: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
-	17, // 47: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
-	17, // 48: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
-	17, // 49: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
-	17, // 50: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
-	20, // 51: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
-	22, // 52: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
-	24, // 53: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
-	26, // 54: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
-	29, // 55: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
-	31, // 56: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
-	33, // 57: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
-	42, // [42:58] is the sub-list for method output_type
-	26, // [26:42] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	40, // 11: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	41, // 12: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	41, // 13: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
+	41, // 14: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 15: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
+	41, // 16: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
+	3,  // 17: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
+	20, // 18: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
+	21, // 19: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
+	41, // 20: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
+	41, // 21: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
+	41, // 22: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
+	23, // 23: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
+	41, // 24: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	41, // 25: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
+	41, // 26: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	39, // 27: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
+	32, // 28: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
+	1,  // 29: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
+	4,  // 30: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
+	5,  // 31: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
+	7,  // 32: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
+	9,  // 33: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
+	11, // 34: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
+	14, // 35: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
+	16, // 36: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
+	17, // 37: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
+	18, // 38: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
+	19, // 39: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
+	24, // 40: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
+	26, // 41: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
+	28, // 42: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
+	30, // 43: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
+	33, // 44: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
+	35, // 45: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
+	37, // 46: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
+	2,  // 47: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
+	2,  // 48: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
+	6,  // 49: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
+	8,  // 50: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
+	10, // 51: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
+	13, // 52: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
+	15, // 53: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
+	22, // 54: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
+	22, // 55: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
+	22, // 56: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
+	22, // 57: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
+	25, // 58: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
+	27, // 59: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
+	29, // 60: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
+	31, // 61: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
+	34, // 62: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
+	36, // 63: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
+	38, // 64: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
+	47, // [47:65] is the sub-list for method output_type
+	29, // [29:47] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_flinkpki_v1_flinkpki_proto_init() }
@@ -2640,7 +2960,7 @@ func file_flinkpki_v1_flinkpki_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flinkpki_v1_flinkpki_proto_rawDesc), len(file_flinkpki_v1_flinkpki_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
