@@ -113,6 +113,7 @@ func (a *app) clusterKeyType(ctx context.Context, cluster, flag string) (ca.KeyT
 
 func (a *app) newFlinkLintCmd() *cobra.Command {
 	var keyType, flinkVersion string
+	var out outputFormat
 	cmd := &cobra.Command{
 		Use:   "lint FILE",
 		Short: "Check a Flink configuration or FlinkDeployment against the security recommendations",
@@ -131,8 +132,9 @@ flink-conf.yaml. A FlinkDeployment names its version in spec.flinkVersion and
 a flink-conf.yaml is Flink 1.x; for a config.yaml give --flink-version, or the
 lint holds it to what every version reads.
 
-Prints one finding per line on stdout. Exit 1 when any finding is an error,
-0 when there are only warnings or none.`,
+Prints one finding per line on stdout (with -o json, an object with the
+findings' rule, severity, message and fix, for CI). Exit 1 when any finding
+is an error, 0 when there are only warnings or none.`,
 		Example: `  flinkpki flink lint deploy/orders-flinkdeployment.yaml
   flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048 --flink-version 1.20`,
 		Args: cobra.ExactArgs(1),
@@ -160,8 +162,27 @@ Prints one finding per line on stdout. Exit 1 when any finding is an error,
 			if err != nil {
 				return err
 			}
-			for _, f := range findings {
-				fmt.Fprintln(a.stdout, f.String())
+			if out == "json" {
+				type findingJSON struct {
+					Rule     string `json:"rule"`
+					Severity string `json:"severity"`
+					Message  string `json:"message"`
+					Fix      string `json:"fix"`
+				}
+				rows := []findingJSON{}
+				for _, f := range findings {
+					rows = append(rows, findingJSON{Rule: f.Rule, Severity: f.Severity, Message: f.Message, Fix: f.Fix})
+				}
+				if err := writeJSON(a.stdout, struct {
+					File     string        `json:"file"`
+					Findings []findingJSON `json:"findings"`
+				}{args[0], rows}); err != nil {
+					return err
+				}
+			} else {
+				for _, f := range findings {
+					fmt.Fprintln(a.stdout, f.String())
+				}
 			}
 			if flinkconf.HasErrors(findings) {
 				errs := 0
@@ -177,6 +198,7 @@ Prints one finding per line on stdout. Exit 1 when any finding is an error,
 		},
 	}
 	cmd.Flags().StringVar(&keyType, "key-type", "", "the cluster's key type, to check the cipher suites against it")
+	addOutputFlag(cmd, &out)
 	cmd.Flags().StringVar(&flinkVersion, "flink-version", "", "the Flink version the file is for (1.20, 2.2, v2_2), when it does not say (a FlinkDeployment's spec.flinkVersion wins)")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -93,6 +94,20 @@ func TestFlinkLintVersion(t *testing.T) {
 		{"on Flink 2.2 it is an error", []string{"--flink-version", "v2_2"}, 1, "FP001 error: config.yaml is for Flink 2", ""},
 		{"an unknown version is a usage error", []string{"--flink-version", "3.0"}, 2, "", `--flink-version: flink version "3.0": want a Flink 1.x or 2.x version`},
 	}
+	t.Run("-o json carries the findings and the same exit code", func(t *testing.T) {
+		t.Parallel()
+		r := runCLI(t, nil, "flink", "lint", conf, "--flink-version", "2.2", "-o", "json")
+		var got struct {
+			File     string
+			Findings []struct{ Rule, Severity, Message, Fix string }
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
+		}
+		if r.code != 1 || got.File != conf || len(got.Findings) != 1 || got.Findings[0].Rule != "FP001" || got.Findings[0].Severity != "error" || got.Findings[0].Fix == "" {
+			t.Errorf("exit %d, %+v", r.code, got)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -125,6 +125,7 @@ func (a *app) newTokenCreateCmd() *cobra.Command {
 		cluster, role string
 		ttl           = durationFlag{d: authority.DefaultTokenTTL, min: authority.MinTokenTTL, max: authority.MaxTokenTTL}
 		uses          int32
+		out           outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "create --cluster NAME --role ROLE",
@@ -132,7 +133,9 @@ func (a *app) newTokenCreateCmd() *cobra.Command {
 		Long: `Make an enrollment token that lets init or bake obtain credentials for one
 cluster and role, within its TTL and its number of uses. The token alone is
 printed on stdout, so redirecting into a file just works; everything else goes
-to stderr. The server stores only its hash: it cannot be shown again.`,
+to stderr. With -o json, stdout holds an object with the token, its ID (for
+token revoke), its expiry and uses instead. The server stores only its hash:
+it cannot be shown again.`,
 		Example: `  flinkpki token create --cluster orders --role taskmanager > tm.token
   flinkpki token create --cluster orders --role taskmanager --ttl 1h --uses 20 > tm.token`,
 		Args: cobra.NoArgs,
@@ -154,6 +157,16 @@ to stderr. The server stores only its hash: it cannot be shown again.`,
 			if err != nil {
 				return err
 			}
+			if out == "json" {
+				return writeJSON(a.stdout, struct {
+					Token   string `json:"token"`
+					ID      string `json:"id"`
+					Cluster string `json:"cluster"`
+					Role    string `json:"role"`
+					Uses    int32  `json:"uses"`
+					Expires string `json:"expire_time"`
+				}{resp.GetToken(), resp.GetId(), cluster, role, resp.GetUses(), rfc3339(resp.GetExpireTime())})
+			}
 			fmt.Fprintln(a.stdout, resp.GetToken())
 			fmt.Fprintf(a.stderr, "token %s for cluster %q role %s: %d use(s), expires %s\n",
 				resp.GetId(), cluster, role, resp.GetUses(), rfc3339(resp.GetExpireTime()))
@@ -165,5 +178,6 @@ to stderr. The server stores only its hash: it cannot be shown again.`,
 	f.StringVar(&role, "role", "", "role: jobmanager, taskmanager, rest-server or rest-client (required)")
 	f.Var(&ttl, "ttl", "how long the token is valid, 1s to "+formatDuration(authority.MaxTokenTTL))
 	f.Var(newIntFlag(&uses, authority.DefaultTokenUses, 1, authority.MaxTokenUses), "uses", "how many enrollments the token allows")
+	addOutputFlag(cmd, &out)
 	return cmd
 }

@@ -77,6 +77,17 @@ func TestEnrollmentTokensAreListedAndRevoked(t *testing.T) {
 	}
 
 	s.cli(t, s.admin, "token", "revoke", id).refused(t, `enrollment token "`+id+`" not found`)
+
+	// -o json hands a script the ID to revoke with, beside the token.
+	var made struct{ Token, ID, Cluster, Role string }
+	if err := json.Unmarshal([]byte(s.cli(t, s.admin, "token", "create", "--cluster", "orders", "--role", "jobmanager", "-o", "json").ok(t).stdout), &made); err != nil {
+		t.Fatal(err)
+	}
+	rememberSecret(made.Token)
+	if !strings.Contains(made.Token, made.ID) || made.Cluster != "orders" || made.Role != "jobmanager" {
+		t.Fatalf("token create -o json = %+v", made)
+	}
+	s.cli(t, s.admin, "token", "revoke", made.ID).ok(t)
 	s.cli(t, s.admin, "token", "list", "--cluster", "nope").refused(t, `cluster "nope" not found`)
 	s.cli(t, s.tokenFor(t, "billing", "jobmanager"), "token", "list").refused(t, "needs an administrator token")
 
