@@ -41,6 +41,26 @@ func (s *Server) CreateCluster(ctx context.Context, req *pb.CreateClusterRequest
 	return viewPB(v), nil
 }
 
+// UpdateCluster implements ClusterService.
+func (s *Server) UpdateCluster(ctx context.Context, req *pb.UpdateClusterRequest) (*pb.Cluster, error) {
+	r := authority.UpdateClusterRequest{Name: req.GetName()}
+	if req.AutoRotate != nil {
+		v := req.GetAutoRotate()
+		r.AutoRotate = &v
+	}
+	for _, b := range req.GetAddK8SBindings() {
+		r.AddK8sBindings = append(r.AddK8sBindings, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
+	}
+	for _, b := range req.GetRemoveK8SBindings() {
+		r.RemoveK8sBindings = append(r.RemoveK8sBindings, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
+	}
+	v, err := s.auth.UpdateCluster(ctx, actorFrom(ctx), r)
+	if err != nil {
+		return nil, err
+	}
+	return viewPB(v), nil
+}
+
 // GetCluster implements ClusterService.
 func (s *Server) GetCluster(ctx context.Context, req *pb.GetClusterRequest) (*pb.Cluster, error) {
 	// Status holds the cluster and its lineages already; one read suffices.

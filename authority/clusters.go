@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -146,18 +147,115 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	for _, b := range req.K8sBindings {
-		if b.Namespace == "" || b.ServiceAccount == "" {
-			return nil, fmt.Errorf("%w: a Kubernetes binding needs both a namespace and a service account (--k8s-namespace NS --k8s-service-account SA)", ErrInvalid)
-		}
-		if err := checkK8sBinding(b); err != nil {
+		if err := checkNewBinding(b); err != nil {
 			return nil, err
-		}
-		if b.ServiceAccount == "default" {
-			return nil, fmt.Errorf("%w: binding the %q service account of namespace %q would let every pod there enroll: create a dedicated service account for the Flink pods", ErrInvalid, b.ServiceAccount, b.Namespace)
 		}
 		c.K8sBindings = append(c.K8sBindings, b)
 	}
 	return c, nil
+}
+
+// checkNewBinding refuses a binding a cluster must not take: half of one,
+// names the API server would refuse, or a namespace's default service
+// account, which every pod there runs as unless told otherwise.
+func checkNewBinding(b store.K8sBinding) error {
+	if b.Namespace == "" || b.ServiceAccount == "" {
+		return fmt.Errorf("%w: a Kubernetes binding needs both a namespace and a service account (--k8s-namespace NS --k8s-service-account SA)", ErrInvalid)
+	}
+	if err := checkK8sBinding(b); err != nil {
+		return err
+	}
+	if b.ServiceAccount == "default" {
+		return fmt.Errorf("%w: binding the %q service account of namespace %q would let every pod there enroll: create a dedicated service account for the Flink pods", ErrInvalid, b.ServiceAccount, b.Namespace)
+	}
+	return nil
+}
+
+// UpdateClusterRequest changes what may change in a cluster after its
+// creation: the Kubernetes service accounts that may enroll for it, and
+// its automatic rotation. Its CAs, key type and validities stay: they
+// shape every leaf it issued and its rotation schedule.
+type UpdateClusterRequest struct {
+	Name                              string
+	AddK8sBindings, RemoveK8sBindings []store.K8sBinding
+	AutoRotate                        *bool // nil: unchanged
+}
+
+// UpdateCluster applies req in one audited transaction (cluster.update),
+// or refuses it whole, changing nothing. A binding another cluster holds,
+// or this one already, is refused, as is removing one it does not have. A
+// removed service account's pods enroll no more from the next request on;
+// the leaves they hold stay valid until they expire (holder release).
+func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateClusterRequest) (*ClusterView, error) {
+	deny := func(err error) (*ClusterView, error) {
+		return nil, a.Deny(ctx, actor, req.Name, "cluster.update", ReasonOf(err), err)
+	}
+	if len(req.AddK8sBindings) == 0 && len(req.RemoveK8sBindings) == 0 && req.AutoRotate == nil {
+		return deny(fmt.Errorf("%w: nothing to change: add or remove a Kubernetes binding, or turn automatic rotation on or off", ErrInvalid))
+	}
+	for i, b := range req.AddK8sBindings {
+		if err := checkNewBinding(b); err != nil {
+			return deny(err)
+		}
+		if slices.Contains(req.AddK8sBindings[:i], b) || slices.Contains(req.RemoveK8sBindings, b) {
+			return deny(fmt.Errorf("%w: Kubernetes binding %s/%s is named twice", ErrInvalid, b.Namespace, b.ServiceAccount))
+		}
+	}
+	unlock := a.clusterLock(req.Name)
+	defer unlock()
+	details := map[string]string{}
+	err := a.st.Update(ctx, func(tx *store.Txn) error {
+		c, err := tx.Cluster(req.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("cluster %q %w", req.Name, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		bindings := slices.Clone(c.K8sBindings)
+		for _, b := range req.RemoveK8sBindings {
+			i := slices.Index(bindings, b)
+			if i < 0 {
+				return fmt.Errorf("%w: cluster %q has no Kubernetes binding %s/%s (flinkpki cluster get %s)", ErrNotFound, req.Name, b.Namespace, b.ServiceAccount, req.Name)
+			}
+			bindings = slices.Delete(bindings, i, i+1)
+		}
+		if err := checkBindingsFree(tx, req.AddK8sBindings); err != nil {
+			return err
+		}
+		c.K8sBindings = append(bindings, req.AddK8sBindings...)
+		if req.AutoRotate != nil {
+			c.AutoRotate = *req.AutoRotate
+			details["auto_rotate"] = strconv.FormatBool(c.AutoRotate)
+		}
+		if s := bindingList(req.AddK8sBindings); s != "" {
+			details["added"] = s
+		}
+		if s := bindingList(req.RemoveK8sBindings); s != "" {
+			details["removed"] = s
+		}
+		if err := tx.PutCluster(c); err != nil {
+			return err
+		}
+		return a.audit(tx, actor, c.Name, "cluster.update", "ok", "", details)
+	})
+	if err != nil {
+		if r := ReasonOf(err); r == "error" || r == "canceled" {
+			return nil, err
+		}
+		return deny(err)
+	}
+	a.log.InfoContext(ctx, "cluster updated", "cluster", req.Name, "actor", actor.String())
+	return a.GetCluster(ctx, req.Name)
+}
+
+// bindingList renders bindings as "ns/sa,ns/sa" for the audit trail.
+func bindingList(bs []store.K8sBinding) string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.Namespace + "/" + b.ServiceAccount
+	}
+	return strings.Join(out, ",")
 }
 
 // createCA makes one CA of a lineage; the first generation is active.

@@ -53,8 +53,8 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 		}
 	case ActorK8s:
 		if !slices.Contains(c.K8sBindings, store.K8sBinding{Namespace: actor.Namespace, ServiceAccount: actor.ServiceAccount}) {
-			return "", fmt.Errorf("%w: service account %s/%s is not bound to cluster %q (cluster create --k8s-namespace %s --k8s-service-account %s)",
-				ErrDenied, actor.Namespace, actor.ServiceAccount, c.Name, actor.Namespace, actor.ServiceAccount)
+			return "", fmt.Errorf("%w: service account %s/%s is not bound to cluster %q (flinkpki cluster update %s --add-k8s-binding %s/%s)",
+				ErrDenied, actor.Namespace, actor.ServiceAccount, c.Name, c.Name, actor.Namespace, actor.ServiceAccount)
 		}
 		if actor.Pod == "" {
 			return "", fmt.Errorf("%w: the service-account token is not bound to a pod: use a projected token volume", ErrDenied)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -14,13 +15,13 @@ import (
 func (a *app) newClusterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Create, list, inspect and delete Flink clusters (administrator)",
+		Short: "Create, list, inspect, update and delete Flink clusters (administrator)",
 		Long: `A cluster is one Flink deployment with its own CAs: an internal CA used for
 nothing but that cluster's mutual TLS, and a separate REST CA. Every command
 here needs an administrator token.`,
 	}
 	a.addConnFlags(cmd)
-	cmd.AddCommand(a.newClusterCreateCmd(), a.newClusterListCmd(), a.newClusterGetCmd(), a.newClusterDeleteCmd())
+	cmd.AddCommand(a.newClusterCreateCmd(), a.newClusterListCmd(), a.newClusterGetCmd(), a.newClusterUpdateCmd(), a.newClusterDeleteCmd())
 	return cmd
 }
 
@@ -96,6 +97,86 @@ func setCreateOptions(req *flinkpkiv1.CreateClusterRequest, caValidity, leafVali
 	for i := range namespaces {
 		req.K8SBindings = append(req.K8SBindings, &flinkpkiv1.K8SBinding{Namespace: namespaces[i], ServiceAccount: accounts[i]})
 	}
+}
+
+func (a *app) newClusterUpdateCmd() *cobra.Command {
+	var (
+		add, remove []string
+		autoRotate  string
+		out         outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "update NAME",
+		Short: "Add or remove Kubernetes bindings, turn automatic rotation on or off",
+		Long: `Change what may change in a cluster after its creation, in one audited step
+(cluster.update), or nothing when any part is refused:
+
+  --add-k8s-binding NS/SA      pods running as service account SA in namespace NS
+                               may enroll for the cluster (refused when another
+                               cluster holds that binding: one service account,
+                               one cluster)
+  --remove-k8s-binding NS/SA   they may not, from their next request on; leaves
+                               they already hold stay valid until they expire
+                               (holder list, holder release)
+  --auto-rotate true|false     the rotation scheduler prepares, activates and
+                               retires CAs on its own, or leaves it to ca
+                               prepare/activate/retire
+
+The cluster's CAs, key type and validities never change: they shape every
+leaf it issued and its rotation schedule. Moving a Flink deployment to a new
+service account is an add, a rollout, then a remove.`,
+		Example: `  flinkpki cluster update orders --add-k8s-binding flink/orders-flink-v2
+  flinkpki cluster update orders --remove-k8s-binding flink/orders-flink
+  flinkpki cluster update orders --auto-rotate false`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkClusterName(args[0]); err != nil {
+				return err
+			}
+			req := &flinkpkiv1.UpdateClusterRequest{Name: args[0]}
+			for _, f := range []struct {
+				name string
+				vals []string
+				to   *[]*flinkpkiv1.K8SBinding
+			}{{"--add-k8s-binding", add, &req.AddK8SBindings}, {"--remove-k8s-binding", remove, &req.RemoveK8SBindings}} {
+				for _, v := range f.vals {
+					ns, sa, ok := strings.Cut(v, "/")
+					if !ok || ns == "" || sa == "" || strings.Contains(sa, "/") {
+						return usagef("%s %q: want NAMESPACE/SERVICE-ACCOUNT, e.g. flink/orders-flink", f.name, v)
+					}
+					*f.to = append(*f.to, &flinkpkiv1.K8SBinding{Namespace: ns, ServiceAccount: sa})
+				}
+			}
+			switch autoRotate {
+			case "":
+			case "true", "false":
+				v := autoRotate == "true"
+				req.AutoRotate = &v
+			default:
+				return usagef("--auto-rotate %q: want true or false", autoRotate)
+			}
+			if len(req.AddK8SBindings) == 0 && len(req.RemoveK8SBindings) == 0 && req.AutoRotate == nil {
+				return usagef("nothing to change: give --add-k8s-binding, --remove-k8s-binding or --auto-rotate")
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			c, err := flinkpkiv1.NewClusterServiceClient(conn).UpdateCluster(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "updated cluster %q\n", c.GetName())
+			return a.printCluster(c, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&add, "add-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may enroll (repeat)")
+	f.StringArrayVar(&remove, "remove-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may no longer enroll (repeat)")
+	f.StringVar(&autoRotate, "auto-rotate", "", "true or false: rotate the CAs automatically")
+	addOutputFlag(cmd, &out)
+	return cmd
 }
 
 // clusterPageMax is the largest page the server answers with.

@@ -74,3 +74,62 @@ func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
 	// A service-account token never opens administrator RPCs.
 	s.cli(t, iss.MintFile(good), "cluster", "list").refused(t, "administrator")
 }
+
+// cluster update moves a Flink deployment to another service account
+// without a new CA: the added binding enrolls at once, the removed one no
+// more, a binding another cluster holds is refused whole, and every step
+// is audited.
+func TestClusterUpdateMovesKubernetesBindings(t *testing.T) {
+	const issuerURL = "https://kubernetes.default.svc.cluster.local"
+	iss := k8stest.NewECIssuer(t, issuerURL)
+	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss))
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-v1").ok(t)
+	s.cli(t, s.admin, "cluster", "create", "billing", "--k8s-namespace", "flink", "--k8s-service-account", "billing").ok(t)
+	before := s.cli(t, s.admin, "cluster", "get", "orders", "-o", "json").ok(t).stdout
+	v2 := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-v2", Pod: "orders-tm-1"})
+	v1 := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-v1", Pod: "orders-tm-2"})
+	initAs := func(tok string) result {
+		return s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "5s")
+	}
+	initAs(v2).refused(t, "flinkpki cluster update orders --add-k8s-binding flink/orders-v2")
+
+	// Refused whole: one part takes billing's binding, so orders-v2 is not added either.
+	s.cli(t, s.admin, "cluster", "update", "orders", "--add-k8s-binding", "flink/orders-v2", "--add-k8s-binding", "flink/billing").
+		refused(t, `flink/billing is already bound to cluster "billing"`)
+	s.cli(t, s.admin, "cluster", "update", "orders", "--remove-k8s-binding", "flink/nope").refused(t, `cluster "orders" has no Kubernetes binding flink/nope`)
+	s.cli(t, s.admin, "cluster", "update", "orders", "--add-k8s-binding", "flink/default").refused(t, "would let every pod there enroll")
+	if after := s.cli(t, s.admin, "cluster", "get", "orders", "-o", "json").ok(t).stdout; after != before {
+		t.Fatalf("refused updates changed the cluster:\n%s\n%s", before, after)
+	}
+	for _, bad := range [][]string{{}, {"--add-k8s-binding", "orders-v2"}, {"--auto-rotate", "maybe"}} {
+		if r := s.cli(t, s.admin, append([]string{"cluster", "update", "orders"}, bad...)...); r.code != 2 {
+			t.Errorf("cluster update %v: exit %d, want 2 (usage)\n%s", bad, r.code, r.stderr)
+		}
+	}
+
+	r := s.cli(t, s.admin, "cluster", "update", "orders", "--add-k8s-binding", "flink/orders-v2", "-o", "json").ok(t)
+	if !strings.Contains(r.stdout, `"service_account": "orders-v2"`) || !strings.Contains(r.stdout, `"service_account": "orders-v1"`) {
+		t.Fatalf("after the add: %s", r.stdout)
+	}
+	initAs(v2).ok(t)
+	initAs(v1).ok(t) // both during the rollout
+	s.cli(t, s.admin, "cluster", "update", "orders", "--remove-k8s-binding", "flink/orders-v1", "--auto-rotate", "false").ok(t)
+	initAs(iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-v1", Pod: "orders-tm-3"})).refused(t, "not bound")
+	got := s.cli(t, s.admin, "cluster", "get", "orders", "-o", "json").ok(t).stdout
+	if strings.Contains(got, "orders-v1") || !strings.Contains(got, `"auto_rotate": false`) {
+		t.Errorf("after the remove:\n%s", got)
+	}
+	holders := s.cli(t, s.admin, "holder", "list", "--cluster", "orders").ok(t).stdout
+	if !strings.Contains(holders, "orders-tm-1") || !strings.Contains(holders, "orders-tm-2") {
+		t.Errorf("the holders enrolled before the remove are gone:\n%s", holders)
+	}
+	audit := s.cli(t, s.admin, "audit", "list", "--cluster", "orders", "-o", "json").ok(t).stdout
+	for _, want := range []string{`"added": "flink/orders-v2"`, `"removed": "flink/orders-v1"`, `"auto_rotate": "false"`} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("the audit trail lacks %s", want)
+		}
+	}
+	if n := strings.Count(audit, `"action": "cluster.update"`); n != 5 { // 2 done, 3 refused
+		t.Errorf("%d cluster.update entries, want 5 (2 applied, 3 refused)", n)
+	}
+}

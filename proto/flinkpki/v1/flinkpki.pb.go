@@ -535,6 +535,74 @@ func (x *ListClustersResponse) GetNextPageToken() string {
 	return ""
 }
 
+type UpdateClusterRequest struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	AddK8SBindings    []*K8SBinding          `protobuf:"bytes,2,rep,name=add_k8s_bindings,json=addK8sBindings,proto3" json:"add_k8s_bindings,omitempty"`
+	RemoveK8SBindings []*K8SBinding          `protobuf:"bytes,3,rep,name=remove_k8s_bindings,json=removeK8sBindings,proto3" json:"remove_k8s_bindings,omitempty"`
+	AutoRotate        *bool                  `protobuf:"varint,4,opt,name=auto_rotate,json=autoRotate,proto3,oneof" json:"auto_rotate,omitempty"` // unset: unchanged
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UpdateClusterRequest) Reset() {
+	*x = UpdateClusterRequest{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateClusterRequest) ProtoMessage() {}
+
+func (x *UpdateClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateClusterRequest.ProtoReflect.Descriptor instead.
+func (*UpdateClusterRequest) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UpdateClusterRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateClusterRequest) GetAddK8SBindings() []*K8SBinding {
+	if x != nil {
+		return x.AddK8SBindings
+	}
+	return nil
+}
+
+func (x *UpdateClusterRequest) GetRemoveK8SBindings() []*K8SBinding {
+	if x != nil {
+		return x.RemoveK8SBindings
+	}
+	return nil
+}
+
+func (x *UpdateClusterRequest) GetAutoRotate() bool {
+	if x != nil && x.AutoRotate != nil {
+		return *x.AutoRotate
+	}
+	return false
+}
+
 type DeleteClusterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -544,7 +612,7 @@ type DeleteClusterRequest struct {
 
 func (x *DeleteClusterRequest) Reset() {
 	*x = DeleteClusterRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[7]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +624,7 @@ func (x *DeleteClusterRequest) String() string {
 func (*DeleteClusterRequest) ProtoMessage() {}
 
 func (x *DeleteClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[7]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +637,7 @@ func (x *DeleteClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClusterRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClusterRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{7}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteClusterRequest) GetName() string {
@@ -587,7 +655,7 @@ type DeleteClusterResponse struct {
 
 func (x *DeleteClusterResponse) Reset() {
 	*x = DeleteClusterResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[8]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +667,7 @@ func (x *DeleteClusterResponse) String() string {
 func (*DeleteClusterResponse) ProtoMessage() {}
 
 func (x *DeleteClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[8]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +680,7 @@ func (x *DeleteClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClusterResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClusterResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{8}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{9}
 }
 
 type CreateTokenRequest struct {
@@ -627,7 +695,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[9]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +707,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[9]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +720,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{9}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTokenRequest) GetCluster() string {
@@ -695,7 +763,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[10]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +775,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[10]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +788,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{10}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -762,7 +830,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +842,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +855,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{11}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListTokensRequest) GetCluster() string {
@@ -825,7 +893,7 @@ type EnrollmentToken struct {
 
 func (x *EnrollmentToken) Reset() {
 	*x = EnrollmentToken{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +905,7 @@ func (x *EnrollmentToken) String() string {
 func (*EnrollmentToken) ProtoMessage() {}
 
 func (x *EnrollmentToken) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +918,7 @@ func (x *EnrollmentToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollmentToken.ProtoReflect.Descriptor instead.
 func (*EnrollmentToken) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{12}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EnrollmentToken) GetId() string {
@@ -905,7 +973,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +985,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +998,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{13}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListTokensResponse) GetTokens() []*EnrollmentToken {
@@ -956,7 +1024,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1036,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1049,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{14}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -1000,7 +1068,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1080,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1093,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{15}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeTokenResponse) GetCluster() string {
@@ -1044,7 +1112,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1124,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1137,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{16}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetStatusRequest) GetCluster() string {
@@ -1089,7 +1157,7 @@ type PrepareRequest struct {
 
 func (x *PrepareRequest) Reset() {
 	*x = PrepareRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1169,7 @@ func (x *PrepareRequest) String() string {
 func (*PrepareRequest) ProtoMessage() {}
 
 func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1182,7 @@ func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{17}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PrepareRequest) GetCluster() string {
@@ -1142,7 +1210,7 @@ type ActivateRequest struct {
 
 func (x *ActivateRequest) Reset() {
 	*x = ActivateRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1222,7 @@ func (x *ActivateRequest) String() string {
 func (*ActivateRequest) ProtoMessage() {}
 
 func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1235,7 @@ func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{18}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ActivateRequest) GetCluster() string {
@@ -1202,7 +1270,7 @@ type RetireRequest struct {
 
 func (x *RetireRequest) Reset() {
 	*x = RetireRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1282,7 @@ func (x *RetireRequest) String() string {
 func (*RetireRequest) ProtoMessage() {}
 
 func (x *RetireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1295,7 @@ func (x *RetireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireRequest.ProtoReflect.Descriptor instead.
 func (*RetireRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{19}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RetireRequest) GetCluster() string {
@@ -1263,7 +1331,7 @@ type RotationStep struct {
 
 func (x *RotationStep) Reset() {
 	*x = RotationStep{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1343,7 @@ func (x *RotationStep) String() string {
 func (*RotationStep) ProtoMessage() {}
 
 func (x *RotationStep) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1356,7 @@ func (x *RotationStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotationStep.ProtoReflect.Descriptor instead.
 func (*RotationStep) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{20}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RotationStep) GetKind() string {
@@ -1334,7 +1402,7 @@ type LineageStatus struct {
 
 func (x *LineageStatus) Reset() {
 	*x = LineageStatus{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1414,7 @@ func (x *LineageStatus) String() string {
 func (*LineageStatus) ProtoMessage() {}
 
 func (x *LineageStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1427,7 @@ func (x *LineageStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineageStatus.ProtoReflect.Descriptor instead.
 func (*LineageStatus) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{21}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LineageStatus) GetPurpose() string {
@@ -1403,7 +1471,7 @@ type CAStatus struct {
 
 func (x *CAStatus) Reset() {
 	*x = CAStatus{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1483,7 @@ func (x *CAStatus) String() string {
 func (*CAStatus) ProtoMessage() {}
 
 func (x *CAStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1496,7 @@ func (x *CAStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatus.ProtoReflect.Descriptor instead.
 func (*CAStatus) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{22}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CAStatus) GetCluster() string {
@@ -1482,7 +1550,7 @@ type Holder struct {
 
 func (x *Holder) Reset() {
 	*x = Holder{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1562,7 @@ func (x *Holder) String() string {
 func (*Holder) ProtoMessage() {}
 
 func (x *Holder) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1575,7 @@ func (x *Holder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Holder.ProtoReflect.Descriptor instead.
 func (*Holder) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{23}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Holder) GetName() string {
@@ -1581,7 +1649,7 @@ type ListHoldersRequest struct {
 
 func (x *ListHoldersRequest) Reset() {
 	*x = ListHoldersRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1661,7 @@ func (x *ListHoldersRequest) String() string {
 func (*ListHoldersRequest) ProtoMessage() {}
 
 func (x *ListHoldersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1674,7 @@ func (x *ListHoldersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHoldersRequest.ProtoReflect.Descriptor instead.
 func (*ListHoldersRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{24}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListHoldersRequest) GetCluster() string {
@@ -1647,7 +1715,7 @@ type ListHoldersResponse struct {
 
 func (x *ListHoldersResponse) Reset() {
 	*x = ListHoldersResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1727,7 @@ func (x *ListHoldersResponse) String() string {
 func (*ListHoldersResponse) ProtoMessage() {}
 
 func (x *ListHoldersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1740,7 @@ func (x *ListHoldersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHoldersResponse.ProtoReflect.Descriptor instead.
 func (*ListHoldersResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{25}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListHoldersResponse) GetHolders() []*Holder {
@@ -1700,7 +1768,7 @@ type ReleaseHolderRequest struct {
 
 func (x *ReleaseHolderRequest) Reset() {
 	*x = ReleaseHolderRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1780,7 @@ func (x *ReleaseHolderRequest) String() string {
 func (*ReleaseHolderRequest) ProtoMessage() {}
 
 func (x *ReleaseHolderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1793,7 @@ func (x *ReleaseHolderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHolderRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseHolderRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{26}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReleaseHolderRequest) GetCluster() string {
@@ -1758,7 +1826,7 @@ type ReleaseHolderResponse struct {
 
 func (x *ReleaseHolderResponse) Reset() {
 	*x = ReleaseHolderResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1838,7 @@ func (x *ReleaseHolderResponse) String() string {
 func (*ReleaseHolderResponse) ProtoMessage() {}
 
 func (x *ReleaseHolderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1851,7 @@ func (x *ReleaseHolderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHolderResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseHolderResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{27}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReleaseHolderResponse) GetReleased() int32 {
@@ -1807,7 +1875,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +1887,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +1900,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{28}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EnrollRequest) GetCluster() string {
@@ -1890,7 +1958,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +1970,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +1983,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{29}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EnrollResponse) GetChain() [][]byte {
@@ -1966,7 +2034,7 @@ type BakeRequest struct {
 
 func (x *BakeRequest) Reset() {
 	*x = BakeRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2046,7 @@ func (x *BakeRequest) String() string {
 func (*BakeRequest) ProtoMessage() {}
 
 func (x *BakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2059,7 @@ func (x *BakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BakeRequest.ProtoReflect.Descriptor instead.
 func (*BakeRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{30}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BakeRequest) GetCluster() string {
@@ -2043,7 +2111,7 @@ type BakeResponse struct {
 
 func (x *BakeResponse) Reset() {
 	*x = BakeResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2123,7 @@ func (x *BakeResponse) String() string {
 func (*BakeResponse) ProtoMessage() {}
 
 func (x *BakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2136,7 @@ func (x *BakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BakeResponse.ProtoReflect.Descriptor instead.
 func (*BakeResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{31}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *BakeResponse) GetPrivateKey() []byte {
@@ -2131,7 +2199,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2211,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2224,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{32}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -2240,7 +2308,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2320,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2333,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{33}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListAuditRequest) GetCluster() string {
@@ -2303,7 +2371,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2383,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2396,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{34}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -2360,7 +2428,7 @@ type VerifyAuditRequest struct {
 
 func (x *VerifyAuditRequest) Reset() {
 	*x = VerifyAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2440,7 @@ func (x *VerifyAuditRequest) String() string {
 func (*VerifyAuditRequest) ProtoMessage() {}
 
 func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2453,7 @@ func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{35}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *VerifyAuditRequest) GetAfterSeq() uint64 {
@@ -2424,7 +2492,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2504,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2517,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{36}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -2509,7 +2577,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2589,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2602,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{37}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
 }
 
 type BackupChunk struct {
@@ -2546,7 +2614,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2626,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2639,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -2634,7 +2702,14 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"p\n" +
 	"\x14ListClustersResponse\x120\n" +
 	"\bclusters\x18\x01 \x03(\v2\x14.flinkpki.v1.ClusterR\bclusters\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xec\x01\n" +
+	"\x14UpdateClusterRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12A\n" +
+	"\x10add_k8s_bindings\x18\x02 \x03(\v2\x17.flinkpki.v1.K8sBindingR\x0eaddK8sBindings\x12G\n" +
+	"\x13remove_k8s_bindings\x18\x03 \x03(\v2\x17.flinkpki.v1.K8sBindingR\x11removeK8sBindings\x12$\n" +
+	"\vauto_rotate\x18\x04 \x01(\bH\x00R\n" +
+	"autoRotate\x88\x01\x01B\x0e\n" +
+	"\f_auto_rotate\"*\n" +
 	"\x14DeleteClusterRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
 	"\x15DeleteClusterResponse\"\x83\x01\n" +
@@ -2792,13 +2867,14 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x04done\x18\a \x01(\bR\x04done\"\x0f\n" +
 	"\rBackupRequest\"!\n" +
 	"\vBackupChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\xbe\x04\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\x88\x05\n" +
 	"\x0eClusterService\x12H\n" +
 	"\rCreateCluster\x12!.flinkpki.v1.CreateClusterRequest\x1a\x14.flinkpki.v1.Cluster\x12B\n" +
 	"\n" +
 	"GetCluster\x12\x1e.flinkpki.v1.GetClusterRequest\x1a\x14.flinkpki.v1.Cluster\x12S\n" +
 	"\fListClusters\x12 .flinkpki.v1.ListClustersRequest\x1a!.flinkpki.v1.ListClustersResponse\x12V\n" +
-	"\rDeleteCluster\x12!.flinkpki.v1.DeleteClusterRequest\x1a\".flinkpki.v1.DeleteClusterResponse\x12P\n" +
+	"\rDeleteCluster\x12!.flinkpki.v1.DeleteClusterRequest\x1a\".flinkpki.v1.DeleteClusterResponse\x12H\n" +
+	"\rUpdateCluster\x12!.flinkpki.v1.UpdateClusterRequest\x1a\x14.flinkpki.v1.Cluster\x12P\n" +
 	"\vCreateToken\x12\x1f.flinkpki.v1.CreateTokenRequest\x1a .flinkpki.v1.CreateTokenResponse\x12M\n" +
 	"\n" +
 	"ListTokens\x12\x1e.flinkpki.v1.ListTokensRequest\x1a\x1f.flinkpki.v1.ListTokensResponse\x12P\n" +
@@ -2831,7 +2907,7 @@ func file_flinkpki_v1_flinkpki_proto_rawDescGZIP() []byte {
 	return file_flinkpki_v1_flinkpki_proto_rawDescData
 }
 
-var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
 	(*K8SBinding)(nil),            // 0: flinkpki.v1.K8sBinding
 	(*CreateClusterRequest)(nil),  // 1: flinkpki.v1.CreateClusterRequest
@@ -2840,113 +2916,118 @@ var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
 	(*GetClusterRequest)(nil),     // 4: flinkpki.v1.GetClusterRequest
 	(*ListClustersRequest)(nil),   // 5: flinkpki.v1.ListClustersRequest
 	(*ListClustersResponse)(nil),  // 6: flinkpki.v1.ListClustersResponse
-	(*DeleteClusterRequest)(nil),  // 7: flinkpki.v1.DeleteClusterRequest
-	(*DeleteClusterResponse)(nil), // 8: flinkpki.v1.DeleteClusterResponse
-	(*CreateTokenRequest)(nil),    // 9: flinkpki.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 10: flinkpki.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 11: flinkpki.v1.ListTokensRequest
-	(*EnrollmentToken)(nil),       // 12: flinkpki.v1.EnrollmentToken
-	(*ListTokensResponse)(nil),    // 13: flinkpki.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 14: flinkpki.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 15: flinkpki.v1.RevokeTokenResponse
-	(*GetStatusRequest)(nil),      // 16: flinkpki.v1.GetStatusRequest
-	(*PrepareRequest)(nil),        // 17: flinkpki.v1.PrepareRequest
-	(*ActivateRequest)(nil),       // 18: flinkpki.v1.ActivateRequest
-	(*RetireRequest)(nil),         // 19: flinkpki.v1.RetireRequest
-	(*RotationStep)(nil),          // 20: flinkpki.v1.RotationStep
-	(*LineageStatus)(nil),         // 21: flinkpki.v1.LineageStatus
-	(*CAStatus)(nil),              // 22: flinkpki.v1.CAStatus
-	(*Holder)(nil),                // 23: flinkpki.v1.Holder
-	(*ListHoldersRequest)(nil),    // 24: flinkpki.v1.ListHoldersRequest
-	(*ListHoldersResponse)(nil),   // 25: flinkpki.v1.ListHoldersResponse
-	(*ReleaseHolderRequest)(nil),  // 26: flinkpki.v1.ReleaseHolderRequest
-	(*ReleaseHolderResponse)(nil), // 27: flinkpki.v1.ReleaseHolderResponse
-	(*EnrollRequest)(nil),         // 28: flinkpki.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 29: flinkpki.v1.EnrollResponse
-	(*BakeRequest)(nil),           // 30: flinkpki.v1.BakeRequest
-	(*BakeResponse)(nil),          // 31: flinkpki.v1.BakeResponse
-	(*AuditEntry)(nil),            // 32: flinkpki.v1.AuditEntry
-	(*ListAuditRequest)(nil),      // 33: flinkpki.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),     // 34: flinkpki.v1.ListAuditResponse
-	(*VerifyAuditRequest)(nil),    // 35: flinkpki.v1.VerifyAuditRequest
-	(*VerifyAuditResponse)(nil),   // 36: flinkpki.v1.VerifyAuditResponse
-	(*BackupRequest)(nil),         // 37: flinkpki.v1.BackupRequest
-	(*BackupChunk)(nil),           // 38: flinkpki.v1.BackupChunk
-	nil,                           // 39: flinkpki.v1.AuditEntry.DetailsEntry
-	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(*UpdateClusterRequest)(nil),  // 7: flinkpki.v1.UpdateClusterRequest
+	(*DeleteClusterRequest)(nil),  // 8: flinkpki.v1.DeleteClusterRequest
+	(*DeleteClusterResponse)(nil), // 9: flinkpki.v1.DeleteClusterResponse
+	(*CreateTokenRequest)(nil),    // 10: flinkpki.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),   // 11: flinkpki.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),     // 12: flinkpki.v1.ListTokensRequest
+	(*EnrollmentToken)(nil),       // 13: flinkpki.v1.EnrollmentToken
+	(*ListTokensResponse)(nil),    // 14: flinkpki.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),    // 15: flinkpki.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),   // 16: flinkpki.v1.RevokeTokenResponse
+	(*GetStatusRequest)(nil),      // 17: flinkpki.v1.GetStatusRequest
+	(*PrepareRequest)(nil),        // 18: flinkpki.v1.PrepareRequest
+	(*ActivateRequest)(nil),       // 19: flinkpki.v1.ActivateRequest
+	(*RetireRequest)(nil),         // 20: flinkpki.v1.RetireRequest
+	(*RotationStep)(nil),          // 21: flinkpki.v1.RotationStep
+	(*LineageStatus)(nil),         // 22: flinkpki.v1.LineageStatus
+	(*CAStatus)(nil),              // 23: flinkpki.v1.CAStatus
+	(*Holder)(nil),                // 24: flinkpki.v1.Holder
+	(*ListHoldersRequest)(nil),    // 25: flinkpki.v1.ListHoldersRequest
+	(*ListHoldersResponse)(nil),   // 26: flinkpki.v1.ListHoldersResponse
+	(*ReleaseHolderRequest)(nil),  // 27: flinkpki.v1.ReleaseHolderRequest
+	(*ReleaseHolderResponse)(nil), // 28: flinkpki.v1.ReleaseHolderResponse
+	(*EnrollRequest)(nil),         // 29: flinkpki.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 30: flinkpki.v1.EnrollResponse
+	(*BakeRequest)(nil),           // 31: flinkpki.v1.BakeRequest
+	(*BakeResponse)(nil),          // 32: flinkpki.v1.BakeResponse
+	(*AuditEntry)(nil),            // 33: flinkpki.v1.AuditEntry
+	(*ListAuditRequest)(nil),      // 34: flinkpki.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),     // 35: flinkpki.v1.ListAuditResponse
+	(*VerifyAuditRequest)(nil),    // 36: flinkpki.v1.VerifyAuditRequest
+	(*VerifyAuditResponse)(nil),   // 37: flinkpki.v1.VerifyAuditResponse
+	(*BackupRequest)(nil),         // 38: flinkpki.v1.BackupRequest
+	(*BackupChunk)(nil),           // 39: flinkpki.v1.BackupChunk
+	nil,                           // 40: flinkpki.v1.AuditEntry.DetailsEntry
+	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
 }
 var file_flinkpki_v1_flinkpki_proto_depIdxs = []int32{
-	40, // 0: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
-	40, // 1: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
+	41, // 0: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
+	41, // 1: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
 	0,  // 2: flinkpki.v1.CreateClusterRequest.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	40, // 3: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
-	40, // 4: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
+	41, // 3: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
+	41, // 4: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
 	0,  // 5: flinkpki.v1.Cluster.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	41, // 6: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	42, // 6: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 7: flinkpki.v1.Cluster.cas:type_name -> flinkpki.v1.CertificateAuthority
-	41, // 8: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
-	41, // 9: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
+	42, // 8: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
+	42, // 9: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
 	2,  // 10: flinkpki.v1.ListClustersResponse.clusters:type_name -> flinkpki.v1.Cluster
-	40, // 11: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	41, // 12: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	41, // 13: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
-	41, // 14: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 15: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
-	41, // 16: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
-	3,  // 17: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
-	20, // 18: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
-	21, // 19: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
-	41, // 20: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
-	41, // 21: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
-	41, // 22: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
-	23, // 23: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
-	41, // 24: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	41, // 25: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
-	41, // 26: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	39, // 27: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
-	32, // 28: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
-	1,  // 29: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
-	4,  // 30: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
-	5,  // 31: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
-	7,  // 32: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
-	9,  // 33: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
-	11, // 34: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
-	14, // 35: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
-	16, // 36: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
-	17, // 37: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
-	18, // 38: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
-	19, // 39: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
-	24, // 40: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
-	26, // 41: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
-	28, // 42: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
-	30, // 43: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
-	33, // 44: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
-	35, // 45: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
-	37, // 46: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
-	2,  // 47: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
-	2,  // 48: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
-	6,  // 49: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
-	8,  // 50: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
-	10, // 51: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
-	13, // 52: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
-	15, // 53: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
-	22, // 54: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
-	22, // 55: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
-	22, // 56: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
-	22, // 57: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
-	25, // 58: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
-	27, // 59: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
-	29, // 60: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
-	31, // 61: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
-	34, // 62: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
-	36, // 63: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
-	38, // 64: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
-	47, // [47:65] is the sub-list for method output_type
-	29, // [29:47] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	0,  // 11: flinkpki.v1.UpdateClusterRequest.add_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	0,  // 12: flinkpki.v1.UpdateClusterRequest.remove_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	41, // 13: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	42, // 14: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 15: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
+	42, // 16: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 17: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
+	42, // 18: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
+	3,  // 19: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
+	21, // 20: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
+	22, // 21: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
+	42, // 22: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
+	42, // 23: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
+	42, // 24: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
+	24, // 25: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
+	42, // 26: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	42, // 27: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
+	42, // 28: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	40, // 29: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
+	33, // 30: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
+	1,  // 31: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
+	4,  // 32: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
+	5,  // 33: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
+	8,  // 34: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
+	7,  // 35: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
+	10, // 36: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
+	12, // 37: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
+	15, // 38: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
+	17, // 39: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
+	18, // 40: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
+	19, // 41: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
+	20, // 42: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
+	25, // 43: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
+	27, // 44: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
+	29, // 45: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
+	31, // 46: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
+	34, // 47: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
+	36, // 48: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
+	38, // 49: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
+	2,  // 50: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
+	2,  // 51: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
+	6,  // 52: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
+	9,  // 53: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
+	2,  // 54: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
+	11, // 55: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
+	14, // 56: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
+	16, // 57: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
+	23, // 58: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
+	23, // 59: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
+	23, // 60: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
+	23, // 61: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
+	26, // 62: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
+	28, // 63: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
+	30, // 64: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
+	32, // 65: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
+	35, // 66: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
+	37, // 67: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
+	39, // 68: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
+	50, // [50:69] is the sub-list for method output_type
+	31, // [31:50] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_flinkpki_v1_flinkpki_proto_init() }
@@ -2954,13 +3035,14 @@ func file_flinkpki_v1_flinkpki_proto_init() {
 	if File_flinkpki_v1_flinkpki_proto != nil {
 		return
 	}
+	file_flinkpki_v1_flinkpki_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flinkpki_v1_flinkpki_proto_rawDesc), len(file_flinkpki_v1_flinkpki_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
