@@ -116,8 +116,25 @@ func isLoopback(addr string) bool {
 // operator's startup probe, which reaches REST over the pod IP, must be off.
 const restBindFix = `add "--flink-conf-set", "rest.bind-address=127.0.0.1" to the flinkpki init container of the JobManager (it merges the key into the pod-local copy of the configuration), set kubernetes.operator.jm-deployment.startup.probe.enabled: "false", and front REST with an nginx or envoy sidecar that requires client certificates`
 
+// restBindKeys are rest.bind-address with the keys Flink falls back to
+// (RestOptions.BIND_ADDRESS: web.address, then the deprecated
+// jobmanager.web.address; the same in Flink 1.20 and 2.x).
+var restBindKeys = []string{"rest.bind-address", "web.address", "jobmanager.web.address"}
+
 func checkRESTAuth(s *subject, _ LintOptions) []Finding {
-	bind, set := s.get("rest.bind-address")
+	// In a FlinkDeployment only rest.bind-address is known to be removed
+	// by the operator; the fallbacks are read in configuration files.
+	keys := restBindKeys
+	if s.deployment != nil {
+		keys = keys[:1]
+	}
+	bindKey, bind, set := keys[0], "", false
+	for _, k := range keys {
+		if v, ok := s.conf[k]; ok {
+			bindKey, bind, set = k, v, true
+			break
+		}
+	}
 	inConf := set && s.deployment != nil
 	if s.deployment != nil {
 		// The operator removes rest.bind-address from the configuration it
@@ -135,7 +152,7 @@ func checkRESTAuth(s *subject, _ LintOptions) []Finding {
 			fmt.Sprintf("%s: rest.bind-address in spec.flinkConfiguration has no effect: the operator removes it from the configuration it writes, so the REST endpoint, which accepts job submissions, binds to every interface without authentication", s.label),
 			restBindFix)
 	}
-	where := "rest.bind-address: " + bind
+	where := bindKey + ": " + bind
 	if !set {
 		where = "rest.bind-address is not set, so it binds to every interface"
 	}

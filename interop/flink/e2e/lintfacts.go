@@ -11,24 +11,27 @@ import (
 	"time"
 )
 
-// lintCases are configuration files whose SSL switches Flink versions read
-// differently: security.ssl.enabled (Flink 1.x only) and a legacy
-// flink-conf.yaml (Flink 1.x only). REST is open on every interface with
-// client authentication asked for, so whether REST SSL is on decides FP002.
+// lintCases are configuration files whose SSL switches and REST binding
+// Flink versions read differently or through fallback keys:
+// security.ssl.enabled (Flink 1.x only), a legacy flink-conf.yaml (Flink
+// 1.x only), and rest.bind-address's fallback web.address. Client
+// authentication is asked for, so whether REST SSL is on, or REST binds to
+// loopback, decides FP002.
 var lintCases = []struct{ name, file, conf string }{
-	{"security.ssl.enabled alone", "config.yaml", "security.ssl.enabled: true\n"},
-	{"security.ssl.internal.enabled", "config.yaml", "security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\n"},
-	{"internal off, the legacy switch on", "config.yaml", "security.ssl.internal.enabled: false\nsecurity.ssl.enabled: true\n"},
-	{"legacy file, security.ssl.internal.enabled", "flink-conf.yaml", "security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\n"},
-	{"legacy file, security.ssl.enabled alone", "flink-conf.yaml", "security.ssl.enabled: true\n"},
+	{"security.ssl.enabled alone", "config.yaml", "security.ssl.enabled: true\nrest.bind-address: 0.0.0.0\n"},
+	{"security.ssl.internal.enabled", "config.yaml", "security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\nrest.bind-address: 0.0.0.0\n"},
+	{"internal off, the legacy switch on", "config.yaml", "security.ssl.internal.enabled: false\nsecurity.ssl.enabled: true\nrest.bind-address: 0.0.0.0\n"},
+	{"legacy file, security.ssl.internal.enabled", "flink-conf.yaml", "security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\nrest.bind-address: 0.0.0.0\n"},
+	{"legacy file, security.ssl.enabled alone", "flink-conf.yaml", "security.ssl.enabled: true\nrest.bind-address: 0.0.0.0\n"},
+	{"REST on loopback through web.address", "config.yaml", "security.ssl.internal.enabled: true\nweb.address: 127.0.0.1\n"},
 }
 
-const lintCommon = "security.ssl.rest.authentication-enabled: true\nrest.bind-address: 0.0.0.0\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
+const lintCommon = "security.ssl.rest.authentication-enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
 
 // checkLintFacts proves that flinkpki flink lint --flink-version VERSION
 // reads each case as this Flink version does: FP001 is an error exactly when
 // Flink leaves internal SSL off (or does not read the file), and FP002
-// exactly when it leaves REST SSL off.
+// exactly when Flink leaves REST SSL off and binds REST beyond loopback.
 func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 	for i, c := range lintCases {
 		dir := filepath.Join(d.work, "lint", string(rune('a'+i)))
@@ -48,6 +51,7 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 		}
 		out = strings.TrimSpace(out)
 		internal, rest := strings.Contains(out, "internal=true"), strings.Contains(out, "rest=true")
+		loopback := strings.HasSuffix(out, " bind=127.0.0.1") || strings.HasSuffix(out, " bind=localhost")
 		if !strings.HasPrefix(out, "unread: ") && !strings.HasPrefix(out, "internal=") {
 			t.Fatalf("%s: ConfigFacts printed %q", c.name, out)
 		}
@@ -61,8 +65,8 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 		if fp001 == internal {
 			t.Errorf("%s: Flink %s has internal SSL %v (%s) but flink lint --flink-version %s reports FP001 error %v:\n%s", c.name, d.version, internal, out, d.version, fp001, findings)
 		}
-		if !strings.HasPrefix(out, "unread: ") && fp002 == rest {
-			t.Errorf("%s: Flink %s has REST SSL %v (%s) but flink lint --flink-version %s reports FP002 error %v:\n%s", c.name, d.version, rest, out, d.version, fp002, findings)
+		if open := !rest && !loopback; !strings.HasPrefix(out, "unread: ") && fp002 != open {
+			t.Errorf("%s: Flink %s has REST SSL %v and binds REST to loopback %v (%s) but flink lint --flink-version %s reports FP002 error %v:\n%s", c.name, d.version, rest, loopback, out, d.version, fp002, findings)
 		}
 	}
 }
