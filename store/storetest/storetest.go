@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,41 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("ReadsAreCopiesOfWhatIsStored", func(t *testing.T) { readsAreCopies(t, fresh(t)) })
 	t.Run("DeleteClusterRemovesThousandsOfHoldersAtOnce", func(t *testing.T) { deleteBigCluster(t, fresh(t)) })
 	t.Run("ExpectHolderFailsOnlyTheStaleCall", func(t *testing.T) { expectHolder(t, fresh(t)) })
+	t.Run("TokensScanFromAfterAnID", func(t *testing.T) { tokensAfter(t, fresh(t)) })
+}
+
+// tokensAfter checks ForEachTokenAfter, the paging of token list: every
+// token whose ID sorts after the given one, in ID order, the given one
+// left out.
+func tokensAfter(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := mustOpen(t, h, NewKEK(t))
+	defer s.Close()
+	ids := []string{"a1", "a2", "b1", "b10", "b2"}
+	if err := s.Update(ctx, func(tx *store.Txn) error {
+		for _, id := range ids {
+			if err := tx.PutToken(&store.Token{ID: id, Cluster: "c", Role: "taskmanager", UsesLeft: 1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for after, want := range map[string]string{"": "a1 a2 b1 b10 b2", "a2": "b1 b10 b2", "b1": "b10 b2", "b": "b1 b10 b2", "b2": ""} {
+		var got []string
+		if err := s.View(ctx, func(tx *store.Txn) error {
+			return tx.ForEachTokenAfter(after, func(tk *store.Token) (bool, error) {
+				got = append(got, tk.ID)
+				return true, nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if g := strings.Join(got, " "); g != want {
+			t.Errorf("tokens after %q = %q, want %q", after, g, want)
+		}
+	}
 }
 
 // expectHolder checks Tx.Expect through ExpectHolder: a mark taken in a
