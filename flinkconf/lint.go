@@ -64,21 +64,21 @@ type LintOptions struct {
 	// for, when the input does not say: a FlinkDeployment's
 	// spec.flinkVersion does, and a legacy flink-conf.yaml is read by Flink
 	// 1.x only. 0 means unknown: the configuration is then held to what
-	// every supported version reads (see LegacySSLSwitch).
+	// every supported version reads (see legacySSLSwitch).
 	FlinkMajor int
 }
 
-// LegacySSLSwitch reports whether Flink of the given major version reads
+// legacySSLSwitch reports whether Flink of the given major version reads
 // security.ssl.enabled as the fallback of security.ssl.internal.enabled and
 // security.ssl.rest.enabled. Flink 1.x does (SecurityOptions.
 // isInternalSSLEnabled); Flink 2.0 removed the key, so a configuration that
 // sets only it runs without internal SSL. The Flink interop suite checks
 // this against each version's own SecurityOptions.
-func LegacySSLSwitch(major int) bool { return major == 1 }
+func legacySSLSwitch(major int) bool { return major == 1 }
 
-// ReadsLegacyConf reports whether Flink of the given major version reads a
+// readsLegacyConf reports whether Flink of the given major version reads a
 // legacy flink-conf.yaml. Flink 2.0 reads config.yaml only.
-func ReadsLegacyConf(major int) bool { return major == 1 }
+func readsLegacyConf(major int) bool { return major == 1 }
 
 // ParseFlinkVersion returns the major version of a Flink version written
 // as Flink does (1.20, 2.2.1) or as the operator's spec.flinkVersion does
@@ -136,12 +136,18 @@ type subject struct {
 // get returns the first of keys that is set, which models Flink's fallback
 // keys (e.g. security.ssl.keystore behind security.ssl.internal.keystore).
 func (s *subject) get(keys ...string) (string, bool) {
+	_, v, ok := s.lookup(keys...)
+	return v, ok
+}
+
+// lookup is get that also says which key was set.
+func (s *subject) lookup(keys ...string) (key, value string, ok bool) {
 	for _, k := range keys {
 		if v, ok := s.conf[k]; ok {
-			return v, true
+			return k, v, true
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 func (s *subject) isTrue(keys ...string) bool {
@@ -156,7 +162,7 @@ func isTrueValue(v string) bool { return strings.EqualFold(strings.TrimSpace(v),
 // fallback security.ssl.enabled. With the version unknown only the key
 // every version reads counts.
 func (s *subject) restSSL() bool {
-	if LegacySSLSwitch(s.major) {
+	if legacySSLSwitch(s.major) {
 		return s.isTrue("security.ssl.rest.enabled", "security.ssl.enabled")
 	}
 	return s.isTrue("security.ssl.rest.enabled")

@@ -35,7 +35,7 @@ func one(id, severity, message, fix string) []Finding {
 
 func checkInternalSSL(s *subject, _ LintOptions) []Finding {
 	const fix = "set security.ssl.internal.enabled: true with stores from flinkpki; " + fixConfig
-	if s.legacy && !ReadsLegacyConf(s.major) {
+	if s.legacy && !readsLegacyConf(s.major) {
 		return one(RuleInternalSSL, SeverityError,
 			fmt.Sprintf("%s is a legacy flink-conf.yaml, which Flink 2 does not read (it reads config.yaml, in standard YAML): none of its settings apply, internal SSL included", s.label),
 			"move the settings to config.yaml (Flink 1.19 and later ship bin/migrate-config-file.sh for that); "+fix)
@@ -48,11 +48,11 @@ func checkInternalSSL(s *subject, _ LintOptions) []Finding {
 	case set:
 		return one(RuleInternalSSL, SeverityError,
 			fmt.Sprintf("%s disables internal SSL (security.ssl.internal.enabled: %s): any pod that reaches the cluster can join it", s.label, v), fix)
-	case legacySet && LegacySSLSwitch(s.major) && isTrueValue(legacy):
+	case legacySet && legacySSLSwitch(s.major) && isTrueValue(legacy):
 		return one(RuleInternalSSL, SeverityWarning,
 			fmt.Sprintf("%s turns internal SSL on only through security.ssl.enabled, which Flink 1.x reads as a fallback but Flink 2.0 removed: after an upgrade to Flink 2 internal SSL is silently off", s.label),
 			"set security.ssl.internal.enabled: true, and security.ssl.rest.enabled: true where REST uses TLS")
-	case legacySet && LegacySSLSwitch(s.major):
+	case legacySet && legacySSLSwitch(s.major):
 		return one(RuleInternalSSL, SeverityError,
 			fmt.Sprintf("%s disables internal SSL (security.ssl.enabled: %s, and security.ssl.internal.enabled is not set): any pod that reaches the cluster can join it", s.label, legacy), fix)
 	case legacySet && isTrueValue(legacy) && s.major == 2:
@@ -128,18 +128,13 @@ func checkRESTAuth(s *subject, _ LintOptions) []Finding {
 	if s.deployment != nil {
 		keys = keys[:1]
 	}
-	bindKey, bind, set := keys[0], "", false
-	for _, k := range keys {
-		if v, ok := s.conf[k]; ok {
-			bindKey, bind, set = k, v, true
-			break
-		}
-	}
+	bindKey, bind, set := s.lookup(keys...)
 	inConf := set && s.deployment != nil
 	if s.deployment != nil {
 		// The operator removes rest.bind-address from the configuration it
 		// writes for the pods: only an init container's copy can carry it.
-		bind, set = s.deployment.jobManagerConfSet("rest.bind-address")
+		bindKey = restBindKeys[0]
+		bind, set = s.deployment.jobManagerConfSet(bindKey)
 	}
 	if set && isLoopback(bind) {
 		return nil
