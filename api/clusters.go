@@ -31,9 +31,7 @@ func (s *Server) CreateCluster(ctx context.Context, req *pb.CreateClusterRequest
 	if req.GetLeafValidity() != nil && r.LeafValidity <= 0 {
 		return nil, s.auth.Deny(ctx, actorFrom(ctx), req.GetName(), "cluster.create", "invalid", fmt.Errorf("%w: leaf validity must be positive, got %s", authority.ErrInvalid, r.LeafValidity))
 	}
-	for _, b := range req.GetK8SBindings() {
-		r.K8sBindings = append(r.K8sBindings, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
-	}
+	r.K8sBindings = bindingsFromPB(req.GetK8SBindings())
 	v, err := s.auth.CreateCluster(ctx, actorFrom(ctx), r)
 	if err != nil {
 		return nil, err
@@ -43,22 +41,22 @@ func (s *Server) CreateCluster(ctx context.Context, req *pb.CreateClusterRequest
 
 // UpdateCluster implements ClusterService.
 func (s *Server) UpdateCluster(ctx context.Context, req *pb.UpdateClusterRequest) (*pb.Cluster, error) {
-	r := authority.UpdateClusterRequest{Name: req.GetName()}
-	if req.AutoRotate != nil {
-		v := req.GetAutoRotate()
-		r.AutoRotate = &v
-	}
-	for _, b := range req.GetAddK8SBindings() {
-		r.AddK8sBindings = append(r.AddK8sBindings, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
-	}
-	for _, b := range req.GetRemoveK8SBindings() {
-		r.RemoveK8sBindings = append(r.RemoveK8sBindings, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
-	}
+	r := authority.UpdateClusterRequest{Name: req.GetName(), AutoRotate: req.AutoRotate,
+		AddK8sBindings: bindingsFromPB(req.GetAddK8SBindings()), RemoveK8sBindings: bindingsFromPB(req.GetRemoveK8SBindings())}
 	v, err := s.auth.UpdateCluster(ctx, actorFrom(ctx), r)
 	if err != nil {
 		return nil, err
 	}
 	return viewPB(v), nil
+}
+
+// bindingsFromPB converts a request's Kubernetes bindings.
+func bindingsFromPB(bs []*pb.K8SBinding) []store.K8sBinding {
+	var out []store.K8sBinding
+	for _, b := range bs {
+		out = append(out, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
+	}
+	return out
 }
 
 // GetCluster implements ClusterService.
