@@ -187,10 +187,10 @@ var reads = map[string]string{
 // entry per poll. Faults that are no refusal (the store is down, the
 // caller went away) are not audited.
 func (s *Server) refuseRead(ctx context.Context, action string, req any, err error) error {
-	reason := authority.ReasonOf(err)
-	if reason == "error" || reason == "canceled" {
+	if !authority.IsRefusal(err) {
 		return err
 	}
+	reason := authority.ReasonOf(err)
 	actor := actorFrom(ctx)
 	cluster := ""
 	switch r := req.(type) {

@@ -201,9 +201,18 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 			return deny(fmt.Errorf("%w: Kubernetes binding %s/%s is named twice", ErrInvalid, b.Namespace, b.ServiceAccount))
 		}
 	}
+	details := map[string]string{}
+	if req.AutoRotate != nil {
+		details["auto_rotate"] = strconv.FormatBool(*req.AutoRotate)
+	}
+	if s := bindingList(req.AddK8sBindings); s != "" {
+		details["added"] = s
+	}
+	if s := bindingList(req.RemoveK8sBindings); s != "" {
+		details["removed"] = s
+	}
 	unlock := a.clusterLock(req.Name)
 	defer unlock()
-	details := map[string]string{}
 	err := a.st.Update(ctx, func(tx *store.Txn) error {
 		c, err := tx.Cluster(req.Name)
 		if errors.Is(err, store.ErrNotFound) {
@@ -226,13 +235,6 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		c.K8sBindings = append(bindings, req.AddK8sBindings...)
 		if req.AutoRotate != nil {
 			c.AutoRotate = *req.AutoRotate
-			details["auto_rotate"] = strconv.FormatBool(c.AutoRotate)
-		}
-		if s := bindingList(req.AddK8sBindings); s != "" {
-			details["added"] = s
-		}
-		if s := bindingList(req.RemoveK8sBindings); s != "" {
-			details["removed"] = s
 		}
 		if err := tx.PutCluster(c); err != nil {
 			return err
@@ -240,7 +242,7 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		return a.audit(tx, actor, c.Name, "cluster.update", "ok", "", details)
 	})
 	if err != nil {
-		if r := ReasonOf(err); r == "error" || r == "canceled" {
+		if !IsRefusal(err) {
 			return nil, err
 		}
 		return deny(err)

@@ -387,3 +387,11 @@ func ReasonOf(err error) string {
 	}
 	return "error"
 }
+
+// IsRefusal reports whether err refuses a request (ReasonOf names a
+// refusal), as opposed to a fault (the store is down) or a caller that went
+// away, which no audit entry records as refused.
+func IsRefusal(err error) bool {
+	r := ReasonOf(err)
+	return r != "error" && r != "canceled"
+}
