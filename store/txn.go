@@ -22,11 +22,7 @@ func (t *Txn) PutCluster(c *Cluster) error { return putCached(t, t.s.clusters, b
 func (t *Txn) ListClusters(after string, limit int) ([]*Cluster, string, error) {
 	var out []*Cluster
 	next := ""
-	start := ""
-	if after != "" {
-		start = after + "\x00"
-	}
-	err := scanJSON(t, bClusters, "", start, func(c *Cluster) (bool, error) {
+	err := scanJSON(t, bClusters, "", keyAfter(after), func(c *Cluster) (bool, error) {
 		if limit > 0 && len(out) == limit {
 			next = out[len(out)-1].Name
 			return false, nil
@@ -177,7 +173,7 @@ func (t *Txn) ForEachHolder(cluster, purpose string, fn func(*Holder) (bool, err
 func (t *Txn) ForEachHolderAfter(cluster, purpose, name string, fn func(*Holder) (bool, error)) error {
 	start := ""
 	if purpose != "" {
-		start = holderKey(cluster, purpose, name) + "\x00"
+		start = keyAfter(holderKey(cluster, purpose, name))
 	}
 	return scanJSON(t, bHolders, cluster+"/", start, fn)
 }
@@ -195,17 +191,22 @@ func (t *Txn) DeleteToken(id string) error { return t.tx.Delete(bTokens, []byte(
 
 // ForEachToken calls fn for every enrollment token.
 func (t *Txn) ForEachToken(fn func(*Token) (bool, error)) error {
-	return scanJSON(t, bTokens, "", "", fn)
+	return t.ForEachTokenAfter("", fn)
 }
 
 // ForEachTokenAfter calls fn for every enrollment token whose ID sorts
 // after after ("" : from the first), in ID order.
 func (t *Txn) ForEachTokenAfter(after string, fn func(*Token) (bool, error)) error {
-	start := ""
-	if after != "" {
-		start = after + "\x00"
+	return scanJSON(t, bTokens, "", keyAfter(after), fn)
+}
+
+// keyAfter is where a scan resumes after key: the smallest key that sorts
+// after it ("" for key "": from the first).
+func keyAfter(key string) string {
+	if key == "" {
+		return ""
 	}
-	return scanJSON(t, bTokens, "", start, fn)
+	return key + "\x00"
 }
 
 // AdminToken returns an administrator token record, or ErrNotFound.
