@@ -134,18 +134,12 @@ service account is an add, a rollout, then a remove.`,
 				return err
 			}
 			req := &flinkpkiv1.UpdateClusterRequest{Name: args[0]}
-			for _, f := range []struct {
-				name string
-				vals []string
-				to   *[]*flinkpkiv1.K8SBinding
-			}{{"--add-k8s-binding", add, &req.AddK8SBindings}, {"--remove-k8s-binding", remove, &req.RemoveK8SBindings}} {
-				for _, v := range f.vals {
-					ns, sa, ok := strings.Cut(v, "/")
-					if !ok || ns == "" || sa == "" || strings.Contains(sa, "/") {
-						return usagef("%s %q: want NAMESPACE/SERVICE-ACCOUNT, e.g. flink/orders-flink", f.name, v)
-					}
-					*f.to = append(*f.to, &flinkpkiv1.K8SBinding{Namespace: ns, ServiceAccount: sa})
-				}
+			var err error
+			if req.AddK8SBindings, err = bindingFlags("--add-k8s-binding", add); err != nil {
+				return err
+			}
+			if req.RemoveK8SBindings, err = bindingFlags("--remove-k8s-binding", remove); err != nil {
+				return err
 			}
 			switch autoRotate {
 			case "":
@@ -177,6 +171,19 @@ service account is an add, a rollout, then a remove.`,
 	f.StringVar(&autoRotate, "auto-rotate", "", "true or false: rotate the CAs automatically")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// bindingFlags parses NAMESPACE/SERVICE-ACCOUNT values of flag.
+func bindingFlags(flag string, vals []string) ([]*flinkpkiv1.K8SBinding, error) {
+	var out []*flinkpkiv1.K8SBinding
+	for _, v := range vals {
+		ns, sa, ok := strings.Cut(v, "/")
+		if !ok || ns == "" || sa == "" || strings.Contains(sa, "/") {
+			return nil, usagef("%s %q: want NAMESPACE/SERVICE-ACCOUNT, e.g. flink/orders-flink", flag, v)
+		}
+		out = append(out, &flinkpkiv1.K8SBinding{Namespace: ns, ServiceAccount: sa})
+	}
+	return out, nil
 }
 
 // clusterPageMax is the largest page the server answers with.
