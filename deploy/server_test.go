@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -101,6 +103,109 @@ func TestServerProbesUseTheNativeGRPCHealthPort(t *testing.T) {
 	}
 }
 
+// expandArgs expands $(NAME) in a container's args as the kubelet does:
+// from the container's env, where a downward-API field reference to
+// metadata.namespace reads namespace and any other reference reads
+// "<from NAME>"; $$ is a literal $, and an unknown name stays as written.
+func expandArgs(c *corev1.Container, namespace string) []string {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env[e.Name] = namespace
+		default:
+			env[e.Name] = "<from " + e.Name + ">"
+		}
+	}
+	var out []string
+	for _, a := range c.Args {
+		var b strings.Builder
+		for i := 0; i < len(a); i++ {
+			switch {
+			case strings.HasPrefix(a[i:], "$$"):
+				b.WriteByte('$')
+				i++
+			case strings.HasPrefix(a[i:], "$("):
+				end := strings.IndexByte(a[i:], ')')
+				if v, ok := env[a[i+2:i+max(end, 2)]]; end > 0 && ok {
+					b.WriteString(v)
+					i += end
+					continue
+				}
+				b.WriteByte('$')
+			default:
+				b.WriteByte(a[i])
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// inNamespace writes an overlay that puts the given resources and
+// components into namespace, and returns its directory.
+func inNamespace(t testing.TB, namespace string, resources, components []string) string {
+	t.Helper()
+	dir := overlay(t, resources, components)
+	path := filepath.Join(dir, "kustomization.yaml")
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read overlay: %v", err)
+	}
+	if err := os.WriteFile(path, append(text, "namespace: "+namespace+"\n"...), 0o644); err != nil {
+		t.Fatalf("write overlay: %v", err)
+	}
+	return dir
+}
+
+// The serving certificate must name the Service that init containers dial,
+// in whatever namespace an overlay puts the server, without a patch: the
+// kubelet's expansion of the --san arguments must give the Service's DNS
+// names, and nothing else.
+func TestServerSANsNameTheServiceInTheNamespaceItRunsIn(t *testing.T) {
+	cases := []struct {
+		name string
+		dir  func(t *testing.T) string
+		want string // the namespace the server runs in
+	}{
+		{"base", func(*testing.T) string { return "kubernetes" }, "flinkpki"},
+		{"overlay", func(t *testing.T) string { return inNamespace(t, "data-platform", []string{"kubernetes"}, nil) }, "data-platform"},
+		{"HA overlay", func(t *testing.T) string {
+			return inNamespace(t, "data-platform", []string{"kubernetes"}, []string{"kubernetes/ha"})
+		}, "data-platform"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := rendered(t, tc.dir(t))
+			svc := only[*corev1.Service](t, objs)
+			var pod corev1.PodTemplateSpec
+			var podNamespace string
+			if tc.name == "HA overlay" {
+				d := only[*appsv1.Deployment](t, objs)
+				pod, podNamespace = d.Spec.Template, d.Namespace
+			} else {
+				sts := only[*appsv1.StatefulSet](t, objs)
+				pod, podNamespace = sts.Spec.Template, sts.Namespace
+			}
+			if svc.Namespace != tc.want || podNamespace != tc.want {
+				t.Fatalf("Service in %q, server in %q, want both in %q", svc.Namespace, podNamespace, tc.want)
+			}
+			var sans []string
+			for _, a := range expandArgs(&pod.Spec.Containers[0], podNamespace) {
+				if san, ok := strings.CutPrefix(a, "--san="); ok {
+					sans = append(sans, san)
+				}
+			}
+			want := []string{svc.Name + "." + svc.Namespace + ".svc", svc.Name + "." + svc.Namespace + ".svc.cluster.local"}
+			if !slices.Equal(sans, want) {
+				t.Errorf("the server's expanded --san arguments are %v, want the Service's names %v", sans, want)
+			}
+		})
+	}
+}
+
 func TestServerArgsFollowTheContract(t *testing.T) {
 	sts, c := serverStatefulSet(t, rendered(t, "kubernetes"))
 	want := []string{
@@ -109,8 +214,6 @@ func TestServerArgsFollowTheContract(t *testing.T) {
 		"--listen=0.0.0.0:7443",
 		"--metrics-listen=0.0.0.0:9090",
 		"--kek-file=/etc/flinkpki/kek/kek",
-		"--san=flinkpki.flinkpki.svc",
-		"--san=flinkpki.flinkpki.svc.cluster.local",
 		"--k8s-issuer=https://kubernetes.default.svc.cluster.local",
 		"--k8s-jwks-file=/etc/flinkpki/jwks/jwks.json",
 	}
