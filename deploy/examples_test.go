@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/flinkpki/flinkpki/flinkconf"
 )
 
 // example is one FlinkDeployment example with its decoded pod templates.
@@ -331,5 +333,44 @@ func TestANativeExampleHasANamespaceOfItsOwn(t *testing.T) {
 	standalone := readKustomization(t, "examples/standalone").Namespace
 	if native == "" || native == standalone {
 		t.Errorf("the native example's namespace is %q, the standalone one's %q: give a native cluster a namespace of its own", native, standalone)
+	}
+}
+
+// flink lint is the check an operator of flinkpki runs on a manifest before
+// applying it: the examples must pass it, and it must read their flinkpki
+// wiring (FP010), so breaking that wiring in an example is found.
+func TestExamplesPassFlinkLint(t *testing.T) {
+	for mode, path := range exampleFiles {
+		t.Run(mode, func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			findings, err := flinkconf.Lint(data, path)
+			if err != nil {
+				t.Fatalf("flink lint %s: %v", path, err)
+			}
+			var rules []string
+			for _, f := range findings {
+				rules = append(rules, f.Rule+" "+f.Severity)
+			}
+			want := []string(nil)
+			if mode == "native" {
+				want = []string{flinkconf.RuleNativeMode + " warning"}
+			}
+			if !slices.Equal(rules, want) {
+				t.Errorf("findings %v, want %v: %v", rules, want, findings)
+			}
+			broken := strings.Replace(string(data), "value: /flink-conf\n", "value: /opt/flink/conf\n", 1)
+			if broken == string(data) {
+				t.Fatal("the example sets no FLINK_CONF_DIR value /flink-conf")
+			}
+			findings, err = flinkconf.Lint([]byte(broken), path)
+			if err != nil || !slices.ContainsFunc(findings, func(f flinkconf.Finding) bool {
+				return f.Rule == flinkconf.RuleInitWiring && strings.Contains(f.Message, "does not set FLINK_CONF_DIR to /flink-conf")
+			}) {
+				t.Errorf("with FLINK_CONF_DIR elsewhere, flink lint reports %v, %v; want %s", findings, err, flinkconf.RuleInitWiring)
+			}
+		})
 	}
 }

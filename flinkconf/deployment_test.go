@@ -130,7 +130,8 @@ func TestRenderYAMLRoundTripsAsStrings(t *testing.T) {
 
 // TestFlinkConfigurationPassesLint ties the generator to the linter: the
 // block `flink config` prints, pasted into a standalone deployment whose
-// JobManager init container keeps REST on loopback, raises no finding.
+// flinkpki init container reaches Flink in every pod and keeps REST on
+// loopback in the JobManager's, raises no finding.
 func TestFlinkConfigurationPassesLint(t *testing.T) {
 	kvs, err := FlinkConfiguration(ConfigParams{KeyAlgorithm: x509.RSA})
 	if err != nil {
@@ -140,9 +141,7 @@ func TestFlinkConfigurationPassesLint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest := "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: gen\nspec:\n  mode: standalone\n  serviceAccount: flink-gen\n" +
-		"  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            args: [init, --flink-conf-set, rest.bind-address=127.0.0.1]\n" +
-		"  flinkConfiguration:\n" + indent(string(block), "    ")
+	manifest := deployment(indent(string(block), "    "), "")
 	findings, err := LintWith([]byte(manifest), "gen.yaml", LintOptions{KeyAlgorithm: x509.RSA})
 	if err != nil {
 		t.Fatalf("Lint: %v", err)

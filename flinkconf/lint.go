@@ -25,6 +25,8 @@ const (
 	RuleServiceAccount      = "FP007" // default or missing service account
 	RuleHostNetwork         = "FP008" // hostNetwork in a pod template
 	RuleStoresFromSecrets   = "FP009" // keystores mounted from a Kubernetes Secret
+	RuleInitWiring          = "FP010" // the flinkpki init container's output does not reach Flink
+	RuleTemplateMerge       = "FP011" // pod templates merged by position
 )
 
 // ErrLintInput is returned when the file given to Lint is neither a

@@ -15,6 +15,7 @@ import (
 // deploymentInfo is what the rules need from a FlinkDeployment besides its
 // configuration.
 type deploymentInfo struct {
+	name           string // metadata.name, which the operator uses as the cluster id
 	mode           string
 	serviceAccount string
 	templates      []podTemplate
@@ -144,6 +145,7 @@ func readDeployment(doc *yaml.Node) (subject, error) {
 		return subject{}, fmt.Errorf("spec.flinkConfiguration of %s is a YAML %s, not a mapping of keys", label, kindName(fc.Kind))
 	}
 	info := &deploymentInfo{
+		name:           scalarAt(doc, "metadata", "name"),
 		mode:           scalarAt(doc, "spec", "mode"),
 		serviceAccount: scalarAt(doc, "spec", "serviceAccount"),
 	}

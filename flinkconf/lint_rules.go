@@ -11,7 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// rule checks one recommendation and returns at most one finding per subject.
+// rule checks one recommendation. It returns at most one finding per
+// subject, or per part of it (a kind of Flink process, the configuration
+// and the pod templates).
 type rule func(s *subject, opts LintOptions) []Finding
 
 // rules run in id order, so output is stable.
@@ -25,6 +27,8 @@ var rules = []rule{
 	checkServiceAccount,
 	checkHostNetwork,
 	checkStoresFromSecrets,
+	checkInitWiring,
+	checkTemplateMerge,
 }
 
 const fixConfig = "`flinkpki flink config --cluster NAME --role ROLE` prints the block"

@@ -117,20 +117,54 @@ const secureFlat = `    security.ssl.internal.enabled: "true"
     rest.bind-address: 127.0.0.1
 `
 
+// wiredArgs are the fixtures' flinkpki init arguments, as a YAML flow
+// sequence with extra items (", --flink-conf-set, KEY=VALUE") appended.
+func wiredArgs(extra string) string {
+	return "[init, --out, /flink-tls, --flink-conf-src, /opt/flink/conf, --flink-conf-out, /flink-conf" + extra + "]"
+}
+
+// wiredTemplate is a top-level pod template whose flinkpki init container
+// reaches Flink in every pod: stores and the configuration copy on
+// emptyDirs that flink-main-container mounts at the same paths, and
+// FLINK_CONF_DIR on the copy. extraArgs go to the init container (see
+// wiredArgs), extraContainers are further entries of containers.
+func wiredTemplate(extraArgs, extraContainers string) string {
+	return "  podTemplate:\n    spec:\n      initContainers:\n        - name: flinkpki-init\n          image: flinkpki/flinkpki:v1\n" +
+		"          args: " + wiredArgs(extraArgs) + "\n" +
+		"          volumeMounts:\n            - {name: tls, mountPath: /flink-tls}\n            - {name: conf, mountPath: /flink-conf}\n            - {name: flink-config-volume, mountPath: /opt/flink/conf}\n" +
+		"      containers:\n        - name: flink-main-container\n          env: [{name: FLINK_CONF_DIR, value: /flink-conf}]\n" +
+		"          volumeMounts:\n            - {name: tls, mountPath: /flink-tls, readOnly: true}\n            - {name: conf, mountPath: /flink-conf}\n" +
+		extraContainers +
+		"      volumes:\n        - {name: tls, emptyDir: {medium: Memory}}\n        - {name: conf, emptyDir: {}}\n"
+}
+
 // loopbackJobManager is a JobManager pod template whose flinkpki init
-// container keeps REST on loopback in the pod-local configuration.
-const loopbackJobManager = "  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            image: flinkpki/flinkpki:v1\n            args: [init, --flink-conf-set, rest.bind-address=127.0.0.1]\n"
+// container (merged by name into the top-level one) also keeps REST on
+// loopback in the pod-local configuration.
+var loopbackJobManager = "  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            args: " +
+	wiredArgs(", --flink-conf-set, rest.bind-address=127.0.0.1") + "\n"
 
 // deployment is a FlinkDeployment with the given configuration and extra
 // spec fields; without a jobManager field of its own it gets
-// loopbackJobManager.
+// loopbackJobManager, and without a top-level pod template wiredTemplate.
 func deployment(flinkConfiguration, extraSpec string) string {
 	if !strings.Contains(extraSpec, "  jobManager:") {
 		extraSpec = loopbackJobManager + extraSpec
 	}
+	if !strings.HasPrefix(extraSpec, "  podTemplate:") && !strings.Contains(extraSpec, "\n  podTemplate:") {
+		extraSpec += wiredTemplate("", "")
+	}
 	return "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: t\nspec:\n  mode: standalone\n  serviceAccount: flink-t\n" +
 		extraSpec + "  flinkConfiguration:\n" + flinkConfiguration
 }
+
+// noFlinkpki is a top-level pod template without the flinkpki init
+// container, for deployment's extraSpec.
+const noFlinkpki = "  podTemplate:\n    spec:\n      securityContext: {runAsNonRoot: true}\n"
+
+// noFlinkpkiAnywhere leaves the JobManager template out too (and with it
+// REST on loopback: FP002).
+const noFlinkpkiAnywhere = noFlinkpki + "  jobManager:\n    replicas: 1\n"
 
 // legacySwitchConf turns SSL on only with the key Flink 2 removed.
 const legacySwitchConf = "security.ssl.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n"
@@ -176,15 +210,15 @@ func TestLintRules(t *testing.T) {
 		{"the default service account is warned about", "d.yaml", strings.Replace(deployment(secureFlat, ""), "flink-t", "default", 1), LintOptions{}, []string{"FP007 warning"}},
 		{"the operator chart's shared service account is warned about", "d.yaml", strings.Replace(deployment(secureFlat, ""), "flink-t", "flink", 1), LintOptions{}, []string{"FP007 warning"}},
 		{"an open REST port behind a sidecar is still open", "d.yaml",
-			deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)+"  podTemplate:\n    spec:\n      containers:\n        - name: proxy\n          image: envoyproxy/envoy:v1.31\n"),
+			deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)+wiredTemplate("", "        - name: proxy\n          image: envoyproxy/envoy:v1.31\n")),
 			LintOptions{}, []string{"FP002 error"}},
 		{"rest.bind-address in flinkConfiguration alone has no effect", "d.yaml",
 			deployment(secureFlat, "  jobManager:\n    replicas: 1\n"), LintOptions{}, []string{"FP002 error"}},
 		{"--flink-conf-set=KEY=VALUE in the top-level template keeps REST on loopback", "d.yaml",
-			deployment(secureFlat, "  jobManager:\n    replicas: 1\n  podTemplate:\n    spec:\n      initContainers:\n        - name: flinkpki-init\n          args: [init, --flink-conf-set=rest.bind-address=::1]\n"),
+			deployment(secureFlat, "  jobManager:\n    replicas: 1\n"+wiredTemplate(", --flink-conf-set=rest.bind-address=::1", "")),
 			LintOptions{}, nil},
 		{"--flink-conf-set in the TaskManager template does not reach the JobManager", "d.yaml",
-			deployment(secureFlat, "  jobManager:\n    replicas: 1\n  taskManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            args: [init, --flink-conf-set, rest.bind-address=127.0.0.1]\n"),
+			deployment(secureFlat, "  jobManager:\n    replicas: 1\n  taskManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            args: "+wiredArgs(", --flink-conf-set, rest.bind-address=127.0.0.1")+"\n"),
 			LintOptions{}, []string{"FP002 error"}},
 		{"--flink-conf-set to every interface is open", "d.yaml",
 			deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)), LintOptions{}, []string{"FP002 error"}},
@@ -304,8 +338,7 @@ func TestLintDetectsProxySidecars(t *testing.T) {
 func TestLintReadsEveryDeploymentOfAManifest(t *testing.T) {
 	manifest := "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: flink-t\n---\n" +
 		deployment(secureFlat, "") + "---\n" +
-		strings.Replace(deployment(secureFlat, ""), "name: t\n", "name: second\n", 1) +
-		"  podTemplate:\n    spec:\n      hostNetwork: true\n"
+		strings.NewReplacer("name: t\n", "name: second\n", "  podTemplate:\n    spec:\n", "  podTemplate:\n    spec:\n      hostNetwork: true\n").Replace(deployment(secureFlat, ""))
 	findings, err := Lint([]byte(manifest), "all.yaml")
 	if err != nil {
 		t.Fatalf("Lint: %v", err)
@@ -343,5 +376,93 @@ func TestFindingString(t *testing.T) {
 	want := "FP006 error: config.yaml allows TLSv1 (fix: set security.ssl.protocol: TLSv1.2)"
 	if got := f.String(); got != want {
 		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+// FP010 follows the flinkpki init container's output to where Flink reads
+// it, in the pods of each Flink process; FP011 finds templates the
+// operator would merge by position.
+func TestLintFollowsTheInitContainerToFlink(t *testing.T) {
+	wired := deployment(secureFlat, "")
+	broken := func(old, new string) string {
+		t.Helper()
+		if !strings.Contains(wired, old) {
+			t.Fatalf("the fixture lacks %q", old)
+		}
+		return strings.ReplaceAll(wired, old, new)
+	}
+	restInit := "          - name: flinkpki-rest-init\n            image: flinkpki/flinkpki:v1\n            args: [init, --role, rest-server, --out, /rest-tls]\n"
+	tests := []struct {
+		name string
+		in   string
+		want []string
+		says []string // in the FP010 or FP011 message
+	}{
+		{"the wired fixture passes", wired, nil, nil},
+		{"FLINK_CONF_DIR elsewhere leaves Flink without the passwords",
+			broken("{name: FLINK_CONF_DIR, value: /flink-conf}", "{name: FLINK_CONF_DIR, value: /opt/flink/conf}"),
+			[]string{"FP010 error"}, []string{"JobManager and TaskManager pods", "does not set FLINK_CONF_DIR to /flink-conf"}},
+		{"stores on a hostPath leave the pod",
+			broken("{name: tls, emptyDir: {medium: Memory}}", "{name: tls, hostPath: {path: /var/flink-tls}}"),
+			[]string{"FP010 error"}, []string{`volume "tls", which is not an emptyDir`}},
+		{"the Flink container mounting the stores elsewhere does not find them",
+			broken("{name: tls, mountPath: /flink-tls, readOnly: true}", "{name: tls, mountPath: /tls, readOnly: true}"),
+			[]string{"FP010 error"}, []string{`flink-main-container does not mount volume "tls" at /flink-tls`}},
+		{"stores written outside every volume stay in the init container",
+			broken("            - {name: tls, mountPath: /flink-tls}\n", ""),
+			[]string{"FP010 error"}, []string{"writes the keystore and truststore to /flink-tls, which is on none of its volumes"}},
+		{"a volume the template does not define is refused",
+			broken("        - {name: conf, emptyDir: {}}\n", ""),
+			[]string{"FP010 error"}, []string{`mounts volume "conf", which the pod template does not define`}},
+		{"without --flink-conf-out the passwords reach no configuration",
+			broken(", --flink-conf-out, /flink-conf", ""),
+			[]string{"FP010 error"}, []string{"has no --flink-conf-out"}},
+		{"without --out init refuses to start",
+			broken("--out, /flink-tls, ", ""),
+			[]string{"FP010 error"}, []string{"has no --out"}},
+		{"the configuration copied from the operator's ConfigMap by its name passes",
+			strings.Replace(broken("{name: flink-config-volume, mountPath: /opt/flink/conf}", "{name: src, mountPath: /opt/flink/conf}"),
+				"      volumes:\n", "      volumes:\n        - {name: src, configMap: {name: flink-config-t}}\n", 1),
+			nil, nil},
+		{"a ConfigMap of another name keeps the pod from starting",
+			strings.Replace(broken("{name: flink-config-volume, mountPath: /opt/flink/conf}", "{name: src, mountPath: /opt/flink/conf}"),
+				"      volumes:\n", "      volumes:\n        - {name: src, configMap: {name: flink-config-other}}\n", 1),
+			[]string{"FP010 error"}, []string{`ConfigMap "flink-config-other", but the operator writes it to flink-config-t`}},
+		{"no init container and no password: Flink refuses to start",
+			deployment(secureFlat, noFlinkpkiAnywhere), []string{"FP002 error", "FP010 error"},
+			[]string{"JobManager and TaskManager pods", "no flinkpki init container makes their stores"}},
+		{"no init container but passwords inline is FP004's",
+			deployment(secureFlat+"    security.ssl.internal.keystore-password: s3cret\n", noFlinkpkiAnywhere), []string{"FP002 error", "FP004 error"}, nil},
+		{"internal SSL off is FP001's alone",
+			deployment(strings.Replace(secureFlat, `enabled: "true"`, `enabled: "false"`, 1), noFlinkpkiAnywhere), []string{"FP001 error", "FP002 error"}, nil},
+		{"an init container in the JobManager template alone leaves TaskManagers without stores",
+			deployment(secureFlat, noFlinkpki+"  jobManager:\n"+indent(wiredTemplate(", --flink-conf-set, rest.bind-address=127.0.0.1", ""), "  ")),
+			[]string{"FP010 error"}, []string{"in its TaskManager pods (from spec.podTemplate): no flinkpki init container"}},
+		{"an init container for REST material is not the internal one",
+			deployment(secureFlat, strings.TrimSuffix(loopbackJobManager, "\n")+"\n"+restInit), nil, nil},
+		{"a JobManager init container at the top-level one's position is merged into it",
+			deployment(secureFlat, wiredTemplate(", --flink-conf-set, rest.bind-address=127.0.0.1", "")+"  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n"+restInit),
+			[]string{"FP011 warning"}, []string{`spec.jobManager.podTemplate initContainers[0] "flinkpki-rest-init" into spec.podTemplate's "flinkpki-init"`}},
+		{"unless arrays merge by name",
+			deployment(secureFlat+"    kubernetes.operator.pod-template.merge-arrays-by-name: \"true\"\n", wiredTemplate(", --flink-conf-set, rest.bind-address=127.0.0.1", "")+"  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n"+restInit),
+			nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			findings, err := Lint([]byte(tt.in), "d.yaml")
+			if err != nil {
+				t.Fatalf("Lint: %v", err)
+			}
+			want := slices.Clone(tt.want)
+			sort.Strings(want)
+			if got := ruleSet(findings); !slices.Equal(got, want) {
+				t.Fatalf("findings = %v, want %v\n%v", got, want, findings)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(findings[len(findings)-1].Message, s) {
+					t.Errorf("the finding does not say %q: %s", s, findings[len(findings)-1])
+				}
+			}
+		})
 	}
 }

@@ -126,6 +126,13 @@ forward-secret cipher suites matched to the key type, TLSv1.2 or later, a
 dedicated service account, no hostNetwork, no keystore from a Kubernetes
 Secret. Works offline.
 
+In a FlinkDeployment it also follows the flinkpki init container to Flink in
+the JobManager and TaskManager pods (the top-level pod template merged with
+each process's own, by name): --out and --flink-conf-out on emptyDir volumes
+that flink-main-container mounts at the same paths, FLINK_CONF_DIR on the
+copy, --flink-conf-src on the operator's ConfigMap flink-config-NAME (FP010);
+and it warns about templates the operator would merge by position (FP011).
+
 Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
 security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy
 flink-conf.yaml. A FlinkDeployment names its version in spec.flinkVersion and

@@ -23,24 +23,15 @@ import (
 	"github.com/flinkpki/flinkpki/enroll"
 )
 
-const secureDeployment = `apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: orders
-spec:
-  mode: standalone
-  serviceAccount: flink-orders
-  jobManager:
-    podTemplate:
-      spec:
-        initContainers:
-          - name: flinkpki-init
-            args: [init, --flink-conf-set, rest.bind-address=127.0.0.1]
-  flinkConfiguration:
-    security.ssl.internal.enabled: "true"
-    security.ssl.protocol: TLSv1.2
-    security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
-`
+// secureDeployment is flinkconf's reference of a FlinkDeployment that
+// follows every recommendation, flinkpki init container wiring included.
+var secureDeployment = func() string {
+	data, err := os.ReadFile(filepath.Join("..", "..", "flinkconf", "testdata", "lint", "secure-deployment.yaml"))
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}()
 
 func TestFlinkLintExitCodes(t *testing.T) {
 	t.Parallel()
