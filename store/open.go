@@ -75,6 +75,12 @@ func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
 // seal does not open the store (a nil seal skips that check), so that an
 // offline tool can refuse a wrong source before it copies anything.
 func Check(ctx context.Context, b Backend, seal *Sealer) error {
+	return check(ctx, b, seal, false)
+}
+
+// check is Check; inRotation lets a store whose key-encryption key
+// rotation was interrupted pass (for OpenForKEKRotation).
+func check(ctx context.Context, b Backend, seal *Sealer, inRotation bool) error {
 	return b.View(ctx, func(tx Tx) error {
 		v := tx.Get(bMeta, kSchema)
 		if v == nil {
@@ -89,6 +95,9 @@ func Check(ctx context.Context, b Backend, seal *Sealer) error {
 		}
 		if _, err := seal.Open(tx.Get(bMeta, kKEKCheck), "kek-check"); err != nil {
 			return fmt.Errorf("%w: start the server with the key-encryption key this store was created with (--kek-file)", ErrWrongKEK)
+		}
+		if tx.Get(bMeta, kKEKRotation) != nil && !inRotation {
+			return fmt.Errorf("%w: some CA keys are under the new key already: run flinkpki admin rotate-kek again with the same --kek-file and --new-kek-file before starting a server", ErrKEKRotation)
 		}
 		return nil
 	})
@@ -114,86 +123,6 @@ func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 // more than once and must not change state outside the transaction.
 func (s *Store) Batch(ctx context.Context, fn func(*Txn) error) error {
 	return s.b.Batch(ctx, func(tx Tx) error { return fn(&Txn{tx: tx, s: s}) })
-}
-
-// RotateKEK re-encrypts every CA key (the serving CA's too) and the key
-// check under next, in one transaction, and returns how many keys it
-// re-encrypted. The caller must use a Store opened with next afterwards.
-func (s *Store) RotateKEK(ctx context.Context, next *Sealer) (int, error) {
-	n := 0
-	err := s.b.Update(ctx, func(tx Tx) error {
-		n = 0
-		type kv struct{ k, v []byte }
-		var all []kv
-		err := tx.Scan(bCAs, nil, nil, func(k, v []byte) (bool, error) {
-			var ca CA
-			if err := json.Unmarshal(v, &ca); err != nil {
-				return false, fmt.Errorf("%w: CA %s: %v", ErrCorrupt, k, err)
-			}
-			key, err := s.seal.Open(ca.SealedKey, caAAD(ca.Cluster, ca.ID))
-			if err != nil {
-				return false, fmt.Errorf("open CA key %s: %w", k, err)
-			}
-			if ca.SealedKey, err = next.Seal(key, caAAD(ca.Cluster, ca.ID)); err != nil {
-				return false, err
-			}
-			out, err := json.Marshal(&ca)
-			if err != nil {
-				return false, err
-			}
-			all = append(all, kv{append([]byte(nil), k...), out})
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, e := range all {
-			if err := tx.Put(bCAs, e.k, e.v); err != nil {
-				return err
-			}
-			n++
-		}
-		if resealed, err := s.resealServerCA(tx, next); err != nil {
-			return err
-		} else if resealed {
-			n++
-		}
-		check, err := next.Seal([]byte(kekCheckPlaintext), "kek-check")
-		if err != nil {
-			return err
-		}
-		return tx.Put(bMeta, kKEKCheck, check)
-	})
-	if err == nil {
-		s.seal = next
-	}
-	return n, err
-}
-
-// resealServerCA re-encrypts the serving CA's key under next, when the
-// store has one yet. Without it a rotated store would refuse to start: the
-// serving CA is sealed like every cluster CA but lives in the meta bucket.
-func (s *Store) resealServerCA(tx Tx, next *Sealer) (bool, error) {
-	raw := tx.Get(bMeta, kServerCA)
-	if raw == nil {
-		return false, nil
-	}
-	var rec CA
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return false, fmt.Errorf("%w: serving CA: %v", ErrCorrupt, err)
-	}
-	key, err := s.seal.Open(rec.SealedKey, "server-ca")
-	if err != nil {
-		return false, fmt.Errorf("open the serving CA key: %w", err)
-	}
-	if rec.SealedKey, err = next.Seal(key, "server-ca"); err != nil {
-		return false, err
-	}
-	out, err := json.Marshal(&rec)
-	if err != nil {
-		return false, err
-	}
-	return true, tx.Put(bMeta, kServerCA, out)
 }
 
 func caAAD(cluster, id string) string { return "ca-key/" + cluster + "/" + id }

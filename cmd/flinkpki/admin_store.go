@@ -256,12 +256,26 @@ the store exists.`,
 
 func newAdminRotateKEKCmd() *cobra.Command {
 	var dataDir, kekFile, newKEKFile string
+	var etcd etcdFlags
+	var out outputFormat
 	cmd := &cobra.Command{
-		Use:   "rotate-kek --data-dir DIR --kek-file OLD --new-kek-file NEW",
-		Short: "Re-encrypt every CA key under a new key-encryption key, offline",
+		Use:   "rotate-kek (--data-dir DIR | --etcd-endpoints URLS) --kek-file OLD --new-kek-file NEW",
+		Short: "Re-encrypt every CA key under a new key-encryption key, with the servers stopped",
 		Long: `Re-encrypt every CA private key (and the serving CA's) under a new key-encryption
-key in one transaction, while the server is stopped. Afterwards start the
-server with --kek-file NEW; the old key no longer opens the store.`,
+key, while the servers are stopped, and audit it (kek.rotate). Afterwards
+start the servers with --kek-file NEW; the old key no longer opens the store.
+
+A stopped server's bbolt store (--data-dir) is rotated in one transaction: a
+failure changes nothing. An HA installation's etcd store (--etcd-endpoints,
+every replica scaled to zero first: a running replica is refused) holds more
+CA keys than one etcd transaction may write, so they are re-encrypted a
+hundred at a time, with the progress on stderr. Until the last transaction,
+servers refuse the store; if the run is interrupted, run the same command
+again with the same two keys to finish it.`,
+		Example: `  flinkpki admin rotate-kek --data-dir /var/lib/flinkpki --kek-file kek --new-kek-file kek.new
+  kubectl -n flinkpki scale deployment/flinkpki --replicas=0
+  flinkpki admin rotate-kek --etcd-endpoints https://etcd-0:2379 --etcd-ca-file ca.crt \
+      --etcd-cert-file tls.crt --etcd-key-file tls.key --kek-file kek --new-kek-file kek.new`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if newKEKFile == "" {
@@ -279,23 +293,90 @@ server with --kek-file NEW; the old key no longer opens the store.`,
 			if err != nil {
 				return err
 			}
-			st, err := openOffline(cmd.Context(), dataDir, kekFile)
+			st, where, err := openForKEKRotation(cmd, dataDir, kekFile, &etcd)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			n, err := st.RotateKEK(cmd.Context(), next)
-			if err != nil {
-				return fmt.Errorf("rotate key-encryption key (nothing was changed): %w", err)
+			stderr := cmd.ErrOrStderr()
+			var last time.Time
+			progress := func(done int) {
+				if now := time.Now(); now.Sub(last) >= time.Second {
+					fmt.Fprintf(stderr, "re-encrypted %d CA keys\n", done)
+					last = now
+				}
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "re-encrypted %d CA keys; start the server with --kek-file %s\n", n, newKEKFile)
+			audit := &store.AuditEntry{Time: time.Now().UTC(), Actor: authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}.String(), Action: "kek.rotate", Outcome: "ok"}
+			n, err := st.RotateKEK(cmd.Context(), next, store.RotateKEKOptions{Progress: progress, Audit: audit})
+			switch {
+			case errors.Is(err, store.ErrKEKRotation):
+				return fmt.Errorf("rotate key-encryption key of %s: %w; servers refuse the store until this command, run again with the same --kek-file and --new-kek-file, finishes it", where, err)
+			case err != nil && len(etcd.endpoints) > 0:
+				return fmt.Errorf("rotate key-encryption key of %s (the store is under the old key): %w", where, err)
+			case err != nil:
+				return fmt.Errorf("rotate key-encryption key of %s (nothing was changed): %w", where, err)
+			}
+			if out == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"reencrypted": n, "kek_id": next.ID()})
+			}
+			fmt.Fprintf(stderr, "re-encrypted %d CA keys; start the servers with --kek-file %s\n", n, newKEKFile)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", "./flinkpki-data", "data directory of the stopped server")
-	cmd.Flags().StringVar(&kekFile, "kek-file", "", "the current key-encryption key (env FLINKPKI_KEK_FILE)")
+	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
 	cmd.Flags().StringVar(&newKEKFile, "new-kek-file", "", "the new key-encryption key (32 random bytes)")
+	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// openForKEKRotation opens the store admin rotate-kek names, like
+// openAdminStore, but also one whose rotation was interrupted; an etcd
+// store that a running replica still uses is refused.
+func openForKEKRotation(cmd *cobra.Command, dataDir, kekFile string, etcd *etcdFlags) (*store.Store, string, error) {
+	ctx := cmd.Context()
+	kekFile = kekFileOrEnv(kekFile)
+	seal, err := sealerFromFile(kekFile)
+	if err != nil {
+		return nil, "", err
+	}
+	var b store.Backend
+	var where, noStore string
+	if len(etcd.endpoints) == 0 {
+		where = filepath.Join(dataDir, "flinkpki.db")
+		if _, err := os.Stat(where); err != nil {
+			return nil, "", fmt.Errorf("no store at %s: %w", where, err)
+		}
+		if b, err = bolt.Open(where, bolt.Options{}); err != nil {
+			return nil, "", err // names the lock ("stop it first") or the corruption
+		}
+	} else {
+		if cmd.Flags().Changed("data-dir") {
+			return nil, "", usagef("--data-dir and --etcd-endpoints name two stores: give one")
+		}
+		tlsCfg, err := etcdstore.TLSConfig(etcd.caFile, etcd.certFile, etcd.keyFile)
+		if err != nil {
+			return nil, "", err
+		}
+		eb, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: etcd.endpoints, Prefix: etcd.prefix, TLS: tlsCfg})
+		if err != nil {
+			return nil, "", err
+		}
+		where, noStore = "etcd "+strings.Join(etcd.endpoints, ",")+etcd.prefix, "check --etcd-prefix"
+		if n, err := eb.Campaigners(ctx); err != nil || n > 0 {
+			eb.Close()
+			if err != nil {
+				return nil, "", err
+			}
+			return nil, "", fmt.Errorf("%d flinkpki server(s) still use %s (their election keys are live): scale every replica to zero first; nothing was changed", n, where)
+		}
+		b = eb
+	}
+	st, err := store.OpenForKEKRotation(ctx, b, seal)
+	if err != nil {
+		b.Close()
+		return nil, "", storeRefusal(err, where, kekFile, noStore)
+	}
+	return st, where, nil
 }
 
 // openMigrationEnd opens "bolt:PATH" or "etcd:URL,URL" for admin migrate.

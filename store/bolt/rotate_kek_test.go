@@ -31,7 +31,7 @@ func TestRotateKEKReencryptsTheServingCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	next, _ := store.NewSealer(newK, nil)
-	if n, err := s.RotateKEK(ctx, next); err != nil || n != 2 {
+	if n, err := s.RotateKEK(ctx, next, store.RotateKEKOptions{}); err != nil || n != 2 {
 		t.Fatalf("RotateKEK = %d, %v; want 2 keys (one cluster CA, the serving CA)", n, err)
 	}
 	s.Close()

@@ -167,3 +167,16 @@ func (l *Leader) campaign(ctx context.Context, sess *concurrency.Session) {
 		}
 	}
 }
+
+// Campaigners counts the servers that campaign in any election under the
+// prefix: each running replica with a scheduler holds a key there while its
+// lease lives. Offline commands use it to refuse a store still in use.
+func (b *Backend) Campaigners(ctx context.Context) (int, error) {
+	octx, cancel := b.opCtx(ctx)
+	defer cancel()
+	resp, err := b.cli.Get(octx, b.cfg.Prefix+".election/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, b.wrap(ctx, "count election candidates", err)
+	}
+	return int(resp.Count), nil
+}

@@ -83,6 +83,13 @@ type Backend struct {
 	batch   store.GroupCommit
 }
 
+// maxWritesPerTxn bounds the writes of one transaction that rewrites many
+// records (store.RotateKEK), below etcd's default --max-txn-ops of 128.
+const maxWritesPerTxn = 100
+
+// MaxWritesPerTxn implements store.WriteLimiter.
+func (b *Backend) MaxWritesPerTxn() int { return maxWritesPerTxn }
+
 // Open connects to etcd. It does not wait for the cluster: the first
 // operation reports an unreachable cluster with store.ErrUnavailable.
 // Buckets need no creation on etcd; store.Open writes the schema record.

@@ -11,6 +11,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +37,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("WrongKEKIsRefusedAndLeavesTheStoreUnchanged", func(t *testing.T) { wrongKEKIsRefused(t, fresh(t)) })
 	t.Run("ListClustersPaginates", func(t *testing.T) { listClustersPaginates(t, fresh(t)) })
 	t.Run("RotateKEKReencryptsEveryKey", func(t *testing.T) { rotateKEK(t, fresh(t)) })
+	t.Run("AnInterruptedRotateKEKResumesWithTheSameKeysOnly", func(t *testing.T) { rotateKEKResumes(t, fresh(t)) })
 	t.Run("ReadsAreCopiesOfWhatIsStored", func(t *testing.T) { readsAreCopies(t, fresh(t)) })
 	t.Run("DeleteClusterRemovesThousandsOfHoldersAtOnce", func(t *testing.T) { deleteBigCluster(t, fresh(t)) })
 	t.Run("ExpectHolderFailsOnlyTheStaleCall", func(t *testing.T) { expectHolder(t, fresh(t)) })
@@ -400,25 +403,77 @@ func readsAreCopies(t *testing.T, h Harness) {
 	}
 }
 
-func rotateKEK(t *testing.T, h Harness) {
+// manyCAs is more CA keys than one etcd transaction may write, so a
+// backend with a write limit rotates them in several.
+const manyCAs = 250
+
+// putCAs stores manyCAs CA keys ("key-I" for CA I of cluster "cI/10"),
+// fifty to a transaction, and a serving CA.
+func putCAs(t *testing.T, s *store.Store) {
+	t.Helper()
 	ctx := context.Background()
-	oldKEK, newK := NewKEK(t), NewKEK(t)
-	s := mustOpen(t, h, oldKEK)
-	err := s.Update(ctx, func(tx *store.Txn) error {
-		for _, id := range []string{"internal-1", "rest-1"} {
-			if err := tx.PutCA(&store.CA{Cluster: "c", ID: id, Key: []byte("key-" + id)}); err != nil {
-				return err
+	for lo := 0; lo < manyCAs; lo += 50 {
+		err := s.Update(ctx, func(tx *store.Txn) error {
+			for i := lo; i < lo+50; i++ {
+				if err := tx.PutCA(&store.CA{Cluster: fmt.Sprintf("c%02d", i/10), ID: fmt.Sprintf("internal-%03d", i), Key: []byte(fmt.Sprintf("key-%d", i))}); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Update(ctx, func(tx *store.Txn) error {
+		return tx.PutServerCA(&store.CA{ID: "server", Purpose: "serving", Key: []byte("serving-key")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkCAs asserts that s opens every key putCAs stored.
+func checkCAs(t *testing.T, s *store.Store) {
+	t.Helper()
+	err := s.View(context.Background(), func(tx *store.Txn) error {
+		for c := 0; c < manyCAs/10; c++ {
+			cas, err := tx.CAs(fmt.Sprintf("c%02d", c))
+			if err != nil || len(cas) != 10 {
+				t.Fatalf("cluster c%02d: %d CAs, %v", c, len(cas), err)
+			}
+			for _, ca := range cas {
+				var i int
+				fmt.Sscanf(ca.ID, "internal-%d", &i)
+				if key, err := s.OpenCAKey(ca); err != nil || string(key) != fmt.Sprintf("key-%d", i) {
+					t.Fatalf("CA %s/%s: %q, %v", ca.Cluster, ca.ID, key, err)
+				}
+			}
+		}
+		rec, err := tx.ServerCA()
+		if err != nil || string(rec.Key) != "serving-key" {
+			t.Fatalf("serving CA: %v", err)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func rotateKEK(t *testing.T, h Harness) {
+	ctx := context.Background()
+	oldKEK, newK := NewKEK(t), NewKEK(t)
+	s := mustOpen(t, h, oldKEK)
+	putCAs(t, s)
 	next, _ := store.NewSealer(newK, nil)
-	n, err := s.RotateKEK(ctx, next)
-	if err != nil || n != 2 {
-		t.Fatalf("RotateKEK = %d, %v", n, err)
+	var seen []int
+	audit := &store.AuditEntry{Time: time.Now().UTC(), Actor: "system:test", Action: "kek.rotate", Outcome: "ok"}
+	n, err := s.RotateKEK(ctx, next, store.RotateKEKOptions{Progress: func(done int) { seen = append(seen, done) }, Audit: audit})
+	if err != nil || n != manyCAs+1 {
+		t.Fatalf("RotateKEK = %d, %v; want %d (every CA and the serving CA)", n, err, manyCAs+1)
+	}
+	if len(seen) == 0 || seen[len(seen)-1] != n || !slices.IsSorted(seen) {
+		t.Errorf("progress reports %v, want a rising count ending at %d", seen, n)
 	}
 	s.Close()
 	if _, err := open(t, h, oldKEK); !errors.Is(err, store.ErrWrongKEK) {
@@ -426,19 +481,85 @@ func rotateKEK(t *testing.T, h Harness) {
 	}
 	s = mustOpen(t, h, newK)
 	defer s.Close()
+	checkCAs(t, s)
+	oldSeal, _ := store.NewSealer(oldKEK, nil)
+	var got []*store.AuditEntry
 	err = s.View(ctx, func(tx *store.Txn) error {
-		cas, err := tx.CAs("c")
-		if err != nil || len(cas) != 2 {
-			t.Fatalf("after rotation: %v %v", cas, err)
-		}
-		if key, err := s.OpenCAKey(cas[0]); err != nil || string(key) != "key-internal-1" {
-			t.Fatalf("after rotation: %q %v", key, err)
-		}
-		return nil
+		return tx.ForEachAudit(1, func(e *store.AuditEntry) (bool, error) {
+			got = append(got, e)
+			return true, nil
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
+	want := map[string]string{"from": oldSeal.ID(), "to": next.ID(), "keys": fmt.Sprint(manyCAs + 1)}
+	if err != nil || len(got) != 1 || got[0].Action != "kek.rotate" || !maps.Equal(got[0].Details, want) {
+		t.Errorf("audit trail after the rotation: %+v, %v; want one kek.rotate entry with %v", got, err, want)
 	}
+}
+
+// rotateKEKResumes interrupts a rotation after its first transaction. A
+// backend without a write limit rotates in one transaction, so nothing has
+// changed; one with a limit is left between the two keys: no server may
+// open it, a run with another new key is refused, and a run with the same
+// two keys finishes it.
+func rotateKEKResumes(t *testing.T, h Harness) {
+	oldKEK, newK, otherK := NewKEK(t), NewKEK(t), NewKEK(t)
+	s := mustOpen(t, h, oldKEK)
+	putCAs(t, s)
+	next, _ := store.NewSealer(newK, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := s.RotateKEK(ctx, next, store.RotateKEKOptions{Progress: func(int) { cancel() }})
+	s.Close()
+	b := h.Open(t)
+	_, limited := b.(store.WriteLimiter)
+	b.Close()
+	if !limited {
+		if err != nil || n != manyCAs+1 {
+			t.Fatalf("RotateKEK in one transaction = %d, %v", n, err)
+		}
+		return
+	}
+	if !errors.Is(err, store.ErrKEKRotation) || n == 0 || n >= manyCAs {
+		t.Fatalf("interrupted RotateKEK = %d, %v; want ErrKEKRotation part of the way", n, err)
+	}
+	for _, k := range [][]byte{oldKEK, newK} {
+		if _, err := open(t, h, k); err == nil || (!errors.Is(err, store.ErrKEKRotation) && !errors.Is(err, store.ErrWrongKEK)) {
+			t.Fatalf("a store between two keys opened for a server: %v", err)
+		}
+	}
+	if _, err := open(t, h, oldKEK); !errors.Is(err, store.ErrKEKRotation) {
+		t.Fatalf("Open with the old key = %v, want ErrKEKRotation", err)
+	}
+	reopen := func() *store.Store {
+		t.Helper()
+		seal, _ := store.NewSealer(oldKEK, nil)
+		b := h.Open(t)
+		s, err := store.OpenForKEKRotation(context.Background(), b, seal)
+		if err != nil {
+			b.Close()
+			t.Fatalf("OpenForKEKRotation: %v", err)
+		}
+		return s
+	}
+	s = reopen()
+	other, _ := store.NewSealer(otherK, nil)
+	before := h.Raw(t)
+	if _, err := s.RotateKEK(context.Background(), other, store.RotateKEKOptions{}); !errors.Is(err, store.ErrKEKRotation) || !strings.Contains(err.Error(), "give the same two keys") {
+		t.Fatalf("a run with another new key = %v, want ErrKEKRotation", err)
+	}
+	if !bytes.Equal(before, h.Raw(t)) {
+		t.Fatal("the refused run changed the store")
+	}
+	s.Close()
+	s = reopen()
+	rest, err := s.RotateKEK(context.Background(), next, store.RotateKEKOptions{})
+	if err != nil || n+rest != manyCAs+1 {
+		t.Fatalf("the resumed RotateKEK = %d, %v; want the %d keys the first run left", rest, err, manyCAs+1-n)
+	}
+	s.Close()
+	s = mustOpen(t, h, newK)
+	defer s.Close()
+	checkCAs(t, s)
 }
 
 // deleteBigCluster deletes a cluster with 1,500 holders in one transaction:

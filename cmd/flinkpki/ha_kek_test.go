@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRotatingTheKEKOfAnEtcdStore rotates the key-encryption key of an HA
+// installation with "admin rotate-kek --etcd-endpoints": refused while a
+// replica runs (nothing changes), done once every replica is stopped and
+// audited; the old key then opens nothing, and a replica with the new key
+// signs with the same CAs. (The resumption of an interrupted rotation is in
+// the store conformance suite, store/storetest, on bbolt and etcd.)
+func TestRotatingTheKEKOfAnEtcdStore(t *testing.T) {
+	h := newHAStore(t)
+	s := h.replica(t)
+	for i := range 3 {
+		s.cli(t, s.admin, "cluster", "create", fmt.Sprintf("c%d", i), "--key-type", "ecdsa-p256").ok(t)
+	}
+	s.cli(t, s.admin, "ca", "prepare", "--cluster", "c0").ok(t)
+	want := map[string][]string{"c0": activeFingerprints(t, s, "c0"), "c2": activeFingerprints(t, s, "c2")}
+	oldKEK, newKEK := h.kek, writeKEK(t, t.TempDir(), "kek.new")
+	store := []string{"--etcd-endpoints", strings.Join(h.etcd.Endpoints(), ","), "--etcd-prefix", h.prefix}
+	rotate := append(append([]string{"admin", "rotate-kek"}, store...), "--kek-file", oldKEK, "--new-kek-file", newKEK, "-o", "json")
+
+	oneLineError(t, runCLI(t, nil, rotate...), 1, "server(s) still use etcd")
+	runCLI(t, nil, append(append([]string{"admin", "list-tokens"}, store...), "--kek-file", oldKEK)...).ok(t)
+
+	s.stop(t)
+	r := runCLI(t, nil, rotate...).ok(t)
+	var got struct {
+		Reencrypted int    `json:"reencrypted"`
+		KEKID       string `json:"kek_id"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("rotate-kek -o json: %v\n%s", err, r.stdout)
+	}
+	// 3 clusters x 2 lineages (internal and REST), 1 prepared, the serving CA.
+	if got.Reencrypted != 8 || len(got.KEKID) != 16 {
+		t.Errorf("rotate-kek reported %+v, want 8 CA keys and the new key's ID", got)
+	}
+	r = runCLI(t, nil, append(append([]string{"admin", "list-tokens"}, store...), "--kek-file", oldKEK)...)
+	oneLineError(t, r, 1, "does not open")
+
+	h.kek = newKEK
+	s = h.replica(t)
+	for cluster, fps := range want {
+		if now := activeFingerprints(t, s, cluster); !slices.Equal(now, fps) {
+			t.Errorf("cluster %s CAs after the rotation = %v, want %v", cluster, now, fps)
+		}
+	}
+	s.cli(t, s.admin, "ca", "activate", "--cluster", "c0").ok(t) // signs with the prepared CA's re-encrypted key
+	e := newEnroller(t, s.addr, s.caFile, s.tokenFor(t, "c0", "taskmanager"))
+	if _, err := e.enroll(t.Context(), "c0", "tm-0"); err != nil {
+		t.Fatalf("enroll after the rotation: %v", err)
+	}
+	var rotated []auditJSON
+	for _, a := range auditEntries(t, s, "") {
+		if a.Action == "kek.rotate" {
+			rotated = append(rotated, a)
+		}
+	}
+	if len(rotated) != 1 || rotated[0].Details["keys"] != "8" || rotated[0].Details["to"] != got.KEKID || rotated[0].Outcome != "ok" {
+		t.Errorf("kek.rotate audit entries: %+v, want one with 8 keys to %s", rotated, got.KEKID)
+	}
+}

@@ -1,0 +1,273 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// kKEKRotation marks a rotation of the key-encryption key that re-encrypts
+// the CA keys over several transactions and has not finished.
+var kKEKRotation = []byte("kek_rotation")
+
+// ErrKEKRotation is returned while a key-encryption key rotation that spans
+// several transactions is unfinished: every CA key is under one of two
+// keys, and only admin rotate-kek, run again with both, may open the store.
+var ErrKEKRotation = errors.New("a key-encryption key rotation was interrupted")
+
+// WriteLimiter is implemented by backends whose transactions hold a
+// bounded number of writes (etcd's --max-txn-ops). RotateKEK re-encrypts
+// their CA keys in transactions of at most MaxWritesPerTxn writes.
+type WriteLimiter interface {
+	MaxWritesPerTxn() int
+}
+
+// kekRotation is the marker's record: the IDs (Sealer.ID) of the key the
+// store was under and of the key it is moving to.
+type kekRotation struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// OpenForKEKRotation is Open for admin rotate-kek: it also opens a store
+// whose rotation was interrupted, with the key the store was under.
+func OpenForKEKRotation(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
+	s := &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
+	return s, check(ctx, b, seal, true)
+}
+
+// RotateKEKOptions are RotateKEK's optional parts.
+type RotateKEKOptions struct {
+	// Progress, when not nil, hears the running count of re-encrypted keys
+	// after each transaction.
+	Progress func(done int)
+	// Audit, when not nil, is appended to the audit trail in the
+	// transaction that finishes the rotation, with the two key IDs and the
+	// count added to its details.
+	Audit *AuditEntry
+}
+
+// RotateKEK re-encrypts every CA key (the serving CA's too) and the key
+// check under next, and returns how many keys it re-encrypted. The caller
+// must use a Store opened with next afterwards.
+//
+// On a backend without a write limit it is one transaction. On one with a
+// limit (etcd) a marker is written first, the CA keys are re-encrypted in
+// transactions of bounded size, and the last transaction re-encrypts the
+// serving CA and the key check and removes the marker. While the marker is
+// there, Open refuses the store (ErrKEKRotation); RotateKEK run again with
+// the same two keys finishes the work, and only those two.
+func (s *Store) RotateKEK(ctx context.Context, next *Sealer, opts RotateKEKOptions) (int, error) {
+	limit := 0
+	if wl, ok := s.b.(WriteLimiter); ok {
+		limit = wl.MaxWritesPerTxn()
+	}
+	var n int
+	var err error
+	if limit <= 0 {
+		err = s.b.Update(ctx, func(tx Tx) error {
+			n = 0
+			if err := s.checkRotation(tx, next); err != nil {
+				return err
+			}
+			var done bool
+			n, _, done, err = s.resealCAs(tx, next, nil, 0)
+			if err == nil && !done {
+				err = errors.New("re-encrypting the CA keys stopped early")
+			}
+			if err == nil {
+				err = s.finishRotation(tx, next, &n, opts.Audit)
+			}
+			return err
+		})
+	} else {
+		n, err = s.rotateInSteps(ctx, next, limit, opts)
+	}
+	if err != nil {
+		return n, err
+	}
+	if opts.Progress != nil {
+		opts.Progress(n)
+	}
+	s.seal = next
+	return n, nil
+}
+
+// rotateInSteps is RotateKEK in transactions of at most limit writes.
+func (s *Store) rotateInSteps(ctx context.Context, next *Sealer, limit int, opts RotateKEKOptions) (int, error) {
+	err := s.b.Update(ctx, func(tx Tx) error {
+		if err := s.checkRotation(tx, next); err != nil {
+			return err
+		}
+		m, err := json.Marshal(kekRotation{From: s.seal.ID(), To: next.ID()})
+		if err != nil {
+			return err
+		}
+		return tx.Put(bMeta, kKEKRotation, m)
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	// Pass over the CA keys until a pass finds none under the old key:
+	// the servers are stopped, so the second pass normally finds nothing.
+	for {
+		var after string
+		resealed := 0
+		for done := false; !done; {
+			var k int
+			err := s.b.Update(ctx, func(tx Tx) (err error) {
+				k, after, done, err = s.resealCAs(tx, next, []byte(keyAfter(after)), limit-1)
+				return err
+			})
+			if err != nil {
+				return n, fmt.Errorf("%w (after %d CA keys): %v", ErrKEKRotation, n, err)
+			}
+			n += k
+			resealed += k
+			if opts.Progress != nil && k > 0 {
+				opts.Progress(n)
+			}
+		}
+		if resealed == 0 {
+			break
+		}
+	}
+	err = s.b.Update(ctx, func(tx Tx) error {
+		k := n
+		if err := s.finishRotation(tx, next, &k, opts.Audit); err != nil {
+			return err
+		}
+		n = k
+		return tx.Delete(bMeta, kKEKRotation)
+	})
+	if err != nil {
+		return n, fmt.Errorf("%w (after %d CA keys): %v", ErrKEKRotation, n, err)
+	}
+	return n, nil
+}
+
+// checkRotation refuses a rotation that does not match an unfinished one.
+func (s *Store) checkRotation(tx Tx, next *Sealer) error {
+	raw := tx.Get(bMeta, kKEKRotation)
+	if raw == nil {
+		return nil
+	}
+	var m kekRotation
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("%w: the rotation marker: %v", ErrCorrupt, err)
+	}
+	if m.From != s.seal.ID() || m.To != next.ID() {
+		return fmt.Errorf("%w: it was moving the store from key %s to key %s, and this run moves it from %s to %s: give the same two keys again", ErrKEKRotation, m.From, m.To, s.seal.ID(), next.ID())
+	}
+	return nil
+}
+
+// resealCAs re-encrypts the CA keys under s.seal, from start on in key
+// order, at most max of them (0: all), and returns how many it did, the
+// last key it looked at, and whether it reached the end.
+func (s *Store) resealCAs(tx Tx, next *Sealer, start []byte, max int) (n int, last string, done bool, err error) {
+	old := s.seal.ID()
+	done = true
+	err = tx.Scan(bCAs, nil, start, func(k, v []byte) (bool, error) {
+		if max > 0 && n == max {
+			done = false
+			return false, nil
+		}
+		last = string(k)
+		var ca CA
+		if err := json.Unmarshal(v, &ca); err != nil {
+			return false, fmt.Errorf("%w: CA %s: %v", ErrCorrupt, k, err)
+		}
+		switch sealedBy(ca.SealedKey) {
+		case next.ID():
+			return true, nil // done by an earlier, interrupted run
+		case old:
+		default:
+			return false, fmt.Errorf("%w: the key of CA %s is under neither key-encryption key", ErrWrongKEK, k)
+		}
+		key, err := s.seal.Open(ca.SealedKey, caAAD(ca.Cluster, ca.ID))
+		if err != nil {
+			return false, fmt.Errorf("open CA key %s: %w", k, err)
+		}
+		if ca.SealedKey, err = next.Seal(key, caAAD(ca.Cluster, ca.ID)); err != nil {
+			return false, err
+		}
+		out, err := json.Marshal(&ca)
+		if err != nil {
+			return false, err
+		}
+		n++
+		return true, tx.Put(bCAs, k, out)
+	})
+	return n, last, done, err
+}
+
+// finishRotation re-encrypts the serving CA's key and the key check under
+// next, adding the serving CA to the count *n, and appends audit (when not
+// nil) with the count.
+func (s *Store) finishRotation(tx Tx, next *Sealer, n *int, audit *AuditEntry) error {
+	if resealed, err := s.resealServerCA(tx, next); err != nil {
+		return err
+	} else if resealed {
+		*n++
+	}
+	check, err := next.Seal([]byte(kekCheckPlaintext), "kek-check")
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(bMeta, kKEKCheck, check); err != nil {
+		return err
+	}
+	if audit == nil {
+		return nil
+	}
+	e := *audit
+	e.Details = map[string]string{"from": s.seal.ID(), "to": next.ID(), "keys": strconv.Itoa(*n)}
+	for k, v := range audit.Details {
+		e.Details[k] = v
+	}
+	return (&Txn{tx: tx, s: s}).AppendAudit(&e)
+}
+
+// resealServerCA re-encrypts the serving CA's key under next, when the
+// store has one yet. Without it a rotated store would refuse to start: the
+// serving CA is sealed like every cluster CA but lives in the meta bucket.
+func (s *Store) resealServerCA(tx Tx, next *Sealer) (bool, error) {
+	raw := tx.Get(bMeta, kServerCA)
+	if raw == nil {
+		return false, nil
+	}
+	var rec CA
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return false, fmt.Errorf("%w: serving CA: %v", ErrCorrupt, err)
+	}
+	if sealedBy(rec.SealedKey) == next.ID() {
+		return false, nil
+	}
+	key, err := s.seal.Open(rec.SealedKey, "server-ca")
+	if err != nil {
+		return false, fmt.Errorf("open the serving CA key: %w", err)
+	}
+	if rec.SealedKey, err = next.Seal(key, "server-ca"); err != nil {
+		return false, err
+	}
+	out, err := json.Marshal(&rec)
+	if err != nil {
+		return false, err
+	}
+	return true, tx.Put(bMeta, kServerCA, out)
+}
+
+// sealedBy returns the ID of the key-encryption key a sealed value is
+// under (Sealer.ID), or "" when it is not a sealed value.
+func sealedBy(sealed []byte) string {
+	const idLen = 8
+	if len(sealed) < 1+idLen || sealed[0] != sealVersion {
+		return ""
+	}
+	return hex.EncodeToString(sealed[1 : 1+idLen])
+}
