@@ -120,19 +120,31 @@ type initCall struct {
 	flags map[string]string // last value of each flag, e.g. "--out"
 }
 
+// initKind is what flinkpkiInit makes of a container.
+type initKind int
+
+const (
+	notInternalInit initKind = iota // not flinkpki, or its init for REST material
+	internalInit                    // flinkpki init for a Flink process's internal TLS
+	unreadable                      // names flinkpki but runs something lint cannot read (a shell wrapper)
+)
+
 // flinkpkiInit reads c as a flinkpki init container that enrolls a Flink
 // process for internal TLS. A container counts when its name, image or
 // command names flinkpki and it runs the init subcommand; one for REST
 // material (--role rest-server or rest-client) does not.
-func flinkpkiInit(c corev1.Container) (initCall, bool) {
+func flinkpkiInit(c corev1.Container) (initCall, initKind) {
 	args := append(append([]string(nil), c.Command...), c.Args...)
 	id := strings.ToLower(c.Name + " " + c.Image)
 	if len(args) > 0 && path.Base(args[0]) == "flinkpki" {
 		id += " flinkpki"
 		args = args[1:]
 	}
-	if !strings.Contains(id, "flinkpki") || len(args) == 0 || args[0] != "init" {
-		return initCall{}, false
+	switch {
+	case !strings.Contains(id, "flinkpki"):
+		return initCall{}, notInternalInit
+	case len(args) == 0 || args[0] != "init":
+		return initCall{}, unreadable
 	}
 	call := initCall{name: c.Name, flags: map[string]string{}}
 	for i := 1; i < len(args); i++ {
@@ -151,9 +163,9 @@ func flinkpkiInit(c corev1.Container) (initCall, bool) {
 		role = envValue(c, envRole)
 	}
 	if strings.HasPrefix(role, "rest-") {
-		return initCall{}, false
+		return initCall{}, notInternalInit
 	}
-	return call, true
+	return call, internalInit
 }
 
 // envRole is init's environment fallback of --role.
@@ -233,14 +245,20 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 		var problems []string
 		var call initCall
 		var init *corev1.Container
+		opaque := false
 		for i, c := range pod.spec.InitContainers {
-			if ic, ok := flinkpkiInit(c); ok {
+			switch ic, kind := flinkpkiInit(c); kind {
+			case internalInit:
 				call, init = ic, &pod.spec.InitContainers[i]
+			case unreadable:
+				opaque = true
 			}
 		}
 		switch {
 		case init == nil && inlinePasswords:
 			continue // the stores come from elsewhere; FP004 and FP009 speak to that
+		case init == nil && opaque:
+			continue // flinkpki runs through a wrapper: there is nothing to follow
 		case init == nil:
 			problems = append(problems, ": no flinkpki init container makes their stores, and flinkConfiguration sets no keystore password, so Flink refuses to start (security.ssl.internal.keystore-password is missing)")
 		default:
