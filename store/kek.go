@@ -61,6 +61,9 @@ type RotateKEKOptions struct {
 // there, Open refuses the store (ErrKEKRotation); RotateKEK run again with
 // the same two keys finishes the work, and only those two.
 func (s *Store) RotateKEK(ctx context.Context, next *Sealer, opts RotateKEKOptions) (int, error) {
+	if next.ID() == s.seal.ID() {
+		return 0, errors.New("the new key-encryption key is the one the store is under already: make a new one with 'head -c 32 /dev/urandom > kek.new'")
+	}
 	limit := 0
 	if wl, ok := s.b.(WriteLimiter); ok {
 		limit = wl.MaxWritesPerTxn()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/flinkpki/flinkpki/store"
@@ -92,5 +93,20 @@ func TestCheckWritesNothingAndTellsAnEmptyStoreFromAWrongKey(t *testing.T) {
 		if err := store.Check(ctx, b, c.seal); !errors.Is(err, c.want) {
 			t.Errorf("Check(opened store, %s) = %v, want %v", c.name, err, c.want)
 		}
+	}
+}
+
+// TestRotateKEKRefusesTheKeyTheStoreIsUnder: a "rotation" to the same key
+// would re-encrypt nothing and audit a rotation that did not happen.
+func TestRotateKEKRefusesTheKeyTheStoreIsUnder(t *testing.T) {
+	kek := newKEK(t)
+	s, err := openStore(t, filepath.Join(t.TempDir(), "flinkpki.db"), kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	same, _ := store.NewSealer(kek, nil)
+	if n, err := s.RotateKEK(context.Background(), same, store.RotateKEKOptions{}); err == nil || !strings.Contains(err.Error(), "is the one the store is under") {
+		t.Fatalf("RotateKEK to the same key = %d, %v; want a refusal", n, err)
 	}
 }
