@@ -334,8 +334,10 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 		say("the stores go to volume %q, which is not an emptyDir: private keys must stay in the pod that uses them", v.Name)
 	}
 	switch {
-	case confOut == "" && !inlinePasswords:
-		say("it has no --flink-conf-out, so the passwords it makes reach no configuration Flink reads, and Flink refuses to start without them")
+	case confOut == "" && inlinePasswords:
+		say("it has no --flink-conf-out, so the random passwords of the stores it makes reach no configuration Flink reads, and the ones in flinkConfiguration do not open them")
+	case confOut == "":
+		say("it has no --flink-conf-out, so the random passwords of the stores it makes reach no configuration Flink reads, and Flink refuses to start without them")
 	case confOut != "":
 		shared(confOut, "the configuration with the store passwords")
 		dir := ""
