@@ -1,12 +1,16 @@
 package credentials_test
 
 import (
+	"crypto/x509"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/flinkpki/flinkpki/credentials"
+	"github.com/flinkpki/flinkpki/flinkconf"
 	"github.com/flinkpki/flinkpki/internal/jdktest"
 	"github.com/flinkpki/flinkpki/keystore"
 )
@@ -110,4 +114,94 @@ func isTrustFailure(err error) bool {
 	return !strings.Contains(msg, "setup:") &&
 		(strings.Contains(msg, "certification path") || strings.Contains(msg, "PKIX") ||
 			strings.Contains(msg, "certificate_unknown") || strings.Contains(msg, "bad_certificate"))
+}
+
+// TestLintAgreesWithTheJDKOnProtocolsAndSuites ties flink lint's FP005 to
+// the JDK: for each pairing of security.ssl.protocol and
+// security.ssl.algorithms (the two options Flink sets on every engine), a
+// JobManager and a TaskManager complete mutual TLS exactly when lint, told
+// the cluster's key type, reports no FP005 error. TLS 1.3 runs only on its
+// own suites, which work with any key; TLS 1.2 only on the others, which
+// must match the key.
+func TestLintAgreesWithTheJDKOnProtocolsAndSuites(t *testing.T) {
+	const (
+		ecdsa12 = "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+		rsa12   = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+		tls13   = "TLS_AES_256_GCM_SHA384,TLS_AES_128_GCM_SHA256"
+	)
+	type setting struct{ protocol, algorithms string }
+	settings := []setting{
+		{"TLSv1.2", ecdsa12}, {"TLSv1.2", rsa12}, {"TLSv1.2", tls13}, {"TLSv1.2", ecdsa12 + "," + tls13},
+		{"TLSv1.3", tls13}, {"TLSv1.3", ecdsa12}, {"TLSv1.3", rsa12}, {"TLSv1.3", rsa12 + "," + tls13},
+	}
+	type run struct {
+		name    string
+		dirs    [2]string
+		lintErr bool
+	}
+	var runs []run
+	for _, kt := range []string{"ecdsa-p256", "rsa-2048"} {
+		c := newCluster(t, "proto-"+kt, kt, 10)
+		alg := x509.ECDSA
+		if strings.HasPrefix(kt, "rsa") {
+			alg = x509.RSA
+		}
+		for i, st := range settings {
+			var dirs [2]string
+			for j, role := range []string{"jobmanager", "taskmanager"} {
+				dirs[j] = filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d-%s", kt, i, role))
+				buildAndWrite(t, c.material(t, role, kt, j), keystore.PKCS12, dirs[j])
+				setSSLOptions(t, dirs[j], st.protocol, st.algorithms)
+			}
+			conf, err := os.ReadFile(filepath.Join(dirs[0], jdktest.SSLConfFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			findings, err := flinkconf.LintWith(conf, "config.yaml", flinkconf.LintOptions{KeyAlgorithm: alg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lintErr := slices.ContainsFunc(findings, func(f flinkconf.Finding) bool {
+				return f.Rule == flinkconf.RuleCipherSuites && f.Severity == flinkconf.SeverityError
+			})
+			runs = append(runs, run{fmt.Sprintf("%s key, %s, %s", kt, st.protocol, st.algorithms), dirs, lintErr})
+		}
+	}
+	pairs := make([][2]string, len(runs))
+	for i, r := range runs {
+		pairs[i] = r.dirs
+	}
+	failures := 0
+	for i, err := range jdktest.HandshakeAll(t, pairs) {
+		if err != nil {
+			failures++
+		}
+		if (err != nil) != runs[i].lintErr {
+			t.Errorf("%s: the JDK handshake gives %v, but lint reports an FP005 error: %v", runs[i].name, err, runs[i].lintErr)
+		}
+	}
+	if failures == 0 || failures == len(runs) {
+		t.Errorf("%d of %d handshakes failed: the cases do not tell the two apart", failures, len(runs))
+	}
+}
+
+// setSSLOptions rewrites security.ssl.protocol and security.ssl.algorithms
+// in a credential directory's flink-ssl.yaml.
+func setSSLOptions(t *testing.T, dir, protocol, algorithms string) {
+	t.Helper()
+	path := filepath.Join(dir, jdktest.SSLConfFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		if !strings.HasPrefix(l, "security.ssl.protocol:") && !strings.HasPrefix(l, "security.ssl.algorithms:") {
+			lines = append(lines, l)
+		}
+	}
+	lines = append(lines, "security.ssl.protocol: "+protocol, "security.ssl.algorithms: "+algorithms)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

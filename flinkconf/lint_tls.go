@@ -1,6 +1,7 @@
 package flinkconf
 
 import (
+	"cmp"
 	"crypto/x509"
 	"fmt"
 	"strings"
@@ -53,7 +54,33 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 			fmt.Sprintf("%s lists RSA key-exchange suites without forward secrecy, which JDK 17.0.18+, 21.0.10+ and 24 disable: %s", s.label, strings.Join(rsaKex, ", ")),
 			"use TLS_ECDHE_* GCM suites matched to the key type; "+fixConfig)
 	}
-	hasECDSA, hasRSA := suiteKeyTypes(suites)
+	// The JDK negotiates TLS 1.3 only with TLS 1.3 suites, and TLS 1.2 only
+	// with the others; Flink sets both options on every engine.
+	allows12, allows13 := s.protocols()
+	var suites12, suites13 []string
+	for _, suite := range suites {
+		if isTLS13Suite(suite) {
+			suites13 = append(suites13, suite)
+		} else {
+			suites12 = append(suites12, suite)
+		}
+	}
+	p, _ := s.get("security.ssl.protocol")
+	switch {
+	case allows13 && !allows12 && len(suites13) == 0:
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s allows only TLSv1.3 (security.ssl.protocol: %s), but security.ssl.algorithms lists no TLS 1.3 suite, so every handshake fails: TLS 1.3 runs only on %s", s.label, p, strings.Join(tls13Suites, ", ")),
+			"add "+strings.Join(tls13Suites[:2], ",")+" to security.ssl.algorithms, or set security.ssl.protocol: "+Protocol)
+	case allows12 && !allows13 && len(suites12) == 0:
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s allows only TLSv1.2 (security.ssl.protocol: %s), but security.ssl.algorithms lists only TLS 1.3 suites, so every handshake fails", s.label, cmp.Or(p, Protocol)),
+			"set security.ssl.protocol: TLSv1.3, or list TLS 1.2 suites for the cluster's key type; "+fixConfig)
+	case allows13 && len(suites13) > 0:
+		// Both sides run one configuration, so they negotiate TLS 1.3,
+		// whose suites work with any key type.
+		return nil
+	}
+	hasECDSA, hasRSA := suiteKeyTypes(suites12)
 	if alg := opts.KeyAlgorithm; alg == x509.ECDSA || alg == x509.RSA {
 		if (alg == x509.ECDSA && !hasECDSA) || (alg == x509.RSA && !hasRSA) {
 			want, _ := Algorithms(alg)
@@ -103,4 +130,36 @@ func checkProtocol(s *subject, _ LintOptions) []Finding {
 			fmt.Sprintf("%s sets security.ssl.protocol to an empty value", s.label), fix)
 	}
 	return nil
+}
+
+// tls13Suites are the JDK's TLS 1.3 cipher suites, in its order of
+// preference.
+var tls13Suites = []string{"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"}
+
+// isTLS13Suite reports whether a suite is one of TLS 1.3's, which name no
+// key exchange and work with any key.
+func isTLS13Suite(suite string) bool {
+	u := strings.ToUpper(strings.TrimSpace(suite))
+	return strings.HasPrefix(u, "TLS_AES_") || strings.HasPrefix(u, "TLS_CHACHA20_")
+}
+
+// protocols reports whether security.ssl.protocol (Flink's default:
+// TLSv1.2) lets TLS 1.2 and TLS 1.3 run. A value lint does not know counts
+// as allowing both (FP006 warns about it).
+func (s *subject) protocols() (tls12, tls13 bool) {
+	v, set := s.get("security.ssl.protocol")
+	if !set {
+		return true, false
+	}
+	for _, p := range splitList(v) {
+		switch u := strings.ToUpper(p); {
+		case u == "TLSV1.2":
+			tls12 = true
+		case u == "TLSV1.3":
+			tls13 = true
+		case !weakProtocols[u]:
+			return true, true
+		}
+	}
+	return tls12, tls13
 }
