@@ -73,6 +73,9 @@ type Options struct {
 	// REST writes flink-ssl.yaml with Flink's security.ssl.rest.* keys (REST
 	// mutual TLS), for rest-server and rest-client material.
 	REST bool
+	// TLS13 writes security.ssl.protocol TLSv1.3 with the TLS 1.3 suites
+	// instead of TLS 1.2 with suites matched to the key.
+	TLS13 bool
 }
 
 // File is one file of the set.
@@ -175,6 +178,7 @@ func sslKVs(o Options, format keystore.Format, alg x509.PublicKeyAlgorithm, ksPa
 		TruststoreType:     format.StoreType(),
 		KeyAlgorithm:       alg,
 		LegacyStoreTypes:   o.LegacyStoreTypes,
+		TLS13:              o.TLS13,
 	})
 }
 

@@ -205,3 +205,49 @@ func setSSLOptions(t *testing.T, dir, protocol, algorithms string) {
 		t.Fatal(err)
 	}
 }
+
+// TestTLS13FileSetsHandshakeWithEachOtherOnly: file sets written with
+// --tls-protocol TLSv1.3 carry TLS 1.3 and its own suites, which serve
+// ECDSA and RSA keys alike, and a process configured for TLS 1.2 cannot
+// reach one configured for TLS 1.3 either way (so switching a cluster
+// restarts all of it).
+func TestTLS13FileSetsHandshakeWithEachOtherOnly(t *testing.T) {
+	var pairs [][2]string
+	var names []string
+	var want []bool
+	for _, kt := range []string{"ecdsa-p256", "rsa-2048"} {
+		c := newCluster(t, "tls13-"+kt, kt, 10)
+		base := t.TempDir()
+		dir := func(n string) string { return filepath.Join(base, n) }
+		tls13 := func(o *credentials.Options) { o.TLS13 = true }
+		buildAndWrite(t, c.material(t, "jobmanager", kt, 0), keystore.PKCS12, dir("jm13"), tls13)
+		buildAndWrite(t, c.material(t, "taskmanager", kt, 1), keystore.JKS, dir("tm13"), tls13)
+		buildAndWrite(t, c.material(t, "taskmanager-2", kt, 1), keystore.PKCS12, dir("tm12"))
+		conf, err := os.ReadFile(filepath.Join(dir("jm13"), jdktest.SSLConfFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(conf), "security.ssl.protocol: TLSv1.3\n") || !strings.Contains(string(conf), "security.ssl.algorithms: TLS_AES_256_GCM_SHA384,TLS_AES_128_GCM_SHA256\n") {
+			t.Fatalf("a TLS 1.3 file set's flink-ssl.yaml:\n%s", conf)
+		}
+		for _, p := range []struct {
+			name   string
+			s, c   string
+			wantOK bool
+		}{
+			{"TLS 1.3 JobManager, TLS 1.3 TaskManager", "jm13", "tm13", true},
+			{"TLS 1.3 TaskManager, TLS 1.3 JobManager", "tm13", "jm13", true},
+			{"TLS 1.3 JobManager, TLS 1.2 TaskManager", "jm13", "tm12", false},
+			{"TLS 1.2 TaskManager, TLS 1.3 JobManager", "tm12", "jm13", false},
+		} {
+			pairs = append(pairs, [2]string{dir(p.s), dir(p.c)})
+			names = append(names, kt+": "+p.name)
+			want = append(want, p.wantOK)
+		}
+	}
+	for i, err := range jdktest.HandshakeAll(t, pairs) {
+		if (err == nil) != want[i] {
+			t.Errorf("%s: handshake error %v, want success %v", names[i], err, want[i])
+		}
+	}
+}

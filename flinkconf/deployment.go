@@ -31,6 +31,8 @@ type ConfigParams struct {
 	// LegacyStoreTypes omits the *-type keys, which Flink < 1.20 does not know
 	// (it uses the JVM default type, which reads either store format).
 	LegacyStoreTypes bool
+	// TLS13 writes TLS 1.3, as init and bake --tls-protocol TLSv1.3 do.
+	TLS13 bool
 }
 
 // FlinkConfiguration returns the flinkConfiguration keys for a
@@ -53,7 +55,7 @@ func FlinkConfiguration(p ConfigParams) ([]KV, error) {
 	if err != nil {
 		return nil, err
 	}
-	algs, err := Algorithms(p.KeyAlgorithm)
+	protocol, algs, err := ProtocolAlgorithms(p.KeyAlgorithm, p.TLS13)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +75,7 @@ func FlinkConfiguration(p ConfigParams) ([]KV, error) {
 		kvs = append(kvs, KV{"security.ssl.internal.truststore-type", storeType})
 	}
 	kvs = append(kvs,
-		KV{"security.ssl.protocol", Protocol},
+		KV{"security.ssl.protocol", protocol},
 		KV{"security.ssl.algorithms", algs},
 	)
 	kvs = append(kvs, KV{MergeArraysByNameKey, "true"})

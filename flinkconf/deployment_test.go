@@ -133,21 +133,28 @@ func TestRenderYAMLRoundTripsAsStrings(t *testing.T) {
 // flinkpki init container reaches Flink in every pod and keeps REST on
 // loopback in the JobManager's, raises no finding.
 func TestFlinkConfigurationPassesLint(t *testing.T) {
-	kvs, err := FlinkConfiguration(ConfigParams{KeyAlgorithm: x509.RSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := RenderYAML(kvs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest := deployment(indent(string(block), "    "), "")
-	findings, err := LintWith([]byte(manifest), "gen.yaml", LintOptions{KeyAlgorithm: x509.RSA})
-	if err != nil {
-		t.Fatalf("Lint: %v", err)
-	}
-	if len(findings) != 0 {
-		t.Errorf("findings for the generated configuration: %v", findings)
+	for _, alg := range []x509.PublicKeyAlgorithm{x509.RSA, x509.ECDSA} {
+		for _, tls13 := range []bool{false, true} {
+			kvs, err := FlinkConfiguration(ConfigParams{KeyAlgorithm: alg, TLS13: tls13})
+			if err != nil {
+				t.Fatal(err)
+			}
+			block, err := RenderYAML(kvs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "security.ssl.protocol: " + map[bool]string{false: Protocol, true: ProtocolTLS13}[tls13]; !strings.Contains(string(block), want) {
+				t.Errorf("%v, TLS 1.3 %v: the block lacks %q:\n%s", alg, tls13, want, block)
+			}
+			manifest := deployment(indent(string(block), "    "), "")
+			findings, err := LintWith([]byte(manifest), "gen.yaml", LintOptions{KeyAlgorithm: alg})
+			if err != nil {
+				t.Fatalf("Lint: %v", err)
+			}
+			if len(findings) != 0 {
+				t.Errorf("%v, TLS 1.3 %v: findings for the generated configuration: %v", alg, tls13, findings)
+			}
+		}
 	}
 }
 

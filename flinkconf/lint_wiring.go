@@ -16,7 +16,6 @@ const (
 	mainContainerName  = "flink-main-container"
 	operatorConfVolume = "flink-config-volume"
 	operatorConfigMap  = "flink-config-"
-	mergeByNameKey     = "kubernetes.operator.pod-template.merge-arrays-by-name"
 )
 
 // flinkProcesses are the pods of a FlinkDeployment and the pod template
@@ -372,7 +371,7 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 // of the top-level one, whatever their names.
 func checkTemplateMerge(s *subject, _ LintOptions) []Finding {
 	d := s.deployment
-	if d == nil || s.isTrue(mergeByNameKey) {
+	if d == nil || s.isTrue(MergeArraysByNameKey) {
 		return nil
 	}
 	var top *corev1.PodSpec
@@ -413,7 +412,7 @@ func checkTemplateMerge(s *subject, _ LintOptions) []Finding {
 	}
 	return one(RuleTemplateMerge, SeverityWarning,
 		fmt.Sprintf("%s merges its pod templates by position unless the operator is configured otherwise, which merges %s", s.label, strings.Join(clashes, "; ")),
-		"set "+mergeByNameKey+`: "true" in flinkConfiguration`)
+		"set "+MergeArraysByNameKey+`: "true" in flinkConfiguration`)
 }
 
 func containerNames(cs []corev1.Container) []string {

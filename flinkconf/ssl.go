@@ -17,6 +17,31 @@ import (
 // paths (Netty, the blob server and Pekko/Akka).
 const Protocol = "TLSv1.2"
 
+// ProtocolTLS13 is the protocol of a cluster that runs TLS 1.3 only (init
+// and bake --tls-protocol TLSv1.3). A TLS 1.2 process and a TLS 1.3 process
+// cannot reach each other, so a cluster runs one or the other, and
+// switching means restarting every process of it.
+const ProtocolTLS13 = "TLSv1.3"
+
+// TLS13Algorithms are the cipher suites written with ProtocolTLS13. TLS 1.3
+// suites name no key exchange and no key type: they serve ECDSA and RSA
+// keys alike.
+const TLS13Algorithms = "TLS_AES_256_GCM_SHA384,TLS_AES_128_GCM_SHA256"
+
+// ProtocolAlgorithms returns security.ssl.protocol and
+// security.ssl.algorithms for a key algorithm: TLS 1.2 with suites matched
+// to the key (Algorithms), or TLS 1.3 with its own suites.
+func ProtocolAlgorithms(alg x509.PublicKeyAlgorithm, tls13 bool) (protocol, algorithms string, err error) {
+	algs, err := Algorithms(alg)
+	if err != nil {
+		return "", "", err
+	}
+	if tls13 {
+		return ProtocolTLS13, TLS13Algorithms, nil
+	}
+	return Protocol, algs, nil
+}
+
 // Algorithms returns the value for security.ssl.algorithms that matches a
 // key algorithm: forward-secret AEAD suites only, never TLS_RSA_*.
 func Algorithms(alg x509.PublicKeyAlgorithm) (string, error) {
@@ -60,6 +85,9 @@ type InternalSSL struct {
 	KeyAlgorithm       x509.PublicKeyAlgorithm
 	// LegacyStoreTypes omits the *-type keys, which Flink < 1.20 does not know.
 	LegacyStoreTypes bool
+	// TLS13 writes TLS 1.3 (ProtocolTLS13 and TLS13Algorithms) instead of
+	// TLS 1.2 with suites matched to the key.
+	TLS13 bool
 }
 
 // Keys returns the security.ssl.* keys for the internal connectivity, in a
@@ -72,7 +100,7 @@ func (s InternalSSL) Keys() ([]KV, error) { return s.keys("internal") }
 func (s InternalSSL) RESTKeys() ([]KV, error) { return s.keys("rest") }
 
 func (s InternalSSL) keys(scope string) ([]KV, error) {
-	algs, err := Algorithms(s.KeyAlgorithm)
+	protocol, algs, err := ProtocolAlgorithms(s.KeyAlgorithm, s.TLS13)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +125,7 @@ func (s InternalSSL) keys(scope string) ([]KV, error) {
 		kvs = append(kvs, KV{p + "truststore-type", s.TruststoreType})
 	}
 	kvs = append(kvs,
-		KV{"security.ssl.protocol", Protocol},
+		KV{"security.ssl.protocol", protocol},
 		KV{"security.ssl.algorithms", algs},
 	)
 	return kvs, nil

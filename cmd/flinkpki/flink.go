@@ -26,9 +26,9 @@ func (a *app) newFlinkCmd() *cobra.Command {
 
 func (a *app) newFlinkConfigCmd() *cobra.Command {
 	var (
-		cluster, role, tlsDir, format, keyType string
-		legacy                                 bool
-		out                                    outputFormat
+		cluster, role, tlsDir, format, keyType, tlsProtocol string
+		legacy                                              bool
+		out                                                 outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "config --cluster NAME --role ROLE",
@@ -57,12 +57,16 @@ unless --key-type is given.`,
 			if _, err := formatFlag(format); err != nil {
 				return err
 			}
+			tls13, err := tlsProtocolFlag(tlsProtocol)
+			if err != nil {
+				return err
+			}
 			kt, err := a.clusterKeyType(cmd.Context(), cluster, keyType)
 			if err != nil {
 				return err
 			}
 			kvs, err := flinkconf.FlinkConfiguration(flinkconf.ConfigParams{
-				TLSDir: tlsDir, Format: format, KeyAlgorithm: kt.Algorithm(), LegacyStoreTypes: legacy,
+				TLSDir: tlsDir, Format: format, KeyAlgorithm: kt.Algorithm(), LegacyStoreTypes: legacy, TLS13: tls13,
 			})
 			if err != nil {
 				return err
@@ -88,6 +92,7 @@ unless --key-type is given.`,
 	f.StringVar(&tlsDir, "tls-dir", flinkconf.DefaultTLSDir, "absolute directory the init container writes the stores to (its --out)")
 	f.StringVar(&format, "format", "pkcs12", "store format: pkcs12 or jks")
 	f.StringVar(&keyType, "key-type", "", "the cluster's key type, to work without a server")
+	addTLSProtocolFlag(f, &tlsProtocol)
 	f.BoolVar(&legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 does not know (it uses the JVM default type, which reads either store format)")
 	addOutputFlag(cmd, &out)
 	return cmd

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/flinkpki/flinkpki/credentials"
 	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/flinkconf"
 	"github.com/flinkpki/flinkpki/keystore"
 )
 
@@ -24,6 +26,7 @@ type issueFlags struct {
 	format, profile            string
 	dns, ips                   []string
 	legacyStoreTypes           bool
+	tlsProtocol                string
 	output                     outputFormat
 }
 
@@ -38,6 +41,7 @@ func (f *issueFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.dns, "dns", nil, "DNS name for the leaf (repeat; required for rest-server; for jobmanager/taskmanager, names peers reach this process by — Flink 2.3+ checks them)")
 	fl.StringArrayVar(&f.ips, "ip", nil, "IP address for the leaf (repeat; as --dns)")
 	fl.BoolVar(&f.legacyStoreTypes, "legacy-store-types", false, "leave out keystore-type/truststore-type, which Flink before 1.20 does not know (it uses the JVM default type, which reads either store format)")
+	addTLSProtocolFlag(fl, &f.tlsProtocol)
 	addOutputFlag(cmd, &f.output)
 }
 
@@ -82,8 +86,12 @@ func (f *issueFlags) buildOptions(now time.Time) (credentials.Options, error) {
 	if format != keystore.PKCS12 && f.profile != "" && f.profile != string(keystore.Modern2023) {
 		return credentials.Options{}, usagef("--pkcs12-profile %s applies to PKCS#12 stores, not --format %s: leave it out", f.profile, format)
 	}
+	tls13, err := tlsProtocolFlag(f.tlsProtocol)
+	if err != nil {
+		return credentials.Options{}, err
+	}
 	rest := strings.HasPrefix(f.role, "rest-")
-	opts := credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes, REST: rest}
+	opts := credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes, REST: rest, TLS13: tls13}
 	// What Build or Write would refuse after the server has issued (a
 	// foreign file in --out, a path Flink cannot name, a read-only mount)
 	// is refused now: a failed command must leave no holder record and
@@ -140,4 +148,21 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: set FLINK_CONF_DIR=%s\n", confOut, confOut)
 	}
 	return nil
+}
+
+// addTLSProtocolFlag registers --tls-protocol, which picks what
+// flink-ssl.yaml (or the flinkConfiguration block) tells Flink to speak.
+func addTLSProtocolFlag(fl *pflag.FlagSet, p *string) {
+	fl.StringVar(p, "tls-protocol", flinkconf.Protocol, "TLSv1.2 (suites matched to the key type) or TLSv1.3 (TLS_AES suites, any key type); every process of a cluster must use the same, so switching restarts all of them")
+}
+
+// tlsProtocolFlag reads --tls-protocol: whether it asks for TLS 1.3.
+func tlsProtocolFlag(v string) (bool, error) {
+	switch {
+	case strings.EqualFold(v, flinkconf.Protocol):
+		return false, nil
+	case strings.EqualFold(v, flinkconf.ProtocolTLS13):
+		return true, nil
+	}
+	return false, usagef("--tls-protocol %q: use %s or %s", v, flinkconf.Protocol, flinkconf.ProtocolTLS13)
 }

@@ -146,7 +146,17 @@ func TestInitAndBakeCredentialsCompleteTheFlinkHandshakeInTheJDK(t *testing.T) {
 		s.cli(t, s.admin, "bake", "--cluster", cluster, "--role", "jobmanager", "--holder", "jm-0", "--out", jm, "--format", "jks").ok(t)
 		s.cli(t, "", "init", "--cluster", cluster, "--role", "taskmanager", "--holder", "tm-0", "--out", tm,
 			"--token-file", s.tokenFor(t, cluster, "taskmanager")).ok(t)
-		errs := jdktest.HandshakeAll(t, [][2]string{{jm, tm}, {tm, jm}})
+		// The same with --tls-protocol TLSv1.3 on both sides.
+		jm13, tm13 := filepath.Join(t.TempDir(), "jm13"), filepath.Join(t.TempDir(), "tm13")
+		s.cli(t, s.admin, "bake", "--cluster", cluster, "--role", "jobmanager", "--holder", "jm-1", "--out", jm13, "--tls-protocol", "TLSv1.3").ok(t)
+		s.cli(t, "", "init", "--cluster", cluster, "--role", "taskmanager", "--holder", "tm-1", "--out", tm13, "--tls-protocol", "tlsv1.3",
+			"--token-file", s.tokenFor(t, cluster, "taskmanager")).ok(t)
+		for _, d := range []string{jm13, tm13} {
+			if conf, _ := os.ReadFile(filepath.Join(d, jdktest.SSLConfFile)); !strings.Contains(string(conf), "security.ssl.protocol: TLSv1.3\n") {
+				t.Errorf("%s: flink-ssl.yaml without TLSv1.3:\n%s", d, conf)
+			}
+		}
+		errs := jdktest.HandshakeAll(t, [][2]string{{jm, tm}, {tm, jm}, {jm13, tm13}, {tm13, jm13}})
 		for i, err := range errs {
 			if err != nil {
 				t.Errorf("%s pair %d: %v", kt, i, err)

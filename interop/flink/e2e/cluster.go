@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ type flinkCluster struct {
 	jmToken  string
 	tmToken  string
 	tmSANs   []string // extra init flags naming the host a TaskManager is reached by
+	tlsFlags []string // bake and init flags every process of the cluster shares (--tls-protocol)
 	restPort int
 	rpcPort  int
 	blobPort int
@@ -113,18 +115,18 @@ security.ssl.rest.truststore-password: %s
 
 // newFlinkCluster creates the flinkpki cluster, bakes the REST material and
 // writes the base configurations; no Flink process runs yet.
-func newFlinkCluster(t testing.TB, dist *flinkDist, p *pki, name, keyType string) *flinkCluster {
+func newFlinkCluster(t testing.TB, dist *flinkDist, p *pki, name, keyType string, tlsFlags ...string) *flinkCluster {
 	t.Helper()
-	c := &flinkCluster{dist: dist, pki: p, name: name, work: filepath.Join(dist.work, name),
+	c := &flinkCluster{dist: dist, pki: p, name: name, work: filepath.Join(dist.work, name), tlsFlags: tlsFlags,
 		restPort: freePort(t), rpcPort: freePort(t), blobPort: freePort(t), procs: map[string]*proc{}}
 	p.must(t, "cluster", "create", name, "--key-type", keyType)
 	c.jmToken = p.token(t, name, "jobmanager")
 	c.tmToken = p.token(t, name, "taskmanager")
 
 	restServer, restClientDir := filepath.Join(c.work, "rest-server"), filepath.Join(c.work, "rest-client")
-	p.must(t, "bake", "--cluster", name, "--role", "rest-server", "--holder", name+"-rest-server",
-		"--out", restServer, "--dns", "localhost", "--ip", "127.0.0.1")
-	p.must(t, "bake", "--cluster", name, "--role", "rest-client", "--holder", name+"-rest-client", "--out", restClientDir)
+	p.must(t, append([]string{"bake", "--cluster", name, "--role", "rest-server", "--holder", name + "-rest-server",
+		"--out", restServer, "--dns", "localhost", "--ip", "127.0.0.1"}, tlsFlags...)...)
+	p.must(t, append([]string{"bake", "--cluster", name, "--role", "rest-client", "--holder", name + "-rest-client", "--out", restClientDir}, tlsFlags...)...)
 
 	base := baseConfig(c.rpcPort, c.restPort, c.blobPort)
 	c.tmBase, c.jmBase, c.client = filepath.Join(c.work, "base-tm"), filepath.Join(c.work, "base-jm"), filepath.Join(c.work, "client-conf")
@@ -147,14 +149,14 @@ func (c *flinkCluster) confDir(holder string) string { return filepath.Join(c.wo
 // startJM enrolls the JobManager holder and starts it from its own conf.
 func (c *flinkCluster) startJM(t testing.TB, holder string) {
 	t.Helper()
-	c.pki.initHolder(t, c.name, "jobmanager", holder, c.jmToken, c.jmBase, c.tlsDir(holder), c.confDir(holder))
+	c.pki.initHolder(t, c.name, "jobmanager", holder, c.jmToken, c.jmBase, c.tlsDir(holder), c.confDir(holder), c.tlsFlags...)
 	c.procs[holder] = c.dist.startJobManager(t, c.name+"-"+holder, c.confDir(holder))
 }
 
 // startTM enrolls a TaskManager holder and starts it from its own conf.
 func (c *flinkCluster) startTM(t testing.TB, holder string) {
 	t.Helper()
-	c.pki.initHolder(t, c.name, "taskmanager", holder, c.tmToken, c.tmBase, c.tlsDir(holder), c.confDir(holder), c.tmSANs...)
+	c.pki.initHolder(t, c.name, "taskmanager", holder, c.tmToken, c.tmBase, c.tlsDir(holder), c.confDir(holder), append(slices.Clone(c.tmSANs), c.tlsFlags...)...)
 	c.procs[holder] = c.dist.startTaskManager(t, c.name+"-"+holder, holder, c.confDir(holder))
 }
 

@@ -9,6 +9,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,6 +118,9 @@ func runVersion(t *testing.T, p *pki, target, work, version, keyType string, tmS
 	ph.next("stranger TM refused")
 	checkStranger(t, dist, p, c, id+"-b", keyType)
 
+	ph.next("TLS 1.3 cluster, job")
+	checkTLS13(t, dist, p, id+"-t", keyType, tmSAN)
+
 	rotate(t, ph, c)
 	ph.done()
 	return ph.lines
@@ -148,6 +152,54 @@ func checkInternalTLS(t *testing.T, c *flinkCluster, tms map[string]taskManager)
 			t.Errorf("%s (%s) accepted a TLS client without a certificate", what, addr)
 		} else {
 			t.Logf("%s without a client certificate: %v", what, err)
+		}
+	}
+}
+
+// checkTLS13 runs a second cluster whose every process was enrolled with
+// --tls-protocol TLSv1.3: the job crosses its TaskManagers' data plane, the
+// RPC, blob, data and REST ports negotiate TLS 1.3 with its own
+// certificates, and a client limited to TLS 1.2 is refused on each. Its
+// processes stop at the end of the phase.
+func checkTLS13(t *testing.T, dist *flinkDist, p *pki, name, keyType string, tmSAN bool) {
+	c := newFlinkCluster(t, dist, p, name, keyType, "--tls-protocol", "TLSv1.3")
+	if tmSAN {
+		c.tmSANs = []string{"--dns", "localhost", "--ip", "127.0.0.1"}
+	}
+	defer c.stop(t, "jm-0", "tm-1", "tm-2")
+	c.startJM(t, "jm-0")
+	c.startTM(t, "tm-1")
+	c.startTM(t, "tm-2")
+	tms := c.waitTMs(t, "tm-1", "tm-2")
+	c.runJob(t, 4)
+	own, err := loadMaterial(c.tlsDir("tm-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restClient, err := loadMaterial(filepath.Join(c.work, "rest-client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type port struct {
+		addr string
+		m    tlsMaterial
+	}
+	ports := map[string]port{
+		"JobManager RPC": {fmt.Sprintf("127.0.0.1:%d", c.rpcPort), own},
+		"blob server":    {fmt.Sprintf("127.0.0.1:%d", c.blobPort), own},
+		"REST":           {fmt.Sprintf("127.0.0.1:%d", c.restPort), restClient},
+	}
+	for id, tm := range tms {
+		ports["data port of "+id] = port{fmt.Sprintf("127.0.0.1:%d", tm.DataPort), own}
+	}
+	for what, pt := range ports {
+		if v, err := handshakeVersion(pt.addr, pt.m.cert, pt.m.roots, tls.VersionTLS13); err != nil || v != tls.VersionTLS13 {
+			t.Errorf("%s (%s): TLS 1.3 with the cluster's own certificate: version %x, %v", what, pt.addr, v, err)
+		}
+		if v, err := handshakeVersion(pt.addr, pt.m.cert, pt.m.roots, tls.VersionTLS12); err == nil {
+			t.Errorf("%s (%s) accepted a client limited to TLS 1.2 (version %x)", what, pt.addr, v)
+		} else {
+			t.Logf("%s limited to TLS 1.2: refused: %v", what, err)
 		}
 	}
 }

@@ -73,12 +73,21 @@ func isReset(err error) bool {
 	return errors.As(err, &op) && !op.Timeout()
 }
 
-// handshake runs a TLS handshake against a Flink internal port. Flink does
-// not verify hostnames internally, so neither do we: the chain is checked
-// against roots by hand, as Flink's PKIX trust manager would.
+// handshake is handshakeVersion up to TLS 1.3.
 func handshake(addr string, cert *tls.Certificate, roots *x509.CertPool) error {
+	_, err := handshakeVersion(addr, cert, roots, tls.VersionTLS13)
+	return err
+}
+
+// handshakeVersion completes a TLS handshake with cert (verifying the
+// server against roots, not its name) offering TLS 1.2 up to maxVersion,
+// and returns the version agreed. In TLS 1.3 a refused client certificate
+// shows only on the first read, so it reads once: a timeout means the
+// server kept the connection, anything else that it refused it.
+func handshakeVersion(addr string, cert *tls.Certificate, roots *x509.CertPool, maxVersion uint16) (uint16, error) {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
+		MaxVersion:         maxVersion,
 		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate below
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			leaf, err := x509.ParseCertificate(raw[0])
@@ -92,22 +101,17 @@ func handshake(addr string, cert *tls.Certificate, roots *x509.CertPool) error {
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
-	d := &net.Dialer{Timeout: 3 * time.Second}
-	c, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", addr, cfg)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
-	// In TLS 1.3 a refused client certificate shows only on the first read;
-	// Flink pins TLS 1.2 through flinkpki, but read anyway to be sure.
+	v := c.ConnectionState().Version
 	_ = c.SetReadDeadline(time.Now().Add(time.Second))
 	_, err = c.Read(make([]byte, 1))
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return nil
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return v, nil
 	}
-	if err == nil {
-		return nil
-	}
-	return err
+	return v, err
 }
