@@ -158,6 +158,9 @@ func deployment(flinkConfiguration, extraSpec string) string {
 		extraSpec + "  flinkConfiguration:\n" + flinkConfiguration
 }
 
+// secureConf is secureFlat as a config.yaml.
+var secureConf = strings.ReplaceAll(strings.TrimPrefix(secureFlat, "    "), "\n    ", "\n")
+
 // noFlinkpki is a top-level pod template without the flinkpki init
 // container, for deployment's extraSpec.
 const noFlinkpki = "  podTemplate:\n    spec:\n      securityContext: {runAsNonRoot: true}\n"
@@ -243,12 +246,12 @@ func TestLintRules(t *testing.T) {
 		{"ECDSA suites with a known ECDSA key pass", "d.yaml", deployment(secureFlat, ""), LintOptions{KeyAlgorithm: x509.ECDSA}, nil},
 		{"mixed ECDSA and RSA suites are warned about", "d.yaml",
 			deployment(strings.Replace(secureFlat, "SHA384\n", "SHA384,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n", 1), ""), LintOptions{}, []string{"FP005 warning"}},
-		{"TLSv1.3 alone with TLS 1.2 suites fails every handshake", "d.yaml",
-			deployment(strings.Replace(secureFlat, "TLSv1.2", "TLSv1.3", 1), ""), LintOptions{}, []string{"FP005 error"}},
-		{"TLSv1.3 with its own suites passes whatever the key type", "d.yaml",
-			deployment(strings.NewReplacer("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", "TLSv1.2", "TLSv1.3").Replace(secureFlat), ""), LintOptions{KeyAlgorithm: x509.RSA}, nil},
-		{"TLSv1.2 with TLS 1.3 suites alone fails every handshake", "d.yaml",
-			deployment(strings.Replace(secureFlat, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 1), ""), LintOptions{}, []string{"FP005 error"}},
+		{"TLSv1.3 alone with TLS 1.2 suites fails every handshake", "config.yaml",
+			strings.Replace(secureConf, "TLSv1.2", "TLSv1.3", 1), LintOptions{}, []string{"FP005 error"}},
+		{"TLSv1.3 with its own suites passes whatever the key type", "config.yaml",
+			strings.NewReplacer("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", "TLSv1.2", "TLSv1.3").Replace(secureConf), LintOptions{KeyAlgorithm: x509.RSA}, nil},
+		{"TLSv1.2 with TLS 1.3 suites alone fails every handshake", "config.yaml",
+			strings.Replace(secureConf, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 1), LintOptions{}, []string{"FP005 error"}},
 		{"a flat config.yaml with passwords only warns about them", "config.yaml",
 			"security.ssl.internal.enabled: true\nsecurity.ssl.internal.keystore-password: s3cret\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP004 warning"}},
@@ -450,6 +453,15 @@ func TestLintFollowsTheInitContainerToFlink(t *testing.T) {
 		{"flinkpki run through a shell is not followed",
 			deployment(secureFlat, noFlinkpkiAnywhere+"  taskManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: enroll\n            image: flinkpki/flinkpki:v1\n            command: [sh, -c, 'flinkpki init --out /flink-tls']\n"),
 			[]string{"FP002 error", "FP010 error"}, []string{"in its JobManager pods (from spec.podTemplate): no flinkpki init container"}},
+		{"security.ssl.protocol in flinkConfiguration does not reach Flink past the init container",
+			strings.Replace(wired, "security.ssl.protocol: TLSv1.2", "security.ssl.protocol: TLSv1.3", 1),
+			[]string{"FP005 error", "FP010 warning"}, []string{"sets security.ssl.protocol: TLSv1.3, which has no effect", "says TLSv1.2"}},
+		{"the same protocol through --tls-protocol passes",
+			strings.NewReplacer("security.ssl.protocol: TLSv1.2", "security.ssl.protocol: TLSv1.3", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384",
+				", --flink-conf-out, /flink-conf", ", --flink-conf-out, /flink-conf, --tls-protocol=tlsv1.3").Replace(wired), nil, nil},
+		{"TaskManagers and JobManager on different TLS protocols cannot reach each other",
+			strings.Replace(wired, ", --flink-conf-set, rest.bind-address=127.0.0.1", ", --flink-conf-set, rest.bind-address=127.0.0.1, --tls-protocol, TLSv1.3", 1),
+			[]string{"FP010 error"}, []string{"(--tls-protocol: TaskManager pods TLSv1.2, JobManager pods TLSv1.3)"}},
 		{"an init container for REST material is not the internal one",
 			deployment(secureFlat, strings.TrimSuffix(loopbackJobManager, "\n")+"\n"+restInit), nil, nil},
 		{"a JobManager init container at the top-level one's position is merged into it",

@@ -2,6 +2,7 @@ package flinkconf
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -240,6 +241,7 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 		problems []string
 	}
 	var reports []report
+	protocols := map[string][]string{} // --tls-protocol of the init containers → the processes
 	for _, pod := range d.processPods() {
 		var problems []string
 		var call initCall
@@ -261,6 +263,13 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 		case init == nil:
 			problems = append(problems, ": no flinkpki init container makes their stores, and flinkConfiguration sets no keystore password, so Flink refuses to start (security.ssl.internal.keystore-password is missing)")
 		default:
+			p := call.flags["--tls-protocol"]
+			if p == "" || strings.EqualFold(p, Protocol) {
+				p = Protocol
+			} else if strings.EqualFold(p, ProtocolTLS13) {
+				p = ProtocolTLS13
+			}
+			protocols[p] = append(protocols[p], pod.roles...)
 			problems = wiringProblems(&pod.spec, init, call, d.name, inlinePasswords)
 			if len(problems) > 0 {
 				problems[0] = fmt.Sprintf(", flinkpki init container %q: %s", call.name, problems[0])
@@ -288,7 +297,36 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 			Message: fmt.Sprintf("%s: in its %s pods (%s)%s", s.label, strings.Join(r.pod.roles, " and "), where, strings.Join(r.problems, "; ")),
 			Fix:     fix})
 	}
-	return out
+	return append(out, protocolFindings(s, protocols)...)
+}
+
+// protocolFindings compares the TLS protocol the init containers write
+// (--tls-protocol, by process) with each other and with flinkConfiguration,
+// whose security.ssl.* keys the init container's copy replaces.
+func protocolFindings(s *subject, byProtocol map[string][]string) []Finding {
+	switch len(byProtocol) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		var parts []string
+		for _, p := range slices.Sorted(maps.Keys(byProtocol)) {
+			parts = append(parts, fmt.Sprintf("%s pods %s", strings.Join(byProtocol[p], " and "), p))
+		}
+		return one(RuleInitWiring, SeverityError,
+			fmt.Sprintf("%s: its flinkpki init containers write different TLS protocols (--tls-protocol: %s), and a process of one cannot reach a process of the other", s.label, strings.Join(parts, ", ")),
+			"give every flinkpki init container of the cluster the same --tls-protocol")
+	}
+	var protocol string
+	for p := range byProtocol {
+		protocol = p
+	}
+	if v, set := s.get("security.ssl.protocol"); set && !strings.EqualFold(strings.TrimSpace(v), protocol) {
+		return one(RuleInitWiring, SeverityWarning,
+			fmt.Sprintf("%s sets security.ssl.protocol: %s, which has no effect: the flinkpki init container's copy of the configuration says %s (its --tls-protocol), with suites to match", s.label, v, protocol),
+			fmt.Sprintf("give the init container --tls-protocol %s, or remove security.ssl.protocol and security.ssl.algorithms from flinkConfiguration", v))
+	}
+	return nil
 }
 
 func mergeFields(a, b []string) []string {

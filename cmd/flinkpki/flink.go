@@ -38,6 +38,8 @@ the flinkpki init container: store paths under --tls-dir (the init
 container's --out), store types, and the TLS protocol and cipher suites that
 match the cluster's key type. It never prints passwords: the init container
 merges each pod's own passwords into its private copy of the configuration.
+With --tls-protocol TLSv1.3 the block names TLS 1.3 and its suites; give the
+init containers the same flag, since their copy is what Flink reads.
 
 The cluster's key type is fetched from the server (administrator token)
 unless --key-type is given.`,
