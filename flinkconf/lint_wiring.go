@@ -12,7 +12,7 @@ import (
 
 // The operator's names for what it adds to every Flink pod (Flink's
 // kubernetes Constants: MAIN_CONTAINER_NAME, FLINK_CONF_VOLUME and
-// CONFIG_MAP_PREFIX, the same in 1.20 and 2.2).
+// CONFIG_MAP_PREFIX, read from flink-kubernetes 2.2.0 with javap).
 const (
 	mainContainerName  = "flink-main-container"
 	operatorConfVolume = "flink-config-volume"
@@ -37,14 +37,19 @@ type processPod struct {
 	spec   corev1.PodSpec
 }
 
-// processPods merges the top-level template with each process's own.
-func (d *deploymentInfo) processPods() []processPod {
-	var top *corev1.PodSpec
+// topTemplate returns the top-level pod template's spec, or nil.
+func (d *deploymentInfo) topTemplate() *corev1.PodSpec {
 	for _, t := range d.templates {
 		if t.field == "spec.podTemplate" {
-			top = &t.spec.Spec
+			return &t.spec.Spec
 		}
 	}
+	return nil
+}
+
+// processPods merges the top-level template with each process's own.
+func (d *deploymentInfo) processPods() []processPod {
+	top := d.topTemplate()
 	var out []processPod
 	for _, p := range flinkProcesses {
 		pod := processPod{roles: []string{p.role}}
@@ -412,12 +417,7 @@ func checkTemplateMerge(s *subject, _ LintOptions) []Finding {
 	if d == nil || s.isTrue(MergeArraysByNameKey) {
 		return nil
 	}
-	var top *corev1.PodSpec
-	for _, t := range d.templates {
-		if t.field == "spec.podTemplate" {
-			top = &t.spec.Spec
-		}
-	}
+	top := d.topTemplate()
 	if top == nil {
 		return nil
 	}
