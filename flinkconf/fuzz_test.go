@@ -35,7 +35,7 @@ func FuzzLint(f *testing.F) {
 	f.Add([]byte(deployment(secureFlat, "")), false)
 	known := map[string]bool{}
 	for _, id := range []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword,
-		RuleCipherSuites, RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge} {
+		RuleCipherSuites, RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge, RuleFingerprintPinning} {
 		known[id] = true
 	}
 	f.Fuzz(func(t *testing.T, data []byte, legacy bool) {

@@ -27,6 +27,7 @@ const (
 	RuleStoresFromSecrets   = "FP009" // keystores mounted from a Kubernetes Secret
 	RuleInitWiring          = "FP010" // the flinkpki init container's output does not reach Flink
 	RuleTemplateMerge       = "FP011" // pod templates merged by position
+	RuleFingerprintPinning  = "FP012" // peer leaves pinned by fingerprint instead of trusted by CA
 )
 
 // ErrLintInput is returned when the file given to Lint is neither a

@@ -29,6 +29,7 @@ var rules = []rule{
 	checkStoresFromSecrets,
 	checkInitWiring,
 	checkTemplateMerge,
+	checkFingerprintPinning,
 }
 
 const fixConfig = "`flinkpki flink config --cluster NAME --role ROLE` prints the block"
@@ -312,4 +313,23 @@ func checkStoresFromSecrets(s *subject, _ LintOptions) []Finding {
 	return one(RuleStoresFromSecrets, SeverityError,
 		fmt.Sprintf("%s reads private keys from a Kubernetes Secret (%s): they are stored by the API server and readable by whoever may read Secrets in the namespace", s.label, strings.Join(found, "; ")),
 		"let the flinkpki init container make the key in the pod (init --out into an emptyDir) and point the keystore there")
+}
+
+// checkFingerprintPinning finds security.ssl.{internal,rest}.cert.fingerprint.
+// Set, Flink trusts exactly the listed SHA-1 fingerprints of peer leaves and
+// ignores the truststore. flinkpki gives every pod start a new leaf, so the
+// next restarted pod is shut out, and a CA rotation no longer decides trust.
+func checkFingerprintPinning(s *subject, _ LintOptions) []Finding {
+	var pinned []string
+	for _, key := range []string{"security.ssl.internal.cert.fingerprint", "security.ssl.rest.cert.fingerprint"} {
+		if v, set := s.get(key); set && strings.TrimSpace(v) != "" {
+			pinned = append(pinned, key)
+		}
+	}
+	if len(pinned) == 0 {
+		return nil
+	}
+	return one(RuleFingerprintPinning, SeverityError,
+		fmt.Sprintf("%s pins peer certificates by fingerprint (%s): Flink then ignores the truststore, and every pod flinkpki enrolls gets a new leaf, so the next restarted process is shut out and CA rotation no longer decides trust", s.label, strings.Join(pinned, ", ")),
+		"remove the fingerprint keys: the cluster's own CA, in every truststore flinkpki writes, already admits this cluster's processes only")
 }
