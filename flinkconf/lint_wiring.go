@@ -139,7 +139,10 @@ const (
 // command names flinkpki and it runs the init subcommand; one for REST
 // material (--role rest-server or rest-client) does not.
 func flinkpkiInit(c corev1.Container) (initCall, initKind) {
-	args := append(append([]string(nil), c.Command...), c.Args...)
+	var args []string
+	for _, a := range append(append([]string(nil), c.Command...), c.Args...) {
+		args = append(args, expandEnv(c, a))
+	}
 	id := strings.ToLower(c.Name + " " + c.Image)
 	if len(args) > 0 && path.Base(args[0]) == "flinkpki" {
 		id += " flinkpki"
@@ -173,18 +176,50 @@ func flinkpkiInit(c corev1.Container) (initCall, initKind) {
 	return call, internalInit
 }
 
+// expandEnv expands $(NAME) in a container argument as the kubelet does,
+// from the container's literal environment values; a reference to a value
+// from elsewhere (the downward API, a Secret) stays as written.
+func expandEnv(c corev1.Container, arg string) string {
+	var b strings.Builder
+	for i := 0; i < len(arg); i++ {
+		switch {
+		case strings.HasPrefix(arg[i:], "$$"):
+			b.WriteByte('$')
+			i++
+			continue
+		case strings.HasPrefix(arg[i:], "$("):
+			if end := strings.IndexByte(arg[i:], ')'); end > 2 {
+				name := arg[i+2 : i+end]
+				if v, ok := literalEnv(c, name); ok {
+					b.WriteString(v)
+					i += end
+					continue
+				}
+			}
+		}
+		b.WriteByte(arg[i])
+	}
+	return b.String()
+}
+
+// literalEnv returns a container's literal environment value.
+func literalEnv(c corev1.Container, name string) (string, bool) {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom == nil {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
 // envRole is init's environment fallback of --role.
 const envRole = "FLINKPKI_ROLE"
 
 // envValue returns the literal value of a container's environment
 // variable, or "" when it is unset or comes from elsewhere.
 func envValue(c corev1.Container, name string) string {
-	for _, e := range c.Env {
-		if e.Name == name && e.ValueFrom == nil {
-			return e.Value
-		}
-	}
-	return ""
+	v, _ := literalEnv(c, name)
+	return v
 }
 
 // mountFor returns the mount of c under which p lies (the deepest one).
@@ -353,6 +388,9 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 	// shared checks that what init writes under p reaches the Flink
 	// container at the same path, and returns the volume it is on.
 	shared := func(p, what string) *corev1.Volume {
+		if strings.Contains(p, "$(") {
+			return nil // named through a value lint cannot see
+		}
 		m := mountFor(init, p)
 		if m == nil {
 			say("it writes %s to %s, which is on none of its volumes, so the files stay in its own file system", what, p)
@@ -390,7 +428,7 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 			say("%s does not set FLINK_CONF_DIR to %s (its --flink-conf-out), so Flink reads the operator's configuration, without the store passwords, and refuses to start", mainContainerName, confOut)
 		}
 	}
-	if confSrc == "" {
+	if confSrc == "" || strings.Contains(confSrc, "$(") {
 		return problems
 	}
 	switch m := mountFor(init, confSrc); {
