@@ -84,6 +84,11 @@ func (s *Store) RotateKEK(ctx context.Context, next *Sealer, opts RotateKEKOptio
 			if err == nil {
 				err = s.finishRotation(tx, next, &n, opts.Audit)
 			}
+			if err == nil {
+				// A store copied in the middle of a rotation on etcd
+				// carries its marker.
+				err = tx.Delete(bMeta, kKEKRotation)
+			}
 			return err
 		})
 	} else {
