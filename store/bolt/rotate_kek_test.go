@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,4 +110,51 @@ func TestRotateKEKRefusesTheKeyTheStoreIsUnder(t *testing.T) {
 	if n, err := s.RotateKEK(context.Background(), same, store.RotateKEKOptions{}); err == nil || !strings.Contains(err.Error(), "is the one the store is under") {
 		t.Fatalf("RotateKEK to the same key = %d, %v; want a refusal", n, err)
 	}
+}
+
+// TestABoltStoreCopiedMidRotationIsFinishedInOneTransaction: a store copied
+// from etcd while its rotation was interrupted (admin migrate copies every
+// key, the marker too) is refused by servers, and rotate-kek with the same
+// two keys finishes it on bbolt in one transaction, marker included. The
+// marker is written here as the etcd path writes it (meta/kek_rotation).
+func TestABoltStoreCopiedMidRotationIsFinishedInOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "flinkpki.db")
+	oldKEK, newK := newKEK(t), newKEK(t)
+	s, err := openStore(t, path, oldKEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *store.Txn) error {
+		return tx.PutCA(&store.CA{Cluster: "c", ID: "internal-1", Key: []byte("key-internal-1")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	oldSeal, _ := store.NewSealer(oldKEK, nil)
+	next, _ := store.NewSealer(newK, nil)
+	b, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf(`{"from":%q,"to":%q}`, oldSeal.ID(), next.ID())
+	if err := b.Update(ctx, func(tx store.Tx) error { return tx.Put([]byte("meta"), []byte("kek_rotation"), []byte(marker)) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(ctx, b, oldSeal); !errors.Is(err, store.ErrKEKRotation) {
+		t.Fatalf("Open of a store between two keys = %v, want ErrKEKRotation", err)
+	}
+	s, err = store.OpenForKEKRotation(ctx, b, oldSeal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RotateKEK(ctx, next, store.RotateKEKOptions{}); err != nil || n != 1 {
+		t.Fatalf("RotateKEK = %d, %v", n, err)
+	}
+	s.Close()
+	s, err = openStore(t, path, newK)
+	if err != nil {
+		t.Fatalf("the finished store does not open for a server: %v", err)
+	}
+	s.Close()
 }
