@@ -34,8 +34,7 @@ func FuzzMerge(f *testing.F) {
 func FuzzLint(f *testing.F) {
 	f.Add([]byte(deployment(secureFlat, "")), false)
 	known := map[string]bool{}
-	for _, id := range []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword,
-		RuleCipherSuites, RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge, RuleFingerprintPinning} {
+	for _, id := range Rules() {
 		known[id] = true
 	}
 	f.Fuzz(func(t *testing.T, data []byte, legacy bool) {

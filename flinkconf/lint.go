@@ -30,6 +30,13 @@ const (
 	RuleFingerprintPinning  = "FP012" // peer leaves pinned by fingerprint instead of trusted by CA
 )
 
+// Rules lists every rule id, in order.
+func Rules() []string {
+	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
+		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
+		RuleFingerprintPinning}
+}
+
 // ErrLintInput is returned when the file given to Lint is neither a
 // FlinkDeployment manifest nor a Flink configuration file.
 var ErrLintInput = errors.New("unrecognised flink lint input")

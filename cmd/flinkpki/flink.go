@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -120,6 +122,7 @@ func (a *app) clusterKeyType(ctx context.Context, cluster, flag string) (ca.KeyT
 
 func (a *app) newFlinkLintCmd() *cobra.Command {
 	var keyType, flinkVersion string
+	var ignore []string
 	var out outputFormat
 	cmd := &cobra.Command{
 		Use:   "lint FILE",
@@ -150,9 +153,12 @@ lint holds it to what every version reads.
 
 Prints one finding per line on stdout (with -o json, an object with the
 findings' rule, severity, message and fix, for CI). Exit 1 when any finding
-is an error, 0 when there are only warnings or none.`,
+is an error, 0 when there are only warnings or none. --ignore drops the
+findings of the rules it names (e.g. FP003 for a native-mode cluster that
+runs only trusted code); the summary on stderr counts them.`,
 		Example: `  flinkpki flink lint deploy/orders-flinkdeployment.yaml
-  flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048 --flink-version 1.20`,
+  flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048 --flink-version 1.20
+  flinkpki flink lint deploy/analytics-flinkdeployment.yaml --ignore FP003`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var opts flinkconf.LintOptions
@@ -170,13 +176,31 @@ is an error, 0 when there are only warnings or none.`,
 				}
 				opts.FlinkMajor = major
 			}
+			ignored := map[string]bool{}
+			for _, id := range ignore {
+				id = strings.ToUpper(strings.TrimSpace(id))
+				if !slices.Contains(flinkconf.Rules(), id) {
+					return usagef("--ignore %s: no such rule; the rules are %s", id, strings.Join(flinkconf.Rules(), ", "))
+				}
+				ignored[id] = true
+			}
 			data, err := os.ReadFile(args[0])
 			if err != nil {
 				return fmt.Errorf("read %s: %w", args[0], err)
 			}
-			findings, err := flinkconf.LintWith(data, filepath.Base(args[0]), opts)
+			all, err := flinkconf.LintWith(data, filepath.Base(args[0]), opts)
 			if err != nil {
 				return err
+			}
+			var findings []flinkconf.Finding
+			for _, f := range all {
+				if !ignored[f.Rule] {
+					findings = append(findings, f)
+				}
+			}
+			skipped := ""
+			if n := len(all) - len(findings); n > 0 {
+				skipped = fmt.Sprintf(", %d ignored", n)
 			}
 			if out == "json" {
 				type findingJSON struct {
@@ -207,14 +231,15 @@ is an error, 0 when there are only warnings or none.`,
 						errs++
 					}
 				}
-				return fmt.Errorf("%s fails %d security recommendation(s); see the findings above", args[0], errs)
+				return fmt.Errorf("%s fails %d security recommendation(s)%s; see the findings above", args[0], errs, skipped)
 			}
-			fmt.Fprintf(a.stderr, "%s: no errors (%d warning(s))\n", args[0], len(findings))
+			fmt.Fprintf(a.stderr, "%s: no errors (%d warning(s)%s)\n", args[0], len(findings), skipped)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&keyType, "key-type", "", "the cluster's key type, to check the cipher suites against it")
 	addOutputFlag(cmd, &out)
+	cmd.Flags().StringSliceVar(&ignore, "ignore", nil, "rule ids whose findings to drop, comma-separated (FP003,FP007)")
 	cmd.Flags().StringVar(&flinkVersion, "flink-version", "", "the Flink version the file is for (1.20, 2.2, v2_2), when it does not say (a FlinkDeployment's spec.flinkVersion wins)")
 	return cmd
 }

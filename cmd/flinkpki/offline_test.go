@@ -68,6 +68,28 @@ func TestFlinkLintExitCodes(t *testing.T) {
 	}
 }
 
+// flink lint --ignore drops the findings of the rules it names, counts them
+// on stderr, and refuses a rule id that does not exist.
+func TestFlinkLintIgnore(t *testing.T) {
+	t.Parallel()
+	native := writeFile(t, "native.yaml", strings.Replace(secureDeployment, "  mode: standalone\n", "  mode: native\n", 1))
+	r := runCLI(t, nil, "flink", "lint", native)
+	if r.code != 0 || !strings.Contains(r.stdout, "FP003 warning") {
+		t.Fatalf("native mode without --ignore: exit %d, stdout %q", r.code, r.stdout)
+	}
+	r = runCLI(t, nil, "flink", "lint", native, "--ignore", "fp003")
+	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "no errors (0 warning(s), 1 ignored)") {
+		t.Errorf("--ignore fp003: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	insecure := writeFile(t, "insecure.yaml", strings.Replace(secureDeployment, `security.ssl.internal.enabled: "true"`, `security.ssl.internal.enabled: "false"`, 1))
+	r = runCLI(t, nil, "flink", "lint", insecure, "--ignore", "FP010")
+	if r.code != 1 || !strings.Contains(r.stdout, "FP001 error") {
+		t.Errorf("--ignore of another rule keeps the error: exit %d, stdout %q", r.code, r.stdout)
+	}
+	r = runCLI(t, nil, "flink", "lint", native, "--ignore", "FP099")
+	oneLineError(t, r, 2, "--ignore FP099: no such rule")
+}
+
 // flink lint --flink-version decides what security.ssl.enabled alone means
 // in a config.yaml: Flink 1.x reads it, Flink 2 does not.
 func TestFlinkLintVersion(t *testing.T) {
