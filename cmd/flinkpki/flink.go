@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,12 +121,15 @@ func (a *app) clusterKeyType(ctx context.Context, cluster, flag string) (ca.KeyT
 	return ca.ParseKeyType(c.GetKeyType())
 }
 
+// maxLintInput bounds what flink lint - reads from standard input.
+const maxLintInput = 64 << 20
+
 func (a *app) newFlinkLintCmd() *cobra.Command {
 	var keyType, flinkVersion string
 	var ignore []string
 	var out outputFormat
 	cmd := &cobra.Command{
-		Use:   "lint FILE",
+		Use:   "lint FILE|-",
 		Short: "Check a Flink configuration or FlinkDeployment against the security recommendations",
 		Long: `Check a FlinkDeployment manifest, a Flink config.yaml or a legacy
 flink-conf.yaml against flinkpki's security recommendations: internal SSL on,
@@ -155,10 +159,13 @@ Prints one finding per line on stdout (with -o json, an object with the
 findings' rule, severity, message and fix, for CI). Exit 1 when any finding
 is an error, 0 when there are only warnings or none. --ignore drops the
 findings of the rules it names (e.g. FP003 for a native-mode cluster that
-runs only trusted code); the summary on stderr counts them.`,
+runs only trusted code); the summary on stderr counts them. FILE - reads
+standard input: every FlinkDeployment of a manifest stream, as kustomize
+build prints it.`,
 		Example: `  flinkpki flink lint deploy/orders-flinkdeployment.yaml
   flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048 --flink-version 1.20
-  flinkpki flink lint deploy/analytics-flinkdeployment.yaml --ignore FP003`,
+  flinkpki flink lint deploy/analytics-flinkdeployment.yaml --ignore FP003
+  kustomize build overlays/prod | flinkpki flink lint -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var opts flinkconf.LintOptions
@@ -184,9 +191,23 @@ runs only trusted code); the summary on stderr counts them.`,
 				}
 				ignored[id] = true
 			}
-			data, err := os.ReadFile(args[0])
+			name := args[0]
+			var data []byte
+			var err error
+			if name == "-" {
+				name = "<stdin>"
+				if a.stdin == nil {
+					return usagef("flink lint -: no standard input")
+				}
+				data, err = io.ReadAll(io.LimitReader(a.stdin, maxLintInput+1))
+				if err == nil && len(data) > maxLintInput {
+					err = fmt.Errorf("more than %d MiB", maxLintInput>>20)
+				}
+			} else {
+				data, err = os.ReadFile(args[0])
+			}
 			if err != nil {
-				return fmt.Errorf("read %s: %w", args[0], err)
+				return fmt.Errorf("read %s: %w", name, err)
 			}
 			all, err := flinkconf.LintWith(data, filepath.Base(args[0]), opts)
 			if err != nil {
@@ -216,7 +237,7 @@ runs only trusted code); the summary on stderr counts them.`,
 				if err := writeJSON(a.stdout, struct {
 					File     string        `json:"file"`
 					Findings []findingJSON `json:"findings"`
-				}{args[0], rows}); err != nil {
+				}{name, rows}); err != nil {
 					return err
 				}
 			} else {
@@ -231,9 +252,9 @@ runs only trusted code); the summary on stderr counts them.`,
 						errs++
 					}
 				}
-				return fmt.Errorf("%s fails %d security recommendation(s)%s; see the findings above", args[0], errs, skipped)
+				return fmt.Errorf("%s fails %d security recommendation(s)%s; see the findings above", name, errs, skipped)
 			}
-			fmt.Fprintf(a.stderr, "%s: no errors (%d warning(s)%s)\n", args[0], len(findings), skipped)
+			fmt.Fprintf(a.stderr, "%s: no errors (%d warning(s)%s)\n", name, len(findings), skipped)
 			return nil
 		},
 	}

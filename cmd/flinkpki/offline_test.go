@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -88,6 +90,27 @@ func TestFlinkLintIgnore(t *testing.T) {
 	}
 	r = runCLI(t, nil, "flink", "lint", native, "--ignore", "FP099")
 	oneLineError(t, r, 2, "--ignore FP099: no such rule")
+}
+
+// flink lint - reads a manifest stream from standard input, as kustomize
+// build prints it, and lints every FlinkDeployment in it.
+func TestFlinkLintReadsStandardInput(t *testing.T) {
+	t.Parallel()
+	run := func(stdin string, args ...string) result {
+		var out, errb bytes.Buffer
+		a := &app{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, now: time.Now}
+		return result{code: a.run(context.Background(), args), stdout: out.String(), stderr: errb.String()}
+	}
+	stream := "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: flink-orders\n---\n" + secureDeployment
+	r := run(stream, "flink", "lint", "-")
+	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "<stdin>: no errors") {
+		t.Errorf("a secure stream: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	second := strings.NewReplacer("name: orders\n", "name: billing\n", `security.ssl.internal.enabled: "true"`, `security.ssl.internal.enabled: "false"`).Replace(secureDeployment)
+	r = run(stream+"---\n"+second, "flink", "lint", "-", "-o", "json")
+	if r.code != 1 || !strings.Contains(r.stdout, `"file": "<stdin>"`) || !strings.Contains(r.stdout, `FlinkDeployment \"billing\" disables internal SSL`) {
+		t.Errorf("a stream with an insecure second deployment: exit %d\nstdout: %s", r.code, r.stdout)
+	}
 }
 
 // flink lint --flink-version decides what security.ssl.enabled alone means

@@ -35,9 +35,11 @@ func addOutputFlag(cmd *cobra.Command, o *outputFormat) {
 	cmd.Flags().VarP(o, "output", "o", "output format: table or json")
 }
 
-// writeJSON prints v as indented JSON followed by a newline.
+// writeJSON prints v as indented JSON followed by a newline. It is read by
+// scripts and people, not embedded in HTML: <, > and & stay as they are.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -15,6 +15,7 @@ import (
 // app holds what every command shares: its output streams and its view of
 // the environment, injected so tests can run the CLI in-process.
 type app struct {
+	stdin          io.Reader // flink lint -
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	now            func() time.Time
@@ -30,7 +31,7 @@ type app struct {
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now}
+	a := &app{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now}
 	return a.run(ctx, args)
 }
 
