@@ -31,8 +31,12 @@ type kustomization struct {
 		} `json:"target"`
 	} `json:"patches,omitempty"`
 	ConfigMapGenerator []struct {
-		Name  string   `json:"name"`
-		Files []string `json:"files"`
+		Name    string   `json:"name"`
+		Files   []string `json:"files"`
+		Options *struct {
+			DisableNameSuffixHash bool              `json:"disableNameSuffixHash"`
+			Labels                map[string]string `json:"labels,omitempty"`
+		} `json:"options,omitempty"`
 	} `json:"configMapGenerator,omitempty"`
 	GeneratorOptions *struct {
 		DisableNameSuffixHash bool `json:"disableNameSuffixHash"`
@@ -226,7 +230,7 @@ func TestEveryKustomizationRendersToStrictlyValidObjects(t *testing.T) {
 	}{
 		{"the server base", "kubernetes", []string{"ConfigMap", "Namespace", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"}},
 		{"the base with the tokenreview component", "", []string{"ClusterRoleBinding", "ConfigMap", "Namespace", "NetworkPolicy", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"}},
-		{"the monitoring objects", "kubernetes/monitoring", []string{"PrometheusRule", "ServiceMonitor"}},
+		{"the monitoring objects", "kubernetes/monitoring", []string{"ConfigMap", "PrometheusRule", "ServiceMonitor"}},
 		{"the standalone example", "examples/standalone", []string{"ConfigMap", "FlinkDeployment", "Service", "ServiceAccount"}},
 		{"the native example", "examples/native", []string{"ConfigMap", "FlinkDeployment", "Role", "RoleBinding", "Service", "ServiceAccount"}},
 	}

@@ -1,9 +1,20 @@
 package deploy
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/flinkpki/flinkpki/metrics"
 )
 
 // prometheusRule is the part of monitoring.coreos.com/v1 PrometheusRule that
@@ -112,5 +123,145 @@ func TestServiceMonitorScrapesTheMetricsPort(t *testing.T) {
 	}
 	if sm.Spec.Selector.MatchLabels["app.kubernetes.io/name"] != "flinkpki" {
 		t.Fatalf("selector = %v, want app.kubernetes.io/name=flinkpki", sm.Spec.Selector.MatchLabels)
+	}
+}
+
+// grafanaDashboard is the part of Grafana's dashboard model that
+// flinkpki-dashboard.json uses, decoded strictly: a misspelt field fails.
+type grafanaDashboard struct {
+	Title         string   `json:"title"`
+	UID           string   `json:"uid"`
+	Description   string   `json:"description"`
+	Tags          []string `json:"tags"`
+	Timezone      string   `json:"timezone"`
+	SchemaVersion int      `json:"schemaVersion"`
+	Version       int      `json:"version"`
+	Refresh       string   `json:"refresh"`
+	Time          struct {
+		From string `json:"from"`
+		To   string `json:"to"`
+	} `json:"time"`
+	Templating struct {
+		List []struct {
+			Name       string         `json:"name"`
+			Type       string         `json:"type"`
+			Label      string         `json:"label"`
+			Query      string         `json:"query"`
+			Datasource map[string]any `json:"datasource,omitempty"`
+			IncludeAll bool           `json:"includeAll,omitempty"`
+			AllValue   string         `json:"allValue,omitempty"`
+			Refresh    int            `json:"refresh,omitempty"`
+		} `json:"list"`
+	} `json:"templating"`
+	Panels []struct {
+		ID          int            `json:"id"`
+		Type        string         `json:"type"`
+		Title       string         `json:"title"`
+		Description string         `json:"description"`
+		Datasource  map[string]any `json:"datasource"`
+		GridPos     struct {
+			X, Y, W, H int
+		} `json:"gridPos"`
+		FieldConfig map[string]any `json:"fieldConfig"`
+		Options     map[string]any `json:"options"`
+		Targets     []struct {
+			RefID        string         `json:"refId"`
+			Expr         string         `json:"expr"`
+			Datasource   map[string]any `json:"datasource"`
+			LegendFormat string         `json:"legendFormat,omitempty"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+// exportedMetrics returns the names a real flinkpki metrics registry
+// exposes once every collector has a value (histograms with their
+// _bucket, _sum and _count series).
+func exportedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	m := metrics.New()
+	m.Issued("orders", "taskmanager")
+	m.Denied("unauthenticated")
+	m.RotationWaiting("orders", "internal", "activate", true)
+	m.SetCAs([]metrics.CA{{Cluster: "orders", ID: "internal-1", State: "active", NotAfter: time.Now().Add(time.Hour)}},
+		map[string]time.Time{"orders": time.Now().Add(time.Hour)})
+	m.WatchKeyPool(func() map[string]int { return map[string]int{"rsa-2048": 3} })
+	_, _ = m.UnaryInterceptor(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/flinkpki.v1.EnrollmentService/Enroll"},
+		func(context.Context, any) (any, error) { return nil, nil })
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	names := map[string]bool{}
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			names[f[2]] = true
+			if f[3] == "histogram" {
+				for _, s := range []string{"_bucket", "_sum", "_count"} {
+					names[f[2]+s] = true
+				}
+			}
+		}
+	}
+	if !names["flinkpki_certificates_issued_total"] || !names["process_resident_memory_bytes"] {
+		t.Fatalf("the registry exposes %d names, not the expected ones:\n%s", len(names), rec.Body.String())
+	}
+	return names
+}
+
+// promName matches the metric names a PromQL expression of ours uses.
+var promName = regexp.MustCompile(`\b(?:flinkpki|process|go)_[a-z_]+\b`)
+
+// The Grafana dashboard ships as a ConfigMap Grafana's sidecar loads, and
+// every query it runs names metrics the server really exports.
+func TestGrafanaDashboardQueriesWhatTheServerExports(t *testing.T) {
+	var cm *corev1.ConfigMap
+	for _, o := range rendered(t, "kubernetes/monitoring") {
+		if c, ok := o.Value.(*corev1.ConfigMap); ok && o.Name == "flinkpki-grafana-dashboard" {
+			cm = c
+		}
+	}
+	if cm == nil || cm.Labels["grafana_dashboard"] != "1" || cm.Data["flinkpki-dashboard.json"] == "" {
+		t.Fatalf("want the ConfigMap flinkpki-grafana-dashboard, labelled grafana_dashboard=1, holding flinkpki-dashboard.json; got %+v", cm)
+	}
+	var d grafanaDashboard
+	dec := json.NewDecoder(strings.NewReader(cm.Data["flinkpki-dashboard.json"]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	exported := exportedMetrics(t)
+	ids := map[int]bool{}
+	queried := map[string]bool{}
+	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d is used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.GridPos.W <= 0 || p.GridPos.X+p.GridPos.W > 24 || p.GridPos.H <= 0 {
+			t.Errorf("panel %q: gridPos %+v does not fit Grafana's 24 columns", p.Title, p.GridPos)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			if strings.Count(q.Expr, "(") != strings.Count(q.Expr, ")") || strings.Count(q.Expr, "{") != strings.Count(q.Expr, "}") {
+				t.Errorf("panel %q: unbalanced query %q", p.Title, q.Expr)
+			}
+			names := promName.FindAllString(q.Expr, -1)
+			if len(names) == 0 {
+				t.Errorf("panel %q: query %q names no metric", p.Title, q.Expr)
+			}
+			for _, n := range names {
+				queried[n] = true
+				if !exported[n] {
+					t.Errorf("panel %q: query %q uses %s, which the server does not export", p.Title, q.Expr, n)
+				}
+			}
+		}
+	}
+	for _, n := range []string{"flinkpki_certificates_issued_total", "flinkpki_requests_denied_total", "flinkpki_grpc_request_duration_seconds_bucket",
+		"flinkpki_ca_expiry_timestamp_seconds", "flinkpki_live_leaf_earliest_expiry_timestamp_seconds", "flinkpki_rotation_blocked", "flinkpki_bake_key_pool_ready"} {
+		if !queried[n] {
+			t.Errorf("no panel shows %s", n)
+		}
 	}
 }
