@@ -15,19 +15,29 @@ import (
 // TestRotateKEKReencryptsTheServingCA: the serving CA's key is sealed like
 // a cluster CA's but lives apart from them; a rotation that missed it left
 // a store whose server could no longer start.
-func TestRotateKEKReencryptsTheServingCA(t *testing.T) {
-	ctx := context.Background()
+// newStoreWithCA opens a new bbolt store under kek that holds one CA,
+// internal-1 of cluster c, and returns it with its path.
+func newStoreWithCA(t *testing.T, kek []byte) (*store.Store, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "flinkpki.db")
-	oldKEK, newK := newKEK(t), newKEK(t)
-	s, err := openStore(t, path, oldKEK)
+	s, err := openStore(t, path, kek)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.Update(ctx, func(tx *store.Txn) error {
-		if err := tx.PutServerCA(&store.CA{ID: "server", Purpose: "serving", Key: []byte("serving-key")}); err != nil {
-			return err
-		}
+	if err := s.Update(context.Background(), func(tx *store.Txn) error {
 		return tx.PutCA(&store.CA{Cluster: "c", ID: "internal-1", Key: []byte("key-internal-1")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return s, path
+}
+
+func TestRotateKEKReencryptsTheServingCA(t *testing.T) {
+	ctx := context.Background()
+	oldKEK, newK := newKEK(t), newKEK(t)
+	s, path := newStoreWithCA(t, oldKEK)
+	err := s.Update(ctx, func(tx *store.Txn) error {
+		return tx.PutServerCA(&store.CA{ID: "server", Purpose: "serving", Key: []byte("serving-key")})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,17 +129,8 @@ func TestRotateKEKRefusesTheKeyTheStoreIsUnder(t *testing.T) {
 // marker is written here as the etcd path writes it (meta/kek_rotation).
 func TestABoltStoreCopiedMidRotationIsFinishedInOneTransaction(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "flinkpki.db")
 	oldKEK, newK := newKEK(t), newKEK(t)
-	s, err := openStore(t, path, oldKEK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Update(ctx, func(tx *store.Txn) error {
-		return tx.PutCA(&store.CA{Cluster: "c", ID: "internal-1", Key: []byte("key-internal-1")})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s, path := newStoreWithCA(t, oldKEK)
 	s.Close()
 	oldSeal, _ := store.NewSealer(oldKEK, nil)
 	next, _ := store.NewSealer(newK, nil)
