@@ -28,13 +28,14 @@ const (
 	RuleInitWiring          = "FP010" // the flinkpki init container's output does not reach Flink
 	RuleTemplateMerge       = "FP011" // pod templates merged by position
 	RuleFingerprintPinning  = "FP012" // peer leaves pinned by fingerprint instead of trusted by CA
+	RuleTokenExposed        = "FP013" // the token flinkpki enrolls with is mounted where job code runs
 )
 
 // Rules lists every rule id, in order.
 func Rules() []string {
 	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
 		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
-		RuleFingerprintPinning}
+		RuleFingerprintPinning, RuleTokenExposed}
 }
 
 // ErrLintInput is returned when the file given to Lint is neither a

@@ -30,6 +30,7 @@ var rules = []rule{
 	checkInitWiring,
 	checkTemplateMerge,
 	checkFingerprintPinning,
+	checkTokenExposed,
 }
 
 const fixConfig = "`flinkpki flink config --cluster NAME --role ROLE` prints the block"

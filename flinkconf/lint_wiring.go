@@ -498,3 +498,57 @@ func containerNames(cs []corev1.Container) []string {
 	}
 	return out
 }
+
+// envTokenFile is init's environment fallback of --token-file.
+const envTokenFile = "FLINKPKI_TOKEN_FILE"
+
+// checkTokenExposed finds the volume a flinkpki init container reads its
+// token from (--token-file) mounted in one of the pod's containers too, where
+// job code runs and can read it.
+func checkTokenExposed(s *subject, _ LintOptions) []Finding {
+	d := s.deployment
+	if d == nil {
+		return nil
+	}
+	type exposure struct{ container, volume string }
+	var found []exposure
+	roles := map[exposure][]string{}
+	for _, pod := range d.processPods() {
+		for _, c := range pod.spec.InitContainers {
+			call, kind := flinkpkiInit(c)
+			if kind != internalInit {
+				continue
+			}
+			file := call.flags["--token-file"]
+			if file == "" {
+				file = envValue(c, envTokenFile)
+			}
+			if file == "" || strings.Contains(file, "$(") {
+				continue
+			}
+			m := mountFor(&c, file)
+			if m == nil {
+				continue
+			}
+			for _, other := range pod.spec.Containers {
+				if slices.ContainsFunc(other.VolumeMounts, func(n corev1.VolumeMount) bool { return n.Name == m.Name }) {
+					e := exposure{other.Name, m.Name}
+					if _, seen := roles[e]; !seen {
+						found = append(found, e)
+					}
+					roles[e] = append(roles[e], pod.roles...)
+				}
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, e := range found {
+		parts = append(parts, fmt.Sprintf("container %q of the %s pods mounts volume %q", e.container, strings.Join(slices.Compact(roles[e]), " and "), e.volume))
+	}
+	return one(RuleTokenExposed, SeverityWarning,
+		fmt.Sprintf("%s lets job code read the token its flinkpki init container enrolls with (%s)", s.label, strings.Join(parts, "; ")),
+		"mount the token volume in the flinkpki init container only")
+}
