@@ -503,8 +503,8 @@ func containerNames(cs []corev1.Container) []string {
 const envTokenFile = "FLINKPKI_TOKEN_FILE"
 
 // checkTokenExposed finds the volume a flinkpki init container reads its
-// token from (--token-file) mounted in one of the pod's containers too, where
-// job code runs and can read it.
+// token from (--token-file) mounted in one of the pod's long-running
+// containers too, where job code or a sidecar can read it.
 func checkTokenExposed(s *subject, _ LintOptions) []Finding {
 	d := s.deployment
 	if d == nil {
@@ -549,6 +549,6 @@ func checkTokenExposed(s *subject, _ LintOptions) []Finding {
 		parts = append(parts, fmt.Sprintf("container %q of the %s pods mounts volume %q", e.container, strings.Join(slices.Compact(roles[e]), " and "), e.volume))
 	}
 	return one(RuleTokenExposed, SeverityWarning,
-		fmt.Sprintf("%s lets job code read the token its flinkpki init container enrolls with (%s)", s.label, strings.Join(parts, "; ")),
+		fmt.Sprintf("%s mounts the token its flinkpki init container enrolls with into long-running containers too (%s): job code in flink-main-container, or anything in a sidecar, can read it", s.label, strings.Join(parts, "; ")),
 		"mount the token volume in the flinkpki init container only")
 }
