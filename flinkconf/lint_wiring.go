@@ -300,6 +300,8 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 			continue // the stores come from elsewhere; FP004 and FP009 speak to that
 		case init == nil && opaque:
 			continue // flinkpki runs through a wrapper: there is nothing to follow
+		case init == nil && bakedConf(&pod.spec):
+			continue // Flink reads a configuration of its own (baked into the image, say)
 		case init == nil:
 			problems = append(problems, ": no flinkpki init container makes their stores, and flinkConfiguration sets no keystore password, so Flink refuses to start (security.ssl.internal.keystore-password is missing)")
 		default:
@@ -367,6 +369,15 @@ func protocolFindings(s *subject, byProtocol map[string][]string) []Finding {
 			fmt.Sprintf("give the init container --tls-protocol %s, or remove security.ssl.protocol and security.ssl.algorithms from flinkConfiguration", v))
 	}
 	return nil
+}
+
+// bakedConf reports whether flink-main-container reads its configuration
+// from a directory of its own (FLINK_CONF_DIR, with no init container to
+// write it): a configuration baked into the image with flinkpki bake, for
+// instance, whose keys lint cannot see.
+func bakedConf(pod *corev1.PodSpec) bool {
+	main := containerNamed(pod.Containers, mainContainerName)
+	return main != nil && envValue(*main, "FLINK_CONF_DIR") != ""
 }
 
 func mergeFields(a, b []string) []string {
