@@ -24,30 +24,6 @@ import (
 	etcdstore "github.com/flinkpki/flinkpki/store/etcd"
 )
 
-// openOffline opens a stopped server's store with its key-encryption key.
-// bbolt's file lock makes it fail clearly while a server is running.
-func openOffline(ctx context.Context, dataDir, kekFile string) (*store.Store, error) {
-	db := filepath.Join(dataDir, "flinkpki.db")
-	if _, err := os.Stat(db); err != nil {
-		return nil, fmt.Errorf("no store at %s: %w", db, err)
-	}
-	kekFile = kekFileOrEnv(kekFile)
-	seal, err := sealerFromFile(kekFile)
-	if err != nil {
-		return nil, err
-	}
-	b, err := bolt.Open(db, bolt.Options{})
-	if err != nil {
-		return nil, err // names the lock ("stop it first") or the corruption
-	}
-	st, err := store.Open(ctx, b, seal)
-	if err != nil {
-		b.Close()
-		return nil, storeRefusal(err, db, kekFile, "")
-	}
-	return st, nil
-}
-
 // storeRefusal words store.Check's (or Open's) refusals of the store at
 // where for an offline command, on one line: no store there (noStore says
 // what to check) or a key that does not open it. Other errors pass through.
@@ -83,42 +59,93 @@ func (e *etcdFlags) registerConn(cmd *cobra.Command) {
 	f.StringVar(&e.keyFile, "etcd-key-file", "", "client key for etcd")
 }
 
-// openEtcdStore opens an HA installation's store, which its replicas may be
-// using meanwhile, with its key-encryption key. A prefix no server has
-// opened is refused, not initialised: a typo must not start a new store.
-func openEtcdStore(ctx context.Context, e *etcdFlags, kekFile string) (*store.Store, error) {
+// openStoreAt opens the store an admin command names: a stopped server's
+// bbolt file under dataDir (its file lock refuses a running server), or,
+// when e names endpoints, an HA installation's etcd store, whose replicas
+// may keep running. The key-encryption key is in kekFile (or
+// FLINKPKI_KEK_FILE). It returns the store and where it is, for messages.
+// An etcd prefix no server has opened is refused, not initialised: a typo
+// must not start a new store. With rotation it also opens a store whose
+// key-encryption key rotation was interrupted (store.OpenForKEKRotation),
+// and refuses an etcd store that a running replica still uses.
+func openStoreAt(ctx context.Context, dataDir string, e *etcdFlags, kekFile string, rotation bool) (*store.Store, string, error) {
+	onEtcd := e != nil && len(e.endpoints) > 0
+	where, noStore := filepath.Join(dataDir, "flinkpki.db"), ""
+	switch {
+	case onEtcd && rotation:
+		where, noStore = "etcd "+strings.Join(e.endpoints, ",")+e.prefix, "check --etcd-prefix"
+	case onEtcd:
+		where, noStore = "etcd "+strings.Join(e.endpoints, ",")+e.prefix, "start the servers first, or check --etcd-prefix"
+	default:
+		if _, err := os.Stat(where); err != nil {
+			return nil, "", fmt.Errorf("no store at %s: %w", where, err)
+		}
+	}
 	kekFile = kekFileOrEnv(kekFile)
 	seal, err := sealerFromFile(kekFile)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	tlsCfg, err := etcdstore.TLSConfig(e.caFile, e.certFile, e.keyFile)
+	var b store.Backend
+	if onEtcd {
+		tlsCfg, err := etcdstore.TLSConfig(e.caFile, e.certFile, e.keyFile)
+		if err != nil {
+			return nil, "", err
+		}
+		eb, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: e.endpoints, Prefix: e.prefix, TLS: tlsCfg})
+		if err != nil {
+			return nil, "", err
+		}
+		if rotation {
+			if n, err := eb.Campaigners(ctx); err != nil || n > 0 {
+				eb.Close()
+				if err != nil {
+					return nil, "", err
+				}
+				return nil, "", fmt.Errorf("%d flinkpki server(s) still use %s (their election keys are live): scale every replica to zero first; nothing was changed", n, where)
+			}
+		}
+		b = eb
+	} else {
+		bb, err := bolt.Open(where, bolt.Options{})
+		if err != nil {
+			return nil, "", err // names the lock ("stop it first") or the corruption
+		}
+		b = bb
+	}
+	var st *store.Store
+	switch {
+	case rotation:
+		st, err = store.OpenForKEKRotation(ctx, b, seal)
+	case onEtcd:
+		if err = store.Check(ctx, b, seal); err == nil {
+			st, err = store.Open(ctx, b, seal)
+		}
+	default:
+		st, err = store.Open(ctx, b, seal)
+	}
 	if err != nil {
-		return nil, err
-	}
-	b, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: e.endpoints, Prefix: e.prefix, TLS: tlsCfg})
-	if err != nil {
-		return nil, err
-	}
-	where := "etcd " + strings.Join(e.endpoints, ",") + e.prefix
-	if err := store.Check(ctx, b, seal); err != nil {
 		b.Close()
-		return nil, storeRefusal(err, where, kekFile, "start the servers first, or check --etcd-prefix")
+		return nil, "", storeRefusal(err, where, kekFile, noStore)
 	}
-	return store.Open(ctx, b, seal)
+	return st, where, nil
 }
 
-// openAdminStore opens the store an admin command names: a stopped
-// server's bbolt store (--data-dir) or an HA installation's etcd store
-// (--etcd-endpoints), with the key-encryption key.
+// oneStore refuses a command that names a bbolt and an etcd store at once.
+func oneStore(cmd *cobra.Command, e *etcdFlags) error {
+	if len(e.endpoints) > 0 && cmd.Flags().Changed("data-dir") {
+		return usagef("--data-dir and --etcd-endpoints name two stores: give one")
+	}
+	return nil
+}
+
+// openAdminStore opens the store an admin command names (openStoreAt).
 func openAdminStore(cmd *cobra.Command, dataDir, kekFile string, etcd *etcdFlags) (*store.Store, error) {
-	if len(etcd.endpoints) == 0 {
-		return openOffline(cmd.Context(), dataDir, kekFile)
+	if err := oneStore(cmd, etcd); err != nil {
+		return nil, err
 	}
-	if cmd.Flags().Changed("data-dir") {
-		return nil, usagef("--data-dir and --etcd-endpoints name two stores: give one")
-	}
-	return openEtcdStore(cmd.Context(), etcd, kekFile)
+	st, _, err := openStoreAt(cmd.Context(), dataDir, etcd, kekFile, false)
+	return st, err
 }
 
 // withAdminAuthority runs fn on an Authority over the store an admin
@@ -293,7 +320,10 @@ again with the same two keys to finish it.`,
 			if err != nil {
 				return err
 			}
-			st, where, err := openForKEKRotation(cmd, dataDir, kekFile, &etcd)
+			if err := oneStore(cmd, &etcd); err != nil {
+				return err
+			}
+			st, where, err := openStoreAt(cmd.Context(), dataDir, &etcd, kekFile, true)
 			if err != nil {
 				return err
 			}
@@ -327,56 +357,6 @@ again with the same two keys to finish it.`,
 	cmd.Flags().StringVar(&newKEKFile, "new-kek-file", "", "the new key-encryption key (32 random bytes)")
 	addOutputFlag(cmd, &out)
 	return cmd
-}
-
-// openForKEKRotation opens the store admin rotate-kek names, like
-// openAdminStore, but also one whose rotation was interrupted; an etcd
-// store that a running replica still uses is refused.
-func openForKEKRotation(cmd *cobra.Command, dataDir, kekFile string, etcd *etcdFlags) (*store.Store, string, error) {
-	ctx := cmd.Context()
-	kekFile = kekFileOrEnv(kekFile)
-	seal, err := sealerFromFile(kekFile)
-	if err != nil {
-		return nil, "", err
-	}
-	var b store.Backend
-	var where, noStore string
-	if len(etcd.endpoints) == 0 {
-		where = filepath.Join(dataDir, "flinkpki.db")
-		if _, err := os.Stat(where); err != nil {
-			return nil, "", fmt.Errorf("no store at %s: %w", where, err)
-		}
-		if b, err = bolt.Open(where, bolt.Options{}); err != nil {
-			return nil, "", err // names the lock ("stop it first") or the corruption
-		}
-	} else {
-		if cmd.Flags().Changed("data-dir") {
-			return nil, "", usagef("--data-dir and --etcd-endpoints name two stores: give one")
-		}
-		tlsCfg, err := etcdstore.TLSConfig(etcd.caFile, etcd.certFile, etcd.keyFile)
-		if err != nil {
-			return nil, "", err
-		}
-		eb, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: etcd.endpoints, Prefix: etcd.prefix, TLS: tlsCfg})
-		if err != nil {
-			return nil, "", err
-		}
-		where, noStore = "etcd "+strings.Join(etcd.endpoints, ",")+etcd.prefix, "check --etcd-prefix"
-		if n, err := eb.Campaigners(ctx); err != nil || n > 0 {
-			eb.Close()
-			if err != nil {
-				return nil, "", err
-			}
-			return nil, "", fmt.Errorf("%d flinkpki server(s) still use %s (their election keys are live): scale every replica to zero first; nothing was changed", n, where)
-		}
-		b = eb
-	}
-	st, err := store.OpenForKEKRotation(ctx, b, seal)
-	if err != nil {
-		b.Close()
-		return nil, "", storeRefusal(err, where, kekFile, noStore)
-	}
-	return st, where, nil
 }
 
 // openMigrationEnd opens "bolt:PATH" or "etcd:URL,URL" for admin migrate.

@@ -40,7 +40,7 @@ issued. Use a data directory made for benchmarking.`,
 				return usagef("--holders %d needs at least one cluster to hold them: pass --clusters 1 or more", holders)
 			}
 			ctx := cmd.Context()
-			st, err := openOffline(ctx, dataDir, kekFile)
+			st, _, err := openStoreAt(ctx, dataDir, nil, kekFile, false)
 			if err != nil {
 				return err
 			}
