@@ -68,3 +68,20 @@ func (a *app) dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	a.target = c.server
 	return enroll.Dial(c.server, c.caFile, tok, opts...)
 }
+
+// allPages calls fetch from the first page on, passing each answer's next
+// page token, until a page has none, and returns every item in order.
+func allPages[T any](fetch func(page string) (items []T, next string, err error)) ([]T, error) {
+	var all []T
+	for page := ""; ; {
+		items, next, err := fetch(page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		page = next
+	}
+}

@@ -62,17 +62,13 @@ func (a *app) newHolderListCmd() *cobra.Command {
 			// Page by page: a cluster whose pods restart often has tens of
 			// thousands of holders, more than one gRPC message carries.
 			client := flinkpkiv1.NewAuthorityServiceClient(conn)
-			var holders []*flinkpkiv1.Holder
-			for token := ""; ; {
+			holders, err := allPages(func(page string) ([]*flinkpkiv1.Holder, string, error) {
 				resp, err := client.ListHolders(cmd.Context(), &flinkpkiv1.ListHoldersRequest{
-					Cluster: cluster, IncludeExpired: all, PageSize: holderPage, PageToken: token})
-				if err != nil {
-					return err
-				}
-				holders = append(holders, resp.GetHolders()...)
-				if token = resp.GetNextPageToken(); token == "" {
-					break
-				}
+					Cluster: cluster, IncludeExpired: all, PageSize: holderPage, PageToken: page})
+				return resp.GetHolders(), resp.GetNextPageToken(), err
+			})
+			if err != nil {
+				return err
 			}
 			return a.printHolders(holders, out)
 		},

@@ -50,16 +50,12 @@ its prefix and its secret, and the audit trail of its creation names it.`,
 			}
 			defer conn.Close()
 			client := flinkpkiv1.NewClusterServiceClient(conn)
-			var toks []*flinkpkiv1.EnrollmentToken
-			for page := ""; ; {
+			toks, err := allPages(func(page string) ([]*flinkpkiv1.EnrollmentToken, string, error) {
 				resp, err := client.ListTokens(cmd.Context(), &flinkpkiv1.ListTokensRequest{Cluster: cluster, PageSize: tokenPage, PageToken: page})
-				if err != nil {
-					return err
-				}
-				toks = append(toks, resp.GetTokens()...)
-				if page = resp.GetNextPageToken(); page == "" {
-					break
-				}
+				return resp.GetTokens(), resp.GetNextPageToken(), err
+			})
+			if err != nil {
+				return err
 			}
 			type tokenJSON struct {
 				ID       string `json:"id"`
