@@ -12,6 +12,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/flinkpki/flinkpki/flinkconf"
 )
 
 // healthPort is the plaintext port that serves grpc.health.v1 only, for
@@ -103,10 +105,10 @@ func TestServerProbesUseTheNativeGRPCHealthPort(t *testing.T) {
 	}
 }
 
-// expandArgs expands $(NAME) in a container's args as the kubelet does:
-// from the container's env, where a downward-API field reference to
-// metadata.namespace reads namespace and any other reference reads
-// "<from NAME>"; $$ is a literal $, and an unknown name stays as written.
+// expandArgs expands $(NAME) in a container's args as the kubelet does
+// (flinkconf.ExpandVars): from the container's env, where a downward-API
+// field reference to metadata.namespace reads namespace and any other
+// reference reads "<from NAME>".
 func expandArgs(c *corev1.Container, namespace string) []string {
 	env := map[string]string{}
 	for _, e := range c.Env {
@@ -121,25 +123,10 @@ func expandArgs(c *corev1.Container, namespace string) []string {
 	}
 	var out []string
 	for _, a := range c.Args {
-		var b strings.Builder
-		for i := 0; i < len(a); i++ {
-			switch {
-			case strings.HasPrefix(a[i:], "$$"):
-				b.WriteByte('$')
-				i++
-			case strings.HasPrefix(a[i:], "$("):
-				end := strings.IndexByte(a[i:], ')')
-				if v, ok := env[a[i+2:i+max(end, 2)]]; end > 0 && ok {
-					b.WriteString(v)
-					i += end
-					continue
-				}
-				b.WriteByte('$')
-			default:
-				b.WriteByte(a[i])
-			}
-		}
-		out = append(out, b.String())
+		out = append(out, flinkconf.ExpandVars(a, func(name string) (string, bool) {
+			v, ok := env[name]
+			return v, ok
+		}))
 	}
 	return out
 }

@@ -180,24 +180,30 @@ func flinkpkiInit(c corev1.Container) (initCall, initKind) {
 // from the container's literal environment values; a reference to a value
 // from elsewhere (the downward API, a Secret) stays as written.
 func expandEnv(c corev1.Container, arg string) string {
+	return ExpandVars(arg, func(name string) (string, bool) { return literalEnv(c, name) })
+}
+
+// ExpandVars expands $(NAME) in a container's command or argument as the
+// kubelet does, with the values lookup knows: $$ is a literal $, and a
+// name lookup does not know stays as written.
+func ExpandVars(s string, lookup func(name string) (string, bool)) string {
 	var b strings.Builder
-	for i := 0; i < len(arg); i++ {
+	for i := 0; i < len(s); i++ {
 		switch {
-		case strings.HasPrefix(arg[i:], "$$"):
+		case strings.HasPrefix(s[i:], "$$"):
 			b.WriteByte('$')
 			i++
 			continue
-		case strings.HasPrefix(arg[i:], "$("):
-			if end := strings.IndexByte(arg[i:], ')'); end > 2 {
-				name := arg[i+2 : i+end]
-				if v, ok := literalEnv(c, name); ok {
+		case strings.HasPrefix(s[i:], "$("):
+			if end := strings.IndexByte(s[i:], ')'); end > 2 {
+				if v, ok := lookup(s[i+2 : i+end]); ok {
 					b.WriteString(v)
 					i += end
 					continue
 				}
 			}
 		}
-		b.WriteByte(arg[i])
+		b.WriteByte(s[i])
 	}
 	return b.String()
 }
