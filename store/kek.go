@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 )
 
@@ -72,23 +73,14 @@ func (s *Store) RotateKEK(ctx context.Context, next *Sealer, opts RotateKEKOptio
 	var err error
 	if limit <= 0 {
 		err = s.b.Update(ctx, func(tx Tx) error {
-			n = 0
 			if err := s.checkRotation(tx, next); err != nil {
 				return err
 			}
-			var done bool
-			n, _, done, err = s.resealCAs(tx, next, nil, 0)
-			if err == nil && !done {
-				err = errors.New("re-encrypting the CA keys stopped early")
+			k, _, _, err := s.resealCAs(tx, next, nil, 0)
+			if err != nil {
+				return err
 			}
-			if err == nil {
-				err = s.finishRotation(tx, next, &n, opts.Audit)
-			}
-			if err == nil {
-				// A store copied in the middle of a rotation on etcd
-				// carries its marker.
-				err = tx.Delete(bMeta, kKEKRotation)
-			}
+			n, err = s.finishRotation(tx, next, k, opts.Audit)
 			return err
 		})
 	} else {
@@ -144,18 +136,15 @@ func (s *Store) rotateInSteps(ctx context.Context, next *Sealer, limit int, opts
 			break
 		}
 	}
-	err = s.b.Update(ctx, func(tx Tx) error {
-		k := n
-		if err := s.finishRotation(tx, next, &k, opts.Audit); err != nil {
-			return err
-		}
-		n = k
-		return tx.Delete(bMeta, kKEKRotation)
+	total := n
+	err = s.b.Update(ctx, func(tx Tx) (err error) {
+		total, err = s.finishRotation(tx, next, n, opts.Audit)
+		return err
 	})
 	if err != nil {
 		return n, fmt.Errorf("%w (after %d CA keys): %v", ErrKEKRotation, n, err)
 	}
-	return n, nil
+	return total, nil
 }
 
 // checkRotation refuses a rotation that does not match an unfinished one.
@@ -214,31 +203,36 @@ func (s *Store) resealCAs(tx Tx, next *Sealer, start []byte, max int) (n int, la
 	return n, last, done, err
 }
 
-// finishRotation re-encrypts the serving CA's key and the key check under
-// next, adding the serving CA to the count *n, and appends audit (when not
-// nil) with the count.
-func (s *Store) finishRotation(tx Tx, next *Sealer, n *int, audit *AuditEntry) error {
-	if resealed, err := s.resealServerCA(tx, next); err != nil {
-		return err
-	} else if resealed {
-		*n++
+// finishRotation ends a rotation whose CA keys are re-encrypted (done of
+// them by this run): it re-encrypts the serving CA's key and the key check
+// under next, removes the rotation marker (which a store copied from etcd
+// in the middle of a rotation carries too), appends audit (when not nil)
+// with the count, and returns the count with the serving CA.
+func (s *Store) finishRotation(tx Tx, next *Sealer, done int, audit *AuditEntry) (int, error) {
+	resealed, err := s.resealServerCA(tx, next)
+	if err != nil {
+		return done, err
+	}
+	if resealed {
+		done++
 	}
 	check, err := next.Seal([]byte(kekCheckPlaintext), "kek-check")
 	if err != nil {
-		return err
+		return done, err
 	}
 	if err := tx.Put(bMeta, kKEKCheck, check); err != nil {
-		return err
+		return done, err
+	}
+	if err := tx.Delete(bMeta, kKEKRotation); err != nil {
+		return done, err
 	}
 	if audit == nil {
-		return nil
+		return done, nil
 	}
 	e := *audit
-	e.Details = map[string]string{"from": s.seal.ID(), "to": next.ID(), "keys": strconv.Itoa(*n)}
-	for k, v := range audit.Details {
-		e.Details[k] = v
-	}
-	return (&Txn{tx: tx, s: s}).AppendAudit(&e)
+	e.Details = map[string]string{"from": s.seal.ID(), "to": next.ID(), "keys": strconv.Itoa(done)}
+	maps.Copy(e.Details, audit.Details)
+	return done, (&Txn{tx: tx, s: s}).AppendAudit(&e)
 }
 
 // resealServerCA re-encrypts the serving CA's key under next, when the
