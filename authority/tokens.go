@@ -99,7 +99,7 @@ func (a *Authority) ListTokens(ctx context.Context, cluster, after string, limit
 			}
 		}
 		return tx.ForEachTokenAfter(after, func(t *store.Token) (bool, error) {
-			if (cluster != "" && t.Cluster != cluster) || !t.Expires.After(now) || t.UsesLeft <= 0 {
+			if (cluster != "" && t.Cluster != cluster) || spent(t, now) {
 				return true, nil
 			}
 			if limit > 0 && len(out) == limit {
@@ -141,6 +141,9 @@ func (a *Authority) RevokeToken(ctx context.Context, actor Actor, id string) (cl
 	return cluster, nil
 }
 
+// spent reports whether a token can enroll no more: expired or used up.
+func spent(t *store.Token, now time.Time) bool { return !t.Expires.After(now) || t.UsesLeft <= 0 }
+
 // pruneTokensPerCreate bounds the expired tokens one token create deletes,
 // so its transaction stays under etcd's --max-txn-ops however many expired
 // since the last create; the next creates delete the rest.
@@ -150,7 +153,7 @@ const pruneTokensPerCreate = 64
 func (a *Authority) pruneTokens(tx *store.Txn, now time.Time) error {
 	var dead []string
 	err := tx.ForEachToken(func(t *store.Token) (bool, error) {
-		if !t.Expires.After(now) || t.UsesLeft <= 0 {
+		if spent(t, now) {
 			dead = append(dead, t.ID)
 		}
 		return len(dead) < pruneTokensPerCreate, nil
