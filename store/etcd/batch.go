@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -35,9 +36,7 @@ func (b *Backend) commitGroup(calls []*store.Call) {
 	for attempt := 0; ; attempt++ {
 		t := b.newTxn(context.Background(), false)
 		t.optimistic = true
-		for k, r := range stale {
-			t.reads[k] = r
-		}
+		maps.Copy(t.reads, stale)
 		failed := false
 		for _, c := range calls {
 			err := c.Fn(t)
