@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -97,9 +95,7 @@ func TestFlinkLintIgnore(t *testing.T) {
 func TestFlinkLintReadsStandardInput(t *testing.T) {
 	t.Parallel()
 	run := func(stdin string, args ...string) result {
-		var out, errb bytes.Buffer
-		a := &app{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, now: time.Now}
-		return result{code: a.run(context.Background(), args), stdout: out.String(), stderr: errb.String()}
+		return runCLIStdin(t, nil, strings.NewReader(stdin), args...)
 	}
 	stream := "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: flink-orders\n---\n" + secureDeployment
 	r := run(stream, "flink", "lint", "-")

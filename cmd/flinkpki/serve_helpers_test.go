@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"maps"
 	"net"
@@ -150,8 +151,14 @@ func (s *testServer) cli(t testing.TB, tokenFile string, args ...string) result 
 
 func runCLI(t testing.TB, env map[string]string, args ...string) result {
 	t.Helper()
+	return runCLIStdin(t, env, nil, args...)
+}
+
+// runCLIStdin is runCLI with stdin as the command's standard input.
+func runCLIStdin(t testing.TB, env map[string]string, stdin io.Reader, args ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
-	a := &app{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, now: time.Now}
+	a := &app{stdin: stdin, stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, now: time.Now}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	code := a.run(ctx, args)
