@@ -179,6 +179,15 @@ func (s *subject) restSSL() bool {
 	return s.isTrue("security.ssl.rest.enabled")
 }
 
+// internalSSL reports whether the subject turns internal SSL on for its
+// Flink version (see checkInternalSSL).
+func (s *subject) internalSSL() bool {
+	if _, set := s.get("security.ssl.internal.enabled"); set || !legacySSLSwitch(s.major) {
+		return s.isTrue("security.ssl.internal.enabled")
+	}
+	return s.isTrue("security.ssl.enabled")
+}
+
 func confMap(kvs []KV) map[string]string {
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {

@@ -1,0 +1,265 @@
+package flinkconf
+
+import (
+	"path"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The pods of a FlinkDeployment as the operator builds them from its pod
+// templates, and what lint reads in them: the flinkpki init container and
+// its flags, environment values, volumes and mounts.
+
+// The operator's names for what it adds to every Flink pod (Flink's
+// kubernetes Constants: MAIN_CONTAINER_NAME, FLINK_CONF_VOLUME and
+// CONFIG_MAP_PREFIX, read from flink-kubernetes 2.2.0 with javap).
+const (
+	mainContainerName  = "flink-main-container"
+	operatorConfVolume = "flink-config-volume"
+	operatorConfigMap  = "flink-config-"
+)
+
+// flinkProcesses are the pods of a FlinkDeployment and the pod template
+// fields that reach each: the top-level template reaches both.
+var flinkProcesses = []struct {
+	role  string
+	field string
+}{
+	{"JobManager", "spec.jobManager.podTemplate"},
+	{"TaskManager", "spec.taskManager.podTemplate"},
+}
+
+// processPod is the pod spec the operator builds for one kind of process
+// from the manifest's templates, merged by name.
+type processPod struct {
+	roles  []string // "JobManager", "TaskManager"
+	fields []string // the templates it was merged from
+	spec   corev1.PodSpec
+}
+
+// topTemplate returns the top-level pod template's spec, or nil.
+func (d *deploymentInfo) topTemplate() *corev1.PodSpec {
+	for _, t := range d.templates {
+		if t.field == "spec.podTemplate" {
+			return &t.spec.Spec
+		}
+	}
+	return nil
+}
+
+// processPods merges the top-level template with each process's own.
+func (d *deploymentInfo) processPods() []processPod {
+	top := d.topTemplate()
+	var out []processPod
+	for _, p := range flinkProcesses {
+		pod := processPod{roles: []string{p.role}}
+		if top != nil {
+			pod.fields = append(pod.fields, "spec.podTemplate")
+			pod.spec = *top.DeepCopy()
+		}
+		for _, t := range d.templates {
+			if t.field == p.field {
+				pod.fields = append(pod.fields, t.field)
+				mergePodSpec(&pod.spec, &t.spec.Spec)
+			}
+		}
+		out = append(out, pod)
+	}
+	return out
+}
+
+// mergePodSpec merges a process's template into the top-level one the way
+// the operator does with merge-arrays-by-name: containers, init
+// containers, volumes, environment variables and mounts by name, the
+// process's fields winning.
+func mergePodSpec(to, from *corev1.PodSpec) {
+	to.InitContainers = mergeContainers(to.InitContainers, from.InitContainers)
+	to.Containers = mergeContainers(to.Containers, from.Containers)
+	for _, v := range from.Volumes {
+		if i := slices.IndexFunc(to.Volumes, func(w corev1.Volume) bool { return w.Name == v.Name }); i >= 0 {
+			to.Volumes[i] = v
+		} else {
+			to.Volumes = append(to.Volumes, v)
+		}
+	}
+}
+
+func mergeContainers(to, from []corev1.Container) []corev1.Container {
+	for _, c := range from {
+		i := slices.IndexFunc(to, func(d corev1.Container) bool { return d.Name == c.Name })
+		if i < 0 {
+			to = append(to, *c.DeepCopy())
+			continue
+		}
+		t := &to[i]
+		if c.Image != "" {
+			t.Image = c.Image
+		}
+		if len(c.Command) > 0 {
+			t.Command = c.Command
+		}
+		if len(c.Args) > 0 {
+			t.Args = c.Args
+		}
+		for _, e := range c.Env {
+			if j := slices.IndexFunc(t.Env, func(f corev1.EnvVar) bool { return f.Name == e.Name }); j >= 0 {
+				t.Env[j] = e
+			} else {
+				t.Env = append(t.Env, e)
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			if j := slices.IndexFunc(t.VolumeMounts, func(n corev1.VolumeMount) bool { return n.Name == m.Name }); j >= 0 {
+				t.VolumeMounts[j] = m
+			} else {
+				t.VolumeMounts = append(t.VolumeMounts, m)
+			}
+		}
+	}
+	return to
+}
+
+// initCall is a flinkpki init container and the flags it runs with.
+type initCall struct {
+	name  string
+	flags map[string]string // last value of each flag, e.g. "--out"
+}
+
+// initKind is what flinkpkiInit makes of a container.
+type initKind int
+
+const (
+	notInternalInit initKind = iota // not flinkpki, or its init for REST material
+	internalInit                    // flinkpki init for a Flink process's internal TLS
+	unreadable                      // names flinkpki but runs something lint cannot read (a shell wrapper)
+)
+
+// flinkpkiInit reads c as a flinkpki init container that enrolls a Flink
+// process for internal TLS. A container counts when its name, image or
+// command names flinkpki and it runs the init subcommand; one for REST
+// material (--role rest-server or rest-client) does not.
+func flinkpkiInit(c corev1.Container) (initCall, initKind) {
+	var args []string
+	for _, a := range append(append([]string(nil), c.Command...), c.Args...) {
+		args = append(args, expandEnv(c, a))
+	}
+	id := strings.ToLower(c.Name + " " + c.Image)
+	if len(args) > 0 && path.Base(args[0]) == "flinkpki" {
+		id += " flinkpki"
+		args = args[1:]
+	}
+	switch {
+	case !strings.Contains(id, "flinkpki"):
+		return initCall{}, notInternalInit
+	case len(args) == 0 || args[0] != "init":
+		return initCall{}, unreadable
+	}
+	call := initCall{name: c.Name, flags: map[string]string{}}
+	for i := 1; i < len(args); i++ {
+		k, v, ok := strings.Cut(args[i], "=")
+		if !strings.HasPrefix(k, "--") {
+			continue
+		}
+		if !ok && i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+			v = args[i+1]
+			i++
+		}
+		call.flags[k] = strings.TrimSpace(v)
+	}
+	role := call.flags["--role"]
+	if role == "" {
+		role = envValue(c, envRole)
+	}
+	if strings.HasPrefix(role, "rest-") {
+		return initCall{}, notInternalInit
+	}
+	return call, internalInit
+}
+
+// expandEnv expands $(NAME) in a container argument as the kubelet does,
+// from the container's literal environment values; a reference to a value
+// from elsewhere (the downward API, a Secret) stays as written.
+func expandEnv(c corev1.Container, arg string) string {
+	return ExpandVars(arg, func(name string) (string, bool) { return literalEnv(c, name) })
+}
+
+// ExpandVars expands $(NAME) in a container's command or argument as the
+// kubelet does, with the values lookup knows: $$ is a literal $, and a
+// name lookup does not know stays as written.
+func ExpandVars(s string, lookup func(name string) (string, bool)) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case strings.HasPrefix(s[i:], "$$"):
+			b.WriteByte('$')
+			i++
+			continue
+		case strings.HasPrefix(s[i:], "$("):
+			if end := strings.IndexByte(s[i:], ')'); end > 2 {
+				if v, ok := lookup(s[i+2 : i+end]); ok {
+					b.WriteString(v)
+					i += end
+					continue
+				}
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// literalEnv returns a container's literal environment value.
+func literalEnv(c corev1.Container, name string) (string, bool) {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom == nil {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+// Environment fallbacks of init's --role and --token-file.
+const (
+	envRole      = "FLINKPKI_ROLE"
+	envTokenFile = "FLINKPKI_TOKEN_FILE"
+)
+
+// envValue returns the literal value of a container's environment
+// variable, or "" when it is unset or comes from elsewhere.
+func envValue(c corev1.Container, name string) string {
+	v, _ := literalEnv(c, name)
+	return v
+}
+
+// mountFor returns the mount of c under which p lies (the deepest one).
+func mountFor(c *corev1.Container, p string) *corev1.VolumeMount {
+	var best *corev1.VolumeMount
+	p = path.Clean(p)
+	for i, m := range c.VolumeMounts {
+		mp := path.Clean(m.MountPath)
+		if (p == mp || strings.HasPrefix(p, strings.TrimSuffix(mp, "/")+"/")) && (best == nil || len(mp) > len(path.Clean(best.MountPath))) {
+			best = &c.VolumeMounts[i]
+		}
+	}
+	return best
+}
+
+func volumeNamed(pod *corev1.PodSpec, name string) *corev1.Volume {
+	for i := range pod.Volumes {
+		if pod.Volumes[i].Name == name {
+			return &pod.Volumes[i]
+		}
+	}
+	return nil
+}
+
+func containerNamed(cs []corev1.Container, name string) *corev1.Container {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
+}
