@@ -1,6 +1,7 @@
 package flinkconf
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"path"
@@ -53,11 +54,9 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 		case init == nil:
 			problems = append(problems, ": no flinkpki init container makes their stores, and flinkConfiguration sets no keystore password, so Flink refuses to start (security.ssl.internal.keystore-password is missing)")
 		default:
-			p := call.flags["--tls-protocol"]
-			if p == "" || strings.EqualFold(p, Protocol) {
-				p = Protocol
-			} else if strings.EqualFold(p, ProtocolTLS13) {
-				p = ProtocolTLS13
+			p := cmp.Or(call.flags["--tls-protocol"], Protocol)
+			if known, ok := ParseProtocol(p); ok {
+				p = known
 			}
 			protocols[p] = append(protocols[p], pod.roles...)
 			problems = wiringProblems(&pod.spec, init, call, d.name, inlinePasswords)

@@ -28,6 +28,17 @@ const ProtocolTLS13 = "TLSv1.3"
 // keys alike.
 const TLS13Algorithms = "TLS_AES_256_GCM_SHA384,TLS_AES_128_GCM_SHA256"
 
+// ParseProtocol reads a --tls-protocol value, in any case, as Protocol or
+// ProtocolTLS13; ok is false for anything else.
+func ParseProtocol(v string) (protocol string, ok bool) {
+	for _, p := range []string{Protocol, ProtocolTLS13} {
+		if strings.EqualFold(v, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
 // ProtocolAlgorithms returns security.ssl.protocol and
 // security.ssl.algorithms for a key algorithm: TLS 1.2 with suites matched
 // to the key (Algorithms), or TLS 1.3 with its own suites.

@@ -158,11 +158,9 @@ func addTLSProtocolFlag(fl *pflag.FlagSet, p *string) {
 
 // tlsProtocolFlag reads --tls-protocol: whether it asks for TLS 1.3.
 func tlsProtocolFlag(v string) (bool, error) {
-	switch {
-	case strings.EqualFold(v, flinkconf.Protocol):
-		return false, nil
-	case strings.EqualFold(v, flinkconf.ProtocolTLS13):
-		return true, nil
+	p, ok := flinkconf.ParseProtocol(v)
+	if !ok {
+		return false, usagef("--tls-protocol %q: use %s or %s", v, flinkconf.Protocol, flinkconf.ProtocolTLS13)
 	}
-	return false, usagef("--tls-protocol %q: use %s or %s", v, flinkconf.Protocol, flinkconf.ProtocolTLS13)
+	return p == flinkconf.ProtocolTLS13, nil
 }
