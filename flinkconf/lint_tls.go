@@ -70,7 +70,7 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 	case allows13 && !allows12 && len(suites13) == 0:
 		return one(RuleCipherSuites, SeverityError,
 			fmt.Sprintf("%s allows only TLSv1.3 (security.ssl.protocol: %s), but security.ssl.algorithms lists no TLS 1.3 suite, so every handshake fails: TLS 1.3 runs only on %s", s.label, p, strings.Join(tls13Suites, ", ")),
-			"add "+TLS13Algorithms+" to security.ssl.algorithms (what --tls-protocol TLSv1.3 writes), or set security.ssl.protocol: "+Protocol)
+			"add "+TLS13Algorithms+" to security.ssl.algorithms, or set security.ssl.protocol: "+Protocol)
 	case allows12 && !allows13 && len(suites12) == 0:
 		return one(RuleCipherSuites, SeverityError,
 			fmt.Sprintf("%s allows only TLSv1.2 (security.ssl.protocol: %s), but security.ssl.algorithms lists only TLS 1.3 suites, so every handshake fails", s.label, cmp.Or(p, Protocol)),
