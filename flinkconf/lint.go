@@ -21,7 +21,7 @@ const (
 	RuleNativeMode          = "FP003" // native mode gives job code pod-creation rights
 	RuleInlinePassword      = "FP004" // store passwords written into the configuration
 	RuleCipherSuites        = "FP005" // cipher suites missing, RSA key exchange or mismatched
-	RuleProtocol            = "FP006" // TLS protocol below TLSv1.2
+	RuleProtocol            = "FP006" // TLS protocol below TLSv1.2, or one Flink cannot hand to the JDK
 	RuleServiceAccount      = "FP007" // default or missing service account
 	RuleHostNetwork         = "FP008" // hostNetwork in a pod template
 	RuleStoresFromSecrets   = "FP009" // keystores mounted from a Kubernetes Secret

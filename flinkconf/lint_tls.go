@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/x509"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -103,33 +104,74 @@ var weakProtocols = map[string]bool{
 	"SSLV2": true, "SSLV2HELLO": true, "SSLV3": true, "TLSV1": true, "TLSV1.0": true, "TLSV1.1": true,
 }
 
+// flinkProtocolEntries splits security.ssl.protocol as Flink's SSLUtils
+// does for its Netty and socket paths: Java's String.split(","), which
+// trims no spaces and drops trailing empty entries.
+func flinkProtocolEntries(v string) []string {
+	entries := strings.Split(v, ",")
+	for len(entries) > 1 && entries[len(entries)-1] == "" {
+		entries = entries[:len(entries)-1]
+	}
+	return entries
+}
+
+// checkProtocol reads security.ssl.protocol as Flink hands it on (javap of
+// SSLUtils and of the RPC's PekkoUtils, Flink 1.20.3 to 2.3.0; proven on
+// real JobManagers by the Flink interop suite):
+//   - SSLUtils splits it at commas and passes each entry, untrimmed, to
+//     SSLEngine.setEnabledProtocols, which knows only the exact names
+//     ("TLSv1.2", not "tlsv1.2" or " TLSv1.2");
+//   - with internal SSL on, PekkoUtils writes the value unquoted into the
+//     RPC's HOCON configuration ("protocol = TLSv1.2,TLSv1.3" does not
+//     parse, so the process does not start), and Pekko takes what parses
+//     as one protocol name.
+//
+// A name the JDK refuses breaks the connections it is set on, so these are
+// errors, as a protocol below TLSv1.2 is.
 func checkProtocol(s *subject, _ LintOptions) []Finding {
 	v, set := s.get("security.ssl.protocol")
 	if !set {
 		return nil // Flink's default is TLSv1.2
 	}
-	var weak, unknown []string
-	for _, p := range splitList(v) {
-		switch u := strings.ToUpper(p); {
-		case weakProtocols[u]:
-			weak = append(weak, p)
-		case u != "TLSV1.2" && u != "TLSV1.3":
-			unknown = append(unknown, p)
-		}
-	}
 	fix := "set security.ssl.protocol: " + Protocol
-	switch {
-	case len(weak) > 0:
-		return one(RuleProtocol, SeverityError,
-			fmt.Sprintf("%s allows TLS protocols below TLSv1.2 (%s)", s.label, strings.Join(weak, ", ")), fix)
-	case len(unknown) > 0:
-		return one(RuleProtocol, SeverityWarning,
-			fmt.Sprintf("%s sets security.ssl.protocol to unrecognised values (%s); the JDK may refuse them or allow old versions", s.label, strings.Join(unknown, ", ")), fix)
-	case len(splitList(v)) == 0:
+	if len(splitList(v)) == 0 {
 		return one(RuleProtocol, SeverityError,
 			fmt.Sprintf("%s sets security.ssl.protocol to an empty value", s.label), fix)
 	}
-	return nil
+	entries := flinkProtocolEntries(v)
+	var weak, miswritten, unknown []string
+	for _, p := range entries {
+		switch u := strings.ToUpper(strings.TrimSpace(p)); {
+		case weakProtocols[u]:
+			weak = append(weak, strings.TrimSpace(p))
+		case p == "TLSv1.2" || p == "TLSv1.3":
+		case u == "TLSV1.2" || u == "TLSV1.3":
+			miswritten = append(miswritten, strconv.Quote(p))
+		default:
+			unknown = append(unknown, strconv.Quote(p))
+		}
+	}
+	var out []Finding
+	add := func(message, fix string) {
+		out = append(out, Finding{Rule: RuleProtocol, Severity: SeverityError, Message: message, Fix: fix})
+	}
+	if len(weak) > 0 {
+		add(fmt.Sprintf("%s allows TLS protocols below TLSv1.2 (%s)", s.label, strings.Join(weak, ", ")), fix)
+	}
+	if len(miswritten) > 0 {
+		add(fmt.Sprintf("%s writes security.ssl.protocol as %s: Flink passes each comma-separated name to the JDK as written, and the JDK knows only TLSv1.2 and TLSv1.3, in that case and without spaces, so every TLS connection fails",
+			s.label, strings.Join(miswritten, ", ")),
+			"write the names exactly, without spaces after the commas: "+fix)
+	}
+	if len(unknown) > 0 {
+		add(fmt.Sprintf("%s sets security.ssl.protocol to names the JDK does not enable (%s), so every TLS connection fails", s.label, strings.Join(unknown, ", ")), fix)
+	}
+	if len(entries) > 1 && s.internalSSL() {
+		add(fmt.Sprintf("%s sets security.ssl.protocol to a list (%q) with internal SSL on: Flink writes the value unquoted into its RPC's (Pekko's) configuration, which cannot parse a list, so every Flink process fails at start (\"Could not create actor system\")",
+			s.label, v),
+			"name one protocol, the same for every process of the cluster: "+fix+" (or TLSv1.3)")
+	}
+	return out
 }
 
 // tls13Suites are the JDK's TLS 1.3 cipher suites, in its order of

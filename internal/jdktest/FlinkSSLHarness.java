@@ -76,7 +76,11 @@ public final class FlinkSSLHarness {
         return v;
     }
 
-    /** Mirrors Flink's SSLUtils.createInternalSSLContext. */
+    /**
+     * Mirrors Flink's SSLUtils.createInternalSSLContext (the stores) and its
+     * RPC's Pekko ConfigSSLEngineProvider, which asks the JDK for an
+     * SSLContext named by the security.ssl.protocol value as one name.
+     */
     static SSLContext context(Map<String, String> conf) throws Exception {
         String ksType = conf.getOrDefault("security.ssl.internal.keystore-type", KeyStore.getDefaultType());
         KeyStore ks = KeyStore.getInstance(ksType);
@@ -99,6 +103,7 @@ public final class FlinkSSLHarness {
         return ctx;
     }
 
+    /** As SSLUtils.getEnabledProtocols: split at commas, nothing trimmed. */
     static String[] protocols(Map<String, String> conf) {
         return conf.getOrDefault("security.ssl.protocol", "TLSv1.2").split(",");
     }

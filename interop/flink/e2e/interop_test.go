@@ -121,6 +121,9 @@ func runVersion(t *testing.T, p *pki, target, work, version, keyType string, tmS
 	ph.next("TLS 1.3 cluster, job")
 	checkTLS13(t, dist, p, id+"-t", keyType, tmSAN)
 
+	ph.next("protocol list, as lint reads")
+	checkProtocolList(t, dist, p, id+"-l", keyType)
+
 	rotate(t, ph, c)
 	ph.done()
 	return ph.lines

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +69,98 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 		if open := !rest && !loopback; !strings.HasPrefix(out, "unread: ") && fp002 != open {
 			t.Errorf("%s: Flink %s has REST SSL %v and binds REST to loopback %v (%s) but flink lint --flink-version %s reports FP002 error %v:\n%s", c.name, d.version, rest, loopback, out, d.version, fp002, findings)
 		}
+	}
+}
+
+// checkProtocolList proves on real JobManagers how FP006 reads a list in
+// security.ssl.protocol with internal SSL on. Flink's SSLUtils splits the
+// value at commas (Java's String.split, which drops trailing empty
+// entries), but PekkoUtils writes it unquoted into the RPC's HOCON
+// configuration: "TLSv1.2," parses (the comma separates fields) and the
+// JobManager serves mutual TLS on its RPC and blob ports, while
+// "TLSv1.2,TLSv1.3" does not parse and the JobManager exits at start. Lint
+// must report the FP006 error for the second and not for the first.
+func checkProtocolList(t *testing.T, dist *flinkDist, p *pki, name, keyType string) {
+	c := newFlinkCluster(t, dist, p, name, keyType)
+	holder := "jm-0"
+	p.initHolder(t, name, "jobmanager", holder, c.jmToken, c.jmBase, c.tlsDir(holder), c.confDir(holder))
+	own, err := loadMaterial(c.tlsDir(holder))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(c.confDir(holder), "config.yaml")
+	lintFP006 := func(value string) bool {
+		findings, err := p.run("flink", "lint", "--flink-version", dist.version, conf)
+		if err != nil && !strings.Contains(findings, " error: ") {
+			t.Fatalf("flink lint failed without a finding: %v", err)
+		}
+		return strings.Contains(findings, "FP006 error")
+	}
+
+	const accepted = "TLSv1.2,"
+	replaceConfLine(t, conf, "security.ssl.protocol", accepted)
+	if lintFP006(accepted) {
+		t.Errorf("flink lint reports an FP006 error for security.ssl.protocol: %s, which Flink %s starts with", accepted, dist.version)
+	}
+	jm := dist.startJobManager(t, name+"-"+holder, c.confDir(holder))
+	ports := map[string]string{"blob server": fmt.Sprintf("127.0.0.1:%d", c.blobPort), "RPC": fmt.Sprintf("127.0.0.1:%d", c.rpcPort)}
+	err = waitFor(90*time.Second, 500*time.Millisecond, func() error {
+		if !jm.alive() {
+			return fmt.Errorf("the JobManager exited: %v", jm.err)
+		}
+		for what, addr := range ports {
+			if err := handshake(addr, own.cert, own.roots); err != nil {
+				return fmt.Errorf("%w: %s: %v", errNotYet, what, err)
+			}
+		}
+		return nil
+	})
+	jm.stop(t)
+	if err != nil {
+		t.Fatalf("security.ssl.protocol: %s: no mutual TLS on the RPC and blob ports: %v (logs in %s)", accepted, err, dist.work)
+	}
+	t.Logf("security.ssl.protocol: %s: the JobManager serves mutual TLS on its RPC and blob ports", accepted)
+
+	const list = "TLSv1.2,TLSv1.3"
+	replaceConfLine(t, conf, "security.ssl.protocol", list)
+	if !lintFP006(list) {
+		t.Errorf("flink lint reports no FP006 error for security.ssl.protocol: %s with internal SSL on", list)
+	}
+	log := filepath.Join(dist.work, name+"-"+holder+"-list.log")
+	jm = dist.startJobManager(t, name+"-"+holder+"-list", c.confDir(holder))
+	defer jm.stop(t)
+	const refused = "Could not create actor system"
+	err = waitFor(90*time.Second, 500*time.Millisecond, func() error {
+		if b, _ := os.ReadFile(log); jm.alive() || !strings.Contains(string(b), refused) {
+			return fmt.Errorf("%w: the JobManager runs (%v) or its log lacks %q", errNotYet, jm.alive(), refused)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("security.ssl.protocol: %s with internal SSL on: %v (log %s)", list, err, log)
+	}
+	b, _ := os.ReadFile(log)
+	t.Logf("security.ssl.protocol: %s: the JobManager exited: %s", list, lineAround(b, strings.Index(string(b), refused)))
+}
+
+// replaceConfLine sets key in a flat config.yaml that already has it.
+func replaceConfLine(t testing.TB, path, key, value string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	found := false
+	for i, l := range lines {
+		if strings.HasPrefix(l, key+":") {
+			lines[i], found = key+": "+value, true
+		}
+	}
+	if !found {
+		t.Fatalf("%s has no %s line", path, key)
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
