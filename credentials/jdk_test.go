@@ -123,7 +123,8 @@ func isTrustFailure(err error) bool {
 // the cluster's key type, reports no FP005 or FP006 error. TLS 1.3 runs only
 // on its own suites, which work with any key; TLS 1.2 only on the others,
 // which must match the key. The JDK knows protocol names only as written,
-// so a lower-case name or "TLS" fails; so does a list, which the harness
+// so a lower-case name or "TLS" fails, and so do suites written in lower
+// case or with a space after a comma; so does a protocol list, which the harness
 // asks the JDK for as one protocol name (Flink's RPC does not even start
 // with one: the Flink interop suite shows it).
 func TestLintAgreesWithTheJDKOnProtocolsAndSuites(t *testing.T) {
@@ -137,6 +138,7 @@ func TestLintAgreesWithTheJDKOnProtocolsAndSuites(t *testing.T) {
 		{"TLSv1.2", ecdsa12}, {"TLSv1.2", rsa12}, {"TLSv1.2", tls13}, {"TLSv1.2", ecdsa12 + "," + tls13},
 		{"TLSv1.3", tls13}, {"TLSv1.3", ecdsa12}, {"TLSv1.3", rsa12}, {"TLSv1.3", rsa12 + "," + tls13},
 		{"tlsv1.3", tls13}, {"TLSv1.2,TLSv1.3", tls13}, {"TLS", tls13},
+		{"TLSv1.3", "TLS_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256"}, {"TLSv1.3", "tls_aes_128_gcm_sha256"}, {"TLSv1.3", tls13 + ","},
 	}
 	type run struct {
 		name    string

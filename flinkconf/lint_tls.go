@@ -44,6 +44,18 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 			fmt.Sprintf("%s does not set security.ssl.algorithms, so Flink's default applies: it accepts RSA keys only (up to Flink 2.2.0 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable; from 2.2.1 the TLS_ECDHE_RSA GCM suites)", s.label),
 			"set security.ssl.algorithms to forward-secret suites for the cluster's key type, e.g. "+ecdsaExample+"; "+fixConfig)
 	}
+	var miswritten []string
+	for _, e := range flinkListEntries(v) {
+		if e == "" || e != strings.TrimSpace(e) || e != strings.ToUpper(e) {
+			miswritten = append(miswritten, strconv.Quote(e))
+		}
+	}
+	if len(miswritten) > 0 {
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s writes security.ssl.algorithms with %s: Flink passes each comma-separated suite to the JDK as written, and the JDK knows suites only by their exact upper-case names, without spaces, so every TLS connection of Flink's data plane, blob server and REST fails",
+				s.label, strings.Join(miswritten, ", ")),
+			"write the suites exactly, comma-separated without spaces, e.g. "+ecdsaExample)
+	}
 	var rsaKex []string
 	for _, suite := range suites {
 		if strings.HasPrefix(strings.ToUpper(suite), "TLS_RSA_") {
@@ -104,10 +116,11 @@ var weakProtocols = map[string]bool{
 	"SSLV2": true, "SSLV2HELLO": true, "SSLV3": true, "TLSV1": true, "TLSV1.0": true, "TLSV1.1": true,
 }
 
-// flinkProtocolEntries splits security.ssl.protocol as Flink's SSLUtils
-// does for its Netty and socket paths: Java's String.split(","), which
-// trims no spaces and drops trailing empty entries.
-func flinkProtocolEntries(v string) []string {
+// flinkListEntries splits security.ssl.protocol or security.ssl.algorithms
+// as Flink's SSLUtils does for its Netty and socket paths: Java's
+// String.split(","), which trims no spaces and drops trailing empty
+// entries.
+func flinkListEntries(v string) []string {
 	entries := strings.Split(v, ",")
 	for len(entries) > 1 && entries[len(entries)-1] == "" {
 		entries = entries[:len(entries)-1]
@@ -138,7 +151,7 @@ func checkProtocol(s *subject, _ LintOptions) []Finding {
 		return one(RuleProtocol, SeverityError,
 			fmt.Sprintf("%s sets security.ssl.protocol to an empty value", s.label), fix)
 	}
-	entries := flinkProtocolEntries(v)
+	entries := flinkListEntries(v)
 	var weak, miswritten, unknown []string
 	for _, p := range entries {
 		switch u := strings.ToUpper(strings.TrimSpace(p)); {
