@@ -29,13 +29,14 @@ const (
 	RuleTemplateMerge       = "FP011" // pod templates merged by position
 	RuleFingerprintPinning  = "FP012" // peer leaves pinned by fingerprint instead of trusted by CA
 	RuleTokenExposed        = "FP013" // the token flinkpki enrolls with is mounted where job code runs
+	RuleSSLProvider         = "FP014" // an SSL provider Flink cannot load
 )
 
 // Rules lists every rule id, in order.
 func Rules() []string {
 	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
 		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
-		RuleFingerprintPinning, RuleTokenExposed}
+		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider}
 }
 
 // ErrLintInput is returned when the file given to Lint is neither a

@@ -31,6 +31,7 @@ var rules = []rule{
 	checkTemplateMerge,
 	checkFingerprintPinning,
 	checkTokenExposed,
+	checkSSLProvider,
 }
 
 const fixConfig = "`flinkpki flink config --cluster NAME --role ROLE` prints the block"
@@ -333,4 +334,30 @@ func checkFingerprintPinning(s *subject, _ LintOptions) []Finding {
 	return one(RuleFingerprintPinning, SeverityError,
 		fmt.Sprintf("%s pins peer certificates by fingerprint (%s): Flink then ignores the truststore, and every pod flinkpki enrolls gets a new leaf, so the next restarted process is shut out and CA rotation no longer decides trust", s.label, strings.Join(pinned, ", ")),
 		"remove the fingerprint keys: the cluster's own CA, in every truststore flinkpki writes, already admits this cluster's processes only")
+}
+
+// checkSSLProvider reads security.ssl.provider as Flink's SSLUtils does
+// (javap, Flink 1.20.3 to 2.3.0; the Flink interop suite starts a
+// JobManager with each): "JDK" and "OPENSSL" in any case, anything else
+// refused ("Unknown SSL provider"); OPENSSL only when netty-tcnative is on
+// the classpath, which Flink's distribution leaves out of lib/ ("openSSL
+// not available"). Either failure stops every process with SSL on.
+func checkSSLProvider(s *subject, _ LintOptions) []Finding {
+	v, set := s.get("security.ssl.provider")
+	if !set || (!s.internalSSL() && !s.restSSL()) {
+		return nil
+	}
+	const fix = "remove security.ssl.provider: the default, JDK, serves the stores flinkpki writes"
+	switch strings.ToUpper(strings.TrimSpace(v)) {
+	case "JDK":
+		return nil
+	case "OPENSSL":
+		return one(RuleSSLProvider, SeverityWarning,
+			fmt.Sprintf("%s sets security.ssl.provider: %s, which needs netty-tcnative (flink-shaded-netty-tcnative-dynamic) in Flink's lib/; the Flink distribution leaves it out, and without it every process with SSL on fails at start (\"openSSL not available\")", s.label, v),
+			fix+"; or add the tcnative jar to the image")
+	default:
+		return one(RuleSSLProvider, SeverityError,
+			fmt.Sprintf("%s sets security.ssl.provider: %q, which Flink does not know (only JDK and OPENSSL), so every process with SSL on fails at start (\"Unknown SSL provider\")", s.label, v),
+			fix)
+	}
 }

@@ -148,7 +148,9 @@ copy, --flink-conf-src on the operator's ConfigMap flink-config-NAME (FP010);
 and it warns about templates the operator would merge by position (FP011).
 A peer fingerprint pinned in the configuration fails (FP012): Flink then
 ignores the truststore, and every pod flinkpki enrolls has a new leaf. A
-token volume the Flink container mounts as well warns (FP013).
+token volume the Flink container mounts as well warns (FP013). An SSL provider
+Flink cannot load fails, and OPENSSL, which needs netty-tcnative in Flink's
+lib/, warns (FP014).
 
 Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
 security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy

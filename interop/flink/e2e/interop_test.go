@@ -124,6 +124,9 @@ func runVersion(t *testing.T, p *pki, target, work, version, keyType string, tmS
 	ph.next("protocol list, as lint reads")
 	checkProtocolList(t, dist, p, id+"-l", keyType)
 
+	ph.next("SSL provider, as lint reads")
+	checkSSLProvider(t, dist, p, id+"-s", keyType)
+
 	rotate(t, ph, c)
 	ph.done()
 	return ph.lines

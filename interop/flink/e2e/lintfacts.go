@@ -89,17 +89,9 @@ func checkProtocolList(t *testing.T, dist *flinkDist, p *pki, name, keyType stri
 		t.Fatal(err)
 	}
 	conf := filepath.Join(c.confDir(holder), "config.yaml")
-	lintFP006 := func(value string) bool {
-		findings, err := p.run("flink", "lint", "--flink-version", dist.version, conf)
-		if err != nil && !strings.Contains(findings, " error: ") {
-			t.Fatalf("flink lint failed without a finding: %v", err)
-		}
-		return strings.Contains(findings, "FP006 error")
-	}
-
 	const accepted = "TLSv1.2,"
 	replaceConfLine(t, conf, "security.ssl.protocol", accepted)
-	if lintFP006(accepted) {
+	if lintFinds(t, p, dist, conf, "FP006 error") {
 		t.Errorf("flink lint reports an FP006 error for security.ssl.protocol: %s, which Flink %s starts with", accepted, dist.version)
 	}
 	jm := dist.startJobManager(t, name+"-"+holder, c.confDir(holder))
@@ -123,24 +115,62 @@ func checkProtocolList(t *testing.T, dist *flinkDist, p *pki, name, keyType stri
 
 	const list = "TLSv1.2,TLSv1.3"
 	replaceConfLine(t, conf, "security.ssl.protocol", list)
-	if !lintFP006(list) {
+	if !lintFinds(t, p, dist, conf, "FP006 error") {
 		t.Errorf("flink lint reports no FP006 error for security.ssl.protocol: %s with internal SSL on", list)
 	}
-	log := filepath.Join(dist.work, name+"-"+holder+"-list.log")
-	jm = dist.startJobManager(t, name+"-"+holder+"-list", c.confDir(holder))
+	jmRefuses(t, dist, name+"-"+holder+"-list", c.confDir(holder), "Could not create actor system")
+}
+
+// checkSSLProvider proves FP014 on real JobManagers: Flink knows the SSL
+// providers JDK and OPENSSL only, and OPENSSL needs netty-tcnative, which
+// Flink's distribution (and this classpath) leaves out; either way the
+// JobManager, whose REST endpoint serves TLS, exits at start.
+func checkSSLProvider(t *testing.T, dist *flinkDist, p *pki, name, keyType string) {
+	c := newFlinkCluster(t, dist, p, name, keyType)
+	holder := "jm-0"
+	p.initHolder(t, name, "jobmanager", holder, c.jmToken, c.jmBase, c.tlsDir(holder), c.confDir(holder))
+	conf := filepath.Join(c.confDir(holder), "config.yaml")
+	for _, tc := range []struct{ provider, finding, refused string }{
+		{"OPENSSL", "FP014 warning", "openSSL not available"},
+		{"BoringSSL", "FP014 error", "Unknown SSL provider"},
+	} {
+		appendConfLine(t, conf, "security.ssl.provider", tc.provider)
+		if !lintFinds(t, p, dist, conf, tc.finding) {
+			t.Errorf("flink lint reports no %s for security.ssl.provider: %s", tc.finding, tc.provider)
+		}
+		jmRefuses(t, dist, name+"-"+holder+"-"+strings.ToLower(tc.provider), c.confDir(holder), tc.refused)
+	}
+}
+
+// lintFinds reports whether flink lint, told this Flink version, reports
+// finding ("FP006 error") for the configuration file.
+func lintFinds(t testing.TB, p *pki, dist *flinkDist, conf, finding string) bool {
+	t.Helper()
+	findings, err := p.run("flink", "lint", "--flink-version", dist.version, conf)
+	if err != nil && !strings.Contains(findings, " error: ") {
+		t.Fatalf("flink lint failed without a finding: %v", err)
+	}
+	return strings.Contains(findings, finding+":")
+}
+
+// jmRefuses starts a JobManager from confDir and requires it to exit with
+// refused in its log.
+func jmRefuses(t testing.TB, dist *flinkDist, name, confDir, refused string) {
+	t.Helper()
+	log := filepath.Join(dist.work, name+".log")
+	jm := dist.startJobManager(t, name, confDir)
 	defer jm.stop(t)
-	const refused = "Could not create actor system"
-	err = waitFor(90*time.Second, 500*time.Millisecond, func() error {
+	err := waitFor(90*time.Second, 500*time.Millisecond, func() error {
 		if b, _ := os.ReadFile(log); jm.alive() || !strings.Contains(string(b), refused) {
 			return fmt.Errorf("%w: the JobManager runs (%v) or its log lacks %q", errNotYet, jm.alive(), refused)
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("security.ssl.protocol: %s with internal SSL on: %v (log %s)", list, err, log)
+		t.Fatalf("%s: %v (log %s)", name, err, log)
 	}
 	b, _ := os.ReadFile(log)
-	t.Logf("security.ssl.protocol: %s: the JobManager exited: %s", list, lineAround(b, strings.Index(string(b), refused)))
+	t.Logf("%s: the JobManager exited: %s", name, lineAround(b, strings.Index(string(b), refused)))
 }
 
 // replaceConfLine sets key in a flat config.yaml that already has it.
@@ -161,6 +191,23 @@ func replaceConfLine(t testing.TB, path, key, value string) {
 		t.Fatalf("%s has no %s line", path, key)
 	}
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendConfLine sets key in a flat config.yaml, adding the line when the
+// file lacks it.
+func appendConfLine(t testing.TB, path, key, value string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains("\n"+string(b), "\n"+key+":") {
+		replaceConfLine(t, path, key, value)
+		return
+	}
+	if err := os.WriteFile(path, append(b, []byte("\n"+key+": "+value+"\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
