@@ -51,6 +51,9 @@ proto-check: proto
 
 lint:
 	$(GO) vet ./...
+	@# The Flink interop driver sits behind a build tag: vet it, and build it without its tests.
+	$(GO) vet -tags flinke2e ./interop/flink/e2e
+	$(GO) build -tags flinke2e -o /dev/null ./interop/flink/e2e
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^proto/'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '^proto/'); exit 1)
 	@test -x $(TOOLS_BIN)/govulncheck || GOBIN=$(TOOLS_BIN) $(GO) install $(GOVULNCHECK)
 	@# Reported, not fatal: it needs the vulnerability database, which may be unreachable.

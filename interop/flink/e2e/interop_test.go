@@ -307,21 +307,6 @@ func checkStranger(t *testing.T, dist *flinkDist, p *pki, c *flinkCluster, other
 	}
 }
 
-// lineAround returns the log line holding offset i.
-func lineAround(b []byte, i int) string {
-	s := string(b)
-	start := strings.LastIndex(s[:i], "\n") + 1
-	end := strings.Index(s[i:], "\n")
-	if end < 0 {
-		end = len(s) - i
-	}
-	line := s[start : i+end]
-	if len(line) > 300 {
-		line = line[:300] + "…"
-	}
-	return line
-}
-
 func keys(m map[string]taskManager) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

@@ -136,3 +136,18 @@ func waitFor(timeout, interval time.Duration, cond func() error) error {
 
 // errNotYet marks a condition that is not met yet.
 var errNotYet = errors.New("not yet")
+
+// lineAround returns the log line holding offset i.
+func lineAround(b []byte, i int) string {
+	s := string(b)
+	start := strings.LastIndex(s[:i], "\n") + 1
+	end := strings.Index(s[i:], "\n")
+	if end < 0 {
+		end = len(s) - i
+	}
+	line := s[start : i+end]
+	if len(line) > 300 {
+		line = line[:300] + "…"
+	}
+	return line
+}
