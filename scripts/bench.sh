@@ -169,6 +169,10 @@ for mode in ("keepalive", "fresh"):
           f"ratio {fr/sr:.2f}x  (rounds: flinkpki {', '.join('%.0f' % r['certs_per_second'] for r in f)}; "
           f"step-ca {', '.join('%.0f' % r['certs_per_second'] for r in best[1])}; errors {errs})")
     print(f"{'':9}       server CPU per certificate: flinkpki {fc:5.0f} us | step-ca {sc:5.0f} us | step-ca needs {sc/fc:.2f}x the CPU")
+    lf = [r["client_cpu_us"] for r in f if r.get("client_cpu_us")]
+    ls = [r["client_cpu_us"] for r in best[1] if r.get("client_cpu_us")]
+    if lf and ls:
+        print(f"{'':9}       load generator CPU per certificate: flinkpki {med(lf):5.0f} us | step-ca {med(ls):5.0f} us (on the same cores as the server)")
 PY
     echo "# step-ca after the runs: $(rss "$spid")"
     kill "$spid" 2>/dev/null || true

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,12 @@ type Result struct {
 	P90MS            float64 `json:"p90_ms"`
 	P99MS            float64 `json:"p99_ms"`
 	MaxMS            float64 `json:"max_ms"`
-	FirstError       string  `json:"first_error,omitempty"`
+	// ClientCPUUS is the CPU this load generator spent per successful
+	// request (user and system, every thread: keys, CSRs, TLS, gRPC,
+	// parsing, GC). It shares the cores with the server, so it bounds
+	// what any server can reach on one machine. Zero when not measured.
+	ClientCPUUS float64 `json:"client_cpu_us,omitempty"`
+	FirstError  string  `json:"first_error,omitempty"`
 }
 
 // Outcome is what Run measured.
@@ -44,6 +50,9 @@ type Outcome struct {
 	Errors   int
 	FirstErr error
 	Elapsed  time.Duration
+	// CPU is what this process spent during the run (zero when the
+	// system does not say).
+	CPU time.Duration
 }
 
 // Result fills r's counts, throughput and latency percentiles from o; the
@@ -51,6 +60,9 @@ type Outcome struct {
 // how to word FirstErr).
 func (o Outcome) Result(r Result) Result {
 	r.Requests, r.Concurrency, r.Errors = o.Requests, o.Concurrency, o.Errors
+	if n := len(o.Latencies); n > 0 && o.CPU > 0 {
+		r.ClientCPUUS = math.Round(float64(o.CPU.Microseconds())/float64(n)*10) / 10
+	}
 	return summarize(r, o.Latencies, o.Elapsed)
 }
 
@@ -64,6 +76,7 @@ func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Con
 		wg   sync.WaitGroup
 	)
 	o.Latencies = make([]time.Duration, 0, requests)
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	for w := range o.Concurrency {
 		wg.Add(1)
@@ -92,6 +105,9 @@ func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Con
 	}
 	wg.Wait()
 	o.Elapsed = time.Since(start)
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		o.CPU = cpu1 - cpu0
+	}
 	if done := len(o.Latencies) + o.Errors; done < requests {
 		o.Errors += requests - done
 		if o.FirstErr == nil {
@@ -152,5 +168,8 @@ func PrintTable(w io.Writer, r Result) error {
 	fmt.Fprintf(t, "duration\t%.2fs\n", r.DurationS)
 	fmt.Fprintf(t, "throughput\t%.1f certs/s\n", r.CertsPerSecond)
 	fmt.Fprintf(t, "latency\tmean %.1fms  p50 %.1fms  p90 %.1fms  p99 %.1fms  max %.1fms\n", r.MeanMS, r.P50MS, r.P90MS, r.P99MS, r.MaxMS)
+	if r.ClientCPUUS > 0 {
+		fmt.Fprintf(t, "load generator CPU\t%.0f µs per request (it shares the cores with the server)\n", r.ClientCPUUS)
+	}
 	return t.Flush()
 }

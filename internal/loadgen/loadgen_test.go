@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"testing"
@@ -71,5 +72,26 @@ func TestRunCountsUnsentRequestsAsFailures(t *testing.T) {
 	})
 	if len(o.Latencies) != 1 || o.Errors != 49 || !errors.Is(o.FirstErr, context.Canceled) {
 		t.Errorf("Run() after cancel = %d ok, %d errors, first %v; want 1, 49, context canceled", len(o.Latencies), o.Errors, o.FirstErr)
+	}
+}
+
+func TestRunMeasuresItsOwnCPU(t *testing.T) {
+	// Not parallel: the process's CPU time is what is measured.
+	buf := make([]byte, 1<<20)
+	work := func(context.Context, int, int) error {
+		sha256.Sum256(buf) // at least a few hundred µs of CPU on any machine
+		return nil
+	}
+	if _, ok := processCPU(); !ok {
+		t.Fatal("processCPU is not measured on this system, which the bench rows rely on")
+	}
+	o := Run(context.Background(), 50, 2, work)
+	r := o.Result(Result{})
+	// Hashing 1 MiB takes well over 100 µs even at several GB/s.
+	if r.ClientCPUUS < 100 || o.CPU < 50*100*time.Microsecond {
+		t.Errorf("Run measured %v of CPU, %.1f µs per request, for 50 hashes of 1 MiB; want at least 100 µs each", o.CPU, r.ClientCPUUS)
+	}
+	if (Outcome{Latencies: make([]time.Duration, 3)}).Result(Result{}).ClientCPUUS != 0 {
+		t.Error("an outcome without a CPU measurement reports client CPU")
 	}
 }
