@@ -158,13 +158,14 @@ func (t *Txn) DeleteHolder(cluster, purpose, name string) error {
 	return t.tx.Delete(bHolders, []byte(holderKey(cluster, purpose, name)))
 }
 
-// ForEachHolder calls fn for every holder of a cluster ("" purpose: all).
+// ForEachHolder calls fn for every holder of a cluster ("" purpose: all),
+// in name order. A big cluster's holders are decoded on all cores.
 func (t *Txn) ForEachHolder(cluster, purpose string, fn func(*Holder) (bool, error)) error {
 	prefix := cluster + "/"
 	if purpose != "" {
 		prefix += purpose + "/"
 	}
-	return scanJSON(t, bHolders, prefix, "", fn)
+	return scanJSONParallel(t, bHolders, prefix, fn)
 }
 
 // ForEachHolderAfter calls fn for the holders of a cluster that come after

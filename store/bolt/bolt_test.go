@@ -153,3 +153,57 @@ func TestTheAuditTrailFillsItsPages(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAHolderThatDoesNotDecodeFailsTheScanInItsTurn damages one holder
+// record in the middle of a cluster's, in the file itself: ForEachHolder,
+// which decodes in batches ahead of fn, still hands fn every holder before
+// it and then fails with ErrCorrupt naming the damaged key.
+func TestAHolderThatDoesNotDecodeFailsTheScanInItsTurn(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "flinkpki.db")
+	kek := newKEK(t)
+	s, err := openStore(t, path, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *store.Txn) error {
+		for i := range 1000 {
+			if err := tx.PutHolder(&store.Holder{Cluster: "c", Purpose: "internal", Name: fmt.Sprintf("tm-%04d", i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("holders")).Put([]byte("c/internal/tm-0600"), []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err = openStore(t, path, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	err = s.View(ctx, func(tx *store.Txn) error {
+		return tx.ForEachHolder("c", "internal", func(h *store.Holder) (bool, error) {
+			if want := fmt.Sprintf("tm-%04d", n); h.Name != want {
+				t.Fatalf("holder %d is %s, want %s", n, h.Name, want)
+			}
+			n++
+			return true, nil
+		})
+	})
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "tm-0600") || n != 600 {
+		t.Errorf("scan over a damaged holder: %d holders, then %v; want 600, then ErrCorrupt naming tm-0600", n, err)
+	}
+}

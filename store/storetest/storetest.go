@@ -42,6 +42,77 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("DeleteClusterRemovesThousandsOfHoldersAtOnce", func(t *testing.T) { deleteBigCluster(t, fresh(t)) })
 	t.Run("ExpectHolderFailsOnlyTheStaleCall", func(t *testing.T) { expectHolder(t, fresh(t)) })
 	t.Run("TokensScanFromAfterAnID", func(t *testing.T) { tokensAfter(t, fresh(t)) })
+	t.Run("ForEachHolderKeepsKeyOrderAcrossDecodeBatches", func(t *testing.T) { holdersInOrder(t, fresh(t)) })
+}
+
+// holdersInOrder checks ForEachHolder, which decodes a big cluster's
+// holders a batch at a time on all cores: every holder of the cluster and
+// purpose once, in name order, each a record of its own that stays intact
+// after the scan; a stop after any number of holders stops there.
+func holdersInOrder(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := mustOpen(t, h, NewKEK(t))
+	const many = 1300                   // more than two decode batches, and a partial one
+	for lo := 0; lo < many; lo += 100 { // etcd's default --max-txn-ops is 128
+		if err := s.Update(ctx, func(tx *store.Txn) error {
+			for i := lo; i < min(lo+100, many); i++ {
+				for _, c := range []string{"a", "b"} {
+					if err := tx.PutHolder(&store.Holder{Cluster: c, Purpose: "internal", Name: fmt.Sprintf("tm-%04d", i), Serial: fmt.Sprint(i)}); err != nil {
+						return err
+					}
+				}
+			}
+			return tx.PutHolder(&store.Holder{Cluster: "a", Purpose: "rest", Name: fmt.Sprintf("r-%04d", lo)})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.View(ctx, func(tx *store.Txn) error {
+		var seen []*store.Holder
+		if err := tx.ForEachHolder("a", "internal", func(h *store.Holder) (bool, error) {
+			seen = append(seen, h)
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		if len(seen) != many {
+			t.Fatalf("ForEachHolder(a, internal) saw %d holders, want %d", len(seen), many)
+		}
+		for i, h := range seen {
+			if want := fmt.Sprintf("tm-%04d", i); h.Cluster != "a" || h.Purpose != "internal" || h.Name != want || h.Serial != fmt.Sprint(i) {
+				t.Fatalf("holder %d after the scan is %s/%s/%s serial %s, want a/internal/%s serial %d", i, h.Cluster, h.Purpose, h.Name, h.Serial, want, i)
+			}
+		}
+		all := 0
+		if err := tx.ForEachHolder("a", "", func(*store.Holder) (bool, error) { all++; return true, nil }); err != nil {
+			return err
+		}
+		if all != many+many/100 {
+			t.Errorf("ForEachHolder(a, all purposes) saw %d holders, want %d", all, many+many/100)
+		}
+		for _, stop := range []int{1, 511, 512, 513, 1299} {
+			n := 0
+			if err := tx.ForEachHolder("b", "internal", func(*store.Holder) (bool, error) { n++; return n < stop, nil }); err != nil {
+				return err
+			}
+			if n != stop {
+				t.Errorf("a scan told to stop at holder %d called fn %d times", stop, n)
+			}
+		}
+		boom := errors.New("boom")
+		n := 0
+		if err := tx.ForEachHolder("b", "internal", func(*store.Holder) (bool, error) {
+			if n++; n == 700 {
+				return true, boom
+			}
+			return true, nil
+		}); !errors.Is(err, boom) || n != 700 {
+			t.Errorf("a scan whose fn fails at holder 700 returned %v after %d calls", err, n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // tokensAfter checks ForEachTokenAfter, the paging of token list: every
