@@ -30,13 +30,14 @@ const (
 	RuleFingerprintPinning  = "FP012" // peer leaves pinned by fingerprint instead of trusted by CA
 	RuleTokenExposed        = "FP013" // the token flinkpki enrolls with is mounted where job code runs
 	RuleSSLProvider         = "FP014" // an SSL provider Flink cannot load
+	RuleRPCQuoting          = "FP015" // an internal store path or password Flink's RPC configuration cannot hold
 )
 
 // Rules lists every rule id, in order.
 func Rules() []string {
 	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
 		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
-		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider}
+		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting}
 }
 
 // ErrLintInput is returned when the file given to Lint is neither a

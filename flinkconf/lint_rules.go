@@ -32,6 +32,7 @@ var rules = []rule{
 	checkFingerprintPinning,
 	checkTokenExposed,
 	checkSSLProvider,
+	checkRPCQuoting,
 }
 
 const fixConfig = "`flinkpki flink config --cluster NAME --role ROLE` prints the block"
@@ -360,4 +361,47 @@ func checkSSLProvider(s *subject, _ LintOptions) []Finding {
 			fmt.Sprintf("%s sets security.ssl.provider: %q, which Flink does not know (only JDK and OPENSSL), so every process with SSL on fails at start (\"Unknown SSL provider\")", s.label, v),
 			fix)
 	}
+}
+
+// rpcQuotedKeys are the internal SSL settings PekkoUtils writes into the
+// RPC's HOCON configuration between double quotes, without escaping
+// (javap, Flink 1.20.3 to 2.3.0), each with the key Flink falls back to.
+var rpcQuotedKeys = [][2]string{
+	{"security.ssl.internal.keystore", "security.ssl.keystore"},
+	{"security.ssl.internal.keystore-password", "security.ssl.keystore-password"},
+	{"security.ssl.internal.key-password", "security.ssl.key-password"},
+	{"security.ssl.internal.keystore-type", ""},
+	{"security.ssl.internal.truststore", "security.ssl.truststore"},
+	{"security.ssl.internal.truststore-password", "security.ssl.truststore-password"},
+	{"security.ssl.internal.truststore-type", ""},
+}
+
+// checkRPCQuoting finds internal store paths, passwords and types that
+// hold a double quote or a backslash: inside the RPC's quoted HOCON string
+// the first ends it and the second starts an escape, so the process fails
+// at start ("Could not create actor system"; the Flink interop suite starts
+// a JobManager with such a password) or reads another password than the
+// one set. flinkpki's own passwords are letters and digits.
+func checkRPCQuoting(s *subject, _ LintOptions) []Finding {
+	if !s.internalSSL() {
+		return nil
+	}
+	var bad []string
+	for _, k := range rpcQuotedKeys {
+		v, set := s.get(k[0])
+		key := k[0]
+		if !set && k[1] != "" {
+			v, set = s.get(k[1])
+			key = k[1]
+		}
+		if set && strings.ContainsAny(v, `"\`) {
+			bad = append(bad, key)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return one(RuleRPCQuoting, SeverityError,
+		fmt.Sprintf("%s has a double quote or a backslash in %s: Flink writes these values between double quotes, unescaped, into its RPC's (Pekko's) configuration, so every Flink process fails at start (\"Could not create actor system\") or reads another value", s.label, strings.Join(bad, ", ")),
+		"use store paths and passwords without \" or \\: the passwords flinkpki init writes are letters and digits")
 }

@@ -150,7 +150,8 @@ A peer fingerprint pinned in the configuration fails (FP012): Flink then
 ignores the truststore, and every pod flinkpki enrolls has a new leaf. A
 token volume the Flink container mounts as well warns (FP013). An SSL provider
 Flink cannot load fails, and OPENSSL, which needs netty-tcnative in Flink's
-lib/, warns (FP014).
+lib/, warns (FP014). A double quote or backslash in an internal store path or
+password, which Flink's RPC configuration cannot hold, fails (FP015).
 
 Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
 security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy

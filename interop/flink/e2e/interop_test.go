@@ -124,7 +124,7 @@ func runVersion(t *testing.T, p *pki, target, work, version, keyType string, tmS
 	ph.next("protocol list, as lint reads")
 	checkProtocolList(t, dist, p, id+"-l", keyType)
 
-	ph.next("SSL provider, as lint reads")
+	ph.next("SSL provider, quoting, as lint reads")
 	checkSSLProvider(t, dist, p, id+"-s", keyType)
 
 	rotate(t, ph, c)

@@ -118,13 +118,16 @@ func checkProtocolList(t *testing.T, dist *flinkDist, p *pki, name, keyType stri
 	if !lintFinds(t, p, dist, conf, "FP006 error") {
 		t.Errorf("flink lint reports no FP006 error for security.ssl.protocol: %s with internal SSL on", list)
 	}
-	jmRefuses(t, dist, name+"-"+holder+"-list", c.confDir(holder), "Could not create actor system")
+	// "Could not create actor system", caused by the HOCON parse.
+	jmRefuses(t, dist, name+"-"+holder+"-list", c.confDir(holder), "ConfigException$Parse")
 }
 
 // checkSSLProvider proves FP014 on real JobManagers: Flink knows the SSL
 // providers JDK and OPENSSL only, and OPENSSL needs netty-tcnative, which
 // Flink's distribution (and this classpath) leaves out; either way the
-// JobManager, whose REST endpoint serves TLS, exits at start.
+// JobManager, whose REST endpoint serves TLS, exits at start. Then FP015:
+// with a backslash in the internal keystore password the RPC's
+// configuration does not parse and the JobManager exits too.
 func checkSSLProvider(t *testing.T, dist *flinkDist, p *pki, name, keyType string) {
 	c := newFlinkCluster(t, dist, p, name, keyType)
 	holder := "jm-0"
@@ -140,6 +143,15 @@ func checkSSLProvider(t *testing.T, dist *flinkDist, p *pki, name, keyType strin
 		}
 		jmRefuses(t, dist, name+"-"+holder+"-"+strings.ToLower(tc.provider), c.confDir(holder), tc.refused)
 	}
+
+	// FP015: a backslash in an internal store password, which PekkoUtils
+	// writes between double quotes, unescaped, into the RPC's HOCON.
+	appendConfLine(t, conf, "security.ssl.provider", "JDK")
+	appendConfLine(t, conf, "security.ssl.internal.keystore-password", `'a\qb'`)
+	if !lintFinds(t, p, dist, conf, "FP015 error") {
+		t.Errorf("flink lint reports no FP015 error for a backslash in security.ssl.internal.keystore-password")
+	}
+	jmRefuses(t, dist, name+"-"+holder+"-backslash", c.confDir(holder), "ConfigException$Parse")
 }
 
 // lintFinds reports whether flink lint, told this Flink version, reports
