@@ -365,15 +365,16 @@ func checkSSLProvider(s *subject, _ LintOptions) []Finding {
 
 // rpcQuotedKeys are the internal SSL settings PekkoUtils writes into the
 // RPC's HOCON configuration between double quotes, without escaping
-// (javap, Flink 1.20.3 to 2.3.0), each with the key Flink falls back to.
-var rpcQuotedKeys = [][2]string{
+// (javap, Flink 1.20.3 to 2.3.0), each followed by the key Flink falls
+// back to, if any.
+var rpcQuotedKeys = [][]string{
 	{"security.ssl.internal.keystore", "security.ssl.keystore"},
 	{"security.ssl.internal.keystore-password", "security.ssl.keystore-password"},
 	{"security.ssl.internal.key-password", "security.ssl.key-password"},
-	{"security.ssl.internal.keystore-type", ""},
+	{"security.ssl.internal.keystore-type"},
 	{"security.ssl.internal.truststore", "security.ssl.truststore"},
 	{"security.ssl.internal.truststore-password", "security.ssl.truststore-password"},
-	{"security.ssl.internal.truststore-type", ""},
+	{"security.ssl.internal.truststore-type"},
 }
 
 // checkRPCQuoting finds internal store paths, passwords and types that
@@ -387,14 +388,8 @@ func checkRPCQuoting(s *subject, _ LintOptions) []Finding {
 		return nil
 	}
 	var bad []string
-	for _, k := range rpcQuotedKeys {
-		v, set := s.get(k[0])
-		key := k[0]
-		if !set && k[1] != "" {
-			v, set = s.get(k[1])
-			key = k[1]
-		}
-		if set && strings.ContainsAny(v, `"\`) {
+	for _, keys := range rpcQuotedKeys {
+		if key, v, set := s.lookup(keys...); set && strings.ContainsAny(v, `"\`) {
 			bad = append(bad, key)
 		}
 	}
