@@ -8,6 +8,10 @@ import (
 	"strings"
 )
 
+// The rules here read Flink's SSL engine settings as Flink hands them to
+// the JDK and to its RPC: cipher suites (FP005), protocol (FP006),
+// provider (FP014), and the store settings the RPC's HOCON quotes (FP015).
+
 // splitList splits a comma-separated option value, dropping blanks.
 func splitList(v string) []string {
 	var out []string
@@ -185,6 +189,70 @@ func checkProtocol(s *subject, _ LintOptions) []Finding {
 			"name one protocol, the same for every process of the cluster: "+fix+" (or TLSv1.3)")
 	}
 	return out
+}
+
+// checkSSLProvider reads security.ssl.provider as Flink's SSLUtils does
+// (javap, Flink 1.20.3 to 2.3.0; the Flink interop suite starts a
+// JobManager with each): "JDK" and "OPENSSL" in any case, anything else
+// refused ("Unknown SSL provider"); OPENSSL only when netty-tcnative is on
+// the classpath, which Flink's distribution leaves out of lib/ ("openSSL
+// not available"). Either failure stops every process with SSL on.
+func checkSSLProvider(s *subject, _ LintOptions) []Finding {
+	v, set := s.get("security.ssl.provider")
+	if !set || (!s.internalSSL() && !s.restSSL()) {
+		return nil
+	}
+	const fix = "remove security.ssl.provider: the default, JDK, serves the stores flinkpki writes"
+	switch strings.ToUpper(strings.TrimSpace(v)) {
+	case "JDK":
+		return nil
+	case "OPENSSL":
+		return one(RuleSSLProvider, SeverityWarning,
+			fmt.Sprintf("%s sets security.ssl.provider: %s, which needs netty-tcnative (flink-shaded-netty-tcnative-dynamic) in Flink's lib/; the Flink distribution leaves it out, and without it every process with SSL on fails at start (\"openSSL not available\")", s.label, v),
+			fix+"; or add the tcnative jar to the image")
+	default:
+		return one(RuleSSLProvider, SeverityError,
+			fmt.Sprintf("%s sets security.ssl.provider: %q, which Flink does not know (only JDK and OPENSSL), so every process with SSL on fails at start (\"Unknown SSL provider\")", s.label, v),
+			fix)
+	}
+}
+
+// rpcQuotedKeys are the internal SSL settings PekkoUtils writes into the
+// RPC's HOCON configuration between double quotes, without escaping
+// (javap, Flink 1.20.3 to 2.3.0), each followed by the key Flink falls
+// back to, if any.
+var rpcQuotedKeys = [][]string{
+	{"security.ssl.internal.keystore", "security.ssl.keystore"},
+	{"security.ssl.internal.keystore-password", "security.ssl.keystore-password"},
+	{"security.ssl.internal.key-password", "security.ssl.key-password"},
+	{"security.ssl.internal.keystore-type"},
+	{"security.ssl.internal.truststore", "security.ssl.truststore"},
+	{"security.ssl.internal.truststore-password", "security.ssl.truststore-password"},
+	{"security.ssl.internal.truststore-type"},
+}
+
+// checkRPCQuoting finds internal store paths, passwords and types that
+// hold a double quote or a backslash: inside the RPC's quoted HOCON string
+// the first ends it and the second starts an escape, so the process fails
+// at start ("Could not create actor system"; the Flink interop suite starts
+// a JobManager with such a password) or reads another password than the
+// one set. flinkpki's own passwords are letters and digits.
+func checkRPCQuoting(s *subject, _ LintOptions) []Finding {
+	if !s.internalSSL() {
+		return nil
+	}
+	var bad []string
+	for _, keys := range rpcQuotedKeys {
+		if key, v, set := s.lookup(keys...); set && strings.ContainsAny(v, `"\`) {
+			bad = append(bad, key)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return one(RuleRPCQuoting, SeverityError,
+		fmt.Sprintf("%s has a double quote or a backslash in %s: Flink writes these values between double quotes, unescaped, into its RPC's (Pekko's) configuration, so every Flink process fails at start (\"Could not create actor system\") or reads another value", s.label, strings.Join(bad, ", ")),
+		"use store paths and passwords without \" or \\: the passwords flinkpki init writes are letters and digits")
 }
 
 // tls13Suites are the JDK's TLS 1.3 cipher suites, in its order of
