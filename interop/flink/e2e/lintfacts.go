@@ -81,14 +81,11 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 // "TLSv1.2,TLSv1.3" does not parse and the JobManager exits at start. Lint
 // must report the FP006 error for the second and not for the first.
 func checkProtocolList(t *testing.T, dist *flinkDist, p *pki, name, keyType string) {
-	c := newFlinkCluster(t, dist, p, name, keyType)
-	holder := "jm-0"
-	p.initHolder(t, name, "jobmanager", holder, c.jmToken, c.jmBase, c.tlsDir(holder), c.confDir(holder))
+	c, holder, conf := enrolledJobManager(t, dist, p, name, keyType)
 	own, err := loadMaterial(c.tlsDir(holder))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(c.confDir(holder), "config.yaml")
 	const accepted = "TLSv1.2,"
 	replaceConfLine(t, conf, "security.ssl.protocol", accepted)
 	if lintFinds(t, p, dist, conf, "FP006 error") {
@@ -129,10 +126,7 @@ func checkProtocolList(t *testing.T, dist *flinkDist, p *pki, name, keyType stri
 // with a backslash in the internal keystore password the RPC's
 // configuration does not parse and the JobManager exits too.
 func checkSSLProvider(t *testing.T, dist *flinkDist, p *pki, name, keyType string) {
-	c := newFlinkCluster(t, dist, p, name, keyType)
-	holder := "jm-0"
-	p.initHolder(t, name, "jobmanager", holder, c.jmToken, c.jmBase, c.tlsDir(holder), c.confDir(holder))
-	conf := filepath.Join(c.confDir(holder), "config.yaml")
+	c, holder, conf := enrolledJobManager(t, dist, p, name, keyType)
 	for _, tc := range []struct{ provider, finding, refused string }{
 		{"OPENSSL", "FP014 warning", "openSSL not available"},
 		{"BoringSSL", "FP014 error", "Unknown SSL provider"},
@@ -152,6 +146,17 @@ func checkSSLProvider(t *testing.T, dist *flinkDist, p *pki, name, keyType strin
 		t.Errorf("flink lint reports no FP015 error for a backslash in security.ssl.internal.keystore-password")
 	}
 	jmRefuses(t, dist, name+"-"+holder+"-backslash", c.confDir(holder), "ConfigException$Parse")
+}
+
+// enrolledJobManager creates a flinkpki cluster and enrolls its JobManager
+// holder with init, starting nothing: the phases above edit the
+// configuration copy (conf, a flat config.yaml) before each start.
+func enrolledJobManager(t testing.TB, dist *flinkDist, p *pki, name, keyType string) (c *flinkCluster, holder, conf string) {
+	t.Helper()
+	c = newFlinkCluster(t, dist, p, name, keyType)
+	holder = "jm-0"
+	p.initHolder(t, name, "jobmanager", holder, c.jmToken, c.jmBase, c.tlsDir(holder), c.confDir(holder))
+	return c, holder, filepath.Join(c.confDir(holder), "config.yaml")
 }
 
 // lintFinds reports whether flink lint, told this Flink version, reports
@@ -186,40 +191,34 @@ func jmRefuses(t testing.TB, dist *flinkDist, name, confDir, refused string) {
 }
 
 // replaceConfLine sets key in a flat config.yaml that already has it.
-func replaceConfLine(t testing.TB, path, key, value string) {
+func replaceConfLine(t testing.TB, path, key, value string) { setConfLine(t, path, key, value, false) }
+
+// appendConfLine sets key in a flat config.yaml, adding the line when the
+// file lacks it.
+func appendConfLine(t testing.TB, path, key, value string) { setConfLine(t, path, key, value, true) }
+
+// setConfLine rewrites every line of key in a flat config.yaml; a file
+// without one gets the line when add, or fails the test.
+func setConfLine(t testing.TB, path, key, value string, add bool) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(string(b), "\n")
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	found := false
 	for i, l := range lines {
 		if strings.HasPrefix(l, key+":") {
 			lines[i], found = key+": "+value, true
 		}
 	}
-	if !found {
+	switch {
+	case !found && !add:
 		t.Fatalf("%s has no %s line", path, key)
+	case !found:
+		lines = append(lines, key+": "+value)
 	}
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// appendConfLine sets key in a flat config.yaml, adding the line when the
-// file lacks it.
-func appendConfLine(t testing.TB, path, key, value string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains("\n"+string(b), "\n"+key+":") {
-		replaceConfLine(t, path, key, value)
-		return
-	}
-	if err := os.WriteFile(path, append(b, []byte("\n"+key+": "+value+"\n")...), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
