@@ -309,16 +309,20 @@ func (a *Authority) clusterView(tx *store.Txn, name string) (*ClusterView, error
 		v.CAs = append(v.CAs, d)
 		v.records[r.ID] = r
 	}
-	slices.SortFunc(v.CAs, func(x, y *ca.CA) int {
-		if x.Purpose != y.Purpose {
-			if x.Purpose == ca.PurposeInternal {
-				return -1
-			}
-			return 1
-		}
-		return x.Generation - y.Generation
-	})
+	slices.SortFunc(v.CAs, func(x, y *ca.CA) int { return lineageOrder(x.Purpose, x.Generation, y.Purpose, y.Generation) })
 	return v, nil
+}
+
+// lineageOrder orders a cluster's CAs: internal before rest, each lineage
+// by generation.
+func lineageOrder(xp ca.Purpose, xg int, yp ca.Purpose, yg int) int {
+	if xp != yp {
+		if xp == ca.PurposeInternal {
+			return -1
+		}
+		return 1
+	}
+	return xg - yg
 }
 
 // Lineage returns the CAs of one purpose.

@@ -162,18 +162,16 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 	earliest := map[string]time.Time{}
 	after := ""
 	for {
-		sts, next, err := auth.Statuses(ctx, after, 500)
+		page, next, err := auth.Expiries(ctx, after, 500)
 		if err != nil {
 			return err
 		}
-		for _, st := range sts {
-			for _, l := range st.Lineages {
-				for _, c := range l.CAs {
-					cas = append(cas, metrics.CA{Cluster: st.Cluster.Name, ID: c.CA.ID, State: string(c.CA.State), NotAfter: c.CA.Cert.NotAfter})
-				}
+		for _, e := range page {
+			for _, c := range e.CAs {
+				cas = append(cas, metrics.CA{Cluster: e.Cluster, ID: c.ID, State: string(c.State), NotAfter: c.NotAfter})
 			}
-			if !st.EarliestExpiry.IsZero() {
-				earliest[st.Cluster.Name] = st.EarliestExpiry
+			if !e.EarliestExpiry.IsZero() {
+				earliest[e.Cluster] = e.EarliestExpiry
 			}
 		}
 		if next == "" {

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -111,4 +112,35 @@ func AddGeneralNames(b *cryptobyte.Builder, dns []string, ips []net.IP, uris []*
 			b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
 		}
 	})
+}
+
+// NotAfter reads the end of a certificate's validity period without parsing
+// the rest of it: what reports over thousands of CAs need, where a full
+// crypto/x509 parse (the key, the extensions, the names) costs more than the
+// reading of the records around it. Errors mean the DER is not a
+// certificate.
+func NotAfter(der []byte) (time.Time, error) {
+	in := cryptobyte.String(der)
+	var cert, tbs, validity cryptobyte.String
+	var notBefore, notAfter time.Time
+	ok := in.ReadASN1(&cert, cbasn1.SEQUENCE) &&
+		cert.ReadASN1(&tbs, cbasn1.SEQUENCE) &&
+		tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) && // version
+		tbs.SkipASN1(cbasn1.INTEGER) && // serialNumber
+		tbs.SkipASN1(cbasn1.SEQUENCE) && // signature
+		tbs.SkipASN1(cbasn1.SEQUENCE) && // issuer
+		tbs.ReadASN1(&validity, cbasn1.SEQUENCE) &&
+		readTime(&validity, &notBefore) && readTime(&validity, &notAfter) && validity.Empty()
+	if !ok {
+		return time.Time{}, fmt.Errorf("x509der: not a certificate with a readable validity")
+	}
+	return notAfter, nil
+}
+
+// readTime reads a UTCTime or a GeneralizedTime, as RFC 5280 allows.
+func readTime(s *cryptobyte.String, t *time.Time) bool {
+	if s.PeekASN1Tag(cbasn1.UTCTime) {
+		return s.ReadASN1UTCTime(t)
+	}
+	return s.ReadASN1GeneralizedTime(t)
 }

@@ -157,7 +157,8 @@ func TestTheAuditTrailFillsItsPages(t *testing.T) {
 // TestAHolderThatDoesNotDecodeFailsTheScanInItsTurn damages one holder
 // record in the middle of a cluster's, in the file itself: ForEachHolder,
 // which decodes in batches ahead of fn, still hands fn every holder before
-// it and then fails with ErrCorrupt naming the damaged key.
+// it and then fails with ErrCorrupt naming the damaged key, and so does
+// EarliestHolderExpiry.
 func TestAHolderThatDoesNotDecodeFailsTheScanInItsTurn(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "flinkpki.db")
@@ -205,5 +206,13 @@ func TestAHolderThatDoesNotDecodeFailsTheScanInItsTurn(t *testing.T) {
 	})
 	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "tm-0600") || n != 600 {
 		t.Errorf("scan over a damaged holder: %d holders, then %v; want 600, then ErrCorrupt naming tm-0600", n, err)
+	}
+	// The expiry gauges' lean read decodes such a record in full, and fails.
+	err = s.View(ctx, func(tx *store.Txn) error {
+		_, _, err := tx.EarliestHolderExpiry("c", time.Now())
+		return err
+	})
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "tm-0600") {
+		t.Errorf("EarliestHolderExpiry over a damaged holder = %v, want ErrCorrupt naming tm-0600", err)
 	}
 }

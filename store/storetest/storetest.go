@@ -43,6 +43,57 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("ExpectHolderFailsOnlyTheStaleCall", func(t *testing.T) { expectHolder(t, fresh(t)) })
 	t.Run("TokensScanFromAfterAnID", func(t *testing.T) { tokensAfter(t, fresh(t)) })
 	t.Run("ForEachHolderKeepsKeyOrderAcrossDecodeBatches", func(t *testing.T) { holdersInOrder(t, fresh(t)) })
+	t.Run("EarliestHolderExpiryReadsOneClusterOnly", func(t *testing.T) { earliestHolderExpiry(t, fresh(t)) })
+}
+
+// earliestHolderExpiry checks the expiry gauges' read: the earliest expiry
+// after now among one cluster's holders of both purposes, and how many
+// they are, with holders expired at or before now left out and clusters
+// whose names extend the cluster's ("a-b", "ab") never read.
+func earliestHolderExpiry(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := mustOpen(t, h, NewKEK(t))
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	put := func(cluster, purpose, name string, notAfter time.Time) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *store.Txn) error {
+			return tx.PutHolder(&store.Holder{Cluster: cluster, Purpose: purpose, Name: name, NotAfter: notAfter, Actor: `,"not_after":"2030-01-01T00:00:01Z"`})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a", "internal", "expired", now.Add(-time.Hour))
+	put("a", "internal", "at-now", now)
+	put("a", "internal", "late", now.Add(48*time.Hour))
+	put("a", "rest", "early", now.Add(time.Hour).In(time.FixedZone("x", 3600)))
+	put("a", "internal", "late", now.Add(72*time.Hour)) // superseded: still later
+	put("a-b", "internal", "earlier", now.Add(time.Minute))
+	put("ab", "internal", "earlier", now.Add(time.Second))
+	put("gone", "internal", "expired", now.Add(-time.Second))
+	for _, c := range []struct {
+		cluster  string
+		earliest time.Time
+		live     int
+	}{
+		{"a", now.Add(time.Hour), 2},
+		{"a-b", now.Add(time.Minute), 1},
+		{"ab", now.Add(time.Second), 1},
+		{"gone", time.Time{}, 0},
+		{"none", time.Time{}, 0},
+	} {
+		if err := s.View(ctx, func(tx *store.Txn) error {
+			earliest, live, err := tx.EarliestHolderExpiry(c.cluster, now)
+			if err != nil {
+				return err
+			}
+			if !earliest.Equal(c.earliest) || live != c.live {
+				t.Errorf("EarliestHolderExpiry(%s) = %v with %d live, want %v with %d", c.cluster, earliest, live, c.earliest, c.live)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // holdersInOrder checks ForEachHolder, which decodes a big cluster's

@@ -1,0 +1,104 @@
+package authority_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
+)
+
+// TestExpiriesAgreeWithStatus: the expiry gauges' lean read (each holder's
+// expiry alone) reports, page by page, the CAs and the earliest live leaf
+// expiry that the full status reports, for a cluster whose leaves expire
+// at different times, one whose leaves all expired, one that never
+// enrolled, and one whose earliest leaf was superseded by a later one.
+func TestExpiriesAgreeWithStatus(t *testing.T) {
+	e := authoritytest.New(t)
+	const leaf = 30 * day
+	names := []string{"a-staggered", "b-expired", "c-empty", "d-superseded", "e-rotating"}
+	for _, n := range names {
+		l := leaf
+		if n == "b-expired" {
+			l = 10 * day
+		}
+		e.CreateCluster(authority.CreateClusterRequest{Name: n, CAValidity: 400 * day, LeafValidity: l})
+	}
+	t0 := e.Clock.Now()
+	for i := range 5 {
+		e.Enroll("a-staggered", "taskmanager", fmt.Sprintf("tm-%d", i))
+		e.Enroll("b-expired", "taskmanager", fmt.Sprintf("tm-%d", i))
+		e.Clock.Add(day)
+	}
+	e.Enroll("d-superseded", "jobmanager", "jm")
+	e.Enroll("e-rotating", "taskmanager", "tm")
+	if err := e.Authority.Prepare(e.Ctx, admin, "e-rotating", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(10 * day)
+	e.Enroll("d-superseded", "jobmanager", "jm") // its first leaf was the earliest
+	e.Enroll("d-superseded", "taskmanager", "tm")
+	for i := range 3 {
+		e.Enroll("a-staggered", "taskmanager", fmt.Sprintf("tm-%d", i)) // a newer leaf each
+	}
+	e.Clock.Add(12 * day) // day 27: b-expired's leaves have expired
+
+	var got []*authority.Expiry
+	for after := ""; ; {
+		page, next, err := e.Authority.Expiries(e.Ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(got) != len(names) {
+		t.Fatalf("Expiries in pages of 2 returned %d clusters, want %d", len(got), len(names))
+	}
+	live := 0
+	for i, x := range got {
+		st := status(t, e, names[i])
+		if x.Cluster != names[i] {
+			t.Fatalf("Expiries[%d] is %s, want %s", i, x.Cluster, names[i])
+		}
+		if !x.EarliestExpiry.Equal(st.EarliestExpiry) {
+			t.Errorf("%s: Expiries says the earliest live leaf expires at %v, Status says %v", x.Cluster, x.EarliestExpiry, st.EarliestExpiry)
+		}
+		var want, have []string
+		for _, l := range st.Lineages {
+			for _, c := range l.CAs {
+				want = append(want, c.CA.ID+" "+string(c.CA.State)+" "+c.CA.Cert.NotAfter.String())
+			}
+		}
+		for _, c := range x.CAs {
+			have = append(have, c.ID+" "+string(c.State)+" "+c.NotAfter.String())
+		}
+		if !slices.Equal(have, want) {
+			t.Errorf("%s: Expiries has CAs %v, Status %v", x.Cluster, have, want)
+		}
+		if !x.EarliestExpiry.IsZero() {
+			live++
+		}
+	}
+	// What the scenario is built to show, so a wrong Status cannot hide a
+	// wrong Expiries: two clusters without a live leaf; a-staggered's
+	// earliest is tm-3's, enrolled on day 3 (tm-0 to tm-2 enrolled again on
+	// day 15); d-superseded's is day 15's, its jobmanager's first leaf of
+	// day 5 superseded.
+	if live != 3 || !got[1].EarliestExpiry.IsZero() || !got[2].EarliestExpiry.IsZero() {
+		t.Errorf("%d clusters with a live leaf (b-expired %v, c-empty %v), want 3 and neither of those", live, got[1].EarliestExpiry, got[2].EarliestExpiry)
+	}
+	if want := t0.Add(3*day + leaf); !got[0].EarliestExpiry.Equal(want) {
+		t.Errorf("a-staggered's earliest live leaf expires at %v, want tm-3's, %v", got[0].EarliestExpiry, want)
+	}
+	if want := t0.Add(15*day + leaf); !got[3].EarliestExpiry.Equal(want) {
+		t.Errorf("d-superseded's earliest live leaf expires at %v, want day 15's, %v", got[3].EarliestExpiry, want)
+	}
+	if len(got[4].CAs) < 3 {
+		t.Errorf("e-rotating has %d CAs after a rotation, want its internal lineage of two and its REST CA", len(got[4].CAs))
+	}
+}
