@@ -41,14 +41,30 @@ var (
 type Observer interface {
 	Issued(cluster, role string)
 	Denied(reason string)
-	RotationWaiting(cluster, purpose, step string, blocked bool)
+	// Rotations replaces the rotation gauges with what one whole scheduler
+	// tick saw (nothing on a replica that does not lead).
+	Rotations(waits []RotationWait)
+}
+
+// RotationWait is one lineage with automatic rotation on, as a scheduler
+// tick left it.
+type RotationWait struct {
+	Cluster, Purpose string
+	// Step is the step the lineage waits for: prepare, activate or retire.
+	Step string
+	// Blocked is true when Step is due but live holders hold it back.
+	Blocked bool
+	// Failed is true when the tick could not read or step the lineage (it
+	// logged why); Step and Blocked are then unknown, and an observer keeps
+	// what the last tick said.
+	Failed bool
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Issued(string, string)                        {}
 func (nopObserver) Denied(string)                                {}
-func (nopObserver) RotationWaiting(string, string, string, bool) {}
+func (nopObserver) Rotations([]RotationWait)                    {}
 
 // Config wires an Authority. Nil fields get defaults.
 type Config struct {

@@ -140,6 +140,8 @@ type recorder struct {
 	issued  int
 	denied  map[string]int
 	blocked []string
+	// rotations is what the last scheduler tick reported.
+	rotations []authority.RotationWait
 }
 
 func (r *recorder) Issued(string, string) {
@@ -157,12 +159,26 @@ func (r *recorder) Denied(reason string) {
 	r.denied[reason]++
 }
 
-func (r *recorder) RotationWaiting(cluster, purpose, step string, blocked bool) {
+func (r *recorder) Rotations(waits []authority.RotationWait) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if blocked {
-		r.blocked = append(r.blocked, cluster+"/"+purpose+":"+step)
+	r.rotations = append([]authority.RotationWait(nil), waits...)
+	for _, w := range waits {
+		if w.Blocked {
+			r.blocked = append(r.blocked, w.Cluster+"/"+w.Purpose+":"+w.Step)
+		}
 	}
+}
+
+// lastRotations renders what the last tick reported, one lineage a line.
+func (r *recorder) lastRotations() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, w := range r.rotations {
+		out = append(out, fmt.Sprintf("%s/%s waits for %s blocked=%v failed=%v", w.Cluster, w.Purpose, w.Step, w.Blocked, w.Failed))
+	}
+	return out
 }
 
 func (r *recorder) blockedSteps() []string {

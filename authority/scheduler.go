@@ -21,12 +21,16 @@ import (
 // million holders reads none unless a step is due.
 func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 	var applied []string
+	var waits []RotationWait
 	err := forClusterPages(ctx, a, a.autoRotateSteps, func(page [][]lineageStep) error {
 		for _, ls := range slices.Concat(page...) {
-			step, err := a.tickLineage(ctx, ls)
+			step, wait, err := a.tickLineage(ctx, ls)
 			if err != nil {
 				a.log.ErrorContext(ctx, "automatic rotation failed", slog.String("cluster", ls.cluster), slog.String("purpose", string(ls.purpose)), slog.String("error", err.Error()))
-				continue
+				wait = RotationWait{Cluster: ls.cluster, Purpose: string(ls.purpose), Failed: true}
+			}
+			if wait.Cluster != "" {
+				waits = append(waits, wait)
 			}
 			if step != "" {
 				applied = append(applied, ls.cluster+"/"+string(ls.purpose)+":"+step)
@@ -34,6 +38,9 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		a.obs.Rotations(waits)
+	}
 	return applied, err
 }
 
@@ -70,18 +77,21 @@ func (a *Authority) autoRotateSteps(tx *store.Txn, cluster string) ([]lineageSte
 	return out, nil
 }
 
-func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, error) {
+// tickLineage applies the lineage's next step when it is due, and returns
+// the step it applied and the step the lineage waits for after the tick
+// (none when it has no next step).
+func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, RotationWait, error) {
 	cluster, p, next := ls.cluster, ls.purpose, ls.next
 	if ls.err != nil {
-		return "", ls.err
+		return "", RotationWait{}, ls.err
 	}
 	if next.Kind == ca.StepNone {
-		return "", nil
+		return "", RotationWait{}, nil
 	}
 	step := string(next.Kind)
+	wait := RotationWait{Cluster: cluster, Purpose: string(p), Step: step}
 	if !next.Due {
-		a.obs.RotationWaiting(cluster, string(p), step, false)
-		return "", nil
+		return "", wait, nil
 	}
 	var err error
 	switch next.Kind {
@@ -101,17 +111,31 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, er
 		})
 	}
 	if errors.Is(err, ca.ErrBlocked) {
-		a.obs.RotationWaiting(cluster, string(p), step, true)
+		wait.Blocked = true
 		a.log.WarnContext(ctx, "automatic rotation step is waiting for holders", slog.String("cluster", cluster),
 			slog.String("purpose", string(p)), slog.String("step", step), slog.String("reason", err.Error()))
-		return "", nil
+		return "", wait, nil
 	}
 	if err != nil {
-		return "", err
+		return "", RotationWait{}, err
 	}
-	a.obs.RotationWaiting(cluster, string(p), step, false)
 	a.log.InfoContext(ctx, "automatic rotation step applied", slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.String("step", step))
-	return step, nil
+	// What the lineage waits for now is the step after this one.
+	var after []lineageStep
+	err = a.st.View(ctx, func(tx *store.Txn) error {
+		var err error
+		after, err = a.autoRotateSteps(tx, cluster)
+		return err
+	})
+	for _, n := range after {
+		if n.purpose == p && n.err == nil && n.next.Kind != ca.StepNone {
+			return step, RotationWait{Cluster: cluster, Purpose: string(p), Step: string(n.next.Kind)}, nil
+		}
+	}
+	if err != nil {
+		return step, RotationWait{Cluster: cluster, Purpose: string(p), Failed: true}, nil
+	}
+	return step, RotationWait{}, nil
 }
 
 // RunScheduler calls Tick every interval until ctx ends, while leader
@@ -122,7 +146,9 @@ func (a *Authority) RunScheduler(ctx context.Context, interval time.Duration, le
 	defer t.Stop()
 	for {
 		if leader != nil && !leader() {
-			// not the leader: the stored state is the only hand-over needed
+			// Not the leader: the stored state is the only hand-over needed,
+			// and the leader reports the rotation gauges.
+			a.obs.Rotations(nil)
 		} else if _, err := a.Tick(ctx); err != nil && ctx.Err() == nil {
 			a.log.ErrorContext(ctx, "rotation scheduler tick failed", slog.String("error", err.Error()))
 		}

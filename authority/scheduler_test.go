@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,5 +98,94 @@ func TestATickReadsHoldersOnlyForADueStep(t *testing.T) {
 	}
 	if !activated {
 		t.Fatal("the scheduler never activated the next CA in 400 days")
+	}
+}
+
+// TestATickReportsWhatEachLineageWaitsFor: after each tick the observer
+// holds one record per lineage with automatic rotation on, naming the step
+// it waits for; after a step is applied, the step after it; a cluster
+// without automatic rotation has none, and a deleted cluster's go at the
+// next tick.
+func TestATickReportsWhatEachLineageWaitsFor(t *testing.T) {
+	obs := &recorder{}
+	e := authoritytest.New(t, authoritytest.WithObserver(obs))
+	const leaf = 30 * 24 * time.Hour
+	for _, req := range []authority.CreateClusterRequest{
+		{Name: "auto", CAValidity: 400 * 24 * time.Hour, LeafValidity: leaf},
+		{Name: "gone", CAValidity: 400 * 24 * time.Hour, LeafValidity: leaf},
+		{Name: "manual", CAValidity: 400 * 24 * time.Hour, LeafValidity: leaf, NoAutoRotate: true},
+	} {
+		e.CreateCluster(req)
+	}
+	tick := func() []string {
+		t.Helper()
+		if _, err := e.Authority.Tick(e.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		return obs.lastRotations()
+	}
+	want := []string{
+		"auto/internal waits for prepare blocked=false failed=false",
+		"auto/rest waits for prepare blocked=false failed=false",
+		"gone/internal waits for prepare blocked=false failed=false",
+		"gone/rest waits for prepare blocked=false failed=false",
+	}
+	if got := tick(); !slices.Equal(got, want) {
+		t.Fatalf("a new cluster's tick reported\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err := e.Authority.DeleteCluster(e.Ctx, admin, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	for day := 0; day < 400; day++ {
+		e.Clock.Add(24 * time.Hour)
+		applied, err := e.Authority.Tick(e.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(applied, "auto/internal:prepare") {
+			want := []string{
+				"auto/internal waits for activate blocked=false failed=false",
+				"auto/rest waits for activate blocked=false failed=false",
+			}
+			if got := obs.lastRotations(); !slices.Equal(got, want) {
+				t.Fatalf("the tick that prepared the next CAs (%v) reported\n%s\nwant\n%s", applied, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			return
+		}
+		if got := obs.lastRotations(); len(got) != 2 || !strings.HasPrefix(got[0], "auto/internal waits for prepare") {
+			t.Fatalf("on day %d, after the delete of gone, a tick reported %v", day, got)
+		}
+	}
+	t.Fatal("the scheduler never prepared the next CA in 400 days")
+}
+
+// TestOnlySigningCAsStayCached: the scheduler's tick, the expiry gauges and
+// the listings read every CA of every cluster; only the CAs that signed
+// stay in memory with their keys, so a server with thousands of clusters
+// does not keep all their certificates.
+func TestOnlySigningCAsStayCached(t *testing.T) {
+	e := authoritytest.New(t)
+	for i := range 20 {
+		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("c%02d", i), CAValidity: 400 * 24 * time.Hour, LeafValidity: 30 * 24 * time.Hour})
+	}
+	if _, err := e.Authority.Tick(e.Ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Authority.ListClusters(e.Ctx, "", 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Authority.Expiries(e.Ctx, "", 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Authority.Status(e.Ctx, "c07"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.Authority.CachedSigners(); n != 0 {
+		t.Errorf("after a tick, a listing and the expiry gauges over 20 clusters (40 CAs) the cache holds %d CAs, want none", n)
+	}
+	e.Enroll("c03", "taskmanager", "tm-0")
+	e.Enroll("c03", "taskmanager", "tm-1")
+	if n := e.Authority.CachedSigners(); n != 1 {
+		t.Errorf("after two enrollments in one cluster the cache holds %d CAs, want its active internal CA", n)
 	}
 }

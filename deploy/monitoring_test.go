@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/metrics"
 )
 
@@ -181,7 +182,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m := metrics.New()
 	m.Issued("orders", "taskmanager")
 	m.Denied("unauthenticated")
-	m.RotationWaiting("orders", "internal", "activate", true)
+	m.Rotations([]authority.RotationWait{{Cluster: "orders", Purpose: "internal", Step: "activate", Blocked: true}})
 	m.SetCAs([]metrics.CA{{Cluster: "orders", ID: "internal-1", State: "active", NotAfter: time.Now().Add(time.Hour)}},
 		map[string]time.Time{"orders": time.Now().Add(time.Hour)})
 	m.WatchKeyPool(func() map[string]int { return map[string]int{"rsa-2048": 3} })

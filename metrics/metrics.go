@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/authority"
 )
 
 // Metrics holds flinkpki's collectors in their own registry.
@@ -22,8 +24,7 @@ type Metrics struct {
 	issued  *prometheus.CounterVec
 	denied  *prometheus.CounterVec
 	expiry  expiryCollector
-	phase   *prometheus.GaugeVec
-	blocked *prometheus.GaugeVec
+	rotation *rotationCollector
 	latency *prometheus.HistogramVec
 
 	refreshedAt  prometheus.Gauge
@@ -47,12 +48,14 @@ func New() *Metrics {
 				"Earliest NotAfter among a cluster's live leaves, as a Unix time.", []string{"cluster"}, nil),
 			view: new(atomic.Pointer[expiryView]),
 		},
-		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "flinkpki_rotation_phase", Help: "1 for the next rotation step a lineage waits for (prepare, activate or retire).",
-		}, []string{"cluster", "purpose", "step"}),
-		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "flinkpki_rotation_blocked", Help: "1 when a due automatic rotation step is blocked by live holders.",
-		}, []string{"cluster", "purpose", "step"}),
+		rotation: &rotationCollector{
+			phase: prometheus.NewDesc("flinkpki_rotation_phase",
+				"1 for the next rotation step a lineage with automatic rotation waits for (prepare, activate or retire), as the leader's last scheduler tick saw it.",
+				[]string{"cluster", "purpose", "step"}, nil),
+			blocked: prometheus.NewDesc("flinkpki_rotation_blocked",
+				"1 when that step is due but live holders hold it back, else 0.",
+				[]string{"cluster", "purpose", "step"}, nil),
+		},
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "flinkpki_grpc_request_duration_seconds", Help: "gRPC request latency by method and status code.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
@@ -66,7 +69,7 @@ func New() *Metrics {
 			Help: "How long the last recomputation of the expiry gauges took; it reads every holder of every cluster.",
 		}),
 	}
-	m.reg.MustRegister(m.issued, m.denied, m.expiry, m.phase, m.blocked, m.latency, m.refreshedAt, m.refreshTakes,
+	m.reg.MustRegister(m.issued, m.denied, m.expiry, m.rotation, m.latency, m.refreshedAt, m.refreshTakes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,19 +85,53 @@ func (m *Metrics) Issued(cluster, role string) { m.issued.WithLabelValues(cluste
 // Denied implements authority.Observer.
 func (m *Metrics) Denied(reason string) { m.denied.WithLabelValues(reason).Inc() }
 
-// RotationWaiting implements authority.Observer.
-func (m *Metrics) RotationWaiting(cluster, purpose, step string, blocked bool) {
-	for _, s := range []string{"prepare", "activate", "retire"} {
-		v := 0.0
-		if s == step {
-			v = 1
+// Rotations implements authority.Observer: it replaces the rotation gauges
+// with one scheduler tick's view, in one step, as SetCAs does. A lineage
+// the tick failed on keeps what the tick before said, so an alert on a
+// blocked step does not resolve because the next tick failed. Only the
+// step a lineage waits for has series, two per lineage: at 10,000
+// clusters, a view of 20,000 small records instead of 120,000 gauges.
+func (m *Metrics) Rotations(waits []authority.RotationWait) {
+	c := m.rotation
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.view
+	next := make(map[lineage]authority.RotationWait, len(waits))
+	for _, w := range waits {
+		k := lineage{w.Cluster, w.Purpose}
+		if w.Failed {
+			if old, ok := prev[k]; ok {
+				next[k] = old
+			}
+			continue
 		}
-		m.phase.WithLabelValues(cluster, purpose, s).Set(v)
+		next[k] = w
+	}
+	c.view = next
+}
+
+type lineage struct{ cluster, purpose string }
+
+// rotationCollector serves the last view Rotations stored.
+type rotationCollector struct {
+	phase, blocked *prometheus.Desc
+	mu             sync.Mutex
+	view           map[lineage]authority.RotationWait
+}
+
+func (c *rotationCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.phase; ch <- c.blocked }
+
+func (c *rotationCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	view := c.view // replaced whole, never changed in place
+	c.mu.Unlock()
+	for k, w := range view {
 		b := 0.0
-		if s == step && blocked {
+		if w.Blocked {
 			b = 1
 		}
-		m.blocked.WithLabelValues(cluster, purpose, s).Set(b)
+		ch <- prometheus.MustNewConstMetric(c.phase, prometheus.GaugeValue, 1, k.cluster, k.purpose, w.Step)
+		ch <- prometheus.MustNewConstMetric(c.blocked, prometheus.GaugeValue, b, k.cluster, k.purpose, w.Step)
 	}
 }
 

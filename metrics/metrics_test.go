@@ -7,11 +7,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flinkpki/flinkpki/authority"
 )
 
 func scrape(t *testing.T, url string) string {
@@ -249,5 +252,61 @@ func TestASlowRefreshIsRepeatedLessOften(t *testing.T) {
 	waitRefresh()
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("%d refreshes after 200 s; want 2", n)
+	}
+}
+
+// TestRotationGaugesShowTheLastTick: each lineage a tick reported has a
+// phase series for the step it waits for and a blocked series for that
+// step; a lineage the next tick does not report (a deleted cluster, or one
+// whose automatic rotation was turned off) loses both; a lineage the next
+// tick failed on keeps what the tick before said; a replica that stops
+// leading (an empty tick) shows none.
+func TestRotationGaugesShowTheLastTick(t *testing.T) {
+	m := New()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	rotation := func() string {
+		var out []string
+		for _, l := range strings.Split(scrape(t, srv.URL), "\n") {
+			if strings.HasPrefix(l, "flinkpki_rotation_") {
+				out = append(out, l)
+			}
+		}
+		sort.Strings(out)
+		return strings.Join(out, "\n")
+	}
+	m.Rotations([]authority.RotationWait{
+		{Cluster: "orders", Purpose: "internal", Step: "activate", Blocked: true},
+		{Cluster: "orders", Purpose: "rest", Step: "prepare"},
+		{Cluster: "gone", Purpose: "internal", Step: "retire"},
+	})
+	want := strings.Join([]string{
+		`flinkpki_rotation_blocked{cluster="gone",purpose="internal",step="retire"} 0`,
+		`flinkpki_rotation_blocked{cluster="orders",purpose="internal",step="activate"} 1`,
+		`flinkpki_rotation_blocked{cluster="orders",purpose="rest",step="prepare"} 0`,
+		`flinkpki_rotation_phase{cluster="gone",purpose="internal",step="retire"} 1`,
+		`flinkpki_rotation_phase{cluster="orders",purpose="internal",step="activate"} 1`,
+		`flinkpki_rotation_phase{cluster="orders",purpose="rest",step="prepare"} 1`,
+	}, "\n")
+	if got := rotation(); got != want {
+		t.Fatalf("after the first tick:\n%s\nwant\n%s", got, want)
+	}
+	m.Rotations([]authority.RotationWait{
+		{Cluster: "orders", Purpose: "internal", Failed: true},
+		{Cluster: "orders", Purpose: "rest", Step: "activate"},
+		{Cluster: "new", Purpose: "rest", Failed: true}, // nothing to keep
+	})
+	want = strings.Join([]string{
+		`flinkpki_rotation_blocked{cluster="orders",purpose="internal",step="activate"} 1`,
+		`flinkpki_rotation_blocked{cluster="orders",purpose="rest",step="activate"} 0`,
+		`flinkpki_rotation_phase{cluster="orders",purpose="internal",step="activate"} 1`,
+		`flinkpki_rotation_phase{cluster="orders",purpose="rest",step="activate"} 1`,
+	}, "\n")
+	if got := rotation(); got != want {
+		t.Fatalf("after a tick that failed on orders/internal:\n%s\nwant\n%s", got, want)
+	}
+	m.Rotations(nil)
+	if got := rotation(); got != "" {
+		t.Fatalf("after an empty tick:\n%s\nwant no rotation series", got)
 	}
 }
