@@ -62,9 +62,9 @@ type RotationWait struct {
 
 type nopObserver struct{}
 
-func (nopObserver) Issued(string, string)                        {}
-func (nopObserver) Denied(string)                                {}
-func (nopObserver) Rotations([]RotationWait)                    {}
+func (nopObserver) Issued(string, string)    {}
+func (nopObserver) Denied(string)            {}
+func (nopObserver) Rotations([]RotationWait) {}
 
 // Config wires an Authority. Nil fields get defaults.
 type Config struct {

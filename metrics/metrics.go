@@ -20,12 +20,12 @@ import (
 
 // Metrics holds flinkpki's collectors in their own registry.
 type Metrics struct {
-	reg     *prometheus.Registry
-	issued  *prometheus.CounterVec
-	denied  *prometheus.CounterVec
-	expiry  expiryCollector
+	reg      *prometheus.Registry
+	issued   *prometheus.CounterVec
+	denied   *prometheus.CounterVec
+	expiry   expiryCollector
 	rotation *rotationCollector
-	latency *prometheus.HistogramVec
+	latency  *prometheus.HistogramVec
 
 	refreshedAt  prometheus.Gauge
 	refreshTakes prometheus.Gauge
