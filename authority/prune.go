@@ -53,9 +53,9 @@ func (a *Authority) PruneHolders(ctx context.Context, retention time.Duration) (
 
 func (a *Authority) pruneCluster(ctx context.Context, cluster string, cutoff time.Time) (int, error) {
 	find := func(tx *store.Txn, after holderRef, emit func(holderRef) bool) error {
-		return tx.ForEachHolderAfter(cluster, after.purpose, after.name, func(h *store.Holder) (bool, error) {
-			if h.NotAfter.Before(cutoff) {
-				return emit(holderRef{h.Purpose, h.Name}), nil
+		return tx.ForEachHolderExpiry(cluster, after.purpose, after.name, func(purpose, name string, notAfter time.Time) (bool, error) {
+			if notAfter.Before(cutoff) {
+				return emit(holderRef{purpose, name}), nil
 			}
 			return true, nil
 		})

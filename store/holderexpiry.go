@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -31,12 +33,18 @@ func holderNotAfter(raw []byte) (na time.Time, ok bool) {
 	return na, true
 }
 
-// EarliestHolderExpiry returns the earliest NotAfter after now among a
-// cluster's holders (zero when none) and how many those are: what the
-// expiry gauges need, read without decoding each holder in full, which is
-// most of the cost of reading a million of them.
-func (t *Txn) EarliestHolderExpiry(cluster string, now time.Time) (earliest time.Time, live int, err error) {
-	err = t.tx.Scan(bHolders, []byte(cluster+"/"), nil, func(k, v []byte) (bool, error) {
+// ForEachHolderExpiry calls fn with the purpose, name and NotAfter of the
+// holders of a cluster that come after (purpose, name) in key order, or of
+// all of them when purpose is "", reading each holder's expiry alone: the
+// scans that need nothing else (the expiry gauges, pruning) read a million
+// holders several times faster than a full decode of each.
+func (t *Txn) ForEachHolderExpiry(cluster, purpose, name string, fn func(purpose, name string, notAfter time.Time) (bool, error)) error {
+	prefix := cluster + "/"
+	var start []byte
+	if purpose != "" {
+		start = []byte(keyAfter(holderKey(cluster, purpose, name)))
+	}
+	return t.tx.Scan(bHolders, []byte(prefix), start, func(k, v []byte) (bool, error) {
 		na, ok := holderNotAfter(v)
 		if !ok {
 			var h Holder
@@ -45,6 +53,19 @@ func (t *Txn) EarliestHolderExpiry(cluster string, now time.Time) (earliest time
 			}
 			na = h.NotAfter
 		}
+		p, n, ok := strings.Cut(string(k[len(prefix):]), "/")
+		if !ok {
+			return false, fmt.Errorf("%w: %s/%s: not a holder key", ErrCorrupt, bHolders, k)
+		}
+		return fn(p, n, na)
+	})
+}
+
+// EarliestHolderExpiry returns the earliest NotAfter after now among a
+// cluster's holders (zero when none) and how many those are: what the
+// expiry gauges need.
+func (t *Txn) EarliestHolderExpiry(cluster string, now time.Time) (earliest time.Time, live int, err error) {
+	err = t.ForEachHolderExpiry(cluster, "", "", func(_, _ string, na time.Time) (bool, error) {
 		if na.After(now) {
 			live++
 			if earliest.IsZero() || na.Before(earliest) {

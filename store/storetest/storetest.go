@@ -49,7 +49,8 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 // earliestHolderExpiry checks the expiry gauges' read: the earliest expiry
 // after now among one cluster's holders of both purposes, and how many
 // they are, with holders expired at or before now left out and clusters
-// whose names extend the cluster's ("a-b", "ab") never read.
+// whose names extend the cluster's ("a-b", "ab") never read; and the scan
+// under it, ForEachHolderExpiry, which pruning resumes after a holder.
 func earliestHolderExpiry(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := mustOpen(t, h, NewKEK(t))
@@ -92,6 +93,28 @@ func earliestHolderExpiry(t *testing.T, h Harness) {
 			return nil
 		}); err != nil {
 			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ purpose, name, want string }{
+		{"", "", "internal/at-now internal/expired internal/late rest/early"},
+		{"internal", "at-now", "internal/expired internal/late rest/early"},
+		{"internal", "late", "rest/early"},
+		{"rest", "early", ""},
+	} {
+		var got []string
+		if err := s.View(ctx, func(tx *store.Txn) error {
+			return tx.ForEachHolderExpiry("a", c.purpose, c.name, func(purpose, name string, notAfter time.Time) (bool, error) {
+				got = append(got, purpose+"/"+name)
+				if name == "late" && !notAfter.Equal(now.Add(72*time.Hour)) {
+					t.Errorf("a/internal/late expires at %v, want the later of its two enrollments", notAfter)
+				}
+				return true, nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("ForEachHolderExpiry(a) after %q/%q saw %q, want %q", c.purpose, c.name, strings.Join(got, " "), c.want)
 		}
 	}
 }
