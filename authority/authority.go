@@ -88,8 +88,11 @@ type Authority struct {
 	cache  signerCache
 	lineMu sync.RWMutex
 	lines  map[string]*lineageState // cluster/purpose -> signing state, by epoch
-	lockMu sync.Mutex
-	locks  map[string]*sync.Mutex
+	// sched is the scheduler's next steps per cluster, by epoch.
+	schedMu sync.Mutex
+	sched   map[string]scheduled
+	lockMu  sync.Mutex
+	locks   map[string]*sync.Mutex
 }
 
 // New returns an Authority.
@@ -116,6 +119,7 @@ func New(cfg Config) (*Authority, error) {
 	a.cache.entries = map[[32]byte]*cachedSigner{}
 	a.locks = map[string]*sync.Mutex{}
 	a.lines = map[string]*lineageState{}
+	a.sched = map[string]scheduled{}
 	return a, nil
 }
 

@@ -40,6 +40,11 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 	})
 	if err == nil {
 		a.obs.Rotations(waits)
+		seen := make(map[string]bool, len(waits))
+		for _, w := range waits {
+			seen[w.Cluster] = true
+		}
+		a.forgetSchedules(seen)
 	}
 	return applied, err
 }
@@ -55,26 +60,76 @@ type lineageStep struct {
 
 // autoRotateSteps reads the next step of each lineage of a cluster with
 // automatic rotation on (none when it is off). A cluster that cannot be
-// read fails its own lineages, not the tick's other clusters.
+// read fails its own lineages, not the tick's other clusters. When and
+// what the next steps are depends on the CAs and the leaf validity alone,
+// so they are remembered per lineage epoch: a tick reads the CAs (and
+// parses their certificates) only of the clusters whose lineages changed
+// since the last one.
 func (a *Authority) autoRotateSteps(tx *store.Txn, cluster string) ([]lineageStep, error) {
 	c, err := tx.Cluster(cluster)
 	if err == nil && !c.AutoRotate {
 		return nil, nil
 	}
-	var v *ClusterView
+	var steps [2]ca.Step
 	if err == nil {
-		v, err = a.clusterView(tx, cluster)
+		steps, err = a.schedule(tx, c)
 	}
 	now := a.now()
 	out := make([]lineageStep, 0, 2)
-	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+	for i, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
 		ls := lineageStep{cluster: cluster, purpose: p, err: err}
 		if err == nil {
-			ls.next = v.NextStep(p, now)
+			ls.next = steps[i]
+			ls.next.Due = ls.next.Kind != ca.StepNone && !now.Before(ls.next.At)
 		}
 		out = append(out, ls)
 	}
 	return out, nil
+}
+
+// scheduled is a cluster's next steps (internal, then rest) with Due left
+// out, as of its lineages at one epoch and one leaf validity.
+type scheduled struct {
+	created time.Time
+	epoch   int64
+	leaf    time.Duration
+	steps   [2]ca.Step
+}
+
+// schedule returns c's next steps, from the last tick's when c's lineages
+// and leaf validity are what they were then.
+func (a *Authority) schedule(tx *store.Txn, c *store.Cluster) ([2]ca.Step, error) {
+	a.schedMu.Lock()
+	s, ok := a.sched[c.Name]
+	a.schedMu.Unlock()
+	if ok && s.epoch == c.Epoch && s.created.Equal(c.Created) && s.leaf == c.LeafValidity {
+		return s.steps, nil
+	}
+	v, err := a.clusterView(tx, c.Name)
+	if err != nil {
+		return [2]ca.Step{}, err
+	}
+	s = scheduled{created: v.Cluster.Created, epoch: v.Cluster.Epoch, leaf: v.Cluster.LeafValidity}
+	for i, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+		s.steps[i] = v.NextStep(p, time.Time{})
+		s.steps[i].Due = false
+	}
+	a.schedMu.Lock()
+	a.sched[c.Name] = s
+	a.schedMu.Unlock()
+	return s.steps, nil
+}
+
+// forgetSchedules drops the remembered steps of clusters a whole tick did
+// not see: deleted ones, or ones whose automatic rotation was turned off.
+func (a *Authority) forgetSchedules(seen map[string]bool) {
+	a.schedMu.Lock()
+	defer a.schedMu.Unlock()
+	for name := range a.sched {
+		if !seen[name] {
+			delete(a.sched, name)
+		}
+	}
 }
 
 // tickLineage applies the lineage's next step when it is due, and returns

@@ -1,7 +1,6 @@
 package authority_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -13,39 +12,51 @@ import (
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
 )
 
-// holderScans counts the scans of the holders bucket on a real bbolt
-// backend it passes everything to.
-type holderScans struct {
+// scanCounter counts the scans of one bucket on a real bbolt backend it
+// passes everything to.
+type scanCounter struct {
 	store.Backend
-	n *atomic.Int64
+	bucket string
+	n      *atomic.Int64
 }
 
-func (b holderScans) View(ctx context.Context, fn func(store.Tx) error) error {
-	return b.Backend.View(ctx, func(tx store.Tx) error { return fn(countingTx{tx, b.n}) })
+func (b scanCounter) View(ctx context.Context, fn func(store.Tx) error) error {
+	return b.Backend.View(ctx, func(tx store.Tx) error { return fn(countingTx{tx, b.bucket, b.n}) })
 }
 
-func (b holderScans) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return b.Backend.Update(ctx, func(tx store.Tx) error { return fn(countingTx{tx, b.n}) })
+func (b scanCounter) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return b.Backend.Update(ctx, func(tx store.Tx) error { return fn(countingTx{tx, b.bucket, b.n}) })
 }
 
-func (b holderScans) Batch(ctx context.Context, fn func(store.Tx) error) error {
-	return b.Backend.Batch(ctx, func(tx store.Tx) error { return fn(countingTx{tx, b.n}) })
+func (b scanCounter) Batch(ctx context.Context, fn func(store.Tx) error) error {
+	return b.Backend.Batch(ctx, func(tx store.Tx) error { return fn(countingTx{tx, b.bucket, b.n}) })
 }
 
 type countingTx struct {
 	store.Tx
-	n *atomic.Int64
+	bucket string
+	n      *atomic.Int64
 }
 
 func (t countingTx) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
-	if bytes.Equal(bucket, []byte("holders")) {
+	if string(bucket) == t.bucket {
 		t.n.Add(1)
 	}
 	return t.Tx.Scan(bucket, prefix, start, fn)
+}
+
+// countScans opens an Env on a bbolt file whose scans of bucket n counts.
+func countScans(t *testing.T, bucket string, n *atomic.Int64, opts ...authoritytest.Option) *authoritytest.Env {
+	path := filepath.Join(t.TempDir(), "flinkpki.db")
+	return authoritytest.New(t, append(opts, authoritytest.WithBackend(func(context.Context) (store.Backend, error) {
+		b, err := bolt.Open(path, bolt.Options{})
+		return scanCounter{b, bucket, n}, err
+	}))...)
 }
 
 // TestATickReadsHoldersOnlyForADueStep: whether a rotation step is due
@@ -54,11 +65,7 @@ func (t countingTx) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (boo
 // unless a step is due and must be checked against them.
 func TestATickReadsHoldersOnlyForADueStep(t *testing.T) {
 	var scans atomic.Int64
-	path := filepath.Join(t.TempDir(), "flinkpki.db")
-	e := authoritytest.New(t, authoritytest.WithBackend(func(context.Context) (store.Backend, error) {
-		b, err := bolt.Open(path, bolt.Options{})
-		return holderScans{b, &scans}, err
-	}))
+	e := countScans(t, "holders", &scans)
 	const leaf = 30 * 24 * time.Hour
 	e.CreateCluster(authority.CreateClusterRequest{Name: "orders", CAValidity: 400 * 24 * time.Hour, LeafValidity: leaf})
 	for i := range 20 {
@@ -187,5 +194,83 @@ func TestOnlySigningCAsStayCached(t *testing.T) {
 	e.Enroll("c03", "taskmanager", "tm-1")
 	if n := e.Authority.CachedSigners(); n != 1 {
 		t.Errorf("after two enrollments in one cluster the cache holds %d CAs, want its active internal CA", n)
+	}
+}
+
+// TestATickReadsCAsOnlyOfClustersThatChanged: the next steps depend on a
+// cluster's CAs and leaf validity alone, so a tick reads the CAs only of
+// the clusters whose lineages changed since the tick before (a step taken
+// by hand, a cluster deleted and made again under its name), and still
+// reports and takes every step when it is due.
+func TestATickReadsCAsOnlyOfClustersThatChanged(t *testing.T) {
+	var scans atomic.Int64
+	obs := &recorder{}
+	e := countScans(t, "cas", &scans, authoritytest.WithObserver(obs))
+	const leaf = 30 * 24 * time.Hour
+	create := func(name string, l time.Duration) {
+		e.CreateCluster(authority.CreateClusterRequest{Name: name, CAValidity: 400 * 24 * time.Hour, LeafValidity: l})
+	}
+	for i := range 5 {
+		create(fmt.Sprintf("c%d", i), leaf)
+	}
+	tick := func(wantScans int64, what string) []string {
+		t.Helper()
+		scans.Store(0)
+		applied, err := e.Authority.Tick(e.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := scans.Load(); n != wantScans {
+			t.Errorf("%s: the tick read the CAs of %d clusters, want %d", what, n, wantScans)
+		}
+		return applied
+	}
+	tick(5, "first tick")
+	tick(0, "nothing changed")
+	if err := e.Authority.Prepare(e.Ctx, admin, "c1", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	tick(1, "after a prepare by hand")
+	if got := obs.lastRotations(); !slices.Contains(got, "c1/internal waits for activate blocked=false failed=false") ||
+		!slices.Contains(got, "c1/rest waits for prepare blocked=false failed=false") {
+		t.Errorf("after a prepare by hand of c1/internal the tick reported %v", got)
+	}
+	if err := e.Authority.DeleteCluster(e.Ctx, admin, "c2"); err != nil {
+		t.Fatal(err)
+	}
+	create("c2", 10*24*time.Hour) // same name, new CAs, another leaf validity
+	tick(1, "after c2 was made again")
+
+	// Walk the clock: every due step is still taken, at the day the
+	// lineage's own CAs say, whatever the tick remembered.
+	prepared := map[string]bool{}
+	for day := 0; day < 400 && len(prepared) < 5; day++ {
+		e.Clock.Add(24 * time.Hour)
+		scans.Store(0)
+		applied, err := e.Authority.Tick(e.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range applied {
+			if c, ok := strings.CutSuffix(s, "/rest:prepare"); ok {
+				prepared[c] = true
+			}
+		}
+	}
+	if len(prepared) != 5 {
+		t.Fatalf("in 400 days the scheduler prepared the next REST CA of %v, want all 5 clusters", prepared)
+	}
+	reported := obs.lastRotations()
+	for _, c := range []string{"c0", "c1", "c2", "c3", "c4"} {
+		v, err := e.Authority.GetCluster(e.Ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+			want := fmt.Sprintf("%s/%s waits for %s blocked=false failed=false", c, p, v.NextStep(p, e.Clock.Now()).Kind)
+			if !slices.Contains(reported, want) {
+				t.Errorf("the last tick reported %v; want %q among them", reported, want)
+			}
+		}
 	}
 }
