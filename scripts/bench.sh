@@ -276,4 +276,12 @@ if [ -z "${SKIP_SCALE:-}" ]; then
   t0=$(date +%s%N); curl -s -o /dev/null "http://127.0.0.1:$mport/metrics"; t1=$(date +%s%N)
   echo "first /metrics scrape, which waits for the expiry gauges (all holders read): $(( (t1 - t0) / 1000000 )) ms; then $(median_ms curl -s "http://127.0.0.1:$mport/metrics") ms median"
   echo "server: $(rss "$pid")"
+  # At rest with the scheduler on: each tick reads every cluster (the first one their CAs too),
+  # and the rotation gauges and caches it leaves behind stay in memory.
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  start_server "$work/scale" "$port" --enroll-rate 0 --rotation-interval 5s
+  cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+  sleep 10; c0=$(cpu_ms "$pid"); sleep 20; c1=$(cpu_ms "$pid")
+  echo "at rest, the scheduler ticking every 5 s: the first 10 s (start and the first tick) took $c0 ms of CPU; then $(( (c1 - c0) / 4 )) ms per 5 s (a tick and idle work)"
+  echo "server at rest after those ticks: $(rss "$pid")"
 fi
