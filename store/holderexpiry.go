@@ -40,11 +40,7 @@ func holderNotAfter(raw []byte) (na time.Time, ok bool) {
 // holders several times faster than a full decode of each.
 func (t *Txn) ForEachHolderExpiry(cluster, purpose, name string, fn func(purpose, name string, notAfter time.Time) (bool, error)) error {
 	prefix := cluster + "/"
-	var start []byte
-	if purpose != "" {
-		start = []byte(keyAfter(holderKey(cluster, purpose, name)))
-	}
-	return t.tx.Scan(bHolders, []byte(prefix), start, func(k, v []byte) (bool, error) {
+	return t.scan(bHolders, prefix, holdersAfter(cluster, purpose, name), func(k, v []byte) (bool, error) {
 		na, ok := holderNotAfter(v)
 		if !ok {
 			var h Holder

@@ -164,12 +164,18 @@ func (t *Txn) write(bucket []byte, key string, v any) ([]byte, error) {
 	return raw, t.tx.Put(bucket, []byte(key), raw)
 }
 
-func scanJSON[T any](t *Txn, bucket []byte, prefix, start string, fn func(*T) (bool, error)) error {
+// scan calls fn for the raw records of bucket under prefix, in key order,
+// from start on ("": the first).
+func (t *Txn) scan(bucket []byte, prefix, start string, fn func(k, v []byte) (bool, error)) error {
 	var st []byte
 	if start != "" {
 		st = []byte(start)
 	}
-	return t.tx.Scan(bucket, []byte(prefix), st, func(k, v []byte) (bool, error) {
+	return t.tx.Scan(bucket, []byte(prefix), st, fn)
+}
+
+func scanJSON[T any](t *Txn, bucket []byte, prefix, start string, fn func(*T) (bool, error)) error {
+	return t.scan(bucket, prefix, start, func(k, v []byte) (bool, error) {
 		var rec T
 		if err := decode(bucket, string(k), v, &rec); err != nil {
 			return false, err

@@ -5,16 +5,18 @@ import (
 	"sync"
 )
 
-// parallelBatch is how many records scanJSONParallel decodes at a time.
-// Smaller batches than this are decoded on the calling goroutine.
+// scanJSONParallel decodes parallelBatch records at a time; a batch smaller
+// than parallelMinBatch (the last one of a scan) is decoded on the calling
+// goroutine.
 const (
 	parallelBatch    = 512
 	parallelMinBatch = 64
 )
 
 // scanJSONParallel is scanJSON for scans that can be long (every holder of
-// a big cluster, for `ca status`, a rotation step's checks and the expiry
-// gauges): JSON decoding is nearly all of their cost, so records are
+// a big cluster, for `ca status` and a rotation step's checks; the expiry
+// gauges and pruning read each holder's expiry alone, ForEachHolderExpiry):
+// JSON decoding is nearly all of their cost, so records are
 // decoded a batch at a time on up to GOMAXPROCS goroutines. fn still sees
 // them one by one in key order, each a record of its own, and a record
 // that does not decode fails the scan only when fn's turn comes to it, as

@@ -172,11 +172,16 @@ func (t *Txn) ForEachHolder(cluster, purpose string, fn func(*Holder) (bool, err
 // (purpose, name) in key order, or for all of them when purpose is "": a
 // scan that resumes where an earlier one stopped.
 func (t *Txn) ForEachHolderAfter(cluster, purpose, name string, fn func(*Holder) (bool, error)) error {
-	start := ""
-	if purpose != "" {
-		start = keyAfter(holderKey(cluster, purpose, name))
+	return scanJSON(t, bHolders, cluster+"/", holdersAfter(cluster, purpose, name), fn)
+}
+
+// holdersAfter is where a scan of a cluster's holders resumes after
+// (purpose, name): "" (the first) when purpose is "".
+func holdersAfter(cluster, purpose, name string) string {
+	if purpose == "" {
+		return ""
 	}
-	return scanJSON(t, bHolders, cluster+"/", start, fn)
+	return keyAfter(holderKey(cluster, purpose, name))
 }
 
 // Token returns an enrollment token record, or ErrNotFound.
