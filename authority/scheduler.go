@@ -79,16 +79,15 @@ func (a *Authority) autoRotateSteps(tx *store.Txn, cluster string) ([]lineageSte
 	for i, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
 		ls := lineageStep{cluster: cluster, purpose: p, err: err}
 		if err == nil {
-			ls.next = steps[i]
-			ls.next.Due = ls.next.Kind != ca.StepNone && !now.Before(ls.next.At)
+			ls.next = steps[i].DueAt(now)
 		}
 		out = append(out, ls)
 	}
 	return out, nil
 }
 
-// scheduled is a cluster's next steps (internal, then rest) with Due left
-// out, as of its lineages at one epoch and one leaf validity.
+// scheduled is a cluster's next steps (internal, then rest) as of its
+// lineages at one epoch and one leaf validity; each tick sets Due.
 type scheduled struct {
 	created time.Time
 	epoch   int64
@@ -112,7 +111,6 @@ func (a *Authority) schedule(tx *store.Txn, c *store.Cluster) ([2]ca.Step, error
 	s = scheduled{created: v.Cluster.Created, epoch: v.Cluster.Epoch, leaf: v.Cluster.LeafValidity}
 	for i, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
 		s.steps[i] = v.NextStep(p, time.Time{})
-		s.steps[i].Due = false
 	}
 	a.schedMu.Lock()
 	a.sched[c.Name] = s
@@ -175,22 +173,28 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 		return "", RotationWait{}, err
 	}
 	a.log.InfoContext(ctx, "automatic rotation step applied", slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.String("step", step))
-	// What the lineage waits for now is the step after this one.
-	var after []lineageStep
-	err = a.st.View(ctx, func(tx *store.Txn) error {
+	return step, a.waitAfterStep(ctx, cluster, p), nil
+}
+
+// waitAfterStep reads what a lineage waits for right after a step was
+// applied to it: the step after that one; Failed when the read fails, so
+// the gauges keep what they said; none when the lineage has no next step.
+func (a *Authority) waitAfterStep(ctx context.Context, cluster string, p ca.Purpose) RotationWait {
+	var steps []lineageStep
+	err := a.st.View(ctx, func(tx *store.Txn) error {
 		var err error
-		after, err = a.autoRotateSteps(tx, cluster)
+		steps, err = a.autoRotateSteps(tx, cluster)
 		return err
 	})
-	for _, n := range after {
+	if err != nil {
+		return RotationWait{Cluster: cluster, Purpose: string(p), Failed: true}
+	}
+	for _, n := range steps {
 		if n.purpose == p && n.err == nil && n.next.Kind != ca.StepNone {
-			return step, RotationWait{Cluster: cluster, Purpose: string(p), Step: string(n.next.Kind)}, nil
+			return RotationWait{Cluster: cluster, Purpose: string(p), Step: string(n.next.Kind)}
 		}
 	}
-	if err != nil {
-		return step, RotationWait{Cluster: cluster, Purpose: string(p), Failed: true}, nil
-	}
-	return step, RotationWait{}, nil
+	return RotationWait{}
 }
 
 // RunScheduler calls Tick every interval until ctx ends, while leader

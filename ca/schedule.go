@@ -39,6 +39,13 @@ type Step struct {
 	Due bool
 }
 
+// DueAt returns s with Due set for the time now: a step, once known, is
+// due from At on, whenever it is asked.
+func (s Step) DueAt(now time.Time) Step {
+	s.Due = s.Kind != StepNone && !now.Before(s.At)
+	return s
+}
+
 // PrepareAt is when the CA after active should be prepared: 2L plus the
 // margin before active expires, leaving L for the prepared CA to reach every
 // truststore, L for the old CA's leaves to expire, and the margin to spare.
@@ -75,8 +82,7 @@ func NextStep(l Lineage, leafValidity, margin time.Duration, now time.Time) Step
 	default:
 		return Step{Kind: StepNone}
 	}
-	s.Due = !now.Before(s.At)
-	return s
+	return s.DueAt(now)
 }
 
 // ValidateValidity refuses CA and leaf lifetimes that cannot rotate safely.
