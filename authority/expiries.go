@@ -1,0 +1,58 @@
+package authority
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/internal/x509der"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// Expiry is what the expiry gauges show of one cluster: its CAs and the
+// earliest expiry of a live leaf.
+type Expiry struct {
+	Cluster        string
+	CAs            []ExpiryCA // internal then rest, by generation
+	EarliestExpiry time.Time  // zero when no leaf is live
+}
+
+// ExpiryCA is one CA of an Expiry.
+type ExpiryCA struct {
+	ID       string
+	State    ca.State
+	NotAfter time.Time
+}
+
+// Expiries returns the Expiry of one page of clusters, in name order, read
+// in one transaction: the expiry gauges' refresh, which reads every cluster
+// once a minute. It reads only what it reports: each CA certificate's
+// validity, not the whole certificate (nor does it cache the certificates
+// of every cluster), and each holder's expiry, not the whole holder.
+func (a *Authority) Expiries(ctx context.Context, after string, limit int) ([]*Expiry, string, error) {
+	now := a.now()
+	return clusterPage(ctx, a, after, limit, func(tx *store.Txn, cluster string) (*Expiry, error) {
+		recs, err := tx.CAs(cluster)
+		if err != nil {
+			return nil, err
+		}
+		slices.SortFunc(recs, func(p, q *store.CA) int {
+			return lineageOrder(ca.Purpose(p.Purpose), p.Generation, ca.Purpose(q.Purpose), q.Generation)
+		})
+		x := &Expiry{Cluster: cluster}
+		for _, r := range recs {
+			na, err := x509der.NotAfter(r.CertDER)
+			if err != nil {
+				return nil, fmt.Errorf("%w: stored CA certificate %s/%s: %v", store.ErrCorrupt, cluster, r.ID, err)
+			}
+			x.CAs = append(x.CAs, ExpiryCA{ID: r.ID, State: ca.State(r.State), NotAfter: na})
+		}
+		x.EarliestExpiry, _, err = tx.EarliestHolderExpiry(cluster, now)
+		if err != nil {
+			return nil, err
+		}
+		return x, nil
+	})
+}
