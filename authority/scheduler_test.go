@@ -59,6 +59,24 @@ func countScans(t *testing.T, bucket string, n *atomic.Int64, opts ...authorityt
 	}))...)
 }
 
+// tickDaily moves the clock a day at a time, up to days, and ticks after
+// each move, handing each tick's applied steps to each until it says done.
+// It reports whether it did.
+func tickDaily(t *testing.T, e *authoritytest.Env, days int, each func(day int, applied []string) (done bool)) bool {
+	t.Helper()
+	for day := 0; day < days; day++ {
+		e.Clock.Add(24 * time.Hour)
+		applied, err := e.Authority.Tick(e.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if each(day, applied) {
+			return true
+		}
+	}
+	return false
+}
+
 // TestATickReadsHoldersOnlyForADueStep: whether a rotation step is due
 // depends on the CAs alone, so the scheduler's tick, every minute for every
 // cluster, does not read a cluster's holders (a million of them, at scale)
@@ -86,23 +104,16 @@ func TestATickReadsHoldersOnlyForADueStep(t *testing.T) {
 
 	// Walk the clock until the scheduler prepares, then activates, the next
 	// CA: activation must first check the live holders.
-	var activated bool
-	for day := 0; day < 400 && !activated; day++ {
-		e.Clock.Add(24 * time.Hour)
-		scans.Store(0)
-		applied, err := e.Authority.Tick(e.Ctx)
-		if err != nil {
-			t.Fatal(err)
+	activated := tickDaily(t, e, 400, func(_ int, applied []string) bool {
+		defer scans.Store(0) // count the next tick's alone
+		if !slices.Contains(applied, "orders/internal:activate") {
+			return false
 		}
-		for _, s := range applied {
-			if s == "orders/internal:activate" {
-				activated = true
-				if scans.Load() == 0 {
-					t.Error("the scheduler activated a CA without reading the holders it could break")
-				}
-			}
+		if scans.Load() == 0 {
+			t.Error("the scheduler activated a CA without reading the holders it could break")
 		}
-	}
+		return true
+	})
 	if !activated {
 		t.Fatal("the scheduler never activated the next CA in 400 days")
 	}
@@ -143,12 +154,7 @@ func TestATickReportsWhatEachLineageWaitsFor(t *testing.T) {
 	if err := e.Authority.DeleteCluster(e.Ctx, admin, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	for day := 0; day < 400; day++ {
-		e.Clock.Add(24 * time.Hour)
-		applied, err := e.Authority.Tick(e.Ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	prepared := tickDaily(t, e, 400, func(day int, applied []string) bool {
 		if slices.Contains(applied, "auto/internal:prepare") {
 			want := []string{
 				"auto/internal waits for activate blocked=false failed=false",
@@ -157,13 +163,16 @@ func TestATickReportsWhatEachLineageWaitsFor(t *testing.T) {
 			if got := obs.lastRotations(); !slices.Equal(got, want) {
 				t.Fatalf("the tick that prepared the next CAs (%v) reported\n%s\nwant\n%s", applied, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			return
+			return true
 		}
 		if got := obs.lastRotations(); len(got) != 2 || !strings.HasPrefix(got[0], "auto/internal waits for prepare") {
 			t.Fatalf("on day %d, after the delete of gone, a tick reported %v", day, got)
 		}
+		return false
+	})
+	if !prepared {
+		t.Fatal("the scheduler never prepared the next CA in 400 days")
 	}
-	t.Fatal("the scheduler never prepared the next CA in 400 days")
 }
 
 // TestOnlySigningCAsStayCached: the scheduler's tick, the expiry gauges and
@@ -244,19 +253,14 @@ func TestATickReadsCAsOnlyOfClustersThatChanged(t *testing.T) {
 	// Walk the clock: every due step is still taken, at the day the
 	// lineage's own CAs say, whatever the tick remembered.
 	prepared := map[string]bool{}
-	for day := 0; day < 400 && len(prepared) < 5; day++ {
-		e.Clock.Add(24 * time.Hour)
-		scans.Store(0)
-		applied, err := e.Authority.Tick(e.Ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	tickDaily(t, e, 400, func(_ int, applied []string) bool {
 		for _, s := range applied {
 			if c, ok := strings.CutSuffix(s, "/rest:prepare"); ok {
 				prepared[c] = true
 			}
 		}
-	}
+		return len(prepared) == 5
+	})
 	if len(prepared) != 5 {
 		t.Fatalf("in 400 days the scheduler prepared the next REST CA of %v, want all 5 clusters", prepared)
 	}
