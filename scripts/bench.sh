@@ -43,6 +43,7 @@ bench_enroll() { # cluster token-file requests concurrency [flags...]: one bench
 one_row() { # bench enroll -o json on stdin -> one line
   python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"{d['certs_per_second']:6.0f} certs/s  p50 {d['p50_ms']:6.1f} ms  p99 {d['p99_ms']:6.1f} ms  errors {d['errors']}\")"
 }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # a process's CPU so far, user + system, in clock ticks
 rss() { # RSS now and at its peak; now split into anonymous memory (the Go heap) and file pages (the binary, bbolt's mmap)
   awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2} END{printf "rss=%.1fMB peak=%.1fMB (anon %.1fMB, file %.1fMB)", r/1024, h/1024, a/1024, f/1024}' "/proc/$1/status"; }
 
@@ -121,7 +122,6 @@ if [ -z "${SKIP_STEPCA:-}" ]; then
     sleep 1
     echo "# same run, step-ca ${STEPCA_VERSION:-v0.30.2} beside flinkpki: c=64, ${ROUNDS:=3} interleaved rounds, medians; step-ca gets the better of HTTP/1.1 (a connection per worker) and HTTP/2 (one per 16 workers)"
     : >"$work/cmp.jsonl"
-    cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
     row() { # json-file target proto mode round server-ticks: one JSON line in cmp.jsonl
       python3 - "$@" >>"$work/cmp.jsonl" <<'PY' || true
 import json, os, sys
@@ -280,8 +280,8 @@ if [ -z "${SKIP_SCALE:-}" ]; then
   # and the rotation gauges and caches it leaves behind stay in memory.
   kill "$pid"; wait "$pid" 2>/dev/null || true
   start_server "$work/scale" "$port" --enroll-rate 0 --rotation-interval 5s
-  cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
-  sleep 10; c0=$(cpu_ms "$pid"); sleep 20; c1=$(cpu_ms "$pid")
-  echo "at rest, the scheduler ticking every 5 s: the first 10 s (start and the first tick) took $c0 ms of CPU; then $(( (c1 - c0) / 4 )) ms per 5 s (a tick and idle work)"
+  hz=$(getconf CLK_TCK)
+  sleep 10; c0=$(cpu_ticks "$pid"); sleep 20; c1=$(cpu_ticks "$pid")
+  echo "at rest, the scheduler ticking every 5 s: the first 10 s (start and the first tick) took $(( c0 * 1000 / hz )) ms of CPU; then $(( (c1 - c0) * 1000 / hz / 4 )) ms per 5 s (a tick and idle work)"
   echo "server at rest after those ticks: $(rss "$pid")"
 fi
