@@ -85,7 +85,6 @@ type Authority struct {
 	log    *slog.Logger
 	obs    Observer
 	keys   KeySource
-	cache  signerCache
 	lineMu sync.RWMutex
 	lines  map[string]*lineageState // cluster/purpose -> signing state, by epoch
 	// sched is the scheduler's next steps per cluster, by epoch.
@@ -116,7 +115,6 @@ func New(cfg Config) (*Authority, error) {
 	if a.keys == nil {
 		a.keys = onDemandKeys{rand: a.rand}
 	}
-	a.cache.entries = map[[32]byte]*cachedSigner{}
 	a.locks = map[string]*sync.Mutex{}
 	a.lines = map[string]*lineageState{}
 	a.sched = map[string]scheduled{}

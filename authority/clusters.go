@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -345,9 +346,9 @@ func (v *ClusterView) NextStep(p ca.Purpose, now time.Time) ca.Step {
 }
 
 func (a *Authority) domainCA(r *store.CA) (*ca.CA, error) {
-	cert, err := a.cache.cert(r.CertDER)
+	cert, err := x509.ParseCertificate(r.CertDER)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: stored CA certificate %s/%s: %v", store.ErrCorrupt, r.Cluster, r.ID, err)
 	}
 	return &ca.CA{
 		ID: r.ID, Cluster: r.Cluster, Purpose: ca.Purpose(r.Purpose), Generation: r.Generation,
@@ -421,6 +422,9 @@ func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string)
 			}
 			return a.audit(tx, actor, name, "cluster.delete", "ok", "", nil)
 		})
+		if err == nil {
+			a.forgetCluster(name)
+		}
 	}
 	if errors.Is(err, store.ErrNotFound) { // before the tokens, or deleted meanwhile
 		err = fmt.Errorf("cluster %q %w", name, ErrNotFound)

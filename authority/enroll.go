@@ -72,58 +72,6 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 	return holder, nil
 }
 
-// lineageState is what an issuance was signed against; the commit checks
-// the cluster's epoch is unchanged, so a leaf is never recorded against a
-// lineage that moved on while it was being signed.
-type lineageState struct {
-	created time.Time
-	epoch   int64
-	signer  *ca.Signer
-	trusted []*x509.Certificate
-	trustID []string
-	keyType ca.KeyType
-	leafTTL time.Duration
-}
-
-func (ls *lineageState) current(c *store.Cluster) bool {
-	return ls.epoch == c.Epoch && ls.created.Equal(c.Created)
-}
-
-// loadLineage returns the signing state of one lineage of c. It is cached
-// per cluster epoch, so the hot path decodes no CA records.
-func (a *Authority) loadLineage(tx *store.Txn, c *store.Cluster, p ca.Purpose) (*lineageState, error) {
-	key := c.Name + "/" + string(p)
-	a.lineMu.RLock()
-	ls := a.lines[key]
-	a.lineMu.RUnlock()
-	if ls != nil && ls.current(c) {
-		return ls, nil
-	}
-	v, err := a.clusterView(tx, c.Name)
-	if err != nil {
-		return nil, err
-	}
-	l := v.Lineage(p)
-	active := l.Active()
-	if active == nil {
-		return nil, fmt.Errorf("%w: cluster %q has no active %s CA", ca.ErrNoActiveCA, c.Name, p)
-	}
-	rec := v.records[active.ID]
-	signer, err := a.cache.signer(active, rec.CertDER, func() ([]byte, error) { return a.st.OpenCAKey(rec) })
-	if err != nil {
-		return nil, err
-	}
-	ls = &lineageState{created: v.Cluster.Created, epoch: v.Cluster.Epoch, signer: signer, trustID: l.TrustIDs(),
-		keyType: ca.KeyType(v.Cluster.KeyType), leafTTL: v.Cluster.LeafValidity}
-	for _, cc := range l.TrustBundle() {
-		ls.trusted = append(ls.trusted, cc.Cert)
-	}
-	a.lineMu.Lock()
-	a.lines[key] = ls
-	a.lineMu.Unlock()
-	return ls, nil
-}
-
 // KeyType authorises a request without spending anything and returns the
 // key type the holder must generate. init calls it before making its key.
 func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, holder string) (string, error) {

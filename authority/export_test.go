@@ -2,7 +2,10 @@ package authority
 
 import (
 	"context"
+	"crypto"
+	"slices"
 
+	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -12,9 +15,26 @@ func (a *Authority) ListAuditScanning(ctx context.Context, cluster string, after
 	return a.listAudit(ctx, cluster, after, limit, scanLimit)
 }
 
-// CachedSigners is how many CA certificates the signer cache holds.
-func (a *Authority) CachedSigners() int {
-	a.cache.mu.RLock()
-	defer a.cache.mu.RUnlock()
-	return len(a.cache.entries)
+// SigningCAs returns cluster/ID of each CA whose key this Authority holds
+// open, sorted: what ForgetIdleSigners has not dropped yet.
+func (a *Authority) SigningCAs() []string {
+	a.lineMu.RLock()
+	defer a.lineMu.RUnlock()
+	out := make([]string, 0, len(a.lines))
+	for _, ls := range a.lines {
+		out = append(out, ls.signer.CA().Cluster+"/"+ls.signer.CA().ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SigningKey is the opened key of a lineage's signing state, nil when none
+// is held.
+func (a *Authority) SigningKey(cluster string, p ca.Purpose) crypto.Signer {
+	a.lineMu.RLock()
+	defer a.lineMu.RUnlock()
+	if ls := a.lines[cluster+"/"+string(p)]; ls != nil {
+		return ls.key
+	}
+	return nil
 }

@@ -175,37 +175,6 @@ func TestATickReportsWhatEachLineageWaitsFor(t *testing.T) {
 	}
 }
 
-// TestOnlySigningCAsStayCached: the scheduler's tick, the expiry gauges and
-// the listings read every CA of every cluster; only the CAs that signed
-// stay in memory with their keys, so a server with thousands of clusters
-// does not keep all their certificates.
-func TestOnlySigningCAsStayCached(t *testing.T) {
-	e := authoritytest.New(t)
-	for i := range 20 {
-		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("c%02d", i), CAValidity: 400 * 24 * time.Hour, LeafValidity: 30 * 24 * time.Hour})
-	}
-	if _, err := e.Authority.Tick(e.Ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.Authority.ListClusters(e.Ctx, "", 100); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.Authority.Expiries(e.Ctx, "", 100); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Authority.Status(e.Ctx, "c07"); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.Authority.CachedSigners(); n != 0 {
-		t.Errorf("after a tick, a listing and the expiry gauges over 20 clusters (40 CAs) the cache holds %d CAs, want none", n)
-	}
-	e.Enroll("c03", "taskmanager", "tm-0")
-	e.Enroll("c03", "taskmanager", "tm-1")
-	if n := e.Authority.CachedSigners(); n != 1 {
-		t.Errorf("after two enrollments in one cluster the cache holds %d CAs, want its active internal CA", n)
-	}
-}
-
 // TestATickReadsCAsOnlyOfClustersThatChanged: the next steps depend on a
 // cluster's CAs and leaf validity alone, so a tick reads the CAs only of
 // the clusters whose lineages changed since the tick before (a step taken

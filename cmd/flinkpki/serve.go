@@ -314,6 +314,8 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		go func() { errc <- hg.Serve(ls.health) }()
 		extra = append(extra, func(context.Context) { hg.Stop() })
 	}
+	// Every replica: each holds open the CA keys of what it signed lately.
+	go auth.RunSignerSweeper(ctx, authority.SignerSweepEvery, authority.SignerIdle)
 	if o.rotationInterval > 0 {
 		go auth.RunScheduler(ctx, o.rotationInterval, leader)
 	}
