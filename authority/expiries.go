@@ -17,6 +17,7 @@ type Expiry struct {
 	Cluster        string
 	CAs            []ExpiryCA // internal then rest, by generation
 	EarliestExpiry time.Time  // zero when no leaf is live
+	LiveHolders    int        // holders whose leaf has not expired
 }
 
 // ExpiryCA is one CA of an Expiry.
@@ -49,7 +50,7 @@ func (a *Authority) Expiries(ctx context.Context, after string, limit int) ([]*E
 			}
 			x.CAs = append(x.CAs, ExpiryCA{ID: r.ID, State: ca.State(r.State), NotAfter: na})
 		}
-		x.EarliestExpiry, _, err = tx.EarliestHolderExpiry(cluster, now)
+		x.EarliestExpiry, x.LiveHolders, err = tx.EarliestHolderExpiry(cluster, now)
 		if err != nil {
 			return nil, err
 		}

@@ -68,6 +68,9 @@ func TestExpiriesAgreeWithStatus(t *testing.T) {
 		if !x.EarliestExpiry.Equal(st.EarliestExpiry) {
 			t.Errorf("%s: Expiries says the earliest live leaf expires at %v, Status says %v", x.Cluster, x.EarliestExpiry, st.EarliestExpiry)
 		}
+		if x.LiveHolders != st.LiveHolders {
+			t.Errorf("%s: Expiries counts %d live holders, Status %d", x.Cluster, x.LiveHolders, st.LiveHolders)
+		}
 		var want, have []string
 		for _, l := range st.Lineages {
 			for _, c := range l.CAs {
@@ -91,6 +94,13 @@ func TestExpiriesAgreeWithStatus(t *testing.T) {
 	// day 5 superseded.
 	if live != 3 || !got[1].EarliestExpiry.IsZero() || !got[2].EarliestExpiry.IsZero() {
 		t.Errorf("%d clusters with a live leaf (b-expired %v, c-empty %v), want 3 and neither of those", live, got[1].EarliestExpiry, got[2].EarliestExpiry)
+	}
+	var counts []int
+	for _, x := range got {
+		counts = append(counts, x.LiveHolders)
+	}
+	if want := []int{5, 0, 0, 2, 1}; !slices.Equal(counts, want) {
+		t.Errorf("live holders per cluster %v, want %v (%v)", counts, want, names)
 	}
 	if want := t0.Add(3*day + leaf); !got[0].EarliestExpiry.Equal(want) {
 		t.Errorf("a-staggered's earliest live leaf expires at %v, want tm-3's, %v", got[0].EarliestExpiry, want)

@@ -184,7 +184,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.Denied("unauthenticated")
 	m.Rotations([]authority.RotationWait{{Cluster: "orders", Purpose: "internal", Step: "activate", Blocked: true}})
 	m.SetCAs([]metrics.CA{{Cluster: "orders", ID: "internal-1", State: "active", NotAfter: time.Now().Add(time.Hour)}},
-		map[string]time.Time{"orders": time.Now().Add(time.Hour)})
+		map[string]time.Time{"orders": time.Now().Add(time.Hour)}, map[string]int{"orders": 2})
 	m.WatchKeyPool(func() map[string]int { return map[string]int{"rsa-2048": 3} })
 	_, _ = m.UnaryInterceptor(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/flinkpki.v1.EnrollmentService/Enroll"},
 		func(context.Context, any) (any, error) { return nil, nil })
@@ -260,7 +260,7 @@ func TestGrafanaDashboardQueriesWhatTheServerExports(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"flinkpki_certificates_issued_total", "flinkpki_requests_denied_total", "flinkpki_grpc_request_duration_seconds_bucket",
-		"flinkpki_ca_expiry_timestamp_seconds", "flinkpki_live_leaf_earliest_expiry_timestamp_seconds", "flinkpki_rotation_blocked", "flinkpki_bake_key_pool_ready"} {
+		"flinkpki_ca_expiry_timestamp_seconds", "flinkpki_live_leaf_earliest_expiry_timestamp_seconds", "flinkpki_live_holders", "flinkpki_rotation_blocked", "flinkpki_bake_key_pool_ready"} {
 		if !queried[n] {
 			t.Errorf("no panel shows %s", n)
 		}

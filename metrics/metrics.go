@@ -46,6 +46,8 @@ func New() *Metrics {
 				"NotAfter of each CA of each cluster, as a Unix time.", []string{"cluster", "ca", "state"}, nil),
 			leaf: prometheus.NewDesc("flinkpki_live_leaf_earliest_expiry_timestamp_seconds",
 				"Earliest NotAfter among a cluster's live leaves, as a Unix time.", []string{"cluster"}, nil),
+			live: prometheus.NewDesc("flinkpki_live_holders",
+				"Holders (pods, baked images) of a cluster whose leaf has not expired, both lineages together, 0 for none.", []string{"cluster"}, nil),
 			view: new(atomic.Pointer[expiryView]),
 		},
 		rotation: &rotationCollector{
@@ -141,25 +143,27 @@ type CA struct {
 	NotAfter           time.Time
 }
 
-// SetCAs replaces the CA expiry and live-leaf gauges with a fresh view, in
-// one step: a scrape sees the whole old view or the whole new one, never a
-// half-written one whose missing series would resolve an expiry alert.
-func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time) {
-	m.expiry.view.Store(&expiryView{cas: cas, leaf: earliestLeaf})
+// SetCAs replaces the CA expiry, live-leaf and live-holder gauges with a
+// fresh view, in one step: a scrape sees the whole old view or the whole new
+// one, never a half-written one whose missing series would resolve an
+// expiry alert.
+func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time, liveHolders map[string]int) {
+	m.expiry.view.Store(&expiryView{cas: cas, leaf: earliestLeaf, live: liveHolders})
 }
 
 type expiryView struct {
 	cas  []CA
 	leaf map[string]time.Time
+	live map[string]int
 }
 
 // expiryCollector serves the last view SetCAs stored.
 type expiryCollector struct {
-	ca, leaf *prometheus.Desc
-	view     *atomic.Pointer[expiryView]
+	ca, leaf, live *prometheus.Desc
+	view           *atomic.Pointer[expiryView]
 }
 
-func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.ca; ch <- c.leaf }
+func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.ca; ch <- c.leaf; ch <- c.live }
 
 func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
 	v := c.view.Load()
@@ -171,6 +175,9 @@ func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for cl, t := range v.leaf {
 		ch <- prometheus.MustNewConstMetric(c.leaf, prometheus.GaugeValue, float64(t.Unix()), cl)
+	}
+	for cl, n := range v.live {
+		ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, float64(n), cl)
 	}
 }
 

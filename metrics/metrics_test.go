@@ -51,15 +51,15 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 	refresh := func(ctx context.Context) error {
 		switch calls.Add(1) {
 		case 1:
-			m.SetCAs(oneCA("first"), map[string]time.Time{"first": time.Unix(1900000000, 0)})
+			m.SetCAs(oneCA("first"), map[string]time.Time{"first": time.Unix(1900000000, 0)}, map[string]int{"first": 3, "empty": 0})
 		case 2:
 			<-release
-			m.SetCAs(oneCA("second"), nil)
+			m.SetCAs(oneCA("second"), nil, nil)
 		default:
 			if <-fail {
 				return errors.New("store unavailable")
 			}
-			m.SetCAs(oneCA("third"), nil)
+			m.SetCAs(oneCA("third"), nil, nil)
 		}
 		return nil
 	}
@@ -77,6 +77,8 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 	for _, want := range []string{
 		`flinkpki_ca_expiry_timestamp_seconds{ca="internal-1",cluster="first",state="active"} 2e+09`,
 		`flinkpki_live_leaf_earliest_expiry_timestamp_seconds{cluster="first"} 1.9e+09`,
+		`flinkpki_live_holders{cluster="first"} 3`,
+		`flinkpki_live_holders{cluster="empty"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("the first scrape lacks %s", want)
@@ -129,15 +131,17 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 // would resolve a firing expiry alert).
 func TestAScrapeNeverSeesAHalfWrittenExpiryView(t *testing.T) {
 	m := New()
-	view := func(gen int) ([]CA, map[string]time.Time) {
+	view := func(gen int) ([]CA, map[string]time.Time, map[string]int) {
 		var cas []CA
 		leaf := map[string]time.Time{}
+		live := map[string]int{}
 		for i := range 200 {
 			cl := fmt.Sprintf("c%03d", i)
 			cas = append(cas, CA{Cluster: cl, ID: "internal-1", State: "active", NotAfter: time.Unix(int64(2e9+gen), 0)})
 			leaf[cl] = time.Unix(int64(1.9e9+gen), 0)
+			live[cl] = gen
 		}
-		return cas, leaf
+		return cas, leaf, live
 	}
 	m.SetCAs(view(0))
 	stop := make(chan struct{})
@@ -162,10 +166,11 @@ func TestAScrapeNeverSeesAHalfWrittenExpiryView(t *testing.T) {
 		for _, mf := range mfs {
 			counts[mf.GetName()] = len(mf.GetMetric())
 		}
-		if counts["flinkpki_ca_expiry_timestamp_seconds"] != 200 || counts["flinkpki_live_leaf_earliest_expiry_timestamp_seconds"] != 200 {
+		if counts["flinkpki_ca_expiry_timestamp_seconds"] != 200 || counts["flinkpki_live_leaf_earliest_expiry_timestamp_seconds"] != 200 || counts["flinkpki_live_holders"] != 200 {
 			close(stop)
 			<-done
-			t.Fatalf("a scrape saw %d CA and %d leaf series, want 200 of each", counts["flinkpki_ca_expiry_timestamp_seconds"], counts["flinkpki_live_leaf_earliest_expiry_timestamp_seconds"])
+			t.Fatalf("a scrape saw %d CA, %d leaf and %d live-holder series, want 200 of each",
+				counts["flinkpki_ca_expiry_timestamp_seconds"], counts["flinkpki_live_leaf_earliest_expiry_timestamp_seconds"], counts["flinkpki_live_holders"])
 		}
 	}
 	close(stop)

@@ -31,6 +31,7 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 		`flinkpki_requests_denied_total{reason="permission_denied"}`,
 		`flinkpki_ca_expiry_timestamp_seconds{ca="internal-1",cluster="metered",state="active"}`,
 		`flinkpki_live_leaf_earliest_expiry_timestamp_seconds{cluster="metered"}`,
+		`flinkpki_live_holders{cluster="metered"} 1`,          // tm-0; jm-0 was refused
 		`flinkpki_expiry_gauges_refresh_timestamp_seconds 1.`, // a Unix time: the first scrape waited for the first refresh
 		`flinkpki_expiry_gauges_refresh_duration_seconds`,
 		`flinkpki_grpc_request_duration_seconds_bucket`,

@@ -160,6 +160,7 @@ func (r *requestLog) done(ctx context.Context, id, method string, start time.Tim
 func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Metrics) error {
 	var cas []metrics.CA
 	earliest := map[string]time.Time{}
+	live := map[string]int{}
 	after := ""
 	for {
 		page, next, err := auth.Expiries(ctx, after, 500)
@@ -173,13 +174,14 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 			if !e.EarliestExpiry.IsZero() {
 				earliest[e.Cluster] = e.EarliestExpiry
 			}
+			live[e.Cluster] = e.LiveHolders
 		}
 		if next == "" {
 			break
 		}
 		after = next
 	}
-	m.SetCAs(cas, earliest)
+	m.SetCAs(cas, earliest, live)
 	return nil
 }
 
