@@ -259,7 +259,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	var pool *authority.KeyPool
 	acfg := authority.Config{Store: st, Logger: log, Observer: m}
 	if o.keyPool > 0 || o.maxKeygen > 0 {
-		pool = authority.NewKeyPool(authority.KeyPoolConfig{Size: o.keyPool, Workers: o.maxKeygen, Prewarm: rsaKeyTypesInUse(ctx, st)})
+		pool = authority.NewKeyPool(authority.KeyPoolConfig{Size: o.keyPool, Workers: o.maxKeygen, Prewarm: rsaKeyTypesInUse(ctx, st, 1000)})
 		acfg.KeyPool = pool
 	}
 	auth, err := authority.New(acfg)

@@ -185,21 +185,29 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 	return nil
 }
 
-// rsaKeyTypesInUse lists the RSA key types of existing clusters, so the bake
-// key pool can fill before the first burst.
-func rsaKeyTypesInUse(ctx context.Context, st *store.Store) []ca.KeyType {
+// rsaKeyTypesInUse lists the RSA key types of existing clusters, all of
+// them, read page clusters at a time, so the bake key pool can fill before
+// the first burst. It is a hint: a store it cannot read yields what it read.
+func rsaKeyTypesInUse(ctx context.Context, st *store.Store, page int) []ca.KeyType {
 	seen := map[ca.KeyType]bool{}
 	var out []ca.KeyType
-	st.View(ctx, func(tx *store.Txn) error {
-		cs, _, err := tx.ListClusters("", 10000)
-		for _, c := range cs {
-			kt := ca.KeyType(c.KeyType)
-			if !seen[kt] && kt.Algorithm() == x509.RSA {
-				seen[kt] = true
-				out = append(out, kt)
+	for after := ""; ; {
+		var next string
+		err := st.View(ctx, func(tx *store.Txn) error {
+			cs, n, err := tx.ListClusters(after, page)
+			for _, c := range cs {
+				kt := ca.KeyType(c.KeyType)
+				if !seen[kt] && kt.Algorithm() == x509.RSA {
+					seen[kt] = true
+					out = append(out, kt)
+				}
 			}
+			next = n
+			return err
+		})
+		if err != nil || next == "" {
+			return out
 		}
-		return err
-	})
-	return out
+		after = next
+	}
 }
