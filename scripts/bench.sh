@@ -34,7 +34,12 @@ start_server() { # dir port extra-args...; sets pid
   pids+=("$pid")
   # serve binds its port before it opens the store, and a restart finds the
   # old admin.token: the line --dev prints once it serves says it is ready.
-  for _ in $(seq 1 400); do grep -q 'flinkpki dev server on' "$dir.log" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 400); do grep -q 'flinkpki dev server on' "$dir.log" 2>/dev/null && return; sleep 0.05; done
+  echo "# the server in $dir did not say it serves within 20 s; its log ends: $(tail -2 "$dir.log" | tr '\n' ' ')"
+}
+try() { # what; command...: run it, and on failure say what failed with its last line of error, then go on
+  local what=$1; shift
+  "$@" >/dev/null 2>"$work/try.err" || echo "# $what failed: $(tail -1 "$work/try.err")"
 }
 bench_enroll() { # cluster token-file requests concurrency [flags...]: one bench enroll -o json, JKS sets, on stdout
   local cluster=$1 tok=$2 n=$3 c=$4; shift 4
@@ -191,11 +196,11 @@ bake_burst() { # label
   t1=$(date +%s.%N)
   python3 -c "import sys; d=$t1-$t0; print(f'{sys.argv[1]:<8} 200 bakes in {d:.2f}s = {200/d:.1f}/s')" "$1"
 }
-"$BIN" cluster create rsa --key-type rsa-2048 >/dev/null 2>&1
+try "creating the RSA-2048 cluster" "$BIN" cluster create rsa --key-type rsa-2048
 kill "$pid"; wait "$pid" 2>/dev/null || true
 mport=$(free_port)
 start_server "$work/enroll" "$port" --enroll-rate 0 --bake-key-pool 200 --metrics-listen "127.0.0.1:$mport"
-"$BIN" bake --cluster rsa --role taskmanager --holder warm --out "$work/warm" >/dev/null 2>&1
+try "the warm-up bake" "$BIN" bake --cluster rsa --role taskmanager --holder warm --out "$work/warm"
 pool_full() { # idle until the server reports 200 ready RSA-2048 keys (at most 120 s), and say how long it took
   local t0=$SECONDS
   until curl -s "http://127.0.0.1:$mport/metrics" | grep -q '^flinkpki_bake_key_pool_ready{key_type="rsa-2048"} 200$'; do
