@@ -120,7 +120,7 @@ func (a *Authority) ForgetIdleSigners(idle time.Duration) int {
 	return n
 }
 
-// RunSignerSweeper calls ForgetIdleSigners(idle) every interval until ctx
+// RunSignerSweeper calls ForgetIdleSigners(idle) once per every until ctx
 // ends. Every replica runs it: each holds the keys of what it signed.
 func (a *Authority) RunSignerSweeper(ctx context.Context, every, idle time.Duration) {
 	t := time.NewTicker(every)
