@@ -50,14 +50,14 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 	}
 	var miswritten []string
 	for _, e := range flinkListEntries(v) {
-		if e == "" || e != strings.TrimSpace(e) || e != strings.ToUpper(e) {
+		if !isSuiteName(e) {
 			miswritten = append(miswritten, strconv.Quote(e))
 		}
 	}
 	if len(miswritten) > 0 {
 		return one(RuleCipherSuites, SeverityError,
-			fmt.Sprintf("%s writes security.ssl.algorithms with %s: Flink passes each comma-separated suite to the JDK as written, and the JDK knows suites only by their exact upper-case names, without spaces, so every TLS connection of Flink's data plane, blob server and REST fails",
-				s.label, strings.Join(miswritten, ", ")),
+			fmt.Sprintf("%s writes security.ssl.algorithms with %s: Flink passes each comma-separated suite to the JDK as written, and the JDK knows suites only by their exact upper-case names, without spaces, so every TLS connection of Flink's data plane, blob server and REST fails%s",
+				s.label, strings.Join(miswritten, ", "), yamlListNote(v)),
 			"write the suites exactly, comma-separated without spaces, e.g. "+ecdsaExample)
 	}
 	var rsaKex []string
@@ -113,6 +113,22 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 			"list only the suites for the cluster's key type; "+fixConfig)
 	}
 	return nil
+}
+
+// isSuiteName reports whether e can be a JDK cipher suite name: upper-case
+// letters, digits and underscores, nothing else.
+func isSuiteName(e string) bool {
+	return e != "" && strings.Trim(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == ""
+}
+
+// yamlListNote explains a value that is a YAML list's text: Flink reads a
+// sequence given for a string option as its flow form, brackets and all
+// (see yamlscalar.go).
+func yamlListNote(v string) string {
+	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		return " (a YAML list reaches Flink as its text, brackets and all: write the value as one plain string)"
+	}
+	return ""
 }
 
 // weakProtocols are the protocol names below TLSv1.2.
@@ -181,7 +197,7 @@ func checkProtocol(s *subject, _ LintOptions) []Finding {
 			"write the names exactly, without spaces after the commas: "+fix)
 	}
 	if len(unknown) > 0 {
-		add(fmt.Sprintf("%s sets security.ssl.protocol to names the JDK does not enable (%s), so every TLS connection fails", s.label, strings.Join(unknown, ", ")), fix)
+		add(fmt.Sprintf("%s sets security.ssl.protocol to names the JDK does not enable (%s), so every TLS connection fails%s", s.label, strings.Join(unknown, ", "), yamlListNote(v)), fix)
 	}
 	if len(entries) > 1 && s.internalSSL() {
 		add(fmt.Sprintf("%s sets security.ssl.protocol to a list (%q) with internal SSL on: Flink writes the value unquoted into its RPC's (Pekko's) configuration, which cannot parse a list, so every Flink process fails at start (\"Could not create actor system\")",

@@ -185,39 +185,77 @@ func (f *flattener) merge(v *yaml.Node, prefix string) error {
 	return nil
 }
 
-// leaf renders a scalar or a sequence as Flink's string form; sequences are
-// joined with "," which is how list-valued options are usually written.
+// leaf renders a value as Flink hands it to a string option (see
+// yamlscalar.go): a scalar as the core schema reads it, a sequence in YAML
+// flow form. A null reads as "" here; Flink refuses to load such a file.
 func (f *flattener) leaf(v *yaml.Node) (string, error) {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		s, _ := scalarText(v)
+		return s, nil
+	case yaml.SequenceNode:
+		var b strings.Builder
+		if err := f.flow(&b, v); err != nil {
+			return "", err
+		}
+		return b.String(), nil
+	}
+	return "", nil
+}
+
+// flow writes v as snakeyaml-engine dumps it in flow style, as Flink turns
+// a sequence into a string: [a, 'b,c', 1, true, null], {k: v}.
+func (f *flattener) flow(b *strings.Builder, v *yaml.Node) error {
+	if v = resolveAlias(v); v == nil {
+		b.WriteString("null")
+		return nil
+	}
 	leave, err := f.enter(v)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer leave()
 	switch v.Kind {
 	case yaml.ScalarNode:
-		if v.ShortTag() == "!!null" {
-			return "", nil
+		s, null := scalarText(v)
+		if null {
+			b.WriteString("null")
+		} else if _, other := coreValue(v.Value); other && isPlain(v) {
+			b.WriteString(s) // a number or a bool, as Java prints it
+		} else {
+			flowScalar(b, s)
 		}
-		return v.Value, nil
 	case yaml.SequenceNode:
-		parts := make([]string, 0, len(v.Content))
-		for _, item := range v.Content {
-			item = resolveAlias(item)
-			if item == nil {
-				continue
+		b.WriteByte('[')
+		for i, item := range v.Content {
+			if i > 0 {
+				b.WriteString(", ")
 			}
-			s, err := f.leaf(item)
-			if err != nil {
-				return "", err
+			if err := f.flow(b, item); err != nil {
+				return err
 			}
-			if f.bytes += len(s); f.bytes > maxFlattenBytes {
-				return "", errTooLarge
-			}
-			parts = append(parts, s)
 		}
-		return strings.Join(parts, ","), nil
+		b.WriteByte(']')
+	case yaml.MappingNode:
+		b.WriteByte('{')
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if err := f.flow(b, v.Content[i]); err != nil {
+				return err
+			}
+			b.WriteString(": ")
+			if err := f.flow(b, v.Content[i+1]); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
 	}
-	return "", nil
+	if b.Len() > maxFlattenBytes {
+		return errTooLarge
+	}
+	return nil
 }
 
 func joinKey(prefix, key string) string {

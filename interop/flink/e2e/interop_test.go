@@ -95,6 +95,7 @@ func runVersion(t *testing.T, p *pki, target, work, version, keyType string, tmS
 
 	ph.next("lint reads as Flink does")
 	checkLintFacts(t, dist, p)
+	checkYAMLLists(t, dist, p)
 
 	ph.next("start JM + 2 TMs")
 	c := newFlinkCluster(t, dist, p, id+"-a", keyType)

@@ -72,6 +72,47 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 	}
 }
 
+// checkYAMLLists proves that lint reads a YAML sequence given for a string
+// option as this Flink version does: as its flow text, brackets and all
+// ("[TLSv1.3]", which no JDK knows as a protocol), not as its items.
+// ConfigValue prints what Flink hands security.ssl.protocol; the FP006
+// error must quote exactly that, and the suites, written as a block
+// sequence, must draw the FP005 error.
+func checkYAMLLists(t *testing.T, d *flinkDist, p *pki) {
+	dir := filepath.Join(d.work, "lint", "yaml-lists")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "config.yaml")
+	conf := "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: [TLSv1.3]\n" +
+		"security.ssl.algorithms:\n  - TLS_AES_128_GCM_SHA256\n  - TLS_AES_256_GCM_SHA384\nrest.bind-address: 127.0.0.1\n"
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	out, _, err := runCmd(ctx, nil, append(d.javaArgs(filepath.Join(d.work, "configvalue.log"), []string{"-Xmx128m"}, d.classpath+":"+d.jobJar),
+		"io.flinkpki.interop.ConfigValue", dir, "security.ssl.protocol")...)
+	cancel()
+	if err != nil {
+		t.Fatalf("ConfigValue: %v", err)
+	}
+	flinkValue, ok := strings.CutPrefix(strings.TrimSpace(out), "value=")
+	if !ok {
+		t.Fatalf("ConfigValue printed %q", out)
+	}
+	findings, err := p.run("flink", "lint", "--flink-version", d.version, file)
+	if err != nil && !strings.Contains(findings, " error: ") {
+		t.Fatalf("flink lint failed without a finding: %v", err)
+	}
+	t.Logf("security.ssl.protocol: [TLSv1.3]: Flink %s hands the option %q", d.version, flinkValue)
+	if !strings.Contains(findings, fmt.Sprintf("FP006 error: config.yaml sets security.ssl.protocol to names the JDK does not enable (%q)", flinkValue)) {
+		t.Errorf("flink lint does not report the protocol Flink %s reads, %q, as an FP006 error:\n%s", d.version, flinkValue, findings)
+	}
+	if !strings.Contains(findings, "FP005 error") {
+		t.Errorf("flink lint reports no FP005 error for suites written as a YAML list:\n%s", findings)
+	}
+}
+
 // checkProtocolList proves on real JobManagers how FP006 reads a list in
 // security.ssl.protocol with internal SSL on. Flink's SSLUtils splits the
 // value at commas (Java's String.split, which drops trailing empty
