@@ -31,13 +31,14 @@ const (
 	RuleTokenExposed        = "FP013" // the token flinkpki enrolls with is mounted where job code runs
 	RuleSSLProvider         = "FP014" // an SSL provider Flink cannot load
 	RuleRPCQuoting          = "FP015" // an internal store path or password Flink's RPC configuration cannot hold
+	RuleNullValue           = "FP016" // a null value, which makes Flink refuse the whole config.yaml
 )
 
 // Rules lists every rule id, in order.
 func Rules() []string {
 	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
 		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
-		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting}
+		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting, RuleNullValue}
 }
 
 // ErrLintInput is returned when the file given to Lint is neither a
@@ -144,6 +145,8 @@ type subject struct {
 	major int
 	// legacy marks a flink-conf.yaml read line by line.
 	legacy bool
+	// nulls are the keys of a config.yaml set to null.
+	nulls []string
 }
 
 // get returns the first of keys that is set, which models Flink's fallback
@@ -226,12 +229,13 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 		return nil, fmt.Errorf("%w: %s holds %d YAML documents, but a Flink config.yaml holds one", ErrLintInput, filename, len(docs))
 	}
 	var kvs []KV
+	var nulls []string
 	if len(docs) == 1 {
-		if kvs, err = Flatten(docs[0]); err != nil {
+		if kvs, nulls, err = flattenConfig(docs[0]); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrLintInput, filename, err)
 		}
 	}
-	return []subject{{label: base, conf: confMap(kvs)}}, nil
+	return []subject{{label: base, conf: confMap(kvs), nulls: nulls}}, nil
 }
 
 func legacySubject(data []byte, base string) subject {

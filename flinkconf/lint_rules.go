@@ -33,6 +33,27 @@ var rules = []rule{
 	checkTokenExposed,
 	checkSSLProvider,
 	checkRPCQuoting,
+	checkNullValues,
+}
+
+// checkNullValues finds keys of a config.yaml set to null: Flink refuses to
+// load such a file (see flattenConfig), so no process starts. The operator
+// writes a FlinkDeployment's configuration itself, so only files are read.
+func checkNullValues(s *subject, _ LintOptions) []Finding {
+	if len(s.nulls) == 0 {
+		return nil
+	}
+	return one(RuleNullValue, SeverityError,
+		fmt.Sprintf("%s sets %s to null (nothing after the colon, ~ or null): Flink refuses to load a config.yaml with a null value (\"Error parsing YAML configuration\", \"Value must not be null\"), so every process fails at start", s.label, nullList(s.nulls)),
+		"give each a value (\"\" for an empty one) or delete it")
+}
+
+// nullList names up to three keys, and how many more there are.
+func nullList(keys []string) string {
+	if len(keys) <= 3 {
+		return strings.Join(keys, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(keys[:3], ", "), len(keys)-3)
 }
 
 const fixConfig = "`flinkpki flink config --cluster NAME --role ROLE` prints the block"

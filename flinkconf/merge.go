@@ -199,9 +199,12 @@ func checkMerged(out []byte, kvs []KV) error {
 	if err != nil {
 		return fmt.Errorf("the merged config.yaml does not parse again: %v", err)
 	}
-	flat, err := Flatten(root)
+	flat, nulls, err := flattenConfig(root)
 	if err != nil {
 		return fmt.Errorf("the merged config.yaml does not flatten: %v", err)
+	}
+	if len(nulls) > 0 {
+		return fmt.Errorf("config.yaml sets %s to null, and Flink refuses to load a config.yaml with a null value (\"Value must not be null\"): give each a value (\"\" for an empty one) or delete it", nullList(nulls))
 	}
 	count := make(map[string]int, len(kvs))
 	got := make(map[string]string, len(kvs))

@@ -182,6 +182,7 @@ func TestMergeConfigYAMLRefusesUnsafeDocuments(t *testing.T) {
 		{"a merge key at the top level is refused", "base: &b\n  x: 1\n<<: *b\n"},
 		{"an alias that contains itself is refused", "base: &b\n  x:\n    y: *b\n"},
 		{"an alias bomb is refused instead of expanded", aliasBomb()},
+		{"a null value, which makes Flink refuse the file, is refused", "taskmanager.numberOfTaskSlots:\nenv:\n  java: {opts: ~}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,6 +191,19 @@ func TestMergeConfigYAMLRefusesUnsafeDocuments(t *testing.T) {
 				t.Fatalf("MergeConfigYAML error = %v, want ErrUnmergeable", err)
 			}
 		})
+	}
+}
+
+// TestMergeConfigYAMLReplacesANullOfOurs: a null on a key the merge sets
+// is gone after it, so the result loads in Flink.
+func TestMergeConfigYAMLReplacesANullOfOurs(t *testing.T) {
+	kvs := testKeys(t, "/flink-tls")
+	out, err := MergeConfigYAML([]byte("security.ssl.internal.keystore:\nsecurity:\n  ssl:\n    protocol: null\n"), kvs)
+	if err != nil {
+		t.Fatalf("MergeConfigYAML: %v", err)
+	}
+	if strings.Contains(string(out), "null") || strings.Contains(string(out), "~") {
+		t.Errorf("the merged config.yaml still holds a null:\n%s", out)
 	}
 }
 

@@ -85,22 +85,33 @@ func isMergeKey(n *yaml.Node) bool {
 // repeat a key; the last one wins in Flink. Aliases and "<<" merge keys are
 // followed, with a bound on the total work.
 func Flatten(root *yaml.Node) ([]KV, error) {
+	kvs, _, err := flattenConfig(root)
+	return kvs, err
+}
+
+// flattenConfig is Flatten that also returns the keys set to null (key:
+// with nothing after it, ~ or null), in document order. Flink refuses to
+// load a config.yaml holding one ("Error parsing YAML configuration",
+// "Value must not be null": Flink 1.20.3, 2.2.1 and 2.3.0); a null inside a
+// list is only the text "null" to it.
+func flattenConfig(root *yaml.Node) ([]KV, []string, error) {
 	f := flattener{active: map[*yaml.Node]bool{}}
 	root = resolveAlias(root)
 	if root == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("the top level is a YAML %s, not a mapping of keys", kindName(root.Kind))
+		return nil, nil, fmt.Errorf("the top level is a YAML %s, not a mapping of keys", kindName(root.Kind))
 	}
 	if err := f.mapping(root, ""); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return f.out, nil
+	return f.out, f.nulls, nil
 }
 
 type flattener struct {
 	out     []KV
+	nulls   []string // keys whose value is null
 	visited int
 	bytes   int
 	depth   int
@@ -155,6 +166,11 @@ func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 				return err
 			}
 			continue
+		}
+		if v.Kind == yaml.ScalarNode {
+			if _, null := scalarText(v); null {
+				f.nulls = append(f.nulls, full)
+			}
 		}
 		s, err := f.leaf(v)
 		if err != nil {

@@ -151,7 +151,8 @@ ignores the truststore, and every pod flinkpki enrolls has a new leaf. A
 token volume the Flink container mounts as well warns (FP013). An SSL provider
 Flink cannot load fails, and OPENSSL, which needs netty-tcnative in Flink's
 lib/, warns (FP014). A double quote or backslash in an internal store path or
-password, which Flink's RPC configuration cannot hold, fails (FP015).
+password, which Flink's RPC configuration cannot hold, fails (FP015), and so
+does a null value in a config.yaml, which Flink refuses to load (FP016).
 
 Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
 security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy

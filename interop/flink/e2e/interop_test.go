@@ -95,6 +95,8 @@ func runVersion(t *testing.T, p *pki, target, work, version, keyType string, tmS
 
 	ph.next("lint reads as Flink does")
 	checkLintFacts(t, dist, p)
+
+	ph.next("YAML lists and nulls, as lint reads")
 	checkYAMLLists(t, dist, p)
 
 	ph.next("start JM + 2 TMs")

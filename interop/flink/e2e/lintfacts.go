@@ -77,7 +77,8 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 // ("[TLSv1.3]", which no JDK knows as a protocol), not as its items.
 // ConfigValue prints what Flink hands security.ssl.protocol; the FP006
 // error must quote exactly that, and the suites, written as a block
-// sequence, must draw the FP005 error.
+// sequence, must draw the FP005 error. Then a null value: Flink refuses to
+// load the file, and lint must report FP016.
 func checkYAMLLists(t *testing.T, d *flinkDist, p *pki) {
 	dir := filepath.Join(d.work, "lint", "yaml-lists")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -111,6 +112,29 @@ func checkYAMLLists(t *testing.T, d *flinkDist, p *pki) {
 	if !strings.Contains(findings, "FP005 error") {
 		t.Errorf("flink lint reports no FP005 error for suites written as a YAML list:\n%s", findings)
 	}
+
+	// A null value: Flink refuses to load the whole file, lint says FP016.
+	conf = "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.3\nsecurity.ssl.algorithms: TLS_AES_128_GCM_SHA256\n" +
+		"rest.bind-address: 127.0.0.1\ntaskmanager.numberOfTaskSlots:\n"
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	out, errOut, err := runCmd(ctx, nil, append(d.javaArgs(filepath.Join(d.work, "configvalue.log"), []string{"-Xmx128m"}, d.classpath+":"+d.jobJar),
+		"io.flinkpki.interop.ConfigValue", dir, "taskmanager.numberOfTaskSlots")...)
+	cancel()
+	if err == nil || !strings.Contains(errOut, "Value must not be null") {
+		t.Errorf("Flink %s loaded a config.yaml with a null value (%q, %v), or failed otherwise: %s", d.version, strings.TrimSpace(out), err, lastLines(errOut, 3))
+	}
+	if !lintFinds(t, p, d, file, "FP016 error") {
+		t.Errorf("flink lint reports no FP016 error for a null value, which Flink %s refuses to load", d.version)
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // checkProtocolList proves on real JobManagers how FP006 reads a list in
