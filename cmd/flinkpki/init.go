@@ -56,7 +56,9 @@ With --flink-conf-src and --flink-conf-out it copies the Flink configuration
 directory (the operator's read-only ConfigMap) and merges the security.ssl.*
 keys, with this pod's own passwords, into its config.yaml (or legacy
 flink-conf.yaml), so the Flink container can set FLINK_CONF_DIR to the copy.
---flink-conf-set KEY=VALUE merges further keys into the copy. The Kubernetes
+--flink-conf-set KEY=VALUE merges further keys into the copy. A configuration
+it cannot copy faithfully, or one Flink would refuse to load (a null value in
+config.yaml), is refused before enrolling. The Kubernetes
 operator removes rest.bind-address from the ConfigMap it writes, so a
 JobManager whose plain-HTTP REST endpoint must stay on loopback (behind a
 mutual-TLS sidecar) needs --flink-conf-set rest.bind-address=127.0.0.1.
