@@ -138,7 +138,7 @@ func readDeployment(doc *yaml.Node) (subject, error) {
 	case fc == nil || fc.ShortTag() == "!!null":
 	case fc.Kind == yaml.MappingNode:
 		var err error
-		if kvs, err = Flatten(fc); err != nil {
+		if kvs, err = flattenOperator(fc); err != nil {
 			return subject{}, fmt.Errorf("spec.flinkConfiguration of %s: %v", label, err)
 		}
 	default:

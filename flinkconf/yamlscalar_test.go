@@ -106,3 +106,34 @@ func TestJavaDouble(t *testing.T) {
 		}
 	}
 }
+
+// TestFlattenOperatorReadsAsTheOperatorDoes: a FlinkDeployment's
+// flinkConfiguration is flattened as ConfigObjectNode.asFlatMap does
+// (the operator's current source): lists joined with ";", an empty list left
+// out, a null as "null", plain scalars as written.
+func TestFlattenOperatorReadsAsTheOperatorDoes(t *testing.T) {
+	const conf = `a: [TLSv1.2, TLSv1.3]
+b: []
+c: [x, {k: v}, [1], null]
+d: null
+e:
+  f: 0123
+g: [TLSv1.3]
+`
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(conf), &root); err != nil {
+		t.Fatal(err)
+	}
+	kvs, err := flattenOperator(root.Content[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, kv := range kvs {
+		got = append(got, kv.Key+"="+kv.Value)
+	}
+	want := []string{"a=TLSv1.2;TLSv1.3", "c=x;;;null", "d=null", "e.f=0123", "g=TLSv1.3"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("flattenOperator = %v, want %v", got, want)
+	}
+}

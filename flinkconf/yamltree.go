@@ -109,12 +109,30 @@ func flattenConfig(root *yaml.Node) ([]KV, []string, error) {
 	return f.out, f.nulls, nil
 }
 
+// flattenOperator flattens a FlinkDeployment's spec.flinkConfiguration as
+// the Kubernetes operator does (ConfigObjectNode.asFlatMap in its current
+// source): nested mappings joined with ".", each scalar as its text (a
+// null as "null"), a sequence as its items' text joined with ";" (a nested
+// mapping or sequence is "" there), an empty sequence not at all. Earlier
+// versions of that class set KEY[0], KEY[1] and so on instead, which leaves
+// KEY itself unset. The operator reads the object the API server stored, so
+// the YAML reading of plain scalars is kubectl's, not Flink's: their text
+// is kept as written.
+func flattenOperator(root *yaml.Node) ([]KV, error) {
+	f := flattener{active: map[*yaml.Node]bool{}, operator: true}
+	if err := f.mapping(root, ""); err != nil {
+		return nil, err
+	}
+	return f.out, nil
+}
+
 type flattener struct {
-	out     []KV
-	nulls   []string // keys whose value is null
-	visited int
-	bytes   int
-	depth   int
+	operator bool // read as the Kubernetes operator does (flattenOperator)
+	out      []KV
+	nulls    []string // keys whose value is null
+	visited  int
+	bytes    int
+	depth    int
 	// active holds the collections being walked, to detect alias cycles.
 	active map[*yaml.Node]bool
 }
@@ -172,6 +190,9 @@ func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 				f.nulls = append(f.nulls, full)
 			}
 		}
+		if f.operator && v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+			continue
+		}
 		s, err := f.leaf(v)
 		if err != nil {
 			return err
@@ -205,6 +226,9 @@ func (f *flattener) merge(v *yaml.Node, prefix string) error {
 // yamlscalar.go): a scalar as the core schema reads it, a sequence in YAML
 // flow form. A null reads as "" here; Flink refuses to load such a file.
 func (f *flattener) leaf(v *yaml.Node) (string, error) {
+	if f.operator {
+		return f.operatorLeaf(v)
+	}
 	switch v.Kind {
 	case yaml.ScalarNode:
 		s, _ := scalarText(v)
@@ -217,6 +241,34 @@ func (f *flattener) leaf(v *yaml.Node) (string, error) {
 		return b.String(), nil
 	}
 	return "", nil
+}
+
+// operatorLeaf is leaf as flattenOperator reads a value (Jackson's asText).
+func (f *flattener) operatorLeaf(v *yaml.Node) (string, error) {
+	text := func(n *yaml.Node) string {
+		if n.Kind != yaml.ScalarNode {
+			return "" // asText of an object or an array
+		}
+		if _, null := scalarText(n); null {
+			return "null"
+		}
+		return n.Value
+	}
+	if v.Kind != yaml.SequenceNode {
+		return text(v), nil
+	}
+	leave, err := f.enter(v)
+	if err != nil {
+		return "", err
+	}
+	defer leave()
+	parts := make([]string, 0, len(v.Content))
+	for _, item := range v.Content {
+		if item = resolveAlias(item); item != nil {
+			parts = append(parts, text(item))
+		}
+	}
+	return strings.Join(parts, ";"), nil
 }
 
 // flow writes v as snakeyaml-engine dumps it in flow style, as Flink turns
