@@ -139,7 +139,7 @@ func (a *Authority) RunSignerSweeper(ctx context.Context, every, idle time.Durat
 func (a *Authority) forgetCluster(name string) {
 	a.lineMu.Lock()
 	defer a.lineMu.Unlock()
-	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+	for _, p := range ca.Purposes() {
 		delete(a.lines, name+"/"+string(p))
 	}
 }

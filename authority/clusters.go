@@ -61,7 +61,7 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", ReasonOf(err), err)
 	}
 	var recs []*store.CA
-	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+	for _, p := range ca.Purposes() {
 		rec, err := a.createCA(ctx, c, p, 1)
 		if err != nil {
 			return nil, err

@@ -202,7 +202,7 @@ func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, hol
 		if _, err := a.getCluster(tx, cluster); err != nil {
 			return err
 		}
-		for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+		for _, p := range ca.Purposes() {
 			if purpose != "" && string(p) != purpose {
 				continue
 			}

@@ -76,7 +76,7 @@ func (a *Authority) autoRotateSteps(tx *store.Txn, cluster string) ([]lineageSte
 	}
 	now := a.now()
 	out := make([]lineageStep, 0, 2)
-	for i, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+	for i, p := range ca.Purposes() {
 		ls := lineageStep{cluster: cluster, purpose: p, err: err}
 		if err == nil {
 			ls.next = steps[i].DueAt(now)
@@ -109,7 +109,7 @@ func (a *Authority) schedule(tx *store.Txn, c *store.Cluster) ([2]ca.Step, error
 		return [2]ca.Step{}, err
 	}
 	s = scheduled{created: v.Cluster.Created, epoch: v.Cluster.Epoch, leaf: v.Cluster.LeafValidity}
-	for i, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+	for i, p := range ca.Purposes() {
 		s.steps[i] = v.NextStep(p, time.Time{})
 	}
 	a.schedMu.Lock()

@@ -54,7 +54,7 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 	}
 	now := a.now()
 	st := &Status{Cluster: v.Cluster}
-	for _, p := range []ca.Purpose{ca.PurposeInternal, ca.PurposeREST} {
+	for _, p := range ca.Purposes() {
 		l := v.Lineage(p)
 		hs, err := holderViews(tx, cluster, p)
 		if err != nil {

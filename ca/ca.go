@@ -21,6 +21,10 @@ const (
 	PurposeREST Purpose = "rest"
 )
 
+// Purposes returns a cluster's two lineages in their fixed order: internal,
+// then REST.
+func Purposes() []Purpose { return []Purpose{PurposeInternal, PurposeREST} }
+
 // ParsePurpose checks a purpose name.
 func ParsePurpose(s string) (Purpose, error) {
 	switch p := Purpose(s); p {
