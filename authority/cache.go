@@ -35,8 +35,7 @@ const (
 // clusters thus holds the keys of the few that enrolled in the last minutes,
 // not of every cluster that ever did.
 type lineageState struct {
-	created time.Time
-	epoch   int64
+	lineageEpoch
 	signer  *ca.Signer
 	key     crypto.Signer // the signer's key, for the next epoch's state
 	trusted []*x509.Certificate
@@ -46,14 +45,29 @@ type lineageState struct {
 	used    atomic.Int64 // a.now() of the last issuance, Unix nanoseconds
 }
 
-func (ls *lineageState) current(c *store.Cluster) bool {
-	return ls.epoch == c.Epoch && ls.created.Equal(c.Created)
+// lineageEpoch names one state of a cluster's lineages: every lifecycle
+// change bumps the cluster's Epoch, and a cluster deleted and made again
+// under its name has another Created. What is derived from the lineages
+// alone (the signing state, the scheduler's next steps) is kept per epoch.
+type lineageEpoch struct {
+	created time.Time
+	epoch   int64
 }
+
+func epochOf(c *store.Cluster) lineageEpoch { return lineageEpoch{created: c.Created, epoch: c.Epoch} }
+
+// current reports whether c's lineages are still at this epoch.
+func (e lineageEpoch) current(c *store.Cluster) bool {
+	return e.epoch == c.Epoch && e.created.Equal(c.Created)
+}
+
+// lineKey names a lineage in a.lines.
+func lineKey(cluster string, p ca.Purpose) string { return cluster + "/" + string(p) }
 
 // loadLineage returns the signing state of one lineage of c. It is cached
 // per cluster epoch, so the hot path decodes no CA records.
 func (a *Authority) loadLineage(tx *store.Txn, c *store.Cluster, p ca.Purpose) (*lineageState, error) {
-	key := c.Name + "/" + string(p)
+	key := lineKey(c.Name, p)
 	a.lineMu.RLock()
 	old := a.lines[key]
 	a.lineMu.RUnlock()
@@ -87,7 +101,7 @@ func (a *Authority) loadLineage(tx *store.Txn, c *store.Cluster, p ca.Purpose) (
 	if err != nil {
 		return nil, err
 	}
-	ls := &lineageState{created: v.Cluster.Created, epoch: v.Cluster.Epoch, signer: signer, key: caKey, trustID: l.TrustIDs(),
+	ls := &lineageState{lineageEpoch: epochOf(v.Cluster), signer: signer, key: caKey, trustID: l.TrustIDs(),
 		keyType: ca.KeyType(v.Cluster.KeyType), leafTTL: v.Cluster.LeafValidity}
 	for _, cc := range l.TrustBundle() {
 		ls.trusted = append(ls.trusted, cc.Cert)
@@ -140,6 +154,6 @@ func (a *Authority) forgetCluster(name string) {
 	a.lineMu.Lock()
 	defer a.lineMu.Unlock()
 	for _, p := range ca.Purposes() {
-		delete(a.lines, name+"/"+string(p))
+		delete(a.lines, lineKey(name, p))
 	}
 }

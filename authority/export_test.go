@@ -33,7 +33,7 @@ func (a *Authority) SigningCAs() []string {
 func (a *Authority) SigningKey(cluster string, p ca.Purpose) crypto.Signer {
 	a.lineMu.RLock()
 	defer a.lineMu.RUnlock()
-	if ls := a.lines[cluster+"/"+string(p)]; ls != nil {
+	if ls := a.lines[lineKey(cluster, p)]; ls != nil {
 		return ls.key
 	}
 	return nil

@@ -89,10 +89,9 @@ func (a *Authority) autoRotateSteps(tx *store.Txn, cluster string) ([]lineageSte
 // scheduled is a cluster's next steps (internal, then rest) as of its
 // lineages at one epoch and one leaf validity; each tick sets Due.
 type scheduled struct {
-	created time.Time
-	epoch   int64
-	leaf    time.Duration
-	steps   [2]ca.Step
+	lineageEpoch
+	leaf  time.Duration
+	steps [2]ca.Step
 }
 
 // schedule returns c's next steps, from the last tick's when c's lineages
@@ -101,14 +100,14 @@ func (a *Authority) schedule(tx *store.Txn, c *store.Cluster) ([2]ca.Step, error
 	a.schedMu.Lock()
 	s, ok := a.sched[c.Name]
 	a.schedMu.Unlock()
-	if ok && s.epoch == c.Epoch && s.created.Equal(c.Created) && s.leaf == c.LeafValidity {
+	if ok && s.current(c) && s.leaf == c.LeafValidity {
 		return s.steps, nil
 	}
 	v, err := a.clusterView(tx, c.Name)
 	if err != nil {
 		return [2]ca.Step{}, err
 	}
-	s = scheduled{created: v.Cluster.Created, epoch: v.Cluster.Epoch, leaf: v.Cluster.LeafValidity}
+	s = scheduled{lineageEpoch: epochOf(v.Cluster), leaf: v.Cluster.LeafValidity}
 	for i, p := range ca.Purposes() {
 		s.steps[i] = v.NextStep(p, time.Time{})
 	}
