@@ -314,6 +314,22 @@ func (a *Authority) clusterView(tx *store.Txn, name string) (*ClusterView, error
 	return v, nil
 }
 
+// lineageEpoch names one state of a cluster's lineages: every lifecycle
+// change bumps the cluster's Epoch, and a cluster deleted and made again
+// under its name has another Created. What is derived from the lineages
+// alone (the signing state, the scheduler's next steps) is kept per epoch.
+type lineageEpoch struct {
+	created time.Time
+	epoch   int64
+}
+
+func epochOf(c *store.Cluster) lineageEpoch { return lineageEpoch{created: c.Created, epoch: c.Epoch} }
+
+// current reports whether c's lineages are still at this epoch.
+func (e lineageEpoch) current(c *store.Cluster) bool {
+	return e.epoch == c.Epoch && e.created.Equal(c.Created)
+}
+
 // lineageOrder orders a cluster's CAs: internal before rest, each lineage
 // by generation.
 func lineageOrder(xp ca.Purpose, xg int, yp ca.Purpose, yg int) int {

@@ -45,22 +45,6 @@ type lineageState struct {
 	used    atomic.Int64 // a.now() of the last issuance, Unix nanoseconds
 }
 
-// lineageEpoch names one state of a cluster's lineages: every lifecycle
-// change bumps the cluster's Epoch, and a cluster deleted and made again
-// under its name has another Created. What is derived from the lineages
-// alone (the signing state, the scheduler's next steps) is kept per epoch.
-type lineageEpoch struct {
-	created time.Time
-	epoch   int64
-}
-
-func epochOf(c *store.Cluster) lineageEpoch { return lineageEpoch{created: c.Created, epoch: c.Epoch} }
-
-// current reports whether c's lineages are still at this epoch.
-func (e lineageEpoch) current(c *store.Cluster) bool {
-	return e.epoch == c.Epoch && e.created.Equal(c.Created)
-}
-
 // lineKey names a lineage in a.lines.
 func lineKey(cluster string, p ca.Purpose) string { return cluster + "/" + string(p) }
 
