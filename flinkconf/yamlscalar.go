@@ -91,22 +91,31 @@ func isPlain(n *yaml.Node) bool {
 	return n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle|yaml.TaggedStyle) == 0
 }
 
-// scalarText is what Flink reads from a scalar: its Java string, and
-// whether it is null (Flink refuses a null value).
-func scalarText(n *yaml.Node) (text string, null bool) {
+// scalarKind is what the core schema makes of a scalar.
+type scalarKind int
+
+const (
+	scalarString scalarKind = iota
+	scalarNull              // Flink refuses a null value
+	scalarOther             // a number or a bool
+)
+
+// readScalar is what Flink reads from a scalar: its Java string ("" for a
+// null) and its kind.
+func readScalar(n *yaml.Node) (string, scalarKind) {
 	if n.Style&yaml.TaggedStyle != 0 && n.ShortTag() == "!!null" {
-		return "", true
+		return "", scalarNull
 	}
 	if !isPlain(n) {
-		return n.Value, false
+		return n.Value, scalarString
 	}
 	if coreNull.MatchString(n.Value) {
-		return "", true
+		return "", scalarNull
 	}
 	if v, ok := coreValue(n.Value); ok {
-		return v, false
+		return v, scalarOther
 	}
-	return n.Value, false
+	return n.Value, scalarString
 }
 
 // flowScalar writes a string as snakeyaml-engine dumps it in flow style:

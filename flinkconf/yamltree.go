@@ -185,17 +185,15 @@ func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 			}
 			continue
 		}
-		if v.Kind == yaml.ScalarNode {
-			if _, null := scalarText(v); null {
-				f.nulls = append(f.nulls, full)
-			}
-		}
 		if f.operator && v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
 			continue
 		}
-		s, err := f.leaf(v)
+		s, null, err := f.leaf(v)
 		if err != nil {
 			return err
+		}
+		if null {
+			f.nulls = append(f.nulls, full)
 		}
 		if f.bytes += len(s); f.bytes > maxFlattenBytes {
 			return errTooLarge
@@ -223,40 +221,35 @@ func (f *flattener) merge(v *yaml.Node, prefix string) error {
 }
 
 // leaf renders a value as Flink hands it to a string option (see
-// yamlscalar.go): a scalar as the core schema reads it, a sequence in YAML
-// flow form. A null reads as "" here; Flink refuses to load such a file.
-func (f *flattener) leaf(v *yaml.Node) (string, error) {
-	if f.operator {
-		return f.operatorLeaf(v)
-	}
-	switch v.Kind {
-	case yaml.ScalarNode:
-		s, _ := scalarText(v)
-		return s, nil
-	case yaml.SequenceNode:
-		var b strings.Builder
-		if err := f.flow(&b, v); err != nil {
-			return "", err
+// yamlscalar.go), and says whether it is a null: a scalar as the core
+// schema reads it, a sequence in YAML flow form. A null reads as "" here;
+// Flink refuses to load such a file.
+func (f *flattener) leaf(v *yaml.Node) (string, bool, error) {
+	if v.Kind == yaml.ScalarNode {
+		s, kind := readScalar(v)
+		if f.operator { // Jackson's asText of what kubectl read, not Flink's schema
+			s = v.Value
+			if kind == scalarNull {
+				s = "null"
+			}
 		}
-		return b.String(), nil
-	}
-	return "", nil
-}
-
-// operatorLeaf is leaf as flattenOperator reads a value (Jackson's asText).
-func (f *flattener) operatorLeaf(v *yaml.Node) (string, error) {
-	text := func(n *yaml.Node) string {
-		if n.Kind != yaml.ScalarNode {
-			return "" // asText of an object or an array
-		}
-		if _, null := scalarText(n); null {
-			return "null"
-		}
-		return n.Value
+		return s, kind == scalarNull, nil
 	}
 	if v.Kind != yaml.SequenceNode {
-		return text(v), nil
+		return "", false, nil
 	}
+	if f.operator {
+		s, err := f.operatorList(v)
+		return s, false, err
+	}
+	var b strings.Builder
+	err := f.flow(&b, v)
+	return b.String(), false, err
+}
+
+// operatorList is a sequence as flattenOperator reads it: its items' text
+// (Jackson's asText) joined with ";".
+func (f *flattener) operatorList(v *yaml.Node) (string, error) {
 	leave, err := f.enter(v)
 	if err != nil {
 		return "", err
@@ -264,9 +257,14 @@ func (f *flattener) operatorLeaf(v *yaml.Node) (string, error) {
 	defer leave()
 	parts := make([]string, 0, len(v.Content))
 	for _, item := range v.Content {
-		if item = resolveAlias(item); item != nil {
-			parts = append(parts, text(item))
+		if item = resolveAlias(item); item == nil {
+			continue
 		}
+		text := "" // asText of an object or an array
+		if item.Kind == yaml.ScalarNode {
+			text, _, _ = f.leaf(item)
+		}
+		parts = append(parts, text)
 	}
 	return strings.Join(parts, ";"), nil
 }
@@ -285,12 +283,12 @@ func (f *flattener) flow(b *strings.Builder, v *yaml.Node) error {
 	defer leave()
 	switch v.Kind {
 	case yaml.ScalarNode:
-		s, null := scalarText(v)
-		if null {
+		switch s, kind := readScalar(v); kind {
+		case scalarNull:
 			b.WriteString("null")
-		} else if _, other := coreValue(v.Value); other && isPlain(v) {
+		case scalarOther:
 			b.WriteString(s) // a number or a bool, as Java prints it
-		} else {
+		default:
 			flowScalar(b, s)
 		}
 	case yaml.SequenceNode:
