@@ -43,10 +43,7 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 		if err := os.WriteFile(file, []byte(c.conf+lintCommon), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		out, _, err := runCmd(ctx, nil, append(d.javaArgs(filepath.Join(d.work, "configfacts.log"), []string{"-Xmx128m"}, d.classpath+":"+d.jobJar),
-			"io.flinkpki.interop.ConfigFacts", dir)...)
-		cancel()
+		out, _, err := d.configTool("ConfigFacts", dir)
 		if err != nil {
 			t.Fatalf("%s: ConfigFacts: %v", c.name, err)
 		}
@@ -56,10 +53,7 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 		if !strings.HasPrefix(out, "unread: ") && !strings.HasPrefix(out, "internal=") {
 			t.Fatalf("%s: ConfigFacts printed %q", c.name, out)
 		}
-		findings, err := p.run("flink", "lint", "--flink-version", d.version, file)
-		if err != nil && !strings.Contains(findings, " error: ") {
-			t.Fatalf("%s: flink lint failed without a finding: %v", c.name, err)
-		}
+		findings := lintOutput(t, p, d, file)
 		fp001 := strings.Contains(findings, "FP001 error")
 		fp002 := strings.Contains(findings, "FP002 error")
 		t.Logf("%s (%s): Flink %s reads %q; lint: FP001 error %v, FP002 error %v", c.name, c.file, d.version, out, fp001, fp002)
@@ -90,10 +84,7 @@ func checkYAMLLists(t *testing.T, d *flinkDist, p *pki) {
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	out, _, err := runCmd(ctx, nil, append(d.javaArgs(filepath.Join(d.work, "configvalue.log"), []string{"-Xmx128m"}, d.classpath+":"+d.jobJar),
-		"io.flinkpki.interop.ConfigValue", dir, "security.ssl.protocol")...)
-	cancel()
+	out, _, err := d.configTool("ConfigValue", dir, "security.ssl.protocol")
 	if err != nil {
 		t.Fatalf("ConfigValue: %v", err)
 	}
@@ -101,10 +92,7 @@ func checkYAMLLists(t *testing.T, d *flinkDist, p *pki) {
 	if !ok {
 		t.Fatalf("ConfigValue printed %q", out)
 	}
-	findings, err := p.run("flink", "lint", "--flink-version", d.version, file)
-	if err != nil && !strings.Contains(findings, " error: ") {
-		t.Fatalf("flink lint failed without a finding: %v", err)
-	}
+	findings := lintOutput(t, p, d, file)
 	t.Logf("security.ssl.protocol: [TLSv1.3]: Flink %s hands the option %q", d.version, flinkValue)
 	if !strings.Contains(findings, fmt.Sprintf("FP006 error: config.yaml sets security.ssl.protocol to names the JDK does not enable (%q)", flinkValue)) {
 		t.Errorf("flink lint does not report the protocol Flink %s reads, %q, as an FP006 error:\n%s", d.version, flinkValue, findings)
@@ -119,16 +107,23 @@ func checkYAMLLists(t *testing.T, d *flinkDist, p *pki) {
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
-	out, errOut, err := runCmd(ctx, nil, append(d.javaArgs(filepath.Join(d.work, "configvalue.log"), []string{"-Xmx128m"}, d.classpath+":"+d.jobJar),
-		"io.flinkpki.interop.ConfigValue", dir, "taskmanager.numberOfTaskSlots")...)
-	cancel()
+	out, errOut, err := d.configTool("ConfigValue", dir, "taskmanager.numberOfTaskSlots")
 	if err == nil || !strings.Contains(errOut, "Value must not be null") {
 		t.Errorf("Flink %s loaded a config.yaml with a null value (%q, %v), or failed otherwise: %s", d.version, strings.TrimSpace(out), err, lastLines(errOut, 3))
 	}
 	if !lintFinds(t, p, d, file, "FP016 error") {
 		t.Errorf("flink lint reports no FP016 error for a null value, which Flink %s refuses to load", d.version)
 	}
+}
+
+// configTool runs one of the interop jar's configuration readers
+// (io.flinkpki.interop.NAME) on this Flink version's classpath.
+func (d *flinkDist) configTool(name string, args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := filepath.Join(d.work, strings.ToLower(name)+".log")
+	argv := append(d.javaArgs(log, []string{"-Xmx128m"}, d.classpath+":"+d.jobJar), append([]string{"io.flinkpki.interop." + name}, args...)...)
+	return runCmd(ctx, nil, argv...)
 }
 
 // lastLines returns the last n lines of s.
@@ -228,11 +223,18 @@ func enrolledJobManager(t testing.TB, dist *flinkDist, p *pki, name, keyType str
 // finding ("FP006 error") for the configuration file.
 func lintFinds(t testing.TB, p *pki, dist *flinkDist, conf, finding string) bool {
 	t.Helper()
+	return strings.Contains(lintOutput(t, p, dist, conf), finding+":")
+}
+
+// lintOutput is what flink lint, told this Flink version, prints for the
+// configuration file; it fails the test when lint fails without a finding.
+func lintOutput(t testing.TB, p *pki, dist *flinkDist, conf string) string {
+	t.Helper()
 	findings, err := p.run("flink", "lint", "--flink-version", dist.version, conf)
 	if err != nil && !strings.Contains(findings, " error: ") {
-		t.Fatalf("flink lint failed without a finding: %v", err)
+		t.Fatalf("flink lint of %s failed without a finding: %v", conf, err)
 	}
-	return strings.Contains(findings, finding+":")
+	return findings
 }
 
 // jmRefuses starts a JobManager from confDir and requires it to exit with
