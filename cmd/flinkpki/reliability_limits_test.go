@@ -145,6 +145,53 @@ func TestTheServerSpeaksOnlyTLS12AndLater(t *testing.T) {
 	}
 }
 
+// TestTheServerSendsNoSessionTickets offers resumption with TLS 1.2 and
+// 1.3 and reads the server's first HTTP/2 frame, which comes after any
+// ticket: no ticket may have reached the client's session cache.
+func TestTheServerSendsNoSessionTickets(t *testing.T) {
+	s := startServer(t, "")
+	roots := serverRoots(t, s.caFile)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			cache := &recordingSessionCache{}
+			conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: roots, MinVersion: v, MaxVersion: v,
+				NextProtos: []string{"h2"}, ClientSessionCache: cache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var wbuf bytes.Buffer
+			wbuf.WriteString(http2.ClientPreface)
+			if err := http2.NewFramer(&wbuf, nil).WriteSettings(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Write(wbuf.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			f, err := http2.NewFramer(nil, conn).ReadFrame()
+			if err != nil {
+				t.Fatalf("no HTTP/2 frame from the server: %v", err)
+			}
+			if _, ok := f.(*http2.SettingsFrame); !ok {
+				t.Fatalf("first frame %v, want SETTINGS", f.Header())
+			}
+			if cache.puts != 0 {
+				t.Errorf("the server sent %d session ticket(s)", cache.puts)
+			}
+		})
+	}
+}
+
+type recordingSessionCache struct{ puts int }
+
+func (c *recordingSessionCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (c *recordingSessionCache) Put(_ string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		c.puts++
+	}
+}
+
 // TestAClientThatPingsTooOftenIsSentAwayWithTooManyPings speaks raw HTTP/2
 // to the server and pings every 50 ms, far more often than the 10 s the
 // keepalive policy allows: the server must answer with GOAWAY

@@ -382,7 +382,12 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 func newGRPCServer(cert *tls.Certificate, rl *requestLog, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
 	g := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})),
+		// No session tickets: no flinkpki client resumes a session (an
+		// init container connects once), so a ticket is an encryption, a
+		// record and a write per connection that nobody reads; and a TLS
+		// 1.2 ticket seals its session's master secret under a key kept in
+		// memory for days.
+		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true})),
 		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
 		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
