@@ -91,6 +91,9 @@ func (a *Authority) AdminTokens(ctx context.Context) ([]*store.AdminToken, error
 // RevokeAdminToken deletes an administrator token, so it authenticates no
 // further request, and audits it; a refusal (an unknown ID) changes nothing.
 func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string) error {
+	if !token.ValidID(id) {
+		return a.Deny(ctx, actor, "", "admin_token.revoke", "invalid", errNotATokenID)
+	}
 	err := a.st.Update(ctx, func(tx *store.Txn) error {
 		t, err := tx.AdminToken(id)
 		if errors.Is(err, store.ErrNotFound) {

@@ -26,6 +26,10 @@ const (
 	MaxTokenUses     = 100000
 )
 
+// errNotATokenID refuses a revocation whose ID is not one: it quotes
+// nothing, because a person revoking a leaked token may paste the token.
+var errNotATokenID = fmt.Errorf("%w: not a token ID: pass the ID that token list shows (26 characters, a-z and 2-7), not the token", ErrInvalid)
+
 // CreateToken makes an enrollment token for one cluster and role. It returns
 // the bearer string, which is shown once: only a hash is stored.
 func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role string, ttl time.Duration, uses int) (string, *store.Token, error) {
@@ -120,6 +124,10 @@ func (a *Authority) ListTokens(ctx context.Context, cluster, after string, limit
 // ID) changes nothing. Credentials it already paid for stay valid: their
 // holders are live until their leaves expire or are released.
 func (a *Authority) RevokeToken(ctx context.Context, actor Actor, id string) (cluster string, err error) {
+	if !token.ValidID(id) {
+		// Never quote it: what was pasted may be the token itself.
+		return "", a.Deny(ctx, actor, "", "token.revoke", "invalid", errNotATokenID)
+	}
 	err = a.st.Update(ctx, func(tx *store.Txn) error {
 		t, err := tx.Token(id)
 		if errors.Is(err, store.ErrNotFound) {

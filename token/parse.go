@@ -100,3 +100,29 @@ func isBase64URL(s string) bool {
 	}
 	return true
 }
+
+// ParseID reads what a person passes to name a token: its ID alone (as
+// token list shows it), its redacted form (fpe_<id>_…) or the whole token,
+// pasted from a leak, of which only the ID is used. kind is 0 for an ID
+// alone. Errors never echo s, since it may hold a secret.
+func ParseID(s string) (kind Kind, id string, err error) {
+	if len(s) > MaxInputBytes {
+		return 0, "", fmt.Errorf("a token ID is %d characters, not %d bytes: %w", idLen, len(s), ErrMalformed)
+	}
+	s = strings.TrimSpace(s)
+	if t, err := Parse(s); err == nil {
+		return t.Kind, t.ID, nil
+	}
+	id = s
+	if k, ok := kindOf(s); ok {
+		kind = k
+		id, _, _ = strings.Cut(s[prefixLen:], "_")
+	}
+	if !canonicalID(id) {
+		return 0, "", fmt.Errorf("not a token ID: an ID is the %d characters (a-z, 2-7) that token list shows, the part of a token between its prefix and the next '_': %w", idLen, ErrMalformed)
+	}
+	return kind, id, nil
+}
+
+// ValidID reports whether id is a token ID in the one form New makes.
+func ValidID(id string) bool { return canonicalID(id) }

@@ -112,6 +112,52 @@ func TestParseNamesTheKindInLengthErrors(t *testing.T) {
 	}
 }
 
+func TestParseIDTakesTheIDOfWhatAPersonPastes(t *testing.T) {
+	for _, kind := range []Kind{KindEnrollment, KindAdmin} {
+		tok := mustNew(t, kind, nil)
+		for name, c := range map[string]struct {
+			input string
+			kind  Kind
+		}{
+			"the ID alone":              {tok.ID, 0},
+			"the ID with a newline":     {tok.ID + "\n", 0},
+			"the redacted form":         {tok.Redacted(), kind},
+			"the whole token":           {tok.String(), kind},
+			"the whole token, newline":  {tok.String() + "\n", kind},
+			"a token cut in its secret": {tok.String()[:Len-5], kind},
+		} {
+			k, id, err := ParseID(c.input)
+			if err != nil || id != tok.ID || k != c.kind {
+				t.Errorf("%v, %s: ParseID = %v, %q, %v; want %v, %q", kind, name, k, id, err, c.kind, tok.ID)
+			}
+		}
+	}
+}
+
+func TestParseIDRefusesWithoutEchoing(t *testing.T) {
+	tok := mustNew(t, KindEnrollment, nil)
+	for name, input := range map[string]string{
+		"the secret alone":           tok.Secret,
+		"a token with its ID cut":    tok.String()[:20] + "_" + tok.Secret,
+		"an ID in upper case":        strings.ToUpper(tok.ID),
+		"an ID and the secret glued": tok.ID + tok.Secret,
+		"far too long":               strings.Repeat(tok.Secret, 20),
+		"empty":                      "",
+	} {
+		_, _, err := ParseID(input)
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+			continue
+		}
+		if strings.Contains(err.Error(), tok.Secret[:12]) || strings.Contains(err.Error(), tok.ID[:12]) {
+			t.Errorf("%s: error %q quotes the input", name, err)
+		}
+	}
+	if ValidID(tok.String()) || !ValidID(tok.ID) {
+		t.Error("ValidID must accept the ID alone and nothing else")
+	}
+}
+
 func TestLooksLikeJWT(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -22,6 +22,7 @@ import (
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
 	etcdstore "github.com/flinkpki/flinkpki/store/etcd"
+	"github.com/flinkpki/flinkpki/token"
 )
 
 // storeRefusal words store.Check's (or Open's) refusals of the store at
@@ -225,18 +226,24 @@ func newAdminRevokeTokenCmd() *cobra.Command {
 		Long: `Delete an administrator token from the store and audit it
 (admin_token.revoke). On etcd the replicas refuse the token from their next
 request on; a bbolt store is changed while its server is stopped. IDs come
-from admin list-tokens, or from the audit trail of the token's creation.`,
+from admin list-tokens, or from the audit trail of the token's creation.
+The leaked token itself, or its redacted form (fpa_<ID>_…), names it too:
+only its ID is used, and the secret is never printed or audited.`,
 		Example: `  flinkpki admin list-tokens --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
   flinkpki admin revoke-token mv4qmyah6uefiqnnhstwfdajdy --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) error {
-				return auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, args[0])
+			id, err := tokenID(args[0], token.KindAdmin)
+			if err != nil {
+				return err
+			}
+			err = withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) error {
+				return auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, id)
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %s revoked\n", args[0])
+			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %s revoked\n", id)
 			return nil
 		},
 	}

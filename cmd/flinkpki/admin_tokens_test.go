@@ -80,13 +80,17 @@ func TestBootstrapMakesTheFirstAdministratorOfARunningHAInstallation(t *testing.
 	if !strings.Contains(list.stdout, `"id": "`+id+`"`) || !strings.Contains(list.stdout, `"name": "ops"`) || strings.Contains(list.stdout, strings.TrimSpace(res.stdout)) {
 		t.Fatalf("list-tokens shows neither the ID %s and name of the token, or shows its secret:\n%s", id, list.stdout)
 	}
-	oneLineError(t, runCLI(t, nil, append([]string{"admin", "revoke-token", "nosuchid"}, store...)...), 1, `administrator token "nosuchid" not found`)
-	if r := runCLI(t, nil, append([]string{"admin", "revoke-token", id}, store...)...); r.code != 0 {
-		t.Fatalf("revoke-token: exit %d: %s", r.code, r.stderr)
+	const nosuch = "aaaaaaaaaaaaaaaaaaaaaaaaaa"
+	oneLineError(t, runCLI(t, nil, append([]string{"admin", "revoke-token", nosuch}, store...)...), 1, `administrator token "`+nosuch+`" not found`)
+	oneLineError(t, runCLI(t, nil, append([]string{"admin", "revoke-token", "nosuchid"}, store...)...), 2, "not a token ID")
+	// Pasting the leaked token revokes it by its ID and prints no secret.
+	r2 := runCLI(t, nil, append([]string{"admin", "revoke-token", strings.TrimSpace(res.stdout)}, store...)...)
+	if r2.code != 0 || strings.Contains(r2.stdout+r2.stderr, strings.TrimSpace(res.stdout)[31:]) || !strings.Contains(r2.stderr, id+" revoked") {
+		t.Fatalf("revoke-token with the token: exit %d: %s%s", r2.code, r2.stdout, r2.stderr)
 	}
 	r.cli(t, tok, "cluster", "list").refused(t, "unauthenticated")
 	audit = r.cli(t, r.admin, "audit", "list", "-o", "json").ok(t).stdout
-	if !strings.Contains(audit, `"admin_token.revoke"`) || !strings.Contains(audit, `nosuchid`) {
+	if !strings.Contains(audit, `"admin_token.revoke"`) || !strings.Contains(audit, nosuch) || strings.Contains(audit, strings.TrimSpace(res.stdout)[31:]) {
 		t.Errorf("the revocation and the refused one are not in the audit trail:\n%s", audit)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/authority"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"github.com/flinkpki/flinkpki/token"
 )
 
 func (a *app) newTokenCmd() *cobra.Command {
@@ -96,21 +97,28 @@ func (a *app) newTokenRevokeCmd() *cobra.Command {
 leaked (a CI log, an image layer) stops enrolling with the next request.
 Credentials it already paid for stay valid until their leaves expire; list
 them with holder list, and release or rotate as needed. IDs come from token
-list, or from the audit trail of the token's creation.`,
+list, or from the audit trail of the token's creation.
+
+The leaked token itself, or its redacted form (fpe_<ID>_…), names it too:
+only its ID is sent, and the secret is never printed or audited.`,
 		Example: `  flinkpki token list --cluster orders
   flinkpki token revoke 7k2x9q4m1c3v5b8n6z0w2e4r6t`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := tokenID(args[0], token.KindEnrollment)
+			if err != nil {
+				return err
+			}
 			conn, err := a.dial()
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			resp, err := flinkpkiv1.NewClusterServiceClient(conn).RevokeToken(cmd.Context(), &flinkpkiv1.RevokeTokenRequest{Id: args[0]})
+			resp, err := flinkpkiv1.NewClusterServiceClient(conn).RevokeToken(cmd.Context(), &flinkpkiv1.RevokeTokenRequest{Id: id})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "revoked enrollment token %s of cluster %q\n", args[0], resp.GetCluster())
+			fmt.Fprintf(a.stderr, "revoked enrollment token %s of cluster %q\n", id, resp.GetCluster())
 			return nil
 		},
 	}
@@ -176,4 +184,22 @@ it cannot be shown again.`,
 	f.Var(newIntFlag(&uses, authority.DefaultTokenUses, 1, authority.MaxTokenUses), "uses", "how many enrollments the token allows")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// tokenID reads the argument of token revoke and admin revoke-token: an ID,
+// a redacted token or a whole (leaked) token, of which only the ID is used.
+// It never echoes the argument, and refuses a token of the other kind with
+// the command that revokes it.
+func tokenID(arg string, want token.Kind) (string, error) {
+	kind, id, err := token.ParseID(arg)
+	if err != nil {
+		return "", usageError{err}
+	}
+	switch {
+	case kind == token.KindAdmin && want != token.KindAdmin:
+		return "", usagef("that is an administrator token (fpa_): revoke it with flinkpki admin revoke-token %s on the server's store", id)
+	case kind == token.KindEnrollment && want != token.KindEnrollment:
+		return "", usagef("that is an enrollment token (fpe_): revoke it with flinkpki token revoke %s", id)
+	}
+	return id, nil
 }

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 // A leaked enrollment token is listed and revoked: from the revocation on
@@ -111,5 +117,72 @@ func TestEnrollmentTokensAreListedAndRevoked(t *testing.T) {
 	}
 	if revoked != 1 || refused != 1 {
 		t.Errorf("audit trail: %d token.revoke ok for %s in orders, %d refused as not_found; want 1 and 1", revoked, id, refused)
+	}
+}
+
+// TestRevokingByThePastedTokenNeverEchoesIt: an operator revoking a leaked
+// token pastes the token. The CLI revokes it by its ID and prints no
+// secret; an administrator token passed to token revoke is pointed to
+// admin revoke-token; and a client that sends a whole token as the ID is
+// refused in words that quote nothing, with no secret in the audit trail.
+func TestRevokingByThePastedTokenNeverEchoesIt(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	read := func(file string) string {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(raw))
+	}
+	leaked := read(s.tokenFor(t, "orders", "taskmanager", "--uses", "5"))
+	id, secret := leaked[4:30], leaked[31:]
+
+	r := s.cli(t, s.admin, "token", "revoke", leaked).ok(t)
+	if !strings.Contains(r.stderr, "revoked enrollment token "+id) || strings.Contains(r.stdout+r.stderr, secret) {
+		t.Errorf("revoke by the token said %q / %q", r.stdout, r.stderr)
+	}
+	s.cli(t, s.admin, "token", "revoke", id).refused(t, "not found")
+	redacted := read(s.tokenFor(t, "orders", "taskmanager"))
+	s.cli(t, s.admin, "token", "revoke", redacted[:31]+"…").ok(t)
+
+	admin := read(s.admin)
+	r = s.cli(t, s.admin, "token", "revoke", admin)
+	oneLineError(t, r, 2, "that is an administrator token (fpa_): revoke it with flinkpki admin revoke-token")
+	r = s.cli(t, s.admin, "token", "revoke", "x"+secret)
+	oneLineError(t, r, 2, "not a token ID")
+	if strings.Contains(r.stderr, admin[31:]) || strings.Contains(r.stderr, secret) {
+		t.Errorf("a refusal quotes a secret: %q", r.stderr)
+	}
+
+	other := read(s.tokenFor(t, "orders", "jobmanager"))
+	_, err := pb.NewClusterServiceClient(s.adminConn(t)).RevokeToken(context.Background(), &pb.RevokeTokenRequest{Id: other})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "not a token ID") || strings.Contains(err.Error(), other[31:]) {
+		t.Fatalf("RevokeToken with a whole token as its ID: %v", err)
+	}
+	raw := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout
+	for _, leaked := range []string{secret, admin[31:], other[31:]} {
+		if strings.Contains(raw, leaked) {
+			t.Fatalf("the audit trail holds a token secret:\n%s", raw)
+		}
+	}
+	var trail struct {
+		Entries []struct {
+			Action, Outcome string
+			Details         map[string]string
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(raw), &trail); err != nil {
+		t.Fatal(err)
+	}
+	invalid := 0
+	for _, e := range trail.Entries {
+		if e.Action == "token.revoke" && e.Outcome == "denied" && e.Details["reason"] == "invalid" {
+			invalid++
+		}
+	}
+	if invalid != 1 {
+		t.Errorf("%d token.revoke refusals audited as invalid, want 1 (the whole token sent as the ID):\n%s", invalid, raw)
 	}
 }
