@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
@@ -230,5 +231,26 @@ func TestAClientThatPingsTooOftenIsSentAwayWithTooManyPings(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// TestRequestHeadersAreBounded: the server announces a header-list limit
+// (4x the bearer limit) instead of gRPC's 16 MiB, so a client's headers
+// beyond it are refused, while a bearer just over its own 8 KiB limit
+// still gets flinkpki's message.
+func TestRequestHeadersAreBounded(t *testing.T) {
+	s := startServer(t, "")
+	conn := s.adminConn(t)
+	call := func(size int) error {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-padding", strings.Repeat("p", size))
+		_, err := pb.NewClusterServiceClient(conn).ListClusters(ctx, &pb.ListClustersRequest{})
+		return err
+	}
+	if err := call(1 << 10); err != nil {
+		t.Fatalf("a request with 1 KiB of extra headers: %v", err)
+	}
+	err := call(64 << 10)
+	if err == nil || !strings.Contains(err.Error(), "header list size") {
+		t.Fatalf("a request with 64 KiB of headers: %v, want it refused for its header list size", err)
 	}
 }

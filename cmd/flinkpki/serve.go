@@ -83,6 +83,7 @@ const (
 	devListen              = "127.0.0.1:7443"
 	prodListen             = "0.0.0.0:7443"
 	maxRequestBytes        = 64 << 10
+	maxHeaderBytes         = 4 * api.MaxBearerSize
 	// streamWorkers is how many RPCs run on reused goroutines: a starting
 	// cluster's burst of enrollments, each waiting for its group commit.
 	streamWorkers = 64
@@ -391,6 +392,11 @@ func newGRPCServer(cert *tls.Certificate, rl *requestLog, m *metrics.Metrics, sr
 		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
 		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
+		// Request headers: the bearer token (at most api.MaxBearerSize,
+		// refused with its own message above that) and a few short ones.
+		// gRPC's default would let any peer send 16 MiB of them before
+		// authentication.
+		grpc.MaxHeaderListSize(maxHeaderBytes),
 		// Enrollments are a few KiB each way. A large fixed window turns
 		// off gRPC's bandwidth-delay probing, which costs a PING round trip
 		// on every new connection, and small buffers keep a burst of new
