@@ -59,6 +59,10 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 		if actor.Pod == "" {
 			return "", fmt.Errorf("%w: the service-account token is not bound to a pod: use a projected token volume", ErrDenied)
 		}
+		if role == issuer.RoleRESTClient {
+			return "", fmt.Errorf("%w: a pod's service-account token cannot obtain %s material: a REST client certificate lets its holder submit jobs, so an administrator hands it out (an administrator token, or flinkpki token create --cluster %s --role %s)",
+				ErrDenied, role, c.Name, role)
+		}
 		holder = actor.Pod // a pod can only ever speak for itself
 	default:
 		return "", fmt.Errorf("%w: a token is required", ErrUnauthenticated)
@@ -116,15 +120,32 @@ func (a *Authority) Enroll(ctx context.Context, actor Actor, req EnrollRequest) 
 }
 
 // Bake generates the key on the server (for image builds), signs it and
-// returns it once. The key is never stored.
+// returns it once. The key is never stored. Who may bake is decided before
+// a key is taken from the pool or made: an RSA key costs up to a second of
+// a core, which a refused caller must not be able to spend.
 func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*Issued, error) {
 	var kt string
 	err := a.st.View(ctx, func(tx *store.Txn) error {
-		c, err := a.getCluster(tx, req.Cluster)
-		if err == nil {
-			kt = c.KeyType
+		if actor.Kind == ActorK8s {
+			return fmt.Errorf("%w: a pod's service-account token cannot bake: bake makes the key on the server, for image builds; a pod makes its own key with flinkpki init", ErrDenied)
 		}
-		return err
+		role, err := issuer.ParseRole(req.Role)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		c, err := a.getCluster(tx, req.Cluster)
+		if err != nil {
+			return err
+		}
+		holder, err := authorize(actor, c, role, req.Holder)
+		if err != nil {
+			return err
+		}
+		if _, err := checkHolderRole(tx, req.Cluster, string(role.Purpose()), holder, string(role), a.now()); err != nil {
+			return err
+		}
+		kt = c.KeyType
+		return nil
 	})
 	if err == nil {
 		var key crypto.Signer

@@ -1,6 +1,7 @@
 package authority_test
 
 import (
+	"context"
 	"crypto"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/store"
 )
 
 // TestBakeReturnsAServerMadeKeyThatTalksToEnrolledHolders covers bake: the
@@ -227,4 +229,102 @@ func TestLifecycleStepsOutOfOrderAreAuditedAsSuch(t *testing.T) {
 			t.Errorf("step %d audited as %s/%v, want denied/failed_precondition", i, a.Outcome, a.Details)
 		}
 	}
+}
+
+// countingKeys makes bake's keys on demand and counts them.
+type countingKeys struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (k *countingKeys) Key(_ context.Context, kt ca.KeyType) (crypto.Signer, error) {
+	k.mu.Lock()
+	k.n++
+	k.mu.Unlock()
+	return kt.GenerateKey(nil)
+}
+func (k *countingKeys) Touch() {}
+func (k *countingKeys) made() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.n
+}
+
+// TestBakeDecidesWhoMayBakeBeforeAKeyIsMade: an RSA key costs up to a
+// second of a core, so a refused bake must not take or make one. Tokens of
+// another cluster or role, a pod's service-account token (a pod makes its
+// own key: init), an unknown role and a name held by a live holder of
+// another role are each refused, audited, and take no key; an
+// administrator's bake takes exactly one.
+func TestBakeDecidesWhoMayBakeBeforeAKeyIsMade(t *testing.T) {
+	t.Parallel()
+	keys := &countingKeys{}
+	e := authoritytest.New(t, authoritytest.WithKeyPool(keys))
+	e.CreateCluster(authority.CreateClusterRequest{Name: "k1", K8sBindings: []store.K8sBinding{flinkSA}})
+	e.CreateCluster(authority.CreateClusterRequest{Name: "k2"})
+	e.Enroll("k1", "jobmanager", "vm")
+	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: "flink", Pod: "tm-0"}
+	for _, tt := range []struct {
+		name  string
+		actor authority.Actor
+		req   authority.EnrollRequest
+		want  error
+	}{
+		{"a token for another cluster", authority.Actor{Kind: authority.ActorEnrollment, ID: "t1", TokenCluster: "k2", TokenRole: "taskmanager"},
+			authority.EnrollRequest{Cluster: "k1", Role: "taskmanager", Holder: "img"}, authority.ErrDenied},
+		{"a token for another role", authority.Actor{Kind: authority.ActorEnrollment, ID: "t2", TokenCluster: "k1", TokenRole: "jobmanager"},
+			authority.EnrollRequest{Cluster: "k1", Role: "taskmanager", Holder: "img"}, authority.ErrDenied},
+		{"a bound pod's service-account token", pod,
+			authority.EnrollRequest{Cluster: "k1", Role: "taskmanager", Holder: "tm-0"}, authority.ErrDenied},
+		{"an unknown role", admin,
+			authority.EnrollRequest{Cluster: "k1", Role: "historyserver", Holder: "img"}, authority.ErrInvalid},
+		{"the name of a live holder of another role", admin,
+			authority.EnrollRequest{Cluster: "k1", Role: "taskmanager", Holder: "vm"}, authority.ErrInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := holderSummary(t, e, "k1")
+			if _, err := e.Authority.Bake(e.Ctx, tt.actor, tt.req); !errors.Is(err, tt.want) {
+				t.Fatalf("bake: %v, want %v", err, tt.want)
+			}
+			if n := keys.made(); n != 0 {
+				t.Errorf("a refused bake took %d key(s)", n)
+			}
+			if after := holderSummary(t, e, "k1"); after != before {
+				t.Errorf("a refused bake changed the holders:\n%s\n%s", before, after)
+			}
+			wantAudit(t, e, "k1", "bake", "denied", tt.actor.String())
+		})
+	}
+	if _, err := e.Authority.Bake(e.Ctx, admin, authority.EnrollRequest{Cluster: "k1", Role: "taskmanager", Holder: "img"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := keys.made(); n != 1 {
+		t.Errorf("an administrator's bake took %d keys, want 1", n)
+	}
+}
+
+// TestAPodMayNotObtainRESTClientMaterial: a REST client certificate lets
+// its holder submit jobs, so a bound pod (which may run job code) gets the
+// internal roles and the JobManager's REST server material, never a REST
+// client certificate; an administrator still can.
+func TestAPodMayNotObtainRESTClientMaterial(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "r1", K8sBindings: []store.K8sBinding{flinkSA}})
+	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: "flink", Pod: "jm-0"}
+	_, err := e.EnrollAs(pod, "r1", "rest-client", "jm-0")
+	if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "token create --cluster r1 --role rest-client") {
+		t.Fatalf("a pod asking for rest-client material: %v, want a refusal that says who hands it out", err)
+	}
+	wantAudit(t, e, "r1", "enroll", "denied", pod.String())
+	if n := holderCount(t, e, "r1"); n != 0 {
+		t.Errorf("the refusal wrote %d holders", n)
+	}
+	if _, err := e.Authority.KeyType(e.Ctx, pod, "r1", "rest-client", "jm-0"); !errors.Is(err, authority.ErrDenied) {
+		t.Errorf("the key-type probe for rest-client as a pod: %v, want it denied too", err)
+	}
+	if _, err := e.EnrollAs(pod, "r1", "jobmanager", "jm-0"); err != nil {
+		t.Errorf("the pod's own jobmanager enrollment: %v", err)
+	}
+	e.Enroll("r1", "rest-client", "ops")
 }
