@@ -83,6 +83,12 @@ var adminOnly = map[string]bool{
 	"flinkpki.v1.AdminService":     true,
 }
 
+// onlyEnrolls says what a credential other than an administrator's may do.
+var onlyEnrolls = map[authority.ActorKind]string{
+	authority.ActorEnrollment: "an enrollment token may only enroll or bake for its cluster and role",
+	authority.ActorK8s:        "a Kubernetes service-account token may only enroll the pod it was issued to",
+}
+
 // public lists services that need no token (health and reflection).
 var public = map[string]bool{
 	"grpc.health.v1.Health":                    true,
@@ -110,15 +116,18 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 		return ctx, s.refuse(ctx, "peer:"+anon.ID, anon, "", fullMethod, "unauthenticated", err)
 	}
+	id := actor.String()
+	if actor.Kind == authority.ActorK8s {
+		id = "k8s:" + actor.Namespace + "/" + actor.ServiceAccount
+	}
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
-		err := fmt.Errorf("%w: %s needs an administrator token; %s tokens may only enroll", authority.ErrDenied, fullMethod, actor.Kind)
-		return ctx, s.auth.Deny(ctx, actor, "", fullMethod, "permission_denied", err)
+		// Through the gate: any pod can get a token that authenticates
+		// (a projected token for the audience), and must not be able to
+		// write an audit entry per call.
+		err := fmt.Errorf("%w: %s needs an administrator token; %s", authority.ErrDenied, fullMethod, onlyEnrolls[actor.Kind])
+		return ctx, s.refuse(ctx, "denied:"+id, actor, "", fullMethod, "permission_denied", err)
 	}
 	if svc == "flinkpki.v1.EnrollmentService" {
-		id := actor.String()
-		if actor.Kind == authority.ActorK8s {
-			id = "k8s:" + actor.Namespace + "/" + actor.ServiceAccount
-		}
 		if err := s.limit.allow(id); err != nil {
 			s.refuse(ctx, id, actor, "", fullMethod, "rate_limited", err)
 			return ctx, err

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/flinkpki/flinkpki/enroll"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -110,4 +111,59 @@ func deniedMetric(t testing.TB, addr, reason string) int {
 func firstLines(s string, n int) string {
 	lines := strings.SplitN(s, "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// TestANonAdministratorPollingAdminCallsIsAuditedInSummaries: an
+// enrollment token (or any pod's projected token) that calls an
+// administrator's service in a loop is refused every time, in words that
+// say what it may do, and audited through the same gate as unauthenticated
+// floods: a burst of entries, then summaries that account for every call.
+func TestANonAdministratorPollingAdminCallsIsAuditedInSummaries(t *testing.T) {
+	const flood = 200
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	tok := s.tokenFor(t, "orders", "taskmanager")
+	secret, err := enroll.ReadToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := enroll.Dial(s.addr, s.caFile, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := pb.NewClusterServiceClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range flood {
+		_, err := c.ListClusters(ctx, &pb.ListClustersRequest{})
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "an enrollment token may only enroll or bake for its cluster and role") {
+			t.Fatalf("request %d: %v, want PermissionDenied saying what the token may do", i+1, err)
+		}
+	}
+	s.stop(t)
+	s = startServer(t, dir)
+	individual, summarised, summaries := 0, 0, 0
+	for _, e := range auditEntries(t, s, "") {
+		if e.Outcome != "denied" || e.Details["reason"] != "permission_denied" {
+			continue
+		}
+		if !strings.HasPrefix(e.Actor, "enrollment-token:") {
+			t.Errorf("refusal audited with actor %q, want the enrollment token", e.Actor)
+		}
+		if v, ok := e.Details["count"]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				t.Fatalf("summary count %q", v)
+			}
+			summaries++
+			summarised += n
+			continue
+		}
+		individual++
+	}
+	if individual+summarised != flood || individual >= flood/2 || summaries == 0 {
+		t.Fatalf("audit: %d one by one + %d in %d summaries, want %d in all, most of them summarised", individual, summarised, summaries, flood)
+	}
 }
