@@ -136,7 +136,13 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 		}
 		return nil, fmt.Errorf("%w: %s", ErrReview, reason)
 	}
-	if len(st.Audiences) > 0 && !slices.Contains(st.Audiences, r.audience) {
+	// An empty list means the token is valid for the API server's own
+	// audience, not ours (the TokenReview API's documentation): a client
+	// that asks for audiences must find one of them in the answer.
+	if len(st.Audiences) == 0 {
+		return nil, fmt.Errorf("%w: the API server did not confirm the audience %q (a token for the API server itself, or an API server that ignores audiences)", ErrReview, r.audience)
+	}
+	if !slices.Contains(st.Audiences, r.audience) {
 		return nil, fmt.Errorf("%w: the token is for audiences %q, expected %q", ErrReview, st.Audiences, r.audience)
 	}
 	ns, sa, ok := parseSubject(st.User.Username)

@@ -27,6 +27,9 @@ type apiServer struct {
 	mu        sync.Mutex
 	deleted   map[string]bool
 	calls     int
+	// audienceUnaware answers as an API server that ignores the requested
+	// audiences: authenticated, with an empty audience list.
+	audienceUnaware bool
 }
 
 func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +65,11 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Username: id.Subject, UID: id.ServiceAccountUID,
 			Extra: map[string]authnv1.ExtraValue{"authentication.kubernetes.io/pod-name": {id.Pod}},
 		}}
+		a.mu.Lock()
+		if a.audienceUnaware {
+			tr.Status.Audiences = nil
+		}
+		a.mu.Unlock()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
@@ -112,4 +120,40 @@ func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
 	if got := entries(t, out); len(got) != 0 {
 		t.Errorf("a refused init wrote %v", got)
 	}
+}
+
+// TestTokenReviewAloneNeedsTheAudienceConfirmed: with TokenReview as the
+// only check, an answer that lists no audience vouches for a token of the
+// API server's audience, not flinkpki's, and is refused.
+func TestTokenReviewAloneNeedsTheAudienceConfirmed(t *testing.T) {
+	const issuerURL = "https://kubernetes.default.svc.cluster.local"
+	iss := k8stest.NewECIssuer(t, issuerURL)
+	v, err := k8sauth.New(k8sauth.Config{Issuer: issuerURL, JWKS: iss.JWKS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &apiServer{verifier: v, callerTok: "server-own-token", deleted: map[string]bool{}, audienceUnaware: true}
+	ts := httptest.NewTLSServer(api)
+	defer ts.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "api-ca.crt")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644)
+	tokFile := filepath.Join(dir, "own-token")
+	os.WriteFile(tokFile, []byte(api.callerTok+"\n"), 0o600)
+
+	s := startServer(t, "", "--k8s-tokenreview", "--k8s-api-server", ts.URL, "--k8s-api-ca-file", caFile, "--k8s-api-token-file", tokFile)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
+	initArgs := func(out string) []string {
+		return []string{"init", "--cluster", "orders", "--role", "taskmanager", "--out", out, "--token-file", tok, "--timeout", "5s"}
+	}
+	out := filepath.Join(t.TempDir(), "unconfirmed")
+	s.cli(t, "", initArgs(out)...).refused(t, "did not confirm the audience")
+	if got := entries(t, out); len(got) != 0 {
+		t.Errorf("a refused init wrote %v", got)
+	}
+	api.mu.Lock()
+	api.audienceUnaware = false
+	api.mu.Unlock()
+	s.cli(t, "", initArgs(filepath.Join(t.TempDir(), "ok"))...).ok(t)
 }
