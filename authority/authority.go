@@ -145,9 +145,12 @@ type Actor struct {
 	Namespace      string
 	ServiceAccount string
 	Pod            string
-	// TokenCluster and TokenRole scope an enrollment token.
-	TokenCluster string
-	TokenRole    string
+	// TokenCluster and TokenRole scope an enrollment token, and
+	// TokenClusterCreated names the incarnation of TokenCluster it was
+	// made for (zero for tokens made before it was recorded).
+	TokenCluster        string
+	TokenRole           string
+	TokenClusterCreated time.Time
 }
 
 // ActorKind tells how the actor authenticated.

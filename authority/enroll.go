@@ -51,6 +51,11 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 		if actor.TokenRole != string(role) {
 			return "", fmt.Errorf("%w: token is for role %s, not %s", ErrDenied, actor.TokenRole, role)
 		}
+		// Deleting a cluster revokes its tokens, but one made while the
+		// deletion ran (or on another replica) could outlive it.
+		if !actor.TokenClusterCreated.IsZero() && !actor.TokenClusterCreated.Equal(c.Created) {
+			return "", fmt.Errorf("%w: token was made for an earlier cluster named %q, deleted since: create a new one with flinkpki token create", ErrDenied, c.Name)
+		}
 	case ActorK8s:
 		if !slices.Contains(c.K8sBindings, store.K8sBinding{Namespace: actor.Namespace, ServiceAccount: actor.ServiceAccount}) {
 			return "", fmt.Errorf("%w: service account %s/%s is not bound to cluster %q (flinkpki cluster update %s --add-k8s-binding %s/%s)",

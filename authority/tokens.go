@@ -59,12 +59,14 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 	rec := &store.Token{ID: tok.ID, Hash: token.Hash(tok.Secret), Cluster: cluster, Role: string(r),
 		Created: now, Expires: now.Add(ttl), UsesLeft: uses}
 	err = a.st.Update(ctx, func(tx *store.Txn) error {
-		if _, err := tx.Cluster(cluster); err != nil {
+		c, err := tx.Cluster(cluster)
+		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("cluster %q %w", cluster, ErrNotFound)
 			}
 			return err
 		}
+		rec.ClusterCreated = c.Created
 		if err := a.pruneTokens(tx, now); err != nil {
 			return err
 		}

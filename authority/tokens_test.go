@@ -344,3 +344,64 @@ func TestListTokensPagesLiveTokensWithoutSecrets(t *testing.T) {
 		t.Errorf("an unknown cluster: %v, want ErrNotFound", err)
 	}
 }
+
+// TestATokenOpensOnlyTheClusterItWasMadeFor: deleting a cluster revokes
+// its tokens, but one made while the deletion ran (or on another replica)
+// can survive it. Put back in the store after the cluster was deleted and
+// created again under the same name, such a token opens nothing there,
+// while a token of the new cluster does, and a record from before tokens
+// named their cluster's incarnation still works.
+func TestATokenOpensOnlyTheClusterItWasMadeFor(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "x"})
+	bearer, _ := newToken(t, e, "x", "taskmanager", time.Hour, 5)
+	p, err := token.Parse(bearer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old *store.Token
+	if err := e.Store.View(e.Ctx, func(tx *store.Txn) (err error) { old, err = tx.Token(p.ID); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if old.ClusterCreated.IsZero() {
+		t.Fatal("a new token does not record its cluster's creation")
+	}
+	if err := e.Authority.DeleteCluster(e.Ctx, admin, "x"); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(time.Minute)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "x"})
+	put := func(rec *store.Token) {
+		if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error { return tx.PutToken(rec) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(old) // the survivor of a deletion race
+
+	actor, err := authenticate(e, bearer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.EnrollAs(actor, "x", "taskmanager", "tm-0")
+	if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), `made for an earlier cluster named "x"`) {
+		t.Fatalf("the old cluster's token on the new one: %v, want it denied", err)
+	}
+	if n := holderCount(t, e, "x"); n != 0 {
+		t.Errorf("the refusal wrote %d holders", n)
+	}
+	_, fresh := newToken(t, e, "x", "taskmanager", time.Hour, 1)
+	if _, err := e.EnrollAs(fresh, "x", "taskmanager", "tm-0"); err != nil {
+		t.Fatalf("a token of the new cluster: %v", err)
+	}
+
+	legacy := *old
+	legacy.ClusterCreated = time.Time{}
+	put(&legacy)
+	if actor, err = authenticate(e, bearer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EnrollAs(actor, "x", "taskmanager", "tm-1"); err != nil {
+		t.Errorf("a token record without its cluster's creation time: %v", err)
+	}
+}

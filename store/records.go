@@ -66,6 +66,10 @@ type Token struct {
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires"`
 	UsesLeft int       `json:"uses_left"`
+	// ClusterCreated is the creation time of the cluster the token was
+	// made for: a cluster deleted and created again under the same name is
+	// another cluster, which the token must not open.
+	ClusterCreated time.Time `json:"cluster_created,omitzero"`
 }
 
 // AdminToken is an administrator token. Only the hash of its secret is stored.
