@@ -67,12 +67,16 @@ func checkAfterSeq(after uint64) error {
 }
 
 // Backup implements AdminService: a consistent online snapshot, streamed.
+// A copy of the store (sealed CA keys, token hashes, the trail) leaving the
+// server is audited, streamed in full or not.
 func (s *Server) Backup(_ *pb.BackupRequest, stream pb.AdminService_BackupServer) error {
+	ctx := stream.Context()
 	w := &chunkWriter{stream: stream}
-	if _, err := s.backup(stream.Context(), w); err != nil {
-		return err
+	n, err := s.backup(ctx, w)
+	if aerr := s.auth.AuditBackup(context.WithoutCancel(ctx), actorFrom(ctx), n, err); aerr != nil && err == nil {
+		return aerr
 	}
-	return nil
+	return err
 }
 
 type chunkWriter struct {

@@ -219,6 +219,18 @@ func (a *Authority) DenyUnaudited(reason string, err error) error {
 	return err
 }
 
+// AuditBackup records that actor took a copy of the store: n bytes of it
+// were sent, and err is why the copy stopped short (nil when it did not).
+func (a *Authority) AuditBackup(ctx context.Context, actor Actor, n int64, err error) error {
+	outcome, reason := "ok", ""
+	if err != nil {
+		outcome, reason = "error", err.Error()
+	}
+	return a.st.Update(ctx, func(tx *store.Txn) error {
+		return a.audit(tx, actor, "", "store.backup", outcome, reason, map[string]string{"bytes": strconv.FormatInt(n, 10)})
+	})
+}
+
 // AuditRefusals records n refusals of one kind that were refused with
 // DenyUnaudited, with the latest one's error.
 func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, action, reason string, n int, lastErr string) error {

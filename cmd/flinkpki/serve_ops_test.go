@@ -204,6 +204,20 @@ func TestBackupTakenDuringEnrollmentsRestoresAndSignsWithTheSameCAs(t *testing.T
 	if issued == 0 {
 		t.Fatal("no enrollment ran during the backup")
 	}
+	// The copy that left the server is in the trail, with its size.
+	st, err := os.Stat(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := false
+	for _, e := range auditEntries(t, s, "") {
+		if e.Action == "store.backup" && e.Outcome == "ok" && strings.HasPrefix(e.Actor, "admin:") && e.Details["bytes"] == strconv.FormatInt(st.Size(), 10) {
+			audited = true
+		}
+	}
+	if !audited {
+		t.Errorf("no store.backup entry by the administrator with the backup's %d bytes", st.Size())
+	}
 	s.stop(t)
 
 	restored := filepath.Join(t.TempDir(), "restored")
