@@ -2,6 +2,7 @@ package ca
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -122,12 +123,29 @@ func MinCAValidity(leafValidity, margin time.Duration) time.Duration {
 	return 4*leafValidity + margin
 }
 
-// days prints a duration in days when it is a whole number of them, as
-// operators give validities, and as a Go duration otherwise.
+// days prints a duration as operators give validities: in days, with the
+// rest of a day in hours and below ("7d12h", "90d", "36h" is "1d12h"),
+// without Go's trailing zero units.
 func days(d time.Duration) string {
 	const day = 24 * time.Hour
-	if d%day == 0 {
-		return fmt.Sprintf("%dd", d/day)
+	if d < day {
+		return trimZeroUnits(d.String())
 	}
-	return d.String()
+	s := fmt.Sprintf("%dd", d/day)
+	if rest := d % day; rest != 0 {
+		s += trimZeroUnits(rest.String())
+	}
+	return s
+}
+
+// trimZeroUnits drops the zero minutes and seconds Go prints after hours
+// or minutes: "180h0m0s" is "180h", "1h30m0s" is "1h30m".
+func trimZeroUnits(s string) string {
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package ca
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -101,5 +102,22 @@ func TestValidateValidityExplainsTheShortfallInDays(t *testing.T) {
 	want := "invalid validity: CA validity 200d is shorter than four leaf validities of 90d plus the rotation margin of 30d (390d); lengthen the CA validity or shorten the leaf validity"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant %s", err, want)
+	}
+}
+
+func TestValidateValiditySpeaksInDaysAndHoursOnly(t *testing.T) {
+	t.Parallel()
+	err := ValidateValidity(30*day, 30*day, 180*time.Hour)
+	want := "CA validity 30d is shorter than four leaf validities of 30d plus the rotation margin of 7d12h (127d12h)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error = %v\nwant it to contain %s", err, want)
+	}
+	for d, want := range map[time.Duration]string{
+		36 * time.Hour: "1d12h", 90 * time.Minute: "1h30m", 45 * time.Second: "45s",
+		day + 90*time.Second: "1d1m30s", 3 * day: "3d", 2 * time.Hour: "2h",
+	} {
+		if got := days(d); got != want {
+			t.Errorf("days(%v) = %q, want %q", d, got, want)
+		}
 	}
 }
