@@ -116,10 +116,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 		return ctx, s.refuse(ctx, "peer:"+anon.ID, anon, "", fullMethod, "unauthenticated", err)
 	}
-	id := actor.String()
-	if actor.Kind == authority.ActorK8s {
-		id = "k8s:" + actor.Namespace + "/" + actor.ServiceAccount
-	}
+	id := actor.Source()
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
 		// Through the gate: any pod can get a token that authenticates
 		// (a projected token for the audience), and must not be able to

@@ -59,8 +59,8 @@ func (s *refusalSource) count(k refusalKind, n int, lastErr string) {
 
 // refusalKind is what one summary entry counts.
 type refusalKind struct {
-	actor          authority.Actor
-	action, reason string
+	actor                   authority.Actor
+	cluster, action, reason string
 }
 
 type refusalCount struct {
@@ -79,7 +79,7 @@ func newRefusalGate() *refusalGate { return &refusalGate{sources: map[string]*re
 
 // admit reports whether a refusal from source gets an audit entry of its
 // own; when it does not, it is counted for the next summary.
-func (g *refusalGate) admit(source string, actor authority.Actor, action, reason string, err error, now time.Time) bool {
+func (g *refusalGate) admit(source string, actor authority.Actor, cluster, action, reason string, err error, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s, ok := g.sources[source]
@@ -103,8 +103,14 @@ func (g *refusalGate) admit(source string, actor authority.Actor, action, reason
 	if s.lim.AllowN(now, 1) {
 		return true
 	}
-	s.count(refusalKind{actor: actor, action: action, reason: reason}, 1, err.Error())
+	s.count(refusalKind{actor: actor, cluster: cluster, action: action, reason: reason}, 1, err.Error())
 	return false
+}
+
+// Admit implements authority.RefusalGate: the authority's own refusals
+// (an enrollment for the wrong role, say) go through the same gate.
+func (g *refusalGate) Admit(source string, actor authority.Actor, cluster, action, reason string, err error) bool {
+	return g.admit(source, actor, cluster, action, reason, err, time.Now())
 }
 
 // prune drops sources with nothing pending whose bucket has refilled.
@@ -163,8 +169,8 @@ func (g *refusalGate) restore(sums []refusalSummary) {
 // refuse refuses a request: audited on its own while its source stays
 // under the gate's rate, counted for the next summary past it.
 func (s *Server) refuse(ctx context.Context, source string, actor authority.Actor, cluster, action, reason string, err error) error {
-	if s.refusals.admit(source, actor, action, reason, err, time.Now()) {
-		return s.auth.Deny(ctx, actor, cluster, action, reason, err)
+	if s.refusals.admit(source, actor, cluster, action, reason, err, time.Now()) {
+		return s.auth.DenyAudited(ctx, actor, cluster, action, reason, err)
 	}
 	return s.auth.DenyUnaudited(reason, err)
 }
@@ -230,7 +236,7 @@ func (s *Server) RunRefusalSummaries(ctx context.Context) {
 func (s *Server) FlushRefusals(ctx context.Context) error {
 	sums := s.refusals.drain()
 	for i, sum := range sums {
-		if err := s.auth.AuditRefusals(ctx, sum.kind.actor, sum.kind.action, sum.kind.reason, sum.n, sum.lastErr); err != nil {
+		if err := s.auth.AuditRefusals(ctx, sum.kind.actor, sum.kind.cluster, sum.kind.action, sum.kind.reason, sum.n, sum.lastErr); err != nil {
 			s.refusals.restore(sums[i:])
 			return err
 		}

@@ -18,7 +18,7 @@ func TestTheRefusalGateAuditsABurstPerSourceAndCountsTheRest(t *testing.T) {
 	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: "10.0.0.1"}
 	audited := 0
 	for i := range 200 {
-		if g.admit("peer:10.0.0.1", anon, "/flinkpki.v1.EnrollmentService/Enroll", "unauthenticated", fmt.Errorf("bad token %d", i), now) {
+		if g.admit("peer:10.0.0.1", anon, "", "/flinkpki.v1.EnrollmentService/Enroll", "unauthenticated", fmt.Errorf("bad token %d", i), now) {
 			audited++
 		}
 	}
@@ -26,10 +26,10 @@ func TestTheRefusalGateAuditsABurstPerSourceAndCountsTheRest(t *testing.T) {
 		t.Fatalf("%d refusals audited one by one in a burst, want the burst of %d", audited, refusalAuditBurst)
 	}
 	other := authority.Actor{Kind: authority.ActorAnonymous, ID: "10.0.0.2"}
-	if !g.admit("peer:10.0.0.2", other, "/x", "unauthenticated", errors.New("e"), now) {
+	if !g.admit("peer:10.0.0.2", other, "", "/x", "unauthenticated", errors.New("e"), now) {
 		t.Error("another source was held back by the first one's flood")
 	}
-	if !g.admit("peer:10.0.0.1", anon, "/x", "unauthenticated", errors.New("e"), now.Add(time.Second)) {
+	if !g.admit("peer:10.0.0.1", anon, "", "/x", "unauthenticated", errors.New("e"), now.Add(time.Second)) {
 		t.Error("a second later the flooding source gets an entry of its own again")
 	}
 
@@ -53,7 +53,7 @@ func TestTheRefusalGateStaysBoundedUnderManySources(t *testing.T) {
 		src := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
 		a := authority.Actor{Kind: authority.ActorAnonymous, ID: src}
 		for range refusalAuditBurst + 1 {
-			g.admit("peer:"+src, a, "/x", "unauthenticated", errors.New("e"), now)
+			g.admit("peer:"+src, a, "", "/x", "unauthenticated", errors.New("e"), now)
 		}
 	}
 	if n := len(g.sources); n > maxRefusalSources+1 {

@@ -48,8 +48,9 @@ type Server struct {
 }
 
 // New returns a Server.
+// The Server's refusal gate also gates the Authority's own refusals.
 func New(cfg Config) *Server {
-	return &Server{
+	s := &Server{
 		auth:         cfg.Authority,
 		authn:        &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review},
 		backup:       cfg.Backup,
@@ -57,6 +58,8 @@ func New(cfg Config) *Server {
 		refusals:     newRefusalGate(),
 		summaryEvery: refusalSummaryEvery,
 	}
+	cfg.Authority.SetRefusalGate(s.refusals)
+	return s
 }
 
 // ServiceNames lists the flinkpki services, for health reporting.

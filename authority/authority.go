@@ -92,7 +92,22 @@ type Authority struct {
 	sched   map[string]scheduled
 	lockMu  sync.Mutex
 	locks   map[string]*sync.Mutex
+	// gate, when set, decides which refusals of callers other than
+	// administrators get an audit entry of their own (SetRefusalGate).
+	gate RefusalGate
 }
+
+// RefusalGate decides which refusals are audited one by one. The ones it
+// holds back it counts, and its owner writes them as summaries with
+// AuditRefusals, so a caller that is refused in a loop cannot write an
+// audit entry (and a log line) per request.
+type RefusalGate interface {
+	Admit(source string, actor Actor, cluster, action, reason string, err error) bool
+}
+
+// SetRefusalGate makes Deny consult g for every caller but administrators
+// and the server itself. Call it before the Authority serves requests.
+func (a *Authority) SetRefusalGate(g RefusalGate) { a.gate = g }
 
 // New returns an Authority.
 func New(cfg Config) (*Authority, error) {
@@ -183,6 +198,15 @@ func (a Actor) String() string {
 	return "anonymous"
 }
 
+// Source is who a flood of refusals is counted against: the service
+// account for a Kubernetes workload (all its pods), the actor otherwise.
+func (a Actor) Source() string {
+	if a.Kind == ActorK8s {
+		return "k8s:" + a.Namespace + "/" + a.ServiceAccount
+	}
+	return a.String()
+}
+
 // System is the actor of the automatic rotation schedule.
 var System = Actor{Kind: ActorSystem, ID: "scheduler"}
 
@@ -195,8 +219,19 @@ func (a *Authority) audit(tx *store.Txn, actor Actor, cluster, action, outcome, 
 }
 
 // Deny records a refused request in the audit trail and returns err. The
-// refusal itself changes no other state.
+// refusal itself changes no other state. With a refusal gate, a caller
+// past its share of entries is counted for a summary instead.
 func (a *Authority) Deny(ctx context.Context, actor Actor, cluster, action, reason string, err error) error {
+	if a.gate != nil && actor.Kind != ActorAdmin && actor.Kind != ActorSystem &&
+		!a.gate.Admit("deny:"+actor.Source(), actor, cluster, action, reason, err) {
+		return a.DenyUnaudited(reason, err)
+	}
+	return a.DenyAudited(ctx, actor, cluster, action, reason, err)
+}
+
+// DenyAudited is Deny without the gate: for a caller whose own gate has
+// admitted the refusal.
+func (a *Authority) DenyAudited(ctx context.Context, actor Actor, cluster, action, reason string, err error) error {
 	a.obs.Denied(reason)
 	a.log.LogAttrs(ctx, slog.LevelWarn, "request refused", slog.String("actor", actor.String()),
 		slog.String("cluster", cluster), slog.String("action", action), slog.String("reason", reason), slog.String("error", err.Error()))
@@ -233,11 +268,11 @@ func (a *Authority) AuditBackup(ctx context.Context, actor Actor, n int64, err e
 
 // AuditRefusals records n refusals of one kind that were refused with
 // DenyUnaudited, with the latest one's error.
-func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, action, reason string, n int, lastErr string) error {
-	a.log.LogAttrs(ctx, slog.LevelWarn, "requests refused", slog.String("actor", actor.String()),
+func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, cluster, action, reason string, n int, lastErr string) error {
+	a.log.LogAttrs(ctx, slog.LevelWarn, "requests refused", slog.String("actor", actor.String()), slog.String("cluster", cluster),
 		slog.String("action", action), slog.String("reason", reason), slog.Int("count", n), slog.String("error", lastErr))
 	err := a.st.Batch(ctx, func(tx *store.Txn) error {
-		return a.audit(tx, actor, "", action, "denied", lastErr, map[string]string{"reason": reason, "count": strconv.Itoa(n)})
+		return a.audit(tx, actor, cluster, action, "denied", lastErr, map[string]string{"reason": reason, "count": strconv.Itoa(n)})
 	})
 	if err != nil {
 		a.log.Error("could not audit a summary of refusals; it is kept for the next one", slog.String("error", err.Error()))

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -156,6 +159,55 @@ func TestANonAdministratorPollingAdminCallsIsAuditedInSummaries(t *testing.T) {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
 				t.Fatalf("summary count %q", v)
+			}
+			summaries++
+			summarised += n
+			continue
+		}
+		individual++
+	}
+	if individual+summarised != flood || individual >= flood/2 || summaries == 0 {
+		t.Fatalf("audit: %d one by one + %d in %d summaries, want %d in all, most of them summarised", individual, summarised, summaries, flood)
+	}
+}
+
+// TestAnEnrollmentRefusedInALoopIsAuditedInSummaries: the authority's own
+// refusals (here a token used for another role) go through the same gate:
+// a burst of entries, then summaries that name the cluster and account for
+// every request.
+func TestAnEnrollmentRefusedInALoopIsAuditedInSummaries(t *testing.T) {
+	const flood = 200
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	c := enrollClient(t, s.addr, s.caFile, s.tokenFor(t, "orders", "taskmanager", "--uses", "10"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := csrFor(t, key, nil)
+	for i := range flood {
+		_, err := c.Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "jobmanager", Holder: "jm-0", Csr: csr})
+		if code := status.Code(err); code != codes.PermissionDenied && code != codes.ResourceExhausted {
+			t.Fatalf("request %d: %v, want it refused for its role", i+1, err)
+		}
+	}
+	s.stop(t)
+	s = startServer(t, dir)
+	individual, summarised, summaries := 0, 0, 0
+	for _, e := range auditEntries(t, s, "") {
+		if e.Outcome != "denied" || !strings.HasPrefix(e.Actor, "enrollment-token:") {
+			continue
+		}
+		if v, ok := e.Details["count"]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				t.Fatalf("summary count %q", v)
+			}
+			if e.Cluster != "orders" {
+				t.Errorf("a summary names cluster %q, want orders", e.Cluster)
 			}
 			summaries++
 			summarised += n
