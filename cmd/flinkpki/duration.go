@@ -75,10 +75,13 @@ func errTooLong(s string) error {
 // durationFlag is a pflag value using parseDuration, so a malformed
 // duration is a usage error at parse time. d is the default, shown in
 // --help when not zero; min and max, when not zero, bound the value.
+// signed lets a leading '-' through, for a command that refuses negative
+// values itself with a message of its own (serve's checkRanges).
 type durationFlag struct {
 	d        time.Duration
 	set      bool
 	min, max time.Duration
+	signed   bool
 }
 
 func (f *durationFlag) String() string {
@@ -89,11 +92,22 @@ func (f *durationFlag) String() string {
 }
 func (f *durationFlag) Type() string { return "duration" }
 func (f *durationFlag) Set(s string) error {
-	d, err := parseDuration(s)
+	in, neg := strings.TrimSpace(s), false
+	if f.signed {
+		in, neg = strings.CutPrefix(in, "-")
+	}
+	d, err := parseDuration(in)
 	if err != nil {
+		if neg {
+			_, err = parseDuration(s) // the error quotes what was given
+		}
 		return err
 	}
+	if neg {
+		d = -d
+	}
 	switch {
+	case f.min == 0 && f.max == 0:
 	case f.max == 0 && d < f.min:
 		return fmt.Errorf("use a duration of at least %s", formatDuration(f.min))
 	case f.max != 0 && (d < f.min || d > f.max):

@@ -50,10 +50,10 @@ type serveOptions struct {
 	k8sAPITokenFile  string
 	logFormat        string
 	logLevel         string
-	rotationInterval time.Duration
-	holderRetention  time.Duration
-	shutdownTimeout  time.Duration
-	rpcTimeout       time.Duration
+	rotationInterval durationFlag
+	holderRetention  durationFlag
+	shutdownTimeout  durationFlag
+	rpcTimeout       durationFlag
 	pprofListen      string
 	storeKind        string
 	etcdEndpoints    []string
@@ -90,7 +90,15 @@ const (
 )
 
 func newServeCmd() *cobra.Command {
-	o := &serveOptions{}
+	// The duration flags read days (30d) as every client flag does, Go
+	// durations too; a leading '-' is let through so that checkRanges
+	// refuses it, naming the flag and what it wants.
+	o := &serveOptions{
+		rotationInterval: durationFlag{d: time.Minute, signed: true},
+		holderRetention:  durationFlag{d: defaultHolderRetention, signed: true},
+		shutdownTimeout:  durationFlag{d: 15 * time.Second, signed: true},
+		rpcTimeout:       durationFlag{d: 30 * time.Second, signed: true},
+	}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the flinkpki server (gRPC over TLS, on an embedded bbolt store)",
@@ -109,7 +117,9 @@ Production mode never writes a token file: bootstrap the first administrator
 token with 'flinkpki admin bootstrap' while the server is stopped.
 
 Every flag may also be set in a YAML file given with --config (keys are flag
-names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line win.`,
+names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line win.
+Durations, there and on the command line, are Go durations or days and years
+as in the client commands: 90s, 12h, 30d, 1y.`,
 		Example: `  # local development
   flinkpki serve --dev --data-dir ./flinkpki-data
 
@@ -144,10 +154,10 @@ names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line wi
 	f.StringVar(&o.k8sAPITokenFile, "k8s-api-token-file", "", "the server's own token for TokenReview (default: the in-cluster service-account token)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.DurationVar(&o.rotationInterval, "rotation-interval", time.Minute, "how often the automatic rotation schedule is checked (0 disables it)")
-	f.DurationVar(&o.holderRetention, "holder-retention", defaultHolderRetention, "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it; 0 keeps them forever")
-	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
-	f.DurationVar(&o.rpcTimeout, "rpc-timeout", 30*time.Second, "deadline applied to every request that has none shorter (above 0)")
+	f.Var(&o.rotationInterval, "rotation-interval", "how often the automatic rotation schedule is checked (0 disables it)")
+	f.Var(&o.holderRetention, "holder-retention", "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it; 0 keeps them forever")
+	f.Var(&o.shutdownTimeout, "shutdown-timeout", "how long in-flight requests may finish after SIGTERM")
+	f.Var(&o.rpcTimeout, "rpc-timeout", "deadline applied to every request that has none shorter (above 0)")
 	f.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go's pprof profiles at http://ADDR/debug/pprof/ (debugging; keep it on loopback)")
 	f.StringVar(&o.storeKind, "store", "bolt", "store: bolt (embedded, DIR/flinkpki.db) or etcd (several replicas, one consistent store)")
 	f.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated (with --store etcd)")
@@ -277,7 +287,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		}
 	}
 	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
-	rl := &requestLog{log: log, timeout: o.rpcTimeout}
+	rl := &requestLog{log: log, timeout: o.rpcTimeout.d}
 	g := newGRPCServer(cert, rl, m, srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -292,7 +302,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	// One replica rotates and prunes: the leader of one election (its name
 	// predates pruning, and replicas of both versions must agree on it).
 	leader := func() bool { return true }
-	if eb, ok := backend.(*etcdstore.Backend); ok && (o.rotationInterval > 0 || o.holderRetention > 0) {
+	if eb, ok := backend.(*etcdstore.Backend); ok && (o.rotationInterval.d > 0 || o.holderRetention.d > 0) {
 		l, err := eb.Elect(ctx, "rotation-scheduler")
 		if err != nil {
 			return fmt.Errorf("join the rotation scheduler election: %w", err)
@@ -317,11 +327,11 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	}
 	// Every replica: each holds open the CA keys of what it signed lately.
 	go auth.RunSignerSweeper(ctx, authority.SignerSweepEvery, authority.SignerIdle)
-	if o.rotationInterval > 0 {
-		go auth.RunScheduler(ctx, o.rotationInterval, leader)
+	if o.rotationInterval.d > 0 {
+		go auth.RunScheduler(ctx, o.rotationInterval.d, leader)
 	}
-	if o.holderRetention > 0 {
-		go auth.RunPruner(ctx, pruneFirst, pruneEvery, o.holderRetention, leader)
+	if o.holderRetention.d > 0 {
+		go auth.RunPruner(ctx, pruneFirst, pruneEvery, o.holderRetention.d, leader)
 	}
 	if eb, ok := backend.(*etcdstore.Backend); ok {
 		go watchStoreHealth(ctx, eb, hs, log)
@@ -342,7 +352,8 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	defer sumCancel()
 	sumDone := make(chan struct{})
 	go func() { srv.RunRefusalSummaries(sumCtx); close(sumDone) }()
-	log.Info("flinkpki serving", "listen", ls.grpc.Addr().String(), "data_dir", o.dataDir, "dev", o.dev)
+	log.Info("flinkpki serving", "listen", ls.grpc.Addr().String(), "data_dir", o.dataDir, "dev", o.dev,
+		"rotation_interval", o.rotationInterval.String(), "holder_retention", o.holderRetention.String())
 	if o.dev {
 		abs, _ := filepath.Abs(o.dataDir)
 		addr := ls.grpc.Addr()
@@ -362,7 +373,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	go func() { g.GracefulStop(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(o.shutdownTimeout):
+	case <-time.After(o.shutdownTimeout.d):
 		log.Warn("in-flight requests did not finish in time; closing them")
 		g.Stop()
 	}

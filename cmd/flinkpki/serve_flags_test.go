@@ -47,6 +47,11 @@ func TestServeRefusesNonsenseFlagValuesAsUsageErrorsAndWritesNothing(t *testing.
 		{"a SAN label ending in a hyphen is refused", []string{"--san", "svc-.example"}, `--san "svc-.example"`},
 		{"a SAN with an empty label is refused", []string{"--san", "a..b"}, `--san "a..b"`},
 		{"a SAN label of 64 characters is refused", []string{"--san", strings.Repeat("a", 64) + ".svc"}, "is neither an IP address nor a DNS host name"},
+		{"a negative retention in days is refused by the same check", []string{"--holder-retention", "-2d"}, "--holder-retention -48h0m0s is negative"},
+		{"a negative retention from --config is refused too", []string{"--config", writeFile(t, "serve.yaml", "holder-retention: -2d\n")}, "--holder-retention -48h0m0s is negative"},
+		{"a duration in an unknown unit is refused, naming the units", []string{"--holder-retention", "30x"}, `invalid argument "30x" for "--holder-retention" flag: invalid duration "30x": use a number and a unit (ms, s, m, h, d, y)`},
+		{"a malformed negative duration is quoted as given", []string{"--rotation-interval", "-soon"}, `invalid duration "-soon"`},
+		{"a duration in an unknown unit from --config is refused", []string{"--config", writeFile(t, "serve.yaml", "rotation-interval: 1w\n")}, `rotation-interval: invalid duration "1w"`},
 		{"a bad value from --config is refused too", []string{"--config", writeFile(t, "serve.yaml", "rpc-timeout: 0s\n")}, "--rpc-timeout 0s is not above 0"},
 		{"an unknown store is refused", []string{"--store", "mysql"}, `--store "mysql": use bolt or etcd`},
 		{"etcd without endpoints is refused", []string{"--store", "etcd"}, "--store etcd needs --etcd-endpoints"},
@@ -208,5 +213,37 @@ func TestServeTakesZeroWhereZeroMeansOffAndNamesEverySANItWasGiven(t *testing.T)
 			continue
 		}
 		c.Close()
+	}
+}
+
+// TestServeDurationsTakeDaysAsTheClientFlagsDo: serve's duration flags and
+// the same keys in --config read "30d" as the client flags and the help
+// texts write it, and Go durations as before; the server says what it runs
+// with when it starts.
+func TestServeDurationsTakeDaysAsTheClientFlagsDo(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"days on the command line", []string{"--holder-retention", "45d", "--rotation-interval", "1d", "--shutdown-timeout", "1d", "--rpc-timeout", "1d"},
+			"rotation_interval=1d holder_retention=45d"},
+		{"days in --config", []string{"--config", writeFile(t, "serve.yaml", "holder-retention: 45d\nrotation-interval: 2d\nshutdown-timeout: 1d\nrpc-timeout: 1d\n")},
+			"rotation_interval=2d holder_retention=45d"},
+		{"Go durations in --config", []string{"--config", writeFile(t, "serve.yaml", "holder-retention: 1080h\nrotation-interval: 90s\n")},
+			"rotation_interval=1m30s holder_retention=45d"},
+		{"the command line over --config", []string{"--holder-retention", "3d", "--config", writeFile(t, "serve.yaml", "holder-retention: 45d\n")},
+			"rotation_interval=1m0s holder_retention=3d"},
+		{"the defaults", nil, "rotation_interval=1m0s holder_retention=30d"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, "", tt.args...)
+			if logs := s.stderr.String(); !strings.Contains(logs, tt.want) {
+				t.Errorf("serve %v: the start line does not say %q:\n%s", tt.args, tt.want, logs)
+			}
+		})
 	}
 }

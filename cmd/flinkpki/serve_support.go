@@ -72,14 +72,14 @@ const maxKeyPool = 10000
 // value and what is allowed.
 func (o *serveOptions) checkRanges() error {
 	switch {
-	case o.holderRetention < 0:
-		return usagef("--holder-retention %s is negative: give how long expired holders are kept (e.g. 720h), or 0 to keep them forever", o.holderRetention)
-	case o.rotationInterval < 0:
-		return usagef("--rotation-interval %s is negative: give how often the rotation schedule is checked (e.g. 1m), or 0 to turn it off", o.rotationInterval)
-	case o.shutdownTimeout < 0:
-		return usagef("--shutdown-timeout %s is negative: give how long in-flight requests may finish (e.g. 15s), or 0 to cut them off at once", o.shutdownTimeout)
-	case o.rpcTimeout <= 0:
-		return usagef("--rpc-timeout %s is not above 0: give the longest a request may take (e.g. 30s)", o.rpcTimeout)
+	case o.holderRetention.d < 0:
+		return usagef("--holder-retention %s is negative: give how long expired holders are kept (e.g. 30d), or 0 to keep them forever", o.holderRetention.d)
+	case o.rotationInterval.d < 0:
+		return usagef("--rotation-interval %s is negative: give how often the rotation schedule is checked (e.g. 1m), or 0 to turn it off", o.rotationInterval.d)
+	case o.shutdownTimeout.d < 0:
+		return usagef("--shutdown-timeout %s is negative: give how long in-flight requests may finish (e.g. 15s), or 0 to cut them off at once", o.shutdownTimeout.d)
+	case o.rpcTimeout.d <= 0:
+		return usagef("--rpc-timeout %s is not above 0: give the longest a request may take (e.g. 30s)", o.rpcTimeout.d)
 	case math.IsNaN(o.enrollRate) || math.IsInf(o.enrollRate, 0) || o.enrollRate < 0:
 		return usagef("--enroll-rate %v: give enrollment requests per second per identity, a number of 0 or more (0 turns the limit off)", o.enrollRate)
 	case o.enrollBurst < 0:
