@@ -126,9 +126,28 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 		unlock()
 	}
 	if err != nil && !isInternal(err) {
-		return a.Deny(ctx, actor, cluster, action, ReasonOf(err), err)
+		return a.Deny(ctx, actor, cluster, action, ReasonOf(err), withNextSteps(err, cluster))
 	}
 	return err
+}
+
+// withNextSteps adds to a step refused for live holders what an
+// administrator can do about them, so the one line they read is enough to
+// go on: ca names the holders; the commands are the CLI's. A refusal
+// that names only some of them says where the full list is.
+func withNextSteps(err error, cluster string) error {
+	var be *ca.BlockedError
+	if !errors.As(err, &be) || len(be.Holders) == 0 {
+		return err
+	}
+	next := fmt.Sprintf("restart them so they enroll again, release departed ones (flinkpki holder release --cluster %s NAME), or use --force", cluster)
+	if len(be.Holders) == 1 {
+		next = fmt.Sprintf("restart it so it enrolls again, release it if it is gone (flinkpki holder release --cluster %s %s), or use --force", cluster, be.Holders[0])
+	}
+	if len(be.Holders) > ca.MaxNamedHolders {
+		next += fmt.Sprintf("; all %d: flinkpki ca status --cluster %s -o json", len(be.Holders), cluster)
+	}
+	return fmt.Errorf("%w; %s", err, next)
 }
 
 func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.Purpose, action string, plan planFunc) error {

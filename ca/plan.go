@@ -25,8 +25,10 @@ type Plan struct {
 	Forced   bool
 }
 
-// maxNamedBlockers caps how many holder names an error message lists.
-const maxNamedBlockers = 10
+// MaxNamedHolders caps how many holder names an error message lists
+// (NameList): a refusal that names fewer than its holders says where to
+// find them all.
+const MaxNamedHolders = 10
 
 // BlockedError is returned when live holders still depend on the current
 // state. It wraps ErrBlocked and keeps the full, sorted holder list for
@@ -69,10 +71,10 @@ func plural(n int, one, many string) string {
 // the first ten and how many more. Refusals and `ca status` name blocking
 // holders with it (a cluster can have thousands).
 func NameList(names []string) string {
-	if len(names) <= maxNamedBlockers {
+	if len(names) <= MaxNamedHolders {
 		return strings.Join(names, ", ")
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNamedBlockers], ", "), len(names)-maxNamedBlockers)
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:MaxNamedHolders], ", "), len(names)-MaxNamedHolders)
 }
 
 // PlanPrepare decides whether a new CA may be prepared and returns its

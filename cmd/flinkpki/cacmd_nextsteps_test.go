@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// TestCARefusalsSayWhatToDoNext: a CA step refused for live holders names
+// them and, on the same line, the ways on: restart, release, --force, and
+// where to read every blocker when the line names only some.
+func TestCARefusalsSayWhatToDoNext(t *testing.T) {
+	s := startServer(t, "")
+	bake := func(cluster, holder string) {
+		t.Helper()
+		s.cli(t, s.admin, "bake", "--cluster", cluster, "--role", "taskmanager", "--holder", holder, "--out", filepath.Join(t.TempDir(), "tls")).ok(t)
+	}
+
+	s.cli(t, s.admin, "cluster", "create", "one", "--no-auto-rotate").ok(t)
+	bake("one", "jm-0")
+	s.cli(t, s.admin, "ca", "prepare", "--cluster", "one").ok(t)
+	oneLineError(t, s.cli(t, s.admin, "ca", "activate", "--cluster", "one"), 1,
+		"CA activation refused: 1 live holder does not trust the prepared CA yet: jm-0; restart it so it enrolls again, release it if it is gone (flinkpki holder release --cluster one jm-0), or use --force")
+
+	s.cli(t, s.admin, "cluster", "create", "orders", "--no-auto-rotate").ok(t)
+	for i := range 12 {
+		bake("orders", fmt.Sprintf("tm-%02d", i))
+	}
+	s.cli(t, s.admin, "ca", "prepare", "--cluster", "orders").ok(t)
+	r := s.cli(t, s.admin, "ca", "activate", "--cluster", "orders")
+	oneLineError(t, r, 1, "CA activation refused: 12 live holders do not trust the prepared CA yet: tm-00, tm-01, tm-02, tm-03, tm-04, tm-05, tm-06, tm-07, tm-08, tm-09 and 2 more; "+
+		"restart them so they enroll again, release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki ca status --cluster orders -o json")
+
+	// The pointer holds: ca status -o json lists every blocker.
+	var st struct {
+		Lineages []struct {
+			Purpose  string `json:"purpose"`
+			NextStep struct {
+				Kind     string   `json:"kind"`
+				Blockers []string `json:"blockers"`
+			} `json:"next_step"`
+		} `json:"lineages"`
+	}
+	if err := json.Unmarshal([]byte(s.cli(t, s.admin, "ca", "status", "--cluster", "orders", "-o", "json").ok(t).stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if l := st.Lineages[0]; l.Purpose != "internal" || l.NextStep.Kind != "activate" || len(l.NextStep.Blockers) != 12 {
+		t.Errorf("ca status -o json: %s lineage, next step %s with %d blockers; want internal, activate, 12", l.Purpose, l.NextStep.Kind, len(l.NextStep.Blockers))
+	}
+
+	s.cli(t, s.admin, "ca", "activate", "--cluster", "orders", "--force").ok(t)
+	oneLineError(t, s.cli(t, s.admin, "ca", "retire", "--cluster", "orders"), 1,
+		"CA retirement refused: 12 live holders still hold leaves signed by the retiring CA: tm-00, tm-01, tm-02, tm-03, tm-04, tm-05, tm-06, tm-07, tm-08, tm-09 and 2 more; "+
+			"restart them so they enroll again, release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki ca status --cluster orders -o json")
+}
