@@ -139,6 +139,9 @@ type stepJSON struct {
 	CAID     string   `json:"ca_id"`
 	Time     string   `json:"time"`
 	Blockers []string `json:"blockers"`
+	// Automatic tells whether the server takes the step by itself at
+	// Time (auto-rotate on); false means an administrator runs it.
+	Automatic bool `json:"automatic"`
 }
 
 func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
@@ -150,7 +153,8 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 		for _, l := range st.GetLineages() {
 			lj := lineageJSON{Purpose: l.GetPurpose(), CAs: []caJSON{}, NextStep: stepJSON{
 				Kind: l.GetNextStep().GetKind(), CAID: l.GetNextStep().GetCaId(), Time: rfc3339(l.GetNextStep().GetTime()),
-				Blockers: append([]string{}, l.GetNextStep().GetBlockers()...),
+				Blockers:  append([]string{}, l.GetNextStep().GetBlockers()...),
+				Automatic: st.GetAutoRotate() && isStep(l.GetNextStep()),
 			}, Stranded: append([]string{}, l.GetStranded()...)}
 			for _, ca := range l.GetCas() {
 				lj.CAs = append(lj.CAs, toCAJSON(ca))
@@ -172,7 +176,7 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "  next step: %s\n", describeStep(l.GetNextStep()))
+		fmt.Fprintf(a.stdout, "  next step: %s\n", describeStep(l.GetNextStep(), st.GetAutoRotate(), st.GetCluster(), l.GetPurpose()))
 		if s := l.GetStranded(); len(s) > 0 {
 			fmt.Fprintf(a.stdout, "  cut off after a forced step: %d live holder(s) whose leaf or truststore no longer matches the lineage: %s; restart them (a new leaf)\n",
 				len(s), cellText(ca.NameList(s)))
@@ -181,17 +185,35 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 	return nil
 }
 
-func describeStep(s *flinkpkiv1.RotationStep) string {
-	kind := s.GetKind()
-	if kind == "" || kind == "none" {
+// isStep tells a rotation step from "none".
+func isStep(s *flinkpkiv1.RotationStep) bool {
+	return s.GetKind() != "" && s.GetKind() != "none"
+}
+
+// describeStep says what comes next in a lineage and when. With automatic
+// rotation on, the server takes the step at that time; with it off, the
+// time is when the step is due, and the command that takes it is named.
+func describeStep(s *flinkpkiv1.RotationStep, autoRotate bool, cluster, purpose string) string {
+	if !isStep(s) {
 		return "none"
 	}
-	d := kind
+	d := s.GetKind()
 	if s.GetCaId() != "" {
 		d += " " + s.GetCaId()
 	}
+	when := " at "
+	if !autoRotate {
+		when = " due "
+	}
 	if t := rfc3339(s.GetTime()); t != "" {
-		d += " at " + t
+		d += when + t
+	}
+	if !autoRotate {
+		cmd := fmt.Sprintf("flinkpki ca %s --cluster %s", s.GetKind(), cluster)
+		if purpose != "" && purpose != "internal" {
+			cmd += " --purpose " + purpose
+		}
+		d += " (automatic rotation is off: run " + cmd + ")"
 	}
 	if b := s.GetBlockers(); len(b) > 0 {
 		d += fmt.Sprintf("; blocked by %d holder(s): %s", len(b), ca.NameList(b))

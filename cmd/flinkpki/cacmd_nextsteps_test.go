@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -53,4 +54,54 @@ func TestCARefusalsSayWhatToDoNext(t *testing.T) {
 	oneLineError(t, s.cli(t, s.admin, "ca", "retire", "--cluster", "orders"), 1,
 		"CA retirement refused: 12 live holders still hold leaves signed by the retiring CA: tm-00, tm-01, tm-02, tm-03, tm-04, tm-05, tm-06, tm-07, tm-08, tm-09 and 2 more; "+
 			"restart them so they enroll again, release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki ca status --cluster orders -o json")
+}
+
+// TestCAStatusSaysANextStepIsManualWhenAutoRotateIsOff: with automatic
+// rotation off the next step is due, not scheduled, and ca status names
+// the command that takes it; -o json says whether the server takes it.
+func TestCAStatusSaysANextStepIsManualWhenAutoRotateIsOff(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "pay").ok(t)
+	type status struct {
+		Lineages []struct {
+			Purpose  string `json:"purpose"`
+			NextStep struct {
+				Kind      string `json:"kind"`
+				Time      string `json:"time"`
+				Automatic *bool  `json:"automatic"`
+			} `json:"next_step"`
+		} `json:"lineages"`
+	}
+	check := func(wantAutomatic bool) {
+		t.Helper()
+		var st status
+		if err := json.Unmarshal([]byte(s.cli(t, s.admin, "ca", "status", "--cluster", "pay", "-o", "json").ok(t).stdout), &st); err != nil {
+			t.Fatal(err)
+		}
+		table := s.cli(t, s.admin, "ca", "status", "--cluster", "pay").ok(t).stdout
+		for _, l := range st.Lineages {
+			n := l.NextStep
+			if n.Kind != "prepare" || n.Time == "" {
+				t.Fatalf("%s lineage of a new cluster: next step %q at %q, want prepare at a time", l.Purpose, n.Kind, n.Time)
+			}
+			if n.Automatic == nil || *n.Automatic != wantAutomatic {
+				t.Errorf("%s lineage: next_step.automatic = %v, want %t", l.Purpose, n.Automatic, wantAutomatic)
+			}
+			id := l.Purpose + "-2"
+			purpose := ""
+			if l.Purpose != "internal" {
+				purpose = " --purpose " + l.Purpose
+			}
+			want := "next step: prepare " + id + " at " + n.Time + "\n"
+			if !wantAutomatic {
+				want = "next step: prepare " + id + " due " + n.Time + " (automatic rotation is off: run flinkpki ca prepare --cluster pay" + purpose + ")\n"
+			}
+			if !strings.Contains(table, want) {
+				t.Errorf("ca status does not say %q:\n%s", want, table)
+			}
+		}
+	}
+	check(true)
+	s.cli(t, s.admin, "cluster", "update", "pay", "--auto-rotate", "false").ok(t)
+	check(false)
 }
