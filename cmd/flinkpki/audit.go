@@ -57,6 +57,14 @@ func (a *app) newAuditListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List audit entries",
+		Long: `List audit entries, oldest first, fetched 1000 at a time. With --limit the
+list stops there; when more entries may follow, stderr says where to go on
+(--after N), and -o json says it in "next_after" (0 when the trail ends):
+
+  {"entries": [...], "next_after": 1250}
+
+A script pages through the trail with --after set to each answer's next_after
+until it is 0.`,
 		Example: `  flinkpki audit list --cluster orders
   flinkpki audit list --after 1200 --limit 50 -o json`,
 		Args: cobra.NoArgs,
@@ -74,7 +82,10 @@ func (a *app) newAuditListCmd() *cobra.Command {
 			// Page by page (the server answers at most auditPage entries
 			// at a time): the trail of a busy server holds millions.
 			client := flinkpkiv1.NewAuditServiceClient(conn)
-			var entries []*flinkpkiv1.AuditEntry
+			var (
+				entries []*flinkpkiv1.AuditEntry
+				more    uint64 // where the next page starts; 0 at the end
+			)
 			for {
 				ask := int32(auditPage)
 				if limit > 0 {
@@ -95,11 +106,12 @@ func (a *app) newAuditListCmd() *cobra.Command {
 				}
 				after = next
 				if limit > 0 && len(entries) >= int(limit) {
+					more = after
 					defer fmt.Fprintf(a.stderr, "more entries may follow: --after %d\n", after)
 					break
 				}
 			}
-			return a.printAudit(entries, out)
+			return a.printAudit(entries, more, out)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only entries of this cluster")
@@ -109,11 +121,14 @@ func (a *app) newAuditListCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printAudit(entries []*flinkpkiv1.AuditEntry, out outputFormat) error {
+// printAudit prints a page of the trail; more is where the next page
+// starts (--after), 0 when the trail ends with this one.
+func (a *app) printAudit(entries []*flinkpkiv1.AuditEntry, more uint64, out outputFormat) error {
 	if out == "json" {
 		list := struct {
-			Entries []auditJSON `json:"entries"`
-		}{Entries: []auditJSON{}}
+			Entries   []auditJSON `json:"entries"`
+			NextAfter uint64      `json:"next_after"`
+		}{Entries: []auditJSON{}, NextAfter: more}
 		for _, e := range entries {
 			details := e.GetDetails()
 			if details == nil {

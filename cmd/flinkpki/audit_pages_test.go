@@ -77,3 +77,56 @@ func TestAuditListPagesThroughALongTrail(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditListJSONCarriesTheCursor: audit list -o json says where the next
+// page starts in next_after, so a script pages with stdout alone, and says
+// 0 there once the trail ends.
+func TestAuditListJSONCarriesTheCursor(t *testing.T) {
+	s := startServer(t, "")
+	for _, name := range []string{"a1", "a2", "a3", "a4"} {
+		s.cli(t, s.admin, "cluster", "create", name).ok(t)
+	}
+	type page struct {
+		Entries []struct {
+			Seq uint64 `json:"seq"`
+		} `json:"entries"`
+		NextAfter *uint64 `json:"next_after"`
+	}
+	list := func(args ...string) page {
+		t.Helper()
+		var p page
+		r := s.cli(t, s.admin, append([]string{"audit", "list", "-o", "json"}, args...)...).ok(t)
+		if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+			t.Fatalf("audit list -o json %v: %v", args, err)
+		}
+		if p.NextAfter == nil {
+			t.Fatalf("audit list -o json %v has no next_after:\n%s", args, r.stdout)
+		}
+		return p
+	}
+	all := list()
+	if *all.NextAfter != 0 || len(all.Entries) < 4 {
+		t.Fatalf("the whole trail: %d entries, next_after %d; want at least 4 and 0", len(all.Entries), *all.NextAfter)
+	}
+	var seen []uint64
+	after := "0"
+	for i := 0; ; i++ {
+		p := list("--limit", "2", "--after", after)
+		for _, e := range p.Entries {
+			seen = append(seen, e.Seq)
+		}
+		if *p.NextAfter == 0 {
+			break
+		}
+		if last := p.Entries[len(p.Entries)-1].Seq; *p.NextAfter != last {
+			t.Fatalf("page %d ends at seq %d but says next_after %d", i, last, *p.NextAfter)
+		}
+		if i > len(all.Entries) {
+			t.Fatalf("paging by next_after does not end: %v", seen)
+		}
+		after = fmt.Sprint(*p.NextAfter)
+	}
+	if len(seen) != len(all.Entries) {
+		t.Errorf("paging by next_after read %d entries (%v); the trail holds %d", len(seen), seen, len(all.Entries))
+	}
+}
