@@ -58,9 +58,15 @@ type Options struct {
 	Format keystore.Format
 	// Profile of PKCS#12 stores; empty means Modern2023.
 	Profile keystore.Profile
-	// Dir is the absolute path the files will live at. flink-ssl.yaml
-	// names the stores by absolute path, so this must be known up front.
+	// Dir is the absolute path the files are written to, and the one they
+	// will live at unless RuntimeDir says otherwise.
 	Dir string
+	// RuntimeDir is the absolute path the files will live at when Flink
+	// reads them, when that is not Dir: an image build writes them on the
+	// build host and copies them into the image elsewhere. flink-ssl.yaml
+	// names the stores by absolute path, so this must be known up front.
+	// Empty means Dir.
+	RuntimeDir string
 	// Rand supplies passwords and PKCS#12 salts; nil means crypto/rand.
 	Rand io.Reader
 	// Created is the creation time written into JKS stores. Required, so
@@ -118,7 +124,7 @@ func Build(m Material, o Options) (*FileSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDir(o.Dir); err != nil {
+	if err := checkDirs(o); err != nil {
 		return nil, err
 	}
 	if o.Created.IsZero() {
@@ -169,11 +175,11 @@ func sslKVs(o Options, format keystore.Format, alg x509.PublicKeyAlgorithm, ksPa
 		scoped = flinkconf.InternalSSL.RESTKeys
 	}
 	return scoped(flinkconf.InternalSSL{
-		Keystore:           filepath.Join(o.Dir, KeystoreFile(format)),
+		Keystore:           filepath.Join(o.runtimeDir(), KeystoreFile(format)),
 		KeystorePassword:   ksPass,
 		KeyPassword:        ksPass,
 		KeystoreType:       format.StoreType(),
-		Truststore:         filepath.Join(o.Dir, TruststoreFile(format)),
+		Truststore:         filepath.Join(o.runtimeDir(), TruststoreFile(format)),
 		TruststorePassword: tsPass,
 		TruststoreType:     format.StoreType(),
 		KeyAlgorithm:       alg,
@@ -232,6 +238,25 @@ func certsPEM(certs []*x509.Certificate) []byte {
 		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
 	return b.Bytes()
+}
+
+// runtimeDir is where Flink will find the files.
+func (o Options) runtimeDir() string {
+	if o.RuntimeDir != "" {
+		return o.RuntimeDir
+	}
+	return o.Dir
+}
+
+// checkDirs checks Dir, and RuntimeDir when given, with checkDir.
+func checkDirs(o Options) error {
+	if err := checkDir(o.Dir); err != nil {
+		return err
+	}
+	if o.RuntimeDir != "" {
+		return checkDir(o.RuntimeDir)
+	}
+	return nil
 }
 
 // checkDir makes sure Dir can be written unquoted into flink-ssl.yaml and

@@ -145,6 +145,39 @@ func TestBuildWithLegacyStoreTypesLeavesOutTheTypeKeys(t *testing.T) {
 	}
 }
 
+// TestBuildNamesTheStoresWhereTheyWillLive: an image build writes the set
+// in one directory and copies it into the image at another; flink-ssl.yaml
+// names the stores at the second.
+func TestBuildNamesTheStoresWhereTheyWillLive(t *testing.T) {
+	c := newCluster(t, "image", "ecdsa-p256", 10)
+	m := c.material(t, "jobmanager", "ecdsa-p256", 0)
+	for _, tt := range []struct {
+		name, runtime, want string
+	}{
+		{"without a run-time directory, the output directory", "", "/build/out"},
+		{"with one, the run-time directory", "/opt/flink/tls", "/opt/flink/tls"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs, err := credentials.Build(m, credentials.Options{Dir: "/build/out", RuntimeDir: tt.runtime, Created: created})
+			if err != nil {
+				t.Fatal(err)
+			}
+			yaml := string(fs.File("flink-ssl.yaml").Data)
+			for _, want := range []string{
+				"security.ssl.internal.keystore: " + tt.want + "/keystore.p12\n",
+				"security.ssl.internal.truststore: " + tt.want + "/truststore.p12\n",
+			} {
+				if !strings.Contains(yaml, want) {
+					t.Errorf("flink-ssl.yaml lacks %q:\n%s", want, yaml)
+				}
+			}
+			if tt.runtime != "" && strings.Contains(yaml, "/build/out") {
+				t.Errorf("flink-ssl.yaml names the build directory:\n%s", yaml)
+			}
+		})
+	}
+}
+
 func TestBuildRefusesBadInput(t *testing.T) {
 	c := newCluster(t, "refuse", "ecdsa-p256", 10)
 	good := c.material(t, "jobmanager", "ecdsa-p256", 0)
@@ -157,6 +190,8 @@ func TestBuildRefusesBadInput(t *testing.T) {
 		{"a relative directory is refused", nil, func(o *credentials.Options) { o.Dir = "creds" }, credentials.ErrInvalidOptions},
 		{"a directory with a space is refused", nil, func(o *credentials.Options) { o.Dir = "/my creds" }, credentials.ErrInvalidOptions},
 		{"a directory with a colon is refused", nil, func(o *credentials.Options) { o.Dir = "/a: b" }, credentials.ErrInvalidOptions},
+		{"a relative run-time directory is refused", nil, func(o *credentials.Options) { o.RuntimeDir = "tls" }, credentials.ErrInvalidOptions},
+		{"a run-time directory with a space is refused", nil, func(o *credentials.Options) { o.RuntimeDir = "/opt/my tls" }, credentials.ErrInvalidOptions},
 		{"a zero creation time is refused", nil, func(o *credentials.Options) { o.Created = time.Time{} }, credentials.ErrInvalidOptions},
 		{"an unknown format is refused", nil, func(o *credentials.Options) { o.Format = "pem" }, keystore.ErrUnknownFormat},
 		{"an unknown profile is refused", nil, func(o *credentials.Options) { o.Profile = "modern2026" }, keystore.ErrUnknownProfile},

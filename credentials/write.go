@@ -73,7 +73,7 @@ func Check(o Options) error {
 	if _, err := keystore.ParseProfile(string(o.Profile)); err != nil {
 		return err
 	}
-	if err := checkDir(o.Dir); err != nil {
+	if err := checkDirs(o); err != nil {
 		return err
 	}
 	st, err := os.Stat(o.Dir)

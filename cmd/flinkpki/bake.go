@@ -17,9 +17,15 @@ flink-ssl.yaml) into --out, with a key the server generates for this call and
 never stores. For image builds and anything run by an administrator; pods
 should use init, which keeps the key where it is used.
 
+flink-ssl.yaml names the stores by absolute path. When the files are copied
+to another place (into an image, say), give that place with --tls-dir; the
+default is --out itself.
+
 Takes an administrator token, or an enrollment token for that cluster and
 role. The files appear atomically: a failed bake leaves nothing behind.`,
 		Example: `  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls
+  # in an image build whose Dockerfile has: COPY tls /opt/flink/tls
+  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls --tls-dir /opt/flink/tls
   flinkpki bake --cluster orders --role rest-server --holder orders-rest \
       --dns orders-rest.flink.svc --ip 10.0.0.7 --out ./rest-tls --format jks`,
 		Args: cobra.NoArgs,
@@ -60,6 +66,7 @@ role. The files appear atomically: a failed bake leaves nothing behind.`,
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&f.tlsDir, "tls-dir", "", "absolute directory the files will live at when Flink reads them, named in flink-ssl.yaml (default: the absolute --out)")
 	a.addConnFlags(cmd)
 	return cmd
 }

@@ -28,6 +28,10 @@ type issueFlags struct {
 	legacyStoreTypes           bool
 	tlsProtocol                string
 	output                     outputFormat
+	// tlsDir is bake's --tls-dir: where the files will live when Flink
+	// reads them, when not at --out. init has no such flag: its pod's
+	// containers mount the volume it writes at the same path.
+	tlsDir string
 }
 
 func (f *issueFlags) register(cmd *cobra.Command) {
@@ -90,8 +94,15 @@ func (f *issueFlags) buildOptions(now time.Time) (credentials.Options, error) {
 	if err != nil {
 		return credentials.Options{}, err
 	}
+	runtimeDir := ""
+	if f.tlsDir != "" {
+		if !filepath.IsAbs(f.tlsDir) {
+			return credentials.Options{}, usagef("--tls-dir %s is not an absolute path: give the directory the files will live at when Flink reads them, e.g. /opt/flink/tls", f.tlsDir)
+		}
+		runtimeDir = filepath.Clean(f.tlsDir)
+	}
 	rest := strings.HasPrefix(f.role, "rest-")
-	opts := credentials.Options{Format: format, Profile: profile, Dir: dir, Created: now, LegacyStoreTypes: f.legacyStoreTypes, REST: rest, TLS13: tls13}
+	opts := credentials.Options{Format: format, Profile: profile, Dir: dir, RuntimeDir: runtimeDir, Created: now, LegacyStoreTypes: f.legacyStoreTypes, REST: rest, TLS13: tls13}
 	// What Build or Write would refuse after the server has issued (a
 	// foreign file in --out, a path Flink cannot name, a read-only mount)
 	// is refused now: a failed command must leave no holder record and
@@ -116,6 +127,7 @@ type issueJSON struct {
 	NotAfter      string   `json:"not_after"`
 	TrustedCAs    int      `json:"trusted_cas"`
 	FlinkConfDir  string   `json:"flink_conf_dir,omitempty"`
+	TLSDir        string   `json:"tls_dir,omitempty"`
 	ElapsedMillis int64    `json:"elapsed_ms"`
 }
 
@@ -128,7 +140,7 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 		Cluster: f.cluster, Role: f.role, Holder: res.Holder, KeyType: string(res.KeyType), Format: string(opts.Format),
 		Dir: opts.Dir, Files: []string{}, Serial: leaf.SerialNumber.Text(16), LeafSHA256: hex.EncodeToString(sum[:]),
 		NotAfter: leaf.NotAfter.UTC().Format(time.RFC3339), TrustedCAs: len(res.Trusted), FlinkConfDir: confOut,
-		ElapsedMillis: elapsed.Milliseconds(),
+		TLSDir: opts.RuntimeDir, ElapsedMillis: elapsed.Milliseconds(),
 	}
 	for _, file := range set.Files {
 		j.Files = append(j.Files, file.Name)
@@ -144,6 +156,9 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 	fmt.Fprintf(a.stderr, "wrote %s credentials for holder %q of cluster %q (%s, %s) to %s\n",
 		f.role, j.Holder, f.cluster, j.KeyType, j.Format, j.Dir)
 	fmt.Fprintf(a.stderr, "leaf serial %s valid until %s; truststore holds %d CA(s)\n", j.Serial, j.NotAfter, j.TrustedCAs)
+	if opts.RuntimeDir != "" && opts.RuntimeDir != opts.Dir {
+		fmt.Fprintf(a.stderr, "flink-ssl.yaml names the stores under %s: copy the contents of %s there\n", opts.RuntimeDir, opts.Dir)
+	}
 	if confOut != "" {
 		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: set FLINK_CONF_DIR=%s\n", confOut, confOut)
 	}
