@@ -172,6 +172,31 @@ const noFlinkpkiAnywhere = noFlinkpki + "  jobManager:\n    replicas: 1\n"
 // legacySwitchConf turns SSL on only with the key Flink 2 removed.
 const legacySwitchConf = "security.ssl.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n"
 
+// suitesConf is a config.yaml with internal SSL, REST on loopback and the
+// given protocol and suites.
+func suitesConf(protocol, algorithms string) string {
+	return "security.ssl.internal.enabled: true\nsecurity.ssl.internal.keystore: /flink-tls/keystore.p12\nsecurity.ssl.internal.truststore: /flink-tls/truststore.p12\n" +
+		"security.ssl.protocol: " + protocol + "\nsecurity.ssl.algorithms: " + algorithms + "\nrest.bind-address: 127.0.0.1\n"
+}
+
+// FP005 tells a name the JDK does not know from one it knows but disables.
+func TestLintNamesWhyASuiteFails(t *testing.T) {
+	for _, tt := range []struct{ algorithms, want string }{
+		{"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA385", `JDK 17 does not know: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA385"`},
+		{"TLS_DH_anon_WITH_AES_128_GCM_SHA256", "lists no cipher suite the JDK enables (TLS_DH_anon_WITH_AES_128_GCM_SHA256)"},
+		{"tls_ecdhe_ecdsa_with_aes_128_gcm_sha256", "the JDK knows suites only by their exact names"},
+		{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,SSL_RSA_WITH_3DES_EDE_CBC_SHA", "lists cipher suites that never run: SSL_RSA_WITH_3DES_EDE_CBC_SHA"},
+	} {
+		findings, err := Lint([]byte(suitesConf("TLSv1.2", tt.algorithms)), "config.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Rule == RuleCipherSuites && strings.Contains(f.Message, tt.want) }) {
+			t.Errorf("%s: no FP005 finding says %q: %v", tt.algorithms, tt.want, findings)
+		}
+	}
+}
+
 func TestParseFlinkVersion(t *testing.T) {
 	for in, want := range map[string]int{"1.20": 1, "1.20.3": 1, "2.2": 2, "2.3.0": 2, "v1_20": 1, "v2_2": 2, "2": 2, " v2_0 ": 2} {
 		if got, err := ParseFlinkVersion(in); err != nil || got != want {
@@ -363,6 +388,20 @@ func TestLintRules(t *testing.T) {
 		{"but not on Flink 2, which does not read security.ssl.enabled", "d.yaml",
 			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.enabled: true\n    security.ssl.rest.authentication-enabled: true", 1), "  flinkVersion: v2_2\n  jobManager:\n    replicas: 1\n"),
 			LintOptions{}, []string{"FP002 error"}},
+		{"a misspelled TLS 1.2 suite is one the JDK refuses", "config.yaml",
+			suitesConf("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA385,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"), LintOptions{}, []string{"FP005 error"}},
+		{"so is a misspelled TLS 1.3 suite", "config.yaml",
+			suitesConf("TLSv1.3", "TLS_AES_256_GCM_SHA386"), LintOptions{}, []string{"FP005 error"}},
+		{"suites the JDK disables alone fail every handshake", "config.yaml",
+			suitesConf("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA,TLS_ECDH_ECDSA_WITH_AES_128_GCM_SHA256,TLS_DH_anon_WITH_AES_128_GCM_SHA256"), LintOptions{}, []string{"FP005 error"}},
+		{"the renegotiation SCSV alone negotiates nothing", "config.yaml",
+			suitesConf("TLSv1.2", "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"), LintOptions{}, []string{"FP005 error"}},
+		{"static ECDH with an RSA-signed certificate is no RSA suite", "config.yaml",
+			suitesConf("TLSv1.2", "TLS_ECDH_RSA_WITH_AES_128_GCM_SHA256"), LintOptions{KeyAlgorithm: x509.RSA}, []string{"FP005 error"}},
+		{"a disabled suite beside enabled ones is dead weight", "config.yaml",
+			suitesConf("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA"), LintOptions{KeyAlgorithm: x509.ECDSA}, []string{"FP005 warning"}},
+		{"an ECDSA key with only a disabled ECDSA suite beside RSA suites has none", "config.yaml",
+			suitesConf("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA"), LintOptions{KeyAlgorithm: x509.ECDSA}, []string{"FP005 error"}},
 		{"legacy lines under another name fall back to the legacy parser", "my.conf",
 			"security.ssl.internal.enabled: true\nenv.java.opts: -Dx=a: b\nsecurity.ssl.algorithms: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, nil},

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -25,44 +26,72 @@ func splitList(v string) []string {
 
 // suiteKeyTypes reports which certificate key types a suite list can serve.
 // TLS 1.3 suites (TLS_AES_*, TLS_CHACHA20_*) work with any key and count
-// for neither.
+// for neither; static ECDH suites (TLS_ECDH_RSA_* too) need an EC key.
 func suiteKeyTypes(suites []string) (ecdsa, rsa bool) {
 	for _, s := range suites {
-		u := strings.ToUpper(s)
-		switch {
-		case strings.Contains(u, "_ECDSA_"):
+		switch suiteKeyType(s) {
+		case "ECDSA":
 			ecdsa = true
-		case strings.HasPrefix(u, "TLS_RSA_"), strings.Contains(u, "_RSA_"):
+		case "RSA":
 			rsa = true
 		}
 	}
 	return ecdsa, rsa
 }
 
+// disabledSuitesNote is why the JDK keeps a known suite out of every
+// handshake.
+const disabledSuitesNote = "JDK 17 knows them but its jdk.tls.disabledAlgorithms (3DES_EDE_CBC, anon, NULL, ECDH, RC4, DES ...) keeps them out of every handshake, and " + scsv + " only signals"
+
 func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 	ecdsaExample, _ := Algorithms(x509.ECDSA)
 	v, set := s.get("security.ssl.algorithms")
-	suites := splitList(v)
-	if !set || len(suites) == 0 {
+	listed := splitList(v)
+	if !set || len(listed) == 0 {
 		return one(RuleCipherSuites, SeverityError,
 			fmt.Sprintf("%s does not set security.ssl.algorithms, so Flink's default applies: it accepts RSA keys only (up to Flink 2.2.0 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable; from 2.2.1 the TLS_ECDHE_RSA GCM suites)", s.label),
 			"set security.ssl.algorithms to forward-secret suites for the cluster's key type, e.g. "+ecdsaExample+"; "+fixConfig)
 	}
-	var miswritten []string
+	var miswritten, unknown []string
 	for _, e := range flinkListEntries(v) {
-		if !isSuiteName(e) {
+		_, known := jdkSuites[e]
+		_, knownAsWritten := jdkSuites[strings.ToUpper(strings.TrimSpace(e))]
+		switch {
+		case known:
+		case e == "" || knownAsWritten:
 			miswritten = append(miswritten, strconv.Quote(e))
+		default:
+			unknown = append(unknown, strconv.Quote(e))
 		}
 	}
 	if len(miswritten) > 0 {
 		return one(RuleCipherSuites, SeverityError,
-			fmt.Sprintf("%s writes security.ssl.algorithms with %s: Flink passes each comma-separated suite to the JDK as written, and the JDK knows suites only by their exact upper-case names, without spaces, so every TLS connection of Flink's data plane, blob server and REST fails%s",
+			fmt.Sprintf("%s writes security.ssl.algorithms with %s: Flink passes each comma-separated suite to the JDK as written, and the JDK knows suites only by their exact names, without spaces, so every TLS connection of Flink's data plane, blob server and REST fails%s",
 				s.label, strings.Join(miswritten, ", "), yamlListNote(v)),
 			"write the suites exactly, comma-separated without spaces, e.g. "+ecdsaExample)
 	}
+	if len(unknown) > 0 {
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s lists cipher suites JDK 17 does not know: %s; the JDK refuses the whole list when Flink sets up a TLS engine (IllegalArgumentException \"Unsupported CipherSuite\"), so every TLS connection of Flink's data plane, blob server and REST fails%s",
+				s.label, strings.Join(unknown, ", "), yamlListNote(v)),
+			"write JDK suite names exactly as the JDK's Standard Algorithm Names spell them, e.g. "+ecdsaExample)
+	}
+	var suites, dead []string // the suites a handshake can use, and the others
+	for _, suite := range listed {
+		if usableSuite(suite) {
+			suites = append(suites, suite)
+		} else {
+			dead = append(dead, suite)
+		}
+	}
+	if len(suites) == 0 {
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s lists no cipher suite the JDK enables (%s): %s, so every handshake fails (\"No appropriate protocol\" or \"No negotiable cipher suite\")", s.label, v, disabledSuitesNote),
+			"set security.ssl.algorithms to forward-secret suites for the cluster's key type, e.g. "+ecdsaExample+"; "+fixConfig)
+	}
 	var rsaKex []string
 	for _, suite := range suites {
-		if strings.HasPrefix(strings.ToUpper(suite), "TLS_RSA_") {
+		if strings.HasPrefix(suite, "TLS_RSA_") || strings.HasPrefix(suite, "SSL_RSA_") {
 			rsaKex = append(rsaKex, suite)
 		}
 	}
@@ -71,6 +100,20 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 			fmt.Sprintf("%s lists RSA key-exchange suites without forward secrecy, which JDK 17.0.18+, 21.0.10+ and 24 disable: %s", s.label, strings.Join(rsaKex, ", ")),
 			"use TLS_ECDHE_* GCM suites matched to the key type; "+fixConfig)
 	}
+	if f := suitesForProtocolAndKey(s, opts, suites, v); f != nil {
+		return f
+	}
+	if len(dead) > 0 {
+		return one(RuleCipherSuites, SeverityWarning,
+			fmt.Sprintf("%s lists cipher suites that never run: %s (%s)", s.label, strings.Join(dead, ", "), disabledSuitesNote),
+			"remove them from security.ssl.algorithms")
+	}
+	return nil
+}
+
+// suitesForProtocolAndKey holds the suites a handshake can use to
+// security.ssl.protocol and to the cluster's key type.
+func suitesForProtocolAndKey(s *subject, opts LintOptions, suites []string, v string) []Finding {
 	// The JDK negotiates TLS 1.3 only with TLS 1.3 suites, and TLS 1.2 only
 	// with the others; Flink sets both options on every engine.
 	allows12, allows13 := s.protocols()
@@ -102,7 +145,7 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 		if (alg == x509.ECDSA && !hasECDSA) || (alg == x509.RSA && !hasRSA) {
 			want, _ := Algorithms(alg)
 			return one(RuleCipherSuites, SeverityError,
-				fmt.Sprintf("%s lists no cipher suite for the cluster's %s key (%s): handshakes fail with \"no cipher suites in common\"", s.label, keyAlgorithmName(alg), v),
+				fmt.Sprintf("%s lists no cipher suite the JDK enables for the cluster's %s key (%s): handshakes fail with \"no cipher suites in common\"", s.label, keyAlgorithmName(alg), v),
 				"set security.ssl.algorithms: "+want)
 		}
 		return nil
@@ -113,12 +156,6 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 			"list only the suites for the cluster's key type; "+fixConfig)
 	}
 	return nil
-}
-
-// isSuiteName reports whether e can be a JDK cipher suite name: upper-case
-// letters, digits and underscores, nothing else.
-func isSuiteName(e string) bool {
-	return e != "" && strings.Trim(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == ""
 }
 
 // yamlListNote explains a value that is a YAML list's text: Flink reads a
@@ -278,8 +315,7 @@ var tls13Suites = []string{"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "
 // isTLS13Suite reports whether a suite is one of TLS 1.3's, which name no
 // key exchange and work with any key.
 func isTLS13Suite(suite string) bool {
-	u := strings.ToUpper(strings.TrimSpace(suite))
-	return strings.HasPrefix(u, "TLS_AES_") || strings.HasPrefix(u, "TLS_CHACHA20_")
+	return slices.Contains(tls13Suites, suite)
 }
 
 // protocols reports whether security.ssl.protocol (Flink's default:
