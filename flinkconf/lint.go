@@ -32,13 +32,14 @@ const (
 	RuleSSLProvider         = "FP014" // an SSL provider Flink cannot load
 	RuleRPCQuoting          = "FP015" // an internal store path or password Flink's RPC configuration cannot hold
 	RuleNullValue           = "FP016" // a null value, which makes Flink refuse the whole config.yaml
+	RuleSSLStores           = "FP017" // SSL turned on without the stores Flink needs, so it fails at start
 )
 
 // Rules lists every rule id, in order.
 func Rules() []string {
 	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
 		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
-		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting, RuleNullValue}
+		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting, RuleNullValue, RuleSSLStores}
 }
 
 // ErrLintInput is returned when the file given to Lint is neither a

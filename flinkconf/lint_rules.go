@@ -34,6 +34,7 @@ var rules = []rule{
 	checkSSLProvider,
 	checkRPCQuoting,
 	checkNullValues,
+	checkSSLStores,
 }
 
 // checkNullValues finds keys of a config.yaml set to null: Flink refuses to
@@ -168,8 +169,13 @@ func checkRESTAuth(s *subject, _ LintOptions) []Finding {
 	if set && isLoopback(bind) {
 		return nil
 	}
-	if s.restSSL() && s.isTrue("security.ssl.rest.authentication-enabled") {
-		return nil
+	if s.restAuthAsked() {
+		gap, fix := s.restAuthGap()
+		if gap == "" {
+			return nil
+		}
+		return one(RuleRESTUnauthenticated, SeverityError,
+			fmt.Sprintf("%s: the REST endpoint, which accepts job submissions, is not protected by its client authentication: %s", s.label, gap), fix)
 	}
 	if inConf && !set {
 		return one(RuleRESTUnauthenticated, SeverityError,
@@ -186,11 +192,11 @@ func checkRESTAuth(s *subject, _ LintOptions) []Finding {
 	}
 	if proxy := proxySidecar(s.deployment); proxy != "" {
 		return one(RuleRESTUnauthenticated, SeverityError,
-			fmt.Sprintf("%s: the REST endpoint is reachable without authentication past the %q sidecar (%s, REST mutual TLS off): anyone reaching the pod IP bypasses the proxy", s.label, proxy, where),
+			fmt.Sprintf("%s: the REST endpoint is reachable without authentication past the %q sidecar (%s, %s): anyone reaching the pod IP bypasses the proxy", s.label, proxy, where, s.restState()),
 			restBindFix)
 	}
 	return one(RuleRESTUnauthenticated, SeverityError,
-		fmt.Sprintf("%s: the REST endpoint, which accepts job submissions, is reachable without authentication (%s, REST mutual TLS off, no proxy sidecar)", s.label, where),
+		fmt.Sprintf("%s: the REST endpoint, which accepts job submissions, is reachable without authentication (%s, %s, no proxy sidecar)", s.label, where, s.restState()),
 		fix)
 }
 

@@ -158,8 +158,17 @@ func deployment(flinkConfiguration, extraSpec string) string {
 		extraSpec + "  flinkConfiguration:\n" + flinkConfiguration
 }
 
-// secureConf is secureFlat as a config.yaml.
-var secureConf = strings.ReplaceAll(strings.TrimPrefix(secureFlat, "    "), "\n    ", "\n")
+// secureConf is secureFlat as a config.yaml, with the internal stores.
+var secureConf = strings.ReplaceAll(strings.TrimPrefix(secureFlat, "    "), "\n    ", "\n") + internalStores
+
+// internalStores, sharedStores and restStores name the stores Flink needs
+// with SSL on (FP017): the internal ones, the shared keys that both
+// internal SSL and REST SSL fall back to, and REST's own.
+const (
+	internalStores = "security.ssl.internal.keystore: /flink-tls/keystore.p12\nsecurity.ssl.internal.truststore: /flink-tls/truststore.p12\n"
+	sharedStores   = "security.ssl.keystore: /flink-tls/keystore.p12\nsecurity.ssl.truststore: /flink-tls/truststore.p12\n"
+	restStores     = "security.ssl.rest.keystore: /rest-tls/keystore.p12\nsecurity.ssl.rest.truststore: /rest-tls/truststore.p12\n"
+)
 
 // noFlinkpki is a top-level pod template without the flinkpki init
 // container, for deployment's extraSpec.
@@ -170,7 +179,7 @@ const noFlinkpki = "  podTemplate:\n    spec:\n      securityContext: {runAsNonR
 const noFlinkpkiAnywhere = noFlinkpki + "  jobManager:\n    replicas: 1\n"
 
 // legacySwitchConf turns SSL on only with the key Flink 2 removed.
-const legacySwitchConf = "security.ssl.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n"
+const legacySwitchConf = "security.ssl.enabled: true\n" + sharedStores + "security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n"
 
 // suitesConf is a config.yaml with internal SSL, REST on loopback and the
 // given protocol and suites.
@@ -193,6 +202,35 @@ func TestLintNamesWhyASuiteFails(t *testing.T) {
 		}
 		if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Rule == RuleCipherSuites && strings.Contains(f.Message, tt.want) }) {
 			t.Errorf("%s: no FP005 finding says %q: %v", tt.algorithms, tt.want, findings)
+		}
+	}
+}
+
+// FP002 and FP017 say which Flink behaviour defeats the configuration.
+func TestLintNamesWhyRESTOrStoresFail(t *testing.T) {
+	for _, tt := range []struct {
+		conf string
+		opts LintOptions
+		rule string
+		want string
+	}{
+		{secureConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nrest.bind-address: 0.0.0.0\n", LintOptions{},
+			RuleRESTUnauthenticated, "neither security.ssl.rest.truststore nor its fallback security.ssl.truststore is set: Flink then builds the REST endpoint without a trust manager and silently drops client authentication"},
+		{"security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\n" + sharedStores + "rest.bind-address: 0.0.0.0\n", LintOptions{},
+			RuleRESTUnauthenticated, "its truststore is the internal one, so every internal leaf, each TaskManager's included, where job code can read it, authenticates to REST"},
+		{strings.TrimSuffix(secureConf, internalStores), LintOptions{},
+			RuleSSLStores, `(security.ssl.internal.enabled) but sets no security.ssl.internal.keystore (or security.ssl.keystore) and no security.ssl.internal.truststore (or security.ssl.truststore): every Flink process fails at start ("The config option security.ssl.internal.keystore or security.ssl.keystore is missing.")`},
+		{secureConf + "security.ssl.enabled: true\n", LintOptions{FlinkMajor: 1},
+			RuleSSLStores, "sets security.ssl.enabled: true, which this Flink 1.x configuration also reads as security.ssl.rest.enabled, but no security.ssl.rest.keystore"},
+		{secureConf + "security.ssl.enabled: true\nrest.bind-address: 0.0.0.0\n", LintOptions{FlinkMajor: 1},
+			RuleRESTUnauthenticated, "REST SSL on only through security.ssl.enabled, which Flink 1.x reads as its fallback, without client authentication"},
+	} {
+		findings, err := LintWith([]byte(tt.conf), "config.yaml", tt.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Rule == tt.rule && strings.Contains(f.Message, tt.want) }) {
+			t.Errorf("no %s finding says %q: %v", tt.rule, tt.want, findings)
 		}
 	}
 }
@@ -263,7 +301,7 @@ func TestLintRules(t *testing.T) {
 			deployment(secureFlat+"    kubernetes.secrets: creds:/opt/creds\n    security.ssl.internal.keystore: /flink-tls/keystore.p12\n", ""),
 			LintOptions{}, nil},
 		{"REST mutual TLS protects an open REST port", "d.yaml",
-			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.rest.enabled: true\n    security.ssl.rest.authentication-enabled: true", 1), "  jobManager:\n    replicas: 1\n"),
+			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.rest.enabled: true\n    security.ssl.rest.authentication-enabled: true\n"+indent(restStores, "    "), 1), "  jobManager:\n    replicas: 1\n"),
 			LintOptions{}, nil},
 		{"hostNetwork in the task manager template is an error", "d.yaml",
 			deployment(secureFlat, "  taskManager:\n    podTemplate:\n      spec:\n        hostNetwork: true\n"), LintOptions{}, []string{"FP008 error"}},
@@ -281,20 +319,20 @@ func TestLintRules(t *testing.T) {
 			secureConf + "security.ssl.internal.cert.fingerprint: 5B:AD:7F:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00\n", LintOptions{}, []string{"FP012 error"}},
 		{"an empty fingerprint pins nothing", "config.yaml", secureConf + "security.ssl.rest.cert.fingerprint: \"\"\n", LintOptions{}, nil},
 		{"a flat config.yaml with passwords only warns about them", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.internal.keystore-password: s3cret\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.internal.keystore-password: s3cret\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP004 warning"}},
 		{"an empty config.yaml lacks SSL, suites and a safe REST binding", "config.yaml", "", LintOptions{}, []string{"FP001 error", "FP002 error", "FP005 error"}},
 		{"a space after a comma between suites is an error", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP005 error"}},
 		{"a lower-case suite name is an error", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: tls_ecdhe_ecdsa_with_aes_128_gcm_sha256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: tls_ecdhe_ecdsa_with_aes_128_gcm_sha256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP005 error"}},
 		{"an empty entry between suites is an error, a trailing comma is not", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP005 error"}},
 		{"a trailing comma after the suites is dropped, as by Java's split", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, nil},
 		{"the JDK SSL provider passes, in any case", "config.yaml", secureConf + "security.ssl.provider: jdk\n", LintOptions{}, nil},
 		{"the OPENSSL provider warns: Flink ships without netty-tcnative", "config.yaml", secureConf + "security.ssl.provider: OPENSSL\n", LintOptions{}, []string{"FP014 warning"}},
@@ -305,59 +343,59 @@ func TestLintRules(t *testing.T) {
 		{"a backslash in an internal password breaks the RPC's configuration", "config.yaml",
 			secureConf + "security.ssl.internal.keystore-password: 'a\\qb'\n", LintOptions{}, []string{"FP004 warning", "FP015 error"}},
 		{"so does a double quote in the legacy fallback of the truststore path", "flink-conf.yaml",
-			"security.ssl.enabled: true\nsecurity.ssl.truststore: /tls/\"x\".p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			"security.ssl.enabled: true\nsecurity.ssl.keystore: /tls/keystore.p12\nsecurity.ssl.truststore: /tls/\"x\".p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{FlinkMajor: 1}, []string{"FP001 warning", "FP015 error"}},
 		{"the internal key wins over its fallback, as in Flink", "config.yaml",
-			secureConf + "security.ssl.internal.truststore: /tls/truststore.p12\nsecurity.ssl.truststore: /tls/\"x\".p12\n", LintOptions{}, nil},
+			secureConf + "security.ssl.truststore: /tls/\"x\".p12\n", LintOptions{}, nil},
 		{"a backslash with internal SSL off is not written anywhere", "config.yaml",
 			"security.ssl.internal.enabled: false\nsecurity.ssl.internal.keystore: C:\\tls\\ks.p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP001 error"}},
 		{"SSLv3 is an error", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: SSLv3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: ::1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: SSLv3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: ::1\n",
 			LintOptions{}, []string{"FP006 error"}},
 		{"SSLv3 in a list with internal SSL: weak, and a list the RPC cannot take", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.2,SSLv3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: ::1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.2,SSLv3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: ::1\n",
 			LintOptions{}, []string{"FP006 error", "FP006 error"}},
 		{"TLSv1.2 and TLSv1.3 listed with internal SSL on: the RPC does not start", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.2,TLSv1.3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.2,TLSv1.3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP006 error"}},
 		{"the same list for REST alone passes FP006: Netty splits it", "config.yaml",
-			"security.ssl.internal.enabled: false\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.protocol: TLSv1.2,TLSv1.3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256\n",
+			restStores + "security.ssl.internal.enabled: false\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.protocol: TLSv1.2,TLSv1.3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256\n",
 			LintOptions{}, []string{"FP001 error"}},
 		{"a space after the comma is a name the JDK does not know", "config.yaml",
-			"security.ssl.internal.enabled: false\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.protocol: TLSv1.2, TLSv1.3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256\n",
+			restStores + "security.ssl.internal.enabled: false\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.protocol: TLSv1.2, TLSv1.3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256\n",
 			LintOptions{}, []string{"FP001 error", "FP006 error"}},
 		{"a lower-case protocol name is refused by the JDK", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: tlsv1.2\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: tlsv1.2\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP006 error"}},
 		{"TLS is a context name, not a protocol the JDK enables", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLS\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLS\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP006 error"}},
 		{"a trailing comma adds no entry (Java's split; HOCON reads it as a separator)", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.2,\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.2,\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, nil},
 		{"a YAML list of one protocol is the text [TLSv1.3] to Flink, which the JDK does not know", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.protocol: [TLSv1.3]\nsecurity.ssl.algorithms: TLS_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.protocol: [TLSv1.3]\nsecurity.ssl.algorithms: TLS_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP006 error"}},
 		{"a YAML list of suites is split inside its brackets", "config.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.algorithms:\n  - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms:\n  - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP005 error"}},
 		{"a null value makes Flink refuse the whole config.yaml", "config.yaml",
 			secureConf + "taskmanager.numberOfTaskSlots:\nenv:\n  java: {opts: ~}\nsecurity.ssl.rest.cert.fingerprint: \"\"\nx: [null]\n",
 			LintOptions{}, []string{"FP016 error"}},
 		{"a legacy flink-conf.yaml that is not YAML is read line by line", "flink-conf.yaml",
-			"# legacy\nsecurity.ssl.enabled: true\nenv.java.opts: -Dx=a: b\nsecurity.ssl.algorithms: TLS_RSA_WITH_AES_128_CBC_SHA\n\tbad line\nrest.bind-address: 0.0.0.0\n",
+			"# legacy\nsecurity.ssl.enabled: true\n" + sharedStores + "env.java.opts: -Dx=a: b\nsecurity.ssl.algorithms: TLS_RSA_WITH_AES_128_CBC_SHA\n\tbad line\nrest.bind-address: 0.0.0.0\n",
 			LintOptions{}, []string{"FP001 warning", "FP002 error", "FP005 error"}},
 		{"a legacy flink-conf.yaml is not read by Flink 2", "flink-conf.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{FlinkMajor: 2}, []string{"FP001 error"}},
 		{"the same legacy flink-conf.yaml is fine on Flink 1", "flink-conf.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{FlinkMajor: 1}, nil},
 		{"web.address, rest.bind-address's fallback key, keeps REST on loopback", "config.yaml",
 			strings.Replace(legacySwitchConf, "rest.bind-address", "web.address", 1), LintOptions{FlinkMajor: 1}, []string{"FP001 warning"}},
 		{"so does the deprecated jobmanager.web.address", "flink-conf.yaml",
-			"security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\njobmanager.web.address: localhost\n", LintOptions{}, nil},
+			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\njobmanager.web.address: localhost\n", LintOptions{}, nil},
 		{"rest.bind-address wins over its fallback", "config.yaml",
 			"rest.bind-address: 0.0.0.0\n" + strings.Replace(legacySwitchConf, "rest.bind-address", "web.address", 1), LintOptions{FlinkMajor: 1}, []string{"FP001 warning", "FP002 error"}},
 		{"security.ssl.enabled alone is an error when the version is unknown", "config.yaml",
@@ -376,14 +414,14 @@ func TestLintRules(t *testing.T) {
 		{"a deployment's list of suites is joined with semicolons, which the JDK does not split", "d.yaml",
 			deployment(strings.Replace(secureFlat, "algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "algorithms: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]", 1), ""),
 			LintOptions{}, []string{"FP005 error"}},
-		{"a v1_20 deployment with security.ssl.enabled alone gets the upgrade warning", "d.yaml",
-			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v1_20\n"), LintOptions{}, []string{"FP001 warning"}},
+		{"a v1_20 deployment with security.ssl.enabled alone gets the upgrade warning, and REST SSL without a keystore", "d.yaml",
+			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v1_20\n"), LintOptions{}, []string{"FP001 warning", "FP017 error"}},
 		{"a v2_2 deployment with security.ssl.enabled alone has no internal SSL", "d.yaml",
 			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v2_2\n"), LintOptions{}, []string{"FP001 error"}},
 		{"the manifest's flinkVersion wins over the option", "d.yaml",
 			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v2_2\n"), LintOptions{FlinkMajor: 1}, []string{"FP001 error"}},
 		{"REST mutual TLS through security.ssl.enabled protects REST on Flink 1", "d.yaml",
-			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.enabled: true\n    security.ssl.rest.authentication-enabled: true", 1), "  flinkVersion: v1_20\n  jobManager:\n    replicas: 1\n"),
+			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.enabled: true\n    security.ssl.rest.authentication-enabled: true\n"+indent(restStores, "    "), 1), "  flinkVersion: v1_20\n  jobManager:\n    replicas: 1\n"),
 			LintOptions{}, nil},
 		{"but not on Flink 2, which does not read security.ssl.enabled", "d.yaml",
 			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.enabled: true\n    security.ssl.rest.authentication-enabled: true", 1), "  flinkVersion: v2_2\n  jobManager:\n    replicas: 1\n"),
@@ -402,8 +440,46 @@ func TestLintRules(t *testing.T) {
 			suitesConf("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA"), LintOptions{KeyAlgorithm: x509.ECDSA}, []string{"FP005 warning"}},
 		{"an ECDSA key with only a disabled ECDSA suite beside RSA suites has none", "config.yaml",
 			suitesConf("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA"), LintOptions{KeyAlgorithm: x509.ECDSA}, []string{"FP005 error"}},
+		{"REST client authentication without a REST truststore is silently off", "config.yaml",
+			secureConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nrest.bind-address: 0.0.0.0\n",
+			LintOptions{}, []string{"FP002 error"}},
+		{"the shared security.ssl.truststore is REST's truststore too", "config.yaml",
+			secureConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nsecurity.ssl.truststore: /rest-tls/truststore.p12\nrest.bind-address: 0.0.0.0\n",
+			LintOptions{}, nil},
+		{"REST client authentication with the internal stores admits every internal leaf", "config.yaml",
+			secureConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /flink-tls/keystore.p12\nsecurity.ssl.rest.truststore: /flink-tls//truststore.p12\nrest.bind-address: 0.0.0.0\n",
+			LintOptions{}, []string{"FP002 error"}},
+		{"so does REST client authentication with only the shared store keys", "config.yaml",
+			"security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\n" + sharedStores + "security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 0.0.0.0\n",
+			LintOptions{}, []string{"FP002 error"}},
+		{"REST stores in the init container's --out directory are the internal ones", "d.yaml",
+			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.rest.enabled: true\n    security.ssl.rest.authentication-enabled: true\n    security.ssl.rest.keystore: /flink-tls/keystore.p12\n    security.ssl.rest.truststore: /rest-tls/truststore.p12", 1), "  jobManager:\n    replicas: 1\n"),
+			LintOptions{}, []string{"FP002 error"}},
+		{"internal SSL without stores stops every process", "config.yaml",
+			strings.TrimSuffix(secureConf, internalStores), LintOptions{}, []string{"FP017 error"}},
+		{"so does internal SSL with a truststore but no keystore", "config.yaml",
+			strings.TrimSuffix(secureConf, internalStores) + "security.ssl.internal.truststore: /flink-tls/truststore.p12\n", LintOptions{}, []string{"FP017 error"}},
+		{"the legacy switch on Flink 1 turns internal SSL on without stores", "flink-conf.yaml",
+			"security.ssl.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			LintOptions{}, []string{"FP001 warning", "FP017 error", "FP017 error"}},
+		{"a leftover security.ssl.enabled turns REST SSL on in Flink 1 without REST stores", "config.yaml",
+			secureConf + "security.ssl.enabled: true\n", LintOptions{FlinkMajor: 1}, []string{"FP017 error"}},
+		{"and is held to Flink 1 when the version is unknown", "config.yaml",
+			secureConf + "security.ssl.enabled: true\n", LintOptions{}, []string{"FP017 error"}},
+		{"Flink 2 ignores it", "config.yaml",
+			secureConf + "security.ssl.enabled: true\n", LintOptions{FlinkMajor: 2}, nil},
+		{"security.ssl.rest.enabled: false wins over it", "config.yaml",
+			secureConf + "security.ssl.enabled: true\nsecurity.ssl.rest.enabled: false\n", LintOptions{FlinkMajor: 1}, nil},
+		{"REST SSL without a keystore stops the REST endpoint", "config.yaml",
+			secureConf + "security.ssl.rest.enabled: true\n", LintOptions{FlinkMajor: 2}, []string{"FP017 error"}},
+		{"a REST keystore merged by the init container is one", "d.yaml",
+			deployment(secureFlat+"    security.ssl.rest.enabled: \"true\"\n", "  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            args: "+
+				wiredArgs(", --flink-conf-set, rest.bind-address=127.0.0.1, --flink-conf-set, security.ssl.rest.keystore=/rest-tls/keystore.p12")+"\n"),
+			LintOptions{}, nil},
+		{"a deployment's REST SSL without one is an error", "d.yaml",
+			deployment(secureFlat+"    security.ssl.rest.enabled: \"true\"\n", ""), LintOptions{}, []string{"FP017 error"}},
 		{"legacy lines under another name fall back to the legacy parser", "my.conf",
-			"security.ssl.internal.enabled: true\nenv.java.opts: -Dx=a: b\nsecurity.ssl.algorithms: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
+			internalStores + "security.ssl.internal.enabled: true\nenv.java.opts: -Dx=a: b\nsecurity.ssl.algorithms: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, nil},
 	}
 	for _, tt := range tests {
@@ -550,7 +626,7 @@ func TestLintFollowsTheInitContainerToFlink(t *testing.T) {
 			deployment(secureFlat, noFlinkpkiAnywhere+"  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            env: [{name: FLINK_CONF_DIR, value: /opt/flink/baked-conf}]\n"),
 			[]string{"FP002 error", "FP010 error"}, []string{"in its JobManager pods (from spec.podTemplate): no flinkpki init container"}},
 		{"no init container but passwords inline is FP004's",
-			deployment(secureFlat+"    security.ssl.internal.keystore-password: s3cret\n", noFlinkpkiAnywhere), []string{"FP002 error", "FP004 error"}, nil},
+			deployment(secureFlat+"    security.ssl.internal.keystore-password: s3cret\n", noFlinkpkiAnywhere), []string{"FP002 error", "FP004 error", "FP017 error"}, nil},
 		{"internal SSL off is FP001's alone",
 			deployment(strings.Replace(secureFlat, `enabled: "true"`, `enabled: "false"`, 1), noFlinkpkiAnywhere), []string{"FP001 error", "FP002 error"}, nil},
 		{"an init container in the JobManager template alone leaves TaskManagers without stores",

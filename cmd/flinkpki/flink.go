@@ -152,7 +152,12 @@ token volume the Flink container mounts as well warns (FP013). An SSL provider
 Flink cannot load fails, and OPENSSL, which needs netty-tcnative in Flink's
 lib/, warns (FP014). A double quote or backslash in an internal store path or
 password, which Flink's RPC configuration cannot hold, fails (FP015), and so
-does a null value in a config.yaml, which Flink refuses to load (FP016).
+does a null value in a config.yaml, which Flink refuses to load (FP016). SSL
+turned on without the keystore or truststore Flink needs fails (FP017); on
+Flink 1.x security.ssl.enabled turns REST SSL on too. REST client
+authentication counts only with a REST truststore (without one Flink drops
+it) that is not the internal one (FP002). Cipher suites are checked against
+the names JDK 17 knows and enables (FP005).
 
 Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
 security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy

@@ -113,7 +113,8 @@ func TestFlinkLintReadsStandardInput(t *testing.T) {
 // in a config.yaml: Flink 1.x reads it, Flink 2 does not.
 func TestFlinkLintVersion(t *testing.T) {
 	t.Parallel()
-	conf := writeFile(t, "config.yaml", "security.ssl.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n")
+	conf := writeFile(t, "config.yaml", "security.ssl.enabled: true\nsecurity.ssl.keystore: /flink-tls/keystore.p12\nsecurity.ssl.truststore: /flink-tls/truststore.p12\n"+
+		"security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n")
 	tests := []struct {
 		name       string
 		args       []string

@@ -16,8 +16,9 @@ import (
 // Flink versions read differently or through fallback keys:
 // security.ssl.enabled (Flink 1.x only), a legacy flink-conf.yaml (Flink
 // 1.x only), and rest.bind-address's fallback web.address. Client
-// authentication is asked for, so whether REST SSL is on, or REST binds to
-// loopback, decides FP002.
+// authentication is asked for, with a REST truststore of its own (without
+// one Flink drops client authentication, and FP002 says so), so whether
+// REST SSL is on, or REST binds to loopback, decides FP002.
 var lintCases = []struct{ name, file, conf string }{
 	{"security.ssl.enabled alone", "config.yaml", "security.ssl.enabled: true\nrest.bind-address: 0.0.0.0\n"},
 	{"security.ssl.internal.enabled", "config.yaml", "security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\nrest.bind-address: 0.0.0.0\n"},
@@ -27,7 +28,7 @@ var lintCases = []struct{ name, file, conf string }{
 	{"REST on loopback through web.address", "config.yaml", "security.ssl.internal.enabled: true\nweb.address: 127.0.0.1\n"},
 }
 
-const lintCommon = "security.ssl.rest.authentication-enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
+const lintCommon = "security.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.truststore: /rest-tls/truststore.p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
 
 // checkLintFacts proves that flinkpki flink lint --flink-version VERSION
 // reads each case as this Flink version does: FP001 is an error exactly when

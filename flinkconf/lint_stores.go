@@ -1,0 +1,235 @@
+package flinkconf
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+)
+
+// Where Flink's SSLUtils finds each store: the scope's own key, then the
+// shared one (getAndCheckOption, Flink 1.20.3, 2.2.1 and 2.3.0; probed with
+// each version's SSLUtils).
+var (
+	internalKeystoreKeys   = []string{"security.ssl.internal.keystore", "security.ssl.keystore"}
+	internalTruststoreKeys = []string{"security.ssl.internal.truststore", "security.ssl.truststore"}
+	restKeystoreKeys       = []string{"security.ssl.rest.keystore", "security.ssl.keystore"}
+	restTruststoreKeys     = []string{"security.ssl.rest.truststore", "security.ssl.truststore"}
+)
+
+// restAuthAsked reports whether the subject turns REST SSL on with client
+// authentication asked for.
+func (s *subject) restAuthAsked() bool {
+	return s.restSSL() && s.isTrue("security.ssl.rest.authentication-enabled")
+}
+
+// restState says what the subject does with REST SSL, for FP002's messages.
+func (s *subject) restState() string {
+	switch {
+	case !s.restSSL():
+		return "REST SSL off"
+	case !s.isTrue("security.ssl.rest.enabled"):
+		return "REST SSL on only through security.ssl.enabled, which Flink 1.x reads as its fallback, without client authentication"
+	}
+	return "REST SSL on without client authentication"
+}
+
+// restAuthGap says why the REST client authentication the subject asks for
+// does not keep strangers and job code out, or returns "" when it does.
+//   - Without a REST truststore (security.ssl.rest.truststore, or its
+//     fallback security.ssl.truststore) SSLUtils.getTrustManagerFactory
+//     returns Optional.empty(), and createRestNettySSLContext applies the
+//     trust manager, clientAuth(REQUIRE), the protocol and the suites only
+//     inside Optional.map: REST accepts any client, with the JDK's defaults.
+//   - With the internal stores, every internal leaf (each carries the
+//     clientAuth EKU, and job code in a TaskManager can read its keystore)
+//     authenticates to REST, and the internal CA serves REST too, against
+//     flinkpki's separate REST CA.
+func (s *subject) restAuthGap() (gap, fix string) {
+	truststore, set := s.get(restTruststoreKeys...)
+	if !set || strings.TrimSpace(truststore) == "" {
+		return "security.ssl.rest.authentication-enabled is true, but neither security.ssl.rest.truststore nor its fallback security.ssl.truststore is set: Flink then builds the REST endpoint without a trust manager and silently drops client authentication, security.ssl.protocol and security.ssl.algorithms with it, so REST accepts any client",
+			"set security.ssl.rest.truststore (and its password) to the truststore of flinkpki's rest-server material, which trusts only the cluster's REST CA"
+	}
+	internalKeystores, internalTruststores := s.internalStorePaths()
+	var shared []string
+	if p, ok := s.get(restKeystoreKeys...); ok && slices.Contains(internalKeystores, cleanPath(p)) {
+		shared = append(shared, "its keystore is the internal one, so REST serves the internal leaf and REST clients must trust the internal CA")
+	}
+	if slices.Contains(internalTruststores, cleanPath(truststore)) {
+		shared = append(shared, "its truststore is the internal one, so every internal leaf, each TaskManager's included, where job code can read it, authenticates to REST")
+	}
+	if len(shared) == 0 {
+		return "", ""
+	}
+	return "REST client authentication uses the internal stores: " + strings.Join(shared, "; and "),
+		"give REST its own stores from the cluster's separate REST CA (flinkpki bake --role rest-server, and --role rest-client for its clients) in security.ssl.rest.keystore and security.ssl.rest.truststore"
+}
+
+// internalStorePaths returns the paths of the internal keystore and
+// truststore: those the configuration names, and in a FlinkDeployment
+// those its flinkpki init containers write (--out).
+func (s *subject) internalStorePaths() (keystores, truststores []string) {
+	if p, ok := s.get(internalKeystoreKeys...); ok && strings.TrimSpace(p) != "" {
+		keystores = append(keystores, cleanPath(p))
+	}
+	if p, ok := s.get(internalTruststoreKeys...); ok && strings.TrimSpace(p) != "" {
+		truststores = append(truststores, cleanPath(p))
+	}
+	if s.deployment == nil {
+		return keystores, truststores
+	}
+	for _, pod := range s.deployment.processPods() {
+		for _, c := range pod.spec.InitContainers {
+			call, kind := flinkpkiInit(c)
+			if out := call.flags["--out"]; kind == internalInit && out != "" {
+				for _, ext := range []string{".p12", ".jks"} {
+					keystores = append(keystores, path.Join(out, "keystore"+ext))
+					truststores = append(truststores, path.Join(out, "truststore"+ext))
+				}
+			}
+		}
+	}
+	return keystores, truststores
+}
+
+func cleanPath(p string) string { return path.Clean(strings.TrimSpace(p)) }
+
+// checkSSLStores finds SSL turned on without a store Flink needs for it.
+// Flink's SSLUtils reads each store when it builds the engines, at start,
+// and throws "The config option security.ssl.internal.keystore or
+// security.ssl.keystore is missing." (probed on Flink 1.20.3, 2.2.1 and
+// 2.3.0):
+//   - internal SSL needs a keystore and a truststore, or no process starts;
+//   - REST SSL needs a keystore, or the JobManager's REST endpoint does not
+//     start. On Flink 1.x security.ssl.enabled turns REST SSL on too
+//     (SecurityOptions.isRestSSLEnabled falls back to it), so a leftover
+//     security.ssl.enabled: true needs REST stores there; Flink 2 ignores
+//     the key. flinkpki init keeps the key when it merges: it cannot know
+//     the Flink version, and on Flink 1.x with shared stores the key serves
+//     REST SSL.
+//
+// Passwords are not asked for: FP004 keeps them out of shared
+// configuration, and flinkpki init merges them with the paths. In a
+// FlinkDeployment the internal stores are FP010's concern when an init
+// container or a configuration of the pod's own makes them.
+func checkSSLStores(s *subject, _ LintOptions) []Finding {
+	if s.legacy && !readsLegacyConf(s.major) {
+		return nil // FP001: Flink 2 reads none of it
+	}
+	var out []Finding
+	if s.sslOn("security.ssl.internal.enabled") && !s.internalStoresFromPods() {
+		var missing [][]string
+		for _, keys := range [][]string{internalKeystoreKeys, internalTruststoreKeys} {
+			if _, set := s.get(keys...); !set {
+				missing = append(missing, keys)
+			}
+		}
+		if len(missing) > 0 {
+			var names []string
+			for _, keys := range missing {
+				names = append(names, keys[0]+" (or "+keys[1]+")")
+			}
+			out = append(out, Finding{Rule: RuleSSLStores, Severity: SeverityError,
+				Message: fmt.Sprintf("%s turns internal SSL on (%s) but sets no %s: every Flink process fails at start (\"The config option %s or %s is missing.\")",
+					s.label, s.internalSwitch(), strings.Join(names, " and no "), missing[0][0], missing[0][1]),
+				Fix: "point them at the stores flinkpki writes (" + fixConfig + "); for a configuration that flinkpki init merges into, lint the merged copy (--flink-conf-out) instead"})
+		}
+	}
+	if _, set := s.get(restKeystoreKeys...); !set && s.sslOn("security.ssl.rest.enabled") && !s.restKeystoreFromPods() {
+		out = append(out, s.restStoreFinding())
+	}
+	return out
+}
+
+// sslOn reports whether key (security.ssl.internal.enabled or
+// security.ssl.rest.enabled) turns SSL on for the subject's Flink version,
+// or, with the version unknown, for some version: Flink 1.x falls back to
+// security.ssl.enabled when key is not set, Flink 2 does not.
+func (s *subject) sslOn(key string) bool {
+	if v, set := s.get(key); set {
+		return isTrueValue(v)
+	}
+	return s.major != 2 && s.isTrue("security.ssl.enabled")
+}
+
+// internalSwitch names the key that turns internal SSL on.
+func (s *subject) internalSwitch() string {
+	if _, set := s.get("security.ssl.internal.enabled"); set {
+		return "security.ssl.internal.enabled"
+	}
+	return "security.ssl.enabled, which Flink 1.x reads as its fallback"
+}
+
+func (s *subject) restStoreFinding() Finding {
+	const missing = "The config option security.ssl.rest.keystore or security.ssl.keystore is missing."
+	f := Finding{Rule: RuleSSLStores, Severity: SeverityError,
+		Message: fmt.Sprintf("%s turns REST SSL on (security.ssl.rest.enabled) but sets no security.ssl.rest.keystore (or security.ssl.keystore): the JobManager's REST endpoint fails at start (%q)", s.label, missing),
+		Fix:     "set security.ssl.rest.keystore (and its passwords) to flinkpki's rest-server material, or turn REST SSL off and keep REST on loopback behind a proxy"}
+	if _, set := s.get("security.ssl.rest.enabled"); !set {
+		version := "Flink 1.x"
+		if s.major == 1 {
+			version = "this Flink 1.x configuration"
+		}
+		f.Message = fmt.Sprintf("%s sets security.ssl.enabled: true, which %s also reads as security.ssl.rest.enabled, but no security.ssl.rest.keystore (or security.ssl.keystore): the JobManager's REST endpoint fails at start (%q; flinkpki init keeps security.ssl.enabled when it merges)",
+			s.label, version, missing)
+		f.Fix = "remove security.ssl.enabled (security.ssl.internal.enabled turns internal SSL on, and Flink 2 ignores the key), or set security.ssl.rest.enabled: false, or give REST its own stores (flinkpki's rest-server material)"
+	}
+	return f
+}
+
+// internalStoresFromPods reports whether, in a FlinkDeployment, something
+// other than flinkConfiguration gives the processes their internal stores:
+// a flinkpki init container (or a wrapper around one), or a configuration
+// directory of the pod's own (FP010 follows these), or flinkConfiguration
+// without passwords, which FP010 reports as stores nothing makes.
+func (s *subject) internalStoresFromPods() bool {
+	d := s.deployment
+	if d == nil {
+		return false
+	}
+	if _, inline := s.get("security.ssl.internal.keystore-password", "security.ssl.keystore-password"); !inline {
+		return true
+	}
+	for _, pod := range d.processPods() {
+		if bakedConf(&pod.spec) {
+			return true
+		}
+		for _, c := range pod.spec.InitContainers {
+			if _, kind := flinkpkiInit(c); kind != notInternalInit {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// restKeystoreFromPods reports whether, in a FlinkDeployment, the
+// JobManager's REST keystore may come from outside flinkConfiguration: an
+// init container's --flink-conf-set, a wrapper lint cannot read, or a
+// configuration directory of the pod's own.
+func (s *subject) restKeystoreFromPods() bool {
+	d := s.deployment
+	if d == nil {
+		return false
+	}
+	for _, key := range restKeystoreKeys {
+		if _, set := d.jobManagerConfSet(key); set {
+			return true
+		}
+	}
+	for _, pod := range d.processPods() {
+		if !slices.Contains(pod.roles, "JobManager") {
+			continue
+		}
+		var inits []initKind
+		for _, c := range pod.spec.InitContainers {
+			_, kind := flinkpkiInit(c)
+			inits = append(inits, kind)
+		}
+		if slices.Contains(inits, unreadable) || (!slices.Contains(inits, internalInit) && bakedConf(&pod.spec)) {
+			return true
+		}
+	}
+	return false
+}
