@@ -21,6 +21,13 @@ flink-ssl.yaml names the stores by absolute path. When the files are copied
 to another place (into an image, say), give that place with --tls-dir; the
 default is --out itself.
 
+A jobmanager or taskmanager leaf names no host unless --dns/--ip give some
+(init adds its pod's names itself). Flink 2.3's TaskManagers check the peer's
+host name on their data connections (Netty 4.2), so credentials baked for 2.3
+need the names the processes reach each other by, or the JVM option
+-Dorg.apache.flink.shaded.netty4.io.netty.handler.ssl.defaultEndpointVerificationAlgorithm=NONE
+in env.java.opts.all; Flink before 2.3 checks no host name there.
+
 Takes an administrator token, or an enrollment token for that cluster and
 role. The files appear atomically: a failed bake leaves nothing behind.`,
 		Example: `  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls
