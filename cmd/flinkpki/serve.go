@@ -246,6 +246,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range in.warnings {
+		log.Warn(w)
+	}
 	ls, err := o.bind()
 	if err != nil {
 		return err

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -245,5 +247,26 @@ func TestServeDurationsTakeDaysAsTheClientFlagsDo(t *testing.T) {
 				t.Errorf("serve %v: the start line does not say %q:\n%s", tt.args, tt.want, logs)
 			}
 		})
+	}
+}
+
+// TestAKEKFileOthersCanReadIsWarnedAbout: the key that opens every CA key
+// in a file with group or other access is accepted (a running installation
+// must not stop on an upgrade) but warned about at start, with the fix.
+func TestAKEKFileOthersCanReadIsWarnedAbout(t *testing.T) {
+	for mode, warned := range map[os.FileMode]bool{0o644: true, 0o640: true, 0o600: false, 0o400: false} {
+		kek := filepath.Join(t.TempDir(), "kek")
+		if err := os.WriteFile(kek, bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(kek, mode); err != nil {
+			t.Fatal(err)
+		}
+		s := startServer(t, "", "--kek-file", kek)
+		log := s.stderr.String()
+		s.stop(t)
+		if got := strings.Contains(log, fmt.Sprintf("has mode %04o", mode)) && strings.Contains(log, "make it 0400 or 0600"); got != warned {
+			t.Errorf("a KEK file of mode %04o: warned %v, want %v\n%s", mode, got, warned, log)
+		}
 	}
 }

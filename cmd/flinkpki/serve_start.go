@@ -25,10 +25,13 @@ import (
 // serveInputs is what serve's flags name outside the data directory, read
 // and checked before a port is bound or anything is written.
 type serveInputs struct {
-	kek     []byte // nil: --dev keeps it in DIR/kek
-	k8s     *k8sauth.Verifier
-	review  *k8sauth.Reviewer
-	etcdTLS *tls.Config
+	kek []byte // nil: --dev keeps it in DIR/kek
+	// warnings are said once the logger runs: what serve accepts but an
+	// operator should fix.
+	warnings []string
+	k8s      *k8sauth.Verifier
+	review   *k8sauth.Reviewer
+	etcdTLS  *tls.Config
 }
 
 func (o *serveOptions) readInputs() (*serveInputs, error) {
@@ -40,6 +43,9 @@ func (o *serveOptions) readInputs() (*serveInputs, error) {
 		}
 		if in.kek, err = store.ParseKEK(raw); err != nil {
 			return nil, err
+		}
+		if st, err := os.Stat(o.kekFile); err == nil && st.Mode().Perm()&0o077 != 0 {
+			in.warnings = append(in.warnings, fmt.Sprintf("the key-encryption key file %s has mode %04o: other users of this host can read the key that opens every CA key; make it 0400 or 0600 (a Kubernetes Secret volume: defaultMode: 0400)", o.kekFile, st.Mode().Perm()))
 		}
 	} else if !o.dev {
 		return nil, errors.New("no key-encryption key: pass --kek-file FILE or set FLINKPKI_KEK_FILE (create one with: head -c 32 /dev/urandom > kek)")
