@@ -219,9 +219,12 @@ func TestParseDuration(t *testing.T) {
 
 func TestFormatDuration(t *testing.T) {
 	t.Parallel()
-	for d, want := range map[time.Duration]string{90 * day: "90d", 36 * time.Hour: "36h0m0s", 15 * time.Minute: "15m0s"} {
+	for d, want := range map[time.Duration]string{90 * day: "90d", 36 * time.Hour: "1d12h", 15 * time.Minute: "15m", 90 * time.Minute: "1h30m", 45 * time.Second: "45s", day + 90*time.Second: "1d1m30s"} {
 		if got := formatDuration(d); got != want {
 			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
+		}
+		if back, err := parseDuration(formatDuration(d)); err != nil || back != d {
+			t.Errorf("parseDuration(formatDuration(%v)) = %v, %v", d, back, err)
 		}
 	}
 }

@@ -117,10 +117,28 @@ func (f *durationFlag) Set(s string) error {
 	return nil
 }
 
-// formatDuration prints whole days as "90d" and anything else in Go syntax.
+// formatDuration prints a duration as parseDuration reads it and people
+// speak of lifetimes: days, then the rest of a day without Go's trailing
+// zero units ("90d", "1d12h", "15m", "1h30m", "45s").
 func formatDuration(d time.Duration) string {
-	if d >= day && d%day == 0 {
-		return strconv.FormatInt(int64(d/day), 10) + "d"
+	if d < day {
+		return trimZeroUnits(d.String())
 	}
-	return d.String()
+	s := strconv.FormatInt(int64(d/day), 10) + "d"
+	if rest := d % day; rest != 0 {
+		s += trimZeroUnits(rest.String())
+	}
+	return s
+}
+
+// trimZeroUnits drops the zero minutes and seconds Go prints after hours
+// or minutes: "36h0m0s" is "36h", "1h30m0s" is "1h30m".
+func trimZeroUnits(s string) string {
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

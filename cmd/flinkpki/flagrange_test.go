@@ -75,7 +75,7 @@ func TestHelpShowsDefaultsAndWhichTokensWork(t *testing.T) {
 		return ""
 	}
 	token := runCLI(t, nil, "token", "create", "--help").ok(t).stdout
-	if l := flagLine(token, "ttl"); !strings.Contains(l, "(default 15m0s)") || !strings.Contains(l, "1s to 30d") {
+	if l := flagLine(token, "ttl"); !strings.Contains(l, "(default 15m)") || !strings.Contains(l, "1s to 30d") {
 		t.Errorf("token create --help: %q does not give the default TTL and the range", l)
 	}
 	if l := flagLine(token, "uses"); !strings.Contains(l, "(default 1)") {

@@ -236,8 +236,8 @@ func TestServeDurationsTakeDaysAsTheClientFlagsDo(t *testing.T) {
 		{"Go durations in --config", []string{"--config", writeFile(t, "serve.yaml", "holder-retention: 1080h\nrotation-interval: 90s\n")},
 			"rotation_interval=1m30s holder_retention=45d"},
 		{"the command line over --config", []string{"--holder-retention", "3d", "--config", writeFile(t, "serve.yaml", "holder-retention: 45d\n")},
-			"rotation_interval=1m0s holder_retention=3d"},
-		{"the defaults", nil, "rotation_interval=1m0s holder_retention=30d"},
+			"rotation_interval=1m holder_retention=3d"},
+		{"the defaults", nil, "rotation_interval=1m holder_retention=30d"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
