@@ -123,10 +123,12 @@ func MinCAValidity(leafValidity, margin time.Duration) time.Duration {
 	return 4*leafValidity + margin
 }
 
-// days prints a duration as operators give validities: in days, with the
-// rest of a day in hours and below ("7d12h", "90d", "36h" is "1d12h"),
-// without Go's trailing zero units.
-func days(d time.Duration) string {
+func days(d time.Duration) string { return FormatDuration(d) }
+
+// FormatDuration prints a duration as operators give validities: in days,
+// with the rest of a day in hours and below ("7d12h", "90d", "36h" is
+// "1d12h", "15m"), without Go's trailing zero units.
+func FormatDuration(d time.Duration) string {
 	const day = 24 * time.Hour
 	if d < day {
 		return trimZeroUnits(d.String())

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flinkpki/flinkpki/ca"
 )
 
 const (
@@ -118,27 +120,5 @@ func (f *durationFlag) Set(s string) error {
 }
 
 // formatDuration prints a duration as parseDuration reads it and people
-// speak of lifetimes: days, then the rest of a day without Go's trailing
-// zero units ("90d", "1d12h", "15m", "1h30m", "45s").
-func formatDuration(d time.Duration) string {
-	if d < day {
-		return trimZeroUnits(d.String())
-	}
-	s := strconv.FormatInt(int64(d/day), 10) + "d"
-	if rest := d % day; rest != 0 {
-		s += trimZeroUnits(rest.String())
-	}
-	return s
-}
-
-// trimZeroUnits drops the zero minutes and seconds Go prints after hours
-// or minutes: "36h0m0s" is "36h", "1h30m0s" is "1h30m".
-func trimZeroUnits(s string) string {
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+// speak of lifetimes: "90d", "1d12h", "15m", "1h30m", "45s".
+func formatDuration(d time.Duration) string { return ca.FormatDuration(d) }

@@ -47,37 +47,22 @@ func TestAFloodOfRefusalsIsAuditedInSummaries(t *testing.T) {
 
 	s.stop(t) // writes the last summary
 	s = startServer(t, dir)
-	individual, summarised, summaries := 0, 0, 0
+	entries := auditEntries(t, s, "")
 	created := false
-	for _, e := range auditEntries(t, s, "") {
+	for _, e := range entries {
 		if e.Action == "cluster.create" && e.Cluster == "after-the-flood" && e.Outcome == "ok" {
 			created = true
 		}
-		if e.Outcome != "denied" || e.Details["reason"] != "unauthenticated" {
-			continue
+	}
+	tallyRefusals(t, entries, func(e auditJSON) bool {
+		if e.Details["reason"] != "unauthenticated" {
+			return false
 		}
 		if e.Actor != "anonymous:127.0.0.1" {
 			t.Errorf("refusal audited with actor %q, want the address it came from", e.Actor)
 		}
-		if v, ok := e.Details["count"]; ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				t.Fatalf("summary count %q", v)
-			}
-			summaries++
-			summarised += n
-			continue
-		}
-		individual++
-	}
-	t.Logf("%d refusals audited one by one, %d in %d summaries", individual, summarised, summaries)
-	if individual+summarised != flood {
-		t.Fatalf("audit accounts for %d one by one + %d in %d summaries = %d refusals, want %d",
-			individual, summarised, summaries, individual+summarised, flood)
-	}
-	if individual >= flood/2 || summaries == 0 {
-		t.Errorf("%d of %d refusals from one address got an entry each (%d summaries): the flood was not summarised", individual, flood, summaries)
-	}
+		return true
+	}).wantSummarised(t, flood)
 	if !created {
 		t.Error("the administrator's change during the flood is not in the audit trail")
 	}
@@ -147,28 +132,15 @@ func TestANonAdministratorPollingAdminCallsIsAuditedInSummaries(t *testing.T) {
 	}
 	s.stop(t)
 	s = startServer(t, dir)
-	individual, summarised, summaries := 0, 0, 0
-	for _, e := range auditEntries(t, s, "") {
-		if e.Outcome != "denied" || e.Details["reason"] != "permission_denied" {
-			continue
+	tallyRefusals(t, auditEntries(t, s, ""), func(e auditJSON) bool {
+		if e.Details["reason"] != "permission_denied" {
+			return false
 		}
 		if !strings.HasPrefix(e.Actor, "enrollment-token:") {
 			t.Errorf("refusal audited with actor %q, want the enrollment token", e.Actor)
 		}
-		if v, ok := e.Details["count"]; ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				t.Fatalf("summary count %q", v)
-			}
-			summaries++
-			summarised += n
-			continue
-		}
-		individual++
-	}
-	if individual+summarised != flood || individual >= flood/2 || summaries == 0 {
-		t.Fatalf("audit: %d one by one + %d in %d summaries, want %d in all, most of them summarised", individual, summarised, summaries, flood)
-	}
+		return true
+	}).wantSummarised(t, flood)
 }
 
 // TestAnEnrollmentRefusedInALoopIsAuditedInSummaries: the authority's own
@@ -196,26 +168,53 @@ func TestAnEnrollmentRefusedInALoopIsAuditedInSummaries(t *testing.T) {
 	}
 	s.stop(t)
 	s = startServer(t, dir)
-	individual, summarised, summaries := 0, 0, 0
-	for _, e := range auditEntries(t, s, "") {
-		if e.Outcome != "denied" || !strings.HasPrefix(e.Actor, "enrollment-token:") {
+	tallyRefusals(t, auditEntries(t, s, ""), func(e auditJSON) bool {
+		if !strings.HasPrefix(e.Actor, "enrollment-token:") {
+			return false
+		}
+		if e.Cluster != "orders" {
+			t.Errorf("a refusal names cluster %q, want orders", e.Cluster)
+		}
+		return true
+	}).wantSummarised(t, flood)
+}
+
+// refusalTally counts the refusals in the audit trail that match: those
+// with an entry each, and those in summaries (details.count).
+type refusalTally struct{ individual, summarised, summaries int }
+
+func tallyRefusals(t *testing.T, entries []auditJSON, match func(auditJSON) bool) refusalTally {
+	t.Helper()
+	var r refusalTally
+	for _, e := range entries {
+		if e.Outcome != "denied" || !match(e) {
 			continue
 		}
-		if v, ok := e.Details["count"]; ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				t.Fatalf("summary count %q", v)
-			}
-			if e.Cluster != "orders" {
-				t.Errorf("a summary names cluster %q, want orders", e.Cluster)
-			}
-			summaries++
-			summarised += n
+		v, ok := e.Details["count"]
+		if !ok {
+			r.individual++
 			continue
 		}
-		individual++
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("summary count %q", v)
+		}
+		r.summaries++
+		r.summarised += n
 	}
-	if individual+summarised != flood || individual >= flood/2 || summaries == 0 {
-		t.Fatalf("audit: %d one by one + %d in %d summaries, want %d in all, most of them summarised", individual, summarised, summaries, flood)
+	return r
+}
+
+// wantSummarised fails unless the tally accounts for all n refusals, most
+// of them in summaries.
+func (r refusalTally) wantSummarised(t *testing.T, n int) {
+	t.Helper()
+	t.Logf("%d refusals audited one by one, %d in %d summaries", r.individual, r.summarised, r.summaries)
+	if r.individual+r.summarised != n {
+		t.Fatalf("audit accounts for %d one by one + %d in %d summaries = %d refusals, want %d",
+			r.individual, r.summarised, r.summaries, r.individual+r.summarised, n)
+	}
+	if r.individual >= n/2 || r.summaries == 0 {
+		t.Errorf("%d of %d refusals got an entry each (%d summaries): the flood was not summarised", r.individual, n, r.summaries)
 	}
 }

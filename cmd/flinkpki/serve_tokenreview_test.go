@@ -76,24 +76,31 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(&tr)
 }
 
-func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
-	const issuerURL = "https://kubernetes.default.svc.cluster.local"
-	iss := k8stest.NewECIssuer(t, issuerURL)
-	v, err := k8sauth.New(k8sauth.Config{Issuer: issuerURL, JWKS: iss.JWKS()})
+const k8sIssuerURL = "https://kubernetes.default.svc.cluster.local"
+
+// startAPIServer starts an apiServer for iss's tokens and returns it with
+// the serve flags that make flinkpki ask it.
+func startAPIServer(t *testing.T, iss *k8stest.Issuer) (*apiServer, []string) {
+	t.Helper()
+	v, err := k8sauth.New(k8sauth.Config{Issuer: k8sIssuerURL, JWKS: iss.JWKS()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	api := &apiServer{verifier: v, callerTok: "server-own-token", deleted: map[string]bool{}}
 	ts := httptest.NewTLSServer(api)
-	defer ts.Close()
+	t.Cleanup(ts.Close)
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "api-ca.crt")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644)
 	tokFile := filepath.Join(dir, "own-token")
 	os.WriteFile(tokFile, []byte(api.callerTok+"\n"), 0o600)
+	return api, []string{"--k8s-tokenreview", "--k8s-api-server", ts.URL, "--k8s-api-ca-file", caFile, "--k8s-api-token-file", tokFile}
+}
 
-	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss),
-		"--k8s-tokenreview", "--k8s-api-server", ts.URL, "--k8s-api-ca-file", caFile, "--k8s-api-token-file", tokFile)
+func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	s := startServer(t, "", append([]string{"--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss)}, review...)...)
 	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
 	claims := k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"}
 	tok := iss.MintFile(claims)
@@ -126,22 +133,10 @@ func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
 // only check, an answer that lists no audience vouches for a token of the
 // API server's audience, not flinkpki's, and is refused.
 func TestTokenReviewAloneNeedsTheAudienceConfirmed(t *testing.T) {
-	const issuerURL = "https://kubernetes.default.svc.cluster.local"
-	iss := k8stest.NewECIssuer(t, issuerURL)
-	v, err := k8sauth.New(k8sauth.Config{Issuer: issuerURL, JWKS: iss.JWKS()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := &apiServer{verifier: v, callerTok: "server-own-token", deleted: map[string]bool{}, audienceUnaware: true}
-	ts := httptest.NewTLSServer(api)
-	defer ts.Close()
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "api-ca.crt")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644)
-	tokFile := filepath.Join(dir, "own-token")
-	os.WriteFile(tokFile, []byte(api.callerTok+"\n"), 0o600)
-
-	s := startServer(t, "", "--k8s-tokenreview", "--k8s-api-server", ts.URL, "--k8s-api-ca-file", caFile, "--k8s-api-token-file", tokFile)
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	api.audienceUnaware = true
+	s := startServer(t, "", review...)
 	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
 	tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
 	initArgs := func(out string) []string {
