@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/k8sauth"
@@ -31,7 +33,19 @@ type Authenticator struct {
 	auth   *authority.Authority
 	k8s    *k8sauth.Verifier // nil when offline verification is not configured
 	review *k8sauth.Reviewer // nil when TokenReview is not enabled
+	// reviews bounds, per source address, the tokens that only the API
+	// server can judge (TokenReview without offline verification): each
+	// is a request to the API server that a caller without any valid
+	// credential would otherwise cause at will.
+	reviews *limiter
 }
+
+// Per source address: a pod starting needs one review, a node of
+// restarting pods a few.
+const (
+	reviewsPerSecond = 10
+	reviewBurst      = 50
+)
 
 // bearer extracts the bearer string from the request metadata.
 func bearer(ctx context.Context) (string, error) {
@@ -63,6 +77,9 @@ func (a *Authenticator) Authenticate(ctx context.Context) (authority.Actor, erro
 	}
 	if token.LooksLikeJWT(raw) {
 		id, err := a.verifyK8s(ctx, raw)
+		if status.Code(err) == codes.ResourceExhausted {
+			return authority.Actor{}, err
+		}
 		if err != nil {
 			return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
 		}
@@ -114,7 +131,11 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 	actor, err := s.authn.Authenticate(ctx)
 	if err != nil {
 		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
-		return ctx, s.refuse(ctx, "peer:"+anon.ID, anon, "", fullMethod, "unauthenticated", err)
+		reason := "unauthenticated"
+		if status.Code(err) == codes.ResourceExhausted {
+			reason = "rate_limited"
+		}
+		return ctx, s.refuse(ctx, "peer:"+anon.ID, anon, "", fullMethod, reason, err)
 	}
 	id := actor.Source()
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
@@ -177,6 +198,11 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string) (*k8sauth.Ide
 		}
 	}
 	if a.review != nil {
+		if id == nil { // the API server is the only judge
+			if err := a.reviews.allow("review:" + peerHost(ctx)); err != nil {
+				return nil, status.Errorf(codes.ResourceExhausted, "too many Kubernetes tokens from %s for the API server to review (%g/s, burst %d): retry later", peerHost(ctx), float64(reviewsPerSecond), reviewBurst)
+			}
+		}
 		rid, err := a.review.Review(ctx, raw)
 		if err != nil {
 			return nil, err

@@ -52,7 +52,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		auth:         cfg.Authority,
-		authn:        &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review},
+		authn:        &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review, reviews: newLimiter(reviewsPerSecond, reviewBurst)},
 		backup:       cfg.Backup,
 		limit:        newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
 		refusals:     newRefusalGate(),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
@@ -10,11 +11,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	authnv1 "k8s.io/api/authentication/v1"
 
 	"github.com/flinkpki/flinkpki/k8sauth"
 	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 // apiServer stands in for the Kubernetes API server's TokenReview endpoint
@@ -151,4 +156,41 @@ func TestTokenReviewAloneNeedsTheAudienceConfirmed(t *testing.T) {
 	api.audienceUnaware = false
 	api.mu.Unlock()
 	s.cli(t, "", initArgs(filepath.Join(t.TempDir(), "ok"))...).ok(t)
+}
+
+// TestTokenReviewAloneIsBoundedPerSource: with the API server as the only
+// judge of Kubernetes tokens, each JWT-shaped bearer costs it a request, so
+// a caller with no valid credential could make flinkpki flood it. One
+// address gets reviewBurst reviews and then reviewsPerSecond: the rest are
+// refused as rate-limited, which init retries, without asking.
+func TestTokenReviewAloneIsBoundedPerSource(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	s := startServer(t, "", review...)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	forged := k8stest.NewECIssuer(t, k8sIssuerURL).Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
+	c := enrollClientWithToken(t, s.addr, s.caFile, forged)
+	const sent = 120
+	limited := 0
+	start := time.Now()
+	for i := range sent {
+		_, err := c.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
+		switch status.Code(err) {
+		case codes.Unauthenticated:
+		case codes.ResourceExhausted:
+			limited++
+		default:
+			t.Fatalf("request %d: %v, want it refused", i+1, err)
+		}
+	}
+	elapsed := time.Since(start)
+	api.mu.Lock()
+	calls := api.calls
+	api.mu.Unlock()
+	if most := 50 + int(10*elapsed.Seconds()) + 1; calls > most || limited == 0 {
+		t.Fatalf("%d forged tokens in %s: the API server was asked %d times (at most %d), %d refused as rate-limited", sent, elapsed, calls, most, limited)
+	}
+	if calls+limited != sent {
+		t.Errorf("%d reviews and %d rate-limited refusals for %d requests", calls, limited, sent)
+	}
 }
