@@ -166,6 +166,9 @@ func (a *app) benchDialer() (func() (*grpc.ClientConn, error), error) {
 		return nil, err
 	}
 	c := a.settings()
+	if err := checkServer(c.server); err != nil {
+		return nil, err
+	}
 	a.target = c.server
 	// The CA file is read once, as the step-ca load generator reads its
 	// roots once: a pod reads it once too, and the per-request work of the

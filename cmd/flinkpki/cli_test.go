@@ -228,3 +228,20 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestAServerAddressWithoutAPortIsAUsageError: gRPC would dial port 443
+// and report a refused connection; the CLI says what is wrong instead,
+// from the flag or the environment, and dials nothing.
+func TestAServerAddressWithoutAPortIsAUsageError(t *testing.T) {
+	t.Parallel()
+	tok := writeFile(t, "token", "fpe_x\n")
+	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok}, "cluster", "list", "--server", "127.0.0.1"), 2, `server address "127.0.0.1" is not HOST:PORT`)
+	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok, "FLINKPKI_SERVER": "flinkpki.flinkpki.svc"}, "cluster", "list"), 2, "(--server or FLINKPKI_SERVER;")
+	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok}, "bench", "enroll", "--cluster", "c", "--role", "taskmanager", "--server", "localhost"), 2, "is not HOST:PORT")
+	if err := checkServer("[::1]:7443"); err != nil {
+		t.Errorf("an IPv6 HOST:PORT: %v", err)
+	}
+	if err := checkServer("dns:///flinkpki.flinkpki.svc:7443"); err != nil {
+		t.Errorf("a gRPC target with a scheme: %v", err)
+	}
+}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"net"
+	"strings"
+
 	"google.golang.org/grpc"
 
 	"github.com/spf13/cobra"
@@ -65,8 +68,24 @@ func (a *app) dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 		return nil, err
 	}
 	c := a.settings()
+	if err := checkServer(c.server); err != nil {
+		return nil, err
+	}
 	a.target = c.server
 	return enroll.Dial(c.server, c.caFile, tok, opts...)
+}
+
+// checkServer refuses a server address without a port, which gRPC would
+// otherwise dial on 443 and report as a refused connection. Targets with a
+// gRPC scheme (dns:///, unix:) are passed on as they are.
+func checkServer(addr string) error {
+	if strings.Contains(addr, ":/") || strings.HasPrefix(addr, "unix:") {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return usagef("server address %q is not HOST:PORT (--server or %s; flinkpki serves on port 7443 unless told otherwise)", addr, envServer)
+	}
+	return nil
 }
 
 // allPages calls fetch from the first page on, passing each answer's next
