@@ -55,6 +55,9 @@ appears only once complete and checked.`,
 			if _, err := os.Lstat(out); err == nil && !force {
 				return fmt.Errorf("%s already exists: choose another --out or pass --force to replace it", out)
 			}
+			if dir := filepath.Dir(out); !isDir(dir) {
+				return fmt.Errorf("cannot write %s: %s is not an existing directory; create it first", out, dir)
+			}
 			conn, err := a.dial()
 			if err != nil {
 				return err
@@ -171,4 +174,10 @@ func ensureEmptyDir(dir string) error {
 		return fmt.Errorf("data directory %s is not empty (%d entries): restore only into an empty directory, so no live data is overwritten", dir, len(entries))
 	}
 	return nil
+}
+
+// isDir reports whether path names an existing directory.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

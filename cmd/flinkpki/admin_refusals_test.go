@@ -158,6 +158,20 @@ func TestAdminRestoreRefusesADatabaseNoServerOpened(t *testing.T) {
 	assertUnchanged(t, dir, before)
 }
 
+// TestAdminBackupRefusesAMissingDirectoryBeforeConnecting names the
+// directory that is missing, not the temporary file it would have held.
+func TestAdminBackupRefusesAMissingDirectoryBeforeConnecting(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "nope", "x.db")
+	addr, accepted := countingListener(t)
+	r := runCLI(t, nil, "admin", "backup", "--out", out, "--server", addr, "--token-file", writeFile(t, "t", "fpa_x"))
+	oneLineError(t, r, 1, filepath.Join(dir, "nope")+" is not an existing directory; create it first")
+	if strings.Contains(r.stderr, ".tmp") || accepted.Load() != 0 {
+		t.Errorf("the refusal names a temporary file or connected (%d connections): %s", accepted.Load(), r.stderr)
+	}
+}
+
 func TestAdminBackupRefusesADirectoryOutBeforeConnecting(t *testing.T) {
 	t.Parallel()
 	for _, force := range []bool{false, true} {
