@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -143,9 +144,14 @@ Nothing but the database is written: the KEK is yours to supply.`,
 // truncated file, or a database no flinkpki server ever opened, is refused
 // before it replaces anything.
 func checkStoreFile(ctx context.Context, path string) error {
+	// The file is a backup: the advice for a damaged store (restore from
+	// a backup) would send the operator round in a circle.
+	asBackup := func(err error) error {
+		return reworded{strings.Replace(err.Error(), bolt.RestoreAdvice, "use another backup", 1), err}
+	}
 	b, err := bolt.Open(path, bolt.Options{ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, err)
+		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
 	}
 	defer b.Close()
 	err = store.Check(ctx, b, nil)
@@ -153,7 +159,7 @@ func checkStoreFile(ctx context.Context, path string) error {
 		return fmt.Errorf("%s is not a usable flinkpki database: it holds no flinkpki store (no server has ever opened it): use a file written by flinkpki admin backup", path)
 	}
 	if err != nil {
-		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, err)
+		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
 	}
 	return nil
 }
@@ -181,3 +187,12 @@ func isDir(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()
 }
+
+// reworded is err with another message; errors.Is still sees err.
+type reworded struct {
+	msg string
+	err error
+}
+
+func (r reworded) Error() string { return r.msg }
+func (r reworded) Unwrap() error { return r.err }

@@ -203,8 +203,8 @@ func TestAdminRestore(t *testing.T) {
 		t.Parallel()
 		dir := filepath.Join(t.TempDir(), "data")
 		r := runCLI(t, nil, "admin", "restore", writeFile(t, "junk.db", strings.Repeat("junk", 2000)), "--data-dir", dir)
-		if r.code != 1 || !strings.Contains(r.stderr, "not a usable flinkpki database") {
-			t.Errorf("exit %d, stderr %q; want exit 1 about the file", r.code, r.stderr)
+		if r.code != 1 || !strings.Contains(r.stderr, "not a usable flinkpki database") || !strings.Contains(r.stderr, "use another backup") || strings.Contains(r.stderr, "admin restore") {
+			t.Errorf("exit %d, stderr %q; want exit 1 about the file, advising another backup (not a restore)", r.code, r.stderr)
 		}
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("data dir was created (%v), want nothing written", err)

@@ -85,12 +85,17 @@ func Open(path string, o Options) (*Backend, error) {
 	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize)}, nil
 }
 
+// RestoreAdvice ends the refusal of a damaged store file. A caller that
+// checks a backup file itself (admin restore) replaces it: restoring that
+// file is what failed.
+const RestoreAdvice = "restore it from a backup (flinkpki admin restore)"
+
 func openErr(path string, err error) error {
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return fmt.Errorf("open store %s: the file is locked by another flinkpki process: stop it first", path)
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch):
-		return fmt.Errorf("%w: open store %s: %v: restore it from a backup (flinkpki admin restore)", store.ErrCorrupt, path, err)
+		return fmt.Errorf("%w: open store %s: %v: %s", store.ErrCorrupt, path, err, RestoreAdvice)
 	}
 	return fmt.Errorf("open store %s: %w", path, err)
 }

@@ -67,7 +67,7 @@ func checkFile(path string) error {
 	}
 	size := fi.Size()
 	damaged := func(what string) error {
-		return fmt.Errorf("%w: store %s %s: restore it from a backup (flinkpki admin restore); it was not changed", store.ErrCorrupt, path, what)
+		return fmt.Errorf("%w: store %s %s: %s; it was not changed", store.ErrCorrupt, path, what, RestoreAdvice)
 	}
 	if size == 0 {
 		return damaged("is empty")
