@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -82,6 +83,9 @@ func Open(path string, o Options) (*Backend, error) {
 	if o.MaxBatchSize <= 0 {
 		o.MaxBatchSize = 1000
 	}
+	if !o.ReadOnly {
+		removeStaleBackups(path) // the file lock is ours: no Backup of another process runs
+	}
 	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize)}, nil
 }
 
@@ -127,15 +131,47 @@ func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
 	return b.commit.Do(ctx, fn)
 }
 
-// Backup implements store.Backend with a consistent online snapshot.
+// backupPattern names the snapshot files Backup writes next to the
+// database; Open removes any a crash left behind.
+const backupPattern = ".flinkpki-backup-*.db"
+
+// Backup implements store.Backend with a consistent online snapshot. The
+// snapshot is first copied to a file next to the database, and only then,
+// with its read transaction closed, sent to w. Sending from inside the
+// transaction would let a slow or stalled reader of w (a backup client
+// that stops reading, say) hold it open: the next commit that grows the
+// file waits for it to close, and every later read and write waits for
+// that commit. The copy needs as much free space as the database.
 func (b *Backend) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	var n int64
-	err := b.db.View(func(tx *bbolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
+	f, err := os.CreateTemp(filepath.Dir(b.db.Path()), backupPattern)
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	err = b.db.View(func(tx *bbolt.Tx) error {
+		_, err := tx.WriteTo(f)
 		return err
 	})
-	return n, err
+	if err != nil {
+		return 0, fmt.Errorf("backup: snapshot to %s: %w", f.Name(), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	return io.Copy(w, f)
+}
+
+// removeStaleBackups deletes snapshot files a crashed Backup left next to
+// the database at path.
+func removeStaleBackups(path string) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), backupPattern))
+	for _, f := range stale {
+		_ = os.Remove(f)
+	}
 }
 
 // Close implements store.Backend.

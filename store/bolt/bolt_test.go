@@ -216,3 +216,88 @@ func TestAHolderThatDoesNotDecodeFailsTheScanInItsTurn(t *testing.T) {
 		t.Errorf("EarliestHolderExpiry over a damaged holder = %v, want ErrCorrupt naming tm-0600", err)
 	}
 }
+
+// stallingWriter blocks its first Write until release is closed, as a
+// backup client that stops reading does.
+type stallingWriter struct {
+	started chan struct{}
+	release chan struct{}
+	n       int
+}
+
+func (w *stallingWriter) Write(p []byte) (int, error) {
+	if w.n == 0 {
+		close(w.started)
+		<-w.release
+	}
+	w.n += len(p)
+	return len(p), nil
+}
+
+// TestABackupReaderThatStallsBlocksNoCommit: a backup whose reader stops
+// reading must not hold the database. Before, the snapshot was sent from
+// inside its read transaction, and the next commit that grew the file
+// waited for that transaction (bbolt remaps under an exclusive lock), and
+// every later read and write waited for that commit. The commit here grows
+// the file by 16 MiB while the reader is stalled. Afterwards the snapshot
+// file next to the database is gone, and a crash's leftover is removed by
+// the next Open.
+func TestABackupReaderThatStallsBlocksNoCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flinkpki.db")
+	b, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	bucket := store.Buckets[0]
+	w := &stallingWriter{started: make(chan struct{}), release: make(chan struct{})}
+	backup := make(chan error, 1)
+	go func() {
+		_, err := b.Backup(ctx, w)
+		backup <- err
+	}()
+	<-w.started
+	committed := make(chan error, 1)
+	go func() {
+		committed <- b.Update(ctx, func(tx store.Tx) error {
+			for i := range 64 {
+				if err := tx.Put(bucket, fmt.Appendf(nil, "big-%02d", i), bytes.Repeat([]byte{byte(i)}, 256<<10)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-committed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		close(w.release)
+		t.Fatal("a commit that grows the file waited for a stalled backup reader")
+	}
+	close(w.release)
+	if err := <-backup; err != nil || w.n == 0 {
+		t.Fatalf("backup: %v after %d bytes", err, w.n)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".flinkpki-backup-*"))
+	if len(leftovers) != 0 {
+		t.Errorf("the snapshot file stayed: %v", leftovers)
+	}
+
+	b.Close()
+	stale := filepath.Join(filepath.Dir(path), ".flinkpki-backup-123.db")
+	if err := os.WriteFile(stale, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a crashed backup's snapshot survived the next Open: %v", err)
+	}
+}
