@@ -138,6 +138,14 @@ func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
+		// What issue would refuse of the request itself, too.
+		ips, err := parseIPs(req.IPs)
+		if err != nil {
+			return err
+		}
+		if err := issuer.CheckSANs(role, req.DNSNames, ips); err != nil {
+			return err
+		}
 		c, err := a.getCluster(tx, req.Cluster)
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -254,8 +255,9 @@ func (k *countingKeys) made() int {
 // second of a core, so a refused bake must not take or make one. Tokens of
 // another cluster or role, a pod's service-account token (a pod makes its
 // own key: init), an unknown role and a name held by a live holder of
-// another role are each refused, audited, and take no key; an
-// administrator's bake takes exactly one.
+// another role, and requests issue would refuse (a bad IP address or DNS
+// name, host names on a REST client) are each refused, audited, and take
+// no key; an administrator's bake takes exactly one.
 func TestBakeDecidesWhoMayBakeBeforeAKeyIsMade(t *testing.T) {
 	t.Parallel()
 	keys := &countingKeys{}
@@ -280,6 +282,12 @@ func TestBakeDecidesWhoMayBakeBeforeAKeyIsMade(t *testing.T) {
 			authority.EnrollRequest{Cluster: "k1", Role: "historyserver", Holder: "img"}, authority.ErrInvalid},
 		{"the name of a live holder of another role", admin,
 			authority.EnrollRequest{Cluster: "k1", Role: "taskmanager", Holder: "vm"}, authority.ErrInvalid},
+		{"an address that is no IP address", admin,
+			authority.EnrollRequest{Cluster: "k1", Role: "taskmanager", Holder: "img", IPs: []string{"nope"}}, authority.ErrInvalid},
+		{"a DNS name no certificate may carry", admin,
+			authority.EnrollRequest{Cluster: "k1", Role: "taskmanager", Holder: "img", DNSNames: []string{"*.bad"}}, issuer.ErrInvalidRequest},
+		{"host names on a REST client", admin,
+			authority.EnrollRequest{Cluster: "k1", Role: "rest-client", Holder: "img", DNSNames: []string{"ops.example"}}, issuer.ErrInvalidRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := holderSummary(t, e, "k1")

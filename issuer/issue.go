@@ -88,7 +88,7 @@ func (r *Request) check() error {
 	if err := ValidateHolder(r.Holder); err != nil {
 		return err
 	}
-	if err := checkSANs(r.Role, r.DNSNames, r.IPAddresses); err != nil {
+	if err := CheckSANs(r.Role, r.DNSNames, r.IPAddresses); err != nil {
 		return err
 	}
 	if err := CheckPublicKey(r.PublicKey); err != nil {

@@ -86,10 +86,10 @@ func ValidateDNSName(d string) error {
 	return nil
 }
 
-// checkSANs applies the role's SAN rules: a REST server must name at least
+// CheckSANs applies the role's SAN rules: a REST server must name at least
 // one host, a REST client names none, JobManagers and TaskManagers may name
 // some (Flink does not verify host names internally, but a sidecar might).
-func checkSANs(role Role, dns []string, ips []net.IP) error {
+func CheckSANs(role Role, dns []string, ips []net.IP) error {
 	n := len(dns) + len(ips)
 	switch {
 	case n > MaxSANs:
