@@ -105,7 +105,7 @@ func ValidateValidity(caValidity, leafValidity, margin time.Duration) error {
 	case margin <= 0:
 		return fmt.Errorf("%w: rotation margin must be positive, got %s", ErrInvalidValidity, margin)
 	case leafValidity > maxLeafValidity || margin > maxLeafValidity:
-		return fmt.Errorf("%w: leaf validity %s or margin %s is absurdly long", ErrInvalidValidity, leafValidity, margin)
+		return fmt.Errorf("%w: leaf validity %s or rotation margin %s is longer than the limit of %s", ErrInvalidValidity, days(leafValidity), days(margin), days(maxLeafValidity))
 	}
 	if need := MinCAValidity(leafValidity, margin); caValidity < need {
 		return fmt.Errorf("%w: CA validity %s is shorter than four leaf validities of %s plus the rotation margin of %s (%s); lengthen the CA validity or shorten the leaf validity",
@@ -114,8 +114,10 @@ func ValidateValidity(caValidity, leafValidity, margin time.Duration) error {
 	return nil
 }
 
-// maxLeafValidity keeps 4L plus the margin far from overflowing a Duration.
-const maxLeafValidity = 100 * 365 * 24 * time.Hour
+// maxLeafValidity keeps 4L plus the margin (at most 250 years) from
+// overflowing a Duration (292 years): at 100 years, a 70-year leaf
+// overflowed MinCAValidity and let a 1-day CA through.
+const maxLeafValidity = 50 * 365 * 24 * time.Hour
 
 // MinCAValidity is the shortest CA validity that rotates safely with the
 // given leaf validity and margin; see ValidateValidity.

@@ -87,6 +87,9 @@ func TestValidateValidity(t *testing.T) {
 		{"a zero leaf validity is refused", DefaultCAValidity, 0, margin, true},
 		{"a zero margin is refused", DefaultCAValidity, leaf, 0, true},
 		{"an absurd leaf validity is refused instead of overflowing", DefaultCAValidity, 1 << 62, margin, true},
+		{"a 70-year leaf under a 1-day CA is refused (4L plus margin overflowed below 100 years)", day, 25550 * day, margin, true},
+		{"a 50-year leaf under a CA long enough is accepted", 4*maxLeafValidity + margin, maxLeafValidity, margin, false},
+		{"the longest leaf and margin do not overflow 4L plus margin", 4*maxLeafValidity + maxLeafValidity, maxLeafValidity, maxLeafValidity, false},
 	}
 	for _, tt := range tests {
 		err := ValidateValidity(tt.ca, tt.leaf, tt.margin)
