@@ -26,9 +26,13 @@ type Call struct {
 	Done chan error
 }
 
-// Do queues fn and waits for its group's outcome or for ctx. When ctx ends
-// first the call may still commit; its outcome is unknown to the caller,
-// exactly as with a lost response, and the transaction stays atomic.
+// Do queues fn and waits for its group's outcome or for ctx. A call whose
+// ctx has ended by the time its group starts is dropped unrun: its caller
+// has gone (a client's deadline passed while commits queued), and an
+// issuance it never receives must not spend a token use. When ctx ends
+// during the group's commit, the call may still commit; its outcome is
+// unknown to the caller, exactly as with a lost response, and the
+// transaction stays atomic.
 func (g *GroupCommit) Do(ctx context.Context, fn func(Tx) error) error {
 	c := &Call{Ctx: ctx, Fn: fn, Done: make(chan error, 1)}
 	g.mu.Lock()
@@ -59,6 +63,16 @@ func (g *GroupCommit) loop() {
 			return
 		}
 		g.mu.Unlock()
-		g.Commit(calls)
+		live := calls[:0:0]
+		for _, c := range calls {
+			if err := c.Ctx.Err(); err != nil {
+				c.Done <- err
+				continue
+			}
+			live = append(live, c)
+		}
+		if len(live) > 0 {
+			g.Commit(live)
+		}
 	}
 }

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestAGroupCommitDropsCallsWhoseCallerHasGone: while one commit runs,
+// calls queue for the next. One whose caller gave up meanwhile (its
+// deadline passed) is answered with its context's error and never run, so
+// an issuance nobody receives spends nothing; a live call of the same
+// group runs and commits.
+func TestAGroupCommitDropsCallsWhoseCallerHasGone(t *testing.T) {
+	release, started := make(chan struct{}), make(chan struct{})
+	var committed [][]*Call
+	first := true
+	g := &GroupCommit{Max: 10, Commit: func(calls []*Call) {
+		if first {
+			first = false
+			close(started)
+			<-release // hold the first commit while the others queue
+		}
+		committed = append(committed, calls)
+		for _, c := range calls {
+			c.Done <- c.Fn(nil)
+		}
+	}}
+	var ran atomic.Int32
+	fn := func(Tx) error { ran.Add(1); return nil }
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- g.Do(context.Background(), fn) }()
+	<-started
+
+	gone, cancel := context.WithCancel(context.Background())
+	goneDone := make(chan error, 1)
+	go func() {
+		goneDone <- g.Do(gone, func(Tx) error { t.Error("a call whose caller had gone was run"); return nil })
+	}()
+	liveDone := make(chan error, 1)
+	go func() { liveDone <- g.Do(context.Background(), fn) }()
+	for len(g.snapshot()) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-goneDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the abandoned call returned %v", err)
+	}
+	close(release)
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-liveDone; err != nil {
+		t.Fatal(err)
+	}
+	if ran.Load() != 2 || len(committed) != 2 || len(committed[1]) != 1 {
+		t.Fatalf("ran %d calls in groups of %v, want the first alone and the live one without the abandoned one", ran.Load(), groupSizes(committed))
+	}
+}
+
+// snapshot returns the calls waiting for the next commit.
+func (g *GroupCommit) snapshot() []*Call {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]*Call(nil), g.pending...)
+}
+
+func groupSizes(groups [][]*Call) []int {
+	var out []int
+	for _, g := range groups {
+		out = append(out, len(g))
+	}
+	return out
+}
