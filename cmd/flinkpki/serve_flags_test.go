@@ -251,10 +251,12 @@ func TestServeDurationsTakeDaysAsTheClientFlagsDo(t *testing.T) {
 }
 
 // TestAKEKFileOthersCanReadIsWarnedAbout: the key that opens every CA key
-// in a file with group or other access is accepted (a running installation
-// must not stop on an upgrade) but warned about at start, with the fix.
+// in a file every user can read is accepted (a running installation must
+// not stop on an upgrade) but warned about at start, with the fix. A file
+// only its group can read is not: a Kubernetes Secret volume under an
+// fsGroup is 0440 whatever its defaultMode.
 func TestAKEKFileOthersCanReadIsWarnedAbout(t *testing.T) {
-	for mode, warned := range map[os.FileMode]bool{0o644: true, 0o640: true, 0o600: false, 0o400: false} {
+	for mode, warned := range map[os.FileMode]bool{0o644: true, 0o604: true, 0o640: false, 0o440: false, 0o600: false, 0o400: false} {
 		kek := filepath.Join(t.TempDir(), "kek")
 		if err := os.WriteFile(kek, bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
 			t.Fatal(err)

@@ -44,8 +44,11 @@ func (o *serveOptions) readInputs() (*serveInputs, error) {
 		if in.kek, err = store.ParseKEK(raw); err != nil {
 			return nil, err
 		}
-		if st, err := os.Stat(o.kekFile); err == nil && st.Mode().Perm()&0o077 != 0 {
-			in.warnings = append(in.warnings, fmt.Sprintf("the key-encryption key file %s has mode %04o: other users of this host can read the key that opens every CA key; make it 0400 or 0600 (a Kubernetes Secret volume: defaultMode: 0400)", o.kekFile, st.Mode().Perm()))
+		// Group bits are left alone: a Kubernetes Secret volume under an
+		// fsGroup is 0440 whatever its defaultMode, readable by the pod's
+		// own group only.
+		if st, err := os.Stat(o.kekFile); err == nil && st.Mode().Perm()&0o007 != 0 {
+			in.warnings = append(in.warnings, fmt.Sprintf("the key-encryption key file %s has mode %04o: every user of this host can read the key that opens every CA key; make it 0400 or 0600 (a Kubernetes Secret volume: defaultMode: 0400)", o.kekFile, st.Mode().Perm()))
 		}
 	} else if !o.dev {
 		return nil, errors.New("no key-encryption key: pass --kek-file FILE or set FLINKPKI_KEK_FILE (create one with: head -c 32 /dev/urandom > kek)")
