@@ -284,6 +284,11 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	serving := newServingCert(cert, func(now time.Time) (*tls.Certificate, error) {
+		c, _, err := serverIdentity(ctx, st, o.dataDir, o.sans, now)
+		return c, err
+	})
+	go serving.run(ctx, servingCertCheck, log)
 	if o.dev {
 		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
 			return err
@@ -291,7 +296,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	}
 	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
 	rl := &requestLog{log: log, timeout: o.rpcTimeout.d}
-	g := newGRPCServer(cert, rl, m, srv)
+	g := newGRPCServer(serving.get, rl, m, srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, name := range api.ServiceNames {
@@ -394,7 +399,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 
 // newGRPCServer makes the TLS gRPC server with serve's interceptors and
 // transport settings, and registers the flinkpki services on it.
-func newGRPCServer(cert *tls.Certificate, rl *requestLog, m *metrics.Metrics, srv *api.Server) *grpc.Server {
+func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
 	g := grpc.NewServer(
 		// No session tickets: no flinkpki client resumes a session (an
@@ -402,7 +407,7 @@ func newGRPCServer(cert *tls.Certificate, rl *requestLog, m *metrics.Metrics, sr
 		// record and a write per connection that nobody reads; and a TLS
 		// 1.2 ticket seals its session's master secret under a key kept in
 		// memory for days.
-		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true})),
+		grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: cert, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true})),
 		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
 		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
 		grpc.MaxRecvMsgSize(maxRequestBytes),

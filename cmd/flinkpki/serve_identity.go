@@ -12,9 +12,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
@@ -27,6 +29,10 @@ import (
 const (
 	servingCAValidity   = 10 * 365 * 24 * time.Hour
 	servingCertValidity = 365 * 24 * time.Hour
+	// servingCertCheck is how often the serving certificate's age is
+	// checked; it is renewed with a third of its validity (four months)
+	// to go.
+	servingCertCheck = time.Hour
 )
 
 // serverIdentity loads the serving CA from the store, creating it on first
@@ -95,11 +101,69 @@ func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans [
 	if err != nil {
 		return nil, nil, fmt.Errorf("serving certificate: %w", err)
 	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serving certificate: %w", err)
+	}
 	// The leaf alone: every client holds the serving CA as its trust anchor
 	// (server-ca.crt), and TLS 1.3 lets a server leave the root out. Sent
 	// along, the client also parses it and checks it as an intermediate:
 	// about 9% of a full handshake, client and server together (A/B).
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: leafKey}, caCert, nil
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: leafKey, Leaf: leaf}, caCert, nil
+}
+
+// servingCert is the certificate the server presents, renewed in the
+// background once two thirds of its validity have passed: a server that
+// runs longer than one certificate's validity keeps serving. Handshakes
+// read it through GetCertificate.
+type servingCert struct {
+	cur   atomic.Pointer[tls.Certificate]
+	renew func(now time.Time) (*tls.Certificate, error)
+}
+
+func newServingCert(first *tls.Certificate, renew func(now time.Time) (*tls.Certificate, error)) *servingCert {
+	s := &servingCert{renew: renew}
+	s.cur.Store(first)
+	return s
+}
+
+// get implements tls.Config.GetCertificate.
+func (s *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cur.Load(), nil }
+
+// renewIfDue replaces the certificate when two thirds of its validity have
+// passed at now, and reports whether it did.
+func (s *servingCert) renewIfDue(now time.Time) (bool, error) {
+	leaf := s.cur.Load().Leaf
+	if now.Before(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)) {
+		return false, nil
+	}
+	next, err := s.renew(now)
+	if err != nil {
+		return false, err
+	}
+	s.cur.Store(next)
+	return true, nil
+}
+
+// run checks every interval until ctx ends; a failed renewal is logged and
+// tried again at the next check, with a third of the validity to go.
+func (s *servingCert) run(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			renewed, err := s.renewIfDue(now)
+			switch {
+			case err != nil:
+				log.Error("the serving certificate was not renewed; retrying at the next check", "err", err, "not_after", s.cur.Load().Leaf.NotAfter)
+			case renewed:
+				log.Info("serving certificate renewed", "not_after", s.cur.Load().Leaf.NotAfter)
+			}
+		}
+	}
 }
 
 // checkServingSANs refuses a --san the serving certificate must not carry.
