@@ -23,6 +23,10 @@ func TestNginxConfigRequiresClientCertificatesAndProxiesToLoopback(t *testing.T)
 		"ssl_verify_client on;",
 		"ssl_protocols TLSv1.2 TLSv1.3;",
 		"proxy_pass http://127.0.0.1:8081;",
+		// A jar upload is streamed: buffered, it would spill into the small
+		// /tmp emptyDir and get the JobManager pod evicted.
+		"proxy_request_buffering off;",
+		"client_max_body_size 100m;",
 	} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("nginx.conf lacks %q", want)
