@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -168,6 +169,9 @@ func checkStoreFile(ctx context.Context, path string) error {
 // restore never mixes with or overwrites a live data directory.
 func ensureEmptyDir(dir string) error {
 	entries, err := os.ReadDir(dir)
+	// The root of a fresh ext4 volume (a Kubernetes PVC mounted as the
+	// data directory) holds lost+found and nothing of ours.
+	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return e.Name() == "lost+found" && e.IsDir() })
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(dir, 0o700); err != nil {

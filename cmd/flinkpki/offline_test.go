@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +184,19 @@ func TestAdminRestore(t *testing.T) {
 		}
 		if names := entries(t, dir); len(names) != 1 {
 			t.Errorf("data dir holds %v, want only flinkpki.db", names)
+		}
+	})
+	t.Run("restores into the root of a fresh volume, which holds lost+found", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, "lost+found"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if r := runCLI(t, nil, "admin", "restore", backup, "--data-dir", dir); r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if names := entries(t, dir); !slices.Equal(names, []string{"flinkpki.db", "lost+found"}) {
+			t.Errorf("data dir holds %v, want flinkpki.db beside lost+found", names)
 		}
 	})
 	t.Run("refuses a non-empty directory and changes nothing", func(t *testing.T) {
