@@ -135,7 +135,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		if status.Code(err) == codes.ResourceExhausted {
 			reason = "rate_limited"
 		}
-		return ctx, s.refuse(ctx, "peer:"+anon.ID, anon, "", fullMethod, reason, err)
+		return ctx, s.refuse(ctx, "peer:"+peerSource(ctx), anon, "", fullMethod, reason, err)
 	}
 	id := actor.Source()
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
@@ -199,7 +199,7 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string) (*k8sauth.Ide
 	}
 	if a.review != nil {
 		if id == nil { // the API server is the only judge
-			if err := a.reviews.allow("review:" + peerHost(ctx)); err != nil {
+			if err := a.reviews.allow("review:" + peerSource(ctx)); err != nil {
 				return nil, status.Errorf(codes.ResourceExhausted, "too many Kubernetes tokens from %s for the API server to review (%g/s, burst %d): retry later", peerHost(ctx), float64(reviewsPerSecond), reviewBurst)
 			}
 		}

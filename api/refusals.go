@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -29,6 +30,11 @@ const (
 	// one bucket, overflowSource.
 	maxRefusalSources = 10000
 	overflowSource    = "*"
+	// All sources together get refusalAuditAllRate entries per second
+	// (burst refusalAuditAllBurst): many sources (the addresses of an IPv6
+	// network, say) must not add up to a flood either.
+	refusalAuditAllRate  = 100
+	refusalAuditAllBurst = 500
 )
 
 // refusalGate decides which refusals are audited one by one and keeps the
@@ -36,6 +42,7 @@ const (
 type refusalGate struct {
 	mu      sync.Mutex
 	sources map[string]*refusalSource
+	all     *rate.Limiter
 	pruned  time.Time
 }
 
@@ -75,7 +82,9 @@ type refusalSummary struct {
 	refusalCount
 }
 
-func newRefusalGate() *refusalGate { return &refusalGate{sources: map[string]*refusalSource{}} }
+func newRefusalGate() *refusalGate {
+	return &refusalGate{sources: map[string]*refusalSource{}, all: rate.NewLimiter(refusalAuditAllRate, refusalAuditAllBurst)}
+}
 
 // admit reports whether a refusal from source gets an audit entry of its
 // own; when it does not, it is counted for the next summary.
@@ -100,7 +109,7 @@ func (g *refusalGate) admit(source string, actor authority.Actor, cluster, actio
 		}
 	}
 	s.seen = now
-	if s.lim.AllowN(now, 1) {
+	if s.lim.AllowN(now, 1) && g.all.AllowN(now, 1) {
 		return true
 	}
 	s.count(refusalKind{actor: actor, cluster: cluster, action: action, reason: reason}, 1, err.Error())
@@ -244,8 +253,24 @@ func (s *Server) FlushRefusals(ctx context.Context) error {
 	return nil
 }
 
+// peerSource is who a flood from the request's address is counted
+// against: the address itself for IPv4, its /64 for IPv6, where one host
+// commonly holds a whole /64 and could otherwise be 2^64 sources.
+func peerSource(ctx context.Context) string {
+	host := peerHost(ctx)
+	addr, err := netip.ParseAddr(host)
+	if err != nil || addr.Is4() || addr.Is4In6() {
+		return host
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return host
+	}
+	return p.String()
+}
+
 // peerHost is the address a request came from, without its port: the
-// source of an unauthenticated refusal.
+// actor of an unauthenticated refusal.
 func peerHost(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/peer"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
@@ -142,5 +146,52 @@ func TestRefusalSummariesAreWrittenPeriodicallyAndOnce(t *testing.T) {
 	}
 	if ind, sum := counted(); ind+sum != refusalAuditBurst+100 {
 		t.Fatalf("%d one by one + %d summarised = %d refusals audited, want %d", ind, sum, ind+sum, refusalAuditBurst+100)
+	}
+}
+
+// TestManySourcesTogetherGetOnlyTheSharedShare: each source has its burst,
+// but a thousand sources at once (an IPv6 network's addresses, say) get
+// refusalAuditAllBurst entries between them; the rest are counted for the
+// summaries, none lost.
+func TestManySourcesTogetherGetOnlyTheSharedShare(t *testing.T) {
+	g := newRefusalGate()
+	now := time.Now()
+	audited := 0
+	const sources = 1000
+	for i := range sources {
+		src := fmt.Sprintf("10.1.%d.%d", i>>8, i&255)
+		if g.admit("peer:"+src, authority.Actor{Kind: authority.ActorAnonymous, ID: src}, "", "/x", "unauthenticated", errors.New("e"), now) {
+			audited++
+		}
+	}
+	if audited != refusalAuditAllBurst {
+		t.Fatalf("%d refusals from %d sources audited one by one, want the shared burst of %d", audited, sources, refusalAuditAllBurst)
+	}
+	counted := 0
+	for _, s := range g.drain() {
+		counted += s.n
+	}
+	if audited+counted != sources {
+		t.Fatalf("%d audited + %d counted for summaries, want %d", audited, counted, sources)
+	}
+}
+
+// TestAnIPv6SourceIsItsSlash64: one host usually holds a whole /64, so its
+// addresses are one source; IPv4 addresses stay one each.
+func TestAnIPv6SourceIsItsSlash64(t *testing.T) {
+	at := func(addr string) context.Context {
+		ap := netip.MustParseAddrPort(addr)
+		return peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(ap)})
+	}
+	for addr, want := range map[string]string{
+		"[2001:db8:1:2:aaaa::1]:4000": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::9]:4001": "2001:db8:1:2::/64",
+		"[2001:db8:1:3::1]:4000":      "2001:db8:1:3::/64",
+		"10.0.0.7:5000":               "10.0.0.7",
+		"[::ffff:10.0.0.7]:5000":      "10.0.0.7",
+	} {
+		if got := peerSource(at(addr)); got != want {
+			t.Errorf("peerSource(%s) = %q, want %q", addr, got, want)
+		}
 	}
 }
