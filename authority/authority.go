@@ -91,7 +91,7 @@ type Authority struct {
 	schedMu sync.Mutex
 	sched   map[string]scheduled
 	lockMu  sync.Mutex
-	locks   map[string]*sync.Mutex
+	locks   map[string]*clusterMutex
 	// gate, when set, decides which refusals of callers other than
 	// administrators get an audit entry of their own (SetRefusalGate).
 	gate RefusalGate
@@ -130,7 +130,7 @@ func New(cfg Config) (*Authority, error) {
 	if a.keys == nil {
 		a.keys = onDemandKeys{rand: a.rand}
 	}
-	a.locks = map[string]*sync.Mutex{}
+	a.locks = map[string]*clusterMutex{}
 	a.lines = map[string]*lineageState{}
 	a.sched = map[string]scheduled{}
 	return a, nil
@@ -140,16 +140,33 @@ func New(cfg Config) (*Authority, error) {
 // so CA creation (slow, outside the transaction) is not done twice. The
 // transaction still re-checks the stored state, which is what protects
 // several replicas.
+// An entry lives while someone holds or waits for it, so the map holds the
+// names in use, not every name ever asked for.
 func (a *Authority) clusterLock(name string) func() {
 	a.lockMu.Lock()
 	m, ok := a.locks[name]
 	if !ok {
-		m = &sync.Mutex{}
+		m = &clusterMutex{}
 		a.locks[name] = m
 	}
+	m.users++
 	a.lockMu.Unlock()
 	m.Lock()
-	return m.Unlock
+	return func() {
+		m.Unlock()
+		a.lockMu.Lock()
+		if m.users--; m.users == 0 {
+			delete(a.locks, name)
+		}
+		a.lockMu.Unlock()
+	}
+}
+
+// clusterMutex is one cluster's lock and how many hold or wait for it
+// (guarded by Authority.lockMu).
+type clusterMutex struct {
+	sync.Mutex
+	users int
 }
 
 // Actor is who asked: an administrator, an enrollment token or a Kubernetes

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +215,45 @@ func TestDeletingAClusterWithThousandsOfTokensWorksOnEtcd(t *testing.T) {
 	}
 	if err := e.Authority.DeleteCluster(e.Ctx, admin, "big"); !errors.Is(err, authority.ErrNotFound) {
 		t.Fatalf("delete it again: %v, want ErrNotFound", err)
+	}
+}
+
+// TestClusterLocksLastOnlyWhileInUse: lifecycle calls serialise on a lock
+// per cluster name; names that were only asked for (a typo, a cluster that
+// does not exist, deleted ones) leave no lock behind, and concurrent calls
+// on one cluster still share it.
+func TestClusterLocksLastOnlyWhileInUse(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "l1"})
+	for i := range 100 {
+		_ = e.Authority.DeleteCluster(e.Ctx, admin, fmt.Sprintf("nope-%d", i))
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = e.Authority.Prepare(e.Ctx, admin, "l1", "internal")
+		}()
+	}
+	wg.Wait()
+	if n := e.Authority.ClusterLocks(); n != 0 {
+		t.Fatalf("%d cluster locks left after every call returned", n)
+	}
+	st, err := e.Authority.Status(e.Ctx, "l1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepared := 0
+	for _, l := range st.Lineages {
+		for _, c := range l.CAs {
+			if c.CA.State == ca.StatePrepared {
+				prepared++
+			}
+		}
+	}
+	if prepared != 1 {
+		t.Errorf("%d prepared CAs after 8 concurrent prepares, want 1", prepared)
 	}
 }

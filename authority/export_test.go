@@ -38,3 +38,10 @@ func (a *Authority) SigningKey(cluster string, p ca.Purpose) crypto.Signer {
 	}
 	return nil
 }
+
+// ClusterLocks is how many cluster names have a lock entry.
+func (a *Authority) ClusterLocks() int {
+	a.lockMu.Lock()
+	defer a.lockMu.Unlock()
+	return len(a.locks)
+}
