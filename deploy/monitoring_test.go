@@ -85,10 +85,12 @@ func TestPrometheusRulesWatchTheRightMetrics(t *testing.T) {
 		"FlinkpkiLeafExpiringSoon":       {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `flinkpki_live_leaf_earliest_expiry_timestamp_seconds - time() < 7 * 86400`, ""},
 		// The other alerts go silent with their series when the server is
 		// down or not scraped at all.
-		"FlinkpkiDown":              {nil, `up{job="flinkpki"} == 0 or absent(up{job="flinkpki"})`, "5m"},
-		"FlinkpkiRotationBlocked":   {[]string{"flinkpki_rotation_blocked"}, `flinkpki_rotation_blocked > 0`, "1d"},
-		"FlinkpkiDenialsSpike":      {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, ""},
-		"FlinkpkiExpiryGaugesStale": {[]string{"flinkpki_expiry_gauges_refresh_timestamp_seconds"}, `time() - flinkpki_expiry_gauges_refresh_timestamp_seconds > 3600`, "15m"},
+		"FlinkpkiDown": {nil, `up{job="flinkpki"} == 0 or absent(up{job="flinkpki"})`, "5m"},
+		// The kubelet's volume statistics of the StatefulSet's claim.
+		"FlinkpkiStoreVolumeFilling": {nil, `kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} < 0.25`, "15m"},
+		"FlinkpkiRotationBlocked":    {[]string{"flinkpki_rotation_blocked"}, `flinkpki_rotation_blocked > 0`, "1d"},
+		"FlinkpkiDenialsSpike":       {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, ""},
+		"FlinkpkiExpiryGaugesStale":  {[]string{"flinkpki_expiry_gauges_refresh_timestamp_seconds"}, `time() - flinkpki_expiry_gauges_refresh_timestamp_seconds > 3600`, "15m"},
 	}
 	seen := map[string]bool{}
 	for _, g := range rule.Spec.Groups {

@@ -262,6 +262,17 @@ func (m *Metrics) WatchKeyPool(ready func() map[string]int) {
 		"Pre-generated keys held ready in memory for bake, by key type.", []string{"key_type"}, nil)})
 }
 
+// WatchStoreSize reports size(), the bytes the database file takes, as
+// flinkpki_store_size_bytes, read at every scrape; a size below 0 (it could
+// not be read) reports nothing. The audit trail only grows, and a bbolt
+// file never shrinks: when its volume fills, no issuance commits.
+func (m *Metrics) WatchStoreSize(size func() int64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flinkpki_store_size_bytes",
+		Help: "Size of the embedded database file in bytes (bolt store only).",
+	}, func() float64 { return float64(max(size(), 0)) }))
+}
+
 type keyPoolCollector struct {
 	desc  *prometheus.Desc
 	ready func() map[string]int

@@ -29,6 +29,7 @@ import (
 	"github.com/flinkpki/flinkpki/internal/gctune"
 	"github.com/flinkpki/flinkpki/k8sauth"
 	"github.com/flinkpki/flinkpki/metrics"
+	"github.com/flinkpki/flinkpki/store/bolt"
 	etcdstore "github.com/flinkpki/flinkpki/store/etcd"
 )
 
@@ -343,6 +344,15 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	}
 	if eb, ok := backend.(*etcdstore.Backend); ok {
 		go watchStoreHealth(ctx, eb, hs, log)
+	}
+	if bb, ok := backend.(*bolt.Backend); ok {
+		m.WatchStoreSize(func() int64 {
+			fi, err := os.Stat(bb.Path())
+			if err != nil {
+				return -1
+			}
+			return fi.Size()
+		})
 	}
 	if pool != nil && o.keyPool > 0 {
 		m.WatchKeyPool(func() map[string]int {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,6 +45,15 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 	}
 	if strings.Contains(text, "tm-0") {
 		t.Error("/metrics carries a holder name: label cardinality must stay bounded")
+	}
+	// The database file's size, read at the scrape: the server is idle, so
+	// it is the size of the file now.
+	fi, err := os.Stat(filepath.Join(s.dir, "flinkpki.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("flinkpki_store_size_bytes %g\n", float64(fi.Size())); !strings.Contains(scrapeMetrics(t, metricsAddr), want) {
+		t.Errorf("/metrics lacks %q", want)
 	}
 }
 
