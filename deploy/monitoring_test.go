@@ -80,15 +80,15 @@ func TestPrometheusRulesWatchTheRightMetrics(t *testing.T) {
 	}{
 		// A retiring CA lives inside 30 days of its expiry in every healthy
 		// rotation (until expiry minus the margin): it has its own alert.
-		"FlinkpkiCAExpiringSoon":         {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `flinkpki_ca_expiry_timestamp_seconds{state!="retiring"} - time() < 30 * 86400`, ""},
-		"FlinkpkiRetiringCAExpiringSoon": {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `flinkpki_ca_expiry_timestamp_seconds{state="retiring"} - time() < 3 * 86400`, ""},
-		"FlinkpkiLeafExpiringSoon":       {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `flinkpki_live_leaf_earliest_expiry_timestamp_seconds - time() < 7 * 86400`, ""},
+		"FlinkpkiCAExpiringSoon":         {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state!="retiring"}) - time() < 30 * 86400`, ""},
+		"FlinkpkiRetiringCAExpiringSoon": {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state="retiring"}) - time() < 3 * 86400`, ""},
+		"FlinkpkiLeafExpiringSoon":       {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `min by (cluster) (flinkpki_live_leaf_earliest_expiry_timestamp_seconds) - time() < 7 * 86400`, ""},
 		// The other alerts go silent with their series when the server is
 		// down or not scraped at all.
 		"FlinkpkiDown": {nil, `up{job="flinkpki"} == 0 or absent(up{job="flinkpki"})`, "5m"},
 		// The kubelet's volume statistics of the StatefulSet's claim.
 		"FlinkpkiStoreVolumeFilling": {nil, `kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} < 0.25`, "15m"},
-		"FlinkpkiRotationBlocked":    {[]string{"flinkpki_rotation_blocked"}, `flinkpki_rotation_blocked > 0`, "1d"},
+		"FlinkpkiRotationBlocked":    {[]string{"flinkpki_rotation_blocked"}, `max by (cluster, purpose, step) (flinkpki_rotation_blocked) > 0`, "1d"},
 		"FlinkpkiDenialsSpike":       {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, ""},
 		"FlinkpkiExpiryGaugesStale":  {[]string{"flinkpki_expiry_gauges_refresh_timestamp_seconds"}, `time() - flinkpki_expiry_gauges_refresh_timestamp_seconds > 3600`, "15m"},
 	}
