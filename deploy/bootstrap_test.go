@@ -57,3 +57,43 @@ func TestBootstrapPodsAreRestrictedAndUseTheServersSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestTheRestorePodReadsTheBackupOnStdinIntoTheServersVolume: the image
+// has no shell and no tar (no kubectl cp), so the restore pod reads the
+// backup on its standard input (kubectl attach), checks it in a writable
+// /tmp, and writes the StatefulSet's volume of replica 0; it needs no KEK
+// and mounts no credentials.
+func TestTheRestorePodReadsTheBackupOnStdinIntoTheServersVolume(t *testing.T) {
+	pod := only[*corev1.Pod](t, mustDecodeFile(t, filepath.Join("bootstrap", "pod-restore.yaml")))
+	if pod.Namespace != "flinkpki" || pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("namespace %q, restartPolicy %q: want flinkpki, Never", pod.Namespace, pod.Spec.RestartPolicy)
+	}
+	if a := pod.Spec.AutomountServiceAccountToken; a == nil || *a {
+		t.Error("the restore pod must not mount API credentials")
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Spec.Containers))
+	}
+	c := &pod.Spec.Containers[0]
+	checkRestricted(t, &pod.Spec, c, true)
+	if !slices.Equal(c.Args, []string{"admin", "restore", "-", "--data-dir=/var/lib/flinkpki"}) || !c.Stdin || !c.StdinOnce {
+		t.Errorf("args %v, stdin %v/%v: want admin restore - into the data volume, on a stdin closed after one attach", c.Args, c.Stdin, c.StdinOnce)
+	}
+	vols := map[string]corev1.Volume{}
+	for _, v := range pod.Spec.Volumes {
+		vols[v.Name] = v
+	}
+	if p := vols["data"].PersistentVolumeClaim; p == nil || p.ClaimName != "data-flinkpki-0" {
+		t.Errorf("data volume = %+v, want the claim data-flinkpki-0", vols["data"].VolumeSource)
+	}
+	if vols["tmp"].EmptyDir == nil {
+		t.Error("no emptyDir for /tmp: the root file system is read-only and the backup is checked there first")
+	}
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	if mounts["data"] != "/var/lib/flinkpki" || mounts["tmp"] != "/tmp" || len(mounts) != 2 {
+		t.Errorf("mounts %v: want the data volume and /tmp only", mounts)
+	}
+}

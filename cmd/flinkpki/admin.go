@@ -102,8 +102,15 @@ func (a *app) newAdminRestoreCmd() *cobra.Command {
 		Short: "Restore a backup into an empty data directory (offline)",
 		Long: `Restore a backup made by admin backup into an empty data directory, for a
 server that is not running. The restored server signs with the same CAs once
-it is started with the same key-encryption key (KEK) as the backed-up one.
-Nothing but the database is written: the KEK is yours to supply.`,
+it is started with the same key-encryption key (KEK) as the backed-up one,
+and presents a certificate from the same serving CA, so clients keep their
+server-ca.crt. Nothing but the database is written: the KEK is yours to
+supply.
+
+FILE - reads the backup from standard input, for a pod that has the data
+volume but no copy of the file (kubectl run -i ... < backup.db; see the
+deploy README). It is checked in the system's temporary directory before the
+data directory is touched.`,
 		Example: `  flinkpki admin restore flinkpki-2025-01-31.db --data-dir /var/lib/flinkpki
   flinkpki serve --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek`,
 		Args: cobra.ExactArgs(1),
@@ -112,7 +119,20 @@ Nothing but the database is written: the KEK is yours to supply.`,
 			if err := requireFlag("data-dir", dataDir); err != nil {
 				return err
 			}
+			name := args[0]
+			if name == "-" {
+				tmp, err := a.stdinToTemp()
+				if err != nil {
+					return err
+				}
+				defer os.Remove(tmp)
+				args[0] = tmp
+				name = "the backup from standard input"
+			}
 			if err := checkStoreFile(ctx, args[0]); err != nil {
+				if name != args[0] {
+					return reworded{strings.ReplaceAll(err.Error(), args[0], name), err}
+				}
 				return err
 			}
 			if err := ensureEmptyDir(dataDir); err != nil {
@@ -131,9 +151,9 @@ Nothing but the database is written: the KEK is yours to supply.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "restored %s (%d bytes) to %s\n", args[0], n, dst)
+			fmt.Fprintf(a.stderr, "restored %s (%d bytes) to %s\n", name, n, dst)
 			fmt.Fprintf(a.stderr, "next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir)
-			fmt.Fprintf(a.stderr, "then publish its server-ca.crt to clients again and check: flinkpki audit verify\n")
+			fmt.Fprintf(a.stderr, "its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n")
 			return nil
 		},
 	}
@@ -200,3 +220,24 @@ type reworded struct {
 
 func (r reworded) Error() string { return r.msg }
 func (r reworded) Unwrap() error { return r.err }
+
+// stdinToTemp copies standard input into a new file (0600) in the system's
+// temporary directory and returns its name; the caller removes it.
+func (a *app) stdinToTemp() (string, error) {
+	if a.stdin == nil {
+		return "", usagef("restore -: no standard input")
+	}
+	f, err := os.CreateTemp("", "flinkpki-restore-*.db")
+	if err != nil {
+		return "", fmt.Errorf("read the backup from standard input: %w (the temporary directory must be writable: TMPDIR)", err)
+	}
+	_, err = io.Copy(f, a.stdin)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("read the backup from standard input: %w", err)
+	}
+	return f.Name(), nil
+}

@@ -100,7 +100,7 @@ func TestBootstrapMakesTheFirstAdministratorOfARunningHAInstallation(t *testing.
 // --help, so nothing is opened): a renamed flag would fail here, not on a
 // cluster.
 func TestTheBootstrapPodsArgsAreOnesThisCLITakes(t *testing.T) {
-	for _, file := range []string{"pod-bolt.yaml", "pod-etcd.yaml"} {
+	for _, file := range []string{"pod-bolt.yaml", "pod-etcd.yaml", "pod-restore.yaml"} {
 		raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "bootstrap", file))
 		if err != nil {
 			t.Fatal(err)

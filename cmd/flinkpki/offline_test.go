@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -184,6 +185,29 @@ func TestAdminRestore(t *testing.T) {
 		}
 		if names := entries(t, dir); len(names) != 1 {
 			t.Errorf("data dir holds %v, want only flinkpki.db", names)
+		}
+	})
+	t.Run("restores from standard input, and refuses junk there before touching the directory", func(t *testing.T) {
+		t.Parallel()
+		raw, err := os.ReadFile(backup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "data")
+		r := runCLIStdin(t, nil, bytes.NewReader(raw), "admin", "restore", "-", "--data-dir", dir)
+		if r.code != 0 || !strings.Contains(r.stderr, "restored the backup from standard input") {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, "flinkpki.db")); err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("restored file differs from the backup (%v)", err)
+		}
+		junkDir := filepath.Join(t.TempDir(), "junk")
+		r = runCLIStdin(t, nil, strings.NewReader(strings.Repeat("junk", 2000)), "admin", "restore", "-", "--data-dir", junkDir)
+		if r.code != 1 || !strings.Contains(r.stderr, "the backup from standard input is not a usable flinkpki database") || strings.Contains(r.stderr, "flinkpki-restore-") {
+			t.Errorf("junk on stdin: exit %d, %q", r.code, r.stderr)
+		}
+		if _, err := os.Stat(junkDir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a refused restore created the data directory (%v)", err)
 		}
 	})
 	t.Run("restores into the root of a fresh volume, which holds lost+found", func(t *testing.T) {
