@@ -72,7 +72,7 @@ func (a *Authority) VerifyAuditPart(ctx context.Context, afterSeq uint64, prevHa
 	}
 	r := &AuditReport{}
 	err := a.st.View(ctx, func(tx *store.Txn) error {
-		r2, err := verifyChain(tx, afterSeq, prevHash, limit)
+		r2, err := verifyChain(ctx, tx, afterSeq, prevHash, limit)
 		*r = *r2
 		return err
 	})
@@ -81,15 +81,27 @@ func (a *Authority) VerifyAuditPart(ctx context.Context, afterSeq uint64, prevHa
 
 // VerifyChain checks the whole audit chain in tx: sequence numbers, links
 // and hashes, and that the head records the last entry.
-func VerifyChain(tx *store.Txn) (*AuditReport, error) { return verifyChain(tx, 0, "", 0) }
+func VerifyChain(tx *store.Txn) (*AuditReport, error) {
+	return verifyChain(context.Background(), tx, 0, "", 0)
+}
 
-func verifyChain(tx *store.Txn, afterSeq uint64, prev string, limit int) (*AuditReport, error) {
+// verifyCheckEvery is how many entries a verification checks between two
+// looks at its context: a caller gone (its deadline passed) must not keep
+// a read transaction open over the rest of a trail of millions.
+const verifyCheckEvery = 4096
+
+func verifyChain(ctx context.Context, tx *store.Txn, afterSeq uint64, prev string, limit int) (*AuditReport, error) {
 	r := &AuditReport{LastSeq: afterSeq, LastHash: prev, Done: true}
 	want := afterSeq + 1
 	err := tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
 		if limit > 0 && r.Entries == uint64(limit) {
 			r.Done = false
 			return false, nil
+		}
+		if r.Entries%verifyCheckEvery == verifyCheckEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
 		}
 		switch {
 		case e.Seq != want:

@@ -1,17 +1,21 @@
 package authority_test
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"testing"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/store"
 )
 
 // TestTheAuditTrailRecordsWhoDidWhatAndVerifies checks the trail of a
@@ -207,5 +211,54 @@ func TestNothingFollowsTheLastPossibleSequenceNumber(t *testing.T) {
 	}
 	if _, err := e.Authority.VerifyAuditPart(e.Ctx, math.MaxUint64, "", 0); !errors.Is(err, authority.ErrInvalid) {
 		t.Errorf("verify after seq %d: %v, want ErrInvalid", uint64(math.MaxUint64), err)
+	}
+}
+
+// lateCancel is a context that ends after its Err has been asked n times:
+// a caller whose deadline passes while a long scan runs.
+type lateCancel struct {
+	context.Context
+	mu sync.Mutex
+	n  int
+}
+
+func (c *lateCancel) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		return context.Canceled
+	}
+	c.n--
+	return nil
+}
+
+// TestAVerificationWhoseCallerHasGoneStops: a verification over a long
+// trail looks at its context every few thousand entries, so a caller that
+// gave up (an RPC past its deadline) does not keep a read transaction open
+// over the rest of a trail of millions.
+func TestAVerificationWhoseCallerHasGoneStops(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
+		for i := range 10000 {
+			if err := tx.AppendAudit(&store.AuditEntry{Time: time.Unix(int64(i), 0).UTC(), Actor: "system:test", Action: "test", Outcome: "ok"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := e.Authority.VerifyAudit(e.Ctx); err != nil || !r.Done || r.FirstBad != 0 {
+		t.Fatalf("the trail of 10,000 entries: %+v, %v", r, err)
+	}
+	ctx := &lateCancel{Context: context.Background(), n: 2}
+	r, err := e.Authority.VerifyAuditPart(ctx, 0, "", 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("a verification whose caller has gone: %+v, %v; want it stopped with context.Canceled", r, err)
+	}
+	if r.Entries >= 10000 {
+		t.Errorf("it checked all %d entries before stopping", r.Entries)
 	}
 }
