@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/internal/tick"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -221,22 +222,15 @@ func (s *Server) refuseRead(ctx context.Context, action string, req any, err err
 // refusalSummaryEvery until ctx ends. Call FlushRefusals after it has
 // returned and the gRPC server has stopped, so no count is lost.
 func (s *Server) RunRefusalSummaries(ctx context.Context) {
-	t := time.NewTicker(s.summaryEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			// Not under ctx: ending the loop must not cancel a summary
-			// in flight, whose counts would then be written again by the
-			// final flush. A failure is logged by the authority, and the
-			// counts wait for the next tick.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(s.summaryEvery, 5*time.Second))
-			_ = s.FlushRefusals(fctx)
-			cancel()
-		}
-	}
+	tick.Every(ctx, s.summaryEvery, func(time.Time) {
+		// Not under ctx: ending the loop must not cancel a summary in
+		// flight, whose counts would then be written again by the final
+		// flush. A failure is logged by the authority, and the counts wait
+		// for the next tick.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(s.summaryEvery, 5*time.Second))
+		_ = s.FlushRefusals(fctx)
+		cancel()
+	})
 }
 
 // FlushRefusals writes a summary entry for every source and kind of

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/flinkpki/flinkpki/internal/tick"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -141,23 +142,19 @@ func (a *Authority) RunPruner(ctx context.Context, first, interval, retention ti
 		return
 	case <-time.After(first):
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if leader == nil || leader() {
-			start := time.Now()
-			n, err := a.PruneHolders(ctx, retention)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				a.log.ErrorContext(ctx, "pruning expired holders failed; the next pass goes on", slog.Int("pruned", n), slog.String("error", err.Error()))
-			case n > 0:
-				a.log.InfoContext(ctx, "pruned expired holders", slog.Int("pruned", n), slog.Duration("retention", retention), slog.Duration("took", time.Since(start)))
-			}
-		}
-		select {
-		case <-ctx.Done():
+	prune := func(time.Time) {
+		if leader != nil && !leader() {
 			return
-		case <-t.C:
+		}
+		start := time.Now()
+		n, err := a.PruneHolders(ctx, retention)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.ErrorContext(ctx, "pruning expired holders failed; the next pass goes on", slog.Int("pruned", n), slog.String("error", err.Error()))
+		case n > 0:
+			a.log.InfoContext(ctx, "pruned expired holders", slog.Int("pruned", n), slog.Duration("retention", retention), slog.Duration("took", time.Since(start)))
 		}
 	}
+	prune(time.Now())
+	tick.Every(ctx, interval, prune)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/internal/tick"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -200,9 +201,7 @@ func (a *Authority) waitAfterStep(ctx context.Context, cluster string, p ca.Purp
 // reports true (with several replicas, only the elected one applies steps;
 // nil means this process always leads).
 func (a *Authority) RunScheduler(ctx context.Context, interval time.Duration, leader func() bool) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	step := func(time.Time) {
 		if leader != nil && !leader() {
 			// Not the leader: the stored state is the only hand-over needed,
 			// and the leader reports the rotation gauges.
@@ -210,10 +209,7 @@ func (a *Authority) RunScheduler(ctx context.Context, interval time.Duration, le
 		} else if _, err := a.Tick(ctx); err != nil && ctx.Err() == nil {
 			a.log.ErrorContext(ctx, "rotation scheduler tick failed", slog.String("error", err.Error()))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	step(time.Now())
+	tick.Every(ctx, interval, step)
 }

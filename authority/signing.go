@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/internal/tick"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -121,16 +122,7 @@ func (a *Authority) ForgetIdleSigners(idle time.Duration) int {
 // RunSignerSweeper calls ForgetIdleSigners(idle) once per every until ctx
 // ends. Every replica runs it: each holds the keys of what it signed.
 func (a *Authority) RunSignerSweeper(ctx context.Context, every, idle time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.ForgetIdleSigners(idle)
-		}
-	}
+	tick.Every(ctx, every, func(time.Time) { a.ForgetIdleSigners(idle) })
 }
 
 // forgetCluster drops the signing states of a deleted cluster.

@@ -27,6 +27,7 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/internal/gctune"
+	"github.com/flinkpki/flinkpki/internal/tick"
 	"github.com/flinkpki/flinkpki/k8sauth"
 	"github.com/flinkpki/flinkpki/metrics"
 	"github.com/flinkpki/flinkpki/store/bolt"
@@ -489,14 +490,7 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 // be reached, and SERVING again when it returns.
 func watchStoreHealth(ctx context.Context, b *etcdstore.Backend, hs *health.Server, log *slog.Logger) {
 	serving := true
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick.Every(ctx, 2*time.Second, func(time.Time) {
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := b.Healthy(c)
 		cancel()
@@ -514,7 +508,7 @@ func watchStoreHealth(ctx context.Context, b *etcdstore.Backend, hs *health.Serv
 				hs.SetServingStatus(name, st)
 			}
 		}
-	}
+	})
 }
 
 func servePprof(l net.Listener, errc chan<- error) func(context.Context) {

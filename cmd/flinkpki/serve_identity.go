@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
+	"github.com/flinkpki/flinkpki/internal/tick"
 	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -148,22 +149,15 @@ func (s *servingCert) renewIfDue(now time.Time) (bool, error) {
 // run checks every interval until ctx ends; a failed renewal is logged and
 // tried again at the next check, with a third of the validity to go.
 func (s *servingCert) run(ctx context.Context, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			renewed, err := s.renewIfDue(now)
-			switch {
-			case err != nil:
-				log.Error("the serving certificate was not renewed; retrying at the next check", "err", err, "not_after", s.cur.Load().Leaf.NotAfter)
-			case renewed:
-				log.Info("serving certificate renewed", "not_after", s.cur.Load().Leaf.NotAfter)
-			}
+	tick.Every(ctx, every, func(now time.Time) {
+		renewed, err := s.renewIfDue(now)
+		switch {
+		case err != nil:
+			log.Error("the serving certificate was not renewed; retrying at the next check", "err", err, "not_after", s.cur.Load().Leaf.NotAfter)
+		case renewed:
+			log.Info("serving certificate renewed", "not_after", s.cur.Load().Leaf.NotAfter)
 		}
-	}
+	})
 }
 
 // checkServingSANs refuses a --san the serving certificate must not carry.

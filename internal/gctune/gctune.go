@@ -20,6 +20,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/flinkpki/flinkpki/internal/tick"
 )
 
 // Percent is the GOGC that puts the heap target at floor for a live heap of
@@ -61,18 +63,7 @@ func Start(ctx context.Context, floor uint64, interval time.Duration) bool {
 	}
 	t := newTuner(floor)
 	t.tick()
-	go func() {
-		tk := time.NewTicker(interval)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-				t.tick()
-			}
-		}
-	}()
+	go tick.Every(ctx, interval, func(time.Time) { t.tick() })
 	return true
 }
 
