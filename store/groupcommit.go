@@ -63,7 +63,8 @@ func (g *GroupCommit) loop() {
 			return
 		}
 		g.mu.Unlock()
-		live := calls[:0:0]
+		// Filtered in place: pending no longer refers to these n slots.
+		live := calls[:0]
 		for _, c := range calls {
 			if err := c.Ctx.Err(); err != nil {
 				c.Done <- err
