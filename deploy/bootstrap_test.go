@@ -16,24 +16,9 @@ import (
 func TestBootstrapPodsAreRestrictedAndUseTheServersSecrets(t *testing.T) {
 	for file, store := range map[string]string{"pod-bolt.yaml": "data", "pod-etcd.yaml": "etcd"} {
 		t.Run(file, func(t *testing.T) {
-			pod := only[*corev1.Pod](t, mustDecodeFile(t, filepath.Join("bootstrap", file)))
-			if pod.Namespace != "flinkpki" || pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
-				t.Errorf("namespace %q, restartPolicy %q: want flinkpki, Never", pod.Namespace, pod.Spec.RestartPolicy)
-			}
-			if a := pod.Spec.AutomountServiceAccountToken; a == nil || *a {
-				t.Error("the bootstrap pod must not mount API credentials")
-			}
-			if len(pod.Spec.Containers) != 1 {
-				t.Fatalf("%d containers, want 1", len(pod.Spec.Containers))
-			}
-			c := &pod.Spec.Containers[0]
-			checkRestricted(t, &pod.Spec, c, true)
+			c, vols := oneOffPod(t, file)
 			if !slices.Equal(c.Args[:2], []string{"admin", "bootstrap"}) || !slices.Contains(c.Args, "--kek-file=/etc/flinkpki/kek/kek") {
 				t.Errorf("args %v: want admin bootstrap with the server's --kek-file", c.Args)
-			}
-			vols := map[string]corev1.Volume{}
-			for _, v := range pod.Spec.Volumes {
-				vols[v.Name] = v
 			}
 			if k := vols["kek"].Secret; k == nil || k.SecretName != "flinkpki-kek" {
 				t.Errorf("kek volume = %+v, want the Secret flinkpki-kek", vols["kek"].VolumeSource)
@@ -64,24 +49,9 @@ func TestBootstrapPodsAreRestrictedAndUseTheServersSecrets(t *testing.T) {
 // /tmp, and writes the StatefulSet's volume of replica 0; it needs no KEK
 // and mounts no credentials.
 func TestTheRestorePodReadsTheBackupOnStdinIntoTheServersVolume(t *testing.T) {
-	pod := only[*corev1.Pod](t, mustDecodeFile(t, filepath.Join("bootstrap", "pod-restore.yaml")))
-	if pod.Namespace != "flinkpki" || pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("namespace %q, restartPolicy %q: want flinkpki, Never", pod.Namespace, pod.Spec.RestartPolicy)
-	}
-	if a := pod.Spec.AutomountServiceAccountToken; a == nil || *a {
-		t.Error("the restore pod must not mount API credentials")
-	}
-	if len(pod.Spec.Containers) != 1 {
-		t.Fatalf("%d containers, want 1", len(pod.Spec.Containers))
-	}
-	c := &pod.Spec.Containers[0]
-	checkRestricted(t, &pod.Spec, c, true)
+	c, vols := oneOffPod(t, "pod-restore.yaml")
 	if !slices.Equal(c.Args, []string{"admin", "restore", "-", "--data-dir=/var/lib/flinkpki"}) || !c.Stdin || !c.StdinOnce {
 		t.Errorf("args %v, stdin %v/%v: want admin restore - into the data volume, on a stdin closed after one attach", c.Args, c.Stdin, c.StdinOnce)
-	}
-	vols := map[string]corev1.Volume{}
-	for _, v := range pod.Spec.Volumes {
-		vols[v.Name] = v
 	}
 	if p := vols["data"].PersistentVolumeClaim; p == nil || p.ClaimName != "data-flinkpki-0" {
 		t.Errorf("data volume = %+v, want the claim data-flinkpki-0", vols["data"].VolumeSource)
@@ -96,4 +66,29 @@ func TestTheRestorePodReadsTheBackupOnStdinIntoTheServersVolume(t *testing.T) {
 	if mounts["data"] != "/var/lib/flinkpki" || mounts["tmp"] != "/tmp" || len(mounts) != 2 {
 		t.Errorf("mounts %v: want the data volume and /tmp only", mounts)
 	}
+}
+
+// oneOffPod decodes deploy/bootstrap/file strictly and checks what every
+// one-off pod on the server's store must be: in the flinkpki namespace,
+// run once, without API credentials, one container meeting the restricted
+// profile. It returns that container and the pod's volumes by name.
+func oneOffPod(t *testing.T, file string) (*corev1.Container, map[string]corev1.Volume) {
+	t.Helper()
+	pod := only[*corev1.Pod](t, mustDecodeFile(t, filepath.Join("bootstrap", file)))
+	if pod.Namespace != "flinkpki" || pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("namespace %q, restartPolicy %q: want flinkpki, Never", pod.Namespace, pod.Spec.RestartPolicy)
+	}
+	if a := pod.Spec.AutomountServiceAccountToken; a == nil || *a {
+		t.Error("a one-off pod must not mount API credentials")
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Spec.Containers))
+	}
+	c := &pod.Spec.Containers[0]
+	checkRestricted(t, &pod.Spec, c, true)
+	vols := map[string]corev1.Volume{}
+	for _, v := range pod.Spec.Volumes {
+		vols[v.Name] = v
+	}
+	return c, vols
 }
