@@ -2,7 +2,6 @@ package ca
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -105,11 +104,11 @@ func ValidateValidity(caValidity, leafValidity, margin time.Duration) error {
 	case margin <= 0:
 		return fmt.Errorf("%w: rotation margin must be positive, got %s", ErrInvalidValidity, margin)
 	case leafValidity > maxLeafValidity || margin > maxLeafValidity:
-		return fmt.Errorf("%w: leaf validity %s or rotation margin %s is longer than the limit of %s", ErrInvalidValidity, days(leafValidity), days(margin), days(maxLeafValidity))
+		return fmt.Errorf("%w: leaf validity %s or rotation margin %s is longer than the limit of %s", ErrInvalidValidity, FormatDuration(leafValidity), FormatDuration(margin), FormatDuration(maxLeafValidity))
 	}
 	if need := MinCAValidity(leafValidity, margin); caValidity < need {
 		return fmt.Errorf("%w: CA validity %s is shorter than four leaf validities of %s plus the rotation margin of %s (%s); lengthen the CA validity or shorten the leaf validity",
-			ErrInvalidValidity, days(caValidity), days(leafValidity), days(margin), days(need))
+			ErrInvalidValidity, FormatDuration(caValidity), FormatDuration(leafValidity), FormatDuration(margin), FormatDuration(need))
 	}
 	return nil
 }
@@ -123,33 +122,4 @@ const maxLeafValidity = 50 * 365 * 24 * time.Hour
 // given leaf validity and margin; see ValidateValidity.
 func MinCAValidity(leafValidity, margin time.Duration) time.Duration {
 	return 4*leafValidity + margin
-}
-
-func days(d time.Duration) string { return FormatDuration(d) }
-
-// FormatDuration prints a duration as operators give validities: in days,
-// with the rest of a day in hours and below ("7d12h", "90d", "36h" is
-// "1d12h", "15m"), without Go's trailing zero units.
-func FormatDuration(d time.Duration) string {
-	const day = 24 * time.Hour
-	if d < day {
-		return trimZeroUnits(d.String())
-	}
-	s := fmt.Sprintf("%dd", d/day)
-	if rest := d % day; rest != 0 {
-		s += trimZeroUnits(rest.String())
-	}
-	return s
-}
-
-// trimZeroUnits drops the zero minutes and seconds Go prints after hours
-// or minutes: "180h0m0s" is "180h", "1h30m0s" is "1h30m".
-func trimZeroUnits(s string) string {
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -119,8 +119,8 @@ func TestValidateValiditySpeaksInDaysAndHoursOnly(t *testing.T) {
 		36 * time.Hour: "1d12h", 90 * time.Minute: "1h30m", 45 * time.Second: "45s",
 		day + 90*time.Second: "1d1m30s", 3 * day: "3d", 2 * time.Hour: "2h",
 	} {
-		if got := days(d); got != want {
-			t.Errorf("days(%v) = %q, want %q", d, got, want)
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -51,7 +51,7 @@ appears only once complete and checked.`,
 			if err := requireFlag("out", out); err != nil {
 				return err
 			}
-			if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+			if isDir(out) {
 				return usagef("--out %s is a directory: name the backup file, for example --out %s", out, filepath.Join(out, "flinkpki-backup.db"))
 			}
 			if _, err := os.Lstat(out); err == nil && !force {
