@@ -125,58 +125,42 @@ func (a *Authority) Enroll(ctx context.Context, actor Actor, req EnrollRequest) 
 }
 
 // Bake generates the key on the server (for image builds), signs it and
-// returns it once. The key is never stored. Who may bake is decided before
-// a key is taken from the pool or made: an RSA key costs up to a second of
-// a core, which a refused caller must not be able to spend.
+// returns it once. The key is never stored. It is taken from the pool or
+// made only once issue has decided who may bake and that the request can
+// be signed: an RSA key costs up to a second of a core, which a refused
+// caller must not be able to spend.
 func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*Issued, error) {
-	var kt string
-	err := a.st.View(ctx, func(tx *store.Txn) error {
-		if actor.Kind == ActorK8s {
-			return fmt.Errorf("%w: a pod's service-account token cannot bake: bake makes the key on the server, for image builds; a pod makes its own key with flinkpki init", ErrDenied)
-		}
-		role, err := issuer.ParseRole(req.Role)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-		// What issue would refuse of the request itself, too.
-		ips, err := parseIPs(req.IPs)
-		if err != nil {
-			return err
-		}
-		if err := issuer.CheckSANs(role, req.DNSNames, ips); err != nil {
-			return err
-		}
-		c, err := a.getCluster(tx, req.Cluster)
-		if err != nil {
-			return err
-		}
-		holder, err := authorize(actor, c, role, req.Holder)
-		if err != nil {
-			return err
-		}
-		if _, err := checkHolderRole(tx, req.Cluster, string(role.Purpose()), holder, string(role), a.now()); err != nil {
-			return err
-		}
-		kt = c.KeyType
-		return nil
-	})
-	if err == nil {
-		var key crypto.Signer
-		if key, err = a.keys.Key(ctx, ca.KeyType(kt)); err == nil {
-			var iss *Issued
-			if iss, err = a.issue(ctx, actor, req, key); err == nil {
-				iss.Key = key
-				return iss, nil
-			}
-		}
+	if actor.Kind == ActorK8s {
+		err := fmt.Errorf("%w: a pod's service-account token cannot bake: bake makes the key on the server, for image builds; a pod makes its own key with flinkpki init", ErrDenied)
+		return nil, a.Deny(ctx, actor, req.Cluster, "bake", ReasonOf(err), err)
 	}
-	return nil, a.Deny(ctx, actor, req.Cluster, "bake", ReasonOf(err), err)
+	var key crypto.Signer
+	iss, err := a.issue(ctx, actor, req, func(kt ca.KeyType) (crypto.PublicKey, error) {
+		if key == nil { // once, however often a conflict retries the issuance
+			k, err := a.keys.Key(ctx, kt)
+			if err != nil {
+				return nil, err
+			}
+			key = k
+		}
+		return key.Public(), nil
+	})
+	if err != nil {
+		return nil, a.Deny(ctx, actor, req.Cluster, "bake", ReasonOf(err), err)
+	}
+	iss.Key = key
+	return iss, nil
 }
+
+// serverKey supplies bake's key, of the cluster's key type, once the
+// issuance is authorised.
+type serverKey func(ca.KeyType) (crypto.PublicKey, error)
 
 // issue is the shared path of Enroll and Bake: authorise, sign outside any
 // transaction, then commit the holder record, the token use and the audit
-// entry together.
-func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, key crypto.Signer) (*Issued, error) {
+// entry together. Enroll's key is the CSR's (serverKey nil); Bake's comes
+// from serverKey, asked only after the request and the caller passed.
+func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, key serverKey) (*Issued, error) {
 	role, err := issuer.ParseRole(req.Role)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -187,7 +171,10 @@ func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, k
 	}
 	var pub crypto.PublicKey
 	if key != nil {
-		pub = key.Public()
+		// What the issuer would refuse of the request, before a key is made.
+		if err := issuer.CheckSANs(role, req.DNSNames, ips); err != nil {
+			return nil, err
+		}
 	} else {
 		csr, err := issuer.CheckCSR(req.CSR, MaxCSRSize)
 		if err != nil {
@@ -199,7 +186,7 @@ func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, k
 		pub = csr.PublicKey
 	}
 	for attempt := 0; ; attempt++ {
-		iss, err := a.issueOnce(ctx, actor, req, role, ips, pub)
+		iss, err := a.issueOnce(ctx, actor, req, role, ips, pub, key)
 		if errors.Is(err, ErrConflict) && attempt < 3 {
 			continue
 		}
@@ -207,7 +194,7 @@ func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, k
 	}
 }
 
-func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollRequest, role issuer.Role, ips []net.IP, pub crypto.PublicKey) (*Issued, error) {
+func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollRequest, role issuer.Role, ips []net.IP, pub crypto.PublicKey, key serverKey) (*Issued, error) {
 	a.keys.Touch()
 	var ls *lineageState
 	var holder string
@@ -231,6 +218,11 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 	})
 	if err != nil {
 		return nil, err
+	}
+	if key != nil {
+		if pub, err = key(ls.keyType); err != nil {
+			return nil, err
+		}
 	}
 	if kt, err := ca.KeyTypeOf(pub); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
