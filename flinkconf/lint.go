@@ -178,20 +178,25 @@ func isTrueValue(v string) bool { return strings.EqualFold(strings.TrimSpace(v),
 // version: through security.ssl.rest.enabled, or on Flink 1.x through its
 // fallback security.ssl.enabled. With the version unknown only the key
 // every version reads counts.
-func (s *subject) restSSL() bool {
-	if legacySSLSwitch(s.major) {
-		return s.isTrue("security.ssl.rest.enabled", "security.ssl.enabled")
-	}
-	return s.isTrue("security.ssl.rest.enabled")
-}
+func (s *subject) restSSL() bool { return s.sslSwitch("security.ssl.rest.enabled", false) }
 
 // internalSSL reports whether the subject turns internal SSL on for its
 // Flink version (see checkInternalSSL).
-func (s *subject) internalSSL() bool {
-	if _, set := s.get("security.ssl.internal.enabled"); set || !legacySSLSwitch(s.major) {
-		return s.isTrue("security.ssl.internal.enabled")
+func (s *subject) internalSSL() bool { return s.sslSwitch("security.ssl.internal.enabled", false) }
+
+// sslSwitch reports whether key (security.ssl.internal.enabled or
+// security.ssl.rest.enabled) turns SSL on: key itself when it is set, else,
+// on Flink 1.x, its fallback security.ssl.enabled, which Flink 2 does not
+// read. unknownAs1 applies the fallback when the version is unknown too,
+// for a rule that must hold on every version.
+func (s *subject) sslSwitch(key string, unknownAs1 bool) bool {
+	if v, set := s.get(key); set {
+		return isTrueValue(v)
 	}
-	return s.isTrue("security.ssl.enabled")
+	if legacySSLSwitch(s.major) || (unknownAs1 && s.major == 0) {
+		return s.isTrue("security.ssl.enabled")
+	}
+	return false
 }
 
 func confMap(kvs []KV) map[string]string {

@@ -118,7 +118,7 @@ func checkSSLStores(s *subject, _ LintOptions) []Finding {
 		return nil // FP001: Flink 2 reads none of it
 	}
 	var out []Finding
-	if s.sslOn("security.ssl.internal.enabled") && !s.internalStoresFromPods() {
+	if s.sslSwitch("security.ssl.internal.enabled", true) && !s.internalStoresFromPods() {
 		var missing [][]string
 		for _, keys := range [][]string{internalKeystoreKeys, internalTruststoreKeys} {
 			if _, set := s.get(keys...); !set {
@@ -136,21 +136,10 @@ func checkSSLStores(s *subject, _ LintOptions) []Finding {
 				Fix: "point them at the stores flinkpki writes (" + fixConfig + "); for a configuration that flinkpki init merges into, lint the merged copy (--flink-conf-out) instead"})
 		}
 	}
-	if _, set := s.get(restKeystoreKeys...); !set && s.sslOn("security.ssl.rest.enabled") && !s.restKeystoreFromPods() {
+	if _, set := s.get(restKeystoreKeys...); !set && s.sslSwitch("security.ssl.rest.enabled", true) && !s.restKeystoreFromPods() {
 		out = append(out, s.restStoreFinding())
 	}
 	return out
-}
-
-// sslOn reports whether key (security.ssl.internal.enabled or
-// security.ssl.rest.enabled) turns SSL on for the subject's Flink version,
-// or, with the version unknown, for some version: Flink 1.x falls back to
-// security.ssl.enabled when key is not set, Flink 2 does not.
-func (s *subject) sslOn(key string) bool {
-	if v, set := s.get(key); set {
-		return isTrueValue(v)
-	}
-	return s.major != 2 && s.isTrue("security.ssl.enabled")
 }
 
 // internalSwitch names the key that turns internal SSL on.
