@@ -184,6 +184,7 @@ func makeCA(cn string, parentKey *ecdsa.PrivateKey, parent *x509.Certificate) (*
 type enrollFlags struct {
 	dir                   string
 	requests, concurrency int
+	warmup                int
 	fresh, http1          bool
 	output                string
 }
@@ -194,14 +195,15 @@ func enrollCmd(args []string) error {
 	fs.StringVar(&f.dir, "dir", "", "directory written by setup (required)")
 	fs.IntVar(&f.requests, "requests", 1000, "number of enrollments")
 	fs.IntVar(&f.concurrency, "concurrency", 16, "concurrent workers")
+	fs.IntVar(&f.warmup, "warmup", 0, "enrollments sent first and not measured, as flinkpki bench enroll --warmup")
 	fs.BoolVar(&f.fresh, "fresh-connections", false, "a new TLS connection per request")
 	fs.BoolVar(&f.http1, "http1", false, "HTTP/1.1 (one connection per worker when keep-alive) instead of HTTP/2")
 	fs.StringVar(&f.output, "o", "table", "output: table or json")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if f.dir == "" || f.requests < 1 || f.concurrency < 1 {
-		return errors.New("enroll needs --dir, and --requests and --concurrency of at least 1")
+	if f.dir == "" || f.requests < 1 || f.concurrency < 1 || f.warmup < 0 {
+		return errors.New("enroll needs --dir, --requests and --concurrency of at least 1, and --warmup of at least 0")
 	}
 	c, err := newClient(f.dir)
 	if err != nil {
@@ -227,7 +229,7 @@ func enrollCmd(args []string) error {
 	_, _ = rand.Read(runID)
 	prefix := "bench-" + hex.EncodeToString(runID)
 	fmt.Fprintf(os.Stderr, "stepca-bench: %d enrollments at %s, concurrency %d\n", f.requests, c.url, f.concurrency)
-	o := loadgen.Run(context.Background(), f.requests, f.concurrency, func(ctx context.Context, w, i int) error {
+	o := loadgen.Run(context.Background(), loadgen.Load{Requests: f.requests, Concurrency: f.concurrency, Warmup: f.warmup}, func(ctx context.Context, w, i int) error {
 		var hc *http.Client
 		if f.fresh {
 			hc = c.httpClient(f.http1, true)
@@ -251,8 +253,8 @@ func enrollCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	if res.Errors > 0 {
-		return fmt.Errorf("%d of %d enrollments failed; first: %s", res.Errors, res.Requests, res.FirstError)
+	if res.Errors > 0 || res.WarmupErrors > 0 {
+		return fmt.Errorf("%d of %d enrollments and %d of %d warm-up enrollments failed; first: %s", res.Errors, res.Requests, res.WarmupErrors, res.Warmup, res.FirstError)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ const benchGCFloor = 64 << 20
 type benchFlags struct {
 	cluster, role, format string
 	requests, concurrency int
+	warmup                int
 	fresh                 bool
 	cpuProfile            string
 	timeout               durationFlag
@@ -68,7 +69,10 @@ holder, so run it against a cluster made for benchmarking.
 
 By default the workers share keep-alive connections (one per 16 workers);
 --fresh-connections opens a new TLS connection per request, as a starting pod
-does. Exit 1 when any request failed.`,
+does. --warmup N sends N more enrollments first, on the same workers and
+connections, and leaves them out of every figure, so that a short run
+measures the steady state rather than its own start (make bench uses 8 per
+worker); the token must allow those uses too. Exit 1 when any request failed.`,
 		Example: `  flinkpki token create --cluster bench --role taskmanager --uses 10000 --ttl 1h > bench.token
   flinkpki bench enroll --cluster bench --role taskmanager --token-file bench.token \
       --requests 5000 --concurrency 64 -o json`,
@@ -80,6 +84,7 @@ does. Exit 1 when any request failed.`,
 	fl.StringVar(&f.role, "role", "", "role to enroll as (required)")
 	fl.IntVar(&f.requests, "requests", 1000, "number of enrollments")
 	fl.IntVar(&f.concurrency, "concurrency", 16, "concurrent workers")
+	fl.IntVar(&f.warmup, "warmup", 0, "enrollments sent first and not measured (they use the token too)")
 	fl.BoolVar(&f.fresh, "fresh-connections", false, "a new TLS connection per request")
 	fl.StringVar(&f.format, "format", "pkcs12", "store format assembled per request: pkcs12 or jks")
 	fl.Var(&f.timeout, "request-timeout", "deadline of one request")
@@ -92,6 +97,9 @@ does. Exit 1 when any request failed.`,
 func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 	if err := benchArgs(f.cluster, f.role, f.requests, &f.concurrency); err != nil {
 		return err
+	}
+	if f.warmup < 0 {
+		return usagef("--warmup is %d: give a number of enrollments, 0 for none", f.warmup)
 	}
 	format, err := formatFlag(f.format)
 	if err != nil {
@@ -107,7 +115,11 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}
 	}()
 	prefix := holderPrefix("bench")
-	fmt.Fprintf(a.stderr, "bench: %d enrollments for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
+	warm := ""
+	if f.warmup > 0 {
+		warm = fmt.Sprintf(" after %d to warm up", f.warmup)
+	}
+	fmt.Fprintf(a.stderr, "bench: %d enrollments%s for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, warm, f.cluster, f.role, f.concurrency, prefix)
 
 	// The load generator shares the machine with the server: it should
 	// spend its CPU on requests, not on collecting a tiny heap.
@@ -123,7 +135,7 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	o := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, w, i int) error {
+	o := loadgen.Run(ctx, loadgen.Load{Requests: f.requests, Concurrency: f.concurrency, Warmup: f.warmup}, func(ctx context.Context, w, i int) error {
 		var conn *grpc.ClientConn
 		if !f.fresh {
 			conn = pool[w/workersPerConn]
@@ -196,6 +208,9 @@ func (a *app) benchReport(out outputFormat, what string, firstErr error, res loa
 	}
 	if res.Errors > 0 {
 		return fmt.Errorf("%d of %d %s failed; first: %s", res.Errors, res.Requests, what, orDash(res.FirstError))
+	}
+	if res.WarmupErrors > 0 {
+		return fmt.Errorf("%d of the %d warm-up %s failed; first: %s", res.WarmupErrors, res.Warmup, what, orDash(res.FirstError))
 	}
 	return nil
 }
@@ -296,7 +311,7 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 	prefix := holderPrefix("bake")
 	fmt.Fprintf(a.stderr, "bench: %d bakes for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
 	var keyType atomic.Value
-	o := loadgen.Run(ctx, f.requests, f.concurrency, func(ctx context.Context, _, i int) error {
+	o := loadgen.Run(ctx, loadgen.Load{Requests: f.requests, Concurrency: f.concurrency}, func(ctx context.Context, _, i int) error {
 		conn, err := dial()
 		if err != nil {
 			return err

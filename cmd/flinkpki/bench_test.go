@@ -13,32 +13,38 @@ import (
 func TestBenchEnrollAndBakeIssueRealCertificates(t *testing.T) {
 	s := startServer(t, t.TempDir(), "--enroll-rate", "0")
 	s.cli(t, s.admin, "cluster", "create", "bench").ok(t)
-	tok := s.tokenFor(t, "bench", "taskmanager", "--uses", "7")
+	tok := s.tokenFor(t, "bench", "taskmanager", "--uses", "9")
 
 	var er struct {
-		Requests, Errors, Concurrency int
-		CertsPerSecond                float64 `json:"certs_per_second"`
-		P99                           float64 `json:"p99_ms"`
-		KeyType                       string  `json:"key_type"`
+		Requests, Errors, Concurrency, Warmup int
+		CertsPerSecond                        float64 `json:"certs_per_second"`
+		P99                                   float64 `json:"p99_ms"`
+		KeyType                               string  `json:"key_type"`
 	}
 	for _, fresh := range []bool{false, true} {
 		args := []string{"bench", "enroll", "--cluster", "bench", "--role", "taskmanager", "--token-file", tok,
 			"--requests", "3", "--concurrency", "2", "--format", "jks", "-o", "json"}
+		warm := 0
 		if fresh {
 			args = append(args, "--fresh-connections")
+		} else {
+			warm = 2 // enrolled too, but in no figure
+			args = append(args, "--warmup", "2")
 		}
+		er.Warmup = 0
 		r := s.cli(t, s.admin, args...).ok(t)
 		if err := json.Unmarshal([]byte(r.stdout), &er); err != nil {
 			t.Fatalf("bench enroll -o json: %v\n%s", err, r.stdout)
 		}
-		if er.Requests != 3 || er.Errors != 0 || er.Concurrency != 2 || er.CertsPerSecond <= 0 || er.P99 <= 0 || er.KeyType != "ecdsa-p256" {
-			t.Fatalf("bench enroll (fresh %v) = %+v", fresh, er)
+		if er.Requests != 3 || er.Errors != 0 || er.Concurrency != 2 || er.Warmup != warm || er.CertsPerSecond <= 0 || er.P99 <= 0 || er.KeyType != "ecdsa-p256" {
+			t.Fatalf("bench enroll (fresh %v) = %+v, want 3 requests after %d for warm-up", fresh, er, warm)
 		}
 	}
 	holders := s.cli(t, s.admin, "holder", "list", "--cluster", "bench", "-o", "json").ok(t).stdout
-	if n := strings.Count(holders, `"bench-`); n != 6 {
-		t.Errorf("holder list shows %d bench holders, want the 6 enrolled:\n%s", n, holders)
+	if n := strings.Count(holders, `"bench-`); n != 8 {
+		t.Errorf("holder list shows %d bench holders, want the 8 enrolled (2 of them to warm up):\n%s", n, holders)
 	}
+	oneLineError(t, runCLI(t, nil, "bench", "enroll", "--cluster", "bench", "--role", "taskmanager", "--token-file", tok, "--warmup", "-1"), 2, "--warmup is -1")
 	// One use left on the token: a run of 3 spends it and fails the rest.
 	r := s.cli(t, s.admin, "bench", "enroll", "--cluster", "bench", "--role", "taskmanager", "--token-file", tok,
 		"--requests", "3", "--concurrency", "1", "-o", "json")

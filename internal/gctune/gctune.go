@@ -17,6 +17,7 @@ package gctune
 import (
 	"context"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -62,6 +63,13 @@ func Start(ctx context.Context, floor uint64, interval time.Duration) bool {
 		}
 	}
 	t := newTuner(floor)
+	// Until the first collection the live heap reads zero, which Percent
+	// takes for "not measured" and answers with the default: a short-lived
+	// process (a load generator's run) would collect every few MiB for a
+	// whole interval. One collection of a young heap measures it.
+	if metrics.Read(t.sample[:1]); t.sample[0].Value.Kind() == metrics.KindUint64 && t.sample[0].Value.Uint64() == 0 {
+		runtime.GC()
+	}
 	t.tick()
 	go tick.Every(ctx, interval, func(time.Time) { t.tick() })
 	return true

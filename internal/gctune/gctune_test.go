@@ -2,9 +2,14 @@ package gctune
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,6 +48,41 @@ func TestStartRaisesGOGCForASmallHeapUnlessTheEnvironmentSetsIt(t *testing.T) {
 	t.Setenv("GOGC", "100")
 	if Start(ctx, 1<<30, time.Hour) {
 		t.Error("Start tuned GOGC although GOGC is set in the environment")
+	}
+}
+
+// TestStartMeasuresTheLiveHeapOfAYoungProcess runs Start in a process of
+// its own where nothing has been collected yet. The live heap then reads
+// zero, and without a first collection GOGC stayed at the default until
+// the next tick: a second of collections every few MiB for a load
+// generator's short run.
+func TestStartMeasuresTheLiveHeapOfAYoungProcess(t *testing.T) {
+	if os.Getenv("GCTUNE_YOUNG_PROCESS") == "1" {
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(live)
+		if live[0].Value.Uint64() != 0 {
+			fmt.Println("already-collected")
+			return
+		}
+		Start(context.Background(), 1<<30, time.Hour)
+		fmt.Printf("gogc=%d\n", debug.SetGCPercent(100))
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStartMeasuresTheLiveHeapOfAYoungProcess$", "-test.count=1")
+	// Start does nothing when the environment sets either.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
+		return strings.HasPrefix(e, "GOGC=") || strings.HasPrefix(e, "GOMEMLIMIT=")
+	})
+	cmd.Env = append(cmd.Env, "GCTUNE_YOUNG_PROCESS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the young process failed: %v\n%s", err, out)
+	}
+	switch s := string(out); {
+	case strings.Contains(s, "already-collected"):
+		t.Fatalf("the young test process had collected before the test ran, so this test cannot check Start's first setting:\n%s", s)
+	case !strings.Contains(s, "gogc=300"):
+		t.Errorf("GOGC right after Start in a process that had not collected yet: %s; want gogc=300 (the cap, for a heap far below a 1 GiB floor)", s)
 	}
 }
 

@@ -38,12 +38,28 @@ type Result struct {
 	// parsing, GC). It shares the cores with the server, so it bounds
 	// what any server can reach on one machine. Zero when not measured.
 	ClientCPUUS float64 `json:"client_cpu_us,omitempty"`
-	FirstError  string  `json:"first_error,omitempty"`
+	// Warmup requests were sent before the measured ones and are in no
+	// other figure; WarmupErrors of them failed.
+	Warmup       int    `json:"warmup,omitempty"`
+	WarmupErrors int    `json:"warmup_errors,omitempty"`
+	FirstError   string `json:"first_error,omitempty"`
+}
+
+// Load is what Run sends: Requests measured requests on Concurrency
+// workers, after Warmup requests on the same workers that are not measured.
+// The warm-up lets connections, goroutine stacks and the collector's pacing
+// reach their steady state, so the first requests' set-up does not weigh on
+// a short run's latency tail and CPU.
+type Load struct {
+	Requests, Concurrency, Warmup int
 }
 
 // Outcome is what Run measured.
 type Outcome struct {
 	Requests, Concurrency int
+	// Warmup requests were sent first, unmeasured; WarmupErrors failed
+	// (the first failure is FirstErr when no measured request failed).
+	Warmup, WarmupErrors int
 	// Latencies of the successful requests, in completion order.
 	Latencies []time.Duration
 	// Errors counts failed requests and those never sent because ctx ended.
@@ -60,21 +76,28 @@ type Outcome struct {
 // how to word FirstErr).
 func (o Outcome) Result(r Result) Result {
 	r.Requests, r.Concurrency, r.Errors = o.Requests, o.Concurrency, o.Errors
+	r.Warmup, r.WarmupErrors = o.Warmup, o.WarmupErrors
 	if n := len(o.Latencies); n > 0 && o.CPU > 0 {
 		r.ClientCPUUS = math.Round(float64(o.CPU.Microseconds())/float64(n)*10) / 10
 	}
 	return summarize(r, o.Latencies, o.Elapsed)
 }
 
-// Run sends requests on concurrency workers (at most one per request);
-// do(ctx, worker, i) is request i on worker w.
-func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Context, worker, i int) error) Outcome {
-	o := Outcome{Requests: requests, Concurrency: max(1, min(concurrency, requests))}
+// Run sends l.Warmup requests and then l.Requests measured ones on
+// l.Concurrency workers (at most one per measured request); do(ctx, worker,
+// i) is request i on worker w. Measured requests are numbered from 0,
+// warm-up requests after them (l.Requests and up), so every request has an
+// index of its own.
+func Run(ctx context.Context, l Load, do func(ctx context.Context, worker, i int) error) Outcome {
+	requests := l.Requests
+	o := Outcome{Requests: requests, Concurrency: max(1, min(l.Concurrency, requests)), Warmup: max(l.Warmup, 0)}
 	var (
 		next atomic.Int64
 		mu   sync.Mutex
 		wg   sync.WaitGroup
 	)
+	var warmErr error
+	o.WarmupErrors, warmErr = warmUp(ctx, o.Warmup, o.Concurrency, requests, do)
 	o.Latencies = make([]time.Duration, 0, requests)
 	cpu0, cpuOK := processCPU()
 	start := time.Now()
@@ -114,7 +137,44 @@ func Run(ctx context.Context, requests, concurrency int, do func(ctx context.Con
 			o.FirstErr = ctx.Err()
 		}
 	}
+	if o.FirstErr == nil {
+		o.FirstErr = warmErr
+	}
 	return o
+}
+
+// warmUp sends n requests numbered from first on workers workers and
+// returns how many failed and the first failure.
+func warmUp(ctx context.Context, n, workers, first int, do func(ctx context.Context, worker, i int) error) (int, error) {
+	var (
+		next   atomic.Int64
+		failed atomic.Int64
+		once   sync.Once
+		err1   error
+		wg     sync.WaitGroup
+	)
+	for w := range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = do(ctx, w, first+i)
+				}
+				if err != nil {
+					failed.Add(1)
+					once.Do(func() { err1 = err })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return int(failed.Load()), err1
 }
 
 // summarize fills in throughput and latency percentiles of the successful
@@ -163,6 +223,9 @@ func PrintTable(w io.Writer, r Result) error {
 		fmt.Fprintf(t, "target\t%s\n", r.Target)
 	}
 	fmt.Fprintf(t, "requests\t%d (%d errors)\n", r.Requests, r.Errors)
+	if r.Warmup > 0 {
+		fmt.Fprintf(t, "warm-up\t%d first, not measured (%d errors)\n", r.Warmup, r.WarmupErrors)
+	}
 	fmt.Fprintf(t, "concurrency\t%d, %s\n", r.Concurrency, conns)
 	fmt.Fprintf(t, "key, format\t%s, %s\n", r.KeyType, r.Format)
 	fmt.Fprintf(t, "duration\t%.2fs\n", r.DurationS)

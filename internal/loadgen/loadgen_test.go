@@ -37,7 +37,7 @@ func TestRunSendsEachRequestOnceAndCountsFailures(t *testing.T) {
 	seen := map[int]int{}
 	workers := map[int]bool{}
 	boom := errors.New("boom")
-	o := Run(context.Background(), 100, 8, func(_ context.Context, w, i int) error {
+	o := Run(context.Background(), Load{Requests: 100, Concurrency: 8}, func(_ context.Context, w, i int) error {
 		mu.Lock()
 		seen[i]++
 		workers[w] = true
@@ -63,10 +63,57 @@ func TestRunSendsEachRequestOnceAndCountsFailures(t *testing.T) {
 	}
 }
 
+// TestRunWarmsUpUnmeasured: the warm-up requests are sent first, before
+// any measured one, on the same workers, with indices of their own, and
+// appear in no figure; their failures are counted apart and reported.
+func TestRunWarmsUpUnmeasured(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var order []int
+	boom := errors.New("warm-up boom")
+	o := Run(context.Background(), Load{Requests: 40, Concurrency: 4, Warmup: 12}, func(_ context.Context, w, i int) error {
+		mu.Lock()
+		order = append(order, i)
+		mu.Unlock()
+		if w >= 4 {
+			t.Errorf("request %d on worker %d, want one of 4", i, w)
+		}
+		if i == 45 {
+			return boom
+		}
+		if i >= 40 {
+			time.Sleep(20 * time.Millisecond) // a slow warm-up must not show in the latencies
+		}
+		return nil
+	})
+	if len(order) != 52 {
+		t.Fatalf("Run sent %d requests, want 12 warm-up and 40 measured", len(order))
+	}
+	seen := map[int]bool{}
+	for k, i := range order {
+		if seen[i] {
+			t.Fatalf("request %d sent twice", i)
+		}
+		seen[i] = true
+		if warm := i >= 40; warm != (k < 12) {
+			t.Fatalf("request %d was sent %dth: the 12 warm-up requests (40 and up) must all come first; order %v", i, k+1, order)
+		}
+	}
+	r := o.Result(Result{})
+	if len(o.Latencies) != 40 || o.Errors != 0 || r.Requests != 40 || r.Warmup != 12 || r.WarmupErrors != 1 || !errors.Is(o.FirstErr, boom) {
+		t.Errorf("Run() = %d latencies, %d errors, result %+v, first %v; want 40 measured without errors, 1 of 12 warm-up failed, first the warm-up's", len(o.Latencies), o.Errors, r, o.FirstErr)
+	}
+	for _, l := range o.Latencies {
+		if l >= 20*time.Millisecond {
+			t.Errorf("a measured latency of %v: the slow warm-up requests were measured", l)
+		}
+	}
+}
+
 func TestRunCountsUnsentRequestsAsFailures(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	o := Run(ctx, 50, 1, func(context.Context, int, int) error {
+	o := Run(ctx, Load{Requests: 50, Concurrency: 1}, func(context.Context, int, int) error {
 		cancel()
 		return nil
 	})
@@ -85,7 +132,7 @@ func TestRunMeasuresItsOwnCPU(t *testing.T) {
 	if _, ok := processCPU(); !ok {
 		t.Fatal("processCPU is not measured on this system, which the bench rows rely on")
 	}
-	o := Run(context.Background(), 50, 2, work)
+	o := Run(context.Background(), Load{Requests: 50, Concurrency: 2}, work)
 	r := o.Result(Result{})
 	// Hashing 1 MiB takes well over 100 µs even at several GB/s.
 	if r.ClientCPUUS < 100 || o.CPU < 50*100*time.Microsecond {
