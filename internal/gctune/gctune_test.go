@@ -22,7 +22,8 @@ func TestPercentPutsTheTargetAtTheFloorAndNeverBelowTheDefault(t *testing.T) {
 	}{
 		{16 * mib, 40 * mib, 150}, // target 16*(1+1.5) = 40
 		{10 * mib, 40 * mib, 300}, // target 40
-		{1 * mib, 40 * mib, 300},  // capped
+		{2 * mib, 20 * mib, 900},  // a server's small live heap reaches its floor
+		{1 * mib, 40 * mib, 1000}, // capped
 		{20 * mib, 40 * mib, 100}, // 2 x live reaches the floor: the default
 		{200 * mib, 40 * mib, 100},
 		{0, 40 * mib, 100}, // nothing measured yet
@@ -81,8 +82,8 @@ func TestStartMeasuresTheLiveHeapOfAYoungProcess(t *testing.T) {
 	switch s := string(out); {
 	case strings.Contains(s, "already-collected"):
 		t.Fatalf("the young test process had collected before the test ran, so this test cannot check Start's first setting:\n%s", s)
-	case !strings.Contains(s, "gogc=300"):
-		t.Errorf("GOGC right after Start in a process that had not collected yet: %s; want gogc=300 (the cap, for a heap far below a 1 GiB floor)", s)
+	case !strings.Contains(s, fmt.Sprintf("gogc=%d", MaxPercent)):
+		t.Errorf("GOGC right after Start in a process that had not collected yet: %s; want gogc=%d (the cap, for a heap far below a 1 GiB floor)", s, MaxPercent)
 	}
 }
 
