@@ -58,8 +58,7 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 		}
 	case ActorK8s:
 		if !slices.Contains(c.K8sBindings, store.K8sBinding{Namespace: actor.Namespace, ServiceAccount: actor.ServiceAccount}) {
-			return "", fmt.Errorf("%w: service account %s/%s is not bound to cluster %q (flinkpki cluster update %s --add-k8s-binding %s/%s)",
-				ErrDenied, actor.Namespace, actor.ServiceAccount, c.Name, c.Name, actor.Namespace, actor.ServiceAccount)
+			return "", notBound(actor, c.Name)
 		}
 		if actor.Pod == "" {
 			return "", fmt.Errorf("%w: the service-account token is not bound to a pod: use a projected token volume", ErrDenied)
@@ -90,7 +89,7 @@ func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, hol
 	}
 	var kt string
 	err = a.st.View(ctx, func(tx *store.Txn) error {
-		c, err := a.getCluster(tx, cluster)
+		c, err := a.clusterFor(tx, actor, cluster)
 		if err != nil {
 			return err
 		}
@@ -104,6 +103,29 @@ func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, hol
 		return "", a.Deny(ctx, actor, cluster, "enroll.keytype", ReasonOf(err), err)
 	}
 	return kt, nil
+}
+
+// clusterFor reads the cluster a caller asks to enroll in. A caller that
+// is not an administrator learns nothing of clusters it may not use: an
+// enrollment token for another cluster is refused before the store is
+// read, and a Kubernetes service account hears that it is not bound
+// whether or not the cluster exists. With "not found" for one and "denied"
+// for the other, any token could be used to list the cluster names.
+func (a *Authority) clusterFor(tx *store.Txn, actor Actor, name string) (*store.Cluster, error) {
+	if actor.Kind == ActorEnrollment && actor.TokenCluster != name {
+		return nil, fmt.Errorf("%w: token is for cluster %q, not %q", ErrDenied, actor.TokenCluster, name)
+	}
+	c, err := a.getCluster(tx, name)
+	if actor.Kind == ActorK8s && errors.Is(err, ErrNotFound) {
+		return nil, notBound(actor, name)
+	}
+	return c, err
+}
+
+// notBound refuses a service account that no binding of cluster names.
+func notBound(actor Actor, cluster string) error {
+	return fmt.Errorf("%w: service account %s/%s is not bound to cluster %q (flinkpki cluster update %s --add-k8s-binding %s/%s)",
+		ErrDenied, actor.Namespace, actor.ServiceAccount, cluster, cluster, actor.Namespace, actor.ServiceAccount)
 }
 
 func (a *Authority) getCluster(tx *store.Txn, name string) (*store.Cluster, error) {
@@ -200,7 +222,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 	var holder string
 	var seen store.HolderMark
 	err := a.st.View(ctx, func(tx *store.Txn) error {
-		c, err := a.getCluster(tx, req.Cluster)
+		c, err := a.clusterFor(tx, actor, req.Cluster)
 		if err != nil {
 			return err
 		}

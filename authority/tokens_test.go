@@ -405,3 +405,38 @@ func TestATokenOpensOnlyTheClusterItWasMadeFor(t *testing.T) {
 		t.Errorf("a token record without its cluster's creation time: %v", err)
 	}
 }
+
+// TestAScopedCallerCannotTellAMissingClusterFromAForbiddenOne: an
+// enrollment token or a pod's service account asking for a cluster it may
+// not use is denied in the same words whether that cluster exists or not,
+// at the enrollment and at the key-type probe; with "not found" for one and
+// "denied" for the other, any token could list the cluster names. An
+// administrator still hears "not found".
+func TestAScopedCallerCannotTellAMissingClusterFromAForbiddenOne(t *testing.T) {
+	t.Parallel()
+	e := twoClusters(t)
+	_, token := newToken(t, e, "e2", "taskmanager", 0, 1)
+	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: "tm", Pod: "tm-0"}
+	for _, actor := range []authority.Actor{token, pod} {
+		var said []string
+		for _, cluster := range []string{"e1", "ghost"} { // e1 exists; ghost does not
+			_, err := e.EnrollAs(actor, cluster, "taskmanager", "tm-0")
+			if !errors.Is(err, authority.ErrDenied) || errors.Is(err, authority.ErrNotFound) {
+				t.Fatalf("%s enrolling in cluster %s: %v; want denied, as for any cluster it may not use", actor, cluster, err)
+			}
+			wantAudit(t, e, cluster, "enroll", "denied", actor.String())
+			said = append(said, strings.ReplaceAll(err.Error(), cluster, "NAME"))
+			_, err = e.Authority.KeyType(e.Ctx, actor, cluster, "taskmanager", "tm-0")
+			if !errors.Is(err, authority.ErrDenied) || errors.Is(err, authority.ErrNotFound) {
+				t.Fatalf("%s asking cluster %s for its key type: %v; want denied", actor, cluster, err)
+			}
+			wantAudit(t, e, cluster, "enroll.keytype", "denied", actor.String())
+		}
+		if said[0] != said[1] {
+			t.Errorf("%s hears %q for an existing cluster and %q for a missing one", actor, said[0], said[1])
+		}
+	}
+	if _, err := e.EnrollAs(admin, "ghost", "taskmanager", "tm-0"); !errors.Is(err, authority.ErrNotFound) {
+		t.Errorf("an administrator asking for a missing cluster: %v, want not found", err)
+	}
+}
