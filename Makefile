@@ -39,7 +39,7 @@ tools:
 	@test -x $(TOOLS_BIN)/grpc-health-probe || GOBIN=$(TOOLS_BIN) $(GO) install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
 	@command -v kubectl >/dev/null 2>&1 || test -x $(TOOLS_BIN)/kustomize || GOBIN=$(TOOLS_BIN) $(GO) install $(KUSTOMIZE)
 
-## proto: regenerate the committed gRPC code (needs protoc: apt-get install protobuf-compiler).
+## proto: regenerate the committed gRPC code (needs protoc and its well-known types: apt-get install protobuf-compiler libprotobuf-dev).
 proto: tools
 	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
