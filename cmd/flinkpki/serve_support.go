@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -96,8 +98,9 @@ func (o *serveOptions) checkRanges() error {
 	return nil
 }
 
-// requestLog gives every request an id, a deadline and one log line.
-// It never logs request bodies or metadata, which carry tokens and keys.
+// requestLog gives every request an id, a deadline and one log line, and
+// turns a panic while serving it into that request's failure. It never logs
+// request bodies or metadata, which carry tokens and keys.
 type requestLog struct {
 	log     *slog.Logger
 	timeout time.Duration
@@ -121,22 +124,40 @@ func (r *requestLog) begin(ctx context.Context) (context.Context, context.Cancel
 	return ctx, func() {}, id
 }
 
-func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	ctx, cancel, id := r.begin(ctx)
 	defer cancel()
 	start := time.Now()
-	resp, err := handler(ctx, req)
-	r.done(ctx, id, info.FullMethod, start, err)
-	return resp, err
+	defer func() { r.done(ctx, id, info.FullMethod, start, err) }()
+	defer r.recovered(ctx, id, info.FullMethod, &err)
+	return handler(ctx, req)
 }
 
-func (r *requestLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (r *requestLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	id := requestID()
 	ss.SetHeader(metadata.Pairs("x-request-id", id))
 	start := time.Now()
-	err := handler(srv, ss)
-	r.done(ss.Context(), id, info.FullMethod, start, err)
-	return err
+	defer func() { r.done(ss.Context(), id, info.FullMethod, start, err) }()
+	defer r.recovered(ss.Context(), id, info.FullMethod, &err)
+	return handler(srv, ss)
+}
+
+// recovered, deferred around a handler and the interceptors inside this
+// one, turns a panic into an Internal error for that request alone, logged
+// with its stack: one request that trips a bug must not stop the CA of
+// every cluster (gRPC, unlike net/http, lets a handler's panic end the
+// process). The store stays as it was: a transaction that panics is rolled
+// back (bbolt) or never sent (etcd), and a group commit already answers a
+// panicking call with an error of its own.
+func (r *requestLog) recovered(ctx context.Context, id, method string, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	r.log.LogAttrs(ctx, slog.LevelError, "a request panicked: it failed, and the server serves on",
+		slog.String("request_id", id), slog.String("method", method),
+		slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+	*err = status.Errorf(codes.Internal, "internal error serving %s (request %s): the server log has the details", method, id)
 }
 
 func (r *requestLog) done(ctx context.Context, id, method string, start time.Time, err error) {
