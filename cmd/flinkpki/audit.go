@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"slices"
@@ -64,7 +67,9 @@ list stops there; when more entries may follow, stderr says where to go on
   {"entries": [...], "next_after": 1250}
 
 A script pages through the trail with --after set to each answer's next_after
-until it is 0.`,
+until it is 0. -o json writes each page as it arrives, so a whole trail of
+millions can go to a file (a failure midway exits 1 and leaves the JSON
+unterminated); the table waits for the last page to align its columns.`,
 		Example: `  flinkpki audit list --cluster orders
   flinkpki audit list --after 1200 --limit 50 -o json`,
 		Args: cobra.NoArgs,
@@ -80,23 +85,37 @@ until it is 0.`,
 			}
 			defer conn.Close()
 			// Page by page (the server answers at most auditPage entries
-			// at a time): the trail of a busy server holds millions.
+			// at a time): the trail of a busy server holds millions, so
+			// -o json writes each page as it comes; a table, which aligns
+			// its columns over all rows, is printed at the end.
 			client := flinkpkiv1.NewAuditServiceClient(conn)
 			var (
-				entries []*flinkpkiv1.AuditEntry
+				entries []*flinkpkiv1.AuditEntry // for the table
+				shown   int
 				more    uint64 // where the next page starts; 0 at the end
+				stream  *auditStream
 			)
+			if out == "json" {
+				stream = &auditStream{w: a.stdout}
+			}
 			for {
 				ask := int32(auditPage)
 				if limit > 0 {
-					ask = min(ask, limit-int32(len(entries)))
+					ask = min(ask, limit-int32(shown))
 				}
 				resp, err := client.ListAudit(cmd.Context(), &flinkpkiv1.ListAuditRequest{Cluster: cluster, AfterSeq: after, Limit: ask})
 				if err != nil {
 					return err
 				}
 				page := resp.GetEntries()
-				entries = append(entries, page...)
+				shown += len(page)
+				if stream != nil {
+					if err := stream.page(page); err != nil {
+						return err
+					}
+				} else {
+					entries = append(entries, page...)
+				}
 				next := resp.GetNextAfterSeq()
 				if next == 0 && len(page) == int(ask) {
 					next = page[len(page)-1].GetSeq() // an older server says nothing: go on
@@ -105,13 +124,16 @@ until it is 0.`,
 					break // the end of the trail
 				}
 				after = next
-				if limit > 0 && len(entries) >= int(limit) {
+				if limit > 0 && shown >= int(limit) {
 					more = after
 					defer fmt.Fprintf(a.stderr, "more entries may follow: --after %d\n", after)
 					break
 				}
 			}
-			return a.printAudit(entries, more, out)
+			if stream != nil {
+				return stream.end(more)
+			}
+			return a.printAuditTable(entries)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only entries of this cluster")
@@ -121,27 +143,76 @@ until it is 0.`,
 	return cmd
 }
 
-// printAudit prints a page of the trail; more is where the next page
-// starts (--after), 0 when the trail ends with this one.
-func (a *app) printAudit(entries []*flinkpkiv1.AuditEntry, more uint64, out outputFormat) error {
-	if out == "json" {
-		list := struct {
-			Entries   []auditJSON `json:"entries"`
-			NextAfter uint64      `json:"next_after"`
-		}{Entries: []auditJSON{}, NextAfter: more}
-		for _, e := range entries {
-			details := e.GetDetails()
-			if details == nil {
-				details = map[string]string{}
-			}
-			list.Entries = append(list.Entries, auditJSON{
-				Seq: e.GetSeq(), Time: rfc3339(e.GetTime()), Actor: e.GetActor(), Cluster: e.GetCluster(),
-				Action: e.GetAction(), Outcome: e.GetOutcome(), Reason: e.GetReason(), Details: details,
-				PrevHash: e.GetPrevHash(), Hash: e.GetHash(),
-			})
-		}
-		return writeJSON(a.stdout, list)
+// auditList is the JSON shape of audit list -o json: what auditStream
+// writes, page by page.
+type auditList struct {
+	Entries   []auditJSON `json:"entries"`
+	NextAfter uint64      `json:"next_after"`
+}
+
+func toAuditJSON(e *flinkpkiv1.AuditEntry) auditJSON {
+	details := e.GetDetails()
+	if details == nil {
+		details = map[string]string{}
 	}
+	return auditJSON{
+		Seq: e.GetSeq(), Time: rfc3339(e.GetTime()), Actor: e.GetActor(), Cluster: e.GetCluster(),
+		Action: e.GetAction(), Outcome: e.GetOutcome(), Reason: e.GetReason(), Details: details,
+		PrevHash: e.GetPrevHash(), Hash: e.GetHash(),
+	}
+}
+
+// auditStream writes an auditList as its pages arrive, byte for byte as
+// writeJSON would write the whole list, so a trail of millions never sits
+// in memory.
+type auditStream struct {
+	w       io.Writer
+	started bool // the list's head is written
+	n       int  // entries written
+}
+
+const auditStreamHead = "{\n  \"entries\": ["
+
+func (s *auditStream) page(entries []*flinkpkiv1.AuditEntry) error {
+	var b bytes.Buffer
+	if !s.started {
+		b.WriteString(auditStreamHead)
+		s.started = true
+	}
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("    ", "  ")
+	for _, e := range entries {
+		if s.n > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n    ")
+		if err := enc.Encode(toAuditJSON(e)); err != nil {
+			return err
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
+		s.n++
+	}
+	_, err := s.w.Write(b.Bytes())
+	return err
+}
+
+// end closes the list; more is where the next page starts (--after), 0
+// when the trail ends.
+func (s *auditStream) end(more uint64) error {
+	head, tail := "", "\n  ]"
+	if !s.started {
+		head = auditStreamHead
+	}
+	if s.n == 0 {
+		tail = "]"
+	}
+	_, err := fmt.Fprintf(s.w, "%s%s,\n  \"next_after\": %d\n}\n", head, tail, more)
+	return err
+}
+
+// printAuditTable prints entries of the trail for people.
+func (a *app) printAuditTable(entries []*flinkpkiv1.AuditEntry) error {
 	w := newTable(a.stdout)
 	w.row("SEQ", "TIME", "ACTOR", "CLUSTER", "ACTION", "OUTCOME", "DETAILS")
 	for _, e := range entries {
