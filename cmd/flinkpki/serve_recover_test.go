@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,7 +11,6 @@ import (
 	"math/big"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,24 +40,6 @@ func (panickyHealth) Watch(*healthpb.HealthCheckRequest, healthpb.Health_WatchSe
 	panic("watch went wrong")
 }
 
-// lockedBuffer is a log sink the server's goroutines may write to at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestAPanickingRequestFailsAloneAndTheServerServesOn: a handler that
 // panics, unary or streaming, fails its own request with Internal, naming
 // the request ID the log line carries with the stack, and the server (real
@@ -67,8 +47,8 @@ func (l *lockedBuffer) String() string {
 // gRPC lets a handler's panic end the process: one request would stop the
 // CA of every cluster.
 func TestAPanickingRequestFailsAloneAndTheServerServesOn(t *testing.T) {
-	var logs lockedBuffer
-	rl := &requestLog{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), timeout: time.Minute}
+	logs := newSyncBuffer()
+	rl := &requestLog{log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), timeout: time.Minute}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
