@@ -210,6 +210,6 @@ func (a *Authority) RunScheduler(ctx context.Context, interval time.Duration, le
 			a.log.ErrorContext(ctx, "rotation scheduler tick failed", slog.String("error", err.Error()))
 		}
 	}
-	step(time.Now())
+	tick.Call(step, time.Now())
 	tick.Every(ctx, interval, step)
 }

@@ -4,12 +4,17 @@ package tick
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"time"
 )
 
 // Every calls f with the tick's time once per interval, the first call one
 // interval after the start, until ctx ends. A call that runs longer than
-// the interval delays the next one; ticks are not queued up.
+// the interval delays the next one; ticks are not queued up. A call that
+// panics is recovered and logged, as Call does, and the next tick comes as
+// usual.
 func Every(ctx context.Context, interval time.Duration, f func(now time.Time)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -18,7 +23,23 @@ func Every(ctx context.Context, interval time.Duration, f func(now time.Time)) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			f(now)
+			Call(f, now)
 		}
 	}
+}
+
+// Call calls f(now) and recovers a panic in it, logged with its stack on
+// slog's default logger (standard error). Periodic work that trips a bug
+// on some stored record must not end the process: that would stop every
+// cluster's enrollments, and a restarted server would meet the same record
+// and stop again. Loops use it for a first call made before their first
+// tick.
+func Call(f func(now time.Time), now time.Time) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("periodic work panicked; it runs again at its next tick",
+				slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	f(now)
 }
