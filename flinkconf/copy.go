@@ -74,7 +74,29 @@ func ReadConf(src, out string) (*Conf, error) {
 	if err := atomicfile.CheckDir(out); err != nil {
 		return nil, fmt.Errorf("%w: output: %v", ErrConfDir, err)
 	}
-	return &Conf{out: out, files: files}, nil
+	c := &Conf{out: out, files: files}
+	for _, f := range files {
+		if err := c.checkDest(f.rel); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// checkDest refuses a file of the copy whose place in the output is taken
+// by a directory, or below a path that is a file: its write would fail
+// only after the caller had enrolled.
+func (c *Conf) checkDest(rel string) error {
+	dst := filepath.Join(c.out, filepath.FromSlash(rel))
+	if st, err := os.Lstat(dst); err == nil && st.IsDir() {
+		return fmt.Errorf("%w: output: %s is a directory where the copy's %s goes: remove it", ErrConfDir, dst, rel)
+	}
+	for d := filepath.Dir(dst); d != filepath.Clean(c.out) && d != filepath.Dir(d); d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && !st.IsDir() {
+			return fmt.Errorf("%w: output: %s is a file where the copy needs a directory for %s: remove it", ErrConfDir, d, rel)
+		}
+	}
+	return nil
 }
 
 // Check merges kvs in memory only: an error says Write would fail to merge
@@ -84,25 +106,182 @@ func (c *Conf) Check(kvs []KV) error {
 	return err
 }
 
-// Write merges kvs and writes the configuration into the output directory.
+// Write merges kvs and writes the configuration into the output directory
+// (Stage, then Commit).
 func (c *Conf) Write(kvs []KV) error {
-	files, err := mergeFiles(slices.Clone(c.files), kvs)
+	st, err := c.Stage(kvs)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.out, 0o700); err != nil {
-		return fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
+	return st.Commit()
+}
+
+// manifestName lists, in the output directory, the files the last copy
+// wrote, one slash-separated path per line, so that the next copy removes
+// those its source no longer has (a legacy flink-conf.yaml holding the
+// previous run's passwords, say) and nothing a copy did not write.
+const manifestName = ".flinkpki-conf-files"
+
+// Staged is a merged copy written to temporary files beside their places
+// in the output directory, none of them in place yet: Commit renames them
+// all, Abort removes them. A caller that must also write other files (the
+// credential set) stages first, so that a full disk or a broken output
+// shows before anything is replaced.
+type Staged struct {
+	out   string
+	files []stagedFile
+}
+
+type stagedFile struct{ rel, tmp string }
+
+// createTemp makes a temporary file; tests replace it to fail.
+var createTemp = os.CreateTemp
+
+// Stage merges kvs and writes every file of the copy to a synced temporary
+// file beside its place; on failure it removes what it wrote and nothing
+// in the output has changed.
+func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
+	files, err := mergeFiles(slices.Clone(c.files), kvs)
+	if err != nil {
+		return nil, err
 	}
+	if err := os.MkdirAll(c.out, 0o700); err != nil {
+		return nil, fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
+	}
+	st := &Staged{out: c.out}
+	defer func() {
+		if err != nil {
+			st.Abort()
+		}
+	}()
 	for _, f := range files {
+		if err := c.checkDest(f.rel); err != nil {
+			return nil, err
+		}
 		dst := filepath.Join(c.out, filepath.FromSlash(f.rel))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-			return fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
+			return nil, fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
 		}
-		if err := atomicfile.Write(dst, f.data, f.perm); err != nil {
-			return fmt.Errorf("write %s: %w", dst, err)
+		tmp, err := writeTemp(dst, f.data, f.perm)
+		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", dst, err)
 		}
+		st.files = append(st.files, stagedFile{rel: f.rel, tmp: tmp})
+	}
+	return st, nil
+}
+
+// writeTemp writes data, synced and with mode perm, to a new temporary
+// file beside dst (named as atomicfile names its own) and returns its path.
+func writeTemp(dst string, data []byte, perm fs.FileMode) (path string, err error) {
+	tmp, err := createTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(perm); err != nil {
+		return "", err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return "", err
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", err
+	}
+	return tmp.Name(), tmp.Close()
+}
+
+// Abort removes the staged files; the output is as it was.
+func (s *Staged) Abort() {
+	for _, f := range s.files {
+		os.Remove(f.tmp)
+	}
+	s.files = nil
+}
+
+// Commit moves every staged file into place, records them in the
+// manifest, and removes the files the previous copy wrote that this one
+// does not have, and temporary files a killed run left beside either.
+func (s *Staged) Commit() error {
+	prev := s.readManifest()
+	now := map[string]bool{}
+	var list strings.Builder
+	for i, f := range s.files {
+		dst := filepath.Join(s.out, filepath.FromSlash(f.rel))
+		if err := os.Rename(f.tmp, dst); err != nil {
+			for _, rest := range s.files[i:] {
+				os.Remove(rest.tmp)
+			}
+			return fmt.Errorf("write %s: move into place: %w", dst, err)
+		}
+		now[f.rel] = true
+		list.WriteString(f.rel + "\n")
+	}
+	s.files = nil
+	if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600); err != nil {
+		return fmt.Errorf("record the copy's files: %w", err)
+	}
+	for rel := range now {
+		removeLeftoverTemps(filepath.Join(s.out, filepath.FromSlash(rel)))
+	}
+	for _, rel := range prev {
+		if now[rel] {
+			continue
+		}
+		dst := filepath.Join(s.out, filepath.FromSlash(rel))
+		if st, err := os.Lstat(dst); err == nil && st.Mode().IsRegular() {
+			if err := os.Remove(dst); err != nil {
+				return fmt.Errorf("remove %s, which the previous copy wrote and this source no longer has: %w", dst, err)
+			}
+		}
+		removeLeftoverTemps(dst)
 	}
 	return nil
+}
+
+// readManifest lists the files the previous copy wrote; paths that would
+// leave the output directory are ignored.
+func (s *Staged) readManifest() []string {
+	data, err := os.ReadFile(filepath.Join(s.out, manifestName))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || !fs.ValidPath(line) || line == manifestName {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// removeLeftoverTemps removes temporary files of dst that a killed run
+// left behind (they may hold an earlier run's passwords).
+func removeLeftoverTemps(dst string) {
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), "."+globEscape(filepath.Base(dst))+".tmp-*"))
+	for _, p := range left {
+		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
+			os.Remove(p)
+		}
+	}
+}
+
+// globEscape quotes the characters filepath.Match treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // checkDirs refuses a missing source, an output that is a file, and an

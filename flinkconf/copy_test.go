@@ -3,6 +3,7 @@ package flinkconf
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,9 +162,12 @@ func TestCopyAndMergeCopiesTheWholeDirectory(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range entries {
-				if strings.HasPrefix(e.Name(), ".") {
+				if strings.HasPrefix(e.Name(), ".") && e.Name() != manifestName {
 					t.Errorf("the copy holds %s; kubelet bookkeeping and temp files must not appear", e.Name())
 				}
+			}
+			if m := string(readFile(t, filepath.Join(out, manifestName))); !strings.Contains(m, ConfigYAML+"\n") {
+				t.Errorf("the manifest of the copy's files lacks %s:\n%s", ConfigYAML, m)
 			}
 			if string(readFile(t, filepath.Join(src, ConfigYAML))) != nestedConfig {
 				t.Error("the source config.yaml was modified")
@@ -274,4 +278,114 @@ func TestCopyAndMergeReplacesAnEarlierCopy(t *testing.T) {
 	}
 	got := flattenYAML(t, readFile(t, filepath.Join(out, ConfigYAML)))
 	assertMerged(t, got, second)
+}
+
+// TestACopyRemovesWhatItsSourceNoLongerHas: an output directory that
+// outlived its pod (an emptyDir after a sandbox restart) keeps the earlier
+// copy. The next copy removes the files the earlier one wrote and the
+// source no longer has (a legacy flink-conf.yaml with the earlier run's
+// passwords, which Flink 1.x would read first) and the temporary files of
+// a killed run, and keeps files it never wrote.
+func TestACopyRemovesWhatItsSourceNoLongerHas(t *testing.T) {
+	src1, src2, out := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "out")
+	writeTree(t, src1, map[string]string{ConfigYAML: "a: 1\n", LegacyYAML: "a: 1\n", "log4j.properties": "x=y\n", "sub/extra.properties": "z=1\n"})
+	writeTree(t, src2, map[string]string{ConfigYAML: "a: 2\n"})
+	if err := CopyAndMerge(src1, out, testKeys(t, "/first")); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, out, map[string]string{"mine.txt": "not the copy's\n", "." + ConfigYAML + ".tmp-123": "old: password\n"})
+	if err := CopyAndMerge(src2, out, testKeys(t, "/second")); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{LegacyYAML, "log4j.properties", "sub/extra.properties", "." + ConfigYAML + ".tmp-123"} {
+		if _, err := os.Lstat(filepath.Join(out, gone)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still in the output after a copy from a source without it (err %v)", gone, err)
+		}
+	}
+	if string(readFile(t, filepath.Join(out, "mine.txt"))) != "not the copy's\n" {
+		t.Error("the copy removed a file it never wrote")
+	}
+	assertMerged(t, flattenYAML(t, readFile(t, filepath.Join(out, ConfigYAML))), testKeys(t, "/second"))
+}
+
+// TestACopyThatCannotBeWrittenIsRefusedOrChangesNothing: a directory where
+// a file of the copy goes is refused when the configuration is read (before
+// init enrolls and spends a token); a failure while staging (a full disk,
+// here the third temporary file) removes what it staged and leaves every
+// file of the earlier copy as it was; nothing is in place before Commit.
+func TestACopyThatCannotBeWrittenIsRefusedOrChangesNothing(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "log4j.properties": "x=y\n", "logback.xml": "<configuration/>\n"})
+	if err := CopyAndMerge(src, out, testKeys(t, "/first")); err != nil {
+		t.Fatal(err)
+	}
+	before := readTree(t, out)
+
+	if err := os.Remove(filepath.Join(out, "logback.xml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(out, "logback.xml"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadConf(src, out); !errors.Is(err, ErrConfDir) || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("ReadConf with a directory where logback.xml goes: %v, want ErrConfDir naming it", err)
+	}
+	os.Remove(filepath.Join(out, "logback.xml"))
+	if err := os.WriteFile(filepath.Join(out, "logback.xml"), []byte(before["logback.xml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := ReadConf(src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	createTemp = func(dir, pattern string) (*os.File, error) {
+		if calls++; calls == 3 {
+			return nil, errors.New("no space left on device")
+		}
+		return os.CreateTemp(dir, pattern)
+	}
+	defer func() { createTemp = os.CreateTemp }()
+	if _, err := c.Stage(testKeys(t, "/second")); err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("Stage with a failing third file: %v, want the failure", err)
+	}
+	if after := readTree(t, out); !maps.Equal(after, before) {
+		t.Errorf("a failed stage changed the output:\nbefore %v\nafter  %v", before, after)
+	}
+	createTemp = os.CreateTemp
+	st, err := c.Stage(testKeys(t, "/second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := readTree(t, out)[ConfigYAML]; cfg != before[ConfigYAML] {
+		t.Error("Stage put config.yaml in place before Commit")
+	}
+	if err := st.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	assertMerged(t, flattenYAML(t, readFile(t, filepath.Join(out, ConfigYAML))), testKeys(t, "/second"))
+	for name := range readTree(t, out) {
+		if strings.Contains(name, ".tmp-") {
+			t.Errorf("a temporary file is left: %s", name)
+		}
+	}
+}
+
+// readTree maps each regular file below dir (slash paths) to its content.
+func readTree(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = string(readFile(t, p))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

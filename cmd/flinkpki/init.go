@@ -58,7 +58,11 @@ keys, with this pod's own passwords, into its config.yaml (or legacy
 flink-conf.yaml), so the Flink container can set FLINK_CONF_DIR to the copy.
 --flink-conf-set KEY=VALUE merges further keys into the copy. A configuration
 it cannot copy faithfully, or one Flink would refuse to load (a null value in
-config.yaml), is refused before enrolling. The Kubernetes
+config.yaml), or an output where a directory takes a file's place, is refused
+before enrolling. The copy is written beside its place first and put in place
+with the credentials; it lists its files in .flinkpki-conf-files, and a later
+run into the same directory (an emptyDir that outlived its pod) removes the
+files the earlier copy wrote and its source no longer has. The Kubernetes
 operator removes rest.bind-address from the ConfigMap it writes, so a
 JobManager whose plain-HTTP REST endpoint must stay on loopback (behind a
 mutual-TLS sidecar) needs --flink-conf-set rest.bind-address=127.0.0.1.
@@ -177,11 +181,25 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err != nil {
 		return err
 	}
+	// The configuration copy is staged (written to temporary files) before
+	// the credential set replaces the old one, and put in place after it:
+	// a copy that cannot be written (a full disk) then changes nothing, and
+	// Flink never finds new stores beside the old configuration's passwords
+	// for longer than a few renames.
+	var staged *flinkconf.Staged
+	if conf != nil {
+		if staged, err = conf.Stage(append(set.SSL, f.extra...)); err != nil {
+			return err
+		}
+	}
 	if err := set.Write(opts.Dir); err != nil {
+		if staged != nil {
+			staged.Abort()
+		}
 		return err
 	}
-	if conf != nil {
-		if err := conf.Write(append(set.SSL, f.extra...)); err != nil {
+	if staged != nil {
+		if err := staged.Commit(); err != nil {
 			return err
 		}
 	}

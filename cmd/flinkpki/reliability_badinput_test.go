@@ -88,6 +88,13 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 	withConf := func(src string) []string {
 		return append(initWith(good, out), "--flink-conf-src", src, "--flink-conf-out", filepath.Join(t.TempDir(), "conf"))
 	}
+	// An output where a directory takes the place of a file of the copy,
+	// whose write would fail only after the enrollment.
+	goodConf, blockedOut := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(goodConf, "config.yaml"), []byte("a: 1\n"), 0o644)
+	os.WriteFile(filepath.Join(goodConf, "log4j-console.properties"), []byte("x=y\n"), 0o644)
+	os.MkdirAll(filepath.Join(blockedOut, "log4j-console.properties", "x"), 0o700)
+	blocked := append(initWith(good, out), "--flink-conf-src", goodConf, "--flink-conf-out", blockedOut)
 	cases := []struct {
 		name   string
 		args   []string
@@ -116,6 +123,7 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		{"bake into a path Flink cannot name unquoted", bakeTo("jm-1", spaced), 1, "unquoted", ""},
 		{"init with a missing --flink-conf-src", withConf(filepath.Join(confSrc, "missing")), 1, "cannot be read", tokenSecret(t, good)},
 		{"init with a config.yaml that cannot be merged", withConf(confSrc), 1, "unusable Flink configuration directory", tokenSecret(t, good)},
+		{"init with a directory where a copied file goes", blocked, 1, "log4j-console.properties is a directory", tokenSecret(t, good)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
