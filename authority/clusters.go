@@ -383,6 +383,8 @@ func clusterPage[T any](ctx context.Context, a *Authority, after string, limit i
 	var out []T
 	var next string
 	err := a.st.View(ctx, func(tx *store.Txn) error {
+		// A read that etcd compacted away runs again from the top.
+		out, next = out[:0], ""
 		cs, n, err := tx.ListClusters(after, limit)
 		if err != nil {
 			return err

@@ -48,10 +48,19 @@ func (b *Backend) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// copyInto copies every bucket of tx into a bbolt transaction.
+// copyInto copies every bucket of tx into a bbolt transaction, each
+// bucket made anew: when View reads again from the top (etcd compacted its
+// snapshot away), keys of the first read that the second no longer has
+// must not stay behind (a token spent and deleted in between would come
+// back with a restore).
 func copyInto(tx store.Tx, out *bbolt.Tx) error {
 	for _, name := range store.Buckets {
-		bk, err := out.CreateBucketIfNotExists(name)
+		if out.Bucket(name) != nil {
+			if err := out.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		bk, err := out.CreateBucket(name)
 		if err != nil {
 			return err
 		}
