@@ -10,7 +10,7 @@ import (
 
 // TestRotatingTheKEKOfAnEtcdStore rotates the key-encryption key of an HA
 // installation with "admin rotate-kek --etcd-endpoints": refused while a
-// replica runs (nothing changes), done once every replica is stopped and
+// replica runs (nothing changes), one without background work included, done once every replica is stopped and
 // audited; the old key then opens nothing, and a replica with the new key
 // signs with the same CAs. (The resumption of an interrupted rotation is in
 // the store conformance suite, store/storetest, on bbolt and etcd.)
@@ -30,6 +30,12 @@ func TestRotatingTheKEKOfAnEtcdStore(t *testing.T) {
 	runCLI(t, nil, append(append([]string{"admin", "list-tokens"}, store...), "--kek-file", oldKEK)...).ok(t)
 
 	s.stop(t)
+	// A replica without background work (no scheduler, no pruning) joins
+	// no scheduler election, yet it serves and seals new CA keys with the
+	// old key: rotate-kek must see it too.
+	quiet := h.replica(t, "--rotation-interval", "0", "--holder-retention", "0")
+	oneLineError(t, runCLI(t, nil, rotate...), 1, "1 flinkpki server(s) still use etcd")
+	quiet.stop(t)
 	r := runCLI(t, nil, rotate...).ok(t)
 	var got struct {
 		Reencrypted int    `json:"reencrypted"`

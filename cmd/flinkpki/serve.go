@@ -312,13 +312,24 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	// One replica rotates and prunes: the leader of one election (its name
 	// predates pruning, and replicas of both versions must agree on it).
 	leader := func() bool { return true }
-	if eb, ok := backend.(*etcdstore.Backend); ok && (o.rotationInterval.d > 0 || o.holderRetention.d > 0) {
-		l, err := eb.Elect(ctx, "rotation-scheduler")
-		if err != nil {
-			return fmt.Errorf("join the rotation scheduler election: %w", err)
+	if eb, ok := backend.(*etcdstore.Backend); ok {
+		if o.rotationInterval.d > 0 || o.holderRetention.d > 0 {
+			l, err := eb.Elect(ctx, "rotation-scheduler")
+			if err != nil {
+				return fmt.Errorf("join the rotation scheduler election: %w", err)
+			}
+			defer l.Close()
+			leader = l.IsLeader
+		} else {
+			// No background work, but the offline commands (admin
+			// rotate-kek) must still see this replica: it holds a key of an
+			// election nobody acts on while it runs.
+			l, err := eb.Elect(ctx, etcdstore.PresenceElection)
+			if err != nil {
+				return fmt.Errorf("announce this replica in etcd: %w", err)
+			}
+			defer l.Close()
 		}
-		defer l.Close()
-		leader = l.IsLeader
 	}
 	errc := make(chan error, 4)
 	go func() { errc <- g.Serve(ls.grpc) }()

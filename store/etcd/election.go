@@ -168,15 +168,25 @@ func (l *Leader) campaign(ctx context.Context, sess *concurrency.Session) {
 	}
 }
 
+// PresenceElection is the election a replica without background work
+// joins, only so that Campaigners counts it; nobody acts on its leader.
+const PresenceElection = "serving"
+
 // Campaigners counts the servers that campaign in any election under the
-// prefix: each running replica with a scheduler holds a key there while its
-// lease lives. Offline commands use it to refuse a store still in use.
+// prefix: each running replica holds a key there while its lease lives
+// (the scheduler's election, or PresenceElection for a replica without
+// background work). Offline commands use it to refuse a store still in
+// use. A server is counted once, however many elections it joined.
 func (b *Backend) Campaigners(ctx context.Context) (int, error) {
 	octx, cancel := b.opCtx(ctx)
 	defer cancel()
-	resp, err := b.cli.Get(octx, b.cfg.Prefix+".election/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := b.cli.Get(octx, b.cfg.Prefix+".election/", clientv3.WithPrefix())
 	if err != nil {
 		return 0, b.wrap(ctx, "count election candidates", err)
 	}
-	return int(resp.Count), nil
+	servers := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		servers[string(kv.Value)] = true
+	}
+	return len(servers), nil
 }
