@@ -139,7 +139,13 @@ cluster and role, within its TTL and its number of uses. The token alone is
 printed on stdout, so redirecting into a file just works; everything else goes
 to stderr. With -o json, stdout holds an object with the token, its ID (for
 token revoke), its expiry and uses instead. The server stores only its hash:
-it cannot be shown again.`,
+it cannot be shown again.
+
+A use is spent when the server records an issuance. If the answer is lost on
+the way back (the connection drops as the server replies), init retries, and a
+one-use token is then already spent: give a token used by one process --uses 2
+or more when a failed start must be able to retry, or use the Kubernetes path,
+whose service-account tokens are not spent.`,
 		Example: `  flinkpki token create --cluster orders --role taskmanager > tm.token
   flinkpki token create --cluster orders --role taskmanager --ttl 1h --uses 20 > tm.token`,
 		Args: cobra.NoArgs,
