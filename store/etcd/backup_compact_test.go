@@ -3,6 +3,7 @@ package etcd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
+	"github.com/flinkpki/flinkpki/store"
 )
 
 // TestABackupReadAgainAfterACompactionHoldsOneRevision: etcd compacts the
@@ -86,5 +88,48 @@ func TestABackupReadAgainAfterACompactionHoldsOneRevision(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAReadCompactedAwayTooOftenSaysTryAgain: a read whose snapshot etcd
+// compacts away on every attempt gives up after MaxRetries with
+// store.ErrUnavailable (a client retries later), not a bare internal
+// conflict.
+func TestAReadCompactedAwayTooOftenSaysTryAgain(t *testing.T) {
+	c := etcdtest.New(t, 1)
+	ctx := context.Background()
+	const prefix = "/view-compact/"
+	var b *Backend
+	var compactions atomic.Int64
+	compactEveryRead := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if rr, ok := req.(*pb.RangeRequest); ok && err == nil && strings.HasPrefix(string(rr.Key), prefix+"tokens/A") {
+			r, perr := b.cli.Put(context.Background(), prefix+"meta/bump", "x")
+			if perr == nil {
+				_, perr = b.cli.Compact(context.Background(), r.Header.Revision)
+			}
+			if perr != nil {
+				t.Error(perr)
+			}
+			compactions.Add(1)
+		}
+		return err
+	}
+	var err error
+	if b, err = Open(ctx, Config{Endpoints: c.Endpoints(), Prefix: prefix, MaxRetries: 3}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.cli.Close()
+	if b.cli, err = clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(compactEveryRead)}}); err != nil {
+		t.Fatal(err)
+	}
+	err = b.View(ctx, func(tx store.Tx) error {
+		tx.Get([]byte("tokens"), []byte("A"))
+		tx.Get([]byte("tokens"), []byte("B")) // at the first read's revision: compacted away
+		return nil
+	})
+	if !errors.Is(err, store.ErrUnavailable) || compactions.Load() != 3 {
+		t.Errorf("View compacted away on each of its %d attempts: %v, want store.ErrUnavailable after 3", compactions.Load(), err)
 	}
 }

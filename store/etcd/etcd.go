@@ -175,8 +175,11 @@ func (b *Backend) View(ctx context.Context, fn func(store.Tx) error) error {
 			err = t.err
 		}
 		// A snapshot compacted away mid-read is read again, from the top.
-		if !errors.Is(err, errConflict) || attempt+1 >= b.cfg.MaxRetries {
+		if !errors.Is(err, errConflict) {
 			return err
+		}
+		if attempt+1 >= b.cfg.MaxRetries {
+			return fmt.Errorf("%w: etcd compacted this read's snapshot away %d times in a row; try again", store.ErrUnavailable, attempt+1)
 		}
 	}
 }
