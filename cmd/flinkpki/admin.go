@@ -161,14 +161,20 @@ data directory is touched.`,
 	return cmd
 }
 
-// checkStoreFile opens path read-only as a flinkpki store, so a wrong or
-// truncated file, or a database no flinkpki server ever opened, is refused
-// before it replaces anything.
+// checkStoreFile reads path whole and opens it read-only as a flinkpki
+// store, so a wrong, truncated or damaged file, or a database no flinkpki
+// server ever opened, is refused before it replaces anything.
 func checkStoreFile(ctx context.Context, path string) error {
 	// The file is a backup: the advice for a damaged store (restore from
 	// a backup) would send the operator round in a circle.
 	asBackup := func(err error) error {
 		return reworded{strings.Replace(err.Error(), bolt.RestoreAdvice, "use another backup", 1), err}
+	}
+	// Every page, not only the meta pages that opening a store checks: a
+	// damaged page would otherwise be restored, and panic the server that
+	// opens it (or this check).
+	if err := bolt.Verify(path); err != nil {
+		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
 	}
 	b, err := bolt.Open(path, bolt.Options{ReadOnly: true})
 	if err != nil {

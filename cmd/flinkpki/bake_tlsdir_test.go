@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,8 +53,20 @@ func TestBakeTLSDirNamesTheStoresWhereTheImageHasThem(t *testing.T) {
 	}
 
 	plain := filepath.Join(t.TempDir(), "tls")
-	if r := bake(plain, "--tls-dir", "/opt/flink/tls").ok(t); !strings.Contains(r.stderr, "flink-ssl.yaml names the stores under /opt/flink/tls: copy the contents of "+plain+" there") {
-		t.Errorf("bake --tls-dir does not say where the files must go:\n%s", r.stderr)
+	dest := filepath.Join(t.TempDir(), "opt-flink-tls")
+	hint := "flink-ssl.yaml names the stores under /opt/flink/tls: copy " + plain + " there whole, hidden entries and links included (cp -a " + plain + "/. /opt/flink/tls"
+	if r := bake(plain, "--tls-dir", "/opt/flink/tls").ok(t); !strings.Contains(r.stderr, hint) {
+		t.Errorf("bake --tls-dir does not say where the files must go, and how:\n%s", r.stderr)
+	}
+	// The hint's copy works: every store and password is readable there (a
+	// copy of "tls/*" would hold links into the hidden ..data, dangling).
+	if out, err := exec.Command("cp", "-a", plain+"/.", dest).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, out)
+	}
+	for _, name := range []string{"keystore.p12", "truststore.p12", "keystore.password", "truststore.password", "flink-ssl.yaml"} {
+		if _, err := os.ReadFile(filepath.Join(dest, name)); err != nil {
+			t.Errorf("after the hinted copy, %s cannot be read: %v", name, err)
+		}
 	}
 
 	def := filepath.Join(t.TempDir(), "tls")

@@ -157,7 +157,9 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 		f.role, j.Holder, f.cluster, j.KeyType, j.Format, j.Dir)
 	fmt.Fprintf(a.stderr, "leaf serial %s valid until %s; truststore holds %d CA(s)\n", j.Serial, j.NotAfter, j.TrustedCAs)
 	if opts.RuntimeDir != "" && opts.RuntimeDir != opts.Dir {
-		fmt.Fprintf(a.stderr, "flink-ssl.yaml names the stores under %s: copy the contents of %s there\n", opts.RuntimeDir, opts.Dir)
+		// The visible names are links into a hidden generation directory
+		// (..data): a copy of "DIR/*" would hold dangling links.
+		fmt.Fprintf(a.stderr, "flink-ssl.yaml names the stores under %s: copy %s there whole, hidden entries and links included (cp -a %s/. %s, or a Dockerfile COPY of the directory)\n", opts.RuntimeDir, opts.Dir, opts.Dir, opts.RuntimeDir)
 	}
 	if confOut != "" {
 		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: set FLINK_CONF_DIR=%s\n", confOut, confOut)

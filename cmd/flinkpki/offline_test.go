@@ -248,6 +248,29 @@ func TestAdminRestore(t *testing.T) {
 			t.Errorf("data dir was created (%v), want nothing written", err)
 		}
 	})
+	t.Run("refuses a backup with damaged pages, without a panic, and writes nothing", func(t *testing.T) {
+		t.Parallel()
+		raw, err := os.ReadFile(backup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The meta pages stay intact (what opening a store checks); every
+		// other page is overwritten behind its header.
+		const page = 4096
+		for off := 2 * page; off+page <= len(raw); off += page {
+			for i := off + 16; i < off+page; i++ {
+				raw[i] = 0xAB
+			}
+		}
+		dir := filepath.Join(t.TempDir(), "data")
+		r := runCLI(t, nil, "admin", "restore", writeFile(t, "damaged.db", string(raw)), "--data-dir", dir)
+		if r.code != 1 || !strings.Contains(r.stderr, "not a usable flinkpki database") || !strings.Contains(r.stderr, "damaged") || strings.Contains(r.stderr, "panic") {
+			t.Errorf("exit %d, stderr %q; want exit 1 saying the backup is damaged", r.code, r.stderr)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("data dir was created (%v), want nothing written", err)
+		}
+	})
 	t.Run("needs --data-dir", func(t *testing.T) {
 		t.Parallel()
 		if r := runCLI(t, nil, "admin", "restore", backup); r.code != 2 {

@@ -60,7 +60,24 @@ func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check 
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return 0, fmt.Errorf("move %s into place: %w", path, err)
 	}
+	// The rename is durable once the directory is synced: without it a
+	// power loss right after "restored" could leave the old name, or none.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return cw.n, fmt.Errorf("%s is in place, but %w", path, err)
+	}
 	return cw.n, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("its directory cannot be synced: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("its directory cannot be synced: %w", err)
+	}
+	return nil
 }
 
 type countingWriter struct {

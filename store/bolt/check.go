@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -99,4 +102,56 @@ func checkFile(path string) error {
 		return damaged(fmt.Sprintf("is truncated: it holds %d bytes of the %d its pages need", size, hwm))
 	}
 	return nil
+}
+
+// Verify checks every page of the store file at path, not only its meta
+// pages (what Open checks): bbolt's consistency check, then a read of every
+// key and value of every bucket. A file that only a backup or a restore
+// reads once (admin restore, the file admin backup downloads) is checked
+// whole, so a damaged page is refused before it replaces a data directory,
+// instead of panicking the server that opens it later. bbolt panics on some
+// damaged pages; that panic is an error here.
+func Verify(path string) (err error) {
+	if err := checkFile(path); err != nil {
+		return err
+	}
+	damaged := func(what string) error {
+		return fmt.Errorf("%w: store %s is damaged (%s): %s; it was not changed", store.ErrCorrupt, path, what, RestoreAdvice)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = damaged(fmt.Sprint(p))
+		}
+	}()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return openErr(path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bbolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drained whole: the check runs in a goroutine that sends each error
+			if first == nil {
+				first = damaged(err.Error())
+			}
+		}
+		if first != nil {
+			return first
+		}
+		return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
+			return readAll(b)
+		})
+	})
+}
+
+// readAll reads every key and value below b.
+func readAll(b *bbolt.Bucket) error {
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			if sub := b.Bucket(k); sub != nil {
+				return readAll(sub)
+			}
+		}
+		return nil
+	})
 }
