@@ -312,7 +312,7 @@ func checkHolderRole(tx *store.Txn, cluster, purpose, name, role string, now tim
 	if err != nil {
 		return mark, err
 	}
-	if old.Role == role || !old.NotAfter.After(now) {
+	if old.Role == role || now.After(old.NotAfter) { // valid through NotAfter (ca.HolderView.Live)
 		return mark, nil
 	}
 	return mark, fmt.Errorf("%w: holder %q of cluster %q is a live %s (leaf valid until %s): give the %s a holder name of its own (--holder), or release the %s first (flinkpki holder release --cluster %s %s)",

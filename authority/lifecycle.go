@@ -270,7 +270,7 @@ func (a *Authority) ListHoldersPage(ctx context.Context, cluster string, include
 			return err
 		}
 		return tx.ForEachHolderAfter(cluster, afterPurpose, afterName, func(h *store.Holder) (bool, error) {
-			if !includeExpired && !h.NotAfter.After(now) {
+			if !includeExpired && now.After(h.NotAfter) { // valid through NotAfter (ca.HolderView.Live)
 				return true, nil
 			}
 			if limit > 0 && len(out) == limit {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
@@ -180,5 +181,36 @@ func TestForcedStepsOverrideBlockersAndAreAuditedAsForced(t *testing.T) {
 		if got := stranded(); got != s.stranded {
 			t.Errorf("after forced %s ca status shows %q cut off, want %q", s.action, got, s.stranded)
 		}
+	}
+}
+
+// TestALeafIsLiveThroughItsLastSecond: a certificate is valid through its
+// notAfter (RFC 5280; Go's x509 and the JDK agree), so at exactly that
+// instant its holder still blocks retirement of the CA that signed it, and
+// one instant later no longer does. Retiring at that instant dropped the
+// CA while the leaf was valid: a peer enrolled then refused it.
+func TestALeafIsLiveThroughItsLastSecond(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "b", NoAutoRotate: true})
+	if err := e.Authority.Prepare(e.Ctx, authoritytest.Admin, "b", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(1)
+	old := e.Enroll("b", "taskmanager", "tm-old") // signed by the first CA, trusts both
+	if err := e.Authority.Activate(e.Ctx, authoritytest.Admin, "b", "internal", false); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(old.Leaf().NotAfter.Sub(e.Clock.Now())) // now == its notAfter
+	if err := e.Authority.Retire(e.Ctx, authoritytest.Admin, "b", "internal", false); !errors.Is(err, ca.ErrBlocked) {
+		t.Fatalf("retire at the instant tm-old's leaf expires: %v, want refused (the leaf is valid through that instant)", err)
+	}
+	peer := e.Enroll("b", "jobmanager", "jm-new")
+	if err := authoritytest.Handshake(old, peer); err != nil {
+		t.Fatalf("tm-old's leaf is valid at its notAfter, but a peer refused it: %v", err)
+	}
+	e.Clock.Add(time.Second)
+	if err := e.Authority.Retire(e.Ctx, authoritytest.Admin, "b", "internal", false); err != nil {
+		t.Fatalf("retire once tm-old's leaf has expired: %v", err)
 	}
 }

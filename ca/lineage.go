@@ -22,9 +22,10 @@ type HolderView struct {
 	NotAfter time.Time
 }
 
-// Live reports whether the holder's leaf is still valid at now; a leaf that
-// expires exactly at now is no longer live.
-func (h HolderView) Live(now time.Time) bool { return h.NotAfter.After(now) }
+// Live reports whether the holder's leaf is still valid at now. A
+// certificate is valid through its notAfter (RFC 5280; Go's x509 and the
+// JDK agree), so a leaf that expires exactly at now is still live.
+func (h HolderView) Live(now time.Time) bool { return !now.After(h.NotAfter) }
 
 func (l Lineage) inState(s State) *CA {
 	for _, c := range l {

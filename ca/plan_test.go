@@ -63,7 +63,7 @@ func TestPlanActivateHonoursHolderLiveness(t *testing.T) {
 		{"no holders means nothing blocks", nil, nil},
 		{"a live holder that trusts the prepared CA does not block", []HolderView{holder("jm-0", "internal-1", now.Add(time.Hour), "internal-1", "internal-2")}, nil},
 		{"a live holder one nanosecond from expiry blocks", []HolderView{holder("jm-0", "internal-1", now.Add(time.Nanosecond), "internal-1")}, []string{"jm-0"}},
-		{"a holder expiring exactly now no longer blocks", []HolderView{holder("jm-0", "internal-1", now, "internal-1")}, nil},
+		{"a holder expiring exactly now still blocks: its leaf is valid through its notAfter", []HolderView{holder("jm-0", "internal-1", now, "internal-1")}, []string{"jm-0"}},
 		{"a holder expired a nanosecond ago does not block", []HolderView{holder("jm-0", "internal-1", now.Add(-time.Nanosecond), "internal-1")}, nil},
 		{"blockers are sorted and named once", []HolderView{
 			holder("tm-3", "internal-1", now.Add(time.Hour), "internal-1"),
@@ -172,7 +172,8 @@ func TestPlanRetire(t *testing.T) {
 	}{
 		{"holders signed by the active CA do not block", []HolderView{holder("jm-0", "internal-2", now.Add(time.Hour), "internal-1", "internal-2")}, false, nil},
 		{"a live holder signed by the retiring CA blocks", []HolderView{holder("tm-3", "internal-1", now.Add(time.Nanosecond)), holder("jm-0", "internal-1", now.Add(time.Hour))}, false, []string{"jm-0", "tm-3"}},
-		{"a holder signed by the retiring CA that expires now does not block", []HolderView{holder("tm-3", "internal-1", now)}, false, nil},
+		{"a holder signed by the retiring CA that expires now still blocks: its leaf is valid through its notAfter", []HolderView{holder("tm-3", "internal-1", now)}, false, []string{"tm-3"}},
+		{"a holder signed by the retiring CA that expired a nanosecond ago does not block", []HolderView{holder("tm-3", "internal-1", now.Add(-time.Nanosecond))}, false, nil},
 		{"force overrides the blockers", []HolderView{holder("tm-3", "internal-1", now.Add(time.Hour))}, true, nil},
 	}
 	for _, tt := range tests {

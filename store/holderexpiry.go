@@ -57,12 +57,12 @@ func (t *Txn) ForEachHolderExpiry(cluster, purpose, name string, fn func(purpose
 	})
 }
 
-// EarliestHolderExpiry returns the earliest NotAfter after now among a
-// cluster's holders (zero when none) and how many those are: what the
-// expiry gauges need.
+// EarliestHolderExpiry returns the earliest NotAfter not before now among
+// a cluster's holders (zero when none) and how many those are: what the
+// expiry gauges need. A leaf is valid through its NotAfter.
 func (t *Txn) EarliestHolderExpiry(cluster string, now time.Time) (earliest time.Time, live int, err error) {
 	err = t.ForEachHolderExpiry(cluster, "", "", func(_, _ string, na time.Time) (bool, error) {
-		if na.After(now) {
+		if !now.After(na) {
 			live++
 			if earliest.IsZero() || na.Before(earliest) {
 				earliest = na
