@@ -189,7 +189,7 @@ func (w *writer) writeData() error {
 			return err
 		}
 	}
-	return syncDir(ts)
+	return atomicfile.SyncDir(ts)
 }
 
 func writeFile(path string, data []byte, mode os.FileMode) error {
@@ -209,18 +209,6 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 	}
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("cannot sync %s: %w", dir, err)
 	}
 	return nil
 }
@@ -256,7 +244,7 @@ func (w *writer) swap() error {
 	}
 	w.linked = nil // the visible names now resolve; they are no longer ours to undo
 	w.tsDir = ""
-	return syncDir(w.dir)
+	return atomicfile.SyncDir(w.dir)
 }
 
 // cleanup removes the previous data directory, leftovers of interrupted

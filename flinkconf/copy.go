@@ -3,6 +3,7 @@ package flinkconf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -134,8 +135,15 @@ type Staged struct {
 
 type stagedFile struct{ rel, tmp string }
 
-// createTemp makes a temporary file; tests replace it to fail.
-var createTemp = os.CreateTemp
+// stageFile writes data beside dst (atomicfile.Stage); tests replace it
+// to fail.
+var stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) {
+	tmp, _, err := atomicfile.Stage(dst, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	return tmp, err
+}
 
 // Stage merges kvs and writes every file of the copy to a synced temporary
 // file beside its place; on failure it removes what it wrote and nothing
@@ -162,38 +170,13 @@ func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
 		}
-		tmp, err := writeTemp(dst, f.data, f.perm)
+		tmp, err := stageFile(dst, f.data, f.perm)
 		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", dst, err)
 		}
 		st.files = append(st.files, stagedFile{rel: f.rel, tmp: tmp})
 	}
 	return st, nil
-}
-
-// writeTemp writes data, synced and with mode perm, to a new temporary
-// file beside dst (named as atomicfile names its own) and returns its path.
-func writeTemp(dst string, data []byte, perm fs.FileMode) (path string, err error) {
-	tmp, err := createTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return "", err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		return "", err
-	}
-	return tmp.Name(), tmp.Close()
 }
 
 // Abort removes the staged files; the output is as it was.
@@ -227,7 +210,7 @@ func (s *Staged) Commit() error {
 		return fmt.Errorf("record the copy's files: %w", err)
 	}
 	for rel := range now {
-		removeLeftoverTemps(filepath.Join(s.out, filepath.FromSlash(rel)))
+		atomicfile.RemoveLeftovers(filepath.Join(s.out, filepath.FromSlash(rel)))
 	}
 	for _, rel := range prev {
 		if now[rel] {
@@ -239,7 +222,7 @@ func (s *Staged) Commit() error {
 				return fmt.Errorf("remove %s, which the previous copy wrote and this source no longer has: %w", dst, err)
 			}
 		}
-		removeLeftoverTemps(dst)
+		atomicfile.RemoveLeftovers(dst)
 	}
 	return nil
 }
@@ -259,29 +242,6 @@ func (s *Staged) readManifest() []string {
 		out = append(out, line)
 	}
 	return out
-}
-
-// removeLeftoverTemps removes temporary files of dst that a killed run
-// left behind (they may hold an earlier run's passwords).
-func removeLeftoverTemps(dst string) {
-	left, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), "."+globEscape(filepath.Base(dst))+".tmp-*"))
-	for _, p := range left {
-		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
-			os.Remove(p)
-		}
-	}
-}
-
-// globEscape quotes the characters filepath.Match treats specially.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // checkDirs refuses a missing source, an output that is a file, and an

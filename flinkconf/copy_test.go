@@ -340,20 +340,21 @@ func TestACopyThatCannotBeWrittenIsRefusedOrChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	createTemp = func(dir, pattern string) (*os.File, error) {
+	stage := stageFile
+	stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) {
 		if calls++; calls == 3 {
-			return nil, errors.New("no space left on device")
+			return "", errors.New("no space left on device")
 		}
-		return os.CreateTemp(dir, pattern)
+		return stage(dst, data, perm)
 	}
-	defer func() { createTemp = os.CreateTemp }()
+	defer func() { stageFile = stage }()
 	if _, err := c.Stage(testKeys(t, "/second")); err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("Stage with a failing third file: %v, want the failure", err)
 	}
 	if after := readTree(t, out); !maps.Equal(after, before) {
 		t.Errorf("a failed stage changed the output:\nbefore %v\nafter  %v", before, after)
 	}
-	createTemp = os.CreateTemp
+	stageFile = stage
 	st, err := c.Stage(testKeys(t, "/second"))
 	if err != nil {
 		t.Fatal(err)

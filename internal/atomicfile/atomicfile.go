@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write replaces path with data, with mode perm.
@@ -29,9 +30,40 @@ func Write(path string, data []byte, perm fs.FileMode) error {
 // synced temporary file before it is moved into place; an error from it
 // leaves path untouched. On any failure the temporary file is removed.
 func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check func(tmpPath string) error) (n int64, err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, n, err := Stage(path, perm, fill)
 	if err != nil {
-		return 0, fmt.Errorf("create temporary file: %w", err)
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+	if check != nil {
+		if err := check(tmp); err != nil {
+			return 0, err
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return 0, fmt.Errorf("move %s into place: %w", path, err)
+	}
+	// The rename is durable once the directory is synced: without it a
+	// power loss right after "restored" could leave the old name, or none.
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return n, fmt.Errorf("%s is in place, but %w", path, err)
+	}
+	return n, nil
+}
+
+// Stage writes what fill writes, with mode perm and synced, to a new
+// temporary file beside path, and returns its name and size: nothing is in
+// place until the caller renames it over path. A caller that must replace
+// several files together stages them all first. On failure nothing is
+// left behind.
+func Stage(path string, perm fs.FileMode, fill func(io.Writer) error) (tmpPath string, n int64, err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+tmpSuffix+"*")
+	if err != nil {
+		return "", 0, fmt.Errorf("create temporary file: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -40,42 +72,56 @@ func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check 
 		}
 	}()
 	if err := tmp.Chmod(perm); err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	cw := &countingWriter{w: tmp}
 	if err := fill(cw); err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return 0, fmt.Errorf("sync %s: %w", tmp.Name(), err)
+		return "", 0, fmt.Errorf("sync %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return 0, err
+		return "", 0, err
 	}
-	if check != nil {
-		if err := check(tmp.Name()); err != nil {
-			return 0, err
-		}
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return 0, fmt.Errorf("move %s into place: %w", path, err)
-	}
-	// The rename is durable once the directory is synced: without it a
-	// power loss right after "restored" could leave the old name, or none.
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return cw.n, fmt.Errorf("%s is in place, but %w", path, err)
-	}
-	return cw.n, nil
+	return tmp.Name(), cw.n, nil
 }
 
-func syncDir(dir string) error {
+// tmpSuffix follows the target's name in a temporary file's name.
+const tmpSuffix = ".tmp-"
+
+// RemoveLeftovers removes the temporary files of path that a killed
+// writer left beside it (they may hold an earlier version's secrets).
+func RemoveLeftovers(path string) {
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+globEscape(filepath.Base(path))+tmpSuffix+"*"))
+	for _, p := range left {
+		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
+			os.Remove(p)
+		}
+	}
+}
+
+// globEscape quotes the characters filepath.Match treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// SyncDir makes the entries of dir (a rename, a new file) durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("its directory cannot be synced: %w", err)
+		return fmt.Errorf("cannot sync %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("its directory cannot be synced: %w", err)
+		return fmt.Errorf("cannot sync %s: %w", dir, err)
 	}
 	return nil
 }
