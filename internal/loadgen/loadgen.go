@@ -89,53 +89,15 @@ func (o Outcome) Result(r Result) Result {
 // warm-up requests after them (l.Requests and up), so every request has an
 // index of its own.
 func Run(ctx context.Context, l Load, do func(ctx context.Context, worker, i int) error) Outcome {
-	requests := l.Requests
-	o := Outcome{Requests: requests, Concurrency: max(1, min(l.Concurrency, requests)), Warmup: max(l.Warmup, 0)}
-	var (
-		next atomic.Int64
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-	)
-	var warmErr error
-	o.WarmupErrors, warmErr = warmUp(ctx, o.Warmup, o.Concurrency, requests, do)
-	o.Latencies = make([]time.Duration, 0, requests)
+	o := Outcome{Requests: l.Requests, Concurrency: max(1, min(l.Concurrency, l.Requests)), Warmup: max(l.Warmup, 0)}
+	_, warmFailed, warmErr := send(ctx, o.Warmup, o.Concurrency, l.Requests, do)
+	o.WarmupErrors = warmFailed
 	cpu0, cpuOK := processCPU()
 	start := time.Now()
-	for w := range o.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= requests || ctx.Err() != nil {
-					return
-				}
-				t0 := time.Now()
-				err := do(ctx, w, i)
-				d := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					o.Errors++
-					if o.FirstErr == nil {
-						o.FirstErr = err
-					}
-				} else {
-					o.Latencies = append(o.Latencies, d)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	o.Latencies, o.Errors, o.FirstErr = send(ctx, l.Requests, o.Concurrency, 0, do)
 	o.Elapsed = time.Since(start)
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		o.CPU = cpu1 - cpu0
-	}
-	if done := len(o.Latencies) + o.Errors; done < requests {
-		o.Errors += requests - done
-		if o.FirstErr == nil {
-			o.FirstErr = ctx.Err()
-		}
 	}
 	if o.FirstErr == nil {
 		o.FirstErr = warmErr
@@ -143,38 +105,50 @@ func Run(ctx context.Context, l Load, do func(ctx context.Context, worker, i int
 	return o
 }
 
-// warmUp sends n requests numbered from first on workers workers and
-// returns how many failed and the first failure.
-func warmUp(ctx context.Context, n, workers, first int, do func(ctx context.Context, worker, i int) error) (int, error) {
+// send sends n requests, numbered from first, on up to workers workers,
+// until they are all sent or ctx ends. It returns the latencies of those
+// that succeeded, in completion order, how many failed or were never sent,
+// and the first failure (ctx's error when only unsent ones failed).
+func send(ctx context.Context, n, workers, first int, do func(ctx context.Context, worker, i int) error) (latencies []time.Duration, failed int, firstErr error) {
 	var (
-		next   atomic.Int64
-		failed atomic.Int64
-		once   sync.Once
-		err1   error
-		wg     sync.WaitGroup
+		next atomic.Int64
+		mu   sync.Mutex
+		wg   sync.WaitGroup
 	)
+	latencies = make([]time.Duration, 0, n)
 	for w := range min(workers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= n {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
-				err := ctx.Err()
-				if err == nil {
-					err = do(ctx, w, first+i)
-				}
+				t0 := time.Now()
+				err := do(ctx, w, first+i)
+				d := time.Since(t0)
+				mu.Lock()
 				if err != nil {
-					failed.Add(1)
-					once.Do(func() { err1 = err })
+					failed++
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else {
+					latencies = append(latencies, d)
 				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	return int(failed.Load()), err1
+	if done := len(latencies) + failed; done < n {
+		failed += n - done
+		if firstErr == nil {
+			firstErr = ctx.Err()
+		}
+	}
+	return latencies, failed, firstErr
 }
 
 // summarize fills in throughput and latency percentiles of the successful
