@@ -46,15 +46,7 @@ func TestABackupReadAgainAfterACompactionHoldsOneRevision(t *testing.T) {
 		}
 		return err
 	}
-	var err error
-	if b, err = Open(ctx, Config{Endpoints: c.Endpoints(), Prefix: prefix}); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	b.cli.Close()
-	if b.cli, err = clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(compactMidRead)}}); err != nil {
-		t.Fatal(err)
-	}
+	b = openIntercepted(t, Config{Endpoints: c.Endpoints(), Prefix: prefix}, compactMidRead)
 	for k, v := range map[string]string{"tokens/T": `{"id":"T"}`, "tokens/U": `{"id":"U"}`, "meta/x": "1"} {
 		if _, err := b.cli.Put(ctx, prefix+k, v); err != nil {
 			t.Fatal(err)
@@ -115,16 +107,8 @@ func TestAReadCompactedAwayTooOftenSaysTryAgain(t *testing.T) {
 		}
 		return err
 	}
-	var err error
-	if b, err = Open(ctx, Config{Endpoints: c.Endpoints(), Prefix: prefix, MaxRetries: 3}); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	b.cli.Close()
-	if b.cli, err = clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(compactEveryRead)}}); err != nil {
-		t.Fatal(err)
-	}
-	err = b.View(ctx, func(tx store.Tx) error {
+	b = openIntercepted(t, Config{Endpoints: c.Endpoints(), Prefix: prefix, MaxRetries: 3}, compactEveryRead)
+	err := b.View(ctx, func(tx store.Tx) error {
 		tx.Get([]byte("tokens"), []byte("A"))
 		tx.Get([]byte("tokens"), []byte("B")) // at the first read's revision: compacted away
 		return nil
@@ -132,4 +116,21 @@ func TestAReadCompactedAwayTooOftenSaysTryAgain(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) || compactions.Load() != 3 {
 		t.Errorf("View compacted away on each of its %d attempts: %v, want store.ErrUnavailable after 3", compactions.Load(), err)
 	}
+}
+
+// openIntercepted opens a Backend whose etcd client passes every call
+// through icpt (which may use the Backend: it is set before any call), and
+// closes it when the test ends.
+func openIntercepted(t *testing.T, cfg Config, icpt grpc.UnaryClientInterceptor) *Backend {
+	t.Helper()
+	b, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	b.cli.Close()
+	if b.cli, err = clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(icpt)}}); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
