@@ -311,24 +311,23 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	defer cancel()
 	// One replica rotates and prunes: the leader of one election (its name
 	// predates pruning, and replicas of both versions must agree on it).
+	// A replica without background work still joins an election, one
+	// nobody acts on, so that the offline commands (admin rotate-kek) see
+	// it while it runs.
 	leader := func() bool { return true }
 	if eb, ok := backend.(*etcdstore.Backend); ok {
-		if o.rotationInterval.d > 0 || o.holderRetention.d > 0 {
-			l, err := eb.Elect(ctx, "rotation-scheduler")
-			if err != nil {
-				return fmt.Errorf("join the rotation scheduler election: %w", err)
-			}
-			defer l.Close()
+		jobs := o.rotationInterval.d > 0 || o.holderRetention.d > 0
+		election := etcdstore.PresenceElection
+		if jobs {
+			election = "rotation-scheduler"
+		}
+		l, err := eb.Elect(ctx, election)
+		if err != nil {
+			return fmt.Errorf("join the %s election in etcd: %w", election, err)
+		}
+		defer l.Close()
+		if jobs {
 			leader = l.IsLeader
-		} else {
-			// No background work, but the offline commands (admin
-			// rotate-kek) must still see this replica: it holds a key of an
-			// election nobody acts on while it runs.
-			l, err := eb.Elect(ctx, etcdstore.PresenceElection)
-			if err != nil {
-				return fmt.Errorf("announce this replica in etcd: %w", err)
-			}
-			defer l.Close()
 		}
 	}
 	errc := make(chan error, 4)
