@@ -1,8 +1,10 @@
 // Package atomicfile replaces a file whole or not at all: the content goes
 // to a temporary file beside the target, is synced, and is renamed over it,
 // so a reader (or a restart after a crash) sees the old file or the complete
-// new one. The credential file set has its own, directory-level swap in
-// package credentials; this is for single files.
+// new one. Write replaces one file; Stage leaves the synced temporary file
+// to its caller, which renames several together (the Flink configuration
+// copy). The credential file set has its own, directory-level swap in
+// package credentials, and shares SyncDir.
 package atomicfile
 
 import (
