@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flinkpki/flinkpki/ca"
@@ -232,7 +233,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		// Read before the commit, not in it: on etcd every read in the
 		// group commit is a round trip that the whole group waits for. The
 		// commit expects the record to be as read here (ExpectHolder).
-		if seen, err = checkHolderRole(tx, req.Cluster, string(role.Purpose()), holder, string(role), a.now()); err != nil {
+		if seen, err = checkTakeover(tx, actor, req.Cluster, string(role.Purpose()), holder, string(role), a.now()); err != nil {
 			return err
 		}
 		ls, err = a.loadLineage(tx, c, role.Purpose())
@@ -297,14 +298,21 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 	return &Issued{Chain: chain, Trusted: ls.trusted, Holder: holder, KeyType: string(ls.keyType), NotAfter: leaf.NotAfter}, nil
 }
 
-// checkHolderRole refuses an issuance that would supersede a live holder of
-// another role under the same name, such as a JobManager and a TaskManager
-// both named after their host. The record of the first would be replaced
+// checkTakeover refuses an issuance that would supersede a live holder
+// that is another process: the record of the first would be replaced
 // while its leaf is still in use, and the rotation checks, which read the
-// records, would no longer see what that process trusts. The same role
-// supersedes itself: that is a process starting again. It returns the mark
-// of what it read, which the commit expects unchanged.
-func checkHolderRole(tx *store.Txn, cluster, purpose, name, role string, now time.Time) (store.HolderMark, error) {
+// records, would no longer see what that process trusts. Two cases are
+// known to be other processes:
+//   - a live holder of another role under the same name, such as a
+//     JobManager and a TaskManager both named after their host;
+//   - a live holder recorded by a pod of another namespace: a pod's holder
+//     name is its pod name, and pods of two namespaces bound to one cluster
+//     may share names (two Flink deployments of one name).
+//
+// The same role, and for pods the same namespace, supersedes itself: that
+// is a process starting again. It returns the mark of what it read, which
+// the commit expects unchanged.
+func checkTakeover(tx *store.Txn, actor Actor, cluster, purpose, name, role string, now time.Time) (store.HolderMark, error) {
 	old, mark, err := tx.MarkHolder(cluster, purpose, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return mark, nil
@@ -312,11 +320,31 @@ func checkHolderRole(tx *store.Txn, cluster, purpose, name, role string, now tim
 	if err != nil {
 		return mark, err
 	}
-	if old.Role == role || now.After(old.NotAfter) { // valid through NotAfter (ca.HolderView.Live)
+	if now.After(old.NotAfter) { // valid through NotAfter (ca.HolderView.Live)
 		return mark, nil
 	}
-	return mark, fmt.Errorf("%w: holder %q of cluster %q is a live %s (leaf valid until %s): give the %s a holder name of its own (--holder), or release the %s first (flinkpki holder release --cluster %s %s)",
-		ErrInvalid, name, cluster, old.Role, old.NotAfter.UTC().Format(time.RFC3339), role, old.Role, cluster, name)
+	until := old.NotAfter.UTC().Format(time.RFC3339)
+	if old.Role != role {
+		return mark, fmt.Errorf("%w: holder %q of cluster %q is a live %s (leaf valid until %s): give the %s a holder name of its own (--holder), or release the %s first (flinkpki holder release --cluster %s %s)",
+			ErrInvalid, name, cluster, old.Role, until, role, old.Role, cluster, name)
+	}
+	if ns := podNamespace(old.Actor); actor.Kind == ActorK8s && ns != "" && ns != actor.Namespace {
+		return mark, fmt.Errorf("%w: holder %q of cluster %q is a live pod of namespace %q (leaf valid until %s), not this pod of namespace %q: a pod's holder name is its pod name, so give each Flink deployment its own flinkpki cluster, or release the other pod's record if it is gone (flinkpki holder release --cluster %s %s)",
+			ErrDenied, name, cluster, ns, until, actor.Namespace, cluster, name)
+	}
+	return mark, nil
+}
+
+// podNamespace is the namespace of the pod that recorded a holder, read
+// from the record's actor (Actor.String: "k8s:NAMESPACE/SA/pod=NAME"), or
+// "" when no pod did.
+func podNamespace(actor string) string {
+	rest, ok := strings.CutPrefix(actor, string(ActorK8s)+":")
+	if !ok {
+		return ""
+	}
+	ns, _, _ := strings.Cut(rest, "/")
+	return ns
 }
 
 // spendToken takes one use of an enrollment token, in the transaction that

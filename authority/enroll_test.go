@@ -130,6 +130,55 @@ func TestALiveHolderNameIsNotTakenOverByAnotherRole(t *testing.T) {
 	e.Enroll("h2", "taskmanager", "vm") // the jobmanager's leaf has expired
 }
 
+// TestAPodOfAnotherNamespaceDoesNotTakeOverALiveHolder: a pod's holder
+// name is its pod name, and a cluster bound to service accounts of two
+// namespaces may see two pods of one name (two Flink deployments named
+// alike). Were the second to supersede the first's record, the rotation
+// checks would no longer see the first pod: here it enrolled before the
+// next CA was prepared and trusts only the active one, so activation must
+// stay refused while it lives. The second pod is refused, audited, and
+// nothing changes; the first may enroll again (a restart), and the name is
+// free once the first pod's record is released.
+func TestAPodOfAnotherNamespaceDoesNotTakeOverALiveHolder(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	prod := store.K8sBinding{Namespace: "prod", ServiceAccount: "flink"}
+	staging := store.K8sBinding{Namespace: "staging", ServiceAccount: "flink"}
+	e.CreateCluster(authority.CreateClusterRequest{Name: "ns1", K8sBindings: []store.K8sBinding{prod, staging}, CAValidity: 400 * day, LeafValidity: 30 * day})
+	inProd := authority.Actor{Kind: authority.ActorK8s, Namespace: "prod", ServiceAccount: "flink", Pod: "analytics-taskmanager-1-1"}
+	inStaging := inProd
+	inStaging.Namespace = "staging"
+	if _, err := e.EnrollAs(inProd, "ns1", "taskmanager", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Authority.Prepare(e.Ctx, admin, "ns1", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	before := holderSummary(t, e, "ns1")
+
+	_, err := e.EnrollAs(inStaging, "ns1", "taskmanager", "")
+	if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), `holder "analytics-taskmanager-1-1" of cluster "ns1" is a live pod of namespace "prod"`) {
+		t.Fatalf("a pod of namespace staging named like a live pod of prod: %v, want a refusal naming the other namespace", err)
+	}
+	wantAudit(t, e, "ns1", "enroll", "denied", inStaging.String())
+	if after := holderSummary(t, e, "ns1"); after != before {
+		t.Errorf("a refused enrollment changed the holders:\n%s\n%s", before, after)
+	}
+	if err := e.Authority.Activate(e.Ctx, admin, "ns1", "internal", false); !errors.Is(err, ca.ErrBlocked) {
+		t.Errorf("activate while the prod pod trusts only the active CA: %v, want it blocked", err)
+	}
+
+	if _, err := e.EnrollAs(inProd, "ns1", "taskmanager", ""); err != nil { // a restart
+		t.Errorf("the prod pod enrolling again: %v", err)
+	}
+	if _, err := e.Authority.ReleaseHolder(e.Ctx, admin, "ns1", "analytics-taskmanager-1-1", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EnrollAs(inStaging, "ns1", "taskmanager", ""); err != nil {
+		t.Errorf("the staging pod once the name was released: %v", err)
+	}
+}
+
 // TestDifferentRolesEnrollingUnderOneNameAtOnceNeverBothPass: a JobManager
 // and a TaskManager that start together on one host enroll under its name
 // at the same instant, each reading "no live holder" before either
