@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 )
 
@@ -19,7 +22,10 @@ type GroupCommit struct {
 	running bool
 }
 
-// Call is one caller's transaction function in a group commit.
+// Call is one caller's transaction function in a group commit. Fn never
+// panics: Do turns a panic of the caller's function into an error of that
+// call alone (ErrPanicked), so one bad call cannot end the commit loop and
+// with it the process.
 type Call struct {
 	Ctx  context.Context
 	Fn   func(Tx) error
@@ -34,7 +40,7 @@ type Call struct {
 // unknown to the caller, exactly as with a lost response, and the
 // transaction stays atomic.
 func (g *GroupCommit) Do(ctx context.Context, fn func(Tx) error) error {
-	c := &Call{Ctx: ctx, Fn: fn, Done: make(chan error, 1)}
+	c := &Call{Ctx: ctx, Fn: func(tx Tx) error { return safeRun(fn, tx) }, Done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
 	if !g.running {
@@ -76,4 +82,18 @@ func (g *GroupCommit) loop() {
 			g.Commit(live)
 		}
 	}
+}
+
+// ErrPanicked is the error of a group-commit call whose function panicked.
+var ErrPanicked = errors.New("panic in transaction")
+
+// safeRun runs fn and turns a panic in it into an error wrapping
+// ErrPanicked, with the panic's value and stack for the server log.
+func safeRun(fn func(Tx) error, tx Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v\n%s", ErrPanicked, p, debug.Stack())
+		}
+	}()
+	return fn(tx)
 }

@@ -27,7 +27,7 @@ func (c *committer) commit(calls []*store.Call) {
 	failed := -1
 	err := c.db.Update(func(tx *bbolt.Tx) error {
 		for i, cl := range calls {
-			if err := safeRun(cl.Fn, boltTx{tx}); err != nil {
+			if err := cl.Fn(boltTx{tx}); err != nil {
 				failed = i
 				return err
 			}
@@ -47,31 +47,6 @@ func (c *committer) commit(calls []*store.Call) {
 		return
 	}
 	for _, cl := range calls {
-		cl.Done <- c.db.Update(func(tx *bbolt.Tx) error { return safeRun(cl.Fn, boltTx{tx}) })
+		cl.Done <- c.db.Update(func(tx *bbolt.Tx) error { return cl.Fn(boltTx{tx}) })
 	}
-}
-
-// safeRun turns a panic in fn into an error, so one bad call cannot take
-// the shared commit loop down with it.
-func safeRun(fn func(store.Tx) error, tx store.Tx) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = panicError{r}
-		}
-	}()
-	return fn(tx)
-}
-
-type panicError struct{ v any }
-
-func (p panicError) Error() string { return "panic in transaction: " + stringify(p.v) }
-
-func stringify(v any) string {
-	if e, ok := v.(error); ok {
-		return e.Error()
-	}
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return "unknown value"
 }

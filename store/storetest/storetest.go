@@ -44,6 +44,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("TokensScanFromAfterAnID", func(t *testing.T) { tokensAfter(t, fresh(t)) })
 	t.Run("ForEachHolderKeepsKeyOrderAcrossDecodeBatches", func(t *testing.T) { holdersInOrder(t, fresh(t)) })
 	t.Run("EarliestHolderExpiryReadsOneClusterOnly", func(t *testing.T) { earliestHolderExpiry(t, fresh(t)) })
+	t.Run("APanickingBatchCallFailsAloneAndTheStoreServesOn", func(t *testing.T) { panickingBatchCall(t, fresh(t)) })
 }
 
 // earliestHolderExpiry checks the expiry gauges' read: the earliest expiry
@@ -323,6 +324,67 @@ func expectHolder(t *testing.T, h Harness) {
 		if got := role(fmt.Sprintf("g%d", i)); got != "taskmanager" {
 			t.Errorf("holder g%d: role %q, want taskmanager", i, got)
 		}
+	}
+}
+
+// panickingBatchCall: a Batch function that panics (a bug in one
+// request's transaction) fails that call with ErrPanicked, writes nothing,
+// and leaves the calls of its group and the commits after it working. The
+// group commit runs the functions on its own goroutine, where a panic
+// would otherwise end the process.
+func panickingBatchCall(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := mustOpen(t, h, NewKEK(t))
+	defer s.Close()
+	put := func(name string) func(*store.Txn) error {
+		return func(tx *store.Txn) error {
+			return tx.PutHolder(&store.Holder{Cluster: "p", Purpose: "internal", Name: name, Role: "taskmanager", NotAfter: time.Now().Add(time.Hour)})
+		}
+	}
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			if i == 0 {
+				errs <- s.Batch(ctx, func(tx *store.Txn) error {
+					if err := put("bad")(tx); err != nil {
+						return err
+					}
+					var m map[string]int
+					m["x"]++ // a nil map: panics
+					return nil
+				})
+				return
+			}
+			errs <- s.Batch(ctx, put(fmt.Sprintf("ok-%02d", i)))
+		}()
+	}
+	panicked := 0
+	for range n {
+		switch err := <-errs; {
+		case errors.Is(err, store.ErrPanicked):
+			panicked++
+		case err != nil:
+			t.Errorf("a call beside the panicking one failed: %v", err)
+		}
+	}
+	if panicked != 1 {
+		t.Fatalf("%d calls failed with ErrPanicked, want the panicking one", panicked)
+	}
+	if err := s.Batch(ctx, put("after")); err != nil {
+		t.Fatalf("a commit after the panic: %v", err)
+	}
+	var names []string
+	if err := s.View(ctx, func(tx *store.Txn) error {
+		return tx.ForEachHolder("p", "internal", func(hd *store.Holder) (bool, error) {
+			names = append(names, hd.Name)
+			return true, nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != n || slices.Contains(names, "bad") || !slices.Contains(names, "after") {
+		t.Errorf("holders after the group: %v, want ok-01..ok-%02d and after, without bad", names, n-1)
 	}
 }
 
