@@ -76,7 +76,7 @@ func (s *Server) ListHolders(ctx context.Context, req *pb.ListHoldersRequest) (*
 	for _, h := range hs {
 		out.Holders = append(out.Holders, &pb.Holder{
 			Name: h.Name, Role: h.Role, Purpose: h.Purpose, Serial: h.Serial, SignedBy: h.SignedBy, Trusts: h.Trusts,
-			IssueTime: timestamppb.New(h.Issued), NotAfter: timestamppb.New(h.NotAfter),
+			IssueTime: timestamppb.New(h.Issued), NotAfter: timestamppb.New(h.NotAfter), Actor: h.Actor,
 		})
 	}
 	return out, nil

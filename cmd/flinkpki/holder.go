@@ -32,6 +32,7 @@ type holderJSON struct {
 	Trusts    []string `json:"trusts"`
 	IssueTime string   `json:"issue_time"`
 	NotAfter  string   `json:"not_after"`
+	Actor     string   `json:"actor"`
 }
 
 // holderPage is how many holders one ListHolders call of holder list asks
@@ -89,15 +90,16 @@ func (a *app) printHolders(holders []*flinkpkiv1.Holder, out outputFormat) error
 			list.Holders = append(list.Holders, holderJSON{
 				Name: h.GetName(), Role: h.GetRole(), Purpose: h.GetPurpose(), Serial: h.GetSerial(),
 				SignedBy: h.GetSignedBy(), Trusts: trusts, IssueTime: rfc3339(h.GetIssueTime()), NotAfter: rfc3339(h.GetNotAfter()),
+				Actor: h.GetActor(),
 			})
 		}
 		return writeJSON(a.stdout, list)
 	}
 	w := newTable(a.stdout)
-	w.row("HOLDER", "ROLE", "PURPOSE", "SIGNED BY", "TRUSTS", "ISSUED", "NOT AFTER")
+	w.row("HOLDER", "ROLE", "PURPOSE", "SIGNED BY", "TRUSTS", "ISSUED", "NOT AFTER", "OBTAINED BY")
 	for _, h := range holders {
 		w.row(h.GetName(), h.GetRole(), h.GetPurpose(), h.GetSignedBy(),
-			orDash(strings.Join(h.GetTrusts(), ",")), orDash(rfc3339(h.GetIssueTime())), orDash(rfc3339(h.GetNotAfter())))
+			orDash(strings.Join(h.GetTrusts(), ",")), orDash(rfc3339(h.GetIssueTime())), orDash(rfc3339(h.GetNotAfter())), orDash(h.GetActor()))
 	}
 	return w.Flush()
 }

@@ -24,6 +24,13 @@ func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
 	if !strings.Contains(holders, `"orders-taskmanager-1-1"`) {
 		t.Fatalf("the holder is not the pod name:\n%s\n%s", holders, r.stderr)
 	}
+	// The record says which pod of which namespace obtained it.
+	if !strings.Contains(holders, `"actor": "k8s:flink/orders-flink/pod=orders-taskmanager-1-1"`) {
+		t.Errorf("holder list does not name the pod's namespace and service account:\n%s", holders)
+	}
+	if table := s.cli(t, s.admin, "holder", "list", "--cluster", "orders").ok(t).stdout; !strings.Contains(table, "OBTAINED BY") || !strings.Contains(table, "k8s:flink/orders-flink/pod=orders-taskmanager-1-1") {
+		t.Errorf("holder list's table does not say who obtained the leaf:\n%s", table)
+	}
 	if _, err := os.Stat(filepath.Join(out, "keystore.p12")); err != nil {
 		t.Fatalf("no keystore written: %v", err)
 	}

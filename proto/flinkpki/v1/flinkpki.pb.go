@@ -1535,15 +1535,19 @@ func (x *CAStatus) GetAutoRotate() bool {
 }
 
 type Holder struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
-	Purpose       string                 `protobuf:"bytes,3,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	Serial        string                 `protobuf:"bytes,4,opt,name=serial,proto3" json:"serial,omitempty"`
-	SignedBy      string                 `protobuf:"bytes,5,opt,name=signed_by,json=signedBy,proto3" json:"signed_by,omitempty"`
-	Trusts        []string               `protobuf:"bytes,6,rep,name=trusts,proto3" json:"trusts,omitempty"`
-	IssueTime     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
-	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role      string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Purpose   string                 `protobuf:"bytes,3,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Serial    string                 `protobuf:"bytes,4,opt,name=serial,proto3" json:"serial,omitempty"`
+	SignedBy  string                 `protobuf:"bytes,5,opt,name=signed_by,json=signedBy,proto3" json:"signed_by,omitempty"`
+	Trusts    []string               `protobuf:"bytes,6,rep,name=trusts,proto3" json:"trusts,omitempty"`
+	IssueTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
+	NotAfter  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// Who obtained the leaf, in the audit trail's form: "k8s:NAMESPACE/SA/pod=POD"
+	// for a pod, "enrollment-token:ID" or "admin:ID" otherwise; empty for
+	// records written before it was recorded.
+	Actor         string `protobuf:"bytes,9,opt,name=actor,proto3" json:"actor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1632,6 +1636,13 @@ func (x *Holder) GetNotAfter() *timestamppb.Timestamp {
 		return x.NotAfter
 	}
 	return nil
+}
+
+func (x *Holder) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
 }
 
 type ListHoldersRequest struct {
@@ -2774,7 +2785,7 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\flive_holders\x18\x03 \x01(\x05R\vliveHolders\x12U\n" +
 	"\x19earliest_live_leaf_expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x16earliestLiveLeafExpiry\x12\x1f\n" +
 	"\vauto_rotate\x18\x05 \x01(\bR\n" +
-	"autoRotate\"\x8b\x02\n" +
+	"autoRotate\"\xa1\x02\n" +
 	"\x06Holder\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
@@ -2784,7 +2795,8 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x06trusts\x18\x06 \x03(\tR\x06trusts\x129\n" +
 	"\n" +
 	"issue_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tissueTime\x127\n" +
-	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x93\x01\n" +
+	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x14\n" +
+	"\x05actor\x18\t \x01(\tR\x05actor\"\x93\x01\n" +
 	"\x12ListHoldersRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12'\n" +
 	"\x0finclude_expired\x18\x02 \x01(\bR\x0eincludeExpired\x12\x1b\n" +
