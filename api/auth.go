@@ -38,6 +38,13 @@ type Authenticator struct {
 	// is a request to the API server that a caller without any valid
 	// credential would otherwise cause at will.
 	reviews *limiter
+	// accountReviews bounds, per service account, the reviews of tokens
+	// that passed offline verification: any pod can mint a token for the
+	// audience, and must not be able to make the server call the API
+	// server at will either. It admits what the enrollment limit does
+	// (serve --enroll-rate, --enroll-burst), or its defaults when that is
+	// off: a Flink cluster of 1,000 TaskManagers starting at once.
+	accountReviews *limiter
 }
 
 // Per source address: a pod starting needs one review, a node of
@@ -46,6 +53,15 @@ const (
 	reviewsPerSecond = 10
 	reviewBurst      = 50
 )
+
+// accountReviewLimiter is accountReviews for the enrollment limit's rate
+// and burst, 0 meaning serve's defaults.
+func accountReviewLimiter(perSecond float64, burst int) *limiter {
+	if perSecond <= 0 {
+		perSecond, burst = 200, 2000
+	}
+	return newLimiter(perSecond, burst)
+}
 
 // bearer extracts the bearer string from the request metadata.
 func bearer(ctx context.Context) (string, error) {
@@ -71,12 +87,20 @@ func bearer(ctx context.Context) (string, error) {
 
 // Authenticate resolves the request's credentials to an actor.
 func (a *Authenticator) Authenticate(ctx context.Context) (authority.Actor, error) {
+	return a.authenticate(ctx, false)
+}
+
+// authenticate is Authenticate; adminOnly says the call needs an
+// administrator, which a service-account token never is: a token that
+// verifies offline is then not sent to the API server for review, since
+// the call is refused whatever the review says.
+func (a *Authenticator) authenticate(ctx context.Context, adminOnly bool) (authority.Actor, error) {
 	raw, err := bearer(ctx)
 	if err != nil {
 		return authority.Actor{}, err
 	}
 	if token.LooksLikeJWT(raw) {
-		id, err := a.verifyK8s(ctx, raw)
+		id, err := a.verifyK8s(ctx, raw, adminOnly)
 		if status.Code(err) == codes.ResourceExhausted {
 			return authority.Actor{}, err
 		}
@@ -128,7 +152,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 	if public[svc] {
 		return ctx, nil
 	}
-	actor, err := s.authn.Authenticate(ctx)
+	actor, err := s.authn.authenticate(ctx, adminOnly[svc])
 	if err != nil {
 		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 		reason := "unauthenticated"
@@ -186,7 +210,7 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 // verifyK8s checks a service-account token offline against the JWKS and,
 // when enabled, with a TokenReview as well, which also catches tokens of
 // deleted pods. Both must agree on who the token is for.
-func (a *Authenticator) verifyK8s(ctx context.Context, raw string) (*k8sauth.Identity, error) {
+func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly bool) (*k8sauth.Identity, error) {
 	if a.k8s == nil && a.review == nil {
 		return nil, errors.New("Kubernetes service-account tokens are not enabled on this server (serve --k8s-issuer --k8s-jwks-file, or --k8s-tokenreview)")
 	}
@@ -198,10 +222,15 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string) (*k8sauth.Ide
 		}
 	}
 	if a.review != nil {
+		if id != nil && adminOnly {
+			return id, nil // refused by authorize without the API server's word
+		}
 		if id == nil { // the API server is the only judge
 			if err := a.reviews.allow("review:" + peerSource(ctx)); err != nil {
 				return nil, status.Errorf(codes.ResourceExhausted, "too many Kubernetes tokens from %s for the API server to review (%g/s, burst %d): retry later", peerHost(ctx), float64(reviewsPerSecond), reviewBurst)
 			}
+		} else if err := a.accountReviews.allow("review:" + id.Namespace + "/" + id.ServiceAccount); err != nil {
+			return nil, status.Errorf(codes.ResourceExhausted, "too many tokens of service account %s/%s for the API server to review (%g/s, burst %d): retry later", id.Namespace, id.ServiceAccount, float64(a.accountReviews.rate), a.accountReviews.burst)
 		}
 		rid, err := a.review.Review(ctx, raw)
 		if err != nil {

@@ -51,8 +51,9 @@ type Server struct {
 // The Server's refusal gate also gates the Authority's own refusals.
 func New(cfg Config) *Server {
 	s := &Server{
-		auth:         cfg.Authority,
-		authn:        &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review, reviews: newLimiter(reviewsPerSecond, reviewBurst)},
+		auth: cfg.Authority,
+		authn: &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review, reviews: newLimiter(reviewsPerSecond, reviewBurst),
+			accountReviews: accountReviewLimiter(cfg.EnrollRate, cfg.EnrollBurst)},
 		backup:       cfg.Backup,
 		limit:        newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
 		refusals:     newRefusalGate(),

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	authnv1 "k8s.io/api/authentication/v1"
 
+	"github.com/flinkpki/flinkpki/enroll"
 	"github.com/flinkpki/flinkpki/k8sauth"
 	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
@@ -192,5 +193,58 @@ func TestTokenReviewAloneIsBoundedPerSource(t *testing.T) {
 	}
 	if calls+limited != sent {
 		t.Errorf("%d reviews and %d rate-limited refusals for %d requests", calls, limited, sent)
+	}
+}
+
+// TestTokenReviewsOfVerifiedTokensAreBoundedPerServiceAccount: with offline
+// verification and TokenReview both on, any pod of the Kubernetes cluster
+// can mint a token that verifies offline. An administrator's call made with
+// it is refused without asking the API server (no review can make a pod an
+// administrator); enrollments are reviewed, but at most as many per
+// service account as the enrollment limit admits (here --enroll-rate 5,
+// --enroll-burst 20), the rest refused as rate-limited, which init retries.
+func TestTokenReviewsOfVerifiedTokensAreBoundedPerServiceAccount(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	s := startServer(t, "", append([]string{"--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss),
+		"--enroll-rate", "5", "--enroll-burst", "20"}, review...)...)
+	asked := func() int {
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		return api.calls
+	}
+	tok := iss.Mint(k8stest.Claims{Namespace: "random-app", ServiceAccount: "web", Pod: "web-1"}) // bound to nothing
+	conn, err := enroll.Dial(s.addr, s.caFile, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	admin := pb.NewClusterServiceClient(conn)
+	for i := range 100 {
+		if _, err := admin.ListClusters(context.Background(), &pb.ListClustersRequest{}); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("administrator call %d with a pod's token: %v, want it denied", i+1, err)
+		}
+	}
+	if n := asked(); n != 0 {
+		t.Errorf("100 administrator calls with a pod's token made %d TokenReviews, want none", n)
+	}
+
+	c := pb.NewEnrollmentServiceClient(conn)
+	const sent = 100
+	limited := 0
+	start := time.Now()
+	for i := range sent {
+		_, err := c.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "web-1", Csr: []byte{0x30}})
+		switch status.Code(err) {
+		case codes.PermissionDenied, codes.InvalidArgument, codes.NotFound:
+		case codes.ResourceExhausted:
+			limited++
+		default:
+			t.Fatalf("enrollment %d: %v, want it refused", i+1, err)
+		}
+	}
+	elapsed := time.Since(start)
+	if n, most := asked(), 20+int(5*elapsed.Seconds())+1; n > most || limited == 0 {
+		t.Fatalf("%d enrollments of one service account in %s: the API server was asked %d times (at most %d), %d refused as rate-limited", sent, elapsed, n, most, limited)
 	}
 }
