@@ -36,6 +36,8 @@ const (
 	// network, say) must not add up to a flood either.
 	refusalAuditAllRate  = 100
 	refusalAuditAllBurst = 500
+	// maxRefusalKinds bounds the kinds one source has pending (see count).
+	maxRefusalKinds = 16
 )
 
 // refusalGate decides which refusals are audited one by one and keeps the
@@ -57,22 +59,33 @@ func newRefusalSource(now time.Time) *refusalSource {
 	return &refusalSource{lim: rate.NewLimiter(refusalAuditRate, refusalAuditBurst), seen: now}
 }
 
-// count adds n refusals of kind k, the latest of which failed with lastErr.
-func (s *refusalSource) count(k refusalKind, n int, lastErr string) {
+// count adds n refusals of kind k, the latest of which was actor's and
+// failed with lastErr. A source has at most maxRefusalKinds kinds pending:
+// past that, a new kind is counted under no cluster, so that a caller
+// naming another made-up cluster in every request still gets one summary
+// per action and reason.
+func (s *refusalSource) count(k refusalKind, n int, actor authority.Actor, lastErr string) {
 	if s.pending == nil {
 		s.pending = map[refusalKind]refusalCount{}
 	}
-	s.pending[k] = refusalCount{n: s.pending[k].n + n, lastErr: lastErr}
+	if _, ok := s.pending[k]; !ok && len(s.pending) >= maxRefusalKinds {
+		k.cluster = ""
+	}
+	s.pending[k] = refusalCount{n: s.pending[k].n + n, actor: actor, lastErr: lastErr}
 }
 
-// refusalKind is what one summary entry counts.
+// refusalKind is what one summary entry counts: one source's refusals of
+// one action, reason and cluster. The actor is not part of it: one source
+// (an IPv6 /64, a service account's pods) has many.
 type refusalKind struct {
-	actor                   authority.Actor
 	cluster, action, reason string
 }
 
+// refusalCount is how many refusals of a kind wait for their summary, and
+// the latest one's actor and error, which the summary names.
 type refusalCount struct {
 	n       int
+	actor   authority.Actor
 	lastErr string
 }
 
@@ -113,7 +126,10 @@ func (g *refusalGate) admit(source string, actor authority.Actor, cluster, actio
 	if s.lim.AllowN(now, 1) && g.all.AllowN(now, 1) {
 		return true
 	}
-	s.count(refusalKind{actor: actor, cluster: cluster, action: action, reason: reason}, 1, err.Error())
+	// What the caller sent is bounded here: a cluster name that no cluster
+	// can have is counted under none, and the error (which may quote it)
+	// is clipped.
+	s.count(refusalKind{cluster: authority.AuditCluster(cluster), action: action, reason: reason}, 1, actor, authority.ClipText(err.Error()))
 	return false
 }
 
@@ -168,11 +184,11 @@ func (g *refusalGate) restore(sums []refusalSummary) {
 			s = newRefusalSource(time.Now())
 			g.sources[sum.source] = s
 		}
-		lastErr := sum.lastErr
+		actor, lastErr := sum.actor, sum.lastErr
 		if c, ok := s.pending[sum.kind]; ok {
-			lastErr = c.lastErr // counted since the drain: newer
+			actor, lastErr = c.actor, c.lastErr // counted since the drain: newer
 		}
-		s.count(sum.kind, sum.n, lastErr)
+		s.count(sum.kind, sum.n, actor, lastErr)
 	}
 }
 
@@ -239,7 +255,7 @@ func (s *Server) RunRefusalSummaries(ctx context.Context) {
 func (s *Server) FlushRefusals(ctx context.Context) error {
 	sums := s.refusals.drain()
 	for i, sum := range sums {
-		if err := s.auth.AuditRefusals(ctx, sum.kind.actor, sum.kind.cluster, sum.kind.action, sum.kind.reason, sum.n, sum.lastErr); err != nil {
+		if err := s.auth.AuditRefusals(ctx, sum.actor, sum.kind.cluster, sum.kind.action, sum.kind.reason, sum.n, sum.lastErr); err != nil {
 			s.refusals.restore(sums[i:])
 			return err
 		}

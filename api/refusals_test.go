@@ -7,13 +7,17 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 func TestTheRefusalGateAuditsABurstPerSourceAndCountsTheRest(t *testing.T) {
@@ -38,7 +42,7 @@ func TestTheRefusalGateAuditsABurstPerSourceAndCountsTheRest(t *testing.T) {
 	}
 
 	sums := g.drain()
-	if len(sums) != 1 || sums[0].n != 200-refusalAuditBurst || sums[0].kind.actor != anon || sums[0].lastErr != "bad token 199" {
+	if len(sums) != 1 || sums[0].n != 200-refusalAuditBurst || sums[0].actor != anon || sums[0].lastErr != "bad token 199" {
 		t.Fatalf("summaries = %+v, want one of %d refusals by %v ending with the last error", sums, 200-refusalAuditBurst, anon)
 	}
 	if again := g.drain(); len(again) != 0 {
@@ -69,8 +73,8 @@ func TestTheRefusalGateStaysBoundedUnderManySources(t *testing.T) {
 		total += s.n
 		if s.source == overflowSource {
 			overflow = true
-			if s.kind.actor.ID != overflowSource {
-				t.Errorf("overflow summary names actor %v; one shared actor keeps it bounded", s.kind.actor)
+			if s.actor.ID != overflowSource {
+				t.Errorf("overflow summary names actor %v; one shared actor keeps it bounded", s.actor)
 			}
 		}
 	}
@@ -193,5 +197,74 @@ func TestAnIPv6SourceIsItsSlash64(t *testing.T) {
 		if got := peerSource(at(addr)); got != want {
 			t.Errorf("peerSource(%s) = %q, want %q", addr, got, want)
 		}
+	}
+}
+
+// callEnrollAs sends req through the server's authentication interceptor,
+// as a caller at addr with bearer (none when empty).
+func callEnrollAs(s *Server, addr, bearer string, req *pb.EnrollRequest) error {
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
+	if bearer != "" {
+		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer "+bearer))
+	}
+	_, err := s.unaryAuth(ctx, req, &grpc.UnaryServerInfo{FullMethod: pb.EnrollmentService_Enroll_FullMethodName},
+		func(ctx context.Context, r any) (any, error) { return s.Enroll(ctx, r.(*pb.EnrollRequest)) })
+	return err
+}
+
+// TestAFloodOfRefusalsStaysBoundedWhateverTheCallerVaries: the gate's
+// promise (a burst of entries per source, then summaries) holds when a
+// caller varies what it controls: an enrollment token naming another
+// made-up cluster, 4 KiB long, in every request; unauthenticated callers
+// using every address of one IPv6 /64; a pod of any namespace (any pod can
+// mint a token for the audience) probing made-up cluster names. Each
+// flood of 1,000 writes at most the burst plus a few summaries, and no
+// entry carries more than a clipped text and no made-up cluster name.
+func TestAFloodOfRefusalsStaysBoundedWhateverTheCallerVaries(t *testing.T) {
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	s := New(Config{Authority: e.Authority, EnrollRate: 200, EnrollBurst: 2000}) // serve's defaults
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Admin, "orders", "taskmanager", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: "random-app", ServiceAccount: "web", Pod: "web-1"}
+	pad := strings.Repeat("x", 4096)
+	const n = 1000
+	for _, tt := range []struct {
+		name   string
+		refuse func(i int) error
+	}{
+		{"an enrollment token naming made-up clusters", func(i int) error {
+			return callEnrollAs(s, "10.0.0.1:4000", bearer, &pb.EnrollRequest{Cluster: fmt.Sprintf("c%d-%s", i, pad), Role: "taskmanager"})
+		}},
+		{"no token, from every address of one /64", func(i int) error {
+			return callEnrollAs(s, fmt.Sprintf("[2001:db8:1:2::%x]:4000", i+1), "", &pb.EnrollRequest{})
+		}},
+		{"an unbound pod naming made-up clusters", func(i int) error {
+			_, err := e.Authority.KeyType(e.Ctx, pod, fmt.Sprintf("c%d", i), "taskmanager", "")
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(e.Audit(""))
+			for i := range n {
+				if err := tt.refuse(i); err == nil {
+					t.Fatalf("request %d was not refused", i)
+				}
+			}
+			if err := s.FlushRefusals(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			entries := e.Audit("")[before:]
+			if most := refusalAuditBurst + maxRefusalKinds + 1; len(entries) > most {
+				t.Errorf("%d refusals wrote %d audit entries, want at most %d (the burst, then summaries)", n, len(entries), most)
+			}
+			for _, en := range entries {
+				if len(en.Reason) > authority.MaxRefusalText || len(en.Cluster) > 63 {
+					t.Fatalf("an entry of %d bytes of reason names cluster %.80q", len(en.Reason), en.Cluster)
+				}
+			}
+		})
 	}
 }

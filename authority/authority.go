@@ -15,7 +15,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -250,15 +252,45 @@ func (a *Authority) Deny(ctx context.Context, actor Actor, cluster, action, reas
 // admitted the refusal.
 func (a *Authority) DenyAudited(ctx context.Context, actor Actor, cluster, action, reason string, err error) error {
 	a.obs.Denied(reason)
+	cluster, text := AuditCluster(cluster), ClipText(err.Error())
 	a.log.LogAttrs(ctx, slog.LevelWarn, "request refused", slog.String("actor", actor.String()),
-		slog.String("cluster", cluster), slog.String("action", action), slog.String("reason", reason), slog.String("error", err.Error()))
+		slog.String("cluster", cluster), slog.String("action", action), slog.String("reason", reason), slog.String("error", text))
 	werr := a.st.Batch(ctx, func(tx *store.Txn) error {
-		return a.audit(tx, actor, cluster, action, "denied", err.Error(), map[string]string{"reason": reason})
+		return a.audit(tx, actor, cluster, action, "denied", text, map[string]string{"reason": reason})
 	})
 	if werr != nil {
 		a.log.Error("could not audit a refusal", slog.String("error", werr.Error()))
 	}
 	return err
+}
+
+// MaxRefusalText bounds the text of a refusal in the log and the audit
+// trail (ClipText).
+const MaxRefusalText = 512
+
+// AuditCluster is the cluster a refusal's audit entry and log line name:
+// the request's, when it is a name a cluster can have, else none. A
+// caller's made-up name (up to the size of a gRPC message) names nothing
+// and must not bloat the trail; the refusal's text, clipped, quotes it.
+func AuditCluster(name string) string {
+	if issuer.ValidateCluster(name) != nil {
+		return ""
+	}
+	return name
+}
+
+// ClipText bounds the text of a refusal, which may quote what the caller
+// sent, to MaxRefusalText bytes, cut at a character boundary and marked.
+func ClipText(s string) string {
+	if len(s) <= MaxRefusalText {
+		return s
+	}
+	const mark = "... (clipped)"
+	cut := MaxRefusalText - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // DenyUnaudited refuses like Deny and counts the refusal in the metrics,
@@ -286,6 +318,7 @@ func (a *Authority) AuditBackup(ctx context.Context, actor Actor, n int64, err e
 // AuditRefusals records n refusals of one kind that were refused with
 // DenyUnaudited, with the latest one's error.
 func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, cluster, action, reason string, n int, lastErr string) error {
+	cluster, lastErr = AuditCluster(cluster), ClipText(lastErr)
 	a.log.LogAttrs(ctx, slog.LevelWarn, "requests refused", slog.String("actor", actor.String()), slog.String("cluster", cluster),
 		slog.String("action", action), slog.String("reason", reason), slog.Int("count", n), slog.String("error", lastErr))
 	err := a.st.Batch(ctx, func(tx *store.Txn) error {

@@ -169,7 +169,7 @@ func (r *requestLog) done(ctx context.Context, id, method string, start time.Tim
 	if err != nil {
 		lvl = slog.LevelInfo
 		st := status.Convert(err)
-		attrs = append(attrs, slog.String("code", st.Code().String()), slog.String("error", st.Message()))
+		attrs = append(attrs, slog.String("code", st.Code().String()), slog.String("error", authority.ClipText(st.Message())))
 	}
 	r.log.LogAttrs(ctx, lvl, "request", attrs...)
 }
