@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -170,4 +172,52 @@ func (g *gatedRand) Read(p []byte) (int, error) {
 		<-g.release
 	}
 	return io.ReadFull(rand.Reader, p)
+}
+
+// TestABindingRemovedWhileAPodEnrollsStopsTheEnrollment: a pod's
+// enrollment reads its service account's binding before signing; an
+// administrator removes the binding while the leaf is being signed. The
+// commit checks again, so the pod is refused and no holder is recorded, as
+// a token revoked in that window is.
+func TestABindingRemovedWhileAPodEnrollsStopsTheEnrollment(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	g := &gatedRand{entered: make(chan struct{}), release: make(chan struct{})}
+	a, err := authority.New(authority.Config{Store: e.Store, Now: e.Clock.Now, Rand: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateCluster(t.Context(), admin, authority.CreateClusterRequest{Name: "b1", K8sBindings: []store.K8sBinding{flinkSA}}); err != nil {
+		t.Fatal(err)
+	}
+	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: flinkSA.Namespace, ServiceAccount: flinkSA.ServiceAccount, Pod: "b1-tm-1"}
+	_, csr, err := authoritytest.NewCSR(string(ca.DefaultKeyType), "b1-tm-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.arm() // the next read of randomness is the leaf's serial, after the binding was read
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Enroll(t.Context(), pod, authority.EnrollRequest{Cluster: "b1", Role: "taskmanager", CSR: csr})
+		done <- err
+	}()
+	select {
+	case <-g.entered:
+	case err := <-done:
+		t.Fatalf("the enrollment ended before signing: %v", err)
+	}
+	if _, err := a.UpdateCluster(t.Context(), admin, authority.UpdateClusterRequest{Name: "b1", RemoveK8sBindings: []store.K8sBinding{flinkSA}}); err != nil {
+		t.Fatal(err)
+	}
+	close(g.release)
+	if err := <-done; !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "is not bound to cluster") {
+		t.Fatalf("an enrollment whose binding was removed before it committed: %v, want it denied as not bound", err)
+	}
+	hs, err := a.ListHolders(t.Context(), "b1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 0 {
+		t.Errorf("the refused enrollment recorded %d holders", len(hs))
+	}
 }

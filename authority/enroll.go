@@ -277,6 +277,12 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		if !ls.current(c) {
 			return ErrConflict
 		}
+		// The caller may have lost the right since the read: a Kubernetes
+		// binding removed or moved to another cluster meanwhile (a revoked
+		// token is spendToken's).
+		if _, err := authorize(actor, c, role, req.Holder); err != nil {
+			return err
+		}
 		// Another process took or renewed the name since the check: check
 		// again (the retry reads it anew), so that two processes of
 		// different roles enrolling under one name at once cannot both pass.
