@@ -33,6 +33,7 @@ const (
 	RuleRPCQuoting          = "FP015" // an internal store path or password Flink's RPC configuration cannot hold
 	RuleNullValue           = "FP016" // a null value, which makes Flink refuse the whole config.yaml
 	RuleSSLStores           = "FP017" // SSL turned on without the stores Flink needs, so it fails at start
+	RuleDuplicateKey        = "FP018" // a key written twice in one mapping, which makes Flink refuse the whole config.yaml
 )
 
 // Rules lists every rule id, in order.
@@ -146,8 +147,9 @@ type subject struct {
 	major int
 	// legacy marks a flink-conf.yaml read line by line.
 	legacy bool
-	// nulls are the keys of a config.yaml set to null.
-	nulls []string
+	// nulls are the keys of a config.yaml set to null, dups those written
+	// twice in one mapping.
+	nulls, dups []string
 }
 
 // get returns the first of keys that is set, which models Flink's fallback
@@ -234,14 +236,13 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 	if len(docs) > 1 {
 		return nil, fmt.Errorf("%w: %s holds %d YAML documents, but a Flink config.yaml holds one", ErrLintInput, filename, len(docs))
 	}
-	var kvs []KV
-	var nulls []string
+	var flat flatConfig
 	if len(docs) == 1 {
-		if kvs, nulls, err = flattenConfig(docs[0]); err != nil {
+		if flat, err = flattenConfig(docs[0]); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrLintInput, filename, err)
 		}
 	}
-	return []subject{{label: base, conf: confMap(kvs), nulls: nulls}}, nil
+	return []subject{{label: base, conf: confMap(flat.kvs), nulls: flat.nulls, dups: flat.dups}}, nil
 }
 
 func legacySubject(data []byte, base string) subject {

@@ -161,6 +161,10 @@ func deployment(flinkConfiguration, extraSpec string) string {
 // secureConf is secureFlat as a config.yaml, with the internal stores.
 var secureConf = strings.ReplaceAll(strings.TrimPrefix(secureFlat, "    "), "\n    ", "\n") + internalStores
 
+// openRESTConf is secureConf without its rest.bind-address, for rows that
+// set their own: a key written twice is a duplicate Flink refuses (FP018).
+var openRESTConf = strings.Replace(secureConf, "rest.bind-address: 127.0.0.1\n", "", 1)
+
 // internalStores, sharedStores and restStores name the stores Flink needs
 // with SSL on (FP017): the internal ones, the shared keys that both
 // internal SSL and REST SSL fall back to, and REST's own.
@@ -214,7 +218,7 @@ func TestLintNamesWhyRESTOrStoresFail(t *testing.T) {
 		rule string
 		want string
 	}{
-		{secureConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nrest.bind-address: 0.0.0.0\n", LintOptions{},
+		{openRESTConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nrest.bind-address: 0.0.0.0\n", LintOptions{},
 			RuleRESTUnauthenticated, "neither security.ssl.rest.truststore nor its fallback security.ssl.truststore is set: Flink then builds the REST endpoint without a trust manager and silently drops client authentication"},
 		{"security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\n" + sharedStores + "rest.bind-address: 0.0.0.0\n", LintOptions{},
 			RuleRESTUnauthenticated, "its truststore is the internal one, so every internal leaf, each TaskManager's included, where job code can read it, authenticates to REST"},
@@ -222,7 +226,7 @@ func TestLintNamesWhyRESTOrStoresFail(t *testing.T) {
 			RuleSSLStores, `(security.ssl.internal.enabled) but sets no security.ssl.internal.keystore (or security.ssl.keystore) and no security.ssl.internal.truststore (or security.ssl.truststore): every Flink process fails at start ("The config option security.ssl.internal.keystore or security.ssl.keystore is missing.")`},
 		{secureConf + "security.ssl.enabled: true\n", LintOptions{FlinkMajor: 1},
 			RuleSSLStores, "sets security.ssl.enabled: true, which this Flink 1.x configuration also reads as security.ssl.rest.enabled, but no security.ssl.rest.keystore"},
-		{secureConf + "security.ssl.enabled: true\nrest.bind-address: 0.0.0.0\n", LintOptions{FlinkMajor: 1},
+		{openRESTConf + "security.ssl.enabled: true\nrest.bind-address: 0.0.0.0\n", LintOptions{FlinkMajor: 1},
 			RuleRESTUnauthenticated, "REST SSL on only through security.ssl.enabled, which Flink 1.x reads as its fallback, without client authentication"},
 	} {
 		findings, err := LintWith([]byte(tt.conf), "config.yaml", tt.opts)
@@ -342,6 +346,8 @@ func TestLintRules(t *testing.T) {
 			LintOptions{}, []string{"FP001 error"}},
 		{"a backslash in an internal password breaks the RPC's configuration", "config.yaml",
 			secureConf + "security.ssl.internal.keystore-password: 'a\\qb'\n", LintOptions{}, []string{"FP004 warning", "FP015 error"}},
+		{"so does a tab, which the RPC's configuration parser refuses", "config.yaml",
+			secureConf + "security.ssl.internal.keystore-password: \"a\\tb\"\n", LintOptions{}, []string{"FP004 warning", "FP015 error"}},
 		{"so does a double quote in the legacy fallback of the truststore path", "flink-conf.yaml",
 			"security.ssl.enabled: true\nsecurity.ssl.keystore: /tls/keystore.p12\nsecurity.ssl.truststore: /tls/\"x\".p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{FlinkMajor: 1}, []string{"FP001 warning", "FP015 error"}},
@@ -383,6 +389,16 @@ func TestLintRules(t *testing.T) {
 		{"a null value makes Flink refuse the whole config.yaml", "config.yaml",
 			secureConf + "taskmanager.numberOfTaskSlots:\nenv:\n  java: {opts: ~}\nsecurity.ssl.rest.cert.fingerprint: \"\"\nx: [null]\n",
 			LintOptions{}, []string{"FP016 error"}},
+		{"a key written twice makes Flink refuse the whole config.yaml, whichever comes last", "config.yaml",
+			"security.ssl.internal.enabled: false\n" + secureConf, LintOptions{}, []string{"FP018 error"}},
+		{"so do two blocks of one key", "config.yaml",
+			secureConf + "security:\n  kerberos.login.use-ticket-cache: false\nsecurity:\n  delegation.tokens.enabled: false\n", LintOptions{}, []string{"FP018 error"}},
+		{"and two spellings of one key to the core schema (a bool)", "config.yaml",
+			secureConf + "x:\n  true: a\n  True: b\n", LintOptions{}, []string{"FP018 error"}},
+		{"a key of a flat name beside a nested one is no duplicate to Flink: the last wins", "config.yaml",
+			"security.ssl.internal.enabled: false\nsecurity:\n  ssl.internal.enabled: true\n" + strings.Replace(secureConf, "security.ssl.internal.enabled: \"true\"\n", "", 1), LintOptions{}, nil},
+		{"Flink's YAML 1.2 loader knows no merge key: <<'s keys stay beneath it, and SSL is off", "config.yaml",
+			"on: &on {enabled: true}\nsecurity.ssl.internal:\n  <<: *on\n" + strings.Replace(secureConf, "security.ssl.internal.enabled: \"true\"\n", "", 1), LintOptions{}, []string{"FP001 error"}},
 		{"a legacy flink-conf.yaml that is not YAML is read line by line", "flink-conf.yaml",
 			"# legacy\nsecurity.ssl.enabled: true\n" + sharedStores + "env.java.opts: -Dx=a: b\nsecurity.ssl.algorithms: TLS_RSA_WITH_AES_128_CBC_SHA\n\tbad line\nrest.bind-address: 0.0.0.0\n",
 			LintOptions{}, []string{"FP001 warning", "FP002 error", "FP005 error"}},
@@ -441,13 +457,13 @@ func TestLintRules(t *testing.T) {
 		{"an ECDSA key with only a disabled ECDSA suite beside RSA suites has none", "config.yaml",
 			suitesConf("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA"), LintOptions{KeyAlgorithm: x509.ECDSA}, []string{"FP005 error"}},
 		{"REST client authentication without a REST truststore is silently off", "config.yaml",
-			secureConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nrest.bind-address: 0.0.0.0\n",
+			openRESTConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nrest.bind-address: 0.0.0.0\n",
 			LintOptions{}, []string{"FP002 error"}},
 		{"the shared security.ssl.truststore is REST's truststore too", "config.yaml",
-			secureConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nsecurity.ssl.truststore: /rest-tls/truststore.p12\nrest.bind-address: 0.0.0.0\n",
+			openRESTConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nsecurity.ssl.truststore: /rest-tls/truststore.p12\nrest.bind-address: 0.0.0.0\n",
 			LintOptions{}, nil},
 		{"REST client authentication with the internal stores admits every internal leaf", "config.yaml",
-			secureConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /flink-tls/keystore.p12\nsecurity.ssl.rest.truststore: /flink-tls//truststore.p12\nrest.bind-address: 0.0.0.0\n",
+			openRESTConf + "security.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /flink-tls/keystore.p12\nsecurity.ssl.rest.truststore: /flink-tls//truststore.p12\nrest.bind-address: 0.0.0.0\n",
 			LintOptions{}, []string{"FP002 error"}},
 		{"so does REST client authentication with only the shared store keys", "config.yaml",
 			"security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\n" + sharedStores + "security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 0.0.0.0\n",

@@ -285,18 +285,20 @@ var rpcQuotedKeys = [][]string{
 }
 
 // checkRPCQuoting finds internal store paths, passwords and types that
-// hold a double quote or a backslash: inside the RPC's quoted HOCON string
-// the first ends it and the second starts an escape, so the process fails
-// at start ("Could not create actor system"; the Flink interop suite starts
-// a JobManager with such a password) or reads another password than the
-// one set. flinkpki's own passwords are letters and digits.
+// hold a double quote, a backslash or a control character: inside the
+// RPC's quoted HOCON string the first ends it, the second starts an
+// escape, and the parser refuses the third ("JSON does not allow unescaped
+// tab in quoted strings", Flink 2.2.1), so the process fails at start
+// ("Could not create actor system"; the Flink interop suite starts a
+// JobManager with such a password) or reads another password than the one
+// set. flinkpki's own passwords are letters and digits.
 func checkRPCQuoting(s *subject, _ LintOptions) []Finding {
 	if !s.internalSSL() {
 		return nil
 	}
 	var bad []string
 	for _, keys := range rpcQuotedKeys {
-		if key, v, set := s.lookup(keys...); set && strings.ContainsAny(v, `"\`) {
+		if key, v, set := s.lookup(keys...); set && strings.ContainsFunc(v, breaksHOCONString) {
 			bad = append(bad, key)
 		}
 	}
@@ -304,8 +306,15 @@ func checkRPCQuoting(s *subject, _ LintOptions) []Finding {
 		return nil
 	}
 	return one(RuleRPCQuoting, SeverityError,
-		fmt.Sprintf("%s has a double quote or a backslash in %s: Flink writes these values between double quotes, unescaped, into its RPC's (Pekko's) configuration, so every Flink process fails at start (\"Could not create actor system\") or reads another value", s.label, strings.Join(bad, ", ")),
-		"use store paths and passwords without \" or \\: the passwords flinkpki init writes are letters and digits")
+		fmt.Sprintf("%s has a double quote, a backslash or a control character in %s: Flink writes these values between double quotes, unescaped, into its RPC's (Pekko's) configuration, so every Flink process fails at start (\"Could not create actor system\") or reads another value", s.label, strings.Join(bad, ", ")),
+		"use store paths and passwords without \", \\ or control characters (a tab, say): the passwords flinkpki init writes are letters and digits")
+}
+
+// breaksHOCONString reports whether r cannot stand unescaped in a quoted
+// HOCON string: a double quote, a backslash, or a control character below
+// U+0020 (Java's Character.isISOControl there; DEL and later ones pass).
+func breaksHOCONString(r rune) bool {
+	return r == '"' || r == '\\' || r < 0x20
 }
 
 // tls13Suites are the JDK's TLS 1.3 cipher suites, in its order of

@@ -199,16 +199,16 @@ func checkMerged(out []byte, kvs []KV) error {
 	if err != nil {
 		return fmt.Errorf("the merged config.yaml does not parse again: %v", err)
 	}
-	flat, nulls, err := flattenConfig(root)
+	flat, err := flattenConfig(root)
 	if err != nil {
 		return fmt.Errorf("the merged config.yaml does not flatten: %v", err)
 	}
-	if len(nulls) > 0 {
-		return fmt.Errorf("config.yaml sets %s to null, and Flink refuses to load a config.yaml with a null value (\"Value must not be null\"): give each a value (\"\" for an empty one) or delete it", nullList(nulls))
+	if why := flat.refusal(); why != "" {
+		return fmt.Errorf("Flink refuses to load this config.yaml: it %s", why)
 	}
 	count := make(map[string]int, len(kvs))
 	got := make(map[string]string, len(kvs))
-	for _, kv := range flat {
+	for _, kv := range flat.kvs {
 		count[kv.Key]++
 		got[kv.Key] = kv.Value
 	}

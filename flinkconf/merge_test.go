@@ -183,6 +183,8 @@ func TestMergeConfigYAMLRefusesUnsafeDocuments(t *testing.T) {
 		{"an alias that contains itself is refused", "base: &b\n  x:\n    y: *b\n"},
 		{"an alias bomb is refused instead of expanded", aliasBomb()},
 		{"a null value, which makes Flink refuse the file, is refused", "taskmanager.numberOfTaskSlots:\nenv:\n  java: {opts: ~}\n"},
+		{"a key written twice, which makes Flink refuse the file, is refused", "taskmanager.numberOfTaskSlots: 2\ntaskmanager.numberOfTaskSlots: 4\n"},
+		{"so are two blocks of one key", "security:\n  kerberos.login.use-ticket-cache: false\nsecurity:\n  delegation.tokens.enabled: false\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,39 +74,70 @@ func scalarKey(n *yaml.Node) (string, bool) {
 	return n.Value, true
 }
 
+// scalarID is a mapping key as the core schema reads it: two keys with the
+// same ID are one key to Flink's loader.
+type scalarID struct {
+	text string
+	kind scalarKind
+}
+
 // isMergeKey reports whether a mapping key is YAML's "<<" merge key.
 func isMergeKey(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Value == "<<" && (n.Tag == "!!merge" || n.Tag == "" || n.Tag == "tag:yaml.org,2002:merge")
 }
 
 // Flatten turns a YAML mapping into Flink's flat keys the way Flink's
-// standard YAML loader (1.19+) and the Kubernetes operator do: nested
-// mappings are joined with ".". Entries come back in document order and may
-// repeat a key; the last one wins in Flink. Aliases and "<<" merge keys are
-// followed, with a bound on the total work.
+// standard YAML loader (1.19+) does: nested mappings are joined with ".".
+// Entries come back in document order and may repeat a flat key (a.b: and
+// a: {b:}); the last one wins in Flink. Aliases are followed, with a bound
+// on the total work. "<<" is a key like any other: Flink's loader
+// (snakeyaml-engine, YAML 1.2) knows no merge keys.
 func Flatten(root *yaml.Node) ([]KV, error) {
-	kvs, _, err := flattenConfig(root)
-	return kvs, err
+	flat, err := flattenConfig(root)
+	return flat.kvs, err
 }
 
-// flattenConfig is Flatten that also returns the keys set to null (key:
-// with nothing after it, ~ or null), in document order. Flink refuses to
-// load a config.yaml holding one ("Error parsing YAML configuration",
-// "Value must not be null": Flink 1.20.3, 2.2.1 and 2.3.0); a null inside a
-// list is only the text "null" to it.
-func flattenConfig(root *yaml.Node) ([]KV, []string, error) {
+// flatConfig is a flattened config.yaml and what in it makes Flink refuse
+// to load the whole file, each list in document order:
+//   - nulls: keys set to null (key: with nothing after it, ~ or null):
+//     "Error parsing YAML configuration", "Value must not be null" (Flink
+//     1.20.3, 2.2.1 and 2.3.0); a null inside a list is only the text "null"
+//     to it;
+//   - dups: keys written twice in one mapping (two security: blocks, or a
+//     key repeated), as the core schema reads them (true and True are one
+//     key): "found duplicate key" (Flink 1.20.3 and 2.2.1).
+type flatConfig struct {
+	kvs   []KV
+	nulls []string
+	dups  []string
+}
+
+// refusal says why Flink refuses to load the file, or "" when it loads.
+func (c flatConfig) refusal() string {
+	var why []string
+	if len(c.nulls) > 0 {
+		why = append(why, fmt.Sprintf("sets %s to null (\"Value must not be null\"): give each a value (\"\" for an empty one) or delete it", nullList(c.nulls)))
+	}
+	if len(c.dups) > 0 {
+		why = append(why, fmt.Sprintf("writes %s twice in one mapping (\"found duplicate key\"): keep one of each", nullList(c.dups)))
+	}
+	return strings.Join(why, "; and it ")
+}
+
+// flattenConfig is Flatten with what makes Flink refuse the file.
+func flattenConfig(root *yaml.Node) (flatConfig, error) {
 	f := flattener{active: map[*yaml.Node]bool{}}
 	root = resolveAlias(root)
 	if root == nil {
-		return nil, nil, nil
+		return flatConfig{}, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, nil, fmt.Errorf("the top level is a YAML %s, not a mapping of keys", kindName(root.Kind))
+		return flatConfig{}, fmt.Errorf("the top level is a YAML %s, not a mapping of keys", kindName(root.Kind))
 	}
 	if err := f.mapping(root, ""); err != nil {
-		return nil, nil, err
+		return flatConfig{}, err
 	}
-	return f.out, f.nulls, nil
+	return flatConfig{kvs: f.out, nulls: f.nulls, dups: f.dups}, nil
 }
 
 // flattenOperator flattens a FlinkDeployment's spec.flinkConfiguration as
@@ -130,6 +161,7 @@ type flattener struct {
 	operator bool // read as the Kubernetes operator does (flattenOperator)
 	out      []KV
 	nulls    []string // keys whose value is null
+	dups     []string // keys written twice in one mapping (config.yaml only)
 	visited  int
 	bytes    int
 	depth    int
@@ -160,12 +192,15 @@ func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 		return err
 	}
 	defer leave()
+	var seen map[scalarID]bool // the keys of this mapping, for dups
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], resolveAlias(m.Content[i+1])
 		if v == nil {
 			continue
 		}
-		if isMergeKey(k) {
+		// kubectl's YAML (1.1) merges "<<", and the operator reads what it
+		// stored; Flink's own loader (YAML 1.2) does not.
+		if f.operator && isMergeKey(k) {
 			if err := f.merge(v, prefix); err != nil {
 				return err
 			}
@@ -176,6 +211,17 @@ func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 			continue
 		}
 		full := joinKey(prefix, key)
+		if !f.operator {
+			s, kind := readScalar(resolveAlias(k))
+			id := scalarID{s, kind}
+			if seen[id] {
+				f.dups = append(f.dups, full)
+			} else if seen == nil {
+				seen = map[scalarID]bool{id: true}
+			} else {
+				seen[id] = true
+			}
+		}
 		if f.bytes += len(full); f.bytes > maxFlattenBytes {
 			return errTooLarge
 		}

@@ -26,6 +26,9 @@ var lintCases = []struct{ name, file, conf string }{
 	{"legacy file, security.ssl.internal.enabled", "flink-conf.yaml", "security.ssl.internal.enabled: true\nsecurity.ssl.rest.enabled: true\nrest.bind-address: 0.0.0.0\n"},
 	{"legacy file, security.ssl.enabled alone", "flink-conf.yaml", "security.ssl.enabled: true\nrest.bind-address: 0.0.0.0\n"},
 	{"REST on loopback through web.address", "config.yaml", "security.ssl.internal.enabled: true\nweb.address: 127.0.0.1\n"},
+	// YAML 1.1's merge key, which Flink's YAML 1.2 loader reads as a key
+	// named "<<": security.ssl.internal.<<.enabled.
+	{"internal SSL through a YAML merge key", "config.yaml", "base: &base {enabled: true}\nsecurity.ssl.internal:\n  <<: *base\nsecurity.ssl.rest.enabled: true\nrest.bind-address: 0.0.0.0\n"},
 }
 
 const lintCommon = "security.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.truststore: /rest-tls/truststore.p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
@@ -72,8 +75,9 @@ func checkLintFacts(t *testing.T, d *flinkDist, p *pki) {
 // ("[TLSv1.3]", which no JDK knows as a protocol), not as its items.
 // ConfigValue prints what Flink hands security.ssl.protocol; the FP006
 // error must quote exactly that, and the suites, written as a block
-// sequence, must draw the FP005 error. Then a null value: Flink refuses to
-// load the file, and lint must report FP016.
+// sequence, must draw the FP005 error. Then a null value and a key written
+// twice: Flink refuses to load the file, and lint must report FP016 and
+// FP018.
 func checkYAMLLists(t *testing.T, d *flinkDist, p *pki) {
 	dir := filepath.Join(d.work, "lint", "yaml-lists")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -114,6 +118,21 @@ func checkYAMLLists(t *testing.T, d *flinkDist, p *pki) {
 	}
 	if !lintFinds(t, p, d, file, "FP016 error") {
 		t.Errorf("flink lint reports no FP016 error for a null value, which Flink %s refuses to load", d.version)
+	}
+
+	// A key written twice: Flink refuses to load the whole file too, lint
+	// says FP018.
+	conf = "security.ssl.internal.enabled: false\nsecurity.ssl.internal.enabled: true\nsecurity.ssl.protocol: TLSv1.3\n" +
+		"security.ssl.algorithms: TLS_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n"
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err = d.configTool("ConfigValue", dir, "security.ssl.internal.enabled")
+	if err == nil || !strings.Contains(errOut, "duplicate key") {
+		t.Errorf("Flink %s loaded a config.yaml with a key written twice (%q, %v), or failed otherwise: %s", d.version, strings.TrimSpace(out), err, lastLines(errOut, 3))
+	}
+	if !lintFinds(t, p, d, file, "FP018 error") {
+		t.Errorf("flink lint reports no FP018 error for a key written twice, which Flink %s refuses to load", d.version)
 	}
 }
 
@@ -184,8 +203,8 @@ func checkProtocolList(t *testing.T, dist *flinkDist, p *pki, name, keyType stri
 // providers JDK and OPENSSL only, and OPENSSL needs netty-tcnative, which
 // Flink's distribution (and this classpath) leaves out; either way the
 // JobManager, whose REST endpoint serves TLS, exits at start. Then FP015:
-// with a backslash in the internal keystore password the RPC's
-// configuration does not parse and the JobManager exits too.
+// with a backslash, then a tab, in the internal keystore password the
+// RPC's configuration does not parse and the JobManager exits too.
 func checkSSLProvider(t *testing.T, dist *flinkDist, p *pki, name, keyType string) {
 	c, holder, conf := enrolledJobManager(t, dist, p, name, keyType)
 	for _, tc := range []struct{ provider, finding, refused string }{
@@ -207,6 +226,13 @@ func checkSSLProvider(t *testing.T, dist *flinkDist, p *pki, name, keyType strin
 		t.Errorf("flink lint reports no FP015 error for a backslash in security.ssl.internal.keystore-password")
 	}
 	jmRefuses(t, dist, name+"-"+holder+"-backslash", c.confDir(holder), "ConfigException$Parse")
+	// And a tab (a control character), which the HOCON parser refuses
+	// unescaped in a quoted string.
+	replaceConfLine(t, conf, "security.ssl.internal.keystore-password", `"a\tb"`)
+	if !lintFinds(t, p, dist, conf, "FP015 error") {
+		t.Errorf("flink lint reports no FP015 error for a tab in security.ssl.internal.keystore-password")
+	}
+	jmRefuses(t, dist, name+"-"+holder+"-tab", c.confDir(holder), "ConfigException$Parse")
 }
 
 // enrolledJobManager creates a flinkpki cluster and enrolls its JobManager
