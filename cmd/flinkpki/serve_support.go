@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -53,9 +54,18 @@ func applyConfigFile(cmd *cobra.Command, path string) error {
 		}
 		vals := []any{v}
 		if list, ok := v.([]any); ok {
+			if _, slice := f.Value.(pflag.SliceValue); !slice {
+				return usagef("--config %s: %s is a list, but --%s takes one value", path, k, k)
+			}
 			vals = list
 		}
 		for _, item := range vals {
+			switch item.(type) {
+			case nil:
+				return usagef("--config %s: %s has no value (nothing after the colon, ~ or null): give one, or delete the line for the default", path, k)
+			case map[string]any, []any:
+				return usagef("--config %s: %s is a mapping or a nested list, but --%s takes a plain value", path, k, k)
+			}
 			if err := f.Value.Set(fmt.Sprint(item)); err != nil {
 				return usagef("--config %s: %s: %v", path, k, err)
 			}
