@@ -26,10 +26,24 @@ func toStatus(err error) error {
 	}
 	code := codeOf(err)
 	if code == codes.Internal {
-		return status.Error(code, "internal error; the server log has the details")
+		return &InternalError{Cause: err}
 	}
 	return status.Error(code, err.Error())
 }
+
+// internalMessage is all a caller learns of an internal fault.
+const internalMessage = "internal error; the server log has the details"
+
+// InternalError is a fault that is no refusal (a full disk, a bug) as it
+// leaves the API: gRPC sends it as Internal with a generic sentence, since
+// its detail may name server internals; Cause is for the server's log,
+// which the request log writes with the request's id.
+type InternalError struct{ Cause error }
+
+func (e *InternalError) Error() string { return internalMessage }
+
+// GRPCStatus is what gRPC sends.
+func (e *InternalError) GRPCStatus() *status.Status { return status.New(codes.Internal, internalMessage) }
 
 func codeOf(err error) codes.Code {
 	switch {

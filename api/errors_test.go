@@ -46,6 +46,10 @@ func TestInternalFaultsDoNotLeakTheirDetail(t *testing.T) {
 	if st.Code() != codes.Internal || st.Message() != "internal error; the server log has the details" {
 		t.Errorf("toStatus = %s %q, want Internal with the generic sentence", st.Code(), st.Message())
 	}
+	var ie *InternalError
+	if !errors.As(toStatus(err), &ie) || ie.Cause != err {
+		t.Errorf("toStatus does not keep the fault for the server log: %#v", toStatus(err))
+	}
 	if toStatus(nil) != nil {
 		t.Error("toStatus(nil) is not nil")
 	}

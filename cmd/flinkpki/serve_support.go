@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/flinkpki/flinkpki/api"
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/metrics"
@@ -138,7 +140,7 @@ func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 	ctx, cancel, id := r.begin(ctx)
 	defer cancel()
 	start := time.Now()
-	defer func() { r.done(ctx, id, info.FullMethod, start, err) }()
+	defer func() { err = r.done(ctx, id, info.FullMethod, start, err) }()
 	defer r.recovered(ctx, id, info.FullMethod, &err)
 	return handler(ctx, req)
 }
@@ -147,7 +149,7 @@ func (r *requestLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	id := requestID()
 	ss.SetHeader(metadata.Pairs("x-request-id", id))
 	start := time.Now()
-	defer func() { r.done(ss.Context(), id, info.FullMethod, start, err) }()
+	defer func() { err = r.done(ss.Context(), id, info.FullMethod, start, err) }()
 	defer r.recovered(ss.Context(), id, info.FullMethod, &err)
 	return handler(srv, ss)
 }
@@ -170,18 +172,37 @@ func (r *requestLog) recovered(ctx context.Context, id, method string, err *erro
 	*err = status.Errorf(codes.Internal, "internal error serving %s (request %s): the server log has the details", method, id)
 }
 
-func (r *requestLog) done(ctx context.Context, id, method string, start time.Time, err error) {
+// done logs a finished request and returns the error to send. An internal
+// fault's cause, which the caller is not told, is logged here at error
+// level, and the caller's message names the request's id to find it by.
+func (r *requestLog) done(ctx context.Context, id, method string, start time.Time, err error) error {
 	if strings.HasPrefix(method, "/grpc.health") || strings.HasPrefix(method, "/grpc.reflection") {
-		return
+		return err
 	}
 	lvl := slog.LevelDebug
 	attrs := []slog.Attr{slog.String("request_id", id), slog.String("method", method), slog.Duration("duration", time.Since(start))}
 	if err != nil {
 		lvl = slog.LevelInfo
+		if ie := (*api.InternalError)(nil); errors.As(err, &ie) {
+			lvl = slog.LevelError
+			attrs = append(attrs, slog.String("cause", clipCause(ie.Cause.Error())))
+			err = status.Errorf(codes.Internal, "internal error serving %s (request %s): the server log has the details", method, id)
+		}
 		st := status.Convert(err)
 		attrs = append(attrs, slog.String("code", st.Code().String()), slog.String("error", authority.ClipText(st.Message())))
 	}
 	r.log.LogAttrs(ctx, lvl, "request", attrs...)
+	return err
+}
+
+// clipCause bounds an internal fault's text in the log (a panic's carries
+// its stack).
+func clipCause(s string) string {
+	const most = 8 << 10
+	if len(s) > most {
+		return s[:most] + "... (clipped)"
+	}
+	return s
 }
 
 // refreshGauges recomputes the CA expiry and live-leaf gauges from the

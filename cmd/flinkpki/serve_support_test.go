@@ -1,9 +1,20 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/api"
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
@@ -20,5 +31,40 @@ func TestTheKeyPoolPrewarmsKeyTypesOfEveryCluster(t *testing.T) {
 		if got, want := rsaKeyTypesInUse(e.Ctx, e.Store, page), []ca.KeyType{"rsa-2048"}; !slices.Equal(got, want) {
 			t.Errorf("in pages of %d: %v, want %v", page, got, want)
 		}
+	}
+}
+
+// TestAnInternalFaultIsLoggedWithTheIDTheCallerIsGiven: the caller of a
+// request that fails with an internal fault (a full disk) learns only that
+// it failed and the request's id; the server's log holds the fault under
+// that id, at error level. Before, the caller was sent to a log that did
+// not hold the cause.
+func TestAnInternalFaultIsLoggedWithTheIDTheCallerIsGiven(t *testing.T) {
+	logs := newSyncBuffer()
+	rl := &requestLog{log: slog.New(slog.NewJSONHandler(logs, nil)), timeout: time.Minute}
+	fault := errors.New("write /var/lib/flinkpki/.flinkpki-backup-1.db: no space left on device")
+	_, err := rl.unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/flinkpki.v1.AdminService/Probe"},
+		func(context.Context, any) (any, error) { return nil, &api.InternalError{Cause: fault} })
+	st := status.Convert(err)
+	if st.Code() != codes.Internal || strings.Contains(st.Message(), "no space") {
+		t.Fatalf("the caller got %s %q, want Internal without the fault's detail", st.Code(), st.Message())
+	}
+	_, id, ok := strings.Cut(st.Message(), "(request ")
+	if id, _, ok = strings.Cut(id, ")"); !ok || id == "" {
+		t.Fatalf("the caller's message names no request id: %q", st.Message())
+	}
+	var line struct {
+		Level     string `json:"level"`
+		RequestID string `json:"request_id"`
+		Cause     string `json:"cause"`
+	}
+	for l := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		if err := json.Unmarshal([]byte(l), &line); err == nil && line.RequestID == id {
+			break
+		}
+		line.RequestID = ""
+	}
+	if line.RequestID == "" || line.Level != "ERROR" || line.Cause != fault.Error() {
+		t.Errorf("no error-level log line holds the fault under request %s:\n%s", id, logs.String())
 	}
 }
