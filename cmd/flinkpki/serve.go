@@ -297,7 +297,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		}
 	}
 	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
-	rl := &requestLog{log: log, timeout: o.rpcTimeout.d}
+	rl := newRequestLog(log, o.rpcTimeout.d)
 	g := newGRPCServer(serving.get, rl, m, srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

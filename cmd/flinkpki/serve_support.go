@@ -2,21 +2,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -116,6 +118,24 @@ func (o *serveOptions) checkRanges() error {
 type requestLog struct {
 	log     *slog.Logger
 	timeout time.Duration
+	// failures bounds the info-level lines of failed requests (nil: no
+	// bound): anyone who reaches the port can fail requests, as fast as
+	// the network allows. Past it they are logged at debug level, and
+	// the next info line counts them. Refusals are audited and counted
+	// in the metrics whatever the log says.
+	failures   *rate.Limiter
+	suppressed atomic.Int64
+}
+
+// Failed requests logged at info level: failureLogRate a second after a
+// burst of failureLogBurst.
+const (
+	failureLogRate  = 20
+	failureLogBurst = 100
+)
+
+func newRequestLog(log *slog.Logger, timeout time.Duration) *requestLog {
+	return &requestLog{log: log, timeout: timeout, failures: rate.NewLimiter(failureLogRate, failureLogBurst)}
 }
 
 func requestID() string {
@@ -187,6 +207,11 @@ func (r *requestLog) done(ctx context.Context, id, method string, start time.Tim
 			lvl = slog.LevelError
 			attrs = append(attrs, slog.String("cause", clipCause(ie.Cause.Error())))
 			err = status.Errorf(codes.Internal, "internal error serving %s (request %s): the server log has the details", method, id)
+		} else if r.failures != nil && !r.failures.Allow() {
+			lvl = slog.LevelDebug
+			r.suppressed.Add(1)
+		} else if n := r.suppressed.Swap(0); n > 0 {
+			attrs = append(attrs, slog.Int64("failed_requests_not_logged", n))
 		}
 		st := status.Convert(err)
 		attrs = append(attrs, slog.String("code", st.Code().String()), slog.String("error", authority.ClipText(st.Message())))

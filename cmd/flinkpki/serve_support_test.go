@@ -68,3 +68,45 @@ func TestAnInternalFaultIsLoggedWithTheIDTheCallerIsGiven(t *testing.T) {
 		t.Errorf("no error-level log line holds the fault under request %s:\n%s", id, logs.String())
 	}
 }
+
+// TestAFloodOfFailedRequestsDoesNotFloodTheLog: anyone who reaches the port
+// can fail requests (a bad token) as fast as the network allows. The log
+// gets the first of them at info level, then at most failureLogRate a
+// second; the rest go to debug level, and the next info line says how many
+// it left out.
+func TestAFloodOfFailedRequestsDoesNotFloodTheLog(t *testing.T) {
+	logs := newSyncBuffer()
+	rl := newRequestLog(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), time.Minute)
+	refuse := func() {
+		_, _ = rl.unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/flinkpki.v1.EnrollmentService/Enroll"},
+			func(context.Context, any) (any, error) { return nil, status.Error(codes.Unauthenticated, "unknown token") })
+	}
+	const n = 2000
+	start := time.Now()
+	for range n {
+		refuse()
+	}
+	elapsed := time.Since(start)
+	time.Sleep(100 * time.Millisecond) // room for one more info line
+	refuse()
+
+	levels := map[string]int{}
+	var notLogged float64
+	for l := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		levels[e["level"].(string)]++
+		if v, ok := e["failed_requests_not_logged"].(float64); ok {
+			notLogged = v
+		}
+	}
+	most := failureLogBurst + int(failureLogRate*elapsed.Seconds()) + 2
+	if levels["INFO"] > most || levels["INFO"]+levels["DEBUG"] != n+1 {
+		t.Fatalf("%d failed requests in %s: %d info lines (at most %d), %d debug lines", n+1, elapsed, levels["INFO"], most, levels["DEBUG"])
+	}
+	if int(notLogged) != levels["DEBUG"] {
+		t.Errorf("the last info line counts %v requests not logged, want the %d logged at debug level", notLogged, levels["DEBUG"])
+	}
+}
