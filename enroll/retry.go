@@ -142,7 +142,10 @@ func (e *timeoutError) Unwrap() []error { return []error{ErrTimeout, e.last} }
 // Retryable reports whether an error may go away by itself: the server is
 // not reachable or ready yet, too slow, or overloaded. Refusals
 // (PermissionDenied, Unauthenticated, InvalidArgument, NotFound, ...) are
-// final, since retrying them only repeats the refusal.
+// final, since retrying them only repeats the refusal, and so is a server
+// this client does not trust (a certificate of an unknown CA, or for
+// another name): gRPC reports it as Unavailable, but it is a wrong
+// --ca-file or --server, which waiting does not fix.
 func Retryable(err error) bool {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return true
@@ -152,10 +155,18 @@ func Retryable(err error) bool {
 		return false
 	}
 	switch st.Code() {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+	case codes.Unavailable:
+		return !untrusted(st.Message())
+	case codes.DeadlineExceeded, codes.ResourceExhausted:
 		return true
 	}
 	return false
+}
+
+// untrusted reports whether a transport error says that the server's
+// certificate does not verify for this client's CA file and server name.
+func untrusted(msg string) bool {
+	return strings.Contains(msg, "certificate signed by unknown authority") || strings.Contains(msg, "x509: certificate is valid for")
 }
 
 // Reason reduces an error, typically a gRPC transport error, to the short
@@ -184,6 +195,9 @@ func Reason(err error) string {
 		return "no such host"
 	case strings.Contains(msg, "certificate signed by unknown authority"):
 		return "the server's certificate is not signed by a CA this client trusts: pass the server's server-ca.crt with --ca-file (or FLINKPKI_CA_FILE)"
+	case strings.Contains(msg, "x509: certificate is valid for"):
+		_, names, _ := strings.Cut(msg, "x509: ")
+		return "the server's certificate is for another name (" + names + "): use an address its certificate names in --server, or add the name with serve --san"
 	case strings.HasPrefix(msg, "authentication handshake failed: "):
 		return "TLS handshake failed: " + strings.TrimPrefix(msg, "authentication handshake failed: ")
 	}

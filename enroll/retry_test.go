@@ -48,6 +48,8 @@ func failing(errs ...error) (func(context.Context) error, *int) {
 func TestRetry(t *testing.T) {
 	unavailable := status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`)
 	refused := status.Error(codes.PermissionDenied, "token is for cluster a, not b")
+	untrusted := status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`)
+	otherName := status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for flinkpki.flinkpki.svc, not flinkpki.other.svc"`)
 	tests := []struct {
 		name       string
 		max        time.Duration
@@ -86,6 +88,14 @@ func TestRetry(t *testing.T) {
 			wantCalls:  3,
 			wantSleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
 			wantErr:    ErrTimeout, wantCode: codes.Unavailable,
+		},
+		{
+			name: "a server this client does not trust fails at once: a wrong --ca-file does not fix itself", timeout: time.Minute,
+			errs: []error{untrusted}, wantCalls: 1, wantErr: untrusted, wantCode: codes.Unavailable,
+		},
+		{
+			name: "so does a server certificate for another name", timeout: time.Minute,
+			errs: []error{otherName}, wantCalls: 1, wantErr: otherName, wantCode: codes.Unavailable,
 		},
 		{
 			name: "a refused connection outside gRPC counts as unreachable", timeout: time.Minute,

@@ -161,3 +161,23 @@ func toolPath(t testing.TB, name string) string {
 	t.Fatalf("%s is not installed: run 'make tools' (make test does it)", name)
 	return ""
 }
+
+// TestInitDoesNotRetryAServerItDoesNotTrust: a --ca-file of another CA is
+// a configuration error that waiting does not fix. gRPC reports it as
+// Unavailable, which init otherwise retries until --timeout; it fails at
+// the first attempt instead, saying what to pass, and writes nothing.
+func TestInitDoesNotRetryAServerItDoesNotTrust(t *testing.T) {
+	s := startServer(t, "")
+	other := startServer(t, "") // its own serving CA
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	out := filepath.Join(t.TempDir(), "tls")
+	env := map[string]string{"FLINKPKI_SERVER": s.addr, "FLINKPKI_CA_FILE": other.caFile, "FLINKPKI_TOKEN_FILE": s.tokenFor(t, "orders", "taskmanager")}
+	r := runCLI(t, env, "init", "--cluster", "orders", "--role", "taskmanager", "--holder", "tm-0", "--out", out, "--timeout", "1m")
+	r.refused(t, "not signed by a CA this client trusts: pass the server's server-ca.crt with --ca-file")
+	if strings.Contains(r.stderr, "retrying") {
+		t.Errorf("init retried a server it does not trust:\n%s", r.stderr)
+	}
+	if names := entries(t, filepath.Dir(out)); len(names) != 0 {
+		t.Errorf("a refused init wrote %v", names)
+	}
+}
