@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	grpccreds "google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 )
 
 // DefaultServer is the address clients use when none is given: where
@@ -65,6 +66,11 @@ func DialTLS(server string, tlsConf *tls.Config, token string, opts ...grpc.Dial
 			Backoff:           backoff.Config{BaseDelay: DefaultInitialDelay, Multiplier: 1.6, Jitter: 0.2, MaxDelay: DefaultMaxDelay},
 			MinConnectTimeout: 5 * time.Second,
 		}),
+		// A server that stops answering mid-request (its node lost, a
+		// partition that never resets the connection) fails the call after
+		// about 50 s instead of holding the command for ever. The server
+		// admits pings every 10 s (serve's keepalive enforcement).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
 	}, opts...)
 	conn, err := grpc.NewClient(server, all...)
 	if err != nil {

@@ -193,6 +193,8 @@ func Reason(err error) string {
 		return "connection refused"
 	case strings.Contains(msg, "no such host"):
 		return "no such host"
+	case strings.Contains(msg, "keepalive ping failed"):
+		return "the server stopped answering (no answer to a keepalive ping within 20s)"
 	case strings.Contains(msg, "certificate signed by unknown authority"):
 		return "the server's certificate is not signed by a CA this client trusts: pass the server's server-ca.crt with --ca-file (or FLINKPKI_CA_FILE)"
 	case strings.Contains(msg, "x509: certificate is valid for"):
