@@ -80,9 +80,11 @@ func TestPrometheusRulesWatchTheRightMetrics(t *testing.T) {
 	}{
 		// A retiring CA lives inside 30 days of its expiry in every healthy
 		// rotation (until expiry minus the margin): it has its own alert.
-		"FlinkpkiCAExpiringSoon":         {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state!="retiring"}) - time() < 30 * 86400`, ""},
-		"FlinkpkiRetiringCAExpiringSoon": {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state="retiring"}) - time() < 3 * 86400`, ""},
-		"FlinkpkiLeafExpiringSoon":       {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `min by (cluster) (flinkpki_live_leaf_earliest_expiry_timestamp_seconds) - time() < 7 * 86400`, ""},
+		"FlinkpkiCAExpiringSoon":          {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state!="retiring"}) - time() < 30 * 86400`, ""},
+		"FlinkpkiRetiringCAExpiringSoon":  {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state="retiring"}) - time() < 3 * 86400`, ""},
+		"FlinkpkiServingCertExpiringSoon": {[]string{"flinkpki_serving_cert_expiry_timestamp_seconds"}, `flinkpki_serving_cert_expiry_timestamp_seconds - time() < 30 * 86400`, "1h"},
+		"FlinkpkiServingCAExpiringSoon":   {[]string{"flinkpki_serving_ca_expiry_timestamp_seconds"}, `flinkpki_serving_ca_expiry_timestamp_seconds - time() < 365 * 86400`, "1h"},
+		"FlinkpkiLeafExpiringSoon":        {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `min by (cluster) (flinkpki_live_leaf_earliest_expiry_timestamp_seconds) - time() < 7 * 86400`, ""},
 		// The other alerts go silent with their series when the server is
 		// down or not scraped at all.
 		"FlinkpkiDown": {nil, `up{job="flinkpki"} == 0 or absent(up{job="flinkpki"})`, "5m"},

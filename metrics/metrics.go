@@ -273,6 +273,24 @@ func (m *Metrics) WatchStoreSize(size func() int64) {
 	}, func() float64 { return float64(max(size(), 0)) }))
 }
 
+// WatchServing reports the expiry of the certificate the server presents
+// and of the serving CA that signs it (the trust anchor every client holds
+// as server-ca.crt), read at every scrape, as
+// flinkpki_serving_cert_expiry_timestamp_seconds and
+// flinkpki_serving_ca_expiry_timestamp_seconds. The first is renewed
+// hourly with four months to go; the second is not renewed at all (ten
+// years), and once it expires no client can verify the server.
+func (m *Metrics) WatchServing(cert, ca func() time.Time) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flinkpki_serving_cert_expiry_timestamp_seconds",
+		Help: "Expiry of the TLS certificate the server presents, Unix seconds.",
+	}, func() float64 { return float64(cert().Unix()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flinkpki_serving_ca_expiry_timestamp_seconds",
+		Help: "Expiry of the serving CA, which clients trust as server-ca.crt, Unix seconds.",
+	}, func() float64 { return float64(ca().Unix()) }))
+}
+
 type keyPoolCollector struct {
 	desc  *prometheus.Desc
 	ready func() map[string]int

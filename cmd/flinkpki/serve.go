@@ -282,10 +282,11 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	cert, _, err := serverIdentity(ctx, st, o.dataDir, o.sans, time.Now())
+	cert, servingCA, err := serverIdentity(ctx, st, o.dataDir, o.sans, time.Now())
 	if err != nil {
 		return err
 	}
+	warnServingCAExpiry(log, servingCA, time.Now())
 	serving := newServingCert(cert, func(now time.Time) (*tls.Certificate, error) {
 		c, _, err := serverIdentity(ctx, st, o.dataDir, o.sans, now)
 		return c, err
@@ -365,6 +366,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 			return fi.Size()
 		})
 	}
+	m.WatchServing(func() time.Time { return serving.cur.Load().Leaf.NotAfter }, func() time.Time { return servingCA.NotAfter })
 	if pool != nil && o.keyPool > 0 {
 		m.WatchKeyPool(func() map[string]int {
 			out := map[string]int{}

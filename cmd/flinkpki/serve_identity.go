@@ -160,6 +160,23 @@ func (s *servingCert) run(ctx context.Context, every time.Duration, log *slog.Lo
 	})
 }
 
+// servingCAWarning is how long before the serving CA's expiry serve starts
+// to warn at start (the serving CA is made for ten years and not renewed).
+const servingCAWarning = 365 * 24 * time.Hour
+
+// warnServingCAExpiry logs, at start, a serving CA that expires within a
+// year or has expired: every client trusts it alone (server-ca.crt), so
+// once it expires none can verify the server, and the serving certificates
+// made from it expire with it.
+func warnServingCAExpiry(log *slog.Logger, ca *x509.Certificate, now time.Time) {
+	switch left := ca.NotAfter.Sub(now); {
+	case left <= 0:
+		log.Error("the serving CA has expired: no client can verify this server", "not_after", ca.NotAfter)
+	case left < servingCAWarning:
+		log.Warn("the serving CA expires within a year: no client can verify this server after that", "not_after", ca.NotAfter)
+	}
+}
+
 // checkServingSANs refuses a --san the serving certificate must not carry.
 // A name is a host name as the issuer accepts one in a leaf
 // (issuer.ValidateDNSName). Wildcards are refused: the server names the hosts clients

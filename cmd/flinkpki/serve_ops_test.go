@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,6 +58,40 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 	if want := fmt.Sprintf("flinkpki_store_size_bytes %g\n", float64(fi.Size())); !strings.Contains(scrapeMetrics(t, metricsAddr), want) {
 		t.Errorf("/metrics lacks %q", want)
 	}
+	// The serving certificate's and the serving CA's expiry: those of the
+	// certificate a client sees and of the server-ca.crt it trusts.
+	caPEM, err := os.ReadFile(s.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(caPEM)
+	servingCA, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: certPool(servingCA), ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	text = scrapeMetrics(t, metricsAddr)
+	for _, want := range []string{
+		fmt.Sprintf("flinkpki_serving_cert_expiry_timestamp_seconds %g\n", float64(leaf.NotAfter.Unix())),
+		fmt.Sprintf("flinkpki_serving_ca_expiry_timestamp_seconds %g\n", float64(servingCA.NotAfter.Unix())),
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func certPool(certs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
 }
 
 // TestTheBakeKeyPoolRefillsWhenIdleAndShowsInMetrics: after a bake of an

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -79,7 +80,9 @@ func TestAFloodOfFailedRequestsDoesNotFloodTheLog(t *testing.T) {
 	rl := newRequestLog(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), time.Minute)
 	refuse := func() {
 		_, _ = rl.unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/flinkpki.v1.EnrollmentService/Enroll"},
-			func(context.Context, any) (any, error) { return nil, status.Error(codes.Unauthenticated, "unknown token") })
+			func(context.Context, any) (any, error) {
+				return nil, status.Error(codes.Unauthenticated, "unknown token")
+			})
 	}
 	const n = 2000
 	start := time.Now()
@@ -108,5 +111,26 @@ func TestAFloodOfFailedRequestsDoesNotFloodTheLog(t *testing.T) {
 	}
 	if int(notLogged) != levels["DEBUG"] {
 		t.Errorf("the last info line counts %v requests not logged, want the %d logged at debug level", notLogged, levels["DEBUG"])
+	}
+}
+
+// TestServeWarnsOfAServingCANearItsEnd: the serving CA is every client's
+// trust anchor and is not renewed; inside a year of its expiry serve warns
+// at start, and once it has expired it says that no client can verify it.
+func TestServeWarnsOfAServingCANearItsEnd(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		left time.Duration
+		want string
+	}{
+		{5 * 365 * 24 * time.Hour, ""},
+		{100 * 24 * time.Hour, "level=WARN msg=\"the serving CA expires within a year"},
+		{-time.Hour, "level=ERROR msg=\"the serving CA has expired"},
+	} {
+		logs := newSyncBuffer()
+		warnServingCAExpiry(slog.New(slog.NewTextHandler(logs, nil)), &x509.Certificate{NotAfter: now.Add(tt.left)}, now)
+		if got := logs.String(); tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+			t.Errorf("%s left: logged %q, want %q", tt.left, got, tt.want)
+		}
 	}
 }
