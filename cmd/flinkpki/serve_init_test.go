@@ -181,3 +181,47 @@ func TestInitDoesNotRetryAServerItDoesNotTrust(t *testing.T) {
 		t.Errorf("a refused init wrote %v", names)
 	}
 }
+
+// TestInitOnAFullVolumeSpendsNoToken: --out on a volume too full for the
+// file set is found before init asks the server for anything, so a
+// one-use token is still there for the next try and no holder is
+// recorded. The volume is a 16 KiB tmpfs, which needs root to mount.
+func TestInitOnAFullVolumeSpendsNoToken(t *testing.T) {
+	vol := smallTmpfs(t, 16<<10)
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	tok := s.tokenFor(t, "orders", "taskmanager", "--uses", "1")
+	initTo := func(out string) result {
+		return s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--holder", "tm-0", "--out", out, "--token-file", tok, "--timeout", "5s")
+	}
+	r := initTo(filepath.Join(vol, "tls"))
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot write 64 KiB in "+vol) || !strings.Contains(r.stderr, "no space left on device") {
+		t.Fatalf("init onto a full volume: exit %d, stderr %q; want it refused for the space, before enrolling", r.code, r.stderr)
+	}
+	if names := entries(t, vol); len(names) != 0 {
+		t.Errorf("the refused init left %v on the volume", names)
+	}
+	if hs := s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "-o", "json").ok(t).stdout; strings.Contains(hs, "tm-0") {
+		t.Errorf("the refused init recorded a holder:\n%s", hs)
+	}
+	initTo(filepath.Join(t.TempDir(), "tls")).ok(t) // the one use is still there
+}
+
+// smallTmpfs mounts a tmpfs of size bytes for the test, which needs root
+// (CI runs as root, as it installs packages): a full volume, for real.
+func smallTmpfs(t *testing.T, size int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root; run the tests as root (CI does) to cover a full volume")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a %d-byte tmpfs on %s: %v: %s", size, dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}

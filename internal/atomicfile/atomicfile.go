@@ -139,11 +139,18 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// probeSize is how much CheckDir writes: more than a credential file set
+// takes (a few KiB, RSA-4096 stores in both formats included), and as much
+// as a usual Flink configuration directory, so that a volume too full for
+// them shows too.
+const probeSize = 64 << 10
+
 // CheckDir reports, writing nothing that stays, whether files can be made
 // in dir or, when dir does not exist yet, in its nearest existing ancestor
-// (where os.MkdirAll would begin). It creates and removes an empty
-// temporary directory there, so a read-only file system or a missing
-// permission shows before the caller asks anyone for anything.
+// (where os.MkdirAll would begin). It creates a temporary directory there
+// with probeSize bytes in it, synced, and removes it, so a read-only file
+// system, a missing permission or a full volume shows before the caller
+// asks anyone for anything (a one-use token is spent by the asking).
 func CheckDir(dir string) error {
 	p := filepath.Clean(dir)
 	for {
@@ -164,5 +171,19 @@ func CheckDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("cannot create files in %s: %w", p, err)
 	}
-	return os.Remove(probe)
+	defer os.RemoveAll(probe)
+	f, err := os.Create(filepath.Join(probe, "space"))
+	if err == nil {
+		_, err = f.Write(make([]byte, probeSize))
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write %d KiB in %s: %w", probeSize>>10, p, err)
+	}
+	return nil
 }
