@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -387,9 +388,21 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		"rotation_interval", o.rotationInterval.String(), "holder_retention", o.holderRetention.String())
 	if o.dev {
 		abs, _ := filepath.Abs(o.dataDir)
-		addr := ls.grpc.Addr()
-		fmt.Fprintf(cmd.ErrOrStderr(), "\nflinkpki dev server on %s. Point the CLI at it with:\n  export FLINKPKI_SERVER=%s FLINKPKI_CA_FILE=%s FLINKPKI_TOKEN_FILE=%s\n  flinkpki cluster create orders\n\n",
-			addr, addr, filepath.Join(abs, "server-ca.crt"), filepath.Join(abs, "admin.token"))
+		addr := ls.grpc.Addr().String()
+		env := fmt.Sprintf("FLINKPKI_SERVER=%s FLINKPKI_CA_FILE=%s FLINKPKI_TOKEN_FILE=%s", addr, filepath.Join(abs, "server-ca.crt"), filepath.Join(abs, "admin.token"))
+		if o.logFormat == "json" {
+			// One JSON object like the log's, whatever --log-level says: a
+			// log shipper reading standard error must not meet plain text.
+			line, _ := json.Marshal(struct {
+				Time   string `json:"time"`
+				Level  string `json:"level"`
+				Msg    string `json:"msg"`
+				Export string `json:"export"`
+			}{time.Now().Format(time.RFC3339Nano), "INFO", "flinkpki dev server on " + addr, env})
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s\n", line)
+		} else {
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nflinkpki dev server on %s. Point the CLI at it with:\n  export %s\n  flinkpki cluster create orders\n\n", addr, env)
+		}
 	}
 	select {
 	case <-ctx.Done():

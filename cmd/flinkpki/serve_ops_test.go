@@ -332,3 +332,27 @@ func TestRefusedReadsAreAuditedAndGoodOnesAreNot(t *testing.T) {
 		t.Fatalf("refused reads audited as %v; want ca.status, holder.list and cluster.get", got)
 	}
 }
+
+// TestJSONLogsAreJSONThroughout: with --log-format json every line serve
+// writes to standard error is one JSON object, the --dev banner included
+// (it was plain text amid the records), so a log shipper can read them all.
+func TestJSONLogsAreJSONThroughout(t *testing.T) {
+	s := startServer(t, "", "--log-format", "json")
+	s.cli(t, s.admin, "cluster", "create", "logged").ok(t)
+	s.cli(t, s.admin, "cluster", "get", "missing") // a refusal, logged
+	s.stop(t)
+	lines := strings.Split(strings.TrimSpace(s.stderr.String()), "\n")
+	banner := false
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("a line of the JSON log is not JSON: %q", l)
+		}
+		if msg, _ := rec["msg"].(string); strings.HasPrefix(msg, servingLine) && strings.Contains(rec["export"].(string), "FLINKPKI_TOKEN_FILE=") {
+			banner = true
+		}
+	}
+	if !banner || len(lines) < 3 {
+		t.Errorf("the JSON log lacks the dev banner's record (%d lines):\n%s", len(lines), s.stderr.String())
+	}
+}
