@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -265,7 +266,8 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	closeStore := sync.OnceValue(st.Close)
+	defer closeStore()
 	// A small live heap may grow to 20 MiB before it is collected: fewer
 	// collections on the issuance path. A soft memory limit that follows the
 	// live heap caps bursts, and an idle server gives the free heap back.
@@ -428,6 +430,10 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	_ = srv.FlushRefusals(sctx) // a failure is logged
 	for _, stop := range extra {
 		stop(sctx)
+	}
+	if err := closeStore(); err != nil {
+		log.Error("closing the store failed", "err", err)
+		return fmt.Errorf("close the store: %w", err)
 	}
 	log.Info("store closed; bye")
 	return nil
