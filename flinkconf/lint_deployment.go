@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -19,6 +20,9 @@ type deploymentInfo struct {
 	mode           string
 	serviceAccount string
 	templates      []podTemplate
+	// mergeByName is the operator's MergeArraysByNameKey for this
+	// deployment: how it merges the templates' arrays (mergePodSpec).
+	mergeByName bool
 }
 
 // podTemplate is one of the manifest's pod templates and the field it sits in.
@@ -39,16 +43,16 @@ var podTemplateFields = [][]string{
 // pod-local copy of the configuration.
 const ConfSetFlag = "--flink-conf-set"
 
-// jobManagerConfSet returns the value an init container in a pod template
-// that reaches the JobManager (the top-level one or the JobManager's) merges
-// for key with --flink-conf-set.
+// jobManagerConfSet returns the value an init container of the JobManager's
+// pod, as the operator merges it from the templates, merges for key with
+// --flink-conf-set.
 func (d *deploymentInfo) jobManagerConfSet(key string) (string, bool) {
 	value, found := "", false
-	for _, t := range d.templates {
-		if t.field == "spec.taskManager.podTemplate" {
+	for _, pod := range d.processPods() {
+		if !slices.Contains(pod.roles, "JobManager") {
 			continue
 		}
-		for _, c := range t.spec.Spec.InitContainers {
+		for _, c := range pod.spec.InitContainers {
 			args := append(append([]string(nil), c.Command...), c.Args...)
 			for i, a := range args {
 				kv, ok := strings.CutPrefix(a, ConfSetFlag+"=")
@@ -148,6 +152,7 @@ func readDeployment(doc *yaml.Node) (subject, error) {
 		name:           scalarAt(doc, "metadata", "name"),
 		mode:           scalarAt(doc, "spec", "mode"),
 		serviceAccount: scalarAt(doc, "spec", "serviceAccount"),
+		mergeByName:    isTrueValue(confMap(kvs)[MergeArraysByNameKey]),
 	}
 	for _, path := range podTemplateFields {
 		n := lookup(doc, path...)

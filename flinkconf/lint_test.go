@@ -103,6 +103,37 @@ func TestLintInsecureDeploymentBreaksEveryRule(t *testing.T) {
 	}
 }
 
+// TestLintMergesPodTemplatesAsTheOperatorDoes: variants of the nginx
+// example that the operator's template merge (FlinkUtils.mergeInto) turns
+// into broken pods, which lint must see in the merged pods:
+//   - the JobManager template lists the init container's args again, as
+//     long as the top-level ones, with --flink-conf-set rest.bind-address
+//     in place of --timeout: the operator merges a list of strings by
+//     position and keeps the top-level item wherever both have one, so the
+//     JobManager runs without it and REST binds to every interface;
+//   - the init container sits in the JobManager template alone, while the
+//     top-level one points FLINK_CONF_DIR at an emptyDir: TaskManagers find
+//     no configuration and no stores there;
+//   - the token volume is mounted in a Kubernetes-native sidecar (an init
+//     container that restarts Always), which runs for the pod's life.
+func TestLintMergesPodTemplatesAsTheOperatorDoes(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		want []string
+	}{
+		{"jobmanager-args-same-length.yaml", []string{RuleRESTUnauthenticated + " error"}},
+		{"init-in-jobmanager-template-only.yaml", []string{RuleInitWiring + " error"}},
+		{"token-in-native-sidecar.yaml", []string{RuleTokenExposed + " warning"}},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			findings := lintFile(t, filepath.Join("testdata", "lint", tt.file))
+			if got := ruleSet(findings); !slices.Equal(got, tt.want) {
+				t.Errorf("findings = %v, want %v\n%v", got, tt.want, findings)
+			}
+		})
+	}
+}
+
 func TestLintSecureDeploymentPasses(t *testing.T) {
 	findings := lintFile(t, filepath.Join("testdata", "lint", "secure-deployment.yaml"))
 	if len(findings) != 0 {
@@ -137,6 +168,10 @@ func wiredTemplate(extraArgs, extraContainers string) string {
 		extraContainers +
 		"      volumes:\n        - {name: tls, emptyDir: {medium: Memory}}\n        - {name: conf, emptyDir: {}}\n"
 }
+
+// byName is the flinkConfiguration key that makes the operator merge the
+// templates' arrays of named objects by name, not by position.
+const byName = "    " + MergeArraysByNameKey + ": \"true\"\n"
 
 // loopbackJobManager is a JobManager pod template whose flinkpki init
 // container (merged by name into the top-level one) also keeps REST on
@@ -293,11 +328,14 @@ func TestLintRules(t *testing.T) {
 		{"--flink-conf-set to every interface is open", "d.yaml",
 			deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)), LintOptions{}, []string{"FP002 error"}},
 		{"a store password in a pod template's FLINK_PROPERTIES is an error", "d.yaml",
-			deployment(secureFlat, "  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            env:\n              - name: FLINK_PROPERTIES\n                value: \"taskmanager.numberOfTaskSlots: 2\\nsecurity.ssl.internal.keystore-password: s3cret\\n\"\n"),
+			deployment(secureFlat+byName, "  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            env:\n              - name: FLINK_PROPERTIES\n                value: \"taskmanager.numberOfTaskSlots: 2\\nsecurity.ssl.internal.keystore-password: s3cret\\n\"\n"),
 			LintOptions{}, []string{"FP004 error"}},
 		{"other FLINK_PROPERTIES are fine", "d.yaml",
-			deployment(secureFlat, "  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            env:\n              - name: FLINK_PROPERTIES\n                value: \"taskmanager.numberOfTaskSlots: 2\\n\"\n"),
+			deployment(secureFlat+byName, "  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            env:\n              - name: FLINK_PROPERTIES\n                value: \"taskmanager.numberOfTaskSlots: 2\\n\"\n"),
 			LintOptions{}, nil},
+		{"merged by position, as the operator does by default, the TaskManager's env replaces FLINK_CONF_DIR", "d.yaml",
+			deployment(secureFlat, "  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            env:\n              - name: FLINK_PROPERTIES\n                value: \"taskmanager.numberOfTaskSlots: 2\\n\"\n"),
+			LintOptions{}, []string{"FP010 error"}},
 		{"a keystore mounted from a Kubernetes Secret is an error", "d.yaml",
 			deployment(secureFlat+"    kubernetes.secrets: flink-tls:/opt/tls/\n    security.ssl.internal.keystore: /opt/tls/keystore.p12\n", ""),
 			LintOptions{}, []string{"FP009 error"}},

@@ -51,6 +51,8 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 			continue // flinkpki runs through a wrapper: there is nothing to follow
 		case init == nil && bakedConf(&pod.spec):
 			continue // Flink reads a configuration of its own (baked into the image, say)
+		case init == nil && emptyConfDir(&pod.spec) != "":
+			problems = append(problems, fmt.Sprintf(": FLINK_CONF_DIR %s is an emptyDir volume, and no flinkpki init container writes the configuration or the stores there, so Flink finds no configuration and refuses to start", emptyConfDir(&pod.spec)))
 		case init == nil:
 			problems = append(problems, ": no flinkpki init container makes their stores, and flinkConfiguration sets no keystore password, so Flink refuses to start (security.ssl.internal.keystore-password is missing)")
 		default:
@@ -124,7 +126,30 @@ func protocolFindings(s *subject, byProtocol map[string][]string) []Finding {
 // instance, whose keys lint cannot see.
 func bakedConf(pod *corev1.PodSpec) bool {
 	main := containerNamed(pod.Containers, mainContainerName)
-	return main != nil && envValue(*main, "FLINK_CONF_DIR") != ""
+	return main != nil && envValue(*main, "FLINK_CONF_DIR") != "" && emptyConfDir(pod) == ""
+}
+
+// emptyConfDir returns flink-main-container's FLINK_CONF_DIR when it lies
+// on an emptyDir volume, which starts empty: only an init container can
+// have put a configuration there. Otherwise it returns "".
+func emptyConfDir(pod *corev1.PodSpec) string {
+	main := containerNamed(pod.Containers, mainContainerName)
+	if main == nil {
+		return ""
+	}
+	dir := path.Clean(envValue(*main, "FLINK_CONF_DIR"))
+	for _, m := range main.VolumeMounts {
+		mp := path.Clean(m.MountPath)
+		if dir != mp && !strings.HasPrefix(dir, mp+"/") {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.EmptyDir != nil {
+				return dir
+			}
+		}
+	}
+	return ""
 }
 
 func mergeFields(a, b []string) []string {
@@ -269,8 +294,16 @@ func checkTokenExposed(s *subject, _ LintOptions) []Finding {
 	var found []exposure
 	roles := map[exposure][]string{}
 	for _, pod := range d.processPods() {
+		// Long-running: the pod's containers, and init containers that
+		// restart Always (Kubernetes-native sidecars).
+		longRunning := slices.Clone(pod.spec.Containers)
 		for _, c := range pod.spec.InitContainers {
-			call, kind := flinkpkiInit(c)
+			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				longRunning = append(longRunning, c)
+			}
+		}
+		for _, c := range pod.spec.InitContainers {
+			call, kind := flinkpkiCall(c) // for REST material too: the same token
 			if kind != internalInit {
 				continue
 			}
@@ -285,7 +318,7 @@ func checkTokenExposed(s *subject, _ LintOptions) []Finding {
 			if m == nil {
 				continue
 			}
-			for _, other := range pod.spec.Containers {
+			for _, other := range longRunning {
 				if slices.ContainsFunc(other.VolumeMounts, func(n corev1.VolumeMount) bool { return n.Name == m.Name }) {
 					e := exposure{other.Name, m.Name}
 					if _, seen := roles[e]; !seen {

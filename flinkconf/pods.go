@@ -1,6 +1,7 @@
 package flinkconf
 
 import (
+	"encoding/json"
 	"path"
 	"slices"
 	"strings"
@@ -32,7 +33,7 @@ var flinkProcesses = []struct {
 }
 
 // processPod is the pod spec the operator builds for one kind of process
-// from the manifest's templates, merged by name.
+// from the manifest's templates (see mergePodSpec).
 type processPod struct {
 	roles  []string // "JobManager", "TaskManager"
 	fields []string // the templates it was merged from
@@ -62,7 +63,7 @@ func (d *deploymentInfo) processPods() []processPod {
 		for _, t := range d.templates {
 			if t.field == p.field {
 				pod.fields = append(pod.fields, t.field)
-				mergePodSpec(&pod.spec, &t.spec.Spec)
+				pod.spec = mergePodSpec(pod.spec, t.spec.Spec, d.mergeByName)
 			}
 		}
 		out = append(out, pod)
@@ -70,55 +71,138 @@ func (d *deploymentInfo) processPods() []processPod {
 	return out
 }
 
-// mergePodSpec merges a process's template into the top-level one the way
-// the operator does with merge-arrays-by-name: containers, init
-// containers, volumes, environment variables and mounts by name, the
-// process's fields winning.
-func mergePodSpec(to, from *corev1.PodSpec) {
-	to.InitContainers = mergeContainers(to.InitContainers, from.InitContainers)
-	to.Containers = mergeContainers(to.Containers, from.Containers)
-	for _, v := range from.Volumes {
-		if i := slices.IndexFunc(to.Volumes, func(w corev1.Volume) bool { return w.Name == v.Name }); i >= 0 {
-			to.Volumes[i] = v
-		} else {
-			to.Volumes = append(to.Volumes, v)
+// mergePodSpec merges a process's template (from) into the top-level one
+// (to) exactly as the operator does (FlinkUtils.mergePodTemplates and
+// mergeInto, on the templates' JSON): an object is merged key by key, the
+// process's value replacing anything but an object or an array; an array
+// of objects that all have a name is merged by name when byName (the
+// operator's MergeArraysByNameKey), and every other array by position:
+// each element merged into the one at its index, those past the end
+// appended. A string in an array merges into nothing, so a container's
+// args keep the top-level template's items where both have one, and only
+// the process's extra items are appended.
+func mergePodSpec(to, from corev1.PodSpec, byName bool) corev1.PodSpec {
+	var toTree, fromTree any
+	if !jsonTree(to, &toTree) || !jsonTree(from, &fromTree) {
+		return to
+	}
+	mergeJSONInto(toTree, fromTree, byName)
+	raw, err := json.Marshal(toTree)
+	if err != nil {
+		return to
+	}
+	var out corev1.PodSpec
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return to // a merge the Kubernetes types cannot hold: keep the top level
+	}
+	return out
+}
+
+// jsonTree reads v as generic JSON, as Jackson's valueToTree does with
+// the operator's Kubernetes model, which leaves out null fields and empty
+// lists and maps (the Go types write some of those: a PodSpec without
+// containers has "containers": null, which would replace the top-level
+// template's containers).
+func jsonTree(v any, tree *any) bool {
+	raw, err := json.Marshal(v)
+	if err != nil || json.Unmarshal(raw, tree) != nil {
+		return false
+	}
+	*tree = dropEmpty(*tree)
+	return true
+}
+
+// dropEmpty removes null values and empty arrays and objects from the
+// objects of a JSON tree (an empty object that is an array element stays).
+func dropEmpty(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			e = dropEmpty(e)
+			switch x := e.(type) {
+			case nil:
+				delete(t, k)
+				continue
+			case []any:
+				if len(x) == 0 {
+					delete(t, k)
+					continue
+				}
+			case map[string]any:
+				if len(x) == 0 {
+					delete(t, k)
+					continue
+				}
+			}
+			t[k] = e
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = dropEmpty(e)
+		}
+	}
+	return v
+}
+
+// mergeJSONInto is the operator's mergeInto: from's keys into to, which
+// must be an object for anything to happen.
+func mergeJSONInto(to, from any, byName bool) {
+	toObj, toIsObj := to.(map[string]any)
+	fromObj, fromIsObj := from.(map[string]any)
+	if !toIsObj || !fromIsObj {
+		return // a scalar or an array has no fields to merge, nor to merge into
+	}
+	for k, fv := range fromObj {
+		tv, present := toObj[k]
+		tArr, tIsArr := tv.([]any)
+		fArr, fIsArr := fv.([]any)
+		switch _, tIsObj := tv.(map[string]any); {
+		case present && tIsArr && fIsArr:
+			toObj[k] = mergeJSONArray(tArr, fArr, byName)
+		case present && tIsObj:
+			mergeJSONInto(tv, fv, byName)
+		default:
+			toObj[k] = fv
 		}
 	}
 }
 
-func mergeContainers(to, from []corev1.Container) []corev1.Container {
-	for _, c := range from {
-		i := slices.IndexFunc(to, func(d corev1.Container) bool { return d.Name == c.Name })
-		if i < 0 {
-			to = append(to, *c.DeepCopy())
+// mergeJSONArray is the operator's mergeArray.
+func mergeJSONArray(to, from []any, byName bool) []any {
+	if byName && allNamed(to) && allNamed(from) {
+		for _, f := range from {
+			name := f.(map[string]any)["name"]
+			if i := slices.IndexFunc(to, func(t any) bool { return t.(map[string]any)["name"] == name }); i >= 0 {
+				mergeJSONInto(to[i], f, byName)
+			} else {
+				to = append(to, f)
+			}
+		}
+		return to
+	}
+	for i, f := range from {
+		if i >= len(to) {
+			to = append(to, f)
 			continue
 		}
-		t := &to[i]
-		if c.Image != "" {
-			t.Image = c.Image
-		}
-		if len(c.Command) > 0 {
-			t.Command = c.Command
-		}
-		if len(c.Args) > 0 {
-			t.Args = c.Args
-		}
-		for _, e := range c.Env {
-			if j := slices.IndexFunc(t.Env, func(f corev1.EnvVar) bool { return f.Name == e.Name }); j >= 0 {
-				t.Env[j] = e
-			} else {
-				t.Env = append(t.Env, e)
-			}
-		}
-		for _, m := range c.VolumeMounts {
-			if j := slices.IndexFunc(t.VolumeMounts, func(n corev1.VolumeMount) bool { return n.Name == m.Name }); j >= 0 {
-				t.VolumeMounts[j] = m
-			} else {
-				t.VolumeMounts = append(t.VolumeMounts, m)
-			}
-		}
+		mergeJSONInto(to[i], f, byName)
 	}
 	return to
+}
+
+// allNamed reports whether every element is an object with a name (true
+// for none, as in the operator).
+func allNamed(a []any) bool {
+	for _, e := range a {
+		o, ok := e.(map[string]any)
+		if !ok {
+			return false
+		}
+		if _, ok := o["name"]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // initCall is a flinkpki init container and the flags it runs with.
@@ -141,6 +225,24 @@ const (
 // command names flinkpki and it runs the init subcommand; one for REST
 // material (--role rest-server or rest-client) does not.
 func flinkpkiInit(c corev1.Container) (initCall, initKind) {
+	call, kind := flinkpkiCall(c)
+	if kind != internalInit {
+		return initCall{}, kind
+	}
+	role := call.flags["--role"]
+	if role == "" {
+		role = envValue(c, envRole)
+	}
+	if strings.HasPrefix(role, "rest-") {
+		return initCall{}, notInternalInit
+	}
+	return call, internalInit
+}
+
+// flinkpkiCall reads c as a flinkpki init container of any role, REST
+// material included: internalInit then means "flinkpki init", whatever it
+// enrolls for.
+func flinkpkiCall(c corev1.Container) (initCall, initKind) {
 	var args []string
 	for _, a := range append(append([]string(nil), c.Command...), c.Args...) {
 		args = append(args, expandEnv(c, a))
@@ -167,13 +269,6 @@ func flinkpkiInit(c corev1.Container) (initCall, initKind) {
 			i++
 		}
 		call.flags[k] = strings.TrimSpace(v)
-	}
-	role := call.flags["--role"]
-	if role == "" {
-		role = envValue(c, envRole)
-	}
-	if strings.HasPrefix(role, "rest-") {
-		return initCall{}, notInternalInit
 	}
 	return call, internalInit
 }
