@@ -43,7 +43,9 @@ type InternalError struct{ Cause error }
 func (e *InternalError) Error() string { return internalMessage }
 
 // GRPCStatus is what gRPC sends.
-func (e *InternalError) GRPCStatus() *status.Status { return status.New(codes.Internal, internalMessage) }
+func (e *InternalError) GRPCStatus() *status.Status {
+	return status.New(codes.Internal, internalMessage)
+}
 
 func codeOf(err error) codes.Code {
 	switch {
