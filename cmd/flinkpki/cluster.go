@@ -270,15 +270,19 @@ func (a *app) newClusterGetCmd() *cobra.Command {
 }
 
 func (a *app) newClusterDeleteCmd() *cobra.Command {
-	var yes bool
+	var (
+		yes bool
+		out outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "delete NAME --yes",
 		Short: "Delete a cluster and its CAs",
 		Long: `Delete a cluster with its CAs and holders. Credentials already issued keep
 working until they expire, but nothing new can be issued for the cluster.
 --yes is required, as this cannot be undone.`,
-		Example: `  flinkpki cluster delete orders --yes`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  flinkpki cluster delete orders --yes
+  flinkpki cluster delete orders --yes -o json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !yes {
 				return usagef("refusing to delete cluster %q without --yes", args[0])
@@ -295,9 +299,16 @@ working until they expire, but nothing new can be issued for the cluster.
 				return err
 			}
 			fmt.Fprintf(a.stderr, "deleted cluster %q\n", args[0])
+			if out == "json" {
+				return writeJSON(a.stdout, struct {
+					Cluster string `json:"cluster"`
+					Deleted bool   `json:"deleted"`
+				}{args[0], true})
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm the deletion")
+	addOutputFlag(cmd, &out)
 	return cmd
 }

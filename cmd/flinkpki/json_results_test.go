@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// decodeResult reads a command's -o json stdout into v: exactly one JSON
+// object and nothing after it, so a stray table line or a second document
+// fails the test.
+func decodeResult(t testing.TB, stdout string, v any) {
+	t.Helper()
+	trimmed := bytes.TrimSpace([]byte(stdout))
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		t.Fatalf("-o json stdout is not a JSON object:\n%s", stdout)
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("-o json stdout does not decode: %v\n%s", err, stdout)
+	}
+	if dec.More() || dec.InputOffset() != int64(len(trimmed)) {
+		t.Fatalf("-o json stdout holds more than one JSON document:\n%s", stdout)
+	}
+}
+
+// noJSON checks that a refused command wrote nothing on stdout.
+func noJSON(t testing.TB, r result) {
+	t.Helper()
+	if r.stdout != "" {
+		t.Errorf("a refused command wrote on stdout: %q", r.stdout)
+	}
+}
+
+func TestClusterDeleteReportsTheDeletedClusterInJSON(t *testing.T) {
+	s := startServer(t, "")
+	for _, c := range []string{"keep", "gone", "gone-too"} {
+		s.cli(t, s.admin, "cluster", "create", c).ok(t)
+	}
+
+	// The table (default) output is unchanged: nothing on stdout, one line on stderr.
+	r := s.cli(t, s.admin, "cluster", "delete", "gone", "--yes").ok(t)
+	if r.stdout != "" || r.stderr != "deleted cluster \"gone\"\n" {
+		t.Errorf("cluster delete (table): stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+
+	r = s.cli(t, s.admin, "cluster", "delete", "gone-too", "--yes", "-o", "json").ok(t)
+	var got struct {
+		Cluster string `json:"cluster"`
+		Deleted bool   `json:"deleted"`
+	}
+	decodeResult(t, r.stdout, &got)
+	if got.Cluster != "gone-too" || !got.Deleted {
+		t.Errorf("cluster delete -o json = %+v, want cluster gone-too deleted", got)
+	}
+	if r.stderr != "deleted cluster \"gone-too\"\n" {
+		t.Errorf("cluster delete -o json: stderr %q", r.stderr)
+	}
+	s.cli(t, s.admin, "cluster", "get", "gone-too").refused(t, `cluster "gone-too" not found`)
+	s.cli(t, s.admin, "cluster", "get", "keep").ok(t)
+
+	r = s.cli(t, s.admin, "cluster", "delete", "gone-too", "--yes", "-o", "json")
+	r.refused(t, `cluster "gone-too" not found`)
+	noJSON(t, r)
+	r = s.cli(t, s.admin, "cluster", "delete", "keep", "-o", "json")
+	oneLineError(t, r, 2, `refusing to delete cluster "keep" without --yes`)
+	noJSON(t, r)
+}
