@@ -66,3 +66,48 @@ func TestClusterDeleteReportsTheDeletedClusterInJSON(t *testing.T) {
 	oneLineError(t, r, 2, `refusing to delete cluster "keep" without --yes`)
 	noJSON(t, r)
 }
+
+func TestTokenRevokeReportsTheRevokedTokenInJSON(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	create := func() string {
+		t.Helper()
+		var made struct{ Token, ID string }
+		decodeResult(t, s.cli(t, s.admin, "token", "create", "--cluster", "orders", "--role", "taskmanager", "-o", "json").ok(t).stdout, &made)
+		rememberSecret(made.Token)
+		return made.ID
+	}
+
+	// The table (default) output is unchanged: nothing on stdout, one line on stderr.
+	id := create()
+	r := s.cli(t, s.admin, "token", "revoke", id).ok(t)
+	if r.stdout != "" || r.stderr != "revoked enrollment token "+id+" of cluster \"orders\"\n" {
+		t.Errorf("token revoke (table): stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+
+	id = create()
+	r = s.cli(t, s.admin, "token", "revoke", id, "-o", "json").ok(t)
+	var got struct {
+		ID      string `json:"id"`
+		Cluster string `json:"cluster"`
+		Revoked bool   `json:"revoked"`
+	}
+	decodeResult(t, r.stdout, &got)
+	if got.ID != id || got.Cluster != "orders" || !got.Revoked {
+		t.Errorf("token revoke -o json = %+v, want token %s of cluster orders revoked", got, id)
+	}
+	if r.stderr != "revoked enrollment token "+id+" of cluster \"orders\"\n" {
+		t.Errorf("token revoke -o json: stderr %q", r.stderr)
+	}
+	var list struct {
+		Tokens []struct{ ID string } `json:"tokens"`
+	}
+	decodeResult(t, s.cli(t, s.admin, "token", "list", "-o", "json").ok(t).stdout, &list)
+	if len(list.Tokens) != 0 {
+		t.Errorf("revoked tokens are still listed: %+v", list.Tokens)
+	}
+
+	r = s.cli(t, s.admin, "token", "revoke", id, "-o", "json")
+	r.refused(t, `enrollment token "`+id+`" not found`)
+	noJSON(t, r)
+}

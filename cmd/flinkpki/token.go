@@ -90,7 +90,8 @@ its prefix and its secret, and the audit trail of its creation names it.`,
 }
 
 func (a *app) newTokenRevokeCmd() *cobra.Command {
-	return &cobra.Command{
+	var out outputFormat
+	cmd := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke an enrollment token, so it enrolls nothing from now on",
 		Long: `Delete an enrollment token at once and audit it (token.revoke): a token that
@@ -102,7 +103,8 @@ list, or from the audit trail of the token's creation.
 The leaked token itself, or its redacted form (fpe_<ID>_…), names it too:
 only its ID is sent, and the secret is never printed or audited.`,
 		Example: `  flinkpki token list --cluster orders
-  flinkpki token revoke 7k2x9q4m1c3v5b8n6z0w2e4r6t`,
+  flinkpki token revoke 7k2x9q4m1c3v5b8n6z0w2e4r6t
+  flinkpki token revoke 7k2x9q4m1c3v5b8n6z0w2e4r6t -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := tokenID(args[0], token.KindEnrollment)
@@ -119,9 +121,18 @@ only its ID is sent, and the secret is never printed or audited.`,
 				return err
 			}
 			fmt.Fprintf(a.stderr, "revoked enrollment token %s of cluster %q\n", id, resp.GetCluster())
+			if out == "json" {
+				return writeJSON(a.stdout, struct {
+					ID      string `json:"id"`
+					Cluster string `json:"cluster"`
+					Revoked bool   `json:"revoked"`
+				}{id, resp.GetCluster(), true})
+			}
 			return nil
 		},
 	}
+	addOutputFlag(cmd, &out)
+	return cmd
 }
 
 func (a *app) newTokenCreateCmd() *cobra.Command {
