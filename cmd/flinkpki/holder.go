@@ -105,15 +105,19 @@ func (a *app) printHolders(holders []*flinkpkiv1.Holder, out outputFormat) error
 }
 
 func (a *app) newHolderReleaseCmd() *cobra.Command {
-	var cluster, purpose string
+	var (
+		cluster, purpose string
+		out              outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "release --cluster NAME HOLDER",
 		Short: "Declare a holder gone",
 		Long: `Declare a holder gone, so it no longer blocks CA activation or retirement.
 Use it for pods that were deleted before their leaf expired. Without --purpose
 every purpose (internal and rest) of the holder is released.`,
-		Example: `  flinkpki holder release --cluster orders orders-taskmanager-1-3`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  flinkpki holder release --cluster orders orders-taskmanager-1-3
+  flinkpki holder release --cluster orders orders-taskmanager-1-3 -o json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := clusterFlag(cluster); err != nil {
 				return err
@@ -134,13 +138,23 @@ every purpose (internal and rest) of the holder is released.`,
 			if resp.GetReleased() == 0 {
 				// Releasing is idempotent, so preStop hooks may run it twice.
 				fmt.Fprintf(a.stderr, "cluster %q has no live holder %q; nothing to release\n", cluster, args[0])
-				return nil
+			} else {
+				fmt.Fprintf(a.stderr, "released %d credential record(s) of holder %q\n", resp.GetReleased(), args[0])
 			}
-			fmt.Fprintf(a.stderr, "released %d credential record(s) of holder %q\n", resp.GetReleased(), args[0])
+			if out == "json" {
+				// Purpose is "" when every purpose was released.
+				return writeJSON(a.stdout, struct {
+					Cluster  string `json:"cluster"`
+					Holder   string `json:"holder"`
+					Purpose  string `json:"purpose"`
+					Released int32  `json:"released"`
+				}{cluster, args[0], p, resp.GetReleased()})
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
 	cmd.Flags().StringVar(&purpose, "purpose", "", "release only this purpose: internal or rest")
+	addOutputFlag(cmd, &out)
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 )
 
@@ -109,5 +110,64 @@ func TestTokenRevokeReportsTheRevokedTokenInJSON(t *testing.T) {
 
 	r = s.cli(t, s.admin, "token", "revoke", id, "-o", "json")
 	r.refused(t, `enrollment token "`+id+`" not found`)
+	noJSON(t, r)
+}
+
+func TestHolderReleaseReportsTheReleasedRecordsInJSON(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	bake := func(role, holder string) {
+		t.Helper()
+		s.cli(t, s.admin, "bake", "--cluster", "orders", "--role", role, "--holder", holder, "--out", filepath.Join(t.TempDir(), "tls")).ok(t)
+	}
+	bake("taskmanager", "tm-0")
+	bake("taskmanager", "tm-1")
+	bake("rest-client", "ops")
+
+	type released struct {
+		Cluster  string `json:"cluster"`
+		Holder   string `json:"holder"`
+		Purpose  string `json:"purpose"`
+		Released int    `json:"released"`
+	}
+	release := func(args ...string) (released, result) {
+		t.Helper()
+		r := s.cli(t, s.admin, append([]string{"holder", "release", "--cluster", "orders", "-o", "json"}, args...)...).ok(t)
+		var got released
+		decodeResult(t, r.stdout, &got)
+		return got, r
+	}
+
+	// The table (default) output is unchanged: nothing on stdout, one line on stderr.
+	r := s.cli(t, s.admin, "holder", "release", "--cluster", "orders", "tm-0").ok(t)
+	if r.stdout != "" || r.stderr != "released 1 credential record(s) of holder \"tm-0\"\n" {
+		t.Errorf("holder release (table): stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+
+	got, r := release("tm-1")
+	if want := (released{Cluster: "orders", Holder: "tm-1", Purpose: "", Released: 1}); got != want {
+		t.Errorf("holder release -o json = %+v, want %+v", got, want)
+	}
+	if r.stderr != "released 1 credential record(s) of holder \"tm-1\"\n" {
+		t.Errorf("holder release -o json: stderr %q", r.stderr)
+	}
+	// The server refuses a holder it does not know (released already).
+	r = s.cli(t, s.admin, "holder", "release", "--cluster", "orders", "tm-1", "-o", "json")
+	r.refused(t, `holder "tm-1" of cluster "orders" not found`)
+	noJSON(t, r)
+	got, _ = release("--purpose", "rest", "ops")
+	if want := (released{Cluster: "orders", Holder: "ops", Purpose: "rest", Released: 1}); got != want {
+		t.Errorf("holder release --purpose rest -o json = %+v, want %+v", got, want)
+	}
+	var list struct {
+		Holders []struct{ Name string } `json:"holders"`
+	}
+	decodeResult(t, s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "-o", "json").ok(t).stdout, &list)
+	if len(list.Holders) != 0 {
+		t.Errorf("released holders are still live: %+v", list.Holders)
+	}
+
+	r = s.cli(t, s.admin, "holder", "release", "--cluster", "nope", "tm-0", "-o", "json")
+	r.refused(t, `cluster "nope" not found`)
 	noJSON(t, r)
 }
