@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -35,8 +38,9 @@ func (a *app) newAdminCmd() *cobra.Command {
 
 func (a *app) newAdminBackupCmd() *cobra.Command {
 	var (
-		out   string
-		force bool
+		out    string
+		force  bool
+		output outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "backup --out FILE",
@@ -45,8 +49,9 @@ func (a *app) newAdminBackupCmd() *cobra.Command {
 The snapshot holds the CA keys encrypted with the server's key-encryption key
 (KEK), which is not in it: keep the KEK, separately, to restore. The file
 appears only once complete and checked.`,
-		Example: `  flinkpki admin backup --out flinkpki-$(date +%F).db`,
-		Args:    cobra.NoArgs,
+		Example: `  flinkpki admin backup --out flinkpki-$(date +%F).db
+  flinkpki admin backup --out flinkpki-$(date +%F).db -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag("out", out); err != nil {
 				return err
@@ -69,7 +74,9 @@ appears only once complete and checked.`,
 			if err != nil {
 				return err
 			}
+			sum := newResultHash(output)
 			n, err := atomicfile.WriteFrom(out, 0o600, func(w io.Writer) error {
+				w = sum.tee(w)
 				for {
 					chunk, err := stream.Recv()
 					if errors.Is(err, io.EOF) {
@@ -87,16 +94,27 @@ appears only once complete and checked.`,
 				return err
 			}
 			fmt.Fprintf(a.stderr, "backup written to %s (%d bytes); keep the server's KEK separately: a restore needs it\n", out, n)
+			if output == "json" {
+				return writeJSON(a.stdout, struct {
+					Path   string `json:"path"`
+					Bytes  int64  `json:"bytes"`
+					SHA256 string `json:"sha256"`
+				}{out, n, sum.hex()})
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write the snapshot to (required)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 
 func (a *app) newAdminRestoreCmd() *cobra.Command {
-	var dataDir string
+	var (
+		dataDir string
+		out     outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "restore FILE --data-dir DIR",
 		Short: "Restore a backup into an empty data directory (offline)",
@@ -112,14 +130,15 @@ volume but no copy of the file (kubectl run -i ... < backup.db; see the
 deploy README). It is checked in the system's temporary directory before the
 data directory is touched.`,
 		Example: `  flinkpki admin restore flinkpki-2025-01-31.db --data-dir /var/lib/flinkpki
-  flinkpki serve --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek`,
+  flinkpki serve --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
+  flinkpki admin restore flinkpki-2025-01-31.db --data-dir /var/lib/flinkpki -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if err := requireFlag("data-dir", dataDir); err != nil {
 				return err
 			}
-			name := args[0]
+			name, backup := args[0], args[0]
 			if name == "-" {
 				tmp, err := a.stdinToTemp()
 				if err != nil {
@@ -144,8 +163,9 @@ data directory is touched.`,
 			}
 			defer src.Close()
 			dst := filepath.Join(dataDir, dbFileName)
+			sum := newResultHash(out)
 			n, err := atomicfile.WriteFrom(dst, 0o600, func(w io.Writer) error {
-				_, err := io.Copy(w, src)
+				_, err := io.Copy(sum.tee(w), src)
 				return err
 			}, func(tmp string) error { return checkStoreFile(ctx, tmp) })
 			if err != nil {
@@ -154,10 +174,21 @@ data directory is touched.`,
 			fmt.Fprintf(a.stderr, "restored %s (%d bytes) to %s\n", name, n, dst)
 			fmt.Fprintf(a.stderr, "next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir)
 			fmt.Fprintf(a.stderr, "its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n")
+			if out == "json" {
+				// Backup is the FILE argument as given, "-" for standard input.
+				return writeJSON(a.stdout, struct {
+					Backup  string `json:"backup"`
+					DataDir string `json:"data_dir"`
+					Path    string `json:"path"`
+					Bytes   int64  `json:"bytes"`
+					SHA256  string `json:"sha256"`
+				}{backup, dataDir, dst, n, sum.hex()})
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "empty data directory to restore into (required; created 0700 if missing)")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
@@ -216,6 +247,33 @@ func ensureEmptyDir(dir string) error {
 func isDir(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()
+}
+
+// resultHash is the SHA-256 of the bytes a command writes, for its -o json
+// result; for the table it is nil and costs nothing.
+type resultHash struct{ h hash.Hash }
+
+func newResultHash(out outputFormat) *resultHash {
+	if out != "json" {
+		return &resultHash{}
+	}
+	return &resultHash{h: sha256.New()}
+}
+
+// tee returns w, writing into the hash as well when there is one.
+func (r *resultHash) tee(w io.Writer) io.Writer {
+	if r.h == nil {
+		return w
+	}
+	return io.MultiWriter(w, r.h)
+}
+
+// hex is the hash in lower-case hex, "" without one.
+func (r *resultHash) hex() string {
+	if r.h == nil {
+		return ""
+	}
+	return hex.EncodeToString(r.h.Sum(nil))
 }
 
 // reworded is err with another message; errors.Is still sees err.

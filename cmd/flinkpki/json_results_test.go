@@ -2,8 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -169,5 +175,97 @@ func TestHolderReleaseReportsTheReleasedRecordsInJSON(t *testing.T) {
 
 	r = s.cli(t, s.admin, "holder", "release", "--cluster", "nope", "tm-0", "-o", "json")
 	r.refused(t, `cluster "nope" not found`)
+	noJSON(t, r)
+}
+
+// fileFacts returns a file's size and SHA-256 in lower-case hex.
+func fileFacts(t testing.TB, path string) (int64, string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return int64(len(b)), hex.EncodeToString(sum[:])
+}
+
+func TestAdminBackupAndRestoreReportTheFilesInJSON(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "backed").ok(t)
+	dir := t.TempDir()
+
+	// The table (default) output is unchanged: nothing on stdout, lines on stderr.
+	tableBackup := filepath.Join(dir, "table.db")
+	r := s.cli(t, s.admin, "admin", "backup", "--out", tableBackup).ok(t)
+	size, _ := fileFacts(t, tableBackup)
+	if want := fmt.Sprintf("backup written to %s (%d bytes); keep the server's KEK separately: a restore needs it\n", tableBackup, size); r.stdout != "" || r.stderr != want {
+		t.Errorf("admin backup (table): stdout %q, stderr %q, want stderr %q", r.stdout, r.stderr, want)
+	}
+
+	backup := filepath.Join(dir, "json.db")
+	r = s.cli(t, s.admin, "admin", "backup", "--out", backup, "-o", "json").ok(t)
+	var bk struct {
+		Path   string `json:"path"`
+		Bytes  int64  `json:"bytes"`
+		SHA256 string `json:"sha256"`
+	}
+	decodeResult(t, r.stdout, &bk)
+	size, sum := fileFacts(t, backup)
+	if bk.Path != backup || bk.Bytes != size || bk.SHA256 != sum || size == 0 {
+		t.Errorf("admin backup -o json = %+v, want path %s, %d bytes, sha256 %s", bk, backup, size, sum)
+	}
+	if !strings.HasPrefix(r.stderr, "backup written to "+backup) {
+		t.Errorf("admin backup -o json: stderr %q", r.stderr)
+	}
+	r = s.cli(t, s.admin, "admin", "backup", "--out", backup, "-o", "json")
+	r.refused(t, "already exists")
+	noJSON(t, r)
+
+	restoreLines := func(name string, n int64, dataDir string) string {
+		return fmt.Sprintf("restored %s (%d bytes) to %s\n", name, n, filepath.Join(dataDir, "flinkpki.db")) +
+			fmt.Sprintf("next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir) +
+			"its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n"
+	}
+	tableDir := filepath.Join(dir, "restored-table")
+	r = runCLI(t, nil, "admin", "restore", tableBackup, "--data-dir", tableDir).ok(t)
+	tableSize, _ := fileFacts(t, tableBackup)
+	if want := restoreLines(tableBackup, tableSize, tableDir); r.stdout != "" || r.stderr != want {
+		t.Errorf("admin restore (table): stdout %q, stderr %q, want stderr %q", r.stdout, r.stderr, want)
+	}
+
+	type restored struct {
+		Backup  string `json:"backup"`
+		DataDir string `json:"data_dir"`
+		Path    string `json:"path"`
+		Bytes   int64  `json:"bytes"`
+		SHA256  string `json:"sha256"`
+	}
+	for _, fromStdin := range []bool{false, true} {
+		dataDir := filepath.Join(t.TempDir(), "data")
+		arg, name := backup, backup
+		var stdin io.Reader
+		if fromStdin {
+			raw, err := os.ReadFile(backup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			arg, name, stdin = "-", "the backup from standard input", bytes.NewReader(raw)
+		}
+		r = runCLIStdin(t, nil, stdin, "admin", "restore", arg, "--data-dir", dataDir, "-o", "json").ok(t)
+		var got restored
+		decodeResult(t, r.stdout, &got)
+		db := filepath.Join(dataDir, "flinkpki.db")
+		if want := (restored{Backup: arg, DataDir: dataDir, Path: db, Bytes: size, SHA256: sum}); got != want {
+			t.Errorf("admin restore %s -o json = %+v, want %+v", arg, got, want)
+		}
+		if n, h := fileFacts(t, db); n != size || h != sum {
+			t.Errorf("the restored %s differs from the backup", db)
+		}
+		if want := restoreLines(name, size, dataDir); r.stderr != want {
+			t.Errorf("admin restore %s -o json: stderr %q, want %q", arg, r.stderr, want)
+		}
+	}
+	r = runCLI(t, nil, "admin", "restore", backup, "--data-dir", tableDir, "-o", "json")
+	r.refused(t, "is not empty")
 	noJSON(t, r)
 }
