@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -220,6 +221,7 @@ revoke-token needs.`,
 func newAdminRevokeTokenCmd() *cobra.Command {
 	var dataDir, kekFile string
 	var etcd etcdFlags
+	var out outputFormat
 	cmd := &cobra.Command{
 		Use:   "revoke-token ID (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
 		Short: "Revoke an administrator token, so it opens nothing from now on",
@@ -230,7 +232,8 @@ from admin list-tokens, or from the audit trail of the token's creation.
 The leaked token itself, or its redacted form (fpa_<ID>_…), names it too:
 only its ID is used, and the secret is never printed or audited.`,
 		Example: `  flinkpki admin list-tokens --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
-  flinkpki admin revoke-token mv4qmyah6uefiqnnhstwfdajdy --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek`,
+  flinkpki admin revoke-token mv4qmyah6uefiqnnhstwfdajdy --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
+  flinkpki admin revoke-token mv4qmyah6uefiqnnhstwfdajdy --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := tokenID(args[0], token.KindAdmin)
@@ -244,22 +247,31 @@ only its ID is used, and the secret is never printed or audited.`,
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %s revoked\n", id)
+			if out == "json" {
+				return writeJSON(cmd.OutOrStdout(), struct {
+					ID      string `json:"id"`
+					Revoked bool   `json:"revoked"`
+				}{id, true})
+			}
 			return nil
 		},
 	}
 	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
 func newAdminBootstrapCmd() *cobra.Command {
 	var dataDir, kekFile, name string
 	var etcd etcdFlags
+	var out outputFormat
 	cmd := &cobra.Command{
 		Use:   "bootstrap (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
 		Short: "Create an administrator token directly in the store",
 		Long: `Create an administrator token directly in the store and print it on stdout (only
 its hash is stored). This is how production installations get their first
-administrator: the server never writes token files outside --dev.
+administrator: the server never writes token files outside --dev. With -o json
+stdout is one object holding the token, its ID and its name instead.
 
 With --data-dir it opens a stopped server's bbolt store (the running server
 holds its lock). With --etcd-endpoints it opens an HA installation's etcd
@@ -267,7 +279,8 @@ store, whose replicas may keep running; they must have started once, so that
 the store exists.`,
 		Example: `  flinkpki admin bootstrap --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > admin.token
   flinkpki admin bootstrap --etcd-endpoints https://etcd-0:2379,https://etcd-1:2379 --kek-file kek \
-      --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key > admin.token`,
+      --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key > admin.token
+  flinkpki admin bootstrap --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek -o json | jq -r .token > admin.token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tok string
@@ -278,13 +291,28 @@ the store exists.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			if out == "json" {
+				_, id, err := token.ParseID(tok)
+				if err != nil {
+					return err
+				}
+				if err := writeJSON(cmd.OutOrStdout(), struct {
+					Token string `json:"token"`
+					ID    string `json:"id"`
+					Name  string `json:"name"`
+				}{tok, id, name}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), tok)
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %q created; keep it secret (store it with mode 0600)\n", name)
 			return nil
 		},
 	}
 	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
 	cmd.Flags().StringVar(&name, "name", "admin", "a label for the token, recorded in the audit trail")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
@@ -413,6 +441,7 @@ func checkMigrationSource(ctx context.Context, src store.Backend, seal *store.Se
 func newAdminMigrateCmd() *cobra.Command {
 	var from, to, kekFile string
 	var etcd etcdFlags
+	var out outputFormat
 	cmd := &cobra.Command{
 		Use:   "migrate --from bolt:PATH --to etcd:ENDPOINTS --kek-file FILE",
 		Short: "Copy the whole store between bbolt and etcd, offline, and verify it",
@@ -422,7 +451,8 @@ must verify on the target. The source is checked with the key-encryption key
 before anything is copied, and the target must be empty. Works in both
 directions.`,
 		Example: `  flinkpki admin migrate --from bolt:/var/lib/flinkpki/flinkpki.db --to etcd:https://etcd-0:2379,https://etcd-1:2379 \
-    --kek-file /etc/flinkpki/kek --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key`,
+    --kek-file /etc/flinkpki/kek --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key
+  flinkpki admin migrate --from bolt:old/flinkpki.db --to bolt:new/flinkpki.db --kek-file kek -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -470,13 +500,27 @@ directions.`,
 			if rep.FirstBad != 0 {
 				return fmt.Errorf("migrated, but the audit chain does not verify on the target: %s", rep.Message)
 			}
-			names := make([]string, 0, len(counts))
-			for b := range counts {
-				names = append(names, b)
-			}
-			sort.Strings(names)
-			for _, b := range names {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-14s %d\n", b, counts[b])
+			if out == "json" {
+				records := map[string]int{}
+				maps.Copy(records, counts)
+				if err := writeJSON(cmd.OutOrStdout(), struct {
+					From         string         `json:"from"`
+					To           string         `json:"to"`
+					Records      map[string]int `json:"records"`
+					AuditEntries uint64         `json:"audit_entries"`
+					Verified     bool           `json:"verified"`
+				}{from, to, records, rep.Entries, true}); err != nil {
+					return err
+				}
+			} else {
+				names := make([]string, 0, len(counts))
+				for b := range counts {
+					names = append(names, b)
+				}
+				sort.Strings(names)
+				for _, b := range names {
+					fmt.Fprintf(cmd.OutOrStdout(), "%-14s %d\n", b, counts[b])
+				}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "copied and verified %s -> %s; %s\n", from, to, rep.Message)
 			return nil
@@ -487,6 +531,7 @@ directions.`,
 	f.StringVar(&to, "to", "", "target store (must be empty): bolt:PATH or etcd:URL[,URL...]")
 	f.StringVar(&kekFile, "kek-file", "", "the store's key-encryption key, checked on the source before copying (env FLINKPKI_KEK_FILE)")
 	etcd.registerConn(cmd)
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 

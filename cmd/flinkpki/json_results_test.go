@@ -9,8 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/token"
 )
 
 // decodeResult reads a command's -o json stdout into v: exactly one JSON
@@ -267,5 +271,131 @@ func TestAdminBackupAndRestoreReportTheFilesInJSON(t *testing.T) {
 	}
 	r = runCLI(t, nil, "admin", "restore", backup, "--data-dir", tableDir, "-o", "json")
 	r.refused(t, "is not empty")
+	noJSON(t, r)
+}
+
+// TestOfflineAdminCommandsReportTheirResultInJSON: bootstrap, revoke-token
+// and migrate on a stopped server's bbolt store.
+func TestOfflineAdminCommandsReportTheirResultInJSON(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	s.stop(t)
+	kek := filepath.Join(dir, "kek")
+	storeFlags := []string{"--data-dir", dir, "--kek-file", kek}
+	admin := func(args ...string) result {
+		t.Helper()
+		return runCLI(t, nil, append(append([]string{"admin"}, args...), storeFlags...)...)
+	}
+
+	// bootstrap: the table (default) output is unchanged, the token alone on stdout.
+	r := admin("bootstrap", "--name", "ops").ok(t)
+	opsToken := strings.TrimSpace(r.stdout)
+	rememberSecret(opsToken)
+	_, opsID, err := token.ParseID(opsToken)
+	if err != nil || r.stdout != opsToken+"\n" || !strings.HasPrefix(opsToken, "fpa_") {
+		t.Errorf("admin bootstrap (table): stdout %q (%v), want the token alone", r.stdout, err)
+	}
+	if r.stderr != "administrator token \"ops\" created; keep it secret (store it with mode 0600)\n" {
+		t.Errorf("admin bootstrap (table): stderr %q", r.stderr)
+	}
+
+	r = admin("bootstrap", "--name", "ci", "-o", "json").ok(t)
+	var boot struct {
+		Token string `json:"token"`
+		ID    string `json:"id"`
+		Name  string `json:"name"`
+	}
+	decodeResult(t, r.stdout, &boot)
+	rememberSecret(boot.Token)
+	if kind, id, err := token.ParseID(boot.Token); err != nil || kind != token.KindAdmin || id != boot.ID || boot.Name != "ci" {
+		t.Errorf("admin bootstrap -o json = {id %q, name %q} (token's ID %q, %v), want an administrator token named ci with its ID", boot.ID, boot.Name, id, err)
+	}
+	if r.stderr != "administrator token \"ci\" created; keep it secret (store it with mode 0600)\n" {
+		t.Errorf("admin bootstrap -o json: stderr %q", r.stderr)
+	}
+	var listed []struct{ ID, Name string }
+	if err := json.Unmarshal([]byte(admin("list-tokens", "-o", "json").ok(t).stdout), &listed); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{}
+	for _, l := range listed {
+		names[l.ID] = l.Name
+	}
+	if names[boot.ID] != "ci" || names[opsID] != "ops" {
+		t.Errorf("list-tokens after bootstrap: %+v, want %s (ci) and %s (ops)", listed, boot.ID, opsID)
+	}
+	// The token from the JSON opens the restarted server.
+	ciFile := writeFile(t, "ci.token", boot.Token)
+	s2 := startServerAt(t, dir, freeAddr(t))
+	s2.cli(t, ciFile, "cluster", "get", "orders").ok(t)
+	s2.stop(t)
+
+	// revoke-token: the table (default) output is unchanged.
+	r = admin("revoke-token", opsID).ok(t)
+	if r.stdout != "" || r.stderr != "administrator token "+opsID+" revoked\n" {
+		t.Errorf("admin revoke-token (table): stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	r = admin("revoke-token", boot.ID, "-o", "json").ok(t)
+	var revoked struct {
+		ID      string `json:"id"`
+		Revoked bool   `json:"revoked"`
+	}
+	decodeResult(t, r.stdout, &revoked)
+	if revoked.ID != boot.ID || !revoked.Revoked {
+		t.Errorf("admin revoke-token -o json = %+v, want %s revoked", revoked, boot.ID)
+	}
+	if r.stderr != "administrator token "+boot.ID+" revoked\n" {
+		t.Errorf("admin revoke-token -o json: stderr %q", r.stderr)
+	}
+	if out := admin("list-tokens", "-o", "json").ok(t).stdout; strings.Contains(out, boot.ID) || strings.Contains(out, opsID) {
+		t.Errorf("revoked tokens are still listed:\n%s", out)
+	}
+	r = admin("revoke-token", boot.ID, "-o", "json")
+	r.refused(t, `administrator token "`+boot.ID+`" not found`)
+	noJSON(t, r)
+
+	// migrate: the same counts as the table, per bucket.
+	src := filepath.Join(dir, "flinkpki.db")
+	before := boltContents(t, src)
+	tableTarget := filepath.Join(t.TempDir(), "table.db")
+	table := runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+tableTarget, "--kek-file", kek).ok(t)
+	target := filepath.Join(t.TempDir(), "json.db")
+	r = runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+target, "--kek-file", kek, "-o", "json").ok(t)
+	var mig struct {
+		From         string         `json:"from"`
+		To           string         `json:"to"`
+		Records      map[string]int `json:"records"`
+		AuditEntries uint64         `json:"audit_entries"`
+		Verified     bool           `json:"verified"`
+	}
+	decodeResult(t, r.stdout, &mig)
+	if mig.From != "bolt:"+src || mig.To != "bolt:"+target || !mig.Verified || mig.Records["clusters"] != 1 ||
+		mig.Records["audit"] == 0 || mig.AuditEntries != uint64(mig.Records["audit"]) {
+		t.Errorf("admin migrate -o json = %+v", mig)
+	}
+	if len(mig.Records) != len(store.Buckets) {
+		t.Errorf("admin migrate -o json counts %d buckets, want %d", len(mig.Records), len(store.Buckets))
+	}
+	var wantTable strings.Builder
+	bucketNames := make([]string, 0, len(mig.Records))
+	for b, n := range mig.Records {
+		if n != len(before[b]) {
+			t.Errorf("admin migrate -o json: bucket %s has %d records, the source %d", b, n, len(before[b]))
+		}
+		bucketNames = append(bucketNames, b)
+	}
+	sort.Strings(bucketNames)
+	for _, b := range bucketNames {
+		fmt.Fprintf(&wantTable, "%-14s %d\n", b, mig.Records[b])
+	}
+	if table.stdout != wantTable.String() {
+		t.Errorf("admin migrate (table): stdout %q, want %q", table.stdout, wantTable.String())
+	}
+	if !strings.HasPrefix(table.stderr, "copied and verified bolt:"+src+" -> bolt:"+tableTarget+"; ") || !strings.HasPrefix(r.stderr, "copied and verified ") {
+		t.Errorf("admin migrate: stderr %q (table), %q (json)", table.stderr, r.stderr)
+	}
+	r = runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+target, "--kek-file", kek, "-o", "json")
+	r.refused(t, "not empty")
 	noJSON(t, r)
 }
