@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/token"
@@ -397,5 +400,65 @@ func TestOfflineAdminCommandsReportTheirResultInJSON(t *testing.T) {
 	}
 	r = runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+target, "--kek-file", kek, "-o", "json")
 	r.refused(t, "not empty")
+	noJSON(t, r)
+}
+
+func TestServerCAReportsTheTrustAnchorInJSON(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	startServer(t, dir).stop(t)
+	path := filepath.Join(dir, "server-ca.crt")
+	pemData, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemData)
+	if block == nil {
+		t.Fatal("server-ca.crt holds no PEM block")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	var colons []string
+	for _, b := range sum {
+		colons = append(colons, fmt.Sprintf("%02X", b))
+	}
+	stderr := fmt.Sprintf("%s: %s, SHA-256 %s, valid until %s\n", path, cert.Subject, hex.EncodeToString(sum[:]), cert.NotAfter.UTC().Format("2006-01-02"))
+
+	// The table (default) output is unchanged: the PEM on stdout, the fingerprint on stderr.
+	r := runCLI(t, nil, "server-ca", "--data-dir", dir).ok(t)
+	if r.stdout != string(pemData) || r.stderr != stderr {
+		t.Errorf("server-ca (table): stdout %q, stderr %q, want the file and %q", r.stdout, r.stderr, stderr)
+	}
+
+	r = runCLI(t, nil, "server-ca", "--data-dir", dir, "-o", "json").ok(t)
+	var got struct {
+		Path              string `json:"path"`
+		Subject           string `json:"subject"`
+		SHA256Fingerprint string `json:"sha256_fingerprint"`
+		NotBefore         string `json:"not_before"`
+		NotAfter          string `json:"not_after"`
+		PEM               string `json:"pem"`
+	}
+	decodeResult(t, r.stdout, &got)
+	if got.Path != path || got.PEM != string(pemData) || got.Subject != cert.Subject.String() || got.Subject == "" {
+		t.Errorf("server-ca -o json: path %q, subject %q, pem %q; want %s, %q and the file", got.Path, got.Subject, got.PEM, path, cert.Subject)
+	}
+	if want := strings.Join(colons, ":"); got.SHA256Fingerprint != want {
+		t.Errorf("server-ca -o json: sha256_fingerprint %q, want %q", got.SHA256Fingerprint, want)
+	}
+	if want := cert.NotBefore.UTC().Format(time.RFC3339); got.NotBefore != want {
+		t.Errorf("server-ca -o json: not_before %q, want %q", got.NotBefore, want)
+	}
+	if want := cert.NotAfter.UTC().Format(time.RFC3339); got.NotAfter != want {
+		t.Errorf("server-ca -o json: not_after %q, want %q", got.NotAfter, want)
+	}
+	if r.stderr != stderr {
+		t.Errorf("server-ca -o json: stderr %q, want %q", r.stderr, stderr)
+	}
+
+	r = runCLI(t, nil, "server-ca", "--data-dir", t.TempDir(), "-o", "json")
+	r.refused(t, "read the server's trust anchor")
 	noJSON(t, r)
 }

@@ -10,22 +10,31 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flinkpki/flinkpki/ca"
 )
 
 // serverCAFileName is where the server writes its trust anchor.
 const serverCAFileName = "server-ca.crt"
 
 func (a *app) newServerCACmd() *cobra.Command {
-	var dataDir string
+	var (
+		dataDir string
+		out     outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "server-ca",
 		Short: "Print the server's trust anchor (offline)",
 		Long: `Print the server's own serving CA certificate (DATA_DIR/server-ca.crt), the
 trust anchor clients pass as --ca-file, so it can be published, for example
 into a ConfigMap. Reads the data directory only; no server call. Its SHA-256
-fingerprint goes to stderr for comparing out of band.`,
+fingerprint goes to stderr for comparing out of band. -o json prints one object
+with the PEM, the subject, the SHA-256 fingerprint of the certificate's DER
+(colon-separated, as ca status shows fingerprints) and its validity instead.`,
 		Example: `  flinkpki server-ca --data-dir /var/lib/flinkpki > server-ca.crt
-  kubectl -n flink create configmap flinkpki-server-ca --from-file=server-ca.crt=<(flinkpki server-ca)`,
+  kubectl -n flink create configmap flinkpki-server-ca --from-file=server-ca.crt=<(flinkpki server-ca)
+  flinkpki server-ca --data-dir /var/lib/flinkpki -o json | jq -r .sha256_fingerprint`,
 		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			path := filepath.Join(dataDir, serverCAFileName)
@@ -41,7 +50,20 @@ fingerprint goes to stderr for comparing out of band.`,
 			if err != nil {
 				return fmt.Errorf("%s holds an unreadable certificate: %w", path, err)
 			}
-			if _, err := a.stdout.Write(data); err != nil {
+			if out == "json" {
+				err = writeJSON(a.stdout, struct {
+					Path              string `json:"path"`
+					Subject           string `json:"subject"`
+					SHA256Fingerprint string `json:"sha256_fingerprint"`
+					NotBefore         string `json:"not_before"`
+					NotAfter          string `json:"not_after"`
+					PEM               string `json:"pem"`
+				}{path, cert.Subject.String(), ca.Fingerprint(cert),
+					rfc3339(timestamppb.New(cert.NotBefore)), rfc3339(timestamppb.New(cert.NotAfter)), string(data)})
+			} else {
+				_, err = a.stdout.Write(data)
+			}
+			if err != nil {
 				return err
 			}
 			sum := sha256.Sum256(cert.Raw)
@@ -50,5 +72,6 @@ fingerprint goes to stderr for comparing out of band.`,
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./flinkpki-data", "the server's data directory")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
