@@ -22,6 +22,7 @@ func newBenchPopulateCmd() *cobra.Command {
 		clusters         int
 		holders          int
 		bigCluster       int
+		out              outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "populate --data-dir DIR --kek-file F [--clusters N] [--holders M]",
@@ -33,7 +34,8 @@ of the holders, so 'ca status' can be timed on a cluster with that many live
 holders. Holder records are synthetic: they name serials that were never
 issued. Use a data directory made for benchmarking.`,
 		Example: `  flinkpki serve --dev --data-dir ./scale &   # once, to create the store; then stop it
-  flinkpki bench populate --data-dir ./scale --kek-file ./scale/kek --clusters 10000 --holders 1000000`,
+  flinkpki bench populate --data-dir ./scale --kek-file ./scale/kek --clusters 10000 --holders 1000000
+  flinkpki bench populate --data-dir ./scale --kek-file ./scale/kek --clusters 10 --holders 1000 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if holders > 0 && clusters == 0 {
@@ -45,10 +47,17 @@ issued. Use a data directory made for benchmarking.`,
 				return err
 			}
 			defer st.Close()
-			if err := populate(ctx, cmd, st, clusters, holders, bigCluster); err != nil {
+			took, err := populate(ctx, cmd, st, clusters, holders, bigCluster)
+			if err != nil {
 				return err
 			}
+			if out != "json" {
+				fmt.Fprintf(cmd.OutOrStdout(), "populated %d clusters and %d holders in %s\n", clusters, holders, took.Round(time.Second))
+			}
 			st.Close()
+			if out == "json" {
+				return writeJSON(cmd.OutOrStdout(), populateResult(dataDir, clusters, holders, bigCluster, took))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "database size: %s\n", dbSize(dataDir))
 			return nil
 		},
@@ -59,20 +68,47 @@ issued. Use a data directory made for benchmarking.`,
 	f.Var(newIntFlag(&clusters, 10000, 0, math.MaxInt32), "clusters", "clusters to create")
 	f.Var(newIntFlag(&holders, 1000000, 0, math.MaxInt32), "holders", "holder records to create in all")
 	f.Var(newIntFlag(&bigCluster, 10000, 0, math.MaxInt32), "big-cluster", "holders of the first cluster")
+	addOutputFlag(cmd, &out)
 	return cmd
 }
 
-func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters, holders, big int) error {
+// populateJSON is bench populate's -o json result.
+type populateJSON struct {
+	DataDir           string  `json:"data_dir"`
+	Clusters          int     `json:"clusters"`
+	Holders           int     `json:"holders"`
+	BigClusterHolders int     `json:"big_cluster_holders"`
+	Seconds           float64 `json:"seconds"`
+	DatabaseBytes     *int64  `json:"database_bytes"` // null when the file cannot be read
+}
+
+func populateResult(dataDir string, clusters, holders, big int, took time.Duration) populateJSON {
+	r := populateJSON{DataDir: dataDir, Clusters: clusters, Holders: holders, Seconds: took.Seconds()}
+	// populate gives the first cluster the first big holders, and all of
+	// them when it is the only one.
+	r.BigClusterHolders = min(big, holders)
+	if clusters == 1 {
+		r.BigClusterHolders = holders
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, "flinkpki.db")); err == nil {
+		n := fi.Size()
+		r.DatabaseBytes = &n
+	}
+	return r
+}
+
+// populate creates the clusters and holders and returns how long it took.
+func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters, holders, big int) (time.Duration, error) {
 	auth, err := authority.New(authority.Config{Store: st})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	actor := authority.Actor{Kind: authority.ActorSystem, ID: "bench-populate"}
 	start := time.Now()
 	for i := 0; i < clusters; i++ {
 		name := fmt.Sprintf("scale-%05d", i)
 		if _, err := auth.CreateCluster(ctx, actor, authority.CreateClusterRequest{Name: name}); err != nil {
-			return fmt.Errorf("create %s: %w", name, err)
+			return 0, fmt.Errorf("create %s: %w", name, err)
 		}
 		if i%1000 == 999 {
 			fmt.Fprintf(cmd.ErrOrStderr(), "populate: %d clusters (%s)\n", i+1, time.Since(start).Round(time.Second))
@@ -101,13 +137,12 @@ func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters
 			return nil
 		})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		done += n
 		fmt.Fprintf(cmd.ErrOrStderr(), "populate: %d holders (%s)\n", done, time.Since(start).Round(time.Second))
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "populated %d clusters and %d holders in %s\n", clusters, holders, time.Since(start).Round(time.Second))
-	return nil
+	return time.Since(start), nil
 }
 
 // dbSize reports the size of a data directory's database file.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -461,4 +462,60 @@ func TestServerCAReportsTheTrustAnchorInJSON(t *testing.T) {
 	r = runCLI(t, nil, "server-ca", "--data-dir", t.TempDir(), "-o", "json")
 	r.refused(t, "read the server's trust anchor")
 	noJSON(t, r)
+}
+
+func TestBenchPopulateReportsWhatItCreatedInJSON(t *testing.T) {
+	stopped := func() (string, []string) {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "data")
+		startServer(t, dir).stop(t)
+		return dir, []string{"bench", "populate", "--data-dir", dir, "--kek-file", filepath.Join(dir, "kek")}
+	}
+
+	// The table (default) output is unchanged.
+	_, args := stopped()
+	r := runCLI(t, nil, append(args, "--clusters", "1", "--holders", "5")...).ok(t)
+	if !regexp.MustCompile(`^populated 1 clusters and 5 holders in \d+s\ndatabase size: \d+\.\d MB\n$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`^populate: 5 holders \(\d+s\)\n$`).MatchString(r.stderr) {
+		t.Errorf("bench populate (table): stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+
+	dir, args := stopped()
+	r = runCLI(t, nil, append(args, "--clusters", "3", "--holders", "50", "--big-cluster", "30", "-o", "json")...).ok(t)
+	var got struct {
+		DataDir           string  `json:"data_dir"`
+		Clusters          int     `json:"clusters"`
+		Holders           int     `json:"holders"`
+		BigClusterHolders int     `json:"big_cluster_holders"`
+		Seconds           float64 `json:"seconds"`
+		DatabaseBytes     *int64  `json:"database_bytes"`
+	}
+	decodeResult(t, r.stdout, &got)
+	size, _ := fileFacts(t, filepath.Join(dir, "flinkpki.db"))
+	if got.DataDir != dir || got.Clusters != 3 || got.Holders != 50 || got.BigClusterHolders != 30 || got.Seconds <= 0 ||
+		got.DatabaseBytes == nil || *got.DatabaseBytes != size {
+		t.Errorf("bench populate -o json = %+v, want 3 clusters, 50 holders, 30 in the big one, database of %d bytes", got, size)
+	}
+	if !regexp.MustCompile(`^populate: 50 holders \(\d+s\)\n$`).MatchString(r.stderr) {
+		t.Errorf("bench populate -o json: stderr %q", r.stderr)
+	}
+
+	// A second run finds its clusters there and is refused, without JSON.
+	r = runCLI(t, nil, append(args, "--clusters", "1", "--holders", "0", "-o", "json")...)
+	r.refused(t, "create scale-00000")
+	noJSON(t, r)
+	r = runCLI(t, nil, append(args, "--clusters", "0", "--holders", "5", "-o", "json")...)
+	oneLineError(t, r, 2, "--holders 5 needs at least one cluster")
+	noJSON(t, r)
+
+	s := startServer(t, dir, "--rotation-interval", "0")
+	for cluster, want := range map[string]int{"scale-00000": 30, "scale-00001": 10, "scale-00002": 10} {
+		var st struct {
+			LiveHolders int `json:"live_holders"`
+		}
+		decodeResult(t, s.cli(t, s.admin, "ca", "status", "--cluster", cluster, "-o", "json").ok(t).stdout, &st)
+		if st.LiveHolders != want {
+			t.Errorf("%s has %d live holders, want %d", cluster, st.LiveHolders, want)
+		}
+	}
 }
