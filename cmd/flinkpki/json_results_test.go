@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/token"
 )
@@ -517,5 +519,33 @@ func TestBenchPopulateReportsWhatItCreatedInJSON(t *testing.T) {
 		if st.LiveHolders != want {
 			t.Errorf("%s has %d live holders, want %d", cluster, st.LiveHolders, want)
 		}
+	}
+}
+
+// TestEveryCommandButServeTakesOutputJSON keeps "-o json everywhere": a new
+// command without -o table|json fails here.
+func TestEveryCommandButServeTakesOutputJSON(t *testing.T) {
+	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, now: time.Now}
+	var walk func(cmd *cobra.Command)
+	seen := 0
+	walk = func(cmd *cobra.Command) {
+		if cmd.HasSubCommands() {
+			for _, c := range cmd.Commands() {
+				walk(c)
+			}
+			return
+		}
+		if !cmd.Runnable() || cmd.Name() == "help" || cmd.Name() == "serve" {
+			return
+		}
+		seen++
+		f := cmd.Flags().Lookup("output")
+		if f == nil || f.Shorthand != "o" || f.Value.Type() != "table|json" || f.DefValue != "table" {
+			t.Errorf("%s has no -o/--output table|json flag (table by default)", cmd.CommandPath())
+		}
+	}
+	walk(a.newRootCmd())
+	if seen < 30 {
+		t.Errorf("walked %d commands, want every command of the CLI", seen)
 	}
 }
