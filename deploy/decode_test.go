@@ -117,6 +117,8 @@ func decodeObject(doc []byte) (object, error) {
 		v = &networkingv1.NetworkPolicy{}
 	case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
 		v = &rbacv1.ClusterRoleBinding{}
+	case "rbac.authorization.k8s.io/v1/ClusterRole":
+		v = &rbacv1.ClusterRole{}
 	case "rbac.authorization.k8s.io/v1/Role":
 		v = &rbacv1.Role{}
 	case "rbac.authorization.k8s.io/v1/RoleBinding":

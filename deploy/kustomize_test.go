@@ -229,7 +229,7 @@ func TestEveryKustomizationRendersToStrictlyValidObjects(t *testing.T) {
 		wantKinds []string
 	}{
 		{"the server base", "kubernetes", []string{"ConfigMap", "Namespace", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"}},
-		{"the base with the tokenreview component", "", []string{"ClusterRoleBinding", "ConfigMap", "Namespace", "NetworkPolicy", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"}},
+		{"the base with the tokenreview component", "", []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "Namespace", "NetworkPolicy", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"}},
 		{"the monitoring objects", "kubernetes/monitoring", []string{"ConfigMap", "PrometheusRule", "ServiceMonitor"}},
 		{"the standalone example", "examples/standalone", []string{"ConfigMap", "FlinkDeployment", "Service", "ServiceAccount"}},
 		{"the native example", "examples/native", []string{"ConfigMap", "FlinkDeployment", "Role", "RoleBinding", "Service", "ServiceAccount"}},

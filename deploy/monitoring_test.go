@@ -87,7 +87,8 @@ func TestPrometheusRulesWatchTheRightMetrics(t *testing.T) {
 		"FlinkpkiLeafExpiringSoon":        {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `min by (cluster) (flinkpki_live_leaf_earliest_expiry_timestamp_seconds) - time() < 7 * 86400`, ""},
 		// The other alerts go silent with their series when the server is
 		// down or not scraped at all.
-		"FlinkpkiDown": {nil, `up{job="flinkpki"} == 0 or absent(up{job="flinkpki"})`, "5m"},
+		"FlinkpkiDown":        {nil, `max(up{job="flinkpki"}) == 0 or absent(up{job="flinkpki"})`, "5m"},
+		"FlinkpkiReplicaDown": {nil, `up{job="flinkpki"} == 0`, "10m"},
 		// The kubelet's volume statistics of the StatefulSet's claim.
 		"FlinkpkiStoreVolumeFilling": {nil, `kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} < 0.25`, "15m"},
 		"FlinkpkiRotationBlocked":    {[]string{"flinkpki_rotation_blocked"}, `max by (cluster, purpose, step) (flinkpki_rotation_blocked) > 0`, "1d"},

@@ -3,6 +3,7 @@ package deploy
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -287,11 +288,19 @@ func equalLabels(a, b map[string]string) bool {
 	return true
 }
 
-func TestTokenReviewComponentGrantsOnlyAuthDelegation(t *testing.T) {
+// TestTokenReviewComponentGrantsOnlyTokenReviews: the server's service
+// account may create TokenReviews and nothing else (system:auth-delegator
+// would add SubjectAccessReviews).
+func TestTokenReviewComponentGrantsOnlyTokenReviews(t *testing.T) {
 	objs := rendered(t, overlay(t, []string{"kubernetes"}, []string{"kubernetes/tokenreview"}))
 	crb := only[*rbacv1.ClusterRoleBinding](t, objs)
-	if crb.RoleRef.Name != "system:auth-delegator" || crb.RoleRef.Kind != "ClusterRole" {
-		t.Errorf("roleRef = %+v, want ClusterRole system:auth-delegator", crb.RoleRef)
+	role := only[*rbacv1.ClusterRole](t, objs)
+	if crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != role.Name {
+		t.Errorf("roleRef = %+v, want the component's ClusterRole %s", crb.RoleRef, role.Name)
+	}
+	want := []rbacv1.PolicyRule{{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}}}
+	if !reflect.DeepEqual(role.Rules, want) {
+		t.Errorf("rules = %+v, want %+v", role.Rules, want)
 	}
 	if len(crb.Subjects) != 1 || crb.Subjects[0].Name != "flinkpki" || crb.Subjects[0].Namespace != "flinkpki" {
 		t.Errorf("subjects = %+v, want only the flinkpki service account", crb.Subjects)

@@ -35,7 +35,8 @@ const (
 // Reviewer asks the Kubernetes API server whether a service-account token
 // is still valid (TokenReview). It complements offline JWKS verification:
 // the API server also knows that a pod, and so its bound token, is gone.
-// The server's service account needs system:auth-delegator.
+// The server's service account needs to create TokenReviews (the
+// tokenreview component's ClusterRole, or system:auth-delegator).
 type Reviewer struct {
 	url       string
 	client    *http.Client
@@ -122,7 +123,7 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: the API server answered HTTP %d (does the server's service account have system:auth-delegator?)", ErrReview, resp.StatusCode)
+		return nil, fmt.Errorf("%w: the API server answered HTTP %d (may the server's service account create TokenReviews? deploy/kubernetes/tokenreview grants it)", ErrReview, resp.StatusCode)
 	}
 	var tr authnv1.TokenReview
 	if err := json.Unmarshal(data, &tr); err != nil {

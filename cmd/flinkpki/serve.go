@@ -152,7 +152,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.StringVar(&o.k8sIssuer, "k8s-issuer", "", "issuer (iss) of the cluster's service-account tokens; enables Kubernetes tokens")
 	f.StringVar(&o.k8sJWKSFile, "k8s-jwks-file", "", "the cluster's JWKS (kubectl get --raw /openid/v1/jwks)")
 	f.StringVar(&o.k8sAudience, "k8s-audience", k8sauth.DefaultAudience, "audience projected service-account tokens must carry")
-	f.BoolVar(&o.k8sTokenReview, "k8s-tokenreview", false, "also ask the API server (TokenReview) about each service-account token; needs system:auth-delegator")
+	f.BoolVar(&o.k8sTokenReview, "k8s-tokenreview", false, "also ask the API server (TokenReview) about each service-account token; its service account must be allowed to create TokenReviews")
 	f.StringVar(&o.k8sAPIServer, "k8s-api-server", "", "API server URL for TokenReview (default: in-cluster)")
 	f.StringVar(&o.k8sAPICAFile, "k8s-api-ca-file", "", "CA of the API server (default: the in-cluster service-account ca.crt)")
 	f.StringVar(&o.k8sAPITokenFile, "k8s-api-token-file", "", "the server's own token for TokenReview (default: the in-cluster service-account token)")
