@@ -114,7 +114,8 @@ func (a *app) newHolderReleaseCmd() *cobra.Command {
 		Short: "Declare a holder gone",
 		Long: `Declare a holder gone, so it no longer blocks CA activation or retirement.
 Use it for pods that were deleted before their leaf expired. Without --purpose
-every purpose (internal and rest) of the holder is released.`,
+every purpose (internal and rest) of the holder is released. A name with no
+record is refused as not found (exit 1): flinkpki holder list shows the names.`,
 		Example: `  flinkpki holder release --cluster orders orders-taskmanager-1-3
   flinkpki holder release --cluster orders orders-taskmanager-1-3 -o json`,
 		Args: cobra.ExactArgs(1),
@@ -135,12 +136,9 @@ every purpose (internal and rest) of the holder is released.`,
 			if err != nil {
 				return err
 			}
-			if resp.GetReleased() == 0 {
-				// Releasing is idempotent, so preStop hooks may run it twice.
-				fmt.Fprintf(a.stderr, "cluster %q has no live holder %q; nothing to release\n", cluster, args[0])
-			} else {
-				fmt.Fprintf(a.stderr, "released %d credential record(s) of holder %q\n", resp.GetReleased(), args[0])
-			}
+			// A holder with no record is refused as not found (exit 1),
+			// audited like any refusal: a misspelt name shows.
+			fmt.Fprintf(a.stderr, "released %d credential record(s) of holder %q\n", resp.GetReleased(), args[0])
 			if out == "json" {
 				// Purpose is "" when every purpose was released.
 				return writeJSON(a.stdout, struct {
