@@ -319,6 +319,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	// nobody acts on, so that the offline commands (admin rotate-kek) see
 	// it while it runs.
 	leader := func() bool { return true }
+	leaveElection := func() error { return nil }
 	if eb, ok := backend.(*etcdstore.Backend); ok {
 		jobs := o.rotationInterval.d > 0 || o.holderRetention.d > 0
 		election := etcdstore.PresenceElection
@@ -329,7 +330,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		if err != nil {
 			return fmt.Errorf("join the %s election in etcd: %w", election, err)
 		}
-		defer l.Close()
+		// Left before the store closes (its client resigns the key).
+		leaveElection = sync.OnceValue(l.Close)
+		defer leaveElection()
 		if jobs {
 			leader = l.IsLeader
 		}
@@ -431,6 +434,8 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	for _, stop := range extra {
 		stop(sctx)
 	}
+	cancel()
+	_ = leaveElection() // a key not resigned expires with its lease
 	if err := closeStore(); err != nil {
 		log.Error("closing the store failed", "err", err)
 		return fmt.Errorf("close the store: %w", err)
