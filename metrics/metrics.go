@@ -4,7 +4,9 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,7 +240,7 @@ func (r *refresher) scrape(ctx context.Context) {
 
 func (r *refresher) run() {
 	start := r.now()
-	err := r.refresh(r.ctx)
+	err := r.safeRefresh()
 	end := r.now()
 	r.mu.Lock()
 	r.running = false
@@ -253,6 +255,18 @@ func (r *refresher) run() {
 		r.onErr(err)
 	}
 	r.once.Do(func() { close(r.first) })
+}
+
+// safeRefresh runs the refresh, which runs on a goroutine of its own, and
+// turns a panic in it into an error (reported, retried at the next
+// scrape), so that a bug in it cannot end the server.
+func (r *refresher) safeRefresh() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the expiry gauges' refresh panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return r.refresh(r.ctx)
 }
 
 // WatchKeyPool reports ready(), the keys the bake key pool holds ready per

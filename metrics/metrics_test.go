@@ -315,3 +315,33 @@ func TestRotationGaugesShowTheLastTick(t *testing.T) {
 		t.Fatalf("after an empty tick:\n%s\nwant no rotation series", got)
 	}
 }
+
+// TestAPanickingRefreshIsReportedAndRetried: the refresh runs on a
+// goroutine of its own, where a panic (a bug reading the store) would end
+// the server. It is reported like a failed refresh, the scrape answers,
+// and the next scrape tries again.
+func TestAPanickingRefreshIsReportedAndRetried(t *testing.T) {
+	m := New()
+	var calls atomic.Int32
+	refresh := func(context.Context) error {
+		if calls.Add(1) == 1 {
+			var cas []CA
+			_ = cas[3] // an index out of range
+		}
+		m.SetCAs(oneCA("after"), nil, nil)
+		return nil
+	}
+	var errs []error
+	var errMu sync.Mutex
+	srv := httptest.NewServer(m.RefreshingHandler(t.Context(), time.Millisecond, refresh, func(err error) {
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+	}))
+	defer srv.Close()
+	scrape(t, srv.URL)
+	if got := snapshot(&errMu, &errs); len(got) != 1 || !strings.Contains(got[0].Error(), "the expiry gauges' refresh panicked: runtime error: index out of range") {
+		t.Fatalf("errors reported: %v, want the panic", got)
+	}
+	waitFor(t, srv.URL, `cluster="after"`)
+}
