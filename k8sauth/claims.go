@@ -72,8 +72,9 @@ func (v *Verifier) checkClaims(c *claims) (*Identity, error) {
 	return identityOf(c)
 }
 
-// checkTimes applies exp, nbf and iat with the leeway. exp is required:
-// projected tokens always carry it, and a token without one never expires.
+// checkTimes applies exp, nbf and iat with the leeway, and the maximum age
+// after iat. exp is required: projected tokens always carry it, and a
+// token without one never expires.
 func (v *Verifier) checkTimes(c *claims) error {
 	now := v.clock()
 	if c.Expiry == nil {
@@ -89,8 +90,13 @@ func (v *Verifier) checkTimes(c *claims) error {
 		}
 	}
 	if c.IssuedAt != nil {
-		if iat := c.IssuedAt.Time(); now.Add(v.leeway).Before(iat) {
+		iat := c.IssuedAt.Time()
+		if now.Add(v.leeway).Before(iat) {
 			return fmt.Errorf("service-account token was issued at %s, in the future; check the clocks of flinkpki and the cluster: %w", stamp(iat), ErrNotYetValid)
+		}
+		if age := now.Sub(iat); age > v.maxAge+v.leeway {
+			return fmt.Errorf("service-account token was issued at %s, %s ago, and flinkpki takes none older than %s: the kubelet renews a pod's projected token within a day, so this is an old copy; read the token file again: %w",
+				stamp(iat), age.Round(time.Minute), v.maxAge, ErrExpired)
 		}
 	}
 	return nil

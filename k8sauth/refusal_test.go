@@ -75,6 +75,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"a token expired just beyond the leeway", iss.Mint(with(func(c *k8stest.Claims) {
 			c.IssuedAt, c.Expiry = now.Add(-time.Hour), now.Add(-DefaultLeeway-time.Second)
 		})), ErrExpired},
+		{"an unexpired token issued more than a day ago (a copy: the kubelet renews a pod's token within a day)", iss.Mint(with(func(c *k8stest.Claims) {
+			c.IssuedAt, c.NotBefore, c.Expiry = now.Add(-DefaultMaxAge-DefaultLeeway-time.Minute), now.Add(-30*time.Hour), now.Add(365*24*time.Hour)
+		})), ErrExpired},
 		{"a token whose nbf is beyond the leeway", iss.Mint(with(func(c *k8stest.Claims) {
 			c.IssuedAt, c.NotBefore = now.Add(-time.Minute), now.Add(DefaultLeeway+time.Second)
 		})), ErrNotYetValid},

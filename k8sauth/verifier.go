@@ -15,6 +15,7 @@
 package k8sauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,12 @@ import (
 const (
 	DefaultAudience = "flinkpki"
 	DefaultLeeway   = 60 * time.Second
+	// DefaultMaxAge bounds how long after its iat a token is accepted,
+	// whatever its exp says. The kubelet renews a projected token once
+	// 80% of its life or 24 hours have passed, so the token file of a
+	// running pod is never much older than a day: an older token is a
+	// copy, not what a pod reads now.
+	DefaultMaxAge = 25 * time.Hour
 	// MaxTokenBytes bounds the input Verify parses. Projected tokens are
 	// about 1 KiB; anything far larger is refused before any decoding.
 	MaxTokenBytes = 16 << 10
@@ -52,6 +59,9 @@ type Config struct {
 	// Leeway absorbs clock skew between the apiserver and flinkpki when
 	// checking exp, nbf and iat; zero means DefaultLeeway.
 	Leeway time.Duration
+	// MaxAge is how long after its iat a token is accepted; zero means
+	// DefaultMaxAge.
+	MaxAge time.Duration
 }
 
 // Identity is what a verified token says about the workload that holds it.
@@ -74,6 +84,7 @@ type Verifier struct {
 	keys     []verificationKey
 	clock    func() time.Time
 	leeway   time.Duration
+	maxAge   time.Duration
 }
 
 // New returns a Verifier for cfg, refusing a Config that could never
@@ -90,7 +101,10 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, keys: keys, clock: cfg.Clock, leeway: cfg.Leeway}
+	if cfg.MaxAge < 0 {
+		return nil, fmt.Errorf("token max age %v is negative: %w", cfg.MaxAge, ErrConfig)
+	}
+	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, keys: keys, clock: cfg.Clock, leeway: cfg.Leeway, maxAge: cmp.Or(cfg.MaxAge, DefaultMaxAge)}
 	if v.audience == "" {
 		v.audience = DefaultAudience
 	}

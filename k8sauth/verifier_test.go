@@ -41,6 +41,11 @@ func TestVerifyAcceptsProjectedTokens(t *testing.T) {
 				c.IssuedAt, c.NotBefore = now.Add(DefaultLeeway), now.Add(DefaultLeeway)
 				return iss.Mint(c)
 			}},
+			{"a token the kubelet is about to renew, a day old", func() string {
+				c := validClaims()
+				c.IssuedAt, c.Expiry = now.Add(-24*time.Hour), now.Add(24*time.Hour)
+				return iss.Mint(c)
+			}},
 			{"a token with warnafter, as extended kubelet tokens have", func() string {
 				c := validClaims()
 				c.WarnAfter = now.Add(time.Minute)
