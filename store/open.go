@@ -58,16 +58,28 @@ func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	won := false
 	err = b.Update(ctx, func(tx Tx) error {
+		won = false
 		if tx.Get(bMeta, kSchema) != nil {
-			return nil // another replica initialised it first
+			return nil // another replica initialised it first: checked below
 		}
 		if err := tx.Put(bMeta, kSchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
 			return err
 		}
+		won = true
 		return tx.Put(bMeta, kKEKCheck, check)
 	})
-	return s, err
+	if err == nil && !won {
+		// The store another replica made holds its key-encryption key's
+		// check: this replica must have the same key, or every CA key it
+		// sealed would open nowhere else.
+		err = Check(ctx, b, seal)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Check runs Open's checks and writes nothing: ErrNoStore when no server
