@@ -448,7 +448,15 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 // transport settings, and registers the flinkpki services on it.
 func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
+	gate := newStreamGate(maxStreamsInFlight, rl.timeout)
 	g := grpc.NewServer(
+		// Bounds on what a peer holds before it is authenticated, which
+		// happens only once a request's message has arrived: a stream that
+		// sends its headers and never its message would otherwise wait for
+		// ever, with a goroutine and its buffers (about 11 KiB), as many as
+		// a connection may open (gRPC's default: unlimited).
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.InTapHandle(gate.tap),
 		// No session tickets: no flinkpki client resumes a session (an
 		// init container connects once), so a ticket is an encryption, a
 		// record and a write per connection that nobody reads; and a TLS

@@ -23,11 +23,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/flinkpki/flinkpki/api"
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/metrics"
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/token"
 )
@@ -287,4 +289,50 @@ func rsaKeyTypesInUse(ctx context.Context, st *store.Store, page int) []ca.KeyTy
 		}
 		after = next
 	}
+}
+
+// Bounds on streams (requests) in flight: per connection, and for the whole
+// server. A thousand TaskManagers starting at once are a thousand streams.
+const (
+	maxStreamsPerConn  = 256
+	maxStreamsInFlight = 4096
+	// backupDeadline bounds a backup stream, which may carry a large
+	// database over a slow link, where --rpc-timeout bounds the rest.
+	backupDeadline = time.Hour
+)
+
+// streamGate is the gRPC server's tap: it runs for every new stream before
+// its request message is read (so before any authentication), refuses one
+// past max in flight, and gives each a deadline from its start, which also
+// ends a stream whose message never comes.
+type streamGate struct {
+	max      int64
+	timeout  time.Duration
+	inFlight atomic.Int64
+}
+
+func newStreamGate(max int64, timeout time.Duration) *streamGate {
+	return &streamGate{max: max, timeout: timeout}
+}
+
+func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if g.inFlight.Add(1) > g.max {
+		g.inFlight.Add(-1)
+		return nil, status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max)
+	}
+	d := g.timeout
+	if info.FullMethodName == flinkpkiv1.AdminService_Backup_FullMethodName {
+		d = max(d, backupDeadline)
+	}
+	if d <= 0 {
+		d = backupDeadline
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	// The stream's context ends when the stream does (gRPC cancels its
+	// parent), or at the deadline.
+	context.AfterFunc(ctx, func() {
+		cancel()
+		g.inFlight.Add(-1)
+	})
+	return ctx, nil
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -11,14 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/flinkpki/flinkpki/api"
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 // TestTheKeyPoolPrewarmsKeyTypesOfEveryCluster: the RSA key types the bake
@@ -132,5 +138,132 @@ func TestServeWarnsOfAServingCANearItsEnd(t *testing.T) {
 		if got := logs.String(); tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 			t.Errorf("%s left: logged %q, want %q", tt.left, got, tt.want)
 		}
+	}
+}
+
+// TestAStreamWhoseRequestNeverComesIsEnded: a request is authenticated only
+// once its message has arrived, so a peer without any token could open
+// streams that send their headers and never their message, each holding a
+// goroutine and its buffers for as long as the connection lives (gRPC
+// allows unlimited streams per connection by default). The server now
+// advertises at most maxStreamsPerConn streams per connection and ends
+// every stream at its deadline (--rpc-timeout, here 2 s) whether or not
+// its message came: all 256 stalled streams of one connection are answered
+// DEADLINE_EXCEEDED.
+func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
+	s := startServer(t, "", "--rpc-timeout", "2s")
+	conn, err := tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	advertised := make(chan uint32, 1)
+	ended := make(chan string, maxStreamsPerConn)
+	go func() {
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					v, _ := f.Value(http2.SettingMaxConcurrentStreams)
+					select {
+					case advertised <- v:
+					default:
+					}
+				}
+			case *http2.MetaHeadersFrame:
+				if f.StreamEnded() {
+					ended <- f.PseudoValue("status") + " grpc-status=" + metaValue(f, "grpc-status")
+				}
+			}
+		}
+	}()
+	if got := <-advertised; got != maxStreamsPerConn {
+		t.Fatalf("the server advertises %d concurrent streams per connection, want %d", got, maxStreamsPerConn)
+	}
+	if err := fr.WriteSettingsAck(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for i := range maxStreamsPerConn {
+		hb.Reset()
+		for _, f := range []hpack.HeaderField{
+			{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "https"},
+			{Name: ":path", Value: "/flinkpki.v1.EnrollmentService/Enroll"}, {Name: ":authority", Value: "localhost"},
+			{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
+		} {
+			enc.WriteField(f)
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	deadline := time.After(30 * time.Second)
+	for i := range maxStreamsPerConn {
+		select {
+		case got := <-ended:
+			if got != "200 grpc-status=4" { // DEADLINE_EXCEEDED
+				t.Fatalf("stalled stream %d ended with %q, want grpc-status 4", i, got)
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d stalled streams were still open 30 s after their 2 s deadline", maxStreamsPerConn-i, maxStreamsPerConn)
+		}
+	}
+}
+
+func metaValue(f *http2.MetaHeadersFrame, name string) string {
+	for _, h := range f.RegularFields() {
+		if h.Name == name {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// TestTheStreamGateBoundsStreamsInFlight: past its maximum, a new stream
+// is refused (ResourceExhausted, which init retries) until one in flight
+// ends; each stream gets the request deadline, a backup an hour.
+func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
+	g := newStreamGate(2, 30*time.Second)
+	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
+	parent1, end1 := context.WithCancel(context.Background())
+	ctx1, err := g.tap(parent1, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl, ok := ctx1.Deadline(); !ok || time.Until(dl) > 30*time.Second {
+		t.Errorf("a request's deadline is %v (%v), want 30 s", dl, ok)
+	}
+	backup, err := g.tap(context.Background(), &tap.Info{FullMethodName: flinkpkiv1.AdminService_Backup_FullMethodName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl, _ := backup.Deadline(); time.Until(dl) < 59*time.Minute {
+		t.Errorf("a backup's deadline is %v away, want an hour", time.Until(dl))
+	}
+	if _, err := g.tap(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a third stream with 2 in flight: %v, want ResourceExhausted", err)
+	}
+	end1() // the first stream ends
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := g.tap(context.Background(), info); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("a stream ended, but a new one is still refused: %v", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
