@@ -146,9 +146,12 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 	if err := ca.ValidateValidity(c.CAValidity, c.LeafValidity, ca.DefaultMargin(c.LeafValidity)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	for _, b := range req.K8sBindings {
+	for i, b := range req.K8sBindings {
 		if err := checkNewBinding(b); err != nil {
 			return nil, err
+		}
+		if slices.Contains(req.K8sBindings[:i], b) {
+			return nil, fmt.Errorf("%w: Kubernetes binding %s/%s is named twice", ErrInvalid, b.Namespace, b.ServiceAccount)
 		}
 		c.K8sBindings = append(c.K8sBindings, b)
 	}
@@ -223,11 +226,12 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		}
 		bindings := slices.Clone(c.K8sBindings)
 		for _, b := range req.RemoveK8sBindings {
-			i := slices.Index(bindings, b)
-			if i < 0 {
+			if !slices.Contains(bindings, b) {
 				return fmt.Errorf("%w: cluster %q has no Kubernetes binding %s/%s (flinkpki cluster get %s)", ErrNotFound, req.Name, b.Namespace, b.ServiceAccount, req.Name)
 			}
-			bindings = slices.Delete(bindings, i, i+1)
+			// Every copy: a cluster created before duplicates were refused
+			// may hold one twice, and a removal must unbind it.
+			bindings = slices.DeleteFunc(bindings, func(x store.K8sBinding) bool { return x == b })
 		}
 		if err := checkBindingsFree(tx, req.AddK8sBindings); err != nil {
 			return err

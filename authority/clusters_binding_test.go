@@ -221,3 +221,46 @@ func TestABindingRemovedWhileAPodEnrollsStopsTheEnrollment(t *testing.T) {
 		t.Errorf("the refused enrollment recorded %d holders", len(hs))
 	}
 }
+
+// TestABindingIsHeldOnceAndRemovedWhole: a cluster created with the same
+// service account twice is refused (it was accepted, and a removal then
+// took one copy, reported success, and left the account bound: its pods
+// still enrolled). A cluster stored with a copy too many, by an earlier
+// version, loses every copy on removal.
+func TestABindingIsHeldOnceAndRemovedWhole(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	_, err := e.Authority.CreateCluster(e.Ctx, admin, authority.CreateClusterRequest{Name: "d1", K8sBindings: []store.K8sBinding{flinkSA, flinkSA}})
+	if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "Kubernetes binding flink/flink is named twice") {
+		t.Fatalf("a create naming one binding twice: %v, want it refused", err)
+	}
+	if _, err := e.Authority.GetCluster(e.Ctx, "d1"); !errors.Is(err, authority.ErrNotFound) {
+		t.Fatalf("the refused create left cluster d1: %v", err)
+	}
+
+	e.CreateCluster(authority.CreateClusterRequest{Name: "d2", K8sBindings: []store.K8sBinding{flinkSA}})
+	if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error { // as an earlier version stored it
+		c, err := tx.Cluster("d2")
+		if err != nil {
+			return err
+		}
+		c.K8sBindings = append(c.K8sBindings, flinkSA)
+		return tx.PutCluster(c)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Authority.UpdateCluster(e.Ctx, admin, authority.UpdateClusterRequest{Name: "d2", RemoveK8sBindings: []store.K8sBinding{flinkSA}}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Authority.GetCluster(e.Ctx, "d2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Cluster.K8sBindings) != 0 {
+		t.Fatalf("after removing flink/flink the cluster is bound to %v", v.Cluster.K8sBindings)
+	}
+	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: "flink", Pod: "d2-tm-0"}
+	if _, err := e.EnrollAs(pod, "d2", "taskmanager", ""); !errors.Is(err, authority.ErrDenied) {
+		t.Errorf("a pod of the removed service account enrolls: %v", err)
+	}
+}
