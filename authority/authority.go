@@ -97,6 +97,10 @@ type Authority struct {
 	// gate, when set, decides which refusals of callers other than
 	// administrators get an audit entry of their own (SetRefusalGate).
 	gate RefusalGate
+	// bakeMu guards bakes: the bakes in flight per enrollment token
+	// (reserveBake).
+	bakeMu sync.Mutex
+	bakes  map[string]int
 }
 
 // RefusalGate decides which refusals are audited one by one. The ones it

@@ -158,8 +158,15 @@ func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*
 		return nil, a.Deny(ctx, actor, req.Cluster, "bake", ReasonOf(err), err)
 	}
 	var key crypto.Signer
+	release := func() {}
+	defer func() { release() }()
 	iss, err := a.issue(ctx, actor, req, func(kt ca.KeyType) (crypto.PublicKey, error) {
 		if key == nil { // once, however often a conflict retries the issuance
+			r, err := a.reserveBake(ctx, actor)
+			if err != nil {
+				return nil, err
+			}
+			release = r
 			k, err := a.keys.Key(ctx, kt)
 			if err != nil {
 				return nil, err
@@ -173,6 +180,50 @@ func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*
 	}
 	iss.Key = key
 	return iss, nil
+}
+
+// reserveBake admits an enrollment token's bake only while the token has a
+// use left for it beside the bakes already in flight with it. A use is
+// spent when a bake commits, after its key was taken or made: without the
+// reservation, every concurrent bake of a one-use token would pass the
+// authorisation read and cost a key (up to a second of a core for RSA),
+// all but one to be refused at the commit. Other callers bake freely; the
+// bound is this replica's.
+func (a *Authority) reserveBake(ctx context.Context, actor Actor) (release func(), err error) {
+	if actor.Kind != ActorEnrollment {
+		return func() {}, nil
+	}
+	var left int
+	err = a.st.View(ctx, func(tx *store.Txn) error {
+		t, err := tx.Token(actor.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: enrollment token %s was used up or deleted", ErrUnauthenticated, actor.ID)
+		}
+		if err != nil {
+			return err
+		}
+		left = t.UsesLeft
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.bakeMu.Lock()
+	defer a.bakeMu.Unlock()
+	if a.bakes[actor.ID] >= left {
+		return nil, fmt.Errorf("%w: enrollment token %s has %d use(s) left and as many bakes in flight: wait for them, or use a token with more uses", ErrBusy, actor.ID, left)
+	}
+	if a.bakes == nil {
+		a.bakes = map[string]int{}
+	}
+	a.bakes[actor.ID]++
+	return func() {
+		a.bakeMu.Lock()
+		defer a.bakeMu.Unlock()
+		if a.bakes[actor.ID]--; a.bakes[actor.ID] <= 0 {
+			delete(a.bakes, actor.ID)
+		}
+	}, nil
 }
 
 // serverKey supplies bake's key, of the cluster's key type, once the

@@ -385,3 +385,57 @@ func TestAPodMayNotObtainRESTClientMaterial(t *testing.T) {
 	}
 	e.Enroll("r1", "rest-client", "ops")
 }
+
+// gatedKeys is a key source whose first key waits for release, so a test
+// can hold one bake after it was authorised and took its key.
+type gatedKeys struct {
+	countingKeys
+	taken, release chan struct{}
+	once           sync.Once
+}
+
+func (k *gatedKeys) Key(ctx context.Context, kt ca.KeyType) (crypto.Signer, error) {
+	first := false
+	k.once.Do(func() { first = true })
+	if first {
+		close(k.taken)
+		<-k.release
+	}
+	return k.countingKeys.Key(ctx, kt)
+}
+
+// TestAOneUseTokenBakesOneKeyAtATime: a token's use is spent when a bake
+// commits, after its key was taken or made, so every concurrent bake of a
+// one-use token passed the authorisation and cost a key (up to a second
+// of a core for RSA), all but one refused at the commit. A second bake
+// while the first is in flight is now refused before it takes a key; once
+// the first has committed, the token is used up.
+func TestAOneUseTokenBakesOneKeyAtATime(t *testing.T) {
+	t.Parallel()
+	keys := &gatedKeys{taken: make(chan struct{}), release: make(chan struct{})}
+	e := authoritytest.New(t, authoritytest.WithKeyPool(keys))
+	e.CreateCluster(authority.CreateClusterRequest{Name: "b1"})
+	_, actor := newToken(t, e, "b1", "taskmanager", time.Hour, 1)
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.Authority.Bake(e.Ctx, actor, authority.EnrollRequest{Cluster: "b1", Role: "taskmanager", Holder: "img-1"})
+		first <- err
+	}()
+	<-keys.taken
+	for i := range 5 {
+		_, err := e.Authority.Bake(e.Ctx, actor, authority.EnrollRequest{Cluster: "b1", Role: "taskmanager", Holder: fmt.Sprintf("img-%d", i+2)})
+		if !errors.Is(err, authority.ErrBusy) || !strings.Contains(err.Error(), "has 1 use(s) left and as many bakes in flight") {
+			t.Fatalf("bake %d while the one use is in flight: %v, want it refused as busy", i+2, err)
+		}
+	}
+	close(keys.release)
+	if err := <-first; err != nil {
+		t.Fatalf("the first bake: %v", err)
+	}
+	if _, err := e.Authority.Bake(e.Ctx, actor, authority.EnrollRequest{Cluster: "b1", Role: "taskmanager", Holder: "img-9"}); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Fatalf("a bake after the one use: %v, want the token used up", err)
+	}
+	if n := keys.made(); n != 1 {
+		t.Errorf("%d keys were made for a one-use token, want 1", n)
+	}
+}
