@@ -50,7 +50,8 @@ func (s *Server) status(ctx context.Context, cluster string) (*pb.CAStatus, erro
 		out.EarliestLiveLeafExpiry = timestamppb.New(st.EarliestExpiry)
 	}
 	for _, l := range st.Lineages {
-		ls := &pb.LineageStatus{Purpose: string(l.Purpose), NextStep: &pb.RotationStep{Kind: string(l.Next.Kind), CaId: l.Next.CAID, Blockers: l.Blockers}, Stranded: l.Stranded}
+		ls := &pb.LineageStatus{Purpose: string(l.Purpose), NextStep: &pb.RotationStep{Kind: string(l.Next.Kind), CaId: l.Next.CAID, Blockers: l.Blockers, BlockersTotal: int32(l.BlockersTotal)},
+			Stranded: l.Stranded, StrandedTotal: int32(l.StrandedTotal)}
 		if l.Next.Kind != ca.StepNone {
 			ls.NextStep.Time = timestamppb.New(l.Next.At)
 		}

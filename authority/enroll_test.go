@@ -439,3 +439,46 @@ func TestAOneUseTokenBakesOneKeyAtATime(t *testing.T) {
 		t.Errorf("%d keys were made for a one-use token, want 1", n)
 	}
 }
+
+// TestStatusAndAuditNameAtMostMaxListedHoldersBlockers: with many live
+// holders blocking a step, the status (and so every lifecycle answer)
+// named them all, and a forced step's audit entry listed them all: at tens
+// of thousands of holders the answer outgrew a gRPC message and the entry
+// etcd's request limit. Both now name the first MaxListedHolders, sorted,
+// and count them all.
+func TestStatusAndAuditNameAtMostMaxListedHoldersBlockers(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "many", CAValidity: 400 * day, LeafValidity: 30 * day})
+	const n = authority.MaxListedHolders + 50
+	for i := range n {
+		e.Enroll("many", "taskmanager", fmt.Sprintf("tm-%03d", i))
+	}
+	if err := e.Authority.Prepare(e.Ctx, admin, "many", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.Authority.Status(e.Ctx, "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var internal authority.LineageStatus
+	for _, l := range st.Lineages {
+		if l.Purpose == "internal" {
+			internal = l
+		}
+	}
+	if len(internal.Blockers) != authority.MaxListedHolders || internal.BlockersTotal != n ||
+		internal.Blockers[0] != "tm-000" || internal.Blockers[authority.MaxListedHolders-1] != fmt.Sprintf("tm-%03d", authority.MaxListedHolders-1) {
+		t.Fatalf("blockers: %d named (%s .. %s), total %d; want the first %d of %d, sorted",
+			len(internal.Blockers), internal.Blockers[0], internal.Blockers[len(internal.Blockers)-1], internal.BlockersTotal, authority.MaxListedHolders, n)
+	}
+	if err := e.Authority.Activate(e.Ctx, admin, "many", "internal", true); err != nil {
+		t.Fatal(err)
+	}
+	got := lastAudit(t, e, "many")
+	if got.Outcome != "forced" || len(strings.Split(got.Details["overridden_blockers"], ",")) != authority.MaxListedHolders ||
+		got.Details["overridden_blockers_total"] != fmt.Sprint(n) {
+		t.Errorf("the forced activation's entry: %s, %d names, total %q; want %d names and the total %d",
+			got.Outcome, len(strings.Split(got.Details["overridden_blockers"], ",")), got.Details["overridden_blockers_total"], authority.MaxListedHolders, n)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -195,7 +197,11 @@ func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.P
 	outcome := "ok"
 	if pl.Forced {
 		outcome = "forced"
-		details["overridden_blockers"] = strings.Join(pl.Blockers, ",")
+		listed, total := firstHolders(slices.Clone(pl.Blockers))
+		details["overridden_blockers"] = strings.Join(listed, ",")
+		if total > len(listed) {
+			details["overridden_blockers_total"] = strconv.Itoa(total)
+		}
 	}
 	return a.audit(tx, actor, cluster, action, outcome, "", details)
 }

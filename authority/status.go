@@ -21,11 +21,27 @@ type LineageStatus struct {
 	Purpose  ca.Purpose
 	CAs      []CAInfo
 	Next     ca.Step
-	Blockers []string // live holders that block Next
+	Blockers []string // live holders that block Next: the first MaxListedHolders, sorted
 	// Stranded are live holders cut off from the others, which only a
 	// forced step leaves behind: their leaf comes from a CA no longer in
-	// the lineage, or their truststore lacks the active CA.
+	// the lineage, or their truststore lacks the active CA. The first
+	// MaxListedHolders, sorted.
 	Stranded []string
+	// BlockersTotal and StrandedTotal count them all.
+	BlockersTotal, StrandedTotal int
+}
+
+// MaxListedHolders bounds the holder names a status, a lifecycle answer or
+// an audit entry lists (the totals count them all): a cluster of a hundred
+// thousand live holders would otherwise outgrow a gRPC message, and an
+// audit entry etcd's request limit.
+const MaxListedHolders = 100
+
+// firstHolders sorts names and keeps the first MaxListedHolders, with
+// their total.
+func firstHolders(names []string) ([]string, int) {
+	slices.Sort(names)
+	return names[:min(len(names), MaxListedHolders)], len(names)
 }
 
 // Status is the lifecycle view of one cluster (ca status).
@@ -94,8 +110,8 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 		case ca.StepRetire:
 			ls.Blockers = ca.RetireBlockers(l, hs, now)
 		}
-		slices.Sort(ls.Blockers)
-		slices.Sort(ls.Stranded)
+		ls.Blockers, ls.BlockersTotal = firstHolders(ls.Blockers)
+		ls.Stranded, ls.StrandedTotal = firstHolders(ls.Stranded)
 		st.Lineages = append(st.Lineages, ls)
 	}
 	return st, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -131,14 +132,18 @@ type lineageJSON struct {
 	Purpose  string   `json:"purpose"`
 	CAs      []caJSON `json:"cas"`
 	NextStep stepJSON `json:"next_step"`
-	Stranded []string `json:"stranded"`
+	Stranded []string `json:"stranded"` // the first 100, sorted
+	// StrandedTotal counts them all.
+	StrandedTotal int32 `json:"stranded_total"`
 }
 
 type stepJSON struct {
 	Kind     string   `json:"kind"`
 	CAID     string   `json:"ca_id"`
 	Time     string   `json:"time"`
-	Blockers []string `json:"blockers"`
+	Blockers []string `json:"blockers"` // the first 100, sorted
+	// BlockersTotal counts them all.
+	BlockersTotal int32 `json:"blockers_total"`
 	// Automatic tells whether the server takes the step by itself at
 	// Time (auto-rotate on); false means an administrator runs it.
 	Automatic bool `json:"automatic"`
@@ -153,9 +158,9 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 		for _, l := range st.GetLineages() {
 			lj := lineageJSON{Purpose: l.GetPurpose(), CAs: []caJSON{}, NextStep: stepJSON{
 				Kind: l.GetNextStep().GetKind(), CAID: l.GetNextStep().GetCaId(), Time: rfc3339(l.GetNextStep().GetTime()),
-				Blockers:  append([]string{}, l.GetNextStep().GetBlockers()...),
+				Blockers: append([]string{}, l.GetNextStep().GetBlockers()...), BlockersTotal: l.GetNextStep().GetBlockersTotal(),
 				Automatic: st.GetAutoRotate() && isStep(l.GetNextStep()),
-			}, Stranded: append([]string{}, l.GetStranded()...)}
+			}, Stranded: append([]string{}, l.GetStranded()...), StrandedTotal: l.GetStrandedTotal()}
 			for _, ca := range l.GetCas() {
 				lj.CAs = append(lj.CAs, toCAJSON(ca))
 			}
@@ -178,8 +183,9 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 		}
 		fmt.Fprintf(a.stdout, "  next step: %s\n", describeStep(l.GetNextStep(), st.GetAutoRotate(), st.GetCluster(), l.GetPurpose()))
 		if s := l.GetStranded(); len(s) > 0 {
+			n := max(int(l.GetStrandedTotal()), len(s))
 			fmt.Fprintf(a.stdout, "  cut off after a forced step: %d live holder(s) whose leaf or truststore no longer matches the lineage: %s; restart them (a new leaf)\n",
-				len(s), cellText(ca.NameList(s)))
+				n, cellText(namedHolders(s, n)))
 		}
 	}
 	return nil
@@ -216,7 +222,19 @@ func describeStep(s *flinkpkiv1.RotationStep, autoRotate bool, cluster, purpose 
 		d += " (automatic rotation is off: run " + cmd + ")"
 	}
 	if b := s.GetBlockers(); len(b) > 0 {
-		d += fmt.Sprintf("; blocked by %d holder(s): %s", len(b), ca.NameList(b))
+		n := max(int(s.GetBlockersTotal()), len(b))
+		d += fmt.Sprintf("; blocked by %d holder(s): %s", n, namedHolders(b, n))
 	}
 	return d
+}
+
+// namedHolders names the first few of total holders, of which the server
+// sent names (the first 100), and counts the rest.
+func namedHolders(names []string, total int) string {
+	n := min(len(names), ca.MaxNamedHolders)
+	s := strings.Join(names[:n], ", ")
+	if total > n {
+		s += fmt.Sprintf(" and %d more", total-n)
+	}
+	return s
 }

@@ -1320,11 +1320,13 @@ func (x *RetireRequest) GetForce() bool {
 }
 
 type RotationStep struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // prepare | activate | retire | none
-	CaId          string                 `protobuf:"bytes,2,opt,name=ca_id,json=caId,proto3" json:"ca_id,omitempty"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
-	Blockers      []string               `protobuf:"bytes,4,rep,name=blockers,proto3" json:"blockers,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // prepare | activate | retire | none
+	CaId  string                 `protobuf:"bytes,2,opt,name=ca_id,json=caId,proto3" json:"ca_id,omitempty"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// The first 100 blockers, sorted; blockers_total counts them all.
+	Blockers      []string `protobuf:"bytes,4,rep,name=blockers,proto3" json:"blockers,omitempty"`
+	BlockersTotal int32    `protobuf:"varint,5,opt,name=blockers_total,json=blockersTotal,proto3" json:"blockers_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1387,6 +1389,13 @@ func (x *RotationStep) GetBlockers() []string {
 	return nil
 }
 
+func (x *RotationStep) GetBlockersTotal() int32 {
+	if x != nil {
+		return x.BlockersTotal
+	}
+	return 0
+}
+
 type LineageStatus struct {
 	state    protoimpl.MessageState  `protogen:"open.v1"`
 	Purpose  string                  `protobuf:"bytes,1,opt,name=purpose,proto3" json:"purpose,omitempty"`
@@ -1395,7 +1404,9 @@ type LineageStatus struct {
 	// Live holders cut off from the others, which only a forced step leaves
 	// behind: their leaf comes from a CA no longer in the lineage, or their
 	// truststore lacks the active CA. They must start again (new leaf).
+	// The first 100, sorted; stranded_total counts them all.
 	Stranded      []string `protobuf:"bytes,4,rep,name=stranded,proto3" json:"stranded,omitempty"`
+	StrandedTotal int32    `protobuf:"varint,5,opt,name=stranded_total,json=strandedTotal,proto3" json:"stranded_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1456,6 +1467,13 @@ func (x *LineageStatus) GetStranded() []string {
 		return x.Stranded
 	}
 	return nil
+}
+
+func (x *LineageStatus) GetStrandedTotal() int32 {
+	if x != nil {
+		return x.StrandedTotal
+	}
+	return 0
 }
 
 type CAStatus struct {
@@ -2768,17 +2786,19 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\rRetireRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x14\n" +
-	"\x05force\x18\x03 \x01(\bR\x05force\"\x83\x01\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"\xaa\x01\n" +
 	"\fRotationStep\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x13\n" +
 	"\x05ca_id\x18\x02 \x01(\tR\x04caId\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
-	"\bblockers\x18\x04 \x03(\tR\bblockers\"\xb2\x01\n" +
+	"\bblockers\x18\x04 \x03(\tR\bblockers\x12%\n" +
+	"\x0eblockers_total\x18\x05 \x01(\x05R\rblockersTotal\"\xd9\x01\n" +
 	"\rLineageStatus\x12\x18\n" +
 	"\apurpose\x18\x01 \x01(\tR\apurpose\x123\n" +
 	"\x03cas\x18\x02 \x03(\v2!.flinkpki.v1.CertificateAuthorityR\x03cas\x126\n" +
 	"\tnext_step\x18\x03 \x01(\v2\x19.flinkpki.v1.RotationStepR\bnextStep\x12\x1a\n" +
-	"\bstranded\x18\x04 \x03(\tR\bstranded\"\xf7\x01\n" +
+	"\bstranded\x18\x04 \x03(\tR\bstranded\x12%\n" +
+	"\x0estranded_total\x18\x05 \x01(\x05R\rstrandedTotal\"\xf7\x01\n" +
 	"\bCAStatus\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x126\n" +
 	"\blineages\x18\x02 \x03(\v2\x1a.flinkpki.v1.LineageStatusR\blineages\x12!\n" +
