@@ -72,6 +72,15 @@ func (a *Authority) VerifyAuditPart(ctx context.Context, afterSeq uint64, prevHa
 	}
 	r := &AuditReport{}
 	err := a.st.View(ctx, func(tx *store.Txn) error {
+		if afterSeq > 0 {
+			// A part starting past the end is a caller's mistake, not
+			// entries removed from the trail.
+			if head, _, err := tx.AuditHead(); err != nil {
+				return err
+			} else if afterSeq > head {
+				return fmt.Errorf("%w: the audit trail ends at entry %d, so nothing follows entry %d", ErrInvalid, head, afterSeq)
+			}
+		}
 		r2, err := verifyChain(ctx, tx, afterSeq, prevHash, limit)
 		*r = *r2
 		return err

@@ -482,3 +482,30 @@ func TestStatusAndAuditNameAtMostMaxListedHoldersBlockers(t *testing.T) {
 			got.Outcome, len(strings.Split(got.Details["overridden_blockers"], ",")), got.Details["overridden_blockers_total"], authority.MaxListedHolders, n)
 	}
 }
+
+// TestRequestsPastWhatExistsAreRefusedAsSuch: a verification part that
+// starts past the trail's last entry is the caller's mistake, not entries
+// removed from the trail (it was reported as tampering); a release for a
+// purpose that does not exist says so (it said the holder was not found).
+func TestRequestsPastWhatExistsAreRefusedAsSuch(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "p1"})
+	e.Enroll("p1", "taskmanager", "tm-0")
+	whole, err := e.Authority.VerifyAudit(e.Ctx)
+	if err != nil || whole.FirstBad != 0 {
+		t.Fatalf("the whole trail: %+v, %v", whole, err)
+	}
+	if r, err := e.Authority.VerifyAuditPart(e.Ctx, whole.LastSeq, whole.LastHash, 10); err != nil || r.FirstBad != 0 {
+		t.Errorf("a part starting at the last entry: %+v, %v; want intact", r, err)
+	}
+	if _, err := e.Authority.VerifyAuditPart(e.Ctx, whole.LastSeq+1000, "", 10); !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "nothing follows entry") {
+		t.Errorf("a part past the end: %v, want it refused as invalid", err)
+	}
+	if _, err := e.Authority.ReleaseHolder(e.Ctx, admin, "p1", "tm-0", "internl"); !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), `purpose "internl": use internal or rest`) {
+		t.Errorf("a release for purpose internl: %v, want the purpose refused", err)
+	}
+	if n := holderCount(t, e, "p1"); n != 1 {
+		t.Errorf("the refused release changed the holders: %d", n)
+	}
+}

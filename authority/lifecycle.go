@@ -221,6 +221,10 @@ func isInternal(err error) bool {
 
 // ReleaseHolder declares a holder gone, so it no longer blocks rotation.
 func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, holder, purpose string) (int, error) {
+	if purpose != "" && !slices.Contains(ca.Purposes(), ca.Purpose(purpose)) {
+		err := fmt.Errorf("%w: purpose %q: use internal or rest, or none for both", ErrInvalid, purpose)
+		return 0, a.Deny(ctx, actor, cluster, "holder.release", ReasonOf(err), err)
+	}
 	n := 0
 	err := a.st.Update(ctx, func(tx *store.Txn) error {
 		n = 0
