@@ -119,13 +119,20 @@ func (s *Store) rotateInSteps(ctx context.Context, next *Sealer, limit int, opts
 		resealed := 0
 		for done := false; !done; {
 			var k int
+			var last string
+			var end bool
+			// The results are taken only once the transaction committed:
+			// etcd runs the function again after a conflict, and a second
+			// run must start where the committed state is, not after the
+			// keys of a run that was rolled back.
 			err := s.b.Update(ctx, func(tx Tx) (err error) {
-				k, after, done, err = s.resealCAs(tx, next, []byte(keyAfter(after)), limit-1)
+				k, last, end, err = s.resealCAs(tx, next, []byte(keyAfter(after)), limit-1)
 				return err
 			})
 			if err != nil {
 				return n, fmt.Errorf("%w (after %d CA keys): %v", ErrKEKRotation, n, err)
 			}
+			after, done = last, end
 			n += k
 			resealed += k
 			if opts.Progress != nil && k > 0 {

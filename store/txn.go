@@ -86,6 +86,9 @@ func (t *Txn) PutCA(ca *CA) error {
 	if len(ca.Key) == 0 {
 		return errors.New("refusing to store a CA without its private key")
 	}
+	if err := t.checkSealing(); err != nil {
+		return err
+	}
 	sealed, err := t.s.seal.Seal(ca.Key, caAAD(ca.Cluster, ca.ID))
 	if err != nil {
 		return err
@@ -93,6 +96,23 @@ func (t *Txn) PutCA(ca *CA) error {
 	rec := *ca
 	rec.Key, rec.SealedKey = nil, sealed
 	return t.put(bCAs, ca.Cluster+"/"+ca.ID, &rec)
+}
+
+// checkSealing refuses to seal a new key while the store's key-encryption
+// key is being rotated, or once the store is under another key than this
+// process's: a server still running when admin rotate-kek ran (an etcd
+// replica whose election key had lapsed) would seal CA keys that no
+// server of the rotated store can open. It reads the key check and the
+// rotation marker in the transaction that writes, so on etcd a rotation
+// that commits meanwhile fails this transaction's commit.
+func (t *Txn) checkSealing() error {
+	if t.tx.Get(bMeta, kKEKRotation) != nil {
+		return fmt.Errorf("%w: a key-encryption key rotation is under way (flinkpki admin rotate-kek): no CA key can be stored until it ends", ErrKEKRotation)
+	}
+	if by := sealedBy(t.tx.Get(bMeta, kKEKCheck)); by != t.s.seal.ID() {
+		return fmt.Errorf("%w: the store is under key-encryption key %s now, not this server's %s (admin rotate-kek ran while it ran): restart it with the new --kek-file", ErrWrongKEK, by, t.s.seal.ID())
+	}
+	return nil
 }
 
 // UpdateCA rewrites a CA record read from the store (its state and times),
@@ -306,6 +326,9 @@ func (t *Txn) ServerCA() (*CA, error) {
 
 // PutServerCA writes the serving CA, sealing its key.
 func (t *Txn) PutServerCA(ca *CA) error {
+	if err := t.checkSealing(); err != nil {
+		return err
+	}
 	sealed, err := t.s.seal.Seal(ca.Key, "server-ca")
 	if err != nil {
 		return err

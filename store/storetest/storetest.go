@@ -45,6 +45,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Harness) {
 	t.Run("ForEachHolderKeepsKeyOrderAcrossDecodeBatches", func(t *testing.T) { holdersInOrder(t, fresh(t)) })
 	t.Run("EarliestHolderExpiryReadsOneClusterOnly", func(t *testing.T) { earliestHolderExpiry(t, fresh(t)) })
 	t.Run("APanickingBatchCallFailsAloneAndTheStoreServesOn", func(t *testing.T) { panickingBatchCall(t, fresh(t)) })
+	t.Run("AServerThatMissedAKEKRotationSealsNothing", func(t *testing.T) { staleSealer(t, fresh(t)) })
 }
 
 // earliestHolderExpiry checks the expiry gauges' read: the earliest expiry
@@ -385,6 +386,65 @@ func panickingBatchCall(t *testing.T, h Harness) {
 	}
 	if len(names) != n || slices.Contains(names, "bad") || !slices.Contains(names, "after") {
 		t.Errorf("holders after the group: %v, want ok-01..ok-%02d and after, without bad", names, n-1)
+	}
+}
+
+// staleSealer: a server still running when the store's key-encryption
+// key is rotated (an etcd replica whose election key had lapsed, so
+// rotate-kek did not see it) still holds the old key. While the rotation
+// runs and after it, it must not seal a new CA key (a prepare, a new
+// cluster): no server of the rotated store could open it. Rewriting a
+// record it read, which keeps the sealed key as stored, stays allowed.
+func staleSealer(t *testing.T, h Harness) {
+	ctx := context.Background()
+	// Two stores on one backend, as a bbolt file can be open in one
+	// process only: the running server's, and rotate-kek's.
+	b := h.Open(t)
+	defer b.Close()
+	oldSeal, _ := store.NewSealer(NewKEK(t), nil)
+	running, err := store.Open(ctx, b, oldSeal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putCAs(t, running)
+	rotator, err := store.Open(ctx, b, oldSeal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := store.NewSealer(NewKEK(t), nil)
+	newCA := func(id string) error {
+		return running.Update(ctx, func(tx *store.Txn) error {
+			return tx.PutCA(&store.CA{Cluster: "stale", ID: id, Purpose: "internal", State: "prepared", CertDER: []byte{1}, Key: []byte("a CA private key")})
+		})
+	}
+	var during error
+	checked := false
+	if _, err := rotator.RotateKEK(ctx, next, store.RotateKEKOptions{Progress: func(int) {
+		if !checked { // a backend that rotates in steps: the marker is set
+			checked = true
+			during = newCA("during")
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// A backend that rotates in steps reports progress while its marker is
+	// set (ErrKEKRotation); one that rotates in one transaction, after it
+	// (ErrWrongKEK). Either way nothing is sealed under the old key.
+	if checked && !errors.Is(during, store.ErrKEKRotation) && !errors.Is(during, store.ErrWrongKEK) {
+		t.Errorf("a CA sealed while the rotation ran: %v, want it refused", during)
+	}
+	if err := newCA("after"); !errors.Is(err, store.ErrWrongKEK) {
+		t.Errorf("a CA sealed under the old key after the rotation: %v, want ErrWrongKEK", err)
+	}
+	if err := running.Update(ctx, func(tx *store.Txn) error {
+		cas, err := tx.CAs("c00")
+		if err != nil || len(cas) == 0 {
+			return fmt.Errorf("CAs of c00: %d, %v", len(cas), err)
+		}
+		cas[0].State = "active"
+		return tx.UpdateCA(cas[0])
+	}); err != nil {
+		t.Errorf("rewriting a CA record as read: %v", err)
 	}
 }
 
