@@ -423,7 +423,22 @@ func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstor
 		cfg := *tlsCfg
 		cfg.Endpoints = strings.Split(rest, ",")
 		cfg.Prefix = prefix
-		return etcdstore.Open(ctx, cfg)
+		eb, err := etcdstore.Open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		// A bbolt file is locked by the server that uses it; on etcd the
+		// servers show by their election keys. What a server writes after
+		// the copy would be lost, and one on the target would write into
+		// the copy.
+		if n, err := eb.Campaigners(ctx); err != nil || n > 0 {
+			eb.Close()
+			if err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%d flinkpki server(s) still use the migration %s %s (their election keys are live): scale every replica to zero first; nothing was copied", n, map[bool]string{true: "source", false: "target"}[source], spec)
+		}
+		return eb, nil
 	}
 	return nil, usagef("--%s %q: the store kind must be bolt or etcd", flag, spec)
 }

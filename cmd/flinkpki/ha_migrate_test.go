@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,4 +166,24 @@ func signedByOneOf(leaf *x509.Certificate, trusted []*x509.Certificate, fps []st
 		}
 	}
 	return false
+}
+
+// TestMigrateRefusesAnEtcdStoreAReplicaUses: what a running replica writes
+// after the copy would be lost when the installation moves to the target,
+// so migrate refuses an etcd source (or target) with live election keys,
+// as rotate-kek does, and copies nothing; once the replica stopped, it
+// copies.
+func TestMigrateRefusesAnEtcdStoreAReplicaUses(t *testing.T) {
+	h := newHAStore(t)
+	r1 := h.replica(t)
+	r1.cli(t, r1.admin, "cluster", "create", "orders", "--key-type", "ecdsa-p256").ok(t)
+	dst := filepath.Join(t.TempDir(), "target.db")
+	migrate := []string{"admin", "migrate", "--from", "etcd:" + strings.Join(h.etcd.Endpoints(), ","), "--etcd-prefix", h.prefix,
+		"--to", "bolt:" + dst, "--kek-file", h.kek}
+	oneLineError(t, runCLI(t, nil, migrate...), 1, "1 flinkpki server(s) still use the migration source")
+	if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused migration left %s: %v", dst, err)
+	}
+	r1.stop(t)
+	runCLI(t, nil, migrate...).ok(t)
 }
