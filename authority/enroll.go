@@ -364,7 +364,9 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 //     JobManager and a TaskManager both named after their host;
 //   - a live holder recorded by a pod of another namespace: a pod's holder
 //     name is its pod name, and pods of two namespaces bound to one cluster
-//     may share names (two Flink deployments of one name).
+//     may share names (two Flink deployments of one name);
+//   - a live holder recorded by a pod, taken by an enrollment token (an
+//     administrator may, deliberately).
 //
 // The same role, and for pods the same namespace, supersedes itself: that
 // is a process starting again. It returns the mark of what it read, which
@@ -385,9 +387,15 @@ func checkTakeover(tx *store.Txn, actor Actor, cluster, purpose, name, role stri
 		return mark, fmt.Errorf("%w: holder %q of cluster %q is a live %s (leaf valid until %s): give the %s a holder name of its own (--holder), or release the %s first (flinkpki holder release --cluster %s %s)",
 			ErrInvalid, name, cluster, old.Role, until, role, old.Role, cluster, name)
 	}
-	if ns := podNamespace(old.Actor); actor.Kind == ActorK8s && ns != "" && ns != actor.Namespace {
+	ns := podNamespace(old.Actor)
+	switch {
+	case ns == "":
+	case actor.Kind == ActorK8s && ns != actor.Namespace:
 		return mark, fmt.Errorf("%w: holder %q of cluster %q is a live pod of namespace %q (leaf valid until %s), not this pod of namespace %q: a pod's holder name is its pod name, so give each Flink deployment its own flinkpki cluster, or release the other pod's record if it is gone (flinkpki holder release --cluster %s %s)",
 			ErrDenied, name, cluster, ns, until, actor.Namespace, cluster, name)
+	case actor.Kind == ActorEnrollment:
+		return mark, fmt.Errorf("%w: holder %q of cluster %q is a live pod of namespace %q (leaf valid until %s): an enrollment token cannot take a pod's name; give this process a holder name of its own (--holder), or release the pod's record if it is gone (flinkpki holder release --cluster %s %s)",
+			ErrDenied, name, cluster, ns, until, cluster, name)
 	}
 	return mark, nil
 }

@@ -137,8 +137,9 @@ func TestALiveHolderNameIsNotTakenOverByAnotherRole(t *testing.T) {
 // checks would no longer see the first pod: here it enrolled before the
 // next CA was prepared and trusts only the active one, so activation must
 // stay refused while it lives. The second pod is refused, audited, and
-// nothing changes; the first may enroll again (a restart), and the name is
-// free once the first pod's record is released.
+// nothing changes; an enrollment token cannot take the name either; the
+// first may enroll again (a restart), and the name is free once the first
+// pod's record is released.
 func TestAPodOfAnotherNamespaceDoesNotTakeOverALiveHolder(t *testing.T) {
 	t.Parallel()
 	e := authoritytest.New(t)
@@ -168,6 +169,14 @@ func TestAPodOfAnotherNamespaceDoesNotTakeOverALiveHolder(t *testing.T) {
 		t.Errorf("activate while the prod pod trusts only the active CA: %v, want it blocked", err)
 	}
 
+	// Nor does an enrollment token of that role take the pod's name.
+	_, tokenActor := newToken(t, e, "ns1", "taskmanager", time.Hour, 1)
+	if _, err := e.EnrollAs(tokenActor, "ns1", "taskmanager", "analytics-taskmanager-1-1"); !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "an enrollment token cannot take a pod's name") {
+		t.Errorf("an enrollment token taking the live pod's name: %v, want it denied", err)
+	}
+	if after := holderSummary(t, e, "ns1"); after != before {
+		t.Errorf("a refused enrollment changed the holders:\n%s\n%s", before, after)
+	}
 	if _, err := e.EnrollAs(inProd, "ns1", "taskmanager", ""); err != nil { // a restart
 		t.Errorf("the prod pod enrolling again: %v", err)
 	}
