@@ -2,10 +2,13 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
@@ -56,5 +59,48 @@ func TestAnAfterSeqPastTheLargestIsRefused(t *testing.T) {
 	resp, err := s.ListAudit(e.Ctx, &pb.ListAuditRequest{AfterSeq: MaxAfterSeq})
 	if err != nil || len(resp.GetEntries()) != 0 {
 		t.Errorf("list after %d: %d entries, %v; want none", uint64(MaxAfterSeq), len(resp.GetEntries()), err)
+	}
+}
+
+// TestAPageOfClustersEndsBeforeItOutgrowsAClient: a page ends early once
+// its clusters would pass the answer's byte bound (a thousand RSA-4096
+// clusters in mid-rotation carry about 9 MiB of CA certificates, and gRPC
+// clients take 4 MiB), and the next page picks up after its last cluster:
+// every cluster is listed once, in order.
+func TestAPageOfClustersEndsBeforeItOutgrowsAClient(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	var want []string
+	for i := range 12 {
+		name := fmt.Sprintf("c%02d", i)
+		e.CreateCluster(authority.CreateClusterRequest{Name: name})
+		want = append(want, name)
+	}
+	s := New(Config{Authority: e.Authority})
+	one, err := s.ListClusters(e.Ctx, &pb.ListClustersRequest{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.maxAnswerBytes = 3 * (proto.Size(one.GetClusters()[0]) + 8) // room for three
+	var got []string
+	pages := 0
+	for tok := ""; ; {
+		page, err := s.ListClusters(e.Ctx, &pb.ListClustersRequest{PageSize: 1000, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if n := len(page.GetClusters()); n > 3 || n == 0 {
+			t.Fatalf("page %d holds %d clusters, want 1 to 3 within the bound", pages, n)
+		}
+		for _, c := range page.GetClusters() {
+			got = append(got, c.GetName())
+		}
+		if tok = page.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, want) || pages < 4 {
+		t.Errorf("listed %v in %d pages, want %v in 4 or more (at most 3 a page)", got, pages, want)
 	}
 }

@@ -45,6 +45,8 @@ type Server struct {
 	refusals *refusalGate
 	// summaryEvery is how often RunRefusalSummaries writes (tests shorten it).
 	summaryEvery time.Duration
+	// maxAnswerBytes bounds a page of clusters (tests lower it).
+	maxAnswerBytes int
 }
 
 // New returns a Server.
@@ -54,10 +56,11 @@ func New(cfg Config) *Server {
 		auth: cfg.Authority,
 		authn: &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review, reviews: newLimiter(reviewsPerSecond, reviewBurst),
 			accountReviews: accountReviewLimiter(cfg.EnrollRate, cfg.EnrollBurst)},
-		backup:       cfg.Backup,
-		limit:        newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
-		refusals:     newRefusalGate(),
-		summaryEvery: refusalSummaryEvery,
+		backup:         cfg.Backup,
+		limit:          newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
+		refusals:       newRefusalGate(),
+		summaryEvery:   refusalSummaryEvery,
+		maxAnswerBytes: maxAnswerBytes,
 	}
 	cfg.Authority.SetRefusalGate(s.refusals)
 	return s
