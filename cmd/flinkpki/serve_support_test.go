@@ -56,8 +56,9 @@ func TestAnInternalFaultIsLoggedWithTheIDTheCallerIsGiven(t *testing.T) {
 	if st.Code() != codes.Internal || strings.Contains(st.Message(), "no space") {
 		t.Fatalf("the caller got %s %q, want Internal without the fault's detail", st.Code(), st.Message())
 	}
-	_, id, ok := strings.Cut(st.Message(), "(request ")
-	if id, _, ok = strings.Cut(id, ")"); !ok || id == "" {
+	_, rest, named := strings.Cut(st.Message(), "(request ")
+	id, _, closed := strings.Cut(rest, ")")
+	if !named || !closed || id == "" {
 		t.Fatalf("the caller's message names no request id: %q", st.Message())
 	}
 	var line struct {

@@ -351,8 +351,8 @@ func panickingBatchCall(t *testing.T, h Harness) {
 					if err := put("bad")(tx); err != nil {
 						return err
 					}
-					var m map[string]int
-					m["x"]++ // a nil map: panics
+					var names []string
+					_ = names[len(names)] // an index out of range: panics
 					return nil
 				})
 				return
