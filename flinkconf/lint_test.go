@@ -115,7 +115,10 @@ func TestLintInsecureDeploymentBreaksEveryRule(t *testing.T) {
 //     top-level one points FLINK_CONF_DIR at an emptyDir: TaskManagers find
 //     no configuration and no stores there;
 //   - the token volume is mounted in a Kubernetes-native sidecar (an init
-//     container that restarts Always), which runs for the pod's life.
+//     container that restarts Always), which runs for the pod's life;
+//
+// and one the merge must not break: stores on "emptyDir: {}" (an empty
+// object, kept as the operator's model keeps it).
 func TestLintMergesPodTemplatesAsTheOperatorDoes(t *testing.T) {
 	for _, tt := range []struct {
 		file string
@@ -124,6 +127,9 @@ func TestLintMergesPodTemplatesAsTheOperatorDoes(t *testing.T) {
 		{"jobmanager-args-same-length.yaml", []string{RuleRESTUnauthenticated + " error"}},
 		{"init-in-jobmanager-template-only.yaml", []string{RuleInitWiring + " error"}},
 		{"token-in-native-sidecar.yaml", []string{RuleTokenExposed + " warning"}},
+		// The secure deployment with its stores on "emptyDir: {}": an
+		// empty object is a volume's source, which the merge keeps.
+		{"emptydir-stores-with-process-templates.yaml", nil},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			findings := lintFile(t, filepath.Join("testdata", "lint", tt.file))

@@ -100,9 +100,10 @@ func mergePodSpec(to, from corev1.PodSpec, byName bool) corev1.PodSpec {
 
 // jsonTree reads v as generic JSON, as Jackson's valueToTree does with
 // the operator's Kubernetes model, which leaves out null fields and empty
-// lists and maps (the Go types write some of those: a PodSpec without
-// containers has "containers": null, which would replace the top-level
-// template's containers).
+// lists (the Go types write some of those: a PodSpec without containers
+// has "containers": null, which would replace the top-level template's
+// containers). An empty object stays: "emptyDir: {}" is a volume's
+// source.
 func jsonTree(v any, tree *any) bool {
 	raw, err := json.Marshal(v)
 	if err != nil || json.Unmarshal(raw, tree) != nil {
@@ -112,8 +113,8 @@ func jsonTree(v any, tree *any) bool {
 	return true
 }
 
-// dropEmpty removes null values and empty arrays and objects from the
-// objects of a JSON tree (an empty object that is an array element stays).
+// dropEmpty removes null values and empty arrays from the objects of a
+// JSON tree.
 func dropEmpty(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
@@ -124,11 +125,6 @@ func dropEmpty(v any) any {
 				delete(t, k)
 				continue
 			case []any:
-				if len(x) == 0 {
-					delete(t, k)
-					continue
-				}
-			case map[string]any:
 				if len(x) == 0 {
 					delete(t, k)
 					continue
