@@ -301,8 +301,8 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		}
 	}
 	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
-	rl := newRequestLog(log, o.rpcTimeout.d)
-	g := newGRPCServer(serving.get, rl, m, srv)
+	rl := newRequestLog(log)
+	g := newGRPCServer(serving.get, rl, o.rpcTimeout.d, m, srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, name := range api.ServiceNames {
@@ -446,9 +446,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 
 // newGRPCServer makes the TLS gRPC server with serve's interceptors and
 // transport settings, and registers the flinkpki services on it.
-func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, m *metrics.Metrics, srv *api.Server) *grpc.Server {
+func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
-	gate := newStreamGate(maxStreamsInFlight, rl.timeout)
+	gate := newStreamGate(maxStreamsInFlight, rpcTimeout)
 	g := grpc.NewServer(
 		// Bounds on what a peer holds before it is authenticated, which
 		// happens only once a request's message has arrived: a stream that

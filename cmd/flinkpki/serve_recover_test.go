@@ -48,7 +48,7 @@ func (panickyHealth) Watch(*healthpb.HealthCheckRequest, healthpb.Health_WatchSe
 // CA of every cluster.
 func TestAPanickingRequestFailsAloneAndTheServerServesOn(t *testing.T) {
 	logs := newSyncBuffer()
-	rl := &requestLog{log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), timeout: time.Minute}
+	rl := &requestLog{log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -114,12 +114,12 @@ func (o *serveOptions) checkRanges() error {
 	return nil
 }
 
-// requestLog gives every request an id, a deadline and one log line, and
-// turns a panic while serving it into that request's failure. It never logs
-// request bodies or metadata, which carry tokens and keys.
+// requestLog gives every request an id and one log line, and turns a panic
+// while serving it into that request's failure (its deadline comes from the
+// stream gate, when the stream opens). It never logs request bodies or
+// metadata, which carry tokens and keys.
 type requestLog struct {
-	log     *slog.Logger
-	timeout time.Duration
+	log *slog.Logger
 	// failures bounds the info-level lines of failed requests (nil: no
 	// bound): anyone who reaches the port can fail requests, as fast as
 	// the network allows. Past it they are logged at debug level, and
@@ -136,8 +136,8 @@ const (
 	failureLogBurst = 100
 )
 
-func newRequestLog(log *slog.Logger, timeout time.Duration) *requestLog {
-	return &requestLog{log: log, timeout: timeout, failures: rate.NewLimiter(failureLogRate, failureLogBurst)}
+func newRequestLog(log *slog.Logger) *requestLog {
+	return &requestLog{log: log, failures: rate.NewLimiter(failureLogRate, failureLogBurst)}
 }
 
 func requestID() string {
@@ -146,21 +146,9 @@ func requestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (r *requestLog) begin(ctx context.Context) (context.Context, context.CancelFunc, string) {
+func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	id := requestID()
 	grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
-	if r.timeout > 0 {
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > r.timeout {
-			c, cancel := context.WithTimeout(ctx, r.timeout)
-			return c, cancel, id
-		}
-	}
-	return ctx, func() {}, id
-}
-
-func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	ctx, cancel, id := r.begin(ctx)
-	defer cancel()
 	start := time.Now()
 	defer func() { err = r.done(ctx, id, info.FullMethod, start, err) }()
 	defer r.recovered(ctx, id, info.FullMethod, &err)
@@ -323,9 +311,6 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	d := g.timeout
 	if info.FullMethodName == flinkpkiv1.AdminService_Backup_FullMethodName {
 		d = max(d, backupDeadline)
-	}
-	if d <= 0 {
-		d = backupDeadline
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	// The stream's context ends when the stream does (gRPC cancels its

@@ -48,7 +48,7 @@ func TestTheKeyPoolPrewarmsKeyTypesOfEveryCluster(t *testing.T) {
 // not hold the cause.
 func TestAnInternalFaultIsLoggedWithTheIDTheCallerIsGiven(t *testing.T) {
 	logs := newSyncBuffer()
-	rl := &requestLog{log: slog.New(slog.NewJSONHandler(logs, nil)), timeout: time.Minute}
+	rl := &requestLog{log: slog.New(slog.NewJSONHandler(logs, nil))}
 	fault := errors.New("write /var/lib/flinkpki/.flinkpki-backup-1.db: no space left on device")
 	_, err := rl.unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/flinkpki.v1.AdminService/Probe"},
 		func(context.Context, any) (any, error) { return nil, &api.InternalError{Cause: fault} })
@@ -84,7 +84,7 @@ func TestAnInternalFaultIsLoggedWithTheIDTheCallerIsGiven(t *testing.T) {
 // were left out since the one before.
 func TestAFloodOfFailedRequestsDoesNotFloodTheLog(t *testing.T) {
 	logs := newSyncBuffer()
-	rl := newRequestLog(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), time.Minute)
+	rl := newRequestLog(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	refuse := func() {
 		_, _ = rl.unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/flinkpki.v1.EnrollmentService/Enroll"},
 			func(context.Context, any) (any, error) {
