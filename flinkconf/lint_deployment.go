@@ -23,6 +23,7 @@ type deploymentInfo struct {
 	// mergeByName is the operator's MergeArraysByNameKey for this
 	// deployment: how it merges the templates' arrays (mergePodSpec).
 	mergeByName bool
+	pods        []processPod // processPods, once merged
 }
 
 // podTemplate is one of the manifest's pod templates and the field it sits in.

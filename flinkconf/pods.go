@@ -50,8 +50,24 @@ func (d *deploymentInfo) topTemplate() *corev1.PodSpec {
 	return nil
 }
 
-// processPods merges the top-level template with each process's own.
+// processPods returns the pods of the deployment's processes: the
+// top-level template merged with each process's own, once per deployment
+// (every rule reads them; a merge is a round trip through JSON). The
+// specs are shared and read only; roles and fields are the caller's.
 func (d *deploymentInfo) processPods() []processPod {
+	if d.pods == nil {
+		d.pods = d.mergePods()
+	}
+	out := make([]processPod, len(d.pods))
+	for i, p := range d.pods {
+		p.roles, p.fields = slices.Clone(p.roles), slices.Clone(p.fields)
+		out[i] = p
+	}
+	return out
+}
+
+// mergePods merges the top-level template with each process's own.
+func (d *deploymentInfo) mergePods() []processPod {
 	top := d.topTemplate()
 	var out []processPod
 	for _, p := range flinkProcesses {
