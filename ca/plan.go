@@ -70,11 +70,16 @@ func plural(n int, one, many string) string {
 // NameList joins names for a person to read: all of them up to ten, else
 // the first ten and how many more. Refusals and `ca status` name blocking
 // holders with it (a cluster can have thousands).
-func NameList(names []string) string {
-	if len(names) <= MaxNamedHolders {
-		return strings.Join(names, ", ")
+func NameList(names []string) string { return NameListOf(names, len(names)) }
+
+// NameListOf is NameList for the first names of total holders (a status
+// names only the first hundred, and counts them all).
+func NameListOf(names []string, total int) string {
+	n := min(len(names), MaxNamedHolders)
+	if total <= n {
+		return strings.Join(names[:n], ", ")
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:MaxNamedHolders], ", "), len(names)-MaxNamedHolders)
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), total-n)
 }
 
 // PlanPrepare decides whether a new CA may be prepared and returns its

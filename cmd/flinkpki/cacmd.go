@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -185,7 +184,7 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 		if s := l.GetStranded(); len(s) > 0 {
 			n := max(int(l.GetStrandedTotal()), len(s))
 			fmt.Fprintf(a.stdout, "  cut off after a forced step: %d live holder(s) whose leaf or truststore no longer matches the lineage: %s; restart them (a new leaf)\n",
-				n, cellText(namedHolders(s, n)))
+				n, cellText(ca.NameListOf(s, n)))
 		}
 	}
 	return nil
@@ -223,18 +222,7 @@ func describeStep(s *flinkpkiv1.RotationStep, autoRotate bool, cluster, purpose 
 	}
 	if b := s.GetBlockers(); len(b) > 0 {
 		n := max(int(s.GetBlockersTotal()), len(b))
-		d += fmt.Sprintf("; blocked by %d holder(s): %s", n, namedHolders(b, n))
+		d += fmt.Sprintf("; blocked by %d holder(s): %s", n, ca.NameListOf(b, n))
 	}
 	return d
-}
-
-// namedHolders names the first few of total holders, of which the server
-// sent names (the first 100), and counts the rest.
-func namedHolders(names []string, total int) string {
-	n := min(len(names), ca.MaxNamedHolders)
-	s := strings.Join(names[:n], ", ")
-	if total > n {
-		s += fmt.Sprintf(" and %d more", total-n)
-	}
-	return s
 }
