@@ -33,31 +33,31 @@ var rules = []rule{
 	checkTokenExposed,
 	checkSSLProvider,
 	checkRPCQuoting,
-	checkNullValues,
+	checkUnloadable,
 	checkSSLStores,
 }
 
-// checkNullValues finds keys of a config.yaml set to null, and keys
-// written twice in one mapping: Flink refuses to load such a file (see
-// flatConfig), so no process starts. The operator writes a
+// checkUnloadable finds what makes Flink refuse to load a whole
+// config.yaml (see flatConfig), so that no process starts: keys set to
+// null, and keys written twice in one mapping. The operator writes a
 // FlinkDeployment's configuration itself, so only files are read.
-func checkNullValues(s *subject, _ LintOptions) []Finding {
+func checkUnloadable(s *subject, _ LintOptions) []Finding {
 	var out []Finding
 	if len(s.nulls) > 0 {
 		out = append(out, one(RuleNullValue, SeverityError,
-			fmt.Sprintf("%s sets %s to null (nothing after the colon, ~ or null): Flink refuses to load a config.yaml with a null value (\"Error parsing YAML configuration\", \"Value must not be null\"), so every process fails at start", s.label, nullList(s.nulls)),
+			fmt.Sprintf("%s sets %s to null (nothing after the colon, ~ or null): Flink refuses to load a config.yaml with a null value (\"Error parsing YAML configuration\", \"Value must not be null\"), so every process fails at start", s.label, keyList(s.nulls)),
 			"give each a value (\"\" for an empty one) or delete it")...)
 	}
 	if len(s.dups) > 0 {
 		out = append(out, one(RuleDuplicateKey, SeverityError,
-			fmt.Sprintf("%s writes %s twice in one mapping: Flink refuses to load a config.yaml with a duplicate key (\"found duplicate key\"), so every process fails at start", s.label, nullList(s.dups)),
+			fmt.Sprintf("%s writes %s twice in one mapping: Flink refuses to load a config.yaml with a duplicate key (\"found duplicate key\"), so every process fails at start", s.label, keyList(s.dups)),
 			"keep one of each (two blocks of one key, such as two security: blocks, are duplicates too: join them)")...)
 	}
 	return out
 }
 
-// nullList names up to three keys, and how many more there are.
-func nullList(keys []string) string {
+// keyList names up to three keys, and how many more there are.
+func keyList(keys []string) string {
 	if len(keys) <= 3 {
 		return strings.Join(keys, ", ")
 	}

@@ -116,10 +116,10 @@ type flatConfig struct {
 func (c flatConfig) refusal() string {
 	var why []string
 	if len(c.nulls) > 0 {
-		why = append(why, fmt.Sprintf("sets %s to null (\"Value must not be null\"): give each a value (\"\" for an empty one) or delete it", nullList(c.nulls)))
+		why = append(why, fmt.Sprintf("sets %s to null (\"Value must not be null\"): give each a value (\"\" for an empty one) or delete it", keyList(c.nulls)))
 	}
 	if len(c.dups) > 0 {
-		why = append(why, fmt.Sprintf("writes %s twice in one mapping (\"found duplicate key\"): keep one of each", nullList(c.dups)))
+		why = append(why, fmt.Sprintf("writes %s twice in one mapping (\"found duplicate key\"): keep one of each", keyList(c.dups)))
 	}
 	return strings.Join(why, "; and it ")
 }
