@@ -436,14 +436,7 @@ func TestServerCAReportsTheTrustAnchorInJSON(t *testing.T) {
 	}
 
 	r = runCLI(t, nil, "server-ca", "--data-dir", dir, "-o", "json").ok(t)
-	var got struct {
-		Path              string `json:"path"`
-		Subject           string `json:"subject"`
-		SHA256Fingerprint string `json:"sha256_fingerprint"`
-		NotBefore         string `json:"not_before"`
-		NotAfter          string `json:"not_after"`
-		PEM               string `json:"pem"`
-	}
+	var got serverCAJSON
 	decodeResult(t, r.stdout, &got)
 	if got.Path != path || got.PEM != string(pemData) || got.Subject != cert.Subject.String() || got.Subject == "" {
 		t.Errorf("server-ca -o json: path %q, subject %q, pem %q; want %s, %q and the file", got.Path, got.Subject, got.PEM, path, cert.Subject)

@@ -51,14 +51,7 @@ with the PEM, the subject, the SHA-256 fingerprint of the certificate's DER
 				return fmt.Errorf("%s holds an unreadable certificate: %w", path, err)
 			}
 			if out == "json" {
-				err = writeJSON(a.stdout, struct {
-					Path              string `json:"path"`
-					Subject           string `json:"subject"`
-					SHA256Fingerprint string `json:"sha256_fingerprint"`
-					NotBefore         string `json:"not_before"`
-					NotAfter          string `json:"not_after"`
-					PEM               string `json:"pem"`
-				}{path, cert.Subject.String(), ca.Fingerprint(cert),
+				err = writeJSON(a.stdout, serverCAJSON{path, cert.Subject.String(), ca.Fingerprint(cert),
 					rfc3339(timestamppb.New(cert.NotBefore)), rfc3339(timestamppb.New(cert.NotAfter)), string(data)})
 			} else {
 				_, err = a.stdout.Write(data)
@@ -74,4 +67,14 @@ with the PEM, the subject, the SHA-256 fingerprint of the certificate's DER
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./flinkpki-data", "the server's data directory")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// serverCAJSON is server-ca -o json.
+type serverCAJSON struct {
+	Path              string `json:"path"`
+	Subject           string `json:"subject"`
+	SHA256Fingerprint string `json:"sha256_fingerprint"`
+	NotBefore         string `json:"not_before"`
+	NotAfter          string `json:"not_after"`
+	PEM               string `json:"pem"`
 }
