@@ -238,7 +238,7 @@ func (s *Server) refuseRead(ctx context.Context, action string, req any, err err
 // refusalSummaryEvery until ctx ends. Call FlushRefusals after it has
 // returned and the gRPC server has stopped, so no count is lost.
 func (s *Server) RunRefusalSummaries(ctx context.Context) {
-	tick.Every(ctx, s.summaryEvery, func(time.Time) {
+	tick.Every(ctx, s.auth.Logger(), s.summaryEvery, func(time.Time) {
 		// Not under ctx: ending the loop must not cancel a summary in
 		// flight, whose counts would then be written again by the final
 		// flush. A failure is logged by the authority, and the counts wait

@@ -115,6 +115,10 @@ type RefusalGate interface {
 // and the server itself. Call it before the Authority serves requests.
 func (a *Authority) SetRefusalGate(g RefusalGate) { a.gate = g }
 
+// Logger returns the logger the authority writes to, for the periodic
+// work around it (a panic in a tick is logged there).
+func (a *Authority) Logger() *slog.Logger { return a.log }
+
 // New returns an Authority.
 func New(cfg Config) (*Authority, error) {
 	if cfg.Store == nil {

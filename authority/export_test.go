@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"crypto"
+	"io"
 	"slices"
 
 	"github.com/flinkpki/flinkpki/ca"
@@ -44,4 +45,9 @@ func (a *Authority) ClusterLocks() int {
 	a.lockMu.Lock()
 	defer a.lockMu.Unlock()
 	return len(a.locks)
+}
+
+// RefillWith makes the pool's refills call gen instead of generating keys.
+func (p *KeyPool) RefillWith(gen func(ca.KeyType) (crypto.Signer, error)) {
+	p.refill = func(kt ca.KeyType, _ io.Reader) (crypto.Signer, error) { return gen(kt) }
 }

@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +33,10 @@ type KeyPool struct {
 	idle      time.Duration
 	refillers int
 	lastUse   atomic.Int64 // unix nanos of the last issuance of any kind
+	log       *slog.Logger
+	// refill makes the pool's keys: ca.KeyType.GenerateKey (tests
+	// replace it).
+	refill func(ca.KeyType, io.Reader) (crypto.Signer, error)
 
 	mu      sync.Mutex
 	pools   map[ca.KeyType]chan crypto.Signer
@@ -50,6 +56,8 @@ type KeyPoolConfig struct {
 	Rand      io.Reader
 	// Prewarm lists key types to fill from the start.
 	Prewarm []ca.KeyType
+	// Logger hears a refill that panicked (default: slog's default).
+	Logger *slog.Logger
 }
 
 // NewKeyPool returns a pool; call Run to refill it in the background.
@@ -66,7 +74,10 @@ func NewKeyPool(cfg KeyPoolConfig) *KeyPool {
 	if cfg.Refillers <= 0 {
 		cfg.Refillers = runtime.GOMAXPROCS(0)
 	}
-	p := &KeyPool{size: cfg.Size, rand: cfg.Rand, sem: make(chan struct{}, cfg.Workers), idle: cfg.Idle, refillers: cfg.Refillers,
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &KeyPool{size: cfg.Size, rand: cfg.Rand, sem: make(chan struct{}, cfg.Workers), idle: cfg.Idle, refillers: cfg.Refillers, log: cfg.Logger, refill: ca.KeyType.GenerateKey,
 		pools: map[ca.KeyType]chan crypto.Signer{}, filling: map[ca.KeyType]int{}, wake: make(chan struct{}, 1)}
 	for _, kt := range cfg.Prewarm {
 		p.pool(kt)
@@ -166,10 +177,7 @@ func (p *KeyPool) refillOne(ctx context.Context) bool {
 	if c == nil {
 		return false
 	}
-	k, err := kt.GenerateKey(p.rand)
-	p.mu.Lock()
-	p.filling[kt]--
-	p.mu.Unlock()
+	k, err := p.generate(kt)
 	if err != nil {
 		return false
 	}
@@ -178,6 +186,24 @@ func (p *KeyPool) refillOne(ctx context.Context) bool {
 	default:
 	}
 	return ctx.Err() == nil
+}
+
+// generate makes one key for the pool and releases its filling slot. A
+// panic in the generation (a bug, or a broken random source) is logged and
+// stops this refill, not the server: the pool serves what it holds and
+// Key generates on demand; the next wake-up tries again.
+func (p *KeyPool) generate(kt ca.KeyType) (k crypto.Signer, err error) {
+	defer func() {
+		p.mu.Lock()
+		p.filling[kt]--
+		p.mu.Unlock()
+		if r := recover(); r != nil {
+			err = fmt.Errorf("key generation panicked: %v", r)
+			p.log.Error("the bake key pool's refill panicked; bake generates keys on demand until a refill succeeds",
+				slog.String("key_type", string(kt)), slog.String("panic", fmt.Sprint(r)), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	return p.refill(kt, p.rand)
 }
 
 // Ready reports the number of ready keys per pooled key type.

@@ -1,8 +1,14 @@
 package authority_test
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/rsa"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,4 +79,66 @@ func TestKeyPoolHandsOutEachKeyOnceAndRefillsOnlyWhenIdle(t *testing.T) {
 	if _, kept := pool.Ready()[ca.KeyTypeECDSAP256]; kept {
 		t.Error("the pool keeps ECDSA keys; only RSA generation is slow enough to pool")
 	}
+}
+
+// TestAPanickingRefillIsLoggedAndThePoolGoesOn: a refill whose key
+// generation panics (a bug, a broken random source) is logged on the
+// pool's logger and does not end the process; bake still gets keys on
+// demand, and the next wake-up fills the pool.
+func TestAPanickingRefillIsLoggedAndThePoolGoesOn(t *testing.T) {
+	p256 := ca.KeyType("ecdsa-p256") // the generation is replaced: any type
+	rsa2048 := ca.KeyType("rsa-2048")
+	var logs syncBuffer
+	pool := authority.NewKeyPool(authority.KeyPoolConfig{Size: 2, Idle: time.Millisecond, Refillers: 1,
+		Prewarm: []ca.KeyType{rsa2048}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	var calls atomic.Int32
+	pool.RefillWith(func(ca.KeyType) (crypto.Signer, error) {
+		if calls.Add(1) == 1 {
+			var none map[string]int
+			none["boom"]++ // a bug: assignment to a nil map
+		}
+		return p256.GenerateKey(nil)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go pool.Run(ctx)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "refill panicked") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the panic was not logged; log:\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if out := logs.String(); !strings.Contains(out, "assignment to entry in nil map") || !strings.Contains(out, `"key_type":"rsa-2048"`) {
+		t.Errorf("the log lacks the panic or the key type:\n%s", out)
+	}
+	// The panicked refill released its slot: a later wake-up fills both.
+	if _, err := pool.Key(ctx, rsa2048); err != nil {
+		t.Fatal(err)
+	}
+	for pool.Ready()[rsa2048] != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the panic the pool holds %d keys, want 2 (%d refills)", pool.Ready()[rsa2048], calls.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -155,6 +155,6 @@ func (a *Authority) RunPruner(ctx context.Context, first, interval, retention ti
 			a.log.InfoContext(ctx, "pruned expired holders", slog.Int("pruned", n), slog.Duration("retention", retention), slog.Duration("took", time.Since(start)))
 		}
 	}
-	tick.Call(prune, time.Now())
-	tick.Every(ctx, interval, prune)
+	tick.Call(a.log, prune, time.Now())
+	tick.Every(ctx, a.log, interval, prune)
 }

@@ -210,6 +210,6 @@ func (a *Authority) RunScheduler(ctx context.Context, interval time.Duration, le
 			a.log.ErrorContext(ctx, "rotation scheduler tick failed", slog.String("error", err.Error()))
 		}
 	}
-	tick.Call(step, time.Now())
-	tick.Every(ctx, interval, step)
+	tick.Call(a.log, step, time.Now())
+	tick.Every(ctx, a.log, interval, step)
 }

@@ -122,7 +122,7 @@ func (a *Authority) ForgetIdleSigners(idle time.Duration) int {
 // RunSignerSweeper calls ForgetIdleSigners(idle) once per every until ctx
 // ends. Every replica runs it: each holds the keys of what it signed.
 func (a *Authority) RunSignerSweeper(ctx context.Context, every, idle time.Duration) {
-	tick.Every(ctx, every, func(time.Time) { a.ForgetIdleSigners(idle) })
+	tick.Every(ctx, a.log, every, func(time.Time) { a.ForgetIdleSigners(idle) })
 }
 
 // forgetCluster drops the signing states of a deleted cluster.

@@ -278,7 +278,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	var pool *authority.KeyPool
 	acfg := authority.Config{Store: st, Logger: log, Observer: m}
 	if o.keyPool > 0 || o.maxKeygen > 0 {
-		pool = authority.NewKeyPool(authority.KeyPoolConfig{Size: o.keyPool, Workers: o.maxKeygen, Prewarm: rsaKeyTypesInUse(ctx, st, 1000)})
+		pool = authority.NewKeyPool(authority.KeyPoolConfig{Size: o.keyPool, Workers: o.maxKeygen, Prewarm: rsaKeyTypesInUse(ctx, st, 1000), Logger: log})
 		acfg.KeyPool = pool
 	}
 	auth, err := authority.New(acfg)
@@ -294,7 +294,6 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		c, _, err := serverIdentity(ctx, st, o.dataDir, o.sans, now)
 		return c, err
 	})
-	go serving.run(ctx, servingCertCheck, log)
 	if o.dev {
 		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
 			return err
@@ -313,6 +312,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Background work that uses the store ends before the store closes.
+	bg := &background{}
+	bg.Go(func() { serving.run(ctx, servingCertCheck, log) })
 	// One replica rotates and prunes: the leader of one election (its name
 	// predates pruning, and replicas of both versions must agree on it).
 	// A replica without background work still joins an election, one
@@ -341,7 +343,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	go func() { errc <- g.Serve(ls.grpc) }()
 	var extra []func(context.Context)
 	if ls.metrics != nil {
-		extra = append(extra, serveMetrics(ctx, ls.metrics, m, auth, log, errc))
+		extra = append(extra, serveMetrics(ctx, ls.metrics, m, auth, bg, log, errc))
 	}
 	if ls.pprof != nil {
 		extra = append(extra, servePprof(ls.pprof, errc))
@@ -353,15 +355,15 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		extra = append(extra, func(context.Context) { hg.Stop() })
 	}
 	// Every replica: each holds open the CA keys of what it signed lately.
-	go auth.RunSignerSweeper(ctx, authority.SignerSweepEvery, authority.SignerIdle)
+	bg.Go(func() { auth.RunSignerSweeper(ctx, authority.SignerSweepEvery, authority.SignerIdle) })
 	if o.rotationInterval.d > 0 {
-		go auth.RunScheduler(ctx, o.rotationInterval.d, leader)
+		bg.Go(func() { auth.RunScheduler(ctx, o.rotationInterval.d, leader) })
 	}
 	if o.holderRetention.d > 0 {
-		go auth.RunPruner(ctx, pruneFirst, pruneEvery, o.holderRetention.d, leader)
+		bg.Go(func() { auth.RunPruner(ctx, pruneFirst, pruneEvery, o.holderRetention.d, leader) })
 	}
-	if eb, ok := backend.(*etcdstore.Backend); ok {
-		go watchStoreHealth(ctx, eb, hs, log)
+	if hc, ok := backend.(healthChecker); ok {
+		bg.Go(func() { watchStoreHealth(ctx, hc, hs, log) })
 	}
 	if bb, ok := backend.(*bolt.Backend); ok {
 		m.WatchStoreSize(func() int64 {
@@ -381,7 +383,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 			}
 			return out
 		})
-		go pool.Run(ctx)
+		bg.Go(func() { pool.Run(ctx) })
 	}
 	// Summaries of refusals that floods kept from being audited one by
 	// one; the last is written after the gRPC server has stopped.
@@ -435,6 +437,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		stop(sctx)
 	}
 	cancel()
+	if !bg.Wait(sctx) {
+		log.Warn("background work did not end in time; closing the store under it")
+	}
 	_ = leaveElection() // a key not resigned expires with its lease
 	if err := closeStore(); err != nil {
 		log.Error("closing the store failed", "err", err)
@@ -491,10 +496,14 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 	return g
 }
 
-func serveMetrics(ctx context.Context, l net.Listener, m *metrics.Metrics, auth *authority.Authority, log *slog.Logger, errc chan<- error) func(context.Context) {
+func serveMetrics(ctx context.Context, l net.Listener, m *metrics.Metrics, auth *authority.Authority, bg *background, log *slog.Logger, errc chan<- error) func(context.Context) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.RefreshingHandler(ctx, gaugeRefresh,
-		func(ctx context.Context) error { return refreshGauges(ctx, auth, m) },
+		func(ctx context.Context) error {
+			// A refresh runs beside the scrape that started it, and may
+			// outlive the metrics listener: the store waits for it.
+			return bg.Do(func() error { return refreshGauges(ctx, auth, m) })
+		},
 		func(err error) {
 			log.Warn("the expiry gauges were not refreshed; /metrics serves the last values", "err", err)
 		}))
@@ -530,22 +539,36 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 	return atomicfile.Write(path, []byte(tok), 0o600)
 }
 
-// watchStoreHealth turns the health service NOT_SERVING while etcd cannot
-// be reached, and SERVING again when it returns.
-func watchStoreHealth(ctx context.Context, b *etcdstore.Backend, hs *health.Server, log *slog.Logger) {
+// healthChecker is a store backend that can tell whether it works: etcd
+// answers a linearizable read, bbolt commits a write.
+type healthChecker interface {
+	Healthy(ctx context.Context) error
+}
+
+// storeHealthEvery is how often serve checks its store for the health
+// service.
+const storeHealthEvery = 2 * time.Second
+
+// watchStoreHealth turns the health service NOT_SERVING while the store
+// fails its check (etcd lost, a database file that cannot be written), and
+// SERVING again when it passes.
+func watchStoreHealth(ctx context.Context, b healthChecker, hs *health.Server, log *slog.Logger) {
 	serving := true
-	tick.Every(ctx, 2*time.Second, func(time.Time) {
-		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	tick.Every(ctx, log, storeHealthEvery, func(time.Time) {
+		c, cancel := context.WithTimeout(ctx, storeHealthEvery)
 		err := b.Healthy(c)
 		cancel()
+		if ctx.Err() != nil {
+			return // shutting down: the check was cut short, not failed
+		}
 		if ok := err == nil; ok != serving {
 			serving = ok
 			st := healthpb.HealthCheckResponse_SERVING
 			if !ok {
 				st = healthpb.HealthCheckResponse_NOT_SERVING
-				log.Error("store unreachable: health is NOT_SERVING", "error", err.Error())
+				log.Error("the store failed its health check: health is NOT_SERVING", "error", err.Error())
 			} else {
-				log.Info("store reachable again: health is SERVING")
+				log.Info("the store passed its health check again: health is SERVING")
 			}
 			hs.SetServingStatus("", st)
 			for _, name := range api.ServiceNames {

@@ -149,7 +149,7 @@ func (s *servingCert) renewIfDue(now time.Time) (bool, error) {
 // run checks every interval until ctx ends; a failed renewal is logged and
 // tried again at the next check, with a third of the validity to go.
 func (s *servingCert) run(ctx context.Context, every time.Duration, log *slog.Logger) {
-	tick.Every(ctx, every, func(now time.Time) {
+	tick.Every(ctx, log, every, func(now time.Time) {
 		renewed, err := s.renewIfDue(now)
 		switch {
 		case err != nil:

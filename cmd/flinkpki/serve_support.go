@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -320,4 +321,59 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		g.inFlight.Add(-1)
 	})
 	return ctx, nil
+}
+
+// background tracks the server's background work (scheduler, pruner,
+// sweepers, watchers, gauge refreshes) so that the store closes only after
+// the last of it has returned: a tick cut off by the store's closing would
+// fail half-way and log an error on every clean stop.
+type background struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Go runs f on a goroutine of its own, unless Wait has begun.
+func (b *background) Go(f func()) {
+	if b.add() {
+		go func() {
+			defer b.wg.Done()
+			f()
+		}()
+	}
+}
+
+// Do runs f now and tracks it, or refuses it once Wait has begun.
+func (b *background) Do(f func() error) error {
+	if !b.add() {
+		return errors.New("the server is stopping")
+	}
+	defer b.wg.Done()
+	return f()
+}
+
+func (b *background) add() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.wg.Add(1)
+	return true
+}
+
+// Wait refuses new work and waits for the running work to return (its
+// context must have ended), or for ctx; it reports whether all returned.
+func (b *background) Wait(ctx context.Context) bool {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

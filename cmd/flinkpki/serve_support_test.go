@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,5 +267,57 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 			t.Fatalf("a stream ended, but a new one is still refused: %v", err)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBackgroundWorkEndsBeforeWaitReturns: serve closes its store after
+// background.Wait, so Wait must return only once every piece of work,
+// started with Go or running in Do, has returned; work offered after Wait
+// began is refused; and Wait gives up at its context's end.
+func TestBackgroundWorkEndsBeforeWaitReturns(t *testing.T) {
+	var bg background
+	stop := make(chan struct{})
+	var ended atomic.Int32
+	for range 3 {
+		bg.Go(func() {
+			<-stop
+			time.Sleep(20 * time.Millisecond) // still running after the stop
+			ended.Add(1)
+		})
+	}
+	inDo := make(chan struct{})
+	go bg.Do(func() error {
+		close(inDo)
+		<-stop
+		time.Sleep(20 * time.Millisecond)
+		ended.Add(1)
+		return nil
+	})
+	<-inDo
+	close(stop)
+	if !bg.Wait(context.Background()) {
+		t.Fatal("Wait gave up without a deadline")
+	}
+	if n := ended.Load(); n != 4 {
+		t.Fatalf("Wait returned with %d of 4 pieces of work ended", n)
+	}
+	ran := false
+	bg.Go(func() { ran = true })
+	if err := bg.Do(func() error { ran = true; return nil }); err == nil || !strings.Contains(err.Error(), "stopping") {
+		t.Errorf("Do after Wait = %v, want refused", err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if ran {
+		t.Error("work offered after Wait ran")
+	}
+
+	var stuck background
+	hold := make(chan struct{})
+	defer close(hold)
+	stuck.Go(func() { <-hold })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if stuck.Wait(ctx) {
+		t.Error("Wait reported work that never ended as ended")
 	}
 }

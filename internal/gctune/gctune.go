@@ -77,7 +77,7 @@ func Start(ctx context.Context, floor uint64, interval time.Duration) bool {
 		runtime.GC()
 	}
 	t.tick()
-	go tick.Every(ctx, interval, func(time.Time) { t.tick() })
+	go tick.Every(ctx, nil, interval, func(time.Time) { t.tick() })
 	return true
 }
 

@@ -177,6 +177,21 @@ func removeStaleBackups(path string) {
 // Close implements store.Backend.
 func (b *Backend) Close() error { return b.db.Close() }
 
+// Healthy reports whether a write transaction commits. An empty one still
+// writes and syncs a freelist page and the meta page, so a file system
+// remounted read-only after I/O errors, or a file that can no longer be
+// written, fails it: the server then reports NOT_SERVING, as it does when
+// etcd is lost.
+func (b *Backend) Healthy(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.db.Update(func(*bbolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("a write to %s failed: %w", b.db.Path(), err)
+	}
+	return nil
+}
+
 type boltTx struct{ tx *bbolt.Tx }
 
 func (t boltTx) bucket(name []byte) (*bbolt.Bucket, error) {
