@@ -45,7 +45,7 @@ func Rules() []string {
 
 // ErrLintInput is returned when the file given to Lint is neither a
 // FlinkDeployment manifest nor a Flink configuration file.
-var ErrLintInput = errors.New("unrecognised flink lint input")
+var ErrLintInput = errors.New("flink lint cannot check this file")
 
 // Finding is one failed security recommendation.
 type Finding struct {
@@ -209,6 +209,21 @@ func confMap(kvs []KV) map[string]string {
 	return m
 }
 
+// indentedKeys reports whether data has an indented "key:" line, which a
+// line-based flink-conf.yaml never has: it is nested YAML.
+func indentedKeys(data []byte) bool {
+	for line := range strings.SplitSeq(string(data), "\n") {
+		t := strings.TrimLeft(line, " \t")
+		if len(t) == len(line) || t == "" || t[0] == '#' || t[0] == '-' {
+			continue
+		}
+		if k, _, ok := strings.Cut(t, ":"); ok && !strings.ContainsAny(k, " \t") {
+			return true
+		}
+	}
+	return false
+}
+
 // readSubjects detects the kind of input and reads it.
 func readSubjects(data []byte, filename string) ([]subject, error) {
 	base := filepath.Base(filename)
@@ -219,6 +234,13 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 	if err != nil {
 		if strings.Contains(string(data), "FlinkDeployment") {
 			return nil, fmt.Errorf("%w: %s is not valid YAML: %v", ErrLintInput, filename, err)
+		}
+		// Flink 1.19+ reads config.yaml with a YAML parser and refuses to
+		// start on an error, so a broken config.yaml is the finding, not a
+		// legacy file to read line by line (whose rules would then lint
+		// what Flink never loads).
+		if base == ConfigYAML || indentedKeys(data) {
+			return nil, fmt.Errorf("%w: %s is not valid YAML, and Flink refuses to load it: %v", ErrLintInput, filename, err)
 		}
 		if kvs := ParseLegacy(data); len(kvs) > 0 {
 			return []subject{legacySubject(data, base)}, nil

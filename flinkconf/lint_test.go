@@ -619,6 +619,26 @@ func TestLintRefusesUnreadableInput(t *testing.T) {
 	}
 }
 
+// TestLintRefusesABrokenConfigYAML: Flink 1.19+ parses config.yaml as
+// YAML and refuses to start on an error, so lint refuses it too, naming
+// the parse error, instead of reading it line by line as a legacy
+// flink-conf.yaml and linting keys Flink never loads. The same goes for
+// nested YAML under another name. A real flink-conf.yaml (flat lines that
+// are not YAML) is still read as Flink reads it.
+func TestLintRefusesABrokenConfigYAML(t *testing.T) {
+	broken := "security:\n  ssl:\n    internal:\n      enabled: [true\n"
+	for _, name := range []string{"conf/config.yaml", "nested.yaml"} {
+		_, err := Lint([]byte(broken), name)
+		if !errors.Is(err, ErrLintInput) || !strings.Contains(err.Error(), "Flink refuses to load it") || !strings.Contains(err.Error(), "line 3") {
+			t.Errorf("Lint(%s) error = %v, want the YAML error with its line", name, err)
+		}
+	}
+	legacy := "security.ssl.internal.enabled: true\nenv.java.opts: -Dlabel: x\n"
+	if _, err := Lint([]byte(legacy), "flink.conf"); err != nil {
+		t.Errorf("flat configuration lines that are not YAML: %v, want them read as flink-conf.yaml lines", err)
+	}
+}
+
 func TestFindingString(t *testing.T) {
 	f := Finding{Rule: "FP006", Severity: SeverityError, Message: "config.yaml allows TLSv1", Fix: "set security.ssl.protocol: TLSv1.2"}
 	want := "FP006 error: config.yaml allows TLSv1 (fix: set security.ssl.protocol: TLSv1.2)"
