@@ -72,6 +72,11 @@ func ReadConf(src, out string) (*Conf, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !slices.ContainsFunc(files, func(f confFile) bool { return f.rel == ConfigYAML || f.rel == LegacyYAML }) {
+		// A copy made of flinkpki's keys alone would start Flink on its
+		// defaults (no jobmanager.rpc.address, no memory settings).
+		return nil, fmt.Errorf("%w: %s holds neither %s nor %s: is the Flink configuration mounted there? (the operator's ConfigMap, or an image's /opt/flink/conf)", ErrConfDir, src, ConfigYAML, LegacyYAML)
+	}
 	if err := atomicfile.CheckDir(out); err != nil {
 		return nil, fmt.Errorf("%w: output: %v", ErrConfDir, err)
 	}
@@ -105,6 +110,43 @@ func (c *Conf) checkDest(rel string) error {
 func (c *Conf) Check(kvs []KV) error {
 	_, err := mergeFiles(slices.Clone(c.files), kvs)
 	return err
+}
+
+// Overrides names the keys of kvs that the source configuration sets to
+// another value, each as "KEY (VALUE -> NEW)", or "KEY (another password)"
+// for a password, whose values are not shown: the copy replaces them, and
+// a caller says so (the source may have asked for TLSv1.3, say). A file
+// that does not parse has no overrides to show; Check refuses it.
+func (c *Conf) Overrides(kvs []KV) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range c.files {
+		var cur []KV
+		switch f.rel {
+		case ConfigYAML:
+			if root, err := parseSingleDocument(f.data); err == nil {
+				cur, _ = Flatten(root)
+			}
+		case LegacyYAML:
+			cur = ParseLegacy(f.data)
+		default:
+			continue
+		}
+		have := confMap(cur)
+		for _, kv := range kvs {
+			v, ok := have[kv.Key]
+			if !ok || v == kv.Value || seen[kv.Key] {
+				continue
+			}
+			seen[kv.Key] = true
+			if strings.Contains(kv.Key, "password") {
+				out = append(out, kv.Key+" (another password)")
+			} else {
+				out = append(out, fmt.Sprintf("%s (%s -> %s)", kv.Key, v, kv.Value))
+			}
+		}
+	}
+	return out
 }
 
 // Write merges kvs and writes the configuration into the output directory

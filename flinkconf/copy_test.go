@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -183,7 +184,6 @@ func TestCopyAndMergePicksTheConfigFile(t *testing.T) {
 		merged []string // files that must hold our keys
 	}{
 		{"a legacy flink-conf.yaml alone is merged line by line", map[string]string{LegacyYAML: "jobmanager.rpc.address: jm\nenv.java.opts: -Da=b: c\n"}, []string{LegacyYAML}},
-		{"a directory without configuration gets a new config.yaml", map[string]string{"log4j.properties": "x=y\n"}, []string{ConfigYAML}},
 		{"both files are merged when both exist", map[string]string{ConfigYAML: "a: 1\n", LegacyYAML: "a: 1\n"}, []string{ConfigYAML, LegacyYAML}},
 	}
 	for _, tt := range tests {
@@ -389,4 +389,61 @@ func readTree(t testing.TB, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestReadConfRefusesASourceWithoutAConfigurationFile: a source directory
+// with neither config.yaml nor flink-conf.yaml is a ConfigMap mounted in
+// the wrong place (or not at all): a copy of flinkpki's keys alone would
+// start Flink on its defaults, so it is refused before anything is written.
+func TestReadConfRefusesASourceWithoutAConfigurationFile(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"an empty directory":           {},
+		"log4j alone":                  {"log4j-console.properties": "x=y\n"},
+		"a config.yaml one level down": {"conf/config.yaml": "a: 1\n"},
+	} {
+		src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+		writeTree(t, src, files)
+		_, err := ReadConf(src, out)
+		if !errors.Is(err, ErrConfDir) || !strings.Contains(err.Error(), "holds neither config.yaml nor flink-conf.yaml") {
+			t.Errorf("%s: ReadConf = %v, want it refused", name, err)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s: the refused copy created %s", name, out)
+		}
+	}
+}
+
+// TestOverridesNamesWhatTheCopyReplaces: the keys the merge replaces with
+// another value are named with both values, a password without either;
+// keys the source sets to the same value, or not at all, are not.
+func TestOverridesNamesWhatTheCopyReplaces(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{
+		ConfigYAML: "security:\n  ssl:\n    protocol: TLSv1.3\n    internal:\n      keystore-password: old-secret\n      enabled: true\n",
+		LegacyYAML: "security.ssl.protocol: TLSv1.3\nsecurity.ssl.algorithms: TLS_AES_128_GCM_SHA256\n",
+	})
+	c, err := ReadConf(src, filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Overrides([]KV{
+		{Key: "security.ssl.protocol", Value: "TLSv1.2"},
+		{Key: "security.ssl.internal.keystore-password", Value: "new-secret"},
+		{Key: "security.ssl.internal.enabled", Value: "true"},
+		{Key: "security.ssl.algorithms", Value: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+		{Key: "security.ssl.internal.truststore", Value: "/flink-tls/truststore.p12"},
+	})
+	want := []string{
+		"security.ssl.protocol (TLSv1.3 -> TLSv1.2)",
+		"security.ssl.internal.keystore-password (another password)",
+		"security.ssl.algorithms (TLS_AES_128_GCM_SHA256 -> TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Overrides = %q, want %q", got, want)
+	}
+	for _, o := range got {
+		if strings.Contains(o, "secret") {
+			t.Errorf("an override shows a password: %q", o)
+		}
+	}
 }

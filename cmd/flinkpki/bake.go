@@ -9,6 +9,7 @@ import (
 
 func (a *app) newBakeCmd() *cobra.Command {
 	var f issueFlags
+	var conf confFlags
 	cmd := &cobra.Command{
 		Use:   "bake --cluster NAME --role ROLE --holder ID --out DIR",
 		Short: "Write a credential file set with a server-made key (image builds)",
@@ -28,11 +29,26 @@ need the names the processes reach each other by, or the JVM option
 -Dorg.apache.flink.shaded.netty4.io.netty.handler.ssl.defaultEndpointVerificationAlgorithm=NONE
 in env.java.opts.all; Flink before 2.3 checks no host name there.
 
+With --flink-conf-src and --flink-conf-out it also copies a Flink
+configuration directory (the image's own /opt/flink/conf, say) and merges the
+security.ssl.* keys, with the stores' passwords and --tls-dir's paths, into
+its config.yaml (or legacy flink-conf.yaml), as init does: copy that
+directory into the image as Flink's configuration. Appending flink-ssl.yaml to
+a config.yaml by hand can write a key twice (a second security: block, say),
+and Flink refuses such a file.
+
+The secret files are written 0600 for the user running bake, and a
+Dockerfile COPY keeps that mode with root as the owner: copy them for the
+user Flink runs as (COPY --chown=flink:flink in the official images).
+
 Takes an administrator token, or an enrollment token for that cluster and
 role. The files appear atomically: a failed bake leaves nothing behind.`,
 		Example: `  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls
-  # in an image build whose Dockerfile has: COPY tls /opt/flink/tls
-  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls --tls-dir /opt/flink/tls
+  # in an image build whose Dockerfile has:
+  #   COPY --chown=flink:flink tls /opt/flink/tls
+  #   COPY --chown=flink:flink conf /opt/flink/conf
+  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls --tls-dir /opt/flink/tls \
+      --flink-conf-src ./flink-conf-orig --flink-conf-out ./conf
   flinkpki bake --cluster orders --role rest-server --holder orders-rest \
       --dns orders-rest.flink.svc --ip 10.0.0.7 --out ./rest-tls --format jks`,
 		Args: cobra.NoArgs,
@@ -46,9 +62,16 @@ role. The files appear atomically: a failed bake leaves nothing behind.`,
 			if err := requireFlag("holder", f.holder); err != nil {
 				return err
 			}
+			if err := conf.resolve(); err != nil {
+				return err
+			}
 			start := a.now()
 			opts, err := f.buildOptions(start)
 			if err != nil {
+				return err
+			}
+			// Read and trial-merged before the server makes a key.
+			if err := conf.read(opts); err != nil {
 				return err
 			}
 			conn, err := a.dial()
@@ -66,13 +89,14 @@ role. The files appear atomically: a failed bake leaves nothing behind.`,
 			if err != nil {
 				return err
 			}
-			if err := set.Write(opts.Dir); err != nil {
+			if err := a.writeWithConf(&conf, set, opts.Dir); err != nil {
 				return err
 			}
-			return a.report(&f, opts, res, set, "", a.now().Sub(start))
+			return a.report(&f, opts, res, set, conf.out, a.now().Sub(start))
 		},
 	}
 	f.register(cmd)
+	conf.register(cmd, "the image's other settings")
 	cmd.Flags().StringVar(&f.tlsDir, "tls-dir", "", "absolute directory the files will live at when Flink reads them, named in flink-ssl.yaml (default: the absolute --out)")
 	a.addConnFlags(cmd)
 	return cmd

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +12,6 @@ import (
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/credentials"
 	"github.com/flinkpki/flinkpki/enroll"
-	"github.com/flinkpki/flinkpki/flinkconf"
 	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/token"
 )
@@ -29,12 +26,10 @@ const (
 // initFlags are init's own flags on top of issueFlags.
 type initFlags struct {
 	issueFlags
-	keyType          string
-	confSrc, confOut string
-	confSet          []string
-	extra            []flinkconf.KV // confSet, parsed
-	timeout          durationFlag
-	noAutoSANs       bool
+	conf       confFlags
+	keyType    string
+	timeout    durationFlag
+	noAutoSANs bool
 }
 
 func (a *app) newInitCmd() *cobra.Command {
@@ -79,9 +74,7 @@ FLINKPKI_HOLDER, FLINKPKI_SERVER, FLINKPKI_CA_FILE, FLINKPKI_TOKEN_FILE.`,
 	f.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.keyType, "key-type", "", "the cluster's key type, to skip asking the server (normally left out)")
-	fl.StringVar(&f.confSrc, "flink-conf-src", "", "Flink configuration directory to copy (with --flink-conf-out)")
-	fl.StringVar(&f.confOut, "flink-conf-out", "", "where to write the merged Flink configuration (with --flink-conf-src)")
-	fl.StringArrayVar(&f.confSet, "flink-conf-set", nil, "KEY=VALUE merged into the copy too (repeat; with --flink-conf-out): for keys the operator leaves out of the ConfigMap it writes, above all rest.bind-address=127.0.0.1")
+	f.conf.register(cmd, "for keys the operator leaves out of the ConfigMap it writes, above all rest.bind-address=127.0.0.1")
 	fl.Var(&f.timeout, "timeout", "give up when the server has not answered within this time")
 	fl.BoolVar(&f.noAutoSANs, "no-auto-sans", false, "for jobmanager/taskmanager, do not add this pod's host name and IP addresses as SANs (Flink 2.3+ checks them on the TaskManager data plane)")
 	a.addConnFlags(cmd)
@@ -104,17 +97,9 @@ func (a *app) resolveInit(f *initFlags) (ca.KeyType, error) {
 	if _, err := roleFlag(f.role); err != nil {
 		return "", err
 	}
-	if (f.confSrc == "") != (f.confOut == "") {
-		return "", usagef("--flink-conf-src and --flink-conf-out go together: give both or neither")
-	}
-	if len(f.confSet) > 0 && f.confOut == "" {
-		return "", usagef("--flink-conf-set needs --flink-conf-src and --flink-conf-out: it merges into the copy of the configuration")
-	}
-	extra, err := confSetFlag(f.confSet)
-	if err != nil {
+	if err := f.conf.resolve(); err != nil {
 		return "", err
 	}
-	f.extra = extra
 	if f.timeout.d <= 0 {
 		return "", usagef("--timeout must be positive")
 	}
@@ -150,18 +135,8 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	}
 	// The Flink configuration is read and trial-merged before enrolling, so
 	// a wrong --flink-conf-src spends no token use and leaves no file set.
-	var conf *flinkconf.Conf
-	if f.confSrc != "" {
-		if conf, err = flinkconf.ReadConf(f.confSrc, f.confOut); err != nil {
-			return err
-		}
-		preview, err := credentials.PreviewSSL(opts)
-		if err != nil {
-			return err
-		}
-		if err := conf.Check(append(preview, f.extra...)); err != nil {
-			return fmt.Errorf("%w: %v", flinkconf.ErrConfDir, err)
-		}
+	if err := f.conf.read(opts); err != nil {
+		return err
 	}
 	conn, err := a.dial()
 	if err != nil {
@@ -181,55 +156,10 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err != nil {
 		return err
 	}
-	// The configuration copy is staged (written to temporary files) before
-	// the credential set replaces the old one, and put in place after it:
-	// a copy that cannot be written (a full disk) then changes nothing, and
-	// Flink never finds new stores beside the old configuration's passwords
-	// for longer than a few renames.
-	var staged *flinkconf.Staged
-	if conf != nil {
-		if staged, err = conf.Stage(append(set.SSL, f.extra...)); err != nil {
-			return err
-		}
-	}
-	if err := set.Write(opts.Dir); err != nil {
-		if staged != nil {
-			staged.Abort()
-		}
+	if err := a.writeWithConf(&f.conf, set, opts.Dir); err != nil {
 		return err
 	}
-	if staged != nil {
-		if err := staged.Commit(); err != nil {
-			return err
-		}
-	}
-	return a.report(&f.issueFlags, opts, res, set, f.confOut, a.now().Sub(start))
-}
-
-// confKeyPattern is a Flink configuration key: dotted words of letters,
-// digits, '-' and '_'.
-var confKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)*$`)
-
-// confSetFlag parses --flink-conf-set KEY=VALUE values. The security.ssl.*
-// keys are flinkpki's own (with this pod's passwords) and cannot be set.
-func confSetFlag(values []string) ([]flinkconf.KV, error) {
-	var out []flinkconf.KV
-	seen := map[string]bool{}
-	for _, v := range values {
-		k, val, ok := strings.Cut(v, "=")
-		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
-		switch {
-		case !ok || !confKeyPattern.MatchString(k) || val == "" || strings.ContainsAny(val, "\r\n"):
-			return nil, usagef("--flink-conf-set %q: want KEY=VALUE on one line, e.g. rest.bind-address=127.0.0.1", v)
-		case strings.HasPrefix(k, "security.ssl."):
-			return nil, usagef("--flink-conf-set %s: the security.ssl.* keys come from the file set, with this pod's own passwords; set the others in the FlinkDeployment", k)
-		case seen[k]:
-			return nil, usagef("--flink-conf-set %s is given twice", k)
-		}
-		seen[k] = true
-		out = append(out, flinkconf.KV{Key: k, Value: val})
-	}
-	return out, nil
+	return a.report(&f.issueFlags, opts, res, set, f.conf.out, a.now().Sub(start))
 }
 
 // withLocalNames adds the names peers reach this pod by: its host name, its

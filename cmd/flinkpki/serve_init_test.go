@@ -225,3 +225,67 @@ func smallTmpfs(t *testing.T, size int) string {
 	})
 	return dir
 }
+
+// TestBakeMergesTheFlinkConfigurationForAnImage: bake copies an image's
+// Flink configuration with the security.ssl.* keys merged in, naming the
+// stores where the image will hold them (--tls-dir) with the passwords of
+// the stores it wrote, and says which of the source's values it replaced.
+// A source without a configuration file is refused before the server
+// makes a key: no files, no holder.
+func TestBakeMergesTheFlinkConfigurationForAnImage(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	src := filepath.Join(t.TempDir(), "conf")
+	os.MkdirAll(src, 0o755)
+	orig := "jobmanager:\n  rpc:\n    address: orders\nsecurity:\n  ssl:\n    protocol: TLSv1.3\n"
+	os.WriteFile(filepath.Join(src, "config.yaml"), []byte(orig), 0o644)
+	tls, confOut := filepath.Join(t.TempDir(), "tls"), filepath.Join(t.TempDir(), "conf")
+	r := s.cli(t, s.admin, "bake", "--cluster", "orders", "--role", "taskmanager", "--holder", "orders-tm", "--out", tls,
+		"--tls-dir", "/opt/flink/tls", "--flink-conf-src", src, "--flink-conf-out", confOut).ok(t)
+	if !strings.Contains(r.stderr, "replaces what "+src+" set: security.ssl.protocol (TLSv1.3 -> TLSv1.2)") {
+		t.Errorf("bake did not say it replaced the source's protocol:\n%s", r.stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(confOut, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("merged config.yaml does not parse: %v\n%s", err, raw)
+	}
+	flat := map[string]string{}
+	flatten("", doc, flat)
+	for k, want := range map[string]string{
+		"jobmanager.rpc.address":           "orders",
+		"security.ssl.internal.enabled":    "true",
+		"security.ssl.internal.keystore":   "/opt/flink/tls/keystore.p12",
+		"security.ssl.internal.truststore": "/opt/flink/tls/truststore.p12",
+	} {
+		if flat[k] != want {
+			t.Errorf("%s = %q, want %q", k, flat[k], want)
+		}
+	}
+	// PKCS#12: the key password is the keystore's.
+	for key, file := range map[string]string{"keystore-password": "keystore.password", "truststore-password": "truststore.password", "key-password": "keystore.password"} {
+		pw, err := os.ReadFile(filepath.Join(tls, file))
+		if err != nil || len(pw) < 32 || flat["security.ssl.internal."+key] != string(pw) {
+			t.Errorf("security.ssl.internal.%s does not match %s (%v)", key, file, err)
+		}
+	}
+
+	empty := t.TempDir()
+	tls2, conf2 := filepath.Join(t.TempDir(), "tls"), filepath.Join(t.TempDir(), "conf")
+	r = s.cli(t, s.admin, "bake", "--cluster", "orders", "--role", "taskmanager", "--holder", "orders-tm-2", "--out", tls2,
+		"--flink-conf-src", empty, "--flink-conf-out", conf2)
+	if r.code != 1 || !strings.Contains(r.stderr, "holds neither config.yaml nor flink-conf.yaml") {
+		t.Fatalf("bake from an empty configuration directory: exit %d, %s", r.code, r.stderr)
+	}
+	for _, dir := range []string{tls2, conf2} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the refused bake created %s", dir)
+		}
+	}
+	if hs := s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "-o", "json").ok(t).stdout; strings.Contains(hs, "orders-tm-2") {
+		t.Errorf("the refused bake recorded a holder:\n%s", hs)
+	}
+}
