@@ -40,24 +40,14 @@ func Open(path string, o Options) (*Backend, error) {
 	}
 	if !o.ReadOnly {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			// Create the buckets only in a new file, so opening an existing
-			// store never writes before the caller has checked it.
-			db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: o.Timeout})
-			if err != nil {
-				return nil, openErr(path, err)
+			if err := create(path, o.Timeout); err != nil {
+				return nil, err
 			}
-			err = db.Update(func(tx *bbolt.Tx) error {
-				for _, b := range store.Buckets {
-					if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if cerr := db.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
+		} else if err == nil && noBuckets(path, o.Timeout) {
+			// bbolt's empty database, with no bucket at all: a first start
+			// of an earlier version killed between creating the file and
+			// its buckets. No flinkpki store ever loses its buckets.
+			if err := createBuckets(path, o.Timeout); err != nil {
 				return nil, openErr(path, err)
 			}
 		}
@@ -84,9 +74,98 @@ func Open(path string, o Options) (*Backend, error) {
 		o.MaxBatchSize = 1000
 	}
 	if !o.ReadOnly {
-		removeStaleBackups(path) // the file lock is ours: no Backup of another process runs
+		// The file lock is ours: no Backup of another process runs, and no
+		// other process creates this store.
+		removeStaleBackups(path)
+		removeStale(path, newPattern)
 	}
 	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize)}, nil
+}
+
+// newPattern names the file a new store is built in before it is linked
+// into place; Open removes any a crash left behind.
+const newPattern = ".flinkpki-new-*.db"
+
+// create makes a new store file at path with every bucket, atomically: it
+// is built and synced under a temporary name beside path and then linked
+// into place, so a first start killed at any point, or failing on a full
+// volume, leaves either no file at path or a complete empty store, never a
+// file the next start refuses. The link, unlike a rename, never replaces a
+// store another process made meanwhile; Open then opens that one.
+func create(path string, timeout time.Duration) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, newPattern)
+	if err != nil {
+		return openErr(path, err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	if err := createBuckets(tmp, timeout); err != nil {
+		return openErr(path, err)
+	}
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+		// A volume without hard links: rename, unless a store appeared.
+		if _, serr := os.Lstat(path); !errors.Is(serr, os.ErrNotExist) {
+			return openErr(path, err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return openErr(path, err)
+		}
+	}
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return openErr(path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return openErr(path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return openErr(path, err)
+	}
+	return nil
+}
+
+// createBuckets opens the bbolt file at path (creating it when empty) and
+// makes every bucket that is missing, in one synced transaction.
+func createBuckets(path string, timeout time.Duration) error {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range store.Buckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// noBuckets reports whether the bbolt file at path is readable and holds
+// no bucket at all. Any doubt (a lock, damage) is false: Open's own checks
+// then say what is wrong.
+func noBuckets(path string, timeout time.Duration) bool {
+	if checkFile(path) != nil {
+		return false
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, ReadOnly: true})
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	empty := false
+	_ = db.View(func(tx *bbolt.Tx) error {
+		empty = tx.ForEach(func([]byte, *bbolt.Bucket) error { return errors.New("a bucket") }) == nil
+		return nil
+	})
+	return empty
 }
 
 // RestoreAdvice ends the refusal of a damaged store file. A caller that
@@ -167,8 +246,12 @@ func (b *Backend) Backup(ctx context.Context, w io.Writer) (int64, error) {
 
 // removeStaleBackups deletes snapshot files a crashed Backup left next to
 // the database at path.
-func removeStaleBackups(path string) {
-	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), backupPattern))
+func removeStaleBackups(path string) { removeStale(path, backupPattern) }
+
+// removeStale deletes the files matching pattern next to the database at
+// path: what a crash left of a Backup or of a new store's set-up.
+func removeStale(path, pattern string) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), pattern))
 	for _, f := range stale {
 		_ = os.Remove(f)
 	}
