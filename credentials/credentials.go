@@ -82,6 +82,31 @@ type Options struct {
 	// TLS13 writes security.ssl.protocol TLSv1.3 with the TLS 1.3 suites
 	// instead of TLS 1.2 with suites matched to the key.
 	TLS13 bool
+	// Passwords, when set, are used for the stores instead of new ones:
+	// those of the set being replaced (ReadPasswords), so that a Flink
+	// configuration naming them stays valid while the new set replaces
+	// the old one, and after a crash between the two.
+	Passwords *Passwords
+}
+
+// Passwords are a file set's keystore and truststore passwords.
+type Passwords struct{ Keystore, Truststore string }
+
+// ReadPasswords returns the passwords of the file set in dir, or nil when
+// dir holds none (or ones this package would not have made).
+func ReadPasswords(dir string) *Passwords {
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || keystore.CheckPassword(string(b)) != nil {
+			return ""
+		}
+		return string(b)
+	}
+	p := &Passwords{Keystore: read(KeystorePasswordFile), Truststore: read(TruststorePasswordFile)}
+	if p.Keystore == "" || p.Truststore == "" {
+		return nil
+	}
+	return p
 }
 
 // File is one file of the set.
@@ -205,15 +230,23 @@ type stores struct {
 	ksPass, tsPass       string
 }
 
-// encodeStores generates the two passwords and encodes both stores.
+// encodeStores generates the two passwords (or takes o.Passwords) and
+// encodes both stores.
 func encodeStores(m Material, format keystore.Format, profile keystore.Profile, o Options) (*stores, error) {
-	ksPass, err := keystore.GeneratePassword(o.Rand)
-	if err != nil {
-		return nil, err
-	}
-	tsPass, err := keystore.GeneratePassword(o.Rand)
-	if err != nil {
-		return nil, err
+	var ksPass, tsPass string
+	if p := o.Passwords; p != nil {
+		if keystore.CheckPassword(p.Keystore) != nil || keystore.CheckPassword(p.Truststore) != nil {
+			return nil, fmt.Errorf("%w: Passwords are not %d letters and digits", ErrInvalidOptions, keystore.PasswordLength)
+		}
+		ksPass, tsPass = p.Keystore, p.Truststore
+	} else {
+		var err error
+		if ksPass, err = keystore.GeneratePassword(o.Rand); err != nil {
+			return nil, err
+		}
+		if tsPass, err = keystore.GeneratePassword(o.Rand); err != nil {
+			return nil, err
+		}
 	}
 	ks, err := keystore.EncodeKeyStore(format, keystore.KeyStore{
 		Alias: keystore.DefaultAlias, Key: m.Key, Chain: m.Chain,

@@ -220,3 +220,55 @@ func TestBuildRefusesBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestASetBuiltWithTheEarlierPasswordsOpensWithThem: Options.Passwords
+// takes the passwords of the set being replaced (ReadPasswords reads them
+// from its directory), so a configuration that names them opens the new
+// stores; passwords this package could not have made are refused, and a
+// directory without a whole set has none to read.
+func TestASetBuiltWithTheEarlierPasswordsOpensWithThem(t *testing.T) {
+	c := newCluster(t, "again", "ecdsa-p256", 10)
+	dir := filepath.Join(t.TempDir(), "tls")
+	if credentials.ReadPasswords(dir) != nil {
+		t.Fatal("ReadPasswords found passwords in a directory that does not exist")
+	}
+	first, err := credentials.Build(c.material(t, "taskmanager", "ecdsa-p256", 0), credentials.Options{Dir: dir, Created: created})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	pw := credentials.ReadPasswords(dir)
+	if pw == nil || pw.Keystore != string(first.File("keystore.password").Data) || pw.Truststore != string(first.File("truststore.password").Data) {
+		t.Fatalf("ReadPasswords = %+v, want the written set's passwords", pw)
+	}
+	second, err := credentials.Build(c.material(t, "taskmanager", "ecdsa-p256", 0), credentials.Options{Dir: dir, Created: created, Passwords: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(second.File("keystore.p12").Data) == string(first.File("keystore.p12").Data) {
+		t.Fatal("the second set holds the first keystore")
+	}
+	if _, err := keystore.DecodeKeyStore(keystore.PKCS12, second.File("keystore.p12").Data, pw.Keystore, pw.Keystore); err != nil {
+		t.Fatalf("the new keystore does not open with the earlier password: %v", err)
+	}
+	if _, err := keystore.DecodeTrustStore(keystore.PKCS12, second.File("truststore.p12").Data, pw.Truststore); err != nil {
+		t.Fatalf("the new truststore does not open with the earlier password: %v", err)
+	}
+	for _, kv := range second.SSL {
+		if kv.Key == "security.ssl.internal.keystore-password" && kv.Value != pw.Keystore {
+			t.Errorf("flink-ssl.yaml names another keystore password")
+		}
+	}
+
+	if _, err := credentials.Build(c.material(t, "taskmanager", "ecdsa-p256", 0), credentials.Options{Dir: dir, Created: created,
+		Passwords: &credentials.Passwords{Keystore: "short", Truststore: pw.Truststore}}); !errors.Is(err, credentials.ErrInvalidOptions) {
+		t.Errorf("Build with a password it could not have made = %v, want ErrInvalidOptions", err)
+	}
+	half := t.TempDir()
+	os.WriteFile(filepath.Join(half, "keystore.password"), []byte(pw.Keystore), 0o600)
+	if credentials.ReadPasswords(half) != nil {
+		t.Error("ReadPasswords took a directory with a keystore password alone")
+	}
+}

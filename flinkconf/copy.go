@@ -77,7 +77,13 @@ func ReadConf(src, out string) (*Conf, error) {
 		// defaults (no jobmanager.rpc.address, no memory settings).
 		return nil, fmt.Errorf("%w: %s holds neither %s nor %s: is the Flink configuration mounted there? (the operator's ConfigMap, or an image's /opt/flink/conf)", ErrConfDir, src, ConfigYAML, LegacyYAML)
 	}
-	if err := atomicfile.CheckDir(out); err != nil {
+	// Room for the whole copy, and as much again for the merged keys and
+	// the files' replacement beside the old ones.
+	var size int64
+	for _, f := range files {
+		size += int64(len(f.data))
+	}
+	if err := atomicfile.CheckDirRoom(out, 2*size); err != nil {
 		return nil, fmt.Errorf("%w: output: %v", ErrConfDir, err)
 	}
 	c := &Conf{out: out, files: files}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // PasswordLength is the length of generated passwords: 40 characters from a
@@ -39,4 +40,13 @@ func GeneratePassword(r io.Reader) (string, error) {
 		}
 	}
 	return string(out), nil
+}
+
+// CheckPassword reports whether pw is a password GeneratePassword could
+// have made: PasswordLength letters and digits.
+func CheckPassword(pw string) error {
+	if len(pw) != PasswordLength || strings.Trim(pw, passwordAlphabet) != "" {
+		return fmt.Errorf("not a generated password: want %d letters and digits", PasswordLength)
+	}
+	return nil
 }

@@ -93,6 +93,8 @@ appears only once complete and checked.`,
 			if err != nil {
 				return err
 			}
+			// Whole copies of the store that killed backups left beside it.
+			atomicfile.RemoveLeftovers(out)
 			fmt.Fprintf(a.stderr, "backup written to %s (%d bytes); keep the server's KEK separately: a restore needs it\n", out, n)
 			if output == "json" {
 				return writeJSON(a.stdout, struct {
@@ -171,6 +173,7 @@ data directory is touched.`,
 			if err != nil {
 				return err
 			}
+			atomicfile.RemoveLeftovers(dst) // an interrupted restore's copy
 			fmt.Fprintf(a.stderr, "restored %s (%d bytes) to %s\n", name, n, dst)
 			fmt.Fprintf(a.stderr, "next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir)
 			fmt.Fprintf(a.stderr, "its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n")
@@ -229,6 +232,11 @@ func ensureEmptyDir(dir string) error {
 	// The root of a fresh ext4 volume (a Kubernetes PVC mounted as the
 	// data directory) holds lost+found and nothing of ours.
 	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return e.Name() == "lost+found" && e.IsDir() })
+	// What an interrupted restore left (its copy under a temporary name)
+	// is no live data: the restore run again replaces it.
+	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool {
+		return e.Type().IsRegular() && strings.HasPrefix(e.Name(), "."+dbFileName+".tmp-")
+	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -133,6 +133,12 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if !f.noAutoSANs && (f.role == "jobmanager" || f.role == "taskmanager") {
 		f.dns, f.ips = withLocalNames(f.dns, f.ips)
 	}
+	// A run into a directory that holds an earlier set (an emptyDir that
+	// outlived its container) keeps that set's passwords: the configuration
+	// copy of the earlier run, which Flink may read at any moment, then
+	// opens the new stores too, while they replace the old ones and if
+	// this run dies between the stores and its own copy.
+	opts.Passwords = credentials.ReadPasswords(opts.Dir)
 	// The Flink configuration is read and trial-merged before enrolling, so
 	// a wrong --flink-conf-src spends no token use and leaves no file set.
 	if err := f.conf.read(opts); err != nil {

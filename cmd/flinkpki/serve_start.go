@@ -138,6 +138,10 @@ func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ erro
 	case !fi.IsDir():
 		return nil, nil, fmt.Errorf("--data-dir %s is not a directory", o.dataDir)
 	}
+	if err := o.checkInterruptedRestore(); err != nil {
+		undo()
+		return nil, nil, err
+	}
 	if kek != nil {
 		return kek, undo, nil
 	}
@@ -167,6 +171,32 @@ func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ erro
 		return nil, nil, err
 	}
 	return kek, undo, nil
+}
+
+// checkInterruptedRestore refuses a bbolt data directory that holds no
+// store but the copy an interrupted admin restore left (restore writes the
+// store under a temporary name and renames it): a new, empty store there
+// would take the place of the one being restored, with a new serving CA
+// that no client trusts.
+func (o *serveOptions) checkInterruptedRestore() error {
+	if o.storeKind != "bolt" {
+		return nil
+	}
+	db := filepath.Join(o.dataDir, dbFileName)
+	if _, err := os.Lstat(db); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if left := restoreLeftovers(o.dataDir); len(left) > 0 {
+		return fmt.Errorf("data directory %s holds no store but %s, what an interrupted admin restore left: run the restore again (it removes that file), or delete it to start a new store; nothing was changed", o.dataDir, filepath.Base(left[0]))
+	}
+	return nil
+}
+
+// restoreLeftovers lists the temporary store files an interrupted admin
+// restore left in dir.
+func restoreLeftovers(dir string) []string {
+	left, _ := filepath.Glob(filepath.Join(dir, "."+dbFileName+".tmp-*"))
+	return left
 }
 
 // missingDirs lists dir and its parents that do not exist yet, outermost

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Write replaces path with data, with mode perm.
@@ -151,7 +152,13 @@ const probeSize = 64 << 10
 // with probeSize bytes in it, synced, and removes it, so a read-only file
 // system, a missing permission or a full volume shows before the caller
 // asks anyone for anything (a one-use token is spent by the asking).
-func CheckDir(dir string) error {
+func CheckDir(dir string) error { return CheckDirRoom(dir, probeSize) }
+
+// CheckDirRoom is CheckDir for n bytes (probeSize at least): a caller that
+// will write more than probeSize (a large Flink configuration directory)
+// probes for what it will write.
+func CheckDirRoom(dir string, n int64) error {
+	n = max(n, probeSize)
 	p := filepath.Clean(dir)
 	for {
 		st, err := os.Stat(p)
@@ -167,14 +174,15 @@ func CheckDir(dir string) error {
 		}
 		p = parent
 	}
-	probe, err := os.MkdirTemp(p, ".flinkpki-probe-")
+	removeStaleProbes(p)
+	probe, err := os.MkdirTemp(p, probePrefix)
 	if err != nil {
 		return fmt.Errorf("cannot create files in %s: %w", p, err)
 	}
 	defer os.RemoveAll(probe)
 	f, err := os.Create(filepath.Join(probe, "space"))
 	if err == nil {
-		_, err = f.Write(make([]byte, probeSize))
+		_, err = f.Write(make([]byte, n))
 		if err == nil {
 			err = f.Sync()
 		}
@@ -183,7 +191,24 @@ func CheckDir(dir string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("cannot write %d KiB in %s: %w", probeSize>>10, p, err)
+		return fmt.Errorf("cannot write %d KiB in %s: %w", (n+1023)>>10, p, err)
 	}
 	return nil
+}
+
+const probePrefix = ".flinkpki-probe-"
+
+// staleProbe is the age past which a probe directory is a killed run's.
+const staleProbe = 10 * time.Minute
+
+// removeStaleProbes removes the probe directories in dir that runs killed
+// before their clean-up left (they hold a probe's bytes each), but not a
+// probe of a run that may still be going.
+func removeStaleProbes(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, probePrefix+"*"))
+	for _, p := range old {
+		if st, err := os.Lstat(p); err == nil && st.IsDir() && time.Since(st.ModTime()) > staleProbe {
+			_ = os.RemoveAll(p)
+		}
+	}
 }

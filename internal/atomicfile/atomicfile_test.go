@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWriteReplacesWholeWithTheModeAndLeavesNoTemporaryFile(t *testing.T) {
@@ -83,5 +84,33 @@ func TestCheckDirLeavesNothingAndRefusesAPathUnderAFile(t *testing.T) {
 		if err := CheckDir(p); err == nil || !strings.Contains(err.Error(), "not a directory") {
 			t.Errorf("CheckDir(%s) = %v, want a refusal naming a non-directory", p, err)
 		}
+	}
+}
+
+// TestCheckDirRemovesProbesKilledRunsLeft: a run killed while probing
+// leaves its probe directory (a probe's bytes); the next CheckDir there
+// removes it once it is old enough not to be a running probe, keeps a
+// recent one, and writes as much as CheckDirRoom is asked for.
+func TestCheckDirRemovesProbesKilledRunsLeft(t *testing.T) {
+	dir := t.TempDir()
+	old, fresh := filepath.Join(dir, ".flinkpki-probe-1"), filepath.Join(dir, ".flinkpki-probe-2")
+	for _, p := range []string{old, fresh} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(p, "space"), make([]byte, 1024), 0o600)
+	}
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDirRoom(dir, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Error("an hour-old probe directory was kept")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("a probe directory of a run that may be going was removed")
 	}
 }

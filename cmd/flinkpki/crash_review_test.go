@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// confPassword is the keystore password that a merged config.yaml names.
+func confPassword(t *testing.T, confOut string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(confOut, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^security\.ssl\.internal\.keystore-password:\s*(\S+)`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatalf("no keystore password in config.yaml:\n%s", raw)
+	}
+	return string(m[1])
+}
+
+// TestAFailedInitLeavesNoNewStoresBesideTheOldConfiguration: a second init
+// into the same --out and --flink-conf-out (an emptyDir that outlived its
+// container) whose configuration copy cannot be moved into place must
+// leave the old stores with the old configuration. runInit swaps the
+// credential set (new passwords) first and renames the configuration
+// after, so when that rename fails (here: config.yaml is a bind mount, so
+// rename gives EBUSY; a kill -9 between the two steps leaves the same
+// state) the configuration Flink reads names passwords that no longer
+// open the stores. Needs root for the bind mount.
+func TestAFailedInitLeavesNoNewStoresBesideTheOldConfiguration(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a bind mount")
+	}
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	src := filepath.Join(t.TempDir(), "conf")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "config.yaml"), []byte("taskmanager.numberOfTaskSlots: 2\n"), 0o644)
+	tls := filepath.Join(t.TempDir(), "tls")
+	confOut := filepath.Join(t.TempDir(), "conf-out")
+	tok := s.tokenFor(t, "orders", "taskmanager", "--uses", "2")
+	initOnce := func() result {
+		return s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--holder", "tm-0", "--out", tls,
+			"--token-file", tok, "--flink-conf-src", src, "--flink-conf-out", confOut, "--timeout", "5s")
+	}
+	initOnce().ok(t)
+
+	// Make the configuration's rename fail, and only it.
+	cfg := filepath.Join(confOut, "config.yaml")
+	cp := filepath.Join(t.TempDir(), "config.yaml")
+	data, _ := os.ReadFile(cfg)
+	os.WriteFile(cp, data, 0o600)
+	if out, err := exec.Command("mount", "--bind", cp, cfg).CombinedOutput(); err != nil {
+		t.Skipf("bind mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", cfg).Run() })
+
+	before := credentialsPasswords(t, tls)
+	r := initOnce()
+	if r.code == 0 {
+		t.Fatalf("init succeeded although config.yaml could not be replaced")
+	}
+	if after := credentialsPasswords(t, tls); after != before {
+		t.Errorf("the second init into the same directory changed the passwords (%v -> %v): the configuration Flink reads meanwhile no longer opens the stores", before, after)
+	}
+	ksPW, _ := os.ReadFile(filepath.Join(tls, "keystore.password"))
+	if got := confPassword(t, confOut); got != string(ksPW) {
+		t.Fatalf("after a failed init (%s) the Flink configuration names keystore password %q but the keystore in %s now opens with %q: Flink would fail to load its stores",
+			strings.TrimSpace(r.stderr), got, tls, bytes.TrimSpace(ksPW))
+	}
+}
+
+// TestInitWithAConfigCopyLargerThanTheProbeSpendsNoToken: ReadConf probes
+// the configuration output with a fixed 64 KiB (atomicfile.CheckDir), but
+// the copy can be larger (a Flink conf dir with big log4j files). On a
+// volume with room for the probe but not the copy, init enrolls (spends the
+// token use, records a live holder that then blocks ca activate) and only
+// then fails to stage the copy.
+func TestInitWithAConfigCopyLargerThanTheProbeSpendsNoToken(t *testing.T) {
+	vol := smallTmpfs(t, 256<<10)
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	src := filepath.Join(t.TempDir(), "conf")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "config.yaml"), []byte("taskmanager.numberOfTaskSlots: 2\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "log4j-console.properties"), bytes.Repeat([]byte("# comment line\n"), 20000), 0o644) // 300 KB
+	tok := s.tokenFor(t, "orders", "taskmanager", "--uses", "1")
+	r := s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--holder", "tm-0",
+		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok,
+		"--flink-conf-src", src, "--flink-conf-out", filepath.Join(vol, "conf"), "--timeout", "5s")
+	if r.code == 0 {
+		t.Fatal("init succeeded on a volume too small for the copy")
+	}
+	if hs := s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "-o", "json").ok(t).stdout; strings.Contains(hs, "tm-0") {
+		t.Errorf("init failed (%s) only after enrolling: holder tm-0 is recorded and the one-use token is spent", strings.TrimSpace(r.stderr))
+	}
+	if names := entries(t, vol); len(names) != 0 {
+		t.Errorf("the failed init left %v on the volume", names)
+	}
+}
+
+// TestAnInterruptedRestoreCanBeRunAgain: admin restore stages the database
+// as DIR/.flinkpki.db.tmp-* (atomicfile.WriteFrom) and renames it; a
+// restore killed before the rename leaves that file (a whole copy of the
+// store, CA keys sealed) in the otherwise empty data directory. Running the
+// same restore again must work (its own leftover is no live data), and the
+// leftover must not survive.
+func TestAnInterruptedRestoreCanBeRunAgain(t *testing.T) {
+	backup := newStoreFile(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	os.MkdirAll(dir, 0o700)
+	raw, _ := os.ReadFile(backup)
+	// What a restore killed between its copy and its rename leaves.
+	os.WriteFile(filepath.Join(dir, ".flinkpki.db.tmp-123456"), raw, 0o600)
+	// serve must not start a new, empty store beside it.
+	kek := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(kek, bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, nil, "serve", "--data-dir", dir, "--kek-file", kek, "--listen", freeAddr(t))
+	if r.code != 1 || !strings.Contains(r.stderr, "what an interrupted admin restore left: run the restore again") {
+		t.Fatalf("serve on an interrupted restore: exit %d: %s", r.code, r.stderr)
+	}
+	if names := entries(t, dir); len(names) != 1 {
+		t.Fatalf("the refused serve changed the data directory: %v", names)
+	}
+	r = runCLI(t, nil, "admin", "restore", backup, "--data-dir", dir)
+	if r.code != 0 {
+		t.Fatalf("restore after an interrupted restore: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+	}
+	if names := entries(t, dir); len(names) != 1 {
+		t.Errorf("data dir holds %v, want only flinkpki.db", names)
+	}
+}
+
+// credentialsPasswords is the keystore and truststore passwords of the set
+// in dir.
+func credentialsPasswords(t *testing.T, dir string) [2]string {
+	t.Helper()
+	var out [2]string
+	for i, name := range []string{"keystore.password", "truststore.password"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = string(b)
+	}
+	return out
+}
