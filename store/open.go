@@ -106,7 +106,7 @@ func check(ctx context.Context, b Backend, seal *Sealer, inRotation bool) error 
 			return nil
 		}
 		if _, err := seal.Open(tx.Get(bMeta, kKEKCheck), "kek-check"); err != nil {
-			return fmt.Errorf("%w: start the server with the key-encryption key this store was created with (--kek-file)", ErrWrongKEK)
+			return fmt.Errorf("%w: start the server with the key-encryption key this store was created with (--kek-file), or, after admin rotate-kek, with that command's --new-kek-file", ErrWrongKEK)
 		}
 		if tx.Get(bMeta, kKEKRotation) != nil && !inRotation {
 			return fmt.Errorf("%w: some CA keys are under the new key already: run flinkpki admin rotate-kek again with the same --kek-file and --new-kek-file before starting a server", ErrKEKRotation)

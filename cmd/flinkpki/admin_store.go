@@ -34,7 +34,7 @@ func storeRefusal(err error, where, kekFile, noStore string) error {
 	case errors.Is(err, store.ErrNoStore):
 		return fmt.Errorf("%s holds no flinkpki store: %s; nothing was changed", where, noStore)
 	case errors.Is(err, store.ErrWrongKEK):
-		return fmt.Errorf("the key-encryption key %s does not open %s: pass the key its server runs with; nothing was changed", kekFile, where)
+		return reworded{fmt.Sprintf("the key-encryption key %s does not open %s: pass the key its server runs with; nothing was changed", kekFile, where), err}
 	}
 	return err
 }
@@ -359,12 +359,22 @@ again with the same two keys to finish it.`,
 				return err
 			}
 			st, where, err := openStoreAt(cmd.Context(), dataDir, &etcd, kekFile, true)
+			if errors.Is(err, store.ErrWrongKEK) {
+				// A run that finished before it could say so (killed after
+				// its commit): the store is under the new key already.
+				if done, _, derr := openStoreAt(cmd.Context(), dataDir, &etcd, newKEKFile, false); derr == nil {
+					done.Close()
+					return fmt.Errorf("the store is under --new-kek-file %s already (an earlier rotate-kek finished): start the servers with --kek-file %s; nothing was changed", newKEKFile, newKEKFile)
+				}
+			}
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 			stderr := cmd.ErrOrStderr()
-			var last time.Time
+			// Progress only for a rotation that takes a while (etcd, many
+			// keys); the result line says the count anyway.
+			last := time.Now()
 			progress := func(done int) {
 				if now := time.Now(); now.Sub(last) >= time.Second {
 					fmt.Fprintf(stderr, "re-encrypted %d CA keys\n", done)

@@ -212,8 +212,15 @@ func TestRotatingTheKEKReencryptsEveryKeyAndRefusesTheOldOne(t *testing.T) {
 		t.Fatal("a refused rotate-kek changed the database file")
 	}
 	r := rotateKEK(t, dir, oldKEK, newKEK).ok(t)
-	if !strings.Contains(r.stderr, "re-encrypted 6 CA keys") {
-		t.Errorf("rotate-kek reported %q, want 6 CA keys (2 clusters x 2 lineages, 1 prepared, the serving CA)", r.stderr)
+	if !strings.Contains(r.stderr, "re-encrypted 6 CA keys") || strings.Count(r.stderr, "re-encrypted") != 1 {
+		t.Errorf("rotate-kek reported %q, want 6 CA keys (2 clusters x 2 lineages, 1 prepared, the serving CA), once", r.stderr)
+	}
+	// The same command again (its first run was killed after the commit,
+	// say): the store is under the new key, and the command says so.
+	done, _ := os.ReadFile(db)
+	rotateKEK(t, dir, oldKEK, newKEK).refused(t, "the store is under --new-kek-file "+newKEK+" already")
+	if now, _ := os.ReadFile(db); !bytes.Equal(now, done) {
+		t.Fatal("rotate-kek run again changed the database file")
 	}
 
 	before, _ := os.ReadFile(db)
