@@ -191,8 +191,9 @@ func Reason(err error) string {
 	switch {
 	case strings.Contains(msg, "connection refused"):
 		return "connection refused"
-	case strings.Contains(msg, "no such host"):
-		return "no such host"
+	case strings.Contains(msg, "no such host"), strings.Contains(msg, "produced zero addresses"):
+		// The second is gRPC's resolver saying the same.
+		return "no such host (the name in --server does not resolve)"
 	case strings.Contains(msg, "keepalive ping failed"):
 		return "the server stopped answering (no answer to a keepalive ping within 20s)"
 	case strings.Contains(msg, "certificate signed by unknown authority"):

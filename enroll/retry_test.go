@@ -201,6 +201,12 @@ func TestReason(t *testing.T) {
 		{"a server sentence is kept as is",
 			status.Error(codes.Unavailable, "the server is shutting down"),
 			"the server is shutting down"},
+		{"a name that does not resolve says so, as the resolver or the dialer reports it",
+			status.Error(codes.Unavailable, "name resolver error: produced zero addresses"),
+			"no such host (the name in --server does not resolve)"},
+		{"a dialer's no such host",
+			status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp: lookup nohost on 10.0.0.10:53: no such host"`),
+			"no such host (the name in --server does not resolve)"},
 		{"a plain error is kept as is", errors.New("boom"), "boom"},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -71,6 +72,9 @@ projected Kubernetes token.`,
 				return err
 			}
 			fmt.Fprintf(a.stderr, "created cluster %q (%s)\n", c.GetName(), c.GetKeyType())
+			if leafValid.set && leafValid.d < shortLeaf {
+				fmt.Fprintf(a.stderr, "note: leaves valid for %s: Flink reads its keystores only at start, so a JobManager or TaskManager that runs longer than that cannot open new TLS connections once its leaf expires; give leaves at least the longest a process runs (the default is 90d)\n", formatDuration(leafValid.d))
+			}
 			return a.printCluster(c, out)
 		},
 	}
@@ -84,6 +88,10 @@ projected Kubernetes token.`,
 	addOutputFlag(cmd, &out)
 	return cmd
 }
+
+// shortLeaf is the leaf validity below which cluster create warns: a
+// streaming job's pods run for weeks.
+const shortLeaf = 7 * 24 * time.Hour
 
 // setCreateOptions copies the optional flags into req; unset durations
 // stay nil so the server applies its defaults.

@@ -140,7 +140,10 @@ record is refused as not found (exit 1): flinkpki holder list shows the names.`,
 			// audited like any refusal: a misspelt name shows.
 			fmt.Fprintf(a.stderr, "released %d credential record(s) of holder %q\n", resp.GetReleased(), args[0])
 			if out == "json" {
-				// Purpose is "" when every purpose was released.
+				// Purpose is "all" when every purpose was released.
+				if p == "" {
+					p = "all"
+				}
 				return writeJSON(a.stdout, struct {
 					Cluster  string `json:"cluster"`
 					Holder   string `json:"holder"`

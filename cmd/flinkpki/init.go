@@ -39,7 +39,10 @@ func (a *app) newInitCmd() *cobra.Command {
 		Short: "Enroll as an init container: local key, CSR, file set",
 		Long: `Enroll the way an init container does: generate the private key locally (of
 the cluster's key type), send only a CSR, and write the credential file set
-into --out atomically. The key never leaves the pod.
+into --out atomically. The key never leaves the pod. A run into a directory
+that holds an earlier set (an emptyDir that outlived its container) keeps that
+set's store passwords, so the configuration copy Flink reads always opens the
+stores, while they are replaced too.
 
 --token-file holds an enrollment token or a Kubernetes projected
 service-account token. The holder defaults to the pod name when the

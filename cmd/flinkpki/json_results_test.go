@@ -161,7 +161,7 @@ func TestHolderReleaseReportsTheReleasedRecordsInJSON(t *testing.T) {
 	}
 
 	got, r := release("tm-1")
-	if want := (released{Cluster: "orders", Holder: "tm-1", Purpose: "", Released: 1}); got != want {
+	if want := (released{Cluster: "orders", Holder: "tm-1", Purpose: "all", Released: 1}); got != want {
 		t.Errorf("holder release -o json = %+v, want %+v", got, want)
 	}
 	if r.stderr != "released 1 credential record(s) of holder \"tm-1\"\n" {
@@ -427,7 +427,8 @@ func TestServerCAReportsTheTrustAnchorInJSON(t *testing.T) {
 	for _, b := range sum {
 		colons = append(colons, fmt.Sprintf("%02X", b))
 	}
-	stderr := fmt.Sprintf("%s: %s, SHA-256 %s, valid until %s\n", path, cert.Subject, hex.EncodeToString(sum[:]), cert.NotAfter.UTC().Format("2006-01-02"))
+	// The fingerprint as ca status and -o json show it: upper-case hex, colons.
+	stderr := fmt.Sprintf("%s: %s, SHA-256 %s, valid until %s\n", path, cert.Subject, strings.Join(colons, ":"), cert.NotAfter.UTC().Format("2006-01-02"))
 
 	// The table (default) output is unchanged: the PEM on stdout, the fingerprint on stderr.
 	r := runCLI(t, nil, "server-ca", "--data-dir", dir).ok(t)

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -59,8 +57,7 @@ with the PEM, the subject, the SHA-256 fingerprint of the certificate's DER
 			if err != nil {
 				return err
 			}
-			sum := sha256.Sum256(cert.Raw)
-			fmt.Fprintf(a.stderr, "%s: %s, SHA-256 %s, valid until %s\n", path, cert.Subject, hex.EncodeToString(sum[:]), cert.NotAfter.UTC().Format("2006-01-02"))
+			fmt.Fprintf(a.stderr, "%s: %s, SHA-256 %s, valid until %s\n", path, cert.Subject, ca.Fingerprint(cert), cert.NotAfter.UTC().Format("2006-01-02"))
 			return nil
 		},
 	}
