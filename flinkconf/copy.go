@@ -171,6 +171,17 @@ func (c *Conf) Write(kvs []KV) error {
 // previous run's passwords, say) and nothing a copy did not write.
 const manifestName = ".flinkpki-conf-files"
 
+// IsPodLocalCopy reports whether the configuration file at path is one a
+// copy (init's --flink-conf-out, bake's) wrote: the manifest beside it
+// lists it.
+func IsPodLocalCopy(path string) bool {
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(path), manifestName))
+	if err != nil {
+		return false
+	}
+	return slices.Contains(strings.Split(string(raw), "\n"), filepath.Base(path))
+}
+
 // Staged is a merged copy written to temporary files beside their places
 // in the output directory, none of them in place yet: Commit renames them
 // all, Abort removes them. A caller that must also write other files (the

@@ -82,6 +82,10 @@ type LintOptions struct {
 	// 1.x only. 0 means unknown: the configuration is then held to what
 	// every supported version reads (see legacySSLSwitch).
 	FlinkMajor int
+	// PodLocalCopy marks a configuration file that flinkpki init (or bake)
+	// wrote as its merged copy (IsPodLocalCopy): the store passwords belong
+	// there, so FP004 says nothing about them.
+	PodLocalCopy bool
 }
 
 // legacySSLSwitch reports whether Flink of the given major version reads

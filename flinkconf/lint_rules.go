@@ -225,7 +225,7 @@ func checkNativeMode(s *subject, _ LintOptions) []Finding {
 // entrypoint.
 var envPassword = regexp.MustCompile(`(?m)^\s*(security\.ssl\.[A-Za-z0-9._-]*-password)\s*[:=]\s*\S`)
 
-func checkInlinePasswords(s *subject, _ LintOptions) []Finding {
+func checkInlinePasswords(s *subject, opts LintOptions) []Finding {
 	var keys []string
 	for k, v := range s.conf {
 		if strings.HasPrefix(k, "security.ssl.") && strings.HasSuffix(k, "-password") && v != "" {
@@ -259,6 +259,9 @@ func checkInlinePasswords(s *subject, _ LintOptions) []Finding {
 		return append(out, one(RuleInlinePassword, SeverityError,
 			fmt.Sprintf("%s writes store passwords into flinkConfiguration, which is stored in plain text and audit-logged: %s", s.label, strings.Join(keys, ", ")),
 			fix)...)
+	}
+	if opts.PodLocalCopy {
+		return out
 	}
 	return one(RuleInlinePassword, SeverityWarning,
 		fmt.Sprintf("%s holds store passwords (%s); that is right only for the pod-local copy the flinkpki init container writes", s.label, strings.Join(keys, ", ")),

@@ -219,6 +219,8 @@ build prints it.`,
 			if err != nil {
 				return fmt.Errorf("read %s: %w", name, err)
 			}
+			// init's merged copy holds the pod's passwords by design.
+			opts.PodLocalCopy = args[0] != "-" && flinkconf.IsPodLocalCopy(args[0])
 			all, err := flinkconf.LintWith(data, filepath.Base(args[0]), opts)
 			if err != nil {
 				return err

@@ -69,6 +69,20 @@ func TestInitMergesTheFlinkConfigurationFromAReadOnlyDirectory(t *testing.T) {
 	if !filepath.IsAbs(flat["security.ssl.internal.keystore"]) {
 		t.Errorf("keystore path is not absolute")
 	}
+	// Linting the merged copy (as the README advises) says nothing about
+	// the passwords it holds by design; the same file elsewhere, a shared
+	// or committed configuration, gets FP004.
+	lint := func(path string) string {
+		return runCLI(t, nil, "flink", "lint", path, "-o", "json").stdout
+	}
+	if out := lint(filepath.Join(confOut, "config.yaml")); strings.Contains(out, "FP004") {
+		t.Errorf("lint of init's own copy warns about its passwords:\n%s", out)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(elsewhere, raw, 0o600)
+	if out := lint(elsewhere); !strings.Contains(out, "FP004") {
+		t.Errorf("lint of a configuration with store passwords outside init's copy does not warn:\n%s", out)
+	}
 }
 
 func flatten(prefix string, v any, out map[string]string) {
