@@ -251,6 +251,21 @@ func (s *Staged) Abort() {
 // does not have, and temporary files a killed run left beside either.
 func (s *Staged) Commit() error {
 	prev := s.readManifest()
+	// The manifest lists the new files before any is in place, so that a
+	// run killed among the renames leaves none the manifest forgets (a
+	// file its source dropped would then stay in the copy for good).
+	union := slices.Clone(prev)
+	for _, f := range s.files {
+		if !slices.Contains(union, f.rel) {
+			union = append(union, f.rel)
+		}
+	}
+	if len(union) > len(prev) {
+		if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(strings.Join(union, "\n")+"\n"), 0o600); err != nil {
+			s.Abort()
+			return fmt.Errorf("record the copy's files: %w", err)
+		}
+	}
 	now := map[string]bool{}
 	var list strings.Builder
 	for i, f := range s.files {

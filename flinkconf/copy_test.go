@@ -447,3 +447,54 @@ func TestOverridesNamesWhatTheCopyReplaces(t *testing.T) {
 		}
 	}
 }
+
+// TestACommitCutShortLeavesNoFileTheManifestForgets: the manifest lists a
+// copy's new files before the first is moved into place, so a commit cut
+// short among its renames (a kill, here a rename that fails) leaves every
+// file it put in place on the list, and the next copy can remove those
+// its source no longer has.
+func TestACommitCutShortLeavesNoFileTheManifestForgets(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "old.txt": "x\n"})
+	if err := CopyAndMerge(src, out, testKeys(t, "/tls")); err != nil {
+		t.Fatal(err)
+	}
+	src2 := t.TempDir()
+	writeTree(t, src2, map[string]string{"a-new.txt": "n\n", ConfigYAML: "a: 2\n", "z.txt": "z\n"})
+	c, err := ReadConf(src2, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Stage(testKeys(t, "/tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// z.txt cannot be moved into place: a non-empty directory took it.
+	if err := os.MkdirAll(filepath.Join(out, "z.txt", "busy"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(); err == nil {
+		t.Fatal("Commit moved a file onto a non-empty directory")
+	}
+	if _, err := os.Stat(filepath.Join(out, "a-new.txt")); err != nil {
+		t.Fatalf("the file renamed before the failure is not in place: %v", err)
+	}
+	m := string(readFile(t, filepath.Join(out, manifestName)))
+	for _, want := range []string{"a-new.txt", "old.txt", ConfigYAML} {
+		if !slices.Contains(strings.Split(m, "\n"), want) {
+			t.Errorf("after the cut-short commit the manifest lacks %s:\n%s", want, m)
+		}
+	}
+	// The next copy, from a source with config.yaml alone, removes both.
+	os.RemoveAll(filepath.Join(out, "z.txt"))
+	src3 := t.TempDir()
+	writeTree(t, src3, map[string]string{ConfigYAML: "a: 3\n"})
+	if err := CopyAndMerge(src3, out, testKeys(t, "/tls")); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"a-new.txt", "old.txt"} {
+		if _, err := os.Stat(filepath.Join(out, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s outlived the copies whose sources dropped it", gone)
+		}
+	}
+}
