@@ -97,6 +97,11 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 	return a.GetCluster(ctx, c.Name)
 }
 
+// MaxK8sBindings bounds the service accounts bound to one cluster: every
+// cluster record is read by every creation and binding change (a binding
+// is unique across clusters), and a deployment has one or a few.
+const MaxK8sBindings = 64
+
 // checkBindingsFree refuses bindings another cluster already holds. It reads
 // every cluster record, so a create with bindings costs one scan of the
 // clusters; inside an Update that scan also guards against a concurrent
@@ -145,6 +150,9 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 	}
 	if err := ca.ValidateValidity(c.CAValidity, c.LeafValidity, ca.DefaultMargin(c.LeafValidity)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if n := len(req.K8sBindings); n > MaxK8sBindings {
+		return nil, fmt.Errorf("%w: %d Kubernetes bindings: a cluster takes at most %d; give each deployment its own cluster", ErrInvalid, n, MaxK8sBindings)
 	}
 	for i, b := range req.K8sBindings {
 		if err := checkNewBinding(b); err != nil {
@@ -235,6 +243,9 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		}
 		if err := checkBindingsFree(tx, req.AddK8sBindings); err != nil {
 			return err
+		}
+		if n := len(bindings) + len(req.AddK8sBindings); n > MaxK8sBindings {
+			return fmt.Errorf("%w: cluster %q would have %d Kubernetes bindings: a cluster takes at most %d; remove some first, or give each deployment its own cluster", ErrInvalid, req.Name, n, MaxK8sBindings)
 		}
 		c.K8sBindings = append(bindings, req.AddK8sBindings...)
 		if req.AutoRotate != nil {

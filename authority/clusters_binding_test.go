@@ -3,6 +3,7 @@ package authority_test
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -262,5 +263,42 @@ func TestABindingIsHeldOnceAndRemovedWhole(t *testing.T) {
 	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: "flink", Pod: "d2-tm-0"}
 	if _, err := e.EnrollAs(pod, "d2", "taskmanager", ""); !errors.Is(err, authority.ErrDenied) {
 		t.Errorf("a pod of the removed service account enrolls: %v", err)
+	}
+}
+
+// TestAClusterTakesABoundedNumberOfBindings: every creation and binding
+// change reads every cluster's bindings, so one cluster takes at most
+// MaxK8sBindings, at creation and by updates; a refused change stores
+// nothing.
+func TestAClusterTakesABoundedNumberOfBindings(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	bindings := func(prefix string, n int) []store.K8sBinding {
+		var out []store.K8sBinding
+		for i := range n {
+			out = append(out, store.K8sBinding{Namespace: "ns", ServiceAccount: fmt.Sprintf("%s-%d", prefix, i)})
+		}
+		return out
+	}
+	_, err := e.Authority.CreateCluster(e.Ctx, admin, authority.CreateClusterRequest{Name: "many", K8sBindings: bindings("a", authority.MaxK8sBindings+1)})
+	if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "at most 64") {
+		t.Fatalf("a create with %d bindings: %v, want it refused", authority.MaxK8sBindings+1, err)
+	}
+	e.CreateCluster(authority.CreateClusterRequest{Name: "full", K8sBindings: bindings("b", authority.MaxK8sBindings)})
+	_, err = e.Authority.UpdateCluster(e.Ctx, admin, authority.UpdateClusterRequest{Name: "full", AddK8sBindings: bindings("c", 1)})
+	if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "would have 65") {
+		t.Fatalf("a binding beyond the bound: %v, want it refused", err)
+	}
+	v, err := e.Authority.GetCluster(e.Ctx, "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Cluster.K8sBindings) != authority.MaxK8sBindings {
+		t.Fatalf("the refused update changed the bindings: %d", len(v.Cluster.K8sBindings))
+	}
+	// Removing one makes room for another in the same update.
+	if _, err := e.Authority.UpdateCluster(e.Ctx, admin, authority.UpdateClusterRequest{Name: "full",
+		RemoveK8sBindings: bindings("b", 1), AddK8sBindings: bindings("c", 1)}); err != nil {
+		t.Fatalf("a swap within the bound: %v", err)
 	}
 }
