@@ -247,3 +247,106 @@ func TestATickReadsCAsOnlyOfClustersThatChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestTheSchedulerWaitsForHoldersAStepWouldBreak: by the schedule no live
+// holder can block an automatic step (each waits a leaf validity), but a
+// holder the schedule does not foresee (a leaf issued by a server with a
+// clock ahead, or by an earlier version with longer leaves) must stop it
+// all the same: the scheduler never forces. The step waits, is reported
+// as blocked, and is taken at the first tick after the holder is gone.
+// That holds for activation (a live holder that does not trust the next
+// CA) and for retirement (a live holder signed by the retiring CA).
+func TestTheSchedulerWaitsForHoldersAStepWouldBreak(t *testing.T) {
+	obs := &recorder{}
+	e := authoritytest.New(t, authoritytest.WithObserver(obs))
+	const leaf = 30 * 24 * time.Hour
+	e.CreateCluster(authority.CreateClusterRequest{Name: "held", CAValidity: 400 * 24 * time.Hour, LeafValidity: leaf})
+	state := func() map[string]ca.State {
+		t.Helper()
+		v, err := e.Authority.GetCluster(e.Ctx, "held")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]ca.State{}
+		for _, c := range v.CAs {
+			if c.Purpose == ca.PurposeInternal {
+				out[c.ID] = c.State
+			}
+		}
+		return out
+	}
+	// An unforeseen holder: valid for a year, of the given signer and trust.
+	plant := func(name, signedBy string, trusts ...string) {
+		t.Helper()
+		now := e.Clock.Now()
+		if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
+			return tx.PutHolder(&store.Holder{Cluster: "held", Purpose: "internal", Name: name, Role: "taskmanager",
+				Serial: "0a" + name, NotAfter: now.Add(365 * 24 * time.Hour), SignedBy: signedBy, Trusts: trusts, Issued: now})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := func(name string) {
+		t.Helper()
+		if _, err := e.Authority.ReleaseHolder(e.Ctx, admin, "held", name, "internal"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocked := func(step string) bool {
+		return slices.Contains(obs.lastRotations(), "held/internal waits for "+step+" blocked=true failed=false")
+	}
+
+	if !tickDaily(t, e, 400, func(_ int, applied []string) bool { return slices.Contains(applied, "held/internal:prepare") }) {
+		t.Fatal("the scheduler never prepared the next CA")
+	}
+	if got := state(); got["internal-1"] != ca.StateActive || got["internal-2"] != ca.StatePrepared {
+		t.Fatalf("after prepare the lineage is %v", got)
+	}
+	plant("ahead-tm", "internal-1", "internal-1")
+	// Ticks go on past the day activation was due: it waits, blocked.
+	for day := range 60 {
+		e.Clock.Add(24 * time.Hour)
+		applied, err := e.Authority.Tick(e.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(applied, "held/internal:activate") {
+			t.Fatalf("day %d: the scheduler activated the next CA although ahead-tm, live, does not trust it", day)
+		}
+	}
+	if !blocked("activate") {
+		t.Fatalf("activation was not reported blocked: %v", obs.lastRotations())
+	}
+	if got := state(); got["internal-2"] != ca.StatePrepared {
+		t.Fatalf("the blocked activation changed the lineage: %v", got)
+	}
+	release("ahead-tm")
+	if applied, err := e.Authority.Tick(e.Ctx); err != nil || !slices.Contains(applied, "held/internal:activate") {
+		t.Fatalf("the first tick after the blocker left applied %v (%v), want the activation", applied, err)
+	}
+
+	plant("old-tm", "internal-1", "internal-1", "internal-2")
+	for day := range 60 {
+		e.Clock.Add(24 * time.Hour)
+		applied, err := e.Authority.Tick(e.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(applied, "held/internal:retire") {
+			t.Fatalf("day %d: the scheduler retired the old CA although old-tm, live, was signed by it", day)
+		}
+	}
+	if !blocked("retire") {
+		t.Fatalf("retirement was not reported blocked: %v", obs.lastRotations())
+	}
+	if got := state(); got["internal-1"] != ca.StateRetiring {
+		t.Fatalf("the blocked retirement changed the lineage: %v", got)
+	}
+	release("old-tm")
+	if applied, err := e.Authority.Tick(e.Ctx); err != nil || !slices.Contains(applied, "held/internal:retire") {
+		t.Fatalf("the first tick after the blocker left applied %v (%v), want the retirement", applied, err)
+	}
+	if got := state(); len(got) != 1 || got["internal-2"] != ca.StateActive {
+		t.Fatalf("after the retirement the lineage is %v", got)
+	}
+}

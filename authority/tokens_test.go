@@ -1,6 +1,7 @@
 package authority_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -439,4 +440,71 @@ func TestAScopedCallerCannotTellAMissingClusterFromAForbiddenOne(t *testing.T) {
 	if _, err := e.EnrollAs(admin, "ghost", "taskmanager", "tm-0"); !errors.Is(err, authority.ErrNotFound) {
 		t.Errorf("an administrator asking for a missing cluster: %v, want not found", err)
 	}
+}
+
+// TestAKnownTokenIDWithAnotherSecretIsRefused: a token's ID is not a
+// secret (it is printed, listed and audited), so a caller who knows it and
+// guesses a secret must be refused like an unknown token, for enrollment
+// and administrator tokens alike; the real token still works after, its
+// uses unspent. The store keeps only the secret's hash, never the secret.
+func TestAKnownTokenIDWithAnotherSecretIsRefused(t *testing.T) {
+	t.Parallel()
+	e := twoClusters(t)
+	enrollBearer, _ := newToken(t, e, "e1", "taskmanager", 0, 1)
+	adminBearer, err := e.Authority.CreateAdminToken(e.Ctx, admin, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bearer := range []string{enrollBearer, adminBearer} {
+		real, err := token.Parse(bearer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := token.New(real.Kind, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := token.Parsed{Kind: real.Kind, ID: real.ID, Secret: other.Secret}
+		if _, err := e.Authority.Authenticate(e.Ctx, forged); !errors.Is(err, authority.ErrUnauthenticated) {
+			t.Errorf("%s with another secret: %v, want ErrUnauthenticated", real.Redacted(), err)
+		} else if strings.Contains(err.Error(), other.Secret) {
+			t.Errorf("the refusal repeats the secret it was given: %v", err)
+		}
+		if _, err := e.Authority.Authenticate(e.Ctx, real); err != nil {
+			t.Errorf("%s after a forged try: %v", real.Redacted(), err)
+		}
+		var stored []byte
+		if err := e.Store.View(e.Ctx, func(tx *store.Txn) error {
+			if real.Kind == token.KindAdmin {
+				rec, err := tx.AdminToken(real.ID)
+				if err == nil {
+					stored = rec.Hash
+				}
+				return err
+			}
+			rec, err := tx.Token(real.ID)
+			if err == nil {
+				stored = rec.Hash
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(stored, token.Hash(real.Secret)) || bytes.Contains(stored, []byte(real.Secret)) {
+			t.Errorf("%s is stored as %x, want only the hash of its secret", real.Redacted(), stored)
+		}
+	}
+	// The enrollment token's one use is still there.
+	if _, err := e.EnrollAs(mustActor(t, e, enrollBearer), "e1", "taskmanager", "pod-1"); err != nil {
+		t.Fatalf("the one-use token after the forged tries: %v", err)
+	}
+}
+
+func mustActor(t *testing.T, e *authoritytest.Env, bearer string) authority.Actor {
+	t.Helper()
+	a, err := authenticate(e, bearer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -2,10 +2,12 @@ package keystore_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/flinkpki/flinkpki/internal/jdktest"
+	"github.com/flinkpki/flinkpki/keystore"
 )
 
 // TestKeytoolReadsEveryFormatAndProfile round-trips the stores through the
@@ -46,5 +48,34 @@ func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDecodingRefusesAKeystoreOfTwoKeys: Flink's SunX509 key manager takes
+// the first key entry of a matching type, so a keystore must hold exactly
+// one; DecodeKeyStore, which the tests use to check the stores flinkpki
+// writes, refuses one that keytool made with two key entries, in both
+// formats.
+func TestDecodingRefusesAKeystoreOfTwoKeys(t *testing.T) {
+	keytool := jdktest.Tool(t, "keytool")
+	for _, f := range []keystore.Format{keystore.JKS, keystore.PKCS12} {
+		t.Run(string(f), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "two."+f.Ext())
+			for _, alias := range []string{"first", "second"} {
+				out, err := exec.Command(keytool, "-genkeypair", "-alias", alias, "-keyalg", "EC", "-groupname", "secp256r1",
+					"-dname", "CN="+alias, "-keystore", path, "-storetype", f.StoreType(),
+					"-storepass", "changeit", "-keypass", "changeit").CombinedOutput()
+				if err != nil {
+					t.Fatalf("keytool -genkeypair %s: %v\n%s", alias, err, out)
+				}
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := keystore.DecodeKeyStore(f, data, "changeit", "changeit"); err == nil {
+				t.Fatal("DecodeKeyStore took a keystore with two key entries")
+			}
+		})
 	}
 }

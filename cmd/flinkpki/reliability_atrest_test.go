@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flinkpki/flinkpki/token"
 )
 
 // privateKeyMarkers are DER prefixes that start a private key in the
@@ -156,6 +158,24 @@ func TestCAAndBakedKeysAreNeverStoredInTheClear(t *testing.T) {
 		}
 		s.cli(t, "", "init", "--cluster", cluster, "--role", "taskmanager", "--holder", "tm-0",
 			"--out", filepath.Join(t.TempDir(), "init"), "--token-file", s.tokenFor(t, cluster, "taskmanager")).ok(t)
+	}
+	// Token secrets too, as text and decoded: only their hashes are stored.
+	// An administrator token, and an enrollment token still unspent.
+	for name, file := range map[string]string{"the administrator token's secret": s.admin, "an enrollment token's secret": s.tokenFor(t, "rest-ecdsap256", "taskmanager", "--uses", "3")} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := token.Parse(strings.TrimSpace(string(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[name] = []byte(tok.Secret)
+		dec, err := base64.RawURLEncoding.DecodeString(tok.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[name+", decoded"] = dec
 	}
 	s.stop(t)
 	assertNoPlaintextKeys(t, filepath.Join(dir, "flinkpki.db"), secrets)

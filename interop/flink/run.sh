@@ -98,4 +98,10 @@ echo "e2e-flink: wall time per phase:" >&2
 printf '  %s\n' "${timings[@]}" >&2
 [ "$status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
 echo "e2e-flink: $passed passed, $failed failed"
+if [ "$status" = 0 ] && [ "$passed" -eq 0 ]; then
+  # An empty FLINK_E2E_VERSIONS, or a driver that ran no version: nothing
+  # was checked, which must not read as a pass.
+  echo "e2e-flink: no Flink version ran (FLINK_E2E_VERSIONS=\"$versions\")" >&2
+  status=1
+fi
 exit "$status"

@@ -26,6 +26,9 @@ func rotate(t *testing.T, ph *phases, c *flinkCluster) {
 	ph.next("rotation: activate")
 	if out, err := c.pki.run("ca", "activate", "--cluster", c.name); err == nil {
 		t.Fatalf("ca activate succeeded while the JobManager (started before prepare) cannot trust the new CA:\n%s", out)
+	} else if !strings.Contains(err.Error(), "CA activation refused: 1 live holder does not trust the prepared CA yet: jm-0") {
+		// Refused, but not for the JobManager (a connection failure, a usage error).
+		t.Fatalf("ca activate failed, but not as blocked by jm-0 alone: %v", err)
 	} else {
 		t.Logf("ca activate refused as it should be: %v", err)
 	}
@@ -43,6 +46,10 @@ func rotate(t *testing.T, ph *phases, c *flinkCluster) {
 	ph.next("rotation: roll all + retire")
 	if out, err := c.pki.run("ca", "retire", "--cluster", c.name); err == nil {
 		t.Fatalf("ca retire succeeded while leaves of the old CA are live:\n%s", out)
+	} else if msg := err.Error(); !strings.Contains(msg, "CA retirement refused: 3 live holders still hold leaves signed by the retiring CA") ||
+		!strings.Contains(msg, "jm-0") || !strings.Contains(msg, "tm-1") || !strings.Contains(msg, "tm-2") || strings.Contains(msg, "tm-3") {
+		// jm-0, tm-1 and tm-2 hold old-CA leaves; tm-3 joined after activation.
+		t.Fatalf("ca retire failed, but not as blocked by jm-0, tm-1 and tm-2: %v", err)
 	} else {
 		t.Logf("ca retire refused as it should be: %v", err)
 	}
