@@ -540,7 +540,7 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 }
 
 // healthChecker is a store backend that can tell whether it works: etcd
-// answers a linearizable read, bbolt commits a write.
+// answers a linearizable read, bbolt's volume takes a synced write.
 type healthChecker interface {
 	Healthy(ctx context.Context) error
 }
