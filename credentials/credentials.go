@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/flinkpki/flinkpki/flinkconf"
@@ -92,11 +93,24 @@ type Options struct {
 // Passwords are a file set's keystore and truststore passwords.
 type Passwords struct{ Keystore, Truststore string }
 
-// ReadPasswords returns the passwords of the file set in dir, or nil when
-// dir holds none (or ones this package would not have made).
+// ReadPasswords returns the passwords of the file set Write put in dir, or
+// nil when dir holds none (or ones this package would not have made). It
+// reads them only through the set's own layout (dir/..data, a link to a
+// generation directory beside it, holding regular files), so a link that
+// another container sharing the volume put in their place cannot make it
+// read a file elsewhere.
 func ReadPasswords(dir string) *Passwords {
+	gen, err := os.Readlink(filepath.Join(dir, dataLink))
+	if err != nil || !isTSDir(gen) {
+		return nil
+	}
 	read := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		f, err := os.OpenFile(filepath.Join(dir, gen, name), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, keystore.PasswordLength+1))
 		if err != nil || keystore.CheckPassword(string(b)) != nil {
 			return ""
 		}

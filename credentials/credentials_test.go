@@ -271,4 +271,22 @@ func TestASetBuiltWithTheEarlierPasswordsOpensWithThem(t *testing.T) {
 	if credentials.ReadPasswords(half) != nil {
 		t.Error("ReadPasswords took a directory with a keystore password alone")
 	}
+	// A link put in place of a password file (by another container on the
+	// same volume) is not followed: the passwords come from the set alone.
+	gen, err := os.Readlink(filepath.Join(dir, "..data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(elsewhere, []byte(strings.Repeat("Z", 40)), 0o600)
+	ts := filepath.Join(dir, gen, "truststore.password")
+	if err := os.Remove(ts); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, ts); err != nil {
+		t.Fatal(err)
+	}
+	if got := credentials.ReadPasswords(dir); got != nil {
+		t.Errorf("ReadPasswords followed a link out of the set: %+v", got)
+	}
 }
