@@ -244,7 +244,9 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		if err := checkBindingsFree(tx, req.AddK8sBindings); err != nil {
 			return err
 		}
-		if n := len(bindings) + len(req.AddK8sBindings); n > MaxK8sBindings {
+		// Only an update that adds is held to the bound: a cluster stored
+		// with more by an earlier version can still shrink and change.
+		if n := len(bindings) + len(req.AddK8sBindings); len(req.AddK8sBindings) > 0 && n > MaxK8sBindings {
 			return fmt.Errorf("%w: cluster %q would have %d Kubernetes bindings: a cluster takes at most %d; remove some first, or give each deployment its own cluster", ErrInvalid, req.Name, n, MaxK8sBindings)
 		}
 		c.K8sBindings = append(bindings, req.AddK8sBindings...)

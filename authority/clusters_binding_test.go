@@ -302,3 +302,35 @@ func TestAClusterTakesABoundedNumberOfBindings(t *testing.T) {
 		t.Fatalf("a swap within the bound: %v", err)
 	}
 }
+
+// TestAClusterOverTheBindingBoundCanStillBeShrunkAndToggled (review): a
+// cluster stored with more than MaxK8sBindings before the bound existed
+// must still take a change that does not add bindings: removing one, or
+// turning automatic rotation off. Today every such update is refused.
+func TestAClusterOverTheBindingBoundCanStillBeShrunkAndToggled(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	var many []store.K8sBinding
+	for i := range authority.MaxK8sBindings + 6 {
+		many = append(many, store.K8sBinding{Namespace: "ns", ServiceAccount: fmt.Sprintf("old-%d", i)})
+	}
+	e.CreateCluster(authority.CreateClusterRequest{Name: "legacy"})
+	// What an earlier version stored: more bindings than the bound.
+	if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
+		c, err := tx.Cluster("legacy")
+		if err != nil {
+			return err
+		}
+		c.K8sBindings = many
+		return tx.PutCluster(c)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Authority.UpdateCluster(e.Ctx, admin, authority.UpdateClusterRequest{Name: "legacy", RemoveK8sBindings: many[:1]}); err != nil {
+		t.Errorf("removing one binding from an over-bound cluster: %v, want it done", err)
+	}
+	off := false
+	if _, err := e.Authority.UpdateCluster(e.Ctx, admin, authority.UpdateClusterRequest{Name: "legacy", AutoRotate: &off}); err != nil {
+		t.Errorf("turning automatic rotation off on an over-bound cluster: %v, want it done", err)
+	}
+}
