@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -22,6 +24,10 @@ import (
 type Backend struct {
 	db     *bbolt.DB
 	commit *committer
+	health string // the file Healthy writes, beside the database
+	// writing is set while a health write runs: one that hangs is not
+	// joined by another at every check.
+	writing atomic.Bool
 }
 
 // Options tunes the backend. Zero values pick defaults.
@@ -80,7 +86,7 @@ func Open(path string, o Options) (*Backend, error) {
 		removeStaleBackups(path)
 		removeStale(path, newPattern)
 	}
-	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize)}, nil
+	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize), health: filepath.Join(filepath.Dir(path), healthFile)}, nil
 }
 
 // newPattern names the file a new store is built in before it is linked
@@ -275,21 +281,42 @@ func (b *Backend) Healthy(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p := filepath.Join(filepath.Dir(b.db.Path()), healthFile)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o600)
+	// A volume that hangs (an NFS hard mount, a stalled disk) blocks the
+	// write for ever: the check fails at ctx's end instead, and the write
+	// finishes, or not, on its own goroutine.
+	if !b.writing.CompareAndSwap(false, true) {
+		return errors.New("the database's volume has not finished the previous check's write")
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer b.writing.Store(false)
+		done <- writeHealth(b.health)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("the database's volume: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the database's volume did not take a write within the check's time: %w", ctx.Err())
+	}
+}
+
+// writeHealth rewrites the health file's few bytes and syncs them. The
+// file is ours alone: a link in its place is refused, not followed.
+func writeHealth(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("the database's volume: %w", err)
+		return err
 	}
 	defer f.Close()
 	var stamp [8]byte
 	binary.BigEndian.PutUint64(stamp[:], uint64(time.Now().UnixNano()))
 	if _, err := f.WriteAt(stamp[:], 0); err != nil {
-		return fmt.Errorf("the database's volume: %w", err)
+		return err
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("the database's volume: %w", err)
-	}
-	return nil
+	return f.Sync()
 }
 
 type boltTx struct{ tx *bbolt.Tx }
