@@ -119,8 +119,9 @@ func (c *Conf) Check(kvs []KV) error {
 }
 
 // Overrides names the keys of kvs that the source configuration sets to
-// another value, each as "KEY (VALUE -> NEW)", or "KEY (another password)"
-// for a password, whose values are not shown: the copy replaces them, and
+// another value, each as "KEY (VALUE -> NEW)" for the security.ssl.* keys
+// that hold no secret, else "KEY (another password)" or "KEY (another
+// value)", whose values are not shown (they go to a pod's log): the copy replaces them, and
 // a caller says so (the source may have asked for TLSv1.3, say). A file
 // that does not parse has no overrides to show; Check refuses it.
 func (c *Conf) Overrides(kvs []KV) []string {
@@ -145,10 +146,16 @@ func (c *Conf) Overrides(kvs []KV) []string {
 				continue
 			}
 			seen[kv.Key] = true
-			if strings.Contains(kv.Key, "password") {
+			switch {
+			case strings.Contains(kv.Key, "password"):
 				out = append(out, kv.Key+" (another password)")
-			} else {
+			case strings.HasPrefix(kv.Key, "security.ssl."):
+				// Paths, store types, the protocol and suites: no secret.
 				out = append(out, fmt.Sprintf("%s (%s -> %s)", kv.Key, v, kv.Value))
+			default:
+				// --flink-conf-set may set anything, a secret included
+				// (s3.secret-key): the key alone goes to the log.
+				out = append(out, kv.Key+" (another value)")
 			}
 		}
 	}

@@ -498,3 +498,22 @@ func TestACommitCutShortLeavesNoFileTheManifestForgets(t *testing.T) {
 		}
 	}
 }
+
+// TestOverridesNeverShowASecretValue: init and bake print
+// Overrides on stderr (the init container's log). A key that Flink itself
+// treats as sensitive (secret, token, fs.azure.account.key, ...) must be
+// named without its old or new value, as passwords are.
+func TestOverridesNeverShowASecretValue(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "conf")
+	if err := os.WriteFile(filepath.Join(src, ConfigYAML), []byte("s3.secret-key: OLD-SECRET-VALUE\nrest.port: 8081\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadConf(src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(c.Overrides([]KV{{Key: "s3.secret-key", Value: "NEW-SECRET-VALUE"}}), "; ")
+	if strings.Contains(got, "SECRET-VALUE") || got != "s3.secret-key (another value)" {
+		t.Errorf("Overrides = %q, want the key alone", got)
+	}
+}

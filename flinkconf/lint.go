@@ -213,21 +213,6 @@ func confMap(kvs []KV) map[string]string {
 	return m
 }
 
-// indentedKeys reports whether data has an indented "key:" line, which a
-// line-based flink-conf.yaml never has: it is nested YAML.
-func indentedKeys(data []byte) bool {
-	for line := range strings.SplitSeq(string(data), "\n") {
-		t := strings.TrimLeft(line, " \t")
-		if len(t) == len(line) || t == "" || t[0] == '#' || t[0] == '-' {
-			continue
-		}
-		if k, _, ok := strings.Cut(t, ":"); ok && !strings.ContainsAny(k, " \t") {
-			return true
-		}
-	}
-	return false
-}
-
 // readSubjects detects the kind of input and reads it.
 func readSubjects(data []byte, filename string) ([]subject, error) {
 	base := filepath.Base(filename)
@@ -242,8 +227,9 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 		// Flink 1.19+ reads config.yaml with a YAML parser and refuses to
 		// start on an error, so a broken config.yaml is the finding, not a
 		// legacy file to read line by line (whose rules would then lint
-		// what Flink never loads).
-		if base == ConfigYAML || indentedKeys(data) {
+		// what Flink never loads). A file of another name may be a legacy
+		// one, which Flink 1.x reads line by line whatever YAML makes of it.
+		if base == ConfigYAML {
 			return nil, fmt.Errorf("%w: %s is not valid YAML, and Flink refuses to load it: %v", ErrLintInput, filename, err)
 		}
 		if kvs := ParseLegacy(data); len(kvs) > 0 {

@@ -71,7 +71,7 @@ func (d *deploymentInfo) jobManagerConfSet(key string) (string, bool) {
 
 // parseDocuments parses every YAML document of data, skipping empty ones.
 func parseDocuments(data []byte) ([]*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec := yaml.NewDecoder(bytes.NewReader(yamlInput(data)))
 	var docs []*yaml.Node
 	for {
 		var doc yaml.Node

@@ -622,16 +622,18 @@ func TestLintRefusesUnreadableInput(t *testing.T) {
 // TestLintRefusesABrokenConfigYAML: Flink 1.19+ parses config.yaml as
 // YAML and refuses to start on an error, so lint refuses it too, naming
 // the parse error, instead of reading it line by line as a legacy
-// flink-conf.yaml and linting keys Flink never loads. The same goes for
-// nested YAML under another name. A real flink-conf.yaml (flat lines that
-// are not YAML) is still read as Flink reads it.
+// flink-conf.yaml and linting keys Flink never loads. A file of another
+// name may be a legacy one (flat lines that are not YAML), read as Flink
+// 1.x reads it; and a config.yaml with the %YAML 1.2 directive, which
+// Flink's YAML 1.2 parser takes, is read too.
 func TestLintRefusesABrokenConfigYAML(t *testing.T) {
 	broken := "security:\n  ssl:\n    internal:\n      enabled: [true\n"
-	for _, name := range []string{"conf/config.yaml", "nested.yaml"} {
-		_, err := Lint([]byte(broken), name)
-		if !errors.Is(err, ErrLintInput) || !strings.Contains(err.Error(), "Flink refuses to load it") || !strings.Contains(err.Error(), "line 3") {
-			t.Errorf("Lint(%s) error = %v, want the YAML error with its line", name, err)
-		}
+	_, err := Lint([]byte(broken), "conf/config.yaml")
+	if !errors.Is(err, ErrLintInput) || !strings.Contains(err.Error(), "Flink refuses to load it") || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("Lint(config.yaml) error = %v, want the YAML error with its line", err)
+	}
+	if _, err := Lint([]byte("%YAML 1.2\n---\nsecurity.ssl.internal.enabled: true\nrest.port: 8081\n"), "conf/config.yaml"); err != nil {
+		t.Errorf("Lint of a YAML 1.2 config.yaml Flink loads: %v", err)
 	}
 	legacy := "security.ssl.internal.enabled: true\nenv.java.opts: -Dlabel: x\n"
 	if _, err := Lint([]byte(legacy), "flink.conf"); err != nil {

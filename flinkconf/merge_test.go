@@ -291,3 +291,16 @@ func TestParseLegacyFollowsFlinkRules(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeReadsAYAML12Directive: Flink's parser (snakeyaml-engine, YAML
+// 1.2) takes a config.yaml that starts with "%YAML 1.2"; init's merge does
+// too, instead of refusing a configuration Flink loads.
+func TestMergeReadsAYAML12Directive(t *testing.T) {
+	out, err := MergeConfigYAML([]byte("%YAML 1.2\n---\ntaskmanager:\n  numberOfTaskSlots: 2\n"), testKeys(t, "/tls"))
+	if err != nil {
+		t.Fatalf("merge into a YAML 1.2 config.yaml: %v", err)
+	}
+	if !strings.Contains(string(out), "numberOfTaskSlots: 2") || !strings.Contains(string(out), "/tls/keystore.p12") {
+		t.Errorf("the merged copy lost a key or lacks the stores:\n%s", out)
+	}
+}

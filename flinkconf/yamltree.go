@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -37,7 +38,7 @@ var (
 // reads one document, so a second one would be silently ignored by Flink and
 // is refused here.
 func parseSingleDocument(data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec := yaml.NewDecoder(bytes.NewReader(yamlInput(data)))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -53,6 +54,20 @@ func parseSingleDocument(data []byte) (*yaml.Node, error) {
 		return nil, nil
 	}
 	return doc.Content[0], nil
+}
+
+// yamlDirective is a %YAML directive line of a YAML 1.x version.
+var yamlDirective = regexp.MustCompile(`(?m)^%YAML[ \t]+1\.[0-9]+[ \t]*(#.*)?\r?$`)
+
+// yamlInput is data as the YAML parser here reads what Flink's does:
+// snakeyaml-engine (YAML 1.2) takes any %YAML 1.x directive, this parser
+// only 1.1's, so the directive is read as 1.1's (the schema this parser
+// applies is the same either way).
+func yamlInput(data []byte) []byte {
+	if !bytes.Contains(data, []byte("%YAML")) {
+		return data
+	}
+	return yamlDirective.ReplaceAll(data, []byte("%YAML 1.1"))
 }
 
 // resolveAlias follows alias nodes to the node they name. Cycles end at the
