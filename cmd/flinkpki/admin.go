@@ -232,10 +232,13 @@ func ensureEmptyDir(dir string) error {
 	// The root of a fresh ext4 volume (a Kubernetes PVC mounted as the
 	// data directory) holds lost+found and nothing of ours.
 	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return e.Name() == "lost+found" && e.IsDir() })
-	// What an interrupted restore left (its copy under a temporary name)
-	// is no live data: the restore run again replaces it.
+	// What an interrupted restore left (its copy under a temporary name),
+	// the health file a bbolt server rewrites, and a killed first start's
+	// unfinished store are no live data: a restore replaces or ignores them.
 	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool {
-		return e.Type().IsRegular() && strings.HasPrefix(e.Name(), "."+dbFileName+".tmp-")
+		n := e.Name()
+		return e.Type().IsRegular() && (strings.HasPrefix(n, "."+dbFileName+".tmp-") || n == ".flinkpki-health" ||
+			(strings.HasPrefix(n, ".flinkpki-new-") && strings.HasSuffix(n, ".db")))
 	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -246,7 +249,15 @@ func ensureEmptyDir(dir string) error {
 	case err != nil:
 		return fmt.Errorf("read data directory: %w", err)
 	case len(entries) > 0:
-		return fmt.Errorf("data directory %s is not empty (%d entries): restore only into an empty directory, so no live data is overwritten", dir, len(entries))
+		names := make([]string, 0, 3)
+		for _, e := range entries[:min(len(entries), 3)] {
+			names = append(names, e.Name())
+		}
+		more := ""
+		if len(entries) > 3 {
+			more = fmt.Sprintf(" and %d more", len(entries)-3)
+		}
+		return fmt.Errorf("data directory %s is not empty (it holds %s%s): restore only into an empty directory, so no live data is overwritten", dir, strings.Join(names, ", "), more)
 	}
 	return nil
 }

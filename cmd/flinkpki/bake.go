@@ -42,7 +42,9 @@ Dockerfile COPY keeps that mode with root as the owner: copy them for the
 user Flink runs as (COPY --chown=flink:flink in the official images).
 
 Takes an administrator token, or an enrollment token for that cluster and
-role. The files appear atomically: a failed bake leaves nothing behind.`,
+role. The file set appears atomically, and a bake refused before the server
+makes a key (a wrong flag, an unusable --out or --flink-conf-src) leaves
+nothing behind.`,
 		Example: `  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls
   # in an image build whose Dockerfile has:
   #   COPY --chown=flink:flink tls /opt/flink/tls

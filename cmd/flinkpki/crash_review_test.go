@@ -153,3 +153,23 @@ func credentialsPasswords(t *testing.T, dir string) [2]string {
 	}
 	return out
 }
+
+// TestRestoreIgnoresWhatAServerOrAKilledStartLeft: a bbolt server rewrites
+// DIR/.flinkpki-health, and a first start killed before its store was in
+// place may leave DIR/.flinkpki-new-*.db; neither is live data, so an
+// operator who removed a damaged store (rm DIR/* keeps dot files) can
+// restore into DIR. Anything else is named in the refusal. (From the
+// review of this session's changes.)
+func TestRestoreIgnoresWhatAServerOrAKilledStartLeft(t *testing.T) {
+	backup := newStoreFile(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, ".flinkpki-health"), make([]byte, 8), 0o600)
+	os.WriteFile(filepath.Join(dir, ".flinkpki-new-42.db"), nil, 0o600)
+	runCLI(t, nil, "admin", "restore", backup, "--data-dir", dir).ok(t)
+
+	busy := filepath.Join(t.TempDir(), "busy")
+	os.MkdirAll(busy, 0o700)
+	os.WriteFile(filepath.Join(busy, "notes.txt"), nil, 0o600)
+	runCLI(t, nil, "admin", "restore", backup, "--data-dir", busy).refused(t, "is not empty (it holds notes.txt)")
+}

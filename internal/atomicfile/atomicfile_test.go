@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,8 +90,8 @@ func TestCheckDirLeavesNothingAndRefusesAPathUnderAFile(t *testing.T) {
 
 // TestCheckDirRemovesProbesKilledRunsLeft: a run killed while probing
 // leaves its probe directory (a probe's bytes); the next CheckDir there
-// removes it once it is old enough not to be a running probe, keeps a
-// recent one, and writes as much as CheckDirRoom is asked for.
+// removes it once it is old enough not to be a running probe, and keeps a
+// recent one. (TestCheckDirRoomProbesForWhatItIsAskedFor checks the size.)
 func TestCheckDirRemovesProbesKilledRunsLeft(t *testing.T) {
 	dir := t.TempDir()
 	old, fresh := filepath.Join(dir, ".flinkpki-probe-1"), filepath.Join(dir, ".flinkpki-probe-2")
@@ -112,5 +113,29 @@ func TestCheckDirRemovesProbesKilledRunsLeft(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Error("a probe directory of a run that may be going was removed")
+	}
+}
+
+// TestCheckDirRoomProbesForWhatItIsAskedFor: CheckDirRoom writes as much as
+// it is asked for, so a volume with room for the default probe but not for
+// a large copy is refused. The volume is a 1 MiB tmpfs (root mounts it);
+// without root the test says so and skips.
+func TestCheckDirRoomProbesForWhatItIsAskedFor(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root; run the tests as root (CI does)")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a 1 MiB tmpfs: %v: %s", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	if err := CheckDirRoom(dir, 512<<10); err != nil {
+		t.Fatalf("512 KiB on a 1 MiB volume: %v", err)
+	}
+	if err := CheckDirRoom(dir, 2<<20); err == nil || !strings.Contains(err.Error(), "cannot write 2048 KiB") {
+		t.Fatalf("2 MiB on a 1 MiB volume: %v, want it refused with the size", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the probes left %d entries", len(entries))
 	}
 }

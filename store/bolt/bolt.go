@@ -111,11 +111,15 @@ func create(path string, timeout time.Duration) error {
 	if err := createBuckets(tmp, timeout); err != nil {
 		return openErr(path, err)
 	}
-	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
-		// A volume without hard links: rename, unless a store appeared.
-		if _, serr := os.Lstat(path); !errors.Is(serr, os.ErrNotExist) {
-			return openErr(path, err)
+	if err := os.Link(tmp, path); err != nil {
+		// Another process made the store meanwhile (and may have removed
+		// this temporary file as a stale one): open that store.
+		if _, serr := os.Lstat(path); serr == nil {
+			return nil
 		}
+		// A volume without hard links: rename. (Another first start could
+		// slip in between the check above and the rename; two servers on
+		// one new data directory at once is what the file lock is for.)
 		if err := os.Rename(tmp, path); err != nil {
 			return openErr(path, err)
 		}

@@ -59,8 +59,12 @@ func TestANewStoreAppearsWholeAndLeavesNothingElse(t *testing.T) {
 		}
 		t.Fatalf("the data directory holds %v, want only flinkpki.db", names)
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("flinkpki.db: %v, mode %v; want 0600", err, fi.Mode())
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("flinkpki.db has mode %v, want 0600", fi.Mode())
 	}
 	// Opened again, read-only: every bucket is there.
 	ro, err := bolt.Open(path, bolt.Options{ReadOnly: true})
