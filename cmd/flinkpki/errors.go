@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -81,9 +82,16 @@ func (a *app) humanize(err error) string {
 		return fmt.Sprintf("%s (check --token-file)", st.Message())
 	case codes.Unimplemented:
 		return fmt.Sprintf("flinkpki at %s does not offer this call: %s (is it an older version?)", target, st.Message())
+	case codes.PermissionDenied:
+		// The server names the gRPC method; a CLI user needs to hear that
+		// the token given is the wrong kind for the command.
+		return adminMethod.ReplaceAllString(st.Message(), "this command needs an administrator token in --token-file (or FLINKPKI_TOKEN_FILE)")
 	}
 	return st.Message()
 }
+
+// adminMethod is the server's "METHOD needs an administrator token".
+var adminMethod = regexp.MustCompile(`/flinkpki\.v1\.[A-Za-z]+/[A-Za-z]+ needs an administrator token`)
 
 // oneLine keeps the printed error on one line, whatever it wraps, and
 // shows a character that does not print (a terminal escape sent in a name,

@@ -95,7 +95,8 @@ func TestEnrollmentTokensAreListedAndRevoked(t *testing.T) {
 	}
 	s.cli(t, s.admin, "token", "revoke", made.ID).ok(t)
 	s.cli(t, s.admin, "token", "list", "--cluster", "nope").refused(t, `cluster "nope" not found`)
-	s.cli(t, s.tokenFor(t, "billing", "jobmanager"), "token", "list").refused(t, "needs an administrator token")
+	s.cli(t, s.tokenFor(t, "billing", "jobmanager"), "token", "list").refused(t,
+		"permission denied: this command needs an administrator token in --token-file (or FLINKPKI_TOKEN_FILE); an enrollment token may only enroll or bake for its cluster and role")
 
 	var trail struct {
 		Entries []struct {
