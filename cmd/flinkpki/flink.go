@@ -99,6 +99,8 @@ unless --key-type is given.`,
 	f.StringVar(&keyType, "key-type", "", "the cluster's key type, to work without a server")
 	addTLSProtocolFlag(f, &tlsProtocol)
 	f.BoolVar(&legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 does not know (it uses the JVM default type, which reads either store format)")
+	// init and bake call the same choice --legacy-store-types: one name works everywhere.
+	f.BoolVar(&legacy, "legacy-store-types", false, "the same as --flink-before-1-20, under the name init and bake give it")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

@@ -23,3 +23,19 @@ func TestAShortLeafValidityIsCalledOut(t *testing.T) {
 		}
 	}
 }
+
+// TestFlinkConfigTakesTheStoreTypeChoiceUnderBothNames: flink config's
+// --flink-before-1-20 and init's and bake's --legacy-store-types are one
+// choice; flink config takes both names, and each leaves out the
+// keystore-type/truststore-type keys that Flink before 1.20 does not know.
+func TestFlinkConfigTakesTheStoreTypeChoiceUnderBothNames(t *testing.T) {
+	args := []string{"flink", "config", "--cluster", "orders", "--role", "taskmanager", "--key-type", "ecdsa-p256"}
+	if out := runCLI(t, nil, args...).ok(t).stdout; !strings.Contains(out, "security.ssl.internal.keystore-type: PKCS12") {
+		t.Fatalf("flink config without the flag lacks the store type:\n%s", out)
+	}
+	for _, flag := range []string{"--flink-before-1-20", "--legacy-store-types"} {
+		if out := runCLI(t, nil, append(args, flag)...).ok(t).stdout; strings.Contains(out, "-type:") {
+			t.Errorf("flink config %s still names store types:\n%s", flag, out)
+		}
+	}
+}
