@@ -366,7 +366,9 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 //     name is its pod name, and pods of two namespaces bound to one cluster
 //     may share names (two Flink deployments of one name);
 //   - a live holder recorded by a pod, taken by an enrollment token (an
-//     administrator may, deliberately).
+//     administrator may, deliberately);
+//   - a live holder that no pod recorded (a process that enrolled with a
+//     token, an image's baked credentials), taken by a pod.
 //
 // The same role, and for pods the same namespace, supersedes itself: that
 // is a process starting again. It returns the mark of what it read, which
@@ -389,6 +391,9 @@ func checkTakeover(tx *store.Txn, actor Actor, cluster, purpose, name, role stri
 	}
 	ns := podNamespace(old.Actor)
 	switch {
+	case ns == "" && actor.Kind == ActorK8s:
+		return mark, fmt.Errorf("%w: holder %q of cluster %q is a live process that %s (leaf valid until %s), not a pod: a pod cannot take its name; release its record if it is gone (flinkpki holder release --cluster %s %s)",
+			ErrDenied, name, cluster, recordedBy(old.Actor), until, cluster, name)
 	case ns == "":
 	case actor.Kind == ActorK8s && ns != actor.Namespace:
 		return mark, fmt.Errorf("%w: holder %q of cluster %q is a live pod of namespace %q (leaf valid until %s), not this pod of namespace %q: a pod's holder name is its pod name, so give each Flink deployment its own flinkpki cluster, or release the other pod's record if it is gone (flinkpki holder release --cluster %s %s)",
@@ -398,6 +403,19 @@ func checkTakeover(tx *store.Txn, actor Actor, cluster, purpose, name, role stri
 			ErrDenied, name, cluster, ns, until, cluster, name)
 	}
 	return mark, nil
+}
+
+// recordedBy says how a holder record that no pod made came to be, from
+// its actor: "enrolled with an enrollment token", "was baked or issued by
+// an administrator".
+func recordedBy(actor string) string {
+	switch {
+	case strings.HasPrefix(actor, string(ActorEnrollment)+":"):
+		return "enrolled with an enrollment token"
+	case strings.HasPrefix(actor, string(ActorAdmin)+":"):
+		return "was issued by an administrator"
+	}
+	return "no pod recorded"
 }
 
 // podNamespace is the namespace of the pod that recorded a holder, read

@@ -3,10 +3,14 @@ package authority_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/store"
 )
 
 // TestHoldersComeInPagesThatResumeWhereTheLastEnded: paging through a
@@ -57,5 +61,41 @@ func TestHoldersComeInPagesThatResumeWhereTheLastEnded(t *testing.T) {
 	}
 	if _, _, err := e.Authority.ListHoldersPage(e.Ctx, "orders", false, "bogus", 4); !errors.Is(err, authority.ErrInvalid) {
 		t.Fatalf("a forged page token: %v, want ErrInvalid", err)
+	}
+}
+
+// TestAPodCannotTakeTheNameOfALiveTokenHolder: a process that enrolled
+// with an enrollment token (a VM, a bare-metal TaskManager) is another
+// process than a pod that happens to share its name; had the pod's
+// issuance replaced its record, ca activate would no longer see that the
+// first trusts only the old CA. The pod is refused until the record is
+// released or expires; an administrator may still issue under the name.
+// (From this session's rotation-safety review.)
+func TestAPodCannotTakeTheNameOfALiveTokenHolder(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	b := store.K8sBinding{Namespace: "flink", ServiceAccount: "flink"}
+	e.CreateCluster(authority.CreateClusterRequest{Name: "mx", NoAutoRotate: true, K8sBindings: []store.K8sBinding{b}})
+	_, tok := newToken(t, e, "mx", "taskmanager", time.Hour, 10)
+	if _, err := e.EnrollAs(tok, "mx", "taskmanager", "tm-0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Authority.Prepare(e.Ctx, admin, "mx", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: "flink", Pod: "tm-0"}
+	_, err := e.EnrollAs(pod, "mx", "taskmanager", "")
+	if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "enrolled with an enrollment token") {
+		t.Fatalf("a pod taking a live token holder's name: %v, want it refused", err)
+	}
+	wantAudit(t, e, "mx", "enroll", "denied", pod.String())
+	if err := e.Authority.Activate(e.Ctx, admin, "mx", "internal", false); !errors.Is(err, ca.ErrBlocked) {
+		t.Fatalf("activate with the token holder still trusting only the old CA: %v, want it blocked", err)
+	}
+	if _, err := e.Authority.ReleaseHolder(e.Ctx, admin, "mx", "tm-0", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EnrollAs(pod, "mx", "taskmanager", ""); err != nil {
+		t.Fatalf("the pod after the release: %v", err)
 	}
 }
