@@ -152,16 +152,27 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 		err = a.prepare(ctx, System, cluster, string(p))
 	case ca.StepActivate:
 		err = a.st.Update(ctx, func(tx *store.Txn) error {
+			if err := a.stillDue(tx, cluster, p, next); err != nil {
+				return err
+			}
 			return a.applyPlan(tx, System, cluster, p, "ca.activate", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
 				return ca.PlanActivate(l, hs, now, false)
 			})
 		})
 	case ca.StepRetire:
 		err = a.st.Update(ctx, func(tx *store.Txn) error {
+			if err := a.stillDue(tx, cluster, p, next); err != nil {
+				return err
+			}
 			return a.applyPlan(tx, System, cluster, p, "ca.retire", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
 				return ca.PlanRetire(l, hs, now, false)
 			})
 		})
+	}
+	if errors.Is(err, errStaleStep) {
+		a.log.InfoContext(ctx, "automatic rotation step not taken: the lineage changed since the tick read it; the next tick looks again",
+			slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.String("step", step), slog.String("ca", next.CAID))
+		return "", RotationWait{}, nil
 	}
 	if errors.Is(err, ca.ErrBlocked) {
 		wait.Blocked = true
@@ -174,6 +185,34 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 	}
 	a.log.InfoContext(ctx, "automatic rotation step applied", slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.String("step", step))
 	return step, a.waitAfterStep(ctx, cluster, p), nil
+}
+
+// errStaleStep is stillDue's refusal.
+var errStaleStep = errors.New("the automatic rotation step is no longer the lineage's next one")
+
+// stillDue checks, in the transaction that would take it, that step is
+// still the next one of the lineage, on the same CA, due, with automatic
+// rotation still on: a tick reads the clusters before it takes their steps,
+// and meanwhile an administrator may have stepped the lineage by hand (the
+// step read would then act on another CA, at once), or turned automatic
+// rotation off.
+func (a *Authority) stillDue(tx *store.Txn, cluster string, p ca.Purpose, step ca.Step) error {
+	steps, err := a.autoRotateSteps(tx, cluster)
+	if err != nil {
+		return err
+	}
+	for _, n := range steps {
+		if n.purpose != p {
+			continue
+		}
+		if n.err != nil {
+			return n.err
+		}
+		if n.next.Kind == step.Kind && n.next.CAID == step.CAID && n.next.Due {
+			return nil
+		}
+	}
+	return errStaleStep
 }
 
 // waitAfterStep reads what a lineage waits for right after a step was

@@ -2,6 +2,7 @@ package authority_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -348,5 +349,77 @@ func TestTheSchedulerWaitsForHoldersAStepWouldBreak(t *testing.T) {
 	}
 	if got := state(); len(got) != 1 || got["internal-2"] != ca.StateActive {
 		t.Fatalf("after the retirement the lineage is %v", got)
+	}
+}
+
+// hookRand runs fn once, on the first read after armed says so: a hook
+// in the middle of a CA's creation.
+type hookRand struct {
+	armed func() bool
+	fn    func()
+}
+
+func (h *hookRand) Read(p []byte) (int, error) {
+	if h.armed != nil && h.armed() {
+		h.armed = nil
+		h.fn()
+	}
+	return rand.Read(p)
+}
+
+// TestATickTakesNoStaleStep: a tick reads each lineage's due step before
+// it takes the steps; an administrator's steps on cluster b2 while the
+// tick works on a1 (here: while a1's next CA is made) leave a new prepared
+// CA, which the tick must not activate at once, L before the schedule
+// allows: the step is checked again in the transaction that takes it.
+// (From this session's rotation-safety review.)
+func TestATickTakesNoStaleStep(t *testing.T) {
+	const L = day
+	var armed bool
+	var e *authoritytest.Env
+	h := &hookRand{}
+	e = authoritytest.New(t)
+	// Rebuild the Authority with the hooked reader.
+	a, err := authority.New(authority.Config{Store: e.Store, Now: e.Clock.Now, Rand: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Authority = a
+	e.CreateCluster(authority.CreateClusterRequest{Name: "a1", CAValidity: 4*L + ca.MinMargin, LeafValidity: L})
+	e.CreateCluster(authority.CreateClusterRequest{Name: "b2", LeafValidity: L})
+	e.Clock.Add(L)
+	if err := a.Prepare(e.Ctx, admin, "b2", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(L)
+	h.armed = func() bool { return armed }
+	h.fn = func() {
+		for _, step := range []func() error{
+			func() error { return a.Activate(e.Ctx, admin, "b2", "internal", false) },
+			func() error { return a.Retire(e.Ctx, admin, "b2", "internal", false) },
+			func() error { return a.Prepare(e.Ctx, admin, "b2", "internal") },
+		} {
+			if err := step(); err != nil {
+				t.Errorf("admin step: %v", err)
+			}
+		}
+	}
+	armed = true
+	steps, err := a.Tick(e.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.armed != nil {
+		t.Fatal("the hook never ran: the tick made no key for a1")
+	}
+	t.Logf("tick applied %v", steps)
+	l := lineage(t, e, "b2", ca.PurposeInternal)
+	act := l.Active()
+	t.Logf("b2 lineage %v; active %s created %s activated %s", l.TrustIDs(), act.ID, act.Created, act.Activated)
+	if act.Generation != 2 {
+		t.Errorf("b2's active CA is %s, want internal-2 (activated by hand; internal-3 prepared)", act.ID)
+	}
+	if act.Generation == 3 && act.Activated.Sub(act.Created) < L {
+		t.Errorf("the scheduler activated %s %s after it was prepared, want at least L=%s", act.ID, act.Activated.Sub(act.Created), L)
 	}
 }
