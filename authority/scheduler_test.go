@@ -423,3 +423,56 @@ func TestATickTakesNoStaleStep(t *testing.T) {
 		t.Errorf("the scheduler activated %s %s after it was prepared, want at least L=%s", act.ID, act.Activated.Sub(act.Created), L)
 	}
 }
+
+// TestStepsHoldOnAClockAheadWithinTheSkewAllowed: the replica that steps a
+// lineage may run on a clock ahead of the one that issued its leaves (HA
+// leadership moving between replicas, a VM resumed with a fast clock). A
+// leaf that its own issuer's clock still holds valid must block the steps
+// taken on a clock up to ca.ClockSkew ahead: here 4 minutes, on 30-day
+// leaves, for both the automatic activation and retirement. (From this
+// session's rotation-safety review, whose example, a clock an hour fast,
+// is beyond what any allowance can cover: servers must keep time.)
+func TestStepsHoldOnAClockAheadWithinTheSkewAllowed(t *testing.T) {
+	const L = 30 * day
+	const ahead = 4 * time.Minute
+	if ahead >= ca.ClockSkew(L) {
+		t.Fatalf("the test's skew %s is not within the allowance %s", ahead, ca.ClockSkew(L))
+	}
+	t.Run("activation", func(t *testing.T) {
+		e := authoritytest.New(t)
+		e.CreateCluster(authority.CreateClusterRequest{Name: "sa", CAValidity: 400 * day, LeafValidity: L})
+		tm0 := e.Enroll("sa", "taskmanager", "tm-0") // trusts the first CA only
+		e.Clock.Add(30 * time.Second)
+		if err := e.Authority.Prepare(e.Ctx, admin, "sa", "internal"); err != nil {
+			t.Fatal(err)
+		}
+		// The stepping replica's clock is ahead; on the issuer's, tm-0's
+		// leaf has a minute left.
+		real := tm0.Leaf().NotAfter.Add(-time.Minute)
+		e.Clock.Add(real.Sub(e.Clock.Now()) + ahead)
+		if steps, err := e.Authority.Tick(e.Ctx); err != nil || slices.Contains(steps, "sa/internal:activate") {
+			t.Fatalf("a tick on a clock %s ahead applied %v (%v) while tm-0 is live on the issuer's clock", ahead, steps, err)
+		}
+		e.Clock.Add(-ahead)
+		mustTalk(t, tm0, e.Enroll("sa", "jobmanager", "jm-1"))
+	})
+	t.Run("retirement", func(t *testing.T) {
+		e := authoritytest.New(t)
+		e.CreateCluster(authority.CreateClusterRequest{Name: "sk", CAValidity: 400 * day, LeafValidity: L})
+		if err := e.Authority.Prepare(e.Ctx, admin, "sk", "internal"); err != nil {
+			t.Fatal(err)
+		}
+		jm0 := e.Enroll("sk", "jobmanager", "jm-0") // signed by the first CA
+		e.Clock.Add(30 * time.Second)
+		if err := e.Authority.Activate(e.Ctx, admin, "sk", "internal", false); err != nil {
+			t.Fatal(err)
+		}
+		real := jm0.Leaf().NotAfter.Add(-time.Minute)
+		e.Clock.Add(real.Sub(e.Clock.Now()) + ahead)
+		if steps, err := e.Authority.Tick(e.Ctx); err != nil || slices.Contains(steps, "sk/internal:retire") {
+			t.Fatalf("a tick on a clock %s ahead applied %v (%v) while jm-0 is live on the issuer's clock", ahead, steps, err)
+		}
+		e.Clock.Add(-ahead)
+		mustTalk(t, jm0, e.Enroll("sk", "taskmanager", "tm-1"))
+	})
+}

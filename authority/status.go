@@ -104,11 +104,13 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 				}
 			}
 		}
-		switch ls.Next.Kind {
+		// The blockers as a step would count them (applyPlan), with the
+		// clock skew allowed.
+		switch skewed := now.Add(-ca.ClockSkew(v.Cluster.LeafValidity)); ls.Next.Kind {
 		case ca.StepActivate:
-			ls.Blockers = ca.ActivateBlockers(l, hs, now)
+			ls.Blockers = ca.ActivateBlockers(l, hs, skewed)
 		case ca.StepRetire:
-			ls.Blockers = ca.RetireBlockers(l, hs, now)
+			ls.Blockers = ca.RetireBlockers(l, hs, skewed)
 		}
 		ls.Blockers, ls.BlockersTotal = firstHolders(ls.Blockers)
 		ls.Stranded, ls.StrandedTotal = firstHolders(ls.Stranded)

@@ -55,15 +55,25 @@ func PrepareAt(active *CA, leafValidity, margin time.Duration) time.Time {
 
 // ActivateAt is when a prepared CA has been in every issued truststore for L,
 // so no live holder can lack it: every leaf issued before it was prepared has
-// expired by then.
+// expired by then, on any server's clock within ClockSkew of this one.
 func ActivateAt(prepared *CA, leafValidity time.Duration) time.Time {
-	return prepared.Created.Add(leafValidity)
+	return prepared.Created.Add(leafValidity + ClockSkew(leafValidity))
 }
 
 // RetireAt is when a retiring CA has signed nothing for L, so every leaf it
-// signed has expired.
+// signed has expired (within ClockSkew, as for ActivateAt).
 func RetireAt(retiring *CA, leafValidity time.Duration) time.Time {
-	return retiring.Retiring.Add(leafValidity)
+	return retiring.Retiring.Add(leafValidity + ClockSkew(leafValidity))
+}
+
+// ClockSkew is how far apart the clocks of the servers that issue and step
+// one lineage may be (replicas in HA, a server and its restarted self) for
+// the rotation rules to hold: a leaf counts as live for this long past its
+// NotAfter when a step checks its blockers, and the automatic steps come
+// this much later. Five minutes, as Kerberos allows, or a tenth of the leaf
+// validity for the short leaves of tests.
+func ClockSkew(leafValidity time.Duration) time.Duration {
+	return min(5*time.Minute, leafValidity/10)
 }
 
 // NextStep tells which automatic step comes next for a lineage and when it is

@@ -37,9 +37,10 @@ func TestNextStepAtEveryThreshold(t *testing.T) {
 	retiring.Retiring = retiringAt
 	newActive := fakeCA(2, StateActive, t0.Add(100*day), validity)
 
+	// Activation and retirement wait L and the clock skew allowed (5 min).
 	prepareAt := t0.Add(validity - 2*leaf - margin)
-	activateAt := t0.Add(100*day + leaf)
-	retireAt := retiringAt.Add(leaf)
+	activateAt := t0.Add(100*day + leaf + 5*time.Minute)
+	retireAt := retiringAt.Add(leaf + 5*time.Minute)
 	tests := []struct {
 		name    string
 		lineage Lineage
@@ -51,10 +52,10 @@ func TestNextStepAtEveryThreshold(t *testing.T) {
 		{"prepare is due at 2L plus margin before expiry", Lineage{active}, prepareAt, Step{StepPrepare, prepareAt, "internal-2", true}},
 		{"prepare stays due after the threshold", Lineage{active}, prepareAt.Add(time.Nanosecond), Step{StepPrepare, prepareAt, "internal-2", true}},
 		{"activate is not due one nanosecond early", Lineage{active, prepared}, activateAt.Add(-time.Nanosecond), Step{StepActivate, activateAt, "internal-2", false}},
-		{"activate is due L after prepare", Lineage{active, prepared}, activateAt, Step{StepActivate, activateAt, "internal-2", true}},
+		{"activate is due L (and the skew) after prepare", Lineage{active, prepared}, activateAt, Step{StepActivate, activateAt, "internal-2", true}},
 		{"activate stays due after the threshold", Lineage{active, prepared}, activateAt.Add(time.Nanosecond), Step{StepActivate, activateAt, "internal-2", true}},
 		{"retire is not due one nanosecond early", Lineage{retiring, newActive}, retireAt.Add(-time.Nanosecond), Step{StepRetire, retireAt, "internal-1", false}},
-		{"retire is due L after the CA stopped signing", Lineage{retiring, newActive}, retireAt, Step{StepRetire, retireAt, "internal-1", true}},
+		{"retire is due L (and the skew) after the CA stopped signing", Lineage{retiring, newActive}, retireAt, Step{StepRetire, retireAt, "internal-1", true}},
 		{"retire stays due after the threshold", Lineage{retiring, newActive}, retireAt.Add(time.Nanosecond), Step{StepRetire, retireAt, "internal-1", true}},
 	}
 	for _, tt := range tests {
@@ -121,6 +122,25 @@ func TestValidateValiditySpeaksInDaysAndHoursOnly(t *testing.T) {
 	} {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestClockSkewIsFiveMinutesOrATenthOfShortLeaves: the clock skew allowed
+// between the servers of one lineage is five minutes, as Kerberos allows,
+// and a tenth of the leaf validity when that is shorter (tests run the
+// schedule on leaves of seconds).
+func TestClockSkewIsFiveMinutesOrATenthOfShortLeaves(t *testing.T) {
+	t.Parallel()
+	for leaf, want := range map[time.Duration]time.Duration{
+		90 * day:         5 * time.Minute,
+		time.Hour:        5 * time.Minute,
+		50 * time.Minute: 5 * time.Minute,
+		10 * time.Minute: time.Minute,
+		time.Second:      100 * time.Millisecond,
+	} {
+		if got := ClockSkew(leaf); got != want {
+			t.Errorf("ClockSkew(%s) = %s, want %s", leaf, got, want)
 		}
 	}
 }
