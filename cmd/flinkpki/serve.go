@@ -554,6 +554,7 @@ const storeHealthEvery = 2 * time.Second
 // SERVING again when it passes.
 func watchStoreHealth(ctx context.Context, b healthChecker, hs *health.Server, log *slog.Logger) {
 	serving := true
+	failed := 0 // failed checks in a row
 	tick.Every(ctx, log, storeHealthEvery, func(time.Time) {
 		c, cancel := context.WithTimeout(ctx, storeHealthEvery)
 		err := b.Healthy(c)
@@ -561,22 +562,38 @@ func watchStoreHealth(ctx context.Context, b healthChecker, hs *health.Server, l
 		if ctx.Err() != nil {
 			return // shutting down: the check was cut short, not failed
 		}
-		if ok := err == nil; ok != serving {
-			serving = ok
-			st := healthpb.HealthCheckResponse_SERVING
-			if !ok {
-				st = healthpb.HealthCheckResponse_NOT_SERVING
-				log.Error("the store failed its health check: health is NOT_SERVING", "error", err.Error())
-			} else {
-				log.Info("the store passed its health check again: health is SERVING")
-			}
-			hs.SetServingStatus("", st)
-			for _, name := range api.ServiceNames {
-				hs.SetServingStatus(name, st)
-			}
+		if err == nil {
+			failed = 0
+		} else {
+			failed++
+		}
+		// NOT_SERVING after storeHealthFailures failed checks in a row: one
+		// etcd member that hangs fails a check sent its way while the
+		// others answer the next one.
+		switch ok := err == nil; {
+		case ok && !serving:
+			serving = true
+			log.Info("the store passed its health check again: health is SERVING")
+		case !ok && serving && failed >= storeHealthFailures:
+			serving = false
+			log.Error("the store failed its health check: health is NOT_SERVING", "error", err.Error(), "failed_checks", failed)
+		default:
+			return
+		}
+		st := healthpb.HealthCheckResponse_SERVING
+		if !serving {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		hs.SetServingStatus("", st)
+		for _, name := range api.ServiceNames {
+			hs.SetServingStatus(name, st)
 		}
 	})
 }
+
+// storeHealthFailures is how many failed store checks in a row turn the
+// health NOT_SERVING.
+const storeHealthFailures = 2
 
 func servePprof(l net.Listener, errc chan<- error) func(context.Context) {
 	mux := http.NewServeMux()

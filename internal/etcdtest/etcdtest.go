@@ -245,3 +245,13 @@ func (c *Cluster) Stop() {
 		c.Kill(i)
 	}
 }
+
+// Signal sends sig to member i's process: SIGSTOP and SIGCONT make a member
+// that hangs (a stalled disk, a paused VM) while its connections stay open.
+func (c *Cluster) Signal(i int, sig syscall.Signal) error {
+	m := c.Members[i]
+	if !m.Running() {
+		return fmt.Errorf("etcd member %s is not running", m.Name)
+	}
+	return m.cmd.Process.Signal(sig)
+}

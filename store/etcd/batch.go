@@ -37,18 +37,26 @@ func (b *Backend) commitGroup(calls []*store.Call) {
 		t := b.newTxn(context.Background(), false)
 		t.optimistic = true
 		maps.Copy(t.reads, stale)
-		failed := false
+		var failed error
 		for _, c := range calls {
 			err := c.Fn(t)
 			if t.err != nil {
 				err = t.err
 			}
 			if err != nil {
-				failed = true
+				failed = err
 				break
 			}
 		}
-		if failed {
+		if failed != nil && t.err != nil && errors.Is(t.err, store.ErrUnavailable) {
+			// etcd did not answer the group's reads: it would not answer
+			// each call's own either, one after another behind this one.
+			for _, c := range calls {
+				c.Done <- t.err
+			}
+			return
+		}
+		if failed != nil {
 			for _, c := range calls {
 				c.Done <- b.Update(c.Ctx, c.Fn)
 			}

@@ -122,13 +122,16 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            cfg.Endpoints,
-		TLS:                  cfg.TLS,
-		Username:             cfg.Username,
-		Password:             cfg.Password,
-		DialTimeout:          cfg.DialTimeout,
-		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 3 * time.Second,
+		Endpoints:   cfg.Endpoints,
+		TLS:         cfg.TLS,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		DialTimeout: cfg.DialTimeout,
+		// A member that hangs (a stalled disk, a paused VM) holds every
+		// request sent its way until the keepalive drops it: 5 s is the
+		// least etcd's --grpc-keepalive-min-time lets a client ping at.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
 		Logger:               cfg.Logger,
 		Context:              context.WithoutCancel(ctx),
 	})
@@ -165,6 +168,7 @@ func (b *Backend) Healthy(ctx context.Context) error {
 // View implements store.Backend: fn reads one consistent snapshot, taken
 // at the revision of its first read.
 func (b *Backend) View(ctx context.Context, fn func(store.Tx) error) error {
+	unavailableRetries := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -173,6 +177,16 @@ func (b *Backend) View(ctx context.Context, fn func(store.Tx) error) error {
 		err := fn(t)
 		if t.err != nil {
 			err = t.err
+		}
+		// A read that timed out on one member (hung, or cut off) is read
+		// again: the client sends the next request to the next member, and
+		// a read changes nothing, so it is safe to repeat, while the
+		// caller's time lasts.
+		if errors.Is(err, store.ErrUnavailable) && !errors.Is(err, errConflict) {
+			if unavailableRetries++; unavailableRetries <= maxReadRetries && ctx.Err() == nil {
+				continue
+			}
+			return err
 		}
 		// A snapshot compacted away mid-read is read again, from the top.
 		if !errors.Is(err, errConflict) {
@@ -183,6 +197,10 @@ func (b *Backend) View(ctx context.Context, fn func(store.Tx) error) error {
 		}
 	}
 }
+
+// maxReadRetries bounds how often View reads again after etcd could not
+// answer: one member hung leaves the others.
+const maxReadRetries = 2
 
 // Update implements store.Backend with optimistic concurrency: fn runs on
 // a snapshot, and its buffered writes are committed in one etcd
