@@ -348,11 +348,34 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		return a.audit(tx, actor, req.Cluster, "enroll", "ok", "", map[string]string{
 			"holder": holder, "role": string(role), "serial": h.Serial, "signed_by": h.SignedBy})
 	})
+	if errors.Is(err, store.ErrUnavailable) && a.recorded(ctx, h) {
+		// The store did not answer the commit, but the commit was made
+		// (an etcd member that hung after the cluster took it): the caller
+		// gets the leaf its token use already paid for, instead of a retry
+		// that spends another use (or finds a one-use token used up).
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	a.obs.Issued(req.Cluster, string(role))
 	return &Issued{Chain: chain, Trusted: ls.trusted, Holder: holder, KeyType: string(ls.keyType), NotAfter: leaf.NotAfter}, nil
+}
+
+// recorded reports whether h, an issuance whose commit the store did not
+// confirm, is recorded all the same: its holder record holds h's serial
+// (random, so no other issuance's). The issuance's commit writes that
+// record, the token use and the audit entry together, or none of them.
+func (a *Authority) recorded(ctx context.Context, h *store.Holder) bool {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	got := false
+	_ = a.st.View(c, func(tx *store.Txn) error {
+		rec, err := tx.Holder(h.Cluster, h.Purpose, h.Name)
+		got = err == nil && rec.Serial == h.Serial
+		return nil
+	})
+	return got
 }
 
 // checkTakeover refuses an issuance that would supersede a live holder

@@ -2,16 +2,20 @@ package authority_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/bolt"
 	"github.com/flinkpki/flinkpki/token"
 )
 
@@ -507,4 +511,59 @@ func mustActor(t *testing.T, e *authoritytest.Env, bearer string) authority.Acto
 		t.Fatal(err)
 	}
 	return a
+}
+
+// lostAnswers is a real bbolt backend whose group commits, while armed,
+// are made and then answered with ErrUnavailable: what a client of etcd
+// sees when the member it sent a commit to hangs after the cluster took it.
+type lostAnswers struct {
+	store.Backend
+	armed, lost *atomic.Bool // lost: the commit is not made either
+}
+
+func (b lostAnswers) Batch(ctx context.Context, fn func(store.Tx) error) error {
+	if b.lost.Load() {
+		return fmt.Errorf("%w: etcd at test: commit: context deadline exceeded", store.ErrUnavailable)
+	}
+	err := b.Backend.Batch(ctx, fn)
+	if err == nil && b.armed.Load() {
+		return fmt.Errorf("%w: etcd at test: commit: context deadline exceeded", store.ErrUnavailable)
+	}
+	return err
+}
+
+// TestAnIssuanceWhoseCommitWentUnansweredIsNotPaidTwice: when the store
+// does not answer an issuance's commit but made it, the caller gets its
+// leaf, not Unavailable: its retry would spend a second use of its token,
+// and a one-use token would be used up with no leaf delivered. A commit
+// that was not made stays Unavailable. (From this session's HA review.)
+func TestAnIssuanceWhoseCommitWentUnansweredIsNotPaidTwice(t *testing.T) {
+	t.Parallel()
+	var armed, lost atomic.Bool
+	path := filepath.Join(t.TempDir(), "flinkpki.db")
+	e := authoritytest.New(t, authoritytest.WithBackend(func(context.Context) (store.Backend, error) {
+		b, err := bolt.Open(path, bolt.Options{})
+		return lostAnswers{b, &armed, &lost}, err
+	}))
+	e.CreateCluster(authority.CreateClusterRequest{Name: "e1"})
+	_, actor := newToken(t, e, "e1", "taskmanager", 0, 1)
+	lost.Store(true)
+	if _, err := e.EnrollAs(actor, "e1", "taskmanager", "tm-0"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("an issuance whose commit was not made: %v, want ErrUnavailable", err)
+	}
+	lost.Store(false)
+	if n := holderCount(t, e, "e1"); n != 0 {
+		t.Fatalf("%d holders recorded by a commit that was not made", n)
+	}
+	armed.Store(true)
+	if _, err := e.EnrollAs(actor, "e1", "taskmanager", "tm-0"); err != nil {
+		t.Fatalf("an issuance committed but unanswered: %v, want the leaf", err)
+	}
+	armed.Store(false)
+	if n := holderCount(t, e, "e1"); n != 1 {
+		t.Errorf("%d holders recorded, want 1", n)
+	}
+	if _, err := e.EnrollAs(actor, "e1", "taskmanager", "tm-0"); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Errorf("the one-use token after its one issuance: %v, want it used up", err)
+	}
 }
