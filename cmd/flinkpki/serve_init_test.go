@@ -36,16 +36,7 @@ func TestInitMergesTheFlinkConfigurationFromAReadOnlyDirectory(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(confOut, "log4j-console.properties")); err != nil || string(b) != "rootLogger.level = INFO\n" {
 		t.Fatalf("other files were not copied whole: %q %v", b, err)
 	}
-	raw, err := os.ReadFile(filepath.Join(confOut, "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("merged config.yaml does not parse: %v\n%s", err, raw)
-	}
-	flat := map[string]string{}
-	flatten("", doc, flat)
+	raw, flat := mergedConfig(t, confOut)
 	for k, want := range map[string]string{
 		"jobmanager.rpc.address":              "orders",
 		"rest.bind-address":                   "127.0.0.1", // --flink-conf-set: the operator removes it
@@ -83,6 +74,23 @@ func TestInitMergesTheFlinkConfigurationFromAReadOnlyDirectory(t *testing.T) {
 	if out := lint(elsewhere); !strings.Contains(out, "FP004") {
 		t.Errorf("lint of a configuration with store passwords outside init's copy does not warn:\n%s", out)
 	}
+}
+
+// mergedConfig reads the config.yaml a copy wrote into dir, and flattens
+// it as Flink does.
+func mergedConfig(t *testing.T, dir string) ([]byte, map[string]string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("merged config.yaml does not parse: %v\n%s", err, raw)
+	}
+	flat := map[string]string{}
+	flatten("", doc, flat)
+	return raw, flat
 }
 
 func flatten(prefix string, v any, out map[string]string) {
@@ -259,16 +267,7 @@ func TestBakeMergesTheFlinkConfigurationForAnImage(t *testing.T) {
 	if !strings.Contains(r.stderr, "replaces what "+src+" set: security.ssl.protocol (TLSv1.3 -> TLSv1.2)") {
 		t.Errorf("bake did not say it replaced the source's protocol:\n%s", r.stderr)
 	}
-	raw, err := os.ReadFile(filepath.Join(confOut, "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("merged config.yaml does not parse: %v\n%s", err, raw)
-	}
-	flat := map[string]string{}
-	flatten("", doc, flat)
+	_, flat := mergedConfig(t, confOut)
 	for k, want := range map[string]string{
 		"jobmanager.rpc.address":           "orders",
 		"security.ssl.internal.enabled":    "true",
