@@ -101,20 +101,31 @@ func (a *Authority) prepare(ctx context.Context, actor Actor, cluster, purpose s
 // refused, naming the holders, while a live holder does not trust the
 // prepared CA, unless force is set.
 func (a *Authority) Activate(ctx context.Context, actor Actor, cluster, purpose string, force bool) error {
-	return a.transition(ctx, actor, cluster, purpose, "ca.activate", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
-		return ca.PlanActivate(l, hs, now, force)
-	})
+	action, plan := stepPlan(ca.StepActivate, force)
+	return a.transition(ctx, actor, cluster, purpose, action, plan)
 }
 
 // Retire drops the retiring CA from trust. It is refused, naming the
 // holders, while a live holder's leaf was signed by it, unless force is set.
 func (a *Authority) Retire(ctx context.Context, actor Actor, cluster, purpose string, force bool) error {
-	return a.transition(ctx, actor, cluster, purpose, "ca.retire", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
-		return ca.PlanRetire(l, hs, now, force)
-	})
+	action, plan := stepPlan(ca.StepRetire, force)
+	return a.transition(ctx, actor, cluster, purpose, action, plan)
 }
 
 type planFunc func(ca.Lineage, []ca.HolderView, time.Time) (ca.Plan, error)
+
+// stepPlan is the audited action and the plan of an activate (kind
+// ca.StepActivate) or a retire (ca.StepRetire), by hand or automatic.
+func stepPlan(kind ca.StepKind, force bool) (string, planFunc) {
+	if kind == ca.StepRetire {
+		return "ca.retire", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
+			return ca.PlanRetire(l, hs, now, force)
+		}
+	}
+	return "ca.activate", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
+		return ca.PlanActivate(l, hs, now, force)
+	}
+}
 
 // transition decides and persists one activate or retire in a single
 // transaction, so the decision is made on exactly the state it changes.

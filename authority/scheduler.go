@@ -150,23 +150,13 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 	switch next.Kind {
 	case ca.StepPrepare:
 		err = a.prepare(ctx, System, cluster, string(p))
-	case ca.StepActivate:
+	case ca.StepActivate, ca.StepRetire:
+		action, plan := stepPlan(next.Kind, false)
 		err = a.st.Update(ctx, func(tx *store.Txn) error {
 			if err := a.stillDue(tx, cluster, p, next); err != nil {
 				return err
 			}
-			return a.applyPlan(tx, System, cluster, p, "ca.activate", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
-				return ca.PlanActivate(l, hs, now, false)
-			})
-		})
-	case ca.StepRetire:
-		err = a.st.Update(ctx, func(tx *store.Txn) error {
-			if err := a.stillDue(tx, cluster, p, next); err != nil {
-				return err
-			}
-			return a.applyPlan(tx, System, cluster, p, "ca.retire", func(l ca.Lineage, hs []ca.HolderView, now time.Time) (ca.Plan, error) {
-				return ca.PlanRetire(l, hs, now, false)
-			})
+			return a.applyPlan(tx, System, cluster, p, action, plan)
 		})
 	}
 	if errors.Is(err, errStaleStep) {
