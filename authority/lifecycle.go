@@ -173,9 +173,7 @@ func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.P
 		return err
 	}
 	now := a.now().UTC()
-	// A leaf this server sees as expired for less than the clock skew
-	// allowed may be live on the clock of the server that issued it.
-	pl, err := plan(v.Lineage(p), hs, now.Add(-ca.ClockSkew(v.Cluster.LeafValidity)))
+	pl, err := plan(v.Lineage(p), hs, ca.BlockersAsOf(now, v.Cluster.LeafValidity))
 	if err != nil {
 		return err
 	}

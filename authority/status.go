@@ -104,9 +104,8 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 				}
 			}
 		}
-		// The blockers as a step would count them (applyPlan), with the
-		// clock skew allowed.
-		switch skewed := now.Add(-ca.ClockSkew(v.Cluster.LeafValidity)); ls.Next.Kind {
+		// The blockers as a step would count them (applyPlan).
+		switch skewed := ca.BlockersAsOf(now, v.Cluster.LeafValidity); ls.Next.Kind {
 		case ca.StepActivate:
 			ls.Blockers = ca.ActivateBlockers(l, hs, skewed)
 		case ca.StepRetire:

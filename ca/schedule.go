@@ -76,6 +76,14 @@ func ClockSkew(leafValidity time.Duration) time.Duration {
 	return min(5*time.Minute, leafValidity/10)
 }
 
+// BlockersAsOf is the time a step taken at now judges its blockers' leaves
+// by (ActivateBlockers, RetireBlockers, PlanActivate, PlanRetire): a
+// ClockSkew earlier, so a leaf the issuing server's clock still holds valid
+// blocks.
+func BlockersAsOf(now time.Time, leafValidity time.Duration) time.Time {
+	return now.Add(-ClockSkew(leafValidity))
+}
+
 // NextStep tells which automatic step comes next for a lineage and when it is
 // due, for the rotation loop and for ca status. Finishing a rotation comes
 // before starting one: a retiring CA is retired first, then a prepared one
