@@ -50,13 +50,6 @@ func Open(path string, o Options) (*Backend, error) {
 			if err := create(path, o.Timeout); err != nil {
 				return nil, err
 			}
-		} else if err == nil && noBuckets(path, o.Timeout) {
-			// bbolt's empty database, with no bucket at all: a first start
-			// of an earlier version killed between creating the file and
-			// its buckets. No flinkpki store ever loses its buckets.
-			if err := createBuckets(path, o.Timeout); err != nil {
-				return nil, openErr(path, err)
-			}
 		}
 	}
 	if err := checkFile(path); err != nil {
@@ -66,14 +59,7 @@ func Open(path string, o Options) (*Backend, error) {
 	if err != nil {
 		return nil, openErr(path, err)
 	}
-	if err := db.View(func(tx *bbolt.Tx) error {
-		for _, b := range store.Buckets {
-			if tx.Bucket(b) == nil {
-				return fmt.Errorf("%w: %s has no bucket %q: not a flinkpki store", store.ErrSchema, path, b)
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := checkBuckets(db, path, o.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -139,13 +125,22 @@ func create(path string, timeout time.Duration) error {
 }
 
 // createBuckets opens the bbolt file at path (creating it when empty) and
-// makes every bucket that is missing, in one synced transaction.
+// makes every bucket, in one synced transaction.
 func createBuckets(path string, timeout time.Duration) error {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
 	if err != nil {
 		return err
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
+	err = addBuckets(db)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// addBuckets makes every bucket that is missing, in one transaction.
+func addBuckets(db *bbolt.DB) error {
+	return db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range store.Buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -153,30 +148,40 @@ func createBuckets(path string, timeout time.Duration) error {
 		}
 		return nil
 	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
-// noBuckets reports whether the bbolt file at path is readable and holds
-// no bucket at all. Any doubt (a lock, damage) is false: Open's own checks
-// then say what is wrong.
-func noBuckets(path string, timeout time.Duration) bool {
-	if checkFile(path) != nil {
-		return false
-	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, ReadOnly: true})
-	if err != nil {
-		return false
-	}
-	defer db.Close()
-	empty := false
-	_ = db.View(func(tx *bbolt.Tx) error {
-		empty = tx.ForEach(func([]byte, *bbolt.Bucket) error { return errors.New("a bucket") }) == nil
+// checkBuckets refuses a database that lacks one of the store's buckets:
+// not a flinkpki store. One with no bucket at all, opened for writing, is
+// given them instead: bbolt's empty database, what a first start of an
+// earlier version left when killed between creating the file and its
+// buckets (no flinkpki store ever loses its buckets).
+func checkBuckets(db *bbolt.DB, path string, readOnly bool) error {
+	var missing []byte
+	none := true
+	if err := db.View(func(tx *bbolt.Tx) error {
+		for _, b := range store.Buckets {
+			if tx.Bucket(b) == nil {
+				if missing == nil {
+					missing = b
+				}
+			} else {
+				none = false
+			}
+		}
 		return nil
-	})
-	return empty
+	}); err != nil {
+		return err
+	}
+	switch {
+	case missing == nil:
+		return nil
+	case none && !readOnly:
+		if err := addBuckets(db); err != nil {
+			return openErr(path, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s has no bucket %q: not a flinkpki store", store.ErrSchema, path, missing)
 }
 
 // RestoreAdvice ends the refusal of a damaged store file. A caller that
