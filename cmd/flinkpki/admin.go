@@ -235,10 +235,9 @@ func ensureEmptyDir(dir string) error {
 	// What an interrupted restore left (its copy under a temporary name),
 	// the health file a bbolt server rewrites, and a killed first start's
 	// unfinished store are no live data: a restore replaces or ignores them.
+	leftovers := atomicfile.Leftovers(filepath.Join(dir, dbFileName))
 	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool {
-		n := e.Name()
-		return e.Type().IsRegular() && (strings.HasPrefix(n, "."+dbFileName+".tmp-") || n == ".flinkpki-health" ||
-			(strings.HasPrefix(n, ".flinkpki-new-") && strings.HasSuffix(n, ".db")))
+		return e.Type().IsRegular() && (bolt.IsScratch(e.Name()) || slices.Contains(leftovers, filepath.Join(dir, e.Name())))
 	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -186,17 +186,10 @@ func (o *serveOptions) checkInterruptedRestore() error {
 	if _, err := os.Lstat(db); !errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if left := restoreLeftovers(o.dataDir); len(left) > 0 {
+	if left := atomicfile.Leftovers(db); len(left) > 0 {
 		return fmt.Errorf("data directory %s holds no store but %s, what an interrupted admin restore left: run the restore again (it removes that file), or delete it to start a new store; nothing was changed", o.dataDir, filepath.Base(left[0]))
 	}
 	return nil
-}
-
-// restoreLeftovers lists the temporary store files an interrupted admin
-// restore left in dir.
-func restoreLeftovers(dir string) []string {
-	left, _ := filepath.Glob(filepath.Join(dir, "."+dbFileName+".tmp-*"))
-	return left
 }
 
 // missingDirs lists dir and its parents that do not exist yet, outermost

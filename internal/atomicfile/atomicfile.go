@@ -96,12 +96,18 @@ const tmpSuffix = ".tmp-"
 // RemoveLeftovers removes the temporary files of path that a killed
 // writer left beside it (they may hold an earlier version's secrets).
 func RemoveLeftovers(path string) {
-	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+globEscape(filepath.Base(path))+tmpSuffix+"*"))
-	for _, p := range left {
+	for _, p := range Leftovers(path) {
 		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
 			os.Remove(p)
 		}
 	}
+}
+
+// Leftovers lists the temporary files of path that a killed writer left
+// beside it (regular or not: RemoveLeftovers removes only regular ones).
+func Leftovers(path string) []string {
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+globEscape(filepath.Base(path))+tmpSuffix+"*"))
+	return left
 }
 
 // globEscape quotes the characters filepath.Match treats specially.

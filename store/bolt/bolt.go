@@ -184,6 +184,16 @@ func checkBuckets(db *bbolt.DB, path string, readOnly bool) error {
 	return fmt.Errorf("%w: %s has no bucket %q: not a flinkpki store", store.ErrSchema, path, missing)
 }
 
+// IsScratch reports whether name, an entry of the database's directory,
+// is one of the files the backend keeps beside the database that hold no
+// data: the health file, or a new, empty store not yet in place. A restore
+// into the directory may ignore them. (A backup's snapshot is a whole copy
+// of a store: not scratch.)
+func IsScratch(name string) bool {
+	ok, _ := filepath.Match(newPattern, name)
+	return ok || name == healthFile
+}
+
 // RestoreAdvice ends the refusal of a damaged store file. A caller that
 // checks a backup file itself (admin restore) replaces it: restoring that
 // file is what failed.
