@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -526,15 +525,13 @@ directions.`,
 				return fmt.Errorf("migrated, but the audit chain does not verify on the target: %s", rep.Message)
 			}
 			if out == "json" {
-				records := map[string]int{}
-				maps.Copy(records, counts)
 				if err := writeJSON(cmd.OutOrStdout(), struct {
 					From         string         `json:"from"`
 					To           string         `json:"to"`
 					Records      map[string]int `json:"records"`
 					AuditEntries uint64         `json:"audit_entries"`
 					Verified     bool           `json:"verified"`
-				}{from, to, records, rep.Entries, true}); err != nil {
+				}{from, to, counts, rep.Entries, true}); err != nil {
 					return err
 				}
 			} else {

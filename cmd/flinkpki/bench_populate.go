@@ -51,13 +51,11 @@ issued. Use a data directory made for benchmarking.`,
 			if err != nil {
 				return err
 			}
-			if out != "json" {
-				fmt.Fprintf(cmd.OutOrStdout(), "populated %d clusters and %d holders in %s\n", clusters, holders, took.Round(time.Second))
-			}
-			st.Close()
+			st.Close() // the file's size is the closed store's
 			if out == "json" {
 				return writeJSON(cmd.OutOrStdout(), populateResult(dataDir, clusters, holders, bigCluster, took))
 			}
+			fmt.Fprintf(cmd.OutOrStdout(), "populated %d clusters and %d holders in %s\n", clusters, holders, took.Round(time.Second))
 			fmt.Fprintf(cmd.OutOrStdout(), "database size: %s\n", dbSize(dataDir))
 			return nil
 		},
@@ -90,7 +88,7 @@ func populateResult(dataDir string, clusters, holders, big int, took time.Durati
 	if clusters == 1 {
 		r.BigClusterHolders = holders
 	}
-	if fi, err := os.Stat(filepath.Join(dataDir, "flinkpki.db")); err == nil {
+	if fi, err := os.Stat(filepath.Join(dataDir, dbFileName)); err == nil {
 		n := fi.Size()
 		r.DatabaseBytes = &n
 	}
@@ -147,7 +145,7 @@ func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters
 
 // dbSize reports the size of a data directory's database file.
 func dbSize(dataDir string) string {
-	fi, err := os.Stat(filepath.Join(dataDir, "flinkpki.db"))
+	fi, err := os.Stat(filepath.Join(dataDir, dbFileName))
 	if err != nil {
 		return "unknown"
 	}
