@@ -44,6 +44,7 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 				opaque = true
 			}
 		}
+		confDir := emptyConfDir(&pod.spec)
 		switch {
 		case init == nil && inlinePasswords:
 			continue // the stores come from elsewhere; FP004 and FP009 speak to that
@@ -51,8 +52,8 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 			continue // flinkpki runs through a wrapper: there is nothing to follow
 		case init == nil && bakedConf(&pod.spec):
 			continue // Flink reads a configuration of its own (baked into the image, say)
-		case init == nil && emptyConfDir(&pod.spec) != "":
-			problems = append(problems, fmt.Sprintf(": FLINK_CONF_DIR %s is an emptyDir volume, and no flinkpki init container writes the configuration or the stores there, so Flink finds no configuration and refuses to start", emptyConfDir(&pod.spec)))
+		case init == nil && confDir != "":
+			problems = append(problems, fmt.Sprintf(": FLINK_CONF_DIR %s is an emptyDir volume, and no flinkpki init container writes the configuration or the stores there, so Flink finds no configuration and refuses to start", confDir))
 		case init == nil:
 			problems = append(problems, ": no flinkpki init container makes their stores, and flinkConfiguration sets no keystore password, so Flink refuses to start (security.ssl.internal.keystore-password is missing)")
 		default:
