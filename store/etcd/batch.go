@@ -37,18 +37,18 @@ func (b *Backend) commitGroup(calls []*store.Call) {
 		t := b.newTxn(context.Background(), false)
 		t.optimistic = true
 		maps.Copy(t.reads, stale)
-		var failed error
+		failed := false
 		for _, c := range calls {
 			err := c.Fn(t)
 			if t.err != nil {
 				err = t.err
 			}
 			if err != nil {
-				failed = err
+				failed = true
 				break
 			}
 		}
-		if failed != nil && t.err != nil && errors.Is(t.err, store.ErrUnavailable) {
+		if errors.Is(t.err, store.ErrUnavailable) {
 			// etcd did not answer the group's reads: it would not answer
 			// each call's own either, one after another behind this one.
 			for _, c := range calls {
@@ -56,7 +56,7 @@ func (b *Backend) commitGroup(calls []*store.Call) {
 			}
 			return
 		}
-		if failed != nil {
+		if failed {
 			for _, c := range calls {
 				c.Done <- b.Update(c.Ctx, c.Fn)
 			}

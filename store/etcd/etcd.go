@@ -182,7 +182,7 @@ func (b *Backend) View(ctx context.Context, fn func(store.Tx) error) error {
 		// again: the client sends the next request to the next member, and
 		// a read changes nothing, so it is safe to repeat, while the
 		// caller's time lasts.
-		if errors.Is(err, store.ErrUnavailable) && !errors.Is(err, errConflict) {
+		if errors.Is(err, store.ErrUnavailable) {
 			if unavailableRetries++; unavailableRetries <= maxReadRetries && ctx.Err() == nil {
 				continue
 			}
