@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/flinkpki/flinkpki/ca"
@@ -124,6 +125,61 @@ func TestCheckPublicKeyRefusesHugeRSAKeys(t *testing.T) {
 		if err := CheckPublicKey(&rsa.PublicKey{N: n, E: 65537}); !errors.Is(err, tt.wantErr) {
 			t.Errorf("%s: CheckPublicKey error = %v, want %v", tt.name, err, tt.wantErr)
 		}
+	}
+}
+
+func TestCheckCSRRefusesSmallRSAExponents(t *testing.T) {
+	t.Parallel()
+	key := rsaKeyWithExponent(t, 2048, 3)
+	_, err := CheckCSR(newCSR(t, key, nil), 0)
+	if !errors.Is(err, ErrWeakKey) || !strings.Contains(err.Error(), "exponent 3") {
+		t.Fatalf("CheckCSR(e=3) error = %v, want ErrWeakKey naming exponent 3", err)
+	}
+	n := new(big.Int).Lsh(big.NewInt(1), 2047)
+	for _, e := range []int{3, 17, 65535} {
+		if err := CheckPublicKey(&rsa.PublicKey{N: n, E: e}); !errors.Is(err, ErrWeakKey) {
+			t.Errorf("CheckPublicKey(e=%d) error = %v, want ErrWeakKey", e, err)
+		}
+	}
+	if err := CheckPublicKey(&rsa.PublicKey{N: n, E: 65537}); err != nil {
+		t.Errorf("CheckPublicKey(e=65537) error = %v, want nil", err)
+	}
+}
+
+// rsaKeyWithExponent makes an RSA key with public exponent e, which
+// rsa.GenerateKey never does (it always uses 65537).
+func rsaKeyWithExponent(t *testing.T, bits, e int) *rsa.PrivateKey {
+	t.Helper()
+	E := big.NewInt(int64(e))
+	one := big.NewInt(1)
+	prime := func() *big.Int {
+		for {
+			p, err := rand.Prime(rand.Reader, bits/2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if new(big.Int).GCD(nil, nil, E, new(big.Int).Sub(p, one)).Cmp(one) == 0 {
+				return p
+			}
+		}
+	}
+	for {
+		p, q := prime(), prime()
+		n := new(big.Int).Mul(p, q)
+		if p.Cmp(q) == 0 || n.BitLen() != bits {
+			continue
+		}
+		phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
+		key := &rsa.PrivateKey{
+			PublicKey: rsa.PublicKey{N: n, E: e},
+			D:         new(big.Int).ModInverse(E, phi),
+			Primes:    []*big.Int{p, q},
+		}
+		if err := key.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		key.Precompute()
+		return key
 	}
 }
 

@@ -16,8 +16,15 @@ const (
 	MaxRSABits = 8192
 )
 
+// MinRSAExponent is the smallest RSA public exponent taken (FIPS 186-5 asks
+// for more than 2^16). Every library generates 65537; a smaller one such as 3
+// comes from a hand-rolled or deliberately weakened key, and small exponents
+// are what the classic signature-forgery attacks on lax verifiers need.
+const MinRSAExponent = 65537
+
 // CheckPublicKey refuses leaf keys that are weak or that the JDK TLS path of
-// Flink does not handle: RSA outside 2048..8192 bits, ECDSA curves other than
+// Flink does not handle: RSA outside 2048..8192 bits or with a public exponent
+// under 65537, ECDSA curves other than
 // P-256 and P-384, and Ed25519 (no JSSE cipher suite in Flink's defaults).
 func CheckPublicKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
@@ -28,6 +35,8 @@ func CheckPublicKey(pub crypto.PublicKey) error {
 			return fmt.Errorf("%w: RSA key of %d bits; use at least %d", ErrWeakKey, bits, MinRSABits)
 		case bits > MaxRSABits:
 			return fmt.Errorf("%w: RSA key of %d bits; use at most %d", ErrUnsupportedKey, bits, MaxRSABits)
+		case k.E < MinRSAExponent:
+			return fmt.Errorf("%w: RSA public exponent %d; use 65537", ErrWeakKey, k.E)
 		}
 		return nil
 	case *ecdsa.PublicKey:
