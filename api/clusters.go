@@ -11,6 +11,7 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/issuer"
+	"github.com/flinkpki/flinkpki/token"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -124,6 +125,12 @@ func (s *Server) ListTokens(ctx context.Context, req *pb.ListTokensRequest) (*pb
 		return nil, fmt.Errorf("%w: page size %d is negative: use 1 to %d", authority.ErrInvalid, n, maxPageSize)
 	case n == 0:
 		n = defaultPageSize
+	}
+	// A page token is the ID of the page's last token. Anything else would
+	// list from wherever it sorts; it is not quoted, because what was
+	// pasted there may be a token's secret.
+	if tok := req.GetPageToken(); tok != "" && !token.ValidID(tok) {
+		return nil, fmt.Errorf("%w: the page token is not one this server gave out: pass the next_page_token of the page before, or none for the first page", authority.ErrInvalid)
 	}
 	toks, next, err := s.auth.ListTokens(ctx, req.GetCluster(), req.GetPageToken(), min(n, maxPageSize))
 	if err != nil {

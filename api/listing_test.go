@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -38,6 +39,37 @@ func TestAPageTokenTheServerNeverGaveOutIsRefused(t *testing.T) {
 	rest, err := s.ListClusters(e.Ctx, &pb.ListClustersRequest{PageToken: first.GetNextPageToken()})
 	if err != nil || len(rest.GetClusters()) != 2 || rest.GetClusters()[0].GetName() != "b" {
 		t.Fatalf("the page after \"a\": %v, %v; want b and c", rest.GetClusters(), err)
+	}
+}
+
+// TestATokenPageTokenTheServerNeverGaveOutIsRefused: a token page token
+// is the ID of the page's last token; anything else is refused, and never
+// echoed, since it may be a pasted secret.
+func TestATokenPageTokenTheServerNeverGaveOutIsRefused(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	for range 3 {
+		if _, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Admin, "orders", "taskmanager", 0, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := New(Config{Authority: e.Authority})
+	for _, tok := range []string{"garbage!!", "zzzz", "fpk_secret-looking-value"} {
+		_, err := s.ListTokens(e.Ctx, &pb.ListTokensRequest{PageToken: tok})
+		if !errors.Is(err, authority.ErrInvalid) || codeOf(err) != codes.InvalidArgument {
+			t.Errorf("page token %q: %v, want InvalidArgument", tok, err)
+		} else if strings.Contains(err.Error(), tok) {
+			t.Errorf("page token %q is echoed in %q", tok, err)
+		}
+	}
+	first, err := s.ListTokens(e.Ctx, &pb.ListTokensRequest{PageSize: 1})
+	if err != nil || len(first.GetTokens()) != 1 || first.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v, next %q, %v; want one token and a next token", first.GetTokens(), first.GetNextPageToken(), err)
+	}
+	rest, err := s.ListTokens(e.Ctx, &pb.ListTokensRequest{PageToken: first.GetNextPageToken()})
+	if err != nil || len(rest.GetTokens()) != 2 {
+		t.Fatalf("the page after the first: %v, %v; want the other two tokens", rest.GetTokens(), err)
 	}
 }
 
