@@ -11,9 +11,9 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/issuer"
-	"github.com/flinkpki/flinkpki/token"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/token"
 )
 
 const (
