@@ -122,11 +122,14 @@ func (c *Conf) Check(kvs []KV) error {
 // another value, each as "KEY (VALUE -> NEW)" for the security.ssl.* keys
 // that hold no secret, else "KEY (another password)" or "KEY (another
 // value)", whose values are not shown (they go to a pod's log): the copy replaces them, and
-// a caller says so (the source may have asked for TLSv1.3, say). A file
-// that does not parse has no overrides to show; Check refuses it.
+// a caller says so (the source may have asked for TLSv1.3, say). The keys
+// the copy removes because they would undo its TLS (a transport's TLS
+// switch, a certificate fingerprint) follow as "KEY (VALUE, removed)". A
+// file that does not parse has no overrides to show; Check refuses it.
 func (c *Conf) Overrides(kvs []KV) []string {
 	var out []string
 	seen := map[string]bool{}
+	drop := unset(kvs)
 	for _, f := range c.files {
 		var cur []KV
 		switch f.rel {
@@ -156,6 +159,13 @@ func (c *Conf) Overrides(kvs []KV) []string {
 				// --flink-conf-set may set anything, a secret included
 				// (s3.secret-key): the key alone goes to the log.
 				out = append(out, kv.Key+" (another value)")
+			}
+		}
+		for _, k := range drop {
+			// Booleans and certificate fingerprints: no secret.
+			if v, ok := have[k]; ok && !seen[k] {
+				seen[k] = true
+				out = append(out, fmt.Sprintf("%s (%s, removed)", k, v))
 			}
 		}
 	}
@@ -423,6 +433,7 @@ func joinRel(rel, name string) string {
 // (both, when both exist, so the keys hold whichever one the Flink version
 // reads), or adds a new config.yaml.
 func mergeFiles(files []confFile, kvs []KV) ([]confFile, error) {
+	drop := unset(kvs)
 	merged := false
 	for i := range files {
 		var (
@@ -431,9 +442,9 @@ func mergeFiles(files []confFile, kvs []KV) ([]confFile, error) {
 		)
 		switch files[i].rel {
 		case ConfigYAML:
-			data, err = MergeConfigYAML(files[i].data, kvs)
+			data, err = mergeConfigYAML(files[i].data, kvs, drop)
 		case LegacyYAML:
-			data, err = MergeLegacy(files[i].data, kvs)
+			data, err = mergeLegacy(files[i].data, kvs, drop)
 		default:
 			continue
 		}

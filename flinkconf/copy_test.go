@@ -1,6 +1,7 @@
 package flinkconf
 
 import (
+	"crypto/x509"
 	"errors"
 	"io/fs"
 	"maps"
@@ -515,5 +516,72 @@ func TestOverridesNeverShowASecretValue(t *testing.T) {
 	got := strings.Join(c.Overrides([]KV{{Key: "s3.secret-key", Value: "NEW-SECRET-VALUE"}}), "; ")
 	if strings.Contains(got, "SECRET-VALUE") || got != "s3.secret-key (another value)" {
 		t.Errorf("Overrides = %q, want the key alone", got)
+	}
+}
+
+// TestACopyRemovesWhatWouldUndoItsTLS: a source that keeps internal SSL on
+// but turns TLS off for the RPC, the blob server or the data plane, or
+// pins peer leaves by fingerprint (which makes Flink ignore the truststore
+// the copy names, and refuse the next pod's new leaf), gets none of that
+// into the copy, flat or nested, config.yaml or legacy file; the note
+// names each removal with its value.
+func TestACopyRemovesWhatWouldUndoItsTLS(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "conf")
+	writeTree(t, src, map[string]string{
+		ConfigYAML: "pekko.ssl.enabled: false\nblob.service.ssl.enabled: 'false'\n" +
+			"taskmanager:\n  numberOfTaskSlots: 2\n  data:\n    ssl:\n      enabled: false\n" +
+			"security:\n  ssl:\n    internal:\n      cert:\n        fingerprint: 'AA:BB'\n    rest:\n      cert.fingerprint: CC:DD\n",
+		LegacyYAML: "akka.ssl.enabled: false\ntaskmanager.data.ssl.enabled: false\nsecurity.ssl.internal.cert.fingerprint: AA:BB\nparallelism.default: 3\n",
+	})
+	kvs := testKeys(t, "/tls")
+	c, err := ReadConf(src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Overrides(kvs)
+	want := []string{
+		"pekko.ssl.enabled (false, removed)",
+		"blob.service.ssl.enabled (false, removed)",
+		"taskmanager.data.ssl.enabled (false, removed)",
+		"security.ssl.internal.cert.fingerprint (AA:BB, removed)",
+		"akka.ssl.enabled (false, removed)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Overrides = %q,\nwant %q", got, want)
+	}
+	if err := c.Write(kvs); err != nil {
+		t.Fatal(err)
+	}
+	flat := flattenYAML(t, readFile(t, filepath.Join(out, ConfigYAML)))
+	for _, k := range append(slices.Clone(TransportSSLKeys), "security.ssl.internal.cert.fingerprint") {
+		if v, ok := flat[k]; ok {
+			t.Errorf("config.yaml copy still sets %s: %q", k, v)
+		}
+	}
+	if v := flat["taskmanager.numberOfTaskSlots"]; !slices.Equal(v, []string{"2"}) {
+		t.Errorf("taskmanager.numberOfTaskSlots = %q, want the source's 2 kept", v)
+	}
+	// Internal keys alone leave REST's pinning to the REST material.
+	if v := flat["security.ssl.rest.cert.fingerprint"]; !slices.Equal(v, []string{"CC:DD"}) {
+		t.Errorf("security.ssl.rest.cert.fingerprint = %q, want it kept without REST keys", v)
+	}
+	legacy := confMap(ParseLegacy(readFile(t, filepath.Join(out, LegacyYAML))))
+	for _, k := range []string{"akka.ssl.enabled", "taskmanager.data.ssl.enabled", "security.ssl.internal.cert.fingerprint"} {
+		if v, ok := legacy[k]; ok {
+			t.Errorf("flink-conf.yaml copy still sets %s: %q", k, v)
+		}
+	}
+	if legacy["parallelism.default"] != "3" {
+		t.Errorf("flink-conf.yaml copy lost parallelism.default: %v", legacy)
+	}
+
+	// REST material removes REST's fingerprint, and no internal switch.
+	rest, err := InternalSSL{Keystore: "/r/k.p12", KeystorePassword: "p", KeyPassword: "p", KeystoreType: "PKCS12",
+		Truststore: "/r/t.p12", TruststorePassword: "p", TruststoreType: "PKCS12", KeyAlgorithm: x509.ECDSA}.RESTKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := unset(rest); !slices.Equal(got, []string{"security.ssl.rest.cert.fingerprint"}) {
+		t.Errorf("unset(REST keys) = %q, want the REST fingerprint alone", got)
 	}
 }

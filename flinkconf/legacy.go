@@ -38,10 +38,19 @@ func parseLegacyLine(line string) (KV, bool) {
 // one of the keys is dropped, all other lines (comments included) are kept
 // verbatim, and the keys are appended as "key: value" lines.
 func MergeLegacy(data []byte, kvs []KV) ([]byte, error) {
+	return mergeLegacy(data, kvs, nil)
+}
+
+// mergeLegacy is MergeLegacy that also drops the lines setting a key of
+// drop, without setting it.
+func mergeLegacy(data []byte, kvs []KV, drop []string) ([]byte, error) {
 	if err := validateKVs(kvs); err != nil {
 		return nil, err
 	}
-	targets := make(map[string]bool, len(kvs))
+	targets := make(map[string]bool, len(kvs)+len(drop))
+	for _, k := range drop {
+		targets[k] = true
+	}
 	for _, kv := range kvs {
 		v := kv.Value
 		// The legacy parser cuts at '#' and trims, so such values would be

@@ -44,6 +44,12 @@ func validateKVs(kvs []KV) error {
 // are added nested when the document has a top-level "security" mapping,
 // else as flat dotted keys. The result is checked by parsing it again.
 func MergeConfigYAML(data []byte, kvs []KV) ([]byte, error) {
+	return mergeConfigYAML(data, kvs, nil)
+}
+
+// mergeConfigYAML is MergeConfigYAML that also removes the keys of drop,
+// wherever they are, without setting them.
+func mergeConfigYAML(data []byte, kvs []KV, drop []string) ([]byte, error) {
 	if err := validateKVs(kvs); err != nil {
 		return nil, err
 	}
@@ -57,9 +63,12 @@ func MergeConfigYAML(data []byte, kvs []KV) ([]byte, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%w: the top level of config.yaml is a YAML %s, not a mapping of keys", ErrUnmergeable, kindName(root.Kind))
 	}
-	targets := make(map[string]bool, len(kvs))
+	targets := make(map[string]bool, len(kvs)+len(drop))
 	for _, kv := range kvs {
 		targets[kv.Key] = true
+	}
+	for _, k := range drop {
+		targets[k] = true
 	}
 	security := childMapping(root, "security")
 	if err := removeKeys(root, "", targets, security); err != nil {
@@ -77,7 +86,7 @@ func MergeConfigYAML(data []byte, kvs []KV) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnmergeable, err)
 	}
-	if err := checkMerged(out, kvs); err != nil {
+	if err := checkMerged(out, kvs, drop); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnmergeable, err)
 	}
 	return out, nil
@@ -193,8 +202,8 @@ func hasKey(m *yaml.Node, key string) bool {
 }
 
 // checkMerged parses the merged document again and verifies that each key
-// appears exactly once with the value we set.
-func checkMerged(out []byte, kvs []KV) error {
+// appears exactly once with the value we set, and the keys of drop not at all.
+func checkMerged(out []byte, kvs []KV, drop []string) error {
 	root, err := parseSingleDocument(out)
 	if err != nil {
 		return fmt.Errorf("the merged config.yaml does not parse again: %v", err)
@@ -215,6 +224,11 @@ func checkMerged(out []byte, kvs []KV) error {
 	for _, kv := range kvs {
 		if count[kv.Key] != 1 || got[kv.Key] != kv.Value {
 			return fmt.Errorf("the merged config.yaml holds %d values for %s instead of exactly ours", count[kv.Key], kv.Key)
+		}
+	}
+	for _, k := range drop {
+		if count[k] != 0 {
+			return fmt.Errorf("the merged config.yaml still holds %s, which it must not", k)
 		}
 	}
 	return nil

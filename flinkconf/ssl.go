@@ -9,6 +9,7 @@ package flinkconf
 import (
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -64,6 +65,45 @@ func Algorithms(alg x509.PublicKeyAlgorithm) (string, error) {
 	default:
 		return "", fmt.Errorf("no Flink cipher suites for key algorithm %v: use an ECDSA or RSA key", alg)
 	}
+}
+
+// TransportSSLKeys each turn TLS off for one of Flink's internal transports
+// while security.ssl.internal.enabled stays true: the RPC
+// (pekko.ssl.enabled, and its old name akka.ssl.enabled; PekkoUtils.
+// addSslRemoteConfig), the blob server (blob.service.ssl.enabled;
+// BlobServer, BlobClient) and the data plane between TaskManagers
+// (taskmanager.data.ssl.enabled; NettyConfig). Each defaults to true; Flink
+// 1.20.3 and 2.3.0 read them so.
+var TransportSSLKeys = []string{"pekko.ssl.enabled", "akka.ssl.enabled", "blob.service.ssl.enabled", "taskmanager.data.ssl.enabled"}
+
+// unset returns the keys a copy that sets kvs removes from its source
+// without setting them, because they would undo the TLS that kvs sets up:
+//   - with internal SSL, the TransportSSLKeys (each is on when absent), and
+//     security.ssl.internal.cert.fingerprint: set, Flink trusts the listed
+//     peer leaves instead of the truststore the copy names, so the next
+//     pod's new leaf is refused (SSLUtils, and the RPC's
+//     CustomSSLEngineProvider, where even an empty value pins);
+//   - with REST SSL, security.ssl.rest.cert.fingerprint, likewise.
+//
+// Keys that kvs sets are not returned.
+func unset(kvs []KV) []string {
+	set := confMap(kvs)
+	var out []string
+	add := func(keys ...string) {
+		for _, k := range keys {
+			if _, ok := set[k]; !ok && !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	if isTrueValue(set["security.ssl.internal.enabled"]) {
+		add(TransportSSLKeys...)
+		add("security.ssl.internal.cert.fingerprint")
+	}
+	if isTrueValue(set["security.ssl.rest.enabled"]) {
+		add("security.ssl.rest.cert.fingerprint")
+	}
+	return out
 }
 
 // KV is one Flink configuration key and its value. Order matters for

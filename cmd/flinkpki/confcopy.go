@@ -112,7 +112,8 @@ func (a *app) writeWithConf(c *confFlags, set *credentials.FileSet, dir string) 
 var confKeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)*$`)
 
 // confSetFlag parses --flink-conf-set KEY=VALUE values. The security.ssl.*
-// keys are flinkpki's own (with this pod's passwords) and cannot be set.
+// keys are flinkpki's own (with this pod's passwords) and cannot be set, nor
+// can the switches that turn TLS off for one transport.
 func confSetFlag(values []string) ([]flinkconf.KV, error) {
 	var out []flinkconf.KV
 	seen := map[string]bool{}
@@ -124,6 +125,8 @@ func confSetFlag(values []string) ([]flinkconf.KV, error) {
 			return nil, usagef("--flink-conf-set %q: want KEY=VALUE on one line, e.g. rest.bind-address=127.0.0.1", v)
 		case strings.HasPrefix(k, "security.ssl."):
 			return nil, usagef("--flink-conf-set %s: the security.ssl.* keys come from the file set, with this pod's own passwords; set the others in the FlinkDeployment", k)
+		case slices.Contains(flinkconf.TransportSSLKeys, k):
+			return nil, usagef("--flink-conf-set %s: it turns TLS off for one of Flink's internal transports while internal SSL stays on; the copy leaves such keys out (each is on by default)", k)
 		case seen[k]:
 			return nil, usagef("--flink-conf-set %s is given twice", k)
 		}
