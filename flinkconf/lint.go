@@ -34,13 +34,14 @@ const (
 	RuleNullValue           = "FP016" // a null value, which makes Flink refuse the whole config.yaml
 	RuleSSLStores           = "FP017" // SSL turned on without the stores Flink needs, so it fails at start
 	RuleDuplicateKey        = "FP018" // a key written twice in one mapping, which makes Flink refuse the whole config.yaml
+	RuleTransportSSL        = "FP019" // TLS turned off for the RPC, the blob server or the data plane while internal SSL is on
 )
 
 // Rules lists every rule id, in order.
 func Rules() []string {
 	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
 		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
-		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting, RuleNullValue, RuleSSLStores, RuleDuplicateKey}
+		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting, RuleNullValue, RuleSSLStores, RuleDuplicateKey, RuleTransportSSL}
 }
 
 // ErrLintInput is returned when the file given to Lint is neither a
@@ -135,6 +136,7 @@ func LintWith(data []byte, filename string, opts LintOptions) ([]Finding, error)
 		if s := &subjects[i]; s.major == 0 || (s.legacy && opts.FlinkMajor != 0) {
 			s.major = opts.FlinkMajor
 		}
+		subjects[i].initConf = subjects[i].initWritesConf()
 		for _, r := range rules {
 			findings = append(findings, r(&subjects[i], opts)...)
 		}
@@ -154,6 +156,12 @@ type subject struct {
 	// nulls are the keys of a config.yaml set to null, dups those written
 	// twice in one mapping.
 	nulls, dups []string
+	// initConf marks a FlinkDeployment whose every Flink process runs a
+	// flinkpki init container for internal TLS with --flink-conf-out
+	// (initWritesConf): Flink reads that copy, in which internal SSL is on,
+	// with a protocol and suites matched to the key, and without the keys
+	// that would undo it. FP010 checks that Flink does read it.
+	initConf bool
 }
 
 // get returns the first of keys that is set, which models Flink's fallback
@@ -196,6 +204,9 @@ func (s *subject) internalSSL() bool { return s.sslSwitch("security.ssl.internal
 // read. unknownAs1 applies the fallback when the version is unknown too,
 // for a rule that must hold on every version.
 func (s *subject) sslSwitch(key string, unknownAs1 bool) bool {
+	if key == "security.ssl.internal.enabled" && s.initConf {
+		return true // the init container's copy sets it
+	}
 	if v, set := s.get(key); set {
 		return isTrueValue(v)
 	}

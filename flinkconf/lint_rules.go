@@ -35,6 +35,7 @@ var rules = []rule{
 	checkRPCQuoting,
 	checkUnloadable,
 	checkSSLStores,
+	checkTransportSSL,
 }
 
 // checkUnloadable finds what makes Flink refuse to load a whole
@@ -78,6 +79,16 @@ func checkInternalSSL(s *subject, _ LintOptions) []Finding {
 			"move the settings to config.yaml (Flink 1.19 and later ship bin/migrate-config-file.sh for that); "+fix)
 	}
 	v, set := s.get("security.ssl.internal.enabled")
+	if s.initConf {
+		if set && !isTrueValue(v) {
+			// Harmless as it runs, but a configuration that says the
+			// opposite of what runs misleads every reader: refused.
+			return one(RuleInternalSSL, SeverityError,
+				fmt.Sprintf("%s disables internal SSL (security.ssl.internal.enabled: %s), against its flinkpki init containers, whose copy of the configuration, which Flink reads, turns it on", s.label, v),
+				"remove security.ssl.internal.enabled from flinkConfiguration (or set it to true), so that it says what runs")
+		}
+		return nil
+	}
 	legacy, legacySet := s.get("security.ssl.enabled")
 	switch {
 	case set && isTrueValue(v):
@@ -102,6 +113,38 @@ func checkInternalSSL(s *subject, _ LintOptions) []Finding {
 	}
 	return one(RuleInternalSSL, SeverityError,
 		fmt.Sprintf("%s does not enable internal SSL (security.ssl.internal.enabled is not set, and Flink's default is false)", s.label), fix)
+}
+
+// checkTransportSSL finds TLS turned off for one of Flink's internal
+// transports while internal SSL is on (TransportSSLKeys): Flink runs that
+// transport in plaintext, RPC (job submission included), blob (the job's
+// jars) or the records between TaskManagers, to anyone who reaches its
+// port. In a FlinkDeployment whose init containers write the configuration
+// Flink reads, their copy leaves such keys out.
+func checkTransportSSL(s *subject, _ LintOptions) []Finding {
+	if !s.sslSwitch("security.ssl.internal.enabled", true) {
+		return nil // FP001
+	}
+	var off []string
+	add := func(what string, keys ...string) {
+		if k, v, set := s.lookup(keys...); set && !isTrueValue(v) {
+			off = append(off, fmt.Sprintf("%s (%s: %s)", what, k, v))
+		}
+	}
+	add("the RPC, job submission included", "pekko.ssl.enabled", "akka.ssl.enabled") // pekko first: Flink reads akka only as its old name
+	add("the blob server, which serves the job's jars", "blob.service.ssl.enabled")
+	add("the data plane between TaskManagers", "taskmanager.data.ssl.enabled")
+	if len(off) == 0 {
+		return nil
+	}
+	if s.initConf {
+		return one(RuleTransportSSL, SeverityWarning,
+			fmt.Sprintf("%s turns TLS off for %s, which has no effect: the flinkpki init containers' copy of the configuration, which Flink reads, leaves those keys out", s.label, strings.Join(off, ", ")),
+			"remove them from flinkConfiguration, so that it says what runs")
+	}
+	return one(RuleTransportSSL, SeverityError,
+		fmt.Sprintf("%s keeps internal SSL on but turns TLS off for %s: Flink runs those connections in plaintext, open to any pod that reaches the port", s.label, strings.Join(off, ", ")),
+		"remove the keys (each is on by default), or set them to true")
 }
 
 // proxyImages are names that mark a container as a reverse proxy able to

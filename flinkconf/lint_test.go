@@ -316,7 +316,28 @@ func TestLintRules(t *testing.T) {
       algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
     rest:
       bind-address: localhost
+`, noFlinkpkiAnywhere), LintOptions{}, []string{"FP001 error", "FP002 error"}},
+		{"disabling internal SSL against init's copy, which turns it on, is still an error", "d.yaml", deployment(`    security.ssl:
+      internal:
+        enabled: false
+      protocol: TLSv1.2
+      algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    rest:
+      bind-address: localhost
 `, ""), LintOptions{}, []string{"FP001 error"}},
+		{"with init's copy, flinkConfiguration needs no SSL keys at all", "d.yaml", deployment("    rest.bind-address: 127.0.0.1\n", ""), LintOptions{}, nil},
+		{"a transport's TLS turned off is an error", "config.yaml",
+			secureConf + "pekko.ssl.enabled: false\ntaskmanager:\n  data.ssl.enabled: 'false'\n", LintOptions{}, []string{"FP019 error"}},
+		{"the old name of the RPC switch counts, unless the new one turns it on", "config.yaml",
+			secureConf + "akka.ssl.enabled: false\nblob.service.ssl.enabled: true\n", LintOptions{}, []string{"FP019 error"}},
+		{"the new name of the RPC switch wins over the old one", "config.yaml",
+			secureConf + "akka.ssl.enabled: false\npekko.ssl.enabled: true\n", LintOptions{}, nil},
+		{"a transport's TLS switch means nothing with internal SSL off", "config.yaml",
+			strings.Replace(secureConf, "security.ssl.internal.enabled: \"true\"", "security.ssl.internal.enabled: \"false\"", 1) + "blob.service.ssl.enabled: false\n", LintOptions{}, []string{"FP001 error"}},
+		{"a transport's TLS turned off in flinkConfiguration has no effect where init's copy leaves it out", "d.yaml",
+			deployment(secureFlat+"    taskmanager.data.ssl.enabled: \"false\"\n", ""), LintOptions{}, []string{"FP019 warning"}},
+		{"but is an error without the init container's copy", "d.yaml",
+			deployment(secureFlat+"    taskmanager.data.ssl.enabled: \"false\"\n", noFlinkpkiAnywhere), LintOptions{}, []string{"FP002 error", "FP010 error", "FP019 error"}},
 		{"explicit native mode is warned about", "d.yaml", deployment(secureFlat, "  mode: native\n"), LintOptions{}, []string{"FP003 warning"}},
 		{"the default service account is warned about", "d.yaml", strings.Replace(deployment(secureFlat, ""), "flink-t", "default", 1), LintOptions{}, []string{"FP007 warning"}},
 		{"the operator chart's shared service account is warned about", "d.yaml", strings.Replace(deployment(secureFlat, ""), "flink-t", "flink", 1), LintOptions{}, []string{"FP007 warning"}},
@@ -369,7 +390,7 @@ func TestLintRules(t *testing.T) {
 		{"a flat config.yaml with passwords only warns about them", "config.yaml",
 			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.internal.keystore-password: s3cret\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP004 warning"}},
-		{"an empty config.yaml lacks SSL, suites and a safe REST binding", "config.yaml", "", LintOptions{}, []string{"FP001 error", "FP002 error", "FP005 error"}},
+		{"an empty config.yaml lacks SSL and a safe REST binding (suites matter only with SSL)", "config.yaml", "", LintOptions{}, []string{"FP001 error", "FP002 error"}},
 		{"a space after a comma between suites is an error", "config.yaml",
 			internalStores + "security.ssl.internal.enabled: true\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n",
 			LintOptions{}, []string{"FP005 error"}},
@@ -474,12 +495,12 @@ func TestLintRules(t *testing.T) {
 		{"a deployment's list of suites is joined with semicolons, which the JDK does not split", "d.yaml",
 			deployment(strings.Replace(secureFlat, "algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "algorithms: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]", 1), ""),
 			LintOptions{}, []string{"FP005 error"}},
-		{"a v1_20 deployment with security.ssl.enabled alone gets the upgrade warning, and REST SSL without a keystore", "d.yaml",
-			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v1_20\n"), LintOptions{}, []string{"FP001 warning", "FP017 error"}},
+		{"a v1_20 deployment with security.ssl.enabled alone needs no upgrade warning when init's copy turns internal SSL on, but REST SSL without a keystore stays", "d.yaml",
+			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v1_20\n"), LintOptions{}, []string{"FP017 error"}},
 		{"a v2_2 deployment with security.ssl.enabled alone has no internal SSL", "d.yaml",
-			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v2_2\n"), LintOptions{}, []string{"FP001 error"}},
+			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v2_2\n"+noFlinkpki), LintOptions{}, []string{"FP001 error"}},
 		{"the manifest's flinkVersion wins over the option", "d.yaml",
-			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v2_2\n"), LintOptions{FlinkMajor: 1}, []string{"FP001 error"}},
+			deployment(strings.Replace(secureFlat, "internal.enabled", "enabled", 1), "  flinkVersion: v2_2\n"+noFlinkpki), LintOptions{FlinkMajor: 1}, []string{"FP001 error"}},
 		{"REST mutual TLS through security.ssl.enabled protects REST on Flink 1", "d.yaml",
 			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.enabled: true\n    security.ssl.rest.authentication-enabled: true\n"+indent(restStores, "    "), 1), "  flinkVersion: v1_20\n  jobManager:\n    replicas: 1\n"),
 			LintOptions{}, nil},

@@ -92,6 +92,26 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 	return append(out, protocolFindings(s, protocols)...)
 }
 
+// initWritesConf reports whether the subject is a FlinkDeployment whose
+// every Flink process runs a flinkpki init container for internal TLS that
+// writes the configuration copy (--flink-conf-out).
+func (s *subject) initWritesConf() bool {
+	d := s.deployment
+	if d == nil {
+		return false
+	}
+	pods := d.processPods()
+	for _, pod := range pods {
+		if !slices.ContainsFunc(pod.spec.InitContainers, func(c corev1.Container) bool {
+			call, kind := flinkpkiInit(c)
+			return kind == internalInit && call.flags["--flink-conf-out"] != ""
+		}) {
+			return false
+		}
+	}
+	return len(pods) > 0
+}
+
 // protocolFindings compares the TLS protocol the init containers write
 // (--tls-protocol, by process) with each other and with flinkConfiguration,
 // whose security.ssl.* keys the init container's copy replaces.
