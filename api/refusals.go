@@ -263,6 +263,10 @@ func (s *Server) FlushRefusals(ctx context.Context) error {
 	return nil
 }
 
+// PeerSource is the source of a request as its refusals and the server's
+// stream bounds count it (peerSource).
+func PeerSource(ctx context.Context) string { return peerSource(ctx) }
+
 // peerSource is who a flood from the request's address is counted
 // against: the address itself for IPv4, its /64 for IPv6, where one host
 // commonly holds a whole /64 and could otherwise be 2^64 sources.

@@ -349,7 +349,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		extra = append(extra, servePprof(ls.pprof, errc))
 	}
 	if ls.health != nil {
-		hg := grpc.NewServer()
+		hg := newHealthServer(o.rpcTimeout.d)
 		healthpb.RegisterHealthServer(hg, hs)
 		go func() { errc <- hg.Serve(ls.health) }()
 		extra = append(extra, func(context.Context) { hg.Stop() })
@@ -453,7 +453,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 // transport settings, and registers the flinkpki services on it.
 func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
-	gate := newStreamGate(maxStreamsInFlight, rpcTimeout)
+	gate := newStreamGate(maxStreamsInFlight, maxStreamsPerSource, rpcTimeout, firstMessageTimeout)
 	g := grpc.NewServer(
 		// Bounds on what a peer holds before it is authenticated, which
 		// happens only once a request's message has arrived: a stream that
@@ -462,14 +462,15 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		// a connection may open (gRPC's default: unlimited).
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.InTapHandle(gate.tap),
+		grpc.ConnectionTimeout(connectionTimeout),
 		// No session tickets: no flinkpki client resumes a session (an
 		// init container connects once), so a ticket is an encryption, a
 		// record and a write per connection that nobody reads; and a TLS
 		// 1.2 ticket seals its session's master secret under a key kept in
 		// memory for days.
 		grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: cert, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true})),
-		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
-		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
+		grpc.ChainUnaryInterceptor(gate.unary, rl.unary, m.UnaryInterceptor, authUnary),
+		grpc.ChainStreamInterceptor(gate.stream, rl.stream, m.StreamInterceptor, authStream),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
 		// Request headers: the bearer token (at most api.MaxBearerSize,
 		// refused with its own message above that) and a few short ones.
@@ -496,6 +497,40 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 	return g
 }
 
+// Bounds of the plaintext --health-listen server, which answers anyone who
+// reaches it: a probe sends one small request on one stream now and then.
+const (
+	maxHealthStreamsPerConn  = 16
+	maxHealthStreamsInFlight = 256
+	maxHealthStreamsPerPeer  = 32
+	maxHealthRequestBytes    = 1 << 10
+)
+
+// newHealthServer makes the --health-listen server with bounds like the
+// main server's: streams per connection, per address and in all, a
+// deadline for each (a Watch ends at it and is opened again), small
+// messages and headers, and a bounded TLS-less handshake.
+func newHealthServer(rpcTimeout time.Duration) *grpc.Server {
+	gate := newStreamGate(maxHealthStreamsInFlight, maxHealthStreamsPerPeer, rpcTimeout, firstMessageTimeout)
+	return grpc.NewServer(
+		grpc.MaxConcurrentStreams(maxHealthStreamsPerConn),
+		grpc.InTapHandle(gate.tap),
+		grpc.ChainUnaryInterceptor(gate.unary),
+		grpc.ChainStreamInterceptor(gate.stream),
+		grpc.MaxRecvMsgSize(maxHealthRequestBytes),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
+		grpc.ConnectionTimeout(connectionTimeout),
+		grpc.ReadBufferSize(4<<10),
+		grpc.WriteBufferSize(4<<10),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
+	)
+}
+
+// connectionTimeout bounds a new connection's set-up (the TLS handshake and
+// HTTP/2's preface) on the gRPC listeners; gRPC's default is 120 s, during
+// which a connection that never speaks holds a file descriptor and memory.
+const connectionTimeout = 10 * time.Second
+
 func serveMetrics(ctx context.Context, l net.Listener, m *metrics.Metrics, auth *authority.Authority, bg *background, log *slog.Logger, errc chan<- error) func(context.Context) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.RefreshingHandler(ctx, gaugeRefresh,
@@ -513,7 +548,9 @@ func serveMetrics(ctx context.Context, l net.Listener, m *metrics.Metrics, auth 
 // serveHTTP serves handler on l in the background and returns its
 // graceful stop. Serving errors other than the stop itself go to errc.
 func serveHTTP(l net.Listener, handler http.Handler, errc chan<- error) func(context.Context) {
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	// A scraper or a profiler keeps one connection; one left idle for two
+	// minutes is closed rather than held for ever.
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err

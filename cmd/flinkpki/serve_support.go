@@ -280,11 +280,19 @@ func rsaKeyTypesInUse(ctx context.Context, st *store.Store, page int) []ca.KeyTy
 	}
 }
 
-// Bounds on streams (requests) in flight: per connection, and for the whole
-// server. A thousand TaskManagers starting at once are a thousand streams.
+// Bounds on streams (requests) in flight: per connection, per source, and
+// for the whole server. A thousand TaskManagers starting at once are a
+// thousand streams, from a thousand pod addresses.
 const (
 	maxStreamsPerConn  = 256
 	maxStreamsInFlight = 4096
+	// maxStreamsPerSource bounds what one address (an IPv6 /64) holds, so
+	// that one pod cannot take every slot before it is ever authenticated.
+	maxStreamsPerSource = 512
+	// firstMessageTimeout bounds the wait for a request's message after its
+	// headers (a client sends them back to back): a stream that never sends
+	// it gives its slot back then, not at --rpc-timeout.
+	firstMessageTimeout = 10 * time.Second
 	// backupDeadline bounds a backup stream, which may carry a large
 	// database over a slow link, where --rpc-timeout bounds the rest.
 	backupDeadline = time.Hour
@@ -292,35 +300,86 @@ const (
 
 // streamGate is the gRPC server's tap: it runs for every new stream before
 // its request message is read (so before any authentication), refuses one
-// past max in flight, and gives each a deadline from its start, which also
-// ends a stream whose message never comes.
+// past max in flight, or past perSource from one address, and gives each a
+// deadline from its start, and a shorter one (firstMessage) until its
+// request message has arrived (its interceptor, unary or stream, says so).
 type streamGate struct {
-	max      int64
-	timeout  time.Duration
-	inFlight atomic.Int64
+	max, perSource int64
+	timeout        time.Duration
+	firstMessage   time.Duration
+	inFlight       atomic.Int64
+
+	mu       sync.Mutex
+	bySource map[string]int64
 }
 
-func newStreamGate(max int64, timeout time.Duration) *streamGate {
-	return &streamGate{max: max, timeout: timeout}
+func newStreamGate(max, perSource int64, timeout, firstMessage time.Duration) *streamGate {
+	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage, bySource: map[string]int64{}}
 }
+
+// gateStream is a stream's state in the gate, in its context.
+type gateStream struct{ arrived atomic.Bool }
+
+type gateStreamKey struct{}
 
 func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if g.inFlight.Add(1) > g.max {
 		g.inFlight.Add(-1)
 		return nil, status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max)
 	}
+	src := api.PeerSource(ctx)
+	g.mu.Lock()
+	if g.bySource[src] >= g.perSource {
+		g.mu.Unlock()
+		g.inFlight.Add(-1)
+		return nil, status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource)
+	}
+	g.bySource[src]++
+	g.mu.Unlock()
 	d := g.timeout
 	if info.FullMethodName == flinkpkiv1.AdminService_Backup_FullMethodName {
 		d = max(d, backupDeadline)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
+	st := &gateStream{}
+	ctx = context.WithValue(ctx, gateStreamKey{}, st)
+	waiting := time.AfterFunc(g.firstMessage, func() {
+		if !st.arrived.Load() {
+			cancel()
+		}
+	})
 	// The stream's context ends when the stream does (gRPC cancels its
-	// parent), or at the deadline.
+	// parent), or at a deadline.
 	context.AfterFunc(ctx, func() {
+		waiting.Stop()
 		cancel()
 		g.inFlight.Add(-1)
+		g.mu.Lock()
+		if g.bySource[src]--; g.bySource[src] <= 0 {
+			delete(g.bySource, src)
+		}
+		g.mu.Unlock()
 	})
 	return ctx, nil
+}
+
+// arrived marks the stream of ctx as having its request: gRPC calls a
+// unary interceptor once the message is read, and a stream interceptor
+// before any, when the stream's headers alone authenticate it.
+func arrived(ctx context.Context) {
+	if st, ok := ctx.Value(gateStreamKey{}).(*gateStream); ok {
+		st.arrived.Store(true)
+	}
+}
+
+func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	arrived(ctx)
+	return handler(ctx, req)
+}
+
+func (g *streamGate) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	arrived(ss.Context())
+	return handler(srv, ss)
 }
 
 // background tracks the server's background work (scheduler, pruner,

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,6 +20,10 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
@@ -238,7 +244,7 @@ func metaValue(f *http2.MetaHeadersFrame, name string) string {
 // is refused (ResourceExhausted, which init retries) until one in flight
 // ends; each stream gets the request deadline, a backup an hour.
 func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
-	g := newStreamGate(2, 30*time.Second)
+	g := newStreamGate(2, 2, 30*time.Second, 30*time.Second)
 	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	parent1, end1 := context.WithCancel(context.Background())
 	ctx1, err := g.tap(parent1, info)
@@ -267,6 +273,84 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 			t.Fatalf("a stream ended, but a new one is still refused: %v", err)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestTheStreamGateBoundsOneAddress: one address (an IPv6 /64) holds at
+// most perSource streams, so a pod cannot take every slot before it is
+// ever authenticated; another address still gets in, and a slot comes
+// back when its stream ends.
+func TestTheStreamGateBoundsOneAddress(t *testing.T) {
+	g := newStreamGate(100, 2, 30*time.Second, 30*time.Second)
+	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
+	from := func(addr string) context.Context {
+		return peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
+	}
+	parent, end := context.WithCancel(from("10.0.0.1:5000"))
+	if _, err := g.tap(parent, info); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.tap(from("10.0.0.1:5001"), info); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.tap(from("10.0.0.1:5002"), info); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "10.0.0.1") {
+		t.Fatalf("a third stream from one address: %v, want ResourceExhausted naming it", err)
+	}
+	if _, err := g.tap(from("10.0.0.2:5000"), info); err != nil {
+		t.Fatalf("another address is refused: %v", err)
+	}
+	// Two addresses of one IPv6 /64 are one source.
+	for i, a := range []string{"[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8::3]:1"} {
+		_, err := g.tap(from(a), info)
+		if want := i < 2; (err == nil) != want {
+			t.Fatalf("stream %d from the /64: %v, want admitted %v", i+1, err, want)
+		}
+	}
+	end()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := g.tap(from("10.0.0.1:5003"), info); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("a stream from the address ended, but a new one is still refused: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestAStreamWithoutItsMessageEndsEarly: a stream whose request message
+// never comes (headers alone, which hold a slot before authentication)
+// ends at the first-message deadline; one whose message arrived keeps the
+// request deadline.
+func TestAStreamWithoutItsMessageEndsEarly(t *testing.T) {
+	g := newStreamGate(100, 100, 30*time.Second, 50*time.Millisecond)
+	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
+	silent, err := g.tap(context.Background(), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := g.tap(context.Background(), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled context.Context
+	if _, err := g.unary(served, nil, &grpc.UnaryServerInfo{}, func(ctx context.Context, _ any) (any, error) {
+		handled = ctx
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-silent.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stream without its message was not ended at the first-message deadline")
+	}
+	time.Sleep(100 * time.Millisecond) // past the first-message deadline
+	if err := handled.Err(); err != nil {
+		t.Fatalf("a stream whose message arrived ended early: %v", err)
+	}
+	if n := g.inFlight.Load(); n != 1 {
+		t.Errorf("%d streams in flight, want 1: the silent one gave its slot back", n)
 	}
 }
 
@@ -319,5 +403,116 @@ func TestBackgroundWorkEndsBeforeWaitReturns(t *testing.T) {
 	defer cancel()
 	if stuck.Wait(ctx) {
 		t.Error("Wait reported work that never ended as ended")
+	}
+}
+
+// TestTheHealthListenerIsBounded: the plaintext --health-listen server
+// answers anyone who reaches it, so it holds what a peer may take there:
+// 16 streams per connection, 32 in flight from one address (header-only
+// streams that never send their message included), and requests of 1 KiB.
+func TestTheHealthListenerIsBounded(t *testing.T) {
+	hg := newHealthServer(30 * time.Second)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(hg, hs)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hg.Serve(l)
+	t.Cleanup(hg.Stop)
+
+	cc, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	hc := healthpb.NewHealthClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("a health check: %v, %v; want SERVING", r, err)
+	}
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: strings.Repeat("x", 2<<10)}); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a 2 KiB health request: %v, want ResourceExhausted", err)
+	}
+
+	// Header-only streams on raw connections, as many as one connection
+	// may carry, until the address holds its share.
+	for c := 0; c < maxHealthStreamsPerPeer/maxHealthStreamsPerConn; c++ {
+		conn, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(conn, conn)
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		var advertised uint32
+		for advertised == 0 {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+				advertised, _ = sf.Value(http2.SettingMaxConcurrentStreams)
+				if advertised == 0 {
+					t.Fatal("the health server advertises no bound on concurrent streams")
+				}
+			}
+		}
+		if advertised != maxHealthStreamsPerConn {
+			t.Fatalf("the health server advertises %d concurrent streams, want %d", advertised, maxHealthStreamsPerConn)
+		}
+		if err := fr.WriteSettingsAck(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { // drain, so the server's writes never block
+			for {
+				if _, err := fr.ReadFrame(); err != nil {
+					return
+				}
+			}
+		}()
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for i := range maxHealthStreamsPerConn {
+			hb.Reset()
+			for _, f := range []hpack.HeaderField{
+				{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+				{Name: ":path", Value: "/grpc.health.v1.Health/Check"}, {Name: ":authority", Value: "localhost"},
+				{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
+			} {
+				enc.WriteField(f)
+			}
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(firstMessageTimeout / 2)
+	for {
+		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "127.0.0.1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with %d stalled streams from this address, a health check: %v; want ResourceExhausted", maxHealthStreamsPerPeer, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The stalled streams give their slots back at the first-message
+	// deadline, and health checks from the address pass again.
+	deadline = time.Now().Add(firstMessageTimeout + 10*time.Second)
+	for {
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the stalled streams' slots never came back: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
