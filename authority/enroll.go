@@ -226,14 +226,15 @@ func (a *Authority) reserveBake(ctx context.Context, actor Actor) (release func(
 	}, nil
 }
 
-// serverKey supplies bake's key, of the cluster's key type, once the
-// issuance is authorised.
+// serverKey supplies the leaf's public key once the issuance is
+// authorised: bake's, of the cluster's key type, or the checked CSR's.
 type serverKey func(ca.KeyType) (crypto.PublicKey, error)
 
 // issue is the shared path of Enroll and Bake: authorise, sign outside any
 // transaction, then commit the holder record, the token use and the audit
-// entry together. Enroll's key is the CSR's (serverKey nil); Bake's comes
-// from serverKey, asked only after the request and the caller passed.
+// entry together. Enroll's key is the CSR's (key nil: its CSR is checked
+// after the authorisation); Bake's comes from key, asked only after the
+// request and the caller passed.
 func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, key serverKey) (*Issued, error) {
 	role, err := issuer.ParseRole(req.Role)
 	if err != nil {
@@ -243,24 +244,33 @@ func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, k
 	if err != nil {
 		return nil, err
 	}
-	var pub crypto.PublicKey
 	if key != nil {
 		// What the issuer would refuse of the request, before a key is made.
 		if err := issuer.CheckSANs(role, req.DNSNames, ips); err != nil {
 			return nil, err
 		}
 	} else {
-		csr, err := issuer.CheckCSR(req.CSR, MaxCSRSize)
-		if err != nil {
-			return nil, err
+		// The CSR's signature is checked once the caller is authorised for
+		// the cluster and role, like bake's key is made: a pod of any
+		// namespace authenticates, and an RSA signature to check costs
+		// far more than the authorisation read.
+		var pub crypto.PublicKey
+		key = func(ca.KeyType) (crypto.PublicKey, error) {
+			if pub == nil { // once, however often a conflict retries the issuance
+				csr, err := issuer.CheckCSR(req.CSR, MaxCSRSize)
+				if err != nil {
+					return nil, err
+				}
+				if err := issuer.MatchCSR(csr, req.DNSNames, ips); err != nil {
+					return nil, err
+				}
+				pub = csr.PublicKey
+			}
+			return pub, nil
 		}
-		if err := issuer.MatchCSR(csr, req.DNSNames, ips); err != nil {
-			return nil, err
-		}
-		pub = csr.PublicKey
 	}
 	for attempt := 0; ; attempt++ {
-		iss, err := a.issueOnce(ctx, actor, req, role, ips, pub, key)
+		iss, err := a.issueOnce(ctx, actor, req, role, ips, key)
 		if errors.Is(err, ErrConflict) && attempt < 3 {
 			continue
 		}
@@ -268,7 +278,7 @@ func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, k
 	}
 }
 
-func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollRequest, role issuer.Role, ips []net.IP, pub crypto.PublicKey, key serverKey) (*Issued, error) {
+func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollRequest, role issuer.Role, ips []net.IP, key serverKey) (*Issued, error) {
 	a.keys.Touch()
 	var ls *lineageState
 	var holder string
@@ -293,10 +303,9 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 	if err != nil {
 		return nil, err
 	}
-	if key != nil {
-		if pub, err = key(ls.keyType); err != nil {
-			return nil, err
-		}
+	pub, err := key(ls.keyType)
+	if err != nil {
+		return nil, err
 	}
 	if kt, err := ca.KeyTypeOf(pub); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,8 @@ func TestEnrollRefusesRequestsThatCannotBeSigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	badSig := slices.Clone(goodCSR)
+	badSig[len(badSig)-3] ^= 0xff
 	tests := []struct {
 		name    string
 		cluster string
@@ -75,6 +78,13 @@ func TestEnrollRefusesRequestsThatCannotBeSigned(t *testing.T) {
 		{"a Kubernetes service account that is not bound is refused", "v1",
 			authority.EnrollRequest{Cluster: "v1", Role: "jobmanager", Holder: "jm-0", CSR: goodCSR},
 			authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: "jm", Pod: "jm-0"}, authority.ErrDenied},
+		// The CSR's signature is checked only for a caller the cluster
+		// admits, so that any pod cannot make the server verify costly ones.
+		{"an unbound caller's CSR is not even checked", "v1",
+			authority.EnrollRequest{Cluster: "v1", Role: "jobmanager", Holder: "jm-0", CSR: badSig},
+			authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: "jm", Pod: "jm-0"}, authority.ErrDenied},
+		{"an admitted caller's broken CSR is refused", "v1",
+			authority.EnrollRequest{Cluster: "v1", Role: "jobmanager", Holder: "jm-0", CSR: badSig}, admin, issuer.ErrBadCSR},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -115,8 +115,9 @@ func TestCheckPublicKeyRefusesHugeRSAKeys(t *testing.T) {
 		bits    uint
 		wantErr error
 	}{
-		{"8192 bits are accepted", 8192, nil},
-		{"8193 bits are refused", 8193, ErrUnsupportedKey},
+		{"4096 bits are accepted", 4096, nil},
+		{"4097 bits are refused", 4097, ErrUnsupportedKey},
+		{"8192 bits are refused", 8192, ErrUnsupportedKey},
 		{"2047 bits are refused as weak", 2047, ErrWeakKey},
 		{"2048 bits are accepted", 2048, nil},
 	}
@@ -128,7 +129,7 @@ func TestCheckPublicKeyRefusesHugeRSAKeys(t *testing.T) {
 	}
 }
 
-func TestCheckCSRRefusesSmallRSAExponents(t *testing.T) {
+func TestCheckCSRRefusesRSAExponentsOtherThan65537(t *testing.T) {
 	t.Parallel()
 	key := rsaKeyWithExponent(t, 2048, 3)
 	_, err := CheckCSR(newCSR(t, key, nil), 0)
@@ -143,6 +144,12 @@ func TestCheckCSRRefusesSmallRSAExponents(t *testing.T) {
 	}
 	if err := CheckPublicKey(&rsa.PublicKey{N: n, E: 65537}); err != nil {
 		t.Errorf("CheckPublicKey(e=65537) error = %v, want nil", err)
+	}
+	// Larger exponents are not weak, but each verification costs more.
+	for _, e := range []int{65539, 1<<31 - 1} {
+		if err := CheckPublicKey(&rsa.PublicKey{N: n, E: e}); !errors.Is(err, ErrUnsupportedKey) {
+			t.Errorf("CheckPublicKey(e=%d) error = %v, want ErrUnsupportedKey", e, err)
+		}
 	}
 }
 

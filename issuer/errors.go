@@ -11,7 +11,7 @@ var (
 	// ErrWeakKey reports a key too weak to trust (RSA under 2048 bits, P-224).
 	ErrWeakKey = errors.New("key is too weak")
 	// ErrUnsupportedKey reports a key the Flink/JDK TLS path does not handle
-	// (Ed25519, P-521, RSA over 8192 bits).
+	// (Ed25519, P-521, RSA over 4096 bits or with an exponent other than 65537).
 	ErrUnsupportedKey = errors.New("key type is not supported")
 	// ErrWrongCA reports a signer that must not sign this request: another
 	// purpose, another cluster, not active, or expired.

@@ -9,22 +9,24 @@ import (
 	"fmt"
 )
 
-// RSA modulus bounds for leaf keys. Under 2048 bits is breakable; over 8192
-// bits costs every handshake for no gain and invites denial of service.
+// RSA modulus bounds for leaf keys. Under 2048 bits is breakable; over
+// 4096, the largest cluster key type, the key cannot match its cluster, and
+// its CSR signature alone would cost the server for nothing.
 const (
 	MinRSABits = 2048
-	MaxRSABits = 8192
+	MaxRSABits = 4096
 )
 
-// MinRSAExponent is the smallest RSA public exponent taken (FIPS 186-5 asks
-// for more than 2^16). Every library generates 65537; a smaller one such as 3
-// comes from a hand-rolled or deliberately weakened key, and small exponents
-// are what the classic signature-forgery attacks on lax verifiers need.
-const MinRSAExponent = 65537
+// RSAExponent is the one RSA public exponent taken, the one every library
+// generates. A smaller one such as 3 comes from a hand-rolled or weakened
+// key (FIPS 186-5 asks for more than 2^16, and small exponents are what the
+// classic signature forgeries on lax verifiers need); a larger one makes
+// each verification of the CSR's signature cost up to a hundred times more.
+const RSAExponent = 65537
 
 // CheckPublicKey refuses leaf keys that are weak or that the JDK TLS path of
-// Flink does not handle: RSA outside 2048..8192 bits or with a public exponent
-// under 65537, ECDSA curves other than
+// Flink does not handle: RSA outside 2048..4096 bits or with a public exponent
+// other than 65537, ECDSA curves other than
 // P-256 and P-384, and Ed25519 (no JSSE cipher suite in Flink's defaults).
 func CheckPublicKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
@@ -35,8 +37,10 @@ func CheckPublicKey(pub crypto.PublicKey) error {
 			return fmt.Errorf("%w: RSA key of %d bits; use at least %d", ErrWeakKey, bits, MinRSABits)
 		case bits > MaxRSABits:
 			return fmt.Errorf("%w: RSA key of %d bits; use at most %d", ErrUnsupportedKey, bits, MaxRSABits)
-		case k.E < MinRSAExponent:
-			return fmt.Errorf("%w: RSA public exponent %d; use 65537", ErrWeakKey, k.E)
+		case k.E < RSAExponent:
+			return fmt.Errorf("%w: RSA public exponent %d; use %d", ErrWeakKey, k.E, RSAExponent)
+		case k.E != RSAExponent:
+			return fmt.Errorf("%w: RSA public exponent %d; use %d", ErrUnsupportedKey, k.E, RSAExponent)
 		}
 		return nil
 	case *ecdsa.PublicKey:
