@@ -1,9 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -38,6 +41,12 @@ const (
 	refusalAuditAllBurst = 500
 	// maxRefusalKinds bounds the kinds one source has pending (see count).
 	maxRefusalKinds = 16
+	// maxRefusalSummaries bounds the summary entries one flush writes: the
+	// sources with the most refusals get one each, and the rest are rolled
+	// up per kind of caller, action and reason (rollUp), so that refusals
+	// from thousands of addresses make tens of entries, not one per
+	// address and kind (up to 10,000 x 16 every refusalSummaryEvery).
+	maxRefusalSummaries = 100
 )
 
 // refusalGate decides which refusals are audited one by one and keeps the
@@ -171,6 +180,69 @@ func (g *refusalGate) drain() []refusalSummary {
 		}
 		return a.kind.reason < b.kind.reason
 	})
+	return rollUp(out)
+}
+
+// rolledActor is the actor of a roll-up: the kind of caller, anyone.
+func rolledActor(kind authority.ActorKind) authority.Actor {
+	return authority.Actor{Kind: kind, ID: overflowSource, Namespace: overflowSource, ServiceAccount: overflowSource, Pod: overflowSource}
+}
+
+// rollUp keeps the maxRefusalSummaries summaries with the most refusals
+// and folds the others into one per kind of caller, action and reason,
+// from source overflowSource, naming how many sources it counts and the
+// error of its largest part. Their order stays sums'.
+func rollUp(sums []refusalSummary) []refusalSummary {
+	if len(sums) <= maxRefusalSummaries {
+		return sums
+	}
+	idx := make([]int, len(sums))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(sums[b].n, sums[a].n) })
+	kept := make([]bool, len(sums))
+	for _, i := range idx[:maxRefusalSummaries] {
+		kept[i] = true
+	}
+	type foldKey struct {
+		kind           authority.ActorKind
+		action, reason string
+	}
+	type fold struct {
+		sum     refusalSummary
+		sources int
+		largest int
+	}
+	folds := map[foldKey]*fold{}
+	var order []foldKey
+	out := make([]refusalSummary, 0, maxRefusalSummaries+8)
+	for i, sum := range sums {
+		if kept[i] {
+			out = append(out, sum)
+			continue
+		}
+		k := foldKey{sum.actor.Kind, sum.kind.action, sum.kind.reason}
+		f := folds[k]
+		if f == nil {
+			f = &fold{sum: refusalSummary{source: overflowSource, kind: refusalKind{action: sum.kind.action, reason: sum.kind.reason},
+				refusalCount: refusalCount{actor: rolledActor(sum.actor.Kind)}}}
+			folds[k] = f
+			order = append(order, k)
+		}
+		// sums holds one entry per source and kind: a fold counts each
+		// source once per cluster it named, which is close enough here.
+		f.sum.n += sum.n
+		f.sources++
+		if sum.n > f.largest {
+			f.largest, f.sum.lastErr = sum.n, sum.lastErr
+		}
+	}
+	for _, k := range order {
+		f := folds[k]
+		f.sum.lastErr = authority.ClipText(fmt.Sprintf("rolled up from %d counts of sources past the %d largest; the largest of them: %s", f.sources, maxRefusalSummaries, f.sum.lastErr))
+		out = append(out, f.sum)
+	}
 	return out
 }
 

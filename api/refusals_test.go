@@ -272,3 +272,57 @@ func TestAFloodOfRefusalsStaysBoundedWhateverTheCallerVaries(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalSummariesStayFewUnderManySources: a thousand addresses each
+// refused for 18 methods past the global bucket used to make 18,000
+// summary entries (and WARN lines) every ten seconds. A flush writes at
+// most maxRefusalSummaries of its own, the largest, and rolls the rest up
+// per kind of caller, action and reason, losing no count.
+func TestRefusalSummariesStayFewUnderManySources(t *testing.T) {
+	g := newRefusalGate()
+	now := time.Now()
+	loud := authority.Actor{Kind: authority.ActorAnonymous, ID: "10.9.9.9"}
+	for i := range refusalAuditAllBurst { // empties the global bucket
+		src := fmt.Sprintf("10.8.%d.%d", i/refusalAuditBurst, i%refusalAuditBurst)
+		if !g.admit("peer:"+src, authority.Actor{Kind: authority.ActorAnonymous, ID: src}, "", "/x", "unauthenticated", errors.New("e"), now) {
+			t.Fatal("a refusal within the global burst was not audited")
+		}
+	}
+	for range 400 {
+		g.admit("peer:10.9.9.9", loud, "", "/flinkpki.v1.EnrollmentService/Enroll", "unauthenticated", errors.New("loud"), now)
+	}
+	counted := 400
+	for i := range 1000 {
+		src := fmt.Sprintf("10.1.%d.%d", i>>8, i&255)
+		a := authority.Actor{Kind: authority.ActorAnonymous, ID: src}
+		for m := range 18 {
+			if g.admit("peer:"+src, a, "", fmt.Sprintf("/flinkpki.v1.S/M%d", m), "unauthenticated", errors.New("quiet"), now) {
+				t.Fatal("a refusal was audited on its own with the global bucket empty")
+			}
+			counted++
+		}
+	}
+	sums := g.drain()
+	if len(sums) > maxRefusalSummaries+18 {
+		t.Fatalf("a flush writes %d summaries, want at most %d and one roll-up per method", len(sums), maxRefusalSummaries+18)
+	}
+	total, rolled, loudKept := 0, 0, false
+	for _, s := range sums {
+		total += s.n
+		if s.source == overflowSource {
+			rolled++
+			if s.actor.String() != "anonymous:*" || !strings.Contains(s.lastErr, "rolled up from") {
+				t.Errorf("roll-up %+v does not say what it is", s)
+			}
+		}
+		if s.actor == loud {
+			loudKept = true
+		}
+	}
+	if total != counted {
+		t.Errorf("the summaries count %d refusals, want %d: none may be lost", total, counted)
+	}
+	if rolled != 18 || !loudKept {
+		t.Errorf("%d roll-ups (want one per method, 18), loudest source kept on its own: %v", rolled, loudKept)
+	}
+}
