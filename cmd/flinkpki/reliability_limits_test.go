@@ -97,6 +97,17 @@ func TestDevModeRefusesANonLoopbackListenAddress(t *testing.T) {
 			t.Errorf("serve --dev --listen %s created the data directory before refusing", addr)
 		}
 	}
+	// Its other listeners too: pprof and metrics answer without a token.
+	for _, flag := range []string{"--metrics-listen", "--pprof-listen", "--health-listen"} {
+		dir := filepath.Join(t.TempDir(), "data")
+		r := runCLI(t, nil, "serve", "--dev", "--data-dir", dir, flag, "0.0.0.0:7591")
+		if r.code != 2 || !strings.Contains(r.stderr, "--dev refuses "+flag+" 0.0.0.0:7591: development mode listens on loopback only") {
+			t.Errorf("serve --dev %s 0.0.0.0:7591: exit %d, %q; want exit 2 naming the loopback rule", flag, r.code, r.stderr)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("serve --dev %s 0.0.0.0:7591 created the data directory before refusing", flag)
+		}
+	}
 }
 
 func serverRoots(t testing.TB, caFile string) *x509.CertPool {

@@ -207,8 +207,15 @@ func (o *serveOptions) resolve() error {
 		return usagef("--dev refuses --listen %s: development mode listens on loopback only (127.0.0.1 or ::1)", o.listen)
 	}
 	for _, a := range []struct{ flag, addr string }{{"--metrics-listen", o.metricsListen}, {"--pprof-listen", o.pprofListen}, {"--health-listen", o.healthListen}} {
-		if _, _, err := net.SplitHostPort(a.addr); a.addr != "" && err != nil {
+		if a.addr == "" {
+			continue
+		}
+		h, _, err := net.SplitHostPort(a.addr)
+		if err != nil {
 			return usagef("%s %q: want HOST:PORT", a.flag, a.addr)
+		}
+		if o.dev && !isLoopback(h) {
+			return usagef("--dev refuses %s %s: development mode listens on loopback only (127.0.0.1 or ::1)", a.flag, a.addr)
 		}
 	}
 	o.kekFile = kekFileOrEnv(o.kekFile)
@@ -346,6 +353,9 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		extra = append(extra, serveMetrics(ctx, ls.metrics, m, auth, bg, log, errc))
 	}
 	if ls.pprof != nil {
+		if h, _, _ := net.SplitHostPort(o.pprofListen); !isLoopback(h) {
+			log.Warn("--pprof-listen is not on loopback: anyone who reaches it can read goroutine stacks and heap profiles, and run CPU profiles and traces, without a token", "addr", o.pprofListen)
+		}
 		extra = append(extra, servePprof(ls.pprof, errc))
 	}
 	if ls.health != nil {
