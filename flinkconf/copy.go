@@ -43,7 +43,8 @@ type confFile struct {
 //
 // config.yaml is merged when it exists, and a legacy flink-conf.yaml when
 // it exists; if neither does, config.yaml is created. Merged files hold
-// passwords and are written 0600; other files 0644; out is created 0700.
+// passwords and are written 0600; other files 0644, or 0600 (0640) where the
+// source is not readable by others (and group); out is created 0700.
 // Every file is read and merged before the first is written, and each is
 // written to a temporary file and renamed, so a failure never leaves a
 // half-written configuration.
@@ -416,7 +417,9 @@ func readConfDir(dir, rel string, depth int) ([]confFile, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: read %s: %v", ErrConfDir, p, err)
 			}
-			files = append(files, confFile{rel: r, data: data, perm: 0o644})
+			// Readable by group and others only where the source is: a
+			// keytab kept 0600 in the source stays so in the copy.
+			files = append(files, confFile{rel: r, data: data, perm: 0o600 | info.Mode().Perm()&0o044})
 		}
 	}
 	return files, nil

@@ -585,3 +585,22 @@ func TestACopyRemovesWhatWouldUndoItsTLS(t *testing.T) {
 		t.Errorf("unset(REST keys) = %q, want the REST fingerprint alone", got)
 	}
 }
+
+// TestACopyKeepsWhatTheSourceKeepsPrivate: a file that the source keeps
+// from other users (a Kerberos keytab, 0600) is not made world-readable in
+// the copy, whatever the umask.
+func TestACopyKeepsWhatTheSourceKeepsPrivate(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "conf")
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "krb5.keytab": "secret\n", "group.txt": "g\n", "log4j.properties": "x\n"})
+	for name, mode := range map[string]fs.FileMode{"krb5.keytab": 0o600, "group.txt": 0o640, "log4j.properties": 0o444} {
+		if err := os.Chmod(filepath.Join(src, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CopyAndMerge(src, out, testKeys(t, "/tls")); err != nil {
+		t.Fatal(err)
+	}
+	assertMode(t, filepath.Join(out, "krb5.keytab"), 0o600)
+	assertMode(t, filepath.Join(out, "group.txt"), 0o640)
+	assertMode(t, filepath.Join(out, "log4j.properties"), 0o644)
+}
