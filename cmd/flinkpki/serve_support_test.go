@@ -470,10 +470,15 @@ func TestTheHealthListenerIsBounded(t *testing.T) {
 		if err := fr.WriteSettingsAck(); err != nil {
 			t.Fatal(err)
 		}
+		pong := make(chan struct{}, 1)
 		go func() { // drain, so the server's writes never block
 			for {
-				if _, err := fr.ReadFrame(); err != nil {
+				f, err := fr.ReadFrame()
+				if err != nil {
 					return
+				}
+				if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+					pong <- struct{}{}
 				}
 			}
 		}()
@@ -491,6 +496,17 @@ func TestTheHealthListenerIsBounded(t *testing.T) {
 			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// The server reads a connection's frames in order and runs the
+		// gate as it reads each stream's headers: the answer to a PING
+		// sent after them says every stream holds its slot.
+		if err := fr.WritePing(false, [8]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-pong:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer to a PING after the stalled streams")
 		}
 	}
 	deadline := time.Now().Add(firstMessageTimeout / 2)
