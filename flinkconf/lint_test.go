@@ -166,7 +166,7 @@ func wiredArgs(extra string) string {
 // FLINK_CONF_DIR on the copy. extraArgs go to the init container (see
 // wiredArgs), extraContainers are further entries of containers.
 func wiredTemplate(extraArgs, extraContainers string) string {
-	return "  podTemplate:\n    spec:\n      initContainers:\n        - name: flinkpki-init\n          image: flinkpki/flinkpki:v1\n" +
+	return "  podTemplate:\n    spec:\n      securityContext: {runAsUser: 9999, runAsGroup: 9999}\n      initContainers:\n        - name: flinkpki-init\n          image: flinkpki/flinkpki:v1\n" +
 		"          args: " + wiredArgs(extraArgs) + "\n" +
 		"          volumeMounts:\n            - {name: tls, mountPath: /flink-tls}\n            - {name: conf, mountPath: /flink-conf}\n            - {name: flink-config-volume, mountPath: /opt/flink/conf}\n" +
 		"      containers:\n        - name: flink-main-container\n          env: [{name: FLINK_CONF_DIR, value: /flink-conf}]\n" +
@@ -302,6 +302,16 @@ func TestLintRules(t *testing.T) {
 		want     []string
 	}{
 		{"a secure deployment with flat keys has no findings", "d.yaml", deployment(secureFlat, ""), LintOptions{}, nil},
+		{"init and Flink as different users cannot share the 0600 files", "d.yaml",
+			deployment(secureFlat, strings.Replace(wiredTemplate("", ""), "runAsUser: 9999", "runAsUser: 1000", 1)+"  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            securityContext: {runAsUser: 9999}\n"),
+			LintOptions{}, []string{"FP010 error"}},
+		{"no runAsUser anywhere runs flinkpki's image and Flink's as different users", "d.yaml",
+			deployment(secureFlat, strings.Replace(wiredTemplate("", ""), "      securityContext: {runAsUser: 9999, runAsGroup: 9999}\n", "", 1)), LintOptions{}, []string{"FP010 error"}},
+		{"init set to Flink's user beside Flink's image default is fine", "d.yaml",
+			deployment(secureFlat, strings.Replace(strings.Replace(wiredTemplate("", ""), "      securityContext: {runAsUser: 9999, runAsGroup: 9999}\n", "", 1),
+				"          image: flinkpki/flinkpki:v1\n", "          image: flinkpki/flinkpki:v1\n          securityContext: {runAsUser: 9999}\n", 1)), LintOptions{}, nil},
+		{"Flink as root reads any file", "d.yaml",
+			deployment(secureFlat, strings.Replace(wiredTemplate("", ""), "{name: FLINK_CONF_DIR, value: /flink-conf}]\n", "{name: FLINK_CONF_DIR, value: /flink-conf}]\n          securityContext: {runAsUser: 0}\n", 1)), LintOptions{}, nil},
 		{"a secure deployment with nested keys has no findings", "d.yaml", deployment(`    security:
       ssl:
         internal: {enabled: true}

@@ -232,6 +232,9 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 			say("%s does not set FLINK_CONF_DIR to %s (its --flink-conf-out), so Flink reads the operator's configuration, without the store passwords, and refuses to start", mainContainerName, confOut)
 		}
 	}
+	if p := ownerProblem(pod, init, main); p != "" {
+		say("%s", p)
+	}
 	if confSrc == "" || strings.Contains(confSrc, "$(") {
 		return problems
 	}
@@ -248,6 +251,58 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 		}
 	}
 	return problems
+}
+
+// The users the images run as: flinkpki's (distroless nonroot, the
+// Dockerfile's USER) and the official Flink images' (flink).
+const (
+	flinkpkiImageUID = 65532
+	flinkImageUID    = 9999
+)
+
+// runAsUser returns the user c runs as when the pod says (its own
+// securityContext, else the pod's), else nil: its image's user.
+func runAsUser(pod *corev1.PodSpec, c *corev1.Container) *int64 {
+	if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+		return c.SecurityContext.RunAsUser
+	}
+	if pod.SecurityContext != nil {
+		return pod.SecurityContext.RunAsUser
+	}
+	return nil
+}
+
+// ownerProblem says why flink-main-container cannot read what the init
+// container writes, or "". init writes the stores, their passwords and the
+// configuration copy readable by their owner alone (0600), so both must
+// run as one user (or Flink as root). A container without runAsUser runs
+// as its image's user: 65532 for flinkpki's image, 9999 for Flink's.
+func ownerProblem(pod *corev1.PodSpec, init, main *corev1.Container) string {
+	if main == nil {
+		return ""
+	}
+	iu, mu := runAsUser(pod, init), runAsUser(pod, main)
+	initUID, mainUID := int64(flinkpkiImageUID), int64(flinkImageUID)
+	if iu != nil {
+		initUID = *iu
+	}
+	if mu != nil {
+		mainUID = *mu
+	}
+	if mainUID == 0 || initUID == mainUID {
+		return ""
+	}
+	const why = "the stores and the configuration copy it writes are readable by their owner alone (0600), so Flink cannot open them and refuses to start: set runAsUser (and runAsGroup) in the pod's securityContext to Flink's user (9999 in Flink's images)"
+	switch {
+	case iu != nil && mu != nil:
+		return fmt.Sprintf("it runs as user %d and %s as user %d: %s", initUID, mainContainerName, mainUID, why)
+	case iu == nil && mu == nil:
+		return fmt.Sprintf("neither it nor %s sets runAsUser, so each runs as its image's user (%d in flinkpki's image, %d in Flink's): %s", mainContainerName, flinkpkiImageUID, flinkImageUID, why)
+	case iu == nil:
+		return fmt.Sprintf("it sets no runAsUser, so it runs as its image's user (%d in flinkpki's image), and %s as user %d: %s", flinkpkiImageUID, mainContainerName, mainUID, why)
+	default:
+		return fmt.Sprintf("it runs as user %d, and %s sets no runAsUser, so it runs as its image's user (%d in Flink's images): %s", initUID, mainContainerName, flinkImageUID, why)
+	}
 }
 
 // checkTemplateMerge finds pod template arrays the operator would merge by
