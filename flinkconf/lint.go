@@ -35,13 +35,14 @@ const (
 	RuleSSLStores           = "FP017" // SSL turned on without the stores Flink needs, so it fails at start
 	RuleDuplicateKey        = "FP018" // a key written twice in one mapping, which makes Flink refuse the whole config.yaml
 	RuleTransportSSL        = "FP019" // TLS turned off for the RPC, the blob server or the data plane while internal SSL is on
+	RulePublicTruststore    = "FP020" // a truststore that is the JDK's or the system's public CA bundle
 )
 
 // Rules lists every rule id, in order.
 func Rules() []string {
 	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
 		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
-		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting, RuleNullValue, RuleSSLStores, RuleDuplicateKey, RuleTransportSSL}
+		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting, RuleNullValue, RuleSSLStores, RuleDuplicateKey, RuleTransportSSL, RulePublicTruststore}
 }
 
 // ErrLintInput is returned when the file given to Lint is neither a

@@ -36,6 +36,7 @@ var rules = []rule{
 	checkUnloadable,
 	checkSSLStores,
 	checkTransportSSL,
+	checkPublicTruststore,
 }
 
 // checkUnloadable finds what makes Flink refuse to load a whole

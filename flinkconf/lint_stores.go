@@ -222,3 +222,47 @@ func (s *subject) restKeystoreFromPods() bool {
 	}
 	return false
 }
+
+// checkPublicTruststore finds an internal truststore, or a REST truststore
+// that authenticates clients, that is a public CA bundle: the JDK's cacerts
+// (its default password is changeit) or the system's. Flink hands the
+// truststore to a default PKIX trust manager and checks no host name on
+// internal connections (SSLUtils), so any certificate a public CA issued
+// for client authentication would join the cluster, or submit jobs over
+// REST.
+func checkPublicTruststore(s *subject, _ LintOptions) []Finding {
+	var found []string
+	look := func(pathKeys []string, passwordKeys ...string) {
+		if k, p, ok := s.lookup(pathKeys...); ok && isPublicBundle(p) {
+			found = append(found, fmt.Sprintf("%s: %s", k, strings.TrimSpace(p)))
+		} else if k, pw, ok := s.lookup(passwordKeys...); ok && strings.TrimSpace(pw) == "changeit" {
+			found = append(found, k+" is changeit, the JDK cacerts' default password")
+		}
+	}
+	if s.sslSwitch("security.ssl.internal.enabled", true) {
+		look(internalTruststoreKeys, "security.ssl.internal.truststore-password", "security.ssl.truststore-password")
+	}
+	if s.restAuthAsked() {
+		look(restTruststoreKeys, "security.ssl.rest.truststore-password", "security.ssl.truststore-password")
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return one(RulePublicTruststore, SeverityError,
+		fmt.Sprintf("%s trusts a public CA bundle (%s): any certificate a public CA issued for client authentication would join the cluster or authenticate to REST, since Flink checks no host name on internal connections", s.label, strings.Join(found, "; ")),
+		"point the truststore at the one flinkpki writes (init --out, bake), which trusts the cluster's own CA only")
+}
+
+// isPublicBundle reports whether a truststore path names the JDK's or the
+// operating system's CA bundle: a file named cacerts or jssecacerts (the
+// JDK's lib/security/cacerts, Debian's /etc/ssl/certs/java/cacerts, Red
+// Hat's /etc/pki/java/cacerts), or the PEM bundles under /etc/ssl and
+// /etc/pki.
+func isPublicBundle(p string) bool {
+	p = cleanPath(p)
+	switch path.Base(p) {
+	case "cacerts", "jssecacerts":
+		return true
+	}
+	return slices.Contains([]string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"}, p)
+}

@@ -336,6 +336,13 @@ func TestLintRules(t *testing.T) {
       bind-address: localhost
 `, ""), LintOptions{}, []string{"FP001 error"}},
 		{"with init's copy, flinkConfiguration needs no SSL keys at all", "d.yaml", deployment("    rest.bind-address: 127.0.0.1\n", ""), LintOptions{}, nil},
+		{"an internal truststore that is the JDK's cacerts is an error", "config.yaml",
+			strings.Replace(secureConf, "/flink-tls/truststore.p12", "/opt/java/openjdk/lib/security/cacerts", 1), LintOptions{}, []string{"FP020 error"}},
+		{"so is one with the JDK cacerts' default password", "config.yaml",
+			secureConf + "security.ssl.truststore-password: changeit\n", LintOptions{FlinkMajor: 2}, []string{"FP004 warning", "FP020 error"}},
+		{"a REST truststore that is the system's bundle is an error where REST authenticates clients", "config.yaml",
+			openRESTConf + "rest.bind-address: 0.0.0.0\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nsecurity.ssl.rest.truststore: /etc/ssl/certs/java/cacerts\n",
+			LintOptions{}, []string{"FP020 error"}},
 		{"a transport's TLS turned off is an error", "config.yaml",
 			secureConf + "pekko.ssl.enabled: false\ntaskmanager:\n  data.ssl.enabled: 'false'\n", LintOptions{}, []string{"FP019 error"}},
 		{"the old name of the RPC switch counts, unless the new one turns it on", "config.yaml",
