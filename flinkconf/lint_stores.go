@@ -139,7 +139,34 @@ func checkSSLStores(s *subject, _ LintOptions) []Finding {
 	if _, set := s.get(restKeystoreKeys...); !set && s.sslSwitch("security.ssl.rest.enabled", true) && !s.restKeystoreFromPods() {
 		out = append(out, s.restStoreFinding())
 	}
-	return out
+	return append(out, s.storeTypeFindings()...)
+}
+
+// jdkKeyStoreTypes are the KeyStore types JDK 17's own providers offer
+// (KeyStore.getInstance is case-insensitive), and BCFKS, which Bouncy
+// Castle's FIPS provider adds.
+var jdkKeyStoreTypes = []string{"JKS", "PKCS12", "JCEKS", "DKS", "PKCS11", "CASEEXACTJKS", "BCFKS"}
+
+// storeTypeFindings warns of a store type that JDK 17 does not know (P12,
+// PKCS#12): Flink hands it to KeyStore.getInstance when it builds its TLS
+// engines, which throws "... not found", and the process fails at start.
+// A warning, since a security provider added to the JDK may offer more.
+func (s *subject) storeTypeFindings() []Finding {
+	var bad []string
+	for _, scope := range []string{"internal", "rest"} {
+		for _, store := range []string{"keystore", "truststore"} {
+			key := "security.ssl." + scope + "." + store + "-type"
+			if v, set := s.get(key); set && !slices.Contains(jdkKeyStoreTypes, strings.ToUpper(strings.TrimSpace(v))) {
+				bad = append(bad, fmt.Sprintf("%s: %s", key, v))
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return one(RuleSSLStores, SeverityWarning,
+		fmt.Sprintf("%s names store types JDK 17 does not know (%s): Flink asks the JDK for a KeyStore of that type when it sets up TLS, which fails (\"not found\") unless a security provider added to the JDK offers it", s.label, strings.Join(bad, ", ")),
+		"use PKCS12 or JKS, as flinkpki writes them")
 }
 
 // internalSwitch names the key that turns internal SSL on.

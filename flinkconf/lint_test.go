@@ -343,6 +343,8 @@ func TestLintRules(t *testing.T) {
 		{"a REST truststore that is the system's bundle is an error where REST authenticates clients", "config.yaml",
 			openRESTConf + "rest.bind-address: 0.0.0.0\nsecurity.ssl.rest.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\nsecurity.ssl.rest.keystore: /rest-tls/keystore.p12\nsecurity.ssl.rest.truststore: /etc/ssl/certs/java/cacerts\n",
 			LintOptions{}, []string{"FP020 error"}},
+		{"a store type the JDK does not know is warned about", "config.yaml",
+			secureConf + "security.ssl.internal.truststore-type: P12\nsecurity.ssl.internal.keystore-type: pkcs12\n", LintOptions{}, []string{"FP017 warning"}},
 		{"a transport's TLS turned off is an error", "config.yaml",
 			secureConf + "pekko.ssl.enabled: false\ntaskmanager:\n  data.ssl.enabled: 'false'\n", LintOptions{}, []string{"FP019 error"}},
 		{"the old name of the RPC switch counts, unless the new one turns it on", "config.yaml",
