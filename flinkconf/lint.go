@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -266,7 +267,27 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 			return nil, fmt.Errorf("%w: %s: %v", ErrLintInput, filename, err)
 		}
 	}
+	if base != ConfigYAML && len(flat.kvs) > 0 && !slices.ContainsFunc(flat.kvs, func(kv KV) bool { return isFlinkKey(kv.Key) }) {
+		// An Envoy or Prometheus file linted by mistake would otherwise
+		// draw Flink findings that mean nothing for it.
+		return nil, fmt.Errorf("%w: %s sets none of the keys Flink reads (jobmanager.*, taskmanager.*, security.*, rest.* ...): lint a Flink config.yaml, a flink-conf.yaml or a FlinkDeployment", ErrLintInput, filename)
+	}
 	return []subject{{label: base, conf: confMap(flat.kvs), nulls: flat.nulls, dups: flat.dups}}, nil
+}
+
+// flinkKeyRoots are the first segments of Flink's configuration keys (its
+// ConfigOptions across 1.x and 2.x, the Kubernetes operator's included).
+var flinkKeyRoots = []string{
+	"akka", "blob", "classloader", "cluster", "containerized", "env", "execution", "fs", "heartbeat",
+	"high-availability", "historyserver", "io", "jobmanager", "jobstore", "kubernetes", "metrics",
+	"parallelism", "pekko", "pipeline", "process", "python", "queryable-state", "resourcemanager",
+	"rest", "restart-strategy", "s3", "security", "slot", "slotmanager", "sql-gateway", "state",
+	"table", "taskmanager", "web", "yarn", "zookeeper",
+}
+
+func isFlinkKey(k string) bool {
+	root, _, _ := strings.Cut(k, ".")
+	return slices.Contains(flinkKeyRoots, root)
 }
 
 func legacySubject(data []byte, base string) subject {

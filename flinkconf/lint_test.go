@@ -648,6 +648,7 @@ func TestLintRefusesUnreadableInput(t *testing.T) {
 		{"text that is neither YAML nor configuration lines is refused", "{{{ not yaml"},
 		{"several plain YAML documents are refused", "a: 1\n---\nb: 2\n"},
 		{"an alias bomb is refused instead of expanded", aliasBomb()},
+		{"YAML of another program (Envoy) is refused, not linted as Flink's", "static_resources:\n  listeners: []\nadmin:\n  address: {socket_address: {address: 127.0.0.1}}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -656,6 +657,16 @@ func TestLintRefusesUnreadableInput(t *testing.T) {
 				t.Fatalf("Lint error = %v, want ErrLintInput", err)
 			}
 		})
+	}
+}
+
+// TestAConfigYAMLIsLintedWhateverItsKeys: a file named config.yaml is
+// Flink's by its name, so one without a Flink key is still linted (and
+// lacks internal SSL).
+func TestAConfigYAMLIsLintedWhateverItsKeys(t *testing.T) {
+	findings, err := Lint([]byte("static_resources: {}\n"), "config.yaml")
+	if err != nil || len(findings) == 0 || findings[0].Rule != RuleInternalSSL {
+		t.Fatalf("Lint(config.yaml without Flink keys) = %v, %v; want FP001 first", findings, err)
 	}
 }
 
