@@ -39,7 +39,8 @@ func validateKVs(kvs []KV) error {
 }
 
 // MergeConfigYAML merges kvs into a Flink (1.19+) config.yaml, keeping every
-// other key and its comments. Existing occurrences of the keys, flat or
+// other key and the comments beside keys (a comment block at the very top or
+// bottom of the file may be dropped; what Flink reads is kept). Existing occurrences of the keys, flat or
 // nested, are removed first so that Flink sees exactly one value. The keys
 // are added nested when the document has a top-level "security" mapping,
 // else as flat dotted keys. The result is checked by parsing it again.
@@ -109,16 +110,14 @@ func childMapping(m *yaml.Node, key string) *yaml.Node {
 
 // removeKeys deletes every pair of m whose flattened key is a target, and
 // prunes mappings that this leaves empty (except keep, the mapping the new
-// keys go into). An alias or merge key on the way to a target is refused:
-// editing through it would change other parts of the document, and leaving
-// it would keep a second value.
+// keys go into). An alias on the way to a target is refused: editing
+// through it would change other parts of the document, and leaving it
+// would keep a second value. "<<" is a key like any other, as Flink's YAML
+// 1.2 loader reads it (see Flatten): what lies beneath it is no target.
 func removeKeys(m *yaml.Node, prefix string, targets map[string]bool, keep *yaml.Node) error {
 	kept := m.Content[:0:0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
-		if isMergeKey(k) && leadsToTarget(prefix, targets) {
-			return fmt.Errorf("%w: config.yaml uses a YAML merge key (<<) %s; write those keys out plainly", ErrUnmergeable, where(prefix))
-		}
 		key, ok := scalarKey(k)
 		if !ok {
 			kept = append(kept, k, v)
@@ -161,13 +160,6 @@ func leadsToTarget(prefix string, targets map[string]bool) bool {
 		}
 	}
 	return false
-}
-
-func where(prefix string) string {
-	if prefix == "" {
-		return "at the top level"
-	}
-	return "under " + prefix
 }
 
 // insertNested sets path (relative to m) to value, descending into existing

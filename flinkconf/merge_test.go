@@ -179,7 +179,6 @@ func TestMergeConfigYAMLRefusesUnsafeDocuments(t *testing.T) {
 		{"a top-level list is refused", "- a\n- b\n"},
 		{"two documents are refused", "a: 1\n---\nb: 2\n"},
 		{"an alias on the way to our keys is refused", "base: &b\n  ssl:\n    protocol: TLSv1\nsecurity: *b\n"},
-		{"a merge key at the top level is refused", "base: &b\n  x: 1\n<<: *b\n"},
 		{"an alias that contains itself is refused", "base: &b\n  x:\n    y: *b\n"},
 		{"an alias bomb is refused instead of expanded", aliasBomb()},
 		{"a null value, which makes Flink refuse the file, is refused", "taskmanager.numberOfTaskSlots:\nenv:\n  java: {opts: ~}\n"},
@@ -193,6 +192,22 @@ func TestMergeConfigYAMLRefusesUnsafeDocuments(t *testing.T) {
 				t.Fatalf("MergeConfigYAML error = %v, want ErrUnmergeable", err)
 			}
 		})
+	}
+}
+
+// TestMergeConfigYAMLKeepsAMergeKeyAsFlinkReadsIt: Flink's YAML 1.2 loader
+// reads "<<" as a key like any other, so a top-level one is kept as it is,
+// and the file merged, not refused (init crash-looped on it).
+func TestMergeConfigYAMLKeepsAMergeKeyAsFlinkReadsIt(t *testing.T) {
+	kvs := testKeys(t, "/flink-tls")
+	out, err := MergeConfigYAML([]byte("base: &b\n  x: 1\n<<: *b\n"), kvs)
+	if err != nil {
+		t.Fatalf("MergeConfigYAML: %v", err)
+	}
+	got := flattenYAML(t, out)
+	assertMerged(t, got, kvs)
+	if !strings.Contains(string(out), "<<: *b") {
+		t.Errorf("the merge key is gone from the merged file:\n%s", out)
 	}
 }
 
