@@ -199,6 +199,17 @@ func deployment(flinkConfiguration, extraSpec string) string {
 		extraSpec + "  flinkConfiguration:\n" + flinkConfiguration
 }
 
+// nestedSSLOff is a flinkConfiguration that turns internal SSL off in
+// nested keys.
+const nestedSSLOff = `    security.ssl:
+      internal:
+        enabled: false
+      protocol: TLSv1.2
+      algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    rest:
+      bind-address: localhost
+`
+
 // secureConf is secureFlat as a config.yaml, with the internal stores.
 var secureConf = strings.ReplaceAll(strings.TrimPrefix(secureFlat, "    "), "\n    ", "\n") + internalStores
 
@@ -319,22 +330,8 @@ func TestLintRules(t *testing.T) {
         algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
     rest.bind-address: 127.0.0.1
 `, ""), LintOptions{}, nil},
-		{"nested keys that disable SSL are read", "d.yaml", deployment(`    security.ssl:
-      internal:
-        enabled: false
-      protocol: TLSv1.2
-      algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
-    rest:
-      bind-address: localhost
-`, noFlinkpkiAnywhere), LintOptions{}, []string{"FP001 error", "FP002 error"}},
-		{"disabling internal SSL against init's copy, which turns it on, is still an error", "d.yaml", deployment(`    security.ssl:
-      internal:
-        enabled: false
-      protocol: TLSv1.2
-      algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
-    rest:
-      bind-address: localhost
-`, ""), LintOptions{}, []string{"FP001 error"}},
+		{"nested keys that disable SSL are read", "d.yaml", deployment(nestedSSLOff, noFlinkpkiAnywhere), LintOptions{}, []string{"FP001 error", "FP002 error"}},
+		{"disabling internal SSL against init's copy, which turns it on, is still an error", "d.yaml", deployment(nestedSSLOff, ""), LintOptions{}, []string{"FP001 error"}},
 		{"with init's copy, flinkConfiguration needs no SSL keys at all", "d.yaml", deployment("    rest.bind-address: 127.0.0.1\n", ""), LintOptions{}, nil},
 		{"an internal truststore that is the JDK's cacerts is an error", "config.yaml",
 			strings.Replace(secureConf, "/flink-tls/truststore.p12", "/opt/java/openjdk/lib/security/cacerts", 1), LintOptions{}, []string{"FP020 error"}},

@@ -265,12 +265,19 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 		t.Fatalf("a third stream with 2 in flight: %v, want ResourceExhausted", err)
 	}
 	end1() // the first stream ends
+	waitAdmitted(t, g, context.Background(), info, "a stream ended, but a new one is still refused")
+}
+
+// waitAdmitted waits up to 5 s for the gate to admit a stream from ctx
+// again (a stream's end gives its slot back from a goroutine of its own).
+func waitAdmitted(t *testing.T, g *streamGate, ctx context.Context, info *tap.Info, failure string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := g.tap(context.Background(), info); err == nil {
-			break
+		if _, err := g.tap(ctx, info); err == nil {
+			return
 		} else if time.Now().After(deadline) {
-			t.Fatalf("a stream ended, but a new one is still refused: %v", err)
+			t.Fatalf("%s: %v", failure, err)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -307,15 +314,7 @@ func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 		}
 	}
 	end()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := g.tap(from("10.0.0.1:5003"), info); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("a stream from the address ended, but a new one is still refused: %v", err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitAdmitted(t, g, from("10.0.0.1:5003"), info, "a stream from the address ended, but a new one is still refused")
 }
 
 // TestAStreamWithoutItsMessageEndsEarly: a stream whose request message
