@@ -90,6 +90,7 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 
 	// The second refresh blocks until released: scrapes meanwhile answer
 	// with the first view, and start no other refresh.
+	blockedFrom := time.Now()
 	time.Sleep(2 * every)
 	for range 5 {
 		body = scrape(t, srv.URL)
@@ -103,12 +104,14 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 	}
 	close(release)
 	waitFor(t, srv.URL, `cluster="second"`)
+	blocked := time.Since(blockedFrom) // at least as long as the refresh took
 
 	// A failing refresh keeps the last values, is reported, and is retried
 	// at the next scrape. (The blocked refresh took long, so the next one is
-	// due only after 20 times as long: scrape until it starts.)
+	// due only after 20 times as long, seconds on a loaded machine: scrape
+	// until it starts.)
 	fail <- true
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20*blocked + 10*time.Second)
 	for calls.Load() < 3 || len(snapshot(&errMu, &errs)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the failed refresh was not reported")
