@@ -1,7 +1,9 @@
 package credentials_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -42,6 +44,7 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(3)
 			}
+			fmt.Println("wrote") // the first tells the parent that writes go on
 		}
 	}
 	os.Exit(m.Run())
@@ -61,12 +64,34 @@ func TestWriteSurvivesKillAtAnyInstant(t *testing.T) {
 	for round := 0; round < 15; round++ {
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// Kill only once the writer is in its loop: a kill during the
+		// process's start (tens of milliseconds for a race-built binary on
+		// a loaded machine) tests nothing.
+		started := make(chan error, 1)
+		go func() {
+			_, err := bufio.NewReader(out).ReadString('\n')
+			started <- err
+			_, _ = io.Copy(io.Discard, out) // the pipe must not fill up
+		}()
+		select {
+		case err := <-started:
+			if err != nil {
+				t.Fatalf("round %d: the writer wrote nothing: %v", round, err)
+			}
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("round %d: the writer wrote nothing in 60 s", round)
+		}
 		time.Sleep(time.Duration(1+rng.IntN(80)) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-		err := cmd.Wait()
+		err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("writer exited on its own (%v) instead of being killed", err)
 		}
