@@ -122,24 +122,34 @@ func TestRefusalSummariesAreWrittenPeriodicallyAndOnce(t *testing.T) {
 		return
 	}
 
-	refuseN(refusalAuditBurst + 70)
 	// The first burst goes one by one; the bucket refills at
-	// refusalAuditRate a second while the 120 refusals are written, so on a
-	// slow machine a few more do too. The rest must arrive as summaries
-	// while the loop runs, none lost and none twice.
-	deadline := time.Now().Add(10 * time.Second)
+	// refusalAuditRate a second while they are written, so on a slow
+	// machine more do too: refuse until one is counted for a summary (the
+	// summary loop may take it at once, so count the summarised too). The
+	// rest must arrive as summaries while the loop runs, none lost and none
+	// twice.
+	sent := 0
+	for sent < refusalAuditBurst+70 || s.refusals.pendingCount()+summarisedSoFar(counted) == 0 {
+		if sent == 100_000 {
+			t.Fatal("100,000 refusals and none counted for a summary")
+		}
+		refuseN(1)
+		sent++
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ind, sum := counted()
-		if ind >= refusalAuditBurst && sum > 0 && ind+sum == refusalAuditBurst+70 {
+		if ind >= refusalAuditBurst && sum > 0 && ind+sum == sent {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the loop had time to run: %d one by one, %d summarised; want at least %d one by one, the rest of %d summarised", ind, sum, refusalAuditBurst, refusalAuditBurst+70)
+			t.Fatalf("after the loop had time to run: %d one by one, %d summarised; want at least %d one by one, the rest of %d summarised", ind, sum, refusalAuditBurst, sent)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 
 	refuseN(30) // the bucket has barely refilled: these wait for the final flush
+	sent += 30
 	cancel()
 	<-done
 	if err := s.FlushRefusals(context.Background()); err != nil {
@@ -148,9 +158,28 @@ func TestRefusalSummariesAreWrittenPeriodicallyAndOnce(t *testing.T) {
 	if err := s.FlushRefusals(context.Background()); err != nil { // nothing left: no entry
 		t.Fatal(err)
 	}
-	if ind, sum := counted(); ind+sum != refusalAuditBurst+100 {
-		t.Fatalf("%d one by one + %d summarised = %d refusals audited, want %d", ind, sum, ind+sum, refusalAuditBurst+100)
+	if ind, sum := counted(); ind+sum != sent {
+		t.Fatalf("%d one by one + %d summarised = %d refusals audited, want %d", ind, sum, ind+sum, sent)
 	}
+}
+
+// summarisedSoFar is the refusals counted already holds in summaries.
+func summarisedSoFar(counted func() (int, int)) int {
+	_, sum := counted()
+	return sum
+}
+
+// pendingCount is how many refusals wait for their summary.
+func (g *refusalGate) pendingCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, s := range g.sources {
+		for _, c := range s.pending {
+			n += c.n
+		}
+	}
+	return n
 }
 
 // TestManySourcesTogetherGetOnlyTheSharedShare: each source has its burst,

@@ -91,7 +91,14 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 	// The second refresh blocks until released: scrapes meanwhile answer
 	// with the first view, and start no other refresh.
 	blockedFrom := time.Now()
-	time.Sleep(2 * every)
+	// It is due every, or 20 times the first refresh's duration, after
+	// the first: scrape until it has started.
+	for started := time.Now(); calls.Load() < 2; time.Sleep(every) {
+		if time.Since(started) > 10*time.Second {
+			t.Fatal("the second refresh never started")
+		}
+		scrape(t, srv.URL)
+	}
 	for range 5 {
 		body = scrape(t, srv.URL)
 		if !strings.Contains(body, `cluster="first"`) || strings.Contains(body, `cluster="second"`) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -171,20 +172,10 @@ func TestTokenReviewAloneIsBoundedPerSource(t *testing.T) {
 	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
 	forged := k8stest.NewECIssuer(t, k8sIssuerURL).Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
 	c := enrollClientWithToken(t, s.addr, s.caFile, forged)
-	const sent = 120
-	limited := 0
-	start := time.Now()
-	for i := range sent {
+	sent, limited, elapsed := floodUntilLimited(t, func() error {
 		_, err := c.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
-		switch status.Code(err) {
-		case codes.Unauthenticated:
-		case codes.ResourceExhausted:
-			limited++
-		default:
-			t.Fatalf("request %d: %v, want it refused", i+1, err)
-		}
-	}
-	elapsed := time.Since(start)
+		return err
+	}, codes.Unauthenticated)
 	api.mu.Lock()
 	calls := api.calls
 	api.mu.Unlock()
@@ -230,21 +221,38 @@ func TestTokenReviewsOfVerifiedTokensAreBoundedPerServiceAccount(t *testing.T) {
 	}
 
 	c := pb.NewEnrollmentServiceClient(conn)
-	const sent = 100
-	limited := 0
-	start := time.Now()
-	for i := range sent {
+	sent, limited, elapsed := floodUntilLimited(t, func() error {
 		_, err := c.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "web-1", Csr: []byte{0x30}})
-		switch status.Code(err) {
-		case codes.PermissionDenied, codes.InvalidArgument, codes.NotFound:
-		case codes.ResourceExhausted:
-			limited++
-		default:
-			t.Fatalf("enrollment %d: %v, want it refused", i+1, err)
-		}
-	}
-	elapsed := time.Since(start)
+		return err
+	}, codes.PermissionDenied, codes.InvalidArgument, codes.NotFound)
 	if n, most := asked(), 20+int(5*elapsed.Seconds())+1; n > most || limited == 0 {
 		t.Fatalf("%d enrollments of one service account in %s: the API server was asked %d times (at most %d), %d refused as rate-limited", sent, elapsed, n, most, limited)
 	}
+}
+
+// floodUntilLimited sends requests one after another until one is refused
+// as rate-limited (ResourceExhausted), then ten more, at most 1000 in 60 s;
+// every other answer must be one of refused. A fixed number of requests
+// would need the machine fast enough to outrun the limiter's refill (120
+// requests against a burst of 50 and 10/s failed when they took 7 s).
+func floodUntilLimited(t *testing.T, send func() error, refused ...codes.Code) (sent, limited int, elapsed time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for more := -1; more != 0 && sent < 1000 && time.Since(start) < time.Minute; sent++ {
+		err := send()
+		switch code := status.Code(err); {
+		case code == codes.ResourceExhausted:
+			limited++
+			if more < 0 {
+				more = 11
+			}
+		case slices.Contains(refused, code):
+		default:
+			t.Fatalf("request %d: %v, want it refused", sent+1, err)
+		}
+		if more > 0 {
+			more--
+		}
+	}
+	return sent, limited, time.Since(start)
 }

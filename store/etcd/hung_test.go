@@ -45,7 +45,9 @@ func TestReadsGoOnThroughAHungMember(t *testing.T) {
 	if failed > 0 {
 		t.Fatalf("%d reads failed with the quorum (leader and one follower) up: a read routed to the hung member is not tried on another", failed)
 	}
-	if worst > 2500*time.Millisecond {
+	// One OpTimeout for the hung member, then the retry elsewhere: a few
+	// hundred milliseconds here, longer on a loaded machine.
+	if worst > 3500*time.Millisecond {
 		t.Fatalf("a read took %s with OpTimeout 2s", worst)
 	}
 }
