@@ -37,39 +37,40 @@ import (
 )
 
 type serveOptions struct {
-	dataDir          string
-	listen           string
-	metricsListen    string
-	healthListen     string
-	dev              bool
-	configFile       string
-	sans             []string
-	kekFile          string
-	k8sIssuer        string
-	k8sJWKSFile      string
-	k8sAudience      string
-	k8sTokenReview   bool
-	k8sAPIServer     string
-	k8sAPICAFile     string
-	k8sAPITokenFile  string
-	logFormat        string
-	logLevel         string
-	rotationInterval durationFlag
-	holderRetention  durationFlag
-	shutdownTimeout  durationFlag
-	rpcTimeout       durationFlag
-	pprofListen      string
-	storeKind        string
-	etcdEndpoints    []string
-	etcdCAFile       string
-	etcdCertFile     string
-	etcdKeyFile      string
-	etcdPrefix       string
-	etcdBatch        int
-	enrollRate       float64
-	enrollBurst      int
-	keyPool          int
-	maxKeygen        int
+	dataDir           string
+	listen            string
+	metricsListen     string
+	healthListen      string
+	dev               bool
+	configFile        string
+	sans              []string
+	kekFile           string
+	k8sIssuer         string
+	k8sJWKSFile       string
+	k8sAudience       string
+	k8sTokenReview    bool
+	k8sAPIServer      string
+	k8sAPICAFile      string
+	k8sAPITokenFile   string
+	logFormat         string
+	logLevel          string
+	rotationInterval  durationFlag
+	holderRetention   durationFlag
+	shutdownTimeout   durationFlag
+	rpcTimeout        durationFlag
+	pprofListen       string
+	storeKind         string
+	etcdEndpoints     []string
+	etcdCAFile        string
+	etcdCertFile      string
+	etcdKeyFile       string
+	etcdPrefix        string
+	etcdBatch         int
+	enrollRate        float64
+	enrollBurst       int
+	keyPool           int
+	maxKeygen         int
+	streamsPerAddress int
 }
 
 const (
@@ -174,6 +175,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.IntVar(&o.enrollBurst, "enroll-burst", 2000, "enrollment burst allowed per identity, e.g. a whole cluster starting at once")
 	f.IntVar(&o.keyPool, "bake-key-pool", 200, "RSA keys kept ready in memory per key type for bake bursts, 0 to 10000 (0 disables the pool)")
 	f.IntVar(&o.maxKeygen, "max-keygen", 0, "concurrent server-side key generations for bake (default: number of CPUs)")
+	f.IntVar(&o.streamsPerAddress, "max-requests-per-address", maxStreamsPerSource, "requests one client address (an IPv6 /64) may have in flight, of the server's 4096; 0 for no bound of its own (behind a proxy or mesh sidecar, where every client has the proxy's address)")
 	return cmd
 }
 
@@ -308,7 +310,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	}
 	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
 	rl := newRequestLog(log)
-	g := newGRPCServer(serving.get, rl, o.rpcTimeout.d, m, srv)
+	g := newGRPCServer(serving.get, rl, o.rpcTimeout.d, int64(o.streamsPerAddress), m, srv)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, name := range api.ServiceNames {
@@ -461,17 +463,16 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 
 // newGRPCServer makes the TLS gRPC server with serve's interceptors and
 // transport settings, and registers the flinkpki services on it.
-func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, m *metrics.Metrics, srv *api.Server) *grpc.Server {
+func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, perAddress int64, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
-	gate := newStreamGate(maxStreamsInFlight, maxStreamsPerSource, rpcTimeout, firstMessageTimeout)
-	g := grpc.NewServer(
+	gate := newStreamGate(maxStreamsInFlight, perAddress, rpcTimeout, firstMessageFor(rpcTimeout))
+	g := grpc.NewServer(append(gate.options(),
 		// Bounds on what a peer holds before it is authenticated, which
 		// happens only once a request's message has arrived: a stream that
 		// sends its headers and never its message would otherwise wait for
 		// ever, with a goroutine and its buffers (about 11 KiB), as many as
 		// a connection may open (gRPC's default: unlimited).
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
-		grpc.InTapHandle(gate.tap),
 		grpc.ConnectionTimeout(connectionTimeout),
 		// No session tickets: no flinkpki client resumes a session (an
 		// init container connects once), so a ticket is an encryption, a
@@ -479,8 +480,8 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		// 1.2 ticket seals its session's master secret under a key kept in
 		// memory for days.
 		grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: cert, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true})),
-		grpc.ChainUnaryInterceptor(gate.unary, rl.unary, m.UnaryInterceptor, authUnary),
-		grpc.ChainStreamInterceptor(gate.stream, rl.stream, m.StreamInterceptor, authStream),
+		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
+		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
 		grpc.MaxRecvMsgSize(maxRequestBytes),
 		// Request headers: the bearer token (at most api.MaxBearerSize,
 		// refused with its own message above that) and a few short ones.
@@ -502,7 +503,7 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
-	)
+	)...)
 	srv.Register(g)
 	return g
 }
@@ -521,19 +522,16 @@ const (
 // deadline for each (a Watch ends at it and is opened again), small
 // messages and headers, and a bounded TLS-less handshake.
 func newHealthServer(rpcTimeout time.Duration) *grpc.Server {
-	gate := newStreamGate(maxHealthStreamsInFlight, maxHealthStreamsPerPeer, rpcTimeout, firstMessageTimeout)
-	return grpc.NewServer(
+	gate := newStreamGate(maxHealthStreamsInFlight, maxHealthStreamsPerPeer, rpcTimeout, firstMessageFor(rpcTimeout))
+	return grpc.NewServer(append(gate.options(),
 		grpc.MaxConcurrentStreams(maxHealthStreamsPerConn),
-		grpc.InTapHandle(gate.tap),
-		grpc.ChainUnaryInterceptor(gate.unary),
-		grpc.ChainStreamInterceptor(gate.stream),
 		grpc.MaxRecvMsgSize(maxHealthRequestBytes),
 		grpc.MaxHeaderListSize(maxHeaderBytes),
 		grpc.ConnectionTimeout(connectionTimeout),
 		grpc.ReadBufferSize(4<<10),
 		grpc.WriteBufferSize(4<<10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
-	)
+	)...)
 }
 
 // connectionTimeout bounds a new connection's set-up (the TLS handshake and

@@ -63,6 +63,7 @@ func TestServeRefusesNonsenseFlagValuesAsUsageErrorsAndWritesNothing(t *testing.
 		{"a metrics address without a port is refused", []string{"--metrics-listen", "garbage"}, `--metrics-listen "garbage": want HOST:PORT`},
 		{"a pprof address without a port is refused", []string{"--pprof-listen", "garbage"}, `--pprof-listen "garbage": want HOST:PORT`},
 		{"a health address without a port is refused", []string{"--health-listen", "garbage"}, `--health-listen "garbage": want HOST:PORT`},
+		{"a negative bound per address is refused", []string{"--max-requests-per-address", "-1"}, "--max-requests-per-address -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

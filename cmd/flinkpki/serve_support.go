@@ -109,6 +109,8 @@ func (o *serveOptions) checkRanges() error {
 		return usagef("--bake-key-pool %d is out of range: give 0 (no pool) to %d ready keys per key type", o.keyPool, maxKeyPool)
 	case o.maxKeygen < 0:
 		return usagef("--max-keygen %d is negative: give 1 or more concurrent key generations, or 0 for the number of CPUs", o.maxKeygen)
+	case o.streamsPerAddress < 0:
+		return usagef("--max-requests-per-address %d is negative: give 1 or more, or 0 for no bound per address", o.streamsPerAddress)
 	case o.etcdBatch < 1:
 		return usagef("--etcd-batch %d is out of range: give 1 or more issuances per etcd transaction (above 20 needs etcd's --max-txn-ops raised)", o.etcdBatch)
 	}
@@ -291,7 +293,7 @@ const (
 	maxStreamsPerSource = 512
 	// firstMessageTimeout bounds the wait for a request's message after its
 	// headers (a client sends them back to back): a stream that never sends
-	// it gives its slot back then, not at --rpc-timeout.
+	// it gives its slot back then, not at --rpc-timeout (firstMessageFor).
 	firstMessageTimeout = 10 * time.Second
 	// backupDeadline bounds a backup stream, which may carry a large
 	// database over a slow link, where --rpc-timeout bounds the rest.
@@ -313,8 +315,24 @@ type streamGate struct {
 	bySource map[string]int64
 }
 
+// newStreamGate makes a gate; perSource 0 bounds no address on its own.
 func newStreamGate(max, perSource int64, timeout, firstMessage time.Duration) *streamGate {
+	if perSource <= 0 {
+		perSource = max
+	}
 	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage, bySource: map[string]int64{}}
+}
+
+// firstMessageFor is the first-message deadline under a request deadline:
+// firstMessageTimeout, or half the request deadline when that is shorter.
+func firstMessageFor(rpcTimeout time.Duration) time.Duration {
+	return min(firstMessageTimeout, rpcTimeout/2)
+}
+
+// options are the gate's server options: its tap, and the interceptors
+// that mark a request's message as arrived, first in their chains.
+func (g *streamGate) options() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream)}
 }
 
 // gateStream is a stream's state in the gate, in its context.
@@ -363,23 +381,44 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	return ctx, nil
 }
 
-// arrived marks the stream of ctx as having its request: gRPC calls a
-// unary interceptor once the message is read, and a stream interceptor
-// before any, when the stream's headers alone authenticate it.
-func arrived(ctx context.Context) {
-	if st, ok := ctx.Value(gateStreamKey{}).(*gateStream); ok {
-		st.arrived.Store(true)
-	}
+// gateStreamOf returns the gate's state of the stream of ctx, or nil.
+func gateStreamOf(ctx context.Context) *gateStream {
+	st, _ := ctx.Value(gateStreamKey{}).(*gateStream)
+	return st
 }
 
+// unary marks the request as arrived: gRPC calls a unary interceptor once
+// the message is read.
 func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	arrived(ctx)
+	if st := gateStreamOf(ctx); st != nil {
+		st.arrived.Store(true)
+	}
 	return handler(ctx, req)
 }
 
+// stream marks the request as arrived at its first message: gRPC calls a
+// stream interceptor before any, and a public streaming method (health's
+// Watch, reflection) would otherwise hold a stream that never sends one
+// for the whole request deadline.
 func (g *streamGate) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	arrived(ss.Context())
+	if st := gateStreamOf(ss.Context()); st != nil {
+		ss = arrivalStream{ss, st}
+	}
 	return handler(srv, ss)
+}
+
+// arrivalStream marks its stream as arrived when a message is received.
+type arrivalStream struct {
+	grpc.ServerStream
+	st *gateStream
+}
+
+func (a arrivalStream) RecvMsg(m any) error {
+	err := a.ServerStream.RecvMsg(m)
+	if err == nil {
+		a.st.arrived.Store(true)
+	}
+	return err
 }
 
 // background tracks the server's background work (scheduler, pruner,

@@ -31,6 +31,7 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/enroll"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -315,6 +316,16 @@ func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 	}
 	end()
 	waitAdmitted(t, g, from("10.0.0.1:5003"), info, "a stream from the address ended, but a new one is still refused")
+
+	// --max-requests-per-address 0: no bound per address, the server's
+	// alone (behind a proxy every client has one address).
+	open := newStreamGate(3, 0, 30*time.Second, 30*time.Second)
+	for i := range 4 {
+		_, err := open.tap(from("10.0.0.1:6000"), info)
+		if want := i < 3; (err == nil) != want {
+			t.Fatalf("stream %d from one address with no bound per address: %v, want admitted %v", i+1, err, want)
+		}
+	}
 }
 
 // TestAStreamWithoutItsMessageEndsEarly: a stream whose request message
@@ -529,5 +540,47 @@ func TestTheHealthListenerIsBounded(t *testing.T) {
 			t.Fatalf("the stalled streams' slots never came back: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTheFirstMessageDeadlineEndsOnlyStreamsWithoutOne: on the real
+// server (--rpc-timeout 2s, so a first-message deadline of 1 s), a public
+// streaming call that never sends its request (health's Watch, headers
+// only) is ended at 1 s, while one that sent it keeps its stream until the
+// request deadline, 2 s. Removing the gate's interceptors from the server
+// fails the second half; marking a stream arrived before its message, the
+// first.
+func TestTheFirstMessageDeadlineEndsOnlyStreamsWithoutOne(t *testing.T) {
+	s := startServer(t, "", "--rpc-timeout", "2s")
+	conn, err := enroll.Dial(s.addr, s.caFile, tokenSecret(t, s.admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	start := time.Now()
+	silent, err := conn.NewStream(context.Background(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/grpc.health.v1.Health/Watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp healthpb.HealthCheckResponse
+	err = silent.RecvMsg(&resp)
+	if took := time.Since(start); status.Code(err) != codes.Canceled || took > 1800*time.Millisecond {
+		t.Errorf("a Watch that never sent its request ended after %s with %v; want CANCELED at the 1 s first-message deadline", took.Round(time.Millisecond), err)
+	}
+
+	start = time.Now()
+	w, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Watch: %v, %v; want SERVING", r, err)
+	}
+	_, err = w.Recv()
+	// (The health service ends a Watch as CANCELED whichever way its
+	// context ended: the time tells.)
+	if took := time.Since(start); err == nil || took < 1500*time.Millisecond {
+		t.Errorf("a Watch that sent its request ended after %s with %v; want it kept until the 2 s request deadline", took.Round(time.Millisecond), err)
 	}
 }
