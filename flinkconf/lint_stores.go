@@ -153,7 +153,11 @@ var jdkKeyStoreTypes = []string{"JKS", "PKCS12", "JCEKS", "DKS", "PKCS11", "CASE
 // A warning, since a security provider added to the JDK may offer more.
 func (s *subject) storeTypeFindings() []Finding {
 	var bad []string
-	for _, scope := range []string{"internal", "rest"} {
+	scopes := []string{"internal", "rest"}
+	if s.initConf {
+		scopes = scopes[1:] // the init containers' copy sets the internal ones
+	}
+	for _, scope := range scopes {
 		for _, store := range []string{"keystore", "truststore"} {
 			key := "security.ssl." + scope + "." + store + "-type"
 			if v, set := s.get(key); set && !slices.Contains(jdkKeyStoreTypes, strings.ToUpper(strings.TrimSpace(v))) {
@@ -258,26 +262,35 @@ func (s *subject) restKeystoreFromPods() bool {
 // for client authentication would join the cluster, or submit jobs over
 // REST.
 func checkPublicTruststore(s *subject, _ LintOptions) []Finding {
-	var found []string
+	var found, likely []string
 	look := func(pathKeys []string, passwordKeys ...string) {
 		if k, p, ok := s.lookup(pathKeys...); ok && isPublicBundle(p) {
 			found = append(found, fmt.Sprintf("%s: %s", k, strings.TrimSpace(p)))
 		} else if k, pw, ok := s.lookup(passwordKeys...); ok && strings.TrimSpace(pw) == "changeit" {
-			found = append(found, k+" is changeit, the JDK cacerts' default password")
+			// A private store may have that password too: likely, not sure.
+			likely = append(likely, k+" is changeit, the JDK cacerts' default password")
 		}
 	}
-	if s.sslSwitch("security.ssl.internal.enabled", true) {
+	// The init containers' copy names its own internal truststore, with
+	// its own password, whatever flinkConfiguration says.
+	if s.sslSwitch("security.ssl.internal.enabled", true) && !s.initConf {
 		look(internalTruststoreKeys, "security.ssl.internal.truststore-password", "security.ssl.truststore-password")
 	}
 	if s.restAuthAsked() {
 		look(restTruststoreKeys, "security.ssl.rest.truststore-password", "security.ssl.truststore-password")
 	}
-	if len(found) == 0 {
-		return nil
+	const why = "any certificate a public CA issued for client authentication would join the cluster or authenticate to REST, since Flink checks no host name on internal connections"
+	const fix = "point the truststore at the one flinkpki writes (init --out, bake), which trusts the cluster's own CA only"
+	var out []Finding
+	if len(found) > 0 {
+		out = append(out, Finding{Rule: RulePublicTruststore, Severity: SeverityError,
+			Message: fmt.Sprintf("%s trusts a public CA bundle (%s): %s", s.label, strings.Join(found, "; "), why), Fix: fix})
 	}
-	return one(RulePublicTruststore, SeverityError,
-		fmt.Sprintf("%s trusts a public CA bundle (%s): any certificate a public CA issued for client authentication would join the cluster or authenticate to REST, since Flink checks no host name on internal connections", s.label, strings.Join(found, "; ")),
-		"point the truststore at the one flinkpki writes (init --out, bake), which trusts the cluster's own CA only")
+	if len(likely) > 0 {
+		out = append(out, Finding{Rule: RulePublicTruststore, Severity: SeverityWarning,
+			Message: fmt.Sprintf("%s may trust the JDK's public CA bundle (%s): if it does, %s", s.label, strings.Join(likely, "; "), why), Fix: fix})
+	}
+	return out
 }
 
 // isPublicBundle reports whether a truststore path names the JDK's or the

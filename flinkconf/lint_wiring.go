@@ -30,6 +30,7 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 		problems []string
 	}
 	var reports []report
+	var owners []Finding // users an image or an admission policy decides: warnings
 	protocols := map[string][]string{} // --tls-protocol of the init containers → the processes
 	for _, pod := range d.processPods() {
 		var problems []string
@@ -66,6 +67,14 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 			if len(problems) > 0 {
 				problems[0] = fmt.Sprintf(", flinkpki init container %q: %s", call.name, problems[0])
 			}
+			if p, sure := ownerProblem(&pod.spec, init, containerNamed(pod.spec.Containers, mainContainerName)); p != "" && !sure {
+				f := Finding{Rule: RuleInitWiring, Severity: SeverityWarning,
+					Message: fmt.Sprintf("%s: in its %s pods, flinkpki init container %q: %s", s.label, strings.Join(pod.roles, " and "), call.name, p),
+					Fix:     "set runAsUser (and runAsGroup) in the pod's securityContext to the user Flink runs as (9999 in Flink's images), as deploy/examples does"}
+				if !slices.ContainsFunc(owners, func(o Finding) bool { return strings.HasSuffix(o.Message, p) }) {
+					owners = append(owners, f)
+				}
+			}
 		}
 		if len(problems) == 0 {
 			continue
@@ -89,6 +98,7 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 			Message: fmt.Sprintf("%s: in its %s pods (%s)%s", s.label, strings.Join(r.pod.roles, " and "), where, strings.Join(r.problems, "; ")),
 			Fix:     fix})
 	}
+	out = append(out, owners...)
 	return append(out, protocolFindings(s, protocols)...)
 }
 
@@ -232,7 +242,7 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 			say("%s does not set FLINK_CONF_DIR to %s (its --flink-conf-out), so Flink reads the operator's configuration, without the store passwords, and refuses to start", mainContainerName, confOut)
 		}
 	}
-	if p := ownerProblem(pod, init, main); p != "" {
+	if p, sure := ownerProblem(pod, init, main); p != "" && sure {
 		say("%s", p)
 	}
 	if confSrc == "" || strings.Contains(confSrc, "$(") {
@@ -276,10 +286,13 @@ func runAsUser(pod *corev1.PodSpec, c *corev1.Container) *int64 {
 // container writes, or "". init writes the stores, their passwords and the
 // configuration copy readable by their owner alone (0600), so both must
 // run as one user (or Flink as root). A container without runAsUser runs
-// as its image's user: 65532 for flinkpki's image, 9999 for Flink's.
-func ownerProblem(pod *corev1.PodSpec, init, main *corev1.Container) string {
+// as its image's user: 65532 for flinkpki's image, 9999 for Flink's. sure
+// is false when an image's user decides, which an admission policy may
+// also set (OpenShift's restricted one gives every container of a
+// namespace one user).
+func ownerProblem(pod *corev1.PodSpec, init, main *corev1.Container) (problem string, sure bool) {
 	if main == nil {
-		return ""
+		return "", false
 	}
 	iu, mu := runAsUser(pod, init), runAsUser(pod, main)
 	initUID, mainUID := int64(flinkpkiImageUID), int64(flinkImageUID)
@@ -290,18 +303,18 @@ func ownerProblem(pod *corev1.PodSpec, init, main *corev1.Container) string {
 		mainUID = *mu
 	}
 	if mainUID == 0 || initUID == mainUID {
-		return ""
+		return "", false
 	}
 	const why = "the stores and the configuration copy it writes are readable by their owner alone (0600), so Flink cannot open them and refuses to start: set runAsUser (and runAsGroup) in the pod's securityContext to Flink's user (9999 in Flink's images)"
 	switch {
 	case iu != nil && mu != nil:
-		return fmt.Sprintf("it runs as user %d and %s as user %d: %s", initUID, mainContainerName, mainUID, why)
+		return fmt.Sprintf("it runs as user %d and %s as user %d: %s", initUID, mainContainerName, mainUID, why), true
 	case iu == nil && mu == nil:
-		return fmt.Sprintf("neither it nor %s sets runAsUser, so each runs as its image's user (%d in flinkpki's image, %d in Flink's): %s", mainContainerName, flinkpkiImageUID, flinkImageUID, why)
+		return fmt.Sprintf("neither it nor %s sets runAsUser, so each runs as its image's user (%d in flinkpki's image, %d in Flink's), unless an admission policy sets one user for both: %s", mainContainerName, flinkpkiImageUID, flinkImageUID, why), false
 	case iu == nil:
-		return fmt.Sprintf("it sets no runAsUser, so it runs as its image's user (%d in flinkpki's image), and %s as user %d: %s", flinkpkiImageUID, mainContainerName, mainUID, why)
+		return fmt.Sprintf("it sets no runAsUser, so it runs as its image's user (%d in flinkpki's image), and %s as user %d: %s", flinkpkiImageUID, mainContainerName, mainUID, why), false
 	default:
-		return fmt.Sprintf("it runs as user %d, and %s sets no runAsUser, so it runs as its image's user (%d in Flink's images): %s", initUID, mainContainerName, flinkImageUID, why)
+		return fmt.Sprintf("it runs as user %d, and %s sets no runAsUser, so it runs as its image's user (%d in Flink's images): %s", initUID, mainContainerName, flinkImageUID, why), false
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 // REST proxy's service names with room to spare, and keeps requests small.
 const MaxSANs = 16
 
-// DefaultMaxCSRSize is a generous bound for a CSR in DER: an RSA-8192 CSR with
-// MaxSANs long names stays well below it.
+// DefaultMaxCSRSize is a generous bound for a CSR in DER: an RSA-4096 CSR (the
+// largest key taken) with MaxSANs long names stays well below it.
 const DefaultMaxCSRSize = 16 << 10
 
 // CheckCSR parses a DER CSR and refuses anything flinkpki will not sign. The

@@ -126,7 +126,7 @@ func confSetFlag(values []string) ([]flinkconf.KV, error) {
 		case strings.HasPrefix(k, "security.ssl."):
 			return nil, usagef("--flink-conf-set %s: the security.ssl.* keys come from the file set, with this pod's own passwords; set the others in the FlinkDeployment", k)
 		case slices.Contains(flinkconf.TransportSSLKeys, k):
-			return nil, usagef("--flink-conf-set %s: it turns TLS off for one of Flink's internal transports while internal SSL stays on; the copy leaves such keys out (each is on by default)", k)
+			return nil, usagef("--flink-conf-set %s: the copy leaves Flink's per-transport TLS switches out, so that each is on (its default) with internal SSL; a value here could only turn one off", k)
 		case seen[k]:
 			return nil, usagef("--flink-conf-set %s is given twice", k)
 		}
