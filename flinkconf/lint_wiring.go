@@ -30,7 +30,11 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 		problems []string
 	}
 	var reports []report
-	var owners []Finding // users an image or an admission policy decides: warnings
+	type ownerWarning struct {
+		roles   []string
+		problem string
+	}
+	var owners []ownerWarning          // users an image or an admission policy decides
 	protocols := map[string][]string{} // --tls-protocol of the init containers → the processes
 	for _, pod := range d.processPods() {
 		var problems []string
@@ -68,11 +72,11 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 				problems[0] = fmt.Sprintf(", flinkpki init container %q: %s", call.name, problems[0])
 			}
 			if p, sure := ownerProblem(&pod.spec, init, containerNamed(pod.spec.Containers, mainContainerName)); p != "" && !sure {
-				f := Finding{Rule: RuleInitWiring, Severity: SeverityWarning,
-					Message: fmt.Sprintf("%s: in its %s pods, flinkpki init container %q: %s", s.label, strings.Join(pod.roles, " and "), call.name, p),
-					Fix:     "set runAsUser (and runAsGroup) in the pod's securityContext to the user Flink runs as (9999 in Flink's images), as deploy/examples does"}
-				if !slices.ContainsFunc(owners, func(o Finding) bool { return strings.HasSuffix(o.Message, p) }) {
-					owners = append(owners, f)
+				p = fmt.Sprintf("flinkpki init container %q: %s", call.name, p)
+				if i := slices.IndexFunc(owners, func(o ownerWarning) bool { return o.problem == p }); i >= 0 {
+					owners[i].roles = append(owners[i].roles, pod.roles...)
+				} else {
+					owners = append(owners, ownerWarning{slices.Clone(pod.roles), p})
 				}
 			}
 		}
@@ -98,7 +102,11 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 			Message: fmt.Sprintf("%s: in its %s pods (%s)%s", s.label, strings.Join(r.pod.roles, " and "), where, strings.Join(r.problems, "; ")),
 			Fix:     fix})
 	}
-	out = append(out, owners...)
+	for _, o := range owners {
+		out = append(out, Finding{Rule: RuleInitWiring, Severity: SeverityWarning,
+			Message: fmt.Sprintf("%s: in its %s pods, %s", s.label, strings.Join(o.roles, " and "), o.problem),
+			Fix:     "set runAsUser (and runAsGroup) in the pod's securityContext to the user Flink runs as (9999 in Flink's images), as deploy/examples does"})
+	}
 	return append(out, protocolFindings(s, protocols)...)
 }
 
