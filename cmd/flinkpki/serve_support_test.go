@@ -155,10 +155,11 @@ func TestServeWarnsOfAServingCANearItsEnd(t *testing.T) {
 // streams that send their headers and never their message, each holding a
 // goroutine and its buffers for as long as the connection lives (gRPC
 // allows unlimited streams per connection by default). The server now
-// advertises at most maxStreamsPerConn streams per connection and ends
-// every stream at its deadline (--rpc-timeout, here 2 s) whether or not
-// its message came: all 256 stalled streams of one connection are answered
-// DEADLINE_EXCEEDED.
+// advertises at most maxStreamsPerConn streams per connection and ends a
+// stream whose message has not come at the first-message deadline (half
+// --rpc-timeout, here 1 s): all 256 stalled streams of one connection are
+// answered CANCELLED, none later than the request deadline. (Before the
+// first-message deadline they were answered DEADLINE_EXCEEDED at 2 s.)
 func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 	s := startServer(t, "", "--rpc-timeout", "2s")
 	conn, err := tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
@@ -223,11 +224,11 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 	for i := range maxStreamsPerConn {
 		select {
 		case got := <-ended:
-			if got != "200 grpc-status=4" { // DEADLINE_EXCEEDED
-				t.Fatalf("stalled stream %d ended with %q, want grpc-status 4", i, got)
+			if got != "200 grpc-status=1" { // CANCELLED, by the first-message deadline
+				t.Fatalf("stalled stream %d ended with %q, want grpc-status 1", i, got)
 			}
 		case <-deadline:
-			t.Fatalf("%d of %d stalled streams were still open 30 s after their 2 s deadline", maxStreamsPerConn-i, maxStreamsPerConn)
+			t.Fatalf("%d of %d stalled streams were still open 30 s after their 1 s first-message deadline", maxStreamsPerConn-i, maxStreamsPerConn)
 		}
 	}
 }
