@@ -205,21 +205,7 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 	if err := fr.WriteSettingsAck(); err != nil {
 		t.Fatal(err)
 	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for i := range maxStreamsPerConn {
-		hb.Reset()
-		for _, f := range []hpack.HeaderField{
-			{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "https"},
-			{Name: ":path", Value: "/flinkpki.v1.EnrollmentService/Enroll"}, {Name: ":authority", Value: "localhost"},
-			{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
-		} {
-			enc.WriteField(f)
-		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
-			t.Fatalf("stream %d: %v", i, err)
-		}
-	}
+	writeStalledStreams(t, fr, maxStreamsPerConn, "https", "/flinkpki.v1.EnrollmentService/Enroll")
 	deadline := time.After(30 * time.Second)
 	for i := range maxStreamsPerConn {
 		select {
@@ -229,6 +215,27 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 			}
 		case <-deadline:
 			t.Fatalf("%d of %d stalled streams were still open 30 s after their 1 s first-message deadline", maxStreamsPerConn-i, maxStreamsPerConn)
+		}
+	}
+}
+
+// writeStalledStreams opens n gRPC streams to path on a raw HTTP/2
+// connection, each with its request headers and never its message.
+func writeStalledStreams(t *testing.T, fr *http2.Framer, n int, scheme, path string) {
+	t.Helper()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for i := range n {
+		hb.Reset()
+		for _, f := range []hpack.HeaderField{
+			{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: scheme},
+			{Name: ":path", Value: path}, {Name: ":authority", Value: "localhost"},
+			{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
+		} {
+			enc.WriteField(f)
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+			t.Fatalf("stream %d: %v", i, err)
 		}
 	}
 }
@@ -493,21 +500,7 @@ func TestTheHealthListenerIsBounded(t *testing.T) {
 				}
 			}
 		}()
-		var hb bytes.Buffer
-		enc := hpack.NewEncoder(&hb)
-		for i := range maxHealthStreamsPerConn {
-			hb.Reset()
-			for _, f := range []hpack.HeaderField{
-				{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
-				{Name: ":path", Value: "/grpc.health.v1.Health/Check"}, {Name: ":authority", Value: "localhost"},
-				{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
-			} {
-				enc.WriteField(f)
-			}
-			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeStalledStreams(t, fr, maxHealthStreamsPerConn, "http", "/grpc.health.v1.Health/Check")
 		// The server reads a connection's frames in order and runs the
 		// gate as it reads each stream's headers: the answer to a PING
 		// sent after them says every stream holds its slot.
