@@ -28,6 +28,7 @@ type Metrics struct {
 	expiry   expiryCollector
 	rotation *rotationCollector
 	latency  *prometheus.HistogramVec
+	inFlight *prometheus.GaugeVec
 
 	refreshedAt  prometheus.Gauge
 	refreshTakes prometheus.Gauge
@@ -64,6 +65,9 @@ func New() *Metrics {
 			Name: "flinkpki_grpc_request_duration_seconds", Help: "gRPC request latency by method and status code.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"method", "code"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flinkpki_grpc_requests_in_flight", Help: "gRPC requests being served now, by method (from their message's arrival).",
+		}, []string{"method"}),
 		refreshedAt: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flinkpki_expiry_gauges_refresh_timestamp_seconds",
 			Help: "When the CA and live-leaf expiry gauges were last recomputed from the store, as a Unix time (0 before the first time).",
@@ -73,7 +77,7 @@ func New() *Metrics {
 			Help: "How long the last recomputation of the expiry gauges took; it reads every holder of every cluster.",
 		}),
 	}
-	m.reg.MustRegister(m.issued, m.denied, m.expiry, m.rotation, m.latency, m.refreshedAt, m.refreshTakes,
+	m.reg.MustRegister(m.issued, m.denied, m.expiry, m.rotation, m.latency, m.inFlight, m.refreshedAt, m.refreshTakes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -318,17 +322,23 @@ func (c keyPoolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// UnaryInterceptor records request latency.
+// UnaryInterceptor records request latency and requests in flight.
 func (m *Metrics) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	g := m.inFlight.WithLabelValues(info.FullMethod)
+	g.Inc()
+	defer g.Dec()
 	resp, err := handler(ctx, req)
 	m.latency.WithLabelValues(info.FullMethod, status.Code(err).String()).Observe(time.Since(start).Seconds())
 	return resp, err
 }
 
-// StreamInterceptor records stream duration.
+// StreamInterceptor records stream duration and streams in flight.
 func (m *Metrics) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	start := time.Now()
+	g := m.inFlight.WithLabelValues(info.FullMethod)
+	g.Inc()
+	defer g.Dec()
 	err := handler(srv, ss)
 	m.latency.WithLabelValues(info.FullMethod, status.Code(err).String()).Observe(time.Since(start).Seconds())
 	return err

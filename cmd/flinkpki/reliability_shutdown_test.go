@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 type bakeDone struct {
@@ -48,11 +51,19 @@ func refusedWithin(addr string, d time.Duration) (time.Time, bool) {
 // connections at once, still answer every bake it had accepted, exit 0 and
 // leave a store that opens.
 func TestSIGTERMStopsAcceptingFinishesInFlightRequestsAndExitsCleanly(t *testing.T) {
-	p := startProcServer(t, "--bake-key-pool", "0", "--max-keygen", "1", "--shutdown-timeout", "60s")
+	metricsAddr := freeAddr(t)
+	p := startProcServer(t, "--bake-key-pool", "0", "--max-keygen", "1", "--shutdown-timeout", "60s", "--metrics-listen", metricsAddr)
 	p.cli(t, p.admin, "cluster", "create", "slow", "--key-type", "rsa-4096").ok(t)
 	const n = 4
 	done := startSlowBakes(t, p, "slow", n)
-	time.Sleep(300 * time.Millisecond) // every bake has reached the server
+	// Every bake has reached the server (a fixed wait failed on a loaded
+	// machine, where a bake still connecting was refused after SIGTERM).
+	inFlight := fmt.Sprintf("flinkpki_grpc_requests_in_flight{method=%q} %d\n", flinkpkiv1.EnrollmentService_Bake_FullMethodName, n)
+	for waited := time.Now(); !strings.Contains(scrapeMetrics(t, metricsAddr), inFlight); time.Sleep(20 * time.Millisecond) {
+		if time.Since(waited) > 60*time.Second {
+			t.Fatalf("the server never had the %d bakes in flight (%q)", n, strings.TrimSpace(inFlight))
+		}
+	}
 	termAt := time.Now()
 	exited := make(chan int, 1)
 	go func() { exited <- p.term(t) }()
