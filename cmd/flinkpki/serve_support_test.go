@@ -167,14 +167,8 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
+	fr := startH2(t, conn)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
 	advertised := make(chan uint32, 1)
 	ended := make(chan string, maxStreamsPerConn)
 	go func() {
@@ -217,6 +211,20 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 			t.Fatalf("%d of %d stalled streams were still open 30 s after their 1 s first-message deadline", maxStreamsPerConn-i, maxStreamsPerConn)
 		}
 	}
+}
+
+// startH2 begins an HTTP/2 connection by hand on conn: the client preface
+// and an empty SETTINGS frame.
+func startH2(t *testing.T, conn net.Conn) *http2.Framer {
+	t.Helper()
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return fr
 }
 
 // writeStalledStreams opens n gRPC streams to path on a raw HTTP/2
@@ -462,13 +470,7 @@ func TestTheHealthListenerIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-			t.Fatal(err)
-		}
-		fr := http2.NewFramer(conn, conn)
-		if err := fr.WriteSettings(); err != nil {
-			t.Fatal(err)
-		}
+		fr := startH2(t, conn)
 		var advertised uint32
 		for advertised == 0 {
 			f, err := fr.ReadFrame()
