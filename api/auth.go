@@ -159,7 +159,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		if status.Code(err) == codes.ResourceExhausted {
 			reason = "rate_limited"
 		}
-		return ctx, s.refuse(ctx, "peer:"+peerSource(ctx), anon, "", fullMethod, reason, err)
+		return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anon, "", fullMethod, reason, err)
 	}
 	id := actor.Source()
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
@@ -226,7 +226,7 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 			return id, nil // refused by authorize without the API server's word
 		}
 		if id == nil { // the API server is the only judge
-			if err := a.reviews.allow("review:" + peerSource(ctx)); err != nil {
+			if err := a.reviews.allow("review:" + PeerSource(ctx)); err != nil {
 				return nil, status.Errorf(codes.ResourceExhausted, "too many Kubernetes tokens from %s for the API server to review (%g/s, burst %d): retry later", peerHost(ctx), float64(reviewsPerSecond), reviewBurst)
 			}
 		} else if err := a.accountReviews.allow("review:" + id.Namespace + "/" + id.ServiceAccount); err != nil {

@@ -335,14 +335,11 @@ func (s *Server) FlushRefusals(ctx context.Context) error {
 	return nil
 }
 
-// PeerSource is the source of a request as its refusals and the server's
-// stream bounds count it (peerSource).
-func PeerSource(ctx context.Context) string { return peerSource(ctx) }
-
-// peerSource is who a flood from the request's address is counted
-// against: the address itself for IPv4, its /64 for IPv6, where one host
-// commonly holds a whole /64 and could otherwise be 2^64 sources.
-func peerSource(ctx context.Context) string {
+// PeerSource is who a flood from the request's address is counted
+// against, by the refusal gate here and by the server's stream bounds: the
+// address itself for IPv4, its /64 for IPv6, where one host commonly holds
+// a whole /64 and could otherwise be 2^64 sources.
+func PeerSource(ctx context.Context) string {
 	host := peerHost(ctx)
 	addr, err := netip.ParseAddr(host)
 	if err != nil || addr.Is4() || addr.Is4In6() {

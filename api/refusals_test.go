@@ -223,8 +223,8 @@ func TestAnIPv6SourceIsItsSlash64(t *testing.T) {
 		"10.0.0.7:5000":               "10.0.0.7",
 		"[::ffff:10.0.0.7]:5000":      "10.0.0.7",
 	} {
-		if got := peerSource(at(addr)); got != want {
-			t.Errorf("peerSource(%s) = %q, want %q", addr, got, want)
+		if got := PeerSource(at(addr)); got != want {
+			t.Errorf("PeerSource(%s) = %q, want %q", addr, got, want)
 		}
 	}
 }
