@@ -127,14 +127,11 @@ func checkTransportSSL(s *subject, _ LintOptions) []Finding {
 		return nil // FP001
 	}
 	var off []string
-	add := func(what string, keys ...string) {
-		if k, v, set := s.lookup(keys...); set && !isTrueValue(v) {
-			off = append(off, fmt.Sprintf("%s (%s: %s)", what, k, v))
+	for _, t := range transportSwitches {
+		if k, v, set := s.lookup(t.keys...); set && !isTrueValue(v) {
+			off = append(off, fmt.Sprintf("%s (%s: %s)", t.what, k, v))
 		}
 	}
-	add("the RPC, job submission included", "pekko.ssl.enabled", "akka.ssl.enabled") // pekko first: Flink reads akka only as its old name
-	add("the blob server, which serves the job's jars", "blob.service.ssl.enabled")
-	add("the data plane between TaskManagers", "taskmanager.data.ssl.enabled")
 	if len(off) == 0 {
 		return nil
 	}
@@ -405,7 +402,7 @@ func checkStoresFromSecrets(s *subject, _ LintOptions) []Finding {
 // next restarted pod is shut out, and a CA rotation no longer decides trust.
 func checkFingerprintPinning(s *subject, _ LintOptions) []Finding {
 	var pinned []string
-	for _, key := range []string{"security.ssl.internal.cert.fingerprint", "security.ssl.rest.cert.fingerprint"} {
+	for _, key := range []string{internalFingerprintKey, restFingerprintKey} {
 		if v, set := s.get(key); set && strings.TrimSpace(v) != "" {
 			pinned = append(pinned, key)
 		}

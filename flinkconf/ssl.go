@@ -67,14 +67,36 @@ func Algorithms(alg x509.PublicKeyAlgorithm) (string, error) {
 	}
 }
 
-// TransportSSLKeys each turn TLS off for one of Flink's internal transports
-// while security.ssl.internal.enabled stays true: the RPC
-// (pekko.ssl.enabled, and its old name akka.ssl.enabled; PekkoUtils.
-// addSslRemoteConfig), the blob server (blob.service.ssl.enabled;
-// BlobServer, BlobClient) and the data plane between TaskManagers
-// (taskmanager.data.ssl.enabled; NettyConfig). Each defaults to true; Flink
-// 1.20.3 and 2.3.0 read them so.
-var TransportSSLKeys = []string{"pekko.ssl.enabled", "akka.ssl.enabled", "blob.service.ssl.enabled", "taskmanager.data.ssl.enabled"}
+// transportSwitches each turn TLS off for one of Flink's internal
+// transports while security.ssl.internal.enabled stays true: the RPC
+// (pekko.ssl.enabled, and its old name akka.ssl.enabled, read only when the
+// new one is not set; PekkoUtils.addSslRemoteConfig), the blob server
+// (BlobServer, BlobClient) and the data plane between TaskManagers
+// (NettyConfig). Each defaults to true; Flink 1.20.3 and 2.3.0 read them so.
+var transportSwitches = []struct {
+	what string   // what runs in plaintext when it is off
+	keys []string // the key, then its old name
+}{
+	{"the RPC, job submission included", []string{"pekko.ssl.enabled", "akka.ssl.enabled"}},
+	{"the blob server, which serves the job's jars", []string{"blob.service.ssl.enabled"}},
+	{"the data plane between TaskManagers", []string{"taskmanager.data.ssl.enabled"}},
+}
+
+// TransportSSLKeys are the keys of transportSwitches, old names included.
+var TransportSSLKeys = func() []string {
+	var out []string
+	for _, t := range transportSwitches {
+		out = append(out, t.keys...)
+	}
+	return out
+}()
+
+// The keys that pin peer leaves by fingerprint: set, Flink trusts exactly
+// those leaves and ignores the truststore.
+const (
+	internalFingerprintKey = "security.ssl.internal.cert.fingerprint"
+	restFingerprintKey     = "security.ssl.rest.cert.fingerprint"
+)
 
 // unset returns the keys a copy that sets kvs removes from its source
 // without setting them, because they would undo the TLS that kvs sets up:
@@ -98,10 +120,10 @@ func unset(kvs []KV) []string {
 	}
 	if isTrueValue(set["security.ssl.internal.enabled"]) {
 		add(TransportSSLKeys...)
-		add("security.ssl.internal.cert.fingerprint")
+		add(internalFingerprintKey)
 	}
 	if isTrueValue(set["security.ssl.rest.enabled"]) {
-		add("security.ssl.rest.cert.fingerprint")
+		add(restFingerprintKey)
 	}
 	return out
 }
