@@ -67,12 +67,13 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 				p = known
 			}
 			protocols[p] = append(protocols[p], pod.roles...)
-			problems = wiringProblems(&pod.spec, init, call, d.name, inlinePasswords)
+			var owner string
+			problems, owner = wiringProblems(&pod.spec, init, call, d.name, inlinePasswords)
 			if len(problems) > 0 {
 				problems[0] = fmt.Sprintf(", flinkpki init container %q: %s", call.name, problems[0])
 			}
-			if p, sure := ownerProblem(&pod.spec, init, containerNamed(pod.spec.Containers, mainContainerName)); p != "" && !sure {
-				p = fmt.Sprintf("flinkpki init container %q: %s", call.name, p)
+			if owner != "" {
+				p := fmt.Sprintf("flinkpki init container %q: %s", call.name, owner)
 				if i := slices.IndexFunc(owners, func(o ownerWarning) bool { return o.problem == p }); i >= 0 {
 					owners[i].roles = append(owners[i].roles, pod.roles...)
 				} else {
@@ -201,9 +202,10 @@ func mergeFields(a, b []string) []string {
 }
 
 // wiringProblems lists what breaks the way from one flinkpki init container
-// to the Flink container of its pod.
-func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, deployment string, inlinePasswords bool) []string {
-	var problems []string
+// to the Flink container of its pod, and, apart, a users problem that an
+// image's user or an admission policy decides (ownerProblem, not sure),
+// which is a warning.
+func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, deployment string, inlinePasswords bool) (problems []string, ownerWarning string) {
 	say := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 	main := containerNamed(pod.Containers, mainContainerName)
 	out, confOut, confSrc := call.flags["--out"], call.flags["--flink-conf-out"], call.flags["--flink-conf-src"]
@@ -250,11 +252,13 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 			say("%s does not set FLINK_CONF_DIR to %s (its --flink-conf-out), so Flink reads the operator's configuration, without the store passwords, and refuses to start", mainContainerName, confOut)
 		}
 	}
-	if p, sure := ownerProblem(pod, init, main); p != "" && sure {
+	if p, sure := ownerProblem(pod, init, main); sure {
 		say("%s", p)
+	} else {
+		ownerWarning = p
 	}
 	if confSrc == "" || strings.Contains(confSrc, "$(") {
-		return problems
+		return problems, ownerWarning
 	}
 	switch m := mountFor(init, confSrc); {
 	case m == nil:
@@ -268,7 +272,7 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 			say("it copies the configuration from ConfigMap %q, but the operator writes it to %s%s, so the pod cannot start", cm.Name, operatorConfigMap, deployment)
 		}
 	}
-	return problems
+	return problems, ownerWarning
 }
 
 // The users the images run as: flinkpki's (distroless nonroot, the
