@@ -28,6 +28,13 @@ func actorFrom(ctx context.Context) authority.Actor {
 	return a
 }
 
+// Authenticated reports whether ctx is a request's, past its authentication,
+// with a caller: false for a public method's (health, reflection).
+func Authenticated(ctx context.Context) bool {
+	_, ok := ctx.Value(actorKey{}).(authority.Actor)
+	return ok
+}
+
 // Authenticator turns bearer credentials into actors.
 type Authenticator struct {
 	auth   *authority.Authority

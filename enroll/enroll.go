@@ -160,6 +160,8 @@ func (c *Client) describe(err error) string {
 		return fmt.Sprintf("flinkpki at %s did not answer in time", c.target)
 	case codes.ResourceExhausted:
 		return fmt.Sprintf("flinkpki at %s is overloaded (%s)", c.target, Reason(err))
+	case codes.Canceled:
+		return fmt.Sprintf("flinkpki at %s ended the request before reading it (overloaded, or the request came too slowly)", c.target)
 	}
 	return fmt.Sprintf("flinkpki at %s not reachable yet (%s)", c.target, Reason(err))
 }

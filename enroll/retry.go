@@ -140,7 +140,9 @@ func (e *timeoutError) Error() string {
 func (e *timeoutError) Unwrap() []error { return []error{ErrTimeout, e.last} }
 
 // Retryable reports whether an error may go away by itself: the server is
-// not reachable or ready yet, too slow, or overloaded. Refusals
+// not reachable or ready yet, too slow, or overloaded (which it says with
+// ResourceExhausted, or by ending a request before reading it: CANCELLED
+// from the server, when the request's slot went to a newer one). Refusals
 // (PermissionDenied, Unauthenticated, InvalidArgument, NotFound, ...) are
 // final, since retrying them only repeats the refusal, and so is a server
 // this client does not trust (a certificate of an unknown CA, or for
@@ -157,7 +159,7 @@ func Retryable(err error) bool {
 	switch st.Code() {
 	case codes.Unavailable:
 		return !untrusted(st.Message())
-	case codes.DeadlineExceeded, codes.ResourceExhausted:
+	case codes.DeadlineExceeded, codes.ResourceExhausted, codes.Canceled:
 		return true
 	}
 	return false

@@ -77,6 +77,12 @@ func TestRetry(t *testing.T) {
 			wantSleeps: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond},
 		},
 		{
+			name: "so is a request the server ended before reading it (its slot went to another)", timeout: time.Minute,
+			errs:       []error{status.Error(codes.Canceled, "context canceled")},
+			wantCalls:  2,
+			wantSleeps: []time.Duration{250 * time.Millisecond},
+		},
+		{
 			name: "delays double up to the cap", timeout: time.Minute, max: 600 * time.Millisecond,
 			errs:       []error{unavailable, unavailable, unavailable, unavailable},
 			wantCalls:  5,

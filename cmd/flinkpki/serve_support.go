@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -302,25 +303,39 @@ const (
 
 // streamGate is the gRPC server's tap: it runs for every new stream before
 // its request message is read (so before any authentication), refuses one
-// past max in flight, or past perSource from one address, and gives each a
-// deadline from its start, and a shorter one (firstMessage) until its
-// request message has arrived (its interceptor, unary or stream, says so).
+// past perSource from one address, and gives each a deadline from its
+// start, and a shorter one (firstMessage) until its request message has
+// arrived (its interceptor, unary or stream, says so).
+//
+// Past max in flight, a new stream takes the slot of the oldest stream
+// not yet authenticated, which is ended (CANCELLED, which init retries);
+// it is refused only when every stream in flight is authenticated. So
+// peers without a credential, from however many addresses, cannot hold
+// the slots against callers with one: a client sends its request's
+// message right after its headers, and a stream is authenticated a moment
+// later, so a flood would have to open max streams within that moment to
+// push a real request out.
 type streamGate struct {
 	max, perSource int64
 	timeout        time.Duration
 	firstMessage   time.Duration
-	inFlight       atomic.Int64
+
+	// authenticated tells a request past its authentication with a caller
+	// (api.Authenticated) from a public one.
+	authenticated func(context.Context) bool
 
 	mu       sync.Mutex
+	inFlight int64
 	bySource map[string]int64
+	open     list.List // of *gateStream not yet authenticated, oldest first
 }
 
 // newStreamGate makes a gate; perSource 0 bounds no address on its own.
 func newStreamGate(max, perSource int64, timeout, firstMessage time.Duration) *streamGate {
 	if perSource <= 0 {
-		perSource = max
+		perSource = math.MaxInt64
 	}
-	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage, bySource: map[string]int64{}}
+	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage, authenticated: api.Authenticated, bySource: map[string]int64{}}
 }
 
 // firstMessageFor is the first-message deadline under a request deadline:
@@ -335,31 +350,61 @@ func (g *streamGate) options() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream)}
 }
 
+// authenticatedOptions are the interceptors that keep a stream once it is
+// authenticated; they go after the authentication in their chains. A
+// server without them (the plaintext health server) keeps none: its
+// oldest stream always gives way.
+func (g *streamGate) authenticatedOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(g.authenticatedUnary), grpc.ChainStreamInterceptor(g.authenticatedStream)}
+}
+
 // gateStream is a stream's state in the gate, in its context.
-type gateStream struct{ arrived atomic.Bool }
+type gateStream struct {
+	arrived atomic.Bool
+	src     string
+	cancel  context.CancelFunc
+	// Under the gate's mu: the stream's place in open (nil once it is
+	// authenticated or gone), and whether its slot was given back or
+	// taken by a newer stream.
+	elem *list.Element
+	gone bool
+}
 
 type gateStreamKey struct{}
 
 func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if g.inFlight.Add(1) > g.max {
-		g.inFlight.Add(-1)
-		return nil, status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max)
-	}
 	src := api.PeerSource(ctx)
-	g.mu.Lock()
-	if g.bySource[src] >= g.perSource {
-		g.mu.Unlock()
-		g.inFlight.Add(-1)
-		return nil, status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource)
-	}
-	g.bySource[src]++
-	g.mu.Unlock()
 	d := g.timeout
 	if info.FullMethodName == flinkpkiv1.AdminService_Backup_FullMethodName {
 		d = max(d, backupDeadline)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
-	st := &gateStream{}
+	st := &gateStream{src: src, cancel: cancel}
+	g.mu.Lock()
+	if g.bySource[src] >= g.perSource {
+		g.mu.Unlock()
+		cancel()
+		return nil, status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource)
+	}
+	var pushedOut *gateStream
+	if g.inFlight >= g.max {
+		front := g.open.Front()
+		if front == nil {
+			g.mu.Unlock()
+			cancel()
+			return nil, status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max)
+		}
+		// The oldest unauthenticated stream's slot passes to this one.
+		pushedOut = front.Value.(*gateStream)
+		g.release(pushedOut)
+	}
+	g.inFlight++
+	g.bySource[src]++
+	st.elem = g.open.PushBack(st)
+	g.mu.Unlock()
+	if pushedOut != nil {
+		pushedOut.cancel()
+	}
 	ctx = context.WithValue(ctx, gateStreamKey{}, st)
 	waiting := time.AfterFunc(g.firstMessage, func() {
 		if !st.arrived.Load() {
@@ -367,18 +412,46 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		}
 	})
 	// The stream's context ends when the stream does (gRPC cancels its
-	// parent), or at a deadline.
+	// parent), at a deadline, or when a newer stream takes its slot.
 	context.AfterFunc(ctx, func() {
 		waiting.Stop()
 		cancel()
-		g.inFlight.Add(-1)
 		g.mu.Lock()
-		if g.bySource[src]--; g.bySource[src] <= 0 {
-			delete(g.bySource, src)
-		}
+		g.release(st)
 		g.mu.Unlock()
 	})
 	return ctx, nil
+}
+
+// release gives back st's slot, once; g.mu is held.
+func (g *streamGate) release(st *gateStream) {
+	if st.gone {
+		return
+	}
+	st.gone = true
+	if st.elem != nil {
+		g.open.Remove(st.elem)
+		st.elem = nil
+	}
+	g.inFlight--
+	if g.bySource[st.src]--; g.bySource[st.src] <= 0 {
+		delete(g.bySource, st.src)
+	}
+}
+
+// keep marks the stream of ctx as authenticated: no newer stream takes
+// its slot from then on.
+func (g *streamGate) keep(ctx context.Context) {
+	st := gateStreamOf(ctx)
+	if st == nil || !g.authenticated(ctx) {
+		return
+	}
+	g.mu.Lock()
+	if st.elem != nil {
+		g.open.Remove(st.elem)
+		st.elem = nil
+	}
+	g.mu.Unlock()
 }
 
 // gateStreamOf returns the gate's state of the stream of ctx, or nil.
@@ -404,6 +477,16 @@ func (g *streamGate) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerI
 	if st := gateStreamOf(ss.Context()); st != nil {
 		ss = arrivalStream{ss, st}
 	}
+	return handler(srv, ss)
+}
+
+func (g *streamGate) authenticatedUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	g.keep(ctx)
+	return handler(ctx, req)
+}
+
+func (g *streamGate) authenticatedStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	g.keep(ss.Context())
 	return handler(srv, ss)
 }
 

@@ -213,6 +213,125 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 	}
 }
 
+// TestStalledStreamsGiveWayToAuthenticatedRequests: peers without any
+// credential, from as many addresses as it takes (eight, each at its
+// per-address bound), fill every request slot of the server with streams
+// that never send their message. Requests with a token still get in: each
+// takes the slot of the oldest unauthenticated stream, which is ended
+// (CANCELLED) at once, not at its first-message deadline. Before, they were
+// refused (RESOURCE_EXHAUSTED) for those 10 s, and the flood could start
+// again.
+func TestStalledStreamsGiveWayToAuthenticatedRequests(t *testing.T) {
+	s := startServer(t, "")
+	type end struct {
+		conn   int
+		status string
+	}
+	ended := make(chan end, maxStreamsInFlight)
+	pinged := make(chan struct{}, maxStreamsInFlight/maxStreamsPerConn)
+	opened := time.Now()
+	conns := 0
+	for a := range maxStreamsInFlight / maxStreamsPerSource {
+		for range maxStreamsPerSource / maxStreamsPerConn {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(10+a))}}
+			raw, err := d.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatalf("connect from 127.0.0.%d: %v", 10+a, err)
+			}
+			conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+			defer conn.Close()
+			fr := startH2(t, conn)
+			fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f, ok := f.(*http2.SettingsFrame); ok && !f.IsAck() {
+					break
+				}
+			}
+			if err := fr.WriteSettingsAck(); err != nil {
+				t.Fatal(err)
+			}
+			writeStalledStreams(t, fr, maxStreamsPerConn, "https", "/flinkpki.v1.EnrollmentService/Enroll")
+			// The server reads a connection's frames in order and runs
+			// the gate as it reads each stream's headers: the PING's
+			// answer says every stream of this connection holds a slot.
+			if err := fr.WritePing(false, [8]byte{}); err != nil {
+				t.Fatal(err)
+			}
+			go func(c int) {
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f := f.(type) {
+					case *http2.PingFrame:
+						if f.IsAck() {
+							pinged <- struct{}{}
+						}
+					case *http2.MetaHeadersFrame:
+						if f.StreamEnded() {
+							ended <- end{c, metaValue(f, "grpc-status")}
+						}
+					}
+				}
+			}(conns)
+			conns++
+		}
+	}
+	for range conns {
+		select {
+		case <-pinged:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the server did not answer a PING after a connection's stalled streams")
+		}
+	}
+	select {
+	case e := <-ended:
+		t.Fatalf("a stalled stream of connection %d ended (grpc-status %s) before any request came", e.conn, e.status)
+	default:
+	}
+
+	clusters := flinkpkiv1.NewClusterServiceClient(s.adminConn(t))
+	const requests = 20
+	for i := range requests {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := clusters.ListClusters(ctx, &flinkpkiv1.ListClustersRequest{})
+		cancel()
+		if err != nil {
+			t.Fatalf("authenticated request %d with every slot held by stalled streams: %v", i, err)
+		}
+	}
+	if took := time.Since(opened); took >= firstMessageTimeout*8/10 {
+		t.Fatalf("opening the stalled streams and the requests took %v, too close to the first-message deadline (%v) to tell which ended the stalled ones", took, firstMessageTimeout)
+	}
+	// A request took the slot of the oldest stalled stream (of the first
+	// connection), and gave it back when it ended, so the next one mostly
+	// found it free (a slot comes back from a goroutine of its own, so a
+	// request right behind may still find every slot taken): at least one
+	// stalled stream was ended, at most one per request, each of the first
+	// connection.
+	var n int
+	for wait := 5 * time.Second; ; wait = time.Second {
+		select {
+		case e := <-ended:
+			if e.status != "1" || e.conn != 0 {
+				t.Fatalf("a stalled stream ended: connection %d, grpc-status %s; want the first connection's (the oldest), CANCELLED (1)", e.conn, e.status)
+			}
+			n++
+			continue
+		case <-time.After(wait):
+		}
+		break
+	}
+	if n < 1 || n > requests {
+		t.Fatalf("%d stalled streams were ended for %d requests, want 1 to %d", n, requests, requests)
+	}
+}
+
 // startH2 begins an HTTP/2 connection by hand on conn: the client preface
 // and an empty SETTINGS frame.
 func startH2(t *testing.T, conn net.Conn) *http2.Framer {
@@ -258,12 +377,16 @@ func metaValue(f *http2.MetaHeadersFrame, name string) string {
 }
 
 // TestTheStreamGateBoundsStreamsInFlight: past its maximum, a new stream
-// is refused (ResourceExhausted, which init retries) until one in flight
-// ends; each stream gets the request deadline, a backup an hour.
+// takes the slot of the oldest stream not yet authenticated, which ends
+// then; it is refused (ResourceExhausted, which init retries) only while
+// every stream in flight is authenticated, until one ends. Each stream
+// gets the request deadline, a backup an hour.
 func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
-	g := newStreamGate(2, 2, 30*time.Second, 30*time.Second)
+	g := newStreamGate(2, 0, 30*time.Second, 30*time.Second)
+	g.authenticated = func(ctx context.Context) bool { return ctx.Value(testCaller{}) != nil }
 	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	parent1, end1 := context.WithCancel(context.Background())
+	defer end1()
 	ctx1, err := g.tap(parent1, info)
 	if err != nil {
 		t.Fatal(err)
@@ -278,12 +401,48 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 	if dl, _ := backup.Deadline(); time.Until(dl) < 59*time.Minute {
 		t.Errorf("a backup's deadline is %v away, want an hour", time.Until(dl))
 	}
-	if _, err := g.tap(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("a third stream with 2 in flight: %v, want ResourceExhausted", err)
+	g.keep(context.WithValue(backup, testCaller{}, true))
+
+	// Full: the third stream takes the oldest unauthenticated one's slot
+	// (the first; the backup is authenticated).
+	ctx3, err := g.tap(context.Background(), info)
+	if err != nil {
+		t.Fatalf("a third stream with 2 in flight, one unauthenticated: %v, want it to take that one's slot", err)
 	}
-	end1() // the first stream ends
-	waitAdmitted(t, g, context.Background(), info, "a stream ended, but a new one is still refused")
+	select {
+	case <-ctx1.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the oldest unauthenticated stream was not ended when a new one took its slot")
+	}
+	if backup.Err() != nil {
+		t.Fatalf("an authenticated stream was ended: %v", backup.Err())
+	}
+	g.keep(context.WithValue(ctx3, testCaller{}, true))
+	g.keep(ctx3) // a public request's context: nothing changes
+	if _, err := g.tap(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a stream with 2 authenticated in flight: %v, want ResourceExhausted", err)
+	}
+	if ctx3.Err() != nil || backup.Err() != nil {
+		t.Fatal("a refused stream ended an authenticated one")
+	}
+	g.mu.Lock()
+	n, open := g.inFlight, g.open.Len()
+	g.mu.Unlock()
+	if n != 2 || open != 0 {
+		t.Fatalf("%d streams in flight, %d unauthenticated; want 2 and 0", n, open)
+	}
+	end1() // the first stream's end gives back no slot twice
+	ctx4, cancel4 := context.WithCancel(context.Background())
+	defer cancel4()
+	if _, err := g.tap(ctx4, info); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("the pushed-out stream's end gave its slot back again: %v", err)
+	}
+	gateStreamOf(backup).cancel() // the backup ends
+	waitAdmitted(t, g, context.Background(), info, "an authenticated stream ended, but a new one is still refused")
 }
+
+// testCaller marks a context as authenticated for a gate under test.
+type testCaller struct{}
 
 // waitAdmitted waits up to 5 s for the gate to admit a stream from ctx
 // again (a stream's end gives its slot back from a goroutine of its own).
@@ -334,13 +493,23 @@ func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 	waitAdmitted(t, g, from("10.0.0.1:5003"), info, "a stream from the address ended, but a new one is still refused")
 
 	// --max-requests-per-address 0: no bound per address, the server's
-	// alone (behind a proxy every client has one address).
+	// alone (behind a proxy every client has one address): a fourth
+	// stream from one address takes the first one's slot.
 	open := newStreamGate(3, 0, 30*time.Second, 30*time.Second)
+	var first context.Context
 	for i := range 4 {
-		_, err := open.tap(from("10.0.0.1:6000"), info)
-		if want := i < 3; (err == nil) != want {
-			t.Fatalf("stream %d from one address with no bound per address: %v, want admitted %v", i+1, err, want)
+		ctx, err := open.tap(from("10.0.0.1:6000"), info)
+		if err != nil {
+			t.Fatalf("stream %d from one address with no bound per address: %v", i+1, err)
 		}
+		if i == 0 {
+			first = ctx
+		}
+	}
+	select {
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("with no bound per address, the fourth stream did not take the first one's slot")
 	}
 }
 
@@ -375,7 +544,10 @@ func TestAStreamWithoutItsMessageEndsEarly(t *testing.T) {
 	if err := handled.Err(); err != nil {
 		t.Fatalf("a stream whose message arrived ended early: %v", err)
 	}
-	if n := g.inFlight.Load(); n != 1 {
+	g.mu.Lock()
+	n := g.inFlight
+	g.mu.Unlock()
+	if n != 1 {
 		t.Errorf("%d streams in flight, want 1: the silent one gave its slot back", n)
 	}
 }
