@@ -39,11 +39,47 @@ const (
 	RulePublicTruststore    = "FP020" // a truststore that is the JDK's or the system's public CA bundle
 )
 
+// ruleSummaries is what each rule checks, in one line, in rule order: the
+// one list of the rules, for --ignore and for lint's help.
+var ruleSummaries = []struct{ id, summary string }{
+	{RuleInternalSSL, "internal SSL (RPC, blob server, data plane) off or not configured"},
+	{RuleRESTUnauthenticated, "REST reachable beyond loopback without client authentication that works"},
+	{RuleNativeMode, "native mode, whose JobManager can create pods: job code gets that right (warning)"},
+	{RuleInlinePassword, "store passwords written into the configuration or a pod template's env"},
+	{RuleCipherSuites, "cipher suites missing, without forward secrecy, unknown to JDK 17 or not matching the key type"},
+	{RuleProtocol, "a TLS protocol below TLSv1.2, or one Flink cannot hand to the JDK"},
+	{RuleServiceAccount, "the default service account, none, or one the operator's chart shares (warning)"},
+	{RuleHostNetwork, "hostNetwork in a pod template"},
+	{RuleStoresFromSecrets, "keystores or truststores mounted from a Kubernetes Secret, not made in the pod"},
+	{RuleInitWiring, "the flinkpki init container's files, copy or user do not reach flink-main-container"},
+	{RuleTemplateMerge, "pod templates the operator would merge by position (warning)"},
+	{RuleFingerprintPinning, "peer certificates pinned by fingerprint instead of trusted by CA"},
+	{RuleTokenExposed, "the token init enrolls with is mounted where job code runs (warning)"},
+	{RuleSSLProvider, "an SSL provider Flink cannot load (OPENSSL, which needs netty-tcnative, a warning)"},
+	{RuleRPCQuoting, "a quote, backslash or control character in an internal store path, password or type"},
+	{RuleNullValue, "a null value, which makes Flink refuse the whole config.yaml"},
+	{RuleSSLStores, "SSL on without the stores Flink needs at start, or a store type JDK 17 does not offer (warning)"},
+	{RuleDuplicateKey, "a key written twice in one mapping, which makes Flink refuse the whole config.yaml"},
+	{RuleTransportSSL, "TLS turned off for the RPC, the blob server or the data plane while internal SSL is on"},
+	{RulePublicTruststore, "a truststore that is the JDK's or the system's public CA bundle"},
+}
+
 // Rules lists every rule id, in order.
 func Rules() []string {
-	return []string{RuleInternalSSL, RuleRESTUnauthenticated, RuleNativeMode, RuleInlinePassword, RuleCipherSuites,
-		RuleProtocol, RuleServiceAccount, RuleHostNetwork, RuleStoresFromSecrets, RuleInitWiring, RuleTemplateMerge,
-		RuleFingerprintPinning, RuleTokenExposed, RuleSSLProvider, RuleRPCQuoting, RuleNullValue, RuleSSLStores, RuleDuplicateKey, RuleTransportSSL, RulePublicTruststore}
+	ids := make([]string, len(ruleSummaries))
+	for i, r := range ruleSummaries {
+		ids[i] = r.id
+	}
+	return ids
+}
+
+// RuleList is every rule id with what it checks, one per line, for help.
+func RuleList() string {
+	var b strings.Builder
+	for _, r := range ruleSummaries {
+		fmt.Fprintf(&b, "  %s  %s\n", r.id, r.summary)
+	}
+	return b.String()
 }
 
 // ErrLintInput is returned when the file given to Lint is neither a

@@ -128,8 +128,9 @@ server-ca.crt. Nothing but the database is written: the KEK is yours to
 supply.
 
 FILE - reads the backup from standard input, for a pod that has the data
-volume but no copy of the file (kubectl run -i ... < backup.db; see the
-deploy README). It is checked in the system's temporary directory before the
+volume but no copy of the file (deploy/bootstrap/pod-restore.yaml, fed with
+kubectl attach -i -c restore flinkpki-restore < backup.db; see the deploy
+README). It is checked in the system's temporary directory before the
 data directory is touched.`,
 		Example: `  flinkpki admin restore flinkpki-2025-01-31.db --data-dir /var/lib/flinkpki
   flinkpki serve --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek

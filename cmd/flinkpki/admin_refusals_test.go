@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
@@ -144,6 +148,91 @@ func TestAdminMigrateChecksTheKEKOnTheSourceBeforeCopyingAnything(t *testing.T) 
 	runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+dst, "--kek-file", kek).ok(t)
 	if got := boltContents(t, dst)["clusters"]; len(got) != 1 {
 		t.Errorf("the target holds %d clusters after the retry, want 1", len(got))
+	}
+}
+
+// TestAdminMigrateBuildsANewBoltTargetAsideUntilVerified: a bbolt target
+// in a folder that does not exist yet gets that folder (0700); the copy is
+// built under a temporary name and put at the target path only once it
+// verified, so a migration that fails after copying (here: a source whose
+// audit trail was edited) leaves neither the file nor the folders.
+func TestAdminMigrateBuildsANewBoltTargetAsideUntilVerified(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kek := writeKEK(t, dir, "kek")
+	src := filepath.Join(dir, "source.db")
+	newStoreAt(t, src, kek)
+	appendAudit(t, src, kek, 3)
+
+	good := filepath.Join(dir, "new", "nested", "target.db")
+	runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+good, "--kek-file", kek).ok(t)
+	if got := boltContents(t, good)["clusters"]; len(got) != 1 {
+		t.Errorf("the target holds %d clusters, want 1", len(got))
+	}
+	for _, d := range []string{filepath.Join(dir, "new"), filepath.Dir(good)} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("folder %s made for the target: %v, %v; want mode 0700", d, fi, err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(good), migratingPattern)); len(left) > 0 {
+		t.Errorf("the temporary copy was left beside the target: %v", left)
+	}
+
+	tamperAudit(t, src, 2)
+	before := treeOf(t, dir)
+	for _, target := range []string{filepath.Join(dir, "other.db"), filepath.Join(dir, "other", "target.db")} {
+		r := runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+target, "--kek-file", kek)
+		oneLineError(t, r, 1, "does not verify on the target")
+		assertUnchanged(t, dir, before)
+	}
+}
+
+// appendAudit appends n audit entries to the store at path.
+func appendAudit(t *testing.T, path, kekFile string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	seal, err := sealerFromFile(kekFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, b, seal)
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range n {
+		if err := st.Update(ctx, func(tx *store.Txn) error {
+			return tx.AppendAudit(&store.AuditEntry{Time: time.Unix(int64(1700000000+i), 0).UTC(), Actor: "system:test", Action: "test", Outcome: "ok"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tamperAudit edits audit entry seq in the bbolt file at path, behind the
+// store's back.
+func tamperAudit(t *testing.T, path string, seq uint64) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		key := binary.BigEndian.AppendUint64(nil, seq)
+		v := b.Get(key)
+		if v == nil {
+			return fmt.Errorf("no audit entry %d", seq)
+		}
+		return b.Put(key, bytes.Replace(v, []byte("system:test"), []byte("admin:someone"), 1))
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
 	etcdstore "github.com/flinkpki/flinkpki/store/etcd"
@@ -418,7 +419,7 @@ func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstor
 	switch kind {
 	case "bolt":
 		if !source {
-			return bolt.Open(rest, bolt.Options{})
+			return openBoltTarget(rest)
 		}
 		if _, err := os.Stat(rest); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("migration source %s does not exist: check --from (a bbolt source is the flinkpki.db of a stopped server)", rest)
@@ -450,6 +451,87 @@ func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstor
 		return eb, nil
 	}
 	return nil, usagef("--%s %q: the store kind must be bolt or etcd", flag, spec)
+}
+
+// boltTarget is a new bbolt migration target: the copy is built under a
+// temporary name beside its path and linked into place by Close only once
+// Keep said it verified, so a migration that fails or is interrupted
+// leaves no file at the path (nor a folder it made for it), and its
+// re-run does not find a half-filled target.
+type boltTarget struct {
+	*bolt.Backend
+	path, tmp string
+	made      []string // folders made for the target, deepest first
+	keep      bool
+	closed    bool
+}
+
+// migratingPattern names a migration's unfinished bbolt target.
+const migratingPattern = ".flinkpki-migrating-*.db"
+
+// openBoltTarget opens the bbolt target at path: an existing file as it
+// is (the copy then refuses it unless it is an empty store), or a new one
+// built as boltTarget says, in path's folder, made (0700) if missing.
+func openBoltTarget(path string) (store.Backend, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return bolt.Open(path, bolt.Options{})
+	}
+	dir := filepath.Dir(path)
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("migration target: create its folder: %w", err)
+	}
+	t := &boltTarget{path: path, made: made}
+	f, err := os.CreateTemp(dir, migratingPattern)
+	if err == nil {
+		// A unique name, for bolt.Open to create a new store at.
+		t.tmp = f.Name()
+		f.Close()
+		if err = os.Remove(t.tmp); err == nil {
+			t.Backend, err = bolt.Open(t.tmp, bolt.Options{})
+		}
+	}
+	if err != nil {
+		t.discard()
+		return nil, fmt.Errorf("migration target: %w", err)
+	}
+	return t, nil
+}
+
+// Close closes the copy and links it into place when it was kept, or
+// removes it.
+func (t *boltTarget) Close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	err := t.Backend.Close()
+	if !t.keep || err != nil {
+		t.discard()
+		return err
+	}
+	defer os.Remove(t.tmp)
+	if err := os.Link(t.tmp, t.path); err != nil {
+		t.discard()
+		return fmt.Errorf("migration target: put the verified copy at %s: %w", t.path, err)
+	}
+	return atomicfile.SyncDir(filepath.Dir(t.path))
+}
+
+// discard removes the unfinished copy and the folders made for it.
+func (t *boltTarget) discard() {
+	if t.tmp != "" {
+		os.Remove(t.tmp)
+	}
+	for _, d := range t.made {
+		os.Remove(d) // only when empty
+	}
 }
 
 // checkMigrationSource runs store.Open's schema and key-encryption key
@@ -523,6 +605,12 @@ directions.`,
 			}
 			if rep.FirstBad != 0 {
 				return fmt.Errorf("migrated, but the audit chain does not verify on the target: %s", rep.Message)
+			}
+			if t, ok := dst.(*boltTarget); ok {
+				t.keep = true
+				if err := dst.Close(); err != nil {
+					return err
+				}
 			}
 			if out == "json" {
 				if err := writeJSON(cmd.OutOrStdout(), struct {

@@ -89,7 +89,6 @@ worker); the token must allow those uses too. Exit 1 when any request failed.`,
 	fl.StringVar(&f.format, "format", "pkcs12", "store format assembled per request: pkcs12 or jks")
 	fl.Var(&f.timeout, "request-timeout", "deadline of one request")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file (go tool pprof)")
-	_ = fl.MarkHidden("cpuprofile")
 	addOutputFlag(cmd, &f.out)
 	return cmd
 }

@@ -28,9 +28,25 @@ runs these steps itself; ca status shows the next step and what blocks it.`,
 	a.addConnFlags(cmd)
 	cmd.AddCommand(
 		a.newCAStatusCmd(),
-		a.newCAStepCmd("prepare", "Create the next CA, trusted from now on but not yet signing", false),
-		a.newCAStepCmd("activate", "Make the prepared CA sign; the active one becomes retiring", true),
-		a.newCAStepCmd("retire", "Drop the retiring CA from trust", true),
+		a.newCAStepCmd("prepare", "Create the next CA, trusted from now on but not yet signing", `Create the next CA of the lineage (--purpose, internal by default), in state
+prepared. Every truststore issued from now on trusts it as well, while the
+active CA still signs every leaf. Refused while the lineage already has a
+prepared CA, or a retiring one (retire it first).
+
+Next: restart or re-init every process, so each holds a truststore with the
+new CA (ca status lists those that do not), then ca activate.`, false),
+		a.newCAStepCmd("activate", "Make the prepared CA sign; the active one becomes retiring", `Make the prepared CA sign every leaf from now on; the active CA becomes
+retiring and stays trusted. Refused, naming them, while any live holder's
+truststore lacks the prepared CA: its process would reject every peer with a
+new leaf. --force signs anyway (audited).
+
+Next: restart or re-init every process that holds a leaf of the retiring
+CA (ca status lists them), then ca retire.`, true),
+		a.newCAStepCmd("retire", "Drop the retiring CA from trust", `Drop the retiring CA: truststores issued from now on no longer trust it, and
+it no longer appears in ca status (its history stays in the audit trail).
+Refused, naming them, while any live holder's leaf was signed by it: every
+peer that re-inits afterwards would reject that holder. --force drops it
+anyway (audited).`, true),
 	)
 	return cmd
 }
@@ -43,6 +59,11 @@ func (a *app) newCAStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status --cluster NAME",
 		Short: "Show every CA of a cluster, the next rotation step and its blockers",
+		Long: `Show every CA of the cluster's two lineages (internal and rest) with its state
+(prepared, active, retiring), SHA-256 fingerprint and expiry; the number of
+live holders and the earliest expiry of their leaves; and per lineage the
+next rotation step and the holders that block it (a truststore without the
+prepared CA blocks activate, a leaf of the retiring CA blocks retire).`,
 		Example: `  flinkpki ca status --cluster orders
   flinkpki ca status --cluster orders -o json`,
 		Args: cobra.NoArgs,
@@ -67,7 +88,7 @@ func (a *app) newCAStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) newCAStepCmd(step, short string, forcible bool) *cobra.Command {
+func (a *app) newCAStepCmd(step, short, long string, forcible bool) *cobra.Command {
 	var (
 		cluster, purpose string
 		force            bool
@@ -76,6 +97,7 @@ func (a *app) newCAStepCmd(step, short string, forcible bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   step + " --cluster NAME",
 		Short: short,
+		Long:  long,
 		Example: fmt.Sprintf(`  flinkpki ca %s --cluster orders
   flinkpki ca %s --cluster orders --purpose rest`, step, step),
 		Args: cobra.NoArgs,

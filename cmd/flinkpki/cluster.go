@@ -82,7 +82,7 @@ projected Kubernetes token.`,
 	f.StringVar(&keyType, "key-type", "", "key type of the CAs and leaves: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
 	f.Var(&caValidity, "ca-validity", "validity of each CA (server default 3y)")
 	f.Var(&leafValid, "leaf-validity", "validity of each leaf, at least "+formatDuration(authority.MinLeafValidity)+" (server default 90d)")
-	f.StringArrayVar(&namespaces, "k8s-namespace", nil, "Kubernetes namespace whose service account may enroll (repeat, paired with --k8s-service-account)")
+	f.StringArrayVar(&namespaces, "k8s-namespace", nil, "Kubernetes namespace whose service account may enroll (repeat, paired with --k8s-service-account; at most 64 bindings)")
 	f.StringArrayVar(&accounts, "k8s-service-account", nil, "Kubernetes service account that may enroll (repeat, paired with --k8s-namespace)")
 	f.BoolVar(&noAutoRotate, "no-auto-rotate", false, "do not rotate the CAs automatically; run ca prepare/activate/retire yourself")
 	addOutputFlag(cmd, &out)
@@ -174,7 +174,7 @@ service account is an add, a rollout, then a remove.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&add, "add-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may enroll (repeat)")
+	f.StringArrayVar(&add, "add-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may enroll (repeat; at most 64 bindings per cluster)")
 	f.StringArrayVar(&remove, "remove-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may no longer enroll (repeat)")
 	f.StringVar(&autoRotate, "auto-rotate", "", "true or false: rotate the CAs automatically")
 	addOutputFlag(cmd, &out)

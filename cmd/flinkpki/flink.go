@@ -96,7 +96,7 @@ unless --key-type is given.`,
 	f.StringVar(&role, "role", "", "role of the pods: jobmanager or taskmanager (required)")
 	f.StringVar(&tlsDir, "tls-dir", flinkconf.DefaultTLSDir, "absolute directory the init container writes the stores to (its --out)")
 	f.StringVar(&format, "format", "pkcs12", "store format: pkcs12 or jks")
-	f.StringVar(&keyType, "key-type", "", "the cluster's key type, to work without a server")
+	f.StringVar(&keyType, "key-type", "", "the cluster's key type (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096), to work without a server")
 	addTLSProtocolFlag(f, &tlsProtocol)
 	f.BoolVar(&legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 does not know (it uses the JVM default type, which reads either store format)")
 	// init and bake call the same choice --legacy-store-types: one name works everywhere.
@@ -146,20 +146,10 @@ In a FlinkDeployment it also follows the flinkpki init container to Flink in
 the JobManager and TaskManager pods (the top-level pod template merged with
 each process's own, by name): --out and --flink-conf-out on emptyDir volumes
 that flink-main-container mounts at the same paths, FLINK_CONF_DIR on the
-copy, --flink-conf-src on the operator's ConfigMap flink-config-NAME (FP010);
-and it warns about templates the operator would merge by position (FP011).
-A peer fingerprint pinned in the configuration fails (FP012): Flink then
-ignores the truststore, and every pod flinkpki enrolls has a new leaf. A
-token volume the Flink container mounts as well warns (FP013). An SSL provider
-Flink cannot load fails, and OPENSSL, which needs netty-tcnative in Flink's
-lib/, warns (FP014). A double quote or backslash in an internal store path or
-password, which Flink's RPC configuration cannot hold, fails (FP015), and so
-does a null value in a config.yaml, which Flink refuses to load (FP016). SSL
-turned on without the keystore or truststore Flink needs fails (FP017); on
-Flink 1.x security.ssl.enabled turns REST SSL on too. REST client
-authentication counts only with a REST truststore (without one Flink drops
-it) that is not the internal one (FP002). Cipher suites are checked against
-the names JDK 17 knows and enables (FP005).
+copy, --flink-conf-src on the operator's ConfigMap flink-config-NAME, and
+the same user for both containers (FP010). Where every process runs init
+with --flink-conf-out, the settings the copy makes need not be in
+flinkConfiguration.
 
 Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
 security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy
@@ -173,7 +163,12 @@ is an error, 0 when there are only warnings or none. --ignore drops the
 findings of the rules it names (e.g. FP003 for a native-mode cluster that
 runs only trusted code); the summary on stderr counts them. FILE - reads
 standard input: every FlinkDeployment of a manifest stream, as kustomize
-build prints it.`,
+build prints it. The README's "Checking a Flink configuration" explains each
+rule against Flink's sources.
+
+Rules (each finding says whether it is an error or a warning; "warning" below
+marks what is never more than one):
+` + flinkconf.RuleList(),
 		Example: `  flinkpki flink lint deploy/orders-flinkdeployment.yaml
   flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048 --flink-version 1.20
   flinkpki flink lint deploy/analytics-flinkdeployment.yaml --ignore FP003
@@ -272,7 +267,7 @@ build prints it.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&keyType, "key-type", "", "the cluster's key type, to check the cipher suites against it")
+	cmd.Flags().StringVar(&keyType, "key-type", "", "the cluster's key type (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096), to check the cipher suites against it")
 	addOutputFlag(cmd, &out)
 	cmd.Flags().StringSliceVar(&ignore, "ignore", nil, "rule ids whose findings to drop, comma-separated (FP003,FP007)")
 	cmd.Flags().StringVar(&flinkVersion, "flink-version", "", "the Flink version the file is for (1.20, 2.2, v2_2), when it does not say (a FlinkDeployment's spec.flinkVersion wins)")

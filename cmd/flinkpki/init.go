@@ -76,7 +76,7 @@ FLINKPKI_HOLDER, FLINKPKI_SERVER, FLINKPKI_CA_FILE, FLINKPKI_TOKEN_FILE.`,
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.keyType, "key-type", "", "the cluster's key type, to skip asking the server (normally left out)")
+	fl.StringVar(&f.keyType, "key-type", "", "the cluster's key type (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096), to skip asking the server (normally left out)")
 	f.conf.register(cmd, "for keys the operator leaves out of the ConfigMap it writes, above all rest.bind-address=127.0.0.1")
 	fl.Var(&f.timeout, "timeout", "give up when the server has not answered within this time")
 	fl.BoolVar(&f.noAutoSANs, "no-auto-sans", false, "for jobmanager/taskmanager, do not add this pod's host name and IP addresses as SANs (Flink 2.3+ checks them on the TaskManager data plane)")

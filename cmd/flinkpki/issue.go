@@ -36,10 +36,10 @@ type issueFlags struct {
 
 func (f *issueFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.cluster, "cluster", "", "cluster name")
-	fl.StringVar(&f.role, "role", "", "role: jobmanager, taskmanager, rest-server or rest-client")
-	fl.StringVar(&f.holder, "holder", "", "holder name, usually the pod name")
-	fl.StringVar(&f.out, "out", "", "directory to write the file set into (created 0700 if missing)")
+	fl.StringVar(&f.cluster, "cluster", "", "cluster name (required)")
+	fl.StringVar(&f.role, "role", "", "role (required): jobmanager, taskmanager, rest-server or rest-client")
+	fl.StringVar(&f.holder, "holder", "", "holder name, usually the pod name (bake: required; init: defaults to the pod name a Kubernetes token carries, else the host name)")
+	fl.StringVar(&f.out, "out", "", "directory to write the file set into (required; created 0700 if missing)")
 	fl.StringVar(&f.format, "format", "pkcs12", "store format: pkcs12 or jks")
 	fl.StringVar(&f.profile, "pkcs12-profile", "modern2023", "PKCS#12 encryption: modern2023 or legacy-des (for old readers)")
 	fl.StringArrayVar(&f.dns, "dns", nil, "DNS name for the leaf (repeat; required for rest-server; for jobmanager/taskmanager, names peers reach this process by — Flink 2.3+ checks them)")
@@ -75,6 +75,12 @@ func checkOut(out string) (string, error) {
 // buildOptions checks --out and the store flags, before anything is asked
 // of the server; the options' Dir is the absolute output directory.
 func (f *issueFlags) buildOptions(now time.Time) (credentials.Options, error) {
+	switch n := len(f.dns) + len(f.ips); {
+	case f.role == "rest-server" && n == 0:
+		return credentials.Options{}, usagef("--role rest-server needs the names clients reach the REST endpoint by: --dns NAME (repeat) or --ip ADDR")
+	case f.role == "rest-client" && n > 0:
+		return credentials.Options{}, usagef("--role rest-client certificates carry no names: leave out --dns and --ip")
+	}
 	dir, err := checkOut(f.out)
 	if err != nil {
 		return credentials.Options{}, err

@@ -106,9 +106,11 @@ func newServeCmd() *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the flinkpki server (gRPC over TLS, on an embedded bbolt store)",
-		Long: `Run the flinkpki server. It keeps one CA lineage per Flink cluster in an
-embedded bbolt database at DIR/flinkpki.db and serves gRPC over TLS only.
+		Short: "Run the flinkpki server (gRPC over TLS, on an embedded bbolt store or etcd)",
+		Long: `Run the flinkpki server. It keeps each Flink cluster's two CA lineages
+(internal, for Flink's internal mutual TLS, and rest) in an embedded bbolt
+database at DIR/flinkpki.db, or with --store etcd in etcd, shared by several
+replicas, and serves gRPC over TLS only.
 
 On first start it creates its own serving CA (kept apart from every Flink
 cluster CA) and writes the trust anchor for clients to DIR/server-ca.crt.
@@ -122,7 +124,8 @@ Production mode never writes a token file: bootstrap the first administrator
 token with 'flinkpki admin bootstrap' while the server is stopped.
 
 Every flag may also be set in a YAML file given with --config (keys are flag
-names without dashes, e.g. "listen: 0.0.0.0:7443"); flags on the command line win.
+names without the leading dashes, e.g. "listen: 0.0.0.0:7443" or
+"metrics-listen: 0.0.0.0:9090"); flags on the command line win.
 Durations, there and on the command line, are Go durations or days and years
 as in the client commands: 90s, 12h, 30d, 1y.`,
 		Example: `  # local development
@@ -162,7 +165,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.Var(&o.rotationInterval, "rotation-interval", "how often the automatic rotation schedule is checked (0 disables it)")
 	f.Var(&o.holderRetention, "holder-retention", "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it; 0 keeps them forever")
 	f.Var(&o.shutdownTimeout, "shutdown-timeout", "how long in-flight requests may finish after SIGTERM")
-	f.Var(&o.rpcTimeout, "rpc-timeout", "deadline applied to every request that has none shorter (above 0)")
+	f.Var(&o.rpcTimeout, "rpc-timeout", "deadline applied to every request that has none shorter (above 0; a backup gets at least an hour)")
 	f.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go's pprof profiles at http://ADDR/debug/pprof/ (debugging; keep it on loopback)")
 	f.StringVar(&o.storeKind, "store", "bolt", "store: bolt (embedded, DIR/flinkpki.db) or etcd (several replicas, one consistent store)")
 	f.StringSliceVar(&o.etcdEndpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated (with --store etcd)")

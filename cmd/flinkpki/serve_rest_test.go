@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/internal/jdktest"
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 // TestNginxServesRESTMaterialAndAdmitsOnlyRESTClients runs a real nginx as
@@ -40,7 +43,15 @@ func TestNginxServesRESTMaterialAndAdmitsOnlyRESTClients(t *testing.T) {
 	s.cli(t, s.admin, "bake", "--cluster", "web", "--role", "rest-server", "--holder", "jm-0", "--dns", "localhost", "--ip", "127.0.0.1", "--out", srv).ok(t)
 	s.cli(t, s.admin, "bake", "--cluster", "web", "--role", "rest-client", "--holder", "ops", "--out", cli).ok(t)
 	s.cli(t, s.admin, "bake", "--cluster", "web", "--role", "taskmanager", "--holder", "tm-0", "--out", tm).ok(t)
-	s.cli(t, s.admin, "bake", "--cluster", "web", "--role", "rest-server", "--holder", "nodns", "--out", filepath.Join(t.TempDir(), "x")).refused(t, "DNS")
+	// A rest-server leaf without a name is refused before the server is
+	// asked (a usage error), and by the server too.
+	if r := s.cli(t, s.admin, "bake", "--cluster", "web", "--role", "rest-server", "--holder", "nodns", "--out", filepath.Join(t.TempDir(), "x")); r.code != 2 || !strings.Contains(r.stderr, "--dns NAME") {
+		t.Fatalf("bake rest-server without --dns: exit %d, %q; want a usage error naming --dns", r.code, r.stderr)
+	}
+	_, err = flinkpkiv1.NewEnrollmentServiceClient(s.adminConn(t)).Bake(context.Background(), &flinkpkiv1.BakeRequest{Cluster: "web", Role: "rest-server", Holder: "nodns"})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "DNS") {
+		t.Fatalf("a Bake request for rest-server without names: %v, want InvalidArgument naming DNS", err)
+	}
 
 	// The stand-in for Flink's REST endpoint, bound to loopback.
 	flinkREST, err := net.Listen("tcp", "127.0.0.1:0")

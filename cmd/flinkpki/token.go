@@ -198,7 +198,7 @@ whose service-account tokens are not spent.`,
 	f.StringVar(&cluster, "cluster", "", "cluster the token enrolls for (required)")
 	f.StringVar(&role, "role", "", "role: jobmanager, taskmanager, rest-server or rest-client (required)")
 	f.Var(&ttl, "ttl", "how long the token is valid, 1s to "+formatDuration(authority.MaxTokenTTL))
-	f.Var(newIntFlag(&uses, authority.DefaultTokenUses, 1, authority.MaxTokenUses), "uses", "how many enrollments the token allows")
+	f.Var(newIntFlag(&uses, authority.DefaultTokenUses, 1, authority.MaxTokenUses), "uses", "how many enrollments the token allows (1 to 100000)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
