@@ -143,7 +143,7 @@ data directory is touched.`,
 			}
 			name, backup := args[0], args[0]
 			if name == "-" {
-				tmp, err := a.stdinToTemp()
+				tmp, err := a.stdinToTemp(ctx)
 				if err != nil {
 					return err
 				}
@@ -305,8 +305,10 @@ func (r reworded) Error() string { return r.msg }
 func (r reworded) Unwrap() error { return r.err }
 
 // stdinToTemp copies standard input into a new file (0600) in the system's
-// temporary directory and returns its name; the caller removes it.
-func (a *app) stdinToTemp() (string, error) {
+// temporary directory and returns its name; the caller removes it. A signal
+// (ctx's end) while it waits on standard input removes the file and gives
+// up, rather than wait for an input that may never end.
+func (a *app) stdinToTemp(ctx context.Context) (string, error) {
 	if a.stdin == nil {
 		return "", usagef("restore -: no standard input")
 	}
@@ -314,7 +316,18 @@ func (a *app) stdinToTemp() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read the backup from standard input: %w (the temporary directory must be writable: TMPDIR)", err)
 	}
-	_, err = io.Copy(f, a.stdin)
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(f, a.stdin)
+		copied <- err
+	}()
+	select {
+	case err = <-copied:
+	case <-ctx.Done():
+		// The copy goroutine may still write: the file is removed by
+		// name, and the process is about to exit.
+		err = ctx.Err()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

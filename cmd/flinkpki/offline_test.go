@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -277,6 +279,39 @@ func TestAdminRestore(t *testing.T) {
 			t.Errorf("exit %d, want 2", r.code)
 		}
 	})
+}
+
+// TestAdminRestoreFromAStdinThatNeverEndsGivesUpOnASignal: restore - waits
+// on standard input (kubectl attach); a signal then (the context's end)
+// ends it at once, with its temporary copy removed and the data directory
+// untouched, rather than wait for an input that may never end.
+func TestAdminRestoreFromAStdinThatNeverEndsGivesUpOnASignal(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	stdin, feed := io.Pipe()
+	defer feed.Close()
+	go feed.Write([]byte("the start of a backup"))
+	var out, errb bytes.Buffer
+	a := &app{stdin: stdin, stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, now: time.Now}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	dir := filepath.Join(t.TempDir(), "data")
+	done := make(chan int, 1)
+	go func() { done <- a.run(ctx, []string{"admin", "restore", "-", "--data-dir", dir}) }()
+	select {
+	case code := <-done:
+		if code != 1 || !strings.Contains(errb.String(), "read the backup from standard input: context canceled") {
+			t.Errorf("restore - ended by a signal: exit %d, %q", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("restore - still waits on standard input 10 s after the signal")
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "flinkpki-restore-*")); len(left) > 0 {
+		t.Errorf("the temporary copy was left behind: %v", left)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data directory was touched (%v)", err)
+	}
 }
 
 func TestAdminBackupRefusesAnExistingFileBeforeConnecting(t *testing.T) {
