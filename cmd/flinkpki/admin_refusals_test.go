@@ -47,11 +47,10 @@ func newUnopenedBolt(t testing.TB, path string) {
 	}
 }
 
-// newStoreAt creates a flinkpki store at path, sealed with kekFile, holding
-// one cluster, as a server would leave it.
-func newStoreAt(t testing.TB, path, kekFile string) {
+// openBoltStore opens (or creates) the flinkpki store at path, sealed with
+// kekFile; the caller closes it.
+func openBoltStore(t testing.TB, path, kekFile string) *store.Store {
 	t.Helper()
-	ctx := context.Background()
 	seal, err := sealerFromFile(kekFile)
 	if err != nil {
 		t.Fatal(err)
@@ -60,13 +59,22 @@ func newStoreAt(t testing.TB, path, kekFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, b, seal)
+	st, err := store.Open(context.Background(), b, seal)
 	if err != nil {
 		b.Close()
 		t.Fatal(err)
 	}
+	return st
+}
+
+// newStoreAt creates a flinkpki store at path, sealed with kekFile, holding
+// one cluster, as a server would leave it.
+func newStoreAt(t testing.TB, path, kekFile string) {
+	t.Helper()
+	ctx := context.Background()
+	st := openBoltStore(t, path, kekFile)
 	defer st.Close()
-	err = st.Update(ctx, func(tx *store.Txn) error {
+	err := st.Update(ctx, func(tx *store.Txn) error {
 		return tx.PutCluster(&store.Cluster{Name: "orders", KeyType: "ecdsa-p256", Created: time.Unix(1700000000, 0)})
 	})
 	if err != nil {
@@ -191,19 +199,7 @@ func TestAdminMigrateBuildsANewBoltTargetAsideUntilVerified(t *testing.T) {
 func appendAudit(t *testing.T, path, kekFile string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	seal, err := sealerFromFile(kekFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, b, seal)
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
+	st := openBoltStore(t, path, kekFile)
 	defer st.Close()
 	for i := range n {
 		if err := st.Update(ctx, func(tx *store.Txn) error {
