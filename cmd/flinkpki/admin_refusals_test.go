@@ -190,9 +190,50 @@ func TestAdminMigrateBuildsANewBoltTargetAsideUntilVerified(t *testing.T) {
 	before := treeOf(t, dir)
 	for _, target := range []string{filepath.Join(dir, "other.db"), filepath.Join(dir, "other", "target.db")} {
 		r := runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+target, "--kek-file", kek)
-		oneLineError(t, r, 1, "does not verify on the target")
+		oneLineError(t, r, 1, "the copy's audit chain does not verify")
 		assertUnchanged(t, dir, before)
 	}
+}
+
+// TestAdminMigrateClearsAnEtcdTargetItRefusesAfterCopying: a migration to
+// etcd refused after the copy (the copy's audit trail does not verify)
+// leaves no record under the etcd prefix, so the next try is not refused.
+func TestAdminMigrateClearsAnEtcdTargetItRefusesAfterCopying(t *testing.T) {
+	c := etcdtest.New(t, 1)
+	dir := t.TempDir()
+	kek := writeKEK(t, dir, "kek")
+	src := filepath.Join(dir, "source.db")
+	newStoreAt(t, src, kek)
+	appendAudit(t, src, kek, 3)
+	tamperAudit(t, src, 2)
+	r := runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "etcd:"+strings.Join(c.Endpoints(), ","), "--kek-file", kek)
+	oneLineError(t, r, 1, "the copy's audit chain does not verify")
+	if !strings.Contains(r.stderr, "the target was cleared again") {
+		t.Errorf("the refusal does not say the target was cleared: %q", r.stderr)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Clearing deletes each bucket's range, which rewrites that bucket's
+	// delete guard (a bookkeeping key outside every bucket, which scanners
+	// compare): those may stay, no record may.
+	for _, kv := range resp.Kvs {
+		if !strings.HasPrefix(string(kv.Key), "/flinkpki/.deleted/") {
+			t.Errorf("etcd holds %q after the refused migration, want no record", kv.Key)
+		}
+	}
+	// And the retry of a good source is not refused as "not empty".
+	good := filepath.Join(dir, "good.db")
+	newStoreAt(t, good, kek)
+	runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+good, "--to", "etcd:"+strings.Join(c.Endpoints(), ","), "--kek-file", kek).ok(t)
 }
 
 // appendAudit appends n audit entries to the store at path.
@@ -277,5 +318,30 @@ func TestAdminBackupRefusesADirectoryOutBeforeConnecting(t *testing.T) {
 			t.Errorf("force=%v: %d connections to the server, want none", force, accepted.Load())
 		}
 		assertUnchanged(t, dir, before)
+	}
+}
+
+// TestMigrationProgressStartsAfterASecond: a migration says nothing for
+// its first second (a small store is copied by then), then a line as each
+// bucket starts and at most one a second within a bucket.
+func TestMigrationProgressStartsAfterASecond(t *testing.T) {
+	t.Parallel()
+	clock := time.Unix(1700000000, 0)
+	var out bytes.Buffer
+	progress := copyProgress(&out, func() time.Time { return clock })
+	step := func(d time.Duration, bucket string, keys int) {
+		clock = clock.Add(d)
+		progress(bucket, keys)
+	}
+	step(100*time.Millisecond, "meta", 3)
+	step(500*time.Millisecond, "holders", 100)
+	step(500*time.Millisecond, "holders", 200) // 1.1 s: the first line
+	step(500*time.Millisecond, "holders", 300)
+	step(600*time.Millisecond, "holders", 400)
+	step(100*time.Millisecond, "audit", 100) // a new bucket: at once
+	step(100*time.Millisecond, "audit", 200)
+	want := "copying holders: 200 keys\ncopying holders: 400 keys\ncopying audit: 100 keys\n"
+	if out.String() != want {
+		t.Errorf("progress lines:\n%s\nwant:\n%s", out.String(), want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -534,6 +535,23 @@ func (t *boltTarget) discard() {
 	}
 }
 
+// copyProgress reports a migration's progress on w once it has run for a
+// second (a small store copies in less, without a word): then a line as
+// each bucket starts, and at most one a second while a large one is copied.
+func copyProgress(w io.Writer, now func() time.Time) func(bucket string, keys int) {
+	start := now()
+	var last time.Time
+	var current string
+	return func(bucket string, keys int) {
+		t := now()
+		if t.Sub(start) >= time.Second && (bucket != current || t.Sub(last) >= time.Second) {
+			fmt.Fprintf(w, "copying %s: %d keys\n", bucket, keys)
+			last = t
+		}
+		current = bucket
+	}
+}
+
 // checkMigrationSource runs store.Open's schema and key-encryption key
 // checks on the source, writing nothing, so a wrong KEK or an empty source
 // is refused before the target is opened.
@@ -587,13 +605,25 @@ directions.`,
 				return err
 			}
 			defer dst.Close()
-			counts, err := etcdstore.Copy(ctx, src, dst)
+			counts, err := etcdstore.Copy(ctx, src, dst, copyProgress(cmd.ErrOrStderr(), time.Now))
 			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
+			// Past the copy, a refusal clears the etcd target again (a
+			// new bbolt one is discarded on Close).
+			_, boltDst := dst.(*boltTarget)
+			refuse := func(err error) error {
+				if boltDst {
+					return err
+				}
+				if cerr := etcdstore.Clear(context.WithoutCancel(ctx), dst); cerr != nil {
+					return fmt.Errorf("%w; clearing the target failed too (%v): clear it, or use a new --etcd-prefix, before trying again", err, cerr)
+				}
+				return fmt.Errorf("%w; the target was cleared again", err)
+			}
 			st, err := store.Open(ctx, dst, seal)
 			if err != nil {
-				return fmt.Errorf("open the target with the key-encryption key: %w", err)
+				return refuse(fmt.Errorf("open the target with the key-encryption key: %w", err))
 			}
 			var rep *authority.AuditReport
 			if err := st.View(ctx, func(tx *store.Txn) error {
@@ -601,10 +631,10 @@ directions.`,
 				rep, err = authority.VerifyChain(tx)
 				return err
 			}); err != nil {
-				return err
+				return refuse(err)
 			}
 			if rep.FirstBad != 0 {
-				return fmt.Errorf("migrated, but the audit chain does not verify on the target: %s", rep.Message)
+				return refuse(fmt.Errorf("the copy's audit chain does not verify (nor does the source's): %s", rep.Message))
 			}
 			if t, ok := dst.(*boltTarget); ok {
 				t.keep = true

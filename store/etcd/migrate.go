@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
+	"time"
 
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -15,13 +17,15 @@ const copyChunk = 100
 // Copy copies every bucket and key of from into to, byte for byte, then
 // checks with Verify that both hold the same data. It backs
 // `flinkpki admin migrate --from bolt:PATH --to etcd:ENDPOINTS` (and the
-// way back), and returns the number of keys per bucket.
+// way back), and returns the number of keys per bucket. progress, when
+// not nil, is called after each chunk with the bucket and the keys copied
+// of it so far.
 //
 // The source is read at one snapshot. The target must be empty, and is
-// written in chunks of copyChunk keys, so run it with the servers stopped:
-// a failed copy leaves a partial target, to be cleared (or a new
-// --etcd-prefix used) before trying again.
-func Copy(ctx context.Context, from, to store.Backend) (map[string]int, error) {
+// written in chunks of copyChunk keys, so run it with the servers stopped.
+// A copy that fails after it began writing clears the target again
+// (Clear), so a retry finds it empty; the error says if that failed too.
+func Copy(ctx context.Context, from, to store.Backend, progress func(bucket string, keys int)) (map[string]int, error) {
 	if err := to.View(ctx, func(tx store.Tx) error {
 		for _, bk := range store.Buckets {
 			empty := true
@@ -42,21 +46,51 @@ func Copy(ctx context.Context, from, to store.Backend) (map[string]int, error) {
 	}
 	err := from.View(ctx, func(src store.Tx) error {
 		for _, bk := range store.Buckets {
-			if err := copyBucket(ctx, src, to, bk); err != nil {
+			if err := copyBucket(ctx, src, to, bk, progress); err != nil {
 				return fmt.Errorf("migrate bucket %q: %w", bk, err)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	var counts map[string]int
+	if err == nil {
+		counts, err = Verify(ctx, from, to)
 	}
-	return Verify(ctx, from, to)
+	if err != nil {
+		return nil, clearAfter(ctx, to, err)
+	}
+	return counts, nil
 }
 
-func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []byte) error {
+// clearAfter clears a target that a failed migration wrote into, and
+// returns err, saying whether the target is empty again.
+func clearAfter(ctx context.Context, to store.Backend, err error) error {
+	// The caller's context may be what ended the copy (a signal).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if cerr := Clear(cctx, to); cerr != nil {
+		return fmt.Errorf("%w; clearing the partial target failed too (%v): clear it, or use a new --etcd-prefix, before trying again", err, cerr)
+	}
+	return fmt.Errorf("%w; the target was cleared again", err)
+}
+
+// Clear deletes every key of every bucket of b: what a failed migration
+// wrote into a target that was empty before it.
+func Clear(ctx context.Context, b store.Backend) error {
+	return b.Update(ctx, func(tx store.Tx) error {
+		for _, bk := range store.Buckets {
+			if err := tx.DeletePrefix(bk, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []byte, progress func(string, int)) error {
 	type kv struct{ k, v []byte }
 	var chunk []kv
+	copied := 0
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
@@ -69,7 +103,11 @@ func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []by
 			}
 			return nil
 		})
+		copied += len(chunk)
 		chunk = chunk[:0]
+		if err == nil && progress != nil {
+			progress(string(bucket), copied)
+		}
 		return err
 	}
 	err := src.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
@@ -109,24 +147,27 @@ func Verify(ctx context.Context, a, b store.Backend) (map[string]int, error) {
 }
 
 // verifyBucket checks that both buckets hold the same keys with the same
-// values.
+// values. Both stores scan in key order, so it walks them side by side and
+// holds one key of each at a time, whatever the bucket's size (a million
+// holders are about 800 MB).
 func verifyBucket(ta, tb store.Tx, bucket []byte) (int, error) {
-	want := map[string][]byte{}
-	err := tb.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-		want[string(k)] = bytes.Clone(v)
-		return true, nil
+	var targetErr error
+	next, stop := iter.Pull2(func(yield func(k, v []byte) bool) {
+		targetErr = tb.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) { return yield(k, v), nil })
 	})
-	if err != nil {
-		return 0, err
-	}
+	defer stop()
 	n := 0
-	err = ta.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
+	err := ta.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
 		n++
-		got, ok := want[string(k)]
+		tk, tv, ok := next()
 		switch {
-		case !ok:
+		case !ok && targetErr != nil:
+			return false, targetErr
+		case !ok || bytes.Compare(tk, k) > 0:
 			return false, fmt.Errorf("migration check failed: %s/%s is missing in the target", bucket, printable(k))
-		case !bytes.Equal(got, v):
+		case bytes.Compare(tk, k) < 0:
+			return false, fmt.Errorf("migration check failed: %s/%s is in the target but not in the source", bucket, printable(tk))
+		case !bytes.Equal(tv, v):
 			return false, fmt.Errorf("migration check failed: %s/%s differs between source and target", bucket, printable(k))
 		}
 		return true, nil
@@ -134,8 +175,11 @@ func verifyBucket(ta, tb store.Tx, bucket []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(want) != n {
-		return 0, fmt.Errorf("migration check failed: bucket %q has %d keys in the source and %d in the target", bucket, n, len(want))
+	if tk, _, ok := next(); ok {
+		return 0, fmt.Errorf("migration check failed: %s/%s is in the target but not in the source", bucket, printable(tk))
+	}
+	if targetErr != nil {
+		return 0, targetErr
 	}
 	return n, nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,7 +97,7 @@ func TestMigrationFromBoltToEtcdAndBackKeepsEveryByte(t *testing.T) {
 	src := newBolt(t)
 	fill(t, src, kek)
 	mid := newBackend(t, shared.Endpoints(), testPrefix(t))
-	counts, err := etcd.Copy(ctx, src, mid)
+	counts, err := etcd.Copy(ctx, src, mid, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestMigrationFromBoltToEtcdAndBackKeepsEveryByte(t *testing.T) {
 		t.Fatalf("copied counts = %v", counts)
 	}
 	dst := newBolt(t)
-	back, err := etcd.Copy(ctx, mid, dst)
+	back, err := etcd.Copy(ctx, mid, dst, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func TestMigrationRefusesATargetThatHoldsData(t *testing.T) {
 	dst := newBackend(t, shared.Endpoints(), testPrefix(t))
 	mustOpenStore(t, dst, newKEK(t))
 	before := dump(t, dst)
-	if _, err := etcd.Copy(ctx, src, dst); !errors.Is(err, store.ErrExists) {
+	if _, err := etcd.Copy(ctx, src, dst, nil); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("Copy into a used store = %v, want ErrExists", err)
 	}
 	if dump(t, dst) != before {
@@ -167,8 +169,50 @@ func TestVerifyNamesTheFirstDifference(t *testing.T) {
 	}
 	put(b, "t1", "same")
 	put(b, "t2", "extra")
-	if _, err := etcd.Verify(ctx, a, b); err == nil {
-		t.Fatal("Verify accepted a target with an extra key")
+	if _, err := etcd.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tokens/t2 is in the target but not in the source")) {
+		t.Fatalf("Verify of a target with an extra key = %v", err)
+	}
+	put(a, "t2", "extra")
+	put(a, "t0", "first")
+	if _, err := etcd.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tokens/t0 is missing in the target")) {
+		t.Fatalf("Verify of a target without a key = %v", err)
+	}
+	put(b, "t0", "first")
+
+	// Many keys, over several of etcd's scan pages, walked side by side:
+	// equal, then one value in the middle changed.
+	if err := a.Update(ctx, func(tx store.Tx) error {
+		for i := range 2500 {
+			if err := tx.Put([]byte("holders"), fmt.Appendf(nil, "h%05d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for lo := 0; lo < 2500; lo += 100 {
+		if err := b.Update(ctx, func(tx store.Tx) error {
+			for i := lo; i < lo+100; i++ {
+				if err := tx.Put([]byte("holders"), fmt.Appendf(nil, "h%05d", i), []byte("v")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts, err := etcd.Verify(ctx, a, b)
+	if err != nil || counts["holders"] != 2500 || counts["tokens"] != 3 {
+		t.Fatalf("Verify of equal stores = %v, %v; want 2500 holders and 3 tokens", counts, err)
+	}
+	put(b, "t0", "first")
+	if err := b.Update(ctx, func(tx store.Tx) error { return tx.Put([]byte("holders"), []byte("h01700"), []byte("w")) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("holders/h01700 differs")) {
+		t.Fatalf("Verify of a value changed on a later page = %v", err)
 	}
 }
 
@@ -199,5 +243,39 @@ func TestBackupIsABoltFileTheBoltBackendOpens(t *testing.T) {
 	}
 	if _, err := openStore(t, restored, kek); err != nil {
 		t.Fatalf("the KEK does not open the backup: %v", err)
+	}
+}
+
+// TestAMigrationCutShortClearsItsTarget: a copy that fails after it began
+// writing (here its context ends after the first chunk of the audit
+// bucket, as a signal would end it) leaves the etcd target empty again,
+// so a retry is not refused as "not empty", and the retry copies it all.
+func TestAMigrationCutShortClearsItsTarget(t *testing.T) {
+	src := newBolt(t)
+	fill(t, src, newKEK(t))
+	dst := newBackend(t, shared.Endpoints(), testPrefix(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var reported []string
+	_, err := etcd.Copy(ctx, src, dst, func(bucket string, keys int) {
+		reported = append(reported, fmt.Sprintf("%s:%d", bucket, keys))
+		if bucket == "audit" {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "the target was cleared again") {
+		t.Fatalf("Copy cut short = %v, want context.Canceled and the target cleared", err)
+	}
+	if !slices.Contains(reported, "audit:100") {
+		t.Errorf("progress %v: want the audit bucket's first chunk of 100 keys", reported)
+	}
+	if got := dump(t, dst); got != "" {
+		t.Fatalf("the target after a copy cut short holds:\n%s", got)
+	}
+	if _, err := etcd.Copy(context.Background(), src, dst, nil); err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
+	if dump(t, dst) != dump(t, src) {
+		t.Fatal("the retry's target differs from the source")
 	}
 }
