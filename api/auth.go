@@ -28,13 +28,6 @@ func actorFrom(ctx context.Context) authority.Actor {
 	return a
 }
 
-// Authenticated reports whether ctx is a request's, past its authentication,
-// with a caller: false for a public method's (health, reflection).
-func Authenticated(ctx context.Context) bool {
-	_, ok := ctx.Value(actorKey{}).(authority.Actor)
-	return ok
-}
-
 // Authenticator turns bearer credentials into actors.
 type Authenticator struct {
 	auth   *authority.Authority
@@ -111,6 +104,12 @@ func (a *Authenticator) authenticate(ctx context.Context, adminOnly bool) (autho
 		if status.Code(err) == codes.ResourceExhausted {
 			return authority.Actor{}, err
 		}
+		if err != nil && ctx.Err() != nil {
+			// The request ended while its token was judged (a TokenReview
+			// under way): its caller gave up, or it ran out of time. That
+			// says nothing of the token.
+			return authority.Actor{}, status.FromContextError(ctx.Err()).Err()
+		}
 		if err != nil {
 			return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
 		}
@@ -144,6 +143,10 @@ var public = map[string]bool{
 	"grpc.reflection.v1alpha.ServerReflection": true,
 }
 
+// Public reports whether a method (/service/method) needs no token: health
+// and reflection.
+func Public(fullMethod string) bool { return public[serviceOf(fullMethod)] }
+
 func serviceOf(fullMethod string) string {
 	s := strings.TrimPrefix(fullMethod, "/")
 	if i := strings.LastIndex(s, "/"); i >= 0 {
@@ -160,6 +163,9 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		return ctx, nil
 	}
 	actor, err := s.authn.authenticate(ctx, adminOnly[svc])
+	if c := status.Code(err); c == codes.Canceled || c == codes.DeadlineExceeded {
+		return ctx, err // ended before it was judged: no refusal
+	}
 	if err != nil {
 		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 		reason := "unauthenticated"

@@ -46,8 +46,13 @@ func (l *limiter) allow(identity string) error {
 	if l == nil {
 		return nil
 	}
-	now := time.Now()
+	// The time is read, and the bucket told, under the lock, so that each
+	// bucket sees times in order: told an earlier time than its last, a
+	// token bucket moves its clock back and refills the same interval
+	// twice (x/time/rate does).
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
 	a, ok := l.byActor[identity]
 	if !ok {
 		if len(l.byActor) >= maxTrackedIdentities || now.Sub(l.pruned) > time.Minute {
@@ -57,7 +62,6 @@ func (l *limiter) allow(identity string) error {
 		l.byActor[identity] = a
 	}
 	a.seen = now
-	l.mu.Unlock()
 	r := a.l.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)

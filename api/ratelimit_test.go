@@ -2,7 +2,10 @@ package api
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,5 +39,32 @@ func TestAZeroRateDisablesTheLimiter(t *testing.T) {
 		if err := l.allow("x"); err != nil {
 			t.Fatalf("a disabled limiter refused: %v", err)
 		}
+	}
+}
+
+// TestConcurrentCallersGetNoMoreThanTheRate: many goroutines at once take
+// requests of one identity for a second; together they get at most the
+// burst and the rate (each bucket is told the times in order: told an
+// earlier one, x/time/rate refills the same interval twice).
+func TestConcurrentCallersGetNoMoreThanTheRate(t *testing.T) {
+	l := newLimiter(100, 50)
+	var admitted atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < time.Second {
+				if l.allow("sa:flink/orders") == nil {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if most := 50 + int64(100*elapsed.Seconds()) + 1; admitted.Load() > most {
+		t.Fatalf("%d requests admitted in %v, want at most %d (burst 50, 100/s)", admitted.Load(), elapsed, most)
 	}
 }

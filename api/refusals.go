@@ -56,6 +56,11 @@ type refusalGate struct {
 	sources map[string]*refusalSource
 	all     *rate.Limiter
 	pruned  time.Time
+	// last is the latest time a limiter was given: a caller's time taken
+	// before it got the lock may be earlier, and a token bucket told an
+	// earlier time than its last moves its clock back and refills the
+	// same interval twice (x/time/rate does), so times never go back here.
+	last time.Time
 }
 
 type refusalSource struct {
@@ -114,6 +119,10 @@ func newRefusalGate() *refusalGate {
 func (g *refusalGate) admit(source string, actor authority.Actor, cluster, action, reason string, err error, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if now.Before(g.last) {
+		now = g.last
+	}
+	g.last = now
 	s, ok := g.sources[source]
 	if !ok {
 		if len(g.sources) >= maxRefusalSources && now.Sub(g.pruned) > time.Second {

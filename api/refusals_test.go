@@ -355,3 +355,31 @@ func TestRefusalSummariesStayFewUnderManySources(t *testing.T) {
 		t.Errorf("%d roll-ups (want one per method, 18), loudest source kept on its own: %v", rolled, loudKept)
 	}
 }
+
+// TestLateTimesDoNotRefillTheAuditBudget: a refusal's time is taken before
+// the gate's lock, so one may come in earlier than the last the gate saw.
+// Such a time must not move the buckets' clocks back (x/time/rate then
+// refills the same interval twice): over ten seconds of refusals, half of
+// them stamped 0.9 s late, one source gets at most its burst and its rate
+// of entries.
+func TestLateTimesDoNotRefillTheAuditBudget(t *testing.T) {
+	g := newRefusalGate()
+	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: "10.0.0.1"}
+	now := time.Unix(1700000000, 0)
+	audited := 0
+	for range 10 {
+		now = now.Add(time.Second)
+		for i := range 40 {
+			stamp := now
+			if i%2 == 1 {
+				stamp = now.Add(-900 * time.Millisecond)
+			}
+			if g.admit("peer:10.0.0.1", anon, "", "/flinkpki.v1.EnrollmentService/Enroll", "unauthenticated", errors.New("bad token"), stamp) {
+				audited++
+			}
+		}
+	}
+	if most := refusalAuditBurst + 10*refusalAuditRate; audited > most {
+		t.Fatalf("%d refusals audited one by one in 10 s, want at most %d (burst %d, %d/s)", audited, most, refusalAuditBurst, refusalAuditRate)
+	}
+}

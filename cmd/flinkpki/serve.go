@@ -469,7 +469,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, perAddress int64, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
 	gate := newStreamGate(maxStreamsInFlight, perAddress, rpcTimeout, firstMessageFor(rpcTimeout))
-	opts := append(append(gate.options(),
+	g := grpc.NewServer(append(gate.options(),
 		// Bounds on what a peer holds before it is authenticated, which
 		// happens only once a request's message has arrived: a stream that
 		// sends its headers and never its message would otherwise wait for
@@ -485,8 +485,6 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: cert, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true})),
 		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
 		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
-	), gate.authenticatedOptions()...)
-	opts = append(opts,
 		grpc.MaxRecvMsgSize(maxRequestBytes),
 		// Request headers: the bearer token (at most api.MaxBearerSize,
 		// refused with its own message above that) and a few short ones.
@@ -508,8 +506,7 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
-	)
-	g := grpc.NewServer(opts...)
+	)...)
 	srv.Register(g)
 	return g
 }

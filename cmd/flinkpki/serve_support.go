@@ -308,34 +308,40 @@ const (
 // arrived (its interceptor, unary or stream, says so).
 //
 // Past max in flight, a new stream takes the slot of the oldest stream
-// not yet authenticated, which is ended (CANCELLED, which init retries);
-// it is refused only when every stream in flight is authenticated. So
-// peers without a credential, from however many addresses, cannot hold
-// the slots against callers with one: a client sends its request's
-// message right after its headers, and a stream is authenticated a moment
-// later, so a flood would have to open max streams within that moment to
-// push a real request out.
+// that may give way, which is ended (CANCELLED, which init retries): one
+// whose request message has not arrived after minYieldAge, or a public
+// call (health, reflection) of that age. A stream whose message has come
+// keeps its slot through its authentication (a TokenReview may take a
+// while) and its work. With none to give way, the new stream is refused
+// (RESOURCE_EXHAUSTED). So peers without a credential, from however many
+// addresses, cannot keep the slots from clients that send their requests:
+// to hold them, they would have to open max streams every minYieldAge, and
+// a real client's message follows its headers at once.
 type streamGate struct {
 	max, perSource int64
 	timeout        time.Duration
 	firstMessage   time.Duration
-
-	// authenticated tells a request past its authentication with a caller
-	// (api.Authenticated) from a public one.
-	authenticated func(context.Context) bool
+	// minYieldAge is how long a stream is safe from giving way: past the
+	// moment between a client's headers and its message (which a busy
+	// server takes a while to hand to a handler), and long enough that a
+	// flood cannot churn the slots.
+	minYieldAge time.Duration
 
 	mu       sync.Mutex
 	inFlight int64
 	bySource map[string]int64
-	open     list.List // of *gateStream not yet authenticated, oldest first
+	open     list.List // of *gateStream that may give way, oldest first
 }
+
+// minYieldAge is the gate's default minYieldAge.
+const minYieldAge = time.Second
 
 // newStreamGate makes a gate; perSource 0 bounds no address on its own.
 func newStreamGate(max, perSource int64, timeout, firstMessage time.Duration) *streamGate {
 	if perSource <= 0 {
 		perSource = math.MaxInt64
 	}
-	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage, authenticated: api.Authenticated, bySource: map[string]int64{}}
+	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage, minYieldAge: minYieldAge, bySource: map[string]int64{}}
 }
 
 // firstMessageFor is the first-message deadline under a request deadline:
@@ -350,22 +356,16 @@ func (g *streamGate) options() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream)}
 }
 
-// authenticatedOptions are the interceptors that keep a stream once it is
-// authenticated; they go after the authentication in their chains. A
-// server without them (the plaintext health server) keeps none: its
-// oldest stream always gives way.
-func (g *streamGate) authenticatedOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(g.authenticatedUnary), grpc.ChainStreamInterceptor(g.authenticatedStream)}
-}
-
 // gateStream is a stream's state in the gate, in its context.
 type gateStream struct {
 	arrived atomic.Bool
 	src     string
+	opened  time.Time
+	public  bool // health or reflection: gives way even once arrived
 	cancel  context.CancelFunc
-	// Under the gate's mu: the stream's place in open (nil once it is
-	// authenticated or gone), and whether its slot was given back or
-	// taken by a newer stream.
+	// Under the gate's mu: the stream's place in open (nil once its
+	// message arrived, unless public, or once it is gone), and whether its
+	// slot was given back or taken by a newer stream.
 	elem *list.Element
 	gone bool
 }
@@ -379,7 +379,8 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		d = max(d, backupDeadline)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
-	st := &gateStream{src: src, cancel: cancel}
+	now := time.Now()
+	st := &gateStream{src: src, opened: now, public: api.Public(info.FullMethodName), cancel: cancel}
 	g.mu.Lock()
 	if g.bySource[src] >= g.perSource {
 		g.mu.Unlock()
@@ -389,12 +390,12 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	var pushedOut *gateStream
 	if g.inFlight >= g.max {
 		front := g.open.Front()
-		if front == nil {
+		if front == nil || now.Sub(front.Value.(*gateStream).opened) < g.minYieldAge {
 			g.mu.Unlock()
 			cancel()
 			return nil, status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max)
 		}
-		// The oldest unauthenticated stream's slot passes to this one.
+		// The oldest stream that may give way passes its slot on.
 		pushedOut = front.Value.(*gateStream)
 		g.release(pushedOut)
 	}
@@ -439,11 +440,10 @@ func (g *streamGate) release(st *gateStream) {
 	}
 }
 
-// keep marks the stream of ctx as authenticated: no newer stream takes
-// its slot from then on.
-func (g *streamGate) keep(ctx context.Context) {
-	st := gateStreamOf(ctx)
-	if st == nil || !g.authenticated(ctx) {
+// arrive marks st's request message as arrived: from then on it keeps its
+// slot, unless it is a public call.
+func (g *streamGate) arrive(st *gateStream) {
+	if st.arrived.Swap(true) || st.public {
 		return
 	}
 	g.mu.Lock()
@@ -464,7 +464,7 @@ func gateStreamOf(ctx context.Context) *gateStream {
 // the message is read.
 func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if st := gateStreamOf(ctx); st != nil {
-		st.arrived.Store(true)
+		g.arrive(st)
 	}
 	return handler(ctx, req)
 }
@@ -475,31 +475,22 @@ func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo
 // for the whole request deadline.
 func (g *streamGate) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if st := gateStreamOf(ss.Context()); st != nil {
-		ss = arrivalStream{ss, st}
+		ss = arrivalStream{ss, g, st}
 	}
-	return handler(srv, ss)
-}
-
-func (g *streamGate) authenticatedUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	g.keep(ctx)
-	return handler(ctx, req)
-}
-
-func (g *streamGate) authenticatedStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	g.keep(ss.Context())
 	return handler(srv, ss)
 }
 
 // arrivalStream marks its stream as arrived when a message is received.
 type arrivalStream struct {
 	grpc.ServerStream
+	g  *streamGate
 	st *gateStream
 }
 
 func (a arrivalStream) RecvMsg(m any) error {
 	err := a.ServerStream.RecvMsg(m)
 	if err == nil {
-		a.st.arrived.Store(true)
+		a.g.arrive(a.st)
 	}
 	return err
 }

@@ -213,87 +213,23 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 	}
 }
 
-// TestStalledStreamsGiveWayToAuthenticatedRequests: peers without any
-// credential, from as many addresses as it takes (eight, each at its
-// per-address bound), fill every request slot of the server with streams
-// that never send their message. Requests with a token still get in: each
-// takes the slot of the oldest unauthenticated stream, which is ended
-// (CANCELLED) at once, not at its first-message deadline. Before, they were
-// refused (RESOURCE_EXHAUSTED) for those 10 s, and the flood could start
-// again.
-func TestStalledStreamsGiveWayToAuthenticatedRequests(t *testing.T) {
+// TestStalledStreamsGiveWayToRequests: peers without any credential, from
+// as many addresses as it takes (eight, each at its per-address bound),
+// fill every request slot of the server with streams that never send
+// their message. Requests still get in: each takes the slot of the oldest
+// stalled stream (once a second old), which is ended (CANCELLED) at once,
+// not at its first-message deadline. Before, they were refused
+// (RESOURCE_EXHAUSTED) for those 10 s, and the flood could start again.
+func TestStalledStreamsGiveWayToRequests(t *testing.T) {
 	s := startServer(t, "")
-	type end struct {
-		conn   int
-		status string
-	}
-	ended := make(chan end, maxStreamsInFlight)
-	pinged := make(chan struct{}, maxStreamsInFlight/maxStreamsPerConn)
-	opened := time.Now()
-	conns := 0
-	for a := range maxStreamsInFlight / maxStreamsPerSource {
-		for range maxStreamsPerSource / maxStreamsPerConn {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(10+a))}}
-			raw, err := d.Dial("tcp", s.addr)
-			if err != nil {
-				t.Fatalf("connect from 127.0.0.%d: %v", 10+a, err)
-			}
-			conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-			defer conn.Close()
-			fr := startH2(t, conn)
-			fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-			for {
-				f, err := fr.ReadFrame()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if f, ok := f.(*http2.SettingsFrame); ok && !f.IsAck() {
-					break
-				}
-			}
-			if err := fr.WriteSettingsAck(); err != nil {
-				t.Fatal(err)
-			}
-			writeStalledStreams(t, fr, maxStreamsPerConn, "https", "/flinkpki.v1.EnrollmentService/Enroll")
-			// The server reads a connection's frames in order and runs
-			// the gate as it reads each stream's headers: the PING's
-			// answer says every stream of this connection holds a slot.
-			if err := fr.WritePing(false, [8]byte{}); err != nil {
-				t.Fatal(err)
-			}
-			go func(c int) {
-				for {
-					f, err := fr.ReadFrame()
-					if err != nil {
-						return
-					}
-					switch f := f.(type) {
-					case *http2.PingFrame:
-						if f.IsAck() {
-							pinged <- struct{}{}
-						}
-					case *http2.MetaHeadersFrame:
-						if f.StreamEnded() {
-							ended <- end{c, metaValue(f, "grpc-status")}
-						}
-					}
-				}
-			}(conns)
-			conns++
-		}
-	}
-	for range conns {
-		select {
-		case <-pinged:
-		case <-time.After(20 * time.Second):
-			t.Fatal("the server did not answer a PING after a connection's stalled streams")
-		}
-	}
+	ended := make(chan streamEnd, maxStreamsInFlight)
+	opened := stallStreams(t, s.addr, 10, maxStreamsInFlight, ended)
 	select {
 	case e := <-ended:
 		t.Fatalf("a stalled stream of connection %d ended (grpc-status %s) before any request came", e.conn, e.status)
 	default:
 	}
+	time.Sleep(time.Until(opened.Add(minYieldAge + 100*time.Millisecond)))
 
 	clusters := flinkpkiv1.NewClusterServiceClient(s.adminConn(t))
 	const requests = 20
@@ -302,7 +238,7 @@ func TestStalledStreamsGiveWayToAuthenticatedRequests(t *testing.T) {
 		_, err := clusters.ListClusters(ctx, &flinkpkiv1.ListClustersRequest{})
 		cancel()
 		if err != nil {
-			t.Fatalf("authenticated request %d with every slot held by stalled streams: %v", i, err)
+			t.Fatalf("request %d with every slot held by stalled streams: %v", i, err)
 		}
 	}
 	if took := time.Since(opened); took >= firstMessageTimeout*8/10 {
@@ -330,6 +266,88 @@ func TestStalledStreamsGiveWayToAuthenticatedRequests(t *testing.T) {
 	if n < 1 || n > requests {
 		t.Fatalf("%d stalled streams were ended for %d requests, want 1 to %d", n, requests, requests)
 	}
+}
+
+// streamEnd is how a stalled stream ended: its connection (in the order
+// stallStreams opened them) and its grpc-status.
+type streamEnd struct {
+	conn   int
+	status string
+}
+
+// stallStreams opens n streams (a multiple of maxStreamsPerConn) to the
+// server at addr that send their headers and never their message, from
+// 127.0.0.firstSource on, each address at its per-address bound, and
+// returns once the server has read them all (each connection answered a
+// PING sent after its streams), with the time the first was opened. Each
+// stream's end goes to ended (conns numbered from 0, in order).
+func stallStreams(t *testing.T, addr string, firstSource, n int, ended chan<- streamEnd) time.Time {
+	t.Helper()
+	pinged := make(chan struct{}, n/maxStreamsPerConn)
+	opened := time.Now()
+	conns := 0
+	for a := 0; conns < n/maxStreamsPerConn; a++ {
+		for range maxStreamsPerSource / maxStreamsPerConn {
+			if conns == n/maxStreamsPerConn {
+				break
+			}
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(firstSource+a))}}
+			raw, err := d.Dial("tcp", addr)
+			if err != nil {
+				t.Fatalf("connect from 127.0.0.%d: %v", firstSource+a, err)
+			}
+			conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+			t.Cleanup(func() { conn.Close() })
+			fr := startH2(t, conn)
+			fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f, ok := f.(*http2.SettingsFrame); ok && !f.IsAck() {
+					break
+				}
+			}
+			if err := fr.WriteSettingsAck(); err != nil {
+				t.Fatal(err)
+			}
+			writeStalledStreams(t, fr, maxStreamsPerConn, "https", "/flinkpki.v1.EnrollmentService/Enroll")
+			// The server reads a connection's frames in order and runs
+			// the gate as it reads each stream's headers: the PING's
+			// answer says every stream of this connection was gated.
+			if err := fr.WritePing(false, [8]byte{}); err != nil {
+				t.Fatal(err)
+			}
+			go func(c int) {
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f := f.(type) {
+					case *http2.PingFrame:
+						if f.IsAck() {
+							pinged <- struct{}{}
+						}
+					case *http2.MetaHeadersFrame:
+						if f.StreamEnded() {
+							ended <- streamEnd{c, metaValue(f, "grpc-status")}
+						}
+					}
+				}
+			}(conns)
+			conns++
+		}
+	}
+	for range conns {
+		select {
+		case <-pinged:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the server did not answer a PING after a connection's stalled streams")
+		}
+	}
+	return opened
 }
 
 // startH2 begins an HTTP/2 connection by hand on conn: the client preface
@@ -377,13 +395,13 @@ func metaValue(f *http2.MetaHeadersFrame, name string) string {
 }
 
 // TestTheStreamGateBoundsStreamsInFlight: past its maximum, a new stream
-// takes the slot of the oldest stream not yet authenticated, which ends
-// then; it is refused (ResourceExhausted, which init retries) only while
-// every stream in flight is authenticated, until one ends. Each stream
-// gets the request deadline, a backup an hour.
+// takes the slot of the oldest stream whose request message has not come,
+// which ends then; it is refused (ResourceExhausted, which init retries)
+// while every stream in flight has its message, until one ends. Each
+// stream gets the request deadline, a backup an hour.
 func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 	g := newStreamGate(2, 0, 30*time.Second, 30*time.Second)
-	g.authenticated = func(ctx context.Context) bool { return ctx.Value(testCaller{}) != nil }
+	g.minYieldAge = 0
 	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	parent1, end1 := context.WithCancel(context.Background())
 	defer end1()
@@ -401,35 +419,34 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 	if dl, _ := backup.Deadline(); time.Until(dl) < 59*time.Minute {
 		t.Errorf("a backup's deadline is %v away, want an hour", time.Until(dl))
 	}
-	g.keep(context.WithValue(backup, testCaller{}, true))
+	g.arrive(gateStreamOf(backup))
 
-	// Full: the third stream takes the oldest unauthenticated one's slot
-	// (the first; the backup is authenticated).
+	// Full: the third stream takes the slot of the first, whose message
+	// has not come (the backup's has).
 	ctx3, err := g.tap(context.Background(), info)
 	if err != nil {
-		t.Fatalf("a third stream with 2 in flight, one unauthenticated: %v, want it to take that one's slot", err)
+		t.Fatalf("a third stream with 2 in flight, one without its message: %v, want it to take that one's slot", err)
 	}
 	select {
 	case <-ctx1.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("the oldest unauthenticated stream was not ended when a new one took its slot")
+		t.Fatal("the oldest stream without its message was not ended when a new one took its slot")
 	}
 	if backup.Err() != nil {
-		t.Fatalf("an authenticated stream was ended: %v", backup.Err())
+		t.Fatalf("a stream whose message had come was ended: %v", backup.Err())
 	}
-	g.keep(context.WithValue(ctx3, testCaller{}, true))
-	g.keep(ctx3) // a public request's context: nothing changes
+	g.arrive(gateStreamOf(ctx3))
 	if _, err := g.tap(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("a stream with 2 authenticated in flight: %v, want ResourceExhausted", err)
+		t.Fatalf("a stream with 2 in flight, both with their messages: %v, want ResourceExhausted", err)
 	}
 	if ctx3.Err() != nil || backup.Err() != nil {
-		t.Fatal("a refused stream ended an authenticated one")
+		t.Fatal("a refused stream ended one whose message had come")
 	}
 	g.mu.Lock()
 	n, open := g.inFlight, g.open.Len()
 	g.mu.Unlock()
 	if n != 2 || open != 0 {
-		t.Fatalf("%d streams in flight, %d unauthenticated; want 2 and 0", n, open)
+		t.Fatalf("%d streams in flight, %d that may give way; want 2 and 0", n, open)
 	}
 	end1() // the first stream's end gives back no slot twice
 	ctx4, cancel4 := context.WithCancel(context.Background())
@@ -438,11 +455,50 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 		t.Fatalf("the pushed-out stream's end gave its slot back again: %v", err)
 	}
 	gateStreamOf(backup).cancel() // the backup ends
-	waitAdmitted(t, g, context.Background(), info, "an authenticated stream ended, but a new one is still refused")
+	waitAdmitted(t, g, context.Background(), info, "a stream ended, but a new one is still refused")
 }
 
-// testCaller marks a context as authenticated for a gate under test.
-type testCaller struct{}
+// TestOnlyOldStreamsWithoutAMessageOrPublicOnesGiveWay: a stream gives
+// way only once it is minYieldAge old (so a flood cannot churn the slots,
+// nor push out a real request between its headers and its message), and a
+// public call (health, reflection) gives way even after its message came.
+func TestOnlyOldStreamsWithoutAMessageOrPublicOnesGiveWay(t *testing.T) {
+	g := newStreamGate(2, 0, 30*time.Second, 30*time.Second)
+	g.minYieldAge = 200 * time.Millisecond
+	enroll := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
+	watch, err := g.tap(context.Background(), &tap.Info{FullMethodName: "/grpc.health.v1.Health/Watch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.arrive(gateStreamOf(watch))
+	silent, err := g.tap(context.Background(), enroll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.tap(context.Background(), enroll); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a stream while both in flight are younger than minYieldAge: %v, want ResourceExhausted", err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if _, err := g.tap(context.Background(), enroll); err != nil {
+		t.Fatalf("a stream past minYieldAge of the others: %v", err)
+	}
+	select {
+	case <-watch.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the oldest stream, a health Watch whose message had come, did not give way")
+	}
+	if silent.Err() != nil {
+		t.Fatal("a younger stream gave way before the oldest")
+	}
+	if _, err := g.tap(context.Background(), enroll); err != nil {
+		t.Fatalf("a fourth stream: %v", err)
+	}
+	select {
+	case <-silent.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream without its message, past minYieldAge, did not give way")
+	}
+}
 
 // waitAdmitted waits up to 5 s for the gate to admit a stream from ctx
 // again (a stream's end gives its slot back from a goroutine of its own).
@@ -496,6 +552,7 @@ func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 	// alone (behind a proxy every client has one address): a fourth
 	// stream from one address takes the first one's slot.
 	open := newStreamGate(3, 0, 30*time.Second, 30*time.Second)
+	open.minYieldAge = 0
 	var first context.Context
 	for i := range 4 {
 		ctx, err := open.tap(from("10.0.0.1:6000"), info)

@@ -37,6 +37,8 @@ type apiServer struct {
 	// audienceUnaware answers as an API server that ignores the requested
 	// audiences: authenticated, with an empty audience list.
 	audienceUnaware bool
+	// delay is how long each review takes (a busy API server).
+	delay time.Duration
 }
 
 func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +59,13 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	a.calls++
+	delay := a.delay
 	a.mu.Unlock()
+	select {
+	case <-time.After(delay):
+	case <-r.Context().Done():
+		return
+	}
 	id, err := a.verifier.Verify(r.Context(), tr.Spec.Token)
 	a.mu.Lock()
 	gone := err == nil && a.deleted[id.Pod]
@@ -133,6 +141,94 @@ func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
 	}
 	if got := entries(t, out); len(got) != 0 {
 		t.Errorf("a refused init wrote %v", got)
+	}
+}
+
+// TestAPodWhoseTokenIsUnderReviewKeepsItsSlot: every request slot is held
+// by stalled streams when a pod's init container comes; its request takes
+// the slot of the oldest, and while the API server takes 3 s to review its
+// token, a flood of new stalled streams from nine more addresses takes
+// every other slot in turn, and would take the pod's next. A stream whose message has come keeps its slot:
+// the review is not cut short (it was, when only an authenticated stream
+// kept its slot: the pod was refused as unauthenticated, for good).
+func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	s := startServer(t, "", review...)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
+	api.mu.Lock()
+	api.delay = 3 * time.Second
+	api.mu.Unlock()
+
+	ended := make(chan streamEnd, 3*maxStreamsInFlight)
+	opened := stallStreams(t, s.addr, 10, maxStreamsInFlight, ended)
+	time.Sleep(time.Until(opened.Add(minYieldAge + 100*time.Millisecond)))
+	out := filepath.Join(t.TempDir(), "tls")
+	done := make(chan result, 1)
+	go func() {
+		done <- s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", out, "--token-file", tok, "--timeout", "30s")
+	}()
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		api.mu.Lock()
+		calls := api.calls
+		api.mu.Unlock()
+		if calls > 0 {
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("init's request never reached the API server's review")
+		}
+	}
+	// Past minYieldAge, init's stream would be the next to give way after
+	// the stalled ones, were it not for its message.
+	time.Sleep(minYieldAge + 100*time.Millisecond)
+	stallStreams(t, s.addr, 30, maxStreamsInFlight+maxStreamsPerConn, ended)
+	select {
+	case r := <-done:
+		r.ok(t)
+		// init may have waited for a slot (RESOURCE_EXHAUSTED, retried),
+		// but no request of its was ended under way.
+		if strings.Contains(r.stderr, "ended the request") {
+			t.Errorf("an init request was ended while its token was reviewed:\n%s", r.stderr)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("init did not finish")
+	}
+	if got := entries(t, out); len(got) == 0 {
+		t.Fatal("init wrote nothing")
+	}
+	api.mu.Lock()
+	calls := api.calls
+	api.mu.Unlock()
+	if calls != 2 {
+		t.Errorf("the API server reviewed %d tokens, want 2 (init's key-type question and its enrollment, each once)", calls)
+	}
+}
+
+// TestARequestThatEndsDuringItsReviewIsNoRefusal: a request whose deadline
+// passes while the API server reviews its token ends as DEADLINE_EXCEEDED
+// (which init retries), and is neither refused as unauthenticated nor
+// audited as a refusal: nothing was wrong with the token.
+func TestARequestThatEndsDuringItsReviewIsNoRefusal(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	api.delay = 2 * time.Second
+	s := startServer(t, "", review...)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	c := enrollClientWithToken(t, s.addr, s.caFile, iss.Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"}))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := c.Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("an enrollment whose deadline passed during its review: %v, want DeadlineExceeded", err)
+	}
+	time.Sleep(api.delay) // the review, cut short, has ended
+	if audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; strings.Contains(audit, "unauthenticated") {
+		t.Errorf("a request that ended during its review was audited as a refusal:\n%s", audit)
+	}
+	if strings.Contains(s.stderr.String(), "unauthenticated") {
+		t.Errorf("a request that ended during its review was logged as refused:\n%s", s.stderr.String())
 	}
 }
 
