@@ -123,6 +123,30 @@ func (g *refusalGate) admit(source string, actor authority.Actor, cluster, actio
 		now = g.last
 	}
 	g.last = now
+	s, actor := g.source(source, actor, now)
+	if s.lim.AllowN(now, 1) && g.all.AllowN(now, 1) {
+		return true
+	}
+	// What the caller sent is bounded here: a cluster name that no cluster
+	// can have is counted under none, and the error (which may quote it)
+	// is clipped.
+	s.count(refusalKind{cluster: authority.AuditCluster(cluster), action: action, reason: reason}, 1, actor, authority.ClipText(err.Error()))
+	return false
+}
+
+// tally counts a refusal from source for the next summary, with no entry
+// of its own: for refusals that come in floods by nature (requests shed
+// before authentication), whose entries would wait on the store.
+func (g *refusalGate) tally(source string, actor authority.Actor, action, reason string, err error, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, actor := g.source(source, actor, now)
+	s.count(refusalKind{action: action, reason: reason}, 1, actor, authority.ClipText(err.Error()))
+}
+
+// source returns source's state, made if new, and the actor its refusals
+// are counted under; g.mu is held.
+func (g *refusalGate) source(source string, actor authority.Actor, now time.Time) (*refusalSource, authority.Actor) {
 	s, ok := g.sources[source]
 	if !ok {
 		if len(g.sources) >= maxRefusalSources && now.Sub(g.pruned) > time.Second {
@@ -141,14 +165,7 @@ func (g *refusalGate) admit(source string, actor authority.Actor, cluster, actio
 		}
 	}
 	s.seen = now
-	if s.lim.AllowN(now, 1) && g.all.AllowN(now, 1) {
-		return true
-	}
-	// What the caller sent is bounded here: a cluster name that no cluster
-	// can have is counted under none, and the error (which may quote it)
-	// is clipped.
-	s.count(refusalKind{cluster: authority.AuditCluster(cluster), action: action, reason: reason}, 1, actor, authority.ClipText(err.Error()))
-	return false
+	return s, actor
 }
 
 // Admit implements authority.RefusalGate: the authority's own refusals
@@ -271,6 +288,17 @@ func (g *refusalGate) restore(sums []refusalSummary) {
 		}
 		s.count(sum.kind, sum.n, actor, lastErr)
 	}
+}
+
+// Shed records a request that the server's stream gate refused, or ended
+// to make room, before its authentication (reason says which): counted in
+// the metrics and audited in the next summary of its source, never on its
+// own, since the gate runs on a connection's reader, which must not wait
+// for the store, and sheds come in floods.
+func (s *Server) Shed(ctx context.Context, method, reason string, err error) {
+	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
+	s.refusals.tally("peer:"+PeerSource(ctx), anon, method, reason, err, time.Now())
+	s.auth.DenyUnaudited(reason, err)
 }
 
 // refuse refuses a request: audited on its own while its source stays

@@ -383,3 +383,30 @@ func TestLateTimesDoNotRefillTheAuditBudget(t *testing.T) {
 		t.Fatalf("%d refusals audited one by one in 10 s, want at most %d (burst %d, %d/s)", audited, most, refusalAuditBurst, refusalAuditRate)
 	}
 }
+
+// TestShedRequestsAreAuditedInSummariesOnly: requests the stream gate sheds
+// before authentication get no audit entry of their own (the gate must not
+// wait for the store), but each is counted, by address, method and
+// reason, in the next summary.
+func TestShedRequestsAreAuditedInSummariesOnly(t *testing.T) {
+	env := authoritytest.New(t)
+	s := New(Config{Authority: env.Authority})
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort("10.0.0.7:4242"))})
+	for range 3 {
+		s.Shed(ctx, "/flinkpki.v1.EnrollmentService/Enroll", "gave_way", errors.New("ended to make room"))
+	}
+	if n := len(env.Audit("")); n != 0 {
+		t.Fatalf("%d audit entries before the summary, want none", n)
+	}
+	if err := s.FlushRefusals(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	entries := env.Audit("")
+	if len(entries) != 1 {
+		t.Fatalf("audit after the flush: %+v, want one summary", entries)
+	}
+	e := entries[0]
+	if e.Outcome != "denied" || e.Details["reason"] != "gave_way" || e.Details["count"] != "3" || e.Action != "/flinkpki.v1.EnrollmentService/Enroll" || !strings.Contains(e.Actor, "10.0.0.7") {
+		t.Errorf("summary %+v, want 3 gave_way refusals of Enroll by 10.0.0.7", e)
+	}
+}

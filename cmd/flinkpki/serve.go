@@ -469,6 +469,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, perAddress int64, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
 	gate := newStreamGate(maxStreamsInFlight, perAddress, rpcTimeout, firstMessageFor(rpcTimeout))
+	gate.shed = srv.Shed
 	g := grpc.NewServer(append(gate.options(),
 		// Bounds on what a peer holds before it is authenticated, which
 		// happens only once a request's message has arrived: a stream that

@@ -326,6 +326,11 @@ type streamGate struct {
 	// server takes a while to hand to a handler), and long enough that a
 	// flood cannot churn the slots.
 	minYieldAge time.Duration
+	// shed, when set, records each stream the gate refuses or ends before
+	// its request was judged (api.Server.Shed: metrics and the audit
+	// trail's refusal summaries), with a reason: address_full,
+	// server_full, gave_way or no_message.
+	shed func(ctx context.Context, method, reason string, err error)
 
 	mu       sync.Mutex
 	inFlight int64
@@ -359,6 +364,8 @@ func (g *streamGate) options() []grpc.ServerOption {
 // gateStream is a stream's state in the gate, in its context.
 type gateStream struct {
 	arrived atomic.Bool
+	peerCtx context.Context // the stream's context as it came, for shed
+	method  string
 	src     string
 	opened  time.Time
 	public  bool // health or reflection: gives way even once arrived
@@ -378,14 +385,15 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	if info.FullMethodName == flinkpkiv1.AdminService_Backup_FullMethodName {
 		d = max(d, backupDeadline)
 	}
+	peerCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, d)
 	now := time.Now()
-	st := &gateStream{src: src, opened: now, public: api.Public(info.FullMethodName), cancel: cancel}
+	st := &gateStream{peerCtx: peerCtx, method: info.FullMethodName, src: src, opened: now, public: api.Public(info.FullMethodName), cancel: cancel}
 	g.mu.Lock()
 	if g.bySource[src] >= g.perSource {
 		g.mu.Unlock()
 		cancel()
-		return nil, status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource)
+		return nil, g.report(peerCtx, info.FullMethodName, "address_full", status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource))
 	}
 	var pushedOut *gateStream
 	if g.inFlight >= g.max {
@@ -393,7 +401,7 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		if front == nil || now.Sub(front.Value.(*gateStream).opened) < g.minYieldAge {
 			g.mu.Unlock()
 			cancel()
-			return nil, status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max)
+			return nil, g.report(peerCtx, info.FullMethodName, "server_full", status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max))
 		}
 		// The oldest stream that may give way passes its slot on.
 		pushedOut = front.Value.(*gateStream)
@@ -405,11 +413,13 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	g.mu.Unlock()
 	if pushedOut != nil {
 		pushedOut.cancel()
+		g.report(pushedOut.peerCtx, pushedOut.method, "gave_way", fmt.Errorf("ended after %v without its request message, to make room: the server has %d requests in flight", now.Sub(pushedOut.opened).Round(time.Millisecond), g.max))
 	}
 	ctx = context.WithValue(ctx, gateStreamKey{}, st)
 	waiting := time.AfterFunc(g.firstMessage, func() {
-		if !st.arrived.Load() {
+		if !st.arrived.Load() && ctx.Err() == nil {
 			cancel()
+			g.report(peerCtx, st.method, "no_message", fmt.Errorf("ended: no request message within %v of its headers", g.firstMessage))
 		}
 	})
 	// The stream's context ends when the stream does (gRPC cancels its
@@ -422,6 +432,14 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		g.mu.Unlock()
 	})
 	return ctx, nil
+}
+
+// report passes a stream the gate refused or ended to shed, and returns err.
+func (g *streamGate) report(ctx context.Context, method, reason string, err error) error {
+	if g.shed != nil {
+		g.shed(ctx, method, reason, err)
+	}
+	return err
 }
 
 // release gives back st's slot, once; g.mu is held.

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -221,7 +222,8 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 // not at its first-message deadline. Before, they were refused
 // (RESOURCE_EXHAUSTED) for those 10 s, and the flood could start again.
 func TestStalledStreamsGiveWayToRequests(t *testing.T) {
-	s := startServer(t, "")
+	metricsAddr := freeAddr(t)
+	s := startServer(t, "", "--metrics-listen", metricsAddr)
 	ended := make(chan streamEnd, maxStreamsInFlight)
 	opened := stallStreams(t, s.addr, 10, maxStreamsInFlight, ended)
 	select {
@@ -265,6 +267,77 @@ func TestStalledStreamsGiveWayToRequests(t *testing.T) {
 	}
 	if n < 1 || n > requests {
 		t.Fatalf("%d stalled streams were ended for %d requests, want 1 to %d", n, requests, requests)
+	}
+	// Each is a refusal in the metrics (and in its source's next summary).
+	want := fmt.Sprintf("flinkpki_requests_denied_total{reason=\"gave_way\"} %d\n", n)
+	if m := scrapeMetrics(t, metricsAddr); !strings.Contains(m, want) {
+		t.Errorf("the metrics do not count the %d streams that gave way (%q)", n, strings.TrimSpace(want))
+	}
+}
+
+// TestTheStreamGateReportsWhatItSheds: each stream the gate refuses or
+// ends before its request was judged goes to shed (metrics and audit
+// summaries) with its reason, method and address.
+func TestTheStreamGateReportsWhatItSheds(t *testing.T) {
+	g := newStreamGate(2, 1, 30*time.Second, 100*time.Millisecond)
+	g.minYieldAge = 0
+	type shed struct{ addr, method, reason string }
+	sheds := make(chan shed, 100)
+	g.shed = func(ctx context.Context, method, reason string, err error) {
+		p, _ := peer.FromContext(ctx)
+		select {
+		case sheds <- shed{p.Addr.String(), method, reason}:
+		default: // waitAdmitted's many tries, past the ones looked at
+		}
+		if err == nil {
+			t.Error("shed without an error")
+		}
+	}
+	from := func(addr string) context.Context {
+		return peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
+	}
+	enroll := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
+	bake := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Bake"}
+	first, err := g.tap(from("10.0.0.1:1"), bake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.tap(from("10.0.0.1:2"), enroll); err == nil {
+		t.Fatal("a second stream from an address bounded to one was admitted")
+	}
+	second, err := g.tap(from("10.0.0.2:1"), enroll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.arrive(gateStreamOf(second))
+	third, err := g.tap(from("10.0.0.3:1"), enroll) // takes the first's slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-first.Done()
+	g.arrive(gateStreamOf(third))
+	if _, err := g.tap(from("10.0.0.4:1"), enroll); err == nil {
+		t.Fatal("a stream admitted with both slots held by streams whose messages came")
+	}
+	gateStreamOf(second).cancel() // a slot comes back
+	waitAdmitted(t, g, from("10.0.0.5:1"), enroll, "a slot came back, but a new stream is still refused")
+	for _, want := range []shed{
+		{"10.0.0.1:2", enroll.FullMethodName, "address_full"},
+		{"10.0.0.1:1", bake.FullMethodName, "gave_way"},
+		{"10.0.0.4:1", enroll.FullMethodName, "server_full"},
+		{"10.0.0.5:1", enroll.FullMethodName, "no_message"}, // at its first-message deadline
+	} {
+		got := shed{}
+		for deadline := time.After(5 * time.Second); got.reason != want.reason; {
+			select {
+			case got = <-sheds: // waitAdmitted's tries may add server_full sheds of 10.0.0.5
+			case <-deadline:
+				t.Fatalf("no shed %+v", want)
+			}
+		}
+		if got != want {
+			t.Errorf("shed %+v, want %+v", got, want)
+		}
 	}
 }
 
