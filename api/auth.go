@@ -104,11 +104,9 @@ func (a *Authenticator) authenticate(ctx context.Context, adminOnly bool) (autho
 		if status.Code(err) == codes.ResourceExhausted {
 			return authority.Actor{}, err
 		}
-		if err != nil && ctx.Err() != nil {
-			// The request ended while its token was judged (a TokenReview
-			// under way): its caller gave up, or it ran out of time. That
-			// says nothing of the token.
-			return authority.Actor{}, status.FromContextError(ctx.Err()).Err()
+		if errors.Is(err, k8sauth.ErrReviewUnavailable) {
+			// No answer about the token: init retries Unavailable.
+			return authority.Actor{}, status.Error(codes.Unavailable, err.Error()+": retry later")
 		}
 		if err != nil {
 			return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
@@ -163,8 +161,16 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		return ctx, nil
 	}
 	actor, err := s.authn.authenticate(ctx, adminOnly[svc])
-	if c := status.Code(err); c == codes.Canceled || c == codes.DeadlineExceeded {
-		return ctx, err // ended before it was judged: no refusal
+	if err != nil && ctx.Err() != nil {
+		// The request ended while its credential was judged (a token read,
+		// a TokenReview under way): its caller gave up, or its time ran
+		// out. That says nothing of the credential: no refusal.
+		return ctx, status.FromContextError(ctx.Err()).Err()
+	}
+	if status.Code(err) == codes.Unavailable {
+		// The API server gave no answer about the token: no refusal
+		// either (the request log has it, with the reason).
+		return ctx, err
 	}
 	if err != nil {
 		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
@@ -408,5 +410,31 @@ func TestShedRequestsAreAuditedInSummariesOnly(t *testing.T) {
 	e := entries[0]
 	if e.Outcome != "denied" || e.Details["reason"] != "gave_way" || e.Details["count"] != "3" || e.Action != "/flinkpki.v1.EnrollmentService/Enroll" || !strings.Contains(e.Actor, "10.0.0.7") {
 		t.Errorf("summary %+v, want 3 gave_way refusals of Enroll by 10.0.0.7", e)
+	}
+}
+
+// TestARequestThatEndsWhileItsTokenIsReadIsNoRefusal: a request whose
+// context has ended by the time its token is looked up (its caller gave
+// up) ends as CANCELLED, and is neither refused as unauthenticated nor
+// audited: nothing was wrong with the token.
+func TestARequestThatEndsWhileItsTokenIsReadIsNoRefusal(t *testing.T) {
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	s := New(Config{Authority: e.Authority})
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Admin, "orders", "taskmanager", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.Audit(""))
+	ctx, cancel := context.WithCancel(peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort("10.0.0.9:1"))}))
+	cancel()
+	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer "+bearer))
+	_, err = s.unaryAuth(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "tm-0"}, &grpc.UnaryServerInfo{FullMethod: pb.EnrollmentService_Enroll_FullMethodName},
+		func(context.Context, any) (any, error) { t.Fatal("the handler ran"); return nil, nil })
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("a request ended before its token was read: %v, want Canceled", err)
+	}
+	if after := e.Audit(""); len(after) != before {
+		t.Fatalf("it was audited: %+v", after[before:])
 	}
 }

@@ -262,3 +262,22 @@ func TestAVerificationWhoseCallerHasGoneStops(t *testing.T) {
 		t.Errorf("it checked all %d entries before stopping", r.Entries)
 	}
 }
+
+// TestARefusalIsAuditedWhenItsRequestHasEnded: the refusal's entry is
+// written though the request's context has ended (its caller gone, its
+// deadline past) by the time it is written.
+func TestARefusalIsAuditedWhenItsRequestHasEnded(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: "10.0.0.8"}
+	refused := errors.New("bad token")
+	if err := e.Authority.DenyAudited(ctx, anon, "", "/flinkpki.v1.EnrollmentService/Enroll", "unauthenticated", refused); err != refused {
+		t.Fatalf("DenyAudited = %v, want the refusal itself", err)
+	}
+	entries := e.Audit("")
+	if len(entries) != 1 || entries[0].Outcome != "denied" || entries[0].Details["reason"] != "unauthenticated" {
+		t.Fatalf("audit after a refusal of an ended request: %+v, want its entry", entries)
+	}
+}

@@ -263,7 +263,11 @@ func (a *Authority) DenyAudited(ctx context.Context, actor Actor, cluster, actio
 	cluster, text := AuditCluster(cluster), ClipText(err.Error())
 	a.log.LogAttrs(ctx, slog.LevelWarn, "request refused", slog.String("actor", actor.String()),
 		slog.String("cluster", cluster), slog.String("action", action), slog.String("reason", reason), slog.String("error", text))
-	werr := a.st.Batch(ctx, func(tx *store.Txn) error {
+	// The entry is written even when the request has ended meanwhile (its
+	// caller gone, its deadline past): the refusal happened.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalAuditTimeout)
+	defer cancel()
+	werr := a.st.Batch(actx, func(tx *store.Txn) error {
 		return a.audit(tx, actor, cluster, action, "denied", text, map[string]string{"reason": reason})
 	})
 	if werr != nil {
@@ -271,6 +275,10 @@ func (a *Authority) DenyAudited(ctx context.Context, actor Actor, cluster, actio
 	}
 	return err
 }
+
+// refusalAuditTimeout bounds the write of a refusal's audit entry, which
+// outlives the request it refuses.
+const refusalAuditTimeout = 10 * time.Second
 
 // MaxRefusalText bounds the text of a refusal in the log and the audit
 // trail (ClipText).

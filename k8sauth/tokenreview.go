@@ -24,6 +24,11 @@ import (
 // or a TokenReview that could not be made.
 var ErrReview = errors.New("TokenReview refused the service-account token")
 
+// ErrReviewUnavailable reports a TokenReview the API server did not answer
+// (unreachable, too slow, overloaded: a transport error, a timeout, HTTP
+// 429 or 5xx). It says nothing of the token; asking again later may work.
+var ErrReviewUnavailable = errors.New("the Kubernetes API server could not review the service-account token")
+
 // In-cluster locations of the server's own credentials.
 const (
 	inClusterTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -88,8 +93,16 @@ func NewReviewer(cfg ReviewerConfig) (*Reviewer, error) {
 		return nil, fmt.Errorf("%w: the server's own service-account token: %v", ErrConfig, err)
 	}
 	return &Reviewer{
-		url:       strings.TrimRight(cfg.APIServer, "/") + "/apis/authentication.k8s.io/v1/tokenreviews",
-		client:    &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}},
+		url: strings.TrimRight(cfg.APIServer, "/") + "/apis/authentication.k8s.io/v1/tokenreviews",
+		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			// HTTP/2 where the API server offers it (it does): reviews in
+			// flight share one connection, instead of a TLS connection
+			// each (a custom TLS configuration turns net/http's HTTP/2
+			// off unless asked for), and HTTP/1.1 keeps more of them.
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 32,
+		}},
 		tokenFile: cfg.TokenFile,
 		audience:  cfg.Audience,
 	}, nil
@@ -118,10 +131,13 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(own)))
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the API server could not be asked: %v", ErrReview, err)
+		return nil, fmt.Errorf("%w: %v", ErrReviewUnavailable, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+		return nil, fmt.Errorf("%w: it answered HTTP %d", ErrReviewUnavailable, resp.StatusCode)
+	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: the API server answered HTTP %d (may the server's service account create TokenReviews? deploy/kubernetes/tokenreview grants it)", ErrReview, resp.StatusCode)
 	}

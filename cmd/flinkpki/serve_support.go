@@ -307,25 +307,21 @@ const (
 // start, and a shorter one (firstMessage) until its request message has
 // arrived (its interceptor, unary or stream, says so).
 //
-// Past max in flight, a new stream takes the slot of the oldest stream
-// that may give way, which is ended (CANCELLED, which init retries): one
-// whose request message has not arrived after minYieldAge, or a public
-// call (health, reflection) of that age. A stream whose message has come
-// keeps its slot through its authentication (a TokenReview may take a
-// while) and its work. With none to give way, the new stream is refused
-// (RESOURCE_EXHAUSTED). So peers without a credential, from however many
-// addresses, cannot keep the slots from clients that send their requests:
-// to hold them, they would have to open max streams every minYieldAge, and
-// a real client's message follows its headers at once.
+// Past max in flight, a new stream may take the slot of a stream that may
+// give way (one whose request message has not come, or a public call:
+// health, reflection), which is ended (CANCELLED, which init retries): the
+// oldest such stream of the address that holds the most of them, if that
+// is more than the new stream's address holds. Else the new stream is
+// refused (RESOURCE_EXHAUSTED). A stream whose message has come keeps its
+// slot through its authentication (a TokenReview may take a while) and its
+// work. So peers that open streams and send nothing take slots from each
+// other, never from an address with fewer of them: a real client's stream
+// (one, and only until its message is read) is pushed out only when
+// thousands of addresses each hold one.
 type streamGate struct {
 	max, perSource int64
 	timeout        time.Duration
 	firstMessage   time.Duration
-	// minYieldAge is how long a stream is safe from giving way: past the
-	// moment between a client's headers and its message (which a busy
-	// server takes a while to hand to a handler), and long enough that a
-	// flood cannot churn the slots.
-	minYieldAge time.Duration
 	// shed, when set, records each stream the gate refuses or ends before
 	// its request was judged (api.Server.Shed: metrics and the audit
 	// trail's refusal summaries), with a reason: address_full,
@@ -334,19 +330,27 @@ type streamGate struct {
 
 	mu       sync.Mutex
 	inFlight int64
-	bySource map[string]int64
-	open     list.List // of *gateStream that may give way, oldest first
+	sources  map[string]*gateSource
+	// byOpen holds the addresses by how many of their streams may give
+	// way; maxOpen is at least the highest such count.
+	byOpen  map[int]map[*gateSource]struct{}
+	maxOpen int
 }
 
-// minYieldAge is the gate's default minYieldAge.
-const minYieldAge = time.Second
+// gateSource is what one address (an IPv6 /64) holds in the gate.
+type gateSource struct {
+	name     string
+	inFlight int64
+	open     list.List // of its *gateStream that may give way, oldest first
+}
 
 // newStreamGate makes a gate; perSource 0 bounds no address on its own.
 func newStreamGate(max, perSource int64, timeout, firstMessage time.Duration) *streamGate {
 	if perSource <= 0 {
 		perSource = math.MaxInt64
 	}
-	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage, minYieldAge: minYieldAge, bySource: map[string]int64{}}
+	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage,
+		sources: map[string]*gateSource{}, byOpen: map[int]map[*gateSource]struct{}{}}
 }
 
 // firstMessageFor is the first-message deadline under a request deadline:
@@ -366,15 +370,16 @@ type gateStream struct {
 	arrived atomic.Bool
 	peerCtx context.Context // the stream's context as it came, for shed
 	method  string
-	src     string
 	opened  time.Time
 	public  bool // health or reflection: gives way even once arrived
 	cancel  context.CancelFunc
-	// Under the gate's mu: the stream's place in open (nil once its
-	// message arrived, unless public, or once it is gone), and whether its
-	// slot was given back or taken by a newer stream.
-	elem *list.Element
-	gone bool
+	// Under the gate's mu: its address; its place in the address's open
+	// list (nil once its message arrived, unless public, or once it is
+	// gone); and whether its slot was given back or taken by a newer
+	// stream.
+	source *gateSource
+	elem   *list.Element
+	gone   bool
 }
 
 type gateStreamKey struct{}
@@ -388,32 +393,37 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	peerCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, d)
 	now := time.Now()
-	st := &gateStream{peerCtx: peerCtx, method: info.FullMethodName, src: src, opened: now, public: api.Public(info.FullMethodName), cancel: cancel}
+	st := &gateStream{peerCtx: peerCtx, method: info.FullMethodName, opened: now, public: api.Public(info.FullMethodName), cancel: cancel}
 	g.mu.Lock()
-	if g.bySource[src] >= g.perSource {
+	s := g.sources[src]
+	if s == nil {
+		s = &gateSource{name: src}
+	}
+	if s.inFlight >= g.perSource {
 		g.mu.Unlock()
 		cancel()
 		return nil, g.report(peerCtx, info.FullMethodName, "address_full", status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource))
 	}
 	var pushedOut *gateStream
 	if g.inFlight >= g.max {
-		front := g.open.Front()
-		if front == nil || now.Sub(front.Value.(*gateStream).opened) < g.minYieldAge {
+		v := g.heaviest()
+		if v == nil || v.open.Len() <= s.open.Len() {
 			g.mu.Unlock()
 			cancel()
 			return nil, g.report(peerCtx, info.FullMethodName, "server_full", status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max))
 		}
-		// The oldest stream that may give way passes its slot on.
-		pushedOut = front.Value.(*gateStream)
+		pushedOut = v.open.Front().Value.(*gateStream)
 		g.release(pushedOut)
 	}
+	g.sources[src] = s
 	g.inFlight++
-	g.bySource[src]++
-	st.elem = g.open.PushBack(st)
+	s.inFlight++
+	st.source = s
+	g.pushOpen(st)
 	g.mu.Unlock()
 	if pushedOut != nil {
 		pushedOut.cancel()
-		g.report(pushedOut.peerCtx, pushedOut.method, "gave_way", fmt.Errorf("ended after %v without its request message, to make room: the server has %d requests in flight", now.Sub(pushedOut.opened).Round(time.Millisecond), g.max))
+		g.report(pushedOut.peerCtx, pushedOut.method, "gave_way", fmt.Errorf("ended after %v without its request message, to make room: the server has %d requests in flight, and its address the most such", now.Sub(pushedOut.opened).Round(time.Millisecond), g.max))
 	}
 	ctx = context.WithValue(ctx, gateStreamKey{}, st)
 	waiting := time.AfterFunc(g.firstMessage, func() {
@@ -448,14 +458,55 @@ func (g *streamGate) release(st *gateStream) {
 		return
 	}
 	st.gone = true
-	if st.elem != nil {
-		g.open.Remove(st.elem)
-		st.elem = nil
-	}
+	g.removeOpen(st)
 	g.inFlight--
-	if g.bySource[st.src]--; g.bySource[st.src] <= 0 {
-		delete(g.bySource, st.src)
+	s := st.source
+	if s.inFlight--; s.inFlight <= 0 {
+		delete(g.sources, s.name)
 	}
+}
+
+// pushOpen adds st to its address's streams that may give way; removeOpen
+// takes it out (once); heaviest returns the address with the most of them.
+// g.mu is held.
+func (g *streamGate) pushOpen(st *gateStream) {
+	n := st.source.open.Len()
+	st.elem = st.source.open.PushBack(st)
+	g.moveSource(st.source, n, n+1)
+}
+
+func (g *streamGate) removeOpen(st *gateStream) {
+	if st.elem == nil {
+		return
+	}
+	n := st.source.open.Len()
+	st.source.open.Remove(st.elem)
+	st.elem = nil
+	g.moveSource(st.source, n, n-1)
+}
+
+func (g *streamGate) moveSource(s *gateSource, from, to int) {
+	if from > 0 {
+		if delete(g.byOpen[from], s); len(g.byOpen[from]) == 0 {
+			delete(g.byOpen, from)
+		}
+	}
+	if to > 0 {
+		if g.byOpen[to] == nil {
+			g.byOpen[to] = map[*gateSource]struct{}{}
+		}
+		g.byOpen[to][s] = struct{}{}
+		g.maxOpen = max(g.maxOpen, to)
+	}
+}
+
+func (g *streamGate) heaviest() *gateSource {
+	for ; g.maxOpen > 0; g.maxOpen-- {
+		for s := range g.byOpen[g.maxOpen] {
+			return s
+		}
+	}
+	return nil
 }
 
 // arrive marks st's request message as arrived: from then on it keeps its
@@ -465,10 +516,7 @@ func (g *streamGate) arrive(st *gateStream) {
 		return
 	}
 	g.mu.Lock()
-	if st.elem != nil {
-		g.open.Remove(st.elem)
-		st.elem = nil
-	}
+	g.removeOpen(st)
 	g.mu.Unlock()
 }
 

@@ -231,8 +231,6 @@ func TestStalledStreamsGiveWayToRequests(t *testing.T) {
 		t.Fatalf("a stalled stream of connection %d ended (grpc-status %s) before any request came", e.conn, e.status)
 	default:
 	}
-	time.Sleep(time.Until(opened.Add(minYieldAge + 100*time.Millisecond)))
-
 	clusters := flinkpkiv1.NewClusterServiceClient(s.adminConn(t))
 	const requests = 20
 	for i := range requests {
@@ -246,18 +244,18 @@ func TestStalledStreamsGiveWayToRequests(t *testing.T) {
 	if took := time.Since(opened); took >= firstMessageTimeout*8/10 {
 		t.Fatalf("opening the stalled streams and the requests took %v, too close to the first-message deadline (%v) to tell which ended the stalled ones", took, firstMessageTimeout)
 	}
-	// A request took the slot of the oldest stalled stream (of the first
-	// connection), and gave it back when it ended, so the next one mostly
-	// found it free (a slot comes back from a goroutine of its own, so a
-	// request right behind may still find every slot taken): at least one
-	// stalled stream was ended, at most one per request, each of the first
-	// connection.
+	// A request took the slot of the oldest stalled stream of an address
+	// holding the most (all hold 512: the streams of its first connection
+	// are its oldest), and gave it back when it ended, so the next one
+	// mostly found it free (a slot comes back from a goroutine of its own,
+	// so a request right behind may still find every slot taken): at least
+	// one stalled stream was ended, at most one per request.
 	var n int
 	for wait := 5 * time.Second; ; wait = time.Second {
 		select {
 		case e := <-ended:
-			if e.status != "1" || e.conn != 0 {
-				t.Fatalf("a stalled stream ended: connection %d, grpc-status %s; want the first connection's (the oldest), CANCELLED (1)", e.conn, e.status)
+			if e.status != "1" || e.conn%(maxStreamsPerSource/maxStreamsPerConn) != 0 {
+				t.Fatalf("a stalled stream ended: connection %d, grpc-status %s; want the first connection of its address (its oldest), CANCELLED (1)", e.conn, e.status)
 			}
 			n++
 			continue
@@ -280,7 +278,6 @@ func TestStalledStreamsGiveWayToRequests(t *testing.T) {
 // summaries) with its reason, method and address.
 func TestTheStreamGateReportsWhatItSheds(t *testing.T) {
 	g := newStreamGate(2, 1, 30*time.Second, 100*time.Millisecond)
-	g.minYieldAge = 0
 	type shed struct{ addr, method, reason string }
 	sheds := make(chan shed, 100)
 	g.shed = func(ctx context.Context, method, reason string, err error) {
@@ -293,34 +290,31 @@ func TestTheStreamGateReportsWhatItSheds(t *testing.T) {
 			t.Error("shed without an error")
 		}
 	}
-	from := func(addr string) context.Context {
-		return peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
-	}
 	enroll := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	bake := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Bake"}
-	first, err := g.tap(from("10.0.0.1:1"), bake)
+	first, err := g.tap(fromAddr("10.0.0.1:1"), bake)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.tap(from("10.0.0.1:2"), enroll); err == nil {
+	if _, err := g.tap(fromAddr("10.0.0.1:2"), enroll); err == nil {
 		t.Fatal("a second stream from an address bounded to one was admitted")
 	}
-	second, err := g.tap(from("10.0.0.2:1"), enroll)
+	second, err := g.tap(fromAddr("10.0.0.2:1"), enroll)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.arrive(gateStreamOf(second))
-	third, err := g.tap(from("10.0.0.3:1"), enroll) // takes the first's slot
+	third, err := g.tap(fromAddr("10.0.0.3:1"), enroll) // takes the first's slot
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-first.Done()
 	g.arrive(gateStreamOf(third))
-	if _, err := g.tap(from("10.0.0.4:1"), enroll); err == nil {
+	if _, err := g.tap(fromAddr("10.0.0.4:1"), enroll); err == nil {
 		t.Fatal("a stream admitted with both slots held by streams whose messages came")
 	}
 	gateStreamOf(second).cancel() // a slot comes back
-	waitAdmitted(t, g, from("10.0.0.5:1"), enroll, "a slot came back, but a new stream is still refused")
+	waitAdmitted(t, g, fromAddr("10.0.0.5:1"), enroll, "a slot came back, but a new stream is still refused")
 	for _, want := range []shed{
 		{"10.0.0.1:2", enroll.FullMethodName, "address_full"},
 		{"10.0.0.1:1", bake.FullMethodName, "gave_way"},
@@ -468,15 +462,15 @@ func metaValue(f *http2.MetaHeadersFrame, name string) string {
 }
 
 // TestTheStreamGateBoundsStreamsInFlight: past its maximum, a new stream
-// takes the slot of the oldest stream whose request message has not come,
-// which ends then; it is refused (ResourceExhausted, which init retries)
-// while every stream in flight has its message, until one ends. Each
-// stream gets the request deadline, a backup an hour.
+// takes the slot of a stream whose request message has not come, from an
+// address that holds more such streams than its own, which ends then; it
+// is refused (ResourceExhausted, which init retries) while every stream in
+// flight has its message, until one ends. Each stream gets the request
+// deadline, a backup an hour.
 func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 	g := newStreamGate(2, 0, 30*time.Second, 30*time.Second)
-	g.minYieldAge = 0
 	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
-	parent1, end1 := context.WithCancel(context.Background())
+	parent1, end1 := context.WithCancel(fromAddr("10.0.0.1:1"))
 	defer end1()
 	ctx1, err := g.tap(parent1, info)
 	if err != nil {
@@ -485,7 +479,7 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 	if dl, ok := ctx1.Deadline(); !ok || time.Until(dl) > 30*time.Second {
 		t.Errorf("a request's deadline is %v (%v), want 30 s", dl, ok)
 	}
-	backup, err := g.tap(context.Background(), &tap.Info{FullMethodName: flinkpkiv1.AdminService_Backup_FullMethodName})
+	backup, err := g.tap(fromAddr("10.0.0.2:1"), &tap.Info{FullMethodName: flinkpkiv1.AdminService_Backup_FullMethodName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,81 +490,95 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 
 	// Full: the third stream takes the slot of the first, whose message
 	// has not come (the backup's has).
-	ctx3, err := g.tap(context.Background(), info)
+	ctx3, err := g.tap(fromAddr("10.0.0.3:1"), info)
 	if err != nil {
 		t.Fatalf("a third stream with 2 in flight, one without its message: %v, want it to take that one's slot", err)
 	}
 	select {
 	case <-ctx1.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("the oldest stream without its message was not ended when a new one took its slot")
+		t.Fatal("the stream without its message was not ended when a new one took its slot")
 	}
 	if backup.Err() != nil {
 		t.Fatalf("a stream whose message had come was ended: %v", backup.Err())
 	}
 	g.arrive(gateStreamOf(ctx3))
-	if _, err := g.tap(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
+	if _, err := g.tap(fromAddr("10.0.0.4:1"), info); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("a stream with 2 in flight, both with their messages: %v, want ResourceExhausted", err)
 	}
 	if ctx3.Err() != nil || backup.Err() != nil {
 		t.Fatal("a refused stream ended one whose message had come")
 	}
 	g.mu.Lock()
-	n, open := g.inFlight, g.open.Len()
+	n, sources, open := g.inFlight, len(g.sources), len(g.byOpen)
 	g.mu.Unlock()
-	if n != 2 || open != 0 {
-		t.Fatalf("%d streams in flight, %d that may give way; want 2 and 0", n, open)
+	if n != 2 || sources != 2 || open != 0 {
+		t.Fatalf("%d streams in flight from %d addresses, %d counts of streams that may give way; want 2, 2 and 0", n, sources, open)
 	}
 	end1() // the first stream's end gives back no slot twice
-	ctx4, cancel4 := context.WithCancel(context.Background())
+	ctx4, cancel4 := context.WithCancel(fromAddr("10.0.0.4:1"))
 	defer cancel4()
 	if _, err := g.tap(ctx4, info); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("the pushed-out stream's end gave its slot back again: %v", err)
 	}
 	gateStreamOf(backup).cancel() // the backup ends
-	waitAdmitted(t, g, context.Background(), info, "a stream ended, but a new one is still refused")
+	waitAdmitted(t, g, fromAddr("10.0.0.4:1"), info, "a stream ended, but a new one is still refused")
 }
 
-// TestOnlyOldStreamsWithoutAMessageOrPublicOnesGiveWay: a stream gives
-// way only once it is minYieldAge old (so a flood cannot churn the slots,
-// nor push out a real request between its headers and its message), and a
-// public call (health, reflection) gives way even after its message came.
-func TestOnlyOldStreamsWithoutAMessageOrPublicOnesGiveWay(t *testing.T) {
-	g := newStreamGate(2, 0, 30*time.Second, 30*time.Second)
-	g.minYieldAge = 200 * time.Millisecond
+// TestStreamsGiveWayFromTheAddressHoldingTheMost: when every slot is
+// taken, the stream that gives way is the oldest of those without their
+// message (or public: health, reflection, even with it) of the address
+// that holds the most of them, and only if it holds more than the new
+// stream's address: streams that send nothing take slots from each other,
+// never from an address with fewer.
+func TestStreamsGiveWayFromTheAddressHoldingTheMost(t *testing.T) {
+	g := newStreamGate(3, 0, 30*time.Second, 30*time.Second)
 	enroll := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
-	watch, err := g.tap(context.Background(), &tap.Info{FullMethodName: "/grpc.health.v1.Health/Watch"})
-	if err != nil {
-		t.Fatal(err)
+	tapOK := func(addr string, info *tap.Info) context.Context {
+		t.Helper()
+		ctx, err := g.tap(fromAddr(addr), info)
+		if err != nil {
+			t.Fatalf("a stream from %s: %v", addr, err)
+		}
+		return ctx
 	}
-	g.arrive(gateStreamOf(watch))
-	silent, err := g.tap(context.Background(), enroll)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.tap(context.Background(), enroll); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("a stream while both in flight are younger than minYieldAge: %v, want ResourceExhausted", err)
-	}
-	time.Sleep(250 * time.Millisecond)
-	if _, err := g.tap(context.Background(), enroll); err != nil {
-		t.Fatalf("a stream past minYieldAge of the others: %v", err)
-	}
+	a1, a2 := tapOK("10.0.0.1:1", enroll), tapOK("10.0.0.1:2", enroll)
+	watch := tapOK("10.0.0.5:1", &tap.Info{FullMethodName: "/grpc.health.v1.Health/Watch"})
+	g.arrive(gateStreamOf(watch)) // public: may still give way
+
+	c1 := tapOK("10.0.0.3:1", enroll) // 10.0.0.1 holds two: its oldest gives way
 	select {
-	case <-watch.Done():
+	case <-a1.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("the oldest stream, a health Watch whose message had come, did not give way")
+		t.Fatal("the oldest stream of the address holding the most did not give way")
 	}
-	if silent.Err() != nil {
-		t.Fatal("a younger stream gave way before the oldest")
+	g.arrive(gateStreamOf(c1))
+	// 10.0.0.1 and 10.0.0.5 hold one each that may give way: no more
+	// than a stream of 10.0.0.1 itself holds.
+	if _, err := g.tap(fromAddr("10.0.0.1:3"), enroll); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a stream from an address holding as many as any other: %v, want ResourceExhausted", err)
 	}
-	if _, err := g.tap(context.Background(), enroll); err != nil {
-		t.Fatalf("a fourth stream: %v", err)
+	tapOK("10.0.0.6:1", enroll) // holds none: one of a2 and watch gives way
+	deadline := time.After(5 * time.Second)
+	for a2.Err() == nil && watch.Err() == nil {
+		select {
+		case <-deadline:
+			t.Fatal("a stream from an address holding none did not get a slot of one holding one")
+		case <-time.After(time.Millisecond):
+		}
 	}
-	select {
-	case <-silent.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the stream without its message, past minYieldAge, did not give way")
+	time.Sleep(50 * time.Millisecond)
+	if (a2.Err() != nil) == (watch.Err() != nil) {
+		t.Fatal("two streams gave way for one")
 	}
+	if c1.Err() != nil {
+		t.Fatal("a stream whose message had come gave way")
+	}
+}
+
+// fromAddr is a stream's context from a peer at addr.
+func fromAddr(addr string) context.Context {
+	return peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
 }
 
 // waitAdmitted waits up to 5 s for the gate to admit a stream from ctx
@@ -595,51 +603,51 @@ func waitAdmitted(t *testing.T, g *streamGate, ctx context.Context, info *tap.In
 func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 	g := newStreamGate(100, 2, 30*time.Second, 30*time.Second)
 	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
-	from := func(addr string) context.Context {
-		return peer.NewContext(context.Background(), &peer.Peer{Addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
-	}
-	parent, end := context.WithCancel(from("10.0.0.1:5000"))
+	parent, end := context.WithCancel(fromAddr("10.0.0.1:5000"))
 	if _, err := g.tap(parent, info); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.tap(from("10.0.0.1:5001"), info); err != nil {
+	if _, err := g.tap(fromAddr("10.0.0.1:5001"), info); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.tap(from("10.0.0.1:5002"), info); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "10.0.0.1") {
+	if _, err := g.tap(fromAddr("10.0.0.1:5002"), info); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "10.0.0.1") {
 		t.Fatalf("a third stream from one address: %v, want ResourceExhausted naming it", err)
 	}
-	if _, err := g.tap(from("10.0.0.2:5000"), info); err != nil {
+	if _, err := g.tap(fromAddr("10.0.0.2:5000"), info); err != nil {
 		t.Fatalf("another address is refused: %v", err)
 	}
 	// Two addresses of one IPv6 /64 are one source.
 	for i, a := range []string{"[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8::3]:1"} {
-		_, err := g.tap(from(a), info)
+		_, err := g.tap(fromAddr(a), info)
 		if want := i < 2; (err == nil) != want {
 			t.Fatalf("stream %d from the /64: %v, want admitted %v", i+1, err, want)
 		}
 	}
 	end()
-	waitAdmitted(t, g, from("10.0.0.1:5003"), info, "a stream from the address ended, but a new one is still refused")
+	waitAdmitted(t, g, fromAddr("10.0.0.1:5003"), info, "a stream from the address ended, but a new one is still refused")
 
 	// --max-requests-per-address 0: no bound per address, the server's
-	// alone (behind a proxy every client has one address): a fourth
-	// stream from one address takes the first one's slot.
+	// alone (behind a proxy every client has one address): one address
+	// may take every slot; a fourth stream from it is refused (it takes no
+	// slot from its own address), and one from another address takes one.
 	open := newStreamGate(3, 0, 30*time.Second, 30*time.Second)
-	open.minYieldAge = 0
 	var first context.Context
 	for i := range 4 {
-		ctx, err := open.tap(from("10.0.0.1:6000"), info)
-		if err != nil {
-			t.Fatalf("stream %d from one address with no bound per address: %v", i+1, err)
+		ctx, err := open.tap(fromAddr("10.0.0.1:6000"), info)
+		if want := i < 3; (err == nil) != want {
+			t.Fatalf("stream %d from one address with no bound per address: %v, want admitted %v", i+1, err, want)
 		}
 		if i == 0 {
 			first = ctx
 		}
 	}
+	if _, err := open.tap(fromAddr("10.0.0.2:6000"), info); err != nil {
+		t.Fatalf("a stream from another address: %v", err)
+	}
 	select {
 	case <-first.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("with no bound per address, the fourth stream did not take the first one's slot")
+		t.Fatal("a stream from another address did not take the oldest slot of the one holding them all")
 	}
 }
 

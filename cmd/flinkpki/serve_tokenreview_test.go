@@ -39,6 +39,8 @@ type apiServer struct {
 	audienceUnaware bool
 	// delay is how long each review takes (a busy API server).
 	delay time.Duration
+	// unavailable is how many reviews to come it answers HTTP 503.
+	unavailable int
 }
 
 func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +62,15 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.calls++
 	delay := a.delay
+	down := a.unavailable > 0
+	if down {
+		a.unavailable--
+	}
 	a.mu.Unlock()
+	if down {
+		http.Error(w, "etcdserver: leader changed", http.StatusServiceUnavailable)
+		return
+	}
 	select {
 	case <-time.After(delay):
 	case <-r.Context().Done():
@@ -146,11 +156,11 @@ func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
 
 // TestAPodWhoseTokenIsUnderReviewKeepsItsSlot: every request slot is held
 // by stalled streams when a pod's init container comes; its request takes
-// the slot of the oldest, and while the API server takes 3 s to review its
+// a slot of one of them, and while the API server takes 3 s to review its
 // token, a flood of new stalled streams from nine more addresses takes
-// every other slot in turn, and would take the pod's next. A stream whose message has come keeps its slot:
-// the review is not cut short (it was, when only an authenticated stream
-// kept its slot: the pod was refused as unauthenticated, for good).
+// every other slot in turn. The pod's requests are never cut short (once,
+// one under review was, and refused as unauthenticated, for good); at
+// most they wait for a slot (RESOURCE_EXHAUSTED, retried).
 func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
 	api, review := startAPIServer(t, iss)
@@ -162,8 +172,7 @@ func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 	api.mu.Unlock()
 
 	ended := make(chan streamEnd, 3*maxStreamsInFlight)
-	opened := stallStreams(t, s.addr, 10, maxStreamsInFlight, ended)
-	time.Sleep(time.Until(opened.Add(minYieldAge + 100*time.Millisecond)))
+	stallStreams(t, s.addr, 10, maxStreamsInFlight, ended)
 	out := filepath.Join(t.TempDir(), "tls")
 	done := make(chan result, 1)
 	go func() {
@@ -180,9 +189,6 @@ func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 			t.Fatal("init's request never reached the API server's review")
 		}
 	}
-	// Past minYieldAge, init's stream would be the next to give way after
-	// the stalled ones, were it not for its message.
-	time.Sleep(minYieldAge + 100*time.Millisecond)
 	stallStreams(t, s.addr, 30, maxStreamsInFlight+maxStreamsPerConn, ended)
 	select {
 	case r := <-done:
@@ -229,6 +235,28 @@ func TestARequestThatEndsDuringItsReviewIsNoRefusal(t *testing.T) {
 	}
 	if strings.Contains(s.stderr.String(), "unauthenticated") {
 		t.Errorf("a request that ended during its review was logged as refused:\n%s", s.stderr.String())
+	}
+}
+
+// TestAnAPIServerThatCannotReviewIsRetried: an API server that answers a
+// TokenReview with HTTP 503 (or not at all, in time) said nothing about the
+// token: the request fails as UNAVAILABLE, which init retries, and is no
+// refusal. init enrolls once the API server answers (it failed for good).
+func TestAnAPIServerThatCannotReviewIsRetried(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	s := startServer(t, "", review...)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
+	api.mu.Lock()
+	api.unavailable = 2
+	api.mu.Unlock()
+	r := s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "30s").ok(t)
+	if !strings.Contains(r.stderr, "could not review the service-account token") {
+		t.Errorf("init's retries do not say why:\n%s", r.stderr)
+	}
+	if audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; strings.Contains(audit, "unauthenticated") {
+		t.Errorf("an unanswered review was audited as a refusal:\n%s", audit)
 	}
 }
 
