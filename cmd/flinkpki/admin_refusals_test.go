@@ -122,20 +122,30 @@ func TestAdminMigrateRefusesAnEtcdPrefixWithoutFlinkpkiData(t *testing.T) {
 	oneLineError(t, r, 1, "holds no flinkpki store")
 	assertUnchanged(t, dir, before)
 
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if keys := etcdKeys(t, c.Endpoints()); len(keys) != 0 {
+		t.Errorf("etcd holds %d keys after the refused migration (the first %q), want none", len(keys), keys[0])
+	}
+}
+
+// etcdKeys lists every key of the etcd cluster at endpoints.
+func etcdKeys(t *testing.T, endpoints []string) []string {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly())
+	resp, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithKeysOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Count != 0 {
-		t.Errorf("etcd holds %d keys after the refused migration, want 0", resp.Count)
+	keys := make([]string, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		keys[i] = string(kv.Key)
 	}
+	return keys
 }
 
 func TestAdminMigrateChecksTheKEKOnTheSourceBeforeCopyingAnything(t *testing.T) {
@@ -211,23 +221,12 @@ func TestAdminMigrateClearsAnEtcdTargetItRefusesAfterCopying(t *testing.T) {
 	if !strings.Contains(r.stderr, "the target was cleared again") {
 		t.Errorf("the refusal does not say the target was cleared: %q", r.stderr)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithKeysOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Clearing deletes each bucket's range, which rewrites that bucket's
 	// delete guard (a bookkeeping key outside every bucket, which scanners
 	// compare): those may stay, no record may.
-	for _, kv := range resp.Kvs {
-		if !strings.HasPrefix(string(kv.Key), "/flinkpki/.deleted/") {
-			t.Errorf("etcd holds %q after the refused migration, want no record", kv.Key)
+	for _, k := range etcdKeys(t, c.Endpoints()) {
+		if !strings.HasPrefix(k, "/flinkpki/.deleted/") {
+			t.Errorf("etcd holds %q after the refused migration, want no record", k)
 		}
 	}
 	// And the retry of a good source is not refused as "not empty".

@@ -162,11 +162,7 @@ func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
 // one under review was, and refused as unauthenticated, for good); at
 // most they wait for a slot (RESOURCE_EXHAUSTED, retried).
 func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
-	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
-	api, review := startAPIServer(t, iss)
-	s := startServer(t, "", review...)
-	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
-	tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
+	api, s, tok := reviewedOnly(t)
 	api.mu.Lock()
 	api.delay = 3 * time.Second
 	api.mu.Unlock()
@@ -217,19 +213,22 @@ func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 // (which init retries), and is neither refused as unauthenticated nor
 // audited as a refusal: nothing was wrong with the token.
 func TestARequestThatEndsDuringItsReviewIsNoRefusal(t *testing.T) {
-	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
-	api, review := startAPIServer(t, iss)
+	api, s, tok := reviewedOnly(t)
+	api.mu.Lock()
 	api.delay = 2 * time.Second
-	s := startServer(t, "", review...)
-	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
-	c := enrollClientWithToken(t, s.addr, s.caFile, iss.Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"}))
+	api.mu.Unlock()
+	raw, err := os.ReadFile(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := enrollClientWithToken(t, s.addr, s.caFile, strings.TrimSpace(string(raw)))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := c.Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
+	_, err = c.Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("an enrollment whose deadline passed during its review: %v, want DeadlineExceeded", err)
 	}
-	time.Sleep(api.delay) // the review, cut short, has ended
+	time.Sleep(2 * time.Second) // the review, cut short, has ended
 	if audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; strings.Contains(audit, "unauthenticated") {
 		t.Errorf("a request that ended during its review was audited as a refusal:\n%s", audit)
 	}
@@ -243,11 +242,7 @@ func TestARequestThatEndsDuringItsReviewIsNoRefusal(t *testing.T) {
 // token: the request fails as UNAVAILABLE, which init retries, and is no
 // refusal. init enrolls once the API server answers (it failed for good).
 func TestAnAPIServerThatCannotReviewIsRetried(t *testing.T) {
-	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
-	api, review := startAPIServer(t, iss)
-	s := startServer(t, "", review...)
-	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
-	tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
+	api, s, tok := reviewedOnly(t)
 	api.mu.Lock()
 	api.unavailable = 2
 	api.mu.Unlock()
@@ -258,6 +253,18 @@ func TestAnAPIServerThatCannotReviewIsRetried(t *testing.T) {
 	if audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; strings.Contains(audit, "unauthenticated") {
 		t.Errorf("an unanswered review was audited as a refusal:\n%s", audit)
 	}
+}
+
+// reviewedOnly starts a server that judges Kubernetes tokens by TokenReview
+// alone, against an apiServer, with the cluster orders bound to
+// flink/orders-flink, and returns a token file of its pod orders-tm-1.
+func reviewedOnly(t *testing.T) (*apiServer, *testServer, string) {
+	t.Helper()
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	s := startServer(t, "", review...)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	return api, s, iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
 }
 
 // TestTokenReviewAloneNeedsTheAudienceConfirmed: with TokenReview as the
