@@ -45,6 +45,9 @@ type Authenticator struct {
 	// (serve --enroll-rate, --enroll-burst), or its defaults when that is
 	// off: a Flink cluster of 1,000 TaskManagers starting at once.
 	accountReviews *limiter
+	// reviewing holds a token for each TokenReview in flight
+	// (MaxReviewsInFlight).
+	reviewing chan struct{}
 }
 
 // Per source address: a pod starting needs one review, a node of
@@ -52,6 +55,12 @@ type Authenticator struct {
 const (
 	reviewsPerSecond = 10
 	reviewBurst      = 50
+	// MaxReviewsInFlight bounds the TokenReviews waiting on the API server
+	// at once. Each holds a request slot until its answer (up to the
+	// review's timeout, 5 s), so a slow API server, or tokens made up to be
+	// reviewed slowly from many addresses, would otherwise hold the slots
+	// that administrators and pods with other credentials need.
+	MaxReviewsInFlight = 256
 )
 
 // accountReviewLimiter is accountReviews for the enrollment limit's rate
@@ -251,7 +260,13 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 		} else if err := a.accountReviews.allow("review:" + id.Namespace + "/" + id.ServiceAccount); err != nil {
 			return nil, status.Errorf(codes.ResourceExhausted, "too many tokens of service account %s/%s for the API server to review (%g/s, burst %d): retry later", id.Namespace, id.ServiceAccount, float64(a.accountReviews.rate), a.accountReviews.burst)
 		}
+		select {
+		case a.reviewing <- struct{}{}:
+		default:
+			return nil, status.Errorf(codes.ResourceExhausted, "the Kubernetes API server has %d TokenReviews of this server to answer: retry later", MaxReviewsInFlight)
+		}
 		rid, err := a.review.Review(ctx, raw)
+		<-a.reviewing
 		if err != nil {
 			return nil, err
 		}

@@ -55,7 +55,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		auth: cfg.Authority,
 		authn: &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review, reviews: newLimiter(reviewsPerSecond, reviewBurst),
-			accountReviews: accountReviewLimiter(cfg.EnrollRate, cfg.EnrollBurst)},
+			accountReviews: accountReviewLimiter(cfg.EnrollRate, cfg.EnrollBurst), reviewing: make(chan struct{}, MaxReviewsInFlight)},
 		backup:         cfg.Backup,
 		limit:          newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
 		refusals:       newRefusalGate(),

@@ -311,13 +311,16 @@ const (
 // give way (one whose request message has not come, or a public call:
 // health, reflection), which is ended (CANCELLED, which init retries): the
 // oldest such stream of the address that holds the most of them, if that
-// is more than the new stream's address holds. Else the new stream is
-// refused (RESOURCE_EXHAUSTED). A stream whose message has come keeps its
-// slot through its authentication (a TokenReview may take a while) and its
+// is at least two more than the new stream's address holds (so that
+// addresses a stream apart do not take slots back and forth); or, when no
+// address holds more than one and the new stream's address holds none,
+// the oldest such stream of all. Else the new stream is refused
+// (RESOURCE_EXHAUSTED). A stream whose message has come keeps its slot
+// through its authentication (a TokenReview may take a while) and its
 // work. So peers that open streams and send nothing take slots from each
-// other, never from an address with fewer of them: a real client's stream
-// (one, and only until its message is read) is pushed out only when
-// thousands of addresses each hold one.
+// other, never from an address with fewer: a real client's stream (one,
+// and only until its message is read) is pushed out only when thousands of
+// addresses each hold one, and then only once every older one was.
 type streamGate struct {
 	max, perSource int64
 	timeout        time.Duration
@@ -335,6 +338,7 @@ type streamGate struct {
 	// way; maxOpen is at least the highest such count.
 	byOpen  map[int]map[*gateSource]struct{}
 	maxOpen int
+	open    list.List // of every *gateStream that may give way, oldest first
 }
 
 // gateSource is what one address (an IPv6 /64) holds in the gate.
@@ -378,7 +382,8 @@ type gateStream struct {
 	// gone); and whether its slot was given back or taken by a newer
 	// stream.
 	source *gateSource
-	elem   *list.Element
+	elem   *list.Element // in source.open
+	all    *list.Element // in the gate's open
 	gone   bool
 }
 
@@ -406,13 +411,12 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	}
 	var pushedOut *gateStream
 	if g.inFlight >= g.max {
-		v := g.heaviest()
-		if v == nil || v.open.Len() <= s.open.Len() {
+		pushedOut = g.yielding(s)
+		if pushedOut == nil {
 			g.mu.Unlock()
 			cancel()
 			return nil, g.report(peerCtx, info.FullMethodName, "server_full", status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max))
 		}
-		pushedOut = v.open.Front().Value.(*gateStream)
 		g.release(pushedOut)
 	}
 	g.sources[src] = s
@@ -466,12 +470,28 @@ func (g *streamGate) release(st *gateStream) {
 	}
 }
 
-// pushOpen adds st to its address's streams that may give way; removeOpen
-// takes it out (once); heaviest returns the address with the most of them.
-// g.mu is held.
+// yielding returns the stream that gives its slot to a new one from s, or
+// nil (the rules are streamGate's); g.mu is held.
+func (g *streamGate) yielding(s *gateSource) *gateStream {
+	v := g.heaviest()
+	switch {
+	case v == nil:
+		return nil
+	case v.open.Len() >= s.open.Len()+2:
+		return v.open.Front().Value.(*gateStream)
+	case v.open.Len() == 1 && s.open.Len() == 0:
+		return g.open.Front().Value.(*gateStream)
+	}
+	return nil
+}
+
+// pushOpen adds st to the streams that may give way (its address's and
+// all); removeOpen takes it out (once); heaviest returns the address with
+// the most of them. g.mu is held.
 func (g *streamGate) pushOpen(st *gateStream) {
 	n := st.source.open.Len()
 	st.elem = st.source.open.PushBack(st)
+	st.all = g.open.PushBack(st)
 	g.moveSource(st.source, n, n+1)
 }
 
@@ -481,7 +501,8 @@ func (g *streamGate) removeOpen(st *gateStream) {
 	}
 	n := st.source.open.Len()
 	st.source.open.Remove(st.elem)
-	st.elem = nil
+	g.open.Remove(st.all)
+	st.elem, st.all = nil, nil
 	g.moveSource(st.source, n, n-1)
 }
 

@@ -528,11 +528,13 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 // TestStreamsGiveWayFromTheAddressHoldingTheMost: when every slot is
 // taken, the stream that gives way is the oldest of those without their
 // message (or public: health, reflection, even with it) of the address
-// that holds the most of them, and only if it holds more than the new
-// stream's address: streams that send nothing take slots from each other,
-// never from an address with fewer.
+// that holds the most of them, if that is at least two more than the new
+// stream's address holds; when none holds more than one, and the new
+// stream's address none, the oldest of all. Streams that send nothing
+// take slots from each other, never from an address with fewer, and
+// addresses a stream apart do not take slots back and forth.
 func TestStreamsGiveWayFromTheAddressHoldingTheMost(t *testing.T) {
-	g := newStreamGate(3, 0, 30*time.Second, 30*time.Second)
+	g := newStreamGate(5, 0, 30*time.Second, 30*time.Second)
 	enroll := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	tapOK := func(addr string, info *tap.Info) context.Context {
 		t.Helper()
@@ -542,37 +544,74 @@ func TestStreamsGiveWayFromTheAddressHoldingTheMost(t *testing.T) {
 		}
 		return ctx
 	}
-	a1, a2 := tapOK("10.0.0.1:1", enroll), tapOK("10.0.0.1:2", enroll)
-	watch := tapOK("10.0.0.5:1", &tap.Info{FullMethodName: "/grpc.health.v1.Health/Watch"})
-	g.arrive(gateStreamOf(watch)) // public: may still give way
-
-	c1 := tapOK("10.0.0.3:1", enroll) // 10.0.0.1 holds two: its oldest gives way
-	select {
-	case <-a1.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the oldest stream of the address holding the most did not give way")
-	}
-	g.arrive(gateStreamOf(c1))
-	// 10.0.0.1 and 10.0.0.5 hold one each that may give way: no more
-	// than a stream of 10.0.0.1 itself holds.
-	if _, err := g.tap(fromAddr("10.0.0.1:3"), enroll); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("a stream from an address holding as many as any other: %v, want ResourceExhausted", err)
-	}
-	tapOK("10.0.0.6:1", enroll) // holds none: one of a2 and watch gives way
-	deadline := time.After(5 * time.Second)
-	for a2.Err() == nil && watch.Err() == nil {
-		select {
-		case <-deadline:
-			t.Fatal("a stream from an address holding none did not get a slot of one holding one")
-		case <-time.After(time.Millisecond):
+	refused := func(addr, why string) {
+		t.Helper()
+		if _, err := g.tap(fromAddr(addr), enroll); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("%s: %v, want ResourceExhausted", why, err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	if (a2.Err() != nil) == (watch.Err() != nil) {
-		t.Fatal("two streams gave way for one")
+	// waitGone waits until exactly one of ctxs has ended, and returns it.
+	waitGone := func(what string, ctxs ...context.Context) context.Context {
+		t.Helper()
+		ended := func() (gone []context.Context) {
+			for _, c := range ctxs {
+				if c.Err() != nil {
+					gone = append(gone, c)
+				}
+			}
+			return gone
+		}
+		for deadline := time.Now().Add(5 * time.Second); len(ended()) == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no stream gave way", what)
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // and no second one after it
+		gone := ended()
+		if len(gone) != 1 {
+			t.Fatalf("%s: %d streams gave way for one", what, len(gone))
+		}
+		return gone[0]
 	}
-	if c1.Err() != nil {
-		t.Fatal("a stream whose message had come gave way")
+	arrive := func(ctx context.Context) context.Context { g.arrive(gateStreamOf(ctx)); return ctx }
+
+	a1, a2, a3 := tapOK("10.0.0.1:1", enroll), tapOK("10.0.0.1:2", enroll), tapOK("10.0.0.1:3", enroll)
+	b1, b2 := tapOK("10.0.0.2:1", enroll), tapOK("10.0.0.2:2", enroll)
+	refused("10.0.0.2:3", "10.0.0.2 holds two and 10.0.0.1 three, a stream apart")
+	c1 := arrive(tapOK("10.0.0.3:1", enroll))
+	if waitGone("an address holding none, against one holding three", a1, a2, a3, b1, b2) != a1 {
+		t.Fatal("not the oldest stream of the address holding the most gave way")
+	}
+	// 10.0.0.1 and 10.0.0.2 hold two each: each new address takes the
+	// oldest of one of them, until each holds one.
+	arrive(tapOK("10.0.0.4:1", enroll))
+	first := waitGone("an address holding none, against two holding two", a2, b1)
+	other := a2
+	if first == a2 {
+		other = b1
+	}
+	arrive(tapOK("10.0.0.5:1", enroll))
+	if waitGone("the next, against the other holding two", other, a3, b2) != other {
+		t.Fatal("not the oldest stream of the other address holding two gave way")
+	}
+	refused("10.0.0.1:9", "every address holds one or none, and so does the new stream's")
+	// 10.0.0.1 (a3) and 10.0.0.2 (b2) hold one each: a new address takes
+	// the oldest of all.
+	f1 := arrive(tapOK("10.0.0.6:1", enroll))
+	if waitGone("an address holding none, against addresses holding one", a3, b2) != a3 {
+		t.Fatal("not the oldest of all gave way")
+	}
+	// A public call gives way even once its message has come.
+	watch := arrive(tapOK("10.0.0.7:1", &tap.Info{FullMethodName: "/grpc.health.v1.Health/Watch"}))
+	if waitGone("an address holding none, against one holding one", b2) != b2 {
+		t.Fatal("b2 did not give way")
+	}
+	tapOK("10.0.0.8:1", enroll)
+	waitGone("an address holding none, against a public call", watch)
+	for _, ctx := range []context.Context{c1, f1} {
+		if ctx.Err() != nil {
+			t.Fatal("a stream whose message had come gave way")
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	authnv1 "k8s.io/api/authentication/v1"
 
+	"github.com/flinkpki/flinkpki/api"
 	"github.com/flinkpki/flinkpki/enroll"
 	"github.com/flinkpki/flinkpki/k8sauth"
 	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
@@ -252,6 +255,59 @@ func TestAnAPIServerThatCannotReviewIsRetried(t *testing.T) {
 	}
 	if audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; strings.Contains(audit, "unauthenticated") {
 		t.Errorf("an unanswered review was audited as a refusal:\n%s", audit)
+	}
+}
+
+// TestTokenReviewsInFlightAreBounded: each TokenReview holds a request
+// slot until the API server answers, so a slow API server, or made-up
+// tokens from many addresses (here eight, within each one's review
+// budget), could hold every slot. At most maxReviewsInFlight wait at once;
+// the rest are refused as RESOURCE_EXHAUSTED (init retries) without asking,
+// and an administrator is served meanwhile.
+func TestTokenReviewsInFlightAreBounded(t *testing.T) {
+	fake, s, _ := reviewedOnly(t)
+	fake.mu.Lock()
+	fake.delay = 3 * time.Second
+	fake.mu.Unlock()
+	forged := k8stest.NewECIssuer(t, k8sIssuerURL).Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
+	const addrs, each = 8, 40 // 320 reviews asked for; 40 is within an address's burst of 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codesSeen := map[codes.Code]int{}
+	for a := range addrs {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(40+a))}}
+		conn, err := enroll.Dial(s.addr, s.caFile, forged, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		c := pb.NewEnrollmentServiceClient(conn)
+		for range each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				_, err := c.Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
+				mu.Lock()
+				codesSeen[status.Code(err)]++
+				if status.Code(err) == codes.ResourceExhausted && !strings.Contains(err.Error(), "TokenReviews of this server to answer") {
+					t.Errorf("refused for another reason: %v", err)
+				}
+				mu.Unlock()
+			}()
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the reviews are under way
+	s.cli(t, s.admin, "cluster", "list").ok(t)
+	wg.Wait()
+	fake.mu.Lock()
+	calls := fake.calls
+	fake.mu.Unlock()
+	if calls > api.MaxReviewsInFlight || codesSeen[codes.ResourceExhausted] < addrs*each-api.MaxReviewsInFlight {
+		t.Fatalf("%d made-up tokens at once: the API server was asked %d times (at most %d), %v", addrs*each, calls, api.MaxReviewsInFlight, codesSeen)
 	}
 }
 
