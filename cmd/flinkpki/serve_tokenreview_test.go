@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	authnv1 "k8s.io/api/authentication/v1"
 
@@ -44,6 +45,8 @@ type apiServer struct {
 	delay time.Duration
 	// unavailable is how many reviews to come it answers HTTP 503.
 	unavailable int
+	// inFlight and maxInFlight count the reviews it is answering.
+	inFlight, maxInFlight int
 }
 
 func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +67,13 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	a.calls++
+	a.inFlight++
+	a.maxInFlight = max(a.maxInFlight, a.inFlight)
+	defer func() {
+		a.mu.Lock()
+		a.inFlight--
+		a.mu.Unlock()
+	}()
 	delay := a.delay
 	down := a.unavailable > 0
 	if down {
@@ -267,13 +277,11 @@ func TestAnAPIServerThatCannotReviewIsRetried(t *testing.T) {
 func TestTokenReviewsInFlightAreBounded(t *testing.T) {
 	fake, s, _ := reviewedOnly(t)
 	fake.mu.Lock()
-	fake.delay = 3 * time.Second
+	fake.delay = 4 * time.Second // under the review's own timeout of 5 s
 	fake.mu.Unlock()
 	forged := k8stest.NewECIssuer(t, k8sIssuerURL).Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
 	const addrs, each = 8, 40 // 320 reviews asked for; 40 is within an address's burst of 50
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	codesSeen := map[codes.Code]int{}
+	clients := make([]pb.EnrollmentServiceClient, addrs)
 	for a := range addrs {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(40+a))}}
 		conn, err := enroll.Dial(s.addr, s.caFile, forged, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
@@ -283,7 +291,18 @@ func TestTokenReviewsInFlightAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		c := pb.NewEnrollmentServiceClient(conn)
+		// Connected before the requests start (a health check needs no
+		// token), so that they come within the reviews' 4 s.
+		if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		clients[a] = pb.NewEnrollmentServiceClient(conn)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codesSeen := map[codes.Code]int{}
+	start := time.Now()
+	for _, c := range clients {
 		for range each {
 			wg.Add(1)
 			go func() {
@@ -304,10 +323,13 @@ func TestTokenReviewsInFlightAreBounded(t *testing.T) {
 	s.cli(t, s.admin, "cluster", "list").ok(t)
 	wg.Wait()
 	fake.mu.Lock()
-	calls := fake.calls
+	calls, most := fake.calls, fake.maxInFlight
 	fake.mu.Unlock()
-	if calls > api.MaxReviewsInFlight || codesSeen[codes.ResourceExhausted] < addrs*each-api.MaxReviewsInFlight {
-		t.Fatalf("%d made-up tokens at once: the API server was asked %d times (at most %d), %v", addrs*each, calls, api.MaxReviewsInFlight, codesSeen)
+	if most > api.MaxReviewsInFlight || calls+codesSeen[codes.ResourceExhausted] != addrs*each {
+		t.Fatalf("%d made-up tokens: the API server answered %d reviews at once at most (at most %d), %d in all, %v", addrs*each, most, api.MaxReviewsInFlight, calls, codesSeen)
+	}
+	if codesSeen[codes.ResourceExhausted] == 0 {
+		t.Fatalf("no request was refused for the bound: the %d requests did not come within the reviews' 4 s (%v after the first), %v", addrs*each, time.Since(start), codesSeen)
 	}
 }
 
