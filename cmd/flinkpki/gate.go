@@ -1,0 +1,318 @@
+package main
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+
+	"github.com/flinkpki/flinkpki/api"
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// Bounds on streams (requests) in flight: per connection, per source, and
+// for the whole server. A thousand TaskManagers starting at once are a
+// thousand streams, from a thousand pod addresses.
+const (
+	maxStreamsPerConn  = 256
+	maxStreamsInFlight = 4096
+	// maxStreamsPerSource bounds what one address (an IPv6 /64) holds, so
+	// that one pod cannot take every slot before it is ever authenticated.
+	maxStreamsPerSource = 512
+	// firstMessageTimeout bounds the wait for a request's message after its
+	// headers (a client sends them back to back): a stream that never sends
+	// it gives its slot back then, not at --rpc-timeout (firstMessageFor).
+	firstMessageTimeout = 10 * time.Second
+	// backupDeadline bounds a backup stream, which may carry a large
+	// database over a slow link, where --rpc-timeout bounds the rest.
+	backupDeadline = time.Hour
+)
+
+// streamGate is the gRPC server's tap: it runs for every new stream before
+// its request message is read (so before any authentication), refuses one
+// past perSource from one address, and gives each a deadline from its
+// start, and a shorter one (firstMessage) until its request message has
+// arrived (its interceptor, unary or stream, says so).
+//
+// Past max in flight, a new stream may take the slot of a stream that may
+// give way (one whose request message has not come, or a public call:
+// health, reflection), which is ended (CANCELLED, which init retries): the
+// oldest such stream of the address that holds the most of them, if that
+// is at least two more than the new stream's address holds (so that
+// addresses a stream apart do not take slots back and forth); or, when no
+// address holds more than one and the new stream's address holds none,
+// the oldest such stream of all. Else the new stream is refused
+// (RESOURCE_EXHAUSTED). A stream whose message has come keeps its slot
+// through its authentication (a TokenReview may take a while) and its
+// work. So peers that open streams and send nothing take slots from each
+// other, never from an address with fewer: a real client's stream (one,
+// and only until its message is read) is pushed out only when thousands of
+// addresses each hold one, and then only once every older one was.
+type streamGate struct {
+	max, perSource int64
+	timeout        time.Duration
+	firstMessage   time.Duration
+	// shed, when set, records each stream the gate refuses or ends before
+	// its request was judged (api.Server.Shed: metrics and the audit
+	// trail's refusal summaries), with a reason: address_full,
+	// server_full, gave_way or no_message.
+	shed func(ctx context.Context, method, reason string, err error)
+
+	mu       sync.Mutex
+	inFlight int64
+	sources  map[string]*gateSource
+	// byOpen holds the addresses by how many of their streams may give
+	// way; maxOpen is at least the highest such count.
+	byOpen  map[int]map[*gateSource]struct{}
+	maxOpen int
+	open    list.List // of every *gateStream that may give way, oldest first
+}
+
+// gateSource is what one address (an IPv6 /64) holds in the gate.
+type gateSource struct {
+	name     string
+	inFlight int64
+	open     list.List // of its *gateStream that may give way, oldest first
+}
+
+// newStreamGate makes a gate; perSource 0 bounds no address on its own.
+func newStreamGate(max, perSource int64, timeout, firstMessage time.Duration) *streamGate {
+	if perSource <= 0 {
+		perSource = math.MaxInt64
+	}
+	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage,
+		sources: map[string]*gateSource{}, byOpen: map[int]map[*gateSource]struct{}{}}
+}
+
+// firstMessageFor is the first-message deadline under a request deadline:
+// firstMessageTimeout, or half the request deadline when that is shorter.
+func firstMessageFor(rpcTimeout time.Duration) time.Duration {
+	return min(firstMessageTimeout, rpcTimeout/2)
+}
+
+// options are the gate's server options: its tap, and the interceptors
+// that mark a request's message as arrived, first in their chains.
+func (g *streamGate) options() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream)}
+}
+
+// gateStream is a stream's state in the gate, in its context.
+type gateStream struct {
+	arrived atomic.Bool
+	peerCtx context.Context // the stream's context as it came, for shed
+	method  string
+	opened  time.Time
+	public  bool // health or reflection: gives way even once arrived
+	cancel  context.CancelFunc
+	// Under the gate's mu: its address; its place in the address's open
+	// list (nil once its message arrived, unless public, or once it is
+	// gone); and whether its slot was given back or taken by a newer
+	// stream.
+	source *gateSource
+	elem   *list.Element // in source.open
+	all    *list.Element // in the gate's open
+	gone   bool
+}
+
+type gateStreamKey struct{}
+
+func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	src := api.PeerSource(ctx)
+	d := g.timeout
+	if info.FullMethodName == flinkpkiv1.AdminService_Backup_FullMethodName {
+		d = max(d, backupDeadline)
+	}
+	peerCtx := ctx
+	ctx, cancel := context.WithTimeout(ctx, d)
+	now := time.Now()
+	st := &gateStream{peerCtx: peerCtx, method: info.FullMethodName, opened: now, public: api.Public(info.FullMethodName), cancel: cancel}
+	g.mu.Lock()
+	s := g.sources[src]
+	if s == nil {
+		s = &gateSource{name: src}
+	}
+	if s.inFlight >= g.perSource {
+		g.mu.Unlock()
+		cancel()
+		return nil, g.report(peerCtx, info.FullMethodName, "address_full", status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource))
+	}
+	var pushedOut *gateStream
+	if g.inFlight >= g.max {
+		pushedOut = g.yielding(s)
+		if pushedOut == nil {
+			g.mu.Unlock()
+			cancel()
+			return nil, g.report(peerCtx, info.FullMethodName, "server_full", status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max))
+		}
+		g.release(pushedOut)
+	}
+	g.sources[src] = s
+	g.inFlight++
+	s.inFlight++
+	st.source = s
+	g.pushOpen(st)
+	g.mu.Unlock()
+	if pushedOut != nil {
+		pushedOut.cancel()
+		g.report(pushedOut.peerCtx, pushedOut.method, "gave_way", fmt.Errorf("ended after %v without its request message, to make room: the server has %d requests in flight, and its address the most such", now.Sub(pushedOut.opened).Round(time.Millisecond), g.max))
+	}
+	ctx = context.WithValue(ctx, gateStreamKey{}, st)
+	waiting := time.AfterFunc(g.firstMessage, func() {
+		if !st.arrived.Load() && ctx.Err() == nil {
+			cancel()
+			g.report(peerCtx, st.method, "no_message", fmt.Errorf("ended: no request message within %v of its headers", g.firstMessage))
+		}
+	})
+	// The stream's context ends when the stream does (gRPC cancels its
+	// parent), at a deadline, or when a newer stream takes its slot.
+	context.AfterFunc(ctx, func() {
+		waiting.Stop()
+		cancel()
+		g.mu.Lock()
+		g.release(st)
+		g.mu.Unlock()
+	})
+	return ctx, nil
+}
+
+// report passes a stream the gate refused or ended to shed, and returns err.
+func (g *streamGate) report(ctx context.Context, method, reason string, err error) error {
+	if g.shed != nil {
+		g.shed(ctx, method, reason, err)
+	}
+	return err
+}
+
+// release gives back st's slot, once; g.mu is held.
+func (g *streamGate) release(st *gateStream) {
+	if st.gone {
+		return
+	}
+	st.gone = true
+	g.removeOpen(st)
+	g.inFlight--
+	s := st.source
+	if s.inFlight--; s.inFlight <= 0 {
+		delete(g.sources, s.name)
+	}
+}
+
+// yielding returns the stream that gives its slot to a new one from s, or
+// nil (the rules are streamGate's); g.mu is held.
+func (g *streamGate) yielding(s *gateSource) *gateStream {
+	v := g.heaviest()
+	switch {
+	case v == nil:
+		return nil
+	case v.open.Len() >= s.open.Len()+2:
+		return v.open.Front().Value.(*gateStream)
+	case v.open.Len() == 1 && s.open.Len() == 0:
+		return g.open.Front().Value.(*gateStream)
+	}
+	return nil
+}
+
+// pushOpen adds st to the streams that may give way (its address's and
+// all); removeOpen takes it out (once); heaviest returns the address with
+// the most of them. g.mu is held.
+func (g *streamGate) pushOpen(st *gateStream) {
+	n := st.source.open.Len()
+	st.elem = st.source.open.PushBack(st)
+	st.all = g.open.PushBack(st)
+	g.moveSource(st.source, n, n+1)
+}
+
+func (g *streamGate) removeOpen(st *gateStream) {
+	if st.elem == nil {
+		return
+	}
+	n := st.source.open.Len()
+	st.source.open.Remove(st.elem)
+	g.open.Remove(st.all)
+	st.elem, st.all = nil, nil
+	g.moveSource(st.source, n, n-1)
+}
+
+func (g *streamGate) moveSource(s *gateSource, from, to int) {
+	if from > 0 {
+		if delete(g.byOpen[from], s); len(g.byOpen[from]) == 0 {
+			delete(g.byOpen, from)
+		}
+	}
+	if to > 0 {
+		if g.byOpen[to] == nil {
+			g.byOpen[to] = map[*gateSource]struct{}{}
+		}
+		g.byOpen[to][s] = struct{}{}
+		g.maxOpen = max(g.maxOpen, to)
+	}
+}
+
+func (g *streamGate) heaviest() *gateSource {
+	for ; g.maxOpen > 0; g.maxOpen-- {
+		for s := range g.byOpen[g.maxOpen] {
+			return s
+		}
+	}
+	return nil
+}
+
+// arrive marks st's request message as arrived: from then on it keeps its
+// slot, unless it is a public call.
+func (g *streamGate) arrive(st *gateStream) {
+	if st.arrived.Swap(true) || st.public {
+		return
+	}
+	g.mu.Lock()
+	g.removeOpen(st)
+	g.mu.Unlock()
+}
+
+// gateStreamOf returns the gate's state of the stream of ctx, or nil.
+func gateStreamOf(ctx context.Context) *gateStream {
+	st, _ := ctx.Value(gateStreamKey{}).(*gateStream)
+	return st
+}
+
+// unary marks the request as arrived: gRPC calls a unary interceptor once
+// the message is read.
+func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if st := gateStreamOf(ctx); st != nil {
+		g.arrive(st)
+	}
+	return handler(ctx, req)
+}
+
+// stream marks the request as arrived at its first message: gRPC calls a
+// stream interceptor before any, and a public streaming method (health's
+// Watch, reflection) would otherwise hold a stream that never sends one
+// for the whole request deadline.
+func (g *streamGate) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if st := gateStreamOf(ss.Context()); st != nil {
+		ss = arrivalStream{ss, g, st}
+	}
+	return handler(srv, ss)
+}
+
+// arrivalStream marks its stream as arrived when a message is received.
+type arrivalStream struct {
+	grpc.ServerStream
+	g  *streamGate
+	st *gateStream
+}
+
+func (a arrivalStream) RecvMsg(m any) error {
+	err := a.ServerStream.RecvMsg(m)
+	if err == nil {
+		a.g.arrive(a.st)
+	}
+	return err
+}
