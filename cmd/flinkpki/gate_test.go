@@ -93,8 +93,8 @@ func TestAStreamWhoseRequestNeverComesIsEnded(t *testing.T) {
 // as many addresses as it takes (eight, each at its per-address bound),
 // fill every request slot of the server with streams that never send
 // their message. Requests still get in: each takes the slot of the oldest
-// stalled stream (once a second old), which is ended (CANCELLED) at once,
-// not at its first-message deadline. Before, they were refused
+// stalled stream of an address holding the most, which is ended
+// (CANCELLED) at once, not at its first-message deadline. Before, they were refused
 // (RESOURCE_EXHAUSTED) for those 10 s, and the flood could start again.
 func TestStalledStreamsGiveWayToRequests(t *testing.T) {
 	metricsAddr := freeAddr(t)
