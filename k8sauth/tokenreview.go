@@ -24,9 +24,10 @@ import (
 // or a TokenReview that could not be made.
 var ErrReview = errors.New("TokenReview refused the service-account token")
 
-// ErrReviewUnavailable reports a TokenReview the API server did not answer
-// (unreachable, too slow, overloaded: a transport error, a timeout, HTTP
-// 429 or 5xx). It says nothing of the token; asking again later may work.
+// ErrReviewUnavailable reports a TokenReview that could not be had: the API
+// server did not answer (unreachable, too slow, overloaded: a transport
+// error, a timeout, HTTP 429 or 5xx), or this server could not read its own
+// token to ask. It says nothing of the token; asking again later may work.
 var ErrReviewUnavailable = errors.New("the Kubernetes API server could not review the service-account token")
 
 // In-cluster locations of the server's own credentials.
@@ -114,7 +115,7 @@ func NewReviewer(cfg ReviewerConfig) (*Reviewer, error) {
 func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	own, err := os.ReadFile(r.tokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read the server's own token: %v", ErrReview, err)
+		return nil, fmt.Errorf("%w: read the server's own token: %v", ErrReviewUnavailable, err)
 	}
 	body, err := json.Marshal(&authnv1.TokenReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "TokenReview"},

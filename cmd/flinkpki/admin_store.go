@@ -517,11 +517,13 @@ func (t *boltTarget) Close() error {
 		t.discard()
 		return err
 	}
-	defer os.Remove(t.tmp)
 	if err := os.Link(t.tmp, t.path); err != nil {
 		t.discard()
 		return fmt.Errorf("migration target: put the verified copy at %s: %w", t.path, err)
 	}
+	// The temporary name goes before the folder is synced, so that a
+	// crash leaves the store under one name.
+	os.Remove(t.tmp)
 	return atomicfile.SyncDir(filepath.Dir(t.path))
 }
 
@@ -609,17 +611,14 @@ directions.`,
 			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
-			// Past the copy, a refusal clears the etcd target again (a
-			// new bbolt one is discarded on Close).
-			_, boltDst := dst.(*boltTarget)
+			// Past the copy, a refusal empties the target again (a new
+			// bbolt one, built aside, is discarded on Close instead).
+			_, newBolt := dst.(*boltTarget)
 			refuse := func(err error) error {
-				if boltDst {
+				if newBolt {
 					return err
 				}
-				if cerr := etcdstore.Clear(context.WithoutCancel(ctx), dst); cerr != nil {
-					return fmt.Errorf("%w; clearing the target failed too (%v): clear it, or use a new --etcd-prefix, before trying again", err, cerr)
-				}
-				return fmt.Errorf("%w; the target was cleared again", err)
+				return etcdstore.ClearAfter(ctx, dst, err)
 			}
 			st, err := store.Open(ctx, dst, seal)
 			if err != nil {

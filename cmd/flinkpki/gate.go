@@ -162,11 +162,19 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	g.mu.Unlock()
 	if pushedOut != nil {
 		pushedOut.cancel()
-		g.report(pushedOut.peerCtx, pushedOut.method, "gave_way", fmt.Errorf("ended after %v without its request message, to make room: the server has %d requests in flight, and its address the most such", now.Sub(pushedOut.opened).Round(time.Millisecond), g.max))
+		g.report(pushedOut.peerCtx, pushedOut.method, "gave_way", fmt.Errorf("ended after %v, before it was authenticated, to make room: the server had %d requests in flight", now.Sub(pushedOut.opened).Round(time.Millisecond), g.max))
 	}
 	ctx = context.WithValue(ctx, gateStreamKey{}, st)
 	waiting := time.AfterFunc(g.firstMessage, func() {
-		if !st.arrived.Load() && ctx.Err() == nil {
+		// Decided under the lock, as arrive and a newer stream taking the
+		// slot are: the stream is ended once, for one reason.
+		g.mu.Lock()
+		late := !st.arrived.Load() && !st.gone
+		if late {
+			g.release(st)
+		}
+		g.mu.Unlock()
+		if late {
 			cancel()
 			g.report(peerCtx, st.method, "no_message", fmt.Errorf("ended: no request message within %v of its headers", g.firstMessage))
 		}
@@ -266,14 +274,17 @@ func (g *streamGate) heaviest() *gateSource {
 }
 
 // arrive marks st's request message as arrived: from then on it keeps its
-// slot, unless it is a public call.
-func (g *streamGate) arrive(st *gateStream) {
-	if st.arrived.Swap(true) || st.public {
-		return
-	}
+// slot, unless it is a public call. It is marked under the lock, so that
+// the first-message timer and a newer stream taking a slot see it or end
+// the stream first, not both. It reports whether the stream still holds
+// its slot (else it is being ended).
+func (g *streamGate) arrive(st *gateStream) bool {
 	g.mu.Lock()
-	g.removeOpen(st)
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	if !st.arrived.Swap(true) && !st.public {
+		g.removeOpen(st)
+	}
+	return !st.gone
 }
 
 // gateStreamOf returns the gate's state of the stream of ctx, or nil.

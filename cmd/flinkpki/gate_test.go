@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -750,5 +751,72 @@ func TestTheFirstMessageDeadlineEndsOnlyStreamsWithoutOne(t *testing.T) {
 	// context ended: the time tells.)
 	if took := time.Since(start); err == nil || took < 1500*time.Millisecond {
 		t.Errorf("a Watch that sent its request ended after %s with %v; want it kept until the 2 s request deadline", took.Round(time.Millisecond), err)
+	}
+}
+
+// TestAStreamIsEndedOnceForOneReason: the first-message timer, a newer
+// stream taking the slot and the message's arrival race for each stream;
+// whichever comes first decides, under the gate's lock. Under many of
+// each at once, no stream is reported twice, none whose message had
+// arrived first is ended, and every slot comes back.
+func TestAStreamIsEndedOnceForOneReason(t *testing.T) {
+	g := newStreamGate(64, 0, 30*time.Second, 2*time.Millisecond)
+	type id struct{}
+	var mu sync.Mutex
+	reports := map[int]int{}
+	g.shed = func(ctx context.Context, method, reason string, err error) {
+		if i, ok := ctx.Value(id{}).(int); ok && reason != "server_full" {
+			mu.Lock()
+			reports[i]++
+			mu.Unlock()
+		}
+	}
+	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
+	var arrived sync.Map
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w * 1000; i < w*1000+1000; i++ {
+				parent := context.WithValue(fromAddr(fmt.Sprintf("10.0.%d.%d:1", w, i%200)), id{}, i)
+				ctx, err := g.tap(parent, info)
+				if err != nil {
+					continue
+				}
+				if i%3 == 0 {
+					time.Sleep(time.Duration(i%4) * time.Millisecond)
+					if g.arrive(gateStreamOf(ctx)) {
+						arrived.Store(i, ctx)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	for i, n := range reports {
+		if n > 1 {
+			t.Errorf("stream %d was reported %d times", i, n)
+		}
+		if _, ok := arrived.Load(i); ok {
+			t.Errorf("stream %d was ended after its message had arrived", i)
+		}
+	}
+	mu.Unlock()
+	// End every stream that still holds a slot: all slots come back.
+	arrived.Range(func(_, v any) bool { gateStreamOf(v.(context.Context)).cancel(); return true })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.mu.Lock()
+		n, sources := g.inFlight, len(g.sources)
+		g.mu.Unlock()
+		if n == 0 && sources == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams still in flight from %d addresses after every stream ended", n, sources)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -333,6 +333,27 @@ func TestTokenReviewsInFlightAreBounded(t *testing.T) {
 	}
 }
 
+// TestAServerThatCannotReadItsOwnTokenRetries: while the server cannot read
+// its own token to ask the API server (the kubelet is rotating it, a mount
+// is late), a pod's request fails as UNAVAILABLE, which init retries, not
+// as a refused token; it enrolls once the file is back.
+func TestAServerThatCannotReadItsOwnTokenRetries(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	_, review := startAPIServer(t, iss)
+	s := startServer(t, "", review...)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
+	own := review[slices.Index(review, "--k8s-api-token-file")+1]
+	if err := os.Rename(own, own+".away"); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(1500*time.Millisecond, func() { os.Rename(own+".away", own) })
+	r := s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "30s").ok(t)
+	if !strings.Contains(r.stderr, "read the server's own token") {
+		t.Errorf("init's retries do not say why:\n%s", r.stderr)
+	}
+}
+
 // reviewedOnly starts a server that judges Kubernetes tokens by TokenReview
 // alone, against an apiServer, with the cluster orders bound to
 // flink/orders-flink, and returns a token file of its pod orders-tm-1.

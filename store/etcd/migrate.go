@@ -57,19 +57,19 @@ func Copy(ctx context.Context, from, to store.Backend, progress func(bucket stri
 		counts, err = Verify(ctx, from, to)
 	}
 	if err != nil {
-		return nil, clearAfter(ctx, to, err)
+		return nil, ClearAfter(ctx, to, err)
 	}
 	return counts, nil
 }
 
-// clearAfter clears a target that a failed migration wrote into, and
+// ClearAfter clears a target that a failed migration wrote into (within
+// a minute, whatever ended ctx: a signal may be what failed it), and
 // returns err, saying whether the target is empty again.
-func clearAfter(ctx context.Context, to store.Backend, err error) error {
-	// The caller's context may be what ended the copy (a signal).
+func ClearAfter(ctx context.Context, to store.Backend, err error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if cerr := Clear(cctx, to); cerr != nil {
-		return fmt.Errorf("%w; clearing the partial target failed too (%v): clear it, or use a new --etcd-prefix, before trying again", err, cerr)
+		return fmt.Errorf("%w; clearing the partial target failed too (%v): empty it (on etcd, or use a new --etcd-prefix) before trying again", err, cerr)
 	}
 	return fmt.Errorf("%w; the target was cleared again", err)
 }
