@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -106,7 +105,6 @@ func (g *streamGate) options() []grpc.ServerOption {
 
 // gateStream is a stream's state in the gate, in its context.
 type gateStream struct {
-	arrived atomic.Bool
 	peerCtx context.Context // the stream's context as it came, for shed
 	method  string
 	opened  time.Time
@@ -114,12 +112,13 @@ type gateStream struct {
 	cancel  context.CancelFunc
 	// Under the gate's mu: its address; its place in the address's open
 	// list (nil once its message arrived, unless public, or once it is
-	// gone); and whether its slot was given back or taken by a newer
-	// stream.
-	source *gateSource
-	elem   *list.Element // in source.open
-	all    *list.Element // in the gate's open
-	gone   bool
+	// gone); whether its message arrived; and whether its slot was given
+	// back or taken by a newer stream.
+	source  *gateSource
+	elem    *list.Element // in source.open
+	all     *list.Element // in the gate's open
+	arrived bool
+	gone    bool
 }
 
 type gateStreamKey struct{}
@@ -169,7 +168,7 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		// Decided under the lock, as arrive and a newer stream taking the
 		// slot are: the stream is ended once, for one reason.
 		g.mu.Lock()
-		late := !st.arrived.Load() && !st.gone
+		late := !st.arrived && !st.gone
 		if late {
 			g.release(st)
 		}
@@ -281,7 +280,8 @@ func (g *streamGate) heaviest() *gateSource {
 func (g *streamGate) arrive(st *gateStream) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !st.arrived.Swap(true) && !st.public {
+	st.arrived = true
+	if !st.public {
 		g.removeOpen(st)
 	}
 	return !st.gone
