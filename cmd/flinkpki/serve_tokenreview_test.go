@@ -49,6 +49,20 @@ type apiServer struct {
 	inFlight, maxInFlight int
 }
 
+// set changes the apiServer's behaviour between requests.
+func (a *apiServer) set(change func(*apiServer)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	change(a)
+}
+
+// reviews is how many reviews it has been asked for.
+func (a *apiServer) reviews() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls
+}
+
 func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.URL.Path != "/apis/authentication.k8s.io/v1/tokenreviews" {
 		http.NotFound(w, r)
@@ -146,16 +160,12 @@ func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
 		return []string{"init", "--cluster", "orders", "--role", "taskmanager", "--out", out, "--token-file", tok, "--timeout", "5s"}
 	}
 	s.cli(t, "", initArgs(filepath.Join(t.TempDir(), "ok"))...).ok(t)
-	api.mu.Lock()
-	calls := api.calls
-	api.mu.Unlock()
+	calls := api.reviews()
 	if calls == 0 {
 		t.Fatal("the server never asked the API server")
 	}
 
-	api.mu.Lock()
-	api.deleted["orders-tm-1"] = true
-	api.mu.Unlock()
+	api.set(func(a *apiServer) { a.deleted["orders-tm-1"] = true })
 	out := filepath.Join(t.TempDir(), "gone")
 	r := s.cli(t, "", initArgs(out)...)
 	r.refused(t, "does not exist")
@@ -176,9 +186,7 @@ func TestTokenReviewRefusesTokensOfDeletedPods(t *testing.T) {
 // most they wait for a slot (RESOURCE_EXHAUSTED, retried).
 func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 	api, s, tok := reviewedOnly(t)
-	api.mu.Lock()
-	api.delay = 3 * time.Second
-	api.mu.Unlock()
+	api.set(func(a *apiServer) { a.delay = 3 * time.Second })
 
 	ended := make(chan streamEnd, 3*maxStreamsInFlight)
 	stallStreams(t, s.addr, 10, maxStreamsInFlight, ended)
@@ -188,9 +196,7 @@ func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 		done <- s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", out, "--token-file", tok, "--timeout", "30s")
 	}()
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
-		api.mu.Lock()
-		calls := api.calls
-		api.mu.Unlock()
+		calls := api.reviews()
 		if calls > 0 {
 			break
 		}
@@ -213,9 +219,7 @@ func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 	if got := entries(t, out); len(got) == 0 {
 		t.Fatal("init wrote nothing")
 	}
-	api.mu.Lock()
-	calls := api.calls
-	api.mu.Unlock()
+	calls := api.reviews()
 	if calls != 2 {
 		t.Errorf("the API server reviewed %d tokens, want 2 (init's key-type question and its enrollment, each once)", calls)
 	}
@@ -227,9 +231,7 @@ func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 // audited as a refusal: nothing was wrong with the token.
 func TestARequestThatEndsDuringItsReviewIsNoRefusal(t *testing.T) {
 	api, s, tok := reviewedOnly(t)
-	api.mu.Lock()
-	api.delay = 2 * time.Second
-	api.mu.Unlock()
+	api.set(func(a *apiServer) { a.delay = 2 * time.Second })
 	raw, err := os.ReadFile(tok)
 	if err != nil {
 		t.Fatal(err)
@@ -256,9 +258,7 @@ func TestARequestThatEndsDuringItsReviewIsNoRefusal(t *testing.T) {
 // refusal. init enrolls once the API server answers (it failed for good).
 func TestAnAPIServerThatCannotReviewIsRetried(t *testing.T) {
 	api, s, tok := reviewedOnly(t)
-	api.mu.Lock()
-	api.unavailable = 2
-	api.mu.Unlock()
+	api.set(func(a *apiServer) { a.unavailable = 2 })
 	r := s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "30s").ok(t)
 	if !strings.Contains(r.stderr, "could not review the service-account token") {
 		t.Errorf("init's retries do not say why:\n%s", r.stderr)
@@ -276,9 +276,7 @@ func TestAnAPIServerThatCannotReviewIsRetried(t *testing.T) {
 // and an administrator is served meanwhile.
 func TestTokenReviewsInFlightAreBounded(t *testing.T) {
 	fake, s, _ := reviewedOnly(t)
-	fake.mu.Lock()
-	fake.delay = 4 * time.Second // under the review's own timeout of 5 s
-	fake.mu.Unlock()
+	fake.set(func(a *apiServer) { a.delay = 4 * time.Second }) // under the review's own timeout of 5 s
 	forged := k8stest.NewECIssuer(t, k8sIssuerURL).Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-1"})
 	const addrs, each = 8, 40 // 320 reviews asked for; 40 is within an address's burst of 50
 	clients := make([]pb.EnrollmentServiceClient, addrs)
@@ -384,9 +382,7 @@ func TestTokenReviewAloneNeedsTheAudienceConfirmed(t *testing.T) {
 	if got := entries(t, out); len(got) != 0 {
 		t.Errorf("a refused init wrote %v", got)
 	}
-	api.mu.Lock()
-	api.audienceUnaware = false
-	api.mu.Unlock()
+	api.set(func(a *apiServer) { a.audienceUnaware = false })
 	s.cli(t, "", initArgs(filepath.Join(t.TempDir(), "ok"))...).ok(t)
 }
 
@@ -406,9 +402,7 @@ func TestTokenReviewAloneIsBoundedPerSource(t *testing.T) {
 		_, err := c.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
 		return err
 	}, codes.Unauthenticated)
-	api.mu.Lock()
-	calls := api.calls
-	api.mu.Unlock()
+	calls := api.reviews()
 	if most := 50 + int(10*elapsed.Seconds()) + 1; calls > most || limited == 0 {
 		t.Fatalf("%d forged tokens in %s: the API server was asked %d times (at most %d), %d refused as rate-limited", sent, elapsed, calls, most, limited)
 	}
@@ -429,11 +423,7 @@ func TestTokenReviewsOfVerifiedTokensAreBoundedPerServiceAccount(t *testing.T) {
 	api, review := startAPIServer(t, iss)
 	s := startServer(t, "", append([]string{"--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss),
 		"--enroll-rate", "5", "--enroll-burst", "20"}, review...)...)
-	asked := func() int {
-		api.mu.Lock()
-		defer api.mu.Unlock()
-		return api.calls
-	}
+	asked := api.reviews
 	tok := iss.Mint(k8stest.Claims{Namespace: "random-app", ServiceAccount: "web", Pod: "web-1"}) // bound to nothing
 	conn, err := enroll.Dial(s.addr, s.caFile, tok)
 	if err != nil {
