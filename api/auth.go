@@ -253,6 +253,9 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 		if id != nil && adminOnly {
 			return id, nil // refused by authorize without the API server's word
 		}
+		if rid, ok := a.review.Cached(raw); ok { // its answer to this token a moment ago
+			return agreed(id, rid)
+		}
 		if id == nil { // the API server is the only judge
 			if err := a.reviews.allow("review:" + PeerSource(ctx)); err != nil {
 				return nil, status.Errorf(codes.ResourceExhausted, "too many Kubernetes tokens from %s for the API server to review (%g/s, burst %d): retry later", peerHost(ctx), float64(reviewsPerSecond), reviewBurst)
@@ -270,12 +273,20 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 		if err != nil {
 			return nil, err
 		}
-		if id != nil && (rid.Namespace != id.Namespace || rid.ServiceAccount != id.ServiceAccount || (rid.Pod != "" && rid.Pod != id.Pod)) {
-			return nil, fmt.Errorf("%w: the API server vouches for %s (pod %q), the token says %s (pod %q)", k8sauth.ErrReview, rid.Subject, rid.Pod, id.Subject, id.Pod)
-		}
-		if id == nil {
-			id = rid
-		}
+		return agreed(id, rid)
+	}
+	return id, nil
+}
+
+// agreed is the identity of a token that the API server vouches for as rid,
+// and that the JWKS (when configured) proved to be id: both must name the
+// same service account and pod.
+func agreed(id, rid *k8sauth.Identity) (*k8sauth.Identity, error) {
+	if id == nil {
+		return rid, nil
+	}
+	if rid.Namespace != id.Namespace || rid.ServiceAccount != id.ServiceAccount || (rid.Pod != "" && rid.Pod != id.Pod) {
+		return nil, fmt.Errorf("%w: the API server vouches for %s (pod %q), the token says %s (pod %q)", k8sauth.ErrReview, rid.Subject, rid.Pod, id.Subject, id.Pod)
 	}
 	return id, nil
 }

@@ -48,6 +48,7 @@ type Reviewer struct {
 	client    *http.Client
 	tokenFile string
 	audience  string
+	cache     *reviewCache // nil: every token is reviewed every time
 }
 
 // ReviewerConfig points a Reviewer at an API server. Empty fields take the
@@ -59,6 +60,11 @@ type ReviewerConfig struct {
 	TokenFile string
 	Audience  string // default DefaultAudience
 	Timeout   time.Duration
+	// CacheTTL is how long an accepted token's answer is reused (never
+	// past the token's exp); zero asks the API server every time.
+	CacheTTL time.Duration
+	// CacheSize bounds the answers kept; zero means DefaultReviewCacheSize.
+	CacheSize int
 }
 
 // NewReviewer returns a Reviewer.
@@ -106,12 +112,19 @@ func NewReviewer(cfg ReviewerConfig) (*Reviewer, error) {
 		}},
 		tokenFile: cfg.TokenFile,
 		audience:  cfg.Audience,
+		cache:     newReviewCache(cfg.CacheTTL, cfg.CacheSize, nil),
 	}, nil
 }
 
+// Cached returns the identity the API server vouched for raw at a review
+// whose answer still holds (ReviewerConfig.CacheTTL), without asking again.
+func (r *Reviewer) Cached(raw string) (*Identity, bool) {
+	return r.cache.get(raw)
+}
+
 // Review asks the API server about raw and returns the identity it vouches
-// for. The server's own token is re-read every time, since the kubelet
-// rotates it.
+// for; an accepted token's answer is kept for Cached. The server's own
+// token is re-read every time, since the kubelet rotates it.
 func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	own, err := os.ReadFile(r.tokenFile)
 	if err != nil {
@@ -174,6 +187,7 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	if v := st.User.Extra[podUIDExtra]; len(v) == 1 {
 		id.PodUID = v[0]
 	}
+	r.cache.put(raw, id)
 	return id, nil
 }
 

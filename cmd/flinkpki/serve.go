@@ -52,6 +52,7 @@ type serveOptions struct {
 	k8sAPIServer      string
 	k8sAPICAFile      string
 	k8sAPITokenFile   string
+	k8sReviewCache    durationFlag
 	logFormat         string
 	logLevel          string
 	rotationInterval  durationFlag
@@ -92,6 +93,10 @@ const (
 	// streamWorkers is how many RPCs run on reused goroutines: a starting
 	// cluster's burst of enrollments, each waiting for its group commit.
 	streamWorkers = 64
+	// defaultReviewCache is how long a TokenReview's acceptance is reused:
+	// long enough for init's two requests and its first retries, short
+	// beside kube-apiserver's own two minutes for webhook tokens.
+	defaultReviewCache = 10 * time.Second
 )
 
 func newServeCmd() *cobra.Command {
@@ -103,6 +108,7 @@ func newServeCmd() *cobra.Command {
 		holderRetention:  durationFlag{d: defaultHolderRetention, signed: true},
 		shutdownTimeout:  durationFlag{d: 15 * time.Second, signed: true},
 		rpcTimeout:       durationFlag{d: 30 * time.Second, signed: true},
+		k8sReviewCache:   durationFlag{d: defaultReviewCache, signed: true},
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -160,6 +166,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.StringVar(&o.k8sAPIServer, "k8s-api-server", "", "API server URL for TokenReview (default: in-cluster)")
 	f.StringVar(&o.k8sAPICAFile, "k8s-api-ca-file", "", "CA of the API server (default: the in-cluster service-account ca.crt)")
 	f.StringVar(&o.k8sAPITokenFile, "k8s-api-token-file", "", "the server's own token for TokenReview (default: the in-cluster service-account token)")
+	f.Var(&o.k8sReviewCache, "k8s-tokenreview-cache", "how long the API server's acceptance of a token is reused (never past its exp), so a pod's requests close together cost one TokenReview; a pod deleted meanwhile is noticed that much later; 0 reviews every request")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.Var(&o.rotationInterval, "rotation-interval", "how often the automatic rotation schedule is checked (0 disables it)")

@@ -64,7 +64,7 @@ func (o *serveOptions) readInputs() (*serveInputs, error) {
 	}
 	if o.k8sTokenReview {
 		var err error
-		if in.review, err = k8sauth.NewReviewer(k8sauth.ReviewerConfig{APIServer: o.k8sAPIServer, CAFile: o.k8sAPICAFile, TokenFile: o.k8sAPITokenFile, Audience: o.k8sAudience}); err != nil {
+		if in.review, err = k8sauth.NewReviewer(k8sauth.ReviewerConfig{APIServer: o.k8sAPIServer, CAFile: o.k8sAPICAFile, TokenFile: o.k8sAPITokenFile, Audience: o.k8sAudience, CacheTTL: o.k8sReviewCache.d}); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,199 @@
+package k8sauth
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+
+	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
+)
+
+// fakeClock is a settable clock for the cache.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func TestReviewCacheKeepsAnAnswerForItsTTL(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, testIssuer)
+	clk := &fakeClock{t: time.Now().Truncate(time.Second)} // exp has whole seconds
+	c := newReviewCache(10*time.Second, 0, clk.now)
+	claims := validClaims()
+	claims.Expiry = clk.t.Add(time.Hour)
+	tok := iss.Mint(claims)
+	id := &Identity{Namespace: "flink-orders", ServiceAccount: "flink", Pod: "orders-jobmanager-0"}
+
+	if _, ok := c.get(tok); ok {
+		t.Fatal("an empty cache answered")
+	}
+	c.put(tok, id)
+	got, ok := c.get(tok)
+	if !ok || *got != *id {
+		t.Fatalf("get after put = %+v, %v; want %+v", got, ok, id)
+	}
+	got.Pod = "changed"
+	if again, _ := c.get(tok); again.Pod != id.Pod {
+		t.Error("a caller's change to the answer reached the cache")
+	}
+	claims.Pod = "orders-taskmanager-1"
+	if _, ok := c.get(iss.Mint(claims)); ok {
+		t.Error("another token got the first one's answer")
+	}
+	clk.advance(10*time.Second - time.Millisecond)
+	if _, ok := c.get(tok); !ok {
+		t.Error("the answer went before its TTL")
+	}
+	clk.advance(time.Millisecond)
+	if _, ok := c.get(tok); ok {
+		t.Error("the answer outlived its TTL")
+	}
+}
+
+func TestReviewCacheNeverOutlivesTheToken(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, testIssuer)
+	clk := &fakeClock{t: time.Now().Truncate(time.Second)} // exp has whole seconds
+	c := newReviewCache(10*time.Second, 0, clk.now)
+	id := &Identity{Namespace: "flink-orders", ServiceAccount: "flink"}
+
+	claims := validClaims()
+	claims.Expiry = clk.t.Add(3 * time.Second)
+	soon := iss.Mint(claims)
+	c.put(soon, id)
+	clk.advance(3*time.Second - time.Millisecond)
+	if _, ok := c.get(soon); !ok {
+		t.Error("the answer went before the token's exp")
+	}
+	clk.advance(time.Millisecond)
+	if _, ok := c.get(soon); ok {
+		t.Error("the answer outlived the token's exp")
+	}
+
+	claims.Expiry = clk.t.Add(-time.Second)
+	expired := iss.Mint(claims)
+	c.put(expired, id)
+	for name, tok := range map[string]string{"an expired token": expired, "a token that is no JWS": "not-a-jwt", "a token without exp": iss.Sign([]byte(`{"sub":"system:serviceaccount:flink-orders:flink"}`))} {
+		c.put(tok, id)
+		if _, ok := c.get(tok); ok {
+			t.Errorf("%s was kept", name)
+		}
+	}
+	if n := c.size(); n != 1 {
+		t.Errorf("the cache holds %d answers, want only the first", n)
+	}
+}
+
+func TestReviewCacheIsBounded(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, testIssuer)
+	clk := &fakeClock{t: time.Now().Truncate(time.Second)} // exp has whole seconds
+	c := newReviewCache(10*time.Second, 3, clk.now)
+	claims := validClaims()
+	claims.Expiry = clk.t.Add(time.Hour)
+	var toks []string
+	for _, pod := range []string{"a", "b", "c", "d"} {
+		claims.Pod = pod
+		toks = append(toks, iss.Mint(claims))
+		c.put(toks[len(toks)-1], &Identity{Pod: pod})
+		clk.advance(time.Second)
+	}
+	if n := c.size(); n != 3 {
+		t.Errorf("the cache holds %d answers, want its bound of 3", n)
+	}
+	if _, ok := c.get(toks[0]); ok {
+		t.Error("the oldest answer stayed past the bound")
+	}
+	for _, tok := range toks[1:] {
+		if _, ok := c.get(tok); !ok {
+			t.Error("a newer answer went in place of the oldest")
+		}
+	}
+	// An answer stored again outlives its first entry's turn to go.
+	c = newReviewCache(10*time.Second, 10, clk.now)
+	c.put(toks[1], &Identity{Pod: "b"})
+	clk.advance(5 * time.Second)
+	c.put(toks[1], &Identity{Pod: "b"})
+	clk.advance(6 * time.Second) // the first entry has expired, the second holds
+	c.put(toks[2], &Identity{Pod: "c"})
+	if _, ok := c.get(toks[1]); !ok {
+		t.Error("an answer stored again went with its first entry")
+	}
+	if n := c.size(); n != 2 {
+		t.Errorf("the cache holds %d answers, want 2", n)
+	}
+
+	off := newReviewCache(0, 0, nil)
+	off.put(toks[1], &Identity{})
+	if _, ok := off.get(toks[1]); ok || off.size() != 0 {
+		t.Error("a cache with no TTL kept an answer")
+	}
+}
+
+// TestReviewerKeepsOnlyAcceptedTokens asks a fake API server: an accepted
+// token is answered from the cache afterwards, a refused one is asked
+// about again every time.
+func TestReviewerKeepsOnlyAcceptedTokens(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, testIssuer)
+	claims := validClaims()
+	claims.IssuedAt, claims.Expiry = time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	good := iss.Mint(claims)
+	bad := iss.Mint(k8stest.Claims{Namespace: "x", ServiceAccount: "y", Expiry: time.Now().Add(time.Hour)})
+	var calls atomic.Int32
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		var tr authnv1.TokenReview
+		if err := json.NewDecoder(r.Body).Decode(&tr); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if tr.Spec.Token == good {
+			tr.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: tr.Spec.Audiences, User: authnv1.UserInfo{
+				Username: "system:serviceaccount:flink-orders:flink",
+				Extra:    map[string]authnv1.ExtraValue{podNameExtra: {"orders-jobmanager-0"}},
+			}}
+		} else {
+			tr.Status = authnv1.TokenReviewStatus{Error: "invalid bearer token"}
+		}
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(&tr)
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	caFile, tokFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "token")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644)
+	os.WriteFile(tokFile, []byte("own"), 0o600)
+	r, err := NewReviewer(ReviewerConfig{APIServer: ts.URL, CAFile: caFile, TokenFile: tokFile, CacheTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, ok := r.Cached(good); ok {
+		t.Fatal("a token never reviewed was answered from the cache")
+	}
+	id, err := r.Review(context.Background(), good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, ok := r.Cached(good)
+	if !ok || *cached != *id || cached.Pod != "orders-jobmanager-0" {
+		t.Errorf("Cached after an accepted review = %+v, %v; want %+v", cached, ok, id)
+	}
+	for range 2 {
+		if _, err := r.Review(context.Background(), bad); err == nil {
+			t.Fatal("the refused token was accepted")
+		}
+		if _, ok := r.Cached(bad); ok {
+			t.Fatal("a refused token was kept")
+		}
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("the API server was asked %d times, want 3 (the good token once, the refused one each time)", n)
+	}
+}
