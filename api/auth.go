@@ -164,7 +164,10 @@ func serviceOf(fullMethod string) string {
 
 // authorize authenticates a call and enforces the administrator-only
 // services; finer checks (cluster and role scope) happen in the authority.
-func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
+// req is the request message (nil for a stream, whose message comes
+// later): its refusals are audited under the cluster it names, so that
+// audit list --cluster shows the attempts on a cluster too.
+func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (context.Context, error) {
 	svc := serviceOf(fullMethod)
 	if public[svc] {
 		return ctx, nil
@@ -187,7 +190,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		if status.Code(err) == codes.ResourceExhausted {
 			reason = "rate_limited"
 		}
-		return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anon, "", fullMethod, reason, err)
+		return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anon, requestCluster(req), fullMethod, reason, err)
 	}
 	id := actor.Source()
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
@@ -195,11 +198,11 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		// (a projected token for the audience), and must not be able to
 		// write an audit entry per call.
 		err := fmt.Errorf("%w: %s needs an administrator token; %s", authority.ErrDenied, fullMethod, onlyEnrolls[actor.Kind])
-		return ctx, s.refuse(ctx, "denied:"+id, actor, "", fullMethod, "permission_denied", err)
+		return ctx, s.refuse(ctx, "denied:"+id, actor, requestCluster(req), fullMethod, "permission_denied", err)
 	}
 	if svc == "flinkpki.v1.EnrollmentService" {
 		if err := s.limit.allow(id); err != nil {
-			s.refuse(ctx, id, actor, "", fullMethod, "rate_limited", err)
+			s.refuse(ctx, id, actor, requestCluster(req), fullMethod, "rate_limited", err)
 			return ctx, err
 		}
 	}
@@ -207,7 +210,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 }
 
 func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := s.authorize(ctx, info.FullMethod)
+	ctx, err := s.authorize(ctx, info.FullMethod, req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -228,7 +231,7 @@ type wrappedStream struct {
 func (w wrappedStream) Context() context.Context { return w.ctx }
 
 func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, err := s.authorize(ss.Context(), info.FullMethod)
+	ctx, err := s.authorize(ss.Context(), info.FullMethod, nil)
 	if err != nil {
 		return toStatus(err)
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/internal/tick"
@@ -297,17 +300,32 @@ func (g *refusalGate) restore(sums []refusalSummary) {
 // for the store, and sheds come in floods.
 func (s *Server) Shed(ctx context.Context, method, reason string, err error) {
 	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
-	s.refusals.tally("peer:"+PeerSource(ctx), anon, method, reason, err, time.Now())
-	s.auth.DenyUnaudited(reason, err)
+	text := plainError(err)
+	s.refusals.tally("peer:"+PeerSource(ctx), anon, method, reason, text, time.Now())
+	s.auth.DenyUnaudited(reason, text)
 }
 
 // refuse refuses a request: audited on its own while its source stays
-// under the gate's rate, counted for the next summary past it.
+// under the gate's rate, counted for the next summary past it. It returns
+// err.
 func (s *Server) refuse(ctx context.Context, source string, actor authority.Actor, cluster, action, reason string, err error) error {
-	if s.refusals.admit(source, actor, cluster, action, reason, err, time.Now()) {
-		return s.auth.DenyAudited(ctx, actor, cluster, action, reason, err)
+	text := plainError(err)
+	if s.refusals.admit(source, actor, cluster, action, reason, text, time.Now()) {
+		s.auth.DenyAudited(ctx, actor, cluster, action, reason, text)
+	} else {
+		s.auth.DenyUnaudited(reason, text)
 	}
-	return s.auth.DenyUnaudited(reason, err)
+	return err
+}
+
+// plainError is err as the audit trail and the log say it: a gRPC status's
+// message without Go's "rpc error: code = ... desc =" around it (the
+// reason names the kind).
+func plainError(err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.OK && st.Code() != codes.Unknown {
+		return errors.New(st.Message())
+	}
+	return err
 }
 
 // reads are the calls that change nothing, with their audit action. Every
@@ -333,14 +351,25 @@ func (s *Server) refuseRead(ctx context.Context, action string, req any, err err
 	}
 	reason := authority.ReasonOf(err)
 	actor := actorFrom(ctx)
-	cluster := ""
+	return s.refuse(ctx, "read:"+actor.String(), actor, requestCluster(req), action, reason, err)
+}
+
+// requestCluster is the cluster a request names, or "" (the refusal gate
+// and authority.AuditCluster bound what a caller may put there).
+func requestCluster(req any) string {
 	switch r := req.(type) {
 	case interface{ GetCluster() string }:
-		cluster = r.GetCluster()
+		return r.GetCluster()
+	case *pb.CreateClusterRequest:
+		return r.GetName()
 	case *pb.GetClusterRequest:
-		cluster = r.GetName()
+		return r.GetName()
+	case *pb.UpdateClusterRequest:
+		return r.GetName()
+	case *pb.DeleteClusterRequest:
+		return r.GetName()
 	}
-	return s.refuse(ctx, "read:"+actor.String(), actor, cluster, action, reason, err)
+	return ""
 }
 
 // RunRefusalSummaries writes the summary entries every

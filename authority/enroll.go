@@ -140,7 +140,7 @@ func (a *Authority) getCluster(tx *store.Txn, name string) (*store.Cluster, erro
 // Enroll signs a CSR made where its key lives and records the issuance
 // against its holder.
 func (a *Authority) Enroll(ctx context.Context, actor Actor, req EnrollRequest) (*Issued, error) {
-	iss, err := a.issue(ctx, actor, req, nil)
+	iss, err := a.issue(ctx, actor, "enroll", req, nil)
 	if err != nil {
 		return nil, a.Deny(ctx, actor, req.Cluster, "enroll", ReasonOf(err), err)
 	}
@@ -160,7 +160,7 @@ func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*
 	var key crypto.Signer
 	release := func() {}
 	defer func() { release() }()
-	iss, err := a.issue(ctx, actor, req, func(kt ca.KeyType) (crypto.PublicKey, error) {
+	iss, err := a.issue(ctx, actor, "bake", req, func(kt ca.KeyType) (crypto.PublicKey, error) {
 		if key == nil { // once, however often a conflict retries the issuance
 			r, err := a.reserveBake(ctx, actor)
 			if err != nil {
@@ -234,8 +234,9 @@ type serverKey func(ca.KeyType) (crypto.PublicKey, error)
 // transaction, then commit the holder record, the token use and the audit
 // entry together. Enroll's key is the CSR's (key nil: its CSR is checked
 // after the authorisation); Bake's comes from key, asked only after the
-// request and the caller passed.
-func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, key serverKey) (*Issued, error) {
+// request and the caller passed. action (enroll or bake) names the audit
+// entry, so the trail tells the keys the server made from those it never saw.
+func (a *Authority) issue(ctx context.Context, actor Actor, action string, req EnrollRequest, key serverKey) (*Issued, error) {
 	role, err := issuer.ParseRole(req.Role)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -270,7 +271,7 @@ func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, k
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		iss, err := a.issueOnce(ctx, actor, req, role, ips, key)
+		iss, err := a.issueOnce(ctx, actor, action, req, role, ips, key)
 		if errors.Is(err, ErrConflict) && attempt < 3 {
 			continue
 		}
@@ -278,7 +279,7 @@ func (a *Authority) issue(ctx context.Context, actor Actor, req EnrollRequest, k
 	}
 }
 
-func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollRequest, role issuer.Role, ips []net.IP, key serverKey) (*Issued, error) {
+func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, req EnrollRequest, role issuer.Role, ips []net.IP, key serverKey) (*Issued, error) {
 	a.keys.Touch()
 	var ls *lineageState
 	var holder string
@@ -354,7 +355,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, req EnrollReques
 		if err := tx.PutHolder(h); err != nil {
 			return err
 		}
-		return a.audit(tx, actor, req.Cluster, "enroll", "ok", "", map[string]string{
+		return a.audit(tx, actor, req.Cluster, action, "ok", "", map[string]string{
 			"holder": holder, "role": string(role), "serial": h.Serial, "signed_by": h.SignedBy})
 	})
 	if errors.Is(err, store.ErrUnavailable) && a.recorded(ctx, h) {

@@ -32,6 +32,10 @@ func TestBakeReturnsAServerMadeKeyThatTalksToEnrolledHolders(t *testing.T) {
 	if iss.Key == nil {
 		t.Fatal("bake returned no key")
 	}
+	// The trail tells the keys the server made from those it never saw.
+	if got := wantAudit(t, e, "b1", "bake", "ok", "admin:test"); got.Details["holder"] != "image-1" {
+		t.Errorf("the bake's audit entry names holder %q, want image-1", got.Details["holder"])
+	}
 	if kt, err := ca.KeyTypeOf(iss.Key.Public()); err != nil || kt != ca.KeyTypeECDSAP384 || iss.KeyType != "ecdsa-p384" {
 		t.Errorf("baked key is %s (%v), reported as %s; want ecdsa-p384", kt, err, iss.KeyType)
 	}

@@ -92,6 +92,9 @@ func TestAPodCannotTakeTheNameOfALiveTokenHolder(t *testing.T) {
 	if err := e.Authority.Activate(e.Ctx, admin, "mx", "internal", false); !errors.Is(err, ca.ErrBlocked) {
 		t.Fatalf("activate with the token holder still trusting only the old CA: %v, want it blocked", err)
 	}
+	if _, err := e.Authority.ReleaseHolder(e.Ctx, admin, "mx", "tm-0", "rest"); !errors.Is(err, authority.ErrNotFound) || !strings.Contains(err.Error(), "holds no rest credentials") {
+		t.Errorf("releasing the rest credentials of a holder with none: %v, want it to say so", err)
+	}
 	if _, err := e.Authority.ReleaseHolder(e.Ctx, admin, "mx", "tm-0", "internal"); err != nil {
 		t.Fatal(err)
 	}

@@ -210,9 +210,7 @@ func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.P
 		outcome = "forced"
 		listed, total := firstHolders(slices.Clone(pl.Blockers))
 		details["overridden_blockers"] = strings.Join(listed, ",")
-		if total > len(listed) {
-			details["overridden_blockers_total"] = strconv.Itoa(total)
-		}
+		details["overridden_blockers_total"] = strconv.Itoa(total)
 	}
 	return a.audit(tx, actor, cluster, action, outcome, "", details)
 }
@@ -252,6 +250,9 @@ func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, hol
 				}
 				n++
 			}
+		}
+		if n == 0 && purpose != "" {
+			return fmt.Errorf("holder %q of cluster %q holds no %s credentials: %w (flinkpki holder list --cluster %s shows each holder's purpose)", holder, cluster, purpose, ErrNotFound, cluster)
 		}
 		if n == 0 {
 			return fmt.Errorf("holder %q of cluster %q %w (flinkpki holder list --cluster %s)", holder, cluster, ErrNotFound, cluster)

@@ -2,6 +2,7 @@ package authority_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -168,8 +169,9 @@ func TestForcedStepsOverrideBlockersAndAreAuditedAsForced(t *testing.T) {
 			t.Fatalf("forced %s: %v", s.action, err)
 		}
 		got := wantAudit(t, e, "f1", s.action, "forced", "admin:test")
-		if want := map[string]string{"ca.activate": "jm-0", "ca.retire": "jm-0,tm-1"}[s.action]; got.Details["overridden_blockers"] != want {
-			t.Errorf("forced %s audited overridden blockers %q, want %s", s.action, got.Details["overridden_blockers"], want)
+		if want := map[string]string{"ca.activate": "jm-0", "ca.retire": "jm-0,tm-1"}[s.action]; got.Details["overridden_blockers"] != want ||
+			got.Details["overridden_blockers_total"] != fmt.Sprint(len(strings.Split(want, ","))) {
+			t.Errorf("forced %s audited overridden blockers %q (%s in all), want %s and their count", s.action, got.Details["overridden_blockers"], got.Details["overridden_blockers_total"], want)
 		}
 		var states []string
 		for _, c := range lineage(t, e, "f1", ca.PurposeInternal) {

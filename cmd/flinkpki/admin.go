@@ -153,7 +153,8 @@ data directory is touched.`,
 			}
 			if err := checkStoreFile(ctx, args[0]); err != nil {
 				if name != args[0] {
-					return reworded{strings.ReplaceAll(err.Error(), args[0], name), err}
+					msg := strings.ReplaceAll(err.Error(), "store "+args[0], name) // "store FILE has ..."
+					return reworded{strings.ReplaceAll(msg, args[0], name), err}
 				}
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
@@ -62,8 +63,13 @@ type streamGate struct {
 	// shed, when set, records each stream the gate refuses or ends before
 	// its request was judged (api.Server.Shed: metrics and the audit
 	// trail's refusal summaries), with a reason: address_full,
-	// server_full, gave_way or no_message.
+	// server_full, gave_way, no_message, unknown_method, too_large or
+	// malformed.
 	shed func(ctx context.Context, method, reason string, err error)
+	// known, when set, tells the methods the server serves: a stream for
+	// any other is refused at once (UNIMPLEMENTED) and shed as
+	// unknown_method, as gRPC would refuse it with no interceptor to see.
+	known func(method string) bool
 
 	mu       sync.Mutex
 	inFlight int64
@@ -98,9 +104,15 @@ func firstMessageFor(rpcTimeout time.Duration) time.Duration {
 }
 
 // options are the gate's server options: its tap, and the interceptors
-// that mark a request's message as arrived, first in their chains.
+// that mark a request's message as arrived, first in their chains; with
+// shed set, also a stats handler that sheds what gRPC refuses before any
+// interceptor runs (gateStats).
 func (g *streamGate) options() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream)}
+	opts := []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream)}
+	if g.shed != nil {
+		opts = append(opts, grpc.StatsHandler(gateStats{g}))
+	}
+	return opts
 }
 
 // gateStream is a stream's state in the gate, in its context.
@@ -119,11 +131,19 @@ type gateStream struct {
 	all     *list.Element // in the gate's open
 	arrived bool
 	gone    bool
+	// intercepted: the gate's stream interceptor ran (a streaming call
+	// reads its message after the interceptors: its refusals are theirs).
+	intercepted bool
 }
 
 type gateStreamKey struct{}
 
 func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if g.known != nil && !g.known(info.FullMethodName) {
+		// The method is the caller's: the refusal text quotes it, clipped,
+		// and its summary counts it under one action.
+		return nil, g.report(ctx, "unknown", "unknown_method", status.Errorf(codes.Unimplemented, "unknown method %q", clipMethod(info.FullMethodName)))
+	}
 	src := api.PeerSource(ctx)
 	d := g.timeout
 	if info.FullMethodName == flinkpkiv1.AdminService_Backup_FullMethodName {
@@ -308,6 +328,9 @@ func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo
 // for the whole request deadline.
 func (g *streamGate) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if st := gateStreamOf(ss.Context()); st != nil {
+		g.mu.Lock()
+		st.intercepted = true
+		g.mu.Unlock()
 		ss = arrivalStream{ss, g, st}
 	}
 	return handler(srv, ss)
@@ -326,4 +349,52 @@ func (a arrivalStream) RecvMsg(m any) error {
 		a.g.arrive(a.st)
 	}
 	return err
+}
+
+// clipMethod shortens a method name a caller sent for an error text.
+func clipMethod(m string) string {
+	const limit = 128
+	if len(m) > limit {
+		return m[:limit] + "..."
+	}
+	return m
+}
+
+// gateStats is a stats handler that sees every request's end. gRPC reads
+// and decodes a request's message before any interceptor runs, and refuses
+// one over the size bound (RESOURCE_EXHAUSTED) or one that does not decode
+// (INTERNAL) with none of them seeing it: no authentication, no audit, no
+// metric. The gate knows such a stream by its message never having
+// arrived, and sheds it as too_large or malformed, as it sheds its own
+// refusals (metrics and the refusal summaries of the audit trail).
+type gateStats struct{ g *streamGate }
+
+func (gateStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (gateStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (gateStats) HandleConn(context.Context, stats.ConnStats)                       {}
+
+func (h gateStats) HandleRPC(ctx context.Context, rs stats.RPCStats) {
+	end, ok := rs.(*stats.End)
+	if !ok || end.Error == nil {
+		return
+	}
+	st := gateStreamOf(ctx)
+	if st == nil {
+		return
+	}
+	var reason string
+	switch status.Code(end.Error) {
+	case codes.Canceled, codes.DeadlineExceeded:
+		return // its caller went away, or its time ran out (the gate's own ends are these)
+	case codes.ResourceExhausted:
+		reason = "too_large"
+	default:
+		reason = "malformed"
+	}
+	h.g.mu.Lock()
+	refused := !st.arrived && !st.intercepted
+	h.g.mu.Unlock()
+	if refused {
+		h.g.report(st.peerCtx, st.method, reason, end.Error)
+	}
 }

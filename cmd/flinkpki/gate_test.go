@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
@@ -818,5 +820,78 @@ func TestAStreamIsEndedOnceForOneReason(t *testing.T) {
 			t.Fatalf("%d streams still in flight from %d addresses after every stream ended", n, sources)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// rawCodec sends and receives raw bytes, whatever the method's types: a
+// request gRPC cannot decode.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error)      { return *v.(*[]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error { *v.(*[]byte) = data; return nil }
+func (rawCodec) Name() string                       { return "proto" }
+
+// TestRequestsGRPCRefusesBeforeAnyInterceptorAreAudited: a message over the
+// size bound, one that does not decode and a method the server does not
+// serve are refused by gRPC itself before any interceptor runs (the
+// request log, the metrics and authentication among them). Each is still
+// counted in flinkpki_requests_denied_total and in its source's refusal
+// summary; health and reflection still answer.
+func TestRequestsGRPCRefusesBeforeAnyInterceptorAreAudited(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir, "--metrics-listen", metricsAddr)
+	conn, err := enroll.Dial(s.addr, s.caFile, "fpe_0000000000000000_neverchecked") // no interceptor reads it
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	huge := &flinkpkiv1.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "tm-0", Csr: make([]byte, maxRequestBytes+1)}
+	_, err = flinkpkiv1.NewEnrollmentServiceClient(conn).Enroll(ctx, huge, grpc.MaxCallSendMsgSize(1<<20))
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a request over %d bytes: %v, want ResourceExhausted", maxRequestBytes, err)
+	}
+	garbage, reply := []byte{0xff, 0xff, 0xff, 0xff}, []byte(nil)
+	err = conn.Invoke(ctx, flinkpkiv1.ClusterService_ListClusters_FullMethodName, &garbage, &reply, grpc.ForceCodec(rawCodec{}))
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("a request that does not decode: %v, want Internal (gRPC's own answer)", err)
+	}
+	empty := []byte{}
+	err = conn.Invoke(ctx, "/flinkpki.v1.NoSuchService/Steal", &empty, &reply, grpc.ForceCodec(rawCodec{}))
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "NoSuchService") {
+		t.Fatalf("an unknown method: %v, want Unimplemented naming it", err)
+	}
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("health is refused as an unknown method: %v", err)
+	}
+	refl, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := refl.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refl.Recv(); err != nil {
+		t.Fatalf("reflection is refused as an unknown method: %v", err)
+	}
+	refl.CloseSend()
+
+	for _, reason := range []string{"too_large", "malformed", "unknown_method"} {
+		if n := deniedMetric(t, metricsAddr, reason); n != 1 {
+			t.Errorf("flinkpki_requests_denied_total{reason=%q} = %d, want 1", reason, n)
+		}
+	}
+	conn.Close()
+	s.stop(t) // writes the last summary
+	s = startServer(t, dir)
+	for _, reason := range []string{"too_large", "malformed", "unknown_method"} {
+		got := tallyRefusals(t, auditEntries(t, s, ""), func(e auditJSON) bool {
+			return e.Details["reason"] == reason && e.Actor == "anonymous:127.0.0.1"
+		})
+		if got.summarised != 1 || got.individual != 0 { // the gate's refusals have no entry of their own
+			t.Errorf("%s: the audit trail counts %d in summaries and %d on their own, want 1 in a summary", reason, got.summarised, got.individual)
+		}
 	}
 }

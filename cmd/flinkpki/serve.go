@@ -516,6 +516,19 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
 	)...)
 	srv.Register(g)
+	// Read at the first stream, once Serve has begun: every service
+	// (health and reflection too, registered by the caller) is in by then,
+	// since gRPC allows none after.
+	known := sync.OnceValue(func() map[string]bool {
+		m := map[string]bool{}
+		for name, info := range g.GetServiceInfo() {
+			for _, meth := range info.Methods {
+				m["/"+name+"/"+meth.Name] = true
+			}
+		}
+		return m
+	})
+	gate.known = func(method string) bool { return known()[method] }
 	return g
 }
 

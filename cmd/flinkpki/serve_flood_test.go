@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -216,5 +218,53 @@ func (r refusalTally) wantSummarised(t *testing.T, n int) {
 	}
 	if r.individual >= n/2 || r.summaries == 0 {
 		t.Errorf("%d of %d refusals got an entry each (%d summaries): the flood was not summarised", r.individual, n, r.summaries)
+	}
+}
+
+// TestRefusalsAreAuditedUnderTheClusterTheyName: a used-up token and a
+// rate-limited enrollment for cluster orders are refused before the
+// authority sees them (authentication, the rate limit); their audit
+// entries still name orders, so `audit list --cluster orders` shows the
+// attempts on it, and their text is the refusal's, not Go's rendering of a
+// gRPC status.
+func TestRefusalsAreAuditedUnderTheClusterTheyName(t *testing.T) {
+	s := startServer(t, "", "--enroll-rate", "0.01", "--enroll-burst", "2") // init asks twice: its key type, then its enrollment
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	once := s.tokenFor(t, "orders", "taskmanager", "--uses", "1")
+	initArgs := []string{"init", "--cluster", "orders", "--role", "taskmanager", "--token-file", once, "--timeout", "3s"}
+	s.cli(t, "", append(initArgs, "--out", filepath.Join(t.TempDir(), "a"))...).ok(t)
+	s.cli(t, "", append(initArgs, "--out", filepath.Join(t.TempDir(), "b"))...).refused(t, "used-up")
+
+	tok, err := os.ReadFile(s.tokenFor(t, "orders", "taskmanager", "--uses", "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := enrollClientWithToken(t, s.addr, s.caFile, strings.TrimSpace(string(tok)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var limited error
+	for i := range 3 {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		_, err := c.Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: fmt.Sprintf("tm-%d", i), Csr: csrFor(t, key, nil)})
+		limited = err
+	}
+	if status.Code(limited) != codes.ResourceExhausted {
+		t.Fatalf("the third enrollment past a burst of 2: %v, want ResourceExhausted", limited)
+	}
+
+	seen := map[string]bool{}
+	for _, e := range auditEntries(t, s, "orders") {
+		if e.Outcome != "denied" {
+			continue
+		}
+		seen[e.Details["reason"]] = true
+		if strings.Contains(e.Reason, "rpc error") || strings.Contains(e.Reason, "code =") {
+			t.Errorf("refusal %s is audited as %q: Go's rendering of a gRPC status", e.Details["reason"], e.Reason)
+		}
+	}
+	for _, reason := range []string{"unauthenticated", "rate_limited"} {
+		if !seen[reason] {
+			t.Errorf("audit list --cluster orders has no %s refusal (it has %v)", reason, seen)
+		}
 	}
 }
