@@ -459,6 +459,7 @@ func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string)
 		})
 		if err == nil {
 			a.forgetCluster(name)
+			a.log.InfoContext(ctx, "cluster deleted", "cluster", name, "actor", actor.String())
 		}
 	}
 	if errors.Is(err, store.ErrNotFound) { // before the tokens, or deleted meanwhile

@@ -32,12 +32,21 @@ type Metrics struct {
 
 	refreshedAt  prometheus.Gauge
 	refreshTakes prometheus.Gauge
+
+	// issuedClusters holds the clusters with an issued series, each with
+	// whether the last view (SetCAs) lacked it: a series goes once two
+	// views in a row lack its cluster (deleted, here or on another
+	// replica), so that a cluster made after a view's read, which issued
+	// before the view was stored, keeps its series.
+	issuedMu       sync.Mutex
+	issuedClusters map[string]bool
 }
 
 // New registers every collector, with the Go and process collectors.
 func New() *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg:            prometheus.NewRegistry(),
+		issuedClusters: map[string]bool{},
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flinkpki_certificates_issued_total", Help: "Leaf certificates issued, by cluster and role.",
 		}, []string{"cluster", "role"}),
@@ -88,7 +97,12 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Issued implements authority.Observer.
-func (m *Metrics) Issued(cluster, role string) { m.issued.WithLabelValues(cluster, role).Inc() }
+func (m *Metrics) Issued(cluster, role string) {
+	m.issued.WithLabelValues(cluster, role).Inc()
+	m.issuedMu.Lock()
+	m.issuedClusters[cluster] = false
+	m.issuedMu.Unlock()
+}
 
 // Denied implements authority.Observer.
 func (m *Metrics) Denied(reason string) { m.denied.WithLabelValues(reason).Inc() }
@@ -153,8 +167,25 @@ type CA struct {
 // fresh view, in one step: a scrape sees the whole old view or the whole new
 // one, never a half-written one whose missing series would resolve an
 // expiry alert.
+// liveHolders names every cluster (0 for none): the issued counters of a
+// cluster it has lacked twice in a row are dropped, so a platform that
+// creates and deletes clusters for months does not keep a series per
+// cluster it ever had.
 func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time, liveHolders map[string]int) {
 	m.expiry.view.Store(&expiryView{cas: cas, leaf: earliestLeaf, live: liveHolders})
+	m.issuedMu.Lock()
+	defer m.issuedMu.Unlock()
+	for cluster, lacked := range m.issuedClusters {
+		switch _, ok := liveHolders[cluster]; {
+		case ok:
+			m.issuedClusters[cluster] = false
+		case lacked:
+			m.issued.DeletePartialMatch(prometheus.Labels{"cluster": cluster})
+			delete(m.issuedClusters, cluster)
+		default:
+			m.issuedClusters[cluster] = true
+		}
+	}
 }
 
 type expiryView struct {

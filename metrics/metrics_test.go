@@ -355,3 +355,52 @@ func TestAPanickingRefreshIsReportedAndRetried(t *testing.T) {
 	}
 	waitFor(t, srv.URL, `cluster="after"`)
 }
+
+// TestTheIssuedCountersOfADeletedClusterGo: a cluster missing from two
+// expiry views in a row (deleted, on this replica or another) loses its
+// flinkpki_certificates_issued_total series; one missing from a single
+// view (made after that view was read) keeps them.
+func TestTheIssuedCountersOfADeletedClusterGo(t *testing.T) {
+	m := New()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	issued := func() string {
+		var out []string
+		for _, l := range strings.Split(scrape(t, srv.URL), "\n") {
+			if strings.HasPrefix(l, "flinkpki_certificates_issued_total{") {
+				out = append(out, l)
+			}
+		}
+		sort.Strings(out)
+		return strings.Join(out, "\n")
+	}
+	m.Issued("orders", "taskmanager")
+	m.Issued("orders", "jobmanager")
+	m.Issued("gone", "taskmanager")
+	m.Issued("new", "taskmanager")
+	all := strings.Join([]string{
+		`flinkpki_certificates_issued_total{cluster="gone",role="taskmanager"} 1`,
+		`flinkpki_certificates_issued_total{cluster="new",role="taskmanager"} 1`,
+		`flinkpki_certificates_issued_total{cluster="orders",role="jobmanager"} 1`,
+		`flinkpki_certificates_issued_total{cluster="orders",role="taskmanager"} 1`,
+	}, "\n")
+	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2})
+	if got := issued(); got != all {
+		t.Fatalf("after one view without gone and new:\n%s\nwant every series still:\n%s", got, all)
+	}
+	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2, "new": 1})
+	want := strings.Join([]string{
+		`flinkpki_certificates_issued_total{cluster="new",role="taskmanager"} 1`,
+		`flinkpki_certificates_issued_total{cluster="orders",role="jobmanager"} 1`,
+		`flinkpki_certificates_issued_total{cluster="orders",role="taskmanager"} 1`,
+	}, "\n")
+	if got := issued(); got != want {
+		t.Fatalf("after a second view without gone:\n%s\nwant:\n%s", got, want)
+	}
+	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2})
+	m.Issued("new", "taskmanager") // issued again in between: present again
+	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2})
+	if got := issued(); !strings.Contains(got, `cluster="new",role="taskmanager"} 2`) {
+		t.Errorf("a cluster that issued between two views without it lost its series:\n%s", got)
+	}
+}
