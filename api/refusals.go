@@ -322,7 +322,7 @@ func (s *Server) refuse(ctx context.Context, source string, actor authority.Acto
 // message without Go's "rpc error: code = ... desc =" around it (the
 // reason names the kind).
 func plainError(err error) error {
-	if st, ok := status.FromError(err); ok && st.Code() != codes.OK && st.Code() != codes.Unknown {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
 		return errors.New(st.Message())
 	}
 	return err

@@ -252,7 +252,7 @@ func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, hol
 			}
 		}
 		if n == 0 && purpose != "" {
-			return fmt.Errorf("holder %q of cluster %q holds no %s credentials: %w (flinkpki holder list --cluster %s shows each holder's purpose)", holder, cluster, purpose, ErrNotFound, cluster)
+			return fmt.Errorf("holder %q of cluster %q %w among %s holders: it holds no %s credentials (flinkpki holder list --cluster %s shows each holder's purpose)", holder, cluster, ErrNotFound, purpose, purpose, cluster)
 		}
 		if n == 0 {
 			return fmt.Errorf("holder %q of cluster %q %w (flinkpki holder list --cluster %s)", holder, cluster, ErrNotFound, cluster)

@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -71,6 +74,11 @@ type streamGate struct {
 	// unknown_method, as gRPC would refuse it with no interceptor to see.
 	known func(method string) bool
 
+	// conns are the connections its listener (track) accepted, by remote
+	// address, for gateConn.
+	connsMu sync.Mutex
+	conns   map[string]net.Conn
+
 	mu       sync.Mutex
 	inFlight int64
 	sources  map[string]*gateSource
@@ -94,7 +102,7 @@ func newStreamGate(max, perSource int64, timeout, firstMessage time.Duration) *s
 		perSource = math.MaxInt64
 	}
 	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage,
-		sources: map[string]*gateSource{}, byOpen: map[int]map[*gateSource]struct{}{}}
+		sources: map[string]*gateSource{}, byOpen: map[int]map[*gateSource]struct{}{}, conns: map[string]net.Conn{}}
 }
 
 // firstMessageFor is the first-message deadline under a request deadline:
@@ -108,11 +116,7 @@ func firstMessageFor(rpcTimeout time.Duration) time.Duration {
 // shed set, also a stats handler that sheds what gRPC refuses before any
 // interceptor runs (gateStats).
 func (g *streamGate) options() []grpc.ServerOption {
-	opts := []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream)}
-	if g.shed != nil {
-		opts = append(opts, grpc.StatsHandler(gateStats{g}))
-	}
-	return opts
+	return []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream), grpc.StatsHandler(gateStats{g})}
 }
 
 // gateStream is a stream's state in the gate, in its context.
@@ -140,9 +144,13 @@ type gateStreamKey struct{}
 
 func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if g.known != nil && !g.known(info.FullMethodName) {
-		// The method is the caller's: the refusal text quotes it, clipped,
-		// and its summary counts it under one action.
-		return nil, g.report(ctx, "unknown", "unknown_method", status.Errorf(codes.Unimplemented, "unknown method %q", clipMethod(info.FullMethodName)))
+		// Shed here (the method is the caller's: the text quotes it,
+		// clipped, and its summary counts it under one action), but left
+		// to gRPC to answer UNIMPLEMENTED, which ends the stream as it
+		// should, without a slot: refusing it here would leave its
+		// context alive until the caller's deadline (gateConn).
+		g.report(ctx, "unknown", "unknown_method", status.Errorf(codes.Unimplemented, "unknown method %q", clipMethod(info.FullMethodName)))
+		return ctx, nil
 	}
 	src := api.PeerSource(ctx)
 	d := g.timeout
@@ -161,6 +169,7 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	if s.inFlight >= g.perSource {
 		g.mu.Unlock()
 		cancel()
+		g.refusedOn(peerCtx)
 		return nil, g.report(peerCtx, info.FullMethodName, "address_full", status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource))
 	}
 	var pushedOut *gateStream
@@ -169,6 +178,7 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		if pushedOut == nil {
 			g.mu.Unlock()
 			cancel()
+			g.refusedOn(peerCtx)
 			return nil, g.report(peerCtx, info.FullMethodName, "server_full", status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max))
 		}
 		g.release(pushedOut)
@@ -355,7 +365,7 @@ func (a arrivalStream) RecvMsg(m any) error {
 func clipMethod(m string) string {
 	const limit = 128
 	if len(m) > limit {
-		return m[:limit] + "..."
+		return strings.ToValidUTF8(m[:limit], "") + "..." // not inside a character
 	}
 	return m
 }
@@ -369,13 +379,33 @@ func clipMethod(m string) string {
 // refusals (metrics and the refusal summaries of the audit trail).
 type gateStats struct{ g *streamGate }
 
-func (gateStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
-func (gateStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-func (gateStats) HandleConn(context.Context, stats.ConnStats)                       {}
+func (gateStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+// TagConn gives each connection a context of its own, the parent of its
+// streams' contexts, which HandleConn cancels when the connection ends
+// (see gateConn).
+func (h gateStats) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	gc := &gateConn{}
+	if info.RemoteAddr != nil {
+		h.g.connsMu.Lock()
+		gc.conn = h.g.conns[info.RemoteAddr.String()]
+		h.g.connsMu.Unlock()
+	}
+	ctx, gc.cancel = context.WithCancel(ctx)
+	return context.WithValue(ctx, gateConnKey{}, gc)
+}
+
+func (gateStats) HandleConn(ctx context.Context, cs stats.ConnStats) {
+	if _, ok := cs.(*stats.ConnEnd); ok {
+		if gc, _ := ctx.Value(gateConnKey{}).(*gateConn); gc != nil {
+			gc.cancel()
+		}
+	}
+}
 
 func (h gateStats) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 	end, ok := rs.(*stats.End)
-	if !ok || end.Error == nil {
+	if !ok || end.Error == nil || h.g.shed == nil {
 		return
 	}
 	st := gateStreamOf(ctx)
@@ -398,3 +428,83 @@ func (h gateStats) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 		h.g.report(st.peerCtx, st.method, reason, end.Error)
 	}
 }
+
+// maxTapRefusalsPerConn is how many streams of one connection the gate
+// refuses before it closes the connection.
+const maxTapRefusalsPerConn = 64
+
+// gateConn is the gate's state of one connection. gRPC (v1.85) gives a
+// stream the caller's deadline (grpc-timeout) before the tap runs, and when
+// the tap refuses the stream it never cancels that context: its timer, and
+// the context, live until the caller's deadline, which may be years away.
+// Under gRPC's own connection context, which is never cancelled, a peer
+// could grow the server's memory by a few hundred bytes per refused stream
+// without a credential. So each connection's context is the gate's own
+// (gateStats.TagConn), cancelled when the connection ends, which ends
+// every such context and its timer; and a connection that has had
+// maxTapRefusalsPerConn streams refused is closed, so one connection
+// cannot keep many.
+type gateConn struct {
+	cancel  context.CancelFunc
+	conn    net.Conn // nil when track did not accept it (tests)
+	refused atomic.Int64
+}
+
+type gateConnKey struct{}
+
+// refusedOn counts a stream refused in the tap against its connection and
+// closes the connection past maxTapRefusalsPerConn.
+func (g *streamGate) refusedOn(ctx context.Context) {
+	gc, _ := ctx.Value(gateConnKey{}).(*gateConn)
+	if gc != nil && gc.refused.Add(1) == maxTapRefusalsPerConn+1 && gc.conn != nil {
+		gc.conn.Close()
+	}
+}
+
+// track returns l, noting each connection it accepts by remote address
+// until the connection is closed, for gateConn.
+func (g *streamGate) track(l net.Listener) net.Listener { return trackingListener{l, g} }
+
+type trackingListener struct {
+	net.Listener
+	g *streamGate
+}
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	key := c.RemoteAddr().String()
+	l.g.connsMu.Lock()
+	l.g.conns[key] = c
+	l.g.connsMu.Unlock()
+	return &trackedConn{Conn: c, g: l.g, key: key}, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	g    *streamGate
+	key  string
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.g.connsMu.Lock()
+		if c.g.conns[c.key] == c.Conn {
+			delete(c.g.conns, c.key)
+		}
+		c.g.connsMu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// gatedServer is a gRPC server behind a streamGate: Serve tracks the
+// connections of its listener for the gate.
+type gatedServer struct {
+	*grpc.Server
+	gate *streamGate
+}
+
+func (s gatedServer) Serve(l net.Listener) error { return s.Server.Serve(s.gate.track(l)) }

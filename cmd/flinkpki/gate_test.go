@@ -5,11 +5,16 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,6 +270,11 @@ func stallStreams(t *testing.T, addr string, firstSource, n int, ended chan<- st
 				t.Fatal(err)
 			}
 			go func(c int) {
+				// Read once the PING is answered, or once the server has
+				// closed the connection (the gate does, after many of its
+				// streams were refused).
+				var read sync.Once
+				defer read.Do(func() { pinged <- struct{}{} })
 				for {
 					f, err := fr.ReadFrame()
 					if err != nil {
@@ -273,7 +283,7 @@ func stallStreams(t *testing.T, addr string, firstSource, n int, ended chan<- st
 					switch f := f.(type) {
 					case *http2.PingFrame:
 						if f.IsAck() {
-							pinged <- struct{}{}
+							read.Do(func() { pinged <- struct{}{} })
 						}
 					case *http2.MetaHeadersFrame:
 						if f.StreamEnded() {
@@ -289,7 +299,7 @@ func stallStreams(t *testing.T, addr string, firstSource, n int, ended chan<- st
 		select {
 		case <-pinged:
 		case <-time.After(20 * time.Second):
-			t.Fatal("the server did not answer a PING after a connection's stalled streams")
+			t.Fatal("the server neither answered a PING after a connection's stalled streams nor closed it")
 		}
 	}
 	return opened
@@ -893,5 +903,85 @@ func TestRequestsGRPCRefusesBeforeAnyInterceptorAreAudited(t *testing.T) {
 		if got.summarised != 1 || got.individual != 0 { // the gate's refusals have no entry of their own
 			t.Errorf("%s: the audit trail counts %d in summaries and %d on their own, want 1 in a summary", reason, got.summarised, got.individual)
 		}
+	}
+}
+
+// heapAlloc reads the server's live heap after a collection, from its
+// pprof listener at addr.
+func heapAlloc(t *testing.T, addr string) int64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^# HeapAlloc = (\d+)`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no HeapAlloc in the heap profile:\n%.500s", body)
+	}
+	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return n
+}
+
+// TestStreamsRefusedAtTheGateLeaveNothingBehind: gRPC gives a stream the
+// caller's deadline before the gate sees it, and never cancels that
+// context when the gate refuses the stream, so each refusal of a request
+// carrying a deadline a year away kept a context and its timer (about
+// 280 bytes) for that year: a peer without a credential could grow the
+// server by megabytes a second. Now the connection's context ends them
+// when the connection ends, and a connection with many refusals is closed.
+func TestStreamsRefusedAtTheGateLeaveNothingBehind(t *testing.T) {
+	pprofAddr := freeAddr(t)
+	s := startServer(t, "", "--pprof-listen", pprofAddr, "--max-requests-per-address", "1", "--rpc-timeout", "5m")
+	holder, err := enroll.Dial(s.addr, s.caFile, "fpe_0000000000000000_neverchecked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(holder).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Recv(); err != nil { // it holds the address's one slot from here
+		t.Fatal(err)
+	}
+	flood, err := enroll.Dial(s.addr, s.caFile, "fpe_0000000000000000_neverchecked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Close()
+	hc := healthpb.NewHealthClient(flood)
+	yearAway, cancelYear := context.WithTimeout(ctx, 365*24*time.Hour)
+	defer cancelYear()
+	if _, err := hc.Check(yearAway, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a request past the address's bound: %v, want ResourceExhausted", err)
+	}
+	before := heapAlloc(t, pprofAddr)
+	const n = 40000
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= n {
+				if _, err := hc.Check(yearAway, &healthpb.HealthCheckRequest{}); status.Code(err) == codes.ResourceExhausted {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if refused.Load() < n/2 {
+		t.Fatalf("only %d of %d requests were refused at the gate", refused.Load(), n)
+	}
+	growth := heapAlloc(t, pprofAddr) - before
+	t.Logf("%d refusals; the server's live heap grew by %d bytes", refused.Load(), growth)
+	if growth > 3<<20 {
+		t.Errorf("after %d refusals of requests with a deadline a year away the server holds %.1f MB more", refused.Load(), float64(growth)/(1<<20))
 	}
 }

@@ -97,6 +97,9 @@ const (
 	// long enough for init's two requests and its first retries, short
 	// beside kube-apiserver's own two minutes for webhook tokens.
 	defaultReviewCache = 10 * time.Second
+	// maxReviewCache bounds it: kube-apiserver keeps its webhook token
+	// answers two minutes by default.
+	maxReviewCache = 2 * time.Minute
 )
 
 func newServeCmd() *cobra.Command {
@@ -166,7 +169,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.StringVar(&o.k8sAPIServer, "k8s-api-server", "", "API server URL for TokenReview (default: in-cluster)")
 	f.StringVar(&o.k8sAPICAFile, "k8s-api-ca-file", "", "CA of the API server (default: the in-cluster service-account ca.crt)")
 	f.StringVar(&o.k8sAPITokenFile, "k8s-api-token-file", "", "the server's own token for TokenReview (default: the in-cluster service-account token)")
-	f.Var(&o.k8sReviewCache, "k8s-tokenreview-cache", "how long the API server's acceptance of a token is reused (never past its exp), so a pod's requests close together cost one TokenReview; a pod deleted meanwhile is noticed that much later; 0 reviews every request")
+	f.Var(&o.k8sReviewCache, "k8s-tokenreview-cache", "how long the API server's acceptance of a token is reused (never past its exp), so a pod's requests close together cost one TokenReview; a pod deleted meanwhile is noticed that much later; at most 2m; 0 reviews every request")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.Var(&o.rotationInterval, "rotation-interval", "how often the automatic rotation schedule is checked (0 disables it)")
@@ -473,7 +476,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 
 // newGRPCServer makes the TLS gRPC server with serve's interceptors and
 // transport settings, and registers the flinkpki services on it.
-func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, perAddress int64, m *metrics.Metrics, srv *api.Server) *grpc.Server {
+func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, perAddress int64, m *metrics.Metrics, srv *api.Server) gatedServer {
 	authUnary, authStream := srv.Interceptors()
 	gate := newStreamGate(maxStreamsInFlight, perAddress, rpcTimeout, firstMessageFor(rpcTimeout))
 	gate.shed = srv.Shed
@@ -529,7 +532,7 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		return m
 	})
 	gate.known = func(method string) bool { return known()[method] }
-	return g
+	return gatedServer{g, gate}
 }
 
 // Bounds of the plaintext --health-listen server, which answers anyone who
@@ -545,9 +548,9 @@ const (
 // main server's: streams per connection, per address and in all, a
 // deadline for each (a Watch ends at it and is opened again), small
 // messages and headers, and a bounded TLS-less handshake.
-func newHealthServer(rpcTimeout time.Duration) *grpc.Server {
+func newHealthServer(rpcTimeout time.Duration) gatedServer {
 	gate := newStreamGate(maxHealthStreamsInFlight, maxHealthStreamsPerPeer, rpcTimeout, firstMessageFor(rpcTimeout))
-	return grpc.NewServer(append(gate.options(),
+	g := grpc.NewServer(append(gate.options(),
 		grpc.MaxConcurrentStreams(maxHealthStreamsPerConn),
 		grpc.MaxRecvMsgSize(maxHealthRequestBytes),
 		grpc.MaxHeaderListSize(maxHeaderBytes),
@@ -556,6 +559,7 @@ func newHealthServer(rpcTimeout time.Duration) *grpc.Server {
 		grpc.WriteBufferSize(4<<10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
 	)...)
+	return gatedServer{g, gate}
 }
 
 // connectionTimeout bounds a new connection's set-up (the TLS handshake and

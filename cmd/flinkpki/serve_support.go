@@ -95,8 +95,8 @@ func (o *serveOptions) checkRanges() error {
 		return usagef("--rotation-interval %s is negative: give how often the rotation schedule is checked (e.g. 1m), or 0 to turn it off", o.rotationInterval.d)
 	case o.shutdownTimeout.d < 0:
 		return usagef("--shutdown-timeout %s is negative: give how long in-flight requests may finish (e.g. 15s), or 0 to cut them off at once", o.shutdownTimeout.d)
-	case o.k8sReviewCache.d < 0:
-		return usagef("--k8s-tokenreview-cache %s is negative: give how long an accepted token's review is reused (e.g. 10s), or 0 to review every request", o.k8sReviewCache.d)
+	case o.k8sReviewCache.d < 0 || o.k8sReviewCache.d > maxReviewCache:
+		return usagef("--k8s-tokenreview-cache %s is out of range: give how long an accepted token's review is reused, up to %s (e.g. 10s), or 0 to review every request", formatDuration(o.k8sReviewCache.d), formatDuration(maxReviewCache))
 	case o.rpcTimeout.d <= 0:
 		return usagef("--rpc-timeout %s is not above 0: give the longest a request may take (e.g. 30s)", o.rpcTimeout.d)
 	case math.IsNaN(o.enrollRate) || math.IsInf(o.enrollRate, 0) || o.enrollRate < 0:
