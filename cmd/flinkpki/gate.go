@@ -5,10 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -74,11 +72,6 @@ type streamGate struct {
 	// unknown_method, as gRPC would refuse it with no interceptor to see.
 	known func(method string) bool
 
-	// conns are the connections its listener (track) accepted, by remote
-	// address, for gateConn.
-	connsMu sync.Mutex
-	conns   map[string]net.Conn
-
 	mu       sync.Mutex
 	inFlight int64
 	sources  map[string]*gateSource
@@ -102,7 +95,7 @@ func newStreamGate(max, perSource int64, timeout, firstMessage time.Duration) *s
 		perSource = math.MaxInt64
 	}
 	return &streamGate{max: max, perSource: perSource, timeout: timeout, firstMessage: firstMessage,
-		sources: map[string]*gateSource{}, byOpen: map[int]map[*gateSource]struct{}{}, conns: map[string]net.Conn{}}
+		sources: map[string]*gateSource{}, byOpen: map[int]map[*gateSource]struct{}{}}
 }
 
 // firstMessageFor is the first-message deadline under a request deadline:
@@ -142,13 +135,58 @@ type gateStream struct {
 
 type gateStreamKey struct{}
 
+// tap is the gRPC server's tap: admit decides. A refused stream is not
+// refused here but marked (refusedStream): gRPC (v1.85) gives a stream its
+// caller's deadline (grpc-timeout) before the tap runs, and when the tap
+// returns an error it never cancels that context, whose timer then lives
+// until the caller's deadline, which may be years away (a few hundred
+// bytes per refused stream, from a peer with no credential: 33 MB after
+// 40,000). A marked stream goes through gRPC's own path, which ends it
+// properly: the gate's interceptors, first in their chains, answer its
+// request at once with the refusal, and one whose message never comes is
+// ended refusedGrace after gRPC hands it over (gateStats.TagRPC). It holds
+// no slot of the gate meanwhile.
 func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	actx, err := g.admit(ctx, info)
+	if err == nil {
+		return actx, nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	return context.WithValue(rctx, refusedKey{}, &refusedStream{err: err, cancel: cancel}), nil
+}
+
+// refusedGrace is how long a refused stream whose request message has not
+// come may wait for it, from when gRPC hands the stream to a handler: a
+// client sends its headers and message back to back.
+const refusedGrace = 50 * time.Millisecond
+
+// refusedStream is a stream the gate refused (tap), with the error its
+// caller gets.
+type refusedStream struct {
+	err    error
+	cancel context.CancelFunc
+}
+
+type refusedKey struct{}
+
+func refusedOf(ctx context.Context) *refusedStream {
+	r, _ := ctx.Value(refusedKey{}).(*refusedStream)
+	return r
+}
+
+// admit decides whether a new stream gets a slot (the rules are
+// streamGate's): its context with the gate's deadlines, or the refusal,
+// already reported.
+func (g *streamGate) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if ctx.Err() != nil {
+		// Its caller's deadline has passed already (grpc-timeout 0): gRPC
+		// ends it as it comes back; it takes no slot, nor anyone's.
+		return ctx, nil
+	}
 	if g.known != nil && !g.known(info.FullMethodName) {
 		// Shed here (the method is the caller's: the text quotes it,
-		// clipped, and its summary counts it under one action), but left
-		// to gRPC to answer UNIMPLEMENTED, which ends the stream as it
-		// should, without a slot: refusing it here would leave its
-		// context alive until the caller's deadline (gateConn).
+		// clipped, and its summary counts it under one action), and left
+		// to gRPC to answer UNIMPLEMENTED, without a slot.
 		g.report(ctx, "unknown", "unknown_method", status.Errorf(codes.Unimplemented, "unknown method %q", clipMethod(info.FullMethodName)))
 		return ctx, nil
 	}
@@ -169,7 +207,6 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 	if s.inFlight >= g.perSource {
 		g.mu.Unlock()
 		cancel()
-		g.refusedOn(peerCtx)
 		return nil, g.report(peerCtx, info.FullMethodName, "address_full", status.Errorf(codes.ResourceExhausted, "%s has %d requests in flight, the most one address may: retry shortly", src, g.perSource))
 	}
 	var pushedOut *gateStream
@@ -178,7 +215,6 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		if pushedOut == nil {
 			g.mu.Unlock()
 			cancel()
-			g.refusedOn(peerCtx)
 			return nil, g.report(peerCtx, info.FullMethodName, "server_full", status.Errorf(codes.ResourceExhausted, "the server has %d requests in flight: retry shortly", g.max))
 		}
 		g.release(pushedOut)
@@ -326,6 +362,10 @@ func gateStreamOf(ctx context.Context) *gateStream {
 // unary marks the request as arrived: gRPC calls a unary interceptor once
 // the message is read.
 func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if r := refusedOf(ctx); r != nil {
+		r.cancel()
+		return nil, r.err
+	}
 	if st := gateStreamOf(ctx); st != nil {
 		g.arrive(st)
 	}
@@ -337,6 +377,10 @@ func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo
 // Watch, reflection) would otherwise hold a stream that never sends one
 // for the whole request deadline.
 func (g *streamGate) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if r := refusedOf(ss.Context()); r != nil {
+		r.cancel()
+		return r.err
+	}
 	if st := gateStreamOf(ss.Context()); st != nil {
 		g.mu.Lock()
 		st.intercepted = true
@@ -379,29 +423,17 @@ func clipMethod(m string) string {
 // refusals (metrics and the refusal summaries of the audit trail).
 type gateStats struct{ g *streamGate }
 
-func (gateStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-
-// TagConn gives each connection a context of its own, the parent of its
-// streams' contexts, which HandleConn cancels when the connection ends
-// (see gateConn).
-func (h gateStats) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
-	gc := &gateConn{}
-	if info.RemoteAddr != nil {
-		h.g.connsMu.Lock()
-		gc.conn = h.g.conns[info.RemoteAddr.String()]
-		h.g.connsMu.Unlock()
+// TagRPC starts a refused stream's grace (tap): gRPC has handed it to a
+// handler, so ending its context now ends it through gRPC's own path.
+func (gateStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	if r := refusedOf(ctx); r != nil {
+		time.AfterFunc(refusedGrace, r.cancel)
 	}
-	ctx, gc.cancel = context.WithCancel(ctx)
-	return context.WithValue(ctx, gateConnKey{}, gc)
+	return ctx
 }
 
-func (gateStats) HandleConn(ctx context.Context, cs stats.ConnStats) {
-	if _, ok := cs.(*stats.ConnEnd); ok {
-		if gc, _ := ctx.Value(gateConnKey{}).(*gateConn); gc != nil {
-			gc.cancel()
-		}
-	}
-}
+func (gateStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (gateStats) HandleConn(context.Context, stats.ConnStats)                       {}
 
 func (h gateStats) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 	end, ok := rs.(*stats.End)
@@ -428,83 +460,3 @@ func (h gateStats) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 		h.g.report(st.peerCtx, st.method, reason, end.Error)
 	}
 }
-
-// maxTapRefusalsPerConn is how many streams of one connection the gate
-// refuses before it closes the connection.
-const maxTapRefusalsPerConn = 64
-
-// gateConn is the gate's state of one connection. gRPC (v1.85) gives a
-// stream the caller's deadline (grpc-timeout) before the tap runs, and when
-// the tap refuses the stream it never cancels that context: its timer, and
-// the context, live until the caller's deadline, which may be years away.
-// Under gRPC's own connection context, which is never cancelled, a peer
-// could grow the server's memory by a few hundred bytes per refused stream
-// without a credential. So each connection's context is the gate's own
-// (gateStats.TagConn), cancelled when the connection ends, which ends
-// every such context and its timer; and a connection that has had
-// maxTapRefusalsPerConn streams refused is closed, so one connection
-// cannot keep many.
-type gateConn struct {
-	cancel  context.CancelFunc
-	conn    net.Conn // nil when track did not accept it (tests)
-	refused atomic.Int64
-}
-
-type gateConnKey struct{}
-
-// refusedOn counts a stream refused in the tap against its connection and
-// closes the connection past maxTapRefusalsPerConn.
-func (g *streamGate) refusedOn(ctx context.Context) {
-	gc, _ := ctx.Value(gateConnKey{}).(*gateConn)
-	if gc != nil && gc.refused.Add(1) == maxTapRefusalsPerConn+1 && gc.conn != nil {
-		gc.conn.Close()
-	}
-}
-
-// track returns l, noting each connection it accepts by remote address
-// until the connection is closed, for gateConn.
-func (g *streamGate) track(l net.Listener) net.Listener { return trackingListener{l, g} }
-
-type trackingListener struct {
-	net.Listener
-	g *streamGate
-}
-
-func (l trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	key := c.RemoteAddr().String()
-	l.g.connsMu.Lock()
-	l.g.conns[key] = c
-	l.g.connsMu.Unlock()
-	return &trackedConn{Conn: c, g: l.g, key: key}, nil
-}
-
-type trackedConn struct {
-	net.Conn
-	g    *streamGate
-	key  string
-	once sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.g.connsMu.Lock()
-		if c.g.conns[c.key] == c.Conn {
-			delete(c.g.conns, c.key)
-		}
-		c.g.connsMu.Unlock()
-	})
-	return c.Conn.Close()
-}
-
-// gatedServer is a gRPC server behind a streamGate: Serve tracks the
-// connections of its listener for the gate.
-type gatedServer struct {
-	*grpc.Server
-	gate *streamGate
-}
-
-func (s gatedServer) Serve(l net.Listener) error { return s.Server.Serve(s.gate.track(l)) }

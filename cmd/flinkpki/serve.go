@@ -476,7 +476,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 
 // newGRPCServer makes the TLS gRPC server with serve's interceptors and
 // transport settings, and registers the flinkpki services on it.
-func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, perAddress int64, m *metrics.Metrics, srv *api.Server) gatedServer {
+func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, perAddress int64, m *metrics.Metrics, srv *api.Server) *grpc.Server {
 	authUnary, authStream := srv.Interceptors()
 	gate := newStreamGate(maxStreamsInFlight, perAddress, rpcTimeout, firstMessageFor(rpcTimeout))
 	gate.shed = srv.Shed
@@ -532,7 +532,7 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		return m
 	})
 	gate.known = func(method string) bool { return known()[method] }
-	return gatedServer{g, gate}
+	return g
 }
 
 // Bounds of the plaintext --health-listen server, which answers anyone who
@@ -548,7 +548,7 @@ const (
 // main server's: streams per connection, per address and in all, a
 // deadline for each (a Watch ends at it and is opened again), small
 // messages and headers, and a bounded TLS-less handshake.
-func newHealthServer(rpcTimeout time.Duration) gatedServer {
+func newHealthServer(rpcTimeout time.Duration) *grpc.Server {
 	gate := newStreamGate(maxHealthStreamsInFlight, maxHealthStreamsPerPeer, rpcTimeout, firstMessageFor(rpcTimeout))
 	g := grpc.NewServer(append(gate.options(),
 		grpc.MaxConcurrentStreams(maxHealthStreamsPerConn),
@@ -559,7 +559,7 @@ func newHealthServer(rpcTimeout time.Duration) gatedServer {
 		grpc.WriteBufferSize(4<<10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
 	)...)
-	return gatedServer{g, gate}
+	return g
 }
 
 // connectionTimeout bounds a new connection's set-up (the TLS handshake and
