@@ -248,20 +248,7 @@ func stallStreams(t *testing.T, addr string, firstSource, n int, ended chan<- st
 			}
 			conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 			t.Cleanup(func() { conn.Close() })
-			fr := startH2(t, conn)
-			fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-			for {
-				f, err := fr.ReadFrame()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if f, ok := f.(*http2.SettingsFrame); ok && !f.IsAck() {
-					break
-				}
-			}
-			if err := fr.WriteSettingsAck(); err != nil {
-				t.Fatal(err)
-			}
+			fr := settledH2(t, conn)
 			writeStalledStreams(t, fr, maxStreamsPerConn, "https", "/flinkpki.v1.EnrollmentService/Enroll")
 			// The server reads a connection's frames in order and runs
 			// the gate as it reads each stream's headers: the PING's
@@ -318,19 +305,47 @@ func startH2(t *testing.T, conn net.Conn) *http2.Framer {
 	return fr
 }
 
+// settledH2 is startH2 on conn, once the server's SETTINGS came and were
+// acknowledged; it decodes header blocks.
+func settledH2(t *testing.T, conn net.Conn) *http2.Framer {
+	t.Helper()
+	fr := startH2(t, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, ok := f.(*http2.SettingsFrame); ok && !f.IsAck() {
+			break
+		}
+	}
+	if err := fr.WriteSettingsAck(); err != nil {
+		t.Fatal(err)
+	}
+	return fr
+}
+
 // writeStalledStreams opens n gRPC streams to path on a raw HTTP/2
 // connection, each with its request headers and never its message.
 func writeStalledStreams(t *testing.T, fr *http2.Framer, n int, scheme, path string) {
 	t.Helper()
+	writeStalledStreamsFrom(t, fr, 0, n, scheme, path)
+}
+
+// writeStalledStreamsFrom is writeStalledStreams for streams first to
+// first+n-1 of the connection (counted from 0), with extra headers.
+func writeStalledStreamsFrom(t *testing.T, fr *http2.Framer, first, n int, scheme, path string, extra ...hpack.HeaderField) {
+	t.Helper()
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
-	for i := range n {
+	for i := first; i < first+n; i++ {
 		hb.Reset()
-		for _, f := range []hpack.HeaderField{
+		for _, f := range append([]hpack.HeaderField{
 			{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: scheme},
 			{Name: ":path", Value: path}, {Name: ":authority", Value: "localhost"},
 			{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
-		} {
+		}, extra...) {
 			enc.WriteField(f)
 		}
 		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
@@ -993,20 +1008,7 @@ func TestStreamsRefusedAtTheGateLeaveNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	fr := startH2(t, raw)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f, ok := f.(*http2.SettingsFrame); ok && !f.IsAck() {
-			break
-		}
-	}
-	if err := fr.WriteSettingsAck(); err != nil {
-		t.Fatal(err)
-	}
+	fr := settledH2(t, raw)
 	endedStatus := make(chan string, 1<<16)
 	go func() { // reads only: the test writes
 		for {
@@ -1020,23 +1022,8 @@ func TestStreamsRefusedAtTheGateLeaveNothingBehind(t *testing.T) {
 		}
 	}()
 	const rounds, perRound = 40, 200
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
 	for r := range rounds {
-		for i := range perRound {
-			hb.Reset()
-			for _, f := range []hpack.HeaderField{
-				{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "https"},
-				{Name: ":path", Value: "/grpc.health.v1.Health/Check"}, {Name: ":authority", Value: "localhost"},
-				{Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
-				{Name: "grpc-timeout", Value: "8760H"},
-			} {
-				enc.WriteField(f)
-			}
-			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*(r*perRound+i) + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeStalledStreamsFrom(t, fr, r*perRound, perRound, "https", "/grpc.health.v1.Health/Check", hpack.HeaderField{Name: "grpc-timeout", Value: "8760H"})
 		for range perRound {
 			select {
 			case st := <-endedStatus:
