@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -72,6 +73,10 @@ type streamGate struct {
 	// unknown_method, as gRPC would refuse it with no interceptor to see.
 	known func(method string) bool
 
+	// refusedWaiting counts the refused streams waiting for their message
+	// (gateStats.TagRPC).
+	refusedWaiting atomic.Int64
+
 	mu       sync.Mutex
 	inFlight int64
 	sources  map[string]*gateSource
@@ -131,6 +136,11 @@ type gateStream struct {
 	// intercepted: the gate's stream interceptor ran (a streaming call
 	// reads its message after the interceptors: its refusals are theirs).
 	intercepted bool
+	// tagged: gRPC has handed the stream to a handler (gateStats.TagRPC).
+	// Ending it before that would leave gRPC's own context of it alive
+	// until its caller's deadline (see tap), so a stream pushed out before
+	// it is tagged is ended when it is (endOnTag).
+	tagged, endOnTag bool
 }
 
 type gateStreamKey struct{}
@@ -152,7 +162,7 @@ func (g *streamGate) tap(ctx context.Context, info *tap.Info) (context.Context, 
 		return actx, nil
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	return context.WithValue(rctx, refusedKey{}, &refusedStream{err: err, cancel: cancel}), nil
+	return context.WithValue(rctx, refusedKey{}, &refusedStream{err: err, cancel: cancel, at: time.Now()}), nil
 }
 
 // refusedGrace is how long a refused stream whose request message has not
@@ -165,6 +175,12 @@ const refusedGrace = 50 * time.Millisecond
 type refusedStream struct {
 	err    error
 	cancel context.CancelFunc
+	at     time.Time // when the tap refused it
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	ended   bool
+	counted bool // in streamGate.refusedWaiting
 }
 
 type refusedKey struct{}
@@ -178,16 +194,16 @@ func refusedOf(ctx context.Context) *refusedStream {
 // streamGate's): its context with the gate's deadlines, or the refusal,
 // already reported.
 func (g *streamGate) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if ctx.Err() != nil {
-		// Its caller's deadline has passed already (grpc-timeout 0): gRPC
-		// ends it as it comes back; it takes no slot, nor anyone's.
-		return ctx, nil
-	}
 	if g.known != nil && !g.known(info.FullMethodName) {
 		// Shed here (the method is the caller's: the text quotes it,
 		// clipped, and its summary counts it under one action), and left
 		// to gRPC to answer UNIMPLEMENTED, without a slot.
 		g.report(ctx, "unknown", "unknown_method", status.Errorf(codes.Unimplemented, "unknown method %q", clipMethod(info.FullMethodName)))
+		return ctx, nil
+	}
+	if ctx.Err() != nil {
+		// Its caller's deadline has passed already (grpc-timeout 0): gRPC
+		// ends it as it comes back; it takes no slot, nor anyone's.
 		return ctx, nil
 	}
 	src := api.PeerSource(ctx)
@@ -219,6 +235,11 @@ func (g *streamGate) admit(ctx context.Context, info *tap.Info) (context.Context
 		}
 		g.release(pushedOut)
 	}
+	endNow := false
+	if pushedOut != nil {
+		endNow = pushedOut.tagged
+		pushedOut.endOnTag = !endNow
+	}
 	g.sources[src] = s
 	g.inFlight++
 	s.inFlight++
@@ -226,7 +247,9 @@ func (g *streamGate) admit(ctx context.Context, info *tap.Info) (context.Context
 	g.pushOpen(st)
 	g.mu.Unlock()
 	if pushedOut != nil {
-		pushedOut.cancel()
+		if endNow {
+			pushedOut.cancel()
+		}
 		g.report(pushedOut.peerCtx, pushedOut.method, "gave_way", fmt.Errorf("ended after %v, before it was authenticated, to make room: the server had %d requests in flight", now.Sub(pushedOut.opened).Round(time.Millisecond), g.max))
 	}
 	ctx = context.WithValue(ctx, gateStreamKey{}, st)
@@ -363,7 +386,7 @@ func gateStreamOf(ctx context.Context) *gateStream {
 // the message is read.
 func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if r := refusedOf(ctx); r != nil {
-		r.cancel()
+		g.endRefused(r)
 		return nil, r.err
 	}
 	if st := gateStreamOf(ctx); st != nil {
@@ -378,7 +401,7 @@ func (g *streamGate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo
 // for the whole request deadline.
 func (g *streamGate) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if r := refusedOf(ss.Context()); r != nil {
-		r.cancel()
+		g.endRefused(r)
 		return r.err
 	}
 	if st := gateStreamOf(ss.Context()); st != nil {
@@ -423,13 +446,61 @@ func clipMethod(m string) string {
 // refusals (metrics and the refusal summaries of the audit trail).
 type gateStats struct{ g *streamGate }
 
-// TagRPC starts a refused stream's grace (tap): gRPC has handed it to a
-// handler, so ending its context now ends it through gRPC's own path.
-func (gateStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+// TagRPC runs once gRPC has handed a stream to a handler, from when ending
+// its context ends it through gRPC's own path: a refused stream's grace
+// starts (tap), a stream pushed out meanwhile ends (gateStream.endOnTag).
+func (h gateStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	g := h.g
 	if r := refusedOf(ctx); r != nil {
-		time.AfterFunc(refusedGrace, r.cancel)
+		// The grace runs from the tap, and none is given past
+		// maxRefusedWaiting refused streams waiting at once: a flood of
+		// them costs a handler each, not the server's memory.
+		r.mu.Lock()
+		if !r.ended {
+			r.counted = true
+			n := g.refusedWaiting.Add(1)
+			if left := refusedGrace - time.Since(r.at); n <= maxRefusedWaiting && left > 0 {
+				r.timer = time.AfterFunc(left, func() { g.endRefused(r) })
+				r.mu.Unlock()
+				return ctx
+			}
+		}
+		r.mu.Unlock()
+		g.endRefused(r)
+		return ctx
+	}
+	if st := gateStreamOf(ctx); st != nil {
+		g.mu.Lock()
+		st.tagged = true
+		end := st.endOnTag
+		g.mu.Unlock()
+		if end {
+			st.cancel()
+		}
 	}
 	return ctx
+}
+
+// maxRefusedWaiting bounds the refused streams waiting for their message
+// at once, server-wide (refusedGrace).
+const maxRefusedWaiting = 1024
+
+// endRefused ends a refused stream (its context), once, and stops counting
+// it among those waiting.
+func (g *streamGate) endRefused(r *refusedStream) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended {
+		return
+	}
+	r.ended = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.cancel()
+	if r.counted {
+		g.refusedWaiting.Add(-1)
+	}
 }
 
 func (gateStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }

@@ -27,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
@@ -175,25 +176,25 @@ func TestTheStreamGateReportsWhatItSheds(t *testing.T) {
 	}
 	enroll := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	bake := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Bake"}
-	first, err := g.admit(fromAddr("10.0.0.1:1"), bake)
+	first, err := g.admitTagged(fromAddr("10.0.0.1:1"), bake)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.admit(fromAddr("10.0.0.1:2"), enroll); err == nil {
+	if _, err := g.admitTagged(fromAddr("10.0.0.1:2"), enroll); err == nil {
 		t.Fatal("a second stream from an address bounded to one was admitted")
 	}
-	second, err := g.admit(fromAddr("10.0.0.2:1"), enroll)
+	second, err := g.admitTagged(fromAddr("10.0.0.2:1"), enroll)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.arrive(gateStreamOf(second))
-	third, err := g.admit(fromAddr("10.0.0.3:1"), enroll) // takes the first's slot
+	third, err := g.admitTagged(fromAddr("10.0.0.3:1"), enroll) // takes the first's slot
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-first.Done()
 	g.arrive(gateStreamOf(third))
-	if _, err := g.admit(fromAddr("10.0.0.4:1"), enroll); err == nil {
+	if _, err := g.admitTagged(fromAddr("10.0.0.4:1"), enroll); err == nil {
 		t.Fatal("a stream admitted with both slots held by streams whose messages came")
 	}
 	gateStreamOf(second).cancel() // a slot comes back
@@ -374,14 +375,14 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	parent1, end1 := context.WithCancel(fromAddr("10.0.0.1:1"))
 	defer end1()
-	ctx1, err := g.admit(parent1, info)
+	ctx1, err := g.admitTagged(parent1, info)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if dl, ok := ctx1.Deadline(); !ok || time.Until(dl) > 30*time.Second {
 		t.Errorf("a request's deadline is %v (%v), want 30 s", dl, ok)
 	}
-	backup, err := g.admit(fromAddr("10.0.0.2:1"), &tap.Info{FullMethodName: flinkpkiv1.AdminService_Backup_FullMethodName})
+	backup, err := g.admitTagged(fromAddr("10.0.0.2:1"), &tap.Info{FullMethodName: flinkpkiv1.AdminService_Backup_FullMethodName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +393,7 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 
 	// Full: the third stream takes the slot of the first, whose message
 	// has not come (the backup's has).
-	ctx3, err := g.admit(fromAddr("10.0.0.3:1"), info)
+	ctx3, err := g.admitTagged(fromAddr("10.0.0.3:1"), info)
 	if err != nil {
 		t.Fatalf("a third stream with 2 in flight, one without its message: %v, want it to take that one's slot", err)
 	}
@@ -405,7 +406,7 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 		t.Fatalf("a stream whose message had come was ended: %v", backup.Err())
 	}
 	g.arrive(gateStreamOf(ctx3))
-	if _, err := g.admit(fromAddr("10.0.0.4:1"), info); status.Code(err) != codes.ResourceExhausted {
+	if _, err := g.admitTagged(fromAddr("10.0.0.4:1"), info); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("a stream with 2 in flight, both with their messages: %v, want ResourceExhausted", err)
 	}
 	if ctx3.Err() != nil || backup.Err() != nil {
@@ -420,7 +421,7 @@ func TestTheStreamGateBoundsStreamsInFlight(t *testing.T) {
 	end1() // the first stream's end gives back no slot twice
 	ctx4, cancel4 := context.WithCancel(fromAddr("10.0.0.4:1"))
 	defer cancel4()
-	if _, err := g.admit(ctx4, info); status.Code(err) != codes.ResourceExhausted {
+	if _, err := g.admitTagged(ctx4, info); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("the pushed-out stream's end gave its slot back again: %v", err)
 	}
 	gateStreamOf(backup).cancel() // the backup ends
@@ -440,7 +441,7 @@ func TestStreamsGiveWayFromTheAddressHoldingTheMost(t *testing.T) {
 	enroll := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	tapOK := func(addr string, info *tap.Info) context.Context {
 		t.Helper()
-		ctx, err := g.admit(fromAddr(addr), info)
+		ctx, err := g.admitTagged(fromAddr(addr), info)
 		if err != nil {
 			t.Fatalf("a stream from %s: %v", addr, err)
 		}
@@ -448,7 +449,7 @@ func TestStreamsGiveWayFromTheAddressHoldingTheMost(t *testing.T) {
 	}
 	refused := func(addr, why string) {
 		t.Helper()
-		if _, err := g.admit(fromAddr(addr), enroll); status.Code(err) != codes.ResourceExhausted {
+		if _, err := g.admitTagged(fromAddr(addr), enroll); status.Code(err) != codes.ResourceExhausted {
 			t.Fatalf("%s: %v, want ResourceExhausted", why, err)
 		}
 	}
@@ -528,7 +529,7 @@ func waitAdmitted(t *testing.T, g *streamGate, ctx context.Context, info *tap.In
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := g.admit(ctx, info); err == nil {
+		if _, err := g.admitTagged(ctx, info); err == nil {
 			return
 		} else if time.Now().After(deadline) {
 			t.Fatalf("%s: %v", failure, err)
@@ -545,21 +546,21 @@ func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 	g := newStreamGate(100, 2, 30*time.Second, 30*time.Second)
 	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
 	parent, end := context.WithCancel(fromAddr("10.0.0.1:5000"))
-	if _, err := g.admit(parent, info); err != nil {
+	if _, err := g.admitTagged(parent, info); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.admit(fromAddr("10.0.0.1:5001"), info); err != nil {
+	if _, err := g.admitTagged(fromAddr("10.0.0.1:5001"), info); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.admit(fromAddr("10.0.0.1:5002"), info); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "10.0.0.1") {
+	if _, err := g.admitTagged(fromAddr("10.0.0.1:5002"), info); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "10.0.0.1") {
 		t.Fatalf("a third stream from one address: %v, want ResourceExhausted naming it", err)
 	}
-	if _, err := g.admit(fromAddr("10.0.0.2:5000"), info); err != nil {
+	if _, err := g.admitTagged(fromAddr("10.0.0.2:5000"), info); err != nil {
 		t.Fatalf("another address is refused: %v", err)
 	}
 	// Two addresses of one IPv6 /64 are one source.
 	for i, a := range []string{"[2001:db8::1]:1", "[2001:db8::2]:1", "[2001:db8::3]:1"} {
-		_, err := g.admit(fromAddr(a), info)
+		_, err := g.admitTagged(fromAddr(a), info)
 		if want := i < 2; (err == nil) != want {
 			t.Fatalf("stream %d from the /64: %v, want admitted %v", i+1, err, want)
 		}
@@ -574,7 +575,7 @@ func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 	open := newStreamGate(3, 0, 30*time.Second, 30*time.Second)
 	var first context.Context
 	for i := range 4 {
-		ctx, err := open.admit(fromAddr("10.0.0.1:6000"), info)
+		ctx, err := open.admitTagged(fromAddr("10.0.0.1:6000"), info)
 		if want := i < 3; (err == nil) != want {
 			t.Fatalf("stream %d from one address with no bound per address: %v, want admitted %v", i+1, err, want)
 		}
@@ -582,7 +583,7 @@ func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 			first = ctx
 		}
 	}
-	if _, err := open.admit(fromAddr("10.0.0.2:6000"), info); err != nil {
+	if _, err := open.admitTagged(fromAddr("10.0.0.2:6000"), info); err != nil {
 		t.Fatalf("a stream from another address: %v", err)
 	}
 	select {
@@ -599,11 +600,11 @@ func TestTheStreamGateBoundsOneAddress(t *testing.T) {
 func TestAStreamWithoutItsMessageEndsEarly(t *testing.T) {
 	g := newStreamGate(100, 100, 30*time.Second, 50*time.Millisecond)
 	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"}
-	silent, err := g.admit(context.Background(), info)
+	silent, err := g.admitTagged(context.Background(), info)
 	if err != nil {
 		t.Fatal(err)
 	}
-	served, err := g.admit(context.Background(), info)
+	served, err := g.admitTagged(context.Background(), info)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -806,7 +807,7 @@ func TestAStreamIsEndedOnceForOneReason(t *testing.T) {
 			defer wg.Done()
 			for i := w * 1000; i < w*1000+1000; i++ {
 				parent := context.WithValue(fromAddr(fmt.Sprintf("10.0.%d.%d:1", w, i%200)), id{}, i)
-				ctx, err := g.admit(parent, info)
+				ctx, err := g.admitTagged(parent, info)
 				if err != nil {
 					continue
 				}
@@ -1044,5 +1045,83 @@ func TestStreamsRefusedAtTheGateLeaveNothingBehind(t *testing.T) {
 	// carried half the flood, was not closed.
 	if _, err := shared.Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("a check beside the admitted watch: %v, want ResourceExhausted (is the watch gone?)", err)
+	}
+}
+
+// admitTagged is admit as gRPC drives it: a stream it admits is then handed
+// to a handler (gateStats.TagRPC).
+func (g *streamGate) admitTagged(ctx context.Context, info *tap.Info) (context.Context, error) {
+	actx, err := g.admit(ctx, info)
+	if err == nil {
+		actx = gateStats{g}.TagRPC(actx, &stats.RPCTagInfo{FullMethodName: info.FullMethodName})
+	}
+	return actx, err
+}
+
+// TestAStreamPushedOutBeforeItsHandlerIsEndedAtIt: a stream that gives way
+// before gRPC has handed it to a handler is ended only once it has been
+// (gRPC never cancels its own context of a stream it drops after the tap,
+// which would then live until the caller's deadline).
+func TestAStreamPushedOutBeforeItsHandlerIsEndedAtIt(t *testing.T) {
+	g := newStreamGate(1, 0, time.Minute, 10*time.Second)
+	info := &tap.Info{FullMethodName: "/grpc.health.v1.Health/Check"}
+	first, err := g.admit(fromAddr("10.0.0.1:1"), info) // not yet handed over
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := g.admitTagged(fromAddr("10.0.0.2:1"), info) // takes the first's slot
+	if err != nil {
+		t.Fatalf("the second stream: %v, want the first's slot", err)
+	}
+	defer gateStreamOf(second).cancel()
+	if first.Err() != nil {
+		t.Fatal("a stream not yet handed to its handler was ended when it gave way")
+	}
+	gateStats{g}.TagRPC(first, &stats.RPCTagInfo{FullMethodName: info.FullMethodName})
+	select {
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream that gave way was not ended once handed to its handler")
+	}
+}
+
+// TestRefusedStreamsWaitingForTheirMessageAreBounded: a refused stream gets
+// refusedGrace from the tap to send its message, but no more than
+// maxRefusedWaiting wait at once, server-wide; every one ends, and the
+// count goes back to zero.
+func TestRefusedStreamsWaitingForTheirMessageAreBounded(t *testing.T) {
+	g := newStreamGate(1, 0, time.Minute, 10*time.Second)
+	info := &tap.Info{FullMethodName: "/flinkpki.v1.EnrollmentService/Enroll"} // not public: it keeps its slot once arrived
+	held, err := g.admitTagged(fromAddr("10.0.0.1:1"), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gateStreamOf(held).cancel()
+	g.arrive(gateStreamOf(held)) // its message came: it keeps its slot
+	var refused []context.Context
+	for i := range maxRefusedWaiting + 200 {
+		ctx, err := g.tap(fromAddr(fmt.Sprintf("10.0.1.%d:%d", i%250, i)), info)
+		if err != nil || refusedOf(ctx) == nil {
+			t.Fatalf("stream %d past the server's bound: %v, want it marked refused", i, err)
+		}
+		refused = append(refused, ctx)
+	}
+	for i, ctx := range refused {
+		gateStats{g}.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: info.FullMethodName})
+		if n := g.refusedWaiting.Load(); n > maxRefusedWaiting {
+			t.Fatalf("after %d refused streams were handed over, %d wait for their message, more than %d", i+1, n, maxRefusedWaiting)
+		}
+	}
+	for i, ctx := range refused {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("refused stream %d was never ended", i)
+		}
+	}
+	for start := time.Now(); g.refusedWaiting.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%d refused streams still counted as waiting after all ended", g.refusedWaiting.Load())
+		}
 	}
 }

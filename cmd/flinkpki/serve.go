@@ -480,6 +480,10 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 	authUnary, authStream := srv.Interceptors()
 	gate := newStreamGate(maxStreamsInFlight, perAddress, rpcTimeout, firstMessageFor(rpcTimeout))
 	gate.shed = srv.Shed
+	// The gate's options come first: its interceptors must run before
+	// every other (they answer a refused stream, with no authentication).
+	// gRPC runs a grpc.UnaryInterceptor/StreamInterceptor before chained
+	// ones: add interceptors with the Chain options only.
 	g := grpc.NewServer(append(gate.options(),
 		// Bounds on what a peer holds before it is authenticated, which
 		// happens only once a request's message has arrived: a stream that
