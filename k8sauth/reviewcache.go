@@ -111,16 +111,6 @@ func (c *reviewCache) drop(ref cacheRef) {
 	}
 }
 
-// size is how many answers are held (expired ones until they are dropped).
-func (c *reviewCache) size() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.byKey)
-}
-
 // unverifiedExpiry reads the exp of a token the API server has just
 // accepted: its claims are the API server's, so they are read without a
 // key (this server may have no JWKS).

@@ -197,3 +197,13 @@ func TestReviewerKeepsOnlyAcceptedTokens(t *testing.T) {
 		t.Errorf("the API server was asked %d times, want 3 (the good token once, the refused one each time)", n)
 	}
 }
+
+// size is how many answers are held (expired ones until they are dropped).
+func (c *reviewCache) size() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byKey)
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/tap"
 
 	"github.com/flinkpki/flinkpki/api"
+	"github.com/flinkpki/flinkpki/authority"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -198,7 +198,7 @@ func (g *streamGate) admit(ctx context.Context, info *tap.Info) (context.Context
 		// Shed here (the method is the caller's: the text quotes it,
 		// clipped, and its summary counts it under one action), and left
 		// to gRPC to answer UNIMPLEMENTED, without a slot.
-		g.report(ctx, "unknown", "unknown_method", status.Errorf(codes.Unimplemented, "unknown method %q", clipMethod(info.FullMethodName)))
+		g.report(ctx, "unknown", "unknown_method", status.Errorf(codes.Unimplemented, "unknown method %q", authority.ClipText(info.FullMethodName)))
 		return ctx, nil
 	}
 	if ctx.Err() != nil {
@@ -426,15 +426,6 @@ func (a arrivalStream) RecvMsg(m any) error {
 		a.g.arrive(a.st)
 	}
 	return err
-}
-
-// clipMethod shortens a method name a caller sent for an error text.
-func clipMethod(m string) string {
-	const limit = 128
-	if len(m) > limit {
-		return strings.ToValidUTF8(m[:limit], "") + "..." // not inside a character
-	}
-	return m
 }
 
 // gateStats is a stats handler that sees every request's end. gRPC reads
