@@ -51,7 +51,16 @@ func (s *Server) VerifyAudit(ctx context.Context, req *pb.VerifyAuditRequest) (*
 		return nil, err
 	}
 	return &pb.VerifyAuditResponse{Ok: r.FirstBad == 0, Entries: r.Entries, FirstBadSeq: r.FirstBad, Message: r.Message,
-		LastSeq: r.LastSeq, LastHash: r.LastHash, Done: r.Done}, nil
+		LastSeq: r.LastSeq, LastHash: r.LastHash, Done: r.Done, ArchivedThroughSeq: r.Archived, ArchivedHash: r.ArchivedHash}, nil
+}
+
+// PruneAudit implements AuditService.
+func (s *Server) PruneAudit(ctx context.Context, req *pb.PruneAuditRequest) (*pb.PruneAuditResponse, error) {
+	r, err := s.auth.PruneAudit(ctx, actorFrom(ctx), req.GetThroughSeq(), req.GetThroughHash(), int(req.GetMaxEntries()))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.PruneAuditResponse{Removed: uint64(r.Removed), ArchivedThroughSeq: r.Archived, Done: r.Done}, nil
 }
 
 // MaxAfterSeq is the largest after_seq ListAudit and VerifyAudit accept:

@@ -38,7 +38,9 @@ func (s *Server) CreateCluster(ctx context.Context, req *pb.CreateClusterRequest
 	if err != nil {
 		return nil, err
 	}
-	return viewPB(v), nil
+	c := viewPB(v)
+	c.LiveHoldersCounted = true // a new cluster has none
+	return c, nil
 }
 
 // UpdateCluster implements ClusterService.
@@ -48,6 +50,11 @@ func (s *Server) UpdateCluster(ctx context.Context, req *pb.UpdateClusterRequest
 	v, err := s.auth.UpdateCluster(ctx, actorFrom(ctx), r)
 	if err != nil {
 		return nil, err
+	}
+	// The cluster as GetCluster shows it, with its CAs' live holders; when
+	// that read fails, the update stands and the answer goes without them.
+	if c, err := s.GetCluster(ctx, &pb.GetClusterRequest{Name: req.GetName()}); err == nil {
+		return c, nil
 	}
 	return viewPB(v), nil
 }
@@ -72,7 +79,9 @@ func (s *Server) GetCluster(ctx context.Context, req *pb.GetClusterRequest) (*pb
 	for _, l := range st.Lineages {
 		cas = append(cas, l.CAs...)
 	}
-	return clusterPB(st.Cluster, cas), nil
+	c := clusterPB(st.Cluster, cas)
+	c.LiveHoldersCounted = true
+	return c, nil
 }
 
 // ListClusters implements ClusterService.
@@ -164,7 +173,7 @@ func (s *Server) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*
 	return &pb.CreateTokenResponse{Token: tok, Id: rec.ID, ExpireTime: timestamppb.New(rec.Expires), Uses: int32(rec.UsesLeft)}, nil
 }
 
-// viewPB is a cluster without live-holder counts (create and list).
+// viewPB is a cluster without live-holder counts (LiveHoldersCounted false).
 func viewPB(v *authority.ClusterView) *pb.Cluster {
 	cas := make([]authority.CAInfo, 0, len(v.CAs))
 	for _, d := range v.CAs {

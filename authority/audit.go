@@ -2,8 +2,11 @@ package authority
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"strconv"
 
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -53,6 +56,11 @@ type AuditReport struct {
 	LastSeq  uint64
 	LastHash string
 	Done     bool
+	// Archived is the last entry archived and removed from the trail (0:
+	// none), ArchivedHash its hash: the trail goes on from the entry after
+	// it, which links to that hash.
+	Archived     uint64
+	ArchivedHash string
 }
 
 // VerifyAudit recomputes the whole hash chain in one read transaction.
@@ -82,7 +90,9 @@ func (a *Authority) VerifyAuditPart(ctx context.Context, afterSeq uint64, prevHa
 			}
 		}
 		r2, err := verifyChain(ctx, tx, afterSeq, prevHash, limit)
-		*r = *r2
+		if r2 != nil {
+			*r = *r2
+		}
 		return err
 	})
 	return r, err
@@ -100,9 +110,21 @@ func VerifyChain(tx *store.Txn) (*AuditReport, error) {
 const verifyCheckEvery = 4096
 
 func verifyChain(ctx context.Context, tx *store.Txn, afterSeq uint64, prev string, limit int) (*AuditReport, error) {
-	r := &AuditReport{LastSeq: afterSeq, LastHash: prev, Done: true}
+	archived, archivedHash, err := tx.AuditArchived()
+	if err != nil {
+		return nil, err
+	}
+	if afterSeq < archived {
+		if afterSeq != 0 {
+			return nil, fmt.Errorf("%w: entries up to %d were archived while this verification ran (it had reached entry %d): run it again", ErrConflict, archived, afterSeq)
+		}
+		// The trail starts after its last archived entry, whose hash the
+		// archive left behind.
+		afterSeq, prev = archived, archivedHash
+	}
+	r := &AuditReport{LastSeq: afterSeq, LastHash: prev, Done: true, Archived: archived, ArchivedHash: archivedHash}
 	want := afterSeq + 1
-	err := tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
+	err = tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
 		if limit > 0 && r.Entries == uint64(limit) {
 			r.Done = false
 			return false, nil
@@ -141,8 +163,156 @@ func verifyChain(ctx context.Context, tx *store.Txn, afterSeq uint64, prev strin
 	}
 	if seq != r.LastSeq || head != prev {
 		r.FirstBad, r.Message = r.LastSeq+1, fmt.Sprintf("audit trail ends at entry %d but its head records entry %d: entries were removed", r.LastSeq, seq)
+	} else if archived > 0 {
+		r.Message = fmt.Sprintf("audit trail intact: entries %d to %d (1 to %d were archived; the last of them has hash %s)", archived+1, r.LastSeq, archived, archivedHash)
 	} else {
 		r.Message = fmt.Sprintf("audit trail intact: %d entries", r.LastSeq)
 	}
 	return r, nil
+}
+
+// PruneReport is what one PruneAudit call did.
+type PruneReport struct {
+	Removed  int    // entries removed by this call
+	Archived uint64 // the last entry removed from the trail so far
+	Done     bool   // the trail now starts after the entry asked for
+}
+
+// pruneAuditPart bounds the entries one PruneAudit call removes (0 asked):
+// a few seconds of the server's time even on etcd.
+const pruneAuditPart = 100_000
+
+// pruneAuditChunk bounds the entries one transaction removes on a backend
+// without a write limit: a bbolt transaction of this many deletes commits
+// in tens of milliseconds, and group commits wait for no more.
+const pruneAuditChunk = 10_000
+
+// PruneAudit removes the oldest entries of the audit trail, through entry
+// through, once the caller has archived them (flinkpki audit archive): hash
+// is that entry's hash as the caller read it. At most limit entries go per
+// call (0: pruneAuditPart); Done says whether the trail now starts after
+// through, and the caller calls again until it does.
+//
+// Nothing is removed that does not verify: each transaction re-reads the
+// entries it removes and checks their sequence, links and hashes from the
+// last entry removed before (whose hash the store keeps, so audit verify
+// goes on from it), and refuses the whole call on the first that fails.
+// The head is untouched: sequence numbers go on. Each call is audited as
+// one audit.archive entry, written with its first removals.
+func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64, hash string, limit int) (*PruneReport, error) {
+	const action = "audit.archive"
+	if limit < 0 {
+		return nil, a.Deny(ctx, actor, "", action, "invalid", fmt.Errorf("%w: max_entries %d is negative: use 0 for %d", ErrInvalid, limit, pruneAuditPart))
+	}
+	if limit == 0 || limit > pruneAuditPart {
+		limit = pruneAuditPart
+	}
+	chunk := pruneAuditChunk
+	if l := a.st.MaxWritesPerTxn(); l > 0 {
+		chunk = max(1, l-3) // and the mark, the audit entry and the head
+	}
+	rep := &PruneReport{}
+	// A refusal changes nothing: it is found before any transaction writes.
+	err := a.st.View(ctx, func(tx *store.Txn) error {
+		archived, archivedHash, err := tx.AuditArchived()
+		if err != nil {
+			return err
+		}
+		rep.Archived = archived
+		head, _, err := tx.AuditHead()
+		switch {
+		case err != nil:
+			return err
+		case through == 0:
+			return fmt.Errorf("%w: through_seq is 0: name the last entry to remove", ErrInvalid)
+		case through > head:
+			return fmt.Errorf("%w: the audit trail ends at entry %d, so entry %d cannot be removed", ErrInvalid, head, through)
+		case through == archived && hash != archivedHash:
+			return fmt.Errorf("%w: entry %d was archived with hash %s, not %s", ErrInvalid, through, archivedHash, hash)
+		case through <= archived:
+			rep.Done = true // removed already (a retried call)
+			return nil
+		}
+		var e *store.AuditEntry
+		if err := tx.ForEachAudit(through, func(got *store.AuditEntry) (bool, error) {
+			e = got
+			return false, nil
+		}); err != nil {
+			return err
+		}
+		switch {
+		case e == nil || e.Seq != through:
+			return fmt.Errorf("%w: audit entry %d is missing: run flinkpki audit verify", ErrAuditBroken, through)
+		case e.Hash != hash:
+			return fmt.Errorf("%w: audit entry %d has hash %s, not the %s given: list the trail again and archive what it holds now", ErrInvalid, through, e.Hash, hash)
+		}
+		return nil
+	})
+	if err != nil {
+		if IsRefusal(err) {
+			return nil, a.Deny(ctx, actor, "", action, ReasonOf(err), err)
+		}
+		return nil, err
+	}
+	for !rep.Done && rep.Removed < limit {
+		n, upTo := 0, uint64(0)
+		err := a.st.Update(ctx, func(tx *store.Txn) error {
+			n = 0
+			archived, prev, err := tx.AuditArchived()
+			if err != nil {
+				return err
+			}
+			if upTo = archived; archived >= through {
+				return nil // another call removed them meanwhile
+			}
+			var last *store.AuditEntry
+			want, room := archived+1, min(chunk, limit-rep.Removed)
+			err = tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
+				if e.Seq > through || n == room {
+					return false, nil
+				}
+				switch {
+				case e.Seq != want:
+					return false, fmt.Errorf("%w: audit entry %d is missing (found %d next), so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, want, e.Seq)
+				case e.Prev != prev:
+					return false, fmt.Errorf("%w: audit entry %d does not link to entry %d, so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, e.Seq, e.Seq-1)
+				case store.AuditHash(e) != e.Hash:
+					return false, fmt.Errorf("%w: audit entry %d was modified (its hash does not match its content), so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, e.Seq)
+				}
+				last, prev, want = e, e.Hash, want+1
+				n++
+				return true, nil
+			})
+			switch {
+			case err != nil:
+				return err
+			case last == nil:
+				return fmt.Errorf("%w: audit entry %d is missing: run flinkpki audit verify", ErrAuditBroken, want)
+			}
+			if rep.Removed == 0 {
+				// The call's one entry, with its first removals: what it
+				// set out to remove, and the hash an archive must end on.
+				if err := a.audit(tx, actor, "", action, "ok", "", map[string]string{
+					"from_seq": strconv.FormatUint(archived+1, 10), "through_seq": strconv.FormatUint(through, 10), "through_hash": hash,
+				}); err != nil {
+					return err
+				}
+			}
+			upTo = last.Seq
+			return tx.RemoveAuditThrough(last)
+		})
+		if err != nil {
+			if errors.Is(err, ErrAuditBroken) {
+				return rep, a.Deny(ctx, actor, "", action, ReasonOf(err), err)
+			}
+			return rep, err
+		}
+		rep.Removed += n
+		rep.Archived, rep.Done = upTo, upTo >= through
+	}
+	if rep.Removed > 0 {
+		a.log.InfoContext(ctx, "archived audit entries removed from the trail", slog.Int("removed", rep.Removed),
+			slog.Uint64("through", rep.Archived), slog.String("actor", actor.String()))
+	}
+	return rep, nil
 }

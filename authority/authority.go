@@ -36,6 +36,9 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrConflict reports a concurrent change; the caller may retry.
 	ErrConflict = errors.New("concurrent change, retry")
+	// ErrAuditBroken reports an audit trail whose hash chain does not
+	// verify where a request needs it to.
+	ErrAuditBroken = errors.New("the audit trail is broken")
 )
 
 // Observer receives the events metrics are made of. All methods must be

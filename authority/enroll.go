@@ -125,7 +125,7 @@ func (a *Authority) clusterFor(tx *store.Txn, actor Actor, name string) (*store.
 
 // notBound refuses a service account that no binding of cluster names.
 func notBound(actor Actor, cluster string) error {
-	return fmt.Errorf("%w: service account %s/%s is not bound to cluster %q (flinkpki cluster update %s --add-k8s-binding %s/%s)",
+	return fmt.Errorf("%w: service account %s/%s is not bound to cluster %q: check --cluster (a service account binds one cluster; an administrator binds it with flinkpki cluster update %s --add-k8s-binding %s/%s)",
 		ErrDenied, actor.Namespace, actor.ServiceAccount, cluster, cluster, actor.Namespace, actor.ServiceAccount)
 }
 
@@ -280,7 +280,6 @@ func (a *Authority) issue(ctx context.Context, actor Actor, action string, req E
 }
 
 func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, req EnrollRequest, role issuer.Role, ips []net.IP, key serverKey) (*Issued, error) {
-	a.keys.Touch()
 	var ls *lineageState
 	var holder string
 	var seen store.HolderMark
@@ -304,6 +303,9 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, r
 	if err != nil {
 		return nil, err
 	}
+	// An issuance is under way: the key pool refills only without one. A
+	// refused caller is none, or one a second would keep the pool empty.
+	a.keys.Touch()
 	pub, err := key(ls.keyType)
 	if err != nil {
 		return nil, err
@@ -518,8 +520,9 @@ func ReasonOf(err error) string {
 		return "bad_csr"
 	case errors.Is(err, ca.ErrBlocked):
 		return "blocked"
-	case errors.Is(err, ca.ErrRotationInProgress), errors.Is(err, ca.ErrNoActiveCA), errors.Is(err, ca.ErrNoPreparedCA), errors.Is(err, ca.ErrNoRetiringCA):
-		return "failed_precondition" // a lifecycle step out of order
+	case errors.Is(err, ca.ErrRotationInProgress), errors.Is(err, ca.ErrNoActiveCA), errors.Is(err, ca.ErrNoPreparedCA), errors.Is(err, ca.ErrNoRetiringCA),
+		errors.Is(err, ErrAuditBroken):
+		return "failed_precondition" // a lifecycle step out of order, a broken trail
 	case errors.Is(err, ErrInvalid), errors.Is(err, issuer.ErrInvalidRequest), errors.Is(err, issuer.ErrUnknownRole), errors.Is(err, ca.ErrInvalidValidity):
 		return "invalid"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

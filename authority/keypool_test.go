@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
 )
 
@@ -140,4 +143,42 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// touchCounter is a KeySource that makes keys on demand and counts the
+// issuances announced to it (Touch), which hold a pool's refill back.
+type touchCounter struct{ touches atomic.Int32 }
+
+func (c *touchCounter) Touch() { c.touches.Add(1) }
+func (c *touchCounter) Key(_ context.Context, kt ca.KeyType) (crypto.Signer, error) {
+	return kt.GenerateKey(rand.Reader)
+}
+
+// TestARefusedEnrollmentDoesNotHoldTheKeyPoolsRefillBack: the pool refills
+// after a second without issuance; a caller refused before anything is
+// issued (a pod of another namespace, once a second) must not count as
+// issuance, or it keeps the pool empty for the next image build's bakes.
+func TestARefusedEnrollmentDoesNotHoldTheKeyPoolsRefillBack(t *testing.T) {
+	t.Parallel()
+	keys := &touchCounter{}
+	e := authoritytest.New(t, authoritytest.WithKeyPool(keys))
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	stranger := authority.Actor{Kind: authority.ActorK8s, Namespace: "evil", ServiceAccount: "x", Pod: "p"}
+	_, csr, err := authoritytest.NewCSR("ecdsa-p256", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Authority.Enroll(e.Ctx, stranger, authority.EnrollRequest{Cluster: "orders", Role: "taskmanager", CSR: csr}); !errors.Is(err, authority.ErrDenied) {
+		t.Fatalf("enroll as a pod of another namespace: %v; want ErrDenied", err)
+	}
+	if _, err := e.Authority.Bake(e.Ctx, stranger, authority.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "b"}); err == nil {
+		t.Fatal("a pod baked")
+	}
+	if n := keys.touches.Load(); n != 0 {
+		t.Fatalf("two refused requests told the key pool of %d issuances; want none", n)
+	}
+	e.Enroll("orders", "taskmanager", "tm-0")
+	if n := keys.touches.Load(); n == 0 {
+		t.Fatal("an issuance did not tell the key pool")
+	}
 }

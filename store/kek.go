@@ -26,6 +26,15 @@ type WriteLimiter interface {
 	MaxWritesPerTxn() int
 }
 
+// MaxWritesPerTxn is the backend's bound on the writes of one transaction
+// (WriteLimiter), 0 when it has none.
+func (s *Store) MaxWritesPerTxn() int {
+	if wl, ok := s.b.(WriteLimiter); ok {
+		return wl.MaxWritesPerTxn()
+	}
+	return 0
+}
+
 // kekRotation is the marker's record: the IDs (Sealer.ID) of the key the
 // store was under and of the key it is moving to.
 type kekRotation struct {
@@ -63,12 +72,9 @@ type RotateKEKOptions struct {
 // the same two keys finishes the work, and only those two.
 func (s *Store) RotateKEK(ctx context.Context, next *Sealer, opts RotateKEKOptions) (int, error) {
 	if next.ID() == s.seal.ID() {
-		return 0, errors.New("the new key-encryption key is the one the store is under already: make a new one with 'head -c 32 /dev/urandom > kek.new'")
+		return 0, errors.New("the new key-encryption key is the one the store is under already: make a new one with '(umask 077; head -c 32 /dev/urandom > kek.new)'")
 	}
-	limit := 0
-	if wl, ok := s.b.(WriteLimiter); ok {
-		limit = wl.MaxWritesPerTxn()
-	}
+	limit := s.MaxWritesPerTxn()
 	var n int
 	var err error
 	if limit <= 0 {

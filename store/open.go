@@ -32,6 +32,8 @@ var (
 	kSchema    = []byte("schema")
 	kKEKCheck  = []byte("kek_check")
 	kAuditHead = []byte("audit_head")
+	// kAuditArchived marks where the trail starts after an archive.
+	kAuditArchived = []byte("audit_archived")
 )
 
 const kekCheckPlaintext = "flinkpki key-encryption key check"

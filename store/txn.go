@@ -290,6 +290,42 @@ func (t *Txn) ForEachAudit(from uint64, fn func(*AuditEntry) (bool, error)) erro
 	return scanJSON(t, bAudit, "", string(seqKey(from)), fn)
 }
 
+// auditArchived is the last entry an archive removed from the trail.
+type auditArchived struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// AuditArchived returns the sequence number and hash of the last entry
+// removed from the trail by RemoveAuditThrough (0 and "" when none was):
+// the trail holds the entries after it, and the first links to that hash.
+func (t *Txn) AuditArchived() (uint64, string, error) {
+	var a auditArchived
+	if raw := t.tx.Get(bMeta, kAuditArchived); raw != nil {
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return 0, "", fmt.Errorf("%w: audit archive mark: %v", ErrCorrupt, err)
+		}
+	}
+	return a.Seq, a.Hash, nil
+}
+
+// RemoveAuditThrough deletes the audit entries after the last removed one
+// (AuditArchived) through last, and records last as the last removed. The
+// caller has read them in this transaction, verified their links and
+// archived them; the head is untouched, so the sequence goes on.
+func (t *Txn) RemoveAuditThrough(last *AuditEntry) error {
+	from, _, err := t.AuditArchived()
+	if err != nil {
+		return err
+	}
+	for seq := from + 1; seq <= last.Seq; seq++ {
+		if err := t.tx.Delete(bAudit, seqKey(seq)); err != nil {
+			return err
+		}
+	}
+	return t.put(bMeta, string(kAuditArchived), auditArchived{Seq: last.Seq, Hash: last.Hash})
+}
+
 func seqKey(seq uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)

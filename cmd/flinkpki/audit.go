@@ -25,10 +25,11 @@ func (a *app) newAuditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Read and verify the append-only audit trail (administrator)",
 		Long: `Every issuance, refusal and CA lifecycle step is recorded in a hash-chained,
-append-only audit trail. list reads it; verify recomputes the chain.`,
+append-only audit trail. list reads it; verify recomputes the chain; archive
+moves the oldest entries to a file, which verify --file checks offline.`,
 	}
 	a.addConnFlags(cmd)
-	cmd.AddCommand(a.newAuditListCmd(), a.newAuditVerifyCmd())
+	cmd.AddCommand(a.newAuditListCmd(), a.newAuditVerifyCmd(), a.newAuditArchiveCmd())
 	return cmd
 }
 
@@ -243,20 +244,31 @@ const auditVerifyPart = 200_000
 
 func (a *app) newAuditVerifyCmd() *cobra.Command {
 	var (
-		out  outputFormat
-		part int32
+		out   outputFormat
+		part  int32
+		files []string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify",
+		Use:   "verify [--file ARCHIVE]...",
 		Short: "Recompute the audit hash chain; exit 1 when it is broken",
 		Long: `Recompute the audit trail's hash chain on the server. Exit 0 when every entry
 links to the one before; exit 1, naming the first bad entry, when not.
-A long trail is verified 200,000 entries at a time, with progress on stderr.`,
-		Example: `  flinkpki audit verify`,
-		Args:    cobra.NoArgs,
+A long trail is verified 200,000 entries at a time, with progress on stderr.
+After audit archive the trail starts later: verify names the last archived
+entry and its hash, which is the last line of that archive.
+
+With --file, verify archive files written by audit archive instead, offline
+(no server): each file's entries, their hashes and links. Given in order,
+consecutive files must link to each other.`,
+		Example: `  flinkpki audit verify
+  flinkpki audit verify --file audit-2025.jsonl --file audit-2026.jsonl -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if part <= 0 {
 				return usagef("--part must be positive")
+			}
+			if len(files) > 0 {
+				return a.verifyArchives(files, out)
 			}
 			conn, err := a.dial()
 			if err != nil {
@@ -287,11 +299,15 @@ A long trail is verified 200,000 entries at a time, with progress on stderr.`,
 			if out == "json" {
 				if err := writeJSON(a.stdout, map[string]any{
 					"ok": resp.GetOk(), "entries": total, "first_bad_seq": resp.GetFirstBadSeq(), "message": resp.GetMessage(),
+					"archived_through_seq": resp.GetArchivedThroughSeq(), "archived_hash": resp.GetArchivedHash(),
 				}); err != nil {
 					return err
 				}
 			} else if resp.GetOk() {
 				fmt.Fprintf(a.stdout, "audit trail intact: %d entries verified\n", total)
+				if n := resp.GetArchivedThroughSeq(); n > 0 {
+					fmt.Fprintf(a.stdout, "entries 1 to %d are archived; the last of them has hash %s\n", n, resp.GetArchivedHash())
+				}
 			}
 			if !resp.GetOk() {
 				msg := resp.GetMessage()
@@ -305,6 +321,39 @@ A long trail is verified 200,000 entries at a time, with progress on stderr.`,
 	}
 	cmd.Flags().Int32Var(&part, "part", auditVerifyPart, "entries the server verifies per request")
 	_ = cmd.Flags().MarkHidden("part")
+	cmd.Flags().StringArrayVar(&files, "file", nil, "verify this archive (from audit archive) offline instead; repeat for several, oldest first")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// verifyArchives is audit verify --file: each archive's chain, and the
+// links between consecutive ones.
+func (a *app) verifyArchives(files []string, out outputFormat) error {
+	reps := make([]archiveReport, 0, len(files))
+	var bad error
+	for i, path := range files {
+		rep, err := verifyArchive(path)
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		if prev := reps; rep.OK && i > 0 && prev[i-1].OK && rep.FirstSeq == prev[i-1].LastSeq+1 && rep.FirstPrev != prev[i-1].LastHash {
+			rep.OK, rep.Message = false, fmt.Sprintf("its first entry, %d, does not link to the last entry of %s", rep.FirstSeq, prev[i-1].Path)
+		}
+		if !rep.OK && bad == nil {
+			bad = fmt.Errorf("%w: %s: %s", errAuditBroken, path, rep.Message)
+		}
+		reps = append(reps, rep)
+	}
+	if out == "json" {
+		if err := writeJSON(a.stdout, map[string]any{"ok": bad == nil, "files": reps}); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range reps {
+			if r.OK {
+				fmt.Fprintf(a.stdout, "%s: %s\n", r.Path, r.Message)
+			}
+		}
+	}
+	return bad
 }

@@ -28,16 +28,17 @@ type bindingJSON struct {
 
 // caJSON is the stable JSON shape of one CA.
 type caJSON struct {
-	ID                  string `json:"id"`
-	Purpose             string `json:"purpose"`
-	Generation          int32  `json:"generation"`
-	State               string `json:"state"`
-	SHA256Fingerprint   string `json:"sha256_fingerprint"`
-	NotBefore           string `json:"not_before"`
-	NotAfter            string `json:"not_after"`
-	Subject             string `json:"subject"`
-	LiveHoldersSigned   int32  `json:"live_holders_signed"`
-	LiveHoldersTrusting int32  `json:"live_holders_trusting"`
+	ID                string `json:"id"`
+	Purpose           string `json:"purpose"`
+	Generation        int32  `json:"generation"`
+	State             string `json:"state"`
+	SHA256Fingerprint string `json:"sha256_fingerprint"`
+	NotBefore         string `json:"not_before"`
+	NotAfter          string `json:"not_after"`
+	Subject           string `json:"subject"`
+	// nil (null) when not counted: cluster list does not count them.
+	LiveHoldersSigned   *int32 `json:"live_holders_signed"`
+	LiveHoldersTrusting *int32 `json:"live_holders_trusting"`
 	CertificatePEM      string `json:"certificate_pem,omitempty"`
 }
 
@@ -56,7 +57,11 @@ func toClusterJSON(c *flinkpkiv1.Cluster) clusterJSON {
 		j.K8sBindings = append(j.K8sBindings, bindingJSON{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
 	}
 	for _, ca := range c.GetCas() {
-		j.CAs = append(j.CAs, toCAJSON(ca))
+		cj := toCAJSON(ca)
+		if !c.GetLiveHoldersCounted() {
+			cj.LiveHoldersSigned, cj.LiveHoldersTrusting = nil, nil
+		}
+		j.CAs = append(j.CAs, cj)
 	}
 	return j
 }
@@ -71,8 +76,8 @@ func toCAJSON(ca *flinkpkiv1.CertificateAuthority) caJSON {
 		NotBefore:           rfc3339(ca.GetNotBefore()),
 		NotAfter:            rfc3339(ca.GetNotAfter()),
 		Subject:             ca.GetSubject(),
-		LiveHoldersSigned:   ca.GetLiveHoldersSigned(),
-		LiveHoldersTrusting: ca.GetLiveHoldersTrusting(),
+		LiveHoldersSigned:   new(ca.GetLiveHoldersSigned()),
+		LiveHoldersTrusting: new(ca.GetLiveHoldersTrusting()),
 	}
 	if der := ca.GetCertificate(); len(der) > 0 {
 		j.CertificatePEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
@@ -103,16 +108,21 @@ func (a *app) printCluster(c *flinkpkiv1.Cluster, out outputFormat) error {
 		return nil
 	}
 	fmt.Fprintln(a.stdout)
-	return a.printCATable(c.GetCas())
+	return a.printCATable(c.GetCas(), c.GetLiveHoldersCounted())
 }
 
-// printCATable lists CAs one per row.
-func (a *app) printCATable(cas []*flinkpkiv1.CertificateAuthority) error {
+// printCATable lists CAs one per row; counted says whether their live
+// holders are (a dash when not).
+func (a *app) printCATable(cas []*flinkpkiv1.CertificateAuthority, counted bool) error {
 	w := newTable(a.stdout)
 	w.row("PURPOSE", "GEN", "STATE", "ID", "NOT AFTER", "SIGNED", "TRUSTING", "SHA-256 FINGERPRINT")
 	for _, ca := range cas {
+		var signed, trusting any = ca.GetLiveHoldersSigned(), ca.GetLiveHoldersTrusting()
+		if !counted {
+			signed, trusting = "-", "-"
+		}
 		w.row(ca.GetPurpose(), ca.GetGeneration(), ca.GetState(), ca.GetId(),
-			orDash(rfc3339(ca.GetNotAfter())), ca.GetLiveHoldersSigned(), ca.GetLiveHoldersTrusting(), ca.GetSha256Fingerprint())
+			orDash(rfc3339(ca.GetNotAfter())), signed, trusting, ca.GetSha256Fingerprint())
 	}
 	return w.Flush()
 }

@@ -106,15 +106,17 @@ type Cluster struct {
 }
 
 // New starts a private cluster of n members for one test and stops it,
-// removing its data, when the test ends.
-func New(t testing.TB, n int) *Cluster {
+// removing its data, when the test ends. Its members run with
+// --max-txn-ops 1024; extra etcd flags follow (and override) the defaults:
+// "--max-txn-ops", "128" is etcd's own bound.
+func New(t testing.TB, n int, extra ...string) *Cluster {
 	t.Helper()
 	root, err := DataRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
-	c, err := Start(n, root)
+	c, err := start(n, root, nil, nil, extra)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +134,10 @@ func Start(n int, root string) (*Cluster, error) {
 // (etcd's --cert-file and friends) are given; hc then reaches their
 // /health endpoint and must carry what the members demand.
 func StartTLS(n int, root string, serverArgs []string, hc *http.Client) (*Cluster, error) {
+	return start(n, root, serverArgs, hc, nil)
+}
+
+func start(n int, root string, serverArgs []string, hc *http.Client, extra []string) (*Cluster, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -170,7 +176,7 @@ func StartTLS(n int, root string, serverArgs []string, hc *http.Client) (*Cluste
 			"--heartbeat-interval", "50", "--election-timeout", "500",
 			"--max-txn-ops", "1024", "--logger", "zap", "--log-level", "error",
 		}
-		m.args = append(m.args, serverArgs...)
+		m.args = append(append(m.args, serverArgs...), extra...)
 		if err := c.start(m); err != nil {
 			c.Stop()
 			return nil, err

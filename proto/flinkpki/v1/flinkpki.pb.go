@@ -164,17 +164,22 @@ func (x *CreateClusterRequest) GetDisableAutoRotate() bool {
 }
 
 type Cluster struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Name          string                  `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	KeyType       string                  `protobuf:"bytes,2,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
-	CaValidity    *durationpb.Duration    `protobuf:"bytes,3,opt,name=ca_validity,json=caValidity,proto3" json:"ca_validity,omitempty"`
-	LeafValidity  *durationpb.Duration    `protobuf:"bytes,4,opt,name=leaf_validity,json=leafValidity,proto3" json:"leaf_validity,omitempty"`
-	K8SBindings   []*K8SBinding           `protobuf:"bytes,5,rep,name=k8s_bindings,json=k8sBindings,proto3" json:"k8s_bindings,omitempty"`
-	AutoRotate    bool                    `protobuf:"varint,6,opt,name=auto_rotate,json=autoRotate,proto3" json:"auto_rotate,omitempty"`
-	CreateTime    *timestamppb.Timestamp  `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	Cas           []*CertificateAuthority `protobuf:"bytes,8,rep,name=cas,proto3" json:"cas,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState  `protogen:"open.v1"`
+	Name         string                  `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	KeyType      string                  `protobuf:"bytes,2,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	CaValidity   *durationpb.Duration    `protobuf:"bytes,3,opt,name=ca_validity,json=caValidity,proto3" json:"ca_validity,omitempty"`
+	LeafValidity *durationpb.Duration    `protobuf:"bytes,4,opt,name=leaf_validity,json=leafValidity,proto3" json:"leaf_validity,omitempty"`
+	K8SBindings  []*K8SBinding           `protobuf:"bytes,5,rep,name=k8s_bindings,json=k8sBindings,proto3" json:"k8s_bindings,omitempty"`
+	AutoRotate   bool                    `protobuf:"varint,6,opt,name=auto_rotate,json=autoRotate,proto3" json:"auto_rotate,omitempty"`
+	CreateTime   *timestamppb.Timestamp  `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Cas          []*CertificateAuthority `protobuf:"bytes,8,rep,name=cas,proto3" json:"cas,omitempty"`
+	// Whether the CAs' live_holders_signed and live_holders_trusting are
+	// counted: true from GetCluster, CreateCluster and UpdateCluster; false
+	// from ListClusters, which leaves them 0 (counting them for a page of
+	// clusters reads every holder of each): ask GetCluster for them.
+	LiveHoldersCounted bool `protobuf:"varint,9,opt,name=live_holders_counted,json=liveHoldersCounted,proto3" json:"live_holders_counted,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -261,6 +266,13 @@ func (x *Cluster) GetCas() []*CertificateAuthority {
 		return x.Cas
 	}
 	return nil
+}
+
+func (x *Cluster) GetLiveHoldersCounted() bool {
+	if x != nil {
+		return x.LiveHoldersCounted
+	}
+	return false
 }
 
 type CertificateAuthority struct {
@@ -2507,16 +2519,21 @@ func (x *VerifyAuditRequest) GetMaxEntries() int32 {
 }
 
 type VerifyAuditResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
-	Entries       uint64                 `protobuf:"varint,2,opt,name=entries,proto3" json:"entries,omitempty"` // entries verified by this call
-	FirstBadSeq   uint64                 `protobuf:"varint,3,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
-	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
-	LastSeq       uint64                 `protobuf:"varint,5,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"` // the last entry verified
-	LastHash      string                 `protobuf:"bytes,6,opt,name=last_hash,json=lastHash,proto3" json:"last_hash,omitempty"`
-	Done          bool                   `protobuf:"varint,7,opt,name=done,proto3" json:"done,omitempty"` // this part reached the head of the trail
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Ok          bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Entries     uint64                 `protobuf:"varint,2,opt,name=entries,proto3" json:"entries,omitempty"` // entries verified by this call
+	FirstBadSeq uint64                 `protobuf:"varint,3,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
+	Message     string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	LastSeq     uint64                 `protobuf:"varint,5,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"` // the last entry verified
+	LastHash    string                 `protobuf:"bytes,6,opt,name=last_hash,json=lastHash,proto3" json:"last_hash,omitempty"`
+	Done        bool                   `protobuf:"varint,7,opt,name=done,proto3" json:"done,omitempty"` // this part reached the head of the trail
+	// The last entry archived and removed from the trail (0: none), and its
+	// hash: the trail goes on from the entry after it, which links to it, and
+	// the archive holding it ends on that hash.
+	ArchivedThroughSeq uint64 `protobuf:"varint,8,opt,name=archived_through_seq,json=archivedThroughSeq,proto3" json:"archived_through_seq,omitempty"`
+	ArchivedHash       string `protobuf:"bytes,9,opt,name=archived_hash,json=archivedHash,proto3" json:"archived_hash,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *VerifyAuditResponse) Reset() {
@@ -2598,6 +2615,144 @@ func (x *VerifyAuditResponse) GetDone() bool {
 	return false
 }
 
+func (x *VerifyAuditResponse) GetArchivedThroughSeq() uint64 {
+	if x != nil {
+		return x.ArchivedThroughSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetArchivedHash() string {
+	if x != nil {
+		return x.ArchivedHash
+	}
+	return ""
+}
+
+// Removes the entries from the oldest the trail holds through through_seq,
+// whose hash the caller read (and archived) as through_hash. Nothing that
+// does not verify is removed. One call removes at most max_entries
+// (0: 100,000); call again until done.
+type PruneAuditRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ThroughSeq    uint64                 `protobuf:"varint,1,opt,name=through_seq,json=throughSeq,proto3" json:"through_seq,omitempty"`
+	ThroughHash   string                 `protobuf:"bytes,2,opt,name=through_hash,json=throughHash,proto3" json:"through_hash,omitempty"`
+	MaxEntries    int32                  `protobuf:"varint,3,opt,name=max_entries,json=maxEntries,proto3" json:"max_entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneAuditRequest) Reset() {
+	*x = PruneAuditRequest{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneAuditRequest) ProtoMessage() {}
+
+func (x *PruneAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneAuditRequest.ProtoReflect.Descriptor instead.
+func (*PruneAuditRequest) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PruneAuditRequest) GetThroughSeq() uint64 {
+	if x != nil {
+		return x.ThroughSeq
+	}
+	return 0
+}
+
+func (x *PruneAuditRequest) GetThroughHash() string {
+	if x != nil {
+		return x.ThroughHash
+	}
+	return ""
+}
+
+func (x *PruneAuditRequest) GetMaxEntries() int32 {
+	if x != nil {
+		return x.MaxEntries
+	}
+	return 0
+}
+
+type PruneAuditResponse struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Removed            uint64                 `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`                                                   // entries this call removed
+	ArchivedThroughSeq uint64                 `protobuf:"varint,2,opt,name=archived_through_seq,json=archivedThroughSeq,proto3" json:"archived_through_seq,omitempty"` // the last entry removed so far
+	Done               bool                   `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`                                                         // the trail now starts after through_seq
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *PruneAuditResponse) Reset() {
+	*x = PruneAuditResponse{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneAuditResponse) ProtoMessage() {}
+
+func (x *PruneAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneAuditResponse.ProtoReflect.Descriptor instead.
+func (*PruneAuditResponse) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *PruneAuditResponse) GetRemoved() uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
+func (x *PruneAuditResponse) GetArchivedThroughSeq() uint64 {
+	if x != nil {
+		return x.ArchivedThroughSeq
+	}
+	return 0
+}
+
+func (x *PruneAuditResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
 type BackupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2606,7 +2761,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2773,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2786,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{40}
 }
 
 type BackupChunk struct {
@@ -2643,7 +2798,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2810,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2823,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{39}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -2694,7 +2849,7 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"caValidity\x12>\n" +
 	"\rleaf_validity\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fleafValidity\x12:\n" +
 	"\fk8s_bindings\x18\x05 \x03(\v2\x17.flinkpki.v1.K8sBindingR\vk8sBindings\x12.\n" +
-	"\x13disable_auto_rotate\x18\x06 \x01(\bR\x11disableAutoRotate\"\x83\x03\n" +
+	"\x13disable_auto_rotate\x18\x06 \x01(\bR\x11disableAutoRotate\"\xb5\x03\n" +
 	"\aCluster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bkey_type\x18\x02 \x01(\tR\akeyType\x12:\n" +
@@ -2706,7 +2861,8 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"autoRotate\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x123\n" +
-	"\x03cas\x18\b \x03(\v2!.flinkpki.v1.CertificateAuthorityR\x03cas\"\xb9\x03\n" +
+	"\x03cas\x18\b \x03(\v2!.flinkpki.v1.CertificateAuthorityR\x03cas\x120\n" +
+	"\x14live_holders_counted\x18\t \x01(\bR\x12liveHoldersCounted\"\xb9\x03\n" +
 	"\x14CertificateAuthority\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x1e\n" +
@@ -2888,7 +3044,7 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x1b\n" +
 	"\tprev_hash\x18\x02 \x01(\tR\bprevHash\x12\x1f\n" +
 	"\vmax_entries\x18\x03 \x01(\x05R\n" +
-	"maxEntries\"\xc9\x01\n" +
+	"maxEntries\"\xa0\x02\n" +
 	"\x13VerifyAuditResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\aentries\x18\x02 \x01(\x04R\aentries\x12\"\n" +
@@ -2896,7 +3052,19 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x19\n" +
 	"\blast_seq\x18\x05 \x01(\x04R\alastSeq\x12\x1b\n" +
 	"\tlast_hash\x18\x06 \x01(\tR\blastHash\x12\x12\n" +
-	"\x04done\x18\a \x01(\bR\x04done\"\x0f\n" +
+	"\x04done\x18\a \x01(\bR\x04done\x120\n" +
+	"\x14archived_through_seq\x18\b \x01(\x04R\x12archivedThroughSeq\x12#\n" +
+	"\rarchived_hash\x18\t \x01(\tR\farchivedHash\"x\n" +
+	"\x11PruneAuditRequest\x12\x1f\n" +
+	"\vthrough_seq\x18\x01 \x01(\x04R\n" +
+	"throughSeq\x12!\n" +
+	"\fthrough_hash\x18\x02 \x01(\tR\vthroughHash\x12\x1f\n" +
+	"\vmax_entries\x18\x03 \x01(\x05R\n" +
+	"maxEntries\"t\n" +
+	"\x12PruneAuditResponse\x12\x18\n" +
+	"\aremoved\x18\x01 \x01(\x04R\aremoved\x120\n" +
+	"\x14archived_through_seq\x18\x02 \x01(\x04R\x12archivedThroughSeq\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\"\x0f\n" +
 	"\rBackupRequest\"!\n" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data2\x88\x05\n" +
@@ -2920,10 +3088,12 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\rReleaseHolder\x12!.flinkpki.v1.ReleaseHolderRequest\x1a\".flinkpki.v1.ReleaseHolderResponse2\x93\x01\n" +
 	"\x11EnrollmentService\x12A\n" +
 	"\x06Enroll\x12\x1a.flinkpki.v1.EnrollRequest\x1a\x1b.flinkpki.v1.EnrollResponse\x12;\n" +
-	"\x04Bake\x12\x18.flinkpki.v1.BakeRequest\x1a\x19.flinkpki.v1.BakeResponse2\xac\x01\n" +
+	"\x04Bake\x12\x18.flinkpki.v1.BakeRequest\x1a\x19.flinkpki.v1.BakeResponse2\xfb\x01\n" +
 	"\fAuditService\x12J\n" +
 	"\tListAudit\x12\x1d.flinkpki.v1.ListAuditRequest\x1a\x1e.flinkpki.v1.ListAuditResponse\x12P\n" +
-	"\vVerifyAudit\x12\x1f.flinkpki.v1.VerifyAuditRequest\x1a .flinkpki.v1.VerifyAuditResponse2P\n" +
+	"\vVerifyAudit\x12\x1f.flinkpki.v1.VerifyAuditRequest\x1a .flinkpki.v1.VerifyAuditResponse\x12M\n" +
+	"\n" +
+	"PruneAudit\x12\x1e.flinkpki.v1.PruneAuditRequest\x1a\x1f.flinkpki.v1.PruneAuditResponse2P\n" +
 	"\fAdminService\x12@\n" +
 	"\x06Backup\x12\x1a.flinkpki.v1.BackupRequest\x1a\x18.flinkpki.v1.BackupChunk0\x01B;Z9github.com/flinkpki/flinkpki/proto/flinkpki/v1;flinkpkiv1b\x06proto3"
 
@@ -2939,7 +3109,7 @@ func file_flinkpki_v1_flinkpki_proto_rawDescGZIP() []byte {
 	return file_flinkpki_v1_flinkpki_proto_rawDescData
 }
 
-var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
 	(*K8SBinding)(nil),            // 0: flinkpki.v1.K8sBinding
 	(*CreateClusterRequest)(nil),  // 1: flinkpki.v1.CreateClusterRequest
@@ -2979,43 +3149,45 @@ var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
 	(*ListAuditResponse)(nil),     // 35: flinkpki.v1.ListAuditResponse
 	(*VerifyAuditRequest)(nil),    // 36: flinkpki.v1.VerifyAuditRequest
 	(*VerifyAuditResponse)(nil),   // 37: flinkpki.v1.VerifyAuditResponse
-	(*BackupRequest)(nil),         // 38: flinkpki.v1.BackupRequest
-	(*BackupChunk)(nil),           // 39: flinkpki.v1.BackupChunk
-	nil,                           // 40: flinkpki.v1.AuditEntry.DetailsEntry
-	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
+	(*PruneAuditRequest)(nil),     // 38: flinkpki.v1.PruneAuditRequest
+	(*PruneAuditResponse)(nil),    // 39: flinkpki.v1.PruneAuditResponse
+	(*BackupRequest)(nil),         // 40: flinkpki.v1.BackupRequest
+	(*BackupChunk)(nil),           // 41: flinkpki.v1.BackupChunk
+	nil,                           // 42: flinkpki.v1.AuditEntry.DetailsEntry
+	(*durationpb.Duration)(nil),   // 43: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
 }
 var file_flinkpki_v1_flinkpki_proto_depIdxs = []int32{
-	41, // 0: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
-	41, // 1: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
+	43, // 0: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
+	43, // 1: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
 	0,  // 2: flinkpki.v1.CreateClusterRequest.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	41, // 3: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
-	41, // 4: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
+	43, // 3: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
+	43, // 4: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
 	0,  // 5: flinkpki.v1.Cluster.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	42, // 6: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	44, // 6: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 7: flinkpki.v1.Cluster.cas:type_name -> flinkpki.v1.CertificateAuthority
-	42, // 8: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
-	42, // 9: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
+	44, // 8: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
+	44, // 9: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
 	2,  // 10: flinkpki.v1.ListClustersResponse.clusters:type_name -> flinkpki.v1.Cluster
 	0,  // 11: flinkpki.v1.UpdateClusterRequest.add_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
 	0,  // 12: flinkpki.v1.UpdateClusterRequest.remove_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	41, // 13: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	42, // 14: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	42, // 15: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
-	42, // 16: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
+	43, // 13: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	44, // 14: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	44, // 15: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
+	44, // 16: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
 	13, // 17: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
-	42, // 18: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
+	44, // 18: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
 	3,  // 19: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
 	21, // 20: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
 	22, // 21: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
-	42, // 22: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
-	42, // 23: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
-	42, // 24: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
+	44, // 22: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
+	44, // 23: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
+	44, // 24: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
 	24, // 25: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
-	42, // 26: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	42, // 27: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
-	42, // 28: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	40, // 29: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
+	44, // 26: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	44, // 27: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
+	44, // 28: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	42, // 29: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
 	33, // 30: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
 	1,  // 31: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
 	4,  // 32: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
@@ -3035,28 +3207,30 @@ var file_flinkpki_v1_flinkpki_proto_depIdxs = []int32{
 	31, // 46: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
 	34, // 47: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
 	36, // 48: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
-	38, // 49: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
-	2,  // 50: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
-	2,  // 51: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
-	6,  // 52: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
-	9,  // 53: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
-	2,  // 54: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
-	11, // 55: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
-	14, // 56: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
-	16, // 57: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
-	23, // 58: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
-	23, // 59: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
-	23, // 60: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
-	23, // 61: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
-	26, // 62: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
-	28, // 63: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
-	30, // 64: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
-	32, // 65: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
-	35, // 66: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
-	37, // 67: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
-	39, // 68: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
-	50, // [50:69] is the sub-list for method output_type
-	31, // [31:50] is the sub-list for method input_type
+	38, // 49: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
+	40, // 50: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
+	2,  // 51: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
+	2,  // 52: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
+	6,  // 53: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
+	9,  // 54: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
+	2,  // 55: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
+	11, // 56: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
+	14, // 57: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
+	16, // 58: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
+	23, // 59: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
+	23, // 60: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
+	23, // 61: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
+	23, // 62: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
+	26, // 63: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
+	28, // 64: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
+	30, // 65: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
+	32, // 66: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
+	35, // 67: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
+	37, // 68: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
+	39, // 69: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
+	41, // 70: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
+	51, // [51:71] is the sub-list for method output_type
+	31, // [31:51] is the sub-list for method input_type
 	31, // [31:31] is the sub-list for extension type_name
 	31, // [31:31] is the sub-list for extension extendee
 	0,  // [0:31] is the sub-list for field type_name
@@ -3074,7 +3248,7 @@ func file_flinkpki_v1_flinkpki_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flinkpki_v1_flinkpki_proto_rawDesc), len(file_flinkpki_v1_flinkpki_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -855,6 +855,7 @@ var EnrollmentService_ServiceDesc = grpc.ServiceDesc{
 const (
 	AuditService_ListAudit_FullMethodName   = "/flinkpki.v1.AuditService/ListAudit"
 	AuditService_VerifyAudit_FullMethodName = "/flinkpki.v1.AuditService/VerifyAudit"
+	AuditService_PruneAudit_FullMethodName  = "/flinkpki.v1.AuditService/PruneAudit"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -865,6 +866,10 @@ const (
 type AuditServiceClient interface {
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 	VerifyAudit(ctx context.Context, in *VerifyAuditRequest, opts ...grpc.CallOption) (*VerifyAuditResponse, error)
+	// Removes the oldest entries once the caller has archived them
+	// (flinkpki audit archive). The trail keeps the last removed entry's hash,
+	// and audit verify goes on from it.
+	PruneAudit(ctx context.Context, in *PruneAuditRequest, opts ...grpc.CallOption) (*PruneAuditResponse, error)
 }
 
 type auditServiceClient struct {
@@ -895,6 +900,16 @@ func (c *auditServiceClient) VerifyAudit(ctx context.Context, in *VerifyAuditReq
 	return out, nil
 }
 
+func (c *auditServiceClient) PruneAudit(ctx context.Context, in *PruneAuditRequest, opts ...grpc.CallOption) (*PruneAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PruneAuditResponse)
+	err := c.cc.Invoke(ctx, AuditService_PruneAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -903,6 +918,10 @@ func (c *auditServiceClient) VerifyAudit(ctx context.Context, in *VerifyAuditReq
 type AuditServiceServer interface {
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	VerifyAudit(context.Context, *VerifyAuditRequest) (*VerifyAuditResponse, error)
+	// Removes the oldest entries once the caller has archived them
+	// (flinkpki audit archive). The trail keeps the last removed entry's hash,
+	// and audit verify goes on from it.
+	PruneAudit(context.Context, *PruneAuditRequest) (*PruneAuditResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -918,6 +937,9 @@ func (UnimplementedAuditServiceServer) ListAudit(context.Context, *ListAuditRequ
 }
 func (UnimplementedAuditServiceServer) VerifyAudit(context.Context, *VerifyAuditRequest) (*VerifyAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
+}
+func (UnimplementedAuditServiceServer) PruneAudit(context.Context, *PruneAuditRequest) (*PruneAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PruneAudit not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -976,6 +998,24 @@ func _AuditService_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_PruneAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).PruneAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_PruneAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).PruneAudit(ctx, req.(*PruneAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -990,6 +1030,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyAudit",
 			Handler:    _AuditService_VerifyAudit_Handler,
+		},
+		{
+			MethodName: "PruneAudit",
+			Handler:    _AuditService_PruneAudit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,157 @@
+package authority_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
+	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/etcd"
+)
+
+// TestArchivedAuditEntriesLeaveTheTrailAndItStillVerifies on bbolt.
+func TestArchivedAuditEntriesLeaveTheTrailAndItStillVerifies(t *testing.T) {
+	t.Parallel()
+	archiveScenario(t)
+}
+
+// TestArchivedAuditEntriesLeaveTheTrailAndItStillVerifiesOnEtcd: the same
+// on a real etcd with its default --max-txn-ops of 128, which a call of 150
+// removals passes only in several transactions.
+func TestArchivedAuditEntriesLeaveTheTrailAndItStillVerifiesOnEtcd(t *testing.T) {
+	c := etcdtest.New(t, 1, "--max-txn-ops", "128")
+	archiveScenario(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
+		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/archive/"})
+	}))
+}
+
+// archiveScenario: a trail of 250 entries; removing entries 1 to 200 with
+// the wrong hash, or past the head, is refused and changes nothing; with
+// the right hash it takes two calls of at most 150 and leaves a trail that
+// starts at 201, verifies, names the last archived entry and its hash, and
+// goes on growing; each call is audited; a retried call does nothing; a
+// verification in parts that an archive overtook is told to start again.
+func archiveScenario(t *testing.T, opts ...authoritytest.Option) {
+	e := authoritytest.New(t, opts...)
+	for i := range 250 {
+		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("c%03d", i)})
+	}
+	all := e.Audit("")
+	if len(all) != 250 {
+		t.Fatalf("the trail holds %d entries, want 250", len(all))
+	}
+	through := all[199]
+	archived := func() (uint64, string) {
+		t.Helper()
+		var seq uint64
+		var hash string
+		if err := e.Store.View(e.Ctx, func(tx *store.Txn) error {
+			var err error
+			seq, hash, err = tx.AuditArchived()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return seq, hash
+	}
+
+	for _, bad := range []struct {
+		seq  uint64
+		hash string
+		want string
+	}{
+		{200, strings.Repeat("0", 64), "has hash " + through.Hash},
+		{100_000, through.Hash, "the audit trail ends at entry 251, so entry 100000"}, // 251: the refusal above
+		{0, through.Hash, "through_seq is 0"},
+	} {
+		_, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, bad.seq, bad.hash, 0)
+		if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("remove through %d with hash %.8s: %v; want ErrInvalid saying %q", bad.seq, bad.hash, err, bad.want)
+		}
+		if seq, _ := archived(); seq != 0 {
+			t.Fatalf("a refused removal archived through entry %d", seq)
+		}
+	}
+	refusals := e.Audit("")[250:]
+	if len(refusals) != 3 || refusals[0].Action != "audit.archive" || refusals[0].Outcome != "denied" {
+		t.Fatalf("the refusals were audited as %+v; want three audit.archive denials after the 250 entries", refusals)
+	}
+
+	r, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, 200, through.Hash, 150)
+	if err != nil || r.Removed != 150 || r.Archived != 150 || r.Done {
+		t.Fatalf("the first call of at most 150: %+v, %v; want 150 removed, not done", r, err)
+	}
+	r, err = e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, 200, through.Hash, 150)
+	if err != nil || r.Removed != 50 || r.Archived != 200 || !r.Done {
+		t.Fatalf("the second call: %+v, %v; want the other 50 removed, done", r, err)
+	}
+	if seq, hash := archived(); seq != 200 || hash != through.Hash {
+		t.Fatalf("the store marks entry %d (%.8s) as the last archived; want 200 (%.8s)", seq, hash, through.Hash)
+	}
+	r, err = e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, 200, through.Hash, 0)
+	if err != nil || r.Removed != 0 || !r.Done {
+		t.Fatalf("a retried call: %+v, %v; want nothing removed, done", r, err)
+	}
+	if _, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, 200, all[198].Hash, 0); !errors.Is(err, authority.ErrInvalid) {
+		t.Fatalf("a call naming entry 200 with another hash after it was archived: %v; want ErrInvalid", err)
+	}
+
+	left := e.Audit("")
+	if left[0].Seq != 201 || left[0].Prev != through.Hash {
+		t.Fatalf("the trail now starts at entry %d linking to %.8s; want 201 linking to entry 200's hash", left[0].Seq, left[0].Prev)
+	}
+	var calls []*store.AuditEntry
+	for _, a := range left {
+		if a.Action == "audit.archive" && a.Outcome == "ok" {
+			calls = append(calls, a)
+		}
+	}
+	if len(calls) != 2 || calls[0].Details["from_seq"] != "1" || calls[1].Details["from_seq"] != "151" ||
+		calls[0].Details["through_seq"] != "200" || calls[0].Details["through_hash"] != through.Hash || calls[0].Actor != "admin:test" {
+		t.Fatalf("the removals were audited as %+v; want one audit.archive entry per call that removed, from 1 and from 151", calls)
+	}
+
+	e.CreateCluster(authority.CreateClusterRequest{Name: "after"})
+	v, err := e.Authority.VerifyAudit(e.Ctx)
+	head := left[len(left)-1].Seq + 1
+	if err != nil || v.FirstBad != 0 || v.Archived != 200 || v.ArchivedHash != through.Hash || v.LastSeq != head || v.Entries != head-200 {
+		t.Fatalf("verify after the archive: %+v, %v; want entries 201 to %d intact, 1 to 200 archived", v, err, head)
+	}
+	if !strings.Contains(v.Message, "1 to 200 were archived; the last of them has hash "+through.Hash) {
+		t.Errorf("verify says %q; it should name the archived entries and the last one's hash", v.Message)
+	}
+	if _, err := e.Authority.VerifyAuditPart(e.Ctx, 100, all[99].Hash, 10); !errors.Is(err, authority.ErrConflict) {
+		t.Fatalf("a verification in parts that had reached entry 100 before the archive: %v; want ErrConflict (start again)", err)
+	}
+}
+
+// TestAnAuditArchiveRemovesNothingThatDoesNotVerify: an entry edited in the
+// file is in the range asked for; the call is refused, as a broken trail,
+// and removes nothing, so the evidence stays where audit verify finds it.
+func TestAnAuditArchiveRemovesNothingThatDoesNotVerify(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	for i := range 20 {
+		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("c%02d", i)})
+	}
+	last := e.Audit("")[15]
+	if err := e.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, e.Path, 9, func(m map[string]any) { m["actor"] = "admin:someone-else" })
+	e.Reopen()
+	_, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, 16, last.Hash, 0)
+	if !errors.Is(err, authority.ErrAuditBroken) || !strings.Contains(err.Error(), "audit entry 9 was modified") {
+		t.Fatalf("remove through 16 over an edited entry 9: %v; want ErrAuditBroken naming entry 9", err)
+	}
+	es := e.Audit("")
+	if es[0].Seq != 1 || len(es) != 21 || es[20].Action != "audit.archive" || es[20].Outcome != "denied" {
+		t.Fatalf("after the refusal the trail starts at %d and holds %d entries (last %s/%s); want all 20 and the audited refusal",
+			es[0].Seq, len(es), es[len(es)-1].Action, es[len(es)-1].Outcome)
+	}
+}

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// pruneAuditPart is how many entries one PruneAudit call of audit archive
+// asks the server to remove: the server's maximum, seconds even on etcd.
+const pruneAuditPart = 100_000
+
+func (a *app) newAuditArchiveCmd() *cobra.Command {
+	var (
+		before string
+		out    string
+		part   int32
+		output outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "archive --before TIME|AGE --out FILE",
+		Short: "Move the oldest audit entries to a file and remove them from the trail",
+		Long: `Write the audit entries older than --before to FILE, one JSON object per line
+(the fields of audit list -o json, with the time to the nanosecond, so that
+audit verify --file can recompute every hash), then remove them from the
+server's trail. The trail only grows otherwise, by a few hundred bytes per
+enrollment, and on etcd its quota (2 GiB by default) ends all issuance.
+
+Nothing is removed until FILE is complete and synced, and nothing is removed
+that does not verify: the command checks every entry's hash and link as it
+writes it, and the server checks them again as it removes them. The trail
+keeps the hash of the last entry removed, so audit verify still verifies the
+rest, and names that hash: it is the last line of FILE. The removal is
+audited as audit.archive. FILE is never replaced; a refused archive leaves
+no file.
+
+--before takes a time (RFC 3339) or an age (90d, 1y, 720h). Entries are
+archived from the oldest on, up to the first one at or after that time.`,
+		Example: `  flinkpki audit archive --before 180d --out audit-$(date +%F).jsonl
+  flinkpki audit archive --before 2026-01-01T00:00:00Z --out audit-2025.jsonl -o json
+  flinkpki audit verify --file audit-2025.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("before", before); err != nil {
+				return err
+			}
+			if err := requireFlag("out", out); err != nil {
+				return err
+			}
+			if part <= 0 {
+				return usagef("--part must be positive")
+			}
+			cut, err := archiveCut(before, a.now())
+			if err != nil {
+				return err
+			}
+			if isDir(out) {
+				return usagef("--out %s is a directory: name the archive file, for example --out %s", out, filepath.Join(out, "audit-"+a.now().UTC().Format("2006-01-02")+".jsonl"))
+			}
+			if _, err := os.Lstat(out); err == nil {
+				return fmt.Errorf("%s already exists: choose another --out (an archive is never replaced)", out)
+			}
+			if dir := filepath.Dir(out); !isDir(dir) {
+				return fmt.Errorf("cannot write %s: %s is not an existing directory; create it first", out, dir)
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			client := flinkpkiv1.NewAuditServiceClient(conn)
+
+			// The archive: every entry before the cut, checked, to a
+			// temporary file; linked into place only when complete.
+			var res archiveResult
+			sum := newResultHash("json")
+			tmp, n, err := atomicfile.Stage(out, 0o600, func(w io.Writer) error {
+				bw := bufio.NewWriterSize(sum.tee(w), 256<<10)
+				if err := a.archiveEntries(cmd, client, cut, bw, &res); err != nil {
+					return err
+				}
+				return bw.Flush()
+			})
+			if err != nil {
+				return err
+			}
+			if res.Entries == 0 {
+				os.Remove(tmp)
+				fmt.Fprintf(a.stderr, "nothing to archive: no audit entry is older than %s\n", cut.Format(time.RFC3339))
+				return a.printArchive(output, res)
+			}
+			err = os.Link(tmp, out) // never over a file made meanwhile
+			os.Remove(tmp)
+			if err == nil {
+				err = atomicfile.SyncDir(filepath.Dir(out))
+			}
+			if err != nil {
+				os.Remove(out)
+				return fmt.Errorf("put the archive at %s: %w", out, err)
+			}
+			res.Path, res.Bytes, res.SHA256 = out, n, sum.hex()
+
+			// Only now does anything leave the trail.
+			for {
+				resp, err := client.PruneAudit(cmd.Context(), &flinkpkiv1.PruneAuditRequest{ThroughSeq: res.LastSeq, ThroughHash: res.LastHash, MaxEntries: part})
+				if err != nil {
+					if res.Removed == 0 {
+						os.Remove(out) // refused: nothing was archived
+						return err
+					}
+					return fmt.Errorf("%s holds entries %d to %d, but the server stopped removing them after entry %d: %w (run audit archive again, with another --out, to remove the rest)",
+						out, res.FirstSeq, res.LastSeq, res.Archived, err)
+				}
+				res.Removed += resp.GetRemoved()
+				res.Archived = resp.GetArchivedThroughSeq()
+				if resp.GetDone() {
+					break
+				}
+				fmt.Fprintf(a.stderr, "removed %d of %d entries from the trail...\n", res.Removed, res.Entries)
+			}
+			fmt.Fprintf(a.stderr, "archived audit entries %d to %d (%d, before %s) to %s; the trail now starts after entry %d\n",
+				res.FirstSeq, res.LastSeq, res.Entries, cut.Format(time.RFC3339), out, res.Archived)
+			return a.printArchive(output, res)
+		},
+	}
+	cmd.Flags().StringVar(&before, "before", "", "archive the entries older than this time (RFC 3339) or age (90d, 1y) (required)")
+	cmd.Flags().StringVar(&out, "out", "", "file to write the archive to; never replaced (required)")
+	cmd.Flags().Int32Var(&part, "part", pruneAuditPart, "entries the server removes per request")
+	_ = cmd.Flags().MarkHidden("part")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// archiveCut reads --before: an RFC 3339 time, or an age before now. A cut
+// in the future would archive entries still being written.
+func archiveCut(before string, now time.Time) (time.Time, error) {
+	cut, err := time.Parse(time.RFC3339, before)
+	if err != nil {
+		age, derr := parseDuration(before)
+		if derr != nil {
+			return time.Time{}, usagef("--before %q is neither a time (RFC 3339, e.g. 2026-01-01T00:00:00Z) nor an age (e.g. 90d, 1y)", before)
+		}
+		cut = now.Add(-age)
+	}
+	if cut.After(now) {
+		return time.Time{}, usagef("--before %s is in the future: archive only entries already written", cut.UTC().Format(time.RFC3339))
+	}
+	return cut.UTC(), nil
+}
+
+// archiveResult is what audit archive did; its -o json.
+type archiveResult struct {
+	Path     string `json:"path"`
+	Entries  uint64 `json:"entries"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	LastHash string `json:"last_hash"`
+	Bytes    int64  `json:"bytes"`
+	SHA256   string `json:"sha256"`
+	Removed  uint64 `json:"removed"`
+	// Archived is the last entry removed from the trail: where it goes on.
+	Archived uint64 `json:"archived_through_seq"`
+}
+
+func (a *app) printArchive(output outputFormat, res archiveResult) error {
+	if output == "json" {
+		return writeJSON(a.stdout, res)
+	}
+	if res.Entries > 0 {
+		fmt.Fprintf(a.stdout, "%s\tentries %d to %d\tlast hash %s\n", res.Path, res.FirstSeq, res.LastSeq, res.LastHash)
+	}
+	return nil
+}
+
+// archiveEntries writes the entries before cut to w, one JSON line each,
+// checking each one's hash and its link to the one before.
+func (a *app) archiveEntries(cmd *cobra.Command, client flinkpkiv1.AuditServiceClient, cut time.Time, w io.Writer, res *archiveResult) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	var chain archiveChain
+	after := uint64(0)
+	for {
+		resp, err := client.ListAudit(cmd.Context(), &flinkpkiv1.ListAuditRequest{AfterSeq: after, Limit: auditPage})
+		if err != nil {
+			return err
+		}
+		for _, e := range resp.GetEntries() {
+			if !e.GetTime().AsTime().Before(cut) {
+				return nil
+			}
+			line := toArchiveLine(e)
+			if err := chain.check(line); err != nil {
+				return fmt.Errorf("%w; nothing was archived: run flinkpki audit verify", err)
+			}
+			if err := enc.Encode(line); err != nil {
+				return err
+			}
+			if res.Entries == 0 {
+				res.FirstSeq = e.GetSeq()
+			}
+			res.Entries++
+			res.LastSeq, res.LastHash = e.GetSeq(), e.GetHash()
+			if res.Entries%pruneAuditPart == 0 {
+				fmt.Fprintf(a.stderr, "archived %d entries...\n", res.Entries)
+			}
+		}
+		next := resp.GetNextAfterSeq()
+		if next == 0 {
+			return nil
+		}
+		after = next
+	}
+}
+
+// archiveLine is one line of an archive: audit list -o json's entry, with
+// the time to the nanosecond, as the hash covers it.
+type archiveLine auditJSON
+
+func toArchiveLine(e *flinkpkiv1.AuditEntry) archiveLine {
+	l := archiveLine(toAuditJSON(e))
+	l.Time = e.GetTime().AsTime().UTC().Format(time.RFC3339Nano)
+	return l
+}
+
+// archiveChain checks archive lines in order: each one's hash over its
+// content, and its link to the line before (the first line's link is to
+// an entry archived earlier, or "" for entry 1).
+type archiveChain struct {
+	n        uint64
+	lastSeq  uint64
+	lastHash string
+	firstPrv string // the first line's prev_hash
+	firstSeq uint64
+}
+
+func (c *archiveChain) check(l archiveLine) error {
+	t, err := time.Parse(time.RFC3339Nano, l.Time)
+	if err != nil {
+		return fmt.Errorf("audit entry %d: time %q is not RFC 3339", l.Seq, l.Time)
+	}
+	e := store.AuditEntry{Seq: l.Seq, Time: t, Actor: l.Actor, Cluster: l.Cluster, Action: l.Action, Outcome: l.Outcome,
+		Reason: l.Reason, Details: l.Details, Prev: l.PrevHash, Hash: l.Hash}
+	if len(e.Details) == 0 {
+		e.Details = nil
+	}
+	switch {
+	case c.n > 0 && l.Seq != c.lastSeq+1:
+		return fmt.Errorf("audit entry %d follows entry %d: entries are missing", l.Seq, c.lastSeq)
+	case c.n > 0 && l.PrevHash != c.lastHash:
+		return fmt.Errorf("audit entry %d does not link to entry %d", l.Seq, c.lastSeq)
+	case c.n == 0 && l.Seq == 1 && l.PrevHash != "":
+		return fmt.Errorf("audit entry 1 links to an entry before it")
+	case store.AuditHash(&e) != l.Hash:
+		return fmt.Errorf("audit entry %d was modified: its hash does not match its content", l.Seq)
+	}
+	if c.n == 0 {
+		c.firstSeq, c.firstPrv = l.Seq, l.PrevHash
+	}
+	c.n++
+	c.lastSeq, c.lastHash = l.Seq, l.Hash
+	return nil
+}
+
+// archiveReport is audit verify --file's account of one archive file.
+type archiveReport struct {
+	Path      string `json:"path"`
+	OK        bool   `json:"ok"`
+	Entries   uint64 `json:"entries"`
+	FirstSeq  uint64 `json:"first_seq"`
+	LastSeq   uint64 `json:"last_seq"`
+	FirstPrev string `json:"first_prev_hash"` // the hash of the entry before the first: "" for entry 1
+	LastHash  string `json:"last_hash"`
+	Message   string `json:"message"`
+}
+
+// verifyArchive recomputes the chain of one archive file.
+func verifyArchive(path string) (archiveReport, error) {
+	rep := archiveReport{Path: path}
+	f, err := os.Open(path)
+	if err != nil {
+		return rep, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 256<<10))
+	dec.DisallowUnknownFields()
+	var chain archiveChain
+	for {
+		var l archiveLine
+		if err := dec.Decode(&l); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			rep.Message = fmt.Sprintf("line %d is not an audit entry: %v", chain.n+1, err)
+			return rep, nil
+		}
+		if err := chain.check(l); err != nil {
+			rep.Message = err.Error()
+			return rep, nil
+		}
+	}
+	rep.Entries, rep.FirstSeq, rep.LastSeq, rep.FirstPrev, rep.LastHash = chain.n, chain.firstSeq, chain.lastSeq, chain.firstPrv, chain.lastHash
+	if chain.n == 0 {
+		rep.Message = "no audit entries in the file"
+		return rep, nil
+	}
+	rep.OK = true
+	rep.Message = fmt.Sprintf("entries %d to %d intact; the last has hash %s", chain.firstSeq, chain.lastSeq, chain.lastHash)
+	return rep, nil
+}
