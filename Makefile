@@ -16,7 +16,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 .PHONY: build run test bench proto proto-check lint tools e2e-flink clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/flinkpki
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o $(BIN) ./cmd/flinkpki
 
 ## run: a dev server on the embedded bbolt store (127.0.0.1:7443).
 run: build

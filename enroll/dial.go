@@ -88,7 +88,7 @@ func TLSConfig(caFile string) (*tls.Config, error) {
 	}
 	pemBytes, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("read server CA file: %w", err)
+		return nil, fmt.Errorf("read the server CA file (--ca-file or FLINKPKI_CA_FILE; the server's server-ca.crt): %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pemBytes) {
@@ -124,7 +124,10 @@ func checkTokenText(tok string) error {
 		return fmt.Errorf("it has %d lines", len(strings.FieldsFunc(tok, func(r rune) bool { return r == '\n' || r == '\r' })))
 	}
 	for i := 0; i < len(tok); i++ {
-		if c := tok[i]; c <= ' ' || c > '~' {
+		switch c := tok[i]; {
+		case c == ' ' || c == '\t':
+			return fmt.Errorf("byte %d is a space or a tab, which no token holds", i+1)
+		case c < ' ' || c > '~':
 			return fmt.Errorf("byte %d is not a printable ASCII character", i+1)
 		}
 	}

@@ -65,7 +65,7 @@ func (b Backoff) Retry(ctx context.Context, timeout time.Duration, logf func(for
 			return err
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w after %d attempts: %w", ErrTimeout, attempt, ctx.Err())
+			return stopped(ctx.Err(), attempt, b.Describe(err))
 		}
 		// The last attempt starts a little before the deadline rather than
 		// not at all, so a server that comes up late is still caught.
@@ -74,11 +74,20 @@ func (b Backoff) Retry(ctx context.Context, timeout time.Duration, logf func(for
 			return &timeoutError{attempts: attempt, timeout: timeout, desc: b.Describe(err), last: err}
 		}
 		logf("attempt %d: %s; retrying in %s", attempt, b.Describe(err), wait.Round(100*time.Millisecond))
-		if err := b.Sleep(ctx, wait); err != nil {
-			return fmt.Errorf("%w after %d attempts: %w", ErrTimeout, attempt, err)
+		if serr := b.Sleep(ctx, wait); serr != nil {
+			return stopped(serr, attempt, b.Describe(err))
 		}
 		delay = min(delay*2, b.Max)
 	}
+}
+
+// stopped is Retry's error when its caller's context ended first (cause):
+// an interrupt (SIGINT, SIGTERM) says so, with the last attempt's reason.
+func stopped(cause error, attempts int, last string) error {
+	if errors.Is(cause, context.Canceled) {
+		return fmt.Errorf("%w: interrupted after %d attempts (the last: %s): %w", ErrTimeout, attempts, last, cause)
+	}
+	return fmt.Errorf("%w after %d attempts: %w", ErrTimeout, attempts, cause)
 }
 
 func (b Backoff) withDefaults() Backoff {
@@ -203,6 +212,9 @@ func Reason(err error) string {
 	case strings.Contains(msg, "x509: certificate is valid for"):
 		_, names, _ := strings.Cut(msg, "x509: ")
 		return "the server's certificate is for another name (" + names + "): use an address its certificate names in --server, or add the name with serve --san"
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		// Plain HTTP answered: the metrics port, or a proxy without TLS.
+		return "it does not speak TLS there (is --server the gRPC port, not --metrics-listen's?)"
 	case strings.HasPrefix(msg, "authentication handshake failed: "):
 		return "TLS handshake failed: " + strings.TrimPrefix(msg, "authentication handshake failed: ")
 	}

@@ -177,6 +177,9 @@ func TestRetryStopsWhenTheCallerCancels(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want ErrTimeout wrapping context.Canceled", err)
 	}
+	if want := "gave up: interrupted after 1 attempts (the last: down): context canceled"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q: an interrupt is no timeout", err, want)
+	}
 	if *calls != 1 {
 		t.Errorf("fn called %d times after cancel, want 1", *calls)
 	}
@@ -192,6 +195,9 @@ func TestReason(t *testing.T) {
 		{"a refused dial reads as connection refused",
 			status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`),
 			"connection refused"},
+		{"plain HTTP where TLS was expected points at the metrics port",
+			status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`),
+			"it does not speak TLS there (is --server the gRPC port, not --metrics-listen's?)"},
 		{"an untrusted server certificate points at --ca-file",
 			status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`),
 			"the server's certificate is not signed by a CA this client trusts: pass the server's server-ca.crt with --ca-file (or FLINKPKI_CA_FILE)"},

@@ -40,7 +40,7 @@ func ParseKEK(data []byte) ([]byte, error) {
 	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) == KEKSize {
 		return b, nil
 	}
-	return nil, fmt.Errorf("key-encryption key must be %d random bytes (raw, hex or base64), got %d bytes: create one with 'head -c 32 /dev/urandom > kek'", KEKSize, len(data))
+	return nil, fmt.Errorf("key-encryption key must be %d random bytes (raw, hex or base64), got %d bytes: create one with '(umask 077; head -c 32 /dev/urandom > kek)'", KEKSize, len(data))
 }
 
 // NewSealer returns a Sealer for kek. r supplies nonces (crypto/rand when nil).

@@ -80,7 +80,9 @@ func openStoreAt(ctx context.Context, dataDir string, e *etcdFlags, kekFile stri
 	case onEtcd:
 		where, noStore = "etcd "+strings.Join(e.endpoints, ",")+e.prefix, "start the servers first, or check --etcd-prefix"
 	default:
-		if _, err := os.Stat(where); err != nil {
+		if _, err := os.Stat(where); errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("no store at %s: pass the server's --data-dir, or start flinkpki serve once to create it", where)
+		} else if err != nil {
 			return nil, "", fmt.Errorf("no store at %s: %w", where, err)
 		}
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -57,6 +59,10 @@ func TestExitCodes(t *testing.T) {
 		{"a command group without subcommand shows its help", []string{"cluster"}, 0, ""},
 		{"an unknown command is a usage error", []string{"clusterz"}, 2, `unknown command "clusterz"`},
 		{"an unknown subcommand is a usage error", []string{"cluster", "frobnicate"}, 2, `unknown command "frobnicate" for "flinkpki cluster"`},
+		{"a mistyped command gets a suggestion on its one line", []string{"clustr", "list"}, 2, `unknown command "clustr" for "flinkpki" (did you mean cluster?); see flinkpki --help`},
+		{"a mistyped subcommand before its flags is named, not the flags", []string{"ca", "stauts", "--cluster", "x", "-o", "json"}, 2,
+			`unknown command "stauts" for "flinkpki ca" (did you mean status?); see flinkpki ca --help`},
+		{"an unknown flag of a group is still named", []string{"ca", "--bogus"}, 2, "unknown flag: --bogus"},
 		{"an unknown flag is a usage error", []string{"cluster", "list", "--bogus"}, 2, "unknown flag: --bogus"},
 		{"a missing argument is a usage error", []string{"cluster", "get"}, 2, "accepts 1 arg(s), received 0"},
 		{"an extra argument is a usage error", []string{"cluster", "get", "a", "b"}, 2, "accepts 1 arg(s), received 2"},
@@ -126,7 +132,7 @@ func TestConnectionSettingsPrecedence(t *testing.T) {
 			"missing.token"},
 		{"the CA file comes from the environment",
 			map[string]string{envServer: envAddr, envTokenFile: tok, envCAFile: missing}, nil,
-			"read server CA file"},
+			"read the server CA file (--ca-file or FLINKPKI_CA_FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,5 +253,25 @@ func TestAServerAddressWithoutAPortIsAUsageError(t *testing.T) {
 	}
 	if err := checkServer("dns:///flinkpki.flinkpki.svc:7443"); err != nil {
 		t.Errorf("a gRPC target with a scheme: %v", err)
+	}
+}
+
+// TestVersionSaysWhatWasBuilt: flinkpki version (and --version) names the
+// binary's build, for bug reports and for matching clients to servers.
+func TestVersionSaysWhatWasBuilt(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, nil, "version", "-o", "json")
+	var b buildInfo
+	if err := json.Unmarshal([]byte(r.stdout), &b); r.code != 0 || err != nil {
+		t.Fatalf("version -o json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if b.GoVersion != runtime.Version() || b.Platform != runtime.GOOS+"/"+runtime.GOARCH || b.Version == "" {
+		t.Fatalf("version -o json = %+v; want this binary's Go version and platform", b)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := runCLI(t, nil, args...)
+		if want := "flinkpki " + b.Version; r.code != 0 || !strings.HasPrefix(r.stdout, want) || !strings.Contains(r.stdout, runtime.Version()) {
+			t.Errorf("%v: exit %d, %q; want a line starting %q", args, r.code, r.stdout, want)
+		}
 	}
 }

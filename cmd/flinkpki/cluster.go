@@ -208,7 +208,9 @@ func (a *app) newClusterListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List clusters",
 		Long: `List clusters. All pages are fetched unless --page-token or --limit is given;
-with --page-token one page is fetched and the next token is reported.`,
+with --page-token one page is fetched, and with --limit the list stops there.
+When more clusters follow, the token to go on with is reported: on stderr for
+the table, as next_page_token in -o json.`,
 		Example: `  flinkpki cluster list
   flinkpki cluster list -o json | jq -r '.clusters[].name'`,
 		Args: cobra.NoArgs,
@@ -229,15 +231,18 @@ with --page-token one page is fetched and the next token is reported.`,
 				clusters = append(clusters, resp.GetClusters()...)
 				token = resp.GetNextPageToken()
 				if limit > 0 && len(clusters) >= limit {
+					if len(clusters) > limit || token != "" {
+						// More follow: the list goes on after the last
+						// one shown (a page token is the name of the last
+						// cluster before the page).
+						token = clusters[limit-1].GetName()
+					}
 					clusters = clusters[:limit]
 					break
 				}
 				if token == "" || pageToken != "" {
 					break
 				}
-			}
-			if limit > 0 && len(clusters) == limit {
-				token = "" // a limit asks for a prefix, not a page
 			}
 			return a.printClusters(clusters, token, out)
 		},

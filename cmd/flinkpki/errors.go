@@ -75,7 +75,11 @@ func (a *app) humanize(err error) string {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		return fmt.Sprintf("cannot reach flinkpki at %s: %s", target, enroll.Reason(err))
+		reason := enroll.Reason(err)
+		if reason == "connection refused" {
+			reason += " (is the server running, and is --server, or FLINKPKI_SERVER, its gRPC address?)"
+		}
+		return fmt.Sprintf("cannot reach flinkpki at %s: %s", target, reason)
 	case codes.DeadlineExceeded:
 		return fmt.Sprintf("flinkpki at %s did not answer in time", target)
 	case codes.Unauthenticated:

@@ -369,7 +369,7 @@ func TestHumanize(t *testing.T) {
 	}{
 		{"an unreachable server names the address and the cause",
 			status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 10.0.0.1:7443: connect: connection refused"`),
-			"cannot reach flinkpki at pki:7443: connection refused"},
+			"cannot reach flinkpki at pki:7443: connection refused (is the server running, and is --server, or FLINKPKI_SERVER, its gRPC address?)"},
 		{"a refusal keeps the server's sentence",
 			status.Error(codes.FailedPrecondition, "CA activation refused: 2 live holders do not trust the prepared CA yet: jm-0, tm-3"),
 			"CA activation refused: 2 live holders do not trust the prepared CA yet: jm-0, tm-3"},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,8 +45,18 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(a.stderr, "flinkpki: %s\n", oneLine(a.humanize(err)))
+	fmt.Fprintf(a.stderr, "flinkpki: %s\n", oneLine(suggestions(a.humanize(err))))
 	return exitCode(err)
+}
+
+// suggestions turns cobra's "Did you mean this?" block, which spans lines,
+// into the end of the one-line error.
+func suggestions(msg string) string {
+	before, near, ok := strings.Cut(msg, "\n\nDid you mean this?\n")
+	if !ok {
+		return msg
+	}
+	return fmt.Sprintf("%s (did you mean %s?); see flinkpki --help", before, strings.Join(strings.Fields(near), " or "))
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -72,7 +83,9 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 usage error.`,
   flinkpki ca status --cluster orders`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       readBuildInfo().String(),
 	}
+	root.SetVersionTemplate("flinkpki {{.Version}}\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.AddCommand(
 		newServeCmd(),
@@ -87,6 +100,7 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 usage error.`,
 		a.newFlinkCmd(),
 		a.newServerCACmd(),
 		a.newBenchCmd(),
+		a.newVersionCmd(),
 	)
 	prepareTree(root)
 	return root
@@ -117,12 +131,31 @@ func prepareTree(c *cobra.Command) {
 	} else if c.Run == nil && c.HasSubCommands() && c.HasParent() {
 		// A command group: "flinkpki cluster" shows its help, and an
 		// unknown subcommand is a usage error instead of silent help.
+		unknown := func(cmd *cobra.Command, name string) error {
+			msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2 // cobra's default, set where it suggests itself
+			}
+			if near := cmd.SuggestionsFor(name); len(near) > 0 {
+				msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(near, " or "))
+			}
+			return usageError{fmt.Errorf("%s; see %s --help", msg, cmd.CommandPath())}
+		}
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageError{fmt.Errorf("unknown command %q for %q; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
+				return unknown(cmd, args[0])
 			}
 			return nil
 		}
+		// "flinkpki ca stauts --cluster x" fails on the group's flags
+		// before its arguments are looked at: the flag is fine, the
+		// subcommand is not, and the error says that.
+		c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+			if args := cmd.Flags().Args(); len(args) > 0 {
+				return unknown(cmd, args[0])
+			}
+			return usageError{err}
+		})
 		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	}
 	for _, sub := range c.Commands() {

@@ -124,7 +124,7 @@ replicas, and serves gRPC over TLS only.
 On first start it creates its own serving CA (kept apart from every Flink
 cluster CA) and writes the trust anchor for clients to DIR/server-ca.crt.
 CA private keys are encrypted at rest with the key-encryption key from
---kek-file (32 random bytes: head -c 32 /dev/urandom > kek); keep that file
+--kek-file (32 random bytes: (umask 077; head -c 32 /dev/urandom > kek)); keep that file
 outside the data directory and back it up separately.
 
 --dev is for trying flinkpki out: it listens on 127.0.0.1 only, creates DIR and
@@ -416,7 +416,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	defer sumCancel()
 	sumDone := make(chan struct{})
 	go func() { srv.RunRefusalSummaries(sumCtx); close(sumDone) }()
-	log.Info("flinkpki serving", "listen", ls.grpc.Addr().String(), "data_dir", o.dataDir, "dev", o.dev,
+	log.Info("flinkpki serving", "version", readBuildInfo().String(), "listen", ls.grpc.Addr().String(), "data_dir", o.dataDir, "dev", o.dev,
 		"rotation_interval", o.rotationInterval.String(), "holder_retention", o.holderRetention.String())
 	if o.dev {
 		abs, _ := filepath.Abs(o.dataDir)

@@ -51,7 +51,7 @@ func (o *serveOptions) readInputs() (*serveInputs, error) {
 			in.warnings = append(in.warnings, fmt.Sprintf("the key-encryption key file %s has mode %04o: every user of this host can read the key that opens every CA key; make it 0400 or 0600 (a Kubernetes Secret volume: defaultMode: 0400)", o.kekFile, st.Mode().Perm()))
 		}
 	} else if !o.dev {
-		return nil, usagef("no key-encryption key: pass --kek-file FILE or set FLINKPKI_KEK_FILE (create one with: head -c 32 /dev/urandom > kek)")
+		return nil, usagef("no key-encryption key: pass --kek-file FILE or set FLINKPKI_KEK_FILE (create one with: (umask 077; head -c 32 /dev/urandom > kek))")
 	}
 	if o.k8sIssuer != "" {
 		jwks, err := os.ReadFile(o.k8sJWKSFile)

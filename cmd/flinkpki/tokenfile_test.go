@@ -20,7 +20,8 @@ func TestATokenFileHoldingMoreThanTheTokenIsRefusedWithoutEchoingIt(t *testing.T
 		{"a token and a comment", "# admin\n" + secret + "\n", "it has 2 lines"},
 		{"Windows line ends inside", secret + "\r\n" + secret + "\r\n", "it has 2 lines"},
 		{"a non-ASCII letter", secret + "é", "is not a printable ASCII character"},
-		{"a space inside", secret + " " + secret, "is not a printable ASCII character"},
+		{"a space inside", secret + " " + secret, "byte 15 is a space or a tab, which no token holds"},
+		{"a tab inside", secret + "\t" + secret, "byte 15 is a space or a tab"},
 		{"a control character", secret + "\x1b[2K", "is not a printable ASCII character"},
 	}
 	for _, tt := range tests {
