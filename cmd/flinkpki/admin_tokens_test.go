@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -154,4 +155,53 @@ func TestBootstrapListAndRevokeOnAStoppedBboltServer(t *testing.T) {
 	}
 	s3 := startServerAt(t, dir, freeAddr(t))
 	s3.cli(t, tok, "cluster", "list").refused(t, "unauthenticated")
+}
+
+// TestAProductionServerWithoutAnAdministratorSaysHowToMakeOne: serve never
+// makes an administrator token outside --dev, so a new production store
+// starts with none; its log says so, and how to make one, until one exists.
+func TestAProductionServerWithoutAnAdministratorSaysHowToMakeOne(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	kek := filepath.Join(t.TempDir(), "kek")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kek, bytes.Repeat([]byte{9}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "no administrator token exists yet: create one with flinkpki admin bootstrap"
+	serve := func() string {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		logs, done := newSyncBuffer(), make(chan int, 1)
+		go func() {
+			a := &app{stdout: logs, stderr: logs, getenv: func(string) string { return "" }, now: time.Now}
+			done <- a.run(ctx, []string{"serve", "--data-dir", dir, "--kek-file", kek, "--listen", freeAddr(t)})
+		}()
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "flinkpki serving"); time.Sleep(20 * time.Millisecond) {
+			select {
+			case code := <-done:
+				t.Fatalf("serve exited %d before serving:\n%s", code, logs.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serve did not start:\n%s", logs.String())
+			}
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("serve exited %d:\n%s", code, logs.String())
+		}
+		return logs.String()
+	}
+	if logs := serve(); !strings.Contains(logs, warning) {
+		t.Fatalf("a new production server's log does not say how to make the first administrator token:\n%s", logs)
+	}
+	if r := runCLI(t, nil, "admin", "bootstrap", "--data-dir", dir, "--kek-file", kek); r.code != 0 {
+		t.Fatalf("bootstrap: exit %d: %s", r.code, r.stderr)
+	}
+	if logs := serve(); strings.Contains(logs, warning) {
+		t.Fatalf("the server warns of no administrator token after bootstrap:\n%s", logs)
+	}
 }

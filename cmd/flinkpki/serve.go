@@ -320,6 +320,10 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
 			return err
 		}
+	} else if toks, err := auth.AdminTokens(ctx); err == nil && len(toks) == 0 {
+		// A new production store: nothing but Kubernetes pods can use it
+		// until an administrator token exists, which serve never makes.
+		log.Warn("no administrator token exists yet: create one with flinkpki admin bootstrap (on bbolt with the server stopped; see its --help); until then only Kubernetes service-account tokens enroll")
 	}
 	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
 	rl := newRequestLog(log)
