@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flinkpki/flinkpki/authority"
@@ -60,7 +61,11 @@ func (s *Server) PruneAudit(ctx context.Context, req *pb.PruneAuditRequest) (*pb
 	if err != nil {
 		return nil, err
 	}
-	return &pb.PruneAuditResponse{Removed: uint64(r.Removed), ArchivedThroughSeq: r.Archived, Done: r.Done}, nil
+	resp := &pb.PruneAuditResponse{Removed: uint64(r.Removed), ArchivedThroughSeq: r.Archived, Done: r.Done}
+	if r.Stopped != nil {
+		resp.Stopped = status.Convert(toStatus(r.Stopped)).Message() // an internal fault's detail stays in the log
+	}
+	return resp, nil
 }
 
 // MaxAfterSeq is the largest after_seq ListAudit and VerifyAudit accept:

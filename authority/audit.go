@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/flinkpki/flinkpki/store"
 )
@@ -176,6 +177,9 @@ type PruneReport struct {
 	Removed  int    // entries removed by this call
 	Archived uint64 // the last entry removed from the trail so far
 	Done     bool   // the trail now starts after the entry asked for
+	// Stopped, when not nil, is why a call that removed entries stopped
+	// short of the one asked for (Done false): the next call says more.
+	Stopped error
 }
 
 // pruneAuditPart bounds the entries one PruneAudit call removes (0 asked):
@@ -193,12 +197,17 @@ const pruneAuditChunk = 10_000
 // call (0: pruneAuditPart); Done says whether the trail now starts after
 // through, and the caller calls again until it does.
 //
-// Nothing is removed that does not verify: each transaction re-reads the
-// entries it removes and checks their sequence, links and hashes from the
-// last entry removed before (whose hash the store keeps, so audit verify
-// goes on from it), and refuses the whole call on the first that fails.
-// The head is untouched: sequence numbers go on. Each call is audited as
-// one audit.archive entry, written with its first removals.
+// An error means the call removed nothing: a call that has removed entries
+// and then fails (a broken link further on, the store, the caller gone)
+// answers what it removed, with Done false and the cause in Stopped, so
+// that the caller knows its archive holds entries the trail no longer
+// does. Nothing is removed that does not verify: each transaction re-reads
+// the entries it removes and checks their sequence, links and hashes from
+// the last entry removed before (whose hash the store keeps, so audit
+// verify goes on from it). Nothing is removed that is younger than the
+// authority's AuditMinAge. The head is untouched: sequence numbers go on.
+// Each call that removes entries is audited as one audit.archive entry,
+// written with its first removals.
 func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64, hash string, limit int) (*PruneReport, error) {
 	const action = "audit.archive"
 	if limit < 0 {
@@ -211,6 +220,12 @@ func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64,
 	if l := a.st.MaxWritesPerTxn(); l > 0 {
 		chunk = max(1, l-3) // and the mark, the audit entry and the head
 	}
+	return a.pruneAudit(ctx, actor, through, hash, limit, chunk)
+}
+
+// pruneAudit is PruneAudit with at most chunk removals per transaction.
+func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64, hash string, limit, chunk int) (*PruneReport, error) {
+	const action = "audit.archive"
 	rep := &PruneReport{}
 	// A refusal changes nothing: it is found before any transaction writes.
 	err := a.st.View(ctx, func(tx *store.Txn) error {
@@ -245,6 +260,9 @@ func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64,
 			return fmt.Errorf("%w: audit entry %d is missing: run flinkpki audit verify", ErrAuditBroken, through)
 		case e.Hash != hash:
 			return fmt.Errorf("%w: audit entry %d has hash %s, not the %s given: list the trail again and archive what it holds now", ErrInvalid, through, e.Hash, hash)
+		case a.minAge > 0 && e.Time.After(a.now().Add(-a.minAge)):
+			return fmt.Errorf("%w: audit entry %d is from %s, and this server removes entries only once they are %s old (serve --audit-archive-min-age): archive with an earlier --before",
+				ErrDenied, through, e.Time.UTC().Format(time.RFC3339), a.minAge)
 		}
 		return nil
 	})
@@ -256,7 +274,16 @@ func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64,
 	}
 	for !rep.Done && rep.Removed < limit {
 		n, upTo := 0, uint64(0)
-		err := a.st.Update(ctx, func(tx *store.Txn) error {
+		// The first transaction writes the call's audit entry, and so
+		// reads the trail's head, which every issuance moves: on etcd it
+		// would conflict with each group commit of a busy server. So it
+		// joins the group commit itself (Batch), removing one entry, as
+		// small as an issuance; the others read nothing issuance writes.
+		commit, room := a.st.Update, min(chunk, limit-rep.Removed)
+		if rep.Removed == 0 {
+			commit, room = a.st.Batch, 1
+		}
+		err := commit(ctx, func(tx *store.Txn) error {
 			n = 0
 			archived, prev, err := tx.AuditArchived()
 			if err != nil {
@@ -266,12 +293,14 @@ func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64,
 				return nil // another call removed them meanwhile
 			}
 			var last *store.AuditEntry
-			want, room := archived+1, min(chunk, limit-rep.Removed)
+			want := archived + 1
+			// The scan stops at the last entry it removes, so that on etcd
+			// its read set ends there: entries appended meanwhile at the
+			// head do not conflict with it.
 			err = tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
-				if e.Seq > through || n == room {
-					return false, nil
-				}
 				switch {
+				case e.Seq > through:
+					return false, nil // not reached: the scan stops at through
 				case e.Seq != want:
 					return false, fmt.Errorf("%w: audit entry %d is missing (found %d next), so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, want, e.Seq)
 				case e.Prev != prev:
@@ -281,7 +310,7 @@ func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64,
 				}
 				last, prev, want = e, e.Hash, want+1
 				n++
-				return true, nil
+				return e.Seq < through && n < room, nil
 			})
 			switch {
 			case err != nil:
@@ -302,10 +331,18 @@ func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64,
 			return tx.RemoveAuditThrough(last)
 		})
 		if err != nil {
-			if errors.Is(err, ErrAuditBroken) {
-				return rep, a.Deny(ctx, actor, "", action, ReasonOf(err), err)
+			if rep.Removed > 0 {
+				// What is removed stays removed: say so, not just why it
+				// stopped, or the caller may discard its archive.
+				rep.Stopped = err
+				a.log.WarnContext(ctx, "removing archived audit entries stopped short; the next call goes on", slog.Int("removed", rep.Removed),
+					slog.Uint64("through", rep.Archived), slog.String("actor", actor.String()), slog.String("error", err.Error()))
+				return rep, nil
 			}
-			return rep, err
+			if errors.Is(err, ErrAuditBroken) {
+				return nil, a.Deny(ctx, actor, "", action, ReasonOf(err), err)
+			}
+			return nil, err
 		}
 		rep.Removed += n
 		rep.Archived, rep.Done = upTo, upTo >= through

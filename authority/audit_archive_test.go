@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
@@ -130,10 +133,40 @@ func archiveScenario(t *testing.T, opts ...authoritytest.Option) {
 	}
 }
 
-// TestAnAuditArchiveRemovesNothingThatDoesNotVerify: an entry edited in the
-// file is in the range asked for; the call is refused, as a broken trail,
-// and removes nothing, so the evidence stays where audit verify finds it.
+// TestAnAuditArchiveRemovesNothingThatDoesNotVerify: the oldest entry is
+// edited in the file; a call to remove it and those after it is refused,
+// as a broken trail, and removes nothing, so the evidence stays where
+// audit verify finds it.
 func TestAnAuditArchiveRemovesNothingThatDoesNotVerify(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	for i := range 20 {
+		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("c%02d", i)})
+	}
+	last := e.Audit("")[15]
+	if err := e.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, e.Path, 1, func(m map[string]any) { m["actor"] = "admin:someone-else" })
+	e.Reopen()
+	_, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, 16, last.Hash, 0)
+	if !errors.Is(err, authority.ErrAuditBroken) || !strings.Contains(err.Error(), "audit entry 1 was modified") {
+		t.Fatalf("remove through 16 over an edited entry 1: %v; want ErrAuditBroken naming entry 1", err)
+	}
+	es := e.Audit("")
+	if es[0].Seq != 1 || len(es) != 21 || es[20].Action != "audit.archive" || es[20].Outcome != "denied" {
+		t.Fatalf("after the refusal the trail starts at %d and holds %d entries (last %s/%s); want all 20 and the audited refusal",
+			es[0].Seq, len(es), es[len(es)-1].Action, es[len(es)-1].Outcome)
+	}
+}
+
+// TestAnArchiveThatStopsPartWayAnswersWhatItRemoved: a call of several
+// transactions (the first removes one entry, the others up to 5) whose
+// third meets an edited entry answers the entries the first two removed
+// (they stay removed), with why it stopped, and no error, so the caller
+// keeps its archive; later calls remove what still verifies, and one that
+// starts at the edited entry is refused and removes nothing.
+func TestAnArchiveThatStopsPartWayAnswersWhatItRemoved(t *testing.T) {
 	t.Parallel()
 	e := authoritytest.New(t)
 	for i := range 20 {
@@ -145,13 +178,100 @@ func TestAnAuditArchiveRemovesNothingThatDoesNotVerify(t *testing.T) {
 	}
 	tamper(t, e.Path, 9, func(m map[string]any) { m["actor"] = "admin:someone-else" })
 	e.Reopen()
-	_, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, 16, last.Hash, 0)
-	if !errors.Is(err, authority.ErrAuditBroken) || !strings.Contains(err.Error(), "audit entry 9 was modified") {
-		t.Fatalf("remove through 16 over an edited entry 9: %v; want ErrAuditBroken naming entry 9", err)
+	r, err := e.Authority.PruneAuditInChunks(e.Ctx, authoritytest.Admin, 16, last.Hash, 100, 5)
+	if err != nil || r.Removed != 6 || r.Archived != 6 || r.Done || !errors.Is(r.Stopped, authority.ErrAuditBroken) {
+		t.Fatalf("chunks of 5 through 16 over an edited entry 9: %+v, %v; want entries 1 to 6 removed, stopped by the broken trail, no error", r, err)
 	}
-	es := e.Audit("")
-	if es[0].Seq != 1 || len(es) != 21 || es[20].Action != "audit.archive" || es[20].Outcome != "denied" {
-		t.Fatalf("after the refusal the trail starts at %d and holds %d entries (last %s/%s); want all 20 and the audited refusal",
-			es[0].Seq, len(es), es[len(es)-1].Action, es[len(es)-1].Outcome)
+	if es := e.Audit(""); es[0].Seq != 7 {
+		t.Fatalf("after the partial call the trail starts at %d; want 7", es[0].Seq)
+	}
+	// Later calls remove what still verifies (7, 8), each stopping at 9,
+	// until one starts at 9: that one is refused.
+	for i := 0; ; i++ {
+		r, err := e.Authority.PruneAuditInChunks(e.Ctx, authoritytest.Admin, 16, last.Hash, 100, 5)
+		if err != nil {
+			if !errors.Is(err, authority.ErrAuditBroken) || !strings.Contains(err.Error(), "audit entry 9 was modified") {
+				t.Fatalf("the call refused: %v; want a broken trail at entry 9", err)
+			}
+			break
+		}
+		if i == 3 || r.Archived > 8 || r.Stopped == nil {
+			t.Fatalf("call %d after: %+v; want it to stop before entry 9, and a refusal by the fourth", i+2, r)
+		}
+	}
+	if es := e.Audit(""); es[0].Seq != 9 || es[len(es)-1].Action != "audit.archive" || es[len(es)-1].Outcome != "denied" {
+		t.Fatalf("the refused call removed entries or went unaudited: the trail starts at %d and ends with %s/%s", es[0].Seq, es[len(es)-1].Action, es[len(es)-1].Outcome)
+	}
+}
+
+// TestAuditEntriesYoungerThanTheMinimumAgeStay: an administrator token,
+// stolen or not, cannot take its own recent actions out of the trail.
+func TestAuditEntriesYoungerThanTheMinimumAgeStay(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t, authoritytest.WithAuditMinAge(24*time.Hour))
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	first := e.Audit("")[0]
+	e.Clock.Add(23 * time.Hour)
+	_, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, first.Seq, first.Hash, 0)
+	if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "only once they are 24h0m0s old") {
+		t.Fatalf("remove a 23-hour-old entry under a minimum age of a day: %v; want ErrDenied naming the minimum", err)
+	}
+	if es := e.Audit(""); es[0].Seq != 1 || es[len(es)-1].Action != "audit.archive" || es[len(es)-1].Outcome != "denied" {
+		t.Fatalf("the refusal removed entries or went unaudited: %+v", es[len(es)-1])
+	}
+	e.Clock.Add(2 * time.Hour)
+	if r, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, first.Seq, first.Hash, 0); err != nil || r.Removed != 1 || !r.Done {
+		t.Fatalf("the same entry a day old: %+v, %v; want it removed", r, err)
+	}
+}
+
+// TestArchivingOnEtcdGoesOnWhileEntriesAreAppended: on etcd a transaction
+// fails when what it read changed; the removal reads only the entries it
+// removes, so enrollments appending at the trail's head meanwhile (through
+// the group commit, as on a busy server) do not make it fail.
+func TestArchivingOnEtcdGoesOnWhileEntriesAreAppended(t *testing.T) {
+	c := etcdtest.New(t, 1, "--max-txn-ops", "128")
+	e := authoritytest.New(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
+		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/busy/"})
+	}))
+	for range 10 {
+		if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
+			for range 90 {
+				if err := tx.AppendAudit(&store.AuditEntry{Time: e.Clock.Now(), Actor: "admin:test", Action: "enroll", Outcome: "ok"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := e.Audit("")
+	through := all[len(all)-1]
+	ctx, cancel := context.WithCancel(e.Ctx)
+	var wg sync.WaitGroup
+	var appended atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if e.Store.Batch(ctx, func(tx *store.Txn) error {
+					return tx.AppendAudit(&store.AuditEntry{Time: e.Clock.Now(), Actor: "k8s:x", Action: "enroll", Outcome: "ok"})
+				}) == nil {
+					appended.Add(1)
+				}
+			}
+		})
+	}
+	r, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, through.Seq, through.Hash, 0)
+	cancel()
+	wg.Wait()
+	if err != nil || !r.Done || r.Removed != len(all) || r.Stopped != nil {
+		t.Fatalf("remove %d entries while %d were appended: %+v, %v; want all removed in one call", len(all), appended.Load(), r, err)
+	}
+	if appended.Load() == 0 {
+		t.Fatal("nothing was appended during the removal: the test proves nothing")
+	}
+	if v, err := e.Authority.VerifyAudit(e.Ctx); err != nil || v.FirstBad != 0 || v.Archived != through.Seq {
+		t.Fatalf("verify after: %+v, %v", v, err)
 	}
 }

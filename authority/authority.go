@@ -80,11 +80,16 @@ type Config struct {
 	Observer Observer
 	// KeyPool supplies server-side keys for bake; nil generates on demand.
 	KeyPool KeySource
+	// AuditMinAge is how old an audit entry must be before PruneAudit
+	// removes it (0: any age), so that an administrator token, stolen or
+	// not, cannot take its own recent actions out of the trail.
+	AuditMinAge time.Duration
 }
 
 // Authority is safe for concurrent use.
 type Authority struct {
 	st     *store.Store
+	minAge time.Duration // Config.AuditMinAge
 	now    func() time.Time
 	rand   io.Reader
 	log    *slog.Logger
@@ -127,7 +132,7 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("authority: a store is required")
 	}
-	a := &Authority{st: cfg.Store, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, obs: cfg.Observer, keys: cfg.KeyPool}
+	a := &Authority{st: cfg.Store, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, obs: cfg.Observer, keys: cfg.KeyPool, minAge: cfg.AuditMinAge}
 	if a.now == nil {
 		a.now = time.Now
 	}

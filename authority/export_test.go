@@ -51,3 +51,9 @@ func (a *Authority) ClusterLocks() int {
 func (p *KeyPool) RefillWith(gen func(ca.KeyType) (crypto.Signer, error)) {
 	p.refill = func(kt ca.KeyType, _ io.Reader) (crypto.Signer, error) { return gen(kt) }
 }
+
+// PruneAuditInChunks is PruneAudit with chunk removals per transaction,
+// so a test reaches a call of several transactions with a short trail.
+func (a *Authority) PruneAuditInChunks(ctx context.Context, actor Actor, through uint64, hash string, limit, chunk int) (*PruneReport, error) {
+	return a.pruneAudit(ctx, actor, through, hash, limit, chunk)
+}

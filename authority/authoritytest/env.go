@@ -48,16 +48,17 @@ func (c *Clock) Add(d time.Duration) time.Time {
 // Env is an Authority on a real store file. Reopen closes the file and
 // opens it again, as a server restart does.
 type Env struct {
-	TB        testing.TB
-	Ctx       context.Context
-	Clock     *Clock
-	Path      string
-	KEK       []byte
-	Store     *store.Store
-	Authority *authority.Authority
-	observer  authority.Observer
-	keys      authority.KeySource
-	backend   func(ctx context.Context) (store.Backend, error)
+	TB          testing.TB
+	Ctx         context.Context
+	Clock       *Clock
+	Path        string
+	KEK         []byte
+	Store       *store.Store
+	Authority   *authority.Authority
+	observer    authority.Observer
+	keys        authority.KeySource
+	backend     func(ctx context.Context) (store.Backend, error)
+	auditMinAge time.Duration
 }
 
 // Option adjusts a new Env.
@@ -74,6 +75,9 @@ func WithBackend(open func(ctx context.Context) (store.Backend, error)) Option {
 
 // WithKeyPool makes bake take its keys from p.
 func WithKeyPool(p authority.KeySource) Option { return func(e *Env) { e.keys = p } }
+
+// WithAuditMinAge makes PruneAudit keep entries younger than d.
+func WithAuditMinAge(d time.Duration) Option { return func(e *Env) { e.auditMinAge = d } }
 
 // New opens a fresh store in t.TempDir() and an Authority on it. The clock
 // starts at the current time (to the second), so certificates it issues
@@ -123,7 +127,7 @@ func (e *Env) open() {
 	if err != nil {
 		e.TB.Fatalf("open store: %v", err)
 	}
-	a, err := authority.New(authority.Config{Store: st, Now: e.Clock.Now, Observer: e.observer, KeyPool: e.keys})
+	a, err := authority.New(authority.Config{Store: st, Now: e.Clock.Now, Observer: e.observer, KeyPool: e.keys, AuditMinAge: e.auditMinAge})
 	if err != nil {
 		e.TB.Fatalf("new authority: %v", err)
 	}

@@ -258,8 +258,9 @@ After audit archive the trail starts later: verify names the last archived
 entry and its hash, which is the last line of that archive.
 
 With --file, verify archive files written by audit archive instead, offline
-(no server): each file's entries, their hashes and links. Given in order,
-consecutive files must link to each other.`,
+(no server): each file's entries, their hashes and links. Several files must
+be given in order, each going on where the one before ends and linking to
+its last entry.`,
 		Example: `  flinkpki audit verify
   flinkpki audit verify --file audit-2025.jsonl --file audit-2026.jsonl -o json`,
 		Args: cobra.NoArgs,
@@ -336,8 +337,13 @@ func (a *app) verifyArchives(files []string, out outputFormat) error {
 		if err != nil {
 			return fmt.Errorf("read archive: %w", err)
 		}
-		if prev := reps; rep.OK && i > 0 && prev[i-1].OK && rep.FirstSeq == prev[i-1].LastSeq+1 && rep.FirstPrev != prev[i-1].LastHash {
-			rep.OK, rep.Message = false, fmt.Sprintf("its first entry, %d, does not link to the last entry of %s", rep.FirstSeq, prev[i-1].Path)
+		if i > 0 && rep.OK && reps[i-1].OK {
+			switch prev := reps[i-1]; {
+			case rep.FirstSeq != prev.LastSeq+1:
+				rep.OK, rep.Message = false, fmt.Sprintf("it starts at entry %d, but %s ends at entry %d: give the archives in order, each going on where the one before ends", rep.FirstSeq, prev.Path, prev.LastSeq)
+			case rep.FirstPrev != prev.LastHash:
+				rep.OK, rep.Message = false, fmt.Sprintf("its first entry, %d, does not link to the last entry of %s", rep.FirstSeq, prev.Path)
+			}
 		}
 		if !rep.OK && bad == nil {
 			bad = fmt.Errorf("%w: %s: %s", errAuditBroken, path, rep.Message)

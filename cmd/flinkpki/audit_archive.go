@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
@@ -43,7 +45,9 @@ writes it, and the server checks them again as it removes them. The trail
 keeps the hash of the last entry removed, so audit verify still verifies the
 rest, and names that hash: it is the last line of FILE. The removal is
 audited as audit.archive. FILE is never replaced; a refused archive leaves
-no file.
+no file, and one interrupted after FILE is in place keeps it (the server may
+have removed its entries). The server removes no entry younger than its
+--audit-archive-min-age (7 days by default).
 
 --before takes a time (RFC 3339) or an age (90d, 1y, 720h). Entries are
 archived from the oldest on, up to the first one at or after that time.`,
@@ -100,34 +104,50 @@ archived from the oldest on, up to the first one at or after that time.`,
 				fmt.Fprintf(a.stderr, "nothing to archive: no audit entry is older than %s\n", cut.Format(time.RFC3339))
 				return a.printArchive(output, res)
 			}
-			err = os.Link(tmp, out) // never over a file made meanwhile
-			os.Remove(tmp)
-			if err == nil {
-				err = atomicfile.SyncDir(filepath.Dir(out))
-			}
-			if err != nil {
-				os.Remove(out)
+			// Never over a file made meanwhile (another archive to the same
+			// --out): that one is not this command's to remove.
+			if err := os.Link(tmp, out); err != nil {
+				os.Remove(tmp)
+				if _, serr := os.Lstat(out); serr == nil {
+					// Another archive to it linked first (and, done,
+					// removed what it took for leftovers: this one's file).
+					return fmt.Errorf("%s was written meanwhile by another archive to it; this one removed nothing: choose another --out", out)
+				}
 				return fmt.Errorf("put the archive at %s: %w", out, err)
 			}
+			os.Remove(tmp)
+			if err := atomicfile.SyncDir(filepath.Dir(out)); err != nil {
+				os.Remove(out) // this command's own, and nothing is removed yet
+				return fmt.Errorf("put the archive at %s: %w", out, err)
+			}
+			atomicfile.RemoveLeftovers(out) // what killed archives to it left
 			res.Path, res.Bytes, res.SHA256 = out, n, sum.hex()
 
-			// Only now does anything leave the trail.
+			// Only now does anything leave the trail. A call that fails has
+			// removed nothing (the server answers what it removed before it
+			// stopped), so the file goes only when the server refused before
+			// removing anything; when the outcome is unknown (no answer, an
+			// interrupt) the file stays: it may hold all that is left.
 			for {
 				resp, err := client.PruneAudit(cmd.Context(), &flinkpkiv1.PruneAuditRequest{ThroughSeq: res.LastSeq, ThroughHash: res.LastHash, MaxEntries: part})
 				if err != nil {
-					if res.Removed == 0 {
-						os.Remove(out) // refused: nothing was archived
+					if res.Removed == 0 && refusedOutright(err) {
+						os.Remove(out)
 						return err
 					}
-					return fmt.Errorf("%s holds entries %d to %d, but the server stopped removing them after entry %d: %w (run audit archive again, with another --out, to remove the rest)",
-						out, res.FirstSeq, res.LastSeq, res.Archived, err)
+					return fmt.Errorf("%w; keep %s: it holds entries %d to %d, of which the server had confirmed removing %d when this request failed, and it may have removed more (audit verify says where the trail starts; archive again with another --out to remove the rest)",
+						err, out, res.FirstSeq, res.LastSeq, res.Removed)
 				}
 				res.Removed += resp.GetRemoved()
 				res.Archived = resp.GetArchivedThroughSeq()
 				if resp.GetDone() {
 					break
 				}
-				fmt.Fprintf(a.stderr, "removed %d of %d entries from the trail...\n", res.Removed, res.Entries)
+				why := ""
+				if s := resp.GetStopped(); s != "" {
+					why = " (the server stopped: " + s + ")"
+				}
+				fmt.Fprintf(a.stderr, "removed %d of %d entries from the trail%s...\n", res.Removed, res.Entries, why)
 			}
 			fmt.Fprintf(a.stderr, "archived audit entries %d to %d (%d, before %s) to %s; the trail now starts after entry %d\n",
 				res.FirstSeq, res.LastSeq, res.Entries, cut.Format(time.RFC3339), out, res.Archived)
@@ -140,6 +160,17 @@ archived from the oldest on, up to the first one at or after that time.`,
 	_ = cmd.Flags().MarkHidden("part")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// refusedOutright reports whether a PruneAudit error is the server's
+// refusal, which it makes before it removes anything, as opposed to an
+// outcome the client cannot know (no answer, an interrupt, a fault).
+func refusedOutright(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.PermissionDenied, codes.Unauthenticated, codes.NotFound, codes.Unimplemented:
+		return true
+	}
+	return false
 }
 
 // archiveCut reads --before: an RFC 3339 time, or an age before now. A cut

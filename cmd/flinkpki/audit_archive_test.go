@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TestAuditArchiveMovesTheOldestEntriesToAFileThatVerifies: the entries
@@ -17,7 +23,7 @@ import (
 // line, and links two archives in a row; an archive is never replaced, and
 // a refused one leaves no file.
 func TestAuditArchiveMovesTheOldestEntriesToAFileThatVerifies(t *testing.T) {
-	s := startServer(t, "")
+	s := startServer(t, "", "--audit-archive-min-age", "0")
 	for _, name := range []string{"old1", "old2", "old3"} {
 		s.cli(t, s.admin, "cluster", "create", name).ok(t)
 	}
@@ -97,7 +103,8 @@ func TestAuditArchiveMovesTheOldestEntriesToAFileThatVerifies(t *testing.T) {
 		t.Fatalf("two archives in a row: %+v; want the second starting at %d, linked to the first", both, res.LastSeq+1)
 	}
 
-	// An edited line and a dropped one are named.
+	// An edited line, a dropped one, and archives out of order or with
+	// one missing between them are named.
 	edited := filepath.Join(dir, "edited.jsonl")
 	if err := os.WriteFile(edited, bytes.Replace(raw, []byte(`"cluster":"old2"`), []byte(`"cluster":"oldX"`), 1), 0o600); err != nil {
 		t.Fatal(err)
@@ -108,6 +115,8 @@ func TestAuditArchiveMovesTheOldestEntriesToAFileThatVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.cli(t, s.admin, "audit", "verify", "--file", dropped).refused(t, "entries are missing")
+	s.cli(t, s.admin, "audit", "verify", "--file", second, "--file", first).refused(t, "give the archives in order")
+	s.cli(t, s.admin, "audit", "verify", "--file", first, "--file", first).refused(t, "give the archives in order")
 
 	// Never over an existing file; nothing to archive writes nothing.
 	before, _ := os.ReadFile(first)
@@ -137,5 +146,87 @@ func TestAuditArchiveMovesTheOldestEntriesToAFileThatVerifies(t *testing.T) {
 	s.cli(t, tok, "audit", "archive", "--before", "0s", "--out", none).refused(t, "may only enroll")
 	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
 		t.Fatalf("the archive folder holds %d files after the refusals; want the 4 written on purpose", len(ents))
+	}
+}
+
+// TestAuditArchiveKeepsRecentEntriesByDefault: serve removes no audit entry
+// younger than --audit-archive-min-age (a week by default), so an archive
+// of fresh entries is refused, says what to do, and leaves no file and the
+// trail whole.
+func TestAuditArchiveKeepsRecentEntriesByDefault(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	out := filepath.Join(t.TempDir(), "audit.jsonl")
+	s.cli(t, s.admin, "audit", "archive", "--before", "0s", "--out", out).refused(t, "only once they are 168h0m0s old (serve --audit-archive-min-age): archive with an earlier --before")
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the refused archive left %s: %v", out, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
+		t.Fatalf("the refused archive left %d files beside it", len(ents))
+	}
+	v := s.cli(t, s.admin, "audit", "verify").ok(t)
+	if strings.Contains(v.stdout, "archived") {
+		t.Fatalf("after a refused archive, verify says %q", v.stdout)
+	}
+}
+
+// TestConcurrentArchivesToOneFileLeaveItWhole: archives racing for one
+// --out never remove a file another one made: whatever left the trail is
+// in the file, whichever archive wrote it.
+func TestConcurrentArchivesToOneFileLeaveItWhole(t *testing.T) {
+	s := startServer(t, "", "--audit-archive-min-age", "0", "--enroll-rate", "0")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	tok := s.tokenFor(t, "orders", "taskmanager", "--uses", "300")
+	s.cli(t, s.admin, "bench", "enroll", "--cluster", "orders", "--role", "taskmanager", "--token-file", tok,
+		"--requests", "300", "--concurrency", "8").ok(t)
+	out := filepath.Join(t.TempDir(), "audit.jsonl")
+	var wg sync.WaitGroup
+	rs := make([]result, 8)
+	for i := range rs {
+		wg.Go(func() { rs[i] = s.cli(t, s.admin, "audit", "archive", "--before", "0s", "--out", out) })
+	}
+	wg.Wait()
+	wrote := 0
+	for _, r := range rs {
+		switch {
+		case r.code == 0 && strings.Contains(r.stderr, "nothing to archive"): // after the winner was done
+		case r.code == 0:
+			wrote++
+		case !strings.Contains(r.stderr, "already exists") && !strings.Contains(r.stderr, "was written meanwhile by another archive to it; this one removed nothing"):
+			t.Errorf("a losing archive said %q; want that the file exists", r.stderr)
+		}
+	}
+	raw, err := os.ReadFile(out)
+	if wrote != 1 || err != nil {
+		t.Fatalf("8 archives to one file: %d wrote it, the file: %v; want exactly one, and its file", wrote, err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	var last archiveLine
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	v := s.cli(t, s.admin, "audit", "verify").ok(t)
+	if want := fmt.Sprintf("entries 1 to %d are archived; the last of them has hash %s", last.Seq, last.Hash); !strings.Contains(v.stdout, want) {
+		t.Fatalf("the trail says %q; want %q: what left it is what the file holds", v.stdout, want)
+	}
+	s.cli(t, s.admin, "audit", "verify", "--file", out).ok(t)
+}
+
+// TestOnlyARefusalMakesAnArchiveGiveUpItsFile: once the file is in place,
+// audit archive deletes it only when the server refused before removing
+// anything; with no answer, a fault or an interrupt the outcome is unknown
+// and the file may hold all that is left of those entries.
+func TestOnlyARefusalMakesAnArchiveGiveUpItsFile(t *testing.T) {
+	t.Parallel()
+	for code, refused := range map[codes.Code]bool{
+		codes.InvalidArgument: true, codes.FailedPrecondition: true, codes.PermissionDenied: true, codes.Unauthenticated: true,
+		codes.Unavailable: false, codes.DeadlineExceeded: false, codes.Canceled: false, codes.Internal: false, codes.Aborted: false, codes.Unknown: false,
+	} {
+		if got := refusedOutright(status.Error(code, "x")); got != refused {
+			t.Errorf("a PruneAudit error with code %s: refused outright = %v, want %v", code, got, refused)
+		}
+	}
+	if refusedOutright(context.Canceled) {
+		t.Error("an interrupt counts as a refusal")
 	}
 }

@@ -57,6 +57,7 @@ type serveOptions struct {
 	logLevel          string
 	rotationInterval  durationFlag
 	holderRetention   durationFlag
+	auditMinAge       durationFlag
 	shutdownTimeout   durationFlag
 	rpcTimeout        durationFlag
 	pprofListen       string
@@ -84,6 +85,10 @@ const (
 	// pruned every pruneEvery, the first time pruneFirst after start (not
 	// at once: a restart has enough to do).
 	defaultHolderRetention = 30 * 24 * time.Hour
+	// defaultAuditMinAge is how old audit entries must be before an
+	// archive removes them: a week for monitoring to notice what an
+	// administrator token did before it can go from the trail.
+	defaultAuditMinAge = 7 * 24 * time.Hour
 	pruneEvery             = time.Hour
 	pruneFirst             = 5 * time.Minute
 	devListen              = "127.0.0.1:7443"
@@ -109,6 +114,7 @@ func newServeCmd() *cobra.Command {
 	o := &serveOptions{
 		rotationInterval: durationFlag{d: time.Minute, signed: true},
 		holderRetention:  durationFlag{d: defaultHolderRetention, signed: true},
+		auditMinAge:      durationFlag{d: defaultAuditMinAge, signed: true},
 		shutdownTimeout:  durationFlag{d: 15 * time.Second, signed: true},
 		rpcTimeout:       durationFlag{d: 30 * time.Second, signed: true},
 		k8sReviewCache:   durationFlag{d: defaultReviewCache, signed: true},
@@ -174,6 +180,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.Var(&o.rotationInterval, "rotation-interval", "how often the automatic rotation schedule is checked (0 disables it)")
 	f.Var(&o.holderRetention, "holder-retention", "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it; 0 keeps them forever")
+	f.Var(&o.auditMinAge, "audit-archive-min-age", "how old audit entries must be before flinkpki audit archive may remove them from the trail, so that no administrator token can take its recent actions out of it; 0 allows any age")
 	f.Var(&o.shutdownTimeout, "shutdown-timeout", "how long in-flight requests may finish after SIGTERM")
 	f.Var(&o.rpcTimeout, "rpc-timeout", "deadline applied to every request that has none shorter (above 0; a backup gets at least an hour)")
 	f.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go's pprof profiles at http://ADDR/debug/pprof/ (debugging; keep it on loopback)")
@@ -298,7 +305,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 
 	m := metrics.New()
 	var pool *authority.KeyPool
-	acfg := authority.Config{Store: st, Logger: log, Observer: m}
+	acfg := authority.Config{Store: st, Logger: log, Observer: m, AuditMinAge: o.auditMinAge.d}
 	if o.keyPool > 0 || o.maxKeygen > 0 {
 		pool = authority.NewKeyPool(authority.KeyPoolConfig{Size: o.keyPool, Workers: o.maxKeygen, Prewarm: rsaKeyTypesInUse(ctx, st, 1000), Logger: log})
 		acfg.KeyPool = pool

@@ -91,6 +91,8 @@ func (o *serveOptions) checkRanges() error {
 	switch {
 	case o.holderRetention.d < 0:
 		return usagef("--holder-retention %s is negative: give how long expired holders are kept (e.g. 30d), or 0 to keep them forever", o.holderRetention.d)
+	case o.auditMinAge.d < 0:
+		return usagef("--audit-archive-min-age %s is negative: give how old audit entries must be before an archive removes them (e.g. 7d), or 0 for any age", o.auditMinAge.d)
 	case o.rotationInterval.d < 0:
 		return usagef("--rotation-interval %s is negative: give how often the rotation schedule is checked (e.g. 1m), or 0 to turn it off", o.rotationInterval.d)
 	case o.shutdownTimeout.d < 0:

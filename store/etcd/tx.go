@@ -261,7 +261,8 @@ func (t *txn) DeletePrefix(bucket, prefix []byte) error {
 
 // Scan implements store.Tx. It reads the range page by page at the
 // snapshot revision, merged with this transaction's buffered writes, and
-// records the whole prefix range in the read set.
+// records in the read set the part of the range it read: from start to
+// the key fn stopped at, or to the end of the prefix.
 func (t *txn) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
 	if t.err != nil {
 		return t.err
@@ -272,11 +273,25 @@ func (t *txn) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, err
 	bp := t.b.bucketPrefix(string(bucket))
 	lo := bp + string(prefix)
 	hi := clientv3.GetPrefixRangeEnd(lo)
-	t.ranges[keyRange{lo, hi}] = true
 	t.guards[string(bucket)] = true
 	from := lo
 	if start != nil && bytes.Compare(start, prefix) > 0 {
 		from = bp + string(start)
+	}
+	// The read set holds what the scan saw: the keys from where it
+	// started to where fn stopped it (that key included), or to the end of
+	// the prefix. A key written beyond where fn stopped changes nothing
+	// this transaction read, so it must not fail its commit: a prune of
+	// the audit trail's oldest entries would otherwise conflict with every
+	// entry appended at its head meanwhile.
+	seen := keyRange{from, hi}
+	defer func() { t.ranges[seen] = true }()
+	stop := func(k, v []byte) (bool, error) {
+		more, err := fn(k, v)
+		if err == nil && !more {
+			seen.hi = bp + string(k) + "\x00"
+		}
+		return more, err
 	}
 	overlay := t.pending(from, hi)
 	for {
@@ -289,7 +304,7 @@ func (t *txn) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, err
 		if resp.More && len(resp.Kvs) > 0 {
 			pageHi = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
-		more, err := t.emit(bp, resp.Kvs, &overlay, pageHi, fn)
+		more, err := t.emit(bp, resp.Kvs, &overlay, pageHi, stop)
 		if err != nil || !more || pageHi == hi {
 			return err
 		}

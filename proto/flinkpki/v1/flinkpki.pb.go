@@ -2698,8 +2698,12 @@ type PruneAuditResponse struct {
 	Removed            uint64                 `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`                                                   // entries this call removed
 	ArchivedThroughSeq uint64                 `protobuf:"varint,2,opt,name=archived_through_seq,json=archivedThroughSeq,proto3" json:"archived_through_seq,omitempty"` // the last entry removed so far
 	Done               bool                   `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`                                                         // the trail now starts after through_seq
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Set when this call removed entries and then stopped short of
+	// through_seq (done false): why. The next call goes on, or says more. A
+	// call that fails removed nothing.
+	Stopped       string `protobuf:"bytes,4,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PruneAuditResponse) Reset() {
@@ -2751,6 +2755,13 @@ func (x *PruneAuditResponse) GetDone() bool {
 		return x.Done
 	}
 	return false
+}
+
+func (x *PruneAuditResponse) GetStopped() string {
+	if x != nil {
+		return x.Stopped
+	}
+	return ""
 }
 
 type BackupRequest struct {
@@ -3060,11 +3071,12 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"throughSeq\x12!\n" +
 	"\fthrough_hash\x18\x02 \x01(\tR\vthroughHash\x12\x1f\n" +
 	"\vmax_entries\x18\x03 \x01(\x05R\n" +
-	"maxEntries\"t\n" +
+	"maxEntries\"\x8e\x01\n" +
 	"\x12PruneAuditResponse\x12\x18\n" +
 	"\aremoved\x18\x01 \x01(\x04R\aremoved\x120\n" +
 	"\x14archived_through_seq\x18\x02 \x01(\x04R\x12archivedThroughSeq\x12\x12\n" +
-	"\x04done\x18\x03 \x01(\bR\x04done\"\x0f\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\x12\x18\n" +
+	"\astopped\x18\x04 \x01(\tR\astopped\"\x0f\n" +
 	"\rBackupRequest\"!\n" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data2\x88\x05\n" +
