@@ -89,12 +89,12 @@ const (
 	// archive removes them: a week for monitoring to notice what an
 	// administrator token did before it can go from the trail.
 	defaultAuditMinAge = 7 * 24 * time.Hour
-	pruneEvery             = time.Hour
-	pruneFirst             = 5 * time.Minute
-	devListen              = "127.0.0.1:7443"
-	prodListen             = "0.0.0.0:7443"
-	maxRequestBytes        = 64 << 10
-	maxHeaderBytes         = 4 * api.MaxBearerSize
+	pruneEvery         = time.Hour
+	pruneFirst         = 5 * time.Minute
+	devListen          = "127.0.0.1:7443"
+	prodListen         = "0.0.0.0:7443"
+	maxRequestBytes    = 64 << 10
+	maxHeaderBytes     = 4 * api.MaxBearerSize
 	// streamWorkers is how many RPCs run on reused goroutines: a starting
 	// cluster's burst of enrollments, each waiting for its group commit.
 	streamWorkers = 64
