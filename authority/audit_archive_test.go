@@ -139,16 +139,7 @@ func archiveScenario(t *testing.T, opts ...authoritytest.Option) {
 // audit verify finds it.
 func TestAnAuditArchiveRemovesNothingThatDoesNotVerify(t *testing.T) {
 	t.Parallel()
-	e := authoritytest.New(t)
-	for i := range 20 {
-		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("c%02d", i)})
-	}
-	last := e.Audit("")[15]
-	if err := e.Store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	tamper(t, e.Path, 1, func(m map[string]any) { m["actor"] = "admin:someone-else" })
-	e.Reopen()
+	e, last := trailWithAnEditedEntry(t, 1)
 	_, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, 16, last.Hash, 0)
 	if !errors.Is(err, authority.ErrAuditBroken) || !strings.Contains(err.Error(), "audit entry 1 was modified") {
 		t.Fatalf("remove through 16 over an edited entry 1: %v; want ErrAuditBroken naming entry 1", err)
@@ -168,16 +159,7 @@ func TestAnAuditArchiveRemovesNothingThatDoesNotVerify(t *testing.T) {
 // starts at the edited entry is refused and removes nothing.
 func TestAnArchiveThatStopsPartWayAnswersWhatItRemoved(t *testing.T) {
 	t.Parallel()
-	e := authoritytest.New(t)
-	for i := range 20 {
-		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("c%02d", i)})
-	}
-	last := e.Audit("")[15]
-	if err := e.Store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	tamper(t, e.Path, 9, func(m map[string]any) { m["actor"] = "admin:someone-else" })
-	e.Reopen()
+	e, last := trailWithAnEditedEntry(t, 9)
 	r, err := e.Authority.PruneAuditInChunks(e.Ctx, authoritytest.Admin, 16, last.Hash, 100, 5)
 	if err != nil || r.Removed != 6 || r.Archived != 6 || r.Done || !errors.Is(r.Stopped, authority.ErrAuditBroken) {
 		t.Fatalf("chunks of 5 through 16 over an edited entry 9: %+v, %v; want entries 1 to 6 removed, stopped by the broken trail, no error", r, err)
@@ -274,4 +256,21 @@ func TestArchivingOnEtcdGoesOnWhileEntriesAreAppended(t *testing.T) {
 	if v, err := e.Authority.VerifyAudit(e.Ctx); err != nil || v.FirstBad != 0 || v.Archived != through.Seq {
 		t.Fatalf("verify after: %+v, %v", v, err)
 	}
+}
+
+// trailWithAnEditedEntry is a trail of 20 entries whose entry seq was
+// edited in the bbolt file, and its entry 16, to archive through.
+func trailWithAnEditedEntry(t *testing.T, seq uint64) (*authoritytest.Env, *store.AuditEntry) {
+	t.Helper()
+	e := authoritytest.New(t)
+	for i := range 20 {
+		e.CreateCluster(authority.CreateClusterRequest{Name: fmt.Sprintf("c%02d", i)})
+	}
+	last := e.Audit("")[15]
+	if err := e.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, e.Path, seq, func(m map[string]any) { m["actor"] = "admin:someone-else" })
+	e.Reopen()
+	return e, last
 }

@@ -56,14 +56,12 @@ appears only once complete and checked.`,
 			if err := requireFlag("out", out); err != nil {
 				return err
 			}
-			if isDir(out) {
-				return usagef("--out %s is a directory: name the backup file, for example --out %s", out, filepath.Join(out, "flinkpki-backup.db"))
+			replace := "choose another --out or pass --force to replace it"
+			if force {
+				replace = ""
 			}
-			if _, err := os.Lstat(out); err == nil && !force {
-				return fmt.Errorf("%s already exists: choose another --out or pass --force to replace it", out)
-			}
-			if dir := filepath.Dir(out); !isDir(dir) {
-				return fmt.Errorf("cannot write %s: %s is not an existing directory; create it first", out, dir)
+			if err := checkOutFile(out, "flinkpki-backup.db", replace); err != nil {
+				return err
 			}
 			conn, err := a.dial()
 			if err != nil {
@@ -264,6 +262,23 @@ func ensureEmptyDir(dir string) error {
 }
 
 // isDir reports whether path names an existing directory.
+// checkOutFile checks --out before a command that writes a file there does
+// anything: a directory is a usage error (example names a file in it), and
+// an existing file is refused with exists (what to do instead) unless
+// exists is "" (the command replaces it); its folder must exist.
+func checkOutFile(out, example, exists string) error {
+	if isDir(out) {
+		return usagef("--out %s is a directory: name the file, for example --out %s", out, filepath.Join(out, example))
+	}
+	if _, err := os.Lstat(out); err == nil && exists != "" {
+		return fmt.Errorf("%s already exists: %s", out, exists)
+	}
+	if dir := filepath.Dir(out); !isDir(dir) {
+		return fmt.Errorf("cannot write %s: %s is not an existing directory; create it first", out, dir)
+	}
+	return nil
+}
+
 func isDir(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()

@@ -69,14 +69,8 @@ archived from the oldest on, up to the first one at or after that time.`,
 			if err != nil {
 				return err
 			}
-			if isDir(out) {
-				return usagef("--out %s is a directory: name the archive file, for example --out %s", out, filepath.Join(out, "audit-"+a.now().UTC().Format("2006-01-02")+".jsonl"))
-			}
-			if _, err := os.Lstat(out); err == nil {
-				return fmt.Errorf("%s already exists: choose another --out (an archive is never replaced)", out)
-			}
-			if dir := filepath.Dir(out); !isDir(dir) {
-				return fmt.Errorf("cannot write %s: %s is not an existing directory; create it first", out, dir)
+			if err := checkOutFile(out, "audit-"+a.now().UTC().Format("2006-01-02")+".jsonl", "choose another --out (an archive is never replaced)"); err != nil {
+				return err
 			}
 			conn, err := a.dial()
 			if err != nil {
