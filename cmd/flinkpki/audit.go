@@ -259,8 +259,9 @@ entry and its hash, which is the last line of that archive.
 
 With --file, verify archive files written by audit archive instead, offline
 (no server): each file's entries, their hashes and links. Several files must
-be given in order, each going on where the one before ends and linking to
-its last entry.`,
+be given in order, each going on from the one before: linking to its last
+entry, or holding it unchanged (an archive run again after an interrupted
+one repeats entries of the first).`,
 		Example: `  flinkpki audit verify
   flinkpki audit verify --file audit-2025.jsonl --file audit-2026.jsonl -o json`,
 		Args: cobra.NoArgs,
@@ -333,16 +334,23 @@ func (a *app) verifyArchives(files []string, out outputFormat) error {
 	reps := make([]archiveReport, 0, len(files))
 	var bad error
 	for i, path := range files {
-		rep, err := verifyArchive(path)
+		var prev *archiveReport
+		if i > 0 && reps[i-1].OK {
+			prev = &reps[i-1]
+		}
+		rep, err := verifyArchive(path, prev)
 		if err != nil {
 			return fmt.Errorf("read archive: %w", err)
 		}
-		if i > 0 && rep.OK && reps[i-1].OK {
-			switch prev := reps[i-1]; {
-			case rep.FirstSeq != prev.LastSeq+1:
-				rep.OK, rep.Message = false, fmt.Sprintf("it starts at entry %d, but %s ends at entry %d: give the archives in order, each going on where the one before ends", rep.FirstSeq, prev.Path, prev.LastSeq)
-			case rep.FirstPrev != prev.LastHash:
-				rep.OK, rep.Message = false, fmt.Sprintf("its first entry, %d, does not link to the last entry of %s", rep.FirstSeq, prev.Path)
+		if prev != nil && rep.OK && !rep.follows {
+			switch {
+			case rep.FirstSeq > prev.LastSeq+1:
+				rep.OK, rep.Message = false, fmt.Sprintf("it starts at entry %d, but %s ends at entry %d: entries %d to %d are in neither (give the archives in order, with none missing)",
+					rep.FirstSeq, prev.Path, prev.LastSeq, prev.LastSeq+1, rep.FirstSeq-1)
+			case rep.LastSeq <= prev.LastSeq:
+				rep.OK, rep.Message = false, fmt.Sprintf("it ends at entry %d, before %s does (%d): give the archives in order", rep.LastSeq, prev.Path, prev.LastSeq)
+			default:
+				rep.OK, rep.Message = false, fmt.Sprintf("it does not go on from %s: its entry %d differs from the one there, or does not link to it", prev.Path, prev.LastSeq)
 			}
 		}
 		if !rep.OK && bad == nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -129,8 +130,7 @@ archived from the oldest on, up to the first one at or after that time.`,
 						os.Remove(out)
 						return err
 					}
-					return fmt.Errorf("%w; keep %s: it holds entries %d to %d, of which the server had confirmed removing %d when this request failed, and it may have removed more (audit verify says where the trail starts; archive again with another --out to remove the rest)",
-						err, out, res.FirstSeq, res.LastSeq, res.Removed)
+					return a.keepArchive(err, res)
 				}
 				res.Removed += resp.GetRemoved()
 				res.Archived = resp.GetArchivedThroughSeq()
@@ -143,8 +143,12 @@ archived from the oldest on, up to the first one at or after that time.`,
 				}
 				fmt.Fprintf(a.stderr, "removed %d of %d entries from the trail%s...\n", res.Removed, res.Entries, why)
 			}
-			fmt.Fprintf(a.stderr, "archived audit entries %d to %d (%d, before %s) to %s; the trail now starts after entry %d\n",
-				res.FirstSeq, res.LastSeq, res.Entries, cut.Format(time.RFC3339), out, res.Archived)
+			removed := "the trail now starts after entry " + strconv.FormatUint(res.Archived, 10)
+			if res.Removed == 0 {
+				removed = "another archive had removed them from the trail meanwhile"
+			}
+			fmt.Fprintf(a.stderr, "archived audit entries %d to %d (%d, before %s) to %s; %s\n",
+				res.FirstSeq, res.LastSeq, res.Entries, cut.Format(time.RFC3339), out, removed)
 			return a.printArchive(output, res)
 		},
 	}
@@ -154,6 +158,15 @@ archived from the oldest on, up to the first one at or after that time.`,
 	_ = cmd.Flags().MarkHidden("part")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// keepArchive is audit archive's error when removal may have begun and
+// then failed: the file must be kept. It does not wrap err: the CLI prints
+// a wrapped gRPC error as the status's sentence alone, and this one's point
+// comes after it.
+func (a *app) keepArchive(err error, res archiveResult) error {
+	return fmt.Errorf("%s; keep %s: it holds entries %d to %d, of which the server had confirmed removing %d when this request failed, and it may have removed more (audit verify says where the trail starts; archive again with another --out to remove the rest)",
+		a.humanize(err), res.Path, res.FirstSeq, res.LastSeq, res.Removed)
 }
 
 // refusedOutright reports whether a PruneAudit error is the server's
@@ -307,10 +320,14 @@ type archiveReport struct {
 	FirstPrev string `json:"first_prev_hash"` // the hash of the entry before the first: "" for entry 1
 	LastHash  string `json:"last_hash"`
 	Message   string `json:"message"`
+	follows   bool   // goes on from the file before (verifyArchive's after)
 }
 
-// verifyArchive recomputes the chain of one archive file.
-func verifyArchive(path string) (archiveReport, error) {
+// verifyArchive recomputes the chain of one archive file. When after is
+// not nil (the file before it, verified), it also says whether the file
+// goes on from that one's last entry: it links to it, or holds it (an
+// archive run again after an interrupted one overlaps the first).
+func verifyArchive(path string, after *archiveReport) (archiveReport, error) {
 	rep := archiveReport{Path: path}
 	f, err := os.Open(path)
 	if err != nil {
@@ -331,6 +348,9 @@ func verifyArchive(path string) (archiveReport, error) {
 		if err := chain.check(l); err != nil {
 			rep.Message = err.Error()
 			return rep, nil
+		}
+		if after != nil && ((l.Seq == after.LastSeq && l.Hash == after.LastHash) || (l.Seq == after.LastSeq+1 && l.PrevHash == after.LastHash)) {
+			rep.follows = true
 		}
 	}
 	rep.Entries, rep.FirstSeq, rep.LastSeq, rep.FirstPrev, rep.LastHash = chain.n, chain.firstSeq, chain.lastSeq, chain.firstPrv, chain.lastHash

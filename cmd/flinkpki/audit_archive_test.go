@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flinkpki/flinkpki/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -115,8 +116,42 @@ func TestAuditArchiveMovesTheOldestEntriesToAFileThatVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.cli(t, s.admin, "audit", "verify", "--file", dropped).refused(t, "entries are missing")
-	s.cli(t, s.admin, "audit", "verify", "--file", second, "--file", first).refused(t, "give the archives in order")
-	s.cli(t, s.admin, "audit", "verify", "--file", first, "--file", first).refused(t, "give the archives in order")
+	s.cli(t, s.admin, "audit", "verify", "--file", second, "--file", first).refused(t, "before "+second+" does")
+	gap := filepath.Join(dir, "gap.jsonl")
+	if err := os.WriteFile(gap, []byte(strings.Join(lines[2:], "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	head := filepath.Join(dir, "head.jsonl")
+	if err := os.WriteFile(head, []byte(lines[0]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.cli(t, s.admin, "audit", "verify", "--file", head, "--file", gap).refused(t, "entries 2 to 2 are in neither")
+	// Overlapping archives (one run again after an interrupted one) are
+	// fine while the entries they share agree.
+	s.cli(t, s.admin, "audit", "verify", "--file", head, "--file", first, "--file", second).ok(t)
+	s.cli(t, s.admin, "audit", "verify", "--file", head, "--file", edited).refused(t, "was modified")
+	// A first entry that verifies on its own but is not the one the next
+	// archive holds (another trail's, or one rewritten whole).
+	var e1 archiveLine
+	if err := json.Unmarshal([]byte(lines[0]), &e1); err != nil {
+		t.Fatal(err)
+	}
+	e1.Actor = "admin:someone-else"
+	st := store.AuditEntry{Seq: e1.Seq, Actor: e1.Actor, Cluster: e1.Cluster, Action: e1.Action, Outcome: e1.Outcome, Reason: e1.Reason, Details: e1.Details, Prev: e1.PrevHash}
+	if st.Time, err = time.Parse(time.RFC3339Nano, e1.Time); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Details) == 0 {
+		st.Details = nil
+	}
+	e1.Hash = store.AuditHash(&st)
+	forged, _ := json.Marshal(e1)
+	other := filepath.Join(dir, "other.jsonl")
+	if err := os.WriteFile(other, append(forged, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.cli(t, s.admin, "audit", "verify", "--file", other).ok(t)
+	s.cli(t, s.admin, "audit", "verify", "--file", other, "--file", first).refused(t, "does not go on from "+other)
 
 	// Never over an existing file; nothing to archive writes nothing.
 	before, _ := os.ReadFile(first)
@@ -144,8 +179,8 @@ func TestAuditArchiveMovesTheOldestEntriesToAFileThatVerifies(t *testing.T) {
 	}
 	tok := s.tokenFor(t, "new1", "taskmanager")
 	s.cli(t, tok, "audit", "archive", "--before", "0s", "--out", none).refused(t, "may only enroll")
-	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
-		t.Fatalf("the archive folder holds %d files after the refusals; want the 4 written on purpose", len(ents))
+	if ents, _ := os.ReadDir(dir); len(ents) != 7 {
+		t.Fatalf("the archive folder holds %d files after the refusals; want the 7 written on purpose", len(ents))
 	}
 }
 
@@ -228,5 +263,26 @@ func TestOnlyARefusalMakesAnArchiveGiveUpItsFile(t *testing.T) {
 	}
 	if refusedOutright(context.Canceled) {
 		t.Error("an interrupt counts as a refusal")
+	}
+}
+
+// TestAnArchiveThatMayHaveRemovedEntriesSaysToKeepItsFile: whatever ended
+// the removal (an interrupt, no answer, a fault, a refusal after entries
+// went), the one line printed tells the operator to keep the file and what
+// it holds, after the cause.
+func TestAnArchiveThatMayHaveRemovedEntriesSaysToKeepItsFile(t *testing.T) {
+	t.Parallel()
+	a := &app{target: "pki:7443"}
+	res := archiveResult{Path: "audit.jsonl", FirstSeq: 1, LastSeq: 99, Removed: 40}
+	for _, cause := range []error{
+		status.Error(codes.Canceled, "context canceled"), status.Error(codes.DeadlineExceeded, "context deadline exceeded"),
+		status.Error(codes.Unavailable, "connection refused"), status.Error(codes.Internal, "internal error"),
+		status.Error(codes.FailedPrecondition, "the audit trail is broken: audit entry 41 was modified"), context.Canceled,
+	} {
+		err := markOperation(a.keepArchive(cause, res))
+		line := oneLine(suggestions(a.humanize(err)))
+		if !strings.Contains(line, "keep audit.jsonl: it holds entries 1 to 99, of which the server had confirmed removing 40") || exitCode(err) != 1 {
+			t.Errorf("after %v the CLI prints %q (exit %d); want the cause and to keep the file, exit 1", cause, line, exitCode(err))
+		}
 	}
 }
