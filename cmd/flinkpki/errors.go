@@ -65,14 +65,14 @@ func (a *app) humanize(err error) string {
 		return err.Error()
 	}
 	var grpcErr interface{ GRPCStatus() *status.Status }
-	if !errors.As(err, &grpcErr) {
+	if !errors.As(err, &grpcErr) || a.target == "" {
+		// No flinkpki server was dialled (admin commands on the store): a
+		// gRPC status comes from etcd, inside the command's own sentence,
+		// which says what it was doing and what to do about it.
 		return err.Error()
 	}
 	st := grpcErr.GRPCStatus()
 	target := a.target
-	if target == "" {
-		target = "the server"
-	}
 	switch st.Code() {
 	case codes.Unavailable:
 		reason := enroll.Reason(err)

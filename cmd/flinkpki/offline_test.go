@@ -395,4 +395,12 @@ func TestHumanize(t *testing.T) {
 			}
 		})
 	}
+	// A command that dialled no flinkpki server (admin commands on an
+	// etcd store) keeps its whole sentence around etcd's status.
+	local := &app{}
+	etcdErr := fmt.Errorf("rotate key-encryption key of etcd x: etcd commit: %w; servers refuse the store until this command, run again, finishes it",
+		status.Error(codes.PermissionDenied, "etcdserver: permission denied"))
+	if got := local.humanize(etcdErr); got != etcdErr.Error() {
+		t.Errorf("humanize() of a store command's etcd error = %q, want it whole", got)
+	}
 }
