@@ -63,7 +63,7 @@ func (s *Server) UpdateCluster(ctx context.Context, req *pb.UpdateClusterRequest
 func bindingsFromPB(bs []*pb.K8SBinding) []store.K8sBinding {
 	var out []store.K8sBinding
 	for _, b := range bs {
-		out = append(out, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
+		out = append(out, store.K8sBinding{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount(), Roles: b.GetRoles()})
 	}
 	return out
 }
@@ -188,7 +188,7 @@ func clusterPB(c *store.Cluster, cas []authority.CAInfo) *pb.Cluster {
 		AutoRotate: c.AutoRotate, CreateTime: timestamppb.New(c.Created),
 	}
 	for _, b := range c.K8sBindings {
-		out.K8SBindings = append(out.K8SBindings, &pb.K8SBinding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount})
+		out.K8SBindings = append(out.K8SBindings, &pb.K8SBinding{Namespace: b.Namespace, ServiceAccount: b.ServiceAccount, Roles: b.Roles})
 	}
 	for _, i := range cas {
 		out.Cas = append(out.Cas, caPB(i))

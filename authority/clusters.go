@@ -116,7 +116,7 @@ func checkBindingsFree(tx *store.Txn, bindings []store.K8sBinding) error {
 	}
 	for _, b := range bindings {
 		for _, other := range cs {
-			if slices.Contains(other.K8sBindings, b) {
+			if slices.ContainsFunc(other.K8sBindings, b.SameAccount) {
 				return fmt.Errorf("%w: Kubernetes service account %s/%s is already bound to cluster %q: give each Flink cluster its own service account",
 					ErrInvalid, b.Namespace, b.ServiceAccount, other.Name)
 			}
@@ -158,8 +158,11 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 		if err := checkNewBinding(b); err != nil {
 			return nil, err
 		}
-		if slices.Contains(req.K8sBindings[:i], b) {
+		if slices.ContainsFunc(req.K8sBindings[:i], b.SameAccount) {
 			return nil, fmt.Errorf("%w: Kubernetes binding %s/%s is named twice", ErrInvalid, b.Namespace, b.ServiceAccount)
+		}
+		if b.Roles, err = bindingRoles(b); err != nil {
+			return nil, err
 		}
 		c.K8sBindings = append(c.K8sBindings, b)
 	}
@@ -208,9 +211,14 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		if err := checkNewBinding(b); err != nil {
 			return deny(err)
 		}
-		if slices.Contains(req.AddK8sBindings[:i], b) || slices.Contains(req.RemoveK8sBindings, b) {
+		if slices.ContainsFunc(req.AddK8sBindings[:i], b.SameAccount) || slices.ContainsFunc(req.RemoveK8sBindings, b.SameAccount) {
 			return deny(fmt.Errorf("%w: Kubernetes binding %s/%s is named twice", ErrInvalid, b.Namespace, b.ServiceAccount))
 		}
+		roles, err := bindingRoles(b)
+		if err != nil {
+			return deny(err)
+		}
+		req.AddK8sBindings[i].Roles = roles
 	}
 	details := map[string]string{}
 	if req.AutoRotate != nil {
@@ -234,22 +242,32 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		}
 		bindings := slices.Clone(c.K8sBindings)
 		for _, b := range req.RemoveK8sBindings {
-			if !slices.Contains(bindings, b) {
+			if !slices.ContainsFunc(bindings, b.SameAccount) {
 				return fmt.Errorf("%w: cluster %q has no Kubernetes binding %s/%s (flinkpki cluster get %s)", ErrNotFound, req.Name, b.Namespace, b.ServiceAccount, req.Name)
 			}
 			// Every copy: a cluster created before duplicates were refused
 			// may hold one twice, and a removal must unbind it.
-			bindings = slices.DeleteFunc(bindings, func(x store.K8sBinding) bool { return x == b })
+			bindings = slices.DeleteFunc(bindings, b.SameAccount)
 		}
-		if err := checkBindingsFree(tx, req.AddK8sBindings); err != nil {
+		// A binding this cluster holds already takes the roles given (every
+		// role a pod may have, when none): that is how its roles change.
+		var fresh []store.K8sBinding
+		for _, b := range req.AddK8sBindings {
+			if i := slices.IndexFunc(bindings, b.SameAccount); i >= 0 {
+				bindings[i].Roles = b.Roles
+				continue
+			}
+			fresh = append(fresh, b)
+		}
+		if err := checkBindingsFree(tx, fresh); err != nil {
 			return err
 		}
 		// Only an update that adds is held to the bound: a cluster stored
 		// with more by an earlier version can still shrink and change.
-		if n := len(bindings) + len(req.AddK8sBindings); len(req.AddK8sBindings) > 0 && n > MaxK8sBindings {
+		if n := len(bindings) + len(fresh); len(fresh) > 0 && n > MaxK8sBindings {
 			return fmt.Errorf("%w: cluster %q would have %d Kubernetes bindings: a cluster takes at most %d; remove some first, or give each deployment its own cluster", ErrInvalid, req.Name, n, MaxK8sBindings)
 		}
-		c.K8sBindings = append(bindings, req.AddK8sBindings...)
+		c.K8sBindings = append(bindings, fresh...)
 		if req.AutoRotate != nil {
 			c.AutoRotate = *req.AutoRotate
 		}
@@ -273,8 +291,31 @@ func bindingList(bs []store.K8sBinding) string {
 	out := make([]string, len(bs))
 	for i, b := range bs {
 		out[i] = b.Namespace + "/" + b.ServiceAccount
+		if len(b.Roles) > 0 {
+			out[i] += ":" + strings.Join(b.Roles, "+")
+		}
 	}
 	return strings.Join(out, ",")
+}
+
+// PodRoles are the roles a pod may enroll for with its service-account
+// token: never rest-client, whose certificate lets its holder submit jobs.
+var PodRoles = []string{string(issuer.RoleJobManager), string(issuer.RoleTaskManager), string(issuer.RoleRESTServer)}
+
+// bindingRoles checks and sorts a binding's roles (none: every pod role).
+func bindingRoles(b store.K8sBinding) ([]string, error) {
+	var out []string
+	for _, r := range b.Roles {
+		if !slices.Contains(PodRoles, r) {
+			return nil, fmt.Errorf("%w: Kubernetes binding %s/%s names role %q: a pod may enroll as %s (rest-client material is handed out by an administrator)",
+				ErrInvalid, b.Namespace, b.ServiceAccount, r, strings.Join(PodRoles, ", "))
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // createCA makes one CA of a lineage; the first generation is active.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func TestCreateClusterAcceptsBindingsNoOtherClusterHolds(t *testing.T) {
 			e := authoritytest.New(t)
 			e.CreateCluster(authority.CreateClusterRequest{Name: "a1", K8sBindings: []store.K8sBinding{flinkSA}})
 			v := e.CreateCluster(authority.CreateClusterRequest{Name: "a2", K8sBindings: []store.K8sBinding{tt.binding}})
-			if len(v.Cluster.K8sBindings) != 1 || v.Cluster.K8sBindings[0] != tt.binding {
+			if len(v.Cluster.K8sBindings) != 1 || !reflect.DeepEqual(v.Cluster.K8sBindings[0], tt.binding) {
 				t.Errorf("a2 bound to %v, want %v", v.Cluster.K8sBindings, tt.binding)
 			}
 		})
@@ -99,7 +100,7 @@ func TestDeletingAClusterFreesItsBinding(t *testing.T) {
 		t.Fatalf("delete a1: %v", err)
 	}
 	v := e.CreateCluster(req)
-	if len(v.Cluster.K8sBindings) != 1 || v.Cluster.K8sBindings[0] != flinkSA {
+	if len(v.Cluster.K8sBindings) != 1 || !reflect.DeepEqual(v.Cluster.K8sBindings[0], flinkSA) {
 		t.Errorf("a2 bound to %v, want %v", v.Cluster.K8sBindings, flinkSA)
 	}
 }
@@ -332,5 +333,72 @@ func TestAClusterOverTheBindingBoundCanStillBeShrunkAndToggled(t *testing.T) {
 	off := false
 	if _, err := e.Authority.UpdateCluster(e.Ctx, admin, authority.UpdateClusterRequest{Name: "legacy", AutoRotate: &off}); err != nil {
 		t.Errorf("turning automatic rotation off on an over-bound cluster: %v, want it done", err)
+	}
+}
+
+// TestABindingsRolesBoundWhatItsPodsEnrollAs: a binding that names roles
+// lets its pods enroll as those alone (a leaked TaskManager token gets no
+// JobManager or REST server material), refused before anything is spent
+// and audited; one without roles lets them enroll as any pod role; adding
+// the binding again sets its roles; a role no pod may have is refused.
+func TestABindingsRolesBoundWhatItsPodsEnrollAs(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	tm := store.K8sBinding{Namespace: "flink", ServiceAccount: "orders-tm", Roles: []string{"taskmanager"}}
+	jm := store.K8sBinding{Namespace: "flink", ServiceAccount: "orders-jm"}
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders", K8sBindings: []store.K8sBinding{tm, jm}})
+	pod := func(sa, name string) authority.Actor {
+		return authority.Actor{Kind: authority.ActorK8s, Namespace: "flink", ServiceAccount: sa, Pod: name}
+	}
+	enroll := func(actor authority.Actor, role string) error {
+		t.Helper()
+		_, csr, err := authoritytest.NewCSR("ecdsa-p256", actor.Pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.Authority.Enroll(e.Ctx, actor, authority.EnrollRequest{Cluster: "orders", Role: role, CSR: csr, DNSNames: []string{"orders-rest-tls"}})
+		return err
+	}
+	if err := enroll(pod("orders-tm", "orders-taskmanager-1"), "taskmanager"); err != nil {
+		t.Fatalf("a TaskManager pod of a taskmanager binding: %v", err)
+	}
+	for _, role := range []string{"jobmanager", "rest-server"} {
+		err := enroll(pod("orders-tm", "orders-taskmanager-2"), role)
+		if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "may enroll for cluster \"orders\" as taskmanager only, not "+role) {
+			t.Fatalf("a taskmanager binding's pod enrolls as %s: %v; want ErrDenied naming its roles", role, err)
+		}
+		if _, err := e.Authority.KeyType(e.Ctx, pod("orders-tm", "orders-taskmanager-2"), "orders", role, ""); !errors.Is(err, authority.ErrDenied) {
+			t.Fatalf("KeyType for %s through a taskmanager binding: %v; want ErrDenied", role, err)
+		}
+	}
+	if last := e.Audit("orders"); last[len(last)-1].Outcome != "denied" {
+		t.Fatalf("the refusal was not audited: %+v", last[len(last)-1])
+	}
+	if hs, err := e.Authority.ListHolders(e.Ctx, "orders", true); err != nil || len(hs) != 1 {
+		t.Fatalf("holders after the refusals: %d, %v; want the one TaskManager", len(hs), err)
+	}
+	for _, role := range []string{"jobmanager", "taskmanager", "rest-server"} {
+		if err := enroll(pod("orders-jm", "orders-jm-"+role), role); err != nil {
+			t.Fatalf("a binding without roles: enroll as %s: %v", role, err)
+		}
+	}
+
+	v, err := e.Authority.UpdateCluster(e.Ctx, authoritytest.Admin, authority.UpdateClusterRequest{Name: "orders",
+		AddK8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders-tm", Roles: []string{"rest-server", "taskmanager", "taskmanager"}}}})
+	if err != nil || len(v.Cluster.K8sBindings) != 2 || strings.Join(v.Cluster.K8sBindings[0].Roles, ",") != "rest-server,taskmanager" {
+		t.Fatalf("adding the bound account again with two roles: %+v, %v; want its roles set, sorted, once each", v, err)
+	}
+	if err := enroll(pod("orders-tm", "orders-taskmanager-3"), "rest-server"); err != nil {
+		t.Fatalf("rest-server after the binding took it: %v", err)
+	}
+	if last := e.Audit("orders"); last[len(last)-2].Details["added"] != "flink/orders-tm:rest-server+taskmanager" {
+		t.Fatalf("the update was audited with %v; want the binding and its roles", last[len(last)-2].Details)
+	}
+	for _, bad := range []string{"rest-client", "admin"} {
+		_, err := e.Authority.UpdateCluster(e.Ctx, authoritytest.Admin, authority.UpdateClusterRequest{Name: "orders",
+			AddK8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders-tm", Roles: []string{bad}}}})
+		if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "a pod may enroll as jobmanager, taskmanager, rest-server") {
+			t.Fatalf("a binding with role %s: %v; want ErrInvalid naming the pod roles", bad, err)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,7 +131,7 @@ func TestCreateClusterAcceptsTheShortestLeafAndKubernetesNames(t *testing.T) {
 	e := authoritytest.New(t)
 	b := []store.K8sBinding{{Namespace: "flink-prod", ServiceAccount: "orders.flink-sa"}, {Namespace: "a", ServiceAccount: "b"}}
 	v := e.CreateCluster(authority.CreateClusterRequest{Name: "orders", CAValidity: 8 * day, LeafValidity: authority.MinLeafValidity, K8sBindings: b})
-	if v.Cluster.LeafValidity != authority.MinLeafValidity || len(v.Cluster.K8sBindings) != 2 || v.Cluster.K8sBindings[0] != b[0] {
+	if v.Cluster.LeafValidity != authority.MinLeafValidity || len(v.Cluster.K8sBindings) != 2 || !reflect.DeepEqual(v.Cluster.K8sBindings[0], b[0]) {
 		t.Errorf("cluster created as %+v, want leaf validity %s and bindings %v", v.Cluster, authority.MinLeafValidity, b)
 	}
 }

@@ -58,8 +58,13 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 			return "", fmt.Errorf("%w: token was made for an earlier cluster named %q, deleted since: create a new one with flinkpki token create", ErrDenied, c.Name)
 		}
 	case ActorK8s:
-		if !slices.Contains(c.K8sBindings, store.K8sBinding{Namespace: actor.Namespace, ServiceAccount: actor.ServiceAccount}) {
+		i := slices.IndexFunc(c.K8sBindings, store.K8sBinding{Namespace: actor.Namespace, ServiceAccount: actor.ServiceAccount}.SameAccount)
+		if i < 0 {
 			return "", notBound(actor, c.Name)
+		}
+		if roles := c.K8sBindings[i].Roles; len(roles) > 0 && !slices.Contains(roles, string(role)) {
+			return "", fmt.Errorf("%w: service account %s/%s may enroll for cluster %q as %s only, not %s: give the pods of each role their own service account, or an administrator widens the binding (flinkpki cluster update %s --add-k8s-binding %s/%s:%s,%s)",
+				ErrDenied, actor.Namespace, actor.ServiceAccount, c.Name, strings.Join(roles, ", "), role, c.Name, actor.Namespace, actor.ServiceAccount, strings.Join(roles, ","), role)
 		}
 		if actor.Pod == "" {
 			return "", fmt.Errorf("%w: the service-account token is not bound to a pod: use a projected token volume", ErrDenied)

@@ -98,6 +98,9 @@ func cloneToken(t *Token) *Token {
 func cloneCluster(cl *Cluster) *Cluster {
 	c := *cl
 	c.K8sBindings = slices.Clone(cl.K8sBindings)
+	for i := range c.K8sBindings {
+		c.K8sBindings[i].Roles = slices.Clone(c.K8sBindings[i].Roles)
+	}
 	c.Generations = maps.Clone(cl.Generations)
 	return &c
 }

@@ -20,10 +20,18 @@ type Cluster struct {
 	Epoch int64 `json:"epoch"`
 }
 
-// K8sBinding allows pods running as ServiceAccount in Namespace to enroll.
+// K8sBinding allows pods running as ServiceAccount in Namespace to enroll,
+// as the roles in Roles (sorted), or as any a pod may when it is empty.
 type K8sBinding struct {
-	Namespace      string `json:"namespace"`
-	ServiceAccount string `json:"service_account"`
+	Namespace      string   `json:"namespace"`
+	ServiceAccount string   `json:"service_account"`
+	Roles          []string `json:"roles,omitempty"`
+}
+
+// SameAccount reports whether b and o bind the same service account,
+// whatever their roles: a service account binds one cluster, once.
+func (b K8sBinding) SameAccount(o K8sBinding) bool {
+	return b.Namespace == o.Namespace && b.ServiceAccount == o.ServiceAccount
 }
 
 // CA is one CA of a cluster's lineage. Key holds the PKCS#8 private key in

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,10 +120,14 @@ func (a *app) newClusterUpdateCmd() *cobra.Command {
 		Long: `Change what may change in a cluster after its creation, in one audited step
 (cluster.update), or nothing when any part is refused:
 
-  --add-k8s-binding NS/SA      pods running as service account SA in namespace NS
+  --add-k8s-binding NS/SA[:ROLES]
+                               pods running as service account SA in namespace NS
                                may enroll for the cluster (refused when another
                                cluster holds that binding: one service account,
-                               one cluster)
+                               one cluster), as the roles given (jobmanager,
+                               taskmanager, rest-server, comma-separated), or
+                               as all three; for a binding the cluster has, it
+                               sets the roles
   --remove-k8s-binding NS/SA   they may not, from their next request on; leaves
                                they already hold stay valid until they expire
                                (holder list, holder release)
@@ -132,8 +137,15 @@ func (a *app) newClusterUpdateCmd() *cobra.Command {
 
 The cluster's CAs, key type and validities never change: they shape every
 leaf it issued and its rotation schedule. Moving a Flink deployment to a new
-service account is an add, a rollout, then a remove.`,
+service account is an add, a rollout, then a remove.
+
+A binding with roles keeps a leaked TaskManager token from getting
+JobManager or REST server material: run the JobManager and the TaskManagers
+as two service accounts (kubernetes.taskmanager.service-account, or the
+pod templates' serviceAccountName) and bind each to its roles.`,
 		Example: `  flinkpki cluster update orders --add-k8s-binding flink/orders-flink-v2
+  flinkpki cluster update orders --add-k8s-binding flink/orders-jm:jobmanager,rest-server \
+      --add-k8s-binding flink/orders-tm:taskmanager
   flinkpki cluster update orders --remove-k8s-binding flink/orders-flink
   flinkpki cluster update orders --auto-rotate false`,
 		Args: cobra.ExactArgs(1),
@@ -143,10 +155,10 @@ service account is an add, a rollout, then a remove.`,
 			}
 			req := &flinkpkiv1.UpdateClusterRequest{Name: args[0]}
 			var err error
-			if req.AddK8SBindings, err = bindingFlags("--add-k8s-binding", add); err != nil {
+			if req.AddK8SBindings, err = bindingFlags("--add-k8s-binding", add, true); err != nil {
 				return err
 			}
-			if req.RemoveK8SBindings, err = bindingFlags("--remove-k8s-binding", remove); err != nil {
+			if req.RemoveK8SBindings, err = bindingFlags("--remove-k8s-binding", remove, false); err != nil {
 				return err
 			}
 			switch autoRotate {
@@ -174,22 +186,39 @@ service account is an add, a rollout, then a remove.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&add, "add-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may enroll (repeat; at most 64 bindings per cluster)")
+	f.StringArrayVar(&add, "add-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT[:ROLE,...] whose pods may enroll, as those roles or all (repeat; at most 64 bindings per cluster)")
 	f.StringArrayVar(&remove, "remove-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may no longer enroll (repeat)")
 	f.StringVar(&autoRotate, "auto-rotate", "", "true or false: rotate the CAs automatically")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
 
-// bindingFlags parses NAMESPACE/SERVICE-ACCOUNT values of flag.
-func bindingFlags(flag string, vals []string) ([]*flinkpkiv1.K8SBinding, error) {
+// bindingFlags parses NAMESPACE/SERVICE-ACCOUNT values of flag, with
+// :ROLE,ROLE after them when withRoles.
+func bindingFlags(flag string, vals []string, withRoles bool) ([]*flinkpkiv1.K8SBinding, error) {
 	var out []*flinkpkiv1.K8SBinding
 	for _, v := range vals {
-		ns, sa, ok := strings.Cut(v, "/")
+		account, roles, hasRoles := strings.Cut(v, ":")
+		ns, sa, ok := strings.Cut(account, "/")
 		if !ok || ns == "" || sa == "" || strings.Contains(sa, "/") {
+			if withRoles {
+				return nil, usagef("%s %q: want NAMESPACE/SERVICE-ACCOUNT[:ROLE,...], e.g. flink/orders-flink or flink/orders-tm:taskmanager", flag, v)
+			}
 			return nil, usagef("%s %q: want NAMESPACE/SERVICE-ACCOUNT, e.g. flink/orders-flink", flag, v)
 		}
-		out = append(out, &flinkpkiv1.K8SBinding{Namespace: ns, ServiceAccount: sa})
+		b := &flinkpkiv1.K8SBinding{Namespace: ns, ServiceAccount: sa}
+		if hasRoles {
+			if !withRoles {
+				return nil, usagef("%s %q: a binding is removed whole: give NAMESPACE/SERVICE-ACCOUNT alone", flag, v)
+			}
+			for r := range strings.SplitSeq(roles, ",") {
+				if !slices.Contains(authority.PodRoles, r) {
+					return nil, usagef("%s %q: role %q: a pod may enroll as %s", flag, v, r, strings.Join(authority.PodRoles, ", "))
+				}
+				b.Roles = append(b.Roles, r)
+			}
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }

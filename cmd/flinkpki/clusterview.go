@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flinkpki/flinkpki/authority"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -24,6 +25,17 @@ type clusterJSON struct {
 type bindingJSON struct {
 	Namespace      string `json:"namespace"`
 	ServiceAccount string `json:"service_account"`
+	// The roles its pods may enroll as: all a pod may when the binding
+	// names none.
+	Roles []string `json:"roles"`
+}
+
+// bindingRoles is what a binding's pods may enroll as.
+func bindingRoles(b *flinkpkiv1.K8SBinding) []string {
+	if len(b.GetRoles()) == 0 {
+		return authority.PodRoles
+	}
+	return b.GetRoles()
 }
 
 // caJSON is the stable JSON shape of one CA.
@@ -54,7 +66,7 @@ func toClusterJSON(c *flinkpkiv1.Cluster) clusterJSON {
 		CAs:                 []caJSON{},
 	}
 	for _, b := range c.GetK8SBindings() {
-		j.K8sBindings = append(j.K8sBindings, bindingJSON{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount()})
+		j.K8sBindings = append(j.K8sBindings, bindingJSON{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount(), Roles: bindingRoles(b)})
 	}
 	for _, ca := range c.GetCas() {
 		cj := toCAJSON(ca)
@@ -98,7 +110,11 @@ func (a *app) printCluster(c *flinkpkiv1.Cluster, out outputFormat) error {
 	w.row("Created:", orDash(rfc3339(c.GetCreateTime())))
 	var bindings []string
 	for _, b := range c.GetK8SBindings() {
-		bindings = append(bindings, b.GetNamespace()+"/"+b.GetServiceAccount())
+		s := b.GetNamespace() + "/" + b.GetServiceAccount()
+		if len(b.GetRoles()) > 0 {
+			s += " (" + strings.Join(b.GetRoles(), ", ") + ")"
+		}
+		bindings = append(bindings, s)
 	}
 	w.row("Kubernetes bindings:", orDash(strings.Join(bindings, ", ")))
 	if err := w.Flush(); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,5 +139,47 @@ func TestClusterUpdateMovesKubernetesBindings(t *testing.T) {
 	}
 	if n := strings.Count(audit, `"action": "cluster.update"`); n != 5 { // 2 done, 3 refused
 		t.Errorf("%d cluster.update entries, want 5 (2 applied, 3 refused)", n)
+	}
+}
+
+// TestABindingWithRolesKeepsATaskManagersTokenToItsRole: with the JobManager
+// and the TaskManagers running as two service accounts, each bound to its
+// roles, a TaskManager pod's token (leaked, say) gets no JobManager or REST
+// server material; cluster get shows each binding's roles.
+func TestABindingWithRolesKeepsATaskManagersTokenToItsRole(t *testing.T) {
+	const issuerURL = "https://kubernetes.default.svc.cluster.local"
+	iss := k8stest.NewECIssuer(t, issuerURL)
+	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss))
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	r := s.cli(t, s.admin, "cluster", "update", "orders", "--add-k8s-binding", "flink/orders-jm:jobmanager,rest-server",
+		"--add-k8s-binding", "flink/orders-tm:taskmanager", "-o", "json").ok(t)
+	var c clusterJSON
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.K8sBindings) != 2 || strings.Join(c.K8sBindings[0].Roles, ",") != "jobmanager,rest-server" || strings.Join(c.K8sBindings[1].Roles, ",") != "taskmanager" {
+		t.Fatalf("cluster update -o json shows bindings %+v; want each with its roles", c.K8sBindings)
+	}
+	if got := s.cli(t, s.admin, "cluster", "get", "orders").ok(t).stdout; !strings.Contains(got, "flink/orders-tm (taskmanager)") {
+		t.Fatalf("cluster get does not show the binding's roles:\n%s", got)
+	}
+	tm := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-tm", Pod: "orders-taskmanager-1-1"})
+	initAs := func(tok, role string, extra ...string) result {
+		return s.cli(t, "", append([]string{"init", "--cluster", "orders", "--role", role, "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "5s"}, extra...)...)
+	}
+	initAs(tm, "jobmanager").refused(t, `service account flink/orders-tm may enroll for cluster "orders" as taskmanager only, not jobmanager`)
+	initAs(tm, "rest-server", "--dns", "orders-rest-tls").refused(t, "as taskmanager only, not rest-server")
+	initAs(tm, "taskmanager").ok(t)
+	jm := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-jm", Pod: "orders-jobmanager-0"})
+	initAs(jm, "rest-server", "--dns", "orders-rest-tls").ok(t)
+
+	for _, bad := range [][]string{
+		{"--add-k8s-binding", "flink/orders-tm:rest-client"},
+		{"--add-k8s-binding", "flink/orders-tm:taskmanager,"},
+		{"--remove-k8s-binding", "flink/orders-tm:taskmanager"},
+	} {
+		if r := s.cli(t, s.admin, append([]string{"cluster", "update", "orders"}, bad...)...); r.code != 2 {
+			t.Errorf("cluster update %v: exit %d, want 2 (usage)\n%s", bad, r.code, r.stderr)
+		}
 	}
 }

@@ -606,7 +606,7 @@ func readsAreCopies(t *testing.T, h Harness) {
 	s := mustOpen(t, h, NewKEK(t))
 	defer s.Close()
 	cl := &store.Cluster{Name: "orders", Generations: map[string]int{"internal": 1},
-		K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders"}}, Epoch: 1}
+		K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders", Roles: []string{"taskmanager"}}}, Epoch: 1}
 	tok := &store.Token{ID: "t1", Hash: []byte{1, 2, 3}, Cluster: "orders", Role: "taskmanager", UsesLeft: 5}
 	put := func(c *store.Cluster, tk *store.Token) func(*store.Txn) error {
 		return func(tx *store.Txn) error {
@@ -636,12 +636,13 @@ func readsAreCopies(t *testing.T, h Harness) {
 	}
 	for range 2 { // the second round reads what the first one decoded
 		c, tk := read()
-		if c.Generations["internal"] != 1 || c.K8sBindings[0].ServiceAccount != "orders" || c.Epoch != 1 ||
+		if c.Generations["internal"] != 1 || c.K8sBindings[0].ServiceAccount != "orders" || c.K8sBindings[0].Roles[0] != "taskmanager" || c.Epoch != 1 ||
 			tk.Hash[0] != 1 || tk.UsesLeft != 5 {
 			t.Fatalf("read cluster %+v token %+v, want what was written", c, tk)
 		}
 		c.Generations["internal"] = 9
 		c.K8sBindings[0].ServiceAccount = "changed"
+		c.K8sBindings[0].Roles[0] = "jobmanager"
 		c.Epoch = 9
 		tk.Hash[0] = 9
 		tk.UsesLeft = 9

@@ -31,8 +31,11 @@ type K8SBinding struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Namespace      string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	ServiceAccount string                 `protobuf:"bytes,2,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The roles its pods may enroll as (jobmanager, taskmanager, rest-server);
+	// empty: all three.
+	Roles         []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *K8SBinding) Reset() {
@@ -77,6 +80,13 @@ func (x *K8SBinding) GetServiceAccount() string {
 		return x.ServiceAccount
 	}
 	return ""
+}
+
+func (x *K8SBinding) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
 }
 
 type CreateClusterRequest struct {
@@ -2848,11 +2858,12 @@ var File_flinkpki_v1_flinkpki_proto protoreflect.FileDescriptor
 
 const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\n" +
-	"\x1aflinkpki/v1/flinkpki.proto\x12\vflinkpki.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n" +
+	"\x1aflinkpki/v1/flinkpki.proto\x12\vflinkpki.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n" +
 	"\n" +
 	"K8sBinding\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12'\n" +
-	"\x0fservice_account\x18\x02 \x01(\tR\x0eserviceAccount\"\xad\x02\n" +
+	"\x0fservice_account\x18\x02 \x01(\tR\x0eserviceAccount\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\"\xad\x02\n" +
 	"\x14CreateClusterRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bkey_type\x18\x02 \x01(\tR\akeyType\x12:\n" +
