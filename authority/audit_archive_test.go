@@ -15,6 +15,7 @@ import (
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // TestArchivedAuditEntriesLeaveTheTrailAndItStillVerifies on bbolt.
@@ -273,4 +274,74 @@ func trailWithAnEditedEntry(t *testing.T, seq uint64) (*authoritytest.Env, *stor
 	tamper(t, e.Path, seq, func(m map[string]any) { m["actor"] = "admin:someone-else" })
 	e.Reopen()
 	return e, last
+}
+
+// TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema: a store starts at
+// schema 1, which every flinkpki reads; archived audit entries (an older
+// one would call the trail broken) and a binding with roles (it would drop
+// them) move it to 2, which one that reads only 1 refuses; this one reads
+// both and refuses 3.
+func TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema(t *testing.T) {
+	t.Parallel()
+	schema := func(e *authoritytest.Env) string {
+		t.Helper()
+		if err := e.Store.Close(); err != nil {
+			t.Fatal(err)
+		}
+		defer e.Reopen()
+		db, err := bbolt.Open(e.Path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var v string
+		if err := db.View(func(tx *bbolt.Tx) error { v = string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	plain := authoritytest.New(t)
+	plain.CreateCluster(authority.CreateClusterRequest{Name: "orders", K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders"}}})
+	plain.Enroll("orders", "taskmanager", "tm-0")
+	if v := schema(plain); v != "1" {
+		t.Fatalf("a store without archives or binding roles has schema %q; want 1, which every flinkpki reads", v)
+	}
+	plain.CreateCluster(authority.CreateClusterRequest{Name: "scoped", K8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "scoped", Roles: []string{"taskmanager"}}}})
+	if v := schema(plain); v != "2" {
+		t.Fatalf("after a binding with roles the schema is %q; want 2", v)
+	}
+
+	archived := authoritytest.New(t)
+	archived.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	first := archived.Audit("")[0]
+	if _, err := archived.Authority.PruneAudit(archived.Ctx, authoritytest.Admin, first.Seq, first.Hash, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(archived); v != "2" {
+		t.Fatalf("after an archive the schema is %q; want 2", v)
+	}
+
+	if err := archived.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	setSchema := func(v string) {
+		t.Helper()
+		db, err := bbolt.Open(archived.Path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte(v)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSchema("3")
+	if st, err := authoritytest.OpenStore(archived.Ctx, archived.Path, archived.KEK); !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), `store has schema "3", this flinkpki reads 1 to 2`) {
+		if st != nil {
+			st.Close()
+		}
+		t.Fatalf("open a store of schema 3: %v; want ErrSchema naming what this one reads", err)
+	}
+	setSchema("2")
+	archived.Reopen()
 }

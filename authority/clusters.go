@@ -196,10 +196,12 @@ type UpdateClusterRequest struct {
 }
 
 // UpdateCluster applies req in one audited transaction (cluster.update),
-// or refuses it whole, changing nothing. A binding another cluster holds,
-// or this one already, is refused, as is removing one it does not have. A
-// removed service account's pods enroll no more from the next request on;
-// the leaves they hold stay valid until they expire (holder release).
+// or refuses it whole, changing nothing. A binding another cluster holds
+// is refused, as is removing one it does not have. Adding one this cluster
+// holds sets its roles (audited as roles_changed), and is refused without
+// roles. A removed service account's pods enroll no more from the next
+// request on; the leaves they hold stay valid until they expire (holder
+// release).
 func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateClusterRequest) (*ClusterView, error) {
 	deny := func(err error) (*ClusterView, error) {
 		return nil, a.Deny(ctx, actor, req.Name, "cluster.update", ReasonOf(err), err)
@@ -224,9 +226,12 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 	if req.AutoRotate != nil {
 		details["auto_rotate"] = strconv.FormatBool(*req.AutoRotate)
 	}
-	if s := bindingList(req.AddK8sBindings); s != "" {
-		details["added"] = s
+	for _, b := range req.RemoveK8sBindings {
+		if len(b.Roles) > 0 {
+			return deny(fmt.Errorf("%w: Kubernetes binding %s/%s is removed whole: name it without roles (to change its roles, add it again with them)", ErrInvalid, b.Namespace, b.ServiceAccount))
+		}
 	}
+
 	if s := bindingList(req.RemoveK8sBindings); s != "" {
 		details["removed"] = s
 	}
@@ -249,15 +254,34 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 			// may hold one twice, and a removal must unbind it.
 			bindings = slices.DeleteFunc(bindings, b.SameAccount)
 		}
-		// A binding this cluster holds already takes the roles given (every
-		// role a pod may have, when none): that is how its roles change.
+		// A binding this cluster holds already takes the roles given: that
+		// is how its roles change, said so in the audit entry. Without
+		// roles it is refused as before: widening a binding to every role
+		// must be asked for by naming them.
 		var fresh []store.K8sBinding
+		var changed []string
 		for _, b := range req.AddK8sBindings {
-			if i := slices.IndexFunc(bindings, b.SameAccount); i >= 0 {
-				bindings[i].Roles = b.Roles
+			i := slices.IndexFunc(bindings, b.SameAccount)
+			switch {
+			case i < 0:
+				fresh = append(fresh, b)
 				continue
+			case len(b.Roles) == 0:
+				return fmt.Errorf("%w: Kubernetes service account %s/%s is already bound to cluster %q%s: to change what its pods may enroll as, give the roles (%s/%s:%s for all)",
+					ErrInvalid, b.Namespace, b.ServiceAccount, req.Name, rolesNote(bindings[i].Roles), b.Namespace, b.ServiceAccount, strings.Join(PodRoles, ","))
 			}
-			fresh = append(fresh, b)
+			changed = append(changed, fmt.Sprintf("%s/%s:%s->%s", b.Namespace, b.ServiceAccount, rolesText(bindings[i].Roles), rolesText(b.Roles)))
+			bindings[i].Roles = b.Roles
+		}
+		// Set here, not before: an added account this cluster holds is a
+		// change of its roles, and a retried transaction says it anew.
+		delete(details, "added")
+		delete(details, "roles_changed")
+		if s := bindingList(fresh); s != "" {
+			details["added"] = s
+		}
+		if len(changed) > 0 {
+			details["roles_changed"] = strings.Join(changed, ",")
 		}
 		if err := checkBindingsFree(tx, fresh); err != nil {
 			return err
@@ -299,8 +323,25 @@ func bindingList(bs []store.K8sBinding) string {
 }
 
 // PodRoles are the roles a pod may enroll for with its service-account
-// token: never rest-client, whose certificate lets its holder submit jobs.
-var PodRoles = []string{string(issuer.RoleJobManager), string(issuer.RoleTaskManager), string(issuer.RoleRESTServer)}
+// token, sorted: never rest-client, whose certificate lets its holder
+// submit jobs.
+var PodRoles = []string{string(issuer.RoleJobManager), string(issuer.RoleRESTServer), string(issuer.RoleTaskManager)}
+
+// rolesText names a binding's roles for the audit trail: "all" for none.
+func rolesText(roles []string) string {
+	if len(roles) == 0 {
+		return "all"
+	}
+	return strings.Join(roles, "+")
+}
+
+// rolesNote is ", as ROLES" for a binding limited to roles, "" otherwise.
+func rolesNote(roles []string) string {
+	if len(roles) == 0 {
+		return ""
+	}
+	return " as " + strings.Join(roles, ", ")
+}
 
 // bindingRoles checks and sorts a binding's roles (none: every pod role).
 func bindingRoles(b store.K8sBinding) ([]string, error) {

@@ -391,13 +391,34 @@ func TestABindingsRolesBoundWhatItsPodsEnrollAs(t *testing.T) {
 	if err := enroll(pod("orders-tm", "orders-taskmanager-3"), "rest-server"); err != nil {
 		t.Fatalf("rest-server after the binding took it: %v", err)
 	}
-	if last := e.Audit("orders"); last[len(last)-2].Details["added"] != "flink/orders-tm:rest-server+taskmanager" {
-		t.Fatalf("the update was audited with %v; want the binding and its roles", last[len(last)-2].Details)
+	if last := e.Audit("orders"); last[len(last)-2].Details["roles_changed"] != "flink/orders-tm:taskmanager->rest-server+taskmanager" || last[len(last)-2].Details["added"] != "" {
+		t.Fatalf("the update was audited with %v; want the roles' change, from and to, and no add", last[len(last)-2].Details)
+	}
+	// Adding it again without roles would widen it to every role unseen:
+	// refused, naming its roles and how to ask for all.
+	_, err = e.Authority.UpdateCluster(e.Ctx, authoritytest.Admin, authority.UpdateClusterRequest{Name: "orders",
+		AddK8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders-tm"}}})
+	if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), `already bound to cluster "orders" as rest-server, taskmanager: to change what its pods may enroll as, give the roles (flink/orders-tm:jobmanager,rest-server,taskmanager for all)`) {
+		t.Fatalf("adding a role-limited binding again without roles: %v; want it refused, naming its roles", err)
+	}
+	// Roles on a removal mean nothing: refused, not audited as if applied.
+	_, err = e.Authority.UpdateCluster(e.Ctx, authoritytest.Admin, authority.UpdateClusterRequest{Name: "orders",
+		RemoveK8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders-tm", Roles: []string{"rest-server"}}}})
+	if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "is removed whole") {
+		t.Fatalf("a removal with roles: %v; want ErrInvalid", err)
+	}
+	if v, err := e.Authority.GetCluster(e.Ctx, "orders"); err != nil || len(v.Cluster.K8sBindings) != 2 || len(v.Cluster.K8sBindings[0].Roles) != 2 {
+		t.Fatalf("after the refusals: %+v, %v; want both bindings as they were", v, err)
+	}
+	// A pod asking for rest-client is told it never may, not to widen its
+	// binding to a role no binding takes.
+	if err := enroll(pod("orders-tm", "orders-taskmanager-4"), "rest-client"); !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "an administrator hands it out") {
+		t.Fatalf("rest-client through a role-limited binding: %v; want the rest-client refusal", err)
 	}
 	for _, bad := range []string{"rest-client", "admin"} {
 		_, err := e.Authority.UpdateCluster(e.Ctx, authoritytest.Admin, authority.UpdateClusterRequest{Name: "orders",
 			AddK8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders-tm", Roles: []string{bad}}}})
-		if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "a pod may enroll as jobmanager, taskmanager, rest-server") {
+		if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "a pod may enroll as jobmanager, rest-server, taskmanager") {
 			t.Fatalf("a binding with role %s: %v; want ErrInvalid naming the pod roles", bad, err)
 		}
 	}

@@ -62,16 +62,16 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 		if i < 0 {
 			return "", notBound(actor, c.Name)
 		}
-		if roles := c.K8sBindings[i].Roles; len(roles) > 0 && !slices.Contains(roles, string(role)) {
-			return "", fmt.Errorf("%w: service account %s/%s may enroll for cluster %q as %s only, not %s: give the pods of each role their own service account, or an administrator widens the binding (flinkpki cluster update %s --add-k8s-binding %s/%s:%s,%s)",
-				ErrDenied, actor.Namespace, actor.ServiceAccount, c.Name, strings.Join(roles, ", "), role, c.Name, actor.Namespace, actor.ServiceAccount, strings.Join(roles, ","), role)
-		}
 		if actor.Pod == "" {
 			return "", fmt.Errorf("%w: the service-account token is not bound to a pod: use a projected token volume", ErrDenied)
 		}
 		if role == issuer.RoleRESTClient {
 			return "", fmt.Errorf("%w: a pod's service-account token cannot obtain %s material: a REST client certificate lets its holder submit jobs, so an administrator hands it out (an administrator token, or flinkpki token create --cluster %s --role %s)",
 				ErrDenied, role, c.Name, role)
+		}
+		if roles := c.K8sBindings[i].Roles; len(roles) > 0 && !slices.Contains(roles, string(role)) {
+			return "", fmt.Errorf("%w: service account %s/%s may enroll for cluster %q as %s only, not %s: give the pods of each role their own service account, or an administrator widens the binding (flinkpki cluster update %s --add-k8s-binding %s/%s:%s,%s)",
+				ErrDenied, actor.Namespace, actor.ServiceAccount, c.Name, strings.Join(roles, ", "), role, c.Name, actor.Namespace, actor.ServiceAccount, strings.Join(roles, ","), role)
 		}
 		holder = actor.Pod // a pod can only ever speak for itself
 	default:

@@ -9,8 +9,18 @@ import (
 	"strconv"
 )
 
-// SchemaVersion is the version of the record layout this code writes.
-const SchemaVersion = 1
+// SchemaVersion is the newest record layout this code reads and writes. A
+// store starts at baseSchema and moves to 2 the first time it holds what a
+// flinkpki that reads 1 alone would misread: an audit trail whose oldest
+// entries were archived and removed (it would call the trail broken) or a
+// Kubernetes binding with roles (it would ignore them, and drop them at its
+// next write of the cluster). Such a flinkpki then refuses the store, on
+// a downgrade, instead.
+const SchemaVersion = 2
+
+// baseSchema is the layout a new store starts at: what every flinkpki since
+// the first reads.
+const baseSchema = 1
 
 var (
 	bMeta        = []byte("meta")
@@ -66,7 +76,7 @@ func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
 		if tx.Get(bMeta, kSchema) != nil {
 			return nil // another replica initialised it first: checked below
 		}
-		if err := tx.Put(bMeta, kSchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+		if err := tx.Put(bMeta, kSchema, []byte(strconv.Itoa(baseSchema))); err != nil {
 			return err
 		}
 		won = true
@@ -101,8 +111,8 @@ func check(ctx context.Context, b Backend, seal *Sealer, inRotation bool) error 
 			return ErrNoStore
 		}
 		n, err := strconv.Atoi(string(v))
-		if err != nil || n != SchemaVersion {
-			return fmt.Errorf("%w: store has schema %q, this flinkpki reads %d", ErrSchema, v, SchemaVersion)
+		if err != nil || n < baseSchema || n > SchemaVersion {
+			return fmt.Errorf("%w: store has schema %q, this flinkpki reads %d to %d: run a flinkpki as new as the one that last wrote it", ErrSchema, v, baseSchema, SchemaVersion)
 		}
 		if seal == nil {
 			return nil

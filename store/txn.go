@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Cluster returns the named cluster, or ErrNotFound.
@@ -15,7 +16,18 @@ func (t *Txn) Cluster(name string) (*Cluster, error) {
 }
 
 // PutCluster writes a cluster record.
-func (t *Txn) PutCluster(c *Cluster) error { return putCached(t, t.s.clusters, bClusters, c.Name, c) }
+func (t *Txn) PutCluster(c *Cluster) error {
+	for _, b := range c.K8sBindings {
+		if len(b.Roles) > 0 {
+			// An older flinkpki would ignore the roles and drop them.
+			if err := t.raiseSchema(2); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	return putCached(t, t.s.clusters, bClusters, c.Name, c)
+}
 
 // ListClusters returns up to limit clusters whose names sort after after,
 // and the name to pass as after for the next page ("" when done).
@@ -323,7 +335,19 @@ func (t *Txn) RemoveAuditThrough(last *AuditEntry) error {
 			return err
 		}
 	}
+	if err := t.raiseSchema(2); err != nil { // an older flinkpki would call the trail broken
+		return err
+	}
 	return t.put(bMeta, string(kAuditArchived), auditArchived{Seq: last.Seq, Hash: last.Hash})
+}
+
+// raiseSchema moves the store's schema up to v (SchemaVersion): from then on
+// a flinkpki that reads only older layouts refuses it.
+func (t *Txn) raiseSchema(v int) error {
+	if n, err := strconv.Atoi(string(t.tx.Get(bMeta, kSchema))); err == nil && n >= v {
+		return nil
+	}
+	return t.tx.Put(bMeta, kSchema, []byte(strconv.Itoa(v)))
 }
 
 func seqKey(seq uint64) []byte {

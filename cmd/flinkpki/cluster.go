@@ -127,7 +127,7 @@ func (a *app) newClusterUpdateCmd() *cobra.Command {
                                one cluster), as the roles given (jobmanager,
                                taskmanager, rest-server, comma-separated), or
                                as all three; for a binding the cluster has, it
-                               sets the roles
+                               sets the roles (which must then be given)
   --remove-k8s-binding NS/SA   they may not, from their next request on; leaves
                                they already hold stay valid until they expire
                                (holder list, holder release)
@@ -212,6 +212,9 @@ func bindingFlags(flag string, vals []string, withRoles bool) ([]*flinkpkiv1.K8S
 				return nil, usagef("%s %q: a binding is removed whole: give NAMESPACE/SERVICE-ACCOUNT alone", flag, v)
 			}
 			for r := range strings.SplitSeq(roles, ",") {
+				if r == "" {
+					return nil, usagef("%s %q: an empty role: list the roles after ':' separated by commas, e.g. %s/%s:jobmanager,rest-server", flag, v, ns, sa)
+				}
 				if !slices.Contains(authority.PodRoles, r) {
 					return nil, usagef("%s %q: role %q: a pod may enroll as %s", flag, v, r, strings.Join(authority.PodRoles, ", "))
 				}
