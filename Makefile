@@ -15,6 +15,8 @@ export PATH := $(TOOLS_BIN):$(PATH)
 
 .PHONY: build run test bench proto proto-check lint tools e2e-flink clean
 
+## build: -buildvcs=auto overrides a GOFLAGS=-buildvcs=false in the environment, so that
+## flinkpki version names the commit it was built from.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o $(BIN) ./cmd/flinkpki
 

@@ -38,9 +38,7 @@ func (s *Server) CreateCluster(ctx context.Context, req *pb.CreateClusterRequest
 	if err != nil {
 		return nil, err
 	}
-	c := viewPB(v)
-	c.LiveHoldersCounted = true // a new cluster has none
-	return c, nil
+	return viewPB(v), nil // a new cluster has no holders
 }
 
 // UpdateCluster implements ClusterService.
@@ -79,9 +77,7 @@ func (s *Server) GetCluster(ctx context.Context, req *pb.GetClusterRequest) (*pb
 	for _, l := range st.Lineages {
 		cas = append(cas, l.CAs...)
 	}
-	c := clusterPB(st.Cluster, cas)
-	c.LiveHoldersCounted = true
-	return c, nil
+	return clusterPB(st.Cluster, cas), nil
 }
 
 // ListClusters implements ClusterService.
@@ -105,6 +101,7 @@ func (s *Server) ListClusters(ctx context.Context, req *pb.ListClustersRequest) 
 	size := 0
 	for i, v := range vs {
 		c := viewPB(v)
+		c.LiveHoldersUncounted = true
 		// A page ends early rather than outgrow what a client accepts:
 		// a thousand RSA-4096 clusters in mid-rotation carry about 9 MiB
 		// of CA certificates, and gRPC clients take 4 MiB by default.
@@ -173,7 +170,8 @@ func (s *Server) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*
 	return &pb.CreateTokenResponse{Token: tok, Id: rec.ID, ExpireTime: timestamppb.New(rec.Expires), Uses: int32(rec.UsesLeft)}, nil
 }
 
-// viewPB is a cluster without live-holder counts (LiveHoldersCounted false).
+// viewPB is a cluster whose CAs' live-holder counts are 0: right for a new
+// cluster, and marked LiveHoldersUncounted in a listing.
 func viewPB(v *authority.ClusterView) *pb.Cluster {
 	cas := make([]authority.CAInfo, 0, len(v.CAs))
 	for _, d := range v.CAs {

@@ -264,7 +264,7 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 			return fmt.Errorf("%w: audit entry %d has hash %s, not the %s given: list the trail again and archive what it holds now", ErrInvalid, through, e.Hash, hash)
 		case a.minAge > 0 && e.Time.After(a.now().Add(-a.minAge)):
 			return fmt.Errorf("%w: audit entry %d is from %s, and this server removes entries only once they are %s old (serve --audit-archive-min-age): archive with an earlier --before",
-				ErrDenied, through, e.Time.UTC().Format(time.RFC3339), a.minAge)
+				ErrDenied, through, e.Time.UTC().Format(time.RFC3339), days(a.minAge))
 		}
 		return nil
 	})
@@ -354,4 +354,12 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 			slog.Uint64("through", rep.Archived), slog.String("actor", actor.String()))
 	}
 	return rep, nil
+}
+
+// days writes d as the CLI's flags take it: in days when it is whole days.
+func days(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
 }

@@ -196,7 +196,7 @@ func TestAuditEntriesYoungerThanTheMinimumAgeStay(t *testing.T) {
 	first := e.Audit("")[0]
 	e.Clock.Add(23 * time.Hour)
 	_, err := e.Authority.PruneAudit(e.Ctx, authoritytest.Admin, first.Seq, first.Hash, 0)
-	if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "only once they are 24h0m0s old") {
+	if !errors.Is(err, authority.ErrDenied) || !strings.Contains(err.Error(), "only once they are 1d old") {
 		t.Fatalf("remove a 23-hour-old entry under a minimum age of a day: %v; want ErrDenied naming the minimum", err)
 	}
 	if es := e.Audit(""); es[0].Seq != 1 || es[len(es)-1].Action != "audit.archive" || es[len(es)-1].Outcome != "denied" {

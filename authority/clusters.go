@@ -270,6 +270,9 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 				return fmt.Errorf("%w: Kubernetes service account %s/%s is already bound to cluster %q%s: to change what its pods may enroll as, give the roles (%s/%s:%s for all)",
 					ErrInvalid, b.Namespace, b.ServiceAccount, req.Name, rolesNote(bindings[i].Roles), b.Namespace, b.ServiceAccount, strings.Join(PodRoles, ","))
 			}
+			if slices.Equal(bindings[i].Roles, b.Roles) {
+				continue // as it is: nothing to change, or to audit
+			}
 			changed = append(changed, fmt.Sprintf("%s/%s:%s->%s", b.Namespace, b.ServiceAccount, rolesText(bindings[i].Roles), rolesText(b.Roles)))
 			bindings[i].Roles = b.Roles
 		}

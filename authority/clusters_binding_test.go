@@ -394,6 +394,14 @@ func TestABindingsRolesBoundWhatItsPodsEnrollAs(t *testing.T) {
 	if last := e.Audit("orders"); last[len(last)-2].Details["roles_changed"] != "flink/orders-tm:taskmanager->rest-server+taskmanager" || last[len(last)-2].Details["added"] != "" {
 		t.Fatalf("the update was audited with %v; want the roles' change, from and to, and no add", last[len(last)-2].Details)
 	}
+	// Again with the roles it has: nothing changes, nothing is said to.
+	if _, err := e.Authority.UpdateCluster(e.Ctx, authoritytest.Admin, authority.UpdateClusterRequest{Name: "orders",
+		AddK8sBindings: []store.K8sBinding{{Namespace: "flink", ServiceAccount: "orders-tm", Roles: []string{"taskmanager", "rest-server"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if last := e.Audit("orders"); last[len(last)-1].Details["roles_changed"] != "" {
+		t.Fatalf("re-adding a binding with its own roles was audited as a change: %v", last[len(last)-1].Details)
+	}
 	// Adding it again without roles would widen it to every role unseen:
 	// refused, naming its roles and how to ask for all.
 	_, err = e.Authority.UpdateCluster(e.Ctx, authoritytest.Admin, authority.UpdateClusterRequest{Name: "orders",

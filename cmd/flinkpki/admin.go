@@ -261,7 +261,6 @@ func ensureEmptyDir(dir string) error {
 	return nil
 }
 
-// isDir reports whether path names an existing directory.
 // checkOutFile checks --out before a command that writes a file there does
 // anything: a directory is a usage error (example names a file in it), and
 // an existing file is refused with exists (what to do instead) unless
@@ -279,6 +278,7 @@ func checkOutFile(out, example, exists string) error {
 	return nil
 }
 
+// isDir reports whether path names an existing directory.
 func isDir(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()

@@ -205,3 +205,20 @@ func TestAProductionServerWithoutAnAdministratorSaysHowToMakeOne(t *testing.T) {
 		t.Fatalf("the server warns of no administrator token after bootstrap:\n%s", logs)
 	}
 }
+
+// TestAnAdminCommandWithoutAStoreSaysWhereItLooked: a store command run
+// where no server ever ran (no --data-dir, or the wrong one) names the
+// path and what to do, not Go's stat error.
+func TestAnAdminCommandWithoutAStoreSaysWhereItLooked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kek := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(kek, bytes.Repeat([]byte{3}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oneLineError(t, runCLI(t, nil, "admin", "list-tokens", "--data-dir", dir, "--kek-file", kek), 1,
+		"no store at "+filepath.Join(dir, "flinkpki.db")+": pass the server's --data-dir, or start flinkpki serve once to create it")
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("the refused command left %d files in %s", len(ents), dir)
+	}
+}

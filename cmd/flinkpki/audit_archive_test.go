@@ -192,7 +192,7 @@ func TestAuditArchiveKeepsRecentEntriesByDefault(t *testing.T) {
 	s := startServer(t, "")
 	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
 	out := filepath.Join(t.TempDir(), "audit.jsonl")
-	s.cli(t, s.admin, "audit", "archive", "--before", "0s", "--out", out).refused(t, "only once they are 168h0m0s old (serve --audit-archive-min-age): archive with an earlier --before")
+	s.cli(t, s.admin, "audit", "archive", "--before", "0s", "--out", out).refused(t, "only once they are 7d old (serve --audit-archive-min-age): archive with an earlier --before")
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("the refused archive left %s: %v", out, err)
 	}

@@ -139,10 +139,11 @@ The cluster's CAs, key type and validities never change: they shape every
 leaf it issued and its rotation schedule. Moving a Flink deployment to a new
 service account is an add, a rollout, then a remove.
 
-A binding with roles keeps a leaked TaskManager token from getting
-JobManager or REST server material: run the JobManager and the TaskManagers
-as two service accounts (kubernetes.taskmanager.service-account, or the
-pod templates' serviceAccountName) and bind each to its roles.`,
+A binding with roles keeps a leaked TaskManager token from getting REST
+server material: run the TaskManagers as a second service account
+(kubernetes.taskmanager.service-account in flinkConfiguration; the operator
+sets the pods' serviceAccountName from it, in either mode) and bind each
+account to its roles.`,
 		Example: `  flinkpki cluster update orders --add-k8s-binding flink/orders-flink-v2
   flinkpki cluster update orders --add-k8s-binding flink/orders-jm:jobmanager,rest-server \
       --add-k8s-binding flink/orders-tm:taskmanager
@@ -182,7 +183,10 @@ pod templates' serviceAccountName) and bind each to its roles.`,
 				return err
 			}
 			fmt.Fprintf(a.stderr, "updated cluster %q\n", c.GetName())
-			return a.printCluster(c, out)
+			if err := a.printCluster(c, out); err != nil {
+				return err
+			}
+			return rolesKept(req.GetAddK8SBindings(), c.GetK8SBindings())
 		},
 	}
 	f := cmd.Flags()
@@ -191,6 +195,28 @@ pod templates' serviceAccountName) and bind each to its roles.`,
 	f.StringVar(&autoRotate, "auto-rotate", "", "true or false: rotate the CAs automatically")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// rolesKept checks that the cluster a server answered binds each account
+// added with roles to those roles: a server older than binding roles drops
+// the field and binds the account for every role, which an administrator
+// who asked for fewer must hear of (the update is done by then).
+func rolesKept(added, got []*flinkpkiv1.K8SBinding) error {
+	for _, want := range added {
+		if len(want.GetRoles()) == 0 {
+			continue
+		}
+		asked := slices.Clone(want.GetRoles())
+		slices.Sort(asked)
+		asked = slices.Compact(asked)
+		for _, b := range got {
+			if b.GetNamespace() == want.GetNamespace() && b.GetServiceAccount() == want.GetServiceAccount() && !slices.Equal(b.GetRoles(), asked) {
+				return fmt.Errorf("the server bound %s/%s for every pod role, not as %s only: it is older than binding roles; upgrade it, then run this update again (until then its pods enroll as any role)",
+					want.GetNamespace(), want.GetServiceAccount(), strings.Join(asked, ", "))
+			}
+		}
+	}
+	return nil
 }
 
 // bindingFlags parses NAMESPACE/SERVICE-ACCOUNT values of flag, with

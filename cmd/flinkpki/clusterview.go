@@ -20,6 +20,9 @@ type clusterJSON struct {
 	AutoRotate          bool          `json:"auto_rotate"`
 	CreateTime          string        `json:"create_time"`
 	CAs                 []caJSON      `json:"cas"`
+	// False in cluster list, which does not count its CAs' live holders
+	// (their live_holders_* are 0 there, not measured): cluster get does.
+	LiveHoldersCounted bool `json:"live_holders_counted"`
 }
 
 type bindingJSON struct {
@@ -40,17 +43,16 @@ func bindingRoles(b *flinkpkiv1.K8SBinding) []string {
 
 // caJSON is the stable JSON shape of one CA.
 type caJSON struct {
-	ID                string `json:"id"`
-	Purpose           string `json:"purpose"`
-	Generation        int32  `json:"generation"`
-	State             string `json:"state"`
-	SHA256Fingerprint string `json:"sha256_fingerprint"`
-	NotBefore         string `json:"not_before"`
-	NotAfter          string `json:"not_after"`
-	Subject           string `json:"subject"`
-	// nil (null) when not counted: cluster list does not count them.
-	LiveHoldersSigned   *int32 `json:"live_holders_signed"`
-	LiveHoldersTrusting *int32 `json:"live_holders_trusting"`
+	ID                  string `json:"id"`
+	Purpose             string `json:"purpose"`
+	Generation          int32  `json:"generation"`
+	State               string `json:"state"`
+	SHA256Fingerprint   string `json:"sha256_fingerprint"`
+	NotBefore           string `json:"not_before"`
+	NotAfter            string `json:"not_after"`
+	Subject             string `json:"subject"`
+	LiveHoldersSigned   int32  `json:"live_holders_signed"`
+	LiveHoldersTrusting int32  `json:"live_holders_trusting"`
 	CertificatePEM      string `json:"certificate_pem,omitempty"`
 }
 
@@ -64,16 +66,13 @@ func toClusterJSON(c *flinkpkiv1.Cluster) clusterJSON {
 		AutoRotate:          c.GetAutoRotate(),
 		CreateTime:          rfc3339(c.GetCreateTime()),
 		CAs:                 []caJSON{},
+		LiveHoldersCounted:  !c.GetLiveHoldersUncounted(),
 	}
 	for _, b := range c.GetK8SBindings() {
 		j.K8sBindings = append(j.K8sBindings, bindingJSON{Namespace: b.GetNamespace(), ServiceAccount: b.GetServiceAccount(), Roles: bindingRoles(b)})
 	}
 	for _, ca := range c.GetCas() {
-		cj := toCAJSON(ca)
-		if !c.GetLiveHoldersCounted() {
-			cj.LiveHoldersSigned, cj.LiveHoldersTrusting = nil, nil
-		}
-		j.CAs = append(j.CAs, cj)
+		j.CAs = append(j.CAs, toCAJSON(ca))
 	}
 	return j
 }
@@ -88,8 +87,8 @@ func toCAJSON(ca *flinkpkiv1.CertificateAuthority) caJSON {
 		NotBefore:           rfc3339(ca.GetNotBefore()),
 		NotAfter:            rfc3339(ca.GetNotAfter()),
 		Subject:             ca.GetSubject(),
-		LiveHoldersSigned:   new(ca.GetLiveHoldersSigned()),
-		LiveHoldersTrusting: new(ca.GetLiveHoldersTrusting()),
+		LiveHoldersSigned:   ca.GetLiveHoldersSigned(),
+		LiveHoldersTrusting: ca.GetLiveHoldersTrusting(),
 	}
 	if der := ca.GetCertificate(); len(der) > 0 {
 		j.CertificatePEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
@@ -124,7 +123,7 @@ func (a *app) printCluster(c *flinkpkiv1.Cluster, out outputFormat) error {
 		return nil
 	}
 	fmt.Fprintln(a.stdout)
-	return a.printCATable(c.GetCas(), c.GetLiveHoldersCounted())
+	return a.printCATable(c.GetCas(), !c.GetLiveHoldersUncounted())
 }
 
 // printCATable lists CAs one per row; counted says whether their live

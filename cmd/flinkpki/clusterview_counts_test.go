@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 // TestClusterViewsCountLiveHoldersOrSaySoInstead: cluster get, create and
 // update show each CA's live holders; cluster list does not count them
-// (a page of clusters would read all their holders), and says so with
-// null in JSON instead of a 0 that reads as "no pod depends on this CA".
+// (a page of clusters would read all their holders), and says so
+// (live_holders_counted false, a dash in the table) instead of a bare 0
+// that reads as "no pod depends on this CA".
 func TestClusterViewsCountLiveHoldersOrSaySoInstead(t *testing.T) {
 	s := startServer(t, "")
 	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
@@ -17,31 +20,30 @@ func TestClusterViewsCountLiveHoldersOrSaySoInstead(t *testing.T) {
 	s.cli(t, s.admin, "bench", "enroll", "--cluster", "orders", "--role", "taskmanager", "--token-file", tok,
 		"--requests", "2", "--concurrency", "1").ok(t)
 
-	internal := func(t *testing.T, raw string) (signed, trusting *int32) {
+	internal := func(t *testing.T, raw string) (c clusterJSON, signed, trusting int32) {
 		t.Helper()
-		var c clusterJSON
 		if err := json.Unmarshal([]byte(raw), &c); err != nil {
 			t.Fatalf("%v\n%s", err, raw)
 		}
 		for _, ca := range c.CAs {
 			if ca.Purpose == "internal" && ca.State == "active" {
-				return ca.LiveHoldersSigned, ca.LiveHoldersTrusting
+				return c, ca.LiveHoldersSigned, ca.LiveHoldersTrusting
 			}
 		}
 		t.Fatalf("no active internal CA in %s", raw)
-		return nil, nil
+		return c, 0, 0
 	}
 	for _, args := range [][]string{
 		{"cluster", "get", "orders", "-o", "json"},
 		{"cluster", "update", "orders", "--auto-rotate", "false", "-o", "json"},
 	} {
-		signed, trusting := internal(t, s.cli(t, s.admin, args...).ok(t).stdout)
-		if signed == nil || *signed != 2 || trusting == nil || *trusting != 2 {
-			t.Errorf("%v: the active internal CA has signed %v and is trusted by %v live holders; want 2 and 2", args, deref(signed), deref(trusting))
+		c, signed, trusting := internal(t, s.cli(t, s.admin, args...).ok(t).stdout)
+		if !c.LiveHoldersCounted || signed != 2 || trusting != 2 {
+			t.Errorf("%v: counted %v, the active internal CA has signed %d and is trusted by %d live holders; want counted, 2 and 2", args, c.LiveHoldersCounted, signed, trusting)
 		}
 	}
-	if signed, trusting := internal(t, s.cli(t, s.admin, "cluster", "create", "fresh", "-o", "json").ok(t).stdout); signed == nil || *signed != 0 || trusting == nil {
-		t.Errorf("a new cluster's CA: signed %v, trusting %v; want a counted 0", deref(signed), deref(trusting))
+	if c, signed, _ := internal(t, s.cli(t, s.admin, "cluster", "create", "fresh", "-o", "json").ok(t).stdout); !c.LiveHoldersCounted || signed != 0 {
+		t.Errorf("a new cluster: counted %v, signed %d; want a counted 0", c.LiveHoldersCounted, signed)
 	}
 
 	var list struct {
@@ -50,16 +52,9 @@ func TestClusterViewsCountLiveHoldersOrSaySoInstead(t *testing.T) {
 	if err := json.Unmarshal([]byte(s.cli(t, s.admin, "cluster", "list", "-o", "json").ok(t).stdout), &list); err != nil {
 		t.Fatal(err)
 	}
-	if signed, trusting := internal(t, string(list.Clusters[0])); signed != nil || trusting != nil {
-		t.Errorf("cluster list shows the active CA's live holders as %v and %v; want null (not counted)", deref(signed), deref(trusting))
+	if c, _, _ := internal(t, string(list.Clusters[0])); c.LiveHoldersCounted {
+		t.Errorf("cluster list says its live holders are counted; they are not")
 	}
-}
-
-func deref(p *int32) any {
-	if p == nil {
-		return "null"
-	}
-	return *p
 }
 
 // TestClusterListWithALimitSaysWhereToGoOn: --limit stops the list, and
@@ -99,5 +94,28 @@ func TestClusterListWithALimitSaysWhereToGoOn(t *testing.T) {
 	}
 	if r := s.cli(t, s.admin, "cluster", "list", "--limit", "1").ok(t); !strings.Contains(r.stderr, "more clusters: --page-token c1") {
 		t.Fatalf("the table cut by --limit says %q on stderr; want where to go on", r.stderr)
+	}
+}
+
+// TestAnUpdateToAServerThatDropsBindingRolesFails: a server older than
+// binding roles drops the field and binds the account for every role; the
+// CLI compares the answer with what it asked for and fails, saying so,
+// rather than report a restriction that is not there.
+func TestAnUpdateToAServerThatDropsBindingRolesFails(t *testing.T) {
+	t.Parallel()
+	asked := []*flinkpkiv1.K8SBinding{
+		{Namespace: "flink", ServiceAccount: "orders-tm", Roles: []string{"taskmanager", "taskmanager"}},
+		{Namespace: "flink", ServiceAccount: "orders-jm"},
+	}
+	kept := []*flinkpkiv1.K8SBinding{
+		{Namespace: "flink", ServiceAccount: "orders-tm", Roles: []string{"taskmanager"}},
+		{Namespace: "flink", ServiceAccount: "orders-jm"},
+	}
+	if err := rolesKept(asked, kept); err != nil {
+		t.Fatalf("a server that kept the roles: %v", err)
+	}
+	dropped := []*flinkpkiv1.K8SBinding{{Namespace: "flink", ServiceAccount: "orders-tm"}, {Namespace: "flink", ServiceAccount: "orders-jm"}}
+	if err := rolesKept(asked, dropped); err == nil || !strings.Contains(err.Error(), "the server bound flink/orders-tm for every pod role, not as taskmanager only: it is older than binding roles") {
+		t.Fatalf("a server that dropped the roles: %v; want the update failed, saying so", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // buildInfo is what flinkpki version prints: what the Go toolchain recorded
 // in the binary (the module version, the commit it was built from).
 type buildInfo struct {
-	Version   string `json:"version"`     // the module version, "(devel)" for a build from a checkout
+	Version   string `json:"version"`     // the module version: a pseudo-version from the commit for a build from a checkout, "(devel)" without VCS information
 	Commit    string `json:"commit"`      // the VCS revision, "" when not recorded
 	CommitAt  string `json:"commit_time"` // RFC 3339
 	Modified  bool   `json:"modified"`    // built with uncommitted changes

@@ -183,13 +183,12 @@ type Cluster struct {
 	AutoRotate   bool                    `protobuf:"varint,6,opt,name=auto_rotate,json=autoRotate,proto3" json:"auto_rotate,omitempty"`
 	CreateTime   *timestamppb.Timestamp  `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	Cas          []*CertificateAuthority `protobuf:"bytes,8,rep,name=cas,proto3" json:"cas,omitempty"`
-	// Whether the CAs' live_holders_signed and live_holders_trusting are
-	// counted: true from GetCluster, CreateCluster and UpdateCluster; false
-	// from ListClusters, which leaves them 0 (counting them for a page of
+	// Set when the CAs' live_holders_signed and live_holders_trusting are not
+	// counted but left 0: by ListClusters (counting them for a page of
 	// clusters reads every holder of each): ask GetCluster for them.
-	LiveHoldersCounted bool `protobuf:"varint,9,opt,name=live_holders_counted,json=liveHoldersCounted,proto3" json:"live_holders_counted,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	LiveHoldersUncounted bool `protobuf:"varint,9,opt,name=live_holders_uncounted,json=liveHoldersUncounted,proto3" json:"live_holders_uncounted,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -278,9 +277,9 @@ func (x *Cluster) GetCas() []*CertificateAuthority {
 	return nil
 }
 
-func (x *Cluster) GetLiveHoldersCounted() bool {
+func (x *Cluster) GetLiveHoldersUncounted() bool {
 	if x != nil {
-		return x.LiveHoldersCounted
+		return x.LiveHoldersUncounted
 	}
 	return false
 }
@@ -2871,7 +2870,7 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"caValidity\x12>\n" +
 	"\rleaf_validity\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fleafValidity\x12:\n" +
 	"\fk8s_bindings\x18\x05 \x03(\v2\x17.flinkpki.v1.K8sBindingR\vk8sBindings\x12.\n" +
-	"\x13disable_auto_rotate\x18\x06 \x01(\bR\x11disableAutoRotate\"\xb5\x03\n" +
+	"\x13disable_auto_rotate\x18\x06 \x01(\bR\x11disableAutoRotate\"\xb9\x03\n" +
 	"\aCluster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bkey_type\x18\x02 \x01(\tR\akeyType\x12:\n" +
@@ -2883,8 +2882,8 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"autoRotate\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x123\n" +
-	"\x03cas\x18\b \x03(\v2!.flinkpki.v1.CertificateAuthorityR\x03cas\x120\n" +
-	"\x14live_holders_counted\x18\t \x01(\bR\x12liveHoldersCounted\"\xb9\x03\n" +
+	"\x03cas\x18\b \x03(\v2!.flinkpki.v1.CertificateAuthorityR\x03cas\x124\n" +
+	"\x16live_holders_uncounted\x18\t \x01(\bR\x14liveHoldersUncounted\"\xb9\x03\n" +
 	"\x14CertificateAuthority\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x1e\n" +
