@@ -268,7 +268,9 @@ func (a *app) newClusterListCmd() *cobra.Command {
 		Long: `List clusters. All pages are fetched unless --page-token or --limit is given;
 with --page-token one page is fetched, and with --limit the list stops there.
 When more clusters follow, the token to go on with is reported: on stderr for
-the table, as next_page_token in -o json.`,
+the table, as next_page_token in -o json. A list does not count the live
+holders of each CA (it would read every holder of every cluster): its JSON
+says "live_holders_counted": false; cluster get NAME counts them.`,
 		Example: `  flinkpki cluster list
   flinkpki cluster list -o json | jq -r '.clusters[].name'`,
 		Args: cobra.NoArgs,
