@@ -32,6 +32,7 @@ func (a *app) newClusterCreateCmd() *cobra.Command {
 		keyType               string
 		caValidity, leafValid durationFlag
 		namespaces, accounts  []string
+		bindings              []string
 		noAutoRotate          bool
 		out                   outputFormat
 	)
@@ -45,10 +46,14 @@ NAME: lower-case letters, digits and '-', 1 to 63 characters, starting and
 ending with a letter or digit. Durations take Go syntax plus d (days) and y
 (365 days). --k8s-namespace and --k8s-service-account come in pairs: pods
 running as that service account may enroll for this cluster with their
-projected Kubernetes token.`,
+projected Kubernetes token. --k8s-binding NS/SA[:ROLE,...] does the same in
+one flag, and may limit the roles its pods enroll as (jobmanager,
+rest-server, taskmanager; none: all three), from the cluster's first moment.`,
 		Example: `  flinkpki cluster create orders
   flinkpki cluster create payments --key-type rsa-3072 --ca-validity 5y --leaf-validity 120d
-  flinkpki cluster create orders --k8s-namespace flink --k8s-service-account orders-flink`,
+  flinkpki cluster create orders --k8s-namespace flink --k8s-service-account orders-flink
+  flinkpki cluster create orders --k8s-binding flink/orders-jm:jobmanager,rest-server \
+      --k8s-binding flink/orders-tm:taskmanager`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kt, err := keyTypeFlag(keyType)
@@ -63,6 +68,11 @@ projected Kubernetes token.`,
 			}
 			req := &flinkpkiv1.CreateClusterRequest{Name: args[0], KeyType: string(kt), DisableAutoRotate: noAutoRotate}
 			setCreateOptions(req, caValidity, leafValid, namespaces, accounts)
+			more, err := bindingFlags("--k8s-binding", bindings, true)
+			if err != nil {
+				return err
+			}
+			req.K8SBindings = append(req.K8SBindings, more...)
 			conn, err := a.dial()
 			if err != nil {
 				return err
@@ -76,7 +86,10 @@ projected Kubernetes token.`,
 			if leafValid.set && leafValid.d < shortLeaf {
 				fmt.Fprintf(a.stderr, "note: leaves valid for %s: Flink reads its keystores only at start, so a JobManager or TaskManager that runs longer than that cannot open new TLS connections once its leaf expires; give leaves at least the longest a process runs (the default is 90d)\n", formatDuration(leafValid.d))
 			}
-			return a.printCluster(c, out)
+			if err := a.printCluster(c, out); err != nil {
+				return err
+			}
+			return rolesKept(more, c.GetK8SBindings())
 		},
 	}
 	f := cmd.Flags()
@@ -85,6 +98,7 @@ projected Kubernetes token.`,
 	f.Var(&leafValid, "leaf-validity", "validity of each leaf, at least "+formatDuration(authority.MinLeafValidity)+" (server default 90d)")
 	f.StringArrayVar(&namespaces, "k8s-namespace", nil, "Kubernetes namespace whose service account may enroll (repeat, paired with --k8s-service-account; at most 64 bindings)")
 	f.StringArrayVar(&accounts, "k8s-service-account", nil, "Kubernetes service account that may enroll (repeat, paired with --k8s-namespace)")
+	f.StringArrayVar(&bindings, "k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT[:ROLE,...] whose pods may enroll, as those roles or all (repeat)")
 	f.BoolVar(&noAutoRotate, "no-auto-rotate", false, "do not rotate the CAs automatically; run ca prepare/activate/retire yourself")
 	addOutputFlag(cmd, &out)
 	return cmd

@@ -183,3 +183,35 @@ func TestABindingWithRolesKeepsATaskManagersTokenToItsRole(t *testing.T) {
 		}
 	}
 }
+
+// TestACreatedClusterCanLimitItsBindingsFromTheStart: cluster create
+// --k8s-binding NS/SA:ROLES binds with roles at once, so no pod of the
+// account enrolls as another role between a create and an update; it goes
+// with the --k8s-namespace/--k8s-service-account pairs.
+func TestACreatedClusterCanLimitItsBindingsFromTheStart(t *testing.T) {
+	const issuerURL = "https://kubernetes.default.svc.cluster.local"
+	iss := k8stest.NewECIssuer(t, issuerURL)
+	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss))
+	r := s.cli(t, s.admin, "cluster", "create", "scoped", "--k8s-binding", "flink/scoped-tm:taskmanager",
+		"--k8s-namespace", "flink", "--k8s-service-account", "scoped-jm", "-o", "json").ok(t)
+	var c clusterJSON
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]string{}
+	for _, b := range c.K8sBindings {
+		roles[b.ServiceAccount] = strings.Join(b.Roles, ",")
+	}
+	if roles["scoped-tm"] != "taskmanager" || roles["scoped-jm"] != "jobmanager,rest-server,taskmanager" {
+		t.Fatalf("cluster create bound %v; want scoped-tm as taskmanager, scoped-jm as every pod role", roles)
+	}
+	tm := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "scoped-tm", Pod: "scoped-taskmanager-1-1"})
+	s.cli(t, "", "init", "--cluster", "scoped", "--role", "jobmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tm, "--timeout", "5s").
+		refused(t, "as taskmanager only, not jobmanager")
+	if r := s.cli(t, s.admin, "cluster", "create", "bad", "--k8s-binding", "flink/bad:rest-client"); r.code != 2 {
+		t.Fatalf("cluster create with a rest-client binding: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	if r := s.cli(t, s.admin, "cluster", "get", "bad"); r.code != 1 {
+		t.Fatalf("a refused create made the cluster: exit %d", r.code)
+	}
+}
