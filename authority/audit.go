@@ -135,15 +135,8 @@ func verifyChain(ctx context.Context, tx *store.Txn, afterSeq uint64, prev strin
 				return false, err
 			}
 		}
-		switch {
-		case e.Seq != want:
-			r.FirstBad, r.Message = want, fmt.Sprintf("audit entry %d is missing (found %d next)", want, e.Seq)
-		case e.Prev != prev:
-			r.FirstBad, r.Message = e.Seq, fmt.Sprintf("audit entry %d does not link to entry %d", e.Seq, e.Seq-1)
-		case store.AuditHash(e) != e.Hash:
-			r.FirstBad, r.Message = e.Seq, fmt.Sprintf("audit entry %d was modified: its hash does not match its content", e.Seq)
-		}
-		if r.FirstBad != 0 {
+		if err := e.Follows(want, prev); err != nil {
+			r.FirstBad, r.Message = want, err.Error() // e itself, or the entry missing before it
 			return false, nil
 		}
 		r.Entries++
@@ -182,6 +175,10 @@ type PruneReport struct {
 	Stopped error
 }
 
+// actionArchive is the audit action of PruneAudit: its removals and its
+// refusals.
+const actionArchive = "audit.archive"
+
 // pruneAuditPart bounds the entries one PruneAudit call removes (0 asked):
 // a few seconds of the server's time even on etcd.
 const pruneAuditPart = 100_000
@@ -211,9 +208,8 @@ const pruneAuditChunk = 2_000
 // Each call that removes entries is audited as one audit.archive entry,
 // written with its first removals.
 func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64, hash string, limit int) (*PruneReport, error) {
-	const action = "audit.archive"
 	if limit < 0 {
-		return nil, a.Deny(ctx, actor, "", action, "invalid", fmt.Errorf("%w: max_entries %d is negative: use 0 for %d", ErrInvalid, limit, pruneAuditPart))
+		return nil, a.Deny(ctx, actor, "", actionArchive, "invalid", fmt.Errorf("%w: max_entries %d is negative: use 0 for %d", ErrInvalid, limit, pruneAuditPart))
 	}
 	if limit == 0 || limit > pruneAuditPart {
 		limit = pruneAuditPart
@@ -227,7 +223,6 @@ func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64,
 
 // pruneAudit is PruneAudit with at most chunk removals per transaction.
 func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64, hash string, limit, chunk int) (*PruneReport, error) {
-	const action = "audit.archive"
 	rep := &PruneReport{}
 	// A refusal changes nothing: it is found before any transaction writes.
 	err := a.st.View(ctx, func(tx *store.Txn) error {
@@ -270,7 +265,7 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 	})
 	if err != nil {
 		if IsRefusal(err) {
-			return nil, a.Deny(ctx, actor, "", action, ReasonOf(err), err)
+			return nil, a.Deny(ctx, actor, "", actionArchive, ReasonOf(err), err)
 		}
 		return nil, err
 	}
@@ -300,15 +295,11 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 			// its read set ends there: entries appended meanwhile at the
 			// head do not conflict with it.
 			err = tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
-				switch {
-				case e.Seq > through:
+				if e.Seq > through {
 					return false, nil // not reached: the scan stops at through
-				case e.Seq != want:
-					return false, fmt.Errorf("%w: audit entry %d is missing (found %d next), so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, want, e.Seq)
-				case e.Prev != prev:
-					return false, fmt.Errorf("%w: audit entry %d does not link to entry %d, so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, e.Seq, e.Seq-1)
-				case store.AuditHash(e) != e.Hash:
-					return false, fmt.Errorf("%w: audit entry %d was modified (its hash does not match its content), so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, e.Seq)
+				}
+				if err := e.Follows(want, prev); err != nil {
+					return false, fmt.Errorf("%w: %v, so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, err)
 				}
 				last, prev, want = e, e.Hash, want+1
 				n++
@@ -323,7 +314,7 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 			if rep.Removed == 0 {
 				// The call's one entry, with its first removals: what it
 				// set out to remove, and the hash an archive must end on.
-				if err := a.audit(tx, actor, "", action, "ok", "", map[string]string{
+				if err := a.audit(tx, actor, "", actionArchive, "ok", "", map[string]string{
 					"from_seq": strconv.FormatUint(archived+1, 10), "through_seq": strconv.FormatUint(through, 10), "through_hash": hash,
 				}); err != nil {
 					return err
@@ -342,7 +333,7 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 				return rep, nil
 			}
 			if errors.Is(err, ErrAuditBroken) {
-				return nil, a.Deny(ctx, actor, "", action, ReasonOf(err), err)
+				return nil, a.Deny(ctx, actor, "", actionArchive, ReasonOf(err), err)
 			}
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -17,13 +18,10 @@ func (t *Txn) Cluster(name string) (*Cluster, error) {
 
 // PutCluster writes a cluster record.
 func (t *Txn) PutCluster(c *Cluster) error {
-	for _, b := range c.K8sBindings {
-		if len(b.Roles) > 0 {
-			// An older flinkpki would ignore the roles and drop them.
-			if err := t.raiseSchema(2); err != nil {
-				return err
-			}
-			break
+	if slices.ContainsFunc(c.K8sBindings, func(b K8sBinding) bool { return len(b.Roles) > 0 }) {
+		// An older flinkpki would ignore the roles and drop them.
+		if err := t.raiseSchema(2); err != nil {
+			return err
 		}
 	}
 	return putCached(t, t.s.clusters, bClusters, c.Name, c)
@@ -267,21 +265,26 @@ func (t *Txn) ForEachAdminToken(fn func(*AdminToken) (bool, error)) error {
 	return scanJSON(t, bAdminTokens, "", "", fn)
 }
 
-type auditHead struct {
+// auditMark names an entry of the trail by its sequence number and hash:
+// the head (the newest entry) and the archive mark (the last one removed).
+type auditMark struct {
 	Seq  uint64 `json:"seq"`
 	Hash string `json:"hash"`
 }
 
-// AuditHead returns the sequence number and hash of the newest audit entry.
-func (t *Txn) AuditHead() (uint64, string, error) {
-	var h auditHead
-	if raw := t.tx.Get(bMeta, kAuditHead); raw != nil {
-		if err := json.Unmarshal(raw, &h); err != nil {
-			return 0, "", fmt.Errorf("%w: audit head: %v", ErrCorrupt, err)
+// auditMark reads the mark at key of bMeta (0 and "" when there is none).
+func (t *Txn) auditMark(key []byte, what string) (uint64, string, error) {
+	var m auditMark
+	if raw := t.tx.Get(bMeta, key); raw != nil {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return 0, "", fmt.Errorf("%w: %s: %v", ErrCorrupt, what, err)
 		}
 	}
-	return h.Seq, h.Hash, nil
+	return m.Seq, m.Hash, nil
 }
+
+// AuditHead returns the sequence number and hash of the newest audit entry.
+func (t *Txn) AuditHead() (uint64, string, error) { return t.auditMark(kAuditHead, "audit head") }
 
 // AppendAudit links e to the chain (setting Seq, Prev and Hash) and writes it.
 func (t *Txn) AppendAudit(e *AuditEntry) error {
@@ -294,7 +297,7 @@ func (t *Txn) AppendAudit(e *AuditEntry) error {
 	if err := t.put(bAudit, string(seqKey(e.Seq)), e); err != nil {
 		return err
 	}
-	return t.put(bMeta, string(kAuditHead), auditHead{Seq: e.Seq, Hash: e.Hash})
+	return t.put(bMeta, string(kAuditHead), auditMark{Seq: e.Seq, Hash: e.Hash})
 }
 
 // ForEachAudit calls fn for every audit entry from sequence number from on.
@@ -302,23 +305,11 @@ func (t *Txn) ForEachAudit(from uint64, fn func(*AuditEntry) (bool, error)) erro
 	return scanJSON(t, bAudit, "", string(seqKey(from)), fn)
 }
 
-// auditArchived is the last entry an archive removed from the trail.
-type auditArchived struct {
-	Seq  uint64 `json:"seq"`
-	Hash string `json:"hash"`
-}
-
 // AuditArchived returns the sequence number and hash of the last entry
 // removed from the trail by RemoveAuditThrough (0 and "" when none was):
 // the trail holds the entries after it, and the first links to that hash.
 func (t *Txn) AuditArchived() (uint64, string, error) {
-	var a auditArchived
-	if raw := t.tx.Get(bMeta, kAuditArchived); raw != nil {
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return 0, "", fmt.Errorf("%w: audit archive mark: %v", ErrCorrupt, err)
-		}
-	}
-	return a.Seq, a.Hash, nil
+	return t.auditMark(kAuditArchived, "audit archive mark")
 }
 
 // RemoveAuditThrough deletes the audit entries after the last removed one
@@ -338,7 +329,7 @@ func (t *Txn) RemoveAuditThrough(last *AuditEntry) error {
 	if err := t.raiseSchema(2); err != nil { // an older flinkpki would call the trail broken
 		return err
 	}
-	return t.put(bMeta, string(kAuditArchived), auditArchived{Seq: last.Seq, Hash: last.Hash})
+	return t.put(bMeta, string(kAuditArchived), auditMark{Seq: last.Seq, Hash: last.Hash})
 }
 
 // raiseSchema moves the store's schema up to v (SchemaVersion): from then on
@@ -354,6 +345,22 @@ func seqKey(seq uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)
 	return k[:]
+}
+
+// Follows checks that e is entry want of the chain, after an entry whose
+// hash is prev: its sequence number, its link and its own hash. The error
+// names the first of them that is wrong; audit verify reports it, and an
+// archive removes nothing from that entry on.
+func (e *AuditEntry) Follows(want uint64, prev string) error {
+	switch {
+	case e.Seq != want:
+		return fmt.Errorf("audit entry %d is missing (found %d next)", want, e.Seq)
+	case e.Prev != prev:
+		return fmt.Errorf("audit entry %d does not link to entry %d", e.Seq, e.Seq-1)
+	case AuditHash(e) != e.Hash:
+		return fmt.Errorf("audit entry %d was modified: its hash does not match its content", e.Seq)
+	}
+	return nil
 }
 
 // AuditHash is the SHA-256 over the entry's content and the previous hash.

@@ -82,11 +82,11 @@ archived from the oldest on, up to the first one at or after that time.`,
 
 			// The archive: every entry before the cut, checked, to a
 			// temporary file; linked into place only when complete.
-			var res archiveResult
+			var chain archiveChain
 			sum := newResultHash("json")
 			tmp, n, err := atomicfile.Stage(out, 0o600, func(w io.Writer) error {
 				bw := bufio.NewWriterSize(sum.tee(w), 256<<10)
-				if err := a.archiveEntries(cmd, client, cut, bw, &res); err != nil {
+				if err := a.archiveEntries(cmd, client, cut, bw, &chain); err != nil {
 					return err
 				}
 				return bw.Flush()
@@ -94,6 +94,7 @@ archived from the oldest on, up to the first one at or after that time.`,
 			if err != nil {
 				return err
 			}
+			res := archiveResult{Entries: chain.n, FirstSeq: chain.firstSeq, LastSeq: chain.lastSeq, LastHash: chain.lastHash}
 			if res.Entries == 0 {
 				os.Remove(tmp)
 				fmt.Fprintf(a.stderr, "nothing to archive: no audit entry is older than %s\n", cut.Format(time.RFC3339))
@@ -222,11 +223,11 @@ func (a *app) printArchive(output outputFormat, res archiveResult) error {
 }
 
 // archiveEntries writes the entries before cut to w, one JSON line each,
-// checking each one's hash and its link to the one before.
-func (a *app) archiveEntries(cmd *cobra.Command, client flinkpkiv1.AuditServiceClient, cut time.Time, w io.Writer, res *archiveResult) error {
+// checking each one's hash and its link to the one before with chain,
+// which then tells what was written.
+func (a *app) archiveEntries(cmd *cobra.Command, client flinkpkiv1.AuditServiceClient, cut time.Time, w io.Writer, chain *archiveChain) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	var chain archiveChain
 	after := uint64(0)
 	for {
 		resp, err := client.ListAudit(cmd.Context(), &flinkpkiv1.ListAuditRequest{AfterSeq: after, Limit: auditPage})
@@ -244,13 +245,8 @@ func (a *app) archiveEntries(cmd *cobra.Command, client flinkpkiv1.AuditServiceC
 			if err := enc.Encode(line); err != nil {
 				return err
 			}
-			if res.Entries == 0 {
-				res.FirstSeq = e.GetSeq()
-			}
-			res.Entries++
-			res.LastSeq, res.LastHash = e.GetSeq(), e.GetHash()
-			if res.Entries%pruneAuditPart == 0 {
-				fmt.Fprintf(a.stderr, "archived %d entries...\n", res.Entries)
+			if chain.n%pruneAuditPart == 0 {
+				fmt.Fprintf(a.stderr, "archived %d entries...\n", chain.n)
 			}
 		}
 		next := resp.GetNextAfterSeq()
@@ -292,15 +288,18 @@ func (c *archiveChain) check(l archiveLine) error {
 	if len(e.Details) == 0 {
 		e.Details = nil
 	}
+	// The first line links to whatever entry was archived before it.
+	prev := l.PrevHash
 	switch {
 	case c.n > 0 && l.Seq != c.lastSeq+1:
 		return fmt.Errorf("audit entry %d follows entry %d: entries are missing", l.Seq, c.lastSeq)
-	case c.n > 0 && l.PrevHash != c.lastHash:
-		return fmt.Errorf("audit entry %d does not link to entry %d", l.Seq, c.lastSeq)
-	case c.n == 0 && l.Seq == 1 && l.PrevHash != "":
+	case c.n > 0:
+		prev = c.lastHash
+	case l.Seq == 1 && l.PrevHash != "":
 		return fmt.Errorf("audit entry 1 links to an entry before it")
-	case store.AuditHash(&e) != l.Hash:
-		return fmt.Errorf("audit entry %d was modified: its hash does not match its content", l.Seq)
+	}
+	if err := e.Follows(l.Seq, prev); err != nil {
+		return err
 	}
 	if c.n == 0 {
 		c.firstSeq, c.firstPrv = l.Seq, l.PrevHash
@@ -361,4 +360,48 @@ func verifyArchive(path string, after *archiveReport) (archiveReport, error) {
 	rep.OK = true
 	rep.Message = fmt.Sprintf("entries %d to %d intact; the last has hash %s", chain.firstSeq, chain.lastSeq, chain.lastHash)
 	return rep, nil
+}
+
+// verifyArchives is audit verify --file: each archive's chain, and the
+// links between consecutive ones.
+func (a *app) verifyArchives(files []string, out outputFormat) error {
+	reps := make([]archiveReport, 0, len(files))
+	var bad error
+	for i, path := range files {
+		var prev *archiveReport
+		if i > 0 && reps[i-1].OK {
+			prev = &reps[i-1]
+		}
+		rep, err := verifyArchive(path, prev)
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		if prev != nil && rep.OK && !rep.follows {
+			switch {
+			case rep.FirstSeq > prev.LastSeq+1:
+				rep.OK, rep.Message = false, fmt.Sprintf("it starts at entry %d, but %s ends at entry %d: entries %d to %d are in neither (give the archives in order, with none missing)",
+					rep.FirstSeq, prev.Path, prev.LastSeq, prev.LastSeq+1, rep.FirstSeq-1)
+			case rep.LastSeq <= prev.LastSeq:
+				rep.OK, rep.Message = false, fmt.Sprintf("it ends at entry %d, before %s does (%d): give the archives in order", rep.LastSeq, prev.Path, prev.LastSeq)
+			default:
+				rep.OK, rep.Message = false, fmt.Sprintf("it does not go on from %s: its entry %d differs from the one there, or does not link to it", prev.Path, prev.LastSeq)
+			}
+		}
+		if !rep.OK && bad == nil {
+			bad = fmt.Errorf("%w: %s: %s", errAuditBroken, path, rep.Message)
+		}
+		reps = append(reps, rep)
+	}
+	if out == "json" {
+		if err := writeJSON(a.stdout, map[string]any{"ok": bad == nil, "files": reps}); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range reps {
+			if r.OK {
+				fmt.Fprintf(a.stdout, "%s: %s\n", r.Path, r.Message)
+			}
+		}
+	}
+	return bad
 }
