@@ -231,7 +231,6 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 			return deny(fmt.Errorf("%w: Kubernetes binding %s/%s is removed whole: name it without roles (to change its roles, add it again with them)", ErrInvalid, b.Namespace, b.ServiceAccount))
 		}
 	}
-
 	if s := bindingList(req.RemoveK8sBindings); s != "" {
 		details["removed"] = s
 	}

@@ -19,22 +19,6 @@ var kKEKRotation = []byte("kek_rotation")
 // keys, and only admin rotate-kek, run again with both, may open the store.
 var ErrKEKRotation = errors.New("a key-encryption key rotation was interrupted")
 
-// WriteLimiter is implemented by backends whose transactions hold a
-// bounded number of writes (etcd's --max-txn-ops). RotateKEK re-encrypts
-// their CA keys in transactions of at most MaxWritesPerTxn writes.
-type WriteLimiter interface {
-	MaxWritesPerTxn() int
-}
-
-// MaxWritesPerTxn is the backend's bound on the writes of one transaction
-// (WriteLimiter), 0 when it has none.
-func (s *Store) MaxWritesPerTxn() int {
-	if wl, ok := s.b.(WriteLimiter); ok {
-		return wl.MaxWritesPerTxn()
-	}
-	return 0
-}
-
 // kekRotation is the marker's record: the IDs (Sealer.ID) of the key the
 // store was under and of the key it is moving to.
 type kekRotation struct {

@@ -80,3 +80,20 @@ type Backend interface {
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 	Close() error
 }
+
+// WriteLimiter is implemented by backends whose transactions hold a
+// bounded number of writes (etcd's --max-txn-ops). Work over many records
+// (RotateKEK re-encrypting CA keys, PruneAudit removing archived entries)
+// goes in transactions of at most MaxWritesPerTxn writes.
+type WriteLimiter interface {
+	MaxWritesPerTxn() int
+}
+
+// MaxWritesPerTxn is the backend's bound on the writes of one transaction
+// (WriteLimiter), 0 when it has none.
+func (s *Store) MaxWritesPerTxn() int {
+	if wl, ok := s.b.(WriteLimiter); ok {
+		return wl.MaxWritesPerTxn()
+	}
+	return 0
+}

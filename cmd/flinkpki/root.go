@@ -45,18 +45,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(a.stderr, "flinkpki: %s\n", oneLine(suggestions(a.humanize(err))))
+	fmt.Fprintf(a.stderr, "flinkpki: %s\n", oneLine(a.humanize(err)))
 	return exitCode(err)
-}
-
-// suggestions turns cobra's "Did you mean this?" block, which spans lines,
-// into the end of the one-line error.
-func suggestions(msg string) string {
-	before, near, ok := strings.Cut(msg, "\n\nDid you mean this?\n")
-	if !ok {
-		return msg
-	}
-	return fmt.Sprintf("%s (did you mean %s?); see flinkpki --help", before, strings.Join(strings.Fields(near), " or "))
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -128,9 +118,10 @@ func prepareTree(c *cobra.Command) {
 			}
 			return nil
 		}
-	} else if c.Run == nil && c.HasSubCommands() && c.HasParent() {
-		// A command group: "flinkpki cluster" shows its help, and an
-		// unknown subcommand is a usage error instead of silent help.
+	} else if c.Run == nil && c.HasSubCommands() {
+		// A command group, the root too: "flinkpki cluster" shows its
+		// help, and an unknown subcommand is a usage error, with cobra's
+		// suggestions, instead of silent help.
 		unknown := func(cmd *cobra.Command, name string) error {
 			msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
 			if cmd.SuggestionsMinimumDistance <= 0 {
