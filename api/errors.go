@@ -58,7 +58,8 @@ func codeOf(err error) codes.Code {
 	case errors.Is(err, authority.ErrExists), errors.Is(err, store.ErrExists):
 		return codes.AlreadyExists
 	case errors.Is(err, ca.ErrBlocked), errors.Is(err, ca.ErrRotationInProgress), errors.Is(err, ca.ErrNoPreparedCA),
-		errors.Is(err, ca.ErrNoRetiringCA), errors.Is(err, ca.ErrNoActiveCA), errors.Is(err, authority.ErrAuditBroken):
+		errors.Is(err, ca.ErrNoRetiringCA), errors.Is(err, ca.ErrNoActiveCA), errors.Is(err, authority.ErrAuditBroken),
+		errors.Is(err, authority.ErrLastAdmin):
 		return codes.FailedPrecondition
 	case errors.Is(err, authority.ErrInvalid), errors.Is(err, issuer.ErrBadCSR), errors.Is(err, issuer.ErrWeakKey),
 		errors.Is(err, issuer.ErrUnsupportedKey), errors.Is(err, issuer.ErrInvalidRequest), errors.Is(err, issuer.ErrUnknownRole),

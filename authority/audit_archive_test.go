@@ -279,8 +279,9 @@ func trailWithAnEditedEntry(t *testing.T, seq uint64) (*authoritytest.Env, *stor
 // TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema: a store starts at
 // schema 1, which every flinkpki reads; archived audit entries (an older
 // one would call the trail broken) and a binding with roles (it would drop
-// them) move it to 2, which one that reads only 1 refuses; this one reads
-// both and refuses 3.
+// them) move it to 2, which one that reads only 1 refuses; an
+// administrator token with an expiry (it would take it for ever) moves it
+// to 3; this one reads all three and refuses 4.
 func TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema(t *testing.T) {
 	t.Parallel()
 	schema := func(e *authoritytest.Env) string {
@@ -321,6 +322,28 @@ func TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema(t *testing.T) {
 		t.Fatalf("after an archive the schema is %q; want 2", v)
 	}
 
+	// An administrator token without an expiry is what every flinkpki
+	// reads; one with an expiry an older one would take for ever.
+	if _, _, err := archived.Authority.CreateAdminToken(archived.Ctx, system, "ops", 0); err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(archived); v != "2" {
+		t.Fatalf("after an administrator token without expiry the schema is %q; want 2", v)
+	}
+	if _, _, err := archived.Authority.CreateAdminToken(archived.Ctx, system, "ops", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(archived); v != "3" {
+		t.Fatalf("after an administrator token with an expiry the schema is %q; want 3", v)
+	}
+	fresh := authoritytest.New(t)
+	if _, _, err := fresh.Authority.CreateAdminToken(fresh.Ctx, system, "ops", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(fresh); v != "3" {
+		t.Fatalf("a new store after an administrator token with an expiry has schema %q; want 3", v)
+	}
+
 	if err := archived.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -335,13 +358,13 @@ func TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	setSchema("3")
-	if st, err := authoritytest.OpenStore(archived.Ctx, archived.Path, archived.KEK); !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), `store has schema "3", this flinkpki reads 1 to 2`) {
+	setSchema("4")
+	if st, err := authoritytest.OpenStore(archived.Ctx, archived.Path, archived.KEK); !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), `store has schema "4", this flinkpki reads 1 to 3`) {
 		if st != nil {
 			st.Close()
 		}
-		t.Fatalf("open a store of schema 3: %v; want ErrSchema naming what this one reads", err)
+		t.Fatalf("open a store of schema 4: %v; want ErrSchema naming what this one reads", err)
 	}
-	setSchema("2")
+	setSchema("3")
 	archived.Reopen()
 }

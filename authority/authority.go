@@ -39,6 +39,9 @@ var (
 	// ErrAuditBroken reports an audit trail whose hash chain does not
 	// verify where a request needs it to.
 	ErrAuditBroken = errors.New("the audit trail is broken")
+	// ErrLastAdmin refuses to revoke, online, the last administrator
+	// tokens that have not expired: nobody could call the server after.
+	ErrLastAdmin = errors.New("the last administrator token")
 )
 
 // Observer receives the events metrics are made of. All methods must be

@@ -526,7 +526,7 @@ func ReasonOf(err error) string {
 	case errors.Is(err, ca.ErrBlocked):
 		return "blocked"
 	case errors.Is(err, ca.ErrRotationInProgress), errors.Is(err, ca.ErrNoActiveCA), errors.Is(err, ca.ErrNoPreparedCA), errors.Is(err, ca.ErrNoRetiringCA),
-		errors.Is(err, ErrAuditBroken):
+		errors.Is(err, ErrAuditBroken), errors.Is(err, ErrLastAdmin):
 		return "failed_precondition" // a lifecycle step out of order, a broken trail
 	case errors.Is(err, ErrInvalid), errors.Is(err, issuer.ErrInvalidRequest), errors.Is(err, issuer.ErrUnknownRole), errors.Is(err, ca.ErrInvalidValidity):
 		return "invalid"

@@ -18,6 +18,9 @@ const day = 24 * time.Hour
 
 var admin = authoritytest.Admin
 
+// system is the actor of the offline admin commands (bootstrap, revoke-token).
+var system = authority.Actor{Kind: authority.ActorSystem, ID: "test"}
+
 // status returns the cluster's lifecycle status, failing the test on error.
 func status(t testing.TB, e *authoritytest.Env, cluster string) *authority.Status {
 	t.Helper()

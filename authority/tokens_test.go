@@ -264,12 +264,12 @@ func TestAdministratorTokenNamesMustReadAsOneLabel(t *testing.T) {
 	t.Parallel()
 	e := authoritytest.New(t)
 	for _, name := range []string{"", strings.Repeat("a", authority.MaxTokenNameLen+1), "ops\nadmin:root", "ops team", "ops\x1b[2K"} {
-		if tok, err := e.Authority.CreateAdminToken(e.Ctx, admin, name); !errors.Is(err, authority.ErrInvalid) || tok != "" {
+		if tok, _, err := e.Authority.CreateAdminToken(e.Ctx, system, name, 0); !errors.Is(err, authority.ErrInvalid) || tok != "" {
 			t.Errorf("CreateAdminToken(%q) = %q, %v; want ErrInvalid and no token", name, tok, err)
 		}
 	}
 	for _, name := range []string{"admin", "ops-team@example.com", strings.Repeat("b", authority.MaxTokenNameLen)} {
-		if _, err := e.Authority.CreateAdminToken(e.Ctx, admin, name); err != nil {
+		if _, _, err := e.Authority.CreateAdminToken(e.Ctx, system, name, 0); err != nil {
 			t.Errorf("CreateAdminToken(%q) = %v", name, err)
 		}
 	}
@@ -455,7 +455,7 @@ func TestAKnownTokenIDWithAnotherSecretIsRefused(t *testing.T) {
 	t.Parallel()
 	e := twoClusters(t)
 	enrollBearer, _ := newToken(t, e, "e1", "taskmanager", 0, 1)
-	adminBearer, err := e.Authority.CreateAdminToken(e.Ctx, admin, "ops")
+	adminBearer, _, err := e.Authority.CreateAdminToken(e.Ctx, system, "ops", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,11 @@ import (
 // flinkpki that reads 1 alone would misread: an audit trail whose oldest
 // entries were archived and removed (it would call the trail broken) or a
 // Kubernetes binding with roles (it would ignore them, and drop them at its
-// next write of the cluster). Such a flinkpki then refuses the store, on
-// a downgrade, instead.
-const SchemaVersion = 2
+// next write of the cluster). It moves to 3 the first time it holds an
+// administrator token with an expiry, which a flinkpki that reads 2 at most
+// would take for ever. Such a flinkpki then refuses the store, on a
+// downgrade, instead.
+const SchemaVersion = 3
 
 // baseSchema is the layout a new store starts at: what every flinkpki since
 // the first reads.

@@ -86,6 +86,12 @@ type AdminToken struct {
 	Hash    []byte    `json:"hash"`
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Expires is when the token stops authenticating; zero: never.
+	Expires time.Time `json:"expires,omitzero"`
+	// CreatedBy is the actor that made the token ("admin:ID" for one made
+	// with another administrator token, "system:bootstrap", ...): revoking
+	// a token revokes the tokens made with it.
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // AuditEntry is one link of the append-only, hash-chained audit trail.

@@ -255,7 +255,16 @@ func (t *Txn) AdminToken(id string) (*AdminToken, error) {
 }
 
 // PutAdminToken writes an administrator token record.
-func (t *Txn) PutAdminToken(tok *AdminToken) error { return t.put(bAdminTokens, tok.ID, tok) }
+func (t *Txn) PutAdminToken(tok *AdminToken) error {
+	if !tok.Expires.IsZero() {
+		// An older flinkpki would ignore the expiry and take the token
+		// for ever.
+		if err := t.raiseSchema(3); err != nil {
+			return err
+		}
+	}
+	return t.put(bAdminTokens, tok.ID, tok)
+}
 
 // DeleteAdminToken removes an administrator token record.
 func (t *Txn) DeleteAdminToken(id string) error { return t.tx.Delete(bAdminTokens, []byte(id)) }

@@ -32,7 +32,7 @@ func (a *app) newAdminCmd() *cobra.Command {
 	}
 	backup := a.newAdminBackupCmd()
 	a.addConnFlags(backup)
-	cmd.AddCommand(backup, a.newAdminRestoreCmd(), newAdminBootstrapCmd(), newAdminListTokensCmd(), newAdminRevokeTokenCmd(), newAdminRotateKEKCmd(), newAdminMigrateCmd())
+	cmd.AddCommand(backup, a.newAdminRestoreCmd(), a.newAdminTokenCmd(), newAdminBootstrapCmd(), newAdminListTokensCmd(), newAdminRevokeTokenCmd(), newAdminRotateKEKCmd(), newAdminMigrateCmd())
 	return cmd
 }
 

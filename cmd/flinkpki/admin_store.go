@@ -181,11 +181,12 @@ func newAdminListTokensCmd() *cobra.Command {
 	var out outputFormat
 	cmd := &cobra.Command{
 		Use:   "list-tokens (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
-		Short: "List the administrator tokens: IDs, names and when they were made",
+		Short: "List the administrator tokens in a stopped server's store",
 		Long: `List the administrator tokens in the store. Only hashes of their secrets are
 stored, so this shows each token's ID (the part of the token between its
-prefix and its secret), its name and its creation time: what admin
-revoke-token needs.`,
+prefix and its secret), its name, creation and expiry time and who made it:
+what admin revoke-token needs. With the server running, admin token list
+asks it instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var toks []*store.AdminToken
@@ -196,22 +197,32 @@ revoke-token needs.`,
 			if err != nil {
 				return err
 			}
+			// A bare array with "created", as since the first release;
+			// admin token list answers an object like the other listings.
 			type tokenJSON struct {
-				ID      string `json:"id"`
-				Name    string `json:"name"`
-				Created string `json:"created"`
+				ID        string `json:"id"`
+				Name      string `json:"name"`
+				Created   string `json:"created"`
+				Expires   string `json:"expires"`
+				Expired   bool   `json:"expired"`
+				CreatedBy string `json:"created_by"`
 			}
+			now := time.Now()
 			rows := []tokenJSON{}
 			for _, t := range toks {
-				rows = append(rows, tokenJSON{ID: t.ID, Name: t.Name, Created: t.Created.UTC().Format(time.RFC3339)})
+				r := tokenJSON{ID: t.ID, Name: t.Name, Created: t.Created.UTC().Format(time.RFC3339), CreatedBy: t.CreatedBy}
+				if !t.Expires.IsZero() {
+					r.Expires, r.Expired = t.Expires.UTC().Format(time.RFC3339), !t.Expires.After(now)
+				}
+				rows = append(rows, r)
 			}
 			if out == "json" {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			tw := newTable(cmd.OutOrStdout())
-			tw.row("ID", "NAME", "CREATED")
+			tw.row("ID", "NAME", "CREATED", "EXPIRES", "CREATED BY")
 			for _, r := range rows {
-				tw.row(r.ID, r.Name, r.Created)
+				tw.row(r.ID, r.Name, r.Created, expiresCell(r.Expires, r.Expired), orDash(r.CreatedBy))
 			}
 			return tw.Flush()
 		},
@@ -225,13 +236,16 @@ func newAdminRevokeTokenCmd() *cobra.Command {
 	var dataDir, kekFile string
 	var etcd etcdFlags
 	var out outputFormat
+	var keepMade bool
 	cmd := &cobra.Command{
 		Use:   "revoke-token ID (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
 		Short: "Revoke an administrator token, so it opens nothing from now on",
-		Long: `Delete an administrator token from the store and audit it
-(admin_token.revoke). On etcd the replicas refuse the token from their next
-request on; a bbolt store is changed while its server is stopped. IDs come
-from admin list-tokens, or from the audit trail of the token's creation.
+		Long: `Delete an administrator token from the store, with every token made with it
+(and theirs) unless --keep-made, and audit each (admin_token.revoke). On etcd
+the replicas refuse the tokens from their next request on; a bbolt store is
+changed while its server is stopped (with the server running, admin token
+revoke does it online). IDs come from admin list-tokens, or from the audit
+trail of the token's creation.
 The leaked token itself, or its redacted form (fpa_<ID>_…), names it too:
 only its ID is used, and the secret is never printed or audited.`,
 		Example: `  flinkpki admin list-tokens --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
@@ -243,29 +257,26 @@ only its ID is used, and the secret is never printed or audited.`,
 			if err != nil {
 				return err
 			}
-			err = withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) error {
-				return auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, id)
+			var revoked []string
+			err = withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) (err error) {
+				revoked, err = auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, id, keepMade)
+				return err
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %s revoked\n", id)
-			if out == "json" {
-				return writeJSON(cmd.OutOrStdout(), struct {
-					ID      string `json:"id"`
-					Revoked bool   `json:"revoked"`
-				}{id, true})
-			}
-			return nil
+			return reportAdminRevoked(cmd.OutOrStdout(), cmd.ErrOrStderr(), out, id, revoked)
 		},
 	}
 	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
+	cmd.Flags().BoolVar(&keepMade, "keep-made", false, "revoke this token alone, not the tokens made with it")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
 
 func newAdminBootstrapCmd() *cobra.Command {
 	var dataDir, kekFile, name string
+	ttl := durationFlag{min: authority.MinAdminTokenTTL, max: authority.MaxAdminTokenTTL, orZero: true}
 	var etcd etcdFlags
 	var out outputFormat
 	cmd := &cobra.Command{
@@ -274,7 +285,8 @@ func newAdminBootstrapCmd() *cobra.Command {
 		Long: `Create an administrator token directly in the store and print it on stdout (only
 its hash is stored). This is how production installations get their first
 administrator: the server never writes token files outside --dev. With -o json
-stdout is one object holding the token, its ID and its name instead.
+stdout is one object holding the token, its ID and its name instead. Further
+tokens are made online with admin token create.
 
 With --data-dir it opens a stopped server's bbolt store (the running server
 holds its lock). With --etcd-endpoints it opens an HA installation's etcd
@@ -287,8 +299,9 @@ the store exists.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tok string
+			var rec *store.AdminToken
 			err := withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) (err error) {
-				tok, err = auth.CreateAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "bootstrap"}, name)
+				tok, rec, err = auth.CreateAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "bootstrap"}, name, ttl.d)
 				return err
 			})
 			if err != nil {
@@ -299,11 +312,16 @@ the store exists.`,
 				if err != nil {
 					return err
 				}
+				expires := ""
+				if !rec.Expires.IsZero() {
+					expires = rec.Expires.UTC().Format(time.RFC3339)
+				}
 				if err := writeJSON(cmd.OutOrStdout(), struct {
-					Token string `json:"token"`
-					ID    string `json:"id"`
-					Name  string `json:"name"`
-				}{tok, id, name}); err != nil {
+					Token   string `json:"token"`
+					ID      string `json:"id"`
+					Name    string `json:"name"`
+					Expires string `json:"expire_time,omitempty"`
+				}{tok, id, name, expires}); err != nil {
 					return err
 				}
 			} else {
@@ -315,6 +333,7 @@ the store exists.`,
 	}
 	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
 	cmd.Flags().StringVar(&name, "name", "admin", "a label for the token, recorded in the audit trail")
+	cmd.Flags().Var(&ttl, "ttl", "how long the token is valid, "+formatDuration(authority.MinAdminTokenTTL)+" to "+formatDuration(authority.MaxAdminTokenTTL)+"; 0 (default): no expiry")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

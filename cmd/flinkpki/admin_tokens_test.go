@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -133,7 +134,7 @@ func TestBootstrapListAndRevokeOnAStoppedBboltServer(t *testing.T) {
 	oneLineError(t, runCLI(t, nil, append([]string{"admin", "bootstrap"}, store...)...), 1, "stop it first")
 	s.stop(t)
 
-	res := runCLI(t, nil, append([]string{"admin", "bootstrap", "--name", "ops"}, store...)...)
+	res := runCLI(t, nil, append([]string{"admin", "bootstrap", "--name", "ops", "--ttl", "1d"}, store...)...)
 	if res.code != 0 {
 		t.Fatalf("bootstrap: exit %d: %s", res.code, res.stderr)
 	}
@@ -142,19 +143,41 @@ func TestBootstrapListAndRevokeOnAStoppedBboltServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := runCLI(t, nil, append([]string{"admin", "list-tokens"}, store...)...)
-	if list.code != 0 || !strings.Contains(list.stdout, "ops") || !strings.Contains(list.stdout, "dev") {
-		t.Fatalf("list-tokens: exit %d, want the dev and ops tokens:\n%s%s", list.code, list.stdout, list.stderr)
+	if list.code != 0 || !strings.Contains(list.stdout, "ops") || !strings.Contains(list.stdout, "dev") || !strings.Contains(list.stdout, "system:bootstrap") {
+		t.Fatalf("list-tokens: exit %d, want the dev and ops tokens and who made them:\n%s%s", list.code, list.stdout, list.stderr)
+	}
+	var listed []struct {
+		Name, Expires string
+		Expired       bool
+	}
+	list = runCLI(t, nil, append([]string{"admin", "list-tokens", "-o", "json"}, store...)...)
+	if err := json.Unmarshal([]byte(list.stdout), &listed); err != nil || len(listed) != 2 {
+		t.Fatalf("list-tokens -o json: %v\n%s", err, list.stdout)
+	}
+	for _, l := range listed {
+		exp, err := time.Parse(time.RFC3339, l.Expires)
+		if l.Name == "ops" && (err != nil || l.Expired || exp.Sub(time.Now()) < 23*time.Hour || exp.Sub(time.Now()) > 24*time.Hour) || l.Name == "dev" && l.Expires != "" {
+			t.Errorf("list-tokens -o json: %+v; want ops to expire in a day (--ttl 1d), dev never", l)
+		}
 	}
 	s2 := startServerAt(t, dir, freeAddr(t))
 	s2.cli(t, tok, "cluster", "list").ok(t)
+	made := s2.cli(t, tok, "admin", "token", "create", "--name", "ci").ok(t).stdout
+	madeFile := filepath.Join(t.TempDir(), "ci.token")
+	if err := os.WriteFile(madeFile, []byte(made), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2.cli(t, madeFile, "cluster", "list").ok(t)
 	s2.stop(t)
 
+	// Offline, revoke-token takes the tokens made with the token too.
 	id := strings.SplitN(strings.TrimPrefix(strings.TrimSpace(res.stdout), "fpa_"), "_", 2)[0]
-	if r := runCLI(t, nil, append([]string{"admin", "revoke-token", id}, store...)...); r.code != 0 {
+	if r := runCLI(t, nil, append([]string{"admin", "revoke-token", id}, store...)...); r.code != 0 || !strings.Contains(r.stderr, id+" revoked, with the 1 made with it") {
 		t.Fatalf("revoke-token: exit %d: %s", r.code, r.stderr)
 	}
 	s3 := startServerAt(t, dir, freeAddr(t))
 	s3.cli(t, tok, "cluster", "list").refused(t, "unauthenticated")
+	s3.cli(t, madeFile, "cluster", "list").refused(t, "unauthenticated")
 }
 
 // TestAProductionServerWithoutAnAdministratorSaysHowToMakeOne: serve never

@@ -78,12 +78,14 @@ func errTooLong(s string) error {
 // duration is a usage error at parse time. d is the default, shown in
 // --help when not zero; min and max, when not zero, bound the value.
 // signed lets a leading '-' through, for a command that refuses negative
-// values itself with a message of its own (serve's checkRanges).
+// values itself with a message of its own (serve's checkRanges). orZero
+// takes 0 (none) besides the bounded range.
 type durationFlag struct {
 	d        time.Duration
 	set      bool
 	min, max time.Duration
 	signed   bool
+	orZero   bool
 }
 
 func (f *durationFlag) String() string {
@@ -108,12 +110,16 @@ func (f *durationFlag) Set(s string) error {
 	if neg {
 		d = -d
 	}
+	orZero := ""
+	if f.orZero {
+		orZero = ", or 0 for none"
+	}
 	switch {
-	case f.min == 0 && f.max == 0:
+	case f.min == 0 && f.max == 0, f.orZero && d == 0:
 	case f.max == 0 && d < f.min:
-		return fmt.Errorf("use a duration of at least %s", formatDuration(f.min))
+		return fmt.Errorf("use a duration of at least %s%s", formatDuration(f.min), orZero)
 	case f.max != 0 && (d < f.min || d > f.max):
-		return fmt.Errorf("use a duration from %s to %s", formatDuration(f.min), formatDuration(f.max))
+		return fmt.Errorf("use a duration from %s to %s%s", formatDuration(f.min), formatDuration(f.max), orZero)
 	}
 	f.d, f.set = d, true
 	return nil

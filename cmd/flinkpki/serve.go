@@ -620,7 +620,7 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 			}
 		}
 	}
-	tok, err := auth.CreateAdminToken(ctx, authority.Actor{Kind: authority.ActorSystem, ID: "dev"}, "dev")
+	tok, _, err := auth.CreateAdminToken(ctx, authority.Actor{Kind: authority.ActorSystem, ID: "dev"}, "dev", 0)
 	if err != nil {
 		return err
 	}

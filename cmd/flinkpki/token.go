@@ -214,7 +214,7 @@ func tokenID(arg string, want token.Kind) (string, error) {
 	}
 	switch {
 	case kind == token.KindAdmin && want != token.KindAdmin:
-		return "", usagef("that is an administrator token (fpa_): revoke it with flinkpki admin revoke-token %s on the server's store", id)
+		return "", usagef("that is an administrator token (fpa_): revoke it with flinkpki admin token revoke %s", id)
 	case kind == token.KindEnrollment && want != token.KindEnrollment:
 		return "", usagef("that is an enrollment token (fpe_): revoke it with flinkpki token revoke %s", id)
 	}

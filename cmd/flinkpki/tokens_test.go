@@ -150,7 +150,7 @@ func TestRevokingByThePastedTokenNeverEchoesIt(t *testing.T) {
 
 	admin := read(s.admin)
 	r = s.cli(t, s.admin, "token", "revoke", admin)
-	oneLineError(t, r, 2, "that is an administrator token (fpa_): revoke it with flinkpki admin revoke-token")
+	oneLineError(t, r, 2, "that is an administrator token (fpa_): revoke it with flinkpki admin token revoke")
 	r = s.cli(t, s.admin, "token", "revoke", "x"+secret)
 	oneLineError(t, r, 2, "not a token ID")
 	if strings.Contains(r.stderr, admin[31:]) || strings.Contains(r.stderr, secret) {

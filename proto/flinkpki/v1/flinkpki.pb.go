@@ -27,6 +27,362 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CreateAdminTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // a label, recorded in the audit trail
+	Ttl           *durationpb.Duration   `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`   // unset or 0: no expiry (but never past the caller's own token's)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAdminTokenRequest) Reset() {
+	*x = CreateAdminTokenRequest{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAdminTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAdminTokenRequest) ProtoMessage() {}
+
+func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CreateAdminTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateAdminTokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreateAdminTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Info          *AdminToken            `protobuf:"bytes,2,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAdminTokenResponse) Reset() {
+	*x = CreateAdminTokenResponse{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAdminTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAdminTokenResponse) ProtoMessage() {}
+
+func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateAdminTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateAdminTokenResponse) GetInfo() *AdminToken {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type AdminToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"` // unset: does not expire
+	CreatedBy     string                 `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`    // "admin:ID", "system:bootstrap", "system:dev"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminToken) Reset() {
+	*x = AdminToken{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminToken) ProtoMessage() {}
+
+func (x *AdminToken) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
+func (*AdminToken) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AdminToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AdminToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AdminToken) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *AdminToken) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *AdminToken) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+type ListAdminTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAdminTokensRequest) Reset() {
+	*x = ListAdminTokensRequest{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAdminTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAdminTokensRequest) ProtoMessage() {}
+
+func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{3}
+}
+
+type ListAdminTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*AdminToken          `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAdminTokensResponse) Reset() {
+	*x = ListAdminTokensResponse{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAdminTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAdminTokensResponse) ProtoMessage() {}
+
+func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListAdminTokensResponse) GetTokens() []*AdminToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeAdminTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	KeepMade      bool                   `protobuf:"varint,2,opt,name=keep_made,json=keepMade,proto3" json:"keep_made,omitempty"` // revoke this token alone, not the tokens made with it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAdminTokenRequest) Reset() {
+	*x = RevokeAdminTokenRequest{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAdminTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAdminTokenRequest) ProtoMessage() {}
+
+func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RevokeAdminTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RevokeAdminTokenRequest) GetKeepMade() bool {
+	if x != nil {
+		return x.KeepMade
+	}
+	return false
+}
+
+type RevokeAdminTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RevokedIds    []string               `protobuf:"bytes,1,rep,name=revoked_ids,json=revokedIds,proto3" json:"revoked_ids,omitempty"` // the named token first
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAdminTokenResponse) Reset() {
+	*x = RevokeAdminTokenResponse{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAdminTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAdminTokenResponse) ProtoMessage() {}
+
+func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RevokeAdminTokenResponse) GetRevokedIds() []string {
+	if x != nil {
+		return x.RevokedIds
+	}
+	return nil
+}
+
 type K8SBinding struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Namespace      string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -40,7 +396,7 @@ type K8SBinding struct {
 
 func (x *K8SBinding) Reset() {
 	*x = K8SBinding{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[0]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -52,7 +408,7 @@ func (x *K8SBinding) String() string {
 func (*K8SBinding) ProtoMessage() {}
 
 func (x *K8SBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[0]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -65,7 +421,7 @@ func (x *K8SBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use K8SBinding.ProtoReflect.Descriptor instead.
 func (*K8SBinding) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{0}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *K8SBinding) GetNamespace() string {
@@ -103,7 +459,7 @@ type CreateClusterRequest struct {
 
 func (x *CreateClusterRequest) Reset() {
 	*x = CreateClusterRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[1]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +471,7 @@ func (x *CreateClusterRequest) String() string {
 func (*CreateClusterRequest) ProtoMessage() {}
 
 func (x *CreateClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[1]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +484,7 @@ func (x *CreateClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClusterRequest.ProtoReflect.Descriptor instead.
 func (*CreateClusterRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{1}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateClusterRequest) GetName() string {
@@ -193,7 +549,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[2]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +561,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[2]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +574,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{2}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cluster) GetName() string {
@@ -303,7 +659,7 @@ type CertificateAuthority struct {
 
 func (x *CertificateAuthority) Reset() {
 	*x = CertificateAuthority{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[3]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +671,7 @@ func (x *CertificateAuthority) String() string {
 func (*CertificateAuthority) ProtoMessage() {}
 
 func (x *CertificateAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[3]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +684,7 @@ func (x *CertificateAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateAuthority.ProtoReflect.Descriptor instead.
 func (*CertificateAuthority) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{3}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CertificateAuthority) GetId() string {
@@ -417,7 +773,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[4]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +785,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[4]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +798,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{4}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetClusterRequest) GetName() string {
@@ -462,7 +818,7 @@ type ListClustersRequest struct {
 
 func (x *ListClustersRequest) Reset() {
 	*x = ListClustersRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[5]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +830,7 @@ func (x *ListClustersRequest) String() string {
 func (*ListClustersRequest) ProtoMessage() {}
 
 func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[5]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +843,7 @@ func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersRequest.ProtoReflect.Descriptor instead.
 func (*ListClustersRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{5}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListClustersRequest) GetPageSize() int32 {
@@ -514,7 +870,7 @@ type ListClustersResponse struct {
 
 func (x *ListClustersResponse) Reset() {
 	*x = ListClustersResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[6]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +882,7 @@ func (x *ListClustersResponse) String() string {
 func (*ListClustersResponse) ProtoMessage() {}
 
 func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[6]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +895,7 @@ func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersResponse.ProtoReflect.Descriptor instead.
 func (*ListClustersResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{6}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListClustersResponse) GetClusters() []*Cluster {
@@ -568,7 +924,7 @@ type UpdateClusterRequest struct {
 
 func (x *UpdateClusterRequest) Reset() {
 	*x = UpdateClusterRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[7]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +936,7 @@ func (x *UpdateClusterRequest) String() string {
 func (*UpdateClusterRequest) ProtoMessage() {}
 
 func (x *UpdateClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[7]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +949,7 @@ func (x *UpdateClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClusterRequest.ProtoReflect.Descriptor instead.
 func (*UpdateClusterRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{7}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateClusterRequest) GetName() string {
@@ -633,7 +989,7 @@ type DeleteClusterRequest struct {
 
 func (x *DeleteClusterRequest) Reset() {
 	*x = DeleteClusterRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[8]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +1001,7 @@ func (x *DeleteClusterRequest) String() string {
 func (*DeleteClusterRequest) ProtoMessage() {}
 
 func (x *DeleteClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[8]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +1014,7 @@ func (x *DeleteClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClusterRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClusterRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{8}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteClusterRequest) GetName() string {
@@ -676,7 +1032,7 @@ type DeleteClusterResponse struct {
 
 func (x *DeleteClusterResponse) Reset() {
 	*x = DeleteClusterResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[9]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +1044,7 @@ func (x *DeleteClusterResponse) String() string {
 func (*DeleteClusterResponse) ProtoMessage() {}
 
 func (x *DeleteClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[9]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +1057,7 @@ func (x *DeleteClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClusterResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClusterResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{9}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{16}
 }
 
 type CreateTokenRequest struct {
@@ -716,7 +1072,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[10]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +1084,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[10]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +1097,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{10}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateTokenRequest) GetCluster() string {
@@ -784,7 +1140,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +1152,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[11]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +1165,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{11}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -851,7 +1207,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1219,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[12]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1232,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{12}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListTokensRequest) GetCluster() string {
@@ -914,7 +1270,7 @@ type EnrollmentToken struct {
 
 func (x *EnrollmentToken) Reset() {
 	*x = EnrollmentToken{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1282,7 @@ func (x *EnrollmentToken) String() string {
 func (*EnrollmentToken) ProtoMessage() {}
 
 func (x *EnrollmentToken) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[13]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1295,7 @@ func (x *EnrollmentToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollmentToken.ProtoReflect.Descriptor instead.
 func (*EnrollmentToken) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{13}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EnrollmentToken) GetId() string {
@@ -994,7 +1350,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1362,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[14]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1375,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{14}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListTokensResponse) GetTokens() []*EnrollmentToken {
@@ -1045,7 +1401,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1413,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[15]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1426,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{15}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -1089,7 +1445,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1457,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[16]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1470,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{16}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevokeTokenResponse) GetCluster() string {
@@ -1133,7 +1489,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1501,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[17]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1514,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{17}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetStatusRequest) GetCluster() string {
@@ -1178,7 +1534,7 @@ type PrepareRequest struct {
 
 func (x *PrepareRequest) Reset() {
 	*x = PrepareRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1546,7 @@ func (x *PrepareRequest) String() string {
 func (*PrepareRequest) ProtoMessage() {}
 
 func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[18]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1559,7 @@ func (x *PrepareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareRequest.ProtoReflect.Descriptor instead.
 func (*PrepareRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{18}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrepareRequest) GetCluster() string {
@@ -1231,7 +1587,7 @@ type ActivateRequest struct {
 
 func (x *ActivateRequest) Reset() {
 	*x = ActivateRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1599,7 @@ func (x *ActivateRequest) String() string {
 func (*ActivateRequest) ProtoMessage() {}
 
 func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[19]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1612,7 @@ func (x *ActivateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{19}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ActivateRequest) GetCluster() string {
@@ -1291,7 +1647,7 @@ type RetireRequest struct {
 
 func (x *RetireRequest) Reset() {
 	*x = RetireRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1659,7 @@ func (x *RetireRequest) String() string {
 func (*RetireRequest) ProtoMessage() {}
 
 func (x *RetireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[20]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1672,7 @@ func (x *RetireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireRequest.ProtoReflect.Descriptor instead.
 func (*RetireRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{20}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RetireRequest) GetCluster() string {
@@ -1354,7 +1710,7 @@ type RotationStep struct {
 
 func (x *RotationStep) Reset() {
 	*x = RotationStep{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1722,7 @@ func (x *RotationStep) String() string {
 func (*RotationStep) ProtoMessage() {}
 
 func (x *RotationStep) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[21]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1735,7 @@ func (x *RotationStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotationStep.ProtoReflect.Descriptor instead.
 func (*RotationStep) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{21}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RotationStep) GetKind() string {
@@ -1434,7 +1790,7 @@ type LineageStatus struct {
 
 func (x *LineageStatus) Reset() {
 	*x = LineageStatus{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1802,7 @@ func (x *LineageStatus) String() string {
 func (*LineageStatus) ProtoMessage() {}
 
 func (x *LineageStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[22]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1815,7 @@ func (x *LineageStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineageStatus.ProtoReflect.Descriptor instead.
 func (*LineageStatus) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{22}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LineageStatus) GetPurpose() string {
@@ -1510,7 +1866,7 @@ type CAStatus struct {
 
 func (x *CAStatus) Reset() {
 	*x = CAStatus{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1878,7 @@ func (x *CAStatus) String() string {
 func (*CAStatus) ProtoMessage() {}
 
 func (x *CAStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[23]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1891,7 @@ func (x *CAStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CAStatus.ProtoReflect.Descriptor instead.
 func (*CAStatus) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{23}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CAStatus) GetCluster() string {
@@ -1593,7 +1949,7 @@ type Holder struct {
 
 func (x *Holder) Reset() {
 	*x = Holder{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1961,7 @@ func (x *Holder) String() string {
 func (*Holder) ProtoMessage() {}
 
 func (x *Holder) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[24]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1974,7 @@ func (x *Holder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Holder.ProtoReflect.Descriptor instead.
 func (*Holder) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{24}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Holder) GetName() string {
@@ -1699,7 +2055,7 @@ type ListHoldersRequest struct {
 
 func (x *ListHoldersRequest) Reset() {
 	*x = ListHoldersRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +2067,7 @@ func (x *ListHoldersRequest) String() string {
 func (*ListHoldersRequest) ProtoMessage() {}
 
 func (x *ListHoldersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[25]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +2080,7 @@ func (x *ListHoldersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHoldersRequest.ProtoReflect.Descriptor instead.
 func (*ListHoldersRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{25}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListHoldersRequest) GetCluster() string {
@@ -1765,7 +2121,7 @@ type ListHoldersResponse struct {
 
 func (x *ListHoldersResponse) Reset() {
 	*x = ListHoldersResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +2133,7 @@ func (x *ListHoldersResponse) String() string {
 func (*ListHoldersResponse) ProtoMessage() {}
 
 func (x *ListHoldersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[26]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2146,7 @@ func (x *ListHoldersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHoldersResponse.ProtoReflect.Descriptor instead.
 func (*ListHoldersResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{26}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListHoldersResponse) GetHolders() []*Holder {
@@ -1818,7 +2174,7 @@ type ReleaseHolderRequest struct {
 
 func (x *ReleaseHolderRequest) Reset() {
 	*x = ReleaseHolderRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +2186,7 @@ func (x *ReleaseHolderRequest) String() string {
 func (*ReleaseHolderRequest) ProtoMessage() {}
 
 func (x *ReleaseHolderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[27]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +2199,7 @@ func (x *ReleaseHolderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHolderRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseHolderRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{27}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReleaseHolderRequest) GetCluster() string {
@@ -1876,7 +2232,7 @@ type ReleaseHolderResponse struct {
 
 func (x *ReleaseHolderResponse) Reset() {
 	*x = ReleaseHolderResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2244,7 @@ func (x *ReleaseHolderResponse) String() string {
 func (*ReleaseHolderResponse) ProtoMessage() {}
 
 func (x *ReleaseHolderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[28]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2257,7 @@ func (x *ReleaseHolderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseHolderResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseHolderResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{28}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReleaseHolderResponse) GetReleased() int32 {
@@ -1925,7 +2281,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2293,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[29]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2306,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{29}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EnrollRequest) GetCluster() string {
@@ -2008,7 +2364,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2376,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[30]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2389,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{30}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EnrollResponse) GetChain() [][]byte {
@@ -2084,7 +2440,7 @@ type BakeRequest struct {
 
 func (x *BakeRequest) Reset() {
 	*x = BakeRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2452,7 @@ func (x *BakeRequest) String() string {
 func (*BakeRequest) ProtoMessage() {}
 
 func (x *BakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[31]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2465,7 @@ func (x *BakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BakeRequest.ProtoReflect.Descriptor instead.
 func (*BakeRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{31}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BakeRequest) GetCluster() string {
@@ -2161,7 +2517,7 @@ type BakeResponse struct {
 
 func (x *BakeResponse) Reset() {
 	*x = BakeResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2529,7 @@ func (x *BakeResponse) String() string {
 func (*BakeResponse) ProtoMessage() {}
 
 func (x *BakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[32]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2542,7 @@ func (x *BakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BakeResponse.ProtoReflect.Descriptor instead.
 func (*BakeResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{32}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BakeResponse) GetPrivateKey() []byte {
@@ -2249,7 +2605,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2617,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[33]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2630,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{33}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -2358,7 +2714,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2726,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[34]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2739,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{34}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListAuditRequest) GetCluster() string {
@@ -2421,7 +2777,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2789,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[35]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2802,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{35}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -2478,7 +2834,7 @@ type VerifyAuditRequest struct {
 
 func (x *VerifyAuditRequest) Reset() {
 	*x = VerifyAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2846,7 @@ func (x *VerifyAuditRequest) String() string {
 func (*VerifyAuditRequest) ProtoMessage() {}
 
 func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[36]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2859,7 @@ func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{36}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *VerifyAuditRequest) GetAfterSeq() uint64 {
@@ -2547,7 +2903,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2559,7 +2915,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[37]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +2928,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{37}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -2653,7 +3009,7 @@ type PruneAuditRequest struct {
 
 func (x *PruneAuditRequest) Reset() {
 	*x = PruneAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +3021,7 @@ func (x *PruneAuditRequest) String() string {
 func (*PruneAuditRequest) ProtoMessage() {}
 
 func (x *PruneAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +3034,7 @@ func (x *PruneAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneAuditRequest.ProtoReflect.Descriptor instead.
 func (*PruneAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PruneAuditRequest) GetThroughSeq() uint64 {
@@ -2717,7 +3073,7 @@ type PruneAuditResponse struct {
 
 func (x *PruneAuditResponse) Reset() {
 	*x = PruneAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +3085,7 @@ func (x *PruneAuditResponse) String() string {
 func (*PruneAuditResponse) ProtoMessage() {}
 
 func (x *PruneAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +3098,7 @@ func (x *PruneAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneAuditResponse.ProtoReflect.Descriptor instead.
 func (*PruneAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{39}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PruneAuditResponse) GetRemoved() uint64 {
@@ -2781,7 +3137,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2793,7 +3149,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2806,7 +3162,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{40}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{47}
 }
 
 type BackupChunk struct {
@@ -2818,7 +3174,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2830,7 +3186,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2843,7 +3199,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{41}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -2857,7 +3213,32 @@ var File_flinkpki_v1_flinkpki_proto protoreflect.FileDescriptor
 
 const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\n" +
-	"\x1aflinkpki/v1/flinkpki.proto\x12\vflinkpki.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n" +
+	"\x1aflinkpki/v1/flinkpki.proto\x12\vflinkpki.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n" +
+	"\x17CreateAdminTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"]\n" +
+	"\x18CreateAdminTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12+\n" +
+	"\x04info\x18\x02 \x01(\v2\x17.flinkpki.v1.AdminTokenR\x04info\"\xc9\x01\n" +
+	"\n" +
+	"AdminToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x05 \x01(\tR\tcreatedBy\"\x18\n" +
+	"\x16ListAdminTokensRequest\"J\n" +
+	"\x17ListAdminTokensResponse\x12/\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x17.flinkpki.v1.AdminTokenR\x06tokens\"F\n" +
+	"\x17RevokeAdminTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tkeep_made\x18\x02 \x01(\bR\bkeepMade\";\n" +
+	"\x18RevokeAdminTokenResponse\x12\x1f\n" +
+	"\vrevoked_ids\x18\x01 \x03(\tR\n" +
+	"revokedIds\"i\n" +
 	"\n" +
 	"K8sBinding\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12'\n" +
@@ -3115,9 +3496,12 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\tListAudit\x12\x1d.flinkpki.v1.ListAuditRequest\x1a\x1e.flinkpki.v1.ListAuditResponse\x12P\n" +
 	"\vVerifyAudit\x12\x1f.flinkpki.v1.VerifyAuditRequest\x1a .flinkpki.v1.VerifyAuditResponse\x12M\n" +
 	"\n" +
-	"PruneAudit\x12\x1e.flinkpki.v1.PruneAuditRequest\x1a\x1f.flinkpki.v1.PruneAuditResponse2P\n" +
+	"PruneAudit\x12\x1e.flinkpki.v1.PruneAuditRequest\x1a\x1f.flinkpki.v1.PruneAuditResponse2\xf0\x02\n" +
 	"\fAdminService\x12@\n" +
-	"\x06Backup\x12\x1a.flinkpki.v1.BackupRequest\x1a\x18.flinkpki.v1.BackupChunk0\x01B;Z9github.com/flinkpki/flinkpki/proto/flinkpki/v1;flinkpkiv1b\x06proto3"
+	"\x06Backup\x12\x1a.flinkpki.v1.BackupRequest\x1a\x18.flinkpki.v1.BackupChunk0\x01\x12_\n" +
+	"\x10CreateAdminToken\x12$.flinkpki.v1.CreateAdminTokenRequest\x1a%.flinkpki.v1.CreateAdminTokenResponse\x12\\\n" +
+	"\x0fListAdminTokens\x12#.flinkpki.v1.ListAdminTokensRequest\x1a$.flinkpki.v1.ListAdminTokensResponse\x12_\n" +
+	"\x10RevokeAdminToken\x12$.flinkpki.v1.RevokeAdminTokenRequest\x1a%.flinkpki.v1.RevokeAdminTokenResponseB;Z9github.com/flinkpki/flinkpki/proto/flinkpki/v1;flinkpkiv1b\x06proto3"
 
 var (
 	file_flinkpki_v1_flinkpki_proto_rawDescOnce sync.Once
@@ -3131,131 +3515,149 @@ func file_flinkpki_v1_flinkpki_proto_rawDescGZIP() []byte {
 	return file_flinkpki_v1_flinkpki_proto_rawDescData
 }
 
-var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
-	(*K8SBinding)(nil),            // 0: flinkpki.v1.K8sBinding
-	(*CreateClusterRequest)(nil),  // 1: flinkpki.v1.CreateClusterRequest
-	(*Cluster)(nil),               // 2: flinkpki.v1.Cluster
-	(*CertificateAuthority)(nil),  // 3: flinkpki.v1.CertificateAuthority
-	(*GetClusterRequest)(nil),     // 4: flinkpki.v1.GetClusterRequest
-	(*ListClustersRequest)(nil),   // 5: flinkpki.v1.ListClustersRequest
-	(*ListClustersResponse)(nil),  // 6: flinkpki.v1.ListClustersResponse
-	(*UpdateClusterRequest)(nil),  // 7: flinkpki.v1.UpdateClusterRequest
-	(*DeleteClusterRequest)(nil),  // 8: flinkpki.v1.DeleteClusterRequest
-	(*DeleteClusterResponse)(nil), // 9: flinkpki.v1.DeleteClusterResponse
-	(*CreateTokenRequest)(nil),    // 10: flinkpki.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 11: flinkpki.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 12: flinkpki.v1.ListTokensRequest
-	(*EnrollmentToken)(nil),       // 13: flinkpki.v1.EnrollmentToken
-	(*ListTokensResponse)(nil),    // 14: flinkpki.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 15: flinkpki.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 16: flinkpki.v1.RevokeTokenResponse
-	(*GetStatusRequest)(nil),      // 17: flinkpki.v1.GetStatusRequest
-	(*PrepareRequest)(nil),        // 18: flinkpki.v1.PrepareRequest
-	(*ActivateRequest)(nil),       // 19: flinkpki.v1.ActivateRequest
-	(*RetireRequest)(nil),         // 20: flinkpki.v1.RetireRequest
-	(*RotationStep)(nil),          // 21: flinkpki.v1.RotationStep
-	(*LineageStatus)(nil),         // 22: flinkpki.v1.LineageStatus
-	(*CAStatus)(nil),              // 23: flinkpki.v1.CAStatus
-	(*Holder)(nil),                // 24: flinkpki.v1.Holder
-	(*ListHoldersRequest)(nil),    // 25: flinkpki.v1.ListHoldersRequest
-	(*ListHoldersResponse)(nil),   // 26: flinkpki.v1.ListHoldersResponse
-	(*ReleaseHolderRequest)(nil),  // 27: flinkpki.v1.ReleaseHolderRequest
-	(*ReleaseHolderResponse)(nil), // 28: flinkpki.v1.ReleaseHolderResponse
-	(*EnrollRequest)(nil),         // 29: flinkpki.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 30: flinkpki.v1.EnrollResponse
-	(*BakeRequest)(nil),           // 31: flinkpki.v1.BakeRequest
-	(*BakeResponse)(nil),          // 32: flinkpki.v1.BakeResponse
-	(*AuditEntry)(nil),            // 33: flinkpki.v1.AuditEntry
-	(*ListAuditRequest)(nil),      // 34: flinkpki.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),     // 35: flinkpki.v1.ListAuditResponse
-	(*VerifyAuditRequest)(nil),    // 36: flinkpki.v1.VerifyAuditRequest
-	(*VerifyAuditResponse)(nil),   // 37: flinkpki.v1.VerifyAuditResponse
-	(*PruneAuditRequest)(nil),     // 38: flinkpki.v1.PruneAuditRequest
-	(*PruneAuditResponse)(nil),    // 39: flinkpki.v1.PruneAuditResponse
-	(*BackupRequest)(nil),         // 40: flinkpki.v1.BackupRequest
-	(*BackupChunk)(nil),           // 41: flinkpki.v1.BackupChunk
-	nil,                           // 42: flinkpki.v1.AuditEntry.DetailsEntry
-	(*durationpb.Duration)(nil),   // 43: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(*CreateAdminTokenRequest)(nil),  // 0: flinkpki.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil), // 1: flinkpki.v1.CreateAdminTokenResponse
+	(*AdminToken)(nil),               // 2: flinkpki.v1.AdminToken
+	(*ListAdminTokensRequest)(nil),   // 3: flinkpki.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),  // 4: flinkpki.v1.ListAdminTokensResponse
+	(*RevokeAdminTokenRequest)(nil),  // 5: flinkpki.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil), // 6: flinkpki.v1.RevokeAdminTokenResponse
+	(*K8SBinding)(nil),               // 7: flinkpki.v1.K8sBinding
+	(*CreateClusterRequest)(nil),     // 8: flinkpki.v1.CreateClusterRequest
+	(*Cluster)(nil),                  // 9: flinkpki.v1.Cluster
+	(*CertificateAuthority)(nil),     // 10: flinkpki.v1.CertificateAuthority
+	(*GetClusterRequest)(nil),        // 11: flinkpki.v1.GetClusterRequest
+	(*ListClustersRequest)(nil),      // 12: flinkpki.v1.ListClustersRequest
+	(*ListClustersResponse)(nil),     // 13: flinkpki.v1.ListClustersResponse
+	(*UpdateClusterRequest)(nil),     // 14: flinkpki.v1.UpdateClusterRequest
+	(*DeleteClusterRequest)(nil),     // 15: flinkpki.v1.DeleteClusterRequest
+	(*DeleteClusterResponse)(nil),    // 16: flinkpki.v1.DeleteClusterResponse
+	(*CreateTokenRequest)(nil),       // 17: flinkpki.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 18: flinkpki.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),        // 19: flinkpki.v1.ListTokensRequest
+	(*EnrollmentToken)(nil),          // 20: flinkpki.v1.EnrollmentToken
+	(*ListTokensResponse)(nil),       // 21: flinkpki.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 22: flinkpki.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 23: flinkpki.v1.RevokeTokenResponse
+	(*GetStatusRequest)(nil),         // 24: flinkpki.v1.GetStatusRequest
+	(*PrepareRequest)(nil),           // 25: flinkpki.v1.PrepareRequest
+	(*ActivateRequest)(nil),          // 26: flinkpki.v1.ActivateRequest
+	(*RetireRequest)(nil),            // 27: flinkpki.v1.RetireRequest
+	(*RotationStep)(nil),             // 28: flinkpki.v1.RotationStep
+	(*LineageStatus)(nil),            // 29: flinkpki.v1.LineageStatus
+	(*CAStatus)(nil),                 // 30: flinkpki.v1.CAStatus
+	(*Holder)(nil),                   // 31: flinkpki.v1.Holder
+	(*ListHoldersRequest)(nil),       // 32: flinkpki.v1.ListHoldersRequest
+	(*ListHoldersResponse)(nil),      // 33: flinkpki.v1.ListHoldersResponse
+	(*ReleaseHolderRequest)(nil),     // 34: flinkpki.v1.ReleaseHolderRequest
+	(*ReleaseHolderResponse)(nil),    // 35: flinkpki.v1.ReleaseHolderResponse
+	(*EnrollRequest)(nil),            // 36: flinkpki.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 37: flinkpki.v1.EnrollResponse
+	(*BakeRequest)(nil),              // 38: flinkpki.v1.BakeRequest
+	(*BakeResponse)(nil),             // 39: flinkpki.v1.BakeResponse
+	(*AuditEntry)(nil),               // 40: flinkpki.v1.AuditEntry
+	(*ListAuditRequest)(nil),         // 41: flinkpki.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),        // 42: flinkpki.v1.ListAuditResponse
+	(*VerifyAuditRequest)(nil),       // 43: flinkpki.v1.VerifyAuditRequest
+	(*VerifyAuditResponse)(nil),      // 44: flinkpki.v1.VerifyAuditResponse
+	(*PruneAuditRequest)(nil),        // 45: flinkpki.v1.PruneAuditRequest
+	(*PruneAuditResponse)(nil),       // 46: flinkpki.v1.PruneAuditResponse
+	(*BackupRequest)(nil),            // 47: flinkpki.v1.BackupRequest
+	(*BackupChunk)(nil),              // 48: flinkpki.v1.BackupChunk
+	nil,                              // 49: flinkpki.v1.AuditEntry.DetailsEntry
+	(*durationpb.Duration)(nil),      // 50: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 51: google.protobuf.Timestamp
 }
 var file_flinkpki_v1_flinkpki_proto_depIdxs = []int32{
-	43, // 0: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
-	43, // 1: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
-	0,  // 2: flinkpki.v1.CreateClusterRequest.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	43, // 3: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
-	43, // 4: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
-	0,  // 5: flinkpki.v1.Cluster.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	44, // 6: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 7: flinkpki.v1.Cluster.cas:type_name -> flinkpki.v1.CertificateAuthority
-	44, // 8: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
-	44, // 9: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
-	2,  // 10: flinkpki.v1.ListClustersResponse.clusters:type_name -> flinkpki.v1.Cluster
-	0,  // 11: flinkpki.v1.UpdateClusterRequest.add_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	0,  // 12: flinkpki.v1.UpdateClusterRequest.remove_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	43, // 13: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	44, // 14: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	44, // 15: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
-	44, // 16: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
-	13, // 17: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
-	44, // 18: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
-	3,  // 19: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
-	21, // 20: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
-	22, // 21: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
-	44, // 22: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
-	44, // 23: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
-	44, // 24: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
-	24, // 25: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
-	44, // 26: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	44, // 27: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
-	44, // 28: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	42, // 29: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
-	33, // 30: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
-	1,  // 31: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
-	4,  // 32: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
-	5,  // 33: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
-	8,  // 34: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
-	7,  // 35: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
-	10, // 36: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
-	12, // 37: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
-	15, // 38: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
-	17, // 39: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
-	18, // 40: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
-	19, // 41: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
-	20, // 42: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
-	25, // 43: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
-	27, // 44: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
-	29, // 45: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
-	31, // 46: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
-	34, // 47: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
-	36, // 48: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
-	38, // 49: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
-	40, // 50: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
-	2,  // 51: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
-	2,  // 52: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
-	6,  // 53: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
-	9,  // 54: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
-	2,  // 55: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
-	11, // 56: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
-	14, // 57: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
-	16, // 58: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
-	23, // 59: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
-	23, // 60: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
-	23, // 61: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
-	23, // 62: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
-	26, // 63: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
-	28, // 64: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
-	30, // 65: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
-	32, // 66: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
-	35, // 67: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
-	37, // 68: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
-	39, // 69: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
-	41, // 70: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
-	51, // [51:71] is the sub-list for method output_type
-	31, // [31:51] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	50, // 0: flinkpki.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	2,  // 1: flinkpki.v1.CreateAdminTokenResponse.info:type_name -> flinkpki.v1.AdminToken
+	51, // 2: flinkpki.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	51, // 3: flinkpki.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 4: flinkpki.v1.ListAdminTokensResponse.tokens:type_name -> flinkpki.v1.AdminToken
+	50, // 5: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
+	50, // 6: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
+	7,  // 7: flinkpki.v1.CreateClusterRequest.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	50, // 8: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
+	50, // 9: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
+	7,  // 10: flinkpki.v1.Cluster.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	51, // 11: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	10, // 12: flinkpki.v1.Cluster.cas:type_name -> flinkpki.v1.CertificateAuthority
+	51, // 13: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
+	51, // 14: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
+	9,  // 15: flinkpki.v1.ListClustersResponse.clusters:type_name -> flinkpki.v1.Cluster
+	7,  // 16: flinkpki.v1.UpdateClusterRequest.add_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	7,  // 17: flinkpki.v1.UpdateClusterRequest.remove_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	50, // 18: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	51, // 19: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	51, // 20: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
+	51, // 21: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 22: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
+	51, // 23: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
+	10, // 24: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
+	28, // 25: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
+	29, // 26: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
+	51, // 27: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
+	51, // 28: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
+	51, // 29: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
+	31, // 30: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
+	51, // 31: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	51, // 32: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
+	51, // 33: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	49, // 34: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
+	40, // 35: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
+	8,  // 36: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
+	11, // 37: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
+	12, // 38: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
+	15, // 39: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
+	14, // 40: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
+	17, // 41: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
+	19, // 42: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
+	22, // 43: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
+	24, // 44: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
+	25, // 45: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
+	26, // 46: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
+	27, // 47: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
+	32, // 48: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
+	34, // 49: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
+	36, // 50: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
+	38, // 51: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
+	41, // 52: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
+	43, // 53: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
+	45, // 54: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
+	47, // 55: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
+	0,  // 56: flinkpki.v1.AdminService.CreateAdminToken:input_type -> flinkpki.v1.CreateAdminTokenRequest
+	3,  // 57: flinkpki.v1.AdminService.ListAdminTokens:input_type -> flinkpki.v1.ListAdminTokensRequest
+	5,  // 58: flinkpki.v1.AdminService.RevokeAdminToken:input_type -> flinkpki.v1.RevokeAdminTokenRequest
+	9,  // 59: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
+	9,  // 60: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
+	13, // 61: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
+	16, // 62: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
+	9,  // 63: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
+	18, // 64: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
+	21, // 65: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
+	23, // 66: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
+	30, // 67: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
+	30, // 68: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
+	30, // 69: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
+	30, // 70: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
+	33, // 71: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
+	35, // 72: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
+	37, // 73: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
+	39, // 74: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
+	42, // 75: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
+	44, // 76: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
+	46, // 77: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
+	48, // 78: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
+	1,  // 79: flinkpki.v1.AdminService.CreateAdminToken:output_type -> flinkpki.v1.CreateAdminTokenResponse
+	4,  // 80: flinkpki.v1.AdminService.ListAdminTokens:output_type -> flinkpki.v1.ListAdminTokensResponse
+	6,  // 81: flinkpki.v1.AdminService.RevokeAdminToken:output_type -> flinkpki.v1.RevokeAdminTokenResponse
+	59, // [59:82] is the sub-list for method output_type
+	36, // [36:59] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_flinkpki_v1_flinkpki_proto_init() }
@@ -3263,14 +3665,14 @@ func file_flinkpki_v1_flinkpki_proto_init() {
 	if File_flinkpki_v1_flinkpki_proto != nil {
 		return
 	}
-	file_flinkpki_v1_flinkpki_proto_msgTypes[7].OneofWrappers = []any{}
+	file_flinkpki_v1_flinkpki_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flinkpki_v1_flinkpki_proto_rawDesc), len(file_flinkpki_v1_flinkpki_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -1041,7 +1041,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	AdminService_Backup_FullMethodName = "/flinkpki.v1.AdminService/Backup"
+	AdminService_Backup_FullMethodName           = "/flinkpki.v1.AdminService/Backup"
+	AdminService_CreateAdminToken_FullMethodName = "/flinkpki.v1.AdminService/CreateAdminToken"
+	AdminService_ListAdminTokens_FullMethodName  = "/flinkpki.v1.AdminService/ListAdminTokens"
+	AdminService_RevokeAdminToken_FullMethodName = "/flinkpki.v1.AdminService/RevokeAdminToken"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -1052,6 +1055,16 @@ const (
 type AdminServiceClient interface {
 	// Backup streams a consistent snapshot of the database.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
+	// CreateAdminToken makes another administrator token, shown once (only
+	// its hash is stored). It never outlives the token that made it.
+	CreateAdminToken(ctx context.Context, in *CreateAdminTokenRequest, opts ...grpc.CallOption) (*CreateAdminTokenResponse, error)
+	// ListAdminTokens lists the administrator tokens: IDs, names, creation
+	// and expiry times, and who made each.
+	ListAdminTokens(ctx context.Context, in *ListAdminTokensRequest, opts ...grpc.CallOption) (*ListAdminTokensResponse, error)
+	// RevokeAdminToken revokes an administrator token and, unless keep_made,
+	// every token made with it (transitively). Refused when no administrator
+	// token that has not expired would be left.
+	RevokeAdminToken(ctx context.Context, in *RevokeAdminTokenRequest, opts ...grpc.CallOption) (*RevokeAdminTokenResponse, error)
 }
 
 type adminServiceClient struct {
@@ -1081,6 +1094,36 @@ func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_BackupClient = grpc.ServerStreamingClient[BackupChunk]
 
+func (c *adminServiceClient) CreateAdminToken(ctx context.Context, in *CreateAdminTokenRequest, opts ...grpc.CallOption) (*CreateAdminTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateAdminTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateAdminToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListAdminTokens(ctx context.Context, in *ListAdminTokensRequest, opts ...grpc.CallOption) (*ListAdminTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAdminTokensResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListAdminTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeAdminToken(ctx context.Context, in *RevokeAdminTokenRequest, opts ...grpc.CallOption) (*RevokeAdminTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeAdminTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeAdminToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -1089,6 +1132,16 @@ type AdminService_BackupClient = grpc.ServerStreamingClient[BackupChunk]
 type AdminServiceServer interface {
 	// Backup streams a consistent snapshot of the database.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
+	// CreateAdminToken makes another administrator token, shown once (only
+	// its hash is stored). It never outlives the token that made it.
+	CreateAdminToken(context.Context, *CreateAdminTokenRequest) (*CreateAdminTokenResponse, error)
+	// ListAdminTokens lists the administrator tokens: IDs, names, creation
+	// and expiry times, and who made each.
+	ListAdminTokens(context.Context, *ListAdminTokensRequest) (*ListAdminTokensResponse, error)
+	// RevokeAdminToken revokes an administrator token and, unless keep_made,
+	// every token made with it (transitively). Refused when no administrator
+	// token that has not expired would be left.
+	RevokeAdminToken(context.Context, *RevokeAdminTokenRequest) (*RevokeAdminTokenResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -1101,6 +1154,15 @@ type UnimplementedAdminServiceServer struct{}
 
 func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateAdminToken(context.Context, *CreateAdminTokenRequest) (*CreateAdminTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateAdminToken not implemented")
+}
+func (UnimplementedAdminServiceServer) ListAdminTokens(context.Context, *ListAdminTokensRequest) (*ListAdminTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAdminTokens not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeAdminToken(context.Context, *RevokeAdminTokenRequest) (*RevokeAdminTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeAdminToken not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1134,13 +1196,80 @@ func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_BackupServer = grpc.ServerStreamingServer[BackupChunk]
 
+func _AdminService_CreateAdminToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateAdminTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateAdminToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateAdminToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateAdminToken(ctx, req.(*CreateAdminTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListAdminTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAdminTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListAdminTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListAdminTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListAdminTokens(ctx, req.(*ListAdminTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeAdminToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeAdminTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeAdminToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeAdminToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeAdminToken(ctx, req.(*RevokeAdminTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var AdminService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "flinkpki.v1.AdminService",
 	HandlerType: (*AdminServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateAdminToken",
+			Handler:    _AdminService_CreateAdminToken_Handler,
+		},
+		{
+			MethodName: "ListAdminTokens",
+			Handler:    _AdminService_ListAdminTokens_Handler,
+		},
+		{
+			MethodName: "RevokeAdminToken",
+			Handler:    _AdminService_RevokeAdminToken_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Backup",

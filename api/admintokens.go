@@ -1,0 +1,49 @@
+package api
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// CreateAdminToken implements AdminService.
+func (s *Server) CreateAdminToken(ctx context.Context, req *pb.CreateAdminTokenRequest) (*pb.CreateAdminTokenResponse, error) {
+	tok, rec, err := s.auth.CreateAdminToken(ctx, actorFrom(ctx), req.GetName(), req.GetTtl().AsDuration())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CreateAdminTokenResponse{Token: tok, Info: adminTokenPB(rec)}, nil
+}
+
+// ListAdminTokens implements AdminService.
+func (s *Server) ListAdminTokens(ctx context.Context, _ *pb.ListAdminTokensRequest) (*pb.ListAdminTokensResponse, error) {
+	toks, err := s.auth.AdminTokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListAdminTokensResponse{}
+	for _, t := range toks {
+		out.Tokens = append(out.Tokens, adminTokenPB(t))
+	}
+	return out, nil
+}
+
+// RevokeAdminToken implements AdminService.
+func (s *Server) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdminTokenRequest) (*pb.RevokeAdminTokenResponse, error) {
+	ids, err := s.auth.RevokeAdminToken(ctx, actorFrom(ctx), req.GetId(), req.GetKeepMade())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RevokeAdminTokenResponse{RevokedIds: ids}, nil
+}
+
+func adminTokenPB(t *store.AdminToken) *pb.AdminToken {
+	out := &pb.AdminToken{Id: t.ID, Name: t.Name, CreateTime: timestamppb.New(t.Created), CreatedBy: t.CreatedBy}
+	if !t.Expires.IsZero() {
+		out.ExpireTime = timestamppb.New(t.Expires)
+	}
+	return out
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAdministratorTokensAreManagedOnline: with the server running, an
+// administrator makes a token for a colleague and one for a CI job (which
+// expires in 30 days unless told otherwise, and never after the token that
+// made it), lists them with who made each, and revokes the colleague's:
+// the tokens made with it go too, each refused from the next request on,
+// on the running server, audited. Revoking the last administrator token
+// that has not expired is refused in one line, changing nothing.
+func TestAdministratorTokensAreManagedOnline(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	dir := t.TempDir()
+	create := func(tokenFile, name string, args ...string) (file, id, expires string) {
+		t.Helper()
+		r := s.cli(t, tokenFile, append([]string{"admin", "token", "create", "--name", name, "-o", "json"}, args...)...).ok(t)
+		var got struct {
+			Token, ID, Name string
+			Expires         string `json:"expire_time"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Name != name || !strings.Contains(got.Token, got.ID) {
+			t.Fatalf("admin token create -o json: %v\n%s", err, r.stdout)
+		}
+		file = filepath.Join(dir, name+".token")
+		if err := os.WriteFile(file, []byte(got.Token), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rememberSecret(got.Token)
+		return file, got.ID, got.Expires
+	}
+	alice, aliceID, aliceExp := create(s.admin, "alice", "--ttl", "12h")
+	if exp, err := time.Parse(time.RFC3339, aliceExp); err != nil || exp.Sub(time.Now()) > 12*time.Hour || exp.Sub(time.Now()) < 11*time.Hour {
+		t.Fatalf("alice's token expires %q; want in 12 hours", aliceExp)
+	}
+	_, ciID, ciExp := create(alice, "alice-ci")
+	if ciExp != aliceExp {
+		t.Errorf("a token made with one expiring at %s (default TTL 90 days) expires %q; want the maker's expiry", aliceExp, ciExp)
+	}
+	bob, bobID, bobExp := create(s.admin, "bob")
+	if exp, err := time.Parse(time.RFC3339, bobExp); err != nil || exp.Sub(time.Now()) < 89*24*time.Hour || exp.Sub(time.Now()) > 90*24*time.Hour {
+		t.Errorf("a token made with no --ttl expires %q; want in 90 days", bobExp)
+	}
+	r := s.cli(t, alice, "admin", "token", "create", "--name", "forever", "--ttl", "0").ok(t)
+	if !strings.Contains(r.stderr, "(the token that made it expires then)") {
+		t.Errorf("create with --ttl 0 as a token that expires does not say why it expires: %q", r.stderr)
+	}
+	rememberSecret(strings.TrimSpace(r.stdout))
+
+	// The new tokens are administrators on the running server.
+	s.cli(t, bob, "cluster", "create", "orders").ok(t)
+
+	var listed struct {
+		Tokens []struct {
+			ID, Name  string
+			Expires   string `json:"expire_time"`
+			CreatedBy string `json:"created_by"`
+			Expired   bool
+		}
+	}
+	if err := json.Unmarshal([]byte(s.cli(t, bob, "admin", "token", "list", "-o", "json").ok(t).stdout), &listed); err != nil {
+		t.Fatal(err)
+	}
+	madeBy := map[string]string{}
+	for _, tk := range listed.Tokens {
+		madeBy[tk.Name] = tk.CreatedBy
+	}
+	if len(listed.Tokens) != 5 || madeBy["dev"] != "system:dev" || madeBy["alice-ci"] != "admin:"+aliceID || madeBy["forever"] != "admin:"+aliceID || !strings.HasPrefix(madeBy["alice"], "admin:") {
+		t.Fatalf("admin token list: %+v", listed.Tokens)
+	}
+	table := s.cli(t, bob, "admin", "token", "list").ok(t).stdout
+	if !strings.Contains(table, "CREATED BY") || !strings.Contains(table, "never") || !strings.Contains(table, aliceExp) {
+		t.Errorf("the table lacks a column or an expiry:\n%s", table)
+	}
+
+	r = s.cli(t, bob, "admin", "token", "revoke", aliceID, "-o", "json").ok(t)
+	var rev struct {
+		RevokedIDs []string `json:"revoked_ids"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rev); err != nil || len(rev.RevokedIDs) != 3 || rev.RevokedIDs[0] != aliceID || !slices.Contains(rev.RevokedIDs, ciID) {
+		t.Fatalf("revoke alice: %v %s", err, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "revoked, with the 2 made with it") {
+		t.Errorf("revoke says %q", r.stderr)
+	}
+	s.cli(t, alice, "cluster", "list").refused(t, "unknown administrator token")
+	audit := s.cli(t, bob, "audit", "list", "-o", "json").ok(t).stdout
+	if strings.Count(audit, `"admin_token.revoke"`) != 3 || !strings.Contains(audit, `"made_with": "`+aliceID+`"`) {
+		t.Errorf("the revocations are not audited with made_with:\n%s", audit)
+	}
+
+	// bob's and the dev token are left; revoking the dev token (which
+	// made bob's) would leave none.
+	devID := ""
+	if err := json.Unmarshal([]byte(s.cli(t, bob, "admin", "token", "list", "-o", "json").ok(t).stdout), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range listed.Tokens {
+		if tk.Name == "dev" {
+			devID = tk.ID
+		}
+	}
+	s.cli(t, bob, "admin", "token", "revoke", devID).refused(t, "leaves none that has not expired: create another first")
+	s.cli(t, bob, "cluster", "list").ok(t)
+	s.cli(t, bob, "admin", "token", "revoke", devID, "--keep-made").ok(t)
+	s.cli(t, s.admin, "cluster", "list").refused(t, "unknown administrator token")
+	s.cli(t, bob, "admin", "token", "revoke", bobID).refused(t, "leaves none")
+
+	oneLineError(t, s.cli(t, bob, "admin", "token", "create", "--name", "x", "--ttl", "30s"), 2, "use a duration from 1m to 3650d, or 0 for none")
+	oneLineError(t, s.cli(t, bob, "admin", "token", "create"), 2, "--name is required")
+	oneLineError(t, s.cli(t, bob, "admin", "token", "revoke", "fpe_"+strings.Repeat("a", 26)+"_x"), 2, "that is an enrollment token (fpe_)")
+}

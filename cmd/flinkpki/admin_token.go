@@ -1,0 +1,238 @@
+// Administrator tokens managed online (admin token create, list, revoke),
+// through the running server with an administrator token. admin_store.go
+// holds the offline forms for a stopped server's store (bootstrap,
+// list-tokens, revoke-token).
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/flinkpki/flinkpki/authority"
+	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"github.com/flinkpki/flinkpki/token"
+)
+
+// defaultAdminTokenTTL is admin token create's lifetime unless --ttl says
+// otherwise: a token made for a person or a job should end on its own.
+const defaultAdminTokenTTL = 90 * day
+
+func (a *app) newAdminTokenCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Make, list and revoke administrator tokens on the running server",
+		Long: `Make, list and revoke administrator tokens through the running server, with
+an administrator token: no downtime, on one server or an HA set. The first
+administrator token comes from admin bootstrap (offline, as the server never
+writes token files outside --dev); admin list-tokens and admin revoke-token
+do the same as list and revoke here on a stopped server's store.
+
+Every token records who made it. Revoking a token revokes the tokens made
+with it too (and theirs), so a stolen token's revocation takes what was
+minted with it; --keep-made revokes the one alone. A token never outlives
+the token it was made with.`,
+	}
+	a.addConnFlags(cmd)
+	cmd.AddCommand(a.newAdminTokenCreateCmd(), a.newAdminTokenListCmd(), a.newAdminTokenRevokeCmd())
+	return cmd
+}
+
+func (a *app) newAdminTokenCreateCmd() *cobra.Command {
+	var (
+		name string
+		ttl  = durationFlag{d: defaultAdminTokenTTL, min: authority.MinAdminTokenTTL, max: authority.MaxAdminTokenTTL, orZero: true}
+		out  outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "create --name NAME [--ttl DUR]",
+		Short: "Make another administrator token",
+		Long: `Make another administrator token, for a colleague, a CI job or a CronJob (such
+as audit archive), and print it alone on stdout, so redirecting into a file
+just works; the rest goes to stderr. With -o json, stdout holds an object
+with the token, its ID (for revoke), name and expiry instead. The server
+stores only its hash: it cannot be shown again.
+
+It expires after --ttl (90 days unless given; 0: never), and never later than
+the token that made it. The audit trail records its creation
+(admin_token.create) with the maker.`,
+		Example: `  (umask 077; flinkpki admin token create --name ci-archive --ttl 30d > ci-archive.token)
+  flinkpki admin token create --name alice --ttl 12h -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("name", name); err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			resp, err := flinkpkiv1.NewAdminServiceClient(conn).CreateAdminToken(cmd.Context(), &flinkpkiv1.CreateAdminTokenRequest{
+				Name: name, Ttl: durationpb.New(ttl.d),
+			})
+			if err != nil {
+				return err
+			}
+			info := resp.GetInfo()
+			expires := rfc3339(info.GetExpireTime())
+			if out == "json" {
+				return writeJSON(a.stdout, struct {
+					Token   string `json:"token"`
+					ID      string `json:"id"`
+					Name    string `json:"name"`
+					Expires string `json:"expire_time"`
+				}{resp.GetToken(), info.GetId(), info.GetName(), expires})
+			}
+			fmt.Fprintln(a.stdout, resp.GetToken())
+			when := "does not expire"
+			if expires != "" {
+				when = "expires " + expires
+				if ttl.d == 0 || info.GetExpireTime().AsTime().Before(time.Now().Add(ttl.d-time.Minute)) {
+					when += " (the token that made it expires then)"
+				}
+			}
+			fmt.Fprintf(a.stderr, "administrator token %s %q %s; keep it secret (store it with mode 0600)\n", info.GetId(), info.GetName(), when)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "a label for the token, recorded in the audit trail (required)")
+	cmd.Flags().Var(&ttl, "ttl", "how long the token is valid, "+formatDuration(authority.MinAdminTokenTTL)+" to "+formatDuration(authority.MaxAdminTokenTTL)+"; 0: no expiry")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+func (a *app) newAdminTokenListCmd() *cobra.Command {
+	var out outputFormat
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the administrator tokens: IDs, names, expiry and who made each",
+		Long: `List the administrator tokens. Only hashes of their secrets are stored, so this
+shows each token's ID (the part of the token between its prefix and its
+secret), name, creation and expiry time, and who made it: "admin:ID" for a
+token made with another administrator token (revoking that one revokes this
+one too), "system:bootstrap" for admin bootstrap. Expired tokens are listed,
+marked, until they are revoked.`,
+		Example: `  flinkpki admin token list
+  flinkpki admin token list -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			resp, err := flinkpkiv1.NewAdminServiceClient(conn).ListAdminTokens(cmd.Context(), &flinkpkiv1.ListAdminTokensRequest{})
+			if err != nil {
+				return err
+			}
+			type tokenJSON struct {
+				ID        string `json:"id"`
+				Name      string `json:"name"`
+				Created   string `json:"create_time"`
+				Expires   string `json:"expire_time"`
+				Expired   bool   `json:"expired"`
+				CreatedBy string `json:"created_by"`
+			}
+			now := time.Now()
+			rows := []tokenJSON{}
+			for _, t := range resp.GetTokens() {
+				rows = append(rows, tokenJSON{ID: t.GetId(), Name: t.GetName(), Created: rfc3339(t.GetCreateTime()), Expires: rfc3339(t.GetExpireTime()),
+					Expired: t.GetExpireTime() != nil && !t.GetExpireTime().AsTime().After(now), CreatedBy: t.GetCreatedBy()})
+			}
+			if out == "json" {
+				return writeJSON(a.stdout, struct {
+					Tokens []tokenJSON `json:"tokens"`
+				}{rows})
+			}
+			w := newTable(a.stdout)
+			w.row("ID", "NAME", "CREATED", "EXPIRES", "CREATED BY")
+			for _, r := range rows {
+				w.row(r.ID, r.Name, r.Created, expiresCell(r.Expires, r.Expired), orDash(r.CreatedBy))
+			}
+			return w.Flush()
+		},
+	}
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+// expiresCell is an administrator token's EXPIRES column.
+func expiresCell(expires string, expired bool) string {
+	switch {
+	case expires == "":
+		return "never"
+	case expired:
+		return expires + " (expired)"
+	}
+	return expires
+}
+
+func (a *app) newAdminTokenRevokeCmd() *cobra.Command {
+	var (
+		keepMade bool
+		out      outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an administrator token and the tokens made with it",
+		Long: `Revoke an administrator token at once, on every replica, with every token made
+with it (and theirs): a stolen token's revocation takes what was minted with
+it. --keep-made revokes the named token alone. Each revoked token is audited
+(admin_token.revoke; made_with names the token whose revocation took it).
+
+Refused when no administrator token that has not expired would be left:
+create another first. (A stopped server's store can still be changed with
+admin revoke-token and admin bootstrap.)
+
+The leaked token itself, or its redacted form (fpa_<ID>_…), names it too:
+only its ID is sent, and the secret is never printed or audited.`,
+		Example: `  flinkpki admin token list
+  flinkpki admin token revoke mv4qmyah6uefiqnnhstwfdajdy
+  flinkpki admin token revoke mv4qmyah6uefiqnnhstwfdajdy --keep-made -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := tokenID(args[0], token.KindAdmin)
+			if err != nil {
+				return err
+			}
+			conn, err := a.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			resp, err := flinkpkiv1.NewAdminServiceClient(conn).RevokeAdminToken(cmd.Context(), &flinkpkiv1.RevokeAdminTokenRequest{Id: id, KeepMade: keepMade})
+			if err != nil {
+				return err
+			}
+			return reportAdminRevoked(a.stdout, a.stderr, out, id, resp.GetRevokedIds())
+		},
+	}
+	cmd.Flags().BoolVar(&keepMade, "keep-made", false, "revoke this token alone, not the tokens made with it")
+	addOutputFlag(cmd, &out)
+	return cmd
+}
+
+// reportAdminRevoked says what admin token revoke and admin revoke-token
+// revoked: a line on stderr, and with -o json an object on stdout.
+func reportAdminRevoked(stdout, stderr io.Writer, out outputFormat, id string, revoked []string) error {
+	made := revoked[min(1, len(revoked)):]
+	if len(made) > 0 {
+		fmt.Fprintf(stderr, "administrator token %s revoked, with the %d made with it: %s\n", id, len(made), strings.Join(made, ", "))
+	} else {
+		fmt.Fprintf(stderr, "administrator token %s revoked\n", id)
+	}
+	if out == "json" {
+		return writeJSON(stdout, struct {
+			ID         string   `json:"id"`
+			Revoked    bool     `json:"revoked"`
+			RevokedIDs []string `json:"revoked_ids"`
+		}{id, true, revoked})
+	}
+	return nil
+}
