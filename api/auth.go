@@ -48,6 +48,9 @@ type Authenticator struct {
 	// reviewing holds a token for each TokenReview in flight
 	// (MaxReviewsInFlight).
 	reviewing chan struct{}
+	// staleJWKS hears of each token signed by a key the JWKS lacks that
+	// is sent to the API server instead; nil: nobody listens.
+	staleJWKS func(error)
 }
 
 // Per source address: a pod starting needs one review, a node of
@@ -249,7 +252,17 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 	if a.k8s != nil {
 		var err error
 		if id, err = a.k8s.Verify(ctx, raw); err != nil {
-			return nil, err
+			if a.review == nil || !errors.Is(err, k8sauth.ErrUnknownKey) {
+				return nil, err
+			}
+			// Signed by a key the JWKS file does not hold yet: the
+			// cluster rotated its signing key. The API server judges the
+			// token alone, as without --k8s-jwks-file (bounded per source
+			// address), so pods keep enrolling until the file is
+			// refreshed.
+			if a.staleJWKS != nil {
+				a.staleJWKS(err)
+			}
 		}
 	}
 	if a.review != nil {

@@ -22,6 +22,9 @@ type Config struct {
 	K8s *k8sauth.Verifier
 	// Review asks the API server about service-account tokens; nil disables it.
 	Review *k8sauth.Reviewer
+	// StaleJWKS is called for each service-account token signed by a key
+	// that K8s's JWKS lacks, which Review then judges alone; nil: not told.
+	StaleJWKS func(error)
 	// Backup writes a consistent snapshot of the store.
 	Backup func(ctx context.Context, w io.Writer) (int64, error)
 	// EnrollRate and EnrollBurst limit enrollment requests per identity
@@ -55,7 +58,8 @@ func New(cfg Config) *Server {
 	s := &Server{
 		auth: cfg.Authority,
 		authn: &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review, reviews: newLimiter(reviewsPerSecond, reviewBurst),
-			accountReviews: accountReviewLimiter(cfg.EnrollRate, cfg.EnrollBurst), reviewing: make(chan struct{}, MaxReviewsInFlight)},
+			accountReviews: accountReviewLimiter(cfg.EnrollRate, cfg.EnrollBurst), reviewing: make(chan struct{}, MaxReviewsInFlight),
+			staleJWKS: cfg.StaleJWKS},
 		backup:         cfg.Backup,
 		limit:          newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
 		refusals:       newRefusalGate(),

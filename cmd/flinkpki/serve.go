@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -330,9 +331,14 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	} else if toks, err := auth.AdminTokens(ctx); err == nil && len(toks) == 0 {
 		// A new production store: nothing but Kubernetes pods can use it
 		// until an administrator token exists, which serve never makes.
-		log.Warn("no administrator token exists yet: create one with flinkpki admin bootstrap (on bbolt with the server stopped; see its --help); until then only Kubernetes service-account tokens enroll")
+		until := "until then nothing can authenticate"
+		if in.k8s != nil || in.review != nil {
+			until = "until then only Kubernetes service-account tokens enroll"
+		}
+		log.Warn("no administrator token exists yet: create one with flinkpki admin bootstrap (on bbolt with the server stopped; see its --help); " + until)
 	}
-	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst})
+	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst,
+		StaleJWKS: staleJWKSWarning(log, 10*time.Minute)})
 	rl := newRequestLog(log)
 	g := newGRPCServer(serving.get, rl, o.rpcTimeout.d, int64(o.streamsPerAddress), m, srv)
 	hs := health.NewServer()
@@ -691,4 +697,18 @@ func servePprof(l net.Listener, errc chan<- error) func(context.Context) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	return serveHTTP(l, mux, errc)
+}
+
+// staleJWKSWarning logs, at most once per every, that a service-account
+// token was signed by a key the --k8s-jwks-file lacks and was left to the
+// API server's TokenReview: the file is out of date.
+func staleJWKSWarning(log *slog.Logger, every time.Duration) func(error) {
+	var last atomic.Int64
+	return func(err error) {
+		now := time.Now().UnixNano()
+		if prev := last.Load(); prev != 0 && now-prev < int64(every) || !last.CompareAndSwap(prev, now) {
+			return
+		}
+		log.Warn("the API server's TokenReview judged a service-account token alone: "+err.Error(), "repeats", "at most every "+formatDuration(every))
+	}
 }

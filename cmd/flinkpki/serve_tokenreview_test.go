@@ -136,11 +136,11 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 const k8sIssuerURL = "https://kubernetes.default.svc.cluster.local"
 
-// startAPIServer starts an apiServer for iss's tokens and returns it with
+// startAPIServer starts an apiServer for the issuers' tokens and returns it with
 // the serve flags that make flinkpki ask it.
-func startAPIServer(t *testing.T, iss *k8stest.Issuer) (*apiServer, []string) {
+func startAPIServer(t *testing.T, issuers ...*k8stest.Issuer) (*apiServer, []string) {
 	t.Helper()
-	v, err := k8sauth.New(k8sauth.Config{Issuer: k8sIssuerURL, JWKS: iss.JWKS()})
+	v, err := k8sauth.New(k8sauth.Config{Issuer: k8sIssuerURL, JWKS: k8stest.JWKS(t, issuers...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,4 +518,43 @@ func TestAReviewThatDisagreesWithTheTokenIsRefusedEvenFromTheCache(t *testing.T)
 	if n := api.reviews(); n != 1 {
 		t.Errorf("the API server reviewed the token %d times, want once (the second answer from the cache)", n)
 	}
+}
+
+// TestARotatedSigningKeyIsLeftToTheAPIServer: the cluster rotated its
+// service-account signing key and the JWKS file is out of date. With
+// TokenReview on, a token signed by the new key is judged by the API
+// server alone: the pod enrolls, a token the API server does not vouch
+// for is still refused, and the log says to refresh the file, once.
+// Without TokenReview the token is refused, naming the fix.
+func TestARotatedSigningKeyIsLeftToTheAPIServer(t *testing.T) {
+	t.Parallel()
+	old, rotated := k8stest.NewECIssuer(t, k8sIssuerURL), k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, old, rotated)
+	stale := k8stest.JWKSFile(t, old)
+	s := startServer(t, "", append([]string{"--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", stale}, review...)...)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	initWith := func(s *testServer, iss *k8stest.Issuer, pod string) result {
+		tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: pod})
+		return s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "5s")
+	}
+	initWith(s, old, "orders-tm-0").ok(t)
+	if n := api.reviews(); n != 1 {
+		t.Fatalf("%d reviews for a token of the known key; want 1", n)
+	}
+	initWith(s, rotated, "orders-tm-1").ok(t)
+	initWith(s, rotated, "orders-tm-2").ok(t)
+	if n := api.reviews(); n != 3 {
+		t.Errorf("%d reviews after two tokens of the rotated key; want 3", n)
+	}
+	api.set(func(a *apiServer) { a.deleted["orders-tm-3"] = true })
+	initWith(s, rotated, "orders-tm-3").refused(t, "does not exist")
+	stranger := k8stest.NewECIssuer(t, k8sIssuerURL) // a key neither knows
+	initWith(s, stranger, "orders-tm-4").refused(t, "unauthenticated")
+	if logs := s.stderr.String(); strings.Count(logs, "TokenReview judged a service-account token alone") != 1 || !strings.Contains(logs, "refresh --k8s-jwks-file") {
+		t.Errorf("the server log does not say once that the JWKS file is stale:\n%s", logs)
+	}
+
+	offline := startServer(t, "", "--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", stale)
+	offline.cli(t, offline.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	initWith(offline, rotated, "orders-tm-1").refused(t, "refresh --k8s-jwks-file")
 }
