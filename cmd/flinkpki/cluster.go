@@ -52,8 +52,8 @@ rest-server, taskmanager; none: all three), from the cluster's first moment.`,
 		Example: `  flinkpki cluster create orders
   flinkpki cluster create payments --key-type rsa-3072 --ca-validity 5y --leaf-validity 120d
   flinkpki cluster create orders --k8s-namespace flink --k8s-service-account orders-flink
-  flinkpki cluster create orders --k8s-binding flink/orders-jm:jobmanager,rest-server \
-      --k8s-binding flink/orders-tm:taskmanager`,
+  flinkpki cluster create orders --k8s-binding flink/orders-flink:jobmanager,rest-server \
+      --k8s-binding flink/orders-flink-tm:taskmanager`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kt, err := keyTypeFlag(keyType)
@@ -156,11 +156,11 @@ service account is an add, a rollout, then a remove.
 A binding with roles keeps a leaked TaskManager token from getting REST
 server material: run the TaskManagers as a second service account
 (kubernetes.taskmanager.service-account in flinkConfiguration; the operator
-sets the pods' serviceAccountName from it, in either mode) and bind each
-account to its roles.`,
+sets the TaskManager pods' serviceAccountName from it, in either mode, and
+the JobManager keeps spec.serviceAccount) and bind each account to its roles.`,
 		Example: `  flinkpki cluster update orders --add-k8s-binding flink/orders-flink-v2
-  flinkpki cluster update orders --add-k8s-binding flink/orders-jm:jobmanager,rest-server \
-      --add-k8s-binding flink/orders-tm:taskmanager
+  flinkpki cluster update orders --add-k8s-binding flink/orders-flink:jobmanager,rest-server \
+      --add-k8s-binding flink/orders-flink-tm:taskmanager
   flinkpki cluster update orders --remove-k8s-binding flink/orders-flink
   flinkpki cluster update orders --auto-rotate false`,
 		Args: cobra.ExactArgs(1),
