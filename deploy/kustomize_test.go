@@ -233,6 +233,7 @@ func TestEveryKustomizationRendersToStrictlyValidObjects(t *testing.T) {
 		{"the monitoring objects", "kubernetes/monitoring", []string{"ConfigMap", "PrometheusRule", "ServiceMonitor"}},
 		{"the standalone example", "examples/standalone", []string{"ConfigMap", "FlinkDeployment", "Service", "ServiceAccount"}},
 		{"the native example", "examples/native", []string{"ConfigMap", "FlinkDeployment", "Role", "RoleBinding", "Service", "ServiceAccount"}},
+		{"the standalone example with REST for the operator", "examples/operator-rest", []string{"ConfigMap", "FlinkDeployment", "NetworkPolicy", "Service", "ServiceAccount"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
