@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"time"
@@ -11,13 +12,25 @@ import (
 	"github.com/flinkpki/flinkpki/store"
 )
 
-// Expiry is what the expiry gauges show of one cluster: its CAs and the
-// earliest expiry of a live leaf.
+// Expiry is what the expiry gauges show of one cluster: its CAs, the
+// earliest expiry of a live leaf, and when each lineage's next rotation
+// step is due.
 type Expiry struct {
 	Cluster        string
 	CAs            []ExpiryCA // internal then rest, by generation
 	EarliestExpiry time.Time  // zero when no leaf is live
 	LiveHolders    int        // holders whose leaf has not expired
+	Next           []ExpiryStep
+	AutoRotate     bool
+}
+
+// ExpiryStep is the next rotation step of one lineage by its schedule
+// (ca.NextStep): when a prepare, an activation or a retirement becomes
+// due, whether the scheduler takes it or an administrator must.
+type ExpiryStep struct {
+	Purpose ca.Purpose
+	Kind    ca.StepKind
+	At      time.Time
 }
 
 // ExpiryCA is one CA of an Expiry.
@@ -42,13 +55,30 @@ func (a *Authority) Expiries(ctx context.Context, after string, limit int) ([]*E
 		slices.SortFunc(recs, func(p, q *store.CA) int {
 			return lineageOrder(ca.Purpose(p.Purpose), p.Generation, ca.Purpose(q.Purpose), q.Generation)
 		})
-		x := &Expiry{Cluster: cluster}
+		c, err := tx.Cluster(cluster)
+		if err != nil {
+			return nil, err
+		}
+		x := &Expiry{Cluster: cluster, AutoRotate: c.AutoRotate}
+		lineages := map[ca.Purpose]ca.Lineage{}
 		for _, r := range recs {
 			na, err := x509der.NotAfter(r.CertDER)
 			if err != nil {
 				return nil, fmt.Errorf("%w: stored CA certificate %s/%s: %v", store.ErrCorrupt, cluster, r.ID, err)
 			}
 			x.CAs = append(x.CAs, ExpiryCA{ID: r.ID, State: ca.State(r.State), NotAfter: na})
+			// The schedule reads a CA's expiry and times alone: its
+			// validity stands in for the parsed certificate.
+			lineages[ca.Purpose(r.Purpose)] = append(lineages[ca.Purpose(r.Purpose)], &ca.CA{
+				ID: r.ID, Cluster: r.Cluster, Purpose: ca.Purpose(r.Purpose), Generation: r.Generation, State: ca.State(r.State),
+				Cert: &x509.Certificate{NotAfter: na}, Created: r.Created, Activated: r.Activated, Retiring: r.Retiring,
+			})
+		}
+		L := c.LeafValidity
+		for _, p := range ca.Purposes() {
+			if step := ca.NextStep(lineages[p], L, ca.DefaultMargin(L), now); step.Kind != ca.StepNone {
+				x.Next = append(x.Next, ExpiryStep{Purpose: p, Kind: step.Kind, At: step.At})
+			}
 		}
 		x.EarliestExpiry, x.LiveHolders, err = tx.EarliestHolderExpiry(cluster, now)
 		if err != nil {

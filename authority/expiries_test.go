@@ -7,6 +7,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/ca"
 )
 
 // TestExpiriesAgreeWithStatus: the expiry gauges' lean read (each holder's
@@ -83,6 +84,20 @@ func TestExpiriesAgreeWithStatus(t *testing.T) {
 		if !slices.Equal(have, want) {
 			t.Errorf("%s: Expiries has CAs %v, Status %v", x.Cluster, have, want)
 		}
+		// The next steps, from each CA's validity alone, are the ones
+		// Status plans from the parsed certificates.
+		var wantNext, haveNext []string
+		for _, l := range st.Lineages {
+			if l.Next.Kind != ca.StepNone {
+				wantNext = append(wantNext, fmt.Sprint(l.Purpose, " ", l.Next.Kind, " ", l.Next.At))
+			}
+		}
+		for _, n := range x.Next {
+			haveNext = append(haveNext, fmt.Sprint(n.Purpose, " ", n.Kind, " ", n.At))
+		}
+		if !slices.Equal(haveNext, wantNext) || len(haveNext) != 2 || !x.AutoRotate {
+			t.Errorf("%s: Expiries has next steps %v (auto-rotate %v), Status %v", x.Cluster, haveNext, x.AutoRotate, wantNext)
+		}
 		if !x.EarliestExpiry.IsZero() {
 			live++
 		}
@@ -107,6 +122,14 @@ func TestExpiriesAgreeWithStatus(t *testing.T) {
 	}
 	if want := t0.Add(15*day + leaf); !got[3].EarliestExpiry.Equal(want) {
 		t.Errorf("d-superseded's earliest live leaf expires at %v, want day 15's, %v", got[3].EarliestExpiry, want)
+	}
+	// e-rotating's internal lineage has a prepared CA: it waits to
+	// activate it, a leaf lifetime and the clock skew after its making.
+	if n := got[4].Next[0]; n.Purpose != ca.PurposeInternal || n.Kind != ca.StepActivate || !n.At.Equal(t0.Add(5*day).Add(leaf+ca.ClockSkew(leaf))) {
+		t.Errorf("e-rotating's internal next step: %+v; want activate, a leaf lifetime after day 5's prepare", n)
+	}
+	if n := got[0].Next[0]; n.Kind != ca.StepPrepare || !n.At.Equal(got[0].CAs[0].NotAfter.Add(-(2*leaf + ca.DefaultMargin(leaf)))) {
+		t.Errorf("a-staggered's internal next step: %+v; want prepare two leaf lifetimes and the margin before its CA expires", n)
 	}
 	if len(got[4].CAs) < 3 {
 		t.Errorf("e-rotating has %d CAs after a rotation, want its internal lineage of two and its REST CA", len(got[4].CAs))

@@ -92,8 +92,10 @@ func TestPrometheusRulesWatchTheRightMetrics(t *testing.T) {
 		// The kubelet's volume statistics of the StatefulSet's claim.
 		"FlinkpkiStoreVolumeFilling": {nil, `kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} < 0.25`, "15m"},
 		"FlinkpkiRotationBlocked":    {[]string{"flinkpki_rotation_blocked"}, `max by (cluster, purpose, step) (flinkpki_rotation_blocked) > 0`, "1d"},
-		"FlinkpkiDenialsSpike":       {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, ""},
-		"FlinkpkiExpiryGaugesStale":  {[]string{"flinkpki_expiry_gauges_refresh_timestamp_seconds"}, `time() - flinkpki_expiry_gauges_refresh_timestamp_seconds > 3600`, "15m"},
+		"FlinkpkiRotationOverdue": {[]string{"flinkpki_rotation_next_step_timestamp_seconds", "flinkpki_rotation_blocked"},
+			`time() - min by (cluster, purpose, step, auto_rotate) (flinkpki_rotation_next_step_timestamp_seconds) > 86400 unless on (cluster, purpose) (max by (cluster, purpose) (flinkpki_rotation_blocked) > 0)`, "1h"},
+		"FlinkpkiDenialsSpike":      {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, ""},
+		"FlinkpkiExpiryGaugesStale": {[]string{"flinkpki_expiry_gauges_refresh_timestamp_seconds"}, `time() - flinkpki_expiry_gauges_refresh_timestamp_seconds > 3600`, "15m"},
 	}
 	seen := map[string]bool{}
 	for _, g := range rule.Spec.Groups {
@@ -194,6 +196,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.Issued("orders", "taskmanager")
 	m.Denied("unauthenticated")
 	m.Rotations([]authority.RotationWait{{Cluster: "orders", Purpose: "internal", Step: "activate", Blocked: true}})
+	m.SetRotationSchedule([]metrics.Step{{Cluster: "orders", Purpose: "internal", Step: "prepare", At: time.Now(), AutoRotate: true}})
 	m.SetCAs([]metrics.CA{{Cluster: "orders", ID: "internal-1", State: "active", NotAfter: time.Now().Add(time.Hour)}},
 		map[string]time.Time{"orders": time.Now().Add(time.Hour)}, map[string]int{"orders": 2})
 	m.WatchKeyPool(func() map[string]int { return map[string]int{"rsa-2048": 3} })

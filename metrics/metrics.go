@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,11 @@ func New() *Metrics {
 				"Earliest NotAfter among a cluster's live leaves, as a Unix time.", []string{"cluster"}, nil),
 			live: prometheus.NewDesc("flinkpki_live_holders",
 				"Holders (pods, baked images) of a cluster whose leaf has not expired, both lineages together, 0 for none.", []string{"cluster"}, nil),
-			view: new(atomic.Pointer[expiryView]),
+			next: prometheus.NewDesc("flinkpki_rotation_next_step_timestamp_seconds",
+				"When the next rotation step of a cluster's CA lineage (prepare, activate or retire) is due by its schedule, as a Unix time; auto_rotate says whether the scheduler takes it or an administrator must.",
+				[]string{"cluster", "purpose", "step", "auto_rotate"}, nil),
+			view:  new(atomic.Pointer[expiryView]),
+			steps: new(atomic.Pointer[[]Step]),
 		},
 		rotation: &rotationCollector{
 			phase: prometheus.NewDesc("flinkpki_rotation_phase",
@@ -194,15 +199,39 @@ type expiryView struct {
 	live map[string]int
 }
 
-// expiryCollector serves the last view SetCAs stored.
-type expiryCollector struct {
-	ca, leaf, live *prometheus.Desc
-	view           *atomic.Pointer[expiryView]
+// Step is when one lineage's next rotation step is due, for
+// SetRotationSchedule.
+type Step struct {
+	Cluster, Purpose, Step string
+	At                     time.Time
+	AutoRotate             bool
 }
 
-func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.ca; ch <- c.leaf; ch <- c.live }
+// SetRotationSchedule replaces the next-step gauges with a fresh view, in
+// one step, as SetCAs does.
+func (m *Metrics) SetRotationSchedule(steps []Step) { m.expiry.steps.Store(&steps) }
+
+// expiryCollector serves the last views SetCAs and SetRotationSchedule
+// stored.
+type expiryCollector struct {
+	ca, leaf, live, next *prometheus.Desc
+	view                 *atomic.Pointer[expiryView]
+	steps                *atomic.Pointer[[]Step]
+}
+
+func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.ca
+	ch <- c.leaf
+	ch <- c.live
+	ch <- c.next
+}
 
 func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
+	if steps := c.steps.Load(); steps != nil {
+		for _, s := range *steps {
+			ch <- prometheus.MustNewConstMetric(c.next, prometheus.GaugeValue, float64(s.At.Unix()), s.Cluster, s.Purpose, s.Step, strconv.FormatBool(s.AutoRotate))
+		}
+	}
 	v := c.view.Load()
 	if v == nil {
 		return

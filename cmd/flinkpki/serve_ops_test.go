@@ -24,6 +24,8 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 	metricsAddr := freeAddr(t)
 	s := startServer(t, "", "--metrics-listen", metricsAddr)
 	s.cli(t, s.admin, "cluster", "create", "metered").ok(t)
+	s.cli(t, s.admin, "cluster", "create", "manual").ok(t)
+	s.cli(t, s.admin, "cluster", "update", "manual", "--auto-rotate", "false").ok(t)
 	s.cli(t, "", "init", "--cluster", "metered", "--role", "taskmanager", "--holder", "tm-0",
 		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", s.tokenFor(t, "metered", "taskmanager")).ok(t)
 	s.cli(t, "", "init", "--cluster", "metered", "--role", "jobmanager", "--holder", "jm-0", "--timeout", "3s",
@@ -36,6 +38,8 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 		`flinkpki_ca_expiry_timestamp_seconds{ca="internal-1",cluster="metered",state="active"}`,
 		`flinkpki_live_leaf_earliest_expiry_timestamp_seconds{cluster="metered"}`,
 		`flinkpki_live_holders{cluster="metered"} 1`,          // tm-0; jm-0 was refused
+		`flinkpki_rotation_next_step_timestamp_seconds{auto_rotate="true",cluster="metered",purpose="internal",step="prepare"} 1.`,
+		`flinkpki_rotation_next_step_timestamp_seconds{auto_rotate="false",cluster="manual",purpose="rest",step="prepare"} 1.`,
 		`flinkpki_expiry_gauges_refresh_timestamp_seconds 1.`, // a Unix time: the first scrape waited for the first refresh
 		`flinkpki_expiry_gauges_refresh_duration_seconds`,
 		`flinkpki_grpc_request_duration_seconds_bucket`,

@@ -231,6 +231,7 @@ func clipCause(s string) string {
 // gaugeRefresh.
 func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Metrics) error {
 	var cas []metrics.CA
+	var steps []metrics.Step
 	earliest := map[string]time.Time{}
 	live := map[string]int{}
 	after := ""
@@ -247,12 +248,16 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 				earliest[e.Cluster] = e.EarliestExpiry
 			}
 			live[e.Cluster] = e.LiveHolders
+			for _, n := range e.Next {
+				steps = append(steps, metrics.Step{Cluster: e.Cluster, Purpose: string(n.Purpose), Step: string(n.Kind), At: n.At, AutoRotate: e.AutoRotate})
+			}
 		}
 		if next == "" {
 			break
 		}
 		after = next
 	}
+	m.SetRotationSchedule(steps)
 	m.SetCAs(cas, earliest, live)
 	return nil
 }
