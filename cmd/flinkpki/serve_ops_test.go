@@ -37,7 +37,7 @@ func TestMetricsShowIssuanceRefusalAndCAExpiry(t *testing.T) {
 		`flinkpki_requests_denied_total{reason="permission_denied"}`,
 		`flinkpki_ca_expiry_timestamp_seconds{ca="internal-1",cluster="metered",state="active"}`,
 		`flinkpki_live_leaf_earliest_expiry_timestamp_seconds{cluster="metered"}`,
-		`flinkpki_live_holders{cluster="metered"} 1`,          // tm-0; jm-0 was refused
+		`flinkpki_live_holders{cluster="metered"} 1`, // tm-0; jm-0 was refused
 		`flinkpki_rotation_next_step_timestamp_seconds{auto_rotate="true",cluster="metered",purpose="internal",step="prepare"} 1.`,
 		`flinkpki_rotation_next_step_timestamp_seconds{auto_rotate="false",cluster="manual",purpose="rest",step="prepare"} 1.`,
 		`flinkpki_expiry_gauges_refresh_timestamp_seconds 1.`, // a Unix time: the first scrape waited for the first refresh
