@@ -17,7 +17,7 @@ var clusterName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 // call; the server checks it again.
 func checkClusterName(name string) error {
 	if !clusterName.MatchString(name) {
-		return fmt.Errorf("invalid cluster name %q: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", name)
+		return usagef("invalid cluster name %q: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", name)
 	}
 	return nil
 }

@@ -87,7 +87,9 @@ func TestExitCodes(t *testing.T) {
 		{"serve without a key-encryption key is a usage error", []string{"serve", "--data-dir", filepath.Join(t.TempDir(), "never"), "--listen", "127.0.0.1:0"}, 2, "no key-encryption key: pass --kek-file FILE"},
 		{"a rest-server leaf without names is a usage error", []string{"bake", "--cluster", "a", "--role", "rest-server", "--holder", "h", "--out", filepath.Join(t.TempDir(), "o"), "--server", down}, 2, "--role rest-server needs the names clients reach the REST endpoint by"},
 		{"a rest-client leaf with names is a usage error", []string{"init", "--cluster", "a", "--role", "rest-client", "--out", filepath.Join(t.TempDir(), "o"), "--dns", "x", "--server", down}, 2, "--role rest-client certificates carry no names"},
-		{"an invalid cluster name fails the operation", []string{"cluster", "create", "Orders_1", "--token-file", tok}, 1, `invalid cluster name "Orders_1"`},
+		{"a malformed --ip is a usage error", []string{"bake", "--cluster", "a", "--role", "rest-server", "--holder", "h", "--out", filepath.Join(t.TempDir(), "o"), "--ip", "999.1.1.1", "--server", down}, 2, `--ip "999.1.1.1" is not an IP address`},
+		{"a malformed --dns is a usage error", []string{"init", "--cluster", "a", "--role", "rest-server", "--out", filepath.Join(t.TempDir(), "o"), "--dns", "bad_name!", "--server", down}, 2, `--dns: DNS name "bad_name!" is not a valid host name`},
+		{"an invalid cluster name is a usage error", []string{"cluster", "create", "Orders_1", "--token-file", tok}, 2, `invalid cluster name "Orders_1"`},
 		{"an unreachable server fails the operation", []string{"cluster", "list", "--token-file", tok, "--server", down}, 1, "cannot reach flinkpki at " + down + ": connection refused"},
 		{"a missing token file fails the operation", []string{"cluster", "list", "--token-file", filepath.Join(t.TempDir(), "nope")}, 1, "read token file"},
 	}
@@ -157,8 +159,8 @@ func TestInitTakesItsFlagsFromTheEnvironment(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{envCluster: "Bad_Env_Name", envRole: "taskmanager"}
 	r := runCLI(t, env, "init", "--out", t.TempDir())
-	if r.code != 1 || !strings.Contains(r.stderr, `"Bad_Env_Name"`) {
-		t.Errorf("without --cluster: exit %d, stderr %q; want exit 1 naming the cluster from %s", r.code, r.stderr, envCluster)
+	if r.code != 2 || !strings.Contains(r.stderr, `"Bad_Env_Name"`) {
+		t.Errorf("without --cluster: exit %d, stderr %q; want exit 2 naming the cluster from %s", r.code, r.stderr, envCluster)
 	}
 	r = runCLI(t, env, "init", "--cluster", "orders")
 	if r.code != 2 || !strings.Contains(r.stderr, "--out is required") {

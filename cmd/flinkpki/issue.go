@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/flinkpki/flinkpki/credentials"
 	"github.com/flinkpki/flinkpki/enroll"
 	"github.com/flinkpki/flinkpki/flinkconf"
+	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/keystore"
 )
 
@@ -80,6 +82,16 @@ func (f *issueFlags) buildOptions(now time.Time) (credentials.Options, error) {
 		return credentials.Options{}, usagef("--role rest-server needs the names clients reach the REST endpoint by: --dns NAME (repeat) or --ip ADDR")
 	case f.role == "rest-client" && n > 0:
 		return credentials.Options{}, usagef("--role rest-client certificates carry no names: leave out --dns and --ip")
+	}
+	for _, ip := range f.ips {
+		if net.ParseIP(ip) == nil {
+			return credentials.Options{}, usagef("--ip %q is not an IP address: pass e.g. 10.0.0.7 or fd00::7", ip)
+		}
+	}
+	for _, name := range f.dns {
+		if err := issuer.ValidateDNSName(name); err != nil {
+			return credentials.Options{}, usagef("--dns: %s", strings.TrimPrefix(err.Error(), issuer.ErrInvalidRequest.Error()+": "))
+		}
 	}
 	dir, err := checkOut(f.out)
 	if err != nil {

@@ -102,10 +102,10 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		want   string
 		secret string // must not appear in the error
 	}{
-		{"an empty cluster name", []string{"cluster", "create", ""}, 1, `invalid cluster name "": use 1 to 63 lower-case letters`, ""},
-		{"a cluster name over 63 characters", []string{"cluster", "create", strings.Repeat("a", 64)}, 1, "invalid cluster name", ""},
-		{"an upper-case cluster name", []string{"cluster", "create", "Orders"}, 1, "invalid cluster name", ""},
-		{"a path-like cluster name", []string{"cluster", "create", "../etc"}, 1, "invalid cluster name", ""},
+		{"an empty cluster name", []string{"cluster", "create", ""}, 2, `invalid cluster name "": use 1 to 63 lower-case letters`, ""},
+		{"a cluster name over 63 characters", []string{"cluster", "create", strings.Repeat("a", 64)}, 2, "invalid cluster name", ""},
+		{"an upper-case cluster name", []string{"cluster", "create", "Orders"}, 2, "invalid cluster name", ""},
+		{"a path-like cluster name", []string{"cluster", "create", "../etc"}, 2, "invalid cluster name", ""},
 		{"a path-like holder name", bakeTo("../jm", out), 1, "holder", ""},
 		{"a zero leaf validity", []string{"cluster", "create", "v1", "--leaf-validity", "0s"}, 1, "validity", ""},
 		{"a negative CA validity", []string{"cluster", "create", "v2", "--ca-validity", "-5h"}, 2, "validity", ""},

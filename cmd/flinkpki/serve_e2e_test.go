@@ -32,9 +32,9 @@ func TestBadInputIsRefusedWithOneLineAndNothingChanges(t *testing.T) {
 		code  int
 		want  string
 	}{
-		{"an upper-case name", s.admin, []string{"cluster", "create", "Orders"}, 1, "lower-case"},
-		{"a name over 63 characters", s.admin, []string{"cluster", "create", strings.Repeat("a", 64)}, 1, "63"},
-		{"a path-like name", s.admin, []string{"cluster", "create", "../etc"}, 1, "cluster name"},
+		{"an upper-case name", s.admin, []string{"cluster", "create", "Orders"}, 2, "lower-case"},
+		{"a name over 63 characters", s.admin, []string{"cluster", "create", strings.Repeat("a", 64)}, 2, "63"},
+		{"a path-like name", s.admin, []string{"cluster", "create", "../etc"}, 2, "cluster name"},
 		{"a duplicate name", s.admin, []string{"cluster", "create", "orders"}, 1, "already exists"},
 		{"an unknown key type", s.admin, []string{"cluster", "create", "x1", "--key-type", "dsa-1024"}, 2, "key type"},
 		{"an unknown role", s.admin, []string{"bake", "--cluster", "orders", "--role", "driver", "--holder", "h", "--out", out}, 2, "role"},
