@@ -115,6 +115,22 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 	s.cli(t, s.admin, "cluster", "list").refused(t, "unknown administrator token")
 	s.cli(t, bob, "admin", "token", "revoke", bobID).refused(t, "leaves none")
 
+	// In the audit table a refusal's reason comes last, padding no other
+	// column: the rows of accepted actions stay short.
+	table = s.cli(t, bob, "audit", "list").ok(t).stdout
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if h := strings.Fields(lines[0]); len(h) != 8 || h[6] != "DETAILS" || h[7] != "REASON" {
+		t.Errorf("audit list header: %q", lines[0])
+	}
+	for _, l := range lines[1:] {
+		if strings.Contains(l, " ok ") && len(l) > 400 {
+			t.Errorf("an accepted action's row is %d characters, padded by a refusal's reason:\n%s", len(l), l)
+		}
+		if strings.Contains(l, " denied ") && !strings.HasSuffix(l, "create another first (flinkpki admin token create)") && strings.Contains(l, "leaves none") {
+			t.Errorf("a refusal's reason is not last: %s", l)
+		}
+	}
+
 	oneLineError(t, s.cli(t, bob, "admin", "token", "create", "--name", "x", "--ttl", "30s"), 2, "use a duration from 1m to 3650d, or 0 for none")
 	oneLineError(t, s.cli(t, bob, "admin", "token", "create"), 2, "--name is required")
 	oneLineError(t, s.cli(t, bob, "admin", "token", "revoke", "fpe_"+strings.Repeat("a", 26)+"_x"), 2, "that is an enrollment token (fpe_)")

@@ -187,6 +187,9 @@ stored, so this shows each token's ID (the part of the token between its
 prefix and its secret), its name, creation and expiry time and who made it:
 what admin revoke-token needs. With the server running, admin token list
 asks it instead.`,
+		Example: `  flinkpki admin list-tokens --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
+  flinkpki admin list-tokens --etcd-endpoints https://etcd-0:2379 --etcd-ca-file ca.crt \
+      --etcd-cert-file tls.crt --etcd-key-file tls.key --kek-file kek -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var toks []*store.AdminToken

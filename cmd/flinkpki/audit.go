@@ -215,19 +215,13 @@ func (s *auditStream) end(more uint64) error {
 // printAuditTable prints entries of the trail for people.
 func (a *app) printAuditTable(entries []*flinkpkiv1.AuditEntry) error {
 	w := newTable(a.stdout)
-	w.row("SEQ", "TIME", "ACTOR", "CLUSTER", "ACTION", "OUTCOME", "DETAILS")
+	// A refusal's reason is a sentence: last, so it pads no other column.
+	w.row("SEQ", "TIME", "ACTOR", "CLUSTER", "ACTION", "OUTCOME", "DETAILS", "REASON")
 	for _, e := range entries {
 		w.row(e.GetSeq(), rfc3339(e.GetTime()), e.GetActor(), orDash(e.GetCluster()),
-			e.GetAction(), outcome(e), orDash(details(e.GetDetails())))
+			e.GetAction(), e.GetOutcome(), orDash(details(e.GetDetails())), orDash(e.GetReason()))
 	}
 	return w.Flush()
-}
-
-func outcome(e *flinkpkiv1.AuditEntry) string {
-	if e.GetReason() != "" {
-		return e.GetOutcome() + ": " + e.GetReason()
-	}
-	return e.GetOutcome()
 }
 
 func details(m map[string]string) string {

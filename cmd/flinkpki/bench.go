@@ -197,9 +197,12 @@ func (a *app) benchReport(out outputFormat, what string, firstErr error, res loa
 		res.FirstError = oneLine(a.humanize(firstErr))
 	}
 	var err error
-	if out == "json" {
+	switch {
+	case out == "json":
 		err = writeJSON(a.stdout, res)
-	} else {
+	case res.Errors < res.Requests:
+		// A table of zeros would read as a measurement; JSON keeps its
+		// fields for CI either way.
 		err = loadgen.PrintTable(a.stdout, res)
 	}
 	if err != nil {

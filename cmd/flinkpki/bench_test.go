@@ -51,6 +51,12 @@ func TestBenchEnrollAndBakeIssueRealCertificates(t *testing.T) {
 	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "2 of 3 enrollments failed") {
 		t.Fatalf("bench enroll past the token's uses: exit %d, stderr %s", r.code, r.stderr)
 	}
+	// The token is spent: every request fails, and no table of zeros is
+	// printed as if it were a measurement.
+	r = s.cli(t, s.admin, "bench", "enroll", "--cluster", "bench", "--role", "taskmanager", "--token-file", tok, "--requests", "2", "--concurrency", "1")
+	if r.code != 1 || r.stdout != "" || !strings.Contains(lastLine(r.stderr), "2 of 2 enrollments failed") {
+		t.Fatalf("bench enroll with a spent token: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+	}
 
 	var br struct {
 		Requests, Errors int

@@ -332,10 +332,16 @@ says "live_holders_counted": false; cluster get NAME counts them.`,
 func (a *app) newClusterGetCmd() *cobra.Command {
 	var out outputFormat
 	cmd := &cobra.Command{
-		Use:     "get NAME",
-		Short:   "Show one cluster and its CAs",
-		Example: `  flinkpki cluster get orders -o json`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "get NAME",
+		Short: "Show one cluster and its CAs",
+		Long: `Show one cluster: its key type, validities, Kubernetes bindings (with their
+roles) and automatic rotation, and each CA of both lineages (internal, rest)
+with its state, fingerprint, expiry and how many live holders it signed or is
+trusted by (cluster list does not count them). ca status adds the next step of
+each lineage and the holders that block it.`,
+		Example: `  flinkpki cluster get orders
+  flinkpki cluster get orders -o json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkClusterName(args[0]); err != nil {
 				return err

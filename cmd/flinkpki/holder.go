@@ -48,6 +48,13 @@ func (a *app) newHolderListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list --cluster NAME",
 		Short: "List the live holders of a cluster",
+		Long: `List the holders of a cluster whose leaf has not expired: each pod (or baked
+image) with its role, the lineage (internal or rest), the CA that signed its
+leaf, the CAs its truststore holds, when it was issued and expires, and who
+obtained it (k8s:NAMESPACE/SERVICE-ACCOUNT/pod=POD for a pod). These are the
+holders a rotation step waits for: ca status names the ones that block, and
+holder release declares one gone. --all adds those whose leaf has expired,
+kept for serve's --holder-retention.`,
 		Example: `  flinkpki holder list --cluster orders
   flinkpki holder list --cluster orders --all -o json`,
 		Args: cobra.NoArgs,
