@@ -356,3 +356,14 @@ func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, cluster, act
 	}
 	return err
 }
+
+// invalid marks err, which says in its own words what is wrong with a
+// request (issuer's, ca's), as ErrInvalid without restating it: one
+// "invalid request: invalid certificate request: ..." would say it twice.
+func invalid(err error) error { return invalidError{err} }
+
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string        { return e.err.Error() }
+func (e invalidError) Unwrap() error        { return e.err }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }

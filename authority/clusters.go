@@ -132,7 +132,7 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 	}
 	kt, err := ca.ParseKeyType(req.KeyType)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, invalid(err)
 	}
 	c := &store.Cluster{
 		Name: req.Name, KeyType: string(kt), CAValidity: req.CAValidity, LeafValidity: req.LeafValidity,
@@ -149,7 +149,7 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 			ErrInvalid, c.LeafValidity, MinLeafValidity, issuer.DefaultLeafValidity/(24*time.Hour))
 	}
 	if err := ca.ValidateValidity(c.CAValidity, c.LeafValidity, ca.DefaultMargin(c.LeafValidity)); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, invalid(err)
 	}
 	if n := len(req.K8sBindings); n > MaxK8sBindings {
 		return nil, fmt.Errorf("%w: %d Kubernetes bindings: a cluster takes at most %d; give each deployment its own cluster", ErrInvalid, n, MaxK8sBindings)

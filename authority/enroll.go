@@ -81,7 +81,7 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 		if holder == "" {
 			return "", fmt.Errorf("%w: a holder name is required (--holder, the pod name)", ErrInvalid)
 		}
-		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+		return "", invalid(err)
 	}
 	return holder, nil
 }
@@ -91,7 +91,7 @@ func authorize(actor Actor, c *store.Cluster, role issuer.Role, holder string) (
 func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, holder string) (string, error) {
 	r, err := issuer.ParseRole(role)
 	if err != nil {
-		return "", a.Deny(ctx, actor, cluster, "enroll.keytype", "invalid", fmt.Errorf("%w: %v", ErrInvalid, err))
+		return "", a.Deny(ctx, actor, cluster, "enroll.keytype", "invalid", invalid(err))
 	}
 	var kt string
 	err = a.st.View(ctx, func(tx *store.Txn) error {
@@ -244,7 +244,7 @@ type serverKey func(ca.KeyType) (crypto.PublicKey, error)
 func (a *Authority) issue(ctx context.Context, actor Actor, action string, req EnrollRequest, key serverKey) (*Issued, error) {
 	role, err := issuer.ParseRole(req.Role)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, invalid(err)
 	}
 	ips, err := parseIPs(req.IPs)
 	if err != nil {
@@ -316,7 +316,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, r
 		return nil, err
 	}
 	if kt, err := ca.KeyTypeOf(pub); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, invalid(err)
 	} else if kt != ls.keyType {
 		return nil, fmt.Errorf("%w: the key is %s but cluster %q uses %s: every process of a cluster must use the same key type, or their TLS cipher suites do not match",
 			ErrInvalid, kt, req.Cluster, ls.keyType)

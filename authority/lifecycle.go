@@ -29,7 +29,7 @@ func parsePurpose(s string) (ca.Purpose, error) {
 	}
 	p, err := ca.ParsePurpose(s)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+		return "", invalid(err)
 	}
 	return p, nil
 }

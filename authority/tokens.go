@@ -42,7 +42,7 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 	r, err := issuer.ParseRole(role)
 	switch {
 	case err != nil:
-		err = fmt.Errorf("%w: %v", ErrInvalid, err)
+		err = invalid(err)
 	case ttl < MinTokenTTL || ttl > MaxTokenTTL:
 		err = fmt.Errorf("%w: token TTL %s is out of range: use a value between %s and %s", ErrInvalid, ttl, MinTokenTTL, MaxTokenTTL)
 	case uses < 0 || uses > MaxTokenUses:

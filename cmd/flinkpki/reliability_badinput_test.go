@@ -139,6 +139,9 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 			if !strings.Contains(r.stderr, c.want) {
 				t.Errorf("error %q does not say %q", strings.TrimSpace(r.stderr), c.want)
 			}
+			if strings.Contains(r.stderr, "invalid request: invalid") {
+				t.Errorf("error %q says it is invalid twice", strings.TrimSpace(r.stderr))
+			}
 			if c.secret != "" && strings.Contains(r.stderr+r.stdout, c.secret) {
 				t.Errorf("the error echoes the token: %s", r.stderr)
 			}
