@@ -83,12 +83,12 @@ func TestPrometheusRulesWatchTheRightMetrics(t *testing.T) {
 		"FlinkpkiCAExpiringSoon":          {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state!="retiring"}) - time() < 30 * 86400`, ""},
 		"FlinkpkiRetiringCAExpiringSoon":  {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state="retiring"}) - time() < 3 * 86400`, ""},
 		"FlinkpkiServingCertExpiringSoon": {[]string{"flinkpki_serving_cert_expiry_timestamp_seconds"}, `flinkpki_serving_cert_expiry_timestamp_seconds - time() < 30 * 86400`, "1h"},
-		"FlinkpkiServingCAExpiringSoon":   {[]string{"flinkpki_serving_ca_expiry_timestamp_seconds"}, `flinkpki_serving_ca_expiry_timestamp_seconds - time() < 365 * 86400`, "1h"},
+		"FlinkpkiServingCAExpiringSoon":   {[]string{"flinkpki_serving_ca_expiry_timestamp_seconds"}, `min(flinkpki_serving_ca_expiry_timestamp_seconds) - time() < 365 * 86400`, "1h"},
 		"FlinkpkiLeafExpiringSoon":        {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `min by (cluster) (flinkpki_live_leaf_earliest_expiry_timestamp_seconds) - time() < 7 * 86400`, ""},
 		// The other alerts go silent with their series when the server is
 		// down or not scraped at all.
 		"FlinkpkiDown":        {nil, `max(up{job="flinkpki"}) == 0 or absent(up{job="flinkpki"})`, "5m"},
-		"FlinkpkiReplicaDown": {nil, `up{job="flinkpki"} == 0`, "10m"},
+		"FlinkpkiReplicaDown": {nil, `up{job="flinkpki"} == 0 and on () count(up{job="flinkpki"}) > 1`, "10m"},
 		// The kubelet's volume statistics of the StatefulSet's claim.
 		"FlinkpkiStoreVolumeFilling": {nil, `kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} < 0.25`, "15m"},
 		"FlinkpkiRotationBlocked":    {[]string{"flinkpki_rotation_blocked"}, `max by (cluster, purpose, step) (flinkpki_rotation_blocked) > 0`, "1d"},
