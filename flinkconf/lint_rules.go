@@ -16,27 +16,34 @@ import (
 // and the pod templates).
 type rule func(s *subject, opts LintOptions) []Finding
 
-// rules run in id order, so output is stable.
-var rules = []rule{
-	checkInternalSSL,
-	checkRESTAuth,
-	checkNativeMode,
-	checkInlinePasswords,
-	checkCipherSuites,
-	checkProtocol,
-	checkServiceAccount,
-	checkHostNetwork,
-	checkStoresFromSecrets,
-	checkInitWiring,
-	checkTemplateMerge,
-	checkFingerprintPinning,
-	checkTokenExposed,
-	checkSSLProvider,
-	checkRPCQuoting,
-	checkUnloadable,
-	checkSSLStores,
-	checkTransportSSL,
-	checkPublicTruststore,
+// rules run in id order, so output is stable. A rule runs once per
+// subject, but on a subject whose Flink version is unknown once under each
+// major version (everyVersion), unless ownsUnknownVersion: such a rule
+// reads an unknown version itself, in messages that say what each version
+// does with the file.
+var rules = []struct {
+	check              rule
+	ownsUnknownVersion bool
+}{
+	{checkInternalSSL, true},
+	{checkRESTAuth, false},
+	{checkNativeMode, false},
+	{checkInlinePasswords, false},
+	{checkCipherSuites, false},
+	{checkProtocol, false},
+	{checkServiceAccount, false},
+	{checkHostNetwork, false},
+	{checkStoresFromSecrets, false},
+	{checkInitWiring, false},
+	{checkTemplateMerge, false},
+	{checkFingerprintPinning, false},
+	{checkTokenExposed, false},
+	{checkSSLProvider, false},
+	{checkRPCQuoting, false},
+	{checkUnloadable, false},
+	{checkSSLStores, true},
+	{checkTransportSSL, false},
+	{checkPublicTruststore, false},
 }
 
 // checkUnloadable finds what makes Flink refuse to load a whole

@@ -695,6 +695,62 @@ func TestLintRefusesABrokenConfigYAML(t *testing.T) {
 	}
 }
 
+// TestLintHoldsAnUnknownVersionToEveryVersion: with the Flink version
+// unknown, each rule runs as Flink 1.x and as Flink 2.x read the file, and
+// lint reports the union. With internal SSL on only through
+// security.ssl.enabled, Flink 1.x runs TLS on the shared stores (and the
+// rules that read it must fire), Flink 2 none; a finding that holds on one
+// version only says which, and one both give comes once, as it is. A known
+// version is held to itself alone.
+func TestLintHoldsAnUnknownVersionToEveryVersion(t *testing.T) {
+	const onlyOn = "only; the Flink version is unknown, so lint checks 1.x and 2.x: --flink-version names the one that runs)"
+	legacyOn := "security.ssl.enabled: true\n" + sharedStores + "rest.bind-address: 127.0.0.1\n"
+	const ecdsaSuite = "security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
+	tests := []struct {
+		name string
+		conf string
+		opts LintOptions
+		rule string
+		on   string // "1.x" or "2.x" when the finding holds there only, "" on both, "none" for no finding
+	}{
+		{"a protocol list the RPC cannot parse fails on Flink 1.x, which runs internal SSL through security.ssl.enabled", legacyOn + ecdsaSuite + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", LintOptions{}, RuleProtocol, "1.x"},
+		{"so does a quote in a shared store password", legacyOn + ecdsaSuite + "security.ssl.keystore-password: 'pa\"ss'\n", LintOptions{}, RuleRPCQuoting, "1.x"},
+		{"and Flink's default suites, which accept RSA keys only", legacyOn, LintOptions{}, RuleCipherSuites, "1.x"},
+		{"and an SSL provider Flink does not know", legacyOn + ecdsaSuite + "security.ssl.provider: BoringSSL\n", LintOptions{}, RuleSSLProvider, "1.x"},
+		{"REST mutual TLS through security.ssl.enabled protects REST on Flink 1.x only", secureConf + "security.ssl.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\n" + restStores + "rest.bind-address: 0.0.0.0\n",
+			LintOptions{}, RuleRESTUnauthenticated, "2.x"},
+		{"a protocol list with security.ssl.internal.enabled fails on every version, once and unmarked", strings.Replace(secureConf, "protocol: TLSv1.2", "protocol: TLSv1.2,TLSv1.3", 1), LintOptions{}, RuleProtocol, ""},
+		{"Flink 2 given, the protocol list it never reads is no finding", legacyOn + ecdsaSuite + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", LintOptions{FlinkMajor: 2}, RuleProtocol, "none"},
+		{"Flink 1 given, it is one, unmarked", legacyOn + ecdsaSuite + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", LintOptions{FlinkMajor: 1}, RuleProtocol, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			findings, err := LintWith([]byte(tt.conf), "config.yaml", tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []Finding
+			for _, f := range findings {
+				if f.Rule == tt.rule {
+					got = append(got, f)
+				}
+			}
+			switch {
+			case tt.on == "none":
+				if len(got) != 0 {
+					t.Errorf("want no %s finding, got %v", tt.rule, got)
+				}
+			case len(got) != 1:
+				t.Errorf("want one %s finding, got %v", tt.rule, findings)
+			case tt.on == "" && strings.Contains(got[0].Message, onlyOn):
+				t.Errorf("a finding of every version says it holds on one: %s", got[0])
+			case tt.on != "" && !strings.HasSuffix(got[0].Message, "(on Flink "+tt.on+" "+onlyOn):
+				t.Errorf("the finding does not say it holds on Flink %s only: %s", tt.on, got[0])
+			}
+		})
+	}
+}
+
 func TestFindingString(t *testing.T) {
 	f := Finding{Rule: "FP006", Severity: SeverityError, Message: "config.yaml allows TLSv1", Fix: "set security.ssl.protocol: TLSv1.2"}
 	want := "FP006 error: config.yaml allows TLSv1 (fix: set security.ssl.protocol: TLSv1.2)"

@@ -154,8 +154,9 @@ flinkConfiguration.
 Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
 security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy
 flink-conf.yaml. A FlinkDeployment names its version in spec.flinkVersion and
-a flink-conf.yaml is Flink 1.x; for a config.yaml give --flink-version, or the
-lint holds it to what every version reads.
+a flink-conf.yaml is Flink 1.x; for a config.yaml give --flink-version.
+Without one, lint holds the file to Flink 1.x and 2.x alike and reports what
+either breaks, a finding that holds on one version only saying so.
 
 Prints one finding per line on stdout (with -o json, an object with the
 findings' rule, severity, message and fix, for CI). Exit 1 when any finding

@@ -156,6 +156,50 @@ func TestFlinkLintVersion(t *testing.T) {
 	}
 }
 
+// Without a version, flink lint holds a config.yaml to Flink 1.x too: a
+// protocol list, which Flink 1.x's RPC cannot parse with internal SSL on
+// through security.ssl.enabled and the shared stores, is the FP006 error
+// that --flink-version 1.20 finds, and says it holds on Flink 1.x only.
+func TestFlinkLintWithoutAVersionHoldsTheFileToFlink1Too(t *testing.T) {
+	t.Parallel()
+	conf := writeFile(t, "q.yaml", "security.ssl.enabled: true\nsecurity.ssl.keystore: /flink-tls/keystore.p12\nsecurity.ssl.truststore: /flink-tls/truststore.p12\n"+
+		"security.ssl.keystore-password: changeme1\nsecurity.ssl.truststore-password: changeme1\nsecurity.ssl.protocol: TLSv1.2,TLSv1.3\n"+
+		"security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n")
+	tests := []struct {
+		name   string
+		args   []string
+		want   string // a line of stdout starts with it, "" for none
+		marked bool   // and says it holds on Flink 1.x only
+	}{
+		{"without a version", nil, "FP006 error: q.yaml sets security.ssl.protocol to a list", true},
+		{"on Flink 1.20", []string{"--flink-version", "1.20"}, "FP006 error: q.yaml sets security.ssl.protocol to a list", false},
+		{"on Flink 2.2, which does not read security.ssl.enabled", []string{"--flink-version", "2.2"}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, nil, append([]string{"flink", "lint", conf}, tt.args...)...)
+			var fp006 []string
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if strings.HasPrefix(line, "FP006") {
+					fp006 = append(fp006, line)
+				}
+			}
+			switch {
+			case tt.want == "" && len(fp006) > 0:
+				t.Errorf("want no FP006 finding, got %q", fp006)
+			case tt.want != "" && (len(fp006) != 1 || !strings.HasPrefix(fp006[0], tt.want)):
+				t.Errorf("want one FP006 finding %q..., stdout:\n%s", tt.want, r.stdout)
+			case tt.want != "" && tt.marked != strings.Contains(fp006[0], "(on Flink 1.x only;"):
+				t.Errorf("says it holds on Flink 1.x only: %v, want %v: %s", !tt.marked, tt.marked, fp006[0])
+			}
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1 (FP001 or FP006)", r.code)
+			}
+		})
+	}
+}
+
 // newStoreFile creates a flinkpki bbolt store, as a server leaves it, and
 // returns its path.
 func newStoreFile(t testing.TB) string {
