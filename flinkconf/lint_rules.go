@@ -373,36 +373,6 @@ func keyAlgorithmName(a x509.PublicKeyAlgorithm) string {
 	return a.String()
 }
 
-// checkStoresFromSecrets finds keystores read from a Kubernetes Secret that
-// kubernetes.secrets mounts (SECRET:PATH, comma-separated): the private key
-// then sits in the API server's storage, readable by whoever may read
-// Secrets there, instead of being made in the pod that uses it.
-func checkStoresFromSecrets(s *subject, _ LintOptions) []Finding {
-	if s.deployment == nil {
-		return nil
-	}
-	mounts, _ := s.get("kubernetes.secrets")
-	var found []string
-	for _, m := range strings.Split(mounts, ",") {
-		secret, dir, ok := strings.Cut(strings.TrimSpace(m), ":")
-		dir = strings.TrimRight(strings.TrimSpace(dir), "/")
-		if !ok || dir == "" {
-			continue
-		}
-		for _, key := range []string{"security.ssl.internal.keystore", "security.ssl.rest.keystore", "security.ssl.keystore"} {
-			if p, set := s.get(key); set && strings.HasPrefix(strings.TrimSpace(p), dir+"/") {
-				found = append(found, fmt.Sprintf("%s from Secret %s", key, strings.TrimSpace(secret)))
-			}
-		}
-	}
-	if len(found) == 0 {
-		return nil
-	}
-	return one(RuleStoresFromSecrets, SeverityError,
-		fmt.Sprintf("%s reads private keys from a Kubernetes Secret (%s): they are stored by the API server and readable by whoever may read Secrets in the namespace", s.label, strings.Join(found, "; ")),
-		"let the flinkpki init container make the key in the pod (init --out into an emptyDir) and point the keystore there")
-}
-
 // checkFingerprintPinning finds security.ssl.{internal,rest}.cert.fingerprint.
 // Set, Flink trusts exactly the listed SHA-1 fingerprints of peer leaves and
 // ignores the truststore. flinkpki gives every pod start a new leaf, so the

@@ -175,6 +175,16 @@ func wiredTemplate(extraArgs, extraContainers string) string {
 		"      volumes:\n        - {name: tls, emptyDir: {medium: Memory}}\n        - {name: conf, emptyDir: {}}\n"
 }
 
+// withMainMount is wiredTemplate with further volumes (flow mappings,
+// joined by "\n        - "), which flink-main-container mounts with
+// mounts (joined by "\n            - ").
+func withMainMount(mounts, volumes string) string {
+	return strings.NewReplacer(
+		"{name: tls, mountPath: /flink-tls, readOnly: true}\n", "{name: tls, mountPath: /flink-tls, readOnly: true}\n            - "+mounts+"\n",
+		"        - {name: conf, emptyDir: {}}\n", "        - {name: conf, emptyDir: {}}\n        - "+volumes+"\n",
+	).Replace(wiredTemplate("", ""))
+}
+
 // byName is the flinkConfiguration key that makes the operator merge the
 // templates' arrays of named objects by name, not by position.
 const byName = "    " + MergeArraysByNameKey + ": \"true\"\n"
@@ -291,6 +301,39 @@ func TestLintNamesWhyRESTOrStoresFail(t *testing.T) {
 	}
 }
 
+// FP009 names each store a Secret gives Flink, the Secret, and how it gets
+// there: kubernetes.secrets, or a volume of flink-main-container in the
+// pods of the processes whose templates mount it.
+func TestLintNamesWhereAStoreFromASecretComesFrom(t *testing.T) {
+	taskManagerSecret := "  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            volumeMounts: [{name: certs, mountPath: /opt/tls}]\n" +
+		"        volumes: [{name: certs, secret: {secretName: flink-tls}}]\n"
+	for _, tt := range []struct {
+		name, conf, spec, want string
+	}{
+		{"a volume of one process's template reaches that process alone",
+			secureFlat + byName + "    security.ssl.internal.keystore: /opt/tls/keystore.p12\n    security.ssl.internal.truststore: /opt/tls/truststore.p12\n", taskManagerSecret,
+			`reads private keys and trusted certificates from a Kubernetes Secret (security.ssl.internal.keystore from Secret flink-tls (volume "certs" at /opt/tls in the TaskManager pods); security.ssl.internal.truststore from Secret flink-tls (volume "certs" at /opt/tls in the TaskManager pods))`},
+		{"one of the top-level template reaches both",
+			secureFlat + "    security.ssl.keystore: /opt/flink/tls-cert/keystore.jks\n",
+			withMainMount("{name: certs, mountPath: /opt/flink/tls-cert}", "{name: certs, secret: {secretName: basic-secure-cert}}"),
+			`security.ssl.keystore from Secret basic-secure-cert (volume "certs" at /opt/flink/tls-cert in the JobManager and TaskManager pods)`},
+		{"kubernetes.secrets and a volume of the same Secret are named once",
+			secureFlat + "    kubernetes.secrets: flink-tls:/opt/tls\n    security.ssl.internal.keystore: /opt/tls/keystore.p12\n",
+			withMainMount("{name: certs, mountPath: /opt/tls}", "{name: certs, secret: {secretName: flink-tls}}"),
+			`reads private keys from a Kubernetes Secret (security.ssl.internal.keystore from Secret flink-tls): the keys are stored by the API server`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			findings, err := Lint([]byte(deployment(tt.conf, tt.spec)), "d.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Rule == RuleStoresFromSecrets && strings.Contains(f.Message, tt.want) }) {
+				t.Errorf("no FP009 finding says %q: %v", tt.want, findings)
+			}
+		})
+	}
+}
+
 func TestParseFlinkVersion(t *testing.T) {
 	for in, want := range map[string]int{"1.20": 1, "1.20.3": 1, "2.2": 2, "2.3.0": 2, "v1_20": 1, "v2_2": 2, "2": 2, " v2_0 ": 2} {
 		if got, err := ParseFlinkVersion(in); err != nil || got != want {
@@ -390,6 +433,35 @@ func TestLintRules(t *testing.T) {
 			LintOptions{}, []string{"FP009 error"}},
 		{"a Secret mounted elsewhere is fine", "d.yaml",
 			deployment(secureFlat+"    kubernetes.secrets: creds:/opt/creds\n    security.ssl.internal.keystore: /flink-tls/keystore.p12\n", ""),
+			LintOptions{}, nil},
+		{"a keystore on a Secret's volume that flink-main-container mounts is an error", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.keystore: /opt/flink/tls-cert/keystore.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/flink/tls-cert, readOnly: true}", "{name: certs, secret: {secretName: flink-tls}}")),
+			LintOptions{}, []string{"FP009 error"}},
+		{"so is a truststore from a projected volume's secret source", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.truststore: /opt/tls/truststore.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/tls}", "{name: certs, projected: {sources: [{configMap: {name: ca, items: [{key: ca.crt, path: ca.crt}]}}, {secret: {name: flink-tls}}]}}")),
+			LintOptions{}, []string{"FP009 error"}},
+		{"and one key of a Secret mounted at the store's path with subPath", "d.yaml",
+			deployment(secureFlat+"    security.ssl.rest.keystore: /opt/tls/rest.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/tls/rest.p12, subPath: keystore.p12}", "{name: certs, secret: {secretName: rest-tls, items: [{key: ks, path: keystore.p12}]}}")),
+			LintOptions{}, []string{"FP009 error"}},
+		{"a file a projected volume takes from a ConfigMap is not a Secret's", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.truststore: /opt/tls/truststore.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/tls}", "{name: certs, projected: {sources: [{secret: {name: s, items: [{key: k, path: keystore.p12}]}}, {configMap: {name: ca, items: [{key: ts, path: truststore.p12}]}}]}}")),
+			LintOptions{}, nil},
+		{"nor one beside the items a subPath picks from a Secret", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.truststore: /opt/tls/truststore.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/tls, subPath: public}", "{name: certs, secret: {secretName: s, items: [{key: k, path: private/keystore.p12}]}}")),
+			LintOptions{}, nil},
+		{"the longest mountPath wins: an emptyDir below a Secret's mount holds the store", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.keystore: /etc/flink/own/keystore.p12\n",
+				withMainMount("{name: certs, mountPath: /etc/flink}\n            - {name: own, mountPath: /etc/flink/own}", "{name: certs, secret: {secretName: s}}\n        - {name: own, emptyDir: {}}")),
+			LintOptions{}, nil},
+		{"a Secret mounted in another container than Flink's is not read by Flink", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.keystore: /opt/tls/keystore.p12\n",
+				strings.Replace(wiredTemplate("", "        - name: logs\n          image: fluent/fluent-bit\n          volumeMounts: [{name: certs, mountPath: /opt/tls}]\n"),
+					"      volumes:\n", "      volumes:\n        - {name: certs, secret: {secretName: s}}\n", 1)),
 			LintOptions{}, nil},
 		{"REST mutual TLS protects an open REST port", "d.yaml",
 			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.rest.enabled: true\n    security.ssl.rest.authentication-enabled: true\n"+indent(restStores, "    "), 1), "  jobManager:\n    replicas: 1\n"),
