@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Severities of a Finding.
@@ -85,6 +87,18 @@ func RuleList() string {
 // ErrLintInput is returned when the file given to Lint is neither a
 // FlinkDeployment manifest nor a Flink configuration file.
 var ErrLintInput = errors.New("flink lint cannot check this file")
+
+// nothingToLintError is the ErrLintInput of input without a key: no YAML
+// document, or documents of comments or an empty mapping. Its message is
+// the sentence alone.
+type nothingToLintError struct{ name string }
+
+func (e nothingToLintError) Error() string {
+	return "no FlinkDeployment or Flink configuration keys in " + e.name
+}
+
+// Is makes the error an ErrLintInput.
+func (e nothingToLintError) Is(target error) bool { return target == ErrLintInput }
 
 // Finding is one failed security recommendation.
 type Finding struct {
@@ -314,6 +328,9 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 	if base == LegacyYAML {
 		return []subject{legacySubject(data, base)}, nil
 	}
+	if base != ConfigYAML && blankOrComments(data) {
+		return nil, nothingToLintError{filename}
+	}
 	docs, err := parseDocuments(data)
 	if err != nil {
 		if strings.Contains(string(data), "FlinkDeployment") {
@@ -332,6 +349,10 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 		}
 		return nil, fmt.Errorf("%w: %s is neither valid YAML nor flink-conf.yaml lines: %v", ErrLintInput, filename, err)
 	}
+	if base != ConfigYAML {
+		// A "---" with nothing after it is a document of null: nothing.
+		docs = slices.DeleteFunc(docs, func(d *yaml.Node) bool { return d.Kind == yaml.ScalarNode && d.ShortTag() == "!!null" })
+	}
 	if deployments, err := readDeployments(docs, filename); err != nil || len(deployments) > 0 {
 		return deployments, err
 	}
@@ -349,12 +370,30 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 			return nil, fmt.Errorf("%w: %s: %v", ErrLintInput, filename, err)
 		}
 	}
-	if base != ConfigYAML && len(flat.kvs) > 0 && !slices.ContainsFunc(flat.kvs, func(kv KV) bool { return isFlinkKey(kv.Key) }) {
+	if base != ConfigYAML && len(flat.kvs) == 0 {
+		// Nothing at all (an empty stdin, comments): linted, it would draw
+		// the findings of Flink's defaults, for a file that is no Flink's.
+		// A config.yaml is Flink's by its name, and Flink starts on an
+		// empty one.
+		return nil, nothingToLintError{filename}
+	}
+	if base != ConfigYAML && !slices.ContainsFunc(flat.kvs, func(kv KV) bool { return isFlinkKey(kv.Key) }) {
 		// An Envoy or Prometheus file linted by mistake would otherwise
 		// draw Flink findings that mean nothing for it.
 		return nil, fmt.Errorf("%w: %s sets none of the keys Flink reads (jobmanager.*, taskmanager.*, security.*, rest.* ...): lint a Flink config.yaml, a flink-conf.yaml or a FlinkDeployment", ErrLintInput, filename)
 	}
 	return []subject{{label: base, conf: confMap(flat.kvs), nulls: flat.nulls, dups: flat.dups}}, nil
+}
+
+// blankOrComments reports whether every line of data is blank (tabs
+// included, which YAML refuses as indentation) or a comment.
+func blankOrComments(data []byte) bool {
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			return false
+		}
+	}
+	return true
 }
 
 // flinkKeyRoots are the first segments of Flink's configuration keys (its

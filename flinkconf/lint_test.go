@@ -735,6 +735,22 @@ func TestLintRefusesUnreadableInput(t *testing.T) {
 	}
 }
 
+// TestLintRefusesInputWithNothingToLint: input without a key (an empty
+// stdin, blanks, comments, an empty document or mapping) is no Flink
+// configuration, and is refused in one sentence naming it, instead of
+// drawing the findings of Flink's defaults. A config.yaml is Flink's by
+// its name and is linted even empty (TestLintRules).
+func TestLintRefusesInputWithNothingToLint(t *testing.T) {
+	for _, name := range []string{"<stdin>", "notes.yaml"} {
+		for _, input := range []string{"", "\n", "  \n\t\n", "# to do\n", "---\n", "--- # x\n---\n", "{}\n"} {
+			_, err := Lint([]byte(input), name)
+			if !errors.Is(err, ErrLintInput) || err.Error() != "no FlinkDeployment or Flink configuration keys in "+name {
+				t.Errorf("Lint(%q, %s) error = %v, want ErrLintInput: no FlinkDeployment or Flink configuration keys in %s", input, name, err, name)
+			}
+		}
+	}
+}
+
 // TestAConfigYAMLIsLintedWhateverItsKeys: a file named config.yaml is
 // Flink's by its name, so one without a Flink key is still linted (and
 // lacks internal SSL).

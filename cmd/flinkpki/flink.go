@@ -219,7 +219,11 @@ marks what is never more than one):
 			}
 			// init's merged copy holds the pod's passwords by design.
 			opts.PodLocalCopy = args[0] != "-" && flinkconf.IsPodLocalCopy(args[0])
-			all, err := flinkconf.LintWith(data, filepath.Base(args[0]), opts)
+			label := filepath.Base(args[0])
+			if args[0] == "-" {
+				label = name // <stdin>, in findings as on stderr
+			}
+			all, err := flinkconf.LintWith(data, label, opts)
 			if err != nil {
 				return err
 			}

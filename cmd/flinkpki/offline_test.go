@@ -111,6 +111,21 @@ func TestFlinkLintReadsStandardInput(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, `"file": "<stdin>"`) || !strings.Contains(r.stdout, `FlinkDeployment \"billing\" disables internal SSL`) {
 		t.Errorf("a stream with an insecure second deployment: exit %d\nstdout: %s", r.code, r.stdout)
 	}
+	// A configuration read from standard input is <stdin> in its findings
+	// too, not "-".
+	r = run("security.ssl.internal.enabled: false\n", "flink", "lint", "-")
+	if r.code != 1 || !strings.HasPrefix(r.stdout, "FP001 error: <stdin> disables internal SSL") || strings.Contains(r.stdout, ": -") {
+		t.Errorf("a configuration on stdin: exit %d\nstdout: %s", r.code, r.stdout)
+	}
+	// Nothing on standard input (an empty kustomize build, say) is no
+	// configuration to hold to Flink's defaults.
+	for _, empty := range []string{"", "\n", " \n\t\n", "# nothing yet\n", "---\n", "{}\n"} {
+		r = run(empty, "flink", "lint", "-")
+		oneLineError(t, r, 1, "flinkpki: no FlinkDeployment or Flink configuration keys in <stdin>\n")
+		if r.stdout != "" {
+			t.Errorf("stdin %q: stdout = %q, want no finding", empty, r.stdout)
+		}
+	}
 }
 
 // flink lint --flink-version decides what security.ssl.enabled alone means
