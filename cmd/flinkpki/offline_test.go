@@ -128,6 +128,71 @@ func TestFlinkLintReadsStandardInput(t *testing.T) {
 	}
 }
 
+// flink lint DIR checks a Flink configuration directory as init
+// --flink-conf-src reads it: its config.yaml and its legacy flink-conf.yaml,
+// each that is there, each finding naming its file; a directory with
+// neither is refused in one line that names both. A symlinked file, as the
+// kubelet mounts a ConfigMap's, counts.
+func TestFlinkLintReadsAFlinkConfigurationDirectory(t *testing.T) {
+	t.Parallel()
+	const off = "security.ssl.internal.enabled: false\nrest.bind-address: 127.0.0.1\n"
+	const listed = "security.ssl.internal.enabled: true\nsecurity.ssl.internal.keystore: /flink-tls/keystore.p12\nsecurity.ssl.internal.truststore: /flink-tls/truststore.p12\n" +
+		"security.ssl.protocol: TLSv1.2,TLSv1.3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n"
+	const legacyOn = "security.ssl.enabled: true\nsecurity.ssl.keystore: /k.p12\nsecurity.ssl.truststore: /t.p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: ::1\n"
+	const log4j = "rootLogger.level = INFO\n"
+	tests := []struct {
+		name     string
+		files    map[string]string // name → content; "->X" makes a symlink to X
+		wantCode int
+		want     []string // lines of stdout start with each, or with refused the one line on stderr holds it
+		refused  bool
+	}{
+		{"its config.yaml", map[string]string{"config.yaml": off, "log4j.properties": log4j}, 1, []string{"FP001 error: config.yaml disables internal SSL"}, false},
+		{"its legacy flink-conf.yaml, read as Flink 1.x reads it", map[string]string{"flink-conf.yaml": legacyOn}, 0,
+			[]string{"FP001 warning: flink-conf.yaml turns internal SSL on only through security.ssl.enabled"}, false},
+		{"both, each under its name", map[string]string{"config.yaml": listed, "flink-conf.yaml": off}, 1,
+			[]string{"FP006 error: config.yaml sets security.ssl.protocol to a list", "FP001 error: flink-conf.yaml disables internal SSL"}, false},
+		{"a config.yaml symlinked as in a ConfigMap's mount", map[string]string{"..data/config.yaml": off, "config.yaml": "->..data/config.yaml"}, 1,
+			[]string{"FP001 error: config.yaml disables internal SSL"}, false},
+		{"neither is refused, naming both", map[string]string{"log4j.properties": log4j}, 1, []string{" holds neither config.yaml nor flink-conf.yaml"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for name, data := range tt.files {
+				p := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				if target, ok := strings.CutPrefix(data, "->"); ok {
+					err = os.Symlink(target, p)
+				} else {
+					err = os.WriteFile(p, []byte(data), 0o600)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := runCLI(t, nil, "flink", "lint", dir)
+			if tt.refused {
+				oneLineError(t, r, tt.wantCode, dir+tt.want[0])
+				return
+			}
+			if r.code != tt.wantCode {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			lines := strings.Split(r.stdout, "\n")
+			for _, w := range tt.want {
+				if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, w) }) {
+					t.Errorf("stdout = %q, want a line %q...", r.stdout, w)
+				}
+			}
+		})
+	}
+}
+
 // flink lint --flink-version decides what security.ssl.enabled alone means
 // in a config.yaml: Flink 1.x reads it, Flink 2 does not.
 func TestFlinkLintVersion(t *testing.T) {
