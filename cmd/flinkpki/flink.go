@@ -216,10 +216,10 @@ rule against Flink's sources.
 Rules (each finding says whether it is an error or a warning; "warning" below
 marks what is never more than one):
 ` + flinkconf.RuleList(),
-		Example: `  flinkpki flink lint deploy/orders-flinkdeployment.yaml
-  flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048 --flink-version 1.20
-  flinkpki flink lint deploy/analytics-flinkdeployment.yaml --ignore FP003
-  kustomize build overlays/prod | flinkpki flink lint -`,
+		Example: `  flinkpki flink lint deploy/examples/standalone/flinkdeployment.yaml
+  flinkpki flink lint deploy/examples/standalone/flinkdeployment.yaml --key-type ecdsa-p256 -o json
+  flinkpki flink lint deploy/examples/native/flinkdeployment.yaml --ignore FP003
+  kustomize build deploy/examples/standalone | flinkpki flink lint -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var opts flinkconf.LintOptions

@@ -193,6 +193,31 @@ func TestFlinkLintReadsAFlinkConfigurationDirectory(t *testing.T) {
 	}
 }
 
+// TestFlinkLintHelpNamesOnlyFilesOfTheRepo: every path flink lint --help
+// shows, its examples' included, is a file or directory of this
+// repository, so that each example runs as written from its root.
+func TestFlinkLintHelpNamesOnlyFilesOfTheRepo(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, nil, "flink", "lint", "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
+		t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+	}
+	var paths []string
+	for _, word := range strings.Fields(r.stdout) {
+		if word = strings.Trim(word, "`'\"(),.;:"); strings.Contains(word, "/") {
+			paths = append(paths, word)
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatal("the help names no file: this test no longer finds them")
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(filepath.Join("..", "..", p)); filepath.IsAbs(p) || err != nil {
+			t.Errorf("flink lint --help names %s, which is not in the repository", p)
+		}
+	}
+}
+
 // flink lint --flink-version decides what security.ssl.enabled alone means
 // in a config.yaml: Flink 1.x reads it, Flink 2 does not.
 func TestFlinkLintVersion(t *testing.T) {
