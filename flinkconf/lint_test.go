@@ -272,6 +272,20 @@ func TestLintNamesWhyASuiteFails(t *testing.T) {
 	}
 }
 
+// FP005 names the release that changed Flink's default suites: 2.2.1, a
+// patch release (SecurityOptions in the sources of 2.2.0 and 2.2.1), not
+// 2.3.
+func TestLintNamesTheReleaseThatChangedFlinksDefaultSuites(t *testing.T) {
+	findings, err := Lint([]byte(strings.Replace(secureConf, "security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n", "", 1)), "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "up to Flink 2.2.0 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable; from 2.2.1 the TLS_ECDHE_RSA GCM suites"
+	if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Rule == RuleCipherSuites && strings.Contains(f.Message, want) }) {
+		t.Errorf("no FP005 finding says %q: %v", want, findings)
+	}
+}
+
 // FP002 and FP017 say which Flink behaviour defeats the configuration.
 func TestLintNamesWhyRESTOrStoresFail(t *testing.T) {
 	for _, tt := range []struct {
