@@ -23,6 +23,42 @@ const (
 // CopyAndMerge cannot be used.
 var ErrConfDir = errors.New("unusable Flink configuration directory")
 
+// confFiles are the files of a configuration directory that Flink reads.
+// Flink 2 reads config.yaml only; Flink 1.19 and 1.20 read flink-conf.yaml
+// where it is there, else config.yaml (GlobalConfiguration.
+// loadConfiguration). So a copy merges each one that is there, and flink
+// lint checks each one.
+var confFiles = []string{ConfigYAML, LegacyYAML}
+
+// errNoConfFile says that dir holds none of confFiles.
+func errNoConfFile(dir string) error {
+	return fmt.Errorf("%w: %s holds neither %s nor %s", ErrConfDir, dir, ConfigYAML, LegacyYAML)
+}
+
+// ConfDirFiles returns the paths of the confFiles in the directory dir, in
+// that order: the files of a Flink configuration directory that flink lint
+// checks, as init --flink-conf-src merges them. None is an ErrConfDir.
+func ConfDirFiles(dir string) ([]string, error) {
+	var out []string
+	for _, name := range confFiles {
+		p := filepath.Join(dir, name)
+		st, err := os.Stat(p) // the kubelet's ConfigMap files are symlinks
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("%w: %v", ErrConfDir, err)
+		case !st.Mode().IsRegular():
+			return nil, fmt.Errorf("%w: %s is not a file", ErrConfDir, p)
+		default:
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errNoConfFile(dir)
+	}
+	return out, nil
+}
+
 // maxDirDepth bounds recursion into sub-directories, which also stops
 // symlink loops.
 const maxDirDepth = 8
@@ -73,10 +109,10 @@ func ReadConf(src, out string) (*Conf, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !slices.ContainsFunc(files, func(f confFile) bool { return f.rel == ConfigYAML || f.rel == LegacyYAML }) {
+	if !slices.ContainsFunc(files, func(f confFile) bool { return slices.Contains(confFiles, f.rel) }) {
 		// A copy made of flinkpki's keys alone would start Flink on its
 		// defaults (no jobmanager.rpc.address, no memory settings).
-		return nil, fmt.Errorf("%w: %s holds neither %s nor %s: is the Flink configuration mounted there? (the operator's ConfigMap, or an image's /opt/flink/conf)", ErrConfDir, src, ConfigYAML, LegacyYAML)
+		return nil, fmt.Errorf("%w: is the Flink configuration mounted there? (the operator's ConfigMap, or an image's /opt/flink/conf)", errNoConfFile(src))
 	}
 	// Room for the whole copy, and as much again for the merged keys and
 	// the files' replacement beside the old ones.

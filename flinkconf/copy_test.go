@@ -392,6 +392,44 @@ func readTree(t testing.TB, dir string) map[string]string {
 	return out
 }
 
+// TestConfDirFilesAreTheOnesInitMerges: flink lint DIR checks the files of
+// a configuration directory that ReadConf takes as its configuration (and
+// refuses a directory without), in the same order: config.yaml, then
+// flink-conf.yaml, each that is there at the top.
+func TestConfDirFilesAreTheOnesInitMerges(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		want  []string // nil: refused
+	}{
+		{"config.yaml", map[string]string{ConfigYAML: "a: 1\n", "log4j.properties": "x=y\n"}, []string{ConfigYAML}},
+		{"flink-conf.yaml", map[string]string{LegacyYAML: "a: 1\n"}, []string{LegacyYAML}},
+		{"both", map[string]string{LegacyYAML: "a: 1\n", ConfigYAML: "a: 1\n"}, []string{ConfigYAML, LegacyYAML}},
+		{"neither", map[string]string{"log4j.properties": "x=y\n"}, nil},
+		{"one level down only", map[string]string{"conf/config.yaml": "a: 1\n"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTree(t, dir, tt.files)
+			got, err := ConfDirFiles(dir)
+			_, readErr := ReadConf(dir, filepath.Join(t.TempDir(), "out"))
+			if tt.want == nil {
+				if !errors.Is(err, ErrConfDir) || err.Error() != "unusable Flink configuration directory: "+dir+" holds neither config.yaml nor flink-conf.yaml" || readErr == nil {
+					t.Errorf("ConfDirFiles = %v, %v (ReadConf: %v); want both refused", got, err, readErr)
+				}
+				return
+			}
+			var want []string
+			for _, name := range tt.want {
+				want = append(want, filepath.Join(dir, name))
+			}
+			if err != nil || !slices.Equal(got, want) || readErr != nil {
+				t.Errorf("ConfDirFiles = %v, %v (ReadConf: %v); want %v", got, err, readErr, want)
+			}
+		})
+	}
+}
+
 // TestReadConfRefusesASourceWithoutAConfigurationFile: a source directory
 // with neither config.yaml nor flink-conf.yaml is a ConfigMap mounted in
 // the wrong place (or not at all): a copy of flinkpki's keys alone would

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Severities of a Finding.
@@ -86,6 +88,18 @@ func RuleList() string {
 // FlinkDeployment manifest nor a Flink configuration file.
 var ErrLintInput = errors.New("flink lint cannot check this file")
 
+// nothingToLintError is the ErrLintInput of input without a key: no YAML
+// document, or documents of comments or an empty mapping. Its message is
+// the sentence alone.
+type nothingToLintError struct{ name string }
+
+func (e nothingToLintError) Error() string {
+	return "no FlinkDeployment or Flink configuration keys in " + e.name
+}
+
+// Is makes the error an ErrLintInput.
+func (e nothingToLintError) Is(target error) bool { return target == ErrLintInput }
+
 // Finding is one failed security recommendation.
 type Finding struct {
 	Rule     string // stable id, e.g. "FP001"
@@ -118,8 +132,9 @@ type LintOptions struct {
 	// FlinkMajor is the Flink major version (1 or 2) the configuration is
 	// for, when the input does not say: a FlinkDeployment's
 	// spec.flinkVersion does, and a legacy flink-conf.yaml is read by Flink
-	// 1.x only. 0 means unknown: the configuration is then held to what
-	// every supported version reads (see legacySSLSwitch).
+	// 1.x only. 0 means unknown: the configuration is then held to Flink
+	// 1.x and 2.x alike, and a finding that holds on one of them only says
+	// so (everyVersion).
 	FlinkMajor int
 	// PodLocalCopy marks a configuration file that flinkpki init (or bake)
 	// wrote as its merged copy (IsPodLocalCopy): the store passwords belong
@@ -171,15 +186,58 @@ func LintWith(data []byte, filename string, opts LintOptions) ([]Finding, error)
 	}
 	var findings []Finding
 	for i := range subjects {
-		if s := &subjects[i]; s.major == 0 || (s.legacy && opts.FlinkMajor != 0) {
+		s := &subjects[i]
+		if s.major == 0 || (s.legacy && opts.FlinkMajor != 0) {
 			s.major = opts.FlinkMajor
 		}
-		subjects[i].initConf = subjects[i].initWritesConf()
+		s.initConf = s.initWritesConf()
 		for _, r := range rules {
-			findings = append(findings, r(&subjects[i], opts)...)
+			if s.major != 0 || r.ownsUnknownVersion {
+				findings = append(findings, r.check(s, opts)...)
+				continue
+			}
+			findings = append(findings, everyVersion(s, r.check, opts)...)
 		}
 	}
 	return findings, nil
+}
+
+// everyVersion runs a rule on a subject whose Flink version lint does not
+// know under the semantics of each major version Flink has, and reports
+// the union: a finding both versions give once, as it is, and one only a
+// version gives once, saying so. Holding the file to only one version
+// would miss what the other one breaks, since the versions read
+// security.ssl.enabled differently (legacySSLSwitch): with internal SSL on
+// only through it, Flink 1.x runs TLS with the shared stores, and fails on
+// what Flink 2, which runs none, never reads.
+func everyVersion(s *subject, check rule, opts LintOptions) []Finding {
+	v1, v2 := *s, *s
+	v1.major, v2.major = 1, 2
+	on1, on2 := check(&v1, opts), check(&v2, opts)
+	var out []Finding
+	for _, f := range on1 {
+		if i := slices.Index(on2, f); i >= 0 {
+			on2 = slices.Delete(on2, i, i+1)
+			out = append(out, f)
+			continue
+		}
+		out = append(out, s.onlyOn(f, 1))
+	}
+	for _, f := range on2 {
+		out = append(out, s.onlyOn(f, 2))
+	}
+	return out
+}
+
+// onlyOn marks a finding that holds on one major version of Flink only,
+// and says how to lint for the version that runs.
+func (s *subject) onlyOn(f Finding, major int) Finding {
+	narrow := "--flink-version"
+	if s.deployment != nil {
+		narrow = "spec.flinkVersion"
+	}
+	f.Message += fmt.Sprintf(" (on Flink %d.x only; the Flink version is unknown, so lint checks 1.x and 2.x: %s names the one that runs)", major, narrow)
+	return f
 }
 
 // subject is one thing being linted: a FlinkDeployment or a config file.
@@ -229,7 +287,8 @@ func isTrueValue(v string) bool { return strings.EqualFold(strings.TrimSpace(v),
 // restSSL reports whether the subject turns REST SSL on for its Flink
 // version: through security.ssl.rest.enabled, or on Flink 1.x through its
 // fallback security.ssl.enabled. With the version unknown only the key
-// every version reads counts.
+// every version reads counts; but a rule that does not read an unknown
+// version itself sees each known one in turn (everyVersion).
 func (s *subject) restSSL() bool { return s.sslSwitch("security.ssl.rest.enabled", false) }
 
 // internalSSL reports whether the subject turns internal SSL on for its
@@ -240,7 +299,8 @@ func (s *subject) internalSSL() bool { return s.sslSwitch("security.ssl.internal
 // security.ssl.rest.enabled) turns SSL on: key itself when it is set, else,
 // on Flink 1.x, its fallback security.ssl.enabled, which Flink 2 does not
 // read. unknownAs1 applies the fallback when the version is unknown too,
-// for a rule that must hold on every version.
+// for a rule that reads an unknown version itself (FP017) and must hold on
+// every version.
 func (s *subject) sslSwitch(key string, unknownAs1 bool) bool {
 	if key == "security.ssl.internal.enabled" && s.initConf {
 		return true // the init container's copy sets it
@@ -268,6 +328,9 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 	if base == LegacyYAML {
 		return []subject{legacySubject(data, base)}, nil
 	}
+	if base != ConfigYAML && blankOrComments(data) {
+		return nil, nothingToLintError{filename}
+	}
 	docs, err := parseDocuments(data)
 	if err != nil {
 		if strings.Contains(string(data), "FlinkDeployment") {
@@ -286,6 +349,10 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 		}
 		return nil, fmt.Errorf("%w: %s is neither valid YAML nor flink-conf.yaml lines: %v", ErrLintInput, filename, err)
 	}
+	if base != ConfigYAML {
+		// A "---" with nothing after it is a document of null: nothing.
+		docs = slices.DeleteFunc(docs, func(d *yaml.Node) bool { return d.Kind == yaml.ScalarNode && d.ShortTag() == "!!null" })
+	}
 	if deployments, err := readDeployments(docs, filename); err != nil || len(deployments) > 0 {
 		return deployments, err
 	}
@@ -303,12 +370,30 @@ func readSubjects(data []byte, filename string) ([]subject, error) {
 			return nil, fmt.Errorf("%w: %s: %v", ErrLintInput, filename, err)
 		}
 	}
-	if base != ConfigYAML && len(flat.kvs) > 0 && !slices.ContainsFunc(flat.kvs, func(kv KV) bool { return isFlinkKey(kv.Key) }) {
+	if base != ConfigYAML && len(flat.kvs) == 0 {
+		// Nothing at all (an empty stdin, comments): linted, it would draw
+		// the findings of Flink's defaults, for a file that is no Flink's.
+		// A config.yaml is Flink's by its name, and Flink starts on an
+		// empty one.
+		return nil, nothingToLintError{filename}
+	}
+	if base != ConfigYAML && !slices.ContainsFunc(flat.kvs, func(kv KV) bool { return isFlinkKey(kv.Key) }) {
 		// An Envoy or Prometheus file linted by mistake would otherwise
 		// draw Flink findings that mean nothing for it.
 		return nil, fmt.Errorf("%w: %s sets none of the keys Flink reads (jobmanager.*, taskmanager.*, security.*, rest.* ...): lint a Flink config.yaml, a flink-conf.yaml or a FlinkDeployment", ErrLintInput, filename)
 	}
 	return []subject{{label: base, conf: confMap(flat.kvs), nulls: flat.nulls, dups: flat.dups}}, nil
+}
+
+// blankOrComments reports whether every line of data is blank (tabs
+// included, which YAML refuses as indentation) or a comment.
+func blankOrComments(data []byte) bool {
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			return false
+		}
+	}
+	return true
 }
 
 // flinkKeyRoots are the first segments of Flink's configuration keys (its

@@ -16,27 +16,34 @@ import (
 // and the pod templates).
 type rule func(s *subject, opts LintOptions) []Finding
 
-// rules run in id order, so output is stable.
-var rules = []rule{
-	checkInternalSSL,
-	checkRESTAuth,
-	checkNativeMode,
-	checkInlinePasswords,
-	checkCipherSuites,
-	checkProtocol,
-	checkServiceAccount,
-	checkHostNetwork,
-	checkStoresFromSecrets,
-	checkInitWiring,
-	checkTemplateMerge,
-	checkFingerprintPinning,
-	checkTokenExposed,
-	checkSSLProvider,
-	checkRPCQuoting,
-	checkUnloadable,
-	checkSSLStores,
-	checkTransportSSL,
-	checkPublicTruststore,
+// rules run in id order, so output is stable. A rule runs once per
+// subject, but on a subject whose Flink version is unknown once under each
+// major version (everyVersion), unless ownsUnknownVersion: such a rule
+// reads an unknown version itself, in messages that say what each version
+// does with the file.
+var rules = []struct {
+	check              rule
+	ownsUnknownVersion bool
+}{
+	{checkInternalSSL, true},
+	{checkRESTAuth, false},
+	{checkNativeMode, false},
+	{checkInlinePasswords, false},
+	{checkCipherSuites, false},
+	{checkProtocol, false},
+	{checkServiceAccount, false},
+	{checkHostNetwork, false},
+	{checkStoresFromSecrets, false},
+	{checkInitWiring, false},
+	{checkTemplateMerge, false},
+	{checkFingerprintPinning, false},
+	{checkTokenExposed, false},
+	{checkSSLProvider, false},
+	{checkRPCQuoting, false},
+	{checkUnloadable, false},
+	{checkSSLStores, true},
+	{checkTransportSSL, false},
+	{checkPublicTruststore, false},
 }
 
 // checkUnloadable finds what makes Flink refuse to load a whole
@@ -364,36 +371,6 @@ func keyAlgorithmName(a x509.PublicKeyAlgorithm) string {
 		return "RSA"
 	}
 	return a.String()
-}
-
-// checkStoresFromSecrets finds keystores read from a Kubernetes Secret that
-// kubernetes.secrets mounts (SECRET:PATH, comma-separated): the private key
-// then sits in the API server's storage, readable by whoever may read
-// Secrets there, instead of being made in the pod that uses it.
-func checkStoresFromSecrets(s *subject, _ LintOptions) []Finding {
-	if s.deployment == nil {
-		return nil
-	}
-	mounts, _ := s.get("kubernetes.secrets")
-	var found []string
-	for _, m := range strings.Split(mounts, ",") {
-		secret, dir, ok := strings.Cut(strings.TrimSpace(m), ":")
-		dir = strings.TrimRight(strings.TrimSpace(dir), "/")
-		if !ok || dir == "" {
-			continue
-		}
-		for _, key := range []string{"security.ssl.internal.keystore", "security.ssl.rest.keystore", "security.ssl.keystore"} {
-			if p, set := s.get(key); set && strings.HasPrefix(strings.TrimSpace(p), dir+"/") {
-				found = append(found, fmt.Sprintf("%s from Secret %s", key, strings.TrimSpace(secret)))
-			}
-		}
-	}
-	if len(found) == 0 {
-		return nil
-	}
-	return one(RuleStoresFromSecrets, SeverityError,
-		fmt.Sprintf("%s reads private keys from a Kubernetes Secret (%s): they are stored by the API server and readable by whoever may read Secrets in the namespace", s.label, strings.Join(found, "; ")),
-		"let the flinkpki init container make the key in the pod (init --out into an emptyDir) and point the keystore there")
 }
 
 // checkFingerprintPinning finds security.ssl.{internal,rest}.cert.fingerprint.

@@ -175,6 +175,16 @@ func wiredTemplate(extraArgs, extraContainers string) string {
 		"      volumes:\n        - {name: tls, emptyDir: {medium: Memory}}\n        - {name: conf, emptyDir: {}}\n"
 }
 
+// withMainMount is wiredTemplate with further volumes (flow mappings,
+// joined by "\n        - "), which flink-main-container mounts with
+// mounts (joined by "\n            - ").
+func withMainMount(mounts, volumes string) string {
+	return strings.NewReplacer(
+		"{name: tls, mountPath: /flink-tls, readOnly: true}\n", "{name: tls, mountPath: /flink-tls, readOnly: true}\n            - "+mounts+"\n",
+		"        - {name: conf, emptyDir: {}}\n", "        - {name: conf, emptyDir: {}}\n        - "+volumes+"\n",
+	).Replace(wiredTemplate("", ""))
+}
+
 // byName is the flinkConfiguration key that makes the operator merge the
 // templates' arrays of named objects by name, not by position.
 const byName = "    " + MergeArraysByNameKey + ": \"true\"\n"
@@ -262,6 +272,20 @@ func TestLintNamesWhyASuiteFails(t *testing.T) {
 	}
 }
 
+// FP005 names the release that changed Flink's default suites: 2.2.1, a
+// patch release (SecurityOptions in the sources of 2.2.0 and 2.2.1), not
+// 2.3.
+func TestLintNamesTheReleaseThatChangedFlinksDefaultSuites(t *testing.T) {
+	findings, err := Lint([]byte(strings.Replace(secureConf, "security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n", "", 1)), "config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "up to Flink 2.2.0 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable; from 2.2.1 the TLS_ECDHE_RSA GCM suites"
+	if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Rule == RuleCipherSuites && strings.Contains(f.Message, want) }) {
+		t.Errorf("no FP005 finding says %q: %v", want, findings)
+	}
+}
+
 // FP002 and FP017 say which Flink behaviour defeats the configuration.
 func TestLintNamesWhyRESTOrStoresFail(t *testing.T) {
 	for _, tt := range []struct {
@@ -288,6 +312,39 @@ func TestLintNamesWhyRESTOrStoresFail(t *testing.T) {
 		if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Rule == tt.rule && strings.Contains(f.Message, tt.want) }) {
 			t.Errorf("no %s finding says %q: %v", tt.rule, tt.want, findings)
 		}
+	}
+}
+
+// FP009 names each store a Secret gives Flink, the Secret, and how it gets
+// there: kubernetes.secrets, or a volume of flink-main-container in the
+// pods of the processes whose templates mount it.
+func TestLintNamesWhereAStoreFromASecretComesFrom(t *testing.T) {
+	taskManagerSecret := "  taskManager:\n    podTemplate:\n      spec:\n        containers:\n          - name: flink-main-container\n            volumeMounts: [{name: certs, mountPath: /opt/tls}]\n" +
+		"        volumes: [{name: certs, secret: {secretName: flink-tls}}]\n"
+	for _, tt := range []struct {
+		name, conf, spec, want string
+	}{
+		{"a volume of one process's template reaches that process alone",
+			secureFlat + byName + "    security.ssl.internal.keystore: /opt/tls/keystore.p12\n    security.ssl.internal.truststore: /opt/tls/truststore.p12\n", taskManagerSecret,
+			`reads private keys and trusted certificates from a Kubernetes Secret (security.ssl.internal.keystore from Secret flink-tls (volume "certs" at /opt/tls in the TaskManager pods); security.ssl.internal.truststore from Secret flink-tls (volume "certs" at /opt/tls in the TaskManager pods))`},
+		{"one of the top-level template reaches both",
+			secureFlat + "    security.ssl.keystore: /opt/flink/tls-cert/keystore.jks\n",
+			withMainMount("{name: certs, mountPath: /opt/flink/tls-cert}", "{name: certs, secret: {secretName: basic-secure-cert}}"),
+			`security.ssl.keystore from Secret basic-secure-cert (volume "certs" at /opt/flink/tls-cert in the JobManager and TaskManager pods)`},
+		{"kubernetes.secrets and a volume of the same Secret are named once",
+			secureFlat + "    kubernetes.secrets: flink-tls:/opt/tls\n    security.ssl.internal.keystore: /opt/tls/keystore.p12\n",
+			withMainMount("{name: certs, mountPath: /opt/tls}", "{name: certs, secret: {secretName: flink-tls}}"),
+			`reads private keys from a Kubernetes Secret (security.ssl.internal.keystore from Secret flink-tls): the keys are stored by the API server`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			findings, err := Lint([]byte(deployment(tt.conf, tt.spec)), "d.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Rule == RuleStoresFromSecrets && strings.Contains(f.Message, tt.want) }) {
+				t.Errorf("no FP009 finding says %q: %v", tt.want, findings)
+			}
+		})
 	}
 }
 
@@ -390,6 +447,35 @@ func TestLintRules(t *testing.T) {
 			LintOptions{}, []string{"FP009 error"}},
 		{"a Secret mounted elsewhere is fine", "d.yaml",
 			deployment(secureFlat+"    kubernetes.secrets: creds:/opt/creds\n    security.ssl.internal.keystore: /flink-tls/keystore.p12\n", ""),
+			LintOptions{}, nil},
+		{"a keystore on a Secret's volume that flink-main-container mounts is an error", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.keystore: /opt/flink/tls-cert/keystore.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/flink/tls-cert, readOnly: true}", "{name: certs, secret: {secretName: flink-tls}}")),
+			LintOptions{}, []string{"FP009 error"}},
+		{"so is a truststore from a projected volume's secret source", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.truststore: /opt/tls/truststore.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/tls}", "{name: certs, projected: {sources: [{configMap: {name: ca, items: [{key: ca.crt, path: ca.crt}]}}, {secret: {name: flink-tls}}]}}")),
+			LintOptions{}, []string{"FP009 error"}},
+		{"and one key of a Secret mounted at the store's path with subPath", "d.yaml",
+			deployment(secureFlat+"    security.ssl.rest.keystore: /opt/tls/rest.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/tls/rest.p12, subPath: keystore.p12}", "{name: certs, secret: {secretName: rest-tls, items: [{key: ks, path: keystore.p12}]}}")),
+			LintOptions{}, []string{"FP009 error"}},
+		{"a file a projected volume takes from a ConfigMap is not a Secret's", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.truststore: /opt/tls/truststore.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/tls}", "{name: certs, projected: {sources: [{secret: {name: s, items: [{key: k, path: keystore.p12}]}}, {configMap: {name: ca, items: [{key: ts, path: truststore.p12}]}}]}}")),
+			LintOptions{}, nil},
+		{"nor one beside the items a subPath picks from a Secret", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.truststore: /opt/tls/truststore.p12\n",
+				withMainMount("{name: certs, mountPath: /opt/tls, subPath: public}", "{name: certs, secret: {secretName: s, items: [{key: k, path: private/keystore.p12}]}}")),
+			LintOptions{}, nil},
+		{"the longest mountPath wins: an emptyDir below a Secret's mount holds the store", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.keystore: /etc/flink/own/keystore.p12\n",
+				withMainMount("{name: certs, mountPath: /etc/flink}\n            - {name: own, mountPath: /etc/flink/own}", "{name: certs, secret: {secretName: s}}\n        - {name: own, emptyDir: {}}")),
+			LintOptions{}, nil},
+		{"a Secret mounted in another container than Flink's is not read by Flink", "d.yaml",
+			deployment(secureFlat+"    security.ssl.internal.keystore: /opt/tls/keystore.p12\n",
+				strings.Replace(wiredTemplate("", "        - name: logs\n          image: fluent/fluent-bit\n          volumeMounts: [{name: certs, mountPath: /opt/tls}]\n"),
+					"      volumes:\n", "      volumes:\n        - {name: certs, secret: {secretName: s}}\n", 1)),
 			LintOptions{}, nil},
 		{"REST mutual TLS protects an open REST port", "d.yaml",
 			deployment(strings.Replace(secureFlat, "rest.bind-address: 127.0.0.1", "security.ssl.rest.enabled: true\n    security.ssl.rest.authentication-enabled: true\n"+indent(restStores, "    "), 1), "  jobManager:\n    replicas: 1\n"),
@@ -663,6 +749,22 @@ func TestLintRefusesUnreadableInput(t *testing.T) {
 	}
 }
 
+// TestLintRefusesInputWithNothingToLint: input without a key (an empty
+// stdin, blanks, comments, an empty document or mapping) is no Flink
+// configuration, and is refused in one sentence naming it, instead of
+// drawing the findings of Flink's defaults. A config.yaml is Flink's by
+// its name and is linted even empty (TestLintRules).
+func TestLintRefusesInputWithNothingToLint(t *testing.T) {
+	for _, name := range []string{"<stdin>", "notes.yaml"} {
+		for _, input := range []string{"", "\n", "  \n\t\n", "# to do\n", "---\n", "--- # x\n---\n", "{}\n"} {
+			_, err := Lint([]byte(input), name)
+			if !errors.Is(err, ErrLintInput) || err.Error() != "no FlinkDeployment or Flink configuration keys in "+name {
+				t.Errorf("Lint(%q, %s) error = %v, want ErrLintInput: no FlinkDeployment or Flink configuration keys in %s", input, name, err, name)
+			}
+		}
+	}
+}
+
 // TestAConfigYAMLIsLintedWhateverItsKeys: a file named config.yaml is
 // Flink's by its name, so one without a Flink key is still linted (and
 // lacks internal SSL).
@@ -692,6 +794,62 @@ func TestLintRefusesABrokenConfigYAML(t *testing.T) {
 	legacy := "security.ssl.internal.enabled: true\nenv.java.opts: -Dlabel: x\n"
 	if _, err := Lint([]byte(legacy), "flink.conf"); err != nil {
 		t.Errorf("flat configuration lines that are not YAML: %v, want them read as flink-conf.yaml lines", err)
+	}
+}
+
+// TestLintHoldsAnUnknownVersionToEveryVersion: with the Flink version
+// unknown, each rule runs as Flink 1.x and as Flink 2.x read the file, and
+// lint reports the union. With internal SSL on only through
+// security.ssl.enabled, Flink 1.x runs TLS on the shared stores (and the
+// rules that read it must fire), Flink 2 none; a finding that holds on one
+// version only says which, and one both give comes once, as it is. A known
+// version is held to itself alone.
+func TestLintHoldsAnUnknownVersionToEveryVersion(t *testing.T) {
+	const onlyOn = "only; the Flink version is unknown, so lint checks 1.x and 2.x: --flink-version names the one that runs)"
+	legacyOn := "security.ssl.enabled: true\n" + sharedStores + "rest.bind-address: 127.0.0.1\n"
+	const ecdsaSuite = "security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
+	tests := []struct {
+		name string
+		conf string
+		opts LintOptions
+		rule string
+		on   string // "1.x" or "2.x" when the finding holds there only, "" on both, "none" for no finding
+	}{
+		{"a protocol list the RPC cannot parse fails on Flink 1.x, which runs internal SSL through security.ssl.enabled", legacyOn + ecdsaSuite + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", LintOptions{}, RuleProtocol, "1.x"},
+		{"so does a quote in a shared store password", legacyOn + ecdsaSuite + "security.ssl.keystore-password: 'pa\"ss'\n", LintOptions{}, RuleRPCQuoting, "1.x"},
+		{"and Flink's default suites, which accept RSA keys only", legacyOn, LintOptions{}, RuleCipherSuites, "1.x"},
+		{"and an SSL provider Flink does not know", legacyOn + ecdsaSuite + "security.ssl.provider: BoringSSL\n", LintOptions{}, RuleSSLProvider, "1.x"},
+		{"REST mutual TLS through security.ssl.enabled protects REST on Flink 1.x only", secureConf + "security.ssl.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\n" + restStores + "rest.bind-address: 0.0.0.0\n",
+			LintOptions{}, RuleRESTUnauthenticated, "2.x"},
+		{"a protocol list with security.ssl.internal.enabled fails on every version, once and unmarked", strings.Replace(secureConf, "protocol: TLSv1.2", "protocol: TLSv1.2,TLSv1.3", 1), LintOptions{}, RuleProtocol, ""},
+		{"Flink 2 given, the protocol list it never reads is no finding", legacyOn + ecdsaSuite + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", LintOptions{FlinkMajor: 2}, RuleProtocol, "none"},
+		{"Flink 1 given, it is one, unmarked", legacyOn + ecdsaSuite + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", LintOptions{FlinkMajor: 1}, RuleProtocol, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			findings, err := LintWith([]byte(tt.conf), "config.yaml", tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []Finding
+			for _, f := range findings {
+				if f.Rule == tt.rule {
+					got = append(got, f)
+				}
+			}
+			switch {
+			case tt.on == "none":
+				if len(got) != 0 {
+					t.Errorf("want no %s finding, got %v", tt.rule, got)
+				}
+			case len(got) != 1:
+				t.Errorf("want one %s finding, got %v", tt.rule, findings)
+			case tt.on == "" && strings.Contains(got[0].Message, onlyOn):
+				t.Errorf("a finding of every version says it holds on one: %s", got[0])
+			case tt.on != "" && !strings.HasSuffix(got[0].Message, "(on Flink "+tt.on+" "+onlyOn):
+				t.Errorf("the finding does not say it holds on Flink %s only: %s", tt.on, got[0])
+			}
+		})
 	}
 }
 

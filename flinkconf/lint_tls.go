@@ -53,6 +53,11 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 		return nil
 	}
 	if !set || len(listed) == 0 {
+		// Flink's default (SecurityOptions.SSL_ALGORITHMS) is
+		// TLS_RSA_WITH_AES_128_CBC_SHA up to 2.2.0 (the sources of 1.20.3,
+		// 2.1.1 and 2.2.0), the two TLS_ECDHE_RSA GCM suites from 2.2.1
+		// (the sources of 2.2.1 and 2.3.0, and 2.2.1's class file): a patch
+		// release changed it, not 2.3.
 		return one(RuleCipherSuites, SeverityError,
 			fmt.Sprintf("%s does not set security.ssl.algorithms, so Flink's default applies: it accepts RSA keys only (up to Flink 2.2.0 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable; from 2.2.1 the TLS_ECDHE_RSA GCM suites)", s.label),
 			"set security.ssl.algorithms to forward-secret suites for the cluster's key type, e.g. "+ecdsaExample+"; "+fixConfig)

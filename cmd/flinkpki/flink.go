@@ -126,15 +126,61 @@ func (a *app) clusterKeyType(ctx context.Context, cluster, flag string) (ca.KeyT
 // maxLintInput bounds what flink lint - reads from standard input.
 const maxLintInput = 64 << 20
 
+// lintInput is one file flink lint checks.
+type lintInput struct {
+	label string // names it in findings: the file's base name, or <stdin>
+	data  []byte
+	// podLocalCopy marks the merged copy init wrote, which holds the
+	// pod's passwords by design.
+	podLocalCopy bool
+}
+
+// lintInputs reads what flink lint checks for its argument: standard input
+// for "-", the configuration files Flink reads for a Flink configuration
+// directory (config.yaml, flink-conf.yaml, each that is there, as init
+// --flink-conf-src merges them), or the file named.
+func (a *app) lintInputs(arg string) ([]lintInput, error) {
+	if arg == "-" {
+		if a.stdin == nil {
+			return nil, usagef("flink lint -: no standard input")
+		}
+		data, err := io.ReadAll(io.LimitReader(a.stdin, maxLintInput+1))
+		if err == nil && len(data) > maxLintInput {
+			err = fmt.Errorf("more than %d MiB", maxLintInput>>20)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read <stdin>: %w", err)
+		}
+		return []lintInput{{label: "<stdin>", data: data}}, nil
+	}
+	paths := []string{arg}
+	if st, err := os.Stat(arg); err == nil && st.IsDir() {
+		if paths, err = flinkconf.ConfDirFiles(arg); err != nil {
+			return nil, err
+		}
+	}
+	var inputs []lintInput
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		inputs = append(inputs, lintInput{label: filepath.Base(p), data: data, podLocalCopy: flinkconf.IsPodLocalCopy(p)})
+	}
+	return inputs, nil
+}
+
 func (a *app) newFlinkLintCmd() *cobra.Command {
 	var keyType, flinkVersion string
 	var ignore []string
 	var out outputFormat
 	cmd := &cobra.Command{
-		Use:   "lint FILE|-",
+		Use:   "lint FILE|DIR|-",
 		Short: "Check a Flink configuration or FlinkDeployment against the security recommendations",
 		Long: `Check a FlinkDeployment manifest, a Flink config.yaml or a legacy
-flink-conf.yaml against flinkpki's security recommendations: internal SSL on,
+flink-conf.yaml (or the config.yaml and flink-conf.yaml of a Flink
+configuration directory DIR, each that is there, as init --flink-conf-src
+merges them) against flinkpki's security recommendations: internal SSL on,
 REST authenticated (in a FlinkDeployment: kept on loopback by the init
 container's --flink-conf-set, since the operator drops rest.bind-address),
 standalone mode, no passwords in the configuration or the pod templates' env,
@@ -154,8 +200,9 @@ flinkConfiguration.
 Flink versions differ: Flink 2 no longer reads security.ssl.enabled (only
 security.ssl.internal.enabled and security.ssl.rest.enabled) nor a legacy
 flink-conf.yaml. A FlinkDeployment names its version in spec.flinkVersion and
-a flink-conf.yaml is Flink 1.x; for a config.yaml give --flink-version, or the
-lint holds it to what every version reads.
+a flink-conf.yaml is Flink 1.x; for a config.yaml give --flink-version.
+Without one, lint holds the file to Flink 1.x and 2.x alike and reports what
+either breaks, a finding that holds on one version only saying so.
 
 Prints one finding per line on stdout (with -o json, an object with the
 findings' rule, severity, message and fix, for CI). Exit 1 when any finding
@@ -169,10 +216,10 @@ rule against Flink's sources.
 Rules (each finding says whether it is an error or a warning; "warning" below
 marks what is never more than one):
 ` + flinkconf.RuleList(),
-		Example: `  flinkpki flink lint deploy/orders-flinkdeployment.yaml
-  flinkpki flink lint /opt/flink/conf/config.yaml --key-type rsa-2048 --flink-version 1.20
-  flinkpki flink lint deploy/analytics-flinkdeployment.yaml --ignore FP003
-  kustomize build overlays/prod | flinkpki flink lint -`,
+		Example: `  flinkpki flink lint deploy/examples/standalone/flinkdeployment.yaml
+  flinkpki flink lint deploy/examples/standalone/flinkdeployment.yaml --key-type ecdsa-p256 -o json
+  flinkpki flink lint deploy/examples/native/flinkdeployment.yaml --ignore FP003
+  kustomize build deploy/examples/standalone | flinkpki flink lint -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var opts flinkconf.LintOptions
@@ -199,28 +246,22 @@ marks what is never more than one):
 				ignored[id] = true
 			}
 			name := args[0]
-			var data []byte
-			var err error
 			if name == "-" {
 				name = "<stdin>"
-				if a.stdin == nil {
-					return usagef("flink lint -: no standard input")
-				}
-				data, err = io.ReadAll(io.LimitReader(a.stdin, maxLintInput+1))
-				if err == nil && len(data) > maxLintInput {
-					err = fmt.Errorf("more than %d MiB", maxLintInput>>20)
-				}
-			} else {
-				data, err = os.ReadFile(args[0])
 			}
-			if err != nil {
-				return fmt.Errorf("read %s: %w", name, err)
-			}
-			// init's merged copy holds the pod's passwords by design.
-			opts.PodLocalCopy = args[0] != "-" && flinkconf.IsPodLocalCopy(args[0])
-			all, err := flinkconf.LintWith(data, filepath.Base(args[0]), opts)
+			inputs, err := a.lintInputs(args[0])
 			if err != nil {
 				return err
+			}
+			var all []flinkconf.Finding
+			for _, in := range inputs {
+				o := opts
+				o.PodLocalCopy = in.podLocalCopy
+				found, err := flinkconf.LintWith(in.data, in.label, o)
+				if err != nil {
+					return err
+				}
+				all = append(all, found...)
 			}
 			var findings []flinkconf.Finding
 			for _, f := range all {

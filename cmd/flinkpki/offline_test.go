@@ -111,6 +111,111 @@ func TestFlinkLintReadsStandardInput(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, `"file": "<stdin>"`) || !strings.Contains(r.stdout, `FlinkDeployment \"billing\" disables internal SSL`) {
 		t.Errorf("a stream with an insecure second deployment: exit %d\nstdout: %s", r.code, r.stdout)
 	}
+	// A configuration read from standard input is <stdin> in its findings
+	// too, not "-".
+	r = run("security.ssl.internal.enabled: false\n", "flink", "lint", "-")
+	if r.code != 1 || !strings.HasPrefix(r.stdout, "FP001 error: <stdin> disables internal SSL") || strings.Contains(r.stdout, ": -") {
+		t.Errorf("a configuration on stdin: exit %d\nstdout: %s", r.code, r.stdout)
+	}
+	// Nothing on standard input (an empty kustomize build, say) is no
+	// configuration to hold to Flink's defaults.
+	for _, empty := range []string{"", "\n", " \n\t\n", "# nothing yet\n", "---\n", "{}\n"} {
+		r = run(empty, "flink", "lint", "-")
+		oneLineError(t, r, 1, "flinkpki: no FlinkDeployment or Flink configuration keys in <stdin>\n")
+		if r.stdout != "" {
+			t.Errorf("stdin %q: stdout = %q, want no finding", empty, r.stdout)
+		}
+	}
+}
+
+// flink lint DIR checks a Flink configuration directory as init
+// --flink-conf-src reads it: its config.yaml and its legacy flink-conf.yaml,
+// each that is there, each finding naming its file; a directory with
+// neither is refused in one line that names both. A symlinked file, as the
+// kubelet mounts a ConfigMap's, counts.
+func TestFlinkLintReadsAFlinkConfigurationDirectory(t *testing.T) {
+	t.Parallel()
+	const off = "security.ssl.internal.enabled: false\nrest.bind-address: 127.0.0.1\n"
+	const listed = "security.ssl.internal.enabled: true\nsecurity.ssl.internal.keystore: /flink-tls/keystore.p12\nsecurity.ssl.internal.truststore: /flink-tls/truststore.p12\n" +
+		"security.ssl.protocol: TLSv1.2,TLSv1.3\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n"
+	const legacyOn = "security.ssl.enabled: true\nsecurity.ssl.keystore: /k.p12\nsecurity.ssl.truststore: /t.p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: ::1\n"
+	const log4j = "rootLogger.level = INFO\n"
+	tests := []struct {
+		name     string
+		files    map[string]string // name → content; "->X" makes a symlink to X
+		wantCode int
+		want     []string // lines of stdout start with each, or with refused the one line on stderr holds it
+		refused  bool
+	}{
+		{"its config.yaml", map[string]string{"config.yaml": off, "log4j.properties": log4j}, 1, []string{"FP001 error: config.yaml disables internal SSL"}, false},
+		{"its legacy flink-conf.yaml, read as Flink 1.x reads it", map[string]string{"flink-conf.yaml": legacyOn}, 0,
+			[]string{"FP001 warning: flink-conf.yaml turns internal SSL on only through security.ssl.enabled"}, false},
+		{"both, each under its name", map[string]string{"config.yaml": listed, "flink-conf.yaml": off}, 1,
+			[]string{"FP006 error: config.yaml sets security.ssl.protocol to a list", "FP001 error: flink-conf.yaml disables internal SSL"}, false},
+		{"a config.yaml symlinked as in a ConfigMap's mount", map[string]string{"..data/config.yaml": off, "config.yaml": "->..data/config.yaml"}, 1,
+			[]string{"FP001 error: config.yaml disables internal SSL"}, false},
+		{"neither is refused, naming both", map[string]string{"log4j.properties": log4j}, 1, []string{" holds neither config.yaml nor flink-conf.yaml"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for name, data := range tt.files {
+				p := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				if target, ok := strings.CutPrefix(data, "->"); ok {
+					err = os.Symlink(target, p)
+				} else {
+					err = os.WriteFile(p, []byte(data), 0o600)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := runCLI(t, nil, "flink", "lint", dir)
+			if tt.refused {
+				oneLineError(t, r, tt.wantCode, dir+tt.want[0])
+				return
+			}
+			if r.code != tt.wantCode {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			lines := strings.Split(r.stdout, "\n")
+			for _, w := range tt.want {
+				if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, w) }) {
+					t.Errorf("stdout = %q, want a line %q...", r.stdout, w)
+				}
+			}
+		})
+	}
+}
+
+// TestFlinkLintHelpNamesOnlyFilesOfTheRepo: every path flink lint --help
+// shows, its examples' included, is a file or directory of this
+// repository, so that each example runs as written from its root.
+func TestFlinkLintHelpNamesOnlyFilesOfTheRepo(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, nil, "flink", "lint", "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
+		t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+	}
+	var paths []string
+	for _, word := range strings.Fields(r.stdout) {
+		if word = strings.Trim(word, "`'\"(),.;:"); strings.Contains(word, "/") {
+			paths = append(paths, word)
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatal("the help names no file: this test no longer finds them")
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(filepath.Join("..", "..", p)); filepath.IsAbs(p) || err != nil {
+			t.Errorf("flink lint --help names %s, which is not in the repository", p)
+		}
+	}
 }
 
 // flink lint --flink-version decides what security.ssl.enabled alone means
@@ -151,6 +256,50 @@ func TestFlinkLintVersion(t *testing.T) {
 			r := runCLI(t, nil, append([]string{"flink", "lint", conf}, tt.args...)...)
 			if r.code != tt.wantCode || !strings.Contains(r.stdout, tt.wantStdout) || !strings.Contains(r.stderr, tt.wantStderr) {
 				t.Errorf("exit %d, want %d\nstdout: %s (want %q)\nstderr: %s (want %q)", r.code, tt.wantCode, r.stdout, tt.wantStdout, r.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+// Without a version, flink lint holds a config.yaml to Flink 1.x too: a
+// protocol list, which Flink 1.x's RPC cannot parse with internal SSL on
+// through security.ssl.enabled and the shared stores, is the FP006 error
+// that --flink-version 1.20 finds, and says it holds on Flink 1.x only.
+func TestFlinkLintWithoutAVersionHoldsTheFileToFlink1Too(t *testing.T) {
+	t.Parallel()
+	conf := writeFile(t, "q.yaml", "security.ssl.enabled: true\nsecurity.ssl.keystore: /flink-tls/keystore.p12\nsecurity.ssl.truststore: /flink-tls/truststore.p12\n"+
+		"security.ssl.keystore-password: changeme1\nsecurity.ssl.truststore-password: changeme1\nsecurity.ssl.protocol: TLSv1.2,TLSv1.3\n"+
+		"security.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: 127.0.0.1\n")
+	tests := []struct {
+		name   string
+		args   []string
+		want   string // a line of stdout starts with it, "" for none
+		marked bool   // and says it holds on Flink 1.x only
+	}{
+		{"without a version", nil, "FP006 error: q.yaml sets security.ssl.protocol to a list", true},
+		{"on Flink 1.20", []string{"--flink-version", "1.20"}, "FP006 error: q.yaml sets security.ssl.protocol to a list", false},
+		{"on Flink 2.2, which does not read security.ssl.enabled", []string{"--flink-version", "2.2"}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, nil, append([]string{"flink", "lint", conf}, tt.args...)...)
+			var fp006 []string
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if strings.HasPrefix(line, "FP006") {
+					fp006 = append(fp006, line)
+				}
+			}
+			switch {
+			case tt.want == "" && len(fp006) > 0:
+				t.Errorf("want no FP006 finding, got %q", fp006)
+			case tt.want != "" && (len(fp006) != 1 || !strings.HasPrefix(fp006[0], tt.want)):
+				t.Errorf("want one FP006 finding %q..., stdout:\n%s", tt.want, r.stdout)
+			case tt.want != "" && tt.marked != strings.Contains(fp006[0], "(on Flink 1.x only;"):
+				t.Errorf("says it holds on Flink 1.x only: %v, want %v: %s", !tt.marked, tt.marked, fp006[0])
+			}
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1 (FP001 or FP006)", r.code)
 			}
 		})
 	}
