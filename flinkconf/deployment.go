@@ -19,6 +19,13 @@ const DefaultTLSDir = "/flink-tls"
 // TaskManager without clobbering role-specific entries.
 const MergeArraysByNameKey = "kubernetes.operator.pod-template.merge-arrays-by-name"
 
+// StartupProbeKey turns the operator's JobManager startup probe on or off
+// (on by default). The operator adds it to the JobManager's
+// flink-main-container as an HTTP GET of REST on the pod IP, which REST on
+// loopback (the init container's --flink-conf-set rest.bind-address)
+// never answers: it must be off there (lint's FP021).
+const StartupProbeKey = "kubernetes.operator.jm-deployment.startup.probe.enabled"
+
 // ConfigParams describes the flinkConfiguration block for a FlinkDeployment
 // whose stores are written by the flinkpki init container.
 type ConfigParams struct {
@@ -78,7 +85,7 @@ func FlinkConfiguration(p ConfigParams) ([]KV, error) {
 		KV{"security.ssl.protocol", protocol},
 		KV{"security.ssl.algorithms", algs},
 	)
-	kvs = append(kvs, KV{MergeArraysByNameKey, "true"})
+	kvs = append(kvs, KV{MergeArraysByNameKey, "true"}, KV{StartupProbeKey, "false"})
 	return kvs, nil
 }
 

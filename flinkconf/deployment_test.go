@@ -37,6 +37,7 @@ func TestFlinkConfiguration(t *testing.T) {
 				"security.ssl.protocol":                 "TLSv1.2",
 				"security.ssl.algorithms":               ecdsaSuites,
 				MergeArraysByNameKey:                    "true",
+				StartupProbeKey:                         "false",
 			},
 			absent: []string{"rest.bind-address"},
 		},

@@ -39,6 +39,7 @@ const (
 	RuleDuplicateKey        = "FP018" // a key written twice in one mapping, which makes Flink refuse the whole config.yaml
 	RuleTransportSSL        = "FP019" // TLS turned off for the RPC, the blob server or the data plane while internal SSL is on
 	RulePublicTruststore    = "FP020" // a truststore that is the JDK's or the system's public CA bundle
+	RuleStartupProbe        = "FP021" // REST on loopback while the operator's JobManager startup probe calls it on the pod IP
 )
 
 // ruleSummaries is what each rule checks, in one line, in rule order: the
@@ -64,6 +65,7 @@ var ruleSummaries = []struct{ id, summary string }{
 	{RuleDuplicateKey, "a key written twice in one mapping, which makes Flink refuse the whole config.yaml"},
 	{RuleTransportSSL, "TLS turned off for the RPC, the blob server or the data plane while internal SSL is on"},
 	{RulePublicTruststore, "a truststore that is the JDK's or the system's public CA bundle"},
+	{RuleStartupProbe, "REST kept on loopback while the operator's JobManager startup probe, which calls it on the pod IP, is on"},
 }
 
 // Rules lists every rule id, in order.

@@ -44,6 +44,7 @@ var rules = []struct {
 	{checkSSLStores, true},
 	{checkTransportSSL, false},
 	{checkPublicTruststore, false},
+	{checkStartupProbe, false},
 }
 
 // checkUnloadable finds what makes Flink refuse to load a whole
@@ -253,6 +254,25 @@ func checkRESTAuth(s *subject, _ LintOptions) []Finding {
 	return one(RuleRESTUnauthenticated, SeverityError,
 		fmt.Sprintf("%s: the REST endpoint, which accepts job submissions, is reachable without authentication (%s, %s, no proxy sidecar)", s.label, where, s.restState()),
 		fix)
+}
+
+// checkStartupProbe finds a FlinkDeployment whose init container keeps
+// REST on loopback while the operator's startup probe stays on: the probe
+// never reaches REST, and the kubelet restarts the JobManager for ever.
+func checkStartupProbe(s *subject, _ LintOptions) []Finding {
+	if s.deployment == nil {
+		return nil
+	}
+	bind, set := s.deployment.jobManagerConfSet(restBindKeys[0])
+	if !set || !isLoopback(bind) {
+		return nil
+	}
+	if _, v, set := s.lookup(StartupProbeKey); set && strings.EqualFold(strings.TrimSpace(v), "false") {
+		return nil
+	}
+	return one(RuleStartupProbe, SeverityError,
+		fmt.Sprintf("%s keeps REST on loopback (the init container's rest.bind-address=%s) while the operator's JobManager startup probe is on: the probe calls REST on the pod IP, never passes, and the kubelet restarts the JobManager over and over", s.label, bind),
+		fmt.Sprintf(`set %s: "false" in spec.flinkConfiguration, or let the operator reach REST on the pod network behind a NetworkPolicy (deploy/examples/operator-rest)`, StartupProbeKey))
 }
 
 func checkNativeMode(s *subject, _ LintOptions) []Finding {

@@ -195,12 +195,20 @@ const byName = "    " + MergeArraysByNameKey + ": \"true\"\n"
 var loopbackJobManager = "  jobManager:\n    podTemplate:\n      spec:\n        initContainers:\n          - name: flinkpki-init\n            args: " +
 	wiredArgs(", --flink-conf-set, rest.bind-address=127.0.0.1") + "\n"
 
+// probeOff turns the operator's JobManager startup probe off, as REST on
+// loopback needs (FP021).
+const probeOff = "    " + StartupProbeKey + ": \"false\"\n"
+
 // deployment is a FlinkDeployment with the given configuration and extra
 // spec fields; without a jobManager field of its own it gets
-// loopbackJobManager, and without a top-level pod template wiredTemplate.
+// loopbackJobManager, without a top-level pod template wiredTemplate, and
+// the startup probe is off unless the configuration says otherwise.
 func deployment(flinkConfiguration, extraSpec string) string {
 	if !strings.Contains(extraSpec, "  jobManager:") {
 		extraSpec = loopbackJobManager + extraSpec
+	}
+	if !strings.Contains(flinkConfiguration, "startup.probe") {
+		flinkConfiguration = probeOff + flinkConfiguration
 	}
 	if !strings.HasPrefix(extraSpec, "  podTemplate:") && !strings.Contains(extraSpec, "\n  podTemplate:") {
 		extraSpec += wiredTemplate("", "")
@@ -423,6 +431,12 @@ func TestLintRules(t *testing.T) {
 		{"an open REST port behind a sidecar is still open", "d.yaml",
 			deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)+wiredTemplate("", "        - name: proxy\n          image: envoyproxy/envoy:v1.31\n")),
 			LintOptions{}, []string{"FP002 error"}},
+		{"REST on loopback with the operator's startup probe on restarts the JobManager for ever", "d.yaml",
+			deployment(secureFlat+"    "+StartupProbeKey+": \"true\"\n", ""), LintOptions{}, []string{"FP021 error"}},
+		{"REST on loopback with the startup probe left at its default, on", "d.yaml",
+			strings.Replace(deployment(secureFlat, ""), probeOff, "", 1), LintOptions{}, []string{"FP021 error"}},
+		{"REST on the pod network needs no startup probe off (FP002 says what it needs)", "d.yaml",
+			strings.Replace(deployment(secureFlat, strings.Replace(loopbackJobManager, "127.0.0.1", "0.0.0.0", 1)), probeOff, "", 1), LintOptions{}, []string{"FP002 error"}},
 		{"rest.bind-address in flinkConfiguration alone has no effect", "d.yaml",
 			deployment(secureFlat, "  jobManager:\n    replicas: 1\n"), LintOptions{}, []string{"FP002 error"}},
 		{"--flink-conf-set=KEY=VALUE in the top-level template keeps REST on loopback", "d.yaml",

@@ -44,6 +44,12 @@ merges each pod's own passwords into its private copy of the configuration.
 With --tls-protocol TLSv1.3 the block names TLS 1.3 and its suites; give the
 init containers the same flag, since their copy is what Flink reads.
 
+Two operator keys come with it: merge-arrays-by-name, so the init container
+and volumes of the top-level pod template merge by name, and the JobManager
+startup probe off, since it calls REST on the pod IP and the init container
+keeps REST on loopback (lint's FP021). With REST on the pod network for the
+operator (deploy/examples/operator-rest), leave the probe key out.
+
 The cluster's key type is fetched from the server (administrator token)
 unless --key-type is given.`,
 		Example: `  flinkpki flink config --cluster orders --role taskmanager
