@@ -107,8 +107,33 @@ func TestExamplesUseTheirIntendedMode(t *testing.T) {
 				t.Error("TaskManagers (the top-level pod template) must not mount API credentials")
 			}
 			jmAuto := ex.jobManager.Spec.AutomountServiceAccountToken
-			if mode == "standalone" && jmAuto != nil && *jmAuto {
-				t.Error("a standalone JobManager must not mount API credentials")
+			if jmAuto != nil && *jmAuto {
+				t.Error("the JobManager must not mount API credentials into every container (the top-level template's false holds unless it says otherwise)")
+			}
+			// Only a native JobManager calls the API, and only from
+			// flink-main-container: the network-facing REST proxy and the
+			// init containers never hold its token.
+			const apiPath = "/var/run/secrets/kubernetes.io/serviceaccount"
+			var holders []string
+			for _, t := range []corev1.PodTemplateSpec{ex.top, ex.jobManager} {
+				for _, c := range append(append([]corev1.Container(nil), t.Spec.InitContainers...), t.Spec.Containers...) {
+					for _, m := range c.VolumeMounts {
+						if m.MountPath == apiPath {
+							holders = append(holders, c.Name)
+						}
+					}
+				}
+			}
+			want := []string(nil)
+			if mode == "native" {
+				want = []string{"flink-main-container"}
+				v := volume(t, ex.jobManager.Spec.Volumes, "kube-api-access")
+				if v.Projected == nil || len(v.Projected.Sources) != 3 || v.Projected.Sources[0].ServiceAccountToken == nil || v.Projected.Sources[0].ServiceAccountToken.Audience != "" {
+					t.Errorf("kube-api-access is not the kubelet's projection of an API token, CA and namespace: %+v", v)
+				}
+			}
+			if !slices.Equal(holders, want) {
+				t.Errorf("containers mounting the API token at %s: %v, want %v", apiPath, holders, want)
 			}
 		})
 	}
