@@ -249,20 +249,20 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 		return nil, errors.New("Kubernetes service-account tokens are not enabled on this server (serve --k8s-issuer --k8s-jwks-file, or --k8s-tokenreview)")
 	}
 	var id *k8sauth.Identity
+	var unknownKey error
 	if a.k8s != nil {
 		var err error
 		if id, err = a.k8s.Verify(ctx, raw); err != nil {
-			if a.review == nil || !errors.Is(err, k8sauth.ErrUnknownKey) {
-				return nil, err
-			}
-			// Signed by a key the JWKS file does not hold yet: the
-			// cluster rotated its signing key. The API server judges the
+			// Signed by a key the JWKS file does not hold yet (the
+			// cluster rotated its signing key): the API server judges the
 			// token alone, as without --k8s-jwks-file (bounded per source
 			// address), so pods keep enrolling until the file is
-			// refreshed.
-			if a.staleJWKS != nil {
-				a.staleJWKS(err)
+			// refreshed. Not for a call that needs an administrator, which
+			// no service-account token is.
+			if a.review == nil || adminOnly || !errors.Is(err, k8sauth.ErrUnknownKey) {
+				return nil, err
 			}
+			unknownKey = err
 		}
 	}
 	if a.review != nil {
@@ -288,6 +288,11 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 		<-a.reviewing
 		if err != nil {
 			return nil, err
+		}
+		if unknownKey != nil && a.staleJWKS != nil {
+			// Only once the API server vouched for the token: a made-up
+			// key ID says nothing about the file.
+			a.staleJWKS(unknownKey)
 		}
 		return agreed(id, rid)
 	}

@@ -1,7 +1,9 @@
 package authority_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,7 +11,9 @@ import (
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
 // adminToken makes an administrator token as actor and authenticates it,
@@ -163,52 +167,167 @@ func TestRevokingAnAdministratorTokenRevokesWhatWasMadeWithIt(t *testing.T) {
 	_ = bobCI
 }
 
-// TestTheLastAdministratorTokenIsNotRevokedOnline: an administrator may not
-// revoke, through the server, the last administrator tokens that have not
-// expired (expired ones do not count): nobody could call the server after.
-// The refusal changes nothing and is audited. Offline (a stopped server's
-// store, where bootstrap can make a new one) it is allowed.
-func TestTheLastAdministratorTokenIsNotRevokedOnline(t *testing.T) {
+// TestAnOnlineRevocationNeverShortensHowLongTheServerCanBeAdministered:
+// no token outlives the one it was made with, so once only expiring tokens
+// are left, nothing but an offline bootstrap makes a lasting one. An
+// administrator may not, through the server, revoke what leaves no token
+// as long-lived as the longest valid now: not the last token that does not
+// expire (with what was made through it, or alone), not with a token that
+// has a minute left (which would then lock everyone out), and, where all
+// tokens expire, not the one that expires last. Expired tokens count for
+// nothing. The refusal changes nothing and is audited; offline, it is
+// allowed.
+func TestAnOnlineRevocationNeverShortensHowLongTheServerCanBeAdministered(t *testing.T) {
 	t.Parallel()
 	e := authoritytest.New(t)
 	_, root, rootRec := adminToken(t, e, system, "root", 0)
 	_, _, old := adminToken(t, e, system, "old", time.Hour)
+	_, short, shortRec := adminToken(t, e, root, "short", time.Minute)
 	_, _, child := adminToken(t, e, root, "child", 0)
-	e.Clock.Add(time.Hour)
+	e.Clock.Add(30 * time.Second)
 
-	for _, keep := range []bool{false, true} {
-		target := rootRec.ID
-		if keep {
-			// root's child alone would leave root.
-			target = child.ID
+	refused := func(who authority.Actor, id string, keep bool, want string) {
+		t.Helper()
+		before, _ := e.Authority.AdminTokens(e.Ctx)
+		ids, err := e.Authority.RevokeAdminToken(e.Ctx, who, id, keep)
+		if !errors.Is(err, authority.ErrLastAdmin) || ids != nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("revoke %s (keep made %v): %v, %v; want ErrLastAdmin saying %q", id, keep, ids, err, want)
 		}
-		ids, err := e.Authority.RevokeAdminToken(e.Ctx, root, target, keep)
-		if keep {
-			if err != nil {
-				t.Fatalf("revoke the child, root left: %v", err)
-			}
-			continue
-		}
-		if !errors.Is(err, authority.ErrLastAdmin) || ids != nil || !strings.Contains(err.Error(), "with the 1 made with it") || !strings.Contains(err.Error(), "admin token create") {
-			t.Fatalf("revoke root and its child, only an expired token left: %v, %v; want ErrLastAdmin saying what to do", ids, err)
-		}
-		toks, _ := e.Authority.AdminTokens(e.Ctx)
-		if len(toks) != 3 {
-			t.Fatalf("the refusal changed the tokens: %d left", len(toks))
+		after, _ := e.Authority.AdminTokens(e.Ctx)
+		if len(after) != len(before) {
+			t.Fatalf("the refusal changed the tokens: %d, then %d", len(before), len(after))
 		}
 		last := e.Audit("")[len(e.Audit(""))-1]
 		if last.Action != "admin_token.revoke" || last.Outcome != "denied" || last.Details["reason"] != "failed_precondition" {
 			t.Errorf("refusal audited as %+v", last)
 		}
 	}
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, root, rootRec.ID, false); !errors.Is(err, authority.ErrLastAdmin) {
-		t.Fatalf("revoke the last one: %v; want ErrLastAdmin", err)
+	// root and child do not expire; short has 30 s left, old half an hour.
+	refused(short, rootRec.ID, false, "with the 2 made through it: the administrator tokens left would all expire by")
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, short, rootRec.ID, true); err != nil {
+		t.Fatalf("revoke root alone, child (no expiry) left: %v", err)
 	}
-	ids, err := e.Authority.RevokeAdminToken(e.Ctx, system, rootRec.ID, false)
-	if err != nil || !slices.Equal(ids, []string{rootRec.ID}) {
+	refused(short, child.ID, false, "first make one that does not expire")
+	e.Clock.Add(time.Hour) // short and old have expired
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, short, old.ID, false); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Fatalf("a call with an expired token: %v; want ErrUnauthenticated", err)
+	}
+	_, childActor, _ := adminToken(t, e, system, "bootstrap-2", 0)
+	ids, err := e.Authority.RevokeAdminToken(e.Ctx, childActor, child.ID, false)
+	if err != nil || !slices.Equal(ids, []string{child.ID}) {
+		t.Fatalf("revoke child with another token that does not expire left: %v, %v", ids, err)
+	}
+	refused(childActor, childActor.ID, false, "no administrator token would be left")
+	ids, err = e.Authority.RevokeAdminToken(e.Ctx, system, childActor.ID, false)
+	if err != nil || !slices.Equal(ids, []string{childActor.ID}) {
 		t.Fatalf("offline revocation of the last token: %v, %v", ids, err)
 	}
-	_ = old
+	_, _ = shortRec, old
+
+	// Where every token expires, the one that expires last stays.
+	f := authoritytest.New(t)
+	_, a, aRec := adminToken(t, f, system, "a", 48*time.Hour)
+	_, _, bRec := adminToken(t, f, system, "b", 24*time.Hour)
+	if _, err := f.Authority.RevokeAdminToken(f.Ctx, a, bRec.ID, false); err != nil {
+		t.Fatalf("revoke the token that expires first: %v", err)
+	}
+	if _, err := f.Authority.RevokeAdminToken(f.Ctx, a, aRec.ID, false); !errors.Is(err, authority.ErrLastAdmin) || !strings.Contains(err.Error(), "first make one that expires no earlier than "+aRec.Expires.Format(time.RFC3339)) {
+		t.Fatalf("revoke the token that expires last: %v", err)
+	}
+}
+
+// TestAStolenTokensChainCannotDodgeItsRevocation: a token made through
+// several others is revoked with any of them, even after one in between
+// was revoked alone (by the token it made, say): X made with the stolen R,
+// Y made with X, Y revokes X keeping what X made, and R's revocation still
+// takes Y. A chain deeper than MaxAdminTokenChain is refused; a token that
+// was revoked, or has expired, since its request was authenticated makes
+// nothing.
+func TestAStolenTokensChainCannotDodgeItsRevocation(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	_, keeper, _ := adminToken(t, e, system, "keeper", 0)
+	_, r, rRec := adminToken(t, e, system, "stolen", 0)
+	_, x, xRec := adminToken(t, e, r, "x", 0)
+	yBearer, y, yRec := adminToken(t, e, x, "y", 0)
+	if !slices.Equal(yRec.MadeWith, []string{rRec.ID, xRec.ID}) {
+		t.Fatalf("y made through %v; want [%s %s]", yRec.MadeWith, rRec.ID, xRec.ID)
+	}
+	if ids, err := e.Authority.RevokeAdminToken(e.Ctx, y, xRec.ID, true); err != nil || !slices.Equal(ids, []string{xRec.ID}) {
+		t.Fatalf("y revokes x alone: %v, %v", ids, err)
+	}
+	ids, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, false)
+	if err != nil || !slices.Equal(ids, []string{rRec.ID, yRec.ID}) {
+		t.Fatalf("revoke the stolen token: %v, %v; want it and y", ids, err)
+	}
+	if _, err := authenticate(e, yBearer); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Fatalf("y still authenticates: %v", err)
+	}
+
+	// The chain's bound.
+	maker := keeper
+	for i := range authority.MaxAdminTokenChain {
+		_, next, rec := adminToken(t, e, maker, fmt.Sprintf("link-%d", i), 0)
+		if len(rec.MadeWith) != i+1 {
+			t.Fatalf("link %d made through %d tokens", i, len(rec.MadeWith))
+		}
+		maker = next
+	}
+	if _, _, err := e.Authority.CreateAdminToken(e.Ctx, maker, "too-deep", 0); !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "nearer the first") {
+		t.Fatalf("a token past the chain's bound: %v", err)
+	}
+
+	// Revoked or expired since its request was authenticated.
+	if _, _, err := e.Authority.CreateAdminToken(e.Ctx, x, "late", 0); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Errorf("a revoked token made a token: %v", err)
+	}
+	_, brief, _ := adminToken(t, e, keeper, "brief", time.Minute)
+	e.Clock.Add(time.Minute)
+	if tok, rec, err := e.Authority.CreateAdminToken(e.Ctx, brief, "born-expired", 0); !errors.Is(err, authority.ErrUnauthenticated) || tok != "" || rec != nil {
+		t.Errorf("a token that has expired made one: %q, %+v, %v", tok, rec, err)
+	}
+}
+
+// TestRevokingManyTokensOnEtcdGoesInParts: a token through which more
+// tokens were made than one etcd transaction may delete and audit
+// (--max-txn-ops, 128 by default) is revoked with all of them, in several
+// transactions, the named one last, each audited once.
+func TestRevokingManyTokensOnEtcdGoesInParts(t *testing.T) {
+	c := etcdtest.New(t, 1, "--max-txn-ops", "128")
+	e := authoritytest.New(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
+		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/tokens/"})
+	}))
+	_, keeper, _ := adminToken(t, e, system, "keeper", 0)
+	_, r, rRec := adminToken(t, e, system, "prolific", 0)
+	want := []string{rRec.ID}
+	maker := r
+	for i := range 130 {
+		_, next, rec := adminToken(t, e, maker, fmt.Sprintf("m-%d", i), 0)
+		want = append(want, rec.ID)
+		if i%40 == 39 {
+			maker = next // a few levels deep
+		}
+	}
+	ids, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] != rRec.ID || !sameSet(ids, want) {
+		t.Fatalf("revoked %d tokens, first %s; want the %d, the named one first", len(ids), ids[0], len(want))
+	}
+	left, err := e.Authority.AdminTokens(e.Ctx)
+	if err != nil || len(left) != 1 || left[0].Name != "keeper" {
+		t.Fatalf("tokens left: %d, %v", len(left), err)
+	}
+	revocations := 0
+	for _, a := range e.Audit("") {
+		if a.Action == "admin_token.revoke" && a.Outcome == "ok" {
+			revocations++
+		}
+	}
+	if revocations != len(want) {
+		t.Errorf("%d revocations audited; want %d", revocations, len(want))
+	}
 }
 
 func sameSet(a, b []string) bool {

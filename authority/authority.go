@@ -41,7 +41,7 @@ var (
 	ErrAuditBroken = errors.New("the audit trail is broken")
 	// ErrLastAdmin refuses to revoke, online, the last administrator
 	// tokens that have not expired: nobody could call the server after.
-	ErrLastAdmin = errors.New("the last administrator token")
+	ErrLastAdmin = errors.New("administration would end")
 )
 
 // Observer receives the events metrics are made of. All methods must be

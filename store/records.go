@@ -89,9 +89,12 @@ type AdminToken struct {
 	// Expires is when the token stops authenticating; zero: never.
 	Expires time.Time `json:"expires,omitzero"`
 	// CreatedBy is the actor that made the token ("admin:ID" for one made
-	// with another administrator token, "system:bootstrap", ...): revoking
-	// a token revokes the tokens made with it.
+	// with another administrator token, "system:bootstrap", ...).
 	CreatedBy string `json:"created_by,omitempty"`
+	// MadeWith lists the administrator tokens this one was made through,
+	// its maker last: revoking any of them revokes this one, even after
+	// one in between was revoked alone.
+	MadeWith []string `json:"made_with,omitempty"`
 }
 
 // AuditEntry is one link of the append-only, hash-chained audit trail.

@@ -15,8 +15,8 @@ import (
 // expires in 30 days unless told otherwise, and never after the token that
 // made it), lists them with who made each, and revokes the colleague's:
 // the tokens made with it go too, each refused from the next request on,
-// on the running server, audited. Revoking the last administrator token
-// that has not expired is refused in one line, changing nothing.
+// on the running server, audited. A revocation that would leave no token
+// that does not expire is refused in one line, changing nothing.
 func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, t.TempDir())
@@ -46,7 +46,7 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 	if ciExp != aliceExp {
 		t.Errorf("a token made with one expiring at %s (default TTL 90 days) expires %q; want the maker's expiry", aliceExp, ciExp)
 	}
-	bob, bobID, bobExp := create(s.admin, "bob")
+	bob, _, bobExp := create(s.admin, "bob")
 	if exp, err := time.Parse(time.RFC3339, bobExp); err != nil || exp.Sub(time.Now()) < 89*24*time.Hour || exp.Sub(time.Now()) > 90*24*time.Hour {
 		t.Errorf("a token made with no --ttl expires %q; want in 90 days", bobExp)
 	}
@@ -89,7 +89,7 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rev); err != nil || len(rev.RevokedIDs) != 3 || rev.RevokedIDs[0] != aliceID || !slices.Contains(rev.RevokedIDs, ciID) {
 		t.Fatalf("revoke alice: %v %s", err, r.stdout)
 	}
-	if !strings.Contains(r.stderr, "revoked, with the 2 made with it") {
+	if !strings.Contains(r.stderr, "revoked, with the 2 made through it") {
 		t.Errorf("revoke says %q", r.stderr)
 	}
 	s.cli(t, alice, "cluster", "list").refused(t, "unknown administrator token")
@@ -98,8 +98,9 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 		t.Errorf("the revocations are not audited with made_with:\n%s", audit)
 	}
 
-	// bob's and the dev token are left; revoking the dev token (which
-	// made bob's) would leave none.
+	// bob's token (90 days, made with the dev token) and the dev token (no
+	// expiry) are left. Revoking the dev token, with bob's or alone, would
+	// leave no token that does not expire: refused until there is another.
 	devID := ""
 	if err := json.Unmarshal([]byte(s.cli(t, bob, "admin", "token", "list", "-o", "json").ok(t).stdout), &listed); err != nil {
 		t.Fatal(err)
@@ -109,11 +110,14 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 			devID = tk.ID
 		}
 	}
-	s.cli(t, bob, "admin", "token", "revoke", devID).refused(t, "leaves none that has not expired: create another first")
+	s.cli(t, bob, "admin", "token", "revoke", devID).refused(t, "no administrator token would be left")
+	s.cli(t, bob, "admin", "token", "revoke", devID, "--keep-made").refused(t, "would all expire by "+bobExp)
 	s.cli(t, bob, "cluster", "list").ok(t)
+	breakGlass, breakGlassID, _ := create(s.admin, "break-glass", "--ttl", "0")
 	s.cli(t, bob, "admin", "token", "revoke", devID, "--keep-made").ok(t)
 	s.cli(t, s.admin, "cluster", "list").refused(t, "unknown administrator token")
-	s.cli(t, bob, "admin", "token", "revoke", bobID).refused(t, "leaves none")
+	s.cli(t, breakGlass, "cluster", "list").ok(t)
+	s.cli(t, bob, "admin", "token", "revoke", breakGlassID).refused(t, "first make one that does not expire")
 
 	// In the audit table a refusal's reason comes last, padding no other
 	// column: the rows of accepted actions stay short.

@@ -243,8 +243,8 @@ func newAdminRevokeTokenCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke-token ID (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
 		Short: "Revoke an administrator token, so it opens nothing from now on",
-		Long: `Delete an administrator token from the store, with every token made with it
-(and theirs) unless --keep-made, and audit each (admin_token.revoke). On etcd
+		Long: `Delete an administrator token from the store, with every token made through
+it unless --keep-made, and audit each (admin_token.revoke). On etcd
 the replicas refuse the tokens from their next request on; a bbolt store is
 changed while its server is stopped (with the server running, admin token
 revoke does it online). IDs come from admin list-tokens, or from the audit
@@ -272,7 +272,7 @@ only its ID is used, and the secret is never printed or audited.`,
 		},
 	}
 	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
-	cmd.Flags().BoolVar(&keepMade, "keep-made", false, "revoke this token alone, not the tokens made with it")
+	cmd.Flags().BoolVar(&keepMade, "keep-made", false, "revoke this token alone, not the tokens made through it")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -330,7 +330,11 @@ the store exists.`,
 			} else {
 				fmt.Fprintln(cmd.OutOrStdout(), tok)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %q created; keep it secret (store it with mode 0600)\n", name)
+			expires := ""
+			if !rec.Expires.IsZero() {
+				expires = ", expires " + rec.Expires.UTC().Format(time.RFC3339) + " (with every token made with it)"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %q created%s; keep it secret (store it with mode 0600)\n", name, expires)
 			return nil
 		},
 	}

@@ -33,10 +33,11 @@ administrator token comes from admin bootstrap (offline, as the server never
 writes token files outside --dev); admin list-tokens and admin revoke-token
 do the same as list and revoke here on a stopped server's store.
 
-Every token records who made it. Revoking a token revokes the tokens made
-with it too (and theirs), so a stolen token's revocation takes what was
-minted with it; --keep-made revokes the one alone. A token never outlives
-the token it was made with.`,
+Every token records who made it and the tokens it was made through.
+Revoking a token revokes every token made through it, so a stolen token's
+revocation takes what was minted with it; --keep-made revokes the one alone.
+A token never outlives the token it was made with: keep one that does not
+expire (--ttl 0) as break-glass, offline.`,
 	}
 	a.addConnFlags(cmd)
 	cmd.AddCommand(a.newAdminTokenCreateCmd(), a.newAdminTokenListCmd(), a.newAdminTokenRevokeCmd())
@@ -180,15 +181,18 @@ func (a *app) newAdminTokenRevokeCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "revoke ID",
-		Short: "Revoke an administrator token and the tokens made with it",
+		Short: "Revoke an administrator token and the tokens made through it",
 		Long: `Revoke an administrator token at once, on every replica, with every token made
-with it (and theirs): a stolen token's revocation takes what was minted with
-it. --keep-made revokes the named token alone. Each revoked token is audited
+through it, even one made through a token in between that was revoked
+alone: a stolen token's revocation takes what was minted with it.
+--keep-made revokes the named token alone. Each revoked token is audited
 (admin_token.revoke; made_with names the token whose revocation took it).
 
-Refused when no administrator token that has not expired would be left:
-create another first. (A stopped server's store can still be changed with
-admin revoke-token and admin bootstrap.)
+Refused when it would leave no token as long-lived as the longest valid now
+(one that does not expire, if any does not): no token outlives the one it
+was made with, so tokens that all expire could never make a lasting one.
+Make the replacement first. (A stopped server's store, or an HA set's etcd,
+can still be changed with admin revoke-token and admin bootstrap.)
 
 The leaked token itself, or its redacted form (fpa_<ID>_…), names it too:
 only its ID is sent, and the secret is never printed or audited.`,
@@ -213,7 +217,7 @@ only its ID is sent, and the secret is never printed or audited.`,
 			return reportAdminRevoked(a.stdout, a.stderr, out, id, resp.GetRevokedIds())
 		},
 	}
-	cmd.Flags().BoolVar(&keepMade, "keep-made", false, "revoke this token alone, not the tokens made with it")
+	cmd.Flags().BoolVar(&keepMade, "keep-made", false, "revoke this token alone, not the tokens made through it")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -223,7 +227,7 @@ only its ID is sent, and the secret is never printed or audited.`,
 func reportAdminRevoked(stdout, stderr io.Writer, out outputFormat, id string, revoked []string) error {
 	made := revoked[min(1, len(revoked)):]
 	if len(made) > 0 {
-		fmt.Fprintf(stderr, "administrator token %s revoked, with the %d made with it: %s\n", id, len(made), strings.Join(made, ", "))
+		fmt.Fprintf(stderr, "administrator token %s revoked, with the %d made through it: %s\n", id, len(made), strings.Join(made, ", "))
 	} else {
 		fmt.Fprintf(stderr, "administrator token %s revoked\n", id)
 	}

@@ -541,15 +541,26 @@ func TestARotatedSigningKeyIsLeftToTheAPIServer(t *testing.T) {
 	if n := api.reviews(); n != 1 {
 		t.Fatalf("%d reviews for a token of the known key; want 1", n)
 	}
+	// A key neither knows: reviewed (and refused) when it enrolls, not
+	// when it calls what needs an administrator, which no service-account
+	// token is; and it says nothing about the file.
+	stranger := k8stest.NewECIssuer(t, k8sIssuerURL)
+	initWith(s, stranger, "orders-tm-4").refused(t, "unauthenticated")
+	strangerTok := stranger.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-tm-4"})
+	s.cli(t, strangerTok, "cluster", "list").refused(t, "not in the JWKS")
+	if n := api.reviews(); n != 2 {
+		t.Errorf("%d reviews after a stranger's enrollment and administrator call; want 2 (the enrollment's)", n)
+	}
+	if strings.Contains(s.stderr.String(), "TokenReview judged") {
+		t.Errorf("a token the API server refused made the server call the JWKS file stale:\n%s", s.stderr.String())
+	}
 	initWith(s, rotated, "orders-tm-1").ok(t)
 	initWith(s, rotated, "orders-tm-2").ok(t)
-	if n := api.reviews(); n != 3 {
-		t.Errorf("%d reviews after two tokens of the rotated key; want 3", n)
+	if n := api.reviews(); n != 4 {
+		t.Errorf("%d reviews after two tokens of the rotated key; want 4", n)
 	}
 	api.set(func(a *apiServer) { a.deleted["orders-tm-3"] = true })
 	initWith(s, rotated, "orders-tm-3").refused(t, "does not exist")
-	stranger := k8stest.NewECIssuer(t, k8sIssuerURL) // a key neither knows
-	initWith(s, stranger, "orders-tm-4").refused(t, "unauthenticated")
 	if logs := s.stderr.String(); strings.Count(logs, "TokenReview judged a service-account token alone") != 1 || !strings.Contains(logs, "refresh --k8s-jwks-file") {
 		t.Errorf("the server log does not say once that the JWKS file is stale:\n%s", logs)
 	}
