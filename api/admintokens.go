@@ -41,7 +41,7 @@ func (s *Server) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdminTokenR
 }
 
 func adminTokenPB(t *store.AdminToken) *pb.AdminToken {
-	out := &pb.AdminToken{Id: t.ID, Name: t.Name, CreateTime: timestamppb.New(t.Created), CreatedBy: t.CreatedBy}
+	out := &pb.AdminToken{Id: t.ID, Name: t.Name, CreateTime: timestamppb.New(t.Created), CreatedBy: t.CreatedBy, MadeWith: t.MadeWith}
 	if !t.Expires.IsZero() {
 		out.ExpireTime = timestamppb.New(t.Expires)
 	}

@@ -62,8 +62,9 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 	var listed struct {
 		Tokens []struct {
 			ID, Name  string
-			Expires   string `json:"expire_time"`
-			CreatedBy string `json:"created_by"`
+			Expires   string   `json:"expire_time"`
+			CreatedBy string   `json:"created_by"`
+			MadeWith  []string `json:"made_with"`
 			Expired   bool
 		}
 	}
@@ -71,8 +72,13 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 		t.Fatal(err)
 	}
 	madeBy := map[string]string{}
+	chain := map[string][]string{}
 	for _, tk := range listed.Tokens {
 		madeBy[tk.Name] = tk.CreatedBy
+		chain[tk.Name] = tk.MadeWith
+	}
+	if c := chain["alice-ci"]; len(c) != 2 || c[1] != aliceID || "admin:"+c[0] != madeBy["alice"] || len(chain["dev"]) != 0 {
+		t.Errorf("made_with: alice-ci %v, dev %v; want the dev token's ID and alice's, and none", c, chain["dev"])
 	}
 	if len(listed.Tokens) != 5 || madeBy["dev"] != "system:dev" || madeBy["alice-ci"] != "admin:"+aliceID || madeBy["forever"] != "admin:"+aliceID || !strings.HasPrefix(madeBy["alice"], "admin:") {
 		t.Fatalf("admin token list: %+v", listed.Tokens)

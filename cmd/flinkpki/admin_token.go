@@ -117,8 +117,9 @@ func (a *app) newAdminTokenListCmd() *cobra.Command {
 shows each token's ID (the part of the token between its prefix and its
 secret), name, creation and expiry time, and who made it: "admin:ID" for a
 token made with another administrator token (revoking that one revokes this
-one too), "system:bootstrap" for admin bootstrap. Expired tokens are listed,
-marked, until they are revoked.`,
+one too), "system:bootstrap" for admin bootstrap; -o json adds made_with, the
+whole chain of tokens it was made through (revoking any of them revokes it).
+Expired tokens are listed, marked, until they are revoked.`,
 		Example: `  flinkpki admin token list
   flinkpki admin token list -o json`,
 		Args: cobra.NoArgs,
@@ -133,18 +134,19 @@ marked, until they are revoked.`,
 				return err
 			}
 			type tokenJSON struct {
-				ID        string `json:"id"`
-				Name      string `json:"name"`
-				Created   string `json:"create_time"`
-				Expires   string `json:"expire_time"`
-				Expired   bool   `json:"expired"`
-				CreatedBy string `json:"created_by"`
+				ID        string   `json:"id"`
+				Name      string   `json:"name"`
+				Created   string   `json:"create_time"`
+				Expires   string   `json:"expire_time"`
+				Expired   bool     `json:"expired"`
+				CreatedBy string   `json:"created_by"`
+				MadeWith  []string `json:"made_with"`
 			}
 			now := time.Now()
 			rows := []tokenJSON{}
 			for _, t := range resp.GetTokens() {
 				rows = append(rows, tokenJSON{ID: t.GetId(), Name: t.GetName(), Created: rfc3339(t.GetCreateTime()), Expires: rfc3339(t.GetExpireTime()),
-					Expired: t.GetExpireTime() != nil && !t.GetExpireTime().AsTime().After(now), CreatedBy: t.GetCreatedBy()})
+					Expired: t.GetExpireTime() != nil && !t.GetExpireTime().AsTime().After(now), CreatedBy: t.GetCreatedBy(), MadeWith: append([]string{}, t.GetMadeWith()...)})
 			}
 			if out == "json" {
 				return writeJSON(a.stdout, struct {

@@ -132,12 +132,15 @@ func (x *CreateAdminTokenResponse) GetInfo() *AdminToken {
 }
 
 type AdminToken struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"` // unset: does not expire
-	CreatedBy     string                 `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`    // "admin:ID", "system:bootstrap", "system:dev"
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"` // unset: does not expire
+	CreatedBy  string                 `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`    // "admin:ID", "system:bootstrap", "system:dev"
+	// The administrator tokens it was made through, its maker last: revoking
+	// any of them revokes it.
+	MadeWith      []string `protobuf:"bytes,6,rep,name=made_with,json=madeWith,proto3" json:"made_with,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +208,13 @@ func (x *AdminToken) GetCreatedBy() string {
 		return x.CreatedBy
 	}
 	return ""
+}
+
+func (x *AdminToken) GetMadeWith() []string {
+	if x != nil {
+		return x.MadeWith
+	}
+	return nil
 }
 
 type ListAdminTokensRequest struct {
@@ -3219,7 +3229,7 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"]\n" +
 	"\x18CreateAdminTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12+\n" +
-	"\x04info\x18\x02 \x01(\v2\x17.flinkpki.v1.AdminTokenR\x04info\"\xc9\x01\n" +
+	"\x04info\x18\x02 \x01(\v2\x17.flinkpki.v1.AdminTokenR\x04info\"\xe6\x01\n" +
 	"\n" +
 	"AdminToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -3229,7 +3239,8 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\x05 \x01(\tR\tcreatedBy\"\x18\n" +
+	"created_by\x18\x05 \x01(\tR\tcreatedBy\x12\x1b\n" +
+	"\tmade_with\x18\x06 \x03(\tR\bmadeWith\"\x18\n" +
 	"\x16ListAdminTokensRequest\"J\n" +
 	"\x17ListAdminTokensResponse\x12/\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x17.flinkpki.v1.AdminTokenR\x06tokens\"F\n" +
