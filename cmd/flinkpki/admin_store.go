@@ -207,13 +207,14 @@ asks it instead.`,
 				Name      string `json:"name"`
 				Created   string `json:"created"`
 				Expires   string `json:"expires"`
-				Expired   bool   `json:"expired"`
-				CreatedBy string `json:"created_by"`
+				Expired   bool     `json:"expired"`
+				CreatedBy string   `json:"created_by"`
+				MadeWith  []string `json:"made_with"`
 			}
 			now := time.Now()
 			rows := []tokenJSON{}
 			for _, t := range toks {
-				r := tokenJSON{ID: t.ID, Name: t.Name, Created: t.Created.UTC().Format(time.RFC3339), CreatedBy: t.CreatedBy}
+				r := tokenJSON{ID: t.ID, Name: t.Name, Created: t.Created.UTC().Format(time.RFC3339), CreatedBy: t.CreatedBy, MadeWith: append([]string{}, t.MadeWith...)}
 				if !t.Expires.IsZero() {
 					r.Expires, r.Expired = t.Expires.UTC().Format(time.RFC3339), !t.Expires.After(now)
 				}
