@@ -203,10 +203,10 @@ asks it instead.`,
 			// A bare array with "created", as since the first release;
 			// admin token list answers an object like the other listings.
 			type tokenJSON struct {
-				ID        string `json:"id"`
-				Name      string `json:"name"`
-				Created   string `json:"created"`
-				Expires   string `json:"expires"`
+				ID        string   `json:"id"`
+				Name      string   `json:"name"`
+				Created   string   `json:"created"`
+				Expires   string   `json:"expires"`
 				Expired   bool     `json:"expired"`
 				CreatedBy string   `json:"created_by"`
 				MadeWith  []string `json:"made_with"`
