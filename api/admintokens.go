@@ -5,8 +5,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/flinkpki/flinkpki/authority"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
-	"github.com/flinkpki/flinkpki/store"
 )
 
 // CreateAdminToken implements AdminService.
@@ -15,7 +15,7 @@ func (s *Server) CreateAdminToken(ctx context.Context, req *pb.CreateAdminTokenR
 	if err != nil {
 		return nil, err
 	}
-	return &pb.CreateAdminTokenResponse{Token: tok, Info: adminTokenPB(rec)}, nil
+	return &pb.CreateAdminTokenResponse{Token: tok, Info: adminTokenPB(authority.AdminTokenInfo{AdminToken: rec, State: authority.AdminTokenValid})}, nil
 }
 
 // ListAdminTokens implements AdminService.
@@ -40,10 +40,14 @@ func (s *Server) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdminTokenR
 	return &pb.RevokeAdminTokenResponse{RevokedIds: ids}, nil
 }
 
-func adminTokenPB(t *store.AdminToken) *pb.AdminToken {
-	out := &pb.AdminToken{Id: t.ID, Name: t.Name, CreateTime: timestamppb.New(t.Created), CreatedBy: t.CreatedBy, MadeWith: t.MadeWith}
+func adminTokenPB(t authority.AdminTokenInfo) *pb.AdminToken {
+	out := &pb.AdminToken{Id: t.ID, Name: t.Name, CreateTime: timestamppb.New(t.Created), CreatedBy: t.CreatedBy, MadeWith: t.MadeWith,
+		State: t.State, RevokedWith: t.RevokedWith}
 	if !t.Expires.IsZero() {
 		out.ExpireTime = timestamppb.New(t.Expires)
+	}
+	if !t.Revoked.IsZero() {
+		out.RevokeTime = timestamppb.New(t.Revoked)
 	}
 	return out
 }

@@ -209,6 +209,15 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 			return ctx, err
 		}
 	}
+	if fullMethod == "/flinkpki.v1.AdminService/CreateAdminToken" {
+		// One bound for the whole server: a stolen token, or the tokens
+		// it made, minting without end would keep a revocation (which
+		// reads every token) from committing on etcd.
+		if err := s.adminTokens.allow("create"); err != nil {
+			s.refuse(ctx, id, actor, "", fullMethod, "rate_limited", err)
+			return ctx, err
+		}
+	}
 	return context.WithValue(ctx, actorKey{}, actor), nil
 }
 

@@ -41,16 +41,25 @@ type Server struct {
 	pb.UnimplementedAuditServiceServer
 	pb.UnimplementedAdminServiceServer
 
-	auth     *authority.Authority
-	authn    *Authenticator
-	backup   func(ctx context.Context, w io.Writer) (int64, error)
-	limit    *limiter
-	refusals *refusalGate
+	auth   *authority.Authority
+	authn  *Authenticator
+	backup func(ctx context.Context, w io.Writer) (int64, error)
+	limit  *limiter
+	// adminTokens bounds administrator token creation, server-wide.
+	adminTokens *limiter
+	refusals    *refusalGate
 	// summaryEvery is how often RunRefusalSummaries writes (tests shorten it).
 	summaryEvery time.Duration
 	// maxAnswerBytes bounds a page of clusters (tests lower it).
 	maxAnswerBytes int
 }
+
+// Administrator tokens made per second, server-wide, after a burst: people
+// and jobs need a few a day.
+const (
+	adminTokensPerSecond = 1
+	adminTokenBurst      = 20
+)
 
 // New returns a Server.
 // The Server's refusal gate also gates the Authority's own refusals.
@@ -62,6 +71,7 @@ func New(cfg Config) *Server {
 			staleJWKS: cfg.StaleJWKS},
 		backup:         cfg.Backup,
 		limit:          newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
+		adminTokens:    newLimiter(adminTokensPerSecond, adminTokenBurst),
 		refusals:       newRefusalGate(),
 		summaryEvery:   refusalSummaryEvery,
 		maxAnswerBytes: maxAnswerBytes,

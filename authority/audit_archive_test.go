@@ -343,6 +343,22 @@ func TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema(t *testing.T) {
 	if v := schema(fresh); v != "3" {
 		t.Fatalf("a new store after an administrator token with an expiry has schema %q; want 3", v)
 	}
+	// A revoked token's tombstone: an older flinkpki would take the tokens
+	// made through it.
+	revoked := authoritytest.New(t)
+	_, rec, err := revoked.Authority.CreateAdminToken(revoked.Ctx, system, "ops", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(revoked); v != "1" {
+		t.Fatalf("a new store with an administrator token that does not expire has schema %q; want 1", v)
+	}
+	if _, err := revoked.Authority.RevokeAdminToken(revoked.Ctx, system, rec.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(revoked); v != "3" {
+		t.Fatalf("after a revocation the schema is %q; want 3", v)
+	}
 
 	if err := archived.Store.Close(); err != nil {
 		t.Fatal(err)

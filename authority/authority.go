@@ -39,8 +39,8 @@ var (
 	// ErrAuditBroken reports an audit trail whose hash chain does not
 	// verify where a request needs it to.
 	ErrAuditBroken = errors.New("the audit trail is broken")
-	// ErrLastAdmin refuses to revoke, online, the last administrator
-	// tokens that have not expired: nobody could call the server after.
+	// ErrLastAdmin refuses an online revocation that would leave no
+	// administrator token as long-lived as the longest valid now.
 	ErrLastAdmin = errors.New("administration would end")
 )
 
@@ -358,12 +358,14 @@ func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, cluster, act
 }
 
 // invalid marks err, which says in its own words what is wrong with a
-// request (issuer's, ca's), as ErrInvalid without restating it: one
-// "invalid request: invalid certificate request: ..." would say it twice.
-func invalid(err error) error { return invalidError{err} }
+// request (issuer's, ca's), as ErrInvalid without restating it: "invalid
+// request: invalid certificate request: ..." would say it twice.
+func invalid(err error) error { return marked{err, ErrInvalid} }
 
-type invalidError struct{ err error }
+// marked is err, which says in its own words what happened, reported as
+// the sentinel as (for api's status codes and ReasonOf) without its text.
+type marked struct{ err, as error }
 
-func (e invalidError) Error() string        { return e.err.Error() }
-func (e invalidError) Unwrap() error        { return e.err }
-func (e invalidError) Is(target error) bool { return target == ErrInvalid }
+func (e marked) Error() string        { return e.err.Error() }
+func (e marked) Unwrap() error        { return e.err }
+func (e marked) Is(target error) bool { return target == e.as }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -32,6 +34,12 @@ func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, er
 			}
 			if !rec.Expires.IsZero() && !rec.Expires.After(a.now()) {
 				return fmt.Errorf("%w: administrator token %s expired at %s: get a new one from another administrator (flinkpki admin token create) or with flinkpki admin bootstrap", ErrUnauthenticated, t.Redacted(), rec.Expires.UTC().Format(time.RFC3339))
+			}
+			if by, err := revokedMaker(tx, rec); err != nil || by != nil {
+				if err != nil {
+					return err
+				}
+				return fmt.Errorf("%w: administrator token %s was made through administrator token %s, revoked at %s with the tokens made through it: get a new one from another administrator (flinkpki admin token create)", ErrUnauthenticated, t.Redacted(), by.ID, by.Revoked.UTC().Format(time.RFC3339))
 			}
 			actor = Actor{Kind: ActorAdmin, ID: rec.ID}
 		case token.KindEnrollment:
@@ -128,7 +136,7 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 // was authenticated.
 func (a *Authority) callerToken(tx *store.Txn, actor Actor) (*store.AdminToken, error) {
 	rec, err := tx.AdminToken(actor.ID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !rec.Revoked.IsZero()) {
 		return nil, fmt.Errorf("%w: administrator token %s was revoked", ErrUnauthenticated, actor.ID)
 	}
 	if err != nil {
@@ -137,29 +145,108 @@ func (a *Authority) callerToken(tx *store.Txn, actor Actor) (*store.AdminToken, 
 	if !rec.Expires.IsZero() && !rec.Expires.After(a.now()) {
 		return nil, fmt.Errorf("%w: administrator token %s expired at %s", ErrUnauthenticated, actor.ID, rec.Expires.UTC().Format(time.RFC3339))
 	}
+	if by, err := revokedMaker(tx, rec); err != nil || by != nil {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: administrator token %s was made through %s, which was revoked with the tokens made through it", ErrUnauthenticated, actor.ID, by.ID)
+	}
 	return rec, nil
 }
 
+// revokedMaker is the token of t's chain (MadeWith) that was revoked with
+// the tokens made through it, or nil.
+func revokedMaker(tx *store.Txn, t *store.AdminToken) (*store.AdminToken, error) {
+	for _, id := range t.MadeWith {
+		m, err := tx.AdminToken(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.RevokedMade {
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// Administrator token states, as AdminTokens reports them.
+const (
+	AdminTokenValid       = "valid"
+	AdminTokenExpired     = "expired"
+	AdminTokenRevoked     = "revoked"
+	AdminTokenRevokedWith = "revoked_with_maker" // made through a token revoked with its made tokens
+)
+
+// AdminTokenInfo is an administrator token as listed: its record, without
+// the hash, and its state.
+type AdminTokenInfo struct {
+	*store.AdminToken
+	State string
+	// RevokedWith names the token whose revocation took this one, for
+	// AdminTokenRevokedWith.
+	RevokedWith string
+}
+
+// adminTokenStates judges every token of all at now.
+func adminTokenStates(all []*store.AdminToken, now time.Time) []AdminTokenInfo {
+	byID := make(map[string]*store.AdminToken, len(all))
+	for _, t := range all {
+		byID[t.ID] = t
+	}
+	out := make([]AdminTokenInfo, 0, len(all))
+	for _, t := range all {
+		i := AdminTokenInfo{AdminToken: t, State: AdminTokenValid}
+		switch {
+		case !t.Revoked.IsZero():
+			i.State = AdminTokenRevoked
+		case !t.Expires.IsZero() && !t.Expires.After(now):
+			i.State = AdminTokenExpired
+		}
+		if i.State != AdminTokenRevoked {
+			for _, id := range t.MadeWith {
+				if m := byID[id]; m != nil && m.RevokedMade {
+					i.State, i.RevokedWith = AdminTokenRevokedWith, id
+					break
+				}
+			}
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
 // AdminTokens lists the administrator tokens (IDs, names, creation and
-// expiry times, who made them; only hashes of their secrets are stored).
-func (a *Authority) AdminTokens(ctx context.Context) ([]*store.AdminToken, error) {
-	var out []*store.AdminToken
+// expiry times, who made them, their state; only hashes of their secrets
+// are stored, and none is returned), revoked ones included.
+func (a *Authority) AdminTokens(ctx context.Context) ([]AdminTokenInfo, error) {
+	var all []*store.AdminToken
 	err := a.st.View(ctx, func(tx *store.Txn) error {
-		out = nil
+		all = nil
 		return tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
 			t.Hash = nil
-			out = append(out, t)
+			all = append(all, t)
 			return true, nil
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return adminTokenStates(all, a.now()), nil
 }
 
-// RevokeAdminToken deletes an administrator token, so it authenticates no
-// further request, with every token made through it (unless keepMade): a
-// stolen token's revocation takes what was minted with it, however many
-// tokens in between. It answers the IDs revoked, the named one first, and
-// audits each (made_with naming the named one).
+// RevokeAdminToken revokes an administrator token, so it authenticates no
+// further request, and with it every token made through it (unless
+// keepMade): a stolen token's revocation takes what was minted with it,
+// however many tokens in between, and whatever was revoked alone in
+// between, since the chain a token was made through never changes. It is
+// one small write: the token's record stays as a tombstone, without its
+// hash, which the tokens made through it are judged by (Authenticate). A
+// token revoked alone may be revoked again, with its made tokens. It
+// answers the IDs revoked, the named one first, and audits the revocation
+// once, naming how many it took.
 //
 // An administrator may not, online, shorten how long the installation can
 // be administered: the revocation must leave a token that lasts as long as
@@ -168,121 +255,96 @@ func (a *Authority) AdminTokens(ctx context.Context) ([]*store.AdminToken, error
 // all expire can never make a lasting one, and once they have expired only
 // an offline bootstrap makes another. Offline (actor not an administrator)
 // it is allowed. A refusal changes nothing.
-//
-// Where the backend bounds a transaction's writes (etcd), a large cascade
-// goes in several transactions, the tokens made through the named one
-// first, deepest first, the named one last: one that stops part-way leaves
-// the named token valid and nothing orphaned, and the same call again
-// finishes it.
 func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string, keepMade bool) ([]string, error) {
 	if !token.ValidID(id) {
 		return nil, a.Deny(ctx, actor, "", "admin_token.revoke", "invalid", errNotATokenID)
 	}
-	perTxn := 0 // tokens per transaction; 0: all at once
-	if l := a.st.MaxWritesPerTxn(); l > 0 {
-		perTxn = max(1, (l-2)/2) // a deletion and an audit entry each, and the audit head
-	}
 	var revoked []string
-	for first := true; ; first = false {
-		var part []string
-		done := false
-		err := a.st.Update(ctx, func(tx *store.Txn) error {
-			part, done = part[:0], false
-			root, err := tx.AdminToken(id)
-			if errors.Is(err, store.ErrNotFound) {
-				if !first {
-					done = true // revoked meanwhile, by another call
-					return nil
-				}
-				return fmt.Errorf("administrator token %q %w (flinkpki admin token list)", id, ErrNotFound)
-			}
-			if err != nil {
-				return err
-			}
-			if actor.Kind == ActorAdmin {
-				if _, err := a.callerToken(tx, actor); err != nil {
-					return err
-				}
-			}
-			var all []*store.AdminToken
-			if err := tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
-				all = append(all, t)
-				return true, nil
-			}); err != nil {
-				return err
-			}
-			gone := []*store.AdminToken{root}
-			if !keepMade {
-				gone = append(gone, madeThrough(all, root.ID)...)
-			}
-			if actor.Kind == ActorAdmin {
-				if err := a.checkAdminHorizon(all, gone, root.ID); err != nil {
-					return err
-				}
-			}
-			// The named token goes last, with the transaction that takes
-			// what is left of the tokens made through it.
-			take := gone[1:]
-			if perTxn > 0 && len(take) >= perTxn {
-				take = take[len(take)-perTxn:] // the deepest
-			} else {
-				take, done = gone, true
-			}
-			for _, t := range take {
-				if err := tx.DeleteAdminToken(t.ID); err != nil {
-					return err
-				}
-				details := map[string]string{"token_id": t.ID, "name": t.Name}
-				if t != root {
-					details["made_with"] = root.ID
-				}
-				if err := a.audit(tx, actor, "", "admin_token.revoke", "ok", "", details); err != nil {
-					return err
-				}
-				part = append(part, t.ID)
-			}
-			return nil
-		})
+	err := a.st.Update(ctx, func(tx *store.Txn) error {
+		revoked = nil
+		root, err := tx.AdminToken(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("administrator token %q %w (flinkpki admin token list)", id, ErrNotFound)
+		}
 		if err != nil {
-			if len(revoked) > 0 {
-				err = fmt.Errorf("%w (revoked %d of the tokens made through it, deepest first, before: run the revocation again to finish it)", err, len(revoked))
+			return err
+		}
+		if !root.Revoked.IsZero() && (root.RevokedMade || keepMade) {
+			return marked{fmt.Errorf("administrator token %q was revoked at %s already", id, root.Revoked.UTC().Format(time.RFC3339)), ErrNotFound}
+		}
+		if actor.Kind == ActorAdmin {
+			if _, err := a.callerToken(tx, actor); err != nil {
+				return err
 			}
-			return nil, a.Deny(ctx, actor, "", "admin_token.revoke", ReasonOf(err), err)
 		}
-		revoked = append(revoked, part...)
-		if done {
-			break
+		var all []*store.AdminToken
+		if err := tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
+			all = append(all, t)
+			return true, nil
+		}); err != nil {
+			return err
 		}
-	}
-	// The named token first, then the others in the order they went.
-	if i := slices.Index(revoked, id); i > 0 {
-		revoked = append(append([]string{id}, revoked[:i]...), revoked[i+1:]...)
+		now := a.now()
+		var valid []*store.AdminToken
+		for _, i := range adminTokenStates(all, now) {
+			if i.State == AdminTokenValid {
+				valid = append(valid, i.AdminToken)
+			}
+		}
+		var gone []*store.AdminToken
+		if root.Revoked.IsZero() {
+			gone = append(gone, root)
+		}
+		if !keepMade {
+			for _, t := range valid {
+				if slices.Contains(t.MadeWith, id) {
+					gone = append(gone, t)
+				}
+			}
+		}
+		if actor.Kind == ActorAdmin {
+			if err := checkAdminHorizon(valid, gone, id); err != nil {
+				return err
+			}
+		}
+		details := map[string]string{"token_id": id, "name": root.Name}
+		if root.Revoked.IsZero() {
+			root.Revoked = now.UTC()
+		}
+		root.Hash, root.RevokedMade = nil, !keepMade
+		if err := tx.PutAdminToken(root); err != nil {
+			return err
+		}
+		revoked = []string{id}
+		for _, t := range gone {
+			if t.ID != id {
+				revoked = append(revoked, t.ID)
+			}
+		}
+		if keepMade {
+			details["keep_made"] = "true"
+		} else {
+			details["made"] = strconv.Itoa(len(revoked) - 1)
+			if n := len(revoked) - 1; n > 0 {
+				details["made_ids"] = strings.Join(revoked[1:min(len(revoked), 1+MaxListedHolders)], ",")
+			}
+		}
+		return a.audit(tx, actor, "", "admin_token.revoke", "ok", "", details)
+	})
+	if err != nil {
+		return nil, a.Deny(ctx, actor, "", "admin_token.revoke", ReasonOf(err), err)
 	}
 	return revoked, nil
 }
 
-// madeThrough answers the tokens made through the token id, directly or
-// through others, shallowest first.
-func madeThrough(all []*store.AdminToken, id string) []*store.AdminToken {
-	var out []*store.AdminToken
-	for _, t := range all {
-		if slices.Contains(t.MadeWith, id) {
-			out = append(out, t)
-		}
-	}
-	slices.SortStableFunc(out, func(p, q *store.AdminToken) int { return len(p.MadeWith) - len(q.MadeWith) })
-	return out
-}
-
 // checkAdminHorizon refuses a revocation, by an administrator, that leaves
-// no token valid as long as the longest-lived of those valid now.
-func (a *Authority) checkAdminHorizon(all, gone []*store.AdminToken, id string) error {
-	now := a.now()
+// no valid token as long-lived as the longest-lived of those valid now.
+func checkAdminHorizon(valid, gone []*store.AdminToken, id string) error {
 	forever := time.Unix(1<<62, 0)
-	last := func(ts []*store.AdminToken, skip func(*store.AdminToken) bool) time.Time {
+	last := func(skip func(*store.AdminToken) bool) time.Time {
 		var h time.Time
-		for _, t := range ts {
-			if skip(t) || (!t.Expires.IsZero() && !t.Expires.After(now)) {
+		for _, t := range valid {
+			if skip(t) {
 				continue
 			}
 			e := t.Expires
@@ -295,11 +357,10 @@ func (a *Authority) checkAdminHorizon(all, gone []*store.AdminToken, id string) 
 		}
 		return h
 	}
-	isGone := func(t *store.AdminToken) bool {
+	before := last(func(*store.AdminToken) bool { return false })
+	after := last(func(t *store.AdminToken) bool {
 		return slices.ContainsFunc(gone, func(g *store.AdminToken) bool { return g.ID == t.ID })
-	}
-	before := last(all, func(*store.AdminToken) bool { return false })
-	after := last(all, isGone)
+	})
 	if !after.Before(before) {
 		return nil
 	}
@@ -315,7 +376,7 @@ func (a *Authority) checkAdminHorizon(all, gone []*store.AdminToken, id string) 
 	if !before.Equal(forever) {
 		need = "one that expires no earlier than " + before.UTC().Format(time.RFC3339)
 	}
-	return fmt.Errorf("%w: revoking administrator token %s%s: %s, and no token outlives the one it is made with, so only an offline bootstrap could make another; first make %s (flinkpki admin token create), or revoke it offline (flinkpki admin revoke-token)", ErrLastAdmin, id, made, left, need)
+	return fmt.Errorf("%w: revoking administrator token %s%s: %s, and no token outlives the one it is made with; first make %s with a token not made through %s (flinkpki admin token create), or revoke it offline (flinkpki admin revoke-token; then flinkpki admin bootstrap if none is left)", ErrLastAdmin, id, made, left, need, id)
 }
 
 // MaxTokenNameLen bounds an administrator token's label.

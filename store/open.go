@@ -16,7 +16,7 @@ import (
 // Kubernetes binding with roles (it would ignore them, and drop them at its
 // next write of the cluster). It moves to 3 the first time it holds an
 // administrator token with an expiry, which a flinkpki that reads 2 at most
-// would take for ever. Such a flinkpki then refuses the store, on a
+// would take for ever, or a revoked one, whose made tokens it would take. Such a flinkpki then refuses the store, on a
 // downgrade, instead.
 const SchemaVersion = 3
 

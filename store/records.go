@@ -92,9 +92,16 @@ type AdminToken struct {
 	// with another administrator token, "system:bootstrap", ...).
 	CreatedBy string `json:"created_by,omitempty"`
 	// MadeWith lists the administrator tokens this one was made through,
-	// its maker last: revoking any of them revokes this one, even after
-	// one in between was revoked alone.
+	// its maker last: revoking any of them with the tokens made through it
+	// revokes this one.
 	MadeWith []string `json:"made_with,omitempty"`
+	// Revoked is when the token was revoked; zero while it is not. A
+	// revoked token's record stays, without its hash, so that the tokens
+	// made through it can be judged by it.
+	Revoked time.Time `json:"revoked,omitzero"`
+	// RevokedMade says the revocation took the tokens made through it too:
+	// every token whose MadeWith names this one is refused.
+	RevokedMade bool `json:"revoked_made,omitempty"`
 }
 
 // AuditEntry is one link of the append-only, hash-chained audit trail.

@@ -256,9 +256,9 @@ func (t *Txn) AdminToken(id string) (*AdminToken, error) {
 
 // PutAdminToken writes an administrator token record.
 func (t *Txn) PutAdminToken(tok *AdminToken) error {
-	if !tok.Expires.IsZero() {
+	if !tok.Expires.IsZero() || !tok.Revoked.IsZero() {
 		// An older flinkpki would ignore the expiry and take the token
-		// for ever.
+		// for ever, or take the tokens made through a revoked one.
 		if err := t.raiseSchema(3); err != nil {
 			return err
 		}

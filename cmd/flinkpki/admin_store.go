@@ -192,7 +192,7 @@ asks it instead.`,
       --etcd-cert-file tls.crt --etcd-key-file tls.key --kek-file kek -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var toks []*store.AdminToken
+			var toks []authority.AdminTokenInfo
 			err := withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) (err error) {
 				toks, err = auth.AdminTokens(cmd.Context())
 				return err
@@ -203,32 +203,28 @@ asks it instead.`,
 			// A bare array with "created", as since the first release;
 			// admin token list answers an object like the other listings.
 			type tokenJSON struct {
-				ID        string   `json:"id"`
-				Name      string   `json:"name"`
-				Created   string   `json:"created"`
-				Expires   string   `json:"expires"`
-				Expired   bool     `json:"expired"`
-				CreatedBy string   `json:"created_by"`
-				MadeWith  []string `json:"made_with"`
+				ID          string   `json:"id"`
+				Name        string   `json:"name"`
+				Created     string   `json:"created"`
+				Expires     string   `json:"expires"`
+				Expired     bool     `json:"expired"`
+				State       string   `json:"state"`
+				Revoked     string   `json:"revoke_time,omitempty"`
+				RevokedWith string   `json:"revoked_with,omitempty"`
+				CreatedBy   string   `json:"created_by"`
+				MadeWith    []string `json:"made_with"`
 			}
-			now := time.Now()
-			rows := []tokenJSON{}
+			rows, out2 := []tokenJSON{}, []adminTokenRow{}
 			for _, t := range toks {
-				r := tokenJSON{ID: t.ID, Name: t.Name, Created: t.Created.UTC().Format(time.RFC3339), CreatedBy: t.CreatedBy, MadeWith: append([]string{}, t.MadeWith...)}
-				if !t.Expires.IsZero() {
-					r.Expires, r.Expired = t.Expires.UTC().Format(time.RFC3339), !t.Expires.After(now)
-				}
-				rows = append(rows, r)
+				r := adminTokenRowOf(t.ID, t.Name, t.CreatedBy, t.State, t.RevokedWith, t.MadeWith, t.Created, t.Expires, t.Revoked)
+				out2 = append(out2, r)
+				rows = append(rows, tokenJSON{ID: r.ID, Name: r.Name, Created: r.Created, Expires: r.Expires, Expired: r.State == authority.AdminTokenExpired,
+					State: r.State, Revoked: r.Revoked, RevokedWith: r.RevokedWith, CreatedBy: r.CreatedBy, MadeWith: r.MadeWith})
 			}
 			if out == "json" {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
-			tw := newTable(cmd.OutOrStdout())
-			tw.row("ID", "NAME", "CREATED", "EXPIRES", "CREATED BY")
-			for _, r := range rows {
-				tw.row(r.ID, r.Name, r.Created, expiresCell(r.Expires, r.Expired), orDash(r.CreatedBy))
-			}
-			return tw.Flush()
+			return printAdminTokens(cmd.OutOrStdout(), out2)
 		},
 	}
 	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flinkpki/flinkpki/authority"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
@@ -112,14 +113,15 @@ func (a *app) newAdminTokenListCmd() *cobra.Command {
 	var out outputFormat
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the administrator tokens: IDs, names, expiry and who made each",
-		Long: `List the administrator tokens. Only hashes of their secrets are stored, so this
-shows each token's ID (the part of the token between its prefix and its
-secret), name, creation and expiry time, and who made it: "admin:ID" for a
-token made with another administrator token (revoking that one revokes this
-one too), "system:bootstrap" for admin bootstrap; -o json adds made_with, the
-whole chain of tokens it was made through (revoking any of them revokes it).
-Expired tokens are listed, marked, until they are revoked.`,
+		Short: "List the administrator tokens: IDs, names, expiry, state and who made each",
+		Long: `List the administrator tokens, revoked ones included. Only hashes of their
+secrets are stored, so this shows each token's ID (the part of the token
+between its prefix and its secret), name, creation and expiry time, state
+(valid, expired, revoked, or revoked with the token it was made through) and
+who made it: "admin:ID" for a token made with another administrator token,
+"system:bootstrap" for admin bootstrap. -o json adds made_with, the whole
+chain of tokens it was made through: revoking any of them with its made
+tokens revokes it.`,
 		Example: `  flinkpki admin token list
   flinkpki admin token list -o json`,
 		Args: cobra.NoArgs,
@@ -134,46 +136,85 @@ Expired tokens are listed, marked, until they are revoked.`,
 				return err
 			}
 			type tokenJSON struct {
-				ID        string   `json:"id"`
-				Name      string   `json:"name"`
-				Created   string   `json:"create_time"`
-				Expires   string   `json:"expire_time"`
-				Expired   bool     `json:"expired"`
-				CreatedBy string   `json:"created_by"`
-				MadeWith  []string `json:"made_with"`
+				ID          string   `json:"id"`
+				Name        string   `json:"name"`
+				Created     string   `json:"create_time"`
+				Expires     string   `json:"expire_time"`
+				Expired     bool     `json:"expired"`
+				State       string   `json:"state"`
+				Revoked     string   `json:"revoke_time,omitempty"`
+				RevokedWith string   `json:"revoked_with,omitempty"`
+				CreatedBy   string   `json:"created_by"`
+				MadeWith    []string `json:"made_with"`
 			}
-			now := time.Now()
-			rows := []tokenJSON{}
+			rows, table := []tokenJSON{}, []adminTokenRow{}
 			for _, t := range resp.GetTokens() {
-				rows = append(rows, tokenJSON{ID: t.GetId(), Name: t.GetName(), Created: rfc3339(t.GetCreateTime()), Expires: rfc3339(t.GetExpireTime()),
-					Expired: t.GetExpireTime() != nil && !t.GetExpireTime().AsTime().After(now), CreatedBy: t.GetCreatedBy(), MadeWith: append([]string{}, t.GetMadeWith()...)})
+				r := adminTokenRowOf(t.GetId(), t.GetName(), t.GetCreatedBy(), t.GetState(), t.GetRevokedWith(), t.GetMadeWith(),
+					pbTime(t.GetCreateTime()), pbTime(t.GetExpireTime()), pbTime(t.GetRevokeTime()))
+				table = append(table, r)
+				rows = append(rows, tokenJSON{ID: r.ID, Name: r.Name, Created: r.Created, Expires: r.Expires, Expired: r.State == authority.AdminTokenExpired,
+					State: r.State, Revoked: r.Revoked, RevokedWith: r.RevokedWith, CreatedBy: r.CreatedBy, MadeWith: r.MadeWith})
 			}
 			if out == "json" {
 				return writeJSON(a.stdout, struct {
 					Tokens []tokenJSON `json:"tokens"`
 				}{rows})
 			}
-			w := newTable(a.stdout)
-			w.row("ID", "NAME", "CREATED", "EXPIRES", "CREATED BY")
-			for _, r := range rows {
-				w.row(r.ID, r.Name, r.Created, expiresCell(r.Expires, r.Expired), orDash(r.CreatedBy))
-			}
-			return w.Flush()
+			return printAdminTokens(a.stdout, table)
 		},
 	}
 	addOutputFlag(cmd, &out)
 	return cmd
 }
 
-// expiresCell is an administrator token's EXPIRES column.
-func expiresCell(expires string, expired bool) string {
-	switch {
-	case expires == "":
-		return "never"
-	case expired:
-		return expires + " (expired)"
+// adminTokenRow is an administrator token as the listings print it.
+type adminTokenRow struct {
+	ID, Name, CreatedBy, State, RevokedWith string
+	Created, Expires, Revoked               string // RFC 3339; "" for none
+	MadeWith                                []string
+}
+
+func adminTokenRowOf(id, name, createdBy, state, revokedWith string, madeWith []string, created, expires, revoked time.Time) adminTokenRow {
+	r := adminTokenRow{ID: id, Name: name, CreatedBy: createdBy, State: state, RevokedWith: revokedWith, MadeWith: append([]string{}, madeWith...)}
+	for _, f := range []struct {
+		t   time.Time
+		out *string
+	}{{created, &r.Created}, {expires, &r.Expires}, {revoked, &r.Revoked}} {
+		if !f.t.IsZero() {
+			*f.out = f.t.UTC().Format(time.RFC3339)
+		}
 	}
-	return expires
+	return r
+}
+
+// pbTime is ts as a time, zero when unset.
+func pbTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}
+
+// printAdminTokens prints the administrator tokens table of admin token
+// list and admin list-tokens.
+func printAdminTokens(w io.Writer, rows []adminTokenRow) error {
+	tw := newTable(w)
+	tw.row("ID", "NAME", "CREATED", "EXPIRES", "STATE", "CREATED BY")
+	for _, r := range rows {
+		expires := r.Expires
+		if expires == "" {
+			expires = "never"
+		}
+		state := r.State
+		switch r.State {
+		case authority.AdminTokenRevoked:
+			state = "revoked " + r.Revoked
+		case authority.AdminTokenRevokedWith:
+			state = "revoked with " + r.RevokedWith
+		}
+		tw.row(r.ID, r.Name, r.Created, expires, state, orDash(r.CreatedBy))
+	}
+	return tw.Flush()
 }
 
 func (a *app) newAdminTokenRevokeCmd() *cobra.Command {

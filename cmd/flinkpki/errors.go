@@ -75,6 +75,11 @@ func (a *app) humanize(err error) string {
 	target := a.target
 	switch st.Code() {
 	case codes.Unavailable:
+		if msg := st.Message(); serverUnavailable(msg) {
+			// The server answered: it is reachable, but cannot serve the
+			// request now (its store, the API server's TokenReview).
+			return fmt.Sprintf("flinkpki at %s cannot serve the request now: %s", target, msg)
+		}
 		reason := enroll.Reason(err)
 		if reason == "connection refused" {
 			reason += " (is the server running, and is --server, or FLINKPKI_SERVER, its gRPC address?)"
@@ -92,6 +97,13 @@ func (a *app) humanize(err error) string {
 		return adminMethod.ReplaceAllString(st.Message(), "this command needs an administrator token in --token-file (or FLINKPKI_TOKEN_FILE)")
 	}
 	return st.Message()
+}
+
+// serverUnavailable says an UNAVAILABLE status came from the flinkpki
+// server itself, which ends such answers with what to do (a failed
+// connection's status is gRPC's own words).
+func serverUnavailable(msg string) bool {
+	return strings.HasSuffix(msg, ": retry the request") || strings.HasSuffix(msg, ": retry later")
 }
 
 // adminMethod is the server's "METHOD needs an administrator token".

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -328,9 +329,10 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
 			return err
 		}
-	} else if toks, err := auth.AdminTokens(ctx); err == nil && len(toks) == 0 {
-		// A new production store: nothing but Kubernetes pods can use it
-		// until an administrator token exists, which serve never makes.
+	} else if toks, err := auth.AdminTokens(ctx); err == nil && !slices.ContainsFunc(toks, func(t authority.AdminTokenInfo) bool { return t.State == authority.AdminTokenValid }) {
+		// A new production store (or one whose tokens all expired or were
+		// revoked offline): nothing but Kubernetes pods can use it until an
+		// administrator token exists, which serve never makes.
 		until := "until then nothing can authenticate"
 		if in.k8s != nil || in.review != nil {
 			until = "until then only Kubernetes service-account tokens enroll"

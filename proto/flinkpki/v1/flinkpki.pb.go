@@ -139,8 +139,13 @@ type AdminToken struct {
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"` // unset: does not expire
 	CreatedBy  string                 `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`    // "admin:ID", "system:bootstrap", "system:dev"
 	// The administrator tokens it was made through, its maker last: revoking
-	// any of them revokes it.
-	MadeWith      []string `protobuf:"bytes,6,rep,name=made_with,json=madeWith,proto3" json:"made_with,omitempty"`
+	// any of them with the tokens made through it revokes it.
+	MadeWith []string `protobuf:"bytes,6,rep,name=made_with,json=madeWith,proto3" json:"made_with,omitempty"`
+	// valid, expired, revoked, or revoked_with_maker (made through a token
+	// revoked with the tokens made through it, named by revoked_with).
+	State         string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"` // unset unless revoked
+	RevokedWith   string                 `protobuf:"bytes,9,opt,name=revoked_with,json=revokedWith,proto3" json:"revoked_with,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +220,27 @@ func (x *AdminToken) GetMadeWith() []string {
 		return x.MadeWith
 	}
 	return nil
+}
+
+func (x *AdminToken) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *AdminToken) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *AdminToken) GetRevokedWith() string {
+	if x != nil {
+		return x.RevokedWith
+	}
+	return ""
 }
 
 type ListAdminTokensRequest struct {
@@ -300,7 +326,7 @@ func (x *ListAdminTokensResponse) GetTokens() []*AdminToken {
 type RevokeAdminTokenRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	KeepMade      bool                   `protobuf:"varint,2,opt,name=keep_made,json=keepMade,proto3" json:"keep_made,omitempty"` // revoke this token alone, not the tokens made with it
+	KeepMade      bool                   `protobuf:"varint,2,opt,name=keep_made,json=keepMade,proto3" json:"keep_made,omitempty"` // revoke this token alone, not the tokens made through it
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3229,7 +3255,7 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"]\n" +
 	"\x18CreateAdminTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12+\n" +
-	"\x04info\x18\x02 \x01(\v2\x17.flinkpki.v1.AdminTokenR\x04info\"\xe6\x01\n" +
+	"\x04info\x18\x02 \x01(\v2\x17.flinkpki.v1.AdminTokenR\x04info\"\xdc\x02\n" +
 	"\n" +
 	"AdminToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -3240,7 +3266,11 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"expireTime\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\x05 \x01(\tR\tcreatedBy\x12\x1b\n" +
-	"\tmade_with\x18\x06 \x03(\tR\bmadeWith\"\x18\n" +
+	"\tmade_with\x18\x06 \x03(\tR\bmadeWith\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12;\n" +
+	"\vrevoke_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12!\n" +
+	"\frevoked_with\x18\t \x01(\tR\vrevokedWith\"\x18\n" +
 	"\x16ListAdminTokensRequest\"J\n" +
 	"\x17ListAdminTokensResponse\x12/\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x17.flinkpki.v1.AdminTokenR\x06tokens\"F\n" +
@@ -3586,89 +3616,90 @@ var file_flinkpki_v1_flinkpki_proto_depIdxs = []int32{
 	2,  // 1: flinkpki.v1.CreateAdminTokenResponse.info:type_name -> flinkpki.v1.AdminToken
 	51, // 2: flinkpki.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
 	51, // 3: flinkpki.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 4: flinkpki.v1.ListAdminTokensResponse.tokens:type_name -> flinkpki.v1.AdminToken
-	50, // 5: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
-	50, // 6: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
-	7,  // 7: flinkpki.v1.CreateClusterRequest.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	50, // 8: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
-	50, // 9: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
-	7,  // 10: flinkpki.v1.Cluster.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	51, // 11: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
-	10, // 12: flinkpki.v1.Cluster.cas:type_name -> flinkpki.v1.CertificateAuthority
-	51, // 13: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
-	51, // 14: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
-	9,  // 15: flinkpki.v1.ListClustersResponse.clusters:type_name -> flinkpki.v1.Cluster
-	7,  // 16: flinkpki.v1.UpdateClusterRequest.add_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	7,  // 17: flinkpki.v1.UpdateClusterRequest.remove_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	50, // 18: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	51, // 19: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	51, // 20: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
-	51, // 21: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
-	20, // 22: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
-	51, // 23: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
-	10, // 24: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
-	28, // 25: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
-	29, // 26: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
-	51, // 27: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
-	51, // 28: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
-	51, // 29: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
-	31, // 30: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
-	51, // 31: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	51, // 32: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
-	51, // 33: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	49, // 34: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
-	40, // 35: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
-	8,  // 36: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
-	11, // 37: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
-	12, // 38: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
-	15, // 39: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
-	14, // 40: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
-	17, // 41: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
-	19, // 42: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
-	22, // 43: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
-	24, // 44: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
-	25, // 45: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
-	26, // 46: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
-	27, // 47: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
-	32, // 48: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
-	34, // 49: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
-	36, // 50: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
-	38, // 51: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
-	41, // 52: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
-	43, // 53: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
-	45, // 54: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
-	47, // 55: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
-	0,  // 56: flinkpki.v1.AdminService.CreateAdminToken:input_type -> flinkpki.v1.CreateAdminTokenRequest
-	3,  // 57: flinkpki.v1.AdminService.ListAdminTokens:input_type -> flinkpki.v1.ListAdminTokensRequest
-	5,  // 58: flinkpki.v1.AdminService.RevokeAdminToken:input_type -> flinkpki.v1.RevokeAdminTokenRequest
-	9,  // 59: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
-	9,  // 60: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
-	13, // 61: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
-	16, // 62: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
-	9,  // 63: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
-	18, // 64: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
-	21, // 65: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
-	23, // 66: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
-	30, // 67: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
-	30, // 68: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
-	30, // 69: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
-	30, // 70: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
-	33, // 71: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
-	35, // 72: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
-	37, // 73: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
-	39, // 74: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
-	42, // 75: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
-	44, // 76: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
-	46, // 77: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
-	48, // 78: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
-	1,  // 79: flinkpki.v1.AdminService.CreateAdminToken:output_type -> flinkpki.v1.CreateAdminTokenResponse
-	4,  // 80: flinkpki.v1.AdminService.ListAdminTokens:output_type -> flinkpki.v1.ListAdminTokensResponse
-	6,  // 81: flinkpki.v1.AdminService.RevokeAdminToken:output_type -> flinkpki.v1.RevokeAdminTokenResponse
-	59, // [59:82] is the sub-list for method output_type
-	36, // [36:59] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	51, // 4: flinkpki.v1.AdminToken.revoke_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: flinkpki.v1.ListAdminTokensResponse.tokens:type_name -> flinkpki.v1.AdminToken
+	50, // 6: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
+	50, // 7: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
+	7,  // 8: flinkpki.v1.CreateClusterRequest.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	50, // 9: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
+	50, // 10: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
+	7,  // 11: flinkpki.v1.Cluster.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	51, // 12: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	10, // 13: flinkpki.v1.Cluster.cas:type_name -> flinkpki.v1.CertificateAuthority
+	51, // 14: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
+	51, // 15: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
+	9,  // 16: flinkpki.v1.ListClustersResponse.clusters:type_name -> flinkpki.v1.Cluster
+	7,  // 17: flinkpki.v1.UpdateClusterRequest.add_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	7,  // 18: flinkpki.v1.UpdateClusterRequest.remove_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
+	50, // 19: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	51, // 20: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	51, // 21: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
+	51, // 22: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 23: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
+	51, // 24: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
+	10, // 25: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
+	28, // 26: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
+	29, // 27: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
+	51, // 28: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
+	51, // 29: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
+	51, // 30: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
+	31, // 31: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
+	51, // 32: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	51, // 33: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
+	51, // 34: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	49, // 35: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
+	40, // 36: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
+	8,  // 37: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
+	11, // 38: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
+	12, // 39: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
+	15, // 40: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
+	14, // 41: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
+	17, // 42: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
+	19, // 43: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
+	22, // 44: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
+	24, // 45: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
+	25, // 46: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
+	26, // 47: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
+	27, // 48: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
+	32, // 49: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
+	34, // 50: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
+	36, // 51: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
+	38, // 52: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
+	41, // 53: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
+	43, // 54: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
+	45, // 55: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
+	47, // 56: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
+	0,  // 57: flinkpki.v1.AdminService.CreateAdminToken:input_type -> flinkpki.v1.CreateAdminTokenRequest
+	3,  // 58: flinkpki.v1.AdminService.ListAdminTokens:input_type -> flinkpki.v1.ListAdminTokensRequest
+	5,  // 59: flinkpki.v1.AdminService.RevokeAdminToken:input_type -> flinkpki.v1.RevokeAdminTokenRequest
+	9,  // 60: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
+	9,  // 61: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
+	13, // 62: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
+	16, // 63: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
+	9,  // 64: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
+	18, // 65: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
+	21, // 66: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
+	23, // 67: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
+	30, // 68: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
+	30, // 69: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
+	30, // 70: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
+	30, // 71: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
+	33, // 72: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
+	35, // 73: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
+	37, // 74: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
+	39, // 75: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
+	42, // 76: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
+	44, // 77: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
+	46, // 78: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
+	48, // 79: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
+	1,  // 80: flinkpki.v1.AdminService.CreateAdminToken:output_type -> flinkpki.v1.CreateAdminTokenResponse
+	4,  // 81: flinkpki.v1.AdminService.ListAdminTokens:output_type -> flinkpki.v1.ListAdminTokensResponse
+	6,  // 82: flinkpki.v1.AdminService.RevokeAdminToken:output_type -> flinkpki.v1.RevokeAdminTokenResponse
+	60, // [60:83] is the sub-list for method output_type
+	37, // [37:60] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_flinkpki_v1_flinkpki_proto_init() }

@@ -1058,12 +1058,12 @@ type AdminServiceClient interface {
 	// CreateAdminToken makes another administrator token, shown once (only
 	// its hash is stored). It never outlives the token that made it.
 	CreateAdminToken(ctx context.Context, in *CreateAdminTokenRequest, opts ...grpc.CallOption) (*CreateAdminTokenResponse, error)
-	// ListAdminTokens lists the administrator tokens: IDs, names, creation
-	// and expiry times, and who made each.
+	// ListAdminTokens lists the administrator tokens, revoked ones included:
+	// IDs, names, creation and expiry times, who made each and its state.
 	ListAdminTokens(ctx context.Context, in *ListAdminTokensRequest, opts ...grpc.CallOption) (*ListAdminTokensResponse, error)
 	// RevokeAdminToken revokes an administrator token and, unless keep_made,
-	// every token made with it (transitively). Refused when no administrator
-	// token that has not expired would be left.
+	// every token made through it. Refused (FailedPrecondition) when it would
+	// leave no administrator token as long-lived as the longest valid now.
 	RevokeAdminToken(ctx context.Context, in *RevokeAdminTokenRequest, opts ...grpc.CallOption) (*RevokeAdminTokenResponse, error)
 }
 
@@ -1135,12 +1135,12 @@ type AdminServiceServer interface {
 	// CreateAdminToken makes another administrator token, shown once (only
 	// its hash is stored). It never outlives the token that made it.
 	CreateAdminToken(context.Context, *CreateAdminTokenRequest) (*CreateAdminTokenResponse, error)
-	// ListAdminTokens lists the administrator tokens: IDs, names, creation
-	// and expiry times, and who made each.
+	// ListAdminTokens lists the administrator tokens, revoked ones included:
+	// IDs, names, creation and expiry times, who made each and its state.
 	ListAdminTokens(context.Context, *ListAdminTokensRequest) (*ListAdminTokensResponse, error)
 	// RevokeAdminToken revokes an administrator token and, unless keep_made,
-	// every token made with it (transitively). Refused when no administrator
-	// token that has not expired would be left.
+	// every token made through it. Refused (FailedPrecondition) when it would
+	// leave no administrator token as long-lived as the longest valid now.
 	RevokeAdminToken(context.Context, *RevokeAdminTokenRequest) (*RevokeAdminTokenResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }

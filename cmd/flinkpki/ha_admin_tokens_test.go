@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/enroll"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+)
+
+// TestAStolenTokenMintingWithoutEndIsRevokedOnEtcd: on an HA installation a
+// thief with an administrator token mints tokens as fast as it can, from
+// four connections, while an administrator revokes it. Token creation is
+// bounded server-wide (a burst, then one a second), so the revocation,
+// which reads every token, commits; every token the thief made is refused
+// from then on, and the thief's requests past the bound are refused as
+// RESOURCE_EXHAUSTED.
+func TestAStolenTokenMintingWithoutEndIsRevokedOnEtcd(t *testing.T) {
+	h := newHAStore(t)
+	r := h.replica(t, "--dev")
+	dir := t.TempDir()
+	file := func(name, tok string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// A keeper that does not expire, and the token that is stolen.
+	keeper := file("keeper", strings.TrimSpace(r.cli(t, r.admin, "admin", "token", "create", "--name", "keeper", "--ttl", "0").ok(t).stdout))
+	stolen := strings.TrimSpace(r.cli(t, r.admin, "admin", "token", "create", "--name", "stolen", "--ttl", "0").ok(t).stdout)
+	stolenID := strings.Split(stolen, "_")[1]
+
+	conn, err := enroll.Dial(r.addr, r.caFile, stolen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewAdminServiceClient(conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		wg              sync.WaitGroup
+		mu              sync.Mutex
+		minted          []string
+		limited, others int
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, err := client.CreateAdminToken(ctx, &pb.CreateAdminTokenRequest{Name: "minted"})
+				mu.Lock()
+				switch {
+				case err == nil:
+					minted = append(minted, resp.GetToken())
+				case status.Code(err) == codes.ResourceExhausted:
+					limited++
+				case ctx.Err() == nil:
+					others++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	rev := r.cli(t, keeper, "admin", "token", "revoke", stolenID)
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	if rev.code != 0 {
+		t.Fatalf("the revocation failed while the thief minted: %s", rev.stderr)
+	}
+	if len(minted) == 0 || len(minted) > 40 || limited == 0 {
+		t.Errorf("the thief minted %d tokens and was refused %d times as rate-limited; want a bounded burst, then refusals", len(minted), limited)
+	}
+	for _, m := range minted {
+		if out := r.cli(t, file("m", m), "cluster", "list"); out.code == 0 {
+			t.Fatalf("a token minted with the stolen one still works after its revocation")
+		}
+	}
+	t.Logf("minted %d, rate-limited %d, other errors %d", len(minted), limited, others)
+}
