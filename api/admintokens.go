@@ -33,7 +33,7 @@ func (s *Server) ListAdminTokens(ctx context.Context, _ *pb.ListAdminTokensReque
 
 // RevokeAdminToken implements AdminService.
 func (s *Server) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdminTokenRequest) (*pb.RevokeAdminTokenResponse, error) {
-	ids, err := s.auth.RevokeAdminToken(ctx, actorFrom(ctx), req.GetId(), req.GetKeepMade())
+	ids, err := s.auth.RevokeAdminToken(ctx, actorFrom(ctx), req.GetId(), authority.RevokeAdminOptions{KeepMade: req.GetKeepMade(), Force: req.GetForce()})
 	if err != nil {
 		return nil, err
 	}

@@ -210,10 +210,11 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		}
 	}
 	if fullMethod == "/flinkpki.v1.AdminService/CreateAdminToken" {
-		// One bound for the whole server: a stolen token, or the tokens
-		// it made, minting without end would keep a revocation (which
-		// reads every token) from committing on etcd.
-		if err := s.adminTokens.allow("create"); err != nil {
+		// One bound for the whole server process: a stolen token, or the
+		// tokens it made, minting without end would keep a revocation
+		// (which reads every token) from committing on etcd.
+		if d := s.adminTokens.wait("create"); d > 0 {
+			err := status.Errorf(codes.ResourceExhausted, "this server makes at most %d administrator tokens at once, then %d a second: retry in %s", adminTokenBurst, adminTokensPerSecond, d)
 			s.refuse(ctx, id, actor, "", fullMethod, "rate_limited", err)
 			return ctx, err
 		}

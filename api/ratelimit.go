@@ -43,8 +43,17 @@ func newLimiter(perSecond float64, burst int) *limiter {
 // allow takes one request of identity, or returns a ResourceExhausted
 // status that says when to retry.
 func (l *limiter) allow(identity string) error {
+	if d := l.wait(identity); d > 0 {
+		return status.Errorf(codes.ResourceExhausted, "enrollment rate limit of %g/s (burst %d) reached for %s: retry in %s", float64(l.rate), l.burst, identity, d)
+	}
+	return nil
+}
+
+// wait takes one request of identity and answers 0, or answers how long
+// until it could (rounded to the millisecond) and takes nothing.
+func (l *limiter) wait(identity string) time.Duration {
 	if l == nil {
-		return nil
+		return 0
 	}
 	// The time is read, and the bucket told, under the lock, so that each
 	// bucket sees times in order: told an earlier time than its last, a
@@ -65,9 +74,9 @@ func (l *limiter) allow(identity string) error {
 	r := a.l.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return status.Errorf(codes.ResourceExhausted, "enrollment rate limit of %g/s (burst %d) reached for %s: retry in %s", float64(l.rate), l.burst, identity, d.Round(time.Millisecond))
+		return max(d.Round(time.Millisecond), time.Millisecond)
 	}
-	return nil
+	return 0
 }
 
 // prune drops identities idle long enough for their bucket to be full.

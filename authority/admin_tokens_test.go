@@ -114,7 +114,7 @@ func TestRevokingAnAdministratorTokenRevokesWhatWasMadeWithIt(t *testing.T) {
 	grandBearer, _, grand := adminToken(t, e, ciChild, "alice-2-job", 0)
 	bobBearer, bob, bobRec := adminToken(t, e, root, "bob", 0)
 
-	ids, err := e.Authority.RevokeAdminToken(e.Ctx, root, aliceRec.ID, false)
+	ids, err := e.Authority.RevokeAdminToken(e.Ctx, root, aliceRec.ID, authority.RevokeAdminOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestRevokingAnAdministratorTokenRevokesWhatWasMadeWithIt(t *testing.T) {
 	}
 
 	_, _, bobCI := adminToken(t, e, bob, "bob-ci", 0)
-	ids, err = e.Authority.RevokeAdminToken(e.Ctx, root, bobRec.ID, true)
+	ids, err = e.Authority.RevokeAdminToken(e.Ctx, root, bobRec.ID, authority.RevokeAdminOptions{KeepMade: true})
 	if err != nil || !slices.Equal(ids, []string{bobRec.ID}) {
 		t.Fatalf("revoke bob keeping what was made: %v, %v; want bob alone", ids, err)
 	}
@@ -175,35 +175,43 @@ func TestRevokingAnAdministratorTokenRevokesWhatWasMadeWithIt(t *testing.T) {
 	_ = bobCI
 }
 
-// TestAnOnlineRevocationNeverShortensHowLongTheServerCanBeAdministered:
+// TestAnOnlineRevocationDoesNotShortenHowLongTheServerCanBeAdministeredUnlessForced:
 // no token outlives the one it was made with, so once only expiring tokens
-// are left, nothing but an offline bootstrap makes a lasting one. An
-// administrator may not, through the server, revoke what leaves no token
-// as long-lived as the longest valid now: not the last token that does not
-// expire (with what was made through it, or alone), not with a token that
-// has a minute left (which would then lock everyone out), and, where all
-// tokens expire, not the one that expires last. Expired tokens count for
-// nothing. The refusal changes nothing and is audited; offline, it is
-// allowed.
-func TestAnOnlineRevocationNeverShortensHowLongTheServerCanBeAdministered(t *testing.T) {
+// are left, nothing but an offline bootstrap makes a lasting one. Through
+// the server, a revocation that leaves no token as long-lived as the
+// longest valid now is refused unless forced: not the last token that does
+// not expire (with what was made through it, or alone), not with a token
+// that has seconds left (which would then lock everyone out), and, where
+// all tokens expire, not the one that expires last. Expired tokens count
+// for nothing. The refusal says what to do, changes nothing and is
+// audited; forced, the revocation is audited as forced; offline it is not
+// checked. A thief whose token is the last that does not expire (it
+// revoked the break-glass token, which it may, as its own lasts as long)
+// is revoked with force.
+func TestAnOnlineRevocationDoesNotShortenHowLongTheServerCanBeAdministeredUnlessForced(t *testing.T) {
 	t.Parallel()
 	e := authoritytest.New(t)
 	_, root, rootRec := adminToken(t, e, system, "root", 0)
 	_, _, old := adminToken(t, e, system, "old", time.Hour)
-	_, short, shortRec := adminToken(t, e, root, "short", time.Minute)
+	_, short, _ := adminToken(t, e, root, "short", time.Minute)
 	_, _, child := adminToken(t, e, root, "child", 0)
 	e.Clock.Add(30 * time.Second)
 
-	refused := func(who authority.Actor, id string, keep bool, want string) {
+	revoke := func(who authority.Actor, id string, opts authority.RevokeAdminOptions) ([]string, error) {
+		return e.Authority.RevokeAdminToken(e.Ctx, who, id, opts)
+	}
+	refused := func(who authority.Actor, id string, opts authority.RevokeAdminOptions, want string) {
 		t.Helper()
 		before, _ := e.Authority.AdminTokens(e.Ctx)
-		ids, err := e.Authority.RevokeAdminToken(e.Ctx, who, id, keep)
-		if !errors.Is(err, authority.ErrLastAdmin) || ids != nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("revoke %s (keep made %v): %v, %v; want ErrLastAdmin saying %q", id, keep, ids, err, want)
+		ids, err := revoke(who, id, opts)
+		if !errors.Is(err, authority.ErrLastAdmin) || ids != nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "pass --force to revoke it anyway") {
+			t.Fatalf("revoke %s (%+v): %v, %v; want ErrLastAdmin saying %q and --force", id, opts, ids, err, want)
 		}
 		after, _ := e.Authority.AdminTokens(e.Ctx)
-		if len(after) != len(before) {
-			t.Fatalf("the refusal changed the tokens: %d, then %d", len(before), len(after))
+		for i := range after {
+			if after[i].State != before[i].State {
+				t.Fatalf("the refusal changed %s: %s, then %s", after[i].Name, before[i].State, after[i].State)
+			}
 		}
 		last := e.Audit("")[len(e.Audit(""))-1]
 		if last.Action != "admin_token.revoke" || last.Outcome != "denied" || last.Details["reason"] != "failed_precondition" {
@@ -211,36 +219,65 @@ func TestAnOnlineRevocationNeverShortensHowLongTheServerCanBeAdministered(t *tes
 		}
 	}
 	// root and child do not expire; short has 30 s left, old half an hour.
-	refused(short, rootRec.ID, false, "with the 2 made through it: the administrator tokens left would all expire by")
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, short, rootRec.ID, true); err != nil {
+	refused(short, rootRec.ID, authority.RevokeAdminOptions{}, "with the 2 made through it leaves only administrator tokens that expire by")
+	if _, err := revoke(short, rootRec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil {
 		t.Fatalf("revoke root alone, child (no expiry) left: %v", err)
 	}
-	refused(short, child.ID, false, "first make one that does not expire")
+	refused(short, child.ID, authority.RevokeAdminOptions{KeepMade: true}, "or first make a replacement with "+child.ID+" itself")
 	e.Clock.Add(time.Hour) // short and old have expired
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, short, old.ID, false); !errors.Is(err, authority.ErrUnauthenticated) {
+	if _, err := revoke(short, old.ID, authority.RevokeAdminOptions{}); !errors.Is(err, authority.ErrUnauthenticated) {
 		t.Fatalf("a call with an expired token: %v; want ErrUnauthenticated", err)
 	}
-	_, childActor, _ := adminToken(t, e, system, "bootstrap-2", 0)
-	ids, err := e.Authority.RevokeAdminToken(e.Ctx, childActor, child.ID, false)
+	_, second, _ := adminToken(t, e, system, "bootstrap-2", 0)
+	ids, err := revoke(second, child.ID, authority.RevokeAdminOptions{})
 	if err != nil || !slices.Equal(ids, []string{child.ID}) {
 		t.Fatalf("revoke child with another token that does not expire left: %v, %v", ids, err)
 	}
-	refused(childActor, childActor.ID, false, "no administrator token would be left")
-	ids, err = e.Authority.RevokeAdminToken(e.Ctx, system, childActor.ID, false)
-	if err != nil || !slices.Equal(ids, []string{childActor.ID}) {
+	refused(second, second.ID, authority.RevokeAdminOptions{}, "leaves no administrator token")
+	ids, err = e.Authority.RevokeAdminToken(e.Ctx, system, second.ID, authority.RevokeAdminOptions{})
+	if err != nil || !slices.Equal(ids, []string{second.ID}) {
 		t.Fatalf("offline revocation of the last token: %v, %v", ids, err)
 	}
-	_, _ = shortRec, old
 
 	// Where every token expires, the one that expires last stays.
 	f := authoritytest.New(t)
 	_, a, aRec := adminToken(t, f, system, "a", 48*time.Hour)
 	_, _, bRec := adminToken(t, f, system, "b", 24*time.Hour)
-	if _, err := f.Authority.RevokeAdminToken(f.Ctx, a, bRec.ID, false); err != nil {
+	if _, err := f.Authority.RevokeAdminToken(f.Ctx, a, bRec.ID, authority.RevokeAdminOptions{}); err != nil {
 		t.Fatalf("revoke the token that expires first: %v", err)
 	}
-	if _, err := f.Authority.RevokeAdminToken(f.Ctx, a, aRec.ID, false); !errors.Is(err, authority.ErrLastAdmin) || !strings.Contains(err.Error(), "first make one that expires no earlier than "+aRec.Expires.Format(time.RFC3339)) {
+	if _, err := f.Authority.RevokeAdminToken(f.Ctx, a, aRec.ID, authority.RevokeAdminOptions{}); !errors.Is(err, authority.ErrLastAdmin) || !strings.Contains(err.Error(), "leaves no administrator token") {
 		t.Fatalf("revoke the token that expires last: %v", err)
+	}
+
+	// The thief: boot makes break-glass (no expiry), which makes alice
+	// (90 days); boot also made a CI token, which is stolen. boot is
+	// revoked alone, as the deploy README says. The thief revokes
+	// break-glass alone (its own token lasts as long), and alice can then
+	// revoke the thief only with force.
+	g := authoritytest.New(t)
+	_, boot, bootRec := adminToken(t, g, system, "boot", 0)
+	_, breakGlass, bgRec := adminToken(t, g, boot, "break-glass", 0)
+	_, alice, _ := adminToken(t, g, breakGlass, "alice", 90*24*time.Hour)
+	stolenBearer, thief, stolenRec := adminToken(t, g, boot, "ci", 0)
+	if _, err := g.Authority.RevokeAdminToken(g.Ctx, alice, bootRec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Authority.RevokeAdminToken(g.Ctx, thief, bgRec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Authority.RevokeAdminToken(g.Ctx, alice, stolenRec.ID, authority.RevokeAdminOptions{}); !errors.Is(err, authority.ErrLastAdmin) {
+		t.Fatalf("revoke the thief without force: %v; want ErrLastAdmin", err)
+	}
+	if _, err := g.Authority.RevokeAdminToken(g.Ctx, alice, stolenRec.ID, authority.RevokeAdminOptions{Force: true}); err != nil {
+		t.Fatalf("revoke the thief with force: %v", err)
+	}
+	if _, err := authenticate(g, stolenBearer); !errors.Is(err, authority.ErrUnauthenticated) {
+		t.Fatalf("the stolen token still authenticates: %v", err)
+	}
+	trail := g.Audit("")
+	if last := trail[len(trail)-1]; last.Action != "admin_token.revoke" || last.Outcome != "ok" || last.Details["forced"] != "true" {
+		t.Errorf("the forced revocation is audited as %+v", last)
 	}
 }
 
@@ -261,17 +298,17 @@ func TestAStolenTokensChainCannotDodgeItsRevocation(t *testing.T) {
 	if !slices.Equal(yRec.MadeWith, []string{rRec.ID, xRec.ID}) {
 		t.Fatalf("y made through %v; want [%s %s]", yRec.MadeWith, rRec.ID, xRec.ID)
 	}
-	if ids, err := e.Authority.RevokeAdminToken(e.Ctx, y, xRec.ID, true); err != nil || !slices.Equal(ids, []string{xRec.ID}) {
+	if ids, err := e.Authority.RevokeAdminToken(e.Ctx, y, xRec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil || !slices.Equal(ids, []string{xRec.ID}) {
 		t.Fatalf("y revokes x alone: %v, %v", ids, err)
 	}
-	ids, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, false)
+	ids, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, authority.RevokeAdminOptions{})
 	if err != nil || !slices.Equal(ids, []string{rRec.ID, yRec.ID}) {
 		t.Fatalf("revoke the stolen token: %v, %v; want it and y", ids, err)
 	}
 	if _, err := authenticate(e, yBearer); !errors.Is(err, authority.ErrUnauthenticated) {
 		t.Fatalf("y still authenticates: %v", err)
 	}
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, false); !errors.Is(err, authority.ErrNotFound) || !strings.Contains(err.Error(), "was revoked at") {
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, authority.RevokeAdminOptions{}); !errors.Is(err, authority.ErrNotFound) || !strings.Contains(err.Error(), "was revoked at") {
 		t.Fatalf("revoke the stolen token again: %v; want already revoked", err)
 	}
 
@@ -280,13 +317,13 @@ func TestAStolenTokensChainCannotDodgeItsRevocation(t *testing.T) {
 	_, r2, r2Rec := adminToken(t, e, keeper, "stolen-2", 0)
 	z1Bearer, z1, _ := adminToken(t, e, r2, "z1", 0)
 	z2Bearer, _, z2Rec := adminToken(t, e, z1, "z2", 0)
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, z1, r2Rec.ID, true); err != nil {
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, z1, r2Rec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := authenticate(e, z2Bearer); err != nil {
 		t.Fatalf("a token made through one revoked alone: %v; want it valid", err)
 	}
-	ids, err = e.Authority.RevokeAdminToken(e.Ctx, keeper, r2Rec.ID, false)
+	ids, err = e.Authority.RevokeAdminToken(e.Ctx, keeper, r2Rec.ID, authority.RevokeAdminOptions{})
 	if err != nil || ids[0] != r2Rec.ID || !sameSet(ids[1:], []string{z1.ID, z2Rec.ID}) {
 		t.Fatalf("revoke the token revoked alone again, with what it made: %v, %v", ids, err)
 	}
@@ -341,7 +378,7 @@ func TestRevokingManyTokensOnEtcdIsOneSmallWrite(t *testing.T) {
 			maker = next // a few levels deep
 		}
 	}
-	ids, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, false)
+	ids, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, authority.RevokeAdminOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -353,7 +353,7 @@ func TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema(t *testing.T) {
 	if v := schema(revoked); v != "1" {
 		t.Fatalf("a new store with an administrator token that does not expire has schema %q; want 1", v)
 	}
-	if _, err := revoked.Authority.RevokeAdminToken(revoked.Ctx, system, rec.ID, false); err != nil {
+	if _, err := revoked.Authority.RevokeAdminToken(revoked.Ctx, system, rec.ID, authority.RevokeAdminOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if v := schema(revoked); v != "3" {

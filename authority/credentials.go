@@ -26,6 +26,9 @@ func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, er
 		switch t.Kind {
 		case token.KindAdmin:
 			rec, err := tx.AdminToken(t.ID)
+			if err == nil && !rec.Revoked.IsZero() {
+				return fmt.Errorf("%w: administrator token %s was revoked at %s: get a new one from another administrator (flinkpki admin token create)", ErrUnauthenticated, t.Redacted(), rec.Revoked.UTC().Format(time.RFC3339))
+			}
 			if errors.Is(err, store.ErrNotFound) || (err == nil && !token.Verify(rec.Hash, t.Secret)) {
 				return fmt.Errorf("%w: unknown administrator token %s", ErrUnauthenticated, t.Redacted())
 			}
@@ -237,6 +240,16 @@ func (a *Authority) AdminTokens(ctx context.Context) ([]AdminTokenInfo, error) {
 	return adminTokenStates(all, a.now()), nil
 }
 
+// RevokeAdminOptions are the choices of RevokeAdminToken.
+type RevokeAdminOptions struct {
+	// KeepMade revokes the named token alone: the tokens made through it
+	// stay valid.
+	KeepMade bool
+	// Force revokes even where no token would be left as long-lived as the
+	// longest valid now.
+	Force bool
+}
+
 // RevokeAdminToken revokes an administrator token, so it authenticates no
 // further request, and with it every token made through it (unless
 // keepMade): a stolen token's revocation takes what was minted with it,
@@ -248,14 +261,17 @@ func (a *Authority) AdminTokens(ctx context.Context) ([]AdminTokenInfo, error) {
 // answers the IDs revoked, the named one first, and audits the revocation
 // once, naming how many it took.
 //
-// An administrator may not, online, shorten how long the installation can
-// be administered: the revocation must leave a token that lasts as long as
-// the longest-lived of those valid now (one that does not expire, if any
-// does not). Since no token outlives the one it was made with, tokens that
-// all expire can never make a lasting one, and once they have expired only
-// an offline bootstrap makes another. Offline (actor not an administrator)
-// it is allowed. A refusal changes nothing.
-func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string, keepMade bool) ([]string, error) {
+// An administrator does not, online, shorten how long the installation can
+// be administered by accident: unless opts.Force, the revocation must leave
+// a token that lasts as long as the longest-lived of those valid now (one
+// that does not expire, if any does not). Since no token outlives the one
+// it was made with, tokens that all expire can never make a lasting one,
+// and once they have expired only an offline bootstrap makes another. Force
+// is for a stolen token that is the longest-lived (audited as forced).
+// Offline (actor not an administrator) it is not checked. A refusal
+// changes nothing.
+func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string, opts RevokeAdminOptions) ([]string, error) {
+	keepMade := opts.KeepMade
 	if !token.ValidID(id) {
 		return nil, a.Deny(ctx, actor, "", "admin_token.revoke", "invalid", errNotATokenID)
 	}
@@ -302,12 +318,15 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 				}
 			}
 		}
+		details := map[string]string{"token_id": id, "name": root.Name}
 		if actor.Kind == ActorAdmin {
-			if err := checkAdminHorizon(valid, gone, id); err != nil {
-				return err
+			if err := checkAdminHorizon(valid, gone, id, keepMade); err != nil {
+				if !opts.Force {
+					return err
+				}
+				details["forced"] = "true"
 			}
 		}
-		details := map[string]string{"token_id": id, "name": root.Name}
 		if root.Revoked.IsZero() {
 			root.Revoked = now.UTC()
 		}
@@ -339,7 +358,7 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 
 // checkAdminHorizon refuses a revocation, by an administrator, that leaves
 // no valid token as long-lived as the longest-lived of those valid now.
-func checkAdminHorizon(valid, gone []*store.AdminToken, id string) error {
+func checkAdminHorizon(valid, gone []*store.AdminToken, id string, keepMade bool) error {
 	forever := time.Unix(1<<62, 0)
 	last := func(skip func(*store.AdminToken) bool) time.Time {
 		var h time.Time
@@ -368,15 +387,15 @@ func checkAdminHorizon(valid, gone []*store.AdminToken, id string) error {
 	if len(gone) > 1 {
 		made = fmt.Sprintf(" with the %d made through it", len(gone)-1)
 	}
-	left := "no administrator token would be left"
+	left := "leaves no administrator token"
 	if !after.IsZero() {
-		left = "the administrator tokens left would all expire by " + after.UTC().Format(time.RFC3339)
+		left = "leaves only administrator tokens that expire by " + after.UTC().Format(time.RFC3339)
 	}
-	need := "one that does not expire"
-	if !before.Equal(forever) {
-		need = "one that expires no earlier than " + before.UTC().Format(time.RFC3339)
+	instead := ""
+	if keepMade {
+		instead = fmt.Sprintf(", or first make a replacement with %s itself (flinkpki admin token create --ttl 0)", id)
 	}
-	return fmt.Errorf("%w: revoking administrator token %s%s: %s, and no token outlives the one it is made with; first make %s with a token not made through %s (flinkpki admin token create), or revoke it offline (flinkpki admin revoke-token; then flinkpki admin bootstrap if none is left)", ErrLastAdmin, id, made, left, need, id)
+	return fmt.Errorf("%w: revoking administrator token %s%s %s, and no token outlives the one that made it, so afterwards only an offline flinkpki admin bootstrap would make another: pass --force to revoke it anyway (a stolen token must go)%s", ErrLastAdmin, id, made, left, instead)
 }
 
 // MaxTokenNameLen bounds an administrator token's label.

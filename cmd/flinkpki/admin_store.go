@@ -240,9 +240,11 @@ func newAdminRevokeTokenCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke-token ID (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
 		Short: "Revoke an administrator token, so it opens nothing from now on",
-		Long: `Delete an administrator token from the store, with every token made through
-it unless --keep-made, and audit each (admin_token.revoke). On etcd
-the replicas refuse the tokens from their next request on; a bbolt store is
+		Long: `Revoke an administrator token in the store, with every token made through it
+unless --keep-made, and audit it (admin_token.revoke). Its record stays,
+without its hash, as the tombstone the tokens made through it are judged by.
+No check of what is left is made here. On etcd the replicas refuse the
+tokens from their next request on; a bbolt store is
 changed while its server is stopped (with the server running, admin token
 revoke does it online). IDs come from admin list-tokens, or from the audit
 trail of the token's creation.
@@ -259,7 +261,7 @@ only its ID is used, and the secret is never printed or audited.`,
 			}
 			var revoked []string
 			err = withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) (err error) {
-				revoked, err = auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, id, keepMade)
+				revoked, err = auth.RevokeAdminToken(cmd.Context(), authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}, id, authority.RevokeAdminOptions{KeepMade: keepMade})
 				return err
 			})
 			if err != nil {

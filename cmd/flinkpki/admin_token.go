@@ -219,8 +219,8 @@ func printAdminTokens(w io.Writer, rows []adminTokenRow) error {
 
 func (a *app) newAdminTokenRevokeCmd() *cobra.Command {
 	var (
-		keepMade bool
-		out      outputFormat
+		keepMade, force bool
+		out             outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "revoke ID",
@@ -228,20 +228,23 @@ func (a *app) newAdminTokenRevokeCmd() *cobra.Command {
 		Long: `Revoke an administrator token at once, on every replica, with every token made
 through it, even one made through a token in between that was revoked
 alone: a stolen token's revocation takes what was minted with it.
---keep-made revokes the named token alone. Each revoked token is audited
-(admin_token.revoke; made_with names the token whose revocation took it).
+--keep-made revokes the named token alone. The revocation is audited once
+(admin_token.revoke, with made, how many it took, and made_ids).
 
-Refused when it would leave no token as long-lived as the longest valid now
-(one that does not expire, if any does not): no token outlives the one it
-was made with, so tokens that all expire could never make a lasting one.
-Make the replacement first. (A stopped server's store, or an HA set's etcd,
-can still be changed with admin revoke-token and admin bootstrap.)
+Refused, unless --force, when it would leave no token as long-lived as the
+longest valid now (one that does not expire, if any does not): no token
+outlives the one it was made with, so tokens that all expire could never make
+a lasting one, and after they expire only an offline admin bootstrap makes
+another (downtime on bbolt). With --keep-made, a replacement made with the
+token itself (--ttl 0) survives it. A stolen token goes with --force
+whatever it leaves, audited as forced.
 
 The leaked token itself, or its redacted form (fpa_<ID>_…), names it too:
 only its ID is sent, and the secret is never printed or audited.`,
 		Example: `  flinkpki admin token list
   flinkpki admin token revoke mv4qmyah6uefiqnnhstwfdajdy
-  flinkpki admin token revoke mv4qmyah6uefiqnnhstwfdajdy --keep-made -o json`,
+  flinkpki admin token revoke mv4qmyah6uefiqnnhstwfdajdy --keep-made -o json
+  flinkpki admin token revoke mv4qmyah6uefiqnnhstwfdajdy --force`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := tokenID(args[0], token.KindAdmin)
@@ -253,7 +256,7 @@ only its ID is sent, and the secret is never printed or audited.`,
 				return err
 			}
 			defer conn.Close()
-			resp, err := flinkpkiv1.NewAdminServiceClient(conn).RevokeAdminToken(cmd.Context(), &flinkpkiv1.RevokeAdminTokenRequest{Id: id, KeepMade: keepMade})
+			resp, err := flinkpkiv1.NewAdminServiceClient(conn).RevokeAdminToken(cmd.Context(), &flinkpkiv1.RevokeAdminTokenRequest{Id: id, KeepMade: keepMade, Force: force})
 			if err != nil {
 				return err
 			}
@@ -261,6 +264,7 @@ only its ID is sent, and the secret is never printed or audited.`,
 		},
 	}
 	cmd.Flags().BoolVar(&keepMade, "keep-made", false, "revoke this token alone, not the tokens made through it")
+	cmd.Flags().BoolVar(&force, "force", false, "revoke even if no token would be left as long-lived as the longest valid now (a stolen token that is the longest-lived)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

@@ -324,9 +324,12 @@ func (x *ListAdminTokensResponse) GetTokens() []*AdminToken {
 }
 
 type RevokeAdminTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	KeepMade      bool                   `protobuf:"varint,2,opt,name=keep_made,json=keepMade,proto3" json:"keep_made,omitempty"` // revoke this token alone, not the tokens made through it
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	KeepMade bool                   `protobuf:"varint,2,opt,name=keep_made,json=keepMade,proto3" json:"keep_made,omitempty"` // revoke this token alone, not the tokens made through it
+	// Revoke even where no administrator token would be left as long-lived
+	// as the longest valid now (a stolen token that is the longest-lived).
+	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -371,6 +374,13 @@ func (x *RevokeAdminTokenRequest) GetId() string {
 func (x *RevokeAdminTokenRequest) GetKeepMade() bool {
 	if x != nil {
 		return x.KeepMade
+	}
+	return false
+}
+
+func (x *RevokeAdminTokenRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
 	}
 	return false
 }
@@ -3273,10 +3283,11 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\frevoked_with\x18\t \x01(\tR\vrevokedWith\"\x18\n" +
 	"\x16ListAdminTokensRequest\"J\n" +
 	"\x17ListAdminTokensResponse\x12/\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x17.flinkpki.v1.AdminTokenR\x06tokens\"F\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x17.flinkpki.v1.AdminTokenR\x06tokens\"\\\n" +
 	"\x17RevokeAdminTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
-	"\tkeep_made\x18\x02 \x01(\bR\bkeepMade\";\n" +
+	"\tkeep_made\x18\x02 \x01(\bR\bkeepMade\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\";\n" +
 	"\x18RevokeAdminTokenResponse\x12\x1f\n" +
 	"\vrevoked_ids\x18\x01 \x03(\tR\n" +
 	"revokedIds\"i\n" +

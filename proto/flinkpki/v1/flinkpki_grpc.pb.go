@@ -1062,8 +1062,9 @@ type AdminServiceClient interface {
 	// IDs, names, creation and expiry times, who made each and its state.
 	ListAdminTokens(ctx context.Context, in *ListAdminTokensRequest, opts ...grpc.CallOption) (*ListAdminTokensResponse, error)
 	// RevokeAdminToken revokes an administrator token and, unless keep_made,
-	// every token made through it. Refused (FailedPrecondition) when it would
-	// leave no administrator token as long-lived as the longest valid now.
+	// every token made through it. Refused (FailedPrecondition) unless force
+	// when it would leave no administrator token as long-lived as the
+	// longest valid now.
 	RevokeAdminToken(ctx context.Context, in *RevokeAdminTokenRequest, opts ...grpc.CallOption) (*RevokeAdminTokenResponse, error)
 }
 
@@ -1139,8 +1140,9 @@ type AdminServiceServer interface {
 	// IDs, names, creation and expiry times, who made each and its state.
 	ListAdminTokens(context.Context, *ListAdminTokensRequest) (*ListAdminTokensResponse, error)
 	// RevokeAdminToken revokes an administrator token and, unless keep_made,
-	// every token made through it. Refused (FailedPrecondition) when it would
-	// leave no administrator token as long-lived as the longest valid now.
+	// every token made through it. Refused (FailedPrecondition) unless force
+	// when it would leave no administrator token as long-lived as the
+	// longest valid now.
 	RevokeAdminToken(context.Context, *RevokeAdminTokenRequest) (*RevokeAdminTokenResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
