@@ -203,28 +203,20 @@ asks it instead.`,
 			// A bare array with "created", as since the first release;
 			// admin token list answers an object like the other listings.
 			type tokenJSON struct {
-				ID          string   `json:"id"`
-				Name        string   `json:"name"`
-				Created     string   `json:"created"`
-				Expires     string   `json:"expires"`
-				Expired     bool     `json:"expired"`
-				State       string   `json:"state"`
-				Revoked     string   `json:"revoke_time,omitempty"`
-				RevokedWith string   `json:"revoked_with,omitempty"`
-				CreatedBy   string   `json:"created_by"`
-				MadeWith    []string `json:"made_with"`
+				adminTokenRow
+				Created string `json:"created"`
+				Expires string `json:"expires"`
 			}
-			rows, out2 := []tokenJSON{}, []adminTokenRow{}
+			rows, table := []tokenJSON{}, []adminTokenRow{}
 			for _, t := range toks {
 				r := adminTokenRowOf(t.ID, t.Name, t.CreatedBy, t.State, t.RevokedWith, t.MadeWith, t.Created, t.Expires, t.Revoked)
-				out2 = append(out2, r)
-				rows = append(rows, tokenJSON{ID: r.ID, Name: r.Name, Created: r.Created, Expires: r.Expires, Expired: r.State == authority.AdminTokenExpired,
-					State: r.State, Revoked: r.Revoked, RevokedWith: r.RevokedWith, CreatedBy: r.CreatedBy, MadeWith: r.MadeWith})
+				table = append(table, r)
+				rows = append(rows, tokenJSON{r, r.Created, r.Expires})
 			}
 			if out == "json" {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
-			return printAdminTokens(cmd.OutOrStdout(), out2)
+			return printAdminTokens(cmd.OutOrStdout(), table)
 		},
 	}
 	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)

@@ -136,24 +136,16 @@ tokens revokes it.`,
 				return err
 			}
 			type tokenJSON struct {
-				ID          string   `json:"id"`
-				Name        string   `json:"name"`
-				Created     string   `json:"create_time"`
-				Expires     string   `json:"expire_time"`
-				Expired     bool     `json:"expired"`
-				State       string   `json:"state"`
-				Revoked     string   `json:"revoke_time,omitempty"`
-				RevokedWith string   `json:"revoked_with,omitempty"`
-				CreatedBy   string   `json:"created_by"`
-				MadeWith    []string `json:"made_with"`
+				adminTokenRow
+				Created string `json:"create_time"`
+				Expires string `json:"expire_time"`
 			}
 			rows, table := []tokenJSON{}, []adminTokenRow{}
 			for _, t := range resp.GetTokens() {
 				r := adminTokenRowOf(t.GetId(), t.GetName(), t.GetCreatedBy(), t.GetState(), t.GetRevokedWith(), t.GetMadeWith(),
 					pbTime(t.GetCreateTime()), pbTime(t.GetExpireTime()), pbTime(t.GetRevokeTime()))
 				table = append(table, r)
-				rows = append(rows, tokenJSON{ID: r.ID, Name: r.Name, Created: r.Created, Expires: r.Expires, Expired: r.State == authority.AdminTokenExpired,
-					State: r.State, Revoked: r.Revoked, RevokedWith: r.RevokedWith, CreatedBy: r.CreatedBy, MadeWith: r.MadeWith})
+				rows = append(rows, tokenJSON{r, r.Created, r.Expires})
 			}
 			if out == "json" {
 				return writeJSON(a.stdout, struct {
@@ -167,15 +159,24 @@ tokens revokes it.`,
 	return cmd
 }
 
-// adminTokenRow is an administrator token as the listings print it.
+// adminTokenRow is an administrator token as the listings print it; each
+// adds its own names for the creation and expiry times to its JSON.
 type adminTokenRow struct {
-	ID, Name, CreatedBy, State, RevokedWith string
-	Created, Expires, Revoked               string // RFC 3339; "" for none
-	MadeWith                                []string
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Expired     bool     `json:"expired"`
+	State       string   `json:"state"`
+	Revoked     string   `json:"revoke_time,omitempty"`
+	RevokedWith string   `json:"revoked_with,omitempty"`
+	CreatedBy   string   `json:"created_by"`
+	MadeWith    []string `json:"made_with"`
+	// RFC 3339; "" for none.
+	Created, Expires string `json:"-"`
 }
 
 func adminTokenRowOf(id, name, createdBy, state, revokedWith string, madeWith []string, created, expires, revoked time.Time) adminTokenRow {
-	r := adminTokenRow{ID: id, Name: name, CreatedBy: createdBy, State: state, RevokedWith: revokedWith, MadeWith: append([]string{}, madeWith...)}
+	r := adminTokenRow{ID: id, Name: name, CreatedBy: createdBy, State: state, Expired: state == authority.AdminTokenExpired,
+		RevokedWith: revokedWith, MadeWith: append([]string{}, madeWith...)}
 	for _, f := range []struct {
 		t   time.Time
 		out *string
