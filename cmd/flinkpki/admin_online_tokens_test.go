@@ -39,7 +39,7 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 		return file, got.ID, got.Expires
 	}
 	alice, aliceID, aliceExp := create(s.admin, "alice", "--ttl", "12h")
-	if exp, err := time.Parse(time.RFC3339, aliceExp); err != nil || exp.Sub(time.Now()) > 12*time.Hour || exp.Sub(time.Now()) < 11*time.Hour {
+	if exp, err := time.Parse(time.RFC3339, aliceExp); err != nil || time.Until(exp) > 12*time.Hour || time.Until(exp) < 11*time.Hour {
 		t.Fatalf("alice's token expires %q; want in 12 hours", aliceExp)
 	}
 	_, ciID, ciExp := create(alice, "alice-ci")
@@ -47,7 +47,7 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 		t.Errorf("a token made with one expiring at %s (default TTL 90 days) expires %q; want the maker's expiry", aliceExp, ciExp)
 	}
 	bob, _, bobExp := create(s.admin, "bob")
-	if exp, err := time.Parse(time.RFC3339, bobExp); err != nil || exp.Sub(time.Now()) < 89*24*time.Hour || exp.Sub(time.Now()) > 90*24*time.Hour {
+	if exp, err := time.Parse(time.RFC3339, bobExp); err != nil || time.Until(exp) < 89*24*time.Hour || time.Until(exp) > 90*24*time.Hour {
 		t.Errorf("a token made with no --ttl expires %q; want in 90 days", bobExp)
 	}
 	r := s.cli(t, alice, "admin", "token", "create", "--name", "forever", "--ttl", "0").ok(t)

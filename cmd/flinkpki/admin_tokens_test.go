@@ -156,7 +156,7 @@ func TestBootstrapListAndRevokeOnAStoppedBboltServer(t *testing.T) {
 	}
 	for _, l := range listed {
 		exp, err := time.Parse(time.RFC3339, l.Expires)
-		if l.Name == "ops" && (err != nil || l.Expired || exp.Sub(time.Now()) < 23*time.Hour || exp.Sub(time.Now()) > 24*time.Hour) || l.Name == "dev" && l.Expires != "" {
+		if l.Name == "ops" && (err != nil || l.Expired || time.Until(exp) < 23*time.Hour || time.Until(exp) > 24*time.Hour) || l.Name == "dev" && l.Expires != "" {
 			t.Errorf("list-tokens -o json: %+v; want ops to expire in a day (--ttl 1d), dev never", l)
 		}
 	}
