@@ -215,7 +215,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		// (which reads every token) from committing on etcd.
 		if d := s.adminTokens.wait("create"); d > 0 {
 			err := status.Errorf(codes.ResourceExhausted, "this server makes at most %d administrator tokens at once, then %d a second: retry in %s", adminTokenBurst, adminTokensPerSecond, d)
-			s.refuse(ctx, id, actor, "", fullMethod, "rate_limited", err)
+			s.refuse(ctx, id, actor, "", "admin_token.create", "rate_limited", err)
 			return ctx, err
 		}
 	}

@@ -26,23 +26,20 @@ func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, er
 		switch t.Kind {
 		case token.KindAdmin:
 			rec, err := tx.AdminToken(t.ID)
-			if err == nil && !rec.Revoked.IsZero() {
-				return fmt.Errorf("%w: administrator token %s was revoked at %s: get a new one from another administrator (flinkpki admin token create)", ErrUnauthenticated, t.Redacted(), rec.Revoked.UTC().Format(time.RFC3339))
+			if err == nil && rec.Revoked.IsZero() && !token.Verify(rec.Hash, t.Secret) {
+				err = store.ErrNotFound
 			}
-			if errors.Is(err, store.ErrNotFound) || (err == nil && !token.Verify(rec.Hash, t.Secret)) {
+			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("%w: unknown administrator token %s", ErrUnauthenticated, t.Redacted())
 			}
 			if err != nil {
 				return err
 			}
-			if !rec.Expires.IsZero() && !rec.Expires.After(a.now()) {
-				return fmt.Errorf("%w: administrator token %s expired at %s: get a new one from another administrator (flinkpki admin token create) or with flinkpki admin bootstrap", ErrUnauthenticated, t.Redacted(), rec.Expires.UTC().Format(time.RFC3339))
-			}
-			if by, err := revokedMaker(tx, rec); err != nil || by != nil {
+			if why, err := a.unusable(tx, rec); err != nil || why != "" {
 				if err != nil {
 					return err
 				}
-				return fmt.Errorf("%w: administrator token %s was made through administrator token %s, revoked at %s with the tokens made through it: get a new one from another administrator (flinkpki admin token create)", ErrUnauthenticated, t.Redacted(), by.ID, by.Revoked.UTC().Format(time.RFC3339))
+				return fmt.Errorf("%w: administrator token %s %s: get a new one from another administrator (flinkpki admin token create)", ErrUnauthenticated, t.Redacted(), why)
 			}
 			actor = Actor{Kind: ActorAdmin, ID: rec.ID}
 		case token.KindEnrollment:
@@ -117,12 +114,19 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 				rec.Expires = maker.Expires
 			}
 		}
+		pruned, err := a.pruneAdminTokens(tx, now)
+		if err != nil {
+			return err
+		}
 		if err := tx.PutAdminToken(rec); err != nil {
 			return err
 		}
 		details := map[string]string{"token_id": t.ID, "name": name}
 		if !rec.Expires.IsZero() {
 			details["expires"] = rec.Expires.Format(time.RFC3339)
+		}
+		if pruned > 0 {
+			details["pruned"] = strconv.Itoa(pruned)
 		}
 		return a.audit(tx, actor, "", "admin_token.create", "ok", "", details)
 	})
@@ -134,27 +138,114 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 	return t.String(), &out, nil
 }
 
+// MaxAdminTokens bounds the administrator tokens that can be used at once,
+// so that their listing stays one answer.
+const MaxAdminTokens = 1000
+
+// pruneAdminTokensPerCreate bounds the dead records one create deletes.
+const pruneAdminTokensPerCreate = 64
+
+// pruneAdminTokens deletes, before a token is made, up to
+// pruneAdminTokensPerCreate records that can never matter again, and
+// refuses the new token when MaxAdminTokens are valid. Dead for good: an
+// expired token (every token made through it has expired too, as none
+// outlives its maker), a token made through one revoked with its made
+// tokens, and a revoked token that no record left names in its chain. A
+// tombstone that a record names stays: deleting it would revive that
+// record.
+func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time) (int, error) {
+	var all []*store.AdminToken
+	if err := tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
+		all = append(all, t)
+		return true, nil
+	}); err != nil {
+		return 0, err
+	}
+	dead := map[string]bool{}
+	valid := 0
+	for _, i := range adminTokenStates(all, now) {
+		switch i.State {
+		case AdminTokenExpired, AdminTokenRevokedWith:
+			dead[i.ID] = true
+		case AdminTokenValid:
+			valid++
+		}
+	}
+	if valid >= MaxAdminTokens {
+		return 0, fmt.Errorf("%w: %d administrator tokens are valid, the most this server keeps: revoke those no one uses (flinkpki admin token list)", ErrInvalid, valid)
+	}
+	// The dead that are no tombstone go first; a tombstone goes only once
+	// every record that names it has gone, in this pass or before, so that
+	// a pass cut short at the bound never revives a token made through it.
+	gone := map[string]bool{}
+	n := 0
+	remove := func(t *store.AdminToken) error {
+		if err := tx.DeleteAdminToken(t.ID); err != nil {
+			return err
+		}
+		gone[t.ID] = true
+		n++
+		return nil
+	}
+	for _, t := range all {
+		if n < pruneAdminTokensPerCreate && dead[t.ID] && t.Revoked.IsZero() {
+			if err := remove(t); err != nil {
+				return n, err
+			}
+		}
+	}
+	for changed := true; changed && n < pruneAdminTokensPerCreate; {
+		changed = false
+		for _, t := range all {
+			if gone[t.ID] || t.Revoked.IsZero() || n >= pruneAdminTokensPerCreate {
+				continue
+			}
+			if !slices.ContainsFunc(all, func(o *store.AdminToken) bool { return !gone[o.ID] && slices.Contains(o.MadeWith, t.ID) }) {
+				if err := remove(t); err != nil {
+					return n, err
+				}
+				changed = true
+			}
+		}
+	}
+	return n, nil
+}
+
 // callerToken is the record of the administrator token actor called with,
 // read in tx: it may have been revoked, or have expired, since the request
 // was authenticated.
 func (a *Authority) callerToken(tx *store.Txn, actor Actor) (*store.AdminToken, error) {
 	rec, err := tx.AdminToken(actor.ID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !rec.Revoked.IsZero()) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: administrator token %s was revoked", ErrUnauthenticated, actor.ID)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !rec.Expires.IsZero() && !rec.Expires.After(a.now()) {
-		return nil, fmt.Errorf("%w: administrator token %s expired at %s", ErrUnauthenticated, actor.ID, rec.Expires.UTC().Format(time.RFC3339))
-	}
-	if by, err := revokedMaker(tx, rec); err != nil || by != nil {
+	if why, err := a.unusable(tx, rec); err != nil || why != "" {
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: administrator token %s was made through %s, which was revoked with the tokens made through it", ErrUnauthenticated, actor.ID, by.ID)
+		return nil, fmt.Errorf("%w: administrator token %s %s", ErrUnauthenticated, actor.ID, why)
 	}
 	return rec, nil
+}
+
+// unusable says why an administrator token record can no longer be used
+// ("was revoked at ...", "expired at ...", "was made through ..."), or ""
+// when it can. adminTokenStates judges a whole listing the same way.
+func (a *Authority) unusable(tx *store.Txn, rec *store.AdminToken) (string, error) {
+	switch {
+	case !rec.Revoked.IsZero():
+		return "was revoked at " + rec.Revoked.UTC().Format(time.RFC3339), nil
+	case !rec.Expires.IsZero() && !rec.Expires.After(a.now()):
+		return "expired at " + rec.Expires.UTC().Format(time.RFC3339), nil
+	}
+	by, err := revokedMaker(tx, rec)
+	if err != nil || by == nil {
+		return "", err
+	}
+	return fmt.Sprintf("was made through administrator token %s, revoked at %s with the tokens made through it", by.ID, by.Revoked.UTC().Format(time.RFC3339)), nil
 }
 
 // revokedMaker is the token of t's chain (MadeWith) that was revoked with
@@ -383,9 +474,14 @@ func checkAdminHorizon(valid, gone []*store.AdminToken, id string, keepMade bool
 	if !after.Before(before) {
 		return nil
 	}
-	made := ""
-	if len(gone) > 1 {
-		made = fmt.Sprintf(" with the %d made through it", len(gone)-1)
+	made, n := "", 0
+	for _, g := range gone {
+		if g.ID != id { // the named one is in gone unless it was revoked alone before
+			n++
+		}
+	}
+	if n > 0 {
+		made = fmt.Sprintf(" with the %d made through it", n)
 	}
 	left := "leaves no administrator token"
 	if !after.IsZero() {

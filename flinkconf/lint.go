@@ -218,12 +218,22 @@ func everyVersion(s *subject, check rule, opts LintOptions) []Finding {
 	on1, on2 := check(&v1, opts), check(&v2, opts)
 	var out []Finding
 	for _, f := range on1 {
-		if i := slices.Index(on2, f); i >= 0 {
-			on2 = slices.Delete(on2, i, i+1)
-			out = append(out, f)
+		// The same rule at the same severity on both is one finding, even
+		// where the versions fail it for different reasons.
+		i := slices.IndexFunc(on2, func(g Finding) bool { return g.Rule == f.Rule && g.Severity == f.Severity })
+		if i < 0 {
+			out = append(out, s.onlyOn(f, 1))
 			continue
 		}
-		out = append(out, s.onlyOn(f, 1))
+		g := on2[i]
+		on2 = slices.Delete(on2, i, i+1)
+		if g.Message != f.Message {
+			f.Message = fmt.Sprintf("on Flink 1.x, %s; on Flink 2.x, %s", f.Message, g.Message)
+		}
+		if g.Fix != f.Fix {
+			f.Fix = fmt.Sprintf("on Flink 1.x, %s; on Flink 2.x, %s", f.Fix, g.Fix)
+		}
+		out = append(out, f)
 	}
 	for _, f := range on2 {
 		out = append(out, s.onlyOn(f, 2))

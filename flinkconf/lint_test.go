@@ -836,6 +836,7 @@ func TestLintHoldsAnUnknownVersionToEveryVersion(t *testing.T) {
 		{"REST mutual TLS through security.ssl.enabled protects REST on Flink 1.x only", secureConf + "security.ssl.enabled: true\nsecurity.ssl.rest.authentication-enabled: true\n" + restStores + "rest.bind-address: 0.0.0.0\n",
 			LintOptions{}, RuleRESTUnauthenticated, "2.x"},
 		{"a protocol list with security.ssl.internal.enabled fails on every version, once and unmarked", strings.Replace(secureConf, "protocol: TLSv1.2", "protocol: TLSv1.2,TLSv1.3", 1), LintOptions{}, RuleProtocol, ""},
+		{"REST open on every version, for reasons worded apart, is one finding, unmarked", "security.ssl.enabled: true\n" + sharedStores, LintOptions{}, RuleRESTUnauthenticated, ""},
 		{"Flink 2 given, the protocol list it never reads is no finding", legacyOn + ecdsaSuite + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", LintOptions{FlinkMajor: 2}, RuleProtocol, "none"},
 		{"Flink 1 given, it is one, unmarked", legacyOn + ecdsaSuite + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", LintOptions{FlinkMajor: 1}, RuleProtocol, ""},
 	}

@@ -157,3 +157,20 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 	oneLineError(t, s.cli(t, bob, "admin", "token", "create"), 2, "--name is required")
 	oneLineError(t, s.cli(t, bob, "admin", "token", "revoke", "fpe_"+strings.Repeat("a", 26)+"_x"), 2, "that is an enrollment token (fpe_)")
 }
+
+// TestAListedTokenPastItsExpiryIsExpiredWhateverItsState: the listings'
+// "expired" says whether the expiry has passed, for a revoked token too
+// ("state" says whether it can be used).
+func TestAListedTokenPastItsExpiryIsExpiredWhateverItsState(t *testing.T) {
+	t.Parallel()
+	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	for _, c := range []struct {
+		state   string
+		expires time.Time
+		want    bool
+	}{{"revoked", past, true}, {"revoked", future, false}, {"expired", past, true}, {"valid", time.Time{}, false}} {
+		if r := adminTokenRowOf("id", "n", "", c.state, "", nil, past, c.expires, time.Time{}); r.Expired != c.want {
+			t.Errorf("%s, expires %v: expired %v, want %v", c.state, c.expires, r.Expired, c.want)
+		}
+	}
+}

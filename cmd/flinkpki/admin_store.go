@@ -314,7 +314,7 @@ the store exists.`,
 					Token   string `json:"token"`
 					ID      string `json:"id"`
 					Name    string `json:"name"`
-					Expires string `json:"expire_time,omitempty"`
+					Expires string `json:"expire_time"`
 				}{tok, id, name, expires}); err != nil {
 					return err
 				}

@@ -95,7 +95,7 @@ the token that made it. The audit trail records its creation
 			when := "does not expire"
 			if expires != "" {
 				when = "expires " + expires
-				if ttl.d == 0 || info.GetExpireTime().AsTime().Before(time.Now().Add(ttl.d-time.Minute)) {
+				if ttl.d == 0 || info.GetExpireTime().AsTime().Before(info.GetCreateTime().AsTime().Add(ttl.d)) {
 					when += " (the token that made it expires then)"
 				}
 			}
@@ -175,7 +175,7 @@ type adminTokenRow struct {
 }
 
 func adminTokenRowOf(id, name, createdBy, state, revokedWith string, madeWith []string, created, expires, revoked time.Time) adminTokenRow {
-	r := adminTokenRow{ID: id, Name: name, CreatedBy: createdBy, State: state, Expired: state == authority.AdminTokenExpired,
+	r := adminTokenRow{ID: id, Name: name, CreatedBy: createdBy, State: state, Expired: !expires.IsZero() && !expires.After(time.Now()),
 		RevokedWith: revokedWith, MadeWith: append([]string{}, madeWith...)}
 	for _, f := range []struct {
 		t   time.Time

@@ -192,7 +192,7 @@ func TestAProductionServerWithoutAnAdministratorSaysHowToMakeOne(t *testing.T) {
 	if err := os.WriteFile(kek, bytes.Repeat([]byte{9}, 32), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const warning = "no administrator token exists yet: create one with flinkpki admin bootstrap"
+	const warning = "no administrator token exists yet (or every one has expired or been revoked): create one with flinkpki admin bootstrap"
 	serve := func() string {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/store"
 )
 
 // usageError marks a command line that cannot be run as given: exit code 2.
@@ -100,10 +101,10 @@ func (a *app) humanize(err error) string {
 }
 
 // serverUnavailable says an UNAVAILABLE status came from the flinkpki
-// server itself, which ends such answers with what to do (a failed
-// connection's status is gRPC's own words).
+// server itself: its store's (which say "store unavailable") or one that
+// ends with what to do; a failed connection's status is gRPC's own words.
 func serverUnavailable(msg string) bool {
-	return strings.HasSuffix(msg, ": retry the request") || strings.HasSuffix(msg, ": retry later")
+	return strings.Contains(msg, store.ErrUnavailable.Error()) || strings.HasSuffix(msg, ": retry the request") || strings.HasSuffix(msg, ": retry later")
 }
 
 // adminMethod is the server's "METHOD needs an administrator token".

@@ -87,5 +87,16 @@ func TestAStolenTokenMintingWithoutEndIsRevokedOnEtcd(t *testing.T) {
 			t.Fatalf("a token minted with the stolen one still works after its revocation")
 		}
 	}
-	t.Logf("minted %d, rate-limited %d, other errors %d", len(minted), limited, others)
+	// The refusals are audited under the create's action (folded into
+	// the refusal summaries past their share, not one entry each).
+	denied := 0
+	for _, e := range auditEntries(t, r, "") {
+		if e.Action == "admin_token.create" && e.Outcome == "denied" && e.Details["reason"] == "rate_limited" {
+			denied++
+		}
+	}
+	if denied == 0 || denied >= limited {
+		t.Errorf("%d rate-limited creates audited as admin_token.create refusals, of %d; want some, bounded", denied, limited)
+	}
+	t.Logf("minted %d, rate-limited %d (%d audited), other errors %d", len(minted), limited, denied, others)
 }

@@ -333,11 +333,11 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		// A new production store (or one whose tokens all expired or were
 		// revoked offline): nothing but Kubernetes pods can use it until an
 		// administrator token exists, which serve never makes.
-		until := "until then nothing can authenticate"
+		until := "until then nothing but enrollment tokens made before can authenticate"
 		if in.k8s != nil || in.review != nil {
-			until = "until then only Kubernetes service-account tokens enroll"
+			until = "until then only Kubernetes service-account tokens and enrollment tokens made before enroll"
 		}
-		log.Warn("no administrator token exists yet: create one with flinkpki admin bootstrap (on bbolt with the server stopped; see its --help); " + until)
+		log.Warn("no administrator token exists yet (or every one has expired or been revoked): create one with flinkpki admin bootstrap (on bbolt with the server stopped; see its --help); " + until)
 	}
 	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst,
 		StaleJWKS: staleJWKSWarning(log, 10*time.Minute)})
