@@ -982,7 +982,7 @@ func TestStreamsRefusedAtTheGateLeaveNothingBehind(t *testing.T) {
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	var othersMu sync.Mutex
-	others := map[string]int{} // what came instead of a refusal, for the failure's message
+	others := map[string]int{}                 // what came instead of a refusal, for the failure's message
 	shared := healthpb.NewHealthClient(holder) // the admitted watch's connection
 	for w := range 32 {
 		c := hc
