@@ -139,12 +139,16 @@ type lintInput struct {
 	// podLocalCopy marks the merged copy init wrote, which holds the
 	// pod's passwords by design.
 	podLocalCopy bool
+	// major is the only Flink major version that reads the file, where
+	// that is known from the directory alone; 0 otherwise.
+	major int
 }
 
 // lintInputs reads what flink lint checks for its argument: standard input
 // for "-", the configuration files Flink reads for a Flink configuration
 // directory (config.yaml, flink-conf.yaml, each that is there, as init
-// --flink-conf-src merges them), or the file named.
+// --flink-conf-src merges them; a config.yaml beside a flink-conf.yaml is
+// Flink 2's), or the file named.
 func (a *app) lintInputs(arg string) ([]lintInput, error) {
 	if arg == "-" {
 		if a.stdin == nil {
@@ -172,6 +176,11 @@ func (a *app) lintInputs(arg string) ([]lintInput, error) {
 			return nil, fmt.Errorf("read %s: %w", p, err)
 		}
 		inputs = append(inputs, lintInput{label: filepath.Base(p), data: data, podLocalCopy: flinkconf.IsPodLocalCopy(p)})
+	}
+	if len(inputs) == 2 {
+		// Beside a flink-conf.yaml, Flink 1.x reads that file alone: the
+		// config.yaml is Flink 2's.
+		inputs[0].major = 2
 	}
 	return inputs, nil
 }
@@ -263,6 +272,9 @@ marks what is never more than one):
 			for _, in := range inputs {
 				o := opts
 				o.PodLocalCopy = in.podLocalCopy
+				if o.FlinkMajor == 0 {
+					o.FlinkMajor = in.major
+				}
 				found, err := flinkconf.LintWith(in.data, in.label, o)
 				if err != nil {
 					return err

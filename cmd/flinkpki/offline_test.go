@@ -133,6 +133,29 @@ func TestFlinkLintReadsStandardInput(t *testing.T) {
 // each that is there, each finding naming its file; a directory with
 // neither is refused in one line that names both. A symlinked file, as the
 // kubelet mounts a ConfigMap's, counts.
+// TestFlinkLintHoldsAConfigYAMLBesideAFlinkConfYAMLToFlink2: in a
+// directory with both files, Flink 1.x reads flink-conf.yaml alone, so the
+// config.yaml is linted as Flink 2 reads it, with no finding "on Flink 1.x
+// only" about it; the flink-conf.yaml stays Flink 1.x's.
+func TestFlinkLintHoldsAConfigYAMLBesideAFlinkConfYAMLToFlink2(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const legacyOn = "security.ssl.enabled: true\nsecurity.ssl.keystore: /k.p12\nsecurity.ssl.truststore: /t.p12\nsecurity.ssl.algorithms: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\nrest.bind-address: ::1\n"
+	for name, data := range map[string]string{"config.yaml": legacyOn + "security.ssl.protocol: TLSv1.2,TLSv1.3\n", "flink-conf.yaml": legacyOn} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCLI(t, nil, "flink", "lint", dir)
+	if strings.Contains(r.stdout, "on Flink 1.x only") || !strings.Contains(r.stdout, "FP001 error: config.yaml") || !strings.Contains(r.stdout, "FP001 warning: flink-conf.yaml") {
+		t.Errorf("flink lint of a directory with both files:\n%s%s", r.stdout, r.stderr)
+	}
+	// Told the version, lint holds both files to it.
+	if r := runCLI(t, nil, "flink", "lint", "--flink-version", "1.20", dir); !strings.Contains(r.stdout, "FP006 error: config.yaml") {
+		t.Errorf("flink lint --flink-version 1.20 of the directory:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
 func TestFlinkLintReadsAFlinkConfigurationDirectory(t *testing.T) {
 	t.Parallel()
 	const off = "security.ssl.internal.enabled: false\nrest.bind-address: 127.0.0.1\n"
