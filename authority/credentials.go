@@ -35,11 +35,11 @@ func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, er
 			if err != nil {
 				return err
 			}
-			if why, err := a.unusable(tx, rec); err != nil || why != "" {
+			if why, err := unusable(tx, rec, a.now()); err != nil || why != "" {
 				if err != nil {
 					return err
 				}
-				return fmt.Errorf("%w: administrator token %s %s: get a new one from another administrator (flinkpki admin token create)", ErrUnauthenticated, t.Redacted(), why)
+				return fmt.Errorf("%w: administrator token %s %s: get a new one from another administrator (flinkpki admin token create), or with flinkpki admin bootstrap if none is left", ErrUnauthenticated, t.Redacted(), why)
 			}
 			actor = Actor{Kind: ActorAdmin, ID: rec.ID}
 		case token.KindEnrollment:
@@ -102,7 +102,7 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 			rec.Expires = now.Add(ttl)
 		}
 		if actor.Kind == ActorAdmin {
-			maker, err := a.callerToken(tx, actor)
+			maker, err := a.callerToken(tx, actor, now)
 			if err != nil {
 				return err
 			}
@@ -114,7 +114,11 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 				rec.Expires = maker.Expires
 			}
 		}
-		pruned, err := a.pruneAdminTokens(tx, now)
+		if _, err := tx.AdminToken(t.ID); err == nil {
+			return fmt.Errorf("%w: the new token's ID is taken: make it again", ErrConflict)
+		}
+		// Offline (bootstrap, the way back) the bound does not apply.
+		pruned, err := a.pruneAdminTokens(tx, now, actor.Kind == ActorAdmin)
 		if err != nil {
 			return err
 		}
@@ -138,22 +142,29 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 	return t.String(), &out, nil
 }
 
-// MaxAdminTokens bounds the administrator tokens that can be used at once,
-// so that their listing stays one answer.
+// MaxAdminTokens bounds the administrator token records a server keeps
+// (valid tokens, and revoked ones that valid tokens were made through), so
+// that their listing stays one answer.
 const MaxAdminTokens = 1000
 
 // pruneAdminTokensPerCreate bounds the dead records one create deletes.
 const pruneAdminTokensPerCreate = 64
 
+// adminTokenPruneGrace is how long an expired token's record stays: a
+// replica whose clock runs ahead must not delete, for good, a token that
+// the others still take.
+const adminTokenPruneGrace = 24 * time.Hour
+
 // pruneAdminTokens deletes, before a token is made, up to
 // pruneAdminTokensPerCreate records that can never matter again, and
-// refuses the new token when MaxAdminTokens are valid. Dead for good: an
-// expired token (every token made through it has expired too, as none
-// outlives its maker), a token made through one revoked with its made
+// (bounded) refuses the new token when MaxAdminTokens records would remain
+// after every such record were gone. Dead for good: a token expired for
+// adminTokenPruneGrace (every token made through it has expired too, as
+// none outlives its maker), a token made through one revoked with its made
 // tokens, and a revoked token that no record left names in its chain. A
 // tombstone that a record names stays: deleting it would revive that
 // record.
-func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time) (int, error) {
+func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time, bounded bool) (int, error) {
 	var all []*store.AdminToken
 	if err := tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
 		all = append(all, t)
@@ -161,68 +172,68 @@ func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time) (int, error) 
 	}); err != nil {
 		return 0, err
 	}
-	dead := map[string]bool{}
-	valid := 0
+	// The plan lists every record that can go, in an order whose every
+	// prefix is safe: the dead that are no tombstone first, then each
+	// tombstone once every record naming it is in the plan before it.
+	var plan []*store.AdminToken
+	planned := map[string]bool{}
 	for _, i := range adminTokenStates(all, now) {
-		switch i.State {
-		case AdminTokenExpired, AdminTokenRevokedWith:
-			dead[i.ID] = true
-		case AdminTokenValid:
-			valid++
+		if i.Revoked.IsZero() && (i.State == AdminTokenRevokedWith || (i.State == AdminTokenExpired && !i.Expires.After(now.Add(-adminTokenPruneGrace)))) {
+			plan, planned[i.ID] = append(plan, i.AdminToken), true
 		}
 	}
-	if valid >= MaxAdminTokens {
-		return 0, fmt.Errorf("%w: %d administrator tokens are valid, the most this server keeps: revoke those no one uses (flinkpki admin token list)", ErrInvalid, valid)
-	}
-	// The dead that are no tombstone go first; a tombstone goes only once
-	// every record that names it has gone, in this pass or before, so that
-	// a pass cut short at the bound never revives a token made through it.
-	gone := map[string]bool{}
-	n := 0
-	remove := func(t *store.AdminToken) error {
-		if err := tx.DeleteAdminToken(t.ID); err != nil {
-			return err
-		}
-		gone[t.ID] = true
-		n++
-		return nil
-	}
+	named := map[string]int{} // ID → records not planned that name it
+	byID := make(map[string]*store.AdminToken, len(all))
 	for _, t := range all {
-		if n < pruneAdminTokensPerCreate && dead[t.ID] && t.Revoked.IsZero() {
-			if err := remove(t); err != nil {
-				return n, err
+		byID[t.ID] = t
+		if !planned[t.ID] {
+			for _, m := range t.MadeWith {
+				named[m]++
 			}
 		}
 	}
-	for changed := true; changed && n < pruneAdminTokensPerCreate; {
-		changed = false
-		for _, t := range all {
-			if gone[t.ID] || t.Revoked.IsZero() || n >= pruneAdminTokensPerCreate {
-				continue
-			}
-			if !slices.ContainsFunc(all, func(o *store.AdminToken) bool { return !gone[o.ID] && slices.Contains(o.MadeWith, t.ID) }) {
-				if err := remove(t); err != nil {
-					return n, err
+	var work []*store.AdminToken
+	for _, t := range all {
+		if !planned[t.ID] && !t.Revoked.IsZero() && named[t.ID] == 0 {
+			work = append(work, t)
+		}
+	}
+	for len(work) > 0 {
+		t := work[0]
+		work = work[1:]
+		plan, planned[t.ID] = append(plan, t), true
+		for _, m := range t.MadeWith {
+			if named[m]--; named[m] == 0 {
+				if r := byID[m]; r != nil && !planned[m] && !r.Revoked.IsZero() {
+					work = append(work, r)
 				}
-				changed = true
 			}
 		}
 	}
-	return n, nil
+	if left := len(all) - len(plan); bounded && left >= MaxAdminTokens {
+		return 0, fmt.Errorf("%w: this server keeps %d administrator token records (valid tokens, and revoked ones that valid tokens were made through), the most it keeps: revoke tokens no one uses, with the tokens made through them (flinkpki admin token list, revoke)", ErrInvalid, left)
+	}
+	plan = plan[:min(len(plan), pruneAdminTokensPerCreate)]
+	for _, t := range plan {
+		if err := tx.DeleteAdminToken(t.ID); err != nil {
+			return 0, err
+		}
+	}
+	return len(plan), nil
 }
 
 // callerToken is the record of the administrator token actor called with,
 // read in tx: it may have been revoked, or have expired, since the request
 // was authenticated.
-func (a *Authority) callerToken(tx *store.Txn, actor Actor) (*store.AdminToken, error) {
+func (a *Authority) callerToken(tx *store.Txn, actor Actor, now time.Time) (*store.AdminToken, error) {
 	rec, err := tx.AdminToken(actor.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: administrator token %s was revoked", ErrUnauthenticated, actor.ID)
+		return nil, fmt.Errorf("%w: administrator token %s is unknown (revoked, or expired and pruned)", ErrUnauthenticated, actor.ID)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if why, err := a.unusable(tx, rec); err != nil || why != "" {
+	if why, err := unusable(tx, rec, now); err != nil || why != "" {
 		if err != nil {
 			return nil, err
 		}
@@ -234,11 +245,11 @@ func (a *Authority) callerToken(tx *store.Txn, actor Actor) (*store.AdminToken, 
 // unusable says why an administrator token record can no longer be used
 // ("was revoked at ...", "expired at ...", "was made through ..."), or ""
 // when it can. adminTokenStates judges a whole listing the same way.
-func (a *Authority) unusable(tx *store.Txn, rec *store.AdminToken) (string, error) {
+func unusable(tx *store.Txn, rec *store.AdminToken, now time.Time) (string, error) {
 	switch {
 	case !rec.Revoked.IsZero():
 		return "was revoked at " + rec.Revoked.UTC().Format(time.RFC3339), nil
-	case !rec.Expires.IsZero() && !rec.Expires.After(a.now()):
+	case !rec.Expires.IsZero() && !rec.Expires.After(now):
 		return "expired at " + rec.Expires.UTC().Format(time.RFC3339), nil
 	}
 	by, err := revokedMaker(tx, rec)
@@ -369,6 +380,7 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 	var revoked []string
 	err := a.st.Update(ctx, func(tx *store.Txn) error {
 		revoked = nil
+		now := a.now()
 		root, err := tx.AdminToken(id)
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("administrator token %q %w (flinkpki admin token list)", id, ErrNotFound)
@@ -380,7 +392,7 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 			return marked{fmt.Errorf("administrator token %q was revoked at %s already", id, root.Revoked.UTC().Format(time.RFC3339)), ErrNotFound}
 		}
 		if actor.Kind == ActorAdmin {
-			if _, err := a.callerToken(tx, actor); err != nil {
+			if _, err := a.callerToken(tx, actor, now); err != nil {
 				return err
 			}
 		}
@@ -391,7 +403,6 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 		}); err != nil {
 			return err
 		}
-		now := a.now()
 		var valid []*store.AdminToken
 		for _, i := range adminTokenStates(all, now) {
 			if i.State == AdminTokenValid {
