@@ -16,10 +16,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -705,12 +705,10 @@ func servePprof(l net.Listener, errc chan<- error) func(context.Context) {
 // token was signed by a key the --k8s-jwks-file lacks and was left to the
 // API server's TokenReview: the file is out of date.
 func staleJWKSWarning(log *slog.Logger, every time.Duration) func(error) {
-	var last atomic.Int64
+	once := &rate.Sometimes{Interval: every}
 	return func(err error) {
-		now := time.Now().UnixNano()
-		if prev := last.Load(); prev != 0 && now-prev < int64(every) || !last.CompareAndSwap(prev, now) {
-			return
-		}
-		log.Warn("the API server's TokenReview judged a service-account token alone: "+err.Error(), "repeats", "at most every "+formatDuration(every))
+		once.Do(func() {
+			log.Warn("the API server's TokenReview judged a service-account token alone: "+err.Error(), "repeats", "at most every "+formatDuration(every))
+		})
 	}
 }
