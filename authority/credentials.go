@@ -243,38 +243,50 @@ func (a *Authority) callerToken(tx *store.Txn, actor Actor, now time.Time) (*sto
 }
 
 // unusable says why an administrator token record can no longer be used
-// ("was revoked at ...", "expired at ...", "was made through ..."), or ""
-// when it can. adminTokenStates judges a whole listing the same way.
+// ("was revoked at ...", "was made through ...", "expired at ..."), or ""
+// when it can.
 func unusable(tx *store.Txn, rec *store.AdminToken, now time.Time) (string, error) {
-	switch {
-	case !rec.Revoked.IsZero():
-		return "was revoked at " + rec.Revoked.UTC().Format(time.RFC3339), nil
-	case !rec.Expires.IsZero() && !rec.Expires.After(now):
-		return "expired at " + rec.Expires.UTC().Format(time.RFC3339), nil
-	}
-	by, err := revokedMaker(tx, rec)
-	if err != nil || by == nil {
-		return "", err
-	}
-	return fmt.Sprintf("was made through administrator token %s, revoked at %s with the tokens made through it", by.ID, by.Revoked.UTC().Format(time.RFC3339)), nil
-}
-
-// revokedMaker is the token of t's chain (MadeWith) that was revoked with
-// the tokens made through it, or nil.
-func revokedMaker(tx *store.Txn, t *store.AdminToken) (*store.AdminToken, error) {
-	for _, id := range t.MadeWith {
+	state, by, err := judgeAdminToken(rec, now, func(id string) (*store.AdminToken, error) {
 		m, err := tx.AdminToken(id)
 		if errors.Is(err, store.ErrNotFound) {
-			continue
+			return nil, nil
 		}
+		return m, err
+	})
+	switch {
+	case err != nil:
+		return "", err
+	case state == AdminTokenRevoked:
+		return "was revoked at " + rec.Revoked.UTC().Format(time.RFC3339), nil
+	case state == AdminTokenRevokedWith:
+		return fmt.Sprintf("was made through administrator token %s, revoked at %s with the tokens made through it", by.ID, by.Revoked.UTC().Format(time.RFC3339)), nil
+	case state == AdminTokenExpired:
+		return "expired at " + rec.Expires.UTC().Format(time.RFC3339), nil
+	}
+	return "", nil
+}
+
+// judgeAdminToken is the one test of whether an administrator token record
+// can be used at now: its state and, for AdminTokenRevokedWith, the token
+// whose revocation took it. maker reads a record of its chain (nil for one
+// that is gone, which revokes nothing).
+func judgeAdminToken(t *store.AdminToken, now time.Time, maker func(id string) (*store.AdminToken, error)) (string, *store.AdminToken, error) {
+	if !t.Revoked.IsZero() {
+		return AdminTokenRevoked, nil, nil
+	}
+	for _, id := range t.MadeWith {
+		m, err := maker(id)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		if m.RevokedMade {
-			return m, nil
+		if m != nil && m.RevokedMade {
+			return AdminTokenRevokedWith, m, nil
 		}
 	}
-	return nil, nil
+	if !t.Expires.IsZero() && !t.Expires.After(now) {
+		return AdminTokenExpired, nil, nil
+	}
+	return AdminTokenValid, nil, nil
 }
 
 // Administrator token states, as AdminTokens reports them.
@@ -295,28 +307,19 @@ type AdminTokenInfo struct {
 	RevokedWith string
 }
 
-// adminTokenStates judges every token of all at now.
+// adminTokenStates judges every token of all at now (judgeAdminToken).
 func adminTokenStates(all []*store.AdminToken, now time.Time) []AdminTokenInfo {
 	byID := make(map[string]*store.AdminToken, len(all))
 	for _, t := range all {
 		byID[t.ID] = t
 	}
+	maker := func(id string) (*store.AdminToken, error) { return byID[id], nil }
 	out := make([]AdminTokenInfo, 0, len(all))
 	for _, t := range all {
-		i := AdminTokenInfo{AdminToken: t, State: AdminTokenValid}
-		switch {
-		case !t.Revoked.IsZero():
-			i.State = AdminTokenRevoked
-		case !t.Expires.IsZero() && !t.Expires.After(now):
-			i.State = AdminTokenExpired
-		}
-		if i.State != AdminTokenRevoked {
-			for _, id := range t.MadeWith {
-				if m := byID[id]; m != nil && m.RevokedMade {
-					i.State, i.RevokedWith = AdminTokenRevokedWith, id
-					break
-				}
-			}
+		state, by, _ := judgeAdminToken(t, now, maker)
+		i := AdminTokenInfo{AdminToken: t, State: state}
+		if by != nil {
+			i.RevokedWith = by.ID
 		}
 		out = append(out, i)
 	}
