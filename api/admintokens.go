@@ -3,15 +3,31 @@ package api
 import (
 	"context"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flinkpki/flinkpki/authority"
 	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
-// CreateAdminToken implements AdminService.
+// Administrator tokens made per second by one server process, after a
+// burst: people and jobs need a few a day.
+const (
+	adminTokensPerSecond = 1
+	adminTokenBurst      = 20
+)
+
+// CreateAdminToken implements AdminService. One bound for the whole server
+// process: a stolen token, or the tokens it made, minting without end would
+// keep a revocation (which reads every token) from committing on etcd.
 func (s *Server) CreateAdminToken(ctx context.Context, req *pb.CreateAdminTokenRequest) (*pb.CreateAdminTokenResponse, error) {
-	tok, rec, err := s.auth.CreateAdminToken(ctx, actorFrom(ctx), req.GetName(), req.GetTtl().AsDuration())
+	actor := actorFrom(ctx)
+	if d := s.adminTokens.wait("create"); d > 0 {
+		err := status.Errorf(codes.ResourceExhausted, "this server makes at most %d administrator tokens at once, then %d a second: retry in %s", adminTokenBurst, adminTokensPerSecond, d)
+		return nil, s.refuse(ctx, actor.Source(), actor, "", "admin_token.create", "rate_limited", err)
+	}
+	tok, rec, err := s.auth.CreateAdminToken(ctx, actor, req.GetName(), req.GetTtl().AsDuration())
 	if err != nil {
 		return nil, err
 	}

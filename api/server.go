@@ -54,13 +54,6 @@ type Server struct {
 	maxAnswerBytes int
 }
 
-// Administrator tokens made per second, server-wide, after a burst: people
-// and jobs need a few a day.
-const (
-	adminTokensPerSecond = 1
-	adminTokenBurst      = 20
-)
-
 // New returns a Server.
 // The Server's refusal gate also gates the Authority's own refusals.
 func New(cfg Config) *Server {
