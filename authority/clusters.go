@@ -458,8 +458,13 @@ func (v *ClusterView) Lineage(p ca.Purpose) ca.Lineage {
 // the CAs and the leaf validity alone; whether a due step is blocked is for
 // the holders to say, when the step is planned.
 func (v *ClusterView) NextStep(p ca.Purpose, now time.Time) ca.Step {
-	L := v.Cluster.LeafValidity
-	return ca.NextStep(v.Lineage(p), L, ca.DefaultMargin(L), now)
+	return lineageNextStep(v.Lineage(p), v.Cluster.LeafValidity, now)
+}
+
+// lineageNextStep is a lineage's next rotation step for its cluster's leaf
+// validity, with the margin that validity gets.
+func lineageNextStep(l ca.Lineage, leaf time.Duration, now time.Time) ca.Step {
+	return ca.NextStep(l, leaf, ca.DefaultMargin(leaf), now)
 }
 
 func (a *Authority) domainCA(r *store.CA) (*ca.CA, error) {
@@ -467,10 +472,15 @@ func (a *Authority) domainCA(r *store.CA) (*ca.CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: stored CA certificate %s/%s: %v", store.ErrCorrupt, r.Cluster, r.ID, err)
 	}
+	return caOf(r, cert), nil
+}
+
+// caOf is the domain CA of a stored record with its certificate.
+func caOf(r *store.CA, cert *x509.Certificate) *ca.CA {
 	return &ca.CA{
 		ID: r.ID, Cluster: r.Cluster, Purpose: ca.Purpose(r.Purpose), Generation: r.Generation,
 		State: ca.State(r.State), Cert: cert, Created: r.Created, Activated: r.Activated, Retiring: r.Retiring,
-	}, nil
+	}
 }
 
 // ListClusters returns one page of clusters, in name order.

@@ -69,14 +69,10 @@ func (a *Authority) Expiries(ctx context.Context, after string, limit int) ([]*E
 			x.CAs = append(x.CAs, ExpiryCA{ID: r.ID, State: ca.State(r.State), NotAfter: na})
 			// The schedule reads a CA's expiry and times alone: its
 			// validity stands in for the parsed certificate.
-			lineages[ca.Purpose(r.Purpose)] = append(lineages[ca.Purpose(r.Purpose)], &ca.CA{
-				ID: r.ID, Cluster: r.Cluster, Purpose: ca.Purpose(r.Purpose), Generation: r.Generation, State: ca.State(r.State),
-				Cert: &x509.Certificate{NotAfter: na}, Created: r.Created, Activated: r.Activated, Retiring: r.Retiring,
-			})
+			lineages[ca.Purpose(r.Purpose)] = append(lineages[ca.Purpose(r.Purpose)], caOf(r, &x509.Certificate{NotAfter: na}))
 		}
-		L := c.LeafValidity
 		for _, p := range ca.Purposes() {
-			if step := ca.NextStep(lineages[p], L, ca.DefaultMargin(L), now); step.Kind != ca.StepNone {
+			if step := lineageNextStep(lineages[p], c.LeafValidity, now); step.Kind != ca.StepNone {
 				x.Next = append(x.Next, ExpiryStep{Purpose: p, Kind: step.Kind, At: step.At})
 			}
 		}
