@@ -177,10 +177,12 @@ func (a *app) lintInputs(arg string) ([]lintInput, error) {
 		}
 		inputs = append(inputs, lintInput{label: filepath.Base(p), data: data, podLocalCopy: flinkconf.IsPodLocalCopy(p)})
 	}
-	if len(inputs) == 2 {
+	for i := range inputs {
 		// Beside a flink-conf.yaml, Flink 1.x reads that file alone: the
 		// config.yaml is Flink 2's.
-		inputs[0].major = 2
+		if len(inputs) == 2 && inputs[i].label == flinkconf.ConfigYAML {
+			inputs[i].major = 2
+		}
 	}
 	return inputs, nil
 }
