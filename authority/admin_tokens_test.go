@@ -224,7 +224,9 @@ func TestPruningNeverRevivesATokenMadeThroughARevokedOne(t *testing.T) {
 			}
 			made, tombstone := 0, false
 			for _, tk := range toks {
-				made += btoi(strings.HasPrefix(tk.Name, "m-"))
+				if strings.HasPrefix(tk.Name, "m-") {
+					made++
+				}
 				tombstone = tombstone || tk.ID == rRec.ID
 			}
 			if made > 0 && !tombstone {
@@ -244,13 +246,6 @@ func TestPruningNeverRevivesATokenMadeThroughARevokedOne(t *testing.T) {
 			t.Errorf("installation %d: %d records after three prunes; want the keeper and its three", inst, len(toks))
 		}
 	}
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // TestAdministratorTokensAreBounded: a server keeps at most MaxAdminTokens
