@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,4 +208,24 @@ func (c *reviewCache) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.byKey)
+}
+
+// TestReviewerRefusesAnAPIServerInTheClear: a review carries the pod's
+// token and the server's own, so the API server's URL must be https.
+func TestReviewerRefusesAnAPIServerInTheClear(t *testing.T) {
+	dir := t.TempDir()
+	caFile, tokFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "token")
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644)
+	os.WriteFile(tokFile, []byte("own"), 0o600)
+	for _, u := range []string{"http://127.0.0.1:6443", "127.0.0.1:6443", "https://", "ftp://api:21", "https://a b"} {
+		r, err := NewReviewer(ReviewerConfig{APIServer: u, CAFile: caFile, TokenFile: tokFile})
+		if !errors.Is(err, ErrConfig) || r != nil || !strings.Contains(err.Error(), "only https") {
+			t.Errorf("API server %q: %v, want a configuration error asking for https", u, err)
+		}
+	}
+	if _, err := NewReviewer(ReviewerConfig{APIServer: ts.URL, CAFile: caFile, TokenFile: tokFile}); err != nil {
+		t.Errorf("an https API server was refused: %v", err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -75,6 +76,12 @@ func NewReviewer(cfg ReviewerConfig) (*Reviewer, error) {
 			return nil, fmt.Errorf("%w: TokenReview needs the in-cluster API server (KUBERNETES_SERVICE_HOST is unset): run in Kubernetes or give the API server URL", ErrConfig)
 		}
 		cfg.APIServer = "https://" + net.JoinHostPort(host, port)
+	}
+	// A review carries the pod's token and the server's own: never in
+	// the clear, where anyone on the path could replay the one and answer
+	// "authenticated" for any token.
+	if u, err := url.Parse(cfg.APIServer); err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%w: the API server URL %q is not https://HOST[:PORT]: TokenReview sends tokens, so only https is allowed", ErrConfig, clip(cfg.APIServer))
 	}
 	if cfg.CAFile == "" {
 		cfg.CAFile = inClusterCAFile

@@ -174,7 +174,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.StringVar(&o.k8sJWKSFile, "k8s-jwks-file", "", "the cluster's JWKS (kubectl get --raw /openid/v1/jwks)")
 	f.StringVar(&o.k8sAudience, "k8s-audience", k8sauth.DefaultAudience, "audience projected service-account tokens must carry")
 	f.BoolVar(&o.k8sTokenReview, "k8s-tokenreview", false, "also ask the API server (TokenReview) about each service-account token; its service account must be allowed to create TokenReviews")
-	f.StringVar(&o.k8sAPIServer, "k8s-api-server", "", "API server URL for TokenReview (default: in-cluster)")
+	f.StringVar(&o.k8sAPIServer, "k8s-api-server", "", "API server URL for TokenReview, https only (default: in-cluster)")
 	f.StringVar(&o.k8sAPICAFile, "k8s-api-ca-file", "", "CA of the API server (default: the in-cluster service-account ca.crt)")
 	f.StringVar(&o.k8sAPITokenFile, "k8s-api-token-file", "", "the server's own token for TokenReview (default: the in-cluster service-account token)")
 	f.Var(&o.k8sReviewCache, "k8s-tokenreview-cache", "how long the API server's acceptance of a token is reused (never past its exp), so a pod's requests close together cost one TokenReview; a pod deleted meanwhile is noticed that much later; at most 2m; 0 reviews every request")
