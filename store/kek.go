@@ -48,12 +48,15 @@ type RotateKEKOptions struct {
 // check under next, and returns how many keys it re-encrypted. The caller
 // must use a Store opened with next afterwards.
 //
-// On a backend without a write limit it is one transaction. On one with a
+// On a backend without a write limit it is one transaction, on a copy of
+// the database put in its place when the backend is a Rewriter (bbolt),
+// so that the file keeps no key under the old KEK. On one with a
 // limit (etcd) a marker is written first, the CA keys are re-encrypted in
 // transactions of bounded size, and the last transaction re-encrypts the
 // serving CA and the key check and removes the marker. While the marker is
 // there, Open refuses the store (ErrKEKRotation); RotateKEK run again with
-// the same two keys finishes the work, and only those two.
+// the same two keys finishes the work, and only those two; the backend's
+// history still holds the old ciphertexts until DropHistory.
 func (s *Store) RotateKEK(ctx context.Context, next *Sealer, opts RotateKEKOptions) (int, error) {
 	if next.ID() == s.seal.ID() {
 		return 0, errors.New("the new key-encryption key is the one the store is under already: make a new one with '(umask 077; head -c 32 /dev/urandom > kek.new)'")
@@ -62,17 +65,26 @@ func (s *Store) RotateKEK(ctx context.Context, next *Sealer, opts RotateKEKOptio
 	var n int
 	var err error
 	if limit <= 0 {
-		err = s.b.Update(ctx, func(tx Tx) error {
-			if err := s.checkRotation(tx, next); err != nil {
+		rotate := func(b Backend) error {
+			return b.Update(ctx, func(tx Tx) error {
+				if err := s.checkRotation(tx, next); err != nil {
+					return err
+				}
+				k, _, _, err := s.resealCAs(tx, next, nil, 0)
+				if err != nil {
+					return err
+				}
+				n, err = s.finishRotation(tx, next, k, opts.Audit)
 				return err
-			}
-			k, _, _, err := s.resealCAs(tx, next, nil, 0)
-			if err != nil {
-				return err
-			}
-			n, err = s.finishRotation(tx, next, k, opts.Audit)
-			return err
-		})
+			})
+		}
+		if rw, ok := s.b.(Rewriter); ok {
+			// Else the pages of the keys under the old KEK stay in the
+			// file (and its backups) for whoever holds that key.
+			err = rw.Rewrite(ctx, rotate)
+		} else {
+			err = rotate(s.b)
+		}
 	} else {
 		n, err = s.rotateInSteps(ctx, next, limit, opts)
 	}

@@ -89,6 +89,33 @@ type WriteLimiter interface {
 	MaxWritesPerTxn() int
 }
 
+// Rewriter is implemented by backends whose file keeps what a change
+// replaced (bbolt's freed pages) and can instead make the change on a copy
+// of themselves and put a copy holding only live data in their place.
+// RotateKEK uses it, so that no CA key sealed under the old
+// key-encryption key is left in the file. Rewrite runs fn on the copy:
+// when fn fails, nothing changes.
+type Rewriter interface {
+	Rewrite(ctx context.Context, fn func(Backend) error) error
+}
+
+// HistoryDropper is implemented by backends that keep earlier values of
+// every key (etcd's revisions): DropHistory removes them from the
+// backend's files, not only from its keyspace.
+type HistoryDropper interface {
+	DropHistory(ctx context.Context) error
+}
+
+// DropHistory drops the backend's history of earlier values
+// (HistoryDropper), and reports whether it keeps one.
+func (s *Store) DropHistory(ctx context.Context) (bool, error) {
+	hd, ok := s.b.(HistoryDropper)
+	if !ok {
+		return false, nil
+	}
+	return true, hd.DropHistory(ctx)
+}
+
 // MaxWritesPerTxn is the backend's bound on the writes of one transaction
 // (WriteLimiter), 0 when it has none.
 func (s *Store) MaxWritesPerTxn() int {

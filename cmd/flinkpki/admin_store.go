@@ -347,8 +347,13 @@ func newAdminRotateKEKCmd() *cobra.Command {
 key, while the servers are stopped, and audit it (kek.rotate). Afterwards
 start the servers with --kek-file NEW; the old key no longer opens the store.
 
-A stopped server's bbolt store (--data-dir) is rotated in one transaction: a
-failure changes nothing. An HA installation's etcd store (--etcd-endpoints,
+A stopped server's bbolt store (--data-dir) is rotated in one transaction, on
+a copy of the database that then replaces it (it needs twice the database's
+size free beside it), so that no page of the file keeps a key under the old
+KEK: a failure changes nothing. On etcd, the rotation then compacts etcd's
+history (etcd-wide) and defragments every member, for the same reason.
+Backups and etcd snapshots taken before still open with the old key: destroy
+them, or keep the old key as safe as they are. An HA installation's etcd store (--etcd-endpoints,
 every replica scaled to zero first: a running replica is refused) holds more
 CA keys than one etcd transaction may write, so they are re-encrypted a
 hundred at a time, with the progress on stderr. Until the last transaction,
@@ -411,8 +416,16 @@ again with the same two keys to finish it.`,
 			case err != nil:
 				return fmt.Errorf("rotate key-encryption key of %s (nothing was changed): %w", where, err)
 			}
+			res := map[string]any{"reencrypted": n, "kek_id": next.ID()}
+			if kept, err := st.DropHistory(cmd.Context()); kept && err != nil {
+				// The rotation stands; what is left is the old ciphertexts
+				// in etcd's files, for whoever holds the old key.
+				warning := fmt.Sprintf("the CA keys are under the new key, but %v: defragment each member (etcdctl defrag --endpoints URL) before the old key is let go", err)
+				res["warning"] = warning
+				fmt.Fprintf(stderr, "warning: %s\n", oneLine(warning))
+			}
 			if out == "json" {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"reencrypted": n, "kek_id": next.ID()})
+				return writeJSON(cmd.OutOrStdout(), res)
 			}
 			fmt.Fprintf(stderr, "re-encrypted %d CA keys; start the servers with --kek-file %s\n", n, newKEKFile)
 			return nil

@@ -2,10 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestRotatingTheKEKOfAnEtcdStore rotates the key-encryption key of an HA
@@ -36,7 +41,24 @@ func TestRotatingTheKEKOfAnEtcdStore(t *testing.T) {
 	quiet := h.replica(t, "--rotation-interval", "0", "--holder-retention", "0")
 	oneLineError(t, runCLI(t, nil, rotate...), 1, "1 flinkpki server(s) still use etcd")
 	quiet.stop(t)
+	c, err := clientv3.New(clientv3.Config{Endpoints: h.etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	underOld, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := runCLI(t, nil, rotate...).ok(t)
+	// etcd keeps every earlier value: the rotation must not leave the CA
+	// keys sealed under the old KEK readable at an older revision.
+	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld.Header.Revision)); !errors.Is(err, rpctypes.ErrCompacted) {
+		t.Errorf("reading the store at its revision before the rotation: %v, want it compacted", err)
+	}
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("rotate-kek warned: %s", r.stderr)
+	}
 	var got struct {
 		Reencrypted int    `json:"reencrypted"`
 		KEKID       string `json:"kek_id"`

@@ -231,7 +231,26 @@ func TestRotatingTheKEKReencryptsEveryKeyAndRefusesTheOldOne(t *testing.T) {
 	if now, _ := os.ReadFile(db); !bytes.Equal(now, unchanged) {
 		t.Fatal("a refused rotate-kek changed the database file")
 	}
+	underOld := sealedKeysIn(t, db)
+	if len(underOld) < 6 {
+		t.Fatalf("found %d sealed CA keys in the database, want at least 6: is the scan still right?", len(underOld))
+	}
 	r := rotateKEK(t, dir, oldKEK, newKEK).ok(t)
+	// bbolt frees a replaced record's page without clearing it: the
+	// rotation must leave no key sealed under the old KEK in the file (nor
+	// in the backups copied from it), for whoever holds that key.
+	underNew := sealedKeysIn(t, db)
+	for k := range underOld {
+		if underNew[k] {
+			t.Errorf("a CA key sealed under the old KEK is still in the database file after the rotation")
+		}
+	}
+	if len(underNew) != 6 {
+		t.Errorf("the database holds %d sealed CA keys after the rotation, want the 6 re-encrypted ones", len(underNew))
+	}
+	if stale, _ := filepath.Glob(filepath.Join(dir, ".flinkpki-*")); len(stale) > 0 {
+		t.Errorf("the rotation left %v beside the database", stale)
+	}
 	if !strings.Contains(r.stderr, "re-encrypted 6 CA keys") || strings.Count(r.stderr, "re-encrypted") != 1 {
 		t.Errorf("rotate-kek reported %q, want 6 CA keys (2 clusters x 2 lineages, 1 prepared, the serving CA), once", r.stderr)
 	}
@@ -258,6 +277,21 @@ func TestRotatingTheKEKReencryptsEveryKeyAndRefusesTheOldOne(t *testing.T) {
 		s.cli(t, s.admin, "bake", "--cluster", c, "--role", "jobmanager", "--holder", "jm-0", "--out", out).ok(t)
 		assertSignedByActiveCA(t, s, c, out)
 	}
+}
+
+// sealedKeysIn returns every sealed CA key in the bytes of the database
+// file, live or in a freed page.
+func sealedKeysIn(t testing.TB, db string) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, m := range regexp.MustCompile(`"sealed_key":"([A-Za-z0-9+/=]+)"`).FindAllSubmatch(raw, -1) {
+		keys[string(m[1])] = true
+	}
+	return keys
 }
 
 // assertSignedByActiveCA checks that the leaf in out was signed by the

@@ -28,6 +28,7 @@ type Backend struct {
 	// writing is set while a health write runs: one that hangs is not
 	// joined by another at every check.
 	writing atomic.Bool
+	timeout time.Duration // Options.Timeout, for the files Rewrite opens
 }
 
 // Options tunes the backend. Zero values pick defaults.
@@ -71,8 +72,9 @@ func Open(path string, o Options) (*Backend, error) {
 		// other process creates this store.
 		removeStaleBackups(path)
 		removeStale(path, newPattern)
+		removeStale(path, rewritePattern)
 	}
-	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize), health: filepath.Join(filepath.Dir(path), healthFile)}, nil
+	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize), health: filepath.Join(filepath.Dir(path), healthFile), timeout: o.Timeout}, nil
 }
 
 // newPattern names the file a new store is built in before it is linked
@@ -113,12 +115,7 @@ func create(path string, timeout time.Duration) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return openErr(path, err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return openErr(path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := syncDir(dir); err != nil {
 		return openErr(path, err)
 	}
 	return nil

@@ -302,3 +302,38 @@ func unavailable(err error) bool {
 	}
 	return false
 }
+
+// DropHistory implements store.HistoryDropper: it compacts etcd's history
+// up to the current revision, physically, and then defragments every
+// member, so that earlier values (a CA key sealed under a retired
+// key-encryption key) are gone from the members' files, not only from the
+// keyspace. The compaction is etcd-wide: other users of the same etcd lose
+// their history too (etcd run with --auto-compaction loses it within the
+// hour anyway). A member that cannot be defragmented is named in the error;
+// the compaction stands.
+func (b *Backend) DropHistory(ctx context.Context) error {
+	resp, err := b.cli.Get(ctx, b.cfg.Prefix+"meta/schema", clientv3.WithCountOnly())
+	if err != nil {
+		return b.wrap(ctx, "read the current revision", err)
+	}
+	if _, err := b.cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return b.wrap(ctx, "compact etcd's history", err)
+	}
+	members, err := b.cli.MemberList(ctx)
+	if err != nil {
+		return b.wrap(ctx, "list etcd's members to defragment them", err)
+	}
+	var failed []string
+	for _, m := range members.Members {
+		if len(m.ClientURLs) == 0 {
+			continue // a learner not started yet
+		}
+		if _, err := b.cli.Defragment(ctx, m.ClientURLs[0]); err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%v)", m.ClientURLs[0], err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("etcd's history is compacted, but %d member(s) could not be defragmented and still hold the earlier values in their files: %s", len(failed), strings.Join(failed, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package bolt_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/bolt"
+)
+
+// TestRewriteLeavesNoReplacedValueInTheFile: what the change replaced is
+// in neither the file nor a backup, a failed change leaves the file as it
+// was, no copy is left beside it, and the backend goes on with the new
+// file.
+func TestRewriteLeavesNoReplacedValueInTheFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "flinkpki.db")
+	b, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { b.Close() }()
+	bucket := store.Buckets[2]
+	old := bytes.Repeat([]byte("old-secret-"), 50)
+	if err := b.Update(ctx, func(tx store.Tx) error { return tx.Put(bucket, []byte("k"), old) }); err != nil {
+		t.Fatal(err)
+	}
+	put := func(v []byte) func(store.Backend) error {
+		return func(nb store.Backend) error {
+			return nb.Update(ctx, func(tx store.Tx) error { return tx.Put(bucket, []byte("k"), v) })
+		}
+	}
+
+	before, _ := os.ReadFile(path)
+	if err := b.Rewrite(ctx, func(nb store.Backend) error {
+		if err := put([]byte("half-done"))(nb); err != nil {
+			return err
+		}
+		return errors.New("refused")
+	}); err == nil || err.Error() != "refused" {
+		t.Fatalf("Rewrite with a failing change: %v, want its error", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Fatal("a failed Rewrite changed the database file")
+	}
+	assertNoCopies(t, path)
+
+	if err := b.Rewrite(ctx, put([]byte("new-value"))); err != nil {
+		t.Fatal(err)
+	}
+	assertNoCopies(t, path)
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, old) {
+		t.Error("the replaced value is still in the database file")
+	}
+	var backup bytes.Buffer
+	if _, err := b.Backup(ctx, &backup); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(backup.Bytes(), old) || bytes.Contains(backup.Bytes(), []byte("half-done")) {
+		t.Error("a backup after the rewrite holds a replaced value")
+	}
+	// The backend goes on with the new file: a write now is there after a
+	// reopen.
+	if err := b.Update(ctx, func(tx store.Tx) error { return tx.Put(bucket, []byte("k2"), []byte("after")) }); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if b, err = bolt.Open(path, bolt.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.View(ctx, func(tx store.Tx) error {
+		if v, v2 := tx.Get(bucket, []byte("k")), tx.Get(bucket, []byte("k2")); string(v) != "new-value" || string(v2) != "after" {
+			t.Errorf("after the rewrite and a reopen: k = %q, k2 = %q; want new-value and after", v, v2)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func assertNoCopies(t *testing.T, path string) {
+	t.Helper()
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".flinkpki-rewrite-*")); len(left) > 0 {
+		t.Errorf("copies left beside the database: %v", left)
+	}
+}
