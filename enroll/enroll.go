@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -162,6 +163,12 @@ func (c *Client) describe(err error) string {
 		return fmt.Sprintf("flinkpki at %s is overloaded (%s)", c.target, Reason(err))
 	case codes.Canceled:
 		return fmt.Sprintf("flinkpki at %s ended the request before reading it (overloaded, or the request came too slowly)", c.target)
+	case codes.Unavailable:
+		if r := Reason(err); strings.HasPrefix(r, "store unavailable") {
+			// The server answered: its store cannot take the request now
+			// (etcd lost, the data volume full).
+			return fmt.Sprintf("flinkpki at %s cannot serve the request now (%s)", c.target, r)
+		}
 	}
 	return fmt.Sprintf("flinkpki at %s not reachable yet (%s)", c.target, Reason(err))
 }

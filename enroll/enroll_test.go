@@ -229,3 +229,17 @@ func TestReadTokenTrimsWhitespace(t *testing.T) {
 		t.Errorf("ReadToken(empty) = %v, want ErrNoToken", err)
 	}
 }
+
+// TestDescribeTellsAServerThatAnsweredFromOneNotReached: a server whose
+// store cannot take the request (the data volume full, etcd lost) answered:
+// the retry line says so, not that it was not reached.
+func TestDescribeTellsAServerThatAnsweredFromOneNotReached(t *testing.T) {
+	c := &Client{target: "pki:7443"}
+	full := status.Error(codes.Unavailable, "store unavailable: the volume of /data is full: free space on it or grow it")
+	if got := c.describe(full); got != "flinkpki at pki:7443 cannot serve the request now (store unavailable: the volume of /data is full: free space on it or grow it)" {
+		t.Errorf("describe(a full store) = %q", got)
+	}
+	if got := c.describe(status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: dial tcp: connect: connection refused\"")); !strings.Contains(got, "not reachable yet") {
+		t.Errorf("describe(a refused connection) = %q, want not reachable yet", got)
+	}
+}

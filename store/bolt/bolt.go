@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -222,7 +223,37 @@ func (b *Backend) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.Update(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) })
+	return b.volumeErr(b.db.Update(func(tx *bbolt.Tx) error { return fn(boltTx{tx}) }))
+}
+
+// volumeErr marks a commit that failed for want of room on the database's
+// volume (ENOSPC, EDQUOT) or on a volume remounted read-only (EROFS) as
+// store.ErrUnavailable: bbolt rolled the transaction back, the store is as
+// it was, and the request succeeds once room is made, so a client retries
+// (init does) instead of failing on an internal error. Other errors pass.
+func (b *Backend) volumeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var why string
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		why = "is full: free space on it or grow it"
+	case errors.Is(err, syscall.EROFS):
+		why = "is read-only (remounted after I/O errors?): check the disk and restart the server"
+	default:
+		// bbolt wraps a failed resize or sync with %s: only the text is left.
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, syscall.ENOSPC.Error()), strings.Contains(msg, syscall.EDQUOT.Error()):
+			why = "is full: free space on it or grow it"
+		case strings.Contains(msg, syscall.EROFS.Error()):
+			why = "is read-only (remounted after I/O errors?): check the disk and restart the server"
+		default:
+			return err
+		}
+	}
+	return fmt.Errorf("%w: the volume of %s %s; nothing was written (%v)", store.ErrUnavailable, filepath.Dir(b.db.Path()), why, err)
 }
 
 // Batch implements store.Backend with group commit (see committer).
@@ -230,7 +261,7 @@ func (b *Backend) Batch(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.commit.Do(ctx, fn)
+	return b.volumeErr(b.commit.Do(ctx, fn))
 }
 
 // backupPattern names the snapshot files Backup writes next to the
@@ -256,7 +287,7 @@ func (b *Backend) Backup(ctx context.Context, w io.Writer) (int64, error) {
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("backup: snapshot to %s: %w", f.Name(), err)
+		return 0, b.volumeErr(fmt.Errorf("backup: a snapshot as large as the database, beside it: %w", err))
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
