@@ -82,6 +82,12 @@ func (a *Authority) prepare(ctx context.Context, actor Actor, cluster, purpose s
 		if _, err := ca.PlanPrepare(v.Lineage(p), a.now()); err != nil {
 			return err
 		}
+		if !v.Cluster.Created.Equal(c.Created) || v.Cluster.KeyType != c.KeyType || v.Cluster.CAValidity != c.CAValidity {
+			// The CA was made for the record read before: the cluster was
+			// deleted and made again meanwhile (on another replica: the
+			// lock is this process's), or its CA settings changed.
+			return fmt.Errorf("%w: cluster %q was made again or changed while its next CA was made: run the step again", ErrConflict, cluster)
+		}
 		if v.Cluster.Generations[string(p)] >= gen {
 			return ErrConflict
 		}
