@@ -206,6 +206,8 @@ func TestALeafIsLiveThroughItsLastSecond(t *testing.T) {
 	e.Clock.Add(old.Leaf().NotAfter.Sub(e.Clock.Now())) // now == its notAfter
 	if err := e.Authority.Retire(e.Ctx, authoritytest.Admin, "b", "internal", false); !errors.Is(err, ca.ErrBlocked) {
 		t.Fatalf("retire at the instant tm-old's leaf expires: %v, want refused (the leaf is valid through that instant)", err)
+	} else if strings.Contains(err.Error(), "grace") {
+		t.Errorf("a live leaf's refusal speaks of the grace: %v", err)
 	}
 	peer := e.Enroll("b", "jobmanager", "jm-new")
 	if err := authoritytest.Handshake(old, peer); err != nil {
@@ -214,8 +216,15 @@ func TestALeafIsLiveThroughItsLastSecond(t *testing.T) {
 	// Past its notAfter by less than the clock skew allowed, the leaf may
 	// still be live on the clock of the server that issued it.
 	e.Clock.Add(time.Second)
-	if err := e.Authority.Retire(e.Ctx, authoritytest.Admin, "b", "internal", false); !errors.Is(err, ca.ErrBlocked) {
+	err := e.Authority.Retire(e.Ctx, authoritytest.Admin, "b", "internal", false)
+	if !errors.Is(err, ca.ErrBlocked) {
 		t.Fatalf("retire a second after tm-old's leaf expired, within the clock skew allowed: %v, want refused", err)
+	}
+	// No listing of live holders shows tm-old now: the refusal says why it
+	// still counts, and until when.
+	until := old.Leaf().NotAfter.Add(5 * time.Minute).UTC().Format(time.RFC3339)
+	if want := "(tm-old: its leaf has expired, and counts for the clock-skew grace until " + until + ")"; !strings.Contains(err.Error(), want) {
+		t.Errorf("the refusal for a leaf expired a second ago: %v, want it to say %q", err, want)
 	}
 	e.Clock.Add(ca.ClockSkew(old.Leaf().NotAfter.Sub(old.Leaf().NotBefore)))
 	if err := e.Authority.Retire(e.Ctx, authoritytest.Admin, "b", "internal", false); err != nil {

@@ -37,6 +37,41 @@ type BlockedError struct {
 	Step    StepKind
 	CAID    string
 	Holders []string
+	// Lapsed are those of Holders whose leaf has expired already and that
+	// block only for the clock-skew grace (BlockersAsOf), until
+	// LapsedUntil (NoteLapsed): no listing of live holders shows them.
+	Lapsed      []string
+	LapsedUntil time.Time
+}
+
+// NoteLapsed records which of the blockers have a leaf expired at now, and
+// when the last of them stops counting, so that the refusal can say why a
+// holder the listings no longer show blocks.
+func (e *BlockedError) NoteLapsed(holders []HolderView, now time.Time, leafValidity time.Duration) {
+	blocking := map[string]bool{}
+	for _, n := range e.Holders {
+		blocking[n] = true
+	}
+	live := map[string]bool{}
+	var lapsed []string
+	var until time.Time
+	for _, h := range holders {
+		if !blocking[h.Name] {
+			continue
+		}
+		if h.Live(now) {
+			live[h.Name] = true
+			continue
+		}
+		lapsed = append(lapsed, h.Name)
+		if t := h.NotAfter.Add(ClockSkew(leafValidity)); t.After(until) {
+			until = t
+		}
+	}
+	// A name held twice (two roles) blocks as live when either leaf is.
+	lapsed = slices.DeleteFunc(lapsed, func(n string) bool { return live[n] })
+	slices.Sort(lapsed)
+	e.Lapsed, e.LapsedUntil = slices.Compact(lapsed), until
 }
 
 // Error names the holders, e.g. "CA activation refused: 2 live holders do
@@ -54,7 +89,12 @@ func (e *BlockedError) Error() string {
 	default:
 		what = fmt.Sprintf("CA retirement refused: %s still %s leaves signed by the retiring CA", subject, plural(n, "holds", "hold"))
 	}
-	return what + ": " + NameList(e.Holders)
+	what += ": " + NameList(e.Holders)
+	if len(e.Lapsed) > 0 {
+		what += fmt.Sprintf(" (%s: %s expired, and %s for the clock-skew grace until %s)", NameList(e.Lapsed),
+			plural(len(e.Lapsed), "its leaf has", "their leaves have"), plural(len(e.Lapsed), "counts", "count"), e.LapsedUntil.UTC().Format(time.RFC3339))
+	}
+	return what
 }
 
 // Unwrap makes errors.Is(err, ErrBlocked) hold.
