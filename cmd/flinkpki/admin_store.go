@@ -301,25 +301,26 @@ the store exists.`,
 			if err != nil {
 				return err
 			}
+			_, id, err := token.ParseID(tok)
+			if err != nil {
+				return err
+			}
 			if out == "json" {
-				_, id, err := token.ParseID(tok)
-				if err != nil {
-					return err
-				}
 				expires := ""
 				if !rec.Expires.IsZero() {
 					expires = rec.Expires.UTC().Format(time.RFC3339)
 				}
-				if err := writeJSON(cmd.OutOrStdout(), struct {
+				err = writeJSON(cmd.OutOrStdout(), struct {
 					Token   string `json:"token"`
 					ID      string `json:"id"`
 					Name    string `json:"name"`
 					Expires string `json:"expire_time"`
-				}{tok, id, name, expires}); err != nil {
-					return err
-				}
+				}{tok, id, name, expires})
 			} else {
-				fmt.Fprintln(cmd.OutOrStdout(), tok)
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), tok)
+			}
+			if err != nil {
+				return orphanedToken("administrator token", id, revokeTokenCommand(id, dataDir, kekFile, &etcd), err)
 			}
 			expires := ""
 			if !rec.Expires.IsZero() {
@@ -334,6 +335,43 @@ the store exists.`,
 	cmd.Flags().Var(&ttl, "ttl", "how long the token is valid, "+formatDuration(authority.MinAdminTokenTTL)+" to "+formatDuration(authority.MaxAdminTokenTTL)+"; 0 (default): no expiry")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// revokeTokenCommand is the admin revoke-token command line that revokes
+// token id in the store a bootstrap just wrote it to.
+func revokeTokenCommand(id, dataDir, kekFile string, e *etcdFlags) string {
+	args := []string{"flinkpki", "admin", "revoke-token", id}
+	if len(e.endpoints) > 0 {
+		args = append(args, "--etcd-endpoints", strings.Join(e.endpoints, ","))
+		if e.prefix != etcdstore.DefaultPrefix {
+			args = append(args, "--etcd-prefix", e.prefix)
+		}
+		for _, f := range []struct{ flag, v string }{{"--etcd-ca-file", e.caFile}, {"--etcd-cert-file", e.certFile}, {"--etcd-key-file", e.keyFile}} {
+			if f.v != "" {
+				args = append(args, f.flag, f.v)
+			}
+		}
+	} else {
+		args = append(args, "--data-dir", dataDir)
+	}
+	if kekFile != "" { // else FLINKPKI_KEK_FILE, as for bootstrap
+		args = append(args, "--kek-file", kekFile)
+	}
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// characters that need no quoting.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:,=@%+", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func newAdminRotateKEKCmd() *cobra.Command {
