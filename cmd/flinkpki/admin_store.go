@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -511,6 +512,33 @@ func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstor
 	return nil, usagef("--%s %q: the store kind must be bolt or etcd", flag, spec)
 }
 
+// sameMigrationEnds refuses --from and --to that name one store: one bbolt
+// file (by any path to it), or the same etcd endpoints (--etcd-prefix is
+// shared by both). The copy would go into its own source, which the lock
+// of the source (held by this very command) or the target's emptiness
+// check would refuse with a sentence about something else.
+func sameMigrationEnds(from, to string) error {
+	fromKind, fromRest, _ := strings.Cut(from, ":")
+	toKind, toRest, _ := strings.Cut(to, ":")
+	same := false
+	switch {
+	case fromKind != toKind || fromRest == "" || toRest == "":
+	case fromKind == "bolt":
+		a, aerr := os.Stat(fromRest)
+		b, berr := os.Stat(toRest)
+		same = aerr == nil && berr == nil && os.SameFile(a, b)
+	case fromKind == "etcd":
+		a, b := strings.Split(fromRest, ","), strings.Split(toRest, ",")
+		slices.Sort(a)
+		slices.Sort(b)
+		same = slices.Equal(a, b)
+	}
+	if same {
+		return usagef("--from %s and --to %s are the same store: migrate copies into another, empty one; name a new file or another etcd for --to", from, to)
+	}
+	return nil
+}
+
 // boltTarget is a new bbolt migration target: the copy is built under a
 // temporary name beside its path and linked into place by Close only once
 // Keep said it verified, so a migration that fails or is interrupted
@@ -531,8 +559,18 @@ const migratingPattern = ".flinkpki-migrating-*.db"
 // is (the copy then refuses it unless it is an empty store), or a new one
 // built as boltTarget says, in path's folder, made (0700) if missing.
 func openBoltTarget(path string) (store.Backend, error) {
-	if _, err := os.Lstat(path); err == nil {
-		return bolt.Open(path, bolt.Options{})
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().IsRegular() && fi.Size() == 0 {
+			return nil, fmt.Errorf("migration target %s is an empty file, not a store: remove it (migrate creates the target), or name another --to; nothing was copied", path)
+		}
+		b, err := bolt.Open(path, bolt.Options{})
+		if errors.Is(err, store.ErrCorrupt) {
+			// A file that is no store is not restored from a backup here:
+			// it is the wrong target.
+			msg := strings.Replace(err.Error(), bolt.RestoreAdvice, "it is no store to migrate into: name another --to (migrate creates a new one)", 1)
+			return nil, reworded{"migration target: " + msg, err}
+		}
+		return b, err
 	}
 	dir := filepath.Dir(path)
 	var made []string
@@ -641,6 +679,9 @@ directions.`,
 			ctx := cmd.Context()
 			if from == "" || to == "" {
 				return usagef("--from and --to are required")
+			}
+			if err := sameMigrationEnds(from, to); err != nil {
+				return err
 			}
 			seal, err := sealerFromFile(kekFile)
 			if err != nil {
