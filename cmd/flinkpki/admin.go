@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -48,21 +49,26 @@ func (a *app) newAdminBackupCmd() *cobra.Command {
 		Long: `Download a consistent snapshot of the running server's database into FILE.
 The snapshot holds the CA keys encrypted with the server's key-encryption key
 (KEK), which is not in it: keep the KEK, separately, to restore. The file
-appears only once complete and checked.`,
+appears only once complete and checked. FILE is never a database another
+process holds open (a running server's flinkpki.db): replacing that would lose
+what the server writes after it.
+
+--out - writes the snapshot to standard output instead, once it is complete
+and checked (it is staged in the system's temporary directory, TMPDIR), for
+admin restore - to read; -o json then has nowhere to go and is refused.`,
 		Example: `  flinkpki admin backup --out flinkpki-$(date +%F).db
-  flinkpki admin backup --out flinkpki-$(date +%F).db -o json`,
+  flinkpki admin backup --out flinkpki-$(date +%F).db -o json
+  flinkpki admin backup --out - | ssh standby flinkpki admin restore - --data-dir /var/lib/flinkpki`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag("out", out); err != nil {
 				return err
 			}
-			replace := "choose another --out or pass --force to replace it"
-			if force {
-				replace = ""
-			}
-			if err := checkOutFile(out, "flinkpki-backup.db", replace); err != nil {
+			dst, err := prepareBackupOut(out, force, output)
+			if err != nil {
 				return err
 			}
+			defer dst.cleanup()
 			conn, err := a.dial()
 			if err != nil {
 				return err
@@ -73,7 +79,7 @@ appears only once complete and checked.`,
 				return err
 			}
 			sum := newResultHash(output)
-			n, err := atomicfile.WriteFrom(out, 0o600, func(w io.Writer) error {
+			n, err := atomicfile.WriteFrom(dst.path, 0o600, func(w io.Writer) error {
 				w = sum.tee(w)
 				for {
 					chunk, err := stream.Recv()
@@ -81,18 +87,36 @@ appears only once complete and checked.`,
 						return nil
 					}
 					if err != nil {
-						return err
+						return worded{err} // the server's, or the connection's
 					}
 					if _, err := w.Write(chunk.GetData()); err != nil {
 						return err
 					}
 				}
-			}, func(tmp string) error { return checkStoreFile(cmd.Context(), tmp) })
+			}, func(tmp string) error {
+				if err := checkStoreFile(cmd.Context(), tmp); err != nil {
+					return worded{reworded{strings.ReplaceAll(err.Error(), tmp, "the snapshot the server sent"), err}}
+				}
+				// Again, just before the rename: a server may have
+				// started on --out while the snapshot came.
+				if out != "-" {
+					if err := refuseLiveStore(out); err != nil {
+						return worded{err}
+					}
+				}
+				return nil
+			})
 			if err != nil {
-				return err
+				if n > 0 {
+					return err // in place, and its message says so
+				}
+				return writeFailure(dst.where, dst.flag, err)
 			}
 			// Whole copies of the store that killed backups left beside it.
-			atomicfile.RemoveLeftovers(out)
+			atomicfile.RemoveLeftovers(dst.path)
+			if out == "-" {
+				return a.copyBackupToStdout(dst.path, n)
+			}
 			fmt.Fprintf(a.stderr, "backup written to %s (%d bytes); keep the server's KEK separately: a restore needs it\n", out, n)
 			if output == "json" {
 				return writeJSON(a.stdout, struct {
@@ -104,10 +128,51 @@ appears only once complete and checked.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "file to write the snapshot to (required)")
+	cmd.Flags().StringVar(&out, "out", "", "file to write the snapshot to (required); - for standard output")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// backupOut is the file admin backup writes the snapshot to: --out, or for
+// --out - a temporary file that is copied to standard output once checked.
+// where names it in messages, and flag is what to change when it fails.
+type backupOut struct {
+	path, where, flag string
+	cleanup           func()
+}
+
+// prepareBackupOut checks --out before the server is asked for anything:
+// not a database in use, not an existing file unless force, a folder that
+// takes files; for "-" the temporary directory, and no -o json result to
+// share standard output with the backup.
+func prepareBackupOut(out string, force bool, output outputFormat) (backupOut, error) {
+	if out != "-" {
+		if err := refuseLiveStore(out); err != nil {
+			return backupOut{}, err
+		}
+		replace := "choose another --out or pass --force to replace it"
+		if force {
+			replace = ""
+		}
+		if err := checkOutFile(out, "flinkpki-backup.db", replace); err != nil {
+			return backupOut{}, err
+		}
+		return backupOut{path: out, where: out, flag: "--out", cleanup: func() {}}, nil
+	}
+	if output == "json" {
+		return backupOut{}, usagef("--out - writes the backup to standard output, where -o json would write its result too: name a file with --out, or drop -o json")
+	}
+	where, flag := "the backup's copy in "+os.TempDir(), "TMPDIR"
+	if err := atomicfile.CheckDir(os.TempDir()); err != nil {
+		return backupOut{}, writeFailure(where, flag, err)
+	}
+	tmp, err := os.CreateTemp("", "flinkpki-backup-*.db")
+	if err != nil {
+		return backupOut{}, writeFailure(where, flag, err)
+	}
+	tmp.Close()
+	return backupOut{path: tmp.Name(), where: where, flag: flag, cleanup: func() { os.Remove(tmp.Name()) }}, nil
 }
 
 func (a *app) newAdminRestoreCmd() *cobra.Command {
@@ -128,8 +193,8 @@ supply.
 FILE - reads the backup from standard input, for a pod that has the data
 volume but no copy of the file (deploy/bootstrap/pod-restore.yaml, fed with
 kubectl attach -i -c restore flinkpki-restore < backup.db; see the deploy
-README). It is checked in the system's temporary directory before the
-data directory is touched.`,
+README), or from admin backup --out - in a pipe. It is checked in the
+system's temporary directory before the data directory is touched.`,
 		Example: `  flinkpki admin restore flinkpki-2025-01-31.db --data-dir /var/lib/flinkpki
   flinkpki serve --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
   flinkpki admin restore flinkpki-2025-01-31.db --data-dir /var/lib/flinkpki -o json`,
@@ -156,9 +221,16 @@ data directory is touched.`,
 				}
 				return err
 			}
-			if err := ensureEmptyDir(dataDir); err != nil {
+			made, err := ensureEmptyDir(dataDir)
+			if err != nil {
 				return err
 			}
+			restored := false
+			defer func() {
+				if !restored {
+					removeMade(made)
+				}
+			}()
 			src, err := os.Open(args[0])
 			if err != nil {
 				return fmt.Errorf("open backup: %w", err)
@@ -169,10 +241,19 @@ data directory is touched.`,
 			n, err := atomicfile.WriteFrom(dst, 0o600, func(w io.Writer) error {
 				_, err := io.Copy(sum.tee(w), src)
 				return err
-			}, func(tmp string) error { return checkStoreFile(ctx, tmp) })
+			}, func(tmp string) error {
+				if err := checkStoreFile(ctx, tmp); err != nil {
+					return worded{err}
+				}
+				return nil
+			})
 			if err != nil {
-				return err
+				if n > 0 {
+					return err // in place, and its message says so
+				}
+				return writeFailure(dst, "--data-dir", err)
 			}
+			restored = true
 			atomicfile.RemoveLeftovers(dst) // an interrupted restore's copy
 			fmt.Fprintf(a.stderr, "restored %s (%d bytes) to %s\n", name, n, dst)
 			fmt.Fprintf(a.stderr, "next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir)
@@ -226,8 +307,12 @@ func checkStoreFile(ctx context.Context, path string) error {
 }
 
 // ensureEmptyDir creates dir (0700) or accepts it only when empty, so a
-// restore never mixes with or overwrites a live data directory.
-func ensureEmptyDir(dir string) error {
+// restore never mixes with or overwrites a live data directory. It returns
+// the directories it made, outermost first, for a failed restore to remove.
+func ensureEmptyDir(dir string) ([]string, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, usagef("--data-dir %s is a file, not a directory: name an empty directory, or one to create, to restore into", dir)
+	}
 	entries, err := os.ReadDir(dir)
 	// The root of a fresh ext4 volume (a Kubernetes PVC mounted as the
 	// data directory) holds lost+found and nothing of ours.
@@ -241,12 +326,14 @@ func ensureEmptyDir(dir string) error {
 	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		made := missingDirs(dir)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create data directory: %w", err)
+			removeMade(made)
+			return nil, fmt.Errorf("create data directory: %w", err)
 		}
-		return nil
+		return made, nil
 	case err != nil:
-		return fmt.Errorf("read data directory: %w", err)
+		return nil, fmt.Errorf("read data directory: %w", err)
 	case len(entries) > 0:
 		names := make([]string, 0, 3)
 		for _, e := range entries[:min(len(entries), 3)] {
@@ -256,15 +343,24 @@ func ensureEmptyDir(dir string) error {
 		if len(entries) > 3 {
 			more = fmt.Sprintf(" and %d more", len(entries)-3)
 		}
-		return fmt.Errorf("data directory %s is not empty (it holds %s%s): restore only into an empty directory, so no live data is overwritten", dir, strings.Join(names, ", "), more)
+		return nil, fmt.Errorf("data directory %s is not empty (it holds %s%s): restore only into an empty directory, so no live data is overwritten", dir, strings.Join(names, ", "), more)
 	}
-	return nil
+	return nil, nil
+}
+
+// removeMade removes the directories a run made (missingDirs' list,
+// outermost first), innermost first, each only while empty.
+func removeMade(made []string) {
+	for i := len(made) - 1; i >= 0; i-- {
+		os.Remove(made[i])
+	}
 }
 
 // checkOutFile checks --out before a command that writes a file there does
 // anything: a directory is a usage error (example names a file in it), and
 // an existing file is refused with exists (what to do instead) unless
-// exists is "" (the command replaces it); its folder must exist.
+// exists is "" (the command replaces it); its folder must exist and take
+// files.
 func checkOutFile(out, example, exists string) error {
 	if isDir(out) {
 		return usagef("--out %s is a directory: name the file, for example --out %s", out, filepath.Join(out, example))
@@ -272,9 +368,86 @@ func checkOutFile(out, example, exists string) error {
 	if _, err := os.Lstat(out); err == nil && exists != "" {
 		return fmt.Errorf("%s already exists: %s", out, exists)
 	}
-	if dir := filepath.Dir(out); !isDir(dir) {
+	dir := filepath.Dir(out)
+	if !isDir(dir) {
 		return fmt.Errorf("cannot write %s: %s is not an existing directory; create it first", out, dir)
 	}
+	// A folder that cannot be written (or a full volume) shows now, not
+	// after the server has been asked (and has audited the request).
+	if err := atomicfile.CheckDir(dir); err != nil {
+		return writeFailure(out, "--out", err)
+	}
+	return nil
+}
+
+// refuseLiveStore refuses to replace out when it is a file another process
+// holds locked: a bbolt database in use (a running server's flinkpki.db).
+// bbolt locks its file with flock, exclusive for a server and shared for a
+// reader, so a non-blocking exclusive flock tells. A file renamed over it
+// would leave the server writing into the unlinked old file, and what it
+// wrote from then on would be gone at its next start.
+func refuseLiveStore(out string) error {
+	if fi, err := os.Lstat(out); err != nil || !fi.Mode().IsRegular() {
+		return nil // a link is replaced, not what it points to
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		return nil // what cannot be read is no store this user runs
+	}
+	defer f.Close() // and with it the probe's lock
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		return fmt.Errorf("--out %s is a database another process holds open (a running flinkpki server's): replacing it would lose what that server writes from now on; write the backup elsewhere", out)
+	}
+	return nil
+}
+
+// worded marks an error whose message already says, in the user's terms,
+// what failed (the server's, a check's): writeFailure passes it on as it is.
+type worded struct{ err error }
+
+func (w worded) Error() string { return w.err.Error() }
+func (w worded) Unwrap() error { return w.err }
+
+// writeFailure words a failure to write path (a file atomicfile writes
+// under a temporary name beside it first) against path itself, on one line,
+// with what to do: free space, or change flag (the option that chose the
+// folder). An error marked worded passes through unchanged.
+func writeFailure(path, flag string, err error) error {
+	var w worded
+	if errors.As(err, &w) {
+		return w.err
+	}
+	reason := err.Error()
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		reason = pe.Err.Error()
+	case errors.As(err, &le):
+		reason = le.Err.Error()
+	}
+	advice := "choose another " + flag
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		advice = "free space there, or choose another " + flag
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		advice = "choose a folder you can write to with " + flag
+	}
+	return reworded{fmt.Sprintf("cannot write %s: %s; %s", path, reason, advice), err}
+}
+
+// copyBackupToStdout sends the checked backup at path (n bytes) to
+// standard output, for admin backup --out -.
+func (a *app) copyBackupToStdout(path string, n int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read the backup's copy: %w", err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(a.stdout, f); err != nil {
+		return fmt.Errorf("the backup could not be written to standard output: %w; what was written is incomplete: run again", err)
+	}
+	fmt.Fprintf(a.stderr, "backup written to standard output (%d bytes); keep the server's KEK separately: a restore needs it\n", n)
 	return nil
 }
 

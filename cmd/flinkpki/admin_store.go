@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -301,25 +302,26 @@ the store exists.`,
 			if err != nil {
 				return err
 			}
+			_, id, err := token.ParseID(tok)
+			if err != nil {
+				return err
+			}
 			if out == "json" {
-				_, id, err := token.ParseID(tok)
-				if err != nil {
-					return err
-				}
 				expires := ""
 				if !rec.Expires.IsZero() {
 					expires = rec.Expires.UTC().Format(time.RFC3339)
 				}
-				if err := writeJSON(cmd.OutOrStdout(), struct {
+				err = writeJSON(cmd.OutOrStdout(), struct {
 					Token   string `json:"token"`
 					ID      string `json:"id"`
 					Name    string `json:"name"`
 					Expires string `json:"expire_time"`
-				}{tok, id, name, expires}); err != nil {
-					return err
-				}
+				}{tok, id, name, expires})
 			} else {
-				fmt.Fprintln(cmd.OutOrStdout(), tok)
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), tok)
+			}
+			if err != nil {
+				return orphanedToken("administrator token", id, revokeTokenCommand(id, dataDir, kekFile, &etcd), err)
 			}
 			expires := ""
 			if !rec.Expires.IsZero() {
@@ -334,6 +336,43 @@ the store exists.`,
 	cmd.Flags().Var(&ttl, "ttl", "how long the token is valid, "+formatDuration(authority.MinAdminTokenTTL)+" to "+formatDuration(authority.MaxAdminTokenTTL)+"; 0 (default): no expiry")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// revokeTokenCommand is the admin revoke-token command line that revokes
+// token id in the store a bootstrap just wrote it to.
+func revokeTokenCommand(id, dataDir, kekFile string, e *etcdFlags) string {
+	args := []string{"flinkpki", "admin", "revoke-token", id}
+	if len(e.endpoints) > 0 {
+		args = append(args, "--etcd-endpoints", strings.Join(e.endpoints, ","))
+		if e.prefix != etcdstore.DefaultPrefix {
+			args = append(args, "--etcd-prefix", e.prefix)
+		}
+		for _, f := range []struct{ flag, v string }{{"--etcd-ca-file", e.caFile}, {"--etcd-cert-file", e.certFile}, {"--etcd-key-file", e.keyFile}} {
+			if f.v != "" {
+				args = append(args, f.flag, f.v)
+			}
+		}
+	} else {
+		args = append(args, "--data-dir", dataDir)
+	}
+	if kekFile != "" { // else FLINKPKI_KEK_FILE, as for bootstrap
+		args = append(args, "--kek-file", kekFile)
+	}
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// characters that need no quoting.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:,=@%+", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func newAdminRotateKEKCmd() *cobra.Command {
@@ -486,6 +525,33 @@ func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstor
 	return nil, usagef("--%s %q: the store kind must be bolt or etcd", flag, spec)
 }
 
+// sameMigrationEnds refuses --from and --to that name one store: one bbolt
+// file (by any path to it), or the same etcd endpoints (--etcd-prefix is
+// shared by both). The copy would go into its own source, which the lock
+// of the source (held by this very command) or the target's emptiness
+// check would refuse with a sentence about something else.
+func sameMigrationEnds(from, to string) error {
+	fromKind, fromRest, _ := strings.Cut(from, ":")
+	toKind, toRest, _ := strings.Cut(to, ":")
+	same := false
+	switch {
+	case fromKind != toKind || fromRest == "" || toRest == "":
+	case fromKind == "bolt":
+		a, aerr := os.Stat(fromRest)
+		b, berr := os.Stat(toRest)
+		same = aerr == nil && berr == nil && os.SameFile(a, b)
+	case fromKind == "etcd":
+		a, b := strings.Split(fromRest, ","), strings.Split(toRest, ",")
+		slices.Sort(a)
+		slices.Sort(b)
+		same = slices.Equal(a, b)
+	}
+	if same {
+		return usagef("--from %s and --to %s are the same store: migrate copies into another, empty one; name a new file or another etcd for --to", from, to)
+	}
+	return nil
+}
+
 // boltTarget is a new bbolt migration target: the copy is built under a
 // temporary name beside its path and linked into place by Close only once
 // Keep said it verified, so a migration that fails or is interrupted
@@ -506,8 +572,18 @@ const migratingPattern = ".flinkpki-migrating-*.db"
 // is (the copy then refuses it unless it is an empty store), or a new one
 // built as boltTarget says, in path's folder, made (0700) if missing.
 func openBoltTarget(path string) (store.Backend, error) {
-	if _, err := os.Lstat(path); err == nil {
-		return bolt.Open(path, bolt.Options{})
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().IsRegular() && fi.Size() == 0 {
+			return nil, fmt.Errorf("migration target %s is an empty file, not a store: remove it (migrate creates the target), or name another --to; nothing was copied", path)
+		}
+		b, err := bolt.Open(path, bolt.Options{})
+		if errors.Is(err, store.ErrCorrupt) {
+			// A file that is no store is not restored from a backup here:
+			// it is the wrong target.
+			msg := strings.Replace(err.Error(), bolt.RestoreAdvice, "it is no store to migrate into: name another --to (migrate creates a new one)", 1)
+			return nil, reworded{"migration target: " + msg, err}
+		}
+		return b, err
 	}
 	dir := filepath.Dir(path)
 	var made []string
@@ -616,6 +692,9 @@ directions.`,
 			ctx := cmd.Context()
 			if from == "" || to == "" {
 				return usagef("--from and --to are required")
+			}
+			if err := sameMigrationEnds(from, to); err != nil {
+				return err
 			}
 			seal, err := sealerFromFile(kekFile)
 			if err != nil {

@@ -84,14 +84,21 @@ the token that made it. The audit trail records its creation
 			info := resp.GetInfo()
 			expires := rfc3339(info.GetExpireTime())
 			if out == "json" {
-				return writeJSON(a.stdout, struct {
+				err = writeJSON(a.stdout, struct {
 					Token   string `json:"token"`
 					ID      string `json:"id"`
 					Name    string `json:"name"`
 					Expires string `json:"expire_time"`
 				}{resp.GetToken(), info.GetId(), info.GetName(), expires})
+			} else {
+				_, err = fmt.Fprintln(a.stdout, resp.GetToken())
 			}
-			fmt.Fprintln(a.stdout, resp.GetToken())
+			if err != nil {
+				return orphanedToken("administrator token", info.GetId(), "flinkpki admin token revoke "+info.GetId(), err)
+			}
+			if out == "json" {
+				return nil
+			}
 			when := "does not expire"
 			if expires != "" {
 				when = "expires " + expires

@@ -619,7 +619,9 @@ func serveHTTP(l net.Listener, handler http.Handler, errc chan<- error) func(con
 }
 
 // ensureDevAdminToken writes DIR/admin.token unless it already holds a
-// token this store knows.
+// token this store knows. The token does not expire, so none is made
+// before the path is known to take it, and one whose file could not be
+// written after all is revoked again: no start leaves a token nobody holds.
 func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path string) error {
 	if raw, err := os.ReadFile(path); err == nil {
 		if t, err := parseToken(strings.TrimSpace(string(raw))); err == nil {
@@ -628,11 +630,24 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 			}
 		}
 	}
-	tok, _, err := auth.CreateAdminToken(ctx, authority.Actor{Kind: authority.ActorSystem, ID: "dev"}, "dev", 0)
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory: remove it, so that serve --dev can write its administrator token there", path)
+	}
+	if err := atomicfile.CheckDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("cannot write the administrator token %s: %w", path, err)
+	}
+	actor := authority.Actor{Kind: authority.ActorSystem, ID: "dev"}
+	tok, rec, err := auth.CreateAdminToken(ctx, actor, "dev", 0)
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(path, []byte(tok), 0o600)
+	if err := atomicfile.Write(path, []byte(tok), 0o600); err != nil {
+		if _, rerr := auth.RevokeAdminToken(ctx, actor, rec.ID, authority.RevokeAdminOptions{}); rerr != nil {
+			return fmt.Errorf("cannot write the administrator token %s: %w; revoke token %s, which nobody holds, with flinkpki admin revoke-token", path, err, rec.ID)
+		}
+		return fmt.Errorf("cannot write the administrator token %s: %w (the token made for it is revoked again)", path, err)
+	}
+	return nil
 }
 
 // healthChecker is a store backend that can tell whether it works: etcd

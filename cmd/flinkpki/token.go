@@ -179,7 +179,7 @@ whose service-account tokens are not spent.`,
 				return err
 			}
 			if out == "json" {
-				return writeJSON(a.stdout, struct {
+				err = writeJSON(a.stdout, struct {
 					Token   string `json:"token"`
 					ID      string `json:"id"`
 					Cluster string `json:"cluster"`
@@ -187,8 +187,15 @@ whose service-account tokens are not spent.`,
 					Uses    int32  `json:"uses"`
 					Expires string `json:"expire_time"`
 				}{resp.GetToken(), resp.GetId(), cluster, role, resp.GetUses(), rfc3339(resp.GetExpireTime())})
+			} else {
+				_, err = fmt.Fprintln(a.stdout, resp.GetToken())
 			}
-			fmt.Fprintln(a.stdout, resp.GetToken())
+			if err != nil {
+				return orphanedToken("enrollment token", resp.GetId(), "flinkpki token revoke "+resp.GetId(), err)
+			}
+			if out == "json" {
+				return nil
+			}
 			fmt.Fprintf(a.stderr, "token %s for cluster %q role %s: %d use(s), expires %s\n",
 				resp.GetId(), cluster, role, resp.GetUses(), rfc3339(resp.GetExpireTime()))
 			return nil
@@ -219,4 +226,12 @@ func tokenID(arg string, want token.Kind) (string, error) {
 		return "", usagef("that is an enrollment token (fpe_): revoke it with flinkpki token revoke %s", id)
 	}
 	return id, nil
+}
+
+// orphanedToken is the error of a command that made a token but could not
+// print it (a full volume behind "> token-file", a closed pipe): the token
+// is valid and nobody holds it, so it names the token and the command
+// that revokes it.
+func orphanedToken(kind, id, revoke string, err error) error {
+	return fmt.Errorf("%s %s was created, but it could not be written to standard output (%w): nobody holds it; revoke it with %s, and run again", kind, id, err, revoke)
 }

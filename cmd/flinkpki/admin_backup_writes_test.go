@@ -1,0 +1,99 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestWriteFailuresNameTheUsersPathAndSayWhatToDo(t *testing.T) {
+	tmp := "/backups/.b.db.tmp-2876882063"
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a full volume", &fs.PathError{Op: "write", Path: tmp, Err: syscall.ENOSPC},
+			"cannot write /backups/b.db: no space left on device; free space there, or choose another --out"},
+		{"a folder without permission", fmt.Errorf("create temporary file: %w", &fs.PathError{Op: "open", Path: tmp, Err: syscall.EACCES}),
+			"cannot write /backups/b.db: permission denied; choose a folder you can write to with --out"},
+		{"a read-only volume at the rename", &os.LinkError{Op: "rename", Old: tmp, New: "/backups/b.db", Err: syscall.EROFS},
+			"cannot write /backups/b.db: read-only file system; choose a folder you can write to with --out"},
+		{"the server's own error", worded{errors.New("flinkpki at x cannot serve the request now")}, "flinkpki at x cannot serve the request now"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := writeFailure("/backups/b.db", "--out", tt.err).Error()
+			if got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// smallVolume mounts a tmpfs of size bytes for the test, or skips it.
+func smallVolume(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a tmpfs mount")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	return dir
+}
+
+// fill writes a file of n bytes into dir, as far as it goes.
+func fill(t *testing.T, dir string, n int) {
+	t.Helper()
+	_ = os.WriteFile(filepath.Join(dir, "fill"), make([]byte, n), 0o600)
+}
+
+func TestBackupToAFullVolumeIsRefusedBeforeTheServerIsAsked(t *testing.T) {
+	vol := smallVolume(t, "128k")
+	fill(t, vol, 100<<10)
+	s := startServer(t, "")
+	out := filepath.Join(vol, "b.db")
+	r := s.cli(t, s.admin, "admin", "backup", "--out", out)
+	oneLineError(t, r, 1, "cannot write "+out+": no space left on device; free space there, or choose another --out")
+	for _, e := range auditEntries(t, s, "") {
+		if e.Action == "store.backup" {
+			t.Errorf("the server was asked for a backup the client could not write: %+v", e)
+		}
+	}
+}
+
+func TestARestoreThatCannotBeWrittenLeavesNoDataDirectoryBehind(t *testing.T) {
+	s := startServer(t, "")
+	backup := filepath.Join(t.TempDir(), "b.db")
+	s.cli(t, s.admin, "admin", "backup", "--out", backup).ok(t)
+	vol := smallVolume(t, "128k")
+	fill(t, vol, 100<<10) // room for the folders, not for the store
+	dataDir := filepath.Join(vol, "new", "data")
+	r := runCLI(t, nil, "admin", "restore", backup, "--data-dir", dataDir)
+	oneLineError(t, r, 1, "cannot write "+filepath.Join(dataDir, dbFileName)+": no space left on device; free space there, or choose another --data-dir")
+	if strings.Contains(r.stderr, ".tmp-") {
+		t.Errorf("the refusal names the temporary file: %q", r.stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(vol, "new")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed restore left the folders it made: %v", entries(t, vol))
+	}
+}
+
+func TestRestoreIntoAFileSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, "")
+	backup := filepath.Join(dir, "b.db")
+	s.cli(t, s.admin, "admin", "backup", "--out", backup).ok(t)
+	file := filepath.Join(dir, "tok")
+	os.WriteFile(file, []byte("x"), 0o600)
+	oneLineError(t, runCLI(t, nil, "admin", "restore", backup, "--data-dir", file), 2, "--data-dir "+file+" is a file, not a directory")
+}
