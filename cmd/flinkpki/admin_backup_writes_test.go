@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,20 +36,6 @@ func TestWriteFailuresNameTheUsersPathAndSayWhatToDo(t *testing.T) {
 	}
 }
 
-// smallVolume mounts a tmpfs of size bytes for the test, or skips it.
-func smallVolume(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a tmpfs mount")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
-	return dir
-}
-
 // fill writes a file of n bytes into dir, as far as it goes.
 func fill(t *testing.T, dir string, n int) {
 	t.Helper()
@@ -58,7 +43,7 @@ func fill(t *testing.T, dir string, n int) {
 }
 
 func TestBackupToAFullVolumeIsRefusedBeforeTheServerIsAsked(t *testing.T) {
-	vol := smallVolume(t, "128k")
+	vol := smallTmpfs(t, 128<<10)
 	fill(t, vol, 100<<10)
 	s := startServer(t, "")
 	out := filepath.Join(vol, "b.db")
@@ -75,7 +60,7 @@ func TestARestoreThatCannotBeWrittenLeavesNoDataDirectoryBehind(t *testing.T) {
 	s := startServer(t, "")
 	backup := filepath.Join(t.TempDir(), "b.db")
 	s.cli(t, s.admin, "admin", "backup", "--out", backup).ok(t)
-	vol := smallVolume(t, "128k")
+	vol := smallTmpfs(t, 128<<10)
 	fill(t, vol, 100<<10) // room for the folders, not for the store
 	dataDir := filepath.Join(vol, "new", "data")
 	r := runCLI(t, nil, "admin", "restore", backup, "--data-dir", dataDir)
