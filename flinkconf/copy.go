@@ -133,8 +133,8 @@ func ReadConf(src, out string) (*Conf, error) {
 }
 
 // checkDest refuses a file of the copy whose place in the output is taken
-// by a directory, or below a path that is a file: its write would fail
-// only after the caller had enrolled.
+// by a directory, or below a path that is a file or a dangling symbolic
+// link: its write would fail only after the caller had enrolled.
 func (c *Conf) checkDest(rel string) error {
 	dst := filepath.Join(c.out, filepath.FromSlash(rel))
 	if st, err := os.Lstat(dst); err == nil && st.IsDir() {
@@ -143,6 +143,9 @@ func (c *Conf) checkDest(rel string) error {
 	for d := filepath.Dir(dst); d != filepath.Clean(c.out) && d != filepath.Dir(d); d = filepath.Dir(d) {
 		if st, err := os.Stat(d); err == nil && !st.IsDir() {
 			return fmt.Errorf("%w: output: %s is a file where the copy needs a directory for %s: remove it", ErrConfDir, d, rel)
+		}
+		if err := atomicfile.DanglingLink(d); err != nil {
+			return fmt.Errorf("%w: output: %v", ErrConfDir, err)
 		}
 	}
 	return nil

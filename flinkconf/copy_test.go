@@ -267,6 +267,34 @@ func TestCopyAndMergeRefusesBadDirectories(t *testing.T) {
 	}
 }
 
+// TestReadConfRefusesADanglingLinkInTheOutput: a symbolic link to nothing,
+// as the output or where the copy needs a sub-directory, cannot be created
+// by Stage's os.MkdirAll, so ReadConf, which runs before the caller
+// enrolls, refuses it and names the link.
+func TestReadConfRefusesADanglingLinkInTheOutput(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "sub/log4j.properties": "x=y\n"})
+	base := t.TempDir()
+	asOut := filepath.Join(base, "conf")
+	if err := os.Symlink(filepath.Join(base, "missing"), asOut); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(base, "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	asSub := filepath.Join(out, "sub")
+	if err := os.Symlink("missing", asSub); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ out, link string }{{asOut, asOut}, {out, asSub}} {
+		_, err := ReadConf(src, tt.out)
+		if !errors.Is(err, ErrConfDir) || !strings.Contains(err.Error(), tt.link+" is a symbolic link to ") {
+			t.Errorf("ReadConf(%s) = %v, want ErrConfDir naming the link %s", tt.out, err, tt.link)
+		}
+	}
+}
+
 func TestCopyAndMergeReplacesAnEarlierCopy(t *testing.T) {
 	src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
 	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n"})

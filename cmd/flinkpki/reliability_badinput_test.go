@@ -95,6 +95,13 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 	os.WriteFile(filepath.Join(goodConf, "log4j-console.properties"), []byte("x=y\n"), 0o644)
 	os.MkdirAll(filepath.Join(blockedOut, "log4j-console.properties", "x"), 0o700)
 	blocked := append(initWith(good, out), "--flink-conf-src", goodConf, "--flink-conf-out", blockedOut)
+	// Symbolic links to nothing: os.Stat calls them missing, but the
+	// write could not create them, after the server had issued.
+	dangling := filepath.Join(t.TempDir(), "dangling")
+	if err := os.Symlink(filepath.Join(filepath.Dir(dangling), "target-missing"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	danglingConf := append(initWith(good, out), "--flink-conf-src", goodConf, "--flink-conf-out", dangling)
 	cases := []struct {
 		name   string
 		args   []string
@@ -124,6 +131,9 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		{"init with a missing --flink-conf-src", withConf(filepath.Join(confSrc, "missing")), 1, "cannot be read", tokenSecret(t, good)},
 		{"init with a config.yaml that cannot be merged", withConf(confSrc), 1, "unusable Flink configuration directory", tokenSecret(t, good)},
 		{"init with a directory where a copied file goes", blocked, 1, "log4j-console.properties is a directory", tokenSecret(t, good)},
+		{"bake into a dangling symbolic link", bakeTo("jm-1", dangling), 1, dangling + " is a symbolic link to ", ""},
+		{"init into a dangling symbolic link", initWith(good, dangling), 1, dangling + " is a symbolic link to ", tokenSecret(t, good)},
+		{"init copying the configuration into a dangling symbolic link", danglingConf, 1, dangling + " is a symbolic link to ", tokenSecret(t, good)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -156,8 +156,9 @@ const probeSize = 64 << 10
 // in dir or, when dir does not exist yet, in its nearest existing ancestor
 // (where os.MkdirAll would begin). It creates a temporary directory there
 // with probeSize bytes in it, synced, and removes it, so a read-only file
-// system, a missing permission or a full volume shows before the caller
-// asks anyone for anything (a one-use token is spent by the asking).
+// system, a missing permission, a full volume or a symbolic link to a
+// directory that does not exist (DanglingLink) shows before the caller asks
+// anyone for anything (a one-use token is spent by the asking).
 func CheckDir(dir string) error { return CheckDirRoom(dir, probeSize) }
 
 // CheckDirRoom is CheckDir for n bytes (probeSize at least): a caller that
@@ -177,6 +178,9 @@ func CheckDirRoom(dir string, n int64) error {
 		parent := filepath.Dir(p)
 		if !errors.Is(err, fs.ErrNotExist) || parent == p {
 			return fmt.Errorf("cannot use %s: %w", p, err)
+		}
+		if err := DanglingLink(p); err != nil {
+			return err
 		}
 		p = parent
 	}
@@ -200,6 +204,30 @@ func CheckDirRoom(dir string, n int64) error {
 		return fmt.Errorf("cannot write %d KiB in %s: %w", (n+1023)>>10, p, err)
 	}
 	return nil
+}
+
+// DanglingLink refuses p when it is a symbolic link whose target does not
+// exist. os.Stat calls such a path missing, but os.MkdirAll cannot create
+// it (the link is in the way), so a check that reads "missing" as "will be
+// created" passes, and the write fails only after the caller has asked for
+// everything (an issuance, a token use). Any other p, missing or not, is
+// nil.
+func DanglingLink(p string) error {
+	st, err := os.Lstat(p)
+	if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		return nil
+	}
+	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	target, err := os.Readlink(p)
+	if err != nil {
+		return fmt.Errorf("cannot use %s: %w", p, err)
+	}
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(filepath.Dir(p), target)
+	}
+	return fmt.Errorf("%s is a symbolic link to %s, which does not exist: create that directory first, or name another directory", p, target)
 }
 
 const probePrefix = ".flinkpki-probe-"

@@ -88,6 +88,41 @@ func TestCheckDirLeavesNothingAndRefusesAPathUnderAFile(t *testing.T) {
 	}
 }
 
+// TestCheckDirRefusesADanglingLink: a symbolic link whose target does not
+// exist looks missing to os.Stat, but os.MkdirAll cannot create it, so
+// CheckDir refuses it (and a path below it), naming the link and its
+// target, instead of probing its parent and passing.
+func TestCheckDirRefusesADanglingLink(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "tls")
+	if err := os.Symlink("target-missing", link); err != nil {
+		t.Fatal(err)
+	}
+	want := link + " is a symbolic link to " + filepath.Join(dir, "target-missing") + ", which does not exist"
+	for _, p := range []string{link, filepath.Join(link, "sub")} {
+		err := CheckDir(p)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckDir(%s) = %v, want %q", p, err, want)
+		}
+		if err := os.MkdirAll(p, 0o700); err == nil {
+			t.Fatalf("MkdirAll(%s) succeeded: the link is not in the way, the test proves nothing", p)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("CheckDir left %d entries, want the link alone", len(entries))
+	}
+	// A link to a directory that exists is a directory like any other.
+	if err := os.Mkdir(filepath.Join(dir, "target-missing"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDir(link); err != nil {
+		t.Errorf("CheckDir(a link to a directory) = %v", err)
+	}
+	if err := DanglingLink(filepath.Join(dir, "nothing")); err != nil {
+		t.Errorf("DanglingLink(a missing path) = %v, want nil", err)
+	}
+}
+
 // TestCheckDirRemovesProbesKilledRunsLeft: a run killed while probing
 // leaves its probe directory (a probe's bytes); the next CheckDir there
 // removes it once it is old enough not to be a running probe, and keeps a
