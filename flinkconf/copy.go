@@ -393,19 +393,34 @@ func checkDirs(src, out string) error {
 			return fmt.Errorf("%w: output %s is the source directory: pass an empty directory such as an emptyDir mount", ErrConfDir, out)
 		}
 	}
-	realSrc, err := filepath.EvalSymlinks(src)
-	if err != nil {
+	if _, err := filepath.EvalSymlinks(src); err != nil {
 		return fmt.Errorf("%w: source %s cannot be resolved: %v", ErrConfDir, src, err)
 	}
-	absSrc, err1 := filepath.Abs(realSrc)
-	absOut, err2 := filepath.Abs(resolveExisting(out))
-	if err := errors.Join(err1, err2); err != nil {
+	in, err := Within(out, src)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfDir, err)
 	}
-	if absOut == absSrc || strings.HasPrefix(absOut, absSrc+string(filepath.Separator)) {
+	if in {
 		return fmt.Errorf("%w: output %s lies inside the source %s: pass a directory outside it", ErrConfDir, out, src)
 	}
 	return nil
+}
+
+// Within reports whether the path p is the directory dir or lies below it,
+// with the symbolic links in the longest existing prefix of each resolved:
+// a copy's output, or a credential file set, inside the source would be
+// copied along by the next run.
+func Within(p, dir string) (bool, error) {
+	absP, err1 := filepath.Abs(resolveExisting(p))
+	absDir, err2 := filepath.Abs(resolveExisting(dir))
+	if err := errors.Join(err1, err2); err != nil {
+		return false, err
+	}
+	rel, err := filepath.Rel(absDir, absP)
+	if err != nil {
+		return false, err
+	}
+	return rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)), nil
 }
 
 // resolveExisting resolves symlinks in the longest existing prefix of p.

@@ -670,3 +670,37 @@ func TestACopyKeepsWhatTheSourceKeepsPrivate(t *testing.T) {
 	assertMode(t, filepath.Join(out, "group.txt"), 0o640)
 	assertMode(t, filepath.Join(out, "log4j.properties"), 0o644)
 }
+
+// TestWithinResolvesLinksAndComparesWholeNames: Within compares paths by
+// whole components after resolving the links that exist, so a sibling
+// whose name starts like the directory's is not inside it, and a link to
+// the directory is the directory.
+func TestWithinResolvesLinksAndComparesWholeNames(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "conf")
+	writeTree(t, conf, map[string]string{ConfigYAML: "a: 1\n"})
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(conf, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		p, dir string
+		want   bool
+	}{
+		{"the directory itself is within", conf, conf, true},
+		{"a missing path below it is within", filepath.Join(conf, "tls", "x"), conf, true},
+		{"a path below a link to it is within", filepath.Join(link, "tls"), conf, true},
+		{"a path below it is within a link to it", filepath.Join(conf, "tls"), link, true},
+		{"a sibling with a longer name is not", conf + "-tls", conf, false},
+		{"a sibling starting with two dots is not", filepath.Join(dir, "..conf"), conf, false},
+		{"its parent is not", dir, conf, false},
+		{"everything is within the root", conf, "/", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := Within(tt.p, tt.dir); err != nil || got != tt.want {
+				t.Errorf("Within(%s, %s) = %v, %v; want %v", tt.p, tt.dir, got, err, tt.want)
+			}
+		})
+	}
+}

@@ -57,7 +57,8 @@ flink-conf.yaml), so the Flink container can set FLINK_CONF_DIR to the copy.
 --flink-conf-set KEY=VALUE merges further keys into the copy. A configuration
 it cannot copy faithfully, or one Flink would refuse to load (a null value in
 config.yaml), or an output where a directory takes a file's place, is refused
-before enrolling. The copy is written beside its place first and put in place
+before enrolling, as is an --out inside --flink-conf-src (the next copy would
+carry the private key) or the source inside --out. The copy is written beside its place first and put in place
 with the credentials; it lists its files in .flinkpki-conf-files, and a later
 run into the same directory (an emptyDir that outlived its pod) removes the
 files the earlier copy wrote and its source no longer has. The Kubernetes
@@ -100,7 +101,7 @@ func (a *app) resolveInit(f *initFlags) (ca.KeyType, error) {
 	if _, err := roleFlag(f.role); err != nil {
 		return "", err
 	}
-	if err := f.conf.resolve(); err != nil {
+	if err := f.conf.resolve(f.out); err != nil {
 		return "", err
 	}
 	if f.timeout.d <= 0 {

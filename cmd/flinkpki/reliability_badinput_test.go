@@ -102,6 +102,20 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	danglingConf := append(initWith(good, out), "--flink-conf-src", goodConf, "--flink-conf-out", dangling)
+	// A file set inside the configuration source would be copied, private
+	// key and passwords, into the next run's configuration copy; a source
+	// inside the file set's directory sits beside the key.
+	srcLink := filepath.Join(t.TempDir(), "conf-link")
+	if err := os.Symlink(goodConf, srcLink); err != nil {
+		t.Fatal(err)
+	}
+	confOut := filepath.Join(t.TempDir(), "conf-out")
+	bakeWithConf := func(out, src string) []string {
+		return append(bakeTo("jm-1", out), "--flink-conf-src", src, "--flink-conf-out", confOut)
+	}
+	initWithConf := func(out, src string) []string {
+		return append(initWith(good, out), "--flink-conf-src", src, "--flink-conf-out", confOut)
+	}
 	cases := []struct {
 		name   string
 		args   []string
@@ -134,6 +148,10 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		{"bake into a dangling symbolic link", bakeTo("jm-1", dangling), 1, dangling + " is a symbolic link to ", ""},
 		{"init into a dangling symbolic link", initWith(good, dangling), 1, dangling + " is a symbolic link to ", tokenSecret(t, good)},
 		{"init copying the configuration into a dangling symbolic link", danglingConf, 1, dangling + " is a symbolic link to ", tokenSecret(t, good)},
+		{"bake with --out inside --flink-conf-src", bakeWithConf(filepath.Join(goodConf, "tls"), goodConf), 2, "lies inside --flink-conf-src", ""},
+		{"bake with --out inside --flink-conf-src reached through a link", bakeWithConf(filepath.Join(goodConf, "tls"), srcLink), 2, "lies inside --flink-conf-src", ""},
+		{"init with --out equal to --flink-conf-src", initWithConf(goodConf, goodConf), 2, "is or lies inside --flink-conf-src", tokenSecret(t, good)},
+		{"init with --flink-conf-src inside --out", initWithConf(filepath.Dir(goodConf), goodConf), 2, "lies inside --out", tokenSecret(t, good)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -169,6 +187,11 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 			}
 			if _, err := os.Stat(spaced); err == nil {
 				t.Errorf("a refused request created %s", spaced)
+			}
+			for _, p := range []string{confOut, filepath.Join(goodConf, "tls")} {
+				if _, err := os.Lstat(p); err == nil {
+					t.Errorf("a refused request created %s", p)
+				}
 			}
 		})
 	}
