@@ -65,6 +65,9 @@ nothing behind.`,
 			if err := requireFlag("holder", f.holder); err != nil {
 				return err
 			}
+			if err := holderFlag("--holder", f.holder); err != nil {
+				return err
+			}
 			if err := conf.resolve(f.out); err != nil {
 				return err
 			}

@@ -130,6 +130,10 @@ record is refused as not found (exit 1): flinkpki holder list shows the names.`,
 			if err := clusterFlag(cluster); err != nil {
 				return err
 			}
+			// A name the server would not issue for has no record.
+			if err := holderFlag("HOLDER", args[0]); err != nil {
+				return err
+			}
 			p, err := purposeFlag(purpose, true)
 			if err != nil {
 				return err

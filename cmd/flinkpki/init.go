@@ -101,6 +101,11 @@ func (a *app) resolveInit(f *initFlags) (ca.KeyType, error) {
 	if _, err := roleFlag(f.role); err != nil {
 		return "", err
 	}
+	if f.holder != "" {
+		if err := holderFlag("--holder", f.holder); err != nil {
+			return "", err
+		}
+	}
 	if err := f.conf.resolve(f.out); err != nil {
 		return "", err
 	}
@@ -132,6 +137,9 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 		// is the pod name in Kubernetes and a fair name elsewhere.
 		if f.holder, err = os.Hostname(); err != nil {
 			return fmt.Errorf("no --holder given and the host name is unknown: %w", err)
+		}
+		if err := hostHolder(f.holder); err != nil {
+			return err
 		}
 	}
 	if !f.noAutoSANs && (f.role == "jobmanager" || f.role == "taskmanager") {

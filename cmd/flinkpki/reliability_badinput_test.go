@@ -127,7 +127,7 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		{"a cluster name over 63 characters", []string{"cluster", "create", strings.Repeat("a", 64)}, 2, "invalid cluster name", ""},
 		{"an upper-case cluster name", []string{"cluster", "create", "Orders"}, 2, "invalid cluster name", ""},
 		{"a path-like cluster name", []string{"cluster", "create", "../etc"}, 2, "invalid cluster name", ""},
-		{"a path-like holder name", bakeTo("../jm", out), 1, "holder", ""},
+		{"a path-like holder name", bakeTo("../jm", out), 2, `--holder: holder ID "../jm" may contain only`, ""},
 		{"a zero leaf validity", []string{"cluster", "create", "v1", "--leaf-validity", "0s"}, 1, "validity", ""},
 		{"a negative CA validity", []string{"cluster", "create", "v2", "--ca-validity", "-5h"}, 2, "validity", ""},
 		{"a leaf that outlives its CA", []string{"cluster", "create", "v3", "--ca-validity", "100d", "--leaf-validity", "101d"}, 1, "validity", ""},
@@ -210,6 +210,44 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 	}
 	// The refusals spent nothing: the one-use token still enrolls.
 	s.cli(t, "", initWith(good, filepath.Join(t.TempDir(), "last"))...).ok(t)
+}
+
+// TestAnInvalidHolderNameIsAUsageErrorTheServerNeverSees: bake, init and
+// holder release check a holder name by the server's rule before they
+// dial, so a bad one is a usage error (exit 2), as a bad --cluster is, and
+// leaves no denied entry in the audit trail.
+func TestAnInvalidHolderNameIsAUsageErrorTheServerNeverSees(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "names").ok(t)
+	tok := s.tokenFor(t, "names", "taskmanager", "--uses", "1")
+	out := filepath.Join(t.TempDir(), "out")
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bake with a slash in --holder", []string{"bake", "--cluster", "names", "--role", "jobmanager", "--holder", "bad/holder", "--out", out},
+			`--holder: holder ID "bad/holder" may contain only letters, digits, '.', '_' and '-'`},
+		{"bake with --holder ..", []string{"bake", "--cluster", "names", "--role", "jobmanager", "--holder", "..", "--out", out},
+			`--holder: holder ID ".." is not allowed`},
+		{"init with a --holder over 253 characters", []string{"init", "--cluster", "names", "--role", "taskmanager", "--holder", strings.Repeat("h", 254), "--out", out, "--token-file", tok},
+			"--holder: holder ID must be 1 to 253 characters, got 254"},
+		{"holder release with a space in the name", []string{"holder", "release", "--cluster", "names", "a b"},
+			`HOLDER: holder ID "a b" may contain only`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout
+			oneLineError(t, s.cli(t, s.admin, tt.args...), 2, tt.want)
+			if after := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; after != audit {
+				t.Errorf("the server saw the request: the audit trail grew")
+			}
+			if _, err := os.Lstat(out); err == nil {
+				t.Errorf("the refused command created %s", out)
+			}
+		})
+	}
+	// The one-use token was not spent.
+	s.cli(t, "", "init", "--cluster", "names", "--role", "taskmanager", "--holder", "tm-0", "--out", out, "--token-file", tok).ok(t)
 }
 
 func mustKey(t testing.TB, gen func() (crypto.Signer, error)) crypto.Signer {
