@@ -245,8 +245,9 @@ func IsPodLocalCopy(path string) bool {
 // credential set) stages first, so that a full disk or a broken output
 // shows before anything is replaced.
 type Staged struct {
-	out   string
-	files []stagedFile
+	out     string
+	files   []stagedFile
+	created []string // directories Stage created, outermost first
 }
 
 type stagedFile struct{ rel, tmp string }
@@ -269,38 +270,48 @@ func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.out, 0o700); err != nil {
-		return nil, fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
-	}
 	st := &Staged{out: c.out}
 	defer func() {
 		if err != nil {
 			st.Abort()
 		}
 	}()
+	if err := st.mkdirs(c.out); err != nil {
+		return nil, fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
+	}
 	for _, f := range files {
 		if err := c.checkDest(f.rel); err != nil {
 			return nil, err
 		}
 		dst := filepath.Join(c.out, filepath.FromSlash(f.rel))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		if err := st.mkdirs(filepath.Dir(dst)); err != nil {
 			return nil, fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
 		}
 		tmp, err := stageFile(dst, f.data, f.perm)
 		if err != nil {
-			return nil, fmt.Errorf("write %s: %w", dst, err)
+			return nil, fmt.Errorf("write %s: %w", dst, atomicfile.Cause(err))
 		}
 		st.files = append(st.files, stagedFile{rel: f.rel, tmp: tmp})
 	}
 	return st, nil
 }
 
-// Abort removes the staged files; the output is as it was.
+// mkdirs creates dir, 0700, and records what it created for Abort.
+func (s *Staged) mkdirs(dir string) error {
+	created, err := atomicfile.MkdirAll(dir, 0o700)
+	s.created = append(s.created, created...)
+	return atomicfile.Cause(err)
+}
+
+// Abort removes the staged files and the directories Stage created (an
+// output directory, a sub-directory of the copy); the output is as it was.
 func (s *Staged) Abort() {
 	for _, f := range s.files {
 		os.Remove(f.tmp)
 	}
 	s.files = nil
+	atomicfile.RemoveDirs(s.created)
+	s.created = nil
 }
 
 // Commit moves every staged file into place, records them in the
@@ -320,9 +331,10 @@ func (s *Staged) Commit() error {
 	if len(union) > len(prev) {
 		if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(strings.Join(union, "\n")+"\n"), 0o600); err != nil {
 			s.Abort()
-			return fmt.Errorf("record the copy's files: %w", err)
+			return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
 		}
 	}
+	s.created = nil // from here on the files are in place in them
 	now := map[string]bool{}
 	var list strings.Builder
 	for i, f := range s.files {
@@ -331,14 +343,14 @@ func (s *Staged) Commit() error {
 			for _, rest := range s.files[i:] {
 				os.Remove(rest.tmp)
 			}
-			return fmt.Errorf("write %s: move into place: %w", dst, err)
+			return fmt.Errorf("write %s: move into place: %w", dst, atomicfile.Cause(err))
 		}
 		now[f.rel] = true
 		list.WriteString(f.rel + "\n")
 	}
 	s.files = nil
 	if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600); err != nil {
-		return fmt.Errorf("record the copy's files: %w", err)
+		return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
 	}
 	for rel := range now {
 		atomicfile.RemoveLeftovers(filepath.Join(s.out, filepath.FromSlash(rel)))

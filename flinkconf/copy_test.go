@@ -704,3 +704,67 @@ func TestWithinResolvesLinksAndComparesWholeNames(t *testing.T) {
 		})
 	}
 }
+
+// TestAbortRemovesTheDirectoriesStageCreated: a copy staged and then
+// aborted (the credential set could not be written, a later file could not
+// be staged) leaves no empty output directory, sub-directory or missing
+// parent behind, and removes nothing that was there before.
+func TestAbortRemovesTheDirectoriesStageCreated(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "sub/log4j.properties": "x=y\n", "zz.properties": "z=1\n"})
+	t.Run("an aborted stage into a new output leaves nothing", func(t *testing.T) {
+		base := t.TempDir()
+		c, err := ReadConf(src, filepath.Join(base, "new", "conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Stage(testKeys(t, "/tls"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Abort()
+		if entries, _ := os.ReadDir(base); len(entries) != 0 {
+			t.Errorf("Abort left %v in %s", entries, base)
+		}
+	})
+	t.Run("a failed stage into a new output leaves nothing", func(t *testing.T) {
+		base := t.TempDir()
+		c, err := ReadConf(src, filepath.Join(base, "conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stage := stageFile
+		stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) {
+			if filepath.Base(dst) == "zz.properties" {
+				return "", errors.New("no space left on device")
+			}
+			return stage(dst, data, perm)
+		}
+		defer func() { stageFile = stage }()
+		if _, err := c.Stage(testKeys(t, "/tls")); err == nil {
+			t.Fatal("Stage with a failing file succeeded")
+		}
+		if entries, _ := os.ReadDir(base); len(entries) != 0 {
+			t.Errorf("a failed Stage left %v in %s", entries, base)
+		}
+	})
+	t.Run("an aborted stage into an earlier copy keeps it", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "conf")
+		if err := CopyAndMerge(src, out, testKeys(t, "/first")); err != nil {
+			t.Fatal(err)
+		}
+		before := readTree(t, out)
+		c, err := ReadConf(src, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Stage(testKeys(t, "/second"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Abort()
+		if after := readTree(t, out); !maps.Equal(after, before) {
+			t.Errorf("Abort changed the earlier copy:\nbefore %v\nafter  %v", before, after)
+		}
+	})
+}

@@ -93,10 +93,10 @@ nothing behind.`,
 			}
 			set, err := credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted}, opts)
 			if err != nil {
-				return err
+				return notWritten(&f, res, err)
 			}
 			if err := a.writeWithConf(&conf, set, opts.Dir); err != nil {
-				return err
+				return notWritten(&f, res, err)
 			}
 			return a.report(&f, opts, res, set, conf.out, a.now().Sub(start))
 		},

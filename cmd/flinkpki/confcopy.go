@@ -126,7 +126,9 @@ func (a *app) writeWithConf(c *confFlags, set *credentials.FileSet, dir string) 
 		return err
 	}
 	if staged != nil {
-		return staged.Commit()
+		if err := staged.Commit(); err != nil {
+			return fmt.Errorf("the file set is in %s, but the Flink configuration copy is not: %w", dir, err)
+		}
 	}
 	return nil
 }

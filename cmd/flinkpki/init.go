@@ -172,10 +172,10 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	}
 	set, err := credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted}, opts)
 	if err != nil {
-		return err
+		return notWritten(&f.issueFlags, res, err)
 	}
 	if err := a.writeWithConf(&f.conf, set, opts.Dir); err != nil {
-		return err
+		return notWritten(&f.issueFlags, res, err)
 	}
 	return a.report(&f.issueFlags, opts, res, set, f.conf.out, a.now().Sub(start))
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -133,6 +134,59 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("cannot sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// MkdirAll is os.MkdirAll that returns the directories it created,
+// outermost first, also when it fails part way: a caller undoing a failed
+// write removes those, and only those.
+func MkdirAll(dir string, perm fs.FileMode) (created []string, err error) {
+	var missing []string
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return nil, &fs.PathError{Op: "mkdir", Path: p, Err: syscall.ENOTDIR}
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || filepath.Dir(p) == p {
+			return nil, err
+		}
+		missing = append(missing, p)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], perm); err != nil {
+			if st, serr := os.Stat(missing[i]); serr == nil && st.IsDir() {
+				continue // made by someone else meanwhile: not ours to remove
+			}
+			return created, err
+		}
+		created = append(created, missing[i])
+	}
+	return created, nil
+}
+
+// RemoveDirs removes the directories MkdirAll created, innermost first,
+// each only if it is empty.
+func RemoveDirs(created []string) {
+	for i := len(created) - 1; i >= 0; i-- {
+		_ = os.Remove(created[i])
+	}
+}
+
+// Cause is the system error inside err's *fs.PathError or *os.LinkError,
+// else err: for a message that names the user's path, not the temporary or
+// hidden one the error names (which would also print a path twice).
+func Cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }
 
 type countingWriter struct {
