@@ -101,11 +101,6 @@ func (a *app) resolveInit(f *initFlags) (ca.KeyType, error) {
 	if _, err := roleFlag(f.role); err != nil {
 		return "", err
 	}
-	if f.holder != "" {
-		if err := holderFlag("--holder", f.holder); err != nil {
-			return "", err
-		}
-	}
 	if err := f.conf.resolve(f.out); err != nil {
 		return "", err
 	}
@@ -132,9 +127,17 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.holder == "" && !token.LooksLikeJWT(tok) {
-		// A Kubernetes token names the pod itself; otherwise the host name
-		// is the pod name in Kubernetes and a fair name elsewhere.
+	switch {
+	case token.LooksLikeJWT(tok):
+		// A Kubernetes token names the pod, and the server records that
+		// name whatever --holder says (report notes the difference).
+	case f.holder != "":
+		if err := holderFlag("--holder", f.holder); err != nil {
+			return err
+		}
+	default:
+		// The host name is the pod name in Kubernetes and a fair name
+		// elsewhere.
 		if f.holder, err = os.Hostname(); err != nil {
 			return fmt.Errorf("no --holder given and the host name is unknown: %w", err)
 		}
