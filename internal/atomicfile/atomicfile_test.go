@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,33 @@ func TestCheckDirRoomProbesForWhatItIsAskedFor(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("the probes left %d entries", len(entries))
+	}
+}
+
+// TestMkdirAllReturnsWhatItCreated: MkdirAll names the directories it made,
+// outermost first, and none that were there, so RemoveDirs undoes exactly
+// its work and leaves the rest (a directory that was there, or one that
+// holds something now).
+func TestMkdirAllReturnsWhatItCreated(t *testing.T) {
+	base := t.TempDir()
+	created, err := MkdirAll(filepath.Join(base, "a", "b", "c"), 0o700)
+	want := []string{filepath.Join(base, "a"), filepath.Join(base, "a", "b"), filepath.Join(base, "a", "b", "c")}
+	if err != nil || !slices.Equal(created, want) {
+		t.Fatalf("MkdirAll = %v, %v; want %v", created, err, want)
+	}
+	if again, err := MkdirAll(filepath.Join(base, "a", "b", "d"), 0o700); err != nil || !slices.Equal(again, []string{filepath.Join(base, "a", "b", "d")}) {
+		t.Fatalf("MkdirAll beside existing directories = %v, %v; want only the new one", again, err)
+	}
+	RemoveDirs(created) // a/b holds d, so a/b and a stay
+	if _, err := os.Stat(filepath.Join(base, "a", "b", "d")); err != nil {
+		t.Errorf("RemoveDirs removed a directory that holds another: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "a", "b", "c")); !os.IsNotExist(err) {
+		t.Errorf("RemoveDirs kept the empty directory MkdirAll made: %v", err)
+	}
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o600)
+	if got, err := MkdirAll(filepath.Join(file, "x"), 0o700); err == nil || len(got) != 0 {
+		t.Errorf("MkdirAll below a file = %v, %v; want an error and nothing created", got, err)
 	}
 }
