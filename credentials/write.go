@@ -36,6 +36,7 @@ const (
 func (fs *FileSet) Write(dir string) (err error) {
 	created, err := ensureDir(dir)
 	if err != nil {
+		atomicfile.RemoveDirs(created)
 		return err
 	}
 	w := &writer{dir: dir, set: fs}
@@ -95,24 +96,26 @@ func Check(o Options) error {
 	return nil
 }
 
-// ensureDir creates dir when missing and reports whether it did.
-func ensureDir(dir string) (bool, error) {
+// ensureDir creates dir when missing and returns the directories it
+// created (dir and missing parents), for a rollback to remove.
+func ensureDir(dir string) ([]string, error) {
 	st, err := os.Stat(dir)
 	switch {
 	case err == nil && !st.IsDir():
-		return false, fmt.Errorf("output %s exists and is not a directory; choose another --out", dir)
+		return nil, fmt.Errorf("output %s exists and is not a directory; choose another --out", dir)
 	case err == nil:
-		return false, nil
+		return nil, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return false, fmt.Errorf("cannot use output directory %s: %w", dir, err)
+		return nil, fmt.Errorf("cannot use output directory %s: %w", dir, atomicfile.Cause(err))
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, fmt.Errorf("cannot create output directory %s: %w", dir, err)
+	created, err := atomicfile.MkdirAll(dir, 0o700)
+	if err != nil {
+		return created, fmt.Errorf("cannot create output directory %s: %w", dir, atomicfile.Cause(err))
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
-		return true, fmt.Errorf("cannot set mode 0700 on %s: %w", dir, err)
+		return created, fmt.Errorf("cannot set mode 0700 on %s: %w", dir, atomicfile.Cause(err))
 	}
-	return true, nil
+	return created, nil
 }
 
 type writer struct {
@@ -176,26 +179,31 @@ func isTSDir(name string) bool {
 func (w *writer) writeData() error {
 	ts, err := os.MkdirTemp(w.dir, tsPrefix+time.Now().UTC().Format(tsLayout))
 	if err != nil {
-		return fmt.Errorf("cannot write into %s: %w", w.dir, err)
+		return fmt.Errorf("cannot write into %s: %w", w.dir, atomicfile.Cause(err))
 	}
 	w.tsDir = ts
 	// Like the kubelet: the files' own modes protect the secrets, and a
 	// sidecar of another user may need tls.crt and ca.crt.
 	if err := os.Chmod(ts, 0o755); err != nil {
-		return fmt.Errorf("cannot write into %s: %w", w.dir, err)
+		return fmt.Errorf("cannot write into %s: %w", w.dir, atomicfile.Cause(err))
 	}
 	for _, f := range w.set.Files {
-		if err := writeFile(filepath.Join(ts, f.Name), f.Data, f.Mode); err != nil {
+		if err := writeFile(filepath.Join(ts, f.Name), w.path(f.Name), f.Data, f.Mode); err != nil {
 			return err
 		}
 	}
-	return atomicfile.SyncDir(ts)
+	if err := atomicfile.SyncDir(ts); err != nil {
+		return fmt.Errorf("cannot sync the file set in %s: %w", w.dir, atomicfile.Cause(err))
+	}
+	return nil
 }
 
-func writeFile(path string, data []byte, mode os.FileMode) error {
+// writeFile writes path, in the hidden data directory; errors name shown,
+// the visible name the user knows, and say the cause once.
+func writeFile(path, shown string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
-		return fmt.Errorf("cannot create %s: %w", path, err)
+		return fmt.Errorf("cannot create %s: %w", shown, atomicfile.Cause(err))
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -208,7 +216,7 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
+		return fmt.Errorf("cannot write %s: %w", shown, atomicfile.Cause(err))
 	}
 	return nil
 }
@@ -222,7 +230,7 @@ func (w *writer) linkNames() error {
 			continue
 		}
 		if err := os.Symlink(linkTarget(f.Name), w.path(f.Name)); err != nil {
-			return fmt.Errorf("cannot create %s: %w", w.path(f.Name), err)
+			return fmt.Errorf("cannot create %s: %w", w.path(f.Name), atomicfile.Cause(err))
 		}
 		w.linked = append(w.linked, f.Name)
 	}
@@ -233,14 +241,14 @@ func (w *writer) linkNames() error {
 func (w *writer) swap() error {
 	tmp := w.path(dataLinkTmp)
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("cannot remove stale %s: %w", tmp, err)
+		return fmt.Errorf("cannot remove stale %s: %w", tmp, atomicfile.Cause(err))
 	}
 	if err := os.Symlink(filepath.Base(w.tsDir), tmp); err != nil {
-		return fmt.Errorf("cannot create %s: %w", tmp, err)
+		return fmt.Errorf("cannot switch %s to the new credentials: %w", w.dir, atomicfile.Cause(err))
 	}
 	if err := os.Rename(tmp, w.path(dataLink)); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("cannot switch %s to the new credentials: %w", w.path(dataLink), err)
+		return fmt.Errorf("cannot switch %s to the new credentials: %w", w.dir, atomicfile.Cause(err))
 	}
 	w.linked = nil // the visible names now resolve; they are no longer ours to undo
 	w.tsDir = ""
@@ -276,15 +284,13 @@ func (w *writer) cleanup() {
 }
 
 // rollback undoes a failed write: the new data directory, the symlinks it
-// created and, if Write created dir, dir itself.
-func (w *writer) rollback(createdDir bool) {
+// created and the directories Write created (dir, missing parents).
+func (w *writer) rollback(createdDirs []string) {
 	for _, name := range w.linked {
 		_ = os.Remove(w.path(name))
 	}
 	if w.tsDir != "" {
 		_ = os.RemoveAll(w.tsDir)
 	}
-	if createdDir {
-		_ = os.Remove(w.dir)
-	}
+	atomicfile.RemoveDirs(createdDirs)
 }

@@ -192,7 +192,8 @@ func TestCheckCoversEveryNameOfTheSetAndWritesNothing(t *testing.T) {
 }
 
 func TestWriteFailureRemovesTheDirectoryItCreated(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "out")
+	base := t.TempDir()
+	dir := filepath.Join(base, "new", "out")
 	fs := &credentials.FileSet{Files: []credentials.File{
 		{Name: "good", Data: []byte("x"), Mode: 0o600},
 		{Name: "../escape", Data: []byte("x"), Mode: 0o600},
@@ -200,8 +201,8 @@ func TestWriteFailureRemovesTheDirectoryItCreated(t *testing.T) {
 	if err := fs.Write(dir); err == nil {
 		t.Fatal("Write accepted a file name with a path separator")
 	}
-	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
-		t.Errorf("failed Write left %s behind: %v", dir, err)
+	if entries, _ := os.ReadDir(base); len(entries) != 0 {
+		t.Errorf("failed Write left %v behind in %s (it created %s and its parent)", entries, base, dir)
 	}
 }
 

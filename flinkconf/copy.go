@@ -133,8 +133,8 @@ func ReadConf(src, out string) (*Conf, error) {
 }
 
 // checkDest refuses a file of the copy whose place in the output is taken
-// by a directory, or below a path that is a file: its write would fail
-// only after the caller had enrolled.
+// by a directory, or below a path that is a file or a dangling symbolic
+// link: its write would fail only after the caller had enrolled.
 func (c *Conf) checkDest(rel string) error {
 	dst := filepath.Join(c.out, filepath.FromSlash(rel))
 	if st, err := os.Lstat(dst); err == nil && st.IsDir() {
@@ -143,6 +143,9 @@ func (c *Conf) checkDest(rel string) error {
 	for d := filepath.Dir(dst); d != filepath.Clean(c.out) && d != filepath.Dir(d); d = filepath.Dir(d) {
 		if st, err := os.Stat(d); err == nil && !st.IsDir() {
 			return fmt.Errorf("%w: output: %s is a file where the copy needs a directory for %s: remove it", ErrConfDir, d, rel)
+		}
+		if err := atomicfile.DanglingLink(d); err != nil {
+			return fmt.Errorf("%w: output: %v", ErrConfDir, err)
 		}
 	}
 	return nil
@@ -242,8 +245,9 @@ func IsPodLocalCopy(path string) bool {
 // credential set) stages first, so that a full disk or a broken output
 // shows before anything is replaced.
 type Staged struct {
-	out   string
-	files []stagedFile
+	out     string
+	files   []stagedFile
+	created []string // directories Stage created, outermost first
 }
 
 type stagedFile struct{ rel, tmp string }
@@ -266,38 +270,48 @@ func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.out, 0o700); err != nil {
-		return nil, fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
-	}
 	st := &Staged{out: c.out}
 	defer func() {
 		if err != nil {
 			st.Abort()
 		}
 	}()
+	if err := st.mkdirs(c.out); err != nil {
+		return nil, fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
+	}
 	for _, f := range files {
 		if err := c.checkDest(f.rel); err != nil {
 			return nil, err
 		}
 		dst := filepath.Join(c.out, filepath.FromSlash(f.rel))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		if err := st.mkdirs(filepath.Dir(dst)); err != nil {
 			return nil, fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
 		}
 		tmp, err := stageFile(dst, f.data, f.perm)
 		if err != nil {
-			return nil, fmt.Errorf("write %s: %w", dst, err)
+			return nil, fmt.Errorf("write %s: %w", dst, atomicfile.Cause(err))
 		}
 		st.files = append(st.files, stagedFile{rel: f.rel, tmp: tmp})
 	}
 	return st, nil
 }
 
-// Abort removes the staged files; the output is as it was.
+// mkdirs creates dir, 0700, and records what it created for Abort.
+func (s *Staged) mkdirs(dir string) error {
+	created, err := atomicfile.MkdirAll(dir, 0o700)
+	s.created = append(s.created, created...)
+	return atomicfile.Cause(err)
+}
+
+// Abort removes the staged files and the directories Stage created (an
+// output directory, a sub-directory of the copy); the output is as it was.
 func (s *Staged) Abort() {
 	for _, f := range s.files {
 		os.Remove(f.tmp)
 	}
 	s.files = nil
+	atomicfile.RemoveDirs(s.created)
+	s.created = nil
 }
 
 // Commit moves every staged file into place, records them in the
@@ -317,9 +331,10 @@ func (s *Staged) Commit() error {
 	if len(union) > len(prev) {
 		if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(strings.Join(union, "\n")+"\n"), 0o600); err != nil {
 			s.Abort()
-			return fmt.Errorf("record the copy's files: %w", err)
+			return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
 		}
 	}
+	s.created = nil // from here on the files are in place in them
 	now := map[string]bool{}
 	var list strings.Builder
 	for i, f := range s.files {
@@ -328,14 +343,14 @@ func (s *Staged) Commit() error {
 			for _, rest := range s.files[i:] {
 				os.Remove(rest.tmp)
 			}
-			return fmt.Errorf("write %s: move into place: %w", dst, err)
+			return fmt.Errorf("write %s: move into place: %w", dst, atomicfile.Cause(err))
 		}
 		now[f.rel] = true
 		list.WriteString(f.rel + "\n")
 	}
 	s.files = nil
 	if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600); err != nil {
-		return fmt.Errorf("record the copy's files: %w", err)
+		return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
 	}
 	for rel := range now {
 		atomicfile.RemoveLeftovers(filepath.Join(s.out, filepath.FromSlash(rel)))
@@ -390,19 +405,34 @@ func checkDirs(src, out string) error {
 			return fmt.Errorf("%w: output %s is the source directory: pass an empty directory such as an emptyDir mount", ErrConfDir, out)
 		}
 	}
-	realSrc, err := filepath.EvalSymlinks(src)
-	if err != nil {
+	if _, err := filepath.EvalSymlinks(src); err != nil {
 		return fmt.Errorf("%w: source %s cannot be resolved: %v", ErrConfDir, src, err)
 	}
-	absSrc, err1 := filepath.Abs(realSrc)
-	absOut, err2 := filepath.Abs(resolveExisting(out))
-	if err := errors.Join(err1, err2); err != nil {
+	in, err := Within(out, src)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfDir, err)
 	}
-	if absOut == absSrc || strings.HasPrefix(absOut, absSrc+string(filepath.Separator)) {
+	if in {
 		return fmt.Errorf("%w: output %s lies inside the source %s: pass a directory outside it", ErrConfDir, out, src)
 	}
 	return nil
+}
+
+// Within reports whether the path p is the directory dir or lies below it,
+// with the symbolic links in the longest existing prefix of each resolved:
+// a copy's output, or a credential file set, inside the source would be
+// copied along by the next run.
+func Within(p, dir string) (bool, error) {
+	absP, err1 := filepath.Abs(resolveExisting(p))
+	absDir, err2 := filepath.Abs(resolveExisting(dir))
+	if err := errors.Join(err1, err2); err != nil {
+		return false, err
+	}
+	rel, err := filepath.Rel(absDir, absP)
+	if err != nil {
+		return false, err
+	}
+	return rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)), nil
 }
 
 // resolveExisting resolves symlinks in the longest existing prefix of p.

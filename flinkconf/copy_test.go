@@ -267,6 +267,34 @@ func TestCopyAndMergeRefusesBadDirectories(t *testing.T) {
 	}
 }
 
+// TestReadConfRefusesADanglingLinkInTheOutput: a symbolic link to nothing,
+// as the output or where the copy needs a sub-directory, cannot be created
+// by Stage's os.MkdirAll, so ReadConf, which runs before the caller
+// enrolls, refuses it and names the link.
+func TestReadConfRefusesADanglingLinkInTheOutput(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "sub/log4j.properties": "x=y\n"})
+	base := t.TempDir()
+	asOut := filepath.Join(base, "conf")
+	if err := os.Symlink(filepath.Join(base, "missing"), asOut); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(base, "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	asSub := filepath.Join(out, "sub")
+	if err := os.Symlink("missing", asSub); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ out, link string }{{asOut, asOut}, {out, asSub}} {
+		_, err := ReadConf(src, tt.out)
+		if !errors.Is(err, ErrConfDir) || !strings.Contains(err.Error(), tt.link+" is a symbolic link to ") {
+			t.Errorf("ReadConf(%s) = %v, want ErrConfDir naming the link %s", tt.out, err, tt.link)
+		}
+	}
+}
+
 func TestCopyAndMergeReplacesAnEarlierCopy(t *testing.T) {
 	src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
 	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n"})
@@ -641,4 +669,102 @@ func TestACopyKeepsWhatTheSourceKeepsPrivate(t *testing.T) {
 	assertMode(t, filepath.Join(out, "krb5.keytab"), 0o600)
 	assertMode(t, filepath.Join(out, "group.txt"), 0o640)
 	assertMode(t, filepath.Join(out, "log4j.properties"), 0o644)
+}
+
+// TestWithinResolvesLinksAndComparesWholeNames: Within compares paths by
+// whole components after resolving the links that exist, so a sibling
+// whose name starts like the directory's is not inside it, and a link to
+// the directory is the directory.
+func TestWithinResolvesLinksAndComparesWholeNames(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "conf")
+	writeTree(t, conf, map[string]string{ConfigYAML: "a: 1\n"})
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(conf, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		p, dir string
+		want   bool
+	}{
+		{"the directory itself is within", conf, conf, true},
+		{"a missing path below it is within", filepath.Join(conf, "tls", "x"), conf, true},
+		{"a path below a link to it is within", filepath.Join(link, "tls"), conf, true},
+		{"a path below it is within a link to it", filepath.Join(conf, "tls"), link, true},
+		{"a sibling with a longer name is not", conf + "-tls", conf, false},
+		{"a sibling starting with two dots is not", filepath.Join(dir, "..conf"), conf, false},
+		{"its parent is not", dir, conf, false},
+		{"everything is within the root", conf, "/", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := Within(tt.p, tt.dir); err != nil || got != tt.want {
+				t.Errorf("Within(%s, %s) = %v, %v; want %v", tt.p, tt.dir, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestAbortRemovesTheDirectoriesStageCreated: a copy staged and then
+// aborted (the credential set could not be written, a later file could not
+// be staged) leaves no empty output directory, sub-directory or missing
+// parent behind, and removes nothing that was there before.
+func TestAbortRemovesTheDirectoriesStageCreated(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "sub/log4j.properties": "x=y\n", "zz.properties": "z=1\n"})
+	t.Run("an aborted stage into a new output leaves nothing", func(t *testing.T) {
+		base := t.TempDir()
+		c, err := ReadConf(src, filepath.Join(base, "new", "conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Stage(testKeys(t, "/tls"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Abort()
+		if entries, _ := os.ReadDir(base); len(entries) != 0 {
+			t.Errorf("Abort left %v in %s", entries, base)
+		}
+	})
+	t.Run("a failed stage into a new output leaves nothing", func(t *testing.T) {
+		base := t.TempDir()
+		c, err := ReadConf(src, filepath.Join(base, "conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stage := stageFile
+		stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) {
+			if filepath.Base(dst) == "zz.properties" {
+				return "", errors.New("no space left on device")
+			}
+			return stage(dst, data, perm)
+		}
+		defer func() { stageFile = stage }()
+		if _, err := c.Stage(testKeys(t, "/tls")); err == nil {
+			t.Fatal("Stage with a failing file succeeded")
+		}
+		if entries, _ := os.ReadDir(base); len(entries) != 0 {
+			t.Errorf("a failed Stage left %v in %s", entries, base)
+		}
+	})
+	t.Run("an aborted stage into an earlier copy keeps it", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "conf")
+		if err := CopyAndMerge(src, out, testKeys(t, "/first")); err != nil {
+			t.Fatal(err)
+		}
+		before := readTree(t, out)
+		c, err := ReadConf(src, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Stage(testKeys(t, "/second"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Abort()
+		if after := readTree(t, out); !maps.Equal(after, before) {
+			t.Errorf("Abort changed the earlier copy:\nbefore %v\nafter  %v", before, after)
+		}
+	})
 }

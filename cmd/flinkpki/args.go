@@ -38,6 +38,35 @@ func clusterFlag(value string) error {
 	return checkClusterName(value)
 }
 
+// holderFlag checks a holder name given as name (--holder, HOLDER) by the
+// rule the server applies, before any network call: a name the server
+// would refuse is a usage error, as a bad --cluster is, not a refusal the
+// server audits.
+func holderFlag(name, value string) error {
+	if why := holderProblem(value); why != "" {
+		return usagef("%s: %s", name, why)
+	}
+	return nil
+}
+
+// hostHolder checks the host name init takes as the holder name when no
+// --holder is given.
+func hostHolder(host string) error {
+	if why := holderProblem(host); why != "" {
+		return usagef("no --holder given, and the host name cannot be one: %s; pass --holder", why)
+	}
+	return nil
+}
+
+// holderProblem says why the server would refuse v as a holder name, or
+// nothing when it would not.
+func holderProblem(v string) string {
+	if err := issuer.ValidateHolder(v); err != nil {
+		return strings.TrimPrefix(err.Error(), issuer.ErrInvalidRequest.Error()+": ")
+	}
+	return ""
+}
+
 // roleFlag checks --role: present and one of the known roles.
 func roleFlag(value string) (issuer.Role, error) {
 	if err := requireFlag("role", value); err != nil {

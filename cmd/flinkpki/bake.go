@@ -35,7 +35,8 @@ security.ssl.* keys, with the stores' passwords and --tls-dir's paths, into
 its config.yaml (or legacy flink-conf.yaml), as init does: copy that
 directory into the image as Flink's configuration. Appending flink-ssl.yaml to
 a config.yaml by hand can write a key twice (a second security: block, say),
-and Flink refuses such a file.
+and Flink refuses such a file. --out must lie outside --flink-conf-src (and
+the source outside --out): the next copy would carry the private key.
 
 The secret files are written 0600 for the user running bake, and a
 Dockerfile COPY keeps that mode with root as the owner: copy them for the
@@ -64,7 +65,10 @@ nothing behind.`,
 			if err := requireFlag("holder", f.holder); err != nil {
 				return err
 			}
-			if err := conf.resolve(); err != nil {
+			if err := holderFlag("--holder", f.holder); err != nil {
+				return err
+			}
+			if err := conf.resolve(f.out); err != nil {
 				return err
 			}
 			start := a.now()
@@ -89,10 +93,10 @@ nothing behind.`,
 			}
 			set, err := credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted}, opts)
 			if err != nil {
-				return err
+				return notWritten(&f, res, err)
 			}
 			if err := a.writeWithConf(&conf, set, opts.Dir); err != nil {
-				return err
+				return notWritten(&f, res, err)
 			}
 			return a.report(&f, opts, res, set, conf.out, a.now().Sub(start))
 		},

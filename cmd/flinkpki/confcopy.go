@@ -30,9 +30,9 @@ func (c *confFlags) register(cmd *cobra.Command, setHint string) {
 	fl.StringArrayVar(&c.set, "flink-conf-set", nil, "KEY=VALUE merged into the copy too (repeat; with --flink-conf-out): "+setHint)
 }
 
-// resolve checks the flags together and makes --flink-conf-out absolute,
-// as FLINK_CONF_DIR should be.
-func (c *confFlags) resolve() error {
+// resolve checks the flags together, and with out (the --out of the file
+// set), and makes --flink-conf-out absolute, as FLINK_CONF_DIR should be.
+func (c *confFlags) resolve(out string) error {
 	if (c.src == "") != (c.out == "") {
 		return usagef("--flink-conf-src and --flink-conf-out go together: give both or neither")
 	}
@@ -50,6 +50,30 @@ func (c *confFlags) resolve() error {
 			return fmt.Errorf("--flink-conf-out %s: %w", c.out, err)
 		}
 		c.out = abs
+	}
+	return c.checkApart(out)
+}
+
+// checkApart refuses a file set inside the configuration source, whose
+// next copy would take in the private key and store passwords as plain
+// files, and a source inside the file set's directory, where it would sit
+// beside the key (its hidden ..data included) in every copy of the set.
+func (c *confFlags) checkApart(out string) error {
+	if c.src == "" || out == "" {
+		return nil
+	}
+	in, err := flinkconf.Within(out, c.src)
+	if err != nil {
+		return fmt.Errorf("compare --out %s with --flink-conf-src %s: %w", out, c.src, err)
+	}
+	if in {
+		return usagef("--out %s is or lies inside --flink-conf-src %s: the next copy of the configuration would take in the private key and the store passwords; write the file set outside the source", out, c.src)
+	}
+	if in, err = flinkconf.Within(c.src, out); err != nil {
+		return fmt.Errorf("compare --flink-conf-src %s with --out %s: %w", c.src, out, err)
+	}
+	if in {
+		return usagef("--flink-conf-src %s lies inside --out %s, the file set's own directory: keep the Flink configuration outside the credentials", c.src, out)
 	}
 	return nil
 }
@@ -102,7 +126,9 @@ func (a *app) writeWithConf(c *confFlags, set *credentials.FileSet, dir string) 
 		return err
 	}
 	if staged != nil {
-		return staged.Commit()
+		if err := staged.Commit(); err != nil {
+			return fmt.Errorf("the file set is in %s, but the Flink configuration copy is not: %w", dir, err)
+		}
 	}
 	return nil
 }

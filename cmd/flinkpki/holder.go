@@ -122,12 +122,17 @@ func (a *app) newHolderReleaseCmd() *cobra.Command {
 		Long: `Declare a holder gone, so it no longer blocks CA activation or retirement.
 Use it for pods that were deleted before their leaf expired. Without --purpose
 every purpose (internal and rest) of the holder is released. A name with no
-record is refused as not found (exit 1): flinkpki holder list shows the names.`,
+record is refused as not found (exit 1): flinkpki holder list shows the names.
+A name no holder can have (a '/', say) is a usage error (exit 2).`,
 		Example: `  flinkpki holder release --cluster orders orders-taskmanager-1-3
   flinkpki holder release --cluster orders orders-taskmanager-1-3 -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := clusterFlag(cluster); err != nil {
+				return err
+			}
+			// A name the server would not issue for has no record.
+			if err := holderFlag("HOLDER", args[0]); err != nil {
 				return err
 			}
 			p, err := purposeFlag(purpose, true)

@@ -57,7 +57,8 @@ flink-conf.yaml), so the Flink container can set FLINK_CONF_DIR to the copy.
 --flink-conf-set KEY=VALUE merges further keys into the copy. A configuration
 it cannot copy faithfully, or one Flink would refuse to load (a null value in
 config.yaml), or an output where a directory takes a file's place, is refused
-before enrolling. The copy is written beside its place first and put in place
+before enrolling, as is an --out inside --flink-conf-src (the next copy would
+carry the private key) or the source inside --out. The copy is written beside its place first and put in place
 with the credentials; it lists its files in .flinkpki-conf-files, and a later
 run into the same directory (an emptyDir that outlived its pod) removes the
 files the earlier copy wrote and its source no longer has. The Kubernetes
@@ -100,7 +101,7 @@ func (a *app) resolveInit(f *initFlags) (ca.KeyType, error) {
 	if _, err := roleFlag(f.role); err != nil {
 		return "", err
 	}
-	if err := f.conf.resolve(); err != nil {
+	if err := f.conf.resolve(f.out); err != nil {
 		return "", err
 	}
 	if f.timeout.d <= 0 {
@@ -126,11 +127,22 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.holder == "" && !token.LooksLikeJWT(tok) {
-		// A Kubernetes token names the pod itself; otherwise the host name
-		// is the pod name in Kubernetes and a fair name elsewhere.
+	switch {
+	case token.LooksLikeJWT(tok):
+		// A Kubernetes token names the pod, and the server records that
+		// name whatever --holder says (report notes the difference).
+	case f.holder != "":
+		if err := holderFlag("--holder", f.holder); err != nil {
+			return err
+		}
+	default:
+		// The host name is the pod name in Kubernetes and a fair name
+		// elsewhere.
 		if f.holder, err = os.Hostname(); err != nil {
 			return fmt.Errorf("no --holder given and the host name is unknown: %w", err)
+		}
+		if err := hostHolder(f.holder); err != nil {
+			return err
 		}
 	}
 	if !f.noAutoSANs && (f.role == "jobmanager" || f.role == "taskmanager") {
@@ -163,10 +175,10 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	}
 	set, err := credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted}, opts)
 	if err != nil {
-		return err
+		return notWritten(&f.issueFlags, res, err)
 	}
 	if err := a.writeWithConf(&f.conf, set, opts.Dir); err != nil {
-		return err
+		return notWritten(&f.issueFlags, res, err)
 	}
 	return a.report(&f.issueFlags, opts, res, set, f.conf.out, a.now().Sub(start))
 }

@@ -131,6 +131,19 @@ func (f *issueFlags) buildOptions(now time.Time) (credentials.Options, error) {
 	return opts, nil
 }
 
+// notWritten is the error for credentials the server issued that this
+// run could not write: the holder is recorded (and an enrollment token's
+// use spent), so the message says so, and how to undo or redo it.
+func notWritten(f *issueFlags, res *enroll.Result, err error) error {
+	serial := ""
+	if len(res.Chain) > 0 {
+		serial = " (serial " + res.Chain[0].SerialNumber.Text(16) + ")"
+	}
+	return fmt.Errorf("the server issued credentials for holder %q of cluster %q%s, but they could not be written: %w; "+
+		"free space or fix the path and run again (the new credentials supersede these), or declare the holder gone: flinkpki holder release --cluster %s --purpose %s %s",
+		res.Holder, f.cluster, serial, err, f.cluster, issuer.Role(f.role).Purpose(), res.Holder)
+}
+
 // issueJSON is the stable JSON summary of a written file set.
 type issueJSON struct {
 	Cluster       string   `json:"cluster"`

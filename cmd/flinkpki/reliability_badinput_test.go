@@ -95,6 +95,27 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 	os.WriteFile(filepath.Join(goodConf, "log4j-console.properties"), []byte("x=y\n"), 0o644)
 	os.MkdirAll(filepath.Join(blockedOut, "log4j-console.properties", "x"), 0o700)
 	blocked := append(initWith(good, out), "--flink-conf-src", goodConf, "--flink-conf-out", blockedOut)
+	// Symbolic links to nothing: os.Stat calls them missing, but the
+	// write could not create them, after the server had issued.
+	dangling := filepath.Join(t.TempDir(), "dangling")
+	if err := os.Symlink(filepath.Join(filepath.Dir(dangling), "target-missing"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	danglingConf := append(initWith(good, out), "--flink-conf-src", goodConf, "--flink-conf-out", dangling)
+	// A file set inside the configuration source would be copied, private
+	// key and passwords, into the next run's configuration copy; a source
+	// inside the file set's directory sits beside the key.
+	srcLink := filepath.Join(t.TempDir(), "conf-link")
+	if err := os.Symlink(goodConf, srcLink); err != nil {
+		t.Fatal(err)
+	}
+	confOut := filepath.Join(t.TempDir(), "conf-out")
+	bakeWithConf := func(out, src string) []string {
+		return append(bakeTo("jm-1", out), "--flink-conf-src", src, "--flink-conf-out", confOut)
+	}
+	initWithConf := func(out, src string) []string {
+		return append(initWith(good, out), "--flink-conf-src", src, "--flink-conf-out", confOut)
+	}
 	cases := []struct {
 		name   string
 		args   []string
@@ -106,7 +127,7 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		{"a cluster name over 63 characters", []string{"cluster", "create", strings.Repeat("a", 64)}, 2, "invalid cluster name", ""},
 		{"an upper-case cluster name", []string{"cluster", "create", "Orders"}, 2, "invalid cluster name", ""},
 		{"a path-like cluster name", []string{"cluster", "create", "../etc"}, 2, "invalid cluster name", ""},
-		{"a path-like holder name", bakeTo("../jm", out), 1, "holder", ""},
+		{"a path-like holder name", bakeTo("../jm", out), 2, `--holder: holder ID "../jm" may contain only`, ""},
 		{"a zero leaf validity", []string{"cluster", "create", "v1", "--leaf-validity", "0s"}, 1, "validity", ""},
 		{"a negative CA validity", []string{"cluster", "create", "v2", "--ca-validity", "-5h"}, 2, "validity", ""},
 		{"a leaf that outlives its CA", []string{"cluster", "create", "v3", "--ca-validity", "100d", "--leaf-validity", "101d"}, 1, "validity", ""},
@@ -124,6 +145,13 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 		{"init with a missing --flink-conf-src", withConf(filepath.Join(confSrc, "missing")), 1, "cannot be read", tokenSecret(t, good)},
 		{"init with a config.yaml that cannot be merged", withConf(confSrc), 1, "unusable Flink configuration directory", tokenSecret(t, good)},
 		{"init with a directory where a copied file goes", blocked, 1, "log4j-console.properties is a directory", tokenSecret(t, good)},
+		{"bake into a dangling symbolic link", bakeTo("jm-1", dangling), 1, dangling + " is a symbolic link to ", ""},
+		{"init into a dangling symbolic link", initWith(good, dangling), 1, dangling + " is a symbolic link to ", tokenSecret(t, good)},
+		{"init copying the configuration into a dangling symbolic link", danglingConf, 1, dangling + " is a symbolic link to ", tokenSecret(t, good)},
+		{"bake with --out inside --flink-conf-src", bakeWithConf(filepath.Join(goodConf, "tls"), goodConf), 2, "lies inside --flink-conf-src", ""},
+		{"bake with --out inside --flink-conf-src reached through a link", bakeWithConf(filepath.Join(goodConf, "tls"), srcLink), 2, "lies inside --flink-conf-src", ""},
+		{"init with --out equal to --flink-conf-src", initWithConf(goodConf, goodConf), 2, "is or lies inside --flink-conf-src", tokenSecret(t, good)},
+		{"init with --flink-conf-src inside --out", initWithConf(filepath.Dir(goodConf), goodConf), 2, "lies inside --out", tokenSecret(t, good)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -160,6 +188,11 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 			if _, err := os.Stat(spaced); err == nil {
 				t.Errorf("a refused request created %s", spaced)
 			}
+			for _, p := range []string{confOut, filepath.Join(goodConf, "tls")} {
+				if _, err := os.Lstat(p); err == nil {
+					t.Errorf("a refused request created %s", p)
+				}
+			}
 		})
 	}
 	// The server refuses bad names itself, not only the CLI.
@@ -177,6 +210,44 @@ func TestEveryBadCLIInputIsRefusedInOneLineAndChangesNothing(t *testing.T) {
 	}
 	// The refusals spent nothing: the one-use token still enrolls.
 	s.cli(t, "", initWith(good, filepath.Join(t.TempDir(), "last"))...).ok(t)
+}
+
+// TestAnInvalidHolderNameIsAUsageErrorTheServerNeverSees: bake, init and
+// holder release check a holder name by the server's rule before they
+// dial, so a bad one is a usage error (exit 2), as a bad --cluster is, and
+// leaves no denied entry in the audit trail.
+func TestAnInvalidHolderNameIsAUsageErrorTheServerNeverSees(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "names").ok(t)
+	tok := s.tokenFor(t, "names", "taskmanager", "--uses", "1")
+	out := filepath.Join(t.TempDir(), "out")
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bake with a slash in --holder", []string{"bake", "--cluster", "names", "--role", "jobmanager", "--holder", "bad/holder", "--out", out},
+			`--holder: holder ID "bad/holder" may contain only letters, digits, '.', '_' and '-'`},
+		{"bake with --holder ..", []string{"bake", "--cluster", "names", "--role", "jobmanager", "--holder", "..", "--out", out},
+			`--holder: holder ID ".." is not allowed`},
+		{"init with a --holder over 253 characters", []string{"init", "--cluster", "names", "--role", "taskmanager", "--holder", strings.Repeat("h", 254), "--out", out, "--token-file", tok},
+			"--holder: holder ID must be 1 to 253 characters, got 254"},
+		{"holder release with a space in the name", []string{"holder", "release", "--cluster", "names", "a b"},
+			`HOLDER: holder ID "a b" may contain only`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout
+			oneLineError(t, s.cli(t, s.admin, tt.args...), 2, tt.want)
+			if after := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; after != audit {
+				t.Errorf("the server saw the request: the audit trail grew")
+			}
+			if _, err := os.Lstat(out); err == nil {
+				t.Errorf("the refused command created %s", out)
+			}
+		})
+	}
+	// The one-use token was not spent.
+	s.cli(t, "", "init", "--cluster", "names", "--role", "taskmanager", "--holder", "tm-0", "--out", out, "--token-file", tok).ok(t)
 }
 
 func mustKey(t testing.TB, gen func() (crypto.Signer, error)) crypto.Signer {

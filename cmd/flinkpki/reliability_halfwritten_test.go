@@ -105,6 +105,45 @@ func TestInitWithAConfigCopyLargerThanTheProbeSpendsNoToken(t *testing.T) {
 	}
 }
 
+// TestAWriteThatFailsAfterIssuanceSaysSoAndLeavesNothing: a volume with
+// room for the probes but too few inodes for the file set (a tmpfs of 12)
+// passes every pre-check, so the server issues and the write fails. The
+// error says, on one line, that the holder was issued for (with the serial)
+// and what to do, names the user's path once (not the hidden generation
+// directory), and the copy's output directory, created for the run, is
+// gone with the rest. The advice given works.
+func TestAWriteThatFailsAfterIssuanceSaysSoAndLeavesNothing(t *testing.T) {
+	vol := tmpfsWith(t, "size=1m,nr_inodes=12")
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	src := filepath.Join(t.TempDir(), "conf")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "config.yaml"), []byte("taskmanager.numberOfTaskSlots: 2\n"), 0o644)
+	r := s.cli(t, s.admin, "bake", "--cluster", "orders", "--role", "jobmanager", "--holder", "ino-1",
+		"--out", filepath.Join(vol, "tls"), "--flink-conf-src", src, "--flink-conf-out", filepath.Join(vol, "conf"))
+	oneLineError(t, r, 1, `the server issued credentials for holder "ino-1" of cluster "orders" (serial `)
+	for _, want := range []string{
+		"but they could not be written: cannot create " + filepath.Join(vol, "tls") + "/",
+		": no space left on device; free space or fix the path and run again",
+		"flinkpki holder release --cluster orders --purpose internal ino-1",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the error does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	if n := strings.Count(r.stderr, vol); n != 1 || strings.Contains(r.stderr, "/..") {
+		t.Errorf("the error names the volume %d times, or a hidden directory, want the user's path once:\n%s", n, r.stderr)
+	}
+	if names := entries(t, vol); len(names) != 0 {
+		t.Errorf("the failed bake left %v on the volume", names)
+	}
+	hs := s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "-o", "json").ok(t).stdout
+	if !strings.Contains(hs, `"ino-1"`) {
+		t.Fatalf("no holder ino-1 recorded, so the error's claim is wrong:\n%s", hs)
+	}
+	s.cli(t, s.admin, "holder", "release", "--cluster", "orders", "--purpose", "internal", "ino-1").ok(t)
+}
+
 // TestAnInterruptedRestoreCanBeRunAgain: admin restore stages the database
 // as DIR/.flinkpki.db.tmp-* (atomicfile.WriteFrom) and renames it; a
 // restore killed before the rename leaves that file (a whole copy of the

@@ -233,12 +233,19 @@ func TestInitOnAFullVolumeSpendsNoToken(t *testing.T) {
 // (CI runs as root, as it installs packages): a full volume, for real.
 func smallTmpfs(t *testing.T, size int) string {
 	t.Helper()
+	return tmpfsWith(t, fmt.Sprintf("size=%d", size))
+}
+
+// tmpfsWith mounts a tmpfs with the mount options opts (size=, nr_inodes=)
+// for the test, which needs root.
+func tmpfsWith(t *testing.T, opts string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root; run the tests as root (CI does) to cover a full volume")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount a %d-byte tmpfs on %s: %v: %s", size, dir, err, out)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs (%s) on %s: %v: %s", opts, dir, err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {

@@ -79,6 +79,14 @@ func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
 	if hs := s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "-o", "json").ok(t).stdout; strings.Contains(hs, "other-pod") {
 		t.Errorf("a pod's token enrolled another holder:\n%s", hs)
 	}
+	// Nor does a --holder that is no holder name at all (a pod template's
+	// FLINKPKI_HOLDER=namespace/pod, say): the pod's token speaks for the
+	// pod, as it did before init checked holder names itself.
+	r = s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--holder", "flink/orders-taskmanager-1-1",
+		"--out", filepath.Join(t.TempDir(), "tls"), "--token-file", iss.MintFile(good), "--timeout", "5s").ok(t)
+	if want := `note: the server recorded the holder as "orders-taskmanager-1-1"`; !strings.Contains(r.stderr, want) {
+		t.Errorf("init with an invalid --holder and a pod's token says %q, want %q", r.stderr, want)
+	}
 	// A service-account token never opens administrator RPCs.
 	s.cli(t, iss.MintFile(good), "cluster", "list").refused(t, "administrator")
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -135,6 +136,59 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// MkdirAll is os.MkdirAll that returns the directories it created,
+// outermost first, also when it fails part way: a caller undoing a failed
+// write removes those, and only those.
+func MkdirAll(dir string, perm fs.FileMode) (created []string, err error) {
+	var missing []string
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return nil, &fs.PathError{Op: "mkdir", Path: p, Err: syscall.ENOTDIR}
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || filepath.Dir(p) == p {
+			return nil, err
+		}
+		missing = append(missing, p)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], perm); err != nil {
+			if st, serr := os.Stat(missing[i]); serr == nil && st.IsDir() {
+				continue // made by someone else meanwhile: not ours to remove
+			}
+			return created, err
+		}
+		created = append(created, missing[i])
+	}
+	return created, nil
+}
+
+// RemoveDirs removes the directories MkdirAll created, innermost first,
+// each only if it is empty.
+func RemoveDirs(created []string) {
+	for i := len(created) - 1; i >= 0; i-- {
+		_ = os.Remove(created[i])
+	}
+}
+
+// Cause is the system error inside err's *fs.PathError or *os.LinkError,
+// else err: for a message that names the user's path, not the temporary or
+// hidden one the error names (which would also print a path twice).
+func Cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
+}
+
 type countingWriter struct {
 	w io.Writer
 	n int64
@@ -156,8 +210,9 @@ const probeSize = 64 << 10
 // in dir or, when dir does not exist yet, in its nearest existing ancestor
 // (where os.MkdirAll would begin). It creates a temporary directory there
 // with probeSize bytes in it, synced, and removes it, so a read-only file
-// system, a missing permission or a full volume shows before the caller
-// asks anyone for anything (a one-use token is spent by the asking).
+// system, a missing permission, a full volume or a symbolic link to a
+// directory that does not exist (DanglingLink) shows before the caller asks
+// anyone for anything (a one-use token is spent by the asking).
 func CheckDir(dir string) error { return CheckDirRoom(dir, probeSize) }
 
 // CheckDirRoom is CheckDir for n bytes (probeSize at least): a caller that
@@ -177,6 +232,9 @@ func CheckDirRoom(dir string, n int64) error {
 		parent := filepath.Dir(p)
 		if !errors.Is(err, fs.ErrNotExist) || parent == p {
 			return fmt.Errorf("cannot use %s: %w", p, err)
+		}
+		if err := DanglingLink(p); err != nil {
+			return err
 		}
 		p = parent
 	}
@@ -200,6 +258,30 @@ func CheckDirRoom(dir string, n int64) error {
 		return fmt.Errorf("cannot write %d KiB in %s: %w", (n+1023)>>10, p, err)
 	}
 	return nil
+}
+
+// DanglingLink refuses p when it is a symbolic link whose target does not
+// exist. os.Stat calls such a path missing, but os.MkdirAll cannot create
+// it (the link is in the way), so a check that reads "missing" as "will be
+// created" passes, and the write fails only after the caller has asked for
+// everything (an issuance, a token use). Any other p, missing or not, is
+// nil.
+func DanglingLink(p string) error {
+	st, err := os.Lstat(p)
+	if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		return nil
+	}
+	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	target, err := os.Readlink(p)
+	if err != nil {
+		return fmt.Errorf("cannot use %s: %w", p, err)
+	}
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(filepath.Dir(p), target)
+	}
+	return fmt.Errorf("%s is a symbolic link to %s, which does not exist: create that directory first, or name another directory", p, target)
 }
 
 const probePrefix = ".flinkpki-probe-"

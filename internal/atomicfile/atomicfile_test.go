@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,41 @@ func TestCheckDirLeavesNothingAndRefusesAPathUnderAFile(t *testing.T) {
 	}
 }
 
+// TestCheckDirRefusesADanglingLink: a symbolic link whose target does not
+// exist looks missing to os.Stat, but os.MkdirAll cannot create it, so
+// CheckDir refuses it (and a path below it), naming the link and its
+// target, instead of probing its parent and passing.
+func TestCheckDirRefusesADanglingLink(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "tls")
+	if err := os.Symlink("target-missing", link); err != nil {
+		t.Fatal(err)
+	}
+	want := link + " is a symbolic link to " + filepath.Join(dir, "target-missing") + ", which does not exist"
+	for _, p := range []string{link, filepath.Join(link, "sub")} {
+		err := CheckDir(p)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckDir(%s) = %v, want %q", p, err, want)
+		}
+		if err := os.MkdirAll(p, 0o700); err == nil {
+			t.Fatalf("MkdirAll(%s) succeeded: the link is not in the way, the test proves nothing", p)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("CheckDir left %d entries, want the link alone", len(entries))
+	}
+	// A link to a directory that exists is a directory like any other.
+	if err := os.Mkdir(filepath.Join(dir, "target-missing"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDir(link); err != nil {
+		t.Errorf("CheckDir(a link to a directory) = %v", err)
+	}
+	if err := DanglingLink(filepath.Join(dir, "nothing")); err != nil {
+		t.Errorf("DanglingLink(a missing path) = %v, want nil", err)
+	}
+}
+
 // TestCheckDirRemovesProbesKilledRunsLeft: a run killed while probing
 // leaves its probe directory (a probe's bytes); the next CheckDir there
 // removes it once it is old enough not to be a running probe, and keeps a
@@ -137,5 +173,33 @@ func TestCheckDirRoomProbesForWhatItIsAskedFor(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("the probes left %d entries", len(entries))
+	}
+}
+
+// TestMkdirAllReturnsWhatItCreated: MkdirAll names the directories it made,
+// outermost first, and none that were there, so RemoveDirs undoes exactly
+// its work and leaves the rest (a directory that was there, or one that
+// holds something now).
+func TestMkdirAllReturnsWhatItCreated(t *testing.T) {
+	base := t.TempDir()
+	created, err := MkdirAll(filepath.Join(base, "a", "b", "c"), 0o700)
+	want := []string{filepath.Join(base, "a"), filepath.Join(base, "a", "b"), filepath.Join(base, "a", "b", "c")}
+	if err != nil || !slices.Equal(created, want) {
+		t.Fatalf("MkdirAll = %v, %v; want %v", created, err, want)
+	}
+	if again, err := MkdirAll(filepath.Join(base, "a", "b", "d"), 0o700); err != nil || !slices.Equal(again, []string{filepath.Join(base, "a", "b", "d")}) {
+		t.Fatalf("MkdirAll beside existing directories = %v, %v; want only the new one", again, err)
+	}
+	RemoveDirs(created) // a/b holds d, so a/b and a stay
+	if _, err := os.Stat(filepath.Join(base, "a", "b", "d")); err != nil {
+		t.Errorf("RemoveDirs removed a directory that holds another: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "a", "b", "c")); !os.IsNotExist(err) {
+		t.Errorf("RemoveDirs kept the empty directory MkdirAll made: %v", err)
+	}
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o600)
+	if got, err := MkdirAll(filepath.Join(file, "x"), 0o700); err == nil || len(got) != 0 {
+		t.Errorf("MkdirAll below a file = %v, %v; want an error and nothing created", got, err)
 	}
 }
