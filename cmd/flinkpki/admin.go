@@ -228,7 +228,7 @@ system's temporary directory before the data directory is touched.`,
 			restored := false
 			defer func() {
 				if !restored {
-					removeMade(made)
+					atomicfile.RemoveDirs(made)
 				}
 			}()
 			src, err := os.Open(args[0])
@@ -326,9 +326,9 @@ func ensureEmptyDir(dir string) ([]string, error) {
 	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		made := missingDirs(dir)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			removeMade(made)
+		made, err := atomicfile.MkdirAll(dir, 0o700)
+		if err != nil {
+			atomicfile.RemoveDirs(made)
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 		return made, nil
@@ -346,14 +346,6 @@ func ensureEmptyDir(dir string) ([]string, error) {
 		return nil, fmt.Errorf("data directory %s is not empty (it holds %s%s): restore only into an empty directory, so no live data is overwritten", dir, strings.Join(names, ", "), more)
 	}
 	return nil, nil
-}
-
-// removeMade removes the directories a run made (missingDirs' list,
-// outermost first), innermost first, each only while empty.
-func removeMade(made []string) {
-	for i := len(made) - 1; i >= 0; i-- {
-		os.Remove(made[i])
-	}
 }
 
 // checkOutFile checks --out before a command that writes a file there does

@@ -118,16 +118,11 @@ func (ls *serveListeners) close() {
 // taken that key; it never removes anything that was there before.
 func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ error) {
 	var created []string // in the order made; undo removes them in reverse
-	undo = func() {
-		for i := len(created) - 1; i >= 0; i-- {
-			os.Remove(created[i])
-		}
-	}
+	undo = func() { atomicfile.RemoveDirs(created) }
 	fi, err := os.Stat(o.dataDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && o.dev:
-		created = missingDirs(o.dataDir)
-		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		if created, err = atomicfile.MkdirAll(o.dataDir, 0o700); err != nil {
 			undo()
 			return nil, nil, fmt.Errorf("create data directory: %w", err)
 		}
@@ -190,24 +185,6 @@ func (o *serveOptions) checkInterruptedRestore() error {
 		return fmt.Errorf("data directory %s holds no store but %s, what an interrupted admin restore left: run the restore again (it removes that file), or delete it to start a new store; nothing was changed", o.dataDir, filepath.Base(left[0]))
 	}
 	return nil
-}
-
-// missingDirs lists dir and its parents that do not exist yet, outermost
-// first: what MkdirAll(dir) is about to create.
-func missingDirs(dir string) []string {
-	var out []string
-	for p := filepath.Clean(dir); ; {
-		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		out = append([]string{p}, out...)
-		parent := filepath.Dir(p)
-		if parent == p {
-			break
-		}
-		p = parent
-	}
-	return out
 }
 
 // openStore opens the configured store with kek. A start refused before
