@@ -50,10 +50,14 @@ func (s *Server) status(ctx context.Context, cluster string) (*pb.CAStatus, erro
 		out.EarliestLiveLeafExpiry = timestamppb.New(st.EarliestExpiry)
 	}
 	for _, l := range st.Lineages {
-		ls := &pb.LineageStatus{Purpose: string(l.Purpose), NextStep: &pb.RotationStep{Kind: string(l.Next.Kind), CaId: l.Next.CAID, Blockers: l.Blockers, BlockersTotal: int32(l.BlockersTotal)},
+		ls := &pb.LineageStatus{Purpose: string(l.Purpose), NextStep: &pb.RotationStep{Kind: string(l.Next.Kind), CaId: l.Next.CAID, Blockers: l.Blockers, BlockersTotal: int32(l.BlockersTotal),
+			LapsedBlockers: l.Lapsed},
 			Stranded: l.Stranded, StrandedTotal: int32(l.StrandedTotal)}
 		if l.Next.Kind != ca.StepNone {
 			ls.NextStep.Time = timestamppb.New(l.Next.At)
+		}
+		if !l.LapsedUntil.IsZero() {
+			ls.NextStep.LapsedUntil = timestamppb.New(l.LapsedUntil)
 		}
 		for _, i := range l.CAs {
 			ls.Cas = append(ls.Cas, caPB(i))

@@ -3,6 +3,7 @@ package authority_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,9 @@ func TestALeafIsLiveThroughItsLastSecond(t *testing.T) {
 	} else if strings.Contains(err.Error(), "grace") {
 		t.Errorf("a live leaf's refusal speaks of the grace: %v", err)
 	}
+	if ls := status(t, e, "b").Lineages[0]; !slices.Equal(ls.Blockers, []string{"tm-old"}) || len(ls.Lapsed) != 0 {
+		t.Errorf("status at the instant tm-old's leaf expires: blockers %v, lapsed %v; want tm-old, live", ls.Blockers, ls.Lapsed)
+	}
 	peer := e.Enroll("b", "jobmanager", "jm-new")
 	if err := authoritytest.Handshake(old, peer); err != nil {
 		t.Fatalf("tm-old's leaf is valid at its notAfter, but a peer refused it: %v", err)
@@ -225,6 +229,9 @@ func TestALeafIsLiveThroughItsLastSecond(t *testing.T) {
 	until := old.Leaf().NotAfter.Add(5 * time.Minute).UTC().Format(time.RFC3339)
 	if want := "(tm-old: its leaf has expired, and counts for the clock-skew grace until " + until + ")"; !strings.Contains(err.Error(), want) {
 		t.Errorf("the refusal for a leaf expired a second ago: %v, want it to say %q", err, want)
+	}
+	if ls := status(t, e, "b").Lineages[0]; !slices.Equal(ls.Blockers, []string{"tm-old"}) || !slices.Equal(ls.Lapsed, []string{"tm-old"}) || ls.LapsedUntil.UTC().Format(time.RFC3339) != until {
+		t.Errorf("status a second after tm-old's leaf expired: blockers %v, lapsed %v until %v; want tm-old lapsed until %s", ls.Blockers, ls.Lapsed, ls.LapsedUntil, until)
 	}
 	e.Clock.Add(ca.ClockSkew(old.Leaf().NotAfter.Sub(old.Leaf().NotBefore)))
 	if err := e.Authority.Retire(e.Ctx, authoritytest.Admin, "b", "internal", false); err != nil {

@@ -29,6 +29,10 @@ type LineageStatus struct {
 	Stranded []string
 	// BlockersTotal and StrandedTotal count them all.
 	BlockersTotal, StrandedTotal int
+	// Lapsed are those of Blockers whose leaf has expired: they block only
+	// for the clock-skew grace, until LapsedUntil (ca.BlockedError).
+	Lapsed      []string
+	LapsedUntil time.Time
 }
 
 // MaxListedHolders bounds the holder names a status, a lifecycle answer or
@@ -112,6 +116,11 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 			ls.Blockers = ca.RetireBlockers(l, hs, skewed)
 		}
 		ls.Blockers, ls.BlockersTotal = firstHolders(ls.Blockers)
+		if len(ls.Blockers) > 0 {
+			be := ca.BlockedError{Holders: ls.Blockers}
+			be.NoteLapsed(hs, now, v.Cluster.LeafValidity)
+			ls.Lapsed, ls.LapsedUntil = be.Lapsed, be.LapsedUntil
+		}
 		ls.Stranded, ls.StrandedTotal = firstHolders(ls.Stranded)
 		st.Lineages = append(st.Lineages, ls)
 	}

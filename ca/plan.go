@@ -89,12 +89,17 @@ func (e *BlockedError) Error() string {
 	default:
 		what = fmt.Sprintf("CA retirement refused: %s still %s leaves signed by the retiring CA", subject, plural(n, "holds", "hold"))
 	}
-	what += ": " + NameList(e.Holders)
-	if len(e.Lapsed) > 0 {
-		what += fmt.Sprintf(" (%s: %s expired, and %s for the clock-skew grace until %s)", NameList(e.Lapsed),
-			plural(len(e.Lapsed), "its leaf has", "their leaves have"), plural(len(e.Lapsed), "counts", "count"), e.LapsedUntil.UTC().Format(time.RFC3339))
+	return what + ": " + NameList(e.Holders) + LapsedNote(e.Lapsed, e.LapsedUntil)
+}
+
+// LapsedNote says of the blockers whose leaf has expired (BlockedError's
+// Lapsed) why they still block and until when, as " (...)"; "" for none.
+func LapsedNote(lapsed []string, until time.Time) string {
+	if len(lapsed) == 0 {
+		return ""
 	}
-	return what
+	return fmt.Sprintf(" (%s: %s expired, and %s for the clock-skew grace until %s)", NameList(lapsed),
+		plural(len(lapsed), "its leaf has", "their leaves have"), plural(len(lapsed), "counts", "count"), until.UTC().Format(time.RFC3339))
 }
 
 // Unwrap makes errors.Is(err, ErrBlocked) hold.

@@ -165,6 +165,10 @@ type stepJSON struct {
 	Blockers []string `json:"blockers"` // the first 100, sorted
 	// BlockersTotal counts them all.
 	BlockersTotal int32 `json:"blockers_total"`
+	// LapsedBlockers are those of Blockers whose leaf has expired: they
+	// block only for the clock-skew grace, until LapsedUntil ("" when none).
+	LapsedBlockers []string `json:"lapsed_blockers"`
+	LapsedUntil    string   `json:"lapsed_until"`
 	// Automatic tells whether the server takes the step by itself at
 	// Time (auto-rotate on); false means an administrator runs it.
 	Automatic bool `json:"automatic"`
@@ -180,6 +184,7 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 			lj := lineageJSON{Purpose: l.GetPurpose(), CAs: []caJSON{}, NextStep: stepJSON{
 				Kind: l.GetNextStep().GetKind(), CAID: l.GetNextStep().GetCaId(), Time: rfc3339(l.GetNextStep().GetTime()),
 				Blockers: append([]string{}, l.GetNextStep().GetBlockers()...), BlockersTotal: l.GetNextStep().GetBlockersTotal(),
+				LapsedBlockers: append([]string{}, l.GetNextStep().GetLapsedBlockers()...), LapsedUntil: rfc3339(l.GetNextStep().GetLapsedUntil()),
 				Automatic: st.GetAutoRotate() && isStep(l.GetNextStep()),
 			}, Stranded: append([]string{}, l.GetStranded()...), StrandedTotal: l.GetStrandedTotal()}
 			for _, ca := range l.GetCas() {
@@ -245,6 +250,9 @@ func describeStep(s *flinkpkiv1.RotationStep, autoRotate bool, cluster, purpose 
 	if b := s.GetBlockers(); len(b) > 0 {
 		n := max(int(s.GetBlockersTotal()), len(b))
 		d += fmt.Sprintf("; blocked by %d holder(s): %s", n, ca.NameListOf(b, n))
+		if s.GetLapsedUntil() != nil {
+			d += ca.LapsedNote(s.GetLapsedBlockers(), s.GetLapsedUntil().AsTime())
+		}
 	}
 	return d
 }

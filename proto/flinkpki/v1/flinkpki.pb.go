@@ -1750,8 +1750,13 @@ type RotationStep struct {
 	// The first 100 blockers, sorted; blockers_total counts them all.
 	Blockers      []string `protobuf:"bytes,4,rep,name=blockers,proto3" json:"blockers,omitempty"`
 	BlockersTotal int32    `protobuf:"varint,5,opt,name=blockers_total,json=blockersTotal,proto3" json:"blockers_total,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Those of blockers whose leaf has expired already: they block only for
+	// the clock-skew grace, until lapsed_until, and no listing of live
+	// holders shows them.
+	LapsedBlockers []string               `protobuf:"bytes,6,rep,name=lapsed_blockers,json=lapsedBlockers,proto3" json:"lapsed_blockers,omitempty"`
+	LapsedUntil    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=lapsed_until,json=lapsedUntil,proto3" json:"lapsed_until,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RotationStep) Reset() {
@@ -1817,6 +1822,20 @@ func (x *RotationStep) GetBlockersTotal() int32 {
 		return x.BlockersTotal
 	}
 	return 0
+}
+
+func (x *RotationStep) GetLapsedBlockers() []string {
+	if x != nil {
+		return x.LapsedBlockers
+	}
+	return nil
+}
+
+func (x *RotationStep) GetLapsedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LapsedUntil
+	}
+	return nil
 }
 
 type LineageStatus struct {
@@ -3396,13 +3415,15 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\rRetireRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x14\n" +
-	"\x05force\x18\x03 \x01(\bR\x05force\"\xaa\x01\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"\x92\x02\n" +
 	"\fRotationStep\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x13\n" +
 	"\x05ca_id\x18\x02 \x01(\tR\x04caId\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
 	"\bblockers\x18\x04 \x03(\tR\bblockers\x12%\n" +
-	"\x0eblockers_total\x18\x05 \x01(\x05R\rblockersTotal\"\xd9\x01\n" +
+	"\x0eblockers_total\x18\x05 \x01(\x05R\rblockersTotal\x12'\n" +
+	"\x0flapsed_blockers\x18\x06 \x03(\tR\x0elapsedBlockers\x12=\n" +
+	"\flapsed_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlapsedUntil\"\xd9\x01\n" +
 	"\rLineageStatus\x12\x18\n" +
 	"\apurpose\x18\x01 \x01(\tR\apurpose\x123\n" +
 	"\x03cas\x18\x02 \x03(\v2!.flinkpki.v1.CertificateAuthorityR\x03cas\x126\n" +
@@ -3648,69 +3669,70 @@ var file_flinkpki_v1_flinkpki_proto_depIdxs = []int32{
 	51, // 22: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
 	20, // 23: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
 	51, // 24: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
-	10, // 25: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
-	28, // 26: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
-	29, // 27: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
-	51, // 28: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
-	51, // 29: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
-	51, // 30: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
-	31, // 31: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
-	51, // 32: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	51, // 33: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
-	51, // 34: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	49, // 35: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
-	40, // 36: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
-	8,  // 37: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
-	11, // 38: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
-	12, // 39: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
-	15, // 40: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
-	14, // 41: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
-	17, // 42: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
-	19, // 43: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
-	22, // 44: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
-	24, // 45: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
-	25, // 46: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
-	26, // 47: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
-	27, // 48: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
-	32, // 49: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
-	34, // 50: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
-	36, // 51: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
-	38, // 52: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
-	41, // 53: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
-	43, // 54: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
-	45, // 55: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
-	47, // 56: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
-	0,  // 57: flinkpki.v1.AdminService.CreateAdminToken:input_type -> flinkpki.v1.CreateAdminTokenRequest
-	3,  // 58: flinkpki.v1.AdminService.ListAdminTokens:input_type -> flinkpki.v1.ListAdminTokensRequest
-	5,  // 59: flinkpki.v1.AdminService.RevokeAdminToken:input_type -> flinkpki.v1.RevokeAdminTokenRequest
-	9,  // 60: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
-	9,  // 61: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
-	13, // 62: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
-	16, // 63: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
-	9,  // 64: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
-	18, // 65: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
-	21, // 66: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
-	23, // 67: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
-	30, // 68: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
-	30, // 69: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
-	30, // 70: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
-	30, // 71: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
-	33, // 72: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
-	35, // 73: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
-	37, // 74: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
-	39, // 75: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
-	42, // 76: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
-	44, // 77: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
-	46, // 78: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
-	48, // 79: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
-	1,  // 80: flinkpki.v1.AdminService.CreateAdminToken:output_type -> flinkpki.v1.CreateAdminTokenResponse
-	4,  // 81: flinkpki.v1.AdminService.ListAdminTokens:output_type -> flinkpki.v1.ListAdminTokensResponse
-	6,  // 82: flinkpki.v1.AdminService.RevokeAdminToken:output_type -> flinkpki.v1.RevokeAdminTokenResponse
-	60, // [60:83] is the sub-list for method output_type
-	37, // [37:60] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	51, // 25: flinkpki.v1.RotationStep.lapsed_until:type_name -> google.protobuf.Timestamp
+	10, // 26: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
+	28, // 27: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
+	29, // 28: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
+	51, // 29: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
+	51, // 30: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
+	51, // 31: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
+	31, // 32: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
+	51, // 33: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	51, // 34: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
+	51, // 35: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	49, // 36: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
+	40, // 37: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
+	8,  // 38: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
+	11, // 39: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
+	12, // 40: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
+	15, // 41: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
+	14, // 42: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
+	17, // 43: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
+	19, // 44: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
+	22, // 45: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
+	24, // 46: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
+	25, // 47: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
+	26, // 48: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
+	27, // 49: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
+	32, // 50: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
+	34, // 51: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
+	36, // 52: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
+	38, // 53: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
+	41, // 54: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
+	43, // 55: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
+	45, // 56: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
+	47, // 57: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
+	0,  // 58: flinkpki.v1.AdminService.CreateAdminToken:input_type -> flinkpki.v1.CreateAdminTokenRequest
+	3,  // 59: flinkpki.v1.AdminService.ListAdminTokens:input_type -> flinkpki.v1.ListAdminTokensRequest
+	5,  // 60: flinkpki.v1.AdminService.RevokeAdminToken:input_type -> flinkpki.v1.RevokeAdminTokenRequest
+	9,  // 61: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
+	9,  // 62: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
+	13, // 63: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
+	16, // 64: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
+	9,  // 65: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
+	18, // 66: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
+	21, // 67: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
+	23, // 68: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
+	30, // 69: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
+	30, // 70: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
+	30, // 71: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
+	30, // 72: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
+	33, // 73: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
+	35, // 74: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
+	37, // 75: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
+	39, // 76: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
+	42, // 77: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
+	44, // 78: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
+	46, // 79: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
+	48, // 80: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
+	1,  // 81: flinkpki.v1.AdminService.CreateAdminToken:output_type -> flinkpki.v1.CreateAdminTokenResponse
+	4,  // 82: flinkpki.v1.AdminService.ListAdminTokens:output_type -> flinkpki.v1.ListAdminTokensResponse
+	6,  // 83: flinkpki.v1.AdminService.RevokeAdminToken:output_type -> flinkpki.v1.RevokeAdminTokenResponse
+	61, // [61:84] is the sub-list for method output_type
+	38, // [38:61] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_flinkpki_v1_flinkpki_proto_init() }
