@@ -427,8 +427,8 @@ again with the same two keys to finish it.`,
 				// A run that finished before it could say so (killed after
 				// its commit): the store is under the new key already.
 				if done, _, derr := openStoreAt(cmd.Context(), dataDir, &etcd, newKEKFile, false); derr == nil {
-					done.Close()
-					return fmt.Errorf("the store is under --new-kek-file %s already (an earlier rotate-kek finished): start the servers with --kek-file %s; nothing was changed", newKEKFile, newKEKFile)
+					defer done.Close()
+					return finishedRotation(cmd, done, next, newKEKFile, out)
 				}
 			}
 			if err != nil {
@@ -474,6 +474,27 @@ again with the same two keys to finish it.`,
 	cmd.Flags().StringVar(&newKEKFile, "new-kek-file", "", "the new key-encryption key (32 random bytes)")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// finishedRotation answers a rotate-kek run again on a store already under
+// the new key (an earlier run killed after its last commit). A bbolt store
+// is done: the rotation replaced the file whole. etcd still holds the old
+// key's values in its history when the earlier run died before it dropped
+// it, so that is done again (it is harmless to repeat).
+func finishedRotation(cmd *cobra.Command, st *store.Store, next *store.Sealer, newKEKFile string, out outputFormat) error {
+	already := fmt.Sprintf("the store is under --new-kek-file %s already (an earlier rotate-kek finished)", newKEKFile)
+	kept, err := st.DropHistory(cmd.Context())
+	switch {
+	case !kept:
+		return fmt.Errorf("%s: start the servers with --kek-file %s; nothing was changed", already, newKEKFile)
+	case err != nil:
+		return fmt.Errorf("%s, but etcd's history, which may hold the CA keys under the old key, was not dropped: %w; run this again, or defragment each member (etcdctl defrag --endpoints URL)", already, err)
+	}
+	if out == "json" {
+		return writeJSON(cmd.OutOrStdout(), map[string]any{"reencrypted": 0, "kek_id": next.ID()})
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s; etcd's history is dropped, so none of its values under the old key remain: start the servers with --kek-file %s\n", already, newKEKFile)
+	return nil
 }
 
 // openMigrationEnd opens "bolt:PATH" or "etcd:URL,URL" for admin migrate.

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flinkpki/flinkpki/store"
+	etcdstore "github.com/flinkpki/flinkpki/store/etcd"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -93,5 +96,68 @@ func TestRotatingTheKEKOfAnEtcdStore(t *testing.T) {
 	}
 	if len(rotated) != 1 || rotated[0].Details["keys"] != "8" || rotated[0].Details["to"] != got.KEKID || rotated[0].Outcome != "ok" {
 		t.Errorf("kek.rotate audit entries: %+v, want one with 8 keys to %s", rotated, got.KEKID)
+	}
+}
+
+// TestRotateKEKRunAgainDropsWhatAKilledRunLeftInEtcdsHistory: a rotation
+// killed after its last commit, before it dropped etcd's history, left
+// every CA key under the old key in that history. The documented recovery,
+// the same command again, finds the store under the new key already; it
+// must then drop the history, not answer "nothing was changed".
+func TestRotateKEKRunAgainDropsWhatAKilledRunLeftInEtcdsHistory(t *testing.T) {
+	h := newHAStore(t)
+	s := h.replica(t)
+	s.cli(t, s.admin, "cluster", "create", "k0").ok(t)
+	s.stop(t)
+	oldKEK, newKEK := h.kek, writeKEK(t, t.TempDir(), "kek.new")
+	c, err := clientv3.New(clientv3.Config{Endpoints: h.etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	underOld, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The killed run: the re-encryption committed, the history not dropped.
+	sealer := func(file string) *store.Sealer {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := store.ParseKEK(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seal, err := store.NewSealer(k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seal
+	}
+	b, err := etcdstore.Open(t.Context(), etcdstore.Config{Endpoints: h.etcd.Endpoints(), Prefix: h.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenForKEKRotation(t.Context(), b, sealer(oldKEK))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RotateKEK(t.Context(), sealer(newKEK), store.RotateKEKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld.Header.Revision)); err != nil {
+		t.Fatalf("the killed run's history should still be there: %v", err)
+	}
+
+	r := runCLI(t, nil, "admin", "rotate-kek", "--etcd-endpoints", strings.Join(h.etcd.Endpoints(), ","), "--etcd-prefix", h.prefix,
+		"--kek-file", oldKEK, "--new-kek-file", newKEK).ok(t)
+	if !strings.Contains(r.stderr, "under --new-kek-file "+newKEK+" already") || !strings.Contains(r.stderr, "history is dropped") {
+		t.Errorf("rotate-kek run again: %q, want it to say the store was rotated already and the history is dropped now", r.stderr)
+	}
+	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld.Header.Revision)); !errors.Is(err, rpctypes.ErrCompacted) {
+		t.Errorf("reading the store at its revision before the rotation after the run again: %v, want it compacted", err)
 	}
 }
