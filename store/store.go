@@ -89,6 +89,14 @@ type WriteLimiter interface {
 	MaxWritesPerTxn() int
 }
 
+// LatestReader is implemented by transactions that read at a snapshot
+// (etcd): GetLatest reads a key as it is now, and the commit still
+// requires it unchanged. For a key every writer changes (the audit head),
+// so that a long transaction does not find it changed at its commit.
+type LatestReader interface {
+	GetLatest(bucket, key []byte) []byte
+}
+
 // Rewriter is implemented by backends whose file keeps what a change
 // replaced (bbolt's freed pages) and can instead make the change on a copy
 // of themselves and put a copy holding only live data in their place.

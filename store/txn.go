@@ -283,8 +283,13 @@ type auditMark struct {
 
 // auditMark reads the mark at key of bMeta (0 and "" when there is none).
 func (t *Txn) auditMark(key []byte, what string) (uint64, string, error) {
+	return readAuditMark(t.tx.Get, key, what)
+}
+
+// readAuditMark reads the mark at key of bMeta with get.
+func readAuditMark(get func(bucket, key []byte) []byte, key []byte, what string) (uint64, string, error) {
 	var m auditMark
-	if raw := t.tx.Get(bMeta, key); raw != nil {
+	if raw := get(bMeta, key); raw != nil {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return 0, "", fmt.Errorf("%w: %s: %v", ErrCorrupt, what, err)
 		}
@@ -296,8 +301,14 @@ func (t *Txn) auditMark(key []byte, what string) (uint64, string, error) {
 func (t *Txn) AuditHead() (uint64, string, error) { return t.auditMark(kAuditHead, "audit head") }
 
 // AppendAudit links e to the chain (setting Seq, Prev and Hash) and writes it.
+// It reads the head as it is now (LatestReader): every write of every
+// cluster moves it, and it need only hold from here to the commit.
 func (t *Txn) AppendAudit(e *AuditEntry) error {
-	seq, prev, err := t.AuditHead()
+	get := t.tx.Get
+	if lr, ok := t.tx.(LatestReader); ok {
+		get = lr.GetLatest
+	}
+	seq, prev, err := readAuditMark(get, kAuditHead, "audit head")
 	if err != nil {
 		return err
 	}

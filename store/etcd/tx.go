@@ -156,6 +156,35 @@ func (t *txn) Get(bucket, key []byte) []byte {
 	return r.val
 }
 
+// GetLatest implements store.LatestReader: key as it is now, not at the
+// snapshot revision, kept in the read set and compared at commit like any
+// read. A key every writer changes (the audit head) read at the snapshot
+// of a long transaction (a rotation step scanning thousands of holders)
+// would have changed by its commit whenever any cluster enrolls meanwhile;
+// read last, it only has to hold for the commit's round trip. A key this
+// transaction has read or written already keeps what Get gives.
+func (t *txn) GetLatest(bucket, key []byte) []byte {
+	k := t.b.bucketPrefix(string(bucket)) + string(key)
+	_, read := t.reads[k]
+	_, written := t.writes[k]
+	if t.err != nil || !t.b.buckets[string(bucket)] || read || written || t.deletedByRange(k) || t.rev == 0 {
+		return t.Get(bucket, key)
+	}
+	ctx, cancel := t.b.opCtx(t.ctx)
+	defer cancel()
+	resp, err := t.b.cli.Get(ctx, k)
+	if err != nil {
+		t.err = t.b.wrap(t.ctx, "read "+string(bucket)+"/"+printable(key), err)
+		return nil
+	}
+	var r readKey
+	if len(resp.Kvs) > 0 {
+		r = readKey{modRev: resp.Kvs[0].ModRevision, val: resp.Kvs[0].Value}
+	}
+	t.reads[k] = r
+	return r.val
+}
+
 // Mark implements store.Tx: the key's ModRevision at the snapshot
 // revision (0: absent), as 8 bytes.
 func (t *txn) Mark(bucket, key []byte) []byte {
