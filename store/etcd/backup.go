@@ -2,9 +2,13 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -24,7 +28,7 @@ import (
 const backupTxBytes = 1 << 20
 
 // backupPattern names the file a backup is built in, in the temporary
-// directory.
+// directory. Open removes the ones a killed process left (removeStaleBackups).
 const backupPattern = "flinkpki-etcd-backup-*.db"
 
 // Backup implements store.Backend. It writes a bbolt database file, the
@@ -34,7 +38,10 @@ const backupPattern = "flinkpki-etcd-backup-*.db"
 //
 // The file is built in the system's temporary directory, in transactions
 // of at most about backupTxBytes: the snapshot is one revision because the
-// etcd read is, not the bbolt writes. The file is removed afterwards.
+// etcd read is, not the bbolt writes. The file's name is removed as soon as
+// bbolt has opened it, so the copy of the store (sealed CA keys, token
+// hashes, the audit trail) is freed when the backup ends, however the
+// process ends.
 func (b *Backend) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return b.backup(ctx, w, backupTxBytes)
 }
@@ -43,7 +50,7 @@ func (b *Backend) backup(ctx context.Context, w io.Writer, txBytes int) (int64, 
 	var db *bbolt.DB
 	defer func() {
 		if db != nil {
-			closeBackupFile(db)
+			db.Close()
 		}
 	}()
 	err := b.View(ctx, func(tx store.Tx) error {
@@ -52,7 +59,7 @@ func (b *Backend) backup(ctx context.Context, w io.Writer, txBytes int) (int64, 
 		// first read committed may have been deleted since (a token
 		// spent), and must not stay.
 		if db != nil {
-			closeBackupFile(db)
+			db.Close()
 		}
 		var err error
 		if db, err = createBackupFile(); err != nil {
@@ -75,8 +82,13 @@ func (b *Backend) backup(ctx context.Context, w io.Writer, txBytes int) (int64, 
 }
 
 // createBackupFile opens a new, empty bbolt file in the temporary
-// directory. It does not sync: the file is read back from the page cache
-// by this process, and a crash loses it anyway.
+// directory, under backupPattern, and removes its name at once: bbolt holds
+// it open (and reads it back through that descriptor), so a killed process
+// leaves no copy of the store behind. Only a process killed between the
+// two steps leaves an empty file, which the next Open removes.
+//
+// Neither syncs: the file is read back from the page cache by this
+// process, and a crash loses it anyway.
 func createBackupFile() (*bbolt.DB, error) {
 	f, err := os.CreateTemp("", backupPattern)
 	if err != nil {
@@ -89,13 +101,48 @@ func createBackupFile() (*bbolt.DB, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("create the bbolt file: %w", err)
 	}
+	// Another process's removeStaleBackups may have removed it already
+	// (before bbolt locked it): the open file is unaffected.
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		db.Close()
+		return nil, fmt.Errorf("unlink the bbolt file: %w", err)
+	}
 	return db, nil
 }
 
-// closeBackupFile closes and removes the file of createBackupFile.
-func closeBackupFile(db *bbolt.DB) {
-	db.Close()
-	os.Remove(db.Path())
+// removeStaleBackups deletes the files of backups that a killed process
+// left in the temporary directory: under backupPattern (holding no record:
+// createBackupFile unlinks its file at once), and the directories
+// flinkpki-etcd-backup-*/backup.db of earlier versions, which held a full
+// copy of the store. Replicas may share the directory (one host, one
+// TMPDIR), so a file is removed only when no process holds bbolt's lock on
+// it: a live backup of another process, or of this one, keeps its file.
+func removeStaleBackups() {
+	dir := os.TempDir()
+	files, _ := filepath.Glob(filepath.Join(dir, backupPattern))
+	for _, f := range files {
+		removeUnlocked(f)
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "flinkpki-etcd-backup-*", "backup.db"))
+	for _, f := range old {
+		if removeUnlocked(f) {
+			os.Remove(filepath.Dir(f)) // only when empty
+		}
+	}
+}
+
+// removeUnlocked removes the file at path if no process holds a flock on
+// it (bbolt locks the database file it opens for writing).
+func removeUnlocked(path string) bool {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false // gone, not ours, or a link
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false // a backup in progress
+	}
+	return os.Remove(path) == nil
 }
 
 // copyInto copies every bucket of tx into the empty file behind out, in

@@ -104,6 +104,45 @@ func TestABackupLargerThanOneTransactionIsWholeAndBuiltInBoundedOnes(t *testing.
 	}
 }
 
+// TestOpenRemovesTheFilesOfKilledBackupsButNotOneInProgress: a replica
+// killed during a backup left its file in the temporary directory (a full
+// copy of the store in earlier versions); the next Open removes it. A file
+// that a running backup holds (bbolt's lock), of another replica sharing
+// the directory, stays.
+func TestOpenRemovesTheFilesOfKilledBackupsButNotOneInProgress(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	killed := filepath.Join(tmp, "flinkpki-etcd-backup-1.db")
+	earlier := filepath.Join(tmp, "flinkpki-etcd-backup-2", "backup.db") // an earlier version's
+	inProgress := filepath.Join(tmp, "flinkpki-etcd-backup-3.db")
+	unrelated := filepath.Join(tmp, "flinkpki.db")
+	if err := os.Mkdir(filepath.Dir(earlier), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{killed, earlier, unrelated} {
+		if err := os.WriteFile(p, []byte("sealed CA keys"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := bbolt.Open(inProgress, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+
+	newBackend(t, shared.Endpoints(), testPrefix(t))
+	for _, p := range []string{killed, earlier, filepath.Dir(earlier)} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s, left by a killed backup, is still there after Open", p)
+		}
+	}
+	for _, p := range []string{inProgress, unrelated} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("Open removed %s, which it must keep: %v", p, err)
+		}
+	}
+}
+
 // backupFile writes b's backup into a file and returns its path.
 func backupFile(t testing.TB, b *etcd.Backend) string {
 	t.Helper()
