@@ -1,0 +1,4 @@
+package etcd
+
+// BackupTxBytes is backupTxBytes, for tests that check the bound.
+const BackupTxBytes = backupTxBytes
