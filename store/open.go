@@ -75,6 +75,9 @@ func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
 	won := false
 	err = b.Update(ctx, func(tx Tx) error {
 		won = false
+		if m := tx.Get(bMeta, kMigration); m != nil {
+			return migrationRefusal(m) // admin migrate began copying into it
+		}
 		if tx.Get(bMeta, kSchema) != nil {
 			return nil // another replica initialised it first: checked below
 		}
@@ -97,8 +100,9 @@ func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
 }
 
 // Check runs Open's checks and writes nothing: ErrNoStore when no server
-// ever opened b, ErrSchema for another schema version, and ErrWrongKEK when
-// seal does not open the store (a nil seal skips that check), so that an
+// ever opened b, ErrSchema for another schema version, ErrWrongKEK when
+// seal does not open the store (a nil seal skips that check), and
+// ErrMigration for a store a migration into did not finish, so that an
 // offline tool can refuse a wrong source before it copies anything.
 func Check(ctx context.Context, b Backend, seal *Sealer) error {
 	return check(ctx, b, seal, false)
@@ -107,7 +111,23 @@ func Check(ctx context.Context, b Backend, seal *Sealer) error {
 // check is Check; inRotation lets a store whose key-encryption key
 // rotation was interrupted pass (for OpenForKEKRotation).
 func check(ctx context.Context, b Backend, seal *Sealer, inRotation bool) error {
+	return checkStore(ctx, b, seal, checkOptions{rotation: inRotation})
+}
+
+// checkOptions are the unfinished operations a check lets pass.
+type checkOptions struct {
+	rotation  bool // a key-encryption key rotation (OpenForKEKRotation)
+	migration bool // a migration into the store (OpenMigrationTarget)
+}
+
+// checkStore is check. A store a migration is copying into is refused
+// first, whatever else it holds: its meta records may be there before the
+// rest, or not yet.
+func checkStore(ctx context.Context, b Backend, seal *Sealer, allow checkOptions) error {
 	return b.View(ctx, func(tx Tx) error {
+		if m := tx.Get(bMeta, kMigration); m != nil && !allow.migration {
+			return migrationRefusal(m)
+		}
 		v := tx.Get(bMeta, kSchema)
 		if v == nil {
 			return ErrNoStore
@@ -122,7 +142,7 @@ func check(ctx context.Context, b Backend, seal *Sealer, inRotation bool) error 
 		if _, err := seal.Open(tx.Get(bMeta, kKEKCheck), "kek-check"); err != nil {
 			return fmt.Errorf("%w: start the server with the key-encryption key this store was created with (--kek-file), or, after admin rotate-kek, with that command's --new-kek-file", ErrWrongKEK)
 		}
-		if tx.Get(bMeta, kKEKRotation) != nil && !inRotation {
+		if tx.Get(bMeta, kKEKRotation) != nil && !allow.rotation {
 			return fmt.Errorf("%w: some CA keys are under the new key already: run flinkpki admin rotate-kek again with the same --kek-file and --new-kek-file before starting a server", ErrKEKRotation)
 		}
 		return nil

@@ -688,6 +688,9 @@ func copyProgress(w io.Writer, now func() time.Time) func(bucket string, keys in
 // is refused before the target is opened.
 func checkMigrationSource(ctx context.Context, src store.Backend, seal *store.Sealer, from, kekFile string) error {
 	if err := store.Check(ctx, src, seal); err != nil {
+		if errors.Is(err, store.ErrMigration) {
+			return fmt.Errorf("the migration source %s: %w", from, err)
+		}
 		return storeRefusal(err, "the migration source "+from, kekFile, "no server has ever opened it; check --from and --etcd-prefix")
 	}
 	return nil
@@ -703,8 +706,11 @@ func newAdminMigrateCmd() *cobra.Command {
 		Long: `Copy every record from one store to another while no server uses either, then
 verify: every bucket's count and every value must match, and the audit chain
 must verify on the target. The source is checked with the key-encryption key
-before anything is copied, and the target must be empty. Works in both
-directions.`,
+before anything is copied, and the target must be empty. The target is marked
+before the copy starts and unmarked once it verified: servers and admin
+commands refuse a marked store, and a migration that was interrupted (killed)
+is finished by running the same command again, which clears the partial copy
+and copies again. Works in both directions.`,
 		Example: `  flinkpki admin migrate --from bolt:/var/lib/flinkpki/flinkpki.db --to etcd:https://etcd-0:2379,https://etcd-1:2379 \
     --kek-file /etc/flinkpki/kek --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key
   flinkpki admin migrate --from bolt:old/flinkpki.db --to bolt:new/flinkpki.db --kek-file kek -o json`,
@@ -739,7 +745,13 @@ directions.`,
 				return err
 			}
 			defer dst.Close()
-			counts, err := etcdstore.Copy(ctx, src, dst, copyProgress(cmd.ErrOrStderr(), time.Now))
+			counts, err := etcdstore.Copy(ctx, src, dst, etcdstore.CopyOptions{
+				From:     from,
+				Progress: copyProgress(cmd.ErrOrStderr(), time.Now),
+				Restarted: func(prevFrom string) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "the target held the partial copy of an interrupted migration%s: cleared it, copying again\n", fromClause(prevFrom))
+				},
+			})
 			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
@@ -752,7 +764,9 @@ directions.`,
 				}
 				return etcdstore.ClearAfter(ctx, dst, err)
 			}
-			st, err := store.Open(ctx, dst, seal)
+			// The copy carries the migration marker, which every other
+			// opener refuses, until it verified.
+			st, err := store.OpenMigrationTarget(ctx, dst, seal)
 			if err != nil {
 				return refuse(fmt.Errorf("open the target with the key-encryption key: %w", err))
 			}
@@ -766,6 +780,9 @@ directions.`,
 			}
 			if rep.FirstBad != 0 {
 				return refuse(fmt.Errorf("the copy's audit chain does not verify (nor does the source's): %s", rep.Message))
+			}
+			if err := store.EndMigration(ctx, dst); err != nil {
+				return refuse(fmt.Errorf("the copy verified, but removing its migration marker failed: %w", err))
 			}
 			if t, ok := dst.(*boltTarget); ok {
 				t.keep = true
@@ -799,11 +816,20 @@ directions.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", "source store: bolt:PATH or etcd:URL[,URL...]")
-	f.StringVar(&to, "to", "", "target store (must be empty): bolt:PATH or etcd:URL[,URL...]")
+	f.StringVar(&to, "to", "", "target store (empty, or an interrupted migration's partial copy): bolt:PATH or etcd:URL[,URL...]")
 	f.StringVar(&kekFile, "kek-file", "", "the store's key-encryption key, checked on the source before copying (env FLINKPKI_KEK_FILE)")
 	etcd.registerConn(cmd)
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// fromClause is " from SOURCE" for a migration marker that names its
+// source, and "" for one that does not.
+func fromClause(from string) string {
+	if from == "" {
+		return ""
+	}
+	return " from " + from
 }
 
 // kekFileOrEnv is --kek-file, or FLINKPKI_KEK_FILE when it is not given.

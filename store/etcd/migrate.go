@@ -14,19 +14,47 @@ import (
 // stays below etcd's default --max-txn-ops of 128.
 const copyChunk = 100
 
+// CopyOptions are Copy's optional parts.
+type CopyOptions struct {
+	// From names the source as the operator gave it (--from). The
+	// target's migration marker holds it, for the refusal of an
+	// unfinished target to name.
+	From string
+	// Progress, when not nil, is called after each chunk with the bucket
+	// and the keys copied of it so far.
+	Progress func(bucket string, keys int)
+	// Restarted, when not nil, hears that the target held the partial
+	// copy of an interrupted migration (from the source prevFrom, "" when
+	// the marker named none), which Copy cleared before copying again.
+	Restarted func(prevFrom string)
+}
+
 // Copy copies every bucket and key of from into to, byte for byte, then
 // checks with Verify that both hold the same data. It backs
 // `flinkpki admin migrate --from bolt:PATH --to etcd:ENDPOINTS` (and the
-// way back), and returns the number of keys per bucket. progress, when
-// not nil, is called after each chunk with the bucket and the keys copied
-// of it so far.
+// way back), and returns the number of keys per bucket.
 //
 // The source is read at one snapshot. The target must be empty, and is
 // written in chunks of copyChunk keys, so run it with the servers stopped.
+// The transaction that finds it empty marks it (store.MarkMigration)
+// before anything is copied, and the marker stays when Copy returns: every
+// opener of the store refuses it (store.ErrMigration) until the caller's
+// own checks of the copy passed and it calls store.EndMigration. So a
+// migration killed part of the way leaves a target no server serves. A
+// target that carries the marker is such an interrupted migration's
+// partial copy: the first transaction clears it instead, keeping the
+// marker, and Copy copies again. A target without the marker that holds
+// data is refused (store.ErrExists).
+//
 // A copy that fails after it began writing clears the target again
-// (Clear), so a retry finds it empty; the error says if that failed too.
-func Copy(ctx context.Context, from, to store.Backend, progress func(bucket string, keys int)) (map[string]int, error) {
-	if err := to.View(ctx, func(tx store.Tx) error {
+// (ClearAfter), marker included, so a retry finds it empty; the error says
+// if that failed too, and then the marker stays.
+func Copy(ctx context.Context, from, to store.Backend, opts CopyOptions) (map[string]int, error) {
+	restarted, prevFrom := false, ""
+	if err := to.Update(ctx, func(tx store.Tx) error {
+		if prevFrom, restarted = store.MigrationFrom(tx); restarted {
+			return clearPartialCopy(tx, opts.From)
+		}
 		for _, bk := range store.Buckets {
 			empty := true
 			err := tx.Scan(bk, nil, nil, func(_, _ []byte) (bool, error) {
@@ -40,13 +68,16 @@ func Copy(ctx context.Context, from, to store.Backend, progress func(bucket stri
 				return fmt.Errorf("%w: the migration target is not empty (bucket %q has keys): migrate into an empty store or a new --etcd-prefix", store.ErrExists, bk)
 			}
 		}
-		return nil
+		return store.MarkMigration(tx, opts.From)
 	}); err != nil {
 		return nil, err
 	}
+	if restarted && opts.Restarted != nil {
+		opts.Restarted(prevFrom)
+	}
 	err := from.View(ctx, func(src store.Tx) error {
 		for _, bk := range store.Buckets {
-			if err := copyBucket(ctx, src, to, bk, progress); err != nil {
+			if err := copyBucket(ctx, src, to, bk, opts.Progress); err != nil {
 				return fmt.Errorf("migrate bucket %q: %w", bk, err)
 			}
 		}
@@ -61,6 +92,42 @@ func Copy(ctx context.Context, from, to store.Backend, progress func(bucket stri
 	}
 	return counts, nil
 }
+
+// clearPartialCopy deletes, in tx, every key of a target an interrupted
+// migration wrote into, and marks it for the copy from from: the marker
+// is rewritten, never deleted, so the target is refused throughout. (A
+// bucket's range delete would take the marker with it, and etcd refuses a
+// Put into a range deleted in the same transaction: meta, a few keys, is
+// cleared key by key.)
+func clearPartialCopy(tx store.Tx, from string) error {
+	for _, bk := range store.Buckets {
+		if !bytes.Equal(bk, metaBucket) {
+			if err := tx.DeletePrefix(bk, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		var keys [][]byte
+		if err := tx.Scan(bk, nil, nil, func(k, _ []byte) (bool, error) {
+			if !store.IsMigrationMarker(bk, k) {
+				keys = append(keys, bytes.Clone(k))
+			}
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(bk, k); err != nil {
+				return err
+			}
+		}
+	}
+	return store.MarkMigration(tx, from)
+}
+
+// metaBucket is the bucket of the store's own records, the migration
+// marker among them.
+var metaBucket = []byte("meta")
 
 // ClearAfter clears a target that a failed migration wrote into (within
 // a minute, whatever ended ctx: a signal may be what failed it), and
@@ -111,6 +178,9 @@ func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []by
 		return err
 	}
 	err := src.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
+		if store.IsMigrationMarker(bucket, k) {
+			return true, nil // the target carries its own
+		}
 		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
 		if len(chunk) == copyChunk {
 			return true, flush()
@@ -125,7 +195,9 @@ func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []by
 
 // Verify compares two stores bucket by bucket and key by key, and returns
 // the number of keys per bucket when they hold the same bytes. The first
-// difference is an error naming the bucket and key.
+// difference is an error naming the bucket and key. The migration marker
+// (store.MarkMigration) is no part of the store being moved: Verify skips
+// it on both sides.
 func Verify(ctx context.Context, a, b store.Backend) (map[string]int, error) {
 	counts := map[string]int{}
 	err := a.View(ctx, func(ta store.Tx) error {
@@ -153,11 +225,16 @@ func Verify(ctx context.Context, a, b store.Backend) (map[string]int, error) {
 func verifyBucket(ta, tb store.Tx, bucket []byte) (int, error) {
 	var targetErr error
 	next, stop := iter.Pull2(func(yield func(k, v []byte) bool) {
-		targetErr = tb.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) { return yield(k, v), nil })
+		targetErr = tb.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
+			return store.IsMigrationMarker(bucket, k) || yield(k, v), nil
+		})
 	})
 	defer stop()
 	n := 0
 	err := ta.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
+		if store.IsMigrationMarker(bucket, k) {
+			return true, nil
+		}
 		n++
 		tk, tv, ok := next()
 		switch {

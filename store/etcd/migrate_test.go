@@ -91,24 +91,33 @@ func dump(t testing.TB, b store.Backend) string {
 	return out.String()
 }
 
+// migrate is what admin migrate does with a store: Copy, then, the copy
+// verified, EndMigration. It returns the counts.
+func migrate(t testing.TB, from, to store.Backend) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	counts, err := etcd.Copy(ctx, from, to, etcd.CopyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EndMigration(ctx, to); err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
 func TestMigrationFromBoltToEtcdAndBackKeepsEveryByte(t *testing.T) {
 	ctx := context.Background()
 	kek := newKEK(t)
 	src := newBolt(t)
 	fill(t, src, kek)
 	mid := newBackend(t, shared.Endpoints(), testPrefix(t))
-	counts, err := etcd.Copy(ctx, src, mid, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	counts := migrate(t, src, mid)
 	if counts["audit"] != 250 || counts["clusters"] != 2 || counts["holders"] != 3 || counts["meta"] != 3 {
 		t.Fatalf("copied counts = %v", counts)
 	}
 	dst := newBolt(t)
-	back, err := etcd.Copy(ctx, mid, dst, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	back := migrate(t, mid, dst)
 	if fmt.Sprint(back) != fmt.Sprint(counts) {
 		t.Fatalf("counts on the way back = %v, want %v", back, counts)
 	}
@@ -119,7 +128,7 @@ func TestMigrationFromBoltToEtcdAndBackKeepsEveryByte(t *testing.T) {
 		}
 	}
 	s := mustOpenStore(t, dst, kek)
-	err = s.View(ctx, func(tx *store.Txn) error {
+	err := s.View(ctx, func(tx *store.Txn) error {
 		cas, err := tx.CAs("orders")
 		if err != nil || len(cas) != 1 {
 			return fmt.Errorf("CAs after the round trip: %v %v", cas, err)
@@ -142,7 +151,7 @@ func TestMigrationRefusesATargetThatHoldsData(t *testing.T) {
 	dst := newBackend(t, shared.Endpoints(), testPrefix(t))
 	mustOpenStore(t, dst, newKEK(t))
 	before := dump(t, dst)
-	if _, err := etcd.Copy(ctx, src, dst, nil); !errors.Is(err, store.ErrExists) {
+	if _, err := etcd.Copy(ctx, src, dst, etcd.CopyOptions{}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("Copy into a used store = %v, want ErrExists", err)
 	}
 	if dump(t, dst) != before {
@@ -257,12 +266,12 @@ func TestAMigrationCutShortClearsItsTarget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var reported []string
-	_, err := etcd.Copy(ctx, src, dst, func(bucket string, keys int) {
+	_, err := etcd.Copy(ctx, src, dst, etcd.CopyOptions{Progress: func(bucket string, keys int) {
 		reported = append(reported, fmt.Sprintf("%s:%d", bucket, keys))
 		if bucket == "audit" {
 			cancel()
 		}
-	})
+	}})
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "the target was cleared again") {
 		t.Fatalf("Copy cut short = %v, want context.Canceled and the target cleared", err)
 	}
@@ -272,9 +281,7 @@ func TestAMigrationCutShortClearsItsTarget(t *testing.T) {
 	if got := dump(t, dst); got != "" {
 		t.Fatalf("the target after a copy cut short holds:\n%s", got)
 	}
-	if _, err := etcd.Copy(context.Background(), src, dst, nil); err != nil {
-		t.Fatalf("the retry: %v", err)
-	}
+	migrate(t, src, dst)
 	if dump(t, dst) != dump(t, src) {
 		t.Fatal("the retry's target differs from the source")
 	}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// kMigration marks a store that flinkpki admin migrate is copying into. The
+// copy is written in many transactions, and the source's meta records
+// (schema, key check) arrive long before its holders and audit trail: only
+// this marker tells a half-filled target from a store. It is written before
+// anything is copied, in a transaction of its own, and removed once the
+// copy verified (EndMigration); a migration killed in between leaves it,
+// and every opener of the store refuses it (ErrMigration).
+var kMigration = []byte("migration")
+
+// ErrMigration is returned for a store that a migration into it did not
+// finish: it holds part of another store, and only admin migrate, run
+// again, may touch it (it clears the partial copy and copies again).
+var ErrMigration = errors.New("a migration into this store did not finish")
+
+// migration is the marker's record: the source the copy is from, as the
+// operator named it, for the refusal to repeat.
+type migration struct {
+	From string `json:"from"`
+}
+
+// IsMigrationMarker reports whether bucket/key is the migration marker,
+// which a migration writes into its target and never copies: it is not
+// part of the store being moved.
+func IsMigrationMarker(bucket, key []byte) bool {
+	return bytes.Equal(bucket, bMeta) && bytes.Equal(key, kMigration)
+}
+
+// MarkMigration writes the migration marker in tx, naming the source from
+// (as --from gave it).
+func MarkMigration(tx Tx, from string) error {
+	raw, err := json.Marshal(migration{From: from})
+	if err != nil {
+		return err
+	}
+	return tx.Put(bMeta, kMigration, raw)
+}
+
+// MigrationFrom reports whether tx's store carries the migration marker,
+// and the source it names ("" when it names none).
+func MigrationFrom(tx Tx) (from string, ok bool) {
+	raw := tx.Get(bMeta, kMigration)
+	if raw == nil {
+		return "", false
+	}
+	var m migration
+	_ = json.Unmarshal(raw, &m) // a marker is a marker, whatever it says
+	return m.From, true
+}
+
+// EndMigration removes the migration marker from b, in a transaction of its
+// own: the copy is then the store. Call it only once the copy verified.
+func EndMigration(ctx context.Context, b Backend) error {
+	return b.Update(ctx, func(tx Tx) error { return tx.Delete(bMeta, kMigration) })
+}
+
+// OpenMigrationTarget is Open for the checks admin migrate runs on its
+// copy before EndMigration: it also opens a store that carries the
+// migration marker, and never initialises one (a copy without a schema is
+// ErrNoStore).
+func OpenMigrationTarget(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
+	s := &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
+	if err := checkStore(ctx, b, seal, checkOptions{migration: true}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrationRefusal is check's error for a store that carries the marker.
+func migrationRefusal(raw []byte) error {
+	var m migration
+	what := "another store"
+	if json.Unmarshal(raw, &m) == nil && m.From != "" {
+		what = m.From
+	}
+	return fmt.Errorf("%w (it holds part of a copy of %s): run flinkpki admin migrate again with the same --from and --to, which clears it and copies again", ErrMigration, what)
+}
