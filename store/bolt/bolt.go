@@ -18,6 +18,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -116,7 +117,7 @@ func create(path string, timeout time.Duration) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return openErr(path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return openErr(path, err)
 	}
 	return nil
@@ -287,7 +288,7 @@ func (b *Backend) Backup(ctx context.Context, w io.Writer) (int64, error) {
 		return err
 	})
 	if err != nil {
-		return 0, b.volumeErr(fmt.Errorf("backup: a snapshot as large as the database, beside it: %w", err))
+		return 0, b.volumeErr(fmt.Errorf("backup: a snapshot as large as the database, beside it: %w", atomicfile.Cause(err)))
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err

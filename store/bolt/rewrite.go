@@ -2,13 +2,17 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -35,6 +39,10 @@ const compactTxSize = 64 << 20
 // the new file. The copies need twice the database's size free beside it.
 func (b *Backend) Rewrite(ctx context.Context, fn func(store.Backend) error) error {
 	path := b.db.Path()
+	orig, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
 	work, err := compactCopy(b.db, b.timeout)
 	if err != nil {
 		return err
@@ -42,7 +50,7 @@ func (b *Backend) Rewrite(ctx context.Context, fn func(store.Backend) error) err
 	defer os.Remove(work)
 	wdb, err := bbolt.Open(work, 0o600, &bbolt.Options{Timeout: b.timeout})
 	if err != nil {
-		return fmt.Errorf("open the working copy %s: %w", work, err)
+		return fmt.Errorf("open the database's working copy: %w", atomicfile.Cause(err))
 	}
 	wb := &Backend{db: wdb, commit: newCommitter(wdb, b.commit.Max), health: b.health, timeout: b.timeout}
 	if err := fn(wb); err != nil {
@@ -55,17 +63,22 @@ func (b *Backend) Rewrite(ctx context.Context, fn func(store.Backend) error) err
 	}
 	final, err := compactCopy(wdb, b.timeout)
 	if cerr := wdb.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close the working copy %s: %w", work, cerr)
+		err = fmt.Errorf("close the database's working copy: %w", atomicfile.Cause(cerr))
 	}
 	if err != nil {
 		return err
 	}
 	defer os.Remove(final) // gone by then, once renamed
-	if err := os.Rename(final, path); err != nil {
-		return fmt.Errorf("put the rewritten database in place: %w", err)
+	// The server runs as the database's owner, maybe not as whoever runs
+	// this (root, say): the new file takes the old one's owner and mode.
+	if err := sameOwnerAndMode(final, orig); err != nil {
+		return err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("put the rewritten database in place: %w", err)
+	if err := os.Rename(final, path); err != nil {
+		return fmt.Errorf("put the rewritten database in place: %w", atomicfile.Cause(err))
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w, but the rename may not be durable: %v", ErrReplaced, err)
 	}
 	// The old file is unlinked and still locked by b.db: open the new
 	// one (nobody else may take its lock meanwhile: the work is offline,
@@ -73,11 +86,30 @@ func (b *Backend) Rewrite(ctx context.Context, fn func(store.Backend) error) err
 	// old one go.
 	ndb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: b.timeout})
 	if err != nil {
-		return openErr(path, err)
+		return fmt.Errorf("%w, but it does not open: %v", ErrReplaced, openErr(path, err))
 	}
 	old := b.db
 	b.db, b.commit = ndb, newCommitter(ndb, b.commit.Max)
 	return old.Close()
+}
+
+// ErrReplaced is Rewrite's error when the new database is in place (fn's
+// change is made) but a step after that failed.
+var ErrReplaced = errors.New("the rewritten database is in place")
+
+// sameOwnerAndMode gives the file at path the owner and mode of orig.
+func sameOwnerAndMode(path string, orig fs.FileInfo) error {
+	if err := os.Chmod(path, orig.Mode().Perm()); err != nil {
+		return fmt.Errorf("give the rewritten database the mode of the old: %w", atomicfile.Cause(err))
+	}
+	st, ok := orig.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if err := os.Lchown(path, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("give the rewritten database the owner of the old (uid %d, gid %d), so that its server can open it: %w; run as that user or as root", st.Uid, st.Gid, atomicfile.Cause(err))
+	}
+	return nil
 }
 
 // compactCopy copies db's live data, and none of its freed pages, into a
@@ -85,7 +117,7 @@ func (b *Backend) Rewrite(ctx context.Context, fn func(store.Backend) error) err
 func compactCopy(db *bbolt.DB, timeout time.Duration) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(db.Path()), rewritePattern)
 	if err != nil {
-		return "", fmt.Errorf("copy the database: %w", err)
+		return "", fmt.Errorf("copy the database beside it: %w", atomicfile.Cause(err))
 	}
 	name := f.Name()
 	f.Close()
@@ -98,17 +130,7 @@ func compactCopy(db *bbolt.DB, timeout time.Duration) (string, error) {
 	}
 	if err != nil {
 		os.Remove(name)
-		return "", fmt.Errorf("copy the database to %s: %w", name, err)
+		return "", fmt.Errorf("copy the database beside it (this needs about twice its size free in %s): %w", filepath.Dir(db.Path()), atomicfile.Cause(err))
 	}
 	return name, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/flinkpki/flinkpki/store"
@@ -49,10 +50,28 @@ func TestRewriteLeavesNoReplacedValueInTheFile(t *testing.T) {
 	}
 	assertNoCopies(t, path)
 
+	// The server runs as the database's owner: the new file keeps the
+	// old one's owner (root can give it away, as rotate-kek run as root
+	// must) and mode.
+	owner := os.Geteuid()
+	if owner == 0 {
+		owner = 65532
+		if err := os.Chown(path, owner, owner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Rewrite(ctx, put([]byte("new-value"))); err != nil {
 		t.Fatal(err)
 	}
 	assertNoCopies(t, path)
+	if fi, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o640 || int(st.Uid) != owner || int(st.Gid) != owner && os.Geteuid() == 0 {
+		t.Errorf("the rewritten database has mode %v and owner %d:%d, want 0640 and %d", fi.Mode().Perm(), st.Uid, st.Gid, owner)
+	}
 	raw, _ := os.ReadFile(path)
 	if bytes.Contains(raw, old) {
 		t.Error("the replaced value is still in the database file")
