@@ -61,6 +61,7 @@ admin restore - to read; -o json then has nowhere to go and is refused.`,
   flinkpki admin backup --out - | ssh standby flinkpki admin restore - --data-dir /var/lib/flinkpki`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			reportClosedPipes()
 			if err := requireFlag("out", out); err != nil {
 				return err
 			}

@@ -293,6 +293,7 @@ the store exists.`,
   flinkpki admin bootstrap --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek -o json | jq -r .token > admin.token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			reportClosedPipes()
 			var tok string
 			var rec *store.AdminToken
 			err := withAdminAuthority(cmd, dataDir, kekFile, &etcd, func(auth *authority.Authority) (err error) {

@@ -67,6 +67,7 @@ the token that made it. The audit trail records its creation
   flinkpki admin token create --name alice --ttl 12h -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			reportClosedPipes()
 			if err := requireFlag("name", name); err != nil {
 				return err
 			}

@@ -140,7 +140,7 @@ func notWritten(f *issueFlags, res *enroll.Result, err error) error {
 		serial = " (serial " + res.Chain[0].SerialNumber.Text(16) + ")"
 	}
 	return fmt.Errorf("the server issued credentials for holder %q of cluster %q%s, but they could not be written: %w; "+
-		"free space or fix the path and run again (the new credentials supersede these), or declare the holder gone: flinkpki holder release --cluster %s --purpose %s %s",
+		"free space or fix the path and run again (the new credentials supersede these; if it was with an enrollment token that has no use left now, make another first: flinkpki token create), or declare the holder gone: flinkpki holder release --cluster %s --purpose %s %s",
 		res.Holder, f.cluster, serial, err, f.cluster, issuer.Role(f.role).Purpose(), res.Holder)
 }
 

@@ -126,6 +126,7 @@ func TestAWriteThatFailsAfterIssuanceSaysSoAndLeavesNothing(t *testing.T) {
 		"but they could not be written: cannot create " + filepath.Join(vol, "tls") + "/",
 		": no space left on device; free space or fix the path and run again",
 		"flinkpki holder release --cluster orders --purpose internal ino-1",
+		"no use left now, make another first: flinkpki token create", // the default enrollment token has one use
 	} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("the error does not say %q:\n%s", want, r.stderr)

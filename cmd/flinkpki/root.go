@@ -36,6 +36,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return a.run(ctx, args)
 }
 
+// reportClosedPipes makes a write to a closed pipe fail with EPIPE instead
+// of ending the process (Go's default for standard output), for the
+// commands whose output must not be lost unsaid: a token that was made
+// (its error names it, to revoke), a backup (its staged copy is removed).
+// Other commands keep the default, so "| head" stays quiet.
+func reportClosedPipes() { signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) }
+
 func (a *app) run(ctx context.Context, args []string) int {
 	root := a.newRootCmd()
 	root.SetArgs(args)

@@ -161,6 +161,7 @@ whose service-account tokens are not spent.`,
   flinkpki token create --cluster orders --role taskmanager --ttl 1h --uses 20 > tm.token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			reportClosedPipes()
 			if err := clusterFlag(cluster); err != nil {
 				return err
 			}

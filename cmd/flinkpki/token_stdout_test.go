@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -112,5 +113,51 @@ func TestRevokeTokenCommandQuotesWhatAShellWouldSplit(t *testing.T) {
 	want = "flinkpki admin revoke-token abc --etcd-endpoints https://e0:2379,https://e1:2379 --etcd-prefix /p/ --etcd-ca-file ca.crt"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestAClosedPipeIsReportedNotAKillingSignal: a real process whose
+// standard output is a pipe nobody reads ("| true"). Go ends such a
+// process with SIGPIPE at its first write, before any error handling: a
+// token made would be held by nobody and named nowhere, a backup's staged
+// copy left behind. These commands say what happened instead.
+func TestAClosedPipeIsReportedNotAKillingSignal(t *testing.T) {
+	bin := flinkpkiBin(t)
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	tmp := t.TempDir()
+	env := append(os.Environ(), "FLINKPKI_SERVER="+s.addr, "FLINKPKI_CA_FILE="+s.caFile, "FLINKPKI_TOKEN_FILE="+s.admin, "TMPDIR="+tmp)
+	closedPipe := func(args ...string) result {
+		t.Helper()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		defer w.Close()
+		var errb bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, w, &errb
+		err = cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode() // -1 when a signal ended it
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return result{code: code, stderr: errb.String()}
+	}
+	for _, args := range [][]string{
+		{"token", "create", "--cluster", "orders", "--role", "taskmanager"},
+		{"admin", "token", "create", "--name", "piped"},
+	} {
+		r := closedPipe(args...)
+		oneLineError(t, r, 1, "nobody holds it")
+		runCLI(t, map[string]string{"FLINKPKI_SERVER": s.addr, "FLINKPKI_CA_FILE": s.caFile, "FLINKPKI_TOKEN_FILE": s.admin}, revokeCommand(t, r.stderr)...).ok(t)
+	}
+	r := closedPipe("admin", "backup", "--out", "-")
+	oneLineError(t, r, 1, "standard output")
+	if left, _ := filepath.Glob(filepath.Join(tmp, "*")); len(left) > 0 {
+		t.Errorf("a backup to a closed pipe left %v in TMPDIR", left)
 	}
 }
