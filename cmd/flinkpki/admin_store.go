@@ -427,7 +427,10 @@ again with the same two keys to finish it.`,
 			if errors.Is(err, store.ErrWrongKEK) {
 				// A run that finished before it could say so (killed after
 				// its commit): the store is under the new key already.
-				if done, _, derr := openStoreAt(cmd.Context(), dataDir, &etcd, newKEKFile, false); derr == nil {
+				// Opened as for a rotation, like the first: on etcd, every
+				// replica must still be stopped for the history's drop.
+				done, _, derr := openStoreAt(cmd.Context(), dataDir, &etcd, newKEKFile, true)
+				if derr == nil {
 					defer done.Close()
 					return finishedRotation(cmd, done, next, newKEKFile, out)
 				}
