@@ -314,6 +314,9 @@ func ensureEmptyDir(dir string) ([]string, error) {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return nil, usagef("--data-dir %s is a file, not a directory: name an empty directory, or one to create, to restore into", dir)
 	}
+	if err := atomicfile.DanglingLink(dir); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
 	entries, err := os.ReadDir(dir)
 	// The root of a fresh ext4 volume (a Kubernetes PVC mounted as the
 	// data directory) holds lost+found and nothing of ours.
@@ -383,12 +386,8 @@ func refuseLiveStore(out string) error {
 	if fi, err := os.Lstat(out); err != nil || !fi.Mode().IsRegular() {
 		return nil // a link is replaced, not what it points to
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		return nil // what cannot be read is no store this user runs
-	}
-	defer f.Close() // and with it the probe's lock
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+	// What cannot be read is no store this user runs.
+	if inUse, _ := atomicfile.InUse(out); inUse {
 		return fmt.Errorf("--out %s is a database another process holds open (a running flinkpki server's): replacing it would lose what that server writes from now on; write the backup elsewhere", out)
 	}
 	return nil
@@ -410,15 +409,7 @@ func writeFailure(path, flag string, err error) error {
 	if errors.As(err, &w) {
 		return w.err
 	}
-	reason := err.Error()
-	var pe *fs.PathError
-	var le *os.LinkError
-	switch {
-	case errors.As(err, &pe):
-		reason = pe.Err.Error()
-	case errors.As(err, &le):
-		reason = le.Err.Error()
-	}
+	reason := atomicfile.Cause(err).Error()
 	advice := "choose another " + flag
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):

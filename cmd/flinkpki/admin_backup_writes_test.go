@@ -81,4 +81,8 @@ func TestRestoreIntoAFileSaysSo(t *testing.T) {
 	file := filepath.Join(dir, "tok")
 	os.WriteFile(file, []byte("x"), 0o600)
 	oneLineError(t, runCLI(t, nil, "admin", "restore", backup, "--data-dir", file), 2, "--data-dir "+file+" is a file, not a directory")
+	// A link to a directory that does not exist: not mkdir's "file exists".
+	link := filepath.Join(dir, "dl")
+	os.Symlink(filepath.Join(dir, "missing"), link)
+	oneLineError(t, runCLI(t, nil, "admin", "restore", backup, "--data-dir", link), 1, "--data-dir: "+link+" is a symbolic link to "+filepath.Join(dir, "missing")+", which does not exist")
 }

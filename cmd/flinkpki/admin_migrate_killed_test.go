@@ -104,6 +104,11 @@ func TestAMigrationToEtcdKilledPartWayIsRefusedUntilTheSameMigrationRunsAgain(t 
 		t.Errorf("a replica on the partial target: exit %d, last line %q; want 1 and %q", r.code, last, refusal+"..."+advice)
 	}
 
+	// As a source, it is another migration's to finish: the same command
+	// again would be refused the same way.
+	r = runCLI(t, nil, "admin", "migrate", "--from", to, "--to", "bolt:"+filepath.Join(dir, "out", "flinkpki.db"), "--kek-file", kek)
+	oneLineError(t, r, 1, "the migration source "+to+" is itself the target of a migration that did not finish: finish that one first")
+
 	r = runCLI(t, nil, "admin", "migrate", "--from", from, "--to", to, "--kek-file", kek).ok(t)
 	if !strings.Contains(r.stderr, "the target held the partial copy of an interrupted migration from "+from+": cleared it, copying again") {
 		t.Errorf("the re-run does not say it cleared an interrupted migration's copy:\n%s", r.stderr)

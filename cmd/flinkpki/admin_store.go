@@ -587,7 +587,7 @@ func sameMigrationEnds(from, to string) error {
 type boltTarget struct {
 	*bolt.Backend
 	path, tmp string
-	made      []string // folders made for the target, deepest first
+	made      []string // folders made for the target, outermost first (atomicfile.MkdirAll)
 	keep      bool
 	closed    bool
 }
@@ -613,14 +613,9 @@ func openBoltTarget(path string) (store.Backend, error) {
 		return b, err
 	}
 	dir := filepath.Dir(path)
-	var made []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
-			break
-		}
-		made = append(made, d)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	made, err := atomicfile.MkdirAll(dir, 0o700)
+	if err != nil {
+		atomicfile.RemoveDirs(made)
 		return nil, fmt.Errorf("migration target: create its folder: %w", err)
 	}
 	t := &boltTarget{path: path, made: made}
@@ -667,9 +662,7 @@ func (t *boltTarget) discard() {
 	if t.tmp != "" {
 		os.Remove(t.tmp)
 	}
-	for _, d := range t.made {
-		os.Remove(d) // only when empty
-	}
+	atomicfile.RemoveDirs(t.made)
 }
 
 // copyProgress reports a migration's progress on w once it has run for a
@@ -695,7 +688,9 @@ func copyProgress(w io.Writer, now func() time.Time) func(bucket string, keys in
 func checkMigrationSource(ctx context.Context, src store.Backend, seal *store.Sealer, from, kekFile string) error {
 	if err := store.Check(ctx, src, seal); err != nil {
 		if errors.Is(err, store.ErrMigration) {
-			return fmt.Errorf("the migration source %s: %w", from, err)
+			// Its refusal's advice (this very command again) is for a
+			// target: as a source, it is another migration's to finish.
+			return fmt.Errorf("the migration source %s is itself the target of a migration that did not finish: finish that one first (flinkpki admin migrate with its --from and this store as --to), or copy from its own source", from)
 		}
 		return storeRefusal(err, "the migration source "+from, kekFile, "no server has ever opened it; check --from and --etcd-prefix")
 	}

@@ -260,6 +260,22 @@ func CheckDirRoom(dir string, n int64) error {
 	return nil
 }
 
+// InUse reports whether another process (or another open file of this
+// one) holds a flock on the regular file at path, as bbolt does on the
+// database it has open for writing. A link is not followed: it is false.
+func InUse(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close() // and with it the probe's own lock
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	return false, err
+}
+
 // DanglingLink refuses p when it is a symbolic link whose target does not
 // exist. os.Stat calls such a path missing, but os.MkdirAll cannot create
 // it (the link is in the way), so a check that reads "missing" as "will be

@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -134,13 +134,8 @@ func removeStaleBackups() {
 // removeUnlocked removes the file at path if no process holds a flock on
 // it (bbolt locks the database file it opens for writing).
 func removeUnlocked(path string) bool {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return false // gone, not ours, or a link
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return false // a backup in progress
+	if inUse, err := atomicfile.InUse(path); err != nil || inUse {
+		return false // gone, not ours, a link, or a backup in progress
 	}
 	return os.Remove(path) == nil
 }
