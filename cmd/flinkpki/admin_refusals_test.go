@@ -192,7 +192,7 @@ func TestAdminMigrateBuildsANewBoltTargetAsideUntilVerified(t *testing.T) {
 			t.Errorf("folder %s made for the target: %v, %v; want mode 0700", d, fi, err)
 		}
 	}
-	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(good), migratingPattern)); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(good), bolt.MigratingPattern)); len(left) > 0 {
 		t.Errorf("the temporary copy was left beside the target: %v", left)
 	}
 

@@ -592,8 +592,6 @@ type boltTarget struct {
 	closed    bool
 }
 
-// migratingPattern names a migration's unfinished bbolt target.
-const migratingPattern = ".flinkpki-migrating-*.db"
 
 // openBoltTarget opens the bbolt target at path: an existing file as it
 // is (the copy then refuses it unless it is an empty store), or a new one
@@ -619,7 +617,7 @@ func openBoltTarget(path string) (store.Backend, error) {
 		return nil, fmt.Errorf("migration target: create its folder: %w", err)
 	}
 	t := &boltTarget{path: path, made: made}
-	f, err := os.CreateTemp(dir, migratingPattern)
+	f, err := os.CreateTemp(dir, bolt.MigratingPattern)
 	if err == nil {
 		// A unique name, for bolt.Open to create a new store at.
 		t.tmp = f.Name()

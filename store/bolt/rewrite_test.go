@@ -108,3 +108,30 @@ func assertNoCopies(t *testing.T, path string) {
 		t.Errorf("copies left beside the database: %v", left)
 	}
 }
+
+// TestOpenRemovesAKilledMigrationsFileButNotARunningOnes: a migration
+// killed before it linked its new bbolt target into place leaves the file
+// (sealed CA keys and all) beside the target's path; the next Open in that
+// folder removes it, but not the file of a migration still running there.
+func TestOpenRemovesAKilledMigrationsFileButNotARunningOnes(t *testing.T) {
+	dir := t.TempDir()
+	killed := filepath.Join(dir, ".flinkpki-migrating-1.db")
+	running := filepath.Join(dir, ".flinkpki-migrating-2.db")
+	held, err := bolt.Open(running, bolt.Options{}) // locks it, as the running migration's bbolt does
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	os.WriteFile(killed, []byte("a killed migration's copy"), 0o600)
+	b, err := bolt.Open(filepath.Join(dir, "flinkpki.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := os.Stat(killed); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a killed migration's file is still there: %v", err)
+	}
+	if _, err := os.Stat(running); err != nil {
+		t.Errorf("a running migration's file was removed: %v", err)
+	}
+}
