@@ -592,7 +592,6 @@ type boltTarget struct {
 	closed    bool
 }
 
-
 // openBoltTarget opens the bbolt target at path: an existing file as it
 // is (the copy then refuses it unless it is an empty store), or a new one
 // built as boltTarget says, in path's folder, made (0700) if missing.
