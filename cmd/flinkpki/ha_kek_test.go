@@ -44,19 +44,11 @@ func TestRotatingTheKEKOfAnEtcdStore(t *testing.T) {
 	quiet := h.replica(t, "--rotation-interval", "0", "--holder-retention", "0")
 	oneLineError(t, runCLI(t, nil, rotate...), 1, "1 flinkpki server(s) still use etcd")
 	quiet.stop(t)
-	c, err := clientv3.New(clientv3.Config{Endpoints: h.etcd.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	underOld, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, underOld := h.client(t), h.revision(t)
 	r := runCLI(t, nil, rotate...).ok(t)
 	// etcd keeps every earlier value: the rotation must not leave the CA
 	// keys sealed under the old KEK readable at an older revision.
-	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld.Header.Revision)); !errors.Is(err, rpctypes.ErrCompacted) {
+	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld)); !errors.Is(err, rpctypes.ErrCompacted) {
 		t.Errorf("reading the store at its revision before the rotation: %v, want it compacted", err)
 	}
 	if strings.Contains(r.stderr, "warning") {
@@ -110,15 +102,7 @@ func TestRotateKEKRunAgainDropsWhatAKilledRunLeftInEtcdsHistory(t *testing.T) {
 	s.cli(t, s.admin, "cluster", "create", "k0").ok(t)
 	s.stop(t)
 	oldKEK, newKEK := h.kek, writeKEK(t, t.TempDir(), "kek.new")
-	c, err := clientv3.New(clientv3.Config{Endpoints: h.etcd.Endpoints(), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	underOld, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, underOld := h.client(t), h.revision(t)
 
 	// The killed run: the re-encryption committed, the history not dropped.
 	sealer := func(file string) *store.Sealer {
@@ -148,7 +132,7 @@ func TestRotateKEKRunAgainDropsWhatAKilledRunLeftInEtcdsHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld.Header.Revision)); err != nil {
+	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld)); err != nil {
 		t.Fatalf("the killed run's history should still be there: %v", err)
 	}
 
@@ -157,7 +141,28 @@ func TestRotateKEKRunAgainDropsWhatAKilledRunLeftInEtcdsHistory(t *testing.T) {
 	if !strings.Contains(r.stderr, "under --new-kek-file "+newKEK+" already") || !strings.Contains(r.stderr, "history is dropped") {
 		t.Errorf("rotate-kek run again: %q, want it to say the store was rotated already and the history is dropped now", r.stderr)
 	}
-	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld.Header.Revision)); !errors.Is(err, rpctypes.ErrCompacted) {
+	if _, err := c.Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithRev(underOld)); !errors.Is(err, rpctypes.ErrCompacted) {
 		t.Errorf("reading the store at its revision before the rotation after the run again: %v, want it compacted", err)
 	}
+}
+
+// client is an etcd client of the installation, closed when the test ends.
+func (h *haStore) client(t testing.TB) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: h.etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// revision is the installation's etcd revision now.
+func (h *haStore) revision(t testing.TB) int64 {
+	t.Helper()
+	resp, err := h.client(t).Get(t.Context(), h.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Header.Revision
 }

@@ -143,7 +143,25 @@ func (t *txn) Get(bucket, key []byte) []byte {
 	if r, ok := t.reads[k]; ok {
 		return r.val
 	}
-	resp, err := t.get("read "+string(bucket)+"/"+printable(key), k)
+	return t.fetch(bucket, key, k, false)
+}
+
+// fetch reads k (bucket's key) into the read set and returns its value:
+// at the snapshot revision, or as it is now when latest.
+func (t *txn) fetch(bucket, key []byte, k string, latest bool) []byte {
+	what := "read " + string(bucket) + "/" + printable(key)
+	var resp *clientv3.GetResponse
+	var err error
+	if latest {
+		ctx, cancel := t.b.opCtx(t.ctx)
+		resp, err = t.b.cli.Get(ctx, k)
+		cancel()
+		if err != nil {
+			err = t.b.wrap(t.ctx, what, err)
+		}
+	} else {
+		resp, err = t.get(what, k)
+	}
 	if err != nil {
 		t.err = err
 		return nil
@@ -170,19 +188,7 @@ func (t *txn) GetLatest(bucket, key []byte) []byte {
 	if t.err != nil || !t.b.buckets[string(bucket)] || read || written || t.deletedByRange(k) || t.rev == 0 {
 		return t.Get(bucket, key)
 	}
-	ctx, cancel := t.b.opCtx(t.ctx)
-	defer cancel()
-	resp, err := t.b.cli.Get(ctx, k)
-	if err != nil {
-		t.err = t.b.wrap(t.ctx, "read "+string(bucket)+"/"+printable(key), err)
-		return nil
-	}
-	var r readKey
-	if len(resp.Kvs) > 0 {
-		r = readKey{modRev: resp.Kvs[0].ModRevision, val: resp.Kvs[0].Value}
-	}
-	t.reads[k] = r
-	return r.val
+	return t.fetch(bucket, key, k, true)
 }
 
 // Mark implements store.Tx: the key's ModRevision at the snapshot
