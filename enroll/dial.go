@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -41,6 +42,43 @@ func Dial(server, caFile, token string, opts ...grpc.DialOption) (*grpc.ClientCo
 	return DialTLS(server, tlsConf, token, opts...)
 }
 
+// DialFile is Dial with the token read from tokenFile, again at every
+// call: a Kubernetes projected token is renewed in place by the kubelet,
+// and an init container that waits minutes for its server must send the
+// token the file holds then, not the one it started with (it may have
+// expired meanwhile). A read that fails keeps the last token read.
+func DialFile(server, caFile, tokenFile string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	tok, err := ReadToken(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := TLSConfig(caFile)
+	if err != nil {
+		return nil, err
+	}
+	return dial(server, tlsConf, &fileBearer{path: tokenFile, last: tok}, opts...)
+}
+
+// fileBearer is a bearer credential read from its file at every call.
+type fileBearer struct {
+	path string
+	mu   sync.Mutex
+	last string
+}
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (b *fileBearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if tok, err := ReadToken(b.path); err == nil {
+		b.last = tok
+	}
+	return map[string]string{"authorization": "Bearer " + b.last}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials.
+func (b *fileBearer) RequireTransportSecurity() bool { return true }
+
 // DialTLS is Dial with a client TLS configuration already made by
 // TLSConfig, for a caller that opens many connections (bench enroll
 // --fresh-connections reads its CA file once, as each pod does).
@@ -48,9 +86,14 @@ func DialTLS(server string, tlsConf *tls.Config, token string, opts ...grpc.Dial
 	if strings.TrimSpace(token) == "" {
 		return nil, fmt.Errorf("%w: the token is empty; pass --token-file with an administrator, enrollment or Kubernetes token", ErrNoToken)
 	}
+	return dial(server, tlsConf, Bearer(token), opts...)
+}
+
+// dial connects with the TLS configuration and the bearer credential.
+func dial(server string, tlsConf *tls.Config, bearer grpccreds.PerRPCCredentials, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	all := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(grpccreds.NewTLS(tlsConf)),
-		grpc.WithPerRPCCredentials(Bearer(token)),
+		grpc.WithPerRPCCredentials(bearer),
 		grpc.WithUserAgent("flinkpki-client"),
 		// Requests and answers are a few KiB: a fixed window skips the
 		// bandwidth-delay probe on each new connection, and small buffers

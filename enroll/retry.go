@@ -69,11 +69,11 @@ func (b Backoff) Retry(ctx context.Context, timeout time.Duration, logf func(for
 		}
 		// The last attempt starts a little before the deadline rather than
 		// not at all, so a server that comes up late is still caught.
-		wait := min(b.Jitter(delay), deadline.Sub(b.Now())-b.Initial)
+		wait := min(b.Jitter(delay), b.Max, deadline.Sub(b.Now())-b.Initial)
 		if wait <= 0 {
 			return &timeoutError{attempts: attempt, timeout: timeout, desc: b.Describe(err), last: err}
 		}
-		logf("attempt %d: %s; retrying in %s", attempt, b.Describe(err), wait.Round(100*time.Millisecond))
+		logf("attempt %d: %s; retrying in %s", attempt, b.Describe(err), max(wait.Round(100*time.Millisecond), 100*time.Millisecond))
 		if serr := b.Sleep(ctx, wait); serr != nil {
 			return stopped(serr, attempt, b.Describe(err))
 		}

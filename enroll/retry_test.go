@@ -233,3 +233,23 @@ func TestReason(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryNeverWaitsPastItsCap: the jitter comes before the cap, so no
+// wait is longer than Max (a line "retrying in 11.4s" under a 10 s cap
+// was a wait the cap did not hold).
+func TestRetryNeverWaitsPastItsCap(t *testing.T) {
+	t.Parallel()
+	b, c := newFakeBackoff()
+	b.Max = 2 * time.Second
+	b.Jitter = func(d time.Duration) time.Duration { return d * 6 / 5 } // the +20% end
+	unavailable := status.Error(codes.Unavailable, "connection refused")
+	fn, _ := failing(unavailable, unavailable, unavailable, unavailable, unavailable, unavailable)
+	if err := b.Retry(context.Background(), time.Hour, nil, fn); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range c.sleeps {
+		if d > b.Max {
+			t.Errorf("wait %d was %v, past the cap of %v", i+1, d, b.Max)
+		}
+	}
+}

@@ -61,10 +61,11 @@ func (a *app) token() (string, error) {
 	return enroll.ReadToken(c.tokenFile)
 }
 
-// dial connects to the server named by the settings.
+// dial connects to the server named by the settings. Each call reads the
+// token file again (enroll.DialFile): a projected token renewed while
+// init waits for its server is the one sent.
 func (a *app) dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	tok, err := a.token()
-	if err != nil {
+	if _, err := a.token(); err != nil {
 		return nil, err
 	}
 	c := a.settings()
@@ -72,7 +73,7 @@ func (a *app) dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 		return nil, err
 	}
 	a.target = c.server
-	return enroll.Dial(c.server, c.caFile, tok, opts...)
+	return enroll.DialFile(c.server, c.caFile, c.tokenFile, opts...)
 }
 
 // checkServer refuses a server address without a port, which gRPC would

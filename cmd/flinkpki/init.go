@@ -60,7 +60,7 @@ config.yaml), or an output where a directory takes a file's place, is refused
 before enrolling, as is an --out inside --flink-conf-src (the next copy would
 carry the private key) or the source inside --out. The copy is written beside its place first and put in place
 with the credentials; it lists its files in .flinkpki-conf-files, and a later
-run into the same directory (an emptyDir that outlived its pod) removes the
+run into the same directory (an emptyDir that outlived its init container) removes the
 files the earlier copy wrote and its source no longer has. The Kubernetes
 operator removes rest.bind-address from the ConfigMap it writes, so a
 JobManager whose plain-HTTP REST endpoint must stay on loopback (behind a
