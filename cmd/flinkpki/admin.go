@@ -215,6 +215,11 @@ system's temporary directory before the data directory is touched.`,
 				args[0] = tmp
 				name = "the backup from standard input"
 			}
+			if fi, err := os.Stat(args[0]); err != nil {
+				return fmt.Errorf("read the backup %s: %w", name, atomicfile.Cause(err))
+			} else if fi.Size() == 0 {
+				return fmt.Errorf("%s is empty, not a backup: use a file flinkpki admin backup wrote", name)
+			}
 			if err := checkStoreFile(ctx, args[0]); err != nil {
 				if name != args[0] {
 					msg := strings.ReplaceAll(err.Error(), "store "+args[0], name) // "store FILE has ..."

@@ -392,8 +392,12 @@ a copy of the database that then replaces it (it needs twice the database's
 size free beside it), so that no page of the file keeps a key under the old
 KEK: a failure changes nothing. On etcd, the rotation then compacts etcd's
 history (etcd-wide) and defragments every member, for the same reason.
-Backups and etcd snapshots taken before still open with the old key: destroy
-them, or keep the old key as safe as they are. An HA installation's etcd store (--etcd-endpoints,
+Backups and etcd snapshots taken before (and the etcd members' write-ahead
+logs, until newer writes push the old ones out) still open with the old key:
+destroy them, or keep the old key as safe as they are. Run again on a store
+already rotated, it changes nothing on bbolt and drops etcd's history again.
+
+An HA installation's etcd store (--etcd-endpoints,
 every replica scaled to zero first: a running replica is refused) holds more
 CA keys than one etcd transaction may write, so they are re-encrypted a
 hundred at a time, with the progress on stderr. Until the last transaction,
@@ -483,23 +487,25 @@ again with the same two keys to finish it.`,
 }
 
 // finishedRotation answers a rotate-kek run again on a store already under
-// the new key (an earlier run killed after its last commit). A bbolt store
-// is done: the rotation replaced the file whole. etcd still holds the old
+// the new key (an earlier run finished, or was killed after its last
+// commit): exit 0, as a run that finishes the rotation. A bbolt store is
+// done: the rotation replaced the file whole. etcd still holds the old
 // key's values in its history when the earlier run died before it dropped
 // it, so that is done again (it is harmless to repeat).
 func finishedRotation(cmd *cobra.Command, st *store.Store, next *store.Sealer, newKEKFile string, out outputFormat) error {
 	already := fmt.Sprintf("the store is under --new-kek-file %s already (an earlier rotate-kek finished)", newKEKFile)
 	kept, err := st.DropHistory(cmd.Context())
-	switch {
-	case !kept:
-		return fmt.Errorf("%s: start the servers with --kek-file %s; nothing was changed", already, newKEKFile)
-	case err != nil:
+	if kept && err != nil {
 		return fmt.Errorf("%s, but etcd's history, which may hold the CA keys under the old key, was not dropped: %w; run this again, or defragment each member (etcdctl defrag --endpoints URL)", already, err)
 	}
 	if out == "json" {
 		return writeJSON(cmd.OutOrStdout(), map[string]any{"reencrypted": 0, "kek_id": next.ID()})
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s; etcd's history is dropped, so none of its values under the old key remain: start the servers with --kek-file %s\n", already, newKEKFile)
+	done := "nothing was changed"
+	if kept {
+		done = "etcd's history is compacted and its members defragmented again"
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s; %s: start the servers with --kek-file %s\n", already, done, newKEKFile)
 	return nil
 }
 

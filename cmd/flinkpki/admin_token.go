@@ -95,7 +95,7 @@ the token that made it. The audit trail records its creation
 				_, err = fmt.Fprintln(a.stdout, resp.GetToken())
 			}
 			if err != nil {
-				return orphanedToken("administrator token", info.GetId(), "flinkpki admin token revoke "+info.GetId(), err)
+				return orphanedToken("administrator token", info.GetId(), a.commandLine("admin", "token", "revoke", info.GetId()), err)
 			}
 			if out == "json" {
 				return nil

@@ -61,6 +61,25 @@ func (a *app) token() (string, error) {
 	return enroll.ReadToken(c.tokenFile)
 }
 
+// commandLine is a flinkpki command line with args and the connection
+// this run used (--server, --ca-file, --token-file, however they were
+// given), quoted for a shell: for a message that says what to run next.
+func (a *app) commandLine(args ...string) string {
+	c := a.settings()
+	all := append([]string{"flinkpki"}, args...)
+	all = append(all, "--server", c.server)
+	if c.caFile != "" {
+		all = append(all, "--ca-file", c.caFile)
+	}
+	if c.tokenFile != "" {
+		all = append(all, "--token-file", c.tokenFile)
+	}
+	for i, s := range all {
+		all[i] = shellQuote(s)
+	}
+	return strings.Join(all, " ")
+}
+
 // dial connects to the server named by the settings. Each call reads the
 // token file again (enroll.DialFile): a projected token renewed while
 // init waits for its server is the one sent.

@@ -59,7 +59,13 @@ func (c *confFlags) resolve(out string) error {
 // files, and a source inside the file set's directory, where it would sit
 // beside the key (its hidden ..data included) in every copy of the set.
 func (c *confFlags) checkApart(out string) error {
-	if c.src == "" || out == "" {
+	if c.src == "" {
+		return nil
+	}
+	if in, err := flinkconf.Within(c.out, c.src); err == nil && in {
+		return usagef("--flink-conf-out %s is or lies inside --flink-conf-src %s: the next copy would take in this one; pass a directory outside it, such as an emptyDir mount", c.out, c.src)
+	}
+	if out == "" {
 		return nil
 	}
 	in, err := flinkconf.Within(out, c.src)

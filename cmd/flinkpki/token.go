@@ -192,7 +192,7 @@ whose service-account tokens are not spent.`,
 				_, err = fmt.Fprintln(a.stdout, resp.GetToken())
 			}
 			if err != nil {
-				return orphanedToken("enrollment token", resp.GetId(), "flinkpki token revoke "+resp.GetId(), err)
+				return orphanedToken("enrollment token", resp.GetId(), a.commandLine("token", "revoke", resp.GetId()), err)
 			}
 			if out == "json" {
 				return nil
