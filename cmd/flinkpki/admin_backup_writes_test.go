@@ -86,3 +86,31 @@ func TestRestoreIntoAFileSaysSo(t *testing.T) {
 	os.Symlink(filepath.Join(dir, "missing"), link)
 	oneLineError(t, runCLI(t, nil, "admin", "restore", backup, "--data-dir", link), 1, "--data-dir: "+link+" is a symbolic link to "+filepath.Join(dir, "missing")+", which does not exist")
 }
+
+// TestRestoreOfNoBackupSaysSo: a missing file, or an empty one (a backup
+// that was never written, or empty standard input), is named as such, not
+// as a damaged database.
+func TestRestoreOfNoBackupSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.db")
+	oneLineError(t, runCLI(t, nil, "admin", "restore", missing, "--data-dir", filepath.Join(dir, "d1")), 1, "read the backup "+missing+": no such file or directory")
+	empty := filepath.Join(dir, "empty.db")
+	os.WriteFile(empty, nil, 0o600)
+	oneLineError(t, runCLI(t, nil, "admin", "restore", empty, "--data-dir", filepath.Join(dir, "d2")), 1, empty+" is empty, not a backup")
+	for _, d := range []string{"d1", "d2"} {
+		if _, err := os.Stat(filepath.Join(dir, d)); !os.IsNotExist(err) {
+			t.Errorf("a refused restore made its data directory %s: %v", d, err)
+		}
+	}
+}
+
+// TestAConfigurationCopyInsideItsSourceIsAUsageError: --flink-conf-out
+// inside --flink-conf-src would be copied into the next copy; like --out
+// there, it is refused before anything is asked of the server, exit 2.
+func TestAConfigurationCopyInsideItsSourceIsAUsageError(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "config.yaml"), []byte("taskmanager.numberOfTaskSlots: 2\n"), 0o644)
+	r := runCLI(t, nil, "bake", "--server", "127.0.0.1:1", "--token-file", filepath.Join(src, "config.yaml"), "--cluster", "orders", "--role", "jobmanager",
+		"--holder", "jm-0", "--out", filepath.Join(t.TempDir(), "tls"), "--flink-conf-src", src, "--flink-conf-out", filepath.Join(src, "copy"))
+	oneLineError(t, r, 2, "--flink-conf-out "+filepath.Join(src, "copy")+" is or lies inside --flink-conf-src "+src)
+}
