@@ -29,8 +29,8 @@ type kekRotation struct {
 // OpenForKEKRotation is Open for admin rotate-kek: it also opens a store
 // whose rotation was interrupted, with the key the store was under.
 func OpenForKEKRotation(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
-	s := &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
-	return s, check(ctx, b, seal, true)
+	s := newStore(b, seal)
+	return s, check(ctx, b, seal, checkOptions{rotation: true})
 }
 
 // RotateKEKOptions are RotateKEK's optional parts.

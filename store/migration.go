@@ -57,6 +57,38 @@ func MigrationFrom(tx Tx) (from string, ok bool) {
 	return m.From, true
 }
 
+// RestartMigration deletes, in tx, every key of a target an interrupted
+// migration wrote into, and marks it for the copy from from: the marker is
+// rewritten, never deleted, so the target is refused throughout. (A
+// bucket's range delete would take the marker with it, and etcd refuses a
+// Put into a range deleted in the same transaction: meta, a few keys, is
+// cleared key by key.)
+func RestartMigration(tx Tx, from string) error {
+	for _, bk := range Buckets {
+		if !bytes.Equal(bk, bMeta) {
+			if err := tx.DeletePrefix(bk, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		var keys [][]byte
+		if err := tx.Scan(bk, nil, nil, func(k, _ []byte) (bool, error) {
+			if !bytes.Equal(k, kMigration) {
+				keys = append(keys, bytes.Clone(k))
+			}
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(bk, k); err != nil {
+				return err
+			}
+		}
+	}
+	return MarkMigration(tx, from)
+}
+
 // EndMigration removes the migration marker from b, in a transaction of its
 // own: the copy is then the store. Call it only once the copy verified.
 func EndMigration(ctx context.Context, b Backend) error {
@@ -68,8 +100,8 @@ func EndMigration(ctx context.Context, b Backend) error {
 // migration marker, and never initialises one (a copy without a schema is
 // ErrNoStore).
 func OpenMigrationTarget(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
-	s := &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
-	if err := checkStore(ctx, b, seal, checkOptions{migration: true}); err != nil {
+	s := newStore(b, seal)
+	if err := check(ctx, b, seal, checkOptions{migration: true}); err != nil {
 		return nil, err
 	}
 	return s, nil

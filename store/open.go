@@ -59,11 +59,16 @@ type Store struct {
 	clusters *decodeCache[Cluster]
 }
 
+// newStore is a Store on b sealed with seal, its decode caches empty.
+func newStore(b Backend, seal *Sealer) *Store {
+	return &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
+}
+
 // Open checks the schema version and the key-encryption key, and records
 // both on a new store. A wrong key fails with ErrWrongKEK before anything
 // is written.
 func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
-	s := &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
+	s := newStore(b, seal)
 	err := Check(ctx, b, seal)
 	if !errors.Is(err, ErrNoStore) {
 		return s, err
@@ -105,13 +110,7 @@ func Open(ctx context.Context, b Backend, seal *Sealer) (*Store, error) {
 // ErrMigration for a store a migration into did not finish, so that an
 // offline tool can refuse a wrong source before it copies anything.
 func Check(ctx context.Context, b Backend, seal *Sealer) error {
-	return check(ctx, b, seal, false)
-}
-
-// check is Check; inRotation lets a store whose key-encryption key
-// rotation was interrupted pass (for OpenForKEKRotation).
-func check(ctx context.Context, b Backend, seal *Sealer, inRotation bool) error {
-	return checkStore(ctx, b, seal, checkOptions{rotation: inRotation})
+	return check(ctx, b, seal, checkOptions{})
 }
 
 // checkOptions are the unfinished operations a check lets pass.
@@ -120,10 +119,10 @@ type checkOptions struct {
 	migration bool // a migration into the store (OpenMigrationTarget)
 }
 
-// checkStore is check. A store a migration is copying into is refused
-// first, whatever else it holds: its meta records may be there before the
-// rest, or not yet.
-func checkStore(ctx context.Context, b Backend, seal *Sealer, allow checkOptions) error {
+// check is Check, letting the unfinished operations in allow pass. A
+// store a migration is copying into is refused first, whatever else it
+// holds: its meta records may be there before the rest, or not yet.
+func check(ctx context.Context, b Backend, seal *Sealer, allow checkOptions) error {
 	return b.View(ctx, func(tx Tx) error {
 		if m := tx.Get(bMeta, kMigration); m != nil && !allow.migration {
 			return migrationRefusal(m)

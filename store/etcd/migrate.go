@@ -53,7 +53,7 @@ func Copy(ctx context.Context, from, to store.Backend, opts CopyOptions) (map[st
 	restarted, prevFrom := false, ""
 	if err := to.Update(ctx, func(tx store.Tx) error {
 		if prevFrom, restarted = store.MigrationFrom(tx); restarted {
-			return clearPartialCopy(tx, opts.From)
+			return store.RestartMigration(tx, opts.From)
 		}
 		for _, bk := range store.Buckets {
 			empty := true
@@ -92,42 +92,6 @@ func Copy(ctx context.Context, from, to store.Backend, opts CopyOptions) (map[st
 	}
 	return counts, nil
 }
-
-// clearPartialCopy deletes, in tx, every key of a target an interrupted
-// migration wrote into, and marks it for the copy from from: the marker
-// is rewritten, never deleted, so the target is refused throughout. (A
-// bucket's range delete would take the marker with it, and etcd refuses a
-// Put into a range deleted in the same transaction: meta, a few keys, is
-// cleared key by key.)
-func clearPartialCopy(tx store.Tx, from string) error {
-	for _, bk := range store.Buckets {
-		if !bytes.Equal(bk, metaBucket) {
-			if err := tx.DeletePrefix(bk, nil); err != nil {
-				return err
-			}
-			continue
-		}
-		var keys [][]byte
-		if err := tx.Scan(bk, nil, nil, func(k, _ []byte) (bool, error) {
-			if !store.IsMigrationMarker(bk, k) {
-				keys = append(keys, bytes.Clone(k))
-			}
-			return true, nil
-		}); err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := tx.Delete(bk, k); err != nil {
-				return err
-			}
-		}
-	}
-	return store.MarkMigration(tx, from)
-}
-
-// metaBucket is the bucket of the store's own records, the migration
-// marker among them.
-var metaBucket = []byte("meta")
 
 // ClearAfter clears a target that a failed migration wrote into (within
 // a minute, whatever ended ctx: a signal may be what failed it), and
