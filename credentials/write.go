@@ -36,7 +36,6 @@ const (
 func (fs *FileSet) Write(dir string) (err error) {
 	created, err := ensureDir(dir)
 	if err != nil {
-		atomicfile.RemoveDirs(created)
 		return err
 	}
 	w := &writer{dir: dir, set: fs}
@@ -97,7 +96,8 @@ func Check(o Options) error {
 }
 
 // ensureDir creates dir when missing and returns the directories it
-// created (dir and missing parents), for a rollback to remove.
+// created (dir and missing parents), for a rollback to remove; when it
+// fails, it has removed them.
 func ensureDir(dir string) ([]string, error) {
 	st, err := os.Stat(dir)
 	switch {
@@ -110,10 +110,11 @@ func ensureDir(dir string) ([]string, error) {
 	}
 	created, err := atomicfile.MkdirAll(dir, 0o700)
 	if err != nil {
-		return created, fmt.Errorf("cannot create output directory %s: %w", dir, atomicfile.Cause(err))
+		return nil, fmt.Errorf("cannot create output directory %s: %w", dir, atomicfile.Cause(err))
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
-		return created, fmt.Errorf("cannot set mode 0700 on %s: %w", dir, atomicfile.Cause(err))
+		atomicfile.RemoveDirs(created)
+		return nil, fmt.Errorf("cannot set mode 0700 on %s: %w", dir, atomicfile.Cause(err))
 	}
 	return created, nil
 }

@@ -337,7 +337,6 @@ func ensureEmptyDir(dir string) ([]string, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		made, err := atomicfile.MkdirAll(dir, 0o700)
 		if err != nil {
-			atomicfile.RemoveDirs(made)
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 		return made, nil

@@ -618,7 +618,6 @@ func openBoltTarget(path string) (store.Backend, error) {
 	dir := filepath.Dir(path)
 	made, err := atomicfile.MkdirAll(dir, 0o700)
 	if err != nil {
-		atomicfile.RemoveDirs(made)
 		return nil, fmt.Errorf("migration target: create its folder: %w", err)
 	}
 	t := &boltTarget{path: path, made: made}

@@ -123,7 +123,6 @@ func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ erro
 	switch {
 	case errors.Is(err, os.ErrNotExist) && o.dev:
 		if created, err = atomicfile.MkdirAll(o.dataDir, 0o700); err != nil {
-			undo()
 			return nil, nil, fmt.Errorf("create data directory: %w", err)
 		}
 	case errors.Is(err, os.ErrNotExist):

@@ -137,8 +137,9 @@ func SyncDir(dir string) error {
 }
 
 // MkdirAll is os.MkdirAll that returns the directories it created,
-// outermost first, also when it fails part way: a caller undoing a failed
-// write removes those, and only those.
+// outermost first: a caller undoing a failed write removes those, and only
+// those (RemoveDirs). When it fails part way it removes what it made
+// itself, and returns none.
 func MkdirAll(dir string, perm fs.FileMode) (created []string, err error) {
 	var missing []string
 	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
@@ -159,7 +160,8 @@ func MkdirAll(dir string, perm fs.FileMode) (created []string, err error) {
 			if st, serr := os.Stat(missing[i]); serr == nil && st.IsDir() {
 				continue // made by someone else meanwhile: not ours to remove
 			}
-			return created, err
+			RemoveDirs(created)
+			return nil, err
 		}
 		created = append(created, missing[i])
 	}
@@ -258,6 +260,20 @@ func CheckDirRoom(dir string, n int64) error {
 		return fmt.Errorf("cannot write %d KiB in %s: %w", (n+1023)>>10, p, err)
 	}
 	return nil
+}
+
+// RemoveUnused removes the files that match the glob pattern and that no
+// process holds locked (InUse), and returns the ones it removed: what a
+// killed process left of a file it held while it wrote it.
+func RemoveUnused(pattern string) []string {
+	files, _ := filepath.Glob(pattern)
+	var removed []string
+	for _, f := range files {
+		if inUse, err := InUse(f); err == nil && !inUse && os.Remove(f) == nil {
+			removed = append(removed, f)
+		}
+	}
+	return removed
 }
 
 // InUse reports whether another process (or another open file of this

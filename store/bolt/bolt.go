@@ -75,7 +75,7 @@ func Open(path string, o Options) (*Backend, error) {
 		removeStaleBackups(path)
 		removeStale(path, newPattern)
 		removeStale(path, rewritePattern)
-		removeUnlocked(path, MigratingPattern)
+		atomicfile.RemoveUnused(filepath.Join(filepath.Dir(path), MigratingPattern))
 	}
 	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize), health: filepath.Join(filepath.Dir(path), healthFile), timeout: o.Timeout}, nil
 }
@@ -316,20 +316,9 @@ func removeStale(path, pattern string) {
 // MigratingPattern names the new bbolt file admin migrate builds beside
 // its target's path, linked into place once verified. A killed migration
 // leaves it (sealed CA keys and all); Open removes those no process holds
-// open (removeUnlocked): a migration still running into another target in
+// open (atomicfile.RemoveUnused): a migration still running into another target in
 // the same folder keeps its own.
 const MigratingPattern = ".flinkpki-migrating-*.db"
-
-// removeUnlocked deletes the files matching pattern next to the database
-// at path that no process holds locked.
-func removeUnlocked(path, pattern string) {
-	files, _ := filepath.Glob(filepath.Join(filepath.Dir(path), pattern))
-	for _, f := range files {
-		if inUse, err := atomicfile.InUse(f); err == nil && !inUse {
-			_ = os.Remove(f)
-		}
-	}
-}
 
 // Close implements store.Backend.
 func (b *Backend) Close() error { return b.db.Close() }

@@ -119,25 +119,10 @@ func createBackupFile() (*bbolt.DB, error) {
 // it: a live backup of another process, or of this one, keeps its file.
 func removeStaleBackups() {
 	dir := os.TempDir()
-	files, _ := filepath.Glob(filepath.Join(dir, backupPattern))
-	for _, f := range files {
-		removeUnlocked(f)
+	atomicfile.RemoveUnused(filepath.Join(dir, backupPattern))
+	for _, f := range atomicfile.RemoveUnused(filepath.Join(dir, "flinkpki-etcd-backup-*", "backup.db")) {
+		os.Remove(filepath.Dir(f)) // only when empty
 	}
-	old, _ := filepath.Glob(filepath.Join(dir, "flinkpki-etcd-backup-*", "backup.db"))
-	for _, f := range old {
-		if removeUnlocked(f) {
-			os.Remove(filepath.Dir(f)) // only when empty
-		}
-	}
-}
-
-// removeUnlocked removes the file at path if no process holds a flock on
-// it (bbolt locks the database file it opens for writing).
-func removeUnlocked(path string) bool {
-	if inUse, err := atomicfile.InUse(path); err != nil || inUse {
-		return false // gone, not ours, a link, or a backup in progress
-	}
-	return os.Remove(path) == nil
 }
 
 // copyInto copies every bucket of tx into the empty file behind out, in
