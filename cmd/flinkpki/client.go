@@ -54,11 +54,20 @@ func (a *app) settings() connFlags {
 // token reads the token named by the settings; no token file at all is a
 // usage error.
 func (a *app) token() (string, error) {
-	c := a.settings()
-	if c.tokenFile == "" {
-		return "", usagef("no token: pass --token-file FILE or set %s", envTokenFile)
+	file, err := a.tokenFile()
+	if err != nil {
+		return "", err
 	}
-	return enroll.ReadToken(c.tokenFile)
+	return enroll.ReadToken(file)
+}
+
+// tokenFile is the token file named by the settings; none is a usage
+// error.
+func (a *app) tokenFile() (string, error) {
+	if f := a.settings().tokenFile; f != "" {
+		return f, nil
+	}
+	return "", usagef("no token: pass --token-file FILE or set %s", envTokenFile)
 }
 
 // commandLine is a flinkpki command line with args and the connection
@@ -84,7 +93,8 @@ func (a *app) commandLine(args ...string) string {
 // token file again (enroll.DialFile): a projected token renewed while
 // init waits for its server is the one sent.
 func (a *app) dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	if _, err := a.token(); err != nil {
+	tokenFile, err := a.tokenFile()
+	if err != nil {
 		return nil, err
 	}
 	c := a.settings()
@@ -92,7 +102,7 @@ func (a *app) dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 		return nil, err
 	}
 	a.target = c.server
-	return enroll.DialFile(c.server, c.caFile, c.tokenFile, opts...)
+	return enroll.DialFile(c.server, c.caFile, tokenFile, opts...)
 }
 
 // checkServer refuses a server address without a port, which gRPC would
