@@ -181,7 +181,7 @@ func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.P
 	now := a.now().UTC()
 	pl, err := plan(v.Lineage(p), hs, ca.BlockersAsOf(now, v.Cluster.LeafValidity))
 	if be := (*ca.BlockedError)(nil); errors.As(err, &be) {
-		be.NoteLapsed(hs, now, v.Cluster.LeafValidity)
+		be.Lapsed, be.LapsedUntil = ca.LapsedBlockers(be.Holders, hs, now, v.Cluster.LeafValidity)
 	}
 	if err != nil {
 		return err

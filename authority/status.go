@@ -30,7 +30,7 @@ type LineageStatus struct {
 	// BlockersTotal and StrandedTotal count them all.
 	BlockersTotal, StrandedTotal int
 	// Lapsed are those of Blockers whose leaf has expired: they block only
-	// for the clock-skew grace, until LapsedUntil (ca.BlockedError).
+	// for the clock-skew grace, until LapsedUntil (ca.LapsedBlockers).
 	Lapsed      []string
 	LapsedUntil time.Time
 }
@@ -116,11 +116,7 @@ func (a *Authority) status(tx *store.Txn, cluster string) (*Status, error) {
 			ls.Blockers = ca.RetireBlockers(l, hs, skewed)
 		}
 		ls.Blockers, ls.BlockersTotal = firstHolders(ls.Blockers)
-		if len(ls.Blockers) > 0 {
-			be := ca.BlockedError{Holders: ls.Blockers}
-			be.NoteLapsed(hs, now, v.Cluster.LeafValidity)
-			ls.Lapsed, ls.LapsedUntil = be.Lapsed, be.LapsedUntil
-		}
+		ls.Lapsed, ls.LapsedUntil = ca.LapsedBlockers(ls.Blockers, hs, now, v.Cluster.LeafValidity)
 		ls.Stranded, ls.StrandedTotal = firstHolders(ls.Stranded)
 		st.Lineages = append(st.Lineages, ls)
 	}

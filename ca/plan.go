@@ -39,17 +39,18 @@ type BlockedError struct {
 	Holders []string
 	// Lapsed are those of Holders whose leaf has expired already and that
 	// block only for the clock-skew grace (BlockersAsOf), until
-	// LapsedUntil (NoteLapsed): no listing of live holders shows them.
+	// LapsedUntil (LapsedBlockers): no listing of live holders shows them.
 	Lapsed      []string
 	LapsedUntil time.Time
 }
 
-// NoteLapsed records which of the blockers have a leaf expired at now, and
-// when the last of them stops counting, so that the refusal can say why a
-// holder the listings no longer show blocks.
-func (e *BlockedError) NoteLapsed(holders []HolderView, now time.Time, leafValidity time.Duration) {
+// LapsedBlockers returns, sorted, those of blockers whose leaf has expired
+// at now (they block only for the clock-skew grace), and when the last of
+// them stops counting: a refusal or a status says why a holder the
+// listings no longer show blocks.
+func LapsedBlockers(blockers []string, holders []HolderView, now time.Time, leafValidity time.Duration) ([]string, time.Time) {
 	blocking := map[string]bool{}
-	for _, n := range e.Holders {
+	for _, n := range blockers {
 		blocking[n] = true
 	}
 	live := map[string]bool{}
@@ -71,7 +72,7 @@ func (e *BlockedError) NoteLapsed(holders []HolderView, now time.Time, leafValid
 	// A name held twice (two roles) blocks as live when either leaf is.
 	lapsed = slices.DeleteFunc(lapsed, func(n string) bool { return live[n] })
 	slices.Sort(lapsed)
-	e.Lapsed, e.LapsedUntil = slices.Compact(lapsed), until
+	return slices.Compact(lapsed), until
 }
 
 // Error names the holders, e.g. "CA activation refused: 2 live holders do
