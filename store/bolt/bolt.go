@@ -237,23 +237,16 @@ func (b *Backend) volumeErr(err error) error {
 	if err == nil {
 		return nil
 	}
+	// bbolt wraps a failed resize or sync with %s: then only the text tells.
+	is := func(e syscall.Errno) bool { return errors.Is(err, e) || strings.Contains(err.Error(), e.Error()) }
 	var why string
 	switch {
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+	case is(syscall.ENOSPC), is(syscall.EDQUOT):
 		why = "is full: free space on it or grow it"
-	case errors.Is(err, syscall.EROFS):
+	case is(syscall.EROFS):
 		why = "is read-only (remounted after I/O errors?): check the disk and restart the server"
 	default:
-		// bbolt wraps a failed resize or sync with %s: only the text is left.
-		msg := err.Error()
-		switch {
-		case strings.Contains(msg, syscall.ENOSPC.Error()), strings.Contains(msg, syscall.EDQUOT.Error()):
-			why = "is full: free space on it or grow it"
-		case strings.Contains(msg, syscall.EROFS.Error()):
-			why = "is read-only (remounted after I/O errors?): check the disk and restart the server"
-		default:
-			return err
-		}
+		return err
 	}
 	return fmt.Errorf("%w: the volume of %s %s; nothing was written (%v)", store.ErrUnavailable, filepath.Dir(b.db.Path()), why, err)
 }
