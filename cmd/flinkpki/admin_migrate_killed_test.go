@@ -85,7 +85,7 @@ func TestAMigrationToEtcdKilledPartWayIsRefusedUntilTheSameMigrationRunsAgain(t 
 			t.Fatal(err)
 		}
 		defer eb.Close()
-		if _, err := etcdstore.Copy(ctx, sb, &killedTarget{eb, 4}, etcdstore.CopyOptions{From: from}); !errors.Is(err, errKilled) {
+		if _, err := store.Copy(ctx, sb, &killedTarget{eb, 4}, store.CopyOptions{From: from}); !errors.Is(err, errKilled) {
 			t.Fatalf("the killed migration = %v, want errKilled", err)
 		}
 	}()

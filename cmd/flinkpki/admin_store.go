@@ -748,7 +748,7 @@ and copies again. Works in both directions.`,
 				return err
 			}
 			defer dst.Close()
-			counts, err := etcdstore.Copy(ctx, src, dst, etcdstore.CopyOptions{
+			counts, err := store.Copy(ctx, src, dst, store.CopyOptions{
 				From:     from,
 				Progress: copyProgress(cmd.ErrOrStderr(), time.Now),
 				Restarted: func(prevFrom string) {
@@ -765,7 +765,7 @@ and copies again. Works in both directions.`,
 				if newBolt {
 					return err
 				}
-				return etcdstore.ClearAfter(ctx, dst, err)
+				return store.ClearAfter(ctx, dst, err)
 			}
 			// The copy carries the migration marker, which every other
 			// opener refuses, until it verified.

@@ -70,7 +70,7 @@ func TestABackupLargerThanOneTransactionIsWholeAndBuiltInBoundedOnes(t *testing.
 		t.Fatal(err)
 	}
 	defer restored.Close()
-	counts, err := etcd.Verify(ctx, b, restored)
+	counts, err := store.Verify(ctx, b, restored)
 	if err != nil {
 		t.Fatalf("the backup differs from etcd: %v", err)
 	}

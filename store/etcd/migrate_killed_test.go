@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/flinkpki/flinkpki/store"
-	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
 // errKilled is what a killed migration's target sees of it: nothing more.
@@ -92,7 +91,7 @@ func TestAMigrationKilledPartWayLeavesAStoreNoOpenerTakesAndARerunFinishesIt(t *
 
 				ctx := context.Background()
 				var restarted []string
-				counts, err := etcd.Copy(ctx, way.from, dst, etcd.CopyOptions{From: killedFrom, Restarted: func(prev string) { restarted = append(restarted, prev) }})
+				counts, err := store.Copy(ctx, way.from, dst, store.CopyOptions{From: killedFrom, Restarted: func(prev string) { restarted = append(restarted, prev) }})
 				if err != nil {
 					t.Fatalf("the re-run: %v", err)
 				}
@@ -121,7 +120,7 @@ func TestAMigrationKilledPartWayLeavesAStoreNoOpenerTakesAndARerunFinishesIt(t *
 // commits write transactions, and returns what it left (dump).
 func killMigration(t testing.TB, src, dst store.Backend, commits int) string {
 	t.Helper()
-	_, err := etcd.Copy(context.Background(), src, &killedAfter{dst, commits}, etcd.CopyOptions{From: killedFrom})
+	_, err := store.Copy(context.Background(), src, &killedAfter{dst, commits}, store.CopyOptions{From: killedFrom})
 	if !errors.Is(err, errKilled) {
 		t.Fatalf("the killed Copy = %v, want errKilled", err)
 	}
@@ -172,7 +171,7 @@ func TestAMigrationRerunClearsOnlyAMarkedTarget(t *testing.T) {
 	dst := newBackend(t, shared.Endpoints(), testPrefix(t))
 	migrate(t, src, dst)
 	before := dump(t, dst)
-	_, err := etcd.Copy(context.Background(), src, dst, etcd.CopyOptions{Restarted: func(string) { t.Error("a finished store was taken for a partial copy") }})
+	_, err := store.Copy(context.Background(), src, dst, store.CopyOptions{Restarted: func(string) { t.Error("a finished store was taken for a partial copy") }})
 	if !errors.Is(err, store.ErrExists) {
 		t.Fatalf("Copy into a finished migration's target = %v, want ErrExists", err)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
-	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
 func newBolt(t testing.TB) *bolt.Backend {
@@ -96,7 +95,7 @@ func dump(t testing.TB, b store.Backend) string {
 func migrate(t testing.TB, from, to store.Backend) map[string]int {
 	t.Helper()
 	ctx := context.Background()
-	counts, err := etcd.Copy(ctx, from, to, etcd.CopyOptions{})
+	counts, err := store.Copy(ctx, from, to, store.CopyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +150,7 @@ func TestMigrationRefusesATargetThatHoldsData(t *testing.T) {
 	dst := newBackend(t, shared.Endpoints(), testPrefix(t))
 	mustOpenStore(t, dst, newKEK(t))
 	before := dump(t, dst)
-	if _, err := etcd.Copy(ctx, src, dst, etcd.CopyOptions{}); !errors.Is(err, store.ErrExists) {
+	if _, err := store.Copy(ctx, src, dst, store.CopyOptions{}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("Copy into a used store = %v, want ErrExists", err)
 	}
 	if dump(t, dst) != before {
@@ -169,21 +168,21 @@ func TestVerifyNamesTheFirstDifference(t *testing.T) {
 	}
 	put(a, "t1", "same")
 	put(b, "t1", "same")
-	if _, err := etcd.Verify(ctx, a, b); err != nil {
+	if _, err := store.Verify(ctx, a, b); err != nil {
 		t.Fatalf("equal stores: %v", err)
 	}
 	put(b, "t1", "changed")
-	if _, err := etcd.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tokens/t1 differs")) {
+	if _, err := store.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tokens/t1 differs")) {
 		t.Fatalf("Verify of a changed value = %v", err)
 	}
 	put(b, "t1", "same")
 	put(b, "t2", "extra")
-	if _, err := etcd.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tokens/t2 is in the target but not in the source")) {
+	if _, err := store.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tokens/t2 is in the target but not in the source")) {
 		t.Fatalf("Verify of a target with an extra key = %v", err)
 	}
 	put(a, "t2", "extra")
 	put(a, "t0", "first")
-	if _, err := etcd.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tokens/t0 is missing in the target")) {
+	if _, err := store.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tokens/t0 is missing in the target")) {
 		t.Fatalf("Verify of a target without a key = %v", err)
 	}
 	put(b, "t0", "first")
@@ -212,7 +211,7 @@ func TestVerifyNamesTheFirstDifference(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	counts, err := etcd.Verify(ctx, a, b)
+	counts, err := store.Verify(ctx, a, b)
 	if err != nil || counts["holders"] != 2500 || counts["tokens"] != 3 {
 		t.Fatalf("Verify of equal stores = %v, %v; want 2500 holders and 3 tokens", counts, err)
 	}
@@ -220,7 +219,7 @@ func TestVerifyNamesTheFirstDifference(t *testing.T) {
 	if err := b.Update(ctx, func(tx store.Tx) error { return tx.Put([]byte("holders"), []byte("h01700"), []byte("w")) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := etcd.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("holders/h01700 differs")) {
+	if _, err := store.Verify(ctx, a, b); err == nil || !bytes.Contains([]byte(err.Error()), []byte("holders/h01700 differs")) {
 		t.Fatalf("Verify of a value changed on a later page = %v", err)
 	}
 }
@@ -266,7 +265,7 @@ func TestAMigrationCutShortClearsItsTarget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var reported []string
-	_, err := etcd.Copy(ctx, src, dst, etcd.CopyOptions{Progress: func(bucket string, keys int) {
+	_, err := store.Copy(ctx, src, dst, store.CopyOptions{Progress: func(bucket string, keys int) {
 		reported = append(reported, fmt.Sprintf("%s:%d", bucket, keys))
 		if bucket == "audit" {
 			cancel()

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -149,7 +148,7 @@ func (t *txn) Get(bucket, key []byte) []byte {
 // fetch reads k (bucket's key) into the read set and returns its value:
 // at the snapshot revision, or as it is now when latest.
 func (t *txn) fetch(bucket, key []byte, k string, latest bool) []byte {
-	what := "read " + string(bucket) + "/" + printable(key)
+	what := "read " + string(bucket) + "/" + store.PrintableKey(key)
 	var resp *clientv3.GetResponse
 	var err error
 	if latest {
@@ -268,7 +267,7 @@ func (t *txn) buffer(bucket, key []byte, w *write) error {
 			return nil // already deleted
 		}
 		// etcd refuses a transaction that puts a key inside a range it deletes.
-		return fmt.Errorf("put %s/%s: the key's range was deleted earlier in this transaction", w.bucket, printable(key))
+		return fmt.Errorf("put %s/%s: the key's range was deleted earlier in this transaction", w.bucket, store.PrintableKey(key))
 	}
 	t.writes[k] = w
 	return nil
@@ -481,14 +480,4 @@ func (t *txn) covered(k string) bool {
 		}
 	}
 	return false
-}
-
-// printable shows a key in error messages: text as is, binary keys (the
-// audit sequence numbers) in hex.
-func printable(k []byte) string {
-	s := string(k)
-	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0xfffd }) >= 0 {
-		return fmt.Sprintf("%x", k)
-	}
-	return s
 }

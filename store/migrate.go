@@ -1,13 +1,12 @@
-package etcd
+package store
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
-
-	"github.com/flinkpki/flinkpki/store"
 )
 
 // copyChunk is how many keys one write transaction of Copy carries. It
@@ -36,26 +35,26 @@ type CopyOptions struct {
 //
 // The source is read at one snapshot. The target must be empty, and is
 // written in chunks of copyChunk keys, so run it with the servers stopped.
-// The transaction that finds it empty marks it (store.MarkMigration)
+// The transaction that finds it empty marks it (MarkMigration)
 // before anything is copied, and the marker stays when Copy returns: every
-// opener of the store refuses it (store.ErrMigration) until the caller's
-// own checks of the copy passed and it calls store.EndMigration. So a
+// opener of the store refuses it (ErrMigration) until the caller's
+// own checks of the copy passed and it calls EndMigration. So a
 // migration killed part of the way leaves a target no server serves. A
 // target that carries the marker is such an interrupted migration's
 // partial copy: the first transaction clears it instead, keeping the
 // marker, and Copy copies again. A target without the marker that holds
-// data is refused (store.ErrExists).
+// data is refused (ErrExists).
 //
 // A copy that fails after it began writing clears the target again
 // (ClearAfter), marker included, so a retry finds it empty; the error says
 // if that failed too, and then the marker stays.
-func Copy(ctx context.Context, from, to store.Backend, opts CopyOptions) (map[string]int, error) {
+func Copy(ctx context.Context, from, to Backend, opts CopyOptions) (map[string]int, error) {
 	restarted, prevFrom := false, ""
-	if err := to.Update(ctx, func(tx store.Tx) error {
-		if prevFrom, restarted = store.MigrationFrom(tx); restarted {
-			return store.RestartMigration(tx, opts.From)
+	if err := to.Update(ctx, func(tx Tx) error {
+		if prevFrom, restarted = MigrationFrom(tx); restarted {
+			return RestartMigration(tx, opts.From)
 		}
-		for _, bk := range store.Buckets {
+		for _, bk := range Buckets {
 			empty := true
 			err := tx.Scan(bk, nil, nil, func(_, _ []byte) (bool, error) {
 				empty = false
@@ -65,18 +64,18 @@ func Copy(ctx context.Context, from, to store.Backend, opts CopyOptions) (map[st
 				return err
 			}
 			if !empty {
-				return fmt.Errorf("%w: the migration target is not empty (bucket %q has keys): migrate into an empty store or a new --etcd-prefix", store.ErrExists, bk)
+				return fmt.Errorf("%w: the migration target is not empty (bucket %q has keys): migrate into an empty store or a new --etcd-prefix", ErrExists, bk)
 			}
 		}
-		return store.MarkMigration(tx, opts.From)
+		return MarkMigration(tx, opts.From)
 	}); err != nil {
 		return nil, err
 	}
 	if restarted && opts.Restarted != nil {
 		opts.Restarted(prevFrom)
 	}
-	err := from.View(ctx, func(src store.Tx) error {
-		for _, bk := range store.Buckets {
+	err := from.View(ctx, func(src Tx) error {
+		for _, bk := range Buckets {
 			if err := copyBucket(ctx, src, to, bk, opts.Progress); err != nil {
 				return fmt.Errorf("migrate bucket %q: %w", bk, err)
 			}
@@ -96,7 +95,7 @@ func Copy(ctx context.Context, from, to store.Backend, opts CopyOptions) (map[st
 // ClearAfter clears a target that a failed migration wrote into (within
 // a minute, whatever ended ctx: a signal may be what failed it), and
 // returns err, saying whether the target is empty again.
-func ClearAfter(ctx context.Context, to store.Backend, err error) error {
+func ClearAfter(ctx context.Context, to Backend, err error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if cerr := Clear(cctx, to); cerr != nil {
@@ -107,9 +106,9 @@ func ClearAfter(ctx context.Context, to store.Backend, err error) error {
 
 // Clear deletes every key of every bucket of b: what a failed migration
 // wrote into a target that was empty before it.
-func Clear(ctx context.Context, b store.Backend) error {
-	return b.Update(ctx, func(tx store.Tx) error {
-		for _, bk := range store.Buckets {
+func Clear(ctx context.Context, b Backend) error {
+	return b.Update(ctx, func(tx Tx) error {
+		for _, bk := range Buckets {
 			if err := tx.DeletePrefix(bk, nil); err != nil {
 				return err
 			}
@@ -118,7 +117,7 @@ func Clear(ctx context.Context, b store.Backend) error {
 	})
 }
 
-func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []byte, progress func(string, int)) error {
+func copyBucket(ctx context.Context, src Tx, to Backend, bucket []byte, progress func(string, int)) error {
 	type kv struct{ k, v []byte }
 	var chunk []kv
 	copied := 0
@@ -126,7 +125,7 @@ func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []by
 		if len(chunk) == 0 {
 			return nil
 		}
-		err := to.Update(ctx, func(tx store.Tx) error {
+		err := to.Update(ctx, func(tx Tx) error {
 			for _, e := range chunk {
 				if err := tx.Put(bucket, e.k, e.v); err != nil {
 					return err
@@ -142,7 +141,7 @@ func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []by
 		return err
 	}
 	err := src.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-		if store.IsMigrationMarker(bucket, k) {
+		if IsMigrationMarker(bucket, k) {
 			return true, nil // the target carries its own
 		}
 		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
@@ -160,13 +159,13 @@ func copyBucket(ctx context.Context, src store.Tx, to store.Backend, bucket []by
 // Verify compares two stores bucket by bucket and key by key, and returns
 // the number of keys per bucket when they hold the same bytes. The first
 // difference is an error naming the bucket and key. The migration marker
-// (store.MarkMigration) is no part of the store being moved: Verify skips
+// (MarkMigration) is no part of the store being moved: Verify skips
 // it on both sides.
-func Verify(ctx context.Context, a, b store.Backend) (map[string]int, error) {
+func Verify(ctx context.Context, a, b Backend) (map[string]int, error) {
 	counts := map[string]int{}
-	err := a.View(ctx, func(ta store.Tx) error {
-		return b.View(ctx, func(tb store.Tx) error {
-			for _, bk := range store.Buckets {
+	err := a.View(ctx, func(ta Tx) error {
+		return b.View(ctx, func(tb Tx) error {
+			for _, bk := range Buckets {
 				na, err := verifyBucket(ta, tb, bk)
 				if err != nil {
 					return err
@@ -186,17 +185,17 @@ func Verify(ctx context.Context, a, b store.Backend) (map[string]int, error) {
 // values. Both stores scan in key order, so it walks them side by side and
 // holds one key of each at a time, whatever the bucket's size (a million
 // holders are about 800 MB).
-func verifyBucket(ta, tb store.Tx, bucket []byte) (int, error) {
+func verifyBucket(ta, tb Tx, bucket []byte) (int, error) {
 	var targetErr error
 	next, stop := iter.Pull2(func(yield func(k, v []byte) bool) {
 		targetErr = tb.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-			return store.IsMigrationMarker(bucket, k) || yield(k, v), nil
+			return IsMigrationMarker(bucket, k) || yield(k, v), nil
 		})
 	})
 	defer stop()
 	n := 0
 	err := ta.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-		if store.IsMigrationMarker(bucket, k) {
+		if IsMigrationMarker(bucket, k) {
 			return true, nil
 		}
 		n++
@@ -205,11 +204,11 @@ func verifyBucket(ta, tb store.Tx, bucket []byte) (int, error) {
 		case !ok && targetErr != nil:
 			return false, targetErr
 		case !ok || bytes.Compare(tk, k) > 0:
-			return false, fmt.Errorf("migration check failed: %s/%s is missing in the target", bucket, printable(k))
+			return false, fmt.Errorf("migration check failed: %s/%s is missing in the target", bucket, PrintableKey(k))
 		case bytes.Compare(tk, k) < 0:
-			return false, fmt.Errorf("migration check failed: %s/%s is in the target but not in the source", bucket, printable(tk))
+			return false, fmt.Errorf("migration check failed: %s/%s is in the target but not in the source", bucket, PrintableKey(tk))
 		case !bytes.Equal(tv, v):
-			return false, fmt.Errorf("migration check failed: %s/%s differs between source and target", bucket, printable(k))
+			return false, fmt.Errorf("migration check failed: %s/%s differs between source and target", bucket, PrintableKey(k))
 		}
 		return true, nil
 	})
@@ -217,10 +216,20 @@ func verifyBucket(ta, tb store.Tx, bucket []byte) (int, error) {
 		return 0, err
 	}
 	if tk, _, ok := next(); ok {
-		return 0, fmt.Errorf("migration check failed: %s/%s is in the target but not in the source", bucket, printable(tk))
+		return 0, fmt.Errorf("migration check failed: %s/%s is in the target but not in the source", bucket, PrintableKey(tk))
 	}
 	if targetErr != nil {
 		return 0, targetErr
 	}
 	return n, nil
+}
+
+// PrintableKey shows a key in error messages: text as is, binary keys (the
+// audit sequence numbers) in hex.
+func PrintableKey(k []byte) string {
+	s := string(k)
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0xfffd }) >= 0 {
+		return fmt.Sprintf("%x", k)
+	}
+	return s
 }
