@@ -121,11 +121,8 @@ const adminTokenPruneGrace = 24 * time.Hour
 // tombstone that a record names stays: deleting it would revive that
 // record.
 func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time, bounded bool) (int, error) {
-	var all []*store.AdminToken
-	if err := tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
-		all = append(all, t)
-		return true, nil
-	}); err != nil {
+	all, err := tx.AdminTokens()
+	if err != nil {
 		return 0, err
 	}
 	// The plan lists every record that can go, in an order whose every
@@ -287,16 +284,15 @@ func adminTokenStates(all []*store.AdminToken, now time.Time) []AdminTokenInfo {
 // are stored, and none is returned), revoked ones included.
 func (a *Authority) AdminTokens(ctx context.Context) ([]AdminTokenInfo, error) {
 	var all []*store.AdminToken
-	err := a.st.View(ctx, func(tx *store.Txn) error {
-		all = nil
-		return tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
-			t.Hash = nil
-			all = append(all, t)
-			return true, nil
-		})
+	err := a.st.View(ctx, func(tx *store.Txn) (err error) {
+		all, err = tx.AdminTokens()
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, t := range all {
+		t.Hash = nil
 	}
 	return adminTokenStates(all, a.now()), nil
 }
@@ -355,11 +351,8 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 				return err
 			}
 		}
-		var all []*store.AdminToken
-		if err := tx.ForEachAdminToken(func(t *store.AdminToken) (bool, error) {
-			all = append(all, t)
-			return true, nil
-		}); err != nil {
+		all, err := tx.AdminTokens()
+		if err != nil {
 			return err
 		}
 		var valid []*store.AdminToken

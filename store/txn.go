@@ -269,9 +269,15 @@ func (t *Txn) PutAdminToken(tok *AdminToken) error {
 // DeleteAdminToken removes an administrator token record.
 func (t *Txn) DeleteAdminToken(id string) error { return t.tx.Delete(bAdminTokens, []byte(id)) }
 
-// ForEachAdminToken calls fn for every administrator token, in ID order.
-func (t *Txn) ForEachAdminToken(fn func(*AdminToken) (bool, error)) error {
-	return scanJSON(t, bAdminTokens, "", "", fn)
+// AdminTokens returns every administrator token record, in ID order (they
+// are bounded: authority.MaxAdminTokens).
+func (t *Txn) AdminTokens() ([]*AdminToken, error) {
+	var all []*AdminToken
+	err := scanJSON(t, bAdminTokens, "", "", func(r *AdminToken) (bool, error) {
+		all = append(all, r)
+		return true, nil
+	})
+	return all, err
 }
 
 // auditMark names an entry of the trail by its sequence number and hash:
