@@ -52,9 +52,15 @@ func MigrationFrom(tx Tx) (from string, ok bool) {
 	if raw == nil {
 		return "", false
 	}
+	return markerFrom(raw), true
+}
+
+// markerFrom is the source a migration marker names, "" when it names
+// none: a marker is a marker, whatever it says.
+func markerFrom(raw []byte) string {
 	var m migration
-	_ = json.Unmarshal(raw, &m) // a marker is a marker, whatever it says
-	return m.From, true
+	_ = json.Unmarshal(raw, &m)
+	return m.From
 }
 
 // RestartMigration deletes, in tx, every key of a target an interrupted
@@ -109,10 +115,9 @@ func OpenMigrationTarget(ctx context.Context, b Backend, seal *Sealer) (*Store, 
 
 // migrationRefusal is check's error for a store that carries the marker.
 func migrationRefusal(raw []byte) error {
-	var m migration
-	what := "another store"
-	if json.Unmarshal(raw, &m) == nil && m.From != "" {
-		what = m.From
+	what := markerFrom(raw)
+	if what == "" {
+		what = "another store"
 	}
 	return fmt.Errorf("%w (it holds part of a copy of %s): run flinkpki admin migrate again with the same --from and --to, which clears it and copies again", ErrMigration, what)
 }

@@ -303,32 +303,18 @@ the store exists.`,
 			if err != nil {
 				return err
 			}
-			_, id, err := token.ParseID(tok)
-			if err != nil {
-				return err
-			}
-			if out == "json" {
-				expires := ""
-				if !rec.Expires.IsZero() {
-					expires = rec.Expires.UTC().Format(time.RFC3339)
-				}
-				err = writeJSON(cmd.OutOrStdout(), struct {
-					Token   string `json:"token"`
-					ID      string `json:"id"`
-					Name    string `json:"name"`
-					Expires string `json:"expire_time"`
-				}{tok, id, name, expires})
-			} else {
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), tok)
-			}
-			if err != nil {
-				return orphanedToken("administrator token", id, revokeTokenCommand(id, dataDir, kekFile, &etcd), err)
-			}
 			expires := ""
 			if !rec.Expires.IsZero() {
-				expires = ", expires " + rec.Expires.UTC().Format(time.RFC3339) + " (with every token made with it)"
+				expires = rec.Expires.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %q created%s; keep it secret (store it with mode 0600)\n", name, expires)
+			if err := printNewToken(cmd.OutOrStdout(), out, tok, newAdminTokenJSON{tok, rec.ID, name, expires}); err != nil {
+				return orphanedToken("administrator token", rec.ID, revokeTokenCommand(rec.ID, dataDir, kekFile, &etcd), err)
+			}
+			when := ""
+			if expires != "" {
+				when = ", expires " + expires + " (with every token made with it)"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "administrator token %q created%s; keep it secret (store it with mode 0600)\n", name, when)
 			return nil
 		},
 	}
@@ -359,10 +345,16 @@ func revokeTokenCommand(id, dataDir, kekFile string, e *etcdFlags) string {
 	if kekFile != "" { // else FLINKPKI_KEK_FILE, as for bootstrap
 		args = append(args, "--kek-file", kekFile)
 	}
+	return shellLine(args)
+}
+
+// shellLine is args as a line a POSIX shell splits back into them.
+func shellLine(args []string) string {
+	quoted := make([]string, len(args))
 	for i, a := range args {
-		args[i] = shellQuote(a)
+		quoted[i] = shellQuote(a)
 	}
-	return strings.Join(args, " ")
+	return strings.Join(quoted, " ")
 }
 
 // shellQuote quotes s for a POSIX shell when it holds anything but
@@ -466,7 +458,7 @@ again with the same two keys to finish it.`,
 				return fmt.Errorf("rotate key-encryption key of %s (nothing was changed): %w", where, err)
 			}
 			res := map[string]any{"reencrypted": n, "kek_id": next.ID()}
-			if kept, err := st.DropHistory(cmd.Context()); kept && err != nil {
+			if _, err := st.DropHistory(cmd.Context()); err != nil {
 				// The rotation stands; what is left is the old ciphertexts
 				// in etcd's files, for whoever holds the old key.
 				warning := fmt.Sprintf("the CA keys are under the new key, but %v: defragment each member (etcdctl defrag --endpoints URL) before the old key is let go", err)
@@ -495,7 +487,7 @@ again with the same two keys to finish it.`,
 func finishedRotation(cmd *cobra.Command, st *store.Store, next *store.Sealer, newKEKFile string, out outputFormat) error {
 	already := fmt.Sprintf("the store is under --new-kek-file %s already (an earlier rotate-kek finished)", newKEKFile)
 	kept, err := st.DropHistory(cmd.Context())
-	if kept && err != nil {
+	if err != nil {
 		return fmt.Errorf("%s, but etcd's history, which may hold the CA keys under the old key, was not dropped: %w; run this again, or defragment each member (etcdctl defrag --endpoints URL)", already, err)
 	}
 	if out == "json" {

@@ -84,17 +84,7 @@ the token that made it. The audit trail records its creation
 			}
 			info := resp.GetInfo()
 			expires := rfc3339(info.GetExpireTime())
-			if out == "json" {
-				err = writeJSON(a.stdout, struct {
-					Token   string `json:"token"`
-					ID      string `json:"id"`
-					Name    string `json:"name"`
-					Expires string `json:"expire_time"`
-				}{resp.GetToken(), info.GetId(), info.GetName(), expires})
-			} else {
-				_, err = fmt.Fprintln(a.stdout, resp.GetToken())
-			}
-			if err != nil {
+			if err := printNewToken(a.stdout, out, resp.GetToken(), newAdminTokenJSON{resp.GetToken(), info.GetId(), info.GetName(), expires}); err != nil {
 				return orphanedToken("administrator token", info.GetId(), a.commandLine("admin", "token", "revoke", info.GetId()), err)
 			}
 			if out == "json" {

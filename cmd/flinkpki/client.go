@@ -83,10 +83,7 @@ func (a *app) commandLine(args ...string) string {
 	if c.tokenFile != "" {
 		all = append(all, "--token-file", c.tokenFile)
 	}
-	for i, s := range all {
-		all[i] = shellQuote(s)
-	}
-	return strings.Join(all, " ")
+	return shellLine(all)
 }
 
 // dial connects to the server named by the settings. Each call reads the

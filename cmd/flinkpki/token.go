@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -179,19 +180,14 @@ whose service-account tokens are not spent.`,
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				err = writeJSON(a.stdout, struct {
-					Token   string `json:"token"`
-					ID      string `json:"id"`
-					Cluster string `json:"cluster"`
-					Role    string `json:"role"`
-					Uses    int32  `json:"uses"`
-					Expires string `json:"expire_time"`
-				}{resp.GetToken(), resp.GetId(), cluster, role, resp.GetUses(), rfc3339(resp.GetExpireTime())})
-			} else {
-				_, err = fmt.Fprintln(a.stdout, resp.GetToken())
-			}
-			if err != nil {
+			if err := printNewToken(a.stdout, out, resp.GetToken(), struct {
+				Token   string `json:"token"`
+				ID      string `json:"id"`
+				Cluster string `json:"cluster"`
+				Role    string `json:"role"`
+				Uses    int32  `json:"uses"`
+				Expires string `json:"expire_time"`
+			}{resp.GetToken(), resp.GetId(), cluster, role, resp.GetUses(), rfc3339(resp.GetExpireTime())}); err != nil {
 				return orphanedToken("enrollment token", resp.GetId(), a.commandLine("token", "revoke", resp.GetId()), err)
 			}
 			if out == "json" {
@@ -227,6 +223,25 @@ func tokenID(arg string, want token.Kind) (string, error) {
 		return "", usagef("that is an enrollment token (fpe_): revoke it with flinkpki token revoke %s", id)
 	}
 	return id, nil
+}
+
+// printNewToken prints a token just made on standard output w: alone on
+// its line, so that "> token-file" just works, or as asJSON for -o json.
+func printNewToken(w io.Writer, out outputFormat, tok string, asJSON any) error {
+	if out == "json" {
+		return writeJSON(w, asJSON)
+	}
+	_, err := fmt.Fprintln(w, tok)
+	return err
+}
+
+// newAdminTokenJSON is -o json of a command that made an administrator
+// token.
+type newAdminTokenJSON struct {
+	Token   string `json:"token"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Expires string `json:"expire_time"`
 }
 
 // orphanedToken is the error of a command that made a token but could not
