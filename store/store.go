@@ -107,6 +107,10 @@ type Rewriter interface {
 	Rewrite(ctx context.Context, fn func(Backend) error) error
 }
 
+// ErrReplaced is a Rewriter's error when the rewritten copy is in place
+// (fn's change is made) but a step after that failed.
+var ErrReplaced = errors.New("the rewritten database is in place")
+
 // HistoryDropper is implemented by backends that keep earlier values of
 // every key (etcd's revisions): DropHistory removes them from the
 // backend's files, not only from its keyspace.

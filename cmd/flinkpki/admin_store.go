@@ -448,7 +448,7 @@ again with the same two keys to finish it.`,
 			audit := &store.AuditEntry{Time: time.Now().UTC(), Actor: authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}.String(), Action: "kek.rotate", Outcome: "ok"}
 			n, err := st.RotateKEK(cmd.Context(), next, store.RotateKEKOptions{Progress: progress, Audit: audit})
 			switch {
-			case errors.Is(err, bolt.ErrReplaced):
+			case errors.Is(err, store.ErrReplaced):
 				return fmt.Errorf("rotate key-encryption key of %s: %w: the store is under the new key; start the servers with --kek-file %s", where, err, newKEKFile)
 			case errors.Is(err, store.ErrKEKRotation):
 				return fmt.Errorf("rotate key-encryption key of %s: %w; servers refuse the store until this command, run again with the same --kek-file and --new-kek-file, finishes it", where, err)

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -78,7 +77,7 @@ func (b *Backend) Rewrite(ctx context.Context, fn func(store.Backend) error) err
 		return fmt.Errorf("put the rewritten database in place: %w", atomicfile.Cause(err))
 	}
 	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("%w, but the rename may not be durable: %v", ErrReplaced, err)
+		return fmt.Errorf("%w, but the rename may not be durable: %v", store.ErrReplaced, err)
 	}
 	// The old file is unlinked and still locked by b.db: open the new
 	// one (nobody else may take its lock meanwhile: the work is offline,
@@ -86,16 +85,12 @@ func (b *Backend) Rewrite(ctx context.Context, fn func(store.Backend) error) err
 	// old one go.
 	ndb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: b.timeout})
 	if err != nil {
-		return fmt.Errorf("%w, but it does not open: %v", ErrReplaced, openErr(path, err))
+		return fmt.Errorf("%w, but it does not open: %v", store.ErrReplaced, openErr(path, err))
 	}
 	old := b.db
 	b.db, b.commit = ndb, newCommitter(ndb, b.commit.Max)
 	return old.Close()
 }
-
-// ErrReplaced is Rewrite's error when the new database is in place (fn's
-// change is made) but a step after that failed.
-var ErrReplaced = errors.New("the rewritten database is in place")
 
 // sameOwnerAndMode gives the file at path the owner and mode of orig.
 func sameOwnerAndMode(path string, orig fs.FileInfo) error {
