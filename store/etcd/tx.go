@@ -101,9 +101,9 @@ func (t *txn) checkBucket(bucket []byte) error {
 }
 
 // get reads opts-shaped ranges at the snapshot revision, fixing it on the
-// first read.
-func (t *txn) get(what, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	if t.rev > 0 {
+// first read, or as they are now when latest.
+func (t *txn) get(what, key string, latest bool, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	if t.rev > 0 && !latest {
 		opts = append(opts, clientv3.WithRev(t.rev))
 	}
 	ctx, cancel := t.b.opCtx(t.ctx)
@@ -148,19 +148,7 @@ func (t *txn) Get(bucket, key []byte) []byte {
 // fetch reads k (bucket's key) into the read set and returns its value:
 // at the snapshot revision, or as it is now when latest.
 func (t *txn) fetch(bucket, key []byte, k string, latest bool) []byte {
-	what := "read " + string(bucket) + "/" + store.PrintableKey(key)
-	var resp *clientv3.GetResponse
-	var err error
-	if latest {
-		ctx, cancel := t.b.opCtx(t.ctx)
-		resp, err = t.b.cli.Get(ctx, k)
-		cancel()
-		if err != nil {
-			err = t.b.wrap(t.ctx, what, err)
-		}
-	} else {
-		resp, err = t.get(what, k)
-	}
+	resp, err := t.get("read "+string(bucket)+"/"+store.PrintableKey(key), k, latest)
 	if err != nil {
 		t.err = err
 		return nil
@@ -329,7 +317,7 @@ func (t *txn) Scan(bucket, prefix, start []byte, fn func(k, v []byte) (bool, err
 	}
 	overlay := t.pending(from, hi)
 	for {
-		resp, err := t.get("scan "+string(bucket), from, clientv3.WithRange(hi), clientv3.WithLimit(scanPage))
+		resp, err := t.get("scan "+string(bucket), from, false, clientv3.WithRange(hi), clientv3.WithLimit(scanPage))
 		if err != nil {
 			t.err = err
 			return err
