@@ -186,6 +186,20 @@ func TestHAOpensEgressToEtcdAndDNSOnly(t *testing.T) {
 // tokenreview component's comment says: the HA Deployment, not the deleted
 // StatefulSet, must carry the TokenReview settings, and the API-server
 // egress policy must select its pods.
+// TestTokenReviewBeforeHAFailsTheBuild: components apply in order, and
+// tokenreview listed before ha would patch the StatefulSet that ha then
+// drops: the rendered Deployment would lack --k8s-tokenreview while the
+// ClusterRole and the egress stay. The ha component's guard fails the build.
+func TestTokenReviewBeforeHAFailsTheBuild(t *testing.T) {
+	out, err := runKustomize(t, overlay(t, []string{"kubernetes"}, []string{"kubernetes/tokenreview", "kubernetes/ha"}))
+	if err == nil {
+		t.Fatalf("tokenreview listed before ha rendered without an error:\n%.2000s", out)
+	}
+	if !strings.Contains(err.Error(), "automountServiceAccountToken") || !strings.Contains(err.Error(), "kubernetes/ha") {
+		t.Errorf("the error does not point at the ha component's guard: %v", err)
+	}
+}
+
 func TestTokenReviewCombinesWithHA(t *testing.T) {
 	objs := rendered(t, overlay(t, []string{"kubernetes"}, []string{"kubernetes/ha", "kubernetes/tokenreview"}))
 	for _, o := range objs {

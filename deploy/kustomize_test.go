@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,6 +159,18 @@ func kustomize(t testing.TB, dir string) []byte {
 	if out, ok := renders.Load(dir); ok {
 		return out.([]byte)
 	}
+	out, err := runKustomize(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renders.Store(dir, out)
+	return out
+}
+
+// runKustomize renders dir with kubectl kustomize (or kustomize build) and
+// returns the render, or an error that holds the tool's message.
+func runKustomize(t testing.TB, dir string) ([]byte, error) {
+	t.Helper()
 	var args []string
 	if kubectl, err := exec.LookPath("kubectl"); err == nil {
 		args = []string{kubectl, "kustomize", dir}
@@ -170,14 +183,12 @@ func kustomize(t testing.TB, dir string) []byte {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, args[0], args[1:]...).Output()
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, ee.Stderr)
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			return nil, fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, ee.Stderr)
 		}
-		t.Fatalf("%s: %v", strings.Join(args, " "), err)
+		return nil, fmt.Errorf("%s: %v", strings.Join(args, " "), err)
 	}
-	renders.Store(dir, out)
-	return out
+	return out, nil
 }
 
 // kustomizeVersion is the kustomize that make tools installs when there is
