@@ -84,8 +84,8 @@ func TestNewKeepsOnlyUsableKeys(t *testing.T) {
 		jose.JSONWebKey{Key: p384.Public(), KeyID: "p384"},
 		jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "hmac"})
 	v := newVerifier(t, jwksOf(t, set.Keys...))
-	if len(v.keys) != 1 || v.keys[0].kid != iss.KeyID() || v.keys[0].alg != jose.ES256 {
-		t.Fatalf("kept keys %+v; want only the ES256 key %s", v.keys, iss.KeyID())
+	if keys := *v.keys.Load(); len(keys) != 1 || keys[0].kid != iss.KeyID() || keys[0].alg != jose.ES256 {
+		t.Fatalf("kept keys %+v; want only the ES256 key %s", *v.keys.Load(), iss.KeyID())
 	}
 	if _, err := v.Verify(context.Background(), iss.Mint(validClaims())); err != nil {
 		t.Fatalf("Verify with the usable key: %v", err)

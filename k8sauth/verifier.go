@@ -19,7 +19,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -54,6 +58,13 @@ type Config struct {
 	// JWKS is the content of --k8s-jwks-file, as served by the apiserver
 	// at /openid/v1/jwks. Required.
 	JWKS []byte
+	// JWKSFile, when set, is the file JWKS was read from. A token signed
+	// by a key the JWKS lacks makes the Verifier look at the file again
+	// and take its content when its size or modification time changed
+	// (the kubelet updates a mounted ConfigMap in place), so that a
+	// cluster's new signing key is picked up without a restart. Content
+	// that does not parse leaves the keys as they were.
+	JWKSFile string
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time
 	// Leeway absorbs clock skew between the apiserver and flinkpki when
@@ -76,15 +87,26 @@ type Identity struct {
 	Expiry            time.Time
 }
 
-// Verifier checks service-account tokens of one cluster. It is immutable
-// after New and safe for concurrent use.
+// Verifier checks service-account tokens of one cluster. It is safe for
+// concurrent use; its keys change only when Config.JWKSFile does.
 type Verifier struct {
 	issuer   string
 	audience string
-	keys     []verificationKey
+	keys     atomic.Pointer[[]verificationKey]
+	file     *jwksFile // nil without Config.JWKSFile
 	clock    func() time.Time
 	leeway   time.Duration
 	maxAge   time.Duration
+}
+
+// jwksFile is where the keys came from, read again when it changes.
+type jwksFile struct {
+	path string
+
+	mu      sync.Mutex
+	size    int64     // of the content last looked at: taken, or refused
+	modTime time.Time // likewise; zero before the first look, so that the first unknown key reads the file once
+	refused error     // why that content was not taken; nil when it was
 }
 
 // New returns a Verifier for cfg, refusing a Config that could never
@@ -104,7 +126,11 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.MaxAge < 0 {
 		return nil, fmt.Errorf("token max age %v is negative: %w", cfg.MaxAge, ErrConfig)
 	}
-	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, keys: keys, clock: cfg.Clock, leeway: cfg.Leeway, maxAge: cmp.Or(cfg.MaxAge, DefaultMaxAge)}
+	v := &Verifier{issuer: cfg.Issuer, audience: cfg.Audience, clock: cfg.Clock, leeway: cfg.Leeway, maxAge: cmp.Or(cfg.MaxAge, DefaultMaxAge)}
+	v.keys.Store(&keys)
+	if cfg.JWKSFile != "" {
+		v.file = &jwksFile{path: cfg.JWKSFile}
+	}
 	if v.audience == "" {
 		v.audience = DefaultAudience
 	}
@@ -137,8 +163,73 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 
 // verifySignature parses raw and returns its payload once a JWKS key has
 // verified it. With a "kid" only keys of that id are tried; without one,
-// every key of the token's algorithm is.
+// every key of the token's algorithm is. A kid the keys lack makes the
+// Verifier read its JWKS file again when that changed, and try once more.
 func (v *Verifier) verifySignature(raw string) ([]byte, error) {
+	payload, err := v.verifyWith(*v.keys.Load(), raw)
+	if v.file == nil || !errors.Is(err, ErrUnknownKey) {
+		return payload, err
+	}
+	v.file.reload(&v.keys)
+	// Again, with the keys the file holds now, or so that the refusal says
+	// what this reading came to.
+	return v.verifyWith(*v.keys.Load(), raw)
+}
+
+// reload reads the file when its size or modification time differ from
+// the content last looked at, and puts its keys in keys when they parse;
+// under the lock, so that a slower reading never replaces a newer one.
+func (f *jwksFile) reload(keys *atomic.Pointer[[]verificationKey]) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, err := os.Stat(f.path)
+	if err != nil {
+		f.refused = withoutPath(err)
+		return
+	}
+	if st.Size() == f.size && st.ModTime().Equal(f.modTime) {
+		return
+	}
+	f.size, f.modTime = st.Size(), st.ModTime()
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		f.refused = withoutPath(err)
+		return
+	}
+	parsed, err := parseJWKS(b)
+	if err != nil {
+		f.refused = err
+		return
+	}
+	f.refused = nil
+	keys.Store(&parsed)
+}
+
+// withoutPath is a file error without the file's path, for a refusal.
+func withoutPath(err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// note says, for an unknown key's refusal, that the file is read again
+// and what its last reading came to; "" without a file.
+func (f *jwksFile) note() string {
+	if f == nil {
+		return ""
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// The refusal goes to a client that has not authenticated: it names
+	// the flag, not the server's path.
+	if f.refused != nil {
+		return fmt.Sprintf(" (the file is read again whenever it changes; its latest content was not taken: %v)", f.refused)
+	}
+	return " (the file is read again whenever it changes)"
+}
+
+func (v *Verifier) verifyWith(keys []verificationKey, raw string) ([]byte, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return nil, fmt.Errorf("service-account token is empty: %w", ErrMalformed)
@@ -157,7 +248,7 @@ func (v *Verifier) verifySignature(raw string) ([]byte, error) {
 	alg := jose.SignatureAlgorithm(hdr.Algorithm)
 	kid := clip(hdr.KeyID)
 	var named, sameAlg []verificationKey
-	for _, k := range v.keys {
+	for _, k := range keys {
 		if hdr.KeyID == "" || k.kid == hdr.KeyID {
 			named = append(named, k)
 			if k.alg == alg {
@@ -172,9 +263,9 @@ func (v *Verifier) verifySignature(raw string) ([]byte, error) {
 	}
 	switch {
 	case hdr.KeyID == "":
-		return nil, fmt.Errorf("service-account token has no kid and its %s signature verifies with none of the %d JWKS keys: %w", alg, len(v.keys), ErrSignature)
+		return nil, fmt.Errorf("service-account token has no kid and its %s signature verifies with none of the %d JWKS keys: %w", alg, len(keys), ErrSignature)
 	case len(named) == 0:
-		return nil, fmt.Errorf("service-account token is signed by key %q, which is not in the JWKS; refresh --k8s-jwks-file from the cluster's /openid/v1/jwks: %w", kid, ErrUnknownKey)
+		return nil, fmt.Errorf("service-account token is signed by key %q, which is not in the JWKS%s; update --k8s-jwks-file from the cluster's /openid/v1/jwks: %w", kid, v.file.note(), ErrUnknownKey)
 	case len(sameAlg) == 0:
 		return nil, fmt.Errorf("service-account token claims alg %s, but JWKS key %q is an %s key: %w", alg, kid, named[0].alg, ErrSignature)
 	default:

@@ -91,6 +91,28 @@ func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
 	s.cli(t, iss.MintFile(good), "cluster", "list").refused(t, "administrator")
 }
 
+// The cluster's service-account signing key rotates and the JWKS file is
+// updated while the server runs: a pod whose token the new key signed is
+// refused until then, and enrolls after it, with no restart.
+func TestJWKSFileUpdatedWhileServing(t *testing.T) {
+	const issuerURL = "https://kubernetes.default.svc.cluster.local"
+	old := k8stest.NewECIssuer(t, issuerURL)
+	next := k8stest.NewECIssuer(t, issuerURL)
+	jwks := k8stest.JWKSFile(t, old)
+	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", jwks)
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
+	pod := k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-taskmanager-1-1"}
+	initWith := func(tok string) result {
+		return s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "5s")
+	}
+	initWith(next.MintFile(pod)).refused(t, "read again whenever it changes")
+	if err := os.WriteFile(jwks, k8stest.JWKS(t, old, next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	initWith(next.MintFile(pod)).ok(t)
+	initWith(old.MintFile(pod)).ok(t)
+}
+
 // cluster update moves a Flink deployment to another service account
 // without a new CA: the added binding enrolls at once, the removed one no
 // more, a binding another cluster holds is refused whole, and every step

@@ -58,7 +58,7 @@ func (o *serveOptions) readInputs() (*serveInputs, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read --k8s-jwks-file: %w", err)
 		}
-		if in.k8s, err = k8sauth.New(k8sauth.Config{Issuer: o.k8sIssuer, Audience: o.k8sAudience, JWKS: jwks}); err != nil {
+		if in.k8s, err = k8sauth.New(k8sauth.Config{Issuer: o.k8sIssuer, Audience: o.k8sAudience, JWKS: jwks, JWKSFile: o.k8sJWKSFile}); err != nil {
 			return nil, err
 		}
 	}
