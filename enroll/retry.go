@@ -167,9 +167,20 @@ func Retryable(err error) bool {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		return !untrusted(st.Message())
+		return !untrusted(st.Message()) && !malformedTarget(st.Message())
 	case codes.DeadlineExceeded, codes.ResourceExhausted, codes.Canceled:
 		return true
+	}
+	return false
+}
+
+// malformedTarget reports whether a transport error says that the server
+// address itself is wrong, which no retry mends.
+func malformedTarget(msg string) bool {
+	for _, m := range []string{"invalid target address", "too many colons in address", "missing port in address", "invalid port", "unknown port"} {
+		if strings.Contains(msg, m) {
+			return true
+		}
 	}
 	return false
 }

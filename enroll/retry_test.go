@@ -49,6 +49,7 @@ func TestRetry(t *testing.T) {
 	unavailable := status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`)
 	refused := status.Error(codes.PermissionDenied, "token is for cluster a, not b")
 	untrusted := status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`)
+	badTarget := status.Error(codes.Unavailable, `invalid target address dns:///https://flinkpki:7443, error info: address https://flinkpki:7443:443: too many colons in address`)
 	otherName := status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for flinkpki.flinkpki.svc, not flinkpki.other.svc"`)
 	tests := []struct {
 		name       string
@@ -102,6 +103,10 @@ func TestRetry(t *testing.T) {
 		{
 			name: "so does a server certificate for another name", timeout: time.Minute,
 			errs: []error{otherName}, wantCalls: 1, wantErr: otherName, wantCode: codes.Unavailable,
+		},
+		{
+			name: "and a server address that is none (a dns:/// target with a URL in it)", timeout: time.Minute,
+			errs: []error{badTarget}, wantCalls: 1, wantErr: badTarget, wantCode: codes.Unavailable,
 		},
 		{
 			name: "a refused connection outside gRPC counts as unreachable", timeout: time.Minute,

@@ -250,6 +250,11 @@ func TestAServerAddressWithoutAPortIsAUsageError(t *testing.T) {
 	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok}, "cluster", "list", "--server", "127.0.0.1"), 2, `server address "127.0.0.1" is not HOST:PORT`)
 	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok, "FLINKPKI_SERVER": "flinkpki.flinkpki.svc"}, "cluster", "list"), 2, "(--server or FLINKPKI_SERVER;")
 	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok}, "bench", "enroll", "--cluster", "c", "--role", "taskmanager", "--server", "localhost"), 2, "is not HOST:PORT")
+	// A URL, as Vault's and step's addresses are written, and a port that
+	// is none: init would otherwise retry them for its whole --timeout.
+	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok}, "cluster", "list", "--server", "https://127.0.0.1:7443"), 2, `is a URL: give HOST:PORT without https:// (127.0.0.1:7443;`)
+	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok}, "cluster", "list", "--server", "127.0.0.1:99999"), 2, `port "99999" is not a port number`)
+	oneLineError(t, runCLI(t, map[string]string{"FLINKPKI_TOKEN_FILE": tok, "FLINKPKI_SERVER": "http://flinkpki.flinkpki.svc:7443/"}, "init", "--cluster", "c", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--timeout", "1m"), 2, "without http:// (flinkpki.flinkpki.svc:7443;")
 	if err := checkServer("[::1]:7443"); err != nil {
 		t.Errorf("an IPv6 HOST:PORT: %v", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -103,14 +104,24 @@ func (a *app) dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 }
 
 // checkServer refuses a server address without a port, which gRPC would
-// otherwise dial on 443 and report as a refused connection. Targets with a
-// gRPC scheme (dns:///, unix:) are passed on as they are.
+// otherwise dial on 443 and report as a refused connection, a port that is
+// none, and a URL (https://host:port, as Vault's and step's addresses are
+// written), which gRPC reports as "too many colons" and init would retry
+// for its whole --timeout. Targets with a gRPC scheme (dns:///, unix:) are
+// passed on as they are.
 func checkServer(addr string) error {
+	if scheme, rest, ok := strings.Cut(addr, "://"); ok && slices.Contains([]string{"http", "https", "grpc", "grpcs", "tcp"}, strings.ToLower(scheme)) {
+		return usagef("server address %q is a URL: give HOST:PORT without %s:// (%s; --server or %s)", addr, scheme, strings.TrimSuffix(rest, "/"), envServer)
+	}
 	if strings.Contains(addr, ":/") || strings.HasPrefix(addr, "unix:") {
 		return nil
 	}
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
 		return usagef("server address %q is not HOST:PORT (--server or %s; flinkpki serves on port 7443 unless told otherwise)", addr, envServer)
+	}
+	if n, err := net.LookupPort("tcp", port); err != nil || n == 0 {
+		return usagef("server address %q: port %q is not a port number from 1 to 65535 (--server or %s)", addr, port, envServer)
 	}
 	return nil
 }
