@@ -23,9 +23,9 @@ var (
 	// ErrNoActiveCA reports a lineage without an active CA.
 	ErrNoActiveCA = errors.New("the lineage has no active CA")
 	// ErrNoPreparedCA reports an activation with no prepared CA to activate.
-	ErrNoPreparedCA = errors.New("there is no prepared CA to activate; run ca prepare first")
+	ErrNoPreparedCA = errors.New("there is no prepared CA to activate")
 	// ErrNoRetiringCA reports a retirement with no retiring CA to retire.
-	ErrNoRetiringCA = errors.New("there is no retiring CA to retire; activate a prepared CA first")
+	ErrNoRetiringCA = errors.New("there is no retiring CA to retire")
 	// ErrBlocked reports a lifecycle step that live holders still depend on.
 	ErrBlocked = errors.New("CA lifecycle step blocked by live holders")
 	// ErrInvalidValidity reports CA and leaf validities that cannot rotate safely.

@@ -191,7 +191,7 @@ func PlanActivate(l Lineage, holders []HolderView, now time.Time, force bool) (P
 	}
 	p := l.Prepared()
 	if p == nil {
-		return Plan{}, ErrNoPreparedCA
+		return Plan{}, fmt.Errorf("%w: %s", ErrNoPreparedCA, nextStep(l))
 	}
 	if r := l.Retiring(); r != nil {
 		return Plan{}, fmt.Errorf("%w: CA %s is still retiring; retire it before activating %s", ErrRotationInProgress, r.ID, p.ID)
@@ -210,6 +210,23 @@ func PlanActivate(l Lineage, holders []HolderView, now time.Time, force bool) (P
 	return plan, nil
 }
 
+// nextStep says where a lineage stands and which step comes next, for a
+// step that does not apply to it (run twice, say, when unsure that the
+// first run took).
+func nextStep(l Lineage) string {
+	a, p, r := l.Active(), l.Prepared(), l.Retiring()
+	switch {
+	case a == nil:
+		return "the lineage has no active CA"
+	case r != nil:
+		return fmt.Sprintf("CA %s is active and %s is retiring (the activation is done); the next step is ca retire", a.ID, r.ID)
+	case p != nil:
+		return fmt.Sprintf("CA %s is prepared; the next step is ca activate", p.ID)
+	default:
+		return fmt.Sprintf("CA %s is active and no rotation is in progress (a retirement, if there was one, is done); the next step is ca prepare", a.ID)
+	}
+}
+
 // PlanRetire decides whether the retiring CA may leave the lineage (and so
 // every truststore issued from now on). It is refused while any live holder's
 // leaf was signed by it, unless force is set.
@@ -219,7 +236,7 @@ func PlanRetire(l Lineage, holders []HolderView, now time.Time, force bool) (Pla
 	}
 	r := l.Retiring()
 	if r == nil {
-		return Plan{}, ErrNoRetiringCA
+		return Plan{}, fmt.Errorf("%w: %s", ErrNoRetiringCA, nextStep(l))
 	}
 	plan := Plan{Step: StepRetire, Blockers: RetireBlockers(l, holders, now)}
 	if len(plan.Blockers) > 0 {

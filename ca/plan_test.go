@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -246,5 +247,44 @@ func TestTrustBundleIsOrderedByGeneration(t *testing.T) {
 	}
 	if l.Active().ID != "internal-2" || l.Prepared().ID != "internal-3" || l.Retiring().ID != "internal-1" {
 		t.Fatal("state accessors return the wrong CAs")
+	}
+}
+
+// TestAStepThatDoesNotApplyNamesTheNextOne: an operator unsure whether a
+// step took runs it again; the refusal says where the lineage stands and
+// which step comes next, never one that would be refused in turn.
+func TestAStepThatDoesNotApplyNamesTheNextOne(t *testing.T) {
+	t.Parallel()
+	y := 365 * 24 * time.Hour
+	afterActivate := Lineage{fakeCA(1, StateRetiring, t0, y), fakeCA(2, StateActive, t0, y)}
+	steady := Lineage{fakeCA(2, StateActive, t0, y)}
+	prepared := Lineage{fakeCA(1, StateActive, t0, y), fakeCA(2, StatePrepared, t0, y)}
+	tests := []struct {
+		name string
+		plan func(Lineage, []HolderView, time.Time, bool) (Plan, error)
+		l    Lineage
+		want error
+		next string
+	}{
+		{"activate run twice", PlanActivate, afterActivate, ErrNoPreparedCA, "the next step is ca retire"},
+		{"activate with nothing prepared", PlanActivate, steady, ErrNoPreparedCA, "the next step is ca prepare"},
+		{"retire run twice", PlanRetire, steady, ErrNoRetiringCA, "the next step is ca prepare"},
+		{"retire before activate", PlanRetire, prepared, ErrNoRetiringCA, "the next step is ca activate"},
+	}
+	for _, tt := range tests {
+		_, err := tt.plan(tt.l, nil, t0, false)
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.next) {
+			t.Errorf("%s: error = %v, want %v saying %q", tt.name, err, tt.want, tt.next)
+		}
+	}
+	// Each named step is one the lineage takes.
+	if _, err := PlanRetire(afterActivate, nil, t0, false); err != nil {
+		t.Errorf("retire after activate: %v", err)
+	}
+	if _, err := PlanActivate(prepared, nil, t0, false); err != nil {
+		t.Errorf("activate after prepare: %v", err)
+	}
+	if _, err := PlanPrepare(steady, t0); err != nil {
+		t.Errorf("prepare on a steady lineage: %v", err)
 	}
 }

@@ -561,11 +561,11 @@ func TestARotatedSigningKeyIsLeftToTheAPIServer(t *testing.T) {
 	}
 	api.set(func(a *apiServer) { a.deleted["orders-tm-3"] = true })
 	initWith(s, rotated, "orders-tm-3").refused(t, "does not exist")
-	if logs := s.stderr.String(); strings.Count(logs, "TokenReview judged a service-account token alone") != 1 || !strings.Contains(logs, "refresh --k8s-jwks-file") {
+	if logs := s.stderr.String(); strings.Count(logs, "TokenReview judged a service-account token alone") != 1 || !strings.Contains(logs, "update --k8s-jwks-file") {
 		t.Errorf("the server log does not say once that the JWKS file is stale:\n%s", logs)
 	}
 
 	offline := startServer(t, "", "--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", stale)
 	offline.cli(t, offline.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
-	initWith(offline, rotated, "orders-tm-1").refused(t, "refresh --k8s-jwks-file")
+	initWith(offline, rotated, "orders-tm-1").refused(t, "update --k8s-jwks-file")
 }
