@@ -111,6 +111,9 @@ admin restore - to read; -o json then has nowhere to go and is refused.`,
 				if n > 0 {
 					return err // in place, and its message says so
 				}
+				if cmd.Context().Err() != nil {
+					return fmt.Errorf("no backup was written: %w", cmd.Context().Err())
+				}
 				return writeFailure(dst.where, dst.flag, err)
 			}
 			// Whole copies of the store that killed backups left beside it.
@@ -221,6 +224,9 @@ system's temporary directory before the data directory is touched.`,
 				return fmt.Errorf("%s is empty, not a backup: use a file flinkpki admin backup wrote", name)
 			}
 			if err := checkStoreFile(ctx, args[0]); err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("nothing was restored, and --data-dir %s was not touched: %w", dataDir, ctx.Err())
+				}
 				if name != args[0] {
 					msg := strings.ReplaceAll(err.Error(), "store "+args[0], name) // "store FILE has ..."
 					return reworded{strings.ReplaceAll(msg, args[0], name), err}
@@ -256,6 +262,9 @@ system's temporary directory before the data directory is touched.`,
 			if err != nil {
 				if n > 0 {
 					return err // in place, and its message says so
+				}
+				if ctx.Err() != nil {
+					return fmt.Errorf("nothing was restored: --data-dir %s is as it was: %w", dataDir, ctx.Err())
 				}
 				return writeFailure(dst, "--data-dir", err)
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -106,7 +107,10 @@ func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters
 	for i := 0; i < clusters; i++ {
 		name := fmt.Sprintf("scale-%05d", i)
 		if _, err := auth.CreateCluster(ctx, actor, authority.CreateClusterRequest{Name: name}); err != nil {
-			return 0, fmt.Errorf("create %s: %w", name, err)
+			if errors.Is(err, authority.ErrExists) {
+				return 0, fmt.Errorf("create %s: %w: bench populate fills a store that holds none of its clusters; populate a new --data-dir (serve --dev creates one)", name, err)
+			}
+			return 0, partial(i, 0, fmt.Errorf("create %s: %w", name, err))
 		}
 		if i%1000 == 999 {
 			fmt.Fprintf(cmd.ErrOrStderr(), "populate: %d clusters (%s)\n", i+1, time.Since(start).Round(time.Second))
@@ -135,12 +139,18 @@ func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters
 			return nil
 		})
 		if err != nil {
-			return 0, err
+			return 0, partial(clusters, done, err)
 		}
 		done += n
 		fmt.Fprintf(cmd.ErrOrStderr(), "populate: %d holders (%s)\n", done, time.Since(start).Round(time.Second))
 	}
 	return time.Since(start), nil
+}
+
+// partial words a populate that ended part way, with what the store holds
+// now: a run again would stop at the first cluster, which exists.
+func partial(clusters, holders int, err error) error {
+	return fmt.Errorf("the store holds a partial population (%d clusters, %d holders); populate a new --data-dir: %w", clusters, holders, err)
 }
 
 // dbSize reports the size of a data directory's database file.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -52,8 +53,29 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(a.stderr, "flinkpki: %s\n", oneLine(a.humanize(err)))
+	msg := oneLine(a.humanize(err))
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		msg = interruptedText(msg)
+	}
+	fmt.Fprintf(a.stderr, "flinkpki: %s\n", msg)
 	return exitCode(err)
+}
+
+// interruptedText words the failure of a command that Ctrl-C or SIGTERM
+// ended: "interrupted", then what the command says it did or left, without
+// the bare "context canceled" of the cancellation itself.
+func interruptedText(msg string) string {
+	const canceled = "context canceled"
+	switch {
+	case msg == canceled:
+		return "interrupted"
+	case strings.HasSuffix(msg, ": "+canceled):
+		return "interrupted: " + strings.TrimSuffix(msg, ": "+canceled)
+	case strings.HasPrefix(msg, "interrupted"):
+		return msg
+	default:
+		return "interrupted: " + msg
+	}
 }
 
 func (a *app) newRootCmd() *cobra.Command {

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCLIInterrupted runs the CLI with a context that is already canceled,
+// as Ctrl-C or SIGTERM leave it.
+func runCLIInterrupted(t testing.TB, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	a := &app{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, now: time.Now}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return result{code: a.run(ctx, args), stdout: out.String(), stderr: errb.String()}
+}
+
+// TestAnInterruptedCommandSaysSo: a command that Ctrl-C ended says it was
+// interrupted and what it left, never that its good input was bad, nor a
+// bare "context canceled".
+func TestAnInterruptedCommandSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	kek := writeKEK(t, dir, "kek")
+	backup := filepath.Join(dir, "backup.db")
+	newStoreAt(t, backup, kek)
+
+	into := filepath.Join(dir, "restored")
+	r := runCLIInterrupted(t, "admin", "restore", backup, "--data-dir", into)
+	oneLineError(t, r, 1, "flinkpki: interrupted: nothing was restored, and --data-dir "+into+" was not touched")
+	if strings.Contains(r.stderr, "not a usable") || strings.Contains(r.stderr, "context canceled") {
+		t.Errorf("an interrupted restore blames the backup or says only context canceled: %q", r.stderr)
+	}
+	if _, err := os.Stat(into); !os.IsNotExist(err) {
+		t.Errorf("an interrupted restore left %s: %v", into, err)
+	}
+	runCLI(t, nil, "admin", "restore", backup, "--data-dir", into).ok(t)
+
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	newStoreAt(t, filepath.Join(data, dbFileName), kek)
+	oneLineError(t, runCLIInterrupted(t, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "3", "--holders", "10"), 1, "flinkpki: interrupted")
+	// Interrupted once the store is open: the error says what it holds.
+	st, _, err := openStoreAt(context.Background(), data, nil, kek, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = populate(canceled, newBenchPopulateCmd(), st, 3, 10, 5)
+	st.Close()
+	if want := "the store holds a partial population (0 clusters, 0 holders); populate a new --data-dir: create scale-00000"; err == nil || !strings.HasPrefix(interruptedText(err.Error()), "interrupted: "+want) {
+		t.Errorf("populate interrupted: %v, want %q", err, want)
+	}
+	runCLI(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "1", "--holders", "0").ok(t)
+	r = runCLI(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "1", "--holders", "0")
+	oneLineError(t, r, 1, "already exists: bench populate fills a store that holds none of its clusters; populate a new --data-dir")
+}
+
+func TestInterruptedText(t *testing.T) {
+	for in, want := range map[string]string{
+		"context canceled":                          "interrupted",
+		"create scale-00001: context canceled":      "interrupted: create scale-00001",
+		"interrupted: the target was cleared again": "interrupted: the target was cleared again",
+		"cannot reach flinkpki at h:1: canceled":    "interrupted: cannot reach flinkpki at h:1: canceled",
+	} {
+		if got := interruptedText(in); got != want {
+			t.Errorf("interruptedText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
