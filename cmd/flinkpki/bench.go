@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/credentials"
@@ -72,7 +75,12 @@ By default the workers share keep-alive connections (one per 16 workers);
 does. --warmup N sends N more enrollments first, on the same workers and
 connections, and leaves them out of every figure, so that a short run
 measures the steady state rather than its own start (make bench uses 8 per
-worker); the token must allow those uses too. Exit 1 when any request failed.`,
+worker); the token must allow those uses too. Exit 1 when any request failed.
+
+The server limits each identity's enrollments (serve --enroll-rate, 200/s
+with a burst of 2000 by default): against a server started for benchmarking,
+pass serve --enroll-rate 0, as make bench does, or the rate measured is that
+limit's.`,
 		Example: `  flinkpki token create --cluster bench --role taskmanager --uses 10000 --ttl 1h > bench.token
   flinkpki bench enroll --cluster bench --role taskmanager --token-file bench.token \
       --requests 5000 --concurrency 64 -o json`,
@@ -195,18 +203,29 @@ func (a *app) benchDialer() (func() (*grpc.ClientConn, error), error) {
 func (a *app) benchReport(out outputFormat, what string, firstErr error, res loadgen.Result) error {
 	if firstErr != nil {
 		res.FirstError = oneLine(a.humanize(firstErr))
+		if status.Code(firstErr) == codes.ResourceExhausted && strings.Contains(res.FirstError, "rate limit") {
+			res.FirstError += " (a server for benchmarks runs with serve --enroll-rate 0)"
+		}
 	}
 	var err error
 	switch {
 	case out == "json":
 		err = writeJSON(a.stdout, res)
-	case res.Errors < res.Requests:
+	case res.Errors+res.Interrupted < res.Requests:
 		// A table of zeros would read as a measurement; JSON keeps its
 		// fields for CI either way.
 		err = loadgen.PrintTable(a.stdout, res)
 	}
 	if err != nil {
 		return err
+	}
+	if res.Interrupted > 0 {
+		// Not a failure of the server's: what ran is reported above.
+		failed := ""
+		if res.Errors > 0 {
+			failed = fmt.Sprintf(", %d failed (first: %s)", res.Errors, orDash(res.FirstError))
+		}
+		return fmt.Errorf("%d of %d %s done%s, %d not sent or cut off: %w", res.Requests-res.Errors-min(res.Interrupted, res.Requests), res.Requests, what, failed, res.Interrupted, context.Canceled)
 	}
 	if res.Errors > 0 {
 		return fmt.Errorf("%d of %d %s failed; first: %s", res.Errors, res.Requests, what, orDash(res.FirstError))
@@ -286,7 +305,9 @@ server has been idle and once against a server started with
 --bake-key-pool 0 to see the pool's effect. Each call bakes a new holder, so
 use a cluster made for benchmarking. Takes an administrator token, or an
 enrollment token for the cluster and role that allows that many uses
-(token create --uses N).`,
+(token create --uses N). As with bench enroll, start a server for
+benchmarking with serve --enroll-rate 0, or its per-identity limit is what
+the run measures.`,
 		Example: `  flinkpki cluster create bench-rsa --key-type rsa-2048
   flinkpki bench bake --cluster bench-rsa --role taskmanager --requests 200 --concurrency 8`,
 		Args: cobra.NoArgs,

@@ -145,3 +145,16 @@ func TestAPopulatedStoreIsServedAtScale(t *testing.T) {
 	}
 	s.cli(t, s.admin, "ca", "activate", "--cluster", "scale-00000").refused(t, "36000 live holders do not trust the prepared CA yet")
 }
+
+// TestBenchEnrollNamesTheServersRateLimit: against a server with its
+// default per-identity limit a run measures that limit; the failure says
+// how a benchmark server is started.
+func TestBenchEnrollNamesTheServersRateLimit(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--enroll-rate", "1", "--enroll-burst", "1")
+	s.cli(t, s.admin, "cluster", "create", "bench").ok(t)
+	tok := s.tokenFor(t, "bench", "taskmanager", "--uses", "9")
+	r := s.cli(t, s.admin, "bench", "enroll", "--cluster", "bench", "--role", "taskmanager", "--token-file", tok, "--requests", "4", "--concurrency", "1")
+	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "rate limit") || !strings.Contains(lastLine(r.stderr), "(a server for benchmarks runs with serve --enroll-rate 0)") {
+		t.Fatalf("bench enroll against a rate-limited server: exit %d, stderr %s", r.code, r.stderr)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +13,10 @@ import (
 
 // runCLIInterrupted runs the CLI with a context that is already canceled,
 // as Ctrl-C or SIGTERM leave it.
-func runCLIInterrupted(t testing.TB, args ...string) result {
+func runCLIInterrupted(t testing.TB, env map[string]string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
-	a := &app{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, now: time.Now}
+	a := &app{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, now: time.Now}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return result{code: a.run(ctx, args), stdout: out.String(), stderr: errb.String()}
@@ -31,7 +32,7 @@ func TestAnInterruptedCommandSaysSo(t *testing.T) {
 	newStoreAt(t, backup, kek)
 
 	into := filepath.Join(dir, "restored")
-	r := runCLIInterrupted(t, "admin", "restore", backup, "--data-dir", into)
+	r := runCLIInterrupted(t, nil, "admin", "restore", backup, "--data-dir", into)
 	oneLineError(t, r, 1, "flinkpki: interrupted: nothing was restored, and --data-dir "+into+" was not touched")
 	if strings.Contains(r.stderr, "not a usable") || strings.Contains(r.stderr, "context canceled") {
 		t.Errorf("an interrupted restore blames the backup or says only context canceled: %q", r.stderr)
@@ -46,7 +47,7 @@ func TestAnInterruptedCommandSaysSo(t *testing.T) {
 		t.Fatal(err)
 	}
 	newStoreAt(t, filepath.Join(data, dbFileName), kek)
-	oneLineError(t, runCLIInterrupted(t, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "3", "--holders", "10"), 1, "flinkpki: interrupted")
+	oneLineError(t, runCLIInterrupted(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "3", "--holders", "10"), 1, "flinkpki: interrupted")
 	// Interrupted once the store is open: the error says what it holds.
 	st, _, err := openStoreAt(context.Background(), data, nil, kek, false)
 	if err != nil {
@@ -74,5 +75,22 @@ func TestInterruptedText(t *testing.T) {
 		if got := interruptedText(in); got != want {
 			t.Errorf("interruptedText(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestAnInterruptedBenchCountsNoFailures: requests a Ctrl-C cut off or never
+// sent are not failed enrollments of the server's.
+func TestAnInterruptedBenchCountsNoFailures(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--enroll-rate", "0")
+	s.cli(t, s.admin, "cluster", "create", "bench").ok(t)
+	tok := s.tokenFor(t, "bench", "taskmanager", "--uses", "9")
+	env := map[string]string{"FLINKPKI_SERVER": s.addr, "FLINKPKI_CA_FILE": s.caFile}
+	r := runCLIInterrupted(t, env, "bench", "enroll", "--cluster", "bench", "--role", "taskmanager", "--token-file", tok, "--requests", "3", "--warmup", "2", "-o", "json")
+	if want := "flinkpki: interrupted: 0 of 3 enrollments done, 5 not sent or cut off"; r.code != 1 || lastLine(r.stderr) != want {
+		t.Errorf("exit %d, last line %q; want 1 and %q", r.code, lastLine(r.stderr), want)
+	}
+	var res struct{ Errors, WarmupErrors, Interrupted int }
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Errors != 0 || res.WarmupErrors != 0 || res.Interrupted != 5 {
+		t.Errorf("bench enroll -o json interrupted = %+v (%v), want no errors and 5 interrupted:\n%s", res, err, r.stdout)
 	}
 }

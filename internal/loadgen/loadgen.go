@@ -42,7 +42,10 @@ type Result struct {
 	// other figure; WarmupErrors of them failed.
 	Warmup       int    `json:"warmup,omitempty"`
 	WarmupErrors int    `json:"warmup_errors,omitempty"`
-	FirstError   string `json:"first_error,omitempty"`
+	// Interrupted requests (measured or warm-up) were never sent, or were
+	// cut off, because the run was interrupted: they are in no other count.
+	Interrupted int    `json:"interrupted,omitempty"`
+	FirstError  string `json:"first_error,omitempty"`
 }
 
 // Load is what Run sends: Requests measured requests on Concurrency
@@ -62,9 +65,10 @@ type Outcome struct {
 	Warmup, WarmupErrors int
 	// Latencies of the successful requests, in completion order.
 	Latencies []time.Duration
-	// Errors counts failed requests and those never sent because ctx ended.
-	Errors   int
-	FirstErr error
+	// Errors counts failed requests; Interrupted those never sent, or cut
+	// off, because ctx ended (measured and warm-up alike).
+	Errors, Interrupted int
+	FirstErr            error
 	Elapsed  time.Duration
 	// CPU is what this process spent during the run (zero when the
 	// system does not say).
@@ -76,7 +80,7 @@ type Outcome struct {
 // how to word FirstErr).
 func (o Outcome) Result(r Result) Result {
 	r.Requests, r.Concurrency, r.Errors = o.Requests, o.Concurrency, o.Errors
-	r.Warmup, r.WarmupErrors = o.Warmup, o.WarmupErrors
+	r.Warmup, r.WarmupErrors, r.Interrupted = o.Warmup, o.WarmupErrors, o.Interrupted
 	if n := len(o.Latencies); n > 0 && o.CPU > 0 {
 		r.ClientCPUUS = math.Round(float64(o.CPU.Microseconds())/float64(n)*10) / 10
 	}
@@ -90,11 +94,13 @@ func (o Outcome) Result(r Result) Result {
 // index of its own.
 func Run(ctx context.Context, l Load, do func(ctx context.Context, worker, i int) error) Outcome {
 	o := Outcome{Requests: l.Requests, Concurrency: max(1, min(l.Concurrency, l.Requests)), Warmup: max(l.Warmup, 0)}
-	_, warmFailed, warmErr := send(ctx, o.Warmup, o.Concurrency, l.Requests, do)
+	_, warmFailed, warmCut, warmErr := send(ctx, o.Warmup, o.Concurrency, l.Requests, do)
 	o.WarmupErrors = warmFailed
 	cpu0, cpuOK := processCPU()
 	start := time.Now()
-	o.Latencies, o.Errors, o.FirstErr = send(ctx, l.Requests, o.Concurrency, 0, do)
+	var cut int
+	o.Latencies, o.Errors, cut, o.FirstErr = send(ctx, l.Requests, o.Concurrency, 0, do)
+	o.Interrupted = warmCut + cut
 	o.Elapsed = time.Since(start)
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		o.CPU = cpu1 - cpu0
@@ -107,9 +113,9 @@ func Run(ctx context.Context, l Load, do func(ctx context.Context, worker, i int
 
 // send sends n requests, numbered from first, on up to workers workers,
 // until they are all sent or ctx ends. It returns the latencies of those
-// that succeeded, in completion order, how many failed or were never sent,
-// and the first failure (ctx's error when only unsent ones failed).
-func send(ctx context.Context, n, workers, first int, do func(ctx context.Context, worker, i int) error) (latencies []time.Duration, failed int, firstErr error) {
+// that succeeded, in completion order, how many failed, how many were
+// never sent or failed only because ctx ended, and the first failure.
+func send(ctx context.Context, n, workers, first int, do func(ctx context.Context, worker, i int) error) (latencies []time.Duration, failed, cut int, firstErr error) {
 	var (
 		next atomic.Int64
 		mu   sync.Mutex
@@ -129,7 +135,9 @@ func send(ctx context.Context, n, workers, first int, do func(ctx context.Contex
 				err := do(ctx, w, first+i)
 				d := time.Since(t0)
 				mu.Lock()
-				if err != nil {
+				if err != nil && ctx.Err() != nil {
+					cut++ // ended with the run, not by the server
+				} else if err != nil {
 					failed++
 					if firstErr == nil {
 						firstErr = err
@@ -142,13 +150,8 @@ func send(ctx context.Context, n, workers, first int, do func(ctx context.Contex
 		}()
 	}
 	wg.Wait()
-	if done := len(latencies) + failed; done < n {
-		failed += n - done
-		if firstErr == nil {
-			firstErr = ctx.Err()
-		}
-	}
-	return latencies, failed, firstErr
+	cut = n - len(latencies) - failed
+	return latencies, failed, cut, firstErr
 }
 
 // summarize fills in throughput and latency percentiles of the successful
@@ -199,6 +202,9 @@ func PrintTable(w io.Writer, r Result) error {
 	fmt.Fprintf(t, "requests\t%d (%d errors)\n", r.Requests, r.Errors)
 	if r.Warmup > 0 {
 		fmt.Fprintf(t, "warm-up\t%d first, not measured (%d errors)\n", r.Warmup, r.WarmupErrors)
+	}
+	if r.Interrupted > 0 {
+		fmt.Fprintf(t, "interrupted\t%d requests not sent or cut off\n", r.Interrupted)
 	}
 	fmt.Fprintf(t, "concurrency\t%d, %s\n", r.Concurrency, conns)
 	fmt.Fprintf(t, "key, format\t%s, %s\n", r.KeyType, r.Format)

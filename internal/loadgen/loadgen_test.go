@@ -110,15 +110,26 @@ func TestRunWarmsUpUnmeasured(t *testing.T) {
 	}
 }
 
-func TestRunCountsUnsentRequestsAsFailures(t *testing.T) {
+// TestRunCountsInterruptedRequestsApart: a run interrupted part way counts
+// what it never sent, and what failed only because it was interrupted,
+// apart from the server's failures.
+func TestRunCountsInterruptedRequestsApart(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	o := Run(ctx, Load{Requests: 50, Concurrency: 1}, func(context.Context, int, int) error {
+	boom := errors.New("boom")
+	o := Run(ctx, Load{Requests: 50, Concurrency: 1, Warmup: 2}, func(ctx context.Context, _, i int) error {
+		switch {
+		case i == 0:
+			return boom
+		case i == 1 || i >= 50: // the second measured request, and the warm-up
+			return nil
+		}
 		cancel()
-		return nil
+		return ctx.Err() // cut off by the interruption
 	})
-	if len(o.Latencies) != 1 || o.Errors != 49 || !errors.Is(o.FirstErr, context.Canceled) {
-		t.Errorf("Run() after cancel = %d ok, %d errors, first %v; want 1, 49, context canceled", len(o.Latencies), o.Errors, o.FirstErr)
+	r := o.Result(Result{})
+	if len(o.Latencies) != 1 || o.Errors != 1 || o.Interrupted != 48 || r.Interrupted != 48 || r.Errors != 1 || !errors.Is(o.FirstErr, boom) {
+		t.Errorf("Run() after cancel = %d ok, %d errors, %d interrupted (result %d), first %v; want 1, 1, 48, boom", len(o.Latencies), o.Errors, o.Interrupted, r.Interrupted, o.FirstErr)
 	}
 }
 
