@@ -40,8 +40,8 @@ type Result struct {
 	ClientCPUUS float64 `json:"client_cpu_us,omitempty"`
 	// Warmup requests were sent before the measured ones and are in no
 	// other figure; WarmupErrors of them failed.
-	Warmup       int    `json:"warmup,omitempty"`
-	WarmupErrors int    `json:"warmup_errors,omitempty"`
+	Warmup       int `json:"warmup,omitempty"`
+	WarmupErrors int `json:"warmup_errors,omitempty"`
 	// Interrupted requests (measured or warm-up) were never sent, or were
 	// cut off, because the run was interrupted: they are in no other count.
 	Interrupted int    `json:"interrupted,omitempty"`
@@ -69,7 +69,7 @@ type Outcome struct {
 	// off, because ctx ended (measured and warm-up alike).
 	Errors, Interrupted int
 	FirstErr            error
-	Elapsed  time.Duration
+	Elapsed             time.Duration
 	// CPU is what this process spent during the run (zero when the
 	// system does not say).
 	CPU time.Duration
