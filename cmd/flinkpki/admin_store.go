@@ -187,7 +187,12 @@ func newAdminListTokensCmd() *cobra.Command {
 stored, so this shows each token's ID (the part of the token between its
 prefix and its secret), its name, creation and expiry time and who made it:
 what admin revoke-token needs. With the server running, admin token list
-asks it instead.`,
+asks it instead.
+
+With -o json the answer is a bare array of rows (as since the first release),
+where admin token list answers {"tokens": [...]}; each row has the fields of
+that listing's rows (create_time, expire_time, ...) and, as before, created
+and expires.`,
 		Example: `  flinkpki admin list-tokens --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
   flinkpki admin list-tokens --etcd-endpoints https://etcd-0:2379 --etcd-ca-file ca.crt \
       --etcd-cert-file tls.crt --etcd-key-file tls.key --kek-file kek -o json`,
@@ -203,16 +208,20 @@ asks it instead.`,
 			}
 			// A bare array with "created", as since the first release;
 			// admin token list answers an object like the other listings.
+			// Each row also carries that listing's create_time and
+			// expire_time, so one script reads the rows of both.
 			type tokenJSON struct {
 				adminTokenRow
-				Created string `json:"created"`
-				Expires string `json:"expires"`
+				Created    string `json:"created"`
+				Expires    string `json:"expires"`
+				CreateTime string `json:"create_time"`
+				ExpireTime string `json:"expire_time"`
 			}
 			rows, table := []tokenJSON{}, []adminTokenRow{}
 			for _, t := range toks {
 				r := adminTokenRowOf(t.ID, t.Name, t.CreatedBy, t.State, t.RevokedWith, t.MadeWith, t.Created, t.Expires, t.Revoked)
 				table = append(table, r)
-				rows = append(rows, tokenJSON{r, r.Created, r.Expires})
+				rows = append(rows, tokenJSON{r, r.Created, r.Expires, r.Created, r.Expires})
 			}
 			if out == "json" {
 				return writeJSON(cmd.OutOrStdout(), rows)
@@ -465,10 +474,11 @@ again with the same two keys to finish it.`,
 				res["warning"] = warning
 				fmt.Fprintf(stderr, "warning: %s\n", oneLine(warning))
 			}
+			// For people on stderr, with -o json too: the next step.
+			fmt.Fprintf(stderr, "re-encrypted %d CA keys; start the servers with --kek-file %s\n", n, newKEKFile)
 			if out == "json" {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
-			fmt.Fprintf(stderr, "re-encrypted %d CA keys; start the servers with --kek-file %s\n", n, newKEKFile)
 			return nil
 		},
 	}
@@ -490,14 +500,14 @@ func finishedRotation(cmd *cobra.Command, st *store.Store, next *store.Sealer, n
 	if err != nil {
 		return fmt.Errorf("%s, but etcd's history, which may hold the CA keys under the old key, was not dropped: %w; run this again, or defragment each member (etcdctl defrag --endpoints URL)", already, err)
 	}
-	if out == "json" {
-		return writeJSON(cmd.OutOrStdout(), map[string]any{"reencrypted": 0, "kek_id": next.ID()})
-	}
 	done := "nothing was changed"
 	if kept {
 		done = "etcd's history is compacted and its members defragmented again"
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s; %s: start the servers with --kek-file %s\n", already, done, newKEKFile)
+	if out == "json" {
+		return writeJSON(cmd.OutOrStdout(), map[string]any{"reencrypted": 0, "kek_id": next.ID()})
+	}
 	return nil
 }
 

@@ -147,8 +147,11 @@ func TestBootstrapListAndRevokeOnAStoppedBboltServer(t *testing.T) {
 		t.Fatalf("list-tokens: exit %d, want the dev and ops tokens and who made them:\n%s%s", list.code, list.stdout, list.stderr)
 	}
 	var listed []struct {
-		Name, Expires string
-		Expired       bool
+		Name, Expires, Created string
+		Expired                bool
+		// The names admin token list uses, beside the old ones.
+		CreateTime string `json:"create_time"`
+		ExpireTime string `json:"expire_time"`
 	}
 	list = runCLI(t, nil, append([]string{"admin", "list-tokens", "-o", "json"}, store...)...)
 	if err := json.Unmarshal([]byte(list.stdout), &listed); err != nil || len(listed) != 2 {
@@ -158,6 +161,9 @@ func TestBootstrapListAndRevokeOnAStoppedBboltServer(t *testing.T) {
 		exp, err := time.Parse(time.RFC3339, l.Expires)
 		if l.Name == "ops" && (err != nil || l.Expired || time.Until(exp) < 23*time.Hour || time.Until(exp) > 24*time.Hour) || l.Name == "dev" && l.Expires != "" {
 			t.Errorf("list-tokens -o json: %+v; want ops to expire in a day (--ttl 1d), dev never", l)
+		}
+		if l.CreateTime != l.Created || l.ExpireTime != l.Expires || l.Created == "" {
+			t.Errorf("list-tokens -o json: %+v; want create_time and expire_time as created and expires", l)
 		}
 	}
 	s2 := startServerAt(t, dir, freeAddr(t))

@@ -65,6 +65,10 @@ func TestRotatingTheKEKOfAnEtcdStore(t *testing.T) {
 	if got.Reencrypted != 8 || len(got.KEKID) != 16 {
 		t.Errorf("rotate-kek reported %+v, want 8 CA keys and the new key's ID", got)
 	}
+	// The next step stays on stderr for people, as with every acting command.
+	if want := "start the servers with --kek-file " + newKEK; !strings.Contains(r.stderr, want) {
+		t.Errorf("rotate-kek -o json: stderr %q does not say %q", r.stderr, want)
+	}
 	r = runCLI(t, nil, append(append([]string{"admin", "list-tokens"}, store...), "--kek-file", oldKEK)...)
 	oneLineError(t, r, 1, "does not open")
 
