@@ -598,6 +598,13 @@ func (a *Authority) revokeClusterTokens(ctx context.Context, actor Actor, name s
 	return err
 }
 
+// CheckK8sBinding refuses a namespace and service account no Kubernetes
+// token can carry, as the server does: for a client to refuse them before
+// asking it.
+func CheckK8sBinding(namespace, serviceAccount string) error {
+	return checkK8sBinding(store.K8sBinding{Namespace: namespace, ServiceAccount: serviceAccount})
+}
+
 // checkK8sBinding refuses a binding no Kubernetes token can carry: the
 // namespace must be a DNS-1123 label and the service account a DNS-1123
 // subdomain, as the API server requires of them.

@@ -66,6 +66,11 @@ rest-server, taskmanager; none: all three), from the cluster's first moment.`,
 			if err := checkClusterName(args[0]); err != nil {
 				return err
 			}
+			for i := range namespaces {
+				if err := checkBinding("--k8s-namespace/--k8s-service-account", namespaces[i]+"/"+accounts[i], namespaces[i], accounts[i]); err != nil {
+					return err
+				}
+			}
 			req := &flinkpkiv1.CreateClusterRequest{Name: args[0], KeyType: string(kt), DisableAutoRotate: noAutoRotate}
 			setCreateOptions(req, caValidity, leafValid, namespaces, accounts)
 			more, err := bindingFlags("--k8s-binding", bindings, true)
@@ -246,6 +251,9 @@ func bindingFlags(flag string, vals []string, withRoles bool) ([]*flinkpkiv1.K8S
 			}
 			return nil, usagef("%s %q: want NAMESPACE/SERVICE-ACCOUNT, e.g. flink/orders-flink", flag, v)
 		}
+		if err := checkBinding(flag, v, ns, sa); err != nil {
+			return nil, err
+		}
 		b := &flinkpkiv1.K8SBinding{Namespace: ns, ServiceAccount: sa}
 		if hasRoles {
 			if !withRoles {
@@ -264,6 +272,15 @@ func bindingFlags(flag string, vals []string, withRoles bool) ([]*flinkpkiv1.K8S
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// checkBinding refuses, as a usage error, a namespace or service account
+// the server would refuse: no Kubernetes token carries it.
+func checkBinding(flag, value, ns, sa string) error {
+	if err := authority.CheckK8sBinding(ns, sa); err != nil {
+		return usagef("%s %q: %s", flag, value, strings.TrimPrefix(err.Error(), authority.ErrInvalid.Error()+": "))
+	}
+	return nil
 }
 
 // clusterPageMax is the largest page the server answers with.

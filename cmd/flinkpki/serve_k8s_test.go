@@ -139,10 +139,17 @@ func TestClusterUpdateMovesKubernetesBindings(t *testing.T) {
 	if after := s.cli(t, s.admin, "cluster", "get", "orders", "-o", "json").ok(t).stdout; after != before {
 		t.Fatalf("refused updates changed the cluster:\n%s\n%s", before, after)
 	}
-	for _, bad := range [][]string{{}, {"--add-k8s-binding", "orders-v2"}, {"--auto-rotate", "maybe"}} {
+	for _, bad := range [][]string{{}, {"--add-k8s-binding", "orders-v2"}, {"--auto-rotate", "maybe"},
+		// Names no Kubernetes token carries are refused as typed, like a
+		// malformed role, before the server is asked.
+		{"--add-k8s-binding", "Flink/orders-v2"}, {"--add-k8s-binding", "flink/Orders_V2:taskmanager"}, {"--remove-k8s-binding", "flink/a b"}} {
 		if r := s.cli(t, s.admin, append([]string{"cluster", "update", "orders"}, bad...)...); r.code != 2 {
 			t.Errorf("cluster update %v: exit %d, want 2 (usage)\n%s", bad, r.code, r.stderr)
 		}
+	}
+	oneLineError(t, s.cli(t, s.admin, "cluster", "create", "other", "--k8s-namespace", "flink", "--k8s-service-account", "Bad_SA"), 2, `"flink/Bad_SA": Kubernetes service account "Bad_SA" is not a valid service account name`)
+	if audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; strings.Contains(audit, "Bad_SA") || strings.Contains(audit, "Orders_V2") {
+		t.Errorf("a malformed binding reached the server:\n%s", audit)
 	}
 
 	r := s.cli(t, s.admin, "cluster", "update", "orders", "--add-k8s-binding", "flink/orders-v2", "-o", "json").ok(t)
