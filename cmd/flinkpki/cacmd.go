@@ -253,6 +253,14 @@ func describeStep(s *flinkpkiv1.RotationStep, autoRotate bool, cluster, purpose 
 		if s.GetLapsedUntil() != nil {
 			d += ca.LapsedNote(s.GetLapsedBlockers(), s.GetLapsedUntil().AsTime())
 		}
+		if n > ca.MaxNamedHolders {
+			d += "; all of them: " + blockingCommand(cluster)
+		}
 	}
 	return d
+}
+
+// blockingCommand lists every holder that blocks a cluster's next steps.
+func blockingCommand(cluster string) string {
+	return "flinkpki holder list --cluster " + cluster + " --blocking"
 }

@@ -22,7 +22,7 @@ func TestCARefusalsSayWhatToDoNext(t *testing.T) {
 	bake("one", "jm-0")
 	s.cli(t, s.admin, "ca", "prepare", "--cluster", "one").ok(t)
 	oneLineError(t, s.cli(t, s.admin, "ca", "activate", "--cluster", "one"), 1,
-		"CA activation refused: 1 live holder does not trust the prepared CA yet: jm-0; restart it so it enrolls again, release it if it is gone (flinkpki holder release --cluster one jm-0), or use --force")
+		"CA activation refused: 1 live holder does not trust the prepared CA yet: jm-0; restart it so it enrolls again (bake a baked image again), release it if it is gone (flinkpki holder release --cluster one jm-0), or use --force")
 
 	s.cli(t, s.admin, "cluster", "create", "orders", "--no-auto-rotate").ok(t)
 	for i := range 12 {
@@ -31,29 +31,36 @@ func TestCARefusalsSayWhatToDoNext(t *testing.T) {
 	s.cli(t, s.admin, "ca", "prepare", "--cluster", "orders").ok(t)
 	r := s.cli(t, s.admin, "ca", "activate", "--cluster", "orders")
 	oneLineError(t, r, 1, "CA activation refused: 12 live holders do not trust the prepared CA yet: tm-00, tm-01, tm-02, tm-03, tm-04, tm-05, tm-06, tm-07, tm-08, tm-09 and 2 more; "+
-		"restart them so they enroll again, release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki ca status --cluster orders -o json")
+		"restart them so they enroll again (bake baked images again), release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki holder list --cluster orders --blocking")
 
-	// The pointer holds: ca status -o json lists every blocker.
-	var st struct {
-		Lineages []struct {
-			Purpose  string `json:"purpose"`
-			NextStep struct {
-				Kind     string   `json:"kind"`
-				Blockers []string `json:"blockers"`
-			} `json:"next_step"`
-		} `json:"lineages"`
+	// The pointer holds: holder list --blocking lists every blocker, and
+	// ca status points there too.
+	blocking := func(want int) {
+		t.Helper()
+		var hl struct {
+			Holders []struct{ Name string }
+		}
+		if err := json.Unmarshal([]byte(s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "--blocking", "-o", "json").ok(t).stdout), &hl); err != nil {
+			t.Fatal(err)
+		}
+		if len(hl.Holders) != want {
+			t.Errorf("holder list --blocking: %d holders, want %d: %+v", len(hl.Holders), want, hl.Holders)
+		}
 	}
-	if err := json.Unmarshal([]byte(s.cli(t, s.admin, "ca", "status", "--cluster", "orders", "-o", "json").ok(t).stdout), &st); err != nil {
-		t.Fatal(err)
+	blocking(12)
+	if table := s.cli(t, s.admin, "ca", "status", "--cluster", "orders").ok(t).stdout; !strings.Contains(table, "and 2 more; all of them: flinkpki holder list --cluster orders --blocking") {
+		t.Errorf("ca status does not point at holder list --blocking:\n%s", table)
 	}
-	if l := st.Lineages[0]; l.Purpose != "internal" || l.NextStep.Kind != "activate" || len(l.NextStep.Blockers) != 12 {
-		t.Errorf("ca status -o json: %s lineage, next step %s with %d blockers; want internal, activate, 12", l.Purpose, l.NextStep.Kind, len(l.NextStep.Blockers))
-	}
+	// One pod restarted since: it trusts the prepared CA, and blocks no more.
+	bake("orders", "tm-03")
+	blocking(11)
+	oneLineError(t, s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "--blocking", "--all"), 2, "--all and --blocking go apart")
 
 	s.cli(t, s.admin, "ca", "activate", "--cluster", "orders", "--force").ok(t)
+	blocking(12) // all but tm-03 cut off, and all twelve signed by the retiring CA
 	oneLineError(t, s.cli(t, s.admin, "ca", "retire", "--cluster", "orders"), 1,
 		"CA retirement refused: 12 live holders still hold leaves signed by the retiring CA: tm-00, tm-01, tm-02, tm-03, tm-04, tm-05, tm-06, tm-07, tm-08, tm-09 and 2 more; "+
-			"restart them so they enroll again, release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki ca status --cluster orders -o json")
+			"restart them so they enroll again (bake baked images again), release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki holder list --cluster orders --blocking")
 }
 
 // TestCAStatusSaysANextStepIsManualWhenAutoRotateIsOff: with automatic

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,9 +43,9 @@ const holderPage = 1000
 
 func (a *app) newHolderListCmd() *cobra.Command {
 	var (
-		cluster string
-		all     bool
-		out     outputFormat
+		cluster       string
+		all, blocking bool
+		out           outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "list --cluster NAME",
@@ -54,37 +56,114 @@ leaf, the CAs its truststore holds, when it was issued and expires, and who
 obtained it (k8s:NAMESPACE/SERVICE-ACCOUNT/pod=POD for a pod). These are the
 holders a rotation step waits for: ca status names the ones that block, and
 holder release declares one gone. --all adds those whose leaf has expired,
-kept for serve's --holder-retention.`,
+kept for serve's --holder-retention.
+
+--blocking lists only the holders that block each lineage's next rotation
+step, all of them, where ca status and a refused step name the first few: a
+truststore without the prepared CA blocks activate, a leaf of the retiring CA
+blocks retire (and, for the clock-skew grace, one that has just expired).
+Restart those pods (bake those images again), or release the ones that are
+gone.`,
 		Example: `  flinkpki holder list --cluster orders
-  flinkpki holder list --cluster orders --all -o json`,
+  flinkpki holder list --cluster orders --all -o json
+  flinkpki holder list --cluster orders --blocking -o json | jq -r '.holders[].name'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := clusterFlag(cluster); err != nil {
 				return err
+			}
+			if all && blocking {
+				return usagef("--all and --blocking go apart: --blocking lists what blocks a rotation step, and an expired leaf blocks none (beyond the clock-skew grace, which --blocking includes)")
 			}
 			conn, err := a.dial()
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
+			client := flinkpkiv1.NewAuthorityServiceClient(conn)
+			var steps []blockingStep
+			if blocking {
+				st, err := client.GetStatus(cmd.Context(), &flinkpkiv1.GetStatusRequest{Cluster: cluster})
+				if err != nil {
+					return err
+				}
+				steps = blockingSteps(st)
+				if len(steps) == 0 {
+					return a.printHolders(nil, out) // no step waits on holders
+				}
+			}
 			// Page by page: a cluster whose pods restart often has tens of
 			// thousands of holders, more than one gRPC message carries.
-			client := flinkpkiv1.NewAuthorityServiceClient(conn)
 			holders, err := allPages(func(page string) ([]*flinkpkiv1.Holder, string, error) {
 				resp, err := client.ListHolders(cmd.Context(), &flinkpkiv1.ListHoldersRequest{
-					Cluster: cluster, IncludeExpired: all, PageSize: holderPage, PageToken: page})
+					Cluster: cluster, IncludeExpired: all || lapsedAny(steps), PageSize: holderPage, PageToken: page})
 				return resp.GetHolders(), resp.GetNextPageToken(), err
 			})
 			if err != nil {
 				return err
+			}
+			if blocking {
+				holders = blockingHolders(holders, steps, a.now())
 			}
 			return a.printHolders(holders, out)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
 	cmd.Flags().BoolVar(&all, "all", false, "include holders whose leaf has expired (kept for serve's --holder-retention, 30 days by default)")
+	cmd.Flags().BoolVar(&blocking, "blocking", false, "only the holders that block each lineage's next rotation step (activate or retire), all of them")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// blockingStep is a lineage's next step that holders can block, as
+// ca status reports it.
+type blockingStep struct {
+	purpose, kind, caID string
+	lapsed              map[string]bool // blockers whose leaf has expired, within the grace
+}
+
+func blockingSteps(st *flinkpkiv1.CAStatus) []blockingStep {
+	var steps []blockingStep
+	for _, l := range st.GetLineages() {
+		s := l.GetNextStep()
+		if (s.GetKind() != "activate" && s.GetKind() != "retire") || s.GetCaId() == "" || s.GetBlockersTotal() == 0 && len(s.GetBlockers()) == 0 {
+			continue
+		}
+		b := blockingStep{purpose: l.GetPurpose(), kind: s.GetKind(), caID: s.GetCaId(), lapsed: map[string]bool{}}
+		for _, n := range s.GetLapsedBlockers() {
+			b.lapsed[n] = true
+		}
+		steps = append(steps, b)
+	}
+	return steps
+}
+
+func lapsedAny(steps []blockingStep) bool {
+	return slices.ContainsFunc(steps, func(s blockingStep) bool { return len(s.lapsed) > 0 })
+}
+
+// blockingHolders keeps the holders a step waits for, by the rules the
+// server applies (ca.ActivateBlockers, ca.RetireBlockers): of the step's
+// lineage, live (or named lapsed by the server), and without the prepared
+// CA in their truststore (activate) or with a leaf of the retiring CA
+// (retire).
+func blockingHolders(holders []*flinkpkiv1.Holder, steps []blockingStep, now time.Time) []*flinkpkiv1.Holder {
+	var out []*flinkpkiv1.Holder
+	for _, h := range holders {
+		for _, s := range steps {
+			if h.GetPurpose() != s.purpose {
+				continue
+			}
+			if live := !now.After(h.GetNotAfter().AsTime()); !live && !s.lapsed[h.GetName()] {
+				continue
+			}
+			if s.kind == "activate" && !slices.Contains(h.GetTrusts(), s.caID) || s.kind == "retire" && h.GetSignedBy() == s.caID {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (a *app) printHolders(holders []*flinkpkiv1.Holder, out outputFormat) error {
