@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -53,8 +54,8 @@ anyway (audited).`, true),
 
 func (a *app) newCAStatusCmd() *cobra.Command {
 	var (
-		cluster string
-		out     outputFormat
+		cluster, purpose string
+		out              outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "status --cluster NAME",
@@ -65,10 +66,14 @@ live holders and the earliest expiry of their leaves; and per lineage the
 next rotation step and the holders that block it (a truststore without the
 prepared CA blocks activate, a leaf of the retiring CA blocks retire).`,
 		Example: `  flinkpki ca status --cluster orders
-  flinkpki ca status --cluster orders -o json`,
+  flinkpki ca status --cluster orders --purpose rest -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := clusterFlag(cluster); err != nil {
+				return err
+			}
+			p, err := purposeFlag(purpose, true)
+			if err != nil {
 				return err
 			}
 			conn, err := a.dial()
@@ -80,10 +85,14 @@ prepared CA blocks activate, a leaf of the retiring CA blocks retire).`,
 			if err != nil {
 				return err
 			}
+			if p != "" {
+				st.Lineages = slices.DeleteFunc(st.Lineages, func(l *flinkpkiv1.LineageStatus) bool { return l.GetPurpose() != p })
+			}
 			return a.printCAStatus(st, out)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
+	cmd.Flags().StringVar(&purpose, "purpose", "", "show one CA lineage, internal or rest, as ca prepare, activate and retire take it (default: both)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

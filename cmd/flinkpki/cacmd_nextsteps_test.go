@@ -111,4 +111,14 @@ func TestCAStatusSaysANextStepIsManualWhenAutoRotateIsOff(t *testing.T) {
 	check(true)
 	s.cli(t, s.admin, "cluster", "update", "pay", "--auto-rotate", "false").ok(t)
 	check(false)
+
+	// --purpose shows one lineage, as the steps take it.
+	var st status
+	if err := json.Unmarshal([]byte(s.cli(t, s.admin, "ca", "status", "--cluster", "pay", "--purpose", "rest", "-o", "json").ok(t).stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Lineages) != 1 || st.Lineages[0].Purpose != "rest" {
+		t.Errorf("ca status --purpose rest: %+v, want the rest lineage alone", st.Lineages)
+	}
+	oneLineError(t, s.cli(t, s.admin, "ca", "status", "--cluster", "pay", "--purpose", "tls"), 2, `unknown purpose "tls"`)
 }
