@@ -45,7 +45,9 @@ user Flink runs as (COPY --chown=flink:flink in the official images).
 Takes an administrator token, or an enrollment token for that cluster and
 role. The file set appears atomically, and a bake refused before the server
 makes a key (a wrong flag, an unusable --out or --flink-conf-src) leaves
-nothing behind.`,
+nothing behind. As in a Kubernetes Secret volume, each name in --out is a
+link into ..data/, swapped in one rename: copy the set with tools that follow
+links (COPY, cp -r); kubectl create secret generic --from-file=DIR skips them.`,
 		Example: `  flinkpki bake --cluster orders --role jobmanager --holder orders-jm --out ./tls
   # in an image build whose Dockerfile has:
   #   COPY --chown=flink:flink tls /opt/flink/tls
