@@ -87,24 +87,70 @@ func TestStartMeasuresTheLiveHeapOfAYoungProcess(t *testing.T) {
 	}
 }
 
-func TestLimitCapsTheOvershootAndNeverBindsBeforeTheDefault(t *testing.T) {
+func TestLimitIsABackstopThatBindsOnlyWhenTheLiveHeapMoreThanDoubles(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
 		live, floor uint64
 		want        int64
 	}{
-		{1 * mib, 20 * mib, 30 * mib},    // small heap: room for the floor, stacks and the runtime
-		{5 * mib, 20 * mib, 30 * mib},    // a jump to 15 MiB live is collected at 30 MiB, not at 60
-		{15 * mib, 20 * mib, 40 * mib},   // 2 x live + floor/2
-		{200 * mib, 20 * mib, 410 * mib}, // a big heap is never squeezed below GOGC=100
+		{1 * mib, 20 * mib, 40 * mib},    // small heap: twice the floor
+		{5 * mib, 20 * mib, 40 * mib},    // a jump to 15 MiB live is collected at 40 MiB, not at 60 (GOGC 300)
+		{15 * mib, 20 * mib, 70 * mib},   // 4 x live + floor/2
+		{200 * mib, 20 * mib, 810 * mib}, // a big heap is never squeezed below GOGC=100
 	} {
-		if got := Limit(c.live, c.floor); got != c.want {
+		got := Limit(c.live, c.floor)
+		if got != c.want {
 			t.Errorf("Limit(%d MiB, %d MiB) = %d MiB, want %d MiB", c.live/mib, c.floor/mib, got/mib, c.want/mib)
 		}
-		if got := Limit(c.live, c.floor); got < int64(2*c.live) {
-			t.Errorf("Limit(%d MiB, %d MiB) = %d MiB is below 2 x live", c.live/mib, c.floor/mib, got/mib)
+		// GOGC=100 for a live heap twice as large still fits: a burst
+		// whose live heap grows a little at every collection is not held.
+		if got < int64(4*c.live) {
+			t.Errorf("Limit(%d MiB, %d MiB) = %d MiB is below 4 x live", c.live/mib, c.floor/mib, got/mib)
 		}
 	}
+}
+
+// TestGOGCFollowsEveryCollection: the tuner sets GOGC and the memory limit
+// again after each collection, not at its ticks (an hour apart here): a
+// live heap that grows is collected at twice its size at the next
+// collection, and one that shrinks gets the floor's GOGC back.
+func TestGOGCFollowsEveryCollection(t *testing.T) {
+	oldLimit := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(oldLimit)
+	oldPct := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(oldPct)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const floor = 64 << 20
+	runtime.GC()
+	if !Start(ctx, floor, time.Hour) {
+		t.Fatal("Start did nothing with GOGC and GOMEMLIMIT unset")
+	}
+	gogc := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	// waitFor collects until the hook has run and want holds, or gives up.
+	waitFor := func(what string, want func(pct uint64, limit uint64) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond) // the finalizer goroutine's turn
+			metrics.Read(gogc)
+			if pct, limit := gogc[0].Value.Uint64(), gogc[1].Value.Uint64(); want(pct, limit) {
+				return
+			} else if time.Now().After(deadline) {
+				t.Fatalf("%s: GOGC %d, memory limit %d MiB after collections for 10 s", what, pct, limit>>20)
+			}
+		}
+	}
+	waitFor("a small heap", func(pct, _ uint64) bool { return pct > 100 })
+	big := make([][]byte, 0, 128)
+	for range 128 {
+		big = append(big, make([]byte, 1<<20))
+	}
+	waitFor("128 MiB live", func(pct, limit uint64) bool { return pct == 100 && limit >= 4*128<<20 })
+	runtime.KeepAlive(big)
+	big = nil
+	waitFor("the heap freed again", func(pct, limit uint64) bool { return pct > 100 && limit < 4*128<<20 })
+	cancel()
 }
 
 func TestStartSetsTheMemoryLimitUnlessTheEnvironmentSetsOne(t *testing.T) {
@@ -118,8 +164,8 @@ func TestStartSetsTheMemoryLimitUnlessTheEnvironmentSetsOne(t *testing.T) {
 	if !Start(ctx, 1<<30, time.Hour) {
 		t.Fatal("Start did nothing with GOGC and GOMEMLIMIT unset")
 	}
-	if got := debug.SetMemoryLimit(-1); got != 3<<29 { // a test heap is far below 512 MiB
-		t.Errorf("memory limit after Start = %d, want 1.5 x the 1 GiB floor", got)
+	if got := debug.SetMemoryLimit(-1); got != 2<<30 { // a test heap is far below 256 MiB
+		t.Errorf("memory limit after Start = %d, want 2 x the 1 GiB floor", got)
 	}
 	t.Setenv("GOMEMLIMIT", "1GiB")
 	if Start(ctx, 1<<30, time.Hour) {
