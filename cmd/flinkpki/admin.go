@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -80,8 +81,10 @@ admin restore - to read; -o json then has nowhere to go and is refused.`,
 				return err
 			}
 			sum := newResultHash(output)
+			progress := byteProgress(a.stderr, "backup", a.now)
 			n, err := atomicfile.WriteFrom(dst.path, 0o600, func(w io.Writer) error {
 				w = sum.tee(w)
+				var got int64
 				for {
 					chunk, err := stream.Recv()
 					if errors.Is(err, io.EOF) {
@@ -93,6 +96,8 @@ admin restore - to read; -o json then has nowhere to go and is refused.`,
 					if _, err := w.Write(chunk.GetData()); err != nil {
 						return err
 					}
+					got += int64(len(chunk.GetData()))
+					progress(got)
 				}
 			}, func(tmp string) error {
 				if err := checkStoreFile(cmd.Context(), tmp); err != nil {
@@ -522,4 +527,18 @@ func (a *app) stdinToTemp(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("read the backup from standard input: %w", err)
 	}
 	return f.Name(), nil
+}
+
+// byteProgress reports, on w, how much of a long transfer has arrived: a
+// line at most every two seconds once it has run for two (a small store's
+// backup says nothing until its result line).
+func byteProgress(w io.Writer, what string, now func() time.Time) func(n int64) {
+	start := now()
+	last := start
+	return func(n int64) {
+		if t := now(); t.Sub(last) >= 2*time.Second {
+			fmt.Fprintf(w, "%s: %.1f MB received (%s)\n", what, float64(n)/1e6, t.Sub(start).Round(time.Second))
+			last = t
+		}
+	}
 }

@@ -94,3 +94,25 @@ func TestAnInterruptedBenchCountsNoFailures(t *testing.T) {
 		t.Errorf("bench enroll -o json interrupted = %+v (%v), want no errors and 5 interrupted:\n%s", res, err, r.stdout)
 	}
 }
+
+// TestByteProgressSpeaksOnlyForALongTransfer: a backup says how much has
+// arrived every two seconds, and nothing when it ends within two.
+func TestByteProgressSpeaksOnlyForALongTransfer(t *testing.T) {
+	var out bytes.Buffer
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := byteProgress(&out, "backup", func() time.Time { return now })
+	for i := range 10 { // 1.5 s in steps of 150 ms
+		now = now.Add(150 * time.Millisecond)
+		p(int64(i) << 20)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("progress within the first two seconds: %q", out.String())
+	}
+	for i := range 20 { // 3 s more
+		now = now.Add(150 * time.Millisecond)
+		p(int64(10+i) * 1e6)
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || lines[0] != "backup: 13.0 MB received (2s)" {
+		t.Errorf("progress over 4.5 s: %q, want two lines, the first at 2 s", out.String())
+	}
+}
