@@ -455,6 +455,20 @@ again with the same two keys to finish it.`,
 				}
 			}
 			audit := &store.AuditEntry{Time: time.Now().UTC(), Actor: authority.Actor{Kind: authority.ActorSystem, ID: "admin-cli"}.String(), Action: "kek.rotate", Outcome: "ok"}
+			if len(etcd.endpoints) == 0 {
+				// The rotation works on a copy of the file and stops only
+				// between its steps: say so at once, rather than seem to
+				// ignore Ctrl-C while a large store is copied.
+				rotated := make(chan struct{})
+				defer close(rotated)
+				go func() {
+					select {
+					case <-cmd.Context().Done():
+						fmt.Fprintf(stderr, "interrupt noted: rotate-kek stops at its next safe point, with the store unchanged, or finishes if the re-keyed copy is already replacing it\n")
+					case <-rotated:
+					}
+				}()
+			}
 			n, err := st.RotateKEK(cmd.Context(), next, store.RotateKEKOptions{Progress: progress, Audit: audit})
 			switch {
 			case errors.Is(err, store.ErrReplaced):
