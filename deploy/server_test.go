@@ -81,8 +81,11 @@ func TestServerPodIsRestricted(t *testing.T) {
 	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
 		t.Error("the server shares a host namespace")
 	}
-	if got := c.Resources.Limits.Memory(); got.Cmp(resource.MustParse("128Mi")) != 0 {
-		t.Errorf("memory limit = %v, want 128Mi", got)
+	// A burst of 2,000 new connections at once (a large cluster starting)
+	// takes 110 to 125 MiB of anonymous memory: 128Mi would kill the server
+	// when it is needed most.
+	if got := c.Resources.Limits.Memory(); got.Cmp(resource.MustParse("256Mi")) != 0 {
+		t.Errorf("memory limit = %v, want 256Mi", got)
 	}
 	if *sts.Spec.Replicas != 1 {
 		t.Errorf("replicas = %d, want 1 (bbolt has one writer)", *sts.Spec.Replicas)

@@ -20,7 +20,7 @@ import (
 // backup holds. bbolt keeps a transaction's dirty pages on the Go heap
 // until it commits, so a backup built in one transaction took more memory
 // than the store's size: 135-143 MiB of anonymous memory for 100k holders
-// (an 84 MB file), over the HA Deployment's 128Mi limit. On that store the
+// (an 84 MB file), over the HA Deployment's limit (then 128Mi). On that store the
 // replica peaked at 25-27 MiB with 64 KiB to 1 MiB per transaction, 33-38
 // MiB with 4 MiB and 72-87 MiB with 16 MiB: about four times the bound
 // above the 20 MiB heap floor of internal/gctune. Every bound took 1.4-1.7
