@@ -95,8 +95,11 @@ func TestAStolenTokenMintingWithoutEndIsRevokedOnEtcd(t *testing.T) {
 			denied++
 		}
 	}
-	if denied == 0 || denied >= limited {
-		t.Errorf("%d rate-limited creates audited as admin_token.create refusals, of %d; want some, bounded", denied, limited)
+	// Bounded: a source gets 50 entries of its own at once and 10 a second
+	// after (api's refusalAuditBurst and refusalAuditRate); the rest wait
+	// for a summary. A slow machine refuses fewer than 50, all audited.
+	if denied == 0 || denied > limited || denied > 50+10*2 {
+		t.Errorf("%d rate-limited creates audited as admin_token.create refusals, of %d; want some, at most 70", denied, limited)
 	}
 	t.Logf("minted %d, rate-limited %d (%d audited), other errors %d", len(minted), limited, denied, others)
 }

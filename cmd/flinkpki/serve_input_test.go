@@ -30,8 +30,6 @@ func TestTheServerRefusesWhatCanNeverBeUsed(t *testing.T) {
 		want string
 	}{
 		{"a leaf validity of a nanosecond", []string{"cluster", "create", "v8", "--leaf-validity", "1ns"}, "leaf validity 1ns is too short: use at least 1s"},
-		{"a namespace that is a path", []string{"cluster", "create", "k1", "--k8s-namespace", "../x", "--k8s-service-account", "orders-flink"}, `Kubernetes namespace "../x" is not a valid namespace name`},
-		{"a service account with a space", []string{"cluster", "create", "k2", "--k8s-namespace", "flink", "--k8s-service-account", "a b"}, `Kubernetes service account "a b" is not a valid service account name`},
 		{"a page token never given out", []string{"cluster", "list", "--page-token", "garbage!!"}, `page token "garbage!!" is not one this server gave out`},
 	}
 	for _, c := range cli {
@@ -39,6 +37,10 @@ func TestTheServerRefusesWhatCanNeverBeUsed(t *testing.T) {
 			s.cli(t, s.admin, c.args...).refused(t, c.want)
 		})
 	}
+	// The CLI refuses bindings no token can carry itself, as usage errors
+	// (below, the server's own refusal of them, for any other client).
+	oneLineError(t, s.cli(t, s.admin, "cluster", "create", "k1", "--k8s-namespace", "../x", "--k8s-service-account", "orders-flink"), 2, `Kubernetes namespace "../x" is not a valid namespace name`)
+	oneLineError(t, s.cli(t, s.admin, "cluster", "create", "k2", "--k8s-namespace", "flink", "--k8s-service-account", "a b"), 2, `Kubernetes service account "a b" is not a valid service account name`)
 	if r := s.cli(t, s.admin, "cluster", "create", "orders"); r.code != 1 || strings.TrimSpace(r.stderr) != `flinkpki: cluster "orders" already exists` {
 		t.Errorf("a duplicate: exit %d, %q; want exit 1 and `cluster \"orders\" already exists` said once", r.code, r.stderr)
 	}
@@ -59,6 +61,14 @@ func TestTheServerRefusesWhatCanNeverBeUsed(t *testing.T) {
 		}},
 		{"a token TTL just under a second", func() error {
 			_, err := client.CreateToken(ctx, &pb.CreateTokenRequest{Cluster: "orders", Role: "taskmanager", Ttl: durationpb.New(time.Second - 1), Uses: 1})
+			return err
+		}},
+		{"a namespace that is a path", func() error {
+			_, err := client.CreateCluster(ctx, &pb.CreateClusterRequest{Name: "k1", K8SBindings: []*pb.K8SBinding{{Namespace: "../x", ServiceAccount: "orders-flink"}}})
+			return err
+		}},
+		{"a service account with a space", func() error {
+			_, err := client.CreateCluster(ctx, &pb.CreateClusterRequest{Name: "k2", K8SBindings: []*pb.K8SBinding{{Namespace: "flink", ServiceAccount: "a b"}}})
 			return err
 		}},
 		{"a binding with a dotted namespace", func() error {
