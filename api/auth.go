@@ -51,6 +51,8 @@ type Authenticator struct {
 	// staleJWKS hears of each token signed by a key the JWKS lacks that
 	// is sent to the API server instead; nil: nobody listens.
 	staleJWKS func(error)
+	// unknownJWKSKey counts each token signed by a key the JWKS lacks.
+	unknownJWKSKey func()
 }
 
 // Per source address: a pod starting needs one review, a node of
@@ -253,6 +255,9 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 	if a.k8s != nil {
 		var err error
 		if id, err = a.k8s.Verify(ctx, raw); err != nil {
+			if errors.Is(err, k8sauth.ErrUnknownKey) && a.unknownJWKSKey != nil {
+				a.unknownJWKSKey()
+			}
 			// Signed by a key the JWKS file does not hold yet (the
 			// cluster rotated its signing key): the API server judges the
 			// token alone, as without --k8s-jwks-file (bounded per source

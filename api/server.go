@@ -25,6 +25,10 @@ type Config struct {
 	// StaleJWKS is called for each service-account token signed by a key
 	// that K8s's JWKS lacks, which Review then judges alone; nil: not told.
 	StaleJWKS func(error)
+	// UnknownJWKSKey is called for each service-account token signed by a
+	// key that K8s's JWKS lacks, judged by Review alone or refused; nil:
+	// not counted.
+	UnknownJWKSKey func()
 	// Backup writes a consistent snapshot of the store.
 	Backup func(ctx context.Context, w io.Writer) (int64, error)
 	// EnrollRate and EnrollBurst limit enrollment requests per identity
@@ -61,7 +65,7 @@ func New(cfg Config) *Server {
 		auth: cfg.Authority,
 		authn: &Authenticator{auth: cfg.Authority, k8s: cfg.K8s, review: cfg.Review, reviews: newLimiter(reviewsPerSecond, reviewBurst),
 			accountReviews: accountReviewLimiter(cfg.EnrollRate, cfg.EnrollBurst), reviewing: make(chan struct{}, MaxReviewsInFlight),
-			staleJWKS: cfg.StaleJWKS},
+			staleJWKS: cfg.StaleJWKS, unknownJWKSKey: cfg.UnknownJWKSKey},
 		backup:         cfg.Backup,
 		limit:          newLimiter(cfg.EnrollRate, cfg.EnrollBurst),
 		adminTokens:    newLimiter(adminTokensPerSecond, adminTokenBurst),

@@ -117,7 +117,7 @@ func TestAPageOfClustersReadAgainAfterACompactionHoldsEachOnce(t *testing.T) {
 			cas = append(cas, metrics.CA{Cluster: x.Cluster, ID: c.ID, State: string(c.State), NotAfter: c.NotAfter})
 		}
 	}
-	m.SetCAs(cas, nil, nil)
+	m.SetCAs(cas, nil, nil, nil)
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if !slices.Equal(names, []string{"a", "b"}) || rec.Code != 200 {

@@ -22,6 +22,7 @@ type Expiry struct {
 	LiveHolders    int        // holders whose leaf has not expired
 	Next           []ExpiryStep
 	AutoRotate     bool
+	LeafValidity   time.Duration
 }
 
 // ExpiryStep is the next rotation step of one lineage by its schedule
@@ -59,7 +60,7 @@ func (a *Authority) Expiries(ctx context.Context, after string, limit int) ([]*E
 		if err != nil {
 			return nil, err
 		}
-		x := &Expiry{Cluster: cluster, AutoRotate: c.AutoRotate}
+		x := &Expiry{Cluster: cluster, AutoRotate: c.AutoRotate, LeafValidity: c.LeafValidity}
 		lineages := map[ca.Purpose]ca.Lineage{}
 		for _, r := range recs {
 			na, err := x509der.NotAfter(r.CertDER)

@@ -198,7 +198,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.Rotations([]authority.RotationWait{{Cluster: "orders", Purpose: "internal", Step: "activate", Blocked: true}})
 	m.SetRotationSchedule([]metrics.Step{{Cluster: "orders", Purpose: "internal", Step: "prepare", At: time.Now(), AutoRotate: true}})
 	m.SetCAs([]metrics.CA{{Cluster: "orders", ID: "internal-1", State: "active", NotAfter: time.Now().Add(time.Hour)}},
-		map[string]time.Time{"orders": time.Now().Add(time.Hour)}, map[string]int{"orders": 2})
+		map[string]time.Time{"orders": time.Now().Add(time.Hour)}, map[string]int{"orders": 2}, map[string]time.Duration{"orders": 24 * time.Hour})
 	m.WatchKeyPool(func() map[string]int { return map[string]int{"rsa-2048": 3} })
 	_, _ = m.UnaryInterceptor(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/flinkpki.v1.EnrollmentService/Enroll"},
 		func(context.Context, any) (any, error) { return nil, nil })

@@ -34,6 +34,11 @@ type Metrics struct {
 	refreshedAt  prometheus.Gauge
 	refreshTakes prometheus.Gauge
 
+	ready          prometheus.Gauge
+	auditIntact    prometheus.Gauge
+	auditVerified  prometheus.Gauge
+	jwksUnknownKey prometheus.Counter
+
 	// issuedClusters holds the clusters with an issued series, each with
 	// whether the last view (SetCAs) lacked it: a series goes once two
 	// views in a row lack its cluster (deleted, here or on another
@@ -61,6 +66,8 @@ func New() *Metrics {
 				"Earliest NotAfter among a cluster's live leaves, as a Unix time.", []string{"cluster"}, nil),
 			live: prometheus.NewDesc("flinkpki_live_holders",
 				"Holders (pods, baked images) of a cluster whose leaf has not expired, both lineages together, 0 for none.", []string{"cluster"}, nil),
+			validity: prometheus.NewDesc("flinkpki_cluster_leaf_validity_seconds",
+				"The leaf validity L of each cluster: its rotation schedule and what expiry alerts compare against follow from it.", []string{"cluster"}, nil),
 			next: prometheus.NewDesc("flinkpki_rotation_next_step_timestamp_seconds",
 				"When the next rotation step of a cluster's CA lineage (prepare, activate or retire) is due by its schedule, as a Unix time; auto_rotate says whether the scheduler takes it or an administrator must.",
 				[]string{"cluster", "purpose", "step", "auto_rotate"}, nil),
@@ -91,6 +98,25 @@ func New() *Metrics {
 			Help: "How long the last recomputation of the expiry gauges took; it reads every holder of every cluster.",
 		}),
 	}
+	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "flinkpki_ready",
+		Help: "1 while the server's health is SERVING (its store passes its checks), 0 while it is NOT_SERVING.",
+	})
+	m.ready.Set(1)
+	m.auditIntact = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "flinkpki_audit_chain_intact",
+		Help: "1 until a verification of the audit trail's hash chain (the server's own, every --audit-verify-interval) finds a break, then 0.",
+	})
+	m.auditIntact.Set(1)
+	m.auditVerified = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "flinkpki_audit_verified_timestamp_seconds",
+		Help: "When the server last finished verifying its audit trail, as a Unix time (0 before the first time).",
+	})
+	m.jwksUnknownKey = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flinkpki_k8s_jwks_unknown_key_total",
+		Help: "Service-account tokens signed by a key the --k8s-jwks-file lacks, after reading the file again if it changed: each was left to the API server's TokenReview or refused.",
+	})
+	m.reg.MustRegister(m.ready, m.auditIntact, m.auditVerified, m.jwksUnknownKey)
 	m.reg.MustRegister(m.issued, m.denied, m.expiry, m.rotation, m.latency, m.inFlight, m.refreshedAt, m.refreshTakes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -176,8 +202,8 @@ type CA struct {
 // cluster it has lacked twice in a row are dropped, so a platform that
 // creates and deletes clusters for months does not keep a series per
 // cluster it ever had.
-func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time, liveHolders map[string]int) {
-	m.expiry.view.Store(&expiryView{cas: cas, leaf: earliestLeaf, live: liveHolders})
+func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time, liveHolders map[string]int, leafValidity map[string]time.Duration) {
+	m.expiry.view.Store(&expiryView{cas: cas, leaf: earliestLeaf, live: liveHolders, validity: leafValidity})
 	m.issuedMu.Lock()
 	defer m.issuedMu.Unlock()
 	for cluster, lacked := range m.issuedClusters {
@@ -194,9 +220,10 @@ func (m *Metrics) SetCAs(cas []CA, earliestLeaf map[string]time.Time, liveHolder
 }
 
 type expiryView struct {
-	cas  []CA
-	leaf map[string]time.Time
-	live map[string]int
+	cas      []CA
+	leaf     map[string]time.Time
+	live     map[string]int
+	validity map[string]time.Duration
 }
 
 // Step is when one lineage's next rotation step is due, for
@@ -214,7 +241,7 @@ func (m *Metrics) SetRotationSchedule(steps []Step) { m.expiry.steps.Store(&step
 // expiryCollector serves the last views SetCAs and SetRotationSchedule
 // stored.
 type expiryCollector struct {
-	ca, leaf, live, next *prometheus.Desc
+	ca, leaf, live, validity, next *prometheus.Desc
 	view                 *atomic.Pointer[expiryView]
 	steps                *atomic.Pointer[[]Step]
 }
@@ -223,6 +250,7 @@ func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ca
 	ch <- c.leaf
 	ch <- c.live
+	ch <- c.validity
 	ch <- c.next
 }
 
@@ -245,7 +273,35 @@ func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
 	for cl, n := range v.live {
 		ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, float64(n), cl)
 	}
+	for cl, d := range v.validity {
+		ch <- prometheus.MustNewConstMetric(c.validity, prometheus.GaugeValue, d.Seconds(), cl)
+	}
 }
+
+// SetReady says whether the server's health is SERVING (flinkpki_ready).
+func (m *Metrics) SetReady(ready bool) {
+	if ready {
+		m.ready.Set(1)
+	} else {
+		m.ready.Set(0)
+	}
+}
+
+// SetAuditCheck records a verification of the audit trail that ended at
+// at: whether the chain held (flinkpki_audit_chain_intact), and when
+// (flinkpki_audit_verified_timestamp_seconds).
+func (m *Metrics) SetAuditCheck(intact bool, at time.Time) {
+	if intact {
+		m.auditIntact.Set(1)
+	} else {
+		m.auditIntact.Set(0)
+	}
+	m.auditVerified.Set(float64(at.UnixNano()) / 1e9)
+}
+
+// JWKSUnknownKey counts a service-account token signed by a key the
+// --k8s-jwks-file lacks (flinkpki_k8s_jwks_unknown_key_total).
+func (m *Metrics) JWKSUnknownKey() { m.jwksUnknownKey.Inc() }
 
 // RefreshingHandler serves /metrics and keeps the expiry gauges at most
 // every old, or 20 times as long as the last refresh took when that is

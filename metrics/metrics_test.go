@@ -51,15 +51,15 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 	refresh := func(ctx context.Context) error {
 		switch calls.Add(1) {
 		case 1:
-			m.SetCAs(oneCA("first"), map[string]time.Time{"first": time.Unix(1900000000, 0)}, map[string]int{"first": 3, "empty": 0})
+			m.SetCAs(oneCA("first"), map[string]time.Time{"first": time.Unix(1900000000, 0)}, map[string]int{"first": 3, "empty": 0}, map[string]time.Duration{"first": 24 * time.Hour})
 		case 2:
 			<-release
-			m.SetCAs(oneCA("second"), nil, nil)
+			m.SetCAs(oneCA("second"), nil, nil, nil)
 		default:
 			if <-fail {
 				return errors.New("store unavailable")
 			}
-			m.SetCAs(oneCA("third"), nil, nil)
+			m.SetCAs(oneCA("third"), nil, nil, nil)
 		}
 		return nil
 	}
@@ -78,6 +78,7 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 		`flinkpki_ca_expiry_timestamp_seconds{ca="internal-1",cluster="first",state="active"} 2e+09`,
 		`flinkpki_live_leaf_earliest_expiry_timestamp_seconds{cluster="first"} 1.9e+09`,
 		`flinkpki_live_holders{cluster="first"} 3`,
+		`flinkpki_cluster_leaf_validity_seconds{cluster="first"} 86400`,
 		`flinkpki_live_holders{cluster="empty"} 0`,
 	} {
 		if !strings.Contains(body, want) {
@@ -141,17 +142,19 @@ func TestOnlyTheFirstScrapeWaitsForTheExpiryGauges(t *testing.T) {
 // would resolve a firing expiry alert).
 func TestAScrapeNeverSeesAHalfWrittenExpiryView(t *testing.T) {
 	m := New()
-	view := func(gen int) ([]CA, map[string]time.Time, map[string]int) {
+	view := func(gen int) ([]CA, map[string]time.Time, map[string]int, map[string]time.Duration) {
 		var cas []CA
 		leaf := map[string]time.Time{}
 		live := map[string]int{}
+		validity := map[string]time.Duration{}
 		for i := range 200 {
 			cl := fmt.Sprintf("c%03d", i)
 			cas = append(cas, CA{Cluster: cl, ID: "internal-1", State: "active", NotAfter: time.Unix(int64(2e9+gen), 0)})
 			leaf[cl] = time.Unix(int64(1.9e9+gen), 0)
 			live[cl] = gen
+			validity[cl] = time.Duration(gen) * time.Second
 		}
-		return cas, leaf, live
+		return cas, leaf, live, validity
 	}
 	m.SetCAs(view(0))
 	stop := make(chan struct{})
@@ -338,7 +341,7 @@ func TestAPanickingRefreshIsReportedAndRetried(t *testing.T) {
 			var cas []CA
 			_ = cas[3] // an index out of range
 		}
-		m.SetCAs(oneCA("after"), nil, nil)
+		m.SetCAs(oneCA("after"), nil, nil, nil)
 		return nil
 	}
 	var errs []error
@@ -384,11 +387,11 @@ func TestTheIssuedCountersOfADeletedClusterGo(t *testing.T) {
 		`flinkpki_certificates_issued_total{cluster="orders",role="jobmanager"} 1`,
 		`flinkpki_certificates_issued_total{cluster="orders",role="taskmanager"} 1`,
 	}, "\n")
-	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2})
+	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2}, nil)
 	if got := issued(); got != all {
 		t.Fatalf("after one view without gone and new:\n%s\nwant every series still:\n%s", got, all)
 	}
-	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2, "new": 1})
+	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2, "new": 1}, nil)
 	want := strings.Join([]string{
 		`flinkpki_certificates_issued_total{cluster="new",role="taskmanager"} 1`,
 		`flinkpki_certificates_issued_total{cluster="orders",role="jobmanager"} 1`,
@@ -397,9 +400,9 @@ func TestTheIssuedCountersOfADeletedClusterGo(t *testing.T) {
 	if got := issued(); got != want {
 		t.Fatalf("after a second view without gone:\n%s\nwant:\n%s", got, want)
 	}
-	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2})
+	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2}, nil)
 	m.Issued("new", "taskmanager") // issued again in between: present again
-	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2})
+	m.SetCAs(oneCA("orders"), nil, map[string]int{"orders": 2}, nil)
 	if got := issued(); !strings.Contains(got, `cluster="new",role="taskmanager"} 2`) {
 		t.Errorf("a cluster that issued between two views without it lost its series:\n%s", got)
 	}

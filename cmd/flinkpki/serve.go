@@ -60,6 +60,7 @@ type serveOptions struct {
 	rotationInterval  durationFlag
 	holderRetention   durationFlag
 	auditMinAge       durationFlag
+	auditVerify       durationFlag
 	shutdownTimeout   durationFlag
 	rpcTimeout        durationFlag
 	pprofListen       string
@@ -117,6 +118,7 @@ func newServeCmd() *cobra.Command {
 		rotationInterval: durationFlag{d: time.Minute, signed: true},
 		holderRetention:  durationFlag{d: defaultHolderRetention, signed: true},
 		auditMinAge:      durationFlag{d: defaultAuditMinAge, signed: true},
+		auditVerify:      durationFlag{d: time.Hour},
 		shutdownTimeout:  durationFlag{d: 15 * time.Second, signed: true},
 		rpcTimeout:       durationFlag{d: 30 * time.Second, signed: true},
 		k8sReviewCache:   durationFlag{d: defaultReviewCache, signed: true},
@@ -182,6 +184,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.Var(&o.rotationInterval, "rotation-interval", "how often the automatic rotation schedule is checked (0 disables it)")
 	f.Var(&o.holderRetention, "holder-retention", "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it; 0 keeps them forever")
+	f.Var(&o.auditVerify, "audit-verify-interval", "how often the server verifies its whole audit trail's hash chain (flinkpki_audit_chain_intact; a break is logged at error level): about half a second of CPU per 100,000 entries; 0 never")
 	f.Var(&o.auditMinAge, "audit-archive-min-age", "how old audit entries must be before flinkpki audit archive may remove them from the trail, so that no administrator token can take its recent actions out of it; 0 allows any age")
 	f.Var(&o.shutdownTimeout, "shutdown-timeout", "how long in-flight requests may finish after SIGTERM")
 	f.Var(&o.rpcTimeout, "rpc-timeout", "deadline applied to every request that has none shorter (above 0; a backup gets at least an hour)")
@@ -340,7 +343,7 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		log.Warn("no administrator token exists yet (or every one has expired or been revoked): create one with flinkpki admin bootstrap (on bbolt with the server stopped; see its --help); " + until)
 	}
 	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst,
-		StaleJWKS: staleJWKSWarning(log, 10*time.Minute)})
+		StaleJWKS: staleJWKSWarning(log, 10*time.Minute), UnknownJWKSKey: m.JWKSUnknownKey})
 	rl := newRequestLog(log)
 	g := newGRPCServer(serving.get, rl, o.rpcTimeout.d, int64(o.streamsPerAddress), m, srv)
 	hs := health.NewServer()
@@ -407,7 +410,12 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 		bg.Go(func() { auth.RunPruner(ctx, pruneFirst, pruneEvery, o.holderRetention.d, leader) })
 	}
 	if hc, ok := backend.(healthChecker); ok {
-		bg.Go(func() { watchStoreHealth(ctx, hc, hs, log) })
+		bg.Go(func() { watchStoreHealth(ctx, hc, hs, log, m.SetReady) })
+	}
+	if o.auditVerify.d > 0 {
+		bg.Go(func() {
+			auth.RunAuditVerifier(ctx, o.auditVerify.d, func(c authority.AuditCheck) { m.SetAuditCheck(c.Intact, c.At) })
+		})
 	}
 	if bb, ok := backend.(*bolt.Backend); ok {
 		m.WatchStoreSize(func() int64 {
@@ -662,8 +670,9 @@ const storeHealthEvery = 2 * time.Second
 
 // watchStoreHealth turns the health service NOT_SERVING while the store
 // fails its check (etcd lost, a database file that cannot be written), and
-// SERVING again when it passes.
-func watchStoreHealth(ctx context.Context, b healthChecker, hs *health.Server, log *slog.Logger) {
+// SERVING again when it passes, and tells ready each change (the metric
+// flinkpki_ready: a server that is not ready still answers scrapes).
+func watchStoreHealth(ctx context.Context, b healthChecker, hs *health.Server, log *slog.Logger, ready func(bool)) {
 	serving := true
 	failed := 0 // failed checks in a row
 	tick.Every(ctx, log, storeHealthEvery, func(time.Time) {
@@ -699,6 +708,7 @@ func watchStoreHealth(ctx context.Context, b healthChecker, hs *health.Server, l
 		for _, name := range api.ServiceNames {
 			hs.SetServingStatus(name, st)
 		}
+		ready(serving)
 	})
 }
 

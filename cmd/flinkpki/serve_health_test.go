@@ -24,8 +24,8 @@ import (
 // and a loop device, as CI has.
 func TestHealthGoesNotServingWhenTheDatabaseCannotBeWritten(t *testing.T) {
 	vol, dev := ext4Volume(t)
-	healthAddr := freeAddr(t)
-	s := startServer(t, filepath.Join(vol, "data"), "--health-listen", healthAddr)
+	healthAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	s := startServer(t, filepath.Join(vol, "data"), "--health-listen", healthAddr, "--metrics-listen", metricsAddr)
 	s.cli(t, s.admin, "cluster", "create", "orders", "--key-type", "ecdsa-p256").ok(t)
 	conn, err := grpc.NewClient(healthAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -56,11 +56,18 @@ func TestHealthGoesNotServingWhenTheDatabaseCannotBeWritten(t *testing.T) {
 	// Two checks' time: a healthy store must not flap.
 	time.Sleep(2*storeHealthEvery + 500*time.Millisecond)
 	waitFor(healthpb.HealthCheckResponse_SERVING, time.Second)
+	if m := scrapeMetrics(t, metricsAddr); !strings.Contains(m, "\nflinkpki_ready 1\n") {
+		t.Errorf("a serving server's metrics lack flinkpki_ready 1")
+	}
 
 	if err := os.WriteFile(filepath.Join("/sys/fs/ext4", dev, "trigger_fs_error"), []byte("flinkpki test\n"), 0); err != nil {
 		t.Fatalf("trigger an ext4 error on %s: %v", dev, err)
 	}
 	waitFor(healthpb.HealthCheckResponse_NOT_SERVING, 10*time.Second)
+	// Still scraped, it says it is not ready: up{} alone would not.
+	if m := scrapeMetrics(t, metricsAddr); !strings.Contains(m, "\nflinkpki_ready 0\n") {
+		t.Errorf("a NOT_SERVING server's metrics lack flinkpki_ready 0")
+	}
 	if log := s.stderr.String(); !strings.Contains(log, "the store failed its health check: health is NOT_SERVING") || !strings.Contains(log, "read-only file system") {
 		t.Errorf("the log does not say why health turned NOT_SERVING:\n%s", log)
 	}

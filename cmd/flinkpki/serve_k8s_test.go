@@ -99,18 +99,57 @@ func TestJWKSFileUpdatedWhileServing(t *testing.T) {
 	old := k8stest.NewECIssuer(t, issuerURL)
 	next := k8stest.NewECIssuer(t, issuerURL)
 	jwks := k8stest.JWKSFile(t, old)
-	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", jwks)
+	metricsAddr := freeAddr(t)
+	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", jwks, "--metrics-listen", metricsAddr)
 	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
 	pod := k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-taskmanager-1-1"}
 	initWith := func(tok string) result {
 		return s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "5s")
 	}
 	initWith(next.MintFile(pod)).refused(t, "read again whenever it changes")
+	// Counted, for an alert: the file is out of date.
+	if m := scrapeMetrics(t, metricsAddr); !strings.Contains(m, "\nflinkpki_k8s_jwks_unknown_key_total 1\n") {
+		t.Errorf("a token of a key the JWKS lacks is not counted in flinkpki_k8s_jwks_unknown_key_total")
+	}
 	if err := os.WriteFile(jwks, k8stest.JWKS(t, old, next), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	initWith(next.MintFile(pod)).ok(t)
 	initWith(old.MintFile(pod)).ok(t)
+	if m := scrapeMetrics(t, metricsAddr); !strings.Contains(m, "\nflinkpki_k8s_jwks_unknown_key_total 1\n") {
+		t.Errorf("tokens of keys the JWKS holds were counted as unknown")
+	}
+}
+
+// The server verifies its audit trail by itself, at start and then every
+// --audit-verify-interval, and says so in its metrics.
+func TestTheServerSaysItsAuditTrailIsIntact(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	s := startServer(t, "", "--metrics-listen", metricsAddr, "--audit-verify-interval", "100ms")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := scrapeMetrics(t, metricsAddr)
+		if strings.Contains(m, "\nflinkpki_audit_chain_intact 1\n") && !strings.Contains(m, "\nflinkpki_audit_verified_timestamp_seconds 0\n") &&
+			strings.Contains(m, "\nflinkpki_audit_verified_timestamp_seconds ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no verification of the audit trail in the metrics after 10 s:\n%s", grepLines(m, "flinkpki_audit"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// grepLines keeps the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // cluster update moves a Flink deployment to another service account

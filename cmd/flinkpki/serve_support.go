@@ -234,6 +234,7 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 	var steps []metrics.Step
 	earliest := map[string]time.Time{}
 	live := map[string]int{}
+	validity := map[string]time.Duration{}
 	after := ""
 	for {
 		page, next, err := auth.Expiries(ctx, after, 500)
@@ -248,6 +249,7 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 				earliest[e.Cluster] = e.EarliestExpiry
 			}
 			live[e.Cluster] = e.LiveHolders
+			validity[e.Cluster] = e.LeafValidity
 			for _, n := range e.Next {
 				steps = append(steps, metrics.Step{Cluster: e.Cluster, Purpose: string(n.Purpose), Step: string(n.Kind), At: n.At, AutoRotate: e.AutoRotate})
 			}
@@ -258,7 +260,7 @@ func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Me
 		after = next
 	}
 	m.SetRotationSchedule(steps)
-	m.SetCAs(cas, earliest, live)
+	m.SetCAs(cas, earliest, live, validity)
 	return nil
 }
 
