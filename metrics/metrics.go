@@ -242,8 +242,8 @@ func (m *Metrics) SetRotationSchedule(steps []Step) { m.expiry.steps.Store(&step
 // stored.
 type expiryCollector struct {
 	ca, leaf, live, validity, next *prometheus.Desc
-	view                 *atomic.Pointer[expiryView]
-	steps                *atomic.Pointer[[]Step]
+	view                           *atomic.Pointer[expiryView]
+	steps                          *atomic.Pointer[[]Step]
 }
 
 func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) {
