@@ -32,7 +32,7 @@ const (
 //
 // Write refuses, changing nothing, when dir is not a directory or when a
 // visible name exists but is not one of its symlinks. One writer per dir at
-// a time is assumed.
+// a time is assumed: init and bake hold a DirLock on it for their run.
 func (fs *FileSet) Write(dir string) (err error) {
 	created, err := ensureDir(dir)
 	if err != nil {

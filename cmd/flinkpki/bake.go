@@ -78,6 +78,11 @@ links (COPY, cp -r); kubectl create secret generic --from-file=DIR skips them.`,
 			if err != nil {
 				return err
 			}
+			lock, err := credentials.LockDir(opts.Dir) // one run per --out, from here to its write
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
 			// Read and trial-merged before the server makes a key.
 			if err := conf.read(opts); err != nil {
 				return err
@@ -100,6 +105,7 @@ links (COPY, cp -r); kubectl create secret generic --from-file=DIR skips them.`,
 			if err := a.writeWithConf(&conf, set, opts.Dir); err != nil {
 				return notWritten(&f, res, err)
 			}
+			lock.Keep()
 			return a.report(&f, opts, res, set, conf.out, a.now().Sub(start))
 		},
 	}

@@ -153,6 +153,11 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	// copy of the earlier run, which Flink may read at any moment, then
 	// opens the new stores too, while they replace the old ones and if
 	// this run dies between the stores and its own copy.
+	lock, err := credentials.LockDir(opts.Dir) // one run per --out, from here to its write
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	opts.Passwords = credentials.ReadPasswords(opts.Dir)
 	// The Flink configuration is read and trial-merged before enrolling, so
 	// a wrong --flink-conf-src spends no token use and leaves no file set.
@@ -180,6 +185,7 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err := a.writeWithConf(&f.conf, set, opts.Dir); err != nil {
 		return notWritten(&f.issueFlags, res, err)
 	}
+	lock.Keep()
 	return a.report(&f.issueFlags, opts, res, set, f.conf.out, a.now().Sub(start))
 }
 
