@@ -49,10 +49,20 @@ type CopyOptions struct {
 // (ClearAfter), marker included, so a retry finds it empty; the error says
 // if that failed too, and then the marker stays.
 func Copy(ctx context.Context, from, to Backend, opts CopyOptions) (map[string]int, error) {
+	var schema string
+	if err := from.View(ctx, func(tx Tx) error {
+		schema = string(tx.Get(bMeta, kSchema))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if schema == "" || schema == migratingSchema {
+		return nil, fmt.Errorf("%w: the migration source has no schema of its own (%q): copy from a store a server opened", ErrNoStore, schema)
+	}
 	restarted, prevFrom := false, ""
 	if err := to.Update(ctx, func(tx Tx) error {
 		if prevFrom, restarted = MigrationFrom(tx); restarted {
-			return RestartMigration(tx, opts.From)
+			return RestartMigration(tx, opts.From, schema)
 		}
 		for _, bk := range Buckets {
 			empty := true
@@ -67,7 +77,7 @@ func Copy(ctx context.Context, from, to Backend, opts CopyOptions) (map[string]i
 				return fmt.Errorf("%w: the migration target is not empty (bucket %q has keys): migrate into an empty store or a new --etcd-prefix", ErrExists, bk)
 			}
 		}
-		return MarkMigration(tx, opts.From)
+		return MarkMigration(tx, opts.From, schema)
 	}); err != nil {
 		return nil, err
 	}
@@ -141,8 +151,8 @@ func copyBucket(ctx context.Context, src Tx, to Backend, bucket []byte, progress
 		return err
 	}
 	err := src.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-		if IsMigrationMarker(bucket, k) {
-			return true, nil // the target carries its own
+		if IsMigrationMarker(bucket, k) || isSchema(bucket, k) {
+			return true, nil // the target carries its own; the schema comes last (EndMigration)
 		}
 		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
 		if len(chunk) == copyChunk {
@@ -160,7 +170,8 @@ func copyBucket(ctx context.Context, src Tx, to Backend, bucket []byte, progress
 // the number of keys per bucket when they hold the same bytes. The first
 // difference is an error naming the bucket and key. The migration marker
 // (MarkMigration) is no part of the store being moved: Verify skips
-// it on both sides.
+// it on both sides. A target that a migration is still copying into has
+// the schema its marker records (EndMigration sets it), not its own yet.
 func Verify(ctx context.Context, a, b Backend) (map[string]int, error) {
 	counts := map[string]int{}
 	err := a.View(ctx, func(ta Tx) error {
@@ -171,6 +182,13 @@ func Verify(ctx context.Context, a, b Backend) (map[string]int, error) {
 					return err
 				}
 				counts[string(bk)] = na
+			}
+			sa, sb := string(ta.Get(bMeta, kSchema)), string(tb.Get(bMeta, kSchema))
+			if sb == migratingSchema {
+				sb = markerSchema(tb.Get(bMeta, kMigration))
+			}
+			if sa != sb {
+				return fmt.Errorf("migration check failed: the target's schema %q is not the source's %q", sb, sa)
 			}
 			return nil
 		})
@@ -189,13 +207,17 @@ func verifyBucket(ta, tb Tx, bucket []byte) (int, error) {
 	var targetErr error
 	next, stop := iter.Pull2(func(yield func(k, v []byte) bool) {
 		targetErr = tb.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-			return IsMigrationMarker(bucket, k) || yield(k, v), nil
+			return IsMigrationMarker(bucket, k) || isSchema(bucket, k) || yield(k, v), nil
 		})
 	})
 	defer stop()
 	n := 0
 	err := ta.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
 		if IsMigrationMarker(bucket, k) {
+			return true, nil
+		}
+		if isSchema(bucket, k) {
+			n++ // compared apart, after the buckets
 			return true, nil
 		}
 		n++

@@ -23,10 +23,18 @@ var kMigration = []byte("migration")
 var ErrMigration = errors.New("a migration into this store did not finish")
 
 // migration is the marker's record: the source the copy is from, as the
-// operator named it, for the refusal to repeat.
+// operator named it, for the refusal to repeat, and the source's schema,
+// which the target's meta/schema takes only when the migration ends.
 type migration struct {
-	From string `json:"from"`
+	From   string `json:"from"`
+	Schema string `json:"schema,omitempty"`
 }
+
+// migratingSchema is the target's meta/schema while a migration copies
+// into it: a value no flinkpki reads, so that a flinkpki older than the
+// marker (which does not know it) refuses the half-filled target too, as a
+// store of an unknown schema, instead of serving it.
+const migratingSchema = "migrating"
 
 // IsMigrationMarker reports whether bucket/key is the migration marker,
 // which a migration writes into its target and never copies: it is not
@@ -35,14 +43,32 @@ func IsMigrationMarker(bucket, key []byte) bool {
 	return bytes.Equal(bucket, bMeta) && bytes.Equal(key, kMigration)
 }
 
+// isSchema reports whether bucket/key is meta/schema, which a migration
+// sets in its target when it ends (EndMigration), not while it copies.
+func isSchema(bucket, key []byte) bool {
+	return bytes.Equal(bucket, bMeta) && bytes.Equal(key, kSchema)
+}
+
 // MarkMigration writes the migration marker in tx, naming the source from
-// (as --from gave it).
-func MarkMigration(tx Tx, from string) error {
-	raw, err := json.Marshal(migration{From: from})
+// (as --from gave it) and its schema, and sets the target's schema to one
+// no flinkpki reads until EndMigration.
+func MarkMigration(tx Tx, from, schema string) error {
+	raw, err := json.Marshal(migration{From: from, Schema: schema})
 	if err != nil {
 		return err
 	}
+	if err := tx.Put(bMeta, kSchema, []byte(migratingSchema)); err != nil {
+		return err
+	}
 	return tx.Put(bMeta, kMigration, raw)
+}
+
+// markerSchema is the source schema a migration marker records, "" for
+// none (a marker of a flinkpki before it recorded one).
+func markerSchema(raw []byte) string {
+	var m migration
+	_ = json.Unmarshal(raw, &m)
+	return m.Schema
 }
 
 // MigrationFrom reports whether tx's store carries the migration marker,
@@ -69,7 +95,7 @@ func markerFrom(raw []byte) string {
 // bucket's range delete would take the marker with it, and etcd refuses a
 // Put into a range deleted in the same transaction: meta, a few keys, is
 // cleared key by key.)
-func RestartMigration(tx Tx, from string) error {
+func RestartMigration(tx Tx, from, schema string) error {
 	for _, bk := range Buckets {
 		if !bytes.Equal(bk, bMeta) {
 			if err := tx.DeletePrefix(bk, nil); err != nil {
@@ -92,13 +118,25 @@ func RestartMigration(tx Tx, from string) error {
 			}
 		}
 	}
-	return MarkMigration(tx, from)
+	return MarkMigration(tx, from, schema)
 }
 
-// EndMigration removes the migration marker from b, in a transaction of its
-// own: the copy is then the store. Call it only once the copy verified.
+// EndMigration removes the migration marker from b and gives it the
+// source's schema, in one transaction of its own: the copy is then the
+// store. Call it only once the copy verified.
 func EndMigration(ctx context.Context, b Backend) error {
-	return b.Update(ctx, func(tx Tx) error { return tx.Delete(bMeta, kMigration) })
+	return b.Update(ctx, func(tx Tx) error {
+		if string(tx.Get(bMeta, kSchema)) == migratingSchema {
+			schema := markerSchema(tx.Get(bMeta, kMigration))
+			if schema == "" {
+				return fmt.Errorf("%w: the migration target's marker records no schema to end with: run flinkpki admin migrate again", ErrCorrupt)
+			}
+			if err := tx.Put(bMeta, kSchema, []byte(schema)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(bMeta, kMigration)
+	})
 }
 
 // OpenMigrationTarget is Open for the checks admin migrate runs on its

@@ -128,6 +128,9 @@ func check(ctx context.Context, b Backend, seal *Sealer, allow checkOptions) err
 			return migrationRefusal(m)
 		}
 		v := tx.Get(bMeta, kSchema)
+		if m := tx.Get(bMeta, kMigration); m != nil && string(v) == migratingSchema {
+			v = []byte(markerSchema(m)) // what EndMigration sets
+		}
 		if v == nil {
 			return ErrNoStore
 		}

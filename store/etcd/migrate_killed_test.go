@@ -1,9 +1,11 @@
 package etcd_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -159,6 +161,19 @@ func assertRefused(t testing.TB, dst store.Backend, seal *store.Sealer, left str
 	}
 	if got := dump(t, dst); got != left {
 		t.Fatalf("refusing the partial target changed it:\n%s\nwas\n%s", got, left)
+	}
+	// A flinkpki from before the marker does not know it: the target's
+	// schema must be one it cannot read (it reads a number), and there at
+	// all (without one it would make a new store beside the copy).
+	var schema []byte
+	if err := dst.View(ctx, func(tx store.Tx) error {
+		schema = bytes.Clone(tx.Get([]byte("meta"), []byte("schema")))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := strconv.Atoi(string(schema)); schema == nil || err == nil {
+		t.Errorf("the partial target's schema is %q: a flinkpki that does not know the marker would open it", schema)
 	}
 }
 
