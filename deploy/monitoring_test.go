@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -66,66 +67,148 @@ type monitoringMeta struct {
 
 // metricName matches identifiers in a PromQL expression that look like
 // flinkpki metric names.
-var metricName = regexp.MustCompile(`\bflinkpki_[a-z_]+\b`)
+var metricName = regexp.MustCompile(`\bflinkpki_[a-z0-9_]+\b`)
 
 // durationRE is Prometheus' duration syntax for the "for" field.
 var durationRE = regexp.MustCompile(`^([0-9]+(ms|s|m|h|d|w|y))+$`)
 
+// Every rule of the PrometheusRule, by alert and severity, with the flinkpki
+// metrics it reads, its expression and its "for" (none: fires at once).
+// promtool_test.go runs them; this pins them, so that a change to one is a
+// change to this test too.
 func TestPrometheusRulesWatchTheRightMetrics(t *testing.T) {
 	rule := only[*prometheusRule](t, mustDecodeFile(t, "kubernetes/monitoring/prometheusrule.yaml"))
+	const (
+		caExpiry   = "flinkpki_ca_expiry_timestamp_seconds"
+		leafL      = "flinkpki_cluster_leaf_validity_seconds"
+		enrollRate = `rate(flinkpki_grpc_request_duration_seconds_count{method=~"/flinkpki.v1.EnrollmentService/(Enroll|Bake)"`
+	)
 	want := map[string]struct {
 		metrics []string
 		expr    string
 		for_    string
 	}{
-		// A retiring CA lives inside 30 days of its expiry in every healthy
-		// rotation (until expiry minus the margin): it has its own alert.
-		"FlinkpkiCAExpiringSoon":          {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state!="retiring"}) - time() < 30 * 86400`, ""},
-		"FlinkpkiRetiringCAExpiringSoon":  {[]string{"flinkpki_ca_expiry_timestamp_seconds"}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state="retiring"}) - time() < 3 * 86400`, ""},
-		"FlinkpkiServingCertExpiringSoon": {[]string{"flinkpki_serving_cert_expiry_timestamp_seconds"}, `flinkpki_serving_cert_expiry_timestamp_seconds - time() < 30 * 86400`, "1h"},
-		"FlinkpkiServingCAExpiringSoon":   {[]string{"flinkpki_serving_ca_expiry_timestamp_seconds"}, `min(flinkpki_serving_ca_expiry_timestamp_seconds) - time() < 365 * 86400`, "1h"},
-		"FlinkpkiLeafExpiringSoon":        {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds"}, `min by (cluster) (flinkpki_live_leaf_earliest_expiry_timestamp_seconds) - time() < 7 * 86400`, ""},
+		// A prepared or active CA has more than L + 7d to go in every healthy
+		// rotation (activation at expiry - L - max(7d, L/4)); a retiring CA
+		// lives inside that in every healthy rotation (until expiry minus
+		// the margin): it has its own alert. The critical rule needs no L.
+		"FlinkpkiCAExpiringSoon/warning": {[]string{caExpiry, leafL},
+			`min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state!="retiring"}) - time() < on (cluster) group_left () (max by (cluster) (flinkpki_cluster_leaf_validity_seconds) + 7 * 86400)`, "1h"},
+		"FlinkpkiCAExpiringSoon/critical": {[]string{caExpiry},
+			`min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state!="retiring"}) - time() < 7 * 86400`, "1h"},
+		"FlinkpkiRetiringCAExpiringSoon/warning":  {[]string{caExpiry}, `min by (cluster, ca, state) (flinkpki_ca_expiry_timestamp_seconds{state="retiring"}) - time() < 3 * 86400`, "1h"},
+		"FlinkpkiServingCertExpiringSoon/warning": {[]string{"flinkpki_serving_cert_expiry_timestamp_seconds"}, `flinkpki_serving_cert_expiry_timestamp_seconds - time() < 30 * 86400`, "1h"},
+		"FlinkpkiServingCAExpiringSoon/warning":   {[]string{"flinkpki_serving_ca_expiry_timestamp_seconds"}, `min(flinkpki_serving_ca_expiry_timestamp_seconds) - time() < 365 * 86400`, "1h"},
+		// Within min(7d, L/4) of the earliest leaf's expiry.
+		"FlinkpkiLeafExpiringSoon/info": {[]string{"flinkpki_live_leaf_earliest_expiry_timestamp_seconds", leafL},
+			`min by (cluster) (flinkpki_live_leaf_earliest_expiry_timestamp_seconds) - time() < on (cluster) clamp_max(max by (cluster) (flinkpki_cluster_leaf_validity_seconds) / 4, 7 * 86400)`, "1h"},
 		// The other alerts go silent with their series when the server is
 		// down or not scraped at all.
-		"FlinkpkiDown":        {nil, `max(up{job="flinkpki"}) == 0 or absent(up{job="flinkpki"})`, "5m"},
-		"FlinkpkiReplicaDown": {nil, `up{job="flinkpki"} == 0 and on () count(up{job="flinkpki"}) > 1`, "10m"},
+		"FlinkpkiDown/critical":       {nil, `max(up{job="flinkpki"}) == 0 or absent(up{job="flinkpki"})`, "5m"},
+		"FlinkpkiReplicaDown/warning": {nil, `up{job="flinkpki"} == 0 and on () count(up{job="flinkpki"}) > 1`, "10m"},
+		// Scraped, but health NOT_SERVING: every replica of an installation,
+		// or some of them.
+		"FlinkpkiNotReady/critical": {[]string{"flinkpki_ready"}, `max by (namespace, job) (flinkpki_ready) == 0`, "5m"},
+		"FlinkpkiNotReady/warning": {[]string{"flinkpki_ready", "flinkpki_ready"},
+			`flinkpki_ready == 0 unless on (namespace, job) (max by (namespace, job) (flinkpki_ready) == 0)`, "5m"},
 		// The kubelet's volume statistics of the StatefulSet's claim.
-		"FlinkpkiStoreVolumeFilling": {nil, `kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} < 0.25`, "15m"},
-		"FlinkpkiRotationBlocked":    {[]string{"flinkpki_rotation_blocked"}, `max by (cluster, purpose, step) (flinkpki_rotation_blocked) > 0`, "1d"},
-		"FlinkpkiRotationOverdue": {[]string{"flinkpki_rotation_next_step_timestamp_seconds", "flinkpki_rotation_blocked"},
+		"FlinkpkiStoreVolumeFilling/warning": {nil, `kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} / kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"data-flinkpki-.*"} < 0.25`, "15m"},
+		// etcd's own metrics, of the job flinkpki-etcd only.
+		"FlinkpkiEtcdQuotaFilling/warning": {nil, `max by (job) (etcd_mvcc_db_total_size_in_bytes{job="flinkpki-etcd"} / etcd_server_quota_backend_bytes{job="flinkpki-etcd"}) > 0.75`, "15m"},
+		"FlinkpkiRotationBlocked/warning":  {[]string{"flinkpki_rotation_blocked"}, `max by (cluster, purpose, step) (flinkpki_rotation_blocked) > 0`, "1d"},
+		"FlinkpkiRotationOverdue/warning": {[]string{"flinkpki_rotation_next_step_timestamp_seconds", "flinkpki_rotation_blocked"},
 			`time() - min by (cluster, purpose, step, auto_rotate) (flinkpki_rotation_next_step_timestamp_seconds) > 86400 unless on (cluster, purpose) (max by (cluster, purpose) (flinkpki_rotation_blocked) > 0)`, "1h"},
-		"FlinkpkiDenialsSpike":      {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, ""},
-		"FlinkpkiExpiryGaugesStale": {[]string{"flinkpki_expiry_gauges_refresh_timestamp_seconds"}, `time() - flinkpki_expiry_gauges_refresh_timestamp_seconds > 3600`, "15m"},
+		"FlinkpkiDenialsSpike/warning":      {[]string{"flinkpki_requests_denied_total"}, `sum(rate(flinkpki_requests_denied_total[5m])) > 1`, "10m"},
+		"FlinkpkiExpiryGaugesStale/warning": {[]string{"flinkpki_expiry_gauges_refresh_timestamp_seconds"}, `time() - flinkpki_expiry_gauges_refresh_timestamp_seconds > 3600`, "15m"},
+		"FlinkpkiAuditChainBroken/critical": {[]string{"flinkpki_audit_chain_intact"}, `min by (namespace, job) (flinkpki_audit_chain_intact) == 0`, ""},
+		"FlinkpkiAuditNotVerified/warning": {[]string{"flinkpki_audit_verified_timestamp_seconds"},
+			`time() - max by (namespace, job) (flinkpki_audit_verified_timestamp_seconds) > 3 * 3600`, "2h"},
+		// Server-side failures of Enroll and Bake: not the client's own
+		// mistakes, rate limits (retried) or calls it abandoned.
+		"FlinkpkiEnrollmentsFailing/critical": {[]string{"flinkpki_grpc_request_duration_seconds_count", "flinkpki_grpc_request_duration_seconds_count"},
+			`sum by (namespace, job) (` + enrollRate + `,code!~"OK|PermissionDenied|Unauthenticated|InvalidArgument|NotFound|AlreadyExists|ResourceExhausted|Canceled"}[10m])) / sum by (namespace, job) (` + enrollRate + `}[10m])) > 0.1`, "15m"},
+		"FlinkpkiServerErrors/warning":  {[]string{"flinkpki_requests_denied_total"}, `sum by (namespace, job) (increase(flinkpki_requests_denied_total{reason="error"}[10m])) > 0`, ""},
+		"FlinkpkiJWKSOutOfDate/warning": {[]string{"flinkpki_k8s_jwks_unknown_key_total"}, `sum by (namespace, job) (increase(flinkpki_k8s_jwks_unknown_key_total[15m])) > 0`, ""},
 	}
 	seen := map[string]bool{}
 	for _, g := range rule.Spec.Groups {
 		for _, r := range g.Rules {
-			w, ok := want[r.Alert]
+			key := r.Alert + "/" + r.Labels["severity"]
+			w, ok := want[key]
 			if !ok {
-				t.Errorf("unexpected alert %q: add it to this test with its metrics", r.Alert)
+				t.Errorf("unexpected rule %s: add it to this test with its metrics", key)
 				continue
 			}
-			seen[r.Alert] = true
+			if seen[key] {
+				t.Errorf("two rules %s", key)
+			}
+			seen[key] = true
 			if r.Expr != w.expr {
-				t.Errorf("%s: expr = %q, want %q", r.Alert, r.Expr, w.expr)
+				t.Errorf("%s: expr = %q, want %q", key, r.Expr, w.expr)
 			}
 			if got := metricName.FindAllString(r.Expr, -1); !slices.Equal(got, w.metrics) {
-				t.Errorf("%s: expression uses metrics %v, want %v", r.Alert, got, w.metrics)
+				t.Errorf("%s: expression uses metrics %v, want %v", key, got, w.metrics)
 			}
-			if w.for_ != "" && r.For != w.for_ {
-				t.Errorf("%s: for = %q, want %q", r.Alert, r.For, w.for_)
+			if r.For != w.for_ {
+				t.Errorf("%s: for = %q, want %q", key, r.For, w.for_)
 			}
 			if r.For != "" && !durationRE.MatchString(r.For) {
-				t.Errorf("%s: for = %q is not a Prometheus duration", r.Alert, r.For)
+				t.Errorf("%s: for = %q is not a Prometheus duration", key, r.For)
 			}
-			if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
-				t.Errorf("%s: needs a severity label and a summary annotation", r.Alert)
+			if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+				t.Errorf("%s: needs a summary and a description", key)
 			}
 		}
 	}
 	for name := range want {
 		if !seen[name] {
-			t.Errorf("alert %s is missing", name)
+			t.Errorf("rule %s is missing", name)
+		}
+	}
+	// The operator's runbook for a JWKS out of date.
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "FlinkpkiJWKSOutOfDate" && !strings.Contains(r.Annotations["description"], "Refresh the JWKS ConfigMap") {
+				t.Errorf("FlinkpkiJWKSOutOfDate: the description does not tell the operator to refresh the JWKS ConfigMap: %q", r.Annotations["description"])
+			}
+		}
+	}
+}
+
+// The alert table of deploy/README.md's Monitoring section names every
+// alert of the PrometheusRule, and no other.
+func TestREADMEAlertTableListsEveryAlert(t *testing.T) {
+	rule := only[*prometheusRule](t, mustDecodeFile(t, "kubernetes/monitoring/prometheusrule.yaml"))
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "\n## Monitoring\n")
+	if start < 0 {
+		t.Fatal("README.md has no Monitoring section")
+	}
+	section := text[start+1:]
+	if end := strings.Index(section[1:], "\n## "); end >= 0 {
+		section = section[:end+1]
+	}
+	row := regexp.MustCompile("(?m)^\\| `(Flinkpki[A-Za-z]+)`")
+	table := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		table[m[1]] = true
+	}
+	alerts := map[string]bool{}
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			alerts[r.Alert] = true
+			if !table[r.Alert] {
+				t.Errorf("README.md's alert table (Monitoring) does not list %s", r.Alert)
+			}
+		}
+	}
+	for name := range table {
+		if !alerts[name] {
+			t.Errorf("README.md's alert table lists %s, which the PrometheusRule lacks", name)
 		}
 	}
 }
@@ -183,7 +266,14 @@ type grafanaDashboard struct {
 			Expr         string         `json:"expr"`
 			Datasource   map[string]any `json:"datasource"`
 			LegendFormat string         `json:"legendFormat,omitempty"`
+			Instant      bool           `json:"instant,omitempty"`
+			Range        *bool          `json:"range,omitempty"`
+			Format       string         `json:"format,omitempty"`
 		} `json:"targets"`
+		Transformations []struct {
+			ID      string         `json:"id"`
+			Options map[string]any `json:"options"`
+		} `json:"transformations,omitempty"`
 	} `json:"panels"`
 }
 
@@ -223,7 +313,15 @@ func exportedMetrics(t *testing.T) map[string]bool {
 }
 
 // promName matches the metric names a PromQL expression of ours uses.
-var promName = regexp.MustCompile(`\b(?:flinkpki|process|go)_[a-z_]+\b`)
+var promName = regexp.MustCompile(`\b(?:flinkpki|process|go)_[a-z0-9_]+\b`)
+
+// promSelector matches a metric name of ours with the label matchers that
+// follow it, if any.
+var promSelector = regexp.MustCompile(`\b((?:flinkpki|process|go)_[a-z0-9_]+)\b(\{[^}]*\})?`)
+
+// jobMatcher is the dashboard's job variable as a label matcher: with two
+// flinkpki installations in one Prometheus, every panel shows the chosen one.
+const jobMatcher = `job=~"$job"`
 
 // The Grafana dashboard ships as a ConfigMap Grafana's sidecar loads, and
 // every query it runs names metrics the server really exports.
@@ -264,6 +362,17 @@ func TestGrafanaDashboardQueriesWhatTheServerExports(t *testing.T) {
 			names := promName.FindAllString(q.Expr, -1)
 			if len(names) == 0 {
 				t.Errorf("panel %q: query %q names no metric", p.Title, q.Expr)
+			}
+			for _, m := range promSelector.FindAllStringSubmatch(q.Expr, -1) {
+				if !strings.Contains(m[2], jobMatcher) {
+					t.Errorf("panel %q: query %q selects %s without %s", p.Title, q.Expr, m[1], jobMatcher)
+				}
+			}
+			// A table of a range query shows one series at a time in
+			// Grafana; an instant query in table format gives one row per
+			// series.
+			if p.Type == "table" && (!q.Instant || q.Range == nil || *q.Range || q.Format != "table") {
+				t.Errorf("panel %q: a table's query must be instant (instant: true, range: false) in table format", p.Title)
 			}
 			for _, n := range names {
 				queried[n] = true

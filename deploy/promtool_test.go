@@ -1,0 +1,193 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// promtoolModule is the promtool these tests install into .tools/bin when
+// neither there nor on PATH is one. A cold build takes minutes (see
+// promtoolPath); it is done once per machine.
+const promtoolModule = "github.com/prometheus/prometheus/cmd/promtool@v0.316.0"
+
+// rulesTestFile holds promtool's unit tests of the PrometheusRule.
+const rulesTestFile = "monitoring/rules_test.yaml"
+
+var promtoolOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// promtoolPath returns .tools/bin/promtool, else a promtool on PATH, else
+// installs promtoolModule into .tools/bin with go install (as make tools
+// installs the other test tools) and returns it. It fails the test, saying
+// how to install it by hand, when that install fails: these tests never
+// skip.
+func promtoolPath(t testing.TB) string {
+	t.Helper()
+	promtoolOnce.Do(func() {
+		bin, err := filepath.Abs(filepath.Join("..", ".tools", "bin"))
+		if err != nil {
+			promtoolOnce.err = err
+			return
+		}
+		local := filepath.Join(bin, "promtool")
+		if _, err := os.Stat(local); err == nil {
+			promtoolOnce.path = local
+			return
+		}
+		if p, err := exec.LookPath("promtool"); err == nil {
+			promtoolOnce.path = p
+			return
+		}
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			promtoolOnce.err = fmt.Errorf("no go on PATH to install it with: %v", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, goTool, "install", promtoolModule)
+		cmd.Env = append(os.Environ(), "GOBIN="+bin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			promtoolOnce.err = fmt.Errorf("go install %s: %v\n%s", promtoolModule, err, out)
+			return
+		}
+		t.Logf("installed promtool into %s in %s", bin, time.Since(start).Round(time.Second))
+		promtoolOnce.path = local
+	})
+	if promtoolOnce.err != nil {
+		t.Fatalf("promtool is needed to test the alert rules and could not be installed: %v\n"+
+			"install it by hand: GOBIN=$PWD/.tools/bin go install %s", promtoolOnce.err, promtoolModule)
+	}
+	return promtoolOnce.path
+}
+
+// promtoolRulesTest is the part of promtool's unit-test file format that
+// rulesTestFile uses, decoded strictly.
+type promtoolRulesTest struct {
+	RuleFiles          []string `json:"rule_files"`
+	EvaluationInterval string   `json:"evaluation_interval"`
+	Tests              []struct {
+		Interval    string `json:"interval"`
+		InputSeries []struct {
+			Series string `json:"series"`
+			Values string `json:"values"`
+		} `json:"input_series"`
+		AlertRuleTest []struct {
+			EvalTime  string `json:"eval_time"`
+			AlertName string `json:"alertname"`
+			ExpAlerts []struct {
+				ExpLabels map[string]string `json:"exp_labels"`
+			} `json:"exp_alerts"`
+		} `json:"alert_rule_test"`
+	} `json:"tests"`
+}
+
+// The PrometheusRule passes promtool check rules (PromQL and annotation
+// templates) and promtool's unit tests, in which every alert, at each of
+// its severities, fires in one case and stays quiet in another.
+func TestPrometheusRulesPassPromtool(t *testing.T) {
+	promtool := promtoolPath(t)
+	rule := only[*prometheusRule](t, mustDecodeFile(t, "kubernetes/monitoring/prometheusrule.yaml"))
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, promtool, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	// The spec of a PrometheusRule is a Prometheus rule file; JSON is YAML.
+	spec, err := json.Marshal(rule.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "full.rules.yaml"), spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := run("check", "rules", "full.rules.yaml")
+	if !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("promtool check rules:\n%s", out)
+	}
+
+	// The unit tests compare labels only: promtool would compare every
+	// annotation too, which check rules has validated.
+	alerts := map[string][]string{} // alert -> its severities
+	for g := range rule.Spec.Groups {
+		for r := range rule.Spec.Groups[g].Rules {
+			rl := &rule.Spec.Groups[g].Rules[r]
+			alerts[rl.Alert] = append(alerts[rl.Alert], rl.Labels["severity"])
+			rl.Annotations = nil
+		}
+	}
+	if spec, err = json.Marshal(rule.Spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "flinkpki.rules.yaml"), spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile(rulesTestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rules_test.yaml"), tests, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("test", "rules", "rules_test.yaml"); !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("promtool test rules:\n%s", out)
+	}
+
+	var rt promtoolRulesTest
+	if err := yaml.UnmarshalStrict(tests, &rt); err != nil {
+		t.Fatalf("%s: %v", rulesTestFile, err)
+	}
+	if !slices.Equal(rt.RuleFiles, []string{"flinkpki.rules.yaml"}) {
+		t.Errorf("%s: rule_files = %v, want [flinkpki.rules.yaml] (the file this test writes)", rulesTestFile, rt.RuleFiles)
+	}
+	fires := map[string]bool{} // alert/severity
+	quiet := map[string]bool{} // alert
+	for _, tc := range rt.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if _, ok := alerts[a.AlertName]; !ok {
+				t.Errorf("%s tests %s, which the PrometheusRule lacks", rulesTestFile, a.AlertName)
+			}
+			if len(a.ExpAlerts) == 0 {
+				quiet[a.AlertName] = true
+			}
+			for _, e := range a.ExpAlerts {
+				fires[a.AlertName+"/"+e.ExpLabels["severity"]] = true
+			}
+		}
+	}
+	for name, severities := range alerts {
+		if !quiet[name] {
+			t.Errorf("%s has no case where %s stays quiet", rulesTestFile, name)
+		}
+		for _, s := range severities {
+			if !fires[name+"/"+s] {
+				t.Errorf("%s has no case where %s fires with severity %s", rulesTestFile, name, s)
+			}
+		}
+	}
+}
