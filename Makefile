@@ -9,6 +9,7 @@ GOVULNCHECK        := golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # Renders the deploy/ kustomizations when there is no kubectl (the version
 # built into kubectl 1.32; deploy/kustomize_test.go names it too).
 KUSTOMIZE          := sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+PROMTOOL           := github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 TEST_FLAGS    ?= -race -timeout 20m
 
 export PATH := $(TOOLS_BIN):$(PATH)
@@ -40,6 +41,8 @@ tools:
 	@test -x $(TOOLS_BIN)/grpcurl || GOBIN=$(TOOLS_BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
 	@test -x $(TOOLS_BIN)/grpc-health-probe || GOBIN=$(TOOLS_BIN) $(GO) install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
 	@command -v kubectl >/dev/null 2>&1 || test -x $(TOOLS_BIN)/kustomize || GOBIN=$(TOOLS_BIN) $(GO) install $(KUSTOMIZE)
+	@# The alert rules' tests (deploy/promtool_test.go): about 5 minutes to build on 2 cores the first time.
+	@test -x $(TOOLS_BIN)/promtool || GOBIN=$(TOOLS_BIN) $(GO) install $(PROMTOOL)
 
 ## proto: regenerate the committed gRPC code (needs protoc and its well-known types: apt-get install protobuf-compiler libprotobuf-dev).
 proto: tools
