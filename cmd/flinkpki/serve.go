@@ -212,9 +212,9 @@ func newLogger(o *serveOptions, w io.Writer) (*slog.Logger, error) {
 	hopts := &slog.HandlerOptions{Level: lvl}
 	switch o.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return slog.New(requestIDHandler{slog.NewTextHandler(w, hopts)}), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return slog.New(requestIDHandler{slog.NewJSONHandler(w, hopts)}), nil
 	}
 	return nil, usagef("--log-format %q: use text or json", o.logFormat)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,7 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flinkpki/flinkpki/enroll"
 	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
@@ -289,5 +296,43 @@ func TestACreatedClusterCanLimitItsBindingsFromTheStart(t *testing.T) {
 	}
 	if r := s.cli(t, s.admin, "cluster", "get", "bad"); r.code != 1 {
 		t.Fatalf("a refused create made the cluster: exit %d", r.code)
+	}
+}
+
+// A refusal's log line (actor, cluster, reason) carries the id the caller
+// was given, as the request's own line does: on-call finds one from the
+// other under any concurrency.
+func TestARefusalIsLoggedWithTheRequestID(t *testing.T) {
+	s := startServer(t, "")
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	s.cli(t, s.admin, "cluster", "create", "pay").ok(t)
+	tok, err := enroll.ReadToken(s.tokenFor(t, "orders", "taskmanager"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := enroll.Dial(s.addr, s.caFile, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var md metadata.MD
+	_, err = pb.NewClusterServiceClient(conn).GetCluster(context.Background(), &pb.GetClusterRequest{Name: "pay"}, grpc.Header(&md))
+	if status.Code(err) == codes.OK {
+		t.Fatal("an enrollment token read a cluster")
+	}
+	ids := md.Get("x-request-id")
+	if len(ids) != 1 {
+		t.Fatalf("no x-request-id in the answer's header: %v", md)
+	}
+	var refused, request bool
+	for l := range strings.SplitSeq(s.stderr.String(), "\n") {
+		if !strings.Contains(l, "request_id="+ids[0]) {
+			continue
+		}
+		refused = refused || strings.Contains(l, `msg="request refused"`) && strings.Contains(l, "actor=enrollment-token:")
+		request = request || strings.Contains(l, "msg=request ")
+	}
+	if !refused || !request {
+		t.Errorf("the refusal (%t) and the request's own line (%t) do not both name request %s:\n%s", refused, request, ids[0], grepLines(s.stderr.String(), ids[0]))
 	}
 }

@@ -151,9 +151,51 @@ func requestID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// requestIDKey carries a request's id in its context, for every log line
+// written while serving it (requestIDHandler): the refusal's line, with
+// its actor and reason, and the request's own, with its code, then share
+// the id the caller was given.
+type requestIDKey struct{}
+
+// requestIDHandler adds the request_id of the context a record was logged
+// with, when it has one and the record does not name it already.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		named := false
+		r.Attrs(func(a slog.Attr) bool {
+			named = a.Key == "request_id"
+			return !named
+		})
+		if !named {
+			r = r.Clone()
+			r.AddAttrs(slog.String("request_id", id))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// idStream is a server stream whose context carries its request's id.
+type idStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s idStream) Context() context.Context { return s.ctx }
+
 func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	id := requestID()
 	grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+	ctx = context.WithValue(ctx, requestIDKey{}, id)
 	start := time.Now()
 	defer func() { err = r.done(ctx, id, info.FullMethod, start, err) }()
 	defer r.recovered(ctx, id, info.FullMethod, &err)
@@ -163,10 +205,11 @@ func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 func (r *requestLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	id := requestID()
 	ss.SetHeader(metadata.Pairs("x-request-id", id))
+	ctx := context.WithValue(ss.Context(), requestIDKey{}, id)
 	start := time.Now()
-	defer func() { err = r.done(ss.Context(), id, info.FullMethod, start, err) }()
-	defer r.recovered(ss.Context(), id, info.FullMethod, &err)
-	return handler(srv, ss)
+	defer func() { err = r.done(ctx, id, info.FullMethod, start, err) }()
+	defer r.recovered(ctx, id, info.FullMethod, &err)
+	return handler(srv, idStream{ss, ctx})
 }
 
 // recovered, deferred around a handler and the interceptors inside this
