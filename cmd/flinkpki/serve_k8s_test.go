@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flinkpki/flinkpki/enroll"
-	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
-	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/flinkpki/flinkpki/enroll"
+	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
+	pb "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
 func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
