@@ -112,6 +112,11 @@ type Authority struct {
 	// (reserveBake).
 	bakeMu sync.Mutex
 	bakes  map[string]int
+	// waitLogged is when the scheduler last logged each lineage that waits
+	// (blocked, or failing), so a wait of a week is a line an hour, not one
+	// a tick (schedulerLogEvery).
+	waitMu     sync.Mutex
+	waitLogged map[string]time.Time
 }
 
 // RefusalGate decides which refusals are audited one by one. The ones it

@@ -27,7 +27,10 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 		for _, ls := range slices.Concat(page...) {
 			step, wait, err := a.tickLineage(ctx, ls)
 			if err != nil {
-				a.log.ErrorContext(ctx, "automatic rotation failed", slog.String("cluster", ls.cluster), slog.String("purpose", string(ls.purpose)), slog.String("error", err.Error()))
+				if a.logWait(ls.cluster + "/" + string(ls.purpose) + ":failed") {
+					a.log.ErrorContext(ctx, "automatic rotation failed", slog.String("cluster", ls.cluster), slog.String("purpose", string(ls.purpose)),
+						slog.String("error", err.Error()), slog.String("repeats", "at most every "+schedulerLogEvery.String()+" while it lasts"))
+				}
 				wait = RotationWait{Cluster: ls.cluster, Purpose: string(ls.purpose), Failed: true}
 			}
 			if wait.Cluster != "" {
@@ -46,8 +49,57 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 			seen[w.Cluster] = true
 		}
 		a.forgetSchedules(seen)
+		a.forgetWaits(waits)
 	}
 	return applied, err
+}
+
+// schedulerLogEvery is how often the scheduler repeats the log line of a
+// lineage that goes on waiting: the metrics (flinkpki_rotation_blocked)
+// and ca status say it at every tick.
+const schedulerLogEvery = time.Hour
+
+// logWait reports whether the wait named key is to be logged now: the
+// first time, and then at most every schedulerLogEvery.
+func (a *Authority) logWait(key string) bool {
+	a.waitMu.Lock()
+	defer a.waitMu.Unlock()
+	now := a.now()
+	if last, ok := a.waitLogged[key]; ok && now.Sub(last) < schedulerLogEvery {
+		return false
+	}
+	if a.waitLogged == nil {
+		a.waitLogged = map[string]time.Time{}
+	}
+	a.waitLogged[key] = now
+	return true
+}
+
+// forgetWaits drops the logged waits that this tick no longer saw, so a
+// lineage that waits again later is logged at once, and the map holds only
+// what waits now.
+func (a *Authority) forgetWaits(waits []RotationWait) {
+	now := make(map[string]bool, len(waits))
+	for _, w := range waits {
+		if w.Blocked || w.Failed {
+			now[w.Cluster+"/"+w.Purpose+":"+waitKind(w)] = true
+		}
+	}
+	a.waitMu.Lock()
+	defer a.waitMu.Unlock()
+	for k := range a.waitLogged {
+		if !now[k] {
+			delete(a.waitLogged, k)
+		}
+	}
+}
+
+// waitKind is the part of a logged wait's key after its lineage.
+func waitKind(w RotationWait) string {
+	if w.Failed {
+		return "failed"
+	}
+	return w.Step
 }
 
 // lineageStep is one lineage's next step as a tick read it, or why it
@@ -166,8 +218,11 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 	}
 	if errors.Is(err, ca.ErrBlocked) {
 		wait.Blocked = true
-		a.log.WarnContext(ctx, "automatic rotation step is waiting for holders", slog.String("cluster", cluster),
-			slog.String("purpose", string(p)), slog.String("step", step), slog.String("reason", err.Error()))
+		if a.logWait(cluster + "/" + string(p) + ":" + step) {
+			a.log.WarnContext(ctx, "automatic rotation step is waiting for holders", slog.String("cluster", cluster),
+				slog.String("purpose", string(p)), slog.String("step", step), slog.String("reason", err.Error()),
+				slog.String("repeats", "at most every "+schedulerLogEvery.String()+" while it lasts"))
+		}
 		return "", wait, nil
 	}
 	if err != nil {

@@ -1,12 +1,15 @@
 package authority_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -259,7 +262,8 @@ func TestATickReadsCAsOnlyOfClustersThatChanged(t *testing.T) {
 // CA) and for retirement (a live holder signed by the retiring CA).
 func TestTheSchedulerWaitsForHoldersAStepWouldBreak(t *testing.T) {
 	obs := &recorder{}
-	e := authoritytest.New(t, authoritytest.WithObserver(obs))
+	var logs syncBuf
+	e := authoritytest.New(t, authoritytest.WithObserver(obs), authoritytest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	const leaf = 30 * 24 * time.Hour
 	e.CreateCluster(authority.CreateClusterRequest{Name: "held", CAValidity: 400 * 24 * time.Hour, LeafValidity: leaf})
 	state := func() map[string]ca.State {
@@ -317,6 +321,21 @@ func TestTheSchedulerWaitsForHoldersAStepWouldBreak(t *testing.T) {
 	}
 	if !blocked("activate") {
 		t.Fatalf("activation was not reported blocked: %v", obs.lastRotations())
+	}
+	// 60 daily ticks of a blocked step: one log line a day (an hour apart
+	// at most), not one a tick; the gauge says it at every tick.
+	if n := strings.Count(logs.String(), "automatic rotation step is waiting for holders"); n < 1 || n > 61 {
+		t.Errorf("the blocked activation was logged %d times in 60 daily ticks, want about one a day", n)
+	}
+	before := strings.Count(logs.String(), "automatic rotation step is waiting for holders")
+	for range 5 { // ticks a minute apart
+		e.Clock.Add(time.Minute)
+		if _, err := e.Authority.Tick(e.Ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "automatic rotation step is waiting for holders") - before; n != 0 {
+		t.Errorf("five ticks a minute apart logged the same blocked step %d more times, want none within the hour", n)
 	}
 	if got := state(); got["internal-2"] != ca.StatePrepared {
 		t.Fatalf("the blocked activation changed the lineage: %v", got)
@@ -475,4 +494,22 @@ func TestStepsHoldOnAClockAheadWithinTheSkewAllowed(t *testing.T) {
 		e.Clock.Add(-ahead)
 		mustTalk(t, jm0, e.Enroll("sk", "taskmanager", "tm-1"))
 	})
+}
+
+// syncBuf is a bytes.Buffer safe for the logger and the test at once.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -7,6 +7,7 @@ package authoritytest
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -59,6 +60,7 @@ type Env struct {
 	keys        authority.KeySource
 	backend     func(ctx context.Context) (store.Backend, error)
 	auditMinAge time.Duration
+	logger      *slog.Logger
 }
 
 // Option adjusts a new Env.
@@ -75,6 +77,9 @@ func WithBackend(open func(ctx context.Context) (store.Backend, error)) Option {
 
 // WithKeyPool makes bake take its keys from p.
 func WithKeyPool(p authority.KeySource) Option { return func(e *Env) { e.keys = p } }
+
+// WithLogger makes the Authority log to l.
+func WithLogger(l *slog.Logger) Option { return func(e *Env) { e.logger = l } }
 
 // WithAuditMinAge makes PruneAudit keep entries younger than d.
 func WithAuditMinAge(d time.Duration) Option { return func(e *Env) { e.auditMinAge = d } }
@@ -127,7 +132,7 @@ func (e *Env) open() {
 	if err != nil {
 		e.TB.Fatalf("open store: %v", err)
 	}
-	a, err := authority.New(authority.Config{Store: st, Now: e.Clock.Now, Observer: e.observer, KeyPool: e.keys, AuditMinAge: e.auditMinAge})
+	a, err := authority.New(authority.Config{Store: st, Now: e.Clock.Now, Observer: e.observer, KeyPool: e.keys, AuditMinAge: e.auditMinAge, Logger: e.logger})
 	if err != nil {
 		e.TB.Fatalf("new authority: %v", err)
 	}
