@@ -29,24 +29,36 @@ type DirLock struct {
 // takes the lock without waiting: held by another run, it refuses with
 // ErrBusy and changes nothing.
 func LockDir(dir string) (*DirLock, error) {
-	created, err := ensureDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(dir)
-	if err != nil {
-		atomicfile.RemoveDirs(created)
-		return nil, fmt.Errorf("cannot use output directory %s: %w", dir, atomicfile.Cause(err))
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		atomicfile.RemoveDirs(created)
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("output %s: %w: wait for it to end, or give each run its own --out", dir, ErrBusy)
+	for range 10 {
+		created, err := ensureDir(dir)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("cannot lock output directory %s: %w", dir, err)
+		f, err := os.Open(dir)
+		if err != nil {
+			atomicfile.RemoveDirs(created)
+			return nil, fmt.Errorf("cannot use output directory %s: %w", dir, atomicfile.Cause(err))
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			// Not even a directory this run made: another run may have
+			// made it at the same moment, and it is the holder's.
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("output %s: %w: wait for it to end, or give each run its own --out", dir, ErrBusy)
+			}
+			return nil, fmt.Errorf("cannot lock output directory %s: %w", dir, err)
+		}
+		// The directory locked must still be the one at dir: a run that
+		// wrote nothing removes the directory it made, and one that
+		// opened it just before holds a lock on a directory gone.
+		held, herr := f.Stat()
+		now, nerr := os.Stat(dir)
+		if herr == nil && nerr == nil && os.SameFile(held, now) {
+			return &DirLock{f: f, created: created}, nil
+		}
+		f.Close()
 	}
-	return &DirLock{f: f, created: created}, nil
+	return nil, fmt.Errorf("output %s: %w: it was made and removed again while this run tried to lock it; give each run its own --out", dir, ErrBusy)
 }
 
 // Keep marks the directory as written: Release leaves it.
@@ -58,8 +70,11 @@ func (l *DirLock) Release() {
 	if l == nil {
 		return
 	}
-	l.f.Close()
+	// Removed while still locked: no other run can take the lock of a
+	// directory about to go (and LockDir checks that what it locked is
+	// still there).
 	if !l.kept {
 		atomicfile.RemoveDirs(l.created)
 	}
+	l.f.Close()
 }
