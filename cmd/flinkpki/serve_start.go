@@ -160,6 +160,7 @@ func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ erro
 		undo()
 		return nil, nil, fmt.Errorf("read key-encryption key: %w", err)
 	}
+	atomicfile.RemoveLeftovers(o.kekFile) // a key a killed first start never put in place
 	if kek, err = store.ParseKEK(raw); err != nil {
 		undo()
 		return nil, nil, err
