@@ -439,17 +439,20 @@ func checkOutFile(out, example, exists string) error {
 }
 
 // refuseLiveStore refuses to replace out when it is a file another process
-// holds locked: a bbolt database in use (a running server's flinkpki.db).
-// bbolt locks its file with flock, exclusive for a server and shared for a
-// reader, so a non-blocking exclusive flock tells. A file renamed over it
-// would leave the server writing into the unlinked old file, and what it
-// wrote from then on would be gone at its next start.
+// holds locked for writing: a bbolt database in use (a running server's
+// flinkpki.db). bbolt locks its file with flock, exclusive for a server and
+// shared for a reader, so a non-blocking shared flock tells
+// (atomicfile.HeldForWriting); a reader keeps what it reads, and another
+// backup of the same file, which holds it shared for a moment, is no
+// server. A file renamed over a server's would leave it writing into the
+// unlinked old file, and what it wrote from then on would be gone at its
+// next start.
 func refuseLiveStore(out string) error {
 	if fi, err := os.Lstat(out); err != nil || !fi.Mode().IsRegular() {
 		return nil // a link is replaced, not what it points to
 	}
 	// What cannot be read is no store this user runs.
-	if inUse, _ := atomicfile.InUse(out); inUse {
+	if inUse, _ := atomicfile.HeldForWriting(out); inUse {
 		return fmt.Errorf("--out %s is a database another process holds open (a running flinkpki server's): replacing it would lose what that server writes from now on; write the backup elsewhere", out)
 	}
 	return nil

@@ -91,24 +91,28 @@ func TestTheCopiesKilledPipedBackupsAndRestoresLeaveAreRemovedByTheNextRun(t *te
 // backup --out FILE --force at once (a CronJob whose runs overlap). The
 // first to finish removes the temporary files killed runs left beside
 // FILE, but not the one the other run still writes, which it holds
-// locked: that run would fail, blaming the snapshot the server sent.
+// locked: that run would fail, blaming the snapshot the server sent. Nor
+// is FILE, held shared for a moment by the other run that just renamed
+// its copy there (or by a reader), taken for a running server's database.
 func TestABackupLeavesTheStagingFileOfAnotherBackupOfTheSameFile(t *testing.T) {
 	s := startServer(t, "")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "nightly.db")
 	killed, live := filepath.Join(dir, ".nightly.db.tmp-killed"), filepath.Join(dir, ".nightly.db.tmp-live")
-	for _, p := range []string{killed, live} {
+	for _, p := range []string{killed, live, out} {
 		if err := os.WriteFile(p, []byte("part of a snapshot"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f, err := os.Open(live)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{live, out} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.cli(t, s.admin, "admin", "backup", "--out", out, "--force").ok(t)
 	if _, err := os.Stat(live); err != nil {

@@ -345,6 +345,25 @@ func InUse(path string) (bool, error) {
 	return false, err
 }
 
+// HeldForWriting reports whether a process holds an exclusive flock on the
+// regular file at path, as bbolt does on the database it has open for
+// writing (a running server's). Shared locks do not count: a bbolt reader,
+// or a WriteFrom whose file was just renamed to path. The probe is a shared
+// lock itself, so two probes of one file do not see each other (InUse's
+// exclusive one would). A link is not followed: it is false.
+func HeldForWriting(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	return false, err
+}
+
 // DanglingLink refuses p when it is a symbolic link whose target does not
 // exist. os.Stat calls such a path missing, but os.MkdirAll cannot create
 // it (the link is in the way), so a check that reads "missing" as "will be

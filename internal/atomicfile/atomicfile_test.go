@@ -272,3 +272,29 @@ func TestMkdirAllReturnsWhatItCreated(t *testing.T) {
 		t.Errorf("MkdirAll below a file = %v, %v; want an error and nothing created", got, err)
 	}
 }
+
+// TestHeldForWritingSeesOnlyAnExclusiveLock: a bbolt writer (a server)
+// holds its file exclusively, a reader or a WriteFrom shared; only the
+// first counts, and the probe disturbs no other probe.
+func TestHeldForWritingSeesOnlyAnExclusiveLock(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "db")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		lock int
+		want bool
+	}{{syscall.LOCK_SH, false}, {syscall.LOCK_EX, true}} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), c.lock); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := HeldForWriting(p); err != nil || got != c.want {
+			t.Errorf("HeldForWriting with lock %d held = %v, %v; want %v", c.lock, got, err, c.want)
+		}
+		f.Close()
+	}
+}
