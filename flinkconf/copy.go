@@ -316,7 +316,8 @@ func (s *Staged) Abort() {
 
 // Commit moves every staged file into place, records them in the
 // manifest, and removes the files the previous copy wrote that this one
-// does not have, and temporary files a killed run left beside either.
+// does not have, and temporary files a killed run left beside either or
+// beside the manifest.
 func (s *Staged) Commit() error {
 	prev := s.readManifest()
 	// The manifest lists the new files before any is in place, so that a
@@ -352,6 +353,7 @@ func (s *Staged) Commit() error {
 	if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600); err != nil {
 		return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
 	}
+	atomicfile.RemoveLeftovers(filepath.Join(s.out, manifestName))
 	for rel := range now {
 		atomicfile.RemoveLeftovers(filepath.Join(s.out, filepath.FromSlash(rel)))
 	}

@@ -314,7 +314,8 @@ func TestCopyAndMergeReplacesAnEarlierCopy(t *testing.T) {
 // copy. The next copy removes the files the earlier one wrote and the
 // source no longer has (a legacy flink-conf.yaml with the earlier run's
 // passwords, which Flink 1.x would read first) and the temporary files of
-// a killed run, and keeps files it never wrote.
+// a killed run (its manifest's and its space probe's too), and keeps files
+// it never wrote.
 func TestACopyRemovesWhatItsSourceNoLongerHas(t *testing.T) {
 	src1, src2, out := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "out")
 	writeTree(t, src1, map[string]string{ConfigYAML: "a: 1\n", LegacyYAML: "a: 1\n", "log4j.properties": "x=y\n", "sub/extra.properties": "z=1\n"})
@@ -322,11 +323,12 @@ func TestACopyRemovesWhatItsSourceNoLongerHas(t *testing.T) {
 	if err := CopyAndMerge(src1, out, testKeys(t, "/first")); err != nil {
 		t.Fatal(err)
 	}
-	writeTree(t, out, map[string]string{"mine.txt": "not the copy's\n", "." + ConfigYAML + ".tmp-123": "old: password\n"})
+	killed := map[string]string{"mine.txt": "not the copy's\n", "." + ConfigYAML + ".tmp-123": "old: password\n", "." + manifestName + ".tmp-456": ConfigYAML + "\n", ".flinkpki-probe-789/space": "\x00"}
+	writeTree(t, out, killed)
 	if err := CopyAndMerge(src2, out, testKeys(t, "/second")); err != nil {
 		t.Fatal(err)
 	}
-	for _, gone := range []string{LegacyYAML, "log4j.properties", "sub/extra.properties", "." + ConfigYAML + ".tmp-123"} {
+	for _, gone := range []string{LegacyYAML, "log4j.properties", "sub/extra.properties", "." + ConfigYAML + ".tmp-123", "." + manifestName + ".tmp-456", ".flinkpki-probe-789"} {
 		if _, err := os.Lstat(filepath.Join(out, gone)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s is still in the output after a copy from a source without it (err %v)", gone, err)
 		}

@@ -156,6 +156,14 @@ func (s *Store) rotateInSteps(ctx context.Context, next *Sealer, limit int, opts
 	return total, nil
 }
 
+// rotationMarker is the marker of an unfinished rotation, if tx holds one
+// that decodes.
+func rotationMarker(tx Tx) (kekRotation, bool) {
+	var m kekRotation
+	raw := tx.Get(bMeta, kKEKRotation)
+	return m, raw != nil && json.Unmarshal(raw, &m) == nil
+}
+
 // checkRotation refuses a rotation that does not match an unfinished one.
 func (s *Store) checkRotation(tx Tx, next *Sealer) error {
 	raw := tx.Get(bMeta, kKEKRotation)

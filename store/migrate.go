@@ -74,7 +74,7 @@ func Copy(ctx context.Context, from, to Backend, opts CopyOptions) (map[string]i
 				return err
 			}
 			if !empty {
-				return fmt.Errorf("%w: the migration target is not empty (bucket %q has keys): migrate into an empty store or a new --etcd-prefix", ErrExists, bk)
+				return fmt.Errorf("%w: the migration target is not empty (bucket %q has keys): %s", ErrExists, bk, NotEmptyAdvice)
 			}
 		}
 		return MarkMigration(tx, opts.From, schema)
@@ -101,6 +101,10 @@ func Copy(ctx context.Context, from, to Backend, opts CopyOptions) (map[string]i
 	}
 	return counts, nil
 }
+
+// NotEmptyAdvice ends Copy's refusal of a target that holds data. A caller
+// whose target is a bbolt file replaces it: --etcd-prefix means nothing there.
+const NotEmptyAdvice = "migrate into an empty store or a new --etcd-prefix"
 
 // ClearAfter clears a target that a failed migration wrote into (within
 // a minute, whatever ended ctx: a signal may be what failed it), and

@@ -142,6 +142,12 @@ func check(ctx context.Context, b Backend, seal *Sealer, allow checkOptions) err
 			return nil
 		}
 		if _, err := seal.Open(tx.Get(bMeta, kKEKCheck), "kek-check"); err != nil {
+			// The key an interrupted rotation was moving to: the check
+			// moves to it last. Its holder followed rotate-kek's advice
+			// to start with it, and must finish the rotation instead.
+			if m, ok := rotationMarker(tx); ok && m.To == seal.ID() && !allow.rotation {
+				return fmt.Errorf("%w: this is the key it was moving the store to, but some CA keys are under the old key still: run flinkpki admin rotate-kek again with the same --kek-file (the old key) and --new-kek-file (this one) to finish it before starting a server", ErrKEKRotation)
+			}
 			return fmt.Errorf("%w: start the server with the key-encryption key this store was created with (--kek-file), or, after admin rotate-kek, with that command's --new-kek-file", ErrWrongKEK)
 		}
 		if tx.Get(bMeta, kKEKRotation) != nil && !allow.rotation {

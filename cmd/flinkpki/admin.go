@@ -82,7 +82,7 @@ admin restore - to read; -o json then has nowhere to go and is refused.`,
 			}
 			sum := newResultHash(output)
 			progress := byteProgress(a.stderr, "backup", a.now)
-			n, err := atomicfile.WriteFrom(dst.path, 0o600, func(w io.Writer) error {
+			n, err := dst.write(func(w io.Writer) error {
 				w = sum.tee(w)
 				var got int64
 				for {
@@ -149,6 +149,46 @@ admin restore - to read; -o json then has nowhere to go and is refused.`,
 type backupOut struct {
 	path, where, flag string
 	cleanup           func()
+	// tmp is the temporary file for --out -, open and locked; nil for a
+	// file, which is replaced atomically (atomicfile.WriteFrom).
+	tmp *os.File
+}
+
+// write fills the backup's file and runs check on it; for --out - it fills
+// the temporary file itself, which is the only copy a killed run leaves.
+func (b backupOut) write(fill func(io.Writer) error, check func(tmpPath string) error) (int64, error) {
+	if b.tmp == nil {
+		return atomicfile.WriteFrom(b.path, 0o600, fill, check)
+	}
+	if err := fill(b.tmp); err != nil {
+		return 0, err
+	}
+	n, err := b.tmp.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	if err := check(b.path); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Name patterns of the copies of a store that admin backup --out - and
+// admin restore - keep in the temporary directory while they run. Each
+// run holds its copy locked (atomicfile.CreateLocked) and first removes
+// the ones no run holds: what killed runs left (sealed CA keys, token
+// hashes, the audit trail).
+const (
+	stdoutBackupPattern = "flinkpki-backup-stdout-*.db"
+	stdinRestorePattern = "flinkpki-restore-stdin-*.db"
+)
+
+// createStoreCopy creates the locked temporary file for a copy of a store
+// under pattern, in the temporary directory, after removing the copies
+// killed runs left there.
+func createStoreCopy(pattern string) (*os.File, error) {
+	atomicfile.RemoveUnused(filepath.Join(os.TempDir(), pattern))
+	return atomicfile.CreateLocked(os.TempDir(), pattern)
 }
 
 // prepareBackupOut checks --out before the server is asked for anything:
@@ -176,12 +216,15 @@ func prepareBackupOut(out string, force bool, output outputFormat) (backupOut, e
 	if err := atomicfile.CheckDir(os.TempDir()); err != nil {
 		return backupOut{}, writeFailure(where, flag, err)
 	}
-	tmp, err := os.CreateTemp("", "flinkpki-backup-*.db")
+	tmp, err := createStoreCopy(stdoutBackupPattern)
 	if err != nil {
 		return backupOut{}, writeFailure(where, flag, err)
 	}
-	tmp.Close()
-	return backupOut{path: tmp.Name(), where: where, flag: flag, cleanup: func() { os.Remove(tmp.Name()) }}, nil
+	cleanup := func() {
+		os.Remove(tmp.Name())
+		tmp.Close()
+	}
+	return backupOut{path: tmp.Name(), where: where, flag: flag, cleanup: cleanup, tmp: tmp}, nil
 }
 
 func (a *app) newAdminRestoreCmd() *cobra.Command {
@@ -219,8 +262,9 @@ system's temporary directory before the data directory is touched.`,
 				if err != nil {
 					return err
 				}
-				defer os.Remove(tmp)
-				args[0] = tmp
+				defer tmp.Close()
+				defer os.Remove(tmp.Name())
+				args[0] = tmp.Name()
 				name = "the backup from standard input"
 			}
 			if fi, err := os.Stat(args[0]); err != nil {
@@ -395,17 +439,20 @@ func checkOutFile(out, example, exists string) error {
 }
 
 // refuseLiveStore refuses to replace out when it is a file another process
-// holds locked: a bbolt database in use (a running server's flinkpki.db).
-// bbolt locks its file with flock, exclusive for a server and shared for a
-// reader, so a non-blocking exclusive flock tells. A file renamed over it
-// would leave the server writing into the unlinked old file, and what it
-// wrote from then on would be gone at its next start.
+// holds locked for writing: a bbolt database in use (a running server's
+// flinkpki.db). bbolt locks its file with flock, exclusive for a server and
+// shared for a reader, so a non-blocking shared flock tells
+// (atomicfile.HeldForWriting); a reader keeps what it reads, and another
+// backup of the same file, which holds it shared for a moment, is no
+// server. A file renamed over a server's would leave it writing into the
+// unlinked old file, and what it wrote from then on would be gone at its
+// next start.
 func refuseLiveStore(out string) error {
 	if fi, err := os.Lstat(out); err != nil || !fi.Mode().IsRegular() {
 		return nil // a link is replaced, not what it points to
 	}
 	// What cannot be read is no store this user runs.
-	if inUse, _ := atomicfile.InUse(out); inUse {
+	if inUse, _ := atomicfile.HeldForWriting(out); inUse {
 		return fmt.Errorf("--out %s is a database another process holds open (a running flinkpki server's): replacing it would lose what that server writes from now on; write the backup elsewhere", out)
 	}
 	return nil
@@ -496,16 +543,17 @@ func (r reworded) Error() string { return r.msg }
 func (r reworded) Unwrap() error { return r.err }
 
 // stdinToTemp copies standard input into a new file (0600) in the system's
-// temporary directory and returns its name; the caller removes it. A signal
-// (ctx's end) while it waits on standard input removes the file and gives
-// up, rather than wait for an input that may never end.
-func (a *app) stdinToTemp(ctx context.Context) (string, error) {
+// temporary directory (createStoreCopy) and returns it, open and locked;
+// the caller closes and removes it. A signal (ctx's end) while it waits on
+// standard input removes the file and gives up, rather than wait for an
+// input that may never end.
+func (a *app) stdinToTemp(ctx context.Context) (*os.File, error) {
 	if a.stdin == nil {
-		return "", usagef("restore -: no standard input")
+		return nil, usagef("restore -: no standard input")
 	}
-	f, err := os.CreateTemp("", "flinkpki-restore-*.db")
+	f, err := createStoreCopy(stdinRestorePattern)
 	if err != nil {
-		return "", fmt.Errorf("read the backup from standard input: %w (the temporary directory must be writable: TMPDIR)", err)
+		return nil, fmt.Errorf("read the backup from standard input: %w (the temporary directory must be writable: TMPDIR)", err)
 	}
 	copied := make(chan error, 1)
 	go func() {
@@ -519,14 +567,12 @@ func (a *app) stdinToTemp(ctx context.Context) (string, error) {
 		// name, and the process is about to exit.
 		err = ctx.Err()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", fmt.Errorf("read the backup from standard input: %w", err)
+		f.Close()
+		return nil, fmt.Errorf("read the backup from standard input: %w", err)
 	}
-	return f.Name(), nil
+	return f, nil
 }
 
 // byteProgress reports, on w, how much of a long transfer has arrived: a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -342,5 +343,47 @@ func TestMigrationProgressStartsAfterASecond(t *testing.T) {
 	want := "copying holders: 200 keys\ncopying holders: 400 keys\ncopying audit: 100 keys\n"
 	if out.String() != want {
 		t.Errorf("progress lines:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// TestAnInterruptedBoltMigrationIsFinishedByRunningItAgain: a bbolt to
+// bbolt migration killed before it linked its copy into place leaves
+// TARGET_DIR/.flinkpki-migrating-*.db and no flinkpki.db. A serve on that
+// data directory must not start a new, empty store there (with a new
+// serving CA, deleting the copy): it refuses, naming the file and the
+// retry. The retry finishes the migration and removes the file; a further
+// run is refused naming the target file, not --etcd-prefix.
+func TestAnInterruptedBoltMigrationIsFinishedByRunningItAgain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kek := writeKEK(t, dir, "kek")
+	src := filepath.Join(dir, "source.db")
+	newStoreAt(t, src, kek)
+	data := filepath.Join(dir, "new")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the killed migration left: part of the copy, under its name.
+	if err := os.WriteFile(filepath.Join(data, ".flinkpki-migrating-123.db"), raw[:len(raw)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := treeOf(t, data)
+	r := runCLI(t, nil, "serve", "--data-dir", data, "--kek-file", kek, "--listen", freeAddr(t))
+	oneLineError(t, r, 1, "holds no store but .flinkpki-migrating-123.db, what an interrupted admin migrate left: run the same admin migrate again")
+	assertUnchanged(t, data, before)
+
+	target := filepath.Join(data, dbFileName)
+	runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+target, "--kek-file", kek).ok(t)
+	if names := entries(t, data); !slices.Equal(names, []string{dbFileName}) {
+		t.Errorf("the target's folder holds %v after the retry, want only %s", names, dbFileName)
+	}
+	r = runCLI(t, nil, "admin", "migrate", "--from", "bolt:"+src, "--to", "bolt:"+target, "--kek-file", kek)
+	oneLineError(t, r, 1, target+" is a store already: name a file that does not exist yet for --to")
+	if strings.Contains(r.stderr, "--etcd-prefix") {
+		t.Errorf("the refusal of a bbolt target names --etcd-prefix: %s", r.stderr)
 	}
 }

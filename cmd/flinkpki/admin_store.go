@@ -637,6 +637,8 @@ func openBoltTarget(path string) (store.Backend, error) {
 		return nil, fmt.Errorf("migration target: create its folder: %w", err)
 	}
 	t := &boltTarget{path: path, made: made}
+	// What an interrupted run left (bolt.Open of a new store leaves it).
+	atomicfile.RemoveUnused(filepath.Join(dir, bolt.MigratingPattern))
 	f, err := os.CreateTemp(dir, bolt.MigratingPattern)
 	if err == nil {
 		// A unique name, for bolt.Open to create a new store at.
@@ -771,6 +773,9 @@ and copies again. Works in both directions.`,
 					fmt.Fprintf(cmd.ErrOrStderr(), "the target held the partial copy of an interrupted migration%s: cleared it, copying again\n", fromClause(prevFrom))
 				},
 			})
+			if path, ok := strings.CutPrefix(to, "bolt:"); ok && errors.Is(err, store.ErrExists) {
+				err = reworded{strings.Replace(err.Error(), store.NotEmptyAdvice, path+" is a store already: name a file that does not exist yet for --to (migrate creates it); nothing was copied", 1), err}
+			}
 			if err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}

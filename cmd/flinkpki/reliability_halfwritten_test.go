@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -235,5 +236,29 @@ func TestAFirstStartOnAFullVolumeLeavesNothingBehind(t *testing.T) {
 	})
 	if len(left) > 0 {
 		t.Fatalf("the failed first start left %v", left)
+	}
+}
+
+// TestADevStartRemovesWhatAKilledFirstStartLeft: a serve --dev killed
+// during its first start may leave the temporary files of DIR/kek (a key
+// never put in place), DIR/server-ca.crt and DIR/admin.token (a token);
+// the next start removes them.
+func TestADevStartRemovesWhatAKilledFirstStartLeft(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	left := []string{".kek.tmp-123", ".server-ca.crt.tmp-456", ".admin.token.tmp-789"}
+	for _, name := range left {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("killed"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startServer(t, dir)
+	for _, name := range entries(t, dir) {
+		if slices.Contains(left, name) {
+			t.Errorf("%s is still in the data directory after a start", name)
+		}
 	}
 }

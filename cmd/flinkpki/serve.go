@@ -631,6 +631,8 @@ func serveHTTP(l net.Listener, handler http.Handler, errc chan<- error) func(con
 // before the path is known to take it, and one whose file could not be
 // written after all is revoked again: no start leaves a token nobody holds.
 func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path string) error {
+	// A start killed while it wrote the token left it beside the path.
+	atomicfile.RemoveLeftovers(path)
 	if raw, err := os.ReadFile(path); err == nil {
 		if t, err := parseToken(strings.TrimSpace(string(raw))); err == nil {
 			if a, err := auth.Authenticate(ctx, t); err == nil && a.Kind == authority.ActorAdmin {

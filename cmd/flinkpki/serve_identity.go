@@ -74,9 +74,11 @@ func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans [
 	if !ok {
 		return nil, nil, errors.New("serving CA key cannot sign")
 	}
-	if err := atomicfile.Write(filepath.Join(dataDir, "server-ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o644); err != nil {
+	caFile := filepath.Join(dataDir, "server-ca.crt")
+	if err := atomicfile.Write(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o644); err != nil {
 		return nil, nil, err
 	}
+	atomicfile.RemoveLeftovers(caFile) // what a start killed while it wrote it left
 	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err

@@ -132,7 +132,7 @@ func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ erro
 	case !fi.IsDir():
 		return nil, nil, fmt.Errorf("--data-dir %s is not a directory", o.dataDir)
 	}
-	if err := o.checkInterruptedRestore(); err != nil {
+	if err := o.checkInterruptedCopy(); err != nil {
 		undo()
 		return nil, nil, err
 	}
@@ -160,6 +160,7 @@ func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ erro
 		undo()
 		return nil, nil, fmt.Errorf("read key-encryption key: %w", err)
 	}
+	atomicfile.RemoveLeftovers(o.kekFile) // a key a killed first start never put in place
 	if kek, err = store.ParseKEK(raw); err != nil {
 		undo()
 		return nil, nil, err
@@ -167,12 +168,13 @@ func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ erro
 	return kek, undo, nil
 }
 
-// checkInterruptedRestore refuses a bbolt data directory that holds no
-// store but the copy an interrupted admin restore left (restore writes the
-// store under a temporary name and renames it): a new, empty store there
-// would take the place of the one being restored, with a new serving CA
-// that no client trusts.
-func (o *serveOptions) checkInterruptedRestore() error {
+// checkInterruptedCopy refuses a bbolt data directory that holds no store
+// but the copy an interrupted admin restore or admin migrate left (each
+// builds the store under a temporary name and then puts it in place): a
+// new, empty store there would take the place of the one being restored
+// or migrated, with a new serving CA that no client trusts, and the
+// migration's retry would find its target taken.
+func (o *serveOptions) checkInterruptedCopy() error {
 	if o.storeKind != "bolt" {
 		return nil
 	}
@@ -182,6 +184,12 @@ func (o *serveOptions) checkInterruptedRestore() error {
 	}
 	if left := atomicfile.Leftovers(db); len(left) > 0 {
 		return fmt.Errorf("data directory %s holds no store but %s, what an interrupted admin restore left: run the restore again (it removes that file), or delete it to start a new store; nothing was changed", o.dataDir, filepath.Base(left[0]))
+	}
+	if left, _ := filepath.Glob(filepath.Join(o.dataDir, bolt.MigratingPattern)); len(left) > 0 {
+		if inUse, _ := atomicfile.InUse(left[0]); inUse {
+			return fmt.Errorf("data directory %s holds no store but %s, which a running admin migrate is writing: start the server once it has finished; nothing was changed", o.dataDir, filepath.Base(left[0]))
+		}
+		return fmt.Errorf("data directory %s holds no store but %s, what an interrupted admin migrate left: run the same admin migrate again (it removes that file), or delete it to start a new store; nothing was changed", o.dataDir, filepath.Base(left[0]))
 	}
 	return nil
 }

@@ -34,13 +34,15 @@ func Write(path string, data []byte, perm fs.FileMode) error {
 // synced temporary file before it is moved into place; an error from it
 // leaves path untouched. On any failure the temporary file is removed.
 func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check func(tmpPath string) error) (n int64, err error) {
-	tmp, n, err := Stage(path, perm, fill)
+	f, n, err := stage(path, perm, fill)
 	if err != nil {
 		return 0, err
 	}
+	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			os.Remove(tmp)
+			f.Close()
 		}
 	}()
 	if check != nil {
@@ -51,6 +53,9 @@ func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check 
 	if err := os.Rename(tmp, path); err != nil {
 		return 0, fmt.Errorf("move %s into place: %w", path, err)
 	}
+	// The lock kept the temporary file from another writer's
+	// RemoveLeftovers; at path it must not look like a file in use.
+	f.Close()
 	// The rename is durable once the directory is synced: without it a
 	// power loss right after "restored" could leave the old name, or none.
 	if err := SyncDir(filepath.Dir(path)); err != nil {
@@ -65,9 +70,24 @@ func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check 
 // several files together stages them all first. On failure nothing is
 // left behind.
 func Stage(path string, perm fs.FileMode, fill func(io.Writer) error) (tmpPath string, n int64, err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+tmpSuffix+"*")
+	f, n, err := stage(path, perm, fill)
 	if err != nil {
-		return "", 0, fmt.Errorf("create temporary file: %w", err)
+		return "", 0, err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", 0, err
+	}
+	return f.Name(), n, nil
+}
+
+// stage is Stage that returns the temporary file open, and locked
+// (CreateLocked), so that RemoveLeftovers, run by another writer of path
+// that finished first, leaves it alone while WriteFrom checks it.
+func stage(path string, perm fs.FileMode, fill func(io.Writer) error) (_ *os.File, n int64, err error) {
+	tmp, err := CreateLocked(filepath.Dir(path), "."+filepath.Base(path)+tmpSuffix+"*")
+	if err != nil {
+		return nil, 0, fmt.Errorf("create temporary file: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -76,30 +96,58 @@ func Stage(path string, perm fs.FileMode, fill func(io.Writer) error) (tmpPath s
 		}
 	}()
 	if err := tmp.Chmod(perm); err != nil {
-		return "", 0, err
+		return nil, 0, err
 	}
 	cw := &countingWriter{w: tmp}
 	if err := fill(cw); err != nil {
-		return "", 0, err
+		return nil, 0, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return "", 0, fmt.Errorf("sync %s: %w", tmp.Name(), err)
+		return nil, 0, fmt.Errorf("sync %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Close(); err != nil {
-		return "", 0, err
+	return tmp, cw.n, nil
+}
+
+// CreateLocked creates a new file in dir (os.TempDir() for "") under
+// pattern, as os.CreateTemp does, and holds a shared flock on it until it
+// is closed: RemoveUnused and RemoveLeftovers, which other runs call to
+// remove what killed runs left under the same pattern, leave it alone,
+// and remove it once a kill has closed it. The lock is shared so that a
+// bbolt reader (a check of the file) may lock it too.
+func CreateLocked(dir, pattern string) (*os.File, error) {
+	for range 3 {
+		f, err := os.CreateTemp(dir, pattern)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		// Another run's clean-up may have removed it before it was locked.
+		st, err := os.Lstat(f.Name())
+		fst, ferr := f.Stat()
+		if err == nil && ferr == nil && os.SameFile(st, fst) {
+			return f, nil
+		}
+		f.Close()
 	}
-	return tmp.Name(), cw.n, nil
+	return nil, fmt.Errorf("create a file in %s: removed by another process as soon as it was made, three times", dir)
 }
 
 // tmpSuffix follows the target's name in a temporary file's name.
 const tmpSuffix = ".tmp-"
 
 // RemoveLeftovers removes the temporary files of path that a killed
-// writer left beside it (they may hold an earlier version's secrets).
+// writer left beside it (they may hold an earlier version's secrets), but
+// not one that a WriteFrom still running holds locked (InUse).
 func RemoveLeftovers(path string) {
 	for _, p := range Leftovers(path) {
 		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
-			os.Remove(p)
+			if inUse, _ := InUse(p); !inUse {
+				os.Remove(p)
+			}
 		}
 	}
 }
@@ -246,7 +294,12 @@ func CheckDirRoom(dir string, n int64) error {
 		return fmt.Errorf("cannot create files in %s: %w", p, err)
 	}
 	defer os.RemoveAll(probe)
-	f, err := os.Create(filepath.Join(probe, "space"))
+	f, err := os.Create(filepath.Join(probe, probeFile))
+	if err == nil {
+		// Held while it is written: another run's removeStaleProbes
+		// keeps it (and removes it once a kill has closed it).
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
+	}
 	if err == nil {
 		_, err = f.Write(make([]byte, n))
 		if err == nil {
@@ -292,6 +345,25 @@ func InUse(path string) (bool, error) {
 	return false, err
 }
 
+// HeldForWriting reports whether a process holds an exclusive flock on the
+// regular file at path, as bbolt does on the database it has open for
+// writing (a running server's). Shared locks do not count: a bbolt reader,
+// or a WriteFrom whose file was just renamed to path. The probe is a shared
+// lock itself, so two probes of one file do not see each other (InUse's
+// exclusive one would). A link is not followed: it is false.
+func HeldForWriting(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	return false, err
+}
+
 // DanglingLink refuses p when it is a symbolic link whose target does not
 // exist. os.Stat calls such a path missing, but os.MkdirAll cannot create
 // it (the link is in the way), so a check that reads "missing" as "will be
@@ -318,16 +390,26 @@ func DanglingLink(p string) error {
 
 const probePrefix = ".flinkpki-probe-"
 
-// staleProbe is the age past which a probe directory is a killed run's.
+// probeFile is the file in a probe directory that holds the probe's bytes.
+const probeFile = "space"
+
+// staleProbe is the age past which a probe directory without its file is
+// a killed run's (a run makes the file right after the directory).
 const staleProbe = 10 * time.Minute
 
 // removeStaleProbes removes the probe directories in dir that runs killed
 // before their clean-up left (they hold a probe's bytes each), but not a
-// probe of a run that may still be going.
+// probe of a run that may still be going: one whose file is locked (InUse),
+// or, without its file yet, one made in the last staleProbe.
 func removeStaleProbes(dir string) {
 	old, _ := filepath.Glob(filepath.Join(dir, probePrefix+"*"))
 	for _, p := range old {
-		if st, err := os.Lstat(p); err == nil && st.IsDir() && time.Since(st.ModTime()) > staleProbe {
+		st, err := os.Lstat(p)
+		if err != nil || !st.IsDir() {
+			continue
+		}
+		inUse, err := InUse(filepath.Join(p, probeFile))
+		if (err == nil && !inUse) || (errors.Is(err, fs.ErrNotExist) && time.Since(st.ModTime()) > staleProbe) {
 			_ = os.RemoveAll(p)
 		}
 	}

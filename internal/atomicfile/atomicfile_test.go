@@ -2,12 +2,14 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,29 +128,96 @@ func TestCheckDirRefusesADanglingLink(t *testing.T) {
 
 // TestCheckDirRemovesProbesKilledRunsLeft: a run killed while probing
 // leaves its probe directory (a probe's bytes); the next CheckDir there
-// removes it once it is old enough not to be a running probe, and keeps a
-// recent one. (TestCheckDirRoomProbesForWhatItIsAskedFor checks the size.)
+// removes it at once, as its file is no longer locked, but keeps the probe
+// of a run that is going: its file locked, or, in the moment between the
+// directory and its file, a recent directory without one. An old one
+// without its file is a killed run's. (TestCheckDirRoomProbesForWhatItIsAskedFor
+// checks the size.)
 func TestCheckDirRemovesProbesKilledRunsLeft(t *testing.T) {
 	dir := t.TempDir()
-	old, fresh := filepath.Join(dir, ".flinkpki-probe-1"), filepath.Join(dir, ".flinkpki-probe-2")
-	for _, p := range []string{old, fresh} {
-		if err := os.MkdirAll(p, 0o700); err != nil {
+	probe := func(name string) string { return filepath.Join(dir, ".flinkpki-probe-"+name) }
+	for _, name := range []string{"killed", "running", "starting", "old-empty"} {
+		if err := os.MkdirAll(probe(name), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(p, "space"), make([]byte, 1024), 0o600)
+	}
+	for _, name := range []string{"killed", "running"} {
+		os.WriteFile(filepath.Join(probe(name), "space"), make([]byte, 1024), 0o600)
+	}
+	f, err := os.Open(filepath.Join(probe("running"), "space"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
 	}
 	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(old, past, past); err != nil {
+	if err := os.Chtimes(probe("old-empty"), past, past); err != nil {
 		t.Fatal(err)
 	}
 	if err := CheckDirRoom(dir, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(old); !os.IsNotExist(err) {
-		t.Error("an hour-old probe directory was kept")
+	for name, want := range map[string]bool{"killed": false, "running": true, "starting": true, "old-empty": false} {
+		if _, err := os.Stat(probe(name)); (err == nil) != want {
+			t.Errorf("probe directory %q: kept = %v, want %v", name, err == nil, want)
+		}
 	}
-	if _, err := os.Stat(fresh); err != nil {
-		t.Error("a probe directory of a run that may be going was removed")
+}
+
+// TestRemoveLeftoversKeepsAWriteThatIsGoing: two writers of one path (two
+// admin backup --out FILE at once): the first to finish removes the
+// temporary files killed runs left, but not the one the other is still
+// writing and checking, which it holds locked; that one then finishes too.
+func TestRemoveLeftoversKeepsAWriteThatIsGoing(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "backup.db")
+	killed := filepath.Join(dir, ".backup.db.tmp-killed")
+	if err := os.WriteFile(killed, []byte("old secrets"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fill := func(w io.Writer) error { _, err := w.Write([]byte("second")); return err }
+	_, err := WriteFrom(p, 0o600, fill, func(tmp string) error {
+		// The first writer finishes while this one checks its file.
+		if err := Write(p, []byte("first"), 0o600); err != nil {
+			return err
+		}
+		RemoveLeftovers(p)
+		if _, err := os.Stat(tmp); err != nil {
+			return fmt.Errorf("the other writer's clean-up removed this one's file: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "second" {
+		t.Errorf("%s holds %q, want the second write", p, got)
+	}
+	if _, err := os.Stat(killed); !os.IsNotExist(err) {
+		t.Errorf("the killed run's temporary file was kept: %v", err)
+	}
+	if inUse, err := InUse(p); err != nil || inUse {
+		t.Errorf("InUse(the file in place) = %v, %v: its write left it locked", inUse, err)
+	}
+}
+
+// TestCreateLockedIsKeptUntilClosed: RemoveUnused, which a run calls first
+// to remove what killed runs left under its pattern, keeps a file another
+// run holds (CreateLocked), and removes it once it is closed (a kill).
+func TestCreateLockedIsKeptUntilClosed(t *testing.T) {
+	dir := t.TempDir()
+	f, err := CreateLocked(dir, "copy-*.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed := RemoveUnused(filepath.Join(dir, "copy-*.db")); len(removed) != 0 {
+		t.Fatalf("RemoveUnused removed %v, a file in use", removed)
+	}
+	f.Close()
+	if removed := RemoveUnused(filepath.Join(dir, "copy-*.db")); !slices.Equal(removed, []string{f.Name()}) {
+		t.Fatalf("RemoveUnused removed %v, want the closed file %s", removed, f.Name())
 	}
 }
 
@@ -201,5 +270,31 @@ func TestMkdirAllReturnsWhatItCreated(t *testing.T) {
 	os.WriteFile(file, nil, 0o600)
 	if got, err := MkdirAll(filepath.Join(file, "x"), 0o700); err == nil || len(got) != 0 {
 		t.Errorf("MkdirAll below a file = %v, %v; want an error and nothing created", got, err)
+	}
+}
+
+// TestHeldForWritingSeesOnlyAnExclusiveLock: a bbolt writer (a server)
+// holds its file exclusively, a reader or a WriteFrom shared; only the
+// first counts, and the probe disturbs no other probe.
+func TestHeldForWritingSeesOnlyAnExclusiveLock(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "db")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		lock int
+		want bool
+	}{{syscall.LOCK_SH, false}, {syscall.LOCK_EX, true}} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), c.lock); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := HeldForWriting(p); err != nil || got != c.want {
+			t.Errorf("HeldForWriting with lock %d held = %v, %v; want %v", c.lock, got, err, c.want)
+		}
+		f.Close()
 	}
 }

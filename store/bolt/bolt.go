@@ -48,11 +48,13 @@ func Open(path string, o Options) (*Backend, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 2 * time.Second
 	}
+	created := false
 	if !o.ReadOnly {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			if err := create(path, o.Timeout); err != nil {
 				return nil, err
 			}
+			created = true
 		}
 	}
 	if err := checkFile(path); err != nil {
@@ -75,7 +77,9 @@ func Open(path string, o Options) (*Backend, error) {
 		removeStaleBackups(path)
 		removeStale(path, newPattern)
 		removeStale(path, rewritePattern)
-		atomicfile.RemoveUnused(filepath.Join(filepath.Dir(path), MigratingPattern))
+		if !created {
+			atomicfile.RemoveUnused(filepath.Join(filepath.Dir(path), MigratingPattern))
+		}
 	}
 	return &Backend{db: db, commit: newCommitter(db, o.MaxBatchSize), health: filepath.Join(filepath.Dir(path), healthFile), timeout: o.Timeout}, nil
 }
@@ -308,9 +312,14 @@ func removeStale(path, pattern string) {
 
 // MigratingPattern names the new bbolt file admin migrate builds beside
 // its target's path, linked into place once verified. A killed migration
-// leaves it (sealed CA keys and all); Open removes those no process holds
-// open (atomicfile.RemoveUnused): a migration still running into another target in
-// the same folder keeps its own.
+// leaves it (sealed CA keys and all); the migration's retry removes those
+// no process holds open (atomicfile.RemoveUnused: a migration still
+// running into another target in the same folder keeps its own), and so
+// does Open of a store that exists: such a file is then a partial copy of
+// a store whose source still holds it all (a copy from this store, or
+// into it, which exists already). Open of a new store leaves them: the
+// file may be the store being migrated into that path, which serve
+// refuses to start in place of.
 const MigratingPattern = ".flinkpki-migrating-*.db"
 
 // Close implements store.Backend.

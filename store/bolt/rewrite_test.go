@@ -111,8 +111,11 @@ func assertNoCopies(t *testing.T, path string) {
 
 // TestOpenRemovesAKilledMigrationsFileButNotARunningOnes: a migration
 // killed before it linked its new bbolt target into place leaves the file
-// (sealed CA keys and all) beside the target's path; the next Open in that
-// folder removes it, but not the file of a migration still running there.
+// (sealed CA keys and all) beside the target's path; the next Open of an
+// existing store in that folder removes it, but not the file of a
+// migration still running there. Open of a new store keeps it: it may be
+// the copy meant for that very path, which the same migration, run again,
+// finishes (serve refuses to start a new store beside it).
 func TestOpenRemovesAKilledMigrationsFileButNotARunningOnes(t *testing.T) {
 	dir := t.TempDir()
 	killed := filepath.Join(dir, ".flinkpki-migrating-1.db")
@@ -124,6 +127,14 @@ func TestOpenRemovesAKilledMigrationsFileButNotARunningOnes(t *testing.T) {
 	defer held.Close()
 	os.WriteFile(killed, []byte("a killed migration's copy"), 0o600)
 	b, err := bolt.Open(filepath.Join(dir, "flinkpki.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, err := os.Stat(killed); err != nil {
+		t.Fatalf("the open that created a new store removed a killed migration's file: %v", err)
+	}
+	b, err = bolt.Open(filepath.Join(dir, "flinkpki.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
