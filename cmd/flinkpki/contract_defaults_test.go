@@ -19,23 +19,16 @@ import (
 	"time"
 )
 
-// runningServe is a "flinkpki serve" run in-process with the arguments a
-// test chose (startServer always passes --dev, --data-dir and --listen).
-type runningServe struct {
-	addr   string
-	logs   *syncBuffer
-	cancel context.CancelFunc
-	done   chan int
-}
-
-// startServe runs "flinkpki serve args..." and waits until it logs that it
-// serves and accepts connections on addr.
-func startServe(t testing.TB, addr string, args ...string) *runningServe {
+// startServe runs "flinkpki serve args..." with the arguments a test chose
+// (startServer always passes --dev, --data-dir and --listen) and waits
+// until it logs that it serves and accepts connections on addr. Only addr,
+// the log (stderr) and stop are set.
+func startServe(t testing.TB, addr string, args ...string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &runningServe{addr: addr, logs: newSyncBuffer(), cancel: cancel, done: make(chan int, 1)}
+	s := &testServer{addr: addr, stderr: newSyncBuffer(), cancel: cancel, done: make(chan int, 1)}
 	go func() {
-		a := &app{stdout: s.logs, stderr: s.logs, getenv: func(string) string { return "" }, now: time.Now}
+		a := &app{stdout: s.stderr, stderr: s.stderr, getenv: func(string) string { return "" }, now: time.Now}
 		s.done <- a.run(ctx, append([]string{"serve", "--listen", addr}, args...))
 	}()
 	t.Cleanup(func() { s.stop(t) })
@@ -43,36 +36,18 @@ func startServe(t testing.TB, addr string, args ...string) *runningServe {
 		select {
 		case code := <-s.done:
 			s.cancel = nil
-			t.Fatalf("serve %v exited %d before serving:\n%s", args, code, s.logs.String())
+			t.Fatalf("serve %v exited %d before serving:\n%s", args, code, s.stderr.String())
 		default:
 		}
-		if strings.Contains(s.logs.String(), "flinkpki serving") {
+		if strings.Contains(s.stderr.String(), "flinkpki serving") {
 			if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 				c.Close()
 				return s
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("serve %v did not start within 20s:\n%s", args, s.logs.String())
+			t.Fatalf("serve %v did not start within 20s:\n%s", args, s.stderr.String())
 		}
-	}
-}
-
-// stop shuts the server down like SIGTERM and checks it exits 0.
-func (s *runningServe) stop(t testing.TB) {
-	t.Helper()
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	s.cancel = nil
-	select {
-	case code := <-s.done:
-		if code != 0 {
-			t.Errorf("serve exited %d:\n%s", code, s.logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("serve did not stop within 30s")
 	}
 }
 
@@ -196,8 +171,8 @@ func TestServeDataDirDefaultsToFlinkpkiDataInTheWorkingDirectory(t *testing.T) {
 	if names := entries(t, wd); len(names) != 1 || names[0] != "flinkpki-data" {
 		t.Errorf("serve without --data-dir wrote %v in the working directory, want only flinkpki-data", names)
 	}
-	if want := "FLINKPKI_CA_FILE=" + filepath.Join(data, "server-ca.crt"); !strings.Contains(s.logs.String(), want) {
-		t.Errorf("the dev line does not say %s:\n%s", want, s.logs.String())
+	if want := "FLINKPKI_CA_FILE=" + filepath.Join(data, "server-ca.crt"); !strings.Contains(s.stderr.String(), want) {
+		t.Errorf("the dev line does not say %s:\n%s", want, s.stderr.String())
 	}
 	env := map[string]string{envServer: s.addr, envCAFile: filepath.Join(data, "server-ca.crt"), envTokenFile: filepath.Join(data, "admin.token")}
 	runCLI(t, env, "cluster", "create", "defaultdir").ok(t)
@@ -291,7 +266,7 @@ func TestAProductionStartWritesNoTokenFile(t *testing.T) {
 	noTokenFile("while serving a new store")
 	s.stop(t)
 	noTokenFile("after serving a new store")
-	assertNoSecretsInLogs(t, s.logs.String(), filepath.Join(dir, "admin.token"))
+	assertNoSecretsInLogs(t, s.stderr.String(), filepath.Join(dir, "admin.token"))
 	list := runCLI(t, nil, append([]string{"admin", "list-tokens", "-o", "json"}, store...)...).ok(t)
 	if strings.TrimSpace(list.stdout) != "[]" {
 		t.Errorf("a production start made administrator tokens:\n%s", list.stdout)
@@ -303,7 +278,7 @@ func TestAProductionStartWritesNoTokenFile(t *testing.T) {
 	noTokenFile("while serving a store with an administrator token")
 	s.stop(t)
 	noTokenFile("after serving a store with an administrator token")
-	assertNoSecretsInLogs(t, s.logs.String(), filepath.Join(dir, "admin.token"))
+	assertNoSecretsInLogs(t, s.stderr.String(), filepath.Join(dir, "admin.token"))
 }
 
 // TestInitHolderDefaultsToTheHostName: "--holder defaults to the pod name
