@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flinkpki/flinkpki/ca"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
 )
 
@@ -143,24 +144,35 @@ func lapsedAny(steps []blockingStep) bool {
 }
 
 // blockingHolders keeps the holders a step waits for, by the rules the
-// server applies (ca.ActivateBlockers, ca.RetireBlockers): of the step's
-// lineage, live (or named lapsed by the server), and without the prepared
-// CA in their truststore (activate) or with a leaf of the retiring CA
-// (retire).
+// server applies (ca.ActivateBlockers, ca.RetireBlockers, on the step's
+// lineage), and those the server named lapsed: blockers for the clock-skew
+// grace, whose leaf has just expired.
 func blockingHolders(holders []*flinkpkiv1.Holder, steps []blockingStep, now time.Time) []*flinkpkiv1.Holder {
+	blocking := map[string]bool{} // purpose/name
+	for _, s := range steps {
+		var views []ca.HolderView
+		for _, h := range holders {
+			if h.GetPurpose() == s.purpose {
+				views = append(views, ca.HolderView{Name: h.GetName(), SignedBy: h.GetSignedBy(), Trusts: h.GetTrusts(), NotAfter: h.GetNotAfter().AsTime()})
+			}
+		}
+		var names []string
+		if s.kind == "activate" {
+			names = ca.ActivateBlockers(ca.Lineage{{ID: s.caID, State: ca.StatePrepared}}, views, now)
+		} else {
+			names = ca.RetireBlockers(ca.Lineage{{ID: s.caID, State: ca.StateRetiring}}, views, now)
+		}
+		for _, n := range names {
+			blocking[s.purpose+"/"+n] = true
+		}
+		for n := range s.lapsed {
+			blocking[s.purpose+"/"+n] = true
+		}
+	}
 	var out []*flinkpkiv1.Holder
 	for _, h := range holders {
-		for _, s := range steps {
-			if h.GetPurpose() != s.purpose {
-				continue
-			}
-			if live := !now.After(h.GetNotAfter().AsTime()); !live && !s.lapsed[h.GetName()] {
-				continue
-			}
-			if s.kind == "activate" && !slices.Contains(h.GetTrusts(), s.caID) || s.kind == "retire" && h.GetSignedBy() == s.caID {
-				out = append(out, h)
-				break
-			}
+		if blocking[h.GetPurpose()+"/"+h.GetName()] {
+			out = append(out, h)
 		}
 	}
 	return out
