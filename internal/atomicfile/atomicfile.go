@@ -332,13 +332,18 @@ func RemoveUnused(pattern string) []string {
 // InUse reports whether another process (or another open file of this
 // one) holds a flock on the regular file at path, as bbolt does on the
 // database it has open for writing. A link is not followed: it is false.
-func InUse(path string) (bool, error) {
+func InUse(path string) (bool, error) { return lockedAgainst(path, syscall.LOCK_EX) }
+
+// lockedAgainst reports whether a flock of kind (LOCK_EX or LOCK_SH) on the
+// regular file at path would have to wait for another holder, without a
+// link followed (then false). The probe's own lock ends with its file.
+func lockedAgainst(path string, kind int) (bool, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false, err
 	}
-	defer f.Close() // and with it the probe's own lock
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), kind|syscall.LOCK_NB)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return true, nil
 	}
@@ -351,18 +356,7 @@ func InUse(path string) (bool, error) {
 // or a WriteFrom whose file was just renamed to path. The probe is a shared
 // lock itself, so two probes of one file do not see each other (InUse's
 // exclusive one would). A link is not followed: it is false.
-func HeldForWriting(path string) (bool, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return true, nil
-	}
-	return false, err
-}
+func HeldForWriting(path string) (bool, error) { return lockedAgainst(path, syscall.LOCK_SH) }
 
 // DanglingLink refuses p when it is a symbolic link whose target does not
 // exist. os.Stat calls such a path missing, but os.MkdirAll cannot create
