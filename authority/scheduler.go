@@ -27,11 +27,11 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 		for _, ls := range slices.Concat(page...) {
 			step, wait, err := a.tickLineage(ctx, ls)
 			if err != nil {
-				if a.logWait(ls.cluster + "/" + string(ls.purpose) + ":failed") {
+				wait = RotationWait{Cluster: ls.cluster, Purpose: string(ls.purpose), Failed: true}
+				if a.logWait(wait) {
 					a.log.ErrorContext(ctx, "automatic rotation failed", slog.String("cluster", ls.cluster), slog.String("purpose", string(ls.purpose)),
 						slog.String("error", err.Error()), slog.String("repeats", "at most every "+schedulerLogEvery.String()+" while it lasts"))
 				}
-				wait = RotationWait{Cluster: ls.cluster, Purpose: string(ls.purpose), Failed: true}
 			}
 			if wait.Cluster != "" {
 				waits = append(waits, wait)
@@ -59,9 +59,10 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 // and ca status say it at every tick.
 const schedulerLogEvery = time.Hour
 
-// logWait reports whether the wait named key is to be logged now: the
-// first time, and then at most every schedulerLogEvery.
-func (a *Authority) logWait(key string) bool {
+// logWait reports whether a wait (blocked, or failed) is to be logged
+// now: the first time, and then at most every schedulerLogEvery.
+func (a *Authority) logWait(w RotationWait) bool {
+	key := w.logKey()
 	a.waitMu.Lock()
 	defer a.waitMu.Unlock()
 	now := a.now()
@@ -82,7 +83,7 @@ func (a *Authority) forgetWaits(waits []RotationWait) {
 	now := make(map[string]bool, len(waits))
 	for _, w := range waits {
 		if w.Blocked || w.Failed {
-			now[w.Cluster+"/"+w.Purpose+":"+waitKind(w)] = true
+			now[w.logKey()] = true
 		}
 	}
 	a.waitMu.Lock()
@@ -94,12 +95,13 @@ func (a *Authority) forgetWaits(waits []RotationWait) {
 	}
 }
 
-// waitKind is the part of a logged wait's key after its lineage.
-func waitKind(w RotationWait) string {
+// logKey names a wait in the scheduler's log bookkeeping: its lineage,
+// and the step it waits for, or that it failed.
+func (w RotationWait) logKey() string {
 	if w.Failed {
-		return "failed"
+		return w.Cluster + "/" + w.Purpose + ":failed"
 	}
-	return w.Step
+	return w.Cluster + "/" + w.Purpose + ":" + w.Step
 }
 
 // lineageStep is one lineage's next step as a tick read it, or why it
@@ -218,7 +220,7 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 	}
 	if errors.Is(err, ca.ErrBlocked) {
 		wait.Blocked = true
-		if a.logWait(cluster + "/" + string(p) + ":" + step) {
+		if a.logWait(wait) {
 			a.log.WarnContext(ctx, "automatic rotation step is waiting for holders", slog.String("cluster", cluster),
 				slog.String("purpose", string(p)), slog.String("step", step), slog.String("reason", err.Error()),
 				slog.String("repeats", "at most every "+schedulerLogEvery.String()+" while it lasts"))
