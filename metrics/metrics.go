@@ -179,12 +179,8 @@ func (c *rotationCollector) Collect(ch chan<- prometheus.Metric) {
 	view := c.view // replaced whole, never changed in place
 	c.mu.Unlock()
 	for k, w := range view {
-		b := 0.0
-		if w.Blocked {
-			b = 1
-		}
 		ch <- prometheus.MustNewConstMetric(c.phase, prometheus.GaugeValue, 1, k.cluster, k.purpose, w.Step)
-		ch <- prometheus.MustNewConstMetric(c.blocked, prometheus.GaugeValue, b, k.cluster, k.purpose, w.Step)
+		ch <- prometheus.MustNewConstMetric(c.blocked, prometheus.GaugeValue, oneIf(w.Blocked), k.cluster, k.purpose, w.Step)
 	}
 }
 
@@ -279,24 +275,22 @@ func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // SetReady says whether the server's health is SERVING (flinkpki_ready).
-func (m *Metrics) SetReady(ready bool) {
-	if ready {
-		m.ready.Set(1)
-	} else {
-		m.ready.Set(0)
-	}
-}
+func (m *Metrics) SetReady(ready bool) { m.ready.Set(oneIf(ready)) }
 
 // SetAuditCheck records a verification of the audit trail that ended at
 // at: whether the chain held (flinkpki_audit_chain_intact), and when
 // (flinkpki_audit_verified_timestamp_seconds).
 func (m *Metrics) SetAuditCheck(intact bool, at time.Time) {
-	if intact {
-		m.auditIntact.Set(1)
-	} else {
-		m.auditIntact.Set(0)
-	}
+	m.auditIntact.Set(oneIf(intact))
 	m.auditVerified.Set(float64(at.UnixNano()) / 1e9)
+}
+
+// oneIf is a yes-or-no gauge's value.
+func oneIf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // JWKSUnknownKey counts a service-account token signed by a key the
