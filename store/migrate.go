@@ -189,7 +189,7 @@ func Verify(ctx context.Context, a, b Backend) (map[string]int, error) {
 			}
 			sa, sb := string(ta.Get(bMeta, kSchema)), string(tb.Get(bMeta, kSchema))
 			if sb == migratingSchema {
-				sb = markerSchema(tb.Get(bMeta, kMigration))
+				sb = readMarker(tb.Get(bMeta, kMigration)).Schema
 			}
 			if sa != sb {
 				return fmt.Errorf("migration check failed: the target's schema %q is not the source's %q", sb, sa)

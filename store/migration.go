@@ -63,14 +63,6 @@ func MarkMigration(tx Tx, from, schema string) error {
 	return tx.Put(bMeta, kMigration, raw)
 }
 
-// markerSchema is the source schema a migration marker records, "" for
-// none (a marker of a flinkpki before it recorded one).
-func markerSchema(raw []byte) string {
-	var m migration
-	_ = json.Unmarshal(raw, &m)
-	return m.Schema
-}
-
 // MigrationFrom reports whether tx's store carries the migration marker,
 // and the source it names ("" when it names none).
 func MigrationFrom(tx Tx) (from string, ok bool) {
@@ -78,15 +70,16 @@ func MigrationFrom(tx Tx) (from string, ok bool) {
 	if raw == nil {
 		return "", false
 	}
-	return markerFrom(raw), true
+	return readMarker(raw).From, true
 }
 
-// markerFrom is the source a migration marker names, "" when it names
-// none: a marker is a marker, whatever it says.
-func markerFrom(raw []byte) string {
+// readMarker decodes a migration marker's record; a field it lacks, or a
+// record that does not decode, is "": a marker is a marker, whatever it
+// says.
+func readMarker(raw []byte) migration {
 	var m migration
 	_ = json.Unmarshal(raw, &m)
-	return m.From
+	return m
 }
 
 // RestartMigration deletes, in tx, every key of a target an interrupted
@@ -127,7 +120,7 @@ func RestartMigration(tx Tx, from, schema string) error {
 func EndMigration(ctx context.Context, b Backend) error {
 	return b.Update(ctx, func(tx Tx) error {
 		if string(tx.Get(bMeta, kSchema)) == migratingSchema {
-			schema := markerSchema(tx.Get(bMeta, kMigration))
+			schema := readMarker(tx.Get(bMeta, kMigration)).Schema
 			if schema == "" {
 				return fmt.Errorf("%w: the migration target's marker records no schema to end with: run flinkpki admin migrate again", ErrCorrupt)
 			}
@@ -153,7 +146,7 @@ func OpenMigrationTarget(ctx context.Context, b Backend, seal *Sealer) (*Store, 
 
 // migrationRefusal is check's error for a store that carries the marker.
 func migrationRefusal(raw []byte) error {
-	what := markerFrom(raw)
+	what := readMarker(raw).From
 	if what == "" {
 		what = "another store"
 	}

@@ -129,7 +129,7 @@ func check(ctx context.Context, b Backend, seal *Sealer, allow checkOptions) err
 		}
 		v := tx.Get(bMeta, kSchema)
 		if m := tx.Get(bMeta, kMigration); m != nil && string(v) == migratingSchema {
-			v = []byte(markerSchema(m)) // what EndMigration sets
+			v = []byte(readMarker(m).Schema) // what EndMigration sets
 		}
 		if v == nil {
 			return ErrNoStore
