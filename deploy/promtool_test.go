@@ -3,78 +3,37 @@ package deploy
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/yaml"
 )
 
-// promtoolModule is the promtool these tests install into .tools/bin when
-// neither there nor on PATH is one. A cold build takes minutes (see
-// promtoolPath); it is done once per machine.
-const promtoolModule = "github.com/prometheus/prometheus/cmd/promtool@v0.316.0"
-
 // rulesTestFile holds promtool's unit tests of the PrometheusRule.
 const rulesTestFile = "monitoring/rules_test.yaml"
 
-var promtoolOnce struct {
-	sync.Once
-	path string
-	err  error
-}
-
-// promtoolPath returns .tools/bin/promtool, else a promtool on PATH, else
-// installs promtoolModule into .tools/bin with go install (as make tools
-// installs the other test tools) and returns it. It fails the test, saying
-// how to install it by hand, when that install fails: these tests never
-// skip.
+// promtoolPath returns .tools/bin/promtool, which make tools installs (make
+// test runs it first), else a promtool on PATH. Without either it fails the
+// test, saying how to install it: these tests never skip.
 func promtoolPath(t testing.TB) string {
 	t.Helper()
-	promtoolOnce.Do(func() {
-		bin, err := filepath.Abs(filepath.Join("..", ".tools", "bin"))
-		if err != nil {
-			promtoolOnce.err = err
-			return
-		}
-		local := filepath.Join(bin, "promtool")
-		if _, err := os.Stat(local); err == nil {
-			promtoolOnce.path = local
-			return
-		}
-		if p, err := exec.LookPath("promtool"); err == nil {
-			promtoolOnce.path = p
-			return
-		}
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			promtoolOnce.err = fmt.Errorf("no go on PATH to install it with: %v", err)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		start := time.Now()
-		cmd := exec.CommandContext(ctx, goTool, "install", promtoolModule)
-		cmd.Env = append(os.Environ(), "GOBIN="+bin)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			promtoolOnce.err = fmt.Errorf("go install %s: %v\n%s", promtoolModule, err, out)
-			return
-		}
-		t.Logf("installed promtool into %s in %s", bin, time.Since(start).Round(time.Second))
-		promtoolOnce.path = local
-	})
-	if promtoolOnce.err != nil {
-		t.Fatalf("promtool is needed to test the alert rules and could not be installed: %v\n"+
-			"install it by hand: GOBIN=$PWD/.tools/bin go install %s", promtoolOnce.err, promtoolModule)
+	local, err := filepath.Abs(filepath.Join("..", ".tools", "bin", "promtool"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return promtoolOnce.path
+	if _, err := os.Stat(local); err == nil {
+		return local
+	}
+	if p, err := exec.LookPath("promtool"); err == nil {
+		return p
+	}
+	t.Fatalf("promtool is needed to test the alert rules: run make tools (it installs promtool into .tools/bin; about 5 minutes to build the first time)")
+	return ""
 }
 
 // promtoolRulesTest is the part of promtool's unit-test file format that
