@@ -1,7 +1,6 @@
 package authority_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -262,7 +260,7 @@ func TestATickReadsCAsOnlyOfClustersThatChanged(t *testing.T) {
 // CA) and for retirement (a live holder signed by the retiring CA).
 func TestTheSchedulerWaitsForHoldersAStepWouldBreak(t *testing.T) {
 	obs := &recorder{}
-	var logs syncBuf
+	var logs syncBuffer
 	e := authoritytest.New(t, authoritytest.WithObserver(obs), authoritytest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	const leaf = 30 * 24 * time.Hour
 	e.CreateCluster(authority.CreateClusterRequest{Name: "held", CAValidity: 400 * 24 * time.Hour, LeafValidity: leaf})
@@ -494,22 +492,4 @@ func TestStepsHoldOnAClockAheadWithinTheSkewAllowed(t *testing.T) {
 		e.Clock.Add(-ahead)
 		mustTalk(t, jm0, e.Enroll("sk", "taskmanager", "tm-1"))
 	})
-}
-
-// syncBuf is a bytes.Buffer safe for the logger and the test at once.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
