@@ -156,23 +156,31 @@ func (s *Store) rotateInSteps(ctx context.Context, next *Sealer, limit int, opts
 	return total, nil
 }
 
+// readRotation decodes the marker of an unfinished rotation: ok is false
+// when tx holds none.
+func readRotation(tx Tx) (m kekRotation, ok bool, err error) {
+	raw := tx.Get(bMeta, kKEKRotation)
+	if raw == nil {
+		return m, false, nil
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, true, fmt.Errorf("%w: the rotation marker: %v", ErrCorrupt, err)
+	}
+	return m, true, nil
+}
+
 // rotationMarker is the marker of an unfinished rotation, if tx holds one
 // that decodes.
 func rotationMarker(tx Tx) (kekRotation, bool) {
-	var m kekRotation
-	raw := tx.Get(bMeta, kKEKRotation)
-	return m, raw != nil && json.Unmarshal(raw, &m) == nil
+	m, ok, err := readRotation(tx)
+	return m, ok && err == nil
 }
 
 // checkRotation refuses a rotation that does not match an unfinished one.
 func (s *Store) checkRotation(tx Tx, next *Sealer) error {
-	raw := tx.Get(bMeta, kKEKRotation)
-	if raw == nil {
-		return nil
-	}
-	var m kekRotation
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("%w: the rotation marker: %v", ErrCorrupt, err)
+	m, ok, err := readRotation(tx)
+	if !ok || err != nil {
+		return err
 	}
 	if m.From != s.seal.ID() || m.To != next.ID() {
 		return fmt.Errorf("%w: it was moving the store from key %s to key %s, and this run moves it from %s to %s: give the same two keys again", ErrKEKRotation, m.From, m.To, s.seal.ID(), next.ID())
