@@ -158,20 +158,14 @@ func requestID() string {
 type requestIDKey struct{}
 
 // requestIDHandler adds the request_id of the context a record was logged
-// with, when it has one and the record does not name it already.
+// with, when it has one. (requestLog's own lines name it themselves, and
+// are logged with the context from before it was added.)
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
-		named := false
-		r.Attrs(func(a slog.Attr) bool {
-			named = a.Key == "request_id"
-			return !named
-		})
-		if !named {
-			r = r.Clone()
-			r.AddAttrs(slog.String("request_id", id))
-		}
+		r = r.Clone()
+		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, r)
 }
@@ -195,21 +189,19 @@ func (s idStream) Context() context.Context { return s.ctx }
 func (r *requestLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	id := requestID()
 	grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
-	ctx = context.WithValue(ctx, requestIDKey{}, id)
 	start := time.Now()
 	defer func() { err = r.done(ctx, id, info.FullMethod, start, err) }()
 	defer r.recovered(ctx, id, info.FullMethod, &err)
-	return handler(ctx, req)
+	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
 }
 
 func (r *requestLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	id := requestID()
 	ss.SetHeader(metadata.Pairs("x-request-id", id))
-	ctx := context.WithValue(ss.Context(), requestIDKey{}, id)
 	start := time.Now()
-	defer func() { err = r.done(ctx, id, info.FullMethod, start, err) }()
-	defer r.recovered(ctx, id, info.FullMethod, &err)
-	return handler(srv, idStream{ss, ctx})
+	defer func() { err = r.done(ss.Context(), id, info.FullMethod, start, err) }()
+	defer r.recovered(ss.Context(), id, info.FullMethod, &err)
+	return handler(srv, idStream{ss, context.WithValue(ss.Context(), requestIDKey{}, id)})
 }
 
 // recovered, deferred around a handler and the interceptors inside this
