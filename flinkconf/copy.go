@@ -353,7 +353,6 @@ func (s *Staged) Commit() error {
 	if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600); err != nil {
 		return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
 	}
-	atomicfile.RemoveLeftovers(filepath.Join(s.out, manifestName))
 	for rel := range now {
 		atomicfile.RemoveLeftovers(filepath.Join(s.out, filepath.FromSlash(rel)))
 	}

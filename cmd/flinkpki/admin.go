@@ -121,8 +121,6 @@ admin restore - to read; -o json then has nowhere to go and is refused.`,
 				}
 				return writeFailure(dst.where, dst.flag, err)
 			}
-			// Whole copies of the store that killed backups left beside it.
-			atomicfile.RemoveLeftovers(dst.path)
 			if out == "-" {
 				return a.copyBackupToStdout(dst.path, n)
 			}
@@ -318,7 +316,6 @@ system's temporary directory before the data directory is touched.`,
 				return writeFailure(dst, "--data-dir", err)
 			}
 			restored = true
-			atomicfile.RemoveLeftovers(dst) // an interrupted restore's copy
 			fmt.Fprintf(a.stderr, "restored %s (%d bytes) to %s\n", name, n, dst)
 			fmt.Fprintf(a.stderr, "next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir)
 			fmt.Fprintf(a.stderr, "its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n")

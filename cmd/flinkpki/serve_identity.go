@@ -78,7 +78,6 @@ func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans [
 	if err := atomicfile.Write(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o644); err != nil {
 		return nil, nil, err
 	}
-	atomicfile.RemoveLeftovers(caFile) // what a start killed while it wrote it left
 	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err

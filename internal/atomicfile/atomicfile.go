@@ -33,6 +33,8 @@ func Write(path string, data []byte, perm fs.FileMode) error {
 // returns the number of bytes written. check, when not nil, runs on the
 // synced temporary file before it is moved into place; an error from it
 // leaves path untouched. On any failure the temporary file is removed.
+// Once path is in place, so are the temporary files that killed writers of
+// path left beside it (RemoveLeftovers).
 func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check func(tmpPath string) error) (n int64, err error) {
 	f, n, err := stage(path, perm, fill)
 	if err != nil {
@@ -61,6 +63,7 @@ func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error, check 
 	if err := SyncDir(filepath.Dir(path)); err != nil {
 		return n, fmt.Errorf("%s is in place, but %w", path, err)
 	}
+	RemoveLeftovers(path)
 	return n, nil
 }
 
