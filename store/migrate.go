@@ -187,11 +187,7 @@ func Verify(ctx context.Context, a, b Backend) (map[string]int, error) {
 				}
 				counts[string(bk)] = na
 			}
-			sa, sb := string(ta.Get(bMeta, kSchema)), string(tb.Get(bMeta, kSchema))
-			if sb == migratingSchema {
-				sb = readMarker(tb.Get(bMeta, kMigration)).Schema
-			}
-			if sa != sb {
+			if sa, sb := storedSchema(ta), storedSchema(tb); sa != sb {
 				return fmt.Errorf("migration check failed: the target's schema %q is not the source's %q", sb, sa)
 			}
 			return nil

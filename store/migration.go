@@ -73,6 +73,16 @@ func MigrationFrom(tx Tx) (from string, ok bool) {
 	return readMarker(raw).From, true
 }
 
+// storedSchema is the schema tx's store has, or, while a migration copies
+// into it, the source's, which EndMigration will give it.
+func storedSchema(tx Tx) string {
+	v := string(tx.Get(bMeta, kSchema))
+	if m := tx.Get(bMeta, kMigration); m != nil && v == migratingSchema {
+		return readMarker(m).Schema
+	}
+	return v
+}
+
 // readMarker decodes a migration marker's record; a field it lacks, or a
 // record that does not decode, is "": a marker is a marker, whatever it
 // says.

@@ -127,14 +127,11 @@ func check(ctx context.Context, b Backend, seal *Sealer, allow checkOptions) err
 		if m := tx.Get(bMeta, kMigration); m != nil && !allow.migration {
 			return migrationRefusal(m)
 		}
-		v := tx.Get(bMeta, kSchema)
-		if m := tx.Get(bMeta, kMigration); m != nil && string(v) == migratingSchema {
-			v = []byte(readMarker(m).Schema) // what EndMigration sets
-		}
-		if v == nil {
+		if tx.Get(bMeta, kSchema) == nil {
 			return ErrNoStore
 		}
-		n, err := strconv.Atoi(string(v))
+		v := storedSchema(tx)
+		n, err := strconv.Atoi(v)
 		if err != nil || n < baseSchema || n > SchemaVersion {
 			return fmt.Errorf("%w: store has schema %q, this flinkpki reads %d to %d: run a flinkpki as new as the one that last wrote it", ErrSchema, v, baseSchema, SchemaVersion)
 		}
