@@ -35,7 +35,7 @@ type CopyOptions struct {
 //
 // The source is read at one snapshot. The target must be empty, and is
 // written in chunks of copyChunk keys, so run it with the servers stopped.
-// The transaction that finds it empty marks it (MarkMigration)
+// The transaction that finds it empty marks it (markMigration)
 // before anything is copied, and the marker stays when Copy returns: every
 // opener of the store refuses it (ErrMigration) until the caller's
 // own checks of the copy passed and it calls EndMigration. So a
@@ -61,8 +61,8 @@ func Copy(ctx context.Context, from, to Backend, opts CopyOptions) (map[string]i
 	}
 	restarted, prevFrom := false, ""
 	if err := to.Update(ctx, func(tx Tx) error {
-		if prevFrom, restarted = MigrationFrom(tx); restarted {
-			return RestartMigration(tx, opts.From, schema)
+		if prevFrom, restarted = migrationFrom(tx); restarted {
+			return restartMigration(tx, opts.From, schema)
 		}
 		for _, bk := range Buckets {
 			empty := true
@@ -77,7 +77,7 @@ func Copy(ctx context.Context, from, to Backend, opts CopyOptions) (map[string]i
 				return fmt.Errorf("%w: the migration target is not empty (bucket %q has keys): %s", ErrExists, bk, NotEmptyAdvice)
 			}
 		}
-		return MarkMigration(tx, opts.From, schema)
+		return markMigration(tx, opts.From, schema)
 	}); err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func copyBucket(ctx context.Context, src Tx, to Backend, bucket []byte, progress
 		return err
 	}
 	err := src.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-		if IsMigrationMarker(bucket, k) || isSchema(bucket, k) {
+		if isMigrationMarker(bucket, k) || isSchema(bucket, k) {
 			return true, nil // the target carries its own; the schema comes last (EndMigration)
 		}
 		chunk = append(chunk, kv{bytes.Clone(k), bytes.Clone(v)})
@@ -173,7 +173,7 @@ func copyBucket(ctx context.Context, src Tx, to Backend, bucket []byte, progress
 // Verify compares two stores bucket by bucket and key by key, and returns
 // the number of keys per bucket when they hold the same bytes. The first
 // difference is an error naming the bucket and key. The migration marker
-// (MarkMigration) is no part of the store being moved: Verify skips
+// (markMigration) is no part of the store being moved: Verify skips
 // it on both sides. A target that a migration is still copying into has
 // the schema its marker records (EndMigration sets it), not its own yet.
 func Verify(ctx context.Context, a, b Backend) (map[string]int, error) {
@@ -207,13 +207,13 @@ func verifyBucket(ta, tb Tx, bucket []byte) (int, error) {
 	var targetErr error
 	next, stop := iter.Pull2(func(yield func(k, v []byte) bool) {
 		targetErr = tb.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-			return IsMigrationMarker(bucket, k) || isSchema(bucket, k) || yield(k, v), nil
+			return isMigrationMarker(bucket, k) || isSchema(bucket, k) || yield(k, v), nil
 		})
 	})
 	defer stop()
 	n := 0
 	err := ta.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
-		if IsMigrationMarker(bucket, k) {
+		if isMigrationMarker(bucket, k) {
 			return true, nil
 		}
 		if isSchema(bucket, k) {

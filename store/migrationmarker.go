@@ -36,10 +36,10 @@ type migration struct {
 // store of an unknown schema, instead of serving it.
 const migratingSchema = "migrating"
 
-// IsMigrationMarker reports whether bucket/key is the migration marker,
+// isMigrationMarker reports whether bucket/key is the migration marker,
 // which a migration writes into its target and never copies: it is not
 // part of the store being moved.
-func IsMigrationMarker(bucket, key []byte) bool {
+func isMigrationMarker(bucket, key []byte) bool {
 	return bytes.Equal(bucket, bMeta) && bytes.Equal(key, kMigration)
 }
 
@@ -49,10 +49,10 @@ func isSchema(bucket, key []byte) bool {
 	return bytes.Equal(bucket, bMeta) && bytes.Equal(key, kSchema)
 }
 
-// MarkMigration writes the migration marker in tx, naming the source from
+// markMigration writes the migration marker in tx, naming the source from
 // (as --from gave it) and its schema, and sets the target's schema to one
 // no flinkpki reads until EndMigration.
-func MarkMigration(tx Tx, from, schema string) error {
+func markMigration(tx Tx, from, schema string) error {
 	raw, err := json.Marshal(migration{From: from, Schema: schema})
 	if err != nil {
 		return err
@@ -63,9 +63,9 @@ func MarkMigration(tx Tx, from, schema string) error {
 	return tx.Put(bMeta, kMigration, raw)
 }
 
-// MigrationFrom reports whether tx's store carries the migration marker,
+// migrationFrom reports whether tx's store carries the migration marker,
 // and the source it names ("" when it names none).
-func MigrationFrom(tx Tx) (from string, ok bool) {
+func migrationFrom(tx Tx) (from string, ok bool) {
 	raw := tx.Get(bMeta, kMigration)
 	if raw == nil {
 		return "", false
@@ -92,13 +92,13 @@ func readMarker(raw []byte) migration {
 	return m
 }
 
-// RestartMigration deletes, in tx, every key of a target an interrupted
+// restartMigration deletes, in tx, every key of a target an interrupted
 // migration wrote into, and marks it for the copy from from: the marker is
 // rewritten, never deleted, so the target is refused throughout. (A
 // bucket's range delete would take the marker with it, and etcd refuses a
 // Put into a range deleted in the same transaction: meta, a few keys, is
 // cleared key by key.)
-func RestartMigration(tx Tx, from, schema string) error {
+func restartMigration(tx Tx, from, schema string) error {
 	for _, bk := range Buckets {
 		if !bytes.Equal(bk, bMeta) {
 			if err := tx.DeletePrefix(bk, nil); err != nil {
@@ -121,7 +121,7 @@ func RestartMigration(tx Tx, from, schema string) error {
 			}
 		}
 	}
-	return MarkMigration(tx, from, schema)
+	return markMigration(tx, from, schema)
 }
 
 // EndMigration removes the migration marker from b and gives it the
