@@ -127,23 +127,8 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case token.LooksLikeJWT(tok):
-		// A Kubernetes token names the pod, and the server records that
-		// name whatever --holder says (report notes the difference).
-	case f.holder != "":
-		if err := holderFlag("--holder", f.holder); err != nil {
-			return err
-		}
-	default:
-		// The host name is the pod name in Kubernetes and a fair name
-		// elsewhere.
-		if f.holder, err = os.Hostname(); err != nil {
-			return fmt.Errorf("no --holder given and the host name is unknown: %w", err)
-		}
-		if err := hostHolder(f.holder); err != nil {
-			return err
-		}
+	if err := f.resolveHolder(tok); err != nil {
+		return err
 	}
 	if !f.noAutoSANs && (f.role == "jobmanager" || f.role == "taskmanager") {
 		f.dns, f.ips = withLocalNames(f.dns, f.ips)
@@ -187,6 +172,27 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 	}
 	lock.Keep()
 	return a.report(&f.issueFlags, opts, res, set, f.conf.out, a.now().Sub(start))
+}
+
+// resolveHolder checks --holder, or names the holder after the host when
+// none is given. With a Kubernetes token it does neither: the token names
+// the pod, and the server records that name whatever --holder says (report
+// notes the difference).
+func (f *initFlags) resolveHolder(tok string) error {
+	switch {
+	case token.LooksLikeJWT(tok):
+		return nil
+	case f.holder != "":
+		return holderFlag("--holder", f.holder)
+	}
+	// The host name is the pod name in Kubernetes and a fair name
+	// elsewhere.
+	h, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("no --holder given and the host name is unknown: %w", err)
+	}
+	f.holder = h
+	return hostHolder(f.holder)
 }
 
 // withLocalNames adds the names peers reach this pod by: its host name, its

@@ -2,40 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/pprof"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/time/rate"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 
 	"github.com/flinkpki/flinkpki/api"
-	"github.com/flinkpki/flinkpki/authority"
-	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/internal/gctune"
-	"github.com/flinkpki/flinkpki/internal/tick"
 	"github.com/flinkpki/flinkpki/k8sauth"
-	"github.com/flinkpki/flinkpki/metrics"
-	"github.com/flinkpki/flinkpki/store/bolt"
-	etcdstore "github.com/flinkpki/flinkpki/store/etcd"
 )
 
 type serveOptions struct {
@@ -272,6 +250,9 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// serve runs the server until ctx ends or a listener fails: each step of
+// its start either completes or leaves nothing behind (serve_start.go), and
+// its stop undoes them in reverse, the store last.
 func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err := o.resolve(); err != nil {
 		return err
@@ -308,160 +289,28 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	// GOGC or GOMEMLIMIT in the environment turns this off.
 	gctune.Start(ctx, 20<<20, time.Second)
 
-	m := metrics.New()
-	var pool *authority.KeyPool
-	acfg := authority.Config{Store: st, Logger: log, Observer: m, AuditMinAge: o.auditMinAge.d}
-	if o.keyPool > 0 || o.maxKeygen > 0 {
-		pool = authority.NewKeyPool(authority.KeyPoolConfig{Size: o.keyPool, Workers: o.maxKeygen, Prewarm: rsaKeyTypesInUse(ctx, st, 1000), Logger: log})
-		acfg.KeyPool = pool
-	}
-	auth, err := authority.New(acfg)
+	s, err := o.newServer(ctx, log, st, in)
 	if err != nil {
 		return err
 	}
-	cert, servingCA, err := serverIdentity(ctx, st, o.dataDir, o.sans, time.Now())
-	if err != nil {
-		return err
-	}
-	warnServingCAExpiry(log, servingCA, time.Now())
-	serving := newServingCert(cert, func(now time.Time) (*tls.Certificate, error) {
-		c, _, err := serverIdentity(ctx, st, o.dataDir, o.sans, now)
-		return c, err
-	})
-	if o.dev {
-		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
-			return err
-		}
-	} else if toks, err := auth.AdminTokens(ctx); err == nil && !slices.ContainsFunc(toks, func(t authority.AdminTokenInfo) bool { return t.State == authority.AdminTokenValid }) {
-		// A new production store (or one whose tokens all expired or were
-		// revoked offline): nothing but Kubernetes pods can use it until an
-		// administrator token exists, which serve never makes.
-		until := "until then nothing but enrollment tokens made before can authenticate"
-		if in.k8s != nil || in.review != nil {
-			until = "until then only Kubernetes service-account tokens and enrollment tokens made before enroll"
-		}
-		log.Warn("no administrator token exists yet (or every one has expired or been revoked): create one with flinkpki admin bootstrap (on bbolt with the server stopped; see its --help); " + until)
-	}
-	srv := api.New(api.Config{Authority: auth, K8s: in.k8s, Review: in.review, Backup: st.Backup, EnrollRate: o.enrollRate, EnrollBurst: o.enrollBurst,
-		StaleJWKS: staleJWKSWarning(log, 10*time.Minute), UnknownJWKSKey: m.JWKSUnknownKey})
-	rl := newRequestLog(log)
-	g := newGRPCServer(serving.get, rl, o.rpcTimeout.d, int64(o.streamsPerAddress), m, srv)
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, name := range api.ServiceNames {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	healthpb.RegisterHealthServer(g, hs)
-	reflection.Register(g)
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Background work that uses the store ends before the store closes.
-	bg := &background{}
-	bg.Go(func() { serving.run(ctx, servingCertCheck, log) })
-	// One replica rotates and prunes: the leader of one election (its name
-	// predates pruning, and replicas of both versions must agree on it).
-	// A replica without background work still joins an election, one
-	// nobody acts on, so that the offline commands (admin rotate-kek) see
-	// it while it runs.
-	leader := func() bool { return true }
-	leaveElection := func() error { return nil }
-	if eb, ok := backend.(*etcdstore.Backend); ok {
-		jobs := o.rotationInterval.d > 0 || o.holderRetention.d > 0
-		election := etcdstore.PresenceElection
-		if jobs {
-			election = "rotation-scheduler"
-		}
-		l, err := eb.Elect(ctx, election)
-		if err != nil {
-			return fmt.Errorf("join the %s election in etcd: %w", election, err)
-		}
-		// Left before the store closes (its client resigns the key).
-		leaveElection = sync.OnceValue(l.Close)
-		defer leaveElection()
-		if jobs {
-			leader = l.IsLeader
-		}
+	leader, leaveElection, err := joinElection(ctx, backend, o.rotationInterval.d > 0 || o.holderRetention.d > 0)
+	if err != nil {
+		return err
 	}
+	// Left before the store closes (its client resigns the key).
+	defer leaveElection()
 	errc := make(chan error, 4)
-	go func() { errc <- g.Serve(ls.grpc) }()
-	var extra []func(context.Context)
-	if ls.metrics != nil {
-		extra = append(extra, serveMetrics(ctx, ls.metrics, m, auth, bg, log, errc))
-	}
-	if ls.pprof != nil {
-		if h, _, _ := net.SplitHostPort(o.pprofListen); !isLoopback(h) {
-			log.Warn("--pprof-listen is not on loopback: anyone who reaches it can read goroutine stacks and heap profiles, and run CPU profiles and traces, without a token", "addr", o.pprofListen)
-		}
-		extra = append(extra, servePprof(ls.pprof, errc))
-	}
-	if ls.health != nil {
-		hg := newHealthServer(o.rpcTimeout.d)
-		healthpb.RegisterHealthServer(hg, hs)
-		go func() { errc <- hg.Serve(ls.health) }()
-		extra = append(extra, func(context.Context) { hg.Stop() })
-	}
-	// Every replica: each holds open the CA keys of what it signed lately.
-	bg.Go(func() { auth.RunSignerSweeper(ctx, authority.SignerSweepEvery, authority.SignerIdle) })
-	if o.rotationInterval.d > 0 {
-		bg.Go(func() { auth.RunScheduler(ctx, o.rotationInterval.d, leader) })
-	}
-	if o.holderRetention.d > 0 {
-		bg.Go(func() { auth.RunPruner(ctx, pruneFirst, pruneEvery, o.holderRetention.d, leader) })
-	}
-	if hc, ok := backend.(healthChecker); ok {
-		bg.Go(func() { watchStoreHealth(ctx, hc, hs, log, m.SetReady) })
-	}
-	if o.auditVerify.d > 0 {
-		bg.Go(func() {
-			auth.RunAuditVerifier(ctx, o.auditVerify.d, func(c authority.AuditCheck) { m.SetAuditCheck(c.Intact, c.At) })
-		})
-	}
-	if bb, ok := backend.(*bolt.Backend); ok {
-		m.WatchStoreSize(func() int64 {
-			fi, err := os.Stat(bb.Path())
-			if err != nil {
-				return -1
-			}
-			return fi.Size()
-		})
-	}
-	m.WatchServing(func() time.Time { return serving.cur.Load().Leaf.NotAfter }, func() time.Time { return servingCA.NotAfter })
-	if pool != nil && o.keyPool > 0 {
-		m.WatchKeyPool(func() map[string]int {
-			out := map[string]int{}
-			for kt, n := range pool.Ready() {
-				out[string(kt)] = n
-			}
-			return out
-		})
-		bg.Go(func() { pool.Run(ctx) })
-	}
-	// Summaries of refusals that floods kept from being audited one by
-	// one; the last is written after the gRPC server has stopped.
-	sumCtx, sumCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer sumCancel()
-	sumDone := make(chan struct{})
-	go func() { srv.RunRefusalSummaries(sumCtx); close(sumDone) }()
+	go func() { errc <- s.grpc.Serve(ls.grpc) }()
+	extra := s.serveSideListeners(ctx, o, ls, errc)
+	s.startBackground(ctx, o, backend, leader)
+	stopSummaries, cancelSummaries := s.runRefusalSummaries(ctx)
+	defer cancelSummaries()
 	log.Info("flinkpki serving", "version", readBuildInfo().String(), "listen", ls.grpc.Addr().String(), "data_dir", o.dataDir, "dev", o.dev,
 		"rotation_interval", o.rotationInterval.String(), "holder_retention", o.holderRetention.String())
 	if o.dev {
-		abs, _ := filepath.Abs(o.dataDir)
-		addr := ls.grpc.Addr().String()
-		env := fmt.Sprintf("FLINKPKI_SERVER=%s FLINKPKI_CA_FILE=%s FLINKPKI_TOKEN_FILE=%s", addr, filepath.Join(abs, "server-ca.crt"), filepath.Join(abs, "admin.token"))
-		if o.logFormat == "json" {
-			// One JSON object like the log's, whatever --log-level says: a
-			// log shipper reading standard error must not meet plain text.
-			line, _ := json.Marshal(struct {
-				Time   string `json:"time"`
-				Level  string `json:"level"`
-				Msg    string `json:"msg"`
-				Export string `json:"export"`
-			}{time.Now().Format(time.RFC3339Nano), "INFO", "flinkpki dev server on " + addr, env})
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s\n", line)
-		} else {
-			fmt.Fprintf(cmd.ErrOrStderr(), "\nflinkpki dev server on %s. Point the CLI at it with:\n  export %s\n  flinkpki cluster create orders\n\n", addr, env)
-		}
+		printDevBanner(cmd.ErrOrStderr(), o, ls.grpc.Addr().String())
 	}
 	select {
 	case <-ctx.Done():
@@ -470,26 +319,15 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 			return err
 		}
 	}
-	log.Info("shutting down: no new requests; finishing in-flight ones", "timeout", o.shutdownTimeout.String())
-	hs.Shutdown()
-	done := make(chan struct{})
-	go func() { g.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(o.shutdownTimeout.d):
-		log.Warn("in-flight requests did not finish in time; closing them")
-		g.Stop()
-	}
+	s.stopServing(o.shutdownTimeout)
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	sumCancel()
-	<-sumDone
-	_ = srv.FlushRefusals(sctx) // a failure is logged
+	stopSummaries(sctx)
 	for _, stop := range extra {
 		stop(sctx)
 	}
 	cancel()
-	if !bg.Wait(sctx) {
+	if !s.bg.Wait(sctx) {
 		log.Warn("background work did not end in time; closing the store under it")
 	}
 	_ = leaveElection() // a key not resigned expires with its lease
@@ -499,243 +337,4 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	}
 	log.Info("store closed; bye")
 	return nil
-}
-
-// newGRPCServer makes the TLS gRPC server with serve's interceptors and
-// transport settings, and registers the flinkpki services on it.
-func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl *requestLog, rpcTimeout time.Duration, perAddress int64, m *metrics.Metrics, srv *api.Server) *grpc.Server {
-	authUnary, authStream := srv.Interceptors()
-	gate := newStreamGate(maxStreamsInFlight, perAddress, rpcTimeout, firstMessageFor(rpcTimeout))
-	gate.shed = srv.Shed
-	// The gate's options come first: its interceptors must run before
-	// every other (they answer a refused stream, with no authentication).
-	// gRPC runs a grpc.UnaryInterceptor/StreamInterceptor before chained
-	// ones: add interceptors with the Chain options only.
-	g := grpc.NewServer(append(gate.options(),
-		// Bounds on what a peer holds before it is authenticated, which
-		// happens only once a request's message has arrived: a stream that
-		// sends its headers and never its message would otherwise wait for
-		// ever, with a goroutine and its buffers (about 11 KiB), as many as
-		// a connection may open (gRPC's default: unlimited).
-		grpc.MaxConcurrentStreams(maxStreamsPerConn),
-		grpc.ConnectionTimeout(connectionTimeout),
-		// No session tickets: no flinkpki client resumes a session (an
-		// init container connects once), so a ticket is an encryption, a
-		// record and a write per connection that nobody reads; and a TLS
-		// 1.2 ticket seals its session's master secret under a key kept in
-		// memory for days.
-		grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: cert, MinVersion: tls.VersionTLS12, SessionTicketsDisabled: true})),
-		grpc.ChainUnaryInterceptor(rl.unary, m.UnaryInterceptor, authUnary),
-		grpc.ChainStreamInterceptor(rl.stream, m.StreamInterceptor, authStream),
-		grpc.MaxRecvMsgSize(maxRequestBytes),
-		// Request headers: the bearer token (at most api.MaxBearerSize,
-		// refused with its own message above that) and a few short ones.
-		// gRPC's default would let any peer send 16 MiB of them before
-		// authentication.
-		grpc.MaxHeaderListSize(maxHeaderBytes),
-		// Enrollments are a few KiB each way. A large fixed window turns
-		// off gRPC's bandwidth-delay probing, which costs a PING round trip
-		// on every new connection, and small buffers keep a burst of new
-		// connections from allocating 64 KiB each.
-		grpc.InitialWindowSize(1<<20),
-		grpc.InitialConnWindowSize(1<<20),
-		grpc.ReadBufferSize(8<<10),
-		grpc.WriteBufferSize(8<<10),
-		// A new goroutine per RPC grows its stack from 8 KiB through the
-		// crypto and the commit on every enrollment (about 5% of the
-		// server's CPU at c=64). Long-lived workers keep their grown
-		// stacks; RPCs beyond them still get a goroutine of their own.
-		grpc.NumStreamWorkers(streamWorkers),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
-	)...)
-	srv.Register(g)
-	// Read at the first stream, once Serve has begun: every service
-	// (health and reflection too, registered by the caller) is in by then,
-	// since gRPC allows none after.
-	known := sync.OnceValue(func() map[string]bool {
-		m := map[string]bool{}
-		for name, info := range g.GetServiceInfo() {
-			for _, meth := range info.Methods {
-				m["/"+name+"/"+meth.Name] = true
-			}
-		}
-		return m
-	})
-	gate.known = func(method string) bool { return known()[method] }
-	return g
-}
-
-// Bounds of the plaintext --health-listen server, which answers anyone who
-// reaches it: a probe sends one small request on one stream now and then.
-const (
-	maxHealthStreamsPerConn  = 16
-	maxHealthStreamsInFlight = 256
-	maxHealthStreamsPerPeer  = 32
-	maxHealthRequestBytes    = 1 << 10
-)
-
-// newHealthServer makes the --health-listen server with bounds like the
-// main server's: streams per connection, per address and in all, a
-// deadline for each (a Watch ends at it and is opened again), small
-// messages and headers, and a bounded TLS-less handshake.
-func newHealthServer(rpcTimeout time.Duration) *grpc.Server {
-	gate := newStreamGate(maxHealthStreamsInFlight, maxHealthStreamsPerPeer, rpcTimeout, firstMessageFor(rpcTimeout))
-	g := grpc.NewServer(append(gate.options(),
-		grpc.MaxConcurrentStreams(maxHealthStreamsPerConn),
-		grpc.MaxRecvMsgSize(maxHealthRequestBytes),
-		grpc.MaxHeaderListSize(maxHeaderBytes),
-		grpc.ConnectionTimeout(connectionTimeout),
-		grpc.ReadBufferSize(4<<10),
-		grpc.WriteBufferSize(4<<10),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
-	)...)
-	return g
-}
-
-// connectionTimeout bounds a new connection's set-up (the TLS handshake and
-// HTTP/2's preface) on the gRPC listeners; gRPC's default is 120 s, during
-// which a connection that never speaks holds a file descriptor and memory.
-const connectionTimeout = 10 * time.Second
-
-func serveMetrics(ctx context.Context, l net.Listener, m *metrics.Metrics, auth *authority.Authority, bg *background, log *slog.Logger, errc chan<- error) func(context.Context) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.RefreshingHandler(ctx, gaugeRefresh,
-		func(ctx context.Context) error {
-			// A refresh runs beside the scrape that started it, and may
-			// outlive the metrics listener: the store waits for it.
-			return bg.Do(func() error { return refreshGauges(ctx, auth, m) })
-		},
-		func(err error) {
-			log.Warn("the expiry gauges were not refreshed; /metrics serves the last values", "err", err)
-		}))
-	return serveHTTP(l, mux, errc)
-}
-
-// serveHTTP serves handler on l in the background and returns its
-// graceful stop. Serving errors other than the stop itself go to errc.
-func serveHTTP(l net.Listener, handler http.Handler, errc chan<- error) func(context.Context) {
-	// A scraper or a profiler keeps one connection; one left idle for two
-	// minutes is closed rather than held for ever.
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
-	go func() {
-		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
-	return func(ctx context.Context) { hs.Shutdown(ctx) }
-}
-
-// ensureDevAdminToken writes DIR/admin.token unless it already holds a
-// token this store knows. The token does not expire, so none is made
-// before the path is known to take it, and one whose file could not be
-// written after all is revoked again: no start leaves a token nobody holds.
-func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path string) error {
-	// A start killed while it wrote the token left it beside the path.
-	atomicfile.RemoveLeftovers(path)
-	if raw, err := os.ReadFile(path); err == nil {
-		if t, err := parseToken(strings.TrimSpace(string(raw))); err == nil {
-			if a, err := auth.Authenticate(ctx, t); err == nil && a.Kind == authority.ActorAdmin {
-				return nil
-			}
-		}
-	}
-	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a directory: remove it, so that serve --dev can write its administrator token there", path)
-	}
-	if err := atomicfile.CheckDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("cannot write the administrator token %s: %w", path, err)
-	}
-	actor := authority.Actor{Kind: authority.ActorSystem, ID: "dev"}
-	tok, rec, err := auth.CreateAdminToken(ctx, actor, "dev", 0)
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(path, []byte(tok), 0o600); err != nil {
-		if _, rerr := auth.RevokeAdminToken(ctx, actor, rec.ID, authority.RevokeAdminOptions{}); rerr != nil {
-			return fmt.Errorf("cannot write the administrator token %s: %w; revoke token %s, which nobody holds, with flinkpki admin revoke-token", path, err, rec.ID)
-		}
-		return fmt.Errorf("cannot write the administrator token %s: %w (the token made for it is revoked again)", path, err)
-	}
-	return nil
-}
-
-// healthChecker is a store backend that can tell whether it works: etcd
-// answers a linearizable read, bbolt's volume takes a synced write.
-type healthChecker interface {
-	Healthy(ctx context.Context) error
-}
-
-// storeHealthEvery is how often serve checks its store for the health
-// service.
-const storeHealthEvery = 2 * time.Second
-
-// watchStoreHealth turns the health service NOT_SERVING while the store
-// fails its check (etcd lost, a database file that cannot be written), and
-// SERVING again when it passes, and tells ready each change (the metric
-// flinkpki_ready: a server that is not ready still answers scrapes).
-func watchStoreHealth(ctx context.Context, b healthChecker, hs *health.Server, log *slog.Logger, ready func(bool)) {
-	serving := true
-	failed := 0 // failed checks in a row
-	tick.Every(ctx, log, storeHealthEvery, func(time.Time) {
-		c, cancel := context.WithTimeout(ctx, storeHealthEvery)
-		err := b.Healthy(c)
-		cancel()
-		if ctx.Err() != nil {
-			return // shutting down: the check was cut short, not failed
-		}
-		if err == nil {
-			failed = 0
-		} else {
-			failed++
-		}
-		// NOT_SERVING after storeHealthFailures failed checks in a row: one
-		// etcd member that hangs fails a check sent its way while the
-		// others answer the next one.
-		switch ok := err == nil; {
-		case ok && !serving:
-			serving = true
-			log.Info("the store passed its health check again: health is SERVING")
-		case !ok && serving && failed >= storeHealthFailures:
-			serving = false
-			log.Error("the store failed its health check: health is NOT_SERVING", "error", err.Error(), "failed_checks", failed)
-		default:
-			return
-		}
-		st := healthpb.HealthCheckResponse_SERVING
-		if !serving {
-			st = healthpb.HealthCheckResponse_NOT_SERVING
-		}
-		hs.SetServingStatus("", st)
-		for _, name := range api.ServiceNames {
-			hs.SetServingStatus(name, st)
-		}
-		ready(serving)
-	})
-}
-
-// storeHealthFailures is how many failed store checks in a row turn the
-// health NOT_SERVING.
-const storeHealthFailures = 2
-
-func servePprof(l net.Listener, errc chan<- error) func(context.Context) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	return serveHTTP(l, mux, errc)
-}
-
-// staleJWKSWarning logs, at most once per every, that a service-account
-// token was signed by a key the --k8s-jwks-file lacks and was left to the
-// API server's TokenReview: the file is out of date.
-func staleJWKSWarning(log *slog.Logger, every time.Duration) func(error) {
-	once := &rate.Sometimes{Interval: every}
-	return func(err error) {
-		once.Do(func() {
-			log.Warn("the API server's TokenReview judged a service-account token alone: "+err.Error(), "repeats", "at most every "+formatDuration(every))
-		})
-	}
 }

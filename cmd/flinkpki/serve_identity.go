@@ -41,6 +41,25 @@ const (
 // makes a fresh serving certificate for this process. The serving key lives
 // in memory only. P-256 keeps handshakes cheap for init containers.
 func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans []string, now time.Time) (*tls.Certificate, *x509.Certificate, error) {
+	caCert, caKey, err := loadServingCA(ctx, st, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	caFile := filepath.Join(dataDir, "server-ca.crt")
+	if err := atomicfile.Write(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o644); err != nil {
+		return nil, nil, err
+	}
+	cert, err := newServingLeaf(caCert, caKey, sans, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, caCert, nil
+}
+
+// loadServingCA reads the serving CA and its key from the store, creating
+// it first when the store has none; of two processes that start on a new
+// store at once, the first to commit wins and the other uses its CA.
+func loadServingCA(ctx context.Context, st *store.Store, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	var rec *store.CA
 	err := st.View(ctx, func(tx *store.Txn) error {
 		var err error
@@ -74,13 +93,16 @@ func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans [
 	if !ok {
 		return nil, nil, errors.New("serving CA key cannot sign")
 	}
-	caFile := filepath.Join(dataDir, "server-ca.crt")
-	if err := atomicfile.Write(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o644); err != nil {
-		return nil, nil, err
-	}
+	return caCert, caKey, nil
+}
+
+// newServingLeaf makes a serving certificate for localhost, the loopback
+// addresses and sans, with a new P-256 key, valid for servingCertValidity
+// but never past the CA.
+func newServingLeaf(caCert *x509.Certificate, caKey crypto.Signer, sans []string, now time.Time) (*tls.Certificate, error) {
 	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
@@ -101,17 +123,17 @@ func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans [
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, leafKey.Public(), caKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("serving certificate: %w", err)
+		return nil, fmt.Errorf("serving certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("serving certificate: %w", err)
+		return nil, fmt.Errorf("serving certificate: %w", err)
 	}
 	// The leaf alone: every client holds the serving CA as its trust anchor
 	// (server-ca.crt), and TLS 1.3 lets a server leave the root out. Sent
 	// along, the client also parses it and checks it as an intermediate:
 	// about 9% of a full handshake, client and server together (A/B).
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: leafKey, Leaf: leaf}, caCert, nil
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: leafKey, Leaf: leaf}, nil
 }
 
 // servingCert is the certificate the server presents, renewed in the

@@ -1,0 +1,72 @@
+package main
+
+// What serve --dev adds: an administrator token in DIR/admin.token and a
+// banner that says how to point the CLI at the server.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
+)
+
+// printDevBanner tells a developer the environment that points the CLI at
+// this server. With --log-format json it is one JSON object like the log's,
+// whatever --log-level says: a log shipper reading standard error must not
+// meet plain text.
+func printDevBanner(w io.Writer, o *serveOptions, addr string) {
+	abs, _ := filepath.Abs(o.dataDir)
+	env := fmt.Sprintf("FLINKPKI_SERVER=%s FLINKPKI_CA_FILE=%s FLINKPKI_TOKEN_FILE=%s", addr, filepath.Join(abs, "server-ca.crt"), filepath.Join(abs, "admin.token"))
+	if o.logFormat == "json" {
+		line, _ := json.Marshal(struct {
+			Time   string `json:"time"`
+			Level  string `json:"level"`
+			Msg    string `json:"msg"`
+			Export string `json:"export"`
+		}{time.Now().Format(time.RFC3339Nano), "INFO", "flinkpki dev server on " + addr, env})
+		fmt.Fprintf(w, "%s\n", line)
+		return
+	}
+	fmt.Fprintf(w, "\nflinkpki dev server on %s. Point the CLI at it with:\n  export %s\n  flinkpki cluster create orders\n\n", addr, env)
+}
+
+// ensureDevAdminToken writes DIR/admin.token unless it already holds a
+// token this store knows. The token does not expire, so none is made
+// before the path is known to take it, and one whose file could not be
+// written after all is revoked again: no start leaves a token nobody holds.
+func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path string) error {
+	// A start killed while it wrote the token left it beside the path.
+	atomicfile.RemoveLeftovers(path)
+	if raw, err := os.ReadFile(path); err == nil {
+		if t, err := parseToken(strings.TrimSpace(string(raw))); err == nil {
+			if a, err := auth.Authenticate(ctx, t); err == nil && a.Kind == authority.ActorAdmin {
+				return nil
+			}
+		}
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory: remove it, so that serve --dev can write its administrator token there", path)
+	}
+	if err := atomicfile.CheckDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("cannot write the administrator token %s: %w", path, err)
+	}
+	actor := authority.Actor{Kind: authority.ActorSystem, ID: "dev"}
+	tok, rec, err := auth.CreateAdminToken(ctx, actor, "dev", 0)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(path, []byte(tok), 0o600); err != nil {
+		if _, rerr := auth.RevokeAdminToken(ctx, actor, rec.ID, authority.RevokeAdminOptions{}); rerr != nil {
+			return fmt.Errorf("cannot write the administrator token %s: %w; revoke token %s, which nobody holds, with flinkpki admin revoke-token", path, err, rec.ID)
+		}
+		return fmt.Errorf("cannot write the administrator token %s: %w (the token made for it is revoked again)", path, err)
+	}
+	return nil
+}
