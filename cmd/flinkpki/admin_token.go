@@ -1,7 +1,7 @@
 // Administrator tokens managed online (admin token create, list, revoke),
-// through the running server with an administrator token. admin_store.go
-// holds the offline forms for a stopped server's store (bootstrap,
-// list-tokens, revoke-token).
+// through the running server with an administrator token.
+// admin_token_offline.go holds the offline forms for a stopped server's
+// store (bootstrap, list-tokens, revoke-token).
 
 package main
 
