@@ -1,11 +1,12 @@
 // Administrator tokens managed online (admin token create, list, revoke),
-// through the running server with an administrator token. admin_store.go
-// holds the offline forms for a stopped server's store (bootstrap,
-// list-tokens, revoke-token).
+// through the running server with an administrator token.
+// admin_token_offline.go holds the offline forms for a stopped server's
+// store (bootstrap, list-tokens, revoke-token).
 
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -45,12 +46,15 @@ expire (--ttl 0) as break-glass, offline.`,
 	return cmd
 }
 
+// adminTokenCreateFlags are admin token create's flags.
+type adminTokenCreateFlags struct {
+	name string
+	ttl  durationFlag
+	out  outputFormat
+}
+
 func (a *app) newAdminTokenCreateCmd() *cobra.Command {
-	var (
-		name string
-		ttl  = durationFlag{d: defaultAdminTokenTTL, min: authority.MinAdminTokenTTL, max: authority.MaxAdminTokenTTL, orZero: true}
-		out  outputFormat
-	)
+	f := adminTokenCreateFlags{ttl: durationFlag{d: defaultAdminTokenTTL, min: authority.MinAdminTokenTTL, max: authority.MaxAdminTokenTTL, orZero: true}}
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [--ttl DUR]",
 		Short: "Make another administrator token",
@@ -66,45 +70,50 @@ the token that made it. The audit trail records its creation
 		Example: `  (umask 077; flinkpki admin token create --name ci-archive --ttl 30d > ci-archive.token)
   flinkpki admin token create --name alice --ttl 12h -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reportClosedPipes()
-			if err := requireFlag("name", name); err != nil {
-				return err
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			resp, err := flinkpkiv1.NewAdminServiceClient(conn).CreateAdminToken(cmd.Context(), &flinkpkiv1.CreateAdminTokenRequest{
-				Name: name, Ttl: durationpb.New(ttl.d),
-			})
-			if err != nil {
-				return err
-			}
-			info := resp.GetInfo()
-			expires := rfc3339(info.GetExpireTime())
-			if err := printNewToken(a.stdout, out, resp.GetToken(), newAdminTokenJSON{resp.GetToken(), info.GetId(), info.GetName(), expires}); err != nil {
-				return orphanedToken("administrator token", info.GetId(), a.commandLine("admin", "token", "revoke", info.GetId()), err)
-			}
-			if out == "json" {
-				return nil
-			}
-			when := "does not expire"
-			if expires != "" {
-				when = "expires " + expires
-				if ttl.d == 0 || info.GetExpireTime().AsTime().Before(info.GetCreateTime().AsTime().Add(ttl.d)) {
-					when += " (the token that made it expires then)"
-				}
-			}
-			fmt.Fprintf(a.stderr, "administrator token %s %q %s; keep it secret (store it with mode 0600)\n", info.GetId(), info.GetName(), when)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAdminTokenCreate(cmd.Context(), &f) },
 	}
-	cmd.Flags().StringVar(&name, "name", "", "a label for the token, recorded in the audit trail (required)")
-	cmd.Flags().Var(&ttl, "ttl", "how long the token is valid, "+formatDuration(authority.MinAdminTokenTTL)+" to "+formatDuration(authority.MaxAdminTokenTTL)+"; 0: no expiry")
-	addOutputFlag(cmd, &out)
+	cmd.Flags().StringVar(&f.name, "name", "", "a label for the token, recorded in the audit trail (required)")
+	cmd.Flags().Var(&f.ttl, "ttl", "how long the token is valid, "+formatDuration(authority.MinAdminTokenTTL)+" to "+formatDuration(authority.MaxAdminTokenTTL)+"; 0: no expiry")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runAdminTokenCreate has the server make the token and prints it alone on
+// stdout; a token that could not be printed is named with the command
+// that revokes it.
+func (a *app) runAdminTokenCreate(ctx context.Context, f *adminTokenCreateFlags) error {
+	reportClosedPipes()
+	if err := requireFlag("name", f.name); err != nil {
+		return err
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := flinkpkiv1.NewAdminServiceClient(conn).CreateAdminToken(ctx, &flinkpkiv1.CreateAdminTokenRequest{
+		Name: f.name, Ttl: durationpb.New(f.ttl.d),
+	})
+	if err != nil {
+		return err
+	}
+	info := resp.GetInfo()
+	expires := rfc3339(info.GetExpireTime())
+	if err := printNewToken(a.stdout, f.out, resp.GetToken(), newAdminTokenJSON{resp.GetToken(), info.GetId(), info.GetName(), expires}); err != nil {
+		return orphanedToken("administrator token", info.GetId(), a.commandLine("admin", "token", "revoke", info.GetId()), err)
+	}
+	if f.out == "json" {
+		return nil
+	}
+	when := "does not expire"
+	if expires != "" {
+		when = "expires " + expires
+		if f.ttl.d == 0 || info.GetExpireTime().AsTime().Before(info.GetCreateTime().AsTime().Add(f.ttl.d)) {
+			when += " (the token that made it expires then)"
+		}
+	}
+	fmt.Fprintf(a.stderr, "administrator token %s %q %s; keep it secret (store it with mode 0600)\n", info.GetId(), info.GetName(), when)
+	return nil
 }
 
 func (a *app) newAdminTokenListCmd() *cobra.Command {

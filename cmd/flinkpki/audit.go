@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,13 +52,16 @@ type auditJSON struct {
 // the server's maximum.
 const auditPage = 1000
 
+// auditListFlags are audit list's flags.
+type auditListFlags struct {
+	cluster string
+	after   uint64
+	limit   int32
+	out     outputFormat
+}
+
 func (a *app) newAuditListCmd() *cobra.Command {
-	var (
-		cluster string
-		after   uint64
-		limit   int32
-		out     outputFormat
-	)
+	var f auditListFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List audit entries",
@@ -74,74 +78,87 @@ unterminated); the table waits for the last page to align its columns.`,
 		Example: `  flinkpki audit list --cluster orders
   flinkpki audit list --after 1200 --limit 50 -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cluster != "" {
-				if err := checkClusterName(cluster); err != nil {
-					return err
-				}
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			// Page by page (the server answers at most auditPage entries
-			// at a time): the trail of a busy server holds millions, so
-			// -o json writes each page as it comes; a table, which aligns
-			// its columns over all rows, is printed at the end.
-			client := flinkpkiv1.NewAuditServiceClient(conn)
-			var (
-				entries []*flinkpkiv1.AuditEntry // for the table
-				shown   int
-				more    uint64 // where the next page starts; 0 at the end
-				stream  *auditStream
-			)
-			if out == "json" {
-				stream = &auditStream{w: a.stdout}
-			}
-			for {
-				ask := int32(auditPage)
-				if limit > 0 {
-					ask = min(ask, limit-int32(shown))
-				}
-				resp, err := client.ListAudit(cmd.Context(), &flinkpkiv1.ListAuditRequest{Cluster: cluster, AfterSeq: after, Limit: ask})
-				if err != nil {
-					return err
-				}
-				page := resp.GetEntries()
-				shown += len(page)
-				if stream != nil {
-					if err := stream.page(page); err != nil {
-						return err
-					}
-				} else {
-					entries = append(entries, page...)
-				}
-				next := resp.GetNextAfterSeq()
-				if next == 0 && len(page) == int(ask) {
-					next = page[len(page)-1].GetSeq() // an older server says nothing: go on
-				}
-				if next == 0 {
-					break // the end of the trail
-				}
-				after = next
-				if limit > 0 && shown >= int(limit) {
-					more = after
-					defer fmt.Fprintf(a.stderr, "more entries may follow: --after %d\n", after)
-					break
-				}
-			}
-			if stream != nil {
-				return stream.end(more)
-			}
-			return a.printAuditTable(entries)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAuditList(cmd.Context(), &f) },
 	}
-	cmd.Flags().StringVar(&cluster, "cluster", "", "only entries of this cluster")
-	cmd.Flags().Var(newIntFlag(&after, 0, 0, api.MaxAfterSeq), "after", "only entries with a sequence number above this")
-	cmd.Flags().Var(newIntFlag(&limit, 0, 0, math.MaxInt32), "limit", "at most this many entries (0: all, fetched 1000 at a time)")
-	addOutputFlag(cmd, &out)
+	cmd.Flags().StringVar(&f.cluster, "cluster", "", "only entries of this cluster")
+	cmd.Flags().Var(newIntFlag(&f.after, 0, 0, api.MaxAfterSeq), "after", "only entries with a sequence number above this")
+	cmd.Flags().Var(newIntFlag(&f.limit, 0, 0, math.MaxInt32), "limit", "at most this many entries (0: all, fetched 1000 at a time)")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runAuditList pages through the trail from --after (listAudit) and
+// prints it: -o json as each page arrives, the table at the end.
+func (a *app) runAuditList(ctx context.Context, f *auditListFlags) error {
+	if f.cluster != "" {
+		if err := checkClusterName(f.cluster); err != nil {
+			return err
+		}
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// Page by page (the server answers at most auditPage entries
+	// at a time): the trail of a busy server holds millions, so
+	// -o json writes each page as it comes; a table, which aligns
+	// its columns over all rows, is printed at the end.
+	client := flinkpkiv1.NewAuditServiceClient(conn)
+	var stream *auditStream
+	if f.out == "json" {
+		stream = &auditStream{w: a.stdout}
+	}
+	entries, more, err := listAudit(ctx, client, f, stream)
+	if err != nil {
+		return err
+	}
+	if more != 0 {
+		// Said last, after the list.
+		defer fmt.Fprintf(a.stderr, "more entries may follow: --after %d\n", more)
+	}
+	if stream != nil {
+		return stream.end(more)
+	}
+	return a.printAuditTable(entries)
+}
+
+// listAudit fetches the trail page by page from f.after on, into stream
+// when there is one and into entries otherwise, until it ends or --limit
+// entries were fetched. more is where the next page starts when --limit
+// stopped it (f.after is left there too), 0 when the trail ended.
+func listAudit(ctx context.Context, client flinkpkiv1.AuditServiceClient, f *auditListFlags, stream *auditStream) (entries []*flinkpkiv1.AuditEntry, more uint64, err error) {
+	shown := 0
+	for {
+		ask := int32(auditPage)
+		if f.limit > 0 {
+			ask = min(ask, f.limit-int32(shown))
+		}
+		resp, err := client.ListAudit(ctx, &flinkpkiv1.ListAuditRequest{Cluster: f.cluster, AfterSeq: f.after, Limit: ask})
+		if err != nil {
+			return nil, 0, err
+		}
+		page := resp.GetEntries()
+		shown += len(page)
+		if stream != nil {
+			if err := stream.page(page); err != nil {
+				return nil, 0, err
+			}
+		} else {
+			entries = append(entries, page...)
+		}
+		next := resp.GetNextAfterSeq()
+		if next == 0 && len(page) == int(ask) {
+			next = page[len(page)-1].GetSeq() // an older server says nothing: go on
+		}
+		if next == 0 {
+			return entries, 0, nil // the end of the trail
+		}
+		f.after = next
+		if f.limit > 0 && shown >= int(f.limit) {
+			return entries, f.after, nil
+		}
+	}
 }
 
 // auditList is the JSON shape of audit list -o json: what auditStream
@@ -236,12 +253,15 @@ func details(m map[string]string) string {
 // recomputes: a few seconds of the server's time, far inside --rpc-timeout.
 const auditVerifyPart = 200_000
 
+// auditVerifyFlags are audit verify's flags.
+type auditVerifyFlags struct {
+	out   outputFormat
+	part  int32
+	files []string
+}
+
 func (a *app) newAuditVerifyCmd() *cobra.Command {
-	var (
-		out   outputFormat
-		part  int32
-		files []string
-	)
+	var f auditVerifyFlags
 	cmd := &cobra.Command{
 		Use:   "verify [--file ARCHIVE]...",
 		Short: "Recompute the audit hash chain; exit 1 when it is broken",
@@ -259,65 +279,79 @@ one repeats entries of the first).`,
 		Example: `  flinkpki audit verify
   flinkpki audit verify --file audit-2025.jsonl --file audit-2026.jsonl -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if part <= 0 {
-				return usagef("--part must be positive")
-			}
-			if len(files) > 0 {
-				return a.verifyArchives(files, out)
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			client := flinkpkiv1.NewAuditServiceClient(conn)
-			var (
-				resp  *flinkpkiv1.VerifyAuditResponse
-				after uint64
-				prev  string
-				total uint64
-			)
-			for {
-				resp, err = client.VerifyAudit(cmd.Context(), &flinkpkiv1.VerifyAuditRequest{AfterSeq: after, PrevHash: prev, MaxEntries: part})
-				if err != nil {
-					return err
-				}
-				total += resp.GetEntries()
-				// An older server verifies the whole trail at once and
-				// reports no last_seq: that answer is the last.
-				if resp.GetDone() || !resp.GetOk() || resp.GetLastSeq() <= after {
-					break
-				}
-				after, prev = resp.GetLastSeq(), resp.GetLastHash()
-				fmt.Fprintf(a.stderr, "verified %d entries...\n", total)
-			}
-			if out == "json" {
-				if err := writeJSON(a.stdout, map[string]any{
-					"ok": resp.GetOk(), "entries": total, "first_bad_seq": resp.GetFirstBadSeq(), "message": resp.GetMessage(),
-					"archived_through_seq": resp.GetArchivedThroughSeq(), "archived_hash": resp.GetArchivedHash(),
-				}); err != nil {
-					return err
-				}
-			} else if resp.GetOk() {
-				fmt.Fprintf(a.stdout, "audit trail intact: %d entries verified\n", total)
-				if n := resp.GetArchivedThroughSeq(); n > 0 {
-					fmt.Fprintf(a.stdout, "entries 1 to %d are archived; the last of them has hash %s\n", n, resp.GetArchivedHash())
-				}
-			}
-			if !resp.GetOk() {
-				msg := resp.GetMessage()
-				if msg == "" {
-					msg = "hash mismatch"
-				}
-				return fmt.Errorf("%w at entry %d: %s", errAuditBroken, resp.GetFirstBadSeq(), msg)
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAuditVerify(cmd.Context(), &f) },
 	}
-	cmd.Flags().Int32Var(&part, "part", auditVerifyPart, "entries the server verifies per request")
+	cmd.Flags().Int32Var(&f.part, "part", auditVerifyPart, "entries the server verifies per request")
 	_ = cmd.Flags().MarkHidden("part")
-	cmd.Flags().StringArrayVar(&files, "file", nil, "verify this archive (from audit archive) offline instead; repeat for several, oldest first")
-	addOutputFlag(cmd, &out)
+	cmd.Flags().StringArrayVar(&f.files, "file", nil, "verify this archive (from audit archive) offline instead; repeat for several, oldest first")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runAuditVerify verifies the archive files of --file offline, or has the
+// server recompute its trail's chain (verifyAudit) and reports the verdict:
+// a broken chain is errAuditBroken, exit 1.
+func (a *app) runAuditVerify(ctx context.Context, f *auditVerifyFlags) error {
+	if f.part <= 0 {
+		return usagef("--part must be positive")
+	}
+	if len(f.files) > 0 {
+		return a.verifyArchives(f.files, f.out)
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, total, err := a.verifyAudit(ctx, flinkpkiv1.NewAuditServiceClient(conn), f.part)
+	if err != nil {
+		return err
+	}
+	if f.out == "json" {
+		if err := writeJSON(a.stdout, map[string]any{
+			"ok": resp.GetOk(), "entries": total, "first_bad_seq": resp.GetFirstBadSeq(), "message": resp.GetMessage(),
+			"archived_through_seq": resp.GetArchivedThroughSeq(), "archived_hash": resp.GetArchivedHash(),
+		}); err != nil {
+			return err
+		}
+	} else if resp.GetOk() {
+		fmt.Fprintf(a.stdout, "audit trail intact: %d entries verified\n", total)
+		if n := resp.GetArchivedThroughSeq(); n > 0 {
+			fmt.Fprintf(a.stdout, "entries 1 to %d are archived; the last of them has hash %s\n", n, resp.GetArchivedHash())
+		}
+	}
+	if !resp.GetOk() {
+		msg := resp.GetMessage()
+		if msg == "" {
+			msg = "hash mismatch"
+		}
+		return fmt.Errorf("%w at entry %d: %s", errAuditBroken, resp.GetFirstBadSeq(), msg)
+	}
+	return nil
+}
+
+// verifyAudit has the server verify the trail part entries per request,
+// each going on from where the last stopped, with progress on stderr. It
+// returns the last answer, which holds the verdict, and the entries
+// verified in all.
+func (a *app) verifyAudit(ctx context.Context, client flinkpkiv1.AuditServiceClient, part int32) (*flinkpkiv1.VerifyAuditResponse, uint64, error) {
+	var (
+		after uint64
+		prev  string
+		total uint64
+	)
+	for {
+		resp, err := client.VerifyAudit(ctx, &flinkpkiv1.VerifyAuditRequest{AfterSeq: after, PrevHash: prev, MaxEntries: part})
+		if err != nil {
+			return nil, 0, err
+		}
+		total += resp.GetEntries()
+		// An older server verifies the whole trail at once and
+		// reports no last_seq: that answer is the last.
+		if resp.GetDone() || !resp.GetOk() || resp.GetLastSeq() <= after {
+			return resp, total, nil
+		}
+		after, prev = resp.GetLastSeq(), resp.GetLastHash()
+		fmt.Fprintf(a.stderr, "verified %d entries...\n", total)
+	}
 }

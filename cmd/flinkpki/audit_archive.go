@@ -24,13 +24,16 @@ import (
 // asks the server to remove: the server's maximum, seconds even on etcd.
 const pruneAuditPart = 100_000
 
+// archiveFlags are audit archive's flags.
+type archiveFlags struct {
+	before string
+	out    string
+	part   int32
+	output outputFormat
+}
+
 func (a *app) newAuditArchiveCmd() *cobra.Command {
-	var (
-		before string
-		out    string
-		part   int32
-		output outputFormat
-	)
+	var f archiveFlags
 	cmd := &cobra.Command{
 		Use:   "archive --before TIME|AGE --out FILE",
 		Short: "Move the oldest audit entries to a file and remove them from the trail",
@@ -56,109 +59,130 @@ archived from the oldest on, up to the first one at or after that time.`,
   flinkpki audit archive --before 2026-01-01T00:00:00Z --out audit-2025.jsonl -o json
   flinkpki audit verify --file audit-2025.jsonl`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlag("before", before); err != nil {
-				return err
-			}
-			if err := requireFlag("out", out); err != nil {
-				return err
-			}
-			if part <= 0 {
-				return usagef("--part must be positive")
-			}
-			cut, err := archiveCut(before, a.now())
-			if err != nil {
-				return err
-			}
-			if err := checkOutFile(out, "audit-"+a.now().UTC().Format("2006-01-02")+".jsonl", "choose another --out (an archive is never replaced)"); err != nil {
-				return err
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			client := flinkpkiv1.NewAuditServiceClient(conn)
-
-			// The archive: every entry before the cut, checked, to a
-			// temporary file; linked into place only when complete.
-			var chain archiveChain
-			sum := newResultHash("json")
-			tmp, n, err := atomicfile.Stage(out, 0o600, func(w io.Writer) error {
-				bw := bufio.NewWriterSize(sum.tee(w), 256<<10)
-				if err := a.archiveEntries(cmd, client, cut, bw, &chain); err != nil {
-					return err
-				}
-				return bw.Flush()
-			})
-			if err != nil {
-				return err
-			}
-			res := archiveResult{Entries: chain.n, FirstSeq: chain.firstSeq, LastSeq: chain.lastSeq, LastHash: chain.lastHash}
-			if res.Entries == 0 {
-				os.Remove(tmp)
-				fmt.Fprintf(a.stderr, "nothing to archive: no audit entry is older than %s\n", cut.Format(time.RFC3339))
-				return a.printArchive(output, res)
-			}
-			// Never over a file made meanwhile (another archive to the same
-			// --out): that one is not this command's to remove.
-			if err := os.Link(tmp, out); err != nil {
-				os.Remove(tmp)
-				if _, serr := os.Lstat(out); serr == nil {
-					// Another archive to it linked first (and, done,
-					// removed what it took for leftovers: this one's file).
-					return fmt.Errorf("%s was written meanwhile by another archive to it; this one removed nothing: choose another --out", out)
-				}
-				return fmt.Errorf("put the archive at %s: %w", out, err)
-			}
-			os.Remove(tmp)
-			if err := atomicfile.SyncDir(filepath.Dir(out)); err != nil {
-				os.Remove(out) // this command's own, and nothing is removed yet
-				return fmt.Errorf("put the archive at %s: %w", out, err)
-			}
-			atomicfile.RemoveLeftovers(out) // what killed archives to it left
-			res.Path, res.Bytes, res.SHA256 = out, n, sum.hex()
-
-			// Only now does anything leave the trail. A call that fails has
-			// removed nothing (the server answers what it removed before it
-			// stopped), so the file goes only when the server refused before
-			// removing anything; when the outcome is unknown (no answer, an
-			// interrupt) the file stays: it may hold all that is left.
-			for {
-				resp, err := client.PruneAudit(cmd.Context(), &flinkpkiv1.PruneAuditRequest{ThroughSeq: res.LastSeq, ThroughHash: res.LastHash, MaxEntries: part})
-				if err != nil {
-					if res.Removed == 0 && refusedOutright(err) {
-						os.Remove(out)
-						return err
-					}
-					return a.keepArchive(err, res)
-				}
-				res.Removed += resp.GetRemoved()
-				res.Archived = resp.GetArchivedThroughSeq()
-				if resp.GetDone() {
-					break
-				}
-				why := ""
-				if s := resp.GetStopped(); s != "" {
-					why = " (the server stopped: " + s + ")"
-				}
-				fmt.Fprintf(a.stderr, "removed %d of %d entries from the trail%s...\n", res.Removed, res.Entries, why)
-			}
-			removed := "the trail now starts after entry " + strconv.FormatUint(res.Archived, 10)
-			if res.Removed == 0 {
-				removed = "another archive had removed them from the trail meanwhile"
-			}
-			fmt.Fprintf(a.stderr, "archived audit entries %d to %d (%d, before %s) to %s; %s\n",
-				res.FirstSeq, res.LastSeq, res.Entries, cut.Format(time.RFC3339), out, removed)
-			return a.printArchive(output, res)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAuditArchive(cmd, &f) },
 	}
-	cmd.Flags().StringVar(&before, "before", "", "archive the entries older than this time (RFC 3339) or age (90d, 1y) (required)")
-	cmd.Flags().StringVar(&out, "out", "", "file to write the archive to; never replaced (required)")
-	cmd.Flags().Int32Var(&part, "part", pruneAuditPart, "entries the server removes per request")
+	cmd.Flags().StringVar(&f.before, "before", "", "archive the entries older than this time (RFC 3339) or age (90d, 1y) (required)")
+	cmd.Flags().StringVar(&f.out, "out", "", "file to write the archive to; never replaced (required)")
+	cmd.Flags().Int32Var(&f.part, "part", pruneAuditPart, "entries the server removes per request")
 	_ = cmd.Flags().MarkHidden("part")
-	addOutputFlag(cmd, &output)
+	addOutputFlag(cmd, &f.output)
 	return cmd
+}
+
+// runAuditArchive writes the entries before --before to --out, checked,
+// and only once the file is in place asks the server to remove them.
+func (a *app) runAuditArchive(cmd *cobra.Command, f *archiveFlags) error {
+	if err := requireFlag("before", f.before); err != nil {
+		return err
+	}
+	if err := requireFlag("out", f.out); err != nil {
+		return err
+	}
+	if f.part <= 0 {
+		return usagef("--part must be positive")
+	}
+	cut, err := archiveCut(f.before, a.now())
+	if err != nil {
+		return err
+	}
+	if err := checkOutFile(f.out, "audit-"+a.now().UTC().Format("2006-01-02")+".jsonl", "choose another --out (an archive is never replaced)"); err != nil {
+		return err
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := flinkpkiv1.NewAuditServiceClient(conn)
+
+	// The archive: every entry before the cut, checked, to a
+	// temporary file; linked into place only when complete.
+	var chain archiveChain
+	sum := newResultHash("json")
+	tmp, n, err := atomicfile.Stage(f.out, 0o600, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(sum.tee(w), 256<<10)
+		if err := a.archiveEntries(cmd, client, cut, bw, &chain); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return err
+	}
+	res := archiveResult{Entries: chain.n, FirstSeq: chain.firstSeq, LastSeq: chain.lastSeq, LastHash: chain.lastHash}
+	if res.Entries == 0 {
+		os.Remove(tmp)
+		fmt.Fprintf(a.stderr, "nothing to archive: no audit entry is older than %s\n", cut.Format(time.RFC3339))
+		return a.printArchive(f.output, res)
+	}
+	if err := placeArchive(tmp, f.out); err != nil {
+		return err
+	}
+	res.Path, res.Bytes, res.SHA256 = f.out, n, sum.hex()
+	if err := a.pruneArchived(cmd, client, &res, f.part); err != nil {
+		return err
+	}
+	removed := "the trail now starts after entry " + strconv.FormatUint(res.Archived, 10)
+	if res.Removed == 0 {
+		removed = "another archive had removed them from the trail meanwhile"
+	}
+	fmt.Fprintf(a.stderr, "archived audit entries %d to %d (%d, before %s) to %s; %s\n",
+		res.FirstSeq, res.LastSeq, res.Entries, cut.Format(time.RFC3339), f.out, removed)
+	return a.printArchive(f.output, res)
+}
+
+// placeArchive links the complete archive, staged at tmp, into place at
+// out and syncs its folder, before anything leaves the trail.
+func placeArchive(tmp, out string) error {
+	// Never over a file made meanwhile (another archive to the same
+	// --out): that one is not this command's to remove.
+	if err := os.Link(tmp, out); err != nil {
+		os.Remove(tmp)
+		if _, serr := os.Lstat(out); serr == nil {
+			// Another archive to it linked first (and, done,
+			// removed what it took for leftovers: this one's file).
+			return fmt.Errorf("%s was written meanwhile by another archive to it; this one removed nothing: choose another --out", out)
+		}
+		return fmt.Errorf("put the archive at %s: %w", out, err)
+	}
+	os.Remove(tmp)
+	if err := atomicfile.SyncDir(filepath.Dir(out)); err != nil {
+		os.Remove(out) // this command's own, and nothing is removed yet
+		return fmt.Errorf("put the archive at %s: %w", out, err)
+	}
+	atomicfile.RemoveLeftovers(out) // what killed archives to it left
+	return nil
+}
+
+// pruneArchived asks the server to remove the entries the archive at
+// res.Path holds, part entries per request, and counts what it removed
+// in res.
+func (a *app) pruneArchived(cmd *cobra.Command, client flinkpkiv1.AuditServiceClient, res *archiveResult, part int32) error {
+	// Only now does anything leave the trail. A call that fails has
+	// removed nothing (the server answers what it removed before it
+	// stopped), so the file goes only when the server refused before
+	// removing anything; when the outcome is unknown (no answer, an
+	// interrupt) the file stays: it may hold all that is left.
+	for {
+		resp, err := client.PruneAudit(cmd.Context(), &flinkpkiv1.PruneAuditRequest{ThroughSeq: res.LastSeq, ThroughHash: res.LastHash, MaxEntries: part})
+		if err != nil {
+			if res.Removed == 0 && refusedOutright(err) {
+				os.Remove(res.Path)
+				return err
+			}
+			return a.keepArchive(err, *res)
+		}
+		res.Removed += resp.GetRemoved()
+		res.Archived = resp.GetArchivedThroughSeq()
+		if resp.GetDone() {
+			return nil
+		}
+		why := ""
+		if s := resp.GetStopped(); s != "" {
+			why = " (the server stopped: " + s + ")"
+		}
+		fmt.Fprintf(a.stderr, "removed %d of %d entries from the trail%s...\n", res.Removed, res.Entries, why)
+	}
 }
 
 // keepArchive is audit archive's error when removal may have begun and

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/flinkpki/flinkpki/credentials"
@@ -57,61 +59,66 @@ links (COPY, cp -r); kubectl create secret generic --from-file=DIR skips them.`,
   flinkpki bake --cluster orders --role rest-server --holder orders-rest \
       --dns orders-rest.flink.svc --ip 10.0.0.7 --out ./rest-tls --format jks`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := clusterFlag(f.cluster); err != nil {
-				return err
-			}
-			if _, err := roleFlag(f.role); err != nil {
-				return err
-			}
-			if err := requireFlag("holder", f.holder); err != nil {
-				return err
-			}
-			if err := holderFlag("--holder", f.holder); err != nil {
-				return err
-			}
-			if err := conf.resolve(f.out); err != nil {
-				return err
-			}
-			start := a.now()
-			opts, err := f.buildOptions(start)
-			if err != nil {
-				return err
-			}
-			lock, err := credentials.LockDir(opts.Dir) // one run per --out, from here to its write
-			if err != nil {
-				return err
-			}
-			defer lock.Release()
-			// Read and trial-merged before the server makes a key.
-			if err := conf.read(opts); err != nil {
-				return err
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			res, err := enroll.NewClient(conn, a.target).Bake(cmd.Context(), enroll.Request{
-				Cluster: f.cluster, Role: f.role, Holder: f.holder, DNS: f.dns, IPs: f.ips,
-			})
-			if err != nil {
-				return err
-			}
-			set, err := credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted}, opts)
-			if err != nil {
-				return notWritten(&f, res, err)
-			}
-			if err := a.writeWithConf(&conf, set, opts.Dir); err != nil {
-				return notWritten(&f, res, err)
-			}
-			lock.Keep()
-			return a.report(&f, opts, res, set, conf.out, a.now().Sub(start))
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBake(cmd.Context(), &f, &conf) },
 	}
 	f.register(cmd)
 	conf.register(cmd, "the image's other settings")
 	cmd.Flags().StringVar(&f.tlsDir, "tls-dir", "", "absolute directory the files will live at when Flink reads them, named in flink-ssl.yaml (default: the absolute --out)")
 	a.addConnFlags(cmd)
 	return cmd
+}
+
+// runBake checks every flag and --out, and reads --flink-conf-src, before
+// the server makes a key: a refusal until then leaves nothing behind.
+// Then it has the server make the key and writes the file set.
+func (a *app) runBake(ctx context.Context, f *issueFlags, conf *confFlags) error {
+	if err := clusterFlag(f.cluster); err != nil {
+		return err
+	}
+	if _, err := roleFlag(f.role); err != nil {
+		return err
+	}
+	if err := requireFlag("holder", f.holder); err != nil {
+		return err
+	}
+	if err := holderFlag("--holder", f.holder); err != nil {
+		return err
+	}
+	if err := conf.resolve(f.out); err != nil {
+		return err
+	}
+	start := a.now()
+	opts, err := f.buildOptions(start)
+	if err != nil {
+		return err
+	}
+	lock, err := credentials.LockDir(opts.Dir) // one run per --out, from here to its write
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	// Read and trial-merged before the server makes a key.
+	if err := conf.read(opts); err != nil {
+		return err
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := enroll.NewClient(conn, a.target).Bake(ctx, enroll.Request{
+		Cluster: f.cluster, Role: f.role, Holder: f.holder, DNS: f.dns, IPs: f.ips,
+	})
+	if err != nil {
+		return err
+	}
+	set, err := credentials.Build(credentials.Material{Key: res.Key, Chain: res.Chain, Trusted: res.Trusted}, opts)
+	if err != nil {
+		return notWritten(f, res, err)
+	}
+	if err := a.writeWithConf(conf, set, opts.Dir); err != nil {
+		return notWritten(f, res, err)
+	}
+	lock.Keep()
+	return a.report(f, opts, res, set, conf.out, a.now().Sub(start))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -27,15 +28,18 @@ here needs an administrator token.`,
 	return cmd
 }
 
+// clusterCreateFlags are cluster create's flags.
+type clusterCreateFlags struct {
+	keyType               string
+	caValidity, leafValid durationFlag
+	namespaces, accounts  []string
+	bindings              []string
+	noAutoRotate          bool
+	out                   outputFormat
+}
+
 func (a *app) newClusterCreateCmd() *cobra.Command {
-	var (
-		keyType               string
-		caValidity, leafValid durationFlag
-		namespaces, accounts  []string
-		bindings              []string
-		noAutoRotate          bool
-		out                   outputFormat
-	)
+	var f clusterCreateFlags
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a cluster and its own root CAs",
@@ -55,58 +59,63 @@ rest-server, taskmanager; none: all three), from the cluster's first moment.`,
   flinkpki cluster create orders --k8s-binding flink/orders-flink:jobmanager,rest-server \
       --k8s-binding flink/orders-flink-tm:taskmanager`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			kt, err := keyTypeFlag(keyType)
-			if err != nil {
-				return err
-			}
-			if len(namespaces) != len(accounts) {
-				return usagef("--k8s-namespace and --k8s-service-account come in pairs: got %d namespaces and %d service accounts", len(namespaces), len(accounts))
-			}
-			if err := checkClusterName(args[0]); err != nil {
-				return err
-			}
-			for i := range namespaces {
-				if err := checkBinding("--k8s-namespace/--k8s-service-account", namespaces[i]+"/"+accounts[i], namespaces[i], accounts[i]); err != nil {
-					return err
-				}
-			}
-			req := &flinkpkiv1.CreateClusterRequest{Name: args[0], KeyType: string(kt), DisableAutoRotate: noAutoRotate}
-			setCreateOptions(req, caValidity, leafValid, namespaces, accounts)
-			more, err := bindingFlags("--k8s-binding", bindings, true)
-			if err != nil {
-				return err
-			}
-			req.K8SBindings = append(req.K8SBindings, more...)
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			c, err := flinkpkiv1.NewClusterServiceClient(conn).CreateCluster(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "created cluster %q (%s)\n", c.GetName(), c.GetKeyType())
-			if leafValid.set && leafValid.d < shortLeaf {
-				fmt.Fprintf(a.stderr, "note: leaves valid for %s: Flink reads its keystores only at start, so a JobManager or TaskManager that runs longer than that cannot open new TLS connections once its leaf expires; give leaves at least the longest a process runs (the default is 90d)\n", formatDuration(leafValid.d))
-			}
-			if err := a.printCluster(c, out); err != nil {
-				return err
-			}
-			return rolesKept(more, c.GetK8SBindings())
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return a.runClusterCreate(cmd.Context(), &f, args[0]) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&keyType, "key-type", "", "key type of the CAs and leaves: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
-	f.Var(&caValidity, "ca-validity", "validity of each CA (server default 3y)")
-	f.Var(&leafValid, "leaf-validity", "validity of each leaf, at least "+formatDuration(authority.MinLeafValidity)+" (server default 90d)")
-	f.StringArrayVar(&namespaces, "k8s-namespace", nil, "Kubernetes namespace whose service account may enroll (repeat, paired with --k8s-service-account; at most 64 bindings)")
-	f.StringArrayVar(&accounts, "k8s-service-account", nil, "Kubernetes service account that may enroll (repeat, paired with --k8s-namespace)")
-	f.StringArrayVar(&bindings, "k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT[:ROLE,...] whose pods may enroll, as those roles or all (repeat)")
-	f.BoolVar(&noAutoRotate, "no-auto-rotate", false, "do not rotate the CAs automatically; run ca prepare/activate/retire yourself")
-	addOutputFlag(cmd, &out)
+	fl := cmd.Flags()
+	fl.StringVar(&f.keyType, "key-type", "", "key type of the CAs and leaves: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
+	fl.Var(&f.caValidity, "ca-validity", "validity of each CA (server default 3y)")
+	fl.Var(&f.leafValid, "leaf-validity", "validity of each leaf, at least "+formatDuration(authority.MinLeafValidity)+" (server default 90d)")
+	fl.StringArrayVar(&f.namespaces, "k8s-namespace", nil, "Kubernetes namespace whose service account may enroll (repeat, paired with --k8s-service-account; at most 64 bindings)")
+	fl.StringArrayVar(&f.accounts, "k8s-service-account", nil, "Kubernetes service account that may enroll (repeat, paired with --k8s-namespace)")
+	fl.StringArrayVar(&f.bindings, "k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT[:ROLE,...] whose pods may enroll, as those roles or all (repeat)")
+	fl.BoolVar(&f.noAutoRotate, "no-auto-rotate", false, "do not rotate the CAs automatically; run ca prepare/activate/retire yourself")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runClusterCreate checks the name and every binding before it asks the
+// server to create cluster name, then warns of leaves too short for a
+// streaming job and checks that the server kept the bindings' roles.
+func (a *app) runClusterCreate(ctx context.Context, f *clusterCreateFlags, name string) error {
+	kt, err := keyTypeFlag(f.keyType)
+	if err != nil {
+		return err
+	}
+	if len(f.namespaces) != len(f.accounts) {
+		return usagef("--k8s-namespace and --k8s-service-account come in pairs: got %d namespaces and %d service accounts", len(f.namespaces), len(f.accounts))
+	}
+	if err := checkClusterName(name); err != nil {
+		return err
+	}
+	for i := range f.namespaces {
+		if err := checkBinding("--k8s-namespace/--k8s-service-account", f.namespaces[i]+"/"+f.accounts[i], f.namespaces[i], f.accounts[i]); err != nil {
+			return err
+		}
+	}
+	req := &flinkpkiv1.CreateClusterRequest{Name: name, KeyType: string(kt), DisableAutoRotate: f.noAutoRotate}
+	setCreateOptions(req, f.caValidity, f.leafValid, f.namespaces, f.accounts)
+	more, err := bindingFlags("--k8s-binding", f.bindings, true)
+	if err != nil {
+		return err
+	}
+	req.K8SBindings = append(req.K8SBindings, more...)
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c, err := flinkpkiv1.NewClusterServiceClient(conn).CreateCluster(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "created cluster %q (%s)\n", c.GetName(), c.GetKeyType())
+	if f.leafValid.set && f.leafValid.d < shortLeaf {
+		fmt.Fprintf(a.stderr, "note: leaves valid for %s: Flink reads its keystores only at start, so a JobManager or TaskManager that runs longer than that cannot open new TLS connections once its leaf expires; give leaves at least the longest a process runs (the default is 90d)\n", formatDuration(f.leafValid.d))
+	}
+	if err := a.printCluster(c, f.out); err != nil {
+		return err
+	}
+	return rolesKept(more, c.GetK8SBindings())
 }
 
 // shortLeaf is the leaf validity below which cluster create warns: a
@@ -127,12 +136,15 @@ func setCreateOptions(req *flinkpkiv1.CreateClusterRequest, caValidity, leafVali
 	}
 }
 
+// clusterUpdateFlags are cluster update's flags.
+type clusterUpdateFlags struct {
+	add, remove []string
+	autoRotate  string
+	out         outputFormat
+}
+
 func (a *app) newClusterUpdateCmd() *cobra.Command {
-	var (
-		add, remove []string
-		autoRotate  string
-		out         outputFormat
-	)
+	var f clusterUpdateFlags
 	cmd := &cobra.Command{
 		Use:   "update NAME",
 		Short: "Add or remove Kubernetes bindings, turn automatic rotation on or off",
@@ -169,51 +181,66 @@ the JobManager keeps spec.serviceAccount) and bind each account to its roles.`,
   flinkpki cluster update orders --remove-k8s-binding flink/orders-flink
   flinkpki cluster update orders --auto-rotate false`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkClusterName(args[0]); err != nil {
-				return err
-			}
-			req := &flinkpkiv1.UpdateClusterRequest{Name: args[0]}
-			var err error
-			if req.AddK8SBindings, err = bindingFlags("--add-k8s-binding", add, true); err != nil {
-				return err
-			}
-			if req.RemoveK8SBindings, err = bindingFlags("--remove-k8s-binding", remove, false); err != nil {
-				return err
-			}
-			switch autoRotate {
-			case "":
-			case "true", "false":
-				v := autoRotate == "true"
-				req.AutoRotate = &v
-			default:
-				return usagef("--auto-rotate %q: want true or false", autoRotate)
-			}
-			if len(req.AddK8SBindings) == 0 && len(req.RemoveK8SBindings) == 0 && req.AutoRotate == nil {
-				return usagef("nothing to change: give --add-k8s-binding, --remove-k8s-binding or --auto-rotate")
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			c, err := flinkpkiv1.NewClusterServiceClient(conn).UpdateCluster(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "updated cluster %q\n", c.GetName())
-			if err := a.printCluster(c, out); err != nil {
-				return err
-			}
-			return rolesKept(req.GetAddK8SBindings(), c.GetK8SBindings())
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return a.runClusterUpdate(cmd.Context(), &f, args[0]) },
 	}
-	f := cmd.Flags()
-	f.StringArrayVar(&add, "add-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT[:ROLE,...] whose pods may enroll, as those roles or all (repeat; at most 64 bindings per cluster)")
-	f.StringArrayVar(&remove, "remove-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may no longer enroll (repeat)")
-	f.StringVar(&autoRotate, "auto-rotate", "", "true or false: rotate the CAs automatically")
-	addOutputFlag(cmd, &out)
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.add, "add-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT[:ROLE,...] whose pods may enroll, as those roles or all (repeat; at most 64 bindings per cluster)")
+	fl.StringArrayVar(&f.remove, "remove-k8s-binding", nil, "NAMESPACE/SERVICE-ACCOUNT whose pods may no longer enroll (repeat)")
+	fl.StringVar(&f.autoRotate, "auto-rotate", "", "true or false: rotate the CAs automatically")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runClusterUpdate sends the change the flags make to cluster name, in
+// one request, and checks that the server kept the added bindings' roles.
+func (a *app) runClusterUpdate(ctx context.Context, f *clusterUpdateFlags, name string) error {
+	if err := checkClusterName(name); err != nil {
+		return err
+	}
+	req, err := f.request(name)
+	if err != nil {
+		return err
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c, err := flinkpkiv1.NewClusterServiceClient(conn).UpdateCluster(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "updated cluster %q\n", c.GetName())
+	if err := a.printCluster(c, f.out); err != nil {
+		return err
+	}
+	return rolesKept(req.GetAddK8SBindings(), c.GetK8SBindings())
+}
+
+// request is the UpdateClusterRequest the flags make for cluster name,
+// refused as a usage error before the server is asked when a flag is
+// malformed or nothing would change.
+func (f *clusterUpdateFlags) request(name string) (*flinkpkiv1.UpdateClusterRequest, error) {
+	req := &flinkpkiv1.UpdateClusterRequest{Name: name}
+	var err error
+	if req.AddK8SBindings, err = bindingFlags("--add-k8s-binding", f.add, true); err != nil {
+		return nil, err
+	}
+	if req.RemoveK8SBindings, err = bindingFlags("--remove-k8s-binding", f.remove, false); err != nil {
+		return nil, err
+	}
+	switch f.autoRotate {
+	case "":
+	case "true", "false":
+		v := f.autoRotate == "true"
+		req.AutoRotate = &v
+	default:
+		return nil, usagef("--auto-rotate %q: want true or false", f.autoRotate)
+	}
+	if len(req.AddK8SBindings) == 0 && len(req.RemoveK8SBindings) == 0 && req.AutoRotate == nil {
+		return nil, usagef("nothing to change: give --add-k8s-binding, --remove-k8s-binding or --auto-rotate")
+	}
+	return req, nil
 }
 
 // rolesKept checks that the cluster a server answered binds each account

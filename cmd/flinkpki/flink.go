@@ -27,12 +27,15 @@ func (a *app) newFlinkCmd() *cobra.Command {
 	return cmd
 }
 
+// flinkConfigFlags are flink config's flags.
+type flinkConfigFlags struct {
+	cluster, role, tlsDir, format, keyType, tlsProtocol string
+	legacy                                              bool
+	out                                                 outputFormat
+}
+
 func (a *app) newFlinkConfigCmd() *cobra.Command {
-	var (
-		cluster, role, tlsDir, format, keyType, tlsProtocol string
-		legacy                                              bool
-		out                                                 outputFormat
-	)
+	var f flinkConfigFlags
 	cmd := &cobra.Command{
 		Use:   "config --cluster NAME --role ROLE",
 		Short: "Print the flinkConfiguration block for a FlinkDeployment",
@@ -55,60 +58,64 @@ unless --key-type is given.`,
 		Example: `  flinkpki flink config --cluster orders --role taskmanager
   flinkpki flink config --cluster orders --role jobmanager --key-type rsa-2048 --flink-before-1-20`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := clusterFlag(cluster); err != nil {
-				return err
-			}
-			if _, err := roleFlag(role); err != nil {
-				return err
-			}
-			if role != "jobmanager" && role != "taskmanager" {
-				return usagef("--role %s: flink config prints the internal TLS keys of jobmanager and taskmanager pods; the REST keys come with the file set (flink-ssl.yaml of bake or init)", role)
-			}
-			if _, err := formatFlag(format); err != nil {
-				return err
-			}
-			tls13, err := tlsProtocolFlag(tlsProtocol)
-			if err != nil {
-				return err
-			}
-			kt, err := a.clusterKeyType(cmd.Context(), cluster, keyType)
-			if err != nil {
-				return err
-			}
-			kvs, err := flinkconf.FlinkConfiguration(flinkconf.ConfigParams{
-				TLSDir: tlsDir, Format: format, KeyAlgorithm: kt.Algorithm(), LegacyStoreTypes: legacy, TLS13: tls13,
-			})
-			if err != nil {
-				return err
-			}
-			if out == "json" {
-				m := make(map[string]string, len(kvs))
-				for _, kv := range kvs {
-					m[kv.Key] = kv.Value
-				}
-				return writeJSON(a.stdout, m)
-			}
-			data, err := flinkconf.RenderYAML(kvs)
-			if err != nil {
-				return err
-			}
-			_, err = a.stdout.Write(data)
-			return err
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runFlinkConfig(cmd.Context(), &f) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&cluster, "cluster", "", "cluster name (required)")
-	f.StringVar(&role, "role", "", "role of the pods: jobmanager or taskmanager (required)")
-	f.StringVar(&tlsDir, "tls-dir", flinkconf.DefaultTLSDir, "absolute directory the init container writes the stores to (its --out)")
-	f.StringVar(&format, "format", "pkcs12", "store format: pkcs12 or jks")
-	f.StringVar(&keyType, "key-type", "", "the cluster's key type (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096), to work without a server")
-	addTLSProtocolFlag(f, &tlsProtocol)
-	f.BoolVar(&legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 does not know (it uses the JVM default type, which reads either store format)")
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "", "cluster name (required)")
+	fl.StringVar(&f.role, "role", "", "role of the pods: jobmanager or taskmanager (required)")
+	fl.StringVar(&f.tlsDir, "tls-dir", flinkconf.DefaultTLSDir, "absolute directory the init container writes the stores to (its --out)")
+	fl.StringVar(&f.format, "format", "pkcs12", "store format: pkcs12 or jks")
+	fl.StringVar(&f.keyType, "key-type", "", "the cluster's key type (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096), to work without a server")
+	addTLSProtocolFlag(fl, &f.tlsProtocol)
+	fl.BoolVar(&f.legacy, "flink-before-1-20", false, "leave out keystore-type/truststore-type, which Flink before 1.20 does not know (it uses the JVM default type, which reads either store format)")
 	// init and bake call the same choice --legacy-store-types: one name works everywhere.
-	f.BoolVar(&legacy, "legacy-store-types", false, "the same as --flink-before-1-20, under the name init and bake give it")
-	addOutputFlag(cmd, &out)
+	fl.BoolVar(&f.legacy, "legacy-store-types", false, "the same as --flink-before-1-20, under the name init and bake give it")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runFlinkConfig checks every flag before it asks the server for the
+// cluster's key type (unless --key-type gives it), then prints the block.
+func (a *app) runFlinkConfig(ctx context.Context, f *flinkConfigFlags) error {
+	if err := clusterFlag(f.cluster); err != nil {
+		return err
+	}
+	if _, err := roleFlag(f.role); err != nil {
+		return err
+	}
+	if f.role != "jobmanager" && f.role != "taskmanager" {
+		return usagef("--role %s: flink config prints the internal TLS keys of jobmanager and taskmanager pods; the REST keys come with the file set (flink-ssl.yaml of bake or init)", f.role)
+	}
+	if _, err := formatFlag(f.format); err != nil {
+		return err
+	}
+	tls13, err := tlsProtocolFlag(f.tlsProtocol)
+	if err != nil {
+		return err
+	}
+	kt, err := a.clusterKeyType(ctx, f.cluster, f.keyType)
+	if err != nil {
+		return err
+	}
+	kvs, err := flinkconf.FlinkConfiguration(flinkconf.ConfigParams{
+		TLSDir: f.tlsDir, Format: f.format, KeyAlgorithm: kt.Algorithm(), LegacyStoreTypes: f.legacy, TLS13: tls13,
+	})
+	if err != nil {
+		return err
+	}
+	if f.out == "json" {
+		m := make(map[string]string, len(kvs))
+		for _, kv := range kvs {
+			m[kv.Key] = kv.Value
+		}
+		return writeJSON(a.stdout, m)
+	}
+	data, err := flinkconf.RenderYAML(kvs)
+	if err != nil {
+		return err
+	}
+	_, err = a.stdout.Write(data)
+	return err
 }
 
 // clusterKeyType returns the key type given as a flag, or else the
@@ -187,10 +194,15 @@ func (a *app) lintInputs(arg string) ([]lintInput, error) {
 	return inputs, nil
 }
 
+// flinkLintFlags are flink lint's flags.
+type flinkLintFlags struct {
+	keyType, flinkVersion string
+	ignore                []string
+	out                   outputFormat
+}
+
 func (a *app) newFlinkLintCmd() *cobra.Command {
-	var keyType, flinkVersion string
-	var ignore []string
-	var out outputFormat
+	var f flinkLintFlags
 	cmd := &cobra.Command{
 		Use:   "lint FILE|DIR|-",
 		Short: "Check a Flink configuration or FlinkDeployment against the security recommendations",
@@ -238,99 +250,130 @@ marks what is never more than one):
   flinkpki flink lint deploy/examples/native/flinkdeployment.yaml --ignore FP003
   kustomize build deploy/examples/standalone | flinkpki flink lint -`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			var opts flinkconf.LintOptions
-			if keyType != "" {
-				kt, err := keyTypeFlag(keyType)
-				if err != nil {
-					return err
-				}
-				opts.KeyAlgorithm = kt.Algorithm()
-			}
-			if flinkVersion != "" {
-				major, err := flinkconf.ParseFlinkVersion(flinkVersion)
-				if err != nil {
-					return usagef("--flink-version: %v", err)
-				}
-				opts.FlinkMajor = major
-			}
-			ignored := map[string]bool{}
-			for _, id := range ignore {
-				id = strings.ToUpper(strings.TrimSpace(id))
-				if !slices.Contains(flinkconf.Rules(), id) {
-					return usagef("--ignore %s: no such rule; the rules are %s", id, strings.Join(flinkconf.Rules(), ", "))
-				}
-				ignored[id] = true
-			}
-			name := args[0]
-			if name == "-" {
-				name = "<stdin>"
-			}
-			inputs, err := a.lintInputs(args[0])
-			if err != nil {
-				return err
-			}
-			var all []flinkconf.Finding
-			for _, in := range inputs {
-				o := opts
-				o.PodLocalCopy = in.podLocalCopy
-				if o.FlinkMajor == 0 {
-					o.FlinkMajor = in.major
-				}
-				found, err := flinkconf.LintWith(in.data, in.label, o)
-				if err != nil {
-					return err
-				}
-				all = append(all, found...)
-			}
-			var findings []flinkconf.Finding
-			for _, f := range all {
-				if !ignored[f.Rule] {
-					findings = append(findings, f)
-				}
-			}
-			skipped := ""
-			if n := len(all) - len(findings); n > 0 {
-				skipped = fmt.Sprintf(", %d ignored", n)
-			}
-			if out == "json" {
-				type findingJSON struct {
-					Rule     string `json:"rule"`
-					Severity string `json:"severity"`
-					Message  string `json:"message"`
-					Fix      string `json:"fix"`
-				}
-				rows := []findingJSON{}
-				for _, f := range findings {
-					rows = append(rows, findingJSON{Rule: f.Rule, Severity: f.Severity, Message: f.Message, Fix: f.Fix})
-				}
-				if err := writeJSON(a.stdout, struct {
-					File     string        `json:"file"`
-					Findings []findingJSON `json:"findings"`
-				}{name, rows}); err != nil {
-					return err
-				}
-			} else {
-				for _, f := range findings {
-					fmt.Fprintln(a.stdout, f.String())
-				}
-			}
-			if flinkconf.HasErrors(findings) {
-				errs := 0
-				for _, f := range findings {
-					if f.Severity == flinkconf.SeverityError {
-						errs++
-					}
-				}
-				return fmt.Errorf("%s fails %d security recommendation(s)%s; see the findings above", name, errs, skipped)
-			}
-			fmt.Fprintf(a.stderr, "%s: no errors (%d warning(s)%s)\n", name, len(findings), skipped)
-			return nil
-		},
+		RunE: func(_ *cobra.Command, args []string) error { return a.runFlinkLint(&f, args[0]) },
 	}
-	cmd.Flags().StringVar(&keyType, "key-type", "", "the cluster's key type (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096), to check the cipher suites against it")
-	addOutputFlag(cmd, &out)
-	cmd.Flags().StringSliceVar(&ignore, "ignore", nil, "rule ids whose findings to drop, comma-separated (FP003,FP007)")
-	cmd.Flags().StringVar(&flinkVersion, "flink-version", "", "the Flink version the file is for (1.20, 2.2, v2_2), when it does not say (a FlinkDeployment's spec.flinkVersion wins)")
+	cmd.Flags().StringVar(&f.keyType, "key-type", "", "the cluster's key type (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096), to check the cipher suites against it")
+	addOutputFlag(cmd, &f.out)
+	cmd.Flags().StringSliceVar(&f.ignore, "ignore", nil, "rule ids whose findings to drop, comma-separated (FP003,FP007)")
+	cmd.Flags().StringVar(&f.flinkVersion, "flink-version", "", "the Flink version the file is for (1.20, 2.2, v2_2), when it does not say (a FlinkDeployment's spec.flinkVersion wins)")
 	return cmd
+}
+
+// runFlinkLint lints each file arg names (lintInputs) and prints the
+// findings --ignore leaves; it fails when any of them is an error.
+func (a *app) runFlinkLint(f *flinkLintFlags, arg string) error {
+	opts, ignored, err := f.lintOptions()
+	if err != nil {
+		return err
+	}
+	name := arg
+	if name == "-" {
+		name = "<stdin>"
+	}
+	inputs, err := a.lintInputs(arg)
+	if err != nil {
+		return err
+	}
+	all, err := lintAll(inputs, opts)
+	if err != nil {
+		return err
+	}
+	var findings []flinkconf.Finding
+	for _, fd := range all {
+		if !ignored[fd.Rule] {
+			findings = append(findings, fd)
+		}
+	}
+	skipped := ""
+	if n := len(all) - len(findings); n > 0 {
+		skipped = fmt.Sprintf(", %d ignored", n)
+	}
+	if err := a.printFindings(name, findings, f.out); err != nil {
+		return err
+	}
+	if flinkconf.HasErrors(findings) {
+		errs := 0
+		for _, fd := range findings {
+			if fd.Severity == flinkconf.SeverityError {
+				errs++
+			}
+		}
+		return fmt.Errorf("%s fails %d security recommendation(s)%s; see the findings above", name, errs, skipped)
+	}
+	fmt.Fprintf(a.stderr, "%s: no errors (%d warning(s)%s)\n", name, len(findings), skipped)
+	return nil
+}
+
+// lintOptions reads --key-type, --flink-version and --ignore, refusing a
+// value lint does not know before any file is read; ignored holds the
+// rule ids whose findings to drop.
+func (f *flinkLintFlags) lintOptions() (opts flinkconf.LintOptions, ignored map[string]bool, err error) {
+	if f.keyType != "" {
+		kt, err := keyTypeFlag(f.keyType)
+		if err != nil {
+			return opts, nil, err
+		}
+		opts.KeyAlgorithm = kt.Algorithm()
+	}
+	if f.flinkVersion != "" {
+		major, err := flinkconf.ParseFlinkVersion(f.flinkVersion)
+		if err != nil {
+			return opts, nil, usagef("--flink-version: %v", err)
+		}
+		opts.FlinkMajor = major
+	}
+	ignored = map[string]bool{}
+	for _, id := range f.ignore {
+		id = strings.ToUpper(strings.TrimSpace(id))
+		if !slices.Contains(flinkconf.Rules(), id) {
+			return opts, nil, usagef("--ignore %s: no such rule; the rules are %s", id, strings.Join(flinkconf.Rules(), ", "))
+		}
+		ignored[id] = true
+	}
+	return opts, ignored, nil
+}
+
+// lintAll lints each input with opts, with what is known of that file:
+// whether it is init's pod-local copy, and its Flink major version when
+// opts gives none.
+func lintAll(inputs []lintInput, opts flinkconf.LintOptions) ([]flinkconf.Finding, error) {
+	var all []flinkconf.Finding
+	for _, in := range inputs {
+		o := opts
+		o.PodLocalCopy = in.podLocalCopy
+		if o.FlinkMajor == 0 {
+			o.FlinkMajor = in.major
+		}
+		found, err := flinkconf.LintWith(in.data, in.label, o)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, found...)
+	}
+	return all, nil
+}
+
+// printFindings prints the findings of the file name: one a line, or with
+// -o json an object for CI.
+func (a *app) printFindings(name string, findings []flinkconf.Finding, out outputFormat) error {
+	if out == "json" {
+		type findingJSON struct {
+			Rule     string `json:"rule"`
+			Severity string `json:"severity"`
+			Message  string `json:"message"`
+			Fix      string `json:"fix"`
+		}
+		rows := []findingJSON{}
+		for _, f := range findings {
+			rows = append(rows, findingJSON{Rule: f.Rule, Severity: f.Severity, Message: f.Message, Fix: f.Fix})
+		}
+		return writeJSON(a.stdout, struct {
+			File     string        `json:"file"`
+			Findings []findingJSON `json:"findings"`
+		}{name, rows})
+	}
+	for _, f := range findings {
+		fmt.Fprintln(a.stdout, f.String())
+	}
+	return nil
 }

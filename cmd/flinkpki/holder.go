@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -42,12 +43,15 @@ type holderJSON struct {
 // for: the server's maximum page.
 const holderPage = 1000
 
+// holderListFlags are holder list's flags.
+type holderListFlags struct {
+	cluster       string
+	all, blocking bool
+	out           outputFormat
+}
+
 func (a *app) newHolderListCmd() *cobra.Command {
-	var (
-		cluster       string
-		all, blocking bool
-		out           outputFormat
-	)
+	var f holderListFlags
 	cmd := &cobra.Command{
 		Use:   "list --cluster NAME",
 		Short: "List the live holders of a cluster",
@@ -69,51 +73,56 @@ gone.`,
   flinkpki holder list --cluster orders --all -o json
   flinkpki holder list --cluster orders --blocking -o json | jq -r '.holders[].name'`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := clusterFlag(cluster); err != nil {
-				return err
-			}
-			if all && blocking {
-				return usagef("--all and --blocking go apart: --blocking lists what blocks a rotation step, and an expired leaf blocks none (beyond the clock-skew grace, which --blocking includes)")
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			client := flinkpkiv1.NewAuthorityServiceClient(conn)
-			var steps []blockingStep
-			if blocking {
-				st, err := client.GetStatus(cmd.Context(), &flinkpkiv1.GetStatusRequest{Cluster: cluster})
-				if err != nil {
-					return err
-				}
-				steps = blockingSteps(st)
-				if len(steps) == 0 {
-					return a.printHolders(nil, out) // no step waits on holders
-				}
-			}
-			// Page by page: a cluster whose pods restart often has tens of
-			// thousands of holders, more than one gRPC message carries.
-			holders, err := allPages(func(page string) ([]*flinkpkiv1.Holder, string, error) {
-				resp, err := client.ListHolders(cmd.Context(), &flinkpkiv1.ListHoldersRequest{
-					Cluster: cluster, IncludeExpired: all || lapsedAny(steps), PageSize: holderPage, PageToken: page})
-				return resp.GetHolders(), resp.GetNextPageToken(), err
-			})
-			if err != nil {
-				return err
-			}
-			if blocking {
-				holders = blockingHolders(holders, steps, a.now())
-			}
-			return a.printHolders(holders, out)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runHolderList(cmd.Context(), &f) },
 	}
-	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster name (required)")
-	cmd.Flags().BoolVar(&all, "all", false, "include holders whose leaf has expired (kept for serve's --holder-retention, 30 days by default)")
-	cmd.Flags().BoolVar(&blocking, "blocking", false, "only the holders that block each lineage's next rotation step (activate or retire), all of them")
-	addOutputFlag(cmd, &out)
+	cmd.Flags().StringVar(&f.cluster, "cluster", "", "cluster name (required)")
+	cmd.Flags().BoolVar(&f.all, "all", false, "include holders whose leaf has expired (kept for serve's --holder-retention, 30 days by default)")
+	cmd.Flags().BoolVar(&f.blocking, "blocking", false, "only the holders that block each lineage's next rotation step (activate or retire), all of them")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runHolderList lists the cluster's holders; with --blocking it asks for
+// the cluster's status first, and keeps the holders its next steps wait
+// for.
+func (a *app) runHolderList(ctx context.Context, f *holderListFlags) error {
+	if err := clusterFlag(f.cluster); err != nil {
+		return err
+	}
+	if f.all && f.blocking {
+		return usagef("--all and --blocking go apart: --blocking lists what blocks a rotation step, and an expired leaf blocks none (beyond the clock-skew grace, which --blocking includes)")
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := flinkpkiv1.NewAuthorityServiceClient(conn)
+	var steps []blockingStep
+	if f.blocking {
+		st, err := client.GetStatus(ctx, &flinkpkiv1.GetStatusRequest{Cluster: f.cluster})
+		if err != nil {
+			return err
+		}
+		steps = blockingSteps(st)
+		if len(steps) == 0 {
+			return a.printHolders(nil, f.out) // no step waits on holders
+		}
+	}
+	// Page by page: a cluster whose pods restart often has tens of
+	// thousands of holders, more than one gRPC message carries.
+	holders, err := allPages(func(page string) ([]*flinkpkiv1.Holder, string, error) {
+		resp, err := client.ListHolders(ctx, &flinkpkiv1.ListHoldersRequest{
+			Cluster: f.cluster, IncludeExpired: f.all || lapsedAny(steps), PageSize: holderPage, PageToken: page})
+		return resp.GetHolders(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return err
+	}
+	if f.blocking {
+		holders = blockingHolders(holders, steps, a.now())
+	}
+	return a.printHolders(holders, f.out)
 }
 
 // blockingStep is a lineage's next step that holders can block, as

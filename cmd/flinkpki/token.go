@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -25,11 +26,14 @@ func (a *app) newTokenCmd() *cobra.Command {
 // tokenPage is how many enrollment tokens token list asks for at a time.
 const tokenPage = 1000
 
+// tokenListFlags are token list's flags.
+type tokenListFlags struct {
+	cluster string
+	out     outputFormat
+}
+
 func (a *app) newTokenListCmd() *cobra.Command {
-	var (
-		cluster string
-		out     outputFormat
-	)
+	var f tokenListFlags
 	cmd := &cobra.Command{
 		Use:   "list [--cluster NAME]",
 		Short: "List the live enrollment tokens: IDs, roles, uses left, expiry",
@@ -40,54 +44,58 @@ its prefix and its secret, and the audit trail of its creation names it.`,
 		Example: `  flinkpki token list --cluster orders
   flinkpki token list -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cluster != "" {
-				if err := clusterFlag(cluster); err != nil {
-					return err
-				}
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			client := flinkpkiv1.NewClusterServiceClient(conn)
-			toks, err := allPages(func(page string) ([]*flinkpkiv1.EnrollmentToken, string, error) {
-				resp, err := client.ListTokens(cmd.Context(), &flinkpkiv1.ListTokensRequest{Cluster: cluster, PageSize: tokenPage, PageToken: page})
-				return resp.GetTokens(), resp.GetNextPageToken(), err
-			})
-			if err != nil {
-				return err
-			}
-			type tokenJSON struct {
-				ID       string `json:"id"`
-				Cluster  string `json:"cluster"`
-				Role     string `json:"role"`
-				UsesLeft int32  `json:"uses_left"`
-				Created  string `json:"create_time"`
-				Expires  string `json:"expire_time"`
-			}
-			rows := []tokenJSON{}
-			for _, t := range toks {
-				rows = append(rows, tokenJSON{ID: t.GetId(), Cluster: t.GetCluster(), Role: t.GetRole(), UsesLeft: t.GetUsesLeft(),
-					Created: rfc3339(t.GetCreateTime()), Expires: rfc3339(t.GetExpireTime())})
-			}
-			if out == "json" {
-				return writeJSON(a.stdout, struct {
-					Tokens []tokenJSON `json:"tokens"`
-				}{rows})
-			}
-			w := newTable(a.stdout)
-			w.row("ID", "CLUSTER", "ROLE", "USES LEFT", "CREATED", "EXPIRES")
-			for _, r := range rows {
-				w.row(r.ID, r.Cluster, r.Role, fmt.Sprint(r.UsesLeft), r.Created, r.Expires)
-			}
-			return w.Flush()
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runTokenList(cmd.Context(), &f) },
 	}
-	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster's tokens")
-	addOutputFlag(cmd, &out)
+	cmd.Flags().StringVar(&f.cluster, "cluster", "", "only this cluster's tokens")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runTokenList fetches the live enrollment tokens, of --cluster or of all,
+// page by page, and prints them.
+func (a *app) runTokenList(ctx context.Context, f *tokenListFlags) error {
+	if f.cluster != "" {
+		if err := clusterFlag(f.cluster); err != nil {
+			return err
+		}
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := flinkpkiv1.NewClusterServiceClient(conn)
+	toks, err := allPages(func(page string) ([]*flinkpkiv1.EnrollmentToken, string, error) {
+		resp, err := client.ListTokens(ctx, &flinkpkiv1.ListTokensRequest{Cluster: f.cluster, PageSize: tokenPage, PageToken: page})
+		return resp.GetTokens(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return err
+	}
+	type tokenJSON struct {
+		ID       string `json:"id"`
+		Cluster  string `json:"cluster"`
+		Role     string `json:"role"`
+		UsesLeft int32  `json:"uses_left"`
+		Created  string `json:"create_time"`
+		Expires  string `json:"expire_time"`
+	}
+	rows := []tokenJSON{}
+	for _, t := range toks {
+		rows = append(rows, tokenJSON{ID: t.GetId(), Cluster: t.GetCluster(), Role: t.GetRole(), UsesLeft: t.GetUsesLeft(),
+			Created: rfc3339(t.GetCreateTime()), Expires: rfc3339(t.GetExpireTime())})
+	}
+	if f.out == "json" {
+		return writeJSON(a.stdout, struct {
+			Tokens []tokenJSON `json:"tokens"`
+		}{rows})
+	}
+	w := newTable(a.stdout)
+	w.row("ID", "CLUSTER", "ROLE", "USES LEFT", "CREATED", "EXPIRES")
+	for _, r := range rows {
+		w.row(r.ID, r.Cluster, r.Role, fmt.Sprint(r.UsesLeft), r.Created, r.Expires)
+	}
+	return w.Flush()
 }
 
 func (a *app) newTokenRevokeCmd() *cobra.Command {
@@ -136,13 +144,16 @@ only its ID is sent, and the secret is never printed or audited.`,
 	return cmd
 }
 
+// tokenCreateFlags are token create's flags.
+type tokenCreateFlags struct {
+	cluster, role string
+	ttl           durationFlag
+	uses          int32
+	out           outputFormat
+}
+
 func (a *app) newTokenCreateCmd() *cobra.Command {
-	var (
-		cluster, role string
-		ttl           = durationFlag{d: authority.DefaultTokenTTL, min: authority.MinTokenTTL, max: authority.MaxTokenTTL}
-		uses          int32
-		out           outputFormat
-	)
+	f := tokenCreateFlags{ttl: durationFlag{d: authority.DefaultTokenTTL, min: authority.MinTokenTTL, max: authority.MaxTokenTTL}}
 	cmd := &cobra.Command{
 		Use:   "create --cluster NAME --role ROLE",
 		Short: "Make an enrollment token for one cluster and role",
@@ -161,50 +172,55 @@ whose service-account tokens are not spent.`,
 		Example: `  flinkpki token create --cluster orders --role taskmanager > tm.token
   flinkpki token create --cluster orders --role taskmanager --ttl 1h --uses 20 > tm.token`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reportClosedPipes()
-			if err := clusterFlag(cluster); err != nil {
-				return err
-			}
-			if _, err := roleFlag(role); err != nil {
-				return err
-			}
-			conn, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			resp, err := flinkpkiv1.NewClusterServiceClient(conn).CreateToken(cmd.Context(), &flinkpkiv1.CreateTokenRequest{
-				Cluster: cluster, Role: role, Ttl: durationpb.New(ttl.d), Uses: uses,
-			})
-			if err != nil {
-				return err
-			}
-			if err := printNewToken(a.stdout, out, resp.GetToken(), struct {
-				Token   string `json:"token"`
-				ID      string `json:"id"`
-				Cluster string `json:"cluster"`
-				Role    string `json:"role"`
-				Uses    int32  `json:"uses"`
-				Expires string `json:"expire_time"`
-			}{resp.GetToken(), resp.GetId(), cluster, role, resp.GetUses(), rfc3339(resp.GetExpireTime())}); err != nil {
-				return orphanedToken("enrollment token", resp.GetId(), a.commandLine("token", "revoke", resp.GetId()), err)
-			}
-			if out == "json" {
-				return nil
-			}
-			fmt.Fprintf(a.stderr, "token %s for cluster %q role %s: %d use(s), expires %s\n",
-				resp.GetId(), cluster, role, resp.GetUses(), rfc3339(resp.GetExpireTime()))
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runTokenCreate(cmd.Context(), &f) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&cluster, "cluster", "", "cluster the token enrolls for (required)")
-	f.StringVar(&role, "role", "", "role: jobmanager, taskmanager, rest-server or rest-client (required)")
-	f.Var(&ttl, "ttl", "how long the token is valid, 1s to "+formatDuration(authority.MaxTokenTTL))
-	f.Var(newIntFlag(&uses, authority.DefaultTokenUses, 1, authority.MaxTokenUses), "uses", "how many enrollments the token allows (1 to 100000)")
-	addOutputFlag(cmd, &out)
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "", "cluster the token enrolls for (required)")
+	fl.StringVar(&f.role, "role", "", "role: jobmanager, taskmanager, rest-server or rest-client (required)")
+	fl.Var(&f.ttl, "ttl", "how long the token is valid, 1s to "+formatDuration(authority.MaxTokenTTL))
+	fl.Var(newIntFlag(&f.uses, authority.DefaultTokenUses, 1, authority.MaxTokenUses), "uses", "how many enrollments the token allows (1 to 100000)")
+	addOutputFlag(cmd, &f.out)
 	return cmd
+}
+
+// runTokenCreate has the server make the token and prints it alone on
+// stdout; a token that could not be printed is named with the command
+// that revokes it.
+func (a *app) runTokenCreate(ctx context.Context, f *tokenCreateFlags) error {
+	reportClosedPipes()
+	if err := clusterFlag(f.cluster); err != nil {
+		return err
+	}
+	if _, err := roleFlag(f.role); err != nil {
+		return err
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := flinkpkiv1.NewClusterServiceClient(conn).CreateToken(ctx, &flinkpkiv1.CreateTokenRequest{
+		Cluster: f.cluster, Role: f.role, Ttl: durationpb.New(f.ttl.d), Uses: f.uses,
+	})
+	if err != nil {
+		return err
+	}
+	if err := printNewToken(a.stdout, f.out, resp.GetToken(), struct {
+		Token   string `json:"token"`
+		ID      string `json:"id"`
+		Cluster string `json:"cluster"`
+		Role    string `json:"role"`
+		Uses    int32  `json:"uses"`
+		Expires string `json:"expire_time"`
+	}{resp.GetToken(), resp.GetId(), f.cluster, f.role, resp.GetUses(), rfc3339(resp.GetExpireTime())}); err != nil {
+		return orphanedToken("enrollment token", resp.GetId(), a.commandLine("token", "revoke", resp.GetId()), err)
+	}
+	if f.out == "json" {
+		return nil
+	}
+	fmt.Fprintf(a.stderr, "token %s for cluster %q role %s: %d use(s), expires %s\n",
+		resp.GetId(), f.cluster, f.role, resp.GetUses(), rfc3339(resp.GetExpireTime()))
+	return nil
 }
 
 // tokenID reads the argument of token revoke and admin revoke-token: an ID,
