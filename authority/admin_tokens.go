@@ -336,41 +336,13 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 	err := a.st.Update(ctx, func(tx *store.Txn) error {
 		revoked = nil
 		now := a.now()
-		root, err := tx.AdminToken(id)
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("administrator token %q %w (flinkpki admin token list)", id, ErrNotFound)
-		}
+		root, err := a.revocableAdminToken(tx, actor, id, keepMade, now)
 		if err != nil {
 			return err
 		}
-		if !root.Revoked.IsZero() && (root.RevokedMade || keepMade) {
-			return marked{fmt.Errorf("administrator token %q was revoked at %s already", id, root.Revoked.UTC().Format(time.RFC3339)), ErrNotFound}
-		}
-		if actor.Kind == ActorAdmin {
-			if _, err := a.callerToken(tx, actor, now); err != nil {
-				return err
-			}
-		}
-		all, err := tx.AdminTokens()
+		valid, gone, err := adminRevocation(tx, root, id, keepMade, now)
 		if err != nil {
 			return err
-		}
-		var valid []*store.AdminToken
-		for _, i := range adminTokenStates(all, now) {
-			if i.State == AdminTokenValid {
-				valid = append(valid, i.AdminToken)
-			}
-		}
-		var gone []*store.AdminToken
-		if root.Revoked.IsZero() {
-			gone = append(gone, root)
-		}
-		if !keepMade {
-			for _, t := range valid {
-				if slices.Contains(t.MadeWith, id) {
-					gone = append(gone, t)
-				}
-			}
 		}
 		details := map[string]string{"token_id": id, "name": root.Name}
 		if actor.Kind == ActorAdmin {
@@ -408,6 +380,57 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 		return nil, a.Deny(ctx, actor, "", "admin_token.revoke", ReasonOf(err), err)
 	}
 	return revoked, nil
+}
+
+// revocableAdminToken reads the administrator token id that a revocation
+// names. It refuses a revocation that would change nothing (the token was
+// revoked with its made tokens already, or at all when keepMade: one
+// revoked alone may be revoked again with them), and an administrator
+// whose own token no longer authenticates.
+func (a *Authority) revocableAdminToken(tx *store.Txn, actor Actor, id string, keepMade bool, now time.Time) (*store.AdminToken, error) {
+	root, err := tx.AdminToken(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("administrator token %q %w (flinkpki admin token list)", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !root.Revoked.IsZero() && (root.RevokedMade || keepMade) {
+		return nil, marked{fmt.Errorf("administrator token %q was revoked at %s already", id, root.Revoked.UTC().Format(time.RFC3339)), ErrNotFound}
+	}
+	if actor.Kind == ActorAdmin {
+		if _, err := a.callerToken(tx, actor, now); err != nil {
+			return nil, err
+		}
+	}
+	return root, nil
+}
+
+// adminRevocation answers the administrator tokens valid now, and of them
+// those the revocation of root (token id) takes: root unless it was
+// revoked alone before, and, unless keepMade, every token made through
+// it. checkAdminHorizon judges what the valid ones leave without those.
+func adminRevocation(tx *store.Txn, root *store.AdminToken, id string, keepMade bool, now time.Time) (valid, gone []*store.AdminToken, err error) {
+	all, err := tx.AdminTokens()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, i := range adminTokenStates(all, now) {
+		if i.State == AdminTokenValid {
+			valid = append(valid, i.AdminToken)
+		}
+	}
+	if root.Revoked.IsZero() {
+		gone = append(gone, root)
+	}
+	if !keepMade {
+		for _, t := range valid {
+			if slices.Contains(t.MadeWith, id) {
+				gone = append(gone, t)
+			}
+		}
+	}
+	return valid, gone, nil
 }
 
 // checkAdminHorizon refuses a revocation, by an administrator, that leaves

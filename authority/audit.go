@@ -223,8 +223,61 @@ func (a *Authority) PruneAudit(ctx context.Context, actor Actor, through uint64,
 
 // pruneAudit is PruneAudit with at most chunk removals per transaction.
 func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64, hash string, limit, chunk int) (*PruneReport, error) {
-	rep := &PruneReport{}
 	// A refusal changes nothing: it is found before any transaction writes.
+	rep, err := a.checkPruneAudit(ctx, through, hash)
+	if err != nil {
+		if IsRefusal(err) {
+			return nil, a.Deny(ctx, actor, "", actionArchive, ReasonOf(err), err)
+		}
+		return nil, err
+	}
+	for !rep.Done && rep.Removed < limit {
+		n, upTo := 0, uint64(0)
+		// The first transaction writes the call's audit entry, and so
+		// reads the trail's head, which every issuance moves: on etcd it
+		// would conflict with each group commit of a busy server. So it
+		// joins the group commit itself (Batch), removing one entry, as
+		// small as an issuance; the others read nothing issuance writes.
+		commit, room := a.st.Update, min(chunk, limit-rep.Removed)
+		if rep.Removed == 0 {
+			commit, room = a.st.Batch, 1
+		}
+		err := commit(ctx, func(tx *store.Txn) error {
+			var err error
+			n, upTo, err = a.removeArchived(tx, actor, through, hash, room, rep.Removed == 0)
+			return err
+		})
+		if err != nil {
+			if rep.Removed > 0 {
+				// What is removed stays removed: say so, not just why it
+				// stopped, or the caller may discard its archive.
+				rep.Stopped = err
+				a.log.WarnContext(ctx, "removing archived audit entries stopped short; the next call goes on", slog.Int("removed", rep.Removed),
+					slog.Uint64("through", rep.Archived), slog.String("actor", actor.String()), slog.String("error", err.Error()))
+				return rep, nil
+			}
+			if errors.Is(err, ErrAuditBroken) {
+				return nil, a.Deny(ctx, actor, "", actionArchive, ReasonOf(err), err)
+			}
+			return nil, err
+		}
+		rep.Removed += n
+		rep.Archived, rep.Done = upTo, upTo >= through
+	}
+	if rep.Removed > 0 {
+		a.log.InfoContext(ctx, "archived audit entries removed from the trail", slog.Int("removed", rep.Removed),
+			slog.Uint64("through", rep.Archived), slog.String("actor", actor.String()))
+	}
+	return rep, nil
+}
+
+// checkPruneAudit reads, in one read transaction, whether a PruneAudit of
+// the trail through entry through, whose hash the caller gives, may go
+// ahead: so that a refusal is found before anything is removed. Its report
+// holds the last entry archived so far, and is Done when through is among
+// them (a retried call).
+func (a *Authority) checkPruneAudit(ctx context.Context, through uint64, hash string) (*PruneReport, error) {
+	rep := &PruneReport{}
 	err := a.st.View(ctx, func(tx *store.Txn) error {
 		archived, archivedHash, err := tx.AuditArchived()
 		if err != nil {
@@ -264,87 +317,57 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 		return nil
 	})
 	if err != nil {
-		if IsRefusal(err) {
-			return nil, a.Deny(ctx, actor, "", actionArchive, ReasonOf(err), err)
-		}
 		return nil, err
 	}
-	for !rep.Done && rep.Removed < limit {
-		n, upTo := 0, uint64(0)
-		// The first transaction writes the call's audit entry, and so
-		// reads the trail's head, which every issuance moves: on etcd it
-		// would conflict with each group commit of a busy server. So it
-		// joins the group commit itself (Batch), removing one entry, as
-		// small as an issuance; the others read nothing issuance writes.
-		commit, room := a.st.Update, min(chunk, limit-rep.Removed)
-		if rep.Removed == 0 {
-			commit, room = a.st.Batch, 1
-		}
-		err := commit(ctx, func(tx *store.Txn) error {
-			n = 0
-			archived, prev, err := tx.AuditArchived()
-			if err != nil {
-				return err
-			}
-			if upTo = archived; archived >= through {
-				return nil // another call removed them meanwhile
-			}
-			var last *store.AuditEntry
-			want := archived + 1
-			// The scan stops at the last entry it removes, so that on etcd
-			// its read set ends there: entries appended meanwhile at the
-			// head do not conflict with it.
-			err = tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
-				if e.Seq > through {
-					return false, nil // not reached: the scan stops at through
-				}
-				if err := e.Follows(want, prev); err != nil {
-					return false, fmt.Errorf("%w: %v, so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, err)
-				}
-				last, prev, want = e, e.Hash, want+1
-				n++
-				return e.Seq < through && n < room, nil
-			})
-			switch {
-			case err != nil:
-				return err
-			case last == nil:
-				return fmt.Errorf("%w: audit entry %d is missing: run flinkpki audit verify", ErrAuditBroken, want)
-			}
-			if rep.Removed == 0 {
-				// The call's one entry, with its first removals: what it
-				// set out to remove, and the hash an archive must end on.
-				if err := a.audit(tx, actor, "", actionArchive, "ok", "", map[string]string{
-					"from_seq": strconv.FormatUint(archived+1, 10), "through_seq": strconv.FormatUint(through, 10), "through_hash": hash,
-				}); err != nil {
-					return err
-				}
-			}
-			upTo = last.Seq
-			return tx.RemoveAuditThrough(last)
-		})
-		if err != nil {
-			if rep.Removed > 0 {
-				// What is removed stays removed: say so, not just why it
-				// stopped, or the caller may discard its archive.
-				rep.Stopped = err
-				a.log.WarnContext(ctx, "removing archived audit entries stopped short; the next call goes on", slog.Int("removed", rep.Removed),
-					slog.Uint64("through", rep.Archived), slog.String("actor", actor.String()), slog.String("error", err.Error()))
-				return rep, nil
-			}
-			if errors.Is(err, ErrAuditBroken) {
-				return nil, a.Deny(ctx, actor, "", actionArchive, ReasonOf(err), err)
-			}
-			return nil, err
-		}
-		rep.Removed += n
-		rep.Archived, rep.Done = upTo, upTo >= through
-	}
-	if rep.Removed > 0 {
-		a.log.InfoContext(ctx, "archived audit entries removed from the trail", slog.Int("removed", rep.Removed),
-			slog.Uint64("through", rep.Archived), slog.String("actor", actor.String()))
-	}
 	return rep, nil
+}
+
+// removeArchived removes in tx the next at most room entries of the trail,
+// up to entry through, and answers how many it removed and the last entry
+// the trail no longer holds. It verifies each from the last entry removed
+// before, so that nothing goes that does not verify. The call's first
+// transaction (first) also writes the call's one audit entry.
+func (a *Authority) removeArchived(tx *store.Txn, actor Actor, through uint64, hash string, room int, first bool) (n int, upTo uint64, err error) {
+	archived, prev, err := tx.AuditArchived()
+	if err != nil {
+		return 0, 0, err
+	}
+	if upTo = archived; archived >= through {
+		return 0, upTo, nil // another call removed them meanwhile
+	}
+	var last *store.AuditEntry
+	want := archived + 1
+	// The scan stops at the last entry it removes, so that on etcd
+	// its read set ends there: entries appended meanwhile at the
+	// head do not conflict with it.
+	err = tx.ForEachAudit(want, func(e *store.AuditEntry) (bool, error) {
+		if e.Seq > through {
+			return false, nil // not reached: the scan stops at through
+		}
+		if err := e.Follows(want, prev); err != nil {
+			return false, fmt.Errorf("%w: %v, so nothing from it on is removed: run flinkpki audit verify", ErrAuditBroken, err)
+		}
+		last, prev, want = e, e.Hash, want+1
+		n++
+		return e.Seq < through && n < room, nil
+	})
+	switch {
+	case err != nil:
+		return n, upTo, err
+	case last == nil:
+		return n, upTo, fmt.Errorf("%w: audit entry %d is missing: run flinkpki audit verify", ErrAuditBroken, want)
+	}
+	if first {
+		// The call's one entry, with its first removals: what it
+		// set out to remove, and the hash an archive must end on.
+		if err := a.audit(tx, actor, "", actionArchive, "ok", "", map[string]string{
+			"from_seq": strconv.FormatUint(archived+1, 10), "through_seq": strconv.FormatUint(through, 10), "through_hash": hash,
+		}); err != nil {
+			return n, upTo, err
+		}
+	}
+	upTo = last.Seq
+	return n, upTo, tx.RemoveAuditThrough(last)
 }
 
 // days writes d as the CLI's flags take it: in days when it is whole days.

@@ -62,29 +62,8 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 			fmt.Sprintf("%s does not set security.ssl.algorithms, so Flink's default applies: it accepts RSA keys only (up to Flink 2.2.0 it is TLS_RSA_WITH_AES_128_CBC_SHA, which current JDKs disable; from 2.2.1 the TLS_ECDHE_RSA GCM suites)", s.label),
 			"set security.ssl.algorithms to forward-secret suites for the cluster's key type, e.g. "+ecdsaExample+"; "+fixConfig)
 	}
-	var miswritten, unknown []string
-	for _, e := range flinkListEntries(v) {
-		_, known := jdkSuites[e]
-		_, knownAsWritten := jdkSuites[strings.ToUpper(strings.TrimSpace(e))]
-		switch {
-		case known:
-		case e == "" || knownAsWritten:
-			miswritten = append(miswritten, strconv.Quote(e))
-		default:
-			unknown = append(unknown, strconv.Quote(e))
-		}
-	}
-	if len(miswritten) > 0 {
-		return one(RuleCipherSuites, SeverityError,
-			fmt.Sprintf("%s writes security.ssl.algorithms with %s: Flink passes each comma-separated suite to the JDK as written, and the JDK knows suites only by their exact names, without spaces, so every TLS connection of Flink's data plane, blob server and REST fails%s",
-				s.label, strings.Join(miswritten, ", "), yamlListNote(v)),
-			"write the suites exactly, comma-separated without spaces, e.g. "+ecdsaExample)
-	}
-	if len(unknown) > 0 {
-		return one(RuleCipherSuites, SeverityError,
-			fmt.Sprintf("%s lists cipher suites JDK 17 does not know: %s; the JDK refuses the whole list when Flink sets up a TLS engine (IllegalArgumentException \"Unsupported CipherSuite\"), so every TLS connection of Flink's data plane, blob server and REST fails%s",
-				s.label, strings.Join(unknown, ", "), yamlListNote(v)),
-			"write JDK suite names exactly as the JDK's Standard Algorithm Names spell them, e.g. "+ecdsaExample)
+	if f := suiteNameFindings(s, v, ecdsaExample); f != nil {
+		return f
 	}
 	var suites, dead []string // the suites a handshake can use, and the others
 	for _, suite := range listed {
@@ -117,6 +96,38 @@ func checkCipherSuites(s *subject, opts LintOptions) []Finding {
 		return one(RuleCipherSuites, SeverityWarning,
 			fmt.Sprintf("%s lists cipher suites that never run: %s (%s)", s.label, strings.Join(dead, ", "), disabledSuitesNote),
 			"remove them from security.ssl.algorithms")
+	}
+	return nil
+}
+
+// suiteNameFindings finds suites of security.ssl.algorithms (v) the JDK
+// does not know by the name Flink hands it: written with spaces or in
+// another case, or not JDK suites at all. The JDK refuses the whole list
+// for one such name, so nothing else about the suites matters until then.
+func suiteNameFindings(s *subject, v, ecdsaExample string) []Finding {
+	var miswritten, unknown []string
+	for _, e := range flinkListEntries(v) {
+		_, known := jdkSuites[e]
+		_, knownAsWritten := jdkSuites[strings.ToUpper(strings.TrimSpace(e))]
+		switch {
+		case known:
+		case e == "" || knownAsWritten:
+			miswritten = append(miswritten, strconv.Quote(e))
+		default:
+			unknown = append(unknown, strconv.Quote(e))
+		}
+	}
+	if len(miswritten) > 0 {
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s writes security.ssl.algorithms with %s: Flink passes each comma-separated suite to the JDK as written, and the JDK knows suites only by their exact names, without spaces, so every TLS connection of Flink's data plane, blob server and REST fails%s",
+				s.label, strings.Join(miswritten, ", "), yamlListNote(v)),
+			"write the suites exactly, comma-separated without spaces, e.g. "+ecdsaExample)
+	}
+	if len(unknown) > 0 {
+		return one(RuleCipherSuites, SeverityError,
+			fmt.Sprintf("%s lists cipher suites JDK 17 does not know: %s; the JDK refuses the whole list when Flink sets up a TLS engine (IllegalArgumentException \"Unsupported CipherSuite\"), so every TLS connection of Flink's data plane, blob server and REST fails%s",
+				s.label, strings.Join(unknown, ", "), yamlListNote(v)),
+			"write JDK suite names exactly as the JDK's Standard Algorithm Names spell them, e.g. "+ecdsaExample)
 	}
 	return nil
 }

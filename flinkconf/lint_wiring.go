@@ -24,31 +24,10 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 		return nil
 	}
 	_, inlinePasswords := s.get("security.ssl.internal.keystore-password", "security.ssl.keystore-password")
-	const fix = "wire the init container as deploy/examples does: --out and --flink-conf-out on emptyDir volumes that flink-main-container mounts at the same paths, and FLINK_CONF_DIR set to the --flink-conf-out directory"
-	type report struct {
-		pod      processPod
-		problems []string
-	}
-	var reports []report
-	type ownerWarning struct {
-		roles   []string
-		problem string
-	}
-	var owners []ownerWarning          // users an image or an admission policy decides
-	protocols := map[string][]string{} // --tls-protocol of the init containers → the processes
+	w := initWiring{protocols: map[string][]string{}}
 	for _, pod := range d.processPods() {
 		var problems []string
-		var call initCall
-		var init *corev1.Container
-		opaque := false
-		for i, c := range pod.spec.InitContainers {
-			switch ic, kind := flinkpkiInit(c); kind {
-			case internalInit:
-				call, init = ic, &pod.spec.InitContainers[i]
-			case unreadable:
-				opaque = true
-			}
-		}
+		call, init, opaque := internalInitOf(&pod.spec)
 		confDir := emptyConfDir(&pod.spec)
 		switch {
 		case init == nil && inlinePasswords:
@@ -62,39 +41,97 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 		case init == nil:
 			problems = append(problems, ": no flinkpki init container makes their stores, and flinkConfiguration sets no keystore password, so Flink refuses to start (security.ssl.internal.keystore-password is missing)")
 		default:
-			p := cmp.Or(call.flags["--tls-protocol"], Protocol)
-			if known, ok := ParseProtocol(p); ok {
-				p = known
-			}
-			protocols[p] = append(protocols[p], pod.roles...)
-			var owner string
-			problems, owner = wiringProblems(&pod.spec, init, call, d.name, inlinePasswords)
-			if len(problems) > 0 {
-				problems[0] = fmt.Sprintf(", flinkpki init container %q: %s", call.name, problems[0])
-			}
-			if owner != "" {
-				p := fmt.Sprintf("flinkpki init container %q: %s", call.name, owner)
-				if i := slices.IndexFunc(owners, func(o ownerWarning) bool { return o.problem == p }); i >= 0 {
-					owners[i].roles = append(owners[i].roles, pod.roles...)
-				} else {
-					owners = append(owners, ownerWarning{slices.Clone(pod.roles), p})
-				}
-			}
+			problems = w.follow(pod, call, init, d.name, inlinePasswords)
 		}
-		if len(problems) == 0 {
-			continue
-		}
-		// A problem of the top-level template shows in both processes:
-		// report it once.
-		if n := len(reports); n > 0 && slices.Equal(reports[n-1].problems, problems) {
-			reports[n-1].pod.roles = append(reports[n-1].pod.roles, pod.roles...)
-			reports[n-1].pod.fields = mergeFields(reports[n-1].pod.fields, pod.fields)
-			continue
-		}
-		reports = append(reports, report{pod: pod, problems: problems})
+		w.report(pod, problems)
 	}
+	return w.findings(s)
+}
+
+// internalInitOf finds a pod's flinkpki init container for internal TLS
+// (the last, if several) and how it is called. opaque says that an init
+// container names flinkpki but runs something lint cannot read, so that
+// no init container found is not taken for none there.
+func internalInitOf(pod *corev1.PodSpec) (call initCall, init *corev1.Container, opaque bool) {
+	for i, c := range pod.InitContainers {
+		switch ic, kind := flinkpkiInit(c); kind {
+		case internalInit:
+			call, init = ic, &pod.InitContainers[i]
+		case unreadable:
+			opaque = true
+		}
+	}
+	return call, init, opaque
+}
+
+// initWiring gathers checkInitWiring's findings pod by pod, so that a
+// problem shared by the pods of both processes, a user to check and the
+// TLS protocols they write are each said once for the deployment.
+type initWiring struct {
+	reports   []wiringReport
+	owners    []ownerWarning      // users an image or an admission policy decides
+	protocols map[string][]string // --tls-protocol of the init containers → the processes
+}
+
+// wiringReport is what breaks the wiring in the pods of some processes.
+type wiringReport struct {
+	pod      processPod
+	problems []string
+}
+
+// ownerWarning is a user problem an image or an admission policy decides,
+// with the processes whose pods have it.
+type ownerWarning struct {
+	roles   []string
+	problem string
+}
+
+// follow follows the way from a pod's flinkpki init container to its
+// Flink container: it returns what breaks it, the first problem naming
+// the init container, and notes the TLS protocol the init container
+// writes and a user problem that is not sure (ownerProblem).
+func (w *initWiring) follow(pod processPod, call initCall, init *corev1.Container, deployment string, inlinePasswords bool) []string {
+	p := cmp.Or(call.flags["--tls-protocol"], Protocol)
+	if known, ok := ParseProtocol(p); ok {
+		p = known
+	}
+	w.protocols[p] = append(w.protocols[p], pod.roles...)
+	problems, owner := wiringProblems(&pod.spec, init, call, deployment, inlinePasswords)
+	if len(problems) > 0 {
+		problems[0] = fmt.Sprintf(", flinkpki init container %q: %s", call.name, problems[0])
+	}
+	if owner != "" {
+		p := fmt.Sprintf("flinkpki init container %q: %s", call.name, owner)
+		if i := slices.IndexFunc(w.owners, func(o ownerWarning) bool { return o.problem == p }); i >= 0 {
+			w.owners[i].roles = append(w.owners[i].roles, pod.roles...)
+		} else {
+			w.owners = append(w.owners, ownerWarning{slices.Clone(pod.roles), p})
+		}
+	}
+	return problems
+}
+
+// report keeps the problems of one process's pods, if any.
+func (w *initWiring) report(pod processPod, problems []string) {
+	if len(problems) == 0 {
+		return
+	}
+	// A problem of the top-level template shows in both processes:
+	// report it once.
+	if n := len(w.reports); n > 0 && slices.Equal(w.reports[n-1].problems, problems) {
+		w.reports[n-1].pod.roles = append(w.reports[n-1].pod.roles, pod.roles...)
+		w.reports[n-1].pod.fields = mergeFields(w.reports[n-1].pod.fields, pod.fields)
+		return
+	}
+	w.reports = append(w.reports, wiringReport{pod: pod, problems: problems})
+}
+
+// findings are the gathered problems (errors: Flink does not start), then
+// the users to check (warnings), then what the protocols written say.
+func (w *initWiring) findings(s *subject) []Finding {
+	const fix = "wire the init container as deploy/examples does: --out and --flink-conf-out on emptyDir volumes that flink-main-container mounts at the same paths, and FLINK_CONF_DIR set to the --flink-conf-out directory"
 	var out []Finding
-	for _, r := range reports {
+	for _, r := range w.reports {
 		where := "no pod template reaches them"
 		if len(r.pod.fields) > 0 {
 			where = "from " + strings.Join(r.pod.fields, " and ")
@@ -103,12 +140,12 @@ func checkInitWiring(s *subject, _ LintOptions) []Finding {
 			Message: fmt.Sprintf("%s: in its %s pods (%s)%s", s.label, strings.Join(r.pod.roles, " and "), where, strings.Join(r.problems, "; ")),
 			Fix:     fix})
 	}
-	for _, o := range owners {
+	for _, o := range w.owners {
 		out = append(out, Finding{Rule: RuleInitWiring, Severity: SeverityWarning,
 			Message: fmt.Sprintf("%s: in its %s pods, %s", s.label, strings.Join(o.roles, " and "), o.problem),
 			Fix:     "set runAsUser (and runAsGroup) in the pod's securityContext to the user Flink runs as (9999 in Flink's images), as deploy/examples does"})
 	}
-	return append(out, protocolFindings(s, protocols)...)
+	return append(out, protocolFindings(s, w.protocols)...)
 }
 
 // initWritesConf reports whether the subject is a FlinkDeployment whose
@@ -257,22 +294,32 @@ func wiringProblems(pod *corev1.PodSpec, init *corev1.Container, call initCall, 
 	} else {
 		ownerWarning = p
 	}
+	if p := confSrcProblem(pod, init, confSrc, deployment); p != "" {
+		say("%s", p)
+	}
+	return problems, ownerWarning
+}
+
+// confSrcProblem says why the init container cannot read the operator's
+// configuration it copies (--flink-conf-src), or "": without it the pod
+// does not start.
+func confSrcProblem(pod *corev1.PodSpec, init *corev1.Container, confSrc, deployment string) string {
 	if confSrc == "" || strings.Contains(confSrc, "$(") {
-		return problems, ownerWarning
+		return ""
 	}
 	switch m := mountFor(init, confSrc); {
 	case m == nil:
-		say("it reads --flink-conf-src %s from none of its volumes: mount the operator's ConfigMap %s%s there", confSrc, operatorConfigMap, deployment)
+		return fmt.Sprintf("it reads --flink-conf-src %s from none of its volumes: mount the operator's ConfigMap %s%s there", confSrc, operatorConfigMap, deployment)
 	case volumeNamed(pod, m.Name) == nil && m.Name == operatorConfVolume:
 		// The operator adds this volume itself.
 	case volumeNamed(pod, m.Name) == nil:
-		say("it mounts volume %q, which the pod template does not define, so the pod is refused", m.Name)
+		return fmt.Sprintf("it mounts volume %q, which the pod template does not define, so the pod is refused", m.Name)
 	default:
 		if cm := volumeNamed(pod, m.Name).ConfigMap; cm != nil && deployment != "" && cm.Name != operatorConfigMap+deployment {
-			say("it copies the configuration from ConfigMap %q, but the operator writes it to %s%s, so the pod cannot start", cm.Name, operatorConfigMap, deployment)
+			return fmt.Sprintf("it copies the configuration from ConfigMap %q, but the operator writes it to %s%s, so the pod cannot start", cm.Name, operatorConfigMap, deployment)
 		}
 	}
-	return problems, ownerWarning
+	return ""
 }
 
 // The users the images run as: flinkpki's (distroless nonroot, the

@@ -201,6 +201,9 @@ func (f *flattener) enter(n *yaml.Node) (func(), error) {
 	return func() { f.depth--; delete(f.active, n) }, nil
 }
 
+// mapping flattens the keys of m under prefix. Reading as Flink does
+// (not the operator), it notes the keys m holds twice (dups), which make
+// Flink refuse the whole file.
 func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 	leave, err := f.enter(m)
 	if err != nil {
@@ -237,30 +240,38 @@ func (f *flattener) mapping(m *yaml.Node, prefix string) error {
 				seen[id] = true
 			}
 		}
-		if f.bytes += len(full); f.bytes > maxFlattenBytes {
-			return errTooLarge
-		}
-		if v.Kind == yaml.MappingNode {
-			if err := f.mapping(v, full); err != nil {
-				return err
-			}
-			continue
-		}
-		if f.operator && v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
-			continue
-		}
-		s, null, err := f.leaf(v)
-		if err != nil {
+		if err := f.entry(full, v); err != nil {
 			return err
 		}
-		if null {
-			f.nulls = append(f.nulls, full)
-		}
-		if f.bytes += len(s); f.bytes > maxFlattenBytes {
-			return errTooLarge
-		}
-		f.out = append(f.out, KV{Key: full, Value: s})
 	}
+	return nil
+}
+
+// entry flattens the value v of the key full: a mapping into its keys
+// under full, anything else into one KV. The bytes of keys and values
+// count against maxFlattenBytes, so that a small document whose aliases
+// repeat a long key or value cannot make a large flattening.
+func (f *flattener) entry(full string, v *yaml.Node) error {
+	if f.bytes += len(full); f.bytes > maxFlattenBytes {
+		return errTooLarge
+	}
+	if v.Kind == yaml.MappingNode {
+		return f.mapping(v, full)
+	}
+	if f.operator && v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+		return nil
+	}
+	s, null, err := f.leaf(v)
+	if err != nil {
+		return err
+	}
+	if null {
+		f.nulls = append(f.nulls, full)
+	}
+	if f.bytes += len(s); f.bytes > maxFlattenBytes {
+		return errTooLarge
+	}
+	f.out = append(f.out, KV{Key: full, Value: s})
 	return nil
 }
 

@@ -133,6 +133,23 @@ func (r *Reviewer) Cached(raw string) (*Identity, bool) {
 // for; an accepted token's answer is kept for Cached. The server's own
 // token is re-read every time, since the kubelet rotates it.
 func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
+	st, err := r.ask(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	id, err := r.identity(st)
+	if err != nil {
+		return nil, err
+	}
+	r.cache.put(raw, id)
+	return id, nil
+}
+
+// ask posts a TokenReview of raw, with the server's own token, and
+// returns the API server's answer, whatever it says of the token: an
+// answer not had is ErrReviewUnavailable (asking again later may work), a
+// review refused or unreadable is ErrReview.
+func (r *Reviewer) ask(ctx context.Context, raw string) (*authnv1.TokenReviewStatus, error) {
 	own, err := os.ReadFile(r.tokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read the server's own token: %v", ErrReviewUnavailable, err)
@@ -166,7 +183,12 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	if err := json.Unmarshal(data, &tr); err != nil {
 		return nil, fmt.Errorf("%w: unreadable TokenReview answer: %v", ErrReview, err)
 	}
-	st := tr.Status
+	return &tr.Status, nil
+}
+
+// identity is the service account, and the pod, that an answer vouches
+// for: only an authenticated token for our audience, of a service account.
+func (r *Reviewer) identity(st *authnv1.TokenReviewStatus) (*Identity, error) {
 	if !st.Authenticated {
 		reason := st.Error
 		if reason == "" {
@@ -194,7 +216,6 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	if v := st.User.Extra[podUIDExtra]; len(v) == 1 {
 		id.PodUID = v[0]
 	}
-	r.cache.put(raw, id)
 	return id, nil
 }
 

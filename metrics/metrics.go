@@ -59,29 +59,8 @@ func New() *Metrics {
 		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flinkpki_requests_denied_total", Help: "Requests refused, by reason.",
 		}, []string{"reason"}),
-		expiry: expiryCollector{
-			ca: prometheus.NewDesc("flinkpki_ca_expiry_timestamp_seconds",
-				"NotAfter of each CA of each cluster, as a Unix time.", []string{"cluster", "ca", "state"}, nil),
-			leaf: prometheus.NewDesc("flinkpki_live_leaf_earliest_expiry_timestamp_seconds",
-				"Earliest NotAfter among a cluster's live leaves, as a Unix time.", []string{"cluster"}, nil),
-			live: prometheus.NewDesc("flinkpki_live_holders",
-				"Holders (pods, baked images) of a cluster whose leaf has not expired, both lineages together, 0 for none.", []string{"cluster"}, nil),
-			validity: prometheus.NewDesc("flinkpki_cluster_leaf_validity_seconds",
-				"The leaf validity L of each cluster: its rotation schedule and what expiry alerts compare against follow from it.", []string{"cluster"}, nil),
-			next: prometheus.NewDesc("flinkpki_rotation_next_step_timestamp_seconds",
-				"When the next rotation step of a cluster's CA lineage (prepare, activate or retire) is due by its schedule, as a Unix time; auto_rotate says whether the scheduler takes it or an administrator must.",
-				[]string{"cluster", "purpose", "step", "auto_rotate"}, nil),
-			view:  new(atomic.Pointer[expiryView]),
-			steps: new(atomic.Pointer[[]Step]),
-		},
-		rotation: &rotationCollector{
-			phase: prometheus.NewDesc("flinkpki_rotation_phase",
-				"1 for the next rotation step a lineage with automatic rotation waits for (prepare, activate or retire), as the leader's last scheduler tick saw it.",
-				[]string{"cluster", "purpose", "step"}, nil),
-			blocked: prometheus.NewDesc("flinkpki_rotation_blocked",
-				"1 when that step is due but live holders hold it back, else 0.",
-				[]string{"cluster", "purpose", "step"}, nil),
-		},
+		expiry:   newExpiryCollector(),
+		rotation: newRotationCollector(),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "flinkpki_grpc_request_duration_seconds", Help: "gRPC request latency by method and status code.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
@@ -165,6 +144,20 @@ func (m *Metrics) Rotations(waits []authority.RotationWait) {
 
 type lineage struct{ cluster, purpose string }
 
+// newRotationCollector describes the series of the rotation steps that
+// lineages wait for, which Rotations fills from the leader's scheduler
+// ticks.
+func newRotationCollector() *rotationCollector {
+	return &rotationCollector{
+		phase: prometheus.NewDesc("flinkpki_rotation_phase",
+			"1 for the next rotation step a lineage with automatic rotation waits for (prepare, activate or retire), as the leader's last scheduler tick saw it.",
+			[]string{"cluster", "purpose", "step"}, nil),
+		blocked: prometheus.NewDesc("flinkpki_rotation_blocked",
+			"1 when that step is due but live holders hold it back, else 0.",
+			[]string{"cluster", "purpose", "step"}, nil),
+	}
+}
+
 // rotationCollector serves the last view Rotations stored.
 type rotationCollector struct {
 	phase, blocked *prometheus.Desc
@@ -233,6 +226,27 @@ type Step struct {
 // SetRotationSchedule replaces the next-step gauges with a fresh view, in
 // one step, as SetCAs does.
 func (m *Metrics) SetRotationSchedule(steps []Step) { m.expiry.steps.Store(&steps) }
+
+// newExpiryCollector describes the series of expiries and of the rotation
+// schedule, which SetCAs and SetRotationSchedule fill from views of the
+// store.
+func newExpiryCollector() expiryCollector {
+	return expiryCollector{
+		ca: prometheus.NewDesc("flinkpki_ca_expiry_timestamp_seconds",
+			"NotAfter of each CA of each cluster, as a Unix time.", []string{"cluster", "ca", "state"}, nil),
+		leaf: prometheus.NewDesc("flinkpki_live_leaf_earliest_expiry_timestamp_seconds",
+			"Earliest NotAfter among a cluster's live leaves, as a Unix time.", []string{"cluster"}, nil),
+		live: prometheus.NewDesc("flinkpki_live_holders",
+			"Holders (pods, baked images) of a cluster whose leaf has not expired, both lineages together, 0 for none.", []string{"cluster"}, nil),
+		validity: prometheus.NewDesc("flinkpki_cluster_leaf_validity_seconds",
+			"The leaf validity L of each cluster: its rotation schedule and what expiry alerts compare against follow from it.", []string{"cluster"}, nil),
+		next: prometheus.NewDesc("flinkpki_rotation_next_step_timestamp_seconds",
+			"When the next rotation step of a cluster's CA lineage (prepare, activate or retire) is due by its schedule, as a Unix time; auto_rotate says whether the scheduler takes it or an administrator must.",
+			[]string{"cluster", "purpose", "step", "auto_rotate"}, nil),
+		view:  new(atomic.Pointer[expiryView]),
+		steps: new(atomic.Pointer[[]Step]),
+	}
+}
 
 // expiryCollector serves the last views SetCAs and SetRotationSchedule
 // stored.

@@ -391,7 +391,39 @@ func (t *txn) commit() error {
 	if len(t.writes) == 0 && len(t.dels) == 0 {
 		return nil
 	}
-	var cmps []clientv3.Cmp
+	cmps, expected, orElse := t.conditions()
+	ops := t.ops()
+	ctx, cancel := t.b.opCtx(t.ctx)
+	defer cancel()
+	resp, err := t.b.cli.Txn(ctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
+	if err != nil {
+		return t.b.wrap(t.ctx, "commit", err)
+	}
+	if !resp.Succeeded {
+		t.stale = map[string]readKey{}
+		for i, k := range expected {
+			var now readKey
+			if i < len(resp.Responses) {
+				if kvs := resp.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
+					now = readKey{modRev: kvs[0].ModRevision, val: kvs[0].Value}
+				}
+			}
+			if now.modRev != t.expects[k] {
+				t.stale[k] = now
+			}
+		}
+		return errConflict
+	}
+	return nil
+}
+
+// conditions are what commit compares: the read set (the scanned ranges,
+// the delete guards of the buckets scanned, the keys read outside them)
+// unchanged since the transaction's revision, and each expected key at
+// its expected ModRevision. expected lists those keys, sorted, in the
+// order of orElse, which reads them when a comparison fails, so that the
+// failed commit can tell which expectations no longer hold.
+func (t *txn) conditions() (cmps []clientv3.Cmp, expected []string, orElse []clientv3.Op) {
 	for r := range t.ranges {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.lo), "<", t.rev+1).WithRange(r.hi))
 	}
@@ -403,16 +435,23 @@ func (t *txn) commit() error {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", r.modRev))
 		}
 	}
-	expected := make([]string, 0, len(t.expects))
+	expected = make([]string, 0, len(t.expects))
 	for k := range t.expects {
 		expected = append(expected, k)
 	}
 	sort.Strings(expected)
-	var orElse []clientv3.Op
 	for _, k := range expected {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", t.expects[k]))
 		orElse = append(orElse, clientv3.OpGet(k))
 	}
+	return cmps, expected, orElse
+}
+
+// ops are the buffered writes as etcd operations: the range deletions,
+// then the writes in key order, then a put of the delete guard of each
+// bucket something was deleted from, which fails the commit of any
+// transaction that scanned that bucket meanwhile.
+func (t *txn) ops() []clientv3.Op {
 	keys := make([]string, 0, len(t.writes))
 	for k := range t.writes {
 		keys = append(keys, k)
@@ -436,28 +475,7 @@ func (t *txn) commit() error {
 	for bk := range deleted {
 		ops = append(ops, clientv3.OpPut(t.b.deleteGuard(bk), ""))
 	}
-	ctx, cancel := t.b.opCtx(t.ctx)
-	defer cancel()
-	resp, err := t.b.cli.Txn(ctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
-	if err != nil {
-		return t.b.wrap(t.ctx, "commit", err)
-	}
-	if !resp.Succeeded {
-		t.stale = map[string]readKey{}
-		for i, k := range expected {
-			var now readKey
-			if i < len(resp.Responses) {
-				if kvs := resp.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
-					now = readKey{modRev: kvs[0].ModRevision, val: kvs[0].Value}
-				}
-			}
-			if now.modRev != t.expects[k] {
-				t.stale[k] = now
-			}
-		}
-		return errConflict
-	}
-	return nil
+	return ops
 }
 
 // covered reports whether a scanned range already guards key k.

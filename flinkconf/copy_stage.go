@@ -1,0 +1,179 @@
+package flinkconf
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
+)
+
+// manifestName lists, in the output directory, the files the last copy
+// wrote, one slash-separated path per line, so that the next copy removes
+// those its source no longer has (a legacy flink-conf.yaml holding the
+// previous run's passwords, say) and nothing a copy did not write.
+const manifestName = ".flinkpki-conf-files"
+
+// IsPodLocalCopy reports whether the configuration file at path is one a
+// copy (init's --flink-conf-out, bake's) wrote: the manifest beside it
+// lists it.
+func IsPodLocalCopy(path string) bool {
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(path), manifestName))
+	if err != nil {
+		return false
+	}
+	return slices.Contains(strings.Split(string(raw), "\n"), filepath.Base(path))
+}
+
+// Staged is a merged copy written to temporary files beside their places
+// in the output directory, none of them in place yet: Commit renames them
+// all, Abort removes them. A caller that must also write other files (the
+// credential set) stages first, so that a full disk or a broken output
+// shows before anything is replaced.
+type Staged struct {
+	out     string
+	files   []stagedFile
+	created []string // directories Stage created, outermost first
+}
+
+type stagedFile struct{ rel, tmp string }
+
+// stageFile writes data beside dst (atomicfile.Stage); tests replace it
+// to fail.
+var stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) {
+	tmp, _, err := atomicfile.Stage(dst, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	return tmp, err
+}
+
+// Stage merges kvs and writes every file of the copy to a synced temporary
+// file beside its place; on failure it removes what it wrote and nothing
+// in the output has changed.
+func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
+	files, err := mergeFiles(slices.Clone(c.files), kvs)
+	if err != nil {
+		return nil, err
+	}
+	st := &Staged{out: c.out}
+	defer func() {
+		if err != nil {
+			st.Abort()
+		}
+	}()
+	if err := st.mkdirs(c.out); err != nil {
+		return nil, fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
+	}
+	for _, f := range files {
+		if err := c.checkDest(f.rel); err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(c.out, filepath.FromSlash(f.rel))
+		if err := st.mkdirs(filepath.Dir(dst)); err != nil {
+			return nil, fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
+		}
+		tmp, err := stageFile(dst, f.data, f.perm)
+		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", dst, atomicfile.Cause(err))
+		}
+		st.files = append(st.files, stagedFile{rel: f.rel, tmp: tmp})
+	}
+	return st, nil
+}
+
+// mkdirs creates dir, 0700, and records what it created for Abort.
+func (s *Staged) mkdirs(dir string) error {
+	created, err := atomicfile.MkdirAll(dir, 0o700)
+	s.created = append(s.created, created...)
+	return atomicfile.Cause(err)
+}
+
+// Abort removes the staged files and the directories Stage created (an
+// output directory, a sub-directory of the copy); the output is as it was.
+func (s *Staged) Abort() {
+	for _, f := range s.files {
+		os.Remove(f.tmp)
+	}
+	s.files = nil
+	atomicfile.RemoveDirs(s.created)
+	s.created = nil
+}
+
+// Commit moves every staged file into place, records them in the
+// manifest, and removes the files the previous copy wrote that this one
+// does not have, and temporary files a killed run left beside either or
+// beside the manifest.
+func (s *Staged) Commit() error {
+	prev := s.readManifest()
+	// The manifest lists the new files before any is in place, so that a
+	// run killed among the renames leaves none the manifest forgets (a
+	// file its source dropped would then stay in the copy for good).
+	union := slices.Clone(prev)
+	for _, f := range s.files {
+		if !slices.Contains(union, f.rel) {
+			union = append(union, f.rel)
+		}
+	}
+	if len(union) > len(prev) {
+		if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(strings.Join(union, "\n")+"\n"), 0o600); err != nil {
+			s.Abort()
+			return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
+		}
+	}
+	s.created = nil // from here on the files are in place in them
+	now := map[string]bool{}
+	var list strings.Builder
+	for i, f := range s.files {
+		dst := filepath.Join(s.out, filepath.FromSlash(f.rel))
+		if err := os.Rename(f.tmp, dst); err != nil {
+			for _, rest := range s.files[i:] {
+				os.Remove(rest.tmp)
+			}
+			return fmt.Errorf("write %s: move into place: %w", dst, atomicfile.Cause(err))
+		}
+		now[f.rel] = true
+		list.WriteString(f.rel + "\n")
+	}
+	s.files = nil
+	if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600); err != nil {
+		return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
+	}
+	for rel := range now {
+		atomicfile.RemoveLeftovers(filepath.Join(s.out, filepath.FromSlash(rel)))
+	}
+	for _, rel := range prev {
+		if now[rel] {
+			continue
+		}
+		dst := filepath.Join(s.out, filepath.FromSlash(rel))
+		if st, err := os.Lstat(dst); err == nil && st.Mode().IsRegular() {
+			if err := os.Remove(dst); err != nil {
+				return fmt.Errorf("remove %s, which the previous copy wrote and this source no longer has: %w", dst, err)
+			}
+		}
+		atomicfile.RemoveLeftovers(dst)
+	}
+	return nil
+}
+
+// readManifest lists the files the previous copy wrote; paths that would
+// leave the output directory are ignored.
+func (s *Staged) readManifest() []string {
+	data, err := os.ReadFile(filepath.Join(s.out, manifestName))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || !fs.ValidPath(line) || line == manifestName {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
