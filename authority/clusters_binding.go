@@ -123,7 +123,8 @@ func rolesText(roles []string) string {
 	return strings.Join(roles, "+")
 }
 
-// rolesNote is ", as ROLES" for a binding limited to roles, "" otherwise.
+// rolesNote is " as ROLES" (the roles joined by ", ") for a binding limited
+// to roles, "" otherwise.
 func rolesNote(roles []string) string {
 	if len(roles) == 0 {
 		return ""

@@ -12,7 +12,7 @@ import (
 // checkTakeover refuses an issuance that would supersede a live holder
 // that is another process: the record of the first would be replaced
 // while its leaf is still in use, and the rotation checks, which read the
-// records, would no longer see what that process trusts. Two cases are
+// records, would no longer see what that process trusts. Four cases are
 // known to be other processes:
 //   - a live holder of another role under the same name, such as a
 //     JobManager and a TaskManager both named after their host;
