@@ -406,10 +406,11 @@ func (a *Authority) revocableAdminToken(tx *store.Txn, actor Actor, id string, k
 	return root, nil
 }
 
-// adminRevocation answers the administrator tokens valid now, and of them
-// those the revocation of root (token id) takes: root unless it was
-// revoked alone before, and, unless keepMade, every token made through
-// it. checkAdminHorizon judges what the valid ones leave without those.
+// adminRevocation answers the administrator tokens valid now, and those
+// the revocation of root (token id) takes: root unless it was revoked
+// alone before (an expired root too), and, unless keepMade, every token
+// made through it. checkAdminHorizon judges what the valid ones leave
+// without those.
 func adminRevocation(tx *store.Txn, root *store.AdminToken, id string, keepMade bool, now time.Time) (valid, gone []*store.AdminToken, err error) {
 	all, err := tx.AdminTokens()
 	if err != nil {

@@ -148,7 +148,9 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 // ask posts a TokenReview of raw, with the server's own token, and
 // returns the API server's answer, whatever it says of the token: an
 // answer not had is ErrReviewUnavailable (asking again later may work), a
-// review refused or unreadable is ErrReview.
+// review refused or unreadable is ErrReview; a request that could not be
+// built at all (a review that does not encode, a malformed URL) is
+// neither.
 func (r *Reviewer) ask(ctx context.Context, raw string) (*authnv1.TokenReviewStatus, error) {
 	own, err := os.ReadFile(r.tokenFile)
 	if err != nil {

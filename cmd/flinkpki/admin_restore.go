@@ -120,8 +120,10 @@ func checkBackup(ctx context.Context, path, name, dataDir string) error {
 
 // restoreFile writes the backup at path, through sum, into the store file
 // of dataDir, which must be empty, and checks the copy before it takes its
-// place. A failed restore removes the folders it made for dataDir, so it
-// leaves nothing behind. It returns the store file and its size.
+// place. A restore that fails before its file is in place removes the
+// folders it made for dataDir, so it leaves nothing behind; one that fails
+// after (n > 0) leaves the file, and its error says so. It returns the
+// store file and its size.
 func restoreFile(ctx context.Context, path, dataDir string, sum *resultHash) (string, int64, error) {
 	made, err := ensureEmptyDir(dataDir)
 	if err != nil {

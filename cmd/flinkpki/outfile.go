@@ -1,6 +1,6 @@
-// How commands that write a file (admin backup and restore, audit archive)
-// check --out before they start, word a failed write (worded, reworded),
-// and hash what they wrote for their -o json result.
+// How commands that write a file check it before they start (admin backup
+// and audit archive: --out), word a failed write (worded, reworded; admin
+// restore too), and hash what they wrote for their -o json result.
 
 package main
 

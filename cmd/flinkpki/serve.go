@@ -250,9 +250,11 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// serve runs the server until ctx ends or a listener fails: each step of
-// its start either completes or leaves nothing behind (serve_start.go), and
-// its stop undoes them in reverse, the store last.
+// serve runs the server until ctx ends or a listener fails. A start
+// refused before the store opens has written nothing it leaves behind
+// (serve_start.go); the stop ends the requests first, then the side
+// listeners and the background work, and closes the store once nothing
+// uses it.
 func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	if err := o.resolve(); err != nil {
 		return err
@@ -289,12 +291,14 @@ func serve(ctx context.Context, cmd *cobra.Command, o *serveOptions) error {
 	// GOGC or GOMEMLIMIT in the environment turns this off.
 	gctune.Start(ctx, 20<<20, time.Second)
 
+	// Ended before the store closes: what runs in the background under
+	// it, the serving certificate's renewal too, ends first.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	s, err := o.newServer(ctx, log, st, in)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	leader, leaveElection, err := joinElection(ctx, backend, o.rotationInterval.d > 0 || o.holderRetention.d > 0)
 	if err != nil {
 		return err

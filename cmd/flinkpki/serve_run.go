@@ -27,13 +27,13 @@ import (
 	etcdstore "github.com/flinkpki/flinkpki/store/etcd"
 )
 
-// joinElection makes an etcd replica join its election and returns whether
-// it leads now, and how it leaves (before the store closes). One replica
-// rotates and prunes: the leader of one election (its name predates
-// pruning, and replicas of both versions must agree on it). A replica
-// without background work (jobs false) still joins an election, one
-// nobody acts on, so that the offline commands (admin rotate-kek) see it
-// while it runs. On bbolt there is nobody else: it always leads.
+// joinElection makes an etcd replica join its election and returns what
+// tells whether it leads at a moment, and how it leaves (before the store
+// closes). One replica rotates and prunes: the leader of one election (its
+// name predates pruning, and replicas of both versions must agree on it).
+// A replica without background work (jobs false) still joins an election,
+// one nobody acts on, so that the offline commands (admin rotate-kek) see
+// it while it runs. On bbolt there is nobody else: it always leads.
 func joinElection(ctx context.Context, backend store.Backend, jobs bool) (leader func() bool, leave func() error, _ error) {
 	leader = func() bool { return true }
 	leave = func() error { return nil }

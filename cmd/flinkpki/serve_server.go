@@ -35,7 +35,7 @@ type server struct {
 	st        *store.Store
 	m         *metrics.Metrics
 	auth      *authority.Authority
-	pool      *authority.KeyPool // nil without --bake-key-pool or --max-keygen
+	pool      *authority.KeyPool // nil when --bake-key-pool and --max-keygen are both 0
 	serving   *servingCert
 	servingCA *x509.Certificate
 	api       *api.Server
