@@ -61,7 +61,7 @@ port=$(free_port)
 eport=$(free_port)
 # One load generator, one address: no per-address bound (the burst below
 # has 1,000 requests in flight from it).
-start_server "$work/enroll" "$port" --enroll-rate 0 --max-requests-per-address 0 --metrics-listen "127.0.0.1:$eport"
+start_server "$work/enroll" "$port" --enroll-rate 0 --max-requests-per-address 0 --max-connections-per-address 0 --metrics-listen "127.0.0.1:$eport"
 export FLINKPKI_SERVER=127.0.0.1:$port FLINKPKI_CA_FILE=$work/enroll/server-ca.crt FLINKPKI_TOKEN_FILE=$work/enroll/admin.token
 sleep 2
 echo "# idle server: $(rss "$pid")"

@@ -64,6 +64,7 @@ func TestServeRefusesNonsenseFlagValuesAsUsageErrorsAndWritesNothing(t *testing.
 		{"a pprof address without a port is refused", []string{"--pprof-listen", "garbage"}, `--pprof-listen "garbage": want HOST:PORT`},
 		{"a health address without a port is refused", []string{"--health-listen", "garbage"}, `--health-listen "garbage": want HOST:PORT`},
 		{"a negative bound per address is refused", []string{"--max-requests-per-address", "-1"}, "--max-requests-per-address -1 is negative"},
+		{"a negative connection bound per address is refused", []string{"--max-connections-per-address", "-1"}, "--max-connections-per-address -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

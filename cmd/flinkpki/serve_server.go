@@ -153,7 +153,7 @@ func newGRPCServer(cert func(*tls.ClientHelloInfo) (*tls.Certificate, error), rl
 		// stacks; RPCs beyond them still get a goroutine of their own.
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: keepaliveTimeout}),
 	)...)
 	srv.Register(g)
 	// Read at the first stream, once Serve has begun: every service

@@ -113,6 +113,8 @@ func (o *serveOptions) checkRanges() error {
 		return usagef("--max-keygen %d is negative: give 1 or more concurrent key generations, or 0 for the number of CPUs", o.maxKeygen)
 	case o.streamsPerAddress < 0:
 		return usagef("--max-requests-per-address %d is negative: give 1 or more, or 0 for no bound per address", o.streamsPerAddress)
+	case o.connsPerAddress < 0:
+		return usagef("--max-connections-per-address %d is negative: give 1 or more, or 0 for no bound per address", o.connsPerAddress)
 	case o.etcdBatch < 1:
 		return usagef("--etcd-batch %d is out of range: give 1 or more issuances per etcd transaction (above 20 needs etcd's --max-txn-ops raised)", o.etcdBatch)
 	}
