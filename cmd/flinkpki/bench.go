@@ -80,7 +80,10 @@ worker); the token must allow those uses too. Exit 1 when any request failed.
 The server limits each identity's enrollments (serve --enroll-rate, 200/s
 with a burst of 2000 by default): against a server started for benchmarking,
 pass serve --enroll-rate 0, as make bench does, or the rate measured is that
-limit's.`,
+limit's. It also bounds what one address holds: 512 requests in flight
+(serve --max-requests-per-address) and 256 open connections
+(serve --max-connections-per-address); a run from one machine with more
+workers than that needs them raised (make bench's burst of 1,000 does).`,
 		Example: `  flinkpki token create --cluster bench --role taskmanager --uses 10000 --ttl 1h > bench.token
   flinkpki bench enroll --cluster bench --role taskmanager --token-file bench.token \
       --requests 5000 --concurrency 64 -o json`,

@@ -4,16 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc/peer"
-
-	"github.com/flinkpki/flinkpki/api"
 )
 
-// maxConnsPerSource bounds the connections one address (an IPv6 /64) holds
-// open to the gRPC listener (--max-connections-per-address). A pod needs
+// maxConnsPerSource bounds the connections one IP address holds open to
+// the gRPC listener (--max-connections-per-address). A pod needs
 // one at a time (init, bake and the CLI open one each); each connection
 // the server holds costs about 50 KiB, before anything on it is
 // authenticated, so without a bound one pod running a job's code could
@@ -26,7 +25,11 @@ const maxConnsPerSource = 256
 const keepaliveTimeout = 20 * time.Second
 
 // connLimitListener refuses a connection, by closing it as it is
-// accepted, from an address that already holds perSource open. The
+// accepted, from an IP address that already holds perSource open. Unlike
+// the stream gate's bound, an IPv6 address counts alone, not with its
+// /64: connections are held for as long as their peer keeps them, and the
+// pods of a node (or of a whole subnet) often share a /64, so one pod
+// holding its /64's connections would lock its neighbours out. The
 // refusal is shed as the stream gate's are (shed: the metric
 // flinkpki_requests_denied_total and its address's next refusal summary in
 // the audit trail), with reason address_connections; the client sees the
@@ -59,7 +62,7 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()})
-		src := api.PeerSource(ctx)
+		src := remoteIP(c.RemoteAddr())
 		l.mu.Lock()
 		full := l.open[src] >= l.perSource
 		if !full {
@@ -77,6 +80,21 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 	}
 }
 
+// remoteIP is the IP address a connection came from, an IPv4 address
+// written as one however it arrived, or the address as its network writes
+// it when it has none.
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap().String()
+		}
+	}
+	if a == nil {
+		return "unknown"
+	}
+	return a.String()
+}
+
 // release gives back one of src's connections.
 func (l *connLimitListener) release(src string) {
 	l.mu.Lock()
@@ -87,7 +105,9 @@ func (l *connLimitListener) release(src string) {
 }
 
 // limitedConn is a connection counted against its source until it is
-// closed (gRPC closes it when the connection ends, or its handshake fails).
+// closed (gRPC closes it when the connection ends, or its handshake fails:
+// twice then, through the TLS connection and directly, so release runs
+// once whatever the number of calls).
 type limitedConn struct {
 	net.Conn
 	release func()

@@ -180,7 +180,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.IntVar(&o.keyPool, "bake-key-pool", 200, "RSA keys kept ready in memory per key type for bake bursts, 0 to 10000 (0 disables the pool)")
 	f.IntVar(&o.maxKeygen, "max-keygen", 0, "concurrent server-side key generations for bake (default: number of CPUs)")
 	f.IntVar(&o.streamsPerAddress, "max-requests-per-address", maxStreamsPerSource, "requests one client address (an IPv6 /64) may have in flight, of the server's 4096; 0 for no bound of its own (behind a proxy or mesh sidecar, where every client has the proxy's address)")
-	f.IntVar(&o.connsPerAddress, "max-connections-per-address", maxConnsPerSource, "connections one client address (an IPv6 /64) may hold open; a connection past it is closed as it is accepted (init retries); 0 for no bound (behind a proxy or mesh sidecar, where every client has the proxy's address)")
+	f.IntVar(&o.connsPerAddress, "max-connections-per-address", maxConnsPerSource, "connections one client IP address may hold open (an IPv6 address alone, not its /64); a connection past it is closed as it is accepted (init retries); 0 for no bound (behind a proxy or mesh sidecar, where every client has the proxy's address)")
 	return cmd
 }
 
