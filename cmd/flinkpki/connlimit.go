@@ -61,7 +61,6 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()})
 		src := remoteIP(c.RemoteAddr())
 		l.mu.Lock()
 		full := l.open[src] >= l.perSource
@@ -75,6 +74,8 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		}
 		c.Close()
 		if l.shed != nil {
+			// The refusal's source is the peer's, as for a request's.
+			ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()})
 			l.shed(ctx, "connection", "address_connections", fmt.Errorf("closed at once: %s has %d connections open, the most one address may", src, l.perSource))
 		}
 	}
