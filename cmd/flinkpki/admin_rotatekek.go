@@ -6,7 +6,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,15 +67,7 @@ func runRotateKEK(cmd *cobra.Command, f *rotateKEKFlags) error {
 	if f.newKEKFile == "" {
 		return usagef("--new-kek-file is required")
 	}
-	raw, err := os.ReadFile(f.newKEKFile)
-	if err != nil {
-		return fmt.Errorf("read new key-encryption key: %w", err)
-	}
-	kek, err := store.ParseKEK(raw)
-	if err != nil {
-		return err
-	}
-	next, err := store.NewSealer(kek, nil)
+	next, err := readSealer(f.newKEKFile, "new key-encryption key")
 	if err != nil {
 		return err
 	}

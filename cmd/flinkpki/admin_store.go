@@ -104,7 +104,7 @@ func openStoreAt(ctx context.Context, dataDir string, e *etcdFlags, kekFile stri
 // what to check when it holds no store (noStore). A bbolt file must exist
 // already: opening a missing one would create a new, empty store.
 func storeLocation(dataDir string, e *etcdFlags, onEtcd, rotation bool) (where, noStore string, err error) {
-	where, noStore = filepath.Join(dataDir, "flinkpki.db"), ""
+	where, noStore = filepath.Join(dataDir, dbFileName), ""
 	switch {
 	case onEtcd && rotation:
 		where, noStore = "etcd "+strings.Join(e.endpoints, ",")+e.prefix, "check --etcd-prefix"
@@ -204,9 +204,15 @@ func sealerFromFile(kekFile string) (*store.Sealer, error) {
 	if kekFile == "" {
 		return nil, usagef("--kek-file is required (or set FLINKPKI_KEK_FILE)")
 	}
-	raw, err := os.ReadFile(kekFile)
+	return readSealer(kekFile, "key-encryption key")
+}
+
+// readSealer reads the key-encryption key at path (what names it in the
+// error) and makes its sealer.
+func readSealer(path, what string) (*store.Sealer, error) {
+	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read key-encryption key: %w", err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	kek, err := store.ParseKEK(raw)
 	if err != nil {

@@ -142,7 +142,7 @@ func (o *serveOptions) prepareDataDir(kek []byte) (_ []byte, undo func(), _ erro
 	o.kekFile = filepath.Join(o.dataDir, "kek")
 	raw, err := os.ReadFile(o.kekFile)
 	if errors.Is(err, os.ErrNotExist) {
-		db := filepath.Join(o.dataDir, "flinkpki.db")
+		db := filepath.Join(o.dataDir, dbFileName)
 		if _, err := os.Stat(db); o.storeKind == "bolt" && err == nil {
 			return nil, nil, fmt.Errorf("the database %s exists but %s does not: restore the key-encryption key to %s, or pass --kek-file FILE; nothing was changed", db, o.kekFile, o.kekFile)
 		}
@@ -228,7 +228,7 @@ func (o *serveOptions) openStore(ctx context.Context, kek []byte, etcdTLS *tls.C
 func (o *serveOptions) openBackend(ctx context.Context, etcdTLS *tls.Config) (store.Backend, string, error) {
 	switch o.storeKind {
 	case "bolt":
-		path := filepath.Join(o.dataDir, "flinkpki.db")
+		path := filepath.Join(o.dataDir, dbFileName)
 		b, err := bolt.Open(path, bolt.Options{})
 		return b, path, err
 	case "etcd":
