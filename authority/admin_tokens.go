@@ -340,7 +340,7 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 		if err != nil {
 			return err
 		}
-		valid, gone, err := adminRevocation(tx, root, id, keepMade, now)
+		valid, gone, err := adminRevocation(tx, root, keepMade, now)
 		if err != nil {
 			return err
 		}
@@ -407,11 +407,11 @@ func (a *Authority) revocableAdminToken(tx *store.Txn, actor Actor, id string, k
 }
 
 // adminRevocation answers the administrator tokens valid now, and those
-// the revocation of root (token id) takes: root unless it was revoked
+// the revocation of root takes: root unless it was revoked
 // alone before (an expired root too), and, unless keepMade, every token
 // made through it. checkAdminHorizon judges what the valid ones leave
 // without those.
-func adminRevocation(tx *store.Txn, root *store.AdminToken, id string, keepMade bool, now time.Time) (valid, gone []*store.AdminToken, err error) {
+func adminRevocation(tx *store.Txn, root *store.AdminToken, keepMade bool, now time.Time) (valid, gone []*store.AdminToken, err error) {
 	all, err := tx.AdminTokens()
 	if err != nil {
 		return nil, nil, err
@@ -426,7 +426,7 @@ func adminRevocation(tx *store.Txn, root *store.AdminToken, id string, keepMade 
 	}
 	if !keepMade {
 		for _, t := range valid {
-			if slices.Contains(t.MadeWith, id) {
+			if slices.Contains(t.MadeWith, root.ID) {
 				gone = append(gone, t)
 			}
 		}

@@ -104,11 +104,3 @@ func notBound(actor Actor, cluster string) error {
 	return fmt.Errorf("%w: service account %s/%s is not bound to cluster %q: check --cluster (a service account binds one cluster; an administrator binds it with flinkpki cluster update %s --add-k8s-binding %s/%s)",
 		ErrDenied, actor.Namespace, actor.ServiceAccount, cluster, cluster, actor.Namespace, actor.ServiceAccount)
 }
-
-func (a *Authority) getCluster(tx *store.Txn, name string) (*store.Cluster, error) {
-	c, err := tx.Cluster(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("cluster %q %w", name, ErrNotFound)
-	}
-	return c, err
-}

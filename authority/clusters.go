@@ -208,10 +208,7 @@ func checkClusterUpdate(req UpdateClusterRequest) error {
 // edits its bindings and automatic rotation, and writes it with its audit
 // entry, whose details it completes with what the bindings' edit found.
 func (a *Authority) applyClusterUpdate(tx *store.Txn, actor Actor, req UpdateClusterRequest, details map[string]string) error {
-	c, err := tx.Cluster(req.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("cluster %q %w", req.Name, ErrNotFound)
-	}
+	c, err := a.getCluster(tx, req.Name)
 	if err != nil {
 		return err
 	}

@@ -33,10 +33,7 @@ func (a *Authority) GetCluster(ctx context.Context, name string) (*ClusterView, 
 }
 
 func (a *Authority) clusterView(tx *store.Txn, name string) (*ClusterView, error) {
-	c, err := tx.Cluster(name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("cluster %q %w", name, ErrNotFound)
-	}
+	c, err := a.getCluster(tx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -171,4 +168,14 @@ func forClusterPages[T any](ctx context.Context, a *Authority, get func(tx *stor
 		}
 		after = next
 	}
+}
+
+// getCluster reads cluster name, ErrNotFound (with its name) when there is
+// none.
+func (a *Authority) getCluster(tx *store.Txn, name string) (*store.Cluster, error) {
+	c, err := tx.Cluster(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("cluster %q %w", name, ErrNotFound)
+	}
+	return c, err
 }

@@ -59,11 +59,8 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 	rec := &store.Token{ID: tok.ID, Hash: token.Hash(tok.Secret), Cluster: cluster, Role: string(r),
 		Created: now, Expires: now.Add(ttl), UsesLeft: uses}
 	err = a.st.Update(ctx, func(tx *store.Txn) error {
-		c, err := tx.Cluster(cluster)
+		c, err := a.getCluster(tx, cluster)
 		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("cluster %q %w", cluster, ErrNotFound)
-			}
 			return err
 		}
 		rec.ClusterCreated = c.Created
@@ -98,9 +95,7 @@ func (a *Authority) ListTokens(ctx context.Context, cluster, after string, limit
 	err := a.st.View(ctx, func(tx *store.Txn) error {
 		out, next = nil, ""
 		if cluster != "" {
-			if _, err := tx.Cluster(cluster); errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("cluster %q %w", cluster, ErrNotFound)
-			} else if err != nil {
+			if _, err := a.getCluster(tx, cluster); err != nil {
 				return err
 			}
 		}
