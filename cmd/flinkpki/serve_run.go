@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/api"
 	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/internal/tick"
 	"github.com/flinkpki/flinkpki/metrics"
 	"github.com/flinkpki/flinkpki/store"
@@ -177,6 +179,72 @@ func serveHTTP(l net.Listener, handler http.Handler, errc chan<- error) func(con
 		}
 	}()
 	return func(ctx context.Context) { hs.Shutdown(ctx) }
+}
+
+// refreshGauges recomputes the CA expiry and live-leaf gauges from the
+// store, one page of cluster statuses per read transaction, and replaces
+// them only when every page was read. /metrics calls it at most once per
+// gaugeRefresh.
+func refreshGauges(ctx context.Context, auth *authority.Authority, m *metrics.Metrics) error {
+	var cas []metrics.CA
+	var steps []metrics.Step
+	earliest := map[string]time.Time{}
+	live := map[string]int{}
+	validity := map[string]time.Duration{}
+	after := ""
+	for {
+		page, next, err := auth.Expiries(ctx, after, 500)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			for _, c := range e.CAs {
+				cas = append(cas, metrics.CA{Cluster: e.Cluster, ID: c.ID, State: string(c.State), NotAfter: c.NotAfter})
+			}
+			if !e.EarliestExpiry.IsZero() {
+				earliest[e.Cluster] = e.EarliestExpiry
+			}
+			live[e.Cluster] = e.LiveHolders
+			validity[e.Cluster] = e.LeafValidity
+			for _, n := range e.Next {
+				steps = append(steps, metrics.Step{Cluster: e.Cluster, Purpose: string(n.Purpose), Step: string(n.Kind), At: n.At, AutoRotate: e.AutoRotate})
+			}
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	m.SetRotationSchedule(steps)
+	m.SetCAs(cas, earliest, live, validity)
+	return nil
+}
+
+// rsaKeyTypesInUse lists the RSA key types of existing clusters, all of
+// them, read page clusters at a time, so the bake key pool can fill before
+// the first burst. It is a hint: a store it cannot read yields what it read.
+func rsaKeyTypesInUse(ctx context.Context, st *store.Store, page int) []ca.KeyType {
+	seen := map[ca.KeyType]bool{}
+	var out []ca.KeyType
+	for after := ""; ; {
+		var next string
+		err := st.View(ctx, func(tx *store.Txn) error {
+			cs, n, err := tx.ListClusters(after, page)
+			for _, c := range cs {
+				kt := ca.KeyType(c.KeyType)
+				if !seen[kt] && kt.Algorithm() == x509.RSA {
+					seen[kt] = true
+					out = append(out, kt)
+				}
+			}
+			next = n
+			return err
+		})
+		if err != nil || next == "" {
+			return out
+		}
+		after = next
+	}
 }
 
 func servePprof(l net.Listener, errc chan<- error) func(context.Context) {
