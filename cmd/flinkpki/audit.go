@@ -126,15 +126,15 @@ func (a *app) runAuditList(ctx context.Context, f *auditListFlags) error {
 // listAudit fetches the trail page by page from f.after on, into stream
 // when there is one and into entries otherwise, until it ends or --limit
 // entries were fetched. more is where the next page starts when --limit
-// stopped it (f.after is left there too), 0 when the trail ended.
+// stopped it, 0 when the trail ended.
 func listAudit(ctx context.Context, client flinkpkiv1.AuditServiceClient, f *auditListFlags, stream *auditStream) (entries []*flinkpkiv1.AuditEntry, more uint64, err error) {
-	shown := 0
+	shown, after := 0, f.after
 	for {
 		ask := int32(auditPage)
 		if f.limit > 0 {
 			ask = min(ask, f.limit-int32(shown))
 		}
-		resp, err := client.ListAudit(ctx, &flinkpkiv1.ListAuditRequest{Cluster: f.cluster, AfterSeq: f.after, Limit: ask})
+		resp, err := client.ListAudit(ctx, &flinkpkiv1.ListAuditRequest{Cluster: f.cluster, AfterSeq: after, Limit: ask})
 		if err != nil {
 			return nil, 0, err
 		}
@@ -154,9 +154,9 @@ func listAudit(ctx context.Context, client flinkpkiv1.AuditServiceClient, f *aud
 		if next == 0 {
 			return entries, 0, nil // the end of the trail
 		}
-		f.after = next
+		after = next
 		if f.limit > 0 && shown >= int(f.limit) {
-			return entries, f.after, nil
+			return entries, after, nil
 		}
 	}
 }

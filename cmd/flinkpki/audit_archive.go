@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,7 +60,7 @@ archived from the oldest on, up to the first one at or after that time.`,
   flinkpki audit archive --before 2026-01-01T00:00:00Z --out audit-2025.jsonl -o json
   flinkpki audit verify --file audit-2025.jsonl`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAuditArchive(cmd, &f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAuditArchive(cmd.Context(), &f) },
 	}
 	cmd.Flags().StringVar(&f.before, "before", "", "archive the entries older than this time (RFC 3339) or age (90d, 1y) (required)")
 	cmd.Flags().StringVar(&f.out, "out", "", "file to write the archive to; never replaced (required)")
@@ -71,7 +72,7 @@ archived from the oldest on, up to the first one at or after that time.`,
 
 // runAuditArchive writes the entries before --before to --out, checked,
 // and only once the file is in place asks the server to remove them.
-func (a *app) runAuditArchive(cmd *cobra.Command, f *archiveFlags) error {
+func (a *app) runAuditArchive(ctx context.Context, f *archiveFlags) error {
 	if err := requireFlag("before", f.before); err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func (a *app) runAuditArchive(cmd *cobra.Command, f *archiveFlags) error {
 	sum := newResultHash("json")
 	tmp, n, err := atomicfile.Stage(f.out, 0o600, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(sum.tee(w), 256<<10)
-		if err := a.archiveEntries(cmd, client, cut, bw, &chain); err != nil {
+		if err := a.archiveEntries(ctx, client, cut, bw, &chain); err != nil {
 			return err
 		}
 		return bw.Flush()
@@ -119,7 +120,7 @@ func (a *app) runAuditArchive(cmd *cobra.Command, f *archiveFlags) error {
 		return err
 	}
 	res.Path, res.Bytes, res.SHA256 = f.out, n, sum.hex()
-	if err := a.pruneArchived(cmd, client, &res, f.part); err != nil {
+	if err := a.pruneArchived(ctx, client, &res, f.part); err != nil {
 		return err
 	}
 	removed := "the trail now starts after entry " + strconv.FormatUint(res.Archived, 10)
@@ -157,14 +158,14 @@ func placeArchive(tmp, out string) error {
 // pruneArchived asks the server to remove the entries the archive at
 // res.Path holds, part entries per request, and counts what it removed
 // in res.
-func (a *app) pruneArchived(cmd *cobra.Command, client flinkpkiv1.AuditServiceClient, res *archiveResult, part int32) error {
+func (a *app) pruneArchived(ctx context.Context, client flinkpkiv1.AuditServiceClient, res *archiveResult, part int32) error {
 	// Only now does anything leave the trail. A call that fails has
 	// removed nothing (the server answers what it removed before it
 	// stopped), so the file goes only when the server refused before
 	// removing anything; when the outcome is unknown (no answer, an
 	// interrupt) the file stays: it may hold all that is left.
 	for {
-		resp, err := client.PruneAudit(cmd.Context(), &flinkpkiv1.PruneAuditRequest{ThroughSeq: res.LastSeq, ThroughHash: res.LastHash, MaxEntries: part})
+		resp, err := client.PruneAudit(ctx, &flinkpkiv1.PruneAuditRequest{ThroughSeq: res.LastSeq, ThroughHash: res.LastHash, MaxEntries: part})
 		if err != nil {
 			if res.Removed == 0 && refusedOutright(err) {
 				os.Remove(res.Path)
@@ -249,12 +250,12 @@ func (a *app) printArchive(output outputFormat, res archiveResult) error {
 // archiveEntries writes the entries before cut to w, one JSON line each,
 // checking each one's hash and its link to the one before with chain,
 // which then tells what was written.
-func (a *app) archiveEntries(cmd *cobra.Command, client flinkpkiv1.AuditServiceClient, cut time.Time, w io.Writer, chain *archiveChain) error {
+func (a *app) archiveEntries(ctx context.Context, client flinkpkiv1.AuditServiceClient, cut time.Time, w io.Writer, chain *archiveChain) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	after := uint64(0)
 	for {
-		resp, err := client.ListAudit(cmd.Context(), &flinkpkiv1.ListAuditRequest{AfterSeq: after, Limit: auditPage})
+		resp, err := client.ListAudit(ctx, &flinkpkiv1.ListAuditRequest{AfterSeq: after, Limit: auditPage})
 		if err != nil {
 			return err
 		}
