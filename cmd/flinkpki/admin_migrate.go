@@ -58,16 +58,14 @@ func openMigrationEnd(ctx context.Context, spec, prefix string, tlsCfg *etcdstor
 		if err != nil {
 			return nil, err
 		}
-		// A bbolt file is locked by the server that uses it; on etcd the
-		// servers show by their election keys. What a server writes after
-		// the copy would be lost, and one on the target would write into
-		// the copy.
-		if n, err := eb.Campaigners(ctx); err != nil || n > 0 {
-			eb.Close()
-			if err != nil {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%d flinkpki server(s) still use the migration %s %s (their election keys are live): scale every replica to zero first; nothing was copied", n, map[bool]string{true: "source", false: "target"}[source], spec)
+		// What a server writes after the copy would be lost, and one on
+		// the target would write into the copy.
+		end := "target"
+		if source {
+			end = "source"
+		}
+		if err := refuseLiveReplicas(ctx, eb, "the migration "+end+" "+spec, "nothing was copied"); err != nil {
+			return nil, err
 		}
 		return eb, nil
 	}

@@ -141,15 +141,27 @@ func openStoreBackend(ctx context.Context, where string, e *etcdFlags, onEtcd, r
 		return nil, err
 	}
 	if rotation {
-		if n, err := eb.Campaigners(ctx); err != nil || n > 0 {
-			eb.Close()
-			if err != nil {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%d flinkpki server(s) still use %s (their election keys are live): scale every replica to zero first; nothing was changed", n, where)
+		if err := refuseLiveReplicas(ctx, eb, where, "nothing was changed"); err != nil {
+			return nil, err
 		}
 	}
 	return eb, nil
+}
+
+// refuseLiveReplicas closes eb and refuses when flinkpki servers still use
+// the etcd store (named what): a bbolt file is locked by the server that
+// uses it; on etcd the servers show by their election keys. nothing says
+// what the refusal left undone.
+func refuseLiveReplicas(ctx context.Context, eb *etcdstore.Backend, what, nothing string) error {
+	n, err := eb.Campaigners(ctx)
+	if err == nil && n == 0 {
+		return nil
+	}
+	eb.Close()
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%d flinkpki server(s) still use %s (their election keys are live): scale every replica to zero first; %s", n, what, nothing)
 }
 
 // oneStore refuses a command that names a bbolt and an etcd store at once.
