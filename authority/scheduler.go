@@ -30,7 +30,7 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 				wait = RotationWait{Cluster: ls.cluster, Purpose: string(ls.purpose), Failed: true}
 				if a.logWait(wait) {
 					a.log.ErrorContext(ctx, "automatic rotation failed", slog.String("cluster", ls.cluster), slog.String("purpose", string(ls.purpose)),
-						slog.String("error", err.Error()), slog.String("repeats", "at most every "+schedulerLogEvery.String()+" while it lasts"))
+						slog.String("error", err.Error()), repeatsAttr)
 				}
 			}
 			if wait.Cluster != "" {
@@ -58,6 +58,9 @@ func (a *Authority) Tick(ctx context.Context) ([]string, error) {
 // lineage that goes on waiting: the metrics (flinkpki_rotation_blocked)
 // and ca status say it at every tick.
 const schedulerLogEvery = time.Hour
+
+// repeatsAttr tells, on a waiting lineage's log line, how often it comes.
+var repeatsAttr = slog.String("repeats", "at most every "+schedulerLogEvery.String()+" while it lasts")
 
 // logWait reports whether a wait (blocked, or failed) is to be logged
 // now: the first time, and then at most every schedulerLogEvery.
@@ -223,7 +226,7 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 		if a.logWait(wait) {
 			a.log.WarnContext(ctx, "automatic rotation step is waiting for holders", slog.String("cluster", cluster),
 				slog.String("purpose", string(p)), slog.String("step", step), slog.String("reason", err.Error()),
-				slog.String("repeats", "at most every "+schedulerLogEvery.String()+" while it lasts"))
+				repeatsAttr)
 		}
 		return "", wait, nil
 	}
