@@ -40,6 +40,13 @@ var (
 	// before it splits them: half-full pages are room for inserts that
 	// never come.
 	AppendOnly = [][]byte{bAudit}
+	// MostlyInOrder lists the buckets whose new keys mostly land next to
+	// the last ones: a cluster's holders are its pods, and Flink names a
+	// native Kubernetes cluster's TaskManager pods in order
+	// (<cluster-id>-taskmanager-<attempt>-<n>). A B+tree backend can fill
+	// their pages fuller before it splits them, short of what suits keys
+	// in random order (a standalone cluster's Deployment pods).
+	MostlyInOrder = [][]byte{bHolders}
 
 	kSchema    = []byte("schema")
 	kKEKCheck  = []byte("kek_check")

@@ -395,20 +395,39 @@ func (t boltTx) Get(bucket, key []byte) []byte {
 	return bk.Get(key)
 }
 
-// appendFill is the fill of a page of an append-only bucket before bbolt
-// splits it (its default, 0.5, suits random inserts).
-const appendFill = 0.95
+// How full bbolt fills a page of a bucket before it splits it. Its
+// default, 0.5, suits keys that come in random order; keys that come in
+// order leave such pages half empty for good. Holders at 0.7, measured on
+// 4,800 of them in the group commit's transactions of 16 (the test
+// TestHolderPagesSuitPodsNamedInOrderAndInAnyOrder): pods named in Flink's
+// order fill their pages to 64% (49% at 0.5), random names to 68% as at 0.5
+// (56% at 0.9, which would suit the ordered ones best: 76%).
+const (
+	appendFill  = 0.95
+	inOrderFill = 0.7
+)
+
+// fillPercent is the page fill of bucket's writes.
+func fillPercent(bucket []byte) float64 {
+	for _, b := range store.AppendOnly {
+		if bytes.Equal(b, bucket) {
+			return appendFill
+		}
+	}
+	for _, b := range store.MostlyInOrder {
+		if bytes.Equal(b, bucket) {
+			return inOrderFill
+		}
+	}
+	return bbolt.DefaultFillPercent
+}
 
 func (t boltTx) Put(bucket, key, value []byte) error {
 	bk, err := t.bucket(bucket)
 	if err != nil {
 		return err
 	}
-	for _, b := range store.AppendOnly {
-		if bytes.Equal(b, bucket) {
-			bk.FillPercent = appendFill
-		}
-	}
+	bk.FillPercent = fillPercent(bucket)
 	return bk.Put(key, value)
 }
 
