@@ -43,7 +43,7 @@ type Issued struct {
 func (a *Authority) Enroll(ctx context.Context, actor Actor, req EnrollRequest) (*Issued, error) {
 	iss, err := a.issue(ctx, actor, "enroll", req, nil)
 	if err != nil {
-		return nil, a.Deny(ctx, actor, req.Cluster, "enroll", ReasonOf(err), err)
+		return nil, a.failed(ctx, actor, req.Cluster, "enroll", err)
 	}
 	return iss, nil
 }
@@ -77,10 +77,21 @@ func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*
 		return key.Public(), nil
 	})
 	if err != nil {
-		return nil, a.Deny(ctx, actor, req.Cluster, "bake", ReasonOf(err), err)
+		return nil, a.failed(ctx, actor, req.Cluster, "bake", err)
 	}
 	iss.Key = key
 	return iss, nil
+}
+
+// failed answers an issuance that failed: a refusal is denied (audited),
+// anything else (a store fault, a caller that went away) only counted, by
+// its reason: it refused nobody, and the request log has it. No issuance
+// is both committed and failed (store.GroupCommit.Do).
+func (a *Authority) failed(ctx context.Context, actor Actor, cluster, action string, err error) error {
+	if !IsRefusal(err) {
+		return a.DenyUnaudited(ReasonOf(err), err)
+	}
+	return a.Deny(ctx, actor, cluster, action, ReasonOf(err), err)
 }
 
 // reserveBake admits an enrollment token's bake only while the token has a

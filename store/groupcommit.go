@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 )
 
@@ -32,13 +33,14 @@ type Call struct {
 	Done chan error
 }
 
-// Do queues fn and waits for its group's outcome or for ctx. A call whose
-// ctx has ended by the time its group starts is dropped unrun: its caller
-// has gone (a client's deadline passed while commits queued), and an
-// issuance it never receives must not spend a token use. When ctx ends
-// during the group's commit, the call may still commit; its outcome is
-// unknown to the caller, exactly as with a lost response, and the
-// transaction stays atomic.
+// Do queues fn and waits for its group's outcome. A call whose ctx ends
+// while it waits in the queue is dropped unrun: its caller has gone (a
+// client's deadline passed while commits queued), and an issuance it never
+// receives must not spend a token use. A call whose ctx ends once its group
+// has started gets the group's outcome all the same, after the commit (which
+// each backend bounds): a caller told that its call failed must not find it
+// committed. Its response may still reach nobody, exactly as when it is lost
+// on the way; the transaction stays atomic.
 func (g *GroupCommit) Do(ctx context.Context, fn func(Tx) error) error {
 	c := &Call{Ctx: ctx, Fn: func(tx Tx) error { return safeRun(fn, tx) }, Done: make(chan error, 1)}
 	g.mu.Lock()
@@ -52,8 +54,15 @@ func (g *GroupCommit) Do(ctx context.Context, fn func(Tx) error) error {
 	case err := <-c.Done:
 		return err
 	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	if i := slices.Index(g.pending, c); i >= 0 {
+		g.pending = slices.Delete(g.pending, i, i+1)
+		g.mu.Unlock()
 		return ctx.Err()
 	}
+	g.mu.Unlock()
+	return <-c.Done
 }
 
 func (g *GroupCommit) loop() {

@@ -60,6 +60,39 @@ func TestAGroupCommitDropsCallsWhoseCallerHasGone(t *testing.T) {
 	}
 }
 
+// TestAGroupCommitAnswersACallWhoseCallerWentMidCommit: a caller that
+// gives up while its call is being committed is told the commit's outcome,
+// not that it gave up, so that an issuance that spent a token use and
+// recorded a holder is never reported (and audited) as failed.
+func TestAGroupCommitAnswersACallWhoseCallerWentMidCommit(t *testing.T) {
+	inCommit, release := make(chan struct{}), make(chan struct{})
+	var ran atomic.Int32
+	g := &GroupCommit{Max: 10, Commit: func(calls []*Call) {
+		close(inCommit)
+		<-release
+		for _, c := range calls {
+			c.Done <- c.Fn(nil)
+		}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Do(ctx, func(Tx) error { ran.Add(1); return nil }) }()
+	<-inCommit
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Do returned %v while its call was still being committed", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("a call committed after its caller went returned %v, want the commit's outcome (nil)", err)
+	}
+	if ran.Load() != 1 {
+		t.Fatalf("the call ran %d times, want once", ran.Load())
+	}
+}
+
 // snapshot returns the calls waiting for the next commit.
 func (g *GroupCommit) snapshot() []*Call {
 	g.mu.Lock()
