@@ -19,11 +19,14 @@ func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, er
 		switch t.Kind {
 		case token.KindAdmin:
 			rec, err := tx.AdminToken(t.ID)
-			if err == nil && rec.Revoked.IsZero() && !token.Verify(rec.Hash, t.Secret) {
+			// A revoked token's record keeps no hash to check the secret
+			// against: whoever names its ID, which is no secret, learns no
+			// more than for an ID that never existed.
+			if err == nil && (!rec.Revoked.IsZero() || !token.Verify(rec.Hash, t.Secret)) {
 				err = store.ErrNotFound
 			}
 			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("%w: unknown administrator token %s", ErrUnauthenticated, t.Redacted())
+				return fmt.Errorf("%w: unknown administrator token %s, or one that was revoked: get a new one from another administrator (flinkpki admin token create), or with flinkpki admin bootstrap if none is left", ErrUnauthenticated, t.Redacted())
 			}
 			if err != nil {
 				return err
