@@ -94,10 +94,17 @@ func (v *Verifier) checkTimes(c *claims) error {
 		if now.Add(v.leeway).Before(iat) {
 			return fmt.Errorf("service-account token was issued at %s, in the future; check the clocks of flinkpki and the cluster: %w", stamp(iat), ErrNotYetValid)
 		}
-		if age := now.Sub(iat); age > v.maxAge+v.leeway {
-			return fmt.Errorf("service-account token was issued at %s, %s ago, and flinkpki takes none older than %s: the kubelet renews a pod's projected token within a day, so this is an old copy; read the token file again: %w",
-				stamp(iat), age.Round(time.Minute), v.maxAge, ErrExpired)
-		}
+		return checkAge(iat, now, v.maxAge, v.leeway)
+	}
+	return nil
+}
+
+// checkAge refuses a token issued more than maxAge (and the leeway) before
+// now, whatever its exp says: a copy, not what a pod reads now.
+func checkAge(iat, now time.Time, maxAge, leeway time.Duration) error {
+	if age := now.Sub(iat); age > maxAge+leeway {
+		return fmt.Errorf("service-account token was issued at %s, %s ago, and flinkpki takes none older than %s: the kubelet renews a pod's projected token within a day, so this is an old copy; read the token file again: %w",
+			stamp(iat), age.Round(time.Minute), maxAge, ErrExpired)
 	}
 	return nil
 }

@@ -82,10 +82,11 @@ func (c *reviewCache) put(raw string, id *Identity) {
 	}
 	now := c.now()
 	until := now.Add(c.ttl)
-	exp, ok := unverifiedExpiry(raw)
-	if !ok {
+	c0, ok := unverifiedClaims(raw)
+	if !ok || c0.Expiry == nil {
 		return
 	}
+	exp := c0.Expiry.Time()
 	if exp.Before(until) {
 		until = now.Add(exp.Sub(now))
 	}
@@ -111,17 +112,14 @@ func (c *reviewCache) drop(ref cacheRef) {
 	}
 }
 
-// unverifiedExpiry reads the exp of a token the API server has just
-// accepted: its claims are the API server's, so they are read without a
-// key (this server may have no JWKS).
-func unverifiedExpiry(raw string) (time.Time, bool) {
+// unverifiedClaims reads the claims of a token the API server has just
+// accepted: they are the API server's, so they are read without a key
+// (this server may have no JWKS).
+func unverifiedClaims(raw string) (*claims, bool) {
 	jws, err := jose.ParseSignedCompact(raw, allowedAlgs)
 	if err != nil {
-		return time.Time{}, false
+		return nil, false
 	}
 	c, err := parseClaims(jws.UnsafePayloadWithoutVerification())
-	if err != nil || c.Expiry == nil {
-		return time.Time{}, false
-	}
-	return c.Expiry.Time(), true
+	return c, err == nil
 }

@@ -148,33 +148,7 @@ func TestReviewerKeepsOnlyAcceptedTokens(t *testing.T) {
 	good := iss.Mint(claims)
 	bad := iss.Mint(k8stest.Claims{Namespace: "x", ServiceAccount: "y", Expiry: time.Now().Add(time.Hour)})
 	var calls atomic.Int32
-	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		var tr authnv1.TokenReview
-		if err := json.NewDecoder(r.Body).Decode(&tr); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if tr.Spec.Token == good {
-			tr.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: tr.Spec.Audiences, User: authnv1.UserInfo{
-				Username: "system:serviceaccount:flink-orders:flink",
-				Extra:    map[string]authnv1.ExtraValue{podNameExtra: {"orders-jobmanager-0"}},
-			}}
-		} else {
-			tr.Status = authnv1.TokenReviewStatus{Error: "invalid bearer token"}
-		}
-		w.WriteHeader(http.StatusCreated)
-		json.NewEncoder(w).Encode(&tr)
-	}))
-	defer ts.Close()
-	dir := t.TempDir()
-	caFile, tokFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "token")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644)
-	os.WriteFile(tokFile, []byte("own"), 0o600)
-	r, err := NewReviewer(ReviewerConfig{APIServer: ts.URL, CAFile: caFile, TokenFile: tokFile, CacheTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newReviewer(t, func(tok string) bool { calls.Add(1); return tok == good })
 
 	if _, ok := r.Cached(good); ok {
 		t.Fatal("a token never reviewed was answered from the cache")
@@ -197,6 +171,63 @@ func TestReviewerKeepsOnlyAcceptedTokens(t *testing.T) {
 	}
 	if n := calls.Load(); n != 3 {
 		t.Errorf("the API server was asked %d times, want 3 (the good token once, the refused one each time)", n)
+	}
+}
+
+// newReviewer returns a Reviewer of a fake API server (real HTTPS on
+// loopback) that answers every TokenReview with accept's verdict on the
+// token, for the service account flink-orders/flink of pod
+// orders-jobmanager-0.
+func newReviewer(t *testing.T, accept func(token string) bool) *Reviewer {
+	t.Helper()
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var tr authnv1.TokenReview
+		if err := json.NewDecoder(r.Body).Decode(&tr); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if accept(tr.Spec.Token) {
+			tr.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: tr.Spec.Audiences, User: authnv1.UserInfo{
+				Username: "system:serviceaccount:flink-orders:flink",
+				Extra:    map[string]authnv1.ExtraValue{podNameExtra: {"orders-jobmanager-0"}},
+			}}
+		} else {
+			tr.Status = authnv1.TokenReviewStatus{Error: "invalid bearer token"}
+		}
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(&tr)
+	}))
+	t.Cleanup(ts.Close)
+	dir := t.TempDir()
+	caFile, tokFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "token")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644)
+	os.WriteFile(tokFile, []byte("own"), 0o600)
+	r, err := NewReviewer(ReviewerConfig{APIServer: ts.URL, CAFile: caFile, TokenFile: tokFile, CacheTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestReviewerHoldsTokensToTheOfflineMaximumAge: the API server accepts a
+// projected token until its exp, a year on clusters that extend tokens;
+// flinkpki takes none issued more than DefaultMaxAge ago, with TokenReview
+// alone as with offline verification, and keeps no answer for it.
+func TestReviewerHoldsTokensToTheOfflineMaximumAge(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, testIssuer)
+	old, fresh := validClaims(), validClaims()
+	old.IssuedAt, old.Expiry = time.Now().Add(-DefaultMaxAge-DefaultLeeway-time.Minute), time.Now().Add(365*24*time.Hour)
+	fresh.IssuedAt, fresh.Expiry = time.Now().Add(-DefaultMaxAge+time.Minute), time.Now().Add(365*24*time.Hour)
+	copied, renewed := iss.Mint(old), iss.Mint(fresh)
+	r := newReviewer(t, func(string) bool { return true })
+	if _, err := r.Review(context.Background(), copied); !errors.Is(err, ErrExpired) || !strings.Contains(err.Error(), "old copy") {
+		t.Errorf("a token issued %s ago was answered %v; want ErrExpired, naming an old copy", DefaultMaxAge+DefaultLeeway+time.Minute, err)
+	}
+	if _, ok := r.Cached(copied); ok {
+		t.Error("the refused token's answer was kept")
+	}
+	if _, err := r.Review(context.Background(), renewed); err != nil {
+		t.Errorf("a token issued just within %s was refused: %v", DefaultMaxAge, err)
 	}
 }
 

@@ -141,6 +141,15 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The API server takes a projected token until its exp, a year away
+	// on clusters that extend them: a token is held to the age the offline
+	// verification allows too (DefaultMaxAge), so that one copied out of a
+	// pod is not good for longer than the kubelet takes to renew it.
+	if c, ok := unverifiedClaims(raw); ok && c.IssuedAt != nil {
+		if err := checkAge(c.IssuedAt.Time(), time.Now(), DefaultMaxAge, DefaultLeeway); err != nil {
+			return nil, err
+		}
+	}
 	r.cache.put(raw, id)
 	return id, nil
 }
