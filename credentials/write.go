@@ -38,6 +38,11 @@ func (fs *FileSet) Write(dir string) (err error) {
 	if err != nil {
 		return err
 	}
+	if created == nil {
+		if err := atomicfile.CloseToOthers(dir); err != nil {
+			return fmt.Errorf("output directory %s: %w", dir, err)
+		}
+	}
 	w := &writer{dir: dir, set: fs}
 	defer func() {
 		if err != nil {

@@ -67,6 +67,41 @@ func TestWriteCreatesTheDirectoryAndTheFiles(t *testing.T) {
 	}
 }
 
+// TestWriteTakesOthersWriteOffAnExistingDirectory: an existing --out that
+// group or others may write (made with a loose umask, say) would let them
+// swap the set's symlinks for stores of their own: Write takes that
+// permission off a directory of its own user and leaves reading as it
+// was. A sticky directory, where nobody else can replace our names, keeps
+// its mode.
+func TestWriteTakesOthersWriteOffAnExistingDirectory(t *testing.T) {
+	c := newCluster(t, "write", "ecdsa-p256", 10)
+	for _, tc := range []struct {
+		mode, want os.FileMode
+	}{
+		{0o777, 0o755},
+		{0o775 | os.ModeSetgid, 0o755 | os.ModeSetgid},
+		{0o750, 0o750},
+		{0o777 | os.ModeSticky, 0o777 | os.ModeSticky},
+	} {
+		dir := filepath.Join(t.TempDir(), "out")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		fs := buildAndWrite(t, c.material(t, "jm", "ecdsa-p256", 0), keystore.PKCS12, dir)
+		st, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode() &^ os.ModeDir; got != tc.want {
+			t.Errorf("an existing directory of mode %v has mode %v after Write, want %v", tc.mode, got, tc.want)
+		}
+		checkWritten(t, fs, dir)
+	}
+}
+
 func TestWriteAgainSwapsTheSetAndRemovesTheOldOne(t *testing.T) {
 	c := newCluster(t, "rewrite", "ecdsa-p256", 10)
 	m := c.material(t, "tm", "ecdsa-p256", 0)

@@ -109,6 +109,12 @@ func (s *Staged) Abort() {
 // does not have, and temporary files a killed run left beside either or
 // beside the manifest.
 func (s *Staged) Commit() error {
+	if !slices.Contains(s.created, s.out) {
+		if err := atomicfile.CloseToOthers(s.out); err != nil {
+			s.Abort()
+			return fmt.Errorf("Flink configuration output %s: %w", s.out, err)
+		}
+	}
 	prev := s.readManifest()
 	// The manifest lists the new files before any is in place, so that a
 	// run killed among the renames leaves none the manifest forgets (a

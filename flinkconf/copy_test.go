@@ -673,6 +673,26 @@ func TestACopyKeepsWhatTheSourceKeepsPrivate(t *testing.T) {
 	assertMode(t, filepath.Join(out, "log4j.properties"), 0o644)
 }
 
+// TestACopyTakesOthersWriteOffAnExistingOutput: whoever may write into the
+// output could put a configuration of their own in place of the copy (its
+// keystore paths, its passwords): a copy takes the write permission of
+// group and others off an existing output directory of its own user, and
+// leaves reading as it was.
+func TestACopyTakesOthersWriteOffAnExistingOutput(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "conf")
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n"})
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyAndMerge(src, out, testKeys(t, "/tls")); err != nil {
+		t.Fatal(err)
+	}
+	assertMode(t, out, 0o755)
+}
+
 // TestWithinResolvesLinksAndComparesWholeNames: Within compares paths by
 // whole components after resolving the links that exist, so a sibling
 // whose name starts like the directory's is not inside it, and a link to
