@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -92,6 +93,9 @@ func (a *app) runFlinkConfig(ctx context.Context, f *flinkConfigFlags) error {
 	tls13, err := tlsProtocolFlag(f.tlsProtocol)
 	if err != nil {
 		return err
+	}
+	if !path.IsAbs(f.tlsDir) {
+		return usagef("--tls-dir %s is not an absolute path: give the init container's --out, e.g. %s", f.tlsDir, flinkconf.DefaultTLSDir)
 	}
 	kt, err := a.clusterKeyType(ctx, f.cluster, f.keyType)
 	if err != nil {
