@@ -88,6 +88,10 @@ func (a *app) humanize(err error) string {
 		return fmt.Sprintf("cannot reach flinkpki at %s: %s", target, reason)
 	case codes.DeadlineExceeded:
 		return fmt.Sprintf("flinkpki at %s did not answer in time", target)
+	case codes.Canceled:
+		// gRPC's words for a call its context ended ("context canceled
+		// while waiting for connections to become ready").
+		return fmt.Sprintf("no answer came from flinkpki at %s: %s", target, canceledText)
 	case codes.Unauthenticated:
 		return fmt.Sprintf("%s (check --token-file)", st.Message())
 	case codes.Unimplemented:
@@ -99,6 +103,10 @@ func (a *app) humanize(err error) string {
 	}
 	return st.Message()
 }
+
+// canceledText ends the sentence of a call canceled on the client's side,
+// which interruptedText takes off as it says "interrupted".
+const canceledText = "context canceled"
 
 // serverUnavailable says an UNAVAILABLE status came from the flinkpki
 // server itself: its store's (which say "store unavailable") or one that

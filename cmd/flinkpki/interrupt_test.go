@@ -3,7 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +70,57 @@ func TestAnInterruptedCommandSaysSo(t *testing.T) {
 	runCLI(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "1", "--holders", "0").ok(t)
 	r = runCLI(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "1", "--holders", "0")
 	oneLineError(t, r, 1, "already exists: bench populate fills a store that holds none of its clusters; populate a new --data-dir")
+}
+
+// TestACallCutOffByCtrlCSaysInterrupted: Ctrl-C while a client command
+// waits for a server that accepts connections but never answers (here,
+// mid-handshake) says the command was interrupted and that no answer came,
+// not gRPC's "context canceled while waiting for connections to become
+// ready".
+func TestACallCutOffByCtrlCSaysInterrupted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, unanswered, until the test ends
+		}
+	}()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, tok := filepath.Join(dir, "server-ca.crt"), filepath.Join(dir, "token")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(tok, []byte("fpa_x"), 0o600)
+	for _, args := range [][]string{
+		{"cluster", "list"},
+		{"bake", "--cluster", "orders", "--role", "jobmanager", "--holder", "ci", "--out", filepath.Join(dir, "out")},
+	} {
+		var out, errb bytes.Buffer
+		a := &app{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, now: time.Now}
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(200*time.Millisecond, cancel) // Ctrl-C, once the call is on its way
+		args = append(args, "--server", ln.Addr().String(), "--ca-file", caFile, "--token-file", tok)
+		r := result{code: a.run(ctx, args), stdout: out.String(), stderr: errb.String()}
+		cancel()
+		oneLineError(t, r, 1, "flinkpki: interrupted: no answer came from flinkpki at "+ln.Addr().String())
+		if strings.Contains(r.stderr, "context canceled") {
+			t.Errorf("%s: %q says context canceled", args[0], r.stderr)
+		}
+	}
 }
 
 func TestInterruptedText(t *testing.T) {

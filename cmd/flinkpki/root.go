@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // app holds what every command shares: its output streams and its view of
@@ -54,11 +56,25 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return 0
 	}
 	msg := oneLine(a.humanize(err))
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || a.cutOff(err)) {
 		msg = interruptedText(msg)
 	}
 	fmt.Fprintf(a.stderr, "flinkpki: %s\n", msg)
 	return exitCode(err)
+}
+
+// cutOff reports whether err is a call to the server that the command's
+// end cut off: gRPC's own status for a call canceled while it connected
+// or waited for its answer, or a connection the cancellation ended.
+func (a *app) cutOff(err error) bool {
+	if a.target == "" {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Canceled, codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // interruptedText words the failure of a command that Ctrl-C or SIGTERM
