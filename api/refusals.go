@@ -301,7 +301,7 @@ func (g *refusalGate) restore(sums []refusalSummary) {
 func (s *Server) Shed(ctx context.Context, method, reason string, err error) {
 	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 	text := plainError(err)
-	s.refusals.tally("peer:"+PeerSource(ctx), anon, method, reason, text, time.Now())
+	s.refusals.tally("peer:"+PeerSource(ctx), anon, actionOf(method), reason, text, time.Now())
 	s.auth.DenyUnaudited(reason, text)
 }
 
@@ -309,6 +309,7 @@ func (s *Server) Shed(ctx context.Context, method, reason string, err error) {
 // under the gate's rate, counted for the next summary past it. It returns
 // err.
 func (s *Server) refuse(ctx context.Context, source string, actor authority.Actor, cluster, action, reason string, err error) error {
+	action = actionOf(action)
 	text := plainError(err)
 	if s.refusals.admit(source, actor, cluster, action, reason, text, time.Now()) {
 		s.auth.DenyAudited(ctx, actor, cluster, action, reason, text)
@@ -338,6 +339,42 @@ var reads = map[string]string{
 	pb.AuthorityService_ListHolders_FullMethodName: "holder.list",
 	pb.AuditService_ListAudit_FullMethodName:       "audit.list",
 	pb.AuditService_VerifyAudit_FullMethodName:     "audit.verify",
+}
+
+// writes are the calls that change something, with the audit action the
+// authority records them (and its own refusals of them) under.
+var writes = map[string]string{
+	pb.ClusterService_CreateCluster_FullMethodName:   "cluster.create",
+	pb.ClusterService_UpdateCluster_FullMethodName:   "cluster.update",
+	pb.ClusterService_DeleteCluster_FullMethodName:   "cluster.delete",
+	pb.ClusterService_CreateToken_FullMethodName:     "token.create",
+	pb.ClusterService_RevokeToken_FullMethodName:     "token.revoke",
+	pb.AuthorityService_Prepare_FullMethodName:       "ca.prepare",
+	pb.AuthorityService_Activate_FullMethodName:      "ca.activate",
+	pb.AuthorityService_Retire_FullMethodName:        "ca.retire",
+	pb.AuthorityService_ReleaseHolder_FullMethodName: "holder.release",
+	pb.EnrollmentService_Enroll_FullMethodName:       "enroll",
+	pb.EnrollmentService_Bake_FullMethodName:         "bake",
+	pb.AuditService_PruneAudit_FullMethodName:        "audit.archive",
+	pb.AdminService_Backup_FullMethodName:            "store.backup",
+	pb.AdminService_CreateAdminToken_FullMethodName:  "admin_token.create",
+	pb.AdminService_ListAdminTokens_FullMethodName:   "admin_token.list",
+	pb.AdminService_RevokeAdminToken_FullMethodName:  "admin_token.revoke",
+}
+
+// actionOf is the audit action of a call: what the authority names it,
+// so that a refusal before the call reaches the authority (an unknown
+// token, a wrong kind of token, a rate limit, the stream gate) is found
+// under the same name as one after. A method the server does not serve
+// keeps the name it was called by.
+func actionOf(method string) string {
+	if a, ok := writes[method]; ok {
+		return a
+	}
+	if a, ok := reads[method]; ok {
+		return a
+	}
+	return method
 }
 
 // refuseRead audits a read's refusal (a cluster that does not exist, a bad

@@ -408,7 +408,7 @@ func TestShedRequestsAreAuditedInSummariesOnly(t *testing.T) {
 		t.Fatalf("audit after the flush: %+v, want one summary", entries)
 	}
 	e := entries[0]
-	if e.Outcome != "denied" || e.Details["reason"] != "gave_way" || e.Details["count"] != "3" || e.Action != "/flinkpki.v1.EnrollmentService/Enroll" || !strings.Contains(e.Actor, "10.0.0.7") {
+	if e.Outcome != "denied" || e.Details["reason"] != "gave_way" || e.Details["count"] != "3" || e.Action != "enroll" || !strings.Contains(e.Actor, "10.0.0.7") {
 		t.Errorf("summary %+v, want 3 gave_way refusals of Enroll by 10.0.0.7", e)
 	}
 }
@@ -436,5 +436,32 @@ func TestARequestThatEndsWhileItsTokenIsReadIsNoRefusal(t *testing.T) {
 	}
 	if after := e.Audit(""); len(after) != before {
 		t.Fatalf("it was audited: %+v", after[before:])
+	}
+}
+
+// TestEveryCallIsAuditedUnderTheAuthoritysActionName: a refusal before
+// a call reaches the authority (an unknown token, a rate limit, the
+// stream gate) is audited under the short name the authority gives the
+// call ("enroll", "cluster.list"), so one filter finds every refusal of
+// it; every method of every flinkpki service has one.
+func TestEveryCallIsAuditedUnderTheAuthoritysActionName(t *testing.T) {
+	for _, sd := range []grpc.ServiceDesc{pb.ClusterService_ServiceDesc, pb.AuthorityService_ServiceDesc,
+		pb.EnrollmentService_ServiceDesc, pb.AuditService_ServiceDesc, pb.AdminService_ServiceDesc} {
+		var names []string
+		for _, m := range sd.Methods {
+			names = append(names, m.MethodName)
+		}
+		for _, st := range sd.Streams {
+			names = append(names, st.StreamName)
+		}
+		for _, n := range names {
+			method := "/" + sd.ServiceName + "/" + n
+			if a := actionOf(method); strings.HasPrefix(a, "/") || strings.Contains(a, "Service") {
+				t.Errorf("%s is audited as %q, want the authority's short name", method, a)
+			}
+		}
+	}
+	if a := actionOf("/flinkpki.v1.ClusterService/NoSuchCall"); a != "/flinkpki.v1.ClusterService/NoSuchCall" {
+		t.Errorf("a method the server does not serve is audited as %q, want the name it was called by", a)
 	}
 }
