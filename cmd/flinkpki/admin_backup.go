@@ -39,7 +39,8 @@ what the server writes after it.
 
 --out - writes the snapshot to standard output instead, once it is complete
 and checked (it is staged in the system's temporary directory, TMPDIR), for
-admin restore - to read; -o json then has nowhere to go and is refused.`,
+admin restore - to read; -o json then has nowhere to go and is refused, and
+so is a terminal (pipe it or redirect it).`,
 		Example: `  flinkpki admin backup --out flinkpki-$(date +%F).db
   flinkpki admin backup --out flinkpki-$(date +%F).db -o json
   flinkpki admin backup --out - | ssh standby flinkpki admin restore - --data-dir /var/lib/flinkpki`,
@@ -59,6 +60,9 @@ func (a *app) runBackup(ctx context.Context, f *backupFlags) error {
 	reportClosedPipes()
 	if err := requireFlag("out", f.out); err != nil {
 		return err
+	}
+	if f.out == "-" && isTerminal(a.stdout) {
+		return usagef("--out - would write the binary snapshot (sealed CA keys, token hashes) to the terminal: pipe it (| ssh HOST flinkpki admin restore - ...) or redirect it (> FILE), or give --out FILE")
 	}
 	dst, err := prepareBackupOut(f.out, f.force, f.output)
 	if err != nil {
