@@ -15,6 +15,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
+	"github.com/flinkpki/flinkpki/store"
 )
 
 // printDevBanner tells a developer the environment that points the CLI at
@@ -37,6 +38,36 @@ func printDevBanner(w io.Writer, o *serveOptions, addr string) {
 	fmt.Fprintf(w, "\nflinkpki dev server on %s. Point the CLI at it with:\n  export %s\n  flinkpki cluster create orders\n\n", addr, env)
 }
 
+// refuseOutsideDev refuses to make a dev administrator token in a store
+// that holds administrator tokens of its own beside the dev server's (made
+// by admin bootstrap, or through such a token): a production store, or a
+// copy of one, whose administrators never made a token that does not
+// expire and sits in a file. The dev server's own tokens, and those made
+// through them, are no reason.
+func refuseOutsideDev(ctx context.Context, auth *authority.Authority) error {
+	tokens, err := auth.AdminTokens(ctx)
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]*store.AdminToken, len(tokens))
+	for _, t := range tokens {
+		byID[t.ID] = t.AdminToken
+	}
+	for _, t := range tokens {
+		root := t.AdminToken
+		if len(t.MadeWith) > 0 {
+			root = byID[t.MadeWith[0]]
+		}
+		if root == nil || root.CreatedBy != devActor.String() {
+			return fmt.Errorf("this store has administrator tokens that serve --dev did not make (%s, made by %s): serve --dev would add one that never expires, in a file; start the server without --dev and use those tokens, or give --dev a --data-dir of its own", t.ID, t.CreatedBy)
+		}
+	}
+	return nil
+}
+
+// devActor makes the dev server's administrator token.
+var devActor = authority.Actor{Kind: authority.ActorSystem, ID: "dev"}
+
 // ensureDevAdminToken writes DIR/admin.token unless it already holds a
 // token this store knows. The token does not expire, so none is made
 // before the path is known to take it, and one whose file could not be
@@ -54,10 +85,13 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
 		return fmt.Errorf("%s is a directory: remove it, so that serve --dev can write its administrator token there", path)
 	}
+	if err := refuseOutsideDev(ctx, auth); err != nil {
+		return err
+	}
 	if err := atomicfile.CheckDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("cannot write the administrator token %s: %w", path, err)
 	}
-	actor := authority.Actor{Kind: authority.ActorSystem, ID: "dev"}
+	actor := devActor
 	tok, rec, err := auth.CreateAdminToken(ctx, actor, "dev", 0)
 	if err != nil {
 		return err
