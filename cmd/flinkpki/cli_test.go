@@ -58,6 +58,8 @@ func TestExitCodes(t *testing.T) {
 		{"help succeeds", []string{"--help"}, 0, ""},
 		{"a command group without subcommand shows its help", []string{"cluster"}, 0, ""},
 		{"an unknown command is a usage error", []string{"clusterz"}, 2, `unknown command "clusterz"`},
+		{"an unknown help topic is a usage error", []string{"help", "clustr"}, 2, `unknown help topic "clustr"; see flinkpki --help`},
+		{"help of a known command succeeds", []string{"help", "ca", "status"}, 0, ""},
 		{"an unknown subcommand is a usage error", []string{"cluster", "frobnicate"}, 2, `unknown command "frobnicate" for "flinkpki cluster"`},
 		{"a mistyped command gets a suggestion on its one line", []string{"clustr", "list"}, 2, `unknown command "clustr" for "flinkpki" (did you mean cluster?); see flinkpki --help`},
 		{"a mistyped subcommand before its flags is named, not the flags", []string{"ca", "stauts", "--cluster", "x", "-o", "json"}, 2,

@@ -122,6 +122,7 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 usage error.`,
 	}
 	root.SetVersionTemplate("flinkpki {{.Version}}\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
+	root.SetHelpCommand(newHelpCmd())
 	root.AddCommand(
 		newServeCmd(),
 		a.newClusterCmd(),
@@ -139,6 +140,26 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 usage error.`,
 	)
 	prepareTree(root)
 	return root
+}
+
+// newHelpCmd is cobra's help command, but a topic it does not know is a
+// usage error (exit 2), as an unknown command is, not the root's help and
+// success.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help prints the help of any command: flinkpki help COMMAND [SUBCOMMAND], the same as flinkpki COMMAND --help.",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || cmd == nil || len(rest) > 0 {
+				return usagef("unknown help topic %q; see flinkpki --help", strings.Join(args, " "))
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
 }
 
 // prepareTree applies the exit-code conventions to every command: flag
