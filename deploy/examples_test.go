@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -101,6 +102,22 @@ func TestExamplesUseTheirIntendedMode(t *testing.T) {
 			}
 			if ex.serviceAccount == "" || ex.serviceAccount == "default" || ex.serviceAccount == "flink" {
 				t.Fatalf("serviceAccount = %q, want one dedicated to this cluster", ex.serviceAccount)
+			}
+			// TaskManagers run job code: an account of their own, which the
+			// kustomization creates, keeps their tokens from the JobManager's
+			// roles (REST server material among them).
+			tm := fmt.Sprint(ex.conf[flinkconf.TaskManagerServiceAccountKey])
+			if tm == "" || tm == "<nil>" || tm == ex.serviceAccount {
+				t.Fatalf("%s = %q, want a TaskManager account other than %q", flinkconf.TaskManagerServiceAccountKey, tm, ex.serviceAccount)
+			}
+			var accounts []string
+			for _, o := range rendered(t, path.Dir(ex.path)) {
+				if o.Kind == "ServiceAccount" {
+					accounts = append(accounts, o.Name)
+				}
+			}
+			if !slices.Contains(accounts, ex.serviceAccount) || !slices.Contains(accounts, tm) {
+				t.Errorf("the kustomization creates service accounts %v, want %s and %s", accounts, ex.serviceAccount, tm)
 			}
 			auto := ex.top.Spec.AutomountServiceAccountToken
 			if auto == nil || *auto {
@@ -385,6 +402,12 @@ func TestExamplesPassFlinkLint(t *testing.T) {
 			}
 			if !slices.Equal(rules, want) {
 				t.Errorf("findings %v, want %v: %v", rules, want, findings)
+			}
+			shared := strings.Replace(string(data), "    "+flinkconf.TaskManagerServiceAccountKey+":", "    # no account of their own:", 1)
+			if findings, err := flinkconf.Lint([]byte(shared), path); err != nil || !slices.ContainsFunc(findings, func(f flinkconf.Finding) bool {
+				return f.Rule == flinkconf.RuleTaskManagerAccount && f.Severity == flinkconf.SeverityWarning
+			}) {
+				t.Errorf("with TaskManagers on the JobManager's service account, flink lint reports %v, %v; want %s", findings, err, flinkconf.RuleTaskManagerAccount)
 			}
 			broken := strings.Replace(string(data), "value: /flink-conf\n", "value: /opt/flink/conf\n", 1)
 			if broken == string(data) {

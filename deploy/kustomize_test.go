@@ -242,9 +242,9 @@ func TestEveryKustomizationRendersToStrictlyValidObjects(t *testing.T) {
 		{"the server base", "kubernetes", []string{"ConfigMap", "Namespace", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"}},
 		{"the base with the tokenreview component", "", []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "Namespace", "NetworkPolicy", "NetworkPolicy", "Service", "ServiceAccount", "StatefulSet"}},
 		{"the monitoring objects", "kubernetes/monitoring", []string{"ConfigMap", "PrometheusRule", "ServiceMonitor"}},
-		{"the standalone example", "examples/standalone", []string{"ConfigMap", "FlinkDeployment", "Service", "ServiceAccount"}},
-		{"the native example", "examples/native", []string{"ConfigMap", "FlinkDeployment", "Role", "RoleBinding", "Service", "ServiceAccount"}},
-		{"the standalone example with REST for the operator", "examples/operator-rest", []string{"ConfigMap", "FlinkDeployment", "NetworkPolicy", "Service", "ServiceAccount"}},
+		{"the standalone example", "examples/standalone", []string{"ConfigMap", "FlinkDeployment", "Service", "ServiceAccount", "ServiceAccount"}},
+		{"the native example", "examples/native", []string{"ConfigMap", "FlinkDeployment", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount"}},
+		{"the standalone example with REST for the operator", "examples/operator-rest", []string{"ConfigMap", "FlinkDeployment", "NetworkPolicy", "Service", "ServiceAccount", "ServiceAccount"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,6 +40,7 @@ const (
 	RuleTransportSSL        = "FP019" // TLS turned off for the RPC, the blob server or the data plane while internal SSL is on
 	RulePublicTruststore    = "FP020" // a truststore that is the JDK's or the system's public CA bundle
 	RuleStartupProbe        = "FP021" // REST on loopback while the operator's JobManager startup probe calls it on the pod IP
+	RuleTaskManagerAccount  = "FP022" // TaskManagers enroll with the JobManager's service account
 )
 
 // ruleSummaries is what each rule checks, in one line, in rule order: the
@@ -66,6 +67,7 @@ var ruleSummaries = []struct{ id, summary string }{
 	{RuleTransportSSL, "TLS turned off for the RPC, the blob server or the data plane while internal SSL is on"},
 	{RulePublicTruststore, "a truststore that is the JDK's or the system's public CA bundle"},
 	{RuleStartupProbe, "REST kept on loopback while the operator's JobManager startup probe, which calls it on the pod IP, is on"},
+	{RuleTaskManagerAccount, "TaskManagers, which run job code, enrolling with the JobManager's service account (warning)"},
 }
 
 // Rules lists every rule id, in order.

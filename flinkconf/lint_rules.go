@@ -45,6 +45,7 @@ var rules = []struct {
 	{checkTransportSSL, false},
 	{checkPublicTruststore, false},
 	{checkStartupProbe, false},
+	{checkTaskManagerAccount, false},
 }
 
 // checkUnloadable finds what makes Flink refuse to load a whole

@@ -451,15 +451,8 @@ func checkTokenExposed(s *subject, _ LintOptions) []Finding {
 			}
 		}
 		for _, c := range pod.spec.InitContainers {
-			call, kind := flinkpkiCall(c) // for REST material too: the same token
-			if kind != internalInit {
-				continue
-			}
-			file := call.flags["--token-file"]
+			file := initTokenFile(c)
 			if file == "" {
-				file = envValue(c, envTokenFile)
-			}
-			if file == "" || strings.Contains(file, "$(") {
 				continue
 			}
 			m := mountFor(&c, file)

@@ -1,0 +1,77 @@
+package flinkconf
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// TaskManagerServiceAccountKey names the service account Flink (in native
+// mode) and the operator (in both modes) run TaskManager pods as, in place
+// of kubernetes.service-account (spec.serviceAccount).
+const TaskManagerServiceAccountKey = "kubernetes.taskmanager.service-account"
+
+// checkTaskManagerAccount warns when TaskManagers, which run job code,
+// enroll with a service-account token of the account the JobManager runs
+// as: flinkpki takes a pod's token for every role its account is bound to,
+// and a binding without roles allows the REST endpoint's server material,
+// so a job could pose as its cluster's REST endpoint to the clients that
+// trust the REST CA. A TaskManager account of its own, bound to the
+// taskmanager role alone, keeps that from job code.
+func checkTaskManagerAccount(s *subject, _ LintOptions) []Finding {
+	d := s.deployment
+	if d == nil || d.serviceAccount == "" || !slices.ContainsFunc(d.processPods(), enrollsWithServiceAccount) {
+		return nil
+	}
+	if tm, _ := s.get(TaskManagerServiceAccountKey); tm != "" && tm != d.serviceAccount {
+		return nil
+	}
+	return one(RuleTaskManagerAccount, SeverityWarning,
+		fmt.Sprintf("%s runs its TaskManagers, and so its jobs' code, as the JobManager's service account %s: their tokens enroll for every role that account is bound to (without roles, the REST endpoint's server certificate too)", s.label, d.serviceAccount),
+		fmt.Sprintf("set %s: %s-tm in flinkConfiguration, create that service account, and bind each to its roles: flinkpki cluster create NAME --k8s-binding NS/%s:jobmanager,rest-server --k8s-binding NS/%s-tm:taskmanager",
+			TaskManagerServiceAccountKey, d.serviceAccount, d.serviceAccount, d.serviceAccount))
+}
+
+// enrollsWithServiceAccount reports whether pod is a TaskManager whose
+// flinkpki init container reads its token from a projected
+// service-account token.
+func enrollsWithServiceAccount(pod processPod) bool {
+	if !slices.Contains(pod.roles, "TaskManager") {
+		return false
+	}
+	for _, c := range pod.spec.InitContainers {
+		file := initTokenFile(c)
+		if file == "" {
+			continue
+		}
+		m := mountFor(&c, file)
+		if m == nil {
+			continue
+		}
+		if v := volumeNamed(&pod.spec, m.Name); v != nil && v.Projected != nil &&
+			slices.ContainsFunc(v.Projected.Sources, func(p corev1.VolumeProjection) bool { return p.ServiceAccountToken != nil }) {
+			return true
+		}
+	}
+	return false
+}
+
+// initTokenFile is the token file of a flinkpki init container for
+// internal TLS (--token-file, or FLINKPKI_TOKEN_FILE), or "" for another
+// container or a path only known at run time.
+func initTokenFile(c corev1.Container) string {
+	call, kind := flinkpkiCall(c)
+	if kind != internalInit {
+		return ""
+	}
+	file := call.flags["--token-file"]
+	if file == "" {
+		file = envValue(c, envTokenFile)
+	}
+	if strings.Contains(file, "$(") {
+		return ""
+	}
+	return file
+}
