@@ -58,6 +58,16 @@ func TestBakeTLSDirNamesTheStoresWhereTheImageHasThem(t *testing.T) {
 	if r := bake(plain, "--tls-dir", "/opt/flink/tls").ok(t); !strings.Contains(r.stderr, hint) {
 		t.Errorf("bake --tls-dir does not say where the files must go, and how:\n%s", r.stderr)
 	}
+	// With a configuration copy, baked for the image: the copy goes there
+	// too, so the hint is not the build host's path.
+	src, confOut := t.TempDir(), filepath.Join(t.TempDir(), "conf")
+	if err := os.WriteFile(filepath.Join(src, "config.yaml"), []byte("taskmanager.numberOfTaskSlots: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = bake(filepath.Join(t.TempDir(), "tls"), "--tls-dir", "/opt/flink/tls", "--flink-conf-src", src, "--flink-conf-out", confOut).ok(t)
+	if !strings.Contains(r.stderr, "merged in "+confOut+": copy it where Flink will read it") || strings.Contains(r.stderr, "FLINK_CONF_DIR="+confOut) {
+		t.Errorf("bake --tls-dir --flink-conf-out points FLINK_CONF_DIR at the build host's copy:\n%s", r.stderr)
+	}
 	// The hint's copy works: every store and password is readable there (a
 	// copy of "tls/*" would hold links into the hidden ..data, dangling).
 	if out, err := exec.Command("cp", "-a", plain+"/.", dest).CombinedOutput(); err != nil {

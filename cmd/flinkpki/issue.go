@@ -192,7 +192,11 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 		// (..data): a copy of "DIR/*" would hold dangling links.
 		fmt.Fprintf(a.stderr, "flink-ssl.yaml names the stores under %s: copy %s there whole, hidden entries and links included (cp -a %s/. %s, or a Dockerfile COPY of the directory)\n", opts.RuntimeDir, opts.Dir, opts.Dir, opts.RuntimeDir)
 	}
-	if confOut != "" {
+	switch {
+	case confOut != "" && opts.RuntimeDir != "" && opts.RuntimeDir != opts.Dir:
+		// Baked for another place (an image): the copy moves there too.
+		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: copy it where Flink will read it beside the stores (e.g. /opt/flink/conf), and set FLINK_CONF_DIR to that directory\n", confOut)
+	case confOut != "":
 		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: set FLINK_CONF_DIR=%s\n", confOut, confOut)
 	}
 	return nil
