@@ -1,12 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"time"
 )
 
 // GroupCommit is the queue of a group commit without a fixed delay: a call
@@ -17,6 +19,9 @@ import (
 type GroupCommit struct {
 	Max    int
 	Commit func(calls []*Call)
+	// OutcomeWait bounds how long Do waits for a commit under way once its
+	// caller has gone; zero means DefaultOutcomeWait.
+	OutcomeWait time.Duration
 
 	mu      sync.Mutex
 	pending []*Call
@@ -37,10 +42,13 @@ type Call struct {
 // while it waits in the queue is dropped unrun: its caller has gone (a
 // client's deadline passed while commits queued), and an issuance it never
 // receives must not spend a token use. A call whose ctx ends once its group
-// has started gets the group's outcome all the same, after the commit (which
-// each backend bounds): a caller told that its call failed must not find it
-// committed. Its response may still reach nobody, exactly as when it is lost
-// on the way; the transaction stays atomic.
+// has started gets the group's outcome all the same, after the commit: a
+// caller told that its call failed must not find it committed. Its
+// response may still reach nobody, exactly as when it is lost on the way;
+// the transaction stays atomic. A commit that has not ended OutcomeWait
+// after the caller went (a volume that hangs an fsync) answers
+// ErrUnavailable, its outcome unknown: the caller can look for what the
+// call would have written.
 func (g *GroupCommit) Do(ctx context.Context, fn func(Tx) error) error {
 	c := &Call{Ctx: ctx, Fn: func(tx Tx) error { return safeRun(fn, tx) }, Done: make(chan error, 1)}
 	g.mu.Lock()
@@ -62,8 +70,19 @@ func (g *GroupCommit) Do(ctx context.Context, fn func(Tx) error) error {
 		return ctx.Err()
 	}
 	g.mu.Unlock()
-	return <-c.Done
+	most := cmp.Or(g.OutcomeWait, DefaultOutcomeWait)
+	wait := time.NewTimer(most)
+	defer wait.Stop()
+	select {
+	case err := <-c.Done:
+		return err
+	case <-wait.C:
+		return fmt.Errorf("%w: the commit under way when the request ended did not end within %s; whether it was made is unknown", ErrUnavailable, most)
+	}
 }
+
+// DefaultOutcomeWait is GroupCommit.OutcomeWait's default.
+const DefaultOutcomeWait = 10 * time.Second
 
 func (g *GroupCommit) loop() {
 	for {

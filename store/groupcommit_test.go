@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,6 +91,30 @@ func TestAGroupCommitAnswersACallWhoseCallerWentMidCommit(t *testing.T) {
 	}
 	if ran.Load() != 1 {
 		t.Fatalf("the call ran %d times, want once", ran.Load())
+	}
+}
+
+// TestAGroupCommitThatHangsAnswersItsGoneCallerUnavailable: a commit that
+// does not end (a volume that hangs an fsync) holds a caller that has gone
+// for OutcomeWait at most, then answers ErrUnavailable, its outcome
+// unknown, instead of holding it until the volume recovers.
+func TestAGroupCommitThatHangsAnswersItsGoneCallerUnavailable(t *testing.T) {
+	inCommit, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	g := &GroupCommit{Max: 10, OutcomeWait: 50 * time.Millisecond, Commit: func(calls []*Call) {
+		close(inCommit)
+		<-release
+		for _, c := range calls {
+			c.Done <- nil
+		}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Do(ctx, func(Tx) error { return nil }) }()
+	<-inCommit
+	cancel()
+	if err := <-done; !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "whether it was made is unknown") {
+		t.Fatalf("a gone caller of a hung commit got %v, want ErrUnavailable with its outcome unknown", err)
 	}
 }
 

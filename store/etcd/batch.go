@@ -57,8 +57,12 @@ func (b *Backend) commitGroup(calls []*store.Call) {
 			return
 		}
 		if failed {
+			// Each call on its own, to its end even if its caller has gone
+			// (each request stays bounded by its own timeout): the group
+			// commit answers it with the outcome, and a write etcd applied
+			// must not be reported as failed.
 			for _, c := range calls {
-				c.Done <- b.Update(c.Ctx, c.Fn)
+				c.Done <- b.Update(context.WithoutCancel(c.Ctx), c.Fn)
 			}
 			return
 		}
