@@ -39,9 +39,7 @@ func (fs *FileSet) Write(dir string) (err error) {
 		return err
 	}
 	if created == nil {
-		if err := atomicfile.CloseToOthers(dir); err != nil {
-			return fmt.Errorf("output directory %s: %w", dir, err)
-		}
+		atomicfile.CloseToOthers(dir)
 	}
 	w := &writer{dir: dir, set: fs}
 	defer func() {

@@ -66,6 +66,9 @@ func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
 			st.Abort()
 		}
 	}()
+	// Before anything is staged in it: whoever may write into an existing
+	// output could swap a staged file for one of their own.
+	atomicfile.CloseToOthers(c.out)
 	if err := st.mkdirs(c.out); err != nil {
 		return nil, fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
 	}
@@ -109,12 +112,6 @@ func (s *Staged) Abort() {
 // does not have, and temporary files a killed run left beside either or
 // beside the manifest.
 func (s *Staged) Commit() error {
-	if !slices.Contains(s.created, s.out) {
-		if err := atomicfile.CloseToOthers(s.out); err != nil {
-			s.Abort()
-			return fmt.Errorf("Flink configuration output %s: %w", s.out, err)
-		}
-	}
 	prev := s.readManifest()
 	// The manifest lists the new files before any is in place, so that a
 	// run killed among the renames leaves none the manifest forgets (a
