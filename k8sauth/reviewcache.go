@@ -75,7 +75,7 @@ func (c *reviewCache) get(raw string) (*Identity, bool) {
 }
 
 // put remembers that the API server accepted raw as id. A token whose exp
-// cannot be read, or has passed, is not kept.
+// cannot be read, or has passed (or its maximum age), is not kept.
 func (c *reviewCache) put(raw string, id *Identity) {
 	if c == nil {
 		return
@@ -86,9 +86,15 @@ func (c *reviewCache) put(raw string, id *Identity) {
 	if !ok || c0.Expiry == nil {
 		return
 	}
-	exp := c0.Expiry.Time()
-	if exp.Before(until) {
-		until = now.Add(exp.Sub(now))
+	// Never past the token's exp, nor past the age Review takes it to.
+	last := c0.Expiry.Time()
+	if c0.IssuedAt != nil {
+		if aged := c0.IssuedAt.Time().Add(DefaultMaxAge + DefaultLeeway); aged.Before(last) {
+			last = aged
+		}
+	}
+	if last.Before(until) {
+		until = now.Add(last.Sub(now))
 	}
 	if !now.Before(until) {
 		return

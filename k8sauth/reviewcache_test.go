@@ -30,6 +30,7 @@ func TestReviewCacheKeepsAnAnswerForItsTTL(t *testing.T) {
 	clk := &fakeClock{t: time.Now().Truncate(time.Second)} // exp has whole seconds
 	c := newReviewCache(10*time.Second, 0, clk.now)
 	claims := validClaims()
+	claims.IssuedAt = clk.t.Add(-time.Minute) // the fixtures' iat is months before the cache's clock
 	claims.Expiry = clk.t.Add(time.Hour)
 	tok := iss.Mint(claims)
 	id := &Identity{Namespace: "flink-orders", ServiceAccount: "flink", Pod: "orders-jobmanager-0"}
@@ -67,6 +68,7 @@ func TestReviewCacheNeverOutlivesTheToken(t *testing.T) {
 	id := &Identity{Namespace: "flink-orders", ServiceAccount: "flink"}
 
 	claims := validClaims()
+	claims.IssuedAt = clk.t.Add(-time.Minute) // the fixtures' iat is months before the cache's clock
 	claims.Expiry = clk.t.Add(3 * time.Second)
 	soon := iss.Mint(claims)
 	c.put(soon, id)
@@ -93,11 +95,33 @@ func TestReviewCacheNeverOutlivesTheToken(t *testing.T) {
 	}
 }
 
+// TestReviewCacheNeverOutlivesTheTokensMaximumAge: an answer is not kept
+// past the age Review takes a token to (DefaultMaxAge after its iat), even
+// when the token's exp and the TTL are later.
+func TestReviewCacheNeverOutlivesTheTokensMaximumAge(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, testIssuer)
+	clk := &fakeClock{t: time.Now().Truncate(time.Second)}
+	c := newReviewCache(10*time.Second, 0, clk.now)
+	claims := validClaims()
+	claims.IssuedAt = clk.t.Add(-DefaultMaxAge - DefaultLeeway + 3*time.Second)
+	claims.Expiry = clk.t.Add(time.Hour)
+	tok := iss.Mint(claims)
+	c.put(tok, &Identity{Pod: "orders-jobmanager-0"})
+	if _, ok := c.get(tok); !ok {
+		t.Fatal("the answer was not kept")
+	}
+	clk.advance(4 * time.Second)
+	if _, ok := c.get(tok); ok {
+		t.Error("the answer outlived the token's maximum age")
+	}
+}
+
 func TestReviewCacheIsBounded(t *testing.T) {
 	iss := k8stest.NewECIssuer(t, testIssuer)
 	clk := &fakeClock{t: time.Now().Truncate(time.Second)} // exp has whole seconds
 	c := newReviewCache(10*time.Second, 3, clk.now)
 	claims := validClaims()
+	claims.IssuedAt = clk.t.Add(-time.Minute) // the fixtures' iat is months before the cache's clock
 	claims.Expiry = clk.t.Add(time.Hour)
 	var toks []string
 	for _, pod := range []string{"a", "b", "c", "d"} {
@@ -212,16 +236,21 @@ func newReviewer(t *testing.T, accept func(token string) bool) *Reviewer {
 // TestReviewerHoldsTokensToTheOfflineMaximumAge: the API server accepts a
 // projected token until its exp, a year on clusters that extend tokens;
 // flinkpki takes none issued more than DefaultMaxAge ago, with TokenReview
-// alone as with offline verification, and keeps no answer for it.
+// alone as with offline verification, without asking the API server,
+// and keeps no answer for it.
 func TestReviewerHoldsTokensToTheOfflineMaximumAge(t *testing.T) {
 	iss := k8stest.NewECIssuer(t, testIssuer)
 	old, fresh := validClaims(), validClaims()
 	old.IssuedAt, old.Expiry = time.Now().Add(-DefaultMaxAge-DefaultLeeway-time.Minute), time.Now().Add(365*24*time.Hour)
 	fresh.IssuedAt, fresh.Expiry = time.Now().Add(-DefaultMaxAge+time.Minute), time.Now().Add(365*24*time.Hour)
 	copied, renewed := iss.Mint(old), iss.Mint(fresh)
-	r := newReviewer(t, func(string) bool { return true })
+	var asked atomic.Int32
+	r := newReviewer(t, func(string) bool { asked.Add(1); return true })
 	if _, err := r.Review(context.Background(), copied); !errors.Is(err, ErrExpired) || !strings.Contains(err.Error(), "old copy") {
 		t.Errorf("a token issued %s ago was answered %v; want ErrExpired, naming an old copy", DefaultMaxAge+DefaultLeeway+time.Minute, err)
+	}
+	if asked.Load() != 0 {
+		t.Errorf("the API server was asked about a token flinkpki refuses by its age alone")
 	}
 	if _, ok := r.Cached(copied); ok {
 		t.Error("the refused token's answer was kept")

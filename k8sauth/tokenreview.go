@@ -133,6 +133,17 @@ func (r *Reviewer) Cached(raw string) (*Identity, bool) {
 // for; an accepted token's answer is kept for Cached. The server's own
 // token is re-read every time, since the kubelet rotates it.
 func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
+	// The API server takes a projected token until its exp, a year away
+	// on clusters that extend them: a token is held to the age the offline
+	// verification allows too (DefaultMaxAge), so that one copied out of a
+	// pod is not good for longer than the kubelet takes to renew it. Read
+	// before the API server is asked (the claims unverified: it only
+	// refuses), so a stale copy costs no review.
+	if c, ok := unverifiedClaims(raw); ok && c.IssuedAt != nil {
+		if err := checkAge(c.IssuedAt.Time(), time.Now(), DefaultMaxAge, DefaultLeeway); err != nil {
+			return nil, err
+		}
+	}
 	st, err := r.ask(ctx, raw)
 	if err != nil {
 		return nil, err
@@ -140,15 +151,6 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	id, err := r.identity(st)
 	if err != nil {
 		return nil, err
-	}
-	// The API server takes a projected token until its exp, a year away
-	// on clusters that extend them: a token is held to the age the offline
-	// verification allows too (DefaultMaxAge), so that one copied out of a
-	// pod is not good for longer than the kubelet takes to renew it.
-	if c, ok := unverifiedClaims(raw); ok && c.IssuedAt != nil {
-		if err := checkAge(c.IssuedAt.Time(), time.Now(), DefaultMaxAge, DefaultLeeway); err != nil {
-			return nil, err
-		}
 	}
 	r.cache.put(raw, id)
 	return id, nil
