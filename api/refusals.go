@@ -341,8 +341,10 @@ var reads = map[string]string{
 	pb.AuditService_VerifyAudit_FullMethodName:     "audit.verify",
 }
 
-// writes are the calls that change something, with the audit action the
-// authority records them (and its own refusals of them) under.
+// writes are the other calls, with the audit action their refusals are
+// found under: the authority's own name for the call where it audits it
+// (it does not audit the listing of administrator tokens, whose name is
+// only for refusals before it is reached).
 var writes = map[string]string{
 	pb.ClusterService_CreateCluster_FullMethodName:   "cluster.create",
 	pb.ClusterService_UpdateCluster_FullMethodName:   "cluster.update",

@@ -8,10 +8,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// TaskManagerServiceAccountKey names the service account Flink (in native
-// mode) and the operator (in both modes) run TaskManager pods as, in place
-// of kubernetes.service-account (spec.serviceAccount).
-const TaskManagerServiceAccountKey = "kubernetes.taskmanager.service-account"
+// The keys that name the service accounts of a Flink cluster's pods. The
+// operator sets kubernetes.service-account from spec.serviceAccount; the
+// JobManager's and the TaskManagers' keys fall back to it (Flink in native
+// mode, the operator's decorators in standalone mode).
+const (
+	ServiceAccountKey            = "kubernetes.service-account"
+	JobManagerServiceAccountKey  = "kubernetes.jobmanager.service-account"
+	TaskManagerServiceAccountKey = "kubernetes.taskmanager.service-account"
+)
 
 // checkTaskManagerAccount warns when TaskManagers, which run job code,
 // enroll with a service-account token of the account the JobManager runs
@@ -22,16 +27,27 @@ const TaskManagerServiceAccountKey = "kubernetes.taskmanager.service-account"
 // taskmanager role alone, keeps that from job code.
 func checkTaskManagerAccount(s *subject, _ LintOptions) []Finding {
 	d := s.deployment
-	if d == nil || d.serviceAccount == "" || !slices.ContainsFunc(d.processPods(), enrollsWithServiceAccount) {
+	if d == nil || !slices.ContainsFunc(d.processPods(), enrollsWithServiceAccount) {
 		return nil
 	}
-	if tm, _ := s.get(TaskManagerServiceAccountKey); tm != "" && tm != d.serviceAccount {
+	base := d.serviceAccount
+	if base == "" {
+		base, _ = s.get(ServiceAccountKey)
+	}
+	jm, tm := base, base
+	if v, _ := s.get(JobManagerServiceAccountKey); v != "" {
+		jm = v
+	}
+	if v, _ := s.get(TaskManagerServiceAccountKey); v != "" {
+		tm = v
+	}
+	if jm == "" || tm != jm {
 		return nil
 	}
 	return one(RuleTaskManagerAccount, SeverityWarning,
-		fmt.Sprintf("%s runs its TaskManagers, and so its jobs' code, as the JobManager's service account %s: their tokens enroll for every role that account is bound to (without roles, the REST endpoint's server certificate too)", s.label, d.serviceAccount),
+		fmt.Sprintf("%s runs its TaskManagers, and so its jobs' code, as the JobManager's service account %s: their tokens enroll for every role that account is bound to (without roles, the REST endpoint's server certificate too)", s.label, jm),
 		fmt.Sprintf("set %s: %s-tm in flinkConfiguration, create that service account, and bind each to its roles: flinkpki cluster create NAME --k8s-binding NS/%s:jobmanager,rest-server --k8s-binding NS/%s-tm:taskmanager",
-			TaskManagerServiceAccountKey, d.serviceAccount, d.serviceAccount, d.serviceAccount))
+			TaskManagerServiceAccountKey, jm, jm, jm))
 }
 
 // enrollsWithServiceAccount reports whether pod is a TaskManager whose

@@ -33,7 +33,13 @@ func TestTaskManagersOnTheJobManagersAccountAreWarnedOf(t *testing.T) {
 		{"no account of their own", unset, true},
 		{"the JobManager's account named again", strings.Replace(example, key, "    "+TaskManagerServiceAccountKey+": orders-flink\n", 1), true},
 		{"an enrollment token from a Secret", strings.Replace(unset, projected, "          secret:\n            secretName: orders-enrollment-token\n", 1), false},
+		{"the JobManager moved to the TaskManagers' account", strings.Replace(example, key, key+"    "+JobManagerServiceAccountKey+": orders-flink-tm\n", 1), true},
+		{"the JobManager on an account of its own, the TaskManagers on spec.serviceAccount", strings.Replace(example, key, "    "+JobManagerServiceAccountKey+": orders-flink-jm\n", 1), false},
+		{"spec.serviceAccount empty, kubernetes.service-account shared", strings.Replace(strings.Replace(unset, "  serviceAccount: orders-flink\n", "", 1), "    taskmanager.numberOfTaskSlots:", "    "+ServiceAccountKey+": orders-flink\n    taskmanager.numberOfTaskSlots:", 1), true},
 	} {
+		if tt.manifest == unset && tt.what != "no account of their own" || tt.manifest == example && tt.what != "an account of their own" {
+			t.Fatalf("%s: the edit did not apply to the example", tt.what)
+		}
 		findings, err := Lint([]byte(tt.manifest), "d.yaml")
 		if err != nil {
 			t.Fatalf("%s: %v", tt.what, err)
