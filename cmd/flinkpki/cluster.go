@@ -112,10 +112,27 @@ func (a *app) runClusterCreate(ctx context.Context, f *clusterCreateFlags, name 
 	if f.leafValid.set && f.leafValid.d < shortLeaf {
 		fmt.Fprintf(a.stderr, "note: leaves valid for %s: Flink reads its keystores only at start, so a JobManager or TaskManager that runs longer than that cannot open new TLS connections once its leaf expires; give leaves at least the longest a process runs (the default is 90d)\n", formatDuration(f.leafValid.d))
 	}
+	a.noteRolelessBindings(req.GetK8SBindings())
 	if err := a.printCluster(c, f.out); err != nil {
 		return err
 	}
 	return rolesKept(more, c.GetK8SBindings())
+}
+
+// noteRolelessBindings says, for bindings without roles, that their pods
+// may enroll as every pod role, REST server included: with JobManager and
+// TaskManagers on one such account, job code can obtain the REST
+// endpoint's server certificate (flink lint's FP022).
+func (a *app) noteRolelessBindings(bs []*flinkpkiv1.K8SBinding) {
+	var all []string
+	for _, b := range bs {
+		if len(b.GetRoles()) == 0 {
+			all = append(all, b.GetNamespace()+"/"+b.GetServiceAccount())
+		}
+	}
+	if len(all) > 0 {
+		fmt.Fprintf(a.stderr, "note: pods of %s may enroll as jobmanager, taskmanager and rest-server; if TaskManagers run as that account too, their job code can get the REST endpoint's server certificate: run them as an account of their own and bind each to its roles (--k8s-binding NS/SA:jobmanager,rest-server --k8s-binding NS/SA-tm:taskmanager; deploy/examples)\n", strings.Join(all, ", "))
+	}
 }
 
 // shortLeaf is the leaf validity below which cluster create warns: a

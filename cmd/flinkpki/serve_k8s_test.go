@@ -289,6 +289,10 @@ func TestACreatedClusterCanLimitItsBindingsFromTheStart(t *testing.T) {
 	if roles["scoped-tm"] != "taskmanager" || roles["scoped-jm"] != "jobmanager,rest-server,taskmanager" {
 		t.Fatalf("cluster create bound %v; want scoped-tm as taskmanager, scoped-jm as every pod role", roles)
 	}
+	// The binding without roles is named, with what its pods may get.
+	if !strings.Contains(r.stderr, "note: pods of flink/scoped-jm may enroll as jobmanager, taskmanager and rest-server") || strings.Contains(r.stderr, "scoped-tm may") {
+		t.Errorf("cluster create does not name (only) the binding without roles:\n%s", r.stderr)
+	}
 	tm := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "scoped-tm", Pod: "scoped-taskmanager-1-1"})
 	s.cli(t, "", "init", "--cluster", "scoped", "--role", "jobmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tm, "--timeout", "5s").
 		refused(t, "as taskmanager only, not jobmanager")
