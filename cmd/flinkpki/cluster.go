@@ -228,6 +228,7 @@ func (a *app) runClusterUpdate(ctx context.Context, f *clusterUpdateFlags, name 
 		return err
 	}
 	fmt.Fprintf(a.stderr, "updated cluster %q\n", c.GetName())
+	a.noteRolelessBindings(req.GetAddK8SBindings())
 	if err := a.printCluster(c, f.out); err != nil {
 		return err
 	}

@@ -203,6 +203,9 @@ func TestClusterUpdateMovesKubernetesBindings(t *testing.T) {
 	if !strings.Contains(r.stdout, `"service_account": "orders-v2"`) || !strings.Contains(r.stdout, `"service_account": "orders-v1"`) {
 		t.Fatalf("after the add: %s", r.stdout)
 	}
+	if !strings.Contains(r.stderr, "note: pods of flink/orders-v2 may enroll as jobmanager, taskmanager and rest-server") {
+		t.Errorf("an added binding without roles is not noted:\n%s", r.stderr)
+	}
 	initAs(v2).ok(t)
 	initAs(v1).ok(t) // both during the rollout
 	s.cli(t, s.admin, "cluster", "update", "orders", "--remove-k8s-binding", "flink/orders-v1", "--auto-rotate", "false").ok(t)
