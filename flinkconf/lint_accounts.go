@@ -58,11 +58,7 @@ func enrollsWithServiceAccount(pod processPod) bool {
 		return false
 	}
 	for _, c := range pod.spec.InitContainers {
-		file := initTokenFile(c)
-		if file == "" {
-			continue
-		}
-		m := mountFor(&c, file)
+		m := initTokenMount(&c)
 		if m == nil {
 			continue
 		}
@@ -74,20 +70,21 @@ func enrollsWithServiceAccount(pod processPod) bool {
 	return false
 }
 
-// initTokenFile is the token file of a flinkpki init container for
-// internal TLS (--token-file, or FLINKPKI_TOKEN_FILE), or "" for another
-// container or a path only known at run time.
-func initTokenFile(c corev1.Container) string {
-	call, kind := flinkpkiCall(c)
+// initTokenMount is the volume mount a flinkpki init container for
+// internal TLS reads its token file from (--token-file, or
+// FLINKPKI_TOKEN_FILE), or nil for another container, a path only known at
+// run time, or one on no volume.
+func initTokenMount(c *corev1.Container) *corev1.VolumeMount {
+	call, kind := flinkpkiCall(*c)
 	if kind != internalInit {
-		return ""
+		return nil
 	}
 	file := call.flags["--token-file"]
 	if file == "" {
-		file = envValue(c, envTokenFile)
+		file = envValue(*c, envTokenFile)
 	}
-	if strings.Contains(file, "$(") {
-		return ""
+	if file == "" || strings.Contains(file, "$(") {
+		return nil
 	}
-	return file
+	return mountFor(c, file)
 }

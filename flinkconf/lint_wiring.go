@@ -451,11 +451,7 @@ func checkTokenExposed(s *subject, _ LintOptions) []Finding {
 			}
 		}
 		for _, c := range pod.spec.InitContainers {
-			file := initTokenFile(c)
-			if file == "" {
-				continue
-			}
-			m := mountFor(&c, file)
+			m := initTokenMount(&c)
 			if m == nil {
 				continue
 			}
