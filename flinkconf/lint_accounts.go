@@ -3,7 +3,6 @@ package flinkconf
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -68,23 +67,4 @@ func enrollsWithServiceAccount(pod processPod) bool {
 		}
 	}
 	return false
-}
-
-// initTokenMount is the volume mount a flinkpki init container for
-// internal TLS reads its token file from (--token-file, or
-// FLINKPKI_TOKEN_FILE), or nil for another container, a path only known at
-// run time, or one on no volume.
-func initTokenMount(c *corev1.Container) *corev1.VolumeMount {
-	call, kind := flinkpkiCall(*c)
-	if kind != internalInit {
-		return nil
-	}
-	file := call.flags["--token-file"]
-	if file == "" {
-		file = envValue(*c, envTokenFile)
-	}
-	if file == "" || strings.Contains(file, "$(") {
-		return nil
-	}
-	return mountFor(c, file)
 }

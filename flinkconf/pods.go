@@ -340,6 +340,25 @@ func envValue(c corev1.Container, name string) string {
 	return v
 }
 
+// initTokenMount is the volume mount a flinkpki init container of any role
+// (REST material too: the same token) reads its token file from
+// (--token-file, or FLINKPKI_TOKEN_FILE), or nil for another container, a
+// path only known at run time, or one on no volume.
+func initTokenMount(c *corev1.Container) *corev1.VolumeMount {
+	call, kind := flinkpkiCall(*c)
+	if kind != internalInit {
+		return nil
+	}
+	file := call.flags["--token-file"]
+	if file == "" {
+		file = envValue(*c, envTokenFile)
+	}
+	if file == "" || strings.Contains(file, "$(") {
+		return nil
+	}
+	return mountFor(c, file)
+}
+
 // mountFor returns the mount of c under which p lies (the deepest one).
 func mountFor(c *corev1.Container, p string) *corev1.VolumeMount {
 	var best *corev1.VolumeMount
