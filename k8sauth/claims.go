@@ -102,11 +102,18 @@ func (v *Verifier) checkTimes(c *claims) error {
 // checkAge refuses a token issued more than maxAge (and the leeway) before
 // now, whatever its exp says: a copy, not what a pod reads now.
 func checkAge(iat, now time.Time, maxAge, leeway time.Duration) error {
-	if age := now.Sub(iat); age > maxAge+leeway {
+	if now.After(lastAccepted(iat, maxAge, leeway)) {
+		age := now.Sub(iat)
 		return fmt.Errorf("service-account token was issued at %s, %s ago, and flinkpki takes none older than %s: the kubelet renews a pod's projected token within a day, so this is an old copy; read the token file again: %w",
 			stamp(iat), age.Round(time.Minute), maxAge, ErrExpired)
 	}
 	return nil
+}
+
+// lastAccepted is the last moment a token issued at iat is taken, whatever
+// its exp says: maxAge (and the leeway) after it.
+func lastAccepted(iat time.Time, maxAge, leeway time.Duration) time.Time {
+	return iat.Add(maxAge + leeway)
 }
 
 // identityOf checks that "sub" and the kubernetes.io claim agree and names

@@ -74,22 +74,19 @@ func (c *reviewCache) get(raw string) (*Identity, bool) {
 	return &id, true
 }
 
-// put remembers that the API server accepted raw as id. A token whose exp
-// cannot be read, or has passed (or its maximum age), is not kept.
-func (c *reviewCache) put(raw string, id *Identity) {
-	if c == nil {
+// put remembers that the API server accepted raw, whose claims (read
+// unverified, unverifiedClaims) are cl, as id. A token whose exp cannot be
+// read, or has passed (or its maximum age), is not kept.
+func (c *reviewCache) put(raw string, id *Identity, cl *claims) {
+	if c == nil || cl == nil || cl.Expiry == nil {
 		return
 	}
 	now := c.now()
 	until := now.Add(c.ttl)
-	c0, ok := unverifiedClaims(raw)
-	if !ok || c0.Expiry == nil {
-		return
-	}
 	// Never past the token's exp, nor past the age Review takes it to.
-	last := c0.Expiry.Time()
-	if c0.IssuedAt != nil {
-		if aged := c0.IssuedAt.Time().Add(DefaultMaxAge + DefaultLeeway); aged.Before(last) {
+	last := cl.Expiry.Time()
+	if cl.IssuedAt != nil {
+		if aged := lastAccepted(cl.IssuedAt.Time(), DefaultMaxAge, DefaultLeeway); aged.Before(last) {
 			last = aged
 		}
 	}
@@ -118,14 +115,18 @@ func (c *reviewCache) drop(ref cacheRef) {
 	}
 }
 
-// unverifiedClaims reads the claims of a token the API server has just
-// accepted: they are the API server's, so they are read without a key
-// (this server may have no JWKS).
-func unverifiedClaims(raw string) (*claims, bool) {
+// unverifiedClaims reads the claims of a token for the API server to judge
+// (or that it has just accepted): they are read without a key (this server
+// may have no JWKS), so they may only refuse, or bound how long an answer
+// is kept. nil when raw is no JWS with claims.
+func unverifiedClaims(raw string) *claims {
 	jws, err := jose.ParseSignedCompact(raw, allowedAlgs)
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	c, err := parseClaims(jws.UnsafePayloadWithoutVerification())
-	return c, err == nil
+	if err != nil {
+		return nil
+	}
+	return c
 }

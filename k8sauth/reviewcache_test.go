@@ -38,7 +38,7 @@ func TestReviewCacheKeepsAnAnswerForItsTTL(t *testing.T) {
 	if _, ok := c.get(tok); ok {
 		t.Fatal("an empty cache answered")
 	}
-	c.put(tok, id)
+	c.put(tok, id, unverifiedClaims(tok))
 	got, ok := c.get(tok)
 	if !ok || *got != *id {
 		t.Fatalf("get after put = %+v, %v; want %+v", got, ok, id)
@@ -71,7 +71,7 @@ func TestReviewCacheNeverOutlivesTheToken(t *testing.T) {
 	claims.IssuedAt = clk.t.Add(-time.Minute) // the fixtures' iat is months before the cache's clock
 	claims.Expiry = clk.t.Add(3 * time.Second)
 	soon := iss.Mint(claims)
-	c.put(soon, id)
+	c.put(soon, id, unverifiedClaims(soon))
 	clk.advance(3*time.Second - time.Millisecond)
 	if _, ok := c.get(soon); !ok {
 		t.Error("the answer went before the token's exp")
@@ -83,9 +83,9 @@ func TestReviewCacheNeverOutlivesTheToken(t *testing.T) {
 
 	claims.Expiry = clk.t.Add(-time.Second)
 	expired := iss.Mint(claims)
-	c.put(expired, id)
+	c.put(expired, id, unverifiedClaims(expired))
 	for name, tok := range map[string]string{"an expired token": expired, "a token that is no JWS": "not-a-jwt", "a token without exp": iss.Sign([]byte(`{"sub":"system:serviceaccount:flink-orders:flink"}`))} {
-		c.put(tok, id)
+		c.put(tok, id, unverifiedClaims(tok))
 		if _, ok := c.get(tok); ok {
 			t.Errorf("%s was kept", name)
 		}
@@ -106,7 +106,7 @@ func TestReviewCacheNeverOutlivesTheTokensMaximumAge(t *testing.T) {
 	claims.IssuedAt = clk.t.Add(-DefaultMaxAge - DefaultLeeway + 3*time.Second)
 	claims.Expiry = clk.t.Add(time.Hour)
 	tok := iss.Mint(claims)
-	c.put(tok, &Identity{Pod: "orders-jobmanager-0"})
+	c.put(tok, &Identity{Pod: "orders-jobmanager-0"}, unverifiedClaims(tok))
 	if _, ok := c.get(tok); !ok {
 		t.Fatal("the answer was not kept")
 	}
@@ -127,7 +127,7 @@ func TestReviewCacheIsBounded(t *testing.T) {
 	for _, pod := range []string{"a", "b", "c", "d"} {
 		claims.Pod = pod
 		toks = append(toks, iss.Mint(claims))
-		c.put(toks[len(toks)-1], &Identity{Pod: pod})
+		c.put(toks[len(toks)-1], &Identity{Pod: pod}, unverifiedClaims(toks[len(toks)-1]))
 		clk.advance(time.Second)
 	}
 	if n := c.size(); n != 3 {
@@ -143,11 +143,11 @@ func TestReviewCacheIsBounded(t *testing.T) {
 	}
 	// An answer stored again outlives its first entry's turn to go.
 	c = newReviewCache(10*time.Second, 10, clk.now)
-	c.put(toks[1], &Identity{Pod: "b"})
+	c.put(toks[1], &Identity{Pod: "b"}, unverifiedClaims(toks[1]))
 	clk.advance(5 * time.Second)
-	c.put(toks[1], &Identity{Pod: "b"})
+	c.put(toks[1], &Identity{Pod: "b"}, unverifiedClaims(toks[1]))
 	clk.advance(6 * time.Second) // the first entry has expired, the second holds
-	c.put(toks[2], &Identity{Pod: "c"})
+	c.put(toks[2], &Identity{Pod: "c"}, unverifiedClaims(toks[2]))
 	if _, ok := c.get(toks[1]); !ok {
 		t.Error("an answer stored again went with its first entry")
 	}
@@ -156,7 +156,7 @@ func TestReviewCacheIsBounded(t *testing.T) {
 	}
 
 	off := newReviewCache(0, 0, nil)
-	off.put(toks[1], &Identity{})
+	off.put(toks[1], &Identity{}, unverifiedClaims(toks[1]))
 	if _, ok := off.get(toks[1]); ok || off.size() != 0 {
 		t.Error("a cache with no TTL kept an answer")
 	}

@@ -139,8 +139,9 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	// pod is not good for longer than the kubelet takes to renew it. Read
 	// before the API server is asked (the claims unverified: it only
 	// refuses), so a stale copy costs no review.
-	if c, ok := unverifiedClaims(raw); ok && c.IssuedAt != nil {
-		if err := checkAge(c.IssuedAt.Time(), time.Now(), DefaultMaxAge, DefaultLeeway); err != nil {
+	cl := unverifiedClaims(raw)
+	if cl != nil && cl.IssuedAt != nil {
+		if err := checkAge(cl.IssuedAt.Time(), time.Now(), DefaultMaxAge, DefaultLeeway); err != nil {
 			return nil, err
 		}
 	}
@@ -152,7 +153,7 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.cache.put(raw, id)
+	r.cache.put(raw, id, cl)
 	return id, nil
 }
 
