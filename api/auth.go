@@ -177,6 +177,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 	if public[svc] {
 		return ctx, nil
 	}
+	action := actionOf(fullMethod)
 	actor, err := s.authn.authenticate(ctx, adminOnly[svc])
 	if err != nil && ctx.Err() != nil {
 		// The request ended while its credential was judged (a token read,
@@ -195,7 +196,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		if status.Code(err) == codes.ResourceExhausted {
 			reason = "rate_limited"
 		}
-		return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anon, requestCluster(req), fullMethod, reason, err)
+		return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anon, requestCluster(req), action, reason, err)
 	}
 	id := actor.Source()
 	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
@@ -203,11 +204,11 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		// (a projected token for the audience), and must not be able to
 		// write an audit entry per call.
 		err := fmt.Errorf("%w: %s needs an administrator token; %s", authority.ErrDenied, fullMethod, onlyEnrolls[actor.Kind])
-		return ctx, s.refuse(ctx, "denied:"+id, actor, requestCluster(req), fullMethod, "permission_denied", err)
+		return ctx, s.refuse(ctx, "denied:"+id, actor, requestCluster(req), action, "permission_denied", err)
 	}
 	if svc == "flinkpki.v1.EnrollmentService" {
 		if err := s.limit.allow(id); err != nil {
-			s.refuse(ctx, id, actor, requestCluster(req), fullMethod, "rate_limited", err)
+			s.refuse(ctx, id, actor, requestCluster(req), action, "rate_limited", err)
 			return ctx, err
 		}
 	}

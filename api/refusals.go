@@ -309,7 +309,6 @@ func (s *Server) Shed(ctx context.Context, method, reason string, err error) {
 // under the gate's rate, counted for the next summary past it. It returns
 // err.
 func (s *Server) refuse(ctx context.Context, source string, actor authority.Actor, cluster, action, reason string, err error) error {
-	action = actionOf(action)
 	text := plainError(err)
 	if s.refusals.admit(source, actor, cluster, action, reason, text, time.Now()) {
 		s.auth.DenyAudited(ctx, actor, cluster, action, reason, text)
@@ -329,8 +328,9 @@ func plainError(err error) error {
 	return err
 }
 
-// reads are the calls that change nothing, with their audit action. Every
-// other call's refusals are audited by the authority itself.
+// reads are the calls that change nothing, with their audit action: the
+// server audits their refusals itself (refuseRead). The authority audits
+// the refusals of the other calls (writes), past authentication.
 var reads = map[string]string{
 	pb.ClusterService_GetCluster_FullMethodName:    "cluster.get",
 	pb.ClusterService_ListClusters_FullMethodName:  "cluster.list",
