@@ -114,17 +114,9 @@ func (a *Authority) newCluster(req CreateClusterRequest) (*store.Cluster, error)
 	if n := len(req.K8sBindings); n > MaxK8sBindings {
 		return nil, fmt.Errorf("%w: %d Kubernetes bindings: a cluster takes at most %d; give each deployment its own cluster", ErrInvalid, n, MaxK8sBindings)
 	}
-	for i, b := range req.K8sBindings {
-		if err := checkNewBinding(b); err != nil {
-			return nil, err
-		}
-		if slices.ContainsFunc(req.K8sBindings[:i], b.SameAccount) {
-			return nil, fmt.Errorf("%w: Kubernetes binding %s/%s is named twice", ErrInvalid, b.Namespace, b.ServiceAccount)
-		}
-		if b.Roles, err = bindingRoles(b); err != nil {
-			return nil, err
-		}
-		c.K8sBindings = append(c.K8sBindings, b)
+	c.K8sBindings = slices.Clone(req.K8sBindings)
+	if err := checkNewBindings(c.K8sBindings, nil); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -153,17 +145,10 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 	if err := checkClusterUpdate(req); err != nil {
 		return deny(err)
 	}
-	details := map[string]string{}
-	if req.AutoRotate != nil {
-		details["auto_rotate"] = strconv.FormatBool(*req.AutoRotate)
-	}
-	if s := bindingList(req.RemoveK8sBindings); s != "" {
-		details["removed"] = s
-	}
 	unlock := a.clusterLock(req.Name)
 	defer unlock()
 	err := a.st.Update(ctx, func(tx *store.Txn) error {
-		return a.applyClusterUpdate(tx, actor, req, details)
+		return a.applyClusterUpdate(tx, actor, req)
 	})
 	if err != nil {
 		if !IsRefusal(err) {
@@ -183,18 +168,8 @@ func checkClusterUpdate(req UpdateClusterRequest) error {
 	if len(req.AddK8sBindings) == 0 && len(req.RemoveK8sBindings) == 0 && req.AutoRotate == nil {
 		return fmt.Errorf("%w: nothing to change: add or remove a Kubernetes binding, or turn automatic rotation on or off", ErrInvalid)
 	}
-	for i, b := range req.AddK8sBindings {
-		if err := checkNewBinding(b); err != nil {
-			return err
-		}
-		if slices.ContainsFunc(req.AddK8sBindings[:i], b.SameAccount) || slices.ContainsFunc(req.RemoveK8sBindings, b.SameAccount) {
-			return fmt.Errorf("%w: Kubernetes binding %s/%s is named twice", ErrInvalid, b.Namespace, b.ServiceAccount)
-		}
-		roles, err := bindingRoles(b)
-		if err != nil {
-			return err
-		}
-		req.AddK8sBindings[i].Roles = roles
+	if err := checkNewBindings(req.AddK8sBindings, req.RemoveK8sBindings); err != nil {
+		return err
 	}
 	for _, b := range req.RemoveK8sBindings {
 		if len(b.Roles) > 0 {
@@ -206,8 +181,8 @@ func checkClusterUpdate(req UpdateClusterRequest) error {
 
 // applyClusterUpdate is UpdateCluster's transaction: it reads the cluster,
 // edits its bindings and automatic rotation, and writes it with its audit
-// entry, whose details it completes with what the bindings' edit found.
-func (a *Authority) applyClusterUpdate(tx *store.Txn, actor Actor, req UpdateClusterRequest, details map[string]string) error {
+// entry, which says what was asked and what the bindings' edit found.
+func (a *Authority) applyClusterUpdate(tx *store.Txn, actor Actor, req UpdateClusterRequest) error {
 	c, err := a.getCluster(tx, req.Name)
 	if err != nil {
 		return err
@@ -220,10 +195,13 @@ func (a *Authority) applyClusterUpdate(tx *store.Txn, actor Actor, req UpdateClu
 	if err != nil {
 		return err
 	}
-	// Set here, not before: an added account this cluster holds is a
-	// change of its roles, and a retried transaction says it anew.
-	delete(details, "added")
-	delete(details, "roles_changed")
+	details := map[string]string{}
+	if req.AutoRotate != nil {
+		details["auto_rotate"] = strconv.FormatBool(*req.AutoRotate)
+	}
+	if s := bindingList(req.RemoveK8sBindings); s != "" {
+		details["removed"] = s
+	}
 	if s := bindingList(fresh); s != "" {
 		details["added"] = s
 	}

@@ -167,3 +167,23 @@ func checkK8sBinding(b store.K8sBinding) error {
 	}
 	return nil
 }
+
+// checkNewBindings refuses a binding of add that cannot be made, or that
+// add or alsoNamed (an update's removals) names twice, and sorts each one's
+// roles in place, as the cluster stores them (all pod roles for none).
+func checkNewBindings(add, alsoNamed []store.K8sBinding) error {
+	for i, b := range add {
+		if err := checkNewBinding(b); err != nil {
+			return err
+		}
+		if slices.ContainsFunc(add[:i], b.SameAccount) || slices.ContainsFunc(alsoNamed, b.SameAccount) {
+			return fmt.Errorf("%w: Kubernetes binding %s/%s is named twice", ErrInvalid, b.Namespace, b.ServiceAccount)
+		}
+		roles, err := bindingRoles(b)
+		if err != nil {
+			return err
+		}
+		add[i].Roles = roles
+	}
+	return nil
+}
