@@ -220,7 +220,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, r
 		Trusts: ls.trustID, Issued: now, Actor: actor.String(),
 	}
 	err = a.st.Batch(ctx, func(tx *store.Txn) error {
-		return a.recordIssuance(tx, actor, action, req, role, ls, seen, h, now)
+		return a.recordIssuance(tx, actor, action, role, req.Holder, ls, seen, h)
 	})
 	if errors.Is(err, store.ErrUnavailable) && a.recorded(ctx, h) {
 		// The store did not answer the commit, but the commit was made
@@ -286,12 +286,13 @@ func (a *Authority) signLeaf(ctx context.Context, req EnrollRequest, role issuer
 // recordIssuance is the commit of an issuance: the token use, the holder
 // record h and the audit entry, together or none of them. It answers
 // ErrConflict, for issue to try again, when the lineages or the holder
-// record changed since readIssuance; the caller's right is checked anew.
-func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, req EnrollRequest, role issuer.Role, ls *lineageState, seen store.HolderMark, h *store.Holder, now time.Time) error {
-	if err := a.spendToken(tx, actor, now); err != nil {
+// record changed since readIssuance; the caller's right (to role, under the
+// holder name it asked for) is checked anew, as of h.Issued.
+func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, role issuer.Role, asked string, ls *lineageState, seen store.HolderMark, h *store.Holder) error {
+	if err := a.spendToken(tx, actor, h.Issued); err != nil {
 		return err
 	}
-	c, err := a.getCluster(tx, req.Cluster)
+	c, err := a.getCluster(tx, h.Cluster)
 	if err != nil {
 		return err
 	}
@@ -301,7 +302,7 @@ func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, re
 	// The caller may have lost the right since the read: a Kubernetes
 	// binding removed or moved to another cluster meanwhile (a revoked
 	// token is spendToken's).
-	if _, err := authorize(actor, c, role, req.Holder); err != nil {
+	if _, err := authorize(actor, c, role, asked); err != nil {
 		return err
 	}
 	// Another process took or renewed the name since the check: check
@@ -315,7 +316,7 @@ func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, re
 	if err := tx.PutHolder(h); err != nil {
 		return err
 	}
-	return a.audit(tx, actor, req.Cluster, action, "ok", "", map[string]string{
+	return a.audit(tx, actor, h.Cluster, action, "ok", "", map[string]string{
 		"holder": h.Name, "role": string(role), "serial": h.Serial, "signed_by": h.SignedBy})
 }
 
