@@ -15,9 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
-	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -118,18 +116,6 @@ type Authority struct {
 	waitMu     sync.Mutex
 	waitLogged map[string]time.Time
 }
-
-// RefusalGate decides which refusals are audited one by one. The ones it
-// holds back it counts, and its owner writes them as summaries with
-// AuditRefusals, so a caller that is refused in a loop cannot write an
-// audit entry (and a log line) per request.
-type RefusalGate interface {
-	Admit(source string, actor Actor, cluster, action, reason string, err error) bool
-}
-
-// SetRefusalGate makes Deny consult g for every caller but administrators
-// and the server itself. Call it before the Authority serves requests.
-func (a *Authority) SetRefusalGate(g RefusalGate) { a.gate = g }
 
 // Logger returns the logger the authority writes to, for the periodic
 // work around it (a panic in a tick is logged there).
@@ -261,80 +247,6 @@ func (a *Authority) audit(tx *store.Txn, actor Actor, cluster, action, outcome, 
 	})
 }
 
-// Deny records a refused request in the audit trail and returns err. The
-// refusal itself changes no other state. With a refusal gate, a caller
-// past its share of entries is counted for a summary instead.
-func (a *Authority) Deny(ctx context.Context, actor Actor, cluster, action, reason string, err error) error {
-	if a.gate != nil && actor.Kind != ActorAdmin && actor.Kind != ActorSystem &&
-		!a.gate.Admit("deny:"+actor.Source(), actor, cluster, action, reason, err) {
-		return a.DenyUnaudited(reason, err)
-	}
-	return a.DenyAudited(ctx, actor, cluster, action, reason, err)
-}
-
-// DenyAudited is Deny without the gate: for a caller whose own gate has
-// admitted the refusal.
-func (a *Authority) DenyAudited(ctx context.Context, actor Actor, cluster, action, reason string, err error) error {
-	a.obs.Denied(reason)
-	cluster, text := AuditCluster(cluster), ClipText(err.Error())
-	a.log.LogAttrs(ctx, slog.LevelWarn, "request refused", slog.String("actor", actor.String()),
-		slog.String("cluster", cluster), slog.String("action", action), slog.String("reason", reason), slog.String("error", text))
-	// The entry is written even when the request has ended meanwhile (its
-	// caller gone, its deadline past): the refusal happened.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalAuditTimeout)
-	defer cancel()
-	werr := a.st.Batch(actx, func(tx *store.Txn) error {
-		return a.audit(tx, actor, cluster, action, "denied", text, map[string]string{"reason": reason})
-	})
-	if werr != nil {
-		a.log.Error("could not audit a refusal", slog.String("error", werr.Error()))
-	}
-	return err
-}
-
-// refusalAuditTimeout bounds the write of a refusal's audit entry, which
-// outlives the request it refuses.
-const refusalAuditTimeout = 10 * time.Second
-
-// MaxRefusalText bounds the text of a refusal in the log and the audit
-// trail (ClipText).
-const MaxRefusalText = 512
-
-// AuditCluster is the cluster a refusal's audit entry and log line name:
-// the request's, when it is a name a cluster can have, else none. A
-// caller's made-up name (up to the size of a gRPC message) names nothing
-// and must not bloat the trail; the refusal's text, clipped, quotes it.
-func AuditCluster(name string) string {
-	if issuer.ValidateCluster(name) != nil {
-		return ""
-	}
-	return name
-}
-
-// ClipText bounds the text of a refusal, which may quote what the caller
-// sent, to MaxRefusalText bytes, cut at a character boundary and marked.
-func ClipText(s string) string {
-	if len(s) <= MaxRefusalText {
-		return s
-	}
-	const mark = "... (clipped)"
-	cut := MaxRefusalText - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
-}
-
-// DenyUnaudited refuses like Deny and counts the refusal in the metrics,
-// but writes no audit entry of its own: the caller audits it later in a
-// summary (AuditRefusals). It is for floods of refusals from one source,
-// where an entry each would fill the disk and crowd the commit queue that
-// issuances share.
-func (a *Authority) DenyUnaudited(reason string, err error) error {
-	a.obs.Denied(reason)
-	return err
-}
-
 // AuditBackup records that actor took a copy of the store: n bytes of it
 // were sent, and err is why the copy stopped short (nil when it did not).
 func (a *Authority) AuditBackup(ctx context.Context, actor Actor, n int64, err error) error {
@@ -345,21 +257,6 @@ func (a *Authority) AuditBackup(ctx context.Context, actor Actor, n int64, err e
 	return a.st.Update(ctx, func(tx *store.Txn) error {
 		return a.audit(tx, actor, "", "store.backup", outcome, reason, map[string]string{"bytes": strconv.FormatInt(n, 10)})
 	})
-}
-
-// AuditRefusals records n refusals of one kind that were refused with
-// DenyUnaudited, with the latest one's error.
-func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, cluster, action, reason string, n int, lastErr string) error {
-	cluster, lastErr = AuditCluster(cluster), ClipText(lastErr)
-	a.log.LogAttrs(ctx, slog.LevelWarn, "requests refused", slog.String("actor", actor.String()), slog.String("cluster", cluster),
-		slog.String("action", action), slog.String("reason", reason), slog.Int("count", n), slog.String("error", lastErr))
-	err := a.st.Batch(ctx, func(tx *store.Txn) error {
-		return a.audit(tx, actor, cluster, action, "denied", lastErr, map[string]string{"reason": reason, "count": strconv.Itoa(n)})
-	})
-	if err != nil {
-		a.log.Error("could not audit a summary of refusals; it is kept for the next one", slog.String("error", err.Error()))
-	}
-	return err
 }
 
 // invalid marks err, which says in its own words what is wrong with a

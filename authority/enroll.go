@@ -83,17 +83,6 @@ func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*
 	return iss, nil
 }
 
-// failed answers an issuance that failed: a refusal is denied (audited),
-// anything else (a store fault, a caller that went away) only counted, by
-// its reason: it refused nobody, and the request log has it. No issuance
-// is both committed and failed (store.GroupCommit.Do).
-func (a *Authority) failed(ctx context.Context, actor Actor, cluster, action string, err error) error {
-	if !IsRefusal(err) {
-		return a.DenyUnaudited(ReasonOf(err), err)
-	}
-	return a.Deny(ctx, actor, cluster, action, ReasonOf(err), err)
-}
-
 // reserveBake admits an enrollment token's bake only while the token has a
 // use left for it beside the bakes already in flight with it. A use is
 // spent when a bake commits, after its key was taken or made: without the
