@@ -108,10 +108,10 @@ func firstMessageFor(rpcTimeout time.Duration) time.Duration {
 	return min(firstMessageTimeout, rpcTimeout/2)
 }
 
-// options are the gate's server options: its tap, and the interceptors
-// that mark a request's message as arrived, first in their chains; with
-// shed set, also a stats handler that sheds what gRPC refuses before any
-// interceptor runs (gateStats).
+// options are the gate's server options: its tap, the interceptors that
+// mark a request's message as arrived, first in their chains, and a stats
+// handler (gateStats) that ends the streams the gate refused or pushed out
+// and, with shed set, sheds what gRPC refuses before any interceptor runs.
 func (g *streamGate) options() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.InTapHandle(g.tap), grpc.ChainUnaryInterceptor(g.unary), grpc.ChainStreamInterceptor(g.stream), grpc.StatsHandler(gateStats{g})}
 }
@@ -207,16 +207,16 @@ func (g *streamGate) admit(ctx context.Context, info *tap.Info) (context.Context
 		g.report(pushedOut.peerCtx, pushedOut.method, "gave_way", fmt.Errorf("ended after %v, before it was authenticated, to make room: the server had %d requests in flight", now.Sub(pushedOut.opened).Round(time.Millisecond), g.max))
 	}
 	ctx = context.WithValue(ctx, gateStreamKey{}, st)
-	g.watch(ctx, peerCtx, st, cancel)
+	g.watch(ctx, st)
 	return ctx, nil
 }
 
 // watch ends an admitted stream whose request message has not come within
 // firstMessage of its headers, and gives back its slot when its context
 // ends: when the stream does (gRPC cancels its parent), at a deadline, or
-// when a newer stream takes its slot. cancel ends ctx, the stream's
-// context; peerCtx is its context from before the gate's deadline.
-func (g *streamGate) watch(ctx, peerCtx context.Context, st *gateStream, cancel context.CancelFunc) {
+// when a newer stream takes its slot. st.cancel ends ctx, the stream's
+// context; st.peerCtx is its context from before the gate's deadline.
+func (g *streamGate) watch(ctx context.Context, st *gateStream) {
 	waiting := time.AfterFunc(g.firstMessage, func() {
 		// Decided under the lock, as arrive and a newer stream taking the
 		// slot are: the stream is ended once, for one reason.
@@ -227,15 +227,15 @@ func (g *streamGate) watch(ctx, peerCtx context.Context, st *gateStream, cancel 
 		}
 		g.mu.Unlock()
 		if late {
-			cancel()
-			g.report(peerCtx, st.method, "no_message", fmt.Errorf("ended: no request message within %v of its headers", g.firstMessage))
+			st.cancel()
+			g.report(st.peerCtx, st.method, "no_message", fmt.Errorf("ended: no request message within %v of its headers", g.firstMessage))
 		}
 	})
 	// The stream's context ends when the stream does (gRPC cancels its
 	// parent), at a deadline, or when a newer stream takes its slot.
 	context.AfterFunc(ctx, func() {
 		waiting.Stop()
-		cancel()
+		st.cancel()
 		g.mu.Lock()
 		g.release(st)
 		g.mu.Unlock()
