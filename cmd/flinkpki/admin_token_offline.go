@@ -198,23 +198,3 @@ func revokeTokenCommand(id, dataDir, kekFile string, e *etcdFlags) string {
 	}
 	return shellLine(args)
 }
-
-// shellLine is args as a line a POSIX shell splits back into them.
-func shellLine(args []string) string {
-	quoted := make([]string, len(args))
-	for i, a := range args {
-		quoted[i] = shellQuote(a)
-	}
-	return strings.Join(quoted, " ")
-}
-
-// shellQuote quotes s for a POSIX shell when it holds anything but
-// characters that need no quoting.
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:,=@%+", r))
-	}) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
