@@ -16,6 +16,7 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/token"
 )
 
 // printDevBanner tells a developer the environment that points the CLI at
@@ -76,7 +77,7 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 	// A start killed while it wrote the token left it beside the path.
 	atomicfile.RemoveLeftovers(path)
 	if raw, err := os.ReadFile(path); err == nil {
-		if t, err := parseToken(strings.TrimSpace(string(raw))); err == nil {
+		if t, err := token.Parse(strings.TrimSpace(string(raw))); err == nil {
 			if a, err := auth.Authenticate(ctx, t); err == nil && a.Kind == authority.ActorAdmin {
 				return nil
 			}
@@ -91,13 +92,12 @@ func ensureDevAdminToken(ctx context.Context, auth *authority.Authority, path st
 	if err := atomicfile.CheckDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("cannot write the administrator token %s: %w", path, err)
 	}
-	actor := devActor
-	tok, rec, err := auth.CreateAdminToken(ctx, actor, "dev", 0)
+	tok, rec, err := auth.CreateAdminToken(ctx, devActor, "dev", 0)
 	if err != nil {
 		return err
 	}
 	if err := atomicfile.Write(path, []byte(tok), 0o600); err != nil {
-		if _, rerr := auth.RevokeAdminToken(ctx, actor, rec.ID, authority.RevokeAdminOptions{}); rerr != nil {
+		if _, rerr := auth.RevokeAdminToken(ctx, devActor, rec.ID, authority.RevokeAdminOptions{}); rerr != nil {
 			return fmt.Errorf("cannot write the administrator token %s: %w; revoke token %s, which nobody holds, with flinkpki admin revoke-token", path, err, rec.ID)
 		}
 		return fmt.Errorf("cannot write the administrator token %s: %w (the token made for it is revoked again)", path, err)

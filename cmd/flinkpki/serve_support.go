@@ -14,11 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/flinkpki/flinkpki/token"
 )
-
-func parseToken(s string) (token.Parsed, error) { return token.Parse(s) }
 
 // applyConfigFile sets every flag named in a YAML file that was not given on
 // the command line.
