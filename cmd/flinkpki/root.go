@@ -81,12 +81,11 @@ func (a *app) cutOff(err error) bool {
 // ended: "interrupted", then what the command says it did or left, without
 // the bare "context canceled" of the cancellation itself.
 func interruptedText(msg string) string {
-	const canceled = "context canceled"
 	switch {
-	case msg == canceled:
+	case msg == canceledText:
 		return "interrupted"
-	case strings.HasSuffix(msg, ": "+canceled):
-		return "interrupted: " + strings.TrimSuffix(msg, ": "+canceled)
+	case strings.HasSuffix(msg, ": "+canceledText):
+		return "interrupted: " + strings.TrimSuffix(msg, ": "+canceledText)
 	case strings.HasPrefix(msg, "interrupted"):
 		return msg
 	default:
