@@ -187,14 +187,15 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 	fmt.Fprintf(a.stderr, "wrote %s credentials for holder %q of cluster %q (%s, %s) to %s\n",
 		f.role, j.Holder, f.cluster, j.KeyType, j.Format, j.Dir)
 	fmt.Fprintf(a.stderr, "leaf serial %s valid until %s; truststore holds %d CA(s)\n", j.Serial, j.NotAfter, j.TrustedCAs)
-	if opts.RuntimeDir != "" && opts.RuntimeDir != opts.Dir {
+	// Baked for another place (an image): the files, and the copy, move there.
+	moved := opts.RuntimeDir != "" && opts.RuntimeDir != opts.Dir
+	if moved {
 		// The visible names are links into a hidden generation directory
 		// (..data): a copy of "DIR/*" would hold dangling links.
 		fmt.Fprintf(a.stderr, "flink-ssl.yaml names the stores under %s: copy %s there whole, hidden entries and links included (cp -a %s/. %s, or a Dockerfile COPY of the directory)\n", opts.RuntimeDir, opts.Dir, opts.Dir, opts.RuntimeDir)
 	}
 	switch {
-	case confOut != "" && opts.RuntimeDir != "" && opts.RuntimeDir != opts.Dir:
-		// Baked for another place (an image): the copy moves there too.
+	case confOut != "" && moved:
 		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: copy it where Flink will read it beside the stores (e.g. /opt/flink/conf), and set FLINK_CONF_DIR to that directory\n", confOut)
 	case confOut != "":
 		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: set FLINK_CONF_DIR=%s\n", confOut, confOut)
