@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/peer"
 )
@@ -18,11 +17,6 @@ import (
 // authenticated, so without a bound one pod running a job's code could
 // open enough to exhaust the server's memory limit (256Mi in deploy/).
 const maxConnsPerSource = 256
-
-// keepaliveTimeout is how long the server waits for a keepalive ping's
-// answer before it closes the connection, and the TCP_USER_TIMEOUT of
-// every connection it accepts.
-const keepaliveTimeout = 20 * time.Second
 
 // connLimitListener refuses a connection, by closing it as it is
 // accepted, from an IP address that already holds perSource open. Unlike

@@ -204,6 +204,11 @@ func newHealthServer(rpcTimeout time.Duration) *grpc.Server {
 // which a connection that never speaks holds a file descriptor and memory.
 const connectionTimeout = 10 * time.Second
 
+// keepaliveTimeout is how long the server waits for a keepalive ping's
+// answer before it closes the connection, and the TCP_USER_TIMEOUT of
+// every connection it accepts.
+const keepaliveTimeout = 20 * time.Second
+
 // staleJWKSWarning logs, at most once per every, that a service-account
 // token was signed by a key the --k8s-jwks-file lacks and was left to the
 // API server's TokenReview: the file is out of date.
