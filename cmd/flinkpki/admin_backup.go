@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
@@ -61,10 +62,7 @@ func (a *app) runBackup(ctx context.Context, f *backupFlags) error {
 	if err := requireFlag("out", f.out); err != nil {
 		return err
 	}
-	if f.out == "-" && isTerminal(a.stdout) {
-		return usagef("--out - would write the binary snapshot (sealed CA keys, token hashes) to the terminal: pipe it (| ssh HOST flinkpki admin restore - ...) or redirect it (> FILE), or give --out FILE")
-	}
-	dst, err := prepareBackupOut(f.out, f.force, f.output)
+	dst, err := prepareBackupOut(f.out, f.force, f.output, a.stdout)
 	if err != nil {
 		return err
 	}
@@ -173,9 +171,9 @@ func (b backupOut) write(fill func(io.Writer) error, check func(tmpPath string) 
 
 // prepareBackupOut checks --out before the server is asked for anything:
 // not a database in use, not an existing file unless force, a folder that
-// takes files; for "-" the temporary directory, and no -o json result to
-// share standard output with the backup.
-func prepareBackupOut(out string, force bool, output outputFormat) (backupOut, error) {
+// takes files; for "-" a standard output that is no terminal, the
+// temporary directory, and no -o json result to share it with the backup.
+func prepareBackupOut(out string, force bool, output outputFormat, stdout io.Writer) (backupOut, error) {
 	if out != "-" {
 		if err := refuseLiveStore(out); err != nil {
 			return backupOut{}, err
@@ -188,6 +186,9 @@ func prepareBackupOut(out string, force bool, output outputFormat) (backupOut, e
 			return backupOut{}, err
 		}
 		return backupOut{path: out, where: out, flag: "--out", cleanup: func() {}}, nil
+	}
+	if isTerminal(stdout) {
+		return backupOut{}, usagef("--out - would write the binary snapshot (sealed CA keys, token hashes) to the terminal: pipe it (| ssh HOST flinkpki admin restore - ...) or redirect it (> FILE), or give --out FILE")
 	}
 	if output == "json" {
 		return backupOut{}, usagef("--out - writes the backup to standard output, where -o json would write its result too: name a file with --out, or drop -o json")
@@ -254,4 +255,11 @@ func byteProgress(w io.Writer, what string, now func() time.Time) func(n int64) 
 			last = t
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal, where binary output must not
+// go.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
