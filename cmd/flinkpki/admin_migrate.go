@@ -261,7 +261,8 @@ func runMigrate(cmd *cobra.Command, f *migrateFlags) error {
 	if err := sameMigrationEnds(f.from, f.to); err != nil {
 		return err
 	}
-	seal, err := sealerFromFile(f.kekFile)
+	kekFile := kekFileOrEnv(f.kekFile)
+	seal, err := sealerFromFile(kekFile)
 	if err != nil {
 		return err
 	}
@@ -275,7 +276,7 @@ func runMigrate(cmd *cobra.Command, f *migrateFlags) error {
 		return err
 	}
 	defer src.Close()
-	if err := checkMigrationSource(ctx, src, seal, f.from, kekFileOrEnv(f.kekFile)); err != nil {
+	if err := checkMigrationSource(ctx, src, seal, f.from, kekFile); err != nil {
 		return err
 	}
 	dst, err := openMigrationEnd(ctx, f.to, f.etcd.prefix, base, false)

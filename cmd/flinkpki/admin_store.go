@@ -211,8 +211,9 @@ func kekFileOrEnv(kekFile string) string {
 	return kekFile
 }
 
+// sealerFromFile reads the store's key-encryption key at kekFile, already
+// resolved with kekFileOrEnv, and makes its sealer.
 func sealerFromFile(kekFile string) (*store.Sealer, error) {
-	kekFile = kekFileOrEnv(kekFile)
 	if kekFile == "" {
 		return nil, usagef("--kek-file is required (or set FLINKPKI_KEK_FILE)")
 	}
