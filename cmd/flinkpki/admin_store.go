@@ -107,9 +107,9 @@ func storeLocation(dataDir string, e *etcdFlags, onEtcd, rotation bool) (where, 
 	where, noStore = filepath.Join(dataDir, dbFileName), ""
 	switch {
 	case onEtcd && rotation:
-		where, noStore = "etcd "+strings.Join(e.endpoints, ",")+e.prefix, "check --etcd-prefix"
+		where, noStore = etcdWhere(e.endpoints, e.prefix), "check --etcd-prefix"
 	case onEtcd:
-		where, noStore = "etcd "+strings.Join(e.endpoints, ",")+e.prefix, "start the servers first, or check --etcd-prefix"
+		where, noStore = etcdWhere(e.endpoints, e.prefix), "start the servers first, or check --etcd-prefix"
 	default:
 		if _, err := os.Stat(where); errors.Is(err, fs.ErrNotExist) {
 			return "", "", fmt.Errorf("no store at %s: pass the server's --data-dir, or start flinkpki serve once to create it", where)
@@ -201,6 +201,11 @@ func addStoreFlags(cmd *cobra.Command, dataDir, kekFile *string, etcd *etcdFlags
 	cmd.Flags().StringVar(dataDir, "data-dir", "./flinkpki-data", "data directory of the stopped server")
 	cmd.Flags().StringVar(kekFile, "kek-file", "", "the store's key-encryption key (env FLINKPKI_KEK_FILE)")
 	etcd.register(cmd)
+}
+
+// etcdWhere names an etcd store in messages: its endpoints and prefix.
+func etcdWhere(endpoints []string, prefix string) string {
+	return "etcd " + strings.Join(endpoints, ",") + prefix
 }
 
 // kekFileOrEnv is --kek-file, or FLINKPKI_KEK_FILE when it is not given.

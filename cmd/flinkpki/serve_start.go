@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/k8sauth"
@@ -233,7 +232,7 @@ func (o *serveOptions) openBackend(ctx context.Context, etcdTLS *tls.Config) (st
 		return b, path, err
 	case "etcd":
 		b, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: o.etcdEndpoints, Prefix: o.etcdPrefix, TLS: etcdTLS, MaxBatch: o.etcdBatch})
-		return b, "etcd " + strings.Join(o.etcdEndpoints, ",") + o.etcdPrefix, err
+		return b, etcdWhere(o.etcdEndpoints, o.etcdPrefix), err
 	}
 	return nil, "", usagef("--store %q: use bolt or etcd", o.storeKind)
 }
