@@ -91,7 +91,7 @@ func (a *Authority) CreateAdminToken(ctx context.Context, actor Actor, name stri
 		return a.audit(tx, actor, "", "admin_token.create", "ok", "", details)
 	})
 	if err != nil {
-		return "", nil, a.Deny(ctx, actor, "", "admin_token.create", ReasonOf(err), err)
+		return "", nil, a.failed(ctx, actor, "", "admin_token.create", err)
 	}
 	out := *rec
 	out.Hash = nil
@@ -377,7 +377,7 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 		return a.audit(tx, actor, "", "admin_token.revoke", "ok", "", details)
 	})
 	if err != nil {
-		return nil, a.Deny(ctx, actor, "", "admin_token.revoke", ReasonOf(err), err)
+		return nil, a.failed(ctx, actor, "", "admin_token.revoke", err)
 	}
 	return revoked, nil
 }

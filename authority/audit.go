@@ -226,10 +226,7 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 	// A refusal changes nothing: it is found before any transaction writes.
 	rep, err := a.checkPruneAudit(ctx, through, hash)
 	if err != nil {
-		if IsRefusal(err) {
-			return nil, a.Deny(ctx, actor, "", actionArchive, ReasonOf(err), err)
-		}
-		return nil, err
+		return nil, a.failed(ctx, actor, "", actionArchive, err)
 	}
 	for !rep.Done && rep.Removed < limit {
 		n, upTo := 0, uint64(0)
@@ -257,7 +254,7 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 				return rep, nil
 			}
 			if errors.Is(err, ErrAuditBroken) {
-				return nil, a.Deny(ctx, actor, "", actionArchive, ReasonOf(err), err)
+				return nil, a.failed(ctx, actor, "", actionArchive, err)
 			}
 			return nil, err
 		}

@@ -77,7 +77,7 @@ func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, hol
 		return nil
 	})
 	if err != nil {
-		return "", a.Deny(ctx, actor, cluster, "enroll.keytype", ReasonOf(err), err)
+		return "", a.failed(ctx, actor, cluster, "enroll.keytype", err)
 	}
 	return kt, nil
 }

@@ -46,7 +46,7 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 		}
 		return checkBindingsFree(tx, c.K8sBindings)
 	}); err != nil {
-		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", ReasonOf(err), err)
+		return nil, a.failed(ctx, actor, c.Name, "cluster.create", err)
 	}
 	var recs []*store.CA
 	for _, p := range ca.Purposes() {
@@ -76,7 +76,7 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 			"key_type": c.KeyType, "internal_ca": recs[0].ID, "rest_ca": recs[1].ID})
 	})
 	if errors.Is(err, ErrExists) || errors.Is(err, ErrInvalid) {
-		return nil, a.Deny(ctx, actor, c.Name, "cluster.create", ReasonOf(err), err)
+		return nil, a.failed(ctx, actor, c.Name, "cluster.create", err)
 	}
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ type UpdateClusterRequest struct {
 // release).
 func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateClusterRequest) (*ClusterView, error) {
 	deny := func(err error) (*ClusterView, error) {
-		return nil, a.Deny(ctx, actor, req.Name, "cluster.update", ReasonOf(err), err)
+		return nil, a.failed(ctx, actor, req.Name, "cluster.update", err)
 	}
 	if err := checkClusterUpdate(req); err != nil {
 		return deny(err)
@@ -151,9 +151,6 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		return a.applyClusterUpdate(tx, actor, req)
 	})
 	if err != nil {
-		if !IsRefusal(err) {
-			return nil, err
-		}
 		return deny(err)
 	}
 	a.log.InfoContext(ctx, "cluster updated", "cluster", req.Name, "actor", actor.String())

@@ -56,7 +56,7 @@ func (a *Authority) Enroll(ctx context.Context, actor Actor, req EnrollRequest) 
 func (a *Authority) Bake(ctx context.Context, actor Actor, req EnrollRequest) (*Issued, error) {
 	if actor.Kind == ActorK8s {
 		err := fmt.Errorf("%w: a pod's service-account token cannot bake: bake makes the key on the server, for image builds; a pod makes its own key with flinkpki init", ErrDenied)
-		return nil, a.Deny(ctx, actor, req.Cluster, "bake", ReasonOf(err), err)
+		return nil, a.failed(ctx, actor, req.Cluster, "bake", err)
 	}
 	var key crypto.Signer
 	release := func() {}

@@ -39,7 +39,7 @@ func parsePurpose(s string) (ca.Purpose, error) {
 func (a *Authority) Prepare(ctx context.Context, actor Actor, cluster, purpose string) error {
 	err := a.prepare(ctx, actor, cluster, purpose)
 	if err != nil && !isInternal(err) {
-		return a.Deny(ctx, actor, cluster, "ca.prepare", ReasonOf(err), err)
+		return a.failed(ctx, actor, cluster, "ca.prepare", err)
 	}
 	return err
 }
@@ -145,7 +145,7 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 		unlock()
 	}
 	if err != nil && !isInternal(err) {
-		return a.Deny(ctx, actor, cluster, action, ReasonOf(err), withNextSteps(err, cluster))
+		return a.failed(ctx, actor, cluster, action, withNextSteps(err, cluster))
 	}
 	return err
 }
@@ -241,7 +241,7 @@ func isInternal(err error) bool {
 func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, holder, purpose string) (int, error) {
 	if purpose != "" && !slices.Contains(ca.Purposes(), ca.Purpose(purpose)) {
 		err := fmt.Errorf("%w: purpose %q: use internal or rest, or none for both", ErrInvalid, purpose)
-		return 0, a.Deny(ctx, actor, cluster, "holder.release", ReasonOf(err), err)
+		return 0, a.failed(ctx, actor, cluster, "holder.release", err)
 	}
 	n := 0
 	err := a.st.Update(ctx, func(tx *store.Txn) error {
@@ -269,7 +269,7 @@ func (a *Authority) ReleaseHolder(ctx context.Context, actor Actor, cluster, hol
 		return a.audit(tx, actor, cluster, "holder.release", "ok", "", map[string]string{"holder": holder})
 	})
 	if err != nil {
-		return 0, a.Deny(ctx, actor, cluster, "holder.release", ReasonOf(err), err)
+		return 0, a.failed(ctx, actor, cluster, "holder.release", err)
 	}
 	return n, nil
 }

@@ -141,7 +141,7 @@ func (a *Authority) RevokeToken(ctx context.Context, actor Actor, id string) (cl
 			"token_id": id, "role": t.Role, "uses_left": strconv.Itoa(t.UsesLeft), "expires": t.Expires.UTC().Format(time.RFC3339)})
 	})
 	if err != nil {
-		return "", a.Deny(ctx, actor, cluster, "token.revoke", ReasonOf(err), err)
+		return "", a.failed(ctx, actor, cluster, "token.revoke", err)
 	}
 	return cluster, nil
 }
