@@ -74,7 +74,7 @@ func TestExitCodes(t *testing.T) {
 		{"a malformed duration is a usage error", []string{"cluster", "create", "a", "--ca-validity", "3 years"}, 2, `invalid duration "3 years"`},
 		{"an unknown key type is a usage error", []string{"cluster", "create", "a", "--key-type", "ed25519"}, 2, "ed25519"},
 		{"unpaired Kubernetes bindings are a usage error", []string{"cluster", "create", "a", "--k8s-namespace", "ns"}, 2, "come in pairs"},
-		{"delete without --yes is refused as a usage error", []string{"cluster", "delete", "orders"}, 2, `refusing to delete cluster "orders" without --yes`},
+		{"delete without --yes is refused as a usage error", []string{"cluster", "delete", "orders"}, 2, `deleting cluster "orders" cannot be undone: add --yes to delete it`},
 		{"no token at all is a usage error", []string{"cluster", "list"}, 2, "no token: pass --token-file FILE or set FLINKPKI_TOKEN_FILE"},
 		{"only one of the Flink conf flags is a usage error", []string{"init", "--cluster", "a", "--role", "jobmanager", "--out", "x", "--flink-conf-src", "d"}, 2, "go together"},
 		{"--flink-conf-set without the copy is a usage error", []string{"init", "--cluster", "a", "--role", "jobmanager", "--out", "x", "--flink-conf-set", "rest.bind-address=127.0.0.1"}, 2, "--flink-conf-set needs --flink-conf-src and --flink-conf-out"},

@@ -440,7 +440,7 @@ working until they expire, but nothing new can be issued for the cluster.
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !yes {
-				return usagef("refusing to delete cluster %q without --yes", args[0])
+				return usagef("deleting cluster %q cannot be undone: add --yes to delete it", args[0])
 			}
 			if err := checkClusterName(args[0]); err != nil {
 				return err

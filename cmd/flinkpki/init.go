@@ -45,8 +45,10 @@ set's store passwords, so the configuration copy Flink reads always opens the
 stores, while they are replaced too.
 
 --token-file holds an enrollment token or a Kubernetes projected
-service-account token. The holder defaults to the pod name when the
-Kubernetes token carries one, else to the host name. While the server is not
+service-account token. With a Kubernetes token the holder is always the pod
+the token names (a pod speaks for itself only; a different --holder is noted
+and overridden). With an enrollment token it is --holder, by default the host
+name. While the server is not
 reachable yet (normal at pod start) init retries with backoff until --timeout
 passes; refusals (bad token, wrong cluster) fail at once.
 

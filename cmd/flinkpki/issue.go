@@ -40,7 +40,7 @@ func (f *issueFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.cluster, "cluster", "", "cluster name (required)")
 	fl.StringVar(&f.role, "role", "", "role (required): jobmanager, taskmanager, rest-server or rest-client")
-	fl.StringVar(&f.holder, "holder", "", "holder name, usually the pod name (bake: required; init: defaults to the pod name a Kubernetes token carries, else the host name)")
+	fl.StringVar(&f.holder, "holder", "", "holder name, usually the pod name (bake: required; init: by default the host name; with a Kubernetes token always the pod the token names)")
 	fl.StringVar(&f.out, "out", "", "directory to write the file set into (required; created 0700 if missing)")
 	fl.StringVar(&f.format, "format", "pkcs12", "store format: pkcs12 or jks")
 	fl.StringVar(&f.profile, "pkcs12-profile", "modern2023", "PKCS#12 encryption: modern2023 or legacy-des (for old readers)")

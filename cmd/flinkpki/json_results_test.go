@@ -80,7 +80,7 @@ func TestClusterDeleteReportsTheDeletedClusterInJSON(t *testing.T) {
 	r.refused(t, `cluster "gone-too" not found`)
 	noJSON(t, r)
 	r = s.cli(t, s.admin, "cluster", "delete", "keep", "-o", "json")
-	oneLineError(t, r, 2, `refusing to delete cluster "keep" without --yes`)
+	oneLineError(t, r, 2, `deleting cluster "keep" cannot be undone: add --yes to delete it`)
 	noJSON(t, r)
 }
 

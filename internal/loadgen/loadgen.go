@@ -18,21 +18,24 @@ import (
 
 // Result is the stable JSON shape of one run (flinkpki bench enroll -o json).
 type Result struct {
-	Target           string  `json:"target,omitempty"`
-	Requests         int     `json:"requests"`
-	Concurrency      int     `json:"concurrency"`
-	Errors           int     `json:"errors"`
-	FreshConnections bool    `json:"fresh_connections"`
-	Connections      int     `json:"connections"`
-	KeyType          string  `json:"key_type"`
-	Format           string  `json:"format"`
-	DurationS        float64 `json:"duration_s"`
-	CertsPerSecond   float64 `json:"certs_per_second"`
-	MeanMS           float64 `json:"mean_ms"`
-	P50MS            float64 `json:"p50_ms"`
-	P90MS            float64 `json:"p90_ms"`
-	P99MS            float64 `json:"p99_ms"`
-	MaxMS            float64 `json:"max_ms"`
+	Target           string `json:"target,omitempty"`
+	Requests         int    `json:"requests"`
+	Concurrency      int    `json:"concurrency"`
+	Errors           int    `json:"errors"`
+	FreshConnections bool   `json:"fresh_connections"`
+	// Connections is how many connections the workers share over
+	// keep-alive; zero with FreshConnections, where every request dials
+	// its own.
+	Connections    int     `json:"connections"`
+	KeyType        string  `json:"key_type"`
+	Format         string  `json:"format"`
+	DurationS      float64 `json:"duration_s"`
+	CertsPerSecond float64 `json:"certs_per_second"`
+	MeanMS         float64 `json:"mean_ms"`
+	P50MS          float64 `json:"p50_ms"`
+	P90MS          float64 `json:"p90_ms"`
+	P99MS          float64 `json:"p99_ms"`
+	MaxMS          float64 `json:"max_ms"`
 	// ClientCPUUS is the CPU this load generator spent per successful
 	// request (user and system, every thread: keys, CSRs, TLS, gRPC,
 	// parsing, GC). It shares the cores with the server, so it bounds
