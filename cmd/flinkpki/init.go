@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,7 +85,7 @@ FLINKPKI_HOLDER, FLINKPKI_SERVER, FLINKPKI_CA_FILE, FLINKPKI_TOKEN_FILE.`,
 	fl.StringVar(&f.keyType, "key-type", "", "the cluster's key type (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096), to skip asking the server (normally left out)")
 	f.conf.register(cmd, "for keys the operator leaves out of the ConfigMap it writes, above all rest.bind-address=127.0.0.1")
 	fl.Var(&f.timeout, "timeout", "give up when the server has not answered within this time")
-	fl.BoolVar(&f.noAutoSANs, "no-auto-sans", false, "for jobmanager/taskmanager, do not add this pod's host name and IP addresses as SANs (Flink 2.3+ checks them on the TaskManager data plane)")
+	fl.BoolVar(&f.noAutoSANs, "no-auto-sans", false, "for jobmanager/taskmanager, do not add this pod's host name, IP addresses and the names its resolver gives them as SANs (Flink 2.3+ checks them on the TaskManager data plane)")
 	a.addConnFlags(cmd)
 	return cmd
 }
@@ -133,7 +136,7 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 		return err
 	}
 	if !f.noAutoSANs && (f.role == "jobmanager" || f.role == "taskmanager") {
-		f.dns, f.ips = withLocalNames(f.dns, f.ips)
+		f.dns, f.ips = withLocalNames(cmd.Context(), f.dns, f.ips)
 	}
 	// A run into a directory that holds an earlier set (an emptyDir that
 	// outlived its container) keeps that set's passwords: the configuration
@@ -197,16 +200,23 @@ func (f *initFlags) resolveHolder(tok string) error {
 	return hostHolder(f.holder)
 }
 
-// withLocalNames adds the names peers reach this pod by: its host name, its
-// non-loopback unicast addresses, and localhost. Flink up to 2.2 never checks
-// host names on internal links, but Flink 2.3's Netty 4.2 does on the
-// TaskManager data plane, so an internal leaf must name its pod. The names
-// grant nothing beyond the cluster: only this cluster's CA signs them.
-func withLocalNames(dns, ips []string) ([]string, []string) {
+// withLocalNames adds the names peers reach this pod by: its host name,
+// localhost, its non-loopback unicast addresses, and the names the
+// resolver gives those addresses (in Kubernetes the pod's /etc/hosts, which
+// names a pod with a hostname and a subdomain by its fully qualified name
+// under its headless Service). Flink up to 2.2 never checks host names on
+// internal links, but Flink 2.3's Netty 4.2 does on the TaskManager data
+// plane, naming the peer by a reverse lookup of its address, so an internal
+// leaf must name its pod. The names grant nothing beyond the cluster: only
+// this cluster's CA signs them. They stop at issuer.MaxSANs in all,
+// counting the ones given with --dns and --ip.
+func withLocalNames(ctx context.Context, dns, ips []string) ([]string, []string) {
+	room := issuer.MaxSANs - len(dns) - len(ips)
 	add := func(list []string, v string) []string {
-		if v == "" || slices.Contains(list, v) {
+		if v == "" || room <= 0 || slices.Contains(list, v) {
 			return list
 		}
+		room--
 		return append(list, v)
 	}
 	if h, err := os.Hostname(); err == nil && issuer.ValidateDNSName(h) == nil {
@@ -214,17 +224,50 @@ func withLocalNames(dns, ips []string) ([]string, []string) {
 	}
 	dns = add(dns, "localhost")
 	ips = add(ips, "127.0.0.1")
+	var own []string
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
 			ipn, ok := a.(*net.IPNet)
 			if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsMulticast() {
 				continue
 			}
-			if len(ips) >= 8 {
+			if len(own) >= 8 {
 				break
 			}
+			own = append(own, ipn.IP.String())
 			ips = add(ips, ipn.IP.String())
 		}
 	}
+	for _, n := range reverseNames(ctx, net.DefaultResolver, own) {
+		dns = add(dns, n)
+	}
 	return dns, ips
+}
+
+// reverseLookupTimeout bounds reverseNames: /etc/hosts answers at once, and
+// a pod start must not wait on a slow DNS server for names it rarely needs.
+const reverseLookupTimeout = time.Second
+
+// reverseNames is what r answers for each of addrs, in their order, without
+// the trailing dot and without names a certificate cannot carry. Lookups
+// that fail or outlast reverseLookupTimeout add nothing.
+func reverseNames(ctx context.Context, r *net.Resolver, addrs []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, reverseLookupTimeout)
+	defer cancel()
+	found := make([][]string, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Go(func() { found[i], _ = r.LookupAddr(ctx, a) })
+	}
+	wg.Wait()
+	var out []string
+	for _, names := range found {
+		for _, n := range names {
+			n = strings.TrimSuffix(n, ".")
+			if issuer.ValidateDNSName(n) == nil && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
