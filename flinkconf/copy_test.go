@@ -654,6 +654,44 @@ func TestACopyRemovesWhatWouldUndoItsTLS(t *testing.T) {
 	}
 }
 
+// TestALegacyCopyDropsTheSourcesStoreTypes: keys for Flink before 1.20
+// (LegacyStoreTypes) name no store types, so a source's
+// security.ssl.internal.keystore-type and truststore-type would describe
+// the copy's stores, and Flink 1.20+ would open them as BCFKS and fail
+// (found by the Flink review). The copy drops them, and says so; a
+// REST type stays while the copy names no REST stores.
+func TestALegacyCopyDropsTheSourcesStoreTypes(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "conf")
+	writeTree(t, src, map[string]string{
+		ConfigYAML: "security:\n  ssl:\n    internal:\n      keystore-type: BCFKS\n      truststore-type: BCFKS\n    rest:\n      keystore-type: JKS\n",
+	})
+	kvs, err := InternalSSL{Keystore: "/tls/keystore.p12", KeystorePassword: "p", KeyPassword: "p", KeystoreType: "PKCS12",
+		Truststore: "/tls/truststore.p12", TruststorePassword: "p", TruststoreType: "PKCS12", KeyAlgorithm: x509.ECDSA, LegacyStoreTypes: true}.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadConf(src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"security.ssl.internal.keystore-type (BCFKS, removed)", "security.ssl.internal.truststore-type (BCFKS, removed)"}
+	if got := c.Overrides(kvs); !slices.Equal(got, want) {
+		t.Errorf("Overrides = %q,\nwant %q", got, want)
+	}
+	if err := c.Write(kvs); err != nil {
+		t.Fatal(err)
+	}
+	flat := flattenYAML(t, readFile(t, filepath.Join(out, ConfigYAML)))
+	for _, k := range []string{"security.ssl.internal.keystore-type", "security.ssl.internal.truststore-type"} {
+		if v, ok := flat[k]; ok {
+			t.Errorf("the copy still sets %s: %q", k, v)
+		}
+	}
+	if v := flat["security.ssl.rest.keystore-type"]; !slices.Equal(v, []string{"JKS"}) {
+		t.Errorf("security.ssl.rest.keystore-type = %q, want the source's JKS kept without REST keys", v)
+	}
+}
+
 // TestACopyKeepsWhatTheSourceKeepsPrivate: a file that the source keeps
 // from other users (a Kerberos keytab, 0600) is not made world-readable in
 // the copy, whatever the umask.

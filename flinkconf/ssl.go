@@ -105,7 +105,11 @@ const (
 //     peer leaves instead of the truststore the copy names, so the next
 //     pod's new leaf is refused (SSLUtils, and the RPC's
 //     CustomSSLEngineProvider, where even an empty value pins);
-//   - with REST SSL, security.ssl.rest.cert.fingerprint, likewise.
+//   - with REST SSL, security.ssl.rest.cert.fingerprint, likewise;
+//   - for each store kvs names, its *-type key when kvs leaves it out
+//     (LegacyStoreTypes): the source's type describes some other store,
+//     and Flink 1.20+ would open this one as that type (BCFKS, say) and
+//     fail.
 //
 // Keys that kvs sets are not returned.
 func unset(kvs []KV) []string {
@@ -124,6 +128,13 @@ func unset(kvs []KV) []string {
 	}
 	if isTrueValue(set["security.ssl.rest.enabled"]) {
 		add(restFingerprintKey)
+	}
+	for _, scope := range []string{"internal", "rest"} {
+		for _, store := range []string{"keystore", "truststore"} {
+			if k := "security.ssl." + scope + "." + store; set[k] != "" {
+				add(k + "-type")
+			}
+		}
 	}
 	return out
 }
