@@ -1008,10 +1008,12 @@ func TestStreamsRefusedAtTheGateLeaveNothingBehind(t *testing.T) {
 	// A refused request is answered with its refusal once its message is
 	// read, or ended (CANCELLED) when that takes longer than refusedGrace
 	// from the tap: on two cores under -race, a few of 40,000 do (11 once,
-	// in CI). Either way none is admitted, and nearly all are told why.
+	// in CI), and every one in flight when the machine stalls past 50 ms
+	// (up to 936 under a stress test beside it). Either way none is
+	// admitted, and most are told why.
 	graceEnded := others[codes.Canceled.String()+": context canceled"]
-	if refused.Load()+int64(graceEnded) != n || refused.Load() < n*99/100 {
-		t.Fatalf("%d of %d requests were refused at the gate and %d ended at the refusal's grace, want all of them and at least 99%% refused; the others: %v", refused.Load(), n, graceEnded, others)
+	if refused.Load()+int64(graceEnded) != n || refused.Load() < n*9/10 {
+		t.Fatalf("%d of %d requests were refused at the gate and %d ended at the refusal's grace, want all of them and at least 90%% refused; the others: %v", refused.Load(), n, graceEnded, others)
 	}
 
 	// Streams that never send their message, a year's deadline each, on

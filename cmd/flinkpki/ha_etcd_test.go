@@ -56,9 +56,7 @@ func TestTheServerRidesThroughTheLossOfTheEtcdLeader(t *testing.T) {
 			}
 		})
 	}
-	for done.Load() < workers*perWorker/4 {
-		time.Sleep(2 * time.Millisecond)
-	}
+	waitUntil(t, "a quarter of the enrollments", &wg, func() bool { return done.Load() >= workers*perWorker/4 })
 	ctx := context.Background()
 	old, err := h.etcd.Leader(ctx)
 	if err != nil {

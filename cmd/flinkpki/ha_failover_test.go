@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // TestKillingAReplicaUnderEnrollmentLoadLosesAndDuplicatesNothing runs
@@ -60,9 +59,7 @@ func TestKillingAReplicaUnderEnrollmentLoadLosesAndDuplicatesNothing(t *testing.
 			}
 		})
 	}
-	for done.Load() < workers*perWorker/3 {
-		time.Sleep(2 * time.Millisecond)
-	}
+	waitUntil(t, "a third of the enrollments", &wg, func() bool { return done.Load() >= workers*perWorker/3 })
 	killed.Store(true)
 	victim.kill(t)
 	t.Logf("killed one replica after %d of %d enrollments", done.Load(), workers*perWorker)

@@ -124,7 +124,6 @@ func TestAServerKilledUnderIssuanceLoadLosesNothingAndRecordsOnlyReturnedLeaves(
 	outs := t.TempDir()
 	var issued atomic.Int64
 	var wg sync.WaitGroup
-	failures := make(chan string, workers*perWorker)
 	retried := make(chan string, workers*perWorker)
 	for w := range workers {
 		wg.Go(func() {
@@ -133,7 +132,7 @@ func TestAServerKilledUnderIssuanceLoadLosesNothingAndRecordsOnlyReturnedLeaves(
 				r := p.cli(t, "", "init", "--cluster", "crash", "--role", "taskmanager", "--holder", holder,
 					"--out", filepath.Join(outs, holder), "--token-file", tok, "--timeout", "60s")
 				if r.code != 0 {
-					failures <- fmt.Sprintf("%s: exit %d: %s", holder, r.code, r.stderr)
+					t.Errorf("an init did not get through the crash: %s: exit %d: %s", holder, r.code, r.stderr)
 					return
 				}
 				if strings.Contains(r.stderr, "retrying") {
@@ -144,19 +143,13 @@ func TestAServerKilledUnderIssuanceLoadLosesNothingAndRecordsOnlyReturnedLeaves(
 		})
 	}
 	killAt := int64(1 + rng.IntN(workers*perWorker/2))
-	for issued.Load() < killAt {
-		time.Sleep(2 * time.Millisecond)
-	}
+	waitUntil(t, fmt.Sprintf("%d issuances", killAt), &wg, func() bool { return issued.Load() >= killAt })
 	time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
 	p.kill(t)
 	t.Logf("killed the server after %d of %d issuances", issued.Load(), workers*perWorker)
 	p.start(t)
 	wg.Wait()
-	close(failures)
 	close(retried)
-	for f := range failures {
-		t.Errorf("an init did not get through the crash: %s", f)
-	}
 	t.Logf("%d inits retried through the crash", len(retried))
 	if t.Failed() {
 		t.FailNow()

@@ -242,3 +242,28 @@ func lineageStates(st caStatus, purpose string) string {
 	}
 	return ""
 }
+
+// waitUntil polls cond, which the workers in wg make true as they go, until
+// it holds. Workers that all ended first gave up (their errors say why),
+// so it fails at once instead of polling until the package's timeout; past
+// a minute it fails too, once the workers have ended (each bounds its own
+// retries), so none logs after the test.
+func waitUntil(t *testing.T, what string, wg *sync.WaitGroup, cond func() bool) {
+	t.Helper()
+	ended := make(chan struct{})
+	go func() { wg.Wait(); close(ended) }()
+	deadline := time.After(time.Minute)
+	for !cond() {
+		select {
+		case <-ended:
+			if !cond() {
+				t.Fatalf("the workers ended before %s", what)
+			}
+			return
+		case <-deadline:
+			<-ended
+			t.Fatalf("%s did not happen within a minute", what)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,13 +91,27 @@ http {
 `, prefix, port, srv, flinkREST.Addr())
 	confPath := filepath.Join(prefix, "nginx.conf")
 	os.WriteFile(confPath, []byte(conf), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-c", confPath, "-g", "daemon off; user root;")
+	cmd := exec.Command(nginx, "-p", prefix, "-c", confPath, "-g", "daemon off; user root;")
 	cmd.Stderr = os.Stderr
+	// In a process group of its own: a SIGKILL to the master alone would
+	// leave its worker running, listening, and re-parented to init. The
+	// master stops its workers on SIGTERM; the group's SIGKILL is for
+	// what is left after.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
