@@ -42,6 +42,11 @@ func TestWriteIntoAnUnwritableDirectory(t *testing.T) {
 	if err := os.Mkdir(target, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range []string{bin, target} { // whatever the umask took away
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, out := range []string{target, filepath.Join(target, "sub")} {
 		cmd := exec.Command(bin, "-test.run=^$")
 		cmd.Env = append(os.Environ(), writeOnceEnv+"="+out)

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,11 +32,23 @@ func TestInitSendsTheTokenItsFileHoldsWhenTheServerAnswers(t *testing.T) {
 	os.WriteFile(tokenFile, []byte("fpe_0000000000000000_neverissuedneverissuedneverissuedneverissued\n"), 0o600)
 	out := filepath.Join(t.TempDir(), "tls")
 	done := make(chan result, 1)
+	var stdout bytes.Buffer
+	stderr := &watchWriter{want: "retrying in", seen: make(chan struct{})}
 	go func() {
-		done <- runCLI(t, nil, "init", "--server", addr, "--ca-file", caFile, "--token-file", tokenFile,
-			"--cluster", "orders", "--role", "taskmanager", "--holder", "tm-0", "--out", out, "--timeout", "2m")
+		a := &app{stdout: &stdout, stderr: stderr, getenv: func(string) string { return "" }, now: time.Now}
+		code := a.run(context.Background(), []string{"init", "--server", addr, "--ca-file", caFile, "--token-file", tokenFile,
+			"--cluster", "orders", "--role", "taskmanager", "--holder", "tm-0", "--out", out, "--timeout", "2m"})
+		done <- result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 	}()
-	time.Sleep(500 * time.Millisecond) // init is retrying against no server
+	// init has read the token the server never made, and its first attempt
+	// has failed against no server: only then does the file change.
+	select {
+	case <-stderr.seen:
+	case r := <-done:
+		t.Fatalf("init ended before it retried: exit %d\n%s", r.code, r.stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("init did not retry within a minute:\n%s", stderr.String())
+	}
 	if err := os.WriteFile(tokenFile+".new", good, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -45,4 +61,31 @@ func TestInitSendsTheTokenItsFileHoldsWhenTheServerAnswers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "tls.crt")); err != nil {
 		t.Errorf("init wrote no credentials: %v", err)
 	}
+}
+
+// watchWriter collects what is written to it, safely across goroutines,
+// and closes seen once the text holds want.
+type watchWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{} // set before the first Write, never changed
+	told bool
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if !w.told && strings.Contains(w.buf.String(), w.want) {
+		close(w.seen)
+		w.told = true
+	}
+	return n, err
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

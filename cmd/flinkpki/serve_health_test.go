@@ -83,10 +83,10 @@ func TestHealthGoesNotServingWhenTheDatabaseCannotBeWritten(t *testing.T) {
 func ext4Volume(t *testing.T) (dir, dev string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("mounting an ext4 image needs root; run the tests as root (CI does) to cover a failing database volume")
+		t.Fatal("mounting an ext4 image needs root; run the tests as root (CI does) to cover a failing database volume")
 	}
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skip("no loop devices here (/dev/loop-control): run the tests on a machine with loop devices (CI's has them) to cover a failing database volume")
+		t.Fatal("no loop devices here (/dev/loop-control): run the tests on a machine with loop devices (CI's has them) to cover a failing database volume")
 	}
 	for _, tool := range []string{"mkfs.ext4", "losetup", "mount"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -102,7 +102,7 @@ func ext4Volume(t *testing.T) (dir, dev string) {
 	}
 	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
 	if err != nil && strings.Contains(string(out), "ermission denied") {
-		t.Skipf("losetup is not permitted here (an unprivileged container): %s; run the tests where root may attach loop devices (CI can) to cover a failing database volume", out)
+		t.Fatalf("losetup is not permitted here (an unprivileged container): %s; run the tests where root may attach loop devices (CI can) to cover a failing database volume", out)
 	}
 	if err != nil {
 		t.Fatalf("losetup (is there a loop device? /dev/loop-control): %v: %s", err, out)
@@ -112,7 +112,7 @@ func ext4Volume(t *testing.T) (dir, dev string) {
 	if out, err := exec.Command("mount", "-o", "errors=remount-ro", loop, dir).CombinedOutput(); err != nil {
 		exec.Command("losetup", "-d", loop).Run()
 		if strings.Contains(string(out), "ermission denied") {
-			t.Skipf("mount is not permitted here (an unprivileged container): %s", out)
+			t.Fatalf("mount is not permitted here (an unprivileged container): %s", out)
 		}
 		t.Fatalf("mount %s: %v: %s", loop, err, out)
 	}

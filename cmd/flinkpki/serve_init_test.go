@@ -241,7 +241,7 @@ func smallTmpfs(t *testing.T, size int) string {
 func tmpfsWith(t *testing.T, opts string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root; run the tests as root (CI does) to cover a full volume")
+		t.Fatal("mounting a small tmpfs needs root; run the tests as root (CI does) to cover a full volume")
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {

@@ -251,19 +251,40 @@ func TestAPodWhoseTokenIsUnderReviewKeepsItsSlot(t *testing.T) {
 // audited as a refusal: nothing was wrong with the token.
 func TestARequestThatEndsDuringItsReviewIsNoRefusal(t *testing.T) {
 	api, s, tok := reviewedOnly(t)
-	api.set(func(a *apiServer) { a.delay = 2 * time.Second })
+	api.set(func(a *apiServer) { a.delay = 4 * time.Second }) // under the review's own timeout of 5 s
 	raw, err := os.ReadFile(tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := enrollClientWithToken(t, s.addr, s.caFile, strings.TrimSpace(string(raw)))
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	conn, err := enroll.Dial(s.addr, s.caFile, strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	// Connected first (a health check needs no token), so that the
+	// deadline runs out in the review, not in the handshake.
+	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	_, err = c.Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
+	_, err = pb.NewEnrollmentServiceClient(conn).Enroll(ctx, &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "orders-tm-1", Csr: []byte{0x30}})
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("an enrollment whose deadline passed during its review: %v, want DeadlineExceeded", err)
 	}
-	time.Sleep(2 * time.Second) // the review, cut short, has ended
+	// The review, cut short, has ended once the API server has nothing
+	// in flight; it must have started, or nothing was tested.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		api.mu.Lock()
+		calls, busy := api.calls, api.inFlight
+		api.mu.Unlock()
+		if calls > 0 && busy == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server was asked for %d reviews and answers %d still; want the request's review asked for and ended", calls, busy)
+		}
+	}
 	if audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; strings.Contains(audit, "unauthenticated") {
 		t.Errorf("a request that ended during its review was audited as a refusal:\n%s", audit)
 	}

@@ -227,7 +227,7 @@ func TestCreateLockedIsKeptUntilClosed(t *testing.T) {
 // without root the test says so and skips.
 func TestCheckDirRoomProbesForWhatItIsAskedFor(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root; run the tests as root (CI does)")
+		t.Fatal("mounting a small tmpfs needs root; run the tests as root (CI does)")
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {

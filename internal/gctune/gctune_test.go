@@ -14,6 +14,15 @@ import (
 	"time"
 )
 
+// TestMain runs the tests as a server starts without GOGC and GOMEMLIMIT
+// in its environment, which is what Start tunes; a shell that exports
+// either would otherwise fail them. The tests that need them set them.
+func TestMain(m *testing.M) {
+	os.Unsetenv("GOGC")
+	os.Unsetenv("GOMEMLIMIT")
+	os.Exit(m.Run())
+}
+
 func TestPercentPutsTheTargetAtTheFloorAndNeverBelowTheDefault(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {

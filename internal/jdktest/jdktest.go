@@ -2,12 +2,15 @@
 // mutual-TLS handshake harness that loads stores exactly as Flink's SSLUtils
 // does, and a keytool listing parser.
 //
-// The harness is compiled with javac once per test process. HandshakeAll
+// The harness is compiled with javac once per source and JDK, into a
+// directory of the system's temporary directory that later test processes
+// reuse (compileHarness). HandshakeAll
 // runs many pairs in one JVM, because a JVM start costs far more than a
 // handshake.
 package jdktest
 
 import (
+	"crypto/sha256"
 	_ "embed"
 	"fmt"
 	"os"
@@ -15,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -49,24 +53,7 @@ func harnessClasses(t testing.TB) string {
 	t.Helper()
 	javac := Tool(t, "javac")
 	Tool(t, "java")
-	compiled.once.Do(func() {
-		dir, err := os.MkdirTemp("", "flinkpki-jdktest-")
-		if err != nil {
-			compiled.err = err
-			return
-		}
-		src := filepath.Join(dir, "FlinkSSLHarness.java")
-		if err := os.WriteFile(src, harnessSource, 0o644); err != nil {
-			compiled.err = err
-			return
-		}
-		out, err := exec.Command(javac, "-nowarn", "-d", dir, src).CombinedOutput()
-		if err != nil {
-			compiled.err = fmt.Errorf("javac FlinkSSLHarness.java: %v: %s", err, out)
-			return
-		}
-		compiled.dir = dir
-	})
+	compiled.once.Do(func() { compiled.dir, compiled.err = compileHarness(javac) })
 	if compiled.err != nil {
 		t.Fatalf("compile the Java TLS harness: %v", compiled.err)
 	}
@@ -126,4 +113,56 @@ func HandshakeAll(t testing.TB, pairs [][2]string) []error {
 		}
 	}
 	return errs
+}
+
+// compileHarness compiles the harness with javac into a directory named by
+// a hash of its source and javac's path, so every test process of a run,
+// and of later runs, reuses one compilation instead of leaving a directory
+// each. A process compiles into a directory of its own and renames it into
+// place; when another got there first, it uses that one.
+func compileHarness(javac string) (string, error) {
+	real, err := filepath.EvalSymlinks(javac)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(append(append([]byte(real), 0), harnessSource...))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("flinkpki-jdktest-%d-%x", os.Geteuid(), sum[:8]))
+	class := filepath.Join(dir, "FlinkSSLHarness.class")
+	if ownDir(dir) {
+		if _, err := os.Stat(class); err == nil {
+			return dir, nil
+		}
+	}
+	tmp, err := os.MkdirTemp("", "flinkpki-jdktest-build-")
+	if err != nil {
+		return "", err
+	}
+	src := filepath.Join(tmp, "FlinkSSLHarness.java")
+	if err := os.WriteFile(src, harnessSource, 0o644); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	if out, err := exec.Command(javac, "-nowarn", "-d", tmp, src).CombinedOutput(); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("javac FlinkSSLHarness.java: %v: %s", err, out)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(class); serr == nil && ownDir(dir) {
+			os.RemoveAll(tmp)
+			return dir, nil
+		}
+		return tmp, nil // another user's, or half made: this process's own
+	}
+	return dir, nil
+}
+
+// ownDir reports whether dir is this user's and nobody else may write in
+// it: classes another local user could have put there are not run.
+func ownDir(dir string) bool {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
 }

@@ -21,7 +21,9 @@ type Entry struct {
 // keytool cannot read it. storeType is "PKCS12" or "JKS".
 func KeytoolList(t testing.TB, path, storeType, password string) []Entry {
 	t.Helper()
-	cmd := exec.Command(Tool(t, "keytool"), "-list", "-v", "-keystore", path,
+	// The output is parsed, so it must be in English whatever the
+	// machine's locale (or JAVA_TOOL_OPTIONS) says.
+	cmd := exec.Command(Tool(t, "keytool"), "-J-Duser.language=en", "-J-Duser.country=US", "-list", "-v", "-keystore", path,
 		"-storetype", storeType, "-storepass", password)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
