@@ -2,7 +2,6 @@ package authority
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -253,10 +252,7 @@ func (a *Authority) pruneAudit(ctx context.Context, actor Actor, through uint64,
 					slog.Uint64("through", rep.Archived), slog.String("actor", actor.String()), slog.String("error", err.Error()))
 				return rep, nil
 			}
-			if errors.Is(err, ErrAuditBroken) {
-				return nil, a.failed(ctx, actor, "", actionArchive, err)
-			}
-			return nil, err
+			return nil, a.failed(ctx, actor, "", actionArchive, err)
 		}
 		rep.Removed += n
 		rep.Archived, rep.Done = upTo, upTo >= through

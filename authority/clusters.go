@@ -52,7 +52,7 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 	for _, p := range ca.Purposes() {
 		rec, err := a.createCA(ctx, c, p, 1)
 		if err != nil {
-			return nil, err
+			return nil, a.failed(ctx, actor, c.Name, "cluster.create", err)
 		}
 		recs = append(recs, rec)
 		c.Generations[string(p)] = 1
@@ -75,11 +75,8 @@ func (a *Authority) CreateCluster(ctx context.Context, actor Actor, req CreateCl
 		return a.audit(tx, actor, c.Name, "cluster.create", "ok", "", map[string]string{
 			"key_type": c.KeyType, "internal_ca": recs[0].ID, "rest_ca": recs[1].ID})
 	})
-	if errors.Is(err, ErrExists) || errors.Is(err, ErrInvalid) {
-		return nil, a.failed(ctx, actor, c.Name, "cluster.create", err)
-	}
 	if err != nil {
-		return nil, err
+		return nil, a.failed(ctx, actor, c.Name, "cluster.create", err)
 	}
 	a.log.InfoContext(ctx, "cluster created", "cluster", c.Name, "key_type", c.KeyType, "actor", actor.String())
 	return a.GetCluster(ctx, c.Name)
@@ -139,11 +136,11 @@ type UpdateClusterRequest struct {
 // request on; the leaves they hold stay valid until they expire (holder
 // release).
 func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateClusterRequest) (*ClusterView, error) {
-	deny := func(err error) (*ClusterView, error) {
+	fail := func(err error) (*ClusterView, error) {
 		return nil, a.failed(ctx, actor, req.Name, "cluster.update", err)
 	}
 	if err := checkClusterUpdate(req); err != nil {
-		return deny(err)
+		return fail(err)
 	}
 	unlock := a.clusterLock(req.Name)
 	defer unlock()
@@ -151,7 +148,7 @@ func (a *Authority) UpdateCluster(ctx context.Context, actor Actor, req UpdateCl
 		return a.applyClusterUpdate(tx, actor, req)
 	})
 	if err != nil {
-		return deny(err)
+		return fail(err)
 	}
 	a.log.InfoContext(ctx, "cluster updated", "cluster", req.Name, "actor", actor.String())
 	return a.GetCluster(ctx, req.Name)
@@ -268,9 +265,11 @@ func (a *Authority) DeleteCluster(ctx context.Context, actor Actor, name string)
 	}
 	if errors.Is(err, store.ErrNotFound) { // before the tokens, or deleted meanwhile
 		err = fmt.Errorf("cluster %q %w", name, ErrNotFound)
-		return a.Deny(ctx, actor, name, "cluster.delete", "not_found", err)
 	}
-	return err
+	if err != nil {
+		return a.failed(ctx, actor, name, "cluster.delete", err)
+	}
+	return nil
 }
 
 // revokeClusterTokens deletes a cluster's enrollment tokens before the

@@ -37,11 +37,10 @@ func parsePurpose(s string) (ca.Purpose, error) {
 // Prepare creates the next CA of a lineage. From now on every truststore
 // issued for the purpose trusts it, while the active CA keeps signing.
 func (a *Authority) Prepare(ctx context.Context, actor Actor, cluster, purpose string) error {
-	err := a.prepare(ctx, actor, cluster, purpose)
-	if err != nil && !isInternal(err) {
+	if err := a.prepare(ctx, actor, cluster, purpose); err != nil {
 		return a.failed(ctx, actor, cluster, "ca.prepare", err)
 	}
-	return err
+	return nil
 }
 
 func (a *Authority) prepare(ctx context.Context, actor Actor, cluster, purpose string) error {
@@ -144,10 +143,13 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 		})
 		unlock()
 	}
-	if err != nil && !isInternal(err) {
-		return a.failed(ctx, actor, cluster, action, withNextSteps(err, cluster))
+	if err != nil {
+		if IsRefusal(err) {
+			err = withNextSteps(err, cluster)
+		}
+		return a.failed(ctx, actor, cluster, action, err)
 	}
-	return err
+	return nil
 }
 
 // withNextSteps adds to a step refused for live holders what an
@@ -229,12 +231,6 @@ func orRetired(s ca.State) string {
 		return "retired"
 	}
 	return string(s)
-}
-
-// isInternal tells server faults (not audited as refusals) from refusals.
-func isInternal(err error) bool {
-	return ReasonOf(err) == "error" && !errors.Is(err, ca.ErrRotationInProgress) &&
-		!errors.Is(err, ca.ErrNoPreparedCA) && !errors.Is(err, ca.ErrNoRetiringCA) && !errors.Is(err, ca.ErrNoActiveCA)
 }
 
 // ReleaseHolder declares a holder gone, so it no longer blocks rotation.

@@ -152,8 +152,10 @@ func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, cluster, act
 
 // failed answers a request that failed: a refusal is denied (audited),
 // anything else (a store fault, a caller that went away) only counted, by
-// its reason: it refused nobody, and the request log has it. No request is
-// both committed and failed (store.GroupCommit.Do).
+// its reason: it refused nobody, and the request log has it. No issuance
+// is both committed and failed (store.GroupCommit.Do); an administrator's
+// change whose caller went during its commit may have committed, which its
+// own audit entry then shows.
 func (a *Authority) failed(ctx context.Context, actor Actor, cluster, action string, err error) error {
 	if !IsRefusal(err) {
 		return a.DenyUnaudited(ReasonOf(err), err)

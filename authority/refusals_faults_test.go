@@ -43,7 +43,13 @@ func TestACallerThatWentAwayIsNoRefusal(t *testing.T) {
 			_, err := e.Authority.RevokeToken(gone, authoritytest.Admin, tok.ID)
 			return err
 		},
-		"ca.prepare": func() error { return e.Authority.Prepare(gone, authoritytest.Admin, "orders", "internal") },
+		"ca.prepare":  func() error { return e.Authority.Prepare(gone, authoritytest.Admin, "orders", "internal") },
+		"ca.activate": func() error { return e.Authority.Activate(gone, authoritytest.Admin, "orders", "internal", false) },
+		"token.create": func() error {
+			_, _, err := e.Authority.CreateToken(gone, authoritytest.Admin, "orders", "taskmanager", time.Hour, 1)
+			return err
+		},
+		"cluster.delete": func() error { return e.Authority.DeleteCluster(gone, authoritytest.Admin, "orders") },
 		"holder.release": func() error {
 			_, err := e.Authority.ReleaseHolder(gone, authoritytest.Admin, "orders", "orders-taskmanager-1-1", "")
 			return err

@@ -73,11 +73,8 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 		return a.audit(tx, actor, cluster, "token.create", "ok", "", map[string]string{
 			"token_id": rec.ID, "role": rec.Role, "uses": fmt.Sprint(uses), "expires": rec.Expires.Format(time.RFC3339)})
 	})
-	if errors.Is(err, ErrNotFound) {
-		return "", nil, a.Deny(ctx, actor, cluster, "token.create", "not_found", err)
-	}
 	if err != nil {
-		return "", nil, err
+		return "", nil, a.failed(ctx, actor, cluster, "token.create", err)
 	}
 	return tok.String(), rec, nil
 }
