@@ -159,7 +159,8 @@ func (c *Conf) Check(kvs []KV) error {
 // value)", whose values are not shown (they go to a pod's log): the copy replaces them, and
 // a caller says so (the source may have asked for TLSv1.3, say). The keys
 // the copy removes because they would undo its TLS (a transport's TLS
-// switch, a certificate fingerprint) follow as "KEY (VALUE, removed)". A
+// switch, a certificate fingerprint) or describe other stores (a store
+// type the copy leaves unset) follow as "KEY (VALUE, removed)". A
 // file that does not parse has no overrides to show; Check refuses it.
 func (c *Conf) Overrides(kvs []KV) []string {
 	var out []string
@@ -197,7 +198,7 @@ func (c *Conf) Overrides(kvs []KV) []string {
 			}
 		}
 		for _, k := range drop {
-			// Booleans and certificate fingerprints: no secret.
+			// Booleans, certificate fingerprints, store types: no secret.
 			if v, ok := have[k]; ok && !seen[k] {
 				seen[k] = true
 				out = append(out, fmt.Sprintf("%s (%s, removed)", k, v))

@@ -136,7 +136,11 @@ func (a *app) runInit(cmd *cobra.Command, f *initFlags) error {
 		return err
 	}
 	if !f.noAutoSANs && (f.role == "jobmanager" || f.role == "taskmanager") {
-		f.dns, f.ips = withLocalNames(cmd.Context(), f.dns, f.ips)
+		var dropped []string
+		f.dns, f.ips, dropped = withLocalNames(cmd.Context(), f.dns, f.ips)
+		if len(dropped) > 0 {
+			fmt.Fprintf(a.stderr, "note: left out of the leaf's names, past the limit of %d SANs with --dns and --ip: %s\n", issuer.MaxSANs, strings.Join(dropped, ", "))
+		}
 	}
 	// A run into a directory that holds an earlier set (an emptyDir that
 	// outlived its container) keeps that set's passwords: the configuration
@@ -201,29 +205,31 @@ func (f *initFlags) resolveHolder(tok string) error {
 }
 
 // withLocalNames adds the names peers reach this pod by: its host name,
-// localhost, its non-loopback unicast addresses, and the names the
-// resolver gives those addresses (in Kubernetes the pod's /etc/hosts, which
-// names a pod with a hostname and a subdomain by its fully qualified name
-// under its headless Service). Flink up to 2.2 never checks host names on
+// the names the resolver gives its non-loopback unicast addresses (in
+// Kubernetes the pod's /etc/hosts, which names a pod with a hostname and a
+// subdomain by its fully qualified name under its headless Service), those
+// addresses, and localhost. Flink up to 2.2 never checks host names on
 // internal links, but Flink 2.3's Netty 4.2 does on the TaskManager data
 // plane, naming the peer by a reverse lookup of its address, so an internal
 // leaf must name its pod. The names grant nothing beyond the cluster: only
 // this cluster's CA signs them. They stop at issuer.MaxSANs in all,
-// counting the ones given with --dns and --ip.
-func withLocalNames(ctx context.Context, dns, ips []string) ([]string, []string) {
+// counting the ones given with --dns and --ip, in that order of use; the
+// ones left out for that are returned as dropped.
+func withLocalNames(ctx context.Context, dns, ips []string) (_, _, dropped []string) {
 	room := issuer.MaxSANs - len(dns) - len(ips)
 	add := func(list []string, v string) []string {
-		if v == "" || room <= 0 || slices.Contains(list, v) {
+		if v == "" || slices.Contains(list, v) {
+			return list
+		}
+		if room <= 0 {
+			if !slices.Contains(dropped, v) {
+				dropped = append(dropped, v)
+			}
 			return list
 		}
 		room--
 		return append(list, v)
 	}
-	if h, err := os.Hostname(); err == nil && issuer.ValidateDNSName(h) == nil {
-		dns = add(dns, h)
-	}
-	dns = add(dns, "localhost")
-	ips = add(ips, "127.0.0.1")
 	var own []string
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
@@ -235,13 +241,20 @@ func withLocalNames(ctx context.Context, dns, ips []string) ([]string, []string)
 				break
 			}
 			own = append(own, ipn.IP.String())
-			ips = add(ips, ipn.IP.String())
 		}
+	}
+	if h, err := os.Hostname(); err == nil && issuer.ValidateDNSName(h) == nil {
+		dns = add(dns, h)
 	}
 	for _, n := range reverseNames(ctx, net.DefaultResolver, own) {
 		dns = add(dns, n)
 	}
-	return dns, ips
+	for _, ip := range own {
+		ips = add(ips, ip)
+	}
+	dns = add(dns, "localhost")
+	ips = add(ips, "127.0.0.1")
+	return dns, ips, dropped
 }
 
 // reverseLookupTimeout bounds reverseNames: /etc/hosts answers at once, and

@@ -224,7 +224,7 @@ func TestCreateLockedIsKeptUntilClosed(t *testing.T) {
 // TestCheckDirRoomProbesForWhatItIsAskedFor: CheckDirRoom writes as much as
 // it is asked for, so a volume with room for the default probe but not for
 // a large copy is refused. The volume is a 1 MiB tmpfs (root mounts it);
-// without root the test says so and skips.
+// without root the test fails and says why.
 func TestCheckDirRoomProbesForWhatItIsAskedFor(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("mounting a small tmpfs needs root; run the tests as root (CI does)")

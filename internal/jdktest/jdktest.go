@@ -116,7 +116,7 @@ func HandshakeAll(t testing.TB, pairs [][2]string) []error {
 }
 
 // compileHarness compiles the harness with javac into a directory named by
-// a hash of its source and javac's path, so every test process of a run,
+// a hash of its source and of javac, so every test process of a run,
 // and of later runs, reuses one compilation instead of leaving a directory
 // each. A process compiles into a directory of its own and renames it into
 // place; when another got there first, it uses that one.
@@ -125,7 +125,14 @@ func compileHarness(javac string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(append(append([]byte(real), 0), harnessSource...))
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", err
+	}
+	// javac's path, size and time: another JDK installed at the same
+	// path (an image's /opt/java/openjdk) compiles afresh.
+	id := fmt.Sprintf("%s\x00%d\x00%d\x00", real, fi.Size(), fi.ModTime().UnixNano())
+	sum := sha256.Sum256(append([]byte(id), harnessSource...))
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("flinkpki-jdktest-%d-%x", os.Geteuid(), sum[:8]))
 	class := filepath.Join(dir, "FlinkSSLHarness.class")
 	if ownDir(dir) {
