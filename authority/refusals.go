@@ -44,10 +44,10 @@ func ReasonOf(err error) string {
 // IsRefusal reports whether err refuses a request (ReasonOf names a
 // refusal), as opposed to a fault (the store is down) or a caller that went
 // away, which no audit entry records as refused.
-func IsRefusal(err error) bool {
-	r := ReasonOf(err)
-	return r != "error" && r != "canceled"
-}
+func IsRefusal(err error) bool { return refuses(ReasonOf(err)) }
+
+// refuses reports whether a ReasonOf label names a refusal.
+func refuses(reason string) bool { return reason != "error" && reason != "canceled" }
 
 // RefusalGate decides which refusals are audited one by one. The ones it
 // holds back it counts, and its owner writes them as summaries with
@@ -157,8 +157,9 @@ func (a *Authority) AuditRefusals(ctx context.Context, actor Actor, cluster, act
 // change whose caller went during its commit may have committed, which its
 // own audit entry then shows.
 func (a *Authority) failed(ctx context.Context, actor Actor, cluster, action string, err error) error {
-	if !IsRefusal(err) {
-		return a.DenyUnaudited(ReasonOf(err), err)
+	reason := ReasonOf(err)
+	if !refuses(reason) {
+		return a.DenyUnaudited(reason, err)
 	}
-	return a.Deny(ctx, actor, cluster, action, ReasonOf(err), err)
+	return a.Deny(ctx, actor, cluster, action, reason, err)
 }
