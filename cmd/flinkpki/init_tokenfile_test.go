@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -33,7 +32,7 @@ func TestInitSendsTheTokenItsFileHoldsWhenTheServerAnswers(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tls")
 	done := make(chan result, 1)
 	var stdout bytes.Buffer
-	stderr := &watchWriter{want: "retrying in", seen: make(chan struct{})}
+	stderr := newSyncBuffer()
 	go func() {
 		a := &app{stdout: &stdout, stderr: stderr, getenv: func(string) string { return "" }, now: time.Now}
 		code := a.run(context.Background(), []string{"init", "--server", addr, "--ca-file", caFile, "--token-file", tokenFile,
@@ -42,12 +41,15 @@ func TestInitSendsTheTokenItsFileHoldsWhenTheServerAnswers(t *testing.T) {
 	}()
 	// init has read the token the server never made, and its first attempt
 	// has failed against no server: only then does the file change.
-	select {
-	case <-stderr.seen:
-	case r := <-done:
-		t.Fatalf("init ended before it retried: exit %d\n%s", r.code, r.stderr)
-	case <-time.After(time.Minute):
-		t.Fatalf("init did not retry within a minute:\n%s", stderr.String())
+	for waited := time.Now(); !strings.Contains(stderr.String(), "retrying in"); time.Sleep(10 * time.Millisecond) {
+		select {
+		case r := <-done:
+			t.Fatalf("init ended before it retried: exit %d\n%s", r.code, r.stderr)
+		default:
+		}
+		if time.Since(waited) > time.Minute {
+			t.Fatalf("init did not retry within a minute:\n%s", stderr.String())
+		}
 	}
 	if err := os.WriteFile(tokenFile+".new", good, 0o600); err != nil {
 		t.Fatal(err)
@@ -61,31 +63,4 @@ func TestInitSendsTheTokenItsFileHoldsWhenTheServerAnswers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "tls.crt")); err != nil {
 		t.Errorf("init wrote no credentials: %v", err)
 	}
-}
-
-// watchWriter collects what is written to it, safely across goroutines,
-// and closes seen once the text holds want.
-type watchWriter struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	want string
-	seen chan struct{} // set before the first Write, never changed
-	told bool
-}
-
-func (w *watchWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n, err := w.buf.Write(p)
-	if !w.told && strings.Contains(w.buf.String(), w.want) {
-		close(w.seen)
-		w.told = true
-	}
-	return n, err
-}
-
-func (w *watchWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

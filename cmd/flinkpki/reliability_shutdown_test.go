@@ -60,12 +60,7 @@ func TestSIGTERMStopsAcceptingFinishesInFlightRequestsAndExitsCleanly(t *testing
 	done := startSlowBakes(t, p, "slow", n)
 	// Every bake has reached the server (a fixed wait failed on a loaded
 	// machine, where a bake still connecting was refused after SIGTERM).
-	inFlight := fmt.Sprintf("flinkpki_grpc_requests_in_flight{method=%q} %d\n", flinkpkiv1.EnrollmentService_Bake_FullMethodName, n)
-	for waited := time.Now(); !strings.Contains(scrapeMetrics(t, metricsAddr), inFlight); time.Sleep(20 * time.Millisecond) {
-		if time.Since(waited) > 60*time.Second {
-			t.Fatalf("the server never had the %d bakes in flight (%q)", n, strings.TrimSpace(inFlight))
-		}
-	}
+	waitBakesReached(t, metricsAddr, n, func() int { return 0 })
 	termAt := time.Now()
 	exited := make(chan int, 1)
 	go func() { exited <- p.term(t) }()
@@ -124,21 +119,7 @@ func TestSIGTERMGivesUpOnInFlightRequestsAfterTheShutdownTimeout(t *testing.T) {
 	// Every bake has reached the server or is done (a fixed wait could
 	// pass with bakes still connecting, refused after SIGTERM: their
 	// failures would pass for cuts).
-	gauge := fmt.Sprintf("flinkpki_grpc_requests_in_flight{method=%q} ", flinkpkiv1.EnrollmentService_Bake_FullMethodName)
-	for waited := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		inFlight := 0
-		for _, line := range strings.Split(scrapeMetrics(t, metricsAddr), "\n") {
-			if v, ok := strings.CutPrefix(line, gauge); ok {
-				inFlight, _ = strconv.Atoi(v)
-			}
-		}
-		if inFlight+int(finished.Load()) == n {
-			break
-		}
-		if time.Since(waited) > 60*time.Second {
-			t.Fatalf("the server never had every bake in flight or done (%s%d, %d done)", gauge, inFlight, finished.Load())
-		}
-	}
+	waitBakesReached(t, metricsAddr, n, func() int { return int(finished.Load()) })
 	start := time.Now()
 	if code := p.term(t); code != 0 {
 		t.Fatalf("server exited %d after SIGTERM, want 0:\n%s", code, p.log.String())
@@ -159,4 +140,25 @@ func TestSIGTERMGivesUpOnInFlightRequestsAfterTheShutdownTimeout(t *testing.T) {
 		t.Errorf("no bake was cut off by the shutdown timeout; the test proved nothing")
 	}
 	checkBoltFile(t, p.dir)
+}
+
+// waitBakesReached waits until each of n bakes is in flight at the server
+// (its in-flight gauge for Bake) or finished.
+func waitBakesReached(t *testing.T, metricsAddr string, n int, finished func() int) {
+	t.Helper()
+	gauge := fmt.Sprintf("flinkpki_grpc_requests_in_flight{method=%q} ", flinkpkiv1.EnrollmentService_Bake_FullMethodName)
+	for waited := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		inFlight := 0
+		for _, line := range strings.Split(scrapeMetrics(t, metricsAddr), "\n") {
+			if v, ok := strings.CutPrefix(line, gauge); ok {
+				inFlight, _ = strconv.Atoi(v)
+			}
+		}
+		if inFlight+finished() == n {
+			return
+		}
+		if time.Since(waited) > 60*time.Second {
+			t.Fatalf("the server never had every one of %d bakes in flight or done (%s%d, %d done)", n, gauge, inFlight, finished())
+		}
+	}
 }

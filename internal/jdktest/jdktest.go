@@ -121,17 +121,17 @@ func HandshakeAll(t testing.TB, pairs [][2]string) []error {
 // each. A process compiles into a directory of its own and renames it into
 // place; when another got there first, it uses that one.
 func compileHarness(javac string) (string, error) {
-	real, err := filepath.EvalSymlinks(javac)
+	resolved, err := filepath.EvalSymlinks(javac)
 	if err != nil {
 		return "", err
 	}
-	fi, err := os.Stat(real)
+	fi, err := os.Stat(resolved)
 	if err != nil {
 		return "", err
 	}
 	// javac's path, size and time: another JDK installed at the same
 	// path (an image's /opt/java/openjdk) compiles afresh.
-	id := fmt.Sprintf("%s\x00%d\x00%d\x00", real, fi.Size(), fi.ModTime().UnixNano())
+	id := fmt.Sprintf("%s\x00%d\x00%d\x00", resolved, fi.Size(), fi.ModTime().UnixNano())
 	sum := sha256.Sum256(append([]byte(id), harnessSource...))
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("flinkpki-jdktest-%d-%x", os.Geteuid(), sum[:8]))
 	class := filepath.Join(dir, "FlinkSSLHarness.class")
