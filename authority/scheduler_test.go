@@ -493,3 +493,42 @@ func TestStepsHoldOnAClockAheadWithinTheSkewAllowed(t *testing.T) {
 		mustTalk(t, jm0, e.Enroll("sk", "taskmanager", "tm-1"))
 	})
 }
+
+// TestALateRotationActivatesWhenTheActiveCAExpires: automatic rotation
+// turned on (or a scheduler back up) so late that the active CA expires
+// less than L after the prepare. No leaf the active CA signed outlives it,
+// so the scheduler activates the prepared CA as soon as the active one has
+// expired (and the clock skew allowed has passed) instead of L after the
+// prepare, which left the cluster unable to enroll for up to L.
+func TestALateRotationActivatesWhenTheActiveCAExpires(t *testing.T) {
+	e := authoritytest.New(t)
+	const day, leaf = 24 * time.Hour, 30 * 24 * time.Hour
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders", CAValidity: 130 * day, LeafValidity: leaf, NoAutoRotate: true})
+	e.Enroll("orders", "taskmanager", "tm-0")
+
+	e.Clock.Add(129 * day) // a day before the first CA expires
+	on := true
+	if _, err := e.Authority.UpdateCluster(e.Ctx, authoritytest.Admin, authority.UpdateClusterRequest{Name: "orders", AutoRotate: &on}); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := e.Authority.Tick(e.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(applied, "orders/internal:prepare") {
+		t.Fatalf("the first tick applied %v, want the internal prepare", applied)
+	}
+
+	e.Clock.Add(day + 10*time.Minute) // the first CA expired, the skew passed
+	applied, err = e.Authority.Tick(e.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(applied, "orders/internal:activate") {
+		t.Fatalf("a tick after the active CA expired applied %v, want the internal activate", applied)
+	}
+	c := e.Enroll("orders", "taskmanager", "tm-1")
+	if got := c.Chain[0].Issuer.CommonName; !strings.HasSuffix(got, "internal CA 2") {
+		t.Errorf("the leaf after the late rotation was issued by %q, want the internal CA 2", got)
+	}
+}

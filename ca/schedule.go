@@ -55,15 +55,34 @@ func PrepareAt(active *CA, leafValidity, margin time.Duration) time.Time {
 
 // ActivateAt is when a prepared CA has been in every issued truststore for L,
 // so no live holder can lack it: every leaf issued before it was prepared has
-// expired by then, on any server's clock within ClockSkew of this one.
-func ActivateAt(prepared *CA, leafValidity time.Duration) time.Time {
-	return prepared.Created.Add(leafValidity + ClockSkew(leafValidity))
+// expired by then, on any server's clock within ClockSkew of this one. The
+// active CA's expiry comes sooner when the rotation started late (a
+// scheduler that was down, or automatic rotation turned on near the end):
+// every leaf issued before the prepare was signed by the active CA, and the
+// issuer ends none after its signer, so none outlives it. Waiting the full
+// L then would leave the cluster unable to enroll for up to L with an
+// expired active CA. The time only says when to try; the step still checks
+// every live holder.
+func ActivateAt(prepared, active *CA, leafValidity time.Duration) time.Time {
+	at := prepared.Created.Add(leafValidity)
+	if active != nil {
+		at = earlier(at, active.NotAfter())
+	}
+	return at.Add(ClockSkew(leafValidity))
 }
 
-// RetireAt is when a retiring CA has signed nothing for L, so every leaf it
-// signed has expired (within ClockSkew, as for ActivateAt).
+// RetireAt is when a retiring CA has signed nothing for L, or has expired if
+// that comes sooner, so every leaf it signed has expired (within ClockSkew,
+// as for ActivateAt).
 func RetireAt(retiring *CA, leafValidity time.Duration) time.Time {
-	return retiring.Retiring.Add(leafValidity + ClockSkew(leafValidity))
+	return earlier(retiring.Retiring.Add(leafValidity), retiring.NotAfter()).Add(ClockSkew(leafValidity))
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // ClockSkew is how far apart the clocks of the servers that issue and step
@@ -94,7 +113,7 @@ func NextStep(l Lineage, leafValidity, margin time.Duration, now time.Time) Step
 	case r != nil:
 		s = Step{Kind: StepRetire, At: RetireAt(r, leafValidity), CAID: r.ID}
 	case p != nil:
-		s = Step{Kind: StepActivate, At: ActivateAt(p, leafValidity), CAID: p.ID}
+		s = Step{Kind: StepActivate, At: ActivateAt(p, a, leafValidity), CAID: p.ID}
 	case a != nil:
 		s = Step{Kind: StepPrepare, At: PrepareAt(a, leafValidity, margin), CAID: IDFor(a.Purpose, a.Generation+1)}
 	default:

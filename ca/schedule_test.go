@@ -41,6 +41,11 @@ func TestNextStepAtEveryThreshold(t *testing.T) {
 	prepareAt := t0.Add(validity - 2*leaf - margin)
 	activateAt := t0.Add(100*day + leaf + 5*time.Minute)
 	retireAt := retiringAt.Add(leaf + 5*time.Minute)
+	// Prepared 10 days before the active CA expires, and retiring from then.
+	latePrepared := fakeCA(2, StatePrepared, t0.Add(validity-10*day), validity)
+	lateRetiring := fakeCA(1, StateRetiring, t0, validity)
+	lateRetiring.Retiring = t0.Add(validity - 10*day)
+	activeEnds := active.NotAfter().Add(5 * time.Minute)
 	tests := []struct {
 		name    string
 		lineage Lineage
@@ -57,6 +62,11 @@ func TestNextStepAtEveryThreshold(t *testing.T) {
 		{"retire is not due one nanosecond early", Lineage{retiring, newActive}, retireAt.Add(-time.Nanosecond), Step{StepRetire, retireAt, "internal-1", false}},
 		{"retire is due L (and the skew) after the CA stopped signing", Lineage{retiring, newActive}, retireAt, Step{StepRetire, retireAt, "internal-1", true}},
 		{"retire stays due after the threshold", Lineage{retiring, newActive}, retireAt.Add(time.Nanosecond), Step{StepRetire, retireAt, "internal-1", true}},
+		// A rotation started late: the active CA expires sooner than L after
+		// the prepare, and no leaf it signed outlives it.
+		{"a late activate is due when the active CA expires", Lineage{active, latePrepared}, activeEnds, Step{StepActivate, activeEnds, "internal-2", true}},
+		{"a late activate is not due before the active CA expires", Lineage{active, latePrepared}, activeEnds.Add(-time.Nanosecond), Step{StepActivate, activeEnds, "internal-2", false}},
+		{"a late retire is due when the retiring CA expires", Lineage{lateRetiring, newActive}, activeEnds, Step{StepRetire, activeEnds, "internal-1", true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

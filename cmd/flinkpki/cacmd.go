@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -217,10 +218,26 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "  next step: %s\n", describeStep(l.GetNextStep(), st.GetAutoRotate(), st.GetCluster(), l.GetPurpose()))
+		if c := expiredActive(l, a.now()); c != nil {
+			fmt.Fprintf(a.stdout, "  the active CA %s expired at %s: no %s credentials can be issued until the next CA is active\n",
+				c.GetId(), rfc3339(c.GetNotAfter()), l.GetPurpose())
+		}
 		if s := l.GetStranded(); len(s) > 0 {
 			n := max(int(l.GetStrandedTotal()), len(s))
 			fmt.Fprintf(a.stdout, "  cut off after a forced step: %d live holder(s) whose leaf or truststore no longer matches the lineage: %s; restart them (a new leaf)\n",
 				n, cellText(ca.NameListOf(s, n)))
+		}
+	}
+	return nil
+}
+
+// expiredActive is the lineage's active CA when it has expired by now,
+// else nil: a rotation that started too late (ca status says so, as the
+// CA expiry alert does).
+func expiredActive(l *flinkpkiv1.LineageStatus, now time.Time) *flinkpkiv1.CertificateAuthority {
+	for _, c := range l.GetCas() {
+		if c.GetState() == "active" && c.GetNotAfter() != nil && now.After(c.GetNotAfter().AsTime()) {
+			return c
 		}
 	}
 	return nil

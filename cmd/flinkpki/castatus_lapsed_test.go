@@ -46,3 +46,32 @@ func TestCAStatusSaysWhyAnExpiredHolderStillBlocks(t *testing.T) {
 		t.Errorf("ca status -o json lacks the lapsed keys:\n%s", out.String())
 	}
 }
+
+// TestCAStatusSaysTheActiveCAHasExpired: a rotation that started too late
+// leaves an expired active CA, which signs nothing; ca status says so
+// under the lineage, and not while the CA is still valid.
+func TestCAStatusSaysTheActiveCAHasExpired(t *testing.T) {
+	end := time.Date(2026, 11, 27, 17, 0, 0, 0, time.UTC)
+	st := &flinkpkiv1.CAStatus{Cluster: "g", AutoRotate: true, Lineages: []*flinkpkiv1.LineageStatus{{
+		Purpose: "internal",
+		Cas: []*flinkpkiv1.CertificateAuthority{
+			{Id: "internal-1", State: "active", NotAfter: timestamppb.New(end)},
+			{Id: "internal-2", State: "prepared", NotAfter: timestamppb.New(end.AddDate(1, 0, 0))},
+		},
+		NextStep: &flinkpkiv1.RotationStep{Kind: "activate", CaId: "internal-2", Time: timestamppb.New(end.Add(5 * time.Minute))},
+	}}}
+	const want = "the active CA internal-1 expired at 2026-11-27T17:00:00Z: no internal credentials can be issued until the next CA is active"
+	for _, tt := range []struct {
+		now     time.Time
+		expired bool
+	}{{end.Add(time.Second), true}, {end, false}} {
+		var out bytes.Buffer
+		a := &app{stdout: &out, stderr: &out, getenv: func(string) string { return "" }, now: func() time.Time { return tt.now }}
+		if err := a.printCAStatus(st, "table"); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out.String(), want); got != tt.expired {
+			t.Errorf("at %s, ca status says the CA expired: %t, want %t:\n%s", tt.now, got, tt.expired, out.String())
+		}
+	}
+}
