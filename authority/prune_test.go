@@ -157,3 +157,29 @@ func TestOnlyTheLeaderPrunes(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestPruningKeepsAHolderThatStillBlocksForTheSkewGrace: a step counts a
+// leaf as live for the clock-skew grace past its expiry, so a retention
+// shorter than the grace must not prune the record that makes the step
+// wait: activate stays refused until the grace has passed.
+func TestPruningKeepsAHolderThatStillBlocksForTheSkewGrace(t *testing.T) {
+	e := authoritytest.New(t)
+	const leaf = 2 * time.Hour // a grace of 5 minutes
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders", CAValidity: 400 * day, LeafValidity: leaf, NoAutoRotate: true})
+	e.Enroll("orders", "taskmanager", "tm-0")
+	if err := e.Authority.Prepare(e.Ctx, authoritytest.Admin, "orders", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(leaf + time.Minute) // tm-0's leaf expired a minute ago
+
+	if n, err := e.Authority.PruneHolders(e.Ctx, time.Second); err != nil || n != 0 {
+		t.Fatalf("a retention of 1s pruned %d holders (err %v) within the grace; want none", n, err)
+	}
+	if err := e.Authority.Activate(e.Ctx, authoritytest.Admin, "orders", "internal", false); err == nil {
+		t.Fatal("activate went through while tm-0, which lacks the prepared CA, is within its grace")
+	}
+	e.Clock.Add(5 * time.Minute)
+	if n, err := e.Authority.PruneHolders(e.Ctx, time.Second); err != nil || n != 1 {
+		t.Fatalf("after the grace a retention of 1s pruned %d holders (err %v); want tm-0", n, err)
+	}
+}

@@ -92,8 +92,13 @@ func earlier(a, b time.Time) time.Time {
 // this much later. Five minutes, as Kerberos allows, or a tenth of the leaf
 // validity for the short leaves of tests.
 func ClockSkew(leafValidity time.Duration) time.Duration {
-	return min(5*time.Minute, leafValidity/10)
+	return min(MaxClockSkew, leafValidity/10)
 }
+
+// MaxClockSkew is the longest ClockSkew of any leaf validity: what an
+// expired holder record must be kept for, since a step counts it as live
+// that long past its leaf's expiry.
+const MaxClockSkew = 5 * time.Minute
 
 // BlockersAsOf is the time a step taken at now judges its blockers' leaves
 // by (ActivateBlockers, RetireBlockers, PlanActivate, PlanRetire): a
