@@ -22,7 +22,9 @@ should use init, which keeps the key where it is used.
 
 flink-ssl.yaml names the stores by absolute path. When the files are copied
 to another place (into an image, say), give that place with --tls-dir; the
-default is --out itself.
+default is --out itself. A run into a directory that holds an earlier set
+keeps that set's store passwords, as init does, so a configuration copy
+naming them opens the new stores, even after a run killed between the two.
 
 A jobmanager or taskmanager leaf names no host unless --dns/--ip give some
 (init adds its pod's names itself). Flink 2.3's TaskManagers check the peer's
@@ -97,6 +99,10 @@ func (a *app) runBake(ctx context.Context, f *issueFlags, conf *confFlags) error
 		return err
 	}
 	defer lock.Release()
+	// As for init: a set being replaced keeps its passwords, so the
+	// configuration copy beside it opens the new stores, also after a
+	// crash between the stores and the copy.
+	opts.Passwords = credentials.ReadPasswords(opts.Dir)
 	// Read and trial-merged before the server makes a key.
 	if err := conf.read(opts); err != nil {
 		return err

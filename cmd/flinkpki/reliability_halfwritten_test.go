@@ -33,47 +33,56 @@ func confPassword(t *testing.T, confOut string) string {
 // after, so when that rename fails (here: config.yaml is a bind mount, so
 // rename gives EBUSY; a kill -9 between the two steps leaves the same
 // state) the configuration Flink reads names passwords that no longer
-// open the stores. Needs root for the bind mount.
+// open the stores. Needs root for the bind mount. bake (an image build
+// run again into its directory) is held to the same.
 func TestAFailedInitLeavesNoNewStoresBesideTheOldConfiguration(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test bind-mounts over a file and so must run as root (CI does)")
 	}
 	s := startServer(t, "")
 	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
-	src := filepath.Join(t.TempDir(), "conf")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "config.yaml"), []byte("taskmanager.numberOfTaskSlots: 2\n"), 0o644)
-	tls := filepath.Join(t.TempDir(), "tls")
-	confOut := filepath.Join(t.TempDir(), "conf-out")
 	tok := s.tokenFor(t, "orders", "taskmanager", "--uses", "2")
-	initOnce := func() result {
-		return s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--holder", "tm-0", "--out", tls,
-			"--token-file", tok, "--flink-conf-src", src, "--flink-conf-out", confOut, "--timeout", "5s")
-	}
-	initOnce().ok(t)
+	for _, cmd := range []string{"init", "bake"} {
+		t.Run(cmd, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "conf")
+			os.MkdirAll(src, 0o755)
+			os.WriteFile(filepath.Join(src, "config.yaml"), []byte("taskmanager.numberOfTaskSlots: 2\n"), 0o644)
+			tls := filepath.Join(t.TempDir(), "tls")
+			confOut := filepath.Join(t.TempDir(), "conf-out")
+			once := func() result {
+				args := []string{cmd, "--cluster", "orders", "--role", "taskmanager", "--holder", "tm-" + cmd, "--out", tls,
+					"--flink-conf-src", src, "--flink-conf-out", confOut}
+				if cmd == "init" {
+					return s.cli(t, "", append(args, "--token-file", tok, "--timeout", "5s")...)
+				}
+				return s.cli(t, s.admin, args...)
+			}
+			once().ok(t)
 
-	// Make the configuration's rename fail, and only it.
-	cfg := filepath.Join(confOut, "config.yaml")
-	cp := filepath.Join(t.TempDir(), "config.yaml")
-	data, _ := os.ReadFile(cfg)
-	os.WriteFile(cp, data, 0o600)
-	if out, err := exec.Command("mount", "--bind", cp, cfg).CombinedOutput(); err != nil {
-		t.Fatalf("bind mount: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", cfg).Run() })
+			// Make the configuration's rename fail, and only it.
+			cfg := filepath.Join(confOut, "config.yaml")
+			cp := filepath.Join(t.TempDir(), "config.yaml")
+			data, _ := os.ReadFile(cfg)
+			os.WriteFile(cp, data, 0o600)
+			if out, err := exec.Command("mount", "--bind", cp, cfg).CombinedOutput(); err != nil {
+				t.Fatalf("bind mount: %v: %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("umount", cfg).Run() })
 
-	before := credentialsPasswords(t, tls)
-	r := initOnce()
-	if r.code == 0 {
-		t.Fatalf("init succeeded although config.yaml could not be replaced")
-	}
-	if after := credentialsPasswords(t, tls); after != before {
-		t.Errorf("the second init into the same directory changed the passwords (%v -> %v): the configuration Flink reads meanwhile no longer opens the stores", before, after)
-	}
-	ksPW, _ := os.ReadFile(filepath.Join(tls, "keystore.password"))
-	if got := confPassword(t, confOut); got != string(ksPW) {
-		t.Fatalf("after a failed init (%s) the Flink configuration names keystore password %q but the keystore in %s now opens with %q: Flink would fail to load its stores",
-			strings.TrimSpace(r.stderr), got, tls, bytes.TrimSpace(ksPW))
+			before := credentialsPasswords(t, tls)
+			r := once()
+			if r.code == 0 {
+				t.Fatalf("%s succeeded although config.yaml could not be replaced", cmd)
+			}
+			if after := credentialsPasswords(t, tls); after != before {
+				t.Errorf("the second %s into the same directory changed the passwords (%v -> %v): the configuration Flink reads meanwhile no longer opens the stores", cmd, before, after)
+			}
+			ksPW, _ := os.ReadFile(filepath.Join(tls, "keystore.password"))
+			if got := confPassword(t, confOut); got != string(ksPW) {
+				t.Fatalf("after a failed %s (%s) the Flink configuration names keystore password %q but the keystore in %s now opens with %q: Flink would fail to load its stores",
+					cmd, strings.TrimSpace(r.stderr), got, tls, bytes.TrimSpace(ksPW))
+			}
+		})
 	}
 }
 
