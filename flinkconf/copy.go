@@ -1,6 +1,7 @@
 package flinkconf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -119,8 +120,9 @@ func ReadConf(src, out string) (*Conf, error) {
 		return nil, fmt.Errorf("%w: output: %v", ErrConfDir, err)
 	}
 	c := &Conf{out: out, files: files}
+	ours := readManifest(out)
 	for _, f := range files {
-		if err := c.checkDest(f.rel); err != nil {
+		if err := c.checkDest(f.rel, f.data, ours); err != nil {
 			return nil, err
 		}
 	}
@@ -129,11 +131,19 @@ func ReadConf(src, out string) (*Conf, error) {
 
 // checkDest refuses a file of the copy whose place in the output is taken
 // by a directory, or below a path that is a file or a dangling symbolic
-// link: its write would fail only after the caller had enrolled.
-func (c *Conf) checkDest(rel string) error {
+// link: its write would fail only after the caller had enrolled. It also
+// refuses to replace a file that no earlier copy wrote (ours, the output's
+// manifest, does not list it) unless it holds what the source does: the
+// copy would silently lose what someone else put there. src is the
+// source's file of that name, unmerged.
+func (c *Conf) checkDest(rel string, src []byte, ours []string) error {
 	dst := filepath.Join(c.out, filepath.FromSlash(rel))
-	if st, err := os.Lstat(dst); err == nil && st.IsDir() {
+	st, err := os.Lstat(dst)
+	if err == nil && st.IsDir() {
 		return fmt.Errorf("%w: output: %s is a directory where the copy's %s goes: remove it", ErrConfDir, dst, rel)
+	}
+	if err == nil && !slices.Contains(ours, rel) && !sameContent(dst, st, src) {
+		return fmt.Errorf("%w: output: %s already exists and was not written by flinkpki; move it away or choose another --flink-conf-out", ErrConfDir, dst)
 	}
 	for d := filepath.Dir(dst); d != filepath.Clean(c.out) && d != filepath.Dir(d); d = filepath.Dir(d) {
 		if st, err := os.Stat(d); err == nil && !st.IsDir() {
@@ -144,6 +154,26 @@ func (c *Conf) checkDest(rel string) error {
 		}
 	}
 	return nil
+}
+
+// source is the source's file rel as read, or nil.
+func (c *Conf) source(rel string) []byte {
+	for _, f := range c.files {
+		if f.rel == rel {
+			return f.data
+		}
+	}
+	return nil
+}
+
+// sameContent reports whether the regular file dst (st its Lstat) holds
+// data: replacing it loses nothing.
+func sameContent(dst string, st fs.FileInfo, data []byte) bool {
+	if !st.Mode().IsRegular() || st.Size() != int64(len(data)) {
+		return false
+	}
+	have, err := os.ReadFile(dst)
+	return err == nil && bytes.Equal(have, data)
 }
 
 // Check merges kvs in memory only: an error says Write would fail to merge

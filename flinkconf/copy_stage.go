@@ -72,8 +72,9 @@ func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
 	if err := st.mkdirs(c.out); err != nil {
 		return nil, fmt.Errorf("create Flink configuration output %s: %w", c.out, err)
 	}
+	ours := readManifest(c.out)
 	for _, f := range files {
-		if err := c.checkDest(f.rel); err != nil {
+		if err := c.checkDest(f.rel, c.source(f.rel), ours); err != nil {
 			return nil, err
 		}
 		dst := filepath.Join(c.out, filepath.FromSlash(f.rel))
@@ -166,8 +167,11 @@ func (s *Staged) Commit() error {
 
 // readManifest lists the files the previous copy wrote; paths that would
 // leave the output directory are ignored.
-func (s *Staged) readManifest() []string {
-	data, err := os.ReadFile(filepath.Join(s.out, manifestName))
+func (s *Staged) readManifest() []string { return readManifest(s.out) }
+
+// readManifest lists the files the previous copy into dir wrote.
+func readManifest(dir string) []string {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
 	if err != nil {
 		return nil
 	}

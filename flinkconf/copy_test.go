@@ -3,6 +3,7 @@ package flinkconf
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -827,4 +828,52 @@ func TestAbortRemovesTheDirectoriesStageCreated(t *testing.T) {
 			t.Errorf("Abort changed the earlier copy:\nbefore %v\nafter  %v", before, after)
 		}
 	})
+}
+
+// TestACopyNeverReplacesAFileItDidNotWrite: an output directory holding
+// files no copy wrote (an image's own /opt/flink/conf, a file someone put
+// there) is refused when the configuration is read, naming the file,
+// before anything is written; a file that holds what the source does may
+// be replaced (nothing is lost), and so may the files an earlier copy
+// wrote (the manifest lists them).
+func TestACopyNeverReplacesAFileItDidNotWrite(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "log4j.properties": "x=y\n"})
+	for _, tt := range []struct {
+		name, file, content string
+		refused             bool
+	}{
+		{"another configuration", ConfigYAML, "my: own\n", true},
+		{"another log4j file", "log4j.properties", "MY OWN\n", true},
+		{"the source's own log4j file", "log4j.properties", "x=y\n", false},
+		{"the source's own configuration", ConfigYAML, "a: 1\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			writeTree(t, out, map[string]string{tt.file: tt.content})
+			_, err := ReadConf(src, out)
+			if !tt.refused {
+				if err != nil {
+					t.Fatalf("ReadConf refused an output whose %s holds the source's own content: %v", tt.file, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), filepath.Join(out, tt.file)+" already exists and was not written by flinkpki") {
+				t.Fatalf("ReadConf over a foreign %s: err %v, want a refusal naming it", tt.file, err)
+			}
+			if got := string(readFile(t, filepath.Join(out, tt.file))); got != tt.content {
+				t.Errorf("the refused copy changed %s: %q", tt.file, got)
+			}
+			if names, _ := os.ReadDir(out); len(names) != 1 {
+				t.Errorf("the refused copy left %d entries in the output, want the one file", len(names))
+			}
+		})
+	}
+	// A second copy replaces what the first wrote.
+	out := filepath.Join(t.TempDir(), "out")
+	for i := range 2 {
+		if err := CopyAndMerge(src, out, testKeys(t, fmt.Sprintf("/tls-%d", i))); err != nil {
+			t.Fatalf("copy %d into an output only copies wrote: %v", i, err)
+		}
+	}
 }
