@@ -52,6 +52,10 @@ var stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) 
 	return tmp, err
 }
 
+// writeManifest writes the manifest (atomicfile.Write); tests replace it
+// to fail.
+var writeManifest = atomicfile.Write
+
 // Stage merges kvs and writes every file of the copy to a synced temporary
 // file beside its place; on failure it removes what it wrote and nothing
 // in the output has changed.
@@ -124,7 +128,7 @@ func (s *Staged) Commit() error {
 		}
 	}
 	if len(union) > len(prev) {
-		if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(strings.Join(union, "\n")+"\n"), 0o600); err != nil {
+		if err := writeManifest(filepath.Join(s.out, manifestName), []byte(strings.Join(union, "\n")+"\n"), 0o600); err != nil {
 			s.Abort()
 			return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
 		}
@@ -144,9 +148,11 @@ func (s *Staged) Commit() error {
 		list.WriteString(f.rel + "\n")
 	}
 	s.files = nil
-	if err := atomicfile.Write(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600); err != nil {
-		return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
-	}
+	// The copy is in place. The manifest written before the renames lists
+	// every file of it (and the previous copy's), so when narrowing it to
+	// this copy's files fails (a full disk), the next copy still removes
+	// exactly what copies wrote: nothing is wrong but a longer list.
+	_ = writeManifest(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600)
 	for rel := range now {
 		atomicfile.RemoveLeftovers(filepath.Join(s.out, filepath.FromSlash(rel)))
 	}

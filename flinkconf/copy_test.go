@@ -877,3 +877,51 @@ func TestACopyNeverReplacesAFileItDidNotWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestACommitWhoseLastManifestWriteFailsIsDone: once every file is in
+// place, a failure to narrow the manifest to this copy's files (a disk that
+// filled meanwhile) is no failure of the copy: the manifest written before
+// the renames lists them all, so the next copy still removes exactly what
+// copies wrote. Commit succeeded; init and bake said the copy was not there.
+func TestACommitWhoseLastManifestWriteFailsIsDone(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "old.txt": "x\n"})
+	if err := CopyAndMerge(src, out, testKeys(t, "/tls")); err != nil {
+		t.Fatal(err)
+	}
+	src2 := t.TempDir()
+	writeTree(t, src2, map[string]string{ConfigYAML: "a: 2\n", "new.txt": "n\n"})
+	calls := 0
+	orig := writeManifest
+	writeManifest = func(path string, data []byte, perm fs.FileMode) error {
+		if calls++; calls == 2 {
+			return errors.New("no space left on device")
+		}
+		return orig(path, data, perm)
+	}
+	t.Cleanup(func() { writeManifest = orig })
+	if err := CopyAndMerge(src2, out, testKeys(t, "/tls-2")); err != nil {
+		t.Fatalf("a copy whose files are all in place failed: %v", err)
+	}
+	if calls != 2 {
+		t.Fatalf("the manifest was written %d times, want 2 (the union, then the narrowed list)", calls)
+	}
+	assertMerged(t, flattenYAML(t, readFile(t, filepath.Join(out, ConfigYAML))), testKeys(t, "/tls-2"))
+	if _, err := os.Stat(filepath.Join(out, "new.txt")); err != nil {
+		t.Errorf("new.txt is not in place: %v", err)
+	}
+	if m := strings.Split(string(readFile(t, filepath.Join(out, manifestName))), "\n"); !slices.Contains(m, "new.txt") || !slices.Contains(m, ConfigYAML) {
+		t.Errorf("the manifest left in place lacks a file of the copy: %q", m)
+	}
+	writeManifest = orig
+	src3 := t.TempDir()
+	writeTree(t, src3, map[string]string{ConfigYAML: "a: 3\n"})
+	if err := CopyAndMerge(src3, out, testKeys(t, "/tls-3")); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"new.txt", "old.txt"} {
+		if _, err := os.Stat(filepath.Join(out, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s outlived the copies whose sources dropped it", gone)
+		}
+	}
+}

@@ -133,7 +133,7 @@ func (a *app) writeWithConf(c *confFlags, set *credentials.FileSet, dir string) 
 	}
 	if staged != nil {
 		if err := staged.Commit(); err != nil {
-			return fmt.Errorf("the file set is in %s, but the Flink configuration copy is not: %w", dir, err)
+			return fmt.Errorf("the file set is in %s, but the Flink configuration copy in %s was not completed: %w", dir, c.out, err)
 		}
 	}
 	return nil
