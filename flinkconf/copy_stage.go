@@ -148,6 +148,17 @@ func (s *Staged) Commit() error {
 		list.WriteString(f.rel + "\n")
 	}
 	s.files = nil
+	// The renames last through a power loss only once their directories
+	// are synced (the manifest's write below syncs the output's alone).
+	synced := map[string]bool{}
+	for rel := range now {
+		if dir := filepath.Dir(filepath.Join(s.out, filepath.FromSlash(rel))); !synced[dir] {
+			synced[dir] = true
+			if err := atomicfile.SyncDir(dir); err != nil {
+				return fmt.Errorf("write %s: %w", dir, err)
+			}
+		}
+	}
 	// The copy is in place. The manifest written before the renames lists
 	// every file of it (and the previous copy's), so when narrowing it to
 	// this copy's files fails (a full disk), the next copy still removes
