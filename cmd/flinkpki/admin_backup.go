@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
+	"github.com/flinkpki/flinkpki/store/bolt"
 )
 
 // backupFlags are admin backup's flags.
@@ -91,6 +93,9 @@ func (a *app) runBackup(ctx context.Context, f *backupFlags) error {
 		return a.copyBackupToStdout(dst.path, n)
 	}
 	fmt.Fprintf(a.stderr, "backup written to %s (%d bytes); keep the server's KEK separately: a restore needs it\n", f.out, n)
+	if gone := removeKilledBackups(filepath.Dir(f.out)); len(gone) > 0 {
+		fmt.Fprintf(a.stderr, "removed what %d killed backup(s) left in %s: %s\n", len(gone), filepath.Dir(f.out), strings.Join(gone, ", "))
+	}
 	if f.output == "json" {
 		return writeJSON(a.stdout, struct {
 			Path   string `json:"path"`
@@ -262,4 +267,34 @@ func byteProgress(w io.Writer, what string, now func() time.Time) func(n int64) 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// removeKilledBackups removes from dir, where a backup was just written,
+// the copies that killed backups left under other names, and returns their
+// names. A date-stamped --out is never written again, so the clean-up of
+// one name (atomicfile.RemoveLeftovers) never meets them, and they hold
+// sealed CA keys, token hashes and audit entries. Only hidden temporary
+// files (.NAME.tmp-*) that begin with a store's meta page and that no
+// running backup holds locked go; a restore's leftover of the store itself
+// (.flinkpki.db.tmp-*), which tells serve to refuse, stays.
+func removeKilledBackups(dir string) []string {
+	left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	var gone []string
+	for _, p := range left {
+		name := filepath.Base(p)
+		if strings.HasPrefix(name, "."+dbFileName+".tmp-") {
+			continue
+		}
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if inUse, err := atomicfile.InUse(p); err != nil || inUse || !bolt.LooksLikeStore(p) {
+			continue
+		}
+		if os.Remove(p) == nil {
+			gone = append(gone, name)
+		}
+	}
+	return gone
 }

@@ -155,3 +155,20 @@ func readAll(b *bbolt.Bucket) error {
 		return nil
 	})
 }
+
+// LooksLikeStore reports whether the file at path begins with a valid
+// bbolt meta page: a store, or a copy of one cut short (a killed backup
+// writes the meta pages first).
+func LooksLikeStore(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, pageHeaderSize+metaSize)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return false
+	}
+	_, ok := parseMeta(head)
+	return ok
+}
