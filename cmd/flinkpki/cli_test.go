@@ -196,6 +196,14 @@ func TestOutPointingAtAFileIsRefusedBeforeAnyNetworkCall(t *testing.T) {
 			if data, err := os.ReadFile(out); err != nil || string(data) != "keep me" {
 				t.Errorf("the file now holds %q (%v), want it untouched", data, err)
 			}
+			// Below a file: the message names the file, once.
+			r = runCLI(t, nil, append(tt.args, "--out", filepath.Join(out, "sub", "tls"), "--server", addr, "--token-file", tok)...)
+			if want := "lies below " + out + ", an existing file, not a directory"; r.code != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "stat ") {
+				t.Errorf("--out below a file: exit %d, stderr %q; want exit 1 saying %q", r.code, r.stderr, want)
+			}
+			if n := accepted.Load(); n != 0 {
+				t.Errorf("the server saw %d connections, want none", n)
+			}
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/flinkpki/flinkpki/credentials"
 	"github.com/flinkpki/flinkpki/enroll"
 	"github.com/flinkpki/flinkpki/flinkconf"
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/issuer"
 	"github.com/flinkpki/flinkpki/keystore"
 )
@@ -66,12 +68,25 @@ func checkOut(out string) (string, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return abs, nil
+	case errors.Is(err, syscall.ENOTDIR):
+		return "", fmt.Errorf("--out %s lies below %s, an existing file, not a directory: choose a directory for the file set", out, fileOnPath(abs))
 	case err != nil:
-		return "", fmt.Errorf("check --out %s: %w", out, err)
+		return "", fmt.Errorf("check --out %s: %w", out, atomicfile.Cause(err))
 	case !fi.IsDir():
 		return "", fmt.Errorf("--out %s is an existing file, not a directory: choose a directory for the file set", out)
 	}
 	return abs, nil
+}
+
+// fileOnPath is the nearest ancestor of p that exists (a file, when a
+// stat of p says ENOTDIR).
+func fileOnPath(p string) string {
+	for d := filepath.Dir(p); d != p; p, d = d, filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
+	}
+	return p
 }
 
 // buildOptions checks --out and the store flags, before anything is asked
