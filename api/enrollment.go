@@ -29,7 +29,7 @@ func (s *Server) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollR
 	if err != nil {
 		return nil, err
 	}
-	return &pb.EnrollResponse{Chain: ders(iss.Chain), TrustedCas: ders(iss.Trusted), Holder: iss.Holder, KeyType: iss.KeyType, NotAfter: timestamppb.New(iss.NotAfter)}, nil
+	return &pb.EnrollResponse{Chain: ders(iss.Chain), TrustedCas: ders(iss.Trusted), Holder: iss.Holder, KeyType: iss.KeyType, NotAfter: timestamppb.New(iss.NotAfter), Superseded: superseded(iss.Superseded)}, nil
 }
 
 // holderHint lets the key-type probe validate a holder the same way the
@@ -54,7 +54,7 @@ func (s *Server) Bake(ctx context.Context, req *pb.BakeRequest) (*pb.BakeRespons
 	if err != nil {
 		return nil, err
 	}
-	return &pb.BakeResponse{PrivateKey: key, Chain: ders(iss.Chain), TrustedCas: ders(iss.Trusted), Holder: iss.Holder, KeyType: iss.KeyType, NotAfter: timestamppb.New(iss.NotAfter)}, nil
+	return &pb.BakeResponse{PrivateKey: key, Chain: ders(iss.Chain), TrustedCas: ders(iss.Trusted), Holder: iss.Holder, KeyType: iss.KeyType, NotAfter: timestamppb.New(iss.NotAfter), Superseded: superseded(iss.Superseded)}, nil
 }
 
 func ders(certs []*x509.Certificate) [][]byte {
@@ -63,4 +63,12 @@ func ders(certs []*x509.Certificate) [][]byte {
 		out[i] = c.Raw
 	}
 	return out
+}
+
+// superseded is s on the wire, or nil.
+func superseded(s *authority.Superseded) *pb.SupersededHolder {
+	if s == nil {
+		return nil
+	}
+	return &pb.SupersededHolder{Serial: s.Serial, NotAfter: timestamppb.New(s.NotAfter), Actor: s.Actor}
 }

@@ -36,6 +36,9 @@ type Issued struct {
 	Holder   string
 	KeyType  string
 	NotAfter time.Time
+	// Superseded is the live record of another process this issuance
+	// replaced, if any (checkTakeover).
+	Superseded *Superseded
 }
 
 // Enroll signs a CSR made where its key lives and records the issuance
@@ -188,8 +191,9 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, r
 	var ls *lineageState
 	var holder string
 	var seen store.HolderMark
+	var sup *Superseded
 	err := a.st.View(ctx, func(tx *store.Txn) (err error) {
-		ls, holder, seen, err = a.readIssuance(tx, actor, req, role)
+		ls, holder, seen, sup, err = a.readIssuance(tx, actor, req, role)
 		return err
 	})
 	if err != nil {
@@ -209,7 +213,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, r
 		Trusts: ls.trustID, Issued: now, Actor: actor.String(),
 	}
 	err = a.st.Batch(ctx, func(tx *store.Txn) error {
-		return a.recordIssuance(tx, actor, action, role, req.Holder, ls, seen, h)
+		return a.recordIssuance(tx, actor, action, role, req.Holder, ls, seen, h, sup)
 	})
 	if errors.Is(err, store.ErrUnavailable) && a.recorded(ctx, h) {
 		// The store did not answer the commit, but the commit was made
@@ -222,32 +226,34 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, r
 		return nil, err
 	}
 	a.obs.Issued(req.Cluster, string(role))
-	return &Issued{Chain: chain, Trusted: ls.trusted, Holder: holder, KeyType: string(ls.keyType), NotAfter: leaf.NotAfter}, nil
+	return &Issued{Chain: chain, Trusted: ls.trusted, Holder: holder, KeyType: string(ls.keyType), NotAfter: leaf.NotAfter, Superseded: sup}, nil
 }
 
 // readIssuance is the read transaction of an issuance: it authorises the
 // caller for the cluster, role and holder name, checks that the name is
 // not another live process's, and loads the lineage that signs. It answers
-// the holder name the leaf is issued to and the mark of the holder record
-// as read, which the commit expects unchanged.
-func (a *Authority) readIssuance(tx *store.Txn, actor Actor, req EnrollRequest, role issuer.Role) (*lineageState, string, store.HolderMark, error) {
+// the holder name the leaf is issued to, the mark of the holder record as
+// read, which the commit expects unchanged, and the live record of
+// another process the issuance would supersede (checkTakeover).
+func (a *Authority) readIssuance(tx *store.Txn, actor Actor, req EnrollRequest, role issuer.Role) (*lineageState, string, store.HolderMark, *Superseded, error) {
 	var seen store.HolderMark
 	c, err := a.clusterFor(tx, actor, req.Cluster)
 	if err != nil {
-		return nil, "", seen, err
+		return nil, "", seen, nil, err
 	}
 	holder, err := authorize(actor, c, role, req.Holder)
 	if err != nil {
-		return nil, holder, seen, err
+		return nil, holder, seen, nil, err
 	}
 	// Read before the commit, not in it: on etcd every read in the
 	// group commit is a round trip that the whole group waits for. The
 	// commit expects the record to be as read here (ExpectHolder).
-	if seen, err = checkTakeover(tx, actor, req.Cluster, string(role.Purpose()), holder, string(role), a.now()); err != nil {
-		return nil, holder, seen, err
+	seen, sup, err := checkTakeover(tx, actor, req.Cluster, string(role.Purpose()), holder, string(role), a.now())
+	if err != nil {
+		return nil, holder, seen, nil, err
 	}
 	ls, err := a.loadLineage(tx, c, role.Purpose())
-	return ls, holder, seen, err
+	return ls, holder, seen, sup, err
 }
 
 // signLeaf signs the leaf outside any transaction, once the caller is
@@ -277,7 +283,7 @@ func (a *Authority) signLeaf(ctx context.Context, req EnrollRequest, role issuer
 // ErrConflict, for issue to try again, when the lineages or the holder
 // record changed since readIssuance; the caller's right (to role, under the
 // holder name it asked for) is checked anew, as of h.Issued.
-func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, role issuer.Role, asked string, ls *lineageState, seen store.HolderMark, h *store.Holder) error {
+func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, role issuer.Role, asked string, ls *lineageState, seen store.HolderMark, h *store.Holder, sup *Superseded) error {
 	if err := a.spendToken(tx, actor, h.Issued); err != nil {
 		return err
 	}
@@ -305,8 +311,13 @@ func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, ro
 	if err := tx.PutHolder(h); err != nil {
 		return err
 	}
-	return a.audit(tx, actor, h.Cluster, action, "ok", "", map[string]string{
-		"holder": h.Name, "role": string(role), "serial": h.Serial, "signed_by": h.SignedBy})
+	details := map[string]string{"holder": h.Name, "role": string(role), "serial": h.Serial, "signed_by": h.SignedBy}
+	if sup != nil {
+		details["superseded_serial"] = sup.Serial
+		details["superseded_until"] = sup.NotAfter.UTC().Format(time.RFC3339)
+		details["superseded_actor"] = sup.Actor
+	}
+	return a.audit(tx, actor, h.Cluster, action, "ok", "", details)
 }
 
 // recorded reports whether h, an issuance whose commit the store did not

@@ -532,3 +532,60 @@ func TestRequestsPastWhatExistsAreRefusedAsSuch(t *testing.T) {
 		t.Errorf("the refused release changed the holders: %d", n)
 	}
 }
+
+// TestAnIssuanceSaysWhenItReplacesAnotherProcesssLiveRecord: an issuance
+// under the name of a live holder of the same role supersedes it, which
+// is right for a process starting again; but a token's or an image's
+// holder name may be another process's too (two TaskManagers on one host,
+// pods of an earlier image), which the rotation checks would then no
+// longer see. The issuance answers the record it replaced, and audits it;
+// a pod replacing its own record, or an expired record, is not reported.
+func TestAnIssuanceSaysWhenItReplacesAnotherProcesssLiveRecord(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	prod := store.K8sBinding{Namespace: "prod", ServiceAccount: "flink"}
+	e.CreateCluster(authority.CreateClusterRequest{Name: "sup", K8sBindings: []store.K8sBinding{prod}, CAValidity: 400 * day, LeafValidity: 30 * day})
+	enroll := func(actor authority.Actor, holder string) *authority.Issued {
+		t.Helper()
+		_, csr, err := authoritytest.NewCSR(string(ca.DefaultKeyType), holder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		iss, err := e.Authority.Enroll(e.Ctx, actor, authority.EnrollRequest{Cluster: "sup", Role: "taskmanager", Holder: holder, CSR: csr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iss
+	}
+	_, tok := newToken(t, e, "sup", "taskmanager", time.Hour, 10)
+
+	first := enroll(tok, "vm-1")
+	if first.Superseded != nil {
+		t.Fatalf("a first issuance reports it superseded %+v", first.Superseded)
+	}
+	second := enroll(tok, "vm-1")
+	if s := second.Superseded; s == nil || s.Serial != first.Chain[0].SerialNumber.Text(16) || !s.NotAfter.Equal(first.NotAfter) || s.Actor != tok.String() {
+		t.Fatalf("a second issuance under a live token holder's name reports %+v, want the first's serial, expiry and actor", s)
+	}
+	a := wantAudit(t, e, "sup", "enroll", "ok", tok.String())
+	if a.Details["superseded_serial"] != second.Superseded.Serial || a.Details["superseded_actor"] != tok.String() || a.Details["superseded_until"] == "" {
+		t.Errorf("the issuance's audit entry does not name what it superseded: %v", a.Details)
+	}
+
+	// An administrator taking a live pod's name is reported too.
+	pod := authority.Actor{Kind: authority.ActorK8s, Namespace: "prod", ServiceAccount: "flink", Pod: "tm-0"}
+	enroll(pod, "")
+	if s := enroll(pod, "").Superseded; s != nil {
+		t.Errorf("a pod enrolling again under its own name reports it superseded %+v", s)
+	}
+	if s := enroll(admin, "tm-0").Superseded; s == nil || s.Actor != pod.String() {
+		t.Errorf("an administrator taking the live pod's name reports %+v, want the pod's record", s)
+	}
+
+	// An expired record is no process's any more.
+	e.Clock.Add(31 * day)
+	_, fresh := newToken(t, e, "sup", "taskmanager", time.Hour, 1) // tok expired too
+	if s := enroll(fresh, "vm-1").Superseded; s != nil {
+		t.Errorf("an issuance under an expired holder's name reports it superseded %+v", s)
+	}
+}

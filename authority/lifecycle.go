@@ -161,9 +161,9 @@ func withNextSteps(err error, cluster string) error {
 	if !errors.As(err, &be) || len(be.Holders) == 0 {
 		return err
 	}
-	next := fmt.Sprintf("restart them so they enroll again (bake baked images again), release departed ones (flinkpki holder release --cluster %s NAME), or use --force", cluster)
+	next := fmt.Sprintf("restart them so they enroll again (for a baked image, bake a new one under a new --holder, roll it out, then release the old holder), release departed ones (flinkpki holder release --cluster %s NAME), or use --force", cluster)
 	if len(be.Holders) == 1 {
-		next = fmt.Sprintf("restart it so it enrolls again (bake a baked image again), release it if it is gone (flinkpki holder release --cluster %s %s), or use --force", cluster, be.Holders[0])
+		next = fmt.Sprintf("restart it so it enrolls again (for a baked image, bake a new one under a new --holder, roll it out, then release this one), release it if it is gone (flinkpki holder release --cluster %s %s), or use --force", cluster, be.Holders[0])
 	}
 	if len(be.Holders) > ca.MaxNamedHolders {
 		next += fmt.Sprintf("; all %d: flinkpki holder list --cluster %s --blocking", len(be.Holders), cluster)

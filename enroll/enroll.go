@@ -48,6 +48,24 @@ type Result struct {
 	Holder   string              // as recorded by the server
 	KeyType  ca.KeyType
 	NotAfter time.Time
+	// Superseded is the live record of another process under the same
+	// holder name that this issuance replaced (nil when none, or when a
+	// pod replaced its own): rotation steps no longer wait for it.
+	Superseded *Superseded
+}
+
+// Superseded is a live holder record an issuance replaced.
+type Superseded struct {
+	Serial   string // hex
+	NotAfter time.Time
+	Actor    string // who obtained it, as in the audit trail
+}
+
+func supersededOf(s *flinkpkiv1.SupersededHolder) *Superseded {
+	if s == nil {
+		return nil
+	}
+	return &Superseded{Serial: s.GetSerial(), NotAfter: s.GetNotAfter().AsTime(), Actor: s.GetActor()}
 }
 
 // Client enrolls over one gRPC connection.
@@ -111,7 +129,12 @@ func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newResult(key, resp.GetChain(), resp.GetTrustedCas(), resp.GetHolder(), resp.GetNotAfter().AsTime())
+	res, err := newResult(key, resp.GetChain(), resp.GetTrustedCas(), resp.GetHolder(), resp.GetNotAfter().AsTime())
+	if err != nil {
+		return nil, err
+	}
+	res.Superseded = supersededOf(resp.GetSuperseded())
+	return res, nil
 }
 
 // Bake asks the server to generate the key (for image builds) and returns
@@ -136,7 +159,12 @@ func (c *Client) Bake(ctx context.Context, req Request) (*Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: a %T key cannot sign", ErrBadResponse, k)
 	}
-	return newResult(key, resp.GetChain(), resp.GetTrustedCas(), resp.GetHolder(), resp.GetNotAfter().AsTime())
+	res, err := newResult(key, resp.GetChain(), resp.GetTrustedCas(), resp.GetHolder(), resp.GetNotAfter().AsTime())
+	if err != nil {
+		return nil, err
+	}
+	res.Superseded = supersededOf(resp.GetSuperseded())
+	return res, nil
 }
 
 // call runs one RPC, retrying until deadline when Timeout is set.

@@ -22,7 +22,7 @@ func TestCARefusalsSayWhatToDoNext(t *testing.T) {
 	bake("one", "jm-0")
 	s.cli(t, s.admin, "ca", "prepare", "--cluster", "one").ok(t)
 	oneLineError(t, s.cli(t, s.admin, "ca", "activate", "--cluster", "one"), 1,
-		"CA activation refused: 1 live holder does not trust the prepared CA yet: jm-0; restart it so it enrolls again (bake a baked image again), release it if it is gone (flinkpki holder release --cluster one jm-0), or use --force")
+		"CA activation refused: 1 live holder does not trust the prepared CA yet: jm-0; restart it so it enrolls again (for a baked image, bake a new one under a new --holder, roll it out, then release this one), release it if it is gone (flinkpki holder release --cluster one jm-0), or use --force")
 
 	s.cli(t, s.admin, "cluster", "create", "orders", "--no-auto-rotate").ok(t)
 	for i := range 12 {
@@ -31,7 +31,7 @@ func TestCARefusalsSayWhatToDoNext(t *testing.T) {
 	s.cli(t, s.admin, "ca", "prepare", "--cluster", "orders").ok(t)
 	r := s.cli(t, s.admin, "ca", "activate", "--cluster", "orders")
 	oneLineError(t, r, 1, "CA activation refused: 12 live holders do not trust the prepared CA yet: tm-00, tm-01, tm-02, tm-03, tm-04, tm-05, tm-06, tm-07, tm-08, tm-09 and 2 more; "+
-		"restart them so they enroll again (bake baked images again), release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki holder list --cluster orders --blocking")
+		"restart them so they enroll again (for a baked image, bake a new one under a new --holder, roll it out, then release the old holder), release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki holder list --cluster orders --blocking")
 
 	// The pointer holds: holder list --blocking lists every blocker, and
 	// ca status points there too.
@@ -60,7 +60,7 @@ func TestCARefusalsSayWhatToDoNext(t *testing.T) {
 	blocking(12) // all but tm-03 cut off, and all twelve signed by the retiring CA
 	oneLineError(t, s.cli(t, s.admin, "ca", "retire", "--cluster", "orders"), 1,
 		"CA retirement refused: 12 live holders still hold leaves signed by the retiring CA: tm-00, tm-01, tm-02, tm-03, tm-04, tm-05, tm-06, tm-07, tm-08, tm-09 and 2 more; "+
-			"restart them so they enroll again (bake baked images again), release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki holder list --cluster orders --blocking")
+			"restart them so they enroll again (for a baked image, bake a new one under a new --holder, roll it out, then release the old holder), release departed ones (flinkpki holder release --cluster orders NAME), or use --force; all 12: flinkpki holder list --cluster orders --blocking")
 }
 
 // TestCAStatusSaysANextStepIsManualWhenAutoRotateIsOff: with automatic

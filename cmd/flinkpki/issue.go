@@ -161,20 +161,23 @@ func notWritten(f *issueFlags, res *enroll.Result, err error) error {
 
 // issueJSON is the stable JSON summary of a written file set.
 type issueJSON struct {
-	Cluster       string   `json:"cluster"`
-	Role          string   `json:"role"`
-	Holder        string   `json:"holder"`
-	KeyType       string   `json:"key_type"`
-	Format        string   `json:"format"`
-	Dir           string   `json:"dir"`
-	Files         []string `json:"files"`
-	Serial        string   `json:"serial"`
-	LeafSHA256    string   `json:"leaf_sha256"`
-	NotAfter      string   `json:"not_after"`
-	TrustedCAs    int      `json:"trusted_cas"`
-	FlinkConfDir  string   `json:"flink_conf_dir,omitempty"`
-	TLSDir        string   `json:"tls_dir,omitempty"`
-	ElapsedMillis int64    `json:"elapsed_ms"`
+	Cluster      string   `json:"cluster"`
+	Role         string   `json:"role"`
+	Holder       string   `json:"holder"`
+	KeyType      string   `json:"key_type"`
+	Format       string   `json:"format"`
+	Dir          string   `json:"dir"`
+	Files        []string `json:"files"`
+	Serial       string   `json:"serial"`
+	LeafSHA256   string   `json:"leaf_sha256"`
+	NotAfter     string   `json:"not_after"`
+	TrustedCAs   int      `json:"trusted_cas"`
+	FlinkConfDir string   `json:"flink_conf_dir,omitempty"`
+	// Superseded is the live record of another process this issuance
+	// replaced (the note on stderr says so too).
+	Superseded    *supersededJSON `json:"superseded,omitempty"`
+	TLSDir        string          `json:"tls_dir,omitempty"`
+	ElapsedMillis int64           `json:"elapsed_ms"`
 }
 
 // report prints what was written: a short summary on stderr, or one JSON
@@ -196,6 +199,14 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 		// records the pod, whatever --holder said.
 		fmt.Fprintf(a.stderr, "note: the server recorded the holder as %q, not --holder %q: a pod's Kubernetes token speaks for that pod only\n", res.Holder, f.holder)
 	}
+	if s := res.Superseded; s != nil {
+		until := s.NotAfter.UTC().Format(time.RFC3339)
+		j.Superseded = &supersededJSON{Serial: s.Serial, NotAfter: until, Actor: s.Actor}
+		// Either the process that held it started again, or another one
+		// runs under the same name, which rotation would now break.
+		fmt.Fprintf(a.stderr, "note: this replaces the live credentials of holder %q (serial %s, valid until %s, obtained by %s): CA rotation no longer waits for the process that holds them; if it still runs (another process on this host, pods of an earlier image), give each process its own --holder\n",
+			res.Holder, s.Serial, until, s.Actor)
+	}
 	if f.output == "json" {
 		return writeJSON(a.stdout, j)
 	}
@@ -216,6 +227,13 @@ func (a *app) report(f *issueFlags, opts credentials.Options, res *enroll.Result
 		fmt.Fprintf(a.stderr, "Flink configuration with security.ssl.* merged in %s: set FLINK_CONF_DIR=%s\n", confOut, confOut)
 	}
 	return nil
+}
+
+// supersededJSON is enroll.Superseded in issueJSON.
+type supersededJSON struct {
+	Serial   string `json:"serial"`
+	NotAfter string `json:"not_after"`
+	Actor    string `json:"actor"`
 }
 
 // addTLSProtocolFlag registers --tls-protocol, which picks what

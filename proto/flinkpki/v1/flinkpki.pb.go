@@ -2423,6 +2423,7 @@ type EnrollResponse struct {
 	Holder        string                 `protobuf:"bytes,3,opt,name=holder,proto3" json:"holder,omitempty"`
 	KeyType       string                 `protobuf:"bytes,4,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
 	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	Superseded    *SupersededHolder      `protobuf:"bytes,6,opt,name=superseded,proto3" json:"superseded,omitempty"` // set when this issuance replaced the live record of another process
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2492,6 +2493,78 @@ func (x *EnrollResponse) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *EnrollResponse) GetSuperseded() *SupersededHolder {
+	if x != nil {
+		return x.Superseded
+	}
+	return nil
+}
+
+// SupersededHolder is the live holder record an issuance replaced, when
+// nothing says it was the same process starting again (a pod replacing
+// its own record is not reported): a token's or an image's holder, or a
+// pod's name taken by an administrator. Rotation steps no longer wait for
+// the process that holds it.
+type SupersededHolder struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Serial        string                 `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"` // hex
+	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"` // who obtained it, as in the audit trail
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SupersededHolder) Reset() {
+	*x = SupersededHolder{}
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupersededHolder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupersededHolder) ProtoMessage() {}
+
+func (x *SupersededHolder) ProtoReflect() protoreflect.Message {
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupersededHolder.ProtoReflect.Descriptor instead.
+func (*SupersededHolder) Descriptor() ([]byte, []int) {
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SupersededHolder) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *SupersededHolder) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+func (x *SupersededHolder) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
 type BakeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -2505,7 +2578,7 @@ type BakeRequest struct {
 
 func (x *BakeRequest) Reset() {
 	*x = BakeRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2590,7 @@ func (x *BakeRequest) String() string {
 func (*BakeRequest) ProtoMessage() {}
 
 func (x *BakeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[38]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2603,7 @@ func (x *BakeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BakeRequest.ProtoReflect.Descriptor instead.
 func (*BakeRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{38}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BakeRequest) GetCluster() string {
@@ -2576,13 +2649,14 @@ type BakeResponse struct {
 	Holder        string                 `protobuf:"bytes,4,opt,name=holder,proto3" json:"holder,omitempty"`
 	KeyType       string                 `protobuf:"bytes,5,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
 	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	Superseded    *SupersededHolder      `protobuf:"bytes,7,opt,name=superseded,proto3" json:"superseded,omitempty"` // as in EnrollResponse
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BakeResponse) Reset() {
 	*x = BakeResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2668,7 @@ func (x *BakeResponse) String() string {
 func (*BakeResponse) ProtoMessage() {}
 
 func (x *BakeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[39]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2681,7 @@ func (x *BakeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BakeResponse.ProtoReflect.Descriptor instead.
 func (*BakeResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{39}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BakeResponse) GetPrivateKey() []byte {
@@ -2652,6 +2726,13 @@ func (x *BakeResponse) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *BakeResponse) GetSuperseded() *SupersededHolder {
+	if x != nil {
+		return x.Superseded
+	}
+	return nil
+}
+
 type AuditEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -2670,7 +2751,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +2763,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[40]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +2776,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{40}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -2779,7 +2860,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +2872,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[41]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +2885,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{41}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAuditRequest) GetCluster() string {
@@ -2842,7 +2923,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[42]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2854,7 +2935,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[42]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2867,7 +2948,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{42}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -2899,7 +2980,7 @@ type VerifyAuditRequest struct {
 
 func (x *VerifyAuditRequest) Reset() {
 	*x = VerifyAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[43]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +2992,7 @@ func (x *VerifyAuditRequest) String() string {
 func (*VerifyAuditRequest) ProtoMessage() {}
 
 func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[43]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3005,7 @@ func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{43}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *VerifyAuditRequest) GetAfterSeq() uint64 {
@@ -2968,7 +3049,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[44]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2980,7 +3061,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[44]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2993,7 +3074,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{44}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -3074,7 +3155,7 @@ type PruneAuditRequest struct {
 
 func (x *PruneAuditRequest) Reset() {
 	*x = PruneAuditRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[45]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3167,7 @@ func (x *PruneAuditRequest) String() string {
 func (*PruneAuditRequest) ProtoMessage() {}
 
 func (x *PruneAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[45]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3180,7 @@ func (x *PruneAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneAuditRequest.ProtoReflect.Descriptor instead.
 func (*PruneAuditRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{45}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PruneAuditRequest) GetThroughSeq() uint64 {
@@ -3138,7 +3219,7 @@ type PruneAuditResponse struct {
 
 func (x *PruneAuditResponse) Reset() {
 	*x = PruneAuditResponse{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[46]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3231,7 @@ func (x *PruneAuditResponse) String() string {
 func (*PruneAuditResponse) ProtoMessage() {}
 
 func (x *PruneAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[46]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3244,7 @@ func (x *PruneAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneAuditResponse.ProtoReflect.Descriptor instead.
 func (*PruneAuditResponse) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{46}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PruneAuditResponse) GetRemoved() uint64 {
@@ -3202,7 +3283,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[47]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3214,7 +3295,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[47]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3227,7 +3308,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{47}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{48}
 }
 
 type BackupChunk struct {
@@ -3239,7 +3320,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[48]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3251,7 +3332,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[48]
+	mi := &file_flinkpki_v1_flinkpki_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3264,7 +3345,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{48}
+	return file_flinkpki_v1_flinkpki_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -3469,20 +3550,27 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\x06holder\x18\x03 \x01(\tR\x06holder\x12\x10\n" +
 	"\x03csr\x18\x04 \x01(\fR\x03csr\x12\x1b\n" +
 	"\tdns_names\x18\x05 \x03(\tR\bdnsNames\x12!\n" +
-	"\fip_addresses\x18\x06 \x03(\tR\vipAddresses\"\xb3\x01\n" +
+	"\fip_addresses\x18\x06 \x03(\tR\vipAddresses\"\xf2\x01\n" +
 	"\x0eEnrollResponse\x12\x14\n" +
 	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x1f\n" +
 	"\vtrusted_cas\x18\x02 \x03(\fR\n" +
 	"trustedCas\x12\x16\n" +
 	"\x06holder\x18\x03 \x01(\tR\x06holder\x12\x19\n" +
 	"\bkey_type\x18\x04 \x01(\tR\akeyType\x127\n" +
-	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x93\x01\n" +
+	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12=\n" +
+	"\n" +
+	"superseded\x18\x06 \x01(\v2\x1d.flinkpki.v1.SupersededHolderR\n" +
+	"superseded\"y\n" +
+	"\x10SupersededHolder\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\x127\n" +
+	"\tnot_after\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"\x93\x01\n" +
 	"\vBakeRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
 	"\x06holder\x18\x03 \x01(\tR\x06holder\x12\x1b\n" +
 	"\tdns_names\x18\x04 \x03(\tR\bdnsNames\x12!\n" +
-	"\fip_addresses\x18\x05 \x03(\tR\vipAddresses\"\xd2\x01\n" +
+	"\fip_addresses\x18\x05 \x03(\tR\vipAddresses\"\x91\x02\n" +
 	"\fBakeResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\fR\n" +
 	"privateKey\x12\x14\n" +
@@ -3491,7 +3579,10 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"trustedCas\x12\x16\n" +
 	"\x06holder\x18\x04 \x01(\tR\x06holder\x12\x19\n" +
 	"\bkey_type\x18\x05 \x01(\tR\akeyType\x127\n" +
-	"\tnot_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xf5\x02\n" +
+	"\tnot_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12=\n" +
+	"\n" +
+	"superseded\x18\a \x01(\v2\x1d.flinkpki.v1.SupersededHolderR\n" +
+	"superseded\"\xf5\x02\n" +
 	"\n" +
 	"AuditEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
@@ -3588,7 +3679,7 @@ func file_flinkpki_v1_flinkpki_proto_rawDescGZIP() []byte {
 	return file_flinkpki_v1_flinkpki_proto_rawDescData
 }
 
-var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_flinkpki_v1_flinkpki_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
 	(*CreateAdminTokenRequest)(nil),  // 0: flinkpki.v1.CreateAdminTokenRequest
 	(*CreateAdminTokenResponse)(nil), // 1: flinkpki.v1.CreateAdminTokenResponse
@@ -3628,111 +3719,115 @@ var file_flinkpki_v1_flinkpki_proto_goTypes = []any{
 	(*ReleaseHolderResponse)(nil),    // 35: flinkpki.v1.ReleaseHolderResponse
 	(*EnrollRequest)(nil),            // 36: flinkpki.v1.EnrollRequest
 	(*EnrollResponse)(nil),           // 37: flinkpki.v1.EnrollResponse
-	(*BakeRequest)(nil),              // 38: flinkpki.v1.BakeRequest
-	(*BakeResponse)(nil),             // 39: flinkpki.v1.BakeResponse
-	(*AuditEntry)(nil),               // 40: flinkpki.v1.AuditEntry
-	(*ListAuditRequest)(nil),         // 41: flinkpki.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),        // 42: flinkpki.v1.ListAuditResponse
-	(*VerifyAuditRequest)(nil),       // 43: flinkpki.v1.VerifyAuditRequest
-	(*VerifyAuditResponse)(nil),      // 44: flinkpki.v1.VerifyAuditResponse
-	(*PruneAuditRequest)(nil),        // 45: flinkpki.v1.PruneAuditRequest
-	(*PruneAuditResponse)(nil),       // 46: flinkpki.v1.PruneAuditResponse
-	(*BackupRequest)(nil),            // 47: flinkpki.v1.BackupRequest
-	(*BackupChunk)(nil),              // 48: flinkpki.v1.BackupChunk
-	nil,                              // 49: flinkpki.v1.AuditEntry.DetailsEntry
-	(*durationpb.Duration)(nil),      // 50: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 51: google.protobuf.Timestamp
+	(*SupersededHolder)(nil),         // 38: flinkpki.v1.SupersededHolder
+	(*BakeRequest)(nil),              // 39: flinkpki.v1.BakeRequest
+	(*BakeResponse)(nil),             // 40: flinkpki.v1.BakeResponse
+	(*AuditEntry)(nil),               // 41: flinkpki.v1.AuditEntry
+	(*ListAuditRequest)(nil),         // 42: flinkpki.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),        // 43: flinkpki.v1.ListAuditResponse
+	(*VerifyAuditRequest)(nil),       // 44: flinkpki.v1.VerifyAuditRequest
+	(*VerifyAuditResponse)(nil),      // 45: flinkpki.v1.VerifyAuditResponse
+	(*PruneAuditRequest)(nil),        // 46: flinkpki.v1.PruneAuditRequest
+	(*PruneAuditResponse)(nil),       // 47: flinkpki.v1.PruneAuditResponse
+	(*BackupRequest)(nil),            // 48: flinkpki.v1.BackupRequest
+	(*BackupChunk)(nil),              // 49: flinkpki.v1.BackupChunk
+	nil,                              // 50: flinkpki.v1.AuditEntry.DetailsEntry
+	(*durationpb.Duration)(nil),      // 51: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
 }
 var file_flinkpki_v1_flinkpki_proto_depIdxs = []int32{
-	50, // 0: flinkpki.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	51, // 0: flinkpki.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
 	2,  // 1: flinkpki.v1.CreateAdminTokenResponse.info:type_name -> flinkpki.v1.AdminToken
-	51, // 2: flinkpki.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	51, // 3: flinkpki.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	51, // 4: flinkpki.v1.AdminToken.revoke_time:type_name -> google.protobuf.Timestamp
+	52, // 2: flinkpki.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	52, // 3: flinkpki.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	52, // 4: flinkpki.v1.AdminToken.revoke_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: flinkpki.v1.ListAdminTokensResponse.tokens:type_name -> flinkpki.v1.AdminToken
-	50, // 6: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
-	50, // 7: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
+	51, // 6: flinkpki.v1.CreateClusterRequest.ca_validity:type_name -> google.protobuf.Duration
+	51, // 7: flinkpki.v1.CreateClusterRequest.leaf_validity:type_name -> google.protobuf.Duration
 	7,  // 8: flinkpki.v1.CreateClusterRequest.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	50, // 9: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
-	50, // 10: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
+	51, // 9: flinkpki.v1.Cluster.ca_validity:type_name -> google.protobuf.Duration
+	51, // 10: flinkpki.v1.Cluster.leaf_validity:type_name -> google.protobuf.Duration
 	7,  // 11: flinkpki.v1.Cluster.k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	51, // 12: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	52, // 12: flinkpki.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
 	10, // 13: flinkpki.v1.Cluster.cas:type_name -> flinkpki.v1.CertificateAuthority
-	51, // 14: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
-	51, // 15: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
+	52, // 14: flinkpki.v1.CertificateAuthority.not_before:type_name -> google.protobuf.Timestamp
+	52, // 15: flinkpki.v1.CertificateAuthority.not_after:type_name -> google.protobuf.Timestamp
 	9,  // 16: flinkpki.v1.ListClustersResponse.clusters:type_name -> flinkpki.v1.Cluster
 	7,  // 17: flinkpki.v1.UpdateClusterRequest.add_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
 	7,  // 18: flinkpki.v1.UpdateClusterRequest.remove_k8s_bindings:type_name -> flinkpki.v1.K8sBinding
-	50, // 19: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	51, // 20: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	51, // 21: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
-	51, // 22: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
+	51, // 19: flinkpki.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	52, // 20: flinkpki.v1.CreateTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	52, // 21: flinkpki.v1.EnrollmentToken.create_time:type_name -> google.protobuf.Timestamp
+	52, // 22: flinkpki.v1.EnrollmentToken.expire_time:type_name -> google.protobuf.Timestamp
 	20, // 23: flinkpki.v1.ListTokensResponse.tokens:type_name -> flinkpki.v1.EnrollmentToken
-	51, // 24: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
-	51, // 25: flinkpki.v1.RotationStep.lapsed_until:type_name -> google.protobuf.Timestamp
+	52, // 24: flinkpki.v1.RotationStep.time:type_name -> google.protobuf.Timestamp
+	52, // 25: flinkpki.v1.RotationStep.lapsed_until:type_name -> google.protobuf.Timestamp
 	10, // 26: flinkpki.v1.LineageStatus.cas:type_name -> flinkpki.v1.CertificateAuthority
 	28, // 27: flinkpki.v1.LineageStatus.next_step:type_name -> flinkpki.v1.RotationStep
 	29, // 28: flinkpki.v1.CAStatus.lineages:type_name -> flinkpki.v1.LineageStatus
-	51, // 29: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
-	51, // 30: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
-	51, // 31: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
+	52, // 29: flinkpki.v1.CAStatus.earliest_live_leaf_expiry:type_name -> google.protobuf.Timestamp
+	52, // 30: flinkpki.v1.Holder.issue_time:type_name -> google.protobuf.Timestamp
+	52, // 31: flinkpki.v1.Holder.not_after:type_name -> google.protobuf.Timestamp
 	31, // 32: flinkpki.v1.ListHoldersResponse.holders:type_name -> flinkpki.v1.Holder
-	51, // 33: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
-	51, // 34: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
-	51, // 35: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	49, // 36: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
-	40, // 37: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
-	8,  // 38: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
-	11, // 39: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
-	12, // 40: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
-	15, // 41: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
-	14, // 42: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
-	17, // 43: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
-	19, // 44: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
-	22, // 45: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
-	24, // 46: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
-	25, // 47: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
-	26, // 48: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
-	27, // 49: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
-	32, // 50: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
-	34, // 51: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
-	36, // 52: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
-	38, // 53: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
-	41, // 54: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
-	43, // 55: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
-	45, // 56: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
-	47, // 57: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
-	0,  // 58: flinkpki.v1.AdminService.CreateAdminToken:input_type -> flinkpki.v1.CreateAdminTokenRequest
-	3,  // 59: flinkpki.v1.AdminService.ListAdminTokens:input_type -> flinkpki.v1.ListAdminTokensRequest
-	5,  // 60: flinkpki.v1.AdminService.RevokeAdminToken:input_type -> flinkpki.v1.RevokeAdminTokenRequest
-	9,  // 61: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
-	9,  // 62: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
-	13, // 63: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
-	16, // 64: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
-	9,  // 65: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
-	18, // 66: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
-	21, // 67: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
-	23, // 68: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
-	30, // 69: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
-	30, // 70: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
-	30, // 71: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
-	30, // 72: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
-	33, // 73: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
-	35, // 74: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
-	37, // 75: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
-	39, // 76: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
-	42, // 77: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
-	44, // 78: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
-	46, // 79: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
-	48, // 80: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
-	1,  // 81: flinkpki.v1.AdminService.CreateAdminToken:output_type -> flinkpki.v1.CreateAdminTokenResponse
-	4,  // 82: flinkpki.v1.AdminService.ListAdminTokens:output_type -> flinkpki.v1.ListAdminTokensResponse
-	6,  // 83: flinkpki.v1.AdminService.RevokeAdminToken:output_type -> flinkpki.v1.RevokeAdminTokenResponse
-	61, // [61:84] is the sub-list for method output_type
-	38, // [38:61] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	52, // 33: flinkpki.v1.EnrollResponse.not_after:type_name -> google.protobuf.Timestamp
+	38, // 34: flinkpki.v1.EnrollResponse.superseded:type_name -> flinkpki.v1.SupersededHolder
+	52, // 35: flinkpki.v1.SupersededHolder.not_after:type_name -> google.protobuf.Timestamp
+	52, // 36: flinkpki.v1.BakeResponse.not_after:type_name -> google.protobuf.Timestamp
+	38, // 37: flinkpki.v1.BakeResponse.superseded:type_name -> flinkpki.v1.SupersededHolder
+	52, // 38: flinkpki.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	50, // 39: flinkpki.v1.AuditEntry.details:type_name -> flinkpki.v1.AuditEntry.DetailsEntry
+	41, // 40: flinkpki.v1.ListAuditResponse.entries:type_name -> flinkpki.v1.AuditEntry
+	8,  // 41: flinkpki.v1.ClusterService.CreateCluster:input_type -> flinkpki.v1.CreateClusterRequest
+	11, // 42: flinkpki.v1.ClusterService.GetCluster:input_type -> flinkpki.v1.GetClusterRequest
+	12, // 43: flinkpki.v1.ClusterService.ListClusters:input_type -> flinkpki.v1.ListClustersRequest
+	15, // 44: flinkpki.v1.ClusterService.DeleteCluster:input_type -> flinkpki.v1.DeleteClusterRequest
+	14, // 45: flinkpki.v1.ClusterService.UpdateCluster:input_type -> flinkpki.v1.UpdateClusterRequest
+	17, // 46: flinkpki.v1.ClusterService.CreateToken:input_type -> flinkpki.v1.CreateTokenRequest
+	19, // 47: flinkpki.v1.ClusterService.ListTokens:input_type -> flinkpki.v1.ListTokensRequest
+	22, // 48: flinkpki.v1.ClusterService.RevokeToken:input_type -> flinkpki.v1.RevokeTokenRequest
+	24, // 49: flinkpki.v1.AuthorityService.GetStatus:input_type -> flinkpki.v1.GetStatusRequest
+	25, // 50: flinkpki.v1.AuthorityService.Prepare:input_type -> flinkpki.v1.PrepareRequest
+	26, // 51: flinkpki.v1.AuthorityService.Activate:input_type -> flinkpki.v1.ActivateRequest
+	27, // 52: flinkpki.v1.AuthorityService.Retire:input_type -> flinkpki.v1.RetireRequest
+	32, // 53: flinkpki.v1.AuthorityService.ListHolders:input_type -> flinkpki.v1.ListHoldersRequest
+	34, // 54: flinkpki.v1.AuthorityService.ReleaseHolder:input_type -> flinkpki.v1.ReleaseHolderRequest
+	36, // 55: flinkpki.v1.EnrollmentService.Enroll:input_type -> flinkpki.v1.EnrollRequest
+	39, // 56: flinkpki.v1.EnrollmentService.Bake:input_type -> flinkpki.v1.BakeRequest
+	42, // 57: flinkpki.v1.AuditService.ListAudit:input_type -> flinkpki.v1.ListAuditRequest
+	44, // 58: flinkpki.v1.AuditService.VerifyAudit:input_type -> flinkpki.v1.VerifyAuditRequest
+	46, // 59: flinkpki.v1.AuditService.PruneAudit:input_type -> flinkpki.v1.PruneAuditRequest
+	48, // 60: flinkpki.v1.AdminService.Backup:input_type -> flinkpki.v1.BackupRequest
+	0,  // 61: flinkpki.v1.AdminService.CreateAdminToken:input_type -> flinkpki.v1.CreateAdminTokenRequest
+	3,  // 62: flinkpki.v1.AdminService.ListAdminTokens:input_type -> flinkpki.v1.ListAdminTokensRequest
+	5,  // 63: flinkpki.v1.AdminService.RevokeAdminToken:input_type -> flinkpki.v1.RevokeAdminTokenRequest
+	9,  // 64: flinkpki.v1.ClusterService.CreateCluster:output_type -> flinkpki.v1.Cluster
+	9,  // 65: flinkpki.v1.ClusterService.GetCluster:output_type -> flinkpki.v1.Cluster
+	13, // 66: flinkpki.v1.ClusterService.ListClusters:output_type -> flinkpki.v1.ListClustersResponse
+	16, // 67: flinkpki.v1.ClusterService.DeleteCluster:output_type -> flinkpki.v1.DeleteClusterResponse
+	9,  // 68: flinkpki.v1.ClusterService.UpdateCluster:output_type -> flinkpki.v1.Cluster
+	18, // 69: flinkpki.v1.ClusterService.CreateToken:output_type -> flinkpki.v1.CreateTokenResponse
+	21, // 70: flinkpki.v1.ClusterService.ListTokens:output_type -> flinkpki.v1.ListTokensResponse
+	23, // 71: flinkpki.v1.ClusterService.RevokeToken:output_type -> flinkpki.v1.RevokeTokenResponse
+	30, // 72: flinkpki.v1.AuthorityService.GetStatus:output_type -> flinkpki.v1.CAStatus
+	30, // 73: flinkpki.v1.AuthorityService.Prepare:output_type -> flinkpki.v1.CAStatus
+	30, // 74: flinkpki.v1.AuthorityService.Activate:output_type -> flinkpki.v1.CAStatus
+	30, // 75: flinkpki.v1.AuthorityService.Retire:output_type -> flinkpki.v1.CAStatus
+	33, // 76: flinkpki.v1.AuthorityService.ListHolders:output_type -> flinkpki.v1.ListHoldersResponse
+	35, // 77: flinkpki.v1.AuthorityService.ReleaseHolder:output_type -> flinkpki.v1.ReleaseHolderResponse
+	37, // 78: flinkpki.v1.EnrollmentService.Enroll:output_type -> flinkpki.v1.EnrollResponse
+	40, // 79: flinkpki.v1.EnrollmentService.Bake:output_type -> flinkpki.v1.BakeResponse
+	43, // 80: flinkpki.v1.AuditService.ListAudit:output_type -> flinkpki.v1.ListAuditResponse
+	45, // 81: flinkpki.v1.AuditService.VerifyAudit:output_type -> flinkpki.v1.VerifyAuditResponse
+	47, // 82: flinkpki.v1.AuditService.PruneAudit:output_type -> flinkpki.v1.PruneAuditResponse
+	49, // 83: flinkpki.v1.AdminService.Backup:output_type -> flinkpki.v1.BackupChunk
+	1,  // 84: flinkpki.v1.AdminService.CreateAdminToken:output_type -> flinkpki.v1.CreateAdminTokenResponse
+	4,  // 85: flinkpki.v1.AdminService.ListAdminTokens:output_type -> flinkpki.v1.ListAdminTokensResponse
+	6,  // 86: flinkpki.v1.AdminService.RevokeAdminToken:output_type -> flinkpki.v1.RevokeAdminTokenResponse
+	64, // [64:87] is the sub-list for method output_type
+	41, // [41:64] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_flinkpki_v1_flinkpki_proto_init() }
@@ -3747,7 +3842,7 @@ func file_flinkpki_v1_flinkpki_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flinkpki_v1_flinkpki_proto_rawDesc), len(file_flinkpki_v1_flinkpki_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
