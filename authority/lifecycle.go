@@ -37,13 +37,17 @@ func parsePurpose(s string) (ca.Purpose, error) {
 // Prepare creates the next CA of a lineage. From now on every truststore
 // issued for the purpose trusts it, while the active CA keeps signing.
 func (a *Authority) Prepare(ctx context.Context, actor Actor, cluster, purpose string) error {
-	if err := a.prepare(ctx, actor, cluster, purpose); err != nil {
+	if err := a.prepare(ctx, actor, cluster, purpose, nil); err != nil {
 		return a.failed(ctx, actor, cluster, "ca.prepare", err)
 	}
 	return nil
 }
 
-func (a *Authority) prepare(ctx context.Context, actor Actor, cluster, purpose string) error {
+// prepare makes the next CA of a lineage, outside any transaction, and
+// stores it as prepared; check, when set, runs first in the transaction
+// that stores it, and its error refuses the step (the scheduler's
+// stillDue).
+func (a *Authority) prepare(ctx context.Context, actor Actor, cluster, purpose string, check func(*store.Txn) error) error {
 	p, err := parsePurpose(purpose)
 	if err != nil {
 		return err
@@ -74,6 +78,11 @@ func (a *Authority) prepare(ctx context.Context, actor Actor, cluster, purpose s
 	rec.State = string(ca.StatePrepared)
 	rec.Activated = time.Time{}
 	return a.st.Update(ctx, func(tx *store.Txn) error {
+		if check != nil {
+			if err := check(tx); err != nil {
+				return err
+			}
+		}
 		v, err := a.clusterView(tx, cluster)
 		if err != nil {
 			return err

@@ -206,7 +206,12 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 	var err error
 	switch next.Kind {
 	case ca.StepPrepare:
-		err = a.prepare(ctx, System, cluster, string(p))
+		// Checked again where the CA is stored, as the other steps are:
+		// making its key takes a while, and meanwhile an administrator
+		// may turn automatic rotation off or prepare by hand.
+		err = a.prepare(ctx, System, cluster, string(p), func(tx *store.Txn) error {
+			return a.stillDue(tx, cluster, p, next)
+		})
 	case ca.StepActivate, ca.StepRetire:
 		action, plan := stepPlan(next.Kind, false)
 		err = a.st.Update(ctx, func(tx *store.Txn) error {

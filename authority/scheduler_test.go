@@ -532,3 +532,45 @@ func TestALateRotationActivatesWhenTheActiveCAExpires(t *testing.T) {
 		t.Errorf("the leaf after the late rotation was issued by %q, want the internal CA 2", got)
 	}
 }
+
+// TestATickPreparesNothingOnceAutomaticRotationIsOff: the scheduler makes
+// the next CA's key before it stores the CA; an administrator who turns
+// automatic rotation off meanwhile (on another replica, which does not
+// wait for this one's lock on the cluster) must find nothing prepared, as
+// for the other steps (stillDue, checked where the CA is stored).
+func TestATickPreparesNothingOnceAutomaticRotationIsOff(t *testing.T) {
+	const L = day
+	e := authoritytest.New(t)
+	h := &hookRand{}
+	a, err := authority.New(authority.Config{Store: e.Store, Now: e.Clock.Now, Rand: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := authority.New(authority.Config{Store: e.Store, Now: e.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Authority = a
+	e.CreateCluster(authority.CreateClusterRequest{Name: "c1", CAValidity: 4*L + ca.MinMargin, LeafValidity: L})
+	e.Clock.Add(2 * L) // the next CA is due: 2L plus the margin before the active one expires
+	off := false
+	h.armed = func() bool { return true }
+	h.fn = func() {
+		if _, err := other.UpdateCluster(e.Ctx, admin, authority.UpdateClusterRequest{Name: "c1", AutoRotate: &off}); err != nil {
+			t.Errorf("turn automatic rotation off: %v", err)
+		}
+	}
+	applied, err := a.Tick(e.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.armed != nil {
+		t.Fatal("the hook never ran: the tick made no key")
+	}
+	if len(applied) != 0 {
+		t.Errorf("the tick applied %v after automatic rotation was turned off", applied)
+	}
+	if l := lineage(t, e, "c1", ca.PurposeInternal); l.Prepared() != nil {
+		t.Errorf("the tick prepared %s after automatic rotation was turned off", l.Prepared().ID)
+	}
+}
