@@ -36,7 +36,17 @@ func printDevBanner(w io.Writer, o *serveOptions, addr string) {
 		fmt.Fprintf(w, "%s\n", line)
 		return
 	}
-	fmt.Fprintf(w, "\nflinkpki dev server on %s. Point the CLI at it with:\n  export %s\n  flinkpki cluster create orders\n\n", addr, env)
+	fmt.Fprintf(w, "\nflinkpki dev server on %s. Point the CLI at it with:\n  export %s\n  %s cluster create orders\n\n", addr, env, invokedAs())
+}
+
+// invokedAs is how to run this binary again from the same directory: the
+// path it was started by (bin/flinkpki under make run), or its bare name
+// when it was found on the PATH.
+func invokedAs() string {
+	if len(os.Args) == 0 || os.Args[0] == "" || strings.HasSuffix(os.Args[0], ".test") {
+		return "flinkpki"
+	}
+	return os.Args[0]
 }
 
 // refuseOutsideDev refuses to make a dev administrator token in a store
