@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ func newBenchPopulateCmd() *cobra.Command {
 		clusters         int
 		holders          int
 		bigCluster       int
+		yes              bool
 		out              outputFormat
 	)
 	cmd := &cobra.Command{
@@ -48,6 +50,11 @@ issued. Use a data directory made for benchmarking.`,
 				return err
 			}
 			defer st.Close()
+			if !yes {
+				if err := refuseRealClusters(ctx, st, dataDir); err != nil {
+					return err
+				}
+			}
 			took, err := populate(ctx, cmd, st, clusters, holders, bigCluster)
 			if err != nil {
 				return err
@@ -67,6 +74,7 @@ issued. Use a data directory made for benchmarking.`,
 	f.Var(newIntFlag(&clusters, 10000, 0, math.MaxInt32), "clusters", "clusters to create")
 	f.Var(newIntFlag(&holders, 1000000, 0, math.MaxInt32), "holders", "holder records to create in all")
 	f.Var(newIntFlag(&bigCluster, 10000, 0, math.MaxInt32), "big-cluster", "holders of the first cluster")
+	f.BoolVar(&yes, "yes", false, "populate even a store that holds clusters of its own (not scale-*): they keep working, beside synthetic CAs and holders")
 	addOutputFlag(cmd, &out)
 	return cmd
 }
@@ -95,6 +103,35 @@ func populateResult(dataDir string, clusters, holders, big int, took time.Durati
 	}
 	return r
 }
+
+// refuseRealClusters refuses a store that holds a cluster bench populate
+// did not make (its are named scale-NNNNN): a --data-dir given by mistake
+// would fill a production store with synthetic CAs and a million holder
+// records.
+func refuseRealClusters(ctx context.Context, st *store.Store, dataDir string) error {
+	auth, err := authority.New(authority.Config{Store: st})
+	if err != nil {
+		return err
+	}
+	for after := ""; ; {
+		page, next, err := auth.ListClusters(ctx, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, v := range page {
+			if !populatedName.MatchString(v.Cluster.Name) {
+				return fmt.Errorf("the store in %s holds cluster %q, which bench populate did not make: it adds synthetic clusters and holder records for benchmarks; populate a new --data-dir (serve --dev creates one), or pass --yes to add them to this store anyway", dataDir, v.Cluster.Name)
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		after = next
+	}
+}
+
+// populatedName is the name of a cluster bench populate made.
+var populatedName = regexp.MustCompile(`^scale-[0-9]{5}$`)
 
 // populate creates the clusters and holders and returns how long it took.
 func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters, holders, big int) (time.Duration, error) {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,5 +158,30 @@ func TestBenchEnrollNamesTheServersRateLimit(t *testing.T) {
 	r := s.cli(t, s.admin, "bench", "enroll", "--cluster", "bench", "--role", "taskmanager", "--token-file", tok, "--requests", "4", "--concurrency", "1")
 	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "rate limit") || !strings.Contains(lastLine(r.stderr), "(a server for benchmarks runs with serve --enroll-rate 0)") {
 		t.Fatalf("bench enroll against a rate-limited server: exit %d, stderr %s", r.code, r.stderr)
+	}
+}
+
+// TestPopulateRefusesAStoreWithClustersOfItsOwn: bench populate writes
+// synthetic CAs and holder records (a million by default) straight into a
+// stopped server's store; a --data-dir given by mistake must not fill a
+// production store. A store holding a cluster populate did not make is
+// refused, unchanged, unless --yes.
+func TestPopulateRefusesAStoreWithClustersOfItsOwn(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir)
+	s.cli(t, s.admin, "cluster", "create", "orders").ok(t)
+	s.stop(t)
+	args := []string{"bench", "populate", "--data-dir", dir, "--kek-file", filepath.Join(dir, "kek"), "--clusters", "2", "--holders", "10"}
+	before, err := os.ReadFile(filepath.Join(dir, dbFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oneLineError(t, runCLI(t, nil, args...), 1, `holds cluster "orders", which bench populate did not make`)
+	if after, _ := os.ReadFile(filepath.Join(dir, dbFileName)); !bytes.Equal(before, after) {
+		t.Error("the refused populate changed the store")
+	}
+	r := runCLI(t, nil, append(args, "--yes")...).ok(t)
+	if !strings.Contains(r.stdout, "populated 2 clusters and 10 holders") {
+		t.Fatalf("populate --yes said:\n%s", r.stdout)
 	}
 }

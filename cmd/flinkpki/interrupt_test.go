@@ -54,7 +54,7 @@ func TestAnInterruptedCommandSaysSo(t *testing.T) {
 		t.Fatal(err)
 	}
 	newStoreAt(t, filepath.Join(data, dbFileName), kek)
-	oneLineError(t, runCLIInterrupted(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "3", "--holders", "10"), 1, "flinkpki: interrupted")
+	oneLineError(t, runCLIInterrupted(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "3", "--holders", "10", "--yes"), 1, "flinkpki: interrupted")
 	// Interrupted once the store is open: the error says what it holds.
 	st, _, err := openStoreAt(context.Background(), data, nil, kek, false)
 	if err != nil {
@@ -67,8 +67,8 @@ func TestAnInterruptedCommandSaysSo(t *testing.T) {
 	if want := "the store holds a partial population (0 clusters, 0 holders); populate a new --data-dir: create scale-00000"; err == nil || !strings.HasPrefix(interruptedText(err.Error()), "interrupted: "+want) {
 		t.Errorf("populate interrupted: %v, want %q", err, want)
 	}
-	runCLI(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "1", "--holders", "0").ok(t)
-	r = runCLI(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "1", "--holders", "0")
+	runCLI(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "1", "--holders", "0", "--yes").ok(t)
+	r = runCLI(t, nil, "bench", "populate", "--data-dir", data, "--kek-file", kek, "--clusters", "1", "--holders", "0", "--yes")
 	oneLineError(t, r, 1, "already exists: bench populate fills a store that holds none of its clusters; populate a new --data-dir")
 }
 
