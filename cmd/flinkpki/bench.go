@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,16 +147,17 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	o := loadgen.Run(ctx, loadgen.Load{Requests: f.requests, Concurrency: f.concurrency, Warmup: f.warmup}, func(ctx context.Context, w, i int) error {
+	var refused runRefusal
+	o := loadgen.Run(ctx, loadgen.Load{Requests: f.requests, Concurrency: f.concurrency, Warmup: f.warmup}, refused.wrap(func(ctx context.Context, w, i int) error {
 		var conn *grpc.ClientConn
 		if !f.fresh {
 			conn = pool[w/workersPerConn]
 		}
 		return a.benchOne(ctx, f, conn, dial, format, fmt.Sprintf("%s-%d", prefix, i))
-	})
-	return a.benchReport(f.out, "enrollments", o.FirstErr, o.Result(loadgen.Result{
-		FreshConnections: f.fresh, Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
 	}))
+	return refused.note(a.benchReport(f.out, "enrollments", refused.firstErr(o), o.Result(loadgen.Result{
+		FreshConnections: f.fresh, Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
+	})))
 }
 
 // benchArgs checks what bench enroll and bench bake share, and caps the
@@ -337,7 +340,8 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 	prefix := holderPrefix("bake")
 	fmt.Fprintf(a.stderr, "bench: %d bakes for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
 	var keyType atomic.Value
-	o := loadgen.Run(ctx, loadgen.Load{Requests: f.requests, Concurrency: f.concurrency}, func(ctx context.Context, _, i int) error {
+	var refused runRefusal
+	o := loadgen.Run(ctx, loadgen.Load{Requests: f.requests, Concurrency: f.concurrency}, refused.wrap(func(ctx context.Context, _, i int) error {
 		conn, err := dial()
 		if err != nil {
 			return err
@@ -352,7 +356,64 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 			keyType.Store(string(res.KeyType))
 		}
 		return err
-	})
+	}))
 	kt, _ := keyType.Load().(string)
-	return a.benchReport(f.out, "bakes", o.FirstErr, o.Result(loadgen.Result{FreshConnections: true, KeyType: kt, Format: "none"}))
+	return refused.note(a.benchReport(f.out, "bakes", refused.firstErr(o), o.Result(loadgen.Result{FreshConnections: true, KeyType: kt, Format: "none"})))
+}
+
+// runRefusal stops a bench run from sending at the server's first
+// refusal: an unknown cluster, a wrong role or token. Every further request
+// would be refused (and audited) too, so a typo costs at most one refusal
+// per worker, not one per request; what ran is still reported.
+type runRefusal struct {
+	mu      sync.Mutex
+	first   error
+	skipped atomic.Int64
+}
+
+// errNotSent is a request a run did not send after a refusal.
+var errNotSent = errors.New("not sent: the server refused an earlier request")
+
+// wrap sends with do until a request is refused.
+func (r *runRefusal) wrap(do func(ctx context.Context, w, i int) error) func(ctx context.Context, w, i int) error {
+	return func(ctx context.Context, w, i int) error {
+		if r.refusal() != nil {
+			r.skipped.Add(1)
+			return errNotSent
+		}
+		err := do(ctx, w, i)
+		switch status.Code(err) {
+		case codes.NotFound, codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
+			r.mu.Lock()
+			if r.first == nil {
+				r.first = err
+			}
+			r.mu.Unlock()
+		}
+		return err
+	}
+}
+
+// refusal is the first refusal, or nil.
+func (r *runRefusal) refusal() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.first
+}
+
+// firstErr is what a run's report names as its first failure: the
+// refusal that stopped it, or loadgen's first.
+func (r *runRefusal) firstErr(o loadgen.Outcome) error {
+	if err := r.refusal(); err != nil {
+		return err
+	}
+	return o.FirstErr
+}
+
+// note adds to a run's error that it stopped sending at a refusal.
+func (r *runRefusal) note(err error) error {
+	if n := r.skipped.Load(); err != nil && n > 0 {
+		return fmt.Errorf("%w (the run stopped at the first refusal: %d not sent)", err, n)
+	}
+	return err
 }

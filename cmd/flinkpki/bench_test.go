@@ -75,7 +75,19 @@ func TestBenchEnrollAndBakeIssueRealCertificates(t *testing.T) {
 	if n := strings.Count(holders, `"bake-`); n != 4 {
 		t.Errorf("holder list shows %d baked holders, want 4", n)
 	}
-	s.cli(t, s.admin, "bench", "bake", "--cluster", "nope", "--requests", "1").refused(t, "1 of 1 bakes failed")
+	// A typo stops the run at the first refusal: at most one refused (and
+	// audited) request per worker, not one per request.
+	before := strings.Count(s.cli(t, s.admin, "audit", "list", "--limit", "1000", "-o", "json").ok(t).stdout, `"denied"`)
+	s.cli(t, s.admin, "bench", "bake", "--cluster", "nope", "--requests", "50", "--concurrency", "2").refused(t, `50 of 50 bakes failed; first: cluster "nope" not found`)
+	r = s.cli(t, s.admin, "bench", "enroll", "--cluster", "nope", "--role", "taskmanager", "--requests", "50", "--concurrency", "2", "--warmup", "0")
+	r.refused(t, `50 of 50 enrollments failed; first: cluster "nope" not found`)
+	if !strings.Contains(r.stderr, "(the run stopped at the first refusal: ") {
+		t.Errorf("bench enroll against an unknown cluster does not say it stopped at the refusal:\n%s", r.stderr)
+	}
+	after := strings.Count(s.cli(t, s.admin, "audit", "list", "--limit", "1000", "-o", "json").ok(t).stdout, `"denied"`)
+	if n := after - before; n < 2 || n > 4 {
+		t.Errorf("two runs of 50 requests against an unknown cluster were refused %d times, want 1 or 2 each (one per worker at most)", n)
+	}
 }
 
 // TestAPopulatedStoreIsServedAtScale: bench populate fills a stopped
