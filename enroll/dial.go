@@ -146,7 +146,7 @@ func TLSConfig(caFile string) (*tls.Config, error) {
 func ReadToken(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("read token file: %w", err)
+		return "", fmt.Errorf("read the token file (--token-file or FLINKPKI_TOKEN_FILE): %w", err)
 	}
 	tok := strings.TrimSpace(string(data))
 	if tok == "" {

@@ -119,7 +119,7 @@ func ParseID(s string) (kind Kind, id string, err error) {
 		id, _, _ = strings.Cut(s[prefixLen:], "_")
 	}
 	if !canonicalID(id) {
-		return 0, "", fmt.Errorf("not a token ID: an ID is the %d characters (a-z, 2-7) that token list shows, the part of a token between its prefix and the next '_': %w", idLen, ErrMalformed)
+		return 0, "", fmt.Errorf("not a token ID: an ID is the %d characters (a-z, 2-7) that token list (or admin token list) shows, the part of a token between its prefix and the next '_': %w", idLen, ErrMalformed)
 	}
 	return kind, id, nil
 }

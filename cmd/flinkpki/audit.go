@@ -315,7 +315,7 @@ func (a *app) runAuditVerify(ctx context.Context, f *auditVerifyFlags) error {
 			return err
 		}
 	} else if resp.GetOk() {
-		fmt.Fprintf(a.stdout, "audit trail intact: %d entries verified\n", total)
+		fmt.Fprintf(a.stdout, "audit trail intact: %s verified\n", plural(int(total), "entry", "entries"))
 		if n := resp.GetArchivedThroughSeq(); n > 0 {
 			fmt.Fprintf(a.stdout, "entries 1 to %d are archived; the last of them has hash %s\n", n, resp.GetArchivedHash())
 		}

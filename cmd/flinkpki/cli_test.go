@@ -94,7 +94,7 @@ func TestExitCodes(t *testing.T) {
 		{"a malformed --dns is a usage error", []string{"init", "--cluster", "a", "--role", "rest-server", "--out", filepath.Join(t.TempDir(), "o"), "--dns", "bad_name!", "--server", down}, 2, `--dns: DNS name "bad_name!" is not a valid host name`},
 		{"an invalid cluster name is a usage error", []string{"cluster", "create", "Orders_1", "--token-file", tok}, 2, `invalid cluster name "Orders_1"`},
 		{"an unreachable server fails the operation", []string{"cluster", "list", "--token-file", tok, "--server", down}, 1, "cannot reach flinkpki at " + down + ": connection refused"},
-		{"a missing token file fails the operation", []string{"cluster", "list", "--token-file", filepath.Join(t.TempDir(), "nope")}, 1, "read token file"},
+		{"a missing token file fails the operation", []string{"cluster", "list", "--token-file", filepath.Join(t.TempDir(), "nope")}, 1, "read the token file (--token-file or FLINKPKI_TOKEN_FILE)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

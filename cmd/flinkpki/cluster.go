@@ -82,7 +82,7 @@ func (a *app) runClusterCreate(ctx context.Context, f *clusterCreateFlags, name 
 		return err
 	}
 	if len(f.namespaces) != len(f.accounts) {
-		return usagef("--k8s-namespace and --k8s-service-account come in pairs: got %d namespaces and %d service accounts", len(f.namespaces), len(f.accounts))
+		return usagef("--k8s-namespace and --k8s-service-account come in pairs: got %s and %s", plural(len(f.namespaces), "namespace", "namespaces"), plural(len(f.accounts), "service account", "service accounts"))
 	}
 	if err := checkClusterName(name); err != nil {
 		return err

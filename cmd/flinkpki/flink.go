@@ -184,7 +184,7 @@ func (a *app) lintInputs(arg string) ([]lintInput, error) {
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", p, err)
+			return nil, err // names p
 		}
 		inputs = append(inputs, lintInput{label: filepath.Base(p), data: data, podLocalCopy: flinkconf.IsPodLocalCopy(p)})
 	}

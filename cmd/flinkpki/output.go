@@ -121,3 +121,11 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// plural is n with the noun's singular or plural form: "1 entry", "2 entries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
