@@ -93,6 +93,7 @@ func CopyAndMerge(src, out string, kvs []KV) error {
 type Conf struct {
 	out   string
 	files []confFile
+	write writes
 }
 
 // ReadConf checks src and out and reads src, writing nothing, so that a
@@ -119,7 +120,7 @@ func ReadConf(src, out string) (*Conf, error) {
 	if err := atomicfile.CheckDirRoom(out, 2*size); err != nil {
 		return nil, fmt.Errorf("%w: output: %v", ErrConfDir, err)
 	}
-	c := &Conf{out: out, files: files}
+	c := &Conf{out: out, files: files, write: fileWrites}
 	ours := readManifest(out)
 	for _, f := range files {
 		if err := c.checkDest(f.rel, f.data, ours); err != nil {

@@ -38,23 +38,34 @@ type Staged struct {
 	out     string
 	files   []stagedFile
 	created []string // directories Stage created, outermost first
+	write   writes
 }
 
 type stagedFile struct{ rel, tmp string }
 
-// stageFile writes data beside dst (atomicfile.Stage); tests replace it
-// to fail.
-var stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) {
-	tmp, _, err := atomicfile.Stage(dst, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-	return tmp, err
+// writes is how a copy writes its files: tests make one fail.
+type writes struct {
+	// stage writes data beside dst (atomicfile.Stage) and returns the
+	// temporary file's name.
+	stage func(dst string, data []byte, perm fs.FileMode) (string, error)
+	// manifest writes the manifest (atomicfile.Write).
+	manifest func(path string, data []byte, perm fs.FileMode) error
+	// remove removes a file the previous copy wrote (os.Remove).
+	remove func(path string) error
 }
 
-// writeManifest writes the manifest (atomicfile.Write); tests replace it
-// to fail.
-var writeManifest = atomicfile.Write
+// fileWrites are the writes a copy makes.
+var fileWrites = writes{
+	stage: func(dst string, data []byte, perm fs.FileMode) (string, error) {
+		tmp, _, err := atomicfile.Stage(dst, perm, func(w io.Writer) error {
+			_, err := w.Write(data)
+			return err
+		})
+		return tmp, err
+	},
+	manifest: atomicfile.Write,
+	remove:   os.Remove,
+}
 
 // Stage merges kvs and writes every file of the copy to a synced temporary
 // file beside its place; on failure it removes what it wrote and nothing
@@ -64,7 +75,7 @@ func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Staged{out: c.out}
+	st := &Staged{out: c.out, write: c.write}
 	defer func() {
 		if err != nil {
 			st.Abort()
@@ -85,7 +96,7 @@ func (c *Conf) Stage(kvs []KV) (_ *Staged, err error) {
 		if err := st.mkdirs(filepath.Dir(dst)); err != nil {
 			return nil, fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
 		}
-		tmp, err := stageFile(dst, f.data, f.perm)
+		tmp, err := c.write.stage(dst, f.data, f.perm)
 		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", dst, atomicfile.Cause(err))
 		}
@@ -128,58 +139,90 @@ func (s *Staged) Commit() error {
 		}
 	}
 	if len(union) > len(prev) {
-		if err := writeManifest(filepath.Join(s.out, manifestName), []byte(strings.Join(union, "\n")+"\n"), 0o600); err != nil {
+		if err := s.write.manifest(filepath.Join(s.out, manifestName), []byte(strings.Join(union, "\n")+"\n"), 0o600); err != nil {
 			s.Abort()
 			return fmt.Errorf("record the copy's files in %s: %w", s.out, atomicfile.Cause(err))
 		}
 	}
+	created := s.created
 	s.created = nil // from here on the files are in place in them
-	now := map[string]bool{}
-	var list strings.Builder
+	now, err := s.rename()
+	if err != nil {
+		return err
+	}
+	if err := s.syncDirs(now, created); err != nil {
+		return err
+	}
+	kept, err := s.removeDropped(prev, now)
+	// Narrowed to this copy's files (and those of the previous copy it
+	// could not remove) only now: a run killed before this point leaves
+	// the longer list, whose files the next copy removes. When this write
+	// fails (a full disk), the longer list stays, and nothing is wrong but
+	// its length.
+	_ = s.write.manifest(filepath.Join(s.out, manifestName), []byte(strings.Join(append(now, kept...), "\n")+"\n"), 0o600)
+	return err
+}
+
+// rename moves the staged files into place, in order, and returns their
+// paths below the output.
+func (s *Staged) rename() ([]string, error) {
+	var now []string
 	for i, f := range s.files {
 		dst := filepath.Join(s.out, filepath.FromSlash(f.rel))
 		if err := os.Rename(f.tmp, dst); err != nil {
 			for _, rest := range s.files[i:] {
 				os.Remove(rest.tmp)
 			}
-			return fmt.Errorf("write %s: move into place: %w", dst, atomicfile.Cause(err))
+			s.files = nil
+			return nil, fmt.Errorf("write %s: move into place: %w", dst, atomicfile.Cause(err))
 		}
-		now[f.rel] = true
-		list.WriteString(f.rel + "\n")
+		now = append(now, f.rel)
+		atomicfile.RemoveLeftovers(dst)
 	}
 	s.files = nil
-	// The renames last through a power loss only once their directories
-	// are synced (the manifest's write below syncs the output's alone).
-	synced := map[string]bool{}
-	for rel := range now {
-		if dir := filepath.Dir(filepath.Join(s.out, filepath.FromSlash(rel))); !synced[dir] {
-			synced[dir] = true
-			if err := atomicfile.SyncDir(dir); err != nil {
-				return fmt.Errorf("write %s: %w", dir, err)
-			}
+	return now, nil
+}
+
+// syncDirs syncs every directory a file of the copy was renamed into, and
+// the parent of every directory Stage created, so that the copy outlasts
+// a power loss.
+func (s *Staged) syncDirs(now, created []string) error {
+	dirs := map[string]bool{}
+	for _, rel := range now {
+		dirs[filepath.Dir(filepath.Join(s.out, filepath.FromSlash(rel)))] = true
+	}
+	for _, d := range created {
+		dirs[filepath.Dir(d)] = true
+	}
+	for d := range dirs {
+		if err := atomicfile.SyncDir(d); err != nil {
+			return fmt.Errorf("the Flink configuration copy is in place in %s, but %w", s.out, err)
 		}
 	}
-	// The copy is in place. The manifest written before the renames lists
-	// every file of it (and the previous copy's), so when narrowing it to
-	// this copy's files fails (a full disk), the next copy still removes
-	// exactly what copies wrote: nothing is wrong but a longer list.
-	_ = writeManifest(filepath.Join(s.out, manifestName), []byte(list.String()), 0o600)
-	for rel := range now {
-		atomicfile.RemoveLeftovers(filepath.Join(s.out, filepath.FromSlash(rel)))
-	}
+	return nil
+}
+
+// removeDropped removes the files the previous copy wrote (prev) that this
+// one (now) does not have, and returns those it could not remove with the
+// first failure.
+func (s *Staged) removeDropped(prev, now []string) (kept []string, err error) {
 	for _, rel := range prev {
-		if now[rel] {
+		if slices.Contains(now, rel) {
 			continue
 		}
 		dst := filepath.Join(s.out, filepath.FromSlash(rel))
-		if st, err := os.Lstat(dst); err == nil && st.Mode().IsRegular() {
-			if err := os.Remove(dst); err != nil {
-				return fmt.Errorf("remove %s, which the previous copy wrote and this source no longer has: %w", dst, err)
+		if st, lerr := os.Lstat(dst); lerr == nil && st.Mode().IsRegular() {
+			if rerr := s.write.remove(dst); rerr != nil {
+				kept = append(kept, rel)
+				if err == nil {
+					err = fmt.Errorf("remove %s, which the previous copy wrote and this source no longer has: %w", dst, rerr)
+				}
+				continue
 			}
 		}
 		atomicfile.RemoveLeftovers(dst)
 	}
-	return nil
+	return kept, err
 }
 
 // readManifest lists the files the previous copy wrote; paths that would

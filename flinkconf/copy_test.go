@@ -372,21 +372,20 @@ func TestACopyThatCannotBeWrittenIsRefusedOrChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	stage := stageFile
-	stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) {
+	stage := c.write.stage
+	c.write.stage = func(dst string, data []byte, perm fs.FileMode) (string, error) {
 		if calls++; calls == 3 {
 			return "", errors.New("no space left on device")
 		}
 		return stage(dst, data, perm)
 	}
-	defer func() { stageFile = stage }()
 	if _, err := c.Stage(testKeys(t, "/second")); err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("Stage with a failing third file: %v, want the failure", err)
 	}
 	if after := readTree(t, out); !maps.Equal(after, before) {
 		t.Errorf("a failed stage changed the output:\nbefore %v\nafter  %v", before, after)
 	}
-	stageFile = stage
+	c.write.stage = stage
 	st, err := c.Stage(testKeys(t, "/second"))
 	if err != nil {
 		t.Fatal(err)
@@ -794,14 +793,13 @@ func TestAbortRemovesTheDirectoriesStageCreated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stage := stageFile
-		stageFile = func(dst string, data []byte, perm fs.FileMode) (string, error) {
+		stage := c.write.stage
+		c.write.stage = func(dst string, data []byte, perm fs.FileMode) (string, error) {
 			if filepath.Base(dst) == "zz.properties" {
 				return "", errors.New("no space left on device")
 			}
 			return stage(dst, data, perm)
 		}
-		defer func() { stageFile = stage }()
 		if _, err := c.Stage(testKeys(t, "/tls")); err == nil {
 			t.Fatal("Stage with a failing file succeeded")
 		}
@@ -891,16 +889,18 @@ func TestACommitWhoseLastManifestWriteFailsIsDone(t *testing.T) {
 	}
 	src2 := t.TempDir()
 	writeTree(t, src2, map[string]string{ConfigYAML: "a: 2\n", "new.txt": "n\n"})
+	c, err := ReadConf(src2, out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	calls := 0
-	orig := writeManifest
-	writeManifest = func(path string, data []byte, perm fs.FileMode) error {
+	c.write.manifest = func(path string, data []byte, perm fs.FileMode) error {
 		if calls++; calls == 2 {
 			return errors.New("no space left on device")
 		}
-		return orig(path, data, perm)
+		return fileWrites.manifest(path, data, perm)
 	}
-	t.Cleanup(func() { writeManifest = orig })
-	if err := CopyAndMerge(src2, out, testKeys(t, "/tls-2")); err != nil {
+	if err := c.Write(testKeys(t, "/tls-2")); err != nil {
 		t.Fatalf("a copy whose files are all in place failed: %v", err)
 	}
 	if calls != 2 {
@@ -913,7 +913,6 @@ func TestACommitWhoseLastManifestWriteFailsIsDone(t *testing.T) {
 	if m := strings.Split(string(readFile(t, filepath.Join(out, manifestName))), "\n"); !slices.Contains(m, "new.txt") || !slices.Contains(m, ConfigYAML) {
 		t.Errorf("the manifest left in place lacks a file of the copy: %q", m)
 	}
-	writeManifest = orig
 	src3 := t.TempDir()
 	writeTree(t, src3, map[string]string{ConfigYAML: "a: 3\n"})
 	if err := CopyAndMerge(src3, out, testKeys(t, "/tls-3")); err != nil {
@@ -923,5 +922,38 @@ func TestACommitWhoseLastManifestWriteFailsIsDone(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, gone)); !os.IsNotExist(err) {
 			t.Errorf("%s outlived the copies whose sources dropped it", gone)
 		}
+	}
+}
+
+// TestAFileACopyCouldNotRemoveStaysItsOwn: a file the previous copy wrote
+// and the new source dropped, which the copy fails to remove, stays listed
+// in the manifest: the copy says it failed, and a later copy whose source
+// has that name again replaces it, as its own, instead of refusing it as a
+// file no copy wrote.
+func TestAFileACopyCouldNotRemoveStaysItsOwn(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	src1, src2, src3 := t.TempDir(), t.TempDir(), t.TempDir()
+	writeTree(t, src1, map[string]string{ConfigYAML: "a: 1\n", "log4j.properties": "l1\n"})
+	writeTree(t, src2, map[string]string{ConfigYAML: "a: 2\n"})
+	writeTree(t, src3, map[string]string{ConfigYAML: "a: 3\n", "log4j.properties": "l3\n"})
+	if err := CopyAndMerge(src1, out, testKeys(t, "/tls")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadConf(src2, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.write.remove = func(string) error { return errors.New("operation not permitted") }
+	if err := c.Write(testKeys(t, "/tls")); err == nil || !strings.Contains(err.Error(), "remove "+filepath.Join(out, "log4j.properties")) {
+		t.Fatalf("a copy that could not remove a dropped file: %v, want the failure", err)
+	}
+	if m := strings.Split(string(readFile(t, filepath.Join(out, manifestName))), "\n"); !slices.Contains(m, "log4j.properties") {
+		t.Fatalf("the manifest forgot the file the copy could not remove: %q", m)
+	}
+	if err := CopyAndMerge(src3, out, testKeys(t, "/tls")); err != nil {
+		t.Fatalf("a copy over a file an earlier copy wrote: %v", err)
+	}
+	if got := string(readFile(t, filepath.Join(out, "log4j.properties"))); got != "l3\n" {
+		t.Errorf("log4j.properties holds %q, want the new source's", got)
 	}
 }
