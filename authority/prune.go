@@ -23,8 +23,9 @@ type holderRef struct{ purpose, name string }
 
 // PruneHolders deletes the holder records whose leaf expired more than
 // retention ago, and returns how many it deleted. A retention shorter than
-// ca.MaxClockSkew counts as that: a rotation step still counts a leaf as
-// live for its clock-skew grace past its expiry, so the record must stay
+// twice ca.MaxClockSkew counts as that: a rotation step still counts a
+// leaf as live for its clock-skew grace past its expiry, on a replica
+// whose clock may be that much behind this one's, so the record must stay
 // until then, or pruning it would let a step through that it blocks.
 //
 // An expired holder is not live: it blocks no rotation step, and only
@@ -40,7 +41,7 @@ func (a *Authority) PruneHolders(ctx context.Context, retention time.Duration) (
 	if retention <= 0 {
 		return 0, nil
 	}
-	cutoff := a.now().Add(-max(retention, ca.MaxClockSkew))
+	cutoff := a.now().Add(-max(retention, 2*ca.MaxClockSkew))
 	total := 0
 	name := func(_ *store.Txn, cluster string) (string, error) { return cluster, nil }
 	err := forClusterPages(ctx, a, name, func(clusters []string) error {

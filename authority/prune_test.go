@@ -178,6 +178,10 @@ func TestPruningKeepsAHolderThatStillBlocksForTheSkewGrace(t *testing.T) {
 	if err := e.Authority.Activate(e.Ctx, authoritytest.Admin, "orders", "internal", false); err == nil {
 		t.Fatal("activate went through while tm-0, which lacks the prepared CA, is within its grace")
 	}
+	e.Clock.Add(5 * time.Minute) // past the grace here, not on a replica 5 minutes behind
+	if n, err := e.Authority.PruneHolders(e.Ctx, time.Second); err != nil || n != 0 {
+		t.Fatalf("a retention of 1s pruned %d holders (err %v) within the grace of a replica 5 minutes behind; want none", n, err)
+	}
 	e.Clock.Add(5 * time.Minute)
 	if n, err := e.Authority.PruneHolders(e.Ctx, time.Second); err != nil || n != 1 {
 		t.Fatalf("after the grace a retention of 1s pruned %d holders (err %v); want tm-0", n, err)

@@ -66,7 +66,7 @@ func PrepareAt(active *CA, leafValidity, margin time.Duration) time.Time {
 func ActivateAt(prepared, active *CA, leafValidity time.Duration) time.Time {
 	at := prepared.Created.Add(leafValidity)
 	if active != nil {
-		at = earlier(at, active.NotAfter())
+		at = earlierExpiry(at, active.NotAfter())
 	}
 	return at.Add(ClockSkew(leafValidity))
 }
@@ -75,14 +75,17 @@ func ActivateAt(prepared, active *CA, leafValidity time.Duration) time.Time {
 // that comes sooner, so every leaf it signed has expired (within ClockSkew,
 // as for ActivateAt).
 func RetireAt(retiring *CA, leafValidity time.Duration) time.Time {
-	return earlier(retiring.Retiring.Add(leafValidity), retiring.NotAfter()).Add(ClockSkew(leafValidity))
+	return earlierExpiry(retiring.Retiring.Add(leafValidity), retiring.NotAfter()).Add(ClockSkew(leafValidity))
 }
 
-func earlier(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
+// earlierExpiry is a CA's expiry when it comes before at, else at. A CA
+// without a certificate has no expiry (the zero time), and never makes a
+// step due early.
+func earlierExpiry(at, expiry time.Time) time.Time {
+	if !expiry.IsZero() && expiry.Before(at) {
+		return expiry
 	}
-	return a
+	return at
 }
 
 // ClockSkew is how far apart the clocks of the servers that issue and step

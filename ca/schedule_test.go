@@ -46,6 +46,8 @@ func TestNextStepAtEveryThreshold(t *testing.T) {
 	lateRetiring := fakeCA(1, StateRetiring, t0, validity)
 	lateRetiring.Retiring = t0.Add(validity - 10*day)
 	activeEnds := active.NotAfter().Add(5 * time.Minute)
+	noCert := *active
+	noCert.Cert = nil
 	tests := []struct {
 		name    string
 		lineage Lineage
@@ -67,6 +69,9 @@ func TestNextStepAtEveryThreshold(t *testing.T) {
 		{"a late activate is due when the active CA expires", Lineage{active, latePrepared}, activeEnds, Step{StepActivate, activeEnds, "internal-2", true}},
 		{"a late activate is not due before the active CA expires", Lineage{active, latePrepared}, activeEnds.Add(-time.Nanosecond), Step{StepActivate, activeEnds, "internal-2", false}},
 		{"a late retire is due when the retiring CA expires", Lineage{lateRetiring, newActive}, activeEnds, Step{StepRetire, activeEnds, "internal-1", true}},
+		{"a late retire is not due before the retiring CA expires", Lineage{lateRetiring, newActive}, activeEnds.Add(-time.Nanosecond), Step{StepRetire, activeEnds, "internal-1", false}},
+		// A CA without its certificate has no expiry to come sooner.
+		{"an active CA without a certificate never makes activate due early", Lineage{&noCert, latePrepared}, activeEnds, Step{StepActivate, latePrepared.Created.Add(leaf + 5*time.Minute), "internal-2", false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

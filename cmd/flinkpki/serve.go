@@ -162,7 +162,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.Var(&o.rotationInterval, "rotation-interval", "how often the automatic rotation schedule is checked (0 disables it)")
-	f.Var(&o.holderRetention, "holder-retention", "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it (never within the 5 minutes a rotation step still counts it); 0 keeps them forever")
+	f.Var(&o.holderRetention, "holder-retention", "how long a holder record stays after its leaf expired (holder list --all shows it), before the hourly pruning deletes it (never within 10 minutes: a rotation step still counts it for 5, on a clock up to 5 behind); 0 keeps them forever")
 	f.Var(&o.auditVerify, "audit-verify-interval", "how often the server verifies its whole audit trail's hash chain (flinkpki_audit_chain_intact; a break is logged at error level): about half a second of CPU per 100,000 entries; 0 never")
 	f.Var(&o.auditMinAge, "audit-archive-min-age", "how old audit entries must be before flinkpki audit archive may remove them from the trail, so that no administrator token can take its recent actions out of it; 0 allows any age")
 	f.Var(&o.shutdownTimeout, "shutdown-timeout", "how long in-flight requests may finish after SIGTERM")
