@@ -147,7 +147,7 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var refused runRefusal
+	refused := runRefusal{requests: f.requests}
 	o := loadgen.Run(ctx, loadgen.Load{Requests: f.requests, Concurrency: f.concurrency, Warmup: f.warmup}, refused.wrap(func(ctx context.Context, w, i int) error {
 		var conn *grpc.ClientConn
 		if !f.fresh {
@@ -155,9 +155,9 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}
 		return a.benchOne(ctx, f, conn, dial, format, fmt.Sprintf("%s-%d", prefix, i))
 	}))
-	return refused.note(a.benchReport(f.out, "enrollments", refused.firstErr(o), o.Result(loadgen.Result{
+	return refused.report(a, f.out, "enrollments", o, loadgen.Result{
 		FreshConnections: f.fresh, Connections: len(pool), KeyType: string(ca.KeyTypeECDSAP256), Format: string(format),
-	})))
+	})
 }
 
 // benchArgs checks what bench enroll and bench bake share, and caps the
@@ -340,7 +340,7 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 	prefix := holderPrefix("bake")
 	fmt.Fprintf(a.stderr, "bench: %d bakes for cluster %q role %s, concurrency %d, holders %s-N\n", f.requests, f.cluster, f.role, f.concurrency, prefix)
 	var keyType atomic.Value
-	var refused runRefusal
+	refused := runRefusal{requests: f.requests}
 	o := loadgen.Run(ctx, loadgen.Load{Requests: f.requests, Concurrency: f.concurrency}, refused.wrap(func(ctx context.Context, _, i int) error {
 		conn, err := dial()
 		if err != nil {
@@ -358,7 +358,7 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 		return err
 	}))
 	kt, _ := keyType.Load().(string)
-	return refused.note(a.benchReport(f.out, "bakes", refused.firstErr(o), o.Result(loadgen.Result{FreshConnections: true, KeyType: kt, Format: "none"})))
+	return refused.report(a, f.out, "bakes", o, loadgen.Result{FreshConnections: true, KeyType: kt, Format: "none"})
 }
 
 // runRefusal stops a bench run from sending at the server's first
@@ -366,9 +366,10 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 // would be refused (and audited) too, so a typo costs at most one refusal
 // per worker, not one per request; what ran is still reported.
 type runRefusal struct {
-	mu      sync.Mutex
-	first   error
-	skipped atomic.Int64
+	requests int // measured requests: loadgen numbers the warm-up's after them
+	mu       sync.Mutex
+	first    error
+	skipped  atomic.Int64 // measured requests not sent
 }
 
 // errNotSent is a request a run did not send after a refusal.
@@ -378,7 +379,9 @@ var errNotSent = errors.New("not sent: the server refused an earlier request")
 func (r *runRefusal) wrap(do func(ctx context.Context, w, i int) error) func(ctx context.Context, w, i int) error {
 	return func(ctx context.Context, w, i int) error {
 		if r.refusal() != nil {
-			r.skipped.Add(1)
+			if i < r.requests {
+				r.skipped.Add(1)
+			}
 			return errNotSent
 		}
 		err := do(ctx, w, i)
@@ -401,19 +404,19 @@ func (r *runRefusal) refusal() error {
 	return r.first
 }
 
-// firstErr is what a run's report names as its first failure: the
-// refusal that stopped it, or loadgen's first.
-func (r *runRefusal) firstErr(o loadgen.Outcome) error {
+// report is a run's report, with the measured requests it did not send
+// (res.NotSent), and its error with a note that it stopped at a refusal.
+func (r *runRefusal) report(a *app, out outputFormat, what string, o loadgen.Outcome, res loadgen.Result) error {
+	first := o.FirstErr
 	if err := r.refusal(); err != nil {
-		return err
+		first = err
 	}
-	return o.FirstErr
-}
-
-// note adds to a run's error that it stopped sending at a refusal.
-func (r *runRefusal) note(err error) error {
-	if n := r.skipped.Load(); err != nil && n > 0 {
-		return fmt.Errorf("%w (the run stopped at the first refusal: %d not sent)", err, n)
+	n := int(r.skipped.Load())
+	res = o.Result(res)
+	res.NotSent = n
+	err := a.benchReport(out, what, first, res)
+	if err != nil && n > 0 {
+		return fmt.Errorf("%w (the run stopped at the first refusal: %d of the measured %s were not sent)", err, n, what)
 	}
 	return err
 }

@@ -49,6 +49,9 @@ type Result struct {
 	// cut off, because the run was interrupted: they are in no other count.
 	Interrupted int    `json:"interrupted,omitempty"`
 	FirstError  string `json:"first_error,omitempty"`
+	// NotSent of the Errors (measured requests) were never sent: the run
+	// stopped at the server's first refusal (bench enroll and bake).
+	NotSent int `json:"not_sent,omitempty"`
 }
 
 // Load is what Run sends: Requests measured requests on Concurrency
