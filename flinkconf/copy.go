@@ -144,7 +144,7 @@ func (c *Conf) checkDest(rel string, src []byte, ours []string) error {
 		return fmt.Errorf("%w: output: %s is a directory where the copy's %s goes: remove it", ErrConfDir, dst, rel)
 	}
 	if err == nil && !slices.Contains(ours, rel) && !sameContent(dst, st, src) {
-		return fmt.Errorf("%w: output: %s already exists and was not written by flinkpki; move it away or choose another --flink-conf-out", ErrConfDir, dst)
+		return fmt.Errorf("%w: output: %s already exists and was not written by flinkpki (%s does not list it); move it away or choose another --flink-conf-out", ErrConfDir, dst, manifestName)
 	}
 	for d := filepath.Dir(dst); d != filepath.Clean(c.out) && d != filepath.Dir(d); d = filepath.Dir(d) {
 		if st, err := os.Stat(d); err == nil && !st.IsDir() {

@@ -856,7 +856,7 @@ func TestACopyNeverReplacesAFileItDidNotWrite(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), filepath.Join(out, tt.file)+" already exists and was not written by flinkpki") {
+			if err == nil || !strings.Contains(err.Error(), filepath.Join(out, tt.file)+" already exists and was not written by flinkpki (.flinkpki-conf-files does not list it)") {
 				t.Fatalf("ReadConf over a foreign %s: err %v, want a refusal naming it", tt.file, err)
 			}
 			if got := string(readFile(t, filepath.Join(out, tt.file))); got != tt.content {

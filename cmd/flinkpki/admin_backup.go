@@ -38,7 +38,10 @@ The snapshot holds the CA keys encrypted with the server's key-encryption key
 (KEK), which is not in it: keep the KEK, separately, to restore. The file
 appears only once complete and checked. FILE is never a database another
 process holds open (a running server's flinkpki.db): replacing that would lose
-what the server writes after it.
+what the server writes after it. The file is staged beside FILE as a hidden
+.NAME.tmp-*; a backup that succeeds removes such copies that killed backups
+left in its folder (those that begin like a store and no running backup
+holds), which hold sealed CA keys, and says so.
 
 --out - writes the snapshot to standard output instead, once it is complete
 and checked (it is staged in the system's temporary directory, TMPDIR), for

@@ -40,7 +40,16 @@ its config.yaml (or legacy flink-conf.yaml), as init does: copy that
 directory into the image as Flink's configuration. Appending flink-ssl.yaml to
 a config.yaml by hand can write a key twice (a second security: block, say),
 and Flink refuses such a file. --out must lie outside --flink-conf-src (and
-the source outside --out): the next copy would carry the private key.
+the source outside --out): the next copy would carry the private key. A
+--flink-conf-out holding a file no copy wrote, where the copy would put one
+that differs, is refused before the server makes a key: copy into a new
+directory.
+
+A holder is one running copy of its credentials: bake each image under a
+holder name of its own (orders-tm-v2). A bake that replaces the live
+credentials of an earlier bake under the same name says so on stderr (and
+in "superseded" with -o json): CA rotation then no longer waits for the pods
+that still run the earlier image.
 
 The secret files are written 0600 for the user running bake, and a
 Dockerfile COPY keeps that mode with root as the owner: copy them for the

@@ -51,7 +51,10 @@ stores, while they are replaced too.
 service-account token. With a Kubernetes token the holder is always the pod
 the token names (a pod speaks for itself only; a different --holder is noted
 and overridden). With an enrollment token it is --holder, by default the host
-name. While the server is not
+name: give each process on a host its own. An enrollment that replaces the
+live credentials of another process under the same name (not a pod's own)
+says so on stderr, and in "superseded" with -o json: CA rotation no longer
+waits for the process that held them. While the server is not
 reachable yet (normal at pod start) init retries with backoff until --timeout
 passes; refusals (bad token, wrong cluster) fail at once.
 
@@ -61,9 +64,10 @@ keys, with this pod's own passwords, into its config.yaml (or legacy
 flink-conf.yaml), so the Flink container can set FLINK_CONF_DIR to the copy.
 --flink-conf-set KEY=VALUE merges further keys into the copy. A configuration
 it cannot copy faithfully, or one Flink would refuse to load (a null value in
-config.yaml), or an output where a directory takes a file's place, is refused
-before enrolling, as is an --out inside --flink-conf-src (the next copy would
-carry the private key) or the source inside --out. The copy is written beside its place first and put in place
+config.yaml), or an output where a directory takes a file's place, or where
+a file no copy wrote (and that differs from the source's) would be replaced,
+is refused before enrolling, as is an --out inside --flink-conf-src (the next
+copy would carry the private key) or the source inside --out. The copy is written beside its place first and put in place
 with the credentials; it lists its files in .flinkpki-conf-files, and a later
 run into the same directory (an emptyDir that outlived its init container) removes the
 files the earlier copy wrote and its source no longer has. The Kubernetes

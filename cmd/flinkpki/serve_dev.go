@@ -43,7 +43,7 @@ func printDevBanner(w io.Writer, o *serveOptions, addr string) {
 // path it was started by (bin/flinkpki under make run), or its bare name
 // when it was found on the PATH.
 func invokedAs() string {
-	if len(os.Args) == 0 || os.Args[0] == "" || strings.HasSuffix(os.Args[0], ".test") {
+	if len(os.Args) == 0 || os.Args[0] == "" {
 		return "flinkpki"
 	}
 	return os.Args[0]
