@@ -55,7 +55,9 @@ have removed its entries). The server removes no entry younger than its
 --audit-archive-min-age (7 days by default).
 
 --before takes a time (RFC 3339) or an age (90d, 1y, 720h). Entries are
-archived from the oldest on, up to the first one at or after that time.`,
+archived from the oldest on, up to the first one at or after that time.
+When none is older, it says so on stderr, writes no FILE and exits 0 (a
+CronJob that uploads FILE next should test that it exists).`,
 		Example: `  flinkpki audit archive --before 180d --out audit-$(date +%F).jsonl
   flinkpki audit archive --before 2026-01-01T00:00:00Z --out audit-2025.jsonl -o json
   flinkpki audit verify --file audit-2025.jsonl`,
