@@ -80,7 +80,7 @@ func RetireAt(retiring *CA, leafValidity time.Duration) time.Time {
 
 // earlierExpiry is a CA's expiry when it comes before at, else at. A CA
 // without a certificate has no expiry (the zero time), and never makes a
-// step due early.
+// late activate or retire due early.
 func earlierExpiry(at, expiry time.Time) time.Time {
 	if !expiry.IsZero() && expiry.Before(at) {
 		return expiry
@@ -98,9 +98,9 @@ func ClockSkew(leafValidity time.Duration) time.Duration {
 	return min(MaxClockSkew, leafValidity/10)
 }
 
-// MaxClockSkew is the longest ClockSkew of any leaf validity: what an
-// expired holder record must be kept for, since a step counts it as live
-// that long past its leaf's expiry.
+// MaxClockSkew is the longest ClockSkew of any leaf validity: a step counts
+// an expired holder as live that long past its leaf's expiry (pruning
+// keeps the record twice as long, for a replica whose clock lags).
 const MaxClockSkew = 5 * time.Minute
 
 // BlockersAsOf is the time a step taken at now judges its blockers' leaves

@@ -1,6 +1,7 @@
 package flinkconf
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -52,6 +53,8 @@ type writes struct {
 	manifest func(path string, data []byte, perm fs.FileMode) error
 	// remove removes a file the previous copy wrote (os.Remove).
 	remove func(path string) error
+	// sync makes a directory's entries durable (atomicfile.SyncDir).
+	sync func(dir string) error
 }
 
 // fileWrites are the writes a copy makes.
@@ -65,6 +68,7 @@ var fileWrites = writes{
 	},
 	manifest: atomicfile.Write,
 	remove:   os.Remove,
+	sync:     atomicfile.SyncDir,
 }
 
 // Stage merges kvs and writes every file of the copy to a synced temporary
@@ -177,10 +181,33 @@ func (s *Staged) rename() ([]string, error) {
 			return nil, fmt.Errorf("write %s: move into place: %w", dst, atomicfile.Cause(err))
 		}
 		now = append(now, f.rel)
-		atomicfile.RemoveLeftovers(dst)
 	}
 	s.files = nil
+	// Only once every file is in place: a staged file of this copy waiting
+	// for its rename would match the leftovers of another (a source with
+	// both a and a.tmp-x).
+	for _, rel := range now {
+		s.removeLeftovers(rel, now)
+	}
 	return now, nil
+}
+
+// removeLeftovers removes the temporary files a killed run left beside
+// rel (atomicfile.RemoveLeftovers), but none that is a file of this copy
+// (now): a source may hold a hidden .a.tmp-x beside a.
+func (s *Staged) removeLeftovers(rel string, now []string) {
+	dst := filepath.Join(s.out, filepath.FromSlash(rel))
+	for _, p := range atomicfile.Leftovers(dst) {
+		r, err := filepath.Rel(s.out, p)
+		if err != nil || slices.Contains(now, filepath.ToSlash(r)) {
+			continue
+		}
+		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
+			if inUse, _ := atomicfile.InUse(p); !inUse {
+				os.Remove(p)
+			}
+		}
+	}
 }
 
 // syncDirs syncs every directory a file of the copy was renamed into, and
@@ -195,7 +222,7 @@ func (s *Staged) syncDirs(now, created []string) error {
 		dirs[filepath.Dir(d)] = true
 	}
 	for d := range dirs {
-		if err := atomicfile.SyncDir(d); err != nil {
+		if err := s.write.sync(d); err != nil {
 			return fmt.Errorf("the Flink configuration copy is in place in %s, but %w", s.out, err)
 		}
 	}
@@ -211,16 +238,22 @@ func (s *Staged) removeDropped(prev, now []string) (kept []string, err error) {
 			continue
 		}
 		dst := filepath.Join(s.out, filepath.FromSlash(rel))
-		if st, lerr := os.Lstat(dst); lerr == nil && st.Mode().IsRegular() {
-			if rerr := s.write.remove(dst); rerr != nil {
-				kept = append(kept, rel)
-				if err == nil {
-					err = fmt.Errorf("remove %s, which the previous copy wrote and this source no longer has: %w", dst, rerr)
-				}
-				continue
-			}
+		st, lerr := os.Lstat(dst)
+		var rerr error
+		switch {
+		case lerr == nil && st.Mode().IsRegular():
+			rerr = s.write.remove(dst)
+		case lerr != nil && !errors.Is(lerr, fs.ErrNotExist):
+			rerr = lerr // it may be there: keep it listed
 		}
-		atomicfile.RemoveLeftovers(dst)
+		if rerr != nil {
+			kept = append(kept, rel)
+			if err == nil {
+				err = fmt.Errorf("remove %s, which the previous copy wrote and this source no longer has: %w", dst, rerr)
+			}
+			continue
+		}
+		s.removeLeftovers(rel, now)
 	}
 	return kept, err
 }

@@ -957,3 +957,53 @@ func TestAFileACopyCouldNotRemoveStaysItsOwn(t *testing.T) {
 		t.Errorf("log4j.properties holds %q, want the new source's", got)
 	}
 }
+
+// TestACopyKeepsSourceFilesNamedLikeLeftovers: the clean-up of what a
+// killed run left beside a file (.a.tmp-*) runs only once every file of
+// the copy is in place, and spares the copy's own files: a source holding
+// a beside a.tmp-x (whose staged file is .a.tmp-x.tmp-N), or a hidden
+// .a.tmp-x beside a, is copied whole.
+func TestACopyKeepsSourceFilesNamedLikeLeftovers(t *testing.T) {
+	src, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	files := map[string]string{ConfigYAML: "a: 1\n", "a": "one\n", "a.tmp-x": "two\n", ".a.tmp-y": "three\n"}
+	writeTree(t, src, files)
+	for i := range 2 { // into a new output, then over the first copy
+		if err := CopyAndMerge(src, out, testKeys(t, "/tls")); err != nil {
+			t.Fatalf("copy %d: %v", i, err)
+		}
+		for name, want := range files {
+			if name == ConfigYAML {
+				continue
+			}
+			if got, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(got) != want {
+				t.Errorf("copy %d: %s holds %q (%v), want %q", i, name, got, err, want)
+			}
+		}
+	}
+}
+
+// TestACommitSyncsWhatItRenamedAndCreated: the renames of a copy outlast a
+// power loss only once the directories they went into are synced, and a
+// directory Stage created only once its parent is.
+func TestACommitSyncsWhatItRenamedAndCreated(t *testing.T) {
+	src, base := t.TempDir(), t.TempDir()
+	out := filepath.Join(base, "conf")
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 1\n", "sub/deep/x.properties": "x=1\n"})
+	c, err := ReadConf(src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	c.write.sync = func(dir string) error {
+		synced = append(synced, dir)
+		return fileWrites.sync(dir)
+	}
+	if err := c.Write(testKeys(t, "/tls")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{base, out, filepath.Join(out, "sub"), filepath.Join(out, "sub", "deep")} {
+		if !slices.Contains(synced, want) {
+			t.Errorf("the copy did not sync %s (synced %v)", want, synced)
+		}
+	}
+}

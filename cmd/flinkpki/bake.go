@@ -41,9 +41,9 @@ directory into the image as Flink's configuration. Appending flink-ssl.yaml to
 a config.yaml by hand can write a key twice (a second security: block, say),
 and Flink refuses such a file. --out must lie outside --flink-conf-src (and
 the source outside --out): the next copy would carry the private key. A
---flink-conf-out holding a file no copy wrote, where the copy would put one
-that differs, is refused before the server makes a key: copy into a new
-directory.
+--flink-conf-out holding a file no copy wrote (and that differs from the
+source's), where the copy would put one, is refused before the server makes
+a key: copy into a new directory.
 
 A holder is one running copy of its credentials: bake each image under a
 holder name of its own (orders-tm-v2). A bake that replaces the live

@@ -416,7 +416,7 @@ func (r *runRefusal) report(a *app, out outputFormat, what string, o loadgen.Out
 	res.NotSent = n
 	err := a.benchReport(out, what, first, res)
 	if err != nil && n > 0 {
-		return fmt.Errorf("%w (the run stopped at the first refusal: %d of the measured %s were not sent)", err, n, what)
+		return fmt.Errorf("%w (the run stopped at the first refusal and did not send %d of the measured %s)", err, n, what)
 	}
 	return err
 }

@@ -82,7 +82,7 @@ func TestBenchEnrollAndBakeIssueRealCertificates(t *testing.T) {
 	// Refused in the warm-up: the measured requests are all not sent,
 	// and said so, in the text and in -o json.
 	r = s.cli(t, s.admin, "bench", "enroll", "--cluster", "nope", "--role", "taskmanager", "--requests", "50", "--concurrency", "2", "--warmup", "20", "-o", "json")
-	r.refused(t, `50 of 50 enrollments failed; first: cluster "nope" not found (the run stopped at the first refusal: 50 of the measured enrollments were not sent)`)
+	r.refused(t, `50 of 50 enrollments failed; first: cluster "nope" not found (the run stopped at the first refusal and did not send 50 of the measured enrollments)`)
 	var nr struct {
 		Errors  int `json:"errors"`
 		NotSent int `json:"not_sent"`

@@ -51,10 +51,10 @@ stores, while they are replaced too.
 service-account token. With a Kubernetes token the holder is always the pod
 the token names (a pod speaks for itself only; a different --holder is noted
 and overridden). With an enrollment token it is --holder, by default the host
-name: give each process on a host its own. An enrollment that replaces the
-live credentials of another process under the same name (not a pod's own)
-says so on stderr, and in "superseded" with -o json: CA rotation no longer
-waits for the process that held them. While the server is not
+name: give each process on a host its own. An enrollment that replaces live
+credentials under the same name (this process again, or another one; never
+said of a pod's own) says so on stderr, and in "superseded" with -o json:
+CA rotation no longer waits for whatever held them. While the server is not
 reachable yet (normal at pod start) init retries with backoff until --timeout
 passes; refusals (bad token, wrong cluster) fail at once.
 
