@@ -151,6 +151,7 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 			return a.applyPlan(tx, actor, cluster, p, action, plan)
 		})
 		unlock()
+		err = contended(err, action, cluster)
 	}
 	if err != nil {
 		if IsRefusal(err) {
@@ -159,6 +160,17 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 		return a.failed(ctx, actor, cluster, action, err)
 	}
 	return nil
+}
+
+// contended words a step whose commit kept losing to issuances into the
+// cluster (on etcd, each changes the holders the step read) as the
+// conflict it is, safe to run again, instead of a store that is down.
+func contended(err error, action, cluster string) error {
+	if !errors.Is(err, store.ErrContended) {
+		return err
+	}
+	return fmt.Errorf("%w: %s of cluster %q could not commit: issuances into the cluster kept changing its holders meanwhile (%v); the step is safe to run again, best once enrollment slows down",
+		ErrConflict, action, cluster, err)
 }
 
 // withNextSteps adds to a step refused for live holders what an

@@ -221,6 +221,11 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 			return a.applyPlan(tx, System, cluster, p, action, plan)
 		})
 	}
+	if errors.Is(err, store.ErrContended) {
+		a.log.InfoContext(ctx, "automatic rotation step deferred: issuances into the cluster kept changing its holders; the next tick tries again",
+			slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.String("step", step))
+		return "", wait, nil
+	}
 	if errors.Is(err, errStaleStep) {
 		a.log.InfoContext(ctx, "automatic rotation step not taken: the lineage changed since the tick read it; the next tick looks again",
 			slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.String("step", step), slog.String("ca", next.CAID))

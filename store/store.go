@@ -31,6 +31,11 @@ var (
 	ErrCorrupt = errors.New("store record is corrupt")
 	// ErrUnavailable means the backend cannot be reached right now; retry.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrContended means a transaction lost the race against other
+	// writers more often than its backend retries (etcd: writes to what it
+	// read, such as issuances into the cluster whose holders a rotation
+	// step reads). Errors carrying it also carry ErrUnavailable.
+	ErrContended = errors.New("transaction kept conflicting with concurrent writers")
 	// ErrChanged reports that a record is no longer what an earlier read
 	// saw (Tx.Expect); the caller reads again and decides again.
 	ErrChanged = errors.New("the record changed since it was read")

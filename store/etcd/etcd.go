@@ -39,7 +39,7 @@ const DefaultPrefix = "/flinkpki/"
 // writers more often than Config.MaxRetries allows. Errors carrying it
 // also wrap store.ErrUnavailable, so callers and the API treat them as
 // "retry later".
-var ErrTooManyConflicts = errors.New("transaction kept conflicting with concurrent writers")
+var ErrTooManyConflicts = store.ErrContended
 
 // Config says how to reach etcd. Zero values pick defaults.
 type Config struct {
