@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flinkpki/flinkpki/ca"
 	flinkpkiv1 "github.com/flinkpki/flinkpki/proto/flinkpki/v1"
@@ -129,12 +130,7 @@ func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := newResult(key, resp.GetChain(), resp.GetTrustedCas(), resp.GetHolder(), resp.GetNotAfter().AsTime())
-	if err != nil {
-		return nil, err
-	}
-	res.Superseded = supersededOf(resp.GetSuperseded())
-	return res, nil
+	return newResult(key, resp)
 }
 
 // Bake asks the server to generate the key (for image builds) and returns
@@ -159,12 +155,7 @@ func (c *Client) Bake(ctx context.Context, req Request) (*Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: a %T key cannot sign", ErrBadResponse, k)
 	}
-	res, err := newResult(key, resp.GetChain(), resp.GetTrustedCas(), resp.GetHolder(), resp.GetNotAfter().AsTime())
-	if err != nil {
-		return nil, err
-	}
-	res.Superseded = supersededOf(resp.GetSuperseded())
-	return res, nil
+	return newResult(key, resp)
 }
 
 // call runs one RPC, retrying until deadline when Timeout is set.
@@ -237,8 +228,8 @@ func parseIPs(ss []string) ([]net.IP, error) {
 // newResult parses the answer's certificates and checks that the leaf
 // belongs to key, so a confused server can never produce a keystore Flink
 // would reject at start.
-func newResult(key crypto.Signer, chainDER, trustedDER [][]byte, holder string, notAfter time.Time) (*Result, error) {
-	chain, trusted, err := ParseAnswer(key, chainDER, trustedDER)
+func newResult(key crypto.Signer, resp answer) (*Result, error) {
+	chain, trusted, err := ParseAnswer(key, resp.GetChain(), resp.GetTrustedCas())
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +237,17 @@ func newResult(key crypto.Signer, chainDER, trustedDER [][]byte, holder string, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
-	return &Result{Key: key, Chain: chain, Trusted: trusted, Holder: holder, KeyType: kt, NotAfter: notAfter}, nil
+	return &Result{Key: key, Chain: chain, Trusted: trusted, Holder: resp.GetHolder(), KeyType: kt,
+		NotAfter: resp.GetNotAfter().AsTime(), Superseded: supersededOf(resp.GetSuperseded())}, nil
+}
+
+// answer is what EnrollResponse and BakeResponse share.
+type answer interface {
+	GetChain() [][]byte
+	GetTrustedCas() [][]byte
+	GetHolder() string
+	GetNotAfter() *timestamppb.Timestamp
+	GetSuperseded() *flinkpkiv1.SupersededHolder
 }
 
 // ParseAnswer parses a signed chain and the trusted CAs that came with it
