@@ -197,9 +197,10 @@ func (a *app) keepArchive(err error, res archiveResult) error {
 		a.humanize(err), res.Path, res.FirstSeq, res.LastSeq, res.Removed)
 }
 
-// refusedOutright reports whether a PruneAudit error is the server's
-// refusal, which it makes before it removes anything, as opposed to an
-// outcome the client cannot know (no answer, an interrupt, a fault).
+// refusedOutright reports whether an error is the server's refusal, which
+// it makes before it changes anything (a PruneAudit removes nothing), as
+// opposed to an outcome the client cannot know (no answer, an interrupt, a
+// fault).
 func refusedOutright(err error) bool {
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.PermissionDenied, codes.Unauthenticated, codes.NotFound, codes.Unimplemented:

@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -366,10 +365,9 @@ func (a *app) runBenchBake(ctx context.Context, f *benchBakeFlags) error {
 // would be refused (and audited) too, so a typo costs at most one refusal
 // per worker, not one per request; what ran is still reported.
 type runRefusal struct {
-	requests int // measured requests: loadgen numbers the warm-up's after them
-	mu       sync.Mutex
-	first    error
-	skipped  atomic.Int64 // measured requests not sent
+	requests int                   // measured requests: loadgen numbers the warm-up's after them
+	first    atomic.Pointer[error] // the first refusal
+	skipped  atomic.Int64          // measured requests not sent
 }
 
 // errNotSent is a request a run did not send after a refusal.
@@ -378,38 +376,26 @@ var errNotSent = errors.New("not sent: the server refused an earlier request")
 // wrap sends with do until a request is refused.
 func (r *runRefusal) wrap(do func(ctx context.Context, w, i int) error) func(ctx context.Context, w, i int) error {
 	return func(ctx context.Context, w, i int) error {
-		if r.refusal() != nil {
+		if r.first.Load() != nil {
 			if i < r.requests {
 				r.skipped.Add(1)
 			}
 			return errNotSent
 		}
 		err := do(ctx, w, i)
-		switch status.Code(err) {
-		case codes.NotFound, codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
-			r.mu.Lock()
-			if r.first == nil {
-				r.first = err
-			}
-			r.mu.Unlock()
+		if err != nil && refusedOutright(err) {
+			r.first.CompareAndSwap(nil, &err)
 		}
 		return err
 	}
-}
-
-// refusal is the first refusal, or nil.
-func (r *runRefusal) refusal() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.first
 }
 
 // report is a run's report, with the measured requests it did not send
 // (res.NotSent), and its error with a note that it stopped at a refusal.
 func (r *runRefusal) report(a *app, out outputFormat, what string, o loadgen.Outcome, res loadgen.Result) error {
 	first := o.FirstErr
-	if err := r.refusal(); err != nil {
-		first = err
+	if p := r.first.Load(); p != nil {
+		first = *p
 	}
 	n := int(r.skipped.Load())
 	res = o.Result(res)
