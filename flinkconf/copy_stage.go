@@ -196,18 +196,10 @@ func (s *Staged) rename() ([]string, error) {
 // rel (atomicfile.RemoveLeftovers), but none that is a file of this copy
 // (now): a source may hold a hidden .a.tmp-x beside a.
 func (s *Staged) removeLeftovers(rel string, now []string) {
-	dst := filepath.Join(s.out, filepath.FromSlash(rel))
-	for _, p := range atomicfile.Leftovers(dst) {
+	atomicfile.RemoveLeftoversExcept(filepath.Join(s.out, filepath.FromSlash(rel)), func(p string) bool {
 		r, err := filepath.Rel(s.out, p)
-		if err != nil || slices.Contains(now, filepath.ToSlash(r)) {
-			continue
-		}
-		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
-			if inUse, _ := atomicfile.InUse(p); !inUse {
-				os.Remove(p)
-			}
-		}
-	}
+		return err != nil || slices.Contains(now, filepath.ToSlash(r))
+	})
 }
 
 // syncDirs syncs every directory a file of the copy was renamed into, and

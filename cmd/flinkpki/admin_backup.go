@@ -281,23 +281,12 @@ func isTerminal(w io.Writer) bool {
 // running backup holds locked go; a restore's leftover of the store itself
 // (.flinkpki.db.tmp-*), which tells serve to refuse, stays.
 func removeKilledBackups(dir string) []string {
-	left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
-	var gone []string
-	for _, p := range left {
-		name := filepath.Base(p)
-		if strings.HasPrefix(name, "."+dbFileName+".tmp-") {
-			continue
-		}
+	removed := atomicfile.RemoveUnusedIf(filepath.Join(dir, ".*.tmp-*"), func(p string) bool {
 		st, err := os.Lstat(p)
-		if err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		if inUse, err := atomicfile.InUse(p); err != nil || inUse || !bolt.LooksLikeStore(p) {
-			continue
-		}
-		if os.Remove(p) == nil {
-			gone = append(gone, name)
-		}
+		return err == nil && st.Mode().IsRegular() && !strings.HasPrefix(filepath.Base(p), "."+dbFileName+".tmp-") && bolt.LooksLikeStore(p)
+	})
+	for i, p := range removed {
+		removed[i] = filepath.Base(p)
 	}
-	return gone
+	return removed
 }

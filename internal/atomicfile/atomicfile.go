@@ -119,8 +119,16 @@ const tmpSuffix = ".tmp-"
 // RemoveLeftovers removes the temporary files of path that a killed
 // writer left beside it (they may hold an earlier version's secrets), but
 // not one that a WriteFrom still running holds locked (InUse).
-func RemoveLeftovers(path string) {
+func RemoveLeftovers(path string) { RemoveLeftoversExcept(path, nil) }
+
+// RemoveLeftoversExcept is RemoveLeftovers that also keeps the files keep
+// (nil: none) names: a caller's own files whose names look like leftovers
+// (a copied directory holding both a and .a.tmp-x).
+func RemoveLeftoversExcept(path string, keep func(p string) bool) {
 	for _, p := range Leftovers(path) {
+		if keep != nil && keep(p) {
+			continue
+		}
 		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
 			if inUse, _ := InUse(p); !inUse {
 				os.Remove(p)

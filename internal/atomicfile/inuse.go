@@ -43,11 +43,16 @@ func CreateLocked(dir, pattern string) (*os.File, error) {
 // RemoveUnused removes the files that match the glob pattern and that no
 // process holds locked (InUse), and returns the ones it removed: what a
 // killed process left of a file it held while it wrote it.
-func RemoveUnused(pattern string) []string {
+func RemoveUnused(pattern string) []string { return RemoveUnusedIf(pattern, nil) }
+
+// RemoveUnusedIf is RemoveUnused for the files of which also ours (nil:
+// all) says the caller's kind of process wrote them: a pattern that other
+// files may match too.
+func RemoveUnusedIf(pattern string, ours func(path string) bool) []string {
 	files, _ := filepath.Glob(pattern)
 	var removed []string
 	for _, f := range files {
-		if inUse, err := InUse(f); err == nil && !inUse && os.Remove(f) == nil {
+		if inUse, err := InUse(f); err == nil && !inUse && (ours == nil || ours(f)) && os.Remove(f) == nil {
 			removed = append(removed, f)
 		}
 	}
