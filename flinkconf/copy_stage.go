@@ -23,11 +23,7 @@ const manifestName = ".flinkpki-conf-files"
 // copy (init's --flink-conf-out, bake's) wrote: the manifest beside it
 // lists it.
 func IsPodLocalCopy(path string) bool {
-	raw, err := os.ReadFile(filepath.Join(filepath.Dir(path), manifestName))
-	if err != nil {
-		return false
-	}
-	return slices.Contains(strings.Split(string(raw), "\n"), filepath.Base(path))
+	return slices.Contains(readManifest(filepath.Dir(path)), filepath.Base(path))
 }
 
 // Staged is a merged copy written to temporary files beside their places
@@ -132,7 +128,7 @@ func (s *Staged) Abort() {
 // does not have, and temporary files a killed run left beside either or
 // beside the manifest.
 func (s *Staged) Commit() error {
-	prev := s.readManifest()
+	prev := readManifest(s.out)
 	// The manifest lists the new files before any is in place, so that a
 	// run killed among the renames leaves none the manifest forgets (a
 	// file its source dropped would then stay in the copy for good).
@@ -250,11 +246,8 @@ func (s *Staged) removeDropped(prev, now []string) (kept []string, err error) {
 	return kept, err
 }
 
-// readManifest lists the files the previous copy wrote; paths that would
-// leave the output directory are ignored.
-func (s *Staged) readManifest() []string { return readManifest(s.out) }
-
-// readManifest lists the files the previous copy into dir wrote.
+// readManifest lists the files the previous copy into dir wrote; paths
+// that would leave the directory are ignored.
 func readManifest(dir string) []string {
 	data, err := os.ReadFile(filepath.Join(dir, manifestName))
 	if err != nil {
