@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -119,7 +118,7 @@ func refuseRealClusters(ctx context.Context, st *store.Store, dataDir string) er
 			return err
 		}
 		for _, v := range page {
-			if !populatedName.MatchString(v.Cluster.Name) {
+			if !isPopulated(v.Cluster.Name) {
 				return fmt.Errorf("the store in %s holds cluster %q, which bench populate did not make: it adds synthetic clusters and holder records for benchmarks; populate a new --data-dir (serve --dev creates one), or pass --yes to add them to this store anyway", dataDir, v.Cluster.Name)
 			}
 		}
@@ -130,8 +129,15 @@ func refuseRealClusters(ctx context.Context, st *store.Store, dataDir string) er
 	}
 }
 
-// populatedName is the name of a cluster bench populate made.
-var populatedName = regexp.MustCompile(`^scale-[0-9]{5}$`)
+// populatedCluster is the name of the i-th cluster bench populate makes.
+func populatedCluster(i int) string { return fmt.Sprintf("scale-%05d", i) }
+
+// isPopulated reports whether name is one populatedCluster gives.
+func isPopulated(name string) bool {
+	var i int
+	n, err := fmt.Sscanf(name, "scale-%05d", &i)
+	return err == nil && n == 1 && populatedCluster(i) == name
+}
 
 // populate creates the clusters and holders and returns how long it took.
 func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters, holders, big int) (time.Duration, error) {
@@ -142,7 +148,7 @@ func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters
 	actor := authority.Actor{Kind: authority.ActorSystem, ID: "bench-populate"}
 	start := time.Now()
 	for i := 0; i < clusters; i++ {
-		name := fmt.Sprintf("scale-%05d", i)
+		name := populatedCluster(i)
 		if _, err := auth.CreateCluster(ctx, actor, authority.CreateClusterRequest{Name: name}); err != nil {
 			if errors.Is(err, authority.ErrExists) {
 				return 0, fmt.Errorf("create %s: %w: bench populate fills a store that holds none of its clusters; populate a new --data-dir (serve --dev creates one)", name, err)
@@ -165,7 +171,7 @@ func populate(ctx context.Context, cmd *cobra.Command, st *store.Store, clusters
 					cl = 1 + (k-big)%(clusters-1)
 				}
 				h := &store.Holder{
-					Cluster: fmt.Sprintf("scale-%05d", cl), Purpose: "internal", Name: fmt.Sprintf("tm-%07d", k),
+					Cluster: populatedCluster(cl), Purpose: "internal", Name: fmt.Sprintf("tm-%07d", k),
 					Role: "taskmanager", Serial: fmt.Sprintf("%032x", k), NotAfter: now.Add(90 * 24 * time.Hour),
 					SignedBy: "internal-1", Trusts: []string{"internal-1"}, Issued: now, Actor: "system:bench-populate",
 				}

@@ -236,7 +236,7 @@ func (a *app) printCAStatus(st *flinkpkiv1.CAStatus, out outputFormat) error {
 // CA expiry alert does).
 func expiredActive(l *flinkpkiv1.LineageStatus, now time.Time) *flinkpkiv1.CertificateAuthority {
 	for _, c := range l.GetCas() {
-		if c.GetState() == "active" && c.GetNotAfter() != nil && now.After(c.GetNotAfter().AsTime()) {
+		if c.GetState() == string(ca.StateActive) && c.GetNotAfter() != nil && now.After(c.GetNotAfter().AsTime()) {
 			return c
 		}
 	}

@@ -161,23 +161,23 @@ func notWritten(f *issueFlags, res *enroll.Result, err error) error {
 
 // issueJSON is the stable JSON summary of a written file set.
 type issueJSON struct {
-	Cluster      string   `json:"cluster"`
-	Role         string   `json:"role"`
-	Holder       string   `json:"holder"`
-	KeyType      string   `json:"key_type"`
-	Format       string   `json:"format"`
-	Dir          string   `json:"dir"`
-	Files        []string `json:"files"`
-	Serial       string   `json:"serial"`
-	LeafSHA256   string   `json:"leaf_sha256"`
-	NotAfter     string   `json:"not_after"`
-	TrustedCAs   int      `json:"trusted_cas"`
-	FlinkConfDir string   `json:"flink_conf_dir,omitempty"`
+	Cluster       string   `json:"cluster"`
+	Role          string   `json:"role"`
+	Holder        string   `json:"holder"`
+	KeyType       string   `json:"key_type"`
+	Format        string   `json:"format"`
+	Dir           string   `json:"dir"`
+	Files         []string `json:"files"`
+	Serial        string   `json:"serial"`
+	LeafSHA256    string   `json:"leaf_sha256"`
+	NotAfter      string   `json:"not_after"`
+	TrustedCAs    int      `json:"trusted_cas"`
+	FlinkConfDir  string   `json:"flink_conf_dir,omitempty"`
+	TLSDir        string   `json:"tls_dir,omitempty"`
+	ElapsedMillis int64    `json:"elapsed_ms"`
 	// Superseded is the live record of another process this issuance
 	// replaced (the note on stderr says so too).
-	Superseded    *supersededJSON `json:"superseded,omitempty"`
-	TLSDir        string          `json:"tls_dir,omitempty"`
-	ElapsedMillis int64           `json:"elapsed_ms"`
+	Superseded *supersededJSON `json:"superseded,omitempty"`
 }
 
 // report prints what was written: a short summary on stderr, or one JSON
