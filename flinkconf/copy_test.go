@@ -556,14 +556,22 @@ func TestACommitCutShortLeavesNoFileTheManifestForgets(t *testing.T) {
 	}
 	// The next copy, from a source with config.yaml alone, removes both.
 	os.RemoveAll(filepath.Join(out, "z.txt"))
-	src3 := t.TempDir()
-	writeTree(t, src3, map[string]string{ConfigYAML: "a: 3\n"})
-	if err := CopyAndMerge(src3, out, testKeys(t, "/tls")); err != nil {
+	copyConfigAloneRemoves(t, out, "a-new.txt", "old.txt")
+}
+
+// copyConfigAloneRemoves copies a source holding config.yaml alone into
+// out and checks that the files gone are: a copy removes what the copies
+// before it wrote and its source no longer has.
+func copyConfigAloneRemoves(t *testing.T, out string, gone ...string) {
+	t.Helper()
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{ConfigYAML: "a: 3\n"})
+	if err := CopyAndMerge(src, out, testKeys(t, "/tls")); err != nil {
 		t.Fatal(err)
 	}
-	for _, gone := range []string{"a-new.txt", "old.txt"} {
-		if _, err := os.Stat(filepath.Join(out, gone)); !os.IsNotExist(err) {
-			t.Errorf("%s outlived the copies whose sources dropped it", gone)
+	for _, g := range gone {
+		if _, err := os.Stat(filepath.Join(out, g)); !os.IsNotExist(err) {
+			t.Errorf("%s outlived the copies whose sources dropped it", g)
 		}
 	}
 }
@@ -913,16 +921,7 @@ func TestACommitWhoseLastManifestWriteFailsIsDone(t *testing.T) {
 	if m := strings.Split(string(readFile(t, filepath.Join(out, manifestName))), "\n"); !slices.Contains(m, "new.txt") || !slices.Contains(m, ConfigYAML) {
 		t.Errorf("the manifest left in place lacks a file of the copy: %q", m)
 	}
-	src3 := t.TempDir()
-	writeTree(t, src3, map[string]string{ConfigYAML: "a: 3\n"})
-	if err := CopyAndMerge(src3, out, testKeys(t, "/tls-3")); err != nil {
-		t.Fatal(err)
-	}
-	for _, gone := range []string{"new.txt", "old.txt"} {
-		if _, err := os.Stat(filepath.Join(out, gone)); !os.IsNotExist(err) {
-			t.Errorf("%s outlived the copies whose sources dropped it", gone)
-		}
-	}
+	copyConfigAloneRemoves(t, out, "new.txt", "old.txt")
 }
 
 // TestAFileACopyCouldNotRemoveStaysItsOwn: a file the previous copy wrote
