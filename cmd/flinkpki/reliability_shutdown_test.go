@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,19 +144,14 @@ func TestSIGTERMGivesUpOnInFlightRequestsAfterTheShutdownTimeout(t *testing.T) {
 // (its in-flight gauge for Bake) or finished.
 func waitBakesReached(t *testing.T, metricsAddr string, n int, finished func() int) {
 	t.Helper()
-	gauge := fmt.Sprintf("flinkpki_grpc_requests_in_flight{method=%q} ", flinkpkiv1.EnrollmentService_Bake_FullMethodName)
+	gauge := fmt.Sprintf("flinkpki_grpc_requests_in_flight{method=%q}", flinkpkiv1.EnrollmentService_Bake_FullMethodName)
 	for waited := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		inFlight := 0
-		for _, line := range strings.Split(scrapeMetrics(t, metricsAddr), "\n") {
-			if v, ok := strings.CutPrefix(line, gauge); ok {
-				inFlight, _ = strconv.Atoi(v)
-			}
-		}
+		inFlight, _ := metricValue(scrapeMetrics(t, metricsAddr), gauge)
 		if inFlight+finished() == n {
 			return
 		}
 		if time.Since(waited) > 60*time.Second {
-			t.Fatalf("the server never had every one of %d bakes in flight or done (%s%d, %d done)", n, gauge, inFlight, finished())
+			t.Fatalf("the server never had every one of %d bakes in flight or done (%s %d, %d done)", n, gauge, inFlight, finished())
 		}
 	}
 }

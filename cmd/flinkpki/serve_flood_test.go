@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,12 +89,23 @@ func scrapeMetrics(t testing.TB, addr string) string {
 func deniedMetric(t testing.TB, addr, reason string) int {
 	t.Helper()
 	body := scrapeMetrics(t, addr)
-	m := regexp.MustCompile(`(?m)^flinkpki_requests_denied_total\{reason="` + regexp.QuoteMeta(reason) + `"\} (\d+)`).FindStringSubmatch(body)
-	if m == nil {
+	n, ok := metricValue(body, fmt.Sprintf("flinkpki_requests_denied_total{reason=%q}", reason))
+	if !ok {
 		t.Fatalf("/metrics has no denied count for %s:\n%s", reason, firstLines(body, 20))
 	}
-	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// metricValue is the whole-number value of series (NAME{LABELS}) in a
+// /metrics body, and whether the body has it.
+func metricValue(body, series string) (int, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			n, err := strconv.Atoi(v)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 func firstLines(s string, n int) string {
