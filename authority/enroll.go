@@ -174,8 +174,24 @@ func (a *Authority) issue(ctx context.Context, actor Actor, action string, req E
 			return pub, nil
 		}
 	}
+	var fenceDeadline time.Time // when the issuance stops waiting for fences
+	passed := false
 	for attempt := 0; ; attempt++ {
-		iss, err := a.issueOnce(ctx, actor, action, req, role, ips, key)
+		iss, err := a.issueOnce(ctx, actor, action, req, role, ips, key, passed)
+		if fe := (*fencedError)(nil); errors.As(err, &fe) {
+			// A rotation step of the cluster is committing: wait for it,
+			// without spending an attempt.
+			if fenceDeadline.IsZero() {
+				fenceDeadline = time.Now().Add(fenceFor)
+			}
+			lifted, err := a.waitFence(ctx, req.Cluster, fenceDeadline)
+			if err != nil {
+				return nil, err
+			}
+			passed = !lifted
+			attempt--
+			continue
+		}
 		if errors.Is(err, ErrConflict) && attempt < 3 {
 			continue
 		}
@@ -186,14 +202,16 @@ func (a *Authority) issue(ctx context.Context, actor Actor, action string, req E
 // issueOnce is one attempt of issue: a read transaction that authorises
 // the request, the signing outside any transaction, and one write (a group
 // commit) that records it, which answers ErrConflict when what was read
-// has changed since.
-func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, req EnrollRequest, role issuer.Role, ips []net.IP, key serverKey) (*Issued, error) {
+// has changed since, and a *fencedError while a rotation step holds the
+// cluster's issuances back, unless the issuance has waited for that as
+// long as it may (passed).
+func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, req EnrollRequest, role issuer.Role, ips []net.IP, key serverKey, passed bool) (*Issued, error) {
 	var ls *lineageState
 	var holder string
 	var seen store.HolderMark
 	var sup *Superseded
 	err := a.st.View(ctx, func(tx *store.Txn) (err error) {
-		ls, holder, seen, sup, err = a.readIssuance(tx, actor, req, role)
+		ls, holder, seen, sup, err = a.readIssuance(tx, actor, req, role, passed)
 		return err
 	})
 	if err != nil {
@@ -213,7 +231,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, r
 		Trusts: ls.trustID, Issued: now, Actor: actor.String(),
 	}
 	err = a.st.Batch(ctx, func(tx *store.Txn) error {
-		return a.recordIssuance(tx, actor, action, role, req.Holder, ls, seen, h, sup)
+		return a.recordIssuance(tx, actor, action, role, req.Holder, ls, seen, h, sup, passed)
 	})
 	if errors.Is(err, store.ErrUnavailable) && a.recorded(ctx, h) {
 		// The store did not answer the commit, but the commit was made
@@ -235,7 +253,7 @@ func (a *Authority) issueOnce(ctx context.Context, actor Actor, action string, r
 // the holder name the leaf is issued to, the mark of the holder record as
 // read, which the commit expects unchanged, and the live record of
 // another process the issuance would supersede (checkTakeover).
-func (a *Authority) readIssuance(tx *store.Txn, actor Actor, req EnrollRequest, role issuer.Role) (*lineageState, string, store.HolderMark, *Superseded, error) {
+func (a *Authority) readIssuance(tx *store.Txn, actor Actor, req EnrollRequest, role issuer.Role, passed bool) (*lineageState, string, store.HolderMark, *Superseded, error) {
 	var seen store.HolderMark
 	c, err := a.clusterFor(tx, actor, req.Cluster)
 	if err != nil {
@@ -243,6 +261,10 @@ func (a *Authority) readIssuance(tx *store.Txn, actor Actor, req EnrollRequest, 
 	}
 	holder, err := authorize(actor, c, role, req.Holder)
 	if err != nil {
+		return nil, holder, seen, nil, err
+	}
+	// Held back before the leaf is signed, not only at the commit.
+	if err := checkFence(c, a.now(), passed); err != nil {
 		return nil, holder, seen, nil, err
 	}
 	// Read before the commit, not in it: on etcd every read in the
@@ -281,9 +303,10 @@ func (a *Authority) signLeaf(ctx context.Context, req EnrollRequest, role issuer
 // recordIssuance is the commit of an issuance: the token use, the holder
 // record h and the audit entry, together or none of them. It answers
 // ErrConflict, for issue to try again, when the lineages or the holder
-// record changed since readIssuance; the caller's right (to role, under the
+// record changed since readIssuance, and a *fencedError while a rotation
+// step holds the cluster's issuances back; the caller's right (to role, under the
 // holder name it asked for) is checked anew, as of h.Issued.
-func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, role issuer.Role, asked string, ls *lineageState, seen store.HolderMark, h *store.Holder, sup *Superseded) error {
+func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, role issuer.Role, asked string, ls *lineageState, seen store.HolderMark, h *store.Holder, sup *Superseded, passed bool) error {
 	if err := a.spendToken(tx, actor, h.Issued); err != nil {
 		return err
 	}
@@ -293,6 +316,12 @@ func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, ro
 	}
 	if !ls.current(c) {
 		return ErrConflict
+	}
+	// A rotation step fenced the cluster since the read: this commit read
+	// the fence (so a commit that read the record before it fails its
+	// comparison and runs again), and waits for the step like the rest.
+	if err := checkFence(c, a.now(), passed); err != nil {
+		return err
 	}
 	// The caller may have lost the right since the read: a Kubernetes
 	// binding removed or moved to another cluster meanwhile (a revoked

@@ -145,6 +145,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
 // touchCounter is a KeySource that makes keys on demand and counts the
 // issuances announced to it (Touch), which hold a pool's refill back.
 type touchCounter struct{ touches atomic.Int32 }

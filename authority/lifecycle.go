@@ -147,8 +147,10 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 	p, err := parsePurpose(purpose)
 	if err == nil {
 		unlock := a.clusterLock(cluster)
-		err = a.st.Update(ctx, func(tx *store.Txn) error {
-			return a.applyPlan(tx, actor, cluster, p, action, plan)
+		err = a.withFence(ctx, cluster, func() error {
+			return a.st.Update(ctx, func(tx *store.Txn) error {
+				return a.applyPlan(tx, actor, cluster, p, action, plan)
+			})
 		})
 		unlock()
 		err = contended(err, action, cluster)
@@ -234,6 +236,7 @@ func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.P
 		}
 	}
 	v.Cluster.Epoch++
+	v.Cluster.StepFence = time.Time{} // the step is taken: issuances go on
 	if err := tx.PutCluster(v.Cluster); err != nil {
 		return err
 	}

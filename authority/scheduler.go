@@ -214,11 +214,13 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 		})
 	case ca.StepActivate, ca.StepRetire:
 		action, plan := stepPlan(next.Kind, false)
-		err = a.st.Update(ctx, func(tx *store.Txn) error {
-			if err := a.stillDue(tx, cluster, p, next); err != nil {
-				return err
-			}
-			return a.applyPlan(tx, System, cluster, p, action, plan)
+		err = a.withFence(ctx, cluster, func() error {
+			return a.st.Update(ctx, func(tx *store.Txn) error {
+				if err := a.stillDue(tx, cluster, p, next); err != nil {
+					return err
+				}
+				return a.applyPlan(tx, System, cluster, p, action, plan)
+			})
 		})
 	}
 	if errors.Is(err, store.ErrContended) {

@@ -3,7 +3,6 @@ package authority_test
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -573,58 +572,5 @@ func TestATickPreparesNothingOnceAutomaticRotationIsOff(t *testing.T) {
 	}
 	if l := lineage(t, e, "c1", ca.PurposeInternal); l.Prepared() != nil {
 		t.Errorf("the tick prepared %s after automatic rotation was turned off", l.Prepared().ID)
-	}
-}
-
-// contendedBackend fails every Update, while armed, as etcd does when a
-// transaction keeps losing to concurrent writers (issuances into the
-// cluster whose holders a rotation step reads).
-type contendedBackend struct {
-	store.Backend
-	armed *atomic.Bool
-}
-
-func (b contendedBackend) Update(ctx context.Context, fn func(store.Tx) error) error {
-	if b.armed.Load() {
-		return fmt.Errorf("%w after 20 attempts: %w: retry the request", store.ErrContended, store.ErrUnavailable)
-	}
-	return b.Backend.Update(ctx, fn)
-}
-
-// TestAStepThatKeepsLosingToIssuancesIsAConflict: on etcd, steady
-// enrollment into a cluster can keep a rotation step's commit from going
-// through (each issuance changes the holders the step read). That is a
-// conflict, safe to run again, not a store that is down: the step says so
-// (ErrConflict, gRPC Aborted), and the scheduler defers it to its next tick
-// instead of failing.
-func TestAStepThatKeepsLosingToIssuancesIsAConflict(t *testing.T) {
-	var armed atomic.Bool
-	var logs syncBuffer
-	path := filepath.Join(t.TempDir(), "flinkpki.db")
-	e := authoritytest.New(t, authoritytest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), authoritytest.WithBackend(func(context.Context) (store.Backend, error) {
-		b, err := bolt.Open(path, bolt.Options{})
-		return contendedBackend{b, &armed}, err
-	}))
-	const L = day
-	e.CreateCluster(authority.CreateClusterRequest{Name: "busy", CAValidity: 4*L + ca.MinMargin, LeafValidity: L})
-	if err := e.Authority.Prepare(e.Ctx, admin, "busy", "internal"); err != nil {
-		t.Fatal(err)
-	}
-	e.Clock.Add(L + time.Hour) // activation is due
-	armed.Store(true)
-	err := e.Authority.Activate(e.Ctx, admin, "busy", "internal", false)
-	if !errors.Is(err, authority.ErrConflict) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "issuances into the cluster kept changing its holders") {
-		t.Fatalf("activate that kept losing to issuances: %v, want a conflict that says why and is not 'store unavailable'", err)
-	}
-	applied, err := e.Authority.Tick(e.Ctx)
-	if err != nil || len(applied) != 0 {
-		t.Fatalf("a tick whose step kept losing to issuances: applied %v, err %v; want it deferred", applied, err)
-	}
-	if l := logs.String(); !strings.Contains(l, "automatic rotation step deferred") || strings.Contains(l, "automatic rotation failed") {
-		t.Errorf("the scheduler's log for a step that kept losing to issuances:\n%s\nwant it deferred, not failed", l)
-	}
-	armed.Store(false)
-	if applied, err = e.Authority.Tick(e.Ctx); err != nil || !slices.Contains(applied, "busy/internal:activate") {
-		t.Fatalf("the next tick: applied %v, err %v; want the activation", applied, err)
 	}
 }
