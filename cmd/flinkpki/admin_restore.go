@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
+	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
 )
 
@@ -75,25 +77,62 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags, backup string) er
 	if err := checkBackup(ctx, path, name, f.dataDir); err != nil {
 		return err
 	}
+	asOf := backupAsOf(ctx, path)
 	sum := newResultHash(f.out)
 	dst, n, err := restoreFile(ctx, path, f.dataDir, sum)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stderr, "restored %s (%d bytes) to %s\n", name, n, dst)
+	asOfText := ""
+	if !asOf.IsZero() {
+		asOfText = asOf.UTC().Format(time.RFC3339)
+		fmt.Fprintf(a.stderr, "the backup holds the store as of its newest audit entry, %s (%s ago): what the backed-up server did since (CA steps, enrollments, token revocations) is undone; read the README's \"Backup and restore\" before this server takes requests\n",
+			asOfText, formatDuration(max(time.Since(asOf), 0).Truncate(time.Minute)))
+	}
 	fmt.Fprintf(a.stderr, "next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", f.dataDir)
 	fmt.Fprintf(a.stderr, "its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n")
 	if f.out == "json" {
 		// Backup is the FILE argument as given, "-" for standard input.
+		// AsOf is the backup's newest audit entry ("" when it has none).
 		return writeJSON(a.stdout, struct {
 			Backup  string `json:"backup"`
 			DataDir string `json:"data_dir"`
 			Path    string `json:"path"`
 			Bytes   int64  `json:"bytes"`
 			SHA256  string `json:"sha256"`
-		}{backup, f.dataDir, dst, n, sum.hex()})
+			AsOf    string `json:"as_of"`
+		}{backup, f.dataDir, dst, n, sum.hex(), asOfText})
 	}
 	return nil
+}
+
+// backupAsOf is the time of the newest audit entry of the checked backup
+// at path: every change a server makes is audited with it, so the backup
+// holds nothing after that. It is zero when the trail is empty or cannot
+// be read (the restore goes on; checkBackup has read the file whole).
+func backupAsOf(ctx context.Context, path string) time.Time {
+	b, err := bolt.Open(path, bolt.Options{ReadOnly: true})
+	if err != nil {
+		return time.Time{}
+	}
+	defer b.Close()
+	st, err := store.Open(ctx, b, nil)
+	if err != nil {
+		return time.Time{}
+	}
+	var asOf time.Time
+	_ = st.View(ctx, func(tx *store.Txn) error {
+		head, _, err := tx.AuditHead()
+		if err != nil || head == 0 {
+			return err
+		}
+		return tx.ForEachAudit(head, func(e *store.AuditEntry) (bool, error) {
+			asOf = e.Time
+			return false, nil
+		})
+	})
+	return asOf
 }
 
 // checkBackup refuses the backup at path (name, as the user knows it) when

@@ -201,6 +201,7 @@ func fileFacts(t testing.TB, path string) (int64, string) {
 
 func TestAdminBackupAndRestoreReportTheFilesInJSON(t *testing.T) {
 	s := startServer(t, "")
+	created := time.Now().Truncate(time.Second)
 	s.cli(t, s.admin, "cluster", "create", "backed").ok(t)
 	dir := t.TempDir()
 
@@ -236,11 +237,27 @@ func TestAdminBackupAndRestoreReportTheFilesInJSON(t *testing.T) {
 			fmt.Sprintf("next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir) +
 			"its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n"
 	}
+	// asOfLine is the line that names the backup's newest audit entry (the
+	// cluster's creation, or the first backup), which withoutAsOf checks and
+	// takes out of stderr, answering its time.
+	asOfLine := regexp.MustCompile(`the backup holds the store as of its newest audit entry, (\S+) \(\S+ ago\): what the backed-up server did since \(CA steps, enrollments, token revocations\) is undone; read the README's "Backup and restore" before this server takes requests\n`)
+	withoutAsOf := func(what, stderr string) (string, string) {
+		t.Helper()
+		m := asOfLine.FindStringSubmatch(stderr)
+		if m == nil {
+			t.Errorf("%s: stderr %q does not say as of when the backup holds the store", what, stderr)
+			return stderr, ""
+		}
+		if at, err := time.Parse(time.RFC3339, m[1]); err != nil || at.Before(created) || at.After(time.Now()) {
+			t.Errorf("%s: the backup is said to hold the store as of %s (%v), want a time from %s on, the cluster's creation", what, m[1], err, created.Format(time.RFC3339))
+		}
+		return strings.Replace(stderr, m[0], "", 1), m[1]
+	}
 	tableDir := filepath.Join(dir, "restored-table")
 	r = runCLI(t, nil, "admin", "restore", tableBackup, "--data-dir", tableDir).ok(t)
 	tableSize, _ := fileFacts(t, tableBackup)
-	if want := restoreLines(tableBackup, tableSize, tableDir); r.stdout != "" || r.stderr != want {
-		t.Errorf("admin restore (table): stdout %q, stderr %q, want stderr %q", r.stdout, r.stderr, want)
+	if got, _ := withoutAsOf("admin restore (table)", r.stderr); r.stdout != "" || got != restoreLines(tableBackup, tableSize, tableDir) {
+		t.Errorf("admin restore (table): stdout %q, stderr %q, want stderr %q and the as-of line", r.stdout, r.stderr, restoreLines(tableBackup, tableSize, tableDir))
 	}
 
 	type restored struct {
@@ -249,6 +266,7 @@ func TestAdminBackupAndRestoreReportTheFilesInJSON(t *testing.T) {
 		Path    string `json:"path"`
 		Bytes   int64  `json:"bytes"`
 		SHA256  string `json:"sha256"`
+		AsOf    string `json:"as_of"`
 	}
 	for _, fromStdin := range []bool{false, true} {
 		dataDir := filepath.Join(t.TempDir(), "data")
@@ -265,14 +283,15 @@ func TestAdminBackupAndRestoreReportTheFilesInJSON(t *testing.T) {
 		var got restored
 		decodeResult(t, r.stdout, &got)
 		db := filepath.Join(dataDir, "flinkpki.db")
-		if want := (restored{Backup: arg, DataDir: dataDir, Path: db, Bytes: size, SHA256: sum}); got != want {
+		stderr, asOf := withoutAsOf("admin restore "+arg+" -o json", r.stderr)
+		if want := (restored{Backup: arg, DataDir: dataDir, Path: db, Bytes: size, SHA256: sum, AsOf: asOf}); got != want || asOf == "" {
 			t.Errorf("admin restore %s -o json = %+v, want %+v", arg, got, want)
 		}
 		if n, h := fileFacts(t, db); n != size || h != sum {
 			t.Errorf("the restored %s differs from the backup", db)
 		}
-		if want := restoreLines(name, size, dataDir); r.stderr != want {
-			t.Errorf("admin restore %s -o json: stderr %q, want %q", arg, r.stderr, want)
+		if want := restoreLines(name, size, dataDir); stderr != want {
+			t.Errorf("admin restore %s -o json: stderr %q, want %q and the as-of line", arg, r.stderr, want)
 		}
 	}
 	r = runCLI(t, nil, "admin", "restore", backup, "--data-dir", tableDir, "-o", "json")
