@@ -115,6 +115,10 @@ type Authority struct {
 	// a tick (schedulerLogEvery).
 	waitMu     sync.Mutex
 	waitLogged map[string]time.Time
+	// fences are the polls of rotation steps' fences that issuances wait
+	// for, by cluster/purpose (fenceWatch).
+	fenceMu sync.Mutex
+	fences  map[string]chan struct{}
 }
 
 // Logger returns the logger the authority writes to, for the periodic
@@ -145,6 +149,7 @@ func New(cfg Config) (*Authority, error) {
 	a.locks = map[string]*clusterMutex{}
 	a.lines = map[string]*lineageState{}
 	a.sched = map[string]scheduled{}
+	a.fences = map[string]chan struct{}{}
 	return a, nil
 }
 

@@ -184,11 +184,11 @@ func (a *Authority) issue(ctx context.Context, actor Actor, action string, req E
 			if fenceDeadline.IsZero() {
 				fenceDeadline = time.Now().Add(fenceFor)
 			}
-			lifted, err := a.waitFence(ctx, req.Cluster, fenceDeadline)
+			again, err := a.waitFence(ctx, req.Cluster, role.Purpose(), fenceDeadline)
 			if err != nil {
 				return nil, err
 			}
-			passed = !lifted
+			passed = !again
 			attempt--
 			continue
 		}
@@ -264,7 +264,7 @@ func (a *Authority) readIssuance(tx *store.Txn, actor Actor, req EnrollRequest, 
 		return nil, holder, seen, nil, err
 	}
 	// Held back before the leaf is signed, not only at the commit.
-	if err := checkFence(c, a.now(), passed); err != nil {
+	if err := checkFence(c, role.Purpose(), a.now(), passed); err != nil {
 		return nil, holder, seen, nil, err
 	}
 	// Read before the commit, not in it: on etcd every read in the
@@ -320,7 +320,7 @@ func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, ro
 	// A rotation step fenced the cluster since the read: this commit read
 	// the fence (so a commit that read the record before it fails its
 	// comparison and runs again), and waits for the step like the rest.
-	if err := checkFence(c, a.now(), passed); err != nil {
+	if err := checkFence(c, role.Purpose(), a.now(), passed); err != nil {
 		return err
 	}
 	// The caller may have lost the right since the read: a Kubernetes

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/store"
@@ -57,3 +58,13 @@ func (p *KeyPool) RefillWith(gen func(ca.KeyType) (crypto.Signer, error)) {
 func (a *Authority) PruneAuditInChunks(ctx context.Context, actor Actor, through uint64, hash string, limit, chunk int) (*PruneReport, error) {
 	return a.pruneAudit(ctx, actor, through, hash, limit, chunk)
 }
+
+// CheckFence is checkFence, for its table test; Fenced reports whether its
+// answer holds the issuance back.
+func CheckFence(c *store.Cluster, p ca.Purpose, now time.Time, passed bool) (fenced bool) {
+	return checkFence(c, p, now, passed) != nil
+}
+
+// FenceFor and FenceSkew are how long a fence holds issuances back, and
+// how far ahead of the local clock one may end and still be waited for.
+const FenceFor, FenceSkew = fenceFor, fenceSkew

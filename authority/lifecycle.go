@@ -147,7 +147,7 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 	p, err := parsePurpose(purpose)
 	if err == nil {
 		unlock := a.clusterLock(cluster)
-		err = a.withFence(ctx, cluster, func() error {
+		err = a.withFence(ctx, cluster, p, func() error {
 			return a.st.Update(ctx, func(tx *store.Txn) error {
 				return a.applyPlan(tx, actor, cluster, p, action, plan)
 			})
@@ -236,7 +236,9 @@ func (a *Authority) applyPlan(tx *store.Txn, actor Actor, cluster string, p ca.P
 		}
 	}
 	v.Cluster.Epoch++
-	v.Cluster.StepFence = time.Time{} // the step is taken: issuances go on
+	if v.Cluster.StepFencePurpose == string(p) { // the step is taken: the lineage's issuances go on
+		v.Cluster.StepFence, v.Cluster.StepFencePurpose = time.Time{}, ""
+	}
 	if err := tx.PutCluster(v.Cluster); err != nil {
 		return err
 	}

@@ -100,10 +100,10 @@ func TestARotationStepGoesThroughSteadyEnrollmentOnEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("activate under steady enrollment (%d issuances meanwhile): %v", issued.Load(), err)
 	}
-	if !strings.Contains(logs.String(), "holds the cluster's issuances back") {
+	if !strings.Contains(logs.String(), "holds the lineage's issuances back") {
 		t.Fatalf("the step never lost to the %d issuances and never fenced them: this test no longer makes the contention it is about; log:\n%s", issued.Load(), logs.String())
 	}
-	if f := stepFence(t, e, "busy"); !f.IsZero() {
+	if f, _ := stepFence(t, e, "busy"); !f.IsZero() {
 		t.Fatalf("after the step the cluster's issuances are still held back until %v", f)
 	}
 	if l := lineage(t, e, "busy", ca.PurposeInternal); l.Active() == nil || l.Active().Generation != 2 {

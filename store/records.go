@@ -18,12 +18,14 @@ type Cluster struct {
 	// reader can tell a cached lineage is still current from this record
 	// alone.
 	Epoch int64 `json:"epoch"`
-	// StepFence, while later than the current time, holds the cluster's
-	// issuances back: a rotation step whose commit kept losing to them
-	// (on etcd each changes the holders the step reads) sets it, and the
-	// step's own commit clears it. It lapses by itself when the replica
-	// that set it stops first. An older flinkpki ignores it.
-	StepFence time.Time `json:"step_fence,omitzero"`
+	// StepFence, while later than the current time, holds the issuances
+	// of the lineage StepFencePurpose back: a rotation step whose commit
+	// kept losing to them (on etcd each changes the holders the step
+	// reads) sets it, and the step's own commit clears it. It lapses by
+	// itself when the replica that set it stops first. An older flinkpki
+	// ignores it.
+	StepFence        time.Time `json:"step_fence,omitzero"`
+	StepFencePurpose string    `json:"step_fence_purpose,omitempty"`
 }
 
 // K8sBinding allows pods running as ServiceAccount in Namespace to enroll,
