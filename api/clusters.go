@@ -146,7 +146,7 @@ func (s *Server) ListTokens(ctx context.Context, req *pb.ListTokensRequest) (*pb
 	for _, t := range toks {
 		out.Tokens = append(out.Tokens, &pb.EnrollmentToken{
 			Id: t.ID, Cluster: t.Cluster, Role: t.Role, UsesLeft: int32(t.UsesLeft),
-			CreateTime: timestamppb.New(t.Created), ExpireTime: timestamppb.New(t.Expires),
+			CreateTime: timestamppb.New(t.Created), ExpireTime: timestamppb.New(t.Expires), MadeWith: t.MadeWith,
 		})
 	}
 	return out, nil

@@ -50,7 +50,7 @@ func TestATokenPageTokenTheServerNeverGaveOutIsRefused(t *testing.T) {
 	e := authoritytest.New(t)
 	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
 	for range 3 {
-		if _, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Admin, "orders", "taskmanager", 0, 1); err != nil {
+		if _, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Offline, "orders", "taskmanager", 0, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

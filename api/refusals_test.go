@@ -255,7 +255,7 @@ func TestAFloodOfRefusalsStaysBoundedWhateverTheCallerVaries(t *testing.T) {
 	e := authoritytest.New(t)
 	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
 	s := New(Config{Authority: e.Authority, EnrollRate: 200, EnrollBurst: 2000}) // serve's defaults
-	bearer, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Admin, "orders", "taskmanager", 0, 1)
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Offline, "orders", "taskmanager", 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ func TestARequestThatEndsWhileItsTokenIsReadIsNoRefusal(t *testing.T) {
 	e := authoritytest.New(t)
 	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
 	s := New(Config{Authority: e.Authority})
-	bearer, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Admin, "orders", "taskmanager", 0, 1)
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Offline, "orders", "taskmanager", 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

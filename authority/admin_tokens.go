@@ -145,9 +145,15 @@ func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time, bounded bool)
 			}
 		}
 	}
+	// A tombstone no administrator token names goes, once no enrollment
+	// token made through it can be live (enrollment tokens name their
+	// chain too, but are not read here).
+	gone := func(t *store.AdminToken) bool {
+		return !t.Revoked.IsZero() && !now.Before(enrollmentChainEnd(t))
+	}
 	var work []*store.AdminToken
 	for _, t := range all {
-		if !planned[t.ID] && !t.Revoked.IsZero() && named[t.ID] == 0 {
+		if !planned[t.ID] && gone(t) && named[t.ID] == 0 {
 			work = append(work, t)
 		}
 	}
@@ -157,7 +163,7 @@ func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time, bounded bool)
 		plan, planned[t.ID] = append(plan, t), true
 		for _, m := range t.MadeWith {
 			if named[m]--; named[m] == 0 {
-				if r := byID[m]; r != nil && !planned[m] && !r.Revoked.IsZero() {
+				if r := byID[m]; r != nil && !planned[m] && gone(r) {
 					work = append(work, r)
 				}
 			}
@@ -173,6 +179,27 @@ func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time, bounded bool)
 		}
 	}
 	return len(plan), nil
+}
+
+// enrollmentChainEnd is when the last enrollment token that tombstone t
+// refuses has expired: each was made before t was revoked with its made
+// tokens (nothing is made through a token revoked so), and lives at most
+// MaxTokenTTL. One revoked alone is kept as long after its revocation, so
+// that it can still be revoked with its made tokens. The grace keeps a
+// replica whose clock runs ahead from deleting what the others still
+// judge by.
+func enrollmentChainEnd(t *store.AdminToken) time.Time {
+	return revokedMadeAt(t).Add(MaxTokenTTL + adminTokenPruneGrace)
+}
+
+// revokedMadeAt is when tombstone t was revoked with its made tokens, or
+// revoked at all when it was not, or is a record from before flinkpki
+// recorded the time apart.
+func revokedMadeAt(t *store.AdminToken) time.Time {
+	if t.RevokedMadeAt.After(t.Revoked) {
+		return t.RevokedMadeAt
+	}
+	return t.Revoked
 }
 
 // callerToken is the record of the administrator token actor called with,
@@ -357,6 +384,9 @@ func (a *Authority) RevokeAdminToken(ctx context.Context, actor Actor, id string
 			root.Revoked = now.UTC()
 		}
 		root.Hash, root.RevokedMade = nil, !keepMade
+		if !keepMade {
+			root.RevokedMadeAt = now.UTC()
+		}
 		if err := tx.PutAdminToken(root); err != nil {
 			return err
 		}

@@ -179,31 +179,39 @@ func TestRevokingAnAdministratorTokenRevokesWhatWasMadeWithIt(t *testing.T) {
 		t.Errorf("states %v; want %v", got, want2)
 	}
 
-	// The next token made prunes what can never matter again: alice's
-	// tombstone and the tokens made through it (audited as pruned). Bob's
-	// tombstone, revoked alone, stays while bob-ci names it.
+	// The next token made prunes what can never matter again: the tokens
+	// made through alice's (audited as pruned). Alice's tombstone stays
+	// while an enrollment token made through it may still be valid (a
+	// month: TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive).
+	// Bob's tombstone, revoked alone, stays while bob-ci names it.
 	_, _, _ = adminToken(t, e, bob, "bob-ci", 0)
-	if last := e.Audit("")[len(e.Audit(""))-1]; last.Action != "admin_token.create" || last.Details["pruned"] != "4" {
-		t.Errorf("the create after the revocation is audited as %+v; want pruned=4", last)
+	if last := e.Audit("")[len(e.Audit(""))-1]; last.Action != "admin_token.create" || last.Details["pruned"] != "3" {
+		t.Errorf("the create after the revocation is audited as %+v; want pruned=3", last)
 	}
 	ids, err = e.Authority.RevokeAdminToken(e.Ctx, root, bobRec.ID, authority.RevokeAdminOptions{KeepMade: true})
 	if err != nil || !slices.Equal(ids, []string{bobRec.ID}) {
 		t.Fatalf("revoke bob keeping what was made: %v, %v; want bob alone", ids, err)
 	}
 	_, _, _ = adminToken(t, e, root, "later", 0)
-	want3 := map[string]string{"root": "valid", "bob": "revoked", "bob-ci": "valid", "later": "valid"}
+	want3 := map[string]string{"root": "valid", "alice": "revoked", "bob": "revoked", "bob-ci": "valid", "later": "valid"}
 	if got := states(); !maps.Equal(got, want3) {
 		t.Errorf("states %v; want %v", got, want3)
 	}
-	// Revoked again, with what it made: bob-ci goes, and with it, at the
-	// next create, bob's tombstone.
+	// Revoked again, with what it made: bob-ci goes at the next create;
+	// the tombstones, once no enrollment token they refuse can be valid.
 	if _, err := e.Authority.RevokeAdminToken(e.Ctx, root, bobRec.ID, authority.RevokeAdminOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	_, _, _ = adminToken(t, e, root, "last", 0)
-	want4 := map[string]string{"root": "valid", "later": "valid", "last": "valid"}
+	want4 := map[string]string{"root": "valid", "alice": "revoked", "bob": "revoked", "later": "valid", "last": "valid"}
 	if got := states(); !maps.Equal(got, want4) {
 		t.Errorf("states %v; want %v", got, want4)
+	}
+	e.Clock.Add(authority.MaxTokenTTL + 25*time.Hour)
+	_, _, _ = adminToken(t, e, root, "a-month-on", 0)
+	want5 := map[string]string{"root": "valid", "later": "valid", "last": "valid", "a-month-on": "valid"}
+	if got := states(); !maps.Equal(got, want5) {
+		t.Errorf("a month on: states %v; want %v", got, want5)
 	}
 }
 
@@ -250,12 +258,16 @@ func TestPruningNeverRevivesATokenMadeThroughARevokedOne(t *testing.T) {
 				}
 			}
 		}
+		// The tombstone stays while an enrollment token made through it may
+		// be valid.
+		e.Clock.Add(authority.MaxTokenTTL + 25*time.Hour)
+		adminToken(t, e, keeper, "a-month-on", 0)
 		toks, err := e.Authority.AdminTokens(e.Ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(toks) != 4 {
-			t.Errorf("installation %d: %d records after three prunes; want the keeper and its three", inst, len(toks))
+		if len(toks) != 5 {
+			t.Errorf("installation %d: %d records after four prunes, a month apart; want the keeper and its four", inst, len(toks))
 		}
 	}
 }

@@ -150,7 +150,7 @@ func TestNotFoundSaysSoOnce(t *testing.T) {
 	if want := `cluster "nope" not found`; !errors.Is(err, authority.ErrNotFound) || err.Error() != want {
 		t.Errorf("delete a missing cluster: %v, want %q", err, want)
 	}
-	_, _, err = e.Authority.CreateToken(e.Ctx, admin, "nope", "taskmanager", 0, 0)
+	_, _, err = e.Authority.CreateToken(e.Ctx, system, "nope", "taskmanager", 0, 0)
 	if want := `cluster "nope" not found`; !errors.Is(err, authority.ErrNotFound) || err.Error() != want {
 		t.Errorf("a token for a missing cluster: %v, want %q", err, want)
 	}

@@ -52,6 +52,9 @@ func (a *Authority) Authenticate(ctx context.Context, t token.Parsed) (Actor, er
 			if rec.UsesLeft <= 0 {
 				return fmt.Errorf("%w: enrollment token %s was used up", ErrUnauthenticated, t.Redacted())
 			}
+			if err := madeThroughRevoked(tx, rec, t.Redacted()); err != nil {
+				return err
+			}
 			actor = Actor{Kind: ActorEnrollment, ID: rec.ID, TokenCluster: rec.Cluster, TokenRole: rec.Role, TokenClusterCreated: rec.ClusterCreated}
 		default:
 			return fmt.Errorf("%w: unknown token kind", ErrUnauthenticated)

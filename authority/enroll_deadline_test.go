@@ -26,7 +26,7 @@ func TestAnEnrollmentFailsOnlyIfNothingOfItCommitted(t *testing.T) {
 	e := authoritytest.New(t)
 	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
 	const uses = 100000
-	raw, _, err := e.Authority.CreateToken(e.Ctx, authoritytest.Admin, "orders", "taskmanager", time.Hour, uses)
+	raw, _, err := e.Authority.CreateToken(e.Ctx, system, "orders", "taskmanager", time.Hour, uses)
 	if err != nil {
 		t.Fatal(err)
 	}

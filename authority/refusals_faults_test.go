@@ -21,7 +21,7 @@ func TestACallerThatWentAwayIsNoRefusal(t *testing.T) {
 	obs := &recorder{}
 	e := authoritytest.New(t, authoritytest.WithObserver(obs))
 	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
-	_, tok, err := e.Authority.CreateToken(e.Ctx, authoritytest.Admin, "orders", "taskmanager", time.Hour, 1)
+	_, tok, err := e.Authority.CreateToken(e.Ctx, system, "orders", "taskmanager", time.Hour, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestACallerThatWentAwayIsNoRefusal(t *testing.T) {
 		"ca.prepare":  func() error { return e.Authority.Prepare(gone, authoritytest.Admin, "orders", "internal") },
 		"ca.activate": func() error { return e.Authority.Activate(gone, authoritytest.Admin, "orders", "internal", false) },
 		"token.create": func() error {
-			_, _, err := e.Authority.CreateToken(gone, authoritytest.Admin, "orders", "taskmanager", time.Hour, 1)
+			_, _, err := e.Authority.CreateToken(gone, system, "orders", "taskmanager", time.Hour, 1)
 			return err
 		},
 		"cluster.delete": func() error { return e.Authority.DeleteCluster(gone, authoritytest.Admin, "orders") },

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -64,6 +65,21 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 			return err
 		}
 		rec.ClusterCreated = c.Created
+		rec.Expires, rec.MadeWith = now.Add(ttl), nil
+		if actor.Kind == ActorAdmin {
+			// Like an administrator token, it records the chain it was
+			// made through, and does not outlive its maker: revoking a
+			// stolen administrator token takes the enrollment tokens
+			// minted with it.
+			maker, err := a.callerToken(tx, actor, now)
+			if err != nil {
+				return err
+			}
+			rec.MadeWith = append(slices.Clone(maker.MadeWith), maker.ID)
+			if !maker.Expires.IsZero() && rec.Expires.After(maker.Expires) {
+				rec.Expires = maker.Expires
+			}
+		}
 		if err := a.pruneTokens(tx, now); err != nil {
 			return err
 		}
@@ -83,7 +99,8 @@ func (a *Authority) CreateToken(ctx context.Context, actor Actor, cluster, role 
 // 0) of cluster, or of every cluster when cluster is "", in ID order after
 // the ID after, and the ID to pass as after for the next page ("" on the
 // last). Expired and used-up tokens are left out: they open nothing and
-// the next token create prunes them. Only hashes of the secrets are
+// the next token create prunes them; so are those revoked with an
+// administrator token they were made through. Only hashes of the secrets are
 // stored, and they are not returned.
 func (a *Authority) ListTokens(ctx context.Context, cluster, after string, limit int) ([]*store.Token, string, error) {
 	now := a.now()
@@ -96,9 +113,26 @@ func (a *Authority) ListTokens(ctx context.Context, cluster, after string, limit
 				return err
 			}
 		}
+		makers := map[string]*store.AdminToken{} // read once per listing
+		maker := func(id string) (*store.AdminToken, error) {
+			if m, ok := makers[id]; ok {
+				if m == nil {
+					return nil, store.ErrNotFound
+				}
+				return m, nil
+			}
+			m, err := tx.AdminToken(id)
+			if err == nil || errors.Is(err, store.ErrNotFound) {
+				makers[id] = m
+			}
+			return m, err
+		}
 		return tx.ForEachTokenAfter(after, func(t *store.Token) (bool, error) {
 			if (cluster != "" && t.Cluster != cluster) || spent(t, now) {
 				return true, nil
+			}
+			if m, err := revokedWithMaker(t, maker); err != nil || m != nil {
+				return err == nil, err // revoked with its maker: it opens nothing
 			}
 			if limit > 0 && len(out) == limit {
 				next = out[len(out)-1].ID
@@ -145,6 +179,38 @@ func (a *Authority) RevokeToken(ctx context.Context, actor Actor, id string) (cl
 
 // spent reports whether a token can enroll no more: expired or used up.
 func spent(t *store.Token, now time.Time) bool { return !t.Expires.After(now) || t.UsesLeft <= 0 }
+
+// revokedWithMaker answers the administrator token, among those t was made
+// through, that was revoked with the tokens made through it (nil when
+// none was), read with maker. A record pruned since names no revocation:
+// enrollmentChainEnd keeps each as long as a token it refuses may live.
+func revokedWithMaker(t *store.Token, maker func(id string) (*store.AdminToken, error)) (*store.AdminToken, error) {
+	for _, id := range t.MadeWith {
+		m, err := maker(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.RevokedMade {
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// madeThroughRevoked refuses enrollment token t, read in tx, when an
+// administrator token it was made through was revoked with the tokens made
+// through it; redacted names t.
+func madeThroughRevoked(tx *store.Txn, t *store.Token, redacted string) error {
+	m, err := revokedWithMaker(t, tx.AdminToken)
+	if err != nil || m == nil {
+		return err
+	}
+	return fmt.Errorf("%w: enrollment token %s was made through administrator token %s, revoked with the tokens made through it at %s: create a new one with flinkpki token create",
+		ErrUnauthenticated, redacted, m.ID, revokedMadeAt(m).UTC().Format(time.RFC3339))
+}
 
 // pruneTokensPerCreate bounds the expired tokens one token create deletes,
 // so its transaction stays under etcd's --max-txn-ops however many expired

@@ -23,7 +23,7 @@ import (
 // package does for each request.
 func newToken(t testing.TB, e *authoritytest.Env, cluster, role string, ttl time.Duration, uses int) (string, authority.Actor) {
 	t.Helper()
-	bearer, _, err := e.Authority.CreateToken(e.Ctx, admin, cluster, role, ttl, uses)
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, system, cluster, role, ttl, uses)
 	if err != nil {
 		t.Fatalf("create token for %s/%s: %v", cluster, role, err)
 	}
@@ -82,7 +82,7 @@ func TestTokenTTLsOutsideTheStatedRangeAreRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, rec, err := e.Authority.CreateToken(e.Ctx, admin, "orders", "taskmanager", tt.ttl, 1)
+			_, rec, err := e.Authority.CreateToken(e.Ctx, system, "orders", "taskmanager", tt.ttl, 1)
 			if !tt.ok {
 				if !errors.Is(err, authority.ErrInvalid) || !strings.Contains(err.Error(), "use a value between 1s and") {
 					t.Fatalf("TTL %s: got %v, want ErrInvalid naming the range", tt.ttl, err)
@@ -230,7 +230,7 @@ func TestATokenCreatePrunesABoundedNumberOfExpiredTokens(t *testing.T) {
 	e := authoritytest.New(t)
 	e.CreateCluster(authority.CreateClusterRequest{Name: "e1"})
 	for range 150 {
-		if _, _, err := e.Authority.CreateToken(e.Ctx, admin, "e1", "taskmanager", time.Minute, 1); err != nil {
+		if _, _, err := e.Authority.CreateToken(e.Ctx, system, "e1", "taskmanager", time.Minute, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -246,7 +246,7 @@ func TestATokenCreatePrunesABoundedNumberOfExpiredTokens(t *testing.T) {
 	}
 	var got []int
 	for range 4 {
-		if _, _, err := e.Authority.CreateToken(e.Ctx, admin, "e1", "taskmanager", time.Hour, 1); err != nil {
+		if _, _, err := e.Authority.CreateToken(e.Ctx, system, "e1", "taskmanager", time.Hour, 1); err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, stored())
@@ -286,13 +286,13 @@ func TestListTokensPagesLiveTokensWithoutSecrets(t *testing.T) {
 	live := map[string]string{} // ID → cluster
 	for i := range 5 {
 		cluster := []string{"lt1", "lt2"}[i%2]
-		_, rec, err := e.Authority.CreateToken(e.Ctx, admin, cluster, "taskmanager", time.Hour, 2)
+		_, rec, err := e.Authority.CreateToken(e.Ctx, system, cluster, "taskmanager", time.Hour, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		live[rec.ID] = cluster
 	}
-	_, short, err := e.Authority.CreateToken(e.Ctx, admin, "lt1", "taskmanager", time.Minute, 1)
+	_, short, err := e.Authority.CreateToken(e.Ctx, system, "lt1", "taskmanager", time.Minute, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,7 @@ func putCached[T any](t *Txn, c *decodeCache[T], bucket []byte, key string, v *T
 func cloneToken(t *Token) *Token {
 	c := *t
 	c.Hash = slices.Clone(t.Hash)
+	c.MadeWith = slices.Clone(t.MadeWith)
 	return &c
 }
 

@@ -86,6 +86,11 @@ type Token struct {
 	// made for: a cluster deleted and created again under the same name is
 	// another cluster, which the token must not open.
 	ClusterCreated time.Time `json:"cluster_created,omitzero"`
+	// MadeWith lists the administrator tokens the token was made through,
+	// its maker last (empty for one made otherwise, or before flinkpki
+	// recorded it): revoking any of them with the tokens made through it
+	// revokes this one too.
+	MadeWith []string `json:"made_with,omitempty"`
 }
 
 // AdminToken is an administrator token. Only the hash of its secret is stored.
@@ -110,6 +115,10 @@ type AdminToken struct {
 	// RevokedMade says the revocation took the tokens made through it too:
 	// every token whose MadeWith names this one is refused.
 	RevokedMade bool `json:"revoked_made,omitempty"`
+	// RevokedMadeAt is when RevokedMade was set (a token revoked alone
+	// first may be revoked with its made tokens later); zero in records
+	// from before flinkpki recorded it, where Revoked tells.
+	RevokedMadeAt time.Time `json:"revoked_made_at,omitzero"`
 }
 
 // AuditEntry is one link of the append-only, hash-chained audit trail.

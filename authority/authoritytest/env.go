@@ -18,8 +18,14 @@ import (
 	"github.com/flinkpki/flinkpki/store/bolt"
 )
 
-// Admin is the administrator actor tests act as.
+// Admin is the administrator actor tests act as. No administrator token
+// record stands behind it: what checks the caller's token record (making
+// an enrollment or administrator token) needs Offline, or a real token.
 var Admin = authority.Actor{Kind: authority.ActorAdmin, ID: "test"}
+
+// Offline is the actor of an offline tool (admin bootstrap, revoke-token):
+// what it makes records no administrator token it was made through.
+var Offline = authority.Actor{Kind: authority.ActorSystem, ID: "test"}
 
 // Clock is a fake clock, safe for concurrent use. Its zero value is not
 // useful: create it with NewClock.

@@ -88,6 +88,31 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 		t.Errorf("the table lacks a column or an expiry:\n%s", table)
 	}
 
+	// An enrollment token made with alice's records it, and does not
+	// outlive it.
+	r = s.cli(t, alice, "token", "create", "--cluster", "orders", "--role", "taskmanager", "--ttl", "30d").ok(t)
+	enrollToken := filepath.Join(dir, "alice-enroll.token")
+	if err := os.WriteFile(enrollToken, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rememberSecret(strings.TrimSpace(r.stdout))
+	var enrollList struct {
+		Tokens []struct {
+			ID       string
+			Expires  string   `json:"expire_time"`
+			MadeWith []string `json:"made_with"`
+		}
+	}
+	if err := json.Unmarshal([]byte(s.cli(t, bob, "token", "list", "-o", "json").ok(t).stdout), &enrollList); err != nil {
+		t.Fatal(err)
+	}
+	if l := enrollList.Tokens; len(l) != 1 || len(l[0].MadeWith) != 2 || l[0].MadeWith[1] != aliceID || l[0].Expires != aliceExp {
+		t.Fatalf("token list after alice made an enrollment token: %+v; want it made with alice's token (last in made_with), expiring with it at %s", l, aliceExp)
+	}
+	if table := s.cli(t, bob, "token", "list").ok(t).stdout; !strings.Contains(table, "MADE BY") || !strings.Contains(table, "admin:"+aliceID) {
+		t.Errorf("the enrollment token table does not say who made the token:\n%s", table)
+	}
+
 	r = s.cli(t, bob, "admin", "token", "revoke", aliceID, "-o", "json").ok(t)
 	var rev struct {
 		RevokedIDs []string `json:"revoked_ids"`
@@ -99,6 +124,12 @@ func TestAdministratorTokensAreManagedOnline(t *testing.T) {
 		t.Errorf("revoke says %q", r.stderr)
 	}
 	s.cli(t, alice, "cluster", "list").refused(t, "or one that was revoked")
+	// The enrollment token alice made went with it.
+	s.cli(t, enrollToken, "bake", "--cluster", "orders", "--role", "taskmanager", "--holder", "tm-0", "--out", filepath.Join(t.TempDir(), "tls")).
+		refused(t, "was made through administrator token "+aliceID+", revoked with the tokens made through it")
+	if l := s.cli(t, bob, "token", "list").ok(t).stdout; strings.Contains(l, "admin:"+aliceID) {
+		t.Errorf("the enrollment token revoked with alice's is still listed:\n%s", l)
+	}
 	audit := s.cli(t, bob, "audit", "list", "-o", "json").ok(t).stdout
 	if strings.Count(audit, `"admin_token.revoke"`) != 1 || !strings.Contains(audit, `"made": "2"`) || !strings.Contains(audit, ciID) {
 		t.Errorf("the revocation is not audited once, with what it took:\n%s", audit)

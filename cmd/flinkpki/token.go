@@ -37,8 +37,10 @@ func (a *app) newTokenListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [--cluster NAME]",
 		Short: "List the live enrollment tokens: IDs, roles, uses left, expiry",
-		Long: `List the enrollment tokens that can still enroll (not expired, uses left),
-of one cluster or of all. The server stores only hashes of their secrets, so
+		Long: `List the enrollment tokens that can still enroll (not expired, uses left, not
+revoked with an administrator token they were made through), of one cluster or
+of all, with the administrator token that made each (MADE BY; "-" for one made
+offline or by an older server). The server stores only hashes of their secrets, so
 this shows IDs: what token revoke needs. An ID is the part of a token between
 its prefix and its secret, and the audit trail of its creation names it.`,
 		Example: `  flinkpki token list --cluster orders
@@ -79,11 +81,14 @@ func (a *app) runTokenList(ctx context.Context, f *tokenListFlags) error {
 		UsesLeft int32  `json:"uses_left"`
 		Created  string `json:"create_time"`
 		Expires  string `json:"expire_time"`
+		// MadeWith is the administrator tokens it was made through, its
+		// maker last: [] for one made offline or by an older server.
+		MadeWith []string `json:"made_with"`
 	}
 	rows := []tokenJSON{}
 	for _, t := range toks {
 		rows = append(rows, tokenJSON{ID: t.GetId(), Cluster: t.GetCluster(), Role: t.GetRole(), UsesLeft: t.GetUsesLeft(),
-			Created: rfc3339(t.GetCreateTime()), Expires: rfc3339(t.GetExpireTime())})
+			Created: rfc3339(t.GetCreateTime()), Expires: rfc3339(t.GetExpireTime()), MadeWith: append([]string{}, t.GetMadeWith()...)})
 	}
 	if f.out == "json" {
 		return writeJSON(a.stdout, struct {
@@ -91,9 +96,13 @@ func (a *app) runTokenList(ctx context.Context, f *tokenListFlags) error {
 		}{rows})
 	}
 	w := newTable(a.stdout)
-	w.row("ID", "CLUSTER", "ROLE", "USES LEFT", "CREATED", "EXPIRES")
+	w.row("ID", "CLUSTER", "ROLE", "USES LEFT", "CREATED", "EXPIRES", "MADE BY")
 	for _, r := range rows {
-		w.row(r.ID, r.Cluster, r.Role, fmt.Sprint(r.UsesLeft), r.Created, r.Expires)
+		madeBy := "-"
+		if len(r.MadeWith) > 0 {
+			madeBy = "admin:" + r.MadeWith[len(r.MadeWith)-1]
+		}
+		w.row(r.ID, r.Cluster, r.Role, fmt.Sprint(r.UsesLeft), r.Created, r.Expires, madeBy)
 	}
 	return w.Flush()
 }
@@ -168,7 +177,13 @@ A use is spent when the server records an issuance. If the answer is lost on
 the way back (the connection drops as the server replies), init retries, and a
 one-use token is then already spent: give a token used by one process --uses 2
 or more when a failed start must be able to retry, or use the Kubernetes path,
-whose service-account tokens are not spent.`,
+whose service-account tokens are not spent.
+
+Like an administrator token, an enrollment token never outlives the
+administrator token that made it (its expiry is cut to that one's), and
+revoking any administrator token it was made through, with the tokens made
+through it (the default of admin token revoke), revokes it too: token list
+shows who made each (MADE BY, made_with in -o json).`,
 		Example: `  flinkpki token create --cluster orders --role taskmanager > tm.token
   flinkpki token create --cluster orders --role taskmanager --ttl 1h --uses 20 > tm.token`,
 		Args: cobra.NoArgs,

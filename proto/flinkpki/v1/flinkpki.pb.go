@@ -1303,13 +1303,17 @@ func (x *ListTokensRequest) GetPageToken() string {
 }
 
 type EnrollmentToken struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Cluster       string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	UsesLeft      int32                  `protobuf:"varint,6,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Cluster    string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Role       string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	UsesLeft   int32                  `protobuf:"varint,6,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
+	// The administrator tokens it was made through, its maker last (empty
+	// for one made offline, or by a server from before this field):
+	// revoking any of them with the tokens made through it revokes it.
+	MadeWith      []string `protobuf:"bytes,7,rep,name=made_with,json=madeWith,proto3" json:"made_with,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1384,6 +1388,13 @@ func (x *EnrollmentToken) GetUsesLeft() int32 {
 		return x.UsesLeft
 	}
 	return 0
+}
+
+func (x *EnrollmentToken) GetMadeWith() []string {
+	if x != nil {
+		return x.MadeWith
+	}
+	return nil
 }
 
 type ListTokensResponse struct {
@@ -3467,7 +3478,7 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\xe6\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x83\x02\n" +
 	"\x0fEnrollmentToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -3476,7 +3487,8 @@ const file_flinkpki_v1_flinkpki_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x1b\n" +
-	"\tuses_left\x18\x06 \x01(\x05R\busesLeft\"r\n" +
+	"\tuses_left\x18\x06 \x01(\x05R\busesLeft\x12\x1b\n" +
+	"\tmade_with\x18\a \x03(\tR\bmadeWith\"r\n" +
 	"\x12ListTokensResponse\x124\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x1c.flinkpki.v1.EnrollmentTokenR\x06tokens\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"$\n" +

@@ -1,0 +1,128 @@
+package authority_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flinkpki/flinkpki/authority"
+	"github.com/flinkpki/flinkpki/authority/authoritytest"
+)
+
+// listedTokens answers the IDs ListTokens lists for cluster.
+func listedTokens(t *testing.T, e *authoritytest.Env, cluster string) []string {
+	t.Helper()
+	toks, _, err := e.Authority.ListTokens(e.Ctx, cluster, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tok := range toks {
+		ids = append(ids, tok.ID)
+	}
+	return ids
+}
+
+// TestEnrollmentTokensGoWithTheAdministratorTokenThatMadeThem: an
+// enrollment token records the administrator tokens it was made through
+// and never outlives its maker, so a stolen administrator token's
+// revocation (with the tokens made through it, the default) takes the
+// enrollment tokens minted with it too, however many administrator tokens
+// in between; one revoked alone (--keep-made) leaves them. A revoked one is
+// refused with which administrator token took it, and no longer listed.
+func TestEnrollmentTokensGoWithTheAdministratorTokenThatMadeThem(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	start := e.Clock.Now()
+	_, root, rootRec := adminToken(t, e, system, "root", 0)
+	_, mid, midRec := adminToken(t, e, root, "mid", 12*time.Hour)
+
+	// Made with the 12-hour token: never past its expiry.
+	midBearer, midTok, err := e.Authority.CreateToken(e.Ctx, mid, "orders", "taskmanager", authority.MaxTokenTTL, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := start.Add(12 * time.Hour); !midTok.Expires.Equal(want) || !slices.Equal(midTok.MadeWith, []string{rootRec.ID, midRec.ID}) {
+		t.Fatalf("enrollment token made with a 12-hour administrator token: expires %v, made with %v; want %v and [%s %s]", midTok.Expires, midTok.MadeWith, want, rootRec.ID, midRec.ID)
+	}
+	rootBearer, rootTok, err := e.Authority.CreateToken(e.Ctx, root, "orders", "taskmanager", time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := start.Add(time.Hour); !rootTok.Expires.Equal(want) || !slices.Equal(rootTok.MadeWith, []string{rootRec.ID}) {
+		t.Fatalf("enrollment token made with a lasting administrator token: expires %v, made with %v; want %v and [%s]", rootTok.Expires, rootTok.MadeWith, want, rootRec.ID)
+	}
+	// Made offline (a system actor): no chain to go with.
+	_, sysTok, err := e.Authority.CreateToken(e.Ctx, system, "orders", "taskmanager", time.Hour, 1)
+	if err != nil || len(sysTok.MadeWith) != 0 {
+		t.Fatalf("enrollment token made by the system: made with %v (%v), want none", sysTok.MadeWith, err)
+	}
+
+	// Revoked alone, mid leaves the enrollment token it made.
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, root, midRec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := authenticate(e, midBearer); err != nil {
+		t.Fatalf("the enrollment token of an administrator token revoked alone: %v, want it still valid", err)
+	}
+
+	// Revoked with what was made through it, root takes every enrollment
+	// token made with it or with mid, and nothing else.
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, system, rootRec.ID, authority.RevokeAdminOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, bearer := range map[string]string{"made with mid": midBearer, "made with root": rootBearer} {
+		_, err := authenticate(e, bearer)
+		if !errors.Is(err, authority.ErrUnauthenticated) || !strings.Contains(err.Error(), "was made through administrator token "+rootRec.ID+", revoked with the tokens made through it") {
+			t.Errorf("enrollment token %s after root was revoked with its made tokens: %v, want it refused naming root", name, err)
+		}
+	}
+	if ids := listedTokens(t, e, "orders"); !slices.Equal(ids, []string{sysTok.ID}) {
+		t.Errorf("listed after the revocation: %v, want only the system's token %s", ids, sysTok.ID)
+	}
+}
+
+// TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive: an
+// administrator token's tombstone is what refuses the enrollment tokens
+// made through it, so it is not pruned while one of them may still be
+// valid (an enrollment token lives at most MaxTokenTTL), even when no
+// administrator token names it any more; after that it goes.
+func TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	_, keeper, _ := adminToken(t, e, system, "keeper", 0)
+	_, stolen, stolenRec := adminToken(t, e, system, "stolen", 0)
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, stolen, "orders", "jobmanager", authority.MaxTokenTTL, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, stolenRec.ID, authority.RevokeAdminOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tombstone := func() bool {
+		t.Helper()
+		all, err := e.Authority.AdminTokens(e.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(all, func(i authority.AdminTokenInfo) bool { return i.ID == stolenRec.ID })
+	}
+	// Each administrator token made prunes what can go.
+	e.Clock.Add(authority.MaxTokenTTL - time.Hour)
+	adminToken(t, e, keeper, "later", 0)
+	if !tombstone() {
+		t.Fatal("the tombstone was pruned while the enrollment token made through it is still unexpired")
+	}
+	if _, err := authenticate(e, bearer); !errors.Is(err, authority.ErrUnauthenticated) || !strings.Contains(err.Error(), stolenRec.ID) {
+		t.Fatalf("the enrollment token of the revoked administrator token, a month on: %v, want it refused naming %s", err, stolenRec.ID)
+	}
+	e.Clock.Add(3 * 24 * time.Hour)
+	adminToken(t, e, keeper, "much-later", 0)
+	if tombstone() {
+		t.Error("the tombstone outlived every enrollment token it could refuse")
+	}
+}
