@@ -119,8 +119,10 @@ func (a *Authenticator) authenticate(ctx context.Context, adminOnly bool) (autho
 			return authority.Actor{}, err
 		}
 		if errors.Is(err, k8sauth.ErrReviewUnavailable) {
-			// No answer about the token: init retries Unavailable.
-			return authority.Actor{}, status.Error(codes.Unavailable, err.Error()+": retry later")
+			// No answer about the token: init retries Unavailable. Why
+			// not (the API server's address, the server's token file) is
+			// for the log, not for a caller that has not authenticated.
+			return authority.Actor{}, &UnavailableError{Message: k8sauth.ErrReviewUnavailable.Error() + ": retry later (the flinkpki server log has the cause)", Cause: err}
 		}
 		if err != nil {
 			return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
@@ -134,13 +136,17 @@ func (a *Authenticator) authenticate(ctx context.Context, adminOnly bool) (autho
 	return a.auth.Authenticate(ctx, t)
 }
 
-// adminOnly lists the services every method of which needs an administrator.
-var adminOnly = map[string]bool{
-	"flinkpki.v1.ClusterService":   true,
-	"flinkpki.v1.AuthorityService": true,
-	"flinkpki.v1.AuditService":     true,
-	"flinkpki.v1.AdminService":     true,
+// forCallers lists the services a credential other than an
+// administrator's may call (an enrollment token, a pod's service-account
+// token). Every other service that is not public needs an administrator,
+// one added later too: the list says what is open, not what is closed.
+var forCallers = map[string]bool{
+	"flinkpki.v1.EnrollmentService": true,
 }
+
+// adminOnly reports whether every method of service svc needs an
+// administrator.
+func adminOnly(svc string) bool { return !public[svc] && !forCallers[svc] }
 
 // onlyEnrolls says what a credential other than an administrator's may do.
 var onlyEnrolls = map[authority.ActorKind]string{
@@ -178,7 +184,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		return ctx, nil
 	}
 	action := actionOf(fullMethod)
-	actor, err := s.authn.authenticate(ctx, adminOnly[svc])
+	actor, err := s.authn.authenticate(ctx, adminOnly(svc))
 	if err != nil && ctx.Err() != nil {
 		// The request ended while its credential was judged (a token read,
 		// a TokenReview under way): its caller gave up, or its time ran
@@ -199,7 +205,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anon, requestCluster(req), action, reason, err)
 	}
 	id := actor.Source()
-	if adminOnly[svc] && actor.Kind != authority.ActorAdmin {
+	if adminOnly(svc) && actor.Kind != authority.ActorAdmin {
 		// Through the gate: any pod can get a token that authenticates
 		// (a projected token for the audience), and must not be able to
 		// write an audit entry per call.
@@ -256,7 +262,10 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 	if a.k8s != nil {
 		var err error
 		if id, err = a.k8s.Verify(ctx, raw); err != nil {
-			if errors.Is(err, k8sauth.ErrUnknownKey) && a.unknownJWKSKey != nil {
+			if errors.Is(err, k8sauth.ErrUnknownKey) && a.unknownJWKSKey != nil && a.review == nil {
+				// Nothing else to go by: the count (and its alert) may
+				// include made-up key IDs. With TokenReview it counts
+				// only tokens the API server vouched for, below.
 				a.unknownJWKSKey()
 			}
 			// Signed by a key the JWKS file does not hold yet (the
@@ -290,15 +299,22 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 		default:
 			return nil, status.Errorf(codes.ResourceExhausted, "the Kubernetes API server has %d TokenReviews of this server to answer: retry later", MaxReviewsInFlight)
 		}
-		rid, err := a.review.Review(ctx, raw)
-		<-a.reviewing
+		rid, err := func() (*k8sauth.Identity, error) {
+			defer func() { <-a.reviewing }() // even if Review panics
+			return a.review.Review(ctx, raw)
+		}()
 		if err != nil {
 			return nil, err
 		}
-		if unknownKey != nil && a.staleJWKS != nil {
+		if unknownKey != nil {
 			// Only once the API server vouched for the token: a made-up
 			// key ID says nothing about the file.
-			a.staleJWKS(unknownKey)
+			if a.unknownJWKSKey != nil {
+				a.unknownJWKSKey()
+			}
+			if a.staleJWKS != nil {
+				a.staleJWKS(unknownKey)
+			}
 		}
 		return agreed(id, rid)
 	}

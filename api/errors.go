@@ -31,6 +31,23 @@ func toStatus(err error) error {
 	return status.Error(code, err.Error())
 }
 
+// UnavailableError is a dependency of the server that did not answer (the
+// Kubernetes API server, for a TokenReview), as it leaves the API: gRPC
+// sends it as Unavailable, which clients retry, with a sentence that names
+// no server internals (its URL, its files: the caller may not have
+// authenticated); Cause is for the server's log.
+type UnavailableError struct {
+	Message string
+	Cause   error
+}
+
+func (e *UnavailableError) Error() string { return e.Message }
+
+// GRPCStatus is what gRPC sends.
+func (e *UnavailableError) GRPCStatus() *status.Status {
+	return status.New(codes.Unavailable, e.Message)
+}
+
 // internalMessage is all a caller learns of an internal fault.
 const internalMessage = "internal error; the server log has the details"
 

@@ -73,8 +73,8 @@ func (v *Verifier) checkClaims(c *claims) (*Identity, error) {
 }
 
 // checkTimes applies exp, nbf and iat with the leeway, and the maximum age
-// after iat. exp is required: projected tokens always carry it, and a
-// token without one never expires.
+// after iat. exp and iat are required: projected tokens always carry them;
+// a token without exp never expires, one without iat has no age.
 func (v *Verifier) checkTimes(c *claims) error {
 	now := v.clock()
 	if c.Expiry == nil {
@@ -89,15 +89,19 @@ func (v *Verifier) checkTimes(c *claims) error {
 			return fmt.Errorf("service-account token is not valid before %s; check the clocks of flinkpki and the cluster: %w", stamp(nbf), ErrNotYetValid)
 		}
 	}
-	if c.IssuedAt != nil {
-		iat := c.IssuedAt.Time()
-		if now.Add(v.leeway).Before(iat) {
-			return fmt.Errorf("service-account token was issued at %s, in the future; check the clocks of flinkpki and the cluster: %w", stamp(iat), ErrNotYetValid)
-		}
-		return checkAge(iat, now, v.maxAge, v.leeway)
+	if c.IssuedAt == nil {
+		return errNoIssuedAt
 	}
-	return nil
+	iat := c.IssuedAt.Time()
+	if now.Add(v.leeway).Before(iat) {
+		return fmt.Errorf("service-account token was issued at %s, in the future; check the clocks of flinkpki and the cluster: %w", stamp(iat), ErrNotYetValid)
+	}
+	return checkAge(iat, now, v.maxAge, v.leeway)
 }
+
+// errNoIssuedAt refuses a token without iat: the kubelet's projected
+// tokens always carry one, and without it no age bound holds.
+var errNoIssuedAt = fmt.Errorf("service-account token has no iat claim; only projected service-account tokens are accepted: %w", ErrClaims)
 
 // checkAge refuses a token issued more than maxAge (and the leeway) before
 // now, whatever its exp says: a copy, not what a pod reads now.

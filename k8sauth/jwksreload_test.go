@@ -100,3 +100,27 @@ func TestJWKSWithoutFileKeepsItsKeys(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnknownKey that names no file", err)
 	}
 }
+
+// TestAKeyDroppedFromTheJWKSFileIsRefusedAtOnce: after a signing key's
+// compromise the operator drops it from the ConfigMap in place; a token of
+// that key (whose kid the verifier knows, so no unknown key prompts a
+// reading) is refused from the next token on, not after a restart.
+func TestAKeyDroppedFromTheJWKSFileIsRefusedAtOnce(t *testing.T) {
+	compromised := k8stest.NewECIssuer(t, testIssuer)
+	next := k8stest.NewECIssuer(t, testIssuer)
+	kv := &kubeletVolume{dir: t.TempDir()}
+	kv.publish(t, k8stest.JWKS(t, compromised, next))
+	path := filepath.Join(kv.dir, "jwks.json")
+	v := newVerifier(t, k8stest.JWKS(t, compromised, next), func(c *Config) { c.JWKSFile = path })
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, compromised.Mint(validClaims())); err != nil {
+		t.Fatalf("a token of a key in the file: %v", err)
+	}
+	kv.publish(t, next.JWKS())
+	if _, err := v.Verify(ctx, compromised.Mint(validClaims())); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("a token of the key dropped from the file: err = %v, want ErrUnknownKey", err)
+	}
+	if _, err := v.Verify(ctx, next.Mint(validClaims())); err != nil {
+		t.Fatalf("a token of the key left in the file: %v", err)
+	}
+}

@@ -85,6 +85,7 @@ func TestVerifyRefuses(t *testing.T) {
 			c.IssuedAt, c.NotBefore = now.Add(5*time.Minute), now.Add(-time.Minute)
 		})), ErrNotYetValid},
 		{"a token without exp", iss.Sign(without("exp")), ErrClaims},
+		{"a token without iat (no age bound would hold)", iss.Sign(without("iat")), ErrClaims},
 		{"a token signed by a key outside the JWKS", stranger.Mint(validClaims()), ErrUnknownKey},
 		{"a token whose claims were changed after signing", tamper(t, iss.Mint(validClaims()),
 			iss.Payload(with(func(c *k8stest.Claims) { c.Namespace = "kube-system" }))), ErrSignature},

@@ -120,7 +120,7 @@ func (c *reviewCache) drop(ref cacheRef) {
 // may have no JWKS), so they may only refuse, or bound how long an answer
 // is kept. nil when raw is no JWS with claims.
 func unverifiedClaims(raw string) *claims {
-	jws, err := jose.ParseSignedCompact(raw, allowedAlgs)
+	jws, err := jose.ParseSignedCompact(raw, reviewAlgs)
 	if err != nil {
 		return nil
 	}

@@ -2,6 +2,9 @@ package k8sauth
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -17,6 +20,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 
 	"github.com/flinkpki/flinkpki/k8sauth/k8stest"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // fakeClock is a settable clock for the cache.
@@ -258,6 +262,27 @@ func TestReviewerHoldsTokensToTheOfflineMaximumAge(t *testing.T) {
 	if _, err := r.Review(context.Background(), renewed); err != nil {
 		t.Errorf("a token issued just within %s was refused: %v", DefaultMaxAge, err)
 	}
+	// Whatever the cluster signs with (this server has no JWKS to know),
+	// and a token without iat, which no age bound would hold.
+	p384Key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es384 := signJWS(t, jose.ES384, p384Key, "k384", iss.Payload(old))
+	if _, err := r.Review(context.Background(), es384); !errors.Is(err, ErrExpired) {
+		t.Errorf("an ES384 token issued %s ago was answered %v; want ErrExpired", DefaultMaxAge+DefaultLeeway+time.Minute, err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(iss.Payload(fresh), &claims); err != nil {
+		t.Fatal(err)
+	}
+	delete(claims, "iat")
+	if _, err := r.Review(context.Background(), iss.Sign(jsonOf(t, claims))); !errors.Is(err, ErrClaims) {
+		t.Errorf("a token without iat was answered %v; want ErrClaims", err)
+	}
+	if asked.Load() != 1 {
+		t.Errorf("the API server was asked %d times; want once, for the renewed token only", asked.Load())
+	}
 }
 
 // size is how many answers are held (expired ones until they are dropped).
@@ -287,5 +312,41 @@ func TestReviewerRefusesAnAPIServerInTheClear(t *testing.T) {
 	}
 	if _, err := NewReviewer(ReviewerConfig{APIServer: ts.URL, CAFile: caFile, TokenFile: tokFile}); err != nil {
 		t.Errorf("an https API server was refused: %v", err)
+	}
+}
+
+// TestReviewerFollowsNoRedirect: an API server (or something in its place)
+// that answers a review with a redirect would have the pod's token sent on
+// to wherever it points; the review is refused instead, and the other
+// place never sees the token.
+func TestReviewerFollowsNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/apis/authentication.k8s.io/v1/tokenreviews", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(ts.Close)
+	dir := t.TempDir()
+	caFile, tokFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "token")
+	pool := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate().Raw})...)
+	if err := os.WriteFile(caFile, pool, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokFile, []byte("own"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReviewer(ReviewerConfig{APIServer: ts.URL, CAFile: caFile, TokenFile: tokFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := k8stest.NewECIssuer(t, testIssuer)
+	c := validClaims()
+	c.IssuedAt, c.NotBefore, c.Expiry = time.Now(), time.Now(), time.Now().Add(time.Hour)
+	if _, err := r.Review(context.Background(), iss.Mint(c)); !errors.Is(err, ErrReview) || !strings.Contains(err.Error(), "HTTP 307") {
+		t.Errorf("a review answered with a redirect: %v, want it refused naming HTTP 307", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the redirect was followed: the other server got %d reviews", n)
 	}
 }

@@ -108,15 +108,22 @@ func NewReviewer(cfg ReviewerConfig) (*Reviewer, error) {
 	}
 	return &Reviewer{
 		url: strings.TrimRight(cfg.APIServer, "/") + "/apis/authentication.k8s.io/v1/tokenreviews",
-		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			// HTTP/2 where the API server offers it (it does): reviews in
-			// flight share one connection, instead of a TLS connection
-			// each (a custom TLS configuration turns net/http's HTTP/2
-			// off unless asked for), and HTTP/1.1 keeps more of them.
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 32,
-		}},
+		client: &http.Client{
+			Timeout: cfg.Timeout,
+			Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+				// HTTP/2 where the API server offers it (it does): reviews
+				// in flight share one connection, instead of a TLS
+				// connection each (a custom TLS configuration turns
+				// net/http's HTTP/2 off unless asked for), and HTTP/1.1
+				// keeps more of them.
+				ForceAttemptHTTP2:   true,
+				MaxIdleConnsPerHost: 32,
+			},
+			// A redirect would send the pod's token, in the body, to
+			// wherever it points: taken as the answer it is (refused).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		tokenFile: cfg.TokenFile,
 		audience:  cfg.Audience,
 		cache:     newReviewCache(cfg.CacheTTL, cfg.CacheSize, nil),
@@ -140,10 +147,14 @@ func (r *Reviewer) Review(ctx context.Context, raw string) (*Identity, error) {
 	// before the API server is asked (the claims unverified: it only
 	// refuses), so a stale copy costs no review.
 	cl := unverifiedClaims(raw)
-	if cl != nil && cl.IssuedAt != nil {
-		if err := checkAge(cl.IssuedAt.Time(), time.Now(), DefaultMaxAge, DefaultLeeway); err != nil {
-			return nil, err
-		}
+	if cl == nil {
+		return nil, fmt.Errorf("service-account token is no signed JWT with readable claims: %w", ErrMalformed)
+	}
+	if cl.IssuedAt == nil {
+		return nil, errNoIssuedAt
+	}
+	if err := checkAge(cl.IssuedAt.Time(), time.Now(), DefaultMaxAge, DefaultLeeway); err != nil {
+		return nil, err
 	}
 	st, err := r.ask(ctx, raw)
 	if err != nil {

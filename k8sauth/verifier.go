@@ -48,6 +48,14 @@ const (
 // signs with for RSA and P-256 service-account keys.
 var allowedAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
 
+// reviewAlgs are the algorithms a token the API server judges alone may
+// name (its cluster may sign with any of them): its claims are read
+// without a key, only to refuse it or to bound how long an answer is kept.
+var reviewAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+}
+
 // Config configures a Verifier.
 type Config struct {
 	// Issuer is the cluster's service-account issuer (--k8s-issuer), the
@@ -58,12 +66,13 @@ type Config struct {
 	// JWKS is the content of --k8s-jwks-file, as served by the apiserver
 	// at /openid/v1/jwks. Required.
 	JWKS []byte
-	// JWKSFile, when set, is the file JWKS was read from. A token signed
-	// by a key the JWKS lacks makes the Verifier look at the file again
-	// and take its content when its size or modification time changed
-	// (the kubelet updates a mounted ConfigMap in place), so that a
-	// cluster's new signing key is picked up without a restart. Content
-	// that does not parse leaves the keys as they were.
+	// JWKSFile, when set, is the file JWKS was read from. Every token
+	// makes the Verifier look at the file again (one stat) and take its
+	// content when its size or modification time changed (the kubelet
+	// updates a mounted ConfigMap in place), so that a cluster's new
+	// signing key is picked up without a restart, and a key dropped from
+	// the file (compromised, say) is refused from the next token on.
+	// Content that does not parse leaves the keys as they were.
 	JWKSFile string
 	// Clock returns the current time; default time.Now.
 	Clock func() time.Time
@@ -163,16 +172,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 
 // verifySignature parses raw and returns its payload once a JWKS key has
 // verified it. With a "kid" only keys of that id are tried; without one,
-// every key of the token's algorithm is. A kid the keys lack makes the
-// Verifier read its JWKS file again when that changed, and try once more.
+// every key of the token's algorithm is. The keys are the JWKS file's as it
+// is now, when there is one: it is read again whenever it changed.
 func (v *Verifier) verifySignature(raw string) ([]byte, error) {
-	payload, err := v.verifyWith(*v.keys.Load(), raw)
-	if v.file == nil || !errors.Is(err, ErrUnknownKey) {
-		return payload, err
+	if v.file != nil {
+		v.file.reload(&v.keys)
 	}
-	v.file.reload(&v.keys)
-	// Again, with the keys the file holds now, or so that the refusal says
-	// what this reading came to.
 	return v.verifyWith(*v.keys.Load(), raw)
 }
 

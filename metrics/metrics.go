@@ -93,7 +93,7 @@ func New() *Metrics {
 	})
 	m.jwksUnknownKey = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "flinkpki_k8s_jwks_unknown_key_total",
-		Help: "Service-account tokens signed by a key the --k8s-jwks-file lacks, after reading the file again if it changed: each was left to the API server's TokenReview or refused.",
+		Help: "Service-account tokens signed by a key the --k8s-jwks-file lacks, after reading the file again if it changed: with TokenReview, those the API server vouched for; without, every one (refused), made-up key IDs included.",
 	})
 	m.reg.MustRegister(m.ready, m.auditIntact, m.auditVerified, m.jwksUnknownKey)
 	m.reg.MustRegister(m.issued, m.denied, m.expiry, m.rotation, m.latency, m.inFlight, m.refreshedAt, m.refreshTakes,

@@ -152,7 +152,7 @@ as in the client commands: 90s, 12h, 30d, 1y.`,
 	f.StringSliceVar(&o.sans, "san", nil, "extra DNS name or IP address for the serving certificate (repeatable)")
 	f.StringVar(&o.kekFile, "kek-file", "", "key-encryption key file for CA keys at rest (env FLINKPKI_KEK_FILE; --dev default DIR/kek)")
 	f.StringVar(&o.k8sIssuer, "k8s-issuer", "", "issuer (iss) of the cluster's service-account tokens; enables Kubernetes tokens")
-	f.StringVar(&o.k8sJWKSFile, "k8s-jwks-file", "", "the cluster's JWKS (kubectl get --raw /openid/v1/jwks); read again when a token names a key it lacks and the file has changed, as a ConfigMap volume does when the ConfigMap is updated")
+	f.StringVar(&o.k8sJWKSFile, "k8s-jwks-file", "", "the cluster's JWKS (kubectl get --raw /openid/v1/jwks); read again whenever it has changed (looked at with every token), as a ConfigMap volume does when the ConfigMap is updated in place")
 	f.StringVar(&o.k8sAudience, "k8s-audience", k8sauth.DefaultAudience, "audience projected service-account tokens must carry")
 	f.BoolVar(&o.k8sTokenReview, "k8s-tokenreview", false, "also ask the API server (TokenReview) about each service-account token; its service account must be allowed to create TokenReviews")
 	f.StringVar(&o.k8sAPIServer, "k8s-api-server", "", "API server URL for TokenReview, https only (default: in-cluster)")

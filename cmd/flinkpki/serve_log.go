@@ -146,8 +146,16 @@ func (r *requestLog) done(ctx context.Context, id, method string, start time.Tim
 		} else if r.failures != nil && !r.failures.Allow() {
 			lvl = slog.LevelDebug
 			r.suppressed.Add(1)
-		} else if n := r.suppressed.Swap(0); n > 0 {
-			attrs = append(attrs, slog.Int64("failed_requests_not_logged", n))
+		} else {
+			if n := r.suppressed.Swap(0); n > 0 {
+				attrs = append(attrs, slog.Int64("failed_requests_not_logged", n))
+			}
+			// What the caller was not told of a dependency that did
+			// not answer.
+			if ue := (*api.UnavailableError)(nil); errors.As(err, &ue) {
+				lvl = slog.LevelWarn
+				attrs = append(attrs, slog.String("cause", clipCause(ue.Cause.Error())))
+			}
 		}
 		st := status.Convert(err)
 		attrs = append(attrs, slog.String("code", st.Code().String()), slog.String("error", authority.ClipText(st.Message())))

@@ -301,8 +301,11 @@ func TestAnAPIServerThatCannotReviewIsRetried(t *testing.T) {
 	api, s, tok := reviewedOnly(t)
 	api.set(func(a *apiServer) { a.unavailable = 2 })
 	r := s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "30s").ok(t)
-	if !strings.Contains(r.stderr, "could not review the service-account token") {
-		t.Errorf("init's retries do not say why:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "could not review the service-account token") || strings.Contains(r.stderr, "HTTP 503") {
+		t.Errorf("init's retries do not say why, or say what the API server answered (the server log's to know):\n%s", r.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "it answered HTTP 503") {
+		t.Errorf("the server log does not say why the review could not be had:\n%s", s.stderr.String())
 	}
 	if audit := s.cli(t, s.admin, "audit", "list", "-o", "json").ok(t).stdout; strings.Contains(audit, "unauthenticated") {
 		t.Errorf("an unanswered review was audited as a refusal:\n%s", audit)
@@ -563,7 +566,13 @@ func TestARotatedSigningKeyIsLeftToTheAPIServer(t *testing.T) {
 	old, rotated := k8stest.NewECIssuer(t, k8sIssuerURL), k8stest.NewECIssuer(t, k8sIssuerURL)
 	api, review := startAPIServer(t, old, rotated)
 	stale := k8stest.JWKSFile(t, old)
-	s := startServer(t, "", append([]string{"--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", stale}, review...)...)
+	metricsAddr := freeAddr(t)
+	s := startServer(t, "", append([]string{"--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", stale, "--metrics-listen", metricsAddr}, review...)...)
+	unknownKeys := func() int {
+		t.Helper()
+		n, _ := metricValue(scrapeMetrics(t, metricsAddr), "flinkpki_k8s_jwks_unknown_key_total")
+		return n
+	}
 	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
 	initWith := func(s *testServer, iss *k8stest.Issuer, pod string) result {
 		tok := iss.MintFile(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: pod})
@@ -586,10 +595,18 @@ func TestARotatedSigningKeyIsLeftToTheAPIServer(t *testing.T) {
 	if strings.Contains(s.stderr.String(), "TokenReview judged") {
 		t.Errorf("a token the API server refused made the server call the JWKS file stale:\n%s", s.stderr.String())
 	}
+	// Nor does it count towards the stale-file alert: anyone can make up
+	// a key ID.
+	if n := unknownKeys(); n != 0 {
+		t.Errorf("flinkpki_k8s_jwks_unknown_key_total %d after a stranger's tokens only; want 0", n)
+	}
 	initWith(s, rotated, "orders-tm-1").ok(t)
 	initWith(s, rotated, "orders-tm-2").ok(t)
 	if n := api.reviews(); n != 4 {
 		t.Errorf("%d reviews after two tokens of the rotated key; want 4", n)
+	}
+	if n := unknownKeys(); n != 2 {
+		t.Errorf("flinkpki_k8s_jwks_unknown_key_total %d after two vouched-for tokens of the rotated key; want 2", n)
 	}
 	api.set(func(a *apiServer) { a.deleted["orders-tm-3"] = true })
 	initWith(s, rotated, "orders-tm-3").refused(t, "does not exist")
