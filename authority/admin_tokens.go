@@ -170,7 +170,7 @@ func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time, bounded bool)
 		}
 	}
 	if left := len(all) - len(plan); bounded && left >= MaxAdminTokens {
-		return 0, fmt.Errorf("%w: this server keeps %d administrator token records (valid tokens, and revoked ones that valid tokens were made through), the most it keeps: revoke tokens no one uses, with the tokens made through them (flinkpki admin token list, revoke)", ErrInvalid, left)
+		return 0, fmt.Errorf("%w: this server keeps %d administrator token records (valid tokens, and revoked ones that valid tokens, or enrollment tokens still unexpired, were made through), the most it keeps: revoke tokens no one uses, with the tokens made through them (flinkpki admin token list, revoke); a revoked token's record goes a day after the tokens made through it expire", ErrInvalid, left)
 	}
 	plan = plan[:min(len(plan), pruneAdminTokensPerCreate)]
 	for _, t := range plan {
@@ -183,13 +183,17 @@ func (a *Authority) pruneAdminTokens(tx *store.Txn, now time.Time, bounded bool)
 
 // enrollmentChainEnd is when the last enrollment token that tombstone t
 // refuses has expired: each was made before t was revoked with its made
-// tokens (nothing is made through a token revoked so), and lives at most
-// MaxTokenTTL. One revoked alone is kept as long after its revocation, so
-// that it can still be revoked with its made tokens. The grace keeps a
-// replica whose clock runs ahead from deleting what the others still
-// judge by.
+// tokens (nothing is made through a token revoked so), lives at most
+// MaxTokenTTL, and never outlives t. One revoked alone is kept as long
+// after its revocation, so that it can still be revoked with its made
+// tokens. The grace keeps a replica whose clock runs ahead from deleting
+// what the others still judge by.
 func enrollmentChainEnd(t *store.AdminToken) time.Time {
-	return revokedMadeAt(t).Add(MaxTokenTTL + adminTokenPruneGrace)
+	end := revokedMadeAt(t).Add(MaxTokenTTL)
+	if !t.Expires.IsZero() && t.Expires.Before(end) {
+		end = t.Expires
+	}
+	return end.Add(adminTokenPruneGrace)
 }
 
 // revokedMadeAt is when tombstone t was revoked with its made tokens, or

@@ -359,6 +359,22 @@ func TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema(t *testing.T) {
 	if v := schema(revoked); v != "3" {
 		t.Fatalf("after a revocation the schema is %q; want 3", v)
 	}
+	// An enrollment token that names the administrator token it was made
+	// through: an older flinkpki would prune the tombstone that refuses it.
+	revoked.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	if _, _, err := revoked.Authority.CreateToken(revoked.Ctx, system, "orders", "taskmanager", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(revoked); v != "3" {
+		t.Fatalf("after an enrollment token made offline (no chain) the schema is %q; want 3", v)
+	}
+	_, maker, _ := adminToken(t, revoked, system, "maker", 0)
+	if _, _, err := revoked.Authority.CreateToken(revoked.Ctx, maker, "orders", "taskmanager", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(revoked); v != "4" {
+		t.Fatalf("after an enrollment token made with an administrator token the schema is %q; want 4", v)
+	}
 
 	if err := archived.Store.Close(); err != nil {
 		t.Fatal(err)
@@ -374,13 +390,13 @@ func TestWhatAnOlderFlinkpkiWouldMisreadRaisesTheSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	setSchema("4")
-	if st, err := authoritytest.OpenStore(archived.Ctx, archived.Path, archived.KEK); !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), `store has schema "4", this flinkpki reads 1 to 3`) {
+	setSchema("5")
+	if st, err := authoritytest.OpenStore(archived.Ctx, archived.Path, archived.KEK); !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), `store has schema "5", this flinkpki reads 1 to 4`) {
 		if st != nil {
 			st.Close()
 		}
-		t.Fatalf("open a store of schema 4: %v; want ErrSchema naming what this one reads", err)
+		t.Fatalf("open a store of schema 5: %v; want ErrSchema naming what this one reads", err)
 	}
-	setSchema("3")
+	setSchema("4")
 	archived.Reopen()
 }

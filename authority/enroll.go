@@ -384,6 +384,12 @@ func (a *Authority) spendToken(tx *store.Txn, actor Actor, now time.Time) error 
 	if t.UsesLeft <= 0 {
 		return fmt.Errorf("%w: enrollment token %s was used up", ErrUnauthenticated, t.ID)
 	}
+	// Revoked since the request was authenticated (a bake's key, a fence,
+	// conflicts may come between), with an administrator token it was
+	// made through.
+	if err := madeThroughRevoked(tx, t, t.ID); err != nil {
+		return err
+	}
 	t.UsesLeft--
 	if t.UsesLeft == 0 {
 		return tx.DeleteToken(t.ID)

@@ -111,7 +111,9 @@ func TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive(t *testing.T) {
 		}
 		return slices.ContainsFunc(all, func(i authority.AdminTokenInfo) bool { return i.ID == stolenRec.ID })
 	}
-	// Each administrator token made prunes what can go.
+	// Each administrator token made prunes what can go. The day of grace
+	// keeps a replica whose clock runs ahead from pruning what the others
+	// still judge by.
 	e.Clock.Add(authority.MaxTokenTTL - time.Hour)
 	adminToken(t, e, keeper, "later", 0)
 	if !tombstone() {
@@ -120,9 +122,99 @@ func TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive(t *testing.T) {
 	if _, err := authenticate(e, bearer); !errors.Is(err, authority.ErrUnauthenticated) || !strings.Contains(err.Error(), stolenRec.ID) {
 		t.Fatalf("the enrollment token of the revoked administrator token, a month on: %v, want it refused naming %s", err, stolenRec.ID)
 	}
-	e.Clock.Add(3 * 24 * time.Hour)
-	adminToken(t, e, keeper, "much-later", 0)
+	e.Clock.Add(2 * time.Hour)
+	adminToken(t, e, keeper, "an-hour-past", 0)
+	if !tombstone() {
+		t.Fatal("the tombstone was pruned an hour after the enrollment tokens it refuses expired, within the day of grace")
+	}
+	e.Clock.Add(24 * time.Hour)
+	adminToken(t, e, keeper, "a-day-past", 0)
 	if tombstone() {
-		t.Error("the tombstone outlived every enrollment token it could refuse")
+		t.Error("the tombstone outlived every enrollment token it could refuse, and the grace")
+	}
+
+	// A token that expires takes its tombstone with it a day after its
+	// expiry: nothing made through it outlives it.
+	_, short, shortRec := adminToken(t, e, keeper, "ci-job", time.Hour)
+	if _, _, err := e.Authority.CreateToken(e.Ctx, short, "orders", "jobmanager", authority.MaxTokenTTL, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, shortRec.ID, authority.RevokeAdminOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(time.Hour + 25*time.Hour)
+	adminToken(t, e, keeper, "after-the-job", 0)
+	all, err := e.Authority.AdminTokens(e.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(all, func(i authority.AdminTokenInfo) bool { return i.ID == shortRec.ID }) {
+		t.Error("a revoked one-hour token's tombstone is kept past a day after its expiry, although nothing made through it outlives it")
+	}
+}
+
+// TestATokenRevokedAloneThenWithItsMadeTokensKeepsRefusing: an
+// administrator token revoked alone (--keep-made) leaves the tokens made
+// through it; a month later a token it made mints an enrollment token; then
+// the first is revoked again, with its made tokens. The enrollment token is
+// refused, and stays refused as the records are pruned: the tombstone is
+// kept from the second revocation on, not the first.
+func TestATokenRevokedAloneThenWithItsMadeTokensKeepsRefusing(t *testing.T) {
+	t.Parallel()
+	e := authoritytest.New(t)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	_, keeper, _ := adminToken(t, e, system, "keeper", 0)
+	_, first, firstRec := adminToken(t, e, keeper, "first", 0)
+	_, child, _ := adminToken(t, e, first, "child", 0)
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, firstRec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(40 * 24 * time.Hour)
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, child, "orders", "taskmanager", authority.MaxTokenTTL, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, firstRec.ID, authority.RevokeAdminOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, days := range []int{0, 10, 20} {
+		e.Clock.Add(time.Hour + time.Duration(days)*24*time.Hour)
+		adminToken(t, e, keeper, "prune", 0) // each prunes what can go
+		if _, err := authenticate(e, bearer); !errors.Is(err, authority.ErrUnauthenticated) {
+			t.Fatalf("the enrollment token made through the twice-revoked token, some %d days on: %v, want it refused", days, err)
+		}
+	}
+}
+
+// TestABakeAuthenticatedBeforeItsMakersRevocationIsRefusedAtItsCommit: a
+// bake authenticated with an enrollment token, whose maker is revoked with
+// its made tokens while the bake's key is made, is refused when it would
+// commit: it spends no use and records nothing.
+func TestABakeAuthenticatedBeforeItsMakersRevocationIsRefusedAtItsCommit(t *testing.T) {
+	t.Parallel()
+	keys := &fencingKeys{}
+	e := authoritytest.New(t, authoritytest.WithKeyPool(keys))
+	e.CreateCluster(authority.CreateClusterRequest{Name: "orders"})
+	_, keeper, _ := adminToken(t, e, system, "keeper", 0)
+	_, maker, makerRec := adminToken(t, e, keeper, "maker", 0)
+	bearer, _, err := e.Authority.CreateToken(e.Ctx, maker, "orders", "taskmanager", time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor, err := authenticate(e, bearer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.fence = func() { // while the key is made, after the authentication
+		if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, makerRec.ID, authority.RevokeAdminOptions{}); err != nil {
+			t.Error(err)
+		}
+	}
+	_, err = e.Authority.Bake(e.Ctx, actor, authority.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "tm-0"})
+	if !errors.Is(err, authority.ErrUnauthenticated) || !strings.Contains(err.Error(), makerRec.ID) {
+		t.Fatalf("a bake whose token's maker was revoked meanwhile: %v, want it refused naming %s", err, makerRec.ID)
+	}
+	if hs, err := e.Authority.ListHolders(e.Ctx, "orders", false); err != nil || len(hs) != 0 {
+		t.Fatalf("after the refused bake the cluster has holders %v (%v), want none", hs, err)
 	}
 }

@@ -16,9 +16,13 @@ import (
 // Kubernetes binding with roles (it would ignore them, and drop them at its
 // next write of the cluster). It moves to 3 the first time it holds an
 // administrator token with an expiry, which a flinkpki that reads 2 at most
-// would take for ever, or a revoked one, whose made tokens it would take. Such a flinkpki then refuses the store, on a
+// would take for ever, or a revoked one, whose made tokens it would take.
+// It moves to 4 the first time it holds an enrollment token that records
+// the administrator tokens it was made through: a flinkpki that reads 3 at
+// most would prune the tombstones that refuse it, and drop the chain at the
+// token's next use. Such a flinkpki then refuses the store, on a
 // downgrade, instead.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // baseSchema is the layout a new store starts at: what every flinkpki since
 // the first reads.

@@ -220,7 +220,16 @@ func (t *Txn) Token(id string) (*Token, error) {
 }
 
 // PutToken writes an enrollment token record.
-func (t *Txn) PutToken(tok *Token) error { return putCached(t, t.s.tokens, bTokens, tok.ID, tok) }
+func (t *Txn) PutToken(tok *Token) error {
+	if len(tok.MadeWith) > 0 {
+		// An older flinkpki would prune the tombstones that refuse it,
+		// and drop the chain when it spends a use.
+		if err := t.raiseSchema(4); err != nil {
+			return err
+		}
+	}
+	return putCached(t, t.s.tokens, bTokens, tok.ID, tok)
+}
 
 // DeleteToken removes an enrollment token.
 func (t *Txn) DeleteToken(id string) error { return t.tx.Delete(bTokens, []byte(id)) }

@@ -389,7 +389,8 @@ func TestTokenReviewsInFlightAreBounded(t *testing.T) {
 // TestAServerThatCannotReadItsOwnTokenRetries: while the server cannot read
 // its own token to ask the API server (the kubelet is rotating it, a mount
 // is late), a pod's request fails as UNAVAILABLE, which init retries, not
-// as a refused token; it enrolls once the file is back.
+// as a refused token; it enrolls once the file is back. The pod is told
+// the review could not be had; the server log says why.
 func TestAServerThatCannotReadItsOwnTokenRetries(t *testing.T) {
 	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
 	_, review := startAPIServer(t, iss)
@@ -402,8 +403,11 @@ func TestAServerThatCannotReadItsOwnTokenRetries(t *testing.T) {
 	}
 	time.AfterFunc(1500*time.Millisecond, func() { os.Rename(own+".away", own) })
 	r := s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", filepath.Join(t.TempDir(), "tls"), "--token-file", tok, "--timeout", "30s").ok(t)
-	if !strings.Contains(r.stderr, "read the server's own token") {
-		t.Errorf("init's retries do not say why:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "could not review the service-account token") || strings.Contains(r.stderr, own) {
+		t.Errorf("init's retries do not say why, or name the server's own token file (the server log's to know):\n%s", r.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "read the server's own token") {
+		t.Errorf("the server log does not say why the review could not be had:\n%s", s.stderr.String())
 	}
 }
 
