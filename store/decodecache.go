@@ -18,8 +18,9 @@ const maxDecoded = 1024
 // decoding again, so it can never return anything but what decoding those
 // bytes would: a change by another transaction, replica or process changes
 // the bytes, and a write that is rolled back leaves bytes nobody reads.
-// Every enrollment reads its token and its cluster twice (to authorize, then
-// to re-check inside the commit); this spares three of the four decodes.
+// Every enrollment reads its token, its cluster and the administrator
+// tokens its token was made through twice (to authorize, then to re-check
+// inside the commit); this spares most of those decodes.
 type decodeCache[T any] struct {
 	clone func(*T) *T // a deep copy: callers may change what they get
 
@@ -90,6 +91,13 @@ func putCached[T any](t *Txn, c *decodeCache[T], bucket []byte, key string, v *T
 }
 
 func cloneToken(t *Token) *Token {
+	c := *t
+	c.Hash = slices.Clone(t.Hash)
+	c.MadeWith = slices.Clone(t.MadeWith)
+	return &c
+}
+
+func cloneAdminToken(t *AdminToken) *AdminToken {
 	c := *t
 	c.Hash = slices.Clone(t.Hash)
 	c.MadeWith = slices.Clone(t.MadeWith)

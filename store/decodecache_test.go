@@ -12,6 +12,7 @@ import (
 func TestClonesShareNoMemory(t *testing.T) {
 	checkClone(t, cloneToken)
 	checkClone(t, cloneCluster)
+	checkClone(t, cloneAdminToken)
 }
 
 func checkClone[T any](t *testing.T, clone func(*T) *T) {

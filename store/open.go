@@ -66,13 +66,14 @@ type Store struct {
 	b    Backend
 	seal *Sealer
 
-	tokens   *decodeCache[Token]
-	clusters *decodeCache[Cluster]
+	tokens      *decodeCache[Token]
+	clusters    *decodeCache[Cluster]
+	adminTokens *decodeCache[AdminToken]
 }
 
 // newStore is a Store on b sealed with seal, its decode caches empty.
 func newStore(b Backend, seal *Sealer) *Store {
-	return &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster)}
+	return &Store{b: b, seal: seal, tokens: newDecodeCache(cloneToken), clusters: newDecodeCache(cloneCluster), adminTokens: newDecodeCache(cloneAdminToken)}
 }
 
 // Open checks the schema version and the key-encryption key, and records

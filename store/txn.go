@@ -256,11 +256,7 @@ func keyAfter(key string) string {
 
 // AdminToken returns an administrator token record, or ErrNotFound.
 func (t *Txn) AdminToken(id string) (*AdminToken, error) {
-	var tok AdminToken
-	if err := t.get(bAdminTokens, id, &tok); err != nil {
-		return nil, err
-	}
-	return &tok, nil
+	return getCached(t, t.s.adminTokens, bAdminTokens, id)
 }
 
 // PutAdminToken writes an administrator token record.
@@ -272,7 +268,7 @@ func (t *Txn) PutAdminToken(tok *AdminToken) error {
 			return err
 		}
 	}
-	return t.put(bAdminTokens, tok.ID, tok)
+	return putCached(t, t.s.adminTokens, bAdminTokens, tok.ID, tok)
 }
 
 // DeleteAdminToken removes an administrator token record.
