@@ -25,6 +25,17 @@ func listedTokens(t *testing.T, e *authoritytest.Env, cluster string) []string {
 	return ids
 }
 
+// hasAdminRecord reports whether the store keeps the record of
+// administrator token id (valid, expired or a tombstone).
+func hasAdminRecord(t *testing.T, e *authoritytest.Env, id string) bool {
+	t.Helper()
+	all, err := e.Authority.AdminTokens(e.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(all, func(i authority.AdminTokenInfo) bool { return i.ID == id })
+}
+
 // TestEnrollmentTokensGoWithTheAdministratorTokenThatMadeThem: an
 // enrollment token records the administrator tokens it was made through
 // and never outlives its maker, so a stolen administrator token's
@@ -103,14 +114,7 @@ func TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive(t *testing.T) {
 	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, stolenRec.ID, authority.RevokeAdminOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	tombstone := func() bool {
-		t.Helper()
-		all, err := e.Authority.AdminTokens(e.Ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.ContainsFunc(all, func(i authority.AdminTokenInfo) bool { return i.ID == stolenRec.ID })
-	}
+	tombstone := func() bool { return hasAdminRecord(t, e, stolenRec.ID) }
 	// Each administrator token made prunes what can go. The day of grace
 	// keeps a replica whose clock runs ahead from pruning what the others
 	// still judge by.
@@ -144,11 +148,7 @@ func TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive(t *testing.T) {
 	}
 	e.Clock.Add(time.Hour + 25*time.Hour)
 	adminToken(t, e, keeper, "after-the-job", 0)
-	all, err := e.Authority.AdminTokens(e.Ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.ContainsFunc(all, func(i authority.AdminTokenInfo) bool { return i.ID == shortRec.ID }) {
+	if hasAdminRecord(t, e, shortRec.ID) {
 		t.Error("a revoked one-hour token's tombstone is kept past a day after its expiry, although nothing made through it outlives it")
 	}
 }
