@@ -127,7 +127,7 @@ func (a *Authenticator) authenticate(ctx context.Context, adminOnly bool) (autho
 		if err != nil {
 			return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
 		}
-		return authority.Actor{Kind: authority.ActorK8s, Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Pod: id.Pod}, nil
+		return authority.Actor{Kind: authority.ActorK8s, Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Pod: id.Pod, PodUID: id.PodUID}, nil
 	}
 	t, err := token.Parse(raw)
 	if err != nil {

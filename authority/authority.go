@@ -194,6 +194,11 @@ type Actor struct {
 	Namespace      string
 	ServiceAccount string
 	Pod            string
+	// PodUID is the UID of the pod a service-account token was bound to:
+	// the audit trail of its issuances names it, so that two instances
+	// of one pod name (a StatefulSet's, or a copied token of an earlier
+	// one) can be told apart.
+	PodUID string
 	// TokenCluster and TokenRole scope an enrollment token, and
 	// TokenClusterCreated names the incarnation of TokenCluster it was
 	// made for (zero for tokens made before it was recorded).

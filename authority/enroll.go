@@ -341,6 +341,9 @@ func (a *Authority) recordIssuance(tx *store.Txn, actor Actor, action string, ro
 		return err
 	}
 	details := map[string]string{"holder": h.Name, "role": string(role), "serial": h.Serial, "signed_by": h.SignedBy}
+	if actor.Kind == ActorK8s && actor.PodUID != "" {
+		details["pod_uid"] = actor.PodUID
+	}
 	if sup != nil {
 		details["superseded_serial"] = sup.Serial
 		details["superseded_until"] = sup.NotAfter.UTC().Format(time.RFC3339)

@@ -26,7 +26,7 @@ func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
 	s := startServer(t, "", "--k8s-issuer", issuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss))
 	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
 
-	good := k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-taskmanager-1-1"}
+	good := k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-flink", Pod: "orders-taskmanager-1-1", PodUID: "3f1c2b7e-5d1a-4c2e-9a61-0d6a7e2b9c11"}
 	out := filepath.Join(t.TempDir(), "tls")
 	r := s.cli(t, "", "init", "--cluster", "orders", "--role", "taskmanager", "--out", out, "--token-file", iss.MintFile(good), "--timeout", "5s").ok(t)
 	holders := s.cli(t, s.admin, "holder", "list", "--cluster", "orders", "-o", "json").ok(t).stdout
@@ -36,6 +36,11 @@ func TestServiceAccountTokensEnrollOnlyTheBoundPods(t *testing.T) {
 	// The record says which pod of which namespace obtained it.
 	if !strings.Contains(holders, `"actor": "k8s:flink/orders-flink/pod=orders-taskmanager-1-1"`) {
 		t.Errorf("holder list does not name the pod's namespace and service account:\n%s", holders)
+	}
+	// The audit entry names the pod's instance too: two pods of one name
+	// (a StatefulSet's) differ in their UID.
+	if audit := s.cli(t, s.admin, "audit", "list", "--cluster", "orders", "-o", "json").ok(t).stdout; !strings.Contains(audit, `"pod_uid": "`+good.PodUID+`"`) {
+		t.Errorf("the enrollment's audit entry does not name the pod's UID %s:\n%s", good.PodUID, audit)
 	}
 	if table := s.cli(t, s.admin, "holder", "list", "--cluster", "orders").ok(t).stdout; !strings.Contains(table, "OBTAINED BY") || !strings.Contains(table, "k8s:flink/orders-flink/pod=orders-taskmanager-1-1") {
 		t.Errorf("holder list's table does not say who obtained the leaf:\n%s", table)
