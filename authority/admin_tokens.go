@@ -230,13 +230,7 @@ func (a *Authority) callerToken(tx *store.Txn, actor Actor, now time.Time) (*sto
 // ("was revoked at ...", "was made through ...", "expired at ..."), or ""
 // when it can.
 func unusable(tx *store.Txn, rec *store.AdminToken, now time.Time) (string, error) {
-	state, by, err := judgeAdminToken(rec, now, func(id string) (*store.AdminToken, error) {
-		m, err := tx.AdminToken(id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		return m, err
-	})
+	state, by, err := judgeAdminToken(rec, now, adminTokenIn(tx))
 	switch {
 	case err != nil:
 		return "", err
@@ -258,19 +252,45 @@ func judgeAdminToken(t *store.AdminToken, now time.Time, maker func(id string) (
 	if !t.Revoked.IsZero() {
 		return AdminTokenRevoked, nil, nil
 	}
-	for _, id := range t.MadeWith {
-		m, err := maker(id)
-		if err != nil {
-			return "", nil, err
-		}
-		if m != nil && m.RevokedMade {
-			return AdminTokenRevokedWith, m, nil
-		}
+	if m, err := revokedWith(t.MadeWith, maker); err != nil {
+		return "", nil, err
+	} else if m != nil {
+		return AdminTokenRevokedWith, m, nil
 	}
 	if !t.Expires.IsZero() && !t.Expires.After(now) {
 		return AdminTokenExpired, nil, nil
 	}
 	return AdminTokenValid, nil, nil
+}
+
+// revokedWith answers the token of chain (administrator token IDs, read
+// with maker, which answers nil for a record that is gone) that was revoked
+// with the tokens made through it, or nil when none was. A record pruned
+// since names no revocation: pruning keeps a tombstone while a token it
+// refuses may live (pruneAdminTokens, enrollmentChainEnd).
+func revokedWith(chain []string, maker func(id string) (*store.AdminToken, error)) (*store.AdminToken, error) {
+	for _, id := range chain {
+		m, err := maker(id)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil && m.RevokedMade {
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// adminTokenIn reads administrator token id in tx for revokedWith: nil,
+// without an error, when its record is gone.
+func adminTokenIn(tx *store.Txn) func(id string) (*store.AdminToken, error) {
+	return func(id string) (*store.AdminToken, error) {
+		m, err := tx.AdminToken(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		return m, err
+	}
 }
 
 // Administrator token states, as AdminTokens reports them.

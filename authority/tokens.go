@@ -113,25 +113,11 @@ func (a *Authority) ListTokens(ctx context.Context, cluster, after string, limit
 				return err
 			}
 		}
-		makers := map[string]*store.AdminToken{} // read once per listing
-		maker := func(id string) (*store.AdminToken, error) {
-			if m, ok := makers[id]; ok {
-				if m == nil {
-					return nil, store.ErrNotFound
-				}
-				return m, nil
-			}
-			m, err := tx.AdminToken(id)
-			if err == nil || errors.Is(err, store.ErrNotFound) {
-				makers[id] = m
-			}
-			return m, err
-		}
 		return tx.ForEachTokenAfter(after, func(t *store.Token) (bool, error) {
 			if (cluster != "" && t.Cluster != cluster) || spent(t, now) {
 				return true, nil
 			}
-			if m, err := revokedWithMaker(t, maker); err != nil || m != nil {
+			if m, err := revokedWith(t.MadeWith, adminTokenIn(tx)); err != nil || m != nil {
 				return err == nil, err // revoked with its maker: it opens nothing
 			}
 			if limit > 0 && len(out) == limit {
@@ -180,31 +166,11 @@ func (a *Authority) RevokeToken(ctx context.Context, actor Actor, id string) (cl
 // spent reports whether a token can enroll no more: expired or used up.
 func spent(t *store.Token, now time.Time) bool { return !t.Expires.After(now) || t.UsesLeft <= 0 }
 
-// revokedWithMaker answers the administrator token, among those t was made
-// through, that was revoked with the tokens made through it (nil when
-// none was), read with maker. A record pruned since names no revocation:
-// enrollmentChainEnd keeps each as long as a token it refuses may live.
-func revokedWithMaker(t *store.Token, maker func(id string) (*store.AdminToken, error)) (*store.AdminToken, error) {
-	for _, id := range t.MadeWith {
-		m, err := maker(id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if m.RevokedMade {
-			return m, nil
-		}
-	}
-	return nil, nil
-}
-
 // madeThroughRevoked refuses enrollment token t, read in tx, when an
 // administrator token it was made through was revoked with the tokens made
 // through it; redacted names t.
 func madeThroughRevoked(tx *store.Txn, t *store.Token, redacted string) error {
-	m, err := revokedWithMaker(t, tx.AdminToken)
+	m, err := revokedWith(t.MadeWith, adminTokenIn(tx))
 	if err != nil || m == nil {
 		return err
 	}
