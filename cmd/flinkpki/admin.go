@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,8 +54,9 @@ func createStoreCopy(pattern string) (*os.File, error) {
 
 // checkStoreFile reads path whole and opens it read-only as a flinkpki
 // store, so a wrong, truncated or damaged file, or a database no flinkpki
-// server ever opened, is refused before it replaces anything.
-func checkStoreFile(ctx context.Context, path string) error {
+// server ever opened, is refused before it replaces anything. It answers
+// the time of the store's newest audit entry (newestAudit).
+func checkStoreFile(ctx context.Context, path string) (time.Time, error) {
 	// The file is a backup: the advice for a damaged store (restore from
 	// a backup) would send the operator round in a circle.
 	asBackup := func(err error) error {
@@ -64,19 +66,42 @@ func checkStoreFile(ctx context.Context, path string) error {
 	// damaged page would otherwise be restored, and panic the server that
 	// opens it (or this check).
 	if err := bolt.Verify(path); err != nil {
-		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
+		return time.Time{}, fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
 	}
 	b, err := bolt.Open(path, bolt.Options{ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
+		return time.Time{}, fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
 	}
 	defer b.Close()
 	err = store.Check(ctx, b, nil)
 	if errors.Is(err, store.ErrNoStore) {
-		return fmt.Errorf("%s is not a usable flinkpki database: it holds no flinkpki store (no server has ever opened it): use a file written by flinkpki admin backup", path)
+		return time.Time{}, fmt.Errorf("%s is not a usable flinkpki database: it holds no flinkpki store (no server has ever opened it): use a file written by flinkpki admin backup", path)
 	}
 	if err != nil {
-		return fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
+		return time.Time{}, fmt.Errorf("%s is not a usable flinkpki database: %w", path, asBackup(err))
 	}
-	return nil
+	return newestAudit(ctx, b), nil
+}
+
+// newestAudit is the time of the newest audit entry of the checked store
+// on b: every change a server makes is audited with it, so a copy of the
+// store holds nothing after that. It is zero when the trail is empty or
+// cannot be read.
+func newestAudit(ctx context.Context, b store.Backend) time.Time {
+	st, err := store.Open(ctx, b, nil) // checked: opening writes nothing
+	if err != nil {
+		return time.Time{}
+	}
+	var asOf time.Time
+	_ = st.View(ctx, func(tx *store.Txn) error {
+		head, _, err := tx.AuditHead()
+		if err != nil || head == 0 {
+			return err
+		}
+		return tx.ForEachAudit(head, func(e *store.AuditEntry) (bool, error) {
+			asOf = e.Time
+			return false, nil
+		})
+	})
+	return asOf
 }

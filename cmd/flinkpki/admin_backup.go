@@ -133,7 +133,7 @@ func (a *app) receiveBackup(ctx context.Context, stream flinkpkiv1.AdminService_
 			progress(got)
 		}
 	}, func(tmp string) error {
-		if err := checkStoreFile(ctx, tmp); err != nil {
+		if _, err := checkStoreFile(ctx, tmp); err != nil {
 			return worded{reworded{strings.ReplaceAll(err.Error(), tmp, "the snapshot the server sent"), err}}
 		}
 		// Again, just before the rename: a server may have

@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
-	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/bolt"
 )
 
@@ -74,10 +73,10 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags, backup string) er
 		path = tmp.Name()
 		name = "the backup from standard input"
 	}
-	if err := checkBackup(ctx, path, name, f.dataDir); err != nil {
+	asOf, err := checkBackup(ctx, path, name, f.dataDir)
+	if err != nil {
 		return err
 	}
-	asOf := backupAsOf(ctx, path)
 	sum := newResultHash(f.out)
 	dst, n, err := restoreFile(ctx, path, f.dataDir, sum)
 	if err != nil {
@@ -107,54 +106,28 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags, backup string) er
 	return nil
 }
 
-// backupAsOf is the time of the newest audit entry of the checked backup
-// at path: every change a server makes is audited with it, so the backup
-// holds nothing after that. It is zero when the trail is empty or cannot
-// be read (the restore goes on; checkBackup has read the file whole).
-func backupAsOf(ctx context.Context, path string) time.Time {
-	b, err := bolt.Open(path, bolt.Options{ReadOnly: true})
-	if err != nil {
-		return time.Time{}
-	}
-	defer b.Close()
-	st, err := store.Open(ctx, b, nil)
-	if err != nil {
-		return time.Time{}
-	}
-	var asOf time.Time
-	_ = st.View(ctx, func(tx *store.Txn) error {
-		head, _, err := tx.AuditHead()
-		if err != nil || head == 0 {
-			return err
-		}
-		return tx.ForEachAudit(head, func(e *store.AuditEntry) (bool, error) {
-			asOf = e.Time
-			return false, nil
-		})
-	})
-	return asOf
-}
-
 // checkBackup refuses the backup at path (name, as the user knows it) when
 // it is missing, empty or no usable store, before the data directory is
-// touched.
-func checkBackup(ctx context.Context, path, name, dataDir string) error {
+// touched. It answers the time the backup holds the store as of
+// (checkStoreFile).
+func checkBackup(ctx context.Context, path, name, dataDir string) (time.Time, error) {
 	if fi, err := os.Stat(path); err != nil {
-		return fmt.Errorf("read the backup %s: %w", name, atomicfile.Cause(err))
+		return time.Time{}, fmt.Errorf("read the backup %s: %w", name, atomicfile.Cause(err))
 	} else if fi.Size() == 0 {
-		return fmt.Errorf("%s is empty, not a backup: use a file flinkpki admin backup wrote", name)
+		return time.Time{}, fmt.Errorf("%s is empty, not a backup: use a file flinkpki admin backup wrote", name)
 	}
-	if err := checkStoreFile(ctx, path); err != nil {
+	asOf, err := checkStoreFile(ctx, path)
+	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("nothing was restored, and --data-dir %s was not touched: %w", dataDir, ctx.Err())
+			return time.Time{}, fmt.Errorf("nothing was restored, and --data-dir %s was not touched: %w", dataDir, ctx.Err())
 		}
 		if name != path {
 			msg := strings.ReplaceAll(err.Error(), "store "+path, name) // "store FILE has ..."
-			return reworded{strings.ReplaceAll(msg, path, name), err}
+			return time.Time{}, reworded{strings.ReplaceAll(msg, path, name), err}
 		}
-		return err
+		return time.Time{}, err
 	}
-	return nil
+	return asOf, nil
 }
 
 // restoreFile writes the backup at path, through sum, into the store file
@@ -184,7 +157,7 @@ func restoreFile(ctx context.Context, path, dataDir string, sum *resultHash) (st
 		_, err := io.Copy(sum.tee(w), src)
 		return err
 	}, func(tmp string) error {
-		if err := checkStoreFile(ctx, tmp); err != nil {
+		if _, err := checkStoreFile(ctx, tmp); err != nil {
 			return worded{err}
 		}
 		return nil
