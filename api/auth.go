@@ -101,21 +101,44 @@ func bearer(ctx context.Context) (string, error) {
 
 // Authenticate resolves the request's credentials to an actor.
 func (a *Authenticator) Authenticate(ctx context.Context) (authority.Actor, error) {
-	return a.authenticate(ctx, false)
+	return a.authenticate(ctx, call{})
 }
 
-// authenticate is Authenticate; adminOnly says the call needs an
-// administrator, which a service-account token never is: a token that
-// verifies offline is then not sent to the API server for review, since
-// the call is refused whatever the review says.
-func (a *Authenticator) authenticate(ctx context.Context, adminOnly bool) (authority.Actor, error) {
+// call is what authenticate knows of the call a credential comes with.
+type call struct {
+	// adminOnly says the call needs an administrator, which a
+	// service-account token never is: the API server is then not asked
+	// about one, since the call is refused whatever the review says.
+	adminOnly bool
+	// req is the request message (nil for a stream): a service account
+	// that its cluster and role refuse is not reviewed either.
+	req any
+}
+
+// deniedBeforeReview is the refusal of a service-account token for which
+// the API server was not asked, since the answer could not change it:
+// Actor is the token's service account when the JWKS verified it, else
+// anonymous (its claims were read, not proved).
+type deniedBeforeReview struct {
+	actor authority.Actor
+	err   error
+}
+
+func (e *deniedBeforeReview) Error() string { return e.err.Error() }
+func (e *deniedBeforeReview) Unwrap() error { return e.err }
+
+// authenticate is Authenticate for the call c.
+func (a *Authenticator) authenticate(ctx context.Context, c call) (authority.Actor, error) {
 	raw, err := bearer(ctx)
 	if err != nil {
 		return authority.Actor{}, err
 	}
 	if token.LooksLikeJWT(raw) {
-		id, err := a.verifyK8s(ctx, raw, adminOnly)
+		id, err := a.verifyK8s(ctx, raw, c)
 		if status.Code(err) == codes.ResourceExhausted {
+			return authority.Actor{}, err
+		}
+		if _, ok := err.(*deniedBeforeReview); ok {
 			return authority.Actor{}, err
 		}
 		if errors.Is(err, k8sauth.ErrReviewUnavailable) {
@@ -127,13 +150,18 @@ func (a *Authenticator) authenticate(ctx context.Context, adminOnly bool) (autho
 		if err != nil {
 			return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
 		}
-		return authority.Actor{Kind: authority.ActorK8s, Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Pod: id.Pod, PodUID: id.PodUID}, nil
+		return podActor(id), nil
 	}
 	t, err := token.Parse(raw)
 	if err != nil {
 		return authority.Actor{}, fmt.Errorf("%w: %v", authority.ErrUnauthenticated, err)
 	}
 	return a.auth.Authenticate(ctx, t)
+}
+
+// podActor is the actor of a pod's service-account token.
+func podActor(id *k8sauth.Identity) authority.Actor {
+	return authority.Actor{Kind: authority.ActorK8s, Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Pod: id.Pod, PodUID: id.PodUID}
 }
 
 // forCallers lists the services a credential other than an
@@ -184,7 +212,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		return ctx, nil
 	}
 	action := actionOf(fullMethod)
-	actor, err := s.authn.authenticate(ctx, adminOnly(svc))
+	actor, err := s.authn.authenticate(ctx, call{adminOnly: adminOnly(svc), req: req})
 	if err != nil && ctx.Err() != nil {
 		// The request ended while its credential was judged (a token read,
 		// a TokenReview under way): its caller gave up, or its time ran
@@ -196,8 +224,19 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		// either (the request log has it, with the reason).
 		return ctx, err
 	}
+	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
+	if d, ok := err.(*deniedBeforeReview); ok {
+		err := d.err
+		if adminOnly(svc) {
+			err = needsAdmin(fullMethod, authority.ActorK8s)
+		}
+		source := "denied:" + d.actor.Source()
+		if d.actor.Kind == "" {
+			d.actor, source = anon, "peer:"+PeerSource(ctx)
+		}
+		return ctx, s.refuse(ctx, source, d.actor, requestCluster(req), action, "permission_denied", err)
+	}
 	if err != nil {
-		anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 		reason := "unauthenticated"
 		if status.Code(err) == codes.ResourceExhausted {
 			reason = "rate_limited"
@@ -209,7 +248,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		// Through the gate: any pod can get a token that authenticates
 		// (a projected token for the audience), and must not be able to
 		// write an audit entry per call.
-		err := fmt.Errorf("%w: %s needs an administrator token; %s", authority.ErrDenied, fullMethod, onlyEnrolls[actor.Kind])
+		err := needsAdmin(fullMethod, actor.Kind)
 		return ctx, s.refuse(ctx, "denied:"+id, actor, requestCluster(req), action, "permission_denied", err)
 	}
 	if svc == "flinkpki.v1.EnrollmentService" {
@@ -219,6 +258,12 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		}
 	}
 	return context.WithValue(ctx, actorKey{}, actor), nil
+}
+
+// needsAdmin refuses a credential of kind k a call of fullMethod, which
+// needs an administrator.
+func needsAdmin(fullMethod string, k authority.ActorKind) error {
+	return fmt.Errorf("%w: %s needs an administrator token; %s", authority.ErrDenied, fullMethod, onlyEnrolls[k])
 }
 
 func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -253,7 +298,7 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 // verifyK8s checks a service-account token offline against the JWKS and,
 // when enabled, with a TokenReview as well, which also catches tokens of
 // deleted pods. Both must agree on who the token is for.
-func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly bool) (*k8sauth.Identity, error) {
+func (a *Authenticator) verifyK8s(ctx context.Context, raw string, c call) (*k8sauth.Identity, error) {
 	if a.k8s == nil && a.review == nil {
 		return nil, errors.New("Kubernetes service-account tokens are not enabled on this server (serve --k8s-issuer --k8s-jwks-file, or --k8s-tokenreview)")
 	}
@@ -274,18 +319,21 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 			// address), so pods keep enrolling until the file is
 			// refreshed. Not for a call that needs an administrator, which
 			// no service-account token is.
-			if a.review == nil || adminOnly || !errors.Is(err, k8sauth.ErrUnknownKey) {
+			if a.review == nil || c.adminOnly || !errors.Is(err, k8sauth.ErrUnknownKey) {
 				return nil, err
 			}
 			unknownKey = err
 		}
 	}
 	if a.review != nil {
-		if id != nil && adminOnly {
+		if id != nil && c.adminOnly {
 			return id, nil // refused by authorize without the API server's word
 		}
 		if rid, ok := a.review.Cached(raw); ok { // its answer to this token a moment ago
 			return agreed(id, rid)
+		}
+		if err := a.beforeReview(ctx, id, raw, c); err != nil {
+			return nil, err
 		}
 		if id == nil { // the API server is the only judge
 			if err := a.reviews.allow("review:" + PeerSource(ctx)); err != nil {
@@ -319,6 +367,37 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, adminOnly boo
 		return agreed(id, rid)
 	}
 	return id, nil
+}
+
+// beforeReview refuses, without asking the API server, a token that no
+// review could make acceptable for call c: one for a call that needs an
+// administrator, or for an enrollment whose cluster does not bind the
+// token's service account for its role. id is the token's identity when
+// the JWKS verified it; without it the token's claims name the account,
+// which may only refuse (a forged token naming a bound account is
+// reviewed, within its source address's limit).
+func (a *Authenticator) beforeReview(ctx context.Context, id *k8sauth.Identity, raw string, c call) error {
+	var actor authority.Actor // anonymous unless verified
+	claimed := id
+	if id != nil {
+		actor = podActor(id)
+	} else {
+		claimed = k8sauth.Claimed(raw)
+	}
+	if c.adminOnly {
+		return &deniedBeforeReview{actor: actor, err: authority.ErrDenied} // authorize says which call
+	}
+	if claimed == nil || c.req == nil {
+		return nil
+	}
+	err := a.auth.PreauthorizeK8s(ctx, podActor(claimed), requestCluster(c.req), requestRole(c.req))
+	if err == nil {
+		return nil
+	}
+	if id == nil {
+		err = fmt.Errorf("%w; the token's claims were read without a review", err)
+	}
+	return &deniedBeforeReview{actor: actor, err: err}
 }
 
 // agreed is the identity of a token that the API server vouches for as rid,

@@ -411,6 +411,15 @@ func requestCluster(req any) string {
 	return ""
 }
 
+// requestRole is the role an enrollment or a bake asks for ("" for other
+// requests).
+func requestRole(req any) string {
+	if r, ok := req.(interface{ GetRole() string }); ok {
+		return r.GetRole()
+	}
+	return ""
+}
+
 // RunRefusalSummaries writes the summary entries every
 // refusalSummaryEvery until ctx ends. Call FlushRefusals after it has
 // returned and the gRPC server has stopped, so no count is lost.

@@ -82,6 +82,33 @@ func (a *Authority) KeyType(ctx context.Context, actor Actor, cluster, role, hol
 	return kt, nil
 }
 
+// PreauthorizeK8s answers the refusal that authorize would give actor, a
+// pod's service account, for credentials of cluster and role, before the
+// API server is asked about its token: any pod can mint a token for the
+// audience, and one whose account is bound to nothing it asks for must not
+// spend the API server's reviews (nor the slots that bound them) that the
+// cluster's own pods need. It changes nothing and audits nothing (its
+// caller does). nil when authorize might accept, or when the store cannot
+// say (the request then goes on, and meets the store again).
+func (a *Authority) PreauthorizeK8s(ctx context.Context, actor Actor, cluster, role string) error {
+	r, err := issuer.ParseRole(role)
+	if actor.Kind != ActorK8s || err != nil {
+		return nil
+	}
+	var refused error
+	a.st.View(ctx, func(tx *store.Txn) error {
+		c, err := a.clusterFor(tx, actor, cluster)
+		if err == nil {
+			_, err = authorize(actor, c, r, actor.Pod)
+		}
+		if errors.Is(err, ErrDenied) {
+			refused = err
+		}
+		return nil
+	})
+	return refused
+}
+
 // clusterFor reads the cluster a caller asks to enroll in. A caller that
 // is not an administrator learns nothing of clusters it may not use: an
 // enrollment token for another cluster is refused before the store is

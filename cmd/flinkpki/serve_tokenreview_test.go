@@ -483,7 +483,10 @@ func TestTokenReviewsOfVerifiedTokensAreBoundedPerServiceAccount(t *testing.T) {
 	s := startServer(t, "", append([]string{"--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss),
 		"--enroll-rate", "5", "--enroll-burst", "20", "--k8s-tokenreview-cache", "0"}, review...)...) // each request asks
 	asked := api.reviews
-	tok := iss.Mint(k8stest.Claims{Namespace: "random-app", ServiceAccount: "web", Pod: "web-1"}) // bound to nothing
+	// A cluster binds the account: the API server is not asked about an
+	// account that is bound to nothing (TestAnUnboundServiceAccountCostsNoReview).
+	s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-namespace", "random-app", "--k8s-service-account", "web").ok(t)
+	tok := iss.Mint(k8stest.Claims{Namespace: "random-app", ServiceAccount: "web", Pod: "web-1"})
 	conn, err := enroll.Dial(s.addr, s.caFile, tok)
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +506,7 @@ func TestTokenReviewsOfVerifiedTokensAreBoundedPerServiceAccount(t *testing.T) {
 	sent, limited, elapsed := floodUntilLimited(t, func() error {
 		_, err := c.Enroll(context.Background(), &pb.EnrollRequest{Cluster: "orders", Role: "taskmanager", Holder: "web-1", Csr: []byte{0x30}})
 		return err
-	}, codes.PermissionDenied, codes.InvalidArgument, codes.NotFound)
+	}, codes.InvalidArgument) // its CSR, once reviewed
 	if n, most := asked(), 20+int(5*elapsed.Seconds())+1; n > most || limited == 0 {
 		t.Fatalf("%d enrollments of one service account in %s: the API server was asked %d times (at most %d), %d refused as rate-limited", sent, elapsed, n, most, limited)
 	}
@@ -621,4 +624,97 @@ func TestARotatedSigningKeyIsLeftToTheAPIServer(t *testing.T) {
 	offline := startServer(t, "", "--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", stale)
 	offline.cli(t, offline.admin, "cluster", "create", "orders", "--k8s-namespace", "flink", "--k8s-service-account", "orders-flink").ok(t)
 	initWith(offline, rotated, "orders-tm-1").refused(t, "update --k8s-jwks-file")
+}
+
+// TestAnUnboundServiceAccountCostsNoReview: any pod of the Kubernetes
+// cluster can mint a token for flinkpki's audience. One whose service
+// account the requested cluster does not bind for the requested role is
+// refused, and audited, without asking the API server: with the JWKS as
+// that account's refusal (a cluster that does not exist included), and
+// with TokenReview alone on the token's unproved claims, anonymously. Only
+// a token whose account is bound for its role costs a review; without a
+// JWKS, no call that needs an administrator does.
+func TestAnUnboundServiceAccountCostsNoReview(t *testing.T) {
+	iss := k8stest.NewECIssuer(t, k8sIssuerURL)
+	api, review := startAPIServer(t, iss)
+	verified := startServer(t, "", append([]string{"--k8s-issuer", k8sIssuerURL, "--k8s-jwks-file", k8stest.JWKSFile(t, iss),
+		"--k8s-tokenreview-cache", "0"}, review...)...)
+	reviewedAlone := startServer(t, "", append([]string{"--k8s-tokenreview-cache", "0"}, review...)...)
+	for _, s := range []*testServer{verified, reviewedAlone} {
+		s.cli(t, s.admin, "cluster", "create", "orders", "--k8s-binding", "flink/orders-tm:taskmanager").ok(t)
+	}
+	tm := iss.Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-tm", Pod: "orders-tm-1"})
+	web := iss.Mint(k8stest.Claims{Namespace: "random-app", ServiceAccount: "web", Pod: "web-1"})
+	enrollWith := func(s *testServer, tok, cluster, role string) error {
+		_, err := enrollClientWithToken(t, s.addr, s.caFile, tok).Enroll(context.Background(),
+			&pb.EnrollRequest{Cluster: cluster, Role: role, Holder: "x", Csr: []byte{0x30}})
+		return err
+	}
+	for _, s := range []*testServer{verified, reviewedAlone} {
+		for _, c := range []struct {
+			tok, cluster, role, want string
+		}{
+			{web, "orders", "taskmanager", `service account random-app/web is not bound to cluster "orders"`},
+			{web, "no-such", "taskmanager", `service account random-app/web is not bound to cluster "no-such"`},
+			{tm, "orders", "jobmanager", "may enroll for cluster \"orders\" as taskmanager only, not jobmanager"},
+			{tm, "orders", "rest-client", "cannot obtain rest-client material"},
+		} {
+			err := enrollWith(s, c.tok, c.cluster, c.role)
+			if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s as %s: %v; want it denied: %s", c.cluster, c.role, err, c.want)
+			}
+			if unproved := strings.Contains(err.Error(), "claims were read without a review"); unproved != (s == reviewedAlone) {
+				t.Errorf("%s as %s: %v; says the claims were unproved: %v, want %v", c.cluster, c.role, err, unproved, s == reviewedAlone)
+			}
+		}
+	}
+	if _, err := pb.NewClusterServiceClient(dialWithToken(t, reviewedAlone, web)).ListClusters(context.Background(), &pb.ListClustersRequest{}); status.Code(err) != codes.PermissionDenied ||
+		!strings.Contains(err.Error(), "needs an administrator token") {
+		t.Errorf("an administrator's call with a pod's token: %v; want it denied", err)
+	}
+	if n := api.reviews(); n != 0 {
+		t.Fatalf("the API server was asked %d times about tokens that no answer could let through, want never", n)
+	}
+
+	for _, s := range []*testServer{verified, reviewedAlone} {
+		if err := enrollWith(s, tm, "orders", "taskmanager"); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("a bound account's enrollment with a bad CSR: %v; want it reviewed, then refused for its CSR", err)
+		}
+	}
+	if n := api.reviews(); n != 2 {
+		t.Errorf("two enrollments of a bound account cost %d reviews, want 2", n)
+	}
+
+	for _, c := range []struct {
+		s     *testServer
+		actor string
+	}{{verified, "k8s:random-app/web/pod=web-1"}, {reviewedAlone, "anonymous:127.0.0.1"}} {
+		var list auditList
+		if err := json.Unmarshal([]byte(c.s.cli(t, c.s.admin, "audit", "list", "-o", "json").ok(t).stdout), &list); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range list.Entries {
+			if e.Action == "enroll" && e.Cluster == "no-such" {
+				found = e.Actor == c.actor && e.Outcome == "denied" && e.Details["reason"] == "permission_denied" && strings.Contains(e.Reason, "is not bound")
+				if !found {
+					t.Errorf("the refusal is audited as %+v; want actor %s, denied, permission_denied", e, c.actor)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no audit entry for the enrollment into no-such refused before review (actor %s)", c.actor)
+		}
+	}
+}
+
+// dialWithToken is a connection to s that sends tok.
+func dialWithToken(t *testing.T, s *testServer, tok string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := enroll.Dial(s.addr, s.caFile, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
