@@ -23,6 +23,11 @@ const fenceFor = 5 * time.Second
 // differ.
 const fenceSkew = fenceFor
 
+// stepAttempts is how often a rotation step's transaction runs before its
+// lineage's issuances are held back for it: each run reads every holder of
+// the lineage, and under steady enrollment every run loses alike.
+const stepAttempts = 3
+
 // fencePoll is how often a replica reads whether a fence its issuances
 // wait for is lifted: the step commits in a few range requests' time.
 const fencePoll = 20 * time.Millisecond
@@ -119,17 +124,18 @@ func (a *Authority) pollFence(key, cluster string, p ca.Purpose, ch chan struct{
 }
 
 // withFence runs step, one store transaction of a rotation step of
-// cluster's lineage p. When its commit kept losing to the lineage's
-// issuances (store.ErrContended: on etcd every issuance changes the holders
-// the step reads), it holds those issuances back (StepFence), runs step
-// once more, and lifts the fence again unless the step's commit did. On
+// cluster's lineage p, with ctx. When its commit lost stepAttempts times to
+// the lineage's issuances (store.ErrContended: on etcd every issuance
+// changes the holders the step reads), it holds those issuances back
+// (StepFence), runs step once more, with the store's whole budget of
+// attempts, and lifts the fence again unless the step's commit did. On
 // bbolt a commit never loses, and the fence is never set.
 //
 // Issuances that read the cluster record before the fence fail their
 // group commit's comparison on it: that first wave's groups commit call by
 // call once, as any group with a stale read does.
-func (a *Authority) withFence(ctx context.Context, cluster string, p ca.Purpose, step func() error) error {
-	err := step()
+func (a *Authority) withFence(ctx context.Context, cluster string, p ca.Purpose, step func(context.Context) error) error {
+	err := step(store.WithAttempts(ctx, stepAttempts))
 	if !errors.Is(err, store.ErrContended) {
 		return err
 	}
@@ -142,7 +148,7 @@ func (a *Authority) withFence(ctx context.Context, cluster string, p ca.Purpose,
 		return err
 	}
 	a.log.InfoContext(ctx, "a rotation step holds the lineage's issuances back while it commits: they kept changing its holders", slog.String("cluster", cluster), slog.String("purpose", string(p)), slog.Duration("at_most", fenceFor))
-	err = step()
+	err = step(ctx)
 	if err != nil {
 		a.liftFence(ctx, cluster, until)
 	}

@@ -31,6 +31,8 @@ type contention struct {
 	plan   []bool // the next Updates: true loses, false goes through
 	// after, when set, runs after every Update that went through.
 	after func()
+	// bounds is store.Attempts of every Update's context, in order.
+	bounds []int
 }
 
 func (c *contention) set(always bool, plan ...bool) {
@@ -56,6 +58,9 @@ type contendedBackend struct {
 }
 
 func (b contendedBackend) Update(ctx context.Context, fn func(store.Tx) error) error {
+	b.c.mu.Lock()
+	b.c.bounds = append(b.c.bounds, store.Attempts(ctx))
+	b.c.mu.Unlock()
 	if b.c.loses() {
 		return fmt.Errorf("%w after 20 attempts: %w: retry the request", store.ErrContended, store.ErrUnavailable)
 	}
@@ -108,6 +113,34 @@ func TestAStepThatKeepsLosingToIssuancesIsAConflict(t *testing.T) {
 	c.set(false)
 	if applied, err = e.Authority.Tick(e.Ctx); err != nil || !slices.Contains(applied, "busy/internal:activate") {
 		t.Fatalf("the next tick: applied %v, err %v; want the activation", applied, err)
+	}
+}
+
+// TestAStepIsFencedAfterAFewLostAttempts: under steady enrollment on etcd
+// every run of a rotation step reads the lineage's holders and loses
+// alike, so the step's first transaction runs only a few times (not the
+// store's whole budget of 20 scans) before the step holds the issuances
+// back; the fenced run, which should win, has the whole budget.
+func TestAStepIsFencedAfterAFewLostAttempts(t *testing.T) {
+	var c contention
+	var logs syncBuffer
+	e := contendedEnv(t, &c, &logs)
+	e.CreateCluster(authority.CreateClusterRequest{Name: "busy", CAValidity: 4*day + ca.MinMargin, LeafValidity: day})
+	if err := e.Authority.Prepare(e.Ctx, admin, "busy", "internal"); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Add(day + time.Hour) // activation is due
+	c.mu.Lock()
+	c.bounds = nil
+	c.mu.Unlock()
+	c.set(false, true) // the step's first transaction loses
+	if err := e.Authority.Activate(e.Ctx, admin, "busy", "internal", false); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.bounds) != 3 || c.bounds[0] <= 0 || c.bounds[0] > 5 || c.bounds[1] != 0 || c.bounds[2] != 0 {
+		t.Fatalf("the activation's transactions ran with attempt bounds %v; want three (the step, the fence, the fenced step), the first bounded to a few and the others to the store's own budget (0)", c.bounds)
 	}
 }
 

@@ -147,7 +147,7 @@ func (a *Authority) transition(ctx context.Context, actor Actor, cluster, purpos
 	p, err := parsePurpose(purpose)
 	if err == nil {
 		unlock := a.clusterLock(cluster)
-		err = a.withFence(ctx, cluster, p, func() error {
+		err = a.withFence(ctx, cluster, p, func(ctx context.Context) error {
 			return a.st.Update(ctx, func(tx *store.Txn) error {
 				return a.applyPlan(tx, actor, cluster, p, action, plan)
 			})

@@ -214,7 +214,7 @@ func (a *Authority) tickLineage(ctx context.Context, ls lineageStep) (string, Ro
 		})
 	case ca.StepActivate, ca.StepRetire:
 		action, plan := stepPlan(next.Kind, false)
-		err = a.withFence(ctx, cluster, p, func() error {
+		err = a.withFence(ctx, cluster, p, func(ctx context.Context) error {
 			return a.st.Update(ctx, func(tx *store.Txn) error {
 				if err := a.stillDue(tx, cluster, p, next); err != nil {
 					return err

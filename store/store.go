@@ -141,3 +141,23 @@ func (s *Store) MaxWritesPerTxn() int {
 	}
 	return 0
 }
+
+type attemptsKey struct{}
+
+// WithAttempts bounds, for the Update calls made with the returned
+// context, how often a backend that commits optimistically (etcd) runs fn
+// while its commit keeps losing to other writers, to n if that is fewer
+// than its own bound; the call then fails with ErrContended. It is for a
+// caller with a better answer to contention than running again: a
+// rotation step that reads thousands of holders holds the issuances that
+// change them back instead. A backend whose commits never lose (bbolt)
+// ignores it.
+func WithAttempts(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, attemptsKey{}, n)
+}
+
+// Attempts is the bound WithAttempts put on ctx, 0 for none.
+func Attempts(ctx context.Context) int {
+	n, _ := ctx.Value(attemptsKey{}).(int)
+	return n
+}

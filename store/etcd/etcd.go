@@ -207,13 +207,18 @@ const maxReadRetries = 2
 // a snapshot, and its buffered writes are committed in one etcd
 // transaction only if every key and range it read is unchanged. When
 // another writer got there first, fn runs again, up to Config.MaxRetries
-// times, then the call fails with ErrTooManyConflicts. fn must therefore,
-// as with Batch, not change state outside the transaction.
+// times in all (fewer under store.WithAttempts), then the call fails with
+// ErrTooManyConflicts. fn must therefore, as with Batch, not change state
+// outside the transaction.
 //
 // When etcd cannot be reached the error wraps store.ErrUnavailable. A
 // commit that timed out may still have been applied; the caller's retry
 // then sees the new state.
 func (b *Backend) Update(ctx context.Context, fn func(store.Tx) error) error {
+	most := b.cfg.MaxRetries
+	if n := store.Attempts(ctx); n > 0 && n < most {
+		most = n
+	}
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -229,7 +234,7 @@ func (b *Backend) Update(ctx context.Context, fn func(store.Tx) error) error {
 		if !errors.Is(err, errConflict) {
 			return err
 		}
-		if attempt+1 >= b.cfg.MaxRetries {
+		if attempt+1 >= most {
 			return fmt.Errorf("%w after %d attempts: %w: retry the request", ErrTooManyConflicts, attempt+1, store.ErrUnavailable)
 		}
 		if err := backoff(ctx, attempt); err != nil {

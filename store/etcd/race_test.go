@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
 // TestAConcurrentChangeToWhatWasReadRerunsTheTransaction interleaves a
@@ -309,6 +311,41 @@ func TestTwoReplicasNeverBothActivateTheSameCA(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestWithAttemptsBoundsHowOftenAnUpdateRuns: an Update whose every run
+// loses to another replica's write runs as often as store.WithAttempts
+// allows and then fails with store.ErrContended; a bound above the
+// backend's own (MaxRetries) does not raise it.
+func TestWithAttemptsBoundsHowOftenAnUpdateRuns(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	a, err := etcd.Open(ctx, etcd.Config{Endpoints: shared.Endpoints(), Prefix: prefix, OpTimeout: 2 * time.Second, MaxRetries: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b := newBackend(t, shared.Endpoints(), prefix)
+	holders := []byte("holders")
+	for _, c := range []struct{ bound, want int }{{2, 2}, {0, 5}, {50, 5}} {
+		runs := 0
+		err := a.Update(store.WithAttempts(ctx, c.bound), func(tx store.Tx) error {
+			runs++
+			if err := scanAll(holders, "orders/")(tx); err != nil {
+				return err
+			}
+			// another replica's issuance changes what this run read
+			if err := b.Update(ctx, func(tx store.Tx) error {
+				return tx.Put(holders, []byte("orders/tm-"+fmt.Sprint(runs)), []byte("x"))
+			}); err != nil {
+				return err
+			}
+			return tx.Put([]byte("meta"), []byte("step"), []byte("done"))
+		})
+		if !errors.Is(err, store.ErrContended) || runs != c.want {
+			t.Errorf("WithAttempts(%d) on a backend of MaxRetries 5: fn ran %d times, err %v; want %d runs, then ErrContended", c.bound, runs, err, c.want)
 		}
 	}
 }
