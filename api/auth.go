@@ -117,8 +117,9 @@ type call struct {
 
 // deniedBeforeReview is the refusal of a service-account token for which
 // the API server was not asked, since the answer could not change it:
-// Actor is the token's service account when the JWKS verified it, else
-// anonymous (its claims were read, not proved).
+// actor is the token's service account when the JWKS verified it, else
+// the zero Actor, audited as the anonymous caller it is (the claims were
+// read, not proved).
 type deniedBeforeReview struct {
 	actor authority.Actor
 	err   error
