@@ -238,9 +238,7 @@ func (s *Store) finishRotation(tx Tx, next *Sealer, done int, audit *AuditEntry)
 	if err != nil {
 		return done, err
 	}
-	if resealed {
-		done++
-	}
+	done += resealed
 	check, err := next.Seal([]byte(kekCheckPlaintext), "kek-check")
 	if err != nil {
 		return done, err
@@ -260,33 +258,41 @@ func (s *Store) finishRotation(tx Tx, next *Sealer, done int, audit *AuditEntry)
 	return done, (&Txn{tx: tx, s: s}).AppendAudit(&e)
 }
 
-// resealServerCA re-encrypts the serving CA's key under next, when the
-// store has one yet. Without it a rotated store would refuse to start: the
-// serving CA is sealed like every cluster CA but lives in the meta bucket.
-func (s *Store) resealServerCA(tx Tx, next *Sealer) (bool, error) {
-	raw := tx.Get(bMeta, kServerCA)
-	if raw == nil {
-		return false, nil
+// resealServerCA re-encrypts the keys of the serving CAs (the active one,
+// and a prepared one) under next, for those the store has. Without it a
+// rotated store would refuse to start: the serving CAs are sealed like
+// every cluster CA but live in the meta bucket.
+func (s *Store) resealServerCA(tx Tx, next *Sealer) (int, error) {
+	n := 0
+	for _, slot := range ServingSlots {
+		raw := tx.Get(bMeta, []byte(slot))
+		if raw == nil {
+			continue
+		}
+		var rec CA
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return n, fmt.Errorf("%w: serving CA (%s): %v", ErrCorrupt, slot, err)
+		}
+		if rec.SealedKey == nil || sealedBy(rec.SealedKey) == next.ID() {
+			continue
+		}
+		key, err := s.seal.Open(rec.SealedKey, "server-ca")
+		if err != nil {
+			return n, fmt.Errorf("open the serving CA key (%s): %w", slot, err)
+		}
+		if rec.SealedKey, err = next.Seal(key, "server-ca"); err != nil {
+			return n, err
+		}
+		out, err := json.Marshal(&rec)
+		if err != nil {
+			return n, err
+		}
+		if err := tx.Put(bMeta, []byte(slot), out); err != nil {
+			return n, err
+		}
+		n++
 	}
-	var rec CA
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return false, fmt.Errorf("%w: serving CA: %v", ErrCorrupt, err)
-	}
-	if sealedBy(rec.SealedKey) == next.ID() {
-		return false, nil
-	}
-	key, err := s.seal.Open(rec.SealedKey, "server-ca")
-	if err != nil {
-		return false, fmt.Errorf("open the serving CA key: %w", err)
-	}
-	if rec.SealedKey, err = next.Seal(key, "server-ca"); err != nil {
-		return false, err
-	}
-	out, err := json.Marshal(&rec)
-	if err != nil {
-		return false, err
-	}
-	return true, tx.Put(bMeta, kServerCA, out)
+	return n, nil
 }
 
 // sealedBy returns the ID of the key-encryption key a sealed value is

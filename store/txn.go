@@ -405,14 +405,39 @@ func AuditHash(e *AuditEntry) string {
 	return hex.EncodeToString(sum[:])
 }
 
-var kServerCA = []byte("server_ca")
+// ServingSlot names where the meta bucket keeps a serving CA: the server's
+// own CAs, kept apart from every cluster CA, which clients trust as
+// server-ca.crt. Its lifecycle is a cluster lineage's in small: a prepared
+// CA is trusted (in the bundle clients hold) before it signs, and the CA it
+// replaces stays trusted, without its key, until it is retired.
+type ServingSlot string
+
+// The serving CA slots.
+const (
+	ServingActive   ServingSlot = "server_ca"          // signs the serving certificates
+	ServingPrepared ServingSlot = "server_ca_prepared" // trusted, signs once activated
+	ServingRetiring ServingSlot = "server_ca_retiring" // trusted until retired; no key
+)
+
+// ServingSlots are the slots in the order a trust bundle lists them.
+var ServingSlots = []ServingSlot{ServingActive, ServingPrepared, ServingRetiring}
 
 // ServerCA returns the server's own serving CA (kept apart from every
 // cluster CA) with its key opened, or ErrNotFound on a new store.
-func (t *Txn) ServerCA() (*CA, error) {
+func (t *Txn) ServerCA() (*CA, error) { return t.ServingCA(ServingActive) }
+
+// PutServerCA writes the serving CA, sealing its key.
+func (t *Txn) PutServerCA(ca *CA) error { return t.PutServingCA(ServingActive, ca) }
+
+// ServingCA returns the serving CA in slot, with its key opened when it
+// has one (a retiring CA has none), or ErrNotFound when the slot is empty.
+func (t *Txn) ServingCA(slot ServingSlot) (*CA, error) {
 	var rec CA
-	if err := t.get(bMeta, string(kServerCA), &rec); err != nil {
+	if err := t.get(bMeta, string(slot), &rec); err != nil {
 		return nil, err
+	}
+	if rec.SealedKey == nil {
+		return &rec, nil
 	}
 	key, err := t.s.seal.Open(rec.SealedKey, "server-ca")
 	if err != nil {
@@ -422,16 +447,24 @@ func (t *Txn) ServerCA() (*CA, error) {
 	return &rec, nil
 }
 
-// PutServerCA writes the serving CA, sealing its key.
-func (t *Txn) PutServerCA(ca *CA) error {
-	if err := t.checkSealing(); err != nil {
-		return err
-	}
-	sealed, err := t.s.seal.Seal(ca.Key, "server-ca")
-	if err != nil {
-		return err
-	}
+// PutServingCA writes ca into slot, sealing its key when it has one.
+func (t *Txn) PutServingCA(slot ServingSlot, ca *CA) error {
 	rec := *ca
-	rec.Key, rec.SealedKey = nil, sealed
-	return t.put(bMeta, string(kServerCA), &rec)
+	rec.Key, rec.SealedKey = nil, nil
+	if ca.Key != nil {
+		if err := t.checkSealing(); err != nil {
+			return err
+		}
+		sealed, err := t.s.seal.Seal(ca.Key, "server-ca")
+		if err != nil {
+			return err
+		}
+		rec.SealedKey = sealed
+	}
+	return t.put(bMeta, string(slot), &rec)
+}
+
+// DeleteServingCA empties slot.
+func (t *Txn) DeleteServingCA(slot ServingSlot) error {
+	return t.tx.Delete(bMeta, []byte(slot))
 }

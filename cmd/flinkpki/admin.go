@@ -26,11 +26,11 @@ const dbFileName = "flinkpki.db"
 func (a *app) newAdminCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Back up, restore, bootstrap and re-key the server's database (administrator)",
+		Short: "Back up, restore, bootstrap and re-key the server's database, replace its serving CA (administrator)",
 	}
 	backup := a.newAdminBackupCmd()
 	a.addConnFlags(backup)
-	cmd.AddCommand(backup, a.newAdminRestoreCmd(), a.newAdminTokenCmd(), newAdminBootstrapCmd(), newAdminListTokensCmd(), newAdminRevokeTokenCmd(), newAdminRotateKEKCmd(), newAdminMigrateCmd())
+	cmd.AddCommand(backup, a.newAdminRestoreCmd(), a.newAdminTokenCmd(), newAdminBootstrapCmd(), newAdminListTokensCmd(), newAdminRevokeTokenCmd(), newAdminRotateKEKCmd(), newAdminMigrateCmd(), newAdminServingCACmd())
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -15,10 +16,12 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
 
+	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/internal/tick"
 	"github.com/flinkpki/flinkpki/issuer"
@@ -36,64 +39,135 @@ const (
 	servingCertCheck = time.Hour
 )
 
-// serverIdentity loads the serving CA from the store, creating it on first
-// start, writes its certificate to dataDir/server-ca.crt for clients, and
-// makes a fresh serving certificate for this process. The serving key lives
-// in memory only. P-256 keeps handshakes cheap for init containers.
+// serverIdentity loads the serving CAs from the store, creating the first
+// on first start, writes their certificates to dataDir/server-ca.crt for
+// clients (writeTrustBundle), and makes a fresh serving certificate for
+// this process, signed by the active serving CA, which it returns too. The
+// serving key lives in memory only. P-256 keeps handshakes cheap for init
+// containers.
 func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans []string, now time.Time) (*tls.Certificate, *x509.Certificate, error) {
-	caCert, caKey, err := loadServingCA(ctx, st, now)
+	cas, err := loadServingCAs(ctx, st, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	caFile := filepath.Join(dataDir, "server-ca.crt")
-	if err := atomicfile.Write(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o644); err != nil {
+	if err := writeTrustBundle(dataDir, cas.bundle); err != nil {
 		return nil, nil, err
 	}
-	cert, err := newServingLeaf(caCert, caKey, sans, now)
+	cert, err := newServingLeaf(cas.active, cas.key, sans, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	return cert, caCert, nil
+	return cert, cas.active, nil
 }
 
-// loadServingCA reads the serving CA and its key from the store, creating
-// it first when the store has none; of two processes that start on a new
-// store at once, the first to commit wins and the other uses its CA.
-func loadServingCA(ctx context.Context, st *store.Store, now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	var rec *store.CA
-	err := st.View(ctx, func(tx *store.Txn) error {
-		var err error
-		rec, err = tx.ServerCA()
+// servingCAs is what the store holds of the server's serving CAs.
+type servingCAs struct {
+	active *x509.Certificate // signs the serving certificates
+	key    crypto.Signer     // active's key
+	// all are the records of every slot that holds one, in
+	// store.ServingSlots' order, with their certificates.
+	all   []*store.CA
+	certs []*x509.Certificate
+	// bundle is every serving CA's certificate in PEM, active first: what
+	// clients trust as server-ca.crt.
+	bundle []byte
+}
+
+// readServingCAs reads the serving CAs; store.ErrNotFound when the store
+// has no active one yet.
+func readServingCAs(tx *store.Txn) (*servingCAs, error) {
+	cas := &servingCAs{}
+	for _, slot := range store.ServingSlots {
+		rec, err := tx.ServingCA(slot)
+		if errors.Is(err, store.ErrNotFound) {
+			if slot == store.ServingActive {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("serving CA (%s): %w", slot, err)
+		}
+		cert, err := x509.ParseCertificate(rec.CertDER)
+		if err != nil {
+			return nil, fmt.Errorf("serving CA certificate (%s): %w", slot, err)
+		}
+		if slot == store.ServingActive {
+			caKeyAny, err := x509.ParsePKCS8PrivateKey(rec.Key)
+			if err != nil {
+				return nil, fmt.Errorf("serving CA key: %w", err)
+			}
+			key, ok := caKeyAny.(crypto.Signer)
+			if !ok {
+				return nil, errors.New("serving CA key cannot sign")
+			}
+			cas.active, cas.key = cert, key
+		}
+		cas.all, cas.certs = append(cas.all, rec), append(cas.certs, cert)
+		cas.bundle = append(cas.bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})...)
+	}
+	return cas, nil
+}
+
+// loadServingCAs reads the serving CAs, creating the first when the store
+// has none; of two processes that start on a new store at once, the first
+// to commit wins and the other uses its CA.
+func loadServingCAs(ctx context.Context, st *store.Store, now time.Time) (*servingCAs, error) {
+	var cas *servingCAs
+	err := st.View(ctx, func(tx *store.Txn) (err error) {
+		cas, err = readServingCAs(tx)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		rec, err = newServingCA(now)
+		var rec *store.CA
+		rec, err = newServingCA(now, 1)
 		if err == nil {
 			err = st.Update(ctx, func(tx *store.Txn) error {
-				if existing, err := tx.ServerCA(); err == nil {
-					rec = existing // another process won the race
-					return nil
+				if _, err := tx.ServerCA(); err == nil {
+					return nil // another process won the race
 				}
 				return tx.PutServerCA(rec)
 			})
 		}
+		if err == nil {
+			err = st.View(ctx, func(tx *store.Txn) (err error) {
+				cas, err = readServingCAs(tx)
+				return err
+			})
+		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("serving CA: %w", err)
+		return nil, fmt.Errorf("serving CA: %w", err)
 	}
-	caCert, err := x509.ParseCertificate(rec.CertDER)
-	if err != nil {
-		return nil, nil, fmt.Errorf("serving CA certificate: %w", err)
+	return cas, nil
+}
+
+// writeTrustBundle writes bundle to dataDir/server-ca.crt unless the file
+// holds it already.
+func writeTrustBundle(dataDir string, bundle []byte) error {
+	path := filepath.Join(dataDir, serverCAFileName)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, bundle) {
+		return nil
 	}
-	caKeyAny, err := x509.ParsePKCS8PrivateKey(rec.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("serving CA key: %w", err)
+	return atomicfile.Write(path, bundle, 0o644)
+}
+
+// servingMoved reports whether leaf is no longer signed by the store's
+// active serving CA (one was activated since, on any replica), and brings
+// dataDir/server-ca.crt up to date with the store's serving CAs (one
+// prepared or retired since).
+func servingMoved(ctx context.Context, st *store.Store, dataDir string, leaf *x509.Certificate) (bool, error) {
+	var cas *servingCAs
+	if err := st.View(ctx, func(tx *store.Txn) (err error) {
+		cas, err = readServingCAs(tx)
+		return err
+	}); err != nil {
+		return false, err
 	}
-	caKey, ok := caKeyAny.(crypto.Signer)
-	if !ok {
-		return nil, nil, errors.New("serving CA key cannot sign")
+	if err := writeTrustBundle(dataDir, cas.bundle); err != nil {
+		return false, err
 	}
-	return caCert, caKey, nil
+	return leaf.CheckSignatureFrom(cas.active) != nil, nil
 }
 
 // newServingLeaf makes a serving certificate for localhost, the loopback
@@ -137,17 +211,24 @@ func newServingLeaf(caCert *x509.Certificate, caKey crypto.Signer, sans []string
 }
 
 // servingCert is the certificate the server presents, renewed in the
-// background once two thirds of its validity have passed: a server that
-// runs longer than one certificate's validity keeps serving. Handshakes
-// read it through GetCertificate.
+// background once two thirds of its validity have passed, or once another
+// serving CA signs (admin serving-ca activate, on any replica): a server
+// that runs longer than one certificate's validity keeps serving, and
+// picks up a new serving CA at its next check. Handshakes read it through
+// GetCertificate.
 type servingCert struct {
 	cur   atomic.Pointer[tls.Certificate]
-	renew func(now time.Time) (*tls.Certificate, error)
+	ca    atomic.Pointer[x509.Certificate] // the serving CA that signed cur
+	renew func(now time.Time) (*tls.Certificate, *x509.Certificate, error)
+	// moved reports whether the serving CA that signs is no longer the
+	// one that signed leaf; nil: never.
+	moved func(leaf *x509.Certificate) (bool, error)
 }
 
-func newServingCert(first *tls.Certificate, renew func(now time.Time) (*tls.Certificate, error)) *servingCert {
-	s := &servingCert{renew: renew}
+func newServingCert(first *tls.Certificate, ca *x509.Certificate, renew func(now time.Time) (*tls.Certificate, *x509.Certificate, error), moved func(*x509.Certificate) (bool, error)) *servingCert {
+	s := &servingCert{renew: renew, moved: moved}
 	s.cur.Store(first)
+	s.ca.Store(ca)
 	return s
 }
 
@@ -155,22 +236,32 @@ func newServingCert(first *tls.Certificate, renew func(now time.Time) (*tls.Cert
 func (s *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cur.Load(), nil }
 
 // renewIfDue replaces the certificate when two thirds of its validity have
-// passed at now, and reports whether it did.
+// passed at now, or when another serving CA signs, and reports whether it
+// did.
 func (s *servingCert) renewIfDue(now time.Time) (bool, error) {
 	leaf := s.cur.Load().Leaf
-	if now.Before(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)) {
+	due := !now.Before(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3))
+	if !due && s.moved != nil {
+		moved, err := s.moved(leaf)
+		if err != nil {
+			return false, err
+		}
+		due = moved
+	}
+	if !due {
 		return false, nil
 	}
-	next, err := s.renew(now)
+	next, ca, err := s.renew(now)
 	if err != nil {
 		return false, err
 	}
 	s.cur.Store(next)
+	s.ca.Store(ca)
 	return true, nil
 }
 
 // run checks every interval until ctx ends; a failed renewal is logged and
-// tried again at the next check, with a third of the validity to go.
+// tried again at the next check.
 func (s *servingCert) run(ctx context.Context, every time.Duration, log *slog.Logger) {
 	tick.Every(ctx, log, every, func(now time.Time) {
 		renewed, err := s.renewIfDue(now)
@@ -178,13 +269,14 @@ func (s *servingCert) run(ctx context.Context, every time.Duration, log *slog.Lo
 		case err != nil:
 			log.Error("the serving certificate was not renewed; retrying at the next check", "err", err, "not_after", s.cur.Load().Leaf.NotAfter)
 		case renewed:
-			log.Info("serving certificate renewed", "not_after", s.cur.Load().Leaf.NotAfter)
+			log.Info("serving certificate renewed", "not_after", s.cur.Load().Leaf.NotAfter, "serving_ca", ca.Fingerprint(s.ca.Load()))
 		}
 	})
 }
 
 // servingCAWarning is how long before the serving CA's expiry serve starts
-// to warn at start (the serving CA is made for ten years and not renewed).
+// to warn at start (the serving CA is made for ten years and replaced by
+// hand: admin serving-ca).
 const servingCAWarning = 365 * 24 * time.Hour
 
 // warnServingCAExpiry logs, at start, a serving CA that expires within a
@@ -196,7 +288,7 @@ func warnServingCAExpiry(log *slog.Logger, ca *x509.Certificate, now time.Time) 
 	case left <= 0:
 		log.Error("the serving CA has expired: no client can verify this server", "not_after", ca.NotAfter)
 	case left < servingCAWarning:
-		log.Warn("the serving CA expires within a year: no client can verify this server after that", "not_after", ca.NotAfter)
+		log.Warn("the serving CA expires within a year: no client can verify this server after that; replace it (flinkpki admin serving-ca prepare, then activate and retire)", "not_after", ca.NotAfter)
 	}
 }
 
@@ -213,7 +305,9 @@ func checkServingSANs(sans []string) error {
 	return nil
 }
 
-func newServingCA(now time.Time) (*store.CA, error) {
+// newServingCA makes a serving CA of generation gen, valid for
+// servingCAValidity from now.
+func newServingCA(now time.Time, gen int) (*store.CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -236,7 +330,11 @@ func newServingCA(now time.Time) (*store.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &store.CA{ID: "server", Purpose: "serving", State: "active", CertDER: der, Key: keyDER, Created: now}, nil
+	id := "server" // the first, as since the first release
+	if gen > 1 {
+		id = fmt.Sprintf("server-%d", gen)
+	}
+	return &store.CA{ID: id, Purpose: "serving", Generation: gen, State: "active", CertDER: der, Key: keyDER, Created: now}, nil
 }
 
 func randomSerial() *big.Int {

@@ -39,13 +39,14 @@ func TestTheServingCertificateIsRenewedBeforeItExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newServingCert(first, func(now time.Time) (*tls.Certificate, error) {
+	s := newServingCert(first, nil, func(now time.Time) (*tls.Certificate, *x509.Certificate, error) {
 		if fail != nil {
-			return nil, fail
+			return nil, nil, fail
 		}
 		renewals++
-		return issue(now)
-	})
+		c, err := issue(now)
+		return c, nil, err
+	}, nil)
 	serving := func() *x509.Certificate {
 		c, err := s.get(&tls.ClientHelloInfo{})
 		if err != nil {

@@ -110,7 +110,7 @@ func (s *server) startBackground(ctx context.Context, o *serveOptions, backend s
 			return fi.Size()
 		})
 	}
-	s.m.WatchServing(func() time.Time { return s.serving.cur.Load().Leaf.NotAfter }, func() time.Time { return s.servingCA.NotAfter })
+	s.m.WatchServing(func() time.Time { return s.serving.cur.Load().Leaf.NotAfter }, func() time.Time { return s.serving.ca.Load().NotAfter })
 	if s.pool != nil && o.keyPool > 0 {
 		pool := s.pool
 		s.m.WatchKeyPool(func() map[string]int {

@@ -31,16 +31,15 @@ import (
 // server holds what serve has made and must start and stop: nothing of it
 // serves until serve starts it.
 type server struct {
-	log       *slog.Logger
-	st        *store.Store
-	m         *metrics.Metrics
-	auth      *authority.Authority
-	pool      *authority.KeyPool // nil when --bake-key-pool and --max-keygen are both 0
-	serving   *servingCert
-	servingCA *x509.Certificate
-	api       *api.Server
-	grpc      *grpc.Server
-	health    *health.Server
+	log     *slog.Logger
+	st      *store.Store
+	m       *metrics.Metrics
+	auth    *authority.Authority
+	pool    *authority.KeyPool // nil when --bake-key-pool and --max-keygen are both 0
+	serving *servingCert
+	api     *api.Server
+	grpc    *grpc.Server
+	health  *health.Server
 	// bg is the background work that uses the store: it ends before the
 	// store closes.
 	bg *background
@@ -65,11 +64,11 @@ func (o *serveOptions) newServer(ctx context.Context, log *slog.Logger, st *stor
 	if err != nil {
 		return nil, err
 	}
-	s.servingCA = servingCA
 	warnServingCAExpiry(log, servingCA, time.Now())
-	s.serving = newServingCert(cert, func(now time.Time) (*tls.Certificate, error) {
-		c, _, err := serverIdentity(ctx, st, o.dataDir, o.sans, now)
-		return c, err
+	s.serving = newServingCert(cert, servingCA, func(now time.Time) (*tls.Certificate, *x509.Certificate, error) {
+		return serverIdentity(ctx, st, o.dataDir, o.sans, now)
+	}, func(leaf *x509.Certificate) (bool, error) {
+		return servingMoved(ctx, st, o.dataDir, leaf)
 	})
 	if o.dev {
 		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {

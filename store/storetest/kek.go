@@ -97,8 +97,8 @@ func rotateKEK(t *testing.T, h Harness) {
 	var seen []int
 	audit := &store.AuditEntry{Time: time.Now().UTC(), Actor: "system:test", Action: "kek.rotate", Outcome: "ok"}
 	n, err := s.RotateKEK(ctx, next, store.RotateKEKOptions{Progress: func(done int) { seen = append(seen, done) }, Audit: audit})
-	if err != nil || n != manyCAs+1 {
-		t.Fatalf("RotateKEK = %d, %v; want %d (every CA and the serving CA)", n, err, manyCAs+1)
+	if err != nil || n != manyCAs+servingKeys {
+		t.Fatalf("RotateKEK = %d, %v; want %d (every CA and the serving CAs with keys)", n, err, manyCAs+servingKeys)
 	}
 	if len(seen) == 0 || seen[len(seen)-1] != n || !slices.IsSorted(seen) {
 		t.Errorf("progress reports %v, want a rising count ending at %d", seen, n)
@@ -118,7 +118,7 @@ func rotateKEK(t *testing.T, h Harness) {
 			return true, nil
 		})
 	})
-	want := map[string]string{"from": oldSeal.ID(), "to": next.ID(), "keys": fmt.Sprint(manyCAs + 1)}
+	want := map[string]string{"from": oldSeal.ID(), "to": next.ID(), "keys": fmt.Sprint(manyCAs + servingKeys)}
 	if err != nil || len(got) != 1 || got[0].Action != "kek.rotate" || !maps.Equal(got[0].Details, want) {
 		t.Errorf("audit trail after the rotation: %+v, %v; want one kek.rotate entry with %v", got, err, want)
 	}
@@ -142,7 +142,7 @@ func rotateKEKResumes(t *testing.T, h Harness) {
 	_, limited := b.(store.WriteLimiter)
 	b.Close()
 	if !limited {
-		if err != nil || n != manyCAs+1 {
+		if err != nil || n != manyCAs+servingKeys {
 			t.Fatalf("RotateKEK in one transaction = %d, %v", n, err)
 		}
 		return
@@ -183,8 +183,8 @@ func rotateKEKResumes(t *testing.T, h Harness) {
 	s.Close()
 	s = reopen()
 	rest, err := s.RotateKEK(context.Background(), next, store.RotateKEKOptions{})
-	if err != nil || n+rest != manyCAs+1 {
-		t.Fatalf("the resumed RotateKEK = %d, %v; want the %d keys the first run left", rest, err, manyCAs+1-n)
+	if err != nil || n+rest != manyCAs+servingKeys {
+		t.Fatalf("the resumed RotateKEK = %d, %v; want the %d keys the first run left", rest, err, manyCAs+servingKeys-n)
 	}
 	s.Close()
 	s = mustOpen(t, h, newK)
@@ -215,11 +215,21 @@ func putCAs(t *testing.T, s *store.Store) {
 		}
 	}
 	if err := s.Update(ctx, func(tx *store.Txn) error {
-		return tx.PutServerCA(&store.CA{ID: "server", Purpose: "serving", Key: []byte("serving-key")})
+		if err := tx.PutServerCA(&store.CA{ID: "server", Purpose: "serving", Key: []byte("serving-key")}); err != nil {
+			return err
+		}
+		if err := tx.PutServingCA(store.ServingPrepared, &store.CA{ID: "server-2", Purpose: "serving", Key: []byte("prepared-serving-key")}); err != nil {
+			return err
+		}
+		return tx.PutServingCA(store.ServingRetiring, &store.CA{ID: "server-0", Purpose: "serving", CertDER: []byte("retired cert")})
 	}); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// servingKeys is how many of the serving CAs putCAs stores have a key: the
+// active and the prepared one (the retiring one has none).
+const servingKeys = 2
 
 // checkCAs asserts that s opens every key putCAs stored.
 func checkCAs(t *testing.T, s *store.Store) {
@@ -241,6 +251,12 @@ func checkCAs(t *testing.T, s *store.Store) {
 		rec, err := tx.ServerCA()
 		if err != nil || string(rec.Key) != "serving-key" {
 			t.Fatalf("serving CA: %v", err)
+		}
+		if rec, err := tx.ServingCA(store.ServingPrepared); err != nil || rec.ID != "server-2" || string(rec.Key) != "prepared-serving-key" {
+			t.Fatalf("prepared serving CA: %+v, %v", rec, err)
+		}
+		if rec, err := tx.ServingCA(store.ServingRetiring); err != nil || rec.ID != "server-0" || rec.Key != nil || string(rec.CertDER) != "retired cert" {
+			t.Fatalf("retiring serving CA: %+v, %v; want its certificate and no key", rec, err)
 		}
 		return nil
 	})

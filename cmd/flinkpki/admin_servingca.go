@@ -1,0 +1,309 @@
+// admin serving-ca: the server's own serving CA (every client's
+// server-ca.crt) replaced the way a cluster CA is rotated, written without
+// the server: prepared and trusted by clients before it signs, the old one
+// trusted until it is retired.
+
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/store"
+)
+
+// servingRetireWait is how long after an activation on etcd the retiring
+// serving CA may be retired without --force: running replicas check which
+// serving CA signs every servingCertCheck, and one that has not yet would
+// still present a certificate of the retiring CA to clients that no longer
+// trust it.
+const servingRetireWait = servingCertCheck + 5*time.Minute
+
+// servingActor is who the audit trail names for the serving CA's steps:
+// whoever opened the store with its key-encryption key.
+const servingActor = "system:serving-ca"
+
+func newAdminServingCACmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serving-ca",
+		Short: "Replace the server's own serving CA (server-ca.crt) without breaking clients",
+		Long: `The server's serving CA is the trust anchor every client holds as server-ca.crt
+(init containers, the CLI, grpcurl). It is made for ten years on first start.
+Replace it (before it expires, or when its key may have leaked) in three steps,
+as a cluster CA is rotated:
+
+  1. prepare: a new serving CA, trusted alongside the active one. The command
+     prints the new server-ca.crt (both CAs); publish it to every client (the
+     ConfigMap init containers mount, operators' machines) before step 2.
+  2. activate: the new CA signs the serving certificates; the old one stays
+     trusted. A server on bbolt uses it when it starts; running replicas on
+     etcd switch within an hour (their hourly check), or when restarted.
+  3. retire: the old CA leaves server-ca.crt. On etcd, refused until every
+     replica has had its hourly check since the activation (--force once
+     they have all restarted).
+
+Each step opens the store itself, like admin bootstrap: with --data-dir a
+stopped server's bbolt store, with --etcd-endpoints an HA installation's
+store, whose replicas may keep running. Each is audited, and changes nothing
+when refused. prepare, activate and retire print the resulting server-ca.crt
+on stdout; status prints the serving CAs (-o json for both).`,
+		Example: `  flinkpki admin serving-ca status --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
+  flinkpki admin serving-ca prepare --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > server-ca.crt
+  kubectl -n flink create configmap flinkpki-server-ca --from-file=server-ca.crt --dry-run=client -o yaml | kubectl apply -f -
+  flinkpki admin serving-ca activate --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > /dev/null
+  flinkpki admin serving-ca retire --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > server-ca.crt`,
+	}
+	cmd.AddCommand(
+		servingStepCmd("status", "Show the serving CAs and the server-ca.crt clients should hold", `Show the serving CAs in the store: the active one, which signs the
+serving certificates, and a prepared or retiring one while the serving CA is
+replaced, with their SHA-256 fingerprints and expiry. -o json adds the PEM
+of the server-ca.crt clients should hold now.`, nil),
+		servingStepCmd("prepare", "Make the next serving CA, trusted before it signs", `Make the next serving CA (P-256, ten years) and print the server-ca.crt that
+trusts it alongside the active one. Publish that file to every client before
+admin serving-ca activate: a client that lacks the new CA is refused from the
+activation on. Refused while a serving CA is prepared or retiring already.`, prepareServingCA),
+		servingStepCmd("activate", "Let the prepared serving CA sign; the old one stays trusted", `Let the prepared serving CA sign the serving certificates. The old one becomes
+retiring: still in server-ca.crt, its key deleted. A server on bbolt signs
+with the new CA when it starts; replicas on etcd switch at their hourly check
+or when restarted.`, activateServingCA),
+		servingStepCmd("retire", "Drop the old serving CA from server-ca.crt", `Drop the retiring serving CA: server-ca.crt (printed) holds the active one
+alone. Clients that hold the two-CA bundle keep working; give them the new
+file at leisure. On etcd it is refused until an hour and five minutes after
+the activation, when every running replica has switched (--force once every
+replica has restarted since).`, retireServingCA),
+	)
+	return cmd
+}
+
+// servingStep changes the serving CAs in tx at now, and answers what the
+// audit entry and stderr say of it. onEtcd: the store is shared by
+// replicas that may be running; force: admin serving-ca retire --force.
+type servingStep func(tx *store.Txn, now time.Time, onEtcd, force bool) (said string, details map[string]string, err error)
+
+func servingStepCmd(name, short, long string, step servingStep) *cobra.Command {
+	var dataDir, kekFile string
+	var etcd etcdFlags
+	var out outputFormat
+	var force bool
+	cmd := &cobra.Command{
+		Use:   name + " (--data-dir DIR | --etcd-endpoints URLS) --kek-file FILE",
+		Short: short,
+		Long: long + `
+
+With --data-dir it opens a stopped server's bbolt store (the running server
+holds its lock); with --etcd-endpoints an HA installation's store, whose
+replicas may keep running.`,
+		Example: "  flinkpki admin serving-ca " + name + " --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek\n" +
+			"  flinkpki admin serving-ca " + name + " --etcd-endpoints https://etcd-0:2379 --etcd-ca-file ca.crt \\\n" +
+			"      --etcd-cert-file tls.crt --etcd-key-file tls.key --kek-file kek -o json",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openAdminStore(cmd, dataDir, kekFile, &etcd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var said string
+			if step != nil {
+				said, err = runServingStep(cmd.Context(), st, "serving-ca."+name, step, len(etcd.endpoints) > 0, force)
+				if err != nil {
+					return err
+				}
+			}
+			var cas *servingCAs
+			if err := st.View(cmd.Context(), func(tx *store.Txn) (err error) {
+				cas, err = readServingCAs(tx)
+				return err
+			}); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return errors.New("the store has no serving CA yet: start flinkpki serve on it once")
+				}
+				return err
+			}
+			if step != nil && len(etcd.endpoints) == 0 {
+				// The stopped server's own copy, as it would write it at start.
+				if err := writeTrustBundle(dataDir, cas.bundle); err != nil {
+					return err
+				}
+			}
+			if err := printServingCAs(cmd.OutOrStdout(), out, step == nil, cas); err != nil {
+				return err
+			}
+			if said != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), said)
+			}
+			return nil
+		},
+	}
+	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
+	addOutputFlag(cmd, &out)
+	if name == "retire" {
+		cmd.Flags().BoolVar(&force, "force", false, "retire on etcd within an hour of the activation: every replica has restarted since")
+	}
+	return cmd
+}
+
+// runServingStep runs step and its audit entry in one transaction: a
+// refused step changes nothing.
+func runServingStep(ctx context.Context, st *store.Store, action string, step servingStep, onEtcd, force bool) (string, error) {
+	var said string
+	err := st.Update(ctx, func(tx *store.Txn) error {
+		now := time.Now()
+		var details map[string]string
+		var err error
+		if said, details, err = step(tx, now, onEtcd, force); err != nil {
+			return err
+		}
+		return tx.AppendAudit(&store.AuditEntry{Time: now.UTC(), Actor: servingActor, Action: action, Outcome: "ok", Details: details})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return "", errors.New("the store has no serving CA yet: start flinkpki serve on it once; nothing was changed")
+	}
+	return said, err
+}
+
+// servingCACert is the SHA-256 fingerprint of a serving CA record's
+// certificate.
+func servingFingerprint(rec *store.CA) (string, error) {
+	cert, err := x509.ParseCertificate(rec.CertDER)
+	if err != nil {
+		return "", fmt.Errorf("serving CA certificate (%s): %w", rec.ID, err)
+	}
+	return ca.Fingerprint(cert), nil
+}
+
+func prepareServingCA(tx *store.Txn, now time.Time, _, _ bool) (string, map[string]string, error) {
+	active, err := tx.ServerCA()
+	if err != nil {
+		return "", nil, err
+	}
+	if rec, err := tx.ServingCA(store.ServingPrepared); err == nil {
+		fp, _ := servingFingerprint(rec)
+		return "", nil, fmt.Errorf("serving CA %s is prepared already (since %s): activate it (admin serving-ca activate); nothing was changed", fp, rec.Created.UTC().Format(time.RFC3339))
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", nil, err
+	}
+	if rec, err := tx.ServingCA(store.ServingRetiring); err == nil {
+		fp, _ := servingFingerprint(rec)
+		return "", nil, fmt.Errorf("serving CA %s is still retiring: retire it first (admin serving-ca retire); nothing was changed", fp)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", nil, err
+	}
+	next, err := newServingCA(now, max(active.Generation, 1)+1)
+	if err != nil {
+		return "", nil, err
+	}
+	next.State = "prepared"
+	if err := tx.PutServingCA(store.ServingPrepared, next); err != nil {
+		return "", nil, err
+	}
+	fp, err := servingFingerprint(next)
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("prepared serving CA %s, valid until %s: publish the server-ca.crt on stdout (both CAs) to every client, then run admin serving-ca activate",
+		fp, now.Add(servingCAValidity).UTC().Format("2006-01-02")), map[string]string{"id": next.ID, "fingerprint": fp}, nil
+}
+
+func activateServingCA(tx *store.Txn, now time.Time, onEtcd, _ bool) (string, map[string]string, error) {
+	next, err := tx.ServingCA(store.ServingPrepared)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, errors.New("no serving CA is prepared: run admin serving-ca prepare first, and publish its server-ca.crt; nothing was changed")
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	old, err := tx.ServerCA()
+	if err != nil {
+		return "", nil, err
+	}
+	old.Key, old.State, old.Retiring = nil, "retiring", now // it signs nothing more
+	next.State, next.Activated = "active", now
+	for _, w := range []func() error{
+		func() error { return tx.PutServingCA(store.ServingRetiring, old) },
+		func() error { return tx.PutServingCA(store.ServingActive, next) },
+		func() error { return tx.DeleteServingCA(store.ServingPrepared) },
+	} {
+		if err := w(); err != nil {
+			return "", nil, err
+		}
+	}
+	fp, err := servingFingerprint(next)
+	if err != nil {
+		return "", nil, err
+	}
+	oldFP, _ := servingFingerprint(old)
+	when := "the server uses it when it starts"
+	if onEtcd {
+		when = "running replicas switch to it within an hour, or when restarted"
+	}
+	return fmt.Sprintf("serving CA %s signs now (%s); %s stays trusted until admin serving-ca retire", fp, when, oldFP),
+		map[string]string{"id": next.ID, "fingerprint": fp, "retiring": oldFP}, nil
+}
+
+func retireServingCA(tx *store.Txn, now time.Time, onEtcd, force bool) (string, map[string]string, error) {
+	old, err := tx.ServingCA(store.ServingRetiring)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, errors.New("no serving CA is retiring: retire follows admin serving-ca activate; nothing was changed")
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if ready := old.Retiring.Add(servingRetireWait); onEtcd && !force && now.Before(ready) {
+		return "", nil, fmt.Errorf("the serving CA was activated at %s, and running replicas switch to it at their hourly check: retire after %s, or pass --force once every replica has restarted since; nothing was changed",
+			old.Retiring.UTC().Format(time.RFC3339), ready.UTC().Format(time.RFC3339))
+	}
+	if err := tx.DeleteServingCA(store.ServingRetiring); err != nil {
+		return "", nil, err
+	}
+	fp, err := servingFingerprint(old)
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("serving CA %s retired: server-ca.crt (on stdout) holds the active serving CA alone; clients that hold both keep working", fp),
+		map[string]string{"id": old.ID, "fingerprint": fp}, nil
+}
+
+// servingCAJSON is one serving CA in admin serving-ca -o json.
+type servingCAJSON struct {
+	State             string `json:"state"`
+	ID                string `json:"id"`
+	Subject           string `json:"subject"`
+	SHA256Fingerprint string `json:"sha256_fingerprint"`
+	NotBefore         string `json:"not_before"`
+	NotAfter          string `json:"not_after"`
+}
+
+// printServingCAs writes cas: as a table (status) or the bundle's PEM (the
+// steps), or as one JSON object with both.
+func printServingCAs(w io.Writer, out outputFormat, table bool, cas *servingCAs) error {
+	rows := []servingCAJSON{}
+	for i, rec := range cas.all {
+		c := cas.certs[i]
+		rows = append(rows, servingCAJSON{rec.State, rec.ID, c.Subject.String(), ca.Fingerprint(c),
+			c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339)})
+	}
+	switch {
+	case out == "json":
+		return writeJSON(w, struct {
+			ServingCAs []servingCAJSON `json:"serving_cas"`
+			PEM        string          `json:"pem"`
+		}{rows, string(cas.bundle)})
+	case table:
+		tw := newTable(w)
+		tw.row("STATE", "ID", "SHA-256", "NOT AFTER")
+		for _, r := range rows {
+			tw.row(r.State, r.ID, r.SHA256Fingerprint, r.NotAfter)
+		}
+		return tw.Flush()
+	}
+	_, err := w.Write(cas.bundle)
+	return err
+}
