@@ -1,7 +1,6 @@
 package authority_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -386,9 +385,7 @@ func TestPruningKeepsEveryNamedTombstone(t *testing.T) {
 // one audit entry: every token made through it is refused from then on.
 func TestRevokingManyTokensOnEtcdIsOneSmallWrite(t *testing.T) {
 	c := etcdtest.New(t, 1, "--max-txn-ops", "128")
-	e := authoritytest.New(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
-		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/tokens/"})
-	}))
+	e := authoritytest.New(t, onEtcd(c, etcd.Config{Prefix: "/tokens/"}))
 	_, keeper, _ := adminToken(t, e, system, "keeper", 0)
 	_, r, rRec := adminToken(t, e, system, "prolific", 0)
 	want := []string{rRec.ID}

@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
-	bbolt "go.etcd.io/bbolt"
 )
 
 // TestArchivedAuditEntriesLeaveTheTrailAndItStillVerifies on bbolt.
@@ -29,9 +30,7 @@ func TestArchivedAuditEntriesLeaveTheTrailAndItStillVerifies(t *testing.T) {
 // removals passes only in several transactions.
 func TestArchivedAuditEntriesLeaveTheTrailAndItStillVerifiesOnEtcd(t *testing.T) {
 	c := etcdtest.New(t, 1, "--max-txn-ops", "128")
-	archiveScenario(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
-		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/archive/"})
-	}))
+	archiveScenario(t, onEtcd(c, etcd.Config{Prefix: "/archive/"}))
 }
 
 // archiveScenario: a trail of 250 entries; removing entries 1 to 200 with
@@ -214,9 +213,7 @@ func TestAuditEntriesYoungerThanTheMinimumAgeStay(t *testing.T) {
 // the group commit, as on a busy server) do not make it fail.
 func TestArchivingOnEtcdGoesOnWhileEntriesAreAppended(t *testing.T) {
 	c := etcdtest.New(t, 1, "--max-txn-ops", "128")
-	e := authoritytest.New(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
-		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/busy/"})
-	}))
+	e := authoritytest.New(t, onEtcd(c, etcd.Config{Prefix: "/busy/"}))
 	for range 10 {
 		if err := e.Store.Update(e.Ctx, func(tx *store.Txn) error {
 			for range 90 {

@@ -1,7 +1,6 @@
 package authority_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -166,9 +165,7 @@ func TestNotFoundSaysSoOnce(t *testing.T) {
 // etcd's --max-txn-ops (1024 in this test's etcd, 128 by default).
 func TestDeletingAClusterWithThousandsOfTokensWorksOnEtcd(t *testing.T) {
 	c := etcdtest.New(t, 1)
-	e := authoritytest.New(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
-		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/tokens/"})
-	}))
+	e := authoritytest.New(t, onEtcd(c, etcd.Config{Prefix: "/tokens/"}))
 	e.CreateCluster(authority.CreateClusterRequest{Name: "big"})
 	e.CreateCluster(authority.CreateClusterRequest{Name: "small"})
 	expires := e.Clock.Now().Add(time.Hour)

@@ -1,6 +1,7 @@
 package authority_test
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/internal/etcdtest"
 	"github.com/flinkpki/flinkpki/store"
+	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
 const day = 24 * time.Hour
@@ -188,4 +191,12 @@ func (r *recorder) blockedSteps() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.blocked...)
+}
+
+// onEtcd runs the authority on etcd cluster c, with cfg's other settings.
+func onEtcd(c *etcdtest.Cluster, cfg etcd.Config) authoritytest.Option {
+	return authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
+		cfg.Endpoints = c.Endpoints()
+		return etcd.Open(ctx, cfg)
+	})
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/flinkpki/flinkpki/authority"
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
-	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
@@ -24,9 +23,7 @@ func TestPruningDeletesOnlyHoldersExpiredLongerThanTheRetention(t *testing.T) {
 // same on a real etcd, where every transaction must stay small.
 func TestPruningDeletesOnlyHoldersExpiredLongerThanTheRetentionOnEtcd(t *testing.T) {
 	c := etcdtest.New(t, 1)
-	pruneScenario(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
-		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/prune/"})
-	}))
+	pruneScenario(t, onEtcd(c, etcd.Config{Prefix: "/prune/"}))
 }
 
 // pruneScenario: 250 holders of one cluster and 3 of another expire; ten of

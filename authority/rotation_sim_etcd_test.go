@@ -1,12 +1,9 @@
 package authority_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
-	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
@@ -16,7 +13,5 @@ import (
 // store.
 func TestAutomaticRotationKeepsEveryPairTalkingForThreeYearsOnEtcd(t *testing.T) {
 	c := etcdtest.New(t, 3)
-	simulateThreeYears(t, authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
-		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/sim/"})
-	}))
+	simulateThreeYears(t, onEtcd(c, etcd.Config{Prefix: "/sim/"}))
 }

@@ -1,7 +1,6 @@
 package authority_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/flinkpki/flinkpki/authority/authoritytest"
 	"github.com/flinkpki/flinkpki/ca"
 	"github.com/flinkpki/flinkpki/internal/etcdtest"
-	"github.com/flinkpki/flinkpki/store"
 	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
@@ -27,9 +25,7 @@ import (
 func TestARotationStepGoesThroughSteadyEnrollmentOnEtcd(t *testing.T) {
 	c := etcdtest.New(t, 1)
 	var logs syncBuffer
-	e := authoritytest.New(t, authoritytest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), authoritytest.WithBackend(func(ctx context.Context) (store.Backend, error) {
-		return etcd.Open(ctx, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/fence/", MaxRetries: 2})
-	}))
+	e := authoritytest.New(t, authoritytest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), onEtcd(c, etcd.Config{Prefix: "/fence/", MaxRetries: 2}))
 	e.CreateCluster(authority.CreateClusterRequest{Name: "busy", CAValidity: 400 * day, LeafValidity: 30 * day})
 	if err := e.Authority.Prepare(e.Ctx, admin, "busy", "internal"); err != nil {
 		t.Fatal(err)
