@@ -34,6 +34,22 @@ func pemCerts(t *testing.T, data []byte) []*x509.Certificate {
 	}
 }
 
+// writeAnchor writes a client's trust anchor file name in dir.
+func writeAnchor(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// reachWith lists s's clusters with anchor as the client's --ca-file.
+func reachWith(t *testing.T, s *testServer, anchor string) result {
+	t.Helper()
+	return runCLI(t, map[string]string{"FLINKPKI_SERVER": s.addr, "FLINKPKI_CA_FILE": anchor, "FLINKPKI_TOKEN_FILE": s.admin}, "cluster", "list")
+}
+
 // servingStates is admin serving-ca status -o json's states and IDs, in order.
 func servingStates(t *testing.T, dir string) []string {
 	t.Helper()
@@ -72,13 +88,7 @@ func TestTheServingCAIsReplacedWithoutBreakingClients(t *testing.T) {
 	}
 	s.stop(t)
 	anchors := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(anchors, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, data []byte) string { return writeAnchor(t, anchors, name, data) }
 	oldOnly := write("old.crt", oldAnchor)
 	step := func(name string, args ...string) result {
 		t.Helper()
@@ -93,10 +103,7 @@ func TestTheServingCAIsReplacedWithoutBreakingClients(t *testing.T) {
 			t.Fatalf("a refused %s changed the store or printed %q", what, r.stdout)
 		}
 	}
-	reach := func(s *testServer, anchor string) result {
-		t.Helper()
-		return runCLI(t, map[string]string{"FLINKPKI_SERVER": s.addr, "FLINKPKI_CA_FILE": anchor, "FLINKPKI_TOKEN_FILE": s.admin}, "cluster", "list")
-	}
+	reach := func(s *testServer, anchor string) result { t.Helper(); return reachWith(t, s, anchor) }
 
 	unchanged("activate", step("activate"), "no serving CA is prepared")
 	unchanged("retire", step("retire"), "no serving CA is retiring")
@@ -256,22 +263,13 @@ func TestTheServingCAIsReplacedOnEtcdWhileReplicasRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	anchors := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(anchors, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, data []byte) string { return writeAnchor(t, anchors, name, data) }
 	step := func(name string, args ...string) result {
 		t.Helper()
 		return runCLI(t, nil, append([]string{"admin", "serving-ca", name, "--etcd-endpoints", strings.Join(h.etcd.Endpoints(), ","),
 			"--etcd-prefix", h.prefix, "--kek-file", h.kek}, args...)...)
 	}
-	reach := func(s *testServer, anchor string) result {
-		t.Helper()
-		return runCLI(t, map[string]string{"FLINKPKI_SERVER": s.addr, "FLINKPKI_CA_FILE": anchor, "FLINKPKI_TOKEN_FILE": s.admin}, "cluster", "list")
-	}
+	reach := func(s *testServer, anchor string) result { t.Helper(); return reachWith(t, s, anchor) }
 	oldOnly := write("old.crt", oldAnchor)
 	both := write("both.crt", []byte(step("prepare").ok(t).stdout))
 	reach(a, both).ok(t)
