@@ -33,9 +33,10 @@ import (
 const (
 	servingCAValidity   = 10 * 365 * 24 * time.Hour
 	servingCertValidity = 365 * 24 * time.Hour
-	// servingCertCheck is how often the serving certificate's age is
-	// checked; it is renewed with a third of its validity (four months)
-	// to go.
+	// servingCertCheck is how often the serving certificate's age, and
+	// which serving CA the store has active, are checked; it is renewed
+	// with a third of its validity (four months) to go, or at once when
+	// another serving CA was activated.
 	servingCertCheck = time.Hour
 )
 
