@@ -118,8 +118,7 @@ type call struct {
 // deniedBeforeReview is the refusal of a service-account token for which
 // the API server was not asked, since the answer could not change it:
 // actor is the token's service account when the JWKS verified it, else
-// the zero Actor, audited as the anonymous caller it is (the claims were
-// read, not proved).
+// the zero Actor, audited as the anonymous caller it is.
 type deniedBeforeReview struct {
 	actor authority.Actor
 	err   error
@@ -333,7 +332,7 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, c call) (*k8s
 		if rid, ok := a.review.Cached(raw); ok { // its answer to this token a moment ago
 			return agreed(id, rid)
 		}
-		if err := a.beforeReview(ctx, id, raw, c); err != nil {
+		if err := a.beforeReview(ctx, id, c); err != nil {
 			return nil, err
 		}
 		if id == nil { // the API server is the only judge
@@ -372,33 +371,26 @@ func (a *Authenticator) verifyK8s(ctx context.Context, raw string, c call) (*k8s
 
 // beforeReview refuses, without asking the API server, a token that no
 // review could make acceptable for call c: one for a call that needs an
-// administrator, or for an enrollment whose cluster does not bind the
-// token's service account for its role. id is the token's identity when
-// the JWKS verified it; without it the token's claims name the account,
-// which may only refuse (a forged token naming a bound account is
-// reviewed, within its source address's limit).
-func (a *Authenticator) beforeReview(ctx context.Context, id *k8sauth.Identity, raw string, c call) error {
-	var actor authority.Actor // anonymous unless verified
-	claimed := id
-	if id != nil {
-		actor = podActor(id)
-	} else {
-		claimed = k8sauth.Claimed(raw)
-	}
+// administrator, or, when the JWKS verified the token as id, one for an
+// enrollment whose cluster does not bind id's service account for its
+// role. A token the JWKS did not verify (TokenReview alone, or a key the
+// file lacks) is reviewed before its claims are looked at: answering from
+// them would tell anyone with a self-signed token which clusters exist
+// and what they bind (within the per-address bound on reviews).
+func (a *Authenticator) beforeReview(ctx context.Context, id *k8sauth.Identity, c call) error {
 	if c.adminOnly {
-		return &deniedBeforeReview{actor: actor, err: authority.ErrDenied} // authorize says which call
+		// id is nil: verified tokens are refused without a review in
+		// verifyK8s, as the service account they are.
+		return &deniedBeforeReview{err: authority.ErrDenied} // authorize says which call
 	}
-	if claimed == nil || c.req == nil {
+	if id == nil || c.req == nil {
 		return nil
 	}
-	err := a.auth.PreauthorizeK8s(ctx, podActor(claimed), requestCluster(c.req), requestRole(c.req))
-	if err == nil {
-		return nil
+	actor := podActor(id)
+	if err := a.auth.PreauthorizeK8s(ctx, actor, requestCluster(c.req), requestRole(c.req)); err != nil {
+		return &deniedBeforeReview{actor: actor, err: err}
 	}
-	if id == nil {
-		err = fmt.Errorf("%w; the token's claims were read without a review", err)
-	}
-	return &deniedBeforeReview{actor: actor, err: err}
+	return nil
 }
 
 // agreed is the identity of a token that the API server vouches for as rid,

@@ -131,18 +131,3 @@ func unverifiedClaims(raw string) *claims {
 	return c
 }
 
-// Claimed is the identity raw's claims name, read without a key (this
-// server may have no JWKS): nil when raw has no readable claims or they
-// name no service account. It may only ever refuse a token (its account is
-// bound to nothing it asks for), never accept one.
-func Claimed(raw string) *Identity {
-	c := unverifiedClaims(raw)
-	if c == nil {
-		return nil
-	}
-	id, err := identityOf(c)
-	if err != nil {
-		return nil
-	}
-	return id
-}

@@ -351,20 +351,3 @@ func TestReviewerFollowsNoRedirect(t *testing.T) {
 	}
 }
 
-// TestClaimedReadsTheAccountAndNothingElse: Claimed names the service
-// account and pod a token's claims say, whoever signed it, and nothing
-// for a token without readable claims or whose subject and kubernetes.io
-// claim disagree.
-func TestClaimedReadsTheAccountAndNothingElse(t *testing.T) {
-	forger := k8stest.NewECIssuer(t, testIssuer) // a key no JWKS holds
-	id := Claimed(forger.Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-tm", Pod: "orders-tm-1"}))
-	if id == nil || id.Namespace != "flink" || id.ServiceAccount != "orders-tm" || id.Pod != "orders-tm-1" {
-		t.Fatalf("Claimed = %+v; want flink/orders-tm, pod orders-tm-1", id)
-	}
-	disagreeing := forger.Mint(k8stest.Claims{Namespace: "flink", ServiceAccount: "orders-tm", Subject: "system:serviceaccount:flink:other"})
-	for name, raw := range map[string]string{"no JWT": "garbage", "three empty parts": "..", "subject and claim disagree": disagreeing} {
-		if id := Claimed(raw); id != nil {
-			t.Errorf("%s: Claimed = %+v, want nil", name, id)
-		}
-	}
-}
