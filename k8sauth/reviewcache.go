@@ -130,4 +130,3 @@ func unverifiedClaims(raw string) *claims {
 	}
 	return c
 }
-

@@ -350,4 +350,3 @@ func TestReviewerFollowsNoRedirect(t *testing.T) {
 		t.Errorf("the redirect was followed: the other server got %d reviews", n)
 	}
 }
-
