@@ -36,8 +36,10 @@ func (a *app) newAdminRestoreCmd() *cobra.Command {
 server that is not running. The restored server signs with the same CAs once
 it is started with the same key-encryption key (KEK) as the backed-up one,
 and presents a certificate from the same serving CA, so clients keep their
-server-ca.crt. Nothing but the database is written: the KEK is yours to
-supply.
+server-ca.crt (unless the serving CA was replaced with admin serving-ca after
+the backup was taken: then publish the restored server's server-ca.crt, or
+replace the serving CA again). Nothing but the database is written: the KEK
+is yours to supply.
 
 FILE - reads the backup from standard input, for a pod that has the data
 volume but no copy of the file (deploy/bootstrap/pod-restore.yaml, fed with
@@ -90,7 +92,7 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags, backup string) er
 			asOfText, formatDuration(max(time.Since(asOf), 0).Truncate(time.Minute)))
 	}
 	fmt.Fprintf(a.stderr, "next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", f.dataDir)
-	fmt.Fprintf(a.stderr, "its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n")
+	fmt.Fprintf(a.stderr, "its serving CA is the backed-up one, so clients keep their server-ca.crt (unless it was replaced since the backup: compare flinkpki server-ca after the first start); then check: flinkpki audit verify\n")
 	if f.out == "json" {
 		// Backup is the FILE argument as given, "-" for standard input.
 		// AsOf is the backup's newest audit entry ("" when it has none).

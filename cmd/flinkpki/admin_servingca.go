@@ -11,11 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flinkpki/flinkpki/ca"
+	"github.com/flinkpki/flinkpki/internal/atomicfile"
 	"github.com/flinkpki/flinkpki/store"
 )
 
@@ -23,8 +25,9 @@ import (
 // serving CA may be retired without --force: running replicas check which
 // serving CA signs every servingCertCheck, and one that has not yet would
 // still present a certificate of the retiring CA to clients that no longer
-// trust it.
-const servingRetireWait = servingCertCheck + 5*time.Minute
+// trust it. Three checks: one that failed (etcd out of reach a moment) is
+// made again.
+const servingRetireWait = 3 * servingCertCheck
 
 // servingActor is who the audit trail names for the serving CA's steps:
 // whoever opened the store with its key-encryption key.
@@ -39,45 +42,52 @@ func newAdminServingCACmd() *cobra.Command {
 Replace it (before it expires, or when its key may have leaked) in three steps,
 as a cluster CA is rotated:
 
-  1. prepare: a new serving CA, trusted alongside the active one. The command
-     prints the new server-ca.crt (both CAs); publish it to every client (the
+  1. prepare: a new serving CA, trusted alongside the active one. --out FILE
+     gets the new server-ca.crt (both CAs); publish it to every client (the
      ConfigMap init containers mount, operators' machines) before step 2.
   2. activate: the new CA signs the serving certificates; the old one stays
      trusted. A server on bbolt uses it when it starts; running replicas on
-     etcd switch within an hour (their hourly check), or when restarted.
-  3. retire: the old CA leaves server-ca.crt. On etcd, refused until every
-     replica has had its hourly check since the activation (--force once
-     they have all restarted).
+     etcd switch at their next check (every 5 minutes), or when restarted.
+  3. retire: the old CA leaves server-ca.crt. On etcd, refused until 15
+     minutes after the activation, three checks of every replica (--force
+     once they have all restarted).
 
 Each step opens the store itself, like admin bootstrap: with --data-dir a
 stopped server's bbolt store, with --etcd-endpoints an HA installation's
-store, whose replicas may keep running. Each is audited, and changes nothing
-when refused. prepare, activate and retire print the resulting server-ca.crt
-on stdout; status prints the serving CAs (-o json for both).`,
+store, whose replicas may keep running. Each is one transaction with its
+audit entry, and changes nothing when refused. Each command writes the
+server-ca.crt clients should hold to --out (atomically, and only when it
+succeeds; without --out the steps print it on stdout: do not redirect it
+onto the file clients read, which a refused step would leave empty), and
+status prints the serving CAs (-o json: both).`,
 		Example: `  flinkpki admin serving-ca status --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek
-  flinkpki admin serving-ca prepare --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > server-ca.crt
+  flinkpki admin serving-ca prepare --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek --out server-ca.crt
   kubectl -n flink create configmap flinkpki-server-ca --from-file=server-ca.crt --dry-run=client -o yaml | kubectl apply -f -
-  flinkpki admin serving-ca activate --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > /dev/null
-  flinkpki admin serving-ca retire --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek > server-ca.crt`,
+  flinkpki admin serving-ca activate --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek --out server-ca.crt
+  flinkpki admin serving-ca retire --data-dir /var/lib/flinkpki --kek-file /etc/flinkpki/kek --out server-ca.crt`,
 	}
 	cmd.AddCommand(
 		servingStepCmd("status", "Show the serving CAs and the server-ca.crt clients should hold", `Show the serving CAs in the store: the active one, which signs the
 serving certificates, and a prepared or retiring one while the serving CA is
 replaced, with their SHA-256 fingerprints and expiry. -o json adds the PEM
 of the server-ca.crt clients should hold now.`, nil),
-		servingStepCmd("prepare", "Make the next serving CA, trusted before it signs", `Make the next serving CA (P-256, ten years) and print the server-ca.crt that
-trusts it alongside the active one. Publish that file to every client before
-admin serving-ca activate: a client that lacks the new CA is refused from the
-activation on. Refused while a serving CA is prepared or retiring already.`, prepareServingCA),
+		servingStepCmd("prepare", "Make the next serving CA, trusted before it signs", `Make the next serving CA (P-256, ten years) and write the server-ca.crt that
+trusts it alongside the active one (--out, or stdout). Publish that file to
+every client before admin serving-ca activate: a client that lacks the new CA
+is refused from the activation on. Refused while a serving CA is prepared or
+retiring already.`, prepareServingCA),
 		servingStepCmd("activate", "Let the prepared serving CA sign; the old one stays trusted", `Let the prepared serving CA sign the serving certificates. The old one becomes
-retiring: still in server-ca.crt, its key deleted. A server on bbolt signs
-with the new CA when it starts; replicas on etcd switch at their hourly check
-or when restarted.`, activateServingCA),
-		servingStepCmd("retire", "Drop the old serving CA from server-ca.crt", `Drop the retiring serving CA: server-ca.crt (printed) holds the active one
-alone. Clients that hold the two-CA bundle keep working; give them the new
-file at leisure. On etcd it is refused until an hour and five minutes after
-the activation, when every running replica has switched (--force once every
-replica has restarted since).`, retireServingCA),
+retiring: still in server-ca.crt, its key gone from the store's records (the
+sealed copy lingers in bbolt's free pages, etcd's history until compaction,
+and earlier backups). A server on bbolt signs with the new CA when it
+starts; replicas on etcd switch at their next check (every 5 minutes) or
+when restarted.`, activateServingCA),
+		servingStepCmd("retire", "Drop the old serving CA from server-ca.crt", `Drop the retiring serving CA: server-ca.crt holds the active one alone.
+Clients that hold the two-CA bundle keep working; give them the new file at
+leisure. On etcd it is refused until 15 minutes after the activation, three
+checks of every running replica (--force once every replica has restarted
+since; a replica of a release before admin serving-ca never checks, and
+switches only when restarted).`, retireServingCA),
 	)
 	return cmd
 }
@@ -88,7 +98,7 @@ replica has restarted since).`, retireServingCA),
 type servingStep func(tx *store.Txn, now time.Time, onEtcd, force bool) (said string, details map[string]string, err error)
 
 func servingStepCmd(name, short, long string, step servingStep) *cobra.Command {
-	var dataDir, kekFile string
+	var dataDir, kekFile, outFile string
 	var etcd etcdFlags
 	var out outputFormat
 	var force bool
@@ -105,36 +115,40 @@ replicas may keep running.`,
 			"      --etcd-cert-file tls.crt --etcd-key-file tls.key --kek-file kek -o json",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if outFile != "" {
+				if err := checkOutFile(outFile, serverCAFileName, ""); err != nil {
+					return err
+				}
+			}
 			st, err := openAdminStore(cmd, dataDir, kekFile, &etcd)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			var said string
-			if step != nil {
-				said, err = runServingStep(cmd.Context(), st, "serving-ca."+name, step, len(etcd.endpoints) > 0, force)
-				if err != nil {
+			said, cas, err := runServingStep(cmd.Context(), st, name, step, len(etcd.endpoints) > 0, force)
+			if err != nil {
+				return err
+			}
+			// The step is done: what fails from here says so.
+			done := func(err error) error {
+				if step == nil {
 					return err
 				}
-			}
-			var cas *servingCAs
-			if err := st.View(cmd.Context(), func(tx *store.Txn) (err error) {
-				cas, err = readServingCAs(tx)
-				return err
-			}); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return errors.New("the store has no serving CA yet: start flinkpki serve on it once")
-				}
-				return err
+				return fmt.Errorf("serving-ca %s was done (admin serving-ca status shows it), but %w", name, err)
 			}
 			if step != nil && len(etcd.endpoints) == 0 {
 				// The stopped server's own copy, as it would write it at start.
 				if err := writeTrustBundle(dataDir, cas.bundle); err != nil {
-					return err
+					return done(fmt.Errorf("writing %s failed: %w", filepath.Join(dataDir, serverCAFileName), err))
 				}
 			}
-			if err := printServingCAs(cmd.OutOrStdout(), out, step == nil, cas); err != nil {
-				return err
+			if outFile != "" {
+				if err := atomicfile.Write(outFile, cas.bundle, 0o644); err != nil {
+					return done(fmt.Errorf("writing --out %s failed: %w (admin serving-ca status -o json has the PEM)", outFile, err))
+				}
+			}
+			if err := printServingCAs(cmd.OutOrStdout(), out, step == nil || outFile != "", cas); err != nil {
+				return done(err)
 			}
 			if said != "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), said)
@@ -144,29 +158,43 @@ replicas may keep running.`,
 	}
 	addStoreFlags(cmd, &dataDir, &kekFile, &etcd)
 	addOutputFlag(cmd, &out)
+	cmd.Flags().StringVar(&outFile, "out", "", "write the server-ca.crt clients should hold to this file (replaced atomically, and only when the command succeeds) instead of stdout")
 	if name == "retire" {
-		cmd.Flags().BoolVar(&force, "force", false, "retire on etcd within an hour of the activation: every replica has restarted since")
+		cmd.Flags().BoolVar(&force, "force", false, "retire on etcd before the replicas' checks are due: every replica has restarted since the activation")
 	}
 	return cmd
 }
 
-// runServingStep runs step and its audit entry in one transaction: a
-// refused step changes nothing.
-func runServingStep(ctx context.Context, st *store.Store, action string, step servingStep, onEtcd, force bool) (string, error) {
+// runServingStep runs step, when not nil, and its audit entry (action
+// serving-ca.NAME) in one transaction, and reads the serving CAs in the
+// same one, so they are the step's result: a refused step changes nothing.
+func runServingStep(ctx context.Context, st *store.Store, name string, step servingStep, onEtcd, force bool) (string, *servingCAs, error) {
 	var said string
-	err := st.Update(ctx, func(tx *store.Txn) error {
-		now := time.Now()
-		var details map[string]string
-		var err error
-		if said, details, err = step(tx, now, onEtcd, force); err != nil {
-			return err
+	var cas *servingCAs
+	run := st.Update
+	if step == nil {
+		run = st.View
+	}
+	err := run(ctx, func(tx *store.Txn) error {
+		if step != nil {
+			now := time.Now()
+			var details map[string]string
+			var err error
+			if said, details, err = step(tx, now, onEtcd, force); err != nil {
+				return err
+			}
+			if err := tx.AppendAudit(&store.AuditEntry{Time: now.UTC(), Actor: servingActor, Action: "serving-ca." + name, Outcome: "ok", Details: details}); err != nil {
+				return err
+			}
 		}
-		return tx.AppendAudit(&store.AuditEntry{Time: now.UTC(), Actor: servingActor, Action: action, Outcome: "ok", Details: details})
+		var err error
+		cas, err = readServingCAs(tx)
+		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return "", errors.New("the store has no serving CA yet: start flinkpki serve on it once; nothing was changed")
+		return "", nil, errors.New("the store has no serving CA yet: start flinkpki serve on it once; nothing was changed")
 	}
-	return said, err
+	return said, cas, err
 }
 
 // servingCACert is the SHA-256 fingerprint of a serving CA record's
@@ -186,7 +214,7 @@ func prepareServingCA(tx *store.Txn, now time.Time, _, _ bool) (string, map[stri
 	}
 	if rec, err := tx.ServingCA(store.ServingPrepared); err == nil {
 		fp, _ := servingFingerprint(rec)
-		return "", nil, fmt.Errorf("serving CA %s is prepared already (since %s): activate it (admin serving-ca activate); nothing was changed", fp, rec.Created.UTC().Format(time.RFC3339))
+		return "", nil, fmt.Errorf("serving CA %s is prepared already (since %s): publish the server-ca.crt that trusts it (admin serving-ca status --out FILE), then admin serving-ca activate; nothing was changed", fp, rec.Created.UTC().Format(time.RFC3339))
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", nil, err
 	}
@@ -220,6 +248,9 @@ func activateServingCA(tx *store.Txn, now time.Time, onEtcd, _ bool) (string, ma
 	if err != nil {
 		return "", nil, err
 	}
+	if next.Key == nil {
+		return "", nil, fmt.Errorf("%w: the prepared serving CA %s has no key; nothing was changed", store.ErrCorrupt, next.ID)
+	}
 	old, err := tx.ServerCA()
 	if err != nil {
 		return "", nil, err
@@ -242,7 +273,7 @@ func activateServingCA(tx *store.Txn, now time.Time, onEtcd, _ bool) (string, ma
 	oldFP, _ := servingFingerprint(old)
 	when := "the server uses it when it starts"
 	if onEtcd {
-		when = "running replicas switch to it within an hour, or when restarted"
+		when = "running replicas switch to it within " + formatDuration(servingCertCheck) + ", or when restarted"
 	}
 	return fmt.Sprintf("serving CA %s signs now (%s); %s stays trusted until admin serving-ca retire", fp, when, oldFP),
 		map[string]string{"id": next.ID, "fingerprint": fp, "retiring": oldFP}, nil
@@ -257,8 +288,8 @@ func retireServingCA(tx *store.Txn, now time.Time, onEtcd, force bool) (string, 
 		return "", nil, err
 	}
 	if ready := old.Retiring.Add(servingRetireWait); onEtcd && !force && now.Before(ready) {
-		return "", nil, fmt.Errorf("the serving CA was activated at %s, and running replicas switch to it at their hourly check: retire after %s, or pass --force once every replica has restarted since; nothing was changed",
-			old.Retiring.UTC().Format(time.RFC3339), ready.UTC().Format(time.RFC3339))
+		return "", nil, fmt.Errorf("the serving CA was activated at %s, and running replicas switch to it at their next check (every %s): retire after %s, or pass --force once every replica has restarted since; nothing was changed",
+			old.Retiring.UTC().Format(time.RFC3339), formatDuration(servingCertCheck), ready.UTC().Format(time.RFC3339))
 	}
 	if err := tx.DeleteServingCA(store.ServingRetiring); err != nil {
 		return "", nil, err

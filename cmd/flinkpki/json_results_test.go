@@ -235,7 +235,7 @@ func TestAdminBackupAndRestoreReportTheFilesInJSON(t *testing.T) {
 	restoreLines := func(name string, n int64, dataDir string) string {
 		return fmt.Sprintf("restored %s (%d bytes) to %s\n", name, n, filepath.Join(dataDir, "flinkpki.db")) +
 			fmt.Sprintf("next: start the server with the KEK of the backed-up server:\n  flinkpki serve --data-dir %s --kek-file KEK_FILE\n", dataDir) +
-			"its serving CA is the backed-up one, so clients keep their server-ca.crt; then check: flinkpki audit verify\n"
+			"its serving CA is the backed-up one, so clients keep their server-ca.crt (unless it was replaced since the backup: compare flinkpki server-ca after the first start); then check: flinkpki audit verify\n"
 	}
 	// asOfLine is the line that names the backup's newest audit entry (the
 	// cluster's creation, or the first backup), which withoutAsOf checks and

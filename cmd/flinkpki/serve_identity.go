@@ -34,10 +34,10 @@ const (
 	servingCAValidity   = 10 * 365 * 24 * time.Hour
 	servingCertValidity = 365 * 24 * time.Hour
 	// servingCertCheck is how often the serving certificate's age, and
-	// which serving CA the store has active, are checked; it is renewed
-	// with a third of its validity (four months) to go, or at once when
-	// another serving CA was activated.
-	servingCertCheck = time.Hour
+	// which serving CA the store has active, are checked (one small read);
+	// it is renewed with a third of its validity (four months) to go, or
+	// at once when another serving CA was activated.
+	servingCertCheck = 5 * time.Minute
 )
 
 // serverIdentity loads the serving CAs from the store, creating the first
@@ -54,11 +54,35 @@ func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans [
 	if err := writeTrustBundle(dataDir, cas.bundle); err != nil {
 		return nil, nil, err
 	}
+	return servingLeafOf(cas, sans, now)
+}
+
+// renewServing makes a new serving certificate from the store's active
+// serving CA, which it returns too, for a server that runs.
+func renewServing(ctx context.Context, st *store.Store, sans []string, now time.Time) (*tls.Certificate, *x509.Certificate, error) {
+	cas, err := viewServingCAs(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	return servingLeafOf(cas, sans, now)
+}
+
+func servingLeafOf(cas *servingCAs, sans []string, now time.Time) (*tls.Certificate, *x509.Certificate, error) {
 	cert, err := newServingLeaf(cas.active, cas.key, sans, now)
 	if err != nil {
 		return nil, nil, err
 	}
 	return cert, cas.active, nil
+}
+
+// viewServingCAs reads the serving CAs in a transaction of its own.
+func viewServingCAs(ctx context.Context, st *store.Store) (*servingCAs, error) {
+	var cas *servingCAs
+	err := st.View(ctx, func(tx *store.Txn) (err error) {
+		cas, err = readServingCAs(tx)
+		return err
+	})
+	return cas, err
 }
 
 // servingCAs is what the store holds of the server's serving CAs.
@@ -94,6 +118,9 @@ func readServingCAs(tx *store.Txn) (*servingCAs, error) {
 			return nil, fmt.Errorf("serving CA certificate (%s): %w", slot, err)
 		}
 		if slot == store.ServingActive {
+			if rec.Key == nil {
+				return nil, fmt.Errorf("%w: the active serving CA %s has no key", store.ErrCorrupt, rec.ID)
+			}
 			caKeyAny, err := x509.ParsePKCS8PrivateKey(rec.Key)
 			if err != nil {
 				return nil, fmt.Errorf("serving CA key: %w", err)
@@ -114,11 +141,7 @@ func readServingCAs(tx *store.Txn) (*servingCAs, error) {
 // has none; of two processes that start on a new store at once, the first
 // to commit wins and the other uses its CA.
 func loadServingCAs(ctx context.Context, st *store.Store, now time.Time) (*servingCAs, error) {
-	var cas *servingCAs
-	err := st.View(ctx, func(tx *store.Txn) (err error) {
-		cas, err = readServingCAs(tx)
-		return err
-	})
+	cas, err := viewServingCAs(ctx, st)
 	if errors.Is(err, store.ErrNotFound) {
 		var rec *store.CA
 		rec, err = newServingCA(now, 1)
@@ -131,10 +154,7 @@ func loadServingCAs(ctx context.Context, st *store.Store, now time.Time) (*servi
 			})
 		}
 		if err == nil {
-			err = st.View(ctx, func(tx *store.Txn) (err error) {
-				cas, err = readServingCAs(tx)
-				return err
-			})
+			cas, err = viewServingCAs(ctx, st)
 		}
 	}
 	if err != nil {
@@ -154,21 +174,23 @@ func writeTrustBundle(dataDir string, bundle []byte) error {
 }
 
 // servingMoved reports whether leaf is no longer signed by the store's
-// active serving CA (one was activated since, on any replica), and brings
-// dataDir/server-ca.crt up to date with the store's serving CAs (one
-// prepared or retired since).
-func servingMoved(ctx context.Context, st *store.Store, dataDir string, leaf *x509.Certificate) (bool, error) {
-	var cas *servingCAs
-	if err := st.View(ctx, func(tx *store.Txn) (err error) {
-		cas, err = readServingCAs(tx)
-		return err
-	}); err != nil {
-		return false, err
-	}
-	if err := writeTrustBundle(dataDir, cas.bundle); err != nil {
+// active serving CA: one was activated since, on any replica.
+func servingMoved(ctx context.Context, st *store.Store, leaf *x509.Certificate) (bool, error) {
+	cas, err := viewServingCAs(ctx, st)
+	if err != nil {
 		return false, err
 	}
 	return leaf.CheckSignatureFrom(cas.active) != nil, nil
+}
+
+// syncTrustBundle brings dataDir/server-ca.crt up to date with the store's
+// serving CAs (one prepared or retired since, on any replica).
+func syncTrustBundle(ctx context.Context, st *store.Store, dataDir string) error {
+	cas, err := viewServingCAs(ctx, st)
+	if err != nil {
+		return err
+	}
+	return writeTrustBundle(dataDir, cas.bundle)
 }
 
 // newServingLeaf makes a serving certificate for localhost, the loopback
@@ -224,6 +246,9 @@ type servingCert struct {
 	// moved reports whether the serving CA that signs is no longer the
 	// one that signed leaf; nil: never.
 	moved func(leaf *x509.Certificate) (bool, error)
+	// sync brings the data directory's server-ca.crt up to date at every
+	// check; nil: nothing to do.
+	sync func() error
 }
 
 func newServingCert(first *tls.Certificate, ca *x509.Certificate, renew func(now time.Time) (*tls.Certificate, *x509.Certificate, error), moved func(*x509.Certificate) (bool, error)) *servingCert {
@@ -236,6 +261,16 @@ func newServingCert(first *tls.Certificate, ca *x509.Certificate, renew func(now
 // get implements tls.Config.GetCertificate.
 func (s *servingCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cur.Load(), nil }
 
+// servingCheckError is a check that could not read which serving CA
+// signs: nothing was due by age, and the certificate is kept.
+type servingCheckError struct{ err error }
+
+func (e *servingCheckError) Error() string {
+	return "could not read which serving CA signs: " + e.err.Error()
+}
+
+func (e *servingCheckError) Unwrap() error { return e.err }
+
 // renewIfDue replaces the certificate when two thirds of its validity have
 // passed at now, or when another serving CA signs, and reports whether it
 // did.
@@ -245,7 +280,7 @@ func (s *servingCert) renewIfDue(now time.Time) (bool, error) {
 	if !due && s.moved != nil {
 		moved, err := s.moved(leaf)
 		if err != nil {
-			return false, err
+			return false, &servingCheckError{err}
 		}
 		due = moved
 	}
@@ -261,18 +296,29 @@ func (s *servingCert) renewIfDue(now time.Time) (bool, error) {
 	return true, nil
 }
 
-// run checks every interval until ctx ends; a failed renewal is logged and
-// tried again at the next check.
+// run checks every interval until ctx ends; a failed renewal or check is
+// logged and tried again at the next check.
 func (s *servingCert) run(ctx context.Context, every time.Duration, log *slog.Logger) {
-	tick.Every(ctx, log, every, func(now time.Time) {
-		renewed, err := s.renewIfDue(now)
-		switch {
-		case err != nil:
-			log.Error("the serving certificate was not renewed; retrying at the next check", "err", err, "not_after", s.cur.Load().Leaf.NotAfter)
-		case renewed:
-			log.Info("serving certificate renewed", "not_after", s.cur.Load().Leaf.NotAfter, "serving_ca", ca.Fingerprint(s.ca.Load()))
+	tick.Every(ctx, log, every, func(now time.Time) { s.check(now, every, log) })
+}
+
+// check is one of run's checks at now, the next one every later.
+func (s *servingCert) check(now time.Time, every time.Duration, log *slog.Logger) {
+	renewed, err := s.renewIfDue(now)
+	var check *servingCheckError
+	switch {
+	case errors.As(err, &check):
+		log.Warn("could not check which serving CA signs; checking again in "+formatDuration(every), "err", check.err)
+	case err != nil:
+		log.Error("the serving certificate was not renewed; retrying at the next check", "err", err, "not_after", s.cur.Load().Leaf.NotAfter)
+	case renewed:
+		log.Info("serving certificate renewed", "not_after", s.cur.Load().Leaf.NotAfter, "serving_ca", ca.Fingerprint(s.ca.Load()))
+	}
+	if s.sync != nil {
+		if err := s.sync(); err != nil {
+			log.Warn("could not bring server-ca.crt up to date with the store's serving CAs; trying again in "+formatDuration(every), "err", err)
 		}
-	})
+	}
 }
 
 // servingCAWarning is how long before the serving CA's expiry serve starts

@@ -66,10 +66,11 @@ func (o *serveOptions) newServer(ctx context.Context, log *slog.Logger, st *stor
 	}
 	warnServingCAExpiry(log, servingCA, time.Now())
 	s.serving = newServingCert(cert, servingCA, func(now time.Time) (*tls.Certificate, *x509.Certificate, error) {
-		return serverIdentity(ctx, st, o.dataDir, o.sans, now)
+		return renewServing(ctx, st, o.sans, now)
 	}, func(leaf *x509.Certificate) (bool, error) {
-		return servingMoved(ctx, st, o.dataDir, leaf)
+		return servingMoved(ctx, st, leaf)
 	})
+	s.serving.sync = func() error { return syncTrustBundle(ctx, st, o.dataDir) }
 	if o.dev {
 		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
 			return nil, err

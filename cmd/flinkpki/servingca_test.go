@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,6 +129,13 @@ func TestTheServingCAIsReplacedWithoutBreakingClients(t *testing.T) {
 	both := write("both.crt", []byte(r.stdout))
 	newOnly := write("new.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: bundle[1].Raw}))
 	unchanged("second prepare", step("prepare"), "is prepared already")
+	// --out is written only when the step is done: a refused one leaves the
+	// file clients read as it was (a shell's > would have emptied it).
+	published := write("published.crt", []byte(r.stdout))
+	unchanged("second prepare with --out", step("prepare", "--out", published), "is prepared already")
+	if got, _ := os.ReadFile(published); string(got) != r.stdout {
+		t.Fatal("a refused prepare changed its --out file")
+	}
 	if got := servingStates(t, dir); !slices.Equal(got, []string{"active:server", "prepared:server-2"}) {
 		t.Fatalf("after prepare: %v", got)
 	}
@@ -135,9 +145,12 @@ func TestTheServingCAIsReplacedWithoutBreakingClients(t *testing.T) {
 	reach(s, both).ok(t)
 	s.stop(t)
 
-	r = step("activate").ok(t)
-	if got := pemCerts(t, []byte(r.stdout)); len(got) != 2 || !got[0].Equal(bundle[1]) || !got[1].Equal(bundle[0]) {
-		t.Fatalf("activate printed %d certificates; want the new CA, then the old one", len(got))
+	r = step("activate", "--out", published).ok(t)
+	if got := pemCerts(t, func() []byte { d, _ := os.ReadFile(published); return d }()); len(got) != 2 || !got[0].Equal(bundle[1]) || !got[1].Equal(bundle[0]) {
+		t.Fatalf("activate wrote %d certificates to --out; want the new CA, then the old one", len(got))
+	}
+	if !strings.Contains(r.stdout, "retiring") || strings.Contains(r.stdout, "BEGIN CERTIFICATE") {
+		t.Fatalf("activate --out printed %q; want the serving CAs' table, not the PEM", r.stdout)
 	}
 	if got := servingStates(t, dir); !slices.Equal(got, []string{"active:server-2", "retiring:server"}) {
 		t.Fatalf("after activate: %v", got)
@@ -183,11 +196,13 @@ func TestTheServingCAIsReplacedWithoutBreakingClients(t *testing.T) {
 
 // TestARunningServerSwitchesToAnActivatedServingCA: on etcd the replicas
 // keep running while another process activates a serving CA; each one's
-// hourly check (renewIfDue) sees that the store's active serving CA no
-// longer signs its certificate, makes one from it, and brings its
+// check (every servingCertCheck) sees that the store's active serving CA
+// no longer signs its certificate, makes one from it, and brings its
 // server-ca.crt up to date. Until then it keeps its certificate and
-// changes nothing. Run here on a bbolt store opened the way a replica
-// holds it.
+// changes nothing. A check that cannot read the store keeps the
+// certificate and says what failed; a server-ca.crt that cannot be written
+// does not hold the switch back. Run here on a bbolt store opened the way
+// a replica holds it.
 func TestARunningServerSwitchesToAnActivatedServingCA(t *testing.T) {
 	dir := t.TempDir()
 	kek := writeKEK(t, dir, "kek")
@@ -199,45 +214,85 @@ func TestARunningServerSwitchesToAnActivatedServingCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var storeDown error
 	serving := newServingCert(first, firstCA, func(now time.Time) (*tls.Certificate, *x509.Certificate, error) {
-		return serverIdentity(ctx, st, dir, nil, now)
-	}, func(leaf *x509.Certificate) (bool, error) { return servingMoved(ctx, st, dir, leaf) })
+		return renewServing(ctx, st, nil, now)
+	}, func(leaf *x509.Certificate) (bool, error) {
+		if storeDown != nil {
+			return false, storeDown
+		}
+		return servingMoved(ctx, st, leaf)
+	})
 	caFile := filepath.Join(dir, serverCAFileName)
+	serving.sync = func() error { return syncTrustBundle(ctx, st, dir) }
 	anchors := func() int { data, _ := os.ReadFile(caFile); return len(pemCerts(t, data)) }
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	checks := 0
+	check := func() string {
+		t.Helper()
+		logs.Reset()
+		checks++
+		serving.check(now.Add(time.Duration(checks)*servingCertCheck), servingCertCheck, log)
+		return logs.String()
+	}
+	step := func(name string, step servingStep, force bool) error {
+		_, _, err := runServingStep(ctx, st, name, step, true, force)
+		return err
+	}
 
-	if renewed, err := serving.renewIfDue(now.Add(time.Hour)); renewed || err != nil || anchors() != 1 {
-		t.Fatalf("nothing changed: renewed %v, %v, %d anchors", renewed, err, anchors())
+	if l := check(); l != "" || anchors() != 1 || serving.cur.Load() != first {
+		t.Fatalf("nothing changed, yet the check logged %q (%d anchors)", l, anchors())
 	}
-	if _, err := runServingStep(ctx, st, "serving-ca.prepare", prepareServingCA, true, false); err != nil {
+	if err := step("prepare", prepareServingCA, false); err != nil {
 		t.Fatal(err)
 	}
-	if renewed, err := serving.renewIfDue(now.Add(2 * time.Hour)); renewed || err != nil || anchors() != 2 {
-		t.Fatalf("after prepare: renewed %v, %v, %d anchors; want the certificate kept and both CAs in server-ca.crt", renewed, err, anchors())
+	if l := check(); l != "" || anchors() != 2 || serving.cur.Load() != first {
+		t.Fatalf("after prepare: logged %q, %d anchors; want the certificate kept and both CAs in server-ca.crt", l, anchors())
 	}
-	if _, err := runServingStep(ctx, st, "serving-ca.activate", activateServingCA, true, false); err != nil {
+	if err := step("activate", activateServingCA, false); err != nil {
 		t.Fatal(err)
 	}
-	if renewed, err := serving.renewIfDue(now.Add(3 * time.Hour)); !renewed || err != nil {
-		t.Fatalf("after activate: renewed %v, %v; want a certificate from the new CA", renewed, err)
+	storeDown = errors.New("etcdserver: request timed out")
+	if l := check(); !strings.Contains(l, "could not check which serving CA signs") || strings.Contains(l, "was not renewed") || serving.cur.Load() != first {
+		t.Fatalf("a check that could not read the store logged %q; want it named as such, and the certificate kept", l)
+	}
+	storeDown = nil
+	// server-ca.crt can no longer be written (here a directory holds its
+	// name; a full volume would do): the switch still happens, and the
+	// file's failure is a warning.
+	if err := os.Remove(caFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(caFile, "in-the-way"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l := check()
+	if err := os.RemoveAll(caFile); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(l, "could not bring server-ca.crt up to date") {
+		t.Errorf("a server-ca.crt that cannot be written: logged %q; want a warning", l)
 	}
 	leaf := serving.cur.Load().Leaf
-	if leaf.CheckSignatureFrom(firstCA) == nil || leaf.CheckSignatureFrom(serving.ca.Load()) != nil || serving.ca.Load().Equal(firstCA) {
-		t.Fatal("the renewed certificate is not signed by the activated serving CA")
+	if !strings.Contains(l, "serving certificate renewed") || leaf.CheckSignatureFrom(firstCA) == nil || leaf.CheckSignatureFrom(serving.ca.Load()) != nil || serving.ca.Load().Equal(firstCA) {
+		t.Fatalf("after activate the check logged %q; want a certificate signed by the activated serving CA", l)
 	}
-	if renewed, err := serving.renewIfDue(now.Add(4 * time.Hour)); renewed || err != nil {
-		t.Fatalf("the next check renewed again: %v, %v", renewed, err)
+	renewed := serving.cur.Load()
+	if l := check(); l != "" || serving.cur.Load() != renewed || anchors() != 2 { // the file written again
+		t.Fatalf("the next check logged %q, renewed again or lost an anchor (%d)", l, anchors())
 	}
 
-	// Retiring on etcd waits for every replica's hourly check, unless forced.
-	_, err = runServingStep(ctx, st, "serving-ca.retire", retireServingCA, true, false)
-	if err == nil || !strings.Contains(err.Error(), "running replicas switch to it at their hourly check") {
+	// Retiring on etcd waits for three checks of every replica, unless forced.
+	err = step("retire", retireServingCA, false)
+	if err == nil || !strings.Contains(err.Error(), "running replicas switch to it at their next check (every 5m)") {
 		t.Fatalf("retire on etcd right after the activation: %v; want it refused until the replicas' checks", err)
 	}
-	if _, err := runServingStep(ctx, st, "serving-ca.retire", retireServingCA, true, true); err != nil {
+	if err := step("retire", retireServingCA, true); err != nil {
 		t.Fatal(err)
 	}
-	if renewed, err := serving.renewIfDue(now.Add(5 * time.Hour)); renewed || err != nil || anchors() != 1 {
-		t.Fatalf("after retire: renewed %v, %v, %d anchors; want the new CA alone in server-ca.crt", renewed, err, anchors())
+	if l := check(); l != "" || anchors() != 1 || serving.cur.Load() != renewed {
+		t.Fatalf("after retire: logged %q, %d anchors; want the new CA alone in server-ca.crt", l, anchors())
 	}
 	err = st.View(ctx, func(tx *store.Txn) error {
 		_, err := tx.ServingCA(store.ServingRetiring)
@@ -250,7 +305,7 @@ func TestARunningServerSwitchesToAnActivatedServingCA(t *testing.T) {
 
 // TestTheServingCAIsReplacedOnEtcdWhileReplicasRun: on an HA installation
 // the steps run while the replicas serve. A replica that has not had its
-// hourly check since the activation still presents a certificate of the
+// check since the activation still presents a certificate of the
 // old CA, and one started since presents the new CA's: a client that holds
 // the bundle reaches both, so the fleet may switch one replica at a time.
 // retire is refused until the replicas' checks are due, or forced once
@@ -274,13 +329,13 @@ func TestTheServingCAIsReplacedOnEtcdWhileReplicasRun(t *testing.T) {
 	both := write("both.crt", []byte(step("prepare").ok(t).stdout))
 	reach(a, both).ok(t)
 	r := step("activate").ok(t)
-	if !strings.Contains(r.stderr, "running replicas switch to it within an hour") {
+	if !strings.Contains(r.stderr, "running replicas switch to it within 5m") {
 		t.Errorf("activate on etcd said %q; want when the running replicas switch", r.stderr)
 	}
 	newCA := pemCerts(t, []byte(r.stdout))[0]
 	newOnly := write("new.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: newCA.Raw}))
 	before := h.revision(t)
-	oneLineError(t, step("retire"), 1, "running replicas switch to it at their hourly check")
+	oneLineError(t, step("retire"), 1, "running replicas switch to it at their next check")
 	if h.revision(t) != before {
 		t.Fatal("a refused retire wrote to etcd")
 	}
