@@ -420,7 +420,7 @@ func (m *Metrics) WatchStoreSize(size func() int64) {
 // as server-ca.crt), read at every scrape, as
 // flinkpki_serving_cert_expiry_timestamp_seconds and
 // flinkpki_serving_ca_expiry_timestamp_seconds. The first is renewed
-// hourly with four months to go; the second lasts ten years and is
+// (tried every 5 minutes) with four months to go; the second lasts ten years and is
 // replaced by hand (admin serving-ca), and once it expires no client can
 // verify the server.
 func (m *Metrics) WatchServing(cert, ca func() time.Time) {
