@@ -197,7 +197,7 @@ func runServingStep(ctx context.Context, st *store.Store, name string, step serv
 	return said, cas, err
 }
 
-// servingCACert is the SHA-256 fingerprint of a serving CA record's
+// servingFingerprint is the SHA-256 fingerprint of a serving CA record's
 // certificate.
 func servingFingerprint(rec *store.CA) (string, error) {
 	cert, err := x509.ParseCertificate(rec.CertDER)
