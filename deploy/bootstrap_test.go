@@ -3,22 +3,32 @@ package deploy
 import (
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 )
 
 // TestBootstrapPodsAreRestrictedAndUseTheServersSecrets: the one-off pods
-// that make the first administrator token decode strictly, meet the
+// that make the first administrator token (and take a step of the serving
+// CA's replacement) decode strictly, meet the
 // restricted profile, mount the server's key-encryption key read-only and
 // reach the same store as the server (the StatefulSet's volume of replica 0,
 // or etcd with the replicas' client certificate).
 func TestBootstrapPodsAreRestrictedAndUseTheServersSecrets(t *testing.T) {
-	for file, store := range map[string]string{"pod-bolt.yaml": "data", "pod-etcd.yaml": "etcd"} {
+	for file, store := range map[string]string{"pod-bolt.yaml": "data", "pod-etcd.yaml": "etcd", "pod-serving-ca.yaml": "data", "pod-serving-ca-etcd.yaml": "etcd"} {
 		t.Run(file, func(t *testing.T) {
 			c, vols := oneOffPod(t, file)
-			if !slices.Equal(c.Args[:2], []string{"admin", "bootstrap"}) || !slices.Contains(c.Args, "--kek-file=/etc/flinkpki/kek/kek") {
-				t.Errorf("args %v: want admin bootstrap with the server's --kek-file", c.Args)
+			command := []string{"admin", "bootstrap"}
+			if strings.Contains(file, "serving-ca") {
+				// The step comes from STEP, status unless changed.
+				command = []string{"admin", "serving-ca", "$(STEP)"}
+				if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "STEP" }); i < 0 || c.Env[i].Value != "status" {
+					t.Errorf("env %v: want STEP, status by default", c.Env)
+				}
+			}
+			if !slices.Equal(c.Args[:len(command)], command) || !slices.Contains(c.Args, "--kek-file=/etc/flinkpki/kek/kek") {
+				t.Errorf("args %v: want %v with the server's --kek-file", c.Args, command)
 			}
 			if k := vols["kek"].Secret; k == nil || k.SecretName != "flinkpki-kek" {
 				t.Errorf("kek volume = %+v, want the Secret flinkpki-kek", vols["kek"].VolumeSource)

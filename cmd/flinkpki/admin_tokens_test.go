@@ -102,7 +102,7 @@ func TestBootstrapMakesTheFirstAdministratorOfARunningHAInstallation(t *testing.
 // --help, so nothing is opened): a renamed flag would fail here, not on a
 // cluster.
 func TestTheBootstrapPodsArgsAreOnesThisCLITakes(t *testing.T) {
-	for _, file := range []string{"pod-bolt.yaml", "pod-etcd.yaml", "pod-restore.yaml"} {
+	for _, file := range []string{"pod-bolt.yaml", "pod-etcd.yaml", "pod-restore.yaml", "pod-serving-ca.yaml", "pod-serving-ca-etcd.yaml"} {
 		raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "bootstrap", file))
 		if err != nil {
 			t.Fatal(err)
@@ -111,13 +111,38 @@ func TestTheBootstrapPodsArgsAreOnesThisCLITakes(t *testing.T) {
 		if err := yaml.UnmarshalStrict(raw, &pod); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
-		// The kubelet expands $(VAR) from the container's env.
-		args := slices.Clone(pod.Spec.Containers[0].Args)
-		for i, a := range args {
-			args[i] = regexp.MustCompile(`\$\([A-Z_]+\)`).ReplaceAllString(a, "x")
+		// The kubelet expands $(VAR) from the container's env: a literal
+		// value as it is (the serving CA's STEP), one from a Secret as x;
+		// each serving CA step the pod may be given is run.
+		c := pod.Spec.Containers[0]
+		values := map[string][]string{}
+		for _, e := range c.Env {
+			if e.Value != "" {
+				values[e.Name] = []string{e.Value}
+			}
 		}
-		if r := runCLI(t, nil, append(args, "--help")...); r.code != 0 {
-			t.Errorf("%s: %v: exit %d: %s", file, args, r.code, r.stderr)
+		if _, ok := values["STEP"]; ok {
+			values["STEP"] = []string{"status", "prepare", "activate", "retire"}
+		}
+		steps := max(len(values["STEP"]), 1)
+		for n := range steps {
+			args := slices.Clone(c.Args)
+			for i, a := range args {
+				args[i] = regexp.MustCompile(`\$\(([A-Z_]+)\)`).ReplaceAllStringFunc(a, func(v string) string {
+					if vs := values[v[2:len(v)-1]]; len(vs) > 0 {
+						return vs[n%len(vs)]
+					}
+					return "x"
+				})
+			}
+			r := runCLI(t, nil, append(args, "--help")...)
+			if r.code != 0 {
+				t.Errorf("%s: %v: exit %d: %s", file, args, r.code, r.stderr)
+			}
+			// A step the command does not know would show serving-ca's own help.
+			if step := values["STEP"]; len(step) > 0 && !strings.Contains(r.stdout, "flinkpki admin serving-ca "+step[n]+" (") {
+				t.Errorf("%s with STEP=%s: the help is not that step's:\n%s", file, step[n], r.stdout)
+			}
 		}
 	}
 }
