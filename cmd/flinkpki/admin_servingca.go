@@ -236,7 +236,7 @@ func prepareServingCA(tx *store.Txn, now time.Time, _, _ bool) (string, map[stri
 	if err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("prepared serving CA %s, valid until %s: publish the server-ca.crt on stdout (both CAs) to every client, then run admin serving-ca activate",
+	return fmt.Sprintf("prepared serving CA %s, valid until %s: publish the new server-ca.crt (both CAs) to every client, then run admin serving-ca activate",
 		fp, now.Add(servingCAValidity).UTC().Format("2006-01-02")), map[string]string{"id": next.ID, "fingerprint": fp}, nil
 }
 
@@ -298,7 +298,7 @@ func retireServingCA(tx *store.Txn, now time.Time, onEtcd, force bool) (string, 
 	if err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("serving CA %s retired: server-ca.crt (on stdout) holds the active serving CA alone; clients that hold both keep working", fp),
+	return fmt.Sprintf("serving CA %s retired: the new server-ca.crt holds the active serving CA alone; clients that hold both keep working", fp),
 		map[string]string{"id": old.ID, "fingerprint": fp}, nil
 }
 

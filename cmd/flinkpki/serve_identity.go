@@ -34,7 +34,8 @@ const (
 	servingCAValidity   = 10 * 365 * 24 * time.Hour
 	servingCertValidity = 365 * 24 * time.Hour
 	// servingCertCheck is how often the serving certificate's age, and
-	// which serving CA the store has active, are checked (one small read);
+	// which serving CA the store has active, are checked (two small reads:
+	// which CA signs, and the bundle for server-ca.crt);
 	// it is renewed with a third of its validity (four months) to go, or
 	// at once when another serving CA was activated.
 	servingCertCheck = 5 * time.Minute
@@ -247,12 +248,12 @@ type servingCert struct {
 	// one that signed leaf; nil: never.
 	moved func(leaf *x509.Certificate) (bool, error)
 	// sync brings the data directory's server-ca.crt up to date at every
-	// check; nil: nothing to do.
+	// check that could read the store; nil: nothing to do.
 	sync func() error
 }
 
-func newServingCert(first *tls.Certificate, ca *x509.Certificate, renew func(now time.Time) (*tls.Certificate, *x509.Certificate, error), moved func(*x509.Certificate) (bool, error)) *servingCert {
-	s := &servingCert{renew: renew, moved: moved}
+func newServingCert(first *tls.Certificate, ca *x509.Certificate, renew func(now time.Time) (*tls.Certificate, *x509.Certificate, error), moved func(*x509.Certificate) (bool, error), sync func() error) *servingCert {
+	s := &servingCert{renew: renew, moved: moved, sync: sync}
 	s.cur.Store(first)
 	s.ca.Store(ca)
 	return s
@@ -309,6 +310,7 @@ func (s *servingCert) check(now time.Time, every time.Duration, log *slog.Logger
 	switch {
 	case errors.As(err, &check):
 		log.Warn("could not check which serving CA signs; checking again in "+formatDuration(every), "err", check.err)
+		return // the store did not answer: server-ca.crt waits for the next check too
 	case err != nil:
 		log.Error("the serving certificate was not renewed; retrying at the next check", "err", err, "not_after", s.cur.Load().Leaf.NotAfter)
 	case renewed:

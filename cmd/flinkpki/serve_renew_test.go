@@ -46,7 +46,7 @@ func TestTheServingCertificateIsRenewedBeforeItExpires(t *testing.T) {
 		renewals++
 		c, err := issue(now)
 		return c, nil, err
-	}, nil)
+	}, nil, nil)
 	serving := func() *x509.Certificate {
 		c, err := s.get(&tls.ClientHelloInfo{})
 		if err != nil {

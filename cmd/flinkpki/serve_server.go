@@ -69,8 +69,7 @@ func (o *serveOptions) newServer(ctx context.Context, log *slog.Logger, st *stor
 		return renewServing(ctx, st, o.sans, now)
 	}, func(leaf *x509.Certificate) (bool, error) {
 		return servingMoved(ctx, st, leaf)
-	})
-	s.serving.sync = func() error { return syncTrustBundle(ctx, st, o.dataDir) }
+	}, func() error { return syncTrustBundle(ctx, st, o.dataDir) })
 	if o.dev {
 		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
 			return nil, err

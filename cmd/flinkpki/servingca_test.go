@@ -222,9 +222,8 @@ func TestARunningServerSwitchesToAnActivatedServingCA(t *testing.T) {
 			return false, storeDown
 		}
 		return servingMoved(ctx, st, leaf)
-	})
+	}, func() error { return syncTrustBundle(ctx, st, dir) })
 	caFile := filepath.Join(dir, serverCAFileName)
-	serving.sync = func() error { return syncTrustBundle(ctx, st, dir) }
 	anchors := func() int { data, _ := os.ReadFile(caFile); return len(pemCerts(t, data)) }
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
