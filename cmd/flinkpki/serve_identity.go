@@ -34,10 +34,10 @@ const (
 	servingCAValidity   = 10 * 365 * 24 * time.Hour
 	servingCertValidity = 365 * 24 * time.Hour
 	// servingCertCheck is how often the serving certificate's age, and
-	// which serving CA the store has active, are checked (two small reads:
-	// which CA signs, and the bundle for server-ca.crt);
-	// it is renewed with a third of its validity (four months) to go, or
-	// at once when another serving CA was activated.
+	// which serving CA the store has active, are checked (one small read,
+	// which also brings server-ca.crt up to date); it is renewed with a
+	// third of its validity (four months) to go, or at once when another
+	// serving CA was activated.
 	servingCertCheck = 5 * time.Minute
 )
 
@@ -55,20 +55,6 @@ func serverIdentity(ctx context.Context, st *store.Store, dataDir string, sans [
 	if err := writeTrustBundle(dataDir, cas.bundle); err != nil {
 		return nil, nil, err
 	}
-	return servingLeafOf(cas, sans, now)
-}
-
-// renewServing makes a new serving certificate from the store's active
-// serving CA, which it returns too, for a server that runs.
-func renewServing(ctx context.Context, st *store.Store, sans []string, now time.Time) (*tls.Certificate, *x509.Certificate, error) {
-	cas, err := viewServingCAs(ctx, st)
-	if err != nil {
-		return nil, nil, err
-	}
-	return servingLeafOf(cas, sans, now)
-}
-
-func servingLeafOf(cas *servingCAs, sans []string, now time.Time) (*tls.Certificate, *x509.Certificate, error) {
 	cert, err := newServingLeaf(cas.active, cas.key, sans, now)
 	if err != nil {
 		return nil, nil, err
@@ -174,26 +160,6 @@ func writeTrustBundle(dataDir string, bundle []byte) error {
 	return atomicfile.Write(path, bundle, 0o644)
 }
 
-// servingMoved reports whether leaf is no longer signed by the store's
-// active serving CA: one was activated since, on any replica.
-func servingMoved(ctx context.Context, st *store.Store, leaf *x509.Certificate) (bool, error) {
-	cas, err := viewServingCAs(ctx, st)
-	if err != nil {
-		return false, err
-	}
-	return leaf.CheckSignatureFrom(cas.active) != nil, nil
-}
-
-// syncTrustBundle brings dataDir/server-ca.crt up to date with the store's
-// serving CAs (one prepared or retired since, on any replica).
-func syncTrustBundle(ctx context.Context, st *store.Store, dataDir string) error {
-	cas, err := viewServingCAs(ctx, st)
-	if err != nil {
-		return err
-	}
-	return writeTrustBundle(dataDir, cas.bundle)
-}
-
 // newServingLeaf makes a serving certificate for localhost, the loopback
 // addresses and sans, with a new P-256 key, valid for servingCertValidity
 // but never past the CA.
@@ -241,22 +207,33 @@ func newServingLeaf(caCert *x509.Certificate, caKey crypto.Signer, sans []string
 // picks up a new serving CA at its next check. Handshakes read it through
 // GetCertificate.
 type servingCert struct {
-	cur   atomic.Pointer[tls.Certificate]
-	ca    atomic.Pointer[x509.Certificate] // the serving CA that signed cur
-	renew func(now time.Time) (*tls.Certificate, *x509.Certificate, error)
-	// moved reports whether the serving CA that signs is no longer the
-	// one that signed leaf; nil: never.
-	moved func(leaf *x509.Certificate) (bool, error)
-	// sync brings the data directory's server-ca.crt up to date at every
-	// check that could read the store; nil: nothing to do.
-	sync func() error
+	cur atomic.Pointer[tls.Certificate]
+	ca  atomic.Pointer[x509.Certificate] // the serving CA that signed cur
+	// load reads the store's serving CAs, once per check.
+	load func() (*servingCAs, error)
+	// issue makes a serving certificate from the active one of cas.
+	issue func(cas *servingCAs, now time.Time) (*tls.Certificate, error)
+	// publish writes the trust bundle of each check that read the store
+	// (the data directory's server-ca.crt); nil: nothing to do.
+	publish func(bundle []byte) error
 }
 
-func newServingCert(first *tls.Certificate, ca *x509.Certificate, renew func(now time.Time) (*tls.Certificate, *x509.Certificate, error), moved func(*x509.Certificate) (bool, error), sync func() error) *servingCert {
-	s := &servingCert{renew: renew, moved: moved, sync: sync}
+func newServingCert(first *tls.Certificate, ca *x509.Certificate, load func() (*servingCAs, error), issue func(*servingCAs, time.Time) (*tls.Certificate, error), publish func([]byte) error) *servingCert {
+	s := &servingCert{load: load, issue: issue, publish: publish}
 	s.cur.Store(first)
 	s.ca.Store(ca)
 	return s
+}
+
+// servingCertOn is the serving certificate first, signed by ca, of a
+// server on st: each check reads st's serving CAs, signs for sans, and
+// keeps dataDir/server-ca.crt up to date.
+func servingCertOn(ctx context.Context, st *store.Store, dataDir string, sans []string, first *tls.Certificate, ca *x509.Certificate) *servingCert {
+	return newServingCert(first, ca, func() (*servingCAs, error) { return viewServingCAs(ctx, st) },
+		func(cas *servingCAs, now time.Time) (*tls.Certificate, error) {
+			return newServingLeaf(cas.active, cas.key, sans, now)
+		},
+		func(bundle []byte) error { return writeTrustBundle(dataDir, bundle) })
 }
 
 // get implements tls.Config.GetCertificate.
@@ -272,29 +249,29 @@ func (e *servingCheckError) Error() string {
 
 func (e *servingCheckError) Unwrap() error { return e.err }
 
-// renewIfDue replaces the certificate when two thirds of its validity have
-// passed at now, or when another serving CA signs, and reports whether it
-// did.
-func (s *servingCert) renewIfDue(now time.Time) (bool, error) {
+// renewIfDue reads the store's serving CAs and replaces the certificate
+// when two thirds of its validity have passed at now, or when another
+// serving CA signs; it reports whether it did, with the serving CAs it
+// read (nil when it could not).
+func (s *servingCert) renewIfDue(now time.Time) (bool, *servingCAs, error) {
 	leaf := s.cur.Load().Leaf
 	due := !now.Before(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3))
-	if !due && s.moved != nil {
-		moved, err := s.moved(leaf)
-		if err != nil {
-			return false, &servingCheckError{err}
-		}
-		due = moved
+	cas, err := s.load()
+	switch {
+	case err != nil && due:
+		return false, nil, err
+	case err != nil:
+		return false, nil, &servingCheckError{err}
+	case !due && leaf.CheckSignatureFrom(cas.active) == nil:
+		return false, cas, nil
 	}
-	if !due {
-		return false, nil
-	}
-	next, ca, err := s.renew(now)
+	next, err := s.issue(cas, now)
 	if err != nil {
-		return false, err
+		return false, cas, err
 	}
 	s.cur.Store(next)
-	s.ca.Store(ca)
-	return true, nil
+	s.ca.Store(cas.active)
+	return true, cas, nil
 }
 
 // run checks every interval until ctx ends; a failed renewal or check is
@@ -305,19 +282,18 @@ func (s *servingCert) run(ctx context.Context, every time.Duration, log *slog.Lo
 
 // check is one of run's checks at now, the next one every later.
 func (s *servingCert) check(now time.Time, every time.Duration, log *slog.Logger) {
-	renewed, err := s.renewIfDue(now)
+	renewed, cas, err := s.renewIfDue(now)
 	var check *servingCheckError
 	switch {
 	case errors.As(err, &check):
 		log.Warn("could not check which serving CA signs; checking again in "+formatDuration(every), "err", check.err)
-		return // the store did not answer: server-ca.crt waits for the next check too
 	case err != nil:
 		log.Error("the serving certificate was not renewed; retrying at the next check", "err", err, "not_after", s.cur.Load().Leaf.NotAfter)
 	case renewed:
 		log.Info("serving certificate renewed", "not_after", s.cur.Load().Leaf.NotAfter, "serving_ca", ca.Fingerprint(s.ca.Load()))
 	}
-	if s.sync != nil {
-		if err := s.sync(); err != nil {
+	if cas != nil && s.publish != nil {
+		if err := s.publish(cas.bundle); err != nil {
 			log.Warn("could not bring server-ca.crt up to date with the store's serving CAs; trying again in "+formatDuration(every), "err", err)
 		}
 	}

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -65,11 +64,7 @@ func (o *serveOptions) newServer(ctx context.Context, log *slog.Logger, st *stor
 		return nil, err
 	}
 	warnServingCAExpiry(log, servingCA, time.Now())
-	s.serving = newServingCert(cert, servingCA, func(now time.Time) (*tls.Certificate, *x509.Certificate, error) {
-		return renewServing(ctx, st, o.sans, now)
-	}, func(leaf *x509.Certificate) (bool, error) {
-		return servingMoved(ctx, st, leaf)
-	}, func() error { return syncTrustBundle(ctx, st, o.dataDir) })
+	s.serving = servingCertOn(ctx, st, o.dataDir, o.sans, cert, servingCA)
 	if o.dev {
 		if err := ensureDevAdminToken(ctx, auth, filepath.Join(o.dataDir, "admin.token")); err != nil {
 			return nil, err

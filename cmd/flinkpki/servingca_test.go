@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -215,14 +214,14 @@ func TestARunningServerSwitchesToAnActivatedServingCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	var storeDown error
-	serving := newServingCert(first, firstCA, func(now time.Time) (*tls.Certificate, *x509.Certificate, error) {
-		return renewServing(ctx, st, nil, now)
-	}, func(leaf *x509.Certificate) (bool, error) {
+	serving := servingCertOn(ctx, st, dir, nil, first, firstCA)
+	load := serving.load
+	serving.load = func() (*servingCAs, error) {
 		if storeDown != nil {
-			return false, storeDown
+			return nil, storeDown
 		}
-		return servingMoved(ctx, st, leaf)
-	}, func() error { return syncTrustBundle(ctx, st, dir) })
+		return load()
+	}
 	caFile := filepath.Join(dir, serverCAFileName)
 	anchors := func() int { data, _ := os.ReadFile(caFile); return len(pemCerts(t, data)) }
 	var logs bytes.Buffer
