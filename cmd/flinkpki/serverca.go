@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,23 +44,9 @@ and -o json lists them under "certificates" (its other fields are the first's).`
 			if err != nil {
 				return fmt.Errorf("read the server's trust anchor: %w (start the server once to create it, or pass --data-dir)", err)
 			}
-			var certs []*x509.Certificate
-			for rest := data; ; {
-				var block *pem.Block
-				if block, rest = pem.Decode(rest); block == nil {
-					break
-				}
-				if block.Type != "CERTIFICATE" {
-					return fmt.Errorf("%s holds a PEM %q block, not only certificates", path, block.Type)
-				}
-				cert, err := x509.ParseCertificate(block.Bytes)
-				if err != nil {
-					return fmt.Errorf("%s holds an unreadable certificate: %w", path, err)
-				}
-				certs = append(certs, cert)
-			}
-			if len(certs) == 0 {
-				return fmt.Errorf("%s holds no PEM certificate", path)
+			certs, err := parseCertBundle(data)
+			if err != nil {
+				return fmt.Errorf("%s %w", path, err)
 			}
 			if out == "json" {
 				all := []serverCACertJSON{}
@@ -86,6 +73,30 @@ and -o json lists them under "certificates" (its other fields are the first's).`
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./flinkpki-data", "the server's data directory")
 	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// parseCertBundle reads every certificate of a PEM bundle (a
+// server-ca.crt); its error reads after the file's name.
+func parseCertBundle(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("holds a PEM %q block, not only certificates", block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("holds an unreadable certificate: %w", err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("holds no PEM certificate")
+	}
+	return certs, nil
 }
 
 // serverCAJSON is server-ca -o json: the first certificate's fields (the
