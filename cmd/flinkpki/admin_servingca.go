@@ -207,22 +207,36 @@ func servingFingerprint(rec *store.CA) (string, error) {
 	return ca.Fingerprint(cert), nil
 }
 
+// servingIn reads the serving CA in slot: nil, without an error, when the
+// slot is empty.
+func servingIn(tx *store.Txn, slot store.ServingSlot) (*store.CA, error) {
+	rec, err := tx.ServingCA(slot)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return rec, err
+}
+
 func prepareServingCA(tx *store.Txn, now time.Time, _, _ bool) (string, map[string]string, error) {
 	active, err := tx.ServerCA()
 	if err != nil {
 		return "", nil, err
 	}
-	if rec, err := tx.ServingCA(store.ServingPrepared); err == nil {
-		fp, _ := servingFingerprint(rec)
-		return "", nil, fmt.Errorf("serving CA %s is prepared already (since %s): publish the server-ca.crt that trusts it (admin serving-ca status --out FILE), then admin serving-ca activate; nothing was changed", fp, rec.Created.UTC().Format(time.RFC3339))
-	} else if !errors.Is(err, store.ErrNotFound) {
+	prepared, err := servingIn(tx, store.ServingPrepared)
+	if err != nil {
 		return "", nil, err
 	}
-	if rec, err := tx.ServingCA(store.ServingRetiring); err == nil {
-		fp, _ := servingFingerprint(rec)
-		return "", nil, fmt.Errorf("serving CA %s is still retiring: retire it first (admin serving-ca retire); nothing was changed", fp)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if prepared != nil {
+		fp, _ := servingFingerprint(prepared)
+		return "", nil, fmt.Errorf("serving CA %s is prepared already (since %s): publish the server-ca.crt that trusts it (admin serving-ca status --out FILE), then admin serving-ca activate; nothing was changed", fp, prepared.Created.UTC().Format(time.RFC3339))
+	}
+	retiring, err := servingIn(tx, store.ServingRetiring)
+	if err != nil {
 		return "", nil, err
+	}
+	if retiring != nil {
+		fp, _ := servingFingerprint(retiring)
+		return "", nil, fmt.Errorf("serving CA %s is still retiring: retire it first (admin serving-ca retire); nothing was changed", fp)
 	}
 	next, err := newServingCA(now, max(active.Generation, 1)+1)
 	if err != nil {
@@ -241,14 +255,13 @@ func prepareServingCA(tx *store.Txn, now time.Time, _, _ bool) (string, map[stri
 }
 
 func activateServingCA(tx *store.Txn, now time.Time, onEtcd, _ bool) (string, map[string]string, error) {
-	next, err := tx.ServingCA(store.ServingPrepared)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil, errors.New("no serving CA is prepared: run admin serving-ca prepare first, and publish its server-ca.crt; nothing was changed")
-	}
-	if err != nil {
+	next, err := servingIn(tx, store.ServingPrepared)
+	switch {
+	case err != nil:
 		return "", nil, err
-	}
-	if next.Key == nil {
+	case next == nil:
+		return "", nil, errors.New("no serving CA is prepared: run admin serving-ca prepare first, and publish its server-ca.crt; nothing was changed")
+	case next.Key == nil:
 		return "", nil, fmt.Errorf("%w: the prepared serving CA %s has no key; nothing was changed", store.ErrCorrupt, next.ID)
 	}
 	old, err := tx.ServerCA()
@@ -257,14 +270,14 @@ func activateServingCA(tx *store.Txn, now time.Time, onEtcd, _ bool) (string, ma
 	}
 	old.Key, old.State, old.Retiring = nil, "retiring", now // it signs nothing more
 	next.State, next.Activated = "active", now
-	for _, w := range []func() error{
-		func() error { return tx.PutServingCA(store.ServingRetiring, old) },
-		func() error { return tx.PutServingCA(store.ServingActive, next) },
-		func() error { return tx.DeleteServingCA(store.ServingPrepared) },
-	} {
-		if err := w(); err != nil {
-			return "", nil, err
-		}
+	if err := tx.PutServingCA(store.ServingRetiring, old); err != nil {
+		return "", nil, err
+	}
+	if err := tx.PutServingCA(store.ServingActive, next); err != nil {
+		return "", nil, err
+	}
+	if err := tx.DeleteServingCA(store.ServingPrepared); err != nil {
+		return "", nil, err
 	}
 	fp, err := servingFingerprint(next)
 	if err != nil {
@@ -280,12 +293,12 @@ func activateServingCA(tx *store.Txn, now time.Time, onEtcd, _ bool) (string, ma
 }
 
 func retireServingCA(tx *store.Txn, now time.Time, onEtcd, force bool) (string, map[string]string, error) {
-	old, err := tx.ServingCA(store.ServingRetiring)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil, errors.New("no serving CA is retiring: retire follows admin serving-ca activate; nothing was changed")
-	}
+	old, err := servingIn(tx, store.ServingRetiring)
 	if err != nil {
 		return "", nil, err
+	}
+	if old == nil {
+		return "", nil, errors.New("no serving CA is retiring: retire follows admin serving-ca activate; nothing was changed")
 	}
 	if ready := old.Retiring.Add(servingRetireWait); onEtcd && !force && now.Before(ready) {
 		return "", nil, fmt.Errorf("the serving CA was activated at %s, and running replicas switch to it at their next check (every %s): retire after %s, or pass --force once every replica has restarted since; nothing was changed",
@@ -302,14 +315,12 @@ func retireServingCA(tx *store.Txn, now time.Time, onEtcd, force bool) (string, 
 		map[string]string{"id": old.ID, "fingerprint": fp}, nil
 }
 
-// servingCAJSON is one serving CA in admin serving-ca -o json.
+// servingCAJSON is one serving CA in admin serving-ca -o json: its state
+// and ID, and its certificate as server-ca -o json shows it.
 type servingCAJSON struct {
-	State             string `json:"state"`
-	ID                string `json:"id"`
-	Subject           string `json:"subject"`
-	SHA256Fingerprint string `json:"sha256_fingerprint"`
-	NotBefore         string `json:"not_before"`
-	NotAfter          string `json:"not_after"`
+	State string `json:"state"`
+	ID    string `json:"id"`
+	serverCACertJSON
 }
 
 // printServingCAs writes cas: as a table (status) or the bundle's PEM (the
@@ -317,9 +328,7 @@ type servingCAJSON struct {
 func printServingCAs(w io.Writer, out outputFormat, table bool, cas *servingCAs) error {
 	rows := []servingCAJSON{}
 	for i, rec := range cas.all {
-		c := cas.certs[i]
-		rows = append(rows, servingCAJSON{rec.State, rec.ID, c.Subject.String(), ca.Fingerprint(c),
-			c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339)})
+		rows = append(rows, servingCAJSON{rec.State, rec.ID, serverCACertJSONOf(cas.certs[i])})
 	}
 	switch {
 	case out == "json":
