@@ -211,16 +211,9 @@ func (s *Store) resealCAs(tx Tx, next *Sealer, start []byte, max int) (n int, la
 		default:
 			return false, fmt.Errorf("%w: the key of CA %s is under neither key-encryption key", ErrWrongKEK, k)
 		}
-		key, err := s.seal.Open(ca.SealedKey, caAAD(ca.Cluster, ca.ID))
+		out, err := s.resealed(&ca, caAAD(ca.Cluster, ca.ID), next)
 		if err != nil {
 			return false, fmt.Errorf("open CA key %s: %w", k, err)
-		}
-		if ca.SealedKey, err = next.Seal(key, caAAD(ca.Cluster, ca.ID)); err != nil {
-			return false, err
-		}
-		out, err := json.Marshal(&ca)
-		if err != nil {
-			return false, err
 		}
 		n++
 		return true, tx.Put(bCAs, k, out)
@@ -234,7 +227,7 @@ func (s *Store) resealCAs(tx Tx, next *Sealer, start []byte, max int) (n int, la
 // in the middle of a rotation carries too), appends audit (when not nil)
 // with the count, and returns the count with the serving CA.
 func (s *Store) finishRotation(tx Tx, next *Sealer, done int, audit *AuditEntry) (int, error) {
-	resealed, err := s.resealServerCA(tx, next)
+	resealed, err := s.resealServingCAs(tx, next)
 	if err != nil {
 		return done, err
 	}
@@ -258,11 +251,11 @@ func (s *Store) finishRotation(tx Tx, next *Sealer, done int, audit *AuditEntry)
 	return done, (&Txn{tx: tx, s: s}).AppendAudit(&e)
 }
 
-// resealServerCA re-encrypts the keys of the serving CAs (the active one,
+// resealServingCAs re-encrypts the keys of the serving CAs (the active one,
 // and a prepared one) under next, for those the store has. Without it a
 // rotated store would refuse to start: the serving CAs are sealed like
 // every cluster CA but live in the meta bucket.
-func (s *Store) resealServerCA(tx Tx, next *Sealer) (int, error) {
+func (s *Store) resealServingCAs(tx Tx, next *Sealer) (int, error) {
 	n := 0
 	for _, slot := range ServingSlots {
 		raw := tx.Get(bMeta, []byte(slot))
@@ -276,16 +269,9 @@ func (s *Store) resealServerCA(tx Tx, next *Sealer) (int, error) {
 		if rec.SealedKey == nil || sealedBy(rec.SealedKey) == next.ID() {
 			continue
 		}
-		key, err := s.seal.Open(rec.SealedKey, "server-ca")
+		out, err := s.resealed(&rec, "server-ca", next)
 		if err != nil {
 			return n, fmt.Errorf("open the serving CA key (%s): %w", slot, err)
-		}
-		if rec.SealedKey, err = next.Seal(key, "server-ca"); err != nil {
-			return n, err
-		}
-		out, err := json.Marshal(&rec)
-		if err != nil {
-			return n, err
 		}
 		if err := tx.Put(bMeta, []byte(slot), out); err != nil {
 			return n, err
@@ -293,6 +279,19 @@ func (s *Store) resealServerCA(tx Tx, next *Sealer) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// resealed re-encrypts ca's sealed key (bound to aad) from s's key to
+// next, and answers the record to write.
+func (s *Store) resealed(ca *CA, aad string, next *Sealer) ([]byte, error) {
+	key, err := s.seal.Open(ca.SealedKey, aad)
+	if err != nil {
+		return nil, err
+	}
+	if ca.SealedKey, err = next.Seal(key, aad); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ca)
 }
 
 // sealedBy returns the ID of the key-encryption key a sealed value is
