@@ -16,6 +16,15 @@ import (
 	"github.com/flinkpki/flinkpki/store/etcd"
 )
 
+// revokeAdmin revokes administrator token id as by, with opts, and fails
+// the test when it cannot.
+func revokeAdmin(t *testing.T, e *authoritytest.Env, by authority.Actor, id string, opts authority.RevokeAdminOptions) {
+	t.Helper()
+	if _, err := e.Authority.RevokeAdminToken(e.Ctx, by, id, opts); err != nil {
+		t.Fatalf("revoke administrator token %s: %v", id, err)
+	}
+}
+
 // adminToken makes an administrator token as actor and authenticates it,
 // answering its bearer string, its actor and its record.
 func adminToken(t *testing.T, e *authoritytest.Env, actor authority.Actor, name string, ttl time.Duration) (string, authority.Actor, *store.AdminToken) {
@@ -198,9 +207,7 @@ func TestRevokingAnAdministratorTokenRevokesWhatWasMadeWithIt(t *testing.T) {
 	}
 	// Revoked again, with what it made: bob-ci goes at the next create;
 	// the tombstones, once no enrollment token they refuse can be valid.
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, root, bobRec.ID, authority.RevokeAdminOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	revokeAdmin(t, e, root, bobRec.ID, authority.RevokeAdminOptions{})
 	_, _, _ = adminToken(t, e, root, "last", 0)
 	want4 := map[string]string{"root": "valid", "alice": "revoked", "bob": "revoked", "later": "valid", "last": "valid"}
 	if got := states(); !maps.Equal(got, want4) {
@@ -232,9 +239,7 @@ func TestPruningNeverRevivesATokenMadeThroughARevokedOne(t *testing.T) {
 			b, _, _ := adminToken(t, e, r, fmt.Sprintf("m-%d", i), 0)
 			bearers = append(bearers, b)
 		}
-		if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, rRec.ID, authority.RevokeAdminOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		revokeAdmin(t, e, keeper, rRec.ID, authority.RevokeAdminOptions{})
 		for round := range 3 {
 			adminToken(t, e, keeper, fmt.Sprintf("after-%d", round), 0)
 			toks, err := e.Authority.AdminTokens(e.Ctx)
@@ -297,9 +302,7 @@ func TestAdministratorTokensAreBounded(t *testing.T) {
 	if _, _, err := e.Authority.CreateAdminToken(e.Ctx, system, "bootstrap", 0); err != nil {
 		t.Fatalf("offline bootstrap past the bound: %v", err)
 	}
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, admin, last.ID, authority.RevokeAdminOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	revokeAdmin(t, e, admin, last.ID, authority.RevokeAdminOptions{})
 	_, _, err := e.Authority.CreateAdminToken(e.Ctx, admin, "still-full", 0)
 	if !errors.Is(err, authority.ErrInvalid) {
 		t.Fatalf("one revoked of 1,001 records: %v; want still refused", err)

@@ -73,18 +73,14 @@ func TestEnrollmentTokensGoWithTheAdministratorTokenThatMadeThem(t *testing.T) {
 	}
 
 	// Revoked alone, mid leaves the enrollment token it made.
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, root, midRec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil {
-		t.Fatal(err)
-	}
+	revokeAdmin(t, e, root, midRec.ID, authority.RevokeAdminOptions{KeepMade: true})
 	if _, err := authenticate(e, midBearer); err != nil {
 		t.Fatalf("the enrollment token of an administrator token revoked alone: %v, want it still valid", err)
 	}
 
 	// Revoked with what was made through it, root takes every enrollment
 	// token made with it or with mid, and nothing else.
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, system, rootRec.ID, authority.RevokeAdminOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	revokeAdmin(t, e, system, rootRec.ID, authority.RevokeAdminOptions{})
 	for name, bearer := range map[string]string{"made with mid": midBearer, "made with root": rootBearer} {
 		_, err := authenticate(e, bearer)
 		if !errors.Is(err, authority.ErrUnauthenticated) || !strings.Contains(err.Error(), "was made through administrator token "+rootRec.ID+", revoked with the tokens made through it") {
@@ -111,9 +107,7 @@ func TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, stolenRec.ID, authority.RevokeAdminOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	revokeAdmin(t, e, keeper, stolenRec.ID, authority.RevokeAdminOptions{})
 	tombstone := func() bool { return hasAdminRecord(t, e, stolenRec.ID) }
 	// Each administrator token made prunes what can go. The day of grace
 	// keeps a replica whose clock runs ahead from pruning what the others
@@ -143,9 +137,7 @@ func TestATombstoneStaysWhileEnrollmentTokensItRefusesMayLive(t *testing.T) {
 	if _, _, err := e.Authority.CreateToken(e.Ctx, short, "orders", "jobmanager", authority.MaxTokenTTL, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, shortRec.ID, authority.RevokeAdminOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	revokeAdmin(t, e, keeper, shortRec.ID, authority.RevokeAdminOptions{})
 	e.Clock.Add(time.Hour + 25*time.Hour)
 	adminToken(t, e, keeper, "after-the-job", 0)
 	if hasAdminRecord(t, e, shortRec.ID) {
@@ -166,17 +158,13 @@ func TestATokenRevokedAloneThenWithItsMadeTokensKeepsRefusing(t *testing.T) {
 	_, keeper, _ := adminToken(t, e, system, "keeper", 0)
 	_, first, firstRec := adminToken(t, e, keeper, "first", 0)
 	_, child, _ := adminToken(t, e, first, "child", 0)
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, firstRec.ID, authority.RevokeAdminOptions{KeepMade: true}); err != nil {
-		t.Fatal(err)
-	}
+	revokeAdmin(t, e, keeper, firstRec.ID, authority.RevokeAdminOptions{KeepMade: true})
 	e.Clock.Add(40 * 24 * time.Hour)
 	bearer, _, err := e.Authority.CreateToken(e.Ctx, child, "orders", "taskmanager", authority.MaxTokenTTL, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Authority.RevokeAdminToken(e.Ctx, keeper, firstRec.ID, authority.RevokeAdminOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	revokeAdmin(t, e, keeper, firstRec.ID, authority.RevokeAdminOptions{})
 	for _, days := range []int{0, 10, 20} {
 		e.Clock.Add(time.Hour + time.Duration(days)*24*time.Hour)
 		adminToken(t, e, keeper, "prune", 0) // each prunes what can go
