@@ -1,8 +1,8 @@
 // How the admin commands that open the store themselves open it: a stopped
 // server's bbolt file or an HA installation's etcd store, with the
 // key-encryption key. The commands are in admin_token_offline.go
-// (bootstrap, list-tokens, revoke-token), admin_rotatekek.go and
-// admin_migrate.go; admin.go holds the group.
+// (bootstrap, list-tokens, revoke-token), admin_rotatekek.go,
+// admin_migrate.go and admin_servingca.go; admin.go holds the group.
 
 package main
 
