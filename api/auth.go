@@ -224,24 +224,22 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		// either (the request log has it, with the reason).
 		return ctx, err
 	}
-	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 	if d, ok := err.(*deniedBeforeReview); ok {
 		err := d.err
 		if adminOnly(svc) {
 			err = needsAdmin(fullMethod, authority.ActorK8s)
 		}
-		source := "denied:" + d.actor.Source()
 		if d.actor.Kind == "" {
-			d.actor, source = anon, "peer:"+PeerSource(ctx)
+			return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anonymous(ctx), requestCluster(req), action, "permission_denied", err)
 		}
-		return ctx, s.refuse(ctx, source, d.actor, requestCluster(req), action, "permission_denied", err)
+		return ctx, s.refuse(ctx, "denied:"+d.actor.Source(), d.actor, requestCluster(req), action, "permission_denied", err)
 	}
 	if err != nil {
 		reason := "unauthenticated"
 		if status.Code(err) == codes.ResourceExhausted {
 			reason = "rate_limited"
 		}
-		return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anon, requestCluster(req), action, reason, err)
+		return ctx, s.refuse(ctx, "peer:"+PeerSource(ctx), anonymous(ctx), requestCluster(req), action, reason, err)
 	}
 	id := actor.Source()
 	if adminOnly(svc) && actor.Kind != authority.ActorAdmin {
@@ -258,6 +256,12 @@ func (s *Server) authorize(ctx context.Context, fullMethod string, req any) (con
 		}
 	}
 	return context.WithValue(ctx, actorKey{}, actor), nil
+}
+
+// anonymous is the actor of a request refused before it authenticated:
+// the address it came from.
+func anonymous(ctx context.Context) authority.Actor {
+	return authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 }
 
 // needsAdmin refuses a credential of kind k a call of fullMethod, which

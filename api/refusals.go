@@ -299,9 +299,8 @@ func (g *refusalGate) restore(sums []refusalSummary) {
 // own, since the gate runs on a connection's reader, which must not wait
 // for the store, and sheds come in floods.
 func (s *Server) Shed(ctx context.Context, method, reason string, err error) {
-	anon := authority.Actor{Kind: authority.ActorAnonymous, ID: peerHost(ctx)}
 	text := plainError(err)
-	s.refusals.tally("peer:"+PeerSource(ctx), anon, actionOf(method), reason, text, time.Now())
+	s.refusals.tally("peer:"+PeerSource(ctx), anonymous(ctx), actionOf(method), reason, text, time.Now())
 	s.auth.DenyUnaudited(reason, text)
 }
 
